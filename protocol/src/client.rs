@@ -1,0 +1,621 @@
+//! `Client`: a backend program driven over its stdin and stdout.
+//!
+//! The client starts the program named by an archive identifier, checks its greeting, agrees on
+//! a version and then implements [`Backend`] by sending requests. It keeps many requests in
+//! flight: a request is written as soon as it is issued and its completion is queued; one
+//! reader thread matches answers to completions in order (answers come in request order) and
+//! hands log frames to the log sink. Requests are buffered and the buffer is flushed only when
+//! someone waits for an answer, so a thread that issues a thousand puts before waiting pays for
+//! a handful of writes, not a thousand round trips.
+//!
+//! Failures name the archive identifier: a program that cannot start, a program that prints
+//! something other than the greeting, one that dies mid-request (with its exit status), and one
+//! that answers out of turn.
+
+use crate::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use crate::error::{Error, Result};
+use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
+use crate::log;
+use crate::message::{AdminRequest, Hello, RemoveTag, Request, Response, SetTag};
+use crate::serve::{MAX_VERSION, MIN_VERSION};
+use crate::spawn::{command_for, describe_exit};
+use crate::Key;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How a client is set up.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Most requests in flight at once; issuing more blocks until answers arrive.
+    pub window: usize,
+    /// How the client introduces itself.
+    pub client_name: String,
+    /// Extra environment for the backend process (tests use it for fault injection).
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            window: 256,
+            client_name: format!("ore {}", env!("CARGO_PKG_VERSION")),
+            env: Vec::new(),
+        }
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<Response>) + Send>;
+
+struct Writer {
+    out: Option<BufWriter<ChildStdin>>,
+    written: u64,
+}
+
+struct Shared {
+    archive: String,
+    writer: Mutex<Writer>,
+    pending: Mutex<VecDeque<Completion>>,
+    /// Requests up to this sequence number have left our buffer.
+    flushed: AtomicU64,
+    /// Why the connection is unusable, once it is.
+    dead: Mutex<Option<String>>,
+    in_flight: Mutex<usize>,
+    room: Condvar,
+    window: usize,
+    child: Mutex<Option<Child>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn conn_error(&self, message: impl Into<String>) -> Error {
+        Error::Connection {
+            archive: self.archive.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn dead_error(&self) -> Option<Error> {
+        lock(&self.dead)
+            .as_ref()
+            .map(|m| self.conn_error(m.clone()))
+    }
+
+    /// Takes a place in the window, first sending what is buffered if the window is full (the
+    /// answers that free places only come for requests that left our buffer).
+    fn acquire(&self) {
+        let mut n = lock(&self.in_flight);
+        if *n >= self.window {
+            drop(n);
+            let written = lock(&self.writer).written;
+            self.flush_to(written);
+            n = lock(&self.in_flight);
+        }
+        while *n >= self.window {
+            n = self.room.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn release(&self) {
+        *lock(&self.in_flight) -= 1;
+        self.room.notify_one();
+    }
+
+    /// Writes a request and queues its completion; returns the request's sequence number.
+    fn submit(self: &Arc<Self>, req: &Request, done: Completion) -> u64 {
+        self.acquire();
+        let me = self.clone();
+        let done: Completion = Box::new(move |r| {
+            me.release();
+            done(r)
+        });
+        let mut w = lock(&self.writer);
+        if let Some(e) = self.dead_error() {
+            drop(w);
+            done(Err(e));
+            return 0;
+        }
+        let Some(out) = w.out.as_mut() else {
+            drop(w);
+            done(Err(self.conn_error("the connection is closed")));
+            return 0;
+        };
+        // Queue the completion before writing, under the writer lock, so completions are in
+        // exactly the order requests are written.
+        lock(&self.pending).push_back(done);
+        if let Err(e) = req.write_to(out) {
+            // The reader sees the end of the stream and fails everything queued, this included.
+            self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
+            w.out = None;
+        }
+        w.written += 1;
+        w.written
+    }
+
+    /// Makes sure request `seq` has left our buffer.
+    fn flush_to(&self, seq: u64) {
+        if self.flushed.load(Ordering::Acquire) >= seq {
+            return;
+        }
+        let mut w = lock(&self.writer);
+        let written = w.written;
+        if let Some(out) = w.out.as_mut() {
+            if let Err(e) = out.flush() {
+                self.mark_dead(format!("sending requests failed: {e}"));
+                w.out = None;
+            }
+        }
+        self.flushed.fetch_max(written, Ordering::AcqRel);
+    }
+
+    fn mark_dead(&self, why: String) {
+        let mut d = lock(&self.dead);
+        if d.is_none() {
+            *d = Some(why);
+        }
+    }
+
+    /// Waits a moment for the child to end and describes how it did.
+    fn child_exit(&self) -> Option<String> {
+        let mut guard = lock(&self.child);
+        let child = guard.as_mut()?;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(describe_exit(status)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A connection to a backend program.
+pub struct Client {
+    shared: Arc<Shared>,
+    info: BackendInfo,
+    version: u16,
+    reader: Mutex<Option<JoinHandle<()>>>,
+    stderr: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Client {
+    /// Starts the backend for `archive` and performs the handshake.
+    pub fn connect(archive: &str) -> Result<Client> {
+        Client::connect_with(archive, ClientOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with options.
+    pub fn connect_with(archive: &str, opts: ClientOptions) -> Result<Client> {
+        let (mut cmd, name) = command_for(archive)?;
+        let conn = |m: String| Error::Connection {
+            archive: archive.to_string(),
+            message: m,
+        };
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (looked next to this program and on PATH)"
+            } else {
+                ""
+            };
+            conn(format!(
+                "cannot start `{}`: {e}{hint}",
+                cmd.get_program().to_string_lossy()
+            ))
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(conn("the backend's pipes could not be set up".into()));
+        };
+        let stderr_thread = std::thread::Builder::new()
+            .name(format!("{name} stderr"))
+            .spawn(move || forward_stderr(&name, stderr))
+            .ok();
+        let shared = Arc::new(Shared {
+            archive: archive.to_string(),
+            writer: Mutex::new(Writer {
+                out: Some(BufWriter::with_capacity(256 * 1024, stdin)),
+                written: 0,
+            }),
+            pending: Mutex::new(VecDeque::new()),
+            flushed: AtomicU64::new(0),
+            dead: Mutex::new(None),
+            in_flight: Mutex::new(0),
+            room: Condvar::new(),
+            window: opts.window.max(1),
+            child: Mutex::new(Some(child)),
+        });
+        let mut input = BufReader::with_capacity(256 * 1024, stdout);
+        let handshake = handshake(&shared, &mut input, &opts.client_name);
+        let (version, info) = match handshake {
+            Ok(v) => v,
+            Err(e) => {
+                let e = match e {
+                    Error::Connection { .. } => e,
+                    other => {
+                        let exit = shared
+                            .child_exit()
+                            .map(|s| format!(" (the backend {s})"))
+                            .unwrap_or_default();
+                        conn(format!("handshake failed: {other}{exit}"))
+                    }
+                };
+                shutdown_child(&shared, Duration::from_millis(200));
+                if let Some(t) = stderr_thread {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        };
+        let reader_shared = shared.clone();
+        let reader = std::thread::Builder::new()
+            .name("ore client reader".into())
+            .spawn(move || read_answers(&reader_shared, input))
+            .map_err(|e| conn(format!("cannot start the reader thread: {e}")))?;
+        Ok(Client {
+            shared,
+            info,
+            version,
+            reader: Mutex::new(Some(reader)),
+            stderr: Mutex::new(stderr_thread),
+        })
+    }
+
+    /// The archive identifier this client was started with.
+    pub fn archive(&self) -> &str {
+        &self.shared.archive
+    }
+
+    /// The protocol version agreed on.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// Sends a request and returns a ticket for its converted answer.
+    fn call<T, F>(&self, req: Request, convert: F) -> Ticket<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Response) -> Result<T, Response> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Result<T>>(1);
+        let op = req.op_name();
+        let archive = self.shared.archive.clone();
+        let seq = self.shared.submit(
+            &req,
+            Box::new(move |r| {
+                let r = r.and_then(|resp| match resp {
+                    Response::Error { code, message } => Err(Error::Backend { code, message }),
+                    other => convert(other).map_err(|other| Error::Connection {
+                        archive,
+                        message: format!(
+                            "protocol error: answer of kind {:#04x} does not fit a {op} request",
+                            other.kind()
+                        ),
+                    }),
+                });
+                let _ = tx.send(r);
+            }),
+        );
+        let shared = self.shared.clone();
+        Ticket::pending(move || {
+            shared.flush_to(seq);
+            rx.recv().unwrap_or_else(|_| {
+                Err(shared
+                    .dead_error()
+                    .unwrap_or_else(|| shared.conn_error("the connection ended")))
+            })
+        })
+    }
+
+    /// Says goodbye, waits for the backend to flush and exit, and reports how it ended.
+    pub fn close(&self) -> Result<()> {
+        let r = self
+            .call(Request::Close, |r| match r {
+                Response::Goodbye => Ok(()),
+                o => Err(o),
+            })
+            .wait();
+        shutdown_child(&self.shared, Duration::from_secs(30));
+        self.join_threads();
+        r
+    }
+
+    fn join_threads(&self) {
+        if let Some(t) = lock(&self.reader).take() {
+            let _ = t.join();
+        }
+        if let Some(t) = lock(&self.stderr).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Closing stdin tells the backend to flush and exit; give it time, then kill it.
+        shutdown_child(&self.shared, Duration::from_secs(30));
+        self.join_threads();
+    }
+}
+
+/// Closes the child's stdin, waits up to `grace` for it to exit, then kills it.
+fn shutdown_child(shared: &Shared, grace: Duration) {
+    lock(&shared.writer).out = None;
+    let mut guard = lock(&shared.child);
+    if let Some(child) = guard.as_mut() {
+        let deadline = Instant::now() + grace;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+    }
+    *guard = None;
+}
+
+fn handshake(
+    shared: &Arc<Shared>,
+    input: &mut BufReader<ChildStdout>,
+    client_name: &str,
+) -> Result<(u16, BackendInfo)> {
+    {
+        let mut w = lock(&shared.writer);
+        if let Some(out) = w.out.as_mut() {
+            let hello = Request::Hello(Hello {
+                min_version: MIN_VERSION,
+                max_version: MAX_VERSION,
+                client: client_name.to_string(),
+            });
+            // A failed write means the child is already gone; reading says why.
+            let _ = out
+                .write_all(&MAGIC)
+                .and_then(|()| hello.write_to(out))
+                .and_then(|()| out.flush());
+        }
+    }
+    let gone = |shared: &Shared, what: &str| {
+        let how = shared
+            .child_exit()
+            .unwrap_or_else(|| "closed its output".to_string());
+        shared.conn_error(format!("the backend {how} {what}"))
+    };
+    match read_magic(input) {
+        Ok(()) => {}
+        Err(Error::Protocol(m)) if m.contains("closed the connection") => {
+            return Err(gone(shared, "before answering"))
+        }
+        Err(e) => return Err(shared.conn_error(e.to_string())),
+    }
+    loop {
+        let frame = read_frame(input, MAX_FRAME_BODY)
+            .map_err(|e| shared.conn_error(format!("during the handshake: {e}")))?
+            .ok_or_else(|| gone(shared, "during the handshake"))?;
+        match Response::decode(frame).map_err(|e| shared.conn_error(e.to_string()))? {
+            Response::Welcome(w) => return Ok((w.version, w.info)),
+            Response::Log { level, message } => log::log(level, &message),
+            Response::Error { code, message } => {
+                return Err(shared.conn_error(format!("the backend refused us ({code}): {message}")))
+            }
+            other => {
+                return Err(shared.conn_error(format!(
+                    "expected a welcome, got an answer of kind {:#04x}",
+                    other.kind()
+                )))
+            }
+        }
+    }
+}
+
+/// The reader thread: answers to completions, log frames to the log sink.
+fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
+    let why = loop {
+        let frame = match read_frame(&mut input, MAX_FRAME_BODY) {
+            Ok(Some(f)) => f,
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        };
+        let resp = match Response::decode(frame) {
+            Ok(r) => r,
+            Err(e) => break Some(e.to_string()),
+        };
+        if let Response::Log { level, message } = resp {
+            log::log(level, &message);
+            continue;
+        }
+        let Some(done) = lock(&shared.pending).pop_front() else {
+            break Some(format!(
+                "protocol error: an answer of kind {:#04x} arrived with no request waiting",
+                resp.kind()
+            ));
+        };
+        done(Ok(resp));
+        // Do not hold on to a buffer of many megabytes after a large answer.
+        if input.buffer().is_empty() && input.capacity() > 1 << 20 {
+            input = BufReader::with_capacity(256 * 1024, input.into_inner());
+        }
+    };
+    let unanswered = lock(&shared.pending).len();
+    let how = shared.child_exit();
+    let message = match (why, how) {
+        (Some(w), Some(h)) => format!("{w} (the backend {h})"),
+        (Some(w), None) => w,
+        (None, Some(h)) if unanswered > 0 => {
+            format!("the backend {h} with {unanswered} request(s) unanswered")
+        }
+        (None, Some(h)) => format!("the backend {h}"),
+        (None, None) => "the backend closed the connection".to_string(),
+    };
+    shared.mark_dead(message);
+    // Fail every queued request; new ones fail at submit because the connection is dead.
+    loop {
+        let next = lock(&shared.pending).pop_front();
+        match next {
+            Some(done) => done(Err(shared
+                .dead_error()
+                .unwrap_or_else(|| shared.conn_error("the connection ended")))),
+            None => break,
+        }
+    }
+}
+
+fn forward_stderr(name: &str, stderr: std::process::ChildStderr) {
+    let mut r = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                eprintln!("{name}: {}", text.trim_end_matches(['\n', '\r']));
+            }
+        }
+    }
+}
+
+fn ok(r: Response) -> Result<(), Response> {
+    match r {
+        Response::Ok => Ok(()),
+        o => Err(o),
+    }
+}
+
+fn cas(r: Response) -> Result<CasOutcome, Response> {
+    match r {
+        Response::TagSet(o) => Ok(o),
+        o => Err(o),
+    }
+}
+
+impl Backend for Client {
+    fn info(&self) -> BackendInfo {
+        self.info.clone()
+    }
+
+    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
+        self.start_put(key, data.to_vec()).wait()
+    }
+
+    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
+        self.start_get(key).wait()
+    }
+
+    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        self.start_exists(keys.to_vec()).wait()
+    }
+
+    fn remove(&self, keys: &[Key]) -> Result<()> {
+        self.call(Request::Remove(keys.to_vec()), ok).wait()
+    }
+
+    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        self.call(Request::List { after, limit }, |r| match r {
+            Response::Keys { keys, more } => Ok((keys, more)),
+            o => Err(o),
+        })
+        .wait()
+    }
+
+    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.call(Request::GetTag(name.to_string()), |r| match r {
+            Response::Tag(v) => Ok(v),
+            o => Err(o),
+        })
+        .wait()
+    }
+
+    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
+        let req = Request::SetTag(SetTag {
+            name: name.to_string(),
+            expected: expected.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+        });
+        self.call(req, cas).wait()
+    }
+
+    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
+        let req = Request::RemoveTag(RemoveTag {
+            name: name.to_string(),
+            expected: expected.map(<[u8]>::to_vec),
+        });
+        self.call(req, cas).wait()
+    }
+
+    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.call(Request::ListTags, |r| match r {
+            Response::Tags(t) => Ok(t),
+            o => Err(o),
+        })
+        .wait()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.call(Request::Flush, ok).wait()
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.call(Request::Stats, |r| match r {
+            Response::Stats(s) => Ok(s),
+            o => Err(o),
+        })
+        .wait()
+    }
+
+    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        let req = Request::Admin(AdminRequest {
+            command: command.to_string(),
+            args: args.to_vec(),
+        });
+        self.call(req, |r| match r {
+            Response::Admin(a) => Ok(a),
+            o => Err(o),
+        })
+        .wait()
+    }
+
+    fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
+        self.call(Request::Put { key, data }, ok)
+    }
+
+    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
+        self.call(Request::Get(key), |r| match r {
+            Response::Data(d) => Ok(Some(d)),
+            Response::Missing => Ok(None),
+            o => Err(o),
+        })
+    }
+
+    fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
+        let n = keys.len();
+        // An answer with the wrong number of entries is a broken peer, not an answer.
+        self.call(Request::Exists(keys), move |r| match r {
+            Response::Presence(v) if v.len() == n => Ok(v),
+            o => Err(o),
+        })
+    }
+}

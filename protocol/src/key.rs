@@ -1,0 +1,153 @@
+//! Block keys and tag names.
+//!
+//! A backend never computes keys: the frontend names each block with a 32-byte keyed hash and
+//! the backend stores the bytes under that name. Keys are therefore opaque fixed-size values
+//! here; they print as 64 lowercase hex digits. Tag names are validated in one place so that
+//! every backend accepts exactly the same set (and can use them as file names safely).
+
+use crate::error::{Error, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Length of a block key in bytes.
+pub const KEY_LEN: usize = 32;
+
+/// The name of a stored block.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key(pub [u8; KEY_LEN]);
+
+impl Key {
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// A key from exactly 32 bytes, or `None`.
+    pub fn from_slice(bytes: &[u8]) -> Option<Key> {
+        <[u8; KEY_LEN]>::try_from(bytes).ok().map(Key)
+    }
+
+    /// The key as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(KEY_LEN * 2);
+        for b in self.0 {
+            s.push(HEX[(b >> 4) as usize] as char);
+            s.push(HEX[(b & 15) as usize] as char);
+        }
+        s
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", self.to_hex())
+    }
+}
+
+impl FromStr for Key {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Key> {
+        let bad = || {
+            Error::backend(
+                ErrorCode::InvalidArgument,
+                format!("`{s}` is not a block key (64 hex digits)"),
+            )
+        };
+        if s.len() != KEY_LEN * 2 {
+            return Err(bad());
+        }
+        let mut out = [0u8; KEY_LEN];
+        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+            let hi = hex_val(pair[0]).ok_or_else(bad)?;
+            let lo = hex_val(pair[1]).ok_or_else(bad)?;
+            out[i] = (hi << 4) | lo;
+        }
+        Ok(Key(out))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Longest tag name in bytes.
+pub const MAX_TAG_NAME: usize = 200;
+/// Largest tag value in bytes.
+pub const MAX_TAG_VALUE: usize = 4096;
+
+/// Checks a tag name against the rules of PROTOCOL.md: 1 to 200 bytes of UTF-8, no `/`, no NUL
+/// or other control characters, and not starting with `.` (so names are safe as file names).
+pub fn check_tag_name(name: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_TAG_NAME {
+        Some("it is longer than 200 bytes")
+    } else if name.starts_with('.') {
+        Some("it starts with `.`")
+    } else if name.contains('/') {
+        Some("it contains `/`")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::backend(
+            ErrorCode::InvalidArgument,
+            format!("invalid tag name {name:?}: {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks the size of a tag value.
+pub fn check_tag_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_TAG_VALUE {
+        return Err(Error::backend(
+            ErrorCode::InvalidArgument,
+            format!(
+                "tag value of {} bytes is larger than the limit of {MAX_TAG_VALUE}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let k = Key([0xab; 32]);
+        assert_eq!(k.to_hex().len(), 64);
+        assert_eq!(k.to_hex().parse::<Key>().unwrap(), k);
+        assert!("zz".parse::<Key>().is_err());
+        assert!("g".repeat(64).parse::<Key>().is_err());
+    }
+
+    #[test]
+    fn tag_names() {
+        assert!(check_tag_name("home").is_ok());
+        assert!(check_tag_name("laptop:home-2026 ü").is_ok());
+        for bad in ["", ".x", "a/b", "a\nb", "a\0b", &"x".repeat(201)] {
+            assert!(check_tag_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! An in-memory backend: the reference implementation of the trait's rules, used by tests of
+//! everything built on top of a backend, and by the protocol's own tests of `serve` and `Client`.
+
+use crate::backend::{
+    admin_help, admin_names, check_block_size, unknown_admin, AdminCommand, AdminOutput, Backend,
+    BackendInfo, CasOutcome, Stats,
+};
+use crate::error::Result;
+use crate::key::{check_tag_name, check_tag_value, Key};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Default maximum block size of the in-memory backend (16 MiB).
+pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
+
+const COMMANDS: &[AdminCommand] = &[
+    AdminCommand {
+        name: "help",
+        args: "",
+        help: "list the admin commands",
+    },
+    AdminCommand {
+        name: "info",
+        args: "",
+        help: "what this backend is",
+    },
+    AdminCommand {
+        name: "stats",
+        args: "",
+        help: "blocks, bytes and tags held",
+    },
+];
+
+#[derive(Default)]
+struct State {
+    blocks: BTreeMap<Key, Vec<u8>>,
+    tags: BTreeMap<String, Vec<u8>>,
+}
+
+/// Blocks and tags in a map, lost when dropped.
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    max_block_size: u32,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new(DEFAULT_MAX_BLOCK)
+    }
+}
+
+impl MemoryBackend {
+    pub fn new(max_block_size: u32) -> MemoryBackend {
+        MemoryBackend {
+            state: Mutex::new(State::default()),
+            max_block_size,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic in another thread cannot leave the maps half-updated: every change is one
+        // insert or remove. So a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            server: format!("memory {}", env!("CARGO_PKG_VERSION")),
+            description: "in-memory archive (not persistent)".into(),
+            max_block_size: self.max_block_size,
+            writable: true,
+            can_remove: true,
+            can_list: true,
+            admin_commands: admin_names(COMMANDS),
+        }
+    }
+
+    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
+        check_block_size(&key, data.len(), self.max_block_size)?;
+        self.state()
+            .blocks
+            .entry(key)
+            .or_insert_with(|| data.to_vec());
+        Ok(())
+    }
+
+    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.state().blocks.get(&key).cloned())
+    }
+
+    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        let s = self.state();
+        Ok(keys.iter().map(|k| s.blocks.contains_key(k)).collect())
+    }
+
+    fn remove(&self, keys: &[Key]) -> Result<()> {
+        let mut s = self.state();
+        for k in keys {
+            s.blocks.remove(k);
+        }
+        Ok(())
+    }
+
+    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        let s = self.state();
+        let mut it: Box<dyn Iterator<Item = &Key>> = match after {
+            Some(a) => Box::new(
+                s.blocks
+                    .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .map(|(k, _)| k),
+            ),
+            None => Box::new(s.blocks.keys()),
+        };
+        let keys: Vec<Key> = it.by_ref().take(limit as usize).copied().collect();
+        let more = it.next().is_some();
+        Ok((keys, more))
+    }
+
+    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        check_tag_name(name)?;
+        Ok(self.state().tags.get(name).cloned())
+    }
+
+    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        check_tag_value(value)?;
+        let mut s = self.state();
+        let current = s.tags.get(name).map(Vec::as_slice);
+        if current != expected {
+            return Ok(CasOutcome::Conflict {
+                current: current.map(<[u8]>::to_vec),
+            });
+        }
+        s.tags.insert(name.to_string(), value.to_vec());
+        Ok(CasOutcome::Done)
+    }
+
+    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        let mut s = self.state();
+        let current = s.tags.get(name).map(Vec::as_slice);
+        if expected.is_some() && current != expected {
+            return Ok(CasOutcome::Conflict {
+                current: current.map(<[u8]>::to_vec),
+            });
+        }
+        s.tags.remove(name);
+        Ok(CasOutcome::Done)
+    }
+
+    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .state()
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let s = self.state();
+        Ok(Stats {
+            blocks: Some(s.blocks.len() as u64),
+            bytes: Some(s.blocks.values().map(|v| v.len() as u64).sum()),
+            tags: Some(s.tags.len() as u64),
+        })
+    }
+
+    fn admin(&self, command: &str, _args: &[String]) -> Result<AdminOutput> {
+        match command {
+            "help" => Ok(admin_help("the memory backend", COMMANDS)),
+            "info" => Ok(AdminOutput::new(
+                "in-memory archive (not persistent)\n",
+                serde_json::json!({"kind": "memory", "max_block_size": self.max_block_size}),
+            )),
+            "stats" => {
+                let st = self.stats()?;
+                Ok(AdminOutput::new(
+                    format!(
+                        "blocks: {}\nbytes: {}\ntags: {}\n",
+                        st.blocks.unwrap_or(0),
+                        st.bytes.unwrap_or(0),
+                        st.tags.unwrap_or(0)
+                    ),
+                    serde_json::to_value(&st).unwrap_or_default(),
+                ))
+            }
+            other => Err(unknown_admin(other, COMMANDS)),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! `serve`: the one server loop every backend program runs on its stdin and stdout.
+//!
+//! Writing it once means every backend gets the same handshake, the same treatment of bad
+//! input, the same pipelining behaviour and the same fault injection. Requests are executed in
+//! the order they arrive and answered in that order; answers are buffered and only flushed when
+//! no further request is already waiting in the input buffer, so a client that pipelines
+//! hundreds of small requests gets its answers in a few large writes.
+
+use crate::backend::Backend;
+use crate::error::{Error, ErrorCode, Result};
+use crate::fault::{kill_self, Fault, FaultAction};
+use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
+use crate::log::{self, LogSink};
+use crate::message::{Hello, Level, Request, Response, Welcome};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// Oldest protocol version this implementation speaks.
+pub const MIN_VERSION: u16 = 1;
+/// Newest protocol version this implementation speaks.
+pub const MAX_VERSION: u16 = 1;
+
+/// Picks the version for a hello, or explains why there is none.
+pub fn negotiate(hello: &Hello) -> Result<u16> {
+    let lo = hello.min_version.max(MIN_VERSION);
+    let hi = hello.max_version.min(MAX_VERSION);
+    if hello.min_version > hello.max_version || lo > hi {
+        return Err(Error::backend(
+            ErrorCode::VersionMismatch,
+            format!(
+                "no common protocol version: the client speaks {}–{}, this server speaks {MIN_VERSION}–{MAX_VERSION}",
+                hello.min_version, hello.max_version
+            ),
+        ));
+    }
+    Ok(hi)
+}
+
+type SharedOut<W> = Arc<Mutex<BufWriter<W>>>;
+
+fn send<W: Write>(out: &SharedOut<W>, r: &Response, flush: bool) -> Result<()> {
+    let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+    r.write_to(&mut *w)
+        .and_then(|()| if flush { w.flush() } else { Ok(()) })
+        .map_err(|e| Error::io("writing an answer to the client", e))
+}
+
+/// Sends log messages to the client as log frames.
+struct FrameSink<W: Write + Send> {
+    out: SharedOut<W>,
+}
+
+impl<W: Write + Send> LogSink for FrameSink<W> {
+    fn log(&self, level: Level, message: &str) {
+        let r = Response::Log {
+            level,
+            message: message.to_string(),
+        };
+        // A log message is sent at once: the user should see a warning when it happens.
+        if send(&self.out, &r, true).is_err() {
+            log::StderrSink.log(level, message);
+        }
+    }
+}
+
+/// Serves one connection: greeting, handshake, then requests until the client closes.
+///
+/// Returns `Ok(())` on a clean close (a close request, or end of input between frames) and an
+/// error when the stream breaks the protocol or the output fails. While it runs, the process's
+/// log sink sends log frames to this client.
+pub fn serve<B, R, W>(backend: &B, input: R, output: W) -> Result<()>
+where
+    B: Backend + ?Sized,
+    R: Read,
+    W: Write + Send + 'static,
+{
+    let info = backend.info();
+    let mut fault = Fault::from_env()?.filter(|f| f.applies_to(&info.server));
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let out: SharedOut<W> = Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, output)));
+    {
+        let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+        w.write_all(&MAGIC)
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io("writing the protocol greeting", e))?;
+    }
+    if let Err(e) = read_magic(&mut input) {
+        let _ = send(&out, &Response::error(&e), true);
+        return Err(e);
+    }
+    let hello = match read_frame(&mut input, MAX_FRAME_BODY)? {
+        None => return Ok(()),
+        Some(f) => match Request::decode(f) {
+            Ok(Request::Hello(h)) => h,
+            Ok(other) => {
+                let e = Error::Protocol(format!(
+                    "the first message must be hello, got {}",
+                    other.op_name()
+                ));
+                let _ = send(&out, &Response::error(&e), true);
+                return Err(e);
+            }
+            Err(e) => {
+                let _ = send(&out, &Response::error(&e), true);
+                return Err(e);
+            }
+        },
+    };
+    let version = match negotiate(&hello) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = send(&out, &Response::error(&e), true);
+            return Err(e);
+        }
+    };
+    send(&out, &Response::Welcome(Welcome { version, info }), true)?;
+
+    let previous = log::set_sink(Some(Arc::new(FrameSink { out: out.clone() })));
+    let result = request_loop(backend, &mut input, &out, &mut fault);
+    log::set_sink(previous);
+    result
+}
+
+fn request_loop<B, R, W>(
+    backend: &B,
+    input: &mut BufReader<R>,
+    out: &SharedOut<W>,
+    fault: &mut Option<Fault>,
+) -> Result<()>
+where
+    B: Backend + ?Sized,
+    R: Read,
+    W: Write + Send,
+{
+    loop {
+        // Flush answers only when the client has nothing more queued for us.
+        if input.buffer().is_empty() {
+            let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+            w.flush()
+                .map_err(|e| Error::io("writing answers to the client", e))?;
+        }
+        let frame = match read_frame(input, MAX_FRAME_BODY) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                // End of input without a close: keep what was acknowledged if we can.
+                let _ = backend.flush();
+                return Ok(());
+            }
+            Err(e) => {
+                // The frame boundary is lost, so no answer can be matched to a request: say
+                // why once and stop.
+                let _ = send(out, &Response::error(&e), true);
+                let _ = backend.flush();
+                return Err(e);
+            }
+        };
+        let request = match Request::decode(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                send(out, &Response::error(&e), false)?;
+                continue;
+            }
+        };
+        let action = match fault.as_mut() {
+            Some(f) => f.on_operation(request.op_name()),
+            None => FaultAction::Proceed,
+        };
+        let answer = match action {
+            FaultAction::KillBefore => kill_self(),
+            FaultAction::Fail => Response::Error {
+                code: ErrorCode::Injected,
+                message: format!("injected fault on {}", request.op_name()),
+            },
+            FaultAction::Proceed | FaultAction::KillAfter => {
+                if matches!(request, Request::Close) {
+                    let r = backend.flush();
+                    if action == FaultAction::KillAfter {
+                        kill_self();
+                    }
+                    let answer = match r {
+                        Ok(()) => Response::Goodbye,
+                        Err(e) => Response::error(&e),
+                    };
+                    send(out, &answer, true)?;
+                    return Ok(());
+                }
+                let answer = execute(backend, request);
+                if action == FaultAction::KillAfter {
+                    kill_self();
+                }
+                answer
+            }
+        };
+        send(out, &answer, false)?;
+    }
+}
+
+/// Runs one request against the backend and forms its answer.
+pub fn execute<B: Backend + ?Sized>(backend: &B, request: Request) -> Response {
+    let r: Result<Response> = match request {
+        Request::Hello(_) => Err(Error::backend(
+            ErrorCode::BadRequest,
+            "hello may only be sent once, at the start",
+        )),
+        Request::Put { key, data } => backend.put(key, &data).map(|()| Response::Ok),
+        Request::Get(key) => backend.get(key).map(|d| match d {
+            Some(d) => Response::Data(d),
+            None => Response::Missing,
+        }),
+        Request::Exists(keys) => backend.exists(&keys).map(Response::Presence),
+        Request::Remove(keys) => backend.remove(&keys).map(|()| Response::Ok),
+        Request::List { after, limit } => backend
+            .list(after, limit)
+            .map(|(keys, more)| Response::Keys { keys, more }),
+        Request::GetTag(name) => backend.get_tag(&name).map(Response::Tag),
+        Request::SetTag(s) => backend
+            .set_tag(&s.name, s.expected.as_deref(), &s.value)
+            .map(Response::TagSet),
+        Request::RemoveTag(r) => backend
+            .remove_tag(&r.name, r.expected.as_deref())
+            .map(Response::TagSet),
+        Request::ListTags => backend.list_tags().map(Response::Tags),
+        Request::Flush => backend.flush().map(|()| Response::Ok),
+        Request::Stats => backend.stats().map(Response::Stats),
+        Request::Admin(a) => backend.admin(&a.command, &a.args).map(Response::Admin),
+        Request::Close => Ok(Response::Goodbye),
+    };
+    r.unwrap_or_else(|e| Response::error(&e))
+}
+
+/// Runs `serve` on the process's stdin and stdout: the body of every backend program's `main`.
+///
+/// Stdout belongs to the protocol from here on; anything a backend wants to say goes through
+/// the log functions or stderr. Both streams are used through duplicated raw descriptors, so
+/// the standard library's line buffering never splits a frame into many writes.
+pub fn serve_stdio<B: Backend + ?Sized>(backend: &B) -> Result<()> {
+    use std::os::fd::AsFd;
+    let dup = |fd: std::os::fd::BorrowedFd<'_>, what: &str| {
+        fd.try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|e| Error::io(format!("duplicating {what}"), e))
+    };
+    let stdin = dup(std::io::stdin().as_fd(), "stdin")?;
+    let stdout = dup(std::io::stdout().as_fd(), "stdout")?;
+    serve(backend, stdin, stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        let h = |min, max| Hello {
+            min_version: min,
+            max_version: max,
+            client: "t".into(),
+        };
+        assert_eq!(negotiate(&h(1, 5)).unwrap(), 1);
+        let e = negotiate(&h(2, 3)).unwrap_err().to_string();
+        assert!(e.contains("2–3") && e.contains("1–1"), "{e}");
+        assert!(negotiate(&h(3, 1)).is_err());
+    }
+}
