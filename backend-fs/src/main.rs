@@ -1,0 +1,45 @@
+//! `backend-fs DIR`: serves a one-file-per-block archive on stdin/stdout.
+
+use anyhow::Context;
+use backend_fs::{FsBackend, FsOptions};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Serve an Ore archive stored as one file per block (DIR/blocks/ab/cd/<key>).
+///
+/// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
+/// from an archive identifier such as "backend-fs /mnt/backup/ore". The archive is created when
+/// DIR is missing or empty.
+#[derive(Parser)]
+#[command(name = "backend-fs", version)]
+struct Args {
+    /// The archive directory.
+    dir: PathBuf,
+    /// Serve reads only; refuse puts, removals and tag changes.
+    #[arg(long)]
+    read_only: bool,
+    /// Largest block accepted, in bytes (kept in the archive's settings).
+    #[arg(long, value_name = "BYTES")]
+    max_block_size: Option<u32>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let backend = FsBackend::open(
+        &args.dir,
+        FsOptions {
+            max_block_size: args.max_block_size,
+            read_only: args.read_only,
+        },
+    )
+    .with_context(|| format!("opening the archive {}", args.dir.display()))?;
+    protocol::serve_stdio(&backend)?;
+    Ok(())
+}
