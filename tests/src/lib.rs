@@ -1,0 +1,30 @@
+//! Helpers for tests that drive Ore's real binaries.
+//!
+//! The binaries of every workspace member are built into the target directory by
+//! `cargo test --workspace` (the README's test command). A missing binary is a loud failure,
+//! never a skipped test.
+
+use std::path::PathBuf;
+
+/// The path of a workspace binary, panicking with instructions when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    for dir in protocol::spawn::sibling_dirs() {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "the binary `{name}` was not found next to the test executable; \
+         run the tests with `cargo test --workspace` so every program is built"
+    );
+}
+
+/// Quotes a path for an archive identifier.
+pub fn quote(p: &std::path::Path) -> String {
+    shell_quote(&p.display().to_string())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

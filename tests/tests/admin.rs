@@ -1,0 +1,98 @@
+//! ore-admin driving backend-fs through the real binaries.
+
+use ore_tests::{bin, quote};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn admin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(bin("ore-admin"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn fs_id(dir: &std::path::Path) -> String {
+    format!("backend-fs {}", quote(dir))
+}
+
+#[test]
+fn one_shot_commands_in_text_and_json() {
+    let t = tempfile::tempdir().unwrap();
+    let id = fs_id(&t.path().join("archive"));
+    let out = admin(&[&id, "help"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let help = text(&out.stdout);
+    for c in ["help", "info", "stats"] {
+        assert!(help.contains(c), "{help}");
+    }
+    let out = admin(&[&id, "stats", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["blocks"], 0);
+    let out = admin(&["--json", &id, "info"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "fs");
+}
+
+#[test]
+fn unknown_command_fails_with_the_list_of_commands() {
+    let t = tempfile::tempdir().unwrap();
+    let out = admin(&[&fs_id(t.path()), "frobnicate"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown admin command `frobnicate`"), "{err}");
+    assert!(err.contains("help, info, stats"), "{err}");
+}
+
+#[test]
+fn prompt_reads_commands_from_a_pipe() {
+    let t = tempfile::tempdir().unwrap();
+    let out = admin(
+        &[&fs_id(t.path())],
+        Some("info\n\n# blank and unknown lines\nnope\nstats\nquit\nhelp\n"),
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("backend-fs archive"), "{stdout}");
+    assert!(stdout.contains("blocks: 0"), "{stdout}");
+    assert!(
+        !stdout.contains("Admin commands"),
+        "nothing runs after quit: {stdout}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed command makes the exit code 1"
+    );
+}
+
+#[test]
+fn missing_backend_program_is_named() {
+    let out = admin(&["backend-missing /x", "help"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("archive `backend-missing /x`"), "{err}");
+    assert!(err.contains("cannot start"), "{err}");
+}
+
+#[test]
+fn archive_as_an_option() {
+    let t = tempfile::tempdir().unwrap();
+    let out = admin(&["-a", &fs_id(t.path()), "stats"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("blocks: 0"));
+    let out = admin(&[], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no archive given"));
+}
