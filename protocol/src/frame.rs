@@ -89,6 +89,15 @@ pub fn write_frame<W: Write>(w: &mut W, kind: u8, parts: &[&[u8]]) -> io::Result
     Ok(())
 }
 
+/// Whether `buf` starts with a complete frame (so reading it will not block).
+pub fn complete_frame_buffered(buf: &[u8]) -> bool {
+    if buf.len() < HEADER_LEN {
+        return false;
+    }
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    buf.len() - HEADER_LEN >= len
+}
+
 /// Reads the peer's magic, describing what arrived instead when it is wrong.
 pub fn read_magic<R: Read>(r: &mut R) -> Result<()> {
     let mut got = Vec::with_capacity(MAGIC.len());

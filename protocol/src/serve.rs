@@ -133,8 +133,10 @@ where
     W: Write + Send,
 {
     loop {
-        // Flush answers only when the client has nothing more queued for us.
-        if input.buffer().is_empty() {
+        // Flush answers unless a whole request is already waiting: never block on input while
+        // holding answers back (the client may be waiting for them before it sends the rest of
+        // a partly written request).
+        if !crate::frame::complete_frame_buffered(input.buffer()) {
             let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
             w.flush()
                 .map_err(|e| Error::io("writing answers to the client", e))?;

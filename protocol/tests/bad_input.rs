@@ -246,3 +246,45 @@ fn bad_fault_setting_is_reported_by_the_backend() {
     };
     assert!(e.contains("exited with status 1"), "{e}");
 }
+
+/// Regression: the server held answers in its buffer while blocking on the rest of a partly
+/// received request, and a client waiting for those answers before sending the rest deadlocked
+/// (seen as a hang of two pipelining threads sharing one client).
+#[test]
+fn regression_answers_are_not_held_back_behind_a_partial_request() {
+    let mut child = Command::new(memory())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut input = hello(1, 1);
+    input.extend(Request::Get(Key([3; 32])).to_frame_bytes());
+    let put = Request::Put {
+        key: Key([4; 32]),
+        data: vec![5; 4000],
+    }
+    .to_frame_bytes();
+    input.extend(&put[..100]);
+    stdin.write_all(&input).unwrap();
+    stdin.flush().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut magic = [0u8; 8];
+        std::io::Read::read_exact(&mut stdout, &mut magic).unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let f = read_frame(&mut stdout, u32::MAX).unwrap().unwrap();
+            answers.push(Response::decode(f).unwrap());
+        }
+        tx.send(answers).unwrap();
+    });
+    let answers = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the answer to the complete request arrives while the next one is partial");
+    assert_eq!(answers[1], Response::Missing);
+    stdin.write_all(&put[100..]).unwrap();
+    drop(stdin);
+    let _ = child.wait();
+}
