@@ -56,15 +56,22 @@ struct Writer {
     written: u64,
 }
 
+#[derive(Default)]
+struct Pending {
+    queue: VecDeque<Completion>,
+    /// Threads waiting for room in the window (so the reader only signals when needed).
+    waiters: usize,
+}
+
 struct Shared {
     archive: String,
     writer: Mutex<Writer>,
-    pending: Mutex<VecDeque<Completion>>,
+    /// Completions of the requests in flight, oldest first; its length is the window in use.
+    pending: Mutex<Pending>,
     /// Requests up to this sequence number have left our buffer.
     flushed: AtomicU64,
     /// Why the connection is unusable, once it is.
     dead: Mutex<Option<String>>,
-    in_flight: Mutex<usize>,
     room: Condvar,
     window: usize,
     child: Mutex<Option<Child>>,
@@ -88,35 +95,36 @@ impl Shared {
             .map(|m| self.conn_error(m.clone()))
     }
 
-    /// Takes a place in the window, first sending what is buffered if the window is full (the
-    /// answers that free places only come for requests that left our buffer).
-    fn acquire(&self) {
-        let mut n = lock(&self.in_flight);
-        if *n >= self.window {
-            drop(n);
-            let written = lock(&self.writer).written;
-            self.flush_to(written);
-            n = lock(&self.in_flight);
+    /// Waits for room in the window. When the window is full, sends what is buffered (the
+    /// answers that free places only come for requests that left our buffer) and waits until
+    /// it is half empty, so requests keep leaving in large batches rather than one per answer.
+    fn wait_for_room(&self) {
+        if lock(&self.pending).queue.len() < self.window {
+            return;
         }
-        while *n >= self.window {
-            n = self.room.wait(n).unwrap_or_else(|p| p.into_inner());
+        let written = lock(&self.writer).written;
+        self.flush_to(written);
+        let mut p = lock(&self.pending);
+        while p.queue.len() > self.window / 2 {
+            p.waiters += 1;
+            p = self.room.wait(p).unwrap_or_else(|p| p.into_inner());
+            p.waiters -= 1;
         }
-        *n += 1;
     }
 
-    fn release(&self) {
-        *lock(&self.in_flight) -= 1;
-        self.room.notify_one();
+    /// Takes the oldest completion, waking threads waiting for room when there is enough.
+    fn pop_completion(&self) -> Option<Completion> {
+        let mut p = lock(&self.pending);
+        let done = p.queue.pop_front();
+        if p.waiters > 0 && p.queue.len() <= self.window / 2 {
+            self.room.notify_all();
+        }
+        done
     }
 
     /// Writes a request and queues its completion; returns the request's sequence number.
-    fn submit(self: &Arc<Self>, req: &Request, done: Completion) -> u64 {
-        self.acquire();
-        let me = self.clone();
-        let done: Completion = Box::new(move |r| {
-            me.release();
-            done(r)
-        });
+    fn submit(&self, req: &Request, done: Completion) -> u64 {
+        self.wait_for_room();
         let mut w = lock(&self.writer);
         if let Some(e) = self.dead_error() {
             drop(w);
@@ -130,7 +138,7 @@ impl Shared {
         };
         // Queue the completion before writing, under the writer lock, so completions are in
         // exactly the order requests are written.
-        lock(&self.pending).push_back(done);
+        lock(&self.pending).queue.push_back(done);
         if let Err(e) = req.write_to(out) {
             // The reader sees the end of the stream and fails everything queued, this included.
             self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
@@ -224,6 +232,9 @@ impl Client {
         else {
             return Err(conn("the backend's pipes could not be set up".into()));
         };
+        // Larger pipes let a whole large block cross in one write instead of sixteen.
+        grow_pipe(&stdin);
+        grow_pipe(&stdout);
         let stderr_thread = std::thread::Builder::new()
             .name(format!("{name} stderr"))
             .spawn(move || forward_stderr(&name, stderr))
@@ -234,10 +245,9 @@ impl Client {
                 out: Some(BufWriter::with_capacity(256 * 1024, stdin)),
                 written: 0,
             }),
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Pending::default()),
             flushed: AtomicU64::new(0),
             dead: Mutex::new(None),
-            in_flight: Mutex::new(0),
             room: Condvar::new(),
             window: opts.window.max(1),
             child: Mutex::new(Some(child)),
@@ -447,7 +457,7 @@ fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
             log::log(level, &message);
             continue;
         }
-        let Some(done) = lock(&shared.pending).pop_front() else {
+        let Some(done) = shared.pop_completion() else {
             break Some(format!(
                 "protocol error: an answer of kind {:#04x} arrived with no request waiting",
                 resp.kind()
@@ -459,7 +469,7 @@ fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
             input = BufReader::with_capacity(256 * 1024, input.into_inner());
         }
     };
-    let unanswered = lock(&shared.pending).len();
+    let unanswered = lock(&shared.pending).queue.len();
     let how = shared.child_exit();
     let message = match (why, how) {
         (Some(w), Some(h)) => format!("{w} (the backend {h})"),
@@ -473,13 +483,21 @@ fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
     shared.mark_dead(message);
     // Fail every queued request; new ones fail at submit because the connection is dead.
     loop {
-        let next = lock(&shared.pending).pop_front();
+        let next = shared.pop_completion();
         match next {
             Some(done) => done(Err(shared
                 .dead_error()
                 .unwrap_or_else(|| shared.conn_error("the connection ended")))),
             None => break,
         }
+    }
+}
+
+/// Asks the kernel for a 1 MiB pipe buffer (best effort: the limit may be lower).
+fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; failure is harmless.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
     }
 }
 
@@ -599,7 +617,13 @@ impl Backend for Client {
     }
 
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
-        self.call(Request::Put { key, data }, ok)
+        self.call(
+            Request::Put {
+                key,
+                data: data.into(),
+            },
+            ok,
+        )
     }
 
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {

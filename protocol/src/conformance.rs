@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 /// A key derived from a number (spread over the whole key space, as real keys are).
 pub fn test_key(n: u64) -> Key {
     let mut out = [0u8; 32];
-    let mut x = n ^ 0x5eed_0f_0e_u64;
+    let mut x = n ^ 0x5eed_0f0e_u64;
     for chunk in out.chunks_mut(8) {
         x = splitmix(x);
         chunk.copy_from_slice(&x.to_le_bytes());

@@ -50,6 +50,8 @@ pub fn read_frame<R: Read>(r: &mut R, max_body: u32) -> Result<Option<Frame>> {
             "frame of kind {kind:#04x} claims {len} bytes, more than the limit of {max_body}"
         )));
     }
+    // One large read_exact: reading a big body in growing small chunks would wake the
+    // writing peer for every chunk.
     let mut body = vec![0u8; len as usize];
     read_exact_or_torn(r, &mut body, "body")?;
     Ok(Some(Frame { kind, body }))
@@ -87,15 +89,6 @@ pub fn write_frame<W: Write>(w: &mut W, kind: u8, parts: &[&[u8]]) -> io::Result
         w.write_all(p)?;
     }
     Ok(())
-}
-
-/// Whether `buf` starts with a complete frame (so reading it will not block).
-pub fn complete_frame_buffered(buf: &[u8]) -> bool {
-    if buf.len() < HEADER_LEN {
-        return false;
-    }
-    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    buf.len() - HEADER_LEN >= len
 }
 
 /// Reads the peer's magic, describing what arrived instead when it is wrong.

@@ -87,7 +87,7 @@ impl Level {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     Hello(Hello),
-    Put { key: Key, data: Vec<u8> },
+    Put { key: Key, data: Payload },
     Get(Key),
     Exists(Vec<Key>),
     Remove(Vec<Key>),
@@ -101,6 +101,46 @@ pub enum Request {
     Admin(AdminRequest),
     Close,
 }
+
+/// A block's bytes inside a received frame body, without copying them out of it (the body
+/// starts with the key; a 16 MiB block is not moved to drop 32 bytes).
+#[derive(Clone, Debug, Default)]
+pub struct Payload {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    /// The bytes as an owned vector (copies only when the payload does not start at 0).
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.start == 0 {
+            self.buf
+        } else {
+            self.buf[self.start..].to_vec()
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(buf: Vec<u8>) -> Payload {
+        Payload { buf, start: 0 }
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Payload {}
 
 /// Body of a set-tag request: compare-and-swap from `expected` (`None`: must not exist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,7 +263,7 @@ impl Request {
     pub fn write_to<W: Write>(&self, w: &mut W) -> std::io::Result<()> {
         let k = self.kind();
         match self {
-            Request::Put { key, data } => frame::write_frame(w, k, &[&key.0, data]),
+            Request::Put { key, data } => frame::write_frame(w, k, &[&key.0, &data[..]]),
             Request::Get(key) => frame::write_frame(w, k, &[&key.0]),
             _ => frame::write_frame(w, k, &[&self.small_body()]),
         }
@@ -267,8 +307,10 @@ impl Request {
                     ));
                 }
                 let key = key_body(k, &body[..KEY_LEN])?;
-                let mut data = body;
-                data.drain(..KEY_LEN);
+                let data = Payload {
+                    buf: body,
+                    start: KEY_LEN,
+                };
                 Request::Put { key, data }
             }
             kind::GET => Request::Get(key_body(k, &body)?),

@@ -131,7 +131,7 @@ fn torn_frame_is_an_error_not_a_hang() {
     let mut input = hello(1, 1);
     let put = Request::Put {
         key: Key([1; 32]),
-        data: vec![9; 1000],
+        data: vec![9; 1000].into(),
     }
     .to_frame_bytes();
     input.extend(&put[..500]);
@@ -263,7 +263,7 @@ fn regression_answers_are_not_held_back_behind_a_partial_request() {
     input.extend(Request::Get(Key([3; 32])).to_frame_bytes());
     let put = Request::Put {
         key: Key([4; 32]),
-        data: vec![5; 4000],
+        data: vec![5; 4000].into(),
     }
     .to_frame_bytes();
     input.extend(&put[..100]);

@@ -28,14 +28,14 @@ fn requests() -> Vec<(Request, String)> {
         (
             Request::Put {
                 key: key(0x11),
-                data: b"abc".to_vec(),
+                data: b"abc".to_vec().into(),
             },
             format!("2300000010{k1}616263"),
         ),
         (Request::Get(key(0x11)), format!("2000000011{k1}")),
         (
             Request::Exists(vec![key(0x11)]),
-            format!("2100000012") + "01" + &k1,
+            "2100000012".to_string() + "01" + &k1,
         ),
         (Request::Remove(vec![]), "010000001300".to_string()),
         (
@@ -135,7 +135,7 @@ fn responses() -> Vec<(Response, String)> {
                 keys: vec![key(0x22)],
                 more: true,
             },
-            format!("2200000094") + "01" + &"22".repeat(32) + "01",
+            "2200000094".to_string() + "01" + &"22".repeat(32) + "01",
         ),
         (Response::Tag(None), "010000009500".to_string()),
         (

@@ -22,7 +22,10 @@ fn request() -> impl Strategy<Value = Request> {
             max_version: b,
             client: c
         })),
-        (key(), bytes()).prop_map(|(key, data)| Request::Put { key, data }),
+        (key(), bytes()).prop_map(|(key, data)| Request::Put {
+            key,
+            data: data.into()
+        }),
         key().prop_map(Request::Get),
         vec(key(), 0..20).prop_map(Request::Exists),
         vec(key(), 0..20).prop_map(Request::Remove),
