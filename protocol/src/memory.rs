@@ -5,8 +5,9 @@ use crate::backend::{
     admin_help, admin_names, check_block_size, unknown_admin, AdminCommand, AdminOutput, Backend,
     BackendInfo, CasOutcome, Stats,
 };
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::key::{check_tag_name, check_tag_value, Key};
+use crate::message::Level;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,6 +29,11 @@ const COMMANDS: &[AdminCommand] = &[
         name: "stats",
         args: "",
         help: "blocks, bytes and tags held",
+    },
+    AdminCommand {
+        name: "log",
+        args: "debug|info|warning|error TEXT",
+        help: "send TEXT back as a log message (to test how clients show them)",
     },
 ];
 
@@ -172,7 +178,7 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn admin(&self, command: &str, _args: &[String]) -> Result<AdminOutput> {
+    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
         match command {
             "help" => Ok(admin_help("the memory backend", COMMANDS)),
             "info" => Ok(AdminOutput::new(
@@ -190,6 +196,22 @@ impl Backend for MemoryBackend {
                     ),
                     serde_json::to_value(&st).unwrap_or_default(),
                 ))
+            }
+            "log" => {
+                let level = match args.first().map(String::as_str) {
+                    Some("debug") => Level::Debug,
+                    Some("info") => Level::Info,
+                    Some("warning") => Level::Warning,
+                    Some("error") => Level::Error,
+                    other => return Err(Error::backend(
+                        ErrorCode::Admin,
+                        format!(
+                            "log: the level must be debug, info, warning or error, not {other:?}"
+                        ),
+                    )),
+                };
+                crate::log::log(level, &args[1..].join(" "));
+                Ok(AdminOutput::new("sent\n", serde_json::Value::Null))
             }
             other => Err(unknown_admin(other, COMMANDS)),
         }

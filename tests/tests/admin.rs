@@ -96,3 +96,21 @@ fn archive_as_an_option() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no archive given"));
 }
+
+#[test]
+fn backend_stderr_is_forwarded_with_its_name() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("not-an-archive.txt"), b"x").unwrap();
+    let out = admin(&[&fs_id(t.path()), "info"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("backend-fs: error: opening the archive")),
+        "{err}"
+    );
+    assert!(
+        err.contains("exited with status 1 before answering"),
+        "{err}"
+    );
+}
