@@ -19,6 +19,11 @@ pub const MAX_BLOCK_LIMIT: u32 = 64 << 20;
 /// small fields of any message. Frames above this are refused without reading them.
 pub const MAX_FRAME_BODY: u32 = MAX_BLOCK_LIMIT + 64 * 1024;
 
+/// How much of a frame body is allocated before any of it has arrived.
+const FIRST_READ_STEP: usize = 8 << 20;
+/// The largest step by which a body buffer grows while it is read.
+const MAX_READ_STEP: usize = 32 << 20;
+
 /// The 8 bytes each side sends before its first frame. The high byte and the CR LF / ^Z / LF tail
 /// catch a peer that is not speaking this protocol, and a channel that mangles line endings.
 pub const MAGIC: [u8; 8] = *b"\x8fORE\r\n\x1a\n";
@@ -50,10 +55,22 @@ pub fn read_frame<R: Read>(r: &mut R, max_body: u32) -> Result<Option<Frame>> {
             "frame of kind {kind:#04x} claims {len} bytes, more than the limit of {max_body}"
         )));
     }
-    // One large read_exact: reading a big body in growing small chunks would wake the
-    // writing peer for every chunk.
-    let mut body = vec![0u8; len as usize];
-    read_exact_or_torn(r, &mut body, "body")?;
+    // Memory grows with the bytes that actually arrive, never with what the header claims: a
+    // peer that announces 64 MiB and sends nothing costs at most the first step. Each step is
+    // one large read_exact, so a big body does not wake the writing peer for every small chunk.
+    let len = len as usize;
+    let mut body = Vec::new();
+    while body.len() < len {
+        let start = body.len();
+        let step = if start == 0 {
+            FIRST_READ_STEP
+        } else {
+            start.min(MAX_READ_STEP)
+        };
+        let end = len.min(start + step);
+        body.resize(end, 0);
+        read_exact_or_torn(r, &mut body[start..], "body")?;
+    }
     Ok(Some(Frame { kind, body }))
 }
 
@@ -157,6 +174,17 @@ mod tests {
             let err = read_frame(&mut r, 100).unwrap_err();
             assert!(err.to_string().contains("torn frame"), "{err}");
         }
+    }
+
+    #[test]
+    fn large_bodies_read_in_steps_come_back_whole() {
+        let body: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
+        let mut buf = Vec::new();
+        write_frame(&mut buf, 3, &[&body]).unwrap();
+        let f = read_frame(&mut &buf[..], MAX_FRAME_BODY).unwrap().unwrap();
+        assert!(f.body == body);
+        let err = read_frame(&mut &buf[..buf.len() - 1], MAX_FRAME_BODY).unwrap_err();
+        assert!(err.to_string().contains("torn"), "{err}");
     }
 
     #[test]

@@ -203,12 +203,14 @@ impl Backend for MemoryBackend {
                     Some("info") => Level::Info,
                     Some("warning") => Level::Warning,
                     Some("error") => Level::Error,
-                    other => return Err(Error::backend(
-                        ErrorCode::Admin,
-                        format!(
+                    other => {
+                        return Err(Error::backend(
+                            ErrorCode::Admin,
+                            format!(
                             "log: the level must be debug, info, warning or error, not {other:?}"
                         ),
-                    )),
+                        ))
+                    }
                 };
                 crate::log::log(level, &args[1..].join(" "));
                 Ok(AdminOutput::new("sent\n", serde_json::Value::Null))
