@@ -163,9 +163,9 @@ impl Budget {
 fn spawn_reader<R: Read + Send + 'static>(
     mut input: BufReader<R>,
     budget: Arc<Budget>,
-) -> Result<mpsc::Receiver<Vec<Incoming>>> {
+) -> Result<(mpsc::Receiver<Vec<Incoming>>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("ore serve reader".into())
         .spawn(move || loop {
             let mut batch = Vec::new();
@@ -190,7 +190,7 @@ fn spawn_reader<R: Read + Send + 'static>(
             }
         })
         .map_err(|e| Error::io("starting the request reader thread", e))?;
-    Ok(rx)
+    Ok((rx, handle))
 }
 
 /// Whether `buf` starts with a complete frame (so reading it will not block).
@@ -217,7 +217,31 @@ where
         used: Mutex::new(0),
         freed: Condvar::new(),
     });
-    let incoming = spawn_reader(input, budget.clone())?;
+    let (incoming, reader) = spawn_reader(input, budget.clone())?;
+    let mut reader_ended = false;
+    let result = execute_all(backend, &incoming, &budget, out, fault, &mut reader_ended);
+    // Once the reader has handed over its last item (end of input, or a broken stream) it is
+    // about to exit: wait for it. Otherwise (after a close, or when answers cannot be written)
+    // it may be blocked reading input the client has not closed: leave it; the process or the
+    // connection ends without it.
+    if reader_ended || reader.is_finished() {
+        let _ = reader.join();
+    }
+    result
+}
+
+fn execute_all<B, W>(
+    backend: &B,
+    incoming: &mpsc::Receiver<Vec<Incoming>>,
+    budget: &Budget,
+    out: &SharedOut<W>,
+    fault: &mut Option<Fault>,
+    reader_ended: &mut bool,
+) -> Result<()>
+where
+    B: Backend + ?Sized,
+    W: Write + Send,
+{
     let mut batch = Vec::new().into_iter();
     loop {
         let item = match batch.next() {
@@ -243,10 +267,12 @@ where
             Incoming::Request(r, size) => (r, size),
             Incoming::End => {
                 // End of input without a close: keep what was acknowledged if we can.
+                *reader_ended = true;
                 let _ = backend.flush();
                 return Ok(());
             }
             Incoming::Broken(e) => {
+                *reader_ended = true;
                 // The frame boundary is lost, so no answer can be matched to a request: say
                 // why once and stop.
                 let _ = send(out, &Response::error(&e), true);
