@@ -179,7 +179,9 @@ fn spawn_reader<R: Read + Send + 'static>(
                     Ok(None) => Incoming::End,
                     Err(e) => Incoming::Broken(e),
                 };
-                let last = !matches!(item, Incoming::Request(..));
+                // Nothing after a close is read (PROTOCOL.md, section 6).
+                let last = !matches!(item, Incoming::Request(Ok(ref r), _) if *r != Request::Close)
+                    && !matches!(item, Incoming::Request(Err(_), _));
                 batch.push(item);
                 if last || !complete_frame_buffered(input.buffer()) || batch.len() >= 1024 {
                     break last;
@@ -220,9 +222,9 @@ where
     let (incoming, reader) = spawn_reader(input, budget.clone())?;
     let mut reader_ended = false;
     let result = execute_all(backend, &incoming, &budget, out, fault, &mut reader_ended);
-    // Once the reader has handed over its last item (end of input, or a broken stream) it is
-    // about to exit: wait for it. Otherwise (after a close, or when answers cannot be written)
-    // it may be blocked reading input the client has not closed: leave it; the process or the
+    // Once the reader has handed over its last item (a close, the end of input, or a broken
+    // stream) it is about to exit: wait for it. Otherwise (answers could not be written) it may
+    // be blocked reading input the client has not closed: leave it; the process or the
     // connection ends without it.
     if reader_ended || reader.is_finished() {
         let _ = reader.join();
@@ -300,6 +302,7 @@ where
             },
             FaultAction::Proceed | FaultAction::KillAfter => {
                 if matches!(request, Request::Close) {
+                    *reader_ended = true;
                     let r = backend.flush();
                     if action == FaultAction::KillAfter {
                         kill_self();
