@@ -486,18 +486,7 @@ impl Backend for FsBackend {
                     "read_only": self.read_only,
                 }),
             )),
-            "stats" => {
-                let s = self.stats()?;
-                Ok(AdminOutput::new(
-                    format!(
-                        "blocks: {}\nbytes:  {}\ntags:   {}\n",
-                        s.blocks.unwrap_or(0),
-                        s.bytes.unwrap_or(0),
-                        s.tags.unwrap_or(0)
-                    ),
-                    serde_json::to_value(&s).unwrap_or_default(),
-                ))
-            }
+            "stats" => Ok(self.stats()?.admin_output()),
             other => Err(protocol::backend::unknown_admin(other, COMMANDS)),
         }
     }

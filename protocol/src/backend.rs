@@ -66,6 +66,22 @@ impl AdminOutput {
     }
 }
 
+impl Stats {
+    /// The answer to a `stats` admin command for these counters.
+    pub fn admin_output(&self) -> AdminOutput {
+        let show = |v: Option<u64>| v.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        AdminOutput::new(
+            format!(
+                "blocks: {}\nbytes:  {}\ntags:   {}\n",
+                show(self.blocks),
+                show(self.bytes),
+                show(self.tags)
+            ),
+            serde_json::to_value(self).unwrap_or_default(),
+        )
+    }
+}
+
 /// One admin command a backend offers: its name, its arguments and a line of help.
 #[derive(Clone, Copy, Debug)]
 pub struct AdminCommand {

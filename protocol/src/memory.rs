@@ -185,18 +185,7 @@ impl Backend for MemoryBackend {
                 "in-memory archive (not persistent)\n",
                 serde_json::json!({"kind": "memory", "max_block_size": self.max_block_size}),
             )),
-            "stats" => {
-                let st = self.stats()?;
-                Ok(AdminOutput::new(
-                    format!(
-                        "blocks: {}\nbytes: {}\ntags: {}\n",
-                        st.blocks.unwrap_or(0),
-                        st.bytes.unwrap_or(0),
-                        st.tags.unwrap_or(0)
-                    ),
-                    serde_json::to_value(&st).unwrap_or_default(),
-                ))
-            }
+            "stats" => Ok(self.stats()?.admin_output()),
             "log" => {
                 let level = match args.first().map(String::as_str) {
                     Some("debug") => Level::Debug,

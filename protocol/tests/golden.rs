@@ -10,6 +10,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 fn key(b: u8) -> Key {
     Key([b; 32])
 }
@@ -231,20 +238,14 @@ fn kind_bytes_are_pinned() {
 #[test]
 fn golden_frames_decode_back() {
     for (req, expect) in requests() {
-        let bytes: Vec<u8> = (0..expect.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&expect[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes = unhex(&expect);
         let f = protocol::frame::read_frame(&mut &bytes[..], u32::MAX)
             .unwrap()
             .unwrap();
         assert_eq!(Request::decode(f).unwrap(), req);
     }
     for (resp, expect) in responses() {
-        let bytes: Vec<u8> = (0..expect.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&expect[i..i + 2], 16).unwrap())
-            .collect();
+        let bytes = unhex(&expect);
         let f = protocol::frame::read_frame(&mut &bytes[..], u32::MAX)
             .unwrap()
             .unwrap();
