@@ -1,8 +1,427 @@
 //! backend-splitlog: Ore's default store — append-only logs of self-describing records with a
 //! sqlite index that can always be rebuilt from them.
 //!
-//! This crate is being built; so far it holds the record format ([`record`]) and the log scanner ([`scan`]), which the log
-//! writer, the scanner used by recovery and `reindex`, and `verify` all share.
+//! Every change — a block, a tag set or removed, a block removed, a setting — is first appended
+//! to the newest log as a record ([`record`]), then applied to the index ([`index`]). The index
+//! is committed every `commit-interval` writes and on flush, always after the logs it describes
+//! were synced, together with the log position it reflects. So:
+//!
+//! - after a crash, the records past that position are replayed ([`scan`]); a torn tail (the
+//!   remains of an interrupted append) is cut off; a damaged record is reported and skipped;
+//! - `reindex` rebuilds the whole index, tags and settings included, from the logs alone;
+//! - a block is served only after its record's checksum and key were checked.
+//!
+//! One process at a time may open an archive ([`logs::ArchiveLock`]); the lock is a `flock`,
+//! so it dies with its process and is never left stale.
 
+mod admin;
+pub mod index;
+pub mod logs;
 pub mod record;
 pub mod scan;
+
+use index::Index;
+use logs::{ArchiveLock, Logs};
+use protocol::backend::{check_block_size, AdminOutput, CasOutcome, Stats};
+use protocol::key::{check_tag_name, check_tag_value};
+use protocol::{Backend, BackendInfo, Error, ErrorCode, Key, Result};
+use record::{named_payload, Header, RecordType};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Default largest block (16 MiB).
+pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
+/// Default size at which a log rolls over (1 GiB).
+pub const DEFAULT_MAX_LOG: u64 = 1 << 30;
+/// Default number of writes between index commits.
+pub const DEFAULT_COMMIT_INTERVAL: u32 = 1000;
+
+/// How to open an archive.
+#[derive(Clone, Debug, Default)]
+pub struct SplitlogOptions {
+    /// Where the index lives (default `DIR/metadata.db`).
+    pub metadata: Option<PathBuf>,
+}
+
+/// Settings kept as records in the logs (so they survive a reindex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub max_block_size: u32,
+    pub max_log_size: u64,
+    pub commit_interval: u32,
+    pub write_protected: bool,
+}
+
+impl Settings {
+    fn load(index: &Index) -> Result<Settings> {
+        let mut s = Settings {
+            max_block_size: DEFAULT_MAX_BLOCK,
+            max_log_size: DEFAULT_MAX_LOG,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            write_protected: false,
+        };
+        for (name, value) in index.settings()? {
+            let bad = || {
+                Error::backend(
+                    ErrorCode::Corrupt,
+                    format!("setting {name} has the unreadable value {value:?}"),
+                )
+            };
+            match name.as_str() {
+                "max-block-size" => s.max_block_size = value.parse().map_err(|_| bad())?,
+                "max-log-size" => s.max_log_size = value.parse().map_err(|_| bad())?,
+                "commit-interval" => s.commit_interval = value.parse().map_err(|_| bad())?,
+                "write-protected" => s.write_protected = value == "true",
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) index: Index,
+    pub(crate) logs: Logs,
+    pub(crate) settings: Settings,
+    uncommitted: u32,
+}
+
+impl State {
+    /// Appends a record and applies it to the index: the one way anything changes.
+    pub(crate) fn write(&mut self, kind: RecordType, key: [u8; 32], payload: &[u8]) -> Result<()> {
+        let header = Header::new(kind, key, payload);
+        let loc = self
+            .logs
+            .append(&header, payload, self.settings.max_log_size)?;
+        self.index.apply(loc.log, loc.offset, &header, payload)?;
+        self.uncommitted += 1;
+        if self.uncommitted >= self.settings.commit_interval.max(1) {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the logs, then commits the index with the position it now reflects.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        self.logs.sync()?;
+        self.index.commit(self.logs.end())?;
+        self.uncommitted = 0;
+        Ok(())
+    }
+
+    pub(crate) fn set_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        self.write(
+            RecordType::Setting,
+            [0; 32],
+            &named_payload(name, value.as_bytes()),
+        )?;
+        self.settings = Settings::load(&self.index)?;
+        self.commit()
+    }
+
+    /// Replays the records written after the index's position.
+    pub(crate) fn replay(&mut self) -> Result<ReplayReport> {
+        let all = logs::list_logs(self.logs.dir())?;
+        let (first_log, first_offset) = self
+            .index
+            .position()?
+            .unwrap_or((all.first().copied().unwrap_or(1), 0));
+        let mut report = ReplayReport::default();
+        let last = all.last().copied();
+        for n in all.into_iter().filter(|&n| n >= first_log) {
+            let start = if n == first_log { first_offset } else { 0 };
+            let file = self.logs.file(n)?.try_clone().map_err(|e| {
+                Error::io(
+                    format!("opening {}", logs::log_path(self.logs.dir(), n).display()),
+                    e,
+                )
+            })?;
+            let scanner = scan::Scanner::new(&file, start, true)
+                .map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+            for item in scanner {
+                match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
+                    scan::Item::Record {
+                        offset,
+                        header,
+                        payload,
+                    } => {
+                        self.index
+                            .apply(n, offset, &header, payload.as_deref().unwrap_or(&[]))?;
+                        report.records += 1;
+                    }
+                    scan::Item::Corrupt {
+                        offset,
+                        next,
+                        reason,
+                    } => {
+                        let m = format!(
+                            "log {n}: damaged record at offset {offset} ({reason}); skipped {} bytes",
+                            next - offset
+                        );
+                        protocol::log::warning(&m);
+                        report.damaged.push(m);
+                        self.index.account(n, 0, (next - offset) as i64)?;
+                    }
+                    scan::Item::TornTail { offset } => {
+                        let size = self.logs.size_of(n)?;
+                        let m = format!(
+                            "log {n}: cut off {} bytes of an interrupted write at offset {offset}",
+                            size - offset
+                        );
+                        if Some(n) == last {
+                            self.logs.truncate(n, offset)?;
+                        }
+                        protocol::log::warning(&m);
+                        report.torn.push(m);
+                    }
+                }
+            }
+        }
+        self.settings = Settings::load(&self.index)?;
+        self.commit()?;
+        Ok(report)
+    }
+}
+
+/// What a replay found.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    pub records: u64,
+    pub damaged: Vec<String>,
+    pub torn: Vec<String>,
+}
+
+/// An archive of append-only logs.
+pub struct SplitlogBackend {
+    dir: PathBuf,
+    metadata: PathBuf,
+    state: Mutex<State>,
+    _lock: ArchiveLock,
+}
+
+impl SplitlogBackend {
+    /// Opens the archive in `dir`, creating it when `dir` is missing or empty, and replays
+    /// what the index has not seen yet.
+    pub fn open(dir: impl AsRef<Path>, opts: SplitlogOptions) -> Result<SplitlogBackend> {
+        let dir = dir.as_ref().to_path_buf();
+        create_dir(&dir)?;
+        let metadata = opts.metadata.unwrap_or_else(|| dir.join("metadata.db"));
+        let lock = ArchiveLock::acquire(&dir)?;
+        refuse_foreign(&dir, &metadata)?;
+        let index = Index::open(&metadata)?;
+        restrict(&metadata);
+        let logs = Logs::open(&dir)?;
+        let settings = Settings::load(&index)?;
+        let mut state = State {
+            index,
+            logs,
+            settings,
+            uncommitted: 0,
+        };
+        state.replay()?;
+        Ok(SplitlogBackend {
+            dir,
+            metadata,
+            state: Mutex::new(state),
+            _lock: lock,
+        })
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The archive's settings.
+    pub fn settings(&self) -> Settings {
+        self.state().settings.clone()
+    }
+
+    fn check_writable(&self, st: &State, what: &str) -> Result<()> {
+        if st.settings.write_protected {
+            return Err(Error::backend(
+                ErrorCode::ReadOnly,
+                format!(
+                    "the archive {} is write-protected; {what} refused (`ore-admin ... write-unprotect` lifts it)",
+                    self.dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SplitlogBackend {
+    fn drop(&mut self) {
+        let mut st = self.state();
+        if st.uncommitted > 0 {
+            if let Err(e) = st.commit() {
+                protocol::log::error(&format!("committing the index on close: {e}"));
+            }
+        }
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+/// Makes a file 0600 (sqlite creates its files with the umask's mode).
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = path.with_file_name(format!("{name}{suffix}"));
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+/// Refuses to turn a directory holding other things into an archive.
+fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut foreign = None;
+    let mut has_logs = false;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("log-") {
+            has_logs = true;
+        } else if name != "lock"
+            && !entry.path().starts_with(metadata)
+            && !name.starts_with("metadata.db")
+        {
+            foreign = Some(name);
+        }
+    }
+    match foreign {
+        Some(name) if !has_logs => Err(Error::backend(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{} holds other files ({name}) and is not a splitlog archive; refusing to create one there",
+                dir.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Backend for SplitlogBackend {
+    fn info(&self) -> BackendInfo {
+        let st = self.state();
+        BackendInfo {
+            server: format!("backend-splitlog {}", env!("CARGO_PKG_VERSION")),
+            description: format!("splitlog archive at {}", self.dir.display()),
+            max_block_size: st.settings.max_block_size,
+            writable: !st.settings.write_protected,
+            can_remove: !st.settings.write_protected,
+            can_list: true,
+            admin_commands: admin::names(),
+        }
+    }
+
+    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
+        let mut st = self.state();
+        self.check_writable(&st, "storing a block")?;
+        check_block_size(&key, data.len(), st.settings.max_block_size)?;
+        if st.index.locate(&key)?.is_some() {
+            return Ok(());
+        }
+        st.write(RecordType::Block, key.0, data)
+    }
+
+    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
+        let mut st = self.state();
+        match st.index.locate(&key)? {
+            Some(loc) => st.logs.read_block(&key, loc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        let st = self.state();
+        keys.iter()
+            .map(|k| st.index.locate(k).map(|l| l.is_some()))
+            .collect()
+    }
+
+    fn remove(&self, keys: &[Key]) -> Result<()> {
+        let mut st = self.state();
+        self.check_writable(&st, "removing blocks")?;
+        for k in keys {
+            if st.index.locate(k)?.is_some() {
+                st.write(RecordType::BlockRemoved, k.0, &[])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        let st = self.state();
+        let mut keys = st.index.list(after, limit.saturating_add(1))?;
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        Ok((keys, more))
+    }
+
+    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        check_tag_name(name)?;
+        self.state().index.tag(name)
+    }
+
+    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        check_tag_value(value)?;
+        let mut st = self.state();
+        self.check_writable(&st, "changing a tag")?;
+        let current = st.index.tag(name)?;
+        if current.as_deref() != expected {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        st.write(RecordType::TagSet, [0; 32], &named_payload(name, value))?;
+        Ok(CasOutcome::Done)
+    }
+
+    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        let mut st = self.state();
+        self.check_writable(&st, "removing a tag")?;
+        let current = st.index.tag(name)?;
+        if expected.is_some() && current.as_deref() != expected {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        if current.is_some() {
+            st.write(RecordType::TagRemoved, [0; 32], &named_payload(name, &[]))?;
+        }
+        Ok(CasOutcome::Done)
+    }
+
+    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.state().index.tags()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.state().commit()
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let st = self.state();
+        let (blocks, bytes) = st.index.block_count()?;
+        Ok(Stats {
+            blocks: Some(blocks),
+            bytes: Some(bytes),
+            tags: Some(st.index.tags()?.len() as u64),
+        })
+    }
+
+    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        admin::run(self, command, args)
+    }
+}

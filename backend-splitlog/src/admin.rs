@@ -1,0 +1,413 @@
+//! Admin commands of splitlog: settings, reindex, verify and compaction.
+//!
+//! Compaction never has a moment where a live block exists nowhere: the live records of a log
+//! are appended to the newest log and synced, the index is committed pointing at the copies, and
+//! only then is the old log deleted. Records the old log held that a reindex would still need
+//! (removals of blocks that older logs hold, the latest tag and setting values) are carried
+//! over too, so a reindex after compaction rebuilds exactly the same state.
+
+use crate::index::Location;
+use crate::logs::{list_logs, log_path};
+use crate::record::{named_payload, parse_named, RecordType};
+use crate::scan::{Item, Scanner};
+use crate::{SplitlogBackend, State};
+use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
+use protocol::{Backend, Error, ErrorCode, Key, Result};
+use serde_json::json;
+use std::collections::{BTreeSet, HashSet};
+
+const COMMANDS: &[AdminCommand] = &[
+    AdminCommand {
+        name: "help",
+        args: "",
+        help: "list the admin commands",
+    },
+    AdminCommand {
+        name: "info",
+        args: "",
+        help: "where the archive lives and its settings",
+    },
+    AdminCommand {
+        name: "stats",
+        args: "",
+        help: "blocks, tags, and live and dead bytes per log",
+    },
+    AdminCommand {
+        name: "reindex",
+        args: "",
+        help: "rebuild the index (blocks, tags, settings) from the logs alone",
+    },
+    AdminCommand {
+        name: "verify",
+        args: "",
+        help: "re-read every record of every log and check its checksum",
+    },
+    AdminCommand {
+        name: "compact",
+        args: "[THRESHOLD]",
+        help: "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
+    },
+    AdminCommand {
+        name: "write-protect",
+        args: "",
+        help: "refuse puts, removals and tag changes (reads go on)",
+    },
+    AdminCommand {
+        name: "write-unprotect",
+        args: "",
+        help: "accept writes again",
+    },
+    AdminCommand {
+        name: "set-max-block-size",
+        args: "BYTES",
+        help: "largest block accepted (at most 64 MiB)",
+    },
+    AdminCommand {
+        name: "set-max-log-size",
+        args: "BYTES",
+        help: "size at which a log rolls over to the next",
+    },
+    AdminCommand {
+        name: "set-commit-interval",
+        args: "N",
+        help: "writes between index commits (flush always commits)",
+    },
+];
+
+/// Every setting is kept as a record in the logs, so all of them survive a reindex.
+pub fn names() -> Vec<String> {
+    protocol::backend::admin_names(COMMANDS)
+}
+
+fn arg<T: std::str::FromStr>(command: &str, args: &[String], what: &str) -> Result<T> {
+    let bad = |m: String| Error::backend(ErrorCode::Admin, format!("{command}: {m}"));
+    match args {
+        [one] => one
+            .parse()
+            .map_err(|_| bad(format!("{one:?} is not {what}"))),
+        _ => Err(bad(format!("expects one argument, {what}"))),
+    }
+}
+
+fn no_args(command: &str, args: &[String]) -> Result<()> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::backend(
+            ErrorCode::Admin,
+            format!("{command} takes no arguments, got {}", args.join(" ")),
+        ))
+    }
+}
+
+pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    match command {
+        "help" => Ok(admin_help(
+            "backend-splitlog (every setting is stored in the logs and survives a reindex)",
+            COMMANDS,
+        )),
+        "info" => {
+            no_args(command, args)?;
+            let st = b.state();
+            let s = &st.settings;
+            let (log, offset) = st.logs.end();
+            Ok(AdminOutput::new(
+                format!(
+                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n",
+                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected
+                ),
+                json!({
+                    "kind": "splitlog", "directory": b.dir.display().to_string(),
+                    "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
+                    "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
+                    "commit_interval": s.commit_interval, "write_protected": s.write_protected,
+                }),
+            ))
+        }
+        "stats" => {
+            no_args(command, args)?;
+            let stats = b.stats()?;
+            let space = b.state().index.log_space()?;
+            let mut text = stats.admin_output().text;
+            text.push_str("log        live bytes   dead bytes\n");
+            for (n, live, dead) in &space {
+                text.push_str(&format!("{n:<6} {live:>14} {dead:>12}\n"));
+            }
+            let logs: Vec<_> = space
+                .iter()
+                .map(|(n, live, dead)| json!({"log": n, "live": live, "dead": dead}))
+                .collect();
+            Ok(AdminOutput::new(
+                text,
+                json!({"blocks": stats.blocks, "bytes": stats.bytes, "tags": stats.tags, "logs": logs}),
+            ))
+        }
+        "reindex" => {
+            no_args(command, args)?;
+            let mut st = b.state();
+            st.index.clear()?;
+            let r = st.replay()?;
+            let (blocks, _) = st.index.block_count()?;
+            let tags = st.index.tags()?.len();
+            Ok(AdminOutput::new(
+                format!(
+                    "reindexed {} records: {blocks} blocks, {tags} tags; {} damaged records skipped, {} torn tails cut\n{}",
+                    r.records, r.damaged.len(), r.torn.len(),
+                    r.damaged.iter().chain(&r.torn).map(|m| format!("  {m}\n")).collect::<String>()
+                ),
+                json!({"records": r.records, "blocks": blocks, "tags": tags, "damaged": r.damaged, "torn": r.torn}),
+            ))
+        }
+        "verify" => {
+            no_args(command, args)?;
+            verify(&mut b.state())
+        }
+        "compact" => {
+            let threshold = if args.is_empty() {
+                0.5
+            } else {
+                arg::<f64>(command, args, "a share between 0 and 1")?
+            };
+            if !(0.0..=1.0).contains(&threshold) {
+                return Err(Error::backend(
+                    ErrorCode::Admin,
+                    format!("compact: threshold {threshold} is not between 0 and 1"),
+                ));
+            }
+            compact(b, &mut b.state(), threshold)
+        }
+        "write-protect" | "write-unprotect" => {
+            no_args(command, args)?;
+            let on = command == "write-protect";
+            b.state()
+                .set_setting("write-protected", if on { "true" } else { "false" })?;
+            Ok(AdminOutput::new(
+                format!("write-protected: {on}\n"),
+                json!({"write_protected": on}),
+            ))
+        }
+        "set-max-block-size" => {
+            let n: u32 = arg(command, args, "a number of bytes")?;
+            if n == 0 || n > protocol::frame::MAX_BLOCK_LIMIT {
+                return Err(Error::backend(
+                    ErrorCode::Admin,
+                    format!(
+                        "set-max-block-size: {n} is outside 1..={}",
+                        protocol::frame::MAX_BLOCK_LIMIT
+                    ),
+                ));
+            }
+            set(b, "max-block-size", n)
+        }
+        "set-max-log-size" => {
+            let n: u64 = arg(command, args, "a number of bytes")?;
+            if n < 1 << 20 {
+                return Err(Error::backend(
+                    ErrorCode::Admin,
+                    format!("set-max-log-size: {n} is below the minimum of 1 MiB"),
+                ));
+            }
+            set(b, "max-log-size", n)
+        }
+        "set-commit-interval" => {
+            let n: u32 = arg(command, args, "a number of writes")?;
+            if n == 0 {
+                return Err(Error::backend(
+                    ErrorCode::Admin,
+                    "set-commit-interval: the interval must be at least 1",
+                ));
+            }
+            set(b, "commit-interval", n)
+        }
+        other => Err(unknown_admin(other, COMMANDS)),
+    }
+}
+
+fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOutput> {
+    let value = value.to_string();
+    b.state().set_setting(name, &value)?;
+    Ok(AdminOutput::new(
+        format!("{name}: {value}\n"),
+        json!({ name: value }),
+    ))
+}
+
+fn verify(st: &mut State) -> Result<AdminOutput> {
+    st.commit()?;
+    let mut records = 0u64;
+    let mut problems = Vec::new();
+    let mut sound_blocks = HashSet::new();
+    for n in list_logs(st.logs.dir())? {
+        let file = st.logs.file(n)?;
+        let scanner =
+            Scanner::new(file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+        for item in scanner {
+            match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
+                Item::Record { offset, header, .. } => {
+                    records += 1;
+                    if header.kind == RecordType::Block {
+                        sound_blocks.insert((n, offset));
+                    }
+                }
+                Item::Corrupt { offset, reason, .. } => {
+                    problems.push(format!("log {n} offset {offset}: {reason}"))
+                }
+                Item::TornTail { offset } => problems.push(format!(
+                    "log {n} offset {offset}: incomplete record at the end"
+                )),
+            }
+        }
+    }
+    let mut after = None;
+    loop {
+        let keys = st.index.list(after, 10_000)?;
+        for k in &keys {
+            if let Some(loc) = st.index.locate(k)? {
+                if !sound_blocks.contains(&(loc.log, loc.offset)) {
+                    problems.push(format!("block {k}: the index points at log {} offset {}, where there is no sound record of it", loc.log, loc.offset));
+                }
+            }
+        }
+        match keys.last() {
+            Some(k) => after = Some(*k),
+            None => break,
+        }
+    }
+    let text = if problems.is_empty() {
+        format!("verified {records} records: all sound\n")
+    } else {
+        format!(
+            "verified {records} records: {} problem(s)\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .map(|p| format!("  {p}\n"))
+                .collect::<String>()
+        )
+    };
+    Ok(AdminOutput::new(
+        text,
+        json!({"records": records, "problems": problems}),
+    ))
+}
+
+fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminOutput> {
+    if st.settings.write_protected {
+        return Err(Error::backend(
+            ErrorCode::ReadOnly,
+            format!(
+                "the archive {} is write-protected; compaction refused",
+                b.dir.display()
+            ),
+        ));
+    }
+    st.commit()?;
+    let logs = list_logs(st.logs.dir())?;
+    let oldest = logs.first().copied();
+    let candidates: Vec<u32> = st
+        .index
+        .log_space()?
+        .into_iter()
+        .filter(|&(n, live, dead)| {
+            let total = live + dead;
+            total > 0 && dead as f64 >= threshold * total as f64 && logs.contains(&n)
+        })
+        .map(|(n, _, _)| n)
+        .collect();
+    // The newest log qualifies too: start a fresh one so it can be rewritten like the others.
+    if candidates.contains(&st.logs.end().0) {
+        st.logs.roll()?;
+    }
+    let mut done = Vec::new();
+    let mut freed = 0u64;
+    for n in candidates {
+        let size = st.logs.size_of(n)?;
+        compact_log(st, n, Some(n) != oldest)?;
+        st.commit()?;
+        st.logs.delete(n)?;
+        st.index.forget_log(n)?;
+        st.commit()?;
+        freed += size;
+        done.push(n);
+    }
+    Ok(AdminOutput::new(
+        format!("compacted {} log(s), {freed} bytes freed\n", done.len()),
+        json!({"logs": done, "freed": freed}),
+    ))
+}
+
+/// Copies what log `n` holds that is still needed to the newest log and points the index at it.
+fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
+    let path = log_path(st.logs.dir(), n);
+    let file = st
+        .logs
+        .file(n)?
+        .try_clone()
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let scanner = Scanner::new(&file, 0, true)
+        .map_err(|e| Error::io(format!("scanning {}", path.display()), e))?;
+    let mut tags = BTreeSet::new();
+    let mut settings = BTreeSet::new();
+    for item in scanner {
+        let Item::Record {
+            offset,
+            header,
+            payload,
+        } = item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))?
+        else {
+            continue;
+        };
+        let payload = payload.unwrap_or_default();
+        let key = Key(header.key);
+        match header.kind {
+            RecordType::Block => {
+                let old = Location {
+                    log: n,
+                    offset,
+                    len: header.len,
+                };
+                if st.index.locate(&key)? == Some(old) {
+                    let new = st
+                        .logs
+                        .append(&header, &payload, st.settings.max_log_size)?;
+                    st.index.relocate(&key, old, new)?;
+                }
+            }
+            RecordType::BlockRemoved => {
+                // Still needed only while an older log may hold the block it removed.
+                if older_logs_exist && st.index.locate(&key)?.is_none() {
+                    st.write(RecordType::BlockRemoved, key.0, &[])?;
+                }
+            }
+            RecordType::TagSet | RecordType::TagRemoved => {
+                if let Some((name, _)) = parse_named(&payload) {
+                    tags.insert(name);
+                }
+            }
+            RecordType::Setting => {
+                if let Some((name, _)) = parse_named(&payload) {
+                    settings.insert(name);
+                }
+            }
+        }
+    }
+    for name in tags {
+        match st.index.tag(&name)? {
+            Some(v) => st.write(RecordType::TagSet, [0; 32], &named_payload(&name, &v))?,
+            None if older_logs_exist => {
+                st.write(RecordType::TagRemoved, [0; 32], &named_payload(&name, &[]))?
+            }
+            None => {}
+        }
+    }
+    for name in settings {
+        if let Some(v) = st.index.setting(&name)? {
+            st.write(
+                RecordType::Setting,
+                [0; 32],
+                &named_payload(&name, v.as_bytes()),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! The sqlite index: where each block lives, the tags, the settings, and how far into the logs
+//! the index reaches.
+//!
+//! The index is a cache of the logs, never the only copy of anything: every change it records
+//! was first appended to a log as a record. It is written inside one long transaction that is
+//! committed every N writes and on flush, together with the log position it reflects, so after
+//! a crash the records past that position are replayed and nothing else is needed.
+
+use crate::record::{parse_named, Header, RecordType, HEADER_LEN};
+use protocol::{Error, ErrorCode, Key, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS blocks (
+    key BLOB PRIMARY KEY,
+    log INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_log ON blocks (log, offset);
+CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS logs (
+    log INTEGER PRIMARY KEY,
+    live INTEGER NOT NULL DEFAULT 0,
+    dead INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 0), log INTEGER NOT NULL, offset INTEGER NOT NULL);
+";
+
+/// Where a block's record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub log: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Location {
+    /// Bytes of the whole record.
+    pub fn record_len(&self) -> u64 {
+        HEADER_LEN as u64 + u64::from(self.len)
+    }
+}
+
+pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> Error {
+    Error::backend(ErrorCode::Io, format!("index database: {context}: {e}"))
+}
+
+/// The index, always inside an open transaction.
+pub struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Opens (or creates) the index database and starts a transaction.
+    pub fn open(path: &Path) -> Result<Index> {
+        let conn = Connection::open(path)
+            .map_err(|e| db_err(&format!("opening {}", path.display()), e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
+        )
+        .map_err(|e| db_err("setting it up", e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| db_err("creating the tables", e))?;
+        conn.execute_batch("BEGIN")
+            .map_err(|e| db_err("starting a transaction", e))?;
+        Ok(Index { conn })
+    }
+
+    /// Commits everything so far, recording that the index reflects the logs up to `pos`.
+    pub fn commit(&mut self, pos: (u32, u64)) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO position (id, log, offset) VALUES (0, ?1, ?2)",
+                params![pos.0, pos.1 as i64],
+            )
+            .map_err(|e| db_err("recording the log position", e))?;
+        self.conn
+            .execute_batch("COMMIT; BEGIN")
+            .map_err(|e| db_err("committing", e))
+    }
+
+    /// The log position the committed index reflects.
+    pub fn position(&self) -> Result<Option<(u32, u64)>> {
+        self.conn
+            .query_row("SELECT log, offset FROM position WHERE id = 0", [], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()
+            .map_err(|e| db_err("reading the log position", e))
+    }
+
+    /// Empties every table (for a reindex).
+    pub fn clear(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "DELETE FROM blocks; DELETE FROM tags; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
+            )
+            .map_err(|e| db_err("clearing", e))
+    }
+
+    pub fn locate(&self, key: &Key) -> Result<Option<Location>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT log, offset, len FROM blocks WHERE key = ?1")
+            .map_err(|e| db_err("looking up a block", e))?;
+        st.query_row(params![&key.0[..]], |r| {
+            Ok(Location {
+                log: r.get(0)?,
+                offset: r.get::<_, i64>(1)? as u64,
+                len: r.get(2)?,
+            })
+        })
+        .optional()
+        .map_err(|e| db_err("looking up a block", e))
+    }
+
+    /// Records a block; returns false when the key was already indexed (nothing changes).
+    pub fn insert_block(&mut self, key: &Key, loc: Location) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blocks (key, log, offset, len) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![&key.0[..], loc.log, loc.offset as i64, loc.len]))
+            .map_err(|e| db_err("recording a block", e))?;
+        if n > 0 {
+            self.account(loc.log, loc.record_len() as i64, 0)?;
+        }
+        Ok(n > 0)
+    }
+
+    /// Moves a block to a new location (compaction); the old space becomes dead.
+    pub fn relocate(&mut self, key: &Key, old: Location, new: Location) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE blocks SET log = ?2, offset = ?3 WHERE key = ?1")
+            .and_then(|mut st| st.execute(params![&key.0[..], new.log, new.offset as i64]))
+            .map_err(|e| db_err("moving a block", e))?;
+        self.account(old.log, -(old.record_len() as i64), old.record_len() as i64)?;
+        self.account(new.log, new.record_len() as i64, 0)
+    }
+
+    /// Forgets a block; its record's space becomes dead. Returns where it was.
+    pub fn remove_block(&mut self, key: &Key) -> Result<Option<Location>> {
+        let Some(loc) = self.locate(key)? else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached("DELETE FROM blocks WHERE key = ?1")
+            .and_then(|mut st| st.execute(params![&key.0[..]]))
+            .map_err(|e| db_err("removing a block", e))?;
+        let n = loc.record_len() as i64;
+        self.account(loc.log, -n, n)?;
+        Ok(Some(loc))
+    }
+
+    /// Adds to a log's live and dead byte counts.
+    pub fn account(&mut self, log: u32, live: i64, dead: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO logs (log, live, dead) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (log) DO UPDATE SET live = live + ?2, dead = dead + ?3",
+            )
+            .and_then(|mut st| st.execute(params![log, live, dead]))
+            .map_err(|e| db_err("counting log space", e))?;
+        Ok(())
+    }
+
+    /// Live and dead bytes per log.
+    pub fn log_space(&self) -> Result<Vec<(u32, u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT log, live, dead FROM logs ORDER BY log")
+            .map_err(|e| db_err("reading log space", e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)?.max(0) as u64,
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("reading log space", e))?;
+        Ok(rows)
+    }
+
+    pub fn forget_log(&mut self, log: u32) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM logs WHERE log = ?1", params![log])
+            .map_err(|e| db_err("forgetting a log", e))?;
+        Ok(())
+    }
+
+    /// Live blocks stored in one log, in log order.
+    pub fn blocks_in_log(&self, log: u32) -> Result<Vec<(Key, Location)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT key, offset, len FROM blocks WHERE log = ?1 ORDER BY offset")
+            .map_err(|e| db_err("listing a log's blocks", e))?;
+        let rows = st
+            .query_map(params![log], |r| {
+                let k: Vec<u8> = r.get(0)?;
+                Ok((k, r.get::<_, i64>(1)? as u64, r.get::<_, u32>(2)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("listing a log's blocks", e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, offset, len)| {
+                Key::from_slice(&k).map(|key| (key, Location { log, offset, len }))
+            })
+            .collect())
+    }
+
+    pub fn list(&self, after: Option<Key>, limit: u32) -> Result<Vec<Key>> {
+        let after = after.map(|k| k.0.to_vec()).unwrap_or_default();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key FROM blocks WHERE key > ?1 ORDER BY key LIMIT ?2")
+            .map_err(|e| db_err("listing blocks", e))?;
+        let rows = st
+            .query_map(params![after, i64::from(limit)], |r| r.get::<_, Vec<u8>>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("listing blocks", e))?;
+        Ok(rows.iter().filter_map(|k| Key::from_slice(k)).collect())
+    }
+
+    pub fn block_count(&self) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(len), 0) FROM blocks",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| db_err("counting blocks", e))
+    }
+
+    pub fn tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT value FROM tags WHERE name = ?1")
+            .and_then(|mut st| st.query_row(params![name], |r| r.get(0)).optional())
+            .map_err(|e| db_err("reading a tag", e))
+    }
+
+    pub fn set_tag(&mut self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        let r = match value {
+            Some(v) => self.conn.execute(
+                "INSERT OR REPLACE INTO tags (name, value) VALUES (?1, ?2)",
+                params![name, v],
+            ),
+            None => self
+                .conn
+                .execute("DELETE FROM tags WHERE name = ?1", params![name]),
+        };
+        r.map(|_| ()).map_err(|e| db_err("changing a tag", e))
+    }
+
+    pub fn tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, value FROM tags ORDER BY name")
+            .map_err(|e| db_err("listing tags", e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("listing tags", e))?;
+        Ok(rows)
+    }
+
+    pub fn setting(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM settings WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| db_err("reading a setting", e))
+    }
+
+    pub fn settings(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, value FROM settings ORDER BY name")
+            .map_err(|e| db_err("listing settings", e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("listing settings", e))?;
+        Ok(rows)
+    }
+
+    pub fn set_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )
+            .map(|_| ())
+            .map_err(|e| db_err("changing a setting", e))
+    }
+
+    /// Applies one sound record found in a log (replay after a crash, and reindex).
+    pub fn apply(&mut self, log: u32, offset: u64, header: &Header, payload: &[u8]) -> Result<()> {
+        let key = Key(header.key);
+        match header.kind {
+            RecordType::Block => {
+                let loc = Location {
+                    log,
+                    offset,
+                    len: header.len,
+                };
+                if !self.insert_block(&key, loc)? {
+                    // A second copy of a stored block (a put replayed after a crash): dead space.
+                    self.account(log, 0, loc.record_len() as i64)?;
+                }
+            }
+            RecordType::BlockRemoved => {
+                self.remove_block(&key)?;
+                self.account(log, header.record_len() as i64, 0)?;
+            }
+            RecordType::TagSet | RecordType::TagRemoved | RecordType::Setting => {
+                let (name, value) = parse_named(payload).ok_or_else(|| {
+                    Error::backend(
+                        ErrorCode::Corrupt,
+                        format!(
+                            "log {log} offset {offset}: malformed name in a {:?} record",
+                            header.kind
+                        ),
+                    )
+                })?;
+                match header.kind {
+                    RecordType::TagSet => self.set_tag(&name, Some(&value))?,
+                    RecordType::TagRemoved => self.set_tag(&name, None)?,
+                    _ => self.set_setting(&name, &String::from_utf8_lossy(&value))?,
+                }
+                self.account(log, header.record_len() as i64, 0)?;
+            }
+        }
+        Ok(())
+    }
+}

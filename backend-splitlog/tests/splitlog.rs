@@ -1,0 +1,355 @@
+//! backend-splitlog: conformance both ways, reindex, corruption, crash recovery, locking,
+//! write protection, rollover and compaction.
+
+use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use protocol::conformance::{run, test_data, test_key};
+use protocol::{Backend, Client, ClientOptions, ErrorCode};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn open(dir: &Path) -> SplitlogBackend {
+    SplitlogBackend::open(dir, SplitlogOptions::default()).unwrap()
+}
+
+fn id(dir: &Path) -> String {
+    format!(
+        "{} '{}'",
+        env!("CARGO_BIN_EXE_backend-splitlog"),
+        dir.display()
+    )
+}
+
+fn admin(b: &dyn Backend, cmd: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    b.admin(cmd, &args).unwrap().text
+}
+
+fn logs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("log-"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn conformance_in_process() {
+    let t = tempfile::tempdir().unwrap();
+    run(&open(&t.path().join("a")));
+}
+
+#[test]
+fn conformance_through_the_binary() {
+    let t = tempfile::tempdir().unwrap();
+    let c = Client::connect(&id(&t.path().join("a"))).unwrap();
+    run(&c);
+    c.close().unwrap();
+}
+
+#[test]
+fn reindex_from_the_logs_alone_gives_back_blocks_tags_and_settings() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    {
+        let b = open(&dir);
+        for i in 0..300 {
+            b.put(test_key(i), &test_data(i, 3000)).unwrap();
+        }
+        b.remove(&[test_key(5), test_key(6)]).unwrap();
+        b.set_tag("home", None, b"v1").unwrap();
+        b.set_tag("home", Some(b"v1"), b"v2").unwrap();
+        b.set_tag("gone", None, b"x").unwrap();
+        b.remove_tag("gone", None).unwrap();
+        admin(&b, "set-max-block-size", &["100000"]);
+        admin(&b, "write-protect", &[]);
+        b.flush().unwrap();
+    }
+    std::fs::remove_file(dir.join("metadata.db")).unwrap();
+    let _ = std::fs::remove_file(dir.join("metadata.db-wal"));
+    let _ = std::fs::remove_file(dir.join("metadata.db-shm"));
+    let b = open(&dir);
+    for i in 0..300 {
+        let want = (i != 5 && i != 6).then(|| test_data(i, 3000));
+        assert_eq!(b.get(test_key(i)).unwrap(), want, "block {i}");
+    }
+    assert_eq!(
+        b.list_tags().unwrap(),
+        vec![("home".to_string(), b"v2".to_vec())]
+    );
+    let s = b.settings();
+    assert_eq!(s.max_block_size, 100_000);
+    assert!(s.write_protected);
+    // The admin command does the same on a live archive.
+    let out = admin(&b, "reindex", &[]);
+    assert!(out.contains("298 blocks, 1 tags"), "{out}");
+}
+
+#[test]
+fn damaged_record_is_found_by_verify_refused_by_get_and_skipped_by_reindex() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = open(&dir);
+    for i in 0..10 {
+        b.put(test_key(i), &test_data(i, 1000)).unwrap();
+    }
+    b.flush().unwrap();
+    assert!(admin(&b, "verify", &[]).contains("all sound"));
+    // Flip a byte in the payload of the 4th record (each record is 52 + 1000 bytes).
+    let log = &logs(&dir)[0];
+    let mut bytes = std::fs::read(log).unwrap();
+    bytes[3 * 1052 + 52 + 500] ^= 0x40;
+    std::fs::write(log, &bytes).unwrap();
+    let report = admin(&b, "verify", &[]);
+    assert!(
+        report.contains("1 problem") || report.contains("2 problem"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("log 1 offset {}", 3 * 1052)),
+        "{report}"
+    );
+    let e = b.get(test_key(3)).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Corrupt);
+    assert!(e.to_string().contains(&test_key(3).to_hex()), "{e}");
+    assert_eq!(b.get(test_key(4)).unwrap(), Some(test_data(4, 1000)));
+    let out = admin(&b, "reindex", &[]);
+    assert!(out.contains("1 damaged records skipped"), "{out}");
+    assert_eq!(
+        b.get(test_key(3)).unwrap(),
+        None,
+        "a damaged block is never served"
+    );
+    assert_eq!(b.get(test_key(9)).unwrap(), Some(test_data(9, 1000)));
+}
+
+#[test]
+fn records_after_the_last_commit_are_recovered_and_a_torn_tail_is_cut() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    // A backend killed after a flush and some more writes: the records exist, the index commit
+    // does not.
+    let opts = ClientOptions {
+        env: vec![("ORE_FAULT".into(), "kill,after=0,op=get".into())],
+        ..Default::default()
+    };
+    let c = Client::connect_with(&id(&dir), opts).unwrap();
+    c.admin("set-commit-interval", &["100000".into()]).unwrap();
+    c.put(test_key(1), b"flushed").unwrap();
+    c.set_tag("t", None, b"one").unwrap();
+    c.flush().unwrap();
+    c.put(test_key(2), b"after the flush").unwrap();
+    c.set_tag("t", Some(b"one"), b"two").unwrap();
+    assert!(c.get(test_key(1)).is_err(), "the backend was killed");
+    drop(c);
+    // And a torn record at the end, as an interrupted append leaves.
+    let log = logs(&dir).pop().unwrap();
+    let good_len = std::fs::metadata(&log).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"OSL\x01 half a header").unwrap();
+    drop(f);
+    let b = open(&dir);
+    assert_eq!(
+        b.get(test_key(1)).unwrap().as_deref(),
+        Some(&b"flushed"[..])
+    );
+    assert_eq!(
+        b.get(test_key(2)).unwrap().as_deref(),
+        Some(&b"after the flush"[..])
+    );
+    assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        good_len,
+        "the torn tail is cut off"
+    );
+    b.put(test_key(3), b"new").unwrap();
+    b.flush().unwrap();
+    drop(b);
+    assert_eq!(
+        open(&dir).get(test_key(3)).unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
+}
+
+#[test]
+fn a_second_process_is_refused_with_the_holder_named() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let _first = open(&dir);
+    let e = SplitlogBackend::open(&dir, SplitlogOptions::default())
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), ErrorCode::Locked);
+    assert!(
+        e.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{e}"
+    );
+    // Through the binary: the client reports it, and a lock dies with its process.
+    let e = Client::connect(&id(&dir)).err().unwrap().to_string();
+    assert!(e.contains("exited with status 1"), "{e}");
+    drop(_first);
+    let c = Client::connect(&id(&dir)).unwrap();
+    c.put(test_key(1), b"x").unwrap();
+}
+
+#[test]
+fn stale_lock_of_a_killed_process_is_not_in_the_way() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let opts = ClientOptions {
+        env: vec![("ORE_FAULT".into(), "kill,after=1".into())],
+        ..Default::default()
+    };
+    let c = Client::connect_with(&id(&dir), opts).unwrap();
+    c.put(test_key(1), b"x").unwrap();
+    assert!(c.put(test_key(2), b"y").is_err());
+    drop(c);
+    assert!(dir.join("lock").exists());
+    let b = open(&dir);
+    b.put(test_key(3), b"z").unwrap();
+}
+
+#[test]
+fn write_protected_archive_serves_reads_and_refuses_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let c = Client::connect(&id(&t.path().join("a"))).unwrap();
+    c.put(test_key(1), b"x").unwrap();
+    c.set_tag("t", None, b"v").unwrap();
+    c.admin("write-protect", &[]).unwrap();
+    let e = c.put(test_key(2), b"y").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ReadOnly);
+    assert!(e.to_string().contains("write-protected"), "{e}");
+    assert_eq!(
+        c.remove(&[test_key(1)]).unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(
+        c.set_tag("t", Some(b"v"), b"w").unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(c.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
+    c.admin("write-unprotect", &[]).unwrap();
+    c.put(test_key(2), b"y").unwrap();
+}
+
+#[test]
+fn logs_roll_over_and_never_exceed_the_maximum_size() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = open(&dir);
+    admin(&b, "set-max-log-size", &["1048576"]);
+    for i in 0..40 {
+        b.put(test_key(i), &test_data(i, 100_000)).unwrap();
+    }
+    b.put(test_key(99), &test_data(99, 3 << 20)).unwrap();
+    b.put(test_key(100), &test_data(100, 10)).unwrap();
+    b.flush().unwrap();
+    let files = logs(&dir);
+    assert!(files.len() >= 5, "{files:?}");
+    for f in &files {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(
+            len <= 1 << 20 || len == 52 + (3 << 20),
+            "{} has {len} bytes",
+            f.display()
+        );
+    }
+    for i in 0..40 {
+        assert_eq!(b.get(test_key(i)).unwrap(), Some(test_data(i, 100_000)));
+    }
+}
+
+#[test]
+fn compaction_frees_dead_space_and_a_reindex_after_it_agrees() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = open(&dir);
+    admin(&b, "set-max-log-size", &["1048576"]);
+    for i in 0..60 {
+        b.put(test_key(i), &test_data(i, 50_000)).unwrap();
+    }
+    b.set_tag("keep", None, b"1").unwrap();
+    let doomed: Vec<_> = (0..60).filter(|i| i % 3 != 0).map(test_key).collect();
+    b.remove(&doomed).unwrap();
+    b.flush().unwrap();
+    let before: u64 = logs(&dir)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    let out = admin(&b, "compact", &["0.5"]);
+    assert!(out.contains("compacted"), "{out}");
+    let after: u64 = logs(&dir)
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(after < before / 2, "{before} -> {after}: {out}");
+    for i in 0..60 {
+        let want = (i % 3 == 0).then(|| test_data(i, 50_000));
+        assert_eq!(
+            b.get(test_key(i)).unwrap(),
+            want,
+            "block {i} after compaction"
+        );
+    }
+    assert!(admin(&b, "verify", &[]).contains("all sound"));
+    let out = admin(&b, "reindex", &[]);
+    assert!(out.contains("20 blocks, 1 tags"), "{out}");
+    for i in 0..60 {
+        let want = (i % 3 == 0).then(|| test_data(i, 50_000));
+        assert_eq!(b.get(test_key(i)).unwrap(), want, "block {i} after reindex");
+    }
+    assert_eq!(
+        b.settings().max_log_size,
+        1 << 20,
+        "settings survive compaction and reindex"
+    );
+}
+
+#[test]
+fn files_are_0600_and_directories_0700() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = open(&dir);
+    b.put(test_key(1), b"x").unwrap();
+    b.flush().unwrap();
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", e.path().display());
+    }
+}
+
+#[test]
+fn refuses_a_directory_that_is_not_an_archive() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("notes.txt"), b"mine").unwrap();
+    let e = SplitlogBackend::open(t.path(), SplitlogOptions::default())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("not a splitlog archive"), "{e}");
+    assert!(!t.path().join("log-000001").exists());
+}
+
+#[test]
+fn metadata_elsewhere() {
+    let t = tempfile::tempdir().unwrap();
+    let meta = t.path().join("index").join("m.db");
+    std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
+    let c = Client::connect(&format!(
+        "{} '{}'",
+        id(&t.path().join("logs")),
+        meta.display()
+    ))
+    .unwrap();
+    c.put(test_key(1), b"x").unwrap();
+    c.close().unwrap();
+    assert!(meta.exists());
+    assert!(!t.path().join("logs").join("metadata.db").exists());
+}
