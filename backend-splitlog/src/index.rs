@@ -18,7 +18,6 @@ CREATE TABLE IF NOT EXISTS blocks (
     offset INTEGER NOT NULL,
     len INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS blocks_by_log ON blocks (log, offset);
 CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (
@@ -51,6 +50,9 @@ pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> Error {
 /// The index, always inside an open transaction.
 pub struct Index {
     conn: Connection,
+    /// Live and dead byte changes per log not yet written to the `logs` table (written at each
+    /// commit, and before the table is read), so a put costs no extra statement.
+    space: std::collections::BTreeMap<u32, (i64, i64)>,
 }
 
 impl Index {
@@ -66,11 +68,15 @@ impl Index {
             .map_err(|e| db_err("creating the tables", e))?;
         conn.execute_batch("BEGIN")
             .map_err(|e| db_err("starting a transaction", e))?;
-        Ok(Index { conn })
+        Ok(Index {
+            conn,
+            space: Default::default(),
+        })
     }
 
     /// Commits everything so far, recording that the index reflects the logs up to `pos`.
     pub fn commit(&mut self, pos: (u32, u64)) -> Result<()> {
+        self.write_space()?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO position (id, log, offset) VALUES (0, ?1, ?2)",
@@ -94,6 +100,7 @@ impl Index {
 
     /// Empties every table (for a reindex).
     pub fn clear(&mut self) -> Result<()> {
+        self.space.clear();
         self.conn
             .execute_batch(
                 "DELETE FROM blocks; DELETE FROM tags; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
@@ -158,18 +165,30 @@ impl Index {
 
     /// Adds to a log's live and dead byte counts.
     pub fn account(&mut self, log: u32, live: i64, dead: i64) -> Result<()> {
-        self.conn
+        let e = self.space.entry(log).or_default();
+        e.0 += live;
+        e.1 += dead;
+        Ok(())
+    }
+
+    fn write_space(&mut self) -> Result<()> {
+        let mut st = self
+            .conn
             .prepare_cached(
                 "INSERT INTO logs (log, live, dead) VALUES (?1, ?2, ?3)
                  ON CONFLICT (log) DO UPDATE SET live = live + ?2, dead = dead + ?3",
             )
-            .and_then(|mut st| st.execute(params![log, live, dead]))
             .map_err(|e| db_err("counting log space", e))?;
+        for (log, (live, dead)) in std::mem::take(&mut self.space) {
+            st.execute(params![log, live, dead])
+                .map_err(|e| db_err("counting log space", e))?;
+        }
         Ok(())
     }
 
     /// Live and dead bytes per log.
-    pub fn log_space(&self) -> Result<Vec<(u32, u64, u64)>> {
+    pub fn log_space(&mut self) -> Result<Vec<(u32, u64, u64)>> {
+        self.write_space()?;
         let mut st = self
             .conn
             .prepare("SELECT log, live, dead FROM logs ORDER BY log")
@@ -188,31 +207,11 @@ impl Index {
     }
 
     pub fn forget_log(&mut self, log: u32) -> Result<()> {
+        self.write_space()?;
         self.conn
             .execute("DELETE FROM logs WHERE log = ?1", params![log])
             .map_err(|e| db_err("forgetting a log", e))?;
         Ok(())
-    }
-
-    /// Live blocks stored in one log, in log order.
-    pub fn blocks_in_log(&self, log: u32) -> Result<Vec<(Key, Location)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT key, offset, len FROM blocks WHERE log = ?1 ORDER BY offset")
-            .map_err(|e| db_err("listing a log's blocks", e))?;
-        let rows = st
-            .query_map(params![log], |r| {
-                let k: Vec<u8> = r.get(0)?;
-                Ok((k, r.get::<_, i64>(1)? as u64, r.get::<_, u32>(2)?))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err("listing a log's blocks", e))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(k, offset, len)| {
-                Key::from_slice(&k).map(|key| (key, Location { log, offset, len }))
-            })
-            .collect())
     }
 
     pub fn list(&self, after: Option<Key>, limit: u32) -> Result<Vec<Key>> {

@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 /// Default size at which a log rolls over (1 GiB).
 pub const DEFAULT_MAX_LOG: u64 = 1 << 30;
 /// Default number of writes between index commits.
-pub const DEFAULT_COMMIT_INTERVAL: u32 = 1000;
+pub const DEFAULT_COMMIT_INTERVAL: u32 = 10_000;
 
 /// How to open an archive.
 #[derive(Clone, Debug, Default)]

@@ -122,9 +122,17 @@ impl Logs {
         let offset = self.size;
         let path = log_path(&self.dir, n);
         let f = self.file(n)?;
-        f.write_all_at(&header.encode(), offset)
-            .and_then(|()| f.write_all_at(payload, offset + HEADER_LEN as u64))
-            .map_err(|e| Error::io(format!("appending to {}", path.display()), e))?;
+        // Small records go out in one write; large ones are not copied just to join them.
+        let written = if payload.len() <= 64 * 1024 {
+            let mut rec = Vec::with_capacity(HEADER_LEN + payload.len());
+            rec.extend_from_slice(&header.encode());
+            rec.extend_from_slice(payload);
+            f.write_all_at(&rec, offset)
+        } else {
+            f.write_all_at(&header.encode(), offset)
+                .and_then(|()| f.write_all_at(payload, offset + HEADER_LEN as u64))
+        };
+        written.map_err(|e| Error::io(format!("appending to {}", path.display()), e))?;
         self.size += len;
         self.dirty.insert(n);
         Ok(Location {
