@@ -1,7 +1,7 @@
 //! Helpers for tests that drive Ore's real binaries.
 //!
 //! The binaries of every workspace member are built into the target directory by
-//! `cargo test --workspace` (the README's test command). A missing binary is a loud failure,
+//! `cargo build --workspace`, the first half of the README's test command. A missing binary is a loud failure,
 //! never a skipped test.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ pub fn bin(name: &str) -> PathBuf {
     }
     panic!(
         "the binary `{name}` was not found next to the test executable; \
-         run the tests with `cargo test --workspace` so every program is built"
+         run `cargo build --workspace && cargo test --workspace` so every program is built"
     );
 }
 

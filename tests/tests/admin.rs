@@ -114,3 +114,57 @@ fn backend_stderr_is_forwarded_with_its_name() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plain_path_opens_a_splitlog_archive_in_process() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("archive");
+    let path = dir.display().to_string();
+    let out = admin(&[&path, "info"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("backend-splitlog archive"));
+    assert!(dir.join("log-000001").exists());
+    let out = admin(&[&path, "set-max-log-size", "2097152"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = admin(&[&path, "info", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_log_size"], 2097152);
+    // The same archive through the backend program.
+    let out = admin(
+        &[&format!("backend-splitlog {}", quote(&dir)), "stats"],
+        None,
+    );
+    assert!(
+        text(&out.stdout).contains("blocks: 0"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_locked_archive_is_reported_with_the_identifier() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("archive");
+    let path = dir.display().to_string();
+    let mut holder = Command::new(bin("ore-admin"))
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the holder has the archive open.
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join("lock")).is_ok_and(|s| !s.trim().is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = admin(&[&path, "info"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("archive `{path}`")), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(err.contains(&format!("pid {}", holder.id())), "{err}");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+}
