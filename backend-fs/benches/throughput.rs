@@ -169,6 +169,18 @@ fn main() {
         });
         drop(b);
     }
+    let mut best: Vec<Row> = Vec::new();
+    for r in rows {
+        match best
+            .iter_mut()
+            .find(|b| b.what == r.what && b.mode == r.mode)
+        {
+            Some(b) if b.time > r.time => *b = r,
+            Some(_) => {}
+            None => best.push(r),
+        }
+    }
+    let rows = best;
     println!("backend-fs on {} (best of {reps} runs)", base.display());
     println!(
         "{:<26} {:<28} {:>12} {:>10}",
@@ -189,18 +201,6 @@ fn main() {
             mbs
         );
     }
-    let mut best: Vec<Row> = Vec::new();
-    for r in rows {
-        match best
-            .iter_mut()
-            .find(|b| b.what == r.what && b.mode == r.mode)
-        {
-            Some(b) if b.time > r.time => *b = r,
-            Some(_) => {}
-            None => best.push(r),
-        }
-    }
-    let rows = best;
     let rate = |what: &str, mode: Mode| {
         rows.iter()
             .find(|r| r.what == what && r.mode == mode)
