@@ -57,6 +57,28 @@ pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     }
 }
 
+/// Opens the archive named by `id`, which must already exist: a plain path that is not a
+/// directory is an error rather than a new, empty archive.
+pub fn open_existing(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    if let Kind::Path(dir) = classify(id) {
+        if !dir.is_dir() {
+            return Err(Error::Connection {
+                archive: id.to_string(),
+                message: "no such directory: create the archive with `ore init`".into(),
+            });
+        }
+    }
+    open(id)
+}
+
+/// The directory of an archive opened in process, if `id` names one.
+pub fn local_dir(id: &str) -> Option<&Path> {
+    match classify(id) {
+        Kind::Path(p) => Some(p),
+        Kind::Command(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,30 @@
-//! The Ore frontend library: opening archives and the admin client.
+//! The Ore frontend library: archives, snapshots, restores, keys — everything the `ore`
+//! binary does, as functions that return errors instead of printing or exiting.
 //!
-//! The binaries (`ore-admin`, and `ore` as it grows) are thin: they parse arguments and call
-//! into this library, which returns errors instead of printing or exiting.
+//! The layers, bottom up: [`block`] seals plaintext into stored blocks (compression,
+//! encryption, the key check); [`entry`] and [`tree`] define what blocks hold and how long lists
+//! become trees of blocks; [`repo`] is an opened archive; [`snapshot`] and [`restore`] walk
+//! trees on disk and in the archive. FORMAT.md beside this crate is the normative description
+//! of everything stored.
 
 pub mod admin;
 pub mod archive;
+pub mod block;
+pub mod crypto;
+pub mod entry;
+pub mod error;
+pub mod filecache;
+pub mod format;
+pub mod meta;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod rules;
+pub mod slot;
+pub mod snapshot;
+pub mod spec;
+pub mod tree;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use repo::Repo;

@@ -172,6 +172,14 @@ impl<T> Ticket<T> {
         Ticket(TicketInner::Pending(Box::new(wait)))
     }
 
+    /// The answer if it is already known, or the ticket back.
+    pub fn try_ready(self) -> std::result::Result<Result<T>, Ticket<T>> {
+        match self.0 {
+            TicketInner::Ready(r) => Ok(r),
+            pending => Err(Ticket(pending)),
+        }
+    }
+
     /// Blocks until the answer is there.
     pub fn wait(self) -> Result<T> {
         match self.0 {

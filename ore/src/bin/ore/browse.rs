@@ -1,0 +1,233 @@
+//! `ore ls`, `ore cat`, `ore log`, `ore tags`, `ore fork`.
+
+use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
+use crate::{out, out_bytes, Done, Env};
+use anyhow::{anyhow, bail, Result};
+use ore::block::Kind;
+use ore::entry::{Content, Entry, EntryKind, Piece};
+use ore::repo::Repo;
+use ore::tree::{DirTree, FileTree, Reader};
+use ore::util::{format_time, show};
+use serde_json::json;
+
+fn mode_string(e: &Entry) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(e.kind.letter());
+    let m = e.mode;
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        let bit = 1 << (8 - i);
+        let ch = if m & bit != 0 { c } else { '-' };
+        let ch = match (i, ch) {
+            (2, 'x') if m & 0o4000 != 0 => 's',
+            (2, '-') if m & 0o4000 != 0 => 'S',
+            (5, 'x') if m & 0o2000 != 0 => 's',
+            (5, '-') if m & 0o2000 != 0 => 'S',
+            (8, 'x') if m & 0o1000 != 0 => 't',
+            (8, '-') if m & 0o1000 != 0 => 'T',
+            _ => ch,
+        };
+        s.push(ch);
+    }
+    s
+}
+
+fn size_of(e: &Entry) -> u64 {
+    match &e.kind {
+        EntryKind::File { size, .. } => *size,
+        EntryKind::Symlink { target } => target.len() as u64,
+        _ => 0,
+    }
+}
+
+fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
+    let mut v = json!({
+        "path": path,
+        "name": show(&e.name),
+        "type": match e.kind {
+            EntryKind::File { .. } => "file",
+            EntryKind::Dir { .. } => "dir",
+            EntryKind::Symlink { .. } => "symlink",
+            EntryKind::Hardlink { .. } => "hardlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice { .. } => "char-device",
+            EntryKind::BlockDevice { .. } => "block-device",
+        },
+        "mode": format!("{:04o}", e.mode),
+        "uid": e.uid, "gid": e.gid, "user": e.user, "group": e.group,
+        "size": size_of(e),
+        "mtime_ns": e.mtime,
+        "mtime": format_time(e.mtime),
+    });
+    match &e.kind {
+        EntryKind::Symlink { target } | EntryKind::Hardlink { target } => {
+            v["target"] = json!(show(target))
+        }
+        EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => v["rdev"] = json!(rdev),
+        _ => {}
+    }
+    if !e.xattrs.is_empty() {
+        v["xattrs"] = json!(e.xattrs.iter().map(|x| show(&x.name)).collect::<Vec<_>>());
+    }
+    v
+}
+
+fn print_entry(env: &Env, long: bool, e: &Entry, path: &str) -> Result<()> {
+    if env.global.json {
+        return env.json(&entry_json(e, path));
+    }
+    if !long {
+        return out(&format!("{path}\n"));
+    }
+    let owner = e.user.clone().unwrap_or_else(|| e.uid.to_string());
+    let group = e.group.clone().unwrap_or_else(|| e.gid.to_string());
+    let mut line = format!(
+        "{} {owner:>8} {group:>8} {:>12} {} {path}",
+        mode_string(e),
+        size_of(e),
+        format_time(e.mtime)
+    );
+    match &e.kind {
+        EntryKind::Symlink { target } => line.push_str(&format!(" -> {}", show(target))),
+        EntryKind::Hardlink { target } => line.push_str(&format!(" => {}", show(target))),
+        _ => {}
+    }
+    line.push('\n');
+    out(&line)
+}
+
+fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArgs) -> Result<()> {
+    let mut r = Reader::<DirTree>::new(repo, tree);
+    while let Some(e) = r.next_item()? {
+        let path = if prefix.is_empty() {
+            show(&e.name)
+        } else {
+            format!("{prefix}/{}", show(&e.name))
+        };
+        print_entry(env, a.long, &e, &path)?;
+        if a.recursive {
+            if let EntryKind::Dir { tree } = e.kind {
+                list_dir(env, repo, tree, &path, a)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let (name, path) = ore::spec::split_path(&a.snapshot);
+    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
+    match e.kind {
+        EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)?,
+        _ => print_entry(env, a.long, &e, path)?,
+    }
+    Ok(Done::Clean)
+}
+
+pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let (name, path) = ore::spec::split_path(&a.file);
+    if path.is_empty() {
+        bail!("`ore cat` needs SNAPSHOT:PATH naming a file");
+    }
+    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
+    let EntryKind::File { size, content } = e.kind else {
+        bail!("`{path}` is not a regular file in the snapshot");
+    };
+    match content {
+        Content::Empty => {}
+        Content::Chunk(k) => out_bytes(repo.get_block(k, Kind::Chunk)?.data())?,
+        Content::Index(root) => {
+            let mut r = Reader::<FileTree>::new(&repo, root);
+            let zeros = vec![0u8; 1 << 20];
+            while let Some(p) = r.next_item()? {
+                match p {
+                    Piece::Data { key, .. } => out_bytes(repo.get_block(key, Kind::Chunk)?.data())?,
+                    Piece::Hole { mut len } => {
+                        while len > 0 {
+                            let n = len.min(zeros.len() as u64) as usize;
+                            out_bytes(&zeros[..n])?;
+                            len -= n as u64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = size;
+    Ok(Done::Clean)
+}
+
+pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let chain = ore::spec::chain(&repo, &a.tag)?;
+    if chain.is_empty() {
+        bail!("no tag called `{}` (see `ore tags`)", a.tag);
+    }
+    for (i, (k, s)) in chain.iter().enumerate() {
+        if env.global.json {
+            env.json(&json!({
+                "key": k.to_hex(), "name": format!("{}~{i}", a.tag), "time": format_time(s.time), "time_ns": s.time,
+                "host": s.host, "user": s.user,
+                "paths": s.paths.iter().map(|p| show(p)).collect::<Vec<_>>(),
+                "comment": s.comment, "stats": s.stats, "warnings": s.warnings_total,
+            }))?;
+        } else {
+            let mut line = format!(
+                "{}  {}  {}~{i}  {}@{}  {} files  {}",
+                &k.to_hex()[..12],
+                format_time(s.time),
+                a.tag,
+                s.user,
+                s.host,
+                s.stats.files,
+                ore::util::human_bytes(s.stats.bytes)
+            );
+            if s.warnings_total > 0 {
+                line.push_str(&format!("  {} warning(s)", s.warnings_total));
+            }
+            if !s.comment.is_empty() {
+                line.push_str(&format!("  {}", s.comment));
+            }
+            line.push('\n');
+            out(&line)?;
+        }
+    }
+    Ok(Done::Clean)
+}
+
+pub fn tags(env: &Env) -> Result<Done> {
+    let repo = env.open()?;
+    for (name, key) in repo.tags()? {
+        let snap = repo.snapshot(key)?;
+        if env.global.json {
+            env.json(&json!({"tag": name, "key": key.to_hex(), "time": format_time(snap.time), "time_ns": snap.time, "host": snap.host}))?;
+        } else {
+            out(&format!(
+                "{name}\t{}\t{}\t{}\n",
+                &key.to_hex()[..12],
+                format_time(snap.time),
+                snap.host
+            ))?;
+        }
+    }
+    Ok(Done::Clean)
+}
+
+pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
+    let repo = env.open()?;
+    ore::format::check_user_tag(&a.new_tag)?;
+    let key = repo
+        .tag(&a.tag)?
+        .ok_or_else(|| anyhow!("no tag called `{}`", a.tag))?;
+    if !repo.move_tag(&a.new_tag, None, key)? {
+        bail!("tag `{}` already exists; nothing was changed", a.new_tag);
+    }
+    if !env.global.quiet {
+        eprintln!("tag {} now names {key}, like {}", a.new_tag, a.tag);
+    }
+    Ok(Done::Clean)
+}

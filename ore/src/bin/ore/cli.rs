@@ -1,0 +1,221 @@
+//! The command line: every subcommand, its options and its examples.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ore",
+    version,
+    about = "Content-addressed, deduplicated, encrypted backups",
+    after_help = "Examples:
+  ore -a /mnt/disk/ore init                     create an archive in a directory
+  ore -a /mnt/disk/ore snapshot home ~/         snapshot your home under the tag `home`
+  ore -a /mnt/disk/ore restore home ~/restored  restore its newest snapshot
+  ore -a 'ssh nas backend-splitlog /data' tags  any backend command line is an archive
+
+The archive comes from -a/--archive, ORE_ARCHIVE, or the config file. The passphrase from
+ORE_PASSPHRASE, --passphrase-file, --passphrase-command, the config file, or a prompt.
+Exit status: 0 success, 1 error, 3 completed with warnings."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The archive: a directory (opened in process) or a backend command line.
+    #[arg(
+        short = 'a',
+        long,
+        global = true,
+        env = "ORE_ARCHIVE",
+        value_name = "ID"
+    )]
+    pub archive: Option<String>,
+    /// Read the passphrase from the first line of FILE.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Run CMD (with sh -c) and use the first line it prints as the passphrase.
+    #[arg(long, global = true, value_name = "CMD")]
+    pub passphrase_command: Option<String>,
+    /// Config file (default ~/.config/ore/config.toml; missing is fine).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON (one document, or one per line for lists).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only what was asked for (keys, data), no summaries or progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new archive.
+    #[command(after_help = "Examples:
+  ore -a ./archive init
+  ore -a ./archive init --compression zstd:9 --chunk-avg 256K
+  ore -a 'backend-fs /srv/ore' init --no-encryption")]
+    Init(InitArgs),
+    /// Save directories and files as a new snapshot on a tag; prints the snapshot's key.
+    #[command(after_help = "Examples:
+  ore snapshot home ~/ --exclude '*.o' --exclude 'node_modules/'
+  ore snapshot etc /etc --comment 'before the upgrade'
+  ore snapshot system / --one-file-system --dry-run
+
+Leave things out with --exclude (gitignore syntax), .oreignore files in the tree (gitignore
+syntax, `!` re-includes), and `exclude` rules in the config file.")]
+    Snapshot(SnapshotArgs),
+    /// Restore a snapshot, a directory in it, or one file.
+    #[command(after_help = "Examples:
+  ore restore home /tmp/home                 everything
+  ore restore home~1:Documents /tmp/docs     one directory of the snapshot before
+  ore restore home@2026-06-01:.bashrc .      one file as it was on June 1st
+  ore restore 3fa9c1 /tmp/x --verify         by key prefix, re-reading what was written")]
+    Restore(RestoreArgs),
+    /// List the files of a snapshot.
+    #[command(after_help = "Examples:
+  ore ls home
+  ore ls home~2:etc -l
+  ore ls home -R --json")]
+    Ls(LsArgs),
+    /// Write a file from a snapshot to standard output.
+    #[command(after_help = "Example:\n  ore cat home:.bashrc | less")]
+    Cat(CatArgs),
+    /// Show the snapshots of a tag, newest first.
+    #[command(after_help = "Example:\n  ore log home")]
+    Log(LogArgs),
+    /// List tags and the snapshot each names.
+    Tags,
+    /// Start a new tag at another tag's newest snapshot.
+    #[command(after_help = "Example:\n  ore fork home home-before-migration")]
+    Fork(ForkArgs),
+    /// Manage passphrases (key slots).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Store blocks unencrypted (they are still checked by their keyed hash).
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// Smallest chunk (e.g. 32K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_min: Option<String>,
+    /// Average chunk (e.g. 128K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_avg: Option<String>,
+    /// Largest chunk (e.g. 512K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_max: Option<String>,
+    /// `zstd:N` (1-22) or `none`.
+    #[arg(long, value_name = "ALGO")]
+    pub compression: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// The tag to add the snapshot to.
+    pub tag: String,
+    /// What to save.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// A note kept with the snapshot.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// Leave out paths matching PATTERN (gitignore syntax); may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not descend into other file systems (mount points are kept as empty directories).
+    #[arg(long)]
+    pub one_file_system: bool,
+    /// Save access times.
+    #[arg(long)]
+    pub atime: bool,
+    /// Save change times.
+    #[arg(long)]
+    pub ctime: bool,
+    /// Read everything and report what would be stored, storing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read every file, ignoring the file cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OverwriteArg {
+    Never,
+    IfChanged,
+    Always,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// SNAPSHOT or SNAPSHOT:PATH.
+    pub snapshot: String,
+    /// Where to restore to (created if missing).
+    pub dest: PathBuf,
+    /// Re-read every restored file and check it against the snapshot.
+    #[arg(long)]
+    pub verify: bool,
+    /// What to do with files that already exist.
+    #[arg(long, value_enum, default_value = "never")]
+    pub overwrite: OverwriteArg,
+    /// Do not restore owners, even as root.
+    #[arg(long)]
+    pub no_owner: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// SNAPSHOT or SNAPSHOT:PATH.
+    pub snapshot: String,
+    /// Long listing: type, mode, owner, size, time.
+    #[arg(short = 'l')]
+    pub long: bool,
+    /// Recurse into directories.
+    #[arg(short = 'R')]
+    pub recursive: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CatArgs {
+    /// SNAPSHOT:PATH of a file.
+    pub file: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    pub tag: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ForkArgs {
+    pub tag: String,
+    pub new_tag: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a passphrase (asks for the new one, or reads ORE_NEW_PASSPHRASE / --new-passphrase-file).
+    Add(NewPass),
+    /// List key slots.
+    List,
+    /// Remove a key slot by id (not the last one).
+    Remove { id: String },
+    /// Change the passphrase of the slot that opened the archive.
+    Passwd(NewPass),
+}
+
+#[derive(Args, Debug)]
+pub struct NewPass {
+    /// Read the new passphrase from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+}

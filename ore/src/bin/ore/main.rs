@@ -1,0 +1,152 @@
+//! `ore`: the frontend. A thin layer over the `ore` library: parse arguments, open the
+//! archive, run one command, print, and map the result to an exit status (0 success, 1 error,
+//! 3 completed with warnings).
+
+mod browse;
+mod cli;
+mod config;
+mod keys;
+mod pass;
+mod save;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Parser;
+use cli::{Cli, Command};
+use ore::repo::Repo;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+/// How a command ended when it did not fail.
+pub enum Done {
+    Clean,
+    Warnings,
+}
+
+/// What every command gets.
+pub struct Env {
+    pub global: cli::Global,
+    pub config: config::Config,
+    pub pass: pass::Source,
+}
+
+impl Env {
+    /// The archive identifier.
+    pub fn archive_id(&self) -> Result<String> {
+        self.global
+            .archive
+            .clone()
+            .or_else(|| self.config.archive.clone())
+            .ok_or_else(|| anyhow!("no archive given: use -a/--archive ID, set ORE_ARCHIVE, or `archive` in the config file"))
+    }
+
+    /// Opens the archive and unlocks it.
+    pub fn open(&self) -> Result<Repo> {
+        let id = self.archive_id()?;
+        let backend = ore::archive::open_existing(&id)?;
+        let pass = |p: &str| {
+            self.pass
+                .get(p)
+                .map_err(|e| ore::Error::Usage(format!("{e:#}")))
+        };
+        Ok(Repo::open(backend, &id, &pass)?)
+    }
+
+    /// Whether to draw progress: on a terminal, and neither quiet nor JSON.
+    pub fn show_progress(&self) -> bool {
+        std::io::stderr().is_terminal() && !self.global.quiet && !self.global.json
+    }
+
+    /// Prints a JSON value on one line.
+    pub fn json(&self, v: &serde_json::Value) -> Result<()> {
+        out(&format!("{v}\n"))
+    }
+}
+
+/// Writes to stdout; a closed pipe ends the program quietly.
+pub fn out(s: &str) -> Result<()> {
+    out_bytes(s.as_bytes())
+}
+
+/// Writes bytes to stdout; a closed pipe ends the program quietly.
+pub fn out_bytes(b: &[u8]) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(b) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r.context("writing to standard output"),
+    }
+}
+
+/// Draws progress on a terminal while `f` runs.
+pub fn with_progress<T>(env: &Env, f: impl FnOnce(Option<Arc<ore::progress::Progress>>) -> T) -> T {
+    if !env.show_progress() {
+        return f(None);
+    }
+    let p = Arc::new(ore::progress::Progress::default());
+    let drawer = {
+        let p = p.clone();
+        std::thread::spawn(move || p.draw_until_done())
+    };
+    let r = f(Some(p.clone()));
+    p.done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = drawer.join();
+    r
+}
+
+fn run(cli: Cli) -> Result<Done> {
+    let config = config::load(cli.global.config.as_deref())?;
+    let env = Env {
+        pass: pass::Source {
+            file: cli.global.passphrase_file.clone(),
+            command: cli.global.passphrase_command.clone(),
+            config_command: config.passphrase_command.clone(),
+        },
+        global: cli.global,
+        config,
+    };
+    protocol::log::set_sink(Some(Arc::new(Sink {
+        quiet: env.global.quiet,
+    })));
+    match cli.command {
+        Command::Init(a) => save::init(&env, a),
+        Command::Snapshot(a) => save::snapshot(&env, a),
+        Command::Restore(a) => save::restore(&env, a),
+        Command::Ls(a) => browse::ls(&env, a),
+        Command::Cat(a) => browse::cat(&env, a),
+        Command::Log(a) => browse::log(&env, a),
+        Command::Tags => browse::tags(&env),
+        Command::Fork(a) => browse::fork(&env, a),
+        Command::Key(k) => keys::run(&env, k),
+    }
+}
+
+/// Messages on stderr: warnings and errors always, information unless quiet, debug with
+/// `ORE_DEBUG`.
+struct Sink {
+    quiet: bool,
+}
+
+impl protocol::log::LogSink for Sink {
+    fn log(&self, level: protocol::Level, message: &str) {
+        let show = match level {
+            protocol::Level::Debug => std::env::var_os("ORE_DEBUG").is_some(),
+            protocol::Level::Info => !self.quiet,
+            _ => true,
+        };
+        if show {
+            eprintln!("ore: {}: {message}", level.name());
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(Done::Clean) => 0,
+        Ok(Done::Warnings) => 3,
+        Err(e) => {
+            eprintln!("ore: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,226 @@
+//! `ore init`, `ore snapshot`, `ore restore`.
+
+use crate::cli::{InitArgs, OverwriteArg, RestoreArgs, SnapshotArgs};
+use crate::{out, with_progress, Done, Env};
+use anyhow::{anyhow, Result};
+use ore::repo::{InitOptions, Repo};
+use ore::restore::{Overwrite, RestoreOptions};
+use ore::snapshot::SnapshotOptions;
+use ore::util::{human_bytes, parse_size};
+use serde_json::json;
+
+fn size_arg(name: &str, v: &Option<String>, default: u32) -> Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_size(s)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| anyhow!("--{name} `{s}` is not a size (like 64K or 1M)")),
+    }
+}
+
+pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
+    let id = env.archive_id()?;
+    let d = ore::format::ChunkerParams::default();
+    let opts = InitOptions {
+        encrypt: !a.no_encryption,
+        chunker: ore::format::ChunkerParams {
+            min: size_arg("chunk-min", &a.chunk_min, d.min)?,
+            avg: size_arg("chunk-avg", &a.chunk_avg, d.avg)?,
+            max: size_arg("chunk-max", &a.chunk_max, d.max)?,
+        },
+        compression: a
+            .compression
+            .or_else(|| env.config.compression.clone())
+            .unwrap_or_else(|| "zstd:3".into()),
+        ..InitOptions::default()
+    };
+    opts.chunker.check()?;
+    ore::format::parse_compression(&opts.compression)?;
+    let backend = ore::archive::open(&id)?;
+    let pass = |_: &str| {
+        env.pass
+            .get_new()
+            .map_err(|e| ore::Error::Usage(format!("{e:#}")))
+    };
+    let repo = Repo::init(backend, &id, &opts, &pass)?;
+    if env.global.json {
+        env.json(&json!({
+            "archive": id,
+            "archive_id": repo.format.archive_id,
+            "encryption": repo.format.encryption,
+            "compression": repo.format.compression,
+            "chunker": repo.format.chunker,
+        }))?;
+    } else if !env.global.quiet {
+        eprintln!(
+            "created archive {id} ({}, {}, chunks {}/{}/{})",
+            if opts.encrypt {
+                "encrypted with AES-256-GCM"
+            } else {
+                "not encrypted"
+            },
+            repo.format.compression,
+            human_bytes(opts.chunker.min.into()),
+            human_bytes(opts.chunker.avg.into()),
+            human_bytes(opts.chunker.max.into())
+        );
+    }
+    Ok(Done::Clean)
+}
+
+pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let id = env.archive_id()?;
+    let cache_dir = env
+        .config
+        .cache_dir
+        .clone()
+        .or_else(ore::filecache::default_dir);
+    let cache = if a.no_cache {
+        None
+    } else {
+        cache_dir
+            .as_ref()
+            .map(|d| ore::filecache::cache_path(d, &repo.format.archive_id))
+    };
+    let mut skip = Vec::new();
+    if let Some(d) = ore::archive::local_dir(&id) {
+        skip.push(d.to_path_buf());
+    }
+    if let Some(d) = &cache_dir {
+        skip.push(d.clone());
+    }
+    let opts = SnapshotOptions {
+        tag: a.tag,
+        paths: a.paths,
+        comment: a.comment,
+        excludes: a.exclude,
+        rules: env.config.exclude.clone(),
+        one_file_system: a.one_file_system,
+        atime: a.atime,
+        ctime: a.ctime,
+        dry_run: a.dry_run,
+        cache,
+        skip,
+        progress: None,
+    };
+    let r = with_progress(env, |p| {
+        ore::snapshot::snapshot(
+            &repo,
+            &SnapshotOptions {
+                progress: p,
+                ..opts
+            },
+        )
+    })?;
+    let s = &r.snapshot;
+    let key = r.key.map(|k| k.to_hex());
+    if env.global.json {
+        env.json(&json!({
+            "key": key,
+            "tag": s.tag,
+            "dry_run": a.dry_run,
+            "chained_onto": r.raced.map(|k| k.to_hex()),
+            "stats": s.stats,
+            "warnings": s.warnings.iter().map(|w| json!({"path": ore::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
+            "warnings_total": s.warnings_total,
+        }))?;
+    } else {
+        if let Some(k) = &key {
+            out(&format!("{k}\n"))?;
+        }
+        if !env.global.quiet {
+            let st = &s.stats;
+            eprintln!(
+                "{}{} files, {} dirs, {} other, {} ({} files read); {} new blocks, {} new ({} stored); {:.2} s{}",
+                if a.dry_run { "dry run: would store: " } else { "" },
+                st.files,
+                st.dirs,
+                st.other,
+                human_bytes(st.bytes),
+                st.files_read,
+                st.new_blocks,
+                human_bytes(st.new_bytes),
+                human_bytes(st.stored_bytes),
+                st.duration_ms as f64 / 1000.0,
+                if s.warnings_total > 0 { format!("; {} warning(s)", s.warnings_total) } else { String::new() }
+            );
+            if let Some(k) = r.raced {
+                eprintln!(
+                    "another snapshot moved tag {} meanwhile; this one follows it ({k})",
+                    s.tag
+                );
+            }
+        }
+    }
+    Ok(if s.warnings_total > 0 {
+        Done::Warnings
+    } else {
+        Done::Clean
+    })
+}
+
+pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let (name, path) = ore::spec::split_path(&a.snapshot);
+    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let opts = RestoreOptions {
+        overwrite: match a.overwrite {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Always => Overwrite::Always,
+        },
+        verify: a.verify,
+        no_owner: a.no_owner,
+        progress: None,
+    };
+    let started = std::time::Instant::now();
+    let r = with_progress(env, |p| {
+        ore::restore::restore(
+            &repo,
+            &snap,
+            path.as_bytes(),
+            &a.dest,
+            &RestoreOptions {
+                progress: p,
+                ..opts
+            },
+        )
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    if env.global.json {
+        env.json(&json!({"restored": r, "seconds": secs}))?;
+    } else if !env.global.quiet {
+        eprintln!(
+            "restored {} files, {} dirs, {} other, {} in {secs:.2} s{}{}",
+            r.files,
+            r.dirs,
+            r.other,
+            human_bytes(r.bytes),
+            if r.skipped > 0 {
+                format!("; {} left as they were", r.skipped)
+            } else {
+                String::new()
+            },
+            if r.warnings.is_empty() {
+                String::new()
+            } else {
+                format!("; {} warning(s)", r.warnings.len())
+            },
+        );
+        if r.incomplete {
+            eprintln!("ore: the restore is INCOMPLETE: some data is missing or damaged in the archive (see above)");
+        }
+    }
+    if r.incomplete {
+        return Err(anyhow!(
+            "restore incomplete: data missing or damaged in the archive ({} problem(s) reported)",
+            r.warnings.len()
+        ));
+    }
+    Ok(if r.warnings.is_empty() {
+        Done::Clean
+    } else {
+        Done::Warnings
+    })
+}

@@ -1,0 +1,61 @@
+//! Errors of the frontend library.
+//!
+//! Policy: every error names the thing that was wrong — the block (key and kind), the file
+//! (path), the argument, or the archive — because a backup tool's errors are read by someone
+//! deciding whether their data is safe. Problems with one file during a snapshot or restore are
+//! not errors of this type at all: they become warnings and the run goes on.
+
+use protocol::Key;
+use std::path::PathBuf;
+
+/// A frontend error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend failed or could not be reached.
+    #[error(transparent)]
+    Backend(#[from] protocol::Error),
+    /// No key slot opened with the passphrase given.
+    #[error("wrong passphrase: it opens none of the archive's {slots} key slot(s)")]
+    WrongPassphrase { slots: usize },
+    /// A block failed its checks after it was read.
+    #[error("block {key} ({kind}) is corrupt: {why}")]
+    Corrupt {
+        key: Key,
+        kind: &'static str,
+        why: String,
+    },
+    /// A block that something refers to is not in the archive.
+    #[error("block {key} ({kind}) is missing from the archive")]
+    Missing { key: Key, kind: &'static str },
+    /// The archive is not an Ore archive, is not initialised, or is of an unknown format.
+    #[error("{0}")]
+    Archive(String),
+    /// A file or directory on this machine.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Bad input from the command line or the config file.
+    #[error("{0}")]
+    Usage(String),
+    /// The local file cache.
+    #[error("file cache {}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// Result with the frontend's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

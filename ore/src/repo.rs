@@ -1,0 +1,302 @@
+//! An opened archive: the backend, the keys, the format — and reading and writing blocks.
+//!
+//! Every command goes through [`Repo`]: it checks the format record, unlocks the master key,
+//! and turns plaintext into stored blocks and back ([`crate::block`]), naming the block and its
+//! kind in every error.
+
+use crate::block::{self, Compression, Kind, Plain};
+use crate::crypto::{hex, random, unhex, KdfParams, KeySlot, Keys};
+use crate::entry::{decode, encode, Snapshot};
+use crate::error::{Error, Result};
+use crate::format::{ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION};
+use protocol::{Backend, CasOutcome, Key};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Where passphrases come from: called with a prompt, returns the passphrase.
+pub type Passphrase<'a> = &'a dyn Fn(&str) -> Result<Vec<u8>>;
+
+/// How to create an archive.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub encrypt: bool,
+    pub chunker: ChunkerParams,
+    pub compression: String,
+    /// Key derivation parameters for the first slot (tests use cheap ones).
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            encrypt: true,
+            chunker: ChunkerParams::default(),
+            compression: "zstd:3".into(),
+            kdf: KdfParams::new_default(),
+        }
+    }
+}
+
+/// An opened archive.
+pub struct Repo {
+    pub backend: Arc<dyn Backend>,
+    /// The identifier it was opened with (for messages).
+    pub id: String,
+    pub keys: Keys,
+    pub format: FormatRecord,
+    pub format_key: Key,
+    pub compression: Compression,
+    /// The master key, kept for key management.
+    master: [u8; 32],
+    /// Which slot opened it.
+    pub slot: Option<String>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn creator() -> String {
+    format!("{}@{}", crate::util::username(), crate::util::hostname())
+}
+
+/// Reads the format record, or `None` when the archive has none.
+pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, FormatRecord)>> {
+    let Some(v) = backend.get_tag(FORMAT_TAG)? else {
+        return Ok(None);
+    };
+    let key = parse_tag_value(&v).ok_or_else(|| {
+        Error::Archive(format!(
+            "archive {id}: tag {FORMAT_TAG} does not hold a block key"
+        ))
+    })?;
+    let stored = backend.get(key)?.ok_or_else(|| Error::Missing {
+        key,
+        kind: Kind::Format.name(),
+    })?;
+    let keys = Keys::from_master(&[0; 32], false);
+    let plain = block::open(&keys, &key, Some(Kind::Format), stored)?;
+    Ok(Some((key, FormatRecord::parse(plain.data())?)))
+}
+
+/// A tag value (64 hex digits) as a key.
+pub fn parse_tag_value(v: &[u8]) -> Option<Key> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+impl Repo {
+    /// Creates a new archive in an empty backend.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        opts: &InitOptions,
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        if let Some((_, f)) = read_format(&*backend, id)? {
+            return Err(Error::Archive(format!(
+                "archive {id} is already initialised (archive id {})",
+                f.archive_id
+            )));
+        }
+        opts.chunker.check()?;
+        crate::format::parse_compression(&opts.compression)?;
+        let master = random::<32>();
+        let mut record = FormatRecord {
+            format: FORMAT_VERSION,
+            archive_id: hex(&random::<16>()),
+            created: crate::util::now_ns() / 1_000_000_000,
+            chunker_algorithm: "fastcdc-2020".into(),
+            chunker: opts.chunker,
+            compression: opts.compression.clone(),
+            encryption: if opts.encrypt { "aes-256-gcm" } else { "none" }.into(),
+            key_slots: Vec::new(),
+            master_key: None,
+        };
+        let mut slot = None;
+        if opts.encrypt {
+            let pass = passphrase("New passphrase: ")?;
+            let s = KeySlot::wrap(&master, &pass, opts.kdf.clone(), creator())?;
+            slot = Some(s.id.clone());
+            record.key_slots.push(s);
+        } else {
+            record.master_key = Some(hex(&master));
+        }
+        let key = write_format(&*backend, None, &record)?;
+        Repo::assemble(backend, id, key, record, master, slot)
+    }
+
+    /// Opens an existing archive, asking for a passphrase when it is encrypted.
+    pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
+        let (key, record) = read_format(&*backend, id)?.ok_or_else(|| {
+            Error::Archive(format!(
+                "archive {id} is not initialised: run `ore init` first"
+            ))
+        })?;
+        let (master, slot) = if record.encrypted() {
+            let pass = passphrase("Passphrase: ")?;
+            let mut found = None;
+            for s in &record.key_slots {
+                if let Some(m) = s.unwrap_master(&pass)? {
+                    found = Some((m, Some(s.id.clone())));
+                    break;
+                }
+            }
+            found.ok_or(Error::WrongPassphrase {
+                slots: record.key_slots.len(),
+            })?
+        } else {
+            let m = record
+                .master_key
+                .as_deref()
+                .and_then(unhex)
+                .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Archive(format!(
+                        "archive {id}: the format record has no usable master key"
+                    ))
+                })?;
+            (m, None)
+        };
+        Repo::assemble(backend, id, key, record, master, slot)
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        format_key: Key,
+        format: FormatRecord,
+        master: [u8; 32],
+        slot: Option<String>,
+    ) -> Result<Repo> {
+        Ok(Repo {
+            keys: Keys::from_master(&master, format.encrypted()),
+            compression: format.compression()?,
+            backend,
+            id: id.to_string(),
+            format,
+            format_key,
+            master,
+            slot,
+        })
+    }
+
+    /// Replaces the format record with `record` (key management), compare-and-swap on the tag.
+    pub fn update_format(&mut self, record: FormatRecord) -> Result<()> {
+        let key = write_format(&*self.backend, Some(self.format_key), &record)?;
+        self.format = record;
+        self.format_key = key;
+        Ok(())
+    }
+
+    /// A new key slot for `passphrase` holding this archive's master key.
+    pub fn new_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
+        KeySlot::wrap(&self.master, passphrase, kdf, creator())
+    }
+
+    /// Seals `plain` as a block of `kind`; returns its key and stored bytes.
+    pub fn seal(&self, kind: Kind, plain: &[u8], out: &mut Vec<u8>) -> Result<Key> {
+        let key = self.keys.key_of(kind as u8, plain);
+        block::seal(&self.keys, kind, &key, plain, self.compression, out)?;
+        Ok(key)
+    }
+
+    /// Stores a block unless the archive has it; returns its key and the stored size when it
+    /// was new.
+    pub fn put_block(&self, kind: Kind, plain: &[u8]) -> Result<(Key, Option<u64>)> {
+        let key = self.keys.key_of(kind as u8, plain);
+        if self.backend.exists(&[key])?.first() == Some(&true) {
+            return Ok((key, None));
+        }
+        let mut out = Vec::with_capacity(plain.len() + 64);
+        block::seal(&self.keys, kind, &key, plain, self.compression, &mut out)?;
+        let n = out.len() as u64;
+        self.backend.put(key, &out)?;
+        Ok((key, Some(n)))
+    }
+
+    /// Reads and opens a block, which must be of `kind`.
+    pub fn get_block(&self, key: Key, kind: Kind) -> Result<Plain> {
+        let stored = self.backend.get(key)?.ok_or(Error::Missing {
+            key,
+            kind: kind.name(),
+        })?;
+        block::open(&self.keys, &key, Some(kind), stored)
+    }
+
+    /// Reads a block and decodes it.
+    pub fn get<T: DeserializeOwned>(&self, key: Key, kind: Kind) -> Result<T> {
+        let plain = self.get_block(key, kind)?;
+        decode(plain.data(), &key, kind)
+    }
+
+    /// Reads a snapshot.
+    pub fn snapshot(&self, key: Key) -> Result<Snapshot> {
+        self.get(key, Kind::Snapshot)
+    }
+
+    /// Stores a snapshot block.
+    pub fn put_snapshot(&self, s: &Snapshot) -> Result<Key> {
+        Ok(self.put_block(Kind::Snapshot, &encode(s))?.0)
+    }
+
+    /// The snapshot a tag names, if the tag exists.
+    pub fn tag(&self, name: &str) -> Result<Option<Key>> {
+        match self.backend.get_tag(name)? {
+            None => Ok(None),
+            Some(v) => parse_tag_value(&v).map(Some).ok_or_else(|| {
+                Error::Archive(format!(
+                    "tag {name} does not hold a snapshot key ({} bytes)",
+                    v.len()
+                ))
+            }),
+        }
+    }
+
+    /// Moves a tag from `expected` to `new` (compare-and-swap); `false` when it had moved.
+    pub fn move_tag(&self, name: &str, expected: Option<Key>, new: Key) -> Result<bool> {
+        let exp = expected.map(|k| k.to_hex());
+        let out = self.backend.set_tag(
+            name,
+            exp.as_deref().map(str::as_bytes),
+            new.to_hex().as_bytes(),
+        )?;
+        Ok(matches!(out, CasOutcome::Done))
+    }
+
+    /// Every user tag and the snapshot it names.
+    pub fn tags(&self) -> Result<Vec<(String, Key)>> {
+        let mut out = Vec::new();
+        for (name, v) in self.backend.list_tags()? {
+            if crate::format::is_system_tag(&name) {
+                continue;
+            }
+            if let Some(k) = parse_tag_value(&v) {
+                out.push((name, k));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn write_format(
+    backend: &dyn Backend,
+    expected: Option<Key>,
+    record: &FormatRecord,
+) -> Result<Key> {
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Archive(e.to_string()))?;
+    let (key, stored) = block::seal_format(&json);
+    backend.put(key, &stored)?;
+    backend.flush()?;
+    let exp = expected.map(|k| k.to_hex());
+    match backend.set_tag(FORMAT_TAG, exp.as_deref().map(str::as_bytes), key.to_hex().as_bytes())? {
+        CasOutcome::Done => Ok(key),
+        CasOutcome::Conflict { .. } => Err(Error::Archive(
+            "the format record was changed by someone else meanwhile; nothing was changed, try again".into(),
+        )),
+    }
+}

@@ -1,0 +1,364 @@
+//! Making a snapshot.
+//!
+//! Four kinds of threads work as a pipeline:
+//!
+//! - the **walk** ([`walk`]) reads directories in name order, stats every entry, applies the
+//!   exclude rules and the file cache, and hands each file that must be read to the pool;
+//! - the **pool** (rayon, one thread per core) reads, chunks, hashes, compresses, encrypts and
+//!   stores files ([`file`]); a large file's chunks are spread over the pool too;
+//! - the **finisher** ([`finish`]) receives directories in post-order, waits for their files,
+//!   builds and stores the directory trees, and records what was stored in the file cache;
+//! - the **drain** waits for pipelined puts and remembers the first failure.
+//!
+//! Memory is bounded: the walk blocks when too many files or directories are waiting, and
+//! nothing keeps a whole-tree map. Blocks are stored first, then flushed, then the snapshot
+//! block, then the tag is moved with compare-and-swap — so a tag never names anything that is
+//! not durably stored, and an interrupted run leaves the tag where it was.
+
+mod file;
+mod finish;
+mod walk;
+
+use crate::block::{self, Kind};
+use crate::entry::{Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
+use crate::error::{Error, Result};
+use crate::filecache::{CacheReader, CacheWriter};
+use crate::progress::Progress;
+use crate::repo::Repo;
+use crate::rules::{Rule, Rules};
+use protocol::{Key, Ticket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+
+/// The reserved tag that removing blocks (`gc`) changes, so file caches know to distrust
+/// what they remember.
+pub const GC_TAG: &str = "ore:gc";
+
+/// What to snapshot and how.
+#[derive(Debug, Default)]
+pub struct SnapshotOptions {
+    pub tag: String,
+    pub paths: Vec<PathBuf>,
+    pub comment: String,
+    pub excludes: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub one_file_system: bool,
+    pub atime: bool,
+    pub ctime: bool,
+    pub dry_run: bool,
+    /// The file cache (none: every file is read).
+    pub cache: Option<PathBuf>,
+    /// Directories never to descend into (the archive itself, the cache).
+    pub skip: Vec<PathBuf>,
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a snapshot run produced.
+#[derive(Debug)]
+pub struct SnapshotOutcome {
+    /// The new snapshot's key (`None` on a dry run).
+    pub key: Option<Key>,
+    pub snapshot: Snapshot,
+    /// The snapshot it chained onto when another run had moved the tag meanwhile.
+    pub raced: Option<Key>,
+}
+
+/// Counters of stored blocks, and the pipelined puts still to be confirmed.
+pub(crate) struct Writer<'r> {
+    repo: &'r Repo,
+    dry: bool,
+    tickets: Mutex<Option<SyncSender<Ticket<()>>>>,
+    failed: Mutex<Option<protocol::Error>>,
+    pub new_blocks: AtomicU64,
+    pub new_bytes: AtomicU64,
+    pub stored_bytes: AtomicU64,
+}
+
+impl<'r> Writer<'r> {
+    /// Stores `plain` as a block of `kind` unless it is `known` or the archive has it.
+    pub fn store(&self, kind: Kind, plain: &[u8], known: Option<Key>) -> Result<Key> {
+        let key = self.repo.keys.key_of(kind as u8, plain);
+        if Some(key) == known {
+            return Ok(key);
+        }
+        if self.repo.backend.exists(&[key])?.first() == Some(&true) {
+            return Ok(key);
+        }
+        let mut out = Vec::with_capacity(plain.len() + 64);
+        block::seal(
+            &self.repo.keys,
+            kind,
+            &key,
+            plain,
+            self.repo.compression,
+            &mut out,
+        )?;
+        self.put(key, out, plain.len())?;
+        Ok(key)
+    }
+
+    /// Sends a sealed block.
+    pub fn put(&self, key: Key, sealed: Vec<u8>, plain_len: usize) -> Result<()> {
+        self.new_blocks.fetch_add(1, Relaxed);
+        self.new_bytes.fetch_add(plain_len as u64, Relaxed);
+        self.stored_bytes.fetch_add(sealed.len() as u64, Relaxed);
+        if self.dry {
+            return Ok(());
+        }
+        let ticket = match self.repo.backend.start_put(key, sealed).try_ready() {
+            // An in-process backend answers at once: no need to involve the drain.
+            Ok(r) => return r.map_err(Error::Backend),
+            Err(t) => t,
+        };
+        let tx = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match tx {
+            Some(tx) if tx.send(ticket).is_ok() => Ok(()),
+            _ => Err(self.failure()),
+        }
+    }
+
+    fn failure(&self) -> Error {
+        match self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Error::Backend(e),
+            None => Error::Archive("the snapshot was stopped".into()),
+        }
+    }
+}
+
+/// State shared by every thread of a run.
+pub(crate) struct Ctx<'r> {
+    pub repo: &'r Repo,
+    pub opts: &'r SnapshotOptions,
+    pub rules: Rules,
+    pub writer: Writer<'r>,
+    pub warnings: Mutex<Vec<Warning>>,
+    pub warnings_total: AtomicU64,
+    pub stats: Mutex<SnapshotStats>,
+    pub stop: AtomicBool,
+    pub fatal: Mutex<Option<Error>>,
+    pub progress: Arc<Progress>,
+}
+
+impl Ctx<'_> {
+    /// Records a warning about `path` (bytes, from the snapshot root).
+    pub fn warn(&self, path: &[u8], message: impl Into<String>) {
+        let message = message.into();
+        protocol::log::warning(&format!("{}: {message}", crate::util::show(path)));
+        self.warnings_total.fetch_add(1, Relaxed);
+        let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() < MAX_WARNINGS {
+            w.push(Warning {
+                path: path.to_vec(),
+                message,
+            });
+        }
+    }
+
+    /// Stops the run with `e` (the first fatal error wins).
+    pub fn fail(&self, e: Error) {
+        self.stop.store(true, Relaxed);
+        let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+}
+
+/// Makes a snapshot of `opts.paths` and moves `opts.tag` to it.
+pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+    crate::format::check_user_tag(&opts.tag)?;
+    if opts.paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to snapshot: give at least one PATH".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let time = crate::util::now_ns();
+    let parent = repo.tag(&opts.tag)?;
+    let progress = opts.progress.clone().unwrap_or_default();
+    if let Some(p) = parent {
+        if let Ok(prev) = repo.snapshot(p) {
+            progress.total_bytes.store(prev.stats.bytes, Relaxed);
+        }
+    }
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+        paths.push(abs);
+    }
+
+    // The file cache: trusted only when it was written for this archive and the archive still
+    // has the snapshot it was last written for.
+    let (reader, writer) = open_cache(repo, opts)?;
+
+    let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
+    let ctx = Ctx {
+        repo,
+        opts,
+        rules: Rules::new(&opts.excludes, &opts.rules)?,
+        writer: Writer {
+            repo,
+            dry: opts.dry_run,
+            tickets: Mutex::new(Some(ticket_tx)),
+            failed: Mutex::new(None),
+            new_blocks: AtomicU64::new(0),
+            new_bytes: AtomicU64::new(0),
+            stored_bytes: AtomicU64::new(0),
+        },
+        warnings: Mutex::new(Vec::new()),
+        warnings_total: AtomicU64::new(0),
+        stats: Mutex::new(SnapshotStats::default()),
+        stop: AtomicBool::new(false),
+        fatal: Mutex::new(None),
+        progress,
+    };
+
+    let root = std::thread::scope(|s| {
+        let ctx = &ctx;
+        let drain = s.spawn(move || {
+            for t in ticket_rx {
+                if let Err(e) = t.wait() {
+                    *ctx.writer.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    ctx.stop.store(true, Relaxed);
+                    // Dropping the receiver makes every later put fail at once.
+                    return;
+                }
+            }
+        });
+        let root = walk::run(ctx, &paths, reader, writer);
+        // Close the ticket channel so the drain ends, then wait for it.
+        ctx.writer
+            .tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = drain.join();
+        root
+    });
+    if let Some(e) = ctx
+        .writer
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        return Err(Error::Backend(e));
+    }
+    if let Some(e) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    let (root, writer) = root?;
+
+    let mut stats = ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    stats.new_blocks = ctx.writer.new_blocks.load(Relaxed);
+    stats.new_bytes = ctx.writer.new_bytes.load(Relaxed);
+    stats.stored_bytes = ctx.writer.stored_bytes.load(Relaxed);
+    let mut snap = Snapshot {
+        previous: parent.into_iter().collect(),
+        root,
+        time,
+        host: crate::util::hostname(),
+        user: crate::util::username(),
+        tag: opts.tag.clone(),
+        paths: paths
+            .iter()
+            .map(|p| serde_bytes::ByteBuf::from(crate::util::path_bytes(p).to_vec()))
+            .collect(),
+        comment: opts.comment.clone(),
+        stats,
+        warnings: std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner())),
+        warnings_total: ctx.warnings_total.load(Relaxed),
+    };
+    if opts.dry_run {
+        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(SnapshotOutcome {
+            key: None,
+            snapshot: snap,
+            raced: None,
+        });
+    }
+
+    // Blocks are durable before anything names them.
+    let gc_epoch = repo.backend.get_tag(GC_TAG)?.unwrap_or_default();
+    repo.backend.flush()?;
+    let mut expected = parent;
+    let mut raced = None;
+    loop {
+        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        let key = repo.put_snapshot(&snap)?;
+        repo.backend.flush()?;
+        if repo.move_tag(&opts.tag, expected, key)? {
+            if let Some(w) = writer {
+                w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
+                w.set_meta("gc", &gc_epoch)?;
+                w.commit()?;
+            }
+            return Ok(SnapshotOutcome {
+                key: Some(key),
+                snapshot: snap,
+                raced,
+            });
+        }
+        // Another snapshot moved the tag meanwhile: chain onto it rather than lose it.
+        let now = repo.tag(&opts.tag)?;
+        raced = now;
+        snap.previous = now.into_iter().collect();
+        expected = now;
+    }
+}
+
+fn open_cache(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+) -> Result<(Option<CacheReader>, Option<CacheWriter>)> {
+    let Some(path) = &opts.cache else {
+        return Ok((None, None));
+    };
+    let id = &repo.format.archive_id;
+    let writer = if opts.dry_run {
+        None
+    } else {
+        match CacheWriter::open(path, id) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                protocol::log::warning(&format!("not using the file cache: {e}"));
+                None
+            }
+        }
+    };
+    let reader = match CacheReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            protocol::log::warning(&format!("not using the file cache: {e}"));
+            return Ok((None, writer));
+        }
+    };
+    if reader.meta("archive")?.as_deref() != Some(id.as_bytes()) {
+        return Ok((None, writer));
+    }
+    let trusted = match reader.meta("last_snapshot")? {
+        Some(v) => match crate::repo::parse_tag_value(&v) {
+            Some(k) => repo.backend.exists(&[k])?.first() == Some(&true),
+            None => false,
+        },
+        None => false,
+    } && reader.meta("gc")?.unwrap_or_default()
+        == repo.backend.get_tag(GC_TAG)?.unwrap_or_default();
+    if !trusted {
+        protocol::log::info(
+            "the file cache does not match the archive (it was rolled back, replaced or pruned): reading every file again",
+        );
+        return Ok((None, writer));
+    }
+    Ok((Some(reader), writer))
+}

@@ -1,0 +1,334 @@
+//! Index trees: how long lists — a file's pieces, a directory's entries — are cut into blocks.
+//!
+//! A list is cut into leaf blocks at *content-defined* points: after an item whose hash has
+//! certain low bits zero (a chunk's key for files, the name's BLAKE3 for directories). The keys
+//! of the leaves form the next level's list, cut the same way by their keys, and so on up to a
+//! single root. Because cut points depend only on nearby items, inserting or changing an entry
+//! deep in a huge file or directory rewrites one leaf and the path above it, not everything
+//! after it. A size cap forces a cut when items are unusually large.
+
+use crate::block::Kind;
+use crate::entry::{decode, encode, Child, DirSummary, Entry, Inner, Piece};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use protocol::Key;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// What differs between the tree of a file and of a directory.
+pub trait TreeSpec {
+    type Leaf: Serialize + DeserializeOwned + Clone;
+    type Summary: Serialize + DeserializeOwned + Clone;
+    const LEAF: Kind;
+    const INNER: Kind;
+    /// Whether the list is cut after this item.
+    fn cut_after(item: &Self::Leaf) -> bool;
+    /// Rough encoded size, for the size cap.
+    fn weight(item: &Self::Leaf) -> usize;
+    fn summarize(items: &[Self::Leaf]) -> Self::Summary;
+    fn summarize_children(children: &[Child<Self::Summary>]) -> Self::Summary;
+}
+
+/// Most items in one block, whatever the cut points say.
+const MAX_ITEMS: usize = 8192;
+/// Most bytes (roughly) in one block.
+const MAX_WEIGHT: usize = 4 << 20;
+/// Average children per inner node: a cut after a child whose key's low 6 bits are zero.
+const INNER_MASK: u16 = 63;
+
+fn key_bits(k: &Key) -> u16 {
+    u16::from_le_bytes([k.0[30], k.0[31]])
+}
+
+/// Trees of file pieces.
+#[derive(Debug)]
+pub struct FileTree;
+
+impl TreeSpec for FileTree {
+    type Leaf = Piece;
+    type Summary = u64;
+    const LEAF: Kind = Kind::FileLeaf;
+    const INNER: Kind = Kind::FileIndex;
+    fn cut_after(item: &Piece) -> bool {
+        matches!(item, Piece::Data { key, .. } if key_bits(key) & 255 == 0)
+    }
+    fn weight(_: &Piece) -> usize {
+        48
+    }
+    fn summarize(items: &[Piece]) -> u64 {
+        items.iter().map(Piece::len).sum()
+    }
+    fn summarize_children(children: &[Child<u64>]) -> u64 {
+        children.iter().map(|c| c.summary).sum()
+    }
+}
+
+/// Trees of directory entries.
+#[derive(Debug)]
+pub struct DirTree;
+
+impl TreeSpec for DirTree {
+    type Leaf = Entry;
+    type Summary = DirSummary;
+    const LEAF: Kind = Kind::Dir;
+    const INNER: Kind = Kind::DirIndex;
+    fn cut_after(item: &Entry) -> bool {
+        let h = blake3::hash(&item.name);
+        u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) & 255 == 0
+    }
+    fn weight(e: &Entry) -> usize {
+        64 + e.name.len()
+            + e.xattrs
+                .iter()
+                .map(|x| x.name.len() + x.value.len() + 4)
+                .sum::<usize>()
+            + match &e.kind {
+                crate::entry::EntryKind::Symlink { target }
+                | crate::entry::EntryKind::Hardlink { target } => target.len(),
+                _ => 0,
+            }
+    }
+    fn summarize(items: &[Entry]) -> DirSummary {
+        DirSummary {
+            first: items.first().map(|e| e.name.clone()).unwrap_or_default(),
+            count: items.len() as u64,
+        }
+    }
+    fn summarize_children(children: &[Child<DirSummary>]) -> DirSummary {
+        DirSummary {
+            first: children
+                .first()
+                .map(|c| c.summary.first.clone())
+                .unwrap_or_default(),
+            count: children.iter().map(|c| c.summary.count).sum(),
+        }
+    }
+}
+
+/// Stores a block and returns its key: the builder's way out.
+pub trait Store {
+    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key>;
+}
+
+/// Builds a tree from items given in order. Leaves are stored as a plain list of items, inner
+/// nodes as [`Inner`].
+pub struct Builder<S: TreeSpec> {
+    leaf: Vec<S::Leaf>,
+    leaf_weight: usize,
+    inner: Vec<Vec<Child<S::Summary>>>,
+    total: u64,
+}
+
+impl<S: TreeSpec> Default for Builder<S> {
+    fn default() -> Self {
+        Builder {
+            leaf: Vec::new(),
+            leaf_weight: 0,
+            inner: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+impl<S: TreeSpec> Builder<S> {
+    /// Adds the next item.
+    pub fn push(&mut self, item: S::Leaf, store: &mut dyn Store) -> Result<()> {
+        let cut = S::cut_after(&item);
+        self.leaf_weight += S::weight(&item);
+        self.leaf.push(item);
+        self.total += 1;
+        if cut || self.leaf.len() >= MAX_ITEMS || self.leaf_weight >= MAX_WEIGHT {
+            self.flush_leaf(store)?;
+        }
+        Ok(())
+    }
+
+    /// Items pushed so far.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The only item, when exactly one was pushed.
+    pub fn single(&self) -> Option<&S::Leaf> {
+        (self.total == 1 && self.inner.is_empty()).then(|| &self.leaf[0])
+    }
+
+    fn flush_leaf(&mut self, store: &mut dyn Store) -> Result<()> {
+        let summary = S::summarize(&self.leaf);
+        let key = store.store(S::LEAF, &encode(&self.leaf))?;
+        self.leaf.clear();
+        self.leaf_weight = 0;
+        self.push_child(0, Child { key, summary }, store)
+    }
+
+    fn push_child(
+        &mut self,
+        level: usize,
+        child: Child<S::Summary>,
+        store: &mut dyn Store,
+    ) -> Result<()> {
+        if self.inner.len() <= level {
+            self.inner.push(Vec::new());
+        }
+        let cut = key_bits(&child.key) & INNER_MASK == 0;
+        self.inner[level].push(child);
+        if cut || self.inner[level].len() >= MAX_ITEMS {
+            self.flush_inner(level, store)?;
+        }
+        Ok(())
+    }
+
+    fn flush_inner(&mut self, level: usize, store: &mut dyn Store) -> Result<()> {
+        let children = std::mem::take(&mut self.inner[level]);
+        let summary = S::summarize_children(&children);
+        let block = Inner {
+            level: level as u8 + 1,
+            children,
+        };
+        let key = store.store(S::INNER, &encode(&block))?;
+        self.push_child(level + 1, Child { key, summary }, store)
+    }
+
+    /// Stores what is left and returns the root's key (a leaf when everything fit in one).
+    pub fn finish(mut self, store: &mut dyn Store) -> Result<Key> {
+        if self.inner.is_empty() {
+            return store.store(S::LEAF, &encode(&self.leaf));
+        }
+        if !self.leaf.is_empty() {
+            self.flush_leaf(store)?;
+        }
+        let mut level = 0;
+        loop {
+            let above_empty = self.inner[level + 1..].iter().all(Vec::is_empty);
+            if above_empty && self.inner[level].len() == 1 {
+                return Ok(self.inner[level][0].key);
+            }
+            if !self.inner[level].is_empty() {
+                self.flush_inner(level, store)?;
+            }
+            level += 1;
+        }
+    }
+}
+
+type Level<S> = (Vec<Child<S>>, usize, u8);
+
+/// Reads a tree's items in order, fetching one block per level at a time.
+pub struct Reader<'r, S: TreeSpec> {
+    repo: &'r Repo,
+    /// Inner nodes being read: their children, the next child, their level.
+    stack: Vec<Level<S::Summary>>,
+    leaf: std::vec::IntoIter<S::Leaf>,
+}
+
+/// Reads a node: a leaf's items, or an inner node.
+pub enum Node<S: TreeSpec> {
+    Leaf(Vec<S::Leaf>),
+    Inner(Inner<S::Summary>),
+}
+
+/// Fetches and decodes the node `key`.
+pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
+    let plain = repo.backend.get(key)?.ok_or(Error::Missing {
+        key,
+        kind: S::LEAF.name(),
+    })?;
+    let p = crate::block::open(&repo.keys, &key, None, plain)?;
+    if p.kind == S::LEAF {
+        Ok(Node::Leaf(decode(p.data(), &key, S::LEAF)?))
+    } else if p.kind == S::INNER {
+        Ok(Node::Inner(decode(p.data(), &key, S::INNER)?))
+    } else {
+        Err(Error::Corrupt {
+            key,
+            kind: S::LEAF.name(),
+            why: format!("it holds a {} block", p.kind.name()),
+        })
+    }
+}
+
+impl<'r, S: TreeSpec> Reader<'r, S> {
+    /// Starts reading the tree rooted at `root`.
+    pub fn new(repo: &'r Repo, root: Key) -> Reader<'r, S> {
+        Reader {
+            repo,
+            stack: vec![(
+                vec![Child {
+                    key: root,
+                    summary: S::summarize(&[]),
+                }],
+                0,
+                u8::MAX,
+            )],
+            leaf: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next item, `None` at the end.
+    pub fn next_item(&mut self) -> Result<Option<S::Leaf>> {
+        loop {
+            if let Some(item) = self.leaf.next() {
+                return Ok(Some(item));
+            }
+            let Some((children, pos, level)) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            if *pos >= children.len() {
+                self.stack.pop();
+                continue;
+            }
+            let key = children[*pos].key;
+            let parent_level = *level;
+            *pos += 1;
+            match read_node::<S>(self.repo, key)? {
+                Node::Leaf(items) => {
+                    if parent_level != 1 && parent_level != u8::MAX {
+                        return Err(bad_level(key, S::LEAF));
+                    }
+                    self.leaf = items.into_iter();
+                }
+                Node::Inner(inner) => {
+                    let ok = inner.level >= 1
+                        && inner.level < 40
+                        && (parent_level == u8::MAX || inner.level + 1 == parent_level);
+                    if !ok {
+                        return Err(bad_level(key, S::INNER));
+                    }
+                    self.stack.push((inner.children, 0, inner.level));
+                }
+            }
+        }
+    }
+}
+
+fn bad_level(key: Key, kind: Kind) -> Error {
+    Error::Corrupt {
+        key,
+        kind: kind.name(),
+        why: "it sits at the wrong level of its tree".into(),
+    }
+}
+
+/// Finds the entry called `name` in the directory tree `root`, reading only the path to it.
+pub fn lookup(repo: &Repo, root: Key, name: &[u8]) -> Result<Option<Entry>> {
+    let mut key = root;
+    loop {
+        match read_node::<DirTree>(repo, key)? {
+            Node::Leaf(items) => {
+                return Ok(items
+                    .binary_search_by(|e| e.name.as_slice().cmp(name))
+                    .ok()
+                    .map(|i| items[i].clone()))
+            }
+            Node::Inner(inner) => {
+                let i = inner
+                    .children
+                    .partition_point(|c| c.summary.first.as_slice() <= name);
+                if i == 0 {
+                    return Ok(None);
+                }
+                key = inner.children[i - 1].key;
+            }
+        }
+    }
+}
