@@ -30,14 +30,13 @@ pub struct Stamp {
 
 impl Stamp {
     /// The stamp of a file's metadata.
-    pub fn of(md: &std::fs::Metadata) -> Stamp {
-        use std::os::unix::fs::MetadataExt;
+    pub fn of(st: &crate::fsys::Stat) -> Stamp {
         Stamp {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            ctime: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: st.mtime,
+            ctime: st.ctime,
         }
     }
 }

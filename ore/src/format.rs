@@ -26,9 +26,9 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     fn default() -> Self {
         ChunkerParams {
-            min: 32 << 10,
-            avg: 128 << 10,
-            max: 512 << 10,
+            min: 64 << 10,
+            avg: 256 << 10,
+            max: 1 << 20,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod filecache;
 pub mod format;
+pub mod fsys;
 pub mod meta;
 pub mod progress;
 pub mod repo;

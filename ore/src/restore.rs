@@ -21,7 +21,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// What to do with files that already exist at the destination.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,7 +73,7 @@ struct Ctx<'r> {
     bytes: AtomicU64,
     skipped: AtomicU64,
     progress: Arc<Progress>,
-    gate: (Mutex<usize>, Condvar),
+    gate: crate::slot::Gate,
 }
 
 impl Ctx<'_> {
@@ -85,15 +85,10 @@ impl Ctx<'_> {
             .push(msg);
     }
     fn enter(&self) {
-        let mut n = self.gate.0.lock().unwrap_or_else(|p| p.into_inner());
-        while *n >= MAX_FILES_IN_FLIGHT {
-            n = self.gate.1.wait(n).unwrap_or_else(|p| p.into_inner());
-        }
-        *n += 1;
+        self.gate.enter(1);
     }
     fn leave(&self) {
-        *self.gate.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-        self.gate.1.notify_one();
+        self.gate.leave(1);
     }
 }
 
@@ -139,7 +134,7 @@ pub fn restore(
         bytes: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         progress,
-        gate: (Mutex::new(0), Condvar::new()),
+        gate: crate::slot::Gate::new(MAX_FILES_IN_FLIGHT),
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new()

@@ -6,11 +6,11 @@
 //! path and its metadata that can be combined with `not`, `and` and `or`.
 
 use crate::error::{Error, Result};
+use crate::fsys::Stat;
 use crate::util::{parse_duration, parse_size};
 use globset::{Glob, GlobMatcher};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::Deserialize;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The name of per-directory ignore files.
@@ -71,12 +71,12 @@ impl Rule {
 }
 
 impl Matcher {
-    fn matches(&self, path: &Path, md: &std::fs::Metadata, now: i64) -> bool {
+    fn matches(&self, path: &Path, md: &Stat, now: i64) -> bool {
         match self {
             Matcher::Glob(g) => g.is_match(path),
             Matcher::Name(g) => path.file_name().is_some_and(|n| g.is_match(n)),
-            Matcher::LargerThan(n) => md.is_file() && md.size() > *n,
-            Matcher::ModifiedWithin(secs) => now - md.mtime() < *secs,
+            Matcher::LargerThan(n) => md.is_file() && md.size > *n,
+            Matcher::ModifiedWithin(secs) => now - md.mtime.div_euclid(1_000_000_000) < *secs,
             Matcher::Not(m) => !m.matches(path, md, now),
             Matcher::And(ms) => ms.iter().all(|m| m.matches(path, md, now)),
             Matcher::Or(ms) => ms.iter().any(|m| m.matches(path, md, now)),
@@ -122,7 +122,7 @@ impl Rules {
     }
 
     /// Whether a config rule excludes `path`.
-    pub fn config_excludes(&self, path: &Path, md: &std::fs::Metadata) -> bool {
+    pub fn config_excludes(&self, path: &Path, md: &Stat) -> bool {
         self.config.iter().any(|m| m.matches(path, md, self.now))
     }
 }
@@ -171,8 +171,8 @@ mod tests {
         std::fs::write(&small, b"x").unwrap();
         let big = dir.path().join("bigbig");
         std::fs::write(&big, vec![0u8; 2048]).unwrap();
-        let md_small = std::fs::metadata(&small).unwrap();
-        let md_big = std::fs::metadata(&big).unwrap();
+        let md_small = crate::fsys::stat_path(&small, false).unwrap();
+        let md_big = crate::fsys::stat_path(&big, false).unwrap();
         assert!(r.config_excludes(Path::new("/keep/a.tmp"), &md_small));
         assert!(!r.config_excludes(Path::new("/keep/bigsmall"), &md_small));
         assert!(r.config_excludes(Path::new("/keep/bigbig"), &md_big));

@@ -103,7 +103,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     }
     // Did it change while we read it?
     let mut warning = None;
-    if let Ok(after) = file.metadata() {
+    if let Ok(after) = crate::fsys::fstat(&file) {
         let now = Stamp::of(&after);
         if short || now.size != stamp.size || now.mtime != stamp.mtime || now.ctime != stamp.ctime {
             warning = Some("changed while it was being read; saved as read".to_string());

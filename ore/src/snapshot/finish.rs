@@ -27,6 +27,9 @@ pub(crate) enum Pending {
         entry: Entry,
         slot: Arc<Slot<Result<Key>>>,
         stamp: Stamp,
+        /// The tree key the file cache holds for it, when its own stamp is unchanged: if the
+        /// tree comes out the same, its cache row needs no rewrite.
+        cached: Option<Key>,
     },
 }
 
@@ -140,6 +143,7 @@ fn finish(ctx: &Ctx, job: DirJob, cache: Option<&CacheWriter>) -> Result<Key> {
                 mut entry,
                 slot,
                 stamp,
+                cached,
             } => {
                 let key = match slot.take() {
                     Ok(k) => k,
@@ -149,7 +153,7 @@ fn finish(ctx: &Ctx, job: DirJob, cache: Option<&CacheWriter>) -> Result<Key> {
                     }
                 };
                 entry.kind = EntryKind::Dir { tree: key };
-                if let Some(c) = cache {
+                if let Some(c) = cache.filter(|_| cached != Some(key)) {
                     c.put(&job.abs, &entry.name, stamp, &entry)?;
                 }
                 entry

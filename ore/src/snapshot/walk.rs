@@ -6,41 +6,36 @@ use super::Ctx;
 use crate::entry::{Entry, EntryKind, Xattr};
 use crate::error::{Error, Result};
 use crate::filecache::{CacheReader, CacheWriter, Cached, Stamp};
+use crate::fsys::{stat_path, Dir, Stat};
 use crate::rules::{ignored, read_ignore_file, IGNORE_FILE};
-use crate::slot::Slot;
+use crate::slot::{Gate, Slot};
 use crate::util::path_bytes;
 use ignore::gitignore::Gitignore;
+use protocol::Key;
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// Most files handed to the pool and not yet finished.
 const MAX_FILES_IN_FLIGHT: usize = 2048;
 /// Most finished directories waiting for the finisher.
 const MAX_DIRS_WAITING: usize = 1024;
 
-/// Counts files in flight and blocks the walk at the limit.
-struct Gate {
-    n: Mutex<usize>,
-    cv: Condvar,
+/// A file handed to the pool.
+struct FileJob {
+    abs: PathBuf,
+    stamp: Stamp,
+    blocks: u64,
+    slot: Arc<Slot<FileDone>>,
 }
 
-impl Gate {
-    fn enter(&self) {
-        let mut n = self.n.lock().unwrap_or_else(|p| p.into_inner());
-        while *n >= MAX_FILES_IN_FLIGHT {
-            n = self.cv.wait(n).unwrap_or_else(|p| p.into_inner());
-        }
-        *n += 1;
-    }
-    fn leave(&self) {
-        *self.n.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-        self.cv.notify_one();
-    }
-}
+/// Files are handed to the pool in batches of this many (or fewer, at the end of a directory),
+/// so a tree of small files does not cost a thread wake-up per file.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 8 << 20;
 
 struct Walker<'c, 'r, 's> {
     ctx: &'c Ctx<'r>,
@@ -48,6 +43,8 @@ struct Walker<'c, 'r, 's> {
     cache: Option<CacheReader>,
     dirs: SyncSender<DirJob>,
     gate: &'c Gate,
+    batch: Vec<FileJob>,
+    batch_bytes: u64,
     ignores: Vec<Gitignore>,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
     skip: HashSet<(u64, u64)>,
@@ -67,12 +64,9 @@ pub(super) fn run(
         .thread_name(|i| format!("ore-store-{i}"))
         .build()
         .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let gate = &Gate {
-        n: Mutex::new(0),
-        cv: Condvar::new(),
-    };
+    let gate = &Gate::new(MAX_FILES_IN_FLIGHT);
     let (tx, rx) = sync_channel::<DirJob>(MAX_DIRS_WAITING);
-    let root_slot: Arc<Slot<Result<protocol::Key>>> = Arc::new(Slot::default());
+    let root_slot: Arc<Slot<Result<Key>>> = Arc::new(Slot::default());
     let walk_slot = root_slot.clone();
     let pool = &pool;
     std::thread::scope(|s| -> Result<(Entry, Option<CacheWriter>)> {
@@ -88,14 +82,16 @@ pub(super) fn run(
                         cache,
                         dirs: tx,
                         gate,
+                        batch: Vec::new(),
+                        batch_bytes: 0,
                         ignores: Vec::new(),
                         hardlinks: HashMap::new(),
                         skip: HashSet::new(),
                         root_dev: 0,
                     };
                     for p in &ctx.opts.skip {
-                        if let Ok(md) = std::fs::metadata(p) {
-                            w.skip.insert((md.dev(), md.ino()));
+                        if let Ok(st) = stat_path(p, true) {
+                            w.skip.insert((st.dev, st.ino));
                         }
                     }
                     w.top(paths, walk_slot)
@@ -108,28 +104,17 @@ pub(super) fn run(
         let finished = finisher
             .join()
             .unwrap_or_else(|_| Err(Error::Archive("the finisher panicked".into())));
-        let root = walked?;
+        let (mut root, root_stamp) = walked?;
         let writer = finished?;
-        let mut root = root;
         root.kind = EntryKind::Dir {
             tree: root_slot.take()?,
         };
-        if let (Some(w), Some(stamp), [p]) = (&writer, root_stamp(paths), paths) {
+        if let (Some(w), Some(stamp), [p]) = (&writer, root_stamp, paths) {
             let (dir, name) = split(path_bytes(p));
             w.put(dir, name, stamp, &root)?;
         }
         Ok((root, writer))
     })
-}
-
-fn root_stamp(paths: &[PathBuf]) -> Option<Stamp> {
-    match paths {
-        [p] => std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| Stamp::of(&m)),
-        _ => None,
-    }
 }
 
 /// A path's parent and last component, as bytes (`/` is its own parent with an empty name).
@@ -141,37 +126,45 @@ pub(super) fn split(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(rel.len() + name.len() + 1);
+    v.extend_from_slice(rel);
+    if !rel.is_empty() {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl<'c, 'r, 's> Walker<'c, 'r, 's> {
     /// The top level: one directory becomes the root itself; anything else (a file, several
     /// paths) goes into a made-up root directory, each under its last component.
     fn top(
         &mut self,
         paths: &[PathBuf],
-        root_slot: Arc<Slot<Result<protocol::Key>>>,
-    ) -> Result<Entry> {
+        root_slot: Arc<Slot<Result<Key>>>,
+    ) -> Result<(Entry, Option<Stamp>)> {
         if let [p] = paths {
-            let md = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
-            if md.is_dir() {
-                self.root_dev = md.dev();
+            let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
+            if st.is_dir() {
+                self.root_dev = st.dev;
                 let (dir, name) = split(path_bytes(p));
-                let cached = self
-                    .cache
-                    .as_ref()
-                    .map(|c| c.dir(dir))
-                    .transpose()?
-                    .and_then(|mut m| m.remove(name));
-                let entry = self.base_entry(name.to_vec(), &md, p, b"")?;
+                let cached = match &self.cache {
+                    Some(c) => c.dir(dir)?.remove(name),
+                    None => None,
+                };
+                let entry = self.base_entry(name.to_vec(), &st, p, b"")?;
                 let known = cached.and_then(|c| match c.entry.kind {
                     EntryKind::Dir { tree } => Some(tree),
                     _ => None,
                 });
                 self.walk_dir(p.clone(), Vec::new(), root_slot, known)?;
-                self.ctx
-                    .stats
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .dirs += 1;
-                return Ok(entry);
+                lock(&self.ctx.stats).dirs += 1;
+                return Ok((entry, Some(Stamp::of(&st))));
             }
         }
         let mut seen = HashMap::new();
@@ -179,7 +172,7 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
         let mut sorted: Vec<&PathBuf> = paths.iter().collect();
         sorted.sort_by(|a, b| split(path_bytes(a)).1.cmp(split(path_bytes(b)).1));
         for p in sorted {
-            let (_, name) = split(path_bytes(p));
+            let (dir, name) = split(path_bytes(p));
             if let Some(other) = seen.insert(name.to_vec(), p.clone()) {
                 return Err(Error::Usage(format!(
                     "{} and {} would both be saved as `{}`: snapshot them under different tags, or their common parent",
@@ -188,14 +181,13 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                     crate::util::show(name)
                 )));
             }
-            let md = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
-            self.root_dev = md.dev();
-            let (dir, _) = split(path_bytes(p));
-            let rows = match &self.cache {
-                Some(c) => c.dir(dir)?,
-                None => HashMap::new(),
+            let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
+            self.root_dev = st.dev;
+            let cached = match &self.cache {
+                Some(c) => c.dir(dir)?.remove(name),
+                None => None,
             };
-            if let Some(x) = self.entry(p.clone(), name.to_vec(), name.to_vec(), md, &rows)? {
+            if let Some(x) = self.entry(p.clone(), name.to_vec(), name.to_vec(), st, cached)? {
                 pending.push(x);
             }
         }
@@ -210,70 +202,78 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
         let now = crate::util::now_ns();
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        self.ctx
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dirs += 1;
-        Ok(Entry {
-            name: Vec::new(),
-            kind: EntryKind::Dir {
-                tree: protocol::Key([0; 32]),
+        lock(&self.ctx.stats).dirs += 1;
+        Ok((
+            Entry {
+                name: Vec::new(),
+                kind: EntryKind::Dir { tree: Key([0; 32]) },
+                mode: 0o755,
+                uid,
+                gid,
+                user: crate::meta::user_name(uid),
+                group: crate::meta::group_name(gid),
+                mtime: now,
+                atime: None,
+                ctime: None,
+                xattrs: Vec::new(),
             },
-            mode: 0o755,
-            uid,
-            gid,
-            user: crate::meta::user_name(uid),
-            group: crate::meta::group_name(gid),
-            mtime: now,
-            atime: None,
-            ctime: None,
-            xattrs: Vec::new(),
-        })
+            None,
+        ))
     }
 
-    fn send(&self, job: DirJob) -> Result<()> {
+    /// Hands the batched files to the pool.
+    fn flush_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let (ctx, gate) = (self.ctx, self.gate);
+        gate.enter(jobs.len());
+        self.scope.spawn(move |_| {
+            let n = jobs.len();
+            for j in jobs {
+                let r = if ctx.stopped() {
+                    FileDone::Skipped
+                } else {
+                    file::store(ctx, &j.abs, j.stamp, j.blocks)
+                };
+                j.slot.set(r);
+            }
+            gate.leave(n);
+        });
+    }
+
+    fn send(&mut self, job: DirJob) -> Result<()> {
+        // The finisher will wait for these files: they must be on their way first.
+        self.flush_batch();
         self.dirs
             .send(job)
             .map_err(|_| Error::Archive("the directory finisher stopped".into()))
     }
 
     /// The metadata every entry has; the kind is filled in by the caller.
-    fn base_entry(
-        &self,
-        name: Vec<u8>,
-        md: &std::fs::Metadata,
-        abs: &Path,
-        rel: &[u8],
-    ) -> Result<Entry> {
+    fn base_entry(&self, name: Vec<u8>, st: &Stat, abs: &Path, rel: &[u8]) -> Result<Entry> {
         let o = self.ctx.opts;
-        let xattrs = if md.file_type().is_symlink() && !cfg!(target_os = "linux") {
-            Vec::new()
-        } else {
-            match crate::meta::read_xattrs(abs) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.ctx
-                        .warn(rel, format!("extended attributes not saved: {e}"));
-                    Vec::<Xattr>::new()
-                }
+        let xattrs = match crate::meta::read_xattrs(abs) {
+            Ok(x) => x,
+            Err(e) => {
+                self.ctx
+                    .warn(rel, format!("extended attributes not saved: {e}"));
+                Vec::<Xattr>::new()
             }
         };
         Ok(Entry {
             name,
             kind: EntryKind::Fifo,
-            mode: md.mode() & 0o7777,
-            uid: md.uid(),
-            gid: md.gid(),
-            user: crate::meta::user_name(md.uid()),
-            group: crate::meta::group_name(md.gid()),
-            mtime: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            atime: o
-                .atime
-                .then(|| md.atime() * 1_000_000_000 + md.atime_nsec()),
-            ctime: o
-                .ctime
-                .then(|| md.ctime() * 1_000_000_000 + md.ctime_nsec()),
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            user: crate::meta::user_name(st.uid),
+            group: crate::meta::group_name(st.gid),
+            mtime: st.mtime,
+            atime: o.atime.then_some(st.atime),
+            ctime: o.ctime.then_some(st.ctime),
             xattrs,
         })
     }
@@ -283,27 +283,18 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
         &mut self,
         abs: PathBuf,
         rel: Vec<u8>,
-        slot: Arc<Slot<Result<protocol::Key>>>,
-        known: Option<protocol::Key>,
+        slot: Arc<Slot<Result<Key>>>,
+        known: Option<Key>,
     ) -> Result<()> {
-        let mut names = Vec::new();
-        match std::fs::read_dir(&abs) {
-            Ok(rd) => {
-                for de in rd {
-                    match de {
-                        Ok(de) => names.push(de.file_name()),
-                        Err(e) => {
-                            self.ctx
-                                .warn(&rel, format!("directory listing incomplete: {e}"));
-                            break;
-                        }
-                    }
-                }
+        let (dir, mut names) = match Dir::open(&abs).and_then(|d| d.names().map(|n| (d, n))) {
+            Ok((d, n)) => (Some(d), n),
+            Err(e) => {
+                self.ctx.warn(&rel, format!("directory not read: {e}"));
+                (None, Vec::new())
             }
-            Err(e) => self.ctx.warn(&rel, format!("directory not read: {e}")),
-        }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let pushed_ignore = names.iter().any(|n| n.as_bytes() == IGNORE_FILE.as_bytes());
+        };
+        names.sort_unstable();
+        let pushed_ignore = names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes());
         if pushed_ignore {
             match read_ignore_file(&abs) {
                 Ok(gi) => self.ignores.push(gi),
@@ -319,32 +310,34 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
             None => HashMap::new(),
         };
         let mut pending = Vec::with_capacity(names.len());
-        for name in names {
-            if self.ctx.stopped() {
-                break;
-            }
-            let name = name.as_bytes().to_vec();
-            let child = abs.join(std::ffi::OsStr::from_bytes(&name));
-            let child_rel = join_rel(&rel, &name);
-            let md = match std::fs::symlink_metadata(&child) {
-                Ok(md) => md,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.ctx.warn(&child_rel, "vanished during the snapshot");
+        if let Some(dir) = &dir {
+            for name in names {
+                if self.ctx.stopped() {
+                    break;
+                }
+                let child_rel = join_rel(&rel, &name);
+                let st = match dir.lstat(&name) {
+                    Ok(st) => st,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.ctx.warn(&child_rel, "vanished during the snapshot");
+                        continue;
+                    }
+                    Err(e) => {
+                        self.ctx.warn(&child_rel, format!("not saved: {e}"));
+                        continue;
+                    }
+                };
+                let child = abs.join(OsStr::from_bytes(&name));
+                if self.excluded(&child, &st) {
                     continue;
                 }
-                Err(e) => {
-                    self.ctx.warn(&child_rel, format!("not saved: {e}"));
-                    continue;
+                let cached = rows.remove(&name);
+                if let Some(p) = self.entry(child, name, child_rel, st, cached)? {
+                    pending.push(p);
                 }
-            };
-            if self.excluded(&child, &md) {
-                continue;
-            }
-            if let Some(p) = self.entry(child, name.clone(), child_rel, md, &rows)? {
-                rows.remove(&name);
-                pending.push(p);
             }
         }
+        drop(dir);
         if pushed_ignore {
             self.ignores.pop();
         }
@@ -359,14 +352,14 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
         })
     }
 
-    fn excluded(&self, path: &Path, md: &std::fs::Metadata) -> bool {
-        if md.is_dir() && self.skip.contains(&(md.dev(), md.ino())) {
+    fn excluded(&self, path: &Path, st: &Stat) -> bool {
+        if st.is_dir() && self.skip.contains(&(st.dev, st.ino)) {
             return true;
         }
-        if ignored(&self.ignores, path, md.is_dir()) {
+        if ignored(&self.ignores, path, st.is_dir()) {
             return true;
         }
-        self.ctx.rules.config_excludes(path, md)
+        self.ctx.rules.config_excludes(path, st)
     }
 
     /// The pending entry for one path.
@@ -375,24 +368,29 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
         abs: PathBuf,
         name: Vec<u8>,
         rel: Vec<u8>,
-        md: std::fs::Metadata,
-        rows: &HashMap<Vec<u8>, Cached>,
+        st: Stat,
+        cached: Option<Cached>,
     ) -> Result<Option<Pending>> {
-        let ft = md.file_type();
         let ctx = self.ctx;
         ctx.progress.add_file();
-        if ft.is_dir() {
-            let mut entry = self.base_entry(name.clone(), &md, &abs, &rel)?;
-            entry.kind = EntryKind::Dir {
-                tree: protocol::Key([0; 32]),
-            };
+        let stamp = Stamp::of(&st);
+        if st.is_dir() {
+            let mut entry = self.base_entry(name, &st, &abs, &rel)?;
+            entry.kind = EntryKind::Dir { tree: Key([0; 32]) };
             let slot = Arc::new(Slot::default());
-            let known = rows.get(&name).and_then(|c| match c.entry.kind {
-                EntryKind::Dir { tree } => Some(tree),
-                _ => None,
-            });
-            ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).dirs += 1;
-            if self.ctx.opts.one_file_system && md.dev() != self.root_dev {
+            let (known, unchanged_since) = match cached {
+                Some(Cached {
+                    stamp: s,
+                    entry:
+                        Entry {
+                            kind: EntryKind::Dir { tree },
+                            ..
+                        },
+                }) => (Some(tree), Some(s)),
+                _ => (None, None),
+            };
+            lock(&ctx.stats).dirs += 1;
+            if ctx.opts.one_file_system && st.dev != self.root_dev {
                 // A mount point: kept as an empty directory.
                 self.send(DirJob {
                     abs: path_bytes(&abs).to_vec(),
@@ -408,67 +406,57 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
             return Ok(Some(Pending::Dir {
                 entry,
                 slot,
-                stamp: Stamp::of(&md),
+                stamp,
+                cached: unchanged_since.filter(|s| *s == stamp).and(known),
             }));
         }
-        if ft.is_file() {
-            if md.nlink() > 1 {
-                match self.hardlinks.get(&(md.dev(), md.ino())) {
+        if st.is_file() {
+            if st.nlink > 1 {
+                match self.hardlinks.get(&(st.dev, st.ino)) {
                     Some(target) => {
-                        let mut entry = self.base_entry(name, &md, &abs, &rel)?;
+                        let mut entry = self.base_entry(name, &st, &abs, &rel)?;
                         entry.kind = EntryKind::Hardlink {
                             target: target.clone(),
                         };
-                        ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).other += 1;
+                        lock(&ctx.stats).other += 1;
                         return Ok(Some(Pending::Ready(entry)));
                     }
                     None => {
-                        self.hardlinks.insert((md.dev(), md.ino()), rel.clone());
+                        self.hardlinks.insert((st.dev, st.ino), rel.clone());
                     }
                 }
             }
-            let stamp = Stamp::of(&md);
             {
-                let mut st = ctx.stats.lock().unwrap_or_else(|p| p.into_inner());
-                st.files += 1;
-                st.bytes += md.size();
+                let mut s = lock(&ctx.stats);
+                s.files += 1;
+                s.bytes += st.size;
             }
-            if let Some(c) = rows.get(&name) {
+            if let Some(c) = cached {
                 if c.stamp == stamp && matches!(c.entry.kind, EntryKind::File { .. }) {
-                    let mut entry = c.entry.clone();
-                    entry.atime = ctx
-                        .opts
-                        .atime
-                        .then(|| md.atime() * 1_000_000_000 + md.atime_nsec());
-                    entry.ctime = ctx
-                        .opts
-                        .ctime
-                        .then(|| md.ctime() * 1_000_000_000 + md.ctime_nsec());
-                    ctx.progress.add_bytes(md.size());
+                    let mut entry = c.entry;
+                    entry.atime = ctx.opts.atime.then_some(st.atime);
+                    entry.ctime = ctx.opts.ctime.then_some(st.ctime);
+                    ctx.progress.add_bytes(st.size);
                     return Ok(Some(Pending::Ready(entry)));
                 }
             }
-            let entry = self.base_entry(name, &md, &abs, &rel)?;
+            let entry = self.base_entry(name, &st, &abs, &rel)?;
             let slot: Arc<Slot<FileDone>> = Arc::new(Slot::default());
-            self.gate.enter();
-            let (s2, gate, blocks) = (slot.clone(), self.gate, md.blocks());
-            self.scope.spawn(move |_| {
-                let r = if ctx.stopped() {
-                    FileDone::Skipped
-                } else {
-                    file::store(ctx, &abs, stamp, blocks)
-                };
-                s2.set(r);
-                gate.leave();
+            self.batch_bytes += st.size;
+            self.batch.push(FileJob {
+                abs,
+                stamp,
+                blocks: st.blocks,
+                slot: slot.clone(),
             });
-            ctx.stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .files_read += 1;
+            if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+                self.flush_batch();
+            }
+            lock(&ctx.stats).files_read += 1;
             return Ok(Some(Pending::File { entry, slot, stamp }));
         }
-        let mut entry = self.base_entry(name, &md, &abs, &rel)?;
-        entry.kind = if ft.is_symlink() {
+        let mut entry = self.base_entry(name, &st, &abs, &rel)?;
+        entry.kind = if st.is_symlink() {
             match std::fs::read_link(&abs) {
                 Ok(t) => EntryKind::Symlink {
                     target: t.as_os_str().as_bytes().to_vec(),
@@ -478,29 +466,19 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                     return Ok(None);
                 }
             }
-        } else if ft.is_fifo() {
+        } else if st.is_fifo() {
             EntryKind::Fifo
-        } else if ft.is_socket() {
+        } else if st.is_socket() {
             EntryKind::Socket
-        } else if ft.is_char_device() {
-            EntryKind::CharDevice { rdev: md.rdev() }
-        } else if ft.is_block_device() {
-            EntryKind::BlockDevice { rdev: md.rdev() }
+        } else if st.is_char_device() {
+            EntryKind::CharDevice { rdev: st.rdev }
+        } else if st.is_block_device() {
+            EntryKind::BlockDevice { rdev: st.rdev }
         } else {
             ctx.warn(&rel, "of an unknown type; not saved");
             return Ok(None);
         };
-        ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).other += 1;
+        lock(&ctx.stats).other += 1;
         Ok(Some(Pending::Ready(entry)))
     }
-}
-
-fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(rel.len() + name.len() + 1);
-    v.extend_from_slice(rel);
-    if !rel.is_empty() {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ore, restic and borg on the same tree in one run.
+#
+#   bench/compare.sh [SOURCE]            (default /usr/share)
+#
+# Every tool runs with encryption and its default compression; archives, caches and restore
+# targets live under $ORE_BENCH_WORK (default /dev/shm/ore-bench) so the slow disk of a test
+# machine does not decide the result. The page cache is warmed first. Prints seconds, peak RSS
+# and archive sizes, then the ratios that matter (restic's time / ore's time, and so on).
+set -euo pipefail
+SRC=${1:-/usr/share}
+WORK=${ORE_BENCH_WORK:-/dev/shm/ore-bench}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ORE=${ORE_BIN:-$ROOT/target/release/ore}
+TOOLS=${ORE_BENCH_TOOLS:-"ore restic borg"}
+
+[ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
+for t in restic borg zstd; do
+    command -v $t >/dev/null || { echo "benchmark needs $t (apt-get install restic borgbackup zstd)" >&2; exit 1; }
+done
+
+rm -rf "$WORK"; mkdir -p "$WORK"
+export ORE_PASSPHRASE=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export XDG_CACHE_HOME=$WORK/cache BORG_BASE_DIR=$WORK/borg-base RESTIC_CACHE_DIR=$WORK/cache/restic
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+
+declare -A T M S
+# run NAME CMD...: time a command, keep seconds and peak RSS (KiB).
+run() {
+    local name=$1; shift
+    if ! /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
+        echo "$name failed:" >&2; cat "$WORK/err" >&2; exit 1
+    fi
+    local secs kib
+    read -r secs kib < "$WORK/time"
+    T[$name]=$secs; M[$name]=$kib
+    printf '  %-22s %7.2f s  %7d MiB\n' "$name" "${T[$name]}" $(( ${M[$name]} / 1024 ))
+}
+size() { du -sb "$1" | cut -f1; }
+
+echo "source: $SRC ($(du -sh "$SRC" 2>/dev/null | cut -f1), $(find "$SRC" -type f 2>/dev/null | wc -l) files); work dir: $WORK"
+tar cf - "$SRC" 2>/dev/null >/dev/null  # warm the page cache
+run "tar|zstd -3 -T2" sh -c "tar cf - '$SRC' 2>/dev/null | zstd -3 -T2 >/dev/null"
+
+for tool in $TOOLS; do
+    echo "$tool:"
+    case $tool in
+    ore)
+        "$ORE" -a "$WORK/ore" init -q
+        run "ore snapshot" "$ORE" -a "$WORK/ore" snapshot -q bench "$SRC"
+        run "ore re-snapshot" "$ORE" -a "$WORK/ore" snapshot -q bench "$SRC"
+        run "ore restore" "$ORE" -a "$WORK/ore" restore -q bench "$WORK/ore-restore"
+        S[ore]=$(size "$WORK/ore")
+        rm -rf "$WORK/ore-restore" ;;
+    restic)
+        restic -q -r "$WORK/restic" init >/dev/null
+        run "restic snapshot" restic -q -r "$WORK/restic" backup "$SRC"
+        run "restic re-snapshot" restic -q -r "$WORK/restic" backup "$SRC"
+        run "restic restore" restic -q -r "$WORK/restic" restore latest --target "$WORK/restic-restore"
+        S[restic]=$(size "$WORK/restic")
+        rm -rf "$WORK/restic-restore" ;;
+    borg)
+        borg init -e repokey "$WORK/borg" >/dev/null 2>&1
+        run "borg snapshot" borg create "$WORK/borg::a1" "$SRC"
+        run "borg re-snapshot" borg create "$WORK/borg::a2" "$SRC"
+        mkdir -p "$WORK/borg-restore"
+        run "borg restore" sh -c "cd '$WORK/borg-restore' && borg extract '$WORK/borg::a1'"
+        S[borg]=$(size "$WORK/borg")
+        rm -rf "$WORK/borg-restore" ;;
+    esac
+done 2>&1
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "archive sizes: $(for t in $TOOLS; do printf '%s %s MiB  ' $t $(( ${S[$t]:-0} / 1048576 )); done)"
+echo "ratios (other tool's time / ore's time; above 1 means ore is faster):"
+for t in $TOOLS; do
+    [ "$t" = ore ] && continue
+    for step in snapshot re-snapshot restore; do
+        printf '  %-8s %-12s %6sx\n' "$t" "$step" "$(ratio "${T[$t $step]}" "${T[ore $step]}")"
+    done
+    printf '  %-8s %-12s %6sx  (size: %s / ore)\n' "$t" "archive" "$(ratio "${S[$t]}" "${S[ore]}")" "$t"
+    printf '  %-8s %-12s %6sx  (peak RSS of snapshot: %s / ore)\n' "$t" "memory" "$(ratio "${M[$t snapshot]}" "${M[ore snapshot]}")" "$t"
+done
+printf '  ore snapshot vs tar|zstd: %sx of its time\n' "$(ratio "${T[ore snapshot]}" "${T[tar|zstd -3 -T2]}")"
