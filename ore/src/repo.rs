@@ -220,10 +220,7 @@ impl Repo {
 
     /// Reads and opens a block, which must be of `kind`.
     pub fn get_block(&self, key: Key, kind: Kind) -> Result<Plain> {
-        let stored = self.backend.get(key)?.ok_or(Error::Missing {
-            key,
-            kind: kind.name(),
-        })?;
+        let stored = fetched(self.backend.get(key), key, kind)?;
         block::open(&self.keys, &key, Some(kind), stored)
     }
 
@@ -281,6 +278,30 @@ impl Repo {
         out.sort();
         Ok(out)
     }
+}
+
+/// A fetched block's bytes, with "missing" and a backend's own corruption report turned into
+/// errors that name the block.
+pub fn fetched(r: protocol::Result<Option<Vec<u8>>>, key: Key, kind: Kind) -> Result<Vec<u8>> {
+    match r {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(Error::Missing {
+            key,
+            kind: kind.name(),
+        }),
+        Err(e) if e.code() == protocol::ErrorCode::Corrupt => Err(Error::Corrupt {
+            key,
+            kind: kind.name(),
+            why: format!("the backend reports: {e}"),
+        }),
+        Err(e) => Err(Error::Backend(e)),
+    }
+}
+
+/// Whether an error is damage to the archive (a block missing or corrupt), as opposed to a
+/// failure to reach it.
+pub fn is_damage(e: &Error) -> bool {
+    matches!(e, Error::Missing { .. } | Error::Corrupt { .. })
 }
 
 fn write_format(

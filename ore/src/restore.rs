@@ -266,7 +266,7 @@ fn walk<'s>(
         let entry = match reader.next_item() {
             Ok(Some(e)) => e,
             Ok(None) => break,
-            Err(e @ (Error::Missing { .. } | Error::Corrupt { .. })) => {
+            Err(e) if crate::repo::is_damage(&e) => {
                 ctx.incomplete.store(true, Relaxed);
                 ctx.warn(format!(
                     "{}: directory not fully restored: {e}",
@@ -530,7 +530,7 @@ fn write_content(
         let (piece, ticket) = match ahead.next() {
             Ok(Some(x)) => x,
             Ok(None) => break,
-            Err(e @ (Error::Missing { .. } | Error::Corrupt { .. })) => {
+            Err(e) if crate::repo::is_damage(&e) => {
                 first_problem.get_or_insert(damaged(ctx, path, e));
                 break;
             }
@@ -539,13 +539,10 @@ fn write_content(
         match (piece, ticket) {
             (Piece::Hole { len }, _) => pos += len,
             (Piece::Data { key, len }, Some(t)) => {
-                let got = t.wait().map_err(|e| format!("{}: {e}", path.display()))?;
-                let data = match got {
-                    None => Err(Error::Missing {
-                        key,
-                        kind: Kind::Chunk.name(),
-                    }),
-                    Some(stored) => block::open(&ctx.repo.keys, &key, Some(Kind::Chunk), stored),
+                let data = match crate::repo::fetched(t.wait(), key, Kind::Chunk) {
+                    Ok(stored) => block::open(&ctx.repo.keys, &key, Some(Kind::Chunk), stored),
+                    Err(e) if crate::repo::is_damage(&e) => Err(e),
+                    Err(e) => return Err(format!("{}: {e}", path.display())),
                 };
                 match data {
                     Ok(plain) => {

@@ -229,10 +229,7 @@ pub enum Node<S: TreeSpec> {
 
 /// Fetches and decodes the node `key`.
 pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
-    let plain = repo.backend.get(key)?.ok_or(Error::Missing {
-        key,
-        kind: S::LEAF.name(),
-    })?;
+    let plain = crate::repo::fetched(repo.backend.get(key), key, S::LEAF)?;
     let p = crate::block::open(&repo.keys, &key, None, plain)?;
     if p.kind == S::LEAF {
         Ok(Node::Leaf(decode(p.data(), &key, S::LEAF)?))

@@ -28,3 +28,6 @@ pub fn quote(p: &std::path::Path) -> String {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+pub mod ore;
+pub mod trees;

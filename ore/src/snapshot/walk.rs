@@ -158,6 +158,7 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                     None => None,
                 };
                 let entry = self.base_entry(name.to_vec(), &st, p, b"")?;
+                self.ignores = vec![self.ctx.rules.root_ignore(p)?];
                 let known = cached.and_then(|c| match c.entry.kind {
                     EntryKind::Dir { tree } => Some(tree),
                     _ => None,
@@ -183,6 +184,7 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
             }
             let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
             self.root_dev = st.dev;
+            self.ignores = vec![self.ctx.rules.root_ignore(p)?];
             let cached = match &self.cache {
                 Some(c) => c.dir(dir)?.remove(name),
                 None => None,

@@ -1,0 +1,102 @@
+//! Running the `ore` binary against an archive, with its own cache and a passphrase.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One archive and the environment `ore` runs in for it.
+pub struct Ore {
+    pub archive: String,
+    pub cache: PathBuf,
+    pub passphrase: String,
+    _dir: tempfile::TempDir,
+}
+
+/// What a run printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics unless the exit code is `code`.
+    pub fn expect(self, code: i32, what: &str) -> Run {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit {}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A scratch directory on a real disk file system (xattrs and sparse files work there).
+pub fn scratch() -> tempfile::TempDir {
+    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).expect("scratch base");
+    tempfile::tempdir_in(base).expect("scratch dir")
+}
+
+impl Ore {
+    /// An archive at `archive` (an identifier), not yet initialised.
+    pub fn new(archive: impl Into<String>) -> Ore {
+        let dir = scratch();
+        Ore {
+            archive: archive.into(),
+            cache: dir.path().join("cache"),
+            passphrase: "correct horse battery staple".into(),
+            _dir: dir,
+        }
+    }
+
+    /// A splitlog archive in a fresh directory, initialised (with cheap key derivation).
+    pub fn local() -> (Ore, tempfile::TempDir) {
+        let d = scratch();
+        let o = Ore::new(d.path().join("archive").display().to_string());
+        o.run(&["init"]).expect(0, "init");
+        (o, d)
+    }
+
+    /// The command with the archive, cache and passphrase set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(crate::bin("ore"));
+        c.arg("-a")
+            .arg(&self.archive)
+            .args(args)
+            .env("ORE_PASSPHRASE", &self.passphrase)
+            .env("XDG_CACHE_HOME", &self.cache)
+            .env("XDG_CONFIG_HOME", self.cache.join("no-config"))
+            .env_remove("ORE_ARCHIVE")
+            .env_remove("ORE_FAULT")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs `ore ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("ore runs"))
+    }
+
+    /// Snapshots `path` to `tag`, returning the key.
+    pub fn snapshot(&self, tag: &str, path: &Path) -> String {
+        let r = self
+            .run(&["snapshot", tag, path.to_str().expect("utf-8 test path")])
+            .expect(0, "snapshot");
+        r.stdout.trim().to_string()
+    }
+
+    /// Restores `what` to `dest`.
+    pub fn restore(&self, what: &str, dest: &Path) -> Run {
+        self.run(&["restore", what, dest.to_str().expect("utf-8 test path")])
+    }
+}

@@ -1,0 +1,467 @@
+//! End-to-end tests of `ore` through the built binary: round trips of trees with every kind
+//! of entry, the file cache, damage detection, keys, and naming snapshots.
+
+use ore_tests::ore::{scratch, Ore};
+use ore_tests::trees::{assert_same, bytes, every_kind, set_mtime};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+#[test]
+fn every_kind_of_entry_round_trips() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    every_kind(&src);
+    let key = ore.snapshot("t", &src);
+    assert_eq!(key.len(), 64);
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+    // The sparse file came back sparse.
+    let md = std::fs::metadata(dest.join("sparse")).unwrap();
+    assert_eq!(md.len(), 5 << 20);
+    assert!(
+        md.blocks() * 512 < 1 << 20,
+        "restored sparse file uses {} blocks",
+        md.blocks()
+    );
+    // The hard link is a hard link again.
+    let a = std::fs::metadata(dest.join("small.txt")).unwrap();
+    let b = std::fs::metadata(dest.join("dir/hardlink")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    // A second snapshot of the same tree (through the file cache) restores identically too.
+    let key2 = ore.snapshot("t", &src);
+    assert_ne!(key, key2);
+    let dest2 = d.path().join("dest2");
+    ore.restore(&key2[..12], &dest2)
+        .expect(0, "restore by key prefix");
+    assert_same(&src, &dest2);
+    // And --verify re-reads everything it wrote.
+    let dest3 = d.path().join("dest3");
+    ore.run(&["restore", "t~1", dest3.to_str().unwrap(), "--verify"])
+        .expect(0, "restore --verify");
+    assert_same(&src, &dest3);
+}
+
+#[test]
+fn subtree_and_single_file_restore() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    every_kind(&src);
+    ore.snapshot("t", &src);
+    let sub = d.path().join("sub");
+    ore.restore("t:dir", &sub).expect(0, "subtree");
+    assert_same(&src.join("dir"), &sub);
+    let one = d.path().join("one.txt");
+    ore.restore("t:dir/text", &one).expect(0, "one file");
+    assert_eq!(
+        std::fs::read(&one).unwrap(),
+        std::fs::read(src.join("dir/text")).unwrap()
+    );
+    let cat = ore.cmd(&["cat", "t:dir/random-3M"]).output().unwrap();
+    assert!(cat.status.success());
+    assert_eq!(cat.stdout, bytes(7, 3 << 20));
+    let sparse = ore.cmd(&["cat", "t:sparse"]).output().unwrap();
+    assert_eq!(sparse.stdout, std::fs::read(src.join("sparse")).unwrap());
+    let missing = ore.restore("t:no/such/file", &d.path().join("x"));
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("no/such/file"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn existing_files_are_left_alone_unless_asked() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"from the snapshot").unwrap();
+    ore.snapshot("t", &src);
+    let dest = d.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("a"), b"local edit").unwrap();
+    let r = ore
+        .restore("t", &dest)
+        .expect(3, "never overwrite: warnings");
+    assert!(r.stderr.contains("exists, not overwritten"), "{}", r.stderr);
+    assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"local edit");
+    ore.run(&[
+        "restore",
+        "t",
+        dest.to_str().unwrap(),
+        "--overwrite",
+        "if-changed",
+    ])
+    .expect(0, "if-changed");
+    assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"from the snapshot");
+}
+
+#[test]
+fn file_cache_notices_a_change_that_keeps_size_and_mtime() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"AAAA version one").unwrap();
+    set_mtime(&src.join("f"), 1_600_000_000_000_000_000);
+    ore.snapshot("t", &src);
+    // Same size, same mtime (put back), different contents: only ctime tells.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(src.join("f"), b"BBBB version two").unwrap();
+    set_mtime(&src.join("f"), 1_600_000_000_000_000_000);
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "second snapshot");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["stats"]["files_read"], 1,
+        "the changed file was read again: {}",
+        r.stdout
+    );
+    let out = ore.cmd(&["cat", "t:f"]).output().unwrap();
+    assert_eq!(out.stdout, b"BBBB version two");
+    // Unchanged: nothing is read.
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "third snapshot");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["stats"]["files_read"], 0, "{}", r.stdout);
+}
+
+#[test]
+fn file_cache_distrusts_a_rolled_back_archive() {
+    let (ore, d) = Ore::local();
+    let arch = d.path().join("archive");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"one").unwrap();
+    ore.snapshot("t", &src);
+    let copy = d.path().join("copy");
+    copy_dir(&arch, &copy);
+    std::fs::write(src.join("f"), b"two, longer").unwrap();
+    ore.snapshot("t", &src);
+    // Roll the archive back: it no longer has "two", which the file cache remembers.
+    std::fs::remove_dir_all(&arch).unwrap();
+    std::fs::rename(&copy, &arch).unwrap();
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "snapshot after the rollback");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["stats"]["files_read"], 1, "{}", r.stdout);
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"two, longer");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn wrong_passphrase_is_told_apart_from_damage() {
+    let (ore, _d) = Ore::local();
+    let mut bad = ore.cmd(&["tags"]);
+    bad.env("ORE_PASSPHRASE", "not it");
+    let out = bad.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    let not_init = Ore::new(scratch().path().join("nothing").display().to_string());
+    let r = not_init.run(&["tags"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        !r.stderr.contains("wrong passphrase") && r.stderr.contains("ore init"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn key_management() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    ore.snapshot("t", &src);
+    let list = ore.run(&["key", "list", "--json"]).expect(0, "list");
+    assert_eq!(list.stdout.lines().count(), 1);
+    let mut add = ore.cmd(&["key", "add"]);
+    add.env("ORE_NEW_PASSPHRASE", "second one");
+    assert!(add.status().unwrap().success());
+    let mut second = ore.cmd(&["key", "list", "--json"]);
+    second.env("ORE_PASSPHRASE", "second one");
+    let out = second.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slots: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(slots.len(), 2);
+    let first_id = slots.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Remove the first passphrase using the second.
+    let mut rm = ore.cmd(&["key", "remove", &first_id]);
+    rm.env("ORE_PASSPHRASE", "second one");
+    assert!(rm.status().unwrap().success());
+    assert_eq!(
+        ore.run(&["tags"]).code,
+        1,
+        "the removed passphrase no longer opens the archive"
+    );
+    // Change the second one.
+    let mut pw = ore.cmd(&["key", "passwd"]);
+    pw.env("ORE_PASSPHRASE", "second one")
+        .env("ORE_NEW_PASSPHRASE", "third");
+    assert!(pw.status().unwrap().success());
+    let mut third = ore.cmd(&["cat", "t:f"]);
+    third.env("ORE_PASSPHRASE", "third");
+    assert_eq!(third.output().unwrap().stdout, b"x");
+    // The last slot cannot be removed.
+    let mut last = ore.cmd(&["key", "list", "--json"]);
+    last.env("ORE_PASSPHRASE", "third");
+    let out = last.output().unwrap();
+    let id: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let mut rm_last = ore.cmd(&["key", "remove", id["id"].as_str().unwrap()]);
+    rm_last.env("ORE_PASSPHRASE", "third");
+    let out = rm_last.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("last"));
+}
+
+#[test]
+fn snapshot_names_tags_log_and_fork() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        std::fs::write(src.join("f"), format!("version {i}")).unwrap();
+        keys.push(ore.snapshot("home", &src));
+    }
+    let cat = |spec: &str| {
+        String::from_utf8(
+            ore.cmd(&["cat", &format!("{spec}:f")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    assert_eq!(cat("home"), "version 2");
+    assert_eq!(cat("home~1"), "version 1");
+    assert_eq!(cat("home~2"), "version 0");
+    assert_eq!(cat(&keys[0][..10]), "version 0");
+    assert_eq!(cat("home@2000-01-01").len(), 0, "nothing that old");
+    assert_eq!(cat("home@2200-01-01"), "version 2");
+    let log = ore.run(&["log", "home"]).expect(0, "log");
+    assert_eq!(log.stdout.lines().count(), 3);
+    assert!(log.stdout.contains(&keys[2][..12]));
+    ore.run(&["fork", "home", "other"]).expect(0, "fork");
+    ore.run(&["fork", "home", "other"])
+        .expect(1, "fork onto an existing tag");
+    let tags = ore.run(&["tags"]).expect(0, "tags");
+    assert!(
+        tags.stdout.contains("home")
+            && tags.stdout.contains("other")
+            && !tags.stdout.contains("ore:format"),
+        "{}",
+        tags.stdout
+    );
+    ore.run(&["snapshot", "bad:name", src.to_str().unwrap()])
+        .expect(1, "tag with a colon");
+    let ls = ore.run(&["ls", "home", "-l"]).expect(0, "ls");
+    assert!(
+        ls.stdout.contains(" f\n") || ls.stdout.ends_with(" f\n"),
+        "{}",
+        ls.stdout
+    );
+}
+
+#[test]
+fn excludes_oreignore_and_config_rules() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    for p in ["keep", "build", "a/build", "logs"] {
+        std::fs::create_dir_all(src.join(p)).unwrap();
+    }
+    for f in [
+        "keep/x.o",
+        "keep/x.c",
+        "build/out",
+        "a/build/out",
+        "logs/big.log",
+        "logs/small.log",
+        "logs/important.tmp",
+    ] {
+        std::fs::write(
+            src.join(f),
+            if f.contains("big") {
+                vec![0u8; 20_000]
+            } else {
+                b"x".to_vec()
+            },
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join(".oreignore"), "build/\n*.tmp\n").unwrap();
+    std::fs::write(src.join("logs/.oreignore"), "!important.tmp\n").unwrap();
+    let config = d.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "exclude = [ { and = [ { name = \"*.log\" }, { larger_than = \"10k\" } ] } ]\n",
+    )
+    .unwrap();
+    ore.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "snapshot",
+        "t",
+        src.to_str().unwrap(),
+        "--exclude",
+        "*.o",
+    ])
+    .expect(0, "snapshot");
+    let ls = ore.run(&["ls", "t", "-R"]).expect(0, "ls");
+    let names: Vec<&str> = ls.stdout.lines().collect();
+    for present in [
+        "keep/x.c",
+        "logs/small.log",
+        "logs/important.tmp",
+        ".oreignore",
+        "a",
+    ] {
+        assert!(names.contains(&present), "{present} missing: {names:?}");
+    }
+    for absent in ["keep/x.o", "build", "a/build", "logs/big.log"] {
+        assert!(!names.contains(&absent), "{absent} not excluded: {names:?}");
+    }
+}
+
+#[test]
+fn encrypted_archive_reveals_neither_contents_nor_plain_hashes() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let known = b"This is a well-known document that an attacker might look for. ".repeat(40);
+    std::fs::write(src.join("known.txt"), &known).unwrap();
+    let random = bytes(11, 100_000);
+    std::fs::write(src.join("random.bin"), &random).unwrap();
+    ore.snapshot("t", &src);
+    let mut stored = Vec::new();
+    for e in std::fs::read_dir(d.path().join("archive")).unwrap() {
+        stored.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    let needles: Vec<Vec<u8>> = vec![
+        known[..32].to_vec(),
+        random[..32].to_vec(),
+        random[50_000..50_032].to_vec(),
+        blake3::hash(&known).as_bytes().to_vec(),
+        blake3::hash(&random).as_bytes().to_vec(),
+        blake3::hash(&known).to_hex().as_bytes().to_vec(),
+        b"known.txt".to_vec(),
+    ];
+    for n in needles {
+        assert!(
+            !stored.windows(n.len()).any(|w| w == n.as_slice()),
+            "found {:?} in the archive",
+            String::from_utf8_lossy(&n)
+        );
+    }
+}
+
+fn flip_byte_in(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x55;
+    f.write_all_at(&b, at).unwrap();
+}
+
+#[test]
+fn tampered_block_is_detected_and_named() {
+    // backend-fs keeps blocks as files and checks nothing itself: the frontend's
+    // authentication must catch the change.
+    let d = scratch();
+    let fsdir = d.path().join("fsarchive");
+    let ore = Ore::new(format!("backend-fs {}", ore_tests::quote(&fsdir)));
+    ore.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("victim"), bytes(5, 200_000)).unwrap();
+    std::fs::write(src.join("bystander"), b"fine").unwrap();
+    ore.snapshot("t", &src);
+    // Find the victim's block: the one file of about 200 KB.
+    let mut victim = None;
+    for e in walk(&fsdir.join("blocks")) {
+        if std::fs::metadata(&e).unwrap().len() > 150_000 {
+            victim = Some(e);
+        }
+    }
+    let victim = victim.expect("the victim's block");
+    let key = victim.file_name().unwrap().to_str().unwrap().to_string();
+    flip_byte_in(&victim, 1000);
+    let dest = d.path().join("dest");
+    let r = ore.restore("t", &dest);
+    assert_eq!(r.code, 1, "an incomplete restore fails: {}", r.stderr);
+    assert!(r.stderr.contains(&key), "the block is named: {}", r.stderr);
+    assert!(
+        r.stderr.contains("victim"),
+        "the path is named: {}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(dest.join("bystander")).unwrap(),
+        b"fine",
+        "the rest was restored"
+    );
+}
+
+#[test]
+fn tampered_splitlog_record_is_detected_and_named() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("victim"), bytes(6, 300_000)).unwrap();
+    ore.snapshot("t", &src);
+    let log = d.path().join("archive/log-000001");
+    // The big record is the victim's; damage its middle.
+    flip_byte_in(&log, std::fs::metadata(&log).unwrap().len() / 2);
+    let r = ore.restore("t", &d.path().join("dest"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("victim") && r.stderr.contains("corrupt"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
