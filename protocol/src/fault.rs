@@ -97,7 +97,30 @@ impl Fault {
                         .map_err(|_| bad(format!("after={v:?} is not a number")))?;
                     have_after = true;
                 }
-                "op" => fault.op = Some(v.to_string()),
+                "op" => {
+                    const OPS: [&str; 13] = [
+                        "hello",
+                        "put",
+                        "get",
+                        "exists",
+                        "remove",
+                        "list",
+                        "get-tag",
+                        "set-tag",
+                        "remove-tag",
+                        "list-tags",
+                        "flush",
+                        "stats",
+                        "admin",
+                    ];
+                    if !OPS.contains(&v) {
+                        return Err(bad(format!(
+                            "op={v:?} is not an operation (one of {})",
+                            OPS.join(", ")
+                        )));
+                    }
+                    fault.op = Some(v.to_string())
+                }
                 "point" => {
                     fault.point = match v {
                         "before" => FaultPoint::Before,
@@ -173,6 +196,7 @@ mod tests {
             "kill",
             "kill,after=x",
             "kill,after=1,when=now",
+            "kill,after=1,op=set_tag",
         ] {
             let e = Fault::parse(s).unwrap_err().to_string();
             assert!(e.contains("ORE_FAULT"), "{e}");

@@ -123,10 +123,15 @@ impl<'r> Writer<'r> {
         }
     }
 
+    /// The error for a put that could not be sent. The backend's own error stays in
+    /// `failed`, to be returned as the snapshot's error.
     fn failure(&self) -> Error {
-        match self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => Error::Backend(e),
-            None => Error::Archive("the snapshot was stopped".into()),
+        match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Error::Archive(e.to_string()),
+            None => Error::Archive(format!(
+                "archive {}: the snapshot was stopped",
+                self.repo.id
+            )),
         }
     }
 }

@@ -106,7 +106,7 @@ fn run(cli: Cli) -> Result<Done> {
     protocol::log::set_sink(Some(Arc::new(Sink {
         quiet: env.global.quiet,
     })));
-    match cli.command {
+    let result = match cli.command {
         Command::Init(a) => save::init(&env, a),
         Command::Snapshot(a) => save::snapshot(&env, a),
         Command::Restore(a) => save::restore(&env, a),
@@ -116,7 +116,18 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Tags => browse::tags(&env),
         Command::Fork(a) => browse::fork(&env, a),
         Command::Key(k) => keys::run(&env, k),
-    }
+    };
+    // An error the backend answered with does not know which archive it came from: say it.
+    result.map_err(|e| {
+        let from_backend = matches!(
+            e.downcast_ref::<ore::Error>(),
+            Some(ore::Error::Backend(protocol::Error::Backend { .. }))
+        );
+        match (from_backend, env.archive_id()) {
+            (true, Ok(id)) => e.context(format!("archive {id}")),
+            _ => e,
+        }
+    })
 }
 
 /// Messages on stderr: warnings and errors always, information unless quiet, debug with
