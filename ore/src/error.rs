@@ -39,6 +39,9 @@ pub enum Error {
     /// Bad input from the command line or the config file.
     #[error("{0}")]
     Usage(String),
+    /// Work stopped because another part of the same run failed (that error is reported).
+    #[error("stopped because of an earlier error")]
+    Stopped,
     /// The local file cache.
     #[error("file cache {}: {source}", path.display())]
     Cache {

@@ -36,8 +36,6 @@ pub(crate) enum FileDone {
     Failed(String),
     /// The backend failed; the snapshot stops.
     Fatal(Error),
-    /// The run was stopping; not attempted.
-    Skipped,
 }
 
 thread_local! {

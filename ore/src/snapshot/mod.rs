@@ -16,7 +16,6 @@
 //! not durably stored, and an interrupted run leaves the tag where it was.
 
 mod file;
-mod finish;
 mod walk;
 
 use crate::block::{self, Kind};
@@ -145,6 +144,9 @@ pub(crate) struct Ctx<'r> {
     pub warnings: Mutex<Vec<Warning>>,
     pub warnings_total: AtomicU64,
     pub stats: Mutex<SnapshotStats>,
+    /// What warnings' paths are relative to: the parent of each saved path, or the saved
+    /// directory itself when it is the root.
+    pub roots: Vec<PathBuf>,
     pub stop: AtomicBool,
     pub fatal: Mutex<Option<Error>>,
     pub progress: Arc<Progress>,
@@ -165,13 +167,22 @@ impl Ctx<'_> {
         }
     }
 
-    /// Stops the run with `e` (the first fatal error wins).
-    pub fn fail(&self, e: Error) {
+    /// Stops the run because of `e`: the first real error is kept to be reported, and every
+    /// part of the run still going gets [`Error::Stopped`].
+    pub fn fail(&self, e: Error) -> Error {
         self.stop.store(true, Relaxed);
-        let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
-        if f.is_none() {
-            *f = Some(e);
+        if !matches!(e, Error::Stopped) {
+            let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() {
+                *f = Some(e);
+            }
         }
+        Error::Stopped
+    }
+
+    /// Updates the run's counters.
+    pub fn count(&self, f: impl FnOnce(&mut SnapshotStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn stopped(&self) -> bool {
@@ -223,6 +234,13 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         warnings: Mutex::new(Vec::new()),
         warnings_total: AtomicU64::new(0),
         stats: Mutex::new(SnapshotStats::default()),
+        roots: match paths.as_slice() {
+            [p] if p.is_dir() => vec![p.clone()],
+            _ => paths
+                .iter()
+                .map(|p| p.parent().map(PathBuf::from).unwrap_or_default())
+                .collect(),
+        },
         stop: AtomicBool::new(false),
         fatal: Mutex::new(None),
         progress,
@@ -325,7 +343,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
 fn open_cache(
     repo: &Repo,
     opts: &SnapshotOptions,
-) -> Result<(Option<CacheReader>, Option<CacheWriter>)> {
+) -> Result<(Option<(CacheReader, PathBuf)>, Option<CacheWriter>)> {
     let Some(path) = &opts.cache else {
         return Ok((None, None));
     };
@@ -365,5 +383,5 @@ fn open_cache(
         );
         return Ok((None, writer));
     }
-    Ok((Some(reader), writer))
+    Ok((Some((reader, path.clone())), writer))
 }

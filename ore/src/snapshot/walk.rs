@@ -1,120 +1,71 @@
-//! The walk: directories in name order, entries stat'ed, rules and the file cache applied.
+//! The walk: a recursive, parallel descent that stores each directory once its children are.
+//!
+//! A directory is listed and its entries stat'ed (relative to the open directory), the
+//! exclude rules and the file cache applied, and then its files and subdirectories are
+//! processed in parallel on the pool — small files in runs, so a directory of many small files
+//! does not cost a task each; subdirectories recursively, so both cores walk different parts
+//! of the tree. When every child is done the directory's tree is built and stored, and its key
+//! goes up to the parent. Directory entries are always kept in name order, so the result does
+//! not depend on which thread did what.
 
 use super::file::{self, FileDone};
-use super::finish::{self, DirJob, Pending};
 use super::Ctx;
+use crate::block::Kind;
 use crate::entry::{Entry, EntryKind, Xattr};
 use crate::error::{Error, Result};
 use crate::filecache::{CacheReader, CacheWriter, Cached, Stamp};
 use crate::fsys::{stat_path, Dir, Stat};
 use crate::rules::{ignored, read_ignore_file, IGNORE_FILE};
-use crate::slot::{Gate, Slot};
+use crate::tree::{Builder, DirTree, Store};
 use crate::util::path_bytes;
 use ignore::gitignore::Gitignore;
 use protocol::Key;
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// Most files handed to the pool and not yet finished.
-const MAX_FILES_IN_FLIGHT: usize = 2048;
-/// Most finished directories waiting for the finisher.
-const MAX_DIRS_WAITING: usize = 1024;
+/// Entries of one directory handled by one task at least (files are cheap one by one).
+const RUN: usize = 4;
 
-/// A file handed to the pool.
-struct FileJob {
-    abs: PathBuf,
-    stamp: Stamp,
-    blocks: u64,
-    slot: Arc<Slot<FileDone>>,
-}
-
-/// Files are handed to the pool in batches of this many (or fewer, at the end of a directory),
-/// so a tree of small files does not cost a thread wake-up per file.
-const BATCH_FILES: usize = 32;
-const BATCH_BYTES: u64 = 8 << 20;
-
-struct Walker<'c, 'r, 's> {
+/// What every task of the walk shares.
+struct Walk<'c, 'r> {
     ctx: &'c Ctx<'r>,
-    scope: &'s rayon::Scope<'c>,
-    cache: Option<CacheReader>,
-    dirs: SyncSender<DirJob>,
-    gate: &'c Gate,
-    batch: Vec<FileJob>,
-    batch_bytes: u64,
-    ignores: Vec<Gitignore>,
-    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    /// Idle read connections to the file cache (sqlite connections are per thread).
+    readers: Option<Mutex<Vec<CacheReader>>>,
+    reader_path: Option<PathBuf>,
+    writer: Option<Mutex<CacheWriter>>,
+    /// The first path seen of each multiply linked inode.
+    hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
     skip: HashSet<(u64, u64)>,
-    root_dev: u64,
 }
 
-/// Walks `paths` and returns the snapshot's root entry once everything under it is stored.
-pub(super) fn run(
-    ctx: &Ctx,
-    paths: &[PathBuf],
-    cache: Option<CacheReader>,
-    writer: Option<CacheWriter>,
-) -> Result<(Entry, Option<CacheWriter>)> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("ore-store-{i}"))
-        .build()
-        .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let gate = &Gate::new(MAX_FILES_IN_FLIGHT);
-    let (tx, rx) = sync_channel::<DirJob>(MAX_DIRS_WAITING);
-    let root_slot: Arc<Slot<Result<Key>>> = Arc::new(Slot::default());
-    let walk_slot = root_slot.clone();
-    let pool = &pool;
-    std::thread::scope(|s| -> Result<(Entry, Option<CacheWriter>)> {
-        let finisher = s.spawn(move || finish::run(ctx, rx, writer));
-        let walked = std::thread::Builder::new()
-            .name("ore-walk".into())
-            .stack_size(256 << 20)
-            .spawn_scoped(s, move || {
-                pool.in_place_scope(|scope| {
-                    let mut w = Walker {
-                        ctx,
-                        scope,
-                        cache,
-                        dirs: tx,
-                        gate,
-                        batch: Vec::new(),
-                        batch_bytes: 0,
-                        ignores: Vec::new(),
-                        hardlinks: HashMap::new(),
-                        skip: HashSet::new(),
-                        root_dev: 0,
-                    };
-                    for p in &ctx.opts.skip {
-                        if let Ok(st) = stat_path(p, true) {
-                            w.skip.insert((st.dev, st.ino));
-                        }
-                    }
-                    w.top(paths, walk_slot)
-                })
-            })
-            .map_err(|e| Error::Archive(format!("could not start the walk: {e}")))?;
-        let walked = walked
-            .join()
-            .unwrap_or_else(|_| Err(Error::Archive("the walk panicked".into())));
-        let finished = finisher
-            .join()
-            .unwrap_or_else(|_| Err(Error::Archive("the finisher panicked".into())));
-        let (mut root, root_stamp) = walked?;
-        let writer = finished?;
-        root.kind = EntryKind::Dir {
-            tree: root_slot.take()?,
-        };
-        if let (Some(w), Some(stamp), [p]) = (&writer, root_stamp, paths) {
-            let (dir, name) = split(path_bytes(p));
-            w.put(dir, name, stamp, &root)?;
-        }
-        Ok((root, writer))
-    })
+/// An entry of a directory being walked.
+enum Item {
+    /// Complete.
+    Ready(Entry),
+    /// A file to read (or to take from the cache).
+    File {
+        entry: Entry,
+        abs: PathBuf,
+        stamp: Stamp,
+        blocks: u64,
+    },
+    /// A subdirectory to walk.
+    Dir {
+        entry: Entry,
+        abs: PathBuf,
+        rel: Vec<u8>,
+        stamp: Stamp,
+        cached: Option<Cached>,
+        descend: bool,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A path's parent and last component, as bytes (`/` is its own parent with an empty name).
@@ -136,40 +87,95 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     v
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// Walks `paths` and returns the snapshot's root entry once everything under it is stored.
+pub(super) fn run(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    cache: Option<(CacheReader, PathBuf)>,
+    writer: Option<CacheWriter>,
+) -> Result<(Entry, Option<CacheWriter>)> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(256 << 20)
+        .thread_name(|i| format!("ore-walk-{i}"))
+        .build()
+        .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
+    let (readers, reader_path) = match cache {
+        Some((r, p)) => (Some(Mutex::new(vec![r])), Some(p)),
+        None => (None, None),
+    };
+    let mut w = Walk {
+        ctx,
+        readers,
+        reader_path,
+        writer: writer.map(Mutex::new),
+        hardlinks: Mutex::new(HashMap::new()),
+        skip: HashSet::new(),
+    };
+    for p in &ctx.opts.skip {
+        if let Ok(st) = stat_path(p, true) {
+            w.skip.insert((st.dev, st.ino));
+        }
+    }
+    let root = pool.install(|| w.top(paths)).map_err(|e| ctx.fail(e));
+    let writer = w
+        .writer
+        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+    Ok((root?, writer))
 }
 
-impl<'c, 'r, 's> Walker<'c, 'r, 's> {
+struct DirStore<'a, 'r> {
+    ctx: &'a Ctx<'r>,
+    known: Option<Key>,
+}
+
+impl Store for DirStore<'_, '_> {
+    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
+        self.ctx.writer.store(kind, plain, self.known)
+    }
+}
+
+impl Walk<'_, '_> {
+    /// The cache rows of directory `dir` (absolute path bytes).
+    fn rows(&self, dir: &[u8]) -> Result<HashMap<Vec<u8>, Cached>> {
+        let (Some(pool), Some(path)) = (&self.readers, &self.reader_path) else {
+            return Ok(HashMap::new());
+        };
+        let reader = lock(pool).pop();
+        let reader = match reader {
+            Some(r) => r,
+            None => CacheReader::open(path)?,
+        };
+        let rows = reader.dir(dir);
+        lock(pool).push(reader);
+        rows
+    }
+
     /// The top level: one directory becomes the root itself; anything else (a file, several
     /// paths) goes into a made-up root directory, each under its last component.
-    fn top(
-        &mut self,
-        paths: &[PathBuf],
-        root_slot: Arc<Slot<Result<Key>>>,
-    ) -> Result<(Entry, Option<Stamp>)> {
+    fn top(&self, paths: &[PathBuf]) -> Result<Entry> {
         if let [p] = paths {
             let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
             if st.is_dir() {
-                self.root_dev = st.dev;
                 let (dir, name) = split(path_bytes(p));
-                let cached = match &self.cache {
-                    Some(c) => c.dir(dir)?.remove(name),
-                    None => None,
-                };
-                let entry = self.base_entry(name.to_vec(), &st, p, b"")?;
-                self.ignores = vec![self.ctx.rules.root_ignore(p)?];
-                let known = cached.and_then(|c| match c.entry.kind {
-                    EntryKind::Dir { tree } => Some(tree),
-                    _ => None,
-                });
-                self.walk_dir(p.clone(), Vec::new(), root_slot, known)?;
-                lock(&self.ctx.stats).dirs += 1;
-                return Ok((entry, Some(Stamp::of(&st))));
+                let cached = self.rows(dir)?.remove(name);
+                let mut entry = self.base_entry(name.to_vec(), &st, p, b"");
+                let ignores = Arc::new(vec![self.ctx.rules.root_ignore(p)?]);
+                let known = cached_tree(&cached);
+                let tree = self.walk_dir(p, b"", st.dev, &ignores, known)?;
+                entry.kind = EntryKind::Dir { tree };
+                self.ctx.count(|s| s.dirs += 1);
+                if let Some(w) = &self.writer {
+                    if known != Some(tree) {
+                        lock(w).put(dir, name, Stamp::of(&st), &entry)?;
+                    }
+                }
+                return Ok(entry);
             }
         }
         let mut seen = HashMap::new();
-        let mut pending = Vec::new();
+        let mut items = Vec::new();
         let mut sorted: Vec<&PathBuf> = paths.iter().collect();
         sorted.sort_by(|a, b| split(path_bytes(a)).1.cmp(split(path_bytes(b)).1));
         for p in sorted {
@@ -183,79 +189,45 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                 )));
             }
             let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
-            self.root_dev = st.dev;
-            self.ignores = vec![self.ctx.rules.root_ignore(p)?];
-            let cached = match &self.cache {
-                Some(c) => c.dir(dir)?.remove(name),
-                None => None,
-            };
-            if let Some(x) = self.entry(p.clone(), name.to_vec(), name.to_vec(), st, cached)? {
-                pending.push(x);
+            let cached = self.rows(dir)?.remove(name);
+            if let Some(item) =
+                self.item(p.clone(), name.to_vec(), name.to_vec(), st, cached, st.dev)
+            {
+                items.push((item, dir.to_vec()));
             }
         }
-        self.send(DirJob {
-            abs: Vec::new(),
-            rel: Vec::new(),
-            entries: pending,
-            slot: root_slot,
+        let mut tree = Builder::<DirTree>::default();
+        let mut store = DirStore {
+            ctx: self.ctx,
             known: None,
-            forget: Vec::new(),
-        })?;
-        let now = crate::util::now_ns();
+        };
+        for (item, dir) in items {
+            let ignores = Arc::new(Vec::new());
+            if let Some(e) = self.resolve(item, &dir, &ignores)? {
+                tree.push(e, &mut store)?;
+            }
+        }
+        let root_tree = tree.finish(&mut store)?;
+        self.ctx.count(|s| s.dirs += 1);
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        lock(&self.ctx.stats).dirs += 1;
-        Ok((
-            Entry {
-                name: Vec::new(),
-                kind: EntryKind::Dir { tree: Key([0; 32]) },
-                mode: 0o755,
-                uid,
-                gid,
-                user: crate::meta::user_name(uid),
-                group: crate::meta::group_name(gid),
-                mtime: now,
-                atime: None,
-                ctime: None,
-                xattrs: Vec::new(),
-            },
-            None,
-        ))
-    }
-
-    /// Hands the batched files to the pool.
-    fn flush_batch(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let jobs = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
-        let (ctx, gate) = (self.ctx, self.gate);
-        gate.enter(jobs.len());
-        self.scope.spawn(move |_| {
-            let n = jobs.len();
-            for j in jobs {
-                let r = if ctx.stopped() {
-                    FileDone::Skipped
-                } else {
-                    file::store(ctx, &j.abs, j.stamp, j.blocks)
-                };
-                j.slot.set(r);
-            }
-            gate.leave(n);
-        });
-    }
-
-    fn send(&mut self, job: DirJob) -> Result<()> {
-        // The finisher will wait for these files: they must be on their way first.
-        self.flush_batch();
-        self.dirs
-            .send(job)
-            .map_err(|_| Error::Archive("the directory finisher stopped".into()))
+        Ok(Entry {
+            name: Vec::new(),
+            kind: EntryKind::Dir { tree: root_tree },
+            mode: 0o755,
+            uid,
+            gid,
+            user: crate::meta::user_name(uid),
+            group: crate::meta::group_name(gid),
+            mtime: crate::util::now_ns(),
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        })
     }
 
     /// The metadata every entry has; the kind is filled in by the caller.
-    fn base_entry(&self, name: Vec<u8>, st: &Stat, abs: &Path, rel: &[u8]) -> Result<Entry> {
+    fn base_entry(&self, name: Vec<u8>, st: &Stat, abs: &Path, rel: &[u8]) -> Entry {
         let o = self.ctx.opts;
         let xattrs = match crate::meta::read_xattrs(abs) {
             Ok(x) => x,
@@ -265,7 +237,7 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                 Vec::<Xattr>::new()
             }
         };
-        Ok(Entry {
+        Entry {
             name,
             kind: EntryKind::Fifo,
             mode: st.mode & 0o7777,
@@ -277,187 +249,170 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
             atime: o.atime.then_some(st.atime),
             ctime: o.ctime.then_some(st.ctime),
             xattrs,
-        })
+        }
     }
 
-    /// Walks the directory `abs` (`rel` from the snapshot root) and queues it for the finisher.
+    /// Walks the directory `abs` (`rel` from the snapshot root) and stores its tree.
     fn walk_dir(
-        &mut self,
-        abs: PathBuf,
-        rel: Vec<u8>,
-        slot: Arc<Slot<Result<Key>>>,
+        &self,
+        abs: &Path,
+        rel: &[u8],
+        dev: u64,
+        ignores: &Arc<Vec<Gitignore>>,
         known: Option<Key>,
-    ) -> Result<()> {
-        let (dir, mut names) = match Dir::open(&abs).and_then(|d| d.names().map(|n| (d, n))) {
+    ) -> Result<Key> {
+        let ctx = self.ctx;
+        let (dir, mut names) = match Dir::open(abs).and_then(|d| d.names().map(|n| (d, n))) {
             Ok((d, n)) => (Some(d), n),
             Err(e) => {
-                self.ctx.warn(&rel, format!("directory not read: {e}"));
+                ctx.warn(rel, format!("directory not read: {e}"));
                 (None, Vec::new())
             }
         };
         names.sort_unstable();
-        let pushed_ignore = names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes());
-        if pushed_ignore {
-            match read_ignore_file(&abs) {
-                Ok(gi) => self.ignores.push(gi),
-                Err(msg) => {
-                    self.ctx.warn(&rel, msg);
-                    self.ignores.push(Gitignore::empty());
-                }
-            }
-        }
-        let abs_bytes = path_bytes(&abs).to_vec();
-        let mut rows = match &self.cache {
-            Some(c) => c.dir(&abs_bytes)?,
-            None => HashMap::new(),
+        let ignores = if names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes()) {
+            let mut v = (**ignores).clone();
+            v.push(read_ignore_file(abs).unwrap_or_else(|msg| {
+                ctx.warn(rel, msg);
+                Gitignore::empty()
+            }));
+            Arc::new(v)
+        } else {
+            ignores.clone()
         };
-        let mut pending = Vec::with_capacity(names.len());
+        let abs_bytes = path_bytes(abs).to_vec();
+        let mut rows = self.rows(&abs_bytes)?;
+        let mut items = Vec::with_capacity(names.len());
         if let Some(dir) = &dir {
             for name in names {
-                if self.ctx.stopped() {
+                if ctx.stopped() {
                     break;
                 }
-                let child_rel = join_rel(&rel, &name);
+                let child_rel = join_rel(rel, &name);
                 let st = match dir.lstat(&name) {
                     Ok(st) => st,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        self.ctx.warn(&child_rel, "vanished during the snapshot");
+                        ctx.warn(&child_rel, "vanished during the snapshot");
                         continue;
                     }
                     Err(e) => {
-                        self.ctx.warn(&child_rel, format!("not saved: {e}"));
+                        ctx.warn(&child_rel, format!("not saved: {e}"));
                         continue;
                     }
                 };
                 let child = abs.join(OsStr::from_bytes(&name));
-                if self.excluded(&child, &st) {
+                if self.excluded(&ignores, &child, &st) {
                     continue;
                 }
                 let cached = rows.remove(&name);
-                if let Some(p) = self.entry(child, name, child_rel, st, cached)? {
-                    pending.push(p);
+                if let Some(item) = self.item(child, name, child_rel, st, cached, dev) {
+                    items.push(item);
                 }
             }
         }
         drop(dir);
-        if pushed_ignore {
-            self.ignores.pop();
+        let resolved: Vec<Option<Entry>> = items
+            .into_par_iter()
+            .with_min_len(RUN)
+            .map(|item| {
+                self.resolve(item, &abs_bytes, &ignores)
+                    .map_err(|e| ctx.fail(e))
+            })
+            .collect::<Result<_>>()?;
+        if ctx.stopped() {
+            return Err(Error::Stopped);
         }
-        let forget = rows.into_keys().collect();
-        self.send(DirJob {
-            abs: abs_bytes,
-            rel,
-            entries: pending,
-            slot,
-            known,
-            forget,
-        })
+        let mut tree = Builder::<DirTree>::default();
+        let mut store = DirStore { ctx, known };
+        for e in resolved.into_iter().flatten() {
+            tree.push(e, &mut store)?;
+        }
+        let key = tree.finish(&mut store)?;
+        if let Some(w) = &self.writer {
+            let w = lock(w);
+            for name in rows.keys() {
+                w.forget(&abs_bytes, name)?;
+            }
+        }
+        Ok(key)
     }
 
-    fn excluded(&self, path: &Path, st: &Stat) -> bool {
+    fn excluded(&self, ignores: &[Gitignore], path: &Path, st: &Stat) -> bool {
         if st.is_dir() && self.skip.contains(&(st.dev, st.ino)) {
             return true;
         }
-        if ignored(&self.ignores, path, st.is_dir()) {
+        if ignored(ignores, path, st.is_dir()) {
             return true;
         }
         self.ctx.rules.config_excludes(path, st)
     }
 
-    /// The pending entry for one path.
-    fn entry(
-        &mut self,
+    /// Classifies one entry; `None` when it is not saved (with a warning).
+    fn item(
+        &self,
         abs: PathBuf,
         name: Vec<u8>,
         rel: Vec<u8>,
         st: Stat,
         cached: Option<Cached>,
-    ) -> Result<Option<Pending>> {
+        dev: u64,
+    ) -> Option<Item> {
         let ctx = self.ctx;
         ctx.progress.add_file();
         let stamp = Stamp::of(&st);
         if st.is_dir() {
-            let mut entry = self.base_entry(name, &st, &abs, &rel)?;
-            entry.kind = EntryKind::Dir { tree: Key([0; 32]) };
-            let slot = Arc::new(Slot::default());
-            let (known, unchanged_since) = match cached {
-                Some(Cached {
-                    stamp: s,
-                    entry:
-                        Entry {
-                            kind: EntryKind::Dir { tree },
-                            ..
-                        },
-                }) => (Some(tree), Some(s)),
-                _ => (None, None),
-            };
-            lock(&ctx.stats).dirs += 1;
-            if ctx.opts.one_file_system && st.dev != self.root_dev {
-                // A mount point: kept as an empty directory.
-                self.send(DirJob {
-                    abs: path_bytes(&abs).to_vec(),
-                    rel,
-                    entries: Vec::new(),
-                    slot: slot.clone(),
-                    known,
-                    forget: Vec::new(),
-                })?;
-            } else {
-                self.walk_dir(abs, rel, slot.clone(), known)?;
-            }
-            return Ok(Some(Pending::Dir {
+            let entry = self.base_entry(name, &st, &abs, &rel);
+            ctx.count(|s| s.dirs += 1);
+            let descend = !(ctx.opts.one_file_system && st.dev != dev);
+            return Some(Item::Dir {
                 entry,
-                slot,
+                abs,
+                rel,
                 stamp,
-                cached: unchanged_since.filter(|s| *s == stamp).and(known),
-            }));
+                cached,
+                descend,
+            });
         }
         if st.is_file() {
             if st.nlink > 1 {
-                match self.hardlinks.get(&(st.dev, st.ino)) {
+                let mut links = lock(&self.hardlinks);
+                match links.get(&(st.dev, st.ino)) {
                     Some(target) => {
-                        let mut entry = self.base_entry(name, &st, &abs, &rel)?;
-                        entry.kind = EntryKind::Hardlink {
-                            target: target.clone(),
-                        };
-                        lock(&ctx.stats).other += 1;
-                        return Ok(Some(Pending::Ready(entry)));
+                        let target = target.clone();
+                        drop(links);
+                        let mut entry = self.base_entry(name, &st, &abs, &rel);
+                        entry.kind = EntryKind::Hardlink { target };
+                        ctx.count(|s| s.other += 1);
+                        return Some(Item::Ready(entry));
                     }
                     None => {
-                        self.hardlinks.insert((st.dev, st.ino), rel.clone());
+                        links.insert((st.dev, st.ino), rel.clone());
                     }
                 }
             }
-            {
-                let mut s = lock(&ctx.stats);
+            ctx.count(|s| {
                 s.files += 1;
                 s.bytes += st.size;
-            }
+            });
             if let Some(c) = cached {
                 if c.stamp == stamp && matches!(c.entry.kind, EntryKind::File { .. }) {
                     let mut entry = c.entry;
                     entry.atime = ctx.opts.atime.then_some(st.atime);
                     entry.ctime = ctx.opts.ctime.then_some(st.ctime);
                     ctx.progress.add_bytes(st.size);
-                    return Ok(Some(Pending::Ready(entry)));
+                    return Some(Item::Ready(entry));
                 }
             }
-            let entry = self.base_entry(name, &st, &abs, &rel)?;
-            let slot: Arc<Slot<FileDone>> = Arc::new(Slot::default());
-            self.batch_bytes += st.size;
-            self.batch.push(FileJob {
+            let entry = self.base_entry(name, &st, &abs, &rel);
+            ctx.count(|s| s.files_read += 1);
+            return Some(Item::File {
+                entry,
                 abs,
                 stamp,
                 blocks: st.blocks,
-                slot: slot.clone(),
             });
-            if self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
-                self.flush_batch();
-            }
-            lock(&ctx.stats).files_read += 1;
-            return Ok(Some(Pending::File { entry, slot, stamp }));
         }
-        let mut entry = self.base_entry(name, &st, &abs, &rel)?;
+        let mut entry = self.base_entry(name, &st, &abs, &rel);
         entry.kind = if st.is_symlink() {
             match std::fs::read_link(&abs) {
                 Ok(t) => EntryKind::Symlink {
@@ -465,7 +420,7 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
                 },
                 Err(e) => {
                     ctx.warn(&rel, format!("symlink not saved: {e}"));
-                    return Ok(None);
+                    return None;
                 }
             }
         } else if st.is_fifo() {
@@ -478,9 +433,101 @@ impl<'c, 'r, 's> Walker<'c, 'r, 's> {
             EntryKind::BlockDevice { rdev: st.rdev }
         } else {
             ctx.warn(&rel, "of an unknown type; not saved");
-            return Ok(None);
+            return None;
         };
-        lock(&ctx.stats).other += 1;
-        Ok(Some(Pending::Ready(entry)))
+        ctx.count(|s| s.other += 1);
+        Some(Item::Ready(entry))
     }
+
+    /// Finishes one entry: reads a file, walks a subdirectory. `None` when a file could not
+    /// be saved (a warning says why).
+    fn resolve(
+        &self,
+        item: Item,
+        dir: &[u8],
+        ignores: &Arc<Vec<Gitignore>>,
+    ) -> Result<Option<Entry>> {
+        let ctx = self.ctx;
+        if ctx.stopped() {
+            return Err(Error::Stopped);
+        }
+        match item {
+            Item::Ready(e) => Ok(Some(e)),
+            Item::File {
+                mut entry,
+                abs,
+                stamp,
+                blocks,
+            } => match file::store(ctx, &abs, stamp, blocks) {
+                FileDone::Stored {
+                    size,
+                    content,
+                    warning,
+                } => {
+                    entry.kind = EntryKind::File { size, content };
+                    match warning {
+                        Some(w) => ctx.warn(&rel_of(ctx, &abs), w),
+                        None => {
+                            if let Some(w) = &self.writer {
+                                lock(w).put(dir, &entry.name, stamp, &entry)?;
+                            }
+                        }
+                    }
+                    Ok(Some(entry))
+                }
+                FileDone::Failed(msg) => {
+                    ctx.warn(&rel_of(ctx, &abs), msg);
+                    Ok(None)
+                }
+                FileDone::Fatal(e) => Err(e),
+            },
+            Item::Dir {
+                mut entry,
+                abs,
+                rel,
+                stamp,
+                cached,
+                descend,
+            } => {
+                let known = cached_tree(&cached);
+                let tree = if descend {
+                    self.walk_dir(&abs, &rel, stamp.dev, ignores, known)?
+                } else {
+                    // A mount point: kept as an empty directory.
+                    let mut store = DirStore { ctx, known };
+                    Builder::<DirTree>::default().finish(&mut store)?
+                };
+                entry.kind = EntryKind::Dir { tree };
+                let unchanged = cached.is_some_and(|c| c.stamp == stamp) && known == Some(tree);
+                if let (Some(w), false) = (&self.writer, unchanged) {
+                    lock(w).put(dir, &entry.name, stamp, &entry)?;
+                }
+                Ok(Some(entry))
+            }
+        }
+    }
+}
+
+fn cached_tree(c: &Option<Cached>) -> Option<Key> {
+    match c {
+        Some(Cached {
+            entry:
+                Entry {
+                    kind: EntryKind::Dir { tree },
+                    ..
+                },
+            ..
+        }) => Some(*tree),
+        _ => None,
+    }
+}
+
+/// A path from the snapshot root, for warnings about files.
+fn rel_of(ctx: &Ctx, abs: &Path) -> Vec<u8> {
+    for root in &ctx.roots {
+        if let Ok(r) = abs.strip_prefix(root) {
+            return path_bytes(r).to_vec();
+        }
+    }
+    path_bytes(abs).to_vec()
 }
