@@ -340,10 +340,13 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     }
 }
 
+/// A file cache that may be read, and where it lives (for more connections).
+type TrustedCache = (CacheReader, PathBuf);
+
 fn open_cache(
     repo: &Repo,
     opts: &SnapshotOptions,
-) -> Result<(Option<(CacheReader, PathBuf)>, Option<CacheWriter>)> {
+) -> Result<(Option<TrustedCache>, Option<CacheWriter>)> {
     let Some(path) = &opts.cache else {
         return Ok((None, None));
     };

@@ -59,7 +59,7 @@ enum Item {
         abs: PathBuf,
         rel: Vec<u8>,
         stamp: Stamp,
-        cached: Option<Cached>,
+        cached: Option<Box<Cached>>,
         descend: bool,
     },
 }
@@ -369,7 +369,7 @@ impl Walk<'_, '_> {
                 abs,
                 rel,
                 stamp,
-                cached,
+                cached: cached.map(Box::new),
                 descend,
             });
         }
@@ -489,6 +489,7 @@ impl Walk<'_, '_> {
                 cached,
                 descend,
             } => {
+                let cached = cached.map(|c| *c);
                 let known = cached_tree(&cached);
                 let tree = if descend {
                     self.walk_dir(&abs, &rel, stamp.dev, ignores, known)?
