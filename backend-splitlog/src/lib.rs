@@ -338,9 +338,17 @@ impl Backend for SplitlogBackend {
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        let mut st = self.state();
-        match st.index.locate(&key)? {
-            Some(loc) => st.logs.read_block(&key, loc).map(Some),
+        let found = {
+            let mut st = self.state();
+            match st.index.locate(&key)? {
+                Some(loc) => Some((st.logs.reader(loc.log)?, loc)),
+                None => None,
+            }
+        };
+        // The read and its checks run without the lock, so readers do not queue behind each
+        // other or behind writers.
+        match found {
+            Some(((file, path), loc)) => logs::read_record(&file, &path, &key, loc).map(Some),
             None => Ok(None),
         }
     }

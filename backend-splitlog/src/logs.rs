@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The path of log number `n`.
 pub fn log_path(dir: &Path, n: u32) -> PathBuf {
@@ -53,12 +54,77 @@ fn open_log(dir: &Path, n: u32, create: bool) -> Result<File> {
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))
 }
 
+/// Reads and checks the block record at `loc` of the log `file` (at `path`, for messages):
+/// header and payload in one system call.
+pub fn read_record(file: &File, path: &Path, key: &Key, loc: Location) -> Result<Vec<u8>> {
+    let mut h = [0u8; HEADER_LEN];
+    let mut payload = vec![0u8; loc.len as usize];
+    read_two_at(file, &mut h, &mut payload, loc.offset).map_err(|e| {
+        Error::io(
+            format!(
+                "reading block {key} at {} offset {}",
+                path.display(),
+                loc.offset
+            ),
+            e,
+        )
+    })?;
+    let corrupt = |why: &str| {
+        Error::backend(
+            ErrorCode::Corrupt,
+            format!(
+                "block {key} in {} at offset {} is damaged: {why}",
+                path.display(),
+                loc.offset
+            ),
+        )
+    };
+    let header = Header::decode(&h).ok_or_else(|| corrupt("its record header is not sound"))?;
+    if header.key != key.0 || header.len != loc.len {
+        return Err(corrupt("the record there belongs to another block"));
+    }
+    if !header.payload_ok(&payload) {
+        return Err(corrupt("its checksum does not match"));
+    }
+    Ok(payload)
+}
+
+/// Fills `a` then `b` from `offset` with `preadv`, finishing short reads one buffer at a time.
+fn read_two_at(f: &File, a: &mut [u8], b: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY: both iovecs point into live, exclusively borrowed buffers of the given lengths.
+    let n = unsafe { libc::preadv(f.as_raw_fd(), iov.as_ptr(), 2, offset as libc::off_t) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    if n < a.len() {
+        f.read_exact_at(&mut a[n..], offset + n as u64)?;
+        f.read_exact_at(b, offset + a.len() as u64)
+    } else if n - a.len() < b.len() {
+        let done = n - a.len();
+        f.read_exact_at(&mut b[done..], offset + n as u64)
+    } else {
+        Ok(())
+    }
+}
+
 /// The log files: appending to the newest, reading any.
 pub struct Logs {
     dir: PathBuf,
     current: u32,
     size: u64,
-    files: HashMap<u32, File>,
+    files: HashMap<u32, Arc<File>>,
     /// Logs written since the last sync.
     dirty: BTreeSet<u32>,
     /// A log file was created or removed since the last sync (the directory needs syncing).
@@ -76,7 +142,7 @@ impl Logs {
             .map_err(|e| Error::io(format!("reading {}", log_path(dir, current).display()), e))?
             .len();
         let mut files = HashMap::new();
-        files.insert(current, file);
+        files.insert(current, Arc::new(file));
         Ok(Logs {
             dir: dir.to_path_buf(),
             current,
@@ -97,10 +163,10 @@ impl Logs {
     }
 
     /// A log's file, opened on first use.
-    pub fn file(&mut self, n: u32) -> Result<&File> {
+    pub fn file(&mut self, n: u32) -> Result<&Arc<File>> {
         if !self.files.contains_key(&n) {
             let f = open_log(&self.dir, n, false)?;
-            self.files.insert(n, f);
+            self.files.insert(n, Arc::new(f));
         }
         self.files
             .get(&n)
@@ -146,7 +212,7 @@ impl Logs {
     pub fn roll(&mut self) -> Result<()> {
         let next = self.current + 1;
         let f = open_log(&self.dir, next, true)?;
-        self.files.insert(next, f);
+        self.files.insert(next, Arc::new(f));
         self.current = next;
         self.size = 0;
         self.dir_dirty = true;
@@ -175,40 +241,15 @@ impl Logs {
     /// Reads and checks the block record at `loc`; a record that is not sound, or is not the
     /// block asked for, is a `Corrupt` error naming the block and where it lies.
     pub fn read_block(&mut self, key: &Key, loc: Location) -> Result<Vec<u8>> {
-        let path = log_path(&self.dir, loc.log);
-        let f = self.file(loc.log)?;
-        let mut h = [0u8; HEADER_LEN];
-        let mut payload = vec![0u8; loc.len as usize];
-        f.read_exact_at(&mut h, loc.offset)
-            .and_then(|()| f.read_exact_at(&mut payload, loc.offset + HEADER_LEN as u64))
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "reading block {key} at {} offset {}",
-                        path.display(),
-                        loc.offset
-                    ),
-                    e,
-                )
-            })?;
-        let corrupt = |why: &str| {
-            Error::backend(
-                ErrorCode::Corrupt,
-                format!(
-                    "block {key} in {} at offset {} is damaged: {why}",
-                    path.display(),
-                    loc.offset
-                ),
-            )
-        };
-        let header = Header::decode(&h).ok_or_else(|| corrupt("its record header is not sound"))?;
-        if header.key != key.0 || header.len != loc.len {
-            return Err(corrupt("the record there belongs to another block"));
-        }
-        if !header.payload_ok(&payload) {
-            return Err(corrupt("its checksum does not match"));
-        }
-        Ok(payload)
+        let (file, path) = self.reader(loc.log)?;
+        read_record(&file, &path, key, loc)
+    }
+
+    /// What [`read_record`] needs, so the read itself can happen without holding the lock
+    /// that guards `self` (records never change once written, and an open descriptor keeps a
+    /// compacted-away log readable).
+    pub fn reader(&mut self, n: u32) -> Result<(Arc<File>, PathBuf)> {
+        Ok((self.file(n)?.clone(), log_path(&self.dir, n)))
     }
 
     /// Cuts a log back to `len` bytes (a torn tail after a crash).

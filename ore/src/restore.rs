@@ -1,9 +1,11 @@
 //! Restoring a snapshot, a subtree or one file.
 //!
-//! The walk creates directories as it meets them and hands files to a pool of threads that
-//! fetch, check, decompress and write them in parallel, fetching a few blocks ahead of the one
-//! being written. Hard links are made once every file exists, and directory metadata (modes,
-//! times) is set last, deepest first, so writing into a directory never disturbs its times.
+//! Like the snapshot walk, restore is a parallel recursive descent: a directory's entries are
+//! read, its subdirectories created, and then its files and subdirectories handled in
+//! parallel on the pool — files fetched, checked, decompressed and written with a few blocks
+//! fetched ahead of the one being written. Hard links are made once every file exists, and
+//! directory metadata (modes, times) is set last, deepest first, so writing into a directory
+//! never disturbs its times.
 //!
 //! A block that is missing or corrupt is reported with its key and the path it belongs to; the
 //! file is left with the bytes that could be restored, and the rest of the restore goes on.
@@ -16,6 +18,7 @@ use crate::repo::Repo;
 use crate::tree::{DirTree, FileTree, Reader};
 use crate::util::{bytes_path, show};
 use protocol::{Key, Ticket};
+use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -61,7 +64,8 @@ pub struct RestoreOutcome {
 
 /// Blocks fetched ahead of the one being written.
 const READ_AHEAD: usize = 16;
-const MAX_FILES_IN_FLIGHT: usize = 1024;
+/// Entries of one directory handled by one task at least.
+const RUN: usize = 4;
 
 struct Ctx<'r> {
     repo: &'r Repo,
@@ -73,7 +77,11 @@ struct Ctx<'r> {
     bytes: AtomicU64,
     skipped: AtomicU64,
     progress: Arc<Progress>,
-    gate: crate::slot::Gate,
+    /// Directories restored, for their metadata at the end.
+    dirs: Mutex<Vec<(PathBuf, Entry)>>,
+    /// Hard links to make at the end: where, the target's snapshot path, the entry.
+    links: Mutex<Vec<(PathBuf, Vec<u8>, Entry)>>,
+    other: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -83,12 +91,6 @@ impl Ctx<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(msg);
-    }
-    fn enter(&self) {
-        self.gate.enter(1);
-    }
-    fn leave(&self) {
-        self.gate.leave(1);
     }
 }
 
@@ -134,137 +136,102 @@ pub fn restore(
         bytes: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         progress,
-        gate: crate::slot::Gate::new(MAX_FILES_IN_FLIGHT),
+        dirs: Mutex::new(Vec::new()),
+        links: Mutex::new(Vec::new()),
+        other: AtomicU64::new(0),
     };
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .stack_size(256 << 20)
         .thread_name(|i| format!("ore-restore-{i}"))
         .build()
         .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let mut out = RestoreOutcome::default();
-    let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
-    let mut links: Vec<(PathBuf, Vec<u8>, Entry)> = Vec::new();
     let ctx = &ctx;
-    let walked = pool.in_place_scope(|scope| -> Result<()> {
+    pool.install(|| -> Result<()> {
         if let EntryKind::Dir { tree } = &target.kind {
             std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-            dirs.push((dest.to_path_buf(), target.clone()));
-            walk(
-                ctx, scope, *tree, dest, sub, &mut dirs, &mut links, &mut out,
-            )
+            lock(&ctx.dirs).push((dest.to_path_buf(), target.clone()));
+            walk(ctx, *tree, dest)
         } else {
             let to = if dest.is_dir() {
                 dest.join(bytes_path(&target.name))
             } else {
                 dest.to_path_buf()
             };
-            one(
-                ctx,
-                scope,
-                target.clone(),
-                to,
-                sub.to_vec(),
-                &mut links,
-                &mut out,
-            )
+            one(ctx, target.clone(), to)
         }
-    });
-    walked?;
+    })?;
     // Hard links, once every file exists. A link whose target lies outside what was restored
     // gets the target's contents instead.
+    let links = std::mem::take(&mut *lock(&ctx.links));
     for (path, target, entry) in links {
         let rel_target = if sub.is_empty() {
             Some(target.as_slice())
         } else {
             target.strip_prefix(sub).and_then(|t| t.strip_prefix(b"/"))
         };
-        let linked = match rel_target {
+        match rel_target {
             Some(t) => {
                 let src = dest.join(bytes_path(t));
                 if ctx.opts.overwrite != Overwrite::Never {
                     let _ = std::fs::remove_file(&path);
                 }
-                std::fs::hard_link(&src, &path).map_err(|e| {
-                    format!(
+                match std::fs::hard_link(&src, &path) {
+                    Ok(()) => {
+                        ctx.other.fetch_add(1, Relaxed);
+                    }
+                    Err(e) => ctx.warn(format!(
                         "{}: hard link to {} not made: {e}",
                         path.display(),
                         src.display()
-                    )
-                })
-            }
-            None => Err(String::new()),
-        };
-        if let Err(msg) = linked {
-            if msg.is_empty() {
-                // Restore the linked file's contents under this name.
-                match find(repo, &snap.root, &target) {
-                    Ok(mut t) => {
-                        t.name = entry.name.clone();
-                        pool.in_place_scope(|scope| {
-                            one(
-                                ctx,
-                                scope,
-                                t,
-                                path.clone(),
-                                target.clone(),
-                                &mut Vec::new(),
-                                &mut out,
-                            )
-                        })?;
-                    }
-                    Err(e) => ctx.warn(format!(
-                        "{}: hard link target {} not found: {e}",
-                        path.display(),
-                        show(&target)
                     )),
                 }
-            } else {
-                ctx.warn(msg);
             }
-        } else {
-            out.other += 1;
+            None => match find(repo, &snap.root, &target) {
+                Ok(mut t) => {
+                    t.name = entry.name.clone();
+                    pool.install(|| one(ctx, t, path.clone()))?;
+                }
+                Err(e) => ctx.warn(format!(
+                    "{}: hard link target {} not found: {e}",
+                    path.display(),
+                    show(&target)
+                )),
+            },
         }
     }
     // Directory metadata last, deepest first.
-    for (path, entry) in dirs.iter().rev() {
+    let mut dirs = std::mem::take(&mut *lock(&ctx.dirs));
+    dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (path, entry) in &dirs {
         if let Err(e) = set_meta(ctx, path, entry, None) {
             ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
         }
     }
-    out.files = ctx.files.load(Relaxed);
-    out.bytes = ctx.bytes.load(Relaxed);
-    out.skipped = ctx.skipped.load(Relaxed);
-    out.dirs = dirs.len() as u64;
-    out.incomplete = ctx.incomplete.load(Relaxed);
-    out.warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(out)
+    let warnings = std::mem::take(&mut *lock(&ctx.warnings));
+    Ok(RestoreOutcome {
+        files: ctx.files.load(Relaxed),
+        bytes: ctx.bytes.load(Relaxed),
+        skipped: ctx.skipped.load(Relaxed),
+        dirs: dirs.len() as u64,
+        other: ctx.other.load(Relaxed),
+        incomplete: ctx.incomplete.load(Relaxed),
+        warnings,
+    })
 }
 
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = rel.to_vec();
-    if !v.is_empty() {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk<'s>(
-    ctx: &'s Ctx<'s>,
-    scope: &rayon::Scope<'s>,
-    tree: Key,
-    dir: &Path,
-    rel: &[u8],
-    dirs: &mut Vec<(PathBuf, Entry)>,
-    links: &mut Vec<(PathBuf, Vec<u8>, Entry)>,
-    out: &mut RestoreOutcome,
-) -> Result<()> {
+/// Restores the contents of directory tree `tree` into the existing directory `dir`.
+fn walk(ctx: &Ctx, tree: Key, dir: &Path) -> Result<()> {
     let mut reader = Reader::<DirTree>::new(ctx.repo, tree);
+    let mut entries = Vec::new();
     loop {
-        let entry = match reader.next_item() {
-            Ok(Some(e)) => e,
+        match reader.next_item() {
+            Ok(Some(e)) => entries.push(e),
             Ok(None) => break,
             Err(e) if crate::repo::is_damage(&e) => {
                 ctx.incomplete.store(true, Relaxed);
@@ -275,63 +242,55 @@ fn walk<'s>(
                 break;
             }
             Err(e) => return Err(e),
-        };
-        if entry.name.is_empty()
-            || entry.name.contains(&b'/')
-            || entry.name == b"."
-            || entry.name == b".."
-        {
-            ctx.warn(format!(
-                "{}: skipped an entry with an unsafe name {:?}",
-                dir.display(),
-                show(&entry.name)
-            ));
-            continue;
-        }
-        let path = dir.join(bytes_path(&entry.name));
-        let child_rel = join(rel, &entry.name);
-        if let EntryKind::Dir { tree } = entry.kind {
-            match std::fs::create_dir(&path) {
-                Ok(()) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::AlreadyExists
-                        && path.symlink_metadata().is_ok_and(|m| m.is_dir()) => {}
-                Err(e) => {
-                    ctx.warn(format!("{}: directory not created: {e}", path.display()));
-                    continue;
-                }
-            }
-            dirs.push((path.clone(), entry));
-            walk(ctx, scope, tree, &path, &child_rel, dirs, links, out)?;
-        } else {
-            one(ctx, scope, entry, path, child_rel, links, out)?;
         }
     }
-    Ok(())
+    entries
+        .into_par_iter()
+        .with_min_len(RUN)
+        .try_for_each(|entry| {
+            if entry.name.is_empty()
+                || entry.name.contains(&b'/')
+                || entry.name == b"."
+                || entry.name == b".."
+            {
+                ctx.warn(format!(
+                    "{}: skipped an entry with an unsafe name {:?}",
+                    dir.display(),
+                    show(&entry.name)
+                ));
+                return Ok(());
+            }
+            let path = dir.join(bytes_path(&entry.name));
+            if let EntryKind::Dir { tree } = entry.kind {
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists
+                            && path.symlink_metadata().is_ok_and(|m| m.is_dir()) => {}
+                    Err(e) => {
+                        ctx.warn(format!("{}: directory not created: {e}", path.display()));
+                        return Ok(());
+                    }
+                }
+                lock(&ctx.dirs).push((path.clone(), entry));
+                walk(ctx, tree, &path)
+            } else {
+                one(ctx, entry, path)
+            }
+        })
 }
 
 /// Restores one non-directory entry at `path`.
-fn one<'s>(
-    ctx: &'s Ctx<'s>,
-    scope: &rayon::Scope<'s>,
-    entry: Entry,
-    path: PathBuf,
-    rel: Vec<u8>,
-    links: &mut Vec<(PathBuf, Vec<u8>, Entry)>,
-    out: &mut RestoreOutcome,
-) -> Result<()> {
-    let _ = rel;
+fn one(ctx: &Ctx, entry: Entry, path: PathBuf) -> Result<()> {
     match &entry.kind {
         EntryKind::File { .. } => {
-            ctx.enter();
-            scope.spawn(move |_| {
-                if let Err(msg) = restore_file(ctx, &entry, &path) {
-                    ctx.warn(msg);
-                }
-                ctx.leave();
-            });
+            if let Err(msg) = restore_file(ctx, &entry, &path) {
+                ctx.warn(msg);
+            }
         }
-        EntryKind::Hardlink { target } => links.push((path, target.clone(), entry.clone())),
+        EntryKind::Hardlink { target } => {
+            lock(&ctx.links).push((path, target.clone(), entry.clone()))
+        }
         EntryKind::Dir { .. } => unreachable!("directories are walked"),
         other => {
             if path.symlink_metadata().is_ok() {
@@ -353,7 +312,7 @@ fn one<'s>(
                 EntryKind::Fifo => crate::meta::mknod(&path, libc::S_IFIFO | 0o600, 0),
                 EntryKind::Socket => {
                     // A socket is only meaningful while its server runs; nothing to recreate.
-                    out.other += 1;
+                    ctx.other.fetch_add(1, Relaxed);
                     return Ok(());
                 }
                 EntryKind::CharDevice { rdev } => {
@@ -366,7 +325,7 @@ fn one<'s>(
             };
             match made {
                 Ok(()) => {
-                    out.other += 1;
+                    ctx.other.fetch_add(1, Relaxed);
                     if let Err(e) = set_meta(ctx, &path, &entry, None) {
                         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
                     }
