@@ -5,14 +5,17 @@
 #
 # Every tool runs with encryption and its default compression; archives, caches and restore
 # targets live under $ORE_BENCH_WORK (default /dev/shm/ore-bench) so the slow disk of a test
-# machine does not decide the result. The page cache is warmed first. Prints seconds, peak RSS
-# and archive sizes, then the ratios that matter (restic's time / ore's time, and so on).
+# machine does not decide the result. The page cache is warmed first. Every step is repeated
+# $ORE_BENCH_REPS times (default 3) with the tools interleaved, and the best time of each is
+# kept, because a shared machine is noisy. Prints seconds, peak RSS and archive sizes, then the
+# ratios that matter (restic's time / ore's time, and so on).
 set -euo pipefail
 SRC=${1:-/usr/share}
 WORK=${ORE_BENCH_WORK:-/dev/shm/ore-bench}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ORE=${ORE_BIN:-$ROOT/target/release/ore}
 TOOLS=${ORE_BENCH_TOOLS:-"ore restic borg"}
+REPS=${ORE_BENCH_REPS:-3}
 
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
 for t in restic borg zstd; do
@@ -25,7 +28,7 @@ export XDG_CACHE_HOME=$WORK/cache BORG_BASE_DIR=$WORK/borg-base RESTIC_CACHE_DIR
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 
 declare -A T M S
-# run NAME CMD...: time a command, keep seconds and peak RSS (KiB).
+# run NAME CMD...: time a command, keep the best seconds and the peak RSS (KiB) seen.
 run() {
     local name=$1; shift
     if ! /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err"; then
@@ -33,17 +36,19 @@ run() {
     fi
     local secs kib
     read -r secs kib < "$WORK/time"
-    T[$name]=$secs; M[$name]=$kib
-    printf '  %-22s %7.2f s  %7d MiB\n' "$name" "${T[$name]}" $(( ${M[$name]} / 1024 ))
+    if [ -z "${T[$name]:-}" ] || awk -v a="$secs" -v b="${T[$name]}" 'BEGIN { exit !(a < b) }'; then T[$name]=$secs; fi
+    if [ -z "${M[$name]:-}" ] || [ "$kib" -gt "${M[$name]}" ]; then M[$name]=$kib; fi
+    printf '  %-22s %7.2f s  %7d MiB\n' "$name" "$secs" $(( kib / 1024 ))
 }
 size() { du -sb "$1" | cut -f1; }
 
 echo "source: $SRC ($(du -sh "$SRC" 2>/dev/null | cut -f1), $(find "$SRC" -type f 2>/dev/null | wc -l) files); work dir: $WORK"
 tar cf - "$SRC" 2>/dev/null >/dev/null  # warm the page cache
+for rep in $(seq "$REPS"); do
+echo "round $rep of $REPS:"
 run "tar|zstd -3 -T2" sh -c "tar cf - '$SRC' 2>/dev/null | zstd -3 -T2 >/dev/null"
-
 for tool in $TOOLS; do
-    echo "$tool:"
+    rm -rf "$WORK/ore" "$WORK/restic" "$WORK/borg" "$WORK/cache" "$WORK/borg-base"
     case $tool in
     ore)
         "$ORE" -a "$WORK/ore" init -q
@@ -69,10 +74,15 @@ for tool in $TOOLS; do
         rm -rf "$WORK/borg-restore" ;;
     esac
 done 2>&1
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "archive sizes: $(for t in $TOOLS; do printf '%s %s MiB  ' $t $(( ${S[$t]:-0} / 1048576 )); done)"
+echo "best of $REPS:"
+show() { printf '  %-22s %7.2f s  peak %5d MiB\n' "$1" "${T[$1]}" $(( ${M[$1]} / 1024 )); }
+show "tar|zstd -3 -T2"
+for t in $TOOLS; do for step in snapshot re-snapshot restore; do show "$t $step"; done; done
+echo "archive sizes (bytes): $(for t in $TOOLS; do printf '%s %s  ' $t ${S[$t]:-0}; done)"
 echo "ratios (other tool's time / ore's time; above 1 means ore is faster):"
 for t in $TOOLS; do
     [ "$t" = ore ] && continue

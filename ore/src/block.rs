@@ -127,8 +127,10 @@ pub fn seal(
                     *c = Some((level, zstd::bulk::Compressor::new(level)?));
                 }
                 let (_, comp) = c.as_mut().expect("compressor was just set");
-                out.resize(start + bound, 0);
-                comp.compress_to_buffer(plain, &mut out[start..])
+                // Compress straight into the spare capacity after the header (no zeroing).
+                let mut cursor = std::io::Cursor::new(&mut *out);
+                cursor.set_position(start as u64);
+                comp.compress_to_buffer(plain, &mut cursor)
             });
             match written {
                 Ok(n) if n + 8 < plain.len() => {

@@ -219,7 +219,12 @@ fn read_region(
         }
         let mut cuts = Vec::new();
         let mut consumed = 0;
-        for ch in fastcdc::v2020::FastCDC::new(&buf[..filled], c.min, c.avg, c.max) {
+        if at_end && filled <= c.min as usize {
+            // Too short to cut: one chunk.
+            cuts.push((0, filled));
+            consumed = filled;
+        }
+        for ch in fastcdc::v2020::FastCDC::new(&buf[..filled - consumed], c.min, c.avg, c.max) {
             let end = ch.offset + ch.length;
             if !at_end && end == filled {
                 break;
