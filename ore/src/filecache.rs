@@ -1,10 +1,12 @@
 //! The file cache: what this machine already stored, so unchanged files are not read again.
 //!
 //! One sqlite file per archive (named by the archive's random id) in the user's cache
-//! directory. A row per path holds the file's device, inode, size, mtime and ctime, and the
+//! directory. For each directory there is one row, keyed by its absolute path, holding for
+//! each of its files and subdirectories the device, inode, size, mtime and ctime, and the
 //! directory entry that was stored for it. On the next snapshot a file whose five values are
-//! all unchanged reuses that entry without being opened. Rows for a directory are read with one
-//! query when the walk enters it.
+//! all unchanged reuses that entry without being opened. One row per directory (rather than
+//! per file) makes an unchanged re-snapshot cost one lookup per directory, and a directory's
+//! row is rewritten only when something in it changed.
 //!
 //! Rows are written in one transaction that is committed only after the backend flushed the
 //! blocks they name, so the cache never remembers a block that might not be stored. It also
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The values that must all match for a cached entry to be reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     pub dev: u64,
     pub ino: u64,
@@ -41,12 +43,15 @@ impl Stamp {
     }
 }
 
-/// One cached row.
-#[derive(Clone, Debug)]
+/// What the cache knows about one name.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cached {
     pub stamp: Stamp,
     pub entry: Entry,
 }
+
+/// The layout of the cache; a cache of another version is emptied.
+pub const SCHEMA: &[u8] = b"2";
 
 fn err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |source| Error::Cache {
@@ -62,10 +67,7 @@ fn connect(path: &Path) -> Result<Connection> {
     c.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
          CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
-         CREATE TABLE IF NOT EXISTS files (
-            dir BLOB NOT NULL, name BLOB NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
-            size INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, entry BLOB NOT NULL,
-            PRIMARY KEY (dir, name)) WITHOUT ROWID;",
+         CREATE TABLE IF NOT EXISTS dirs (path BLOB PRIMARY KEY, entries BLOB NOT NULL) WITHOUT ROWID;",
     )
     .map_err(err(path))?;
     Ok(c)
@@ -112,32 +114,29 @@ impl CacheReader {
             .map_err(err(&self.path))
     }
 
-    /// Every row of directory `dir` (an absolute path's bytes). Rows that do not decode (an
-    /// older or damaged cache) are left out, which only means those files are read again.
+    /// What the cache knows about the names in directory `dir` (an absolute path's bytes).
+    /// A row that does not decode (a damaged cache) counts as empty, which only means those
+    /// files are read again.
     pub fn dir(&self, dir: &[u8]) -> Result<HashMap<Vec<u8>, Cached>> {
+        let blob = self.blob(dir)?;
+        Ok(decode_dir(blob.as_deref()))
+    }
+
+    fn blob(&self, dir: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT name, dev, ino, size, mtime, ctime, entry FROM files WHERE dir = ?",
-            )
+            .prepare_cached("SELECT entries FROM dirs WHERE path = ?")
             .map_err(err(&self.path))?;
-        let mut rows = st.query([dir]).map_err(err(&self.path))?;
-        let mut out = HashMap::new();
-        while let Some(r) = rows.next().map_err(err(&self.path))? {
-            let name: Vec<u8> = r.get(0).map_err(err(&self.path))?;
-            let stamp = Stamp {
-                dev: r.get::<_, i64>(1).map_err(err(&self.path))? as u64,
-                ino: r.get::<_, i64>(2).map_err(err(&self.path))? as u64,
-                size: r.get::<_, i64>(3).map_err(err(&self.path))? as u64,
-                mtime: r.get(4).map_err(err(&self.path))?,
-                ctime: r.get(5).map_err(err(&self.path))?,
-            };
-            let blob: Vec<u8> = r.get(6).map_err(err(&self.path))?;
-            if let Ok(entry) = postcard::from_bytes::<Entry>(&blob) {
-                out.insert(name, Cached { stamp, entry });
-            }
-        }
-        Ok(out)
+        st.query_row([dir], |r| r.get(0))
+            .optional()
+            .map_err(err(&self.path))
+    }
+}
+
+fn decode_dir(blob: Option<&[u8]>) -> HashMap<Vec<u8>, Cached> {
+    match blob.map(postcard::from_bytes::<Vec<(serde_bytes::ByteBuf, Cached)>>) {
+        Some(Ok(rows)) => rows.into_iter().map(|(n, c)| (n.into_vec(), c)).collect(),
+        _ => HashMap::new(),
     }
 }
 
@@ -163,14 +162,22 @@ impl CacheWriter {
             })
             .optional()
             .map_err(&e)?;
-        if stored.as_deref() != Some(archive_id.as_bytes()) {
-            conn.execute_batch("DELETE FROM files; DELETE FROM meta;")
+        let schema: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&e)?;
+        if stored.as_deref() != Some(archive_id.as_bytes()) || schema.as_deref() != Some(SCHEMA) {
+            conn.execute_batch("DELETE FROM dirs; DELETE FROM meta;")
                 .map_err(&e)?;
             conn.execute(
                 "INSERT INTO meta VALUES ('archive', ?)",
                 [archive_id.as_bytes()],
             )
             .map_err(&e)?;
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA])
+                .map_err(&e)?;
         }
         Ok(CacheWriter {
             path: path.to_path_buf(),
@@ -178,47 +185,70 @@ impl CacheWriter {
         })
     }
 
-    /// Records the entry stored for `dir/name`.
-    pub fn put(&self, dir: &[u8], name: &[u8], stamp: Stamp, entry: &Entry) -> Result<()> {
+    /// Records what directory `dir` holds now (replacing what was known).
+    pub fn put_dir(&self, dir: &[u8], rows: &[(&[u8], Stamp, &Entry)]) -> Result<()> {
+        let rows: Vec<(&serde_bytes::Bytes, Cached)> = rows
+            .iter()
+            .map(|(n, s, e)| {
+                (
+                    serde_bytes::Bytes::new(n),
+                    Cached {
+                        stamp: *s,
+                        entry: (*e).clone(),
+                    },
+                )
+            })
+            .collect();
         let mut st = self
             .conn
-            .prepare_cached("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .prepare_cached("INSERT OR REPLACE INTO dirs VALUES (?, ?)")
             .map_err(err(&self.path))?;
-        st.execute(params![
-            dir,
-            name,
-            stamp.dev as i64,
-            stamp.ino as i64,
-            stamp.size as i64,
-            stamp.mtime,
-            stamp.ctime,
-            crate::entry::encode(entry)
-        ])
-        .map_err(err(&self.path))?;
+        st.execute(params![dir, crate::entry::encode(&rows)])
+            .map_err(err(&self.path))?;
         Ok(())
     }
 
-    /// Forgets `dir/name` and, if it was a directory, everything under it.
-    pub fn forget(&self, dir: &[u8], name: &[u8]) -> Result<()> {
+    /// Records one name of directory `dir`, keeping what is known about the others.
+    pub fn put_one(&self, dir: &[u8], name: &[u8], stamp: Stamp, entry: &Entry) -> Result<()> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT entries FROM dirs WHERE path = ?", [dir], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err(&self.path))?;
+        let mut known = decode_dir(blob.as_deref());
+        known.insert(
+            name.to_vec(),
+            Cached {
+                stamp,
+                entry: entry.clone(),
+            },
+        );
+        let mut names: Vec<&Vec<u8>> = known.keys().collect();
+        names.sort();
+        let rows: Vec<(&[u8], Stamp, &Entry)> = names
+            .iter()
+            .map(|n| (n.as_slice(), known[*n].stamp, &known[*n].entry))
+            .collect();
+        self.put_dir(dir, &rows)
+    }
+
+    /// Forgets directory `dir` and everything under it (it is gone or excluded now).
+    pub fn forget_tree(&self, dir: &[u8]) -> Result<()> {
         let e = err(&self.path);
-        self.conn
-            .prepare_cached("DELETE FROM files WHERE dir = ? AND name = ?")
-            .map_err(&e)?
-            .execute(params![dir, name])
-            .map_err(&e)?;
-        let mut sub = dir.to_vec();
-        if sub.last() != Some(&b'/') {
-            sub.push(b'/');
+        let mut lo = dir.to_vec();
+        if lo.last() != Some(&b'/') {
+            lo.push(b'/');
         }
-        sub.extend_from_slice(name);
-        let mut lo = sub.clone();
-        lo.push(b'/');
-        let mut hi = sub.clone();
-        hi.push(b'/' + 1);
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last = b'/' + 1;
+        }
         self.conn
-            .prepare_cached("DELETE FROM files WHERE dir = ? OR (dir >= ? AND dir < ?)")
+            .prepare_cached("DELETE FROM dirs WHERE path = ? OR (path >= ? AND path < ?)")
             .map_err(&e)?
-            .execute(params![sub, lo, hi])
+            .execute(params![dir, lo, hi])
             .map_err(&e)?;
         Ok(())
     }

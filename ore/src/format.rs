@@ -26,7 +26,7 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     fn default() -> Self {
         ChunkerParams {
-            min: 64 << 10,
+            min: 128 << 10,
             avg: 256 << 10,
             max: 1 << 20,
         }

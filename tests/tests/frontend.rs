@@ -465,3 +465,50 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn file_cache_after_deletions_renames_and_additions() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    for p in ["a/b/c", "gone/deep", "keep"] {
+        std::fs::create_dir_all(src.join(p)).unwrap();
+    }
+    for (i, f) in ["a/b/c/one", "gone/deep/two", "keep/three", "keep/four"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(src.join(f), bytes(i as u64, 1000 + i)).unwrap();
+    }
+    ore.snapshot("t", &src);
+    std::fs::remove_dir_all(src.join("gone")).unwrap();
+    std::fs::rename(src.join("keep/three"), src.join("keep/three-renamed")).unwrap();
+    std::fs::write(src.join("a/b/c/new"), b"new file").unwrap();
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "second");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["stats"]["files_read"], 2,
+        "the renamed and the new file: {}",
+        r.stdout
+    );
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+    // The subtree comes back: its files are read again (the cache forgot them with it).
+    std::fs::create_dir_all(src.join("gone/deep")).unwrap();
+    std::fs::write(src.join("gone/deep/two"), bytes(1, 1001)).unwrap();
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "third");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["stats"]["files_read"], 1, "{}", r.stdout);
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .expect(0, "fourth");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["stats"]["files_read"], 0, "{}", r.stdout);
+    let dest2 = d.path().join("dest2");
+    ore.restore("t", &dest2).expect(0, "restore");
+    assert_same(&src, &dest2);
+}

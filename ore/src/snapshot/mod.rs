@@ -369,7 +369,9 @@ fn open_cache(
             return Ok((None, writer));
         }
     };
-    if reader.meta("archive")?.as_deref() != Some(id.as_bytes()) {
+    if reader.meta("archive")?.as_deref() != Some(id.as_bytes())
+        || reader.meta("schema")?.as_deref() != Some(crate::filecache::SCHEMA)
+    {
         return Ok((None, writer));
     }
     let trusted = match reader.meta("last_snapshot")? {

@@ -44,8 +44,10 @@ struct Walk<'c, 'r> {
 
 /// An entry of a directory being walked.
 enum Item {
-    /// Complete.
+    /// Complete, and not something the file cache keeps.
     Ready(Entry),
+    /// A file found unchanged in the file cache.
+    Cached(Entry, Stamp),
     /// A file to read (or to take from the cache).
     File {
         entry: Entry,
@@ -62,6 +64,15 @@ enum Item {
         cached: Option<Box<Cached>>,
         descend: bool,
     },
+}
+
+/// A finished entry and what the file cache should remember about it.
+struct Done {
+    entry: Entry,
+    /// Set for what the cache keeps (files and directories).
+    stamp: Option<Stamp>,
+    /// Whether the cache's knowledge of it changed.
+    changed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -168,7 +179,7 @@ impl Walk<'_, '_> {
                 self.ctx.count(|s| s.dirs += 1);
                 if let Some(w) = &self.writer {
                     if known != Some(tree) {
-                        lock(w).put(dir, name, Stamp::of(&st), &entry)?;
+                        lock(w).put_one(dir, name, Stamp::of(&st), &entry)?;
                     }
                 }
                 return Ok(entry);
@@ -203,8 +214,11 @@ impl Walk<'_, '_> {
         };
         for (item, dir) in items {
             let ignores = Arc::new(Vec::new());
-            if let Some(e) = self.resolve(item, &dir, &ignores)? {
-                tree.push(e, &mut store)?;
+            if let Some(done) = self.resolve(item, &ignores)? {
+                if let (Some(w), Some(stamp), true) = (&self.writer, done.stamp, done.changed) {
+                    lock(w).put_one(&dir, &done.entry.name, stamp, &done.entry)?;
+                }
+                tree.push(done.entry, &mut store)?;
             }
         }
         let root_tree = tree.finish(&mut store)?;
@@ -282,6 +296,7 @@ impl Walk<'_, '_> {
         };
         let abs_bytes = path_bytes(abs).to_vec();
         let mut rows = self.rows(&abs_bytes)?;
+        let cached_total = rows.len();
         let mut items = Vec::with_capacity(names.len());
         if let Some(dir) = &dir {
             for name in names {
@@ -311,30 +326,38 @@ impl Walk<'_, '_> {
             }
         }
         drop(dir);
-        let resolved: Vec<Option<Entry>> = items
+        let resolved: Vec<Option<Done>> = items
             .into_par_iter()
             .with_min_len(RUN)
-            .map(|item| {
-                self.resolve(item, &abs_bytes, &ignores)
-                    .map_err(|e| ctx.fail(e))
-            })
+            .map(|item| self.resolve(item, &ignores).map_err(|e| ctx.fail(e)))
             .collect::<Result<_>>()?;
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
-        let mut tree = Builder::<DirTree>::default();
-        let mut store = DirStore { ctx, known };
-        for e in resolved.into_iter().flatten() {
-            tree.push(e, &mut store)?;
-        }
-        let key = tree.finish(&mut store)?;
+        let done: Vec<Done> = resolved.into_iter().flatten().collect();
         if let Some(w) = &self.writer {
-            let w = lock(w);
-            for name in rows.keys() {
-                w.forget(&abs_bytes, name)?;
+            let kept: Vec<(&[u8], Stamp, &Entry)> = done
+                .iter()
+                .filter_map(|d| d.stamp.map(|s| (d.entry.name.as_slice(), s, &d.entry)))
+                .collect();
+            let dirty =
+                done.iter().any(|d| d.changed) || !rows.is_empty() || kept.len() != cached_total;
+            if dirty {
+                let w = lock(w);
+                w.put_dir(&abs_bytes, &kept)?;
+                for (name, gone) in &rows {
+                    if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
+                        w.forget_tree(&join_abs(&abs_bytes, name))?;
+                    }
+                }
             }
         }
-        Ok(key)
+        let mut tree = Builder::<DirTree>::default();
+        let mut store = DirStore { ctx, known };
+        for d in done {
+            tree.push(d.entry, &mut store)?;
+        }
+        tree.finish(&mut store)
     }
 
     fn excluded(&self, ignores: &[Gitignore], path: &Path, st: &Stat) -> bool {
@@ -400,7 +423,7 @@ impl Walk<'_, '_> {
                     entry.atime = ctx.opts.atime.then_some(st.atime);
                     entry.ctime = ctx.opts.ctime.then_some(st.ctime);
                     ctx.progress.add_bytes(st.size);
-                    return Some(Item::Ready(entry));
+                    return Some(Item::Cached(entry, stamp));
                 }
             }
             let entry = self.base_entry(name, &st, &abs, &rel);
@@ -441,18 +464,21 @@ impl Walk<'_, '_> {
 
     /// Finishes one entry: reads a file, walks a subdirectory. `None` when a file could not
     /// be saved (a warning says why).
-    fn resolve(
-        &self,
-        item: Item,
-        dir: &[u8],
-        ignores: &Arc<Vec<Gitignore>>,
-    ) -> Result<Option<Entry>> {
+    fn resolve(&self, item: Item, ignores: &Arc<Vec<Gitignore>>) -> Result<Option<Done>> {
         let ctx = self.ctx;
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
+        let done = |entry, stamp, changed| {
+            Ok(Some(Done {
+                entry,
+                stamp,
+                changed,
+            }))
+        };
         match item {
-            Item::Ready(e) => Ok(Some(e)),
+            Item::Ready(entry) => done(entry, None, false),
+            Item::Cached(entry, stamp) => done(entry, Some(stamp), false),
             Item::File {
                 mut entry,
                 abs,
@@ -466,14 +492,13 @@ impl Walk<'_, '_> {
                 } => {
                     entry.kind = EntryKind::File { size, content };
                     match warning {
-                        Some(w) => ctx.warn(&rel_of(ctx, &abs), w),
-                        None => {
-                            if let Some(w) = &self.writer {
-                                lock(w).put(dir, &entry.name, stamp, &entry)?;
-                            }
+                        Some(w) => {
+                            ctx.warn(&rel_of(ctx, &abs), w);
+                            // What was read may not match the stamp: not for the cache.
+                            done(entry, None, true)
                         }
+                        None => done(entry, Some(stamp), true),
                     }
-                    Ok(Some(entry))
                 }
                 FileDone::Failed(msg) => {
                     ctx.warn(&rel_of(ctx, &abs), msg);
@@ -500,13 +525,19 @@ impl Walk<'_, '_> {
                 };
                 entry.kind = EntryKind::Dir { tree };
                 let unchanged = cached.is_some_and(|c| c.stamp == stamp) && known == Some(tree);
-                if let (Some(w), false) = (&self.writer, unchanged) {
-                    lock(w).put(dir, &entry.name, stamp, &entry)?;
-                }
-                Ok(Some(entry))
+                done(entry, Some(stamp), !unchanged)
             }
         }
     }
+}
+
+fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = dir.to_vec();
+    if v.last() != Some(&b'/') {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
 }
 
 fn cached_tree(c: &Option<Cached>) -> Option<Key> {
