@@ -7,27 +7,27 @@
 //! sound header the scanner can step over a bad payload exactly; with a damaged header it
 //! searches forward for the next sound header.
 //!
-//! Layout (integers little-endian), 52 header bytes then the payload:
+//! Layout (integers little-endian), 49 header bytes then the payload:
 //!
 //! ```text
-//!  0  magic          4  "OSL" 0x01
+//!  0  magic          4  "OSL" 0x02
 //!  4  type           1  1 block, 2 tag set, 3 tag removed, 4 block removed, 5 setting
-//!  5  flags          1  0 (reserved)
-//!  6  reserved       2  0
-//!  8  payload length 4
-//! 12  payload crc32  4  CRC-32 (IEEE) of the payload
-//! 16  key           32  block key; zero for tag and setting records
-//! 48  header crc32   4  CRC-32 of bytes 0..48
-//! 52  payload
+//!  5  payload length 4
+//!  9  payload crc32  4  CRC-32 (IEEE) of the payload
+//! 13  key           32  block key; zero for tag and setting records
+//! 45  header crc32   4  CRC-32 of bytes 0..45
+//! 49  payload
 //! ```
+//!
+//! Nothing is padded: the header is paid once per block, and blocks are many and small.
 //!
 //! Payloads: a block record holds the block's bytes; a removal record is empty (the key says
 //! which block); tag and setting records hold `name length (u16) | name | value`.
 
 /// The four magic bytes that start every record.
-pub const MAGIC: [u8; 4] = *b"OSL\x01";
+pub const MAGIC: [u8; 4] = *b"OSL\x02";
 /// Bytes in a record header.
-pub const HEADER_LEN: usize = 52;
+pub const HEADER_LEN: usize = 49;
 
 /// What a record says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,34 +72,34 @@ impl Header {
         }
     }
 
-    /// The 52 header bytes.
+    /// The 49 header bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..4].copy_from_slice(&MAGIC);
         h[4] = self.kind as u8;
-        h[8..12].copy_from_slice(&self.len.to_le_bytes());
-        h[12..16].copy_from_slice(&self.payload_crc.to_le_bytes());
-        h[16..48].copy_from_slice(&self.key);
-        let crc = crc32fast::hash(&h[..48]);
-        h[48..52].copy_from_slice(&crc.to_le_bytes());
+        h[5..9].copy_from_slice(&self.len.to_le_bytes());
+        h[9..13].copy_from_slice(&self.payload_crc.to_le_bytes());
+        h[13..45].copy_from_slice(&self.key);
+        let crc = crc32fast::hash(&h[..45]);
+        h[45..49].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
     /// Decodes a header; `None` when the magic, the checksum or the type is wrong.
     pub fn decode(h: &[u8; HEADER_LEN]) -> Option<Header> {
-        if h[..4] != MAGIC || h[5..8] != [0, 0, 0] {
+        if h[..4] != MAGIC {
             return None;
         }
-        let crc = u32::from_le_bytes([h[48], h[49], h[50], h[51]]);
-        if crc32fast::hash(&h[..48]) != crc {
+        let crc = u32::from_le_bytes([h[45], h[46], h[47], h[48]]);
+        if crc32fast::hash(&h[..45]) != crc {
             return None;
         }
         let mut key = [0u8; 32];
-        key.copy_from_slice(&h[16..48]);
+        key.copy_from_slice(&h[13..45]);
         Some(Header {
             kind: RecordType::from_u8(h[4])?,
-            len: u32::from_le_bytes([h[8], h[9], h[10], h[11]]),
-            payload_crc: u32::from_le_bytes([h[12], h[13], h[14], h[15]]),
+            len: u32::from_le_bytes([h[5], h[6], h[7], h[8]]),
+            payload_crc: u32::from_le_bytes([h[9], h[10], h[11], h[12]]),
             key,
         })
     }

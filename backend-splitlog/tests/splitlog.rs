@@ -96,10 +96,10 @@ fn damaged_record_is_found_by_verify_refused_by_get_and_skipped_by_reindex() {
     }
     b.flush().unwrap();
     assert!(admin(&b, "verify", &[]).contains("all sound"));
-    // Flip a byte in the payload of the 4th record (each record is 52 + 1000 bytes).
+    // Flip a byte in the payload of the 4th record (each record is 49 + 1000 bytes).
     let log = &logs(&dir)[0];
     let mut bytes = std::fs::read(log).unwrap();
-    bytes[3 * 1052 + 52 + 500] ^= 0x40;
+    bytes[3 * 1049 + 49 + 500] ^= 0x40;
     std::fs::write(log, &bytes).unwrap();
     let report = admin(&b, "verify", &[]);
     assert!(
@@ -107,7 +107,7 @@ fn damaged_record_is_found_by_verify_refused_by_get_and_skipped_by_reindex() {
         "{report}"
     );
     assert!(
-        report.contains(&format!("log 1 offset {}", 3 * 1052)),
+        report.contains(&format!("log 1 offset {}", 3 * 1049)),
         "{report}"
     );
     let e = b.get(test_key(3)).unwrap_err();
@@ -252,7 +252,7 @@ fn logs_roll_over_and_never_exceed_the_maximum_size() {
     for f in &files {
         let len = std::fs::metadata(f).unwrap().len();
         assert!(
-            len <= 1 << 20 || len == 52 + (3 << 20),
+            len <= 1 << 20 || len == 49 + (3 << 20),
             "{} has {len} bytes",
             f.display()
         );

@@ -1,14 +1,14 @@
 //! Stored blocks: the envelope every block travels in (see FORMAT.md §2).
 //!
 //! ```text
-//! stored   = version(1) flags(1) [nonce(12)] body [tag(16)]
-//! body     = kind(1) codec(1) payload          (encrypted when flags & 1)
-//! payload  = plaintext (codec 0) | zstd frame of plaintext (codec 1)
+//! stored   = header(1) [nonce(12)] body [tag(16)]   header = version << 4 | flags
+//! body     = kind | codec << 5 (1) payload         (encrypted when flags & 1)
+//! payload  = plaintext (codec 0) | len:varint zstd-frame (codec 1: magicless, no content size)
 //! key      = BLAKE3-keyed(hash key, kind || plaintext)
 //! ```
 //!
-//! The kind is inside the encryption, so the storage learns nothing but sizes. The block key,
-//! version and flags are the AEAD's associated data, so a block stored under another key, or
+//! The kind is inside the encryption, so the storage learns nothing but sizes. The block key
+//! and the header byte are the AEAD's associated data, so a block stored under another key, or
 //! with its header altered, fails authentication. After opening, the key is recomputed from
 //! the plaintext: a block whose bytes do not hash to its name is corrupt, encrypted or not.
 
@@ -106,25 +106,31 @@ pub fn seal(
 ) -> Result<()> {
     out.clear();
     let encrypted = keys.cipher().is_some();
-    out.push(VERSION);
-    out.push(if encrypted { FLAG_ENCRYPTED } else { 0 });
+    out.push(VERSION << 4 | if encrypted { FLAG_ENCRYPTED } else { 0 });
     let nonce = next_nonce();
     if encrypted {
         out.extend_from_slice(&nonce);
     }
     let body_start = out.len();
     out.push(kind as u8);
-    out.push(0);
     let mut compressed = false;
     if let Compression::Zstd(level) = comp {
         if plain.len() >= 64 {
+            put_varint(out, plain.len() as u64);
             let start = out.len();
             let bound = zstd::zstd_safe::compress_bound(plain.len());
             out.reserve(bound + TAG);
             let written = COMPRESSOR.with(|c| -> std::io::Result<usize> {
                 let mut c = c.borrow_mut();
                 if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                    *c = Some((level, zstd::bulk::Compressor::new(level)?));
+                    let mut comp = zstd::bulk::Compressor::new(level)?;
+                    // The frame's magic number and content size would repeat what the
+                    // envelope already says: leave them out (8 bytes a block).
+                    comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(false))?;
+                    comp.set_parameter(zstd::stream::raw::CParameter::Format(
+                        zstd::zstd_safe::FrameFormat::Magicless,
+                    ))?;
+                    *c = Some((level, comp));
                 }
                 let (_, comp) = c.as_mut().expect("compressor was just set");
                 // Compress straight into the spare capacity after the header (no zeroing).
@@ -133,12 +139,12 @@ pub fn seal(
                 comp.compress_to_buffer(plain, &mut cursor)
             });
             match written {
-                Ok(n) if n + 8 < plain.len() => {
+                Ok(n) if start + n - (body_start + 1) < plain.len() => {
                     out.truncate(start + n);
-                    out[body_start + 1] = 1;
+                    out[body_start] = kind as u8 | 1 << 5;
                     compressed = true;
                 }
-                _ => out.truncate(start),
+                _ => out.truncate(body_start + 1),
             }
         }
     }
@@ -146,13 +152,34 @@ pub fn seal(
         out.extend_from_slice(plain);
     }
     if let Some(cipher) = keys.cipher() {
-        let aad = aad(key, out[1]);
+        let aad = aad(key, out[0]);
         let tag = cipher
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[body_start..])
             .map_err(|_| Error::Archive(format!("could not encrypt block {key}")))?;
         out.extend_from_slice(&tag);
     }
     Ok(())
+}
+
+/// Appends `v` as a LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 varint: the value and how many bytes it took.
+fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
 }
 
 fn next_nonce() -> [u8; NONCE] {
@@ -165,11 +192,10 @@ fn next_nonce() -> [u8; NONCE] {
     })
 }
 
-fn aad(key: &Key, flags: u8) -> [u8; 34] {
-    let mut a = [0u8; 34];
+fn aad(key: &Key, header: u8) -> [u8; 33] {
+    let mut a = [0u8; 33];
     a[..32].copy_from_slice(&key.0);
-    a[32] = VERSION;
-    a[33] = flags;
+    a[32] = header;
     a
 }
 
@@ -203,18 +229,19 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
         kind: kind_name,
         why,
     };
-    if stored.len() < 4 {
+    if stored.len() < 2 {
         return Err(corrupt(format!("only {} bytes long", stored.len())));
     }
-    if stored[0] != VERSION {
-        return Err(corrupt(format!("unknown envelope version {}", stored[0])));
+    let header = stored[0];
+    if header >> 4 != VERSION {
+        return Err(corrupt(format!("unknown envelope version {}", header >> 4)));
     }
-    let flags = stored[1];
+    let flags = header & 0x0f;
     let body_start = if flags & FLAG_ENCRYPTED != 0 {
         let Some(cipher) = keys.cipher() else {
             return Err(corrupt("encrypted, but this archive is not".into()));
         };
-        if stored.len() < 2 + NONCE + TAG + 2 {
+        if stored.len() < 1 + NONCE + TAG + 1 {
             return Err(corrupt(format!(
                 "too short to be encrypted ({} bytes)",
                 stored.len()
@@ -222,29 +249,30 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
         }
         let tag_at = stored.len() - TAG;
         let tag = *Tag::from_slice(&stored[tag_at..]);
-        let nonce = *Nonce::from_slice(&stored[2..2 + NONCE]);
+        let nonce = *Nonce::from_slice(&stored[1..1 + NONCE]);
         cipher
             .decrypt_in_place_detached(
                 &nonce,
-                &aad(key, flags),
-                &mut stored[2 + NONCE..tag_at],
+                &aad(key, header),
+                &mut stored[1 + NONCE..tag_at],
                 &tag,
             )
             .map_err(|_| {
                 corrupt("authentication failed (altered, or stored under another key)".into())
             })?;
         stored.truncate(tag_at);
-        2 + NONCE
+        1 + NONCE
     } else {
         if keys.cipher().is_some() && expect != Some(Kind::Format) {
             return Err(corrupt("not encrypted, but this archive is".into()));
         }
-        2
+        1
     };
     if flags & !FLAG_ENCRYPTED != 0 {
         return Err(corrupt(format!("unknown flags {flags:#x}")));
     }
-    let kind_byte = stored[body_start];
+    let kind_byte = stored[body_start] & 0x1f;
+    let codec = stored[body_start] >> 5;
     let kind =
         Kind::from_u8(kind_byte).ok_or_else(|| corrupt(format!("unknown kind {kind_byte}")))?;
     if let Some(e) = expect {
@@ -252,33 +280,40 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
             return Err(corrupt(format!("it holds a {} block", kind.name())));
         }
     }
-    let payload = body_start + 2;
-    let plain = match stored[body_start + 1] {
+    let payload = body_start + 1;
+    let plain = match codec {
         0 => Plain {
             kind,
             buf: stored,
             start: payload,
         },
         1 => {
-            let frame = &stored[payload..];
-            let size = zstd::zstd_safe::get_frame_content_size(frame)
-                .ok()
-                .flatten()
-                .ok_or_else(|| corrupt("zstd frame without a content size".into()))?;
+            let (size, used) = get_varint(&stored[payload..])
+                .ok_or_else(|| corrupt("its plaintext length is malformed".into()))?;
             if size > MAX_PLAIN as u64 {
                 return Err(corrupt(format!("claims {size} bytes of plaintext")));
             }
+            let frame = &stored[payload + used..];
             let mut out = Vec::with_capacity(size as usize);
             let r = DECOMPRESSOR.with(|d| -> std::io::Result<usize> {
                 let mut d = d.borrow_mut();
                 if d.is_none() {
-                    *d = Some(zstd::bulk::Decompressor::new()?);
+                    let mut dec = zstd::bulk::Decompressor::new()?;
+                    dec.set_parameter(zstd::stream::raw::DParameter::Format(
+                        zstd::zstd_safe::FrameFormat::Magicless,
+                    ))?;
+                    *d = Some(dec);
                 }
                 d.as_mut()
                     .expect("decompressor was just set")
                     .decompress_to_buffer(frame, &mut out)
             });
-            r.map_err(|e| corrupt(format!("zstd: {e}")))?;
+            let n = r.map_err(|e| corrupt(format!("zstd: {e}")))?;
+            if n as u64 != size {
+                return Err(corrupt(format!(
+                    "decompressed to {n} bytes instead of {size}"
+                )));
+            }
             Plain {
                 kind,
                 buf: out,
@@ -310,7 +345,7 @@ pub fn format_key(data: &[u8]) -> Key {
 /// Seals a format record (never encrypted, never compressed).
 pub fn seal_format(data: &[u8]) -> (Key, Vec<u8>) {
     let key = format_key(data);
-    let mut out = vec![VERSION, 0, Kind::Format as u8, 0];
+    let mut out = vec![VERSION << 4, Kind::Format as u8];
     out.extend_from_slice(data);
     (key, out)
 }
@@ -325,14 +360,19 @@ mod tests {
         seal(keys, Kind::Chunk, &key, data, comp, &mut out).unwrap();
         let p = open(keys, &key, Some(Kind::Chunk), out.clone()).unwrap();
         assert_eq!(p.data(), data);
-        // Any flipped byte is caught.
+        // Any flipped byte is caught: by authentication when encrypted; otherwise the
+        // plaintext either fails to decode or to hash to its key, or (a flip in the padding
+        // bits of a zstd frame) decodes to the very same plaintext.
         for i in [0, 1, out.len() / 2, out.len() - 1] {
             let mut bad = out.clone();
             bad[i] ^= 0x40;
-            assert!(
-                open(keys, &key, Some(Kind::Chunk), bad).is_err(),
-                "flip at {i}"
-            );
+            match open(keys, &key, Some(Kind::Chunk), bad) {
+                Err(_) => {}
+                Ok(p) => {
+                    assert!(keys.cipher().is_none(), "flip at {i} not caught");
+                    assert_eq!(p.data(), data, "flip at {i} changed the plaintext");
+                }
+            }
         }
         // The wrong expected kind is caught.
         assert!(open(keys, &key, Some(Kind::Dir), out).is_err());

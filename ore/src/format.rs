@@ -21,6 +21,8 @@ pub struct ChunkerParams {
     pub min: u32,
     pub avg: u32,
     pub max: u32,
+    /// FastCDC normalization level (0, 1 or 2): higher keeps chunk sizes closer to `avg`.
+    pub normalization: u8,
 }
 
 impl Default for ChunkerParams {
@@ -29,11 +31,21 @@ impl Default for ChunkerParams {
             min: 128 << 10,
             avg: 256 << 10,
             max: 1 << 20,
+            normalization: 2,
         }
     }
 }
 
 impl ChunkerParams {
+    /// The FastCDC normalization level.
+    pub fn level(&self) -> fastcdc::v2020::Normalization {
+        match self.normalization {
+            0 => fastcdc::v2020::Normalization::Level0,
+            1 => fastcdc::v2020::Normalization::Level1,
+            _ => fastcdc::v2020::Normalization::Level2,
+        }
+    }
+
     /// Checks the limits of the FastCDC implementation and of block sizes.
     pub fn check(&self) -> Result<()> {
         let ok = self.min >= 64
@@ -43,13 +55,14 @@ impl ChunkerParams {
             && self.max >= 1024
             && self.max <= 16 << 20
             && self.min <= self.avg
-            && self.avg <= self.max;
+            && self.avg <= self.max
+            && self.normalization <= 2;
         if ok {
             Ok(())
         } else {
             Err(Error::Usage(format!(
-                "chunk sizes min {} / avg {} / max {} are invalid: need 64 <= min <= 1 MiB, 256 <= avg <= 4 MiB, 1 KiB <= max <= 16 MiB, and min <= avg <= max",
-                self.min, self.avg, self.max
+                "chunk sizes min {} / avg {} / max {} (normalization {}) are invalid: need 64 <= min <= 1 MiB, 256 <= avg <= 4 MiB, 1 KiB <= max <= 16 MiB, min <= avg <= max, and normalization 0, 1 or 2",
+                self.min, self.avg, self.max, self.normalization
             )))
         }
     }

@@ -224,7 +224,13 @@ fn read_region(
             cuts.push((0, filled));
             consumed = filled;
         }
-        for ch in fastcdc::v2020::FastCDC::new(&buf[..filled - consumed], c.min, c.avg, c.max) {
+        for ch in fastcdc::v2020::FastCDC::with_level(
+            &buf[..filled - consumed],
+            c.min,
+            c.avg,
+            c.max,
+            c.level(),
+        ) {
             let end = ch.offset + ch.length;
             if !at_end && end == filled {
                 break;

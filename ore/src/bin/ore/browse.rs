@@ -226,7 +226,9 @@ pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
     if !repo.move_tag(&a.new_tag, None, key)? {
         bail!("tag `{}` already exists; nothing was changed", a.new_tag);
     }
-    if !env.global.quiet {
+    if env.global.json {
+        env.json(&json!({"tag": a.new_tag, "key": key.to_hex(), "from": a.tag}))?;
+    } else if !env.global.quiet {
         eprintln!("tag {} now names {key}, like {}", a.new_tag, a.tag);
     }
     Ok(Done::Clean)

@@ -27,6 +27,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             min: size_arg("chunk-min", &a.chunk_min, d.min)?,
             avg: size_arg("chunk-avg", &a.chunk_avg, d.avg)?,
             max: size_arg("chunk-max", &a.chunk_max, d.max)?,
+            normalization: d.normalization,
         },
         compression: a
             .compression
