@@ -98,8 +98,14 @@ impl CacheReader {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
+        let conn = connect(path)?;
+        // Read through a memory map (no system call per page) and inside one read transaction
+        // (no lock churn per query; it also pins what the reader sees to the state before the
+        // run's own writes).
+        conn.execute_batch("PRAGMA mmap_size = 1073741824; BEGIN;")
+            .map_err(err(path))?;
         Ok(CacheReader {
-            conn: connect(path)?,
+            conn,
             path: path.to_path_buf(),
         })
     }

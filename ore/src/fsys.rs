@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// The status of a file, as `lstat` gives it (times in ns since the epoch).
@@ -103,56 +103,52 @@ pub fn fstat(f: &std::fs::File) -> io::Result<Stat> {
     }
 }
 
-/// An open directory.
+/// An open directory: read once with `readdir`, then used for `fstatat` of its entries.
 #[derive(Debug)]
 pub struct Dir {
-    fd: OwnedFd,
+    dir: *mut libc::DIR,
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: `dir` came from a successful opendir and is closed exactly once.
+        unsafe { libc::closedir(self.dir) };
+    }
 }
 
 impl Dir {
     /// Opens the directory `path` (not following a final symlink).
     pub fn open(path: &Path) -> io::Result<Dir> {
         let c = cstr(path.as_os_str().as_bytes())?;
-        // SAFETY: valid C string; the returned descriptor is owned below.
-        let fd = unsafe {
-            libc::open(
+        // SAFETY: valid C string; on success fdopendir owns the descriptor.
+        unsafe {
+            let fd = libc::open(
                 c.as_ptr(),
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        Ok(Dir {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    /// The names in the directory (without `.` and `..`), in no particular order.
-    pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
-        // fdopendir takes ownership of its descriptor: give it a duplicate.
-        // SAFETY: dup of a valid descriptor; on success the DIR owns the copy and closedir
-        // releases it.
-        unsafe {
-            let dup = libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0);
-            if dup < 0 {
+            );
+            if fd < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let d = libc::fdopendir(dup);
-            if d.is_null() {
+            let dir = libc::fdopendir(fd);
+            if dir.is_null() {
                 let e = io::Error::last_os_error();
-                libc::close(dup);
+                libc::close(fd);
                 return Err(e);
             }
-            libc::rewinddir(d);
-            let mut out = Vec::new();
+            Ok(Dir { dir })
+        }
+    }
+
+    /// The names in the directory (without `.` and `..`), in no particular order. Call once.
+    pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        // SAFETY: `dir` is a valid DIR stream; entries are read before the next readdir call.
+        unsafe {
             loop {
                 *libc::__errno_location() = 0;
-                let ent = libc::readdir64(d);
+                let ent = libc::readdir64(self.dir);
                 if ent.is_null() {
                     let errno = *libc::__errno_location();
-                    libc::closedir(d);
                     if errno != 0 {
                         return Err(io::Error::from_raw_os_error(errno));
                     }
@@ -169,16 +165,11 @@ impl Dir {
     /// Status of `name` in this directory, not following a symlink.
     pub fn lstat(&self, name: &[u8]) -> io::Result<Stat> {
         let c = cstr(name)?;
-        // SAFETY: stat64 is plain data; valid descriptor and C string.
+        // SAFETY: stat64 is plain data; dirfd of a valid stream; valid C string.
         unsafe {
             let mut s: libc::stat64 = std::mem::zeroed();
-            if libc::fstatat64(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &mut s,
-                libc::AT_SYMLINK_NOFOLLOW,
-            ) == 0
-            {
+            let fd = libc::dirfd(self.dir);
+            if libc::fstatat64(fd, c.as_ptr(), &mut s, libc::AT_SYMLINK_NOFOLLOW) == 0 {
                 Ok(Stat::from_raw(&s))
             } else {
                 Err(io::Error::last_os_error())
