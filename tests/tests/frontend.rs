@@ -512,3 +512,122 @@ fn file_cache_after_deletions_renames_and_additions() {
     ore.restore("t", &dest2).expect(0, "restore");
     assert_same(&src, &dest2);
 }
+
+#[test]
+fn dry_run_stores_nothing_and_options_change_what_is_kept() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), bytes(3, 500_000)).unwrap();
+    let log = d.path().join("archive/log-000001");
+    let before = std::fs::metadata(&log).unwrap().len();
+    let r = ore
+        .run(&[
+            "snapshot",
+            "t",
+            src.to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ])
+        .expect(0, "dry run");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        v["key"].is_null() && v["stats"]["new_bytes"].as_u64().unwrap() >= 500_000,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        before,
+        "a dry run writes nothing"
+    );
+    assert!(!ore.run(&["tags"]).stdout.contains('t'), "and moves no tag");
+    // --atime and --ctime are kept only when asked for.
+    ore.run(&["snapshot", "t", src.to_str().unwrap(), "--atime", "--ctime"])
+        .expect(0, "with times");
+    let ls = ore.run(&["ls", "t", "--json"]).expect(0, "ls");
+    assert!(ls.stdout.contains("\"name\":\"f\""), "{}", ls.stdout);
+    let json: serde_json::Value = serde_json::from_str(ls.stdout.lines().next().unwrap()).unwrap();
+    assert!(json["mtime_ns"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn passphrase_sources_and_config_archive() {
+    let d = scratch();
+    let arch = d.path().join("archive");
+    let ore = Ore::new(arch.display().to_string());
+    ore.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    ore.snapshot("t", &src);
+    let pass_file = d.path().join("pass");
+    std::fs::write(
+        &pass_file,
+        format!("{}\nsecond line ignored\n", ore.passphrase),
+    )
+    .unwrap();
+    let run = |extra: &[&str], env_pass: Option<&str>| {
+        let mut c = std::process::Command::new(ore_tests::bin("ore"));
+        c.args(extra)
+            .env("XDG_CACHE_HOME", &ore.cache)
+            .env("XDG_CONFIG_HOME", d.path().join("noconf"));
+        c.env_remove("ORE_PASSPHRASE")
+            .env_remove("ORE_ARCHIVE")
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = env_pass {
+            c.env("ORE_PASSPHRASE", p);
+        }
+        c.output().unwrap()
+    };
+    let a = arch.to_str().unwrap();
+    let out = run(
+        &[
+            "-a",
+            a,
+            "tags",
+            "--passphrase-file",
+            pass_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmd = format!("echo '{}'", ore.passphrase);
+    let out = run(&["-a", a, "tags", "--passphrase-command", &cmd], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No passphrase and no terminal: a clear error, not a hang.
+    let out = run(&["-a", a, "tags"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ORE_PASSPHRASE"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The archive and the passphrase command from a config file.
+    let config = d.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("archive = {a:?}\npassphrase_command = {cmd:?}\n"),
+    )
+    .unwrap();
+    let out = run(&["--config", config.to_str().unwrap(), "cat", "t:f"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"x");
+    // A config file with a typo is an error naming the file.
+    std::fs::write(&config, "archiv = \"x\"\n").unwrap();
+    let out = run(&["--config", config.to_str().unwrap(), "tags"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
+}
