@@ -29,3 +29,34 @@ fn memory_through_client_with_a_window_of_one() {
     conformance::run(&c);
     assert!(c.info().server.starts_with("memory"));
 }
+
+/// Regression test for parallel execution of put runs in `serve`: a get, an exists and a
+/// flush pipelined right behind a long run of puts must see every one of them, and answers
+/// must come back in order.
+#[test]
+fn requests_behind_a_run_of_puts_see_all_of_it() {
+    let c = Client::connect(&memory_id()).expect("connect");
+    let keys: Vec<_> = (0..500).map(conformance::test_key).collect();
+    let puts: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| c.start_put(*k, conformance::test_data(i as u64, 4096 + i)))
+        .collect();
+    let last = c.start_get(keys[499]);
+    let all = c.start_exists(keys.clone());
+    for p in puts {
+        p.wait().expect("put");
+    }
+    assert_eq!(
+        last.wait().expect("get"),
+        Some(conformance::test_data(499, 4096 + 499))
+    );
+    assert!(all.wait().expect("exists").iter().all(|&b| b));
+    for (i, k) in keys.iter().enumerate().step_by(37) {
+        assert_eq!(
+            c.get(*k).expect("get").as_deref(),
+            Some(&conformance::test_data(i as u64, 4096 + i)[..])
+        );
+    }
+    c.close().expect("close");
+}
