@@ -238,13 +238,6 @@ impl Logs {
         Ok(())
     }
 
-    /// Reads and checks the block record at `loc`; a record that is not sound, or is not the
-    /// block asked for, is a `Corrupt` error naming the block and where it lies.
-    pub fn read_block(&mut self, key: &Key, loc: Location) -> Result<Vec<u8>> {
-        let (file, path) = self.reader(loc.log)?;
-        read_record(&file, &path, key, loc)
-    }
-
     /// What [`read_record`] needs, so the read itself can happen without holding the lock
     /// that guards `self` (records never change once written, and an open descriptor keeps a
     /// compacted-away log readable).

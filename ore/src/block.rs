@@ -122,17 +122,19 @@ pub fn seal(
             out.reserve(bound + TAG);
             let written = COMPRESSOR.with(|c| -> std::io::Result<usize> {
                 let mut c = c.borrow_mut();
-                if c.as_ref().map(|(l, _)| *l) != Some(level) {
-                    let mut comp = zstd::bulk::Compressor::new(level)?;
-                    // The frame's magic number and content size would repeat what the
-                    // envelope already says: leave them out (8 bytes a block).
-                    comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(false))?;
-                    comp.set_parameter(zstd::stream::raw::CParameter::Format(
-                        zstd::zstd_safe::FrameFormat::Magicless,
-                    ))?;
-                    *c = Some((level, comp));
-                }
-                let (_, comp) = c.as_mut().expect("compressor was just set");
+                let comp = match &mut *c {
+                    Some((l, comp)) if *l == level => comp,
+                    slot => {
+                        let mut comp = zstd::bulk::Compressor::new(level)?;
+                        // The frame's magic number and content size would repeat what the
+                        // envelope already says: leave them out (8 bytes a block).
+                        comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(false))?;
+                        comp.set_parameter(zstd::stream::raw::CParameter::Format(
+                            zstd::zstd_safe::FrameFormat::Magicless,
+                        ))?;
+                        &mut slot.insert((level, comp)).1
+                    }
+                };
                 // Compress straight into the spare capacity after the header (no zeroing).
                 let mut cursor = std::io::Cursor::new(&mut *out);
                 cursor.set_position(start as u64);
@@ -297,16 +299,17 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
             let mut out = Vec::with_capacity(size as usize);
             let r = DECOMPRESSOR.with(|d| -> std::io::Result<usize> {
                 let mut d = d.borrow_mut();
-                if d.is_none() {
-                    let mut dec = zstd::bulk::Decompressor::new()?;
-                    dec.set_parameter(zstd::stream::raw::DParameter::Format(
-                        zstd::zstd_safe::FrameFormat::Magicless,
-                    ))?;
-                    *d = Some(dec);
-                }
-                d.as_mut()
-                    .expect("decompressor was just set")
-                    .decompress_to_buffer(frame, &mut out)
+                let dec = match &mut *d {
+                    Some(dec) => dec,
+                    slot => {
+                        let mut dec = zstd::bulk::Decompressor::new()?;
+                        dec.set_parameter(zstd::stream::raw::DParameter::Format(
+                            zstd::zstd_safe::FrameFormat::Magicless,
+                        ))?;
+                        slot.insert(dec)
+                    }
+                };
+                dec.decompress_to_buffer(frame, &mut out)
             });
             let n = r.map_err(|e| corrupt(format!("zstd: {e}")))?;
             if n as u64 != size {

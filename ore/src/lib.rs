@@ -21,7 +21,6 @@ pub mod progress;
 pub mod repo;
 pub mod restore;
 pub mod rules;
-pub mod slot;
 pub mod snapshot;
 pub mod spec;
 pub mod tree;

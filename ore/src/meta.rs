@@ -22,102 +22,114 @@ thread_local! {
     static GIDS: RefCell<HashMap<String, Option<u32>>> = RefCell::new(HashMap::new());
 }
 
+/// Runs a reentrant `getpw*_r`/`getgr*_r` lookup (given as `call`, with the record, buffer and
+/// result pointers filled in) and extracts a value from the record while its buffer lives.
+fn lookup<E, T>(
+    buf_len: usize,
+    call: impl FnOnce(&mut E, &mut [u8], &mut *mut E) -> libc::c_int,
+    get: impl FnOnce(&E) -> T,
+) -> Option<T> {
+    let mut buf = vec![0u8; buf_len];
+    // SAFETY: passwd and group are plain C structs for which all-zero is a valid value.
+    let mut rec: E = unsafe { std::mem::zeroed() };
+    let mut res = std::ptr::null_mut();
+    let rc = call(&mut rec, &mut buf, &mut res);
+    (rc == 0 && !res.is_null()).then(|| get(&rec))
+}
+
+fn by_id<E>(
+    f: unsafe extern "C" fn(
+        u32,
+        *mut E,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut E,
+    ) -> libc::c_int,
+    id: u32,
+    rec: &mut E,
+    buf: &mut [u8],
+    res: &mut *mut E,
+) -> libc::c_int {
+    // SAFETY: every pointer is valid for the call; the buffer for its length.
+    unsafe { f(id, rec, buf.as_mut_ptr().cast(), buf.len(), res) }
+}
+
+fn by_name<E>(
+    f: Lookup2<E>,
+    name: &CStr,
+    rec: &mut E,
+    buf: &mut [u8],
+    res: &mut *mut E,
+) -> libc::c_int {
+    // SAFETY: as for by_id, with a NUL-terminated name.
+    unsafe { f(name.as_ptr(), rec, buf.as_mut_ptr().cast(), buf.len(), res) }
+}
+
+type Lookup2<E> = unsafe extern "C" fn(
+    *const libc::c_char,
+    *mut E,
+    *mut libc::c_char,
+    libc::size_t,
+    *mut *mut E,
+) -> libc::c_int;
+
+/// A per-thread memo of `look`.
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    cache: &'static std::thread::LocalKey<RefCell<HashMap<K, V>>>,
+    key: K,
+    look: impl FnOnce() -> V,
+) -> V {
+    cache.with(|c| c.borrow_mut().entry(key).or_insert_with(look).clone())
+}
+
+fn name_of(p: *const libc::c_char) -> String {
+    // SAFETY: the pointer is a NUL-terminated name inside a live lookup buffer.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
 /// The name of user `uid`, if it has one (cached per thread).
 pub fn user_name(uid: u32) -> Option<String> {
-    USERS.with(|c| {
-        c.borrow_mut()
-            .entry(uid)
-            .or_insert_with(|| {
-                let mut buf = vec![0u8; 4096];
-                // SAFETY: passwd is plain data; getpwuid_r writes into pw and buf (of the given
-                // length) and sets res to &pw on success.
-                unsafe {
-                    let mut pw: libc::passwd = std::mem::zeroed();
-                    let mut res = std::ptr::null_mut();
-                    let rc = libc::getpwuid_r(
-                        uid,
-                        &mut pw,
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        &mut res,
-                    );
-                    (rc == 0 && !res.is_null())
-                        .then(|| CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned())
-                }
-            })
-            .clone()
+    cached(&USERS, uid, || {
+        lookup(
+            4096,
+            |r, b, res| by_id(libc::getpwuid_r, uid, r, b, res),
+            |pw: &libc::passwd| name_of(pw.pw_name),
+        )
     })
 }
 
 /// The name of group `gid`, if it has one (cached per thread).
 pub fn group_name(gid: u32) -> Option<String> {
-    GROUPS.with(|c| {
-        c.borrow_mut()
-            .entry(gid)
-            .or_insert_with(|| {
-                let mut buf = vec![0u8; 16384];
-                // SAFETY: as for user_name, with group.
-                unsafe {
-                    let mut gr: libc::group = std::mem::zeroed();
-                    let mut res = std::ptr::null_mut();
-                    let rc = libc::getgrgid_r(
-                        gid,
-                        &mut gr,
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        &mut res,
-                    );
-                    (rc == 0 && !res.is_null())
-                        .then(|| CStr::from_ptr(gr.gr_name).to_string_lossy().into_owned())
-                }
-            })
-            .clone()
+    cached(&GROUPS, gid, || {
+        lookup(
+            16384,
+            |r, b, res| by_id(libc::getgrgid_r, gid, r, b, res),
+            |gr: &libc::group| name_of(gr.gr_name),
+        )
     })
 }
 
 /// The uid of user `name` on this machine.
 pub fn uid_of(name: &str) -> Option<u32> {
-    UIDS.with(|c| {
-        *c.borrow_mut().entry(name.to_string()).or_insert_with(|| {
-            let cname = CString::new(name).ok()?;
-            let mut buf = vec![0u8; 4096];
-            // SAFETY: as for user_name.
-            unsafe {
-                let mut pw: libc::passwd = std::mem::zeroed();
-                let mut res = std::ptr::null_mut();
-                let rc = libc::getpwnam_r(
-                    cname.as_ptr(),
-                    &mut pw,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut res,
-                );
-                (rc == 0 && !res.is_null()).then_some(pw.pw_uid)
-            }
-        })
+    cached(&UIDS, name.to_string(), || {
+        let c = CString::new(name).ok()?;
+        lookup(
+            4096,
+            |r, b, res| by_name(libc::getpwnam_r, &c, r, b, res),
+            |pw: &libc::passwd| pw.pw_uid,
+        )
     })
 }
 
 /// The gid of group `name` on this machine.
 pub fn gid_of(name: &str) -> Option<u32> {
-    GIDS.with(|c| {
-        *c.borrow_mut().entry(name.to_string()).or_insert_with(|| {
-            let cname = CString::new(name).ok()?;
-            let mut buf = vec![0u8; 16384];
-            // SAFETY: as for group_name.
-            unsafe {
-                let mut gr: libc::group = std::mem::zeroed();
-                let mut res = std::ptr::null_mut();
-                let rc = libc::getgrnam_r(
-                    cname.as_ptr(),
-                    &mut gr,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut res,
-                );
-                (rc == 0 && !res.is_null()).then_some(gr.gr_gid)
-            }
-        })
+    cached(&GIDS, name.to_string(), || {
+        let c = CString::new(name).ok()?;
+        lookup(
+            16384,
+            |r, b, res| by_name(libc::getgrnam_r, &c, r, b, res),
+            |gr: &libc::group| gr.gr_gid,
+        )
     })
 }
 
@@ -298,4 +310,17 @@ pub fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ids_round_trip_through_the_system_databases() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(gid_of(&group_name(0).expect("group 0 has a name")), Some(0));
+        assert_eq!(uid_of("no such user \u{1}"), None);
+    }
 }

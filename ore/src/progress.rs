@@ -10,8 +10,7 @@ use std::time::Instant;
 pub struct Progress {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
-    /// Expected totals, when known (0 = unknown).
-    pub total_files: AtomicU64,
+    /// Expected total bytes, when known (0 = unknown).
     pub total_bytes: AtomicU64,
     pub done: AtomicBool,
     started: Instant,
@@ -22,7 +21,6 @@ impl Default for Progress {
         Progress {
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            total_files: AtomicU64::new(0),
             total_bytes: AtomicU64::new(0),
             done: AtomicBool::new(false),
             started: Instant::now(),

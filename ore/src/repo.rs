@@ -197,13 +197,6 @@ impl Repo {
         KeySlot::wrap(&self.master, passphrase, kdf, creator())
     }
 
-    /// Seals `plain` as a block of `kind`; returns its key and stored bytes.
-    pub fn seal(&self, kind: Kind, plain: &[u8], out: &mut Vec<u8>) -> Result<Key> {
-        let key = self.keys.key_of(kind as u8, plain);
-        block::seal(&self.keys, kind, &key, plain, self.compression, out)?;
-        Ok(key)
-    }
-
     /// Stores a block unless the archive has it; returns its key and the stored size when it
     /// was new.
     pub fn put_block(&self, kind: Kind, plain: &[u8]) -> Result<(Key, Option<u64>)> {

@@ -116,7 +116,6 @@ pub struct Builder<S: TreeSpec> {
     leaf: Vec<S::Leaf>,
     leaf_weight: usize,
     inner: Vec<Vec<Child<S::Summary>>>,
-    total: u64,
 }
 
 impl<S: TreeSpec> Default for Builder<S> {
@@ -125,7 +124,6 @@ impl<S: TreeSpec> Default for Builder<S> {
             leaf: Vec::new(),
             leaf_weight: 0,
             inner: Vec::new(),
-            total: 0,
         }
     }
 }
@@ -136,21 +134,10 @@ impl<S: TreeSpec> Builder<S> {
         let cut = S::cut_after(&item);
         self.leaf_weight += S::weight(&item);
         self.leaf.push(item);
-        self.total += 1;
         if cut || self.leaf.len() >= MAX_ITEMS || self.leaf_weight >= MAX_WEIGHT {
             self.flush_leaf(store)?;
         }
         Ok(())
-    }
-
-    /// Items pushed so far.
-    pub fn count(&self) -> u64 {
-        self.total
-    }
-
-    /// The only item, when exactly one was pushed.
-    pub fn single(&self) -> Option<&S::Leaf> {
-        (self.total == 1 && self.inner.is_empty()).then(|| &self.leaf[0])
     }
 
     fn flush_leaf(&mut self, store: &mut dyn Store) -> Result<()> {

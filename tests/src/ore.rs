@@ -67,6 +67,13 @@ impl Ore {
         (o, d)
     }
 
+    /// A `backend-fs` archive in `dir` (reached through the real binary), initialised.
+    pub fn fs(dir: &Path) -> Ore {
+        let o = Ore::new(format!("backend-fs {}", crate::quote(dir)));
+        o.run(&["init"]).expect(0, "init");
+        o
+    }
+
     /// The command with the archive, cache and passphrase set.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(crate::bin("ore"));

@@ -401,8 +401,7 @@ fn tampered_block_is_detected_and_named() {
     // authentication must catch the change.
     let d = scratch();
     let fsdir = d.path().join("fsarchive");
-    let ore = Ore::new(format!("backend-fs {}", ore_tests::quote(&fsdir)));
-    ore.run(&["init"]).expect(0, "init");
+    let ore = Ore::fs(&fsdir);
     let src = d.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("victim"), bytes(5, 200_000)).unwrap();

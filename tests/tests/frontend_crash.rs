@@ -35,11 +35,7 @@ fn backend_killed_at_many_points_leaves_tags_restorable() {
     let d = scratch();
     let src = d.path().join("src");
     source(&src);
-    let ore = Ore::new(format!(
-        "backend-fs {}",
-        ore_tests::quote(&d.path().join("fs"))
-    ));
-    ore.run(&["init"]).expect(0, "init");
+    let ore = Ore::fs(&d.path().join("fs"));
     ore.snapshot("base", &src);
     // Change the tree's contents for the runs that get killed, then put it back: each killed
     // run tries to store new blocks.
@@ -148,11 +144,7 @@ fn racing_snapshots_to_one_tag_are_both_kept() {
     let d = scratch();
     let src = d.path().join("src");
     source(&src);
-    let ore = Ore::new(format!(
-        "backend-fs {}",
-        ore_tests::quote(&d.path().join("fs"))
-    ));
-    ore.run(&["init"]).expect(0, "init");
+    let ore = Ore::fs(&d.path().join("fs"));
     ore.snapshot("t", &src);
     let a = ore
         .cmd(&["snapshot", "t", src.to_str().unwrap(), "--no-cache"])

@@ -202,7 +202,8 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let time = crate::util::now_ns();
     let parent = repo.tag(&opts.tag)?;
     let progress = opts.progress.clone().unwrap_or_default();
-    if let Some(p) = parent {
+    // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
+    if let (Some(p), Some(_)) = (parent, &opts.progress) {
         if let Ok(prev) = repo.snapshot(p) {
             progress.total_bytes.store(prev.stats.bytes, Relaxed);
         }
