@@ -180,6 +180,17 @@ impl<T> Ticket<T> {
         }
     }
 
+    /// A ticket for `f` applied to this ticket's answer (ready at once when this one is).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Ticket<U>
+    where
+        T: 'static,
+    {
+        match self.0 {
+            TicketInner::Ready(r) => Ticket::ready(r.map(f)),
+            TicketInner::Pending(w) => Ticket::pending(move || w().map(f)),
+        }
+    }
+
     /// Blocks until the answer is there.
     pub fn wait(self) -> Result<T> {
         match self.0 {
@@ -249,6 +260,14 @@ pub trait Backend: Send + Sync {
     /// error with code `Admin`.
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput>;
 
+    /// Whether the `start_*` methods return before the operation is done (a client of another
+    /// process, a proxy in front of one). `serve` then keeps many puts, gets and exists in
+    /// flight through them; for a backend that works in place it spreads runs of puts over
+    /// threads instead.
+    fn pipelines(&self) -> bool {
+        false
+    }
+
     /// Starts a put and returns at once where the backend can pipeline (the child-process
     /// client does); others finish it before returning.
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
@@ -305,6 +324,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
         (**self).admin(command, args)
+    }
+    fn pipelines(&self) -> bool {
+        (**self).pipelines()
     }
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         (**self).start_put(key, data)

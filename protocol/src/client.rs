@@ -616,6 +616,10 @@ impl Backend for Client {
         .wait()
     }
 
+    fn pipelines(&self) -> bool {
+        true
+    }
+
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         self.call(
             Request::Put {

@@ -7,6 +7,7 @@
 //! crash tests ([`fault`]), an in-memory backend ([`MemoryBackend`]) and the [`conformance`]
 //! suite that checks any backend against the rules of `PROTOCOL.md`.
 
+mod answers;
 pub mod backend;
 pub mod client;
 pub mod conformance;

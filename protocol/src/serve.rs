@@ -6,6 +6,7 @@
 //! no further request is already waiting in the input buffer, so a client that pipelines
 //! hundreds of small requests gets its answers in a few large writes.
 
+use crate::answers::{send, Answer, Answers, SharedOut};
 use crate::backend::Backend;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fault::{kill_self, Fault, FaultAction};
@@ -34,15 +35,6 @@ pub fn negotiate(hello: &Hello) -> Result<u16> {
         ));
     }
     Ok(hi)
-}
-
-type SharedOut<W> = Arc<Mutex<BufWriter<W>>>;
-
-fn send<W: Write>(out: &SharedOut<W>, r: &Response, flush: bool) -> Result<()> {
-    let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
-    r.write_to(&mut *w)
-        .and_then(|()| if flush { w.flush() } else { Ok(()) })
-        .map_err(|e| Error::io("writing an answer to the client", e))
 }
 
 /// Sends log messages to the client as log frames.
@@ -213,7 +205,7 @@ fn request_loop<B, R, W>(
 where
     B: Backend + ?Sized,
     R: Read + Send + 'static,
-    W: Write + Send,
+    W: Write + Send + 'static,
 {
     let budget = Arc::new(Budget {
         used: Mutex::new(0),
@@ -242,16 +234,37 @@ fn execute_all<B, W>(
 ) -> Result<()>
 where
     B: Backend + ?Sized,
-    W: Write + Send,
+    W: Write + Send + 'static,
+{
+    let mut answers = Answers::start(out.clone())?;
+    let r = execute_into(backend, incoming, budget, &mut answers, fault, reader_ended);
+    let finished = answers.finish();
+    r.and(finished)
+}
+
+fn execute_into<B>(
+    backend: &B,
+    incoming: &mpsc::Receiver<Vec<Incoming>>,
+    budget: &Budget,
+    answers: &mut Answers,
+    fault: &mut Option<Fault>,
+    reader_ended: &mut bool,
+) -> Result<()>
+where
+    B: Backend + ?Sized,
 {
     let mut batch = Vec::new().into_iter().peekable();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    // A backend that pipelines gets puts, gets and exists through its tickets, so many are in
+    // flight at once; everything else waits for the answers before it (PROTOCOL.md, section 5).
+    // With fault injection configured everything runs one at a time, so faults fire at exact
+    // points.
+    let pipelined = fault.is_none() && backend.pipelines();
     loop {
         // A run of puts already received is executed on several threads at once (answers still
         // go out in order). Puts are independent and idempotent, and every other request waits
-        // until the run is done, so no client can tell — except by speed. With fault injection
-        // configured everything runs one at a time, so faults fire at exact points.
-        if fault.is_none() && workers > 1 {
+        // until the run is done, so no client can tell — except by speed.
+        if fault.is_none() && !pipelined && workers > 1 {
             let mut run = Vec::new();
             while let Some(Incoming::Request(Ok(Request::Put { .. }), _)) = batch.peek() {
                 if let Some(Incoming::Request(Ok(r), size)) = batch.next() {
@@ -261,7 +274,7 @@ where
             if !run.is_empty() {
                 for (answer, size) in execute_run(backend, run, workers) {
                     budget.give(size);
-                    send(out, &answer, false)?;
+                    answers.answer(Answer::Now(answer))?;
                 }
                 continue;
             }
@@ -274,10 +287,7 @@ where
                 let next = match incoming.try_recv() {
                     Ok(b) => Ok(b),
                     Err(_) => {
-                        out.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .flush()
-                            .map_err(|e| Error::io("writing answers to the client", e))?;
+                        answers.flush()?;
                         incoming.recv()
                     }
                 };
@@ -293,6 +303,7 @@ where
             Incoming::End => {
                 // End of input without a close: keep what was acknowledged if we can.
                 *reader_ended = true;
+                answers.barrier()?;
                 let _ = backend.flush();
                 return Ok(());
             }
@@ -300,7 +311,8 @@ where
                 *reader_ended = true;
                 // The frame boundary is lost, so no answer can be matched to a request: say
                 // why once and stop.
-                let _ = send(out, &Response::error(&e), true);
+                answers.barrier()?;
+                let _ = answers.answer(Answer::Now(Response::error(&e)));
                 let _ = backend.flush();
                 return Err(e);
             }
@@ -309,10 +321,41 @@ where
             Ok(r) => r,
             Err(e) => {
                 budget.give(size);
-                send(out, &Response::error(&e), false)?;
+                answers.answer(Answer::Now(Response::error(&e)))?;
                 continue;
             }
         };
+        if pipelined {
+            let answer = match request {
+                Request::Put { key, data } => {
+                    Answer::of(backend.start_put(key, data.into_vec()).map(|()| Response::Ok))
+                }
+                Request::Get(key) => Answer::of(backend.start_get(key).map(|d| match d {
+                    Some(d) => Response::Data(d),
+                    None => Response::Missing,
+                })),
+                Request::Exists(keys) => {
+                    Answer::of(backend.start_exists(keys).map(Response::Presence))
+                }
+                Request::Close => {
+                    *reader_ended = true;
+                    answers.barrier()?;
+                    let answer = match backend.flush() {
+                        Ok(()) => Response::Goodbye,
+                        Err(e) => Response::error(&e),
+                    };
+                    answers.answer(Answer::Now(answer))?;
+                    return Ok(());
+                }
+                other => {
+                    answers.barrier()?;
+                    Answer::Now(execute(backend, other))
+                }
+            };
+            budget.give(size);
+            answers.answer(answer)?;
+            continue;
+        }
         let action = match fault.as_mut() {
             Some(f) => f.on_operation(request.op_name()),
             None => FaultAction::Proceed,
@@ -334,7 +377,7 @@ where
                         Ok(()) => Response::Goodbye,
                         Err(e) => Response::error(&e),
                     };
-                    send(out, &answer, true)?;
+                    answers.answer(Answer::Now(answer))?;
                     return Ok(());
                 }
                 let answer = execute(backend, request);
@@ -345,7 +388,7 @@ where
             }
         };
         budget.give(size);
-        send(out, &answer, false)?;
+        answers.answer(Answer::Now(answer))?;
     }
 }
 
