@@ -15,6 +15,7 @@
 //! so it dies with its process and is never left stale.
 
 mod admin;
+pub mod identifier;
 pub mod index;
 pub mod logs;
 pub mod record;

@@ -106,9 +106,10 @@ impl Answers {
             Ok(())
         } else {
             // The thread ended: writing failed. Its error says why.
-            Err(self.finish().err().unwrap_or_else(|| {
-                Error::Protocol("the answer thread ended early".into())
-            }))
+            Err(self
+                .finish()
+                .err()
+                .unwrap_or_else(|| Error::Protocol("the answer thread ended early".into())))
         }
     }
 
@@ -134,9 +135,10 @@ impl Answers {
         self.unfinished = false;
         match wait.recv() {
             Ok(()) => Ok(()),
-            Err(_) => Err(self.finish().err().unwrap_or_else(|| {
-                Error::Protocol("the answer thread ended early".into())
-            })),
+            Err(_) => Err(self
+                .finish()
+                .err()
+                .unwrap_or_else(|| Error::Protocol("the answer thread ended early".into()))),
         }
     }
 

@@ -327,9 +327,11 @@ where
         };
         if pipelined {
             let answer = match request {
-                Request::Put { key, data } => {
-                    Answer::of(backend.start_put(key, data.into_vec()).map(|()| Response::Ok))
-                }
+                Request::Put { key, data } => Answer::of(
+                    backend
+                        .start_put(key, data.into_vec())
+                        .map(|()| Response::Ok),
+                ),
                 Request::Get(key) => Answer::of(backend.start_get(key).map(|d| match d {
                     Some(d) => Response::Data(d),
                     None => Response::Missing,

@@ -65,7 +65,8 @@ impl Backend for Far {
     /// before it must be.
     fn set_tag(&self, name: &str, expected: Option<&[u8]>, _value: &[u8]) -> Result<CasOutcome> {
         let n = self.done_puts.load(Ordering::SeqCst);
-        self.inner.set_tag(name, expected, format!("{n}").as_bytes())
+        self.inner
+            .set_tag(name, expected, format!("{n}").as_bytes())
     }
     fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
         self.inner.remove_tag(name, expected)
@@ -85,7 +86,11 @@ impl Backend for Far {
 }
 
 /// Serves `Far` on one end of a socket pair; returns the other end, past the handshake.
-fn connect() -> (UnixStream, BufReader<UnixStream>, std::thread::JoinHandle<()>) {
+fn connect() -> (
+    UnixStream,
+    BufReader<UnixStream>,
+    std::thread::JoinHandle<()>,
+) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let input = theirs.try_clone().unwrap();
     let server = std::thread::spawn(move || {
@@ -148,7 +153,10 @@ fn requests_through_a_pipelining_backend_overlap_and_stay_in_order() {
         assert_eq!(answer(&mut r), Response::Ok);
     }
     assert_eq!(answer(&mut r), Response::TagSet(CasOutcome::Done));
-    assert_eq!(answer(&mut r), Response::Tag(Some(format!("{n}").into_bytes())));
+    assert_eq!(
+        answer(&mut r),
+        Response::Tag(Some(format!("{n}").into_bytes()))
+    );
     for i in 0..n {
         assert_eq!(answer(&mut r), Response::Data(vec![i; 100]), "get {i}");
     }

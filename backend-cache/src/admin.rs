@@ -1,0 +1,213 @@
+//! Admin commands of the cache; anything it does not know goes to the inner backend.
+
+use crate::{CacheBackend, GC_TAG};
+use protocol::backend::{AdminCommand, AdminOutput};
+use protocol::{Backend, Error, ErrorCode, Key, Result};
+use serde_json::json;
+use std::sync::atomic::Ordering::SeqCst;
+
+const COMMANDS: &[AdminCommand] = &[
+    AdminCommand {
+        name: "help",
+        args: "",
+        help: "list the admin commands (the cache's and the inner backend's)",
+    },
+    AdminCommand {
+        name: "info",
+        args: "",
+        help: "the cache file, the inner archive, and how many keys are cached",
+    },
+    AdminCommand {
+        name: "stats",
+        args: "",
+        help: "exists answered from the cache (hits) and asked of the inner backend (misses)",
+    },
+    AdminCommand {
+        name: "clear",
+        args: "",
+        help: "forget every key (always safe; the next snapshot asks the archive again)",
+    },
+    AdminCommand {
+        name: "rebuild",
+        args: "",
+        help: "replace the cached keys with a listing of the inner backend",
+    },
+    AdminCommand {
+        name: "inner",
+        args: "COMMAND [ARGS...]",
+        help: "run an admin command of the inner backend (also for names the cache uses)",
+    },
+];
+
+/// The names of the cache's own commands.
+pub fn names() -> Vec<String> {
+    protocol::backend::admin_names(COMMANDS)
+}
+
+const SAFETY: &str = "\
+Safety rule: a cache is only correct if every removal of blocks goes through it. Run `ore gc`
+and `ore forget` with the cached identifier (\"backend-cache C.db 'INNER'\"), never around it;
+if blocks were removed another way, run `clear` (or `rebuild`). Ore's gc changes the archive's
+`ore:gc` tag, and a cache that sees it changed behind its back starts empty by itself.
+";
+
+pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    let no_args = || -> Result<()> {
+        if args.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::backend(
+                ErrorCode::InvalidArgument,
+                format!("`{command}` takes no arguments, got {args:?}"),
+            ))
+        }
+    };
+    match command {
+        "help" => {
+            no_args()?;
+            help(cache)
+        }
+        "info" => {
+            no_args()?;
+            info(cache)
+        }
+        "stats" => {
+            no_args()?;
+            stats(cache)
+        }
+        "clear" => {
+            no_args()?;
+            let (before, _) = cache.shared.db().counts()?;
+            cache.shared.hits.store(0, SeqCst);
+            cache.shared.misses.store(0, SeqCst);
+            cache.shared.db().clear()?;
+            Ok(AdminOutput::new(
+                format!("forgot {before} keys\n"),
+                json!({"forgotten": before}),
+            ))
+        }
+        "rebuild" => {
+            no_args()?;
+            rebuild(cache)
+        }
+        "inner" => match args.split_first() {
+            Some((c, rest)) => cache.inner.admin(c, rest),
+            None => Err(Error::backend(
+                ErrorCode::InvalidArgument,
+                "`inner` needs the inner backend's command, e.g. `inner help`",
+            )),
+        },
+        other => cache.inner.admin(other, args),
+    }
+}
+
+fn help(cache: &CacheBackend) -> Result<AdminOutput> {
+    let own = protocol::backend::admin_help(&cache.info.server, COMMANDS);
+    let inner_info = cache.inner.info();
+    let names: Vec<&str> = inner_info
+        .admin_commands
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !COMMANDS.iter().any(|o| o.name == *c))
+        .collect();
+    let text = format!(
+        "{}\nEvery other command is passed to the inner backend ({}){}.\n\n{SAFETY}",
+        own.text,
+        cache.inner_id,
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", names.join(", "))
+        }
+    );
+    let json = json!({
+        "commands": serde_json::from_str::<serde_json::Value>(&own.json).unwrap_or_default(),
+        "inner_commands": names,
+        "safety": SAFETY.replace('\n', " ").trim(),
+    });
+    Ok(AdminOutput::new(text, json))
+}
+
+fn info(cache: &CacheBackend) -> Result<AdminOutput> {
+    let db = cache.shared.db();
+    let (known, unflushed) = db.counts()?;
+    let gc = db.meta("gc")?.unwrap_or_default();
+    let path = db.path().display().to_string();
+    drop(db);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let text = format!(
+        "cache:        {path} ({size} bytes)\n\
+         inner:        {}\n\
+         inner says:   {}\n\
+         keys cached:  {known}\n\
+         unflushed:    {unflushed}\n\
+         {GC_TAG}:       {}\n",
+        cache.inner_id,
+        cache.inner.info().description,
+        if gc.is_empty() { "(none)" } else { &gc },
+    );
+    let json = json!({
+        "kind": "cache",
+        "path": path,
+        "size": size,
+        "inner": cache.inner_id,
+        "inner_description": cache.inner.info().description,
+        "keys": known,
+        "unflushed": unflushed,
+        "gc": gc,
+    });
+    Ok(AdminOutput::new(text, json))
+}
+
+fn stats(cache: &CacheBackend) -> Result<AdminOutput> {
+    let db = cache.shared.db();
+    let (known, unflushed) = db.counts()?;
+    let hits = db.counter("hits")? + cache.shared.hits.load(SeqCst);
+    let misses = db.counter("misses")? + cache.shared.misses.load(SeqCst);
+    drop(db);
+    let rate = if hits + misses > 0 {
+        format!("{:.1}%", 100.0 * hits as f64 / (hits + misses) as f64)
+    } else {
+        "-".into()
+    };
+    let text = format!(
+        "hits:         {hits}\nmisses:       {misses}\nhit rate:     {rate}\n\
+         keys cached:  {known}\nunflushed:    {unflushed}\n"
+    );
+    let json = json!({"hits": hits, "misses": misses, "keys": known, "unflushed": unflushed});
+    Ok(AdminOutput::new(text, json))
+}
+
+fn rebuild(cache: &CacheBackend) -> Result<AdminOutput> {
+    let inner = &cache.inner;
+    if !inner.info().can_list {
+        return Err(Error::backend(
+            ErrorCode::NotSupported,
+            format!(
+                "the inner backend ({}) cannot list its blocks, so the cache cannot be rebuilt \
+                 from it; `clear` it instead",
+                cache.inner_id
+            ),
+        ));
+    }
+    // Only what is durable may be recorded.
+    inner.flush()?;
+    cache.shared.removals.fetch_add(1, SeqCst);
+    let mut after: Option<Key> = None;
+    let mut done = false;
+    let pages = std::iter::from_fn(|| {
+        if done {
+            return None;
+        }
+        Some(inner.list(after, 10_000).map(|(keys, more)| {
+            done = !more || keys.is_empty();
+            after = keys.last().copied();
+            keys
+        }))
+    });
+    let n = cache.shared.db().replace(pages)?;
+    Ok(AdminOutput::new(
+        format!("the cache now knows {n} keys, listed by the inner backend\n"),
+        json!({"keys": n}),
+    ))
+}

@@ -1,0 +1,269 @@
+//! The cache's sqlite file: which keys the inner backend is known to hold durably.
+//!
+//! `blocks` holds keys the inner backend acknowledged and then made durable with a flush; only
+//! those answer `exists` for good. `unflushed` holds keys acknowledged since the last flush,
+//! tagged with the flush generation they wait for; they answer `exists` too (the inner backend
+//! would say yes) but move to `blocks` only when a flush of their generation succeeded, and are
+//! dropped when the cache is opened again. Losing rows is always safe (the cache asks again);
+//! a row for a key the inner backend lacks is the one thing that must never happen, so rows are
+//! deleted before a removal is passed on.
+
+use protocol::{Error, ErrorCode, Key, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS blocks (key BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unflushed (key BLOB PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+";
+
+/// Version of the tables above; a cache file of another version is started afresh.
+pub const SCHEMA_VERSION: &str = "1";
+
+pub(crate) fn db_err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
+    Error::backend(
+        ErrorCode::Io,
+        format!("cache database {}: {context}: {e}", path.display()),
+    )
+}
+
+/// The open cache file.
+pub struct Db {
+    conn: Connection,
+    path: std::path::PathBuf,
+}
+
+impl Db {
+    /// Opens or creates the cache file (mode 0600, its directory created if missing).
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::io(
+                    format!("creating the cache's directory {}", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::io(format!("creating the cache {}", path.display()), e))?;
+        }
+        let err = |c: &str, e| db_err(path, c, e);
+        let conn = Connection::open(path).map_err(|e| err("opening it", e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| err("setting it up", e))?;
+        // A crash may lose the last commits (harmless: the cache only forgets) but never
+        // invents rows.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(|e| err("setting it up", e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| err("creating the tables (is it an Ore cache file?)", e))?;
+        let db = Db {
+            conn,
+            path: path.to_path_buf(),
+        };
+        match db.meta("schema")?.as_deref() {
+            Some(SCHEMA_VERSION) => {}
+            None => db.set_meta("schema", SCHEMA_VERSION)?,
+            Some(other) => {
+                protocol::log::warning(&format!(
+                    "cache {}: made by another version (schema {other}): starting empty",
+                    path.display()
+                ));
+                db.clear()?;
+                db.set_meta("schema", SCHEMA_VERSION)?;
+            }
+        }
+        // What was acknowledged before an earlier process ended is of unknown durability.
+        db.conn
+            .execute("DELETE FROM unflushed", [])
+            .map_err(|e| err("dropping unflushed keys", e))?;
+        Ok(db)
+    }
+
+    fn err(&self, context: &str, e: rusqlite::Error) -> Error {
+        db_err(&self.path, context, e)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, name: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err("reading its settings", e))
+    }
+
+    pub fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err("writing its settings", e))
+    }
+
+    /// A counter from the meta table (0 when absent).
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self.meta(name)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Adds to counters in the meta table, in one transaction.
+    pub fn add_counters(&mut self, adds: &[(&str, u64)]) -> Result<()> {
+        if adds.iter().all(|(_, n)| *n == 0) {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        for (name, n) in adds {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + ?2",
+                params![name, *n as i64],
+            )
+            .map_err(|e| db_err(&self.path, "counting", e))?;
+        }
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "committing counters", e))
+    }
+
+    /// For each key, whether the cache knows the inner backend holds it.
+    pub fn known(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM blocks WHERE key = ?1)
+                     OR EXISTS (SELECT 1 FROM unflushed WHERE key = ?1)",
+            )
+            .map_err(|e| self.err("looking keys up", e))?;
+        keys.iter()
+            .map(|k| {
+                q.query_row([&k.0[..]], |r| r.get::<_, bool>(0))
+                    .map_err(|e| db_err(&self.path, "looking keys up", e))
+            })
+            .collect()
+    }
+
+    /// Notes keys the inner backend acknowledged, to be recorded by the flush of `gen`.
+    pub fn note(&mut self, keys: &[Key], gen: u64) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        {
+            let mut q = tx
+                .prepare_cached(
+                    "INSERT INTO unflushed (key, gen) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET gen = max(gen, excluded.gen)",
+                )
+                .map_err(|e| db_err(&self.path, "noting keys", e))?;
+            for k in keys {
+                q.execute(params![&k.0[..], gen as i64])
+                    .map_err(|e| db_err(&self.path, "noting keys", e))?;
+            }
+        }
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "committing noted keys", e))
+    }
+
+    /// After a flush of generation `gen` succeeded: its keys are known for good.
+    pub fn record_flushed(&mut self, gen: u64) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO blocks (key) SELECT key FROM unflushed WHERE gen <= ?1",
+                [gen as i64],
+            )
+            .map_err(|e| db_err(&self.path, "recording flushed keys", e))?;
+        tx.execute("DELETE FROM unflushed WHERE gen <= ?1", [gen as i64])
+            .map_err(|e| db_err(&self.path, "recording flushed keys", e))?;
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "committing flushed keys", e))?;
+        Ok(n as u64)
+    }
+
+    /// Forgets keys (before their removal is passed on).
+    pub fn forget(&mut self, keys: &[Key]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        for k in keys {
+            for table in ["blocks", "unflushed"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE key = ?1"), [&k.0[..]])
+                    .map_err(|e| db_err(&self.path, "forgetting keys", e))?;
+            }
+        }
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "committing forgotten keys", e))
+    }
+
+    /// Forgets every key and resets the counters.
+    pub fn clear(&self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "BEGIN; DELETE FROM blocks; DELETE FROM unflushed;
+                 DELETE FROM meta WHERE name IN ('hits', 'misses'); COMMIT;",
+            )
+            .map_err(|e| self.err("clearing it", e))
+    }
+
+    /// Replaces the known keys with `keys` (from a listing of the inner backend).
+    pub fn replace(&mut self, keys: impl Iterator<Item = Result<Vec<Key>>>) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        tx.execute_batch("DELETE FROM blocks; DELETE FROM unflushed;")
+            .map_err(|e| db_err(&self.path, "clearing it", e))?;
+        let mut n = 0;
+        {
+            let mut q = tx
+                .prepare_cached("INSERT OR IGNORE INTO blocks (key) VALUES (?1)")
+                .map_err(|e| db_err(&self.path, "recording keys", e))?;
+            for page in keys {
+                for k in page? {
+                    n += q
+                        .execute([&k.0[..]])
+                        .map_err(|e| db_err(&self.path, "recording keys", e))?
+                        as u64;
+                }
+            }
+        }
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "committing the rebuilt cache", e))?;
+        Ok(n)
+    }
+
+    /// Keys known for good, and keys waiting for a flush.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let count = |table: &str| -> Result<u64> {
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(|e| self.err("counting keys", e))
+        };
+        Ok((count("blocks")?, count("unflushed")?))
+    }
+}

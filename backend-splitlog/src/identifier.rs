@@ -1,0 +1,95 @@
+//! Opening an archive from its identifier: the one rule every program of Ore follows.
+//!
+//! An archive identifier is either a plain path — one word naming a directory, like
+//! `./archive` or `/mnt/disk/ore` — which opens a splitlog archive inside this process (the
+//! embedded default: nothing to install, nothing to start), or a command line that starts a
+//! backend program speaking the Ore protocol (`backend-fs /mnt/ore`, `ssh nas backend-splitlog
+//! /data`). Every failure names the identifier.
+
+use crate::{SplitlogBackend, SplitlogOptions};
+use protocol::{Backend, Client, Error};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How an identifier will be opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind<'a> {
+    /// A directory holding a splitlog archive, opened in process.
+    Path(&'a Path),
+    /// A command line starting a backend program.
+    Command(&'a str),
+}
+
+/// Decides whether `id` is a plain path or a command. A plain path is a single word (no
+/// spaces or quotes) that contains a `/` and does not name an executable file; so `./archive`
+/// and `/srv/ore` are paths, while `backend-fs`, `/usr/bin/backend-memory` and anything with
+/// arguments are commands.
+pub fn classify(id: &str) -> Kind<'_> {
+    let single_word = !id.is_empty()
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '\\');
+    if single_word && id.contains('/') && !is_executable_file(Path::new(id)) {
+        Kind::Path(Path::new(id))
+    } else {
+        Kind::Command(id)
+    }
+}
+
+fn is_executable_file(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Opens the archive named by `id`.
+pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    match classify(id) {
+        Kind::Path(dir) => SplitlogBackend::open(dir, SplitlogOptions::default())
+            .map(|b| Arc::new(b) as Arc<dyn Backend>)
+            .map_err(|e| Error::Connection {
+                archive: id.to_string(),
+                message: e.to_string(),
+            }),
+        Kind::Command(cmd) => Ok(Arc::new(Client::connect(cmd)?)),
+    }
+}
+
+/// Opens the archive named by `id`, which must already exist: a plain path that is not a
+/// directory is an error rather than a new, empty archive.
+pub fn open_existing(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    if let Kind::Path(dir) = classify(id) {
+        if !dir.is_dir() {
+            return Err(Error::Connection {
+                archive: id.to_string(),
+                message: "no such directory: create the archive with `ore init`".into(),
+            });
+        }
+    }
+    open(id)
+}
+
+/// The directory of an archive opened in process, if `id` names one.
+pub fn local_dir(id: &str) -> Option<&Path> {
+    match classify(id) {
+        Kind::Path(p) => Some(p),
+        Kind::Command(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_commands() {
+        assert_eq!(classify("./archive"), Kind::Path(Path::new("./archive")));
+        assert_eq!(
+            classify("/mnt/disk/ore"),
+            Kind::Path(Path::new("/mnt/disk/ore"))
+        );
+        assert_eq!(classify("backend-fs /x"), Kind::Command("backend-fs /x"));
+        assert_eq!(classify("backend-memory"), Kind::Command("backend-memory"));
+        assert_eq!(classify("/bin/sh"), Kind::Command("/bin/sh"));
+        assert_eq!(classify("'/a b'"), Kind::Command("'/a b'"));
+    }
+}

@@ -1,0 +1,116 @@
+//! `delay-link MS COMMAND [ARGS...]`: runs COMMAND with every byte that crosses its stdin and
+//! its stdout held back MS milliseconds (so a round trip costs 2×MS), like a long network link.
+//!
+//! `delay-link --tcp MS LISTEN-ADDR TARGET-ADDR`: the same for TCP: accepts connections on
+//! LISTEN-ADDR and joins each to TARGET-ADDR through a link delayed MS milliseconds each way.
+//!
+//! A test tool: it models latency, not bandwidth — bytes are read as soon as they arrive and
+//! written when their time has come, so many requests can be on the way at once, as on a real
+//! link. `backend-*` commands are looked up next to this program first, like `ore` does.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--tcp") if args.len() == 4 => tcp(&args[1], &args[2], &args[3]),
+        Some(ms) if args.len() >= 2 && !ms.starts_with('-') => command(ms, &args[1..]),
+        _ => Err(
+            "usage: delay-link MS COMMAND [ARGS...] | delay-link --tcp MS LISTEN-ADDR TARGET-ADDR"
+                .to_string(),
+        ),
+    };
+    if let Err(e) = result {
+        eprintln!("delay-link: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn delay_of(ms: &str) -> Result<Duration, String> {
+    ms.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("the delay {ms:?} is not a number of milliseconds: {e}"))
+}
+
+/// Copies `from` to `to`, each piece written `delay` after it was read. Returns at the end of
+/// `from` (after writing everything) or when `to` fails.
+fn delayed_copy(mut from: impl Read + Send + 'static, mut to: impl Write, delay: Duration) {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    for (due, bytes) in rx {
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if to.write_all(&bytes).and_then(|()| to.flush()).is_err() {
+            break;
+        }
+    }
+    let _ = reader.join();
+}
+
+fn command(ms: &str, words: &[String]) -> Result<(), String> {
+    let delay = delay_of(ms)?;
+    let program = protocol::spawn::resolve_program(&words[0]);
+    let mut child = Command::new(&program)
+        .args(&words[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("the child's pipes could not be set up".into());
+    };
+    let up = std::thread::spawn(move || delayed_copy(std::io::stdin(), stdin, delay));
+    delayed_copy(stdout, std::io::stdout(), delay);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    // Our stdin may never close (the client waits for us): do not wait for that direction.
+    drop(up);
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn tcp(ms: &str, listen: &str, target: &str) -> Result<(), String> {
+    let delay = delay_of(ms)?;
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    for conn in listener.incoming() {
+        let Ok(client) = conn else { continue };
+        let target = target.to_string();
+        std::thread::spawn(move || {
+            let Ok(server) = TcpStream::connect(&target) else {
+                eprintln!("delay-link: cannot connect to {target}");
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (c2, s2) = match (client.try_clone(), server.try_clone()) {
+                (Ok(c), Ok(s)) => (c, s),
+                _ => return,
+            };
+            let up = std::thread::spawn(move || {
+                delayed_copy(c2, &server, delay);
+                let _ = server.shutdown(std::net::Shutdown::Write);
+            });
+            delayed_copy(s2, &client, delay);
+            let _ = client.shutdown(std::net::Shutdown::Write);
+            let _ = up.join();
+        });
+    }
+    Ok(())
+}
