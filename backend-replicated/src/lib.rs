@@ -1,0 +1,775 @@
+//! backend-replicated: every block on several member backends, as much as their trust says.
+//!
+//! Members are archive identifiers (a directory, `backend-fs /mnt/disk2`, `ssh nas
+//! backend-splitlog /data`), each with a *trust* percentage — how much of a copy's safety it
+//! provides — and a read and a write weight. A block is stored on members drawn at random by
+//! write weight until their trust adds up to 100% ([`members::choose`]); a member that fails is
+//! marked broken for the session and another is drawn. Which member holds which block is kept
+//! in a sqlite state file ([`state`]), so `exists` and `list` are answered locally, reads go to
+//! the holder with the highest read weight first, and the admin commands ([`repair`]) can
+//! drain a member, bring every block back to full trust after a loss, and check the members
+//! against the state.
+//!
+//! Copies count only once the member has flushed them; a member that dies before its flush
+//! loses its pending copies, and the flush copies those blocks from the other holders to other
+//! members before it returns — so a snapshot that completes has every block it wrote at full
+//! trust on the members that survived it, or the flush fails and the snapshot's tag does not
+//! move.
+
+mod admin;
+pub mod members;
+mod repair;
+pub mod state;
+
+use members::{choose, Member, Rng};
+use protocol::backend::{not_supported, CasOutcome, Stats};
+use protocol::key::{check_tag_name, check_tag_value};
+use protocol::{AdminOutput, Backend, BackendInfo, Error, ErrorCode, Key, Result, Ticket};
+use state::State;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Default largest block when no member says otherwise.
+const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
+
+/// What tickets finishing later share with the backend.
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    members: RwLock<Vec<Arc<Member>>>,
+    rng: Rng,
+    /// The flush generation new copies wait for.
+    gen: AtomicU64,
+    /// Blocks with a put on its way (so `exists` sees them before the members answered).
+    inflight: Mutex<HashMap<Key, usize>>,
+    /// Blocks stored short of full trust in this session (reported at the flush).
+    short: AtomicU64,
+}
+
+/// The proxy.
+pub struct ReplicatedBackend {
+    inner: Arc<Inner>,
+    info: BackendInfo,
+    path: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sum of trust, capped at 100.
+pub(crate) fn trust_of<'a>(members: impl IntoIterator<Item = &'a Arc<Member>>) -> u32 {
+    members
+        .into_iter()
+        .map(|m| m.row.trust)
+        .fold(0u32, |a, t| a.saturating_add(t))
+        .min(100)
+}
+
+impl Inner {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn members(&self) -> Vec<Arc<Member>> {
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn member(&self, id: i64) -> Option<Arc<Member>> {
+        self.members().into_iter().find(|m| m.row.id == id)
+    }
+
+    /// Marks a member broken (once), records why and tells the user.
+    pub(crate) fn broken(&self, m: &Member, e: &Error) {
+        if m.mark_broken(e) {
+            let _ = self.state().set_health(m.row.id, Some(&e.to_string()));
+            protocol::log::warning(&format!(
+                "{} failed: {e}; it gets no more writes in this session",
+                m.name()
+            ));
+        }
+    }
+
+    /// Records that a block is stored short of full trust; warns the first few times.
+    fn shortfall(&self, key: &Key, trust: u32) {
+        let _ = self.state().mark_short(key);
+        let n = self.short.fetch_add(1, SeqCst);
+        if n < 3 {
+            protocol::log::warning(&format!(
+                "block {key} is stored with {trust}% trust, short of 100% (not enough working \
+                 members); `rereplicate` will complete it"
+            ));
+        }
+    }
+
+    fn holders(&self, key: &Key) -> Result<Vec<i64>> {
+        self.state().holders(key)
+    }
+
+    /// Starts storing `data` on more members (never those in `exclude`) until the copies'
+    /// trust reaches 100, counting the members in `holders`. The ticket gives the trust
+    /// reached; zero trust is an error.
+    pub(crate) fn start_replicate(
+        self: &Arc<Self>,
+        key: Key,
+        data: Vec<u8>,
+        holders: &[i64],
+        exclude: Option<i64>,
+        gen: u64,
+    ) -> Ticket<u32> {
+        let members = self.members();
+        let have = trust_of(members.iter().filter(|m| holders.contains(&m.row.id)));
+        let mut candidates: Vec<_> = members
+            .iter()
+            .filter(|m| m.writable() && !holders.contains(&m.row.id) && Some(m.row.id) != exclude)
+            .cloned()
+            .collect();
+        if have >= 100 || (!holders.is_empty() && candidates.is_empty()) {
+            // Stored already (never overwritten), or held and nowhere else to put it.
+            return Ticket::ready(Ok(have));
+        }
+        let chosen = choose(&self.rng, &mut candidates, have);
+        self.inflight(key, true);
+        let tickets: Vec<_> = chosen
+            .into_iter()
+            .filter_map(|m| {
+                let t = m.backend()?.start_put(key, data.clone());
+                Some((m, t))
+            })
+            .collect();
+        let inner = self.clone();
+        Ticket::pending(move || {
+            let r = inner.finish_replicate(key, &data, have, tickets, candidates, gen);
+            inner.inflight(key, false);
+            r
+        })
+    }
+
+    /// Starts reading `key`: from the best holder first, falling back to the others and then
+    /// to every member.
+    pub(crate) fn start_get(self: &Arc<Self>, key: Key) -> Ticket<Option<Vec<u8>>> {
+        let holders = match self.holders(&key) {
+            Ok(h) => h,
+            Err(e) => return Ticket::ready(Err(e)),
+        };
+        let order = self.read_order(&holders);
+        let first = order
+            .first()
+            .and_then(|m| m.any_backend())
+            .map(|b| b.start_get(key));
+        let inner = self.clone();
+        Ticket::pending(move || inner.finish_get(key, holders, order, first))
+    }
+
+    fn finish_replicate(
+        &self,
+        key: Key,
+        data: &[u8],
+        mut have: u32,
+        tickets: Vec<(Arc<Member>, Ticket<()>)>,
+        mut candidates: Vec<Arc<Member>>,
+        gen: u64,
+    ) -> Result<u32> {
+        let mut stored = Vec::new();
+        let mut errors = Vec::new();
+        for (m, t) in tickets {
+            match t.wait() {
+                Ok(()) => {
+                    have = have.saturating_add(m.row.trust).min(100);
+                    stored.push(m.row.id);
+                }
+                Err(e) => {
+                    errors.push(format!("{}: {e}", m.name()));
+                    self.broken(&m, &e);
+                }
+            }
+        }
+        // Replace the members that failed.
+        while have < 100 {
+            let Some(m) = self.rng.draw(&mut candidates) else {
+                break;
+            };
+            let Some(b) = m.backend() else { continue };
+            match b.put(key, data) {
+                Ok(()) => {
+                    have = have.saturating_add(m.row.trust).min(100);
+                    stored.push(m.row.id);
+                }
+                Err(e) => {
+                    errors.push(format!("{}: {e}", m.name()));
+                    self.broken(&m, &e);
+                }
+            }
+        }
+        self.state()
+            .add_copies(&key, data.len() as u64, &stored, gen)?;
+        Ok(have).and_then(|have| {
+            if have == 0 {
+                let why = if errors.is_empty() {
+                    "no member takes writes (each is broken, read-only, or has trust 0)".to_string()
+                } else {
+                    errors.join("; ")
+                };
+                return Err(Error::backend(
+                    ErrorCode::Io,
+                    format!("block {key} was not stored with any trust: {why}"),
+                ));
+            }
+            if have < 100 {
+                self.shortfall(&key, have);
+            }
+            Ok(have)
+        })
+    }
+
+    fn inflight(&self, key: Key, add: bool) {
+        let mut f = lock(&self.inflight);
+        if add {
+            *f.entry(key).or_default() += 1;
+        } else if let Some(n) = f.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                f.remove(&key);
+            }
+        }
+    }
+
+    /// Members to read `key` from, best first: holders by read weight (working ones first),
+    /// then every other member by read weight.
+    fn read_order(&self, holders: &[i64]) -> Vec<Arc<Member>> {
+        let mut members = self.members();
+        members.sort_by_key(|m| {
+            (
+                !holders.contains(&m.row.id),
+                m.broken().is_some(),
+                std::cmp::Reverse(m.row.read_weight),
+                self.rng.below(1 << 16),
+            )
+        });
+        members
+    }
+
+    /// Reads `key` from the members in `order`, the first answer already on its way.
+    fn finish_get(
+        &self,
+        key: Key,
+        holders: Vec<i64>,
+        order: Vec<Arc<Member>>,
+        first: Option<Ticket<Option<Vec<u8>>>>,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut first = first;
+        let mut missing = Vec::new();
+        let mut damaged: Vec<(Arc<Member>, String)> = Vec::new();
+        let mut errors = Vec::new();
+        for m in &order {
+            let r = match first.take() {
+                Some(t) => t.wait(),
+                None => match m.any_backend() {
+                    Some(b) => b.get(key),
+                    None => continue,
+                },
+            };
+            match r {
+                Ok(Some(data)) => {
+                    self.after_read(&key, &holders, m, data.len() as u64, &missing, &damaged);
+                    return Ok(Some(data));
+                }
+                Ok(None) => {
+                    if holders.contains(&m.row.id) {
+                        missing.push(m.clone());
+                    }
+                }
+                Err(e) if e.code() == ErrorCode::Corrupt => {
+                    damaged.push((m.clone(), e.to_string()))
+                }
+                Err(e) => {
+                    errors.push(format!("{}: {e}", m.name()));
+                    if matches!(e, Error::Connection { .. }) {
+                        self.broken(m, &e);
+                    }
+                }
+            }
+        }
+        let known_damage = !damaged.is_empty();
+        for (m, why) in &damaged {
+            let _ = self.state().mark_damaged(&key, m.row.id, why);
+            errors.push(format!("{}: {why}", m.name()));
+        }
+        if errors.is_empty() && !known_damage {
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|m| m.name()).collect();
+                protocol::log::warning(&format!(
+                    "block {key} should be on {} but no member has it",
+                    names.join(", ")
+                ));
+                let ids: Vec<i64> = missing.iter().map(|m| m.row.id).collect();
+                self.state().drop_copies(&key, &ids)?;
+            }
+            return Ok(None);
+        }
+        Err(Error::backend(
+            if known_damage {
+                ErrorCode::Corrupt
+            } else {
+                ErrorCode::Io
+            },
+            format!(
+                "block {key} could not be read from any member: {}",
+                errors.join("; ")
+            ),
+        ))
+    }
+
+    /// Bookkeeping after a successful read from `m`: copies that were not there, damaged
+    /// copies, and a copy found where the state did not expect it.
+    fn after_read(
+        &self,
+        key: &Key,
+        holders: &[i64],
+        m: &Member,
+        size: u64,
+        missing: &[Arc<Member>],
+        damaged: &[(Arc<Member>, String)],
+    ) {
+        let mut st = self.state();
+        if !holders.contains(&m.row.id) {
+            let _ = st.add_copies(key, size, &[m.row.id], 0);
+        }
+        if !missing.is_empty() {
+            let ids: Vec<i64> = missing.iter().map(|m| m.row.id).collect();
+            let _ = st.drop_copies(key, &ids);
+            let _ = st.mark_short(key);
+            for x in missing {
+                protocol::log::warning(&format!(
+                    "block {key} was not on {} as recorded; read it from {} (`rereplicate` restores full trust)",
+                    x.name(),
+                    m.name()
+                ));
+            }
+        }
+        for (x, why) in damaged {
+            let _ = st.mark_damaged(key, x.row.id, why);
+            protocol::log::warning(&format!(
+                "block {key} is damaged on {} ({why}); read it from {} instead (`scrub --read` repairs it)",
+                x.name(),
+                m.name()
+            ));
+        }
+    }
+
+    /// Writes a tag's value (`None`: removes it) to member `m`, whose value was probably
+    /// `guess`.
+    pub(crate) fn push_tag(
+        &self,
+        m: &Member,
+        name: &str,
+        guess: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        let Some(b) = m.backend() else {
+            return Ok(());
+        };
+        let mut expected = guess.map(<[u8]>::to_vec);
+        for _ in 0..4 {
+            if expected.as_deref() == value {
+                return Ok(());
+            }
+            let outcome = match value {
+                Some(v) => b.set_tag(name, expected.as_deref(), v)?,
+                None => b.remove_tag(name, expected.as_deref())?,
+            };
+            match outcome {
+                CasOutcome::Done => return Ok(()),
+                CasOutcome::Conflict { current } => expected = current,
+            }
+        }
+        Err(Error::backend(
+            ErrorCode::Io,
+            format!("tag {name} keeps changing on {}", m.name()),
+        ))
+    }
+
+    /// Writes a tag change to every member that takes writes.
+    fn spread_tag(&self, name: &str, old: Option<&[u8]>, value: Option<&[u8]>) {
+        for m in self.members().iter().filter(|m| m.writable()) {
+            if let Err(e) = self.push_tag(m, name, old, value) {
+                protocol::log::warning(&format!(
+                    "{} did not take the change of tag {name}: {e}; it is brought up to date \
+                     when it works again",
+                    m.name()
+                ));
+                self.broken(m, &e);
+            }
+        }
+    }
+
+    /// Brings a member's tags up to date with the state (tags the state never knew are left
+    /// alone).
+    fn sync_tags(&self, m: &Member) -> Result<()> {
+        let Some(b) = m.backend() else {
+            return Ok(());
+        };
+        let theirs: HashMap<String, Vec<u8>> = b.list_tags()?.into_iter().collect();
+        let ours = self.state().all_tags()?;
+        for (name, value) in ours {
+            let cur = theirs.get(&name).map(Vec::as_slice);
+            if cur != value.as_deref() {
+                self.push_tag(m, &name, cur, value.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every working member; copies pending on members that fail are lost, and the
+    /// blocks they leave short are copied to other members (and flushed) before returning.
+    pub(crate) fn flush_all(self: &Arc<Self>) -> Result<()> {
+        for _round in 0..4 {
+            let gen = self.gen.fetch_add(1, SeqCst);
+            let members: Vec<_> = self
+                .members()
+                .into_iter()
+                .filter(|m| m.backend().is_some())
+                .collect();
+            let results: Vec<(Arc<Member>, Result<()>)> = std::thread::scope(|s| {
+                let hs: Vec<_> = members
+                    .iter()
+                    .map(|m| {
+                        let m = m.clone();
+                        s.spawn(move || {
+                            let r = m.backend().map_or(Ok(()), |b| b.flush());
+                            (m, r)
+                        })
+                    })
+                    .collect();
+                hs.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
+            let mut lost = Vec::new();
+            // Members broken earlier in the session never made their pending copies durable.
+            for m in self.members().iter().filter(|m| m.backend().is_none()) {
+                lost.extend(self.state().copies_lost(m.row.id)?);
+            }
+            for (m, r) in results {
+                match r {
+                    Ok(()) => self.state().copies_flushed(m.row.id, gen)?,
+                    Err(e) => {
+                        self.broken(&m, &e);
+                        lost.extend(self.state().copies_lost(m.row.id)?);
+                    }
+                }
+            }
+            self.state().sync()?;
+            if lost.is_empty() {
+                break;
+            }
+            lost.sort();
+            lost.dedup();
+            protocol::log::warning(&format!(
+                "{} block(s) had copies only acknowledged by members that failed before making \
+                 them durable; copying them from the other holders",
+                lost.len()
+            ));
+            let unrecoverable = repair::top_up(self, &lost, None)?;
+            if !unrecoverable.is_empty() {
+                return Err(Error::backend(
+                    ErrorCode::Io,
+                    format!(
+                        "{} block(s) were acknowledged only by members that failed before making \
+                         them durable, and no other member has them (first: {}); the snapshot \
+                         that wrote them must be taken again",
+                        unrecoverable.len(),
+                        unrecoverable[0]
+                    ),
+                ));
+            }
+        }
+        let short = self.short.swap(0, SeqCst);
+        if short > 0 {
+            protocol::log::warning(&format!(
+                "{short} block(s) were stored short of 100% trust; run `rereplicate` (ore-admin) \
+                 when enough members work"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ReplicatedBackend {
+    /// Opens (or creates) the state at `path` and connects to every member.
+    pub fn open(path: &Path) -> Result<ReplicatedBackend> {
+        let state = State::open(path)?;
+        let rows = state.members()?;
+        let members = Member::connect_all(rows);
+        for m in &members {
+            let _ = state.set_health(m.row.id, m.broken().as_deref());
+        }
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state),
+            members: RwLock::new(members),
+            rng: Rng::new(),
+            gen: AtomicU64::new(1),
+            inflight: Mutex::new(HashMap::new()),
+            short: AtomicU64::new(0),
+        });
+        let members = inner.members();
+        if members.is_empty() {
+            protocol::log::warning(&format!(
+                "replication state {} has no members: serving read-only and empty (add one with \
+                 `ore-admin \"backend-replicated {}\" add ARCHIVE-ID --trust 100`)",
+                path.display(),
+                path.display()
+            ));
+        }
+        for m in &members {
+            if let Some(e) = m.broken() {
+                protocol::log::warning(&format!("{} cannot be used: {e}", m.name()));
+            }
+        }
+        // Members that missed tag changes are brought up to date.
+        std::thread::scope(|s| {
+            for m in members.iter().filter(|m| m.writable()) {
+                let inner = &inner;
+                s.spawn(move || {
+                    if let Err(e) = inner.sync_tags(m) {
+                        inner.broken(m, &e);
+                    }
+                });
+            }
+        });
+        let info = describe(path, &inner.members());
+        Ok(ReplicatedBackend {
+            inner,
+            info,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// Re-reads the members from the state and reconnects (after an admin change).
+    pub(crate) fn reload_members(&self) -> Result<()> {
+        let rows = self.inner.state().members()?;
+        let old = self.inner.members();
+        let members: Vec<Arc<Member>> = rows
+            .into_iter()
+            .map(|row| {
+                match old
+                    .iter()
+                    .find(|m| m.row.id == row.id && m.row.archive == row.archive)
+                {
+                    Some(m) if m.any_backend().is_some() => Arc::new(m.with_row(row)),
+                    _ => Arc::new(Member::connect(row)),
+                }
+            })
+            .collect();
+        *self
+            .inner
+            .members
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = members;
+        Ok(())
+    }
+}
+
+/// The welcome for these members.
+fn describe(path: &Path, members: &[Arc<Member>]) -> BackendInfo {
+    let infos: Vec<&BackendInfo> = members.iter().filter_map(|m| m.info()).collect();
+    let writers: Vec<&Arc<Member>> = members.iter().filter(|m| m.writable()).collect();
+    let description = if members.is_empty() {
+        format!(
+            "replicated archive with no members (state {}): read-only and empty",
+            path.display()
+        )
+    } else {
+        format!(
+            "replicated archive over {} member(s), {} taking writes (state {})",
+            members.len(),
+            writers.len(),
+            path.display()
+        )
+    };
+    BackendInfo {
+        server: format!("backend-replicated {}", env!("CARGO_PKG_VERSION")),
+        description,
+        max_block_size: infos
+            .iter()
+            .map(|i| i.max_block_size)
+            .min()
+            .unwrap_or(DEFAULT_MAX_BLOCK),
+        writable: !writers.is_empty(),
+        can_remove: !writers.is_empty()
+            && writers
+                .iter()
+                .all(|m| m.info().is_some_and(|i| i.can_remove)),
+        can_list: true,
+        admin_commands: admin::names(),
+    }
+}
+
+impl Backend for ReplicatedBackend {
+    fn info(&self) -> BackendInfo {
+        self.info.clone()
+    }
+
+    fn pipelines(&self) -> bool {
+        true
+    }
+
+    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
+        self.start_put(key, data.to_vec()).wait()
+    }
+
+    fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
+        if !self.info.writable {
+            return Ticket::ready(Err(Error::backend(
+                ErrorCode::ReadOnly,
+                format!("{}: no member takes writes", self.info.description),
+            )));
+        }
+        if let Err(e) =
+            protocol::backend::check_block_size(&key, data.len(), self.info.max_block_size)
+        {
+            return Ticket::ready(Err(e));
+        }
+        let holders = match self.inner.holders(&key) {
+            Ok(h) => h,
+            Err(e) => return Ticket::ready(Err(e)),
+        };
+        let gen = self.inner.gen.load(SeqCst);
+        self.inner
+            .start_replicate(key, data, &holders, None, gen)
+            .map(drop)
+    }
+
+    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
+        self.start_get(key).wait()
+    }
+
+    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
+        self.inner.start_get(key)
+    }
+
+    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        let mut known = self.inner.state().known(keys)?;
+        let inflight = lock(&self.inner.inflight);
+        for (k, slot) in keys.iter().zip(known.iter_mut()) {
+            *slot |= inflight.contains_key(k);
+        }
+        Ok(known)
+    }
+
+    fn remove(&self, keys: &[Key]) -> Result<()> {
+        if !self.info.can_remove {
+            return Err(not_supported("remove", &self.info.server));
+        }
+        // Forget first: a state that forgot a copy only asks again; one that remembers a
+        // removed copy would answer `exists` wrongly.
+        self.inner.state().forget(keys)?;
+        let mut errors = Vec::new();
+        for m in self.inner.members() {
+            if let Some(b) = m.backend().filter(|_| m.row.write_weight > 0) {
+                if let Err(e) = b.remove(keys) {
+                    errors.push(format!("{}: {e}", m.name()));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::backend(
+                ErrorCode::Io,
+                format!("removing blocks failed on {}", errors.join("; ")),
+            ))
+        }
+    }
+
+    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        self.inner.state().list(after, limit)
+    }
+
+    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        check_tag_name(name)?;
+        self.inner.state().tag(name)
+    }
+
+    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        check_tag_value(value)?;
+        if !self.info.writable {
+            return Err(Error::backend(
+                ErrorCode::ReadOnly,
+                format!("{}: no member takes writes", self.info.description),
+            ));
+        }
+        let r = self
+            .inner
+            .state()
+            .cas_tag(name, expected, Some(value), false)?;
+        match r {
+            Err(current) => Ok(CasOutcome::Conflict { current }),
+            Ok(()) => {
+                self.inner.spread_tag(name, expected, Some(value));
+                Ok(CasOutcome::Done)
+            }
+        }
+    }
+
+    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
+        check_tag_name(name)?;
+        if !self.info.writable {
+            return Err(Error::backend(
+                ErrorCode::ReadOnly,
+                format!("{}: no member takes writes", self.info.description),
+            ));
+        }
+        let old = self.inner.state().tag(name)?;
+        let r = self
+            .inner
+            .state()
+            .cas_tag(name, expected, None, expected.is_none())?;
+        match r {
+            Err(current) => Ok(CasOutcome::Conflict { current }),
+            Ok(()) => {
+                self.inner.spread_tag(name, old.as_deref(), None);
+                Ok(CasOutcome::Done)
+            }
+        }
+    }
+
+    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .inner
+            .state()
+            .all_tags()?
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n, v)))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.inner.flush_all()
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let (blocks, bytes) = self.inner.state().totals()?;
+        let tags = self.list_tags()?.len() as u64;
+        Ok(Stats {
+            blocks: Some(blocks),
+            bytes: Some(bytes),
+            tags: Some(tags),
+        })
+    }
+
+    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        admin::run(self, command, args)
+    }
+}

@@ -1,0 +1,42 @@
+//! `backend-replicated STATE.db`: serves an archive stored on several member backends.
+
+use anyhow::Context;
+use backend_replicated::ReplicatedBackend;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Serve an Ore archive replicated over several member archives.
+///
+/// Each block goes to members drawn at random by write weight until their trust adds up to
+/// 100%; reads go to the holder with the highest read weight. Members are archive identifiers
+/// (a directory, or a command line such as "ssh nas backend-splitlog /data"), kept with their
+/// trust and weights in STATE.db and managed with ore-admin. With no members it serves a
+/// read-only, empty archive.
+///
+/// Examples:
+///   ore-admin "backend-replicated ~/ore/state.db" add /mnt/disk1/ore --trust 50
+///   ore-admin "backend-replicated ~/ore/state.db" add "ssh nas backend-splitlog /data" --trust 100
+///   ore-admin "backend-replicated ~/ore/state.db" members
+///   ore -a "backend-replicated ~/ore/state.db" snapshot home ~
+#[derive(Parser)]
+#[command(name = "backend-replicated", version, verbatim_doc_comment)]
+struct Args {
+    /// The state file (sqlite; created when missing).
+    state: PathBuf,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    protocol::serve::keep_large_buffers();
+    let backend = ReplicatedBackend::open(&args.state)
+        .with_context(|| format!("opening the replication state {}", args.state.display()))?;
+    protocol::serve_stdio(&backend)?;
+    Ok(())
+}
