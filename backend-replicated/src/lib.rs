@@ -18,8 +18,10 @@
 
 mod admin;
 pub mod members;
+mod read;
 mod repair;
 pub mod state;
+mod tags;
 
 use members::{choose, Member, Rng};
 use protocol::backend::{not_supported, CasOutcome, Stats};
@@ -106,7 +108,7 @@ impl Inner {
         }
     }
 
-    fn holders(&self, key: &Key) -> Result<Vec<i64>> {
+    pub(crate) fn holders(&self, key: &Key) -> Result<Vec<i64>> {
         self.state().holders(key)
     }
 
@@ -147,22 +149,6 @@ impl Inner {
             inner.inflight(key, false);
             r
         })
-    }
-
-    /// Starts reading `key`: from the best holder first, falling back to the others and then
-    /// to every member.
-    pub(crate) fn start_get(self: &Arc<Self>, key: Key) -> Ticket<Option<Vec<u8>>> {
-        let holders = match self.holders(&key) {
-            Ok(h) => h,
-            Err(e) => return Ticket::ready(Err(e)),
-        };
-        let order = self.read_order(&holders);
-        let first = order
-            .first()
-            .and_then(|m| m.any_backend())
-            .map(|b| b.start_get(key));
-        let inner = self.clone();
-        Ticket::pending(move || inner.finish_get(key, holders, order, first))
     }
 
     fn finish_replicate(
@@ -226,7 +212,7 @@ impl Inner {
         })
     }
 
-    fn inflight(&self, key: Key, add: bool) {
+    pub(crate) fn inflight(&self, key: Key, add: bool) {
         let mut f = lock(&self.inflight);
         if add {
             *f.entry(key).or_default() += 1;
@@ -236,192 +222,6 @@ impl Inner {
                 f.remove(&key);
             }
         }
-    }
-
-    /// Members to read `key` from, best first: holders by read weight (working ones first),
-    /// then every other member by read weight.
-    fn read_order(&self, holders: &[i64]) -> Vec<Arc<Member>> {
-        let mut members = self.members();
-        members.sort_by_key(|m| {
-            (
-                !holders.contains(&m.row.id),
-                m.broken().is_some(),
-                std::cmp::Reverse(m.row.read_weight),
-                self.rng.below(1 << 16),
-            )
-        });
-        members
-    }
-
-    /// Reads `key` from the members in `order`, the first answer already on its way.
-    fn finish_get(
-        &self,
-        key: Key,
-        holders: Vec<i64>,
-        order: Vec<Arc<Member>>,
-        first: Option<Ticket<Option<Vec<u8>>>>,
-    ) -> Result<Option<Vec<u8>>> {
-        let mut first = first;
-        let mut missing = Vec::new();
-        let mut damaged: Vec<(Arc<Member>, String)> = Vec::new();
-        let mut errors = Vec::new();
-        for m in &order {
-            let r = match first.take() {
-                Some(t) => t.wait(),
-                None => match m.any_backend() {
-                    Some(b) => b.get(key),
-                    None => continue,
-                },
-            };
-            match r {
-                Ok(Some(data)) => {
-                    self.after_read(&key, &holders, m, data.len() as u64, &missing, &damaged);
-                    return Ok(Some(data));
-                }
-                Ok(None) => {
-                    if holders.contains(&m.row.id) {
-                        missing.push(m.clone());
-                    }
-                }
-                Err(e) if e.code() == ErrorCode::Corrupt => {
-                    damaged.push((m.clone(), e.to_string()))
-                }
-                Err(e) => {
-                    errors.push(format!("{}: {e}", m.name()));
-                    if matches!(e, Error::Connection { .. }) {
-                        self.broken(m, &e);
-                    }
-                }
-            }
-        }
-        let known_damage = !damaged.is_empty();
-        for (m, why) in &damaged {
-            let _ = self.state().mark_damaged(&key, m.row.id, why);
-            errors.push(format!("{}: {why}", m.name()));
-        }
-        if errors.is_empty() && !known_damage {
-            if !missing.is_empty() {
-                let names: Vec<String> = missing.iter().map(|m| m.name()).collect();
-                protocol::log::warning(&format!(
-                    "block {key} should be on {} but no member has it",
-                    names.join(", ")
-                ));
-                let ids: Vec<i64> = missing.iter().map(|m| m.row.id).collect();
-                self.state().drop_copies(&key, &ids)?;
-            }
-            return Ok(None);
-        }
-        Err(Error::backend(
-            if known_damage {
-                ErrorCode::Corrupt
-            } else {
-                ErrorCode::Io
-            },
-            format!(
-                "block {key} could not be read from any member: {}",
-                errors.join("; ")
-            ),
-        ))
-    }
-
-    /// Bookkeeping after a successful read from `m`: copies that were not there, damaged
-    /// copies, and a copy found where the state did not expect it.
-    fn after_read(
-        &self,
-        key: &Key,
-        holders: &[i64],
-        m: &Member,
-        size: u64,
-        missing: &[Arc<Member>],
-        damaged: &[(Arc<Member>, String)],
-    ) {
-        let mut st = self.state();
-        if !holders.contains(&m.row.id) {
-            let _ = st.add_copies(key, size, &[m.row.id], 0);
-        }
-        if !missing.is_empty() {
-            let ids: Vec<i64> = missing.iter().map(|m| m.row.id).collect();
-            let _ = st.drop_copies(key, &ids);
-            let _ = st.mark_short(key);
-            for x in missing {
-                protocol::log::warning(&format!(
-                    "block {key} was not on {} as recorded; read it from {} (`rereplicate` restores full trust)",
-                    x.name(),
-                    m.name()
-                ));
-            }
-        }
-        for (x, why) in damaged {
-            let _ = st.mark_damaged(key, x.row.id, why);
-            protocol::log::warning(&format!(
-                "block {key} is damaged on {} ({why}); read it from {} instead (`scrub --read` repairs it)",
-                x.name(),
-                m.name()
-            ));
-        }
-    }
-
-    /// Writes a tag's value (`None`: removes it) to member `m`, whose value was probably
-    /// `guess`.
-    pub(crate) fn push_tag(
-        &self,
-        m: &Member,
-        name: &str,
-        guess: Option<&[u8]>,
-        value: Option<&[u8]>,
-    ) -> Result<()> {
-        let Some(b) = m.backend() else {
-            return Ok(());
-        };
-        let mut expected = guess.map(<[u8]>::to_vec);
-        for _ in 0..4 {
-            if expected.as_deref() == value {
-                return Ok(());
-            }
-            let outcome = match value {
-                Some(v) => b.set_tag(name, expected.as_deref(), v)?,
-                None => b.remove_tag(name, expected.as_deref())?,
-            };
-            match outcome {
-                CasOutcome::Done => return Ok(()),
-                CasOutcome::Conflict { current } => expected = current,
-            }
-        }
-        Err(Error::backend(
-            ErrorCode::Io,
-            format!("tag {name} keeps changing on {}", m.name()),
-        ))
-    }
-
-    /// Writes a tag change to every member that takes writes.
-    fn spread_tag(&self, name: &str, old: Option<&[u8]>, value: Option<&[u8]>) {
-        for m in self.members().iter().filter(|m| m.writable()) {
-            if let Err(e) = self.push_tag(m, name, old, value) {
-                protocol::log::warning(&format!(
-                    "{} did not take the change of tag {name}: {e}; it is brought up to date \
-                     when it works again",
-                    m.name()
-                ));
-                self.broken(m, &e);
-            }
-        }
-    }
-
-    /// Brings a member's tags up to date with the state (tags the state never knew are left
-    /// alone).
-    fn sync_tags(&self, m: &Member) -> Result<()> {
-        let Some(b) = m.backend() else {
-            return Ok(());
-        };
-        let theirs: HashMap<String, Vec<u8>> = b.list_tags()?.into_iter().collect();
-        let ours = self.state().all_tags()?;
-        for (name, value) in ours {
-            let cur = theirs.get(&name).map(Vec::as_slice);
-            if cur != value.as_deref() {
-                self.push_tag(m, &name, cur, value.as_deref())?;
-            }
-        }
-        Ok(())
     }
 
     /// Flushes every working member; copies pending on members that fail are lost, and the
