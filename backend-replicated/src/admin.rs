@@ -262,7 +262,12 @@ fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {
         ));
         let last_error = broken.clone().or_else(|| m.row.last_error.clone());
         if let Some(e) = &last_error {
-            text.push_str(&format!("       last error: {e}\n"));
+            let when = m
+                .row
+                .last_error_at
+                .map(|t| format!(" ({} ago)", ago(crate::state::now() - t)))
+                .unwrap_or_default();
+            text.push_str(&format!("       last error{when}: {e}\n"));
         }
         rows.push(json!({
             "id": m.row.id,
@@ -272,6 +277,7 @@ fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {
             "write_weight": m.row.write_weight,
             "health": health,
             "broken_since": m.row.broken_at,
+            "last_error_at": m.row.last_error_at,
             "copies": durable,
             "pending": pending,
             "last_error": last_error,
@@ -282,6 +288,16 @@ fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {
             .into();
     }
     Ok(AdminOutput::new(text, json!(rows)))
+}
+
+/// A duration in seconds, roughly, in words.
+fn ago(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
 }
 
 fn add(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
@@ -305,6 +321,7 @@ fn add(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
         added: 0,
         broken_at: None,
         last_error: None,
+        last_error_at: None,
     });
     if let Some(e) = probe.broken() {
         return Err(Error::backend(

@@ -304,8 +304,17 @@ impl ReplicatedBackend {
         let rows = state.members()?;
         let members = Member::connect_all(rows);
         for m in &members {
-            let _ = state.set_health(m.row.id, m.broken().as_deref());
+            state.set_health(m.row.id, m.broken().as_deref())?;
         }
+        // The rows as they are now (health just recorded).
+        let rows = state.members()?;
+        let members: Vec<Arc<Member>> = members
+            .iter()
+            .filter_map(|m| {
+                let row = rows.iter().find(|r| r.id == m.row.id)?.clone();
+                Some(Arc::new(m.with_row(row)))
+            })
+            .collect();
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
             members: RwLock::new(members),

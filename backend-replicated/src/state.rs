@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS members (
     write_weight INTEGER NOT NULL,
     added INTEGER NOT NULL,
     broken_at INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    last_error_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS blocks (key BLOB PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holdings (
@@ -60,6 +61,7 @@ pub struct MemberRow {
     pub added: i64,
     pub broken_at: Option<i64>,
     pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
 }
 
 pub fn now() -> i64 {
@@ -181,7 +183,8 @@ impl State {
         let mut q = self
             .conn
             .prepare_cached(
-                "SELECT id, archive, trust, read_weight, write_weight, added, broken_at, last_error
+                "SELECT id, archive, trust, read_weight, write_weight, added, broken_at, last_error,
+                        last_error_at
                  FROM members ORDER BY id",
             )
             .map_err(|e| self.err("reading members", e))?;
@@ -196,6 +199,7 @@ impl State {
                     added: r.get(5)?,
                     broken_at: r.get(6)?,
                     last_error: r.get(7)?,
+                    last_error_at: r.get(8)?,
                 })
             })
             .map_err(|e| self.err("reading members", e))?;
@@ -251,7 +255,8 @@ impl State {
                 [id],
             ),
             Some(e) => self.conn.execute(
-                "UPDATE members SET broken_at = coalesce(broken_at, ?2), last_error = ?3
+                "UPDATE members SET broken_at = coalesce(broken_at, ?2), last_error = ?3,
+                        last_error_at = ?2
                  WHERE id = ?1",
                 params![id, now(), e],
             ),

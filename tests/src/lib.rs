@@ -25,7 +25,8 @@ pub fn quote(p: &std::path::Path) -> String {
     shell_quote(&p.display().to_string())
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes a string as one word of an archive identifier.
+pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
