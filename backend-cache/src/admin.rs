@@ -46,9 +46,9 @@ pub fn names() -> Vec<String> {
 
 const SAFETY: &str = "\
 Safety rule: a cache is only correct if every removal of blocks goes through it. Run `ore gc`
-and `ore forget` with the cached identifier (\"backend-cache C.db 'INNER'\"), never around it;
-if blocks were removed another way, run `clear` (or `rebuild`). Ore's gc changes the archive's
-`ore:gc` tag, and a cache that sees it changed behind its back starts empty by itself.
+with the cached identifier (\"backend-cache C.db 'INNER'\"); if blocks were removed any other
+way, run `clear` (or `rebuild`). Ore's gc also changes the archive's `ore:gc` tag, and a cache
+that finds it changed behind its back starts empty by itself.
 ";
 
 pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
