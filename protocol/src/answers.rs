@@ -57,8 +57,10 @@ fn flush<W: Write>(out: &SharedOut<W>) -> Result<()> {
         .map_err(|e| Error::io("writing answers to the client", e))
 }
 
-/// The queue of answers and the thread that writes them.
+/// The queue of answers and the thread that writes them — or, for a backend that answers at
+/// once, the output itself (a thread would only add a hand-over per answer).
 pub(crate) struct Answers {
+    direct: Option<Box<dyn FnMut(Option<&Response>) -> Result<()> + Send>>,
     tx: Option<mpsc::SyncSender<Item>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
     /// Whether an unfinished answer was queued since the last barrier.
@@ -94,13 +96,45 @@ impl Answers {
             })
             .map_err(|e| Error::io("starting the answer thread", e))?;
         Ok(Answers {
+            direct: None,
             tx: Some(tx),
             thread: Some(thread),
             unfinished: false,
         })
     }
 
+    /// Answers written by the executing thread itself; only finished answers may be given.
+    pub fn inline<W: Write + Send + 'static>(out: SharedOut<W>) -> Answers {
+        Answers {
+            direct: Some(Box::new(move |r| match r {
+                Some(r) => send(&out, r, false),
+                None => flush(&out),
+            })),
+            tx: None,
+            thread: None,
+            unfinished: false,
+        }
+    }
+
+    /// Whether answers may be unfinished tickets (written by their own thread).
+    pub fn threaded(&self) -> bool {
+        self.direct.is_none()
+    }
+
     fn push(&mut self, item: Item) -> Result<()> {
+        if let Some(direct) = self.direct.as_mut() {
+            return match item {
+                Item::Answer(Answer::Now(r)) => direct(Some(&r)),
+                Item::Answer(Answer::Later(t)) => {
+                    direct(Some(&t.wait().unwrap_or_else(|e| Response::error(&e))))
+                }
+                Item::Flush => direct(None),
+                Item::Barrier(done) => {
+                    let _ = done.send(());
+                    Ok(())
+                }
+            };
+        }
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(item).is_ok());
         if sent {
             Ok(())
@@ -144,6 +178,9 @@ impl Answers {
 
     /// Writes everything queued and stops the thread.
     pub fn finish(&mut self) -> Result<()> {
+        if let Some(mut direct) = self.direct.take() {
+            return direct(None);
+        }
         self.tx = None;
         match self.thread.take() {
             Some(t) => t

@@ -236,7 +236,12 @@ where
     B: Backend + ?Sized,
     W: Write + Send + 'static,
 {
-    let mut answers = Answers::start(out.clone())?;
+    let pipelined = fault.is_none() && backend.pipelines();
+    let mut answers = if pipelined {
+        Answers::start(out.clone())?
+    } else {
+        Answers::inline(out.clone())
+    };
     let r = execute_into(backend, incoming, budget, &mut answers, fault, reader_ended);
     let finished = answers.finish();
     r.and(finished)
@@ -259,7 +264,7 @@ where
     // flight at once; everything else waits for the answers before it (PROTOCOL.md, section 5).
     // With fault injection configured everything runs one at a time, so faults fire at exact
     // points.
-    let pipelined = fault.is_none() && backend.pipelines();
+    let pipelined = answers.threaded();
     loop {
         // A run of puts already received is executed on several threads at once (answers still
         // go out in order). Puts are independent and idempotent, and every other request waits
