@@ -57,10 +57,13 @@ fn flush<W: Write>(out: &SharedOut<W>) -> Result<()> {
         .map_err(|e| Error::io("writing answers to the client", e))
 }
 
+/// Writes an answer (`Some`) or flushes (`None`) straight to the output.
+type Direct = Box<dyn FnMut(Option<&Response>) -> Result<()> + Send>;
+
 /// The queue of answers and the thread that writes them — or, for a backend that answers at
 /// once, the output itself (a thread would only add a hand-over per answer).
 pub(crate) struct Answers {
-    direct: Option<Box<dyn FnMut(Option<&Response>) -> Result<()> + Send>>,
+    direct: Option<Direct>,
     tx: Option<mpsc::SyncSender<Item>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
     /// Whether an unfinished answer was queued since the last barrier.
