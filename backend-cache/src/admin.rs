@@ -80,6 +80,7 @@ pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<Admin
             let (before, _) = cache.shared.db().counts()?;
             cache.shared.hits.store(0, SeqCst);
             cache.shared.misses.store(0, SeqCst);
+            cache.shared.notes().clear();
             cache.shared.db().clear()?;
             Ok(AdminOutput::new(
                 format!("forgot {before} keys\n"),
@@ -129,8 +130,10 @@ fn help(cache: &CacheBackend) -> Result<AdminOutput> {
 }
 
 fn info(cache: &CacheBackend) -> Result<AdminOutput> {
+    let noted = cache.shared.notes().len() as u64;
     let db = cache.shared.db();
     let (known, unflushed) = db.counts()?;
+    let unflushed = unflushed + noted;
     let gc = db.meta("gc")?.unwrap_or_default();
     let path = db.path().display().to_string();
     drop(db);
@@ -160,8 +163,10 @@ fn info(cache: &CacheBackend) -> Result<AdminOutput> {
 }
 
 fn stats(cache: &CacheBackend) -> Result<AdminOutput> {
+    let noted = cache.shared.notes().len() as u64;
     let db = cache.shared.db();
     let (known, unflushed) = db.counts()?;
+    let unflushed = unflushed + noted;
     let hits = db.counter("hits")? + cache.shared.hits.load(SeqCst);
     let misses = db.counter("misses")? + cache.shared.misses.load(SeqCst);
     drop(db);

@@ -145,23 +145,32 @@ impl Db {
 
     /// For each key, whether the cache knows the inner backend holds it.
     pub fn known(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        let mut q = self
+        // One read transaction for the batch, not one per key.
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .map_err(|e| self.err("looking keys up", e))?;
+        let mut q = tx
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM blocks WHERE key = ?1)
                      OR EXISTS (SELECT 1 FROM unflushed WHERE key = ?1)",
             )
             .map_err(|e| self.err("looking keys up", e))?;
-        keys.iter()
+        let r = keys
+            .iter()
             .map(|k| {
                 q.query_row([&k.0[..]], |r| r.get::<_, bool>(0))
                     .map_err(|e| db_err(&self.path, "looking keys up", e))
             })
-            .collect()
+            .collect();
+        drop(q);
+        tx.commit().map_err(|e| self.err("looking keys up", e))?;
+        r
     }
 
-    /// Notes keys the inner backend acknowledged, to be recorded by the flush of `gen`.
-    pub fn note(&mut self, keys: &[Key], gen: u64) -> Result<()> {
+    /// Notes keys the inner backend acknowledged, each to be recorded by the flush of its
+    /// generation.
+    pub fn note(&mut self, keys: &[(Key, u64)]) -> Result<()> {
         let tx = self
             .conn
             .transaction()
@@ -173,8 +182,8 @@ impl Db {
                      ON CONFLICT (key) DO UPDATE SET gen = max(gen, excluded.gen)",
                 )
                 .map_err(|e| db_err(&self.path, "noting keys", e))?;
-            for k in keys {
-                q.execute(params![&k.0[..], gen as i64])
+            for (k, gen) in keys {
+                q.execute(params![&k.0[..], *gen as i64])
                     .map_err(|e| db_err(&self.path, "noting keys", e))?;
             }
         }

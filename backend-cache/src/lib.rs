@@ -20,6 +20,7 @@ pub mod db;
 use db::Db;
 use protocol::backend::{CasOutcome, Stats};
 use protocol::{AdminOutput, Backend, BackendInfo, Key, Result, Ticket};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,9 +28,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The tag Ore's garbage collector changes whenever it removes blocks.
 pub const GC_TAG: &str = "ore:gc";
 
+/// Acknowledged keys held in memory before they are written to the file together.
+const NOTE_BATCH: usize = 4096;
+
 /// The part of the cache that tickets finishing later need.
-struct Shared {
+pub(crate) struct Shared {
     db: Mutex<Db>,
+    /// Acknowledged keys not yet written to the file, with their flush generation (written in
+    /// batches: a transaction per key would cost more than the question it saves).
+    notes: Mutex<HashMap<Key, u64>>,
     /// The flush generation new acknowledgements wait for.
     gen: AtomicU64,
     /// Removals so far: an acknowledgement that started before a removal is not noted (it
@@ -44,14 +51,37 @@ impl Shared {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes acknowledged keys, unless a removal happened since `removals` was read. A failure
-    /// to note is harmless (the key is asked about again), so it is only logged.
+    pub(crate) fn notes(&self) -> MutexGuard<'_, HashMap<Key, u64>> {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes acknowledged keys, unless a removal happened since `removals` was read.
     fn note(&self, keys: &[Key], removals: u64) {
         if keys.is_empty() || self.removals.load(SeqCst) != removals {
             return;
         }
         let gen = self.gen.load(SeqCst);
-        if let Err(e) = self.db().note(keys, gen) {
+        let full = {
+            let mut notes = self.notes();
+            for k in keys {
+                let g = notes.entry(*k).or_insert(gen);
+                *g = (*g).max(gen);
+            }
+            notes.len() >= NOTE_BATCH
+        };
+        if full {
+            self.write_notes();
+        }
+    }
+
+    /// Writes the noted keys to the file. A failure is harmless (the keys are asked about
+    /// again), so it is only logged.
+    fn write_notes(&self) {
+        let notes: Vec<(Key, u64)> = self.notes().drain().collect();
+        if notes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.db().note(&notes) {
             protocol::log::warning(&format!("backend-cache: {e}"));
         }
     }
@@ -144,6 +174,7 @@ impl CacheBackend {
             inner_id: inner_id.to_string(),
             shared: Arc::new(Shared {
                 db: Mutex::new(db),
+                notes: Mutex::new(HashMap::new()),
                 gen: AtomicU64::new(1),
                 removals: AtomicU64::new(0),
                 hits: AtomicU64::new(0),
@@ -222,6 +253,12 @@ impl Backend for CacheBackend {
             Ok(a) => a,
             Err(e) => return Ticket::ready(Err(e)),
         };
+        {
+            let notes = self.shared.notes();
+            for (k, slot) in keys.iter().zip(answer.iter_mut()) {
+                *slot |= notes.contains_key(k);
+            }
+        }
         let ask: Vec<Key> = keys
             .iter()
             .zip(&answer)
@@ -260,6 +297,12 @@ impl Backend for CacheBackend {
     fn remove(&self, keys: &[Key]) -> Result<()> {
         // Forget first: if the removal then fails, the cache merely asks again.
         self.shared.removals.fetch_add(1, SeqCst);
+        {
+            let mut notes = self.shared.notes();
+            for k in keys {
+                notes.remove(k);
+            }
+        }
         self.shared.db().forget(keys)?;
         self.inner.remove(keys)
     }
@@ -292,6 +335,7 @@ impl Backend for CacheBackend {
     fn flush(&self) -> Result<()> {
         let gen = self.shared.gen.fetch_add(1, SeqCst);
         self.inner.flush()?;
+        self.shared.write_notes();
         self.shared.db().record_flushed(gen)?;
         self.shared.save_counters()
     }

@@ -47,7 +47,14 @@ pub(crate) struct Inner {
     inflight: Mutex<HashMap<Key, usize>>,
     /// Blocks stored short of full trust in this session (reported at the flush).
     short: AtomicU64,
+    /// Copies acknowledged and not yet written to the state: key → size and (member, flush
+    /// generation). Written in batches (a transaction per block would cost more than storing
+    /// it), and always before the state is read as a whole or a flush is recorded.
+    copies: Mutex<HashMap<Key, (u64, Vec<(i64, u64)>)>>,
 }
+
+/// Copies held in memory before they are written to the state together.
+const COPY_BATCH: usize = 4096;
 
 /// The proxy.
 pub struct ReplicatedBackend {
@@ -109,7 +116,41 @@ impl Inner {
     }
 
     pub(crate) fn holders(&self, key: &Key) -> Result<Vec<i64>> {
-        self.state().holders(key)
+        let mut h = self.state().holders(key)?;
+        if let Some((_, more)) = lock(&self.copies).get(key) {
+            for (m, _) in more {
+                if !h.contains(m) {
+                    h.push(*m);
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// Notes copies the members acknowledged (to be made durable by the flush of `gen`).
+    fn record_copies(&self, key: Key, size: u64, members: &[i64], gen: u64) -> Result<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let full = {
+            let mut copies = lock(&self.copies);
+            let entry = copies.entry(key).or_insert((size, Vec::new()));
+            entry.1.extend(members.iter().map(|m| (*m, gen)));
+            copies.len() >= COPY_BATCH
+        };
+        if full {
+            self.write_copies()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the copies held in memory to the state.
+    pub(crate) fn write_copies(&self) -> Result<()> {
+        let copies: Vec<(Key, u64, i64, u64)> = lock(&self.copies)
+            .drain()
+            .flat_map(|(k, (size, ms))| ms.into_iter().map(move |(m, g)| (k, size, m, g)))
+            .collect();
+        self.state().add_copies_many(&copies)
     }
 
     /// Starts storing `data` on more members (never those in `exclude`) until the copies'
@@ -191,8 +232,7 @@ impl Inner {
                 }
             }
         }
-        self.state()
-            .add_copies(&key, data.len() as u64, &stored, gen)?;
+        self.record_copies(key, data.len() as u64, &stored, gen)?;
         Ok(have).and_then(|have| {
             if have == 0 {
                 let why = if errors.is_empty() {
@@ -227,6 +267,7 @@ impl Inner {
     /// Flushes every working member; copies pending on members that fail are lost, and the
     /// blocks they leave short are copied to other members (and flushed) before returning.
     pub(crate) fn flush_all(self: &Arc<Self>) -> Result<()> {
+        self.write_copies()?;
         for _round in 0..4 {
             let gen = self.gen.fetch_add(1, SeqCst);
             let members: Vec<_> = self
@@ -322,6 +363,7 @@ impl ReplicatedBackend {
             gen: AtomicU64::new(1),
             inflight: Mutex::new(HashMap::new()),
             short: AtomicU64::new(0),
+            copies: Mutex::new(HashMap::new()),
         });
         let members = inner.members();
         if members.is_empty() {
@@ -470,8 +512,9 @@ impl Backend for ReplicatedBackend {
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let mut known = self.inner.state().known(keys)?;
         let inflight = lock(&self.inner.inflight);
+        let copies = lock(&self.inner.copies);
         for (k, slot) in keys.iter().zip(known.iter_mut()) {
-            *slot |= inflight.contains_key(k);
+            *slot |= inflight.contains_key(k) || copies.contains_key(k);
         }
         Ok(known)
     }
@@ -480,6 +523,7 @@ impl Backend for ReplicatedBackend {
         if !self.info.can_remove {
             return Err(not_supported("remove", &self.info.server));
         }
+        self.inner.write_copies()?;
         // Forget first: a state that forgot a copy only asks again; one that remembers a
         // removed copy would answer `exists` wrongly.
         self.inner.state().forget(keys)?;
@@ -502,6 +546,7 @@ impl Backend for ReplicatedBackend {
     }
 
     fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        self.inner.write_copies()?;
         self.inner.state().list(after, limit)
     }
 
@@ -569,6 +614,7 @@ impl Backend for ReplicatedBackend {
     }
 
     fn stats(&self) -> Result<Stats> {
+        self.inner.write_copies()?;
         let (blocks, bytes) = self.inner.state().totals()?;
         let tags = self.list_tags()?.len() as u64;
         Ok(Stats {
@@ -579,6 +625,7 @@ impl Backend for ReplicatedBackend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        self.inner.write_copies()?;
         admin::run(self, command, args)
     }
 }

@@ -131,10 +131,10 @@ fn top_up_report(
             }
         }
         for (key, t) in writes {
-            let before = inner.state().holders(&key)?.len();
+            let before = inner.holders(&key)?.len();
             match t.wait() {
                 Ok(trust) => {
-                    let after = inner.state().holders(&key)?.len();
+                    let after = inner.holders(&key)?.len();
                     report.copied += after.saturating_sub(before) as u64;
                     if trust >= 100 {
                         inner.state().clear_short(&key)?;

@@ -296,6 +296,23 @@ impl State {
             .map_err(|e| db_err(&self.path, "recording copies", e))
     }
 
+    /// Records many copies in one transaction: `(key, size, member, gen)`.
+    pub fn add_copies_many(&mut self, copies: &[(Key, u64, i64, u64)]) -> Result<()> {
+        if copies.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&self.path, "starting a transaction", e))?;
+        for (key, size, member, gen) in copies {
+            add_copies_in(&tx, key, *size, &[*member], *gen)
+                .map_err(|e| db_err(&self.path, "recording copies", e))?;
+        }
+        tx.commit()
+            .map_err(|e| db_err(&self.path, "recording copies", e))
+    }
+
     /// Forgets copies (a member that did not have what the state said, or lost it).
     pub fn drop_copies(&mut self, key: &Key, members: &[i64]) -> Result<()> {
         let tx = self
@@ -390,16 +407,24 @@ impl State {
 
     /// For each key, whether any member holds it.
     pub fn known(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        let mut q = self
+        // One read transaction for the batch, not one per key.
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .map_err(|e| self.err("looking blocks up", e))?;
+        let mut q = tx
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM holdings WHERE key = ?1)")
             .map_err(|e| self.err("looking blocks up", e))?;
-        keys.iter()
+        let r = keys
+            .iter()
             .map(|k| {
                 q.query_row([&k.0[..]], |r| r.get::<_, bool>(0))
                     .map_err(|e| db_err(&self.path, "looking blocks up", e))
             })
-            .collect()
+            .collect();
+        drop(q);
+        tx.commit().map_err(|e| self.err("looking blocks up", e))?;
+        r
     }
 
     /// Up to `limit` keys after `after`, ascending, and whether more follow.
