@@ -50,8 +50,11 @@ pub(crate) struct Inner {
     /// Copies acknowledged and not yet written to the state: key → size and (member, flush
     /// generation). Written in batches (a transaction per block would cost more than storing
     /// it), and always before the state is read as a whole or a flush is recorded.
-    copies: Mutex<HashMap<Key, (u64, Vec<(i64, u64)>)>>,
+    copies: Mutex<HashMap<Key, PendingCopies>>,
 }
+
+/// A block's size and its copies not yet in the state: (member, flush generation).
+type PendingCopies = (u64, Vec<(i64, u64)>);
 
 /// Copies held in memory before they are written to the state together.
 const COPY_BATCH: usize = 4096;
