@@ -42,7 +42,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            window: 256,
+            window: 4096,
             client_name: format!("ore {}", env!("CARGO_PKG_VERSION")),
             env: Vec::new(),
         }

@@ -15,6 +15,7 @@
 //! block, then the tag is moved with compare-and-swap — so a tag never names anything that is
 //! not durably stored, and an interrupted run leaves the tag where it was.
 
+mod defer;
 mod file;
 mod walk;
 
@@ -34,6 +35,9 @@ use std::sync::{Arc, Mutex};
 /// The reserved tag that removing blocks (`gc`) changes, so file caches know to distrust
 /// what they remember.
 pub const GC_TAG: &str = "ore:gc";
+
+/// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
+const RESOLVERS: usize = 2;
 
 /// What to snapshot and how.
 #[derive(Debug, Default)]
@@ -68,6 +72,8 @@ pub struct SnapshotOutcome {
 pub(crate) struct Writer<'r> {
     repo: &'r Repo,
     dry: bool,
+    /// Questions waiting for answers (only when the backend pipelines).
+    deferred: Option<defer::Deferred>,
     tickets: Mutex<Option<SyncSender<Ticket<()>>>>,
     failed: Mutex<Option<protocol::Error>>,
     pub new_blocks: AtomicU64,
@@ -82,9 +88,42 @@ impl<'r> Writer<'r> {
         if Some(key) == known {
             return Ok(key);
         }
+        if let Some(d) = &self.deferred {
+            let present = self.repo.backend.start_exists(vec![key]);
+            let plain = plain.to_vec();
+            d.push(present, defer::Work::Block { kind, plain, key })?;
+            return Ok(key);
+        }
         if self.repo.backend.exists(&[key])?.first() == Some(&true) {
             return Ok(key);
         }
+        self.seal_and_put(kind, plain, key)?;
+        Ok(key)
+    }
+
+    /// Whether questions to the archive are answered later (see [`defer`]).
+    pub fn defers(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Queues chunks behind the archive's answer about them (see [`defer`]).
+    pub fn defer_chunks(
+        &self,
+        present: Ticket<Vec<bool>>,
+        data: Vec<u8>,
+        cuts: Vec<(usize, usize)>,
+        keys: Vec<Key>,
+    ) -> Result<()> {
+        match &self.deferred {
+            Some(d) => d.push(present, defer::Work::Chunks { data, cuts, keys }),
+            None => Err(Error::Archive(
+                "internal: nothing is deferred for this backend".into(),
+            )),
+        }
+    }
+
+    /// Seals `plain` as a block of `kind` with key `key` and sends it.
+    pub fn seal_and_put(&self, kind: Kind, plain: &[u8], key: Key) -> Result<()> {
         let mut out = Vec::with_capacity(plain.len() + 64);
         block::seal(
             &self.repo.keys,
@@ -94,8 +133,7 @@ impl<'r> Writer<'r> {
             self.repo.compression,
             &mut out,
         )?;
-        self.put(key, out, plain.len())?;
-        Ok(key)
+        self.put(key, out, plain.len())
     }
 
     /// Sends a sealed block.
@@ -226,6 +264,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         writer: Writer {
             repo,
             dry: opts.dry_run,
+            deferred: repo.backend.pipelines().then(defer::Deferred::new),
             tickets: Mutex::new(Some(ticket_tx)),
             failed: Mutex::new(None),
             new_blocks: AtomicU64::new(0),
@@ -259,7 +298,26 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
                 }
             }
         });
+        let resolvers: Vec<_> = match &ctx.writer.deferred {
+            Some(d) => (0..RESOLVERS)
+                .map(|_| {
+                    s.spawn(move || {
+                        d.resolve(&ctx.writer, &|e| {
+                            ctx.fail(e);
+                        })
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let root = walk::run(ctx, &paths, reader, writer);
+        // Every question answered and its blocks sent, then the puts confirmed.
+        if let Some(d) = &ctx.writer.deferred {
+            d.close();
+        }
+        for r in resolvers {
+            let _ = r.join();
+        }
         // Close the ticket channel so the drain ends, then wait for it.
         ctx.writer
             .tickets
