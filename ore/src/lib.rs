@@ -17,6 +17,7 @@ pub mod filecache;
 pub mod format;
 pub mod fsys;
 pub mod meta;
+pub mod prefetch;
 pub mod progress;
 pub mod repo;
 pub mod restore;

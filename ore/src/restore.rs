@@ -13,6 +13,7 @@
 use crate::block::{self, Kind};
 use crate::entry::{Content, Entry, EntryKind, Piece, Snapshot};
 use crate::error::{Error, Result};
+use crate::prefetch::{Fetch, Prefetch};
 use crate::progress::Progress;
 use crate::repo::Repo;
 use crate::tree::{DirTree, FileTree, Reader};
@@ -62,13 +63,22 @@ pub struct RestoreOutcome {
     pub incomplete: bool,
 }
 
-/// Blocks fetched ahead of the one being written.
+/// Blocks fetched ahead of the one being written, within a file (more over a slow link).
 const READ_AHEAD: usize = 16;
+const READ_AHEAD_FAR: usize = 64;
+/// Restore threads when the backend pipelines (most of them wait for the link).
+const WAITING_THREADS: usize = 128;
+/// Entries of a directory whose blocks are asked for together, over a slow link.
+const GROUP: usize = 256;
+/// Groups whose blocks are asked for ahead of the one being restored.
+const AHEAD_GROUPS: usize = 4;
 /// Entries of one directory handled by one task at least.
 const RUN: usize = 4;
 
 struct Ctx<'r> {
     repo: &'r Repo,
+    /// Blocks asked for ahead (only for a backend that pipelines).
+    prefetch: Option<Prefetch<'r>>,
     opts: &'r RestoreOptions,
     root_owner: bool,
     warnings: Mutex<Vec<String>>,
@@ -85,6 +95,41 @@ struct Ctx<'r> {
 }
 
 impl Ctx<'_> {
+    /// Where blocks are read from: the prefetched answers first.
+    fn fetcher(&self) -> &dyn Fetch {
+        match &self.prefetch {
+            Some(p) => p,
+            None => self.repo,
+        }
+    }
+
+    /// Starts reading a block (taking a prefetched answer when there is one).
+    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
+        match &self.prefetch {
+            Some(p) => p.start(key),
+            None => self.repo.backend.start_get(key),
+        }
+    }
+
+    /// Asks ahead for the first block each of `entries` will need.
+    fn ask_ahead(&self, entries: &[Entry]) {
+        let Some(p) = &self.prefetch else { return };
+        for e in entries {
+            match &e.kind {
+                EntryKind::Dir { tree } => p.ask(*tree, 4096),
+                EntryKind::File {
+                    size,
+                    content: Content::Chunk(key),
+                } => p.ask(*key, (*size).min(1 << 20)),
+                EntryKind::File {
+                    content: Content::Index(root),
+                    ..
+                } => p.ask(*root, 16384),
+                _ => {}
+            }
+        }
+    }
+
     fn warn(&self, msg: String) {
         protocol::log::warning(&msg);
         self.warnings
@@ -128,6 +173,7 @@ pub fn restore(
     }
     let ctx = Ctx {
         repo,
+        prefetch: Prefetch::new(&*repo.backend),
         opts,
         root_owner: crate::meta::is_root() && !opts.no_owner,
         warnings: Mutex::new(Vec::new()),
@@ -140,7 +186,14 @@ pub fn restore(
         links: Mutex::new(Vec::new()),
         other: AtomicU64::new(0),
     };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Over a slow link most threads wait for answers, not for a core: many directories are
+    // restored at once so that their round trips overlap.
+    let threads = if ctx.prefetch.is_some() {
+        cores.max(WAITING_THREADS)
+    } else {
+        cores
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .stack_size(256 << 20)
@@ -227,7 +280,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Restores the contents of directory tree `tree` into the existing directory `dir`.
 fn walk(ctx: &Ctx, tree: Key, dir: &Path) -> Result<()> {
-    let mut reader = Reader::<DirTree>::new(ctx.repo, tree);
+    let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
     let mut entries = Vec::new();
     loop {
         match reader.next_item() {
@@ -244,10 +297,33 @@ fn walk(ctx: &Ctx, tree: Key, dir: &Path) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-    entries
-        .into_par_iter()
-        .with_min_len(RUN)
-        .try_for_each(|entry| {
+    if ctx.prefetch.is_none() {
+        return entries
+            .into_par_iter()
+            .with_min_len(RUN)
+            .try_for_each(|entry| restore_entry(ctx, dir, entry));
+    }
+    // Over a slow link: the blocks of the next groups are asked for while a group is
+    // restored, so a directory of many small files does not wait a round trip per group.
+    let n = entries.len();
+    ctx.ask_ahead(&entries[..n.min(GROUP * AHEAD_GROUPS)]);
+    let mut start = 0;
+    while start < n {
+        let end = (start + GROUP).min(n);
+        let ahead = (end + GROUP * (AHEAD_GROUPS - 1)).min(n);
+        ctx.ask_ahead(&entries[ahead..(ahead + GROUP).min(n)]);
+        entries[start..end]
+            .par_iter()
+            .try_for_each(|entry| restore_entry(ctx, dir, entry.clone()))?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Restores one entry of the directory `dir`.
+fn restore_entry(ctx: &Ctx, dir: &Path, entry: Entry) -> Result<()> {
+    {
+        {
             if entry.name.is_empty()
                 || entry.name.contains(&b'/')
                 || entry.name == b"."
@@ -277,7 +353,8 @@ fn walk(ctx: &Ctx, tree: Key, dir: &Path) -> Result<()> {
             } else {
                 one(ctx, entry, path)
             }
-        })
+        }
+    }
 }
 
 /// Restores one non-directory entry at `path`.
@@ -424,12 +501,12 @@ fn restore_file(ctx: &Ctx, e: &Entry, path: &Path) -> std::result::Result<(), St
 
 /// Fetches blocks ahead of writing: the tickets of the next data pieces.
 /// A piece and, for data, the fetch already under way.
-type Fetch = (Piece, Option<Ticket<Option<Vec<u8>>>>);
+type Fetching = (Piece, Option<Ticket<Option<Vec<u8>>>>);
 
 struct Ahead<'r> {
-    repo: &'r Repo,
+    ctx: &'r Ctx<'r>,
     pieces: Pieces<'r>,
-    queue: VecDeque<Fetch>,
+    queue: VecDeque<Fetching>,
 }
 
 enum Pieces<'r> {
@@ -438,15 +515,20 @@ enum Pieces<'r> {
 }
 
 impl<'r> Ahead<'r> {
-    fn next(&mut self) -> Result<Option<Fetch>> {
-        while self.queue.len() < READ_AHEAD {
+    fn next(&mut self) -> Result<Option<Fetching>> {
+        let depth = if self.ctx.prefetch.is_some() {
+            READ_AHEAD_FAR
+        } else {
+            READ_AHEAD
+        };
+        while self.queue.len() < depth {
             let p = match &mut self.pieces {
                 Pieces::One(p) => p.take(),
                 Pieces::Tree(r) => r.next_item()?,
             };
             let Some(p) = p else { break };
             let t = match &p {
-                Piece::Data { key, .. } => Some(self.repo.backend.start_get(*key)),
+                Piece::Data { key, .. } => Some(self.ctx.start_get(*key)),
                 Piece::Hole { .. } => None,
             };
             self.queue.push_back((p, t));
@@ -455,14 +537,14 @@ impl<'r> Ahead<'r> {
     }
 }
 
-fn pieces<'r>(repo: &'r Repo, content: &Content, size: u64) -> Pieces<'r> {
+fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64) -> Pieces<'r> {
     match content {
         Content::Empty => Pieces::One(None),
         Content::Chunk(key) => Pieces::One(Some(Piece::Data {
             key: *key,
             len: size,
         })),
-        Content::Index(root) => Pieces::Tree(Reader::new(repo, *root)),
+        Content::Index(root) => Pieces::Tree(Reader::via(repo, fetch, *root)),
     }
 }
 
@@ -479,8 +561,8 @@ fn write_content(
     path: &Path,
 ) -> std::result::Result<u64, String> {
     let mut ahead = Ahead {
-        repo: ctx.repo,
-        pieces: pieces(ctx.repo, content, size),
+        ctx,
+        pieces: pieces(ctx.repo, ctx.fetcher(), content, size),
         queue: VecDeque::new(),
     };
     let mut pos = 0u64;
@@ -543,7 +625,7 @@ fn verify(ctx: &Ctx, path: &Path, content: &Content, size: u64) -> std::result::
             md.size()
         ));
     }
-    let mut pieces = pieces(ctx.repo, content, size);
+    let mut pieces = pieces(ctx.repo, ctx.repo, content, size);
     let mut pos = 0u64;
     let mut buf = Vec::new();
     loop {

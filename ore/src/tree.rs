@@ -10,6 +10,7 @@
 use crate::block::Kind;
 use crate::entry::{decode, encode, Child, DirSummary, Entry, Inner, Piece};
 use crate::error::{Error, Result};
+use crate::prefetch::Fetch;
 use crate::repo::Repo;
 use protocol::Key;
 use serde::de::DeserializeOwned;
@@ -203,6 +204,7 @@ type Level<S> = (Vec<Child<S>>, usize, u8);
 /// Reads a tree's items in order, fetching one block per level at a time.
 pub struct Reader<'r, S: TreeSpec> {
     repo: &'r Repo,
+    fetch: &'r dyn Fetch,
     /// Inner nodes being read: their children, the next child, their level.
     stack: Vec<Level<S::Summary>>,
     leaf: std::vec::IntoIter<S::Leaf>,
@@ -216,7 +218,12 @@ pub enum Node<S: TreeSpec> {
 
 /// Fetches and decodes the node `key`.
 pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
-    let plain = crate::repo::fetched(repo.backend.get(key), key, S::LEAF)?;
+    read_node_via(repo, repo, key)
+}
+
+/// Fetches (through `fetch`) and decodes the node `key`.
+pub fn read_node_via<S: TreeSpec>(repo: &Repo, fetch: &dyn Fetch, key: Key) -> Result<Node<S>> {
+    let plain = crate::repo::fetched(fetch.fetch(key), key, S::LEAF)?;
     let p = crate::block::open(&repo.keys, &key, None, plain)?;
     if p.kind == S::LEAF {
         Ok(Node::Leaf(decode(p.data(), &key, S::LEAF)?))
@@ -234,8 +241,14 @@ pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
 impl<'r, S: TreeSpec> Reader<'r, S> {
     /// Starts reading the tree rooted at `root`.
     pub fn new(repo: &'r Repo, root: Key) -> Reader<'r, S> {
+        Reader::via(repo, repo, root)
+    }
+
+    /// Starts reading the tree rooted at `root`, fetching its blocks through `fetch`.
+    pub fn via(repo: &'r Repo, fetch: &'r dyn Fetch, root: Key) -> Reader<'r, S> {
         Reader {
             repo,
+            fetch,
             stack: vec![(
                 vec![Child {
                     key: root,
@@ -264,7 +277,7 @@ impl<'r, S: TreeSpec> Reader<'r, S> {
             let key = children[*pos].key;
             let parent_level = *level;
             *pos += 1;
-            match read_node::<S>(self.repo, key)? {
+            match read_node_via::<S>(self.repo, self.fetch, key)? {
                 Node::Leaf(items) => {
                     if parent_level != 1 && parent_level != u8::MAX {
                         return Err(bad_level(key, S::LEAF));
@@ -277,6 +290,10 @@ impl<'r, S: TreeSpec> Reader<'r, S> {
                         && (parent_level == u8::MAX || inner.level + 1 == parent_level);
                     if !ok {
                         return Err(bad_level(key, S::INNER));
+                    }
+                    // The children will all be read, in order: ask for them together.
+                    for c in &inner.children {
+                        self.fetch.ask(c.key, 64 << 10);
                     }
                     self.stack.push((inner.children, 0, inner.level));
                 }
