@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # backend-cache in front of a distant archive: an unchanged re-snapshot with and without it.
 #
-#   bench/cache.sh [SOURCE] [MS]       (default /usr/share, 10 ms each way = 20 ms per round trip)
+#   bench/cache.sh [SOURCE] [MS] [link|serial]      (default /usr/share 10 link)
 #
 # The archive is splitlog on $ORE_BENCH_WORK (default /dev/shm/ore-bench-cache), reached through
-# `delay-link MS`, a pipe that holds every byte back MS milliseconds each way. The snapshot is
+# `delay-link`:
+#   link    a pipe that holds every byte back MS milliseconds each way (a long network link:
+#           round trips of 2*MS that overlap, so a pipelining client hides most of them);
+#   serial  a backend that serves one request at a time and takes MS for each (a slow store:
+#           nothing overlaps, every question costs MS). The snapshot is
 # first taken locally; the cache is then filled from the archive's listing (`rebuild`), as it
 # would be after its first snapshot, and the local run's file cache is copied for each side.
 # Timed:
@@ -15,6 +19,7 @@
 set -euo pipefail
 SRC=${1:-/usr/share}
 MS=${2:-10}
+MODE=${3:-link}
 WORK=${ORE_BENCH_WORK:-/dev/shm/ore-bench-cache}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
@@ -23,12 +28,16 @@ BIN=$ROOT/target/release
 rm -rf "$WORK"; mkdir -p "$WORK"
 export ORE_PASSPHRASE=bench
 ARCHIVE=$WORK/archive
-DISTANT="$BIN/delay-link $MS backend-splitlog $ARCHIVE"
+case $MODE in
+link) DISTANT="$BIN/delay-link $MS backend-splitlog $ARCHIVE" ;;
+serial) DISTANT="$BIN/delay-link --serial $MS backend-splitlog $ARCHIVE" ;;
+*) echo "unknown mode $MODE (link or serial)" >&2; exit 2 ;;
+esac
 CACHED="$BIN/backend-cache $WORK/cache.db '$DISTANT'"
 
 secs() { /usr/bin/time -f %e -o "$WORK/t" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }; cat "$WORK/t"; }
 
-echo "source: $SRC; link: ${MS} ms each way; work dir: $WORK"
+echo "source: $SRC; $MODE delay: ${MS} ms; work dir: $WORK"
 "$BIN/ore" -a "$ARCHIVE" init -q
 XDG_CACHE_HOME=$WORK/fc-local "$BIN/ore" -a "$ARCHIVE" snapshot -q bench "$SRC" >/dev/null
 "$BIN/ore-admin" "$CACHED" rebuild

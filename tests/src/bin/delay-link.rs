@@ -4,6 +4,11 @@
 //! `delay-link --tcp MS LISTEN-ADDR TARGET-ADDR`: the same for TCP: accepts connections on
 //! LISTEN-ADDR and joins each to TARGET-ADDR through a link delayed MS milliseconds each way.
 //!
+//! `delay-link --serial MS COMMAND [ARGS...]`: a slow backend rather than a long link: COMMAND
+//! (which must speak the Ore protocol) gets one request at a time, and each answer is held back
+//! MS milliseconds — every request costs MS, however many the client sends at once (like a
+//! store that serves one slow remote call at a time).
+//!
 //! A test tool: it models latency, not bandwidth — bytes are read as soon as they arrive and
 //! written when their time has come, so many requests can be on the way at once, as on a real
 //! link. `backend-*` commands are looked up next to this program first, like `ore` does.
@@ -18,9 +23,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("--tcp") if args.len() == 4 => tcp(&args[1], &args[2], &args[3]),
+        Some("--serial") if args.len() >= 3 => serial(&args[1], &args[2..]),
         Some(ms) if args.len() >= 2 && !ms.starts_with('-') => command(ms, &args[1..]),
         _ => Err(
-            "usage: delay-link MS COMMAND [ARGS...] | delay-link --tcp MS LISTEN-ADDR TARGET-ADDR"
+            "usage: delay-link MS COMMAND [ARGS...] | delay-link --serial MS COMMAND [ARGS...] | \
+             delay-link --tcp MS LISTEN-ADDR TARGET-ADDR"
                 .to_string(),
         ),
     };
@@ -113,4 +120,59 @@ fn tcp(ms: &str, listen: &str, target: &str) -> Result<(), String> {
         });
     }
     Ok(())
+}
+
+fn serial(ms: &str, words: &[String]) -> Result<(), String> {
+    use protocol::frame::{read_frame, MAGIC, MAX_FRAME_BODY};
+    use protocol::message::{Request, Response};
+    let delay = delay_of(ms)?;
+    let program = protocol::spawn::resolve_program(&words[0]);
+    let mut child = Command::new(&program)
+        .args(&words[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+    let (Some(mut to_child), Some(from_child)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("the child's pipes could not be set up".into());
+    };
+    let mut from_child = std::io::BufReader::new(from_child);
+    let mut input = std::io::BufReader::new(std::io::stdin());
+    let mut out = std::io::stdout();
+    let io = |e: std::io::Error| e.to_string();
+    let mut magic = [0u8; 8];
+    from_child.read_exact(&mut magic).map_err(io)?;
+    out.write_all(&magic).and_then(|()| out.flush()).map_err(io)?;
+    input.read_exact(&mut magic).map_err(io)?;
+    if magic != MAGIC {
+        return Err("the client did not greet with the Ore magic".into());
+    }
+    to_child.write_all(&magic).map_err(io)?;
+    // One request at a time: forward it, wait for its answer (passing log frames on), hold
+    // the answer back, then take the next.
+    while let Some(frame) = read_frame(&mut input, MAX_FRAME_BODY).map_err(|e| e.to_string())? {
+        let req = Request::decode(frame).map_err(|e| e.to_string())?;
+        let closing = req == Request::Close;
+        req.write_to(&mut to_child)
+            .and_then(|()| to_child.flush())
+            .map_err(io)?;
+        std::thread::sleep(delay);
+        loop {
+            let Some(f) = read_frame(&mut from_child, MAX_FRAME_BODY).map_err(|e| e.to_string())?
+            else {
+                return Ok(());
+            };
+            let resp = Response::decode(f).map_err(|e| e.to_string())?;
+            resp.write_to(&mut out).and_then(|()| out.flush()).map_err(io)?;
+            if !matches!(resp, Response::Log { .. }) {
+                break;
+            }
+        }
+        if closing {
+            break;
+        }
+    }
+    drop(to_child);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    std::process::exit(status.code().unwrap_or(1));
 }
