@@ -31,4 +31,5 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 pub mod ore;
+pub mod sshd;
 pub mod trees;

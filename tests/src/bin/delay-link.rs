@@ -142,7 +142,9 @@ fn serial(ms: &str, words: &[String]) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
     let mut magic = [0u8; 8];
     from_child.read_exact(&mut magic).map_err(io)?;
-    out.write_all(&magic).and_then(|()| out.flush()).map_err(io)?;
+    out.write_all(&magic)
+        .and_then(|()| out.flush())
+        .map_err(io)?;
     input.read_exact(&mut magic).map_err(io)?;
     if magic != MAGIC {
         return Err("the client did not greet with the Ore magic".into());
@@ -163,7 +165,9 @@ fn serial(ms: &str, words: &[String]) -> Result<(), String> {
                 return Ok(());
             };
             let resp = Response::decode(f).map_err(|e| e.to_string())?;
-            resp.write_to(&mut out).and_then(|()| out.flush()).map_err(io)?;
+            resp.write_to(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(io)?;
             if !matches!(resp, Response::Log { .. }) {
                 break;
             }
