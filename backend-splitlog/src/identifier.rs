@@ -7,9 +7,34 @@
 //! /data`). Every failure names the identifier.
 
 use crate::{SplitlogBackend, SplitlogOptions};
-use protocol::{Backend, Client, Error};
+use protocol::{Backend, Client, ClientOptions, Error};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Seconds a backend may stay silent while requests wait before it is given up (unset or 0:
+/// wait for ever). `ore --timeout` sets it; proxies inherit it for their inner backends.
+pub const TIMEOUT_ENV: &str = "ORE_TIMEOUT";
+
+/// Options for a client started from an identifier: the timeout from [`TIMEOUT_ENV`].
+pub fn client_options(id: &str) -> protocol::Result<ClientOptions> {
+    let mut opts = ClientOptions::default();
+    if let Ok(v) = std::env::var(TIMEOUT_ENV) {
+        let secs: f64 = v.trim().parse().map_err(|_| Error::Connection {
+            archive: id.to_string(),
+            message: format!("{TIMEOUT_ENV}={v:?} is not a number of seconds"),
+        })?;
+        if !(secs >= 0.0 && secs.is_finite()) {
+            return Err(Error::Connection {
+                archive: id.to_string(),
+                message: format!("{TIMEOUT_ENV}={v:?} is not a number of seconds"),
+            });
+        }
+        if secs > 0.0 {
+            opts.timeout = Some(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    Ok(opts)
+}
 
 /// How an identifier will be opened.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,7 +75,7 @@ pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
                 archive: id.to_string(),
                 message: e.to_string(),
             }),
-        Kind::Command(cmd) => Ok(Arc::new(Client::connect(cmd)?)),
+        Kind::Command(cmd) => Ok(Arc::new(Client::connect_with(cmd, client_options(id)?)?)),
     }
 }
 

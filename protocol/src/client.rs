@@ -37,6 +37,9 @@ pub struct ClientOptions {
     pub client_name: String,
     /// Extra environment for the backend process (tests use it for fault injection).
     pub env: Vec<(String, String)>,
+    /// How long requests may wait with nothing at all arriving from the backend before it is
+    /// declared hung, killed, and every waiting request fails (`None`: wait for ever).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +48,7 @@ impl Default for ClientOptions {
             window: 4096,
             client_name: format!("ore {}", env!("CARGO_PKG_VERSION")),
             env: Vec::new(),
+            timeout: None,
         }
     }
 }
@@ -75,6 +79,9 @@ struct Shared {
     room: Condvar,
     window: usize,
     child: Mutex<Option<Child>>,
+    /// When something last arrived from the backend, or a request was sent while none was
+    /// waiting: the watchdog's clock.
+    heard: Mutex<Instant>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,7 +145,13 @@ impl Shared {
         };
         // Queue the completion before writing, under the writer lock, so completions are in
         // exactly the order requests are written.
-        lock(&self.pending).queue.push_back(done);
+        {
+            let mut p = lock(&self.pending);
+            if p.queue.is_empty() {
+                *lock(&self.heard) = Instant::now();
+            }
+            p.queue.push_back(done);
+        }
         if let Err(e) = req.write_to(out) {
             // The reader sees the end of the stream and fails everything queued, this included.
             self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
@@ -251,13 +264,44 @@ impl Client {
             room: Condvar::new(),
             window: opts.window.max(1),
             child: Mutex::new(Some(child)),
+            heard: Mutex::new(Instant::now()),
         });
         let mut input = BufReader::with_capacity(256 * 1024, stdout);
+        // A backend that never greets (a hung program, ssh waiting on a network) is given up
+        // after the timeout too.
+        let greeted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(limit) = opts.timeout {
+            let (shared, greeted) = (shared.clone(), greeted.clone());
+            let _ = std::thread::Builder::new()
+                .name("ore client handshake timer".into())
+                .spawn(move || {
+                    let started = Instant::now();
+                    while !greeted.load(Ordering::Acquire) {
+                        if started.elapsed() >= limit {
+                            shared.mark_dead(format!(
+                                "the backend did not answer the greeting within {} s (the \
+                                 limit is set with --timeout or ORE_TIMEOUT)",
+                                limit.as_secs_f64()
+                            ));
+                            if let Some(child) = lock(&shared.child).as_mut() {
+                                let _ = child.kill();
+                            }
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
+        }
         let handshake = handshake(&shared, &mut input, &opts.client_name);
+        greeted.store(true, Ordering::Release);
         let (version, info) = match handshake {
             Ok(v) => v,
             Err(e) => {
                 let e = match e {
+                    // Given up by the handshake timer: say so rather than how the child died.
+                    _ if shared.dead_error().is_some() => shared
+                        .dead_error()
+                        .unwrap_or_else(|| shared.conn_error("the handshake failed")),
                     Error::Connection { .. } => e,
                     other => {
                         let exit = shared
@@ -279,6 +323,13 @@ impl Client {
             .name("ore client reader".into())
             .spawn(move || read_answers(&reader_shared, input))
             .map_err(|e| conn(format!("cannot start the reader thread: {e}")))?;
+        if let Some(limit) = opts.timeout {
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("ore client watchdog".into())
+                .spawn(move || watchdog(weak, limit))
+                .map_err(|e| conn(format!("cannot start the watchdog thread: {e}")))?;
+        }
         Ok(Client {
             shared,
             info,
@@ -291,6 +342,11 @@ impl Client {
     /// The archive identifier this client was started with.
     pub fn archive(&self) -> &str {
         &self.shared.archive
+    }
+
+    /// The backend process's id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        lock(&self.shared.child).as_ref().map(Child::id)
     }
 
     /// The protocol version agreed on.
@@ -441,6 +497,33 @@ fn handshake(
     }
 }
 
+/// Kills a backend that leaves requests waiting for `limit` without sending anything (a hung
+/// process, a network that went silent); the reader then fails every waiting request.
+fn watchdog(shared: std::sync::Weak<Shared>, limit: Duration) {
+    let tick = (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        std::thread::sleep(tick);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if lock(&shared.dead).is_some() {
+            return;
+        }
+        let waiting = !lock(&shared.pending).queue.is_empty();
+        if waiting && lock(&shared.heard).elapsed() >= limit {
+            shared.mark_dead(format!(
+                "the backend sent nothing for {} s while requests waited: it was stopped \
+                 (the limit is set with --timeout or ORE_TIMEOUT)",
+                limit.as_secs_f64()
+            ));
+            if let Some(child) = lock(&shared.child).as_mut() {
+                let _ = child.kill();
+            }
+            return;
+        }
+    }
+}
+
 /// The reader thread: answers to completions, log frames to the log sink.
 fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
     let why = loop {
@@ -449,6 +532,7 @@ fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
             Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         };
+        *lock(&shared.heard) = Instant::now();
         let resp = match Response::decode(frame) {
             Ok(r) => r,
             Err(e) => break Some(e.to_string()),

@@ -51,6 +51,16 @@ pub struct Global {
     /// Print only what was asked for (keys, data), no summaries or progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Give up on a backend that sends nothing for SECS seconds while requests wait (a hung
+    /// process or a silent network); 0 waits for ever. Passed on to proxies' inner backends.
+    #[arg(
+        long,
+        global = true,
+        env = "ORE_TIMEOUT",
+        value_name = "SECS",
+        default_value = "300"
+    )]
+    pub timeout: f64,
 }
 
 #[derive(Subcommand, Debug)]

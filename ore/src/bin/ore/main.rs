@@ -151,6 +151,12 @@ impl protocol::log::LogSink for Sink {
 
 fn main() {
     let cli = Cli::parse();
+    // Every client this process starts (and, through their environment, every proxy's inner
+    // client) reads the limit from the environment.
+    std::env::set_var(
+        backend_splitlog::identifier::TIMEOUT_ENV,
+        cli.global.timeout.to_string(),
+    );
     let code = match run(cli) {
         Ok(Done::Clean) => 0,
         Ok(Done::Warnings) => 3,
