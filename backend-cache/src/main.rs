@@ -25,6 +25,13 @@ struct Args {
     cache: PathBuf,
     /// The archive identifier of the inner backend, as one argument.
     inner: String,
+    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
+    /// change anything (for an ssh forced command on a machine that makes backups).
+    #[arg(long)]
+    append_only: bool,
+    /// Serve reads only.
+    #[arg(long)]
+    read_only: bool,
 }
 
 fn main() {
@@ -39,6 +46,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = CacheBackend::open(&args.cache, &args.inner)
         .with_context(|| format!("opening the cache {}", args.cache.display()))?;
-    protocol::serve_stdio(&backend)?;
+    let access = protocol::Access::from_flags(args.append_only, args.read_only);
+    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
     Ok(())
 }

@@ -18,6 +18,10 @@ struct Args {
     /// Serve reads only; refuse puts, removals and tag changes.
     #[arg(long)]
     read_only: bool,
+    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
+    /// change anything (for an ssh forced command on a machine that makes backups).
+    #[arg(long)]
+    append_only: bool,
     /// Largest block accepted, in bytes (kept in the archive's settings).
     #[arg(long, value_name = "BYTES")]
     max_block_size: Option<u32>,
@@ -40,6 +44,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("opening the archive {}", args.dir.display()))?;
-    protocol::serve_stdio(&backend)?;
+    let access = protocol::Access::from_flags(args.append_only, args.read_only);
+    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
     Ok(())
 }

@@ -25,6 +25,11 @@ const COMMANDS: &[AdminCommand] = &[
         help: "blocks, bytes, tags, blocks short of full trust, damaged copies",
     },
     AdminCommand {
+        name: "tag-history",
+        args: "NAME",
+        help: "every value the tag has had, oldest first",
+    },
+    AdminCommand {
         name: "members",
         args: "",
         help: "every member: trust, weights, health, copies held, last error",
@@ -159,6 +164,12 @@ pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<Admi
         "info" => info(b),
         "stats" => stats(b),
         "members" => members(b),
+        "tag-history" => match args {
+            [name] => tag_history(b, name),
+            _ => Err(bad(
+                "`tag-history` needs one argument: the tag's name".into()
+            )),
+        },
         "add" => add(b, args),
         "set" => set(b, args),
         "remove" => remove(b, args),
@@ -232,6 +243,23 @@ fn stats(b: &ReplicatedBackend) -> Result<AdminOutput> {
         "short": short, "damaged": damaged,
     });
     Ok(AdminOutput::new(text, json))
+}
+
+fn tag_history(b: &ReplicatedBackend, name: &str) -> Result<AdminOutput> {
+    let rows = b.inner().state().tag_history(name)?;
+    let show = |v: &Option<Vec<u8>>| v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
+    let mut text: String = rows
+        .iter()
+        .map(|(t, v)| format!("{t}: {}\n", show(v).as_deref().unwrap_or("(removed)")))
+        .collect();
+    if rows.is_empty() {
+        text = format!("tag {name} has no history\n");
+    }
+    let json = rows
+        .iter()
+        .map(|(t, v)| json!({"time": t, "value": show(v)}))
+        .collect();
+    Ok(AdminOutput::new(text, serde_json::Value::Array(json)))
 }
 
 fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {

@@ -23,6 +23,13 @@ use std::path::PathBuf;
 struct Args {
     /// The state file (sqlite; created when missing).
     state: PathBuf,
+    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
+    /// change anything (for an ssh forced command on a machine that makes backups).
+    #[arg(long)]
+    append_only: bool,
+    /// Serve reads only.
+    #[arg(long)]
+    read_only: bool,
 }
 
 fn main() {
@@ -37,6 +44,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = ReplicatedBackend::open(&args.state)
         .with_context(|| format!("opening the replication state {}", args.state.display()))?;
-    protocol::serve_stdio(&backend)?;
+    let access = protocol::Access::from_flags(args.append_only, args.read_only);
+    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
     Ok(())
 }

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS damaged (
     PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tag_history (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    value BLOB,
+    time INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 ";
 
@@ -638,8 +644,26 @@ impl State {
             params![name, value],
         )
         .map_err(&e)?;
+        tx.execute(
+            "INSERT INTO tag_history (name, value, time) VALUES (?1, ?2, ?3)",
+            params![name, value, now()],
+        )
+        .map_err(&e)?;
         tx.commit().map_err(&e)?;
         Ok(Ok(()))
+    }
+
+    /// Every value tag `name` has had, oldest first: (time, value or `None` for a removal).
+    pub fn tag_history(&self, name: &str) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT time, value FROM tag_history WHERE name = ?1 ORDER BY seq")
+            .map_err(|e| self.err("reading a tag's history", e))?;
+        let rows = q
+            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err("reading a tag's history", e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err("reading a tag's history", e))
     }
 
     /// Adopts a tag found on a member that the state has never heard of.

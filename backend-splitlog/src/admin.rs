@@ -43,6 +43,11 @@ const COMMANDS: &[AdminCommand] = &[
         help: "re-read every record of every log and check its checksum",
     },
     AdminCommand {
+        name: "tag-history",
+        args: "NAME",
+        help: "every value the tag has had, oldest first (reads every log)",
+    },
+    AdminCommand {
         name: "compact",
         args: "[THRESHOLD]",
         help: "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
@@ -162,6 +167,13 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             no_args(command, args)?;
             verify(&mut b.state())
         }
+        "tag-history" => match args {
+            [name] => tag_history(&mut b.state(), name),
+            _ => Err(Error::backend(
+                ErrorCode::Admin,
+                "tag-history needs one argument: the tag's name",
+            )),
+        },
         "compact" => {
             let threshold = if args.is_empty() {
                 0.5
@@ -230,6 +242,56 @@ fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOut
         format!("{name}: {value}\n"),
         json!({ name: value }),
     ))
+}
+
+/// Every value tag `name` has had, oldest first, from the logs (which keep every change until
+/// a compaction rewrites the log that holds it).
+fn tag_history(st: &mut State, name: &str) -> Result<AdminOutput> {
+    st.commit()?;
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for n in list_logs(st.logs.dir())? {
+        let file = st.logs.file(n)?;
+        let scanner =
+            Scanner::new(file, 0, true).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+        for item in scanner {
+            let Item::Record {
+                offset,
+                header,
+                payload: Some(payload),
+            } = item.map_err(|e| Error::io(format!("scanning log {n}"), e))?
+            else {
+                continue;
+            };
+            if !matches!(header.kind, RecordType::TagSet | RecordType::TagRemoved) {
+                continue;
+            }
+            let Some((tag, value)) = parse_named(&payload) else {
+                continue;
+            };
+            if tag != name {
+                continue;
+            }
+            let value = (header.kind == RecordType::TagSet).then(|| show_value(&value));
+            text.push_str(&format!(
+                "log {n} offset {offset}: {}\n",
+                value.as_deref().unwrap_or("(removed)")
+            ));
+            rows.push(json!({"log": n, "offset": offset, "value": value}));
+        }
+    }
+    if rows.is_empty() {
+        text = format!("tag {name} has no history in the logs\n");
+    }
+    Ok(AdminOutput::new(text, json!(rows)))
+}
+
+/// A tag value as text when it is printable, else as hex.
+fn show_value(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_string(),
+        _ => v.iter().map(|b| format!("{b:02x}")).collect(),
+    }
 }
 
 fn verify(st: &mut State) -> Result<AdminOutput> {

@@ -18,6 +18,13 @@ struct Args {
     dir: PathBuf,
     /// The sqlite index (default DIR/metadata.db); may live on another disk.
     metadata: Option<PathBuf>,
+    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
+    /// change anything (for an ssh forced command on a machine that makes backups).
+    #[arg(long)]
+    append_only: bool,
+    /// Serve reads only.
+    #[arg(long)]
+    read_only: bool,
 }
 
 fn main() {
@@ -37,6 +44,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("opening the archive {}", args.dir.display()))?;
-    protocol::serve_stdio(&backend)?;
+    let access = protocol::Access::from_flags(args.append_only, args.read_only);
+    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
     Ok(())
 }

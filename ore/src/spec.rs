@@ -109,6 +109,15 @@ pub fn resolve(repo: &Repo, s: &str) -> Result<(Key, Snapshot)> {
 
 fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
     let prefix = prefix.to_ascii_lowercase();
+    // A whole key names a snapshot even when no tag reaches it any more (one found in a
+    // backend's tag history, after a tag was moved away from it).
+    if prefix.len() == 64 {
+        if let Some(k) = crate::repo::parse_tag_value(prefix.as_bytes()) {
+            if let Ok(snap) = repo.snapshot(k) {
+                return Ok((k, snap));
+            }
+        }
+    }
     let mut seen = HashSet::new();
     let mut found: Option<(Key, Snapshot)> = None;
     for (_, head) in repo.tags()? {
@@ -117,7 +126,8 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
             if !seen.insert(k) {
                 break;
             }
-            let snap = repo.snapshot(k)?;
+            // A tag that names something unreadable does not hide the other tags' snapshots.
+            let Ok(snap) = repo.snapshot(k) else { break };
             next = snap.previous.first().copied();
             if k.to_hex().starts_with(&prefix) {
                 if let Some((other, _)) = &found {

@@ -18,6 +18,7 @@ pub mod key;
 pub mod log;
 pub mod memory;
 pub mod message;
+pub mod restrict;
 pub mod serve;
 pub mod spawn;
 
@@ -27,4 +28,5 @@ pub use error::{Error, ErrorCode, Result};
 pub use key::{Key, KEY_LEN};
 pub use memory::MemoryBackend;
 pub use message::Level;
+pub use restrict::{Access, Restricted};
 pub use serve::{serve, serve_stdio};

@@ -2,7 +2,7 @@
 
 use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
 use crate::{out, out_bytes, Done, Env};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use ore::block::Kind;
 use ore::entry::{Content, Entry, EntryKind, Piece};
 use ore::repo::Repo;
@@ -220,9 +220,7 @@ pub fn tags(env: &Env) -> Result<Done> {
 pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
     let repo = env.open()?;
     ore::format::check_user_tag(&a.new_tag)?;
-    let key = repo
-        .tag(&a.tag)?
-        .ok_or_else(|| anyhow!("no tag called `{}`", a.tag))?;
+    let (key, _) = ore::spec::resolve(&repo, &a.tag)?;
     if !repo.move_tag(&a.new_tag, None, key)? {
         bail!("tag `{}` already exists; nothing was changed", a.new_tag);
     }

@@ -207,6 +207,8 @@ pub struct LogArgs {
 
 #[derive(Args, Debug)]
 pub struct ForkArgs {
+    /// The snapshot the new tag starts from: a tag (its newest), TAG~N, TAG@DATE or a key.
+    #[arg(value_name = "SNAPSHOT")]
     pub tag: String,
     pub new_tag: String,
 }

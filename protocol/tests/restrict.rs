@@ -1,0 +1,70 @@
+//! Append-only and read-only access, as every backend program offers it.
+
+use protocol::conformance::test_key;
+use protocol::{Access, Backend, CasOutcome, ErrorCode, MemoryBackend, Restricted};
+
+#[test]
+fn append_only_adds_and_moves_tags_but_never_destroys() {
+    let b = Restricted::new(MemoryBackend::new(1 << 20), Access::AppendOnly);
+    let info = b.info();
+    assert!(info.writable && !info.can_remove);
+    assert!(info.description.contains("append-only"));
+    b.put(test_key(1), b"x").unwrap();
+    assert_eq!(b.set_tag("t", None, b"v1").unwrap(), CasOutcome::Done);
+    assert_eq!(
+        b.set_tag("t", Some(b"v1"), b"v2").unwrap(),
+        CasOutcome::Done
+    );
+    let e = b.remove(&[test_key(1)]).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ReadOnly);
+    assert!(
+        e.to_string()
+            .contains("append-only: removing blocks refused"),
+        "{e}"
+    );
+    assert_eq!(
+        b.remove_tag("t", None).unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"v2"[..]));
+    // Reading admin commands work; changing ones are refused and the allowed ones named.
+    b.admin("help", &[]).unwrap();
+    let e = b
+        .admin("log", &["info".into(), "x".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not allowed") && e.contains("tag-history"),
+        "{e}"
+    );
+}
+
+#[test]
+fn read_only_refuses_every_change() {
+    let b = Restricted::new(MemoryBackend::new(1 << 20), Access::ReadOnly);
+    assert!(!b.info().writable);
+    assert_eq!(
+        b.put(test_key(1), b"x").unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(
+        b.start_put(test_key(1), b"x".to_vec())
+            .wait()
+            .unwrap_err()
+            .code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(
+        b.set_tag("t", None, b"v").unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    assert_eq!(b.get(test_key(1)).unwrap(), None);
+    assert_eq!(b.list_tags().unwrap(), vec![]);
+}
+
+#[test]
+fn full_access_changes_nothing() {
+    let b = Restricted::new(MemoryBackend::new(1 << 20), Access::Full);
+    protocol::conformance::run(&b);
+}
