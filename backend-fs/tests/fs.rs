@@ -210,3 +210,29 @@ fn admin_commands() {
         ErrorCode::Admin
     );
 }
+
+#[test]
+fn every_value_of_a_tag_stays_in_its_history() {
+    let t = tempfile::tempdir().unwrap();
+    let b = FsBackend::open(t.path().join("a"), FsOptions::default()).unwrap();
+    b.set_tag("home", None, b"v1").unwrap();
+    b.set_tag("home", Some(b"v1"), b"v2").unwrap();
+    b.remove_tag("home", None).unwrap();
+    let out = b.admin("tag-history", &["home".into()]).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.json).unwrap();
+    let values: Vec<serde_json::Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            serde_json::json!("v1"),
+            serde_json::json!("v2"),
+            serde_json::Value::Null
+        ]
+    );
+    assert!(out.text.contains("(removed)"), "{}", out.text);
+}
