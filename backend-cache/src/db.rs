@@ -8,7 +8,7 @@
 //! a row for a key the inner backend lacks is the one thing that must never happen, so rows are
 //! deleted before a removal is passed on.
 
-use protocol::{Error, ErrorCode, Key, Result};
+use protocol::{Error, Key, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -22,10 +22,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WIT
 pub const SCHEMA_VERSION: &str = "1";
 
 pub(crate) fn db_err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
-    Error::backend(
-        ErrorCode::Io,
-        format!("cache database {}: {context}: {e}", path.display()),
-    )
+    backend_splitlog::sqlite::error("cache database", path, context, e)
 }
 
 /// The open cache file.
@@ -37,32 +34,14 @@ pub struct Db {
 impl Db {
     /// Opens or creates the cache file (mode 0600, its directory created if missing).
     pub fn open(path: &Path) -> Result<Db> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::io(
-                    format!("creating the cache's directory {}", dir.display()),
-                    e,
-                )
-            })?;
-        }
-        if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::io(format!("creating the cache {}", path.display()), e))?;
-        }
         let err = |c: &str, e| db_err(path, c, e);
-        let conn = Connection::open(path).map_err(|e| err("opening it", e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(|e| err("setting it up", e))?;
         // A crash may lose the last commits (harmless: the cache only forgets) but never
         // invents rows.
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(|e| err("setting it up", e))?;
+        let conn = backend_splitlog::sqlite::open_private(
+            "cache database",
+            path,
+            std::time::Duration::from_secs(30),
+        )?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| err("creating the tables (is it an Ore cache file?)", e))?;
         let db = Db {

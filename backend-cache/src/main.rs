@@ -46,7 +46,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = CacheBackend::open(&args.cache, &args.inner)
         .with_context(|| format!("opening the cache {}", args.cache.display()))?;
-    let access = protocol::Access::from_flags(args.append_only, args.read_only);
-    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
+    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
     Ok(())
 }

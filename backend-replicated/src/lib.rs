@@ -236,23 +236,21 @@ impl Inner {
             }
         }
         self.record_copies(key, data.len() as u64, &stored, gen)?;
-        Ok(have).and_then(|have| {
-            if have == 0 {
-                let why = if errors.is_empty() {
-                    "no member takes writes (each is broken, read-only, or has trust 0)".to_string()
-                } else {
-                    errors.join("; ")
-                };
-                return Err(Error::backend(
-                    ErrorCode::Io,
-                    format!("block {key} was not stored with any trust: {why}"),
-                ));
-            }
-            if have < 100 {
-                self.shortfall(&key, have);
-            }
-            Ok(have)
-        })
+        if have == 0 {
+            let why = if errors.is_empty() {
+                "no member takes writes (each is broken, read-only, or has trust 0)".to_string()
+            } else {
+                errors.join("; ")
+            };
+            return Err(Error::backend(
+                ErrorCode::Io,
+                format!("block {key} was not stored with any trust: {why}"),
+            ));
+        }
+        if have < 100 {
+            self.shortfall(&key, have);
+        }
+        Ok(have)
     }
 
     pub(crate) fn inflight(&self, key: Key, add: bool) {

@@ -44,7 +44,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = ReplicatedBackend::open(&args.state)
         .with_context(|| format!("opening the replication state {}", args.state.display()))?;
-    let access = protocol::Access::from_flags(args.append_only, args.read_only);
-    protocol::serve_stdio(&protocol::Restricted::new(backend, access))?;
+    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
     Ok(())
 }

@@ -191,23 +191,28 @@ fn verify_holdings(inner: &Arc<Inner>, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Every block back to full trust after a loss: first the members are asked whether they
-/// really hold what the state says, then every block short of 100% is copied.
-pub(crate) fn rereplicate(inner: &Arc<Inner>) -> Result<Report> {
-    let mut report = Report::default();
-    verify_holdings(inner, &mut report)?;
+/// Tops up every block of the state, a page at a time, and flushes the copies made.
+fn top_up_all(inner: &Arc<Inner>, report: &mut Report) -> Result<()> {
     let mut after = None;
     loop {
         let (keys, more) = inner.state().list(after, PAGE * 16)?;
         if let Some(k) = keys.last() {
             after = Some(*k);
         }
-        top_up_report(inner, &keys, None, &mut report)?;
+        top_up_report(inner, &keys, None, report)?;
         if !more {
             break;
         }
     }
-    inner.flush_all()?;
+    inner.flush_all()
+}
+
+/// Every block back to full trust after a loss: first the members are asked whether they
+/// really hold what the state says, then every block short of 100% is copied.
+pub(crate) fn rereplicate(inner: &Arc<Inner>) -> Result<Report> {
+    let mut report = Report::default();
+    verify_holdings(inner, &mut report)?;
+    top_up_all(inner, &mut report)?;
     Ok(report)
 }
 
@@ -297,18 +302,7 @@ pub(crate) fn scrub(inner: &Arc<Inner>, read: bool) -> Result<Report> {
         }
     }
     // Blocks below full trust after the corrections.
-    let mut after = None;
-    loop {
-        let (keys, more) = inner.state().list(after, PAGE * 16)?;
-        if let Some(k) = keys.last() {
-            after = Some(*k);
-        }
-        top_up_report(inner, &keys, None, &mut report)?;
-        if !more {
-            break;
-        }
-    }
-    inner.flush_all()?;
+    top_up_all(inner, &mut report)?;
     report.checked = inner.state().totals()?.0;
     Ok(report)
 }

@@ -90,37 +90,15 @@ fn key_of(v: Vec<u8>) -> Option<Key> {
 impl State {
     /// Opens or creates the state file (mode 0600).
     pub fn open(path: &Path) -> Result<State> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::io(
-                    format!("creating the state's directory {}", dir.display()),
-                    e,
-                )
-            })?;
-        }
-        if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::io(format!("creating the state {}", path.display()), e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| db_err(path, "opening it", e))?;
+        let conn = backend_splitlog::sqlite::open_private(
+            "replication state",
+            path,
+            std::time::Duration::from_secs(60),
+        )?;
         let s = State {
             conn,
             path: path.to_path_buf(),
         };
-        s.conn
-            .busy_timeout(std::time::Duration::from_secs(60))
-            .map_err(|e| s.err("setting it up", e))?;
-        s.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
-            )
-            .map_err(|e| s.err("setting it up", e))?;
         s.conn.execute_batch(SCHEMA).map_err(|e| {
             s.err(
                 "creating the tables (is it a replicated backend's state?)",
@@ -700,8 +678,5 @@ fn add_copies_in(
 }
 
 fn db_err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
-    Error::backend(
-        ErrorCode::Io,
-        format!("replication state {}: {context}: {e}", path.display()),
-    )
+    backend_splitlog::sqlite::error("replication state", path, context, e)
 }

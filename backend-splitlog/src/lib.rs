@@ -20,6 +20,7 @@ pub mod index;
 pub mod logs;
 pub mod record;
 pub mod scan;
+pub mod sqlite;
 
 use index::Index;
 use logs::{ArchiveLock, Logs};

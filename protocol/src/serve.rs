@@ -510,6 +510,12 @@ pub fn serve_stdio<B: Backend + ?Sized>(backend: &B) -> Result<()> {
     serve(backend, stdin, stdout)
 }
 
+/// [`serve_stdio`] for a backend program's `--append-only` and `--read-only` flags.
+pub fn serve_stdio_flags<B: Backend>(backend: B, append_only: bool, read_only: bool) -> Result<()> {
+    let access = crate::restrict::Access::from_flags(append_only, read_only);
+    serve_stdio(&crate::restrict::Restricted::new(backend, access))
+}
+
 /// Makes the allocator keep large buffers (blocks of up to 64 MiB) on its heap for reuse
 /// instead of mapping and unmapping each one: with one fresh mapping per block, page faults,
 /// zeroing and cross-CPU TLB flushes on unmap cost more than moving the block's bytes. Called
