@@ -128,7 +128,7 @@ impl CacheBackend {
         inner_id: &str,
     ) -> Result<CacheBackend> {
         let db = Db::open(path)?;
-        let gc = inner.get_tag(GC_TAG)?.map(|v| hex(&v)).unwrap_or_default();
+        let gc = gc_epoch(inner.get_tag(GC_TAG)?.as_deref());
         let (known, _) = db.counts()?;
         let stale = |why: String| {
             if known > 0 {
@@ -189,21 +189,57 @@ impl CacheBackend {
         self.shared.db().path().to_path_buf()
     }
 
-    /// After a tag change passed through: keep the remembered `ore:gc` value in step, so a
+    /// After a tag change passed through: keep the remembered `ore:gc` epoch in step, so a
     /// collection that went through this cache does not empty it.
     fn tag_changed(&self, name: &str, value: Option<&[u8]>, outcome: &CasOutcome) -> Result<()> {
         if name == GC_TAG && *outcome == CasOutcome::Done {
-            self.shared
-                .db()
-                .set_meta("gc", &value.map(hex).unwrap_or_default())?;
+            self.shared.db().set_meta("gc", &gc_epoch(value))?;
         }
         Ok(())
+    }
+
+    /// After `ore:gc` was read through this cache: if its epoch moved since the cache last
+    /// saw it, a gc removed blocks behind the cache's back while this process ran, so
+    /// everything remembered (on file and in memory) is dropped. A client reads the tag before
+    /// it starts writing (Ore's lease), so it never relies on an answer from before the gc.
+    fn gc_seen(&self, value: Option<&[u8]>) -> Result<()> {
+        let epoch = gc_epoch(value);
+        let db = self.shared.db();
+        if db.meta("gc")?.as_deref() == Some(epoch.as_str()) {
+            return Ok(());
+        }
+        self.shared.removals.fetch_add(1, SeqCst);
+        self.shared.notes().clear();
+        if db.counts()?.0 > 0 {
+            protocol::log::warning(&format!(
+                "cache {}: blocks were removed from the archive behind this cache's back \
+                 (its ore:gc tag changed): starting empty",
+                db.path().display()
+            ));
+        }
+        db.clear()?;
+        db.set_meta("gc", &epoch)
     }
 }
 
 impl Drop for CacheBackend {
     fn drop(&mut self) {
         let _ = self.shared.save_counters();
+    }
+}
+
+/// What of `ore:gc` says whether blocks were removed: the `epoch` of Ore's JSON value (a gc
+/// that is still sweeping, or removed nothing, keeps it), or the whole value in hex.
+pub fn gc_epoch(value: Option<&[u8]>) -> String {
+    let Some(v) = value else {
+        return String::new();
+    };
+    match serde_json::from_slice::<serde_json::Value>(v) {
+        Ok(j) => match j.get("epoch").and_then(|e| e.as_str()) {
+            Some(e) => format!("epoch {e}"),
+            None => hex(v),
+        },
+        Err(_) => hex(v),
     }
 }
 
@@ -312,7 +348,11 @@ impl Backend for CacheBackend {
     }
 
     fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_tag(name)
+        let v = self.inner.get_tag(name)?;
+        if name == GC_TAG {
+            self.gc_seen(v.as_deref())?;
+        }
+        Ok(v)
     }
 
     fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {

@@ -45,6 +45,8 @@ pub enum Kind {
     Snapshot = 6,
     /// The format record (stored plain, named by unkeyed BLAKE3).
     Format = 7,
+    /// A piece of the reflog: the record of tag moves.
+    Reflog = 8,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             5 => Kind::DirIndex,
             6 => Kind::Snapshot,
             7 => Kind::Format,
+            8 => Kind::Reflog,
             _ => return None,
         })
     }
@@ -72,6 +75,7 @@ impl Kind {
             Kind::DirIndex => "directory index",
             Kind::Snapshot => "snapshot",
             Kind::Format => "format record",
+            Kind::Reflog => "reflog",
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum Error {
     /// Work stopped because another part of the same run failed (that error is reported).
     #[error("stopped because of an earlier error")]
     Stopped,
+    /// Something on this machine other than a named file: temporary storage, a local database.
+    #[error("{0}")]
+    Local(String),
     /// The local file cache.
     #[error("file cache {}: {source}", path.display())]
     Cache {

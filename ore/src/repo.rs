@@ -186,6 +186,8 @@ impl Repo {
 
     /// Replaces the format record with `record` (key management), compare-and-swap on the tag.
     pub fn update_format(&mut self, record: FormatRecord) -> Result<()> {
+        // A gc must not take the new record between its put and the tag move.
+        let _lease = crate::lease::Lease::acquire(self)?;
         let key = write_format(&*self.backend, Some(self.format_key), &record)?;
         self.format = record;
         self.format_key = key;
@@ -246,15 +248,31 @@ impl Repo {
         }
     }
 
-    /// Moves a tag from `expected` to `new` (compare-and-swap); `false` when it had moved.
-    pub fn move_tag(&self, name: &str, expected: Option<Key>, new: Key) -> Result<bool> {
+    /// Moves a tag from `expected` to `new` (compare-and-swap) and records the move in the
+    /// reflog as done by `action`; `false` when the tag had moved meanwhile (nothing changed).
+    pub fn move_tag(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+    ) -> Result<bool> {
         let exp = expected.map(|k| k.to_hex());
         let out = self.backend.set_tag(
             name,
             exp.as_deref().map(str::as_bytes),
             new.to_hex().as_bytes(),
         )?;
-        Ok(matches!(out, CasOutcome::Done))
+        if !matches!(out, CasOutcome::Done) {
+            return Ok(false);
+        }
+        let entry = crate::reflog::RefEntry::now(name, expected, Some(new), action);
+        if let Err(e) = crate::reflog::append(self, &[entry]) {
+            protocol::log::warning(&format!(
+                "tag {name} now names {new}, but the move could not be added to the reflog: {e}"
+            ));
+        }
+        Ok(true)
     }
 
     /// Every user tag and the snapshot it names.

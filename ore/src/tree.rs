@@ -225,6 +225,11 @@ pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
 pub fn read_node_via<S: TreeSpec>(repo: &Repo, fetch: &dyn Fetch, key: Key) -> Result<Node<S>> {
     let plain = crate::repo::fetched(fetch.fetch(key), key, S::LEAF)?;
     let p = crate::block::open(&repo.keys, &key, None, plain)?;
+    decode_node(&p, key)
+}
+
+/// Decodes an opened block as a leaf or an inner node of a tree of type `S`.
+pub fn decode_node<S: TreeSpec>(p: &crate::block::Plain, key: Key) -> Result<Node<S>> {
     if p.kind == S::LEAF {
         Ok(Node::Leaf(decode(p.data(), &key, S::LEAF)?))
     } else if p.kind == S::INNER {
@@ -332,4 +337,21 @@ pub fn lookup(repo: &Repo, root: Key, name: &[u8]) -> Result<Option<Entry>> {
             }
         }
     }
+}
+
+/// The pieces of a file of `size` bytes, in order (reading its index tree if it has one).
+pub fn file_pieces(repo: &Repo, content: &crate::entry::Content, size: u64) -> Result<Vec<Piece>> {
+    use crate::entry::Content;
+    Ok(match content {
+        Content::Empty => Vec::new(),
+        Content::Chunk(k) => vec![Piece::Data { key: *k, len: size }],
+        Content::Index(root) => {
+            let mut out = Vec::new();
+            let mut r = Reader::<FileTree>::new(repo, *root);
+            while let Some(p) = r.next_item()? {
+                out.push(p);
+            }
+            out
+        }
+    })
 }

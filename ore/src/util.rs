@@ -177,6 +177,22 @@ pub fn username() -> String {
     crate::meta::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
+/// Serialises a key as its 64 hex digits (JSON output: keys are for people and scripts).
+pub fn ser_key<S: serde::Serializer>(k: &protocol::Key, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.to_hex())
+}
+
+/// Serialises an optional key as hex digits or null.
+pub fn ser_opt_key<S: serde::Serializer>(
+    k: &Option<protocol::Key>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match k {
+        Some(k) => s.serialize_str(&k.to_hex()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,9 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// The reserved tag that removing blocks (`gc`) changes, so file caches know to distrust
-/// what they remember.
-pub const GC_TAG: &str = "ore:gc";
+pub use crate::lease::GC_TAG;
 
 /// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
 const RESOLVERS: usize = 2;
@@ -238,6 +236,11 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     }
     let started = std::time::Instant::now();
     let time = crate::util::now_ns();
+    // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
+    let mut lease = match opts.dry_run {
+        true => None,
+        false => Some(crate::lease::Lease::acquire(repo)?),
+    };
     let parent = repo.tag(&opts.tag)?;
     let progress = opts.progress.clone().unwrap_or_default();
     // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
@@ -254,7 +257,11 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
 
     // The file cache: trusted only when it was written for this archive and the archive still
     // has the snapshot it was last written for.
-    let (reader, writer) = open_cache(repo, opts)?;
+    let gc_value = match &lease {
+        Some(l) => l.gc_value().to_vec(),
+        None => repo.backend.get_tag(GC_TAG)?.unwrap_or_default(),
+    };
+    let (reader, writer) = open_cache(repo, opts, &gc_value)?;
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let ctx = Ctx {
@@ -371,18 +378,20 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     }
 
     // Blocks are durable before anything names them.
-    let gc_epoch = repo.backend.get_tag(GC_TAG)?.unwrap_or_default();
     repo.backend.flush()?;
+    if let Some(l) = &mut lease {
+        l.confirm(repo)?;
+    }
     let mut expected = parent;
     let mut raced = None;
     loop {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
         let key = repo.put_snapshot(&snap)?;
         repo.backend.flush()?;
-        if repo.move_tag(&opts.tag, expected, key)? {
+        if repo.move_tag(&opts.tag, expected, key, "snapshot")? {
             if let Some(w) = writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
-                w.set_meta("gc", &gc_epoch)?;
+                w.set_meta("gc", &gc_value)?;
                 w.commit()?;
             }
             return Ok(SnapshotOutcome {
@@ -405,6 +414,7 @@ type TrustedCache = (CacheReader, PathBuf);
 fn open_cache(
     repo: &Repo,
     opts: &SnapshotOptions,
+    gc_value: &[u8],
 ) -> Result<(Option<TrustedCache>, Option<CacheWriter>)> {
     let Some(path) = &opts.cache else {
         return Ok((None, None));
@@ -439,8 +449,7 @@ fn open_cache(
             None => false,
         },
         None => false,
-    } && reader.meta("gc")?.unwrap_or_default()
-        == repo.backend.get_tag(GC_TAG)?.unwrap_or_default();
+    } && reader.meta("gc")?.unwrap_or_default() == gc_value;
     if !trusted {
         protocol::log::info(
             "the file cache does not match the archive (it was rolled back, replaced or pruned): reading every file again",

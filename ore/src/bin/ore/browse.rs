@@ -64,6 +64,14 @@ fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
             v["target"] = json!(show(target))
         }
         EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => v["rdev"] = json!(rdev),
+        // The block that holds the contents: for scripts and for finding what a damaged block
+        // belongs to.
+        EntryKind::File { content, .. } => match content {
+            Content::Empty => {}
+            Content::Chunk(k) => v["chunk"] = json!(k.to_hex()),
+            Content::Index(k) => v["index"] = json!(k.to_hex()),
+        },
+        EntryKind::Dir { tree } => v["tree"] = json!(tree.to_hex()),
         _ => {}
     }
     if !e.xattrs.is_empty() {
@@ -220,8 +228,9 @@ pub fn tags(env: &Env) -> Result<Done> {
 pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
     let repo = env.open()?;
     ore::format::check_user_tag(&a.new_tag)?;
+    let _lease = ore::lease::Lease::acquire(&repo)?;
     let (key, _) = ore::spec::resolve(&repo, &a.tag)?;
-    if !repo.move_tag(&a.new_tag, None, key)? {
+    if !repo.move_tag(&a.new_tag, None, key, "fork")? {
         bail!("tag `{}` already exists; nothing was changed", a.new_tag);
     }
     if env.global.json {

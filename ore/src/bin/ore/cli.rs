@@ -107,6 +107,154 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
     /// Manage passphrases (key slots).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Verify that everything the archive's tags reach is present (and, with --read-data,
+    /// intact), or compare a snapshot with a directory.
+    #[command(after_help = "Examples:
+  ore check                         every block every tag and reflog entry reaches exists
+  ore check --read-data             ... and every block reads back, decrypts and hashes right
+  ore check --read-data=3/7         ... for the 3rd of 7 fixed slices of the data (cron: 1..7)
+  ore check --read-data=5%          ... for a random 5% of the data
+  ore check home~2                  one snapshot (not its chain)
+  ore check home --compare ~/       the newest snapshot of home against the directory
+
+Problems are listed with the block key, its kind and the snapshot paths that reach it; the
+exit status is 1 when anything is missing or damaged.")]
+    Check(CheckArgs),
+    /// Show what changed between two snapshots: added, removed, modified, renamed.
+    #[command(after_help = "Examples:
+  ore diff home~1 home              what the last snapshot changed
+  ore diff home@2026-01-01 home etc only under etc/
+  ore diff home~1 home --json       one change per line, for scripts
+
+Lines start with + (added), - (removed), M (modified, saying what: content, mode, owner,
+mtime, xattrs, target, type) or R (renamed or moved: same contents at a new path).
+Directories that did not change are not read at all.")]
+    Diff(DiffArgs),
+    /// Drop snapshots from tags by a retention policy (gc then frees their space).
+    #[command(after_help = "Examples:
+  ore forget home --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
+  ore forget home etc --keep-last 10 --keep-within 30d
+
+A snapshot is kept when any rule keeps it; the output says which. Buckets are UTC hours,
+days, Monday-based weeks, months and years. Forgetting rewrites the tag's chain (kept
+snapshots newer than a dropped one get new keys); the old chain stays reachable through the
+reflog until `ore reflog expire`, and gc frees space only after that.")]
+    Forget(ForgetArgs),
+    /// Remove every block that no tag, reflog entry or format record reaches.
+    #[command(after_help = "Examples:
+  ore gc --dry-run      what would be removed, and its size
+  ore gc                remove it, then compact (splitlog)
+
+Safe while snapshots run: gc waits for runs in progress to finish before it removes anything,
+and runs that start meanwhile wait for it (nothing is locked for good: a crashed run's lease
+expires after ORE_LEASE_TTL seconds, 900 by default).")]
+    Gc(GcArgs),
+    /// Move a tag to any snapshot (a rollback); the move is recorded in the reflog.
+    #[command(after_help = "Examples:
+  ore reset home home~1          undo the last snapshot of home
+  ore reset home 3fa9c1d2e4b5    point home at a snapshot listed by `ore reflog home`")]
+    Reset(ResetArgs),
+    /// Show how a tag moved, newest first; `ore reflog expire` drops old entries.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:
+  ore reflog home
+  ore reflog expire --older-than 90d"
+    )]
+    Reflog(ReflogArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Snapshots to check (default: everything the tags and the reflog reach).
+    pub snapshots: Vec<String>,
+    /// Also read and verify file data: all, a percentage (`=10%`), or a slice (`=N/M`).
+    #[arg(long, value_name = "WHICH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub read_data: Option<String>,
+    /// Compare the one SNAPSHOT[:PATH] given with the directory PATH, bytes and metadata.
+    #[arg(long, value_name = "PATH")]
+    pub compare: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub a: String,
+    /// The newer snapshot.
+    pub b: String,
+    /// Only this directory (or file) of both.
+    pub path: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// The tags to apply the policy to.
+    #[arg(required = true)]
+    pub tags: Vec<String>,
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// ... of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// ... of each of the last N weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// ... of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// ... of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot made within DURATION (e.g. 36h, 30d, 2y) of the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Decide and report, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Report what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Longest wait, in seconds, for runs in progress before giving up.
+    #[arg(long, value_name = "SECS", default_value = "3600")]
+    pub wait: u64,
+    /// Do not compact afterwards.
+    #[arg(long)]
+    pub no_compact: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    pub tag: String,
+    /// Where the tag should point: TAG, TAG~N, TAG@DATE or a key (prefix).
+    pub snapshot: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ReflogArgs {
+    #[command(subcommand)]
+    pub command: Option<ReflogCommand>,
+    /// Only this tag's moves.
+    pub tag: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReflogCommand {
+    /// Drop entries older than DURATION; what only they kept becomes garbage for gc.
+    Expire {
+        /// e.g. 90d, 12w, 1y; 0s drops every entry.
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -3,8 +3,10 @@
 //! 3 completed with warnings).
 
 mod browse;
+mod checks;
 mod cli;
 mod config;
+mod keep;
 mod keys;
 mod pass;
 mod save;
@@ -116,6 +118,12 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Tags => browse::tags(&env),
         Command::Fork(a) => browse::fork(&env, a),
         Command::Key(k) => keys::run(&env, k),
+        Command::Check(a) => checks::check(&env, a),
+        Command::Diff(a) => checks::diff(&env, a),
+        Command::Forget(a) => keep::forget(&env, a),
+        Command::Gc(a) => keep::gc(&env, a),
+        Command::Reset(a) => keep::reset(&env, a),
+        Command::Reflog(a) => keep::reflog(&env, a),
     };
     // An error the backend answered with does not know which archive it came from: say it.
     result.map_err(|e| {

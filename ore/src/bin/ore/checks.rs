@@ -1,0 +1,137 @@
+//! `ore check`, `ore diff`: what the archive holds, compared with what it should.
+
+use crate::cli::{CheckArgs, DiffArgs};
+use crate::{out, Done, Env};
+use anyhow::{bail, Result};
+use ore::check::ReadData;
+use ore::util::human_bytes;
+
+pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
+    let repo = env.open()?;
+    if let Some(dir) = &a.compare {
+        let [spec] = a.snapshots.as_slice() else {
+            bail!(
+                "--compare needs exactly one SNAPSHOT[:PATH] to compare with {}",
+                dir.display()
+            );
+        };
+        let (name, path) = ore::spec::split_path(spec);
+        let (_, snap) = ore::spec::resolve(&repo, name)?;
+        let root = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
+        let diffs = ore::compare::compare(&repo, &root, dir)?;
+        for d in &diffs {
+            if env.global.json {
+                env.json(&serde_json::to_value(d)?)?;
+            } else {
+                out(&format!("{}: {}\n", d.path, d.what.join(", ")))?;
+            }
+        }
+        if !diffs.is_empty() {
+            bail!(
+                "{} path(s) differ between {spec} and {}",
+                diffs.len(),
+                dir.display()
+            );
+        }
+        if !env.global.quiet && !env.global.json {
+            eprintln!("{spec} and {} match", dir.display());
+        }
+        return Ok(Done::Clean);
+    }
+    let read = match &a.read_data {
+        None => ReadData::None,
+        Some(s) => ReadData::parse(s)?,
+    };
+    let o = ore::check::check(&repo, &a.snapshots, read)?;
+    if env.global.json {
+        env.json(&serde_json::to_value(&o)?)?;
+    } else {
+        for p in &o.problems {
+            out(&format!("block {} ({}): {}\n", p.key, p.kind, p.error))?;
+            for path in &p.paths {
+                out(&format!("  {path}\n"))?;
+            }
+        }
+        if !env.global.quiet {
+            eprintln!(
+                "checked {} snapshot(s): {} tree blocks, {} data blocks ({} read, {}) in {:.1} s: {}",
+                o.snapshots,
+                o.trees,
+                o.chunks,
+                o.chunks_read,
+                human_bytes(o.bytes_read),
+                o.duration_ms as f64 / 1000.0,
+                match o.problems.len() {
+                    0 => "no problems".to_string(),
+                    n => format!("{n} missing or damaged block(s)"),
+                }
+            );
+        }
+    }
+    if !o.problems.is_empty() {
+        bail!(
+            "the archive has {} missing or damaged block(s)",
+            o.problems.len()
+        );
+    }
+    Ok(Done::Clean)
+}
+
+pub fn diff(env: &Env, a: DiffArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let path = a.path.as_deref().unwrap_or("").trim_start_matches('/');
+    let (_, sa) = ore::spec::resolve(&repo, &a.a)?;
+    let (_, sb) = ore::spec::resolve(&repo, &a.b)?;
+    let ea = ore::restore::find(&repo, &sa.root, path.as_bytes())?;
+    let eb = ore::restore::find(&repo, &sb.root, path.as_bytes())?;
+    let (changes, dirs_read) = ore::diff::diff(&repo, &ea, &eb)?;
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for c in &changes {
+        *counts.entry(c.change).or_insert(0u64) += 1;
+        let full = match (c.path.as_str(), path) {
+            (".", "") => ".".to_string(),
+            (".", p) => p.to_string(),
+            (c, _) => format!("{prefix}{c}"),
+        };
+        if env.global.json {
+            let mut v = serde_json::to_value(c)?;
+            v["path"] = serde_json::json!(full);
+            if let Some(f) = &c.from {
+                v["from"] = serde_json::json!(format!("{prefix}{f}"));
+            }
+            env.json(&v)?;
+            continue;
+        }
+        let what = if c.what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.what.join(", "))
+        };
+        let line = match c.change {
+            "added" => format!("+ {full}{what}\n"),
+            "removed" => format!("- {full}{what}\n"),
+            "renamed" => format!(
+                "R {prefix}{} -> {full}{what}\n",
+                c.from.as_deref().unwrap_or("")
+            ),
+            _ => format!("M {full}{what}\n"),
+        };
+        out(&line)?;
+    }
+    if !env.global.quiet && !env.global.json {
+        let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+        eprintln!(
+            "{} added, {} removed, {} modified, {} renamed ({dirs_read} directory trees read)",
+            n("added"),
+            n("removed"),
+            n("modified"),
+            n("renamed")
+        );
+    }
+    Ok(Done::Clean)
+}

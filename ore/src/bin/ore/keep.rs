@@ -1,0 +1,196 @@
+//! `ore forget`, `ore gc`, `ore reset`, `ore reflog`: deciding what the archive keeps.
+
+use crate::cli::{ForgetArgs, GcArgs, ReflogArgs, ReflogCommand, ResetArgs};
+use crate::{out, Done, Env};
+use anyhow::{anyhow, bail, Result};
+use ore::forget::Policy;
+use ore::util::{format_time, human_bytes};
+use serde_json::json;
+
+fn duration_ns(flag: &str, s: &str) -> Result<i64> {
+    ore::util::parse_duration(s)
+        .map(|secs| secs.saturating_mul(1_000_000_000))
+        .ok_or_else(|| anyhow!("{flag} {s:?}: not a duration (e.g. 36h, 30d, 12w, 2y)"))
+}
+
+pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
+    let policy = Policy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+        within: a
+            .keep_within
+            .as_deref()
+            .map(|s| duration_ns("--keep-within", s))
+            .transpose()?,
+    };
+    let repo = env.open()?;
+    for tag in &a.tags {
+        let o = ore::forget::forget(&repo, tag, &policy, a.dry_run)?;
+        if env.global.json {
+            env.json(&serde_json::to_value(&o)?)?;
+            continue;
+        }
+        let kept = o.decisions.iter().filter(|d| d.keep).count();
+        for d in &o.decisions {
+            if env.global.quiet && d.keep {
+                continue;
+            }
+            let mut line = format!(
+                "{}  {}  {}",
+                if d.keep { "keep" } else { "drop" },
+                &d.key.to_hex()[..12],
+                format_time(d.time)
+            );
+            if d.keep {
+                line.push_str(&format!("  {}", d.reasons.join(", ")));
+                if let Some(n) = d.new_key {
+                    line.push_str(&format!("  (now {})", &n.to_hex()[..12]));
+                }
+            } else if !d.also_in.is_empty() {
+                line.push_str(&format!(
+                    "  (still on tag {}, so it stays stored)",
+                    d.also_in.join(", ")
+                ));
+            }
+            line.push('\n');
+            out(&line)?;
+        }
+        if !env.global.quiet {
+            eprintln!(
+                "tag {tag}: {kept} kept, {} {}{}",
+                o.decisions.len() - kept,
+                if a.dry_run {
+                    "would be dropped"
+                } else {
+                    "dropped"
+                },
+                if a.dry_run || o.new_head == o.old_head {
+                    String::new()
+                } else {
+                    format!("; it now names {}", o.new_head)
+                }
+            );
+        }
+    }
+    Ok(Done::Clean)
+}
+
+pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let opts = ore::gc::GcOptions {
+        dry_run: a.dry_run,
+        wait: std::time::Duration::from_secs(a.wait),
+        compact: (!a.no_compact).then_some(0.5),
+    };
+    let o = ore::gc::gc(&repo, &opts)?;
+    if env.global.json {
+        env.json(&serde_json::to_value(&o)?)?;
+    } else if !env.global.quiet {
+        let freed = o.freed.map(human_bytes).unwrap_or_else(|| "unknown".into());
+        out(&format!(
+            "{} reachable of {} blocks; {} {} ({freed}) in {:.1} s\n",
+            o.reachable,
+            o.listed,
+            o.removed,
+            if a.dry_run {
+                "would be removed"
+            } else {
+                "removed"
+            },
+            o.duration_ms as f64 / 1000.0
+        ))?;
+        if let Some(c) = &o.compaction {
+            out(&format!("compaction: {c}\n"))?;
+        }
+    }
+    Ok(Done::Clean)
+}
+
+pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
+    let repo = env.open()?;
+    ore::format::check_user_tag(&a.tag)?;
+    let _lease = ore::lease::Lease::acquire(&repo)?;
+    let (key, _) = ore::spec::resolve(&repo, &a.snapshot)?;
+    let old = repo.tag(&a.tag)?;
+    if old == Some(key) {
+        if !env.global.quiet {
+            eprintln!("tag {} already names {key}", a.tag);
+        }
+        return Ok(Done::Clean);
+    }
+    if !repo.move_tag(&a.tag, old, key, "reset")? {
+        bail!(
+            "tag {} moved while resetting it (another run changed it); nothing was changed",
+            a.tag
+        );
+    }
+    if env.global.json {
+        env.json(&json!({"tag": a.tag, "old": old.map(|k| k.to_hex()), "new": key.to_hex()}))?;
+    } else if !env.global.quiet {
+        eprintln!(
+            "tag {} now names {key} (was {}); `ore reflog {}` lists where it has been",
+            a.tag,
+            old.map_or("nothing".into(), |k| k.to_hex()),
+            a.tag
+        );
+    }
+    Ok(Done::Clean)
+}
+
+pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
+    let repo = env.open()?;
+    if let Some(ReflogCommand::Expire {
+        older_than,
+        dry_run,
+    }) = a.command
+    {
+        let cutoff = ore::util::now_ns() - duration_ns("--older-than", &older_than)?;
+        let _lease = (!dry_run)
+            .then(|| ore::lease::Lease::acquire(&repo))
+            .transpose()?;
+        let (dropped, kept) = ore::reflog::expire(&repo, cutoff, dry_run)?;
+        if env.global.json {
+            env.json(&json!({"dropped": dropped, "kept": kept, "dry_run": dry_run}))?;
+        } else if !env.global.quiet {
+            out(&format!(
+                "{dropped} entr{} {}, {kept} kept\n",
+                if dropped == 1 { "y" } else { "ies" },
+                if dry_run {
+                    "would be dropped"
+                } else {
+                    "dropped"
+                }
+            ))?;
+        }
+        return Ok(Done::Clean);
+    }
+    let short = |k: Option<protocol::Key>| k.map_or("-".to_string(), |k| k.to_hex()[..12].into());
+    for e in ore::reflog::entries(&repo)?.iter().rev() {
+        if a.tag.as_deref().is_some_and(|t| t != e.tag) {
+            continue;
+        }
+        if env.global.json {
+            env.json(&json!({
+                "time": format_time(e.time), "time_ns": e.time, "tag": e.tag,
+                "old": e.old.map(|k| k.to_hex()), "new": e.new.map(|k| k.to_hex()),
+                "action": e.action, "host": e.host, "user": e.user,
+            }))?;
+        } else {
+            out(&format!(
+                "{}  {}  {} -> {}  {}  {}@{}\n",
+                format_time(e.time),
+                e.tag,
+                short(e.old),
+                short(e.new),
+                e.action,
+                e.user,
+                e.host
+            ))?;
+        }
+    }
+    Ok(Done::Clean)
+}

@@ -1,0 +1,469 @@
+//! `ore check`: is everything the archive's roots reach there, and intact?
+//!
+//! One walk ([`crate::reach`]) visits every block once however many snapshots share it. Tree,
+//! snapshot and reflog blocks are always read, opened and re-hashed (they are needed to find
+//! the rest). Chunks are asked about in batches of `exists`; with `--read-data` they are
+//! fetched, decrypted, decompressed and re-hashed too — all of them, a random share, or slice
+//! N of M, where a chunk's slice is fixed by its key so that M runs with N = 1..M cover the
+//! whole archive.
+//!
+//! Finding which files a damaged block belongs to costs a second walk over the directory
+//! trees, so it is done only when something is damaged: each directory and file index is
+//! read once (results remembered by key) and every snapshot that reaches a damaged block
+//! reports the paths through which it does.
+
+use crate::block::{self, Kind};
+use crate::entry::{Content, EntryKind, Piece};
+use crate::error::{Error, Result};
+use crate::keyset::KeySet;
+use crate::reach::{self, Counts, Node, Visitor};
+use crate::repo::Repo;
+use crate::tree::{DirTree, FileTree, Node as TreeNode, Reader};
+use protocol::Key;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Which chunks to read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReadData {
+    /// Only ask whether they exist.
+    None,
+    All,
+    /// A random share, 0 to 100.
+    Percent(f64),
+    /// Slice `n` (1-based) of `m`.
+    Slice {
+        n: u64,
+        m: u64,
+    },
+}
+
+impl ReadData {
+    /// Parses `--read-data`'s value: empty (all), `P%` or `P` (percent), `N/M`.
+    pub fn parse(s: &str) -> Result<ReadData> {
+        let bad = || {
+            Error::Usage(format!(
+                "--read-data={s}: give a percentage (10%) or a slice N/M (3/7, 1 <= N <= M)"
+            ))
+        };
+        if s.is_empty() {
+            return Ok(ReadData::All);
+        }
+        if let Some((n, m)) = s.split_once('/') {
+            let (n, m): (u64, u64) = (
+                n.trim().parse().map_err(|_| bad())?,
+                m.trim().parse().map_err(|_| bad())?,
+            );
+            if n == 0 || n > m {
+                return Err(bad());
+            }
+            return Ok(ReadData::Slice { n, m });
+        }
+        let p: f64 = s.trim_end_matches('%').parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(bad());
+        }
+        Ok(ReadData::Percent(p))
+    }
+
+    fn selects(&self, key: &Key, salt: u64) -> bool {
+        let v = u64::from_le_bytes(key.0[..8].try_into().unwrap_or_default());
+        match *self {
+            ReadData::None => false,
+            ReadData::All => true,
+            ReadData::Percent(p) => {
+                let r = (v ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                (r as f64) < p / 100.0 * (1u64 << 53) as f64
+            }
+            ReadData::Slice { n, m } => v % m == n - 1,
+        }
+    }
+}
+
+/// One damaged or missing block.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Problem {
+    #[serde(serialize_with = "crate::util::ser_key")]
+    pub key: Key,
+    /// What it should be (file data, directory, ...).
+    pub kind: &'static str,
+    pub error: String,
+    /// Where snapshots reach it: `SNAPSHOT:PATH`.
+    pub paths: Vec<String>,
+}
+
+/// What a check found.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CheckOutcome {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub chunks: u64,
+    pub chunks_read: u64,
+    pub bytes_read: u64,
+    pub problems: Vec<Problem>,
+    pub duration_ms: u64,
+}
+
+/// Chunks are handled in batches this large (one `exists`, or this many gets in flight).
+const EXISTS_BATCH: usize = 2048;
+const READ_BATCH: usize = 64;
+
+struct Checker<'r> {
+    repo: &'r Repo,
+    read: ReadData,
+    salt: u64,
+    chains: bool,
+    to_ask: Mutex<Vec<Key>>,
+    to_read: Mutex<Vec<Key>>,
+    problems: Mutex<Vec<(Key, Node, String)>>,
+    snapshots: AtomicU64,
+    chunks_read: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+impl Checker<'_> {
+    fn problem(&self, key: Key, node: Node, error: String) {
+        self.problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key, node, error));
+    }
+
+    fn ask(&self, keys: Vec<Key>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let present = self.repo.backend.exists(&keys)?;
+        for (k, there) in keys.iter().zip(present) {
+            if !there {
+                self.problem(*k, Node::Chunk, "missing from the archive".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn read_chunks(&self, keys: Vec<Key>) -> Result<()> {
+        let tickets: Vec<_> = keys
+            .iter()
+            .map(|k| self.repo.backend.start_get(*k))
+            .collect();
+        for (k, t) in keys.into_iter().zip(tickets) {
+            let r = crate::repo::fetched(t.wait(), k, Kind::Chunk).and_then(|stored| {
+                self.bytes_read.fetch_add(stored.len() as u64, Relaxed);
+                block::open(&self.repo.keys, &k, Some(Kind::Chunk), stored)
+            });
+            self.chunks_read.fetch_add(1, Relaxed);
+            match r {
+                Ok(_) => {}
+                Err(e) if crate::repo::is_damage(&e) => self.problem(k, Node::Chunk, short(&e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn take(list: &Mutex<Vec<Key>>, at: usize) -> Option<Vec<Key>> {
+        let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+        (l.len() >= at).then(|| std::mem::take(&mut *l))
+    }
+}
+
+/// An error's message without the block key and kind, which the report shows anyway.
+fn short(e: &Error) -> String {
+    match e {
+        Error::Missing { .. } => "missing from the archive".into(),
+        Error::Corrupt { why, .. } => format!("corrupt: {why}"),
+        e => e.to_string(),
+    }
+}
+
+impl Visitor for Checker<'_> {
+    fn chains(&self) -> bool {
+        self.chains
+    }
+    fn block(&self, _: Key, node: Node, _: &[u8], _: &block::Plain) -> Result<()> {
+        if node == Node::Snapshot {
+            self.snapshots.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+    fn chunk(&self, key: Key) -> Result<()> {
+        if self.read.selects(&key, self.salt) {
+            self.to_read
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(key);
+            if let Some(batch) = Checker::take(&self.to_read, READ_BATCH) {
+                self.read_chunks(batch)?;
+            }
+        } else {
+            self.to_ask
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(key);
+            if let Some(batch) = Checker::take(&self.to_ask, EXISTS_BATCH) {
+                self.ask(batch)?;
+            }
+        }
+        Ok(())
+    }
+    fn damaged(&self, key: Key, node: Node, error: Error) -> Result<()> {
+        self.problem(key, node, short(&error));
+        Ok(())
+    }
+}
+
+/// Checks the snapshots named by `specs` (only those, not their chains), or, when `specs` is
+/// empty, everything the archive's roots reach.
+pub fn check(repo: &Repo, specs: &[String], read: ReadData) -> Result<CheckOutcome> {
+    let started = std::time::Instant::now();
+    let mut labelled: Vec<(String, Key)> = Vec::new();
+    let roots: Vec<(Key, Node)> = if specs.is_empty() {
+        reach::roots(repo)?
+    } else {
+        for s in specs {
+            let (k, _) = crate::spec::resolve(repo, s)?;
+            labelled.push((s.clone(), k));
+        }
+        labelled.iter().map(|(_, k)| (*k, Node::Snapshot)).collect()
+    };
+    let checker = Checker {
+        repo,
+        read,
+        salt: u64::from_le_bytes(crate::crypto::random::<8>()),
+        chains: specs.is_empty(),
+        to_ask: Mutex::new(Vec::new()),
+        to_read: Mutex::new(Vec::new()),
+        problems: Mutex::new(Vec::new()),
+        snapshots: AtomicU64::new(0),
+        chunks_read: AtomicU64::new(0),
+        bytes_read: AtomicU64::new(0),
+    };
+    let counts = Counts::default();
+    let seen = KeySet::new();
+    reach::walk(repo, &roots, &seen, &checker, &counts)?;
+    if let Some(rest) = Checker::take(&checker.to_ask, 0) {
+        checker.ask(rest)?;
+    }
+    if let Some(rest) = Checker::take(&checker.to_read, 0) {
+        checker.read_chunks(rest)?;
+    }
+    let mut problems = checker
+        .problems
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    problems.sort_by_key(|(k, _, _)| *k);
+    problems.dedup_by_key(|(k, _, _)| *k);
+    let mut out = CheckOutcome {
+        snapshots: checker.snapshots.load(Relaxed),
+        trees: counts.trees.load(Relaxed),
+        chunks: counts.chunks.load(Relaxed),
+        chunks_read: checker.chunks_read.load(Relaxed),
+        bytes_read: checker.bytes_read.load(Relaxed),
+        problems: Vec::new(),
+        duration_ms: 0,
+    };
+    if !problems.is_empty() {
+        if labelled.is_empty() {
+            labelled = every_snapshot(repo)?;
+        }
+        let bad: HashSet<Key> = problems.iter().map(|(k, _, _)| *k).collect();
+        let mut paths = attribute(repo, &labelled, &bad)?;
+        out.problems = problems
+            .into_iter()
+            .map(|(key, node, error)| Problem {
+                key,
+                kind: node.name(),
+                error,
+                paths: paths.remove(&key).unwrap_or_default(),
+            })
+            .collect();
+    }
+    out.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}
+
+/// Every snapshot the tags' chains and the reflog name, labelled for people (`TAG~N`, or the
+/// key for snapshots only the reflog still names).
+fn every_snapshot(repo: &Repo) -> Result<Vec<(String, Key)>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (tag, head) in repo.tags()? {
+        let mut next = Some(head);
+        let mut i = 0;
+        while let Some(k) = next {
+            if !seen.insert(k) {
+                break;
+            }
+            out.push((format!("{tag}~{i}"), k));
+            i += 1;
+            next = match repo.snapshot(k) {
+                Ok(s) => s.previous.first().copied(),
+                Err(_) => None,
+            };
+        }
+    }
+    if let Ok(entries) = crate::reflog::entries(repo) {
+        for e in entries {
+            for k in e.old.into_iter().chain(e.new) {
+                if seen.insert(k) {
+                    out.push((k.to_hex(), k));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bad keys below a tree, each with the path (relative to the tree) through which it is
+/// reached; remembered by tree key so that shared trees are read once.
+struct Attributor<'r> {
+    repo: &'r Repo,
+    bad: &'r HashSet<Key>,
+    clean: KeySet,
+    dirty: HashMap<Key, Vec<(Vec<u8>, Key)>>,
+}
+
+/// Most paths listed for one block.
+const MAX_PATHS: usize = 50;
+
+/// Finds, for each bad key, the `SNAPSHOT:PATH`s that reach it.
+fn attribute(
+    repo: &Repo,
+    snapshots: &[(String, Key)],
+    bad: &HashSet<Key>,
+) -> Result<HashMap<Key, Vec<String>>> {
+    // Deep trees recurse deeply: give the walk a stack to match.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn_scoped(s, || {
+                let mut a = Attributor {
+                    repo,
+                    bad,
+                    clean: KeySet::new(),
+                    dirty: HashMap::new(),
+                };
+                let mut out: HashMap<Key, Vec<String>> = HashMap::new();
+                let mut add = |k: Key, p: String| {
+                    let v = out.entry(k).or_default();
+                    if v.len() < MAX_PATHS {
+                        v.push(p);
+                    }
+                };
+                for (label, key) in snapshots {
+                    if bad.contains(key) {
+                        add(*key, format!("{label} (the snapshot itself)"));
+                        continue;
+                    }
+                    let Ok(snap) = repo.snapshot(*key) else {
+                        continue;
+                    };
+                    let EntryKind::Dir { tree } = snap.root.kind else {
+                        continue;
+                    };
+                    for (path, k) in a.dir(tree)? {
+                        add(k, format!("{label}:/{}", crate::util::show(&path)));
+                    }
+                }
+                Ok(out)
+            })
+            .map_err(|e| Error::Local(format!("starting a thread: {e}")))?
+            .join()
+            .unwrap_or_else(|_| Err(Error::Local("the path search panicked".into())))
+    })
+}
+
+impl Attributor<'_> {
+    fn dir(&mut self, tree: Key) -> Result<Vec<(Vec<u8>, Key)>> {
+        if let Some(v) = self.dirty.get(&tree) {
+            return Ok(v.clone());
+        }
+        if self.clean.contains(&tree)? {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut reader = Reader::<DirTree>::new(self.repo, tree);
+        loop {
+            let e = match reader.next_item() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(Error::Missing { key, .. } | Error::Corrupt { key, .. }) => {
+                    found.push((Vec::new(), key));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut below = Vec::new();
+            match &e.kind {
+                EntryKind::File { content, .. } => match content {
+                    Content::Empty => {}
+                    Content::Chunk(k) => {
+                        if self.bad.contains(k) {
+                            below.push(*k);
+                        }
+                    }
+                    Content::Index(k) => below = self.file(*k)?,
+                },
+                EntryKind::Dir { tree } => {
+                    for (p, k) in self.dir(*tree)? {
+                        let mut path = e.name.clone();
+                        if !p.is_empty() {
+                            path.push(b'/');
+                            path.extend_from_slice(&p);
+                        }
+                        found.push((path, k));
+                    }
+                }
+                _ => {}
+            }
+            found.extend(below.into_iter().map(|k| (e.name.clone(), k)));
+        }
+        if found.is_empty() {
+            self.clean.insert(tree)?;
+        } else {
+            self.dirty.insert(tree, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Bad keys in a file's index tree.
+    fn file(&mut self, root: Key) -> Result<Vec<Key>> {
+        if let Some(v) = self.dirty.get(&root) {
+            return Ok(v.iter().map(|(_, k)| *k).collect());
+        }
+        if self.clean.contains(&root)? {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        let mut stack = vec![root];
+        while let Some(k) = stack.pop() {
+            if self.bad.contains(&k) {
+                found.push(k);
+                continue;
+            }
+            match crate::tree::read_node::<FileTree>(self.repo, k) {
+                Ok(TreeNode::Leaf(pieces)) => {
+                    for p in pieces {
+                        if let Piece::Data { key, .. } = p {
+                            if self.bad.contains(&key) {
+                                found.push(key);
+                            }
+                        }
+                    }
+                }
+                Ok(TreeNode::Inner(inner)) => stack.extend(inner.children.iter().map(|c| c.key)),
+                Err(Error::Missing { key, .. } | Error::Corrupt { key, .. }) => found.push(key),
+                Err(e) => return Err(e),
+            }
+        }
+        if found.is_empty() {
+            self.clean.insert(root)?;
+        } else {
+            self.dirty
+                .insert(root, found.iter().map(|k| (Vec::new(), *k)).collect());
+        }
+        Ok(found)
+    }
+}

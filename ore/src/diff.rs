@@ -1,0 +1,304 @@
+//! `ore diff`: what changed between two snapshots.
+//!
+//! Directory trees are content-addressed, so two directories with the same tree key hold the
+//! same entries all the way down: such subtrees are skipped without being read, and a diff of
+//! two snapshots of a large tree with a few changes reads only the directories on the paths to
+//! those changes. Files that disappeared in one place and appeared in another with the same
+//! contents (same content key, not empty) are reported once, as renamed.
+
+use crate::entry::{Content, Entry, EntryKind};
+use crate::error::Result;
+use crate::repo::Repo;
+use crate::tree::{DirTree, Reader};
+use crate::util::show;
+use protocol::Key;
+use std::collections::HashMap;
+
+/// One change.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// `added`, `removed`, `modified` or `renamed`.
+    pub change: &'static str,
+    pub path: String,
+    /// For renames: where it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// For modifications (and renames with other changes): `content`, `type`, `mode`,
+    /// `owner`, `mtime`, `xattrs`, `target`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub what: Vec<String>,
+    /// `file`, `dir`, `symlink`, ...
+    pub kind: &'static str,
+}
+
+fn kind_name(e: &Entry) -> &'static str {
+    match e.kind {
+        EntryKind::File { .. } => "file",
+        EntryKind::Dir { .. } => "dir",
+        EntryKind::Symlink { .. } => "symlink",
+        EntryKind::Hardlink { .. } => "hardlink",
+        EntryKind::Fifo => "fifo",
+        EntryKind::Socket => "socket",
+        EntryKind::CharDevice { .. } => "char-device",
+        EntryKind::BlockDevice { .. } => "block-device",
+    }
+}
+
+fn content_key(e: &Entry) -> Option<Key> {
+    match &e.kind {
+        EntryKind::File {
+            content: Content::Chunk(k) | Content::Index(k),
+            ..
+        } => Some(*k),
+        _ => None,
+    }
+}
+
+/// What differs between two entries of the same name.
+pub fn what_differs(a: &Entry, b: &Entry) -> Vec<String> {
+    let mut w = Vec::new();
+    match (&a.kind, &b.kind) {
+        (
+            EntryKind::File {
+                size: sa,
+                content: ca,
+            },
+            EntryKind::File {
+                size: sb,
+                content: cb,
+            },
+        ) => {
+            if sa != sb || ca != cb {
+                w.push("content".into());
+            }
+        }
+        (EntryKind::Dir { .. }, EntryKind::Dir { .. }) => {}
+        (EntryKind::Symlink { target: x }, EntryKind::Symlink { target: y })
+        | (EntryKind::Hardlink { target: x }, EntryKind::Hardlink { target: y }) => {
+            if x != y {
+                w.push("target".into());
+            }
+        }
+        (x, y) if std::mem::discriminant(x) == std::mem::discriminant(y) => {
+            if x != y {
+                w.push("device".into());
+            }
+        }
+        _ => w.push("type".into()),
+    }
+    if a.mode != b.mode {
+        w.push("mode".into());
+    }
+    if (a.uid, a.gid, &a.user, &a.group) != (b.uid, b.gid, &b.user, &b.group) {
+        w.push("owner".into());
+    }
+    if a.mtime != b.mtime {
+        w.push("mtime".into());
+    }
+    if a.xattrs != b.xattrs {
+        w.push("xattrs".into());
+    }
+    w
+}
+
+struct Differ<'r> {
+    repo: &'r Repo,
+    out: Vec<Change>,
+    /// Removed and added files with contents, for finding renames.
+    removed: Vec<(String, Entry)>,
+    added: Vec<(String, Entry)>,
+    /// Directory trees read (for tests and curiosity).
+    dirs_read: u64,
+}
+
+fn join(base: &str, name: &[u8]) -> String {
+    if base.is_empty() {
+        show(name)
+    } else {
+        format!("{base}/{}", show(name))
+    }
+}
+
+/// The changes from entry `a` to entry `b` (normally the roots of two snapshots, or one
+/// directory in each), with paths relative to them. Returns the changes and how many
+/// directory trees were read.
+pub fn diff(repo: &Repo, a: &Entry, b: &Entry) -> Result<(Vec<Change>, u64)> {
+    let mut d = Differ {
+        repo,
+        out: Vec::new(),
+        removed: Vec::new(),
+        added: Vec::new(),
+        dirs_read: 0,
+    };
+    d.pair("", a, b)?;
+    d.renames();
+    let mut out = d.out;
+    out.sort_by(|x, y| x.path.cmp(&y.path).then(x.change.cmp(y.change)));
+    Ok((out, d.dirs_read))
+}
+
+impl Differ<'_> {
+    fn pair(&mut self, path: &str, a: &Entry, b: &Entry) -> Result<()> {
+        let what = what_differs(a, b);
+        if what.iter().any(|w| w == "type") {
+            self.gone(path, a)?;
+            self.came(path, b)?;
+            return Ok(());
+        }
+        if !what.is_empty() {
+            self.out.push(Change {
+                change: "modified",
+                path: if path.is_empty() {
+                    ".".into()
+                } else {
+                    path.into()
+                },
+                from: None,
+                what,
+                kind: kind_name(b),
+            });
+        }
+        if let (EntryKind::Dir { tree: ta }, EntryKind::Dir { tree: tb }) = (&a.kind, &b.kind) {
+            if ta != tb {
+                self.dirs(path, *ta, *tb)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dirs(&mut self, path: &str, ta: Key, tb: Key) -> Result<()> {
+        self.dirs_read += 2;
+        let mut ra = Reader::<DirTree>::new(self.repo, ta);
+        let mut rb = Reader::<DirTree>::new(self.repo, tb);
+        let (mut ea, mut eb) = (ra.next_item()?, rb.next_item()?);
+        loop {
+            match (ea.take(), eb.take()) {
+                (None, None) => return Ok(()),
+                (Some(x), None) => {
+                    self.gone(&join(path, &x.name), &x)?;
+                    ea = ra.next_item()?;
+                }
+                (None, Some(y)) => {
+                    self.came(&join(path, &y.name), &y)?;
+                    eb = rb.next_item()?;
+                }
+                (Some(x), Some(y)) => match x.name.cmp(&y.name) {
+                    std::cmp::Ordering::Less => {
+                        self.gone(&join(path, &x.name), &x)?;
+                        ea = ra.next_item()?;
+                        eb = Some(y);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        self.came(&join(path, &y.name), &y)?;
+                        ea = Some(x);
+                        eb = rb.next_item()?;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        self.pair(&join(path, &x.name), &x, &y)?;
+                        ea = ra.next_item()?;
+                        eb = rb.next_item()?;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Everything at and below `e` (in the old snapshot) was removed.
+    fn gone(&mut self, path: &str, e: &Entry) -> Result<()> {
+        self.each(path, e, &mut |d, p, e| {
+            if content_key(e).is_some() {
+                d.removed.push((p.to_string(), e.clone()));
+            } else {
+                d.out.push(Change {
+                    change: "removed",
+                    path: p.to_string(),
+                    from: None,
+                    what: Vec::new(),
+                    kind: kind_name(e),
+                });
+            }
+        })
+    }
+
+    /// Everything at and below `e` (in the new snapshot) was added.
+    fn came(&mut self, path: &str, e: &Entry) -> Result<()> {
+        self.each(path, e, &mut |d, p, e| {
+            if content_key(e).is_some() {
+                d.added.push((p.to_string(), e.clone()));
+            } else {
+                d.out.push(Change {
+                    change: "added",
+                    path: p.to_string(),
+                    from: None,
+                    what: Vec::new(),
+                    kind: kind_name(e),
+                });
+            }
+        })
+    }
+
+    fn each(
+        &mut self,
+        path: &str,
+        e: &Entry,
+        f: &mut dyn FnMut(&mut Self, &str, &Entry),
+    ) -> Result<()> {
+        f(self, path, e);
+        if let EntryKind::Dir { tree } = &e.kind {
+            self.dirs_read += 1;
+            let mut r = Reader::<DirTree>::new(self.repo, *tree);
+            while let Some(c) = r.next_item()? {
+                self.each(&join(path, &c.name), &c, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pairs removed and added files with the same contents as renames.
+    fn renames(&mut self) {
+        let mut by_key: HashMap<Key, Vec<(String, Entry)>> = HashMap::new();
+        for (p, e) in self.removed.drain(..) {
+            if let Some(k) = content_key(&e) {
+                by_key.entry(k).or_default().push((p, e));
+            }
+        }
+        for (p, e) in std::mem::take(&mut self.added) {
+            let from = content_key(&e)
+                .and_then(|k| by_key.get_mut(&k))
+                .and_then(Vec::pop);
+            match from {
+                Some((old, oe)) => {
+                    let what: Vec<String> = what_differs(&oe, &e)
+                        .into_iter()
+                        .filter(|w| w != "content")
+                        .collect();
+                    self.out.push(Change {
+                        change: "renamed",
+                        path: p,
+                        from: Some(old),
+                        what,
+                        kind: kind_name(&e),
+                    });
+                }
+                None => self.out.push(Change {
+                    change: "added",
+                    path: p,
+                    from: None,
+                    what: Vec::new(),
+                    kind: kind_name(&e),
+                }),
+            }
+        }
+        for (_, left) in by_key {
+            for (p, e) in left {
+                self.out.push(Change {
+                    change: "removed",
+                    path: p,
+                    from: None,
+                    what: Vec::new(),
+                    kind: kind_name(&e),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! Leases: how gc and the runs that write to an archive stay out of each other's way without
+//! a lock anyone ever has to break (FORMAT.md §10).
+//!
+//! The danger gc poses to a writer is deduplication: a snapshot asks "does the archive have
+//! block B?", hears yes, and stores a tree that refers to B — while a gc that found B
+//! unreachable removes it. So every run that writes holds a *lease*, a system tag
+//! `ore:lease:N` whose value says who holds it and when it was last renewed, and gc's sweep
+//! (the part that removes blocks) is announced in the tag `ore:gc`:
+//!
+//! - a writer takes a free lease slot, *then* reads `ore:gc`. If a sweep is under way it gives
+//!   the slot back and waits for the sweep to end before trying again; otherwise it goes on,
+//!   renewing the lease in the background, and frees the slot when it is done;
+//! - gc announces its sweep in `ore:gc` (compare-and-swap), *then* lists the leases and waits
+//!   until every lease it saw is freed or expired; only then does it read the tags again, mark
+//!   what the finished runs added, and remove the rest.
+//!
+//! Because tag operations are atomic, either the writer read `ore:gc` before the announcement
+//! (then gc sees its lease and waits for it), or after (then the writer waits for gc). A writer
+//! that crashes stops renewing; after [`ttl`] its lease counts as free, so nothing stays locked.
+//! A writer that was paused past the ttl finds out before it moves a tag ([`Lease::confirm`])
+//! and refuses to finish if a gc ran meanwhile. A gc that crashes mid-sweep is noticed the same
+//! way, from its own heartbeat in `ore:gc`, and writers take over from it.
+//!
+//! Clocks: expiry compares the holder's timestamps with the reader's clock, so machines
+//! sharing an archive must agree on the time to well within the ttl (15 minutes by default).
+
+use crate::crypto::{hex, random};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use protocol::{Backend, CasOutcome};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tag announcing gc sweeps; its value changes whenever blocks were removed.
+pub const GC_TAG: &str = "ore:gc";
+/// Lease tags are this prefix and a slot number.
+pub const LEASE_PREFIX: &str = "ore:lease:";
+/// The value of a free lease slot.
+pub const FREE: &[u8] = b"free";
+
+/// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` seconds, or 900.
+pub fn ttl() -> Duration {
+    let secs = std::env::var("ORE_LEASE_TTL")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(900.0);
+    Duration::from_secs_f64(secs)
+}
+
+fn ttl_ns() -> i64 {
+    ttl().as_nanos() as i64
+}
+
+fn renew_every() -> Duration {
+    ttl() / 10
+}
+
+/// Who this process is, for messages about leases.
+fn whoami() -> String {
+    format!(
+        "{}@{} pid {}",
+        crate::util::username(),
+        crate::util::hostname(),
+        std::process::id()
+    )
+}
+
+/// The value of a held lease.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Holder {
+    pub by: String,
+    pub since: i64,
+    pub heartbeat: i64,
+    pub id: String,
+}
+
+impl Holder {
+    fn new() -> Holder {
+        let now = crate::util::now_ns();
+        Holder {
+            by: whoami(),
+            since: now,
+            heartbeat: now,
+            id: hex(&random::<8>()),
+        }
+    }
+
+    /// Whether it has not been renewed for longer than the ttl.
+    pub fn expired(&self) -> bool {
+        crate::util::now_ns() - self.heartbeat > ttl_ns()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// What `ore:gc` says.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum GcState {
+    /// No sweep; `epoch` changes whenever a sweep removed something.
+    Idle { epoch: String },
+    /// A gc is removing blocks.
+    Sweeping {
+        epoch: String,
+        #[serde(flatten)]
+        holder: Holder,
+    },
+}
+
+impl GcState {
+    /// Parses the tag's value; an absent tag, or a value written before sweeps were announced,
+    /// is idle.
+    pub fn parse(value: Option<&[u8]>) -> GcState {
+        match value {
+            None => GcState::Idle {
+                epoch: String::new(),
+            },
+            Some(v) => {
+                serde_json::from_slice(v).unwrap_or_else(|_| GcState::Idle { epoch: hex(v) })
+            }
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A background renewal of one tag's timestamp, stopped on drop.
+struct Renewal {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
+    /// When the last renewal succeeded (ns since the epoch).
+    renewed: Arc<AtomicI64>,
+    value: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Renewal {
+    /// Renews `name` every ttl/10 by compare-and-swap from the current value to the one
+    /// `next` makes of it; a failed swap means someone else took the tag: the renewal is lost.
+    fn start(
+        backend: Arc<dyn Backend>,
+        name: String,
+        value: Vec<u8>,
+        next: fn(&[u8]) -> Vec<u8>,
+    ) -> Renewal {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewed = Arc::new(AtomicI64::new(crate::util::now_ns()));
+        let value = Arc::new(Mutex::new(value));
+        let thread = {
+            let (stop, lost, renewed, value) =
+                (stop.clone(), lost.clone(), renewed.clone(), value.clone());
+            std::thread::spawn(move || loop {
+                {
+                    let (m, c) = &*stop;
+                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = c
+                        .wait_timeout_while(g, renew_every(), |s| !*s)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if *g {
+                        return;
+                    }
+                }
+                let mut cur = value.lock().unwrap_or_else(|p| p.into_inner());
+                let new = next(&cur);
+                match backend.set_tag(&name, Some(&cur), &new) {
+                    Ok(CasOutcome::Done) => {
+                        *cur = new;
+                        renewed.store(crate::util::now_ns(), SeqCst);
+                    }
+                    Ok(CasOutcome::Conflict { .. }) => {
+                        lost.store(true, SeqCst);
+                        return;
+                    }
+                    Err(e) => protocol::log::debug(&format!("renewing {name}: {e}")),
+                }
+            })
+        };
+        Renewal {
+            stop,
+            thread: Some(thread),
+            lost,
+            renewed,
+            value,
+        }
+    }
+
+    /// Whether the tag may no longer be ours: taken by someone else, or not renewed for most
+    /// of the ttl.
+    fn doubtful(&self) -> bool {
+        self.lost.load(SeqCst)
+            || crate::util::now_ns() - self.renewed.load(SeqCst) > ttl_ns() * 4 / 5
+    }
+
+    /// Stops renewing; returns the tag's last value written.
+    fn stop(&mut self) -> Vec<u8> {
+        {
+            let (m, c) = &*self.stop;
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            c.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn renew_holder(v: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Holder>(v) {
+        Ok(mut h) => {
+            h.heartbeat = crate::util::now_ns();
+            h.to_bytes()
+        }
+        Err(_) => v.to_vec(),
+    }
+}
+
+fn renew_sweep(v: &[u8]) -> Vec<u8> {
+    match GcState::parse(Some(v)) {
+        GcState::Sweeping { epoch, mut holder } => {
+            holder.heartbeat = crate::util::now_ns();
+            GcState::Sweeping { epoch, holder }.to_bytes()
+        }
+        idle => idle.to_bytes(),
+    }
+}
+
+/// A lease slot: its tag, its value, and who holds it (`None`: free).
+pub type Slot = (String, Vec<u8>, Option<Holder>);
+
+/// The lease slots.
+pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
+    let mut out = Vec::new();
+    for (name, v) in backend.list_tags()? {
+        if let Some(n) = name.strip_prefix(LEASE_PREFIX) {
+            if n.parse::<u32>().is_ok() {
+                let h = if v == FREE {
+                    None
+                } else {
+                    // A value that is not a lease is treated as held, never as free.
+                    Some(serde_json::from_slice(&v).unwrap_or(Holder {
+                        by: format!("unknown ({})", String::from_utf8_lossy(&v)),
+                        since: 0,
+                        heartbeat: i64::MAX / 2,
+                        id: String::new(),
+                    }))
+                };
+                out.push((name, v, h));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Takes a free (or expired) lease slot, or a new one.
+fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
+    loop {
+        let slots = leases(backend)?;
+        let mine = Holder::new().to_bytes();
+        for (name, v, h) in &slots {
+            if h.as_ref().is_none_or(Holder::expired)
+                && backend.set_tag(name, Some(v), &mine)? == CasOutcome::Done
+            {
+                return Ok((name.clone(), mine));
+            }
+        }
+        let next = slots
+            .iter()
+            .filter_map(|(n, _, _)| n[LEASE_PREFIX.len()..].parse::<u32>().ok())
+            .max()
+            .map_or(0, |n| n + 1);
+        let name = format!("{LEASE_PREFIX}{next}");
+        if backend.set_tag(&name, None, &mine)? == CasOutcome::Done {
+            return Ok((name, mine));
+        }
+    }
+}
+
+/// A held lease: gc does not sweep while it is held. Freed on drop.
+pub struct Lease {
+    backend: Arc<dyn Backend>,
+    name: String,
+    renewal: Renewal,
+    /// `ore:gc` as it was when the lease was taken.
+    gc_value: Vec<u8>,
+}
+
+impl Lease {
+    /// Takes a lease on `repo`, waiting while a gc sweeps.
+    pub fn acquire(repo: &Repo) -> Result<Lease> {
+        let backend = repo.backend.clone();
+        let mut said = false;
+        loop {
+            let (name, value) = take_slot(&*backend)?;
+            let gc_value = backend.get_tag(GC_TAG)?;
+            match GcState::parse(gc_value.as_deref()) {
+                GcState::Idle { .. } => {
+                    return Ok(Lease {
+                        renewal: Renewal::start(backend.clone(), name.clone(), value, renew_holder),
+                        backend,
+                        name,
+                        gc_value: gc_value.unwrap_or_default(),
+                    })
+                }
+                GcState::Sweeping { holder, .. } => {
+                    let _ = backend.set_tag(&name, Some(&value), FREE);
+                    if holder.expired() {
+                        end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)?;
+                        continue;
+                    }
+                    if !said {
+                        protocol::log::info(&format!(
+                            "waiting for a gc to finish removing blocks (run by {}, since {})",
+                            holder.by,
+                            crate::util::format_time(holder.since)
+                        ));
+                        said = true;
+                    }
+                    wait_while_sweeping(&*backend, gc_value.as_deref())?;
+                }
+            }
+        }
+    }
+
+    /// The value of `ore:gc` when the lease was taken (no blocks are removed while it is held).
+    pub fn gc_value(&self) -> &[u8] {
+        &self.gc_value
+    }
+
+    /// Checks, just before a run moves a tag, that the lease held all along — or, if it may
+    /// have lapsed (the process was paused or cut off past the ttl), takes a new one and checks
+    /// that no gc ran meanwhile. Errors when one did: blocks the run relied on may be gone.
+    pub fn confirm(&mut self, repo: &Repo) -> Result<()> {
+        if !self.renewal.doubtful() {
+            return Ok(());
+        }
+        let fresh = Lease::acquire(repo)?;
+        if fresh.gc_value != self.gc_value {
+            return Err(Error::Archive(format!(
+                "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s) \
+                 and a gc ran meanwhile, so blocks it relied on may be gone; nothing was changed: run it again",
+                repo.id,
+                ttl().as_secs()
+            )));
+        }
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let last = self.renewal.stop();
+        if !self.renewal.lost.load(SeqCst) {
+            if let Err(e) = self.backend.set_tag(&self.name, Some(&last), FREE) {
+                protocol::log::debug(&format!("freeing lease {}: {e}", self.name));
+            }
+        }
+    }
+}
+
+/// Polls `ore:gc` until it no longer holds `value` (or the sweep it announces expired).
+fn wait_while_sweeping(backend: &dyn Backend, value: Option<&[u8]>) -> Result<()> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(2));
+        let now = backend.get_tag(GC_TAG)?;
+        if now.as_deref() != value {
+            return Ok(());
+        }
+        if let GcState::Sweeping { holder, .. } = GcState::parse(now.as_deref()) {
+            if holder.expired() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Declares a sweep whose gc stopped renewing it over: `ore:gc` becomes idle with a new epoch
+/// (it may have removed blocks before it died).
+fn end_abandoned_sweep(backend: &dyn Backend, value: Option<&[u8]>, holder: &Holder) -> Result<()> {
+    protocol::log::warning(&format!(
+        "a gc run by {} (since {}) stopped without finishing; carrying on without it",
+        holder.by,
+        crate::util::format_time(holder.since)
+    ));
+    let idle = GcState::Idle {
+        epoch: hex(&random::<8>()),
+    };
+    backend.set_tag(GC_TAG, value, &idle.to_bytes())?;
+    Ok(())
+}
+
+/// A sweep in progress: announced in `ore:gc` and renewed until it ends.
+pub struct Sweep {
+    backend: Arc<dyn Backend>,
+    renewal: Renewal,
+    /// `ore:gc` before the sweep, to put back when nothing was removed.
+    before: Option<Vec<u8>>,
+    removed: AtomicBool,
+}
+
+impl Sweep {
+    /// Announces a sweep. Errors when another live gc is sweeping.
+    pub fn begin(repo: &Repo) -> Result<Sweep> {
+        let backend = repo.backend.clone();
+        loop {
+            let before = backend.get_tag(GC_TAG)?;
+            let epoch = match GcState::parse(before.as_deref()) {
+                GcState::Idle { epoch } => epoch,
+                GcState::Sweeping { holder, .. } if holder.expired() => {
+                    end_abandoned_sweep(&*backend, before.as_deref(), &holder)?;
+                    continue;
+                }
+                GcState::Sweeping { holder, .. } => {
+                    return Err(Error::Archive(format!(
+                        "another gc is removing blocks from archive {} (run by {}, since {}); \
+                         try again when it is done",
+                        repo.id,
+                        holder.by,
+                        crate::util::format_time(holder.since)
+                    )))
+                }
+            };
+            let value = GcState::Sweeping {
+                epoch,
+                holder: Holder::new(),
+            }
+            .to_bytes();
+            if backend.set_tag(GC_TAG, before.as_deref(), &value)? == CasOutcome::Done {
+                return Ok(Sweep {
+                    renewal: Renewal::start(backend.clone(), GC_TAG.into(), value, renew_sweep),
+                    backend,
+                    before,
+                    removed: AtomicBool::new(false),
+                });
+            }
+        }
+    }
+
+    /// Waits until every lease held now is freed or expired, for at most `limit`.
+    pub fn wait_for_leases(&self, limit: Duration) -> Result<()> {
+        let started = Instant::now();
+        let mut said = false;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let mut held = Vec::new();
+            for (name, value, h) in leases(&*self.backend)? {
+                match h {
+                    // A lease its holder stopped renewing is freed, so that nobody else waits
+                    // for it either (should the holder wake up, its next renewal fails and it
+                    // takes a new lease before it moves a tag).
+                    Some(h) if h.expired() => {
+                        protocol::log::info(&format!(
+                            "freeing {name}: its holder ({}) stopped renewing it at {}",
+                            h.by,
+                            crate::util::format_time(h.heartbeat)
+                        ));
+                        let _ = self.backend.set_tag(&name, Some(&value), FREE)?;
+                    }
+                    Some(h) => held.push(h),
+                    None => {}
+                }
+            }
+            if held.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(Error::Archive(format!(
+                    "gave up after {} s waiting for {} run(s) writing to the archive (e.g. {}, since {})",
+                    limit.as_secs(),
+                    held.len(),
+                    held[0].by,
+                    crate::util::format_time(held[0].since)
+                )));
+            }
+            if !said {
+                protocol::log::info(&format!(
+                    "waiting for {} run(s) writing to the archive to finish (e.g. {})",
+                    held.len(),
+                    held[0].by
+                ));
+                said = true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Errors when the sweep may no longer be ours (this gc was paused past the ttl and a
+    /// writer declared it abandoned): removing more would be unsafe.
+    pub fn still_mine(&self) -> Result<()> {
+        if self.renewal.doubtful() {
+            return Err(Error::Archive(
+                "this gc's sweep lapsed (it was paused or cut off for longer than the lease ttl); \
+                 it stopped removing blocks: run it again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Notes that blocks were removed, so `ore:gc` gets a new epoch at the end.
+    pub fn removed_some(&self) {
+        self.removed.store(true, SeqCst);
+    }
+
+    /// Ends the sweep: `ore:gc` goes back to idle, with a new epoch when blocks were removed
+    /// (file caches and backend-cache compare it).
+    pub fn finish(mut self) -> Result<()> {
+        let last = self.renewal.stop();
+        if self.renewal.lost.load(SeqCst) {
+            return Ok(());
+        }
+        let restore = if self.removed.load(SeqCst) {
+            GcState::Idle {
+                epoch: hex(&random::<8>()),
+            }
+            .to_bytes()
+        } else {
+            match self.before.take() {
+                Some(v) => v,
+                None => GcState::Idle {
+                    epoch: String::new(),
+                }
+                .to_bytes(),
+            }
+        };
+        self.backend.set_tag(GC_TAG, Some(&last), &restore)?;
+        Ok(())
+    }
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        // Ended without `finish` (an error): leave a fresh idle epoch, as blocks may be gone.
+        if self.renewal.thread.is_none() {
+            return;
+        }
+        let last = self.renewal.stop();
+        if !self.renewal.lost.load(SeqCst) {
+            let idle = GcState::Idle {
+                epoch: hex(&random::<8>()),
+            };
+            let _ = self.backend.set_tag(GC_TAG, Some(&last), &idle.to_bytes());
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The reflog: every move of every tag, kept in the archive (FORMAT.md §9).
+//!
+//! Tags are the only way the archive says what to keep, so moving one (a rollback, a forget
+//! that rewrites a chain) could make snapshots unreachable and let gc take them. The reflog
+//! records each move — tag, old and new snapshot, when, by whom, why — and gc treats every
+//! snapshot it names as a root. Superseded snapshots therefore stay readable by key and listed
+//! by `ore reflog` until `ore reflog expire` drops the entries that name them.
+//!
+//! Storage: the tag `ore:reflog` names the newest reflog block; each block holds up to
+//! [`PER_BLOCK`] entries, oldest first, and the key of the block before it. Appending rewrites
+//! the newest block with the entry added (or starts a new one when it is full) and moves the
+//! tag by compare-and-swap, retrying when another writer got there first, so concurrent runs
+//! never lose each other's entries. A run that dies between moving a tag and recording it loses
+//! only that entry; the snapshot it moved away from is still reached through the new one's
+//! chain, or was recorded when it was itself set.
+
+use crate::block::Kind;
+use crate::entry::encode;
+use crate::error::{Error, Result};
+use crate::repo::{parse_tag_value, Repo};
+use protocol::{CasOutcome, Key};
+use serde::{Deserialize, Serialize};
+
+/// The tag naming the newest reflog block.
+pub const REFLOG_TAG: &str = "ore:reflog";
+/// Most entries in one reflog block.
+pub const PER_BLOCK: usize = 256;
+
+/// One move of one tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefEntry {
+    /// When, ns since the epoch.
+    pub time: i64,
+    pub tag: String,
+    /// What the tag named before (`None`: it did not exist).
+    pub old: Option<Key>,
+    /// What it names now (`None`: it was removed).
+    pub new: Option<Key>,
+    /// What moved it: `snapshot`, `fork`, `reset`, `forget`, `sync`, `load`.
+    pub action: String,
+    pub host: String,
+    pub user: String,
+}
+
+/// A reflog block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReflogBlock {
+    /// The block before this one, if any.
+    pub previous: Option<Key>,
+    /// Entries, oldest first.
+    pub entries: Vec<RefEntry>,
+}
+
+impl RefEntry {
+    /// An entry for a move made now by this user on this host.
+    pub fn now(tag: &str, old: Option<Key>, new: Option<Key>, action: &str) -> RefEntry {
+        RefEntry {
+            time: crate::util::now_ns(),
+            tag: tag.to_string(),
+            old,
+            new,
+            action: action.to_string(),
+            host: crate::util::hostname(),
+            user: crate::util::username(),
+        }
+    }
+}
+
+/// The key of the newest reflog block, if there is a reflog.
+pub fn head(repo: &Repo) -> Result<Option<Key>> {
+    match repo.backend.get_tag(REFLOG_TAG)? {
+        None => Ok(None),
+        Some(v) => parse_tag_value(&v)
+            .map(Some)
+            .ok_or_else(|| Error::Archive(format!("tag {REFLOG_TAG} does not hold a block key"))),
+    }
+}
+
+/// Reads one reflog block.
+pub fn read_block(repo: &Repo, key: Key) -> Result<ReflogBlock> {
+    repo.get(key, Kind::Reflog)
+}
+
+/// Every block of the reflog, newest first, with its key.
+pub fn blocks(repo: &Repo) -> Result<Vec<(Key, ReflogBlock)>> {
+    let mut out = Vec::new();
+    let mut next = head(repo)?;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(k) = next {
+        if !seen.insert(k) {
+            return Err(Error::Archive(format!(
+                "the reflog loops back to block {k}"
+            )));
+        }
+        let b = read_block(repo, k)?;
+        next = b.previous;
+        out.push((k, b));
+    }
+    Ok(out)
+}
+
+/// Every entry, oldest first.
+pub fn entries(repo: &Repo) -> Result<Vec<RefEntry>> {
+    let mut out: Vec<RefEntry> = Vec::new();
+    for (_, b) in blocks(repo)?.into_iter().rev() {
+        out.extend(b.entries);
+    }
+    Ok(out)
+}
+
+/// Adds entries to the reflog (durably: the block is flushed before the tag names it).
+pub fn append(repo: &Repo, new: &[RefEntry]) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let old_head = head(repo)?;
+        let mut block = match old_head {
+            Some(k) => read_block(repo, k)?,
+            None => ReflogBlock::default(),
+        };
+        if block.entries.len() + new.len() > PER_BLOCK && !block.entries.is_empty() {
+            block = ReflogBlock {
+                previous: old_head,
+                entries: Vec::new(),
+            };
+        }
+        block.entries.extend_from_slice(new);
+        let key = repo.put_block(Kind::Reflog, &encode(&block))?.0;
+        repo.backend.flush()?;
+        if swap_head(repo, old_head, key)? {
+            return Ok(());
+        }
+    }
+}
+
+fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
+    let exp = old.map(|k| k.to_hex());
+    let out = repo.backend.set_tag(
+        REFLOG_TAG,
+        exp.as_deref().map(str::as_bytes),
+        new.to_hex().as_bytes(),
+    )?;
+    Ok(matches!(out, CasOutcome::Done))
+}
+
+/// Drops the entries older than `cutoff` (ns since the epoch); returns how many were dropped.
+/// The remaining entries are written as a new chain of blocks; the old blocks become garbage
+/// for the next gc.
+pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    loop {
+        let old_head = head(repo)?;
+        let all = entries(repo)?;
+        let keep: Vec<RefEntry> = all.iter().filter(|e| e.time >= cutoff).cloned().collect();
+        let dropped = all.len() - keep.len();
+        if dry_run || dropped == 0 {
+            return Ok((dropped, keep.len()));
+        }
+        let mut previous = None;
+        for part in keep.chunks(PER_BLOCK) {
+            let block = ReflogBlock {
+                previous,
+                entries: part.to_vec(),
+            };
+            previous = Some(repo.put_block(Kind::Reflog, &encode(&block))?.0);
+        }
+        let new_head = match previous {
+            Some(k) => k,
+            // Nothing left: an empty block, so that the tag still names a reflog.
+            None => {
+                repo.put_block(Kind::Reflog, &encode(&ReflogBlock::default()))?
+                    .0
+            }
+        };
+        repo.backend.flush()?;
+        if swap_head(repo, old_head, new_head)? {
+            return Ok((dropped, keep.len()));
+        }
+    }
+}
