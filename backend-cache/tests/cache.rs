@@ -241,3 +241,49 @@ fn counters_survive_the_process() {
         (Some(1), Some(1))
     );
 }
+
+/// A cache that stays open while a gc removes blocks behind its back (straight on the inner
+/// archive) must not go on claiming them: reading `ore:gc` through it, as every Ore run does
+/// when it takes its lease, shows the new epoch and empties it. A sweep still in progress
+/// (same epoch) does not.
+#[test]
+fn a_gc_behind_a_running_cache_empties_it_when_the_epoch_is_read() {
+    let t = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn Backend> = Arc::new(protocol::memory::MemoryBackend::new(1 << 20));
+    let cache = CacheBackend::with_inner(&t.path().join("c.db"), inner.clone(), "mem").unwrap();
+    let k = test_key(1);
+    cache.put(k, &test_data(1, 100)).unwrap();
+    cache.flush().unwrap();
+    let idle0 = br#"{"state":"idle","epoch":"e0"}"#;
+    assert_eq!(
+        cache.set_tag("ore:gc", None, idle0).unwrap(),
+        CasOutcome::Done
+    );
+    // The sweep is announced (the epoch is unchanged): the cache keeps what it knows.
+    let sweeping =
+        br#"{"state":"sweeping","epoch":"e0","by":"gc","since":1,"heartbeat":1,"id":"x"}"#;
+    inner.set_tag("ore:gc", Some(idle0), sweeping).unwrap();
+    assert_eq!(cache.get_tag("ore:gc").unwrap().unwrap(), sweeping.to_vec());
+    assert_eq!(admin_json(&cache, "info")["keys"], 1);
+    // The gc removes the block and ends with a new epoch, all behind the cache.
+    inner.remove(&[k]).unwrap();
+    inner
+        .set_tag(
+            "ore:gc",
+            Some(sweeping),
+            br#"{"state":"idle","epoch":"e1"}"#,
+        )
+        .unwrap();
+    assert_eq!(
+        cache.exists(&[k]).unwrap(),
+        vec![true],
+        "stale before the epoch is read"
+    );
+    cache.get_tag("ore:gc").unwrap();
+    assert_eq!(admin_json(&cache, "info")["keys"], 0);
+    assert_eq!(
+        cache.exists(&[k]).unwrap(),
+        vec![false],
+        "asked the archive again"
+    );
+}
