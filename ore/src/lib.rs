@@ -14,6 +14,7 @@ pub mod check;
 pub mod compare;
 pub mod crypto;
 pub mod diff;
+pub mod dump;
 pub mod entry;
 pub mod error;
 pub mod filecache;
@@ -33,6 +34,7 @@ pub mod restore;
 pub mod rules;
 pub mod snapshot;
 pub mod spec;
+pub mod sync;
 pub mod tree;
 pub mod util;
 

@@ -96,6 +96,41 @@ impl Repo {
         opts: &InitOptions,
         passphrase: Passphrase,
     ) -> Result<Repo> {
+        Repo::create(backend, id, opts, random::<32>(), passphrase)
+    }
+
+    /// Creates a new archive that shares `source`'s master key, chunker and compression, so
+    /// that blocks copied between the two (`ore sync`) keep their keys and bytes. Only the key
+    /// slots (passphrases) and the archive id are its own.
+    pub fn init_from(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        source: &Repo,
+        kdf: KdfParams,
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        let opts = InitOptions {
+            encrypt: source.format.encrypted(),
+            chunker: source.format.chunker,
+            compression: source.format.compression.clone(),
+            kdf,
+        };
+        Repo::create(backend, id, &opts, source.master, passphrase)
+    }
+
+    /// Whether blocks of `other` can be copied into this archive as they are stored: both
+    /// derive their keys from the same master key, the same way.
+    pub fn shares_keys(&self, other: &Repo) -> bool {
+        self.master == other.master && self.format.encrypted() == other.format.encrypted()
+    }
+
+    fn create(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        opts: &InitOptions,
+        master: [u8; 32],
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
         if let Some((_, f)) = read_format(&*backend, id)? {
             return Err(Error::Archive(format!(
                 "archive {id} is already initialised (archive id {})",
@@ -104,7 +139,6 @@ impl Repo {
         }
         opts.chunker.check()?;
         crate::format::parse_compression(&opts.compression)?;
-        let master = random::<32>();
         let mut record = FormatRecord {
             format: FORMAT_VERSION,
             archive_id: hex(&random::<16>()),

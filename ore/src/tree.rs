@@ -355,3 +355,45 @@ pub fn file_pieces(repo: &Repo, content: &crate::entry::Content, size: u64) -> R
         }
     })
 }
+
+/// A file's pieces as they are produced: the first is held back so that a one-chunk file
+/// needs no index block ([`Content::Chunk`](crate::entry::Content::Chunk)).
+#[derive(Default)]
+pub struct Pieces {
+    first: Option<Piece>,
+    tree: Option<Builder<FileTree>>,
+}
+
+impl Pieces {
+    /// Adds the next piece.
+    pub fn push(&mut self, store: &mut dyn Store, p: Piece) -> Result<()> {
+        if let Some(tree) = &mut self.tree {
+            return tree.push(p, store);
+        }
+        match self.first.take() {
+            None => self.first = Some(p),
+            Some(first) => {
+                let mut tree = Builder::<FileTree>::default();
+                tree.push(first, store)?;
+                tree.push(p, store)?;
+                self.tree = Some(tree);
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's content.
+    pub fn finish(self, store: &mut dyn Store) -> Result<crate::entry::Content> {
+        use crate::entry::Content;
+        Ok(match (self.first, self.tree) {
+            (_, Some(tree)) => Content::Index(tree.finish(store)?),
+            (Some(Piece::Data { key, .. }), None) => Content::Chunk(key),
+            (Some(hole), None) => {
+                let mut tree = Builder::<FileTree>::default();
+                tree.push(hole, store)?;
+                Content::Index(tree.finish(store)?)
+            }
+            (None, None) => Content::Empty,
+        })
+    }
+}

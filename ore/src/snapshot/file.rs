@@ -12,7 +12,7 @@ use crate::block::{self, Kind};
 use crate::entry::{Content, Piece};
 use crate::error::Error;
 use crate::filecache::Stamp;
-use crate::tree::{Builder, FileTree, Store};
+use crate::tree::{Pieces, Store};
 use protocol::Key;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -77,7 +77,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     let mut short = false;
     for (off, len) in regions {
         if off > pos {
-            if let Err(e) = pieces.push(ctx, Piece::Hole { len: off - pos }) {
+            if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: off - pos }) {
                 return FileDone::Fatal(e);
             }
         }
@@ -94,7 +94,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
         }
     }
     if !short && pos < size {
-        if let Err(e) = pieces.push(ctx, Piece::Hole { len: size - pos }) {
+        if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: size - pos }) {
             return FileDone::Fatal(e);
         }
         pos = size;
@@ -107,7 +107,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
             warning = Some("changed while it was being read; saved as read".to_string());
         }
     }
-    match pieces.finish(ctx) {
+    match pieces.finish(&mut TreeStore { ctx }) {
         Ok(content) => FileDone::Stored {
             size: pos,
             content,
@@ -126,46 +126,6 @@ fn open(path: &Path) -> std::io::Result<File> {
     {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
         r => r,
-    }
-}
-
-/// A file's pieces: the first is held back so that a one-chunk file needs no index block.
-#[derive(Default)]
-struct Pieces {
-    first: Option<Piece>,
-    tree: Option<Builder<FileTree>>,
-}
-
-impl Pieces {
-    fn push(&mut self, ctx: &Ctx, p: Piece) -> crate::Result<()> {
-        let mut store = TreeStore { ctx };
-        if let Some(tree) = &mut self.tree {
-            return tree.push(p, &mut store);
-        }
-        match self.first.take() {
-            None => self.first = Some(p),
-            Some(first) => {
-                let mut tree = Builder::<FileTree>::default();
-                tree.push(first, &mut store)?;
-                tree.push(p, &mut store)?;
-                self.tree = Some(tree);
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self, ctx: &Ctx) -> crate::Result<Content> {
-        let mut store = TreeStore { ctx };
-        Ok(match (self.first, self.tree) {
-            (_, Some(tree)) => Content::Index(tree.finish(&mut store)?),
-            (Some(Piece::Data { key, .. }), None) => Content::Chunk(key),
-            (Some(hole), None) => {
-                let mut tree = Builder::<FileTree>::default();
-                tree.push(hole, &mut store)?;
-                Content::Index(tree.finish(&mut store)?)
-            }
-            (None, None) => Content::Empty,
-        })
     }
 }
 
@@ -275,7 +235,7 @@ fn store_chunks(
             .defer_chunks(present, data[..end].to_vec(), cuts.to_vec(), keys.clone())?;
         for (i, &(_, l)) in cuts.iter().enumerate() {
             pieces.push(
-                ctx,
+                &mut TreeStore { ctx },
                 Piece::Data {
                     key: keys[i],
                     len: l as u64,
@@ -317,7 +277,7 @@ fn store_chunks(
     }
     for (i, &(_, l)) in cuts.iter().enumerate() {
         pieces.push(
-            ctx,
+            &mut TreeStore { ctx },
             Piece::Data {
                 key: keys[i],
                 len: l as u64,

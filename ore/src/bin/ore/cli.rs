@@ -130,6 +130,28 @@ Lines start with + (added), - (removed), M (modified, saying what: content, mode
 mtime, xattrs, target, type) or R (renamed or moved: same contents at a new path).
 Directories that did not change are not read at all.")]
     Diff(DiffArgs),
+    /// Copy tags and everything they reach to another archive.
+    #[command(after_help = "Examples:
+  ore -a /mnt/a init --from /srv/ore            an archive that shares the source's keys
+  ore -a /srv/ore sync --to /mnt/a              copy every tag (blocks as stored)
+  ore sync --to 'ssh nas backend-splitlog /data' home etc
+  ore sync --to ./other --to-passphrase-file ~/.other-pass   re-encrypts for other keys
+
+Blocks the destination lacks are copied (asked about in batches, many puts in flight);
+destination tags are created, or moved forward when they name an older snapshot of the
+same chain; a destination tag that moved on its own is reported and left alone. An
+interrupted sync, run again, copies only what is still missing.")]
+    Sync(SyncArgs),
+    /// Write a snapshot as a self-contained, checksummed stream (see `ore load`).
+    #[command(after_help = "Examples:
+  ore dump home > home.oredump
+  ore dump home~3 | ssh elsewhere ore -a /srv/ore load home
+
+The stream holds names, metadata and bytes but no keys, so it loads into any archive.")]
+    Dump(DumpArgs),
+    /// Read a stream written by `ore dump` into a new snapshot on TAG.
+    #[command(after_help = "Example:\n  ore load home < home.oredump")]
+    Load(LoadArgs),
     /// Drop snapshots from tags by a retention policy (gc then frees their space).
     #[command(after_help = "Examples:
   ore forget home --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
@@ -184,6 +206,33 @@ pub struct DiffArgs {
     pub b: String,
     /// Only this directory (or file) of both.
     pub path: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The destination archive.
+    #[arg(long, value_name = "ARCHIVE-ID")]
+    pub to: String,
+    /// Tags to copy (default: all).
+    pub tags: Vec<String>,
+    /// The destination's passphrase, from the first line of FILE (default: the source's).
+    #[arg(long, value_name = "FILE")]
+    pub to_passphrase_file: Option<PathBuf>,
+    /// The destination's passphrase, printed by CMD (default: the source's).
+    #[arg(long, value_name = "CMD")]
+    pub to_passphrase_command: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DumpArgs {
+    /// The snapshot.
+    pub snapshot: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// The tag to add the loaded snapshot to.
+    pub tag: String,
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +323,10 @@ pub struct InitArgs {
     /// `zstd:N` (1-22) or `none`.
     #[arg(long, value_name = "ALGO")]
     pub compression: Option<String>,
+    /// Share the keys, chunker and compression of the archive SOURCE (opened with the same
+    /// passphrase), so that `ore sync` between them copies blocks as they are stored.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["no_encryption", "chunk_min", "chunk_avg", "chunk_max", "compression"])]
+    pub from: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ mod browse;
 mod checks;
 mod cli;
 mod config;
+mod copy;
 mod keep;
 mod keys;
 mod pass;
@@ -43,14 +44,18 @@ impl Env {
 
     /// Opens the archive and unlocks it.
     pub fn open(&self) -> Result<Repo> {
-        let id = self.archive_id()?;
-        let backend = ore::archive::open_existing(&id)?;
+        self.open_other(&self.archive_id()?, &self.pass)
+    }
+
+    /// Opens the archive `id` and unlocks it with a passphrase from `source`.
+    pub fn open_other(&self, id: &str, source: &pass::Source) -> Result<Repo> {
+        let backend = ore::archive::open_existing(id)?;
         let pass = |p: &str| {
-            self.pass
+            source
                 .get(p)
                 .map_err(|e| ore::Error::Usage(format!("{e:#}")))
         };
-        Ok(Repo::open(backend, &id, &pass)?)
+        Ok(Repo::open(backend, id, &pass)?)
     }
 
     /// Whether to draw progress: on a terminal, and neither quiet nor JSON.
@@ -120,6 +125,9 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Key(k) => keys::run(&env, k),
         Command::Check(a) => checks::check(&env, a),
         Command::Diff(a) => checks::diff(&env, a),
+        Command::Sync(a) => copy::sync(&env, a),
+        Command::Dump(a) => copy::dump(&env, a),
+        Command::Load(a) => copy::load(&env, a),
         Command::Forget(a) => keep::forget(&env, a),
         Command::Gc(a) => keep::gc(&env, a),
         Command::Reset(a) => keep::reset(&env, a),

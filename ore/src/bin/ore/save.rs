@@ -20,6 +20,28 @@ fn size_arg(name: &str, v: &Option<String>, default: u32) -> Result<u32> {
 
 pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     let id = env.archive_id()?;
+    if let Some(from) = &a.from {
+        let source = env.open_other(from, &env.pass)?;
+        let backend = ore::archive::open(&id)?;
+        let pass = |_: &str| {
+            env.pass
+                .get_new()
+                .map_err(|e| ore::Error::Usage(format!("{e:#}")))
+        };
+        let repo = Repo::init_from(
+            backend,
+            &id,
+            &source,
+            ore::crypto::KdfParams::new_default(),
+            &pass,
+        )?;
+        if env.global.json {
+            env.json(&json!({"archive": id, "archive_id": repo.format.archive_id, "from": from}))?;
+        } else if !env.global.quiet {
+            eprintln!("created archive {id} with the keys, chunker and compression of {from}");
+        }
+        return Ok(Done::Clean);
+    }
     let d = ore::format::ChunkerParams::default();
     let opts = InitOptions {
         encrypt: !a.no_encryption,

@@ -1,0 +1,537 @@
+//! `ore dump` and `ore load`: a snapshot as one self-contained, checksummed stream
+//! (FORMAT.md §11).
+//!
+//! The stream holds what the snapshot means — names, metadata, bytes — and nothing of how an
+//! archive stores it: no block keys, no chunk boundaries, no encryption. `load` therefore
+//! stores it again under the destination's own keys, chunker and compression, which is how a
+//! snapshot moves between archives that share nothing, or survives a change of format.
+//!
+//! ```text
+//! stream  = "ORE-DUMP" version:u8 record*            version = 1
+//! record  = kind:u8 len:u32le payload[len]           len <= 16 MiB
+//!   1 header    postcard(Header)                      first
+//!   2 entry     postcard(DumpEntry)                   depth first, names sorted per directory
+//!   3 data      file bytes (at most 1 MiB a record)   after a file entry
+//!   4 hole      len:u64le zero bytes not stored       after a file entry
+//!   5 file-end  BLAKE3 of the file's bytes (32)       ends a file entry
+//!   6 dir-end   (empty)                               ends a directory entry's children
+//!   7 trailer   BLAKE3 of every byte before it (32)   last
+//! ```
+//!
+//! `load` checks each file's hash as it ends (an error names the file) and the trailer before
+//! it moves any tag, so a damaged or truncated stream stores blocks but never a snapshot.
+
+use crate::block::Kind;
+use crate::entry::{encode, Entry, EntryKind, Piece, Snapshot, SnapshotStats, Warning, Xattr};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::tree::{Builder, DirTree, Pieces, Reader, Store};
+use crate::util::show;
+use protocol::Key;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+
+const MAGIC: &[u8; 8] = b"ORE-DUMP";
+/// The stream version this code writes and reads.
+pub const VERSION: u8 = 1;
+const MAX_RECORD: u32 = 16 << 20;
+const DATA_RECORD: usize = 1 << 20;
+
+const HEADER: u8 = 1;
+const ENTRY: u8 = 2;
+const DATA: u8 = 3;
+const HOLE: u8 = 4;
+const FILE_END: u8 = 5;
+const DIR_END: u8 = 6;
+const TRAILER: u8 = 7;
+
+/// The snapshot's own properties.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub time: i64,
+    pub host: String,
+    pub user: String,
+    pub tag: String,
+    pub paths: Vec<serde_bytes::ByteBuf>,
+    pub comment: String,
+    pub stats: SnapshotStats,
+    pub warnings: Vec<Warning>,
+    pub warnings_total: u64,
+}
+
+/// What an entry is, without any block key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum DumpKind {
+    File { size: u64 },
+    Dir,
+    Symlink(#[serde(with = "serde_bytes")] Vec<u8>),
+    Hardlink(#[serde(with = "serde_bytes")] Vec<u8>),
+    Fifo,
+    Socket,
+    CharDevice(u64),
+    BlockDevice(u64),
+}
+
+/// A directory entry in the stream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DumpEntry {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    pub kind: DumpKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub mtime: i64,
+    pub atime: Option<i64>,
+    pub ctime: Option<i64>,
+    pub xattrs: Vec<Xattr>,
+}
+
+/// Counts of a dump or load.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DumpStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub stream_bytes: u64,
+}
+
+/// A writer that hashes and counts what passes.
+struct Hashed<W> {
+    inner: W,
+    hash: blake3::Hasher,
+    n: u64,
+}
+
+impl<W: Write> Hashed<W> {
+    fn record(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
+        let mut head = [0u8; 5];
+        head[0] = kind;
+        head[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.raw(&head)?;
+        self.raw(payload)
+    }
+
+    fn raw(&mut self, b: &[u8]) -> Result<()> {
+        self.hash.update(b);
+        self.n += b.len() as u64;
+        self.inner
+            .write_all(b)
+            .map_err(|e| Error::Local(format!("writing the dump: {e}")))
+    }
+}
+
+/// Writes snapshot `snap` to `out` as a dump stream.
+pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpStats> {
+    let mut w = Hashed {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        hash: blake3::Hasher::new(),
+        n: 0,
+    };
+    let mut stats = DumpStats::default();
+    w.raw(MAGIC)?;
+    w.raw(&[VERSION])?;
+    let header = Header {
+        time: snap.time,
+        host: snap.host.clone(),
+        user: snap.user.clone(),
+        tag: snap.tag.clone(),
+        paths: snap.paths.clone(),
+        comment: snap.comment.clone(),
+        stats: snap.stats.clone(),
+        warnings: snap.warnings.clone(),
+        warnings_total: snap.warnings_total,
+    };
+    w.record(HEADER, &encode(&header))?;
+    dump_entry(repo, &snap.root, &mut w, &mut stats)?;
+    let sum = *w.hash.finalize().as_bytes();
+    w.record(TRAILER, &sum)?;
+    w.inner
+        .flush()
+        .map_err(|e| Error::Local(format!("writing the dump: {e}")))?;
+    stats.stream_bytes = w.n;
+    Ok(stats)
+}
+
+fn dump_entry<W: Write>(
+    repo: &Repo,
+    e: &Entry,
+    w: &mut Hashed<W>,
+    stats: &mut DumpStats,
+) -> Result<()> {
+    stats.entries += 1;
+    let kind = match &e.kind {
+        EntryKind::File { size, .. } => DumpKind::File { size: *size },
+        EntryKind::Dir { .. } => DumpKind::Dir,
+        EntryKind::Symlink { target } => DumpKind::Symlink(target.clone()),
+        EntryKind::Hardlink { target } => DumpKind::Hardlink(target.clone()),
+        EntryKind::Fifo => DumpKind::Fifo,
+        EntryKind::Socket => DumpKind::Socket,
+        EntryKind::CharDevice { rdev } => DumpKind::CharDevice(*rdev),
+        EntryKind::BlockDevice { rdev } => DumpKind::BlockDevice(*rdev),
+    };
+    let de = DumpEntry {
+        name: e.name.clone(),
+        kind,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        user: e.user.clone(),
+        group: e.group.clone(),
+        mtime: e.mtime,
+        atime: e.atime,
+        ctime: e.ctime,
+        xattrs: e.xattrs.clone(),
+    };
+    w.record(ENTRY, &encode(&de))?;
+    match &e.kind {
+        EntryKind::File { size, content } => {
+            let mut h = blake3::Hasher::new();
+            for p in crate::tree::file_pieces(repo, content, *size)? {
+                match p {
+                    Piece::Data { key, .. } => {
+                        let b = repo.get_block(key, Kind::Chunk)?;
+                        h.update(b.data());
+                        stats.bytes += b.data().len() as u64;
+                        for part in b.data().chunks(DATA_RECORD) {
+                            w.record(DATA, part)?;
+                        }
+                    }
+                    Piece::Hole { len } => {
+                        hash_zeros(&mut h, len);
+                        stats.bytes += len;
+                        w.record(HOLE, &len.to_le_bytes())?;
+                    }
+                }
+            }
+            w.record(FILE_END, h.finalize().as_bytes())?;
+        }
+        EntryKind::Dir { tree } => {
+            let mut r = Reader::<DirTree>::new(repo, *tree);
+            while let Some(c) = r.next_item()? {
+                dump_entry(repo, &c, w, stats)?;
+            }
+            w.record(DIR_END, &[])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
+    let zeros = [0u8; 64 << 10];
+    while len > 0 {
+        let n = len.min(zeros.len() as u64) as usize;
+        h.update(&zeros[..n]);
+        len -= n as u64;
+    }
+}
+
+/// Reads records, hashing everything it reads.
+struct Records<R> {
+    inner: R,
+    hash: blake3::Hasher,
+    /// Where the last entry was, for errors.
+    at: String,
+}
+
+impl<R: Read> Records<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Usage(format!(
+                    "the dump ends early (last entry read: {})",
+                    self.at
+                ))
+            } else {
+                Error::Local(format!("reading the dump: {e}"))
+            }
+        })?;
+        self.hash.update(buf);
+        Ok(())
+    }
+
+    /// The next record; the hash of everything before it comes along for the trailer.
+    fn next(&mut self) -> Result<(u8, Vec<u8>, [u8; 32])> {
+        let before = *self.hash.finalize().as_bytes();
+        let mut head = [0u8; 5];
+        self.exact(&mut head)?;
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        if len > MAX_RECORD {
+            return Err(self.bad(format!("a record of {len} bytes (at most {MAX_RECORD})")));
+        }
+        let mut payload = vec![0u8; len as usize];
+        self.exact(&mut payload)?;
+        Ok((head[0], payload, before))
+    }
+
+    fn bad(&self, what: String) -> Error {
+        Error::Usage(format!("the dump is damaged near {}: {what}", self.at))
+    }
+}
+
+struct RepoStore<'r>(&'r Repo);
+
+impl Store for RepoStore<'_> {
+    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
+        Ok(self.0.put_block(kind, plain)?.0)
+    }
+}
+
+/// A directory being rebuilt.
+struct Frame {
+    meta: DumpEntry,
+    path: String,
+    entries: Builder<DirTree>,
+    last: Option<Vec<u8>>,
+}
+
+/// Reads a dump stream from `input` and stores it as a new snapshot on `tag` (chained onto
+/// the tag's current snapshot). Returns the new snapshot's key.
+pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapshot, DumpStats)> {
+    crate::format::check_user_tag(tag)?;
+    let _lease = crate::lease::Lease::acquire(repo)?;
+    let mut r = Records {
+        inner: std::io::BufReader::with_capacity(1 << 20, input),
+        hash: blake3::Hasher::new(),
+        at: "the start".into(),
+    };
+    let mut magic = [0u8; 9];
+    r.exact(&mut magic)?;
+    if &magic[..8] != MAGIC {
+        return Err(Error::Usage(
+            "this is not an Ore dump stream (bad magic)".into(),
+        ));
+    }
+    if magic[8] != VERSION {
+        return Err(Error::Usage(format!(
+            "this dump is version {}; this ore reads version {VERSION}",
+            magic[8]
+        )));
+    }
+    let (kind, payload, _) = r.next()?;
+    if kind != HEADER {
+        return Err(r.bad(format!("record kind {kind} where the header belongs")));
+    }
+    let header: Header =
+        postcard::from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
+    let mut stats = DumpStats::default();
+    let mut store = RepoStore(repo);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Entry> = None;
+    loop {
+        let (kind, payload, before) = r.next()?;
+        match kind {
+            ENTRY => {
+                if root.is_some() {
+                    return Err(r.bad("an entry after the root directory ended".into()));
+                }
+                let de: DumpEntry =
+                    postcard::from_bytes(&payload).map_err(|e| r.bad(format!("entry: {e}")))?;
+                stats.entries += 1;
+                let path = match stack.last() {
+                    Some(f) if f.path.is_empty() => show(&de.name),
+                    Some(f) => format!("{}/{}", f.path, show(&de.name)),
+                    None => String::new(),
+                };
+                r.at = if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.clone()
+                };
+                if let Some(f) = stack.last_mut() {
+                    if de.name.is_empty()
+                        || de.name.contains(&b'/')
+                        || f.last.as_ref().is_some_and(|l| *l >= de.name)
+                    {
+                        return Err(r.bad("entry names out of order or invalid".into()));
+                    }
+                    f.last = Some(de.name.clone());
+                } else if !matches!(de.kind, DumpKind::Dir) {
+                    return Err(r.bad("the root is not a directory".into()));
+                }
+                let entry_kind = match &de.kind {
+                    DumpKind::Dir => {
+                        stack.push(Frame {
+                            meta: de,
+                            path,
+                            entries: Builder::default(),
+                            last: None,
+                        });
+                        continue;
+                    }
+                    DumpKind::File { size } => {
+                        let content = load_file(repo, &mut r, &mut store, *size, &mut stats)?;
+                        EntryKind::File {
+                            size: *size,
+                            content,
+                        }
+                    }
+                    DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+                    DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+                    DumpKind::Fifo => EntryKind::Fifo,
+                    DumpKind::Socket => EntryKind::Socket,
+                    DumpKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
+                    DumpKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
+                };
+                let e = entry(de, entry_kind);
+                if let Some(f) = stack.last_mut() {
+                    f.entries.push(e, &mut store)?;
+                }
+            }
+            DIR_END => {
+                let f = stack
+                    .pop()
+                    .ok_or_else(|| r.bad("a directory ends that never began".into()))?;
+                let tree = f.entries.finish(&mut store)?;
+                let e = entry(f.meta, EntryKind::Dir { tree });
+                match stack.last_mut() {
+                    Some(parent) => parent.entries.push(e, &mut store)?,
+                    None => root = Some(e),
+                }
+            }
+            TRAILER => {
+                if payload.as_slice() != before.as_slice() {
+                    return Err(Error::Usage(
+                        "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
+                            .into(),
+                    ));
+                }
+                break;
+            }
+            k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
+        }
+    }
+    let root = root.ok_or_else(|| r.bad("the stream ended inside a directory".into()))?;
+    let mut extra = [0u8; 1];
+    if r.inner
+        .read(&mut extra)
+        .map_err(|e| Error::Local(format!("reading the dump: {e}")))?
+        != 0
+    {
+        return Err(Error::Usage("the dump has bytes after its trailer".into()));
+    }
+    repo.backend.flush()?;
+    let mut snap = Snapshot {
+        previous: Vec::new(),
+        root,
+        time: header.time,
+        host: header.host,
+        user: header.user,
+        tag: tag.to_string(),
+        paths: header.paths,
+        comment: header.comment,
+        stats: header.stats,
+        warnings: header.warnings,
+        warnings_total: header.warnings_total,
+    };
+    loop {
+        let parent = repo.tag(tag)?;
+        snap.previous = parent.into_iter().collect();
+        let key = repo.put_snapshot(&snap)?;
+        repo.backend.flush()?;
+        if repo.move_tag(tag, parent, key, "load")? {
+            return Ok((key, snap, stats));
+        }
+    }
+}
+
+fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
+    Entry {
+        name: de.name,
+        kind,
+        mode: de.mode,
+        uid: de.uid,
+        gid: de.gid,
+        user: de.user,
+        group: de.group,
+        mtime: de.mtime,
+        atime: de.atime,
+        ctime: de.ctime,
+        xattrs: de.xattrs,
+    }
+}
+
+/// Reads a file's data records, chunks and stores them, and checks the file's hash.
+fn load_file<R: Read>(
+    repo: &Repo,
+    r: &mut Records<R>,
+    store: &mut RepoStore,
+    size: u64,
+    stats: &mut DumpStats,
+) -> Result<crate::entry::Content> {
+    let c = repo.format.chunker;
+    let mut pieces = Pieces::default();
+    let mut h = blake3::Hasher::new();
+    let mut region: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    let window = 8 << 20;
+    // Cuts `region` into chunks; all of them when `last`, else all but the last (which may
+    // continue in the next data record).
+    let cut = |region: &mut Vec<u8>,
+               last: bool,
+               pieces: &mut Pieces,
+               store: &mut RepoStore|
+     -> Result<()> {
+        let chunks: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::with_level(
+            region,
+            c.min,
+            c.avg,
+            c.max,
+            c.level(),
+        )
+        .map(|ch| (ch.offset, ch.length))
+        .collect();
+        let keep = if last {
+            chunks.len()
+        } else {
+            chunks.len().saturating_sub(1)
+        };
+        let mut end = 0;
+        for &(o, l) in &chunks[..keep] {
+            let key = repo.put_block(Kind::Chunk, &region[o..o + l])?.0;
+            pieces.push(store, Piece::Data { key, len: l as u64 })?;
+            end = o + l;
+        }
+        region.drain(..end);
+        Ok(())
+    };
+    loop {
+        let (kind, payload, _) = r.next()?;
+        match kind {
+            DATA => {
+                h.update(&payload);
+                total += payload.len() as u64;
+                region.extend_from_slice(&payload);
+                if region.len() >= window {
+                    cut(&mut region, false, &mut pieces, store)?;
+                }
+            }
+            HOLE => {
+                let len = u64::from_le_bytes(
+                    payload
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| r.bad("a hole record is not 8 bytes".into()))?,
+                );
+                cut(&mut region, true, &mut pieces, store)?;
+                hash_zeros(&mut h, len);
+                total += len;
+                pieces.push(store, Piece::Hole { len })?;
+            }
+            FILE_END => {
+                cut(&mut region, true, &mut pieces, store)?;
+                if payload.as_slice() != h.finalize().as_bytes() || total != size {
+                    return Err(Error::Usage(format!(
+                        "the dump is damaged: file {} does not hold the bytes it was dumped with",
+                        r.at
+                    )));
+                }
+                stats.bytes += total;
+                return pieces.finish(store);
+            }
+            k => return Err(r.bad(format!("record kind {k} inside a file's data"))),
+        }
+    }
+}
