@@ -69,13 +69,45 @@ fn is_executable_file(p: &Path) -> bool {
 /// Opens the archive named by `id`.
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
-        Kind::Path(dir) => SplitlogBackend::open(dir, SplitlogOptions::default())
-            .map(|b| Arc::new(b) as Arc<dyn Backend>)
-            .map_err(|e| Error::Connection {
-                archive: id.to_string(),
-                message: e.to_string(),
-            }),
+        Kind::Path(dir) => open_local(id, dir),
         Kind::Command(cmd) => Ok(Arc::new(Client::connect_with(cmd, client_options(id)?)?)),
+    }
+}
+
+/// Opens a splitlog archive in process. One process at a time may hold it, so while another
+/// holds it (a snapshot, a gc) this waits — up to the [`TIMEOUT_ENV`] limit, saying so once —
+/// rather than failing: runs of `ore` against one archive line up instead of colliding.
+fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
+    // Without the variable (ore-admin, scripts), a busy archive is an error at once; `ore`
+    // always sets it (300 s unless told otherwise; 0 waits for ever).
+    let limit = match std::env::var_os(TIMEOUT_ENV) {
+        None => Some(std::time::Duration::ZERO),
+        Some(_) => client_options(id)?.timeout,
+    };
+    let started = std::time::Instant::now();
+    let mut said = false;
+    let mut pause = std::time::Duration::from_millis(20);
+    loop {
+        match SplitlogBackend::open(dir, SplitlogOptions::default()) {
+            Ok(b) => return Ok(Arc::new(b)),
+            Err(e)
+                if e.code() == protocol::ErrorCode::Locked
+                    && limit.is_none_or(|l| started.elapsed() < l) =>
+            {
+                if !said {
+                    protocol::log::info(&format!("{e}: waiting"));
+                    said = true;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(Error::Connection {
+                    archive: id.to_string(),
+                    message: e.to_string(),
+                })
+            }
+        }
     }
 }
 

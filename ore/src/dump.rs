@@ -474,15 +474,10 @@ fn load_file<R: Read>(
                pieces: &mut Pieces,
                store: &mut RepoStore|
      -> Result<()> {
-        let chunks: Vec<(usize, usize)> = fastcdc::v2020::FastCDC::with_level(
-            region,
-            c.min,
-            c.avg,
-            c.max,
-            c.level(),
-        )
-        .map(|ch| (ch.offset, ch.length))
-        .collect();
+        let chunks: Vec<(usize, usize)> =
+            fastcdc::v2020::FastCDC::with_level(region, c.min, c.avg, c.max, c.level())
+                .map(|ch| (ch.offset, ch.length))
+                .collect();
         let keep = if last {
             chunks.len()
         } else {

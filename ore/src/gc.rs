@@ -42,7 +42,7 @@ impl Default for GcOptions {
         GcOptions {
             dry_run: false,
             wait: Duration::from_secs(3600),
-            compact: Some(0.5),
+            compact: Some(0.1),
         }
     }
 }

@@ -403,6 +403,19 @@ fn reset_rolls_back_and_the_reflog_keeps_the_way_back() {
     assert_eq!(ore.run(&["log", "t"]).stdout.lines().count(), 2);
     ore.run(&["reset", "t", "nosuch"])
         .expect(1, "unknown snapshot");
+
+    // Forgetting on one tag leaves what another tag reaches, and says so.
+    ore.run(&["fork", "t~1", "keeper"]).expect(0, "fork");
+    let r = ore
+        .run(&["forget", "t", "--keep-last", "1"])
+        .expect(0, "forget");
+    assert!(r.stdout.contains("still on tag keeper"), "{}", r.stdout);
+    ore.run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "expire");
+    ore.run(&["gc"]).expect(0, "gc");
+    ore.restore("keeper", &d.path().join("kept"))
+        .expect(0, "the other tag's snapshot");
+    assert_eq!(std::fs::read(d.path().join("kept/f")).unwrap(), b"first");
 }
 
 /// Runs `ore` in the background.
@@ -479,6 +492,42 @@ fn gc_racing_three_snapshots_never_leaves_a_dangling_reference() {
     assert!(
         removed_total > 0,
         "gc removed nothing in any round: the test tested nothing"
+    );
+    // With the visited-key set forced onto disk after 50 keys, check and gc give the same
+    // answers as in memory.
+    let small = |args: &[&str]| {
+        let o = ore
+            .cmd(args)
+            .env("ORE_KEYSET_MEMORY", "50")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()
+    };
+    let big = json_lines(
+        &ore.run(&["check", "--read-data", "--json"])
+            .expect(0, "check"),
+    )[0]
+    .clone();
+    let spilled = small(&["check", "--read-data", "--json"]);
+    assert_eq!(
+        (&big["trees"], &big["chunks"]),
+        (&spilled["trees"], &spilled["chunks"])
+    );
+    assert!(big["chunks"].as_u64().unwrap() > 50);
+    let g = small(&["gc", "--dry-run", "--json"]);
+    let h = json_lines(
+        &ore.run(&["gc", "--dry-run", "--json"])
+            .expect(0, "gc --dry-run"),
+    )[0]
+    .clone();
+    assert_eq!(
+        (&g["reachable"], &g["removed"]),
+        (&h["reachable"], &h["removed"])
     );
     ore.run(&["check", "--read-data"])
         .expect(0, "everything reads back");
@@ -579,4 +628,54 @@ fn a_crashed_snapshot_or_gc_leaves_nothing_a_human_must_unlock() {
     let out = d.path().join("out");
     ore.restore("t", &out).expect(0, "restore");
     assert_same(&src, &out);
+}
+
+/// Regression: a splitlog archive opened in process admits one process at a time, and a
+/// second `ore` (a gc while a snapshot runs) used to fail at once with "in use by another
+/// process". It now waits for the archive, up to --timeout.
+#[test]
+fn runs_on_a_local_archive_wait_for_each_other() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"x").unwrap();
+    let dir = std::path::PathBuf::from(&ore.archive);
+    let mut holder = std::process::Command::new(ore_tests::bin("ore-admin"))
+        .arg(&ore.archive)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join("lock")).is_ok_and(|s| !s.trim().is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waiting = spawn(&ore, &["snapshot", "t", src.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(800));
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let r = finish(waiting, "the snapshot waited for the archive");
+    assert!(
+        r.stderr.contains("in use by another process"),
+        "{}",
+        r.stderr
+    );
+    // With a limit, it gives up and says why.
+    let mut holder = std::process::Command::new(ore_tests::bin("ore-admin"))
+        .arg(&ore.archive)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = ore.run(&["--timeout", "0.5", "gc"]).expect(1, "gave up");
+    assert!(
+        r.stderr.contains("in use by another process"),
+        "{}",
+        r.stderr
+    );
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
 }

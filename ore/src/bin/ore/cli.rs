@@ -277,6 +277,9 @@ pub struct GcArgs {
     /// Do not compact afterwards.
     #[arg(long)]
     pub no_compact: bool,
+    /// Compact logs (splitlog) whose dead share is at least this, 0 to 1.
+    #[arg(long, value_name = "SHARE", default_value = "0.1")]
+    pub compact_threshold: f64,
 }
 
 #[derive(Args, Debug)]

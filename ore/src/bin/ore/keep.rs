@@ -84,7 +84,7 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
     let opts = ore::gc::GcOptions {
         dry_run: a.dry_run,
         wait: std::time::Duration::from_secs(a.wait),
-        compact: (!a.no_compact).then_some(0.5),
+        compact: (!a.no_compact).then_some(a.compact_threshold),
     };
     let o = ore::gc::gc(&repo, &opts)?;
     if env.global.json {
@@ -92,7 +92,7 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
     } else if !env.global.quiet {
         let freed = o.freed.map(human_bytes).unwrap_or_else(|| "unknown".into());
         out(&format!(
-            "{} reachable of {} blocks; {} {} ({freed}) in {:.1} s\n",
+            "{} reachable of {} blocks; {} {} ({freed} of blocks) in {:.1} s\n",
             o.reachable,
             o.listed,
             o.removed,
