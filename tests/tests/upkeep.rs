@@ -647,7 +647,10 @@ fn runs_on_a_local_archive_wait_for_each_other() {
         .spawn()
         .unwrap();
     for _ in 0..500 {
-        if std::fs::read_to_string(dir.join("lock")).is_ok_and(|s| !s.trim().is_empty()) {
+        // (The file keeps the pid of earlier holders: wait for this one's.)
+        if std::fs::read_to_string(dir.join("lock"))
+            .is_ok_and(|s| s.trim() == holder.id().to_string())
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -669,7 +672,14 @@ fn runs_on_a_local_archive_wait_for_each_other() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join("lock"))
+            .is_ok_and(|s| s.trim() == holder.id().to_string())
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let r = ore.run(&["--timeout", "0.5", "gc"]).expect(1, "gave up");
     assert!(
         r.stderr.contains("in use by another process"),
