@@ -37,6 +37,7 @@ pub mod spec;
 pub mod sync;
 pub mod tree;
 pub mod util;
+pub mod vtree;
 
 pub use error::{Error, Result};
 pub use repo::Repo;

@@ -87,6 +87,11 @@ fn print_entry(env: &Env, long: bool, e: &Entry, path: &str) -> Result<()> {
     if !long {
         return out(&format!("{path}\n"));
     }
+    out(&long_line(e, path))
+}
+
+/// One line of a long listing: type and mode, owner, group, size, mtime, name (and target).
+pub fn long_line(e: &Entry, path: &str) -> String {
     let owner = e.user.clone().unwrap_or_else(|| e.uid.to_string());
     let group = e.group.clone().unwrap_or_else(|| e.gid.to_string());
     let mut line = format!(
@@ -101,7 +106,7 @@ fn print_entry(env: &Env, long: bool, e: &Entry, path: &str) -> Result<()> {
         _ => {}
     }
     line.push('\n');
-    out(&line)
+    line
 }
 
 fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArgs) -> Result<()> {

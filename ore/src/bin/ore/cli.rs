@@ -152,6 +152,23 @@ The stream holds names, metadata and bytes but no keys, so it loads into any arc
     /// Read a stream written by `ore dump` into a new snapshot on TAG.
     #[command(after_help = "Example:\n  ore load home < home.oredump")]
     Load(LoadArgs),
+    /// Browse the archive in a shell: tags, their snapshots by time, and the files in them.
+    #[command(after_help = "Example session:
+  $ ore explore
+  ore:/> ls
+  home/
+  ore:/> cd home/current/Documents
+  ore:/home/current/Documents> ls -l
+  ore:/home/current/Documents> get report.odt /tmp/report.odt
+  ore:/home/current/Documents> info
+
+Commands: ls [-l], cd, pwd, cat, get PATH [DEST], info, find PATTERN, help, exit. Not on a
+terminal, commands are read from standard input, one per line.")]
+    Explore {
+        /// Show only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Drop snapshots from tags by a retention policy (gc then frees their space).
     #[command(after_help = "Examples:
   ore forget home --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run

@@ -7,6 +7,7 @@ mod checks;
 mod cli;
 mod config;
 mod copy;
+mod explore;
 mod keep;
 mod keys;
 mod pass;
@@ -126,6 +127,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Check(a) => checks::check(&env, a),
         Command::Diff(a) => checks::diff(&env, a),
         Command::Sync(a) => copy::sync(&env, a),
+        Command::Explore { tag } => explore::explore(&env, tag),
         Command::Dump(a) => copy::dump(&env, a),
         Command::Load(a) => copy::load(&env, a),
         Command::Forget(a) => keep::forget(&env, a),

@@ -1,0 +1,290 @@
+//! The archive as one tree of names, for people to walk: `ore explore` and `ore mount`.
+//!
+//! ```text
+//! /                          the tags
+//! /TAG                       its snapshots, newest first, named by time (UTC), and `current`
+//! /TAG/2026-11-22T05:07:45   a snapshot: the files it saved
+//! /TAG/current               the newest snapshot (a symlink in a mount)
+//! ```
+//!
+//! Snapshot names are `YYYY-MM-DDTHH:MM:SS`; two snapshots of one tag made within the same
+//! second are told apart by `.1`, `.2`, ... on the older ones. Chains are read once and kept.
+
+use crate::entry::{Entry, EntryKind, Snapshot};
+use crate::error::{Error, Result};
+use crate::repo::Repo;
+use crate::tree::{DirTree, Reader};
+use protocol::Key;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The name of the newest snapshot of a tag.
+pub const CURRENT: &str = "current";
+
+/// A place in the tree.
+#[derive(Clone, Debug)]
+pub enum VNode {
+    /// `/`: the tags.
+    Root,
+    /// `/TAG`: its snapshots.
+    Tag(String),
+    /// A file, directory or other entry of a snapshot (the snapshot itself is its root
+    /// directory entry, with `path` empty).
+    Entry {
+        tag: String,
+        /// The snapshot's name under its tag.
+        snapshot: String,
+        key: Key,
+        /// From the snapshot's root.
+        path: Vec<u8>,
+        entry: Box<Entry>,
+    },
+}
+
+impl VNode {
+    /// Whether it holds other nodes.
+    pub fn is_dir(&self) -> bool {
+        match self {
+            VNode::Root | VNode::Tag(_) => true,
+            VNode::Entry { entry, .. } => matches!(entry.kind, EntryKind::Dir { .. }),
+        }
+    }
+}
+
+/// One snapshot of a tag's chain, with its name.
+#[derive(Clone, Debug)]
+pub struct Named {
+    pub name: String,
+    pub key: Key,
+    pub snapshot: Arc<Snapshot>,
+}
+
+/// The tree over one archive.
+pub struct VTree<'r> {
+    pub repo: &'r Repo,
+    /// Only this tag, when set.
+    only: Option<String>,
+    chains: Mutex<HashMap<String, Arc<Vec<Named>>>>,
+}
+
+/// A snapshot's name: its time to the second, UTC.
+pub fn time_name(ns: i64) -> String {
+    crate::util::format_time(ns).replace(' ', "T")
+}
+
+impl<'r> VTree<'r> {
+    /// The tree of every tag (or only `only`).
+    pub fn new(repo: &'r Repo, only: Option<String>) -> VTree<'r> {
+        VTree {
+            repo,
+            only,
+            chains: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tags shown.
+    pub fn tags(&self) -> Result<Vec<String>> {
+        let mut tags: Vec<String> = self.repo.tags()?.into_iter().map(|(n, _)| n).collect();
+        if let Some(o) = &self.only {
+            tags.retain(|t| t == o);
+            if tags.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no tag called `{o}` (see `ore tags`)"
+                )));
+            }
+        }
+        Ok(tags)
+    }
+
+    /// A tag's snapshots, newest first, named.
+    pub fn chain(&self, tag: &str) -> Result<Arc<Vec<Named>>> {
+        if let Some(c) = self
+            .chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tag)
+        {
+            return Ok(c.clone());
+        }
+        let mut out: Vec<Named> = Vec::new();
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        for (key, snap) in crate::spec::chain(self.repo, tag)? {
+            let base = time_name(snap.time);
+            let n = seen.entry(base.clone()).or_insert(0);
+            let name = if *n == 0 { base } else { format!("{base}.{n}") };
+            *n += 1;
+            out.push(Named {
+                name,
+                key,
+                snapshot: Arc::new(snap),
+            });
+        }
+        let out = Arc::new(out);
+        self.chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tag.to_string(), out.clone());
+        Ok(out)
+    }
+
+    /// A snapshot of `tag` by name (`current` is the newest).
+    pub fn snapshot(&self, tag: &str, name: &str) -> Result<Option<Named>> {
+        let chain = self.chain(tag)?;
+        Ok(if name == CURRENT {
+            chain.first().cloned()
+        } else {
+            chain.iter().find(|n| n.name == name).cloned()
+        })
+    }
+
+    fn snapshot_node(tag: &str, n: &Named) -> VNode {
+        VNode::Entry {
+            tag: tag.to_string(),
+            snapshot: n.name.clone(),
+            key: n.key,
+            path: Vec::new(),
+            entry: Box::new(n.snapshot.root.clone()),
+        }
+    }
+
+    /// What a directory node holds, in order (for a tag: `current`, then newest first).
+    pub fn list(&self, node: &VNode) -> Result<Vec<(Vec<u8>, VNode)>> {
+        match node {
+            VNode::Root => Ok(self
+                .tags()?
+                .into_iter()
+                .map(|t| (t.clone().into_bytes(), VNode::Tag(t)))
+                .collect()),
+            VNode::Tag(tag) => {
+                let chain = self.chain(tag)?;
+                let mut out = Vec::with_capacity(chain.len() + 1);
+                if let Some(first) = chain.first() {
+                    let mut cur = VTree::snapshot_node(tag, first);
+                    if let VNode::Entry { snapshot, .. } = &mut cur {
+                        *snapshot = CURRENT.into();
+                    }
+                    out.push((CURRENT.as_bytes().to_vec(), cur));
+                }
+                for n in chain.iter() {
+                    out.push((n.name.clone().into_bytes(), VTree::snapshot_node(tag, n)));
+                }
+                Ok(out)
+            }
+            VNode::Entry {
+                tag,
+                snapshot,
+                key,
+                path,
+                entry,
+            } => {
+                let EntryKind::Dir { tree } = &entry.kind else {
+                    return Err(Error::Usage(format!(
+                        "{} is not a directory",
+                        crate::util::show(path)
+                    )));
+                };
+                let mut out = Vec::new();
+                let mut r = Reader::<DirTree>::new(self.repo, *tree);
+                while let Some(e) = r.next_item()? {
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&e.name);
+                    out.push((
+                        e.name.clone(),
+                        VNode::Entry {
+                            tag: tag.clone(),
+                            snapshot: snapshot.clone(),
+                            key: *key,
+                            path: p,
+                            entry: Box::new(e),
+                        },
+                    ));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The child `name` of a directory node.
+    pub fn child(&self, node: &VNode, name: &[u8]) -> Result<Option<VNode>> {
+        match node {
+            VNode::Root => {
+                let Ok(n) = std::str::from_utf8(name) else {
+                    return Ok(None);
+                };
+                Ok(self.tags()?.into_iter().find(|t| t == n).map(VNode::Tag))
+            }
+            VNode::Tag(tag) => {
+                let Ok(n) = std::str::from_utf8(name) else {
+                    return Ok(None);
+                };
+                Ok(self.snapshot(tag, n)?.map(|s| {
+                    let mut v = VTree::snapshot_node(tag, &s);
+                    if n == CURRENT {
+                        if let VNode::Entry { snapshot, .. } = &mut v {
+                            *snapshot = CURRENT.into();
+                        }
+                    }
+                    v
+                }))
+            }
+            VNode::Entry {
+                tag,
+                snapshot,
+                key,
+                path,
+                entry,
+            } => {
+                let EntryKind::Dir { tree } = &entry.kind else {
+                    return Ok(None);
+                };
+                Ok(crate::tree::lookup(self.repo, *tree, name)?.map(|e| {
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(name);
+                    VNode::Entry {
+                        tag: tag.clone(),
+                        snapshot: snapshot.clone(),
+                        key: *key,
+                        path: p,
+                        entry: Box::new(e),
+                    }
+                }))
+            }
+        }
+    }
+
+    /// The snapshot a node belongs to, if any.
+    pub fn snapshot_of(&self, node: &VNode) -> Result<Option<Named>> {
+        match node {
+            VNode::Entry { tag, snapshot, .. } => self.snapshot(tag, snapshot),
+            _ => Ok(None),
+        }
+    }
+
+    /// The file entry a hard link names (from the snapshot's root), or the entry itself.
+    pub fn resolve_hardlink(&self, node: &VNode) -> Result<Entry> {
+        let VNode::Entry {
+            entry,
+            tag,
+            snapshot,
+            ..
+        } = node
+        else {
+            return Err(Error::Usage("not a file".into()));
+        };
+        if let EntryKind::Hardlink { target } = &entry.kind {
+            let snap = self
+                .snapshot(tag, snapshot)?
+                .ok_or_else(|| Error::Usage(format!("no snapshot {snapshot}")))?;
+            let mut e = crate::restore::find(self.repo, &snap.snapshot.root, target)?;
+            e.name = entry.name.clone();
+            return Ok(e);
+        }
+        Ok((**entry).clone())
+    }
+}
