@@ -25,6 +25,7 @@ pub mod gc;
 pub mod keyset;
 pub mod lease;
 pub mod meta;
+pub mod mount;
 pub mod prefetch;
 pub mod progress;
 pub mod reach;

@@ -169,6 +169,22 @@ terminal, commands are read from standard input, one per line.")]
         #[arg(long)]
         tag: Option<String>,
     },
+    /// Mount the archive read-only (FUSE): /TAG/TIME/... and /TAG/current.
+    #[command(after_help = "Examples:
+  ore mount /mnt/ore                 every tag; Ctrl-C or `fusermount3 -u /mnt/ore` to leave
+  ore mount /mnt/ore --tag home      one tag only
+  ls /mnt/ore/home/                  current  2026-11-21T02:00:01  2026-11-22T02:00:03 ...
+  cp /mnt/ore/home/current/notes.txt .
+
+Files are read on demand: only the blocks a read touches are fetched, through a bounded
+cache, with read-ahead for sequential reads. Needs fuse3 (fusermount3).")]
+    Mount {
+        /// An empty directory to mount on.
+        mountpoint: PathBuf,
+        /// Show only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Drop snapshots from tags by a retention policy (gc then frees their space).
     #[command(after_help = "Examples:
   ore forget home --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run

@@ -492,3 +492,25 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
     }
     Ok(Done::Clean)
 }
+
+pub fn mount(env: &Env, mountpoint: &std::path::Path, tag: Option<String>) -> Result<Done> {
+    let repo = env.open()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    if !env.global.quiet {
+        eprintln!(
+            "mounted {} on {} (read-only); Ctrl-C or `fusermount3 -u {}` to unmount",
+            env.archive_id()?,
+            mountpoint.display(),
+            mountpoint.display()
+        );
+    }
+    ore::mount::mount(std::sync::Arc::new(repo), mountpoint, tag, &stop)?;
+    Ok(Done::Clean)
+}

@@ -128,6 +128,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Diff(a) => checks::diff(&env, a),
         Command::Sync(a) => copy::sync(&env, a),
         Command::Explore { tag } => explore::explore(&env, tag),
+        Command::Mount { mountpoint, tag } => explore::mount(&env, &mountpoint, tag),
         Command::Dump(a) => copy::dump(&env, a),
         Command::Load(a) => copy::load(&env, a),
         Command::Forget(a) => keep::forget(&env, a),
