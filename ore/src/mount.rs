@@ -41,8 +41,8 @@ const TTL: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 enum MNode {
     V(VNode),
-    /// A tag's `current`: a symlink to its newest snapshot's name.
-    Current(String),
+    /// A tag's `current`: a symlink to its newest snapshot's name (made at that time).
+    Current(String, i64),
 }
 
 /// A directory's names and their inodes, in order.
@@ -264,8 +264,8 @@ impl OreFs {
         }
         let ino = self.inodes.len() as u64 + 1;
         let (attr, file) = match &node {
-            MNode::Current(target) => {
-                let mut a = self.dir_attr(ino, UNIX_EPOCH);
+            MNode::Current(target, t) => {
+                let mut a = self.dir_attr(ino, time(*t));
                 a.kind = FileType::Symlink;
                 a.perm = 0o777;
                 a.nlink = 1;
@@ -328,13 +328,10 @@ impl OreFs {
         for (name, child) in self.tree.list(&v)? {
             let node = match (&v, &child) {
                 (VNode::Tag(t), _) if name == CURRENT.as_bytes() => {
-                    let newest = self
-                        .tree
-                        .chain(t)?
-                        .first()
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default();
-                    MNode::Current(newest)
+                    let chain = self.tree.chain(t)?;
+                    let newest = chain.first().map(|s| (s.name.clone(), s.snapshot.time));
+                    let (name, at) = newest.unwrap_or_default();
+                    MNode::Current(name, at)
                 }
                 _ => MNode::V(child),
             };
@@ -405,7 +402,7 @@ impl Filesystem for OreFs {
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         match self.inode(ino).map(|i| &i.node) {
-            Some(MNode::Current(t)) => reply.data(t.as_bytes()),
+            Some(MNode::Current(t, _)) => reply.data(t.as_bytes()),
             Some(MNode::V(VNode::Entry { entry, .. })) => match &entry.kind {
                 EntryKind::Symlink { target } => reply.data(target),
                 _ => reply.error(libc::EINVAL),
