@@ -145,3 +145,51 @@ fn a_scripted_session_walks_tags_snapshots_and_files() {
     ore.run(&["explore", "--tag", "nosuch"])
         .expect(1, "unknown tag");
 }
+
+/// On a terminal (a pty made by util-linux's `script`), Tab completes names and the session
+/// keeps its history.
+#[test]
+fn on_a_terminal_tab_completes_names_and_history_is_kept() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("documents")).unwrap();
+    std::fs::write(src.join("documents/letter.txt"), b"dear ore\n").unwrap();
+    ore.snapshot("home", &src);
+    let cmd = format!(
+        "{} -a {} explore",
+        ore_tests::quote(&ore_tests::bin("ore")),
+        ore_tests::shell_quote(&ore.archive)
+    );
+    let mut c = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("ORE_PASSPHRASE", &ore.passphrase)
+        .env("XDG_CACHE_HOME", &ore.cache)
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    let mut input = c.stdin.take().unwrap();
+    // "ls /home/cur<Tab>doc<Tab>": completes to /home/current/documents/.
+    input.write_all(b"ls /home/cur\t").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    input.write_all(b"doc\t").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    input.write_all(b"\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    input.write_all(b"exit\n").unwrap();
+    drop(input);
+    let o = c.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("ls /home/current/documents/"),
+        "no completion in:\n{out}"
+    );
+    assert!(
+        out.contains("letter.txt"),
+        "the completed command did not run:\n{out}"
+    );
+    let history = std::fs::read_to_string(ore.cache.join("ore/explore-history")).unwrap();
+    assert!(history.contains("ls /home/current/documents/"), "{history}");
+}
