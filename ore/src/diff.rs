@@ -32,16 +32,7 @@ pub struct Change {
 }
 
 fn kind_name(e: &Entry) -> &'static str {
-    match e.kind {
-        EntryKind::File { .. } => "file",
-        EntryKind::Dir { .. } => "dir",
-        EntryKind::Symlink { .. } => "symlink",
-        EntryKind::Hardlink { .. } => "hardlink",
-        EntryKind::Fifo => "fifo",
-        EntryKind::Socket => "socket",
-        EntryKind::CharDevice { .. } => "char-device",
-        EntryKind::BlockDevice { .. } => "block-device",
-    }
+    e.kind.type_name()
 }
 
 fn content_key(e: &Entry) -> Option<Key> {

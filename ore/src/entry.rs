@@ -67,6 +67,21 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Its name in listings and JSON: `file`, `dir`, `symlink`, `hardlink`, `fifo`, `socket`,
+    /// `char-device`, `block-device`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EntryKind::File { .. } => "file",
+            EntryKind::Dir { .. } => "dir",
+            EntryKind::Symlink { .. } => "symlink",
+            EntryKind::Hardlink { .. } => "hardlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::CharDevice { .. } => "char-device",
+            EntryKind::BlockDevice { .. } => "block-device",
+        }
+    }
+
     /// One letter, as `ls -l` shows it.
     pub fn letter(&self) -> char {
         match self {

@@ -67,6 +67,16 @@ pub struct VTree<'r> {
     chains: Mutex<HashMap<String, Arc<Vec<Named>>>>,
 }
 
+/// `path/name`, or `name` at the top.
+fn join(path: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = path.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
 /// A snapshot's name: its time to the second, UTC.
 pub fn time_name(ns: i64) -> String {
     crate::util::format_time(ns).replace(' ', "T")
@@ -186,11 +196,7 @@ impl<'r> VTree<'r> {
                 let mut out = Vec::new();
                 let mut r = Reader::<DirTree>::new(self.repo, *tree);
                 while let Some(e) = r.next_item()? {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
-                    }
-                    p.extend_from_slice(&e.name);
+                    let p = join(path, &e.name);
                     out.push((
                         e.name.clone(),
                         VNode::Entry {
@@ -241,11 +247,7 @@ impl<'r> VTree<'r> {
                     return Ok(None);
                 };
                 Ok(crate::tree::lookup(self.repo, *tree, name)?.map(|e| {
-                    let mut p = path.clone();
-                    if !p.is_empty() {
-                        p.push(b'/');
-                    }
-                    p.extend_from_slice(name);
+                    let p = join(path, name);
                     VNode::Entry {
                         tag: tag.clone(),
                         snapshot: snapshot.clone(),

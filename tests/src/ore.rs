@@ -19,7 +19,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    /// What a finished process printed and how it ended.
+    pub fn of(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -91,7 +92,7 @@ impl Ore {
 
     /// Runs `ore ARGS`.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd(args).output().expect("ore runs"))
+        Run::of(self.cmd(args).output().expect("ore runs"))
     }
 
     /// Snapshots `path` to `tag`, returning the key.

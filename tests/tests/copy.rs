@@ -161,11 +161,7 @@ fn load(ore: &Ore, tag: &str, stream: &[u8]) -> Run {
     // A load that refuses early closes its input; that is not this test's failure.
     let _ = c.stdin.take().unwrap().write_all(stream);
     let o = c.wait_with_output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Run::of(o)
 }
 
 #[test]

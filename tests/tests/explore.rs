@@ -20,11 +20,7 @@ fn explore(ore: &Ore, script: &str) -> Run {
         .write_all(script.as_bytes())
         .unwrap();
     let o = c.wait_with_output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Run::of(o)
 }
 
 #[test]

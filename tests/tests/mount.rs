@@ -52,11 +52,7 @@ fn tool(args: &[&str]) -> Run {
         .args(&args[1..])
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Run::of(o)
 }
 
 fn wait_exit(mut child: Child, what: &str) {

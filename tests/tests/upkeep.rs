@@ -429,11 +429,7 @@ fn spawn(ore: &Ore, args: &[&str]) -> std::process::Child {
 
 fn finish(c: std::process::Child, what: &str) -> Run {
     let o = c.wait_with_output().unwrap();
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
+    let r = Run::of(o);
     r.expect(0, what)
 }
 
@@ -630,6 +626,25 @@ fn a_crashed_snapshot_or_gc_leaves_nothing_a_human_must_unlock() {
     assert_same(&src, &out);
 }
 
+/// Starts `ore-admin` holding the local archive of `ore` open, and waits until it does.
+fn hold(ore: &Ore) -> std::process::Child {
+    let holder = std::process::Command::new(ore_tests::bin("ore-admin"))
+        .arg(&ore.archive)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = std::path::PathBuf::from(&ore.archive).join("lock");
+    for _ in 0..500 {
+        // (The file keeps the pid of earlier holders: wait for this one's.)
+        if std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == holder.id().to_string()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder
+}
+
 /// Regression: a splitlog archive opened in process admits one process at a time, and a
 /// second `ore` (a gc while a snapshot runs) used to fail at once with "in use by another
 /// process". It now waits for the archive, up to --timeout.
@@ -639,22 +654,7 @@ fn runs_on_a_local_archive_wait_for_each_other() {
     let src = d.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
-    let dir = std::path::PathBuf::from(&ore.archive);
-    let mut holder = std::process::Command::new(ore_tests::bin("ore-admin"))
-        .arg(&ore.archive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..500 {
-        // (The file keeps the pid of earlier holders: wait for this one's.)
-        if std::fs::read_to_string(dir.join("lock"))
-            .is_ok_and(|s| s.trim() == holder.id().to_string())
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut holder = hold(&ore);
     let waiting = spawn(&ore, &["snapshot", "t", src.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(800));
     drop(holder.stdin.take());
@@ -666,20 +666,7 @@ fn runs_on_a_local_archive_wait_for_each_other() {
         r.stderr
     );
     // With a limit, it gives up and says why.
-    let mut holder = std::process::Command::new(ore_tests::bin("ore-admin"))
-        .arg(&ore.archive)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..500 {
-        if std::fs::read_to_string(dir.join("lock"))
-            .is_ok_and(|s| s.trim() == holder.id().to_string())
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut holder = hold(&ore);
     let r = ore.run(&["--timeout", "0.5", "gc"]).expect(1, "gave up");
     assert!(
         r.stderr.contains("in use by another process"),

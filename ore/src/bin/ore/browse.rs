@@ -43,16 +43,7 @@ fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
     let mut v = json!({
         "path": path,
         "name": show(&e.name),
-        "type": match e.kind {
-            EntryKind::File { .. } => "file",
-            EntryKind::Dir { .. } => "dir",
-            EntryKind::Symlink { .. } => "symlink",
-            EntryKind::Hardlink { .. } => "hardlink",
-            EntryKind::Fifo => "fifo",
-            EntryKind::Socket => "socket",
-            EntryKind::CharDevice { .. } => "char-device",
-            EntryKind::BlockDevice { .. } => "block-device",
-        },
+        "type": e.kind.type_name(),
         "mode": format!("{:04o}", e.mode),
         "uid": e.uid, "gid": e.gid, "user": e.user, "group": e.group,
         "size": size_of(e),
@@ -150,11 +141,18 @@ pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
     let EntryKind::File { size, content } = e.kind else {
         bail!("`{path}` is not a regular file in the snapshot");
     };
+    write_contents(&repo, &content)?;
+    let _ = size;
+    Ok(Done::Clean)
+}
+
+/// Writes a file's contents to standard output (holes as zeros), a block at a time.
+pub fn write_contents(repo: &Repo, content: &Content) -> Result<()> {
     match content {
         Content::Empty => {}
-        Content::Chunk(k) => out_bytes(repo.get_block(k, Kind::Chunk)?.data())?,
+        Content::Chunk(k) => out_bytes(repo.get_block(*k, Kind::Chunk)?.data())?,
         Content::Index(root) => {
-            let mut r = Reader::<FileTree>::new(&repo, root);
+            let mut r = Reader::<FileTree>::new(repo, *root);
             let zeros = vec![0u8; 1 << 20];
             while let Some(p) = r.next_item()? {
                 match p {
@@ -170,8 +168,7 @@ pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
             }
         }
     }
-    let _ = size;
-    Ok(Done::Clean)
+    Ok(())
 }
 
 pub fn log(env: &Env, a: LogArgs) -> Result<Done> {

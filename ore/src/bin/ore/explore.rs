@@ -3,9 +3,9 @@
 //! otherwise it reads commands from standard input, one per line, so it can be scripted.
 
 use crate::browse::long_line;
-use crate::{out, out_bytes, Done, Env};
+use crate::{out, Done, Env};
 use anyhow::{anyhow, bail, Result};
-use ore::entry::{EntryKind, Piece};
+use ore::entry::EntryKind;
 use ore::util::{format_time, human_bytes, show};
 use ore::vtree::{VNode, VTree};
 use std::cell::RefCell;
@@ -186,27 +186,10 @@ impl Shell<'_> {
         let stack = self.resolve(path, true)?;
         let node = Shell::top(&stack);
         let e = self.tree.resolve_hardlink(&node)?;
-        let EntryKind::File { size, content } = &e.kind else {
+        let EntryKind::File { content, .. } = &e.kind else {
             bail!("{path}: not a file");
         };
-        let repo = self.tree.repo;
-        for p in ore::tree::file_pieces(repo, content, *size)? {
-            match p {
-                Piece::Data { key, .. } => {
-                    out_bytes(repo.get_block(key, ore::block::Kind::Chunk)?.data())?
-                }
-                Piece::Hole { len } => {
-                    let zeros = vec![0u8; len.min(1 << 20) as usize];
-                    let mut left = len;
-                    while left > 0 {
-                        let n = left.min(zeros.len() as u64) as usize;
-                        out_bytes(&zeros[..n])?;
-                        left -= n as u64;
-                    }
-                }
-            }
-        }
-        Ok(())
+        crate::browse::write_contents(self.tree.repo, content)
     }
 
     fn get(&self, path: &str, dest: Option<&str>) -> Result<()> {
