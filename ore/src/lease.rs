@@ -102,11 +102,20 @@ impl Holder {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum GcState {
-    /// No sweep; `epoch` changes whenever a sweep removed something.
-    Idle { epoch: String },
+    /// No sweep; `epoch` changes whenever a sweep removed something, `unclean` whenever a
+    /// sweep stopped part way. After only complete sweeps, a block that exists still has
+    /// everything below it (a sweep removes a block together with all that only it reached),
+    /// which is what lets a file cache check its entries instead of forgetting them.
+    Idle {
+        epoch: String,
+        #[serde(default)]
+        unclean: String,
+    },
     /// A gc is removing blocks.
     Sweeping {
         epoch: String,
+        #[serde(default)]
+        unclean: String,
         #[serde(flatten)]
         holder: Holder,
     },
@@ -119,15 +128,33 @@ impl GcState {
         match value {
             None => GcState::Idle {
                 epoch: String::new(),
+                unclean: String::new(),
             },
-            Some(v) => {
-                serde_json::from_slice(v).unwrap_or_else(|_| GcState::Idle { epoch: hex(v) })
-            }
+            Some(v) => serde_json::from_slice(v).unwrap_or_else(|_| GcState::Idle {
+                epoch: hex(v),
+                unclean: String::new(),
+            }),
         }
     }
 
     fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The marker that changes when a sweep stops part way.
+    pub fn unclean(&self) -> &str {
+        match self {
+            GcState::Idle { unclean, .. } | GcState::Sweeping { unclean, .. } => unclean,
+        }
+    }
+
+    /// Idle with a new epoch and a new unclean marker: after a sweep that may have stopped
+    /// part way.
+    fn after_partial_sweep() -> GcState {
+        GcState::Idle {
+            epoch: hex(&random::<8>()),
+            unclean: hex(&random::<8>()),
+        }
     }
 }
 
@@ -231,9 +258,18 @@ fn renew_holder(v: &[u8]) -> Vec<u8> {
 
 fn renew_sweep(v: &[u8]) -> Vec<u8> {
     match GcState::parse(Some(v)) {
-        GcState::Sweeping { epoch, mut holder } => {
+        GcState::Sweeping {
+            epoch,
+            unclean,
+            mut holder,
+        } => {
             holder.heartbeat = crate::util::now_ns();
-            GcState::Sweeping { epoch, holder }.to_bytes()
+            GcState::Sweeping {
+                epoch,
+                unclean,
+                holder,
+            }
+            .to_bytes()
         }
         idle => idle.to_bytes(),
     }
@@ -400,10 +436,7 @@ fn end_abandoned_sweep(backend: &dyn Backend, value: Option<&[u8]>, holder: &Hol
         holder.by,
         crate::util::format_time(holder.since)
     ));
-    let idle = GcState::Idle {
-        epoch: hex(&random::<8>()),
-    };
-    backend.set_tag(GC_TAG, value, &idle.to_bytes())?;
+    backend.set_tag(GC_TAG, value, &GcState::after_partial_sweep().to_bytes())?;
     Ok(())
 }
 
@@ -413,6 +446,8 @@ pub struct Sweep {
     renewal: Renewal,
     /// `ore:gc` before the sweep, to put back when nothing was removed.
     before: Option<Vec<u8>>,
+    /// Its unclean marker, kept by a sweep that completes.
+    unclean: String,
     removed: AtomicBool,
 }
 
@@ -422,8 +457,8 @@ impl Sweep {
         let backend = repo.backend.clone();
         loop {
             let before = backend.get_tag(GC_TAG)?;
-            let epoch = match GcState::parse(before.as_deref()) {
-                GcState::Idle { epoch } => epoch,
+            let (epoch, unclean) = match GcState::parse(before.as_deref()) {
+                GcState::Idle { epoch, unclean } => (epoch, unclean),
                 GcState::Sweeping { holder, .. } if holder.expired() => {
                     end_abandoned_sweep(&*backend, before.as_deref(), &holder)?;
                     continue;
@@ -440,6 +475,7 @@ impl Sweep {
             };
             let value = GcState::Sweeping {
                 epoch,
+                unclean: unclean.clone(),
                 holder: Holder::new(),
             }
             .to_bytes();
@@ -448,6 +484,7 @@ impl Sweep {
                     renewal: Renewal::start(backend.clone(), GC_TAG.into(), value, renew_sweep),
                     backend,
                     before,
+                    unclean,
                     removed: AtomicBool::new(false),
                 });
             }
@@ -531,6 +568,7 @@ impl Sweep {
         let restore = if self.removed.load(SeqCst) {
             GcState::Idle {
                 epoch: hex(&random::<8>()),
+                unclean: self.unclean.clone(),
             }
             .to_bytes()
         } else {
@@ -538,6 +576,7 @@ impl Sweep {
                 Some(v) => v,
                 None => GcState::Idle {
                     epoch: String::new(),
+                    unclean: String::new(),
                 }
                 .to_bytes(),
             }
@@ -549,15 +588,13 @@ impl Sweep {
 
 impl Drop for Sweep {
     fn drop(&mut self) {
-        // Ended without `finish` (an error): leave a fresh idle epoch, as blocks may be gone.
+        // Ended without `finish` (an error): some blocks may be gone and others not yet.
         if self.renewal.thread.is_none() {
             return;
         }
         let last = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
-            let idle = GcState::Idle {
-                epoch: hex(&random::<8>()),
-            };
+            let idle = GcState::after_partial_sweep();
             let _ = self.backend.set_tag(GC_TAG, Some(&last), &idle.to_bytes());
         }
     }

@@ -676,3 +676,67 @@ fn runs_on_a_local_archive_wait_for_each_other() {
     drop(holder.stdin.take());
     holder.wait().unwrap();
 }
+
+/// Snapshots `src` to `tag` and returns how many files it read (not found in the file cache).
+fn files_read(ore: &Ore, tag: &str, src: &Path) -> u64 {
+    let r = ore
+        .run(&["snapshot", tag, src.to_str().unwrap(), "--json"])
+        .expect(0, "snapshot");
+    json_lines(&r)[0]["stats"]["files_read"].as_u64().unwrap()
+}
+
+/// Regression: any gc that removed blocks made the next snapshot read every file again, as
+/// the file cache was thrown away. After complete sweeps its entries are now checked against
+/// the archive instead, and only files whose blocks went are read.
+#[test]
+fn the_file_cache_survives_gc_and_rereads_only_what_gc_took() {
+    let d = scratch();
+    let ore = Ore::fs(&d.path().join("fs"));
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    for i in 0..40 {
+        std::fs::write(src.join(format!("sub/f{i}")), bytes(i, 20_000)).unwrap();
+    }
+    std::fs::write(src.join("victim"), b"first version").unwrap();
+    assert_eq!(files_read(&ore, "t", &src), 41);
+    std::fs::write(src.join("victim"), b"second version, soon gone").unwrap();
+    assert_eq!(files_read(&ore, "t", &src), 1);
+    // Roll the tag back and let go of the second snapshot: its only new block goes.
+    ore.run(&["reset", "t", "t~1"]).expect(0, "reset");
+    ore.run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "expire");
+    let g = json_lines(&ore.run(&["gc", "--json"]).expect(0, "gc"))[0].clone();
+    assert!(g["removed"].as_u64().unwrap() >= 2, "{g}");
+    // The cache remembers `victim` as the second version, whose block is gone: only it is read.
+    assert_eq!(files_read(&ore, "t", &src), 1);
+    ore.run(&["check", "--read-data"]).expect(0, "clean");
+    let out = d.path().join("out");
+    ore.restore("t", &out).expect(0, "restore");
+    assert_same(&src, &out);
+
+    // A collection that stopped part way leaves nothing to trust: everything is read.
+    let crashing_gc = Ore::new(format!(
+        "env ORE_FAULT=kill,op=remove,after=0 {} {}",
+        ore_tests::quote(&ore_tests::bin("backend-fs")),
+        ore_tests::quote(&d.path().join("fs"))
+    ));
+    std::fs::write(src.join("victim"), b"third").unwrap();
+    assert_eq!(files_read(&ore, "t", &src), 1);
+    ore.run(&["reset", "t", "t~1"]).expect(0, "reset");
+    ore.run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "expire");
+    assert_ne!(crashing_gc.run(&["gc"]).code, 0);
+    let r = ore
+        .cmd(&["snapshot", "t", src.to_str().unwrap(), "--json"])
+        .env("ORE_LEASE_TTL", "1")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(
+        v["stats"]["files_read"],
+        41,
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    ore.run(&["check", "--read-data"]).expect(0, "clean");
+}

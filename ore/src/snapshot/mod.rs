@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
+use crate::lease::GcState;
 pub use crate::lease::GC_TAG;
 
 /// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
@@ -408,8 +409,9 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     }
 }
 
-/// A file cache that may be read, and where it lives (for more connections).
-type TrustedCache = (CacheReader, PathBuf);
+/// A file cache that may be read, where it lives (for more connections), and whether each
+/// entry must be checked against the archive before it is used.
+type TrustedCache = (CacheReader, PathBuf, bool);
 
 fn open_cache(
     repo: &Repo,
@@ -443,18 +445,35 @@ fn open_cache(
     {
         return Ok((None, writer));
     }
-    let trusted = match reader.meta("last_snapshot")? {
+    let stored = reader.meta("gc")?.unwrap_or_default();
+    let last_there = match reader.meta("last_snapshot")? {
         Some(v) => match crate::repo::parse_tag_value(&v) {
             Some(k) => repo.backend.exists(&[k])?.first() == Some(&true),
             None => false,
         },
         None => false,
-    } && reader.meta("gc")?.unwrap_or_default() == gc_value;
-    if !trusted {
-        protocol::log::info(
-            "the file cache does not match the archive (it was rolled back, replaced or pruned): reading every file again",
-        );
-        return Ok((None, writer));
+    };
+    if stored == gc_value && last_there {
+        return Ok((Some((reader, path.clone(), false)), writer));
     }
-    Ok((Some((reader, path.clone())), writer))
+    // Blocks were removed since, but only by sweeps that completed: a file's content block
+    // that still exists still has everything below it, so each entry is checked (one batched
+    // `exists` per directory) instead of every file being read again.
+    let (was, now) = (
+        GcState::parse((!stored.is_empty()).then_some(stored.as_slice())),
+        GcState::parse((!gc_value.is_empty()).then_some(gc_value)),
+    );
+    if stored != gc_value
+        && matches!((&was, &now), (GcState::Idle { .. }, GcState::Idle { .. }))
+        && was.unclean() == now.unclean()
+    {
+        protocol::log::info(
+            "blocks were removed from the archive since the file cache was written: checking its entries against the archive",
+        );
+        return Ok((Some((reader, path.clone(), true)), writer));
+    }
+    protocol::log::info(
+        "the file cache does not match the archive (it was rolled back or replaced, or a collection stopped part way): reading every file again",
+    );
+    Ok((None, writer))
 }

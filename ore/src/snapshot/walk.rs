@@ -36,6 +36,8 @@ struct Walk<'c, 'r> {
     /// Idle read connections to the file cache (sqlite connections are per thread).
     readers: Option<Mutex<Vec<CacheReader>>>,
     reader_path: Option<PathBuf>,
+    /// Check each cached file's content block exists before using the entry.
+    verify: bool,
     writer: Option<Mutex<CacheWriter>>,
     /// The first path seen of each multiply linked inode.
     hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
@@ -102,7 +104,7 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
 pub(super) fn run(
     ctx: &Ctx,
     paths: &[PathBuf],
-    cache: Option<(CacheReader, PathBuf)>,
+    cache: Option<(CacheReader, PathBuf, bool)>,
     writer: Option<CacheWriter>,
 ) -> Result<(Entry, Option<CacheWriter>)> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -112,14 +114,15 @@ pub(super) fn run(
         .thread_name(|i| format!("ore-walk-{i}"))
         .build()
         .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let (readers, reader_path) = match cache {
-        Some((r, p)) => (Some(Mutex::new(vec![r])), Some(p)),
-        None => (None, None),
+    let (readers, reader_path, verify) = match cache {
+        Some((r, p, v)) => (Some(Mutex::new(vec![r])), Some(p), v),
+        None => (None, None, false),
     };
     let mut w = Walk {
         ctx,
         readers,
         reader_path,
+        verify,
         writer: writer.map(Mutex::new),
         hardlinks: Mutex::new(HashMap::new()),
         skip: HashSet::new(),
@@ -160,7 +163,32 @@ impl Walk<'_, '_> {
         };
         let rows = reader.dir(dir);
         lock(pool).push(reader);
-        rows
+        let mut rows = rows?;
+        if self.verify && !rows.is_empty() {
+            // Directory trees are recomputed (and checked when stored); files are kept only
+            // if their content block is still in the archive.
+            rows.retain(|_, c| matches!(c.entry.kind, EntryKind::File { .. }));
+            let keyed: Vec<(Vec<u8>, Key)> = rows
+                .iter()
+                .filter_map(|(n, c)| match &c.entry.kind {
+                    EntryKind::File {
+                        content: crate::entry::Content::Chunk(k) | crate::entry::Content::Index(k),
+                        ..
+                    } => Some((n.clone(), *k)),
+                    _ => None,
+                })
+                .collect();
+            if !keyed.is_empty() {
+                let keys: Vec<Key> = keyed.iter().map(|(_, k)| *k).collect();
+                let present = self.ctx.repo.backend.exists(&keys)?;
+                for ((name, _), there) in keyed.into_iter().zip(present) {
+                    if !there {
+                        rows.remove(&name);
+                    }
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// The top level: one directory becomes the root itself; anything else (a file, several
