@@ -102,6 +102,8 @@ pub struct CheckOutcome {
     pub chunks_read: u64,
     pub bytes_read: u64,
     pub problems: Vec<Problem>,
+    /// Tags that do not name a block (nothing below them could be checked).
+    pub bad_tags: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -219,8 +221,11 @@ impl Visitor for Checker<'_> {
 pub fn check(repo: &Repo, specs: &[String], read: ReadData) -> Result<CheckOutcome> {
     let started = std::time::Instant::now();
     let mut labelled: Vec<(String, Key)> = Vec::new();
+    let mut bad_tags = Vec::new();
     let roots: Vec<(Key, Node)> = if specs.is_empty() {
-        reach::roots(repo)?
+        let (roots, bad) = reach::roots_and_bad_tags(repo)?;
+        bad_tags = bad;
+        roots
     } else {
         for s in specs {
             let (k, _) = crate::spec::resolve(repo, s)?;
@@ -262,6 +267,7 @@ pub fn check(repo: &Repo, specs: &[String], read: ReadData) -> Result<CheckOutco
         chunks_read: checker.chunks_read.load(Relaxed),
         bytes_read: checker.bytes_read.load(Relaxed),
         problems: Vec::new(),
+        bad_tags,
         duration_ms: 0,
     };
     if !problems.is_empty() {

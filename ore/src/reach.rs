@@ -263,10 +263,23 @@ fn read(
     Ok((stored, plain))
 }
 
+/// Blocks to walk from, with what each is.
+pub type Roots = Vec<(Key, Node)>;
+
 /// The roots of an archive: every tag, the format record, the reflog. Tags whose value is not
 /// a key are reported as errors: a collection must not guess what they meant to keep.
-pub fn roots(repo: &Repo) -> Result<Vec<(Key, Node)>> {
+pub fn roots(repo: &Repo) -> Result<Roots> {
+    let (roots, bad) = roots_and_bad_tags(repo)?;
+    match bad.into_iter().next() {
+        Some(why) => Err(Error::Archive(format!("{why}; fix or remove it first"))),
+        None => Ok(roots),
+    }
+}
+
+/// The roots, and a message for each tag whose value is not a key.
+pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for (name, value) in repo.backend.list_tags()? {
         let node = match name.as_str() {
             crate::format::FORMAT_TAG => Node::Format,
@@ -274,14 +287,14 @@ pub fn roots(repo: &Repo) -> Result<Vec<(Key, Node)>> {
             n if crate::format::is_system_tag(n) => continue,
             _ => Node::Snapshot,
         };
-        let key = crate::repo::parse_tag_value(&value).ok_or_else(|| {
-            Error::Archive(format!(
-                "tag {name} does not hold a block key ({} bytes); fix or remove it first",
+        match crate::repo::parse_tag_value(&value) {
+            Some(key) => out.push((key, node)),
+            None => bad.push(format!(
+                "tag {name} does not hold a block key ({} bytes)",
                 value.len()
-            ))
-        })?;
-        out.push((key, node));
+            )),
+        }
     }
     out.sort_by_key(|(k, _)| *k);
-    Ok(out)
+    Ok((out, bad))
 }

@@ -133,6 +133,31 @@ fn check_names_missing_and_corrupt_blocks_with_their_paths() {
         .expect(1, "bad slice");
     assert!(r.stderr.contains("--read-data=7/3"), "{}", r.stderr);
 
+    // A tag that names no block is one more problem, not the end of the check; gc refuses.
+    let backend = ore::archive::open_existing(&ore.archive).unwrap();
+    backend.set_tag("broken", None, b"not a key").unwrap();
+    drop(backend);
+    let r = ore.run(&["check"]).expect(1, "check with a bad tag");
+    assert!(
+        r.stdout.contains("tag broken does not hold a block key"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&shared),
+        "the rest was still checked: {}",
+        r.stdout
+    );
+    let r = ore.run(&["gc"]).expect(1, "gc refuses");
+    assert!(
+        r.stderr.contains("tag broken") && r.stderr.contains("fix or remove it first"),
+        "{}",
+        r.stderr
+    );
+    let backend = ore::archive::open_existing(&ore.archive).unwrap();
+    backend.remove_tag("broken", None).unwrap();
+    drop(backend);
+
     // The restore of an undamaged subtree still works, and --compare sees what differs.
     let out = d.path().join("out");
     std::fs::create_dir(&out).unwrap();

@@ -46,6 +46,9 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
     } else {
+        for t in &o.bad_tags {
+            out(&format!("{t}\n"))?;
+        }
         for p in &o.problems {
             out(&format!("block {} ({}): {}\n", p.key, p.kind, p.error))?;
             for path in &p.paths {
@@ -68,10 +71,11 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
             );
         }
     }
-    if !o.problems.is_empty() {
+    if !o.problems.is_empty() || !o.bad_tags.is_empty() {
         bail!(
-            "the archive has {} missing or damaged block(s)",
-            o.problems.len()
+            "the archive has {} missing or damaged block(s) and {} tag(s) naming no block",
+            o.problems.len(),
+            o.bad_tags.len()
         );
     }
     Ok(Done::Clean)
