@@ -36,6 +36,8 @@ const MAGIC: &[u8; 8] = b"ORE-DUMP";
 pub const VERSION: u8 = 1;
 const MAX_RECORD: u32 = 16 << 20;
 const DATA_RECORD: usize = 1 << 20;
+/// Chunks asked for ahead while dumping from an archive over a link.
+const READ_AHEAD: usize = 32;
 
 const HEADER: u8 = 1;
 const ENTRY: u8 = 2;
@@ -188,10 +190,35 @@ fn dump_entry<W: Write>(
     match &e.kind {
         EntryKind::File { size, content } => {
             let mut h = blake3::Hasher::new();
-            for p in crate::tree::file_pieces(repo, content, *size)? {
+            let pieces = crate::tree::file_pieces(repo, content, *size)?;
+            // Over a link, ask for the next chunks before they are needed.
+            let ahead = if repo.backend.pipelines() {
+                READ_AHEAD
+            } else {
+                0
+            };
+            let mut asked: std::collections::VecDeque<protocol::Ticket<Option<Vec<u8>>>> =
+                std::collections::VecDeque::new();
+            let mut data_keys = pieces.iter().filter_map(|p| match p {
+                Piece::Data { key, .. } => Some(*key),
+                Piece::Hole { .. } => None,
+            });
+            for k in data_keys.by_ref().take(ahead) {
+                asked.push_back(repo.backend.start_get(k));
+            }
+            for p in pieces.iter().cloned() {
                 match p {
                     Piece::Data { key, .. } => {
-                        let b = repo.get_block(key, Kind::Chunk)?;
+                        let b = match asked.pop_front() {
+                            Some(t) => {
+                                if let Some(k) = data_keys.next() {
+                                    asked.push_back(repo.backend.start_get(k));
+                                }
+                                let stored = crate::repo::fetched(t.wait(), key, Kind::Chunk)?;
+                                crate::block::open(&repo.keys, &key, Some(Kind::Chunk), stored)?
+                            }
+                            None => repo.get_block(key, Kind::Chunk)?,
+                        };
                         h.update(b.data());
                         stats.bytes += b.data().len() as u64;
                         for part in b.data().chunks(DATA_RECORD) {
@@ -271,11 +298,62 @@ impl<R: Read> Records<R> {
     }
 }
 
-struct RepoStore<'r>(&'r Repo);
+/// Where `load` stores blocks: tree blocks one at a time, chunks in batches (one `exists` for
+/// a window of chunks, then puts in flight, settled every [`IN_FLIGHT`] and at the end).
+struct RepoStore<'r> {
+    repo: &'r Repo,
+    pending: Vec<protocol::Ticket<()>>,
+}
+
+/// Chunk puts in flight before `load` waits for them.
+const IN_FLIGHT: usize = 256;
 
 impl Store for RepoStore<'_> {
     fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
-        Ok(self.0.put_block(kind, plain)?.0)
+        Ok(self.repo.put_block(kind, plain)?.0)
+    }
+}
+
+impl RepoStore<'_> {
+    /// Stores the chunks `cuts` of `data` that the archive lacks; returns their keys.
+    fn chunks(&mut self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<Key>> {
+        let repo = self.repo;
+        let keys: Vec<Key> = cuts
+            .iter()
+            .map(|&(o, l)| repo.keys.key_of(Kind::Chunk as u8, &data[o..o + l]))
+            .collect();
+        if keys.is_empty() {
+            return Ok(keys);
+        }
+        let present = repo.backend.exists(&keys)?;
+        let mut sent = std::collections::HashSet::new();
+        for (i, &(o, l)) in cuts.iter().enumerate() {
+            if present.get(i) == Some(&true) || !sent.insert(keys[i]) {
+                continue;
+            }
+            let mut sealed = Vec::with_capacity(l + 64);
+            crate::block::seal(
+                &repo.keys,
+                Kind::Chunk,
+                &keys[i],
+                &data[o..o + l],
+                repo.compression,
+                &mut sealed,
+            )?;
+            self.pending.push(repo.backend.start_put(keys[i], sealed));
+            if self.pending.len() >= IN_FLIGHT {
+                self.settle()?;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Waits for every put in flight.
+    fn settle(&mut self) -> Result<()> {
+        for t in self.pending.drain(..) {
+            t.wait()?;
+        }
+        Ok(())
     }
 }
 
@@ -317,7 +395,10 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     let header: Header =
         postcard::from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
     let mut stats = DumpStats::default();
-    let mut store = RepoStore(repo);
+    let mut store = RepoStore {
+        repo,
+        pending: Vec::new(),
+    };
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Entry> = None;
     loop {
@@ -404,6 +485,7 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         }
     }
     let root = root.ok_or_else(|| r.bad("the stream ended inside a directory".into()))?;
+    store.settle()?;
     let mut extra = [0u8; 1];
     if r.inner
         .read(&mut extra)
@@ -483,9 +565,9 @@ fn load_file<R: Read>(
         } else {
             chunks.len().saturating_sub(1)
         };
+        let keys = store.chunks(region, &chunks[..keep])?;
         let mut end = 0;
-        for &(o, l) in &chunks[..keep] {
-            let key = repo.put_block(Kind::Chunk, &region[o..o + l])?.0;
+        for (&(o, l), key) in chunks[..keep].iter().zip(keys) {
             pieces.push(store, Piece::Data { key, len: l as u64 })?;
             end = o + l;
         }
