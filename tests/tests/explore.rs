@@ -167,25 +167,48 @@ fn on_a_terminal_tab_completes_names_and_history_is_kept() {
         .spawn()
         .expect("util-linux `script` runs");
     let mut input = c.stdin.take().unwrap();
+    // What the terminal shows, read as it comes; input is typed only once the shell is ready
+    // for it (typed earlier, the terminal could drop it when the shell takes it over).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let mut stdout = c.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let started = std::time::Instant::now();
+        while !seen.lock().unwrap().contains(what) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{what:?} never appeared in:\n{}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for("ore:/> ");
     // "ls /home/cur<Tab>doc<Tab>": completes to /home/current/documents/.
     input.write_all(b"ls /home/cur\t").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("ls /home/current/");
     input.write_all(b"doc\t").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("ls /home/current/documents/");
     input.write_all(b"\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("letter.txt");
     input.write_all(b"exit\n").unwrap();
     drop(input);
-    let o = c.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("ls /home/current/documents/"),
-        "no completion in:\n{out}"
-    );
-    assert!(
-        out.contains("letter.txt"),
-        "the completed command did not run:\n{out}"
-    );
+    let status = c.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success());
     let history = std::fs::read_to_string(ore.cache.join("ore/explore-history")).unwrap();
     assert!(history.contains("ls /home/current/documents/"), "{history}");
 }

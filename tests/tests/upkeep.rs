@@ -680,15 +680,34 @@ fn runs_on_a_local_archive_wait_for_each_other() {
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"x").unwrap();
     let mut holder = hold(&ore);
-    let waiting = spawn(&ore, &["snapshot", "t", src.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut waiting = ore
+        .cmd(&["snapshot", "t", src.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let go of the archive only once the snapshot says it is waiting for it.
+    let mut err = std::io::BufReader::new(waiting.stderr.take().unwrap());
+    let mut said = String::new();
+    let started = Instant::now();
+    while !said.contains("in use by another process") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never waited: {said}"
+        );
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut err, &mut line).unwrap() == 0 {
+            panic!("the snapshot ended without waiting: {said}");
+        }
+        said.push_str(&line);
+    }
     drop(holder.stdin.take());
     holder.wait().unwrap();
-    let r = finish(waiting, "the snapshot waited for the archive");
+    std::io::Read::read_to_string(&mut err, &mut said).unwrap();
+    let status = waiting.wait().unwrap();
     assert!(
-        r.stderr.contains("in use by another process"),
-        "{}",
-        r.stderr
+        status.success(),
+        "the snapshot failed after waiting: {said}"
     );
     // With a limit, it gives up and says why.
     let mut holder = hold(&ore);
