@@ -16,13 +16,14 @@ use crate::block::{self, Kind};
 use crate::entry::{Content, EntryKind, Piece};
 use crate::error::{Error, Result};
 use crate::keyset::KeySet;
+use crate::progress::Progress;
 use crate::reach::{self, Counts, Node, Visitor};
 use crate::repo::Repo;
 use crate::tree::{DirTree, FileTree, Node as TreeNode, Reader};
 use protocol::Key;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Which chunks to read.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -113,6 +114,7 @@ const READ_BATCH: usize = 64;
 
 struct Checker<'r> {
     repo: &'r Repo,
+    progress: Option<Arc<Progress>>,
     read: ReadData,
     salt: u64,
     chains: bool,
@@ -153,6 +155,9 @@ impl Checker<'_> {
         for (k, t) in keys.into_iter().zip(tickets) {
             let r = crate::repo::fetched(t.wait(), k, Kind::Chunk).and_then(|stored| {
                 self.bytes_read.fetch_add(stored.len() as u64, Relaxed);
+                if let Some(p) = &self.progress {
+                    p.add_bytes(stored.len() as u64);
+                }
                 block::open(&self.repo.keys, &k, Some(Kind::Chunk), stored)
             });
             self.chunks_read.fetch_add(1, Relaxed);
@@ -184,13 +189,20 @@ impl Visitor for Checker<'_> {
     fn chains(&self) -> bool {
         self.chains
     }
-    fn block(&self, _: Key, node: Node, _: &[u8], _: &block::Plain) -> Result<()> {
+    fn block(&self, _: Key, node: Node, stored: &[u8], _: &block::Plain) -> Result<()> {
+        if let Some(p) = &self.progress {
+            p.add_file();
+            p.add_bytes(stored.len() as u64);
+        }
         if node == Node::Snapshot {
             self.snapshots.fetch_add(1, Relaxed);
         }
         Ok(())
     }
     fn chunk(&self, key: Key) -> Result<()> {
+        if let Some(p) = &self.progress {
+            p.add_file();
+        }
         if self.read.selects(&key, self.salt) {
             self.to_read
                 .lock()
@@ -218,7 +230,12 @@ impl Visitor for Checker<'_> {
 
 /// Checks the snapshots named by `specs` (only those, not their chains), or, when `specs` is
 /// empty, everything the archive's roots reach.
-pub fn check(repo: &Repo, specs: &[String], read: ReadData) -> Result<CheckOutcome> {
+pub fn check(
+    repo: &Repo,
+    specs: &[String],
+    read: ReadData,
+    progress: Option<Arc<Progress>>,
+) -> Result<CheckOutcome> {
     let started = std::time::Instant::now();
     let mut labelled: Vec<(String, Key)> = Vec::new();
     let mut bad_tags = Vec::new();
@@ -235,6 +252,7 @@ pub fn check(repo: &Repo, specs: &[String], read: ReadData) -> Result<CheckOutco
     };
     let checker = Checker {
         repo,
+        progress,
         read,
         salt: u64::from_le_bytes(crate::crypto::random::<8>()),
         chains: specs.is_empty(),

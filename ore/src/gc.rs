@@ -35,6 +35,8 @@ pub struct GcOptions {
     pub wait: Duration,
     /// Compact afterwards, rewriting logs whose dead share is at least this (when offered).
     pub compact: Option<f64>,
+    /// Counts blocks marked (and listed), for a terminal's status line.
+    pub progress: Option<std::sync::Arc<crate::progress::Progress>>,
 }
 
 impl Default for GcOptions {
@@ -43,6 +45,7 @@ impl Default for GcOptions {
             dry_run: false,
             wait: Duration::from_secs(3600),
             compact: Some(0.1),
+            progress: None,
         }
     }
 }
@@ -67,10 +70,26 @@ pub struct GcOutcome {
 }
 
 /// Marking: chunks are only remembered; damage stops the collection.
-struct Mark;
+struct Mark<'a>(Option<&'a crate::progress::Progress>);
 
-impl Visitor for Mark {
+impl Visitor for Mark<'_> {
+    fn block(
+        &self,
+        _: Key,
+        _: crate::reach::Node,
+        stored: &[u8],
+        _: &crate::block::Plain,
+    ) -> Result<()> {
+        if let Some(p) = self.0 {
+            p.add_file();
+            p.add_bytes(stored.len() as u64);
+        }
+        Ok(())
+    }
     fn chunk(&self, _key: Key) -> Result<()> {
+        if let Some(p) = self.0 {
+            p.add_file();
+        }
         Ok(())
     }
     fn damaged(&self, key: Key, node: crate::reach::Node, error: Error) -> Result<()> {
@@ -132,9 +151,10 @@ fn tmp_error(e: std::io::Error) -> Error {
 }
 
 /// Marks everything the archive's roots reach into `marked`.
-fn mark(repo: &Repo, marked: &KeySet) -> Result<()> {
+fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
     let roots = reach::roots(repo)?;
-    reach::walk(repo, &roots, marked, &Mark, &Counts::default())
+    let visitor = Mark(opts.progress.as_deref());
+    reach::walk(repo, &roots, marked, &visitor, &Counts::default())
 }
 
 /// Collects the archive's garbage.
@@ -156,7 +176,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     }
     let mut out = GcOutcome::default();
     let marked = KeySet::new();
-    mark(repo, &marked)?;
+    mark(repo, &marked, opts)?;
     out.reachable = marked.len();
 
     let mut candidates = Candidates::new()?;
@@ -199,7 +219,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
         let sweep = Sweep::begin(repo)?;
         sweep.wait_for_leases(opts.wait)?;
         // What the runs that just finished added is reachable now.
-        mark(repo, &marked)?;
+        mark(repo, &marked, opts)?;
         out.reachable = marked.len();
         candidates.batches(1024, |batch| {
             let mut gone = Vec::with_capacity(batch.len());

@@ -14,6 +14,8 @@ pub struct Progress {
     pub total_bytes: AtomicU64,
     pub done: AtomicBool,
     started: Instant,
+    /// What `files` counts, in the status line ("files", "blocks").
+    unit: &'static str,
 }
 
 impl Default for Progress {
@@ -24,11 +26,20 @@ impl Default for Progress {
             total_bytes: AtomicU64::new(0),
             done: AtomicBool::new(false),
             started: Instant::now(),
+            unit: "files",
         }
     }
 }
 
 impl Progress {
+    /// Counters whose first number counts `unit` ("blocks") rather than files.
+    pub fn counting(unit: &'static str) -> Progress {
+        Progress {
+            unit,
+            ..Progress::default()
+        }
+    }
+
     pub fn add_file(&self) {
         self.files.fetch_add(1, Relaxed);
     }
@@ -45,7 +56,8 @@ impl Progress {
         let rate = bytes as f64 / secs;
         let total = self.total_bytes.load(Relaxed);
         let mut s = format!(
-            "{files} files, {} ({}/s)",
+            "{files} {}, {} ({}/s)",
+            self.unit,
             human_bytes(bytes),
             human_bytes(rate as u64)
         );

@@ -42,7 +42,9 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         None => ReadData::None,
         Some(s) => ReadData::parse(s)?,
     };
-    let o = ore::check::check(&repo, &a.snapshots, read)?;
+    let o = crate::with_progress_of(env, "blocks", |p| {
+        ore::check::check(&repo, &a.snapshots, read, p)
+    })?;
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
     } else {

@@ -81,12 +81,15 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
 
 pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
     let repo = env.open()?;
-    let opts = ore::gc::GcOptions {
-        dry_run: a.dry_run,
-        wait: std::time::Duration::from_secs(a.wait),
-        compact: (!a.no_compact).then_some(a.compact_threshold),
-    };
-    let o = ore::gc::gc(&repo, &opts)?;
+    let o = crate::with_progress_of(env, "blocks", |progress| {
+        let opts = ore::gc::GcOptions {
+            dry_run: a.dry_run,
+            wait: std::time::Duration::from_secs(a.wait),
+            compact: (!a.no_compact).then_some(a.compact_threshold),
+            progress,
+        };
+        ore::gc::gc(&repo, &opts)
+    })?;
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
     } else if !env.global.quiet {

@@ -86,10 +86,19 @@ pub fn out_bytes(b: &[u8]) -> Result<()> {
 
 /// Draws progress on a terminal while `f` runs.
 pub fn with_progress<T>(env: &Env, f: impl FnOnce(Option<Arc<ore::progress::Progress>>) -> T) -> T {
+    with_progress_of(env, "files", f)
+}
+
+/// Draws progress counting `unit` ("blocks") on a terminal while `f` runs.
+pub fn with_progress_of<T>(
+    env: &Env,
+    unit: &'static str,
+    f: impl FnOnce(Option<Arc<ore::progress::Progress>>) -> T,
+) -> T {
     if !env.show_progress() {
         return f(None);
     }
-    let p = Arc::new(ore::progress::Progress::default());
+    let p = Arc::new(ore::progress::Progress::counting(unit));
     let drawer = {
         let p = p.clone();
         std::thread::spawn(move || p.draw_until_done())
