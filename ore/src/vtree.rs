@@ -67,6 +67,17 @@ pub struct VTree<'r> {
     chains: Mutex<HashMap<String, Arc<Vec<Named>>>>,
 }
 
+/// Entry `e` of the directory at `path` of a snapshot, as a node.
+fn below(tag: &str, snapshot: &str, key: Key, path: &[u8], e: Entry) -> VNode {
+    VNode::Entry {
+        tag: tag.to_string(),
+        snapshot: snapshot.to_string(),
+        key,
+        path: join(path, &e.name),
+        entry: Box::new(e),
+    }
+}
+
 /// `path/name`, or `name` at the top.
 fn join(path: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = path.to_vec();
@@ -147,10 +158,12 @@ impl<'r> VTree<'r> {
         })
     }
 
-    fn snapshot_node(tag: &str, n: &Named) -> VNode {
+    /// The root directory of snapshot `n` of `tag`, reached under the name `as_name` (its
+    /// own, or `current`).
+    fn snapshot_node(tag: &str, n: &Named, as_name: &str) -> VNode {
         VNode::Entry {
             tag: tag.to_string(),
-            snapshot: n.name.clone(),
+            snapshot: as_name.to_string(),
             key: n.key,
             path: Vec::new(),
             entry: Box::new(n.snapshot.root.clone()),
@@ -169,14 +182,12 @@ impl<'r> VTree<'r> {
                 let chain = self.chain(tag)?;
                 let mut out = Vec::with_capacity(chain.len() + 1);
                 if let Some(first) = chain.first() {
-                    let mut cur = VTree::snapshot_node(tag, first);
-                    if let VNode::Entry { snapshot, .. } = &mut cur {
-                        *snapshot = CURRENT.into();
-                    }
+                    let cur = VTree::snapshot_node(tag, first, CURRENT);
                     out.push((CURRENT.as_bytes().to_vec(), cur));
                 }
                 for n in chain.iter() {
-                    out.push((n.name.clone().into_bytes(), VTree::snapshot_node(tag, n)));
+                    let node = VTree::snapshot_node(tag, n, &n.name);
+                    out.push((n.name.clone().into_bytes(), node));
                 }
                 Ok(out)
             }
@@ -196,17 +207,7 @@ impl<'r> VTree<'r> {
                 let mut out = Vec::new();
                 let mut r = Reader::<DirTree>::new(self.repo, *tree);
                 while let Some(e) = r.next_item()? {
-                    let p = join(path, &e.name);
-                    out.push((
-                        e.name.clone(),
-                        VNode::Entry {
-                            tag: tag.clone(),
-                            snapshot: snapshot.clone(),
-                            key: *key,
-                            path: p,
-                            entry: Box::new(e),
-                        },
-                    ));
+                    out.push((e.name.clone(), below(tag, snapshot, *key, path, e)));
                 }
                 Ok(out)
             }
@@ -226,15 +227,9 @@ impl<'r> VTree<'r> {
                 let Ok(n) = std::str::from_utf8(name) else {
                     return Ok(None);
                 };
-                Ok(self.snapshot(tag, n)?.map(|s| {
-                    let mut v = VTree::snapshot_node(tag, &s);
-                    if n == CURRENT {
-                        if let VNode::Entry { snapshot, .. } = &mut v {
-                            *snapshot = CURRENT.into();
-                        }
-                    }
-                    v
-                }))
+                Ok(self
+                    .snapshot(tag, n)?
+                    .map(|s| VTree::snapshot_node(tag, &s, n)))
             }
             VNode::Entry {
                 tag,
@@ -246,16 +241,8 @@ impl<'r> VTree<'r> {
                 let EntryKind::Dir { tree } = &entry.kind else {
                     return Ok(None);
                 };
-                Ok(crate::tree::lookup(self.repo, *tree, name)?.map(|e| {
-                    let p = join(path, name);
-                    VNode::Entry {
-                        tag: tag.clone(),
-                        snapshot: snapshot.clone(),
-                        key: *key,
-                        path: p,
-                        entry: Box::new(e),
-                    }
-                }))
+                Ok(crate::tree::lookup(self.repo, *tree, name)?
+                    .map(|e| below(tag, snapshot, *key, path, e)))
             }
         }
     }
