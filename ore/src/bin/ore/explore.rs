@@ -477,6 +477,9 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
 }
 
 pub fn mount(env: &Env, mountpoint: &std::path::Path, tag: Option<String>) -> Result<Done> {
+    if !mountpoint.is_dir() {
+        bail!("{}: not a directory to mount on", mountpoint.display());
+    }
     let repo = env.open()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [
