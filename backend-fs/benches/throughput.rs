@@ -3,7 +3,9 @@
 //!
 //! Run with `cargo bench -p backend-fs --bench throughput`. Archives go to `ORE_BENCH_DIR`
 //! (default `/dev/shm`, so the figures measure the protocol and the backend, not a slow disk).
-//! `ORE_BENCH_SMALL` (default 100000) and `ORE_BENCH_LARGE` (default 1000) set the counts.
+//! `ORE_BENCH_SMALL` (default 100000) and `ORE_BENCH_LARGE` (default 1000) set the counts;
+//! `ORE_BENCH_MODES` (a comma list of `in-process`, `pipelined`, `strict`) runs only some modes,
+//! for profiling one of them.
 
 use backend_fs::{FsBackend, FsOptions};
 use protocol::conformance::{test_data, test_key};
@@ -26,6 +28,14 @@ enum Mode {
 }
 
 impl Mode {
+    fn short(self) -> &'static str {
+        match self {
+            Mode::InProcess => "in-process",
+            Mode::Pipelined => "pipelined",
+            Mode::Strict => "strict",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Mode::InProcess => "in process",
@@ -121,7 +131,12 @@ fn main() {
     let reps = env_num("ORE_BENCH_REPS", 2);
     // Modes take turns, and each figure is the best of its runs, so that the order of runs
     // (a warm or cold tmpfs, memory freed by the previous run) does not decide the ratios.
-    for mode in (0..reps).flat_map(|_| [Mode::InProcess, Mode::Pipelined, Mode::Strict]) {
+    let wanted = std::env::var("ORE_BENCH_MODES").unwrap_or_default();
+    let modes: Vec<Mode> = [Mode::InProcess, Mode::Pipelined, Mode::Strict]
+        .into_iter()
+        .filter(|m| wanted.is_empty() || wanted.split(',').any(|w| w == m.short()))
+        .collect();
+    for mode in (0..reps).flat_map(|_| modes.iter().copied()) {
         let dir = tempfile::Builder::new()
             .prefix("ore-bench-fs-")
             .tempdir_in(&base)

@@ -236,3 +236,117 @@ fn every_value_of_a_tag_stays_in_its_history() {
     );
     assert!(out.text.contains("(removed)"), "{}", out.text);
 }
+
+/// Files directly under `dir/sub`.
+fn names_in(dir: &Path, sub: &str) -> Vec<String> {
+    std::fs::read_dir(dir.join(sub))
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every file under `dir/blocks`, at any depth.
+fn block_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.join("blocks")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn unflushed_blocks_are_served_from_tmp_and_named_in_batches() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = FsBackend::open(&dir, FsOptions::default()).unwrap();
+    for i in 0..10 {
+        b.put(test_key(i), &test_data(i, 100)).unwrap();
+    }
+    // Accepted, not yet named: seen by get, exists and a repeated put all the same.
+    assert_eq!(block_files(&dir), 0);
+    assert_eq!(names_in(&dir, "tmp").len(), 10);
+    assert_eq!(b.get(test_key(3)).unwrap(), Some(test_data(3, 100)));
+    assert_eq!(
+        b.exists(&[test_key(3), test_key(99)]).unwrap(),
+        [true, false]
+    );
+    b.put(test_key(3), b"other bytes").unwrap();
+    // A removal of a waiting block removes it.
+    b.remove(&[test_key(4)]).unwrap();
+    assert_eq!(b.get(test_key(4)).unwrap(), None);
+    b.flush().unwrap();
+    assert_eq!(block_files(&dir), 9);
+    assert!(
+        names_in(&dir, "tmp").is_empty(),
+        "{:?}",
+        names_in(&dir, "tmp")
+    );
+    assert_eq!(b.get(test_key(3)).unwrap(), Some(test_data(3, 100)));
+    // A long run of puts is named in batches of 4,096 without waiting for a flush.
+    for i in 100..4200 {
+        b.put(test_key(i), &test_data(i, 16)).unwrap();
+    }
+    assert!(block_files(&dir) >= 9 + 4096, "{}", block_files(&dir));
+    assert!(names_in(&dir, "tmp").len() < 4096);
+    b.flush().unwrap();
+    assert_eq!(block_files(&dir), 9 + 4100);
+    assert_eq!(b.stats().unwrap().blocks, Some(9 + 4100));
+}
+
+#[test]
+fn a_backend_killed_before_a_flush_leaves_only_whole_flushed_blocks() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    // The 15th put kills the backend (as kill -9): 5 blocks were flushed, 9 were accepted only.
+    let c = Client::connect(&format!("env ORE_FAULT=kill,after=14,op=put {}", id(&dir))).unwrap();
+    for i in 0..5 {
+        c.put(test_key(i), &test_data(i, 3000)).unwrap();
+    }
+    c.flush().unwrap();
+    let mut failed = None;
+    for i in 5..20 {
+        if let Err(e) = c.put(test_key(i), &test_data(i, 3000)) {
+            failed = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (at, e) = failed.expect("the fault fires");
+    assert_eq!(at, 14, "{e}");
+    assert!(e.contains("killed by signal 9"), "{e}");
+    assert_eq!(
+        names_in(&dir, "tmp").len(),
+        9,
+        "the accepted blocks are temporary files"
+    );
+    // The next opener keeps the flushed blocks, and removes the dead writer's files.
+    let b = FsBackend::open(&dir, FsOptions::default()).unwrap();
+    assert!(names_in(&dir, "tmp").is_empty());
+    for i in 0..5 {
+        assert_eq!(b.get(test_key(i)).unwrap(), Some(test_data(i, 3000)));
+    }
+    assert_eq!(b.list(None, 100).unwrap().0.len(), 5);
+    assert_eq!(block_files(&dir), 5);
+}
+
+#[test]
+fn a_connection_closed_without_a_flush_still_names_its_blocks() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    {
+        let b = FsBackend::open(&dir, FsOptions::default()).unwrap();
+        b.put(test_key(1), b"kept").unwrap();
+    }
+    assert!(names_in(&dir, "tmp").is_empty());
+    let b = FsBackend::open(&dir, FsOptions::default()).unwrap();
+    assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"kept"[..]));
+}
