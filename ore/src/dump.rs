@@ -340,7 +340,9 @@ impl RepoStore<'_> {
                 repo.compression,
                 &mut sealed,
             )?;
+            let len = sealed.len() as u64;
             self.pending.push(repo.backend.start_put(keys[i], sealed));
+            repo.stored(len)?;
             if self.pending.len() >= IN_FLIGHT {
                 self.settle()?;
             }

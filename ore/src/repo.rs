@@ -50,6 +50,21 @@ pub struct Repo {
     master: [u8; 32],
     /// Which slot opened it.
     pub slot: Option<String>,
+    /// Bytes stored since the last checkpoint (see [`Repo::stored`]).
+    since_checkpoint: std::sync::atomic::AtomicU64,
+    checkpoint_every: u64,
+}
+
+/// Bytes stored between checkpoints by default.
+pub const CHECKPOINT_DEFAULT: u64 = 256 << 20;
+
+/// The checkpoint interval: `ORE_CHECKPOINT` (a size such as `64M`) or the default.
+fn checkpoint_every() -> u64 {
+    std::env::var("ORE_CHECKPOINT")
+        .ok()
+        .and_then(|v| crate::util::parse_size(&v))
+        .filter(|&n| n > 0)
+        .unwrap_or(CHECKPOINT_DEFAULT)
 }
 
 impl std::fmt::Debug for Repo {
@@ -215,7 +230,29 @@ impl Repo {
             format_key,
             master,
             slot,
+            since_checkpoint: std::sync::atomic::AtomicU64::new(0),
+            checkpoint_every: checkpoint_every(),
         })
+    }
+
+    /// Counts `bytes` just sent to the archive, and flushes it each time another checkpoint's
+    /// worth (`ORE_CHECKPOINT`, 256 MiB by default) has been sent. Long runs (snapshot, sync,
+    /// load) call this for every block they put: a backend may keep blocks it has accepted but
+    /// not flushed only until it crashes, and a checkpoint bounds what an interrupted run must
+    /// send again — the re-run finds everything before the last checkpoint already stored.
+    pub fn stored(&self, bytes: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let every = self.checkpoint_every;
+        let due = self
+            .since_checkpoint
+            .fetch_update(Relaxed, Relaxed, |n| {
+                Some(if n + bytes >= every { 0 } else { n + bytes })
+            })
+            .is_ok_and(|n| n + bytes >= every);
+        if due {
+            self.backend.flush()?;
+        }
+        Ok(())
     }
 
     /// Replaces the format record with `record` (key management), compare-and-swap on the tag.
@@ -244,6 +281,7 @@ impl Repo {
         block::seal(&self.keys, kind, &key, plain, self.compression, &mut out)?;
         let n = out.len() as u64;
         self.backend.put(key, &out)?;
+        self.stored(n)?;
         Ok((key, Some(n)))
     }
 

@@ -207,7 +207,9 @@ impl Copier<'_> {
             let data = crate::repo::fetched(t.wait(), k, Kind::Chunk)?;
             self.copied.fetch_add(1, Relaxed);
             self.bytes.fetch_add(data.len() as u64, Relaxed);
+            let len = data.len() as u64;
             tickets.push(self.dst.backend.start_put(k, data));
+            self.dst.stored(len)?;
         }
         let mut puts = self.puts.lock().unwrap_or_else(|p| p.into_inner());
         puts.extend(tickets);

@@ -2,7 +2,7 @@
 //! killed at random moments — must leave every tag restorable, and a re-run must complete.
 //! Also: two snapshots racing for one tag both end up on its chain.
 
-use ore_tests::ore::{scratch, Ore};
+use ore_tests::ore::{scratch, Ore, Run};
 use ore_tests::trees::{assert_same, bytes};
 use std::path::Path;
 use std::time::Duration;
@@ -163,4 +163,44 @@ fn racing_snapshots_to_one_tag_are_both_kept() {
         "no snapshot was lost: {}",
         log.stdout
     );
+}
+
+/// Checkpoints: a backend keeps the blocks it accepted only once a flush made them durable, so
+/// a long snapshot flushes every `ORE_CHECKPOINT` bytes, and a run interrupted by a dying backend
+/// is resumed without storing again what it had sent before its last checkpoint.
+#[test]
+fn a_snapshot_cut_off_by_its_backend_resumes_from_its_last_checkpoint() {
+    let d = scratch();
+    let src = d.path().join("src");
+    source(&src);
+    let ore = Ore::fs(&d.path().join("fs"));
+    let stored = |fault: Option<&str>| {
+        let mut c = ore.cmd(&["snapshot", "--json", "t", src.to_str().unwrap()]);
+        c.env("ORE_CHECKPOINT", "1");
+        if let Some(f) = fault {
+            c.env("ORE_FAULT", f);
+        }
+        ore_tests::ore::Run::of(c.output().unwrap())
+    };
+    // The 41st put kills the backend; each of the 40 before it was flushed at a checkpoint.
+    let r = stored(Some("kill,after=40,op=put"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = stored(None).expect(0, "the re-run");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let again = v["stats"]["new_blocks"].as_u64().unwrap();
+    // A clean run on a fresh archive stores the same tree: the re-run stored 40 fewer blocks.
+    let fresh = Ore::fs(&d.path().join("fresh"));
+    let r = Run::of(
+        fresh
+            .cmd(&["snapshot", "--json", "t", src.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0, "a clean run");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let all = v["stats"]["new_blocks"].as_u64().unwrap();
+    assert_eq!(again, all - 40, "re-run {again} blocks, clean run {all}");
+    let dest = d.path().join("out");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
 }

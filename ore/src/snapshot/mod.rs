@@ -143,11 +143,16 @@ impl<'r> Writer<'r> {
         if self.dry {
             return Ok(());
         }
+        let len = sealed.len() as u64;
         let ticket = match self.repo.backend.start_put(key, sealed).try_ready() {
             // An in-process backend answers at once: no need to involve the drain.
-            Ok(r) => return r.map_err(Error::Backend),
+            Ok(r) => {
+                r.map_err(Error::Backend)?;
+                return self.repo.stored(len);
+            }
             Err(t) => t,
         };
+        self.repo.stored(len)?;
         let tx = self
             .tickets
             .lock()
