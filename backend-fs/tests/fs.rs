@@ -350,3 +350,17 @@ fn a_connection_closed_without_a_flush_still_names_its_blocks() {
     let b = FsBackend::open(&dir, FsOptions::default()).unwrap();
     assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"kept"[..]));
 }
+
+#[test]
+fn conformance_through_lanes_of_separate_processes() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let lanes = protocol::Lanes::new(
+        Client::connect(&id(&dir)).unwrap(),
+        vec![
+            Client::connect(&id(&dir)).unwrap(),
+            Client::connect(&id(&dir)).unwrap(),
+        ],
+    );
+    run(&lanes);
+}

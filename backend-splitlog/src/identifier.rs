@@ -66,12 +66,94 @@ fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Opens the archive named by `id`.
+/// How many connections to open to an archive started by a command: [`LANES_ENV`] if set,
+/// else 4 when a round trip to it takes 5 ms or more, else 1. Over a long link one connection is
+/// capped by more than round trips: an ssh session moves at most one flow-control window (2 MiB
+/// in OpenSSH) per round trip, and each further session brings its own. Near by, extra
+/// connections would only cost processes and CPU.
+pub const LANES_ENV: &str = "ORE_LANES";
+
+/// Round trips at least this long make lanes worth opening.
+const LANES_RTT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The number of lanes for `first`, a fresh connection to `id` (see [`LANES_ENV`]).
+pub fn lanes_for(id: &str, first: &dyn Backend) -> protocol::Result<usize> {
+    if let Ok(v) = std::env::var(LANES_ENV) {
+        return match v.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => Err(Error::Connection {
+                archive: id.to_string(),
+                message: format!("{LANES_ENV}={v:?} is not a number of connections from 1 to 64"),
+            }),
+        };
+    }
+    // The quickest request there is: an exists of no keys.
+    let started = std::time::Instant::now();
+    first.exists(&[])?;
+    Ok(if started.elapsed() >= LANES_RTT { 4 } else { 1 })
+}
+
+/// Opens the archive named by `id`: in process for a plain path, else by starting its command
+/// — as many times as [`lanes_for`] says, used together as [`protocol::Lanes`].
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
-        Kind::Command(cmd) => Ok(Arc::new(Client::connect_with(cmd, client_options(id)?)?)),
+        Kind::Command(cmd) => open_command(id, cmd, None),
     }
+}
+
+/// Opens the archive named by `id` over one connection (an interactive admin session).
+pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    match classify(id) {
+        Kind::Path(dir) => open_local(id, dir),
+        Kind::Command(cmd) => open_command(id, cmd, Some(1)),
+    }
+}
+
+/// Starts `cmd` once, then (when [`lanes_for`] says so, or `lanes` asks) more times in the
+/// background: the further connections join as lanes when all have been opened (see
+/// [`protocol::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
+/// only means fewer lanes — a backend whose archive admits one process and no attachments
+/// refuses them — and is said at debug level.
+fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
+    let first = Client::connect_with(cmd, client_options(id)?)?;
+    let lanes = match lanes {
+        Some(n) => n,
+        None => lanes_for(id, &first)?,
+    };
+    if lanes <= 1 {
+        return Ok(Arc::new(first));
+    }
+    let opts = client_options(id)?;
+    let (id, cmd) = (id.to_string(), cmd.to_string());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ore lanes".into())
+        .spawn(move || {
+            let rest: Vec<Client> = std::thread::scope(|s| {
+                let handles: Vec<_> = (1..lanes)
+                    .map(|_| s.spawn(|| Client::connect_with(&cmd, opts.clone())))
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| match h.join() {
+                        Ok(Ok(c)) => Some(c),
+                        Ok(Err(e)) => {
+                            protocol::log::debug(&format!("an extra connection was refused: {e}"));
+                            None
+                        }
+                        Err(_) => None,
+                    })
+                    .collect()
+            });
+            protocol::log::debug(&format!(
+                "{id}: {} connection(s) of {lanes} asked for",
+                rest.len() + 1
+            ));
+            let _ = tx.send(rest);
+        })
+        .map_err(|e| Error::io("starting the lanes thread", e))?;
+    Ok(Arc::new(protocol::Lanes::joining(first, rx)))
 }
 
 /// Opens a splitlog archive in process. One process at a time may hold it, so while another

@@ -297,6 +297,7 @@ fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
         if name.starts_with("log-") {
             has_logs = true;
         } else if name != "lock"
+            && name != protocol::share::SOCKET
             && !entry.path().starts_with(metadata)
             && !name.starts_with("metadata.db")
         {

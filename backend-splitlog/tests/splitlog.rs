@@ -353,3 +353,90 @@ fn metadata_elsewhere() {
     assert!(meta.exists());
     assert!(!t.path().join("logs").join("metadata.db").exists());
 }
+
+#[test]
+fn processes_started_on_a_held_archive_attach_to_its_holder() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let holder = Client::connect(&id(&dir)).unwrap();
+    let second = Client::connect(&id(&dir)).unwrap();
+    let limited = Client::connect(&format!("{} --append-only", id(&dir))).unwrap();
+    assert!(dir.join(protocol::share::SOCKET).exists());
+    // One archive, one index: what one connection stores, the others see at once.
+    holder.put(test_key(1), b"one").unwrap();
+    assert_eq!(
+        second.get(test_key(1)).unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    limited.put(test_key(2), b"two").unwrap();
+    assert_eq!(holder.exists(&[test_key(2)]).unwrap(), [true]);
+    // Each attached process keeps the access it was started with.
+    assert!(!limited.info().can_remove);
+    assert_eq!(
+        limited.remove(&[test_key(1)]).unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    second.remove(&[test_key(2)]).unwrap();
+    assert_eq!(holder.get(test_key(2)).unwrap(), None);
+    second.put(test_key(3), b"three").unwrap();
+    second.flush().unwrap();
+    // The attached connections close, then the holder's own: it exits, its socket removed and
+    // its lock free.
+    second.close().unwrap();
+    limited.close().unwrap();
+    holder.close().unwrap();
+    assert!(
+        !dir.join(protocol::share::SOCKET).exists(),
+        "the socket is removed"
+    );
+    let b = SplitlogBackend::open(&dir, SplitlogOptions::default()).unwrap();
+    assert_eq!(b.get(test_key(3)).unwrap().as_deref(), Some(&b"three"[..]));
+}
+
+#[test]
+fn attached_connections_end_with_their_holder() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let holder = Client::connect(&id(&dir)).unwrap();
+    let attached = Client::connect(&id(&dir)).unwrap();
+    attached.put(test_key(1), b"one").unwrap();
+    attached.flush().unwrap();
+    let started = std::time::Instant::now();
+    holder.close().unwrap();
+    assert!(started.elapsed().as_secs() < 10, "the holder exits at once");
+    let e = attached.get(test_key(1)).unwrap_err().to_string();
+    assert!(
+        e.contains(&dir.display().to_string()),
+        "names the archive: {e}"
+    );
+    let b = SplitlogBackend::open(&dir, SplitlogOptions::default()).unwrap();
+    assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"one"[..]));
+}
+
+#[test]
+fn conformance_through_lanes_of_attached_processes() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let lanes = protocol::Lanes::new(
+        Client::connect(&id(&dir)).unwrap(),
+        vec![
+            Client::connect(&id(&dir)).unwrap(),
+            Client::connect(&id(&dir)).unwrap(),
+        ],
+    );
+    run(&lanes);
+}
+
+#[test]
+fn a_stale_socket_of_a_killed_holder_is_replaced() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let c = Client::connect(&format!("env ORE_FAULT=kill,after=1 {}", id(&dir))).unwrap();
+    c.put(test_key(1), b"x").unwrap();
+    assert!(c.flush().is_err(), "killed");
+    assert!(dir.join(protocol::share::SOCKET).exists(), "left behind");
+    let c = Client::connect(&id(&dir)).unwrap();
+    assert_eq!(c.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
+    let d = Client::connect(&id(&dir)).unwrap();
+    assert_eq!(d.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
+}

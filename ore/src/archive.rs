@@ -1,7 +1,9 @@
 //! Opening an archive from its identifier (the rule is shared with the proxies, so it lives in
 //! [`backend_splitlog::identifier`]).
 
-pub use backend_splitlog::identifier::{classify, local_dir, open, open_existing, Kind};
+pub use backend_splitlog::identifier::{
+    classify, local_dir, open, open_existing, open_single, Kind, LANES_ENV,
+};
 
 /// Environment variable naming the archive when no `-a/--archive` is given.
 pub const ARCHIVE_ENV: &str = "ORE_ARCHIVE";

@@ -66,6 +66,17 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
+    serve_connection(backend, input, output, true)
+}
+
+/// [`serve`], saying whether this connection takes over the process's log sink (a process
+/// serving several connections at once gives it to one of them, its own).
+pub(crate) fn serve_connection<B, R, W>(backend: &B, input: R, output: W, sink: bool) -> Result<()>
+where
+    B: Backend + ?Sized,
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
     let info = backend.info();
     let mut fault = Fault::from_env()?.filter(|f| f.applies_to(&info.server));
     let mut input = BufReader::with_capacity(256 * 1024, input);
@@ -107,6 +118,9 @@ where
     };
     send(&out, &Response::Welcome(Welcome { version, info }), true)?;
 
+    if !sink {
+        return request_loop(backend, input, &out, &mut fault);
+    }
     let previous = log::set_sink(Some(Arc::new(FrameSink { out: out.clone() })));
     let result = request_loop(backend, input, &out, &mut fault);
     log::set_sink(previous);

@@ -42,3 +42,49 @@ fn snapshot_and_restore_over_a_slow_link_do_not_wait_a_round_trip_per_file() {
         "snapshot {snapshot:?}, restore {restore:?}: waiting a round trip per file?"
     );
 }
+
+/// Over a link with long round trips ore opens four connections (lanes) to the archive; with
+/// splitlog, which admits one process, the later three attach to the first. Blocks are spread
+/// over all four, and the archive they make is whole.
+#[test]
+fn a_distant_archive_is_used_through_four_lanes() {
+    let d = scratch();
+    let src = d.path().join("src");
+    for dir in 0..8 {
+        let sub = src.join(format!("d{dir}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..10 {
+            std::fs::write(sub.join(format!("f{f}")), bytes(dir * 100 + f, 300_000)).unwrap();
+        }
+    }
+    let slow = format!(
+        "{} 20 backend-splitlog {}",
+        bin("delay-link").display(),
+        quote(&d.path().join("archive"))
+    );
+    let o = Ore::new(slow);
+    o.run(&["init"]).expect(0, "init");
+    let run = |args: &[&str]| {
+        let out = o.cmd(args).env("ORE_DEBUG", "1").output().unwrap();
+        ore_tests::ore::Run::of(out)
+    };
+    // Lanes join in the background; a run long enough sees them join.
+    let r = run(&["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
+    assert!(
+        r.stderr.contains("4 connection(s) of 4 asked for"),
+        "{}",
+        r.stderr
+    );
+    let dest = d.path().join("dest");
+    run(&["restore", "t", dest.to_str().unwrap()]).expect(0, "restore");
+    assert_same(&src, &dest);
+    run(&["check", "--read-data"]).expect(0, "check");
+    // Near by (no delay) one connection is enough.
+    let near = Ore::new(format!(
+        "backend-splitlog {}",
+        quote(&d.path().join("archive"))
+    ));
+    let out = near.cmd(&["tags"]).env("ORE_DEBUG", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("asked for"), "{err}");
+}

@@ -63,7 +63,7 @@ fn run(args: &Args, output: Output) -> anyhow::Result<usize> {
             "no archive given: name it first (ore-admin 'backend-fs /mnt/ore' help) or with -a"
         ),
     };
-    let backend = ore::archive::open(archive)?;
+    let backend = ore::archive::open_single(archive)?;
     if command.is_empty() {
         return admin::interactive(&*backend, archive, output);
     }

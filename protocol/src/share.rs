@@ -1,0 +1,212 @@
+//! One process holding an archive, serving others that attach to it.
+//!
+//! Some stores allow one process per archive (splitlog keeps an index it alone may write). Yet
+//! a frontend may want several connections to one archive at once — lanes over ssh, where each
+//! connection brings its own flow-control window — and each connection is a process started
+//! from the same archive identifier. So the process that opened the archive also listens on a
+//! unix socket next to it (`attach.sock`, mode 0600, in the archive's 0700 directory), and a
+//! later process started on the same archive, finding it held, becomes a relay: it connects to
+//! the socket, sends one byte naming its own access (its `--append-only`/`--read-only` flags),
+//! and then copies bytes both ways between its stdin/stdout and the socket. The holder serves
+//! each attached connection with the same loop as its own, restricted as the relay asked.
+//!
+//! Attachments last as long as the holder's own connection (the frontend that started it waits
+//! for it to exit). When that ends, the socket goes away first, so nothing new attaches; each
+//! attached connection then reads no further requests — the ones already received are answered
+//! — and sees its connection end, as if its backend had closed. A frontend with several lanes
+//! therefore closes the attached ones first. A socket left by a crashed holder is replaced by
+//! the next one (it holds the archive's lock, so no live holder owns that socket).
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::restrict::{Access, Restricted};
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The socket's name inside the archive directory.
+pub const SOCKET: &str = "attach.sock";
+
+/// Longest socket path a `sockaddr_un` holds, with room for its NUL.
+const PATH_MAX: usize = 107;
+
+/// The socket of the archive in `dir`, when its path fits in a socket address.
+pub fn socket_path(dir: &Path) -> Option<PathBuf> {
+    let p = std::path::absolute(dir).ok()?.join(SOCKET);
+    (p.as_os_str().len() <= PATH_MAX).then_some(p)
+}
+
+fn access_byte(a: Access) -> u8 {
+    match a {
+        Access::Full => 0,
+        Access::AppendOnly => 1,
+        Access::ReadOnly => 2,
+    }
+}
+
+fn access_of(b: u8) -> Option<Access> {
+    match b {
+        0 => Some(Access::Full),
+        1 => Some(Access::AppendOnly),
+        2 => Some(Access::ReadOnly),
+        _ => None,
+    }
+}
+
+/// Serves this process's stdin/stdout with `access`, and every process that attaches through
+/// `socket` (when given) with the access it asks for. Returns when its own connection and every
+/// attached one have ended.
+pub fn serve_stdio_sharing<B: Backend + 'static>(
+    backend: B,
+    access: Access,
+    socket: Option<&Path>,
+) -> Result<()> {
+    let backend = Arc::new(backend);
+    let Some(socket) = socket else {
+        return crate::serve::serve_stdio(&Restricted::new(backend, access));
+    };
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(format!("restricting {}", socket.display()), e))?;
+    }
+    let closing = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let (backend, closing) = (backend.clone(), closing.clone());
+        std::thread::Builder::new()
+            .name("ore attach".into())
+            .spawn(move || accept_loop(listener, backend, closing))
+            .map_err(|e| Error::io("starting the attach thread", e))?
+    };
+    let own = crate::serve::serve_stdio(&Restricted::new(backend.clone(), access));
+    // No new attachments: wake the acceptor, which sees `closing`, then remove the name.
+    closing.store(true, Ordering::Release);
+    let _ = UnixStream::connect(socket);
+    let _ = std::fs::remove_file(socket);
+    let attached = acceptor.join().unwrap_or_default();
+    // The attached connections read nothing more; what they received is answered.
+    for (_, stream) in &attached {
+        let _ = stream.shutdown(std::net::Shutdown::Read);
+    }
+    for (t, _) in attached {
+        let _ = t.join();
+    }
+    own
+}
+
+type Attached = (std::thread::JoinHandle<()>, UnixStream);
+
+fn accept_loop<B: Backend + 'static>(
+    listener: UnixListener,
+    backend: Arc<B>,
+    closing: Arc<AtomicBool>,
+) -> Vec<Attached> {
+    let mut attached: Vec<Attached> = Vec::new();
+    for stream in listener.incoming() {
+        if closing.load(Ordering::Acquire) {
+            break;
+        }
+        let Ok(mut stream) = stream else { continue };
+        let Ok(handle) = stream.try_clone() else {
+            continue;
+        };
+        let backend = backend.clone();
+        let t = std::thread::Builder::new()
+            .name("ore attached".into())
+            .spawn(move || {
+                let mut b = [0u8; 1];
+                let Some(access) = stream
+                    .read_exact(&mut b)
+                    .ok()
+                    .and_then(|()| access_of(b[0]))
+                else {
+                    return;
+                };
+                let (Ok(input), Ok(end)) = (stream.try_clone(), stream.try_clone()) else {
+                    return;
+                };
+                let served = Restricted::new(backend, access);
+                if let Err(e) = crate::serve::serve_connection(&served, input, stream, false) {
+                    crate::log::debug(&format!("an attached connection ended: {e}"));
+                }
+                // The relay learns that the connection is over from its end of the socket.
+                let _ = end.shutdown(std::net::Shutdown::Both);
+            });
+        if let Ok(t) = t {
+            attached.push((t, handle));
+        }
+        attached.retain(|(t, _)| !t.is_finished());
+    }
+    attached
+}
+
+/// Connects to the process serving the archive at `socket`, waiting up to `patience` for it
+/// to start listening (it may have just taken the archive). `None` when nothing answers.
+pub fn attach(socket: &Path, access: Access, patience: Duration) -> Option<UnixStream> {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut s) = UnixStream::connect(socket) {
+            if s.write_all(&[access_byte(access)]).is_ok() {
+                return Some(s);
+            }
+        }
+        if started.elapsed() >= patience {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies stdin to the attached `stream` and the stream to stdout until both directions end:
+/// the body of a process that relays for the archive's holder.
+pub fn relay_stdio(stream: UnixStream) -> Result<()> {
+    let mut to_holder = stream
+        .try_clone()
+        .map_err(|e| Error::io("duplicating the attach socket", e))?;
+    let up = std::thread::spawn(move || {
+        let r = pump(&mut std::io::stdin().lock(), &mut to_holder);
+        let _ = to_holder.shutdown(std::net::Shutdown::Write);
+        r
+    });
+    let mut from_holder = stream;
+    // Through a duplicate of the raw descriptor: the standard library's stdout is line
+    // buffered, and would hold answers back until a newline byte happened to pass.
+    let mut stdout = {
+        use std::os::fd::AsFd;
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|e| Error::io("duplicating stdout", e))?
+    };
+    let down = pump(&mut from_holder, &mut stdout);
+    // The frontend closed, or the holder did: either way this relay is done. The stdin copy
+    // may still be blocked on a frontend that keeps its end open; it ends with the process.
+    if up.is_finished() {
+        if let Ok(Err(e)) = up.join() {
+            return Err(Error::io("relaying requests to the archive's holder", e));
+        }
+    }
+    down.map_err(|e| Error::io("relaying answers from the archive's holder", e))?;
+    Ok(())
+}
+
+/// Copies until the end of `from`, passing on each read at once (no buffering in between, and
+/// none of the kernel-side shortcuts `std::io::copy` may take, which can wait to fill a buffer).
+fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
