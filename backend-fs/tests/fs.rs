@@ -364,3 +364,38 @@ fn conformance_through_lanes_of_separate_processes() {
     );
     run(&lanes);
 }
+
+/// Lanes that join later: what the first connection accepted before they joined must be seen
+/// through them, though each is a process of its own that sees only named blocks (the switch
+/// flushes the first connection).
+#[test]
+fn blocks_stored_before_lanes_join_are_seen_through_them() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lanes = protocol::Lanes::joining(Client::connect(&id(&dir)).unwrap(), rx);
+    for i in 0..64 {
+        lanes.put(test_key(i), &test_data(i, 500)).unwrap();
+    }
+    assert_eq!(lanes.count(), 1);
+    tx.send(vec![
+        Client::connect(&id(&dir)).unwrap(),
+        Client::connect(&id(&dir)).unwrap(),
+    ])
+    .unwrap();
+    let keys: Vec<_> = (0..64).map(test_key).collect();
+    assert!(lanes.exists(&keys).unwrap().iter().all(|&p| p));
+    assert_eq!(lanes.count(), 3);
+    for i in 0..64 {
+        assert_eq!(
+            lanes.get(test_key(i)).unwrap(),
+            Some(test_data(i, 500)),
+            "{i}"
+        );
+    }
+    // And blocks stored through the other lanes are listed by the first after a settle.
+    for i in 64..128 {
+        lanes.put(test_key(i), &test_data(i, 500)).unwrap();
+    }
+    assert_eq!(lanes.list(None, 1000).unwrap().0.len(), 128);
+}
