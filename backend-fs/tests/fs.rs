@@ -354,15 +354,7 @@ fn a_connection_closed_without_a_flush_still_names_its_blocks() {
 #[test]
 fn conformance_through_lanes_of_separate_processes() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("a");
-    let lanes = protocol::Lanes::new(
-        Client::connect(&id(&dir)).unwrap(),
-        vec![
-            Client::connect(&id(&dir)).unwrap(),
-            Client::connect(&id(&dir)).unwrap(),
-        ],
-    );
-    run(&lanes);
+    protocol::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
 }
 
 /// Lanes that join later: what the first connection accepted before they joined must be seen

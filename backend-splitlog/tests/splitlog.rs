@@ -416,15 +416,7 @@ fn attached_connections_end_with_their_holder() {
 #[test]
 fn conformance_through_lanes_of_attached_processes() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("a");
-    let lanes = protocol::Lanes::new(
-        Client::connect(&id(&dir)).unwrap(),
-        vec![
-            Client::connect(&id(&dir)).unwrap(),
-            Client::connect(&id(&dir)).unwrap(),
-        ],
-    );
-    run(&lanes);
+    protocol::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
 }
 
 #[test]

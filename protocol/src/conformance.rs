@@ -407,3 +407,12 @@ fn admin(b: &dyn Backend) {
         "an unknown admin command is an admin error"
     );
 }
+
+/// Runs the suite through [`crate::Lanes`] of `n` connections to the archive `id`, each a
+/// process of its own started from the identifier.
+pub fn run_through_lanes(id: &str, n: usize) {
+    let connect = || crate::Client::connect(id).expect("a connection to the archive");
+    let first = connect();
+    let rest = (1..n).map(|_| connect()).collect();
+    run(&crate::Lanes::new(first, rest));
+}
