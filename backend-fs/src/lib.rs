@@ -228,6 +228,15 @@ impl FsBackend {
         Name::new(&[b"blocks/", &hex[..2], b"/", &hex[2..4], b"/", &hex])
     }
 
+    /// The key's two fan-out directories, `blocks/ab` and `blocks/ab/cd`.
+    fn fanout_names(key: &Key) -> [Name; 2] {
+        let hex = hex64(key);
+        [
+            Name::new(&[b"blocks/", &hex[..2]]),
+            Name::new(&[b"blocks/", &hex[..2], b"/", &hex[2..4]]),
+        ]
+    }
+
     /// The temporary name of a block being written.
     fn tmp_name(&self, n: u64) -> Name {
         Name::new(&[
@@ -251,24 +260,18 @@ impl FsBackend {
         {
             return Ok(());
         }
-        let hex = hex64(key);
-        for name in [
-            Name::new(&[b"blocks/", &hex[..2]]),
-            Name::new(&[b"blocks/", &hex[..2], b"/", &hex[2..4]]),
-        ] {
+        for name in Self::fanout_names(key) {
             self.root.mkdir(&name).map_err(|e| {
                 Error::io(
                     format!("creating directory {}", self.root.full(&name).display()),
                     e,
                 )
             })?;
+            // Its parent got a name, maybe.
+            if let Some(parent) = self.root.full(&name).parent() {
+                self.mark_dirty(parent.to_path_buf());
+            }
         }
-        self.mark_dirty(self.dir.join("blocks"));
-        self.mark_dirty(
-            self.dir
-                .join("blocks")
-                .join(std::str::from_utf8(&hex[..2]).unwrap_or("")),
-        );
         self.made
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -325,8 +328,7 @@ impl FsBackend {
         {
             self.root.unlink(&tmp).map_err(|e| Error::io(ctx(), e))?;
         }
-        let hex = hex64(key);
-        let dir = Name::new(&[b"blocks/", &hex[..2], b"/", &hex[2..4]]);
+        let [_, dir] = Self::fanout_names(key);
         self.mark_dirty(self.root.full(&dir));
         Ok(())
     }
@@ -612,13 +614,8 @@ impl Backend for FsBackend {
                 Error::io(format!("removing {}", self.root.full(&name).display()), e)
             })?;
             if gone {
-                let hex = hex64(k);
-                self.mark_dirty(self.root.full(&Name::new(&[
-                    b"blocks/",
-                    &hex[..2],
-                    b"/",
-                    &hex[2..4],
-                ])));
+                let [_, dir] = Self::fanout_names(k);
+                self.mark_dirty(self.root.full(&dir));
             }
         }
         Ok(())

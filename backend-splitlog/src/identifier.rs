@@ -116,7 +116,8 @@ pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
 /// only means fewer lanes — a backend whose archive admits one process and no attachments
 /// refuses them — and is said at debug level.
 fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
-    let first = Client::connect_with(cmd, client_options(id)?)?;
+    let opts = client_options(id)?;
+    let first = Client::connect_with(cmd, opts.clone())?;
     let lanes = match lanes {
         Some(n) => n,
         None => lanes_for(id, &first)?,
@@ -124,7 +125,6 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     if lanes <= 1 {
         return Ok(Arc::new(first));
     }
-    let opts = client_options(id)?;
     let (id, cmd) = (id.to_string(), cmd.to_string());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()

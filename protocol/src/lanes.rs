@@ -185,11 +185,9 @@ impl<B: Backend> Backend for Lanes<B> {
     }
 
     fn flush(&self) -> Result<()> {
-        self.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.flush_rest() {
-            self.dirty.store(true, Ordering::Release);
-            return Err(e);
-        }
+        // Every connection flushes, whether or not it took puts since its last flush.
+        self.dirty.store(true, Ordering::Release);
+        self.settle()?;
         self.first.flush()
     }
 
