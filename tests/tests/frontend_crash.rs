@@ -182,7 +182,7 @@ fn a_snapshot_cut_off_by_its_backend_resumes_from_its_last_checkpoint() {
         }
         ore_tests::ore::Run::of(c.output().unwrap())
     };
-    // The 41st put kills the backend; each of the 40 before it was flushed at a checkpoint.
+    // The 41st put kills the backend; the puts before it were flushed at checkpoints.
     let r = stored(Some("kill,after=40,op=put"));
     assert_eq!(r.code, 1, "{}", r.stderr);
     let r = stored(None).expect(0, "the re-run");
@@ -199,7 +199,13 @@ fn a_snapshot_cut_off_by_its_backend_resumes_from_its_last_checkpoint() {
     .expect(0, "a clean run");
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     let all = v["stats"]["new_blocks"].as_u64().unwrap();
-    assert_eq!(again, all - 40, "re-run {again} blocks, clean run {all}");
+    // Puts come from parallel threads: a put sent by one thread may be accepted after
+    // another thread's put was, before its own checkpoint is answered, so the last few of the
+    // 40 may be lost with the backend. Without checkpoints all 40 would be (again == all).
+    assert!(
+        again >= all - 40 && again <= all - 30,
+        "re-run {again} blocks, clean run {all}"
+    );
     let dest = d.path().join("out");
     ore.restore("t", &dest).expect(0, "restore");
     assert_same(&src, &dest);
