@@ -87,6 +87,21 @@ pub enum Compression {
     Zstd(i32),
 }
 
+/// The zstd level for data that is compressed already (see [`already_compressed`]).
+const FAST_LEVEL: i32 = -1;
+
+impl Compression {
+    /// How to compress data that is compressed already. zstd's fastest levels still take the
+    /// few bytes such files give up (names in gzip headers, PNG metadata) at a fraction of the
+    /// time the configured level spends finding nothing in the rest.
+    pub fn for_compressed_data(self) -> Compression {
+        match self {
+            Compression::Zstd(l) if l > FAST_LEVEL => Compression::Zstd(FAST_LEVEL),
+            c => c,
+        }
+    }
+}
+
 thread_local! {
     /// This thread's next nonce: random at first use, then counting up (mod 2^96), so nonces
     /// never repeat within a thread and overlap between threads only with negligible chance.
@@ -95,8 +110,43 @@ thread_local! {
         b[..12].copy_from_slice(&random::<12>());
         b
     }));
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// This thread's compressors, one per level in use (the configured one, and the one for
+    /// data compressed already).
+    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Whether data that begins with `head` is in a format that is already compressed, so that
+/// zstd would spend its time and save nothing: gzip, xz, zstd, bzip2, lz4, 7-Zip, PNG, JPEG,
+/// WebP, WOFF2, Ogg, FLAC, and MP4/QuickTime. A snapshot compresses such files' chunks at
+/// zstd's fastest level ([`Compression::for_compressed_data`]). Containers that may hold uncompressed members (zip, tar, PDF) are
+/// not on the list, and neither are formats whose payload zstd still shrinks (GIF, MP3 tags).
+pub fn already_compressed(head: &[u8]) -> bool {
+    const MAGIC: &[&[u8]] = &[
+        b"\x1f\x8b\x08",       // gzip (deflate)
+        b"\xfd7zXZ\x00",       // xz
+        b"\x28\xb5\x2f\xfd",   // zstd
+        b"\x04\x22\x4d\x18",   // lz4 frame
+        b"7z\xbc\xaf\x27\x1c", // 7-Zip
+        b"\x89PNG\r\n\x1a\n",  // PNG
+        b"\xff\xd8\xff",       // JPEG
+        b"wOF2",               // WOFF2 (brotli)
+        b"OggS",               // Ogg (Vorbis, Opus, Theora)
+        b"fLaC",               // FLAC
+    ];
+    if MAGIC.iter().any(|m| head.starts_with(m)) {
+        return true;
+    }
+    // bzip2: "BZh" and a block size digit, then the first block's magic (pi).
+    if head.len() >= 10 && &head[..3] == b"BZh" && (b'1'..=b'9').contains(&head[3]) {
+        return &head[4..10] == b"\x31\x41\x59\x26\x53\x59";
+    }
+    // WebP: a RIFF container whose form type is WEBP.
+    if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        return true;
+    }
+    // MP4 / QuickTime / HEIF: an "ftyp" box first.
+    head.len() >= 12 && &head[4..8] == b"ftyp"
 }
 
 /// Seals `plain` into a stored block, appending to `out` (which is cleared first).
@@ -124,11 +174,11 @@ pub fn seal(
             let start = out.len();
             let bound = zstd::zstd_safe::compress_bound(plain.len());
             out.reserve(bound + TAG);
-            let written = COMPRESSOR.with(|c| -> std::io::Result<usize> {
+            let written = COMPRESSORS.with(|c| -> std::io::Result<usize> {
                 let mut c = c.borrow_mut();
-                let comp = match &mut *c {
-                    Some((l, comp)) if *l == level => comp,
-                    slot => {
+                let i = match c.iter().position(|(l, _)| *l == level) {
+                    Some(i) => i,
+                    None => {
                         let mut comp = zstd::bulk::Compressor::new(level)?;
                         // The frame's magic number and content size would repeat what the
                         // envelope already says: leave them out (8 bytes a block).
@@ -136,9 +186,11 @@ pub fn seal(
                         comp.set_parameter(zstd::stream::raw::CParameter::Format(
                             zstd::zstd_safe::FrameFormat::Magicless,
                         ))?;
-                        &mut slot.insert((level, comp)).1
+                        c.push((level, comp));
+                        c.len() - 1
                     }
                 };
+                let comp = &mut c[i].1;
                 // Compress straight into the spare capacity after the header (no zeroing).
                 let mut cursor = std::io::Cursor::new(&mut *out);
                 cursor.set_position(start as u64);
@@ -407,5 +459,67 @@ mod tests {
         let mut out = Vec::new();
         seal(&keys, Kind::Chunk, &key, &data, Compression::None, &mut out).unwrap();
         assert!(!out.windows(10).any(|w| w == &data[..10]));
+    }
+
+    #[test]
+    fn compressed_formats_are_recognised_by_their_first_bytes() {
+        let gzip = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3];
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let jpeg = [0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F'];
+        let bzip2 = b"BZh91AY&SY\x12\x34";
+        let mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0";
+        let webp = b"RIFF\x10\0\0\0WEBPVP8 ";
+        for head in [&gzip[..], png, &jpeg, bzip2, mp4, webp, b"\xfd7zXZ\0\0\x04"] {
+            assert!(already_compressed(head), "{head:?}");
+        }
+        // Text, zip (which may store members uncompressed), a WAV, tar, and inputs too short
+        // to tell are compressed as usual.
+        let tar = [b"usr/share/doc/".as_slice(), &[0; 100]].concat();
+        for head in [
+            &b"#!/bin/sh\necho hello\n"[..],
+            b"PK\x03\x04\x14\0\0\0\0\0",
+            b"RIFF\x10\0\0\0WAVEfmt ",
+            &tar,
+            b"BZh9",
+            b"\x1f\x8b",
+            b"",
+        ] {
+            assert!(!already_compressed(head), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn compressed_data_gets_the_fast_level_but_is_still_shrunk_when_it_can_be() {
+        assert_eq!(
+            Compression::Zstd(3).for_compressed_data(),
+            Compression::Zstd(-1)
+        );
+        assert_eq!(
+            Compression::Zstd(19).for_compressed_data(),
+            Compression::Zstd(-1)
+        );
+        assert_eq!(
+            Compression::Zstd(-5).for_compressed_data(),
+            Compression::Zstd(-5)
+        );
+        assert_eq!(Compression::None.for_compressed_data(), Compression::None);
+        // A "gzip" file that is really mostly zeros still shrinks at the fast level, and both
+        // levels' blocks open on one thread whose compressors switch back and forth.
+        let mut fake = vec![0x1f, 0x8b, 0x08];
+        fake.resize(200_000, 0);
+        let keys = Keys::from_master(&[4; 32], true);
+        let key = keys.key_of(Kind::Chunk as u8, &fake);
+        for comp in [
+            Compression::Zstd(3),
+            Compression::Zstd(3).for_compressed_data(),
+        ] {
+            let mut out = Vec::new();
+            seal(&keys, Kind::Chunk, &key, &fake, comp, &mut out).unwrap();
+            assert!(out.len() < 1000, "{comp:?}: {} bytes", out.len());
+            assert_eq!(
+                open(&keys, &key, Some(Kind::Chunk), out).unwrap().data(),
+                &fake[..]
+            );
+        }
     }
 }

@@ -630,3 +630,48 @@ fn passphrase_sources_and_config_archive() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
 }
+
+/// Bytes in the splitlog archive's logs.
+fn logged_bytes(archive: &str) -> u64 {
+    std::fs::read_dir(archive)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log-"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn files_in_compressed_formats_round_trip_and_still_shrink_when_they_can() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    // A real gzip file, and one that only starts like one but is 4 MiB of repeated text: it
+    // is compressed at zstd's fastest level instead of the configured one, but compressed.
+    let text = b"a line of text that repeats, as logs do\n".repeat(1 << 15);
+    std::fs::write(src.join("log.txt"), &text).unwrap();
+    let gz = std::process::Command::new("gzip")
+        .args(["-k", "-9"])
+        .arg(src.join("log.txt"))
+        .status()
+        .expect("gzip (from the OS) runs");
+    assert!(gz.success());
+    std::fs::remove_file(src.join("log.txt")).unwrap();
+    let mut fake = vec![0x1f, 0x8b, 0x08];
+    fake.extend_from_slice(&text.repeat(3));
+    std::fs::write(src.join("fake.gz"), &fake).unwrap();
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &bytes(7, 300_000)].concat();
+    std::fs::write(src.join("random.png"), &png).unwrap();
+    ore.snapshot("t", &src);
+    let stored = logged_bytes(&ore.archive);
+    let gz_len = std::fs::metadata(src.join("log.txt.gz")).unwrap().len();
+    // Stored raw, the fake alone would be 3.8 MiB.
+    assert!(
+        stored < gz_len + png.len() as u64 + 200_000,
+        "archive logs hold {stored} bytes"
+    );
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+}

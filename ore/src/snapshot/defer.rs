@@ -14,7 +14,7 @@
 //! An in-process backend answers at once, so nothing is deferred for it.
 
 use super::Writer;
-use crate::block::{self, Kind};
+use crate::block::{self, Compression, Kind};
 use crate::error::{Error, Result};
 use protocol::{Key, Ticket};
 use std::collections::HashSet;
@@ -30,11 +30,12 @@ const RECENT: usize = 1 << 18;
 
 /// What waits for an answer.
 pub(crate) enum Work {
-    /// Chunks `cuts` of `data` with their `keys`.
+    /// Chunks `cuts` of `data` with their `keys`, to be compressed with `comp`.
     Chunks {
         data: Vec<u8>,
         cuts: Vec<(usize, usize)>,
         keys: Vec<Key>,
+        comp: Compression,
     },
     /// One tree block.
     Block {
@@ -146,7 +147,12 @@ impl Deferred {
     fn resolve_one(&self, writer: &Writer, present: Ticket<Vec<bool>>, work: Work) -> Result<()> {
         let present = present.wait().map_err(Error::Backend)?;
         match work {
-            Work::Chunks { data, cuts, keys } => {
+            Work::Chunks {
+                data,
+                cuts,
+                keys,
+                comp,
+            } => {
                 check_answer(writer, keys.len(), present.len())?;
                 for (i, &(o, l)) in cuts.iter().enumerate() {
                     if present[i] || !self.claim(keys[i]) {
@@ -158,7 +164,7 @@ impl Deferred {
                         Kind::Chunk,
                         &keys[i],
                         &data[o..o + l],
-                        writer.repo.compression,
+                        comp,
                         &mut out,
                     )?;
                     writer.put(keys[i], out, l)?;

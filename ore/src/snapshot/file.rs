@@ -8,7 +8,7 @@
 //! become pieces without data.
 
 use super::Ctx;
-use crate::block::{self, Kind};
+use crate::block::{self, Compression, Kind};
 use crate::entry::{Content, Piece};
 use crate::error::Error;
 use crate::filecache::Stamp;
@@ -75,13 +75,14 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     let mut pieces = Pieces::default();
     let mut pos = 0u64;
     let mut short = false;
+    let mut comp = ctx.repo.compression;
     for (off, len) in regions {
         if off > pos {
             if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: off - pos }) {
                 return FileDone::Fatal(e);
             }
         }
-        match read_region(ctx, &file, off, len, &mut pieces) {
+        match read_region(ctx, &file, off, len, &mut comp, &mut pieces) {
             Ok(n) => {
                 pos = off + n;
                 if n < len {
@@ -135,12 +136,14 @@ enum RegionError {
 }
 
 /// Reads and stores `len` bytes at `off`; returns how many there were (fewer if the file
-/// shrank).
+/// shrank). The file's chunks are compressed with `comp`, which becomes the fastest level when
+/// the start of the file shows a format that is compressed already.
 fn read_region(
     ctx: &Ctx,
     file: &File,
     off: u64,
     len: u64,
+    comp: &mut Compression,
     pieces: &mut Pieces,
 ) -> Result<u64, RegionError> {
     let c = ctx.repo.format.chunker;
@@ -177,6 +180,9 @@ fn read_region(
         if filled == 0 {
             break Ok(stored);
         }
+        if off == 0 && stored == 0 && block::already_compressed(&buf[..filled]) {
+            *comp = comp.for_compressed_data();
+        }
         let mut cuts = Vec::new();
         let mut consumed = 0;
         if at_end && filled <= c.min as usize {
@@ -198,7 +204,7 @@ fn read_region(
             cuts.push((ch.offset, ch.length));
             consumed = end;
         }
-        if let Err(e) = store_chunks(ctx, &buf[..filled], &cuts, pieces) {
+        if let Err(e) = store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
             break Err(RegionError::Fatal(e));
         }
         ctx.progress.add_bytes(consumed as u64);
@@ -213,11 +219,13 @@ fn read_region(
     result
 }
 
-/// Hashes the chunks `cuts` of `data`, stores those the archive lacks, and adds them as pieces.
+/// Hashes the chunks `cuts` of `data`, stores those the archive lacks (compressed with
+/// `comp`), and adds them as pieces.
 fn store_chunks(
     ctx: &Ctx,
     data: &[u8],
     cuts: &[(usize, usize)],
+    comp: Compression,
     pieces: &mut Pieces,
 ) -> crate::Result<()> {
     let keys_of =
@@ -231,8 +239,13 @@ fn store_chunks(
         // Ask, and go on reading: the answer is waited for by a resolver (see `defer`).
         let end = cuts.last().map_or(0, |&(o, l)| o + l);
         let present = ctx.repo.backend.start_exists(keys.clone());
-        ctx.writer
-            .defer_chunks(present, data[..end].to_vec(), cuts.to_vec(), keys.clone())?;
+        ctx.writer.defer_chunks(
+            present,
+            data[..end].to_vec(),
+            cuts.to_vec(),
+            keys.clone(),
+            comp,
+        )?;
         for (i, &(_, l)) in cuts.iter().enumerate() {
             pieces.push(
                 &mut TreeStore { ctx },
@@ -265,7 +278,7 @@ fn store_chunks(
             Kind::Chunk,
             &keys[i],
             &data[o..o + l],
-            ctx.repo.compression,
+            comp,
             &mut out,
         )?;
         ctx.writer.put(keys[i], out, l)

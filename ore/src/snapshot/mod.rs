@@ -19,7 +19,7 @@ mod defer;
 mod file;
 mod walk;
 
-use crate::block::{self, Kind};
+use crate::block::{self, Compression, Kind};
 use crate::entry::{Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::error::{Error, Result};
 use crate::filecache::{CacheReader, CacheWriter};
@@ -112,9 +112,18 @@ impl<'r> Writer<'r> {
         data: Vec<u8>,
         cuts: Vec<(usize, usize)>,
         keys: Vec<Key>,
+        comp: Compression,
     ) -> Result<()> {
         match &self.deferred {
-            Some(d) => d.push(present, defer::Work::Chunks { data, cuts, keys }),
+            Some(d) => d.push(
+                present,
+                defer::Work::Chunks {
+                    data,
+                    cuts,
+                    keys,
+                    comp,
+                },
+            ),
             None => Err(Error::Archive(
                 "internal: nothing is deferred for this backend".into(),
             )),
