@@ -117,6 +117,15 @@ pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
 /// refuses them — and is said at debug level.
 fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
     let opts = client_options(id)?;
+    // Lanes over ssh share the first connection (see `sshmux`).
+    let shared = match lanes {
+        Some(1) => None,
+        _ => crate::sshmux::multiplexed(cmd),
+    };
+    if let Some(c) = &shared {
+        protocol::log::debug(&format!("{id}: started as {c}"));
+    }
+    let cmd = shared.as_deref().unwrap_or(cmd);
     let first = Client::connect_with(cmd, opts.clone())?;
     let lanes = match lanes {
         Some(n) => n,

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod record;
 pub mod scan;
 pub mod sqlite;
+pub mod sshmux;
 
 use index::Index;
 use logs::{ArchiveLock, Logs};

@@ -50,3 +50,96 @@ fn snapshot_and_restore_through_ssh() {
     let snapshots = log.stdout.lines().filter(|l| !l.trim().is_empty()).count();
     assert!(snapshots >= 2, "{}", log.stdout);
 }
+
+/// Over a long link the lanes to an archive behind ssh are sessions on the first connection
+/// (ssh's connection sharing), not logins of their own: one TCP connection per run crosses the
+/// link. An identifier that sets sharing up itself is left as written.
+#[test]
+fn lanes_over_ssh_share_one_connection() {
+    use std::process::{Command, Stdio};
+    let sshd = Sshd::start(None);
+    let d = scratch();
+    let src = d.path().join("src");
+    for dir in 0..8 {
+        let sub = src.join(format!("d{dir}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..10 {
+            let data = ore_tests::trees::bytes(dir * 100 + f, 300_000);
+            std::fs::write(sub.join(format!("f{f}")), data).unwrap();
+        }
+    }
+    let port = ore_tests::sshd::free_port();
+    let log = d.path().join("link.log");
+    let mut link = Command::new(bin("delay-link"))
+        .args(["--tcp", "20"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{}", sshd.port))
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let connections = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("delay-link: connection"))
+            .count()
+    };
+    let runtime = scratch();
+    let id = |extra: &str| {
+        format!(
+            "ssh -F {} -p {port} {extra} ore-test {} {}",
+            quote(&sshd.config()),
+            bin("backend-splitlog").display(),
+            quote(&d.path().join("archive"))
+        )
+    };
+    let o = Ore::new(id(""));
+    let run = |o: &Ore, args: &[&str]| {
+        let out = o
+            .cmd(args)
+            .env("ORE_DEBUG", "1")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .output()
+            .unwrap();
+        ore_tests::ore::Run::of(out)
+    };
+    run(&o, &["init"]).expect(0, "init");
+    let before = connections();
+    let r = run(&o, &["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
+    assert!(r.stderr.contains("ControlPath="), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("4 connection(s) of 4 asked for"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        connections() - before,
+        1,
+        "TCP connections for one snapshot"
+    );
+    let dest = d.path().join("dest");
+    let before = connections();
+    run(&o, &["restore", "t", dest.to_str().unwrap()]).expect(0, "restore");
+    assert_eq!(connections() - before, 1, "TCP connections for one restore");
+    assert_same(&src, &dest);
+    // The master's socket went with the run.
+    let left: Vec<_> = std::fs::read_dir(runtime.path().join("ore"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "sockets left behind: {left:?}");
+    // Sharing turned off by the identifier itself: every lane logs in.
+    let own = Ore::new(id("-o ControlMaster=no"));
+    let before = connections();
+    let r = run(&own, &["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
+    assert!(!r.stderr.contains("ControlPath="), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("4 connection(s) of 4 asked for"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(connections() - before, 4, "TCP connections without sharing");
+    let _ = link.kill();
+    let _ = link.wait();
+}

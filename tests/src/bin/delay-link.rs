@@ -2,7 +2,8 @@
 //! its stdout held back MS milliseconds (so a round trip costs 2×MS), like a long network link.
 //!
 //! `delay-link --tcp MS LISTEN-ADDR TARGET-ADDR`: the same for TCP: accepts connections on
-//! LISTEN-ADDR and joins each to TARGET-ADDR through a link delayed MS milliseconds each way.
+//! LISTEN-ADDR and joins each to TARGET-ADDR through a link delayed MS milliseconds each way,
+//! saying `delay-link: connection N` on stderr as each arrives.
 //!
 //! `delay-link --serial MS COMMAND [ARGS...]`: a slow backend rather than a long link: COMMAND
 //! (which must speak the Ore protocol) gets one request at a time, and each answer is held back
@@ -96,8 +97,10 @@ fn tcp(ms: &str, listen: &str, target: &str) -> Result<(), String> {
     let delay = delay_of(ms)?;
     let listener =
         TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    for conn in listener.incoming() {
+    for (n, conn) in listener.incoming().enumerate() {
         let Ok(client) = conn else { continue };
+        // Tests count the connections a run makes.
+        eprintln!("delay-link: connection {}", n + 1);
         let target = target.to_string();
         std::thread::spawn(move || {
             let Ok(server) = TcpStream::connect(&target) else {
