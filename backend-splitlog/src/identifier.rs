@@ -76,25 +76,32 @@ pub const LANES_ENV: &str = "ORE_LANES";
 /// Round trips at least this long make lanes worth opening.
 const LANES_RTT: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// The number of lanes for `first`, a fresh connection to `id` (see [`LANES_ENV`]).
-pub fn lanes_for(id: &str, first: &dyn Backend) -> protocol::Result<usize> {
-    if let Ok(v) = std::env::var(LANES_ENV) {
-        return match v.trim().parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(Error::Connection {
-                archive: id.to_string(),
-                message: format!("{LANES_ENV}={v:?} is not a number of connections from 1 to 64"),
-            }),
-        };
+/// The number of lanes [`LANES_ENV`] asks for, if it is set.
+fn lanes_asked(id: &str) -> protocol::Result<Option<usize>> {
+    let Ok(v) = std::env::var(LANES_ENV) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::Connection {
+            archive: id.to_string(),
+            message: format!("{LANES_ENV}={v:?} is not a number of connections from 1 to 64"),
+        }),
     }
-    // The quickest request there is: an exists of no keys.
-    let started = std::time::Instant::now();
-    first.exists(&[])?;
-    Ok(if started.elapsed() >= LANES_RTT { 4 } else { 1 })
+}
+
+/// How many lanes a round trip of `rtt` calls for.
+fn lanes_for_rtt(rtt: std::time::Duration) -> usize {
+    if rtt >= LANES_RTT {
+        4
+    } else {
+        1
+    }
 }
 
 /// Opens the archive named by `id`: in process for a plain path, else by starting its command
-/// — as many times as [`lanes_for`] says, used together as [`protocol::Lanes`].
+/// — once more than that, in the background, when it is far away (see [`LANES_ENV`]), all
+/// used together as [`protocol::Lanes`].
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
@@ -110,13 +117,17 @@ pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     }
 }
 
-/// Starts `cmd` once, then (when [`lanes_for`] says so, or `lanes` asks) more times in the
+/// Starts `cmd` once, then (when the round trip calls for it, or `lanes` asks) more times in the
 /// background: the further connections join as lanes when all have been opened (see
 /// [`protocol::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
 /// only means fewer lanes — a backend whose archive admits one process and no attachments
 /// refuses them — and is said at debug level.
 fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
     let opts = client_options(id)?;
+    let lanes = match lanes {
+        Some(n) => Some(n),
+        None => lanes_asked(id)?,
+    };
     // Lanes over ssh share the first connection (see `sshmux`).
     let shared = match lanes {
         Some(1) => None,
@@ -127,18 +138,32 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     }
     let cmd = shared.as_deref().unwrap_or(cmd);
     let first = Client::connect_with(cmd, opts.clone())?;
-    let lanes = match lanes {
-        Some(n) => n,
-        None => lanes_for(id, &first)?,
-    };
-    if lanes <= 1 {
+    if lanes == Some(1) {
         return Ok(Arc::new(first));
     }
+    // Unless told, the round trip decides, measured with the quickest request there is (an
+    // exists of no keys) — sent now, but waited for in the background, so the run's own first
+    // requests follow it at once instead of a round trip later.
+    let probe = match lanes {
+        Some(_) => None,
+        None => Some((std::time::Instant::now(), first.start_exists(Vec::new()))),
+    };
     let (id, cmd) = (id.to_string(), cmd.to_string());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("ore lanes".into())
         .spawn(move || {
+            let lanes = match (lanes, probe) {
+                (Some(n), _) => n,
+                (None, Some((started, answer))) => match answer.wait() {
+                    Ok(_) => lanes_for_rtt(started.elapsed()),
+                    Err(_) => 1,
+                },
+                (None, None) => 1,
+            };
+            if lanes <= 1 {
+                return;
+            }
             let rest: Vec<Client> = std::thread::scope(|s| {
                 let handles: Vec<_> = (1..lanes)
                     .map(|_| s.spawn(|| Client::connect_with(&cmd, opts.clone())))

@@ -513,8 +513,7 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     loop {
         let parent = repo.tag(tag)?;
         snap.previous = parent.into_iter().collect();
-        let key = repo.put_snapshot(&snap)?;
-        repo.backend.flush()?;
+        let key = repo.put_snapshot_durably(&snap)?;
         if repo.move_tag(tag, parent, key, "load")? {
             return Ok((key, snap, stats));
         }

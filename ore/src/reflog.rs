@@ -126,8 +126,7 @@ pub fn append(repo: &Repo, new: &[RefEntry]) -> Result<()> {
             };
         }
         block.entries.extend_from_slice(new);
-        let key = repo.put_block(Kind::Reflog, &encode(&block))?.0;
-        repo.backend.flush()?;
+        let key = repo.put_block_durably(Kind::Reflog, &encode(&block))?;
         if swap_head(repo, old_head, key)? {
             return Ok(());
         }

@@ -68,10 +68,9 @@ const READ_AHEAD: usize = 16;
 const READ_AHEAD_FAR: usize = 64;
 /// Restore threads when the backend pipelines (most of them wait for the link).
 const WAITING_THREADS: usize = 128;
-/// Entries of a directory whose blocks are asked for together, over a slow link.
-const GROUP: usize = 256;
-/// Groups whose blocks are asked for ahead of the one being restored.
-const AHEAD_GROUPS: usize = 4;
+/// Entries of a directory whose blocks are asked for ahead of the one being restored, over a
+/// slow link.
+const AHEAD_ENTRIES: usize = 1024;
 /// Entries of one directory handled by one task at least.
 const RUN: usize = 4;
 
@@ -303,21 +302,33 @@ fn walk(ctx: &Ctx, tree: Key, dir: &Path) -> Result<()> {
             .with_min_len(RUN)
             .try_for_each(|entry| restore_entry(ctx, dir, entry));
     }
-    // Over a slow link: the blocks of the next groups are asked for while a group is
-    // restored, so a directory of many small files does not wait a round trip per group.
+    // Over a slow link: workers take the entries in order, and whoever takes entry i asks for
+    // the blocks of entry i + AHEAD_ENTRIES, so the questions stay a fixed distance ahead of
+    // the restoring and no worker waits for the others (an earlier version restored groups of
+    // 256 entries one after the other: each group waited for its slowest file, and a large
+    // directory of small files restored at a third of the speed).
     let n = entries.len();
-    ctx.ask_ahead(&entries[..n.min(GROUP * AHEAD_GROUPS)]);
-    let mut start = 0;
-    while start < n {
-        let end = (start + GROUP).min(n);
-        let ahead = (end + GROUP * (AHEAD_GROUPS - 1)).min(n);
-        ctx.ask_ahead(&entries[ahead..(ahead + GROUP).min(n)]);
-        entries[start..end]
-            .par_iter()
-            .try_for_each(|entry| restore_entry(ctx, dir, entry.clone()))?;
-        start = end;
-    }
-    Ok(())
+    ctx.ask_ahead(&entries[..n.min(AHEAD_ENTRIES)]);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = n.min(rayon::current_num_threads());
+    (0..workers)
+        .into_par_iter()
+        .try_for_each(|_| -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= n || failed.load(Relaxed) {
+                    return Ok(());
+                }
+                if let Some(e) = entries.get(i + AHEAD_ENTRIES) {
+                    ctx.ask_ahead(std::slice::from_ref(e));
+                }
+                if let Err(e) = restore_entry(ctx, dir, entries[i].clone()) {
+                    failed.store(true, Relaxed);
+                    return Err(e);
+                }
+            }
+        })
 }
 
 /// Restores one entry of the directory `dir`.

@@ -401,8 +401,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let mut raced = None;
     loop {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
-        let key = repo.put_snapshot(&snap)?;
-        repo.backend.flush()?;
+        let key = repo.put_snapshot_durably(&snap)?;
         if repo.move_tag(&opts.tag, expected, key, "snapshot")? {
             if let Some(w) = writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;

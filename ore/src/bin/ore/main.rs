@@ -122,6 +122,7 @@ fn run(cli: Cli) -> Result<Done> {
     };
     protocol::log::set_sink(Some(Arc::new(Sink {
         quiet: env.global.quiet,
+        started: std::time::Instant::now(),
     })));
     let result = match cli.command {
         Command::Init(a) => save::init(&env, a),
@@ -159,9 +160,10 @@ fn run(cli: Cli) -> Result<Done> {
 }
 
 /// Messages on stderr: warnings and errors always, information unless quiet, debug with
-/// `ORE_DEBUG`.
+/// `ORE_DEBUG` (with the seconds since `started`).
 struct Sink {
     quiet: bool,
+    started: std::time::Instant,
 }
 
 impl protocol::log::LogSink for Sink {
@@ -171,7 +173,11 @@ impl protocol::log::LogSink for Sink {
             protocol::Level::Info => !self.quiet,
             _ => true,
         };
-        if show {
+        if show && level == protocol::Level::Debug {
+            // Debug lines say when, for reading a slow run's story.
+            let t = self.started.elapsed().as_secs_f64();
+            eprintln!("ore: debug: [{t:.3} s] {message}");
+        } else if show {
             eprintln!("ore: {}: {message}", level.name());
         }
     }
