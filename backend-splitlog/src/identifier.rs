@@ -7,7 +7,7 @@
 //! /data`). Every failure names the identifier.
 
 use crate::{SplitlogBackend, SplitlogOptions};
-use protocol::{Backend, Client, ClientOptions, Error};
+use protocol::{Backend, Client, ClientOptions, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -67,14 +67,14 @@ fn is_executable_file(p: &Path) -> bool {
 }
 
 /// How many connections to open to an archive started by a command: [`LANES_ENV`] if set,
-/// else 4 when a round trip to it takes 5 ms or more, else 1. Over a long link one connection is
+/// else 4 when a round trip to it takes 10 ms or more, else 1. Over a long link one connection is
 /// capped by more than round trips: an ssh session moves at most one flow-control window (2 MiB
 /// in OpenSSH) per round trip, and each further session brings its own. Near by, extra
 /// connections would only cost processes and CPU.
 pub const LANES_ENV: &str = "ORE_LANES";
 
 /// Round trips at least this long make lanes worth opening.
-const LANES_RTT: std::time::Duration = std::time::Duration::from_millis(5);
+const LANES_RTT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The number of lanes [`LANES_ENV`] asks for, if it is set.
 fn lanes_asked(id: &str) -> protocol::Result<Option<usize>> {
@@ -141,29 +141,29 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     if lanes == Some(1) {
         return Ok(Arc::new(first));
     }
-    // Unless told, the round trip decides, measured with the quickest request there is (an
-    // exists of no keys) — sent now, but waited for in the background, so the run's own first
-    // requests follow it at once instead of a round trip later.
+    // Unless told, the round trip decides — measured now, but waited for in the background, so
+    // the run's own first requests follow the probe at once instead of a round trip later.
     let probe = match lanes {
         Some(_) => None,
-        None => Some((std::time::Instant::now(), first.start_exists(Vec::new()))),
+        None => Some(first.start_round_trip()),
     };
-    let (id, cmd) = (id.to_string(), cmd.to_string());
     let (tx, rx) = std::sync::mpsc::channel();
+    let both = Arc::new(protocol::Lanes::joining(first, rx));
+    let weak = Arc::downgrade(&both);
+    let (id, cmd) = (id.to_string(), cmd.to_string());
     std::thread::Builder::new()
         .name("ore lanes".into())
         .spawn(move || {
             let lanes = match (lanes, probe) {
                 (Some(n), _) => n,
-                (None, Some((started, answer))) => match answer.wait() {
-                    Ok(_) => lanes_for_rtt(started.elapsed()),
-                    Err(_) => 1,
-                },
+                (None, Some(rtt)) => lanes_for_rtt(confirmed_round_trip(rtt, &weak)),
                 (None, None) => 1,
             };
-            if lanes <= 1 {
+            // A run that has ended by now needs no more connections.
+            if lanes <= 1 || weak.strong_count() == 0 {
                 return;
             }
+            drop(weak);
             let rest: Vec<Client> = std::thread::scope(|s| {
                 let handles: Vec<_> = (1..lanes)
                     .map(|_| s.spawn(|| Client::connect_with(&cmd, opts.clone())))
@@ -187,7 +187,33 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
             let _ = tx.send(rest);
         })
         .map_err(|e| Error::io("starting the lanes thread", e))?;
-    Ok(Arc::new(protocol::Lanes::joining(first, rx)))
+    Ok(both)
+}
+
+/// The round trip `first` measured, confirmed when it looks long: the shortest of up to three
+/// probes, one after the other, so that a moment of a busy machine (the answer read late) is
+/// not taken for a long link. Stops early when the connection is gone or answers quickly.
+fn confirmed_round_trip(
+    first: Ticket<std::time::Duration>,
+    lanes: &std::sync::Weak<protocol::Lanes<Client>>,
+) -> std::time::Duration {
+    let Ok(mut best) = first.wait() else {
+        return std::time::Duration::ZERO;
+    };
+    for _ in 0..2 {
+        if best < LANES_RTT {
+            break;
+        }
+        // Hold the connection only to send the probe, never while waiting for it.
+        let Some(probe) = lanes.upgrade().map(|l| l.first().start_round_trip()) else {
+            break;
+        };
+        match probe.wait() {
+            Ok(t) => best = best.min(t),
+            Err(_) => break,
+        }
+    }
+    best
 }
 
 /// Opens a splitlog archive in process. One process at a time may hold it, so while another

@@ -5,7 +5,7 @@ use backend_splitlog::{SplitlogBackend, SplitlogOptions};
 use clap::Parser;
 use protocol::share;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Serve an Ore archive kept as append-only log files with a sqlite index.
 ///
@@ -14,8 +14,9 @@ use std::time::Duration;
 /// created when DIR is missing or empty. One process at a time holds an archive; a second one
 /// started on it while the first is running attaches to the first (through DIR/attach.sock) and
 /// relays for it, so several connections may use one archive at once. When the holder does not
-/// take attachments (an `ore` that opened the archive in process), the second fails at once,
-/// naming the process that holds it.
+/// take attachments (an `ore` that opened the archive in process), the second waits for it
+/// when started by `ore` (up to its --timeout), and otherwise fails at once, naming the process
+/// that holds it.
 #[derive(Parser)]
 #[command(name = "backend-splitlog", version)]
 struct Args {
@@ -44,29 +45,62 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let access = protocol::Access::from_flags(args.append_only, args.read_only);
     let socket = share::socket_path(&args.dir);
-    let opened = SplitlogBackend::open(
-        &args.dir,
-        SplitlogOptions {
-            metadata: args.metadata,
+    // Started by `ore` (which sets ORE_TIMEOUT), a busy archive is waited for, as one opened
+    // in process is: a process that holds it only for a moment more — one that is ending, or
+    // one a finished run started and no longer needs — must not fail the next run. Started
+    // otherwise, a busy archive that takes no attachments is an error at once.
+    // (Giving up a little before the frontend would, so that it hears why.)
+    let limit = match std::env::var(backend_splitlog::identifier::TIMEOUT_ENV) {
+        Err(_) => Some(Duration::ZERO),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs.is_finite() => Some(Duration::from_secs_f64(secs * 0.8)),
+            _ => None,
         },
-    );
-    let backend = match opened {
-        Ok(b) => b,
-        Err(e) if e.code() == protocol::ErrorCode::Locked => {
-            // Held by another process: attach to it if it takes attachments.
-            let attached = socket
-                .as_deref()
-                .and_then(|s| share::attach(s, access, Duration::from_secs(1)));
-            match attached {
-                Some(stream) => return Ok(share::relay_stdio(stream)?),
-                None => {
-                    return Err(e)
-                        .with_context(|| format!("opening the archive {}", args.dir.display()))
+    };
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    let backend = loop {
+        let opened = SplitlogBackend::open(
+            &args.dir,
+            SplitlogOptions {
+                metadata: args.metadata.clone(),
+            },
+        );
+        match opened {
+            Ok(b) => break b,
+            Err(e) if e.code() == protocol::ErrorCode::Locked => {
+                // Held by another process: attach to it if it takes attachments.
+                // (A holder may have just taken the archive: its socket comes a moment later.)
+                let patience = match limit {
+                    Some(l) if !l.is_zero() => l.saturating_sub(started.elapsed()),
+                    _ => Duration::from_secs(1),
                 }
+                .min(Duration::from_secs(1));
+                let attached = socket
+                    .as_deref()
+                    .and_then(|s| share::attach(s, access, patience));
+                if let Some(stream) = attached {
+                    if share::relay_stdio(stream)? == 0 {
+                        // The holder was ending as we attached: ask to be started again.
+                        eprintln!(
+                            "the process holding {} ended before answering; start again",
+                            args.dir.display()
+                        );
+                        std::process::exit(protocol::client::RETRY_EXIT);
+                    }
+                    return Ok(());
+                }
+                if limit.is_some_and(|l| started.elapsed() >= l) {
+                    return Err(e)
+                        .with_context(|| format!("opening the archive {}", args.dir.display()));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
             }
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("opening the archive {}", args.dir.display()))
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("opening the archive {}", args.dir.display()))
+            }
         }
     };
     share::serve_stdio_sharing(backend, access, socket.as_deref())?;

@@ -432,3 +432,40 @@ fn a_stale_socket_of_a_killed_holder_is_replaced() {
     let d = Client::connect(&id(&dir)).unwrap();
     assert_eq!(d.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
 }
+
+/// Regression: a process started on an archive whose holder was just ending attached to it, was
+/// cut off with the holder before any answer, and the frontend failed with "closed the
+/// connection before its greeting" (seen after short runs over a slow link, whose late lanes
+/// held the archive for a moment). Such a relay now exits with `RETRY_EXIT`, and the client
+/// starts the program again.
+#[test]
+fn a_program_that_asks_to_be_started_again_is() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let marker = t.path().join("started-once");
+    // Asks once, then serves.
+    let once = format!(
+        "sh -c 'if [ ! -e {m} ]; then touch {m}; exit {code}; fi; exec \"$0\" \"$@\"' {id}",
+        m = marker.display(),
+        code = protocol::client::RETRY_EXIT,
+        id = id(&dir)
+    );
+    let c = Client::connect(&once).unwrap();
+    assert!(marker.exists());
+    c.put(test_key(1), b"x").unwrap();
+    c.close().unwrap();
+    // Always asks: given up after a few tries, with the program's own words.
+    let always = format!(
+        "sh -c 'echo busy, try later >&2; exit {}'",
+        protocol::client::RETRY_EXIT
+    );
+    let started = std::time::Instant::now();
+    let e = Client::connect(&always).err().expect("never greets");
+    assert!(e.to_string().contains("status 75"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Any other failure is not tried again.
+    let counter = t.path().join("count");
+    let failing = format!("sh -c 'echo x >> {}; exit 1'", counter.display());
+    assert!(Client::connect(&failing).is_err());
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n");
+}

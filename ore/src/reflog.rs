@@ -108,17 +108,55 @@ pub fn entries(repo: &Repo) -> Result<Vec<RefEntry>> {
     Ok(out)
 }
 
+/// The reflog's newest block as it was a moment ago, read in the background: a run that will
+/// move a tag starts this early, so that recording the move at its end does not wait two round
+/// trips (the head tag, then its block) over a slow link. If the head moves meanwhile, the
+/// compare-and-swap in [`append_with`] notices and the reflog is read again.
+pub struct HeadAhead(std::thread::JoinHandle<Option<Head>>);
+
+/// The reflog's head key and its block as stored (`None, None` when there is no reflog).
+type Head = (Option<Key>, Option<Vec<u8>>);
+
+/// Starts reading the reflog's head and its stored block (see [`HeadAhead`]).
+pub fn read_head_ahead(repo: &Repo) -> HeadAhead {
+    let backend = repo.backend.clone();
+    HeadAhead(std::thread::spawn(move || {
+        let head = match backend.get_tag(REFLOG_TAG).ok()? {
+            None => return Some((None, None)),
+            Some(v) => parse_tag_value(&v)?,
+        };
+        let stored = backend.get(head).ok()??;
+        Some((Some(head), Some(stored)))
+    }))
+}
+
 /// Adds entries to the reflog (durably: the block is flushed before the tag names it).
 pub fn append(repo: &Repo, new: &[RefEntry]) -> Result<()> {
+    append_with(repo, new, None)
+}
+
+/// [`append`], starting from the head read ahead by `ahead` when there is one.
+pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> Result<()> {
     if new.is_empty() {
         return Ok(());
     }
+    let mut ahead = ahead.and_then(|a| a.0.join().ok().flatten());
     loop {
-        let old_head = head(repo)?;
-        let mut block = match old_head {
-            Some(k) => read_block(repo, k)?,
-            None => ReflogBlock::default(),
+        let (old_head, block) = match ahead.take() {
+            Some((None, _)) => (None, None),
+            Some((Some(k), Some(stored))) => {
+                let plain = crate::block::open(&repo.keys, &k, Some(Kind::Reflog), stored)?;
+                (
+                    Some(k),
+                    Some(crate::entry::decode(plain.data(), &k, Kind::Reflog)?),
+                )
+            }
+            _ => {
+                let k = head(repo)?;
+                (k, k.map(|k| read_block(repo, k)).transpose()?)
+            }
         };
+        let mut block = block.unwrap_or_default();
         if block.entries.len() + new.len() > PER_BLOCK && !block.entries.is_empty() {
             block = ReflogBlock {
                 previous: old_head,

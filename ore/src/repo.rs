@@ -55,6 +55,23 @@ pub struct Repo {
     checkpoint_every: u64,
 }
 
+/// A tag being read in the background (see [`Repo::tag_ahead`]).
+pub struct TagAhead(
+    String,
+    std::thread::JoinHandle<protocol::Result<Option<Vec<u8>>>>,
+);
+
+impl TagAhead {
+    /// The snapshot the tag names, if it exists.
+    pub fn wait(self) -> Result<Option<Key>> {
+        let value = self
+            .1
+            .join()
+            .map_err(|_| Error::Archive(format!("reading tag {} failed", self.0)))??;
+        Repo::tag_value(&self.0, value)
+    }
+}
+
 /// Bytes stored between checkpoints by default.
 pub const CHECKPOINT_DEFAULT: u64 = 256 << 20;
 
@@ -330,7 +347,21 @@ impl Repo {
 
     /// The snapshot a tag names, if the tag exists.
     pub fn tag(&self, name: &str) -> Result<Option<Key>> {
-        match self.backend.get_tag(name)? {
+        Self::tag_value(name, self.backend.get_tag(name)?)
+    }
+
+    /// Starts reading what a tag names, in the background (so that it costs no round trip of
+    /// its own over a slow link); [`TagAhead::wait`] gives [`Repo::tag`]'s answer.
+    pub fn tag_ahead(&self, name: &str) -> TagAhead {
+        let (backend, n) = (self.backend.clone(), name.to_string());
+        TagAhead(
+            name.to_string(),
+            std::thread::spawn(move || backend.get_tag(&n)),
+        )
+    }
+
+    fn tag_value(name: &str, value: Option<Vec<u8>>) -> Result<Option<Key>> {
+        match value {
             None => Ok(None),
             Some(v) => parse_tag_value(&v).map(Some).ok_or_else(|| {
                 Error::Archive(format!(
@@ -350,6 +381,18 @@ impl Repo {
         new: Key,
         action: &str,
     ) -> Result<bool> {
+        self.move_tag_with(name, expected, new, action, None)
+    }
+
+    /// [`Repo::move_tag`], recording the move from the reflog head read ahead by `ahead`.
+    pub fn move_tag_with(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+        ahead: Option<crate::reflog::HeadAhead>,
+    ) -> Result<bool> {
         let exp = expected.map(|k| k.to_hex());
         let out = self.backend.set_tag(
             name,
@@ -360,7 +403,7 @@ impl Repo {
             return Ok(false);
         }
         let entry = crate::reflog::RefEntry::now(name, expected, Some(new), action);
-        if let Err(e) = crate::reflog::append(self, &[entry]) {
+        if let Err(e) = crate::reflog::append_with(self, &[entry], ahead) {
             protocol::log::warning(&format!(
                 "tag {name} now names {new}, but the move could not be added to the reflog: {e}"
             ));

@@ -185,6 +185,22 @@ impl Shared {
     }
 
     /// Waits a moment for the child to end and describes how it did.
+    /// The backend program's exit code, once it has exited (waiting a moment for it).
+    fn child_code(&self) -> Option<i32> {
+        let mut guard = lock(&self.child);
+        let child = guard.as_mut()?;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        }
+    }
+
     fn child_exit(&self) -> Option<String> {
         let mut guard = lock(&self.child);
         let child = guard.as_mut()?;
@@ -198,6 +214,24 @@ impl Shared {
                 _ => return None,
             }
         }
+    }
+}
+
+/// The exit status with which a backend program, before its greeting, asks to be started
+/// again: it found its store busy with a process that was just ending (PROTOCOL.md §5).
+pub const RETRY_EXIT: i32 = 75;
+/// How many times a backend is started again when it asks to be.
+const RETRIES: u64 = 5;
+
+/// Why a connection attempt failed: for good, or in a way worth trying again.
+enum Retry {
+    Fail(Error),
+    Again(Error),
+}
+
+impl From<Error> for Retry {
+    fn from(e: Error) -> Retry {
+        Retry::Fail(e)
     }
 }
 
@@ -216,8 +250,23 @@ impl Client {
         Client::connect_with(archive, ClientOptions::default())
     }
 
-    /// [`connect`](Self::connect) with options.
+    /// [`connect`](Self::connect) with options. A backend that exits with [`RETRY_EXIT`] before
+    /// its greeting is started again, a few times.
     pub fn connect_with(archive: &str, opts: ClientOptions) -> Result<Client> {
+        let mut attempts = 0;
+        loop {
+            match Client::connect_once(archive, opts.clone()) {
+                Err(Retry::Again(_)) if attempts < RETRIES => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(50 * attempts));
+                }
+                Err(Retry::Again(e) | Retry::Fail(e)) => return Err(e),
+                Ok(c) => return Ok(c),
+            }
+        }
+    }
+
+    fn connect_once(archive: &str, opts: ClientOptions) -> std::result::Result<Client, Retry> {
         let (mut cmd, name) = command_for(archive)?;
         let conn = |m: String| Error::Connection {
             archive: archive.to_string(),
@@ -243,7 +292,7 @@ impl Client {
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(conn("the backend's pipes could not be set up".into()));
+            return Err(conn("the backend's pipes could not be set up".into()).into());
         };
         // Larger pipes let a whole large block cross in one write instead of sixteen.
         grow_pipe(&stdin);
@@ -311,11 +360,16 @@ impl Client {
                         conn(format!("handshake failed: {other}{exit}"))
                     }
                 };
+                let again = shared.child_code() == Some(RETRY_EXIT);
                 shutdown_child(&shared, Duration::from_millis(200));
                 if let Some(t) = stderr_thread {
                     let _ = t.join();
                 }
-                return Err(e);
+                return Err(if again {
+                    Retry::Again(e)
+                } else {
+                    Retry::Fail(e)
+                });
             }
         };
         let reader_shared = shared.clone();
@@ -388,6 +442,20 @@ impl Client {
                     .unwrap_or_else(|| shared.conn_error("the connection ended")))
             })
         })
+    }
+
+    /// Measures a round trip to the backend with the quickest request there is (an exists of
+    /// no keys), sent at once. The time is taken when the answer is read, not when a waiter
+    /// gets to it, so a busy machine's scheduling does not pass for a long link.
+    pub fn start_round_trip(&self) -> Ticket<Duration> {
+        let started = Instant::now();
+        let t = self.call(Request::Exists(Vec::new()), move |r| match r {
+            Response::Presence(v) if v.is_empty() => Ok(started.elapsed()),
+            o => Err(o),
+        });
+        let written = lock(&self.shared.writer).written;
+        self.shared.flush_to(written);
+        t
     }
 
     /// Says goodbye, waits for the backend to flush and exit, and reports how it ended.

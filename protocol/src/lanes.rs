@@ -57,6 +57,11 @@ impl<B: Backend> Lanes<B> {
         lanes
     }
 
+    /// The first connection (the one tags and everything but blocks go to).
+    pub fn first(&self) -> &B {
+        &self.first
+    }
+
     /// How many connections are in use.
     pub fn count(&self) -> usize {
         1 + read(&self.rest).len()
@@ -185,10 +190,21 @@ impl<B: Backend> Backend for Lanes<B> {
     }
 
     fn flush(&self) -> Result<()> {
-        // Every connection flushes, whether or not it took puts since its last flush.
-        self.dirty.store(true, Ordering::Release);
-        self.settle()?;
-        self.first.flush()
+        // Every connection flushes, whether or not it took puts since its last flush, and all
+        // at once: over a long link a flush costs one round trip, not two.
+        self.dirty.store(false, Ordering::Release);
+        let (first, rest) = std::thread::scope(|s| {
+            let rest = s.spawn(|| self.flush_rest());
+            let first = self.first.flush();
+            (
+                first,
+                rest.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            )
+        });
+        if rest.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        first.and(rest)
     }
 
     fn stats(&self) -> Result<Stats> {

@@ -164,8 +164,11 @@ pub fn attach(socket: &Path, access: Access, patience: Duration) -> Option<UnixS
 }
 
 /// Copies stdin to the attached `stream` and the stream to stdout until both directions end:
-/// the body of a process that relays for the archive's holder.
-pub fn relay_stdio(stream: UnixStream) -> Result<()> {
+/// the body of a process that relays for the archive's holder. Returns how many bytes came
+/// back from the holder: none means it ended before it answered anything (it was ending as
+/// this process attached), and the frontend may start this program again (see
+/// [`crate::client::RETRY_EXIT`]).
+pub fn relay_stdio(stream: UnixStream) -> Result<u64> {
     let mut to_holder = stream
         .try_clone()
         .map_err(|e| Error::io("duplicating the attach socket", e))?;
@@ -193,18 +196,22 @@ pub fn relay_stdio(stream: UnixStream) -> Result<()> {
             return Err(Error::io("relaying requests to the archive's holder", e));
         }
     }
-    down.map_err(|e| Error::io("relaying answers from the archive's holder", e))?;
-    Ok(())
+    down.map_err(|e| Error::io("relaying answers from the archive's holder", e))
 }
 
 /// Copies until the end of `from`, passing on each read at once (no buffering in between, and
 /// none of the kernel-side shortcuts `std::io::copy` may take, which can wait to fill a buffer).
-fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<()> {
+/// Returns how many bytes passed.
+fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
+    let mut passed = 0u64;
     loop {
         match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => to.write_all(&buf[..n])?,
+            Ok(0) => return Ok(passed),
+            Ok(n) => {
+                to.write_all(&buf[..n])?;
+                passed += n as u64;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

@@ -784,3 +784,46 @@ fn the_file_cache_survives_gc_and_rereads_only_what_gc_took() {
     );
     ore.run(&["check", "--read-data"]).expect(0, "clean");
 }
+
+/// Regression: after a run over a slow link, a lane connection it had started could still hold
+/// the archive for a moment, and the next run's `backend-splitlog` failed at once with "in use
+/// by another process". Started by `ore`, the program now waits for a holder that takes no
+/// attachments, as `ore` does for an archive it opens in process (up to --timeout).
+#[test]
+fn a_backend_program_started_by_ore_waits_for_a_busy_archive() {
+    let (ore, _d) = Ore::local();
+    let command = Ore::new(format!(
+        "backend-splitlog {}",
+        ore_tests::quote(Path::new(&ore.archive))
+    ));
+    let mut holder = hold(&ore);
+    let waiting = command
+        .cmd(&["tags"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Longer than the program tries to attach (the holder takes no attachments).
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With a limit, it gives up and names the holder.
+    let mut holder = hold(&ore);
+    let r = command
+        .run(&["--timeout", "0.5", "tags"])
+        .expect(1, "gave up");
+    assert!(
+        r.stderr
+            .contains(&format!("in use by another process, pid {}", holder.id())),
+        "{}",
+        r.stderr
+    );
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+}

@@ -252,11 +252,14 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let started = std::time::Instant::now();
     let time = crate::util::now_ns();
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
+    // Read while the lease is taken, and the reflog's head for the end (each a round trip).
+    let parent = repo.tag_ahead(&opts.tag);
+    let reflog_head = (!opts.dry_run).then(|| crate::reflog::read_head_ahead(repo));
     let mut lease = match opts.dry_run {
         true => None,
         false => Some(crate::lease::Lease::acquire(repo)?),
     };
-    let parent = repo.tag(&opts.tag)?;
+    let parent = parent.wait()?;
     let progress = opts.progress.clone().unwrap_or_default();
     // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
     if let (Some(p), Some(_)) = (parent, &opts.progress) {
@@ -392,17 +395,18 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         });
     }
 
-    // Blocks are durable before anything names them.
-    repo.backend.flush()?;
     if let Some(l) = &mut lease {
         l.confirm(repo)?;
     }
     let mut expected = parent;
     let mut raced = None;
+    let mut reflog_head = reflog_head;
     loop {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        // Blocks are durable before anything names them: the snapshot block goes out with a
+        // flush, which covers every block sent before it.
         let key = repo.put_snapshot_durably(&snap)?;
-        if repo.move_tag(&opts.tag, expected, key, "snapshot")? {
+        if repo.move_tag_with(&opts.tag, expected, key, "snapshot", reflog_head.take())? {
             if let Some(w) = writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
                 w.set_meta("gc", &gc_value)?;
