@@ -39,7 +39,7 @@ LogLevel ERROR
 CONF
 /usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>"$WORK/sshd.log" &
 SSHD=$!
-"$BIN/delay-link" --tcp "$MS" "127.0.0.1:$LINK_PORT" "127.0.0.1:$SSHD_PORT" &
+"$BIN/delay-link" --tcp "$MS" "127.0.0.1:$LINK_PORT" "127.0.0.1:$SSHD_PORT" 2>"$WORK/link.log" &
 LINK=$!
 trap 'kill $SSHD $LINK 2>/dev/null || true' EXIT
 sleep 0.5
