@@ -190,9 +190,11 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     Ok(both)
 }
 
-/// The round trip `first` measured, confirmed when it looks long: the shortest of up to three
-/// probes, one after the other, so that a moment of a busy machine (the answer read late) is
-/// not taken for a long link. Stops early when the connection is gone or answers quickly.
+/// The round trip `first` measured, confirmed when it is long enough for lanes but not by
+/// far: the shortest of up to three probes, one after the other, so that a moment of a busy
+/// machine (the answer read late) is not taken for a long link. A round trip of three times
+/// the threshold or more is taken at once (a real long link, whose lanes should not wait).
+/// Stops early when the connection is gone or answers quickly.
 fn confirmed_round_trip(
     first: Ticket<std::time::Duration>,
     lanes: &std::sync::Weak<protocol::Lanes<Client>>,
@@ -201,7 +203,7 @@ fn confirmed_round_trip(
         return std::time::Duration::ZERO;
     };
     for _ in 0..2 {
-        if best < LANES_RTT {
+        if best < LANES_RTT || best >= 3 * LANES_RTT {
             break;
         }
         // Hold the connection only to send the probe, never while waiting for it.

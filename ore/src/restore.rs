@@ -185,6 +185,8 @@ pub fn restore(
         links: Mutex::new(Vec::new()),
         other: AtomicU64::new(0),
     };
+    // The first block is on its way while the threads start (over a slow link, a round trip).
+    ctx.ask_ahead(std::slice::from_ref(&target));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Over a slow link most threads wait for answers, not for a core: many directories are
     // restored at once so that their round trips overlap.

@@ -184,15 +184,14 @@ impl Shared {
         }
     }
 
-    /// Waits a moment for the child to end and describes how it did.
-    /// The backend program's exit code, once it has exited (waiting a moment for it).
-    fn child_code(&self) -> Option<i32> {
+    /// How the backend program ended, once it has (waiting a moment for it).
+    fn child_status(&self) -> Option<std::process::ExitStatus> {
         let mut guard = lock(&self.child);
         let child = guard.as_mut()?;
         let deadline = Instant::now() + Duration::from_millis(500);
         loop {
             match child.try_wait() {
-                Ok(Some(status)) => return status.code(),
+                Ok(Some(status)) => return Some(status),
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
@@ -201,19 +200,14 @@ impl Shared {
         }
     }
 
+    /// The backend program's exit code, once it has exited.
+    fn child_code(&self) -> Option<i32> {
+        self.child_status()?.code()
+    }
+
+    /// Describes how the backend program ended, once it has.
     fn child_exit(&self) -> Option<String> {
-        let mut guard = lock(&self.child);
-        let child = guard.as_mut()?;
-        let deadline = Instant::now() + Duration::from_millis(500);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(describe_exit(status)),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                _ => return None,
-            }
-        }
+        self.child_status().map(describe_exit)
     }
 }
 

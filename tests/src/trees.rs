@@ -83,6 +83,18 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `dirs` directories `dNN` under `root`, each with `files` files `fN` of `len` bytes, all
+/// different.
+pub fn grid(root: &Path, dirs: u64, files: u64, len: usize) {
+    for dir in 0..dirs {
+        let sub = root.join(format!("d{dir:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..files {
+            std::fs::write(sub.join(format!("f{f}")), bytes(dir * 100 + f, len)).unwrap();
+        }
+    }
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;

@@ -6,7 +6,7 @@
 //! would take at least 60 s for each direction; pipelined, both together take a few seconds.
 
 use ore_tests::ore::{scratch, Ore};
-use ore_tests::trees::{assert_same, bytes};
+use ore_tests::trees::{assert_same, grid};
 use ore_tests::{bin, quote};
 use std::time::{Duration, Instant};
 
@@ -14,13 +14,7 @@ use std::time::{Duration, Instant};
 fn snapshot_and_restore_over_a_slow_link_do_not_wait_a_round_trip_per_file() {
     let d = scratch();
     let src = d.path().join("src");
-    for dir in 0..30 {
-        let sub = src.join(format!("d{dir:02}"));
-        std::fs::create_dir_all(&sub).unwrap();
-        for f in 0..20 {
-            std::fs::write(sub.join(format!("f{f}")), bytes(dir * 100 + f, 2000)).unwrap();
-        }
-    }
+    grid(&src, 30, 20, 2000);
     let slow = format!(
         "{} 50 backend-splitlog {}",
         bin("delay-link").display(),
@@ -50,13 +44,7 @@ fn snapshot_and_restore_over_a_slow_link_do_not_wait_a_round_trip_per_file() {
 fn a_distant_archive_is_used_through_four_lanes() {
     let d = scratch();
     let src = d.path().join("src");
-    for dir in 0..8 {
-        let sub = src.join(format!("d{dir}"));
-        std::fs::create_dir_all(&sub).unwrap();
-        for f in 0..10 {
-            std::fs::write(sub.join(format!("f{f}")), bytes(dir * 100 + f, 300_000)).unwrap();
-        }
-    }
+    grid(&src, 8, 10, 300_000);
     let slow = format!(
         "{} 20 backend-splitlog {}",
         bin("delay-link").display(),

@@ -60,14 +60,7 @@ fn lanes_over_ssh_share_one_connection() {
     let sshd = Sshd::start(None);
     let d = scratch();
     let src = d.path().join("src");
-    for dir in 0..8 {
-        let sub = src.join(format!("d{dir}"));
-        std::fs::create_dir_all(&sub).unwrap();
-        for f in 0..10 {
-            let data = ore_tests::trees::bytes(dir * 100 + f, 300_000);
-            std::fs::write(sub.join(format!("f{f}")), data).unwrap();
-        }
-    }
+    ore_tests::trees::grid(&src, 8, 10, 300_000);
     let port = ore_tests::sshd::free_port();
     let log = d.path().join("link.log");
     let mut link = Command::new(bin("delay-link"))
