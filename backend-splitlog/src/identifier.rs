@@ -218,16 +218,21 @@ fn confirmed_round_trip(
     best
 }
 
+/// How long to wait for an archive that another process holds (`None`: for ever). Without
+/// [`TIMEOUT_ENV`] (ore-admin, scripts) not at all: a busy archive is an error at once; `ore`
+/// always sets it (300 s unless told otherwise; 0 waits for ever).
+pub fn busy_limit(id: &str) -> protocol::Result<Option<std::time::Duration>> {
+    match std::env::var_os(TIMEOUT_ENV) {
+        None => Ok(Some(std::time::Duration::ZERO)),
+        Some(_) => Ok(client_options(id)?.timeout),
+    }
+}
+
 /// Opens a splitlog archive in process. One process at a time may hold it, so while another
 /// holds it (a snapshot, a gc) this waits — up to the [`TIMEOUT_ENV`] limit, saying so once —
 /// rather than failing: runs of `ore` against one archive line up instead of colliding.
 fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
-    // Without the variable (ore-admin, scripts), a busy archive is an error at once; `ore`
-    // always sets it (300 s unless told otherwise; 0 waits for ever).
-    let limit = match std::env::var_os(TIMEOUT_ENV) {
-        None => Some(std::time::Duration::ZERO),
-        Some(_) => client_options(id)?.timeout,
-    };
+    let limit = busy_limit(id)?;
     let started = std::time::Instant::now();
     let mut said = false;
     let mut pause = std::time::Duration::from_millis(20);

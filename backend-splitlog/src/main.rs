@@ -49,14 +49,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     // in process is: a process that holds it only for a moment more — one that is ending, or
     // one a finished run started and no longer needs — must not fail the next run. Started
     // otherwise, a busy archive that takes no attachments is an error at once.
-    // (Giving up a little before the frontend would, so that it hears why.)
-    let limit = match std::env::var(backend_splitlog::identifier::TIMEOUT_ENV) {
-        Err(_) => Some(Duration::ZERO),
-        Ok(v) => match v.trim().parse::<f64>() {
-            Ok(secs) if secs > 0.0 && secs.is_finite() => Some(Duration::from_secs_f64(secs * 0.8)),
-            _ => None,
-        },
-    };
+    // (Giving up a little before the frontend would, so that it hears why; a limit that is
+    // not a number waits for ever.)
+    let limit = backend_splitlog::identifier::busy_limit(&args.dir.display().to_string())
+        .unwrap_or(None)
+        .map(|l| l.mul_f64(0.8));
     let started = Instant::now();
     let mut pause = Duration::from_millis(20);
     let backend = loop {

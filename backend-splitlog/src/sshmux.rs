@@ -38,12 +38,11 @@ fn with_control_path(cmd: &str, dir: &Path, pid: u32) -> Option<String> {
     if Path::new(program).file_name()? != "ssh" || sets_up_sharing(&words[1..]) {
         return None;
     }
-    let path = dir.join(format!("{pid}-%C"));
-    // %C expands to 40 hex digits.
-    if path.as_os_str().len() + 38 > MAX_SOCKET_PATH {
+    // %C expands to 40 hex digits; a `%` of the directory's own is escaped.
+    let path = format!("{}/{pid}-%C", dir.to_str()?.replace('%', "%%"));
+    if path.len() + 38 > MAX_SOCKET_PATH {
         return None;
     }
-    let path = path.to_str()?.replace('%', "%%").replace("%%C", "%C");
     let mut out = vec![program.clone()];
     for opt in [
         "ControlMaster=auto".to_string(),

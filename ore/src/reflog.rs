@@ -145,11 +145,7 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
         let (old_head, block) = match ahead.take() {
             Some((None, _)) => (None, None),
             Some((Some(k), Some(stored))) => {
-                let plain = crate::block::open(&repo.keys, &k, Some(Kind::Reflog), stored)?;
-                (
-                    Some(k),
-                    Some(crate::entry::decode(plain.data(), &k, Kind::Reflog)?),
-                )
+                (Some(k), Some(repo.decode_stored(k, Kind::Reflog, stored)?))
             }
             _ => {
                 let k = head(repo)?;

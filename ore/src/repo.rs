@@ -294,8 +294,7 @@ impl Repo {
         if self.backend.exists(&[key])?.first() == Some(&true) {
             return Ok((key, None));
         }
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        block::seal(&self.keys, kind, &key, plain, self.compression, &mut out)?;
+        let out = self.sealed(kind, &key, plain)?;
         let n = out.len() as u64;
         self.backend.put(key, &out)?;
         self.stored(n)?;
@@ -308,13 +307,19 @@ impl Repo {
     /// simply stored again, which the protocol allows, and costs a small block's bytes.
     pub fn put_block_durably(&self, kind: Kind, plain: &[u8]) -> Result<Key> {
         let key = self.keys.key_of(kind as u8, plain);
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        block::seal(&self.keys, kind, &key, plain, self.compression, &mut out)?;
-        let put = self.backend.start_put(key, out);
+        let put = self.backend.start_put(key, self.sealed(kind, &key, plain)?);
         let flushed = self.backend.flush();
         put.wait()?;
         flushed?;
         Ok(key)
+    }
+
+    /// `plain` sealed as a stored block of `kind` named `key`, with this archive's keys and
+    /// compression.
+    pub fn sealed(&self, kind: Kind, key: &Key, plain: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(plain.len() + 64);
+        block::seal(&self.keys, kind, key, plain, self.compression, &mut out)?;
+        Ok(out)
     }
 
     /// Reads and opens a block, which must be of `kind`.
@@ -325,7 +330,18 @@ impl Repo {
 
     /// Reads a block and decodes it.
     pub fn get<T: DeserializeOwned>(&self, key: Key, kind: Kind) -> Result<T> {
-        let plain = self.get_block(key, kind)?;
+        let stored = fetched(self.backend.get(key), key, kind)?;
+        self.decode_stored(key, kind, stored)
+    }
+
+    /// Opens the stored bytes of block `key`, which must be of `kind`, and decodes them.
+    pub fn decode_stored<T: DeserializeOwned>(
+        &self,
+        key: Key,
+        kind: Kind,
+        stored: Vec<u8>,
+    ) -> Result<T> {
+        let plain = block::open(&self.keys, &key, Some(kind), stored)?;
         decode(plain.data(), &key, kind)
     }
 

@@ -109,14 +109,19 @@ impl Shared {
         if lock(&self.pending).queue.len() < self.window {
             return;
         }
-        let written = lock(&self.writer).written;
-        self.flush_to(written);
+        self.flush_all();
         let mut p = lock(&self.pending);
         while p.queue.len() > self.window / 2 {
             p.waiters += 1;
             p = self.room.wait(p).unwrap_or_else(|p| p.into_inner());
             p.waiters -= 1;
         }
+    }
+
+    /// Sends every request written so far.
+    fn flush_all(&self) {
+        let written = lock(&self.writer).written;
+        self.flush_to(written);
     }
 
     /// Takes the oldest completion, waking threads waiting for room when there is enough.
@@ -447,8 +452,7 @@ impl Client {
             Response::Presence(v) if v.is_empty() => Ok(started.elapsed()),
             o => Err(o),
         });
-        let written = lock(&self.shared.writer).written;
-        self.shared.flush_to(written);
+        self.shared.flush_all();
         t
     }
 

@@ -4,9 +4,9 @@
 //! completes, reusing what was stored.
 
 use ore_tests::ore::{scratch, Ore};
-use ore_tests::sshd::Sshd;
+use ore_tests::sshd::{free_port, Sshd};
 use ore_tests::trees::{assert_same, bytes};
-use ore_tests::{bin, quote};
+use ore_tests::{bin, logged, quote};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,14 +19,6 @@ fn tree(root: &Path) {
             std::fs::write(sub.join(format!("f{f}")), bytes(d * 1000 + f, 20_000)).unwrap();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Pids of processes whose command line contains `needle`.
@@ -43,19 +35,6 @@ fn pids_with(needle: &str) -> Vec<i32> {
         }
     }
     out
-}
-
-/// Bytes in the archive's logs.
-fn logged(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("log-"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn new_blocks(o: &Ore, src: &Path) -> u64 {

@@ -631,16 +631,6 @@ fn passphrase_sources_and_config_archive() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.toml"));
 }
 
-/// Bytes in the splitlog archive's logs.
-fn logged_bytes(archive: &str) -> u64 {
-    std::fs::read_dir(archive)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("log-"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
-}
-
 #[test]
 fn files_in_compressed_formats_round_trip_and_still_shrink_when_they_can() {
     let (ore, d) = Ore::local();
@@ -663,7 +653,7 @@ fn files_in_compressed_formats_round_trip_and_still_shrink_when_they_can() {
     let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &bytes(7, 300_000)].concat();
     std::fs::write(src.join("random.png"), &png).unwrap();
     ore.snapshot("t", &src);
-    let stored = logged_bytes(&ore.archive);
+    let stored = ore_tests::logged(Path::new(&ore.archive));
     let gz_len = std::fs::metadata(src.join("log.txt.gz")).unwrap().len();
     // Stored raw, the fake alone would be 3.8 MiB.
     assert!(

@@ -8,19 +8,24 @@
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::trees::{assert_same, grid};
 use ore_tests::{bin, quote};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// A splitlog archive in `dir` behind a link of `ms` milliseconds each way.
+fn distant(dir: &Path, ms: u32) -> String {
+    format!(
+        "{} {ms} backend-splitlog {}",
+        bin("delay-link").display(),
+        quote(dir)
+    )
+}
 
 #[test]
 fn snapshot_and_restore_over_a_slow_link_do_not_wait_a_round_trip_per_file() {
     let d = scratch();
     let src = d.path().join("src");
     grid(&src, 30, 20, 2000);
-    let slow = format!(
-        "{} 50 backend-splitlog {}",
-        bin("delay-link").display(),
-        quote(&d.path().join("archive"))
-    );
-    let o = Ore::new(slow);
+    let o = Ore::new(distant(&d.path().join("archive"), 50));
     o.run(&["init"]).expect(0, "init");
     let started = Instant::now();
     o.snapshot("t", &src);
@@ -45,12 +50,7 @@ fn a_distant_archive_is_used_through_four_lanes() {
     let d = scratch();
     let src = d.path().join("src");
     grid(&src, 8, 10, 300_000);
-    let slow = format!(
-        "{} 20 backend-splitlog {}",
-        bin("delay-link").display(),
-        quote(&d.path().join("archive"))
-    );
-    let o = Ore::new(slow);
+    let o = Ore::new(distant(&d.path().join("archive"), 20));
     o.run(&["init"]).expect(0, "init");
     let run = |args: &[&str]| {
         let out = o.cmd(args).env("ORE_DEBUG", "1").output().unwrap();

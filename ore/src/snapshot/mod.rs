@@ -19,7 +19,7 @@ mod defer;
 mod file;
 mod walk;
 
-use crate::block::{self, Compression, Kind};
+use crate::block::{Compression, Kind};
 use crate::entry::{Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::error::{Error, Result};
 use crate::filecache::{CacheReader, CacheWriter};
@@ -132,16 +132,7 @@ impl<'r> Writer<'r> {
 
     /// Seals `plain` as a block of `kind` with key `key` and sends it.
     pub fn seal_and_put(&self, kind: Kind, plain: &[u8], key: Key) -> Result<()> {
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        block::seal(
-            &self.repo.keys,
-            kind,
-            &key,
-            plain,
-            self.repo.compression,
-            &mut out,
-        )?;
-        self.put(key, out, plain.len())
+        self.put(key, self.repo.sealed(kind, &key, plain)?, plain.len())
     }
 
     /// Sends a sealed block.
@@ -254,7 +245,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
     // Read while the lease is taken, and the reflog's head for the end (each a round trip).
     let parent = repo.tag_ahead(&opts.tag);
-    let reflog_head = (!opts.dry_run).then(|| crate::reflog::read_head_ahead(repo));
+    let mut reflog_head = (!opts.dry_run).then(|| crate::reflog::read_head_ahead(repo));
     let mut lease = match opts.dry_run {
         true => None,
         false => Some(crate::lease::Lease::acquire(repo)?),
@@ -400,7 +391,6 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     }
     let mut expected = parent;
     let mut raced = None;
-    let mut reflog_head = reflog_head;
     loop {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
         // Blocks are durable before anything names them: the snapshot block goes out with a
