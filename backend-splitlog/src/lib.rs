@@ -297,7 +297,7 @@ fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("log-") {
             has_logs = true;
-        } else if name != "lock"
+        } else if name != logs::LOCK_FILE
             && name != protocol::share::SOCKET
             && !entry.path().starts_with(metadata)
             && !name.starts_with("metadata.db")

@@ -287,9 +287,12 @@ pub struct ArchiveLock {
     _file: File,
 }
 
+/// The lock file's name in the archive directory; it holds the pid of the process holding it.
+pub const LOCK_FILE: &str = "lock";
+
 impl ArchiveLock {
     pub fn acquire(dir: &Path) -> Result<ArchiveLock> {
-        let path = dir.join("lock");
+        let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -469,3 +469,24 @@ fn a_program_that_asks_to_be_started_again_is() {
     assert!(Client::connect(&failing).is_err());
     assert_eq!(std::fs::read_to_string(&counter).unwrap(), "x\n");
 }
+
+/// Regression: a handle this process had just dropped could leave its archive locked for a
+/// moment (a program another thread was starting shared the lock until it ran), and opening
+/// the archive again at once failed with "in use by another process" naming this very process
+/// — replicated members, reopened under load, came up unusable. A lock that names this process
+/// is now waited for a moment, even where a busy archive is otherwise an error at once.
+#[test]
+fn an_archive_locked_by_this_very_process_is_waited_for_a_moment() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let held = open(&dir);
+    let id = dir.display().to_string();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    std::env::remove_var(backend_splitlog::identifier::TIMEOUT_ENV);
+    let b = backend_splitlog::identifier::open(&id).expect("opened once released");
+    release.join().unwrap();
+    b.put(test_key(1), b"x").unwrap();
+}
