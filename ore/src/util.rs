@@ -151,10 +151,16 @@ pub fn parse_time(s: &str) -> Option<i64> {
             h * 3600 + mi * 60 + se
         }
     };
-    Some(
-        (days_from_civil(y, m, d) * 86400 + secs) * 1_000_000_000
-            + if time.is_none() { 999_999_999 } else { 0 },
-    )
+    // Nanoseconds since 1970 fit in an i64 from 1677 to 2262; a date outside that range is
+    // before or after every snapshot, so it is held at the nearest end.
+    let outside = if y < 1970 { i64::MIN } else { i64::MAX };
+    if !(-100_000..=100_000).contains(&y) {
+        return Some(outside);
+    }
+    let nanos = (days_from_civil(y, m, d) * 86400 + secs)
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(if time.is_none() { 999_999_999 } else { 0 }));
+    Some(nanos.unwrap_or(outside))
 }
 
 /// This machine's host name.
@@ -211,6 +217,16 @@ mod tests {
             "2026-11-21 23:59:59"
         );
         assert!(parse_time("2026-13-01").is_none());
+    }
+
+    /// Regression: `TAG@2999-01-01` overflowed the nanosecond count (a panic in a debug build,
+    /// a time in 1830 in a release build, so no snapshot was old enough).
+    #[test]
+    fn dates_beyond_what_nanoseconds_hold_are_held_at_the_ends() {
+        assert_eq!(parse_time("2999-01-01"), Some(i64::MAX));
+        assert_eq!(parse_time("99999999999-01-01"), Some(i64::MAX));
+        assert_eq!(parse_time("1000-01-01T00:00"), Some(i64::MIN));
+        assert!(parse_time("2262-01-01").is_some_and(|t| t > 0 && t < i64::MAX));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Lanes<B: Backend> {
     first: B,
     /// Whether any connection after the first accepted a put since its last flush.
     dirty: AtomicBool,
+    /// Whether the first connection accepted a put since its last flush.
+    first_put: AtomicBool,
 }
 
 impl<B: Backend> Lanes<B> {
@@ -44,6 +46,7 @@ impl<B: Backend> Lanes<B> {
             waiting: AtomicBool::new(false),
             first,
             dirty: AtomicBool::new(false),
+            first_put: AtomicBool::new(false),
         }
     }
 
@@ -68,25 +71,48 @@ impl<B: Backend> Lanes<B> {
     }
 
     /// Takes in connections that have finished joining.
+    ///
+    /// Blocks the first connection accepted must be visible through the others before keys
+    /// move to them (each may be a process of its own), so the first connection is flushed —
+    /// but only if it took a put since its last flush: a flush is answered after everything
+    /// asked before it, which over a slow link can be many megabytes of blocks (a restore asks
+    /// far ahead), and requests must not stop meanwhile. So that flush runs while requests
+    /// still go to the first connection alone; under the switch's lock only the puts that
+    /// arrived during it are flushed again.
     fn admit(&self) -> Result<()> {
         if !self.waiting.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut joining = lock(&self.joining);
-        let arrived = match joining.as_ref().map(|r| r.try_recv()) {
-            Some(Ok(v)) => v,
-            Some(Err(TryRecvError::Empty)) => return Ok(()),
-            Some(Err(TryRecvError::Disconnected)) | None => Vec::new(),
+        let arrived = {
+            let mut joining = lock(&self.joining);
+            let arrived = match joining.as_ref().map(|r| r.try_recv()) {
+                Some(Ok(v)) => v,
+                Some(Err(TryRecvError::Empty)) => return Ok(()),
+                Some(Err(TryRecvError::Disconnected)) | None => Vec::new(),
+            };
+            *joining = None;
+            self.waiting.store(false, Ordering::Release);
+            arrived
         };
-        *joining = None;
-        self.waiting.store(false, Ordering::Release);
         if arrived.is_empty() {
             return Ok(());
         }
+        self.flush_first_if_put()?;
         let mut rest = write(&self.rest);
-        self.first.flush()?;
+        self.flush_first_if_put()?;
         rest.extend(arrived);
         Ok(())
+    }
+
+    fn flush_first_if_put(&self) -> Result<()> {
+        if !self.first_put.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let r = self.first.flush();
+        if r.is_err() {
+            self.first_put.store(true, Ordering::Release);
+        }
+        r
     }
 
     /// Runs `f` with the connection for `key` (the lanes cannot change meanwhile); `writes`
@@ -95,6 +121,9 @@ impl<B: Backend> Lanes<B> {
         let rest = read(&self.rest);
         let n = key.0[0] as usize % (1 + rest.len());
         if n == 0 {
+            if writes {
+                self.first_put.store(true, Ordering::Release);
+            }
             f(&self.first)
         } else {
             if writes {
@@ -193,6 +222,7 @@ impl<B: Backend> Backend for Lanes<B> {
         // Every connection flushes, whether or not it took puts since its last flush, and all
         // at once: over a long link a flush costs one round trip, not two.
         self.dirty.store(false, Ordering::Release);
+        self.first_put.store(false, Ordering::Release);
         let (first, rest) = std::thread::scope(|s| {
             let rest = s.spawn(|| self.flush_rest());
             let first = self.first.flush();
@@ -203,6 +233,9 @@ impl<B: Backend> Backend for Lanes<B> {
         });
         if rest.is_err() {
             self.dirty.store(true, Ordering::Release);
+        }
+        if first.is_err() {
+            self.first_put.store(true, Ordering::Release);
         }
         first.and(rest)
     }
@@ -298,5 +331,102 @@ impl<B: Backend> Drop for Lanes<B> {
                 s.spawn(move || drop(b));
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{test_data, test_key};
+    use crate::memory::MemoryBackend;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// A connection that counts its flushes.
+    #[derive(Clone, Default)]
+    struct Counted(Arc<MemoryBackend>, Arc<AtomicUsize>);
+
+    impl Backend for Counted {
+        fn info(&self) -> BackendInfo {
+            self.0.info()
+        }
+        fn put(&self, key: Key, data: &[u8]) -> Result<()> {
+            self.0.put(key, data)
+        }
+        fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
+            self.0.get(key)
+        }
+        fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
+            self.0.exists(keys)
+        }
+        fn remove(&self, keys: &[Key]) -> Result<()> {
+            self.0.remove(keys)
+        }
+        fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+            self.0.list(after, limit)
+        }
+        fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+            self.0.get_tag(name)
+        }
+        fn set_tag(&self, n: &str, e: Option<&[u8]>, v: &[u8]) -> Result<CasOutcome> {
+            self.0.set_tag(n, e, v)
+        }
+        fn remove_tag(&self, n: &str, e: Option<&[u8]>) -> Result<CasOutcome> {
+            self.0.remove_tag(n, e)
+        }
+        fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
+            self.0.list_tags()
+        }
+        fn flush(&self) -> Result<()> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.flush()
+        }
+        fn stats(&self) -> Result<Stats> {
+            self.0.stats()
+        }
+        fn admin(&self, c: &str, a: &[String]) -> Result<AdminOutput> {
+            self.0.admin(c, a)
+        }
+    }
+
+    /// Regression: a restore over a slow link stalled for up to a second as its lanes joined.
+    /// The switch flushed the first connection under the lanes' lock, and that flush was
+    /// answered only after the many megabytes of blocks asked for ahead of it, while every
+    /// other request waited for the lock. A run that stored nothing has nothing to flush.
+    #[test]
+    fn lanes_join_a_run_that_only_reads_without_a_flush() {
+        let first = Counted::default();
+        let flushes = first.1.clone();
+        first.put(test_key(1), &test_data(1, 100)).unwrap();
+        first.flush().unwrap();
+        flushes.store(0, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lanes = Lanes::joining(first.clone(), rx);
+        assert!(lanes.get(test_key(1)).unwrap().is_some());
+        tx.send(vec![Counted(first.0.clone(), Arc::default())])
+            .unwrap();
+        assert!(lanes.start_get(test_key(1)).wait().unwrap().is_some());
+        assert_eq!(lanes.count(), 2, "the lane joined");
+        assert_eq!(flushes.load(Ordering::SeqCst), 0);
+    }
+
+    /// What the first connection accepted before the switch is flushed once, before keys move
+    /// to connections that may be processes of their own.
+    #[test]
+    fn lanes_join_a_run_that_stored_after_one_flush_of_the_first() {
+        let first = Counted::default();
+        let flushes = first.1.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lanes = Lanes::joining(first.clone(), rx);
+        lanes.put(test_key(2), &test_data(2, 100)).unwrap();
+        tx.send(vec![Counted(first.0.clone(), Arc::default())])
+            .unwrap();
+        assert!(lanes.get(test_key(2)).unwrap().is_some());
+        assert_eq!(lanes.count(), 2, "the lane joined");
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
+        // A flush of the lanes clears what the first connection owed.
+        lanes.put(test_key(3), &test_data(3, 100)).unwrap();
+        lanes.flush().unwrap();
+        assert_eq!(flushes.load(Ordering::SeqCst), 2);
     }
 }

@@ -433,6 +433,53 @@ fn tampered_block_is_detected_and_named() {
     );
 }
 
+/// Commands that name a snapshot read its tag and block while the archive is unlocked, before
+/// the keys exist to check the block; the block is checked all the same once they do. And what
+/// is read ahead names the same snapshots as reading afterwards (`TAG`, `TAG~N`, `TAG@DATE`).
+#[test]
+fn a_snapshot_block_read_ahead_of_the_keys_is_checked_all_the_same() {
+    let d = scratch();
+    let fsdir = d.path().join("fsarchive");
+    let ore = Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("old"), b"first").unwrap();
+    ore.snapshot("t", &src);
+    std::fs::write(src.join("new"), b"second").unwrap();
+    let newest = ore.snapshot("t", &src);
+    let names = |what: &str| ore.run(&["ls", what]).expect(0, what).stdout;
+    assert_eq!(names("t"), "new\nold\n");
+    assert_eq!(names("t~1"), "old\n");
+    assert_eq!(names("t@2999-01-01"), "new\nold\n");
+    assert_eq!(ore.run(&["cat", "t:new"]).expect(0, "cat").stdout, "second");
+    let r = ore.run(&["ls", "nosuchtag"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nosuchtag"), "{}", r.stderr);
+    // Damage the newest snapshot's block.
+    let block = walk(&fsdir.join("blocks"))
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_str() == Some(newest.as_str()))
+        })
+        .expect("the snapshot's block");
+    flip_byte_in(&block, 40);
+    for args in [
+        vec!["ls", "t"],
+        vec!["cat", "t:new"],
+        vec!["restore", "t", d.path().join("dest").to_str().unwrap()],
+    ] {
+        let r = ore.run(&args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr.contains(&newest),
+            "{args:?} names the block: {}",
+            r.stderr
+        );
+    }
+    assert!(!d.path().join("dest").join("new").exists());
+}
+
 #[test]
 fn tampered_splitlog_record_is_detected_and_named() {
     let (ore, d) = Ore::local();

@@ -119,9 +119,8 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
 }
 
 pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
-    let repo = env.open()?;
     let (name, path) = ore::spec::split_path(&a.snapshot);
-    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let (repo, snap) = env.open_at(name)?;
     let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
     match e.kind {
         EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)?,
@@ -131,12 +130,11 @@ pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
 }
 
 pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
-    let repo = env.open()?;
     let (name, path) = ore::spec::split_path(&a.file);
     if path.is_empty() {
         bail!("`ore cat` needs SNAPSHOT:PATH naming a file");
     }
-    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let (repo, snap) = env.open_at(name)?;
     let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
     let EntryKind::File { size, content } = e.kind else {
         bail!("`{path}` is not a regular file in the snapshot");

@@ -56,8 +56,7 @@ pub fn dump(env: &Env, a: DumpArgs) -> Result<Done> {
     if std::io::stdout().is_terminal() {
         bail!("ore dump writes a binary stream: redirect it to a file or a pipe");
     }
-    let repo = env.open()?;
-    let (_, snap) = ore::spec::resolve(&repo, &a.snapshot)?;
+    let (repo, snap) = env.open_at(&a.snapshot)?;
     let stats = ore::dump::dump(&repo, &snap, &mut std::io::stdout().lock())?;
     if !env.global.quiet {
         eprintln!(

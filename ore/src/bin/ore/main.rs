@@ -50,13 +50,34 @@ impl Env {
 
     /// Opens the archive `id` and unlocks it with a passphrase from `source`.
     pub fn open_other(&self, id: &str, source: &pass::Source) -> Result<Repo> {
+        Ok(self.open_with(id, source, |_| ())?.0)
+    }
+
+    /// Opens the archive and resolves the snapshot `name`, whose tag and block are read while
+    /// the archive is being unlocked (see [`ore::spec::Ahead`]).
+    pub fn open_at(&self, name: &str) -> Result<(Repo, ore::entry::Snapshot)> {
+        let (repo, ahead) = self.open_with(&self.archive_id()?, &self.pass, |backend| {
+            ore::spec::Ahead::start(backend, name)
+        })?;
+        let (_, snap) = ore::spec::resolve_with(&repo, name, ahead)?;
+        Ok((repo, snap))
+    }
+
+    /// Opens the archive `id`, starts `early` on its backend, and unlocks it.
+    fn open_with<T>(
+        &self,
+        id: &str,
+        source: &pass::Source,
+        early: impl FnOnce(&Arc<dyn protocol::Backend>) -> T,
+    ) -> Result<(Repo, T)> {
         let backend = ore::archive::open_existing(id)?;
+        let started = early(&backend);
         let pass = |p: &str| {
             source
                 .get(p)
                 .map_err(|e| ore::Error::Usage(format!("{e:#}")))
         };
-        Ok(Repo::open(backend, id, &pass)?)
+        Ok((Repo::open(backend, id, &pass)?, started))
     }
 
     /// Whether to draw progress: on a terminal, and neither quiet nor JSON.

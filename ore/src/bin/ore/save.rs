@@ -184,9 +184,8 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
 }
 
 pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
-    let repo = env.open()?;
     let (name, path) = ore::spec::split_path(&a.snapshot);
-    let (_, snap) = ore::spec::resolve(&repo, name)?;
+    let (repo, snap) = env.open_at(name)?;
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
             OverwriteArg::Never => Overwrite::Never,
