@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # An archive over ssh, with and without a slow link: snapshot and restore through
 #   ssh HOST backend-splitlog DIR
-# against a private sshd on 127.0.0.1, first directly, then through `delay-link --tcp MS`
-# between ssh and sshd (MS milliseconds each way). Prints seconds and the ratio (speed over the
-# slow link / speed without it) for each step.
+# against a private sshd on 127.0.0.1: directly, through `delay-link --tcp 0` (the same path with
+# the link emulator in it but no delay), and through `delay-link --tcp MS` between ssh and sshd
+# (MS milliseconds each way). Prints seconds, and for each step the ratio (speed over the slow
+# link / speed without it) against both paths without delay: the emulator itself takes CPU
+# that a real network would not, so the second ratio isolates the delay.
 #
 #   bench/remote.sh [SOURCE] [MS]       (default /usr/share 20)
 #
@@ -24,7 +26,7 @@ ssh-keygen -q -t ed25519 -N "" -f "$WORK/user_key"
 cp "$WORK/user_key.pub" "$WORK/authorized_keys"
 mkdir -p /run/sshd 2>/dev/null || true
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-SSHD_PORT=$(port); LINK_PORT=$(port)
+SSHD_PORT=$(port); LINK_PORT=$(port); ZERO_PORT=$(port)
 cat > "$WORK/sshd_config" <<CONF
 Port $SSHD_PORT
 ListenAddress 127.0.0.1
@@ -41,7 +43,9 @@ CONF
 SSHD=$!
 "$BIN/delay-link" --tcp "$MS" "127.0.0.1:$LINK_PORT" "127.0.0.1:$SSHD_PORT" 2>"$WORK/link.log" &
 LINK=$!
-trap 'kill $SSHD $LINK 2>/dev/null || true' EXIT
+"$BIN/delay-link" --tcp 0 "127.0.0.1:$ZERO_PORT" "127.0.0.1:$SSHD_PORT" 2>/dev/null &
+ZERO=$!
+trap 'kill $SSHD $LINK $ZERO 2>/dev/null || true' EXIT
 sleep 0.5
 ssh_id() {  # ssh_id PORT DIR
     echo "ssh -p $1 -i $WORK/user_key -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR $(id -un)@127.0.0.1 $BIN/backend-splitlog $2"
@@ -49,21 +53,31 @@ ssh_id() {  # ssh_id PORT DIR
 secs() { /usr/bin/time -f %e -o "$WORK/t" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }; cat "$WORK/t"; }
 
 echo "source: $SRC; link: $MS ms each way; work dir: $WORK"
-declare -A T
-for side in direct slow; do
-    [ $side = direct ] && P=$SSHD_PORT || P=$LINK_PORT
-    A=$(ssh_id "$P" "$WORK/archive-$side")
-    export XDG_CACHE_HOME=$WORK/cache-$side
-    "$BIN/ore" -a "$A" init -q
-    T[$side-snapshot]=$(secs "$BIN/ore" -a "$A" snapshot -q bench "$SRC")
-    T[$side-resnapshot]=$(secs "$BIN/ore" -a "$A" snapshot -q bench "$SRC")
-    T[$side-restore]=$(secs "$BIN/ore" -a "$A" restore -q bench "$WORK/restore-$side")
-    diff -r --no-dereference "$SRC" "$WORK/restore-$side" >/dev/null 2>&1 || echo "warning: the $side restore differs from $SRC" >&2
-    rm -rf "$WORK/restore-$side"
+SIDES="direct link0 slow"
+declare -A T ID
+for side in $SIDES; do
+    case $side in direct) P=$SSHD_PORT ;; link0) P=$ZERO_PORT ;; slow) P=$LINK_PORT ;; esac
+    ID[$side]=$(ssh_id "$P" "$WORK/archive-$side")
+    XDG_CACHE_HOME=$WORK/cache-$side "$BIN/ore" -a "${ID[$side]}" init -q
+done
+# Each step on every path in turn, so that a machine whose speed drifts treats all alike.
+for step in snapshot resnapshot restore; do
+    for side in $SIDES; do
+        export XDG_CACHE_HOME=$WORK/cache-$side
+        case $step in
+            restore) T[$side-$step]=$(secs "$BIN/ore" -a "${ID[$side]}" restore -q bench "$WORK/restore-$side")
+                diff -r --no-dereference "$SRC" "$WORK/restore-$side" >/dev/null 2>&1 ||
+                    echo "warning: the $side restore differs from $SRC" >&2
+                rm -rf "$WORK/restore-$side" ;;
+            *) T[$side-$step]=$(secs "$BIN/ore" -a "${ID[$side]}" snapshot -q bench "$SRC") ;;
+        esac
+    done
+done
+for side in $SIDES; do
     printf '%-6s snapshot %7.2f s   re-snapshot %6.2f s   restore %7.2f s\n' "$side" \
         "${T[$side-snapshot]}" "${T[$side-resnapshot]}" "${T[$side-restore]}"
 done
 for step in snapshot resnapshot restore; do
-    awk -v s="$step" -v a="${T[direct-$step]}" -v b="${T[slow-$step]}" \
-        'BEGIN { printf "%-11s over the slow link at %3.0f%% of the speed without it\n", s, 100 * a / b }'
+    awk -v s="$step" -v a="${T[direct-$step]}" -v z="${T[link0-$step]}" -v b="${T[slow-$step]}" \
+        'BEGIN { printf "%-11s over the slow link at %3.0f%% of the speed without it (%3.0f%% of the emulator at 0 ms)\n", s, 100 * a / b, 100 * z / b }'
 done
