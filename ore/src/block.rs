@@ -14,8 +14,6 @@
 
 use crate::crypto::{random, Keys};
 use crate::error::{Error, Result};
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Nonce, Tag};
 use protocol::Key;
 use std::cell::RefCell;
 
@@ -23,7 +21,7 @@ use std::cell::RefCell;
 pub const VERSION: u8 = 1;
 const FLAG_ENCRYPTED: u8 = 1;
 const NONCE: usize = 12;
-const TAG: usize = 16;
+const TAG: usize = crate::crypto::TAG_LEN;
 /// Largest plaintext a block may have (and so the most a decompression may produce).
 pub const MAX_PLAIN: usize = 64 << 20;
 
@@ -212,8 +210,8 @@ pub fn seal(
     if let Some(cipher) = keys.cipher() {
         let aad = aad(key, out[0]);
         let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut out[body_start..])
-            .map_err(|_| Error::Archive(format!("could not encrypt block {key}")))?;
+            .seal(nonce, &aad, &mut out[body_start..])
+            .map_err(|e| Error::Archive(format!("could not encrypt block {key}: {e}")))?;
         out.extend_from_slice(&tag);
     }
     Ok(())
@@ -305,20 +303,14 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
                 stored.len()
             )));
         }
-        let tag_at = stored.len() - TAG;
-        let tag = *Tag::from_slice(&stored[tag_at..]);
-        let nonce = *Nonce::from_slice(&stored[1..1 + NONCE]);
-        cipher
-            .decrypt_in_place_detached(
-                &nonce,
-                &aad(key, header),
-                &mut stored[1 + NONCE..tag_at],
-                &tag,
-            )
-            .map_err(|_| {
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&stored[1..1 + NONCE]);
+        let plain = cipher
+            .open(nonce, &aad(key, header), &mut stored[1 + NONCE..])
+            .ok_or_else(|| {
                 corrupt("authentication failed (altered, or stored under another key)".into())
             })?;
-        stored.truncate(tag_at);
+        stored.truncate(1 + NONCE + plain);
         1 + NONCE
     } else {
         if keys.cipher().is_some() && expect != Some(Kind::Format) {

@@ -9,8 +9,7 @@
 //! record, because the record itself is checked by its own hash before any slot is tried.
 
 use crate::error::{Error, Result};
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 
 /// Context strings for the subkeys (part of the format: changing them changes every key).
@@ -26,10 +25,47 @@ pub fn random<const N: usize>() -> [u8; N] {
     b
 }
 
+/// AES-256-GCM under one key, with 12-byte nonces and 16-byte tags appended to the
+/// ciphertext. Backed by `ring`, whose AES-NI/CLMUL code seals and opens several GB/s on one
+/// core: at zstd's pace the cipher would otherwise be a tenth of a snapshot's or restore's CPU.
+pub struct Cipher(LessSafeKey);
+
+/// The length of an AES-GCM tag.
+pub const TAG_LEN: usize = 16;
+
+impl Cipher {
+    /// A cipher under `key`.
+    pub fn new(key: &[u8; 32]) -> Cipher {
+        // A 32-byte key is always valid for AES-256.
+        let key = UnboundKey::new(&AES_256_GCM, key).expect("32 bytes make an AES-256 key");
+        Cipher(LessSafeKey::new(key))
+    }
+
+    /// Encrypts `buf` in place and returns the tag (to be stored after it).
+    pub fn seal(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .map_err(|_| Error::Archive("AES-GCM could not seal a buffer this large".into()))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Checks and decrypts `buf` (ciphertext followed by its tag) in place: the length of the
+    /// plaintext now at its start, or `None` when the tag does not match.
+    pub fn open(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> Option<usize> {
+        self.0
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buf)
+            .ok()
+            .map(|plain| plain.len())
+    }
+}
+
 /// The archive's master key and what derives from it.
 pub struct Keys {
     hash_key: [u8; 32],
-    cipher: Option<Aes256Gcm>,
+    cipher: Option<Cipher>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -46,7 +82,7 @@ impl Keys {
         let hash_key = blake3::derive_key(HASH_CONTEXT, master);
         let cipher = encrypt.then(|| {
             let k = blake3::derive_key(ENCRYPTION_CONTEXT, master);
-            Aes256Gcm::new(&k.into())
+            Cipher::new(&k)
         });
         Keys { hash_key, cipher }
     }
@@ -60,7 +96,7 @@ impl Keys {
     }
 
     /// The cipher, when the archive is encrypted.
-    pub fn cipher(&self) -> Option<&Aes256Gcm> {
+    pub fn cipher(&self) -> Option<&Cipher> {
         self.cipher.as_ref()
     }
 }
@@ -144,9 +180,8 @@ impl KeySlot {
         let nonce = random::<12>();
         let mut buf = master.to_vec();
         let id = hex(&random::<4>());
-        Aes256Gcm::new(&kek.into())
-            .encrypt_in_place(Nonce::from_slice(&nonce), &slot_aad(&id), &mut buf)
-            .map_err(|_| Error::Archive("could not wrap the master key".into()))?;
+        let tag = Cipher::new(&kek).seal(nonce, &slot_aad(&id), &mut buf)?;
+        buf.extend_from_slice(&tag);
         Ok(KeySlot {
             id,
             created: crate::util::now_ns() / 1_000_000_000,
@@ -163,17 +198,12 @@ impl KeySlot {
         let (Some(nonce), Some(mut buf)) = (unhex(&self.nonce), unhex(&self.wrapped)) else {
             return Err(Error::Archive(format!("key slot {} is malformed", self.id)));
         };
-        if nonce.len() != 12 {
+        let Ok(nonce) = <[u8; 12]>::try_from(nonce.as_slice()) else {
             return Err(Error::Archive(format!("key slot {} is malformed", self.id)));
-        }
-        let ok = Aes256Gcm::new(&kek.into())
-            .decrypt_in_place(Nonce::from_slice(&nonce), &slot_aad(&self.id), &mut buf)
-            .is_ok();
-        Ok(if ok {
-            <[u8; 32]>::try_from(buf.as_slice()).ok()
-        } else {
-            None
-        })
+        };
+        Ok(Cipher::new(&kek)
+            .open(nonce, &slot_aad(&self.id), &mut buf)
+            .and_then(|n| <[u8; 32]>::try_from(&buf[..n]).ok()))
     }
 }
 
@@ -210,6 +240,40 @@ mod tests {
             parallelism: 1,
             ..KdfParams::new_default()
         }
+    }
+
+    /// The block cipher is plain AES-256-GCM (FORMAT.md promises it, and archives written
+    /// before the implementation changed must still open): the GCM specification's test case
+    /// 16 (256-bit key, 96-bit IV, additional data) seals and opens exactly.
+    #[test]
+    fn cipher_is_standard_aes_256_gcm() {
+        let h = |s: &str| unhex(s).unwrap();
+        let key: [u8; 32] = h("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+            .try_into()
+            .unwrap();
+        let nonce: [u8; 12] = h("cafebabefacedbaddecaf888").try_into().unwrap();
+        let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+        let plain = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                       1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let cipher = h(
+            "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
+                        8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+        );
+        let tag = h("76fc6ece0f4e1768cddf8853bb2d551b");
+        let c = Cipher::new(&key);
+        let mut buf = plain.clone();
+        assert_eq!(c.seal(nonce, &aad, &mut buf).unwrap().to_vec(), tag);
+        assert_eq!(buf, cipher);
+        buf.extend_from_slice(&tag);
+        assert_eq!(c.open(nonce, &aad, &mut buf), Some(plain.len()));
+        assert_eq!(buf[..plain.len()], plain[..]);
+        let mut bad = [cipher.clone(), tag.clone()].concat();
+        bad[3] ^= 1;
+        assert_eq!(c.open(nonce, &aad, &mut bad), None);
+        let mut good = [cipher, tag].concat();
+        assert_eq!(c.open(nonce, b"other data", &mut good), None);
     }
 
     #[test]
