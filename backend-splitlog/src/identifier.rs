@@ -148,7 +148,16 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         None => Some(first.start_round_trip()),
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    let both = Arc::new(protocol::Lanes::joining(first, rx));
+    // A run that ends before the lanes are up kills them rather than waiting for them.
+    let abandon = protocol::Abandon::default();
+    let opts = ClientOptions {
+        abandon: Some(abandon.clone()),
+        ..opts
+    };
+    let both = Arc::new({
+        let abandon = abandon.clone();
+        protocol::Lanes::joining(first, rx).with_abandon(move || abandon.abandon())
+    });
     let weak = Arc::downgrade(&both);
     let (id, cmd) = (id.to_string(), cmd.to_string());
     std::thread::Builder::new()
@@ -184,6 +193,7 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
                 "{id}: {} connection(s) of {lanes} asked for",
                 rest.len() + 1
             ));
+            abandon.release();
             let _ = tx.send(rest);
         })
         .map_err(|e| Error::io("starting the lanes thread", e))?;
@@ -285,6 +295,18 @@ fn held_by_this_process(dir: &Path) -> bool {
 /// Opens the archive named by `id`, which must already exist: a plain path that is not a
 /// directory is an error rather than a new, empty archive.
 pub fn open_existing(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    must_exist(id)?;
+    open(id)
+}
+
+/// [`open_existing`] over one connection: for a command that reads or writes a few small
+/// blocks, which extra lanes would not speed up and would only keep waiting while they open.
+pub fn open_existing_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
+    must_exist(id)?;
+    open_single(id)
+}
+
+fn must_exist(id: &str) -> protocol::Result<()> {
     if let Kind::Path(dir) = classify(id) {
         if !dir.is_dir() {
             return Err(Error::Connection {
@@ -293,7 +315,7 @@ pub fn open_existing(id: &str) -> protocol::Result<Arc<dyn Backend>> {
             });
         }
     }
-    open(id)
+    Ok(())
 }
 
 /// The directory of an archive opened in process, if `id` names one.

@@ -2,7 +2,7 @@
 //! [`backend_splitlog::identifier`]).
 
 pub use backend_splitlog::identifier::{
-    classify, local_dir, open, open_existing, open_single, Kind, LANES_ENV,
+    classify, local_dir, open, open_existing, open_existing_single, open_single, Kind, LANES_ENV,
 };
 
 /// Environment variable naming the archive when no `-a/--archive` is given.

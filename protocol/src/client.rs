@@ -40,6 +40,54 @@ pub struct ClientOptions {
     /// How long requests may wait with nothing at all arriving from the backend before it is
     /// declared hung, killed, and every waiting request fails (`None`: wait for ever).
     pub timeout: Option<Duration>,
+    /// A switch that kills this connection's backend while it is being opened (or once it is
+    /// open, until [`Abandon::release`]): for connections opened in the background that the
+    /// run may stop needing before they are up.
+    pub abandon: Option<Abandon>,
+}
+
+/// Connections opened in the background, killed together when they are no longer wanted.
+///
+/// Extra lanes over ssh take a few round trips and a remote login to come up; a short command
+/// may be done before then. Its first connection (the ssh master the lanes share) can only end
+/// once the lanes' sessions have, so waiting for them to open just to close them would keep
+/// the command alive for that long. [`Abandon::abandon`] instead kills their processes — which
+/// have answered no request — and makes every later connection attempt with it fail at once.
+#[derive(Clone, Debug, Default)]
+pub struct Abandon(Arc<AbandonInner>);
+
+#[derive(Debug, Default)]
+struct AbandonInner {
+    /// Set once abandoned; guarded by the same lock as `live`, so no child slips in between.
+    live: Mutex<(bool, Vec<std::sync::Weak<Shared>>)>,
+}
+
+impl Abandon {
+    /// Kills every backend started with this switch and not released, and refuses new ones.
+    pub fn abandon(&self) {
+        let mut live = lock(&self.0.live);
+        live.0 = true;
+        for shared in live.1.drain(..).filter_map(|w| w.upgrade()) {
+            shared.abandoned();
+        }
+    }
+
+    /// Forgets the connections started so far: they are in use, and [`Abandon::abandon`] no
+    /// longer touches them.
+    pub fn release(&self) {
+        lock(&self.0.live).1.clear();
+    }
+
+    /// Records a connection being opened; false when already abandoned (the caller kills it).
+    fn register(&self, shared: &Arc<Shared>) -> bool {
+        let mut live = lock(&self.0.live);
+        if live.0 {
+            return false;
+        }
+        live.1.retain(|w| w.strong_count() > 0);
+        live.1.push(Arc::downgrade(shared));
+        true
+    }
 }
 
 impl Default for ClientOptions {
@@ -49,6 +97,7 @@ impl Default for ClientOptions {
             client_name: format!("ore {}", env!("CARGO_PKG_VERSION")),
             env: Vec::new(),
             timeout: None,
+            abandon: None,
         }
     }
 }
@@ -180,6 +229,14 @@ impl Shared {
             }
         }
         self.flushed.fetch_max(written, Ordering::AcqRel);
+    }
+
+    /// Kills the backend of a connection that will not be used (see [`Abandon`]).
+    fn abandoned(&self) {
+        self.mark_dead("abandoned before it was used".into());
+        if let Some(child) = lock(&self.child).as_mut() {
+            let _ = child.kill();
+        }
     }
 
     fn mark_dead(&self, why: String) {
@@ -314,6 +371,11 @@ impl Client {
             child: Mutex::new(Some(child)),
             heard: Mutex::new(Instant::now()),
         });
+        if let Some(a) = &opts.abandon {
+            if !a.register(&shared) {
+                shared.abandoned();
+            }
+        }
         let mut input = BufReader::with_capacity(256 * 1024, stdout);
         // A backend that never greets (a hung program, ssh waiting on a network) is given up
         // after the timeout too.

@@ -35,6 +35,8 @@ pub struct Lanes<B: Backend> {
     dirty: AtomicBool,
     /// Whether the first connection accepted a put since its last flush.
     first_put: AtomicBool,
+    /// Stops connections still being opened, if the lanes are dropped before they join.
+    abandon: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl<B: Backend> Lanes<B> {
@@ -47,7 +49,16 @@ impl<B: Backend> Lanes<B> {
             first,
             dirty: AtomicBool::new(false),
             first_put: AtomicBool::new(false),
+            abandon: Mutex::new(None),
         }
+    }
+
+    /// Runs `abandon` if these lanes are dropped while connections are still joining (it
+    /// should stop them: nothing will use them, and the first connection may not be able to
+    /// end before they do — ssh's master waits for the sessions it carries).
+    pub fn with_abandon(self, abandon: impl FnOnce() + Send + 'static) -> Lanes<B> {
+        *lock(&self.abandon) = Some(Box::new(abandon));
+        self
     }
 
     /// Uses `first` alone until the connections sent on `joining` arrive, then all of them. The
@@ -325,7 +336,16 @@ impl<B: Backend> Drop for Lanes<B> {
     /// and the first one last: a process holding the archive for attached ones ends their
     /// connections when its own ends.
     fn drop(&mut self) {
-        let rest = std::mem::take(&mut *write(&self.rest));
+        let mut rest = std::mem::take(&mut *write(&self.rest));
+        if self.waiting.load(Ordering::Acquire) {
+            if let Some(abandon) = lock(&self.abandon).take() {
+                abandon();
+            }
+            // Connections that arrived but never joined are closed with the others.
+            if let Some(Ok(unused)) = lock(&self.joining).take().map(|r| r.try_recv()) {
+                rest.extend(unused);
+            }
+        }
         std::thread::scope(|s| {
             for b in rest {
                 s.spawn(move || drop(b));

@@ -25,7 +25,7 @@ pub mod share;
 pub mod spawn;
 
 pub use backend::{AdminCommand, AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
-pub use client::{Client, ClientOptions};
+pub use client::{Abandon, Client, ClientOptions};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{Key, KEY_LEN};
 pub use lanes::Lanes;

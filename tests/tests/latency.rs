@@ -76,3 +76,104 @@ fn a_distant_archive_is_used_through_four_lanes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("asked for"), "{err}");
 }
+
+/// Regression test: a run that ended while its extra connections were still opening left their
+/// backend processes running (and over ssh, whose master carries every lane, it waited for them
+/// to open before it could end). Here every connection after the first takes a minute to
+/// start; `ore cat` of a small file with four lanes asked for returns at once, and none of the
+/// three slow starters is left behind.
+#[test]
+fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("small"), b"a few bytes").unwrap();
+    // The first connection of each ore process serves the archive; later ones record their
+    // process id and sleep in its place (exec, so killing that process ends the sleep).
+    let script = d.path().join("slow-lanes");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             mark={dir}/first.$PPID\n\
+             if [ -e \"$mark\" ]; then echo $$ > {dir}/lane.$$; exec sleep 60; fi\n\
+             touch \"$mark\"\n\
+             exec {backend} {archive}\n",
+            dir = quote(d.path()),
+            backend = quote(&bin("backend-splitlog")),
+            archive = quote(&d.path().join("archive")),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Ore::new(quote(&script));
+    o.run(&["init"]).expect(0, "init");
+    o.snapshot("t", &src);
+    let started = Instant::now();
+    let out = o
+        .cmd(&["cat", "t:small"])
+        .env("ORE_LANES", "4")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let r = ore_tests::ore::Run::of(out).expect(0, "cat");
+    assert_eq!(r.stdout, "a few bytes");
+    assert!(took < Duration::from_secs(30), "cat took {took:?}");
+    // Every lane that got as far as starting was killed (given a moment to be reaped).
+    let lanes: Vec<u32> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let pid = name.strip_prefix("lane.")?.to_string();
+            // The file is written before the sleep starts: wait for its content.
+            let path = d.path().join(&name);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Ok(p) = std::fs::read_to_string(&path) {
+                    if let Ok(n) = p.trim().parse() {
+                        return Some(n);
+                    }
+                }
+                if Instant::now() > deadline {
+                    return pid.parse().ok();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .collect();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lanes.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = lanes.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "lane processes left running: {left:?}");
+    assert!(!lanes.is_empty(), "cat asked for lanes and started none");
+    // Commands that exchange a few small blocks start no lanes at all, even when asked to.
+    let count = || {
+        std::fs::read_dir(d.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("lane.")
+            })
+            .count()
+    };
+    let before = count();
+    for args in [&["tags"][..], &["log", "t"], &["ls", "t"]] {
+        let out = o.cmd(args).env("ORE_LANES", "4").output().unwrap();
+        ore_tests::ore::Run::of(out).expect(0, "a brief command");
+    }
+    assert_eq!(count(), before, "a brief command started extra connections");
+}

@@ -120,7 +120,7 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
 
 pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
     let (name, path) = ore::spec::split_path(&a.snapshot);
-    let (repo, snap) = env.open_at(name)?;
+    let (repo, snap) = env.open_at_brief(name)?;
     let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
     match e.kind {
         EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)?,
@@ -170,7 +170,7 @@ pub fn write_contents(repo: &Repo, content: &Content) -> Result<()> {
 }
 
 pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
-    let repo = env.open()?;
+    let repo = env.open_brief()?;
     let chain = ore::spec::chain(&repo, &a.tag)?;
     if chain.is_empty() {
         bail!("no tag called `{}` (see `ore tags`)", a.tag);
@@ -208,7 +208,7 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
 }
 
 pub fn tags(env: &Env) -> Result<Done> {
-    let repo = env.open()?;
+    let repo = env.open_brief()?;
     for (name, key) in repo.tags()? {
         let snap = repo.snapshot(key)?;
         if env.global.json {
@@ -226,7 +226,7 @@ pub fn tags(env: &Env) -> Result<Done> {
 }
 
 pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
-    let repo = env.open()?;
+    let repo = env.open_brief()?;
     ore::format::check_user_tag(&a.new_tag)?;
     let _lease = ore::lease::Lease::acquire(&repo)?;
     let (key, _) = ore::spec::resolve(&repo, &a.tag)?;

@@ -114,7 +114,7 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
 }
 
 pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
-    let repo = env.open()?;
+    let repo = env.open_brief()?;
     ore::format::check_user_tag(&a.tag)?;
     let _lease = ore::lease::Lease::acquire(&repo)?;
     let (key, _) = ore::spec::resolve(&repo, &a.snapshot)?;
@@ -145,7 +145,7 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
 }
 
 pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
-    let repo = env.open()?;
+    let repo = env.open_brief()?;
     if let Some(ReflogCommand::Expire {
         older_than,
         dry_run,

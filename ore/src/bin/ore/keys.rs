@@ -7,7 +7,7 @@ use ore::crypto::KdfParams;
 use serde_json::json;
 
 pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
-    let mut repo = env.open()?;
+    let mut repo = env.open_brief()?;
     if !repo.format.encrypted() {
         bail!(
             "archive {} is not encrypted: it has no passphrases",

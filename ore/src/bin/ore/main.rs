@@ -33,6 +33,15 @@ pub struct Env {
     pub pass: pass::Source,
 }
 
+/// What a command does with the archive, which decides how many connections it gets.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Moves many blocks: several connections over a slow link.
+    Bulk,
+    /// Exchanges a few small blocks: one connection.
+    Brief,
+}
+
 impl Env {
     /// The archive identifier.
     pub fn archive_id(&self) -> Result<String> {
@@ -43,20 +52,38 @@ impl Env {
             .ok_or_else(|| anyhow!("no archive given: use -a/--archive ID, set ORE_ARCHIVE, or `archive` in the config file"))
     }
 
-    /// Opens the archive and unlocks it.
+    /// Opens the archive and unlocks it, for a command that may move much data (over a slow
+    /// link it gets several connections, see [`ore::archive::LANES_ENV`]).
     pub fn open(&self) -> Result<Repo> {
         self.open_other(&self.archive_id()?, &self.pass)
     }
 
+    /// Opens the archive and unlocks it over one connection, for a command that reads or
+    /// writes a few small blocks (tags, logs, keys): extra connections would not make it
+    /// faster, and over a slow link it would end only once they had opened and closed.
+    pub fn open_brief(&self) -> Result<Repo> {
+        let id = self.archive_id()?;
+        Ok(self.open_with(&id, &self.pass, Use::Brief, |_| ())?.0)
+    }
+
     /// Opens the archive `id` and unlocks it with a passphrase from `source`.
     pub fn open_other(&self, id: &str, source: &pass::Source) -> Result<Repo> {
-        Ok(self.open_with(id, source, |_| ())?.0)
+        Ok(self.open_with(id, source, Use::Bulk, |_| ())?.0)
     }
 
     /// Opens the archive and resolves the snapshot `name`, whose tag and block are read while
     /// the archive is being unlocked (see [`ore::spec::Ahead`]).
     pub fn open_at(&self, name: &str) -> Result<(Repo, ore::entry::Snapshot)> {
-        let (repo, ahead) = self.open_with(&self.archive_id()?, &self.pass, |backend| {
+        self.open_at_for(name, Use::Bulk)
+    }
+
+    /// [`Env::open_at`] over one connection (see [`Env::open_brief`]).
+    pub fn open_at_brief(&self, name: &str) -> Result<(Repo, ore::entry::Snapshot)> {
+        self.open_at_for(name, Use::Brief)
+    }
+
+    fn open_at_for(&self, name: &str, how: Use) -> Result<(Repo, ore::entry::Snapshot)> {
+        let (repo, ahead) = self.open_with(&self.archive_id()?, &self.pass, how, |backend| {
             ore::spec::Ahead::start(backend, name)
         })?;
         let (_, snap) = ore::spec::resolve_with(&repo, name, ahead)?;
@@ -68,9 +95,13 @@ impl Env {
         &self,
         id: &str,
         source: &pass::Source,
+        how: Use,
         early: impl FnOnce(&Arc<dyn protocol::Backend>) -> T,
     ) -> Result<(Repo, T)> {
-        let backend = ore::archive::open_existing(id)?;
+        let backend = match how {
+            Use::Bulk => ore::archive::open_existing(id)?,
+            Use::Brief => ore::archive::open_existing_single(id)?,
+        };
         let started = early(&backend);
         let pass = |p: &str| {
             source
