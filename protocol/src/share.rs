@@ -14,7 +14,8 @@
 //! for it to exit). When that ends, the socket goes away first, so nothing new attaches; each
 //! attached connection then reads no further requests — the ones already received are answered
 //! — and sees its connection end, as if its backend had closed. A frontend with several lanes
-//! therefore closes the attached ones first. A socket left by a crashed holder is replaced by
+//! therefore closes the attached ones first when any of them may hold a put not yet flushed
+//! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed holder is replaced by
 //! the next one (it holds the archive's lock, so no live holder owns that socket).
 
 use crate::backend::Backend;
