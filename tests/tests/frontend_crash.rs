@@ -211,10 +211,10 @@ fn a_snapshot_cut_off_by_its_backend_resumes_from_its_last_checkpoint() {
     // Puts come from parallel threads: a put sent by one thread may be accepted after
     // another thread's put was, before its own checkpoint is answered, so the last few of the
     // 40 may be lost with the backend. Without checkpoints all 40 would be (again == all).
-    assert!(
-        again >= all - 40 && again <= all - 30,
-        "re-run {again} blocks, clean run {all}"
-    );
+    // There is no lower bound: the count of puts is not exact from run to run (a clean run in
+    // CI once counted 255 where it counts 253 here, and failed `again >= all - 40`), and a
+    // re-run that stored too little is caught by the restore below.
+    assert!(again <= all - 30, "re-run {again} blocks, clean run {all}");
     let dest = d.path().join("out");
     ore.restore("t", &dest).expect(0, "restore");
     assert_same(&src, &dest);
