@@ -89,8 +89,10 @@ fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
     let src = d.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("small"), b"a few bytes").unwrap();
-    // The first connection of each ore process serves the archive; later ones record their
-    // process id and sleep in its place (exec, so killing that process ends the sleep).
+    // The first connection of each ore process serves the archive, 30 ms away (so that the
+    // run lasts long enough for the lanes to have started even on a busy machine); later ones
+    // record their process id and sleep in its place (exec, so killing that process ends the
+    // sleep).
     let script = d.path().join("slow-lanes");
     std::fs::write(
         &script,
@@ -99,8 +101,9 @@ fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
              mark={dir}/first.$PPID\n\
              if [ -e \"$mark\" ]; then echo $$ > {dir}/lane.$$; exec sleep 60; fi\n\
              touch \"$mark\"\n\
-             exec {backend} {archive}\n",
+             exec {delay} 30 {backend} {archive}\n",
             dir = quote(d.path()),
+            delay = quote(&bin("delay-link")),
             backend = quote(&bin("backend-splitlog")),
             archive = quote(&d.path().join("archive")),
         ),
