@@ -154,10 +154,7 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         abandon: Some(abandon.clone()),
         ..opts
     };
-    let both = Arc::new({
-        let abandon = abandon.clone();
-        protocol::Lanes::joining(first, rx).with_abandon(move || abandon.abandon())
-    });
+    let both = Arc::new(protocol::Lanes::joining(first, rx).with_abandon(abandon.clone()));
     let weak = Arc::downgrade(&both);
     let (id, cmd) = (id.to_string(), cmd.to_string());
     std::thread::Builder::new()

@@ -37,7 +37,7 @@ pub struct Lanes<B: Backend> {
     /// Whether the first connection accepted a put since its last flush.
     first_put: AtomicBool,
     /// Stops connections still being opened, if the lanes are dropped before they join.
-    abandon: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    abandon: Option<crate::client::Abandon>,
 }
 
 impl<B: Backend> Lanes<B> {
@@ -50,15 +50,15 @@ impl<B: Backend> Lanes<B> {
             first: std::mem::ManuallyDrop::new(first),
             dirty: AtomicBool::new(false),
             first_put: AtomicBool::new(false),
-            abandon: Mutex::new(None),
+            abandon: None,
         }
     }
 
-    /// Runs `abandon` if these lanes are dropped while connections are still joining (it
-    /// should stop them: nothing will use them, and the first connection may not be able to
-    /// end before they do — ssh's master waits for the sessions it carries).
-    pub fn with_abandon(self, abandon: impl FnOnce() + Send + 'static) -> Lanes<B> {
-        *lock(&self.abandon) = Some(Box::new(abandon));
+    /// Abandons the connections opened with `abandon` if these lanes are dropped while they
+    /// are still joining: nothing will use them, and the first connection may not be able to
+    /// end before they do (ssh's master waits for the sessions it carries).
+    pub fn with_abandon(mut self, abandon: crate::client::Abandon) -> Lanes<B> {
+        self.abandon = Some(abandon);
         self
     }
 
@@ -341,8 +341,8 @@ impl<B: Backend> Drop for Lanes<B> {
     fn drop(&mut self) {
         let mut rest = std::mem::take(&mut *write(&self.rest));
         if self.waiting.load(Ordering::Acquire) {
-            if let Some(abandon) = lock(&self.abandon).take() {
-                abandon();
+            if let Some(a) = &self.abandon {
+                a.abandon();
             }
             // Connections that arrived but never joined are closed with the others.
             if let Some(Ok(unused)) = lock(&self.joining).take().map(|r| r.try_recv()) {

@@ -22,16 +22,28 @@ fn tree(root: &Path) {
 }
 
 /// Pids of processes whose command line contains `needle`.
-fn pids_with(needle: &str) -> Vec<i32> {
+/// The processes running `program` with an argument containing `needle` (not this one).
+/// Only the program's own processes: ore's child between fork and exec still has ore's
+/// command line, which names the archive too, and stopping it hung ore in the fork for ever
+/// (the `--timeout` watchdog was not running yet).
+fn pids_of(program: &str, needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            if String::from_utf8_lossy(&cmd).contains(needle) && pid != std::process::id() as i32 {
-                out.push(pid);
-            }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmd.split(|&b| b == 0);
+        let runs = args.next().is_some_and(|a| {
+            Path::new(&*String::from_utf8_lossy(a)).file_name() == Some(program.as_ref())
+        });
+        if runs
+            && String::from_utf8_lossy(&cmd).contains(needle)
+            && pid != std::process::id() as i32
+        {
+            out.push(pid);
         }
     }
     out
@@ -131,10 +143,7 @@ fn a_backend_that_stops_answering_is_given_up_after_the_timeout() {
     let needle = archive.display().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
     let pid = loop {
-        if let Some(p) = pids_with(&needle)
-            .into_iter()
-            .find(|&p| p != snap.id() as i32)
-        {
+        if let Some(p) = pids_of("backend-splitlog", &needle).into_iter().next() {
             break p;
         }
         assert!(Instant::now() < deadline, "the backend never started");

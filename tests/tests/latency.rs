@@ -123,28 +123,18 @@ fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
     let r = ore_tests::ore::Run::of(out).expect(0, "cat");
     assert_eq!(r.stdout, "a few bytes");
     assert!(took < Duration::from_secs(30), "cat took {took:?}");
-    // Every lane that got as far as starting was killed (given a moment to be reaped).
-    let lanes: Vec<u32> = std::fs::read_dir(d.path())
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            let pid = name.strip_prefix("lane.")?.to_string();
-            // The file is written before the sleep starts: wait for its content.
-            let path = d.path().join(&name);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                if let Ok(p) = std::fs::read_to_string(&path) {
-                    if let Ok(n) = p.trim().parse() {
-                        return Some(n);
-                    }
-                }
-                if Instant::now() > deadline {
-                    return pid.parse().ok();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-        .collect();
+    // Every lane that got as far as starting was killed (given a moment to be reaped). Each
+    // one left a file named after its process id.
+    let lane_pids = || -> Vec<u32> {
+        std::fs::read_dir(d.path())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix("lane.")?.parse().ok()
+            })
+            .collect()
+    };
+    let lanes = lane_pids();
     let alive = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| {
@@ -164,19 +154,14 @@ fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
     assert!(left.is_empty(), "lane processes left running: {left:?}");
     assert!(!lanes.is_empty(), "cat asked for lanes and started none");
     // Commands that exchange a few small blocks start no lanes at all, even when asked to.
-    let count = || {
-        std::fs::read_dir(d.path())
-            .unwrap()
-            .filter(|e| {
-                let name = e.as_ref().unwrap().file_name();
-                name.to_string_lossy().starts_with("lane.")
-            })
-            .count()
-    };
-    let before = count();
+    let before = lane_pids().len();
     for args in [&["tags"][..], &["log", "t"], &["ls", "t"]] {
         let out = o.cmd(args).env("ORE_LANES", "4").output().unwrap();
         ore_tests::ore::Run::of(out).expect(0, "a brief command");
     }
-    assert_eq!(count(), before, "a brief command started extra connections");
+    assert_eq!(
+        lane_pids().len(),
+        before,
+        "a brief command started extra connections"
+    );
 }
