@@ -137,7 +137,17 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         protocol::log::debug(&format!("{id}: started as {c}"));
     }
     let cmd = shared.as_deref().unwrap_or(cmd);
-    let first = Client::connect_with(cmd, opts.clone())?;
+    let first = match shared {
+        // The master reports each forwarded channel the server refuses; that is handled.
+        Some(_) => Client::connect_with(
+            cmd,
+            ClientOptions {
+                expected_stderr: Some(crate::sshmux::refused_channel),
+                ..opts.clone()
+            },
+        )?,
+        None => Client::connect_with(cmd, opts.clone())?,
+    };
     if lanes == Some(1) {
         return Ok(Arc::new(first));
     }
@@ -147,6 +157,9 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         Some(_) => None,
         None => Some(first.start_round_trip()),
     };
+    // Over ssh the lanes can be channels to the first connection's process (see `sshmux`):
+    // where it may be reached is asked now too, and answered with the probe.
+    let point = shared.is_some().then(|| first.start_attach_point());
     let (tx, rx) = std::sync::mpsc::channel();
     // A run that ends before the lanes are up kills them rather than waiting for them.
     let abandon = protocol::Abandon::default();
@@ -170,10 +183,23 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
                 return;
             }
             drop(weak);
-            let rest: Vec<Client> = std::thread::scope(|s| {
-                let handles: Vec<_> = (1..lanes)
-                    .map(|_| s.spawn(|| Client::connect_with(&cmd, opts.clone())))
-                    .collect();
+            let tunnel = point
+                .and_then(|p| p.wait().ok())
+                .and_then(|p| Some((crate::sshmux::forward(&cmd, &p.socket)?, p.ticket)));
+            // Each lane: a channel to the attach point if there is one, else a session.
+            let connect = || {
+                if let Some((local, ticket)) = &tunnel {
+                    match Client::connect_socket(&id, local, ticket, opts.clone()) {
+                        Ok(c) => return Ok((c, true)),
+                        Err(e) => protocol::log::debug(&format!(
+                            "a lane through the forwarded attach point failed: {e}"
+                        )),
+                    }
+                }
+                Client::connect_with(&cmd, opts.clone()).map(|c| (c, false))
+            };
+            let rest: Vec<(Client, bool)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (1..lanes).map(|_| s.spawn(connect)).collect();
                 handles
                     .into_iter()
                     .filter_map(|h| match h.join() {
@@ -186,8 +212,15 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
                     })
                     .collect()
             });
+            // Connected: the forwarded socket's name is no longer needed.
+            if let Some((local, _)) = &tunnel {
+                let _ = std::fs::remove_file(local);
+            }
+            let forwarded = rest.iter().filter(|(_, f)| *f).count();
+            let rest: Vec<Client> = rest.into_iter().map(|(c, _)| c).collect();
             protocol::log::debug(&format!(
-                "{id}: {} connection(s) of {lanes} asked for",
+                "{id}: {} connection(s) of {lanes} asked for, {forwarded} through a forwarded \
+                 attach point",
                 rest.len() + 1
             ));
             abandon.release();

@@ -45,6 +45,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let access = protocol::Access::from_flags(args.append_only, args.read_only);
     let socket = share::socket_path(&args.dir);
+    // A connection that came through an ssh forced command is restricted by whoever wrote it,
+    // and ssh forwarding is usually off for such keys: it is offered no attach point to reach
+    // through a forwarding (its frontend then starts this program again for each lane).
+    let offer = std::env::var_os("SSH_ORIGINAL_COMMAND").is_none();
     // Started by `ore` (which sets ORE_TIMEOUT), a busy archive is waited for, as one opened
     // in process is: a process that holds it only for a moment more — one that is ending, or
     // one a finished run started and no longer needs — must not fail the next run. Started
@@ -75,7 +79,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .min(Duration::from_secs(1));
                 let attached = socket
                     .as_deref()
-                    .and_then(|s| share::attach(s, access, patience));
+                    .and_then(|s| share::attach(s, access, offer, patience));
                 if let Some(stream) = attached {
                     if share::relay_stdio(stream)? == 0 {
                         // The holder was ending as we attached: ask to be started again.
@@ -100,6 +104,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    share::serve_stdio_sharing(backend, access, socket.as_deref())?;
+    share::serve_stdio_sharing(backend, access, socket.as_deref(), offer)?;
     Ok(())
 }

@@ -16,6 +16,14 @@
 //! and the master ends with the first connection. A command line that already says how to
 //! multiplex (`-S`, `-M`, or a `ControlMaster`/`ControlPath` option) is left as written, and so
 //! is anything when no private directory can be had: the lanes then simply log in again.
+//!
+//! Better still, a lane need not be a session at all. The backend program serving the first
+//! connection names its attach point (a unix socket next to the archive, and a ticket); the
+//! master is asked to forward a private local socket to it ([`forward`]), and each lane is a
+//! connection to that socket, which the master carries as one more channel — with its own
+//! window, but no remote shell, no backend process and no relay copying its bytes. Where the
+//! server refuses forwarding (a key with `restrict`, or a forced command, for which the
+//! backend names no attach point), lanes are sessions as above.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -56,39 +64,95 @@ fn with_control_path(cmd: &str, dir: &Path, pid: u32) -> Option<String> {
     Some(shell_words::join(out))
 }
 
-/// Whether ssh arguments already choose how connections are shared.
-fn sets_up_sharing(args: &[String]) -> bool {
-    let mut it = args.iter().peekable();
-    while let Some(a) = it.next() {
-        if !a.starts_with('-') || a == "--" {
-            // The destination: what follows is the remote command.
-            return false;
+/// ssh's command-line flags (each with its value, for those that take one) and the index in
+/// the arguments of the destination, after which comes the remote command.
+fn parse_ssh(args: &[String]) -> (Vec<(char, String)>, Option<usize>) {
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            return (flags, (i + 1 < args.len()).then_some(i + 1));
         }
-        let flags = &a[1..];
-        // Flags that take a value; the value is either the rest of this word or the next one.
-        for (i, c) in flags.char_indices() {
-            if c == 'S' || c == 'M' {
-                return true;
-            }
-            if "BbcDEeFIiJLlmOopQRWw".contains(c) {
-                let value = if i + 1 < flags.len() {
-                    flags[i + 1..].to_string()
+        if !a.starts_with('-') || a.len() < 2 {
+            return (flags, Some(i));
+        }
+        let cluster = &a[1..];
+        for (j, c) in cluster.char_indices() {
+            // Flags that take a value; the value is either the rest of this word or the next.
+            if "BbcDEeFIiJLlmOopQRSWw".contains(c) {
+                let value = if j + 1 < cluster.len() {
+                    cluster[j + 1..].to_string()
                 } else {
-                    it.next().cloned().unwrap_or_default()
+                    i += 1;
+                    args.get(i).cloned().unwrap_or_default()
                 };
-                if c == 'o' {
-                    let key = value.split(['=', ' ']).next().unwrap_or("");
-                    if key.eq_ignore_ascii_case("ControlMaster")
-                        || key.eq_ignore_ascii_case("ControlPath")
-                    {
-                        return true;
-                    }
-                }
+                flags.push((c, value));
                 break;
             }
+            flags.push((c, String::new()));
         }
+        i += 1;
     }
-    false
+    (flags, None)
+}
+
+/// Whether ssh arguments already choose how connections are shared.
+fn sets_up_sharing(args: &[String]) -> bool {
+    parse_ssh(args).0.iter().any(|(c, value)| {
+        let key = value.split(['=', ' ']).next().unwrap_or("");
+        *c == 'S'
+            || *c == 'M'
+            || (*c == 'o'
+                && (key.eq_ignore_ascii_case("ControlMaster")
+                    || key.eq_ignore_ascii_case("ControlPath")))
+    })
+}
+
+/// Makes the ssh master that `cmd` (as returned by [`multiplexed`]) started forward a new unix
+/// socket here to the socket `remote` on the far machine, and returns the local one's path.
+/// Connections to it then reach `remote` as new channels of the master's connection: no login,
+/// no remote shell, no program started for them. `None` when that cannot be set up; the server
+/// may still refuse each channel (forwarding turned off for the key), which a connection sees
+/// as its socket closing at once.
+pub fn forward(cmd: &str, remote: &str) -> Option<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let words = shell_words::split(cmd).ok()?;
+    let (program, args) = words.split_first()?;
+    let dest = parse_ssh(args).1?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let local = private_dir()?.join(format!("{}-{n}.lanes", std::process::id()));
+    let local_str = local.to_str()?;
+    // `-L` splits its argument at colons; a socket unix addresses cannot hold is no use either.
+    if remote.contains(':') || local_str.contains(':') || local_str.len() > MAX_SOCKET_PATH {
+        return None;
+    }
+    let _ = std::fs::remove_file(&local);
+    let out = std::process::Command::new(program)
+        .args(&args[..dest])
+        .args(["-O", "forward", "-L", &format!("{local_str}:{remote}")])
+        .arg(&args[dest])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        protocol::log::debug(&format!(
+            "ssh would not forward {remote}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return None;
+    }
+    Some(local)
+}
+
+/// Whether a line of the ssh master's stderr reports a channel the server refused to open: a
+/// lane through a forwarding that the server does not allow, which falls back to a session.
+pub fn refused_channel(line: &str) -> bool {
+    line.strip_prefix("channel ")
+        .and_then(|rest| rest.split_once(": open failed: "))
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A directory only this user can use, made if need be: `$XDG_RUNTIME_DIR/ore`, else
@@ -156,6 +220,48 @@ mod tests {
         // A socket path too long for a unix socket: no sharing rather than a failing ssh.
         let deep = PathBuf::from(format!("/{}", "d".repeat(60)));
         assert_eq!(with_control_path("ssh nas backend-fs /d", &deep, 1), None);
+    }
+
+    #[test]
+    fn the_destination_is_found_among_the_options() {
+        let words = |s: &str| shell_words::split(s).unwrap();
+        let dest = |s: &str| parse_ssh(&words(s)).1;
+        assert_eq!(dest("nas backend-splitlog /d"), Some(0));
+        assert_eq!(dest("-p 2222 -i key nas backend-splitlog /d"), Some(4));
+        assert_eq!(dest("-4Cp2222 nas cmd"), Some(1));
+        assert_eq!(dest("-o 'ControlPath /x' -F cfg ore-test cmd"), Some(4));
+        assert_eq!(dest("-v -- nas cmd"), Some(2));
+        assert_eq!(dest("-p 22"), None);
+        assert_eq!(dest("-p"), None);
+        let (flags, _) = parse_ssh(&words("-4Cp2222 -oBatchMode=yes nas"));
+        assert_eq!(
+            flags,
+            [
+                ('4', String::new()),
+                ('C', String::new()),
+                ('p', "2222".to_string()),
+                ('o', "BatchMode=yes".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_channels_are_recognised_in_the_masters_messages() {
+        assert!(refused_channel(
+            "channel 2: open failed: connect failed: open failed"
+        ));
+        assert!(refused_channel(
+            "channel 13: open failed: administratively prohibited: open failed"
+        ));
+        for other in [
+            "Warning: Permanently added '[127.0.0.1]:22' (ED25519) to the list of known hosts.",
+            "channel x: open failed: y",
+            "channel : open failed: y",
+            "Host key verification failed.",
+            "prefix channel 2: open failed: y",
+        ] {
+            assert!(!refused_channel(other), "{other}");
+        }
     }
 
     #[test]

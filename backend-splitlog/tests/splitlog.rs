@@ -413,6 +413,83 @@ fn attached_connections_end_with_their_holder() {
     assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"one"[..]));
 }
 
+/// A connection may join the holder through its attach point, without a process of its own
+/// (lanes over ssh reach it through a forwarding). Its ticket decides its access: the access
+/// of the connection it was issued to, never more; a ticket never issued is turned away, and a
+/// connection that came through an ssh forced command is offered no attach point at all.
+#[test]
+fn connections_join_through_the_attach_point_with_the_access_of_their_ticket() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let holder = Client::connect(&id(&dir)).unwrap();
+    let point = holder.attach_point().unwrap();
+    assert_eq!(
+        Path::new(&point.socket),
+        std::path::absolute(dir.join(protocol::share::SOCKET)).unwrap()
+    );
+    assert_eq!(point.ticket.len(), protocol::share::TICKET_LEN);
+    let socket = Path::new(&point.socket);
+    let joined =
+        Client::connect_socket("joined", socket, &point.ticket, Default::default()).unwrap();
+    assert_eq!(joined.pid(), None, "no process of its own");
+    holder.put(test_key(1), b"one").unwrap();
+    assert_eq!(
+        joined.get(test_key(1)).unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    joined.put(test_key(2), b"two").unwrap();
+    assert!(joined.info().can_remove);
+    joined.remove(&[test_key(2)]).unwrap();
+
+    // An append-only process (a relay) gets a ticket for append-only access, and so does
+    // whatever joins with it.
+    let limited = Client::connect(&format!("{} --append-only", id(&dir))).unwrap();
+    let lp = limited.attach_point().unwrap();
+    assert_ne!(lp.ticket, point.ticket);
+    let joined_limited =
+        Client::connect_socket("limited", socket, &lp.ticket, Default::default()).unwrap();
+    assert!(!joined_limited.info().can_remove);
+    joined_limited.put(test_key(3), b"three").unwrap();
+    assert_eq!(
+        joined_limited.remove(&[test_key(1)]).unwrap_err().code(),
+        ErrorCode::ReadOnly
+    );
+    // Asking again through the joined connection gives no more than it has.
+    assert_eq!(joined_limited.attach_point().unwrap().ticket, lp.ticket);
+
+    // A ticket that was never issued: the connection is closed before any greeting.
+    let mut forged = point.ticket.clone();
+    forged[0] ^= 1;
+    let Err(e) = Client::connect_socket("forged", socket, &forged, Default::default()) else {
+        panic!("a forged ticket was admitted");
+    };
+    assert!(e.to_string().contains("forged"), "names the archive: {e}");
+
+    // Through an ssh forced command (SSH_ORIGINAL_COMMAND set), as holder or as relay: no
+    // attach point is offered.
+    let forced = |d: &Path| format!("env SSH_ORIGINAL_COMMAND=x {}", id(d));
+    let relay = Client::connect(&forced(&dir)).unwrap();
+    assert_eq!(
+        relay.attach_point().unwrap_err().code(),
+        ErrorCode::NotSupported
+    );
+    let other = t.path().join("b");
+    let forced_holder = Client::connect(&forced(&other)).unwrap();
+    assert_eq!(
+        forced_holder.attach_point().unwrap_err().code(),
+        ErrorCode::NotSupported
+    );
+    forced_holder.close().unwrap();
+
+    for c in [joined, joined_limited, relay, limited] {
+        c.close().unwrap();
+    }
+    holder.close().unwrap();
+    let b = open(&dir);
+    assert_eq!(b.get(test_key(3)).unwrap().as_deref(), Some(&b"three"[..]));
+    assert_eq!(b.get(test_key(2)).unwrap(), None);
+}
+
 #[test]
 fn conformance_through_lanes_of_attached_processes() {
     let t = tempfile::tempdir().unwrap();

@@ -49,6 +49,15 @@ pub struct Stats {
     pub tags: Option<u64>,
 }
 
+/// Where a further connection may join the process serving this one (see `share`): the unix
+/// socket it listens on, as a path on the backend's machine, and the ticket to show there.
+/// The ticket admits a connection with the access of the one it was issued to, no more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachPoint {
+    pub socket: String,
+    pub ticket: Vec<u8>,
+}
+
 /// The answer to an admin command: text for people and JSON for scripts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminOutput {
@@ -283,6 +292,14 @@ pub trait Backend: Send + Sync {
     fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
         Ticket::ready(self.exists(&keys))
     }
+
+    /// Where a further connection to this archive may join the process that serves this one,
+    /// without starting a program of its own (PROTOCOL.md §5). Only a backend program that
+    /// shares its archive offers one; proxies never do (a connection joining the store behind
+    /// a proxy would bypass it). Otherwise `NotSupported`.
+    fn attach_point(&self) -> Result<AttachPoint> {
+        Err(not_supported("attach-point", &self.info().server))
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -324,6 +341,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
         (**self).admin(command, args)
+    }
+    fn attach_point(&self) -> Result<AttachPoint> {
+        (**self).attach_point()
     }
     fn pipelines(&self) -> bool {
         (**self).pipelines()

@@ -8,11 +8,14 @@
 //! someone waits for an answer, so a thread that issues a thousand puts before waiting pays for
 //! a handful of writes, not a thousand round trips.
 //!
+//! A client may also join, over a unix socket, the process that serves another client's
+//! connection (an attach point, see `share`): the same protocol, with no program of its own.
+//!
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
 //! that answers out of turn.
 
-use crate::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use crate::log;
@@ -21,8 +24,10 @@ use crate::serve::{MAX_VERSION, MIN_VERSION};
 use crate::spawn::{command_for, describe_exit};
 use crate::Key;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -44,6 +49,10 @@ pub struct ClientOptions {
     /// open, until [`Abandon::release`]): for connections opened in the background that the
     /// run may stop needing before they are up.
     pub abandon: Option<Abandon>,
+    /// Lines of the backend program's stderr that are expected and handled, shown only at
+    /// debug level (an ssh master's report of a forwarded channel the server refused, which
+    /// ore answers by falling back to another kind of lane).
+    pub expected_stderr: Option<fn(&str) -> bool>,
 }
 
 /// Connections opened in the background, killed together when they are no longer wanted.
@@ -98,14 +107,20 @@ impl Default for ClientOptions {
             env: Vec::new(),
             timeout: None,
             abandon: None,
+            expected_stderr: None,
         }
     }
 }
 
 type Completion = Box<dyn FnOnce(Result<Response>) + Send>;
 
+/// Where requests go: the backend program's stdin, or a socket.
+type Output = Box<dyn Write + Send>;
+/// Where answers come from: the backend program's stdout, or a socket.
+type Input = BufReader<Box<dyn Read + Send>>;
+
 struct Writer {
-    out: Option<BufWriter<ChildStdin>>,
+    out: Option<BufWriter<Output>>,
     written: u64,
 }
 
@@ -128,6 +143,8 @@ struct Shared {
     room: Condvar,
     window: usize,
     child: Mutex<Option<Child>>,
+    /// The socket of a connection that joined another's process (no child of its own).
+    socket: Option<UnixStream>,
     /// When something last arrived from the backend, or a request was sent while none was
     /// waiting: the watchdog's clock.
     heard: Mutex<Instant>,
@@ -234,8 +251,16 @@ impl Shared {
     /// Kills the backend of a connection that will not be used (see [`Abandon`]).
     fn abandoned(&self) {
         self.mark_dead("abandoned before it was used".into());
+        self.cut();
+    }
+
+    /// Ends the connection at once: kills the backend program, or shuts the socket.
+    fn cut(&self) {
         if let Some(child) = lock(&self.child).as_mut() {
             let _ = child.kill();
+        }
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -289,6 +314,15 @@ impl From<Error> for Retry {
     fn from(e: Error) -> Retry {
         Retry::Fail(e)
     }
+}
+
+/// The two ends of a connection being opened, and what stands behind them.
+struct Link {
+    out: Output,
+    input: Box<dyn Read + Send>,
+    child: Option<Child>,
+    socket: Option<UnixStream>,
+    stderr: Option<JoinHandle<()>>,
 }
 
 /// A connection to a backend program.
@@ -353,14 +387,65 @@ impl Client {
         // Larger pipes let a whole large block cross in one write instead of sixteen.
         grow_pipe(&stdin);
         grow_pipe(&stdout);
+        let expected = opts.expected_stderr;
         let stderr_thread = std::thread::Builder::new()
             .name(format!("{name} stderr"))
-            .spawn(move || forward_stderr(&name, stderr))
+            .spawn(move || forward_stderr(&name, stderr, expected))
             .ok();
+        let link = Link {
+            out: Box::new(stdin),
+            input: Box::new(stdout),
+            child: Some(child),
+            socket: None,
+            stderr: stderr_thread,
+        };
+        Client::start(archive, opts, link)
+    }
+
+    /// Joins the process serving another connection to `archive` through its attach point:
+    /// connects to the unix socket at `socket` (here, or an ssh forwarding of the one on the
+    /// backend's machine), shows `ticket`, and performs the handshake. Fails when the socket
+    /// does not answer or the ticket is refused (the connection is then closed before the
+    /// greeting).
+    pub fn connect_socket(
+        archive: &str,
+        socket: &Path,
+        ticket: &[u8],
+        opts: ClientOptions,
+    ) -> Result<Client> {
+        let conn = |m: String| Error::Connection {
+            archive: archive.to_string(),
+            message: m,
+        };
+        let mut stream = UnixStream::connect(socket)
+            .map_err(|e| conn(format!("cannot connect to {}: {e}", socket.display())))?;
+        let (Ok(input), Ok(own)) = (stream.try_clone(), stream.try_clone()) else {
+            return Err(conn("the socket could not be duplicated".into()));
+        };
+        stream
+            .write_all(&crate::share::ticket_preamble(ticket))
+            .map_err(|e| conn(format!("writing to {}: {e}", socket.display())))?;
+        let link = Link {
+            out: Box::new(stream),
+            input: Box::new(input),
+            child: None,
+            socket: Some(own),
+            stderr: None,
+        };
+        Client::start(archive, opts, link).map_err(|(Retry::Fail(e) | Retry::Again(e))| e)
+    }
+
+    /// Greets the backend over `link` and starts the threads that serve the connection.
+    fn start(archive: &str, opts: ClientOptions, link: Link) -> std::result::Result<Client, Retry> {
+        let conn = |m: String| Error::Connection {
+            archive: archive.to_string(),
+            message: m,
+        };
+        let stderr_thread = link.stderr;
         let shared = Arc::new(Shared {
             archive: archive.to_string(),
             writer: Mutex::new(Writer {
-                out: Some(BufWriter::with_capacity(256 * 1024, stdin)),
+                out: Some(BufWriter::with_capacity(256 * 1024, link.out)),
                 written: 0,
             }),
             pending: Mutex::new(Pending::default()),
@@ -368,7 +453,8 @@ impl Client {
             dead: Mutex::new(None),
             room: Condvar::new(),
             window: opts.window.max(1),
-            child: Mutex::new(Some(child)),
+            child: Mutex::new(link.child),
+            socket: link.socket,
             heard: Mutex::new(Instant::now()),
         });
         if let Some(a) = &opts.abandon {
@@ -376,7 +462,7 @@ impl Client {
                 shared.abandoned();
             }
         }
-        let mut input = BufReader::with_capacity(256 * 1024, stdout);
+        let mut input: Input = BufReader::with_capacity(256 * 1024, link.input);
         // A backend that never greets (a hung program, ssh waiting on a network) is given up
         // after the timeout too.
         let greeted = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -393,9 +479,7 @@ impl Client {
                                  limit is set with --timeout or ORE_TIMEOUT)",
                                 limit.as_secs_f64()
                             ));
-                            if let Some(child) = lock(&shared.child).as_mut() {
-                                let _ = child.kill();
-                            }
+                            shared.cut();
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(10));
@@ -518,6 +602,17 @@ impl Client {
         t
     }
 
+    /// Asks where a further connection may join the backend's process, sent at once (see
+    /// [`Backend::attach_point`]).
+    pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
+        let t = self.call(Request::AttachPoint, |r| match r {
+            Response::AttachPoint(a) => Ok(a),
+            o => Err(o),
+        });
+        self.shared.flush_all();
+        t
+    }
+
     /// Says goodbye, waits for the backend to flush and exit, and reports how it ended.
     pub fn close(&self) -> Result<()> {
         let r = self
@@ -549,9 +644,13 @@ impl Drop for Client {
     }
 }
 
-/// Closes the child's stdin, waits up to `grace` for it to exit, then kills it.
+/// Closes the child's stdin, waits up to `grace` for it to exit, then kills it. A socket
+/// connection is closed for writing: its server answers what it has and closes in turn.
 fn shutdown_child(shared: &Shared, grace: Duration) {
     lock(&shared.writer).out = None;
+    if let Some(s) = &shared.socket {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
     let mut guard = lock(&shared.child);
     if let Some(child) = guard.as_mut() {
         let deadline = Instant::now() + grace;
@@ -574,7 +673,7 @@ fn shutdown_child(shared: &Shared, grace: Duration) {
 
 fn handshake(
     shared: &Arc<Shared>,
-    input: &mut BufReader<ChildStdout>,
+    input: &mut Input,
     client_name: &str,
 ) -> Result<(u16, BackendInfo)> {
     {
@@ -644,16 +743,14 @@ fn watchdog(shared: std::sync::Weak<Shared>, limit: Duration) {
                  (the limit is set with --timeout or ORE_TIMEOUT)",
                 limit.as_secs_f64()
             ));
-            if let Some(child) = lock(&shared.child).as_mut() {
-                let _ = child.kill();
-            }
+            shared.cut();
             return;
         }
     }
 }
 
 /// The reader thread: answers to completions, log frames to the log sink.
-fn read_answers(shared: &Arc<Shared>, mut input: BufReader<ChildStdout>) {
+fn read_answers(shared: &Arc<Shared>, mut input: Input) {
     let why = loop {
         let frame = match read_frame(&mut input, MAX_FRAME_BODY) {
             Ok(Some(f)) => f,
@@ -713,7 +810,11 @@ fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
     }
 }
 
-fn forward_stderr(name: &str, stderr: std::process::ChildStderr) {
+fn forward_stderr(
+    name: &str,
+    stderr: std::process::ChildStderr,
+    expected: Option<fn(&str) -> bool>,
+) {
     let mut r = BufReader::new(stderr);
     let mut line = Vec::new();
     loop {
@@ -722,7 +823,12 @@ fn forward_stderr(name: &str, stderr: std::process::ChildStderr) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
-                eprintln!("{name}: {}", text.trim_end_matches(['\n', '\r']));
+                let text = text.trim_end_matches(['\n', '\r']);
+                if expected.is_some_and(|f| f(text)) {
+                    log::debug(&format!("{name}: {text}"));
+                } else {
+                    eprintln!("{name}: {text}");
+                }
             }
         }
     }
@@ -826,6 +932,10 @@ impl Backend for Client {
             o => Err(o),
         })
         .wait()
+    }
+
+    fn attach_point(&self) -> Result<AttachPoint> {
+        self.start_attach_point().wait()
     }
 
     fn pipelines(&self) -> bool {

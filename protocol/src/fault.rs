@@ -98,7 +98,7 @@ impl Fault {
                     have_after = true;
                 }
                 "op" => {
-                    const OPS: [&str; 13] = [
+                    const OPS: [&str; 14] = [
                         "hello",
                         "put",
                         "get",
@@ -112,6 +112,7 @@ impl Fault {
                         "flush",
                         "stats",
                         "admin",
+                        "attach-point",
                     ];
                     if !OPS.contains(&v) {
                         return Err(bad(format!(

@@ -24,7 +24,9 @@ pub mod serve;
 pub mod share;
 pub mod spawn;
 
-pub use backend::{AdminCommand, AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+pub use backend::{
+    AdminCommand, AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket,
+};
 pub use client::{Abandon, Client, ClientOptions};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{Key, KEY_LEN};

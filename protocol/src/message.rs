@@ -6,7 +6,7 @@
 //! Bodies are postcard, except for the hot paths (put, get and the data answer), whose bodies
 //! are raw bytes so a block is never copied through a serializer.
 
-use crate::backend::{AdminOutput, BackendInfo, CasOutcome, Stats};
+use crate::backend::{AdminOutput, AttachPoint, BackendInfo, CasOutcome, Stats};
 use crate::error::{Error, ErrorCode, Result};
 use crate::frame::{self, Frame};
 use crate::key::{Key, KEY_LEN};
@@ -28,6 +28,7 @@ pub mod kind {
     pub const FLUSH: u8 = 0x30;
     pub const STATS: u8 = 0x31;
     pub const ADMIN: u8 = 0x32;
+    pub const ATTACH_POINT: u8 = 0x33;
     pub const CLOSE: u8 = 0x3f;
 
     pub const WELCOME: u8 = 0x81;
@@ -43,6 +44,7 @@ pub mod kind {
     pub const TAGS: u8 = 0x97;
     pub const STATS_REPLY: u8 = 0x98;
     pub const ADMIN_REPLY: u8 = 0x99;
+    pub const ATTACH_POINT_REPLY: u8 = 0x9a;
     pub const GOODBYE: u8 = 0x9f;
 }
 
@@ -99,6 +101,7 @@ pub enum Request {
     Flush,
     Stats,
     Admin(AdminRequest),
+    AttachPoint,
     Close,
 }
 
@@ -204,6 +207,7 @@ pub enum Response {
     Tags(Vec<(String, Vec<u8>)>),
     Stats(Stats),
     Admin(AdminOutput),
+    AttachPoint(AttachPoint),
     Goodbye,
 }
 
@@ -250,6 +254,7 @@ impl Request {
             Request::Flush => kind::FLUSH,
             Request::Stats => kind::STATS,
             Request::Admin(_) => kind::ADMIN,
+            Request::AttachPoint => kind::ATTACH_POINT,
             Request::Close => kind::CLOSE,
         }
     }
@@ -281,7 +286,11 @@ impl Request {
             Request::SetTag(s) => pc(s),
             Request::RemoveTag(r) => pc(r),
             Request::Admin(a) => pc(a),
-            Request::ListTags | Request::Flush | Request::Stats | Request::Close => Vec::new(),
+            Request::ListTags
+            | Request::Flush
+            | Request::Stats
+            | Request::AttachPoint
+            | Request::Close => Vec::new(),
             Request::Put { .. } | Request::Get(_) => Vec::new(),
         }
     }
@@ -330,6 +339,7 @@ impl Request {
             kind::FLUSH => empty(k, &body, Request::Flush)?,
             kind::STATS => empty(k, &body, Request::Stats)?,
             kind::ADMIN => Request::Admin(unpc(k, &body)?),
+            kind::ATTACH_POINT => empty(k, &body, Request::AttachPoint)?,
             kind::CLOSE => empty(k, &body, Request::Close)?,
             other => {
                 return Err(Error::backend(
@@ -371,6 +381,7 @@ pub fn op_name(k: u8) -> &'static str {
         kind::FLUSH => "flush",
         kind::STATS => "stats",
         kind::ADMIN => "admin",
+        kind::ATTACH_POINT => "attach-point",
         kind::CLOSE => "close",
         _ => "unknown",
     }
@@ -392,6 +403,7 @@ impl Response {
             Response::Tags(_) => kind::TAGS,
             Response::Stats(_) => kind::STATS_REPLY,
             Response::Admin(_) => kind::ADMIN_REPLY,
+            Response::AttachPoint(_) => kind::ATTACH_POINT_REPLY,
             Response::Goodbye => kind::GOODBYE,
         }
     }
@@ -428,6 +440,7 @@ impl Response {
             Response::Tags(t) => pc(t),
             Response::Stats(s) => pc(s),
             Response::Admin(a) => pc(a),
+            Response::AttachPoint(a) => pc(a),
             Response::Ok | Response::Missing | Response::Goodbye => Vec::new(),
         };
         frame::write_frame(w, k, &[&small])
@@ -476,6 +489,7 @@ impl Response {
             kind::TAGS => Response::Tags(unpc(k, &body).map_err(bad)?),
             kind::STATS_REPLY => Response::Stats(unpc(k, &body).map_err(bad)?),
             kind::ADMIN_REPLY => Response::Admin(unpc(k, &body).map_err(bad)?),
+            kind::ATTACH_POINT_REPLY => Response::AttachPoint(unpc(k, &body).map_err(bad)?),
             kind::GOODBYE => empty(k, &body, Response::Goodbye).map_err(bad)?,
             other => return Err(Error::Protocol(format!("unknown answer kind {other:#04x}"))),
         })

@@ -8,9 +8,11 @@
 //! access. `--read-only` refuses every change. The rules live here once, as a wrapper around
 //! any backend, so every backend program offers the same flags with the same meaning.
 
-use crate::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key::Key;
+use crate::share::Tickets;
+use std::sync::Arc;
 
 /// What a connection may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +46,28 @@ impl Access {
 /// Admin commands that only read, allowed under any restriction.
 pub const READING_ADMIN: &[&str] = &["help", "info", "stats", "verify", "tag-history", "members"];
 
-/// A backend behind an access restriction.
+/// A backend behind an access restriction: one connection's view of it.
 pub struct Restricted<B> {
     inner: B,
     access: Access,
+    /// Where this connection's process lets others attach, if it does (see `share`).
+    tickets: Option<Arc<Tickets>>,
 }
 
 impl<B: Backend> Restricted<B> {
     pub fn new(inner: B, access: Access) -> Restricted<B> {
-        Restricted { inner, access }
+        Restricted {
+            inner,
+            access,
+            tickets: None,
+        }
+    }
+
+    /// Answers attach-point requests with tickets from `tickets`, each carrying this
+    /// connection's access.
+    pub fn with_tickets(mut self, tickets: Arc<Tickets>) -> Restricted<B> {
+        self.tickets = Some(tickets);
+        self
     }
 
     fn refuse(&self, what: &str) -> Error {
@@ -146,6 +161,12 @@ impl<B: Backend> Backend for Restricted<B> {
     }
     fn stats(&self) -> Result<Stats> {
         self.inner.stats()
+    }
+    fn attach_point(&self) -> Result<AttachPoint> {
+        match &self.tickets {
+            Some(t) => t.issue(self.access),
+            None => self.inner.attach_point(),
+        }
     }
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
         if self.access != Access::Full && !READING_ADMIN.contains(&command) {

@@ -501,6 +501,7 @@ pub fn execute<B: Backend + ?Sized>(backend: &B, request: Request) -> Response {
         Request::Flush => backend.flush().map(|()| Response::Ok),
         Request::Stats => backend.stats().map(Response::Stats),
         Request::Admin(a) => backend.admin(&a.command, &a.args).map(Response::Admin),
+        Request::AttachPoint => backend.attach_point().map(Response::AttachPoint),
         Request::Close => Ok(Response::Goodbye),
     };
     r.unwrap_or_else(|e| Response::error(&e))

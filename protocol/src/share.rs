@@ -18,14 +18,14 @@
 //! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed holder is replaced by
 //! the next one (it holds the archive's lock, so no live holder owns that socket).
 
-use crate::backend::Backend;
-use crate::error::{Error, Result};
+use crate::backend::{AttachPoint, Backend};
+use crate::error::{Error, ErrorCode, Result};
 use crate::restrict::{Access, Restricted};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The socket's name inside the archive directory.
@@ -38,6 +38,77 @@ const PATH_MAX: usize = 107;
 pub fn socket_path(dir: &Path) -> Option<PathBuf> {
     let p = std::path::absolute(dir).ok()?.join(SOCKET);
     (p.as_os_str().len() <= PATH_MAX).then_some(p)
+}
+
+/// The first byte of an attachment that shows a ticket (the ticket's bytes follow) instead
+/// of declaring an access.
+const SHOWS_TICKET: u8 = 3;
+/// Set in a relay's access byte when its own connection is not to be offered attach points
+/// (it came in through an ssh forced command, which is there to restrict it).
+const NO_ATTACH_POINTS: u8 = 0x10;
+/// Length of a ticket.
+pub const TICKET_LEN: usize = 32;
+
+/// The tickets a holder hands out with its attach point: one per access level, made at first
+/// request from the operating system's random source and valid while the holder lives. A
+/// ticket admits a connection with the access of the connection it was issued to, so a
+/// connection can never gain by attaching — however it reaches the socket (an ssh forwarding
+/// of it, say), it must have been served first with at least that access.
+pub struct Tickets {
+    socket: String,
+    issued: Mutex<Vec<([u8; TICKET_LEN], Access)>>,
+}
+
+impl Tickets {
+    /// Tickets for attachments through `socket` (`None` when its path is not UTF-8: no
+    /// attach point can then be named in the protocol).
+    pub fn new(socket: &Path) -> Option<Tickets> {
+        Some(Tickets {
+            socket: socket.to_str()?.to_string(),
+            issued: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The attach point, with the ticket for `access`.
+    pub fn issue(&self, access: Access) -> Result<AttachPoint> {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = match issued.iter().find(|(_, a)| *a == access) {
+            Some((t, _)) => *t,
+            None => {
+                let mut t = [0u8; TICKET_LEN];
+                getrandom::getrandom(&mut t).map_err(|e| {
+                    Error::backend(ErrorCode::Internal, format!("no random ticket: {e}"))
+                })?;
+                issued.push((t, access));
+                t
+            }
+        };
+        Ok(AttachPoint {
+            socket: self.socket.clone(),
+            ticket: ticket.to_vec(),
+        })
+    }
+
+    /// The access `ticket` was issued for, if it was (compared in constant time).
+    fn admit(&self, ticket: &[u8; TICKET_LEN]) -> Option<Access> {
+        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = None;
+        for (t, a) in issued.iter() {
+            let diff = t.iter().zip(ticket).fold(0u8, |d, (x, y)| d | (x ^ y));
+            if diff == 0 {
+                found = Some(*a);
+            }
+        }
+        found
+    }
+}
+
+/// What a process that joins through an attach point sends first: the ticket it was given.
+pub fn ticket_preamble(ticket: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + ticket.len());
+    v.push(SHOWS_TICKET);
+    v.extend_from_slice(ticket);
+    v
 }
 
 fn access_byte(a: Access) -> u8 {
@@ -58,12 +129,15 @@ fn access_of(b: u8) -> Option<Access> {
 }
 
 /// Serves this process's stdin/stdout with `access`, and every process that attaches through
-/// `socket` (when given) with the access it asks for. Returns when its own connection and every
-/// attached one have ended.
+/// `socket` (when given) with the access it asks for or its ticket carries. Connections are
+/// offered attach points unless `offer` is false for this process's own one (it came through an
+/// ssh forced command) or a relay says so for its own. Returns when its own connection and
+/// every attached one have ended.
 pub fn serve_stdio_sharing<B: Backend + 'static>(
     backend: B,
     access: Access,
     socket: Option<&Path>,
+    offer: bool,
 ) -> Result<()> {
     let backend = Arc::new(backend);
     let Some(socket) = socket else {
@@ -78,14 +152,16 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
             .map_err(|e| Error::io(format!("restricting {}", socket.display()), e))?;
     }
     let closing = Arc::new(AtomicBool::new(false));
+    let tickets = Tickets::new(socket).map(Arc::new);
     let acceptor = {
-        let (backend, closing) = (backend.clone(), closing.clone());
+        let (backend, closing, tickets) = (backend.clone(), closing.clone(), tickets.clone());
         std::thread::Builder::new()
             .name("ore attach".into())
-            .spawn(move || accept_loop(listener, backend, closing))
+            .spawn(move || accept_loop(listener, backend, closing, tickets))
             .map_err(|e| Error::io("starting the attach thread", e))?
     };
-    let own = crate::serve::serve_stdio(&Restricted::new(backend.clone(), access));
+    let own = serving(backend.clone(), access, tickets.filter(|_| offer));
+    let own = crate::serve::serve_stdio(&own);
     // No new attachments: wake the acceptor, which sees `closing`, then remove the name.
     closing.store(true, Ordering::Release);
     let _ = UnixStream::connect(socket);
@@ -103,10 +179,39 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
 
 type Attached = (std::thread::JoinHandle<()>, UnixStream);
 
+/// One connection's view of the archive: restricted to `access`, and offering attach points
+/// when given `tickets`.
+fn serving<B: Backend>(
+    backend: Arc<B>,
+    access: Access,
+    tickets: Option<Arc<Tickets>>,
+) -> Restricted<Arc<B>> {
+    let r = Restricted::new(backend, access);
+    match tickets {
+        Some(t) => r.with_tickets(t),
+        None => r,
+    }
+}
+
+/// Reads what an attaching process sends first: the access it is served with, and whether it
+/// is offered attach points. `None` for an unknown byte or a ticket that was never issued.
+fn admission(stream: &mut UnixStream, tickets: Option<&Tickets>) -> Option<(Access, bool)> {
+    let mut b = [0u8; 1];
+    stream.read_exact(&mut b).ok()?;
+    if b[0] == SHOWS_TICKET {
+        let mut t = [0u8; TICKET_LEN];
+        stream.read_exact(&mut t).ok()?;
+        return tickets?.admit(&t).map(|a| (a, true));
+    }
+    let access = access_of(b[0] & !NO_ATTACH_POINTS)?;
+    Some((access, b[0] & NO_ATTACH_POINTS == 0))
+}
+
 fn accept_loop<B: Backend + 'static>(
     listener: UnixListener,
     backend: Arc<B>,
     closing: Arc<AtomicBool>,
+    tickets: Option<Arc<Tickets>>,
 ) -> Vec<Attached> {
     let mut attached: Vec<Attached> = Vec::new();
     for stream in listener.incoming() {
@@ -117,22 +222,18 @@ fn accept_loop<B: Backend + 'static>(
         let Ok(handle) = stream.try_clone() else {
             continue;
         };
-        let backend = backend.clone();
+        let (backend, tickets) = (backend.clone(), tickets.clone());
         let t = std::thread::Builder::new()
             .name("ore attached".into())
             .spawn(move || {
-                let mut b = [0u8; 1];
-                let Some(access) = stream
-                    .read_exact(&mut b)
-                    .ok()
-                    .and_then(|()| access_of(b[0]))
-                else {
+                let Some((access, offer)) = admission(&mut stream, tickets.as_deref()) else {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
                     return;
                 };
                 let (Ok(input), Ok(end)) = (stream.try_clone(), stream.try_clone()) else {
                     return;
                 };
-                let served = Restricted::new(backend, access);
+                let served = serving(backend, access, tickets.filter(|_| offer));
                 if let Err(e) = crate::serve::serve_connection(&served, input, stream, false) {
                     crate::log::debug(&format!("an attached connection ended: {e}"));
                 }
@@ -148,12 +249,19 @@ fn accept_loop<B: Backend + 'static>(
 }
 
 /// Connects to the process serving the archive at `socket`, waiting up to `patience` for it
-/// to start listening (it may have just taken the archive). `None` when nothing answers.
-pub fn attach(socket: &Path, access: Access, patience: Duration) -> Option<UnixStream> {
+/// to start listening (it may have just taken the archive), to relay for a connection with
+/// `access`, which is offered attach points only if `offer`. `None` when nothing answers.
+pub fn attach(
+    socket: &Path,
+    access: Access,
+    offer: bool,
+    patience: Duration,
+) -> Option<UnixStream> {
     let started = Instant::now();
+    let first = access_byte(access) | if offer { 0 } else { NO_ATTACH_POINTS };
     loop {
         if let Ok(mut s) = UnixStream::connect(socket) {
-            if s.write_all(&[access_byte(access)]).is_ok() {
+            if s.write_all(&[first]).is_ok() {
                 return Some(s);
             }
         }

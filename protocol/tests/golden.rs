@@ -4,7 +4,7 @@
 //! changed; a new field or message needs a new protocol version (see PROTOCOL.md).
 
 use protocol::message::{AdminRequest, Hello, RemoveTag, Request, Response, SetTag, Welcome};
-use protocol::{AdminOutput, BackendInfo, CasOutcome, ErrorCode, Key, Level, Stats};
+use protocol::{AdminOutput, AttachPoint, BackendInfo, CasOutcome, ErrorCode, Key, Level, Stats};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -85,6 +85,7 @@ fn requests() -> Vec<(Request, String)> {
             }),
             "0800000032".to_string() + "04696e666f" + "01" + "0178",
         ),
+        (Request::AttachPoint, "0000000033".to_string()),
         (Request::Close, "000000003f".to_string()),
     ]
 }
@@ -178,6 +179,13 @@ fn responses() -> Vec<(Response, String)> {
             }),
             "0400000099".to_string() + "0174" + "0131",
         ),
+        (
+            Response::AttachPoint(AttachPoint {
+                socket: "/s".into(),
+                ticket: vec![0xab, 0xcd],
+            }),
+            "060000009a".to_string() + "022f73" + "02abcd",
+        ),
         (Response::Goodbye, "000000009f".to_string()),
     ]
 }
@@ -213,6 +221,7 @@ fn kind_bytes_are_pinned() {
         (FLUSH, 0x30),
         (STATS, 0x31),
         (ADMIN, 0x32),
+        (ATTACH_POINT, 0x33),
         (CLOSE, 0x3f),
         (WELCOME, 0x81),
         (ERROR, 0x82),
@@ -227,6 +236,7 @@ fn kind_bytes_are_pinned() {
         (TAGS, 0x97),
         (STATS_REPLY, 0x98),
         (ADMIN_REPLY, 0x99),
+        (ATTACH_POINT_REPLY, 0x9a),
         (GOODBYE, 0x9f),
     ];
     for (got, want) in kinds {

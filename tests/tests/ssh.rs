@@ -135,3 +135,90 @@ fn lanes_over_ssh_share_one_connection() {
     let _ = link.kill();
     let _ = link.wait();
 }
+
+/// Lanes over ssh are channels of the first connection's ssh master to the backend's attach
+/// point: one backend program runs on the far side for a whole run, however many lanes. Where
+/// the key forbids forwarding (`restrict`), each lane falls back to a session of its own that
+/// starts the backend program again, which relays to the first; the run is the same.
+#[test]
+fn lanes_over_ssh_reach_the_attach_point_through_a_forwarding() {
+    let d = scratch();
+    let src = d.path().join("src");
+    ore_tests::trees::grid(&src, 6, 10, 200_000);
+    // The remote command counts the backend programs started.
+    let started = d.path().join("started");
+    let counting = d.path().join("counting-backend");
+    std::fs::write(
+        &counting,
+        format!(
+            "#!/bin/sh\necho \"$$\" >> {}\nexec {} \"$@\"\n",
+            quote(&started),
+            bin("backend-splitlog").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &counting,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let runtime = scratch();
+    let starts = || {
+        std::fs::read_to_string(&started)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    for (authorized, forwarded) in [(None, true), (Some("restrict"), false)] {
+        let sshd = Sshd::start(authorized);
+        let archive = d.path().join(format!("archive-{forwarded}"));
+        let o = Ore::new(sshd.identifier(&format!("{} {}", quote(&counting), quote(&archive))));
+        let run = |args: &[&str]| {
+            let out = o
+                .cmd(args)
+                .env("ORE_DEBUG", "1")
+                .env("ORE_LANES", "4")
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .output()
+                .unwrap();
+            ore_tests::ore::Run::of(out)
+        };
+        run(&["init"]).expect(0, "init");
+        let before = starts();
+        let r = run(&["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
+        assert!(
+            r.stderr.contains("4 connection(s) of 4 asked for"),
+            "{}",
+            r.stderr
+        );
+        let through = if forwarded { 3 } else { 0 };
+        assert!(
+            r.stderr
+                .contains(&format!("{through} through a forwarded attach point")),
+            "{}",
+            r.stderr
+        );
+        let programs = starts() - before;
+        if forwarded {
+            assert_eq!(programs, 1, "backend programs started for one snapshot");
+        } else {
+            assert_eq!(programs, 4, "backend programs started for one snapshot");
+        }
+        let dest = d.path().join(format!("dest-{forwarded}"));
+        let r = run(&["restore", "-q", "t", dest.to_str().unwrap()]).expect(0, "restore");
+        assert_same(&src, &dest);
+        // Nothing but ore's own debug lines on the terminal: a refused forwarding is not
+        // shown to the user.
+        let other: Vec<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("ore: debug:") && !l.trim().is_empty())
+            .collect();
+        assert!(other.is_empty(), "unexpected messages: {other:?}");
+        // The forwarded socket and the master's went with the run.
+        let left: Vec<_> = std::fs::read_dir(runtime.path().join("ore"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "sockets left behind: {left:?}");
+    }
+}
