@@ -17,6 +17,11 @@
 //! therefore closes the attached ones first when any of them may hold a put not yet flushed
 //! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed holder is replaced by
 //! the next one (it holds the archive's lock, so no live holder owns that socket).
+//!
+//! A connection need not bring a process at all: asked for its attach point, the holder names
+//! its socket and a ticket ([`Tickets`]), and a client that reaches the socket — through an ssh
+//! forwarding, for lanes over ssh — shows the ticket instead of declaring an access. The ticket
+//! carries the access of the connection it was issued to, so no one gains by attaching.
 
 use crate::backend::{AttachPoint, Backend};
 use crate::error::{Error, ErrorCode, Result};
