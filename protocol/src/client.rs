@@ -4,9 +4,10 @@
 //! a version and then implements [`Backend`] by sending requests. It keeps many requests in
 //! flight: a request is written as soon as it is issued and its completion is queued; one
 //! reader thread matches answers to completions in order (answers come in request order) and
-//! hands log frames to the log sink. Requests are buffered and the buffer is flushed only when
-//! someone waits for an answer, so a thread that issues a thousand puts before waiting pays for
-//! a handful of writes, not a thousand round trips.
+//! hands log frames to the log sink. Requests are buffered and the buffer is flushed when
+//! someone waits for an answer, or a millisecond after a request was left in it (see `linger`),
+//! so a thread that issues a thousand puts before waiting pays for a handful of writes, not a
+//! thousand round trips — and no request sits in a buffer while others' answers are awaited.
 //!
 //! A client may also join, over a unix socket, the process that serves another client's
 //! connection (an attach point, see `share`): the same protocol, with no program of its own.
@@ -138,6 +139,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Requests up to this sequence number have left our buffer.
     flushed: AtomicU64,
+    /// Wakes the sender thread when a request is left in the buffer (see `linger`).
+    nudge: crate::linger::Nudge,
     /// Why the connection is unusable, once it is.
     dead: Mutex<Option<String>>,
     room: Condvar,
@@ -182,6 +185,12 @@ impl Shared {
             p = self.room.wait(p).unwrap_or_else(|p| p.into_inner());
             p.waiters -= 1;
         }
+    }
+
+    /// The sender thread's step: sends what gathered; false once the connection is closed.
+    fn send_gathered(&self) -> bool {
+        self.flush_all();
+        lock(&self.writer).out.is_some() && lock(&self.dead).is_none()
     }
 
     /// Sends every request written so far.
@@ -229,6 +238,7 @@ impl Shared {
             w.out = None;
         }
         w.written += 1;
+        self.nudge.unsent();
         w.written
     }
 
@@ -450,6 +460,7 @@ impl Client {
             }),
             pending: Mutex::new(Pending::default()),
             flushed: AtomicU64::new(0),
+            nudge: Default::default(),
             dead: Mutex::new(None),
             room: Condvar::new(),
             window: opts.window.max(1),
@@ -522,6 +533,11 @@ impl Client {
             .name("ore client reader".into())
             .spawn(move || read_answers(&reader_shared, input))
             .map_err(|e| conn(format!("cannot start the reader thread: {e}")))?;
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("ore client sender".into())
+            .spawn(move || crate::linger::run(weak, |s: &Shared| &s.nudge, Shared::send_gathered))
+            .map_err(|e| conn(format!("cannot start the sender thread: {e}")))?;
         if let Some(limit) = opts.timeout {
             let weak = Arc::downgrade(&shared);
             std::thread::Builder::new()
@@ -648,6 +664,7 @@ impl Drop for Client {
 /// connection is closed for writing: its server answers what it has and closes in turn.
 fn shutdown_child(shared: &Shared, grace: Duration) {
     lock(&shared.writer).out = None;
+    shared.nudge.wake();
     if let Some(s) = &shared.socket {
         let _ = s.shutdown(std::net::Shutdown::Write);
     }

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod frame;
 pub mod key;
 pub mod lanes;
+pub mod linger;
 pub mod log;
 pub mod memory;
 pub mod message;
