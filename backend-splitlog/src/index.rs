@@ -124,6 +124,17 @@ impl Index {
         .map_err(|e| db_err("looking up a block", e))
     }
 
+    /// Whether a block is indexed: a search of the key's index alone (the row itself, with the
+    /// block's location, is not read).
+    pub fn contains(&self, key: &Key) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blocks WHERE key = ?1")
+            .map_err(|e| db_err("looking up a block", e))?;
+        st.exists(params![&key.0[..]])
+            .map_err(|e| db_err("looking up a block", e))
+    }
+
     /// Records a block; returns false when the key was already indexed (nothing changes).
     pub fn insert_block(&mut self, key: &Key, loc: Location) -> Result<bool> {
         let n = self

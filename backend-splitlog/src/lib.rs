@@ -359,9 +359,7 @@ impl Backend for SplitlogBackend {
 
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let st = self.state();
-        keys.iter()
-            .map(|k| st.index.locate(k).map(|l| l.is_some()))
-            .collect()
+        keys.iter().map(|k| st.index.contains(k)).collect()
     }
 
     fn remove(&self, keys: &[Key]) -> Result<()> {
