@@ -137,17 +137,15 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         protocol::log::debug(&format!("{id}: started as {c}"));
     }
     let cmd = shared.as_deref().unwrap_or(cmd);
-    let first = match shared {
-        // The master reports each forwarded channel the server refuses; that is handled.
-        Some(_) => Client::connect_with(
-            cmd,
-            ClientOptions {
-                expected_stderr: Some(crate::sshmux::refused_channel),
-                ..opts.clone()
-            },
-        )?,
-        None => Client::connect_with(cmd, opts.clone())?,
-    };
+    // The master reports each forwarded channel the server refuses; that is handled.
+    let expected: fn(&str) -> bool = crate::sshmux::refused_channel;
+    let first = Client::connect_with(
+        cmd,
+        ClientOptions {
+            expected_stderr: shared.is_some().then_some(expected),
+            ..opts.clone()
+        },
+    )?;
     if lanes == Some(1) {
         return Ok(Arc::new(first));
     }

@@ -22,10 +22,10 @@ use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use crate::log;
 use crate::message::{AdminRequest, Hello, RemoveTag, Request, Response, SetTag};
 use crate::serve::{MAX_VERSION, MIN_VERSION};
-use crate::spawn::{command_for, describe_exit};
+use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
 use crate::Key;
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -232,13 +232,20 @@ impl Shared {
             }
             p.queue.push_back(done);
         }
-        if let Err(e) = req.write_to(out) {
-            // The reader sees the end of the stream and fails everything queued, this included.
-            self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
-            w.out = None;
+        let was_empty = out.buffer().is_empty();
+        match req.write_to(out) {
+            // The first request left in the buffer wakes the sender; it sends the later ones
+            // too. (One written straight through, being large, leaves nothing to send.)
+            Ok(()) if was_empty && !out.buffer().is_empty() => self.nudge.unsent(),
+            Ok(()) => {}
+            Err(e) => {
+                // The reader sees the end of the stream and fails everything queued, this
+                // included.
+                self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
+                w.out = None;
+            }
         }
         w.written += 1;
-        self.nudge.unsent();
         w.written
     }
 
@@ -610,10 +617,19 @@ impl Client {
     /// gets to it, so a busy machine's scheduling does not pass for a long link.
     pub fn start_round_trip(&self) -> Ticket<Duration> {
         let started = Instant::now();
-        let t = self.call(Request::Exists(Vec::new()), move |r| match r {
+        self.call_at_once(Request::Exists(Vec::new()), move |r| match r {
             Response::Presence(v) if v.is_empty() => Ok(started.elapsed()),
             o => Err(o),
-        });
+        })
+    }
+
+    /// [`call`](Self::call), with the request sent now rather than a moment later.
+    fn call_at_once<T, F>(&self, req: Request, convert: F) -> Ticket<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Response) -> Result<T, Response> + Send + 'static,
+    {
+        let t = self.call(req, convert);
         self.shared.flush_all();
         t
     }
@@ -621,12 +637,10 @@ impl Client {
     /// Asks where a further connection may join the backend's process, sent at once (see
     /// [`Backend::attach_point`]).
     pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
-        let t = self.call(Request::AttachPoint, |r| match r {
+        self.call_at_once(Request::AttachPoint, |r| match r {
             Response::AttachPoint(a) => Ok(a),
             o => Err(o),
-        });
-        self.shared.flush_all();
-        t
+        })
     }
 
     /// Says goodbye, waits for the backend to flush and exit, and reports how it ended.
@@ -815,38 +829,6 @@ fn read_answers(shared: &Arc<Shared>, mut input: Input) {
                 .dead_error()
                 .unwrap_or_else(|| shared.conn_error("the connection ended")))),
             None => break,
-        }
-    }
-}
-
-/// Asks the kernel for a 1 MiB pipe buffer (best effort: the limit may be lower).
-fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
-    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; failure is harmless.
-    unsafe {
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
-}
-
-fn forward_stderr(
-    name: &str,
-    stderr: std::process::ChildStderr,
-    expected: Option<fn(&str) -> bool>,
-) {
-    let mut r = BufReader::new(stderr);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim_end_matches(['\n', '\r']);
-                if expected.is_some_and(|f| f(text)) {
-                    log::debug(&format!("{name}: {text}"));
-                } else {
-                    eprintln!("{name}: {text}");
-                }
-            }
         }
     }
 }

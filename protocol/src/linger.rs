@@ -1,12 +1,12 @@
 //! Sending buffered requests soon, whoever waits.
 //!
-//! A client buffers requests so that a thread issuing thousands of them pays for a few writes,
-//! and until now sent the buffer only when someone waited for an answer. That is right for one
-//! thread that issues and then waits, and wrong for a pipeline: a snapshot's walk issues
+//! A client buffers requests so that a thread issuing thousands of them pays for a few writes.
+//! Sending the buffer only when someone waits for an answer is right for one thread that
+//! issues and then waits, and wrong for a pipeline: a snapshot's walk issues
 //! questions that resolver threads wait for later, in order, over several lanes. A question
-//! issued while a resolver waits on another lane stayed in its buffer until a resolver reached
-//! it — a round trip after the answers before it — so over a long link the pipeline advanced
-//! by a fraction of its window per round trip. So each connection also has a sender thread: a
+//! issued while a resolver waits on another lane would stay in its buffer until a resolver
+//! reached it — a round trip after the answers before it — and over a long link the pipeline
+//! would advance by a fraction of its window per round trip. So each connection also has a sender thread: a
 //! request written into an empty buffer wakes it, and it sends whatever has gathered after
 //! [`LINGER`]. Batches stay large (a millisecond of requests), and no request waits longer.
 

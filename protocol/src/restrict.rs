@@ -63,10 +63,10 @@ impl<B: Backend> Restricted<B> {
         }
     }
 
-    /// Answers attach-point requests with tickets from `tickets`, each carrying this
-    /// connection's access.
-    pub fn with_tickets(mut self, tickets: Arc<Tickets>) -> Restricted<B> {
-        self.tickets = Some(tickets);
+    /// Answers attach-point requests with tickets from `tickets` (when given), each carrying
+    /// this connection's access.
+    pub fn with_tickets(mut self, tickets: Option<Arc<Tickets>>) -> Restricted<B> {
+        self.tickets = tickets;
         self
     }
 

@@ -15,8 +15,9 @@
 //! attached connection then reads no further requests — the ones already received are answered
 //! — and sees its connection end, as if its backend had closed. A frontend with several lanes
 //! therefore closes the attached ones first when any of them may hold a put not yet flushed
-//! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed holder is replaced by
-//! the next one (it holds the archive's lock, so no live holder owns that socket).
+//! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed
+//! holder is replaced by the next one (it holds the archive's lock, so no live holder owns that
+//! socket).
 //!
 //! A connection need not bring a process at all: asked for its attach point, the holder names
 //! its socket and a ticket ([`Tickets`]), and a client that reaches the socket — through an ssh
@@ -165,7 +166,7 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
             .spawn(move || accept_loop(listener, backend, closing, tickets))
             .map_err(|e| Error::io("starting the attach thread", e))?
     };
-    let own = serving(backend.clone(), access, tickets.filter(|_| offer));
+    let own = Restricted::new(backend.clone(), access).with_tickets(tickets.filter(|_| offer));
     let own = crate::serve::serve_stdio(&own);
     // No new attachments: wake the acceptor, which sees `closing`, then remove the name.
     closing.store(true, Ordering::Release);
@@ -183,20 +184,6 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
 }
 
 type Attached = (std::thread::JoinHandle<()>, UnixStream);
-
-/// One connection's view of the archive: restricted to `access`, and offering attach points
-/// when given `tickets`.
-fn serving<B: Backend>(
-    backend: Arc<B>,
-    access: Access,
-    tickets: Option<Arc<Tickets>>,
-) -> Restricted<Arc<B>> {
-    let r = Restricted::new(backend, access);
-    match tickets {
-        Some(t) => r.with_tickets(t),
-        None => r,
-    }
-}
 
 /// Reads what an attaching process sends first: the access it is served with, and whether it
 /// is offered attach points. `None` for an unknown byte or a ticket that was never issued.
@@ -238,7 +225,8 @@ fn accept_loop<B: Backend + 'static>(
                 let (Ok(input), Ok(end)) = (stream.try_clone(), stream.try_clone()) else {
                     return;
                 };
-                let served = serving(backend, access, tickets.filter(|_| offer));
+                let served =
+                    Restricted::new(backend, access).with_tickets(tickets.filter(|_| offer));
                 if let Err(e) = crate::serve::serve_connection(&served, input, stream, false) {
                     crate::log::debug(&format!("an attached connection ended: {e}"));
                 }

@@ -6,6 +6,8 @@
 //! uses its own backends rather than whatever else is on `PATH`; otherwise `PATH` decides.
 
 use crate::error::{Error, Result};
+use crate::log;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
@@ -77,6 +79,40 @@ pub fn describe_exit(status: ExitStatus) -> String {
         format!("was killed by signal {sig}")
     } else {
         "ended".to_string()
+    }
+}
+
+/// Asks the kernel for a 1 MiB pipe buffer (best effort: the limit may be lower).
+pub(crate) fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; failure is harmless.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// Copies a backend program's stderr to ours, each line prefixed with the program's `name`;
+/// lines `expected` recognises (handled by the caller) go to the debug log instead.
+pub(crate) fn forward_stderr(
+    name: &str,
+    stderr: std::process::ChildStderr,
+    expected: Option<fn(&str) -> bool>,
+) {
+    let mut r = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']);
+                if expected.is_some_and(|f| f(text)) {
+                    log::debug(&format!("{name}: {text}"));
+                } else {
+                    eprintln!("{name}: {text}");
+                }
+            }
+        }
     }
 }
 
