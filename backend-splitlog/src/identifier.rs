@@ -275,7 +275,11 @@ fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
     let mut said = false;
     let mut pause = std::time::Duration::from_millis(20);
     loop {
-        match SplitlogBackend::open(dir, SplitlogOptions::default()) {
+        let opts = SplitlogOptions {
+            private: true,
+            ..Default::default()
+        };
+        match SplitlogBackend::open(dir, opts) {
             Ok(b) => return Ok(Arc::new(b)),
             Err(e)
                 if e.code() == protocol::ErrorCode::Locked

@@ -160,6 +160,16 @@ impl Index {
         self.account(new.log, new.record_len() as i64, 0)
     }
 
+    /// Takes back [`Index::insert_block`] for a record that was never written (its append
+    /// failed): the row goes, and so does the space it was counted for.
+    pub fn unrecord_block(&mut self, key: &Key, loc: Location) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM blocks WHERE key = ?1")
+            .and_then(|mut st| st.execute(params![&key.0[..]]))
+            .map_err(|e| db_err("taking back a block", e))?;
+        self.account(loc.log, -(loc.record_len() as i64), 0)
+    }
+
     /// Forgets a block; its record's space becomes dead. Returns where it was.
     pub fn remove_block(&mut self, key: &Key) -> Result<Option<Location>> {
         let Some(loc) = self.locate(key)? else {

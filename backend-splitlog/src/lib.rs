@@ -44,6 +44,9 @@ pub const DEFAULT_COMMIT_INTERVAL: u32 = 10_000;
 pub struct SplitlogOptions {
     /// Where the index lives (default `DIR/metadata.db`).
     pub metadata: Option<PathBuf>,
+    /// The archive is used only by the process that opens it (no one else is answered), so
+    /// small records may be gathered and written together (see [`logs`]).
+    pub private: bool,
 }
 
 /// Settings kept as records in the logs (so they survive a reindex).
@@ -97,11 +100,48 @@ impl State {
             .logs
             .append(&header, payload, self.settings.max_log_size)?;
         self.index.apply(loc.log, loc.offset, &header, payload)?;
+        self.count_write()
+    }
+
+    /// Counts one more write since the last commit, committing every `commit_interval`.
+    fn count_write(&mut self) -> Result<()> {
         self.uncommitted += 1;
         if self.uncommitted >= self.settings.commit_interval.max(1) {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// Stores a block unless it is indexed already. The index is asked by inserting the row
+    /// for where the record will go (one statement where a lookup and an insert were two); the
+    /// row is taken back if the append then fails. Either way nothing is committed before the
+    /// logs are synced, so the index never names a record that is not in a log.
+    pub(crate) fn put_block(&mut self, key: &Key, data: &[u8]) -> Result<()> {
+        let header = Header::new(RecordType::Block, key.0, data);
+        let max = self.settings.max_log_size;
+        let (log, offset) = self.logs.place(header.record_len(), max)?;
+        let loc = index::Location {
+            log,
+            offset,
+            len: header.len,
+        };
+        if !self.index.insert_block(key, loc)? {
+            return Ok(());
+        }
+        match self.logs.append(&header, data, max) {
+            Ok(at) if at == loc => {}
+            Ok(at) => {
+                return Err(Error::backend(
+                    ErrorCode::Internal,
+                    format!("block {key} was placed at {loc:?} but appended at {at:?}"),
+                ))
+            }
+            Err(e) => {
+                self.index.unrecord_block(key, loc)?;
+                return Err(e);
+            }
+        }
+        self.count_write()
     }
 
     /// Syncs the logs, then commits the index with the position it now reflects.
@@ -213,7 +253,10 @@ impl SplitlogBackend {
         refuse_foreign(&dir, &metadata)?;
         let index = Index::open(&metadata)?;
         restrict(&metadata);
-        let logs = Logs::open(&dir)?;
+        let mut logs = Logs::open(&dir)?;
+        if opts.private {
+            logs.gather();
+        }
         let settings = Settings::load(&index)?;
         let mut state = State {
             index,
@@ -335,10 +378,7 @@ impl Backend for SplitlogBackend {
         let mut st = self.state();
         self.check_writable(&st, "storing a block")?;
         check_block_size(&key, data.len(), st.settings.max_block_size)?;
-        if st.index.locate(&key)?.is_some() {
-            return Ok(());
-        }
-        st.write(RecordType::Block, key.0, data)
+        st.put_block(&key, data)
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {

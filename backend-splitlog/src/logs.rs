@@ -4,6 +4,16 @@
 //! Logs are `DIR/log-000001`, `DIR/log-000002`, ...; only the newest is appended to. A log rolls
 //! over before a record would take it past the maximum size, so no log ever exceeds it except by
 //! a single record larger than the limit, alone in its log. Files are created 0600.
+//!
+//! When the archive is opened inside the one process that uses it ([`Logs::gather`]), small
+//! records are gathered in memory and written together ([`PENDING_MAX`] bytes at a time): a
+//! snapshot of many small files appends tens of thousands of them, and one system call each
+//! cost more than the copying. A backend that serves other processes writes every record before
+//! it answers, so that no acknowledged block is lost if it is killed. Gathered records are written before anything reads the
+//! newest log, before it is synced, and before it rolls over, so nothing outside this module
+//! sees the difference — except when that write fails: the records were already accepted, so
+//! the logs refuse every later append and sync (see [`Logs::lost`]), and no flush can ever
+//! claim them durable.
 
 use crate::index::Location;
 use crate::record::{Header, HEADER_LEN};
@@ -119,11 +129,72 @@ fn read_two_at(f: &File, a: &mut [u8], b: &mut [u8], offset: u64) -> std::io::Re
     }
 }
 
+/// How many bytes of small records are gathered before they are written.
+pub const PENDING_MAX: usize = 1 << 20;
+
+/// Records up to this size are gathered; larger ones are written at once (copying them would
+/// cost more than the system call it saves).
+const GATHER_MAX: usize = 64 * 1024;
+
+/// Writes all of `bufs`, one after another, at `offset` (`pwritev`, finishing short writes).
+fn write_all_vectored_at(f: &File, bufs: &[&[u8]], mut offset: u64) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let mut bufs: Vec<&[u8]> = bufs.iter().copied().filter(|b| !b.is_empty()).collect();
+    while !bufs.is_empty() {
+        let iov: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: every iovec points into a live buffer of the given length, only read.
+        let n = unsafe {
+            libc::pwritev(
+                f.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                offset as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let mut n = n as usize;
+        offset += n as u64;
+        while n > 0 {
+            if n >= bufs[0].len() {
+                n -= bufs[0].len();
+                bufs.remove(0);
+            } else {
+                bufs[0] = &bufs[0][n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The log files: appending to the newest, reading any.
 pub struct Logs {
     dir: PathBuf,
     current: u32,
+    /// The newest log's size, counting the records still in `pending`.
     size: u64,
+    /// Records appended to the newest log but not yet written to it; they end at `size`.
+    pending: Vec<u8>,
+    /// Why gathered records could not be written, once that happened: they were accepted and
+    /// are lost, so every later append and sync fails with this.
+    lost: Option<String>,
+    /// Whether small records are gathered (see [`Logs::gather`]).
+    gather: bool,
     files: HashMap<u32, Arc<File>>,
     /// Logs written since the last sync.
     dirty: BTreeSet<u32>,
@@ -147,6 +218,9 @@ impl Logs {
             dir: dir.to_path_buf(),
             current,
             size,
+            pending: Vec::new(),
+            lost: None,
+            gather: false,
             files,
             dirty: BTreeSet::new(),
             dir_dirty: existing.is_empty(),
@@ -162,8 +236,11 @@ impl Logs {
         &self.dir
     }
 
-    /// A log's file, opened on first use.
+    /// A log's file, opened on first use, with every record appended to it written.
     pub fn file(&mut self, n: u32) -> Result<&Arc<File>> {
+        if n == self.current {
+            self.write_pending()?;
+        }
         if !self.files.contains_key(&n) {
             let f = open_log(&self.dir, n, false)?;
             self.files.insert(n, Arc::new(f));
@@ -171,6 +248,17 @@ impl Logs {
         self.files
             .get(&n)
             .ok_or_else(|| Error::backend(ErrorCode::Internal, format!("log {n} is not open")))
+    }
+
+    /// Where a record of `len` bytes will be appended: rolls over to a new log first when it
+    /// would take the newest past `max_log_size`, so the next [`Logs::append`] of that record
+    /// lands exactly there.
+    pub fn place(&mut self, len: u64, max_log_size: u64) -> Result<(u32, u64)> {
+        self.check_not_lost()?;
+        if self.size > 0 && self.size + len > max_log_size {
+            self.roll()?;
+        }
+        Ok((self.current, self.size))
     }
 
     /// Appends a record, rolling over to a new log first when it would pass `max_log_size`.
@@ -181,24 +269,26 @@ impl Logs {
         max_log_size: u64,
     ) -> Result<Location> {
         let len = header.record_len();
-        if self.size > 0 && self.size + len > max_log_size {
-            self.roll()?;
-        }
+        self.place(len, max_log_size)?;
         let n = self.current;
         let offset = self.size;
-        let path = log_path(&self.dir, n);
-        let f = self.file(n)?;
-        // Small records go out in one write; large ones are not copied just to join them.
-        let written = if payload.len() <= 64 * 1024 {
-            let mut rec = Vec::with_capacity(HEADER_LEN + payload.len());
-            rec.extend_from_slice(&header.encode());
-            rec.extend_from_slice(payload);
-            f.write_all_at(&rec, offset)
+        let record = HEADER_LEN + payload.len();
+        if self.gather && record <= GATHER_MAX {
+            if self.pending.len() + record > PENDING_MAX {
+                self.write_pending()?;
+            }
+            self.pending.extend_from_slice(&header.encode());
+            self.pending.extend_from_slice(payload);
         } else {
-            f.write_all_at(&header.encode(), offset)
-                .and_then(|()| f.write_all_at(payload, offset + HEADER_LEN as u64))
-        };
-        written.map_err(|e| Error::io(format!("appending to {}", path.display()), e))?;
+            // What is gathered, the header and the payload go out in one call.
+            let written = offset - self.pending.len() as u64;
+            let f = self.open_current()?;
+            let r = write_all_vectored_at(&f, &[&self.pending, &header.encode(), payload], written);
+            self.pending.clear();
+            if let Err(e) = r {
+                return Err(self.lose(written, e));
+            }
+        }
         self.size += len;
         self.dirty.insert(n);
         Ok(Location {
@@ -208,8 +298,69 @@ impl Logs {
         })
     }
 
+    /// Gathers small records from now on. Only for logs opened by the process that is their
+    /// one user: records it gathered die with it, as its unflushed work does anyway, while a
+    /// process that answers others must write a record before its put is acknowledged.
+    pub fn gather(&mut self) {
+        self.gather = true;
+    }
+
+    /// The newest log's file, without writing what is gathered.
+    fn open_current(&mut self) -> Result<Arc<File>> {
+        let n = self.current;
+        if !self.files.contains_key(&n) {
+            let f = open_log(&self.dir, n, false)?;
+            self.files.insert(n, Arc::new(f));
+        }
+        self.files
+            .get(&n)
+            .cloned()
+            .ok_or_else(|| Error::backend(ErrorCode::Internal, format!("log {n} is not open")))
+    }
+
+    /// Writes the gathered records to the newest log.
+    fn write_pending(&mut self) -> Result<()> {
+        self.check_not_lost()?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.size - self.pending.len() as u64;
+        let f = self.open_current()?;
+        let r = f.write_all_at(&self.pending, written);
+        self.pending.clear();
+        r.map_err(|e| self.lose(written, e))
+    }
+
+    /// Records that the records from `written` on could not be written, and the error to
+    /// return. Nothing past `written` is trusted again: a torn tail there is cut off when the
+    /// archive is next opened.
+    fn lose(&mut self, written: u64, e: std::io::Error) -> Error {
+        self.size = written;
+        let why = format!(
+            "appending to {} failed ({e}): blocks accepted since the last flush are lost; \
+             reopen the archive (the next start replays what was written)",
+            log_path(&self.dir, self.current).display()
+        );
+        self.lost = Some(why.clone());
+        Error::io(why, e)
+    }
+
+    /// Fails once gathered records were lost (see [`Logs::lost`]).
+    fn check_not_lost(&self) -> Result<()> {
+        match &self.lost {
+            Some(why) => Err(Error::backend(ErrorCode::Io, why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Why gathered records could not be written, if that happened.
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.as_deref()
+    }
+
     /// Starts the next log.
     pub fn roll(&mut self) -> Result<()> {
+        self.write_pending()?;
         let next = self.current + 1;
         let f = open_log(&self.dir, next, true)?;
         self.files.insert(next, Arc::new(f));
@@ -221,6 +372,7 @@ impl Logs {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<()> {
+        self.write_pending()?;
         let dirty: Vec<u32> = self.dirty.iter().copied().collect();
         for n in dirty {
             let path = log_path(&self.dir, n);
@@ -260,6 +412,9 @@ impl Logs {
 
     /// Deletes a log that no longer holds anything live (after compaction).
     pub fn delete(&mut self, n: u32) -> Result<()> {
+        if n == self.current {
+            self.write_pending()?;
+        }
         self.files.remove(&n);
         self.dirty.remove(&n);
         let path = log_path(&self.dir, n);

@@ -65,6 +65,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             &args.dir,
             SplitlogOptions {
                 metadata: args.metadata.clone(),
+                private: false,
             },
         );
         match opened {

@@ -133,13 +133,62 @@ pub fn gid_of(name: &str) -> Option<u32> {
     })
 }
 
+/// Where extended attributes are read from.
+#[derive(Clone, Copy)]
+enum XattrSource<'a> {
+    /// A path, not following a symlink.
+    Path(&'a std::ffi::CStr),
+    /// An open file (no path to look up again).
+    Fd(std::os::fd::RawFd),
+}
+
+impl XattrSource<'_> {
+    fn list(self, buf: &mut [u8]) -> isize {
+        // SAFETY: the buffer is valid for its length; the path is NUL-terminated.
+        unsafe {
+            match self {
+                XattrSource::Path(p) => {
+                    libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                }
+                XattrSource::Fd(fd) => libc::flistxattr(fd, buf.as_mut_ptr().cast(), buf.len()),
+            }
+        }
+    }
+
+    fn get(self, name: &std::ffi::CStr, buf: &mut [u8]) -> isize {
+        // SAFETY: as for `list`; the name is NUL-terminated.
+        unsafe {
+            match self {
+                XattrSource::Path(p) => libc::lgetxattr(
+                    p.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                ),
+                XattrSource::Fd(fd) => {
+                    libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+                }
+            }
+        }
+    }
+}
+
 /// The extended attributes of `path` (not following a symlink), sorted by name.
 pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     let c = cpath(path)?;
+    read_xattrs_from(XattrSource::Path(&c))
+}
+
+/// The extended attributes of an open file, sorted by name: what [`read_xattrs`] gives for
+/// its path, without looking the path up again.
+pub fn read_xattrs_of(file: &std::fs::File) -> io::Result<Vec<Xattr>> {
+    read_xattrs_from(XattrSource::Fd(std::os::fd::AsRawFd::as_raw_fd(file)))
+}
+
+fn read_xattrs_from(src: XattrSource) -> io::Result<Vec<Xattr>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        // SAFETY: the buffer is valid for its length.
-        let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        let n = src.list(&mut names);
         if n >= 0 {
             break n as usize;
         }
@@ -159,15 +208,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "xattr name"))?;
         let mut value = vec![0u8; 256];
         loop {
-            // SAFETY: the buffer is valid for its length.
-            let n = unsafe {
-                libc::lgetxattr(
-                    c.as_ptr(),
-                    cn.as_ptr(),
-                    value.as_mut_ptr().cast(),
-                    value.len(),
-                )
-            };
+            let n = src.get(&cn, &mut value);
             if n >= 0 {
                 value.truncate(n as usize);
                 break;

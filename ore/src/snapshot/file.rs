@@ -26,10 +26,12 @@ pub const WINDOW: usize = 8 << 20;
 
 /// What became of a file.
 pub(crate) enum FileDone {
-    /// Stored: its size and content, and a warning when it changed while read.
+    /// Stored: its size, content and extended attributes (read from the open file), and a
+    /// warning when it changed while read.
     Stored {
         size: u64,
         content: Content,
+        xattrs: std::io::Result<Vec<crate::entry::Xattr>>,
         warning: Option<String>,
     },
     /// Not stored, with the reason (the snapshot goes on without it).
@@ -100,6 +102,8 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
         }
         pos = size;
     }
+    // Read before the check below, so that a change to them also shows in the ctime.
+    let xattrs = crate::meta::read_xattrs_of(&file);
     // Did it change while we read it?
     let mut warning = None;
     if let Ok(after) = crate::fsys::fstat(&file) {
@@ -112,6 +116,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
         Ok(content) => FileDone::Stored {
             size: pos,
             content,
+            xattrs,
             warning,
         },
         Err(e) => FileDone::Fatal(e),

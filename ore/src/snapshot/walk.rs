@@ -270,15 +270,24 @@ impl Walk<'_, '_> {
 
     /// The metadata every entry has; the kind is filled in by the caller.
     fn base_entry(&self, name: Vec<u8>, st: &Stat, abs: &Path, rel: &[u8]) -> Entry {
+        let mut entry = self.entry_of(name, st);
+        entry.xattrs = self.xattrs_or_warn(crate::meta::read_xattrs(abs), rel);
+        entry
+    }
+
+    /// Extended attributes as read, or none with a warning.
+    fn xattrs_or_warn(&self, read: std::io::Result<Vec<Xattr>>, rel: &[u8]) -> Vec<Xattr> {
+        read.unwrap_or_else(|e| {
+            self.ctx
+                .warn(rel, format!("extended attributes not saved: {e}"));
+            Vec::new()
+        })
+    }
+
+    /// The metadata every entry has but its extended attributes (a file that is read gets
+    /// them from its open descriptor); the kind is filled in by the caller.
+    fn entry_of(&self, name: Vec<u8>, st: &Stat) -> Entry {
         let o = self.ctx.opts;
-        let xattrs = match crate::meta::read_xattrs(abs) {
-            Ok(x) => x,
-            Err(e) => {
-                self.ctx
-                    .warn(rel, format!("extended attributes not saved: {e}"));
-                Vec::<Xattr>::new()
-            }
-        };
         Entry {
             name,
             kind: EntryKind::Fifo,
@@ -290,7 +299,7 @@ impl Walk<'_, '_> {
             mtime: st.mtime,
             atime: o.atime.then_some(st.atime),
             ctime: o.ctime.then_some(st.ctime),
-            xattrs,
+            xattrs: Vec::new(),
         }
     }
 
@@ -454,7 +463,7 @@ impl Walk<'_, '_> {
                     return Some(Item::Cached(entry, stamp));
                 }
             }
-            let entry = self.base_entry(name, &st, &abs, &rel);
+            let entry = self.entry_of(name, &st);
             ctx.count(|s| s.files_read += 1);
             return Some(Item::File {
                 entry,
@@ -516,9 +525,11 @@ impl Walk<'_, '_> {
                 FileDone::Stored {
                     size,
                     content,
+                    xattrs,
                     warning,
                 } => {
                     entry.kind = EntryKind::File { size, content };
+                    entry.xattrs = self.xattrs_or_warn(xattrs, &rel_of(ctx, &abs));
                     match warning {
                         Some(w) => {
                             ctx.warn(&rel_of(ctx, &abs), w);
