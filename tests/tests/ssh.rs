@@ -172,7 +172,18 @@ fn lanes_over_ssh_reach_the_attach_point_through_a_forwarding() {
     for (authorized, forwarded) in [(None, true), (Some("restrict"), false)] {
         let sshd = Sshd::start(authorized);
         let archive = d.path().join(format!("archive-{forwarded}"));
-        let o = Ore::new(sshd.identifier(&format!("{} {}", quote(&counting), quote(&archive))));
+        // Every request to the archive is held back 20 ms (`delay-link --serial`), so that a
+        // run outlasts the start of its lanes whatever the machine's speed: a lane that falls
+        // back to a session starts a login shell and a backend (0.3 s here, more on a busy
+        // machine), and a short run ends without waiting for lanes that are not up yet.
+        // (Regression: with the archive answering at once, the 12 MB snapshot ended in 0.14 s
+        // and the `restrict` case saw 2 or 3 connections of 4.)
+        let o = Ore::new(sshd.identifier(&format!(
+            "{} --serial 20 {} {}",
+            bin("delay-link").display(),
+            quote(&counting),
+            quote(&archive)
+        )));
         let run = |args: &[&str]| {
             let out = o
                 .cmd(args)
