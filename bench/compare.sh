@@ -43,8 +43,11 @@ run() {
 size() { du -sb "$1" | cut -f1; }
 
 echo "source: $SRC ($(du -sh "$SRC" 2>/dev/null | cut -f1), $(find "$SRC" -type f 2>/dev/null | wc -l) files); work dir: $WORK"
-# Warm the page cache (through a pipe: GNU tar skips reading file contents when it writes to /dev/null).
-tar cf - "$SRC" 2>/dev/null | cat >/dev/null
+# Warm the page cache (through a pipe: GNU tar skips reading file contents when it writes to
+# /dev/null). Again at the start of every round: this machine's page cache has been seen to
+# lose the tree between rounds (a round's first step then took 5 s instead of 1.6 s).
+warm_source() { tar cf - "$SRC" 2>/dev/null | cat >/dev/null; }
+warm_source
 # Warm the memory the runs will write into: on a virtual machine the first touch of a page of
 # guest memory costs several times a later one (4 GiB written to /dev/shm took 10.3 s the first
 # time and 2.3 s the next here), which would charge whichever tool first creates files in
@@ -53,6 +56,7 @@ dd if=/dev/zero of="$WORK/warm" bs=1M count="${ORE_BENCH_WARM:-4096}" status=non
 rm -f "$WORK/warm"
 for rep in $(seq "$REPS"); do
 echo "round $rep of $REPS:"
+warm_source
 run "tar|zstd -3 -T2" sh -c "tar cf - '$SRC' 2>/dev/null | zstd -3 -T2 >/dev/null"
 for tool in $TOOLS; do
     rm -rf "$WORK/ore" "$WORK/restic" "$WORK/borg" "$WORK/cache" "$WORK/borg-base"
