@@ -281,12 +281,20 @@ impl Logs {
             self.pending.extend_from_slice(payload);
         } else {
             // What is gathered, the header and the payload go out in one call.
-            let written = offset - self.pending.len() as u64;
+            let gathered = self.pending.len();
+            let written = offset - gathered as u64;
             let f = self.open_current()?;
             let r = write_all_vectored_at(&f, &[&self.pending, &header.encode(), payload], written);
             self.pending.clear();
-            if let Err(e) = r {
-                return Err(self.lose(written, e));
+            match r {
+                Ok(()) => {}
+                // Only this record failed, and it was never accepted: the next append may
+                // succeed (once there is room) and overwrites whatever part of it got written.
+                Err(e) if gathered == 0 => {
+                    let path = log_path(&self.dir, n);
+                    return Err(Error::io(format!("appending to {}", path.display()), e));
+                }
+                Err(e) => return Err(self.lose(written, e)),
             }
         }
         self.size += len;
@@ -481,5 +489,38 @@ impl ArchiveLock {
         let _ = file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0);
         let _ = file.flush();
         Ok(ArchiveLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordType;
+
+    /// Regression: a failed append lost the logs for good (every later append and sync
+    /// failed) even when nothing gathered went with it, so one full disk left a running
+    /// `backend-splitlog` unusable until restarted, though it had lost nothing it acknowledged.
+    #[test]
+    fn a_failed_append_that_loses_nothing_gathered_leaves_the_logs_usable() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        let mut logs = Logs::open(dir).unwrap();
+        // The next log is a full disk.
+        std::os::unix::fs::symlink("/dev/full", dir.join("log-000002")).unwrap();
+        logs.roll().unwrap();
+        let header = Header::new(RecordType::Block, [7; 32], b"payload");
+        let e = logs.append(&header, b"payload", u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("log-000002"), "{e}");
+        assert_eq!(logs.lost(), None);
+        // Room again: the same log, now a real file, takes the record at the same place.
+        logs.files.remove(&2);
+        std::fs::remove_file(dir.join("log-000002")).unwrap();
+        std::fs::write(dir.join("log-000002"), b"").unwrap();
+        let at = logs.append(&header, b"payload", u64::MAX).unwrap();
+        assert_eq!((at.log, at.offset), (2, 0));
+        logs.sync().unwrap();
+        let file = logs.file(2).unwrap().clone();
+        let read = read_record(&file, &dir.join("log-000002"), &Key([7; 32]), at).unwrap();
+        assert_eq!(read, b"payload");
     }
 }
