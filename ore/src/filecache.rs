@@ -99,10 +99,12 @@ impl CacheReader {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         let conn = connect(path)?;
-        // Read through a memory map (no system call per page) and inside one read transaction
-        // (no lock churn per query; it also pins what the reader sees to the state before the
-        // run's own writes).
-        conn.execute_batch("PRAGMA mmap_size = 1073741824; BEGIN;")
+        // Read inside one read transaction (no lock churn per query; it also pins what the
+        // reader sees to the state before the run's own writes). Not through a memory map:
+        // every page of the file it touched stayed in the process's resident memory, so an
+        // unchanged re-snapshot of a million files peaked at 190 MiB instead of 39 MiB, for
+        // 3% of its time (1.10 s against 1.14 s; no difference on /usr/share).
+        conn.execute_batch("PRAGMA mmap_size = 0; BEGIN;")
             .map_err(err(path))?;
         Ok(CacheReader {
             conn,
