@@ -20,7 +20,7 @@ use crate::tree::{DirTree, FileTree, Reader};
 use crate::util::{bytes_path, show};
 use protocol::{Key, Ticket};
 use rayon::prelude::*;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -217,17 +217,21 @@ pub fn restore(
         }
     })?;
     // Hard links, once every file exists. A link whose target lies outside what was restored
-    // gets the target's contents instead.
+    // gets the target's contents instead, and the other links to that target become links
+    // to it: the names that were one file inside the subtree are one file again.
     let links = std::mem::take(&mut *lock(&ctx.links));
+    let mut stand_ins: HashMap<Vec<u8>, PathBuf> = HashMap::new();
     for (path, target, entry) in links {
         let rel_target = if sub.is_empty() {
-            Some(target.as_slice())
+            Some(dest.join(bytes_path(&target)))
         } else {
-            target.strip_prefix(sub).and_then(|t| t.strip_prefix(b"/"))
+            target
+                .strip_prefix(sub)
+                .and_then(|t| t.strip_prefix(b"/"))
+                .map(|t| dest.join(bytes_path(t)))
         };
-        match rel_target {
-            Some(t) => {
-                let src = dest.join(bytes_path(t));
+        match rel_target.or_else(|| stand_ins.get(&target).cloned()) {
+            Some(src) => {
                 if ctx.opts.overwrite != Overwrite::Never {
                     let _ = std::fs::remove_file(&path);
                 }
@@ -246,6 +250,7 @@ pub fn restore(
                 Ok(mut t) => {
                     t.name = entry.name.clone();
                     pool.install(|| one(ctx, t, path.clone()))?;
+                    stand_ins.insert(target, path);
                 }
                 Err(e) => ctx.warn(format!(
                     "{}: hard link target {} not found: {e}",

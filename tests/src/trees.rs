@@ -128,6 +128,8 @@ pub fn every_kind(root: &Path) {
         f.set_len(5 << 20).expect("len");
     }
     std::fs::hard_link(root.join("small.txt"), root.join("dir/hardlink")).expect("link");
+    // A third name: a snapshot forgets an inode only once it has met all of its names.
+    std::fs::hard_link(root.join("small.txt"), root.join("dir/sub/hardlink-3")).expect("link");
     std::os::unix::fs::symlink("../small.txt", root.join("dir/link")).expect("symlink");
     std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).expect("symlink");
     let fifo = c(&root.join("fifo"));

@@ -39,8 +39,9 @@ struct Walk<'c, 'r> {
     /// Check each cached file's content block exists before using the entry.
     verify: bool,
     writer: Option<Mutex<CacheWriter>>,
-    /// The first path seen of each multiply linked inode.
-    hardlinks: Mutex<HashMap<(u64, u64), Vec<u8>>>,
+    /// The first path seen of each multiply linked inode, and how many of its names are
+    /// still to come (the inode is forgotten at its last).
+    hardlinks: Mutex<HashMap<(u64, u64), (Vec<u8>, u64)>>,
     skip: HashSet<(u64, u64)>,
 }
 
@@ -435,10 +436,19 @@ impl Walk<'_, '_> {
         }
         if st.is_file() {
             if st.nlink > 1 {
+                let inode = (st.dev, st.ino);
                 let mut links = lock(&self.hardlinks);
-                match links.get(&(st.dev, st.ino)) {
-                    Some(target) => {
-                        let target = target.clone();
+                let seen = links.get_mut(&inode).map(|(target, unseen)| {
+                    *unseen = unseen.saturating_sub(1);
+                    (target.clone(), *unseen == 0)
+                });
+                match seen {
+                    Some((target, last)) => {
+                        // Its last name lets the inode go: the map holds only inodes with
+                        // names still to come, not every one the walk met.
+                        if last {
+                            links.remove(&inode);
+                        }
                         drop(links);
                         let mut entry = self.base_entry(name, &st, &abs, &rel);
                         entry.kind = EntryKind::Hardlink { target };
@@ -446,7 +456,7 @@ impl Walk<'_, '_> {
                         return Some(Item::Ready(entry));
                     }
                     None => {
-                        links.insert((st.dev, st.ino), rel.clone());
+                        links.insert(inode, (rel.clone(), st.nlink - 1));
                     }
                 }
             }
