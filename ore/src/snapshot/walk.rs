@@ -30,6 +30,10 @@ use std::sync::{Arc, Mutex};
 /// Entries of one directory handled by one task at least (files are cheap one by one).
 const RUN: usize = 4;
 
+/// The path an inode with several names was first met at, and how many of its names are
+/// still to come: the inode is forgotten at its last, so the map holds only open groups.
+type FirstName = (Vec<u8>, u64);
+
 /// What every task of the walk shares.
 struct Walk<'c, 'r> {
     ctx: &'c Ctx<'r>,
@@ -39,9 +43,8 @@ struct Walk<'c, 'r> {
     /// Check each cached file's content block exists before using the entry.
     verify: bool,
     writer: Option<Mutex<CacheWriter>>,
-    /// The first path seen of each multiply linked inode, and how many of its names are
-    /// still to come (the inode is forgotten at its last).
-    hardlinks: Mutex<HashMap<(u64, u64), (Vec<u8>, u64)>>,
+    /// The first path seen of each multiply linked inode (by device and inode number).
+    hardlinks: Mutex<HashMap<(u64, u64), FirstName>>,
     skip: HashSet<(u64, u64)>,
 }
 
