@@ -30,11 +30,12 @@ pub enum Error {
     /// The archive is not an Ore archive, is not initialised, or is of an unknown format.
     #[error("{0}")]
     Archive(String),
-    /// A file or directory on this machine.
-    #[error("{}: {source}", path.display())]
+    /// A file or directory on this machine. (Causes are part of the message and not also a
+    /// `source` here and below, so an error chain printed whole does not say them twice.)
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Bad input from the command line or the config file.
     #[error("{0}")]
@@ -46,10 +47,10 @@ pub enum Error {
     #[error("{0}")]
     Local(String),
     /// The local file cache.
-    #[error("file cache {}: {source}", path.display())]
+    #[error("file cache {}: {cause}", path.display())]
     Cache {
         path: PathBuf,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
 }
 
@@ -58,10 +59,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An I/O error about `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -54,9 +54,9 @@ pub struct Cached {
 pub const SCHEMA: &[u8] = b"2";
 
 fn err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |source| Error::Cache {
+    move |cause| Error::Cache {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -124,12 +124,12 @@ pub enum Error {
     /// The connection to a backend failed; the message names the archive identifier.
     #[error("archive `{archive}`: {message}")]
     Connection { archive: String, message: String },
-    /// Local I/O failed.
-    #[error("{context}: {source}")]
+    /// Local I/O failed. The cause is part of the message and not also a `source`, so an
+    /// error chain printed whole (`{:#}`) does not say it twice.
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -143,10 +143,10 @@ impl Error {
     }
 
     /// An I/O error with a sentence saying what was being done (and to which file).
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            cause,
         }
     }
 

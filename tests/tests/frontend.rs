@@ -715,3 +715,21 @@ fn files_in_compressed_formats_round_trip_and_still_shrink_when_they_can() {
     assert_same(&src, &dest);
     ore.run(&["check", "--read-data"]).expect(0, "check");
 }
+
+/// Regression: an I/O error's cause was both in its message and its source, so the printed
+/// chain said it twice ("/x: No such file or directory (os error 2): No such file or
+/// directory (os error 2)").
+#[test]
+fn an_io_error_names_the_path_and_says_its_cause_once() {
+    let (ore, d) = Ore::local();
+    let missing = d.path().join("no-such-dir");
+    let r = ore_tests::ore::Run::of(
+        ore.cmd(&["snapshot", "t", missing.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(1, "snapshot of a missing path");
+    let line = format!("ore: error: {}: No such file or directory", missing.display());
+    assert!(r.stderr.contains(&line), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
+}
