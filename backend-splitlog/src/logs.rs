@@ -5,18 +5,19 @@
 //! over before a record would take it past the maximum size, so no log ever exceeds it except by
 //! a single record larger than the limit, alone in its log. Files are created 0600.
 //!
-//! When the archive is opened inside the one process that uses it ([`Logs::gather`]), small
-//! records are gathered in memory and written together ([`PENDING_MAX`] bytes at a time): a
-//! snapshot of many small files appends tens of thousands of them, and one system call each
-//! cost more than the copying. A backend that serves other processes writes every record before
-//! it answers, so that no acknowledged block is lost if it is killed. Gathered records are written before anything reads the
-//! newest log, before it is synced, and before it rolls over, so nothing outside this module
-//! sees the difference — except when that write fails: the records were already accepted, so
-//! the logs refuse every later append and sync (see [`Logs::lost`]), and no flush can ever
-//! claim them durable.
+//! When the archive is opened inside the one process that uses it ([`Logs::gather`]), small block
+//! records (stored and removed blocks) are gathered in memory and written together ([`PENDING_MAX`]
+//! bytes at a time): a snapshot of many small files appends tens of thousands of them, and one
+//! system call each cost more than the copying. A tag change or a setting is written at once, with
+//! everything gathered before it. A backend that serves other processes writes every record before
+//! it answers, so that no acknowledged block is lost if it is killed. Gathered records are written
+//! before anything reads the newest log, before it is synced, and before it rolls over, so nothing
+//! outside this module sees the difference — except when that write fails: the records were already
+//! accepted, so the logs refuse every later append and sync (see [`Logs::lost`]), and no flush can
+//! ever claim them durable.
 
 use crate::index::Location;
-use crate::record::{Header, HEADER_LEN};
+use crate::record::{Header, RecordType, HEADER_LEN};
 use protocol::{Error, ErrorCode, Key, Result};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
@@ -273,7 +274,10 @@ impl Logs {
         let n = self.current;
         let offset = self.size;
         let record = HEADER_LEN + payload.len();
-        if self.gather && record <= GATHER_MAX {
+        // Tag moves and settings are written when they are made: a run killed after moving
+        // its tag must not lose the move (nor the blocks before it, which go out with it).
+        let gatherable = matches!(header.kind, RecordType::Block | RecordType::BlockRemoved);
+        if self.gather && gatherable && record <= GATHER_MAX {
             if self.pending.len() + record > PENDING_MAX {
                 self.write_pending()?;
             }
@@ -495,7 +499,6 @@ impl ArchiveLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RecordType;
 
     /// Regression: a failed append lost the logs for good (every later append and sync
     /// failed) even when nothing gathered went with it, so one full disk left a running

@@ -729,7 +729,10 @@ fn an_io_error_names_the_path_and_says_its_cause_once() {
             .unwrap(),
     )
     .expect(1, "snapshot of a missing path");
-    let line = format!("ore: error: {}: No such file or directory", missing.display());
+    let line = format!(
+        "ore: error: {}: No such file or directory",
+        missing.display()
+    );
     assert!(r.stderr.contains(&line), "{}", r.stderr);
     assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
 }
