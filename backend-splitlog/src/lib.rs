@@ -128,18 +128,17 @@ impl State {
         if !self.index.insert_block(key, loc)? {
             return Ok(());
         }
-        match self.logs.append(&header, data, max) {
-            Ok(at) if at == loc => {}
-            Ok(at) => {
-                return Err(Error::backend(
-                    ErrorCode::Internal,
-                    format!("block {key} was placed at {loc:?} but appended at {at:?}"),
-                ))
-            }
-            Err(e) => {
-                self.index.unrecord_block(key, loc)?;
-                return Err(e);
-            }
+        let appended = match self.logs.append(&header, data, max) {
+            Ok(at) if at == loc => Ok(()),
+            Ok(at) => Err(Error::backend(
+                ErrorCode::Internal,
+                format!("block {key} was placed at {loc:?} but appended at {at:?}"),
+            )),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = appended {
+            self.index.unrecord_block(key, loc)?;
+            return Err(e);
         }
         self.count_write()
     }
