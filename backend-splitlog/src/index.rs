@@ -88,6 +88,20 @@ impl Index {
             .map_err(|e| db_err("committing", e))
     }
 
+    /// Drops everything since the last commit and starts a new transaction. (A failed COMMIT
+    /// may have rolled back already; then only the new transaction is started.)
+    pub fn roll_back(&mut self) -> Result<()> {
+        self.space.clear();
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("ROLLBACK")
+                .map_err(|e| db_err("rolling back", e))?;
+        }
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| db_err("starting a transaction", e))
+    }
+
     /// The log position the committed index reflects.
     pub fn position(&self) -> Result<Option<(u32, u64)>> {
         self.conn

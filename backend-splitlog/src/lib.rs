@@ -90,17 +90,29 @@ pub(crate) struct State {
     pub(crate) logs: Logs,
     pub(crate) settings: Settings,
     uncommitted: u32,
+    /// Why nothing may be written this session, when the index could not record what the
+    /// opening replay found (a full disk): see [`State::replay`].
+    pub(crate) read_only: Option<String>,
 }
 
 impl State {
     /// Appends a record and applies it to the index: the one way anything changes.
     pub(crate) fn write(&mut self, kind: RecordType, key: [u8; 32], payload: &[u8]) -> Result<()> {
+        self.check_not_read_only()?;
         let header = Header::new(kind, key, payload);
         let loc = self
             .logs
             .append(&header, payload, self.settings.max_log_size)?;
         self.index.apply(loc.log, loc.offset, &header, payload)?;
         self.count_write()
+    }
+
+    /// Fails when this session may not write (see [`State::read_only`]).
+    fn check_not_read_only(&self) -> Result<()> {
+        match &self.read_only {
+            Some(why) => Err(Error::backend(ErrorCode::ReadOnly, why.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Counts one more write since the last commit, committing every `commit_interval`.
@@ -117,6 +129,7 @@ impl State {
     /// row is taken back if the append then fails. Either way nothing is committed before the
     /// logs are synced, so the index never names a record that is not in a log.
     pub(crate) fn put_block(&mut self, key: &Key, data: &[u8]) -> Result<()> {
+        self.check_not_read_only()?;
         let header = Header::new(RecordType::Block, key.0, data);
         let max = self.settings.max_log_size;
         let (log, offset) = self.logs.place(header.record_len(), max)?;
@@ -145,6 +158,10 @@ impl State {
 
     /// Syncs the logs, then commits the index with the position it now reflects.
     pub(crate) fn commit(&mut self) -> Result<()> {
+        if self.read_only.is_some() {
+            // Nothing was written this session, so there is nothing to make durable.
+            return Ok(());
+        }
         self.logs.sync()?;
         self.index.commit(self.logs.end())?;
         self.uncommitted = 0;
@@ -262,8 +279,22 @@ impl SplitlogBackend {
             logs,
             settings,
             uncommitted: 0,
+            read_only: None,
         };
-        state.replay()?;
+        if let Err(e) = state.replay() {
+            // What the replay found was never flushed, so nothing acknowledged as durable
+            // needs it: the index stays as last committed and the archive opens for reading,
+            // because a full disk must not keep anyone from listing or restoring. Nothing is
+            // written this session, so the next open replays the same records again.
+            state.index.roll_back()?;
+            state.settings = Settings::load(&state.index)?;
+            let why = format!(
+                "open for reading only: what was written after the last flush could not be \
+                 recorded in the index ({e}); free space and open it again"
+            );
+            protocol::log::warning(&format!("{}: {why}", dir.display()));
+            state.read_only = Some(why);
+        }
         Ok(SplitlogBackend {
             dir,
             metadata,
@@ -282,6 +313,7 @@ impl SplitlogBackend {
     }
 
     fn check_writable(&self, st: &State, what: &str) -> Result<()> {
+        st.check_not_read_only()?;
         if st.settings.write_protected {
             return Err(Error::backend(
                 ErrorCode::ReadOnly,
@@ -298,7 +330,8 @@ impl SplitlogBackend {
 impl Drop for SplitlogBackend {
     fn drop(&mut self) {
         let mut st = self.state();
-        if st.uncommitted > 0 {
+        // After lost records there is nothing to commit that a later open would want.
+        if st.uncommitted > 0 && st.logs.lost().is_none() {
             if let Err(e) = st.commit() {
                 protocol::log::error(&format!("committing the index on close: {e}"));
             }
@@ -366,8 +399,8 @@ impl Backend for SplitlogBackend {
             server: format!("backend-splitlog {}", env!("CARGO_PKG_VERSION")),
             description: format!("splitlog archive at {}", self.dir.display()),
             max_block_size: st.settings.max_block_size,
-            writable: !st.settings.write_protected,
-            can_remove: !st.settings.write_protected,
+            writable: !st.settings.write_protected && st.read_only.is_none(),
+            can_remove: !st.settings.write_protected && st.read_only.is_none(),
             can_list: true,
             admin_commands: admin::names(),
         }

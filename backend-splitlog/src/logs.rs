@@ -349,12 +349,12 @@ impl Logs {
     fn lose(&mut self, written: u64, e: std::io::Error) -> Error {
         self.size = written;
         let why = format!(
-            "appending to {} failed ({e}): blocks accepted since the last flush are lost; \
-             reopen the archive (the next start replays what was written)",
+            "writing to {} failed ({e}): blocks stored since the last flush are lost, so \
+             nothing more is accepted until the archive is opened again",
             log_path(&self.dir, self.current).display()
         );
         self.lost = Some(why.clone());
-        Error::io(why, e)
+        Error::backend(ErrorCode::Io, why)
     }
 
     /// Fails once gathered records were lost (see [`Logs::lost`]).

@@ -1,0 +1,195 @@
+//! A full disk, for real: tmpfs file systems mounted with a megabyte or a few. Puts that fill
+//! the disk fail naming the log, and what was flushed stays readable; an archive whose index
+//! cannot record what the opening replay found still opens, for reading (regression: it did
+//! not open at all, so not even `ore tags` or a restore worked until space was freed).
+//!
+//! Needs root (to mount); CI runs as root. Fails loudly when it cannot mount.
+
+use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use protocol::conformance::{test_data, test_key};
+use protocol::{Backend, ErrorCode};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs of `mib` MiB mounted for the test's lifetime.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    at: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(mib: u32) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("mnt");
+        std::fs::create_dir(&at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .expect("running mount");
+        assert!(
+            st.success(),
+            "mounting a tmpfs at {} failed (root?)",
+            at.display()
+        );
+        Tmpfs { _dir: dir, at }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// Writes to `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 4096];
+    loop {
+        if let Err(e) = f.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            return;
+        }
+    }
+}
+
+fn open(dir: &Path, metadata: Option<&Path>, private: bool) -> protocol::Result<SplitlogBackend> {
+    SplitlogBackend::open(
+        dir,
+        SplitlogOptions {
+            private,
+            metadata: metadata.map(Path::to_path_buf),
+        },
+    )
+}
+
+/// Copies every file of `from` into `to` as it is on disk now — what a process killed at this
+/// moment would leave.
+fn copy_as_killed(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// One test, the two cases in turn: a `mount` started by a test on another thread would hold
+/// a copy of an archive's lock between its fork and exec, and the next open would find the
+/// archive busy.
+#[test]
+fn a_full_disk() {
+    puts_that_fill_the_disk_fail_naming_the_log_and_what_was_flushed_stays();
+    an_archive_whose_index_cannot_record_the_replay_opens_for_reading();
+}
+
+fn puts_that_fill_the_disk_fail_naming_the_log_and_what_was_flushed_stays() {
+    for private in [false, true] {
+        let fs = Tmpfs::mount(4);
+        let dir = fs.at.join("archive");
+        let b = open(&dir, None, private).unwrap();
+        for i in 0..20u64 {
+            b.put(test_key(i), &test_data(i, 50_000)).unwrap();
+        }
+        b.set_tag("t", None, b"flushed").unwrap();
+        b.flush().unwrap();
+        let mut i = 100u64;
+        let e = loop {
+            // Gathered records meet the disk at a flush.
+            let r = b.put(test_key(i), &test_data(i, 50_000)).and_then(|()| {
+                if private {
+                    b.flush()
+                } else {
+                    Ok(())
+                }
+            });
+            match r {
+                Ok(()) => i += 1,
+                Err(e) => break e,
+            }
+            assert!(i < 1000, "a 4 MiB disk took 50 MB");
+        };
+        assert!(e.to_string().contains("log-000001"), "{e}");
+        drop(b);
+        fill(&fs.at.join("filler"));
+        let b = open(&dir, None, private).unwrap();
+        assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"flushed"[..]));
+        for k in 0..20u64 {
+            assert_eq!(
+                b.get(test_key(k)).unwrap(),
+                Some(test_data(k, 50_000)),
+                "{k}"
+            );
+        }
+    }
+}
+
+fn an_archive_whose_index_cannot_record_the_replay_opens_for_reading() {
+    for private in [false, true] {
+        // An archive as a process killed after unflushed puts leaves it.
+        let t = tempfile::tempdir().unwrap();
+        let first = t.path().join("first");
+        let b = open(&first, None, false).unwrap();
+        for i in 0..20u64 {
+            b.put(test_key(i), &test_data(i, 5_000)).unwrap();
+        }
+        b.set_tag("t", None, b"flushed").unwrap();
+        b.flush().unwrap();
+        for i in 100..2100u64 {
+            b.put(test_key(i), &test_data(i, 100)).unwrap();
+        }
+        let killed = t.path().join("killed");
+        copy_as_killed(&first, &killed);
+        drop(b);
+        std::fs::remove_file(killed.join("lock")).unwrap();
+        // Its index alone on a disk that is full.
+        let fs = Tmpfs::mount(1);
+        let index = fs.at.join("index");
+        std::fs::create_dir(&index).unwrap();
+        for name in ["metadata.db", "metadata.db-wal", "metadata.db-shm"] {
+            if killed.join(name).exists() {
+                std::fs::copy(killed.join(name), index.join(name)).unwrap();
+                std::fs::remove_file(killed.join(name)).unwrap();
+            }
+        }
+        fill(&fs.at.join("filler"));
+        let metadata = index.join("metadata.db");
+
+        // Reading works, writing is refused and says why.
+        let b = open(&killed, Some(&metadata), private).unwrap();
+        assert!(!b.info().writable);
+        assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"flushed"[..]));
+        for k in 0..20u64 {
+            assert_eq!(
+                b.get(test_key(k)).unwrap(),
+                Some(test_data(k, 5_000)),
+                "{k}"
+            );
+        }
+        let refused = b.put(test_key(5000), b"x").unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::ReadOnly, "{refused}");
+        assert!(refused.to_string().contains("free space"), "{refused}");
+        assert!(b.set_tag("t", Some(b"flushed"), b"no").is_err());
+        b.flush().unwrap();
+        drop(b);
+
+        // Room again: the next open records the replay, and writes.
+        std::fs::remove_file(fs.at.join("filler")).unwrap();
+        let b = open(&killed, Some(&metadata), private).unwrap();
+        assert!(b.info().writable);
+        assert_eq!(b.get(test_key(2099)).unwrap(), Some(test_data(2099, 100)));
+        b.put(test_key(5000), b"room now").unwrap();
+        b.set_tag("t", Some(b"flushed"), b"moved").unwrap();
+        b.flush().unwrap();
+        drop(b);
+        let b = open(&killed, Some(&metadata), private).unwrap();
+        assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"moved"[..]));
+        assert_eq!(
+            b.get(test_key(5000)).unwrap().as_deref(),
+            Some(&b"room now"[..])
+        );
+    }
+}
