@@ -241,7 +241,7 @@ impl Shared {
             Err(e) => {
                 // The reader sees the end of the stream and fails everything queued, this
                 // included.
-                self.mark_dead(format!("sending {} failed: {e}", req.op_name()));
+                self.send_failed(&format!("sending {}", req.op_name()), &e);
                 w.out = None;
             }
         }
@@ -258,7 +258,7 @@ impl Shared {
         let written = w.written;
         if let Some(out) = w.out.as_mut() {
             if let Err(e) = out.flush() {
-                self.mark_dead(format!("sending requests failed: {e}"));
+                self.send_failed("sending requests", &e);
                 w.out = None;
             }
         }
@@ -279,6 +279,17 @@ impl Shared {
         if let Some(s) = &self.socket {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
+    }
+
+    /// Marks the connection dead because writing to it failed, saying how the backend
+    /// program ended when it has: a backend that died makes the next write fail (a broken
+    /// pipe) as often as the reader sees it go, and its exit is the part that explains.
+    fn send_failed(&self, what: &str, e: &std::io::Error) {
+        let how = self
+            .child_exit()
+            .map(|h| format!(" (the backend {h})"))
+            .unwrap_or_default();
+        self.mark_dead(format!("{what} failed: {e}{how}"));
     }
 
     fn mark_dead(&self, why: String) {
