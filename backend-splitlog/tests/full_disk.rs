@@ -5,7 +5,9 @@
 //!
 //! Needs root (to mount); CI runs as root. Fails loudly when it cannot mount.
 
+mod common;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use common::copy_as_killed;
 use protocol::conformance::{test_data, test_key};
 use protocol::{Backend, ErrorCode};
 use std::path::{Path, PathBuf};
@@ -63,18 +65,6 @@ fn open(dir: &Path, metadata: Option<&Path>, private: bool) -> protocol::Result<
             metadata: metadata.map(Path::to_path_buf),
         },
     )
-}
-
-/// Copies every file of `from` into `to` as it is on disk now — what a process killed at this
-/// moment would leave.
-fn copy_as_killed(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// One test, the two cases in turn: a `mount` started by a test on another thread would hold

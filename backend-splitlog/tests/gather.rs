@@ -4,7 +4,9 @@
 //! A failing disk is real here: the next log is made a symlink to `/dev/full`, so its writes
 //! fail with ENOSPC exactly as a full file system's would.
 
+mod common;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use common::copy_as_killed;
 use protocol::conformance::{run, test_data, test_key};
 use protocol::Backend;
 use std::path::Path;
@@ -135,18 +137,6 @@ fn a_put_whose_append_fails_leaves_no_index_row_behind() {
         b.get(test_key(2)).unwrap().as_deref(),
         Some(&b"room now"[..])
     );
-}
-
-/// Copies every file of the archive directory as it is on disk now — what a process killed at
-/// this moment would leave (its gathered records and open transaction die with it).
-fn copy_as_killed(dir: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
