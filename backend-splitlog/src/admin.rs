@@ -106,6 +106,11 @@ fn no_args(command: &str, args: &[String]) -> Result<()> {
 }
 
 pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    // These rewrite the index or the logs, which an archive opened for reading only must not
+    // (settings are refused where they are written).
+    if matches!(command, "compact" | "reindex") {
+        b.state().check_not_read_only()?;
+    }
     match command {
         "help" => Ok(admin_help(
             "backend-splitlog (every setting is stored in the logs and survives a reindex)",

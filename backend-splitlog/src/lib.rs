@@ -108,7 +108,7 @@ impl State {
     }
 
     /// Fails when this session may not write (see [`State::read_only`]).
-    fn check_not_read_only(&self) -> Result<()> {
+    pub(crate) fn check_not_read_only(&self) -> Result<()> {
         match &self.read_only {
             Some(why) => Err(Error::backend(ErrorCode::ReadOnly, why.clone())),
             None => Ok(()),

@@ -163,6 +163,10 @@ fn an_archive_whose_index_cannot_record_the_replay_opens_for_reading() {
         assert_eq!(refused.code(), ErrorCode::ReadOnly, "{refused}");
         assert!(refused.to_string().contains("free space"), "{refused}");
         assert!(b.set_tag("t", Some(b"flushed"), b"no").is_err());
+        for command in ["reindex", "compact", "write-protect"] {
+            let e = b.admin(command, &[]).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::ReadOnly, "{command}: {e}");
+        }
         b.flush().unwrap();
         drop(b);
 
