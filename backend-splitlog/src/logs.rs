@@ -242,6 +242,11 @@ impl Logs {
         if n == self.current {
             self.write_pending()?;
         }
+        self.opened(n)
+    }
+
+    /// A log's file, opened on first use, as it is (gathered records not written).
+    fn opened(&mut self, n: u32) -> Result<&Arc<File>> {
         if !self.files.contains_key(&n) {
             let f = open_log(&self.dir, n, false)?;
             self.files.insert(n, Arc::new(f));
@@ -287,7 +292,7 @@ impl Logs {
             // What is gathered, the header and the payload go out in one call.
             let gathered = self.pending.len();
             let written = offset - gathered as u64;
-            let f = self.open_current()?;
+            let f = self.opened(self.current)?.clone();
             let r = write_all_vectored_at(&f, &[&self.pending, &header.encode(), payload], written);
             self.pending.clear();
             match r {
@@ -317,19 +322,6 @@ impl Logs {
         self.gather = true;
     }
 
-    /// The newest log's file, without writing what is gathered.
-    fn open_current(&mut self) -> Result<Arc<File>> {
-        let n = self.current;
-        if !self.files.contains_key(&n) {
-            let f = open_log(&self.dir, n, false)?;
-            self.files.insert(n, Arc::new(f));
-        }
-        self.files
-            .get(&n)
-            .cloned()
-            .ok_or_else(|| Error::backend(ErrorCode::Internal, format!("log {n} is not open")))
-    }
-
     /// Writes the gathered records to the newest log.
     fn write_pending(&mut self) -> Result<()> {
         self.check_not_lost()?;
@@ -337,7 +329,7 @@ impl Logs {
             return Ok(());
         }
         let written = self.size - self.pending.len() as u64;
-        let f = self.open_current()?;
+        let f = self.opened(self.current)?.clone();
         let r = f.write_all_at(&self.pending, written);
         self.pending.clear();
         r.map_err(|e| self.lose(written, e))
