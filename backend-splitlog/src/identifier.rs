@@ -181,9 +181,17 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
                 return;
             }
             drop(weak);
-            let tunnel = point
-                .and_then(|p| p.wait().ok())
-                .and_then(|p| Some((crate::sshmux::forward(&cmd, &p.socket)?, p.ticket)));
+            // The forwarded socket is made under the switch, so that a run ending meanwhile
+            // removes it (a process that exits does not wait for this thread).
+            let tunnel = point.and_then(|p| p.wait().ok()).and_then(|p| {
+                let local = abandon.make(
+                    || crate::sshmux::forward(&cmd, &p.socket),
+                    |local| {
+                        let _ = std::fs::remove_file(local);
+                    },
+                )?;
+                Some((local, p.ticket))
+            });
             // Each lane: a channel to the attach point if there is one, else a session.
             let connect = || {
                 if let Some((local, ticket)) = &tunnel {

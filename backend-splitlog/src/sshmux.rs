@@ -23,7 +23,9 @@
 //! connection to that socket, which the master carries as one more channel — with its own
 //! window, but no remote shell, no backend process and no relay copying its bytes. Where the
 //! server refuses forwarding (a key with `restrict`, or a forced command, for which the
-//! backend names no attach point), lanes are sessions as above.
+//! backend names no attach point), lanes are sessions as above. The local socket's name is
+//! removed as soon as the lanes have connected through it, or by the run's end if that comes
+//! first (it is made under the lanes' [`protocol::Abandon`] switch), so none is left behind.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};

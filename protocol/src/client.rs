@@ -16,6 +16,7 @@
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
 //! that answers out of turn.
 
+use crate::abandon::Abandon;
 use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
@@ -56,50 +57,6 @@ pub struct ClientOptions {
     pub expected_stderr: Option<fn(&str) -> bool>,
 }
 
-/// Connections opened in the background, killed together when they are no longer wanted.
-///
-/// Extra lanes over ssh take a few round trips and a remote login to come up; a short command
-/// may be done before then. Its first connection (the ssh master the lanes share) can only end
-/// once the lanes' sessions have, so waiting for them to open just to close them would keep
-/// the command alive for that long. [`Abandon::abandon`] instead kills their processes — which
-/// have answered no request — and makes every later connection attempt with it fail at once.
-#[derive(Clone, Debug, Default)]
-pub struct Abandon(Arc<AbandonInner>);
-
-#[derive(Debug, Default)]
-struct AbandonInner {
-    /// Set once abandoned; guarded by the same lock as `live`, so no child slips in between.
-    live: Mutex<(bool, Vec<std::sync::Weak<Shared>>)>,
-}
-
-impl Abandon {
-    /// Kills every backend started with this switch and not released, and refuses new ones.
-    pub fn abandon(&self) {
-        let mut live = lock(&self.0.live);
-        live.0 = true;
-        for shared in live.1.drain(..).filter_map(|w| w.upgrade()) {
-            shared.abandoned();
-        }
-    }
-
-    /// Forgets the connections started so far: they are in use, and [`Abandon::abandon`] no
-    /// longer touches them.
-    pub fn release(&self) {
-        lock(&self.0.live).1.clear();
-    }
-
-    /// Records a connection being opened; false when already abandoned (the caller kills it).
-    fn register(&self, shared: &Arc<Shared>) -> bool {
-        let mut live = lock(&self.0.live);
-        if live.0 {
-            return false;
-        }
-        live.1.retain(|w| w.strong_count() > 0);
-        live.1.push(Arc::downgrade(shared));
-        true
-    }
-}
-
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
@@ -132,7 +89,7 @@ struct Pending {
     waiters: usize,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     archive: String,
     writer: Mutex<Writer>,
     /// Completions of the requests in flight, oldest first; its length is the window in use.
@@ -266,7 +223,7 @@ impl Shared {
     }
 
     /// Kills the backend of a connection that will not be used (see [`Abandon`]).
-    fn abandoned(&self) {
+    pub(crate) fn abandoned(&self) {
         self.mark_dead("abandoned before it was used".into());
         self.cut();
     }

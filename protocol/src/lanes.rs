@@ -37,7 +37,7 @@ pub struct Lanes<B: Backend> {
     /// Whether the first connection accepted a put since its last flush.
     first_put: AtomicBool,
     /// Stops connections still being opened, if the lanes are dropped before they join.
-    abandon: Option<crate::client::Abandon>,
+    abandon: Option<crate::Abandon>,
 }
 
 impl<B: Backend> Lanes<B> {
@@ -57,7 +57,7 @@ impl<B: Backend> Lanes<B> {
     /// Abandons the connections opened with `abandon` if these lanes are dropped while they
     /// are still joining: nothing will use them, and the first connection may not be able to
     /// end before they do (ssh's master waits for the sessions it carries).
-    pub fn with_abandon(mut self, abandon: crate::client::Abandon) -> Lanes<B> {
+    pub fn with_abandon(mut self, abandon: crate::Abandon) -> Lanes<B> {
         self.abandon = Some(abandon);
         self
     }

@@ -7,6 +7,7 @@
 //! crash tests ([`fault`]), an in-memory backend ([`MemoryBackend`]) and the [`conformance`]
 //! suite that checks any backend against the rules of `PROTOCOL.md`.
 
+mod abandon;
 mod answers;
 pub mod backend;
 pub mod client;
@@ -25,10 +26,11 @@ pub mod serve;
 pub mod share;
 pub mod spawn;
 
+pub use abandon::Abandon;
 pub use backend::{
     AdminCommand, AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket,
 };
-pub use client::{Abandon, Client, ClientOptions};
+pub use client::{Client, ClientOptions};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{Key, KEY_LEN};
 pub use lanes::Lanes;

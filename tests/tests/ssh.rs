@@ -233,3 +233,67 @@ fn lanes_over_ssh_reach_the_attach_point_through_a_forwarding() {
         assert!(left.is_empty(), "sockets left behind: {left:?}");
     }
 }
+
+/// Regression: a run that ended while its lanes were still being set up left the forwarded
+/// socket (`PID-N.lanes`) behind in the private directory — the lanes thread removed it only
+/// once the lanes had connected, and a process that exited first never got there (seen on a
+/// slow CI machine after a short restore). Here ssh takes two seconds over setting up the
+/// forwarding, so every run ends while it does; none may leave the socket behind.
+#[test]
+fn a_run_that_ends_while_its_lanes_open_leaves_no_socket() {
+    let d = scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"one file").unwrap();
+    // An `ssh` (the name is what turns connection sharing on) slow to answer `-O forward`.
+    let wrappers = d.path().join("bin");
+    std::fs::create_dir(&wrappers).unwrap();
+    let ssh = wrappers.join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\ncase \" $* \" in\n*\" -O forward \"*) ssh \"$@\"; rc=$?; sleep 2; exit $rc;;\n\
+         esac\nexec ssh \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sshd = Sshd::start(None);
+    let id = sshd.identifier(&format!(
+        "{} {}",
+        bin("backend-splitlog").display(),
+        quote(&d.path().join("archive"))
+    ));
+    let o = Ore::new(format!(
+        "{} {}",
+        quote(&ssh),
+        id.strip_prefix("ssh ").unwrap()
+    ));
+    let runtime = scratch();
+    let run = |args: &[&str]| {
+        let out = o
+            .cmd(args)
+            .env("ORE_DEBUG", "1")
+            .env("ORE_LANES", "4")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .output()
+            .unwrap();
+        ore_tests::ore::Run::of(out)
+    };
+    run(&["init"]).expect(0, "init");
+    run(&["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
+    let dest = d.path().join("dest");
+    let r = run(&["restore", "t", dest.to_str().unwrap()]).expect(0, "restore");
+    assert_same(&src, &dest);
+    assert!(
+        !r.stderr.contains("4 connection(s) of 4 asked for"),
+        "the lanes were up before the run ended: {}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(runtime.path().join("ore"))
+        .unwrap()
+        .collect();
+    assert!(
+        left.is_empty(),
+        "sockets left behind: {left:?}\n{}",
+        r.stderr
+    );
+}
