@@ -19,12 +19,45 @@ pub enum Spec {
     Prefix(String),
 }
 
-/// Splits `SNAPSHOT:PATH` into the snapshot name and the path (empty when absent).
+/// Splits `SNAPSHOT:PATH` into the snapshot name and the path (empty when absent). The time in
+/// `TAG@DATE` has colons of its own (`home@2026-01-02T10:30:00:etc`): the path's colon is the
+/// first one after it.
 pub fn split_path(s: &str) -> (&str, &str) {
-    match s.find(':') {
-        Some(i) => (&s[..i], s[i + 1..].trim_start_matches('/')),
+    let from = s.find('@').map_or(0, |at| at + 1 + date_len(&s[at + 1..]));
+    match s[from..].find(':') {
+        Some(i) => (&s[..from + i], s[from + i + 1..].trim_start_matches('/')),
         None => (s, ""),
     }
+}
+
+/// The length of what looks like a date at the start of `s`: `YYYY-MM-DD`, then optionally
+/// `T` (or a space) and `HH:MM` or `HH:MM:SS`, then optionally `Z`. By shape only; whether it
+/// is a real date is [`parse`]'s to say.
+fn date_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let digits = |from: usize| {
+        b.get(from..)
+            .map_or(0, |r| r.iter().take_while(|c| c.is_ascii_digit()).count())
+    };
+    let mut len = b
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b'-')
+        .count();
+    if matches!(b.get(len), Some(b'T' | b' ')) && digits(len + 1) > 0 {
+        let mut end = len + 1 + digits(len + 1);
+        let mut parts = 0;
+        while parts < 2 && b.get(end) == Some(&b':') && digits(end + 1) > 0 {
+            end += 1 + digits(end + 1);
+            parts += 1;
+        }
+        if parts > 0 {
+            len = end;
+        }
+    }
+    if b.get(len) == Some(&b'Z') {
+        len += 1;
+    }
+    len
 }
 
 /// Parses a snapshot name.
@@ -267,5 +300,35 @@ mod tests {
         assert!(parse("home~x").is_err());
         assert_eq!(split_path("home~1:etc/passwd"), ("home~1", "etc/passwd"));
         assert_eq!(split_path("home:/etc"), ("home", "etc"));
+    }
+
+    /// Regression: `ore ls home@2026-12-04T15:02:43` was split at the time's first colon and
+    /// failed with "`2026-12-04T15` is not a date".
+    #[test]
+    fn the_time_of_a_date_keeps_its_colons() {
+        for (s, name, path) in [
+            ("h@2026-12-04T15:02:43", "h@2026-12-04T15:02:43", ""),
+            ("h@2026-12-04T15:02", "h@2026-12-04T15:02", ""),
+            (
+                "h@2026-12-04T15:02:43Z:etc/x",
+                "h@2026-12-04T15:02:43Z",
+                "etc/x",
+            ),
+            ("h@2026-12-04 15:02:43:/etc", "h@2026-12-04 15:02:43", "etc"),
+            (
+                "h@2026-12-04T15:02:43:20/x",
+                "h@2026-12-04T15:02:43",
+                "20/x",
+            ),
+            ("h@2026-12-04:12/x", "h@2026-12-04", "12/x"),
+            ("h@2026-12-04", "h@2026-12-04", ""),
+            ("h@2026-12-04:", "h@2026-12-04", ""),
+            ("h@yesterday:a:b", "h@yesterday", "a:b"),
+            ("h@", "h@", ""),
+        ] {
+            assert_eq!(split_path(s), (name, path), "{s}");
+        }
+        let (name, _) = split_path("h@2026-12-04T15:02:43:etc");
+        assert!(matches!(parse(name).unwrap(), Spec::TagAt { .. }));
     }
 }

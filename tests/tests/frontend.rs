@@ -269,6 +269,10 @@ fn snapshot_names_tags_log_and_fork() {
     assert_eq!(cat(&keys[0][..10]), "version 0");
     assert_eq!(cat("home@2000-01-01").len(), 0, "nothing that old");
     assert_eq!(cat("home@2200-01-01"), "version 2");
+    // A date with a time: its colons are not the path's (regression: split at the first).
+    assert_eq!(cat("home@2200-01-01T10:30:00"), "version 2");
+    assert_eq!(cat("home@2200-01-01T10:30"), "version 2");
+    assert_eq!(cat("home@2000-01-01T10:30:00").len(), 0, "nothing that old");
     let log = ore.run(&["log", "home"]).expect(0, "log");
     assert_eq!(log.stdout.lines().count(), 3);
     assert!(log.stdout.contains(&keys[2][..12]));
