@@ -25,7 +25,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes, before or after its name (shown under their own heading, after
+/// the command's own).
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The archive: a directory (opened in process) or a backend command line.
     #[arg(
