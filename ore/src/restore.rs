@@ -204,7 +204,13 @@ pub fn restore(
     let ctx = &ctx;
     pool.install(|| -> Result<()> {
         if let EntryKind::Dir { tree } = &target.kind {
-            std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+            std::fs::create_dir_all(dest).map_err(|e| match std::fs::metadata(dest) {
+                Ok(md) if !md.is_dir() => Error::Usage(format!(
+                    "{}: exists and is not a directory; a directory restores into a directory",
+                    dest.display()
+                )),
+                _ => Error::io(dest, e),
+            })?;
             lock(&ctx.dirs).push((dest.to_path_buf(), target.clone()));
             walk(ctx, *tree, dest)
         } else {

@@ -100,6 +100,16 @@ fn existing_files_are_left_alone_unless_asked() {
     ])
     .expect(0, "if-changed");
     assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"from the snapshot");
+    // A whole snapshot onto a file: said plainly (it was "File exists (os error 17)"), and the
+    // file is untouched.
+    let file = dest.join("a");
+    let r = ore.restore("t", &file).expect(1, "a directory onto a file");
+    assert!(
+        r.stderr.contains("exists and is not a directory"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"from the snapshot");
 }
 
 #[test]
