@@ -256,15 +256,16 @@ impl Logs {
             .ok_or_else(|| Error::backend(ErrorCode::Internal, format!("log {n} is not open")))
     }
 
-    /// Where a record of `len` bytes will be appended: rolls over to a new log first when it
-    /// would take the newest past `max_log_size`, so the next [`Logs::append`] of that record
-    /// lands exactly there.
-    pub fn place(&mut self, len: u64, max_log_size: u64) -> Result<(u32, u64)> {
+    /// Where the next [`Logs::append`] of a record of `len` bytes will land: the start of a new
+    /// log when it would take the newest past `max_log_size`. Nothing is written or created
+    /// (a put of a block already stored asks, and appends nothing).
+    pub fn place(&self, len: u64, max_log_size: u64) -> Result<(u32, u64)> {
         self.check_not_lost()?;
         if self.size > 0 && self.size + len > max_log_size {
-            self.roll()?;
+            Ok((self.current + 1, 0))
+        } else {
+            Ok((self.current, self.size))
         }
-        Ok((self.current, self.size))
     }
 
     /// Appends a record, rolling over to a new log first when it would pass `max_log_size`.
@@ -275,7 +276,9 @@ impl Logs {
         max_log_size: u64,
     ) -> Result<Location> {
         let len = header.record_len();
-        self.place(len, max_log_size)?;
+        if self.place(len, max_log_size)?.0 != self.current {
+            self.roll()?;
+        }
         let n = self.current;
         let offset = self.size;
         let record = HEADER_LEN + payload.len();

@@ -262,6 +262,36 @@ fn logs_roll_over_and_never_exceed_the_maximum_size() {
     }
 }
 
+/// Regression: a put of a block already stored asked where it would go before finding it
+/// stored, and that question rolled over to a new, empty log when the block would not have fit
+/// in the current one.
+#[test]
+fn a_put_of_a_stored_block_creates_no_log() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let b = open(&dir);
+    admin(&b, "set-max-log-size", &["1048576"]);
+    b.put(test_key(1), &test_data(1, 600_000)).unwrap();
+    b.flush().unwrap();
+    let before = logs(&dir);
+    for _ in 0..3 {
+        b.put(test_key(1), &test_data(1, 600_000)).unwrap();
+        b.flush().unwrap();
+    }
+    assert_eq!(
+        logs(&dir),
+        before,
+        "logs after putting a stored block again"
+    );
+    // A new block that does not fit still rolls over, to the log after.
+    b.put(test_key(2), &test_data(2, 600_000)).unwrap();
+    b.flush().unwrap();
+    assert_eq!(logs(&dir).len(), before.len() + 1);
+    assert_eq!(b.get(test_key(2)).unwrap(), Some(test_data(2, 600_000)));
+    assert_eq!(b.get(test_key(1)).unwrap(), Some(test_data(1, 600_000)));
+    assert!(admin(&b, "verify", &[]).contains("all sound"));
+}
+
 #[test]
 fn compaction_frees_dead_space_and_a_reindex_after_it_agrees() {
     let t = tempfile::tempdir().unwrap();
