@@ -136,6 +136,19 @@ fn lanes_over_ssh_share_one_connection() {
     let _ = link.wait();
 }
 
+/// Runs ore with four lanes asked for, its debug lines on, and its private socket directory
+/// under `runtime`, where a test can see what is left behind.
+fn with_four_lanes(o: &Ore, runtime: &std::path::Path, args: &[&str]) -> ore_tests::ore::Run {
+    let out = o
+        .cmd(args)
+        .env("ORE_DEBUG", "1")
+        .env("ORE_LANES", "4")
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .unwrap();
+    ore_tests::ore::Run::of(out)
+}
+
 /// Lanes over ssh are channels of the first connection's ssh master to the backend's attach
 /// point: one backend program runs on the far side for a whole run, however many lanes. Where
 /// the key forbids forwarding (`restrict`), each lane falls back to a session of its own that
@@ -184,16 +197,7 @@ fn lanes_over_ssh_reach_the_attach_point_through_a_forwarding() {
             quote(&counting),
             quote(&archive)
         )));
-        let run = |args: &[&str]| {
-            let out = o
-                .cmd(args)
-                .env("ORE_DEBUG", "1")
-                .env("ORE_LANES", "4")
-                .env("XDG_RUNTIME_DIR", runtime.path())
-                .output()
-                .unwrap();
-            ore_tests::ore::Run::of(out)
-        };
+        let run = |args: &[&str]| with_four_lanes(&o, runtime.path(), args);
         run(&["init"]).expect(0, "init");
         let before = starts();
         let r = run(&["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
@@ -268,16 +272,7 @@ fn a_run_that_ends_while_its_lanes_open_leaves_no_socket() {
         id.strip_prefix("ssh ").unwrap()
     ));
     let runtime = scratch();
-    let run = |args: &[&str]| {
-        let out = o
-            .cmd(args)
-            .env("ORE_DEBUG", "1")
-            .env("ORE_LANES", "4")
-            .env("XDG_RUNTIME_DIR", runtime.path())
-            .output()
-            .unwrap();
-        ore_tests::ore::Run::of(out)
-    };
+    let run = |args: &[&str]| with_four_lanes(&o, runtime.path(), args);
     run(&["init"]).expect(0, "init");
     run(&["snapshot", "t", src.to_str().unwrap()]).expect(0, "snapshot");
     let dest = d.path().join("dest");
