@@ -1,6 +1,6 @@
 //! Making a snapshot.
 //!
-//! Four kinds of threads work as a pipeline:
+//! Four kinds of threads work as a pipeline, and a fifth may help the progress line:
 //!
 //! - the **walk** ([`walk`]) reads directories in name order, stats every entry, applies the
 //!   exclude rules and the file cache, and hands each file that must be read to the pool;
@@ -8,7 +8,9 @@
 //!   stores files ([`file`]); a large file's chunks are spread over the pool too;
 //! - the **finisher** ([`finish`]) receives directories in post-order, waits for their files,
 //!   builds and stores the directory trees, and records what was stored in the file cache;
-//! - the **drain** waits for pipelined puts and remembers the first failure.
+//! - the **drain** waits for pipelined puts and remembers the first failure;
+//! - on a terminal, for a first snapshot, the **estimate** ([`estimate`]) adds up the sizes of
+//!   what will be read, for the progress line's ETA.
 //!
 //! Memory is bounded: the walk blocks when too many files or directories are waiting, and
 //! nothing keeps a whole-tree map. Blocks are stored first, then flushed, then the snapshot
@@ -16,6 +18,7 @@
 //! not durably stored, and an interrupted run leaves the tag where it was.
 
 mod defer;
+mod estimate;
 mod file;
 mod walk;
 
@@ -262,6 +265,12 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     for p in &opts.paths {
         let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
         paths.push(abs);
+    }
+    // A first snapshot shown on a terminal finds its total by a walk of its own.
+    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 {
+        if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
+            estimate::start(paths.clone(), rules, opts.one_file_system, progress.clone());
+        }
     }
 
     // The file cache: trusted only when it was written for this archive and the archive still
