@@ -20,6 +20,7 @@
 mod defer;
 mod estimate;
 mod file;
+mod links;
 mod walk;
 
 use crate::block::{Compression, Kind};

@@ -9,6 +9,7 @@
 //! not depend on which thread did what.
 
 use super::file::{self, FileDone};
+use super::links::{Links, Met};
 use super::Ctx;
 use crate::block::Kind;
 use crate::entry::{Entry, EntryKind, Xattr};
@@ -30,10 +31,6 @@ use std::sync::{Arc, Mutex};
 /// Entries of one directory handled by one task at least (files are cheap one by one).
 const RUN: usize = 4;
 
-/// The path an inode with several names was first met at, and how many of its names are
-/// still to come: the inode is forgotten at its last, so the map holds only open groups.
-type FirstName = (Vec<u8>, u64);
-
 /// What every task of the walk shares.
 struct Walk<'c, 'r> {
     ctx: &'c Ctx<'r>,
@@ -43,8 +40,8 @@ struct Walk<'c, 'r> {
     /// Check each cached file's content block exists before using the entry.
     verify: bool,
     writer: Option<Mutex<CacheWriter>>,
-    /// The first path seen of each multiply linked inode (by device and inode number).
-    hardlinks: Mutex<HashMap<(u64, u64), FirstName>>,
+    /// The first path seen of each multiply linked inode with names still to come.
+    hardlinks: Mutex<Links>,
     skip: HashSet<(u64, u64)>,
 }
 
@@ -128,7 +125,7 @@ pub(super) fn run(
         reader_path,
         verify,
         writer: writer.map(Mutex::new),
-        hardlinks: Mutex::new(HashMap::new()),
+        hardlinks: Mutex::new(Links::default()),
         skip: HashSet::new(),
     };
     for p in &ctx.opts.skip {
@@ -439,28 +436,18 @@ impl Walk<'_, '_> {
         }
         if st.is_file() {
             if st.nlink > 1 {
-                let inode = (st.dev, st.ino);
-                let mut links = lock(&self.hardlinks);
-                let seen = links.get_mut(&inode).map(|(target, unseen)| {
-                    *unseen = unseen.saturating_sub(1);
-                    (target.clone(), *unseen == 0)
-                });
-                match seen {
-                    Some((target, last)) => {
-                        // Its last name lets the inode go: the map holds only inodes with
-                        // names still to come, not every one the walk met.
-                        if last {
-                            links.remove(&inode);
-                        }
-                        drop(links);
+                // A later name of a file met before is a hard link to the first; one the list
+                // cannot record (its temporary database failed) is saved as a file of its own.
+                let met = lock(&self.hardlinks).meet((st.dev, st.ino), &rel, st.nlink);
+                match met {
+                    Ok(Met::Again { target }) => {
                         let mut entry = self.base_entry(name, &st, &abs, &rel);
                         entry.kind = EntryKind::Hardlink { target };
                         ctx.count(|s| s.other += 1);
                         return Some(Item::Ready(entry));
                     }
-                    None => {
-                        links.insert(inode, (rel.clone(), st.nlink - 1));
-                    }
+                    Ok(Met::First) => {}
+                    Err(e) => ctx.warn(&rel, format!("saved apart from its other names: {e}")),
                 }
             }
             ctx.count(|s| {
