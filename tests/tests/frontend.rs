@@ -43,6 +43,46 @@ fn every_kind_of_entry_round_trips() {
     assert_same(&src, &dest3);
 }
 
+/// PATHs are resolved before they are saved: a symlink given on the command line stands for
+/// what it points to (saved under that name), while symlinks inside the tree stay symlinks.
+#[test]
+fn a_path_that_is_a_symlink_is_resolved() {
+    let (ore, d) = Ore::local();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), b"contents").unwrap();
+    std::os::unix::fs::symlink("f", data.join("inner")).unwrap();
+    let link = d.path().join("link");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    let other = d.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    ore.run(&[
+        "snapshot",
+        "t",
+        link.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ])
+    .expect(0, "snapshot");
+    let ls = ore.run(&["ls", "t", "-R"]).expect(0, "ls");
+    let names: Vec<&str> = ls.stdout.lines().collect();
+    assert_eq!(
+        names,
+        ["data", "data/f", "data/inner", "other"],
+        "{}",
+        ls.stdout
+    );
+    assert_eq!(
+        ore.run(&["cat", "t:data/f"]).expect(0, "cat").stdout,
+        "contents"
+    );
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    assert_eq!(
+        std::fs::read_link(dest.join("data/inner")).unwrap(),
+        Path::new("f")
+    );
+}
+
 #[test]
 fn subtree_and_single_file_restore() {
     let (ore, d) = Ore::local();
