@@ -790,3 +790,53 @@ fn an_io_error_names_the_path_and_says_its_cause_once() {
     assert!(r.stderr.contains(&line), "{}", r.stderr);
     assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
 }
+
+/// Every command's `--help` (found from `ore --help`, and for commands with subcommands from
+/// theirs) exits 0 and shows examples; a bad command line exits 1 like every other error (not
+/// clap's 2) and names what is missing.
+#[test]
+fn every_command_has_help_with_examples_and_usage_errors_exit_1() {
+    let ore = |args: &[&str]| {
+        let out = std::process::Command::new(ore_tests::bin("ore"))
+            .args(args)
+            .output()
+            .unwrap();
+        ore_tests::ore::Run::of(out)
+    };
+    let commands = |prefix: &[&str]| -> Vec<String> {
+        let mut args = prefix.to_vec();
+        args.push("--help");
+        let help = ore(&args).expect(0, "--help").stdout;
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .map(String::from)
+            .collect()
+    };
+    let top = commands(&[]);
+    assert!(top.len() >= 20, "{top:?}");
+    let mut checked = 0;
+    for c in &top {
+        for sub in std::iter::once(None).chain(commands(&[c]).into_iter().map(Some)) {
+            let mut args = vec![c.as_str()];
+            args.extend(sub.as_deref());
+            args.push("--help");
+            let help = ore(&args).expect(0, "--help").stdout;
+            assert!(
+                help.lines().any(|l| l.starts_with("Example")),
+                "`ore {}` has no examples:\n{help}",
+                args.join(" ")
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "{checked} help texts");
+    let r = ore(&["restore", "home"]).expect(1, "a missing argument");
+    assert!(r.stderr.contains("<DEST>"), "{}", r.stderr);
+    ore(&["no-such-command"]).expect(1, "an unknown command");
+    ore(&["snapshot", "t", ".", "--no-such-flag"]).expect(1, "an unknown flag");
+    ore(&["--version"]).expect(0, "--version");
+}

@@ -33,7 +33,7 @@ struct Args {
 }
 
 fn main() {
-    let mut args = Args::parse();
+    let mut args: Args = ore::util::parse_args();
     // `--json` may also come after the command words.
     if let Some(i) = args.words.iter().position(|w| w == "--json") {
         args.words.remove(i);

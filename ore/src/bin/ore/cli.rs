@@ -97,18 +97,34 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore ls home -R --json")]
     Ls(LsArgs),
     /// Write a file from a snapshot to standard output.
-    #[command(after_help = "Example:\n  ore cat home:.bashrc | less")]
+    #[command(after_help = "Examples:
+  ore cat home:.bashrc | less
+  ore cat 'home@2026-06-01:notes/todo.txt' > todo-then.txt")]
     Cat(CatArgs),
     /// Show the snapshots of a tag, newest first.
-    #[command(after_help = "Example:\n  ore log home")]
+    #[command(after_help = "Examples:
+  ore log home
+  ore log home --json | jq -r .key")]
     Log(LogArgs),
     /// List tags and the snapshot each names.
+    #[command(after_help = "Examples:
+  ore tags
+  ore tags --json | jq -r .tag")]
     Tags,
     /// Start a new tag at another tag's newest snapshot.
-    #[command(after_help = "Example:\n  ore fork home home-before-migration")]
+    #[command(after_help = "Examples:
+  ore fork home home-before-migration
+  ore fork 'home~3' home-last-week")]
     Fork(ForkArgs),
     /// Manage passphrases (key slots).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  ore key list
+  ore key add                      asks for the new passphrase (twice)
+  ore key remove 3fa9c1d2
+  ore key passwd --new-passphrase-file ~/.config/ore/new-pass"
+    )]
     Key(KeyCommand),
     /// Verify that everything the archive's tags reach is present (and, with --read-data,
     /// intact), or compare a snapshot with a directory.
@@ -153,7 +169,9 @@ interrupted sync, run again, copies only what is still missing.")]
 The stream holds names, metadata and bytes but no keys, so it loads into any archive.")]
     Dump(DumpArgs),
     /// Read a stream written by `ore dump` into a new snapshot on TAG.
-    #[command(after_help = "Example:\n  ore load home < home.oredump")]
+    #[command(after_help = "Examples:
+  ore load home < home.oredump
+  ssh old-server ore dump home | ore load home")]
     Load(LoadArgs),
     /// Browse the archive in a shell: tags, their snapshots by time, and the files in them.
     #[command(after_help = "Example session:
@@ -336,6 +354,9 @@ pub struct ReflogArgs {
 #[derive(Subcommand, Debug)]
 pub enum ReflogCommand {
     /// Drop entries older than DURATION; what only they kept becomes garbage for gc.
+    #[command(after_help = "Examples:
+  ore reflog expire --older-than 90d --dry-run
+  ore reflog expire --older-than 1y && ore gc")]
     Expire {
         /// e.g. 90d, 12w, 1y; 0s drops every entry.
         #[arg(long, value_name = "DURATION")]
@@ -456,12 +477,23 @@ pub struct ForkArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a passphrase (asks for the new one, or reads ORE_NEW_PASSPHRASE / --new-passphrase-file).
+    #[command(after_help = "Examples:
+  ore key add
+  ORE_NEW_PASSPHRASE=\"$(pass show backup/laptop)\" ore key add")]
     Add(NewPass),
     /// List key slots.
+    #[command(after_help = "Examples:
+  ore key list                     the slot that opened the archive is marked *
+  ore key list --json")]
     List,
     /// Remove a key slot by id (not the last one).
+    #[command(after_help = "Example:
+  ore key remove 3fa9c1d2          an id from `ore key list`")]
     Remove { id: String },
     /// Change the passphrase of the slot that opened the archive.
+    #[command(after_help = "Examples:
+  ore key passwd
+  ore key passwd --new-passphrase-file new.txt")]
     Passwd(NewPass),
 }
 

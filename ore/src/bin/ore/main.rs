@@ -14,7 +14,6 @@ mod pass;
 mod save;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Parser;
 use cli::{Cli, Command};
 use ore::repo::Repo;
 use std::io::IsTerminal;
@@ -236,7 +235,7 @@ impl protocol::log::LogSink for Sink {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = ore::util::parse_args();
     // Every client this process starts (and, through their environment, every proxy's inner
     // client) reads the limit from the environment.
     std::env::set_var(
