@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
 /// Open groups kept in memory (about 150 bytes each) before the rest go to disk.
-pub const IN_MEMORY: usize = 65_536;
+const IN_MEMORY: usize = 65_536;
 
 /// An inode: device and inode number.
 type Inode = (u64, u64);
