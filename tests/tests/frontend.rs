@@ -462,6 +462,9 @@ fn tampered_block_is_detected_and_named() {
     let src = d.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("victim"), bytes(5, 200_000)).unwrap();
+    // The same contents under another name share the block: both paths are named.
+    std::fs::create_dir(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/twin"), bytes(5, 200_000)).unwrap();
     std::fs::write(src.join("bystander"), b"fine").unwrap();
     ore.snapshot("t", &src);
     // Find the victim's block: the one file of about 200 KB.
@@ -478,11 +481,13 @@ fn tampered_block_is_detected_and_named() {
     let r = ore.restore("t", &dest);
     assert_eq!(r.code, 1, "an incomplete restore fails: {}", r.stderr);
     assert!(r.stderr.contains(&key), "the block is named: {}", r.stderr);
-    assert!(
-        r.stderr.contains("victim"),
-        "the path is named: {}",
-        r.stderr
-    );
+    for path in ["victim", "sub/twin"] {
+        assert!(
+            r.stderr.contains(path),
+            "the path {path} is named: {}",
+            r.stderr
+        );
+    }
     assert_eq!(
         std::fs::read(dest.join("bystander")).unwrap(),
         b"fine",
