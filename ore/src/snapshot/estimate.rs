@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+/// Inodes with several names remembered so as to count them once (16 bytes each and the set's
+/// own overhead: a few tens of MiB at most).
+const MAX_LINKED: usize = 1 << 20;
+
 /// Starts the estimating walk of `paths` in the background; it stores its total in
 /// `progress.total_bytes` when done, unless the snapshot has ended (or found a total) first.
 pub fn start(paths: Vec<PathBuf>, rules: Rules, one_file_system: bool, progress: Arc<Progress>) {
@@ -36,10 +40,14 @@ pub fn start(paths: Vec<PathBuf>, rules: Rules, one_file_system: bool, progress:
 /// ended first.
 fn walk(paths: &[PathBuf], rules: &Rules, one_fs: bool, progress: &Progress) -> Option<u64> {
     let mut total = 0u64;
-    // Hard links count once, as the snapshot reads them once.
+    // Hard links count once, as the snapshot reads them once (up to a bound on the memory
+    // that takes: past it, further names count again and the estimate runs high).
     let mut linked = HashSet::new();
     let mut count = |st: &crate::fsys::Stat| {
-        if st.is_file() && (st.nlink < 2 || linked.insert((st.dev, st.ino))) {
+        if !st.is_file() {
+            return;
+        }
+        if st.nlink < 2 || linked.len() >= MAX_LINKED || linked.insert((st.dev, st.ino)) {
             total += st.size;
         }
     };
