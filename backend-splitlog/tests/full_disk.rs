@@ -8,54 +8,10 @@
 mod common;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
 use common::copy_as_killed;
+use ore_tests::tmpfs::{fill, Tmpfs};
 use protocol::conformance::{test_data, test_key};
 use protocol::{Backend, ErrorCode};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A tmpfs of `mib` MiB mounted for the test's lifetime.
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    at: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(mib: u32) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let at = dir.path().join("mnt");
-        std::fs::create_dir(&at).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(&at)
-            .status()
-            .expect("running mount");
-        assert!(
-            st.success(),
-            "mounting a tmpfs at {} failed (root?)",
-            at.display()
-        );
-        Tmpfs { _dir: dir, at }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
-    }
-}
-
-/// Writes to `path` until the file system is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        if let Err(e) = f.write_all(&chunk) {
-            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
-            return;
-        }
-    }
-}
+use std::path::Path;
 
 fn open(dir: &Path, metadata: Option<&Path>, private: bool) -> protocol::Result<SplitlogBackend> {
     SplitlogBackend::open(

@@ -61,6 +61,10 @@ pub struct RestoreOutcome {
     pub warnings: Vec<String>,
     /// Whether some data could not be restored (missing or corrupt blocks).
     pub incomplete: bool,
+    /// Files that could not be written here (not created, a write that failed, a disk that
+    /// filled up: what was written of them is removed, so that no file cut short passes for a
+    /// restored one) or that read back differently with `--verify`.
+    pub not_restored: u64,
 }
 
 /// Blocks fetched ahead of the one being written, within a file (more over a slow link).
@@ -82,6 +86,7 @@ struct Ctx<'r> {
     root_owner: bool,
     warnings: Mutex<Vec<String>>,
     incomplete: AtomicBool,
+    not_restored: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
     skipped: AtomicU64,
@@ -177,6 +182,7 @@ pub fn restore(
         root_owner: crate::meta::is_root() && !opts.no_owner,
         warnings: Mutex::new(Vec::new()),
         incomplete: AtomicBool::new(false),
+        not_restored: AtomicU64::new(0),
         files: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
@@ -282,6 +288,7 @@ pub fn restore(
         dirs: dirs.len() as u64,
         other: ctx.other.load(Relaxed),
         incomplete: ctx.incomplete.load(Relaxed),
+        not_restored: ctx.not_restored.load(Relaxed),
         warnings,
     })
 }
@@ -386,6 +393,7 @@ fn one(ctx: &Ctx, entry: Entry, path: PathBuf) -> Result<()> {
     match &entry.kind {
         EntryKind::File { .. } => {
             if let Err(msg) = restore_file(ctx, &entry, &path) {
+                ctx.not_restored.fetch_add(1, Relaxed);
                 ctx.warn(msg);
             }
         }
@@ -488,7 +496,8 @@ fn restore_file(ctx: &Ctx, e: &Entry, path: &Path) -> std::result::Result<(), St
         match ctx.opts.overwrite {
             Overwrite::Never => {
                 ctx.skipped.fetch_add(1, Relaxed);
-                return Err(format!("{}: exists, not overwritten", path.display()));
+                ctx.warn(format!("{}: exists, not overwritten", path.display()));
+                return Ok(());
             }
             Overwrite::IfChanged if same => {
                 ctx.skipped.fetch_add(1, Relaxed);
@@ -504,13 +513,27 @@ fn restore_file(ctx: &Ctx, e: &Entry, path: &Path) -> std::result::Result<(), St
         .mode(0o600)
         .open(path)
         .map_err(|err| format!("{}: not created: {err}", path.display()))?;
-    let written = write_content(ctx, &f, content, *size, path)?;
+    let written = write_content(ctx, &f, content, *size, path).and_then(|written| {
+        if written != *size || matches!(content, Content::Index(_)) {
+            // Trailing holes, or a file cut short by damage.
+            f.set_len(*size)
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+        }
+        Ok(written)
+    });
+    let written = match written {
+        Ok(n) => n,
+        Err(msg) => {
+            // What was written of it would pass for the file restored: it goes.
+            drop(f);
+            let removed = match std::fs::remove_file(path) {
+                Ok(()) => "what was written of it was removed".to_string(),
+                Err(e) => format!("what was written of it is left there ({e})"),
+            };
+            return Err(format!("{msg}; {removed}"));
+        }
+    };
     ctx.bytes.fetch_add(written, Relaxed);
-    if written != *size || matches!(content, Content::Index(_)) {
-        // Trailing holes, or a file cut short by damage.
-        f.set_len(*size)
-            .map_err(|err| format!("{}: {err}", path.display()))?;
-    }
     if let Err(err) = set_meta(ctx, path, e, Some(&f)) {
         ctx.warn(format!("{}: metadata not restored: {err}", path.display()));
     }

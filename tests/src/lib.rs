@@ -45,4 +45,5 @@ pub fn logged(dir: &std::path::Path) -> u64 {
 
 pub mod ore;
 pub mod sshd;
+pub mod tmpfs;
 pub mod trees;

@@ -231,6 +231,12 @@ impl Shell<'_> {
             human_bytes(o.bytes),
             dest.display()
         );
+        if o.incomplete || o.not_restored > 0 {
+            bail!(
+                "get: {} is incomplete (see the warnings above)",
+                dest.display()
+            );
+        }
         Ok(())
     }
 

@@ -233,11 +233,23 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         if r.incomplete {
             eprintln!("ore: the restore is INCOMPLETE: some data is missing or damaged in the archive (see above)");
         }
+        if r.not_restored > 0 {
+            eprintln!(
+                "ore: the restore is INCOMPLETE: {} file(s) could not be restored here (see above)",
+                r.not_restored
+            );
+        }
     }
     if r.incomplete {
         return Err(anyhow!(
             "restore incomplete: data missing or damaged in the archive ({} problem(s) reported)",
             r.warnings.len()
+        ));
+    }
+    if r.not_restored > 0 {
+        return Err(anyhow!(
+            "restore incomplete: {} file(s) could not be restored here",
+            r.not_restored
         ));
     }
     Ok(if r.warnings.is_empty() {
