@@ -53,14 +53,7 @@ fn a_file_that_grows_while_read_and_one_that_vanishes_are_warnings() {
     let src = d.path().join("src");
     std::fs::create_dir(&src).unwrap();
     // Data that does not compress, so that reading and storing `a` takes a while.
-    let mut big = Vec::with_capacity(32 << 20);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    while big.len() < 32 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
+    let big = ore_tests::trees::bytes(7, 32 << 20);
     std::fs::write(src.join("a"), &big).unwrap();
     std::fs::write(src.join("b"), b"soon gone").unwrap();
     std::fs::write(src.join("c"), b"stays").unwrap();

@@ -13,14 +13,7 @@ fn a_restore_that_fills_the_disk_fails_and_leaves_no_file_cut_short() {
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a-small"), b"fits").unwrap();
     // More than the disk holds, in data that does not compress.
-    let mut big = Vec::with_capacity(3 << 20);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    while big.len() < 3 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
+    let big = ore_tests::trees::bytes(11, 3 << 20);
     std::fs::write(src.join("sub/big"), &big).unwrap();
     ore.snapshot("t", &src);
     let disk = Tmpfs::mount(2);
