@@ -63,7 +63,7 @@ pub struct RestoreOutcome {
     pub incomplete: bool,
     /// Files that could not be written here (not created, a write that failed, a disk that
     /// filled up: what was written of them is removed, so that no file cut short passes for a
-    /// restored one) or that read back differently with `--verify`.
+    /// restored one) or that read back differently with `--verify`, and hard links not made.
     pub not_restored: u64,
 }
 
@@ -244,18 +244,27 @@ pub fn restore(
         };
         match rel_target.or_else(|| stand_ins.get(&target).cloned()) {
             Some(src) => {
-                if ctx.opts.overwrite != Overwrite::Never {
+                if path.symlink_metadata().is_ok() {
+                    if ctx.opts.overwrite == Overwrite::Never {
+                        ctx.skipped.fetch_add(1, Relaxed);
+                        ctx.warn(format!("{}: exists, not overwritten", path.display()));
+                        continue;
+                    }
                     let _ = std::fs::remove_file(&path);
                 }
                 match std::fs::hard_link(&src, &path) {
                     Ok(()) => {
                         ctx.other.fetch_add(1, Relaxed);
                     }
-                    Err(e) => ctx.warn(format!(
-                        "{}: hard link to {} not made: {e}",
-                        path.display(),
-                        src.display()
-                    )),
+                    // The name is missing from what was restored, like a file not written.
+                    Err(e) => {
+                        ctx.not_restored.fetch_add(1, Relaxed);
+                        ctx.warn(format!(
+                            "{}: hard link to {} not made: {e}",
+                            path.display(),
+                            src.display()
+                        ))
+                    }
                 }
             }
             None => match find(repo, &snap.root, &target) {
@@ -264,11 +273,15 @@ pub fn restore(
                     pool.install(|| one(ctx, t, path.clone()))?;
                     stand_ins.insert(target, path);
                 }
-                Err(e) => ctx.warn(format!(
-                    "{}: hard link target {} not found: {e}",
-                    path.display(),
-                    show(&target)
-                )),
+                // The snapshot names a target it does not hold: the archive is at fault.
+                Err(e) => {
+                    ctx.incomplete.store(true, Relaxed);
+                    ctx.warn(format!(
+                        "{}: hard link target {} not found: {e}",
+                        path.display(),
+                        show(&target)
+                    ))
+                }
             },
         }
     }

@@ -15,6 +15,8 @@ fn a_restore_that_fills_the_disk_fails_and_leaves_no_file_cut_short() {
     // More than the disk holds, in data that does not compress.
     let big = ore_tests::trees::bytes(11, 3 << 20);
     std::fs::write(src.join("sub/big"), &big).unwrap();
+    // A second name of the file that cannot be written is missing too.
+    std::fs::hard_link(src.join("sub/big"), src.join("sub/big-link")).unwrap();
     ore.snapshot("t", &src);
     let disk = Tmpfs::mount(2);
     let dest = disk.at.join("dest");
@@ -27,11 +29,12 @@ fn a_restore_that_fills_the_disk_fails_and_leaves_no_file_cut_short() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("1 file(s) could not be restored here"),
+        r.stderr.contains("2 file(s) could not be restored here"),
         "{}",
         r.stderr
     );
     assert!(!dest.join("sub/big").exists(), "a file cut short was left");
+    assert!(r.stderr.contains("big-link: hard link"), "{}", r.stderr);
     assert_eq!(std::fs::read(dest.join("a-small")).unwrap(), b"fits");
     // The same in JSON: the count of files not restored.
     let other = disk.at.join("again");
@@ -41,7 +44,7 @@ fn a_restore_that_fills_the_disk_fails_and_leaves_no_file_cut_short() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["restored"]["not_restored"], 1, "{v}");
+    assert_eq!(v["restored"]["not_restored"], 2, "{v}");
     // With room, the same snapshot restores whole.
     let roomy = scratch();
     ore.restore("t", &roomy.path().join("dest"))

@@ -140,6 +140,19 @@ fn existing_files_are_left_alone_unless_asked() {
     ])
     .expect(0, "if-changed");
     assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"from the snapshot");
+    // Restored again, hard links included: each existing name is left alone (a warning), and
+    // a link that is already there is not a link that failed.
+    std::fs::hard_link(src.join("a"), src.join("a-link")).unwrap();
+    ore.snapshot("t", &src);
+    let again = d.path().join("again");
+    ore.restore("t", &again).expect(0, "first restore");
+    let r = ore.restore("t", &again).expect(3, "again: warnings only");
+    assert!(
+        r.stderr.contains("a-link: exists, not overwritten"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("not made"), "{}", r.stderr);
     // A whole snapshot onto a file: said plainly (it was "File exists (os error 17)"), and the
     // file is untouched.
     let file = dest.join("a");
