@@ -222,9 +222,7 @@ impl Shell<'_> {
             &dest,
             &ore::restore::RestoreOptions::default(),
         )?;
-        for p in &o.warnings {
-            eprintln!("warning: {p}");
-        }
+        // Each warning was shown as it happened (through the log).
         eprintln!(
             "{} file(s), {} written to {}",
             o.files,
