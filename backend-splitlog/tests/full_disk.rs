@@ -63,13 +63,7 @@ fn puts_that_fill_the_disk_fail_naming_the_log_and_what_was_flushed_stays() {
         fill(&fs.at.join("filler"));
         let b = open(&dir, None, private).unwrap();
         assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"flushed"[..]));
-        for k in 0..20u64 {
-            assert_eq!(
-                b.get(test_key(k)).unwrap(),
-                Some(test_data(k, 50_000)),
-                "{k}"
-            );
-        }
+        assert_holds(&b, 20, 50_000);
     }
 }
 
@@ -108,13 +102,7 @@ fn an_archive_whose_index_cannot_record_the_replay_opens_for_reading() {
         let b = open(&killed, Some(&metadata), private).unwrap();
         assert!(!b.info().writable);
         assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"flushed"[..]));
-        for k in 0..20u64 {
-            assert_eq!(
-                b.get(test_key(k)).unwrap(),
-                Some(test_data(k, 5_000)),
-                "{k}"
-            );
-        }
+        assert_holds(&b, 20, 5_000);
         let refused = b.put(test_key(5000), b"x").unwrap_err();
         assert_eq!(refused.code(), ErrorCode::ReadOnly, "{refused}");
         assert!(refused.to_string().contains("free space"), "{refused}");
@@ -141,5 +129,12 @@ fn an_archive_whose_index_cannot_record_the_replay_opens_for_reading() {
             b.get(test_key(5000)).unwrap().as_deref(),
             Some(&b"room now"[..])
         );
+    }
+}
+
+/// Asserts that `b` holds the test blocks 0..`n`, each of `size` bytes.
+fn assert_holds(b: &SplitlogBackend, n: u64, size: usize) {
+    for k in 0..n {
+        assert_eq!(b.get(test_key(k)).unwrap(), Some(test_data(k, size)), "{k}");
     }
 }

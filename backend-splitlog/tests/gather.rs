@@ -83,6 +83,14 @@ fn archive_whose_next_log_is_full(dir: &Path, private: bool) -> SplitlogBackend 
     b
 }
 
+/// Closes `b` and reopens its archive with the full log of
+/// [`archive_whose_next_log_is_full`] gone.
+fn with_room_again(b: SplitlogBackend, dir: &Path) -> SplitlogBackend {
+    drop(b);
+    std::fs::remove_file(dir.join("log-000002")).unwrap();
+    open(dir, false)
+}
+
 #[test]
 fn a_failed_write_of_gathered_records_fails_every_later_write_and_flush() {
     let t = tempfile::tempdir().unwrap();
@@ -97,9 +105,7 @@ fn a_failed_write_of_gathered_records_fails_every_later_write_and_flush() {
     assert!(again.contains("lost"), "{again}");
     assert!(b.put(test_key(3), &test_data(3, 10_000)).is_err());
     assert!(b.set_tag("t", None, b"v").is_err());
-    drop(b);
-    std::fs::remove_file(dir.join("log-000002")).unwrap();
-    let b = open(&dir, false);
+    let b = with_room_again(b, &dir);
     assert_eq!(b.get(test_key(1)).unwrap(), Some(test_data(1, 1_040_000)));
     assert_eq!(b.get(test_key(2)).unwrap(), None);
     assert_eq!(b.get_tag("t").unwrap(), None);
@@ -127,9 +133,7 @@ fn a_put_whose_append_fails_leaves_no_index_row_behind() {
     assert_eq!(b.exists(&[test_key(2)]).unwrap(), vec![false]);
     assert_eq!(b.get(test_key(2)).unwrap(), None);
     let stats = b.stats().unwrap();
-    drop(b);
-    std::fs::remove_file(dir.join("log-000002")).unwrap();
-    let b = open(&dir, false);
+    let b = with_room_again(b, &dir);
     assert_eq!(b.exists(&[test_key(2)]).unwrap(), vec![false]);
     assert_eq!(b.stats().unwrap().blocks, stats.blocks);
     b.put(test_key(2), b"room now").unwrap();

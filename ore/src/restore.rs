@@ -134,6 +134,26 @@ impl Ctx<'_> {
         }
     }
 
+    /// Makes way for a non-directory entry at `path`: what is there goes, unless
+    /// `--overwrite never` keeps it (false: leave the name alone).
+    fn clear_way(&self, path: &Path) -> bool {
+        if path.symlink_metadata().is_err() {
+            return true;
+        }
+        if self.opts.overwrite == Overwrite::Never {
+            self.left_alone(path);
+            return false;
+        }
+        let _ = std::fs::remove_file(path);
+        true
+    }
+
+    /// A name that exists already and, with `--overwrite never`, is left as it is.
+    fn left_alone(&self, path: &Path) {
+        self.skipped.fetch_add(1, Relaxed);
+        self.warn(format!("{}: exists, not overwritten", path.display()));
+    }
+
     fn warn(&self, msg: String) {
         protocol::log::warning(&msg);
         self.warnings
@@ -244,13 +264,8 @@ pub fn restore(
         };
         match rel_target.or_else(|| stand_ins.get(&target).cloned()) {
             Some(src) => {
-                if path.symlink_metadata().is_ok() {
-                    if ctx.opts.overwrite == Overwrite::Never {
-                        ctx.skipped.fetch_add(1, Relaxed);
-                        ctx.warn(format!("{}: exists, not overwritten", path.display()));
-                        continue;
-                    }
-                    let _ = std::fs::remove_file(&path);
+                if !ctx.clear_way(&path) {
+                    continue;
                 }
                 match std::fs::hard_link(&src, &path) {
                     Ok(()) => {
@@ -415,17 +430,8 @@ fn one(ctx: &Ctx, entry: Entry, path: PathBuf) -> Result<()> {
         }
         EntryKind::Dir { .. } => unreachable!("directories are walked"),
         other => {
-            if path.symlink_metadata().is_ok() {
-                match ctx.opts.overwrite {
-                    Overwrite::Never => {
-                        ctx.skipped.fetch_add(1, Relaxed);
-                        ctx.warn(format!("{}: exists, not overwritten", path.display()));
-                        return Ok(());
-                    }
-                    _ => {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                }
+            if !ctx.clear_way(&path) {
+                return Ok(());
             }
             let made = match other {
                 EntryKind::Symlink { target } => {
@@ -508,8 +514,7 @@ fn restore_file(ctx: &Ctx, e: &Entry, path: &Path) -> std::result::Result<(), St
             && md.mtime() * 1_000_000_000 + md.mtime_nsec() == e.mtime;
         match ctx.opts.overwrite {
             Overwrite::Never => {
-                ctx.skipped.fetch_add(1, Relaxed);
-                ctx.warn(format!("{}: exists, not overwritten", path.display()));
+                ctx.left_alone(path);
                 return Ok(());
             }
             Overwrite::IfChanged if same => {

@@ -12,6 +12,7 @@ use globset::{Glob, GlobMatcher};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The name of per-directory ignore files.
 pub const IGNORE_FILE: &str = ".oreignore";
@@ -125,10 +126,36 @@ impl Rules {
     pub fn config_excludes(&self, path: &Path, md: &Stat) -> bool {
         self.config.iter().any(|m| m.matches(path, md, self.now))
     }
+
+    /// Whether the entry at `path` is left out: by the ignore lists in force there (see
+    /// [`ignores_in`]) or by a config rule.
+    pub fn excludes(&self, ignores: &[Gitignore], path: &Path, md: &Stat) -> bool {
+        ignored(ignores, path, md.is_dir()) || self.config_excludes(path, md)
+    }
+}
+
+/// The ignore lists in force inside directory `dir`, whose entries are `names`: its parent's,
+/// `parent`, and its own `.oreignore` when it has one. An `.oreignore` that does not parse
+/// counts for nothing, and its message is returned for a warning.
+pub fn ignores_in(
+    dir: &Path,
+    names: &[Vec<u8>],
+    parent: &Arc<Vec<Gitignore>>,
+) -> (Arc<Vec<Gitignore>>, Option<String>) {
+    if !names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes()) {
+        return (parent.clone(), None);
+    }
+    let (own, bad) = match read_ignore_file(dir) {
+        Ok(gi) => (gi, None),
+        Err(msg) => (Gitignore::empty(), Some(msg)),
+    };
+    let mut lists = (**parent).clone();
+    lists.push(own);
+    (Arc::new(lists), bad)
 }
 
 /// Reads the `.oreignore` of `dir`. A file that does not parse becomes a warning message.
-pub fn read_ignore_file(dir: &Path) -> std::result::Result<Gitignore, String> {
+fn read_ignore_file(dir: &Path) -> std::result::Result<Gitignore, String> {
     let mut b = GitignoreBuilder::new(dir);
     if let Some(e) = b.add(dir.join(IGNORE_FILE)) {
         return Err(format!("{IGNORE_FILE}: {e}"));
@@ -138,7 +165,7 @@ pub fn read_ignore_file(dir: &Path) -> std::result::Result<Gitignore, String> {
 
 /// Decides with a stack of ignore lists, deepest last: the deepest list that says anything
 /// about `path` wins.
-pub fn ignored(stack: &[Gitignore], path: &Path, is_dir: bool) -> bool {
+fn ignored(stack: &[Gitignore], path: &Path, is_dir: bool) -> bool {
     for gi in stack.iter().rev() {
         let m = gi.matched(path, is_dir);
         if m.is_ignore() {

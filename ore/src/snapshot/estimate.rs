@@ -9,8 +9,7 @@
 
 use crate::fsys::{stat_path, Dir};
 use crate::progress::Progress;
-use crate::rules::{ignored, read_ignore_file, Rules, IGNORE_FILE};
-use ignore::gitignore::Gitignore;
+use crate::rules::{ignores_in, Rules};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -74,20 +73,14 @@ fn walk(paths: &[PathBuf], rules: &Rules, one_fs: bool, progress: &Progress) -> 
             let Ok(names) = dir.names() else {
                 continue;
             };
-            let ignores = if names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes()) {
-                let mut v = (*ignores).clone();
-                v.push(read_ignore_file(&dir_path).unwrap_or_else(|_| Gitignore::empty()));
-                Arc::new(v)
-            } else {
-                ignores
-            };
+            // A bad `.oreignore` is the snapshot's to warn about.
+            let (ignores, _) = ignores_in(&dir_path, &names, &ignores);
             for name in names {
                 let Ok(child) = dir.lstat(&name) else {
                     continue;
                 };
                 let path = dir_path.join(OsStr::from_bytes(&name));
-                if ignored(&ignores, &path, child.is_dir()) || rules.config_excludes(&path, &child)
-                {
+                if rules.excludes(&ignores, &path, &child) {
                     continue;
                 }
                 if child.is_dir() {

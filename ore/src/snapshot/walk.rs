@@ -16,7 +16,7 @@ use crate::entry::{Entry, EntryKind, Xattr};
 use crate::error::{Error, Result};
 use crate::filecache::{CacheReader, CacheWriter, Cached, Stamp};
 use crate::fsys::{stat_path, Dir, Stat};
-use crate::rules::{ignored, read_ignore_file, IGNORE_FILE};
+use crate::rules::ignores_in;
 use crate::tree::{Builder, DirTree, Store};
 use crate::util::path_bytes;
 use ignore::gitignore::Gitignore;
@@ -322,16 +322,10 @@ impl Walk<'_, '_> {
             }
         };
         names.sort_unstable();
-        let ignores = if names.iter().any(|n| n.as_slice() == IGNORE_FILE.as_bytes()) {
-            let mut v = (**ignores).clone();
-            v.push(read_ignore_file(abs).unwrap_or_else(|msg| {
-                ctx.warn(rel, msg);
-                Gitignore::empty()
-            }));
-            Arc::new(v)
-        } else {
-            ignores.clone()
-        };
+        let (ignores, bad) = ignores_in(abs, &names, ignores);
+        if let Some(msg) = bad {
+            ctx.warn(rel, msg);
+        }
         let abs_bytes = path_bytes(abs).to_vec();
         let mut rows = self.rows(&abs_bytes)?;
         let cached_total = rows.len();
@@ -402,10 +396,7 @@ impl Walk<'_, '_> {
         if st.is_dir() && self.skip.contains(&(st.dev, st.ino)) {
             return true;
         }
-        if ignored(ignores, path, st.is_dir()) {
-            return true;
-        }
-        self.ctx.rules.config_excludes(path, st)
+        self.ctx.rules.excludes(ignores, path, st)
     }
 
     /// Classifies one entry; `None` when it is not saved (with a warning).
