@@ -3,6 +3,10 @@
 #
 #   bench/compare.sh [SOURCE]            (default /usr/share)
 #
+# With ORE_BASELINE=/path/to/an/older/ore, that binary runs too, interleaved with the others as
+# the tool "base", so a change is measured against the build before it in the same run (its
+# ratios against restic and borg are printed beside ore's).
+#
 # Every tool runs with encryption and its default compression; archives, caches and restore
 # targets live under $ORE_BENCH_WORK (default /dev/shm/ore-bench) so the slow disk of a test
 # machine does not decide the result. The page cache is warmed first. Every step is repeated
@@ -15,6 +19,8 @@ WORK=${ORE_BENCH_WORK:-/dev/shm/ore-bench}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ORE=${ORE_BIN:-$ROOT/target/release/ore}
 TOOLS=${ORE_BENCH_TOOLS:-"ore restic borg"}
+BASE=${ORE_BASELINE:-}
+[ -z "$BASE" ] || { [ -x "$BASE" ] || { echo "ORE_BASELINE=$BASE is not an executable" >&2; exit 1; }; TOOLS="ore base ${TOOLS#ore }"; }
 REPS=${ORE_BENCH_REPS:-3}
 
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
@@ -68,6 +74,13 @@ for tool in $TOOLS; do
         run "ore restore" "$ORE" -a "$WORK/ore" restore -q bench "$WORK/ore-restore"
         S[ore]=$(size "$WORK/ore")
         rm -rf "$WORK/ore-restore" ;;
+    base)
+        "$BASE" -a "$WORK/base" init -q
+        run "base snapshot" "$BASE" -a "$WORK/base" snapshot -q bench "$SRC"
+        run "base re-snapshot" "$BASE" -a "$WORK/base" snapshot -q bench "$SRC"
+        run "base restore" "$BASE" -a "$WORK/base" restore -q bench "$WORK/base-restore"
+        S[base]=$(size "$WORK/base")
+        rm -rf "$WORK/base" "$WORK/base-restore" ;;
     restic)
         restic -q -r "$WORK/restic" init >/dev/null
         run "restic snapshot" restic -q -r "$WORK/restic" backup "$SRC"
@@ -96,11 +109,23 @@ for t in $TOOLS; do for step in snapshot re-snapshot restore; do show "$t $step"
 echo "archive sizes (bytes): $(for t in $TOOLS; do printf '%s %s  ' $t ${S[$t]:-0}; done)"
 echo "ratios (other tool's time / ore's time; above 1 means ore is faster):"
 for t in $TOOLS; do
-    [ "$t" = ore ] && continue
+    [ "$t" = ore ] || [ "$t" = base ] && continue
     for step in snapshot re-snapshot restore; do
         printf '  %-8s %-12s %6sx\n' "$t" "$step" "$(ratio "${T[$t $step]}" "${T[ore $step]}")"
     done
     printf '  %-8s %-12s %6sx  (size: %s / ore)\n' "$t" "archive" "$(ratio "${S[$t]}" "${S[ore]}")" "$t"
     printf '  %-8s %-12s %6sx  (peak RSS of snapshot: %s / ore)\n' "$t" "memory" "$(ratio "${M[$t snapshot]}" "${M[ore snapshot]}")" "$t"
 done
+if [ -n "$BASE" ]; then
+    echo "this build against the baseline (base's time / ore's time; below 1 means slower now):"
+    for step in snapshot re-snapshot restore; do
+        printf '  %-12s %6sx\n' "$step" "$(ratio "${T[base $step]}" "${T[ore $step]}")"
+    done
+    for t in $TOOLS; do
+        [ "$t" = ore ] || [ "$t" = base ] && continue
+        for step in snapshot re-snapshot restore; do
+            printf '  %-8s %-12s ore %6sx  base %6sx\n' "$t" "$step" "$(ratio "${T[$t $step]}" "${T[ore $step]}")" "$(ratio "${T[$t $step]}" "${T[base $step]}")"
+        done
+    done
+fi
 printf '  ore snapshot vs tar|zstd: %sx of its time\n' "$(ratio "${T[ore snapshot]}" "${T[tar|zstd -3 -T2]}")"
