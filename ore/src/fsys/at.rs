@@ -144,9 +144,7 @@ impl Dir {
         let t = one_name(to)?;
         let flags = if replace { 0 } else { libc::RENAME_NOREPLACE };
         // SAFETY: as above.
-        let rc = unsafe {
-            libc::renameat2(self.raw(), f.as_ptr(), self.raw(), t.as_ptr(), flags)
-        };
+        let rc = unsafe { libc::renameat2(self.raw(), f.as_ptr(), self.raw(), t.as_ptr(), flags) };
         match check(rc) {
             // A file system without RENAME_NOREPLACE: a link fails alike on an existing name.
             Err(e) if !replace && e.raw_os_error() == Some(libc::EINVAL) => {

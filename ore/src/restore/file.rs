@@ -118,7 +118,12 @@ pub(super) fn restore_file(
             ctx.left_alone(&path);
             return Ok(());
         }
-        Err(err) => return Err(discard(format!("{}: not put in place: {err}", path.display()))),
+        Err(err) => {
+            return Err(discard(format!(
+                "{}: not put in place: {err}",
+                path.display()
+            )))
+        }
     }
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();

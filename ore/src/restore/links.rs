@@ -17,7 +17,7 @@
 //! the subtree are one file again.
 
 use super::{attrs, find, lock, one, Ctx, Link};
-use crate::entry::{Snapshot, EntryKind};
+use crate::entry::{EntryKind, Snapshot};
 use crate::error::Result;
 use crate::fsys::Dir;
 use crate::util::show;
@@ -75,7 +75,11 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
         let path = dir.join(crate::util::bytes_path(&entry.name));
         let not_made = |why: String| {
             ctx.not_restored.fetch_add(1, Relaxed);
-            ctx.warn(format!("{}: hard link to {} not made: {why}", path.display(), show(target)));
+            ctx.warn(format!(
+                "{}: hard link to {} not made: {why}",
+                path.display(),
+                show(target)
+            ));
         };
         let there = match to.open(&ctx.steps(&dir)) {
             Ok(d) => d,
@@ -87,18 +91,13 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
         let inside = if sub.is_empty() {
             Some(&target[..])
         } else {
-            target
-                .strip_prefix(sub)
-                .and_then(|t| t.strip_prefix(b"/"))
+            target.strip_prefix(sub).and_then(|t| t.strip_prefix(b"/"))
         };
         let source = match inside {
             Some(t) => match made_file(ctx, t) {
                 Some(s) => s,
                 None => {
-                    not_made(format!(
-                        "{} is not a file this restore made",
-                        show(target)
-                    ));
+                    not_made(format!("{} is not a file this restore made", show(target)));
                     continue;
                 }
             },

@@ -374,11 +374,7 @@ fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) -> Result<boo
 /// restoring and no worker waits for the others (an earlier version restored groups of 256
 /// entries one after the other: each group waited for its slowest file, and a large directory
 /// of small files restored at a third of the speed).
-fn ahead(
-    ctx: &Ctx,
-    entries: Vec<Entry>,
-    each: impl Fn(Entry) -> Result<()> + Sync,
-) -> Result<()> {
+fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sync) -> Result<()> {
     let n = entries.len();
     ctx.ask_ahead(&entries[..n.min(AHEAD_ENTRIES)]);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -439,7 +435,10 @@ fn restore_entry(
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
         Err(e) => {
-            ctx.warn(format!("{}: directory not created: {e}", sub_path.display()));
+            ctx.warn(format!(
+                "{}: directory not created: {e}",
+                sub_path.display()
+            ));
             return Ok(());
         }
     };
