@@ -73,6 +73,7 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
     ore.snapshot("t", &src);
     let out = outside(d.path());
     let before = state(&out);
+    let mut swapped = 0;
     for round in 0..8 {
         let dest = d.path().join(format!("dest{round}"));
         std::fs::create_dir(&dest).unwrap();
@@ -102,7 +103,17 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
             "round {round}: the restore wrote, chmodded or chowned outside its destination\n{}",
             r.stderr.lines().take(20).collect::<Vec<_>>().join("\n")
         );
+        swapped += std::fs::read_dir(&dest)
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().starts_with(".aside-")
+            })
+            .count();
     }
+    // Otherwise the test proved nothing.
+    assert!(swapped > 0, "the attacker never swapped a directory");
+    eprintln!("{swapped} directories swapped for symlinks in 8 rounds");
 }
 
 /// `stream` (an `ore dump`) with each entry passed through `f`, lengths and trailer made good.
