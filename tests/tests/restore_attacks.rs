@@ -256,3 +256,44 @@ fn a_hard_link_to_a_file_this_restore_made_is_still_a_hard_link() {
     ore.restore("t:x", &part).expect(0, "restore a subtree");
     assert_eq!(std::fs::read(part.join("link2")).unwrap(), b"one inode");
 }
+
+#[test]
+fn explore_get_refuses_a_crafted_root_name_that_is_a_path_outside() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"payload").unwrap();
+    let pwned = d.path().join("pwned");
+    let name = pwned.to_str().unwrap().as_bytes().to_vec();
+    let mut first = true;
+    let load = crafted(&ore, &src, |e| {
+        if std::mem::take(&mut first) {
+            e.name = name.clone();
+        }
+    });
+    let cwd = d.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    if load.code == 0 {
+        let mut c = ore
+            .cmd(&["explore"])
+            .current_dir(&cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"get /crafted/current\n")
+            .unwrap();
+        let r = Run::of(c.wait_with_output().unwrap());
+        assert!(
+            r.stderr.contains("not a plain file name"),
+            "get says why: {}",
+            r.stderr
+        );
+    }
+    assert!(!pwned.exists(), "get wrote to the path the snapshot named");
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 /// Whether a file in `dir` (a temporary one, under any name) holds some bytes yet.
 fn writing(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|e| e.metadata().is_ok_and(|m| m.is_file() && m.len() > (4 << 20)))
+        rd.flatten().any(|e| {
+            e.metadata()
+                .is_ok_and(|m| m.is_file() && m.len() > (4 << 20))
+        })
     })
 }
 
