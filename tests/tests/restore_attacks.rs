@@ -68,6 +68,10 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
     let src = d.path().join("src");
     grid(&src.join("a"), 20, 100, 64);
     grid(&src.join("b"), 20, 100, 64);
+    // Hard links, so that the links and the directory metadata that waits for them are made
+    // under attack too.
+    std::fs::hard_link(src.join("a/d01/f0"), src.join("a/d00/link")).unwrap();
+    std::fs::hard_link(src.join("a/d02/f1"), src.join("b/link")).unwrap();
     // Owned by the attacker, as in the report: the restore chowns to them.
     chown_tree(&src, NOBODY);
     ore.snapshot("t", &src);
