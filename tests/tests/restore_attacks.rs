@@ -9,13 +9,12 @@
 use ore::dump::{DumpEntry, DumpKind};
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{grid, is_root};
+use ore_tests::users::{as_nobody, chown_tree, NOBODY};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-const NOBODY: u32 = 65534;
 
 /// Every entry under `root` (and `root` itself): mode, owner, size, links — what an attack
 /// that escapes into `root` would change.
@@ -35,15 +34,6 @@ fn state(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, u64, u64)> {
         }
     }
     out
-}
-
-fn chown_tree(root: &Path, uid: u32) {
-    std::os::unix::fs::lchown(root, Some(uid), Some(uid)).unwrap();
-    if std::fs::symlink_metadata(root).unwrap().is_dir() {
-        for e in std::fs::read_dir(root).unwrap() {
-            chown_tree(&e.unwrap().path(), uid);
-        }
-    }
 }
 
 /// A root-only directory with one secret file in it: where the attacks aim.
@@ -83,11 +73,9 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
         std::fs::create_dir(&dest).unwrap();
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::chown(&dest, Some(NOBODY), Some(NOBODY)).unwrap();
-        let mut attacker = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(ore_tests::bin("swap-dirs"))
-            .arg(&dest)
-            .arg(&out)
+        let mut swap = Command::new(ore_tests::bin("swap-dirs"));
+        swap.arg(&dest).arg(&out);
+        let mut attacker = as_nobody(&swap)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

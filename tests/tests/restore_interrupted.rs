@@ -8,6 +8,7 @@
 
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{assert_same, bytes, is_root};
+use ore_tests::users::{as_nobody, chown_tree, NOBODY};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -89,7 +90,7 @@ fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
     let (ore, d) = Ore::local();
     let src = d.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    for (name, uid) in [("mine", 0), ("theirs", 65534)] {
+    for (name, uid) in [("mine", 0), ("theirs", NOBODY)] {
         let p = src.join(name);
         std::fs::write(&p, b"#!/bin/sh\n").unwrap();
         std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
@@ -101,7 +102,7 @@ fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
     ore.restore("t", &all).expect(0, "restore as root");
     assert_eq!(mode(&all.join("mine")), 0o6755);
     assert_eq!(mode(&all.join("theirs")), 0o6755);
-    assert_eq!(std::fs::metadata(all.join("theirs")).unwrap().uid(), 65534);
+    assert_eq!(std::fs::metadata(all.join("theirs")).unwrap().uid(), NOBODY);
     // Root without owners: nobody's program must not become root's setuid program.
     let no = d.path().join("no-owner");
     let r = ore
@@ -113,5 +114,25 @@ fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
         r.stderr.contains("theirs: setuid/setgid bits not restored"),
         "{}",
         r.stderr
+    );
+    // An ordinary user: their own program keeps them, root's does not.
+    chown_tree(d.path(), NOBODY);
+    let theirs = d.path().join("as-nobody");
+    let r = Run::of(
+        as_nobody(&ore.cmd(&["restore", "t", theirs.to_str().unwrap()]))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 3, "restore as nobody warns: {}", r.stderr);
+    assert_eq!(
+        mode(&theirs.join("theirs")),
+        0o6755,
+        "their own file keeps them"
+    );
+    assert_eq!(mode(&theirs.join("mine")), 0o755, "root's file loses them");
+    assert_eq!(
+        std::fs::metadata(theirs.join("mine")).unwrap().uid(),
+        NOBODY
     );
 }

@@ -161,7 +161,6 @@ pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait
 /// Restores one non-directory entry in `dir` (shown as `dir_path`). True when it is a regular
 /// file that is there afterwards (made, or kept as it was).
 pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> bool {
-    let path = || dir_path.join(bytes_path(&entry.name));
     let kind = match &entry.kind {
         EntryKind::File { .. } => {
             return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
@@ -191,7 +190,8 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         EntryKind::CharDevice { .. } => libc::S_IFCHR,
         EntryKind::BlockDevice { .. } => libc::S_IFBLK,
     };
-    if !ctx.clear_way(dir, &entry.name, &path(), fresh) {
+    let path = dir_path.join(bytes_path(&entry.name));
+    if !ctx.clear_way(dir, &entry.name, &path, fresh) {
         return false;
     }
     let made = match &entry.kind {
@@ -202,12 +202,12 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         _ => dir.mknod(&entry.name, kind | 0o600, 0),
     };
     if let Err(e) = made {
-        ctx.warn(format!("{}: not created: {e}", path().display()));
+        ctx.warn(format!("{}: not created: {e}", path.display()));
         return false;
     }
     ctx.other.fetch_add(1, Relaxed);
-    if let Err(e) = special_meta(ctx, dir, &entry, kind, &path()) {
-        ctx.warn(format!("{}: metadata not restored: {e}", path().display()));
+    if let Err(e) = special_meta(ctx, dir, &entry, kind, &path) {
+        ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
     false
 }
