@@ -17,6 +17,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 mod at;
+pub(crate) use at::{check, timespecs};
 pub use at::{raise_fd_limit, Node};
 
 /// The status of a file, as `lstat` gives it (times in ns since the epoch).

@@ -3,6 +3,7 @@
 //! only (restore's names are resolved in `fsys`, one component at a time).
 
 use crate::entry::Xattr;
+use crate::fsys::{check, timespecs};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -252,14 +253,6 @@ pub fn fset_xattr(f: &impl AsFd, x: &Xattr) -> io::Result<()> {
     check(rc)
 }
 
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// The data regions of a file that may have holes: `(offset, len)` pairs in order.
 pub fn data_regions(f: &std::fs::File, size: u64) -> io::Result<Vec<(u64, u64)>> {
     let fd = f.as_raw_fd();
@@ -305,11 +298,7 @@ pub fn fchmod(f: &impl AsFd, mode: u32) -> io::Result<()> {
 
 /// Sets access and modification times (ns since the epoch) of an open file or directory.
 pub fn set_fd_times(f: &impl AsFd, atime: i64, mtime: i64) -> io::Result<()> {
-    let ts = |ns: i64| libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    };
-    let times = [ts(atime), ts(mtime)];
+    let times = timespecs(atime, mtime);
     // SAFETY: valid descriptor and a two-element timespec array.
     check(unsafe { libc::futimens(f.as_fd().as_raw_fd(), times.as_ptr()) })
 }

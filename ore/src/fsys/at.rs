@@ -46,7 +46,8 @@ pub fn one_name(name: &[u8]) -> io::Result<CString> {
     cstr(name)
 }
 
-fn check(rc: libc::c_int) -> io::Result<()> {
+/// Ok when a system call returned 0, else the error it left in `errno`.
+pub(crate) fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
@@ -54,7 +55,8 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn timespecs(atime: i64, mtime: i64) -> [libc::timespec; 2] {
+/// Access and modification times (ns since the epoch) as `utimensat`/`futimens` take them.
+pub(crate) fn timespecs(atime: i64, mtime: i64) -> [libc::timespec; 2] {
     let ts = |ns: i64| libc::timespec {
         tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
         tv_nsec: ns.rem_euclid(1_000_000_000) as _,
