@@ -64,6 +64,11 @@ impl<'a> Chain<'a> {
 pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<()> {
     let mut links = std::mem::take(&mut *lock(&ctx.links));
     links.sort_by(|a, b| a.dir.cmp(&b.dir));
+    let made = std::mem::take(&mut *lock(&ctx.made));
+    let mut made = Made {
+        joined: &made,
+        split: HashMap::new(),
+    };
     let mut to = Chain::new(top);
     let mut from = Chain::new(top);
     // Snapshot path of a target outside the subtree → the stand-in made for it.
@@ -94,7 +99,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
             target.strip_prefix(sub).and_then(|t| t.strip_prefix(b"/"))
         };
         let source = match inside {
-            Some(t) => match made_file(ctx, t) {
+            Some(t) => match made.file(ctx, t) {
                 Some(s) => s,
                 None => {
                     not_made(format!("{} is not a file this restore made", show(target)));
@@ -128,25 +133,37 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
     Ok(())
 }
 
-/// Where the file at `target` (a snapshot path below what was restored) was made, if this
-/// restore made (or kept) a regular file there.
-fn made_file(ctx: &Ctx, target: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
-    let steps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
-    if steps
-        .iter()
-        .any(|s| s.is_empty() || *s == b"." || *s == b"..")
-    {
-        return None;
+/// The files this restore made, by directory: the record the walk left, each directory's
+/// names split out (sorted) the first time a link points into it.
+struct Made<'m> {
+    joined: &'m HashMap<PathBuf, Vec<u8>>,
+    split: HashMap<&'m Path, Vec<&'m [u8]>>,
+}
+
+impl Made<'_> {
+    /// Where the file at `target` (a snapshot path below what was restored) was made, if this
+    /// restore made (or kept) a regular file there.
+    fn file(&mut self, ctx: &Ctx, target: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
+        let steps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
+        if steps
+            .iter()
+            .any(|s| s.is_empty() || *s == b"." || *s == b"..")
+        {
+            return None;
+        }
+        let (name, dirs) = steps.split_last()?;
+        let mut dir = ctx.top.clone();
+        for d in dirs {
+            dir.push(crate::util::bytes_path(d));
+        }
+        let (key, joined) = self.joined.get_key_value(&dir)?;
+        let names = self
+            .split
+            .entry(key.as_path())
+            .or_insert_with(|| joined.split(|&b| b == 0).collect());
+        names.binary_search(name).ok()?;
+        Some((dir, name.to_vec()))
     }
-    let (name, dirs) = steps.split_last()?;
-    let mut dir = ctx.top.clone();
-    for d in dirs {
-        dir.push(crate::util::bytes_path(d));
-    }
-    let made = lock(&ctx.made);
-    let names = made.get(&dir)?;
-    names.binary_search_by(|n| n[..].cmp(name)).ok()?;
-    Some((dir, name.to_vec()))
 }
 
 /// A link whose target lies outside what was restored: the target's contents, made here.

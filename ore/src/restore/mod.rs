@@ -113,9 +113,9 @@ struct Ctx<'r> {
     skipped: AtomicU64,
     other: AtomicU64,
     progress: Arc<Progress>,
-    /// Regular files this restore made (or found there and kept), by directory as shown:
-    /// the only files a hard link may point at.
-    made: Mutex<HashMap<PathBuf, Vec<Vec<u8>>>>,
+    /// Regular files this restore made (or found there and kept), by directory as shown, their
+    /// names sorted and joined by NUL: the only files a hard link may point at.
+    made: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// Hard links to make at the end.
     links: Mutex<Vec<Link>>,
     /// Directories whose metadata waits for their hard links.

@@ -53,8 +53,10 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     }
     let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
     if !made.is_empty() {
+        // Kept compact (a name costs its length and one byte): sorted, joined by NUL, which
+        // no name made can hold.
         made.sort_unstable();
-        lock(&ctx.made).insert(path.to_path_buf(), made);
+        lock(&ctx.made).insert(path.to_path_buf(), made.join(&0u8));
     }
     Ok(wait)
 }
