@@ -23,6 +23,14 @@
 //! that resolves to exactly that inode and is not followed further (glibc's own `fchmodat`
 //! works the same way).
 //!
+//! A symlink's owner and times are set by its name in the directory held open: that name can
+//! only reach what is at it, inside the destination (if someone swaps the symlink for another
+//! file of theirs, that file is changed, and it was theirs to change).
+//!
+//! `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` is not needed: no lookup here has
+//! more than one component, each relative to a descriptor held, so there is nothing beneath
+//! to resolve — and it works the same on every kernel.
+//!
 //! This layer is the system-call boundary: it refuses a name that is empty, `.` or `..`, or
 //! holds `/` or NUL, whatever the caller checked before.
 
