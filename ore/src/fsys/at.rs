@@ -24,8 +24,10 @@
 //! works the same way).
 //!
 //! A symlink's owner and times are set by its name in the directory held open: that name can
-//! only reach what is at it, inside the destination (if someone swaps the symlink for another
-//! file of theirs, that file is changed, and it was theirs to change).
+//! only reach what is at it, inside the destination. Someone who swaps the symlink for a file
+//! of theirs gets that file changed; for a hard link to another's file, which
+//! `fs.protected_hardlinks` (on by default) forbids them to make, fifos and devices check the
+//! link count, symlinks do not (it would cost an open for every symlink).
 //!
 //! `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` is not needed: no lookup here has
 //! more than one component, each relative to a descriptor held, so there is nothing beneath
