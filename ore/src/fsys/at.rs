@@ -23,11 +23,10 @@
 //! that resolves to exactly that inode and is not followed further (glibc's own `fchmodat`
 //! works the same way).
 //!
-//! A symlink's owner and times are set by its name in the directory held open: that name can
-//! only reach what is at it, inside the destination. Someone who swaps the symlink for a file
-//! of theirs gets that file changed; for a hard link to another's file, which
-//! `fs.protected_hardlinks` (on by default) forbids them to make, fifos and devices check the
-//! link count, symlinks do not (it would cost an open for every symlink).
+//! A symlink in a directory that only the restore can write to yet (one it just made) has its
+//! owner and times set by name, with `AT_SYMLINK_NOFOLLOW`, in the directory held open. In a
+//! directory others may write to, it is treated like a fifo: a [`Node`], checked to be a
+//! symlink with one link — not a hard link to someone else's file swapped in.
 //!
 //! `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` is not needed: no lookup here has
 //! more than one component, each relative to a descriptor held, so there is nothing beneath

@@ -3,8 +3,8 @@
 //!
 //! Regular files and directories are changed through their open descriptors. A symlink is
 //! changed with the `*at` calls and `AT_SYMLINK_NOFOLLOW` relative to its directory (it has no
-//! mode). A fifo or device node through an `O_PATH` [`Node`], checked to be the node just made
-//! (see `fsys/at.rs` for why).
+//! mode). A fifo or device node (and a symlink in a directory others can write to) through an
+//! `O_PATH` [`Node`], checked to be the node just made (see `fsys/at.rs` for why).
 //!
 //! Setuid and setgid: a file keeps them only when it ends up owned by the user and group the
 //! snapshot names — always when root restores owners; otherwise only if the restoring user

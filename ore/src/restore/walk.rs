@@ -208,21 +208,24 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         return false;
     }
     ctx.other.fetch_add(1, Relaxed);
-    if let Err(e) = special_meta(ctx, dir, &entry, kind, &path) {
+    if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
     false
 }
 
-/// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`.
+/// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
+/// in a directory this restore made (`fresh`: nobody else can write there yet) is changed by
+/// name; anything else through a node checked to be the one just made.
 fn special_meta(
     ctx: &Ctx,
     dir: &Dir,
     entry: &Entry,
     kind: u32,
+    fresh: bool,
     path: &Path,
 ) -> std::io::Result<()> {
-    if kind == libc::S_IFLNK {
+    if kind == libc::S_IFLNK && fresh {
         return attrs::set(ctx, attrs::On::Symlink(dir, &entry.name), entry, path);
     }
     let node = dir.node(&entry.name)?;
