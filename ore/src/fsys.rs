@@ -18,7 +18,7 @@ use std::path::Path;
 
 mod at;
 pub(crate) use at::{check, timespecs};
-pub use at::{raise_fd_limit, Node};
+pub use at::{one_name, raise_fd_limit, Node};
 
 /// The status of a file, as `lstat` gives it (times in ns since the epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,10 +34,13 @@ const READ_AHEAD_FAR: usize = 64;
 /// The temporary name a file is written under until it is whole: the same for the same name,
 /// so that a re-run replaces what an interrupted one left.
 pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let h = blake3::hash(name);
-    let mut out = b".ore-partial-".to_vec();
+    let mut out = Vec::with_capacity(29);
+    out.extend_from_slice(b".ore-partial-");
     for b in &h.as_bytes()[..8] {
-        out.extend_from_slice(format!("{b:02x}").as_bytes());
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
     }
     out
 }
@@ -291,4 +294,16 @@ fn verify(
         pos += len as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_partial_name_is_one_name_the_same_for_the_same_file() {
+        let a = super::partial_name(b"big.iso");
+        assert_eq!(a, super::partial_name(b"big.iso"));
+        assert_ne!(a, super::partial_name(b"big.isp"));
+        assert!(a.starts_with(b".ore-partial-") && a.len() == 29);
+        assert!(crate::fsys::one_name(&a).is_ok());
+    }
 }
