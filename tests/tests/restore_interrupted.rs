@@ -136,3 +136,41 @@ fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
         NOBODY
     );
 }
+
+#[test]
+fn a_deep_and_wide_tree_restores_within_a_small_descriptor_limit() {
+    // A directory is held open while it is restored, so a restore holds about one descriptor
+    // per level for each thread: 2,000 directories, 40 chains 50 deep, restored by a process
+    // allowed far fewer descriptors than that (on a machine of up to 30 cores).
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    for chain in 0..40 {
+        let mut p = src.join(format!("c{chain}"));
+        for depth in 0..50 {
+            p.push(format!("d{depth}"));
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("f"), format!("{chain}/{depth}")).unwrap();
+        }
+    }
+    ore.snapshot("t", &src);
+    let dest = d.path().join("dest");
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let limit = 64 + 60 * cores;
+    let mut c = ore.cmd(&["restore", "t", dest.to_str().unwrap()]);
+    // SAFETY: setrlimit is async-signal-safe; only plain data is touched before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Run::of(c.output().unwrap()).expect(0, "restore with few descriptors");
+    assert_same(&src, &dest);
+}
