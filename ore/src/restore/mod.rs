@@ -76,7 +76,8 @@ pub struct RestoreOutcome {
     pub incomplete: bool,
     /// Files that could not be written here (not created, a write that failed, a disk that
     /// filled up: what was written of them is removed, so that no file cut short passes for a
-    /// restored one) or that read back differently with `--verify`, and hard links not made.
+    /// restored one) or that read back differently with `--verify`, hard links not made, and
+    /// directories that could not be made or entered (a symlink in their place, say).
     pub not_restored: u64,
 }
 

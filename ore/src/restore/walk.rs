@@ -127,8 +127,9 @@ fn restore_entry(
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
         Err(e) => {
+            ctx.not_restored.fetch_add(1, Relaxed);
             ctx.warn(format!(
-                "{}: directory not created: {e}",
+                "{}: directory not created: {e}; nothing below it restored",
                 sub_path.display()
             ));
             return Ok(());
@@ -137,8 +138,16 @@ fn restore_entry(
     let sub = match dir.open_dir(&entry.name) {
         Ok(d) => d,
         Err(e) => {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR) => {
+                    "something else than a directory is there (a symlink is never followed)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            ctx.not_restored.fetch_add(1, Relaxed);
             ctx.warn(format!(
-                "{}: directory not restored: {e} (a symlink is not followed)",
+                "{}: directory not restored: {why}; nothing below it restored",
                 sub_path.display()
             ));
             return Ok(());
