@@ -3,12 +3,22 @@
 //! Statting `dir/name` by its full path makes the kernel walk every component again; with an
 //! open descriptor of the directory, `fstatat` looks up only the last one. Over a tree of tens
 //! of thousands of files that is a visible share of an unchanged re-snapshot.
+//!
+//! The same [`Dir`] is what restore works from (`at.rs`): every name it creates, opens or
+//! changes beneath the destination is looked up as one component in a directory it holds open,
+//! never as a path from the root, so a directory swapped for a symlink while it runs cannot
+//! send it elsewhere.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+
+mod at;
+pub(crate) use at::{check, timespecs};
+pub use at::{one_name, raise_fd_limit, Node};
 
 /// The status of a file, as `lstat` gives it (times in ns since the epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,12 +100,12 @@ pub fn stat_path(path: &Path, follow: bool) -> io::Result<Stat> {
     }
 }
 
-/// Status of an open file.
-pub fn fstat(f: &std::fs::File) -> io::Result<Stat> {
+/// Status of an open file (or directory, or `O_PATH` handle).
+pub fn fstat(f: &impl AsFd) -> io::Result<Stat> {
     // SAFETY: as above, on a valid descriptor.
     unsafe {
         let mut s: libc::stat64 = std::mem::zeroed();
-        if libc::fstat64(f.as_raw_fd(), &mut s) == 0 {
+        if libc::fstat64(f.as_fd().as_raw_fd(), &mut s) == 0 {
             Ok(Stat::from_raw(&s))
         } else {
             Err(io::Error::last_os_error())
@@ -103,61 +113,81 @@ pub fn fstat(f: &std::fs::File) -> io::Result<Stat> {
     }
 }
 
-/// An open directory: read once with `readdir`, then used for `fstatat` of its entries.
+/// An open directory: its names read once, then used for `fstatat` of its entries, and by
+/// restore for everything it creates beneath it (`at.rs`).
 #[derive(Debug)]
 pub struct Dir {
-    dir: *mut libc::DIR,
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: `dir` came from a successful opendir and is closed exactly once.
-        unsafe { libc::closedir(self.dir) };
-    }
+    fd: OwnedFd,
 }
 
 impl Dir {
     /// Opens the directory `path` (not following a final symlink).
     pub fn open(path: &Path) -> io::Result<Dir> {
+        Dir::open_path(path, libc::O_NOFOLLOW)
+    }
+
+    /// Opens the directory `path`, following symlinks all the way: for a path the user gave
+    /// (a restore's destination), resolved once.
+    pub fn open_following(path: &Path) -> io::Result<Dir> {
+        Dir::open_path(path, 0)
+    }
+
+    fn open_path(path: &Path, flags: libc::c_int) -> io::Result<Dir> {
         let c = cstr(path.as_os_str().as_bytes())?;
-        // SAFETY: valid C string; on success fdopendir owns the descriptor.
-        unsafe {
-            let fd = libc::open(
+        // SAFETY: valid C string; a descriptor returned is owned by nobody else.
+        let fd = unsafe {
+            libc::open(
                 c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            );
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let dir = libc::fdopendir(fd);
-            if dir.is_null() {
-                let e = io::Error::last_os_error();
-                libc::close(fd);
-                return Err(e);
-            }
-            Ok(Dir { dir })
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | flags,
+            )
+        };
+        Dir::own(fd)
+    }
+
+    /// Takes ownership of `fd`, the result of an open call (an error when negative).
+    fn own(fd: libc::c_int) -> io::Result<Dir> {
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
         }
+        // SAFETY: a fresh descriptor from a successful open, owned by nobody else.
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// The names in the directory (without `.` and `..`), in no particular order. Call once.
     pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        // SAFETY: `dir` is a valid DIR stream; entries are read before the next readdir call.
-        unsafe {
-            loop {
-                *libc::__errno_location() = 0;
-                let ent = libc::readdir64(self.dir);
-                if ent.is_null() {
-                    let errno = *libc::__errno_location();
-                    if errno != 0 {
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    return Ok(out);
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            // SAFETY: the buffer is valid for its length; the kernel fills in whole records.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 {
+                return Ok(out);
+            }
+            // Each record: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-ended.
+            let mut at = 0usize;
+            while at + 19 < n as usize {
+                let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+                if reclen == 0 {
+                    break;
                 }
-                let name = CStr::from_ptr((*ent).d_name.as_ptr()).to_bytes();
+                let rec = &buf[at + 19..(at + reclen).min(n as usize)];
+                let name = &rec[..rec.iter().position(|&b| b == 0).unwrap_or(rec.len())];
                 if name != b"." && name != b".." {
                     out.push(name.to_vec());
                 }
+                at += reclen;
             }
         }
     }
@@ -165,16 +195,27 @@ impl Dir {
     /// Status of `name` in this directory, not following a symlink.
     pub fn lstat(&self, name: &[u8]) -> io::Result<Stat> {
         let c = cstr(name)?;
-        // SAFETY: stat64 is plain data; dirfd of a valid stream; valid C string.
+        // SAFETY: stat64 is plain data; a valid descriptor; valid C string.
         unsafe {
             let mut s: libc::stat64 = std::mem::zeroed();
-            let fd = libc::dirfd(self.dir);
-            if libc::fstatat64(fd, c.as_ptr(), &mut s, libc::AT_SYMLINK_NOFOLLOW) == 0 {
+            if libc::fstatat64(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &mut s,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+            {
                 Ok(Stat::from_raw(&s))
             } else {
                 Err(io::Error::last_os_error())
             }
         }
+    }
+}
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -1,11 +1,14 @@
 //! File metadata the standard library does not reach: owner names, extended attributes,
-//! sparse-file layout, and the calls that put metadata back on restore.
+//! sparse-file layout, and the calls that put metadata back on restore — on open descriptors
+//! only (restore's names are resolved in `fsys`, one component at a time).
 
 use crate::entry::Xattr;
+use crate::fsys::{check, timespecs};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -233,26 +236,21 @@ fn read_xattrs_from(src: XattrSource) -> io::Result<Vec<Xattr>> {
     Ok(out)
 }
 
-/// Sets one extended attribute on `path` (not following a symlink).
-pub fn set_xattr(path: &Path, x: &Xattr) -> io::Result<()> {
-    let c = cpath(path)?;
+/// Sets one extended attribute on an open file or directory.
+pub fn fset_xattr(f: &impl AsFd, x: &Xattr) -> io::Result<()> {
     let n = CString::new(x.name.clone())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains NUL"))?;
-    // SAFETY: pointers are valid for the lengths given.
+    // SAFETY: a valid descriptor; pointers are valid for the lengths given.
     let rc = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
+        libc::fsetxattr(
+            f.as_fd().as_raw_fd(),
             n.as_ptr(),
             x.value.as_ptr().cast(),
             x.value.len(),
             0,
         )
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(rc)
 }
 
 /// The data regions of a file that may have holes: `(offset, len)` pairs in order.
@@ -286,65 +284,29 @@ pub fn data_regions(f: &std::fs::File, size: u64) -> io::Result<Vec<(u64, u64)>>
     Ok(out)
 }
 
-/// Changes the owner of `path` without following a symlink.
-pub fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: valid C string.
-    if unsafe { libc::lchown(c.as_ptr(), uid, gid) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Changes the owner of an open file or directory.
+pub fn fchown(f: &impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: a valid descriptor.
+    check(unsafe { libc::fchown(f.as_fd().as_raw_fd(), uid, gid) })
 }
 
-/// Sets access and modification times (ns since the epoch) without following a symlink.
-pub fn set_times(path: &Path, atime: i64, mtime: i64) -> io::Result<()> {
-    let c = cpath(path)?;
-    let ts = |ns: i64| libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    };
-    let times = [ts(atime), ts(mtime)];
-    // SAFETY: valid C string and a two-element timespec array.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Changes the mode of an open file or directory.
+pub fn fchmod(f: &impl AsFd, mode: u32) -> io::Result<()> {
+    // SAFETY: a valid descriptor.
+    check(unsafe { libc::fchmod(f.as_fd().as_raw_fd(), mode as libc::mode_t) })
 }
 
-/// Sets times on an open file.
-pub fn set_fd_times(f: &std::fs::File, atime: i64, mtime: i64) -> io::Result<()> {
-    let ts = |ns: i64| libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    };
-    let times = [ts(atime), ts(mtime)];
+/// Sets access and modification times (ns since the epoch) of an open file or directory.
+pub fn set_fd_times(f: &impl AsFd, atime: i64, mtime: i64) -> io::Result<()> {
+    let times = timespecs(atime, mtime);
     // SAFETY: valid descriptor and a two-element timespec array.
-    if unsafe { libc::futimens(f.as_raw_fd(), times.as_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(unsafe { libc::futimens(f.as_fd().as_raw_fd(), times.as_ptr()) })
 }
 
-/// Creates a device node or fifo.
-pub fn mknod(path: &Path, mode: u32, rdev: u64) -> io::Result<()> {
-    let c = cpath(path)?;
-    // SAFETY: valid C string.
-    if unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// This process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Whether this process runs as root (and so can restore owners).

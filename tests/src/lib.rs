@@ -47,3 +47,4 @@ pub mod ore;
 pub mod sshd;
 pub mod tmpfs;
 pub mod trees;
+pub mod users;

@@ -205,16 +205,10 @@ impl Shell<'_> {
             .tree
             .snapshot_of(&node)?
             .ok_or_else(|| anyhow!("{path}: no snapshot"))?;
-        let dest = dest.map(std::path::PathBuf::from).unwrap_or_else(|| {
-            let name = if entry.name.is_empty() {
-                b"snapshot".to_vec()
-            } else {
-                entry.name.clone()
-            };
-            std::path::PathBuf::from(
-                <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(name),
-            )
-        });
+        let dest = match dest {
+            Some(d) => std::path::PathBuf::from(d),
+            None => default_dest(path, &entry.name)?,
+        };
         let o = ore::restore::restore(
             self.tree.repo,
             &snap.snapshot,
@@ -503,4 +497,25 @@ pub fn mount(env: &Env, mountpoint: &std::path::Path, tag: Option<String>) -> Re
     }
     ore::mount::mount(std::sync::Arc::new(repo), mountpoint, tag, &stop)?;
     Ok(Done::Clean)
+}
+
+/// Where `get PATH` without a destination writes: a name in the current directory, the one the
+/// snapshot gives the entry — which must be one plain name (a crafted snapshot once named its
+/// root `/tmp/x/pwned`, and `get` wrote there).
+fn default_dest(path: &str, name: &[u8]) -> Result<std::path::PathBuf> {
+    let name = if name.is_empty() {
+        &b"snapshot"[..]
+    } else {
+        name
+    };
+    if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        bail!(
+            "get {path}: the snapshot names it `{}`, which is not a plain file name; \
+             give a destination (get PATH DEST)",
+            ore::util::show(name)
+        );
+    }
+    Ok(std::path::PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(name.to_vec()),
+    ))
 }

@@ -1,0 +1,218 @@
+//! Hard links, made once every file exists, and then the metadata of the directories that
+//! waited for them.
+//!
+//! A hard link may only point at a regular file this restore made (or found there and kept:
+//! a re-run makes the links an interrupted run did not): the snapshot's target path is looked
+//! up in the record of those files, never resolved in the destination. A target with `..` in
+//! it, or one that lies through a symlink the restore made (`a/victim` where `a` is a symlink
+//! to somewhere else), is not such a file, and the link is refused with an error naming both
+//! (a crafted snapshot once made hard links in the destination to files outside it this way).
+//!
+//! Directories are reached again from the top directory one name at a time, with
+//! `O_NOFOLLOW | O_DIRECTORY`, through a [`Chain`] that keeps the last path open, so that links
+//! sorted by directory open each directory once.
+//!
+//! A link whose target lies outside what was restored gets the target's contents instead, and
+//! the other links to that target become links to it: the names that were one file inside
+//! the subtree are one file again.
+
+use super::{attrs, find, lock, one, Ctx, Link};
+use crate::entry::{EntryKind, Snapshot};
+use crate::error::Result;
+use crate::fsys::Dir;
+use crate::util::show;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Directories open along one path from the top, reused while the next path shares it.
+struct Chain<'a> {
+    top: &'a Dir,
+    open: Vec<(Vec<u8>, Dir)>,
+}
+
+impl<'a> Chain<'a> {
+    fn new(top: &'a Dir) -> Chain<'a> {
+        Chain {
+            top,
+            open: Vec::new(),
+        }
+    }
+
+    /// The directory reached from the top by `steps`, none of them a symlink.
+    fn open(&mut self, steps: &[Vec<u8>]) -> std::io::Result<&Dir> {
+        let common = self
+            .open
+            .iter()
+            .zip(steps)
+            .take_while(|((have, _), want)| have == *want)
+            .count();
+        self.open.truncate(common);
+        for step in &steps[common..] {
+            let next = self.last().open_dir(step)?;
+            self.open.push((step.clone(), next));
+        }
+        Ok(self.last())
+    }
+
+    fn last(&self) -> &Dir {
+        self.open.last().map_or(self.top, |(_, d)| d)
+    }
+}
+
+/// Makes the hard links, then sets the metadata of the directories that waited for them.
+pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<()> {
+    let mut links = std::mem::take(&mut *lock(&ctx.links));
+    links.sort_by(|a, b| a.dir.cmp(&b.dir));
+    let made = std::mem::take(&mut *lock(&ctx.made));
+    let mut made = Made {
+        joined: &made,
+        split: HashMap::new(),
+    };
+    let mut to = Chain::new(top);
+    let mut from = Chain::new(top);
+    // Snapshot path of a target outside the subtree → the stand-in made for it.
+    let mut stand_ins: HashMap<Vec<u8>, (PathBuf, Vec<u8>)> = HashMap::new();
+    for Link { dir, entry } in links {
+        let EntryKind::Hardlink { target } = &entry.kind else {
+            continue;
+        };
+        let path = dir.join(crate::util::bytes_path(&entry.name));
+        let not_made = |why: String| {
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: hard link to {} not made: {why}",
+                path.display(),
+                show(target)
+            ));
+        };
+        let there = match to.open(&ctx.steps(&dir)) {
+            Ok(d) => d,
+            Err(e) => {
+                not_made(format!("{}: {e}", dir.display()));
+                continue;
+            }
+        };
+        let inside = if sub.is_empty() {
+            Some(&target[..])
+        } else {
+            target.strip_prefix(sub).and_then(|t| t.strip_prefix(b"/"))
+        };
+        let source = match inside {
+            Some(t) => match made.file(ctx, t) {
+                Some(s) => s,
+                None => {
+                    not_made(format!("{} is not a file this restore made", show(target)));
+                    continue;
+                }
+            },
+            None => match stand_ins.get(target) {
+                Some(s) => s.clone(),
+                None => {
+                    stand_in(ctx, snap, there, &dir, &entry, target, &mut stand_ins);
+                    continue;
+                }
+            },
+        };
+        if !ctx.clear_way(there, &entry.name, &path, false) {
+            continue;
+        }
+        let linked = from
+            .open(&ctx.steps(&source.0))
+            .and_then(|src| there.hard_link(&entry.name, src, &source.1));
+        match linked {
+            Ok(()) => {
+                ctx.other.fetch_add(1, Relaxed);
+            }
+            // The name is missing from what was restored, like a file not written.
+            Err(e) => not_made(e.to_string()),
+        }
+    }
+    drop(from);
+    late_dirs(ctx, &mut to);
+    Ok(())
+}
+
+/// The files this restore made, by directory: the record the walk left, each directory's
+/// names split out (sorted) the first time a link points into it.
+struct Made<'m> {
+    joined: &'m HashMap<PathBuf, Vec<u8>>,
+    split: HashMap<&'m Path, Vec<&'m [u8]>>,
+}
+
+impl Made<'_> {
+    /// Where the file at `target` (a snapshot path below what was restored) was made, if this
+    /// restore made (or kept) a regular file there.
+    fn file(&mut self, ctx: &Ctx, target: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
+        let steps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
+        if steps
+            .iter()
+            .any(|s| s.is_empty() || *s == b"." || *s == b"..")
+        {
+            return None;
+        }
+        let (name, dirs) = steps.split_last()?;
+        let mut dir = ctx.top.clone();
+        for d in dirs {
+            dir.push(crate::util::bytes_path(d));
+        }
+        let (key, joined) = self.joined.get_key_value(&dir)?;
+        let names = self
+            .split
+            .entry(key.as_path())
+            .or_insert_with(|| joined.split(|&b| b == 0).collect());
+        names.binary_search(name).ok()?;
+        Some((dir, name.to_vec()))
+    }
+}
+
+/// A link whose target lies outside what was restored: the target's contents, made here.
+fn stand_in(
+    ctx: &Ctx,
+    snap: &Snapshot,
+    there: &Dir,
+    dir: &Path,
+    entry: &crate::entry::Entry,
+    target: &[u8],
+    stand_ins: &mut HashMap<Vec<u8>, (PathBuf, Vec<u8>)>,
+) {
+    match find(ctx.repo, &snap.root, target) {
+        Ok(mut t) if matches!(t.kind, EntryKind::File { .. }) => {
+            t.name = entry.name.clone();
+            if one(ctx, there, dir, false, t) {
+                stand_ins.insert(target.to_vec(), (dir.to_path_buf(), entry.name.clone()));
+            }
+        }
+        Ok(_) => {
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: hard link to {} not made: not a regular file in the snapshot",
+                dir.join(crate::util::bytes_path(&entry.name)).display(),
+                show(target)
+            ));
+        }
+        // The snapshot names a target it does not hold: the archive is at fault.
+        Err(e) => {
+            ctx.incomplete.store(true, Relaxed);
+            ctx.warn(format!(
+                "{}: hard link target {} not found: {e}",
+                dir.join(crate::util::bytes_path(&entry.name)).display(),
+                show(target)
+            ))
+        }
+    }
+}
+
+/// The metadata of directories that held hard links, deepest first.
+fn late_dirs(ctx: &Ctx, chain: &mut Chain) {
+    let mut late = std::mem::take(&mut *lock(&ctx.late));
+    late.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (path, entry) in &late {
+        let r = chain
+            .open(&ctx.steps(path))
+            .and_then(|d| attrs::set(ctx, attrs::On::Dir(d), entry, path));
+        if let Err(e) = r {
+            ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The descent: a directory's entries read, then restored in parallel — each subdirectory
+//! made (0700 until it is done) and opened by name relative to its parent's descriptor, never
+//! through a symlink, and walked in turn; each other entry made beside it.
+//!
+//! A directory's metadata is set through its descriptor when everything beneath it is done
+//! (`finish_dir`), unless it holds hard links: then after them (`links.rs`).
+
+use super::{attrs, file, lock, Ctx, Link, AHEAD_ENTRIES, RUN};
+use crate::entry::{Entry, EntryKind};
+use crate::error::Result;
+use crate::fsys::Dir;
+use crate::tree::{DirTree, Reader};
+use crate::util::{bytes_path, show};
+use protocol::Key;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Restores the contents of directory tree `tree` into the open directory `dir` (shown as
+/// `path`). `fresh`: this restore made the directory, so it is empty. True when the
+/// directory's metadata must wait for its hard links.
+pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) -> Result<bool> {
+    let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
+    let mut entries = Vec::new();
+    loop {
+        match reader.next_item() {
+            Ok(Some(e)) => entries.push(e),
+            Ok(None) => break,
+            Err(e) if crate::repo::is_damage(&e) => {
+                ctx.incomplete.store(true, Relaxed);
+                ctx.warn(format!(
+                    "{}: directory not fully restored: {e}",
+                    path.display()
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let wait = entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
+    let made = Mutex::new(Vec::new());
+    let each = |entry: Entry| restore_entry(ctx, dir, path, fresh, entry, &made);
+    if ctx.prefetch.is_none() {
+        entries
+            .into_par_iter()
+            .with_min_len(RUN)
+            .try_for_each(each)?;
+    } else {
+        ahead(ctx, entries, each)?;
+    }
+    let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !made.is_empty() {
+        // Kept compact (a name costs its length and one byte): sorted, joined by NUL, which
+        // no name made can hold.
+        made.sort_unstable();
+        lock(&ctx.made).insert(path.to_path_buf(), made.join(&0u8));
+    }
+    Ok(wait)
+}
+
+/// Over a slow link: workers take the entries in order, and whoever takes entry i asks for
+/// the blocks of entry i + AHEAD_ENTRIES, so the questions stay a fixed distance ahead of the
+/// restoring and no worker waits for the others (an earlier version restored groups of 256
+/// entries one after the other: each group waited for its slowest file, and a large directory
+/// of small files restored at a third of the speed).
+fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sync) -> Result<()> {
+    let n = entries.len();
+    ctx.ask_ahead(&entries[..n.min(AHEAD_ENTRIES)]);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = n.min(rayon::current_num_threads());
+    (0..workers)
+        .into_par_iter()
+        .try_for_each(|_| -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= n || failed.load(Relaxed) {
+                    return Ok(());
+                }
+                if let Some(e) = entries.get(i + AHEAD_ENTRIES) {
+                    ctx.ask_ahead(std::slice::from_ref(e));
+                }
+                if let Err(e) = each(entries[i].clone()) {
+                    failed.store(true, Relaxed);
+                    return Err(e);
+                }
+            }
+        })
+}
+
+/// Restores one entry of the directory `dir` (shown as `path`); the name of a regular file
+/// that is there afterwards goes into `made`.
+fn restore_entry(
+    ctx: &Ctx,
+    dir: &Dir,
+    path: &Path,
+    fresh: bool,
+    entry: Entry,
+    made: &Mutex<Vec<Vec<u8>>>,
+) -> Result<()> {
+    if entry.name.is_empty()
+        || entry.name.contains(&b'/')
+        || entry.name == b"."
+        || entry.name == b".."
+    {
+        ctx.warn(format!(
+            "{}: skipped an entry with an unsafe name {:?}",
+            path.display(),
+            show(&entry.name)
+        ));
+        return Ok(());
+    }
+    let EntryKind::Dir { tree } = entry.kind else {
+        let name = entry.name.clone();
+        if one(ctx, dir, path, fresh, entry) {
+            lock(made).push(name);
+        }
+        return Ok(());
+    };
+    let sub_path = path.join(bytes_path(&entry.name));
+    // Made here 0700, so that nobody else can put anything in it until it is done; an
+    // existing one is used as it is — unless it is a symlink, which is not followed.
+    let made_here = match dir.mkdir(&entry.name, 0o700) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
+        Err(e) => {
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: directory not created: {e}; nothing below it restored",
+                sub_path.display()
+            ));
+            return Ok(());
+        }
+    };
+    let sub = match dir.open_dir(&entry.name) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR) => {
+                    "something else than a directory is there (a symlink is never followed)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: directory not restored: {why}; nothing below it restored",
+                sub_path.display()
+            ));
+            return Ok(());
+        }
+    };
+    ctx.dirs.fetch_add(1, Relaxed);
+    let wait = walk(ctx, tree, &sub, &sub_path, made_here)?;
+    finish_dir(ctx, &sub, sub_path, entry, wait);
+    Ok(())
+}
+
+/// Sets a directory's metadata through its descriptor, now that everything beneath it is done
+/// — or, when it holds hard links still to be made (`wait`), after them.
+pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait: bool) {
+    if wait {
+        lock(&ctx.late).push((path, entry));
+    } else if let Err(e) = attrs::set(ctx, attrs::On::Dir(dir), &entry, &path) {
+        ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
+    }
+}
+
+/// Restores one non-directory entry in `dir` (shown as `dir_path`). True when it is a regular
+/// file that is there afterwards (made, or kept as it was).
+pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> bool {
+    let kind = match &entry.kind {
+        EntryKind::File { .. } => {
+            return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
+                Ok(()) => true,
+                Err(msg) => {
+                    ctx.not_restored.fetch_add(1, Relaxed);
+                    ctx.warn(msg);
+                    false
+                }
+            };
+        }
+        EntryKind::Hardlink { .. } => {
+            lock(&ctx.links).push(Link {
+                dir: dir_path.to_path_buf(),
+                entry,
+            });
+            return false;
+        }
+        EntryKind::Dir { .. } => unreachable!("directories are walked"),
+        // A socket is only meaningful while its server runs; nothing to recreate.
+        EntryKind::Socket => {
+            ctx.other.fetch_add(1, Relaxed);
+            return false;
+        }
+        EntryKind::Symlink { .. } => libc::S_IFLNK,
+        EntryKind::Fifo => libc::S_IFIFO,
+        EntryKind::CharDevice { .. } => libc::S_IFCHR,
+        EntryKind::BlockDevice { .. } => libc::S_IFBLK,
+    };
+    let path = dir_path.join(bytes_path(&entry.name));
+    if !ctx.clear_way(dir, &entry.name, &path, fresh) {
+        return false;
+    }
+    let made = match &entry.kind {
+        EntryKind::Symlink { target } => dir.symlink(target, &entry.name),
+        EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => {
+            dir.mknod(&entry.name, kind | 0o600, *rdev)
+        }
+        _ => dir.mknod(&entry.name, kind | 0o600, 0),
+    };
+    if let Err(e) = made {
+        ctx.warn(format!("{}: not created: {e}", path.display()));
+        return false;
+    }
+    ctx.other.fetch_add(1, Relaxed);
+    if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
+        ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
+    }
+    false
+}
+
+/// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
+/// in a directory this restore made (`fresh`: nobody else can write there yet) is changed by
+/// name; anything else through a node checked to be the one just made.
+fn special_meta(
+    ctx: &Ctx,
+    dir: &Dir,
+    entry: &Entry,
+    kind: u32,
+    fresh: bool,
+    path: &Path,
+) -> std::io::Result<()> {
+    if kind == libc::S_IFLNK && fresh {
+        return attrs::set(ctx, attrs::On::Symlink(dir, &entry.name), entry, path);
+    }
+    let node = dir.node(&entry.name)?;
+    let st = node.stat()?;
+    // Only the node just made: not something put in its place, nor a file linked in.
+    if st.mode & libc::S_IFMT != kind || st.nlink != 1 {
+        return Err(std::io::Error::other(
+            "it was replaced while the restore ran; left as it is",
+        ));
+    }
+    attrs::set(ctx, attrs::On::Node(&node), entry, path)
+}

@@ -1,0 +1,291 @@
+//! Attacks on a restore's destination, each reproduced against the real binaries: a user who
+//! swaps directories for symlinks while a root restore runs, and crafted snapshots whose hard
+//! links or names point outside the destination. Each test is named after its attack, and
+//! checks that nothing outside the destination was written, linked, chmodded or chowned.
+//!
+//! The race needs root (a restore that can write where its attacker cannot) and the `nobody`
+//! user (uid 65534) for the attacker, run with `setpriv`.
+
+use ore::dump::{DumpEntry, DumpKind};
+use ore_tests::ore::{Ore, Run};
+use ore_tests::trees::{grid, is_root};
+use ore_tests::users::{as_nobody, chown_tree, NOBODY};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Every entry under `root` (and `root` itself): mode, owner, size, links — what an attack
+/// that escapes into `root` would change.
+fn state(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, u64, u64)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        out.insert(
+            p.clone(),
+            (md.mode(), md.uid(), md.gid(), md.size(), md.nlink()),
+        );
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+/// A root-only directory with one secret file in it: where the attacks aim.
+fn outside(at: &Path) -> PathBuf {
+    let out = at.join("outside");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(out.join("victim"), b"secret").unwrap();
+    std::fs::set_permissions(out.join("victim"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    out
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore attacked by an unprivileged user"
+    );
+    let (ore, d) = Ore::local();
+    // The attacker (nobody) must reach the destination.
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let src = d.path().join("src");
+    grid(&src.join("a"), 20, 100, 64);
+    grid(&src.join("b"), 20, 100, 64);
+    // Hard links, so that the links and the directory metadata that waits for them are made
+    // under attack too.
+    std::fs::hard_link(src.join("a/d01/f0"), src.join("a/d00/link")).unwrap();
+    std::fs::hard_link(src.join("a/d02/f1"), src.join("b/link")).unwrap();
+    // Owned by the attacker, as in the report: the restore chowns to them.
+    chown_tree(&src, NOBODY);
+    ore.snapshot("t", &src);
+    let out = outside(d.path());
+    let before = state(&out);
+    let mut swapped = 0;
+    for round in 0..8 {
+        let dest = d.path().join(format!("dest{round}"));
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&dest, Some(NOBODY), Some(NOBODY)).unwrap();
+        let mut swap = Command::new(ore_tests::bin("swap-dirs"));
+        swap.arg(&dest).arg(&out);
+        let mut attacker = as_nobody(&swap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setpriv runs the attacker");
+        let r = ore.restore("t", &dest);
+        attacker.kill().unwrap();
+        attacker.wait().unwrap();
+        assert!(
+            [0, 1, 3].contains(&r.code),
+            "round {round}: exit {}\n{}",
+            r.code,
+            r.stderr
+        );
+        assert_eq!(
+            state(&out),
+            before,
+            "round {round}: the restore wrote, chmodded or chowned outside its destination\n{}",
+            r.stderr.lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+        swapped += std::fs::read_dir(&dest)
+            .unwrap()
+            .filter(|e| {
+                let e = e.as_ref().unwrap();
+                e.file_name().to_string_lossy().starts_with(".aside-")
+            })
+            .count();
+    }
+    // Otherwise the test proved nothing.
+    assert!(swapped > 0, "the attacker never swapped a directory");
+    eprintln!("{swapped} directories swapped for symlinks in 8 rounds");
+}
+
+/// `stream` (an `ore dump`) with each entry passed through `f`, lengths and trailer made good.
+fn rewrite_dump(stream: &[u8], mut f: impl FnMut(&mut DumpEntry)) -> Vec<u8> {
+    let mut out = stream[..9].to_vec();
+    let mut at = 9;
+    loop {
+        let kind = stream[at];
+        let len = u32::from_le_bytes(stream[at + 1..at + 5].try_into().unwrap()) as usize;
+        let payload = &stream[at + 5..at + 5 + len];
+        at += 5 + len;
+        if kind == 7 {
+            let sum = blake3::hash(&out);
+            out.push(7);
+            out.extend_from_slice(&32u32.to_le_bytes());
+            out.extend_from_slice(sum.as_bytes());
+            return out;
+        }
+        let payload = if kind == 2 {
+            let mut e: DumpEntry = ore::entry::decode(
+                payload,
+                &protocol::Key([0; protocol::KEY_LEN]),
+                ore::block::Kind::Snapshot,
+            )
+            .unwrap();
+            f(&mut e);
+            ore::entry::encode(&e)
+        } else {
+            payload.to_vec()
+        };
+        out.push(kind);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&payload);
+    }
+}
+
+/// Snapshots `src`, rewrites its dump with `f` and loads it as tag `crafted`: the run of
+/// `ore load` (which may refuse the crafted entries).
+fn crafted(ore: &Ore, src: &Path, f: impl FnMut(&mut DumpEntry)) -> Run {
+    ore.snapshot("real", src);
+    let dump = ore.cmd(&["dump", "real"]).output().unwrap();
+    assert!(dump.status.success(), "dump");
+    let stream = rewrite_dump(&dump.stdout, f);
+    let mut c = ore
+        .cmd(&["load", "crafted"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(&stream).unwrap();
+    Run::of(c.wait_with_output().unwrap())
+}
+
+/// Retargets the hard link named `name` at `target`.
+fn retarget(name: &'static [u8], target: &'static [u8]) -> impl FnMut(&mut DumpEntry) {
+    move |e| {
+        if e.name == name {
+            assert!(matches!(e.kind, DumpKind::Hardlink(_)), "a hard link");
+            e.kind = DumpKind::Hardlink(target.to_vec());
+        }
+    }
+}
+
+/// Loads the crafted snapshot and restores it to `dest`; checks that neither made a link to
+/// the victim, and that whichever refused named the link's target.
+fn refused(ore: &Ore, load: Run, dest: &Path, victim: &Path, target: &str) {
+    let said = if load.code == 0 {
+        let r = ore.restore("crafted", dest);
+        assert_eq!(r.code, 1, "a link not made fails the restore\n{}", r.stderr);
+        r.stderr
+    } else {
+        load.stderr
+    };
+    assert!(said.contains(target), "the error names {target}: {said}");
+    assert_eq!(
+        std::fs::metadata(victim).unwrap().nlink(),
+        1,
+        "no hard link to a file outside the destination"
+    );
+    assert_eq!(std::fs::read(victim).unwrap(), b"secret");
+}
+
+#[test]
+fn a_hard_link_target_climbing_out_with_dot_dot_is_refused() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("in")).unwrap();
+    std::fs::write(src.join("in/file"), b"mine").unwrap();
+    std::fs::hard_link(src.join("in/file"), src.join("in/link")).unwrap();
+    let out = outside(d.path());
+    let load = crafted(&ore, &src, retarget(b"link", b"../../outside/victim"));
+    let dest = d.path().join("a/b");
+    refused(
+        &ore,
+        load,
+        &dest,
+        &out.join("victim"),
+        "../../outside/victim",
+    );
+    assert!(!dest.join("in/link").exists());
+}
+
+#[test]
+fn a_hard_link_target_through_a_restored_symlink_is_refused() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let out = outside(d.path());
+    std::os::unix::fs::symlink(&out, src.join("a")).unwrap();
+    std::fs::write(src.join("f"), b"mine").unwrap();
+    std::fs::hard_link(src.join("f"), src.join("g")).unwrap();
+    let load = crafted(&ore, &src, retarget(b"g", b"a/victim"));
+    let dest = d.path().join("dest");
+    refused(&ore, load, &dest, &out.join("victim"), "a/victim");
+    assert!(!dest.join("g").exists());
+    // The rest is restored: the symlink as a symlink, the file.
+    assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"mine");
+    assert!(std::fs::symlink_metadata(dest.join("a"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn a_hard_link_to_a_file_this_restore_made_is_still_a_hard_link() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("x/y")).unwrap();
+    std::fs::write(src.join("x/y/file"), b"one inode").unwrap();
+    std::fs::hard_link(src.join("x/y/file"), src.join("link")).unwrap();
+    std::fs::hard_link(src.join("x/y/file"), src.join("x/link2")).unwrap();
+    ore.snapshot("t", &src);
+    let dest = d.path().join("dest");
+    ore.restore("t", &dest).expect(0, "restore");
+    ore_tests::trees::assert_same(&src, &dest);
+    assert_eq!(std::fs::metadata(dest.join("link")).unwrap().nlink(), 3);
+    // And a subtree whose link target lies outside it gets a stand-in.
+    let part = d.path().join("part");
+    ore.restore("t:x", &part).expect(0, "restore a subtree");
+    assert_eq!(std::fs::read(part.join("link2")).unwrap(), b"one inode");
+}
+
+#[test]
+fn explore_get_refuses_a_crafted_root_name_that_is_a_path_outside() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"payload").unwrap();
+    let pwned = d.path().join("pwned");
+    let name = pwned.to_str().unwrap().as_bytes().to_vec();
+    let mut first = true;
+    let load = crafted(&ore, &src, |e| {
+        if std::mem::take(&mut first) {
+            e.name = name.clone();
+        }
+    });
+    let cwd = d.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    if load.code == 0 {
+        let mut c = ore
+            .cmd(&["explore"])
+            .current_dir(&cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"get /crafted/current\n")
+            .unwrap();
+        let r = Run::of(c.wait_with_output().unwrap());
+        assert!(
+            r.stderr.contains("not a plain file name"),
+            "get says why: {}",
+            r.stderr
+        );
+    }
+    assert!(!pwned.exists(), "get wrote to the path the snapshot named");
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}

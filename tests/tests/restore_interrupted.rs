@@ -1,0 +1,176 @@
+//! A restore stopped in the middle of a large file (by SIGINT, by SIGKILL) leaves no file cut
+//! short under its real name, and the plain re-run completes the tree; and setuid/setgid bits
+//! survive a restore only onto files owned as the snapshot says.
+//!
+//! The interruption is real: the restore reads through `delay-link --serial`, a backend that
+//! answers one request at a time, each after 15 ms, so a 48 MiB file takes seconds to write
+//! and is caught half written.
+
+use ore_tests::ore::{Ore, Run};
+use ore_tests::trees::{assert_same, bytes, is_root};
+use ore_tests::users::{as_nobody, chown_tree, NOBODY};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Whether a file in `dir` (a temporary one, under any name) holds some bytes yet.
+fn writing(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.metadata()
+                .is_ok_and(|m| m.is_file() && m.len() > (4 << 20))
+        })
+    })
+}
+
+fn interrupted_then_rerun(signal: libc::c_int) {
+    let d = ore_tests::ore::scratch();
+    let store = d.path().join("store");
+    let ore = Ore::fs(&store);
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("big"), bytes(7, 48 << 20)).unwrap();
+    std::fs::write(src.join("sub/small"), b"small").unwrap();
+    ore.snapshot("t", &src);
+    // The same archive through a slow backend.
+    let mut slow = Ore::new(format!(
+        "{} --serial 15 {} {}",
+        ore_tests::quote(&ore_tests::bin("delay-link")),
+        ore_tests::quote(&ore_tests::bin("backend-fs")),
+        ore_tests::quote(&store)
+    ));
+    slow.passphrase = ore.passphrase.clone();
+    let dest = d.path().join("dest");
+    let mut child = slow
+        .cmd(&["restore", "t", dest.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !writing(&dest) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before it was interrupted"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "never wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: a plain kill of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the restore was interrupted");
+    // No file cut short under its real name.
+    if let Ok(md) = std::fs::metadata(dest.join("big")) {
+        assert_eq!(md.len(), 48 << 20, "a file cut short passes for restored");
+        assert_eq!(std::fs::read(dest.join("big")).unwrap(), bytes(7, 48 << 20));
+    }
+    // The plain re-run completes what is missing; what it finds whole it leaves.
+    let r: Run = ore.restore("t", &dest);
+    assert!([0, 3].contains(&r.code), "re-run: {}\n{}", r.code, r.stderr);
+    assert_same(&src, &dest);
+}
+
+#[test]
+fn a_restore_interrupted_by_sigint_mid_file_leaves_no_partial_file_and_a_rerun_completes() {
+    interrupted_then_rerun(libc::SIGINT);
+}
+
+#[test]
+fn a_restore_killed_mid_file_leaves_no_partial_file_and_a_rerun_completes() {
+    interrupted_then_rerun(libc::SIGKILL);
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
+    assert!(is_root(), "this test needs root: it restores owners");
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, uid) in [("mine", 0), ("theirs", NOBODY)] {
+        let p = src.join(name);
+        std::fs::write(&p, b"#!/bin/sh\n").unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    }
+    ore.snapshot("t", &src);
+    // Root restoring owners: everything as it was.
+    let all = d.path().join("all");
+    ore.restore("t", &all).expect(0, "restore as root");
+    assert_eq!(mode(&all.join("mine")), 0o6755);
+    assert_eq!(mode(&all.join("theirs")), 0o6755);
+    assert_eq!(std::fs::metadata(all.join("theirs")).unwrap().uid(), NOBODY);
+    // Root without owners: nobody's program must not become root's setuid program.
+    let no = d.path().join("no-owner");
+    let r = ore
+        .run(&["restore", "t", no.to_str().unwrap(), "--no-owner"])
+        .expect(3, "restore --no-owner warns");
+    assert_eq!(mode(&no.join("mine")), 0o6755, "root's own file keeps them");
+    assert_eq!(mode(&no.join("theirs")), 0o755, "nobody's file loses them");
+    assert!(
+        r.stderr.contains("theirs: setuid/setgid bits not restored"),
+        "{}",
+        r.stderr
+    );
+    // An ordinary user: their own program keeps them, root's does not.
+    chown_tree(d.path(), NOBODY);
+    let theirs = d.path().join("as-nobody");
+    let r = Run::of(
+        as_nobody(&ore.cmd(&["restore", "t", theirs.to_str().unwrap()]))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 3, "restore as nobody warns: {}", r.stderr);
+    assert_eq!(
+        mode(&theirs.join("theirs")),
+        0o6755,
+        "their own file keeps them"
+    );
+    assert_eq!(mode(&theirs.join("mine")), 0o755, "root's file loses them");
+    assert_eq!(
+        std::fs::metadata(theirs.join("mine")).unwrap().uid(),
+        NOBODY
+    );
+}
+
+#[test]
+fn a_deep_and_wide_tree_restores_within_a_small_descriptor_limit() {
+    // A directory is held open while it is restored, so a restore holds about one descriptor
+    // per level for each thread: 2,000 directories, 40 chains 50 deep, restored by a process
+    // allowed far fewer descriptors than that (on a machine of up to 30 cores).
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    for chain in 0..40 {
+        let mut p = src.join(format!("c{chain}"));
+        for depth in 0..50 {
+            p.push(format!("d{depth}"));
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("f"), format!("{chain}/{depth}")).unwrap();
+        }
+    }
+    ore.snapshot("t", &src);
+    let dest = d.path().join("dest");
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let limit = 64 + 60 * cores;
+    let mut c = ore.cmd(&["restore", "t", dest.to_str().unwrap()]);
+    // SAFETY: setrlimit is async-signal-safe; only plain data is touched before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Run::of(c.output().unwrap()).expect(0, "restore with few descriptors");
+    assert_same(&src, &dest);
+}
