@@ -116,15 +116,19 @@ pub(crate) fn list(archive: &Path, asked: Option<&str>) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// Forgets values first seen at or before `cutoff` (seconds) that `current` says their tag no
-/// longer holds. The caller holds the tag locks.
+/// Forgets values (of tag `only`, or all) first seen at or before `cutoff` (seconds) that
+/// `current` says their tag no longer holds. The caller holds the tag locks.
 pub(crate) fn expire(
     archive: &Path,
     cutoff: i64,
+    only: Option<&str>,
     current: impl Fn(&str) -> Result<Option<Vec<u8>>>,
 ) -> Result<u64> {
     let mut forgotten = 0;
     for tag in names(archive)? {
+        if only.is_some_and(|o| o != tag) {
+            continue;
+        }
         let now = current(&tag)?;
         let all = values(archive, &tag)?;
         let kept: Vec<&(i128, Vec<u8>)> = all

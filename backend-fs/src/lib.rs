@@ -660,11 +660,11 @@ impl Backend for FsBackend {
             return Ok(protocol::history::output(asked, &entries));
         }
         if command == protocol::history::EXPIRE {
-            let cutoff = protocol::history::expire_cutoff(args)?;
+            let (cutoff, tag) = protocol::history::expire_args(args)?;
             self.check_writable("expiring tag history")?;
             let _inner = self.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
             let _outer = FileLock::acquire(&self.dir.join("tags.lock"))?;
-            let n = history::expire(&self.dir, cutoff, |t| read_optional(&self.tag_path(t)))?;
+            let n = history::expire(&self.dir, cutoff, tag, |t| read_optional(&self.tag_path(t)))?;
             return Ok(protocol::history::expired_output(n));
         }
         if !args.is_empty() {

@@ -164,9 +164,9 @@ pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<Admi
         "members" => members(b),
         history::TAG_HISTORY => tag_history(b, args),
         history::EXPIRE => {
-            let cutoff = history::expire_cutoff(args)?;
+            let (cutoff, tag) = history::expire_args(args)?;
             Ok(history::expired_output(
-                b.inner().state().expire_tag_history(cutoff)?,
+                b.inner().state().expire_tag_history(cutoff, tag)?,
             ))
         }
         "add" => add(b, args),

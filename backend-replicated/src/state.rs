@@ -631,8 +631,7 @@ impl State {
         Ok(Ok(()))
     }
 
-    /// The kept values of tag `name` (or of every tag), each once, oldest first: (name, first
-    /// seen, value). Removals name nothing to keep and are left out (`protocol::history`).
+    /// Kept values of tag `name` (or all), each once, oldest first: (name, first seen, value).
     pub fn tag_history(&self, name: Option<&str>) -> Result<Vec<(String, i64, Vec<u8>)>> {
         let e = |e| self.err("reading tag history", e);
         let mut q = self
@@ -648,15 +647,16 @@ impl State {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
     }
 
-    /// Forgets the kept values first seen at or before `cutoff` that their tag no longer holds.
-    pub fn expire_tag_history(&self, cutoff: i64) -> Result<u64> {
+    /// Forgets kept values (of `name`, or all) first seen by `cutoff` that are not current.
+    pub fn expire_tag_history(&self, cutoff: i64, name: Option<&str>) -> Result<u64> {
         self.conn
             .execute(
-                "DELETE FROM tag_history WHERE (name, value) IN (SELECT h.name, h.value \
-                 FROM tag_history h GROUP BY h.name, h.value HAVING MIN(h.time) <= ?1) \
+                "DELETE FROM tag_history WHERE (?2 IS NULL OR name = ?2) AND (name, value) IN \
+                 (SELECT h.name, h.value FROM tag_history h GROUP BY h.name, h.value \
+                 HAVING MIN(h.time) <= ?1) \
                  AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.name = tag_history.name \
                  AND t.value IS tag_history.value)",
-                [cutoff],
+                rusqlite::params![cutoff, name],
             )
             .map(|n| n as u64)
             .map_err(|e| self.err("expiring tag history", e))

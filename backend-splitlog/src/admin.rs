@@ -186,9 +186,9 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             Ok(history::output(asked, &entries))
         }
         history::EXPIRE => {
-            let cutoff = history::expire_cutoff(args)?;
+            let (cutoff, tag) = history::expire_args(args)?;
             let mut st = b.state();
-            let n = st.index.expire_tag_history(cutoff)?;
+            let n = st.index.expire_tag_history(cutoff, tag)?;
             st.commit()?;
             Ok(history::expired_output(n))
         }

@@ -353,13 +353,14 @@ impl Index {
             .map_err(|e| db_err("reading tag history", e))
     }
 
-    /// Forgets kept values first seen at or before `cutoff` that their tag no longer holds.
-    pub fn expire_tag_history(&mut self, cutoff: i64) -> Result<u64> {
+    /// Forgets kept values (of tag `name`, or all) first seen at or before `cutoff` that
+    /// their tag no longer holds.
+    pub fn expire_tag_history(&mut self, cutoff: i64, name: Option<&str>) -> Result<u64> {
         self.conn
             .execute(
-                "DELETE FROM tag_history WHERE time <= ?1 AND NOT EXISTS \
+                "DELETE FROM tag_history WHERE time <= ?1 AND (?2 IS NULL OR name = ?2) AND NOT EXISTS \
                  (SELECT 1 FROM tags WHERE tags.name = tag_history.name AND tags.value = tag_history.value)",
-                params![cutoff],
+                params![cutoff, name],
             )
             .map(|n| n as u64)
             .map_err(|e| db_err("expiring tag history", e))

@@ -276,16 +276,55 @@ pub fn roots(repo: &Repo) -> Result<Roots> {
     }
 }
 
+/// What a tag named `name` points at, if it names a block.
+fn node_of_tag(name: &str) -> Option<Node> {
+    match name {
+        crate::format::FORMAT_TAG => Some(Node::Format),
+        crate::reflog::REFLOG_TAG => Some(Node::Reflog),
+        n if crate::format::is_system_tag(n) => None,
+        _ => Some(Node::Snapshot),
+    }
+}
+
+/// The roots gc keeps besides the tags: every block a tag's kept history names and the
+/// archive still holds (PROTOCOL.md §6, "Tag history"). So a tag moved by anyone — an
+/// append-only client's `forget` or `reflog expire` among them — loses nothing until the owner
+/// expires the history (`ore reflog expire` with full access). A kept value whose block is
+/// gone (removed before it was kept, or by an earlier gc) is no root. A backend that keeps no
+/// history is an error: gc cannot know what it would destroy.
+pub fn history_roots(repo: &Repo) -> Result<Roots> {
+    use protocol::history::{parse, TAG_HISTORY};
+    let out = repo.backend.admin(TAG_HISTORY, &[]).map_err(|e| {
+        Error::Archive(format!(
+            "gc needs the tag history of archive {} (`{TAG_HISTORY}`), which its backend did not give: {e}",
+            repo.id
+        ))
+    })?;
+    let mut roots: Roots = parse(&out.json)?
+        .into_iter()
+        .filter_map(|e| {
+            let node = node_of_tag(&e.tag)?;
+            Some((crate::repo::parse_tag_value(e.value.as_bytes())?, node))
+        })
+        .collect();
+    roots.sort_by_key(|(k, _)| *k);
+    roots.dedup_by_key(|(k, _)| *k);
+    let keys: Vec<Key> = roots.iter().map(|(k, _)| *k).collect();
+    let held = repo.backend.exists(&keys)?;
+    Ok(roots
+        .into_iter()
+        .zip(held)
+        .filter_map(|(r, held)| held.then_some(r))
+        .collect())
+}
+
 /// The roots, and a message for each tag whose value is not a key.
 pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (name, value) in repo.backend.list_tags()? {
-        let node = match name.as_str() {
-            crate::format::FORMAT_TAG => Node::Format,
-            crate::reflog::REFLOG_TAG => Node::Reflog,
-            n if crate::format::is_system_tag(n) => continue,
-            _ => Node::Snapshot,
+        let Some(node) = node_of_tag(&name) else {
+            continue;
         };
         match crate::repo::parse_tag_value(&value) {
             Some(key) => out.push((key, node)),

@@ -10,8 +10,9 @@
 //!   of every tag, oldest first. Its JSON is an array of `{"tag", "value", "time"}`, the value
 //!   as text when it is printable (a block key is 64 hex digits) and as hex otherwise, the time
 //!   in seconds since the epoch when the backend first saw that value (or re-read it).
-//! - `expire-tag-history SECONDS` (changing, full access only): forgets every kept value first
-//!   seen SECONDS or more ago that its tag no longer holds. Current values are never expired.
+//! - `expire-tag-history SECONDS [NAME]` (changing, full access only): forgets every kept
+//!   value (of `NAME`, or of every tag) first seen SECONDS or more ago that its tag no longer
+//!   holds. Current values are never expired.
 //!
 //! Ore's gc takes every kept value as a root, so a snapshot a tag ever named stays until the
 //! owner expires the history that names it (`ore reflog expire` does both). Lease tags
@@ -40,8 +41,8 @@ pub const READ_COMMAND: AdminCommand = AdminCommand {
 /// `expire-tag-history` in a backend's list of admin commands.
 pub const EXPIRE_COMMAND: AdminCommand = AdminCommand {
     name: EXPIRE,
-    args: "SECONDS",
-    help: "forget kept tag values first seen SECONDS or more ago (never current ones)",
+    args: "SECONDS [NAME]",
+    help: "forget kept values (of NAME or every tag) first seen SECONDS or more ago, never current ones",
 };
 
 /// One kept value of one tag.
@@ -86,19 +87,22 @@ pub fn history_arg(args: &[String]) -> Result<Option<&str>> {
     }
 }
 
-/// The cutoff `expire-tag-history SECONDS` asks for: values first seen at or before it go.
-pub fn expire_cutoff(args: &[String]) -> Result<i64> {
-    let secs = match args {
-        [s] => s.parse::<u64>().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| {
+/// What `expire-tag-history SECONDS [NAME]` asks for: the cutoff (values first seen at or
+/// before it go) and the tag (`None`: every tag).
+pub fn expire_args(args: &[String]) -> Result<(i64, Option<&str>)> {
+    let (secs, name) = match args {
+        [s] => (s.parse::<u64>().ok(), None),
+        [s, n] => (s.parse::<u64>().ok(), Some(n.as_str())),
+        _ => (None, None),
+    };
+    let secs = secs.ok_or_else(|| {
         Error::backend(
             ErrorCode::Admin,
-            format!("{EXPIRE} needs one argument: an age in whole seconds (0: all but the current values)"),
+            format!("{EXPIRE} needs an age in whole seconds (0: all but the current values), then optionally a tag's name"),
         )
     })?;
-    Ok(now().saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX)))
+    let cutoff = now().saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX));
+    Ok((cutoff, name))
 }
 
 /// The answer to `tag-history` for `entries` (oldest first).
@@ -169,11 +173,19 @@ impl Memory {
             .collect()
     }
 
-    /// Forgets values first seen at or before `cutoff` that `current` says their tag no longer holds.
-    pub fn expire(&mut self, cutoff: i64, current: impl Fn(&str) -> Option<Vec<u8>>) -> u64 {
+    /// Forgets values (of `tag`, or all) first seen at or before `cutoff` that `current` says
+    /// their tag no longer holds.
+    pub fn expire(
+        &mut self,
+        cutoff: i64,
+        tag: Option<&str>,
+        current: impl Fn(&str) -> Option<Vec<u8>>,
+    ) -> u64 {
         let before = self.entries.len();
         self.entries.retain(|e| {
-            e.time > cutoff || current(&e.tag).is_some_and(|v| show_value(&v) == e.value)
+            e.time > cutoff
+                || tag.is_some_and(|t| t != e.tag)
+                || current(&e.tag).is_some_and(|v| show_value(&v) == e.value)
         });
         (before - self.entries.len()) as u64
     }

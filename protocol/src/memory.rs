@@ -196,10 +196,10 @@ impl Backend for MemoryBackend {
                 Ok(history::output(asked, &self.state().history.list(asked)))
             }
             history::EXPIRE => {
-                let cutoff = history::expire_cutoff(args)?;
+                let (cutoff, tag) = history::expire_args(args)?;
                 let s = &mut *self.state();
                 let tags = &s.tags;
-                let n = s.history.expire(cutoff, |t| tags.get(t).cloned());
+                let n = s.history.expire(cutoff, tag, |t| tags.get(t).cloned());
                 Ok(history::expired_output(n))
             }
             "log" => {

@@ -8,6 +8,7 @@ use ore_tests::ore::{scratch, Ore};
 use ore_tests::sshd::Sshd;
 use protocol::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use protocol::message::{Hello, RemoveTag, Request, Response};
+use protocol::Backend;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -200,4 +201,226 @@ fn an_append_only_key_without_restrict_cannot_declare_full_access_through_a_forw
         .restore("home", &dest)
         .expect(0, "restore after the attack");
     ore_tests::trees::assert_same(&src, &dest);
+}
+
+/// An archive the owner made locally with three snapshots of `home`, and an sshd whose only
+/// key is append-only (with `restrict`, as the README shows).
+struct Setup {
+    d: tempfile::TempDir,
+    owner: Ore,
+    sshd: Sshd,
+    src: PathBuf,
+    /// The snapshots, oldest first.
+    snapshots: Vec<String>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let d = scratch();
+        let archive = d.path().join("archive");
+        let owner = Ore::new(archive.display().to_string());
+        owner.run(&["init"]).expect(0, "init");
+        let src = d.path().join("src");
+        ore_tests::trees::every_kind(&src);
+        let mut snapshots = Vec::new();
+        for i in 0..3 {
+            std::fs::write(src.join("changing"), format!("version {i}")).unwrap();
+            snapshots.push(owner.snapshot("home", &src));
+        }
+        let forced = format!("{},restrict", forced_without_restrict(&archive));
+        let sshd = Sshd::start(Some(&forced));
+        Setup {
+            d,
+            owner,
+            sshd,
+            src,
+            snapshots,
+        }
+    }
+
+    /// `ore` through the append-only key, with the owner's passphrase (the machine holds it).
+    fn laptop(&self) -> Ore {
+        Ore::new(self.sshd.identifier("anything"))
+    }
+
+    /// A raw protocol connection through the append-only key.
+    fn raw(&self) -> protocol::Client {
+        protocol::Client::connect(&self.sshd.identifier("anything")).unwrap()
+    }
+
+    /// The owner's routine: gc (which compacts), then every snapshot must still restore.
+    fn owner_gc_keeps_everything(&self) {
+        self.owner.run(&["gc"]).expect(0, "the owner's gc");
+        for (i, key) in self.snapshots.iter().enumerate() {
+            let dest = self.d.path().join(format!("dest-{i}-{}", &key[..8]));
+            self.owner
+                .restore(key, &dest)
+                .expect(0, "restoring an old snapshot by key");
+            assert_eq!(
+                std::fs::read_to_string(dest.join("changing")).unwrap(),
+                format!("version {i}")
+            );
+        }
+    }
+}
+
+fn refused(r: protocol::Result<protocol::CasOutcome>, what: &str) -> String {
+    let e = r.expect_err(what);
+    assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{what}: {e}");
+    e.to_string()
+}
+
+/// Issue 21, item 2: `ore forget --keep-last 1` and `ore reflog expire --older-than 0s`
+/// through the append-only key, then the owner's routine gc and compaction. The tag's history
+/// survives both, gc keeps every snapshot it names, and the owner puts the tag back with
+/// `ore tag-history` and `ore reset`.
+#[test]
+fn an_append_only_forget_and_reflog_expire_cannot_make_the_owners_gc_delete_snapshots() {
+    let s = Setup::new();
+    let laptop = s.laptop();
+    laptop
+        .run(&["forget", "home", "--keep-last", "1"])
+        .expect(0, "forget through the append-only key (a tag move)");
+    // A hand-made client does what `reflog expire` would: it points `ore:reflog` back at the
+    // first reflog block (a key, so allowed), which names none of the later snapshots.
+    let c = s.raw();
+    let kept = c
+        .admin("tag-history", &["ore:reflog".into()])
+        .expect("tag-history is a reading command");
+    let rows: serde_json::Value = serde_json::from_str(&kept.json).unwrap();
+    let first = rows[0]["value"]
+        .as_str()
+        .expect("a first reflog head")
+        .to_string();
+    let now = c.get_tag("ore:reflog").unwrap();
+    assert_eq!(
+        c.set_tag("ore:reflog", now.as_deref(), first.as_bytes())
+            .unwrap(),
+        protocol::CasOutcome::Done
+    );
+    c.close().unwrap();
+    // `ore` itself says that expiring is the owner's, and changes nothing.
+    let r = laptop.run(&["reflog", "expire", "--older-than", "0s"]);
+    assert_ne!(
+        r.code, 0,
+        "reflog expire through the append-only key: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("full access"), "{}", r.stderr);
+    s.owner_gc_keeps_everything();
+    // Compaction ran (gc compacts): the history is still there.
+    let h = s
+        .owner
+        .run(&["tag-history", "home"])
+        .expect(0, "tag-history");
+    for key in &s.snapshots {
+        assert!(h.stdout.contains(key.as_str()), "{key} in\n{}", h.stdout);
+    }
+    s.owner
+        .run(&["reset", "home", &s.snapshots[0]])
+        .expect(0, "reset from the history");
+    let dest = s.d.path().join("back");
+    s.owner.restore("home", &dest).expect(0, "restore");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("changing")).unwrap(),
+        "version 0"
+    );
+    // With full access the owner can expire the history, and gc then frees the space.
+    s.owner
+        .run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "the owner's reflog expire");
+    s.owner.run(&["gc"]).expect(0, "gc after expiry");
+    let gone = s.owner.restore(&s.snapshots[1], &s.d.path().join("gone"));
+    assert_ne!(
+        gone.code, 0,
+        "an expired, unreachable snapshot is collected"
+    );
+}
+
+#[test]
+fn an_append_only_key_cannot_change_the_key_slots_with_key_passwd() {
+    let s = Setup::new();
+    let r = s
+        .laptop()
+        .cmd(&["key", "passwd"])
+        .env("ORE_NEW_PASSPHRASE", "the attacker's")
+        .output()
+        .unwrap();
+    let r = ore_tests::ore::Run::of(r);
+    assert_ne!(
+        r.code, 0,
+        "key passwd through the append-only key: {}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("full access"), "{}", r.stderr);
+    s.owner
+        .run(&["log", "home"])
+        .expect(0, "the owner's passphrase still opens it");
+}
+
+#[test]
+fn an_append_only_key_cannot_set_the_format_record_to_zeros() {
+    let s = Setup::new();
+    let c = s.raw();
+    let format = c.get_tag("ore:format").unwrap();
+    let zeros = "0".repeat(64);
+    let e = refused(
+        c.set_tag("ore:format", format.as_deref(), zeros.as_bytes()),
+        "format to zeros",
+    );
+    assert!(e.contains("ore:format"), "{e}");
+    refused(c.remove_tag("ore:format", None), "format removed");
+    c.close().unwrap();
+    s.owner
+        .run(&["log", "home"])
+        .expect(0, "the archive still opens");
+}
+
+#[test]
+fn an_append_only_key_cannot_plant_a_gc_sweep_that_never_ends() {
+    let s = Setup::new();
+    let c = s.raw();
+    let before = c.get_tag("ore:gc").unwrap();
+    let forever = format!(
+        r#"{{"state":"sweeping","epoch":"x","unclean":"","by":"evil","since":0,"heartbeat":{},"id":"x"}}"#,
+        i64::MAX
+    );
+    refused(
+        c.set_tag("ore:gc", before.as_deref(), forever.as_bytes()),
+        "a sweep planted",
+    );
+    let lease = format!(
+        r#"{{"by":"evil","since":0,"heartbeat":{},"id":"x"}}"#,
+        i64::MAX
+    );
+    refused(
+        c.set_tag("ore:lease:0", None, lease.as_bytes()),
+        "a lease for ever",
+    );
+    c.close().unwrap();
+    std::fs::write(s.src.join("after"), b"x").unwrap();
+    s.owner.snapshot("home", &s.src);
+    s.owner.run(&["gc"]).expect(0, "the owner's gc");
+}
+
+#[test]
+fn an_append_only_key_cannot_plant_a_tag_value_that_stops_gc() {
+    let s = Setup::new();
+    let c = s.raw();
+    let e = refused(
+        c.set_tag("evil", None, b"not a key"),
+        "a tag that is no key",
+    );
+    assert!(e.contains("block key"), "{e}");
+    let current = c.get_tag("home").unwrap();
+    refused(
+        c.set_tag("home", current.as_deref(), b"garbage"),
+        "home to garbage",
+    );
+    refused(c.set_tag("ore:whatever", None, b"x"), "a new reserved tag");
+    // Expiring the history is the owner's.
+    let e = c.admin("expire-tag-history", &["0".into()]).unwrap_err();
+    assert!(e.to_string().contains("not allowed"), "{e}");
+    c.close().unwrap();
+    s.owner_gc_keeps_everything();
 }

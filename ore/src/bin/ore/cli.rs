@@ -238,6 +238,21 @@ expires after ORE_LEASE_TTL seconds, 900 by default).")]
   ore reflog expire --older-than 90d"
     )]
     Reflog(ReflogArgs),
+    /// Every value each tag has had, oldest first, as the archive keeps them until expired.
+    #[command(after_help = "Examples:
+  ore tag-history home           where home has pointed; reset or fork from any kept value
+  ore reset home 3fa9c1d2e4b5    point home back at one of them
+
+The archive's backend keeps each value a tag is set to, even when an append-only key moves
+it, and gc keeps the snapshots they name. `ore reflog expire` (with full access) expires
+values first seen before its cutoff.")]
+    TagHistory(TagHistoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TagHistoryArgs {
+    /// Only this tag (reserved `ore:` names too).
+    pub tag: Option<String>,
 }
 
 #[derive(Args, Debug)]

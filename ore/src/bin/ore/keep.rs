@@ -125,7 +125,25 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
         }
         return Ok(Done::Clean);
     }
-    if !repo.move_tag(&a.tag, old, key, "reset")? {
+    // A tag set to a key that names no stored block (as an append-only key may do) is recorded
+    // as having named nothing: a reflog entry naming a missing snapshot would stop gc.
+    let moved = match old {
+        Some(k) if repo.backend.exists(&[k])? != [true] => {
+            let cas = repo.backend.set_tag(
+                &a.tag,
+                Some(k.to_hex().as_bytes()),
+                key.to_hex().as_bytes(),
+            )?;
+            let entry = ore::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
+            let done = matches!(cas, protocol::CasOutcome::Done);
+            if done {
+                ore::reflog::append(&repo, &[entry])?;
+            }
+            done
+        }
+        _ => repo.move_tag(&a.tag, old, key, "reset")?,
+    };
+    if !moved {
         bail!(
             "tag {} moved while resetting it (another run changed it); nothing was changed",
             a.tag
