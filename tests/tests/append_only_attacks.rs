@@ -424,3 +424,101 @@ fn an_append_only_key_cannot_plant_a_tag_value_that_stops_gc() {
     c.close().unwrap();
     s.owner_gc_keeps_everything();
 }
+
+/// The rules are the backend programs', whichever: backend-fs, and the proxies backend-cache
+/// and backend-replicated, each started with `--append-only` (as a forced command would).
+/// Through each, the planted values are refused, expiring history is refused, and a tag and
+/// the reflog rewound to their first values cost the owner's gc nothing.
+#[test]
+fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
+    use ore_tests::{quote, shell_quote};
+    let d = scratch();
+    let state = d.path().join("state.db");
+    let replicated = format!("backend-replicated {}", quote(&state));
+    let member = format!("backend-splitlog {}", quote(&d.path().join("member")));
+    let added = Command::new(bin("ore-admin"))
+        .args([&replicated, "add", &member, "--trust", "100"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let fs = quote(&d.path().join("fs"));
+    let cache = format!(
+        "{} {}",
+        quote(&d.path().join("cache.db")),
+        shell_quote(&format!(
+            "backend-splitlog {}",
+            quote(&d.path().join("inner"))
+        ))
+    );
+    let programs = [
+        (
+            format!("backend-fs {fs}"),
+            format!("backend-fs --append-only {fs}"),
+        ),
+        (
+            format!("backend-cache {cache}"),
+            format!("backend-cache --append-only {cache}"),
+        ),
+        (
+            replicated.clone(),
+            format!("backend-replicated --append-only {}", quote(&state)),
+        ),
+    ];
+    for (full, limited) in programs {
+        let owner = Ore::new(full.clone());
+        owner.run(&["init"]).expect(0, &full);
+        let src = d.path().join("src");
+        ore_tests::trees::every_kind(&src);
+        let mut snapshots = Vec::new();
+        for i in 0..3 {
+            std::fs::write(src.join("changing"), format!("version {i}")).unwrap();
+            snapshots.push(owner.snapshot("home", &src));
+        }
+        let c = protocol::Client::connect(&limited).unwrap();
+        let format = c.get_tag("ore:format").unwrap();
+        let zeros = "0".repeat(64);
+        refused(
+            c.set_tag("ore:format", format.as_deref(), zeros.as_bytes()),
+            &format!("{limited}: format to zeros"),
+        );
+        let sweeping =
+            r#"{"state":"sweeping","epoch":"","by":"x","since":0,"heartbeat":0,"id":"x"}"#;
+        let gc = c.get_tag("ore:gc").unwrap();
+        refused(
+            c.set_tag("ore:gc", gc.as_deref(), sweeping.as_bytes()),
+            &format!("{limited}: a sweep"),
+        );
+        let home = c.get_tag("home").unwrap();
+        refused(
+            c.set_tag("home", home.as_deref(), b"garbage"),
+            &format!("{limited}: garbage"),
+        );
+        let e = c.admin("expire-tag-history", &["0".into()]).unwrap_err();
+        assert!(e.to_string().contains("not allowed"), "{limited}: {e}");
+        // Rewind home and the reflog to their first values: allowed, and harmless.
+        for tag in ["home", "ore:reflog"] {
+            let kept = c.admin("tag-history", &[tag.into()]).unwrap();
+            let rows: serde_json::Value = serde_json::from_str(&kept.json).unwrap();
+            let first = rows[0]["value"].as_str().unwrap().to_string();
+            let now = c.get_tag(tag).unwrap();
+            assert_eq!(
+                c.set_tag(tag, now.as_deref(), first.as_bytes()).unwrap(),
+                protocol::CasOutcome::Done,
+                "{limited}: {tag}"
+            );
+        }
+        c.close().unwrap();
+        owner.run(&["gc"]).expect(0, &format!("{full}: gc"));
+        for (i, key) in snapshots.iter().enumerate() {
+            let dest = d.path().join(format!("dest-{}-{i}", &key[..8]));
+            owner
+                .restore(key, &dest)
+                .expect(0, &format!("{full}: {key}"));
+            assert_eq!(
+                std::fs::read_to_string(dest.join("changing")).unwrap(),
+                format!("version {i}")
+            );
+        }
+        std::fs::remove_dir_all(&src).unwrap();
+    }
+}

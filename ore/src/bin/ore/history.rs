@@ -20,17 +20,19 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
         .iter()
         .map(|e| ore::repo::parse_tag_value(e.value.as_bytes()))
         .collect();
-    let held = repo
-        .backend
-        .exists(&keys.iter().flatten().copied().collect::<Vec<_>>())?;
-    let mut held = held.into_iter();
+    let stored: Vec<protocol::Key> = keys.iter().flatten().copied().collect();
+    let held: std::collections::HashSet<protocol::Key> = stored
+        .iter()
+        .zip(repo.backend.exists(&stored)?)
+        .filter_map(|(k, held)| held.then_some(*k))
+        .collect();
     for (e, key) in entries.iter().zip(&keys) {
         let is_current = current
             .get(&e.tag)
             .is_some_and(|v| protocol::history::show_value(v) == e.value);
         let state = match key {
             _ if is_current => "current",
-            Some(_) if held.next() == Some(true) => "kept",
+            Some(k) if held.contains(k) => "kept",
             Some(_) => "gone",
             None => "not a key",
         };
