@@ -156,7 +156,8 @@ fn tmp_error(e: std::io::Error) -> Error {
 /// tags' kept history names.
 fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
     let mut roots = reach::roots(repo)?;
-    roots.extend(reach::history_roots(repo)?);
+    let kept = reach::history_roots(repo, &roots)?;
+    roots.extend(kept);
     let visitor = Mark(opts.progress.as_deref());
     reach::walk(repo, &roots, marked, &visitor, &Counts::default())
 }

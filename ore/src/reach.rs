@@ -286,13 +286,16 @@ fn node_of_tag(name: &str) -> Option<Node> {
     }
 }
 
-/// The roots gc keeps besides the tags: every block a tag's kept history names and the
-/// archive still holds (PROTOCOL.md §6, "Tag history"). So a tag moved by anyone — an
-/// append-only client's `forget` or `reflog expire` among them — loses nothing until the owner
-/// expires the history (`ore reflog expire` with full access). A kept value whose block is
-/// gone (removed before it was kept, or by an earlier gc) is no root. A backend that keeps no
-/// history is an error: gc cannot know what it would destroy.
-pub fn history_roots(repo: &Repo) -> Result<Roots> {
+/// The roots gc keeps besides `current` (the tags' roots): every snapshot and reflog block a
+/// tag's kept history names (PROTOCOL.md §6, "Tag history"). So a tag moved by anyone — an
+/// append-only client's `forget` or rewound reflog among them — loses nothing until the owner
+/// expires the history (`ore reflog expire` with full access). A kept value is no root when its
+/// block is gone (removed before it was kept, or by an earlier gc) or is not what its tag
+/// says (a tag once pointed at another kind of block, or at a damaged one: nothing below it
+/// could be read anyway); failing to read it at all stops gc. Earlier format records reach
+/// nothing and are not kept. A backend that keeps no history is an error: gc cannot know what
+/// it would destroy.
+pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
     use protocol::history::{parse, TAG_HISTORY};
     let out = repo.backend.admin(TAG_HISTORY, &[]).map_err(|e| {
         Error::Archive(format!(
@@ -300,22 +303,45 @@ pub fn history_roots(repo: &Repo) -> Result<Roots> {
             repo.id
         ))
     })?;
+    let known: std::collections::HashSet<Key> = current.iter().map(|(k, _)| *k).collect();
     let mut roots: Roots = parse(&out.json)?
         .into_iter()
         .filter_map(|e| {
-            let node = node_of_tag(&e.tag)?;
+            let node = node_of_tag(&e.tag).filter(|n| *n != Node::Format)?;
             Some((crate::repo::parse_tag_value(e.value.as_bytes())?, node))
         })
+        .filter(|(k, _)| !known.contains(k))
         .collect();
     roots.sort_by_key(|(k, _)| *k);
     roots.dedup_by_key(|(k, _)| *k);
-    let keys: Vec<Key> = roots.iter().map(|(k, _)| *k).collect();
-    let held = repo.backend.exists(&keys)?;
-    Ok(roots
-        .into_iter()
-        .zip(held)
-        .filter_map(|(r, held)| held.then_some(r))
-        .collect())
+    // Each is read (all requests in flight at once) to see that it is what it should be.
+    let tickets: Vec<_> = roots
+        .iter()
+        .map(|(k, _)| repo.backend.start_get(*k))
+        .collect();
+    let mut kept = Vec::new();
+    for ((key, node), ticket) in roots.into_iter().zip(tickets) {
+        let Some(stored) = ticket.wait()? else {
+            continue;
+        };
+        let sound = match node {
+            Node::Reflog => repo
+                .decode_stored::<ReflogBlock>(key, Kind::Reflog, stored)
+                .map(|_| ()),
+            _ => repo
+                .decode_stored::<Snapshot>(key, Kind::Snapshot, stored)
+                .map(|_| ()),
+        };
+        match sound {
+            Ok(()) => kept.push((key, node)),
+            Err(Error::Corrupt { .. } | Error::Missing { .. }) => protocol::log::debug(&format!(
+                "gc: kept tag value {key} is no readable {}; not a root",
+                node.name()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(kept)
 }
 
 /// The roots, and a message for each tag whose value is not a key.

@@ -522,3 +522,30 @@ fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
         std::fs::remove_dir_all(&src).unwrap();
     }
 }
+
+/// A tag pointed at a block key that is no snapshot (here the format record's) is allowed —
+/// the backend cannot tell what a block is — and stops the owner's gc, which will not guess
+/// what a root meant to keep. The owner undoes it with `ore tag-history` and `ore reset`.
+#[test]
+fn a_tag_an_append_only_key_points_at_a_block_that_is_no_snapshot_is_undone_with_reset() {
+    let s = Setup::new();
+    let c = s.raw();
+    let format = c.get_tag("ore:format").unwrap().unwrap();
+    let home = c.get_tag("home").unwrap();
+    assert_eq!(
+        c.set_tag("home", home.as_deref(), &format).unwrap(),
+        protocol::CasOutcome::Done
+    );
+    c.close().unwrap();
+    let r = s.owner.run(&["gc"]);
+    assert_ne!(r.code, 0, "gc with a tag naming no snapshot: {}", r.stdout);
+    let h = s
+        .owner
+        .run(&["tag-history", "home"])
+        .expect(0, "tag-history");
+    assert!(h.stdout.contains(s.snapshots[2].as_str()), "{}", h.stdout);
+    s.owner
+        .run(&["reset", "home", &s.snapshots[2]])
+        .expect(0, "reset from a value that is no snapshot");
+    s.owner_gc_keeps_everything();
+}

@@ -118,30 +118,31 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     ore::format::check_user_tag(&a.tag)?;
     let _lease = ore::lease::Lease::acquire(&repo)?;
     let (key, _) = ore::spec::resolve(&repo, &a.snapshot)?;
-    let old = repo.tag(&a.tag)?;
+    // The tag's value as stored: a tag an append-only key (or anything else) pointed at
+    // something that is not a readable snapshot — no key at all, a missing block, a block of
+    // another kind — is recorded as having named nothing, since a reflog entry naming it would
+    // stop gc; it is moved from exactly what it holds.
+    let raw = repo.backend.get_tag(&a.tag)?;
+    let old = raw.as_deref().and_then(ore::repo::parse_tag_value);
     if old == Some(key) {
         if !env.global.quiet {
             eprintln!("tag {} already names {key}", a.tag);
         }
         return Ok(Done::Clean);
     }
-    // A tag set to a key that names no stored block (as an append-only key may do) is recorded
-    // as having named nothing: a reflog entry naming a missing snapshot would stop gc.
-    let moved = match old {
-        Some(k) if repo.backend.exists(&[k])? != [true] => {
-            let cas = repo.backend.set_tag(
-                &a.tag,
-                Some(k.to_hex().as_bytes()),
-                key.to_hex().as_bytes(),
-            )?;
+    let readable = old.is_some_and(|k| repo.snapshot(k).is_ok());
+    let moved = if raw.is_none() || readable {
+        repo.move_tag(&a.tag, old, key, "reset")?
+    } else {
+        let cas = repo
+            .backend
+            .set_tag(&a.tag, raw.as_deref(), key.to_hex().as_bytes())?;
+        let done = matches!(cas, protocol::CasOutcome::Done);
+        if done {
             let entry = ore::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
-            let done = matches!(cas, protocol::CasOutcome::Done);
-            if done {
-                ore::reflog::append(&repo, &[entry])?;
-            }
-            done
+            ore::reflog::append(&repo, &[entry])?;
         }
-        _ => repo.move_tag(&a.tag, old, key, "reset")?,
+        done
     };
     if !moved {
         bail!(
