@@ -73,6 +73,8 @@ const SHOWS_TICKET: u8 = 3;
 /// Set in a relay's access byte when its own connection is not to be offered attach points
 /// (it came in through an ssh forced command, which is there to restrict it).
 const NO_ATTACH_POINTS: u8 = 0x10;
+/// How long an attaching peer has to send its preamble.
+const ADMISSION_PATIENCE: Duration = Duration::from_secs(30);
 /// Length of a ticket, and of the relay secret.
 pub const TICKET_LEN: usize = 32;
 
@@ -291,8 +293,11 @@ fn accept_loop<B: Backend + 'static>(
         let t = std::thread::Builder::new()
             .name("ore attached".into())
             .spawn(move || {
-                let Some((access, offer)) = admission(&mut stream, tickets.as_deref(), &secret)
-                else {
+                // A peer that never finishes its preamble does not hold a thread for ever.
+                let _ = stream.set_read_timeout(Some(ADMISSION_PATIENCE));
+                let admitted = admission(&mut stream, tickets.as_deref(), &secret);
+                let _ = stream.set_read_timeout(None);
+                let Some((access, offer)) = admitted else {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return;
                 };
