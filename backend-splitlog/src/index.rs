@@ -20,12 +20,12 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tag_history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     value BLOB NOT NULL,
+    seq INTEGER NOT NULL,
     time INTEGER NOT NULL,
-    UNIQUE (name, value)
-);
+    PRIMARY KEY (name, value)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (
     log INTEGER PRIMARY KEY,
@@ -60,6 +60,9 @@ pub struct Index {
     /// Live and dead byte changes per log not yet written to the `logs` table (written at each
     /// commit, and before the table is read), so a put costs no extra statement.
     space: std::collections::BTreeMap<u32, (i64, i64)>,
+    /// The highest sequence number in `tag_history`, once read (so a replay of many tag
+    /// records does not look it up each time).
+    history_seq: Option<i64>,
 }
 
 impl Index {
@@ -78,6 +81,7 @@ impl Index {
         Ok(Index {
             conn,
             space: Default::default(),
+            history_seq: None,
         })
     }
 
@@ -122,6 +126,7 @@ impl Index {
     /// Empties every table (for a reindex).
     pub fn clear(&mut self) -> Result<()> {
         self.space.clear();
+        self.history_seq = None;
         self.conn
             .execute_batch(
                 "DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
@@ -292,13 +297,24 @@ impl Index {
         if !protocol::history::keeps_history(name) {
             return Ok(());
         }
-        self.conn
+        let seq = match self.history_seq {
+            Some(n) => n,
+            None => self
+                .conn
+                .query_row("SELECT IFNULL(MAX(seq), 0) FROM tag_history", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| db_err("reading tag history", e))?,
+        } + 1;
+        let added = self
+            .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO tag_history (name, value, time) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO tag_history (name, value, seq, time) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut st| st.execute(params![name, value, protocol::history::now()]))
-            .map(|_| ())
-            .map_err(|e| db_err("recording a tag's history", e))
+            .and_then(|mut st| st.execute(params![name, value, seq, protocol::history::now()]))
+            .map_err(|e| db_err("recording a tag's history", e))?;
+        self.history_seq = Some(if added > 0 { seq } else { seq - 1 });
+        Ok(())
     }
 
     /// Sets or removes a tag, and records a value set in the tag's history.
