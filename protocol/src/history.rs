@@ -190,3 +190,46 @@ impl Memory {
         (before - self.entries.len()) as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_history_answer_is_pinned_as_the_protocol_says() {
+        let e = Entry {
+            tag: "home".into(),
+            value: "ab".into(),
+            time: 7,
+        };
+        let out = output(None, std::slice::from_ref(&e));
+        assert_eq!(out.json, r#"[{"tag":"home","time":7,"value":"ab"}]"#);
+        assert_eq!(parse(&out.json).unwrap(), vec![e]);
+        assert_eq!(expired_output(3).json, r#"{"expired":3}"#);
+        assert_eq!(show_value(&[0, 255]), "00ff");
+    }
+
+    #[test]
+    fn expiring_keeps_current_and_recent_values_and_leases_are_not_recorded() {
+        let mut m = Memory::default();
+        m.record("home", b"a");
+        m.record("home", b"b");
+        m.record("home", b"a");
+        m.record("ore:lease:1", b"free");
+        assert_eq!(m.list(None).len(), 2, "each value once; no leases");
+        assert_eq!(
+            m.expire(now() - 3600, None, |_| None),
+            0,
+            "recent values stay"
+        );
+        assert_eq!(
+            m.expire(now(), Some("other"), |_| None),
+            0,
+            "only the tag named"
+        );
+        assert_eq!(m.expire(now(), None, |_| Some(b"b".to_vec())), 1);
+        assert_eq!(m.list(Some("home"))[0].value, "b");
+        assert!(expire_args(&["x".into()]).is_err());
+        assert!(history_arg(&["a".into(), "b".into()]).is_err());
+    }
+}

@@ -549,3 +549,38 @@ fn a_tag_an_append_only_key_points_at_a_block_that_is_no_snapshot_is_undone_with
         .expect(0, "reset from a value that is no snapshot");
     s.owner_gc_keeps_everything();
 }
+
+/// A sweep or a lease dated far in the future (planted before the backend refused them, or
+/// with full access) counts as abandoned: the owner's next run clears it instead of waiting
+/// for ever.
+#[test]
+fn a_sweep_or_lease_dated_in_the_future_is_cleared_by_the_owners_next_run() {
+    let s = Setup::new();
+    let full = protocol::Client::connect(&format!(
+        "backend-splitlog {}",
+        ore_tests::quote(&s.d.path().join("archive"))
+    ))
+    .unwrap();
+    let forever = format!(
+        r#"{{"state":"sweeping","epoch":"x","unclean":"","by":"evil","since":0,"heartbeat":{},"id":"x"}}"#,
+        i64::MAX
+    );
+    let gc = full.get_tag("ore:gc").unwrap();
+    full.set_tag("ore:gc", gc.as_deref(), forever.as_bytes())
+        .unwrap();
+    let lease = format!(
+        r#"{{"by":"evil","since":0,"heartbeat":{},"id":"x"}}"#,
+        i64::MAX
+    );
+    full.set_tag("ore:lease:7", None, lease.as_bytes()).unwrap();
+    full.close().unwrap();
+    std::fs::write(s.src.join("after"), b"x").unwrap();
+    let started = Instant::now();
+    s.owner.snapshot("home", &s.src);
+    s.owner.run(&["gc"]).expect(0, "the owner's gc");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
