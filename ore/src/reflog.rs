@@ -167,6 +167,25 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
     }
 }
 
+/// Points `ore:reflog` at `key`, which must be a reflog block (one of its earlier heads, as
+/// `ore tag-history ore:reflog` lists them): the owner's way back when the tag was pointed at
+/// something else (an append-only key may move it to any block key, and a reflog that cannot
+/// be read stops gc). Moves it from whatever it holds; `false` when another run moved it
+/// meanwhile.
+pub fn reset_head(repo: &Repo, key: Key) -> Result<bool> {
+    read_block(repo, key).map_err(|e| {
+        Error::Archive(format!(
+            "block {key} is not a reflog block this archive can read ({e}); \
+             `ore tag-history {REFLOG_TAG}` lists the earlier heads"
+        ))
+    })?;
+    let current = repo.backend.get_tag(REFLOG_TAG)?;
+    let out = repo
+        .backend
+        .set_tag(REFLOG_TAG, current.as_deref(), key.to_hex().as_bytes())?;
+    Ok(matches!(out, CasOutcome::Done))
+}
+
 fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
     let exp = old.map(|k| k.to_hex());
     let out = repo.backend.set_tag(

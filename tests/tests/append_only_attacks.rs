@@ -584,3 +584,47 @@ fn a_sweep_or_lease_dated_in_the_future_is_cleared_by_the_owners_next_run() {
         started.elapsed()
     );
 }
+
+/// `ore:reflog` pointed at a block that is no reflog (any block key is allowed: the backend
+/// cannot tell) makes the reflog unreadable (and may stop the owner's gc, whose walk reads it
+/// as a reflog). Nothing is lost — the earlier heads are kept — and the owner finds them with
+/// `ore tag-history ore:reflog` and puts one back with `ore reflog reset`.
+#[test]
+fn a_reflog_an_append_only_key_points_elsewhere_is_undone_with_reflog_reset() {
+    let s = Setup::new();
+    let c = s.raw();
+    let format = c.get_tag("ore:format").unwrap().unwrap();
+    let head = c.get_tag("ore:reflog").unwrap();
+    assert_eq!(
+        c.set_tag("ore:reflog", head.as_deref(), &format).unwrap(),
+        protocol::CasOutcome::Done
+    );
+    c.close().unwrap();
+    let r = s.owner.run(&["reflog"]);
+    assert_ne!(
+        r.code, 0,
+        "reading a reflog that is no reflog: {}",
+        r.stdout
+    );
+    let h = s
+        .owner
+        .run(&["--json", "tag-history", "ore:reflog"])
+        .expect(0, "tag-history");
+    let earlier: Vec<String> = h
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["state"] == "kept")
+        .map(|v| v["value"].as_str().unwrap().to_string())
+        .collect();
+    let newest = earlier.last().expect("an earlier reflog head");
+    let wrong = s
+        .owner
+        .run(&["reflog", "reset", std::str::from_utf8(&format).unwrap()]);
+    assert_ne!(wrong.code, 0, "the format record is no reflog");
+    s.owner
+        .run(&["reflog", "reset", newest])
+        .expect(0, "reflog reset");
+    s.owner.run(&["reflog"]).expect(0, "the reflog reads again");
+    s.owner_gc_keeps_everything();
+}

@@ -379,6 +379,14 @@ pub enum ReflogCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Point the reflog back at one of its earlier heads (`ore tag-history ore:reflog`).
+    #[command(after_help = "Examples:
+  ore tag-history ore:reflog       the reflog's earlier heads, oldest first
+  ore reflog reset 3fa9c1d2e4b5...  make one of them the reflog again (a full key)")]
+    Reset {
+        /// The reflog block's key (64 hex digits).
+        key: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -165,6 +165,19 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
 
 pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
     let repo = env.open_brief()?;
+    if let Some(ReflogCommand::Reset { key }) = &a.command {
+        let key: protocol::Key = key
+            .parse()
+            .map_err(|e| anyhow!("reflog reset {key:?}: not a block key: {e}"))?;
+        let _lease = ore::lease::Lease::acquire(&repo)?;
+        if !ore::reflog::reset_head(&repo, key)? {
+            bail!("the reflog moved meanwhile (another run added to it); nothing was changed");
+        }
+        if !env.global.quiet {
+            eprintln!("the reflog now starts at {key}");
+        }
+        return Ok(Done::Clean);
+    }
     if let Some(ReflogCommand::Expire {
         older_than,
         dry_run,
