@@ -41,7 +41,7 @@
 //! given. Everything else that reaches the socket must show a ticket, which only a connection
 //! the holder already served can have been given, with its own access. Hence an append-only key
 //! that forwards to the holder it started itself, or to the owner's full-access holder, gets
-//! nothing it did not already have (test: `tests/tests/append_only_attacks.rs`).
+//! nothing it did not already have (test: `tests/tests/attach_forwarding.rs`).
 
 use crate::backend::{AttachPoint, Backend};
 use crate::error::{Error, ErrorCode, Result};
