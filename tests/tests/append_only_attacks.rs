@@ -332,6 +332,20 @@ fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
                 format!("version {i}")
             );
         }
+        // The owner, with full access, expires the history through the same program: then
+        // what only the rewound values named is collected.
+        owner
+            .run(&["reflog", "expire", "--older-than", "0s"])
+            .expect(0, &format!("{full}: reflog expire"));
+        owner.run(&["gc"]).expect(0, &format!("{full}: gc"));
+        let gone = owner.restore(
+            &snapshots[2],
+            &d.path().join(format!("gone-{}", &snapshots[2][..8])),
+        );
+        assert_ne!(
+            gone.code, 0,
+            "{full}: expired and unreachable, so collected"
+        );
         std::fs::remove_dir_all(&src).unwrap();
     }
 }
