@@ -61,6 +61,20 @@ impl Setup {
         protocol::Client::connect(&self.sshd.identifier("anything")).unwrap()
     }
 
+    /// Through the append-only key, points `tag` at the format record's block (a key, so
+    /// allowed; a block of another kind than the tag names). Returns that value.
+    fn point_at_the_format_record(&self, tag: &str) -> Vec<u8> {
+        let c = self.raw();
+        let format = c.get_tag("ore:format").unwrap().unwrap();
+        let now = c.get_tag(tag).unwrap();
+        assert_eq!(
+            c.set_tag(tag, now.as_deref(), &format).unwrap(),
+            protocol::CasOutcome::Done
+        );
+        c.close().unwrap();
+        format
+    }
+
     /// The owner's routine: gc (which compacts), then every snapshot must still restore.
     fn owner_gc_keeps_everything(&self) {
         self.owner.run(&["gc"]).expect(0, "the owner's gc");
@@ -356,14 +370,7 @@ fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
 #[test]
 fn a_tag_an_append_only_key_points_at_a_block_that_is_no_snapshot_is_undone_with_reset() {
     let s = Setup::new();
-    let c = s.raw();
-    let format = c.get_tag("ore:format").unwrap().unwrap();
-    let home = c.get_tag("home").unwrap();
-    assert_eq!(
-        c.set_tag("home", home.as_deref(), &format).unwrap(),
-        protocol::CasOutcome::Done
-    );
-    c.close().unwrap();
+    s.point_at_the_format_record("home");
     let r = s.owner.run(&["gc"]);
     assert_ne!(r.code, 0, "gc with a tag naming no snapshot: {}", r.stdout);
     let h = s
@@ -419,14 +426,7 @@ fn a_sweep_or_lease_dated_in_the_future_is_cleared_by_the_owners_next_run() {
 #[test]
 fn a_reflog_an_append_only_key_points_elsewhere_is_undone_with_reflog_reset() {
     let s = Setup::new();
-    let c = s.raw();
-    let format = c.get_tag("ore:format").unwrap().unwrap();
-    let head = c.get_tag("ore:reflog").unwrap();
-    assert_eq!(
-        c.set_tag("ore:reflog", head.as_deref(), &format).unwrap(),
-        protocol::CasOutcome::Done
-    );
-    c.close().unwrap();
+    let format = s.point_at_the_format_record("ore:reflog");
     let r = s.owner.run(&["reflog"]);
     assert_ne!(
         r.code, 0,
