@@ -26,6 +26,7 @@
 
 mod at;
 mod files;
+mod history;
 
 use at::{Dir, Name};
 use files::{
@@ -64,11 +65,8 @@ const COMMANDS: &[AdminCommand] = &[
         args: "",
         help: "count blocks, bytes and tags (walks the whole archive)",
     },
-    AdminCommand {
-        name: "tag-history",
-        args: "NAME",
-        help: "every value the tag has had, oldest first",
-    },
+    protocol::history::READ_COMMAND,
+    protocol::history::EXPIRE_COMMAND,
 ];
 
 /// How to open an archive.
@@ -387,64 +385,9 @@ impl FsBackend {
             }
             None => return Ok(CasOutcome::Done),
         }
-        self.record_history(name, new.as_deref())?;
+        history::record(&self.dir, name, new.as_deref())?;
         sync_dir(&self.dir.join("tags"))?;
         Ok(CasOutcome::Done)
-    }
-
-    /// Appends a tag change to `tag-history/NAME`, so every earlier value stays recoverable
-    /// (an append-only client can move a tag, never erase where it was).
-    fn record_history(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = self.dir.join("tag-history");
-        files::create_dir_all(&dir)?;
-        let path = dir.join(name);
-        let line = match value {
-            Some(v) => format!("{} set {}\n", now_ns(), hex(v)),
-            None => format!("{} removed\n", now_ns()),
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        f.write_all(line.as_bytes())
-            .and_then(|()| f.sync_data())
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        sync_dir(&dir)
-    }
-
-    fn tag_history(&self, name: &str) -> Result<AdminOutput> {
-        check_tag_name(name)?;
-        let path = self.dir.join("tag-history").join(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        };
-        let mut out = String::new();
-        let mut rows = Vec::new();
-        for line in text.lines() {
-            let mut w = line.splitn(3, ' ');
-            let (Some(ns), Some(what)) = (w.next(), w.next()) else {
-                continue;
-            };
-            let value = match (what, w.next()) {
-                ("set", Some(h)) => Some(show_hex_value(h)),
-                _ => None,
-            };
-            out.push_str(&format!(
-                "{ns}: {}\n",
-                value.as_deref().unwrap_or("(removed)")
-            ));
-            rows.push(serde_json::json!({"time_ns": ns.parse::<i128>().ok(), "value": value}));
-        }
-        if rows.is_empty() {
-            out = format!("tag {name} has no history\n");
-        }
-        Ok(AdminOutput::new(out, serde_json::Value::Array(rows)))
     }
 
     /// Every stored key in ascending order after `after`, up to `limit` (+1 to tell `more`).
@@ -711,14 +654,18 @@ impl Backend for FsBackend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        if command == "tag-history" {
-            return match args {
-                [name] => self.tag_history(name),
-                _ => Err(Error::backend(
-                    ErrorCode::Admin,
-                    "tag-history needs one argument: the tag's name",
-                )),
-            };
+        if command == protocol::history::TAG_HISTORY {
+            let asked = protocol::history::history_arg(args)?;
+            let entries = history::list(&self.dir, asked)?;
+            return Ok(protocol::history::output(asked, &entries));
+        }
+        if command == protocol::history::EXPIRE {
+            let (cutoff, tag) = protocol::history::expire_args(args)?;
+            self.check_writable("expiring tag history")?;
+            let _inner = self.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
+            let _outer = FileLock::acquire(&self.dir.join("tags.lock"))?;
+            let n = history::expire(&self.dir, cutoff, tag, |t| read_optional(&self.tag_path(t)))?;
+            return Ok(protocol::history::expired_output(n));
         }
         if !args.is_empty() {
             return Err(Error::backend(
@@ -748,13 +695,6 @@ impl Backend for FsBackend {
     }
 }
 
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
-}
-
 /// The key's 64 hex digits, on the stack.
 fn hex64(key: &Key) -> [u8; 64] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -764,24 +704,6 @@ fn hex64(key: &Key) -> [u8; 64] {
         out[2 * i + 1] = DIGITS[(b & 15) as usize];
     }
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A recorded value (hex) as text when it is printable text, else as the hex itself.
-fn show_hex_value(h: &str) -> String {
-    let bytes: Option<Vec<u8>> = (0..h.len() / 2)
-        .map(|i| {
-            h.get(2 * i..2 * i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect();
-    match bytes.and_then(|b| String::from_utf8(b).ok()) {
-        Some(t) if t.chars().all(|c| !c.is_control()) => t,
-        _ => h.to_string(),
-    }
 }
 
 impl Drop for FsBackend {

@@ -4,6 +4,7 @@ use crate::members::Member;
 use crate::repair;
 use crate::{trust_of, ReplicatedBackend};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
+use protocol::history;
 use protocol::{Backend, Error, ErrorCode, Result};
 use serde_json::json;
 use std::sync::Arc;
@@ -24,11 +25,8 @@ const COMMANDS: &[AdminCommand] = &[
         args: "",
         help: "blocks, bytes, tags, blocks short of full trust, damaged copies",
     },
-    AdminCommand {
-        name: "tag-history",
-        args: "NAME",
-        help: "every value the tag has had, oldest first",
-    },
+    protocol::history::READ_COMMAND,
+    protocol::history::EXPIRE_COMMAND,
     AdminCommand {
         name: "members",
         args: "",
@@ -164,12 +162,13 @@ pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<Admi
         "info" => info(b),
         "stats" => stats(b),
         "members" => members(b),
-        "tag-history" => match args {
-            [name] => tag_history(b, name),
-            _ => Err(bad(
-                "`tag-history` needs one argument: the tag's name".into()
-            )),
-        },
+        history::TAG_HISTORY => tag_history(b, args),
+        history::EXPIRE => {
+            let (cutoff, tag) = history::expire_args(args)?;
+            Ok(history::expired_output(
+                b.inner().state().expire_tag_history(cutoff, tag)?,
+            ))
+        }
         "add" => add(b, args),
         "set" => set(b, args),
         "remove" => remove(b, args),
@@ -245,21 +244,21 @@ fn stats(b: &ReplicatedBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(text, json))
 }
 
-fn tag_history(b: &ReplicatedBackend, name: &str) -> Result<AdminOutput> {
-    let rows = b.inner().state().tag_history(name)?;
-    let show = |v: &Option<Vec<u8>>| v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
-    let mut text: String = rows
-        .iter()
-        .map(|(t, v)| format!("{t}: {}\n", show(v).as_deref().unwrap_or("(removed)")))
+fn tag_history(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
+    let asked = history::history_arg(args)?;
+    let entries: Vec<history::Entry> = b
+        .inner()
+        .state()
+        .tag_history(asked)?
+        .into_iter()
+        .filter(|(tag, _, _)| history::keeps_history(tag))
+        .map(|(tag, time, value)| history::Entry {
+            tag,
+            value: history::show_value(&value),
+            time,
+        })
         .collect();
-    if rows.is_empty() {
-        text = format!("tag {name} has no history\n");
-    }
-    let json = rows
-        .iter()
-        .map(|(t, v)| json!({"time": t, "value": show(v)}))
-        .collect();
-    Ok(AdminOutput::new(text, serde_json::Value::Array(json)))
+    Ok(history::output(asked, &entries))
 }
 
 fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {

@@ -631,17 +631,35 @@ impl State {
         Ok(Ok(()))
     }
 
-    /// Every value tag `name` has had, oldest first: (time, value or `None` for a removal).
-    pub fn tag_history(&self, name: &str) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+    /// Kept values of tag `name` (or all), each once, oldest first: (name, first seen, value).
+    pub fn tag_history(&self, name: Option<&str>) -> Result<Vec<(String, i64, Vec<u8>)>> {
+        let e = |e| self.err("reading tag history", e);
         let mut q = self
             .conn
-            .prepare("SELECT time, value FROM tag_history WHERE name = ?1 ORDER BY seq")
-            .map_err(|e| self.err("reading a tag's history", e))?;
+            .prepare(
+                "SELECT name, MIN(time), value FROM tag_history WHERE value IS NOT NULL \
+                 AND (?1 IS NULL OR name = ?1) GROUP BY name, value ORDER BY MIN(seq)",
+            )
+            .map_err(e)?;
         let rows = q
-            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err("reading a tag's history", e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err("reading a tag's history", e))
+            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
+
+    /// Forgets kept values (of `name`, or all) first seen by `cutoff` that are not current.
+    pub fn expire_tag_history(&self, cutoff: i64, name: Option<&str>) -> Result<u64> {
+        self.conn
+            .execute(
+                "DELETE FROM tag_history WHERE (?2 IS NULL OR name = ?2) AND (name, value) IN \
+                 (SELECT h.name, h.value FROM tag_history h GROUP BY h.name, h.value \
+                 HAVING MIN(h.time) <= ?1) \
+                 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.name = tag_history.name \
+                 AND t.value IS tag_history.value)",
+                rusqlite::params![cutoff, name],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err("expiring tag history", e))
     }
 
     /// Adopts a tag found on a member that the state has never heard of.

@@ -4,7 +4,9 @@
 //! are appended to the newest log and synced, the index is committed pointing at the copies, and
 //! only then is the old log deleted. Records the old log held that a reindex would still need
 //! (removals of blocks that older logs hold, the latest tag and setting values) are carried
-//! over too, so a reindex after compaction rebuilds exactly the same state.
+//! over too, so a reindex after compaction rebuilds exactly the same state — the tag history
+//! included: every value a compacted log set that the history still keeps is written again as
+//! a kept-value record (until someone with full access expires it, `expire-tag-history`).
 
 use crate::index::Location;
 use crate::logs::{list_logs, log_path};
@@ -12,6 +14,7 @@ use crate::record::{named_payload, parse_named, RecordType};
 use crate::scan::{Item, Scanner};
 use crate::{SplitlogBackend, State};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
+use protocol::history;
 use protocol::{Backend, Error, ErrorCode, Key, Result};
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
@@ -42,11 +45,8 @@ const COMMANDS: &[AdminCommand] = &[
         args: "",
         help: "re-read every record of every log and check its checksum",
     },
-    AdminCommand {
-        name: "tag-history",
-        args: "NAME",
-        help: "every value the tag has had, oldest first (reads every log)",
-    },
+    protocol::history::READ_COMMAND,
+    protocol::history::EXPIRE_COMMAND,
     AdminCommand {
         name: "compact",
         args: "[THRESHOLD]",
@@ -172,13 +172,26 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             no_args(command, args)?;
             verify(&mut b.state())
         }
-        "tag-history" => match args {
-            [name] => tag_history(&mut b.state(), name),
-            _ => Err(Error::backend(
-                ErrorCode::Admin,
-                "tag-history needs one argument: the tag's name",
-            )),
-        },
+        history::TAG_HISTORY => {
+            let asked = history::history_arg(args)?;
+            let rows = b.state().index.tag_history(asked)?;
+            let entries: Vec<history::Entry> = rows
+                .into_iter()
+                .map(|(tag, value, time)| history::Entry {
+                    tag,
+                    value: history::show_value(&value),
+                    time,
+                })
+                .collect();
+            Ok(history::output(asked, &entries))
+        }
+        history::EXPIRE => {
+            let (cutoff, tag) = history::expire_args(args)?;
+            let mut st = b.state();
+            let n = st.index.expire_tag_history(cutoff, tag)?;
+            st.commit()?;
+            Ok(history::expired_output(n))
+        }
         "compact" => {
             let threshold = if args.is_empty() {
                 0.5
@@ -247,56 +260,6 @@ fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOut
         format!("{name}: {value}\n"),
         json!({ name: value }),
     ))
-}
-
-/// Every value tag `name` has had, oldest first, from the logs (which keep every change until
-/// a compaction rewrites the log that holds it).
-fn tag_history(st: &mut State, name: &str) -> Result<AdminOutput> {
-    st.commit()?;
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    for n in list_logs(st.logs.dir())? {
-        let file = st.logs.file(n)?;
-        let scanner =
-            Scanner::new(file, 0, true).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
-        for item in scanner {
-            let Item::Record {
-                offset,
-                header,
-                payload: Some(payload),
-            } = item.map_err(|e| Error::io(format!("scanning log {n}"), e))?
-            else {
-                continue;
-            };
-            if !matches!(header.kind, RecordType::TagSet | RecordType::TagRemoved) {
-                continue;
-            }
-            let Some((tag, value)) = parse_named(&payload) else {
-                continue;
-            };
-            if tag != name {
-                continue;
-            }
-            let value = (header.kind == RecordType::TagSet).then(|| show_value(&value));
-            text.push_str(&format!(
-                "log {n} offset {offset}: {}\n",
-                value.as_deref().unwrap_or("(removed)")
-            ));
-            rows.push(json!({"log": n, "offset": offset, "value": value}));
-        }
-    }
-    if rows.is_empty() {
-        text = format!("tag {name} has no history in the logs\n");
-    }
-    Ok(AdminOutput::new(text, json!(rows)))
-}
-
-/// A tag value as text when it is printable, else as hex.
-fn show_value(v: &[u8]) -> String {
-    match std::str::from_utf8(v) {
-        Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_string(),
-        _ => v.iter().map(|b| format!("{b:02x}")).collect(),
-    }
 }
 
 fn verify(st: &mut State) -> Result<AdminOutput> {
@@ -422,6 +385,9 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
     let scanner = Scanner::new(&file, 0, true)
         .map_err(|e| Error::io(format!("scanning {}", path.display()), e))?;
     let mut tags = BTreeSet::new();
+    // Values this log set that the tag history still keeps, in order: carried over so that a
+    // reindex after compaction finds the same history (protocol::history).
+    let mut kept = Vec::new();
     let mut settings = BTreeSet::new();
     for item in scanner {
         let Item::Record {
@@ -454,9 +420,16 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
                     st.write(RecordType::BlockRemoved, key.0, &[])?;
                 }
             }
-            RecordType::TagSet | RecordType::TagRemoved => {
-                if let Some((name, _)) = parse_named(&payload) {
-                    tags.insert(name);
+            RecordType::TagSet | RecordType::TagRemoved | RecordType::TagKept => {
+                if let Some((name, value)) = parse_named(&payload) {
+                    if header.kind != RecordType::TagRemoved
+                        && st.index.in_history(&name, &value)?
+                    {
+                        kept.push(named_payload(&name, &value));
+                    }
+                    if header.kind != RecordType::TagKept {
+                        tags.insert(name);
+                    }
                 }
             }
             RecordType::Setting => {
@@ -465,6 +438,10 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
                 }
             }
         }
+    }
+    // Kept values first (they change no tag), then the tags' current values.
+    for payload in &kept {
+        st.write(RecordType::TagKept, [0; 32], payload)?;
     }
     for name in tags {
         match st.index.tag(&name)? {

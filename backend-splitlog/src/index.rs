@@ -19,6 +19,13 @@ CREATE TABLE IF NOT EXISTS blocks (
     len INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tag_history (
+    name TEXT NOT NULL,
+    value BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (name, value)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (
     log INTEGER PRIMARY KEY,
@@ -53,6 +60,9 @@ pub struct Index {
     /// Live and dead byte changes per log not yet written to the `logs` table (written at each
     /// commit, and before the table is read), so a put costs no extra statement.
     space: std::collections::BTreeMap<u32, (i64, i64)>,
+    /// The highest sequence number in `tag_history`, once read (so a replay of many tag
+    /// records does not look it up each time).
+    history_seq: Option<i64>,
 }
 
 impl Index {
@@ -71,6 +81,7 @@ impl Index {
         Ok(Index {
             conn,
             space: Default::default(),
+            history_seq: None,
         })
     }
 
@@ -115,9 +126,10 @@ impl Index {
     /// Empties every table (for a reindex).
     pub fn clear(&mut self) -> Result<()> {
         self.space.clear();
+        self.history_seq = None;
         self.conn
             .execute_batch(
-                "DELETE FROM blocks; DELETE FROM tags; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
+                "DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
             )
             .map_err(|e| db_err("clearing", e))
     }
@@ -279,7 +291,37 @@ impl Index {
             .map_err(|e| db_err("reading a tag", e))
     }
 
+    /// Records `value` in tag `name`'s history (its first sighting only; see
+    /// `protocol::history`).
+    pub fn keep_tag_value(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        if !protocol::history::keeps_history(name) {
+            return Ok(());
+        }
+        let seq = match self.history_seq {
+            Some(n) => n,
+            None => self
+                .conn
+                .query_row("SELECT IFNULL(MAX(seq), 0) FROM tag_history", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| db_err("reading tag history", e))?,
+        } + 1;
+        let added = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO tag_history (name, value, seq, time) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut st| st.execute(params![name, value, seq, protocol::history::now()]))
+            .map_err(|e| db_err("recording a tag's history", e))?;
+        self.history_seq = Some(if added > 0 { seq } else { seq - 1 });
+        Ok(())
+    }
+
+    /// Sets or removes a tag, and records a value set in the tag's history.
     pub fn set_tag(&mut self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        if let Some(v) = value {
+            self.keep_tag_value(name, v)?;
+        }
         let r = match value {
             Some(v) => self.conn.execute(
                 "INSERT OR REPLACE INTO tags (name, value) VALUES (?1, ?2)",
@@ -302,6 +344,42 @@ impl Index {
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| db_err("listing tags", e))?;
         Ok(rows)
+    }
+
+    /// The kept values of tag `name` (or of every tag), oldest first: (name, value, time).
+    pub fn tag_history(&self, name: Option<&str>) -> Result<Vec<(String, Vec<u8>, i64)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT name, value, time FROM tag_history WHERE ?1 IS NULL OR name = ?1 ORDER BY seq",
+            )
+            .map_err(|e| db_err("reading tag history", e))?;
+        let rows = st
+            .query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("reading tag history", e))?;
+        Ok(rows)
+    }
+
+    /// Whether `value` of tag `name` is still kept in its history.
+    pub fn in_history(&self, name: &str, value: &[u8]) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM tag_history WHERE name = ?1 AND value = ?2")
+            .and_then(|mut st| st.exists(params![name, value]))
+            .map_err(|e| db_err("reading tag history", e))
+    }
+
+    /// Forgets kept values (of tag `name`, or all) first seen at or before `cutoff` that
+    /// their tag no longer holds.
+    pub fn expire_tag_history(&mut self, cutoff: i64, name: Option<&str>) -> Result<u64> {
+        self.conn
+            .execute(
+                "DELETE FROM tag_history WHERE time <= ?1 AND (?2 IS NULL OR name = ?2) AND NOT EXISTS \
+                 (SELECT 1 FROM tags WHERE tags.name = tag_history.name AND tags.value = tag_history.value)",
+                params![cutoff, name],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| db_err("expiring tag history", e))
     }
 
     pub fn setting(&self, name: &str) -> Result<Option<String>> {
@@ -356,7 +434,10 @@ impl Index {
                 self.remove_block(&key)?;
                 self.account(log, header.record_len() as i64, 0)?;
             }
-            RecordType::TagSet | RecordType::TagRemoved | RecordType::Setting => {
+            RecordType::TagSet
+            | RecordType::TagRemoved
+            | RecordType::TagKept
+            | RecordType::Setting => {
                 let (name, value) = parse_named(payload).ok_or_else(|| {
                     Error::backend(
                         ErrorCode::Corrupt,
@@ -369,6 +450,7 @@ impl Index {
                 match header.kind {
                     RecordType::TagSet => self.set_tag(&name, Some(&value))?,
                     RecordType::TagRemoved => self.set_tag(&name, None)?,
+                    RecordType::TagKept => self.keep_tag_value(&name, &value)?,
                     _ => self.set_setting(&name, &String::from_utf8_lossy(&value))?,
                 }
                 self.account(log, header.record_len() as i64, 0)?;

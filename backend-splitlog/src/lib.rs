@@ -374,6 +374,7 @@ fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
             has_logs = true;
         } else if name != logs::LOCK_FILE
             && name != protocol::share::SOCKET
+            && !name.starts_with(protocol::share::SECRET)
             && !entry.path().starts_with(metadata)
             && !name.starts_with("metadata.db")
         {

@@ -11,7 +11,8 @@
 //!
 //! ```text
 //!  0  magic          4  "OSL" 0x02
-//!  4  type           1  1 block, 2 tag set, 3 tag removed, 4 block removed, 5 setting
+//!  4  type           1  1 block, 2 tag set, 3 tag removed, 4 block removed, 5 setting,
+//!                       6 tag value kept (history only: the tag is not changed)
 //!  5  payload length 4
 //!  9  payload crc32  4  CRC-32 (IEEE) of the payload
 //! 13  key           32  block key; zero for tag and setting records
@@ -22,7 +23,9 @@
 //! Nothing is padded: the header is paid once per block, and blocks are many and small.
 //!
 //! Payloads: a block record holds the block's bytes; a removal record is empty (the key says
-//! which block); tag and setting records hold `name length (u16) | name | value`.
+//! which block); tag, kept-value and setting records hold `name length (u16) | name | value`.
+//! A kept-value record is what compaction writes for a value the tag no longer holds but its
+//! history keeps (see `protocol::history`), so that a reindex finds the same history.
 
 /// The four magic bytes that start every record.
 pub const MAGIC: [u8; 4] = *b"OSL\x02";
@@ -37,6 +40,7 @@ pub enum RecordType {
     TagRemoved = 3,
     BlockRemoved = 4,
     Setting = 5,
+    TagKept = 6,
 }
 
 impl RecordType {
@@ -47,6 +51,7 @@ impl RecordType {
             3 => RecordType::TagRemoved,
             4 => RecordType::BlockRemoved,
             5 => RecordType::Setting,
+            6 => RecordType::TagKept,
             _ => return None,
         })
     }

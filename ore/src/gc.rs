@@ -1,6 +1,8 @@
 //! Garbage collection: remove every block no root reaches (FORMAT.md §10).
 //!
 //! 1. **Mark**, without stopping anyone: walk from every tag, the reflog and the format record,
+//!    and from every value the backend's tag history still keeps (so moving a tag, through an
+//!    append-only key say, destroys nothing until the owner expires that history),
 //!    remembering each block in a [`KeySet`] (bounded memory). A root that cannot be read
 //!    stops gc: removing blocks on the strength of a damaged archive could delete what the
 //!    damaged part refers to (`ore check` says what is wrong).
@@ -150,9 +152,12 @@ fn tmp_error(e: std::io::Error) -> Error {
     Error::Local(format!("gc's temporary file: {e}"))
 }
 
-/// Marks everything the archive's roots reach into `marked`.
+/// Marks everything the archive's roots reach into `marked`: the tags, and every block the
+/// tags' kept history names.
 fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
-    let roots = reach::roots(repo)?;
+    let mut roots = reach::roots(repo)?;
+    let kept = reach::history_roots(repo, &roots)?;
+    roots.extend(kept);
     let visitor = Mark(opts.progress.as_deref());
     reach::walk(repo, &roots, marked, &visitor, &Counts::default())
 }

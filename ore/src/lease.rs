@@ -88,9 +88,13 @@ impl Holder {
         }
     }
 
-    /// Whether it has not been renewed for longer than the ttl.
+    /// Whether it has not been renewed for longer than the ttl — or claims a heartbeat more
+    /// than a ttl in the future, which no holder on a clock that agrees with ours (as they
+    /// must, see above) can have written: a forged value, made to keep everyone waiting, is
+    /// cleared like a dead holder's.
     pub fn expired(&self) -> bool {
-        crate::util::now_ns() - self.heartbeat > ttl_ns()
+        let age = crate::util::now_ns().saturating_sub(self.heartbeat);
+        age > ttl_ns() || age < -ttl_ns()
     }
 
     fn to_bytes(&self) -> Vec<u8> {

@@ -276,16 +276,81 @@ pub fn roots(repo: &Repo) -> Result<Roots> {
     }
 }
 
+/// What a tag named `name` points at, if it names a block.
+fn node_of_tag(name: &str) -> Option<Node> {
+    match name {
+        crate::format::FORMAT_TAG => Some(Node::Format),
+        crate::reflog::REFLOG_TAG => Some(Node::Reflog),
+        n if crate::format::is_system_tag(n) => None,
+        _ => Some(Node::Snapshot),
+    }
+}
+
+/// The roots gc keeps besides `current` (the tags' roots): every snapshot and reflog block a
+/// tag's kept history names (PROTOCOL.md §6, "Tag history"). So a tag moved by anyone — an
+/// append-only client's `forget` or rewound reflog among them — loses nothing until the owner
+/// expires the history (`ore reflog expire` with full access). A kept value is no root when its
+/// block is gone (removed before it was kept, or by an earlier gc) or is not what its tag
+/// says (a tag once pointed at another kind of block, or at a damaged one: nothing below it
+/// could be read anyway); failing to read it at all stops gc. Earlier format records reach
+/// nothing and are not kept. A backend that keeps no history is an error: gc cannot know what
+/// it would destroy.
+pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
+    use protocol::history::{parse, TAG_HISTORY};
+    let out = repo.backend.admin(TAG_HISTORY, &[]).map_err(|e| {
+        Error::Archive(format!(
+            "gc needs the tag history of archive {} (`{TAG_HISTORY}`), which its backend did not give: {e}",
+            repo.id
+        ))
+    })?;
+    let known: std::collections::HashSet<Key> = current.iter().map(|(k, _)| *k).collect();
+    let mut roots: Roots = parse(&out.json)?
+        .into_iter()
+        .filter_map(|e| {
+            let node = node_of_tag(&e.tag).filter(|n| *n != Node::Format)?;
+            Some((crate::repo::parse_tag_value(e.value.as_bytes())?, node))
+        })
+        .filter(|(k, _)| !known.contains(k))
+        .collect();
+    roots.sort_by_key(|(k, _)| *k);
+    roots.dedup_by_key(|(k, _)| *k);
+    // Each is read (all requests in flight at once) to see that it is what it should be.
+    let tickets: Vec<_> = roots
+        .iter()
+        .map(|(k, _)| repo.backend.start_get(*k))
+        .collect();
+    let mut kept = Vec::new();
+    for ((key, node), ticket) in roots.into_iter().zip(tickets) {
+        let Some(stored) = ticket.wait()? else {
+            continue;
+        };
+        let sound = match node {
+            Node::Reflog => repo
+                .decode_stored::<ReflogBlock>(key, Kind::Reflog, stored)
+                .map(|_| ()),
+            _ => repo
+                .decode_stored::<Snapshot>(key, Kind::Snapshot, stored)
+                .map(|_| ()),
+        };
+        match sound {
+            Ok(()) => kept.push((key, node)),
+            Err(Error::Corrupt { .. } | Error::Missing { .. }) => protocol::log::debug(&format!(
+                "gc: kept tag value {key} is no readable {}; not a root",
+                node.name()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(kept)
+}
+
 /// The roots, and a message for each tag whose value is not a key.
 pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     for (name, value) in repo.backend.list_tags()? {
-        let node = match name.as_str() {
-            crate::format::FORMAT_TAG => Node::Format,
-            crate::reflog::REFLOG_TAG => Node::Reflog,
-            n if crate::format::is_system_tag(n) => continue,
-            _ => Node::Snapshot,
+        let Some(node) = node_of_tag(&name) else {
+            continue;
         };
         match crate::repo::parse_tag_value(&value) {
             Some(key) => out.push((key, node)),

@@ -167,6 +167,25 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
     }
 }
 
+/// Points `ore:reflog` at `key`, which must be a reflog block (one of its earlier heads, as
+/// `ore tag-history ore:reflog` lists them): the owner's way back when the tag was pointed at
+/// something else (an append-only key may move it to any block key, and a reflog that cannot
+/// be read stops gc). Moves it from whatever it holds; `false` when another run moved it
+/// meanwhile.
+pub fn reset_head(repo: &Repo, key: Key) -> Result<bool> {
+    read_block(repo, key).map_err(|e| {
+        Error::Archive(format!(
+            "block {key} is not a reflog block this archive can read ({e}); \
+             `ore tag-history {REFLOG_TAG}` lists the earlier heads"
+        ))
+    })?;
+    let current = repo.backend.get_tag(REFLOG_TAG)?;
+    let out = repo
+        .backend
+        .set_tag(REFLOG_TAG, current.as_deref(), key.to_hex().as_bytes())?;
+    Ok(matches!(out, CasOutcome::Done))
+}
+
 fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
     let exp = old.map(|k| k.to_hex());
     let out = repo.backend.set_tag(
@@ -179,8 +198,32 @@ fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
 
 /// Drops the entries older than `cutoff` (ns since the epoch); returns how many were dropped.
 /// The remaining entries are written as a new chain of blocks; the old blocks become garbage
-/// for the next gc.
+/// for the next gc. The backend's tag history is expired with it (every tag's values first
+/// seen before `cutoff`, and every earlier reflog head), since gc keeps what that history names
+/// (`protocol::history`). Only a connection with full access may expire history: through an
+/// append-only one this refuses before changing anything.
 pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    use protocol::history::EXPIRE;
+    let info = repo.backend.info();
+    if !dry_run && !info.admin_commands.iter().any(|c| c == EXPIRE) {
+        return Err(Error::Archive(format!(
+            "archive {} keeps every value each tag has had, and this connection may not expire \
+             that history ({}: `{EXPIRE}` is not offered); nothing was dropped — the owner, with \
+             full access, can",
+            repo.id, info.description
+        )));
+    }
+    let (dropped, kept) = expire_entries(repo, cutoff, dry_run)?;
+    if !dry_run {
+        let age = (crate::util::now_ns().saturating_sub(cutoff) / 1_000_000_000).max(0);
+        repo.backend.admin(EXPIRE, &[age.to_string()])?;
+        repo.backend
+            .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
+    }
+    Ok((dropped, kept))
+}
+
+fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
     loop {
         let old_head = head(repo)?;
         let all = entries(repo)?;

@@ -62,6 +62,7 @@ pub fn run(b: &dyn Backend) {
     pipelining(b, &mut stored);
     concurrency(b, &mut stored);
     admin(b);
+    tag_history(b);
     let stats = b.stats().expect("stats");
     if let Some(n) = stats.blocks {
         assert_eq!(
@@ -406,6 +407,52 @@ fn admin(b: &dyn Backend) {
         ErrorCode::Admin,
         "an unknown admin command is an admin error"
     );
+}
+
+/// Every value a tag has had is kept and listed until expired, the current one always
+/// (PROTOCOL.md §6, "Tag history").
+fn tag_history(b: &dyn Backend) {
+    use crate::history::{parse, EXPIRE, TAG_HISTORY};
+    let values: Vec<String> = (1..=3).map(|n| test_key(900 + n).to_hex()).collect();
+    let mut expected = None;
+    for v in &values {
+        assert_eq!(
+            b.set_tag("kept", expected.as_deref(), v.as_bytes())
+                .expect("set kept"),
+            CasOutcome::Done
+        );
+        expected = Some(v.as_bytes().to_vec());
+    }
+    let kept = |asked: &[String]| -> Vec<String> {
+        let out = b
+            .admin(TAG_HISTORY, asked)
+            .unwrap_or_else(|e| panic!("every backend answers `{TAG_HISTORY}`: {e}"));
+        parse(&out.json)
+            .expect("`tag-history` JSON is a list of kept values")
+            .into_iter()
+            .filter(|e| e.tag == "kept")
+            .map(|e| e.value)
+            .collect()
+    };
+    assert_eq!(
+        kept(&["kept".into()]),
+        values,
+        "`tag-history NAME` lists every value the tag has had, oldest first"
+    );
+    assert_eq!(kept(&[]), values, "`tag-history` lists every tag's values");
+    b.admin(EXPIRE, &["0".into()])
+        .unwrap_or_else(|e| panic!("every backend answers `{EXPIRE}`: {e}"));
+    assert_eq!(
+        kept(&["kept".into()]),
+        values[2..],
+        "expiring tag history keeps the current value"
+    );
+    assert_eq!(
+        code_of(b.admin(EXPIRE, &["soon".into()])),
+        ErrorCode::Admin,
+        "`expire-tag-history` wants whole seconds"
+    );
+    b.remove_tag("kept", None).expect("remove kept");
 }
 
 /// Runs the suite through [`crate::Lanes`] of `n` connections to the archive `id`, each a

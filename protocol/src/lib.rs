@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod error;
 pub mod fault;
 pub mod frame;
+pub mod history;
 pub mod key;
 pub mod lanes;
 pub mod linger;
@@ -25,6 +26,7 @@ pub mod restrict;
 pub mod serve;
 pub mod share;
 pub mod spawn;
+pub mod tagrules;
 
 pub use abandon::Abandon;
 pub use backend::{

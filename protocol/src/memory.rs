@@ -6,6 +6,7 @@ use crate::backend::{
     BackendInfo, CasOutcome, Stats,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::history;
 use crate::key::{check_tag_name, check_tag_value, Key};
 use crate::message::Level;
 use std::collections::BTreeMap;
@@ -35,12 +36,15 @@ const COMMANDS: &[AdminCommand] = &[
         args: "debug|info|warning|error TEXT",
         help: "send TEXT back as a log message (to test how clients show them)",
     },
+    history::READ_COMMAND,
+    history::EXPIRE_COMMAND,
 ];
 
 #[derive(Default)]
 struct State {
     blocks: BTreeMap<Key, Vec<u8>>,
     tags: BTreeMap<String, Vec<u8>>,
+    history: history::Memory,
 }
 
 /// Blocks and tags in a map, lost when dropped.
@@ -140,6 +144,7 @@ impl Backend for MemoryBackend {
             });
         }
         s.tags.insert(name.to_string(), value.to_vec());
+        s.history.record(name, value);
         Ok(CasOutcome::Done)
     }
 
@@ -186,6 +191,17 @@ impl Backend for MemoryBackend {
                 serde_json::json!({"kind": "memory", "max_block_size": self.max_block_size}),
             )),
             "stats" => Ok(self.stats()?.admin_output()),
+            history::TAG_HISTORY => {
+                let asked = history::history_arg(args)?;
+                Ok(history::output(asked, &self.state().history.list(asked)))
+            }
+            history::EXPIRE => {
+                let (cutoff, tag) = history::expire_args(args)?;
+                let s = &mut *self.state();
+                let tags = &s.tags;
+                let n = s.history.expire(cutoff, tag, |t| tags.get(t).cloned());
+                Ok(history::expired_output(n))
+            }
             "log" => {
                 let level = match args.first().map(String::as_str) {
                     Some("debug") => Level::Debug,

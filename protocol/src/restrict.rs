@@ -2,10 +2,11 @@
 //!
 //! A machine that makes backups should be able to add to an archive but never destroy it —
 //! even when the machine is compromised. Served through an ssh forced command with
-//! `--append-only`, a backend accepts puts and tag moves but refuses removals, tag removals and
-//! every admin command that changes anything; and since each backend keeps the history of
-//! every tag, a tag moved to garbage can be set back to any earlier value by someone with full
-//! access. `--read-only` refuses every change. The rules live here once, as a wrapper around
+//! `--append-only`, a backend accepts puts and tag moves but refuses removals, tag removals,
+//! every admin command that changes anything (expiring tag history among them), and tag values
+//! that would stop the owner's routine commands ([`crate::tagrules`]); and since each backend
+//! keeps the history of every tag, and gc keeps what that history names, a tag moved
+//! elsewhere can be set back to any earlier value by someone with full access. `--read-only` refuses every change. The rules live here once, as a wrapper around
 //! any backend, so every backend program offers the same flags with the same meaning.
 
 use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
@@ -147,6 +148,9 @@ impl<B: Backend> Backend for Restricted<B> {
     }
     fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
         self.may_write()?;
+        if self.access == Access::AppendOnly {
+            crate::tagrules::append_only_may_set(name, expected, value)?;
+        }
         self.inner.set_tag(name, expected, value)
     }
     fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {

@@ -6,9 +6,10 @@
 //! from the same archive identifier. So the process that opened the archive also listens on a
 //! unix socket next to it (`attach.sock`, mode 0600, in the archive's 0700 directory), and a
 //! later process started on the same archive, finding it held, becomes a relay: it connects to
-//! the socket, sends one byte naming its own access (its `--append-only`/`--read-only` flags),
-//! and then copies bytes both ways between its stdin/stdout and the socket. The holder serves
-//! each attached connection with the same loop as its own, restricted as the relay asked.
+//! the socket, names its own access (its `--append-only`/`--read-only` flags) and proves that
+//! it is a relay (below), and then copies bytes both ways between its stdin/stdout and the
+//! socket. The holder serves each attached connection with the same loop as its own,
+//! restricted as the relay asked.
 //!
 //! Attachments last as long as the holder's own connection (the frontend that started it waits
 //! for it to exit). When that ends, the socket goes away first, so nothing new attaches; each
@@ -23,6 +24,24 @@
 //! its socket and a ticket ([`Tickets`]), and a client that reaches the socket — through an ssh
 //! forwarding, for lanes over ssh — shows the ticket instead of declaring an access. The ticket
 //! carries the access of the connection it was issued to, so no one gains by attaching.
+//!
+//! # Nothing reached through the socket claims more than the key it came from
+//!
+//! The socket can be reached by more than the holder's relays: an ssh key whose
+//! `authorized_keys` line forces `--append-only` but lacks `restrict` may still forward a local
+//! socket to `DIR/attach.sock`, and its connection then arrives as the sshd process of the
+//! archive owner's uid — `SO_PEERCRED` cannot tell it from a relay. What such a key cannot do
+//! is read a file: every command it asks for is replaced by the forced one. So a declared
+//! access is believed only with the holder's *relay secret*: 32 random bytes the holder makes
+//! when it takes the archive and writes, before it listens, to `DIR/attach.key` (mode 0600,
+//! replaced by each holder, removed with the socket). A relay reads the file after it has
+//! connected and sends the secret after its access byte; the holder compares it in constant
+//! time and closes, before any greeting, a connection that declares an access without it. A
+//! relay is this program started with its own flags, so what it declares is what its key was
+//! given. Everything else that reaches the socket must show a ticket, which only a connection
+//! the holder already served can have been given, with its own access. Hence an append-only key
+//! that forwards to the holder it started itself, or to the owner's full-access holder, gets
+//! nothing it did not already have (test: `tests/tests/attach_forwarding.rs`).
 
 use crate::backend::{AttachPoint, Backend};
 use crate::error::{Error, ErrorCode, Result};
@@ -36,6 +55,8 @@ use std::time::{Duration, Instant};
 
 /// The socket's name inside the archive directory.
 pub const SOCKET: &str = "attach.sock";
+/// The relay secret's file, next to the socket.
+pub const SECRET: &str = "attach.key";
 
 /// Longest socket path a `sockaddr_un` holds, with room for its NUL.
 const PATH_MAX: usize = 107;
@@ -52,8 +73,52 @@ const SHOWS_TICKET: u8 = 3;
 /// Set in a relay's access byte when its own connection is not to be offered attach points
 /// (it came in through an ssh forced command, which is there to restrict it).
 const NO_ATTACH_POINTS: u8 = 0x10;
-/// Length of a ticket.
+/// How long an attaching peer has to send its preamble.
+const ADMISSION_PATIENCE: Duration = Duration::from_secs(30);
+/// Length of a ticket, and of the relay secret.
 pub const TICKET_LEN: usize = 32;
+
+/// 32 bytes from the operating system's random source.
+fn random_bytes(what: &str) -> Result<[u8; TICKET_LEN]> {
+    let mut t = [0u8; TICKET_LEN];
+    getrandom::getrandom(&mut t)
+        .map_err(|e| Error::backend(ErrorCode::Internal, format!("no random {what}: {e}")))?;
+    Ok(t)
+}
+
+/// Whether two secrets are equal, compared in constant time.
+fn same_secret(a: &[u8; TICKET_LEN], b: &[u8; TICKET_LEN]) -> bool {
+    a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The relay secret's file for the socket at `socket`.
+fn secret_path(socket: &Path) -> PathBuf {
+    socket.with_file_name(SECRET)
+}
+
+/// Makes a fresh relay secret and writes it next to `socket`, readable by its owner only
+/// (written under a temporary name and renamed, so a relay never reads half of it).
+fn write_secret(socket: &Path) -> Result<[u8; TICKET_LEN]> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let secret = random_bytes("relay secret")?;
+    let path = secret_path(socket);
+    let temp = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&temp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut f| f.write_all(&secret))
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|e| Error::io(format!("writing the relay secret {}", path.display()), e))?;
+    Ok(secret)
+}
+
+/// The relay secret of the holder listening on `socket`, if it can be read.
+fn read_secret(socket: &Path) -> Option<[u8; TICKET_LEN]> {
+    std::fs::read(secret_path(socket)).ok()?.try_into().ok()
+}
 
 /// The tickets a holder hands out with its attach point: one per access level, made at first
 /// request from the operating system's random source and valid while the holder lives. A
@@ -81,10 +146,7 @@ impl Tickets {
         let ticket = match issued.iter().find(|(_, a)| *a == access) {
             Some((t, _)) => *t,
             None => {
-                let mut t = [0u8; TICKET_LEN];
-                getrandom::getrandom(&mut t).map_err(|e| {
-                    Error::backend(ErrorCode::Internal, format!("no random ticket: {e}"))
-                })?;
+                let t = random_bytes("ticket")?;
                 issued.push((t, access));
                 t
             }
@@ -100,8 +162,7 @@ impl Tickets {
         let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = None;
         for (t, a) in issued.iter() {
-            let diff = t.iter().zip(ticket).fold(0u8, |d, (x, y)| d | (x ^ y));
-            if diff == 0 {
+            if same_secret(t, ticket) {
                 found = Some(*a);
             }
         }
@@ -135,7 +196,8 @@ fn access_of(b: u8) -> Option<Access> {
 }
 
 /// Serves this process's stdin/stdout with `access`, and every process that attaches through
-/// `socket` (when given) with the access it asks for or its ticket carries. Connections are
+/// `socket` (when given) with the access it asks for (with the relay secret) or its ticket
+/// carries. Connections are
 /// offered attach points unless `offer` is false for this process's own one (it came through an
 /// ssh forced command) or a relay says so for its own. Returns when its own connection and
 /// every attached one have ended.
@@ -150,6 +212,8 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
         return crate::serve::serve_stdio(&Restricted::new(backend, access));
     };
     let _ = std::fs::remove_file(socket);
+    // The secret is in place before anything can connect.
+    let secret = write_secret(socket)?;
     let listener = UnixListener::bind(socket)
         .map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
     {
@@ -163,7 +227,7 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
         let (backend, closing, tickets) = (backend.clone(), closing.clone(), tickets.clone());
         std::thread::Builder::new()
             .name("ore attach".into())
-            .spawn(move || accept_loop(listener, backend, closing, tickets))
+            .spawn(move || accept_loop(listener, backend, closing, tickets, secret))
             .map_err(|e| Error::io("starting the attach thread", e))?
     };
     let own = Restricted::new(backend.clone(), access).with_tickets(tickets.filter(|_| offer));
@@ -172,6 +236,7 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
     closing.store(true, Ordering::Release);
     let _ = UnixStream::connect(socket);
     let _ = std::fs::remove_file(socket);
+    let _ = std::fs::remove_file(secret_path(socket));
     let attached = acceptor.join().unwrap_or_default();
     // The attached connections read nothing more; what they received is answered.
     for (_, stream) in &attached {
@@ -186,14 +251,23 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
 type Attached = (std::thread::JoinHandle<()>, UnixStream);
 
 /// Reads what an attaching process sends first: the access it is served with, and whether it
-/// is offered attach points. `None` for an unknown byte or a ticket that was never issued.
-fn admission(stream: &mut UnixStream, tickets: Option<&Tickets>) -> Option<(Access, bool)> {
+/// is offered attach points. `None` for an unknown byte, a ticket that was never issued, or a
+/// declared access without the relay `secret`.
+fn admission(
+    stream: &mut UnixStream,
+    tickets: Option<&Tickets>,
+    secret: &[u8; TICKET_LEN],
+) -> Option<(Access, bool)> {
     let mut b = [0u8; 1];
     stream.read_exact(&mut b).ok()?;
+    let mut t = [0u8; TICKET_LEN];
+    stream.read_exact(&mut t).ok()?;
     if b[0] == SHOWS_TICKET {
-        let mut t = [0u8; TICKET_LEN];
-        stream.read_exact(&mut t).ok()?;
         return tickets?.admit(&t).map(|a| (a, true));
+    }
+    if !same_secret(&t, secret) {
+        crate::log::debug("refused an attachment that declared an access without the secret");
+        return None;
     }
     let access = access_of(b[0] & !NO_ATTACH_POINTS)?;
     Some((access, b[0] & NO_ATTACH_POINTS == 0))
@@ -204,6 +278,7 @@ fn accept_loop<B: Backend + 'static>(
     backend: Arc<B>,
     closing: Arc<AtomicBool>,
     tickets: Option<Arc<Tickets>>,
+    secret: [u8; TICKET_LEN],
 ) -> Vec<Attached> {
     let mut attached: Vec<Attached> = Vec::new();
     for stream in listener.incoming() {
@@ -218,7 +293,11 @@ fn accept_loop<B: Backend + 'static>(
         let t = std::thread::Builder::new()
             .name("ore attached".into())
             .spawn(move || {
-                let Some((access, offer)) = admission(&mut stream, tickets.as_deref()) else {
+                // A peer that never finishes its preamble does not hold a thread for ever.
+                let _ = stream.set_read_timeout(Some(ADMISSION_PATIENCE));
+                let admitted = admission(&mut stream, tickets.as_deref(), &secret);
+                let _ = stream.set_read_timeout(None);
+                let Some((access, offer)) = admitted else {
                     let _ = stream.shutdown(std::net::Shutdown::Both);
                     return;
                 };
@@ -243,7 +322,9 @@ fn accept_loop<B: Backend + 'static>(
 
 /// Connects to the process serving the archive at `socket`, waiting up to `patience` for it
 /// to start listening (it may have just taken the archive), to relay for a connection with
-/// `access`, which is offered attach points only if `offer`. `None` when nothing answers.
+/// `access`, which is offered attach points only if `offer`; the relay secret, read once
+/// connected, proves this is a relay. `None` when nothing answers (or the secret cannot be
+/// read).
 pub fn attach(
     socket: &Path,
     access: Access,
@@ -253,9 +334,14 @@ pub fn attach(
     let started = Instant::now();
     let first = access_byte(access) | if offer { 0 } else { NO_ATTACH_POINTS };
     loop {
+        // Connected first, then the secret read: a live holder wrote it before listening.
         if let Ok(mut s) = UnixStream::connect(socket) {
-            if s.write_all(&[first]).is_ok() {
-                return Some(s);
+            if let Some(secret) = read_secret(socket) {
+                let mut preamble = vec![first];
+                preamble.extend_from_slice(&secret);
+                if s.write_all(&preamble).is_ok() {
+                    return Some(s);
+                }
             }
         }
         if started.elapsed() >= patience {

@@ -10,11 +10,15 @@ fn append_only_adds_and_moves_tags_but_never_destroys() {
     assert!(info.writable && !info.can_remove);
     assert!(info.description.contains("append-only"));
     b.put(test_key(1), b"x").unwrap();
-    assert_eq!(b.set_tag("t", None, b"v1").unwrap(), CasOutcome::Done);
+    // Tags hold block keys (a value that is not one is refused: see the tagrules module).
+    let (v1, v2) = (test_key(1).to_hex(), test_key(2).to_hex());
+    let (v1, v2) = (v1.as_bytes(), v2.as_bytes());
     assert_eq!(
-        b.set_tag("t", Some(b"v1"), b"v2").unwrap(),
-        CasOutcome::Done
+        b.set_tag("t", None, b"v1").unwrap_err().code(),
+        ErrorCode::ReadOnly
     );
+    assert_eq!(b.set_tag("t", None, v1).unwrap(), CasOutcome::Done);
+    assert_eq!(b.set_tag("t", Some(v1), v2).unwrap(), CasOutcome::Done);
     let e = b.remove(&[test_key(1)]).unwrap_err();
     assert_eq!(e.code(), ErrorCode::ReadOnly);
     assert!(
@@ -27,7 +31,7 @@ fn append_only_adds_and_moves_tags_but_never_destroys() {
         ErrorCode::ReadOnly
     );
     assert_eq!(b.get(test_key(1)).unwrap().as_deref(), Some(&b"x"[..]));
-    assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(b.get_tag("t").unwrap().as_deref(), Some(v2));
     // Reading admin commands work; changing ones are refused and the allowed ones named.
     b.admin("help", &[]).unwrap();
     let e = b

@@ -1,7 +1,8 @@
 //! An append-only key: `authorized_keys` forces `backend-splitlog --append-only DIR`, as the
 //! README shows. Through it a machine can add snapshots but cannot remove blocks or tags, nor
-//! run admin commands that change anything; a tag it moves to garbage is recovered from the
-//! tag history by someone with full access.
+//! run admin commands that change anything; a tag it moves elsewhere is recovered from the
+//! tag history by someone with full access. (The attacks on the owner's routine commands are
+//! in `append_only_attacks.rs`.)
 
 use ore_tests::bin;
 use ore_tests::ore::{scratch, Ore};
@@ -48,10 +49,19 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
         let e = c.admin(cmd, &[]).unwrap_err().to_string();
         assert!(e.contains("not allowed"), "{cmd}: {e}");
     }
-    // A compromised machine moves the tag to garbage: allowed, but not the end of it.
+    // A compromised machine moves the tag to a block that does not exist: allowed (a value that
+    // is not a key at all is refused), but not the end of it.
     let current = c.get_tag("home").unwrap();
     assert_eq!(
-        c.set_tag("home", current.as_deref(), b"garbage").unwrap(),
+        c.set_tag("home", current.as_deref(), b"garbage")
+            .unwrap_err()
+            .code(),
+        ErrorCode::ReadOnly
+    );
+    let nowhere = protocol::conformance::test_key(77).to_hex();
+    assert_eq!(
+        c.set_tag("home", current.as_deref(), nowhere.as_bytes())
+            .unwrap(),
         CasOutcome::Done
     );
     let history = c.admin("tag-history", &["home".into()]).unwrap().text;
@@ -74,11 +84,21 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
         .collect();
     assert_eq!(values.len(), 3, "{rows}");
     assert_eq!(values[0], first);
-    assert_eq!(values[2], "garbage");
+    assert_eq!(values[2], nowhere);
     let second = values[1];
     owner
         .run(&["fork", second, "home-recovered"])
         .expect(0, "fork from the history");
+    // The tag itself is set back with `ore reset`, found with `ore tag-history`; gc, which
+    // refuses while a tag names a missing snapshot, then runs.
+    let h = owner.run(&["tag-history", "home"]).expect(0, "tag-history");
+    assert!(
+        h.stdout.contains(second) && h.stdout.contains("current"),
+        "{}",
+        h.stdout
+    );
+    owner.run(&["reset", "home", second]).expect(0, "reset");
+    owner.run(&["gc"]).expect(0, "gc");
     let dest = d.path().join("dest");
     owner.restore("home-recovered", &dest).expect(0, "restore");
     assert_same(&src, &dest);

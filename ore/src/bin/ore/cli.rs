@@ -238,6 +238,21 @@ expires after ORE_LEASE_TTL seconds, 900 by default).")]
   ore reflog expire --older-than 90d"
     )]
     Reflog(ReflogArgs),
+    /// Every value each tag has had, oldest first, as the archive keeps them until expired.
+    #[command(after_help = "Examples:
+  ore tag-history home           where home has pointed; reset or fork from any kept value
+  ore reset home 3fa9c1d2e4b5    point home back at one of them
+
+The archive's backend keeps each value a tag is set to, even when an append-only key moves
+it, and gc keeps the snapshots they name. `ore reflog expire` (with full access) expires
+values first seen before its cutoff.")]
+    TagHistory(TagHistoryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TagHistoryArgs {
+    /// Only this tag (reserved `ore:` names too).
+    pub tag: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +378,14 @@ pub enum ReflogCommand {
         older_than: String,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Point the reflog back at one of its earlier heads (`ore tag-history ore:reflog`).
+    #[command(after_help = "Examples:
+  ore tag-history ore:reflog       the reflog's earlier heads, oldest first
+  ore reflog reset 3fa9c1d2e4b5...  make one of them the reflog again (a full key)")]
+    Reset {
+        /// The reflog block's key (64 hex digits).
+        key: String,
     },
 }
 

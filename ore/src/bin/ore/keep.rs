@@ -118,14 +118,33 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     ore::format::check_user_tag(&a.tag)?;
     let _lease = ore::lease::Lease::acquire(&repo)?;
     let (key, _) = ore::spec::resolve(&repo, &a.snapshot)?;
-    let old = repo.tag(&a.tag)?;
+    // The tag's value as stored: a tag an append-only key (or anything else) pointed at
+    // something that is not a readable snapshot — no key at all, a missing block, a block of
+    // another kind — is recorded as having named nothing, since a reflog entry naming it would
+    // stop gc; it is moved from exactly what it holds.
+    let raw = repo.backend.get_tag(&a.tag)?;
+    let old = raw.as_deref().and_then(ore::repo::parse_tag_value);
     if old == Some(key) {
         if !env.global.quiet {
             eprintln!("tag {} already names {key}", a.tag);
         }
         return Ok(Done::Clean);
     }
-    if !repo.move_tag(&a.tag, old, key, "reset")? {
+    let readable = old.is_some_and(|k| repo.snapshot(k).is_ok());
+    let moved = if raw.is_none() || readable {
+        repo.move_tag(&a.tag, old, key, "reset")?
+    } else {
+        let cas = repo
+            .backend
+            .set_tag(&a.tag, raw.as_deref(), key.to_hex().as_bytes())?;
+        let done = matches!(cas, protocol::CasOutcome::Done);
+        if done {
+            let entry = ore::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
+            ore::reflog::append(&repo, &[entry])?;
+        }
+        done
+    };
+    if !moved {
         bail!(
             "tag {} moved while resetting it (another run changed it); nothing was changed",
             a.tag
@@ -146,6 +165,19 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
 
 pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
     let repo = env.open_brief()?;
+    if let Some(ReflogCommand::Reset { key }) = &a.command {
+        let key: protocol::Key = key
+            .parse()
+            .map_err(|e| anyhow!("reflog reset {key:?}: not a block key: {e}"))?;
+        let _lease = ore::lease::Lease::acquire(&repo)?;
+        if !ore::reflog::reset_head(&repo, key)? {
+            bail!("the reflog moved meanwhile (another run added to it); nothing was changed");
+        }
+        if !env.global.quiet {
+            eprintln!("the reflog now starts at {key}");
+        }
+        return Ok(Done::Clean);
+    }
     if let Some(ReflogCommand::Expire {
         older_than,
         dry_run,

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod copy;
 mod explore;
+mod history;
 mod keep;
 mod keys;
 mod pass;
@@ -196,6 +197,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Gc(a) => keep::gc(&env, a),
         Command::Reset(a) => keep::reset(&env, a),
         Command::Reflog(a) => keep::reflog(&env, a),
+        Command::TagHistory(a) => history::tag_history(&env, a),
     };
     // An error the backend answered with does not know which archive it came from: say it.
     result.map_err(|e| {
