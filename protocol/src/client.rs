@@ -19,14 +19,16 @@
 use crate::abandon::Abandon;
 use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
+use crate::frame::{read_frame, MAX_FRAME_BODY};
 use crate::log;
-use crate::message::{AdminRequest, Hello, RemoveTag, Request, Response, SetTag};
-use crate::serve::{MAX_VERSION, MIN_VERSION};
+use crate::message::{AdminRequest, RemoveTag, Request, Response, SetTag};
 use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
 use crate::Key;
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
+
+mod handshake;
+use handshake::handshake;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -670,59 +672,6 @@ fn shutdown_child(shared: &Shared, grace: Duration) {
     *guard = None;
 }
 
-fn handshake(
-    shared: &Arc<Shared>,
-    input: &mut Input,
-    client_name: &str,
-) -> Result<(u16, BackendInfo)> {
-    {
-        let mut w = lock(&shared.writer);
-        if let Some(out) = w.out.as_mut() {
-            let hello = Request::Hello(Hello {
-                min_version: MIN_VERSION,
-                max_version: MAX_VERSION,
-                client: client_name.to_string(),
-            });
-            // A failed write means the child is already gone; reading says why.
-            let _ = out
-                .write_all(&MAGIC)
-                .and_then(|()| hello.write_to(out))
-                .and_then(|()| out.flush());
-        }
-    }
-    let gone = |shared: &Shared, what: &str| {
-        let how = shared
-            .child_exit()
-            .unwrap_or_else(|| "closed its output".to_string());
-        shared.conn_error(format!("the backend {how} {what}"))
-    };
-    match read_magic(input) {
-        Ok(()) => {}
-        Err(Error::Protocol(m)) if m.contains("closed the connection") => {
-            return Err(gone(shared, "before answering"))
-        }
-        Err(e) => return Err(shared.conn_error(e.to_string())),
-    }
-    loop {
-        let frame = read_frame(input, MAX_FRAME_BODY)
-            .map_err(|e| shared.conn_error(format!("during the handshake: {e}")))?
-            .ok_or_else(|| gone(shared, "during the handshake"))?;
-        match Response::decode(frame).map_err(|e| shared.conn_error(e.to_string()))? {
-            Response::Welcome(w) => return Ok((w.version, w.info)),
-            Response::Log { level, message } => log::log(level, &message),
-            Response::Error { code, message } => {
-                return Err(shared.conn_error(format!("the backend refused us ({code}): {message}")))
-            }
-            other => {
-                return Err(shared.conn_error(format!(
-                    "expected a welcome, got an answer of kind {:#04x}",
-                    other.kind()
-                )))
-            }
-        }
-    }
-}
-
 /// Kills a backend that leaves requests waiting for `limit` without sending anything (a hung
 /// process, a network that went silent); the reader then fails every waiting request.
 fn watchdog(shared: std::sync::Weak<Shared>, limit: Duration) {
@@ -756,15 +705,17 @@ fn read_answers(shared: &Arc<Shared>, mut input: Input) {
             Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         };
-        *lock(&shared.heard) = Instant::now();
         let resp = match Response::decode(frame) {
             Ok(r) => r,
             Err(e) => break Some(e.to_string()),
         };
         if let Response::Log { level, message } = resp {
+            // A log frame is not progress: a backend that only talks would otherwise keep
+            // requests waiting past the timeout for ever.
             log::log(level, &message);
             continue;
         }
+        *lock(&shared.heard) = Instant::now();
         let Some(done) = shared.pop_completion() else {
             break Some(format!(
                 "protocol error: an answer of kind {:#04x} arrived with no request waiting",
@@ -778,7 +729,13 @@ fn read_answers(shared: &Arc<Shared>, mut input: Input) {
         }
     };
     let unanswered = lock(&shared.pending).queue.len();
-    let how = shared.child_exit();
+    let mut how = shared.child_exit();
+    if why.is_some() && how.is_none() {
+        // A backend that broke the protocol (a frame over the limit, an answer out of turn)
+        // is not waited for: nothing it sends now can be trusted.
+        shared.cut();
+        how = Some("was stopped".to_string());
+    }
     let message = match (why, how) {
         (Some(w), Some(h)) => format!("{w} (the backend {h})"),
         (Some(w), None) => w,
@@ -837,11 +794,24 @@ impl Backend for Client {
     }
 
     fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
+        let archive = self.shared.archive.clone();
         self.call(Request::List { after, limit }, |r| match r {
             Response::Keys { keys, more } => Ok((keys, more)),
             o => Err(o),
         })
         .wait()
+        .and_then(|(keys, more)| {
+            // A page that promises more but holds nothing gives no place to go on from: taken
+            // as the end, it would pass for a short listing (and gc would sweep by it).
+            if more && keys.is_empty() {
+                return Err(Error::Connection {
+                    archive,
+                    message: "protocol error: a listing page said more keys follow but held none"
+                        .into(),
+                });
+            }
+            Ok((keys, more))
+        })
     }
 
     fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
