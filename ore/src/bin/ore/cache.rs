@@ -50,16 +50,14 @@ fn fate(c: &CacheFile) -> String {
             return format!("gone ({} no longer exists)", dir.display());
         }
     }
-    let record =
-        ore::archive::open_existing_single(id).and_then(|b| b.get_tag(ore::format::FORMAT_TAG));
+    let record = ore::archive::open_existing_single(id)
+        .map_err(ore::Error::from)
+        .and_then(|b| ore::repo::read_format(b.as_ref(), id));
     match record {
-        Err(e) => format!("kept (cannot reach it: {e})"),
+        Err(e) => format!("kept (cannot read it: {e})"),
         Ok(None) => format!("gone ({id} holds no archive now)"),
-        Ok(Some(v)) => match ore::format::FormatRecord::parse(&v) {
-            Ok(f) if f.archive_id == c.archive_id => "kept (the archive is there)".into(),
-            Ok(_) => format!("gone ({id} holds another archive now)"),
-            Err(e) => format!("kept (its format record does not read: {e})"),
-        },
+        Ok(Some((_, f))) if f.archive_id == c.archive_id => "kept (the archive is there)".into(),
+        Ok(Some(_)) => format!("gone ({id} holds another archive now)"),
     }
 }
 
