@@ -1,7 +1,7 @@
 //! `Client`: a backend program driven over its stdin and stdout.
 //!
 //! The client starts the program named by an archive identifier, checks its greeting, agrees on
-//! a version and then implements [`Backend`] by sending requests. It keeps many requests in
+//! a version and then implements [`Backend`](crate::Backend) by sending requests. It keeps many requests in
 //! flight: a request is written as soon as it is issued and its completion is queued; one
 //! reader thread matches answers to completions in order (answers come in request order) and
 //! hands log frames to the log sink. Requests are buffered and the buffer is flushed when
@@ -14,21 +14,16 @@
 //!
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
-//! that answers out of turn.
+//! that answers out of turn. The greeting is in `handshake`, the reader thread and the
+//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`.
 
 use crate::abandon::Abandon;
-use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use crate::backend::{AttachPoint, BackendInfo, Ticket};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, MAX_FRAME_BODY};
-use crate::log;
-use crate::message::{AdminRequest, RemoveTag, Request, Response, SetTag};
+use crate::message::{Request, Response};
 use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
-use crate::Key;
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
-
-mod handshake;
-use handshake::handshake;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -36,6 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod calls;
+mod handshake;
+mod reader;
+use handshake::handshake;
+use reader::{read_answers, watchdog};
 
 /// How a client is set up.
 #[derive(Clone, Debug)]
@@ -605,7 +606,7 @@ impl Client {
     }
 
     /// Asks where a further connection may join the backend's process, sent at once (see
-    /// [`Backend::attach_point`]).
+    /// [`Backend::attach_point`](crate::Backend::attach_point)).
     pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
         self.call_at_once(Request::AttachPoint, |r| match r {
             Response::AttachPoint(a) => Ok(a),
@@ -670,239 +671,4 @@ fn shutdown_child(shared: &Shared, grace: Duration) {
         }
     }
     *guard = None;
-}
-
-/// Kills a backend that leaves requests waiting for `limit` without sending anything (a hung
-/// process, a network that went silent); the reader then fails every waiting request.
-fn watchdog(shared: std::sync::Weak<Shared>, limit: Duration) {
-    let tick = (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    loop {
-        std::thread::sleep(tick);
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if lock(&shared.dead).is_some() {
-            return;
-        }
-        let waiting = !lock(&shared.pending).queue.is_empty();
-        if waiting && lock(&shared.heard).elapsed() >= limit {
-            shared.mark_dead(format!(
-                "the backend sent nothing for {} s while requests waited: it was stopped \
-                 (the limit is set with --timeout or ORE_TIMEOUT)",
-                limit.as_secs_f64()
-            ));
-            shared.cut();
-            return;
-        }
-    }
-}
-
-/// The reader thread: answers to completions, log frames to the log sink.
-fn read_answers(shared: &Arc<Shared>, mut input: Input) {
-    let why = loop {
-        let frame = match read_frame(&mut input, MAX_FRAME_BODY) {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        };
-        let resp = match Response::decode(frame) {
-            Ok(r) => r,
-            Err(e) => break Some(e.to_string()),
-        };
-        if let Response::Log { level, message } = resp {
-            // A log frame is not progress: a backend that only talks would otherwise keep
-            // requests waiting past the timeout for ever.
-            log::log(level, &message);
-            continue;
-        }
-        *lock(&shared.heard) = Instant::now();
-        let Some(done) = shared.pop_completion() else {
-            break Some(format!(
-                "protocol error: an answer of kind {:#04x} arrived with no request waiting",
-                resp.kind()
-            ));
-        };
-        done(Ok(resp));
-        // Do not hold on to a buffer of many megabytes after a large answer.
-        if input.buffer().is_empty() && input.capacity() > 1 << 20 {
-            input = BufReader::with_capacity(256 * 1024, input.into_inner());
-        }
-    };
-    let unanswered = lock(&shared.pending).queue.len();
-    let mut how = shared.child_exit();
-    if why.is_some() && how.is_none() {
-        // A backend that broke the protocol (a frame over the limit, an answer out of turn)
-        // is not waited for: nothing it sends now can be trusted.
-        shared.cut();
-        how = Some("was stopped".to_string());
-    }
-    let message = match (why, how) {
-        (Some(w), Some(h)) => format!("{w} (the backend {h})"),
-        (Some(w), None) => w,
-        (None, Some(h)) if unanswered > 0 => {
-            format!("the backend {h} with {unanswered} request(s) unanswered")
-        }
-        (None, Some(h)) => format!("the backend {h}"),
-        (None, None) => "the backend closed the connection".to_string(),
-    };
-    shared.mark_dead(message);
-    // Fail every queued request; new ones fail at submit because the connection is dead.
-    loop {
-        let next = shared.pop_completion();
-        match next {
-            Some(done) => done(Err(shared
-                .dead_error()
-                .unwrap_or_else(|| shared.conn_error("the connection ended")))),
-            None => break,
-        }
-    }
-}
-
-fn ok(r: Response) -> Result<(), Response> {
-    match r {
-        Response::Ok => Ok(()),
-        o => Err(o),
-    }
-}
-
-fn cas(r: Response) -> Result<CasOutcome, Response> {
-    match r {
-        Response::TagSet(o) => Ok(o),
-        o => Err(o),
-    }
-}
-
-impl Backend for Client {
-    fn info(&self) -> BackendInfo {
-        self.info.clone()
-    }
-
-    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
-        self.start_put(key, data.to_vec()).wait()
-    }
-
-    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        self.start_get(key).wait()
-    }
-
-    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        self.start_exists(keys.to_vec()).wait()
-    }
-
-    fn remove(&self, keys: &[Key]) -> Result<()> {
-        self.call(Request::Remove(keys.to_vec()), ok).wait()
-    }
-
-    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
-        let archive = self.shared.archive.clone();
-        self.call(Request::List { after, limit }, |r| match r {
-            Response::Keys { keys, more } => Ok((keys, more)),
-            o => Err(o),
-        })
-        .wait()
-        .and_then(|(keys, more)| {
-            // A page that promises more but holds nothing gives no place to go on from: taken
-            // as the end, it would pass for a short listing (and gc would sweep by it).
-            if more && keys.is_empty() {
-                return Err(Error::Connection {
-                    archive,
-                    message: "protocol error: a listing page said more keys follow but held none"
-                        .into(),
-                });
-            }
-            Ok((keys, more))
-        })
-    }
-
-    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.call(Request::GetTag(name.to_string()), |r| match r {
-            Response::Tag(v) => Ok(v),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
-        let req = Request::SetTag(SetTag {
-            name: name.to_string(),
-            expected: expected.map(<[u8]>::to_vec),
-            value: value.to_vec(),
-        });
-        self.call(req, cas).wait()
-    }
-
-    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
-        let req = Request::RemoveTag(RemoveTag {
-            name: name.to_string(),
-            expected: expected.map(<[u8]>::to_vec),
-        });
-        self.call(req, cas).wait()
-    }
-
-    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.call(Request::ListTags, |r| match r {
-            Response::Tags(t) => Ok(t),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.call(Request::Flush, ok).wait()
-    }
-
-    fn stats(&self) -> Result<Stats> {
-        self.call(Request::Stats, |r| match r {
-            Response::Stats(s) => Ok(s),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        let req = Request::Admin(AdminRequest {
-            command: command.to_string(),
-            args: args.to_vec(),
-        });
-        self.call(req, |r| match r {
-            Response::Admin(a) => Ok(a),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn attach_point(&self) -> Result<AttachPoint> {
-        self.start_attach_point().wait()
-    }
-
-    fn pipelines(&self) -> bool {
-        true
-    }
-
-    fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
-        self.call(
-            Request::Put {
-                key,
-                data: data.into(),
-            },
-            ok,
-        )
-    }
-
-    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
-        self.call(Request::Get(key), |r| match r {
-            Response::Data(d) => Ok(Some(d)),
-            Response::Missing => Ok(None),
-            o => Err(o),
-        })
-    }
-
-    fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
-        let n = keys.len();
-        // An answer with the wrong number of entries is a broken peer, not an answer.
-        self.call(Request::Exists(keys), move |r| match r {
-            Response::Presence(v) if v.len() == n => Ok(v),
-            o => Err(o),
-        })
-    }
 }
