@@ -78,20 +78,32 @@ fn private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Makes a cache file and its sqlite companions private (`0600`), those that exist.
-fn private_files(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for suffix in ["", "-wal", "-shm"] {
+/// A cache file and its sqlite companions (the write-ahead log and its index).
+fn with_companions(path: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
-        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(Path::new(&name), e))
-            }
+        PathBuf::from(name)
+    })
+}
+
+/// Does `f` to a cache file and each of its companions that exists.
+fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()> {
+    for p in with_companions(path) {
+        match f(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Makes a cache file and its sqlite companions private (`0600`), those that exist.
+fn private_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    each_file(path, |p| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+    })
 }
 
 fn connect(path: &Path) -> Result<Connection> {
@@ -327,17 +339,14 @@ pub struct CacheFile {
 /// Notes in the cache at `path` that it was just used with the archive identifier `id`.
 pub fn remember_use(path: &Path, id: &str) -> Result<()> {
     let c = connect(path)?;
-    let e = err(path);
-    c.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('identifier', ?)",
-        [id.as_bytes()],
-    )
-    .map_err(&e)?;
-    c.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('used', ?)",
-        [crate::util::now_ns().to_string().as_bytes()],
-    )
-    .map_err(&e)?;
+    let used = crate::util::now_ns().to_string();
+    for (name, value) in [("identifier", id), ("used", &used)] {
+        c.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            params![name, value.as_bytes()],
+        )
+        .map_err(err(path))?;
+    }
     Ok(())
 }
 
@@ -369,9 +378,9 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
                 .map_err(err(&path))?;
             Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
         };
-        let bytes = ["", "-wal", "-shm"]
+        let bytes = with_companions(&path)
             .iter()
-            .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+            .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
         out.push(CacheFile {
@@ -388,15 +397,5 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
 
 /// Removes a cache file and its sqlite companions.
 pub fn remove(path: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        match std::fs::remove_file(&name) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(Path::new(&name), e))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    each_file(path, |p| std::fs::remove_file(p))
 }

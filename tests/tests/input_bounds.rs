@@ -12,52 +12,39 @@ use std::time::{Duration, Instant};
 /// Peak resident memory an `ore` run that refused a bad input may have used.
 const MODEST_KIB: u64 = 100 << 10;
 
+/// Runs `ore ARGS` (without `ORE_PASSPHRASE`), which must fail saying `says` in modest memory.
+fn refused_in_modest_memory(o: &Ore, args: &[&str], says: &str) {
+    let mut cmd = o.cmd(args);
+    cmd.env_remove("ORE_PASSPHRASE");
+    let m = run_measured(cmd, Duration::from_secs(60));
+    assert_eq!(m.run.code, 1, "{args:?}: {}", m.run.stderr);
+    assert!(m.run.stderr.contains(says), "{args:?}: {}", m.run.stderr);
+    assert!(m.peak_kib < MODEST_KIB, "{args:?}: peak {} KiB", m.peak_kib);
+}
+
 #[test]
 fn a_passphrase_command_that_never_stops_printing_is_stopped_with_bounded_memory() {
     let (o, _d) = Ore::local();
-    let mut cmd = o.cmd(&["--passphrase-command", "yes", "tags"]);
-    cmd.env_remove("ORE_PASSPHRASE");
-    let m = run_measured(cmd, Duration::from_secs(60));
-    assert_eq!(m.run.code, 1, "{}", m.run.stderr);
-    assert!(
-        m.run
-            .stderr
-            .contains("passphrase command `yes` printed more than"),
-        "{}",
-        m.run.stderr
+    refused_in_modest_memory(
+        &o,
+        &["--passphrase-command", "yes", "tags"],
+        "passphrase command `yes` printed more than",
     );
-    assert!(m.peak_kib < MODEST_KIB, "peak {} KiB", m.peak_kib);
 }
 
 #[test]
 fn a_passphrase_file_or_config_file_that_never_ends_is_refused_naming_it() {
     let (o, _d) = Ore::local();
-    let mut cmd = o.cmd(&["--passphrase-file", "/dev/zero", "tags"]);
-    cmd.env_remove("ORE_PASSPHRASE");
-    let m = run_measured(cmd, Duration::from_secs(60));
-    assert_eq!(m.run.code, 1, "{}", m.run.stderr);
-    assert!(
-        m.run
-            .stderr
-            .contains("passphrase file /dev/zero: its first line is longer than 4096 bytes"),
-        "{}",
-        m.run.stderr
+    refused_in_modest_memory(
+        &o,
+        &["--passphrase-file", "/dev/zero", "tags"],
+        "passphrase file /dev/zero: its first line is longer than 4096 bytes",
     );
-    assert!(m.peak_kib < MODEST_KIB, "peak {} KiB", m.peak_kib);
-
-    let m = run_measured(
-        o.cmd(&["--config", "/dev/zero", "tags"]),
-        Duration::from_secs(60),
+    refused_in_modest_memory(
+        &o,
+        &["--config", "/dev/zero", "tags"],
+        "config file /dev/zero: larger than 1024 KiB",
     );
-    assert_eq!(m.run.code, 1, "{}", m.run.stderr);
-    assert!(
-        m.run
-            .stderr
-            .contains("config file /dev/zero: larger than 1024 KiB"),
-        "{}",
-        m.run.stderr
-    );
-    assert!(m.peak_kib < MODEST_KIB, "peak {} KiB", m.peak_kib);
 }
 
 #[test]

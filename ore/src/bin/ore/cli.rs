@@ -284,8 +284,14 @@ pub struct CacheArgs {
 #[derive(Subcommand, Debug)]
 pub enum CacheCommand {
     /// List the file caches: archive id, identifier last used, size, last use.
+    #[command(after_help = "Examples:
+  ore cache list
+  ore cache list --json | jq -r .identifier")]
     List,
     /// Remove the file caches of archives that no longer exist.
+    #[command(after_help = "Examples:
+  ore cache prune --dry-run
+  ore cache prune")]
     Prune {
         /// Say what would be removed; remove nothing.
         #[arg(long)]
