@@ -7,7 +7,9 @@
 
 use ore_tests::measure::run_measured;
 use ore_tests::ore::{scratch, Ore};
+use ore_tests::sshd::Sshd;
 use ore_tests::{bin, quote, shell_quote};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 fn hostile(args: &str) -> String {
@@ -123,6 +125,41 @@ fn a_backend_writing_stderr_with_no_end_of_line_costs_no_more_than_a_line() {
                 .contains("[cut: 299995904 more bytes of that line were left out]"),
         "{}",
         &m.run.stderr[m.run.stderr.len().saturating_sub(500)..]
+    );
+}
+
+#[test]
+fn a_remote_host_writing_stderr_with_no_end_of_line_through_ssh_costs_no_more_than_a_line() {
+    let sshd = Sshd::start(None);
+    let d = scratch();
+    let store = d.path().join("store");
+    Ore::fs(&store);
+    let script = d.path().join("flood.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nhead -c 200000000 /dev/zero | tr '\\0' x >&2\nexec {} {}\n",
+            quote(&bin("backend-fs")),
+            quote(&store)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = Ore::new(sshd.identifier(&quote(&script)));
+    let m = run_measured(o.cmd(&["tags"]), Duration::from_secs(120));
+    let tail = &m.run.stderr[m.run.stderr.len().saturating_sub(500)..];
+    assert_eq!(m.run.code, 0, "{tail}");
+    assert!(m.peak_kib < 100 << 10, "peak {} KiB", m.peak_kib);
+    assert!(
+        m.run.stderr.len() < 20_000,
+        "{} bytes of stderr",
+        m.run.stderr.len()
+    );
+    assert!(
+        m.run
+            .stderr
+            .contains("ssh: [cut: 199995904 more bytes of that line were left out]"),
+        "{tail}"
     );
 }
 
