@@ -227,4 +227,30 @@ mod tests {
         assert!(r.config_excludes(Path::new("/other/x"), &md_small));
         assert!(Rules::new(&[], &[Rule::LargerThan("huge".into())]).is_err());
     }
+
+    #[test]
+    fn an_empty_and_or_or_is_refused_naming_the_rule_wherever_it_is_nested() {
+        let ok = Rule::Name("*.o".into());
+        for (rules, which) in [
+            (
+                vec![Rule::And(vec![])],
+                "exclude rule 1 in the config: an `and`",
+            ),
+            (
+                vec![ok.clone(), Rule::Or(vec![])],
+                "exclude rule 2 in the config: an `or`",
+            ),
+            (
+                vec![Rule::Not(Box::new(Rule::And(vec![
+                    ok.clone(),
+                    Rule::Or(vec![]),
+                ])))],
+                "exclude rule 1 in the config: an `or`",
+            ),
+        ] {
+            let e = Rules::new(&[], &rules).unwrap_err().to_string();
+            assert!(e.contains(which), "{e}");
+        }
+        assert!(Rules::new(&[], &[Rule::And(vec![ok])]).is_ok());
+    }
 }

@@ -560,7 +560,10 @@ impl Client {
             &req,
             Box::new(move |r| {
                 let r = r.and_then(|resp| match resp {
-                    Response::Error { code, message } => Err(Error::Backend { code, message }),
+                    Response::Error { code, message } => Err(Error::Backend {
+                        code,
+                        message: crate::log::capped(message),
+                    }),
                     other => convert(other).map_err(|other| Error::Connection {
                         archive,
                         message: format!(

@@ -79,6 +79,26 @@ fn a_backend_that_only_sends_log_frames_is_given_up_after_the_timeout() {
 }
 
 #[test]
+fn a_megabyte_log_message_or_error_from_a_backend_is_cut_not_shown_whole() {
+    let r = Ore::new(hostile("long-messages"))
+        .run(&["tags"])
+        .expect(1, "tags");
+    assert!(
+        r.stderr.len() < 20_000,
+        "{} bytes of stderr",
+        r.stderr.len()
+    );
+    assert_eq!(
+        r.stderr
+            .matches("[cut: 995904 more bytes left out]")
+            .count(),
+        2,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_backend_that_sends_a_frame_over_the_limit_is_stopped_at_once() {
     let o = Ore::new(hostile("over-limit"));
     let m = run_measured(o.cmd(&["tags"]), Duration::from_secs(60));

@@ -73,9 +73,12 @@ pub(super) fn handshake(
                     w.version
                 )))
             }
-            Response::Log { level, message } => log::log(level, &message),
+            Response::Log { level, message } => log::log(level, &log::capped(message)),
             Response::Error { code, message } => {
-                return Err(shared.conn_error(format!("the backend refused us ({code}): {message}")))
+                let message = log::capped(message);
+                return Err(
+                    shared.conn_error(format!("the backend refused us ({code}): {message}"))
+                );
             }
             other => {
                 return Err(not_ore(format!(

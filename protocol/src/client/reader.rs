@@ -55,7 +55,7 @@ pub(super) fn read_answers(shared: &Arc<Shared>, mut input: Input) {
         if let Response::Log { level, message } = resp {
             // A log frame is not progress: a backend that only talks would otherwise keep
             // requests waiting past the timeout for ever.
-            log::log(level, &message);
+            log::log(level, &log::capped(message));
             continue;
         }
         *lock(&shared.heard) = Instant::now();

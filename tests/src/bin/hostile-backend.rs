@@ -7,6 +7,8 @@
 //!   identifier INNER, but answers each listing with no keys and `more = true`.
 //! - `endless-logs`: welcomes, then answers no request, sending a log frame every 10 ms for
 //!   as long as it runs.
+//! - `long-messages`: welcomes, then sends a log message of a megabyte and answers the first
+//!   request with an error whose message is a megabyte long.
 //! - `over-limit`: welcomes, then answers the first request with a frame header that claims
 //!   more than the frame limit, and then neither sends nor exits for two minutes (it ignores
 //!   the end of its input): only being killed ends it sooner.
@@ -31,11 +33,12 @@ fn main() {
             .and_then(|v| greet(v).map(|_| drain())),
         ["empty-page", inner] => empty_page(inner),
         ["endless-logs"] => greet(1).map(|(_, mut out)| endless_logs(&mut out)),
+        ["long-messages"] => greet(1).and_then(|(mut input, mut out)| long_messages(&mut input, &mut out)),
         ["over-limit"] => {
             greet(1).and_then(|(mut input, mut out)| over_limit(&mut input, &mut out))
         }
         _ => Err(
-            "usage: hostile-backend version N | empty-page INNER | endless-logs | over-limit"
+            "usage: hostile-backend version N | empty-page INNER | endless-logs | long-messages | over-limit"
                 .into(),
         ),
     };
@@ -79,6 +82,25 @@ fn endless_logs(out: &mut impl Write) {
     while out.write_all(&log).and_then(|()| out.flush()).is_ok() {
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn long_messages(input: &mut impl Read, out: &mut impl Write) -> Result<(), String> {
+    read_frame(input, MAX_FRAME_BODY).map_err(|e| e.to_string())?;
+    let long = "blah ".repeat(200_000);
+    let log = Response::Log {
+        level: Level::Warning,
+        message: long.clone(),
+    };
+    let error = Response::Error {
+        code: protocol::ErrorCode::Io,
+        message: long,
+    };
+    out.write_all(&log.to_frame_bytes())
+        .and_then(|()| out.write_all(&error.to_frame_bytes()))
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())?;
+    drain();
+    Ok(())
 }
 
 fn over_limit(input: &mut impl Read, out: &mut impl Write) -> Result<(), String> {
