@@ -88,6 +88,7 @@ fn share(s: &str) -> Result<f64, String> {
 /// Reads `--timeout` (or `ORE_TIMEOUT`), refusing values past the limit.
 fn timeout(s: &str) -> Result<std::time::Duration, String> {
     protocol::duration::read_duration(s)
+        .map_err(|e| format!("{e} (set by --timeout or ORE_TIMEOUT)"))
 }
 
 #[derive(Subcommand, Debug)]
