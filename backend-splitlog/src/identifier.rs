@@ -19,19 +19,13 @@ pub const TIMEOUT_ENV: &str = "ORE_TIMEOUT";
 pub fn client_options(id: &str) -> protocol::Result<ClientOptions> {
     let mut opts = ClientOptions::default();
     if let Ok(v) = std::env::var(TIMEOUT_ENV) {
-        let secs: f64 = v.trim().parse().map_err(|_| Error::Connection {
-            archive: id.to_string(),
-            message: format!("{TIMEOUT_ENV}={v:?} is not a number of seconds"),
-        })?;
-        if !(secs >= 0.0 && secs.is_finite()) {
-            return Err(Error::Connection {
+        let limit = protocol::duration::parse_duration(TIMEOUT_ENV, &v).map_err(|message| {
+            Error::Connection {
                 archive: id.to_string(),
-                message: format!("{TIMEOUT_ENV}={v:?} is not a number of seconds"),
-            });
-        }
-        if secs > 0.0 {
-            opts.timeout = Some(std::time::Duration::from_secs_f64(secs));
-        }
+                message,
+            }
+        })?;
+        opts.timeout = (!limit.is_zero()).then_some(limit);
     }
     Ok(opts)
 }

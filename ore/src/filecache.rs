@@ -13,6 +13,12 @@
 //! remembers the last snapshot it was written for; when the archive no longer has that
 //! snapshot (the archive was rolled back, replaced, or pruned by `gc`), the cache is
 //! distrusted: every key it offers is checked with the backend before use.
+//!
+//! A cache holds every path, size and owner of what was saved, so its directory is kept
+//! `0700` and its files `0600` whatever the umask (set again on every open, which mends caches
+//! made before). It also remembers the identifier it was last used with and when, so that
+//! `ore cache list` can say whose it is and `ore cache prune` can drop the caches of archives
+//! that are gone (see [`inventory`]).
 
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -60,8 +66,52 @@ fn err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
+/// Creates the cache directory `dir` if needed and makes it private (`0700`).
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// A cache file and its sqlite companions (the write-ahead log and its index).
+fn with_companions(path: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Does `f` to a cache file and each of its companions that exists.
+fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()> {
+    for p in with_companions(path) {
+        match f(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Makes a cache file and its sqlite companions private (`0600`), those that exist.
+fn private_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    each_file(path, |p| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+    })
+}
+
 fn connect(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent() {
+        private_dir(parent)?;
+    }
     let c = Connection::open(path).map_err(err(path))?;
+    private_files(path)?;
     c.busy_timeout(std::time::Duration::from_secs(60))
         .map_err(err(path))?;
     c.execute_batch(
@@ -95,9 +145,6 @@ pub struct CacheReader {
 impl CacheReader {
     /// Opens (creating) the cache at `path`.
     pub fn open(path: &Path) -> Result<CacheReader> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
         let conn = connect(path)?;
         // Read inside one read transaction (no lock churn per query; it also pins what the
         // reader sees to the state before the run's own writes). Not through a memory map:
@@ -158,9 +205,6 @@ impl CacheWriter {
     /// Opens the cache for writing and starts the run's transaction. A cache made for another
     /// archive id is emptied first.
     pub fn open(path: &Path, archive_id: &str) -> Result<CacheWriter> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
         let conn = connect(path)?;
         let e = err(path);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
@@ -276,4 +320,82 @@ impl CacheWriter {
     pub fn commit(self) -> Result<()> {
         self.conn.execute_batch("COMMIT").map_err(err(&self.path))
     }
+}
+
+/// One cache file, as `ore cache list` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CacheFile {
+    pub path: PathBuf,
+    /// The archive's random id (from the file's name).
+    pub archive_id: String,
+    /// The archive identifier it was last used with (unknown for caches of older versions).
+    pub identifier: Option<String>,
+    /// When it was last used, in nanoseconds since the epoch.
+    pub used_ns: Option<i64>,
+    /// Bytes, with its sqlite companions.
+    pub bytes: u64,
+}
+
+/// Notes in the cache at `path` that it was just used with the archive identifier `id`.
+pub fn remember_use(path: &Path, id: &str) -> Result<()> {
+    let c = connect(path)?;
+    let used = crate::util::now_ns().to_string();
+    for (name, value) in [("identifier", id), ("used", &used)] {
+        c.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            params![name, value.as_bytes()],
+        )
+        .map_err(err(path))?;
+    }
+    Ok(())
+}
+
+/// The cache files in `dir`, oldest use first (none when it does not exist).
+pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_prefix("files-")
+            .and_then(|n| n.strip_suffix(".db"))
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let c = connect(&path)?;
+        let meta = |name: &str| -> Result<Option<String>> {
+            let v: Option<Vec<u8>> = c
+                .query_row("SELECT value FROM meta WHERE name = ?", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(err(&path))?;
+            Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
+        let bytes = with_companions(&path)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        out.push(CacheFile {
+            archive_id: id.to_string(),
+            identifier: meta("identifier")?,
+            used_ns: meta("used")?.and_then(|v| v.parse().ok()),
+            bytes,
+            path,
+        });
+    }
+    out.sort_by_key(|c| c.used_ns);
+    Ok(out)
+}
+
+/// Removes a cache file and its sqlite companions.
+pub fn remove(path: &Path) -> Result<()> {
+    each_file(path, |p| std::fs::remove_file(p))
 }

@@ -40,14 +40,28 @@ pub const LEASE_PREFIX: &str = "ore:lease:";
 /// The value of a free lease slot.
 pub const FREE: &[u8] = b"free";
 
-/// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` seconds, or 900.
+/// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` (seconds, or a
+/// duration like `15m`), or 900 s when it is unset, zero or not valid (`ore` refuses an invalid
+/// value at start, see [`ttl_setting`]).
 pub fn ttl() -> Duration {
-    let secs = std::env::var("ORE_LEASE_TTL")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .unwrap_or(900.0);
-    Duration::from_secs_f64(secs)
+    ttl_setting().unwrap_or(DEFAULT_TTL)
+}
+
+const DEFAULT_TTL: Duration = Duration::from_secs(900);
+
+/// The `ORE_LEASE_TTL` setting, or why it is not a valid one.
+pub fn ttl_setting() -> Result<Duration, String> {
+    match std::env::var("ORE_LEASE_TTL") {
+        Ok(v) => protocol::duration::parse_duration("ORE_LEASE_TTL", &v).map(|d| {
+            if d.is_zero() {
+                DEFAULT_TTL
+            } else {
+                d
+            }
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TTL),
+        Err(e) => Err(format!("ORE_LEASE_TTL: {e}")),
+    }
 }
 
 fn ttl_ns() -> i64 {

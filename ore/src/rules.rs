@@ -53,6 +53,12 @@ fn glob(s: &str) -> Result<GlobMatcher> {
         .map_err(|e| Error::Usage(format!("bad glob `{s}` in an exclude rule: {e}")))
 }
 
+fn empty(which: &str, matches: &str) -> Error {
+    Error::Usage(format!(
+        "an `{which}` rule with no rules inside (it would match {matches}); give it at least one"
+    ))
+}
+
 impl Rule {
     fn compile(&self) -> Result<Matcher> {
         Ok(match self {
@@ -65,6 +71,10 @@ impl Rule {
                 parse_duration(s).ok_or_else(|| Error::Usage(format!("bad duration `{s}` in a modified_within rule (like 30s, 15m, 12h, 7d, 2w, 1y)")))?,
             ),
             Rule::Not(r) => Matcher::Not(Box::new(r.compile()?)),
+            // An empty `and` holds for every path and an empty `or` for none: either is a
+            // mistake (a rule list left empty), never what was meant.
+            Rule::And(rs) if rs.is_empty() => return Err(empty("and", "every path")),
+            Rule::Or(rs) if rs.is_empty() => return Err(empty("or", "no path")),
             Rule::And(rs) => Matcher::And(rs.iter().map(Rule::compile).collect::<Result<_>>()?),
             Rule::Or(rs) => Matcher::Or(rs.iter().map(Rule::compile).collect::<Result<_>>()?),
         })
@@ -105,7 +115,18 @@ impl Rules {
         b.build()
             .map_err(|e| Error::Usage(format!("bad --exclude pattern: {e}")))?;
         Ok(Rules {
-            config: config.iter().map(Rule::compile).collect::<Result<_>>()?,
+            config: config
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.compile().map_err(|e| match e {
+                        Error::Usage(m) => {
+                            Error::Usage(format!("exclude rule {} in the config: {m}", i + 1))
+                        }
+                        other => other,
+                    })
+                })
+                .collect::<Result<_>>()?,
             patterns: patterns.to_vec(),
             now: crate::util::now_ns() / 1_000_000_000,
         })
@@ -205,5 +226,31 @@ mod tests {
         assert!(r.config_excludes(Path::new("/keep/bigbig"), &md_big));
         assert!(r.config_excludes(Path::new("/other/x"), &md_small));
         assert!(Rules::new(&[], &[Rule::LargerThan("huge".into())]).is_err());
+    }
+
+    #[test]
+    fn an_empty_and_or_or_is_refused_naming_the_rule_wherever_it_is_nested() {
+        let ok = Rule::Name("*.o".into());
+        for (rules, which) in [
+            (
+                vec![Rule::And(vec![])],
+                "exclude rule 1 in the config: an `and`",
+            ),
+            (
+                vec![ok.clone(), Rule::Or(vec![])],
+                "exclude rule 2 in the config: an `or`",
+            ),
+            (
+                vec![Rule::Not(Box::new(Rule::And(vec![
+                    ok.clone(),
+                    Rule::Or(vec![]),
+                ])))],
+                "exclude rule 1 in the config: an `or`",
+            ),
+        ] {
+            let e = Rules::new(&[], &rules).unwrap_err().to_string();
+            assert!(e.contains(which), "{e}");
+        }
+        assert!(Rules::new(&[], &[Rule::And(vec![ok])]).is_ok());
     }
 }

@@ -62,6 +62,22 @@ fn date_len(s: &str) -> usize {
 
 /// Parses a snapshot name.
 pub fn parse(s: &str) -> Result<Spec> {
+    // A tag name is at most MAX_TAG_NAME bytes; with `~N` or `@DATE` a little more. Anything
+    // longer names nothing, and is not echoed whole.
+    let tag_len = s.find(['~', '@']).unwrap_or(s.len());
+    if tag_len > protocol::key::MAX_TAG_NAME {
+        return Err(Error::Usage(format!(
+            "no tag or snapshot called `{}`: tag names are at most {} bytes",
+            protocol::key::shown(s),
+            protocol::key::MAX_TAG_NAME
+        )));
+    }
+    if s.len() > protocol::key::MAX_TAG_NAME + 64 {
+        return Err(Error::Usage(format!(
+            "`{}` is not a snapshot name (TAG, TAG~N, TAG@DATE or a key)",
+            protocol::key::shown(s)
+        )));
+    }
     if let Some((tag, n)) = s.split_once('~') {
         let back = if n.is_empty() {
             1

@@ -1,7 +1,7 @@
 //! `Client`: a backend program driven over its stdin and stdout.
 //!
 //! The client starts the program named by an archive identifier, checks its greeting, agrees on
-//! a version and then implements [`Backend`] by sending requests. It keeps many requests in
+//! a version and then implements [`Backend`](crate::Backend) by sending requests. It keeps many requests in
 //! flight: a request is written as soon as it is issued and its completion is queued; one
 //! reader thread matches answers to completions in order (answers come in request order) and
 //! hands log frames to the log sink. Requests are buffered and the buffer is flushed when
@@ -14,17 +14,14 @@
 //!
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
-//! that answers out of turn.
+//! that answers out of turn. The greeting is in `handshake`, the reader thread and the
+//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`.
 
 use crate::abandon::Abandon;
-use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use crate::backend::{AttachPoint, BackendInfo, Ticket};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
-use crate::log;
-use crate::message::{AdminRequest, Hello, RemoveTag, Request, Response, SetTag};
-use crate::serve::{MAX_VERSION, MIN_VERSION};
+use crate::message::{Request, Response};
 use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
-use crate::Key;
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -34,6 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+mod calls;
+mod handshake;
+mod reader;
+use handshake::handshake;
+use reader::{read_answers, watchdog};
 
 /// How a client is set up.
 #[derive(Clone, Debug)]
@@ -557,7 +560,10 @@ impl Client {
             &req,
             Box::new(move |r| {
                 let r = r.and_then(|resp| match resp {
-                    Response::Error { code, message } => Err(Error::Backend { code, message }),
+                    Response::Error { code, message } => Err(Error::Backend {
+                        code,
+                        message: crate::log::capped(message),
+                    }),
                     other => convert(other).map_err(|other| Error::Connection {
                         archive,
                         message: format!(
@@ -603,7 +609,7 @@ impl Client {
     }
 
     /// Asks where a further connection may join the backend's process, sent at once (see
-    /// [`Backend::attach_point`]).
+    /// [`Backend::attach_point`](crate::Backend::attach_point)).
     pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
         self.call_at_once(Request::AttachPoint, |r| match r {
             Response::AttachPoint(a) => Ok(a),
@@ -668,271 +674,4 @@ fn shutdown_child(shared: &Shared, grace: Duration) {
         }
     }
     *guard = None;
-}
-
-fn handshake(
-    shared: &Arc<Shared>,
-    input: &mut Input,
-    client_name: &str,
-) -> Result<(u16, BackendInfo)> {
-    {
-        let mut w = lock(&shared.writer);
-        if let Some(out) = w.out.as_mut() {
-            let hello = Request::Hello(Hello {
-                min_version: MIN_VERSION,
-                max_version: MAX_VERSION,
-                client: client_name.to_string(),
-            });
-            // A failed write means the child is already gone; reading says why.
-            let _ = out
-                .write_all(&MAGIC)
-                .and_then(|()| hello.write_to(out))
-                .and_then(|()| out.flush());
-        }
-    }
-    let gone = |shared: &Shared, what: &str| {
-        let how = shared
-            .child_exit()
-            .unwrap_or_else(|| "closed its output".to_string());
-        shared.conn_error(format!("the backend {how} {what}"))
-    };
-    match read_magic(input) {
-        Ok(()) => {}
-        Err(Error::Protocol(m)) if m.contains("closed the connection") => {
-            return Err(gone(shared, "before answering"))
-        }
-        Err(e) => return Err(shared.conn_error(e.to_string())),
-    }
-    loop {
-        let frame = read_frame(input, MAX_FRAME_BODY)
-            .map_err(|e| shared.conn_error(format!("during the handshake: {e}")))?
-            .ok_or_else(|| gone(shared, "during the handshake"))?;
-        match Response::decode(frame).map_err(|e| shared.conn_error(e.to_string()))? {
-            Response::Welcome(w) => return Ok((w.version, w.info)),
-            Response::Log { level, message } => log::log(level, &message),
-            Response::Error { code, message } => {
-                return Err(shared.conn_error(format!("the backend refused us ({code}): {message}")))
-            }
-            other => {
-                return Err(shared.conn_error(format!(
-                    "expected a welcome, got an answer of kind {:#04x}",
-                    other.kind()
-                )))
-            }
-        }
-    }
-}
-
-/// Kills a backend that leaves requests waiting for `limit` without sending anything (a hung
-/// process, a network that went silent); the reader then fails every waiting request.
-fn watchdog(shared: std::sync::Weak<Shared>, limit: Duration) {
-    let tick = (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    loop {
-        std::thread::sleep(tick);
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        if lock(&shared.dead).is_some() {
-            return;
-        }
-        let waiting = !lock(&shared.pending).queue.is_empty();
-        if waiting && lock(&shared.heard).elapsed() >= limit {
-            shared.mark_dead(format!(
-                "the backend sent nothing for {} s while requests waited: it was stopped \
-                 (the limit is set with --timeout or ORE_TIMEOUT)",
-                limit.as_secs_f64()
-            ));
-            shared.cut();
-            return;
-        }
-    }
-}
-
-/// The reader thread: answers to completions, log frames to the log sink.
-fn read_answers(shared: &Arc<Shared>, mut input: Input) {
-    let why = loop {
-        let frame = match read_frame(&mut input, MAX_FRAME_BODY) {
-            Ok(Some(f)) => f,
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        };
-        *lock(&shared.heard) = Instant::now();
-        let resp = match Response::decode(frame) {
-            Ok(r) => r,
-            Err(e) => break Some(e.to_string()),
-        };
-        if let Response::Log { level, message } = resp {
-            log::log(level, &message);
-            continue;
-        }
-        let Some(done) = shared.pop_completion() else {
-            break Some(format!(
-                "protocol error: an answer of kind {:#04x} arrived with no request waiting",
-                resp.kind()
-            ));
-        };
-        done(Ok(resp));
-        // Do not hold on to a buffer of many megabytes after a large answer.
-        if input.buffer().is_empty() && input.capacity() > 1 << 20 {
-            input = BufReader::with_capacity(256 * 1024, input.into_inner());
-        }
-    };
-    let unanswered = lock(&shared.pending).queue.len();
-    let how = shared.child_exit();
-    let message = match (why, how) {
-        (Some(w), Some(h)) => format!("{w} (the backend {h})"),
-        (Some(w), None) => w,
-        (None, Some(h)) if unanswered > 0 => {
-            format!("the backend {h} with {unanswered} request(s) unanswered")
-        }
-        (None, Some(h)) => format!("the backend {h}"),
-        (None, None) => "the backend closed the connection".to_string(),
-    };
-    shared.mark_dead(message);
-    // Fail every queued request; new ones fail at submit because the connection is dead.
-    loop {
-        let next = shared.pop_completion();
-        match next {
-            Some(done) => done(Err(shared
-                .dead_error()
-                .unwrap_or_else(|| shared.conn_error("the connection ended")))),
-            None => break,
-        }
-    }
-}
-
-fn ok(r: Response) -> Result<(), Response> {
-    match r {
-        Response::Ok => Ok(()),
-        o => Err(o),
-    }
-}
-
-fn cas(r: Response) -> Result<CasOutcome, Response> {
-    match r {
-        Response::TagSet(o) => Ok(o),
-        o => Err(o),
-    }
-}
-
-impl Backend for Client {
-    fn info(&self) -> BackendInfo {
-        self.info.clone()
-    }
-
-    fn put(&self, key: Key, data: &[u8]) -> Result<()> {
-        self.start_put(key, data.to_vec()).wait()
-    }
-
-    fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        self.start_get(key).wait()
-    }
-
-    fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        self.start_exists(keys.to_vec()).wait()
-    }
-
-    fn remove(&self, keys: &[Key]) -> Result<()> {
-        self.call(Request::Remove(keys.to_vec()), ok).wait()
-    }
-
-    fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
-        self.call(Request::List { after, limit }, |r| match r {
-            Response::Keys { keys, more } => Ok((keys, more)),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.call(Request::GetTag(name.to_string()), |r| match r {
-            Response::Tag(v) => Ok(v),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
-        let req = Request::SetTag(SetTag {
-            name: name.to_string(),
-            expected: expected.map(<[u8]>::to_vec),
-            value: value.to_vec(),
-        });
-        self.call(req, cas).wait()
-    }
-
-    fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
-        let req = Request::RemoveTag(RemoveTag {
-            name: name.to_string(),
-            expected: expected.map(<[u8]>::to_vec),
-        });
-        self.call(req, cas).wait()
-    }
-
-    fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.call(Request::ListTags, |r| match r {
-            Response::Tags(t) => Ok(t),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.call(Request::Flush, ok).wait()
-    }
-
-    fn stats(&self) -> Result<Stats> {
-        self.call(Request::Stats, |r| match r {
-            Response::Stats(s) => Ok(s),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        let req = Request::Admin(AdminRequest {
-            command: command.to_string(),
-            args: args.to_vec(),
-        });
-        self.call(req, |r| match r {
-            Response::Admin(a) => Ok(a),
-            o => Err(o),
-        })
-        .wait()
-    }
-
-    fn attach_point(&self) -> Result<AttachPoint> {
-        self.start_attach_point().wait()
-    }
-
-    fn pipelines(&self) -> bool {
-        true
-    }
-
-    fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
-        self.call(
-            Request::Put {
-                key,
-                data: data.into(),
-            },
-            ok,
-        )
-    }
-
-    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
-        self.call(Request::Get(key), |r| match r {
-            Response::Data(d) => Ok(Some(d)),
-            Response::Missing => Ok(None),
-            o => Err(o),
-        })
-    }
-
-    fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
-        let n = keys.len();
-        // An answer with the wrong number of entries is a broken peer, not an answer.
-        self.call(Request::Exists(keys), move |r| match r {
-            Response::Presence(v) if v.len() == n => Ok(v),
-            o => Err(o),
-        })
-    }
 }

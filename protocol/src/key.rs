@@ -109,10 +109,23 @@ pub fn check_tag_name(name: &str) -> Result<()> {
     match why {
         Some(why) => Err(Error::backend(
             ErrorCode::InvalidArgument,
-            format!("invalid tag name {name:?}: {why}"),
+            format!("invalid tag name {:?}: {why}", shown(name)),
         )),
         None => Ok(()),
     }
+}
+
+/// A name as it may be echoed in a message: whole up to [`MAX_TAG_NAME`] bytes, else its
+/// beginning and its length, so that a name of many kilobytes does not fill the screen.
+pub fn shown(name: &str) -> String {
+    if name.len() <= MAX_TAG_NAME {
+        return name.to_string();
+    }
+    let mut end = 40;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &name[..end], name.len())
 }
 
 /// Checks the size of a tag value.

@@ -12,6 +12,7 @@ mod answers;
 pub mod backend;
 pub mod client;
 pub mod conformance;
+pub mod duration;
 pub mod error;
 pub mod fault;
 pub mod frame;

@@ -6,6 +6,10 @@
 //! for the frontend; in the frontend (or for an in-process backend) the default sink prints to
 //! stderr. A `Client` hands log frames it receives to the same global sink, so messages from a
 //! backend nested behind proxies climb up every level until a person sees them.
+//!
+//! What a backend says is shown, not trusted: a message (a log line, an error) is cut to
+//! [`MAX_MESSAGE`] bytes where it arrives, so a broken or hostile backend cannot fill the
+//! screen or a log with one frame of many megabytes.
 
 use crate::message::Level;
 use std::sync::{Arc, RwLock};
@@ -49,6 +53,24 @@ pub fn log(level: Level, message: &str) {
     }
 }
 
+/// The longest message from a backend that is passed on whole.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// A message from a backend, cut to [`MAX_MESSAGE`] bytes with a note of how much was left out.
+pub fn capped(mut message: String) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let left_out = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!(" [cut: {left_out} more bytes left out]"));
+    message
+}
+
 pub fn debug(message: &str) {
     log(Level::Debug, message)
 }
@@ -60,4 +82,21 @@ pub fn warning(message: &str) {
 }
 pub fn error(message: &str) {
     log(Level::Error, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_from_a_backend_is_cut_saying_how_much_was_left_out() {
+        assert_eq!(capped("short".into()), "short");
+        let long = "é".repeat(MAX_MESSAGE);
+        let cut = capped(long.clone());
+        assert!(cut.len() < MAX_MESSAGE + 64, "{}", cut.len());
+        assert!(cut.ends_with(&format!(
+            "[cut: {} more bytes left out]",
+            long.len() - MAX_MESSAGE
+        )));
+    }
 }

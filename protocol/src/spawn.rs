@@ -57,7 +57,13 @@ pub fn resolve_program(word: &str) -> PathBuf {
     PathBuf::from(word)
 }
 
-/// A command for an archive identifier, with its program resolved.
+/// Environment variables no backend program is given: the passphrases. A backend never needs
+/// them (it stores only what the frontend encrypted), and a program's environment is readable
+/// by its other processes, its crash reports and whatever it starts in turn.
+pub const SECRET_ENV: [&str; 2] = ["ORE_PASSPHRASE", "ORE_NEW_PASSPHRASE"];
+
+/// A command for an archive identifier, with its program resolved and the passphrases
+/// ([`SECRET_ENV`]) removed from its environment.
 pub fn command_for(archive: &str) -> Result<(Command, String)> {
     let words = split_identifier(archive)?;
     let program = resolve_program(&words[0]);
@@ -67,6 +73,9 @@ pub fn command_for(archive: &str) -> Result<(Command, String)> {
         .unwrap_or_else(|| words[0].clone());
     let mut cmd = Command::new(&program);
     cmd.args(&words[1..]);
+    for var in SECRET_ENV {
+        cmd.env_remove(var);
+    }
     Ok((cmd, name))
 }
 
@@ -90,30 +99,105 @@ pub(crate) fn grow_pipe(fd: &impl std::os::fd::AsRawFd) {
     }
 }
 
+/// The longest line of a backend program's stderr that is passed on whole. A program (or a
+/// remote host behind ssh) may write without ever ending a line; what is beyond this is left
+/// out, and the output says how much was.
+pub const MAX_STDERR_LINE: usize = 4096;
+
 /// Copies a backend program's stderr to ours, each line prefixed with the program's `name`;
-/// lines `expected` recognises (handled by the caller) go to the debug log instead.
+/// lines `expected` recognises (handled by the caller) go to the debug log instead. Memory is
+/// bounded: a line longer than [`MAX_STDERR_LINE`] is shown cut as soon as it is that long,
+/// the rest of it is read and dropped, and a note says how many bytes were left out.
 pub(crate) fn forward_stderr(
     name: &str,
     stderr: std::process::ChildStderr,
     expected: Option<fn(&str) -> bool>,
 ) {
+    let mut lines = StderrLines::default();
     let mut r = BufReader::new(stderr);
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim_end_matches(['\n', '\r']);
-                if expected.is_some_and(|f| f(text)) {
-                    log::debug(&format!("{name}: {text}"));
-                } else {
-                    eprintln!("{name}: {text}");
-                }
+        let consumed = match r.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(buf) => lines.take(buf, |line| show_line(name, line, expected)),
+        };
+        r.consume(consumed);
+    }
+    lines.finish(|line| show_line(name, line, expected));
+}
+
+fn show_line(name: &str, line: &str, expected: Option<fn(&str) -> bool>) {
+    if expected.is_some_and(|f| f(line)) {
+        log::debug(&format!("{name}: {line}"));
+    } else {
+        eprintln!("{name}: {line}");
+    }
+}
+
+/// Splits a byte stream into lines of at most [`MAX_STDERR_LINE`] bytes, holding no more.
+#[derive(Default)]
+struct StderrLines {
+    line: Vec<u8>,
+    /// The current line was too long: it was shown cut, and the rest is being dropped.
+    cut: bool,
+    /// Bytes of the current line dropped since.
+    dropped: u64,
+}
+
+impl StderrLines {
+    /// Takes bytes from `buf` up to and including one newline; calls `emit` for each line (or
+    /// piece) ready to show; returns how many bytes it used.
+    fn take(&mut self, buf: &[u8], mut emit: impl FnMut(&str)) -> usize {
+        let (part, used, ended) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        if self.cut {
+            self.dropped += part.len() as u64;
+        } else {
+            let kept = part.len().min(MAX_STDERR_LINE - self.line.len());
+            self.line.extend_from_slice(&part[..kept]);
+            if kept < part.len() {
+                self.cut = true;
+                self.dropped = (part.len() - kept) as u64;
+                emit(&format!(
+                    "{} [cut: the line goes on past {MAX_STDERR_LINE} bytes]",
+                    text(&self.line)
+                ));
+                self.line = Vec::new();
             }
         }
+        if ended {
+            self.end_line(&mut emit);
+        }
+        used
     }
+
+    /// Shows what is left at the end of the stream.
+    fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        if !self.line.is_empty() || self.cut {
+            self.end_line(&mut emit);
+        }
+    }
+
+    fn end_line(&mut self, emit: &mut impl FnMut(&str)) {
+        if self.cut {
+            emit(&format!(
+                "[cut: {} more bytes of that line were left out]",
+                self.dropped
+            ));
+        } else {
+            emit(&text(&self.line));
+        }
+        self.line.clear();
+        self.cut = false;
+        self.dropped = 0;
+    }
+}
+
+/// A line's bytes as text, invalid UTF-8 replaced and a trailing carriage return dropped.
+fn text(b: &[u8]) -> String {
+    let b = b.strip_suffix(b"\r").unwrap_or(b);
+    String::from_utf8_lossy(b).into_owned()
 }
 
 #[cfg(test)]
@@ -128,5 +212,41 @@ mod tests {
         );
         assert!(split_identifier("backend-fs 'unclosed").is_err());
         assert!(split_identifier("   ").is_err());
+    }
+
+    fn lines_of(chunks: &[&[u8]]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut lines = StderrLines::default();
+        for chunk in chunks {
+            let mut rest = *chunk;
+            while !rest.is_empty() {
+                let used = lines.take(rest, |l| out.push(l.to_string()));
+                rest = &rest[used..];
+            }
+        }
+        lines.finish(|l| out.push(l.to_string()));
+        out
+    }
+
+    #[test]
+    fn stderr_lines_are_passed_whole_up_to_the_limit_and_cut_beyond_it() {
+        let full = vec![b'a'; MAX_STDERR_LINE];
+        let long = vec![b'b'; MAX_STDERR_LINE + 10];
+        let got = lines_of(&[
+            b"one\r\ntw",
+            b"o\n",
+            &full,
+            b"\n",
+            &long[..100],
+            &long[100..],
+            b"\nend",
+        ]);
+        assert_eq!(got.len(), 6, "{got:?}");
+        assert_eq!(got[0], "one");
+        assert_eq!(got[1], "two");
+        assert_eq!(got[2].len(), MAX_STDERR_LINE);
+        assert!(got[3].starts_with(&"b".repeat(MAX_STDERR_LINE)) && got[3].ends_with("bytes]"));
+        assert_eq!(got[4], "[cut: 10 more bytes of that line were left out]");
+        assert_eq!(got[5], "end");
     }
 }

@@ -54,16 +54,41 @@ pub struct Global {
     /// Print only what was asked for (keys, data), no summaries or progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Give up on a backend that sends nothing for SECS seconds while requests wait (a hung
-    /// process or a silent network); 0 waits for ever. Passed on to proxies' inner backends.
+    /// Give up on a backend that sends nothing for SECS seconds (or a duration like 5m) while
+    /// requests wait (a hung process or a silent network); 0 waits for ever. Passed on to
+    /// proxies' inner backends.
     #[arg(
         long,
         global = true,
         env = "ORE_TIMEOUT",
         value_name = "SECS",
-        default_value = "300"
+        default_value = "300",
+        value_parser = timeout
     )]
-    pub timeout: f64,
+    pub timeout: std::time::Duration,
+}
+
+/// Reads a number of snapshots to keep, saying what is wrong with one that is not.
+fn count(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if n < 0 => Err("a count cannot be negative: give 0 or more".into()),
+        Ok(n) => u32::try_from(n).map_err(|_| format!("more than {}", u32::MAX)),
+        Err(_) => Err("not a whole number: give a count of snapshots, like 7".into()),
+    }
+}
+
+/// Reads a share from 0 to 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("not a share: give a number from 0 to 1, like 0.1".into()),
+    }
+}
+
+/// Reads `--timeout` (or `ORE_TIMEOUT`), refusing values past the limit.
+fn timeout(s: &str) -> Result<std::time::Duration, String> {
+    protocol::duration::read_duration(s)
+        .map_err(|e| format!("{e} (set by --timeout or ORE_TIMEOUT)"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -247,6 +272,41 @@ The archive's backend keeps each value a tag is set to, even when an append-only
 it, and gc keeps the snapshots they name. `ore reflog expire` (with full access) expires
 values first seen before its cutoff.")]
     TagHistory(TagHistoryArgs),
+    /// Show or prune this machine's file caches (one per archive snapshotted from here).
+    #[command(after_help = "Examples:
+  ore cache list
+  ore cache prune --dry-run
+  ore cache prune
+
+A file cache remembers every path, size and owner this machine saved to an archive, so that
+unchanged files are not read again. `prune` removes the caches of archives that no longer
+exist (their directory is gone, or it holds another archive now); one that cannot be reached
+is kept.")]
+    Cache(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List the file caches: archive id, identifier last used, size, last use.
+    #[command(after_help = "Examples:
+  ore cache list
+  ore cache list --json | jq -r .identifier")]
+    List,
+    /// Remove the file caches of archives that no longer exist.
+    #[command(after_help = "Examples:
+  ore cache prune --dry-run
+  ore cache prune")]
+    Prune {
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -310,22 +370,22 @@ pub struct ForgetArgs {
     #[arg(required = true)]
     pub tags: Vec<String>,
     /// Keep the N newest snapshots.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_last: Option<u32>,
     /// Keep the newest snapshot of each of the last N hours that have one.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_hourly: Option<u32>,
     /// ... of each of the last N days.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_daily: Option<u32>,
     /// ... of each of the last N weeks.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_weekly: Option<u32>,
     /// ... of each of the last N months.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_monthly: Option<u32>,
     /// ... of each of the last N years.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub keep_yearly: Option<u32>,
     /// Keep every snapshot made within DURATION (e.g. 36h, 30d, 2y) of the newest.
     #[arg(long, value_name = "DURATION")]
@@ -347,7 +407,7 @@ pub struct GcArgs {
     #[arg(long)]
     pub no_compact: bool,
     /// Compact logs (splitlog) whose dead share is at least this, 0 to 1.
-    #[arg(long, value_name = "SHARE", default_value = "0.1")]
+    #[arg(long, value_name = "SHARE", default_value = "0.1", value_parser = share)]
     pub compact_threshold: f64,
 }
 

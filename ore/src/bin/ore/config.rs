@@ -8,9 +8,10 @@
 //! exclude = [ { name = "*.tmp" }, { and = [ { name = "target" }, { larger_than = "1G" } ] } ]
 //! ```
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ore::rules::Rule;
 use serde::Deserialize;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +24,9 @@ pub struct Config {
     #[serde(default)]
     pub exclude: Vec<Rule>,
 }
+
+/// The largest config file read (1 MiB: a config file is a few lines).
+const MAX_CONFIG: u64 = 1 << 20;
 
 fn default_path() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
@@ -40,12 +44,27 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
             None => return Ok(Config::default()),
         },
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let what = || format!("config file {}", path.display());
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Config::default())
         }
-        Err(e) => return Err(e).with_context(|| format!("config file {}", path.display())),
+        Err(e) => return Err(e).with_context(what),
     };
-    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+    // Read no more than a config file can sensibly be: `--config /dev/zero` is an error, not
+    // all of memory.
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG + 1)
+        .read_to_end(&mut bytes)
+        .with_context(what)?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        bail!(
+            "{}: larger than {} KiB, too large for a config file",
+            what(),
+            MAX_CONFIG >> 10
+        );
+    }
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", what()))?;
+    toml::from_str(&text).with_context(what)
 }

@@ -3,6 +3,7 @@
 //! 3 completed with warnings).
 
 mod browse;
+mod cache;
 mod checks;
 mod cli;
 mod config;
@@ -198,6 +199,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Reset(a) => keep::reset(&env, a),
         Command::Reflog(a) => keep::reflog(&env, a),
         Command::TagHistory(a) => history::tag_history(&env, a),
+        Command::Cache(a) => cache::run(&env, a),
     };
     // An error the backend answered with does not know which archive it came from: say it.
     result.map_err(|e| {
@@ -242,9 +244,12 @@ fn main() {
     // client) reads the limit from the environment.
     std::env::set_var(
         backend_splitlog::identifier::TIMEOUT_ENV,
-        cli.global.timeout.to_string(),
+        cli.global.timeout.as_secs_f64().to_string(),
     );
-    let code = match run(cli) {
+    let code = match ore::lease::ttl_setting()
+        .map_err(anyhow::Error::msg)
+        .and_then(|_| run(cli))
+    {
         Ok(Done::Clean) => 0,
         Ok(Done::Warnings) => 3,
         Err(e) => {

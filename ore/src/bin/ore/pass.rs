@@ -1,7 +1,7 @@
 //! Getting passphrases without ever taking one as a plain argument.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::IsTerminal;
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::Path;
 
 /// Where the passphrase for opening comes from, in order of preference.
@@ -12,32 +12,72 @@ pub struct Source {
     pub config_command: Option<String>,
 }
 
-fn first_line(bytes: &[u8]) -> Vec<u8> {
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(bytes.len());
-    let line = &bytes[..end];
-    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+/// The longest passphrase read from a file or a command.
+const MAX_PASSPHRASE: usize = 4096;
+/// The most a passphrase command may print in all; it should print the passphrase and end.
+const MAX_COMMAND_OUTPUT: u64 = 1 << 20;
+
+/// The first line of `r` (without its line ending), reading no more than a passphrase can be:
+/// a file or a command that goes on and on (`/dev/zero`, `yes`) costs nothing.
+fn first_line(r: impl Read, what: &str) -> Result<Vec<u8>> {
+    let mut line = Vec::new();
+    BufReader::new(r.take(MAX_PASSPHRASE as u64 + 2))
+        .read_until(b'\n', &mut line)
+        .with_context(|| what.to_string())?;
+    let ended = line.last() == Some(&b'\n');
+    if ended {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.len() > MAX_PASSPHRASE {
+        bail!("{what}: its first line is longer than {MAX_PASSPHRASE} bytes, too long for a passphrase");
+    }
+    Ok(line)
 }
 
 fn from_file(p: &Path) -> Result<Vec<u8>> {
-    let b = std::fs::read(p).with_context(|| format!("passphrase file {}", p.display()))?;
-    Ok(first_line(&b))
+    let what = format!("passphrase file {}", p.display());
+    let f = std::fs::File::open(p).with_context(|| what.clone())?;
+    first_line(f, &what)
 }
 
 fn from_command(cmd: &str) -> Result<Vec<u8>> {
-    let out = std::process::Command::new("sh")
+    let what = format!("passphrase command `{cmd}`");
+    let mut command = std::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("passphrase command `{cmd}`"))?;
-    if !out.status.success() {
-        bail!("passphrase command `{cmd}` failed ({})", out.status);
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    for var in protocol::spawn::SECRET_ENV {
+        command.env_remove(var);
     }
-    Ok(first_line(&out.stdout))
+    let mut child = command.spawn().with_context(|| what.clone())?;
+    let read = match child.stdout.take() {
+        Some(mut out) => first_line(&mut out, &what).and_then(|line| {
+            // Let it finish printing (a password manager may print more lines), but only so
+            // much: one that never stops is stopped.
+            let rest = std::io::copy(&mut out.take(MAX_COMMAND_OUTPUT + 1), &mut std::io::sink())
+                .with_context(|| what.clone())?;
+            if rest > MAX_COMMAND_OUTPUT {
+                bail!("{what} printed more than {MAX_COMMAND_OUTPUT} bytes without ending; it should print the passphrase and exit");
+            }
+            Ok(line)
+        }),
+        None => Err(anyhow!("{what}: its output could not be read")),
+    };
+    if read.is_err() {
+        let _ = child.kill();
+    }
+    let status = child.wait().with_context(|| what.clone())?;
+    let line = read?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(line)
 }
 
 fn prompt(text: &str) -> Result<Vec<u8>> {

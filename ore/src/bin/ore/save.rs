@@ -123,7 +123,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         atime: a.atime,
         ctime: a.ctime,
         dry_run: a.dry_run,
-        cache,
+        cache: cache.clone(),
         skip,
         progress: None,
     };
@@ -136,6 +136,12 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
             },
         )
     })?;
+    // Note whose cache it is, for `ore cache list` and `ore cache prune`.
+    if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
+        if let Err(e) = ore::filecache::remember_use(path, &id) {
+            protocol::log::warning(&format!("the file cache: {e}"));
+        }
+    }
     let s = &r.snapshot;
     let key = r.key.map(|k| k.to_hex());
     if env.global.json {
