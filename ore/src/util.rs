@@ -14,6 +14,36 @@ pub fn parse_args<T: clap::Parser>() -> T {
     })
 }
 
+/// The next line of `r` into `line` (its `\n` and a `\r` before it removed), reading at most
+/// `max` bytes of it: input that never ends a line (`/dev/zero`, `yes`) costs `max` bytes, not
+/// all memory. `Ok(false)` at the end of the input; an error when the line is longer than `max`.
+pub fn read_line_capped(
+    r: &mut impl std::io::BufRead,
+    max: usize,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    use std::io::{BufRead, Read};
+    line.clear();
+    // Room for the longest line and its `\r\n`, and one byte more to tell it is too long.
+    r.by_ref().take(max as u64 + 3).read_until(b'\n', line)?;
+    if line.is_empty() {
+        return Ok(false);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a line longer than {max} bytes"),
+        ));
+    }
+    Ok(true)
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
@@ -212,6 +242,22 @@ pub fn ser_opt_key<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capped_lines_end_at_newlines_and_refuse_what_is_too_long() {
+        let mut input: &[u8] = b"one\r\ntwo\n\nthree";
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while read_line_capped(&mut input, 5, &mut line).unwrap() {
+            got.push(String::from_utf8(line.clone()).unwrap());
+        }
+        assert_eq!(got, ["one", "two", "", "three"]);
+        let mut long: &[u8] = b"123456\nnext\n";
+        assert!(read_line_capped(&mut long, 5, &mut line).is_err());
+        let mut exact: &[u8] = b"12345\r\n";
+        assert!(read_line_capped(&mut exact, 5, &mut line).unwrap());
+        assert_eq!(line, b"12345");
+    }
 
     #[test]
     fn dates_round_trip() {

@@ -29,7 +29,7 @@ fn a_restore_that_fills_the_disk_fails_and_leaves_no_file_cut_short() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("2 file(s) could not be restored here"),
+        r.stderr.contains("2 entries could not be restored here"),
         "{}",
         r.stderr
     );

@@ -246,3 +246,20 @@ fn file_caches_are_private_and_those_of_vanished_archives_can_be_pruned() {
     kept.run(&["ls", "t"])
         .expect(0, "the kept archive still works");
 }
+
+#[test]
+fn explore_fed_a_line_that_never_ends_is_refused_with_bounded_memory() {
+    let (o, _d) = Ore::local();
+    let mut cmd = o.cmd(&["explore"]);
+    cmd.stdin(std::fs::File::open("/dev/zero").unwrap());
+    let m = run_measured(cmd, Duration::from_secs(60));
+    assert_eq!(m.run.code, 1, "{}", m.run.stderr);
+    assert!(
+        m.run
+            .stderr
+            .contains("standard input, line 1: a line longer than 65536 bytes"),
+        "{}",
+        m.run.stderr
+    );
+    assert!(m.peak_kib < MODEST_KIB, "peak {} KiB", m.peak_kib);
+}

@@ -9,8 +9,12 @@ use ore::entry::EntryKind;
 use ore::util::{format_time, human_bytes, show};
 use ore::vtree::{VNode, VTree};
 use std::cell::RefCell;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::rc::Rc;
+
+/// The longest command read from standard input: a path of 4,096 bytes and then some. Input
+/// that never ends a line (`ore explore < /dev/zero`) is refused, not gathered.
+const MAX_LINE: usize = 64 * 1024;
 
 /// Where the shell is: the names from `/` down, with their nodes.
 type Cwd = Vec<(Vec<u8>, VNode)>;
@@ -429,8 +433,19 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
     shell.tree.tags()?;
     let mut failed = false;
     if !std::io::stdin().is_terminal() {
-        for line in std::io::stdin().lock().lines() {
-            let line = line?;
+        let (mut input, mut line, mut number) = (std::io::stdin().lock(), Vec::new(), 0u64);
+        loop {
+            number += 1;
+            match ore::util::read_line_capped(&mut input, MAX_LINE, &mut line) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => bail!("standard input, line {number}: {e}"),
+            }
+            let Ok(line) = std::str::from_utf8(&line) else {
+                eprintln!("standard input, line {number}: not UTF-8, skipped");
+                failed = true;
+                continue;
+            };
             match shell.run(line.trim()) {
                 Ok(true) => {}
                 Ok(false) => break,

@@ -1,7 +1,7 @@
 //! Getting passphrases without ever taking one as a plain argument.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::Path;
 
 /// Where the passphrase for opening comes from, in order of preference.
@@ -21,19 +21,13 @@ const MAX_COMMAND_OUTPUT: u64 = 1 << 20;
 /// a file or a command that goes on and on (`/dev/zero`, `yes`) costs nothing.
 fn first_line(r: impl Read, what: &str) -> Result<Vec<u8>> {
     let mut line = Vec::new();
-    BufReader::new(r.take(MAX_PASSPHRASE as u64 + 2))
-        .read_until(b'\n', &mut line)
-        .with_context(|| what.to_string())?;
-    let ended = line.last() == Some(&b'\n');
-    if ended {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
+    ore::util::read_line_capped(&mut BufReader::new(r), MAX_PASSPHRASE, &mut line).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            anyhow!("{what}: its first line is longer than {MAX_PASSPHRASE} bytes, too long for a passphrase")
+        } else {
+            anyhow::Error::new(e).context(what.to_string())
         }
-    }
-    if line.len() > MAX_PASSPHRASE {
-        bail!("{what}: its first line is longer than {MAX_PASSPHRASE} bytes, too long for a passphrase");
-    }
+    })?;
     Ok(line)
 }
 

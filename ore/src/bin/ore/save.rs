@@ -241,8 +241,8 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         }
         if r.not_restored > 0 {
             eprintln!(
-                "ore: the restore is INCOMPLETE: {} file(s) could not be restored here (see above)",
-                r.not_restored
+                "ore: the restore is INCOMPLETE: {} could not be restored here (see above)",
+                entries(r.not_restored)
             );
         }
     }
@@ -254,8 +254,8 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     }
     if r.not_restored > 0 {
         return Err(anyhow!(
-            "restore incomplete: {} file(s) could not be restored here",
-            r.not_restored
+            "restore incomplete: {} could not be restored here",
+            entries(r.not_restored)
         ));
     }
     Ok(if r.warnings.is_empty() {
@@ -263,4 +263,9 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     } else {
         Done::Warnings
     })
+}
+
+/// "1 entry", "2 entries": files, directories and links alike.
+fn entries(n: u64) -> String {
+    format!("{n} {}", if n == 1 { "entry" } else { "entries" })
 }
