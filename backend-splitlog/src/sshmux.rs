@@ -130,7 +130,11 @@ pub fn forward(cmd: &str, remote: &str) -> Option<PathBuf> {
         return None;
     }
     let _ = std::fs::remove_file(&local);
-    let out = std::process::Command::new(program)
+    let mut ssh = std::process::Command::new(program);
+    for var in protocol::spawn::SECRET_ENV {
+        ssh.env_remove(var);
+    }
+    let out = ssh
         .args(&args[..dest])
         .args(["-O", "forward", "-L", &format!("{local_str}:{remote}")])
         .arg(&args[dest])

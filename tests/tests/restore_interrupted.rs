@@ -117,6 +117,9 @@ fn setuid_bits_are_restored_only_onto_files_owned_as_the_snapshot_says() {
     );
     // An ordinary user: their own program keeps them, root's does not.
     chown_tree(d.path(), NOBODY);
+    // Their own cache and config directory too (Ore keeps its cache private to its owner).
+    std::fs::create_dir_all(&ore.cache).unwrap();
+    chown_tree(&ore.cache, NOBODY);
     let theirs = d.path().join("as-nobody");
     let r = Run::of(
         as_nobody(&ore.cmd(&["restore", "t", theirs.to_str().unwrap()]))
