@@ -288,8 +288,19 @@ impl<R: Read> Records<R> {
         if len > MAX_RECORD {
             return Err(self.bad(format!("a record of {len} bytes (at most {MAX_RECORD})")));
         }
-        let mut payload = vec![0u8; len as usize];
-        self.exact(&mut payload)?;
+        // Grown as bytes arrive, not allocated at the size the record claims.
+        let mut payload = Vec::new();
+        let got = (&mut self.inner)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)
+            .map_err(|e| Error::Local(format!("reading the dump: {e}")))?;
+        if got < len as usize {
+            return Err(Error::Usage(format!(
+                "the dump ends early (last entry read: {})",
+                self.at
+            )));
+        }
+        self.hash.update(&payload);
         Ok((head[0], payload, before))
     }
 
@@ -423,16 +434,10 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
                 } else {
                     path.clone()
                 };
+                check_entry(&de, stack.last().map(|f| f.last.as_deref()))
+                    .map_err(|why| r.bad(why))?;
                 if let Some(f) = stack.last_mut() {
-                    if de.name.is_empty()
-                        || de.name.contains(&b'/')
-                        || f.last.as_ref().is_some_and(|l| *l >= de.name)
-                    {
-                        return Err(r.bad("entry names out of order or invalid".into()));
-                    }
                     f.last = Some(de.name.clone());
-                } else if !matches!(de.kind, DumpKind::Dir) {
-                    return Err(r.bad("the root is not a directory".into()));
                 }
                 let entry_kind = match &de.kind {
                     DumpKind::Dir => {
@@ -520,6 +525,44 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     }
 }
 
+/// Checks an entry of the stream as [`crate::entry`] checks one read from an archive: the
+/// root (no parent) is a directory named like a snapshot's root; any other entry's name and
+/// hard-link target pass [`check_name`](crate::entry::check_name), and its name sorts after
+/// the name before it in its directory (`prev`).
+fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Result<(), String> {
+    use crate::entry::{check_link_target, check_name, quoted};
+    let Some(prev) = parent else {
+        if !matches!(de.kind, DumpKind::Dir) {
+            return Err("the root is not a directory".into());
+        }
+        if de.name.is_empty() {
+            return Ok(());
+        }
+        return check_name(&de.name)
+            .map_err(|why| format!("the root's name {} {why}", quoted(&de.name)));
+    };
+    check_name(&de.name).map_err(|why| format!("an entry's name {} {why}", quoted(&de.name)))?;
+    if let Some(prev) = prev {
+        if prev >= de.name.as_slice() {
+            return Err(format!(
+                "the name {} follows {} in its directory (names must be sorted, each once)",
+                quoted(&de.name),
+                quoted(prev)
+            ));
+        }
+    }
+    if let DumpKind::Hardlink(t) = &de.kind {
+        check_link_target(t).map_err(|why| {
+            format!(
+                "hard link {}: its target {} {why}",
+                quoted(&de.name),
+                quoted(t)
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
     Entry {
         name: de.name,
@@ -534,6 +577,19 @@ fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
         ctime: de.ctime,
         xattrs: de.xattrs,
     }
+}
+
+/// `total + more`, when that is within the file's declared `size`; else the error that the
+/// file's records hold more bytes than its entry says.
+fn within<R: Read>(r: &Records<R>, total: u64, more: u64, size: u64) -> Result<u64> {
+    total
+        .checked_add(more)
+        .filter(|&t| t <= size)
+        .ok_or_else(|| {
+            r.bad(format!(
+                "the file's records hold more than the {size} bytes its entry declares"
+            ))
+        })
 }
 
 /// Reads a file's data records, chunks and stores them, and checks the file's hash.
@@ -579,8 +635,8 @@ fn load_file<R: Read>(
         let (kind, payload, _) = r.next()?;
         match kind {
             DATA => {
+                total = within(r, total, payload.len() as u64, size)?;
                 h.update(&payload);
-                total += payload.len() as u64;
                 region.extend_from_slice(&payload);
                 if region.len() >= window {
                     cut(&mut region, false, &mut pieces, store)?;
@@ -593,9 +649,11 @@ fn load_file<R: Read>(
                         .try_into()
                         .map_err(|_| r.bad("a hole record is not 8 bytes".into()))?,
                 );
+                // Sizes are checked before any work: a crafted hole of 2^62 bytes must not
+                // be hashed first.
+                total = within(r, total, len, size)?;
                 cut(&mut region, true, &mut pieces, store)?;
                 hash_zeros(&mut h, len);
-                total += len;
                 pieces.push(store, Piece::Hole { len })?;
             }
             FILE_END => {

@@ -213,15 +213,197 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("postcard serialisation into memory")
 }
 
-/// Decodes a block's plaintext, naming the block when it does not parse.
+/// Decodes a block's plaintext, naming the block when it does not parse. A snapshot's root
+/// entry is checked here too ([`check_root`]), so that no reader of any snapshot meets a root
+/// it could be led astray by; directory entries are checked where directory blocks are
+/// decoded ([`crate::tree::decode_node`]).
 pub fn decode<'a, T: Deserialize<'a>>(
     data: &'a [u8],
     key: &Key,
     kind: crate::block::Kind,
 ) -> crate::Result<T> {
-    postcard::from_bytes(data).map_err(|e| crate::Error::Corrupt {
+    let corrupt = |why: String| crate::Error::Corrupt {
         key: *key,
         kind: kind.name(),
-        why: format!("does not decode: {e}"),
-    })
+        why,
+    };
+    let value = postcard::from_bytes(data).map_err(|e| corrupt(format!("does not decode: {e}")))?;
+    if kind == crate::block::Kind::Snapshot {
+        // `T` is the snapshot's type, or a caller's view of it: decode it once more as the
+        // real thing to check its root (a snapshot block is small, and read rarely).
+        let snap: Snapshot =
+            postcard::from_bytes(data).map_err(|e| corrupt(format!("does not decode: {e}")))?;
+        check_root(&snap.root).map_err(corrupt)?;
+    }
+    Ok(value)
+}
+
+/// Why a name cannot be an entry's name, or a path cannot be a hard link's target.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadName {
+    #[error("is empty")]
+    Empty,
+    #[error("is \".\" (the directory itself)")]
+    Dot,
+    #[error("is \"..\" (the directory above)")]
+    DotDot,
+    #[error("contains '/'")]
+    Slash,
+    #[error("contains a NUL byte")]
+    Nul,
+    /// A path (a hard link's target) that starts at `/`.
+    #[error("starts with '/'")]
+    Absolute,
+    /// A path with a component that is not a name.
+    #[error("has a component that {0}")]
+    Component(Box<BadName>),
+}
+
+/// Checks that `name` can be the name of an entry in a directory: not empty, not `.` or `..`,
+/// without `/` or NUL. Every entry read from an archive or a dump stream has passed this, so
+/// that joining it to a directory never leaves that directory; code that turns names into
+/// paths may call it again as a second line of defence.
+pub fn check_name(name: &[u8]) -> Result<(), BadName> {
+    match name {
+        b"" => Err(BadName::Empty),
+        b"." => Err(BadName::Dot),
+        b".." => Err(BadName::DotDot),
+        _ if name.contains(&b'/') => Err(BadName::Slash),
+        _ if name.contains(&0) => Err(BadName::Nul),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `target` can be a hard link's target: a path from the snapshot root made of
+/// names that pass [`check_name`] joined by single `/` (no leading `/`, no `.`, `..` or
+/// empty components).
+pub fn check_link_target(target: &[u8]) -> Result<(), BadName> {
+    if target.first() == Some(&b'/') {
+        return Err(BadName::Absolute);
+    }
+    for c in target.split(|&b| b == b'/') {
+        check_name(c).map_err(|e| {
+            if target.is_empty() {
+                e
+            } else {
+                BadName::Component(Box::new(e))
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// A name as an error message shows it: quoted, with control bytes escaped.
+pub fn quoted(name: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(name))
+}
+
+/// Checks an entry read from a directory: its name and, for a hard link, its target.
+pub fn check_entry(e: &Entry) -> Result<(), String> {
+    check_name(&e.name).map_err(|why| format!("an entry's name {} {why}", quoted(&e.name)))?;
+    if let EntryKind::Hardlink { target } = &e.kind {
+        check_link_target(target).map_err(|why| {
+            format!(
+                "hard link {}: its target {} {why}",
+                quoted(&e.name),
+                quoted(target)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks a snapshot's root entry: a directory, whose name is empty (a made-up root, or `/`)
+/// or passes [`check_name`].
+pub fn check_root(e: &Entry) -> Result<(), String> {
+    if !matches!(e.kind, EntryKind::Dir { .. }) {
+        return Err(format!(
+            "its root is a {}, not a directory",
+            e.kind.type_name()
+        ));
+    }
+    if e.name.is_empty() {
+        return Ok(());
+    }
+    check_name(&e.name).map_err(|why| format!("its root's name {} {why}", quoted(&e.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_leave_a_directory_are_refused() {
+        assert_eq!(check_name(b""), Err(BadName::Empty));
+        assert_eq!(check_name(b"."), Err(BadName::Dot));
+        assert_eq!(check_name(b".."), Err(BadName::DotDot));
+        assert_eq!(check_name(b"/tmp/x/pwned"), Err(BadName::Slash));
+        assert_eq!(check_name(b"a\0b"), Err(BadName::Nul));
+        for ok in [&b"a"[..], b"...", b".hidden", b"a b", b"\xff\xfe", b"..x"] {
+            assert_eq!(check_name(ok), Ok(()), "{}", quoted(ok));
+        }
+    }
+
+    #[test]
+    fn hard_link_targets_must_stay_below_the_snapshot_root() {
+        for bad in [
+            &b""[..],
+            b"/etc/passwd",
+            b"../../outside/victim",
+            b"a/../b",
+            b"a/./b",
+            b"a//b",
+            b"a/",
+            b"a/b\0",
+        ] {
+            assert!(check_link_target(bad).is_err(), "{}", quoted(bad));
+        }
+        assert_eq!(check_link_target(b"a/victim"), Ok(()));
+        assert_eq!(check_link_target(b"file"), Ok(()));
+    }
+
+    fn dir_named(name: &[u8]) -> Entry {
+        Entry {
+            name: name.to_vec(),
+            kind: EntryKind::Dir { tree: Key([0; 32]) },
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_whose_root_is_named_like_a_path_does_not_decode() {
+        let mut snap = Snapshot {
+            previous: Vec::new(),
+            root: dir_named(b"/tmp/x/pwned"),
+            time: 0,
+            host: String::new(),
+            user: String::new(),
+            tag: "t".into(),
+            paths: Vec::new(),
+            comment: String::new(),
+            stats: SnapshotStats::default(),
+            warnings: Vec::new(),
+            warnings_total: 0,
+        };
+        let key = Key([7; 32]);
+        let err = decode::<Snapshot>(&encode(&snap), &key, crate::block::Kind::Snapshot)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/tmp/x/pwned") && err.contains(&key.to_string()),
+            "{err}"
+        );
+        snap.root.name = Vec::new();
+        assert!(decode::<Snapshot>(&encode(&snap), &key, crate::block::Kind::Snapshot).is_ok());
+        snap.root.name = b"home".to_vec();
+        assert!(decode::<Snapshot>(&encode(&snap), &key, crate::block::Kind::Snapshot).is_ok());
+    }
 }
