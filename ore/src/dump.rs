@@ -36,6 +36,9 @@ const MAGIC: &[u8; 8] = b"ORE-DUMP";
 pub const VERSION: u8 = 1;
 const MAX_RECORD: u32 = 16 << 20;
 const DATA_RECORD: usize = 1 << 20;
+/// Most directories nested in a stream: paths longer than a file system could take are
+/// refused rather than held level by level.
+const MAX_DEPTH: usize = 4096;
 /// Chunks asked for ahead while dumping from an archive over a link.
 const READ_AHEAD: usize = 32;
 
@@ -441,6 +444,12 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
                 }
                 let entry_kind = match &de.kind {
                     DumpKind::Dir => {
+                        // Each level keeps its path: bounded depth keeps that memory linear.
+                        if stack.len() >= MAX_DEPTH {
+                            return Err(
+                                r.bad(format!("directories nested more than {MAX_DEPTH} deep"))
+                            );
+                        }
                         stack.push(Frame {
                             meta: de,
                             path,
@@ -530,16 +539,16 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
 /// hard-link target pass [`check_name`](crate::entry::check_name), and its name sorts after
 /// the name before it in its directory (`prev`).
 fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Result<(), String> {
-    use crate::entry::{check_link_target, check_name, quoted};
+    use crate::entry::{check_name, quoted};
     let Some(prev) = parent else {
         if !matches!(de.kind, DumpKind::Dir) {
             return Err("the root is not a directory".into());
         }
-        if de.name.is_empty() {
-            return Ok(());
+        if !de.name.is_empty() {
+            check_name(&de.name)
+                .map_err(|why| format!("the root's name {} {why}", quoted(&de.name)))?;
         }
-        return check_name(&de.name)
-            .map_err(|why| format!("the root's name {} {why}", quoted(&de.name)));
+        return crate::entry::check_details(&de.name, &EntryKind::Fifo, &de.xattrs);
     };
     check_name(&de.name).map_err(|why| format!("an entry's name {} {why}", quoted(&de.name)))?;
     if let Some(prev) = prev {
@@ -551,16 +560,12 @@ fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Re
             ));
         }
     }
-    if let DumpKind::Hardlink(t) = &de.kind {
-        check_link_target(t).map_err(|why| {
-            format!(
-                "hard link {}: its target {} {why}",
-                quoted(&de.name),
-                quoted(t)
-            )
-        })?;
-    }
-    Ok(())
+    let kind = match &de.kind {
+        DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+        DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+        _ => EntryKind::Fifo,
+    };
+    crate::entry::check_details(&de.name, &kind, &de.xattrs)
 }
 
 fn entry(de: DumpEntry, kind: EntryKind) -> Entry {

@@ -301,14 +301,40 @@ pub fn quoted(name: &[u8]) -> String {
 /// Checks an entry read from a directory: its name and, for a hard link, its target.
 pub fn check_entry(e: &Entry) -> Result<(), String> {
     check_name(&e.name).map_err(|why| format!("an entry's name {} {why}", quoted(&e.name)))?;
-    if let EntryKind::Hardlink { target } = &e.kind {
-        check_link_target(target).map_err(|why| {
+    check_details(&e.name, &e.kind, &e.xattrs)
+}
+
+/// Checks what an entry holds besides its name: a hard link's target (a path within the
+/// snapshot), a symlink's target (not empty, no NUL: a symlink that cannot exist) and the
+/// names of extended attributes (not empty, no NUL). Shared with `ore load`, whose entries
+/// carry the same fields.
+pub fn check_details(name: &[u8], kind: &EntryKind, xattrs: &[Xattr]) -> Result<(), String> {
+    match kind {
+        EntryKind::Hardlink { target } => check_link_target(target).map_err(|why| {
             format!(
                 "hard link {}: its target {} {why}",
-                quoted(&e.name),
+                quoted(name),
                 quoted(target)
             )
-        })?;
+        })?,
+        EntryKind::Symlink { target } if target.is_empty() || target.contains(&0) => {
+            return Err(format!(
+                "symlink {}: its target {} is empty or contains a NUL byte",
+                quoted(name),
+                quoted(target)
+            ))
+        }
+        _ => {}
+    }
+    if let Some(x) = xattrs
+        .iter()
+        .find(|x| x.name.is_empty() || x.name.contains(&0))
+    {
+        return Err(format!(
+            "{}: an extended attribute's name {} is empty or contains a NUL byte",
+            quoted(name),
+            quoted(&x.name)
+        ));
     }
     Ok(())
 }
@@ -322,10 +348,10 @@ pub fn check_root(e: &Entry) -> Result<(), String> {
             e.kind.type_name()
         ));
     }
-    if e.name.is_empty() {
-        return Ok(());
+    if !e.name.is_empty() {
+        check_name(&e.name).map_err(|why| format!("its root's name {} {why}", quoted(&e.name)))?;
     }
-    check_name(&e.name).map_err(|why| format!("its root's name {} {why}", quoted(&e.name)))
+    check_details(&e.name, &e.kind, &e.xattrs)
 }
 
 #[cfg(test)]
@@ -360,6 +386,22 @@ mod tests {
         }
         assert_eq!(check_link_target(b"a/victim"), Ok(()));
         assert_eq!(check_link_target(b"file"), Ok(()));
+    }
+
+    #[test]
+    fn symlinks_and_attributes_that_cannot_exist_are_refused() {
+        let mut e = dir_named(b"s");
+        e.kind = EntryKind::Symlink { target: Vec::new() };
+        assert!(check_entry(&e).is_err());
+        e.kind = EntryKind::Symlink {
+            target: b"../anywhere".to_vec(),
+        };
+        assert_eq!(check_entry(&e), Ok(()), "a symlink may point anywhere");
+        e.xattrs.push(Xattr {
+            name: b"user.a\0b".to_vec(),
+            value: Vec::new(),
+        });
+        assert!(check_entry(&e).unwrap_err().contains("extended attribute"));
     }
 
     fn dir_named(name: &[u8]) -> Entry {

@@ -147,6 +147,28 @@ fn a_dump_whose_hard_links_point_out_of_the_snapshot_is_refused_by_load() {
 }
 
 #[test]
+fn a_dump_with_symlinks_or_attributes_that_cannot_exist_is_refused_by_load() {
+    let stream = Stream::new()
+        .entry(b"home", DumpKind::Dir)
+        .entry(b"s", DumpKind::Symlink(b"a\0b".to_vec()))
+        .dir_end()
+        .finish();
+    refused(&stream, &["symlink \"s\"", "NUL", "near s"]);
+}
+
+#[test]
+fn a_dump_nested_deeper_than_any_file_system_is_refused_by_load() {
+    let mut s = Stream::new();
+    for _ in 0..5000 {
+        s.entry(b"d", DumpKind::Dir);
+    }
+    for _ in 0..5000 {
+        s.dir_end();
+    }
+    refused(&s.finish(), &["nested more than 4096 deep"]);
+}
+
+#[test]
 fn a_dump_with_a_name_twice_or_out_of_order_is_refused_by_load() {
     let twice = Stream::new()
         .entry(b"home", DumpKind::Dir)
