@@ -487,3 +487,52 @@ impl Pieces {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryKind;
+
+    fn named(name: &[u8]) -> Entry {
+        Entry {
+            name: name.to_vec(),
+            kind: EntryKind::Fifo,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_directory_leaf_must_hold_valid_names_sorted_once() {
+        let leaf = |names: &[&[u8]]| names.iter().map(|n| named(n)).collect::<Vec<_>>();
+        assert_eq!(DirTree::check_leaf(&leaf(&[b"a", b"b", b"c"])), Ok(()));
+        assert_eq!(DirTree::check_leaf(&[]), Ok(()));
+        let err = DirTree::check_leaf(&leaf(&[b"a", b"a"])).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
+        let err = DirTree::check_leaf(&leaf(&[b"b", b"a"])).unwrap_err();
+        assert!(err.contains("out of order"), "{err}");
+        let err = DirTree::check_leaf(&leaf(&[b".", b"a"])).unwrap_err();
+        assert!(err.contains("\".\""), "{err}");
+    }
+
+    #[test]
+    fn a_directory_index_must_name_its_children_in_order() {
+        let child = |first: &[u8]| Child {
+            key: Key([0; 32]),
+            summary: DirSummary {
+                first: first.to_vec(),
+                count: 1,
+            },
+        };
+        assert_eq!(DirTree::check_inner(&[child(b"a"), child(b"m")]), Ok(()));
+        assert!(DirTree::check_inner(&[child(b"m"), child(b"a")]).is_err());
+        assert!(DirTree::check_inner(&[child(b"m"), child(b"m")]).is_err());
+    }
+}
