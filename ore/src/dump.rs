@@ -149,7 +149,7 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
         warnings_total: snap.warnings_total,
     };
     w.record(HEADER, &encode(&header))?;
-    dump_entry(repo, &snap.root, &mut w, &mut stats)?;
+    dump_tree(repo, &snap.root, &mut w, &mut stats)?;
     let sum = *w.hash.finalize().as_bytes();
     w.record(TRAILER, &sum)?;
     w.inner
@@ -159,12 +159,49 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
     Ok(stats)
 }
 
-fn dump_entry<W: Write>(
-    repo: &Repo,
-    e: &Entry,
+/// Writes `root` and everything below it, depth first. The walk keeps its open directories
+/// on a stack of its own rather than recursing, so a crafted archive nested deeper than any
+/// file system could hold ends in an error, not in a stack overflow.
+fn dump_tree<'r, W: Write>(
+    repo: &'r Repo,
+    root: &Entry,
     w: &mut Hashed<W>,
     stats: &mut DumpStats,
 ) -> Result<()> {
+    let mut open: Vec<Reader<'r, DirTree>> = Vec::new();
+    open.extend(dump_entry(repo, root, w, stats)?.map(|(_, r)| r));
+    while let Some(dir) = open.last_mut() {
+        match dir.next_item()? {
+            Some(c) => {
+                if let Some((tree, below)) = dump_entry(repo, &c, w, stats)? {
+                    // `load` refuses deeper streams: say so now, not after writing one.
+                    if open.len() >= MAX_DEPTH {
+                        return Err(Error::Corrupt {
+                            key: tree,
+                            kind: Kind::Dir.name(),
+                            why: format!("it is nested more than {MAX_DEPTH} directories deep"),
+                        });
+                    }
+                    open.push(below);
+                }
+            }
+            None => {
+                open.pop();
+                w.record(DIR_END, &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one entry; a file's data comes along, a directory's entries are left to the caller
+/// (its tree's key and a reader of it are returned).
+fn dump_entry<'r, W: Write>(
+    repo: &'r Repo,
+    e: &Entry,
+    w: &mut Hashed<W>,
+    stats: &mut DumpStats,
+) -> Result<Option<(Key, Reader<'r, DirTree>)>> {
     stats.entries += 1;
     let kind = match &e.kind {
         EntryKind::File { size, .. } => DumpKind::File { size: *size },
@@ -237,16 +274,10 @@ fn dump_entry<W: Write>(
             }
             w.record(FILE_END, h.finalize().as_bytes())?;
         }
-        EntryKind::Dir { tree } => {
-            let mut r = Reader::<DirTree>::new(repo, *tree);
-            while let Some(c) = r.next_item()? {
-                dump_entry(repo, &c, w, stats)?;
-            }
-            w.record(DIR_END, &[])?;
-        }
+        EntryKind::Dir { tree } => return Ok(Some((*tree, Reader::new(repo, *tree)))),
         _ => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {

@@ -451,3 +451,29 @@ fn a_mounted_directory_with_entries_named_dot_and_dot_dot_is_an_error_not_a_list
         "the damage is reported: {err}"
     );
 }
+
+#[test]
+fn a_crafted_snapshot_nested_a_hundred_thousand_deep_is_refused_by_dump_not_a_crash() {
+    let (ore, _d) = Ore::local();
+    let repo = open(&ore);
+    let mut e = file(&repo, b"leaf", b"x\n");
+    for _ in 0..100_000 {
+        e = dir(&repo, b"d", vec![e]);
+    }
+    snapshot(&repo, "deep", dir(&repo, b"home", vec![e]));
+    drop(repo);
+    let r = ore.run(&["dump", "deep"]);
+    assert_eq!(r.code, 1, "an error, not a crash: {}", r.stderr);
+    assert!(r.stderr.contains("nested more than 4096"), "{}", r.stderr);
+    // At the depth load accepts, dump works (and the stream loads back).
+    let repo = open(&ore);
+    let mut e = file(&repo, b"leaf", b"x\n");
+    for _ in 0..4000 {
+        e = dir(&repo, b"d", vec![e]);
+    }
+    snapshot(&repo, "deep-enough", dir(&repo, b"home", vec![e]));
+    drop(repo);
+    let o = ore.cmd(&["dump", "deep-enough"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    load(&ore, "loaded", &o.stdout).expect(0, "load");
+}
