@@ -36,6 +36,9 @@ const MAGIC: &[u8; 8] = b"ORE-DUMP";
 pub const VERSION: u8 = 1;
 const MAX_RECORD: u32 = 16 << 20;
 const DATA_RECORD: usize = 1 << 20;
+/// Most directories nested in a stream: paths longer than a file system could take are
+/// refused rather than held level by level.
+const MAX_DEPTH: usize = 4096;
 /// Chunks asked for ahead while dumping from an archive over a link.
 const READ_AHEAD: usize = 32;
 
@@ -146,7 +149,7 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
         warnings_total: snap.warnings_total,
     };
     w.record(HEADER, &encode(&header))?;
-    dump_entry(repo, &snap.root, &mut w, &mut stats)?;
+    dump_tree(repo, &snap.root, &mut w, &mut stats)?;
     let sum = *w.hash.finalize().as_bytes();
     w.record(TRAILER, &sum)?;
     w.inner
@@ -156,12 +159,49 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
     Ok(stats)
 }
 
-fn dump_entry<W: Write>(
-    repo: &Repo,
-    e: &Entry,
+/// Writes `root` and everything below it, depth first. The walk keeps its open directories
+/// on a stack of its own rather than recursing, so a crafted archive nested deeper than any
+/// file system could hold ends in an error, not in a stack overflow.
+fn dump_tree<'r, W: Write>(
+    repo: &'r Repo,
+    root: &Entry,
     w: &mut Hashed<W>,
     stats: &mut DumpStats,
 ) -> Result<()> {
+    let mut open: Vec<Reader<'r, DirTree>> = Vec::new();
+    open.extend(dump_entry(repo, root, w, stats)?.map(|(_, r)| r));
+    while let Some(dir) = open.last_mut() {
+        match dir.next_item()? {
+            Some(c) => {
+                if let Some((tree, below)) = dump_entry(repo, &c, w, stats)? {
+                    // `load` refuses deeper streams: say so now, not after writing one.
+                    if open.len() >= MAX_DEPTH {
+                        return Err(Error::Corrupt {
+                            key: tree,
+                            kind: Kind::Dir.name(),
+                            why: format!("it is nested more than {MAX_DEPTH} directories deep"),
+                        });
+                    }
+                    open.push(below);
+                }
+            }
+            None => {
+                open.pop();
+                w.record(DIR_END, &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one entry; a file's data comes along, a directory's entries are left to the caller
+/// (its tree's key and a reader of it are returned).
+fn dump_entry<'r, W: Write>(
+    repo: &'r Repo,
+    e: &Entry,
+    w: &mut Hashed<W>,
+    stats: &mut DumpStats,
+) -> Result<Option<(Key, Reader<'r, DirTree>)>> {
     stats.entries += 1;
     let kind = match &e.kind {
         EntryKind::File { size, .. } => DumpKind::File { size: *size },
@@ -234,16 +274,10 @@ fn dump_entry<W: Write>(
             }
             w.record(FILE_END, h.finalize().as_bytes())?;
         }
-        EntryKind::Dir { tree } => {
-            let mut r = Reader::<DirTree>::new(repo, *tree);
-            while let Some(c) = r.next_item()? {
-                dump_entry(repo, &c, w, stats)?;
-            }
-            w.record(DIR_END, &[])?;
-        }
+        EntryKind::Dir { tree } => return Ok(Some((*tree, Reader::new(repo, *tree)))),
         _ => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
@@ -288,8 +322,19 @@ impl<R: Read> Records<R> {
         if len > MAX_RECORD {
             return Err(self.bad(format!("a record of {len} bytes (at most {MAX_RECORD})")));
         }
-        let mut payload = vec![0u8; len as usize];
-        self.exact(&mut payload)?;
+        // Grown as bytes arrive, not allocated at the size the record claims.
+        let mut payload = Vec::new();
+        let got = (&mut self.inner)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)
+            .map_err(|e| Error::Local(format!("reading the dump: {e}")))?;
+        if got < len as usize {
+            return Err(Error::Usage(format!(
+                "the dump ends early (last entry read: {})",
+                self.at
+            )));
+        }
+        self.hash.update(&payload);
         Ok((head[0], payload, before))
     }
 
@@ -423,19 +468,19 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
                 } else {
                     path.clone()
                 };
+                check_entry(&de, stack.last().map(|f| f.last.as_deref()))
+                    .map_err(|why| r.bad(why))?;
                 if let Some(f) = stack.last_mut() {
-                    if de.name.is_empty()
-                        || de.name.contains(&b'/')
-                        || f.last.as_ref().is_some_and(|l| *l >= de.name)
-                    {
-                        return Err(r.bad("entry names out of order or invalid".into()));
-                    }
                     f.last = Some(de.name.clone());
-                } else if !matches!(de.kind, DumpKind::Dir) {
-                    return Err(r.bad("the root is not a directory".into()));
                 }
                 let entry_kind = match &de.kind {
                     DumpKind::Dir => {
+                        // Each level keeps its path: bounded depth keeps that memory linear.
+                        if stack.len() >= MAX_DEPTH {
+                            return Err(
+                                r.bad(format!("directories nested more than {MAX_DEPTH} deep"))
+                            );
+                        }
                         stack.push(Frame {
                             meta: de,
                             path,
@@ -520,6 +565,40 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     }
 }
 
+/// Checks an entry of the stream as [`crate::entry`] checks one read from an archive: the
+/// root (no parent) is a directory named like a snapshot's root; any other entry's name and
+/// hard-link target pass [`check_name`](crate::entry::check_name), and its name sorts after
+/// the name before it in its directory (`prev`).
+fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Result<(), String> {
+    use crate::entry::{check_name, quoted};
+    let Some(prev) = parent else {
+        if !matches!(de.kind, DumpKind::Dir) {
+            return Err("the root is not a directory".into());
+        }
+        if !de.name.is_empty() {
+            check_name(&de.name)
+                .map_err(|why| format!("the root's name {} {why}", quoted(&de.name)))?;
+        }
+        return crate::entry::check_details(&de.name, &EntryKind::Fifo, &de.xattrs);
+    };
+    check_name(&de.name).map_err(|why| format!("an entry's name {} {why}", quoted(&de.name)))?;
+    if let Some(prev) = prev {
+        if prev >= de.name.as_slice() {
+            return Err(format!(
+                "the name {} follows {} in its directory (names must be sorted, each once)",
+                quoted(&de.name),
+                quoted(prev)
+            ));
+        }
+    }
+    let kind = match &de.kind {
+        DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+        DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+        _ => EntryKind::Fifo,
+    };
+    crate::entry::check_details(&de.name, &kind, &de.xattrs)
+}
+
 fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
     Entry {
         name: de.name,
@@ -534,6 +613,19 @@ fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
         ctime: de.ctime,
         xattrs: de.xattrs,
     }
+}
+
+/// `total + more`, when that is within the file's declared `size`; else the error that the
+/// file's records hold more bytes than its entry says.
+fn within<R: Read>(r: &Records<R>, total: u64, more: u64, size: u64) -> Result<u64> {
+    total
+        .checked_add(more)
+        .filter(|&t| t <= size)
+        .ok_or_else(|| {
+            r.bad(format!(
+                "the file's records hold more than the {size} bytes its entry declares"
+            ))
+        })
 }
 
 /// Reads a file's data records, chunks and stores them, and checks the file's hash.
@@ -579,8 +671,8 @@ fn load_file<R: Read>(
         let (kind, payload, _) = r.next()?;
         match kind {
             DATA => {
+                total = within(r, total, payload.len() as u64, size)?;
                 h.update(&payload);
-                total += payload.len() as u64;
                 region.extend_from_slice(&payload);
                 if region.len() >= window {
                     cut(&mut region, false, &mut pieces, store)?;
@@ -593,9 +685,11 @@ fn load_file<R: Read>(
                         .try_into()
                         .map_err(|_| r.bad("a hole record is not 8 bytes".into()))?,
                 );
+                // Sizes are checked before any work: a crafted hole of 2^62 bytes must not
+                // be hashed first.
+                total = within(r, total, len, size)?;
                 cut(&mut region, true, &mut pieces, store)?;
                 hash_zeros(&mut h, len);
-                total += len;
                 pieces.push(store, Piece::Hole { len })?;
             }
             FILE_END => {

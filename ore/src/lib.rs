@@ -26,6 +26,7 @@ pub mod keyset;
 pub mod lease;
 pub mod meta;
 pub mod mount;
+pub mod names;
 pub mod prefetch;
 pub mod progress;
 pub mod reach;

@@ -159,6 +159,26 @@ fn time(ns: i64) -> SystemTime {
     }
 }
 
+/// A node as warnings name it: `TAG/SNAPSHOT/PATH`.
+fn shown(v: &VNode) -> String {
+    match v {
+        VNode::Root => "/".into(),
+        VNode::Tag(t) => t.clone(),
+        VNode::Entry {
+            tag,
+            snapshot,
+            path,
+            ..
+        } if path.is_empty() => format!("{tag}/{snapshot}"),
+        VNode::Entry {
+            tag,
+            snapshot,
+            path,
+            ..
+        } => format!("{tag}/{snapshot}/{}", crate::util::show(path)),
+    }
+}
+
 fn errno(e: &Error) -> i32 {
     match e {
         Error::Missing { .. } | Error::Corrupt { .. } => libc::EIO,
@@ -284,14 +304,26 @@ impl OreFs {
             MNode::V(v @ VNode::Entry { entry, .. }) => {
                 let mut a = self.entry_attr(ino, entry);
                 let file = match &entry.kind {
-                    EntryKind::Hardlink { .. } => {
-                        let target = self.tree.resolve_hardlink(v)?;
-                        if let EntryKind::File { size, .. } = &target.kind {
-                            a.size = *size;
-                            a.blocks = size.div_ceil(512);
+                    // A hard link whose target cannot be found shows as an empty file that
+                    // cannot be opened (EIO, with a warning): the rest of its directory
+                    // still lists.
+                    EntryKind::Hardlink { target } => match self.tree.resolve_hardlink(v) {
+                        Ok(target) => {
+                            if let EntryKind::File { size, .. } = &target.kind {
+                                a.size = *size;
+                                a.blocks = size.div_ceil(512);
+                            }
+                            Some(target)
                         }
-                        Some(target)
-                    }
+                        Err(e) => {
+                            protocol::log::warning(&format!(
+                                "{}: a hard link to {}, which cannot be read: {e}",
+                                shown(v),
+                                crate::entry::quoted(target)
+                            ));
+                            None
+                        }
+                    },
                     EntryKind::File { .. } => Some((**entry).clone()),
                     _ => None,
                 };
@@ -421,7 +453,12 @@ impl Filesystem for OreFs {
     ) {
         let children = match self.children(ino) {
             Ok(c) => c,
-            Err(e) => return reply.error(errno(&e)),
+            Err(e) => {
+                if let Some(MNode::V(v)) = self.inode(ino).map(|i| &i.node) {
+                    protocol::log::warning(&format!("listing {}: {e}", shown(v)));
+                }
+                return reply.error(errno(&e));
+            }
         };
         let parent = if ino == 1 { 1 } else { ino };
         let mut all: Vec<(u64, FileType, &[u8])> = vec![
@@ -446,7 +483,16 @@ impl Filesystem for OreFs {
         if flags & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(libc::EROFS);
         }
-        let Some(file) = self.inode(ino).and_then(|i| i.file.clone()) else {
+        let Some(inode) = self.inode(ino) else {
+            return reply.error(libc::ENOENT);
+        };
+        let Some(file) = inode.file.clone() else {
+            // A hard link whose target could not be read (warned about when it was listed).
+            if let MNode::V(VNode::Entry { entry, .. }) = &inode.node {
+                if matches!(entry.kind, EntryKind::Hardlink { .. }) {
+                    return reply.error(libc::EIO);
+                }
+            }
             return reply.error(libc::EISDIR);
         };
         let EntryKind::File { size, content } = &file.kind else {

@@ -28,6 +28,19 @@ pub trait TreeSpec {
     fn weight(item: &Self::Leaf) -> usize;
     fn summarize(items: &[Self::Leaf]) -> Self::Summary;
     fn summarize_children(children: &[Child<Self::Summary>]) -> Self::Summary;
+    /// Checks a decoded leaf's items: why they cannot be in the archive, if they cannot.
+    fn check_leaf(_items: &[Self::Leaf]) -> Result<(), String> {
+        Ok(())
+    }
+    /// Checks a decoded inner node's children the same way.
+    fn check_inner(_children: &[Child<Self::Summary>]) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether `next` may follow `prev` in the list (across leaves; within a leaf
+    /// [`TreeSpec::check_leaf`] says).
+    fn in_order(_prev: &Self::Leaf, _next: &Self::Leaf) -> bool {
+        true
+    }
 }
 
 /// Most items in one block, whatever the cut points say.
@@ -103,6 +116,38 @@ impl TreeSpec for DirTree {
                 .unwrap_or_default(),
             count: children.iter().map(|c| c.summary.count).sum(),
         }
+    }
+    /// Every entry's name and hard-link target is checked ([`crate::entry::check_entry`]),
+    /// and names must be sorted without duplicates (FORMAT.md §4): this is where every reader
+    /// of a directory gets its entries, so nothing past it meets `..` or `/` in a name.
+    fn check_leaf(items: &[Entry]) -> Result<(), String> {
+        for (i, e) in items.iter().enumerate() {
+            crate::entry::check_entry(e)?;
+            if i > 0 && !Self::in_order(&items[i - 1], e) {
+                return Err(out_of_order(&items[i - 1].name, &e.name));
+            }
+        }
+        Ok(())
+    }
+    fn check_inner(children: &[Child<DirSummary>]) -> Result<(), String> {
+        for w in children.windows(2) {
+            if w[0].summary.first >= w[1].summary.first {
+                return Err(out_of_order(&w[0].summary.first, &w[1].summary.first));
+            }
+        }
+        Ok(())
+    }
+    fn in_order(prev: &Entry, next: &Entry) -> bool {
+        prev.name < next.name
+    }
+}
+
+fn out_of_order(a: &[u8], b: &[u8]) -> String {
+    use crate::entry::quoted;
+    if a == b {
+        format!("the name {} appears twice", quoted(a))
+    } else {
+        format!("the names {} and {} are out of order", quoted(a), quoted(b))
     }
 }
 
@@ -208,6 +253,8 @@ pub struct Reader<'r, S: TreeSpec> {
     /// Inner nodes being read: their children, the next child, their level.
     stack: Vec<Level<S::Summary>>,
     leaf: std::vec::IntoIter<S::Leaf>,
+    /// The last item of the leaf before, to check the order across leaves.
+    last: Option<S::Leaf>,
 }
 
 /// Reads a node: a leaf's items, or an inner node.
@@ -229,11 +276,23 @@ pub fn read_node_via<S: TreeSpec>(repo: &Repo, fetch: &dyn Fetch, key: Key) -> R
 }
 
 /// Decodes an opened block as a leaf or an inner node of a tree of type `S`.
+///
+/// Every node read from an archive passes through here, and its items are checked here
+/// ([`TreeSpec::check_leaf`], [`TreeSpec::check_inner`]): a node that fails is corrupt.
 pub fn decode_node<S: TreeSpec>(p: &crate::block::Plain, key: Key) -> Result<Node<S>> {
+    let corrupt = |kind: Kind, why: String| Error::Corrupt {
+        key,
+        kind: kind.name(),
+        why,
+    };
     if p.kind == S::LEAF {
-        Ok(Node::Leaf(decode(p.data(), &key, S::LEAF)?))
+        let items: Vec<S::Leaf> = decode(p.data(), &key, S::LEAF)?;
+        S::check_leaf(&items).map_err(|why| corrupt(S::LEAF, why))?;
+        Ok(Node::Leaf(items))
     } else if p.kind == S::INNER {
-        Ok(Node::Inner(decode(p.data(), &key, S::INNER)?))
+        let inner: Inner<S::Summary> = decode(p.data(), &key, S::INNER)?;
+        S::check_inner(&inner.children).map_err(|why| corrupt(S::INNER, why))?;
+        Ok(Node::Inner(inner))
     } else {
         Err(Error::Corrupt {
             key,
@@ -263,6 +322,7 @@ impl<'r, S: TreeSpec> Reader<'r, S> {
                 u8::MAX,
             )],
             leaf: Vec::new().into_iter(),
+            last: None,
         }
     }
 
@@ -286,6 +346,18 @@ impl<'r, S: TreeSpec> Reader<'r, S> {
                 Node::Leaf(items) => {
                     if parent_level != 1 && parent_level != u8::MAX {
                         return Err(bad_level(key, S::LEAF));
+                    }
+                    if let (Some(prev), Some(first)) = (&self.last, items.first()) {
+                        if !S::in_order(prev, first) {
+                            return Err(Error::Corrupt {
+                                key,
+                                kind: S::LEAF.name(),
+                                why: "its items do not follow the leaf before it in order".into(),
+                            });
+                        }
+                    }
+                    if let Some(l) = items.last() {
+                        self.last = Some(l.clone());
                     }
                     self.leaf = items.into_iter();
                 }
@@ -348,8 +420,26 @@ pub fn file_pieces(repo: &Repo, content: &crate::entry::Content, size: u64) -> R
         Content::Index(root) => {
             let mut out = Vec::new();
             let mut r = Reader::<FileTree>::new(repo, *root);
+            let mut covered = 0u64;
             while let Some(p) = r.next_item()? {
+                // The pieces must cover the file exactly (FORMAT.md §5): a crafted index that
+                // claims more is refused before anyone reads or writes that much.
+                covered = covered
+                    .checked_add(p.len())
+                    .filter(|&c| c <= size)
+                    .ok_or_else(|| Error::Corrupt {
+                        key: *root,
+                        kind: Kind::FileIndex.name(),
+                        why: format!("its pieces cover more than the file's {size} bytes"),
+                    })?;
                 out.push(p);
+            }
+            if covered != size {
+                return Err(Error::Corrupt {
+                    key: *root,
+                    kind: Kind::FileIndex.name(),
+                    why: format!("its pieces cover {covered} of the file's {size} bytes"),
+                });
             }
             out
         }
@@ -395,5 +485,54 @@ impl Pieces {
             }
             (None, None) => Content::Empty,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryKind;
+
+    fn named(name: &[u8]) -> Entry {
+        Entry {
+            name: name.to_vec(),
+            kind: EntryKind::Fifo,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_directory_leaf_must_hold_valid_names_sorted_once() {
+        let leaf = |names: &[&[u8]]| names.iter().map(|n| named(n)).collect::<Vec<_>>();
+        assert_eq!(DirTree::check_leaf(&leaf(&[b"a", b"b", b"c"])), Ok(()));
+        assert_eq!(DirTree::check_leaf(&[]), Ok(()));
+        let err = DirTree::check_leaf(&leaf(&[b"a", b"a"])).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
+        let err = DirTree::check_leaf(&leaf(&[b"b", b"a"])).unwrap_err();
+        assert!(err.contains("out of order"), "{err}");
+        let err = DirTree::check_leaf(&leaf(&[b".", b"a"])).unwrap_err();
+        assert!(err.contains("\".\""), "{err}");
+    }
+
+    #[test]
+    fn a_directory_index_must_name_its_children_in_order() {
+        let child = |first: &[u8]| Child {
+            key: Key([0; 32]),
+            summary: DirSummary {
+                first: first.to_vec(),
+                count: 1,
+            },
+        };
+        assert_eq!(DirTree::check_inner(&[child(b"a"), child(b"m")]), Ok(()));
+        assert!(DirTree::check_inner(&[child(b"m"), child(b"a")]).is_err());
+        assert!(DirTree::check_inner(&[child(b"m"), child(b"m")]).is_err());
     }
 }

@@ -43,6 +43,8 @@ pub fn logged(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+pub mod dumps;
+pub mod fuse;
 pub mod measure;
 pub mod ore;
 pub mod sshd;

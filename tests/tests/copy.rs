@@ -2,12 +2,11 @@
 //! archives sharing keys, re-encrypted otherwise; idempotent; resumable; tags only forward)
 //! and `ore dump | ore load` (identical trees, damage refused).
 
+use ore_tests::dumps::load;
 use ore_tests::ore::{scratch, Ore, Run};
 use ore_tests::trees::{assert_same, bytes, every_kind};
 use serde_json::Value;
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 fn json(r: &Run) -> Value {
     serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
@@ -158,20 +157,6 @@ fn sync_re_encrypts_for_other_keys_and_never_overwrites_a_tag_that_moved() {
     let r = sync(&src, &dst, &["--to-passphrase-file", pf.to_str().unwrap()])
         .expect(1, "wrong passphrase");
     assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
-}
-
-fn load(ore: &Ore, tag: &str, stream: &[u8]) -> Run {
-    let mut c = ore
-        .cmd(&["load", tag])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A load that refuses early closes its input; that is not this test's failure.
-    let _ = c.stdin.take().unwrap().write_all(stream);
-    let o = c.wait_with_output().unwrap();
-    Run::of(o)
 }
 
 #[test]

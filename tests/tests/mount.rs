@@ -2,73 +2,11 @@
 //! `readlink`) and compared with the source tree, then left with `fusermount3 -u` and with
 //! Ctrl-C. Needs fuse3 (`.ci/run` installs it); a missing `fusermount3` fails the test.
 
-use ore_tests::ore::{Ore, Run};
+use ore_tests::fuse::{mount, mounted, tool, wait_exit, Unmount};
+use ore_tests::ore::Ore;
 use ore_tests::trees::{assert_same, bytes, every_kind};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn mounted(dir: &Path) -> bool {
-    std::fs::read_to_string("/proc/mounts")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
-}
-
-/// Starts `ore mount` and waits until the mount is up.
-fn mount(ore: &Ore, dir: &Path, extra: &[&str]) -> Child {
-    let mut args = vec!["mount", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let mut child = ore.cmd(&args).stderr(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while !mounted(dir) {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("ore mount exited ({status}) before mounting: {err}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "mount did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-/// Unmounts on the way out, so a failing test leaves no mount behind.
-struct Unmount<'a>(&'a Path);
-
-impl Drop for Unmount<'_> {
-    fn drop(&mut self) {
-        if mounted(self.0) {
-            let _ = Command::new("fusermount3").arg("-uz").arg(self.0).status();
-        }
-    }
-}
-
-fn tool(args: &[&str]) -> Run {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    Run::of(o)
-}
-
-fn wait_exit(mut child: Child, what: &str) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{what}: ore mount ended with {status}");
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what}: ore mount did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn a_mounted_archive_reads_like_the_tree_it_saved() {
