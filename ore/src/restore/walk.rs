@@ -153,10 +153,31 @@ fn restore_entry(
             return Ok(());
         }
     };
+    // What was made and what was opened are two lookups of the name: someone who can write
+    // in `dir` may have put a directory of their own there in between. Taken for the empty one
+    // made here, it would be treated as a place nobody else can write (symlinks changed by
+    // name in it, say), so it must be ours and closed to others.
+    if made_here && !ours_alone(&sub) {
+        ctx.not_restored.fetch_add(1, Relaxed);
+        ctx.warn(format!(
+            "{}: directory not restored: it was replaced while the restore ran (by another \
+             user who can write in {}); nothing below it restored",
+            sub_path.display(),
+            path.display()
+        ));
+        return Ok(());
+    }
     ctx.dirs.fetch_add(1, Relaxed);
     let wait = walk(ctx, tree, &sub, &sub_path, made_here)?;
     finish_dir(ctx, &sub, sub_path, entry, wait);
     Ok(())
+}
+
+/// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
+/// and nobody else may write in it (made 0700, less the umask).
+fn ours_alone(d: &Dir) -> bool {
+    crate::fsys::fstat(d)
+        .is_ok_and(|st| st.is_dir() && st.uid == crate::meta::euid() && st.mode & 0o077 == 0)
 }
 
 /// Sets a directory's metadata through its descriptor, now that everything beneath it is done

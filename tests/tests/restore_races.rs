@@ -1,0 +1,116 @@
+//! Races against a root restore by an unprivileged user who can write in its destination,
+//! each on one step of the restore, run with the real binaries and a real attacker process
+//! (`nobody`, through `setpriv`). Each test is named after its attack, and checks that nothing
+//! outside the destination was changed.
+//!
+//! The attack on `restore_attacks.rs` swaps directories for symlinks; these swap what the
+//! restore makes for things the attacker owns, in the moment between two system calls.
+
+use ore_tests::ore::Ore;
+use ore_tests::trees::is_root;
+use ore_tests::users::{as_nobody, chown_tree, NOBODY};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A root-owned file that anyone may read and write (so `nobody` may hard-link it), in a
+/// directory `nobody` may pass through but not list or change, with an old mtime.
+fn linkable_victim(at: &Path) -> PathBuf {
+    let out = at.join("outside");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let v = out.join("victim");
+    std::fs::write(&v, b"secret").unwrap();
+    std::fs::set_permissions(&v, std::fs::Permissions::from_mode(0o666)).unwrap();
+    ore_tests::trees::set_mtime(&v, 1_000_000_000_000_000_000);
+    v
+}
+
+/// What an attack that reaches `victim` would change: owner, group, mode, mtime, contents.
+fn victim_state(victim: &Path) -> (u32, u32, u32, i64, Vec<u8>) {
+    let md = std::fs::symlink_metadata(victim).unwrap();
+    (
+        md.uid(),
+        md.gid(),
+        md.mode(),
+        md.mtime(),
+        std::fs::read(victim).unwrap(),
+    )
+}
+
+/// A destination `nobody` owns (so it may rename and make things in it), in `at`.
+fn open_dest(at: &Path, name: &str) -> PathBuf {
+    let dest = at.join(name);
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&dest, Some(NOBODY), Some(NOBODY)).unwrap();
+    dest
+}
+
+/// Runs the helper `bin ARGS` as `nobody`, its stdout (one line per success) to `log`.
+fn attacker(bin: &str, args: &[&Path], log: &Path) -> std::process::Child {
+    let mut c = Command::new(ore_tests::bin(bin));
+    c.args(args);
+    as_nobody(&c)
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv runs the attacker")
+}
+
+#[test]
+fn a_directory_swapped_between_mkdir_and_open_is_not_taken_for_the_one_made() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore attacked by an unprivileged user"
+    );
+    let (ore, d) = Ore::local();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // Many directories, each with symlinks whose owner (nobody) the restore sets.
+    let src = d.path().join("src");
+    for i in 0..600 {
+        let sub = src.join(format!("d{i:04}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::os::unix::fs::symlink("/nowhere", sub.join("l1")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", sub.join("l2")).unwrap();
+        std::fs::write(sub.join("f"), b"x").unwrap();
+    }
+    chown_tree(&src, NOBODY);
+    ore.snapshot("t", &src);
+    let victim = linkable_victim(d.path());
+    let before = victim_state(&victim);
+    let mut swapped = 0;
+    for round in 0..3 {
+        let dest = open_dest(d.path(), &format!("dest{round}"));
+        let log = d.path().join(format!("attack{round}.log"));
+        let mut a = attacker("swap-fresh", &[&dest, &victim], &log);
+        // The attacker watches before the restore begins.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let r = ore.restore("t", &dest);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let said = std::fs::read_to_string(&log).unwrap();
+        let won = said.lines().filter(|l| l.starts_with("swapped")).count();
+        swapped += won;
+        assert_eq!(
+            victim_state(&victim),
+            before,
+            "round {round}: the restore changed a file outside its destination (the \
+             attacker replaced {} symlinks with links to it)\n{}",
+            said.lines().filter(|l| l.starts_with("replaced")).count(),
+            r.stderr.lines().take(10).collect::<Vec<_>>().join("\n")
+        );
+        if won > 0 {
+            assert_eq!(r.code, 1, "a directory not restored fails the restore");
+            assert!(
+                r.stderr.contains("replaced while the restore ran"),
+                "{}",
+                r.stderr
+            );
+        }
+        // The attacker's links to the victim go with the destination.
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+    assert!(swapped > 0, "the attacker never swapped a directory");
+    eprintln!("{swapped} directories swapped between mkdir and open in 3 rounds");
+}
