@@ -114,3 +114,54 @@ fn a_directory_swapped_between_mkdir_and_open_is_not_taken_for_the_one_made() {
     assert!(swapped > 0, "the attacker never swapped a directory");
     eprintln!("{swapped} directories swapped between mkdir and open in 3 rounds");
 }
+
+#[test]
+fn a_file_swapped_by_the_owner_of_its_directory_does_not_become_a_hard_link_target() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore attacked by an unprivileged user"
+    );
+    let (ore, d) = Ore::local();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // A home that the restore gives back to its owner (nobody), holding a root-owned file that
+    // a root-only name elsewhere is a hard link to; many directories after it, so that the
+    // home is done long before the links are made.
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("a-home")).unwrap();
+    std::fs::write(src.join("a-home/shared"), b"trusted").unwrap();
+    for i in 0..500 {
+        let sub = src.join(format!("z-etc/p{i:03}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("x"), b"x").unwrap();
+    }
+    std::fs::hard_link(src.join("a-home/shared"), src.join("z-etc/conf")).unwrap();
+    std::os::unix::fs::chown(src.join("a-home"), Some(NOBODY), Some(NOBODY)).unwrap();
+    ore.snapshot("t", &src);
+    let mut swapped = 0;
+    for round in 0..4 {
+        let dest = d.path().join(format!("dest{round}"));
+        std::fs::create_dir(&dest).unwrap();
+        let log = d.path().join(format!("attack{round}.log"));
+        let mut a = attacker("swap-in", &[&dest.join("a-home/shared")], &log);
+        let r = ore.restore("t", &dest);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        let conf = dest.join("z-etc/conf");
+        if let Ok(md) = std::fs::symlink_metadata(&conf) {
+            assert_eq!(
+                (md.uid(), std::fs::read(&conf).unwrap()),
+                (0, b"trusted".to_vec()),
+                "round {round}: a root-only name became a link to the attacker's file\n{}",
+                r.stderr
+            );
+        }
+        if !std::fs::read_to_string(&log).unwrap().is_empty() {
+            swapped += 1;
+            if !conf.exists() {
+                assert_eq!(r.code, 1, "a link not made fails the restore\n{}", r.stderr);
+                assert!(r.stderr.contains("was replaced after"), "{}", r.stderr);
+            }
+        }
+    }
+    assert!(swapped > 0, "the attacker never swapped the file");
+}

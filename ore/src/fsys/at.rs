@@ -148,6 +148,24 @@ impl Dir {
         check(unsafe { libc::linkat(from.raw(), f.as_ptr(), self.raw(), c.as_ptr(), 0) })
     }
 
+    /// Makes `name` here a hard link to the file `node` holds open — that inode, whatever
+    /// names it has now (through `/proc/self/fd/N`, which needs no privilege, unlike
+    /// `AT_EMPTY_PATH`).
+    pub fn hard_link_node(&self, name: &[u8], node: &Node) -> io::Result<()> {
+        let c = one_name(name)?;
+        let p = node.proc()?;
+        // SAFETY: as above.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                p.as_ptr(),
+                self.raw(),
+                c.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+    }
+
     /// Renames `from` to `to` in this directory. Unless `replace`, an existing `to` is left
     /// as it is and the rename fails with `AlreadyExists`.
     pub fn rename(&self, from: &[u8], to: &[u8], replace: bool) -> io::Result<()> {

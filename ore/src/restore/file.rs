@@ -46,17 +46,18 @@ pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
 }
 
 /// Restores the regular file `e` into `dir` (shown as `dir_path`). Ok when the file is there
-/// afterwards — written, or left as it was; an error message when it is not. `fresh`: the
-/// directory was made by this restore, so nothing is there to look for.
+/// afterwards — written, or left as it was — with the inode number of the regular file now at
+/// its name (none when what was left there is something else); an error message when it is
+/// not. `fresh`: the directory was made by this restore, so nothing is there to look for.
 pub(super) fn restore_file(
     ctx: &Ctx,
     dir: &Dir,
     dir_path: &Path,
     fresh: bool,
     e: &Entry,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Option<u64>, String> {
     let EntryKind::File { size, content } = &e.kind else {
-        return Ok(());
+        return Ok(None);
     };
     let path = dir_path.join(bytes_path(&e.name));
     if !fresh {
@@ -65,11 +66,11 @@ pub(super) fn restore_file(
             match ctx.opts.overwrite {
                 Overwrite::Never => {
                     ctx.left_alone(&path);
-                    return Ok(());
+                    return Ok(st.is_file().then_some(st.ino));
                 }
                 Overwrite::IfChanged if same => {
                     ctx.skipped.fetch_add(1, Relaxed);
-                    return Ok(());
+                    return Ok(Some(st.ino));
                 }
                 _ => {}
             }
@@ -112,6 +113,9 @@ pub(super) fn restore_file(
     if ctx.opts.verify {
         verify(ctx, &f, &path, content, *size).map_err(discard)?;
     }
+    let ino = crate::fsys::fstat(&f)
+        .map_err(|err| discard(format!("{}: {err}", path.display())))?
+        .ino;
     drop(f);
     match dir.rename(&tmp, &e.name, ctx.opts.overwrite != Overwrite::Never) {
         Ok(()) => {}
@@ -119,7 +123,8 @@ pub(super) fn restore_file(
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = dir.unlink(&tmp);
             ctx.left_alone(&path);
-            return Ok(());
+            let there = dir.lstat(&e.name).ok().filter(|st| st.is_file());
+            return Ok(there.map(|st| st.ino));
         }
         Err(err) => {
             return Err(discard(format!(
@@ -130,7 +135,7 @@ pub(super) fn restore_file(
     }
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();
-    Ok(())
+    Ok(Some(ino))
 }
 
 /// Fetches blocks ahead of writing: the tickets of the next data pieces.

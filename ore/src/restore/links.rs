@@ -3,7 +3,12 @@
 //!
 //! A hard link may only point at a regular file this restore made (or found there and kept:
 //! a re-run makes the links an interrupted run did not): the snapshot's target path is looked
-//! up in the record of those files, never resolved in the destination. A target with `..` in
+//! up in the record of those files, never resolved in the destination. And it must still be
+//! that file: the record holds its inode number, the name is opened (`O_PATH`, not followed)
+//! and checked against it, and the link is made from that open handle, not by the name again.
+//! A user who owns a directory the restore made earlier (their home, restored to them) could
+//! otherwise rename a file of their own over the one made there, and have a root-owned name
+//! elsewhere become a link to it. A target with `..` in
 //! it, or one that lies through a symlink the restore made (`a/victim` where `a` is a symlink
 //! to somewhere else), is not such a file, and the link is refused with an error naming both
 //! (a crafted snapshot once made hard links in the destination to files outside it this way).
@@ -72,7 +77,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
     let mut to = Chain::new(top);
     let mut from = Chain::new(top);
     // Snapshot path of a target outside the subtree → the stand-in made for it.
-    let mut stand_ins: HashMap<Vec<u8>, (PathBuf, Vec<u8>)> = HashMap::new();
+    let mut stand_ins: HashMap<Vec<u8>, Source> = HashMap::new();
     for Link { dir, entry } in links {
         let EntryKind::Hardlink { target } = &entry.kind else {
             continue;
@@ -119,7 +124,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
         }
         let linked = from
             .open(&ctx.steps(&source.0))
-            .and_then(|src| there.hard_link(&entry.name, src, &source.1));
+            .and_then(|src| link_checked(there, &entry.name, src, &source));
         match linked {
             Ok(()) => {
                 ctx.other.fetch_add(1, Relaxed);
@@ -133,17 +138,50 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
     Ok(())
 }
 
+/// A file a link may point at: its directory (as shown), its name there, its inode number.
+type Source = (PathBuf, Vec<u8>, u64);
+
+/// Links `name` in `there` to the file `source.1` in `src`, if that is still the inode this
+/// restore made (`source.2`).
+fn link_checked(there: &Dir, name: &[u8], src: &Dir, source: &Source) -> std::io::Result<()> {
+    let node = src.node(&source.1)?;
+    let st = node.stat()?;
+    if !st.is_file() || st.ino != source.2 || st.dev != crate::fsys::fstat(src)?.dev {
+        return Err(std::io::Error::other(format!(
+            "{} was replaced after this restore made it; not linked to what is there now",
+            source.0.join(crate::util::bytes_path(&source.1)).display()
+        )));
+    }
+    there.hard_link_node(name, &node)
+}
+
 /// The files this restore made, by directory: the record the walk left, each directory's
-/// names split out (sorted) the first time a link points into it.
+/// names (sorted) and inode numbers split out the first time a link points into it.
 struct Made<'m> {
     joined: &'m HashMap<PathBuf, Vec<u8>>,
-    split: HashMap<&'m Path, Vec<&'m [u8]>>,
+    split: HashMap<&'m Path, Vec<(&'m [u8], u64)>>,
+}
+
+/// A directory's record (names each ended by NUL and followed by 8 bytes of inode number),
+/// split.
+fn split(mut joined: &[u8]) -> Vec<(&[u8], u64)> {
+    let mut out = Vec::new();
+    while let Some(end) = joined.iter().position(|&b| b == 0) {
+        let Some(ino) = joined.get(end + 1..end + 9) else {
+            break;
+        };
+        let mut b = [0u8; 8];
+        b.copy_from_slice(ino);
+        out.push((&joined[..end], u64::from_le_bytes(b)));
+        joined = &joined[end + 9..];
+    }
+    out
 }
 
 impl Made<'_> {
     /// Where the file at `target` (a snapshot path below what was restored) was made, if this
     /// restore made (or kept) a regular file there.
-    fn file(&mut self, ctx: &Ctx, target: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
+    fn file(&mut self, ctx: &Ctx, target: &[u8]) -> Option<Source> {
         let steps: Vec<&[u8]> = target.split(|&b| b == b'/').collect();
         if steps
             .iter()
@@ -160,9 +198,9 @@ impl Made<'_> {
         let names = self
             .split
             .entry(key.as_path())
-            .or_insert_with(|| joined.split(|&b| b == 0).collect());
-        names.binary_search(name).ok()?;
-        Some((dir, name.to_vec()))
+            .or_insert_with(|| split(joined));
+        let at = names.binary_search_by(|(n, _)| (*n).cmp(*name)).ok()?;
+        Some((dir, name.to_vec(), names[at].1))
     }
 }
 
@@ -174,13 +212,14 @@ fn stand_in(
     dir: &Path,
     entry: &crate::entry::Entry,
     target: &[u8],
-    stand_ins: &mut HashMap<Vec<u8>, (PathBuf, Vec<u8>)>,
+    stand_ins: &mut HashMap<Vec<u8>, Source>,
 ) {
     match find(ctx.repo, &snap.root, target) {
         Ok(mut t) if matches!(t.kind, EntryKind::File { .. }) => {
             t.name = entry.name.clone();
-            if one(ctx, there, dir, false, t) {
-                stand_ins.insert(target.to_vec(), (dir.to_path_buf(), entry.name.clone()));
+            if let Some(ino) = one(ctx, there, dir, false, t) {
+                let made = (dir.to_path_buf(), entry.name.clone(), ino);
+                stand_ins.insert(target.to_vec(), made);
             }
         }
         Ok(_) => {

@@ -115,7 +115,8 @@ struct Ctx<'r> {
     other: AtomicU64,
     progress: Arc<Progress>,
     /// Regular files this restore made (or found there and kept), by directory as shown, their
-    /// names sorted and joined by NUL: the only files a hard link may point at.
+    /// names sorted, each ended by NUL and followed by its inode number (8 bytes): the only
+    /// files a hard link may point at, and the inodes they must still be.
     made: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// Hard links to make at the end.
     links: Mutex<Vec<Link>>,
@@ -277,7 +278,7 @@ pub fn restore(
             if let Some(name) = rename {
                 t.name = name;
             }
-            one(ctx, &top_dir, &ctx.top, false, t);
+            let _ = one(ctx, &top_dir, &ctx.top, false, t);
         }
         links::make(ctx, &top_dir, snap, sub)
     })?;

@@ -53,10 +53,16 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     }
     let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
     if !made.is_empty() {
-        // Kept compact (a name costs its length and one byte): sorted, joined by NUL, which
-        // no name made can hold.
+        // Kept compact (a name costs its length and nine bytes): sorted, each name ended by
+        // NUL, which no name can hold, and followed by its inode number.
         made.sort_unstable();
-        lock(&ctx.made).insert(path.to_path_buf(), made.join(&0u8));
+        let mut joined = Vec::with_capacity(made.iter().map(|(n, _)| n.len() + 9).sum());
+        for (name, ino) in made {
+            joined.extend_from_slice(&name);
+            joined.push(0);
+            joined.extend_from_slice(&ino.to_le_bytes());
+        }
+        lock(&ctx.made).insert(path.to_path_buf(), joined);
     }
     Ok(wait)
 }
@@ -91,15 +97,15 @@ fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sy
         })
 }
 
-/// Restores one entry of the directory `dir` (shown as `path`); the name of a regular file
-/// that is there afterwards goes into `made`.
+/// Restores one entry of the directory `dir` (shown as `path`); the name and inode of a
+/// regular file that is there afterwards go into `made`.
 fn restore_entry(
     ctx: &Ctx,
     dir: &Dir,
     path: &Path,
     fresh: bool,
     entry: Entry,
-    made: &Mutex<Vec<Vec<u8>>>,
+    made: &Mutex<Vec<(Vec<u8>, u64)>>,
 ) -> Result<()> {
     if entry.name.is_empty()
         || entry.name.contains(&b'/')
@@ -115,8 +121,8 @@ fn restore_entry(
     }
     let EntryKind::Dir { tree } = entry.kind else {
         let name = entry.name.clone();
-        if one(ctx, dir, path, fresh, entry) {
-            lock(made).push(name);
+        if let Some(ino) = one(ctx, dir, path, fresh, entry) {
+            lock(made).push((name, ino));
         }
         return Ok(());
     };
@@ -190,17 +196,17 @@ pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait
     }
 }
 
-/// Restores one non-directory entry in `dir` (shown as `dir_path`). True when it is a regular
-/// file that is there afterwards (made, or kept as it was).
-pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> bool {
+/// Restores one non-directory entry in `dir` (shown as `dir_path`). The inode number of the
+/// regular file that is there afterwards (made, or kept as it was), if it is one.
+pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> Option<u64> {
     let kind = match &entry.kind {
         EntryKind::File { .. } => {
             return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
-                Ok(()) => true,
+                Ok(ino) => ino,
                 Err(msg) => {
                     ctx.not_restored.fetch_add(1, Relaxed);
                     ctx.warn(msg);
-                    false
+                    None
                 }
             };
         }
@@ -209,13 +215,13 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
                 dir: dir_path.to_path_buf(),
                 entry,
             });
-            return false;
+            return None;
         }
         EntryKind::Dir { .. } => unreachable!("directories are walked"),
         // A socket is only meaningful while its server runs; nothing to recreate.
         EntryKind::Socket => {
             ctx.other.fetch_add(1, Relaxed);
-            return false;
+            return None;
         }
         EntryKind::Symlink { .. } => libc::S_IFLNK,
         EntryKind::Fifo => libc::S_IFIFO,
@@ -224,7 +230,7 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
     };
     let path = dir_path.join(bytes_path(&entry.name));
     if !ctx.clear_way(dir, &entry.name, &path, fresh) {
-        return false;
+        return None;
     }
     let made = match &entry.kind {
         EntryKind::Symlink { target } => dir.symlink(target, &entry.name),
@@ -235,13 +241,13 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
     };
     if let Err(e) = made {
         ctx.warn(format!("{}: not created: {e}", path.display()));
-        return false;
+        return None;
     }
     ctx.other.fetch_add(1, Relaxed);
     if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
-    false
+    None
 }
 
 /// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
