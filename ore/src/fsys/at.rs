@@ -257,6 +257,37 @@ impl Node {
         cstr(format!("/proc/self/fd/{}", self.fd.as_raw_fd()).as_bytes())
     }
 
+    /// Opens the directory this node is (through the node, not its name again).
+    pub fn open_dir(&self) -> io::Result<Dir> {
+        let p = self.proc()?;
+        // SAFETY: a valid C string; a descriptor returned is owned by nobody else.
+        Dir::own(unsafe {
+            libc::open(
+                p.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+    }
+
+    /// What this node, a symlink, points at: the symlink held, not one put at its name since.
+    pub fn read_link(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: a valid descriptor, an empty C string, a buffer valid for its length.
+        let n = unsafe {
+            libc::readlinkat(
+                self.fd.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
+    }
+
     pub fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
         // SAFETY: a valid descriptor and an empty C string.
         check(unsafe {
