@@ -165,3 +165,58 @@ fn a_file_swapped_by_the_owner_of_its_directory_does_not_become_a_hard_link_targ
     }
     assert!(swapped > 0, "the attacker never swapped the file");
 }
+
+#[test]
+fn a_directory_renamed_into_place_before_the_hard_links_gets_neither_links_nor_metadata() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore attacked by an unprivileged user"
+    );
+    let (ore, d) = Ore::local();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // A root-owned directory holding hard links (so its metadata waits for them) inside a
+    // home the restore gives back to its owner (nobody) first; many directories after it.
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("a-home/hl")).unwrap();
+    std::fs::write(src.join("a-home/hl/f"), b"f").unwrap();
+    std::fs::hard_link(src.join("a-home/hl/f"), src.join("a-home/hl/g")).unwrap();
+    for i in 0..500 {
+        let sub = src.join(format!("z/p{i:03}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("x"), b"x").unwrap();
+    }
+    std::os::unix::fs::chown(src.join("a-home"), Some(NOBODY), Some(NOBODY)).unwrap();
+    ore.snapshot("t", &src);
+    let mut swapped = 0;
+    for round in 0..4 {
+        let dest = d.path().join(format!("dest{round}"));
+        std::fs::create_dir(&dest).unwrap();
+        let log = d.path().join(format!("attack{round}.log"));
+        let hl = dest.join("a-home/hl");
+        let mut a = attacker("swap-in", &[Path::new("--dir"), &hl], &log);
+        let r = ore.restore("t", &dest);
+        a.kill().unwrap();
+        a.wait().unwrap();
+        if std::fs::read_to_string(&log).unwrap().is_empty() {
+            continue;
+        }
+        swapped += 1;
+        // The attacker's directory is still theirs, with nothing of the restore's in it.
+        let md = std::fs::symlink_metadata(&hl).unwrap();
+        assert_eq!(
+            (md.uid(), md.mode() & 0o7777),
+            (NOBODY, 0o755),
+            "round {round}: the attacker's directory got the metadata of the one it \
+             replaced\n{}",
+            r.stderr
+        );
+        let names: Vec<_> = std::fs::read_dir(&hl)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["planted"], "round {round}: links made in it");
+        assert_eq!(r.code, 1, "a link not made fails the restore\n{}", r.stderr);
+        assert!(r.stderr.contains("put in its place"), "{}", r.stderr);
+    }
+    assert!(swapped > 0, "the attacker never swapped the directory");
+}

@@ -15,7 +15,9 @@
 //!
 //! Directories are reached again from the top directory one name at a time, with
 //! `O_NOFOLLOW | O_DIRECTORY`, through a [`Chain`] that keeps the last path open, so that links
-//! sorted by directory open each directory once.
+//! sorted by directory open each directory once. What is reached must be the directory the
+//! walk was in (its device and inode numbers, recorded then): a directory someone renamed into
+//! its place since gets neither the links nor the metadata.
 //!
 //! A link whose target lies outside what was restored gets the target's contents instead, and
 //! the other links to that target become links to it: the names that were one file inside
@@ -42,6 +44,18 @@ impl<'a> Chain<'a> {
             top,
             open: Vec::new(),
         }
+    }
+
+    /// The directory reached from the top by `steps`, none of them a symlink, if it is still
+    /// the one whose device and inode numbers are `id`.
+    fn open_as(&mut self, steps: &[Vec<u8>], id: (u64, u64)) -> std::io::Result<&Dir> {
+        let d = self.open(steps)?;
+        if super::walk::id(d) != id {
+            return Err(std::io::Error::other(
+                "another directory was put in its place while the restore ran",
+            ));
+        }
+        Ok(d)
     }
 
     /// The directory reached from the top by `steps`, none of them a symlink.
@@ -78,7 +92,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
     let mut from = Chain::new(top);
     // Snapshot path of a target outside the subtree → the stand-in made for it.
     let mut stand_ins: HashMap<Vec<u8>, Source> = HashMap::new();
-    for Link { dir, entry } in links {
+    for Link { dir, id, entry } in links {
         let EntryKind::Hardlink { target } = &entry.kind else {
             continue;
         };
@@ -91,7 +105,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
                 show(target)
             ));
         };
-        let there = match to.open(&ctx.steps(&dir)) {
+        let there = match to.open_as(&ctx.steps(&dir), id) {
             Ok(d) => d,
             Err(e) => {
                 not_made(format!("{}: {e}", dir.display()));
@@ -245,10 +259,10 @@ fn stand_in(
 /// The metadata of directories that held hard links, deepest first.
 fn late_dirs(ctx: &Ctx, chain: &mut Chain) {
     let mut late = std::mem::take(&mut *lock(&ctx.late));
-    late.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (path, entry) in &late {
+    late.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
+    for (path, id, entry) in &late {
         let r = chain
-            .open(&ctx.steps(path))
+            .open_as(&ctx.steps(path), *id)
             .and_then(|d| attrs::set(ctx, attrs::On::Dir(d), entry, path));
         if let Err(e) = r {
             ctx.warn(format!("{}: metadata not restored: {e}", path.display()));

@@ -90,10 +90,14 @@ const AHEAD_ENTRIES: usize = 1024;
 /// Entries of one directory handled by one task at least.
 const RUN: usize = 4;
 
-/// A hard link to make once every file exists: the directory it goes in (as shown) and its
-/// entry.
+/// A directory's device and inode numbers: how a directory reopened by name is known again.
+type DirId = (u64, u64);
+
+/// A hard link to make once every file exists: the directory it goes in (as shown, and its
+/// device and inode numbers, to know it again) and its entry.
 struct Link {
     dir: PathBuf,
+    id: DirId,
     entry: Entry,
 }
 
@@ -121,8 +125,9 @@ struct Ctx<'r> {
     made: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// Hard links to make at the end.
     links: Mutex<Vec<Link>>,
-    /// Directories whose metadata waits for their hard links.
-    late: Mutex<Vec<(PathBuf, Entry)>>,
+    /// Directories whose metadata waits for their hard links (as shown, their device and
+    /// inode numbers, their entries).
+    late: Mutex<Vec<(PathBuf, DirId, Entry)>>,
 }
 
 impl Ctx<'_> {

@@ -179,6 +179,12 @@ fn restore_entry(
     Ok(())
 }
 
+/// The device and inode numbers of `d` (to know it again when it is reopened by name; none
+/// that a directory has, if it cannot be read).
+pub(super) fn id(d: &Dir) -> (u64, u64) {
+    crate::fsys::fstat(d).map_or((u64::MAX, u64::MAX), |st| (st.dev, st.ino))
+}
+
 /// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
 /// and nobody else may write in it (made 0700, less the umask).
 fn ours_alone(d: &Dir) -> bool {
@@ -190,7 +196,7 @@ fn ours_alone(d: &Dir) -> bool {
 /// — or, when it holds hard links still to be made (`wait`), after them.
 pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait: bool) {
     if wait {
-        lock(&ctx.late).push((path, entry));
+        lock(&ctx.late).push((path, id(dir), entry));
     } else if let Err(e) = attrs::set(ctx, attrs::On::Dir(dir), &entry, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
@@ -213,6 +219,7 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         EntryKind::Hardlink { .. } => {
             lock(&ctx.links).push(Link {
                 dir: dir_path.to_path_buf(),
+                id: id(dir),
                 entry,
             });
             return None;
