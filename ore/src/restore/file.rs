@@ -31,13 +31,16 @@ use std::sync::atomic::Ordering::Relaxed;
 const READ_AHEAD: usize = 16;
 const READ_AHEAD_FAR: usize = 64;
 
+/// How every temporary name begins.
+pub(super) const PARTIAL: &[u8] = b".ore-partial-";
+
 /// The temporary name a file is written under until it is whole: the same for the same name,
 /// so that a re-run replaces what an interrupted one left.
 pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let h = blake3::hash(name);
     let mut out = Vec::with_capacity(29);
-    out.extend_from_slice(b".ore-partial-");
+    out.extend_from_slice(PARTIAL);
     for b in &h.as_bytes()[..8] {
         out.push(HEX[(b >> 4) as usize]);
         out.push(HEX[(b & 15) as usize]);

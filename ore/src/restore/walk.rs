@@ -41,6 +41,12 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     let wait = entries
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
+    // Entries named like a temporary file (a snapshot of a directory where a restore was
+    // interrupted holds them) come after the rest: a file written under its temporary name
+    // would otherwise remove the one restored there, taking it for a leftover.
+    let (later, entries): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| e.name.starts_with(file::PARTIAL));
     let made = Mutex::new(Vec::new());
     let each = |entry: Entry| restore_entry(ctx, dir, path, fresh, entry, &made);
     if ctx.prefetch.is_none() {
@@ -51,6 +57,7 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     } else {
         ahead(ctx, entries, each)?;
     }
+    later.into_iter().try_for_each(each)?;
     let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
     if !made.is_empty() {
         // Kept compact (a name costs its length and nine bytes): sorted, each name ended by
