@@ -69,11 +69,11 @@ pub(super) fn restore_file(
             match ctx.opts.overwrite {
                 Overwrite::Never => {
                     ctx.left_alone(&path);
-                    return Ok(st.is_file().then_some(st.ino));
+                    return Ok(kept(ctx, e, &st));
                 }
                 Overwrite::IfChanged if same => {
                     ctx.skipped.fetch_add(1, Relaxed);
-                    return Ok(Some(st.ino));
+                    return Ok(kept(ctx, e, &st));
                 }
                 _ => {}
             }
@@ -126,8 +126,7 @@ pub(super) fn restore_file(
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = dir.unlink(&tmp);
             ctx.left_alone(&path);
-            let there = dir.lstat(&e.name).ok().filter(|st| st.is_file());
-            return Ok(there.map(|st| st.ino));
+            return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
         }
         Err(err) => {
             return Err(discard(format!(
@@ -139,6 +138,13 @@ pub(super) fn restore_file(
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();
     Ok(Some(ino))
+}
+
+/// The inode number of a file found at `e`'s name and kept, if a hard link may point at it: a
+/// regular file owned as the restore would have made it (a re-run keeps what the first run
+/// made; a file of someone else's, planted there, is kept but not linked to).
+fn kept(ctx: &Ctx, e: &Entry, st: &crate::fsys::Stat) -> Option<u64> {
+    (st.is_file() && attrs::owned_as_made(ctx, e, st)).then_some(st.ino)
 }
 
 /// Fetches blocks ahead of writing: the tickets of the next data pieces.

@@ -1,8 +1,9 @@
 //! Hard links, made once every file exists, and then the metadata of the directories that
 //! waited for them.
 //!
-//! A hard link may only point at a regular file this restore made (or found there and kept:
-//! a re-run makes the links an interrupted run did not): the snapshot's target path is looked
+//! A hard link may only point at a regular file this restore made (or found there and kept,
+//! owned as the restore would have made it: a re-run makes the links an interrupted run did
+//! not; a file someone else left there is not linked to): the snapshot's target path is looked
 //! up in the record of those files, never resolved in the destination. And it must still be
 //! that file: the record holds its inode number, the name is opened (`O_PATH`, not followed)
 //! and checked against it, and the link is made from that open handle, not by the name again.
