@@ -5,8 +5,8 @@
 //! is resolved as written. The last name is where someone else may have been first: a restore
 //! into `/shared/restore` (a directory others may write to) finds what they put there. So:
 //!
-//! - **missing**: it is made, then opened without following a symlink and checked to be owned
-//!   by the user the restore runs as — not a directory or symlink swapped in between;
+//! - **missing**: it is made, then opened without following a symlink — not a symlink
+//!   swapped in between;
 //! - **a symlink**: followed only if it belongs to the user the restore runs as, or to root;
 //!   one that someone else planted is refused, naming its owner (the kernel's
 //!   `protected_symlinks` makes the same rule for sticky directories such as `/tmp`; here it
@@ -62,16 +62,9 @@ pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Opt
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(Error::io(dest, e)),
             }
+            // Not through a symlink swapped in since; a directory swapped in is restored
+            // into like one that was there (the top is never taken for empty).
             let d = parent.open_dir(last).map_err(|e| Error::io(dest, e))?;
-            let st = crate::fsys::fstat(&d).map_err(|e| Error::io(dest, e))?;
-            if st.uid != crate::meta::euid() {
-                return Err(Error::Usage(format!(
-                    "{}: replaced by a directory of user {} while the restore made it; \
-                     not restored into",
-                    dest.display(),
-                    st.uid
-                )));
-            }
             Ok((d, dest.to_path_buf(), None))
         }
         (Found::Missing | Found::Other, false) => Ok((parent, at, Some(last.to_vec()))),

@@ -167,21 +167,14 @@ fn restore_entry(
         }
     };
     // What was made and what was opened are two lookups of the name: someone who can write
-    // in `dir` may have put a directory of their own there in between. Taken for the empty one
-    // made here, it would be treated as a place nobody else can write (symlinks changed by
-    // name in it, say), so it must be ours and closed to others.
-    if made_here && !ours_alone(&sub) {
-        ctx.not_restored.fetch_add(1, Relaxed);
-        ctx.warn(format!(
-            "{}: directory not restored: it was replaced while the restore ran (by another \
-             user who can write in {}); nothing below it restored",
-            sub_path.display(),
-            path.display()
-        ));
-        return Ok(());
-    }
+    // in `dir` may have put a directory of their own there in between. Only one that is ours
+    // and closed to others is taken for the empty one made here (nobody else can write in
+    // it: symlinks are changed by name there); any other is restored into like a directory
+    // that was there before. (Not an error: on some file systems — vfat, NFS with root
+    // squashed — a directory just made is not ours alone either.)
+    let fresh = made_here && ours_alone(&sub);
     ctx.dirs.fetch_add(1, Relaxed);
-    let wait = walk(ctx, tree, &sub, &sub_path, made_here)?;
+    let wait = walk(ctx, tree, &sub, &sub_path, fresh)?;
     finish_dir(ctx, &sub, sub_path, entry, wait);
     Ok(())
 }
