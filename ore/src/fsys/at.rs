@@ -23,6 +23,10 @@
 //! that resolves to exactly that inode and is not followed further (glibc's own `fchmodat`
 //! works the same way).
 //!
+//! A hard link is made from such a node as well (`linkat` of `/proc/self/fd/N` with
+//! `AT_SYMLINK_FOLLOW`, which needs no privilege, unlike `AT_EMPTY_PATH`): the inode opened and
+//! checked is the one linked, not whatever has the name by the time of the call.
+//!
 //! A symlink in a directory that only the restore can write to yet (one it just made) has its
 //! owner and times set by name, with `AT_SYMLINK_NOFOLLOW`, in the directory held open. In a
 //! directory others may write to, it is treated like a fifo: a [`Node`], checked to be a
