@@ -218,3 +218,49 @@ fn a_directory_renamed_into_place_before_the_hard_links_gets_neither_links_nor_m
     }
     assert!(swapped > 0, "the attacker never swapped the directory");
 }
+
+#[test]
+fn a_destination_swapped_for_a_symlink_as_the_restore_makes_it_is_not_followed() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore into a directory others may write to"
+    );
+    let (ore, d) = Ore::local();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"restored").unwrap();
+    ore.snapshot("t", &src);
+    // A root-only directory the attacker points the destination at, the moment it is made
+    // in a directory anyone may write to.
+    let out = d.path().join("outside");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = d.path().join("attack.log");
+    let mut a = attacker("swap-fresh", &[Path::new("--symlink"), &shared, &out], &log);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut caught = 0;
+    for round in 0..60 {
+        let r = ore.restore("t", &shared.join(format!("d{round}")));
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            0,
+            "round {round}: the restore wrote through the symlink\n{}",
+            r.stderr
+        );
+        if r.code != 0 {
+            assert!(r.stderr.contains("was put in its place"), "{}", r.stderr);
+            caught += 1;
+        }
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let linked = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(
+        caught > 0,
+        "the attacker never won the race ({linked} swaps)"
+    );
+}

@@ -64,7 +64,14 @@ pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Opt
             }
             // Not through a symlink swapped in since; a directory swapped in is restored
             // into like one that was there (the top is never taken for empty).
-            let d = parent.open_dir(last).map_err(|e| Error::io(dest, e))?;
+            let d = parent.open_dir(last).map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR) => Error::Usage(format!(
+                    "{}: something else than a directory (a symlink, not followed) was put in \
+                     its place as the restore made it; nothing restored",
+                    dest.display()
+                )),
+                _ => Error::io(dest, e),
+            })?;
             Ok((d, dest.to_path_buf(), None))
         }
         (Found::Missing | Found::Other, false) => Ok((parent, at, Some(last.to_vec()))),

@@ -7,6 +7,9 @@
 //! attacker may link but does not own), to catch the owner and times the restore then sets by
 //! name. It loops until killed, and prints what it did on each success (`swapped NAME`,
 //! `replaced NAME`).
+//!
+//! `swap-fresh --symlink DIR TARGET`: the same moment, but a symlink to TARGET is put in the
+//! place of the directory just made (`linked NAME`): for the destination a restore makes.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
@@ -17,9 +20,13 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, victim] = &args[..] else {
-        eprintln!("usage: swap-fresh DIR VICTIM");
-        std::process::exit(2);
+    let (symlink, dir, victim) = match &args[..] {
+        [dir, victim] => (false, dir, victim),
+        [flag, dir, target] if flag == "--symlink" => (true, dir, target),
+        _ => {
+            eprintln!("usage: swap-fresh [--symlink] DIR VICTIM|TARGET");
+            std::process::exit(2);
+        }
     };
     let (dir, victim) = (PathBuf::from(dir), PathBuf::from(victim));
     // SAFETY: plain system calls on values owned here.
@@ -60,6 +67,14 @@ fn main() {
             n += 1;
             if is_top && mask & libc::IN_ISDIR != 0 {
                 if mine.remove(&p) {
+                    continue;
+                }
+                if symlink {
+                    if std::fs::rename(&p, d.join(format!(".aside-{n}"))).is_ok()
+                        && std::os::unix::fs::symlink(&victim, &p).is_ok()
+                    {
+                        say(&format!("linked {}", p.display()));
+                    }
                     continue;
                 }
                 if std::fs::rename(&p, d.join(format!(".aside-{n}"))).is_ok()
