@@ -252,7 +252,7 @@ fn a_destination_swapped_for_a_symlink_as_the_restore_makes_it_is_not_followed()
             r.stderr
         );
         if r.code != 0 {
-            assert!(r.stderr.contains("was put in its place"), "{}", r.stderr);
+            assert!(r.stderr.contains("as the restore made it"), "{}", r.stderr);
             caught += 1;
         }
     }

@@ -65,9 +65,9 @@ pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Opt
             // Not through a symlink swapped in since; a directory swapped in is restored
             // into like one that was there (the top is never taken for empty).
             let d = parent.open_dir(last).map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP | libc::ENOTDIR) => Error::Usage(format!(
-                    "{}: something else than a directory (a symlink, not followed) was put in \
-                     its place as the restore made it; nothing restored",
+                Some(libc::ELOOP | libc::ENOTDIR | libc::ENOENT) => Error::Usage(format!(
+                    "{}: moved away, or something else than a directory (a symlink, not \
+                     followed) put in its place, as the restore made it; nothing restored",
                     dest.display()
                 )),
                 _ => Error::io(dest, e),
