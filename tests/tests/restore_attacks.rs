@@ -289,3 +289,84 @@ fn explore_get_refuses_a_crafted_root_name_that_is_a_path_outside() {
     assert!(!pwned.exists(), "get wrote to the path the snapshot named");
     assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
 }
+
+#[test]
+fn a_symlink_planted_as_the_destination_by_another_user_is_not_followed() {
+    assert!(
+        is_root(),
+        "this test needs root: a root restore into a directory others may write to"
+    );
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), b"restored").unwrap();
+    ore.snapshot("t", &src);
+    let out = outside(d.path());
+    let before = state(&out);
+    // A directory anyone may write to, where the restore's destination is to be made; the
+    // attacker was there first.
+    let shared = d.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dest = shared.join("restore");
+    let mut ln = Command::new("ln");
+    ln.arg("-s").arg(&out).arg(&dest);
+    assert!(as_nobody(&ln).status().unwrap().success());
+    for what in ["t", "t:sub", "t:sub/f"] {
+        let r = ore.restore(what, &dest);
+        assert_eq!(r.code, 1, "{what}: refused\n{}", r.stderr);
+        assert!(
+            r.stderr.contains("symlink that belongs to user 65534"),
+            "{what}: says why: {}",
+            r.stderr
+        );
+        assert_eq!(state(&out), before, "{what}: written through the symlink");
+    }
+    // One of the user's own is followed, as before.
+    let mine = d.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::os::unix::fs::symlink(&mine, d.path().join("link")).unwrap();
+    ore.restore("t", &d.path().join("link"))
+        .expect(0, "restore through one's own symlink");
+    assert_eq!(std::fs::read(mine.join("sub/f")).unwrap(), b"restored");
+}
+
+#[test]
+fn a_file_planted_where_the_restore_keeps_it_does_not_become_a_hard_link_target() {
+    assert!(is_root(), "this test needs root: a root restore of owners");
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(src.join("a-home")).unwrap();
+    std::fs::create_dir_all(src.join("z-etc")).unwrap();
+    std::fs::write(src.join("a-home/shared"), b"trusted").unwrap();
+    std::fs::hard_link(src.join("a-home/shared"), src.join("z-etc/conf")).unwrap();
+    std::os::unix::fs::chown(src.join("a-home"), Some(NOBODY), Some(NOBODY)).unwrap();
+    ore.snapshot("t", &src);
+    // The destination already holds the user's home, and in it a file of theirs where the
+    // snapshot has a root-owned one: kept (the restore does not overwrite), never linked to.
+    let dest = d.path().join("dest");
+    std::fs::create_dir_all(dest.join("a-home")).unwrap();
+    std::fs::write(dest.join("a-home/shared"), b"attacker").unwrap();
+    chown_tree(&dest.join("a-home"), NOBODY);
+    let r = ore.restore("t", &dest);
+    assert_eq!(r.code, 1, "a link not made fails the restore\n{}", r.stderr);
+    assert!(r.stderr.contains("z-etc/conf"), "{}", r.stderr);
+    assert!(
+        !dest.join("z-etc/conf").exists(),
+        "a root-only name became a link to the planted file"
+    );
+    assert_eq!(
+        std::fs::read(dest.join("a-home/shared")).unwrap(),
+        b"attacker"
+    );
+    // What the restore itself kept on a re-run is still linked to.
+    let clean = d.path().join("clean");
+    ore.restore("t", &clean).expect(0, "restore");
+    std::fs::remove_file(clean.join("z-etc/conf")).unwrap();
+    let r = ore.restore("t", &clean);
+    assert!([0, 3].contains(&r.code), "re-run: {}", r.stderr);
+    assert_eq!(
+        std::fs::metadata(clean.join("z-etc/conf")).unwrap().nlink(),
+        2
+    );
+}

@@ -177,3 +177,38 @@ fn a_deep_and_wide_tree_restores_within_a_small_descriptor_limit() {
     Run::of(c.output().unwrap()).expect(0, "restore with few descriptors");
     assert_same(&src, &dest);
 }
+
+/// The temporary name a restore writes `name` under (`.ore-partial-` and 16 hex digits of its
+/// BLAKE3 hash), as `ore/src/restore/file.rs` makes it.
+fn partial_name(name: &str) -> String {
+    let h = blake3::hash(name.as_bytes());
+    let hex: String = h.as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(".ore-partial-{hex}")
+}
+
+#[test]
+fn a_file_named_like_the_temporary_name_of_its_neighbour_is_restored_too() {
+    // A snapshot of a directory where a restore was once interrupted holds such a file; so
+    // can a crafted one. Writing `big` under that name must not remove the file restored there.
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big"), b"big file").unwrap();
+    std::fs::write(src.join(partial_name("big")), b"a file of its own").unwrap();
+    ore.snapshot("t", &src);
+    for round in 0..3 {
+        let dest = d.path().join(format!("dest{round}"));
+        let r = ore.restore("t", &dest);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_same(&src, &dest);
+    }
+    // A re-run that finds the neighbour restored and `big` missing restores `big` beside it.
+    let dest = d.path().join("dest0");
+    std::fs::remove_file(dest.join("big")).unwrap();
+    let r = ore.run(&["restore", "t", dest.to_str().unwrap()]);
+    assert!([0, 3].contains(&r.code), "{}", r.stderr);
+    assert_same(&src, &dest);
+}

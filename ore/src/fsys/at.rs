@@ -23,6 +23,10 @@
 //! that resolves to exactly that inode and is not followed further (glibc's own `fchmodat`
 //! works the same way).
 //!
+//! A hard link is made from such a node as well (`linkat` of `/proc/self/fd/N` with
+//! `AT_SYMLINK_FOLLOW`, which needs no privilege, unlike `AT_EMPTY_PATH`): the inode opened and
+//! checked is the one linked, not whatever has the name by the time of the call.
+//!
 //! A symlink in a directory that only the restore can write to yet (one it just made) has its
 //! owner and times set by name, with `AT_SYMLINK_NOFOLLOW`, in the directory held open. In a
 //! directory others may write to, it is treated like a fifo: a [`Node`], checked to be a
@@ -148,6 +152,24 @@ impl Dir {
         check(unsafe { libc::linkat(from.raw(), f.as_ptr(), self.raw(), c.as_ptr(), 0) })
     }
 
+    /// Makes `name` here a hard link to the file `node` holds open — that inode, whatever
+    /// names it has now (through `/proc/self/fd/N`, which needs no privilege, unlike
+    /// `AT_EMPTY_PATH`).
+    pub fn hard_link_node(&self, name: &[u8], node: &Node) -> io::Result<()> {
+        let c = one_name(name)?;
+        let p = node.proc()?;
+        // SAFETY: as above.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                p.as_ptr(),
+                self.raw(),
+                c.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        })
+    }
+
     /// Renames `from` to `to` in this directory. Unless `replace`, an existing `to` is left
     /// as it is and the rename fails with `AlreadyExists`.
     pub fn rename(&self, from: &[u8], to: &[u8], replace: bool) -> io::Result<()> {
@@ -237,6 +259,37 @@ impl Node {
     /// `/proc/self/fd/N`: resolves to this inode and is not followed further.
     fn proc(&self) -> io::Result<CString> {
         cstr(format!("/proc/self/fd/{}", self.fd.as_raw_fd()).as_bytes())
+    }
+
+    /// Opens the directory this node is (through the node, not its name again).
+    pub fn open_dir(&self) -> io::Result<Dir> {
+        let p = self.proc()?;
+        // SAFETY: a valid C string; a descriptor returned is owned by nobody else.
+        Dir::own(unsafe {
+            libc::open(
+                p.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+    }
+
+    /// What this node, a symlink, points at: the symlink held, not one put at its name since.
+    pub fn read_link(&self) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: a valid descriptor, an empty C string, a buffer valid for its length.
+        let n = unsafe {
+            libc::readlinkat(
+                self.fd.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        Ok(buf)
     }
 
     pub fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {

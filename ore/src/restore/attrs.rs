@@ -34,7 +34,7 @@ pub(super) enum On<'a> {
 }
 
 /// The owner `e` names on this machine: by name first, then by id.
-fn owner(e: &Entry) -> (u32, u32) {
+pub(super) fn owner(e: &Entry) -> (u32, u32) {
     let uid = e
         .user
         .as_deref()
@@ -90,6 +90,17 @@ pub(super) fn set(ctx: &Ctx, on: On, e: &Entry, path: &Path) -> io::Result<()> {
         On::Dir(d) => crate::meta::set_fd_times(*d, atime, e.mtime),
         On::Node(n) => n.set_times(atime, e.mtime),
         On::Symlink(d, name) => d.set_times_at(name, atime, e.mtime),
+    }
+}
+
+/// Whether a file found at `e`'s name (`st`) is owned as the restore would have made it: as
+/// the snapshot says when root restores owners, else by the user the restore runs as. Only
+/// such a file, kept, may be the target of a hard link: one someone else put there is not.
+pub(super) fn owned_as_made(ctx: &Ctx, e: &Entry, st: &crate::fsys::Stat) -> bool {
+    if ctx.root_owner {
+        (st.uid, st.gid) == owner(e)
+    } else {
+        st.uid == crate::meta::euid()
     }
 }
 

@@ -31,13 +31,16 @@ use std::sync::atomic::Ordering::Relaxed;
 const READ_AHEAD: usize = 16;
 const READ_AHEAD_FAR: usize = 64;
 
+/// How every temporary name begins.
+pub(super) const PARTIAL: &[u8] = b".ore-partial-";
+
 /// The temporary name a file is written under until it is whole: the same for the same name,
 /// so that a re-run replaces what an interrupted one left.
 pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let h = blake3::hash(name);
     let mut out = Vec::with_capacity(29);
-    out.extend_from_slice(b".ore-partial-");
+    out.extend_from_slice(PARTIAL);
     for b in &h.as_bytes()[..8] {
         out.push(HEX[(b >> 4) as usize]);
         out.push(HEX[(b & 15) as usize]);
@@ -46,17 +49,18 @@ pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
 }
 
 /// Restores the regular file `e` into `dir` (shown as `dir_path`). Ok when the file is there
-/// afterwards — written, or left as it was; an error message when it is not. `fresh`: the
-/// directory was made by this restore, so nothing is there to look for.
+/// afterwards — written, or left as it was — with the inode number of the regular file now at
+/// its name (none when what was left there is something else); an error message when it is
+/// not. `fresh`: the directory was made by this restore, so nothing is there to look for.
 pub(super) fn restore_file(
     ctx: &Ctx,
     dir: &Dir,
     dir_path: &Path,
     fresh: bool,
     e: &Entry,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Option<u64>, String> {
     let EntryKind::File { size, content } = &e.kind else {
-        return Ok(());
+        return Ok(None);
     };
     let path = dir_path.join(bytes_path(&e.name));
     if !fresh {
@@ -65,11 +69,11 @@ pub(super) fn restore_file(
             match ctx.opts.overwrite {
                 Overwrite::Never => {
                     ctx.left_alone(&path);
-                    return Ok(());
+                    return Ok(kept(ctx, e, &st));
                 }
                 Overwrite::IfChanged if same => {
                     ctx.skipped.fetch_add(1, Relaxed);
-                    return Ok(());
+                    return Ok(kept(ctx, e, &st));
                 }
                 _ => {}
             }
@@ -112,6 +116,9 @@ pub(super) fn restore_file(
     if ctx.opts.verify {
         verify(ctx, &f, &path, content, *size).map_err(discard)?;
     }
+    let ino = crate::fsys::fstat(&f)
+        .map_err(|err| discard(format!("{}: {err}", path.display())))?
+        .ino;
     drop(f);
     match dir.rename(&tmp, &e.name, ctx.opts.overwrite != Overwrite::Never) {
         Ok(()) => {}
@@ -119,7 +126,7 @@ pub(super) fn restore_file(
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = dir.unlink(&tmp);
             ctx.left_alone(&path);
-            return Ok(());
+            return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
         }
         Err(err) => {
             return Err(discard(format!(
@@ -130,7 +137,14 @@ pub(super) fn restore_file(
     }
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();
-    Ok(())
+    Ok(Some(ino))
+}
+
+/// The inode number of a file found at `e`'s name and kept, if a hard link may point at it: a
+/// regular file owned as the restore would have made it (a re-run keeps what the first run
+/// made; a file of someone else's, planted there, is kept but not linked to).
+fn kept(ctx: &Ctx, e: &Entry, st: &crate::fsys::Stat) -> Option<u64> {
+    (st.is_file() && attrs::owned_as_made(ctx, e, st)).then_some(st.ino)
 }
 
 /// Fetches blocks ahead of writing: the tickets of the next data pieces.

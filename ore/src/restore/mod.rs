@@ -20,6 +20,7 @@
 //! file is left with the bytes that could be restored, and the rest of the restore goes on.
 
 mod attrs;
+mod dest;
 mod file;
 mod links;
 mod walk;
@@ -89,10 +90,14 @@ const AHEAD_ENTRIES: usize = 1024;
 /// Entries of one directory handled by one task at least.
 const RUN: usize = 4;
 
-/// A hard link to make once every file exists: the directory it goes in (as shown) and its
-/// entry.
+/// A directory's device and inode numbers: how a directory reopened by name is known again.
+type DirId = (u64, u64);
+
+/// A hard link to make once every file exists: the directory it goes in (as shown, and its
+/// device and inode numbers, to know it again) and its entry.
 struct Link {
     dir: PathBuf,
+    id: DirId,
     entry: Entry,
 }
 
@@ -115,12 +120,14 @@ struct Ctx<'r> {
     other: AtomicU64,
     progress: Arc<Progress>,
     /// Regular files this restore made (or found there and kept), by directory as shown, their
-    /// names sorted and joined by NUL: the only files a hard link may point at.
+    /// names sorted, each ended by NUL and followed by its inode number (8 bytes): the only
+    /// files a hard link may point at, and the inodes they must still be.
     made: Mutex<HashMap<PathBuf, Vec<u8>>>,
     /// Hard links to make at the end.
     links: Mutex<Vec<Link>>,
-    /// Directories whose metadata waits for their hard links.
-    late: Mutex<Vec<(PathBuf, Entry)>>,
+    /// Directories whose metadata waits for their hard links (as shown, their device and
+    /// inode numbers, their entries).
+    late: Mutex<Vec<(PathBuf, DirId, Entry)>>,
 }
 
 impl Ctx<'_> {
@@ -230,7 +237,7 @@ pub fn restore(
     }
     crate::fsys::raise_fd_limit();
     // The destination is the user's to name: resolved by path, once. Nothing below it is.
-    let (top_dir, top, rename) = open_top(&target, dest)?;
+    let (top_dir, top, rename) = dest::open_top(&target, dest)?;
     let ctx = Ctx {
         repo,
         prefetch: Prefetch::new(&*repo.backend),
@@ -277,7 +284,7 @@ pub fn restore(
             if let Some(name) = rename {
                 t.name = name;
             }
-            one(ctx, &top_dir, &ctx.top, false, t);
+            let _ = one(ctx, &top_dir, &ctx.top, false, t);
         }
         links::make(ctx, &top_dir, snap, sub)
     })?;
@@ -292,37 +299,6 @@ pub fn restore(
         not_restored: ctx.not_restored.load(Relaxed),
         warnings,
     })
-}
-
-/// Opens the directory the restore works in, and says how it is shown: `dest` for a directory
-/// (made if missing); for a file, `dest` if it is a directory, else the directory `dest` is in
-/// (the file then takes the name `dest` ends with, returned).
-fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Option<Vec<u8>>)> {
-    if let EntryKind::Dir { .. } = target.kind {
-        std::fs::create_dir_all(dest).map_err(|e| match std::fs::metadata(dest) {
-            Ok(md) if !md.is_dir() => Error::Usage(format!(
-                "{}: exists and is not a directory; a directory restores into a directory",
-                dest.display()
-            )),
-            _ => Error::io(dest, e),
-        })?;
-        let d = Dir::open_following(dest).map_err(|e| Error::io(dest, e))?;
-        return Ok((d, dest.to_path_buf(), None));
-    }
-    let (at, name) = if dest.is_dir() {
-        (dest.to_path_buf(), None)
-    } else {
-        let name = dest.file_name().ok_or_else(|| {
-            Error::Usage(format!("{}: not a name a file can take", dest.display()))
-        })?;
-        let at = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        (at, Some(name.as_bytes().to_vec()))
-    };
-    let d = Dir::open_following(&at).map_err(|e| Error::io(&at, e))?;
-    Ok((d, at, name))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -41,6 +41,12 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     let wait = entries
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
+    // Entries named like a temporary file (a snapshot of a directory where a restore was
+    // interrupted holds them) come after the rest: a file written under its temporary name
+    // would otherwise remove the one restored there, taking it for a leftover.
+    let (later, entries): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| e.name.starts_with(file::PARTIAL));
     let made = Mutex::new(Vec::new());
     let each = |entry: Entry| restore_entry(ctx, dir, path, fresh, entry, &made);
     if ctx.prefetch.is_none() {
@@ -51,12 +57,19 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
     } else {
         ahead(ctx, entries, each)?;
     }
+    later.into_iter().try_for_each(each)?;
     let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
     if !made.is_empty() {
-        // Kept compact (a name costs its length and one byte): sorted, joined by NUL, which
-        // no name made can hold.
+        // Kept compact (a name costs its length and nine bytes): sorted, each name ended by
+        // NUL, which no name can hold, and followed by its inode number.
         made.sort_unstable();
-        lock(&ctx.made).insert(path.to_path_buf(), made.join(&0u8));
+        let mut joined = Vec::with_capacity(made.iter().map(|(n, _)| n.len() + 9).sum());
+        for (name, ino) in made {
+            joined.extend_from_slice(&name);
+            joined.push(0);
+            joined.extend_from_slice(&ino.to_le_bytes());
+        }
+        lock(&ctx.made).insert(path.to_path_buf(), joined);
     }
     Ok(wait)
 }
@@ -91,15 +104,15 @@ fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sy
         })
 }
 
-/// Restores one entry of the directory `dir` (shown as `path`); the name of a regular file
-/// that is there afterwards goes into `made`.
+/// Restores one entry of the directory `dir` (shown as `path`); the name and inode of a
+/// regular file that is there afterwards go into `made`.
 fn restore_entry(
     ctx: &Ctx,
     dir: &Dir,
     path: &Path,
     fresh: bool,
     entry: Entry,
-    made: &Mutex<Vec<Vec<u8>>>,
+    made: &Mutex<Vec<(Vec<u8>, u64)>>,
 ) -> Result<()> {
     if entry.name.is_empty()
         || entry.name.contains(&b'/')
@@ -115,8 +128,8 @@ fn restore_entry(
     }
     let EntryKind::Dir { tree } = entry.kind else {
         let name = entry.name.clone();
-        if one(ctx, dir, path, fresh, entry) {
-            lock(made).push(name);
+        if let Some(ino) = one(ctx, dir, path, fresh, entry) {
+            lock(made).push((name, ino));
         }
         return Ok(());
     };
@@ -153,48 +166,69 @@ fn restore_entry(
             return Ok(());
         }
     };
+    // What was made and what was opened are two lookups of the name: someone who can write
+    // in `dir` may have put a directory of their own there in between. Only one that is ours
+    // and closed to others is taken for the empty one made here (nobody else can write in
+    // it: symlinks are changed by name there); any other is restored into like a directory
+    // that was there before. (Not an error: on some file systems — vfat, NFS with root
+    // squashed — a directory just made is not ours alone either.)
+    let fresh = made_here && ours_alone(&sub);
     ctx.dirs.fetch_add(1, Relaxed);
-    let wait = walk(ctx, tree, &sub, &sub_path, made_here)?;
+    let wait = walk(ctx, tree, &sub, &sub_path, fresh)?;
     finish_dir(ctx, &sub, sub_path, entry, wait);
     Ok(())
+}
+
+/// The device and inode numbers of `d` (to know it again when it is reopened by name; none
+/// that a directory has, if it cannot be read).
+pub(super) fn id(d: &Dir) -> (u64, u64) {
+    crate::fsys::fstat(d).map_or((u64::MAX, u64::MAX), |st| (st.dev, st.ino))
+}
+
+/// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
+/// and nobody else may write in it (made 0700, less the umask).
+fn ours_alone(d: &Dir) -> bool {
+    crate::fsys::fstat(d)
+        .is_ok_and(|st| st.is_dir() && st.uid == crate::meta::euid() && st.mode & 0o077 == 0)
 }
 
 /// Sets a directory's metadata through its descriptor, now that everything beneath it is done
 /// — or, when it holds hard links still to be made (`wait`), after them.
 pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait: bool) {
     if wait {
-        lock(&ctx.late).push((path, entry));
+        lock(&ctx.late).push((path, id(dir), entry));
     } else if let Err(e) = attrs::set(ctx, attrs::On::Dir(dir), &entry, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
 }
 
-/// Restores one non-directory entry in `dir` (shown as `dir_path`). True when it is a regular
-/// file that is there afterwards (made, or kept as it was).
-pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> bool {
+/// Restores one non-directory entry in `dir` (shown as `dir_path`). The inode number of the
+/// regular file that is there afterwards (made, or kept as it was), if it is one.
+pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> Option<u64> {
     let kind = match &entry.kind {
         EntryKind::File { .. } => {
             return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
-                Ok(()) => true,
+                Ok(ino) => ino,
                 Err(msg) => {
                     ctx.not_restored.fetch_add(1, Relaxed);
                     ctx.warn(msg);
-                    false
+                    None
                 }
             };
         }
         EntryKind::Hardlink { .. } => {
             lock(&ctx.links).push(Link {
                 dir: dir_path.to_path_buf(),
+                id: id(dir),
                 entry,
             });
-            return false;
+            return None;
         }
         EntryKind::Dir { .. } => unreachable!("directories are walked"),
         // A socket is only meaningful while its server runs; nothing to recreate.
         EntryKind::Socket => {
             ctx.other.fetch_add(1, Relaxed);
-            return false;
+            return None;
         }
         EntryKind::Symlink { .. } => libc::S_IFLNK,
         EntryKind::Fifo => libc::S_IFIFO,
@@ -203,7 +237,7 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
     };
     let path = dir_path.join(bytes_path(&entry.name));
     if !ctx.clear_way(dir, &entry.name, &path, fresh) {
-        return false;
+        return None;
     }
     let made = match &entry.kind {
         EntryKind::Symlink { target } => dir.symlink(target, &entry.name),
@@ -214,13 +248,13 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
     };
     if let Err(e) = made {
         ctx.warn(format!("{}: not created: {e}", path.display()));
-        return false;
+        return None;
     }
     ctx.other.fetch_add(1, Relaxed);
     if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
-    false
+    None
 }
 
 /// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
