@@ -22,6 +22,7 @@ mod read;
 mod repair;
 pub mod state;
 mod tags;
+mod vouch;
 
 use members::{choose, Member, Rng};
 use protocol::backend::{not_supported, CasOutcome, Stats};

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS tag_history (
     time INTEGER NOT NULL,
     PRIMARY KEY (name, value)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unvouched (key BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (
     log INTEGER PRIMARY KEY,
@@ -129,7 +130,7 @@ impl Index {
         self.history_seq = None;
         self.conn
             .execute_batch(
-                "DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
+                "DELETE FROM blocks; DELETE FROM unvouched; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
             )
             .map_err(|e| db_err("clearing", e))
     }
@@ -207,7 +208,56 @@ impl Index {
             .map_err(|e| db_err("removing a block", e))?;
         let n = loc.record_len() as i64;
         self.account(loc.log, -n, n)?;
+        self.set_unvouched(key, false)?;
         Ok(Some(loc))
+    }
+
+    /// Records (or forgets) that a restricted connection stored a block
+    /// (`protocol::provenance`).
+    pub fn set_unvouched(&mut self, key: &Key, on: bool) -> Result<()> {
+        let sql = if on {
+            "INSERT OR IGNORE INTO unvouched (key) VALUES (?1)"
+        } else {
+            "DELETE FROM unvouched WHERE key = ?1"
+        };
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params![&key.0[..]]))
+            .map_err(|e| db_err("recording who stored a block", e))?;
+        Ok(())
+    }
+
+    /// Whether a block is recorded as stored by a restricted connection.
+    pub fn is_unvouched(&self, key: &Key) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM unvouched WHERE key = ?1")
+            .and_then(|mut st| st.exists(params![&key.0[..]]))
+            .map_err(|e| db_err("looking up who stored a block", e))
+    }
+
+    /// Up to `limit` recorded keys after `after`, ascending, and whether more follow.
+    pub fn unvouched(&self, after: Option<Key>, limit: usize) -> Result<(Vec<Key>, bool)> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key FROM unvouched WHERE key > ?1 ORDER BY key LIMIT ?2")
+            .map_err(|e| db_err("listing unvouched blocks", e))?;
+        let from = after.map_or_else(Vec::new, |k| k.0.to_vec());
+        let rows = st
+            .query_map(params![from, (limit + 1) as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .map_err(|e| db_err("listing unvouched blocks", e))?;
+        let mut keys = Vec::new();
+        for r in rows {
+            let raw = r.map_err(|e| db_err("listing unvouched blocks", e))?;
+            let key: [u8; 32] = raw.try_into().map_err(|_| {
+                Error::backend(ErrorCode::Corrupt, "a key in the index is not 32 bytes")
+            })?;
+            keys.push(Key(key));
+        }
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        Ok((keys, more))
     }
 
     /// Adds to a log's live and dead byte counts.
@@ -432,6 +482,10 @@ impl Index {
             }
             RecordType::BlockRemoved => {
                 self.remove_block(&key)?;
+                self.account(log, header.record_len() as i64, 0)?;
+            }
+            RecordType::Unvouched | RecordType::Vouched => {
+                self.set_unvouched(&key, header.kind == RecordType::Unvouched)?;
                 self.account(log, header.record_len() as i64, 0)?;
             }
             RecordType::TagSet

@@ -1,0 +1,144 @@
+//! `ore check --unverified`: read exactly the blocks that restricted (append-only) connections
+//! stored and nobody has vouched for, so that garbage planted under a predicted key is found
+//! without reading the whole archive.
+//!
+//! A client that holds the passphrase can compute any block's key; with an append-only key it
+//! can store garbage under the key of data the owner will store later, and the owner's
+//! snapshot then deduplicates against the garbage (put never overwrites). Every backend
+//! records which blocks a restricted connection newly stored (`protocol::provenance`). This
+//! module pages through that record, fetches each block, opens it and re-hashes it as
+//! `--read-data` does, and — with full access — vouches for the sound ones, so the next run
+//! reads only what was stored since. A block that fails is garbage under its key (nothing of
+//! value: the real data never reached the archive under it); the owner may remove it
+//! (`--remove-bad`), under a gc sweep so that every file cache rechecks its entries, and the
+//! next snapshot that meets the data stores it for real.
+
+use crate::block;
+use crate::error::{Error, Result};
+use crate::lease::Sweep;
+use crate::progress::Progress;
+use crate::repo::Repo;
+use protocol::provenance::{parse_page, MAX_KEYS, MAX_PAGE, UNVOUCHED, VOUCH};
+use protocol::Key;
+use std::sync::Arc;
+
+/// Blocks fetched at once.
+const READ_BATCH: usize = 64;
+
+/// What the run over the record found and did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Unverified {
+    /// Keys the backend listed.
+    pub listed: u64,
+    /// Blocks read (and their stored bytes).
+    pub read: u64,
+    pub bytes: u64,
+    /// Listed but not stored (a removed block, or a put that never completed).
+    pub absent: u64,
+    /// Keys vouched for (0 without full access).
+    pub vouched: u64,
+    /// Whether this connection may vouch (full access).
+    pub can_vouch: bool,
+    /// Blocks that are not what their key says, with why.
+    #[serde(skip)]
+    pub bad: Vec<(Key, String)>,
+    /// Bad blocks removed (`--remove-bad`).
+    pub removed: u64,
+}
+
+/// Reads and checks every block the backend lists as unvouched; vouches for the sound ones
+/// when the connection has full access, and removes the bad ones when `remove_bad`.
+pub fn verify(
+    repo: &Repo,
+    remove_bad: bool,
+    progress: Option<Arc<Progress>>,
+) -> Result<Unverified> {
+    let info = repo.backend.info();
+    if !info.admin_commands.iter().any(|c| c == UNVOUCHED) {
+        return Err(Error::Archive(format!(
+            "archive {} ({}) does not record which blocks append-only connections stored \
+             (no `{UNVOUCHED}` admin command), so --unverified cannot tell which to read: \
+             use --read-data",
+            repo.id, info.server
+        )));
+    }
+    let mut out = Unverified {
+        can_vouch: info.admin_commands.iter().any(|c| c == VOUCH),
+        ..Unverified::default()
+    };
+    let mut after: Option<Key> = None;
+    loop {
+        let start = after.map_or_else(|| "-".to_string(), |k| k.to_hex());
+        let page = repo
+            .backend
+            .admin(UNVOUCHED, &[start, MAX_PAGE.to_string()])?;
+        let (keys, more) = parse_page(&page.json)?;
+        out.listed += keys.len() as u64;
+        let mut sound = Vec::new();
+        for batch in keys.chunks(READ_BATCH) {
+            let tickets: Vec<_> = batch.iter().map(|k| repo.backend.start_get(*k)).collect();
+            for (k, t) in batch.iter().zip(tickets) {
+                match t.wait() {
+                    Ok(None) => {
+                        out.absent += 1;
+                        sound.push(*k);
+                    }
+                    Ok(Some(stored)) => {
+                        out.read += 1;
+                        out.bytes += stored.len() as u64;
+                        if let Some(p) = &progress {
+                            p.add_file();
+                            p.add_bytes(stored.len() as u64);
+                        }
+                        match block::open(&repo.keys, k, None, stored) {
+                            Ok(_) => sound.push(*k),
+                            Err(Error::Corrupt { why, .. }) => out.bad.push((*k, why)),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Err(e) if e.code() == protocol::ErrorCode::Corrupt => {
+                        out.read += 1;
+                        out.bad.push((*k, format!("the backend reports: {e}")));
+                    }
+                    Err(e) => return Err(Error::Backend(e)),
+                }
+            }
+        }
+        if out.can_vouch {
+            for batch in sound.chunks(MAX_KEYS) {
+                let args: Vec<String> = batch.iter().map(Key::to_hex).collect();
+                repo.backend.admin(VOUCH, &args)?;
+                out.vouched += batch.len() as u64;
+            }
+        }
+        match (more, keys.last()) {
+            (true, Some(k)) => after = Some(*k),
+            _ => break,
+        }
+    }
+    if remove_bad && !out.bad.is_empty() {
+        out.removed = remove(repo, &out.bad)?;
+    }
+    Ok(out)
+}
+
+/// Removes the bad blocks under a gc sweep: `ore:gc` gets a new epoch, so every file cache
+/// checks its entries against the archive before trusting them again.
+fn remove(repo: &Repo, bad: &[(Key, String)]) -> Result<u64> {
+    let info = repo.backend.info();
+    if !info.can_remove {
+        return Err(Error::Archive(format!(
+            "archive {} ({}) cannot remove blocks here: --remove-bad needs full access",
+            repo.id, info.server
+        )));
+    }
+    let sweep = Sweep::begin(repo)?;
+    sweep.wait_for_leases(crate::lease::ttl())?;
+    sweep.still_mine()?;
+    sweep.removed_some();
+    let keys: Vec<Key> = bad.iter().map(|(k, _)| *k).collect();
+    repo.backend.remove(&keys)?;
+    repo.backend.flush()?;
+    sweep.finish()?;
+    Ok(keys.len() as u64)
+}

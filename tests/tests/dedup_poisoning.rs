@@ -1,0 +1,123 @@
+//! Dedup poisoning: a machine that holds the passphrase but only an append-only key stores
+//! garbage under the key of data the owner will store later. Tried for real: a real sshd on
+//! 127.0.0.1 whose `authorized_keys` forces `backend-splitlog --append-only DIR`, the attacker
+//! computing the key with the passphrase, the owner's real `ore` afterwards. See
+//! docs/THREAT-MODEL.md, "An append-only key".
+
+use ore_tests::bin;
+use ore_tests::ore::{scratch, Ore};
+use ore_tests::sshd::Sshd;
+use protocol::Backend;
+use std::sync::Arc;
+
+/// Data the attacker expects the owner to snapshot (small: one chunk).
+const SECRET: &[u8] = b"the owner's ledger, which the attacker has seen or guessed\n";
+
+#[test]
+fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_check_unverified_and_repaired(
+) {
+    let d = scratch();
+    let archive = d.path().join("archive");
+    let owner = Ore::new(archive.display().to_string());
+    owner.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("other"), b"nothing to see").unwrap();
+    owner.snapshot("home", &src);
+    let forced = format!(
+        "command=\"{} --append-only {}\",restrict",
+        bin("backend-splitlog").display(),
+        archive.display()
+    );
+    let sshd = Sshd::start(Some(&forced));
+
+    // The attacker: the passphrase and the append-only key. It computes the key the owner's
+    // data will have and stores garbage under it.
+    let id = sshd.identifier("anything");
+    let client: Arc<dyn Backend> = Arc::new(protocol::Client::connect(&id).unwrap());
+    let pass = owner.passphrase.clone();
+    let repo = ore::Repo::open(client.clone(), &id, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
+    let predicted = repo.keys.key_of(ore::block::Kind::Chunk as u8, SECRET);
+    client.put(predicted, b"garbage, not the ledger").unwrap();
+    client.flush().unwrap();
+    drop(repo);
+    drop(client);
+
+    // The owner snapshots the file; its chunk is deduplicated against the garbage.
+    std::fs::write(src.join("ledger"), SECRET).unwrap();
+    owner.snapshot("home", &src);
+    let plain = owner.run(&["check"]);
+    assert_eq!(
+        plain.code, 0,
+        "a plain check asks only whether blocks exist, so it cannot see the garbage: {plain:?}"
+    );
+
+    // The owner's check of what append-only connections stored finds it, naming block and path.
+    let found = owner
+        .run(&["check", "--unverified"])
+        .expect(1, "check --unverified");
+    assert!(
+        found.stdout.contains(&predicted.to_hex()),
+        "the bad block is named: {found:?}"
+    );
+    assert!(
+        found.stdout.contains("home~0:/ledger"),
+        "the path that uses it is named: {found:?}"
+    );
+
+    // The repair: remove the bad block, snapshot again without the file cache, restore.
+    owner
+        .run(&["check", "--unverified", "--remove-bad"])
+        .expect(
+            1,
+            "check --unverified --remove-bad still reports what it removed",
+        );
+    owner
+        .run(&["snapshot", "--no-cache", "home", src.to_str().unwrap()])
+        .expect(0, "the owner's snapshot after the repair");
+    let dest = d.path().join("dest");
+    owner.restore("home", &dest).expect(0, "restore");
+    assert_eq!(std::fs::read(dest.join("ledger")).unwrap(), SECRET);
+
+    // Everything is vouched for now: the next run reads nothing and finds nothing.
+    let again = owner
+        .run(&["check", "--unverified", "home"])
+        .expect(0, "a clean run");
+    assert!(
+        again.stderr.contains("0 awaiting a check, 0 read, 0 bad"),
+        "the run after is incremental: {again:?}"
+    );
+}
+
+#[test]
+fn an_append_only_connection_can_neither_vouch_for_a_block_nor_hide_it_from_the_owner() {
+    let d = scratch();
+    let archive = d.path().join("archive");
+    let owner = Ore::new(archive.display().to_string());
+    owner.run(&["init"]).expect(0, "init");
+    let forced = format!(
+        "command=\"{} --append-only {}\",restrict",
+        bin("backend-splitlog").display(),
+        archive.display()
+    );
+    let sshd = Sshd::start(Some(&forced));
+    let c = protocol::Client::connect(&sshd.identifier("anything")).unwrap();
+    let planted = protocol::Key([7; 32]);
+    c.put(planted, b"garbage").unwrap();
+    for cmd in ["vouch", "mark-unvouched"] {
+        let e = c.admin(cmd, &[planted.to_hex()]).unwrap_err().to_string();
+        assert!(e.contains("not allowed"), "{cmd} refused: {e}");
+    }
+    assert_eq!(
+        c.remove(&[planted]).unwrap_err().code(),
+        protocol::ErrorCode::ReadOnly
+    );
+    let listed = c.admin("unvouched", &[]).unwrap();
+    assert!(listed.text.contains(&planted.to_hex()), "{listed:?}");
+    c.close().unwrap();
+    // The owner reads it (it is not a block of this archive) and reports it.
+    let found = owner
+        .run(&["check", "--unverified"])
+        .expect(1, "check --unverified");
+    assert!(found.stdout.contains(&planted.to_hex()), "{found:?}");
+}
