@@ -104,8 +104,8 @@ impl Backend for MemoryBackend {
     fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
         check_block_size(&key, data.len(), self.max_block_size)?;
         let s = &mut *self.state();
-        if !s.blocks.contains_key(&key) {
-            s.blocks.insert(key, data.to_vec());
+        if let std::collections::btree_map::Entry::Vacant(v) = s.blocks.entry(key) {
+            v.insert(data.to_vec());
             s.unvouched.mark(key);
         }
         Ok(())
