@@ -538,7 +538,7 @@ impl Backend for ReplicatedBackend {
             }
         }
         if errors.is_empty() {
-            Ok(())
+            vouch::forget_removed(self, keys)
         } else {
             Err(Error::backend(
                 ErrorCode::Io,
