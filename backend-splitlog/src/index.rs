@@ -26,7 +26,6 @@ CREATE TABLE IF NOT EXISTS tag_history (
     time INTEGER NOT NULL,
     PRIMARY KEY (name, value)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS unvouched (key BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS logs (
     log INTEGER PRIMARY KEY,
@@ -64,7 +63,13 @@ pub struct Index {
     /// The highest sequence number in `tag_history`, once read (so a replay of many tag
     /// records does not look it up each time).
     history_seq: Option<i64>,
+    /// Whether the `unvouched` table exists: it is made at the first restricted put, so an
+    /// archive only its owner writes has none (each table costs the index a page).
+    unvouched_table: bool,
 }
+
+const UNVOUCHED_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS unvouched (key BLOB PRIMARY KEY) WITHOUT ROWID";
 
 impl Index {
     /// Opens (or creates) the index database and starts a transaction.
@@ -79,10 +84,15 @@ impl Index {
             .map_err(|e| db_err("creating the tables", e))?;
         conn.execute_batch("BEGIN")
             .map_err(|e| db_err("starting a transaction", e))?;
+        let unvouched_table = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unvouched'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_err("opening", e))?;
         Ok(Index {
             conn,
             space: Default::default(),
             history_seq: None,
+            unvouched_table,
         })
     }
 
@@ -128,9 +138,10 @@ impl Index {
     pub fn clear(&mut self) -> Result<()> {
         self.space.clear();
         self.history_seq = None;
+        self.unvouched_table = false;
         self.conn
             .execute_batch(
-                "DELETE FROM blocks; DELETE FROM unvouched; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
+                "DROP TABLE IF EXISTS unvouched; DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
             )
             .map_err(|e| db_err("clearing", e))
     }
@@ -215,6 +226,15 @@ impl Index {
     /// Records (or forgets) that a restricted connection stored a block
     /// (`protocol::provenance`).
     pub fn set_unvouched(&mut self, key: &Key, on: bool) -> Result<()> {
+        if !self.unvouched_table {
+            if !on {
+                return Ok(());
+            }
+            self.conn
+                .execute_batch(UNVOUCHED_TABLE)
+                .map_err(|e| db_err("recording who stored a block", e))?;
+            self.unvouched_table = true;
+        }
         let sql = if on {
             "INSERT OR IGNORE INTO unvouched (key) VALUES (?1)"
         } else {
@@ -229,6 +249,9 @@ impl Index {
 
     /// Whether a block is recorded as stored by a restricted connection.
     pub fn is_unvouched(&self, key: &Key) -> Result<bool> {
+        if !self.unvouched_table {
+            return Ok(false);
+        }
         self.conn
             .prepare_cached("SELECT 1 FROM unvouched WHERE key = ?1")
             .and_then(|mut st| st.exists(params![&key.0[..]]))
@@ -237,6 +260,9 @@ impl Index {
 
     /// Up to `limit` recorded keys after `after`, ascending, and whether more follow.
     pub fn unvouched(&self, after: Option<Key>, limit: usize) -> Result<(Vec<Key>, bool)> {
+        if !self.unvouched_table {
+            return Ok((Vec::new(), false));
+        }
         let mut st = self
             .conn
             .prepare_cached("SELECT key FROM unvouched WHERE key > ?1 ORDER BY key LIMIT ?2")
