@@ -84,16 +84,25 @@ impl Index {
             .map_err(|e| db_err("creating the tables", e))?;
         conn.execute_batch("BEGIN")
             .map_err(|e| db_err("starting a transaction", e))?;
-        let unvouched_table = conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unvouched'")
-            .and_then(|mut st| st.exists([]))
-            .map_err(|e| db_err("opening", e))?;
-        Ok(Index {
+        let mut index = Index {
             conn,
             space: Default::default(),
             history_seq: None,
-            unvouched_table,
-        })
+            unvouched_table: false,
+        };
+        index.find_unvouched_table()?;
+        Ok(index)
+    }
+
+    /// Learns whether the `unvouched` table exists (at open, and after a rollback, which may
+    /// have taken back its creation).
+    fn find_unvouched_table(&mut self) -> Result<()> {
+        self.unvouched_table = self
+            .conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unvouched'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_err("opening", e))?;
+        Ok(())
     }
 
     /// Commits everything so far, recording that the index reflects the logs up to `pos`.
@@ -121,7 +130,8 @@ impl Index {
         }
         self.conn
             .execute_batch("BEGIN")
-            .map_err(|e| db_err("starting a transaction", e))
+            .map_err(|e| db_err("starting a transaction", e))?;
+        self.find_unvouched_table()
     }
 
     /// The log position the committed index reflects.

@@ -8,35 +8,26 @@ use ore_tests::bin;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::sshd::Sshd;
 use protocol::Backend;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Data the attacker expects the owner to snapshot (small: one chunk).
 const SECRET: &[u8] = b"the owner's ledger, which the attacker has seen or guessed\n";
 
-#[test]
-fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_check_unverified_and_repaired(
-) {
-    let d = scratch();
-    let archive = d.path().join("archive");
-    let owner = Ore::new(archive.display().to_string());
-    owner.run(&["init"]).expect(0, "init");
-    let src = d.path().join("src");
+/// The attack through the restricted archive identifier `limited`, then the owner's check,
+/// repair and restore through `owner`. `work` is a fresh directory.
+fn plant_find_and_repair(owner: &Ore, limited: &str, work: &Path) {
+    let what = &owner.archive;
+    let src = work.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("other"), b"nothing to see").unwrap();
     owner.snapshot("home", &src);
-    let forced = format!(
-        "command=\"{} --append-only {}\",restrict",
-        bin("backend-splitlog").display(),
-        archive.display()
-    );
-    let sshd = Sshd::start(Some(&forced));
 
     // The attacker: the passphrase and the append-only key. It computes the key the owner's
     // data will have and stores garbage under it.
-    let id = sshd.identifier("anything");
-    let client: Arc<dyn Backend> = Arc::new(protocol::Client::connect(&id).unwrap());
+    let client: Arc<dyn Backend> = Arc::new(protocol::Client::connect(limited).unwrap());
     let pass = owner.passphrase.clone();
-    let repo = ore::Repo::open(client.clone(), &id, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
+    let repo = ore::Repo::open(client.clone(), limited, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
     let predicted = repo.keys.key_of(ore::block::Kind::Chunk as u8, SECRET);
     client.put(predicted, b"garbage, not the ledger").unwrap();
     client.flush().unwrap();
@@ -49,20 +40,20 @@ fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_ch
     let plain = owner.run(&["check"]);
     assert_eq!(
         plain.code, 0,
-        "a plain check asks only whether blocks exist, so it cannot see the garbage: {plain:?}"
+        "{what}: a plain check asks only whether blocks exist, so it cannot see the garbage: {plain:?}"
     );
 
     // The owner's check of what append-only connections stored finds it, naming block and path.
     let found = owner
         .run(&["check", "--unverified"])
-        .expect(1, "check --unverified");
+        .expect(1, &format!("{what}: check --unverified"));
     assert!(
         found.stdout.contains(&predicted.to_hex()),
-        "the bad block is named: {found:?}"
+        "{what}: the bad block is named: {found:?}"
     );
     assert!(
         found.stdout.contains("home~0:/ledger"),
-        "the path that uses it is named: {found:?}"
+        "{what}: the path that uses it is named: {found:?}"
     );
 
     // The repair: remove the bad block, snapshot again without the file cache, restore.
@@ -70,23 +61,91 @@ fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_ch
         .run(&["check", "--unverified", "--remove-bad"])
         .expect(
             1,
-            "check --unverified --remove-bad still reports what it removed",
+            &format!("{what}: check --unverified --remove-bad still reports what it removed"),
         );
     owner
         .run(&["snapshot", "--no-cache", "home", src.to_str().unwrap()])
-        .expect(0, "the owner's snapshot after the repair");
-    let dest = d.path().join("dest");
-    owner.restore("home", &dest).expect(0, "restore");
-    assert_eq!(std::fs::read(dest.join("ledger")).unwrap(), SECRET);
+        .expect(0, &format!("{what}: the owner's snapshot after the repair"));
+    let dest = work.join("dest");
+    owner
+        .restore("home", &dest)
+        .expect(0, &format!("{what}: restore"));
+    assert_eq!(
+        std::fs::read(dest.join("ledger")).unwrap(),
+        SECRET,
+        "{what}"
+    );
 
     // Everything is vouched for now: the next run reads nothing and finds nothing.
     let again = owner
         .run(&["check", "--unverified", "home"])
-        .expect(0, "a clean run");
+        .expect(0, &format!("{what}: a clean run"));
     assert!(
         again.stderr.contains("0 awaiting a check, 0 read, 0 bad"),
-        "the run after is incremental: {again:?}"
+        "{what}: the run after is incremental: {again:?}"
     );
+}
+
+#[test]
+fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_check_unverified_and_repaired(
+) {
+    let d = scratch();
+    let archive = d.path().join("archive");
+    let owner = Ore::new(archive.display().to_string());
+    owner.run(&["init"]).expect(0, "init");
+    let forced = format!(
+        "command=\"{} --append-only {}\",restrict",
+        bin("backend-splitlog").display(),
+        archive.display()
+    );
+    let sshd = Sshd::start(Some(&forced));
+    let work = d.path().join("work");
+    plant_find_and_repair(&owner, &sshd.identifier("anything"), &work);
+}
+
+/// The same through every other backend program started with `--append-only`, as a forced
+/// command would start it: backend-fs, backend-cache in front of a splitlog program (so the
+/// cache records through `mark-unvouched`), and backend-replicated with a splitlog member.
+#[test]
+fn dedup_poisoning_is_found_and_repaired_through_every_backend_program() {
+    use ore_tests::{quote, shell_quote};
+    let d = scratch();
+    let state = d.path().join("state.db");
+    let replicated = format!("backend-replicated {}", quote(&state));
+    let member = format!("backend-splitlog {}", quote(&d.path().join("member")));
+    let added = std::process::Command::new(bin("ore-admin"))
+        .args([&replicated, "add", &member, "--trust", "100"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let fs = quote(&d.path().join("fs"));
+    let cache = format!(
+        "{} {}",
+        quote(&d.path().join("cache.db")),
+        shell_quote(&format!(
+            "backend-splitlog {}",
+            quote(&d.path().join("inner"))
+        ))
+    );
+    let programs = [
+        (
+            format!("backend-fs {fs}"),
+            format!("backend-fs --append-only {fs}"),
+        ),
+        (
+            format!("backend-cache {cache}"),
+            format!("backend-cache --append-only {cache}"),
+        ),
+        (
+            replicated.clone(),
+            format!("backend-replicated --append-only {}", quote(&state)),
+        ),
+    ];
+    for (i, (full, limited)) in programs.iter().enumerate() {
+        let owner = Ore::new(full.clone());
+        owner.run(&["init"]).expect(0, full);
+        plant_find_and_repair(&owner, limited, &d.path().join(format!("work-{i}")));
+    }
 }
 
 #[test]
