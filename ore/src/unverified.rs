@@ -90,8 +90,8 @@ pub fn verify(
                             p.add_file();
                             p.add_bytes(stored.len() as u64);
                         }
-                        match block::open(&repo.keys, k, None, stored) {
-                            Ok(_) => sound.push(*k),
+                        match open_any(repo, k, stored) {
+                            Ok(()) => sound.push(*k),
                             Err(Error::Corrupt { why, .. }) => out.bad.push((*k, why)),
                             Err(e) => return Err(e),
                         }
@@ -120,6 +120,22 @@ pub fn verify(
         out.removed = remove(repo, &out.bad)?;
     }
     Ok(out)
+}
+
+/// Opens a block of any kind and checks it hashes to its key. A format record is named by a
+/// plain hash (it is read before the keys are known), so one that does not open as an
+/// ordinary block is tried as that: an `ore init` through an append-only key stores one.
+fn open_any(repo: &Repo, key: &Key, stored: Vec<u8>) -> Result<()> {
+    match block::open(&repo.keys, key, None, stored.clone()) {
+        Ok(_) => Ok(()),
+        Err(e @ Error::Corrupt { .. }) => {
+            match block::open(&repo.keys, key, Some(block::Kind::Format), stored) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes the bad blocks under a gc sweep: `ore:gc` gets a new epoch, so every file cache

@@ -180,3 +180,31 @@ fn an_append_only_connection_can_neither_vouch_for_a_block_nor_hide_it_from_the_
         .expect(1, "check --unverified");
     assert!(found.stdout.contains(&planted.to_hex()), "{found:?}");
 }
+
+/// What an honest backup machine stores — the whole archive, when it made it with `ore init` —
+/// checks clean, the format record included (it is named by a plain hash, not a keyed one).
+#[test]
+fn an_archive_an_append_only_key_made_and_filled_checks_clean_with_unverified() {
+    let d = scratch();
+    let dir = ore_tests::quote(&d.path().join("archive"));
+    let laptop = Ore::new(format!("backend-splitlog --append-only {dir}"));
+    laptop
+        .run(&["init"])
+        .expect(0, "init through the append-only key");
+    let src = d.path().join("src");
+    ore_tests::trees::every_kind(&src);
+    laptop.snapshot("home", &src);
+    let owner = Ore::new(format!("backend-splitlog {dir}"));
+    let first = owner
+        .run(&["check", "--unverified"])
+        .expect(0, "the owner's check of an honest machine's blocks");
+    assert!(
+        first.stderr.contains(", 0 bad, ") && !first.stderr.contains(" 0 awaiting"),
+        "{first:?}"
+    );
+    let again = owner.run(&["check", "--unverified"]).expect(0, "again");
+    assert!(
+        again.stderr.contains(" 0 awaiting a check, 0 read"),
+        "{again:?}"
+    );
+}
