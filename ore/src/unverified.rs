@@ -74,35 +74,31 @@ pub fn verify(
             .admin(UNVOUCHED, &[start, MAX_PAGE.to_string()])?;
         let (keys, more) = parse_page(&page.json)?;
         out.listed += keys.len() as u64;
+        // The page is shared out over threads: each fetches (many in flight) and opens its
+        // part, so decrypting and hashing use every core, as `--read-data` does.
+        let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let part = keys.len().div_ceil(threads).max(READ_BATCH);
+        let results: Vec<Result<Part>> = std::thread::scope(|s| {
+            let handles: Vec<_> = keys
+                .chunks(part)
+                .map(|mine| s.spawn(|| read_part(repo, mine, progress.as_deref())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Local("a reading thread panicked".into())))
+                })
+                .collect()
+        });
         let mut sound = Vec::new();
-        for batch in keys.chunks(READ_BATCH) {
-            let tickets: Vec<_> = batch.iter().map(|k| repo.backend.start_get(*k)).collect();
-            for (k, t) in batch.iter().zip(tickets) {
-                match t.wait() {
-                    Ok(None) => {
-                        out.absent += 1;
-                        sound.push(*k);
-                    }
-                    Ok(Some(stored)) => {
-                        out.read += 1;
-                        out.bytes += stored.len() as u64;
-                        if let Some(p) = &progress {
-                            p.add_file();
-                            p.add_bytes(stored.len() as u64);
-                        }
-                        match open_any(repo, k, stored) {
-                            Ok(()) => sound.push(*k),
-                            Err(Error::Corrupt { why, .. }) => out.bad.push((*k, why)),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Err(e) if e.code() == protocol::ErrorCode::Corrupt => {
-                        out.read += 1;
-                        out.bad.push((*k, format!("the backend reports: {e}")));
-                    }
-                    Err(e) => return Err(Error::Backend(e)),
-                }
-            }
+        for r in results {
+            let p = r?;
+            out.read += p.read;
+            out.bytes += p.bytes;
+            out.absent += p.absent;
+            out.bad.extend(p.bad);
+            sound.extend(p.sound);
         }
         if out.can_vouch {
             for batch in sound.chunks(MAX_KEYS) {
@@ -118,6 +114,52 @@ pub fn verify(
     }
     if remove_bad && !out.bad.is_empty() {
         out.removed = remove(repo, &out.bad)?;
+    }
+    Ok(out)
+}
+
+/// What one thread found in its part of a page.
+#[derive(Default)]
+struct Part {
+    read: u64,
+    bytes: u64,
+    absent: u64,
+    /// Sound, or not stored (nothing to vouch against): both get vouched for.
+    sound: Vec<Key>,
+    bad: Vec<(Key, String)>,
+}
+
+/// Fetches and opens `keys`, [`READ_BATCH`] in flight.
+fn read_part(repo: &Repo, keys: &[Key], progress: Option<&Progress>) -> Result<Part> {
+    let mut out = Part::default();
+    for batch in keys.chunks(READ_BATCH) {
+        let tickets: Vec<_> = batch.iter().map(|k| repo.backend.start_get(*k)).collect();
+        for (k, t) in batch.iter().zip(tickets) {
+            match t.wait() {
+                Ok(None) => {
+                    out.absent += 1;
+                    out.sound.push(*k);
+                }
+                Ok(Some(stored)) => {
+                    out.read += 1;
+                    out.bytes += stored.len() as u64;
+                    if let Some(p) = progress {
+                        p.add_file();
+                        p.add_bytes(stored.len() as u64);
+                    }
+                    match open_any(repo, k, stored) {
+                        Ok(()) => out.sound.push(*k),
+                        Err(Error::Corrupt { why, .. }) => out.bad.push((*k, why)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) if e.code() == protocol::ErrorCode::Corrupt => {
+                    out.read += 1;
+                    out.bad.push((*k, format!("the backend reports: {e}")));
+                }
+                Err(e) => return Err(Error::Backend(e)),
+            }
+        }
     }
     Ok(out)
 }
