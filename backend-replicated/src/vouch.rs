@@ -71,7 +71,7 @@ pub(crate) fn run(
 
 /// Forgets the records of removed blocks on every member (a member that held no copy may
 /// still hold the record: marks go to every member). Best effort: a record left behind names a
-/// block that is not stored, which the owner's check passes over and clears.
+/// block that is not stored, which the owner's check passes over.
 pub(crate) fn forget_removed(b: &ReplicatedBackend, keys: &[Key]) -> Result<()> {
     for m in b.inner().members() {
         let Some(backend) = m.backend() else {

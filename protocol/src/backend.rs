@@ -297,15 +297,14 @@ pub trait Backend: Send + Sync {
     /// that a restricted connection stored the block, when this put newly stores it, until the
     /// owner vouches for it (see [`crate::provenance`]). Every store keeps that record with the
     /// block, so that no crash leaves the block without it. The default, for proxies and the
-    /// child-process client, stores the block and then records it with the `mark-unvouched`
-    /// admin command (one more round trip per new block).
+    /// child-process client, records a block that is not stored yet with the `mark-unvouched`
+    /// admin command and then stores it (one more round trip per new block; recorded first,
+    /// so that a crash between the two leaves at worst a record of a block that is not there).
     fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
-        let new = self.exists(&[key])?.first() != Some(&true);
-        self.put(key, data)?;
-        if new {
+        if self.exists(&[key])?.first() != Some(&true) {
             self.admin(crate::provenance::MARK, &[key.to_hex()])?;
         }
-        Ok(())
+        self.put(key, data)
     }
 
     /// Starts a [`put_restricted`](Self::put_restricted); see [`start_put`](Self::start_put).

@@ -208,3 +208,30 @@ fn an_archive_an_append_only_key_made_and_filled_checks_clean_with_unverified() 
         "{again:?}"
     );
 }
+
+/// backend-fs gives a batch of blocks their names at the writer's flush, which the attacker
+/// controls. A planted block still waiting when the owner's check runs is not there to read;
+/// its record must outlast that check, or the block would arrive unrecorded afterwards.
+#[test]
+fn a_planted_block_published_after_the_owners_check_is_still_found_by_the_next_one() {
+    let d = scratch();
+    let dir = ore_tests::quote(&d.path().join("fs"));
+    let owner = Ore::new(format!("backend-fs {dir}"));
+    owner.run(&["init"]).expect(0, "init");
+    let laptop = protocol::Client::connect(&format!("backend-fs --append-only {dir}")).unwrap();
+    let planted = protocol::Key([5; 32]);
+    laptop.put(planted, b"garbage").unwrap();
+    let first = owner
+        .run(&["check", "--unverified"])
+        .expect(0, "the check while the block waits for its name");
+    assert!(
+        first.stderr.contains("1 awaiting a check, 0 read"),
+        "{first:?}"
+    );
+    laptop.flush().unwrap();
+    laptop.close().unwrap();
+    let next = owner
+        .run(&["check", "--unverified"])
+        .expect(1, "the check after the laptop's flush");
+    assert!(next.stdout.contains(&planted.to_hex()), "{next:?}");
+}
