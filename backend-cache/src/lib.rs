@@ -263,6 +263,13 @@ impl Backend for CacheBackend {
         Ok(())
     }
 
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        let removals = self.shared.removals.load(SeqCst);
+        self.inner.put_restricted(key, data)?;
+        self.shared.note(&[key], removals);
+        Ok(())
+    }
+
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         let removals = self.shared.removals.load(SeqCst);
         let shared = self.shared.clone();

@@ -6,6 +6,7 @@
 //! naming paths relative to it resolves only the last few components, and builds the name on the
 //! stack instead of allocating a `PathBuf` per request.
 
+use protocol::Key;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -207,4 +208,15 @@ fn umask() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Umask:"))?;
     u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+}
+
+/// The key's 64 hex digits, on the stack.
+pub fn hex64(key: &Key) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in key.0.iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    }
+    out
 }

@@ -9,6 +9,8 @@
 //! DIR/tags/<name>           one file per tag, holding its value
 //! DIR/tmp/                  blocks and tags being written
 //! DIR/tags.lock             flock'ed around tag compare-and-swap
+//! DIR/tag-history/<name>    every value the tag has had (`history`)
+//! DIR/unvouched/ab/<key>    blocks restricted connections stored, until vouched for (`vouch`)
 //! ```
 //!
 //! A block is written to `tmp/` and answered at once; it is visible to this process from there
@@ -24,16 +26,18 @@
 //! Tags are replaced atomically by rename under an exclusive `flock`, so compare-and-swap holds
 //! across processes.
 
+mod admin;
 mod at;
 mod files;
 mod history;
+mod vouch;
 
-use at::{Dir, Name};
+use at::{hex64, Dir, Name};
 use files::{
     create_dir_all, process_alive, read_optional, remove_optional, sorted_names, sync_dir,
     write_new_synced, FileLock,
 };
-use protocol::backend::{admin_help, admin_names, check_block_size, AdminCommand};
+use protocol::backend::{admin_names, check_block_size};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{
     AdminOutput, Backend, BackendInfo, CasOutcome, Error, ErrorCode, Key, Result, Stats,
@@ -48,26 +52,6 @@ pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 
 const CONF: &str = "ore-fs.conf";
 const FORMAT_LINE: &str = "format = ore-fs-1";
-
-const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help: "where the archive lives, its layout and settings",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "count blocks, bytes and tags (walks the whole archive)",
-    },
-    protocol::history::READ_COMMAND,
-    protocol::history::EXPIRE_COMMAND,
-];
 
 /// How to open an archive.
 #[derive(Clone, Debug, Default)]
@@ -453,7 +437,7 @@ impl Backend for FsBackend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin_names(COMMANDS),
+            admin_commands: admin_names(admin::COMMANDS),
         }
     }
 
@@ -501,6 +485,15 @@ impl Backend for FsBackend {
             Some(true) => self.publish(),
             Some(false) => Ok(()),
         }
+    }
+
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        self.check_writable("storing a block")?;
+        check_block_size(&key, data.len(), self.max_block_size)?;
+        if self.exists(&[key])?.first() != Some(&true) {
+            vouch::mark(&self.root, &key)?;
+        }
+        self.put(key, data)
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
@@ -556,6 +549,7 @@ impl Backend for FsBackend {
             let gone = self.root.unlink(&name).map_err(|e| {
                 Error::io(format!("removing {}", self.root.full(&name).display()), e)
             })?;
+            vouch::forget(&self.root, k)?;
             if gone {
                 let [_, dir] = Self::fanout_names(k);
                 self.mark_dirty(self.root.full(&dir));
@@ -654,56 +648,8 @@ impl Backend for FsBackend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        if command == protocol::history::TAG_HISTORY {
-            let asked = protocol::history::history_arg(args)?;
-            let entries = history::list(&self.dir, asked)?;
-            return Ok(protocol::history::output(asked, &entries));
-        }
-        if command == protocol::history::EXPIRE {
-            let (cutoff, tag) = protocol::history::expire_args(args)?;
-            self.check_writable("expiring tag history")?;
-            let _inner = self.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
-            let _outer = FileLock::acquire(&self.dir.join("tags.lock"))?;
-            let n = history::expire(&self.dir, cutoff, tag, |t| read_optional(&self.tag_path(t)))?;
-            return Ok(protocol::history::expired_output(n));
-        }
-        if !args.is_empty() {
-            return Err(Error::backend(
-                ErrorCode::Admin,
-                format!("`{command}` takes no arguments, got {}", args.join(" ")),
-            ));
-        }
-        match command {
-            "help" => Ok(admin_help("backend-fs", COMMANDS)),
-            "info" => Ok(AdminOutput::new(
-                format!(
-                    "backend-fs archive\n  directory:      {}\n  layout:         blocks/ab/cd/<key>, tags/<name>\n  max block size: {} bytes\n  access:         {}\n",
-                    self.dir.display(),
-                    self.max_block_size,
-                    if self.read_only { "read-only" } else { "read-write" }
-                ),
-                serde_json::json!({
-                    "kind": "fs",
-                    "directory": self.dir.display().to_string(),
-                    "max_block_size": self.max_block_size,
-                    "read_only": self.read_only,
-                }),
-            )),
-            "stats" => Ok(self.stats()?.admin_output()),
-            other => Err(protocol::backend::unknown_admin(other, COMMANDS)),
-        }
+        admin::run(self, command, args)
     }
-}
-
-/// The key's 64 hex digits, on the stack.
-fn hex64(key: &Key) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (i, b) in key.0.iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 15) as usize];
-    }
-    out
 }
 
 impl Drop for FsBackend {

@@ -27,6 +27,9 @@ const COMMANDS: &[AdminCommand] = &[
     },
     protocol::history::READ_COMMAND,
     protocol::history::EXPIRE_COMMAND,
+    protocol::provenance::UNVOUCHED_COMMAND,
+    protocol::provenance::VOUCH_COMMAND,
+    protocol::provenance::MARK_COMMAND,
     AdminCommand {
         name: "members",
         args: "",
@@ -157,6 +160,9 @@ fn split_member<'a>(command: &str, args: &'a [String]) -> Result<(&'a str, &'a [
 }
 
 pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    if let Some(out) = crate::vouch::run(b, command, args)? {
+        return Ok(out);
+    }
     match command {
         "help" => Ok(help(b)),
         "info" => info(b),

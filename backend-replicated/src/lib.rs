@@ -22,6 +22,7 @@ mod read;
 mod repair;
 pub mod state;
 mod tags;
+mod vouch;
 
 use members::{choose, Member, Rng};
 use protocol::backend::{not_supported, CasOutcome, Stats};
@@ -537,7 +538,7 @@ impl Backend for ReplicatedBackend {
             }
         }
         if errors.is_empty() {
-            Ok(())
+            vouch::forget_removed(self, keys)
         } else {
             Err(Error::backend(
                 ErrorCode::Io,

@@ -15,6 +15,7 @@ use crate::scan::{Item, Scanner};
 use crate::{SplitlogBackend, State};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
 use protocol::history;
+use protocol::provenance;
 use protocol::{Backend, Error, ErrorCode, Key, Result};
 use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
@@ -47,6 +48,9 @@ const COMMANDS: &[AdminCommand] = &[
     },
     protocol::history::READ_COMMAND,
     protocol::history::EXPIRE_COMMAND,
+    protocol::provenance::UNVOUCHED_COMMAND,
+    protocol::provenance::VOUCH_COMMAND,
+    protocol::provenance::MARK_COMMAND,
     AdminCommand {
         name: "compact",
         args: "[THRESHOLD]",
@@ -191,6 +195,30 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             let n = st.index.expire_tag_history(cutoff, tag)?;
             st.commit()?;
             Ok(history::expired_output(n))
+        }
+        provenance::UNVOUCHED => {
+            let (after, limit) = provenance::page_args(args)?;
+            let (keys, more) = b.state().index.unvouched(after, limit)?;
+            Ok(provenance::page_output(&keys, more))
+        }
+        provenance::VOUCH | provenance::MARK => {
+            let keys = provenance::key_args(command, args)?;
+            let mut st = b.state();
+            b.check_writable(&st, "recording who stored a block")?;
+            let vouch = command == provenance::VOUCH;
+            for k in &keys {
+                if st.index.is_unvouched(k)? != vouch {
+                    continue;
+                }
+                let kind = if vouch {
+                    RecordType::Vouched
+                } else {
+                    RecordType::Unvouched
+                };
+                st.write(kind, k.0, &[])?;
+            }
+            st.commit()?;
+            Ok(provenance::count_output(command, keys.len()))
         }
         "compact" => {
             let threshold = if args.is_empty() {
@@ -412,6 +440,19 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
                         .logs
                         .append(&header, &payload, st.settings.max_log_size)?;
                     st.index.relocate(&key, old, new)?;
+                }
+            }
+            RecordType::Unvouched => {
+                // Carried while the record stands (written before the block's copy, if the
+                // block is in this log too: a block comes after its record).
+                if st.index.is_unvouched(&key)? {
+                    st.write(RecordType::Unvouched, key.0, &[])?;
+                }
+            }
+            RecordType::Vouched => {
+                // Still needed only while an older log may hold the record it clears.
+                if older_logs_exist && !st.index.is_unvouched(&key)? {
+                    st.write(RecordType::Vouched, key.0, &[])?;
                 }
             }
             RecordType::BlockRemoved => {

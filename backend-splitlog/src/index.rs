@@ -63,7 +63,13 @@ pub struct Index {
     /// The highest sequence number in `tag_history`, once read (so a replay of many tag
     /// records does not look it up each time).
     history_seq: Option<i64>,
+    /// Whether the `unvouched` table exists: it is made at the first restricted put, so an
+    /// archive only its owner writes has none (each table costs the index a page).
+    unvouched_table: bool,
 }
+
+const UNVOUCHED_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS unvouched (key BLOB PRIMARY KEY) WITHOUT ROWID";
 
 impl Index {
     /// Opens (or creates) the index database and starts a transaction.
@@ -78,11 +84,25 @@ impl Index {
             .map_err(|e| db_err("creating the tables", e))?;
         conn.execute_batch("BEGIN")
             .map_err(|e| db_err("starting a transaction", e))?;
-        Ok(Index {
+        let mut index = Index {
             conn,
             space: Default::default(),
             history_seq: None,
-        })
+            unvouched_table: false,
+        };
+        index.find_unvouched_table()?;
+        Ok(index)
+    }
+
+    /// Learns whether the `unvouched` table exists (at open, and after a rollback, which may
+    /// have taken back its creation).
+    fn find_unvouched_table(&mut self) -> Result<()> {
+        self.unvouched_table = self
+            .conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unvouched'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_err("opening", e))?;
+        Ok(())
     }
 
     /// Commits everything so far, recording that the index reflects the logs up to `pos`.
@@ -110,7 +130,8 @@ impl Index {
         }
         self.conn
             .execute_batch("BEGIN")
-            .map_err(|e| db_err("starting a transaction", e))
+            .map_err(|e| db_err("starting a transaction", e))?;
+        self.find_unvouched_table()
     }
 
     /// The log position the committed index reflects.
@@ -127,9 +148,10 @@ impl Index {
     pub fn clear(&mut self) -> Result<()> {
         self.space.clear();
         self.history_seq = None;
+        self.unvouched_table = false;
         self.conn
             .execute_batch(
-                "DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
+                "DROP TABLE IF EXISTS unvouched; DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
             )
             .map_err(|e| db_err("clearing", e))
     }
@@ -207,7 +229,71 @@ impl Index {
             .map_err(|e| db_err("removing a block", e))?;
         let n = loc.record_len() as i64;
         self.account(loc.log, -n, n)?;
+        self.set_unvouched(key, false)?;
         Ok(Some(loc))
+    }
+
+    /// Records (or forgets) that a restricted connection stored a block
+    /// (`protocol::provenance`).
+    pub fn set_unvouched(&mut self, key: &Key, on: bool) -> Result<()> {
+        if !self.unvouched_table {
+            if !on {
+                return Ok(());
+            }
+            self.conn
+                .execute_batch(UNVOUCHED_TABLE)
+                .map_err(|e| db_err("recording who stored a block", e))?;
+            self.unvouched_table = true;
+        }
+        let sql = if on {
+            "INSERT OR IGNORE INTO unvouched (key) VALUES (?1)"
+        } else {
+            "DELETE FROM unvouched WHERE key = ?1"
+        };
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params![&key.0[..]]))
+            .map_err(|e| db_err("recording who stored a block", e))?;
+        Ok(())
+    }
+
+    /// Whether a block is recorded as stored by a restricted connection.
+    pub fn is_unvouched(&self, key: &Key) -> Result<bool> {
+        if !self.unvouched_table {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached("SELECT 1 FROM unvouched WHERE key = ?1")
+            .and_then(|mut st| st.exists(params![&key.0[..]]))
+            .map_err(|e| db_err("looking up who stored a block", e))
+    }
+
+    /// Up to `limit` recorded keys after `after`, ascending, and whether more follow.
+    pub fn unvouched(&self, after: Option<Key>, limit: usize) -> Result<(Vec<Key>, bool)> {
+        if !self.unvouched_table {
+            return Ok((Vec::new(), false));
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key FROM unvouched WHERE key > ?1 ORDER BY key LIMIT ?2")
+            .map_err(|e| db_err("listing unvouched blocks", e))?;
+        let from = after.map_or_else(Vec::new, |k| k.0.to_vec());
+        let rows = st
+            .query_map(params![from, (limit + 1) as i64], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .map_err(|e| db_err("listing unvouched blocks", e))?;
+        let mut keys = Vec::new();
+        for r in rows {
+            let raw = r.map_err(|e| db_err("listing unvouched blocks", e))?;
+            let key: [u8; 32] = raw.try_into().map_err(|_| {
+                Error::backend(ErrorCode::Corrupt, "a key in the index is not 32 bytes")
+            })?;
+            keys.push(Key(key));
+        }
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        Ok((keys, more))
     }
 
     /// Adds to a log's live and dead byte counts.
@@ -432,6 +518,10 @@ impl Index {
             }
             RecordType::BlockRemoved => {
                 self.remove_block(&key)?;
+                self.account(log, header.record_len() as i64, 0)?;
+            }
+            RecordType::Unvouched | RecordType::Vouched => {
+                self.set_unvouched(&key, header.kind == RecordType::Unvouched)?;
                 self.account(log, header.record_len() as i64, 0)?;
             }
             RecordType::TagSet

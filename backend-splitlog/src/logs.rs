@@ -284,7 +284,13 @@ impl Logs {
         let record = HEADER_LEN + payload.len();
         // Tag moves and settings are written when they are made: a run killed after moving
         // its tag must not lose the move (nor the blocks before it, which go out with it).
-        let gatherable = matches!(header.kind, RecordType::Block | RecordType::BlockRemoved);
+        let gatherable = matches!(
+            header.kind,
+            RecordType::Block
+                | RecordType::BlockRemoved
+                | RecordType::Unvouched
+                | RecordType::Vouched
+        );
         if self.gather && gatherable && record <= GATHER_MAX {
             if self.pending.len() + record > PENDING_MAX {
                 self.write_pending()?;

@@ -12,7 +12,8 @@
 //! ```text
 //!  0  magic          4  "OSL" 0x02
 //!  4  type           1  1 block, 2 tag set, 3 tag removed, 4 block removed, 5 setting,
-//!                       6 tag value kept (history only: the tag is not changed)
+//!                       6 tag value kept (history only: the tag is not changed),
+//!                       7 block stored by a restricted connection, 8 block vouched for
 //!  5  payload length 4
 //!  9  payload crc32  4  CRC-32 (IEEE) of the payload
 //! 13  key           32  block key; zero for tag and setting records
@@ -26,6 +27,9 @@
 //! which block); tag, kept-value and setting records hold `name length (u16) | name | value`.
 //! A kept-value record is what compaction writes for a value the tag no longer holds but its
 //! history keeps (see `protocol::history`), so that a reindex finds the same history.
+//! Records 7 and 8 are empty; their key names the block. A restricted connection's put writes
+//! a 7 just before the block record (both in one write), so no crash keeps the block without
+//! it; the owner's `vouch` writes an 8 (see `protocol::provenance`).
 
 /// The four magic bytes that start every record.
 pub const MAGIC: [u8; 4] = *b"OSL\x02";
@@ -41,6 +45,8 @@ pub enum RecordType {
     BlockRemoved = 4,
     Setting = 5,
     TagKept = 6,
+    Unvouched = 7,
+    Vouched = 8,
 }
 
 impl RecordType {
@@ -52,6 +58,8 @@ impl RecordType {
             4 => RecordType::BlockRemoved,
             5 => RecordType::Setting,
             6 => RecordType::TagKept,
+            7 => RecordType::Unvouched,
+            8 => RecordType::Vouched,
             _ => return None,
         })
     }

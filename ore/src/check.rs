@@ -106,6 +106,9 @@ pub struct CheckOutcome {
     /// Tags that do not name a block (nothing below them could be checked).
     pub bad_tags: Vec<String>,
     pub duration_ms: u64,
+    /// What `--unverified` read (blocks append-only connections stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<crate::unverified::Unverified>,
 }
 
 /// Chunks are handled in batches this large (one `exists`, or this many gets in flight).
@@ -287,6 +290,7 @@ pub fn check(
         problems: Vec::new(),
         bad_tags,
         duration_ms: 0,
+        unverified: None,
     };
     if !problems.is_empty() {
         if labelled.is_empty() {
@@ -304,6 +308,43 @@ pub fn check(
             })
             .collect();
     }
+    out.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}
+
+/// `check --unverified`: the check without `--read-data`, and then every block that
+/// append-only connections stored and nobody vouched for is read and checked
+/// ([`crate::unverified`]); a bad one is reported with the paths that use it.
+pub fn check_unverified(
+    repo: &Repo,
+    specs: &[String],
+    remove_bad: bool,
+    progress: Option<Arc<Progress>>,
+) -> Result<CheckOutcome> {
+    let started = std::time::Instant::now();
+    let mut out = check(repo, specs, ReadData::None, progress.clone())?;
+    let u = crate::unverified::verify(repo, remove_bad, progress)?;
+    out.chunks_read += u.read;
+    out.bytes_read += u.bytes;
+    if !u.bad.is_empty() {
+        let labelled = every_snapshot(repo)?;
+        let bad: HashSet<Key> = u.bad.iter().map(|(k, _)| *k).collect();
+        let mut paths = attribute(repo, &labelled, &bad)?;
+        for (key, why) in &u.bad {
+            let error = format!("corrupt: {why} (stored by an append-only connection)");
+            match out.problems.iter_mut().find(|p| p.key == *key) {
+                Some(p) => p.error = error,
+                None => out.problems.push(Problem {
+                    key: *key,
+                    kind: "block",
+                    error,
+                    paths: paths.remove(key).unwrap_or_default(),
+                }),
+            }
+        }
+        out.problems.sort_by_key(|p| p.key);
+    }
+    out.unverified = Some(u);
     out.duration_ms = started.elapsed().as_millis() as u64;
     Ok(out)
 }

@@ -38,6 +38,7 @@ pub mod snapshot;
 pub mod spec;
 pub mod sync;
 pub mod tree;
+pub mod unverified;
 pub mod util;
 pub mod vtree;
 

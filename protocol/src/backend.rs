@@ -293,6 +293,25 @@ pub trait Backend: Send + Sync {
         Ticket::ready(self.exists(&keys))
     }
 
+    /// [`put`](Self::put) for a connection with restricted access: the backend also records
+    /// that a restricted connection stored the block, when this put newly stores it, until the
+    /// owner vouches for it (see [`crate::provenance`]). Every store keeps that record with the
+    /// block, so that no crash leaves the block without it. The default, for proxies and the
+    /// child-process client, records a block that is not stored yet with the `mark-unvouched`
+    /// admin command and then stores it (one more round trip per new block; recorded first,
+    /// so that a crash between the two leaves at worst a record of a block that is not there).
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        if self.exists(&[key])?.first() != Some(&true) {
+            self.admin(crate::provenance::MARK, &[key.to_hex()])?;
+        }
+        self.put(key, data)
+    }
+
+    /// Starts a [`put_restricted`](Self::put_restricted); see [`start_put`](Self::start_put).
+    fn start_put_restricted(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
+        Ticket::ready(self.put_restricted(key, &data))
+    }
+
     /// Where a further connection to this archive may join the process that serves this one,
     /// without starting a program of its own (PROTOCOL.md §5). Only a backend program that
     /// shares its archive offers one; proxies never do (a connection joining the store behind
@@ -350,6 +369,12 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         (**self).start_put(key, data)
+    }
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        (**self).put_restricted(key, data)
+    }
+    fn start_put_restricted(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
+        (**self).start_put_restricted(key, data)
     }
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
         (**self).start_get(key)

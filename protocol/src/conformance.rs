@@ -63,6 +63,7 @@ pub fn run(b: &dyn Backend) {
     concurrency(b, &mut stored);
     admin(b);
     tag_history(b);
+    restricted_puts(b, &mut stored);
     let stats = b.stats().expect("stats");
     if let Some(n) = stats.blocks {
         assert_eq!(
@@ -453,6 +454,59 @@ fn tag_history(b: &dyn Backend) {
         "`expire-tag-history` wants whole seconds"
     );
     b.remove_tag("kept", None).expect("remove kept");
+}
+
+/// A block a restricted connection newly stores is recorded until vouched for or removed; a
+/// block stored before is not (PROTOCOL.md §6, "Blocks written by restricted connections").
+fn restricted_puts(b: &dyn Backend, stored: &mut BTreeSet<Key>) {
+    use crate::provenance::{parse_page, UNVOUCHED, VOUCH};
+    let [owners, planted, removed] = [test_key(950), test_key(951), test_key(952)];
+    b.put(owners, &test_data(950, 100)).expect("put");
+    for k in [owners, planted, removed] {
+        b.put_restricted(k, &test_data(7, 100))
+            .expect("a restricted put");
+    }
+    stored.extend([owners, planted]);
+    let listed = |b: &dyn Backend| -> BTreeSet<Key> {
+        let mut out = BTreeSet::new();
+        let mut after = "-".to_string();
+        loop {
+            let page = b
+                .admin(UNVOUCHED, &[after.clone(), "2".into()])
+                .unwrap_or_else(|e| panic!("every backend answers `{UNVOUCHED}`: {e}"));
+            let (keys, more) = parse_page(&page.json).expect("an `unvouched` page");
+            out.extend(keys.iter().copied());
+            match (more, keys.last()) {
+                (true, Some(k)) => after = k.to_hex(),
+                _ => break,
+            }
+        }
+        out.retain(|k| [owners, planted, removed].contains(k));
+        out
+    };
+    assert_eq!(
+        b.get(owners).expect("get"),
+        Some(test_data(950, 100)),
+        "a restricted put never overwrites a stored block"
+    );
+    assert_eq!(
+        listed(b),
+        BTreeSet::from([planted, removed]),
+        "`unvouched` lists the blocks restricted puts newly stored, not the owner's"
+    );
+    b.admin(VOUCH, &[planted.to_hex()])
+        .unwrap_or_else(|e| panic!("every backend answers `{VOUCH}`: {e}"));
+    b.remove(&[removed]).expect("remove");
+    assert_eq!(
+        listed(b),
+        BTreeSet::new(),
+        "vouching for a block or removing it forgets its record"
+    );
+    assert_eq!(
+        code_of(b.admin(VOUCH, &["nonsense".into()])),
+        ErrorCode::Admin,
+        "`vouch` wants block keys"
+    );
 }
 
 /// Runs the suite through [`crate::Lanes`] of `n` connections to the archive `id`, each a

@@ -23,6 +23,7 @@ pub mod linger;
 pub mod log;
 pub mod memory;
 pub mod message;
+pub mod provenance;
 pub mod restrict;
 pub mod serve;
 pub mod share;

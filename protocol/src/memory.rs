@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::history;
 use crate::key::{check_tag_name, check_tag_value, Key};
 use crate::message::Level;
+use crate::provenance;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -38,6 +39,9 @@ const COMMANDS: &[AdminCommand] = &[
     },
     history::READ_COMMAND,
     history::EXPIRE_COMMAND,
+    provenance::UNVOUCHED_COMMAND,
+    provenance::VOUCH_COMMAND,
+    provenance::MARK_COMMAND,
 ];
 
 #[derive(Default)]
@@ -45,6 +49,7 @@ struct State {
     blocks: BTreeMap<Key, Vec<u8>>,
     tags: BTreeMap<String, Vec<u8>>,
     history: history::Memory,
+    unvouched: provenance::Marks,
 }
 
 /// Blocks and tags in a map, lost when dropped.
@@ -96,6 +101,16 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        check_block_size(&key, data.len(), self.max_block_size)?;
+        let s = &mut *self.state();
+        if let std::collections::btree_map::Entry::Vacant(v) = s.blocks.entry(key) {
+            v.insert(data.to_vec());
+            s.unvouched.mark(key);
+        }
+        Ok(())
+    }
+
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
         Ok(self.state().blocks.get(&key).cloned())
     }
@@ -109,6 +124,7 @@ impl Backend for MemoryBackend {
         let mut s = self.state();
         for k in keys {
             s.blocks.remove(k);
+            s.unvouched.forget(k);
         }
         Ok(())
     }
@@ -201,6 +217,23 @@ impl Backend for MemoryBackend {
                 let tags = &s.tags;
                 let n = s.history.expire(cutoff, tag, |t| tags.get(t).cloned());
                 Ok(history::expired_output(n))
+            }
+            provenance::UNVOUCHED => {
+                let (after, limit) = provenance::page_args(args)?;
+                let (keys, more) = self.state().unvouched.page(after, limit);
+                Ok(provenance::page_output(&keys, more))
+            }
+            provenance::VOUCH | provenance::MARK => {
+                let keys = provenance::key_args(command, args)?;
+                let s = &mut *self.state();
+                for k in &keys {
+                    if command == provenance::VOUCH {
+                        s.unvouched.forget(k);
+                    } else {
+                        s.unvouched.mark(*k);
+                    }
+                }
+                Ok(provenance::count_output(command, keys.len()))
             }
             "log" => {
                 let level = match args.first().map(String::as_str) {

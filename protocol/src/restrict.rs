@@ -6,7 +6,10 @@
 //! every admin command that changes anything (expiring tag history among them), and tag values
 //! that would stop the owner's routine commands ([`crate::tagrules`]); and since each backend
 //! keeps the history of every tag, and gc keeps what that history names, a tag moved
-//! elsewhere can be set back to any earlier value by someone with full access. `--read-only` refuses every change. The rules live here once, as a wrapper around
+//! elsewhere can be set back to any earlier value by someone with full access. Every block an
+//! append-only connection newly stores is recorded as such until the owner vouches for it
+//! ([`crate::provenance`]), so that garbage planted under a predicted key is found by reading
+//! only those blocks. `--read-only` refuses every change. The rules live here once, as a wrapper around
 //! any backend, so every backend program offers the same flags with the same meaning.
 
 use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
@@ -45,7 +48,15 @@ impl Access {
 }
 
 /// Admin commands that only read, allowed under any restriction.
-pub const READING_ADMIN: &[&str] = &["help", "info", "stats", "verify", "tag-history", "members"];
+pub const READING_ADMIN: &[&str] = &[
+    "help",
+    "info",
+    "stats",
+    "verify",
+    "tag-history",
+    "members",
+    "unvouched",
+];
 
 /// A backend behind an access restriction: one connection's view of it.
 pub struct Restricted<B> {
@@ -116,11 +127,25 @@ impl<B: Backend> Backend for Restricted<B> {
     }
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
         self.may_write()?;
-        self.inner.put(key, data)
+        match self.access {
+            Access::Full => self.inner.put(key, data),
+            _ => self.inner.put_restricted(key, data),
+        }
     }
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
+        match (self.may_write(), self.access) {
+            (Err(e), _) => Ticket::ready(Err(e)),
+            (Ok(()), Access::Full) => self.inner.start_put(key, data),
+            (Ok(()), _) => self.inner.start_put_restricted(key, data),
+        }
+    }
+    fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
+        self.may_write()?;
+        self.inner.put_restricted(key, data)
+    }
+    fn start_put_restricted(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         match self.may_write() {
-            Ok(()) => self.inner.start_put(key, data),
+            Ok(()) => self.inner.start_put_restricted(key, data),
             Err(e) => Ticket::ready(Err(e)),
         }
     }

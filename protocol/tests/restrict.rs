@@ -1,7 +1,7 @@
 //! Append-only and read-only access, as every backend program offers it.
 
 use protocol::conformance::test_key;
-use protocol::{Access, Backend, CasOutcome, ErrorCode, MemoryBackend, Restricted};
+use protocol::{Access, Backend, CasOutcome, ErrorCode, Key, MemoryBackend, Restricted};
 
 #[test]
 fn append_only_adds_and_moves_tags_but_never_destroys() {
@@ -71,4 +71,28 @@ fn read_only_refuses_every_change() {
 fn full_access_changes_nothing() {
     let b = Restricted::new(MemoryBackend::new(1 << 20), Access::Full);
     protocol::conformance::run(&b);
+}
+
+#[test]
+fn puts_through_an_append_only_connection_are_recorded_and_the_owners_are_not() {
+    use protocol::provenance::{parse_page, UNVOUCHED};
+    use std::sync::Arc;
+    let store = Arc::new(MemoryBackend::new(1 << 20));
+    let laptop = Restricted::new(store.clone(), Access::AppendOnly);
+    let owner = Restricted::new(store.clone(), Access::Full);
+    owner.put(Key([1; 32]), b"owner's").unwrap();
+    laptop.put(Key([1; 32]), b"garbage").unwrap();
+    laptop.put(Key([2; 32]), b"garbage").unwrap();
+    laptop
+        .start_put(Key([3; 32]), b"garbage".to_vec())
+        .wait()
+        .unwrap();
+    owner.put(Key([4; 32]), b"owner's").unwrap();
+    let (keys, more) = parse_page(&laptop.admin(UNVOUCHED, &[]).unwrap().json).unwrap();
+    assert_eq!((keys, more), (vec![Key([2; 32]), Key([3; 32])], false));
+    assert_eq!(store.get(Key([1; 32])).unwrap().unwrap(), b"owner's");
+    assert!(laptop.admin("vouch", &[Key([2; 32]).to_hex()]).is_err());
+    owner.admin("vouch", &[Key([2; 32]).to_hex()]).unwrap();
+    let (keys, _) = parse_page(&owner.admin(UNVOUCHED, &[]).unwrap().json).unwrap();
+    assert_eq!(keys, vec![Key([3; 32])]);
 }

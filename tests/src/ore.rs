@@ -12,6 +12,7 @@ pub struct Ore {
 }
 
 /// What a run printed and how it ended.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -42,8 +42,15 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         None => ReadData::None,
         Some(s) => ReadData::parse(s)?,
     };
+    if a.unverified && !matches!(read, ReadData::None | ReadData::All) {
+        bail!("--unverified reads its own selection of blocks: give no --read-data value with it");
+    }
     let o = crate::with_progress_of(env, "blocks", |p| {
-        ore::check::check(&repo, &a.snapshots, read, p)
+        if a.unverified {
+            ore::check::check_unverified(&repo, &a.snapshots, a.remove_bad, p)
+        } else {
+            ore::check::check(&repo, &a.snapshots, read, p)
+        }
     })?;
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
@@ -56,6 +63,24 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
             for path in &p.paths {
                 out(&format!("  {path}\n"))?;
             }
+        }
+        if let (Some(u), false) = (&o.unverified, env.global.quiet) {
+            eprintln!(
+                "blocks stored by append-only connections: {} awaiting a check, {} read, {} bad{}{}",
+                u.listed,
+                u.read,
+                u.bad.len(),
+                if u.can_vouch {
+                    format!(", {} marked checked", u.vouched)
+                } else {
+                    " (not marked checked: this connection does not have full access)".into()
+                },
+                if u.removed > 0 {
+                    format!(", {} bad removed: snapshot again with --no-cache to store their data", u.removed)
+                } else {
+                    String::new()
+                }
+            );
         }
         if !env.global.quiet {
             eprintln!(

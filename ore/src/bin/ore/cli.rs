@@ -325,6 +325,14 @@ pub struct CheckArgs {
     /// Compare the one SNAPSHOT[:PATH] given with the directory PATH, bytes and metadata.
     #[arg(long, value_name = "PATH")]
     pub compare: Option<std::path::PathBuf>,
+    /// Read exactly the blocks append-only connections stored that no full-access check has
+    /// read yet (with full access, the sound ones are then marked so the next run skips them).
+    #[arg(long, conflicts_with = "compare")]
+    pub unverified: bool,
+    /// With --unverified: remove the blocks found bad (full access), so that the next
+    /// snapshot that meets their data stores it again (run it with --no-cache).
+    #[arg(long, requires = "unverified")]
+    pub remove_bad: bool,
 }
 
 #[derive(Args, Debug)]
