@@ -23,6 +23,7 @@ use crate::keyset::KeySet;
 use crate::reach::{self, Counts, Node, Visitor};
 use crate::repo::Repo;
 use crate::tree::{Builder, DirTree, Pieces, Reader, Store};
+use crate::util::show;
 use protocol::{Key, Ticket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -85,6 +86,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             src,
             dst,
             memo: HashMap::new(),
+            at: String::new(),
             blocks: 0,
             copied: 0,
             bytes: 0,
@@ -270,9 +272,21 @@ struct Translator<'r> {
     src: &'r Repo,
     dst: &'r Repo,
     memo: HashMap<Key, Key>,
+    /// The snapshot being translated, as errors name it.
+    at: String,
     blocks: u64,
     copied: u64,
     bytes: u64,
+}
+
+/// A directory being translated: its source tree, the reader of its entries, the builder of
+/// its translation, the entry of the subdirectory being translated meanwhile, and its path.
+struct Level<'r> {
+    tree: Key,
+    reader: Reader<'r, DirTree>,
+    builder: Builder<DirTree>,
+    waiting: Option<Entry>,
+    path: String,
 }
 
 struct DstStore<'a, 'r> {
@@ -306,6 +320,7 @@ impl Translator<'_> {
             return Ok(*k);
         }
         let mut t = s.clone();
+        self.at = format!("snapshot {key} (tag {})", s.tag);
         t.root = self.entry(&s.root)?;
         t.previous = below
             .into_iter()
@@ -338,20 +353,63 @@ impl Translator<'_> {
         Ok(out)
     }
 
+    /// The destination's key of directory tree `tree`, translated bottom up. The walk keeps
+    /// the directories it is in on a stack of its own rather than recursing, and stops with an
+    /// error past [`MAX_DEPTH`](crate::depth::MAX_DEPTH) levels: a crafted snapshot nested a
+    /// hundred thousand deep overflowed the stack (an abort).
     fn dir(&mut self, tree: Key) -> Result<Key> {
         if let Some(k) = self.memo.get(&tree) {
             return Ok(*k);
         }
-        let mut b = Builder::<DirTree>::default();
-        let mut r = Reader::<DirTree>::new(self.src, tree);
-        while let Some(e) = r.next_item()? {
-            self.blocks += 1;
-            let t = self.entry(&e)?;
-            b.push(t, &mut self.store())?;
+        let src = self.src;
+        let level = |tree: Key, path: String| Level {
+            tree,
+            reader: Reader::new(src, tree),
+            builder: Builder::default(),
+            waiting: None,
+            path,
+        };
+        let mut open = vec![level(tree, String::new())];
+        loop {
+            let depth = open.len();
+            let Some(top) = open.last_mut() else {
+                unreachable!("the walk returns when it closes its first directory")
+            };
+            if let Some(e) = top.reader.next_item()? {
+                self.blocks += 1;
+                match &e.kind {
+                    EntryKind::Dir { tree } if !self.memo.contains_key(tree) => {
+                        let path = format!("{}/{}", top.path, show(&e.name));
+                        if depth >= crate::depth::MAX_DEPTH {
+                            return Err(crate::depth::too_deep(
+                                *tree,
+                                &format!("{}:{path}", self.at),
+                            ));
+                        }
+                        let tree = *tree;
+                        top.waiting = Some(e);
+                        open.push(level(tree, path));
+                    }
+                    _ => {
+                        let t = self.entry(&e)?;
+                        top.builder.push(t, &mut self.store())?;
+                    }
+                }
+                continue;
+            }
+            let Some(done) = open.pop() else {
+                unreachable!("a directory was open")
+            };
+            let nk = done.builder.finish(&mut self.store())?;
+            self.memo.insert(done.tree, nk);
+            let Some(parent) = open.last_mut() else {
+                return Ok(nk);
+            };
+            if let Some(mut e) = parent.waiting.take() {
+                e.kind = EntryKind::Dir { tree: nk };
+                parent.builder.push(e, &mut self.store())?;
+            }
         }
-        let nk = b.finish(&mut self.store())?;
-        self.memo.insert(tree, nk);
-        Ok(nk)
     }
 
     fn content(&mut self, c: &Content, size: u64) -> Result<Content> {

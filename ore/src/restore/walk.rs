@@ -18,9 +18,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Restores the contents of directory tree `tree` into the open directory `dir` (shown as
-/// `path`). `fresh`: this restore made the directory, so it is empty. True when the
-/// directory's metadata must wait for its hard links.
-pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) -> Result<bool> {
+/// `path`, `depth` directories below the restore's top). `fresh`: this restore made the
+/// directory, so it is empty. True when the directory's metadata must wait for its hard links.
+///
+/// The descent recurses, a level a directory (on worker threads with large stacks), and holds
+/// a descriptor a level: it stops at the depth any walk of a snapshot goes (`crate::depth`),
+/// which a crafted snapshot nested a hundred thousand deep would otherwise take past both.
+pub(super) fn walk(
+    ctx: &Ctx,
+    tree: Key,
+    dir: &Dir,
+    path: &Path,
+    fresh: bool,
+    depth: usize,
+) -> Result<bool> {
     let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
     let mut entries = Vec::new();
     loop {
@@ -42,7 +53,7 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
     let made = Mutex::new(Vec::new());
-    let each = |entry: Entry| restore_entry(ctx, dir, path, fresh, entry, &made);
+    let each = |entry: Entry| restore_entry(ctx, (dir, path, depth), fresh, entry, &made);
     if ctx.prefetch.is_none() {
         entries
             .into_par_iter()
@@ -95,8 +106,7 @@ fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sy
 /// that is there afterwards goes into `made`.
 fn restore_entry(
     ctx: &Ctx,
-    dir: &Dir,
-    path: &Path,
+    (dir, path, depth): (&Dir, &Path, usize),
     fresh: bool,
     entry: Entry,
     made: &Mutex<Vec<Vec<u8>>>,
@@ -121,6 +131,16 @@ fn restore_entry(
         return Ok(());
     };
     let sub_path = path.join(bytes_path(&entry.name));
+    if depth >= crate::depth::MAX_DEPTH {
+        ctx.not_restored.fetch_add(1, Relaxed);
+        ctx.warn(format!(
+            "{}: directory nested more than {} directories deep in the snapshot (crafted or \
+             damaged; no file system holds that): not restored, nor anything below it",
+            crate::depth::shortened(&sub_path.display().to_string()),
+            crate::depth::MAX_DEPTH
+        ));
+        return Ok(());
+    }
     // Made here 0700, so that nobody else can put anything in it until it is done; an
     // existing one is used as it is — unless it is a symlink, which is not followed.
     let made_here = match dir.mkdir(&entry.name, 0o700) {
@@ -154,7 +174,7 @@ fn restore_entry(
         }
     };
     ctx.dirs.fetch_add(1, Relaxed);
-    let wait = walk(ctx, tree, &sub, &sub_path, made_here)?;
+    let wait = walk(ctx, tree, &sub, &sub_path, made_here, depth + 1)?;
     finish_dir(ctx, &sub, sub_path, entry, wait);
     Ok(())
 }
