@@ -401,3 +401,39 @@ fn a_crafted_snapshot_nested_a_hundred_thousand_deep_is_refused_by_dump_not_a_cr
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     load(&ore, "loaded", &o.stdout).expect(0, "load");
 }
+
+#[test]
+fn a_crafted_directory_deep_in_a_snapshot_is_named_by_its_path_when_listed() {
+    let (ore, _d) = Ore::local();
+    let repo = open(&ore);
+    let bad = dir(&repo, b"bad", vec![file(&repo, b"..", b"escaped\n")]);
+    let b = dir(&repo, b"b", vec![bad]);
+    snapshot(
+        &repo,
+        "dots",
+        dir(&repo, b"home", vec![dir(&repo, b"a", vec![b])]),
+    );
+    let b = dir(&repo, b"b", Vec::new());
+    snapshot(
+        &repo,
+        "good",
+        dir(&repo, b"home", vec![dir(&repo, b"a", vec![b])]),
+    );
+    drop(repo);
+    let r = ore.run(&["ls", "-R", "dots"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("listing dots: reading directory `a/b/bad`: block")
+            && r.stderr.contains("\"..\""),
+        "names the snapshot, the path and the block: {}",
+        r.stderr
+    );
+    let r = ore.run(&["diff", "good", "dots"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("comparing good with dots: block"),
+        "{}",
+        r.stderr
+    );
+}

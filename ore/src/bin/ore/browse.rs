@@ -107,7 +107,12 @@ pub fn long_line(e: &Entry, path: &str) -> String {
 fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArgs) -> Result<()> {
     let mut open = vec![(Reader::<DirTree>::new(repo, tree), prefix.to_string())];
     while let Some((r, prefix)) = open.last_mut() {
-        let Some(e) = r.next_item()? else {
+        // A damaged or crafted directory is named by its path, as well as its block.
+        let next = r.next_item().with_context(|| match prefix.as_str() {
+            "" => "reading the snapshot's top directory".to_string(),
+            p => format!("reading directory `{}`", ore::depth::shortened(p)),
+        });
+        let Some(e) = next? else {
             open.pop();
             continue;
         };
