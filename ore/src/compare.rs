@@ -8,6 +8,7 @@ use crate::fsys::{stat_path, Stat};
 use crate::repo::Repo;
 use crate::tree::{DirTree, Reader};
 use crate::util::{bytes_path, show};
+use protocol::Key;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ pub struct Difference {
 }
 
 /// Compares the tree of directory entry `root` (from a snapshot) with the directory `disk`.
+///
+/// The walk keeps the directories it is in on a stack of its own rather than recursing (a
+/// tree a few thousand deep overflowed the stack), and stops with an error past
+/// [`MAX_DEPTH`](crate::depth::MAX_DEPTH) levels.
 pub fn compare(repo: &Repo, root: &Entry, disk: &Path) -> Result<Vec<Difference>> {
     let mut out = Vec::new();
     let st = stat_path(disk, false).map_err(|e| crate::Error::io(disk, e))?;
@@ -31,8 +36,61 @@ pub fn compare(repo: &Repo, root: &Entry, disk: &Path) -> Result<Vec<Difference>
         top: disk.to_path_buf(),
         out: &mut out,
     };
-    c.entry(root, &st, Vec::new(), disk)?;
+    let mut open = Vec::new();
+    if let Some(tree) = c.entry(root, &st, &[], disk)? {
+        open.extend(c.open(tree, Vec::new(), disk.to_path_buf()));
+    }
+    loop {
+        let depth = open.len();
+        let Some(dir) = open.last_mut() else { break };
+        let Some(e) = dir.reader.next_item()? else {
+            if let Some(done) = open.pop() {
+                for name in done.on_disk.into_keys() {
+                    c.report(&join(&done.rel, &name), vec!["only on disk".into()]);
+                }
+            }
+            continue;
+        };
+        let r = join(&dir.rel, &e.name);
+        if dir.on_disk.remove(&e.name).is_none() {
+            c.report(&r, vec!["missing on disk".into()]);
+            continue;
+        }
+        let p = dir.path.join(bytes_path(&e.name));
+        let st = match stat_path(&p, false) {
+            Ok(st) => st,
+            Err(err) => {
+                c.report(&r, vec![format!("cannot stat: {err}")]);
+                continue;
+            }
+        };
+        if let Some(tree) = c.entry(&e, &st, &r, &p)? {
+            if depth >= crate::depth::MAX_DEPTH {
+                return Err(crate::depth::too_deep(tree, &show(&r)));
+            }
+            open.extend(c.open(tree, r, p));
+        }
+    }
     Ok(out)
+}
+
+/// `rel/name`, or `name` at the top.
+fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut r = rel.to_vec();
+    if !r.is_empty() {
+        r.push(b'/');
+    }
+    r.extend_from_slice(name);
+    r
+}
+
+/// A directory being compared: the snapshot's entries still to come, the names on disk not
+/// yet matched, and where it is.
+struct Open<'a> {
+    reader: Reader<'a, DirTree>,
+    on_disk: BTreeMap<Vec<u8>, ()>,
+    rel: Vec<u8>,
+    path: PathBuf,
 }
 
 struct Cmp<'a> {
@@ -41,7 +99,7 @@ struct Cmp<'a> {
     out: &'a mut Vec<Difference>,
 }
 
-impl Cmp<'_> {
+impl<'a> Cmp<'a> {
     fn report(&mut self, rel: &[u8], what: Vec<String>) {
         if !what.is_empty() {
             self.out.push(Difference {
@@ -55,7 +113,9 @@ impl Cmp<'_> {
         }
     }
 
-    fn entry(&mut self, e: &Entry, st: &Stat, rel: Vec<u8>, path: &Path) -> Result<()> {
+    /// Compares one entry with what is at `path`; the directory tree to compare next when
+    /// both are directories.
+    fn entry(&mut self, e: &Entry, st: &Stat, rel: &[u8], path: &Path) -> Result<Option<Key>> {
         let mut what = Vec::new();
         let same_type = match &e.kind {
             EntryKind::File { .. } | EntryKind::Hardlink { .. } => st.is_file(),
@@ -67,8 +127,8 @@ impl Cmp<'_> {
             EntryKind::BlockDevice { .. } => st.is_block_device(),
         };
         if !same_type {
-            self.report(&rel, vec!["type".into()]);
-            return Ok(());
+            self.report(rel, vec!["type".into()]);
+            return Ok(None);
         }
         match &e.kind {
             EntryKind::File { size, content } => {
@@ -126,48 +186,30 @@ impl Cmp<'_> {
                 Err(err) => what.push(format!("cannot read xattrs: {err}")),
             }
         }
-        self.report(&rel, what);
-        if let EntryKind::Dir { tree } = &e.kind {
-            self.dir(*tree, &rel, path)?;
+        self.report(rel, what);
+        match &e.kind {
+            EntryKind::Dir { tree } => Ok(Some(*tree)),
+            _ => Ok(None),
         }
-        Ok(())
     }
 
-    fn dir(&mut self, tree: protocol::Key, rel: &[u8], path: &Path) -> Result<()> {
+    /// Starts comparing directory tree `tree` with the directory at `path`; `None` (and a
+    /// difference) when the directory cannot be listed.
+    fn open(&mut self, tree: Key, rel: Vec<u8>, path: PathBuf) -> Option<Open<'a>> {
         let mut on_disk: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
-        match crate::fsys::Dir::open(path).and_then(|d| d.names()) {
+        match crate::fsys::Dir::open(&path).and_then(|d| d.names()) {
             Ok(names) => on_disk.extend(names.into_iter().map(|n| (n, ()))),
             Err(e) => {
-                self.report(rel, vec![format!("cannot list the directory: {e}")]);
-                return Ok(());
+                self.report(&rel, vec![format!("cannot list the directory: {e}")]);
+                return None;
             }
         }
-        let mut reader = Reader::<DirTree>::new(self.repo, tree);
-        while let Some(e) = reader.next_item()? {
-            let mut r = rel.to_vec();
-            if !r.is_empty() {
-                r.push(b'/');
-            }
-            r.extend_from_slice(&e.name);
-            if on_disk.remove(&e.name).is_none() {
-                self.report(&r, vec!["missing on disk".into()]);
-                continue;
-            }
-            let p = path.join(bytes_path(&e.name));
-            match stat_path(&p, false) {
-                Ok(st) => self.entry(&e, &st, r, &p)?,
-                Err(err) => self.report(&r, vec![format!("cannot stat: {err}")]),
-            }
-        }
-        for name in on_disk.into_keys() {
-            let mut r = rel.to_vec();
-            if !r.is_empty() {
-                r.push(b'/');
-            }
-            r.extend_from_slice(&name);
-            self.report(&r, vec!["only on disk".into()]);
-        }
-        Ok(())
+        Some(Open {
+            reader: Reader::new(self.repo, tree),
+            on_disk,
+            rel,
+            path,
+        })
     }
 
     /// `None` when the file on disk holds exactly the snapshot's bytes.

@@ -6,12 +6,14 @@
 //! those changes. Files that disappeared in one place and appeared in another with the same
 //! contents (same content key, not empty) are reported once, as renamed.
 
+use crate::depth::{too_deep, MAX_DEPTH};
 use crate::entry::{Content, Entry, EntryKind};
 use crate::error::Result;
 use crate::repo::Repo;
 use crate::tree::{DirTree, Reader};
 use crate::util::show;
 use protocol::Key;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 /// One change.
@@ -110,9 +112,23 @@ fn join(base: &str, name: &[u8]) -> String {
     }
 }
 
+/// Two directories being compared, entry by entry in name order: the readers, the entry
+/// each has next, and the directories' path.
+struct Merge<'r> {
+    ra: Reader<'r, DirTree>,
+    rb: Reader<'r, DirTree>,
+    ea: Option<Entry>,
+    eb: Option<Entry>,
+    path: String,
+}
+
 /// The changes from entry `a` to entry `b` (normally the roots of two snapshots, or one
 /// directory in each), with paths relative to them. Returns the changes and how many
 /// directory trees were read.
+///
+/// The walk keeps the directories it is in on a stack of its own rather than recursing, and
+/// stops with an error past [`MAX_DEPTH`](crate::depth::MAX_DEPTH) levels: a crafted snapshot
+/// nested a hundred thousand deep overflowed the stack (an abort).
 pub fn diff(repo: &Repo, a: &Entry, b: &Entry) -> Result<(Vec<Change>, u64)> {
     let mut d = Differ {
         repo,
@@ -121,20 +137,65 @@ pub fn diff(repo: &Repo, a: &Entry, b: &Entry) -> Result<(Vec<Change>, u64)> {
         added: Vec::new(),
         dirs_read: 0,
     };
-    d.pair("", a, b)?;
+    let mut open: Vec<Merge> = Vec::new();
+    if let Some((ta, tb)) = d.pair("", a, b, 0)? {
+        open.push(d.merge(String::new(), ta, tb)?);
+    }
+    loop {
+        let depth = open.len();
+        let Some(m) = open.last_mut() else { break };
+        let (x, y) = (m.ea.take(), m.eb.take());
+        let order = match (&x, &y) {
+            (None, None) => {
+                open.pop();
+                continue;
+            }
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(x), Some(y)) => x.name.cmp(&y.name),
+        };
+        match (order, x, y) {
+            (Ordering::Less, Some(x), y) => {
+                (m.ea, m.eb) = (m.ra.next_item()?, y);
+                let p = join(&m.path, &x.name);
+                d.gone(&p, &x, depth)?;
+            }
+            (Ordering::Greater, x, Some(y)) => {
+                (m.ea, m.eb) = (x, m.rb.next_item()?);
+                let p = join(&m.path, &y.name);
+                d.came(&p, &y, depth)?;
+            }
+            (_, Some(x), Some(y)) => {
+                (m.ea, m.eb) = (m.ra.next_item()?, m.rb.next_item()?);
+                let p = join(&m.path, &x.name);
+                if let Some((ta, tb)) = d.pair(&p, &x, &y, depth)? {
+                    open.push(d.merge(p, ta, tb)?);
+                }
+            }
+            _ => unreachable!("an order is only taken from the entries there are"),
+        }
+    }
     d.renames();
     let mut out = d.out;
     out.sort_by(|x, y| x.path.cmp(&y.path).then(x.change.cmp(y.change)));
     Ok((out, d.dirs_read))
 }
 
-impl Differ<'_> {
-    fn pair(&mut self, path: &str, a: &Entry, b: &Entry) -> Result<()> {
+impl<'r> Differ<'r> {
+    /// Records how `a` became `b` (at `path`, `depth` directories down); the two directory
+    /// trees to compare next when both are directories that differ.
+    fn pair(
+        &mut self,
+        path: &str,
+        a: &Entry,
+        b: &Entry,
+        depth: usize,
+    ) -> Result<Option<(Key, Key)>> {
         let what = what_differs(a, b);
         if what.iter().any(|w| w == "type") {
-            self.gone(path, a)?;
-            self.came(path, b)?;
-            return Ok(());
+            self.gone(path, a, depth)?;
+            self.came(path, b, depth)?;
+            return Ok(None);
         }
         if !what.is_empty() {
             self.out.push(Change {
@@ -149,54 +210,35 @@ impl Differ<'_> {
                 kind: kind_name(b),
             });
         }
-        if let (EntryKind::Dir { tree: ta }, EntryKind::Dir { tree: tb }) = (&a.kind, &b.kind) {
-            if ta != tb {
-                self.dirs(path, *ta, *tb)?;
+        match (&a.kind, &b.kind) {
+            (EntryKind::Dir { tree: ta }, EntryKind::Dir { tree: tb }) if ta != tb => {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(*tb, path));
+                }
+                Ok(Some((*ta, *tb)))
             }
+            _ => Ok(None),
         }
-        Ok(())
     }
 
-    fn dirs(&mut self, path: &str, ta: Key, tb: Key) -> Result<()> {
+    /// Starts comparing directory trees `ta` and `tb` (at `path`).
+    fn merge(&mut self, path: String, ta: Key, tb: Key) -> Result<Merge<'r>> {
         self.dirs_read += 2;
         let mut ra = Reader::<DirTree>::new(self.repo, ta);
         let mut rb = Reader::<DirTree>::new(self.repo, tb);
-        let (mut ea, mut eb) = (ra.next_item()?, rb.next_item()?);
-        loop {
-            match (ea.take(), eb.take()) {
-                (None, None) => return Ok(()),
-                (Some(x), None) => {
-                    self.gone(&join(path, &x.name), &x)?;
-                    ea = ra.next_item()?;
-                }
-                (None, Some(y)) => {
-                    self.came(&join(path, &y.name), &y)?;
-                    eb = rb.next_item()?;
-                }
-                (Some(x), Some(y)) => match x.name.cmp(&y.name) {
-                    std::cmp::Ordering::Less => {
-                        self.gone(&join(path, &x.name), &x)?;
-                        ea = ra.next_item()?;
-                        eb = Some(y);
-                    }
-                    std::cmp::Ordering::Greater => {
-                        self.came(&join(path, &y.name), &y)?;
-                        ea = Some(x);
-                        eb = rb.next_item()?;
-                    }
-                    std::cmp::Ordering::Equal => {
-                        self.pair(&join(path, &x.name), &x, &y)?;
-                        ea = ra.next_item()?;
-                        eb = rb.next_item()?;
-                    }
-                },
-            }
-        }
+        let (ea, eb) = (ra.next_item()?, rb.next_item()?);
+        Ok(Merge {
+            ra,
+            rb,
+            ea,
+            eb,
+            path,
+        })
     }
 
     /// Everything at and below `e` (in the old snapshot) was removed.
-    fn gone(&mut self, path: &str, e: &Entry) -> Result<()> {
-        self.each(path, e, &mut |d, p, e| {
+    fn gone(&mut self, path: &str, e: &Entry, depth: usize) -> Result<()> {
+        self.each(path, e, depth, &mut |d, p, e| {
             if content_key(e).is_some() {
                 d.removed.push((p.to_string(), e.clone()));
             } else {
@@ -212,8 +254,8 @@ impl Differ<'_> {
     }
 
     /// Everything at and below `e` (in the new snapshot) was added.
-    fn came(&mut self, path: &str, e: &Entry) -> Result<()> {
-        self.each(path, e, &mut |d, p, e| {
+    fn came(&mut self, path: &str, e: &Entry, depth: usize) -> Result<()> {
+        self.each(path, e, depth, &mut |d, p, e| {
             if content_key(e).is_some() {
                 d.added.push((p.to_string(), e.clone()));
             } else {
@@ -228,18 +270,37 @@ impl Differ<'_> {
         })
     }
 
+    /// Calls `f` on `e` (at `path`, `depth` directories down) and everything below it, depth
+    /// first, on a stack of its own.
     fn each(
         &mut self,
         path: &str,
         e: &Entry,
+        depth: usize,
         f: &mut dyn FnMut(&mut Self, &str, &Entry),
     ) -> Result<()> {
         f(self, path, e);
-        if let EntryKind::Dir { tree } = &e.kind {
-            self.dirs_read += 1;
-            let mut r = Reader::<DirTree>::new(self.repo, *tree);
-            while let Some(c) = r.next_item()? {
-                self.each(&join(path, &c.name), &c, f)?;
+        let EntryKind::Dir { tree } = &e.kind else {
+            return Ok(());
+        };
+        if depth >= MAX_DEPTH {
+            return Err(too_deep(*tree, path));
+        }
+        self.dirs_read += 1;
+        let mut open = vec![(Reader::<DirTree>::new(self.repo, *tree), path.to_string())];
+        while let Some((r, dir)) = open.last_mut() {
+            let Some(c) = r.next_item()? else {
+                open.pop();
+                continue;
+            };
+            let p = join(dir, &c.name);
+            f(self, &p, &c);
+            if let EntryKind::Dir { tree } = &c.kind {
+                if depth + open.len() >= MAX_DEPTH {
+                    return Err(too_deep(*tree, &p));
+                }
+                self.dirs_read += 1;
+                open.push((Reader::new(self.repo, *tree), p));
             }
         }
         Ok(())

@@ -38,7 +38,7 @@ const MAX_RECORD: u32 = 16 << 20;
 const DATA_RECORD: usize = 1 << 20;
 /// Most directories nested in a stream: paths longer than a file system could take are
 /// refused rather than held level by level.
-const MAX_DEPTH: usize = 4096;
+const MAX_DEPTH: usize = crate::depth::MAX_DEPTH;
 /// Chunks asked for ahead while dumping from an archive over a link.
 const READ_AHEAD: usize = 32;
 

@@ -13,6 +13,7 @@ pub mod block;
 pub mod check;
 pub mod compare;
 pub mod crypto;
+pub mod depth;
 pub mod diff;
 pub mod dump;
 pub mod entry;

@@ -17,16 +17,17 @@
 //! finds every block present and every tag in place.
 
 use crate::block::Kind;
-use crate::entry::{Content, Entry, EntryKind, Piece, Snapshot};
 use crate::error::{Error, Result};
 use crate::keyset::KeySet;
 use crate::reach::{self, Counts, Node, Visitor};
 use crate::repo::Repo;
-use crate::tree::{Builder, DirTree, Pieces, Reader, Store};
 use protocol::{Key, Ticket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use translate::Translator;
+
+mod translate;
 
 /// What happened to one tag.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -85,6 +86,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             src,
             dst,
             memo: HashMap::new(),
+            at: String::new(),
             blocks: 0,
             copied: 0,
             bytes: 0,
@@ -263,134 +265,4 @@ fn copy_stored(
     out.copied = copier.copied.load(Relaxed);
     out.bytes = copier.bytes.load(Relaxed);
     Ok(())
-}
-
-/// Re-encrypts trees into the destination, remembering what it translated.
-struct Translator<'r> {
-    src: &'r Repo,
-    dst: &'r Repo,
-    memo: HashMap<Key, Key>,
-    blocks: u64,
-    copied: u64,
-    bytes: u64,
-}
-
-struct DstStore<'a, 'r> {
-    dst: &'r Repo,
-    copied: &'a mut u64,
-    bytes: &'a mut u64,
-}
-
-impl Store for DstStore<'_, '_> {
-    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
-        let (k, new) = self.dst.put_block(kind, plain)?;
-        if let Some(n) = new {
-            *self.copied += 1;
-            *self.bytes += n;
-        }
-        Ok(k)
-    }
-}
-
-impl Translator<'_> {
-    fn store(&mut self) -> DstStore<'_, '_> {
-        DstStore {
-            dst: self.dst,
-            copied: &mut self.copied,
-            bytes: &mut self.bytes,
-        }
-    }
-
-    fn snapshot(&mut self, key: Key, s: &Snapshot, below: Option<Key>) -> Result<Key> {
-        if let Some(k) = self.memo.get(&key) {
-            return Ok(*k);
-        }
-        let mut t = s.clone();
-        t.root = self.entry(&s.root)?;
-        t.previous = below
-            .into_iter()
-            .chain(s.previous.iter().skip(1).copied())
-            .collect();
-        self.blocks += 1;
-        let nk = self
-            .store()
-            .store(Kind::Snapshot, &crate::entry::encode(&t))?;
-        self.memo.insert(key, nk);
-        Ok(nk)
-    }
-
-    fn entry(&mut self, e: &Entry) -> Result<Entry> {
-        let mut out = e.clone();
-        match &e.kind {
-            EntryKind::Dir { tree } => {
-                out.kind = EntryKind::Dir {
-                    tree: self.dir(*tree)?,
-                }
-            }
-            EntryKind::File { size, content } => {
-                out.kind = EntryKind::File {
-                    size: *size,
-                    content: self.content(content, *size)?,
-                }
-            }
-            _ => {}
-        }
-        Ok(out)
-    }
-
-    fn dir(&mut self, tree: Key) -> Result<Key> {
-        if let Some(k) = self.memo.get(&tree) {
-            return Ok(*k);
-        }
-        let mut b = Builder::<DirTree>::default();
-        let mut r = Reader::<DirTree>::new(self.src, tree);
-        while let Some(e) = r.next_item()? {
-            self.blocks += 1;
-            let t = self.entry(&e)?;
-            b.push(t, &mut self.store())?;
-        }
-        let nk = b.finish(&mut self.store())?;
-        self.memo.insert(tree, nk);
-        Ok(nk)
-    }
-
-    fn content(&mut self, c: &Content, size: u64) -> Result<Content> {
-        if let Content::Index(k) | Content::Chunk(k) = c {
-            if let Some(done) = self.memo.get(k) {
-                return Ok(match c {
-                    Content::Chunk(_) => Content::Chunk(*done),
-                    _ => Content::Index(*done),
-                });
-            }
-        }
-        let mut pieces = Pieces::default();
-        for p in crate::tree::file_pieces(self.src, c, size)? {
-            let p = match p {
-                Piece::Data { key, len } => Piece::Data {
-                    key: self.chunk(key)?,
-                    len,
-                },
-                hole => hole,
-            };
-            pieces.push(&mut self.store(), p)?;
-        }
-        let out = pieces.finish(&mut self.store())?;
-        if let (Content::Index(k) | Content::Chunk(k), Content::Index(n) | Content::Chunk(n)) =
-            (c, &out)
-        {
-            self.memo.insert(*k, *n);
-        }
-        Ok(out)
-    }
-
-    fn chunk(&mut self, key: Key) -> Result<Key> {
-        if let Some(k) = self.memo.get(&key) {
-            return Ok(*k);
-        }
-        self.blocks += 1;
-        let plain = self.src.get_block(key, Kind::Chunk)?;
-        let nk = self.store().store(Kind::Chunk, plain.data())?;
-        self.memo.insert(key, nk);
-        Ok(nk)
-    }
 }

@@ -88,6 +88,20 @@ fn join(path: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Refuses to read directory tree `tree`, at `path` in snapshot `TAG/SNAPSHOT`, when it is
+/// nested deeper than any walk of a snapshot goes (`crate::depth`): each node holds its whole
+/// path, so the nodes of a crafted snapshot nested a hundred thousand deep, as `find` in a
+/// mount or in `explore` reaches them, would hold tens of gigabytes.
+fn not_too_deep(tree: Key, tag: &str, snapshot: &str, path: &[u8]) -> Result<()> {
+    // Names hold no `/` (entries are checked where they are decoded), so slashes count levels.
+    let depth = path.iter().filter(|b| **b == b'/').count() + usize::from(!path.is_empty());
+    if depth < crate::depth::MAX_DEPTH {
+        return Ok(());
+    }
+    let at = format!("{tag}/{snapshot}/{}", crate::util::show(path));
+    Err(crate::depth::too_deep(tree, &at))
+}
+
 /// A snapshot's name: its time to the second, UTC.
 pub fn time_name(ns: i64) -> String {
     crate::util::format_time(ns).replace(' ', "T")
@@ -204,6 +218,7 @@ impl<'r> VTree<'r> {
                         crate::util::show(path)
                     )));
                 };
+                not_too_deep(*tree, tag, snapshot, path)?;
                 let mut out = Vec::new();
                 let mut r = Reader::<DirTree>::new(self.repo, *tree);
                 while let Some(e) = r.next_item()? {
@@ -241,6 +256,7 @@ impl<'r> VTree<'r> {
                 let EntryKind::Dir { tree } = &entry.kind else {
                     return Ok(None);
                 };
+                not_too_deep(*tree, tag, snapshot, path)?;
                 Ok(crate::tree::lookup(self.repo, *tree, name)?
                     .map(|e| below(tag, snapshot, *key, path, e)))
             }

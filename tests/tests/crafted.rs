@@ -6,14 +6,12 @@
 //! crafted by writing blocks with the `ore` library itself, as a compromised writer could;
 //! dumps by writing the stream's records (FORMAT.md §11) from here.
 
-use ore::block::Kind;
 use ore::dump::{DumpEntry, DumpKind, Header};
-use ore::entry::{encode, Content, Entry, EntryKind, Snapshot, SnapshotStats};
-use ore::Repo;
+use ore::entry::{encode, EntryKind, SnapshotStats};
+use ore_tests::crafted::{dir, entry, file, nested, open, snapshot};
 use ore_tests::dumps::load;
 use ore_tests::fuse::{mount, tool, Unmount};
 use ore_tests::ore::Ore;
-use protocol::Key;
 use std::time::{Duration, Instant};
 
 // ---- dump streams ----
@@ -227,72 +225,6 @@ fn a_tiny_dump_claiming_a_hole_of_two_to_the_62_bytes_is_refused_at_once() {
 
 // ---- crafted snapshots in an archive ----
 
-fn open(ore: &Ore) -> Repo {
-    let backend = ore::archive::open_existing(&ore.archive).expect("open the archive");
-    let pass = ore.passphrase.clone();
-    Repo::open(backend, &ore.archive, &move |_| {
-        Ok(pass.as_bytes().to_vec())
-    })
-    .expect("open")
-}
-
-fn entry(name: &[u8], kind: EntryKind) -> Entry {
-    Entry {
-        name: name.to_vec(),
-        kind,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime: 0,
-        atime: None,
-        ctime: None,
-        xattrs: Vec::new(),
-    }
-}
-
-fn file(repo: &Repo, name: &[u8], bytes: &[u8]) -> Entry {
-    let content = if bytes.is_empty() {
-        Content::Empty
-    } else {
-        Content::Chunk(repo.put_block(Kind::Chunk, bytes).expect("put").0)
-    };
-    entry(
-        name,
-        EntryKind::File {
-            size: bytes.len() as u64,
-            content,
-        },
-    )
-}
-
-/// A directory holding `entries` exactly as given (no sorting, no checks).
-fn dir(repo: &Repo, name: &[u8], entries: Vec<Entry>) -> Entry {
-    let tree = repo.put_block(Kind::Dir, &encode(&entries)).expect("put").0;
-    entry(name, EntryKind::Dir { tree })
-}
-
-/// Stores a snapshot of `root` on `tag`; its key.
-fn snapshot(repo: &Repo, tag: &str, root: Entry) -> Key {
-    let snap = Snapshot {
-        previous: Vec::new(),
-        root,
-        time: 1_700_000_000_000_000_000,
-        host: "crafted".into(),
-        user: "crafted".into(),
-        tag: tag.into(),
-        paths: Vec::new(),
-        comment: String::new(),
-        stats: SnapshotStats::default(),
-        warnings: Vec::new(),
-        warnings_total: 0,
-    };
-    let key = repo.put_snapshot_durably(&snap).expect("put snapshot");
-    assert!(repo.move_tag(tag, None, key, "crafted").expect("tag"));
-    key
-}
-
 #[test]
 fn a_crafted_snapshot_whose_names_leave_their_directory_is_damage_to_every_reader() {
     let (ore, d) = Ore::local();
@@ -456,24 +388,52 @@ fn a_mounted_directory_with_entries_named_dot_and_dot_dot_is_an_error_not_a_list
 fn a_crafted_snapshot_nested_a_hundred_thousand_deep_is_refused_by_dump_not_a_crash() {
     let (ore, _d) = Ore::local();
     let repo = open(&ore);
-    let mut e = file(&repo, b"leaf", b"x\n");
-    for _ in 0..100_000 {
-        e = dir(&repo, b"d", vec![e]);
-    }
-    snapshot(&repo, "deep", dir(&repo, b"home", vec![e]));
+    snapshot(&repo, "deep", nested(&repo, 100_000, b"x\n"));
     drop(repo);
     let r = ore.run(&["dump", "deep"]);
     assert_eq!(r.code, 1, "an error, not a crash: {}", r.stderr);
     assert!(r.stderr.contains("nested more than 4096"), "{}", r.stderr);
     // At the depth load accepts, dump works (and the stream loads back).
     let repo = open(&ore);
-    let mut e = file(&repo, b"leaf", b"x\n");
-    for _ in 0..4000 {
-        e = dir(&repo, b"d", vec![e]);
-    }
-    snapshot(&repo, "deep-enough", dir(&repo, b"home", vec![e]));
+    snapshot(&repo, "deep-enough", nested(&repo, 4000, b"x\n"));
     drop(repo);
     let o = ore.cmd(&["dump", "deep-enough"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     load(&ore, "loaded", &o.stdout).expect(0, "load");
+}
+
+#[test]
+fn a_crafted_directory_deep_in_a_snapshot_is_named_by_its_path_when_listed() {
+    let (ore, _d) = Ore::local();
+    let repo = open(&ore);
+    let bad = dir(&repo, b"bad", vec![file(&repo, b"..", b"escaped\n")]);
+    let b = dir(&repo, b"b", vec![bad]);
+    snapshot(
+        &repo,
+        "dots",
+        dir(&repo, b"home", vec![dir(&repo, b"a", vec![b])]),
+    );
+    let b = dir(&repo, b"b", Vec::new());
+    snapshot(
+        &repo,
+        "good",
+        dir(&repo, b"home", vec![dir(&repo, b"a", vec![b])]),
+    );
+    drop(repo);
+    let r = ore.run(&["ls", "-R", "dots"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("listing dots: reading directory `a/b/bad`: block")
+            && r.stderr.contains("\"..\""),
+        "names the snapshot, the path and the block: {}",
+        r.stderr
+    );
+    let r = ore.run(&["diff", "good", "dots"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("comparing good with dots: block"),
+        "{}",
+        r.stderr
+    );
 }

@@ -277,7 +277,7 @@ pub fn restore(
     pool.install(|| -> Result<()> {
         if let EntryKind::Dir { tree } = &target.kind {
             ctx.dirs.fetch_add(1, Relaxed);
-            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false)?;
+            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
             finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
         } else {
             let mut t = target.clone();

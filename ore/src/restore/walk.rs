@@ -18,9 +18,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Restores the contents of directory tree `tree` into the open directory `dir` (shown as
-/// `path`). `fresh`: this restore made the directory, so it is empty. True when the
-/// directory's metadata must wait for its hard links.
-pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) -> Result<bool> {
+/// `path`, `depth` directories below the restore's top). `fresh`: this restore made the
+/// directory, so it is empty. True when the directory's metadata must wait for its hard links.
+///
+/// The descent recurses, a level a directory (on worker threads with large stacks), and holds
+/// a descriptor a level: it stops at the depth any walk of a snapshot goes (`crate::depth`),
+/// which a crafted snapshot nested a hundred thousand deep would otherwise take past both.
+pub(super) fn walk(
+    ctx: &Ctx,
+    tree: Key,
+    dir: &Dir,
+    path: &Path,
+    fresh: bool,
+    depth: usize,
+) -> Result<bool> {
     let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
     let mut entries = Vec::new();
     loop {
@@ -48,7 +59,7 @@ pub(super) fn walk(ctx: &Ctx, tree: Key, dir: &Dir, path: &Path, fresh: bool) ->
         .into_iter()
         .partition(|e| e.name.starts_with(file::PARTIAL));
     let made = Mutex::new(Vec::new());
-    let each = |entry: Entry| restore_entry(ctx, dir, path, fresh, entry, &made);
+    let each = |entry: Entry| restore_entry(ctx, (dir, path, depth), fresh, entry, &made);
     if ctx.prefetch.is_none() {
         entries
             .into_par_iter()
@@ -108,8 +119,7 @@ fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sy
 /// regular file that is there afterwards go into `made`.
 fn restore_entry(
     ctx: &Ctx,
-    dir: &Dir,
-    path: &Path,
+    (dir, path, depth): (&Dir, &Path, usize),
     fresh: bool,
     entry: Entry,
     made: &Mutex<Vec<(Vec<u8>, u64)>>,
@@ -134,6 +144,16 @@ fn restore_entry(
         return Ok(());
     };
     let sub_path = path.join(bytes_path(&entry.name));
+    if depth >= crate::depth::MAX_DEPTH {
+        ctx.not_restored.fetch_add(1, Relaxed);
+        ctx.warn(format!(
+            "{}: directory nested more than {} directories deep in the snapshot (crafted or \
+             damaged; no file system holds that): not restored, nor anything below it",
+            crate::depth::shortened(&sub_path.display().to_string()),
+            crate::depth::MAX_DEPTH
+        ));
+        return Ok(());
+    }
     // Made here 0700, so that nobody else can put anything in it until it is done; an
     // existing one is used as it is — unless it is a symlink, which is not followed.
     let made_here = match dir.mkdir(&entry.name, 0o700) {
@@ -174,7 +194,7 @@ fn restore_entry(
     // squashed — a directory just made is not ours alone either.)
     let fresh = made_here && ours_alone(&sub);
     ctx.dirs.fetch_add(1, Relaxed);
-    let wait = walk(ctx, tree, &sub, &sub_path, fresh)?;
+    let wait = walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
     finish_dir(ctx, &sub, sub_path, entry, wait);
     Ok(())
 }

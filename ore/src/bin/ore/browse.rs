@@ -2,7 +2,7 @@
 
 use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
 use crate::{out, out_bytes, Done, Env};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ore::block::Kind;
 use ore::entry::{Content, Entry, EntryKind, Piece};
 use ore::repo::Repo;
@@ -100,19 +100,33 @@ pub fn long_line(e: &Entry, path: &str) -> String {
     line
 }
 
+/// Lists directory tree `tree` (at `prefix`), and with `-R` everything below it, depth first.
+/// The walk keeps its open directories on a stack of its own rather than recursing, and stops
+/// with an error at the depth `ore load` accepts: a crafted snapshot nested a hundred thousand
+/// deep overflowed the stack (an abort).
 fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArgs) -> Result<()> {
-    let mut r = Reader::<DirTree>::new(repo, tree);
-    while let Some(e) = r.next_item()? {
+    let mut open = vec![(Reader::<DirTree>::new(repo, tree), prefix.to_string())];
+    while let Some((r, prefix)) = open.last_mut() {
+        // A damaged or crafted directory is named by its path, as well as its block.
+        let next = r.next_item().with_context(|| match prefix.as_str() {
+            "" => "reading the snapshot's top directory".to_string(),
+            p => format!("reading directory `{}`", ore::depth::shortened(p)),
+        });
+        let Some(e) = next? else {
+            open.pop();
+            continue;
+        };
         let path = if prefix.is_empty() {
             show(&e.name)
         } else {
             format!("{prefix}/{}", show(&e.name))
         };
         print_entry(env, a.long, &e, &path)?;
-        if a.recursive {
-            if let EntryKind::Dir { tree } = e.kind {
-                list_dir(env, repo, tree, &path, a)?;
+        if let (true, EntryKind::Dir { tree }) = (a.recursive, e.kind) {
+            if open.len() >= ore::depth::MAX_DEPTH {
+                return Err(ore::depth::too_deep(tree, &path).into());
             }
+            open.push((Reader::new(repo, tree), path));
         }
     }
     Ok(())
@@ -123,7 +137,8 @@ pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
     let (repo, snap) = env.open_at_brief(name)?;
     let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
     match e.kind {
-        EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)?,
+        EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)
+            .with_context(|| format!("listing {}", a.snapshot))?,
         _ => print_entry(env, a.long, &e, path)?,
     }
     Ok(Done::Clean)

@@ -2,7 +2,7 @@
 
 use crate::cli::{CheckArgs, DiffArgs};
 use crate::{out, Done, Env};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ore::check::ReadData;
 use ore::util::human_bytes;
 
@@ -18,7 +18,8 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         let (name, path) = ore::spec::split_path(spec);
         let (_, snap) = ore::spec::resolve(&repo, name)?;
         let root = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
-        let diffs = ore::compare::compare(&repo, &root, dir)?;
+        let diffs = ore::compare::compare(&repo, &root, dir)
+            .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
         for d in &diffs {
             if env.global.json {
                 env.json(&serde_json::to_value(d)?)?;
@@ -115,7 +116,8 @@ pub fn diff(env: &Env, a: DiffArgs) -> Result<Done> {
     let (_, sb) = ore::spec::resolve(&repo, &a.b)?;
     let ea = ore::restore::find(&repo, &sa.root, path.as_bytes())?;
     let eb = ore::restore::find(&repo, &sb.root, path.as_bytes())?;
-    let (changes, dirs_read) = ore::diff::diff(&repo, &ea, &eb)?;
+    let (changes, dirs_read) = ore::diff::diff(&repo, &ea, &eb)
+        .with_context(|| format!("comparing {} with {}", a.a, a.b))?;
     let prefix = if path.is_empty() {
         String::new()
     } else {

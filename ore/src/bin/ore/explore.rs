@@ -303,7 +303,10 @@ impl Shell<'_> {
         )
     }
 
-    /// Prints the matches below `node` in order, each directory before what it holds.
+    /// Prints the matches below `node` in order, each directory before what it holds. The
+    /// directories being listed are kept on a stack of their own rather than recursing (a
+    /// crafted snapshot nested a hundred thousand deep overflowed the stack); the tree refuses
+    /// to list past the depth any walk of a snapshot goes (`ore::depth`).
     fn find_in(
         &self,
         node: &VNode,
@@ -312,9 +315,18 @@ impl Shell<'_> {
         whole: bool,
         prefix: &str,
     ) -> Result<()> {
-        for (name, child) in self.tree.list(node)? {
+        let listing = |node: &VNode| -> Result<_> {
+            let tag = matches!(node, VNode::Tag(_));
+            Ok((self.tree.list(node)?.into_iter(), tag))
+        };
+        let mut open = vec![(listing(node)?, rel.to_string())];
+        while let Some(((children, in_tag), rel)) = open.last_mut() {
+            let Some((name, child)) = children.next() else {
+                open.pop();
+                continue;
+            };
             let n = show(&name);
-            if matches!(node, VNode::Tag(_)) && n == ore::vtree::CURRENT {
+            if *in_tag && n == ore::vtree::CURRENT {
                 continue;
             }
             let p = if rel.is_empty() {
@@ -326,7 +338,7 @@ impl Shell<'_> {
                 out(&format!("{prefix}{p}\n"))?;
             }
             if child.is_dir() {
-                self.find_in(&child, &p, glob, whole, prefix)?;
+                open.push((listing(&child)?, p));
             }
         }
         Ok(())
