@@ -388,6 +388,10 @@ struct Attributor<'r> {
     bad: &'r HashSet<Key>,
     clean: KeySet,
     dirty: HashMap<Key, Vec<(Vec<u8>, Key)>>,
+    /// Directories not followed because they are nested past [`crate::depth::MAX_DEPTH`]: a
+    /// tree with such a directory below it is not remembered as clean (reached again less
+    /// deep, it is searched again). Its bad blocks are still reported, without paths.
+    cut: usize,
 }
 
 /// Most paths listed for one block.
@@ -409,6 +413,7 @@ fn attribute(
                     bad,
                     clean: KeySet::new(),
                     dirty: HashMap::new(),
+                    cut: 0,
                 };
                 let mut out: HashMap<Key, Vec<String>> = HashMap::new();
                 let mut add = |k: Key, p: String| {
@@ -428,7 +433,7 @@ fn attribute(
                     let EntryKind::Dir { tree } = snap.root.kind else {
                         continue;
                     };
-                    for (path, k) in a.dir(tree)? {
+                    for (path, k) in a.dir(tree, 0)? {
                         add(k, format!("{label}:/{}", crate::util::show(&path)));
                     }
                 }
@@ -441,13 +446,21 @@ fn attribute(
 }
 
 impl Attributor<'_> {
-    fn dir(&mut self, tree: Key) -> Result<Vec<(Vec<u8>, Key)>> {
+    /// Bad keys below directory tree `tree`, nested `depth` directories below a snapshot's
+    /// root. The recursion is bounded by [`crate::depth::MAX_DEPTH`] (a crafted snapshot can
+    /// nest directories a hundred thousand deep), well within the thread's stack.
+    fn dir(&mut self, tree: Key, depth: usize) -> Result<Vec<(Vec<u8>, Key)>> {
         if let Some(v) = self.dirty.get(&tree) {
             return Ok(v.clone());
         }
         if self.clean.contains(&tree)? {
             return Ok(Vec::new());
         }
+        if depth > crate::depth::MAX_DEPTH {
+            self.cut += 1;
+            return Ok(Vec::new());
+        }
+        let cut_before = self.cut;
         let mut found = Vec::new();
         let mut reader = Reader::<DirTree>::new(self.repo, tree);
         loop {
@@ -472,7 +485,7 @@ impl Attributor<'_> {
                     Content::Index(k) => below = self.file(*k)?,
                 },
                 EntryKind::Dir { tree } => {
-                    for (p, k) in self.dir(*tree)? {
+                    for (p, k) in self.dir(*tree, depth + 1)? {
                         let mut path = e.name.clone();
                         if !p.is_empty() {
                             path.push(b'/');
@@ -486,7 +499,9 @@ impl Attributor<'_> {
             found.extend(below.into_iter().map(|k| (e.name.clone(), k)));
         }
         if found.is_empty() {
-            self.clean.insert(tree)?;
+            if self.cut == cut_before {
+                self.clean.insert(tree)?;
+            }
         } else {
             self.dirty.insert(tree, found.clone());
         }

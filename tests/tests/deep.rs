@@ -225,9 +225,6 @@ fn a_crafted_snapshot_nested_a_hundred_thousand_deep_is_refused_by_the_mount_not
 }
 
 #[test]
-#[ignore = "check.rs: Attributor::dir recurses a level a directory when it looks for the paths \
-            that reach a damaged block (and keeps each level's paths whole), so this overflows \
-            even its 256 MiB stack; to run once that walk keeps a stack of its own"]
 fn a_hundred_thousand_deep_snapshot_with_a_missing_block_is_checked_not_a_crash() {
     let (ore, _d) = Ore::local();
     let repo = open(&ore);
