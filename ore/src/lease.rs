@@ -21,8 +21,24 @@
 //! and refuses to finish if a gc ran meanwhile. A gc that crashes mid-sweep is noticed the same
 //! way, from its own heartbeat in `ore:gc`, and writers take over from it.
 //!
-//! Clocks: expiry compares the holder's timestamps with the reader's clock, so machines
-//! sharing an archive must agree on the time to well within the ttl (15 minutes by default).
+//! Each holder names its own ttl in the value (a lease or sweep lives for the ttl of the
+//! process that holds it, whatever the reader's `ORE_LEASE_TTL`), and every reader — the
+//! frontend here and the backend, which enforces the append-only rules — judges expiry by one
+//! rule, [`protocol::tagrules::heartbeat_is_live`]. Clocks: expiry compares the holder's
+//! timestamps with the reader's clock, so machines sharing an archive must agree on the time to
+//! well within the ttl (15 minutes by default).
+//!
+//! A holder of an append-only key may be hostile, and these tags are the ones it can write, so
+//! neither side trusts them blindly:
+//!
+//! - it cannot end a live sweep: the backend lets an append-only connection set `ore:gc` to
+//!   idle only in place of a sweep whose heartbeat is older than that sweep's ttl (only the
+//!   owner can announce a sweep, so the ttl it declares is trusted). And gc re-reads `ore:gc`
+//!   before each batch of removals ([`Sweep::still_mine`]): should anyone with full access end
+//!   its sweep, it stops removing at once rather than at its next renewal;
+//! - it can set another run's lease to `free`. A run re-reads its lease tag before it moves a
+//!   tag ([`Lease::confirm`]) and treats a value that is not its own as a lapsed lease: it
+//!   takes a new one and refuses to finish when a gc ran meanwhile.
 
 use crate::crypto::{hex, random};
 use crate::error::{Error, Result};
@@ -47,16 +63,22 @@ pub fn ttl() -> Duration {
     ttl_setting().unwrap_or(DEFAULT_TTL)
 }
 
-const DEFAULT_TTL: Duration = Duration::from_secs(900);
+use protocol::tagrules::{heartbeat_is_live, DEFAULT_TTL, MAX_TTL};
 
-/// The `ORE_LEASE_TTL` setting, or why it is not a valid one.
+/// The `ORE_LEASE_TTL` setting, or why it is not a valid one (above [`MAX_TTL`], a day, is
+/// not: backends refuse such leases from append-only connections).
 pub fn ttl_setting() -> Result<Duration, String> {
     match std::env::var("ORE_LEASE_TTL") {
-        Ok(v) => protocol::duration::parse_duration("ORE_LEASE_TTL", &v).map(|d| {
+        Ok(v) => protocol::duration::parse_duration("ORE_LEASE_TTL", &v).and_then(|d| {
             if d.is_zero() {
-                DEFAULT_TTL
+                Ok(DEFAULT_TTL)
+            } else if d > MAX_TTL {
+                Err(format!(
+                    "ORE_LEASE_TTL={v:?} is longer than a day ({} s), the longest a lease may last",
+                    MAX_TTL.as_secs()
+                ))
             } else {
-                d
+                Ok(d)
             }
         }),
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TTL),
@@ -89,6 +111,13 @@ pub struct Holder {
     pub since: i64,
     pub heartbeat: i64,
     pub id: String,
+    /// How long the holder may go without renewing (ns): its `ORE_LEASE_TTL`.
+    #[serde(default = "default_ttl_ns")]
+    pub ttl: i64,
+}
+
+fn default_ttl_ns() -> i64 {
+    DEFAULT_TTL.as_nanos() as i64
 }
 
 impl Holder {
@@ -99,16 +128,16 @@ impl Holder {
             since: now,
             heartbeat: now,
             id: hex(&random::<8>()),
+            ttl: ttl_ns(),
         }
     }
 
-    /// Whether it has not been renewed for longer than the ttl — or claims a heartbeat more
-    /// than a ttl in the future, which no holder on a clock that agrees with ours (as they
+    /// Whether it has not been renewed for longer than its ttl — or claims a heartbeat more
+    /// than its ttl in the future, which no holder on a clock that agrees with ours (as they
     /// must, see above) can have written: a forged value, made to keep everyone waiting, is
     /// cleared like a dead holder's.
     pub fn expired(&self) -> bool {
-        let age = crate::util::now_ns().saturating_sub(self.heartbeat);
-        age > ttl_ns() || age < -ttl_ns()
+        !heartbeat_is_live(self.heartbeat, self.ttl, crate::util::now_ns())
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -244,6 +273,16 @@ impl Renewal {
             || crate::util::now_ns() - self.renewed.load(SeqCst) > ttl_ns() * 4 / 5
     }
 
+    /// Whether the tag still holds the value this renewal last wrote (one `get_tag`). The
+    /// value stays locked meanwhile, so that a renewal cannot change it between the two.
+    fn still_holds(&self, backend: &dyn Backend, name: &str) -> Result<bool> {
+        if self.lost.load(SeqCst) {
+            return Ok(false);
+        }
+        let mine = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(backend.get_tag(name)?.as_deref() == Some(mine.as_slice()))
+    }
+
     /// Stops renewing; returns the tag's last value written.
     fn stop(&mut self) -> Vec<u8> {
         {
@@ -311,6 +350,7 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
                         since: 0,
                         heartbeat: i64::MAX / 2,
                         id: String::new(),
+                        ttl: default_ttl_ns(),
                     }))
                 };
                 out.push((name, v, h));
@@ -373,7 +413,13 @@ impl Lease {
                 GcState::Sweeping { holder, .. } => {
                     let _ = backend.set_tag(&name, Some(&value), FREE);
                     if holder.expired() {
-                        end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)?;
+                        if let Err(e) = end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)
+                        {
+                            // An append-only backend whose clock says the sweep still lives
+                            // refuses to end it: wait for the clocks to agree.
+                            protocol::log::debug(&format!("ending an abandoned sweep: {e}"));
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
                         continue;
                     }
                     if !said {
@@ -395,18 +441,29 @@ impl Lease {
         &self.gc_value
     }
 
-    /// Checks, just before a run moves a tag, that the lease held all along — or, if it may
-    /// have lapsed (the process was paused or cut off past the ttl), takes a new one and checks
-    /// that no gc ran meanwhile. Errors when one did: blocks the run relied on may be gone.
+    /// Checks, just before a run moves a tag, that the lease held all along: its renewals did
+    /// not lapse, and its tag still holds this run's value (one `get_tag`: another connection,
+    /// an append-only one say, may have set it to `free`, and then a gc need not have waited
+    /// for this run). If not, takes a new lease and checks that no gc ran meanwhile. Errors
+    /// when one did: blocks the run relied on may be gone.
     pub fn confirm(&mut self, repo: &Repo) -> Result<()> {
-        if !self.renewal.doubtful() {
+        let lapsed = self.renewal.doubtful();
+        if !lapsed && self.renewal.still_holds(&*self.backend, &self.name)? {
             return Ok(());
+        }
+        if !lapsed {
+            protocol::log::warning(&format!(
+                "this run's lease {} on archive {} was changed by another connection; \
+                 checking that no gc ran meanwhile",
+                self.name, repo.id
+            ));
         }
         let fresh = Lease::acquire(repo)?;
         if fresh.gc_value != self.gc_value {
             return Err(Error::Archive(format!(
-                "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s) \
-                 and a gc ran meanwhile, so blocks it relied on may be gone; nothing was changed: run it again",
+                "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s, \
+                 or another connection freed it) and a gc ran meanwhile, so blocks it relied on \
+                 may be gone; nothing was changed: run it again",
                 repo.id,
                 ttl().as_secs()
             )));
@@ -559,12 +616,14 @@ impl Sweep {
     }
 
     /// Errors when the sweep may no longer be ours (this gc was paused past the ttl and a
-    /// writer declared it abandoned): removing more would be unsafe.
+    /// writer declared it abandoned, or someone with full access changed `ore:gc`): removing
+    /// more would be unsafe, as writers may have started. Re-reads `ore:gc` (one `get_tag`),
+    /// so gc calls it before each batch of removals.
     pub fn still_mine(&self) -> Result<()> {
-        if self.renewal.doubtful() {
+        if self.renewal.doubtful() || !self.renewal.still_holds(&*self.backend, GC_TAG)? {
             return Err(Error::Archive(
-                "this gc's sweep lapsed (it was paused or cut off for longer than the lease ttl); \
-                 it stopped removing blocks: run it again"
+                "this gc's sweep lapsed (it was paused or cut off for longer than the lease ttl, \
+                 or another connection changed `ore:gc`); it stopped removing blocks: run it again"
                     .into(),
             ));
         }

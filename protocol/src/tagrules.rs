@@ -12,9 +12,12 @@
 //!
 //! - `ore:format` may be created (an archive's `init`) but never changed;
 //! - `ore:gc` may only be set to an idle state (the writers' way of ending a sweep whose gc
-//!   died); announcing a sweep is the owner's;
+//!   died), and only in place of a value that is not a live sweep: idle, absent, or a sweep
+//!   whose heartbeat is older than the ttl the sweep itself declares. Ending a live sweep would
+//!   let other writers start while it removes blocks, and deduplicate against what it removes;
+//!   announcing a sweep is the owner's, so a sweep's declared ttl can be trusted;
 //! - `ore:lease:N` may be set to `free` or to a holder whose timestamps are not in the future
-//!   (beyond [`CLOCK_SLACK`]);
+//!   (beyond [`CLOCK_SLACK`]) and whose ttl is at most [`MAX_TTL`];
 //! - `ore:reflog` and every other tag may only be set to a block key (64 hex digits);
 //! - no other `ore:` name may be written.
 //!
@@ -29,6 +32,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How far in the future a lease's timestamps may be (clocks of the machines sharing an archive
 /// must agree within the lease ttl anyway).
 pub const CLOCK_SLACK: Duration = Duration::from_secs(300);
+
+/// The longest ttl a lease or sweep may declare (`ORE_LEASE_TTL` is refused above it): a
+/// lease that never expires would hold off every gc.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The ttl of a lease or sweep whose value names none (written by versions before the field).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
+
+/// Whether a heartbeat at `heartbeat` (ns since the epoch) is live at `now` for a holder that
+/// declared `ttl` (ns): renewed at most `ttl` ago, and at most `ttl` in the future (a value
+/// further ahead, which no clock agreeing with ours wrote, counts as dead). The one rule for
+/// leases and sweeps, used by the frontend and by the backend alike.
+pub fn heartbeat_is_live(heartbeat: i64, ttl: i64, now: i64) -> bool {
+    let age = now as i128 - heartbeat as i128;
+    (-(ttl as i128)..=ttl as i128).contains(&age)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
 
 /// The reserved tags' names, as Ore's frontend uses them.
 pub const FORMAT_TAG: &str = "ore:format";
@@ -57,9 +82,15 @@ pub fn append_only_may_set(name: &str, expected: Option<&[u8]>, value: &[u8]) ->
             name,
             "the format record (and its key slots) may only be changed with full access",
         )),
-        GC_TAG => gc_state_is_idle(value)
-            .then_some(())
-            .ok_or_else(|| refused(name, "only the owner may announce a gc sweep")),
+        GC_TAG if !gc_state_is_idle(value) => {
+            Err(refused(name, "only the owner may announce a gc sweep"))
+        }
+        GC_TAG if expected.is_some_and(is_live_sweep) => Err(refused(
+            name,
+            "a gc sweep is under way (its heartbeat is within its ttl); only that gc or the \
+             owner may end it",
+        )),
+        GC_TAG => Ok(()),
         n if n.starts_with(LEASE_PREFIX) => lease_is_honest(value).map_err(|why| refused(n, why)),
         n if n.starts_with("ore:") && n != FORMAT_TAG && n != REFLOG_TAG => Err(refused(
             n,
@@ -79,6 +110,25 @@ fn gc_state_is_idle(value: &[u8]) -> bool {
         .is_some_and(|v| v.get("state").and_then(|s| s.as_str()) == Some("idle"))
 }
 
+/// Whether `value` of `ore:gc` announces a sweep whose gc still renews it. A value that is not
+/// a well-formed sweep counts as idle, as the frontend reads it.
+fn is_live_sweep(value: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(value) else {
+        return false;
+    };
+    if v.get("state").and_then(|s| s.as_str()) != Some("sweeping") {
+        return false;
+    }
+    let Some(heartbeat) = v.get("heartbeat").and_then(|t| t.as_i64()) else {
+        return false;
+    };
+    let ttl = v
+        .get("ttl")
+        .and_then(|t| t.as_i64())
+        .unwrap_or(DEFAULT_TTL.as_nanos() as i64);
+    heartbeat_is_live(heartbeat, ttl, now_ns())
+}
+
 fn lease_is_honest(value: &[u8]) -> std::result::Result<(), &'static str> {
     if value == b"free" {
         return Ok(());
@@ -96,7 +146,11 @@ fn lease_is_honest(value: &[u8]) -> std::result::Result<(), &'static str> {
             None => return Err("a lease holder names when it started and its heartbeat"),
         }
     }
-    Ok(())
+    match v.get("ttl") {
+        None => Ok(()),
+        Some(t) if t.as_i64().is_some_and(|t| t <= MAX_TTL.as_nanos() as i64) => Ok(()),
+        Some(_) => Err("a lease's ttl is a number of nanoseconds, at most a day"),
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +178,46 @@ mod tests {
         assert!(append_only_may_set(GC_TAG, None, sweeping).is_err());
         let future = br#"{"by":"x","since":0,"heartbeat":9223372036854775807,"id":"x"}"#;
         assert!(append_only_may_set("ore:lease:0", None, future).is_err());
+        let forever = br#"{"by":"x","since":0,"heartbeat":0,"id":"x","ttl":9223372036854775807}"#;
+        assert!(append_only_may_set("ore:lease:0", None, forever).is_err());
+    }
+
+    fn sweep(heartbeat: i64, ttl: Option<i64>) -> Vec<u8> {
+        let ttl = ttl.map_or(String::new(), |t| format!(r#","ttl":{t}"#));
+        format!(
+            r#"{{"state":"sweeping","epoch":"e","by":"x","since":0,"heartbeat":{heartbeat},"id":"x"{ttl}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_append_only_connection_may_end_only_a_sweep_whose_gc_died() {
+        let idle = br#"{"state":"idle","epoch":"ab"}"#;
+        let now = now_ns();
+        let s = 1_000_000_000i64;
+        // Live: renewed just now (with its own ttl, or the default for older values).
+        assert!(append_only_may_set(GC_TAG, Some(&sweep(now, Some(60 * s))), idle).is_err());
+        assert!(append_only_may_set(GC_TAG, Some(&sweep(now - 800 * s, None)), idle).is_err());
+        // Dead: older than its own ttl, whatever the default.
+        assert!(
+            append_only_may_set(GC_TAG, Some(&sweep(now - 61 * s, Some(60 * s))), idle).is_ok()
+        );
+        assert!(append_only_may_set(GC_TAG, Some(&sweep(now - 901 * s, None)), idle).is_ok());
+        // Dated further in the future than its ttl: no clock agreeing with ours wrote it.
+        assert!(append_only_may_set(GC_TAG, Some(&sweep(i64::MAX, None)), idle).is_ok());
+        // Idle or absent values may be replaced by idle ones.
+        assert!(append_only_may_set(GC_TAG, Some(idle), idle).is_ok());
+        assert!(append_only_may_set(GC_TAG, Some(b"not json"), idle).is_ok());
+        assert!(append_only_may_set(GC_TAG, None, idle).is_ok());
+    }
+
+    #[test]
+    fn heartbeats_are_live_within_their_ttl_either_side_and_never_overflow() {
+        assert!(heartbeat_is_live(100, 10, 105));
+        assert!(heartbeat_is_live(100, 10, 95));
+        assert!(!heartbeat_is_live(100, 10, 111));
+        assert!(!heartbeat_is_live(100, 10, 89));
+        assert!(!heartbeat_is_live(i64::MAX, i64::MAX, i64::MIN));
+        assert!(heartbeat_is_live(i64::MIN, i64::MAX, -1));
     }
 }

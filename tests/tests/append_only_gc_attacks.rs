@@ -1,0 +1,341 @@
+//! Attacks on gc's coordination tags by a machine that holds only an append-only key: `ore:gc`
+//! (which announces the owner's sweep) and `ore:lease:N` (which tells gc to wait for a
+//! running snapshot). Both are tags an append-only connection may write, so each attack is
+//! tried for real: a `backend-fs` archive, a real sshd whose `authorized_keys` forces
+//! `backend-fs --append-only`, the real binaries, and the owner's routine gc in the middle of
+//! it. Each test is named after the attack and ends with `ore check --read-data`: no snapshot
+//! may end up naming a block gc removed (see ore/src/lease.rs and README, "Why gc is safe
+//! while snapshots run").
+//!
+//! The owner's gc is held in its sweep deterministically by a lease a test holds through a
+//! full-access connection, as a long snapshot would: gc announces its sweep and waits for the
+//! lease until the test lets it go.
+
+use ore_tests::ore::{scratch, Ore, Run};
+use ore_tests::sshd::Sshd;
+use ore_tests::trees::bytes;
+use ore_tests::{bin, quote};
+use protocol::{Backend, CasOutcome};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A `backend-fs` archive the owner reaches directly, and an sshd whose only key is
+/// append-only to it (`prefix` goes before the backend program in the forced command).
+struct Setup {
+    d: tempfile::TempDir,
+    fs: PathBuf,
+    owner: Ore,
+    sshd: Sshd,
+}
+
+impl Setup {
+    fn new(prefix: &str) -> Setup {
+        let d = scratch();
+        let fs = d.path().join("fs");
+        let owner = Ore::fs(&fs);
+        let forced = format!(
+            "command=\"{prefix}{} --append-only {}\",restrict",
+            bin("backend-fs").display(),
+            fs.display()
+        );
+        let sshd = Sshd::start(Some(&forced));
+        Setup { d, fs, owner, sshd }
+    }
+
+    /// `ore` through the append-only key, with the owner's passphrase (the machine holds it).
+    fn laptop(&self) -> Ore {
+        Ore::new(self.sshd.identifier("anything"))
+    }
+
+    /// A raw protocol connection through the append-only key: the attacker.
+    fn attacker(&self) -> protocol::Client {
+        protocol::Client::connect(&self.sshd.identifier("anything")).unwrap()
+    }
+
+    /// A raw full-access connection to the archive.
+    fn full(&self) -> protocol::Client {
+        protocol::Client::connect(&format!(
+            "{} {}",
+            quote(&bin("backend-fs")),
+            quote(&self.fs)
+        ))
+        .unwrap()
+    }
+
+    /// Makes `garbage` (a file of 300 kB) unreachable: the owner snapshots `home` with it, then
+    /// without it, forgets the first snapshot and expires the history. gc then has candidates.
+    fn make_garbage(&self, src: &Path, garbage: &str) {
+        std::fs::write(src.join(garbage), bytes(99, 300_000)).unwrap();
+        self.owner.snapshot("home", src);
+        std::fs::remove_file(src.join(garbage)).unwrap();
+        self.owner.snapshot("home", src);
+        self.owner
+            .run(&["forget", "home", "--keep-last", "1"])
+            .expect(0, "forget");
+        self.owner
+            .run(&["reflog", "expire", "--older-than", "0s"])
+            .expect(0, "reflog expire");
+    }
+
+    /// The owner's check: every block every snapshot names is there and reads back.
+    fn owner_check_is_clean(&self) {
+        self.owner
+            .run(&["check", "--read-data"])
+            .expect(0, "the owner's check --read-data");
+    }
+}
+
+/// A lease held through a full-access connection, as a long snapshot holds one.
+fn hold_a_lease(c: &protocol::Client) -> (String, Vec<u8>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = "ore:lease:90".to_string();
+    let value =
+        format!(r#"{{"by":"a long snapshot","since":{now},"heartbeat":{now},"id":"long"}}"#)
+            .into_bytes();
+    assert_eq!(c.set_tag(&name, None, &value).unwrap(), CasOutcome::Done);
+    (name, value)
+}
+
+/// Polls until `f` holds (a minute at most).
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `ore:gc` announces a sweep.
+fn sweeping(c: &protocol::Client) -> bool {
+    c.get_tag("ore:gc")
+        .unwrap()
+        .is_some_and(|v| String::from_utf8_lossy(&v).contains(r#""state":"sweeping""#))
+}
+
+/// Starts `ore ARGS` with its stderr sent line by line to the returned channel.
+fn spawn(ore: &Ore, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = ore
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for `child` and collects what it printed (stderr from `lines`).
+fn finish(child: Child, lines: mpsc::Receiver<String>, seen: &str) -> Run {
+    let out = child.wait_with_output().unwrap();
+    let mut r = Run::of(out);
+    r.stderr = format!("{seen}{}", lines.iter().collect::<Vec<_>>().join("\n"));
+    r
+}
+
+/// The attack: the append-only client watches `ore:gc` and, as soon as the owner's gc
+/// announces a sweep, sets it back to idle. Snapshots started then would run during the sweep
+/// and deduplicate against the blocks it removes. The backend refuses (the sweep is live), a
+/// snapshot started meanwhile waits for the sweep, and the owner's check is clean after.
+#[test]
+fn an_append_only_key_cannot_end_the_owners_live_gc_sweep() {
+    let s = Setup::new("");
+    let src = s.d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("kept"), bytes(1, 50_000)).unwrap();
+    s.make_garbage(&src, "victim");
+
+    let full = s.full();
+    let (lease, held) = hold_a_lease(&full);
+    let (gc, gc_err) = spawn(&s.owner, &["gc", "--json"]);
+    until("the owner's gc announces its sweep", || sweeping(&full));
+
+    let attacker = s.attacker();
+    let announced = attacker.get_tag("ore:gc").unwrap().unwrap();
+    let r = attacker.set_tag(
+        "ore:gc",
+        Some(&announced),
+        br#"{"state":"idle","epoch":"evil","unclean":""}"#,
+    );
+    let e = r.expect_err("ending the owner's live sweep through the append-only key");
+    assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{e}");
+    assert!(e.to_string().contains("sweep is under way"), "{e}");
+    attacker.close().unwrap();
+    assert_eq!(
+        full.get_tag("ore:gc").unwrap().as_deref(),
+        Some(announced.as_slice()),
+        "the sweep's announcement stands"
+    );
+
+    // A snapshot that deduplicates against the doomed blocks waits for the sweep.
+    std::fs::write(src.join("victim"), bytes(99, 300_000)).unwrap();
+    let laptop = s.laptop();
+    let (mut snap, snap_err) = spawn(&laptop, &["snapshot", "home", src.to_str().unwrap()]);
+    let mut said = String::new();
+    while !said.contains("waiting for a gc") {
+        match snap_err.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => said.push_str(&(l + "\n")),
+            Err(_) => panic!("the snapshot did not wait for the sweep: {said}"),
+        }
+    }
+    assert!(snap.try_wait().unwrap().is_none(), "{said}");
+
+    // The long snapshot ends; gc removes the garbage, then the waiting snapshot goes on.
+    assert_eq!(
+        full.set_tag(&lease, Some(&held), b"free").unwrap(),
+        CasOutcome::Done
+    );
+    full.close().unwrap();
+    let g = finish(gc, gc_err, "").expect(0, "the owner's gc");
+    let removed: serde_json::Value = serde_json::from_str(g.stdout.trim()).unwrap();
+    assert!(removed["removed"].as_u64().unwrap() > 0, "{}", g.stdout);
+    finish(snap, snap_err, &said).expect(0, "the snapshot that waited");
+    s.owner_check_is_clean();
+    let out = s.d.path().join("out");
+    s.owner.restore("home", &out).expect(0, "restore");
+    assert_eq!(
+        std::fs::read(out.join("victim")).unwrap(),
+        bytes(99, 300_000)
+    );
+}
+
+/// Belt and braces for the attack above: should `ore:gc` be changed behind a sweeping gc's
+/// back all the same (here through a full-access connection), gc notices before its next
+/// batch of removals — not at its next renewal, up to ttl/10 later — and removes nothing.
+#[test]
+fn a_gc_whose_sweep_was_ended_behind_its_back_removes_nothing_more() {
+    let s = Setup::new("");
+    let src = s.d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("kept"), bytes(1, 50_000)).unwrap();
+    s.make_garbage(&src, "victim");
+    let full = s.full();
+    let blocks = |c: &protocol::Client| c.list(None, 100_000).unwrap().0.len();
+    let before = blocks(&full);
+
+    let (lease, held) = hold_a_lease(&full);
+    let (gc, gc_err) = spawn(&s.owner, &["gc"]);
+    until("the owner's gc announces its sweep", || sweeping(&full));
+    let announced = full.get_tag("ore:gc").unwrap().unwrap();
+    assert_eq!(
+        full.set_tag(
+            "ore:gc",
+            Some(&announced),
+            br#"{"state":"idle","epoch":"elsewhere","unclean":""}"#
+        )
+        .unwrap(),
+        CasOutcome::Done
+    );
+    full.set_tag(&lease, Some(&held), b"free").unwrap();
+    let g = finish(gc, gc_err, "");
+    assert_ne!(g.code, 0, "gc went on removing: {}", g.stderr);
+    assert!(g.stderr.contains("stopped removing blocks"), "{}", g.stderr);
+    assert_eq!(
+        blocks(&full),
+        before,
+        "gc removed blocks after its sweep ended"
+    );
+    full.close().unwrap();
+    s.owner_check_is_clean();
+}
+
+/// The attack: a snapshot is running (its file cache says a 300 kB file's blocks are in the
+/// archive, so it refers to them without asking); the append-only client sets that snapshot's
+/// lease to `free`; the owner's routine gc then does not wait for it and removes those blocks
+/// (they were unreachable). The snapshot must not move its tag to a tree that names them: it
+/// refuses (its lease was taken from it and a gc ran), or — if the backend refused the change
+/// — gc waited for it. Either way the owner's check is clean, and a re-run completes.
+#[test]
+fn an_append_only_key_that_frees_a_running_snapshots_lease_cannot_make_gc_remove_what_it_uses() {
+    // Every request through the key costs 20 ms, so the laptop's snapshot of many new files
+    // runs for seconds: long enough for the attack and the owner's whole gc.
+    let slow = format!("{} --serial 20 ", bin("delay-link").display());
+    let s = Setup::new(&slow);
+    let laptop = s.laptop();
+    let src = s.d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("victim"), bytes(99, 300_000)).unwrap();
+    // The laptop's file cache learns where `victim` is.
+    laptop.snapshot("home", &src);
+    // The owner replaces that snapshot and lets it go: `victim`'s blocks are garbage, but the
+    // laptop's cache (whose last snapshot is still stored) still trusts them.
+    let elsewhere = s.d.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("other"), b"other").unwrap();
+    s.owner.snapshot("home", &elsewhere);
+    s.owner
+        .run(&["forget", "home", "--keep-last", "1"])
+        .expect(0, "forget");
+    s.owner
+        .run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "reflog expire");
+    for i in 0..300 {
+        std::fs::write(src.join(format!("new-{i}")), bytes(1000 + i, 3_000)).unwrap();
+    }
+
+    let full = s.full();
+    let (snap, snap_err) = spawn(&laptop, &["snapshot", "home", src.to_str().unwrap()]);
+    let mut lease = None;
+    until("the laptop's snapshot takes its lease", || {
+        lease = full
+            .list_tags()
+            .unwrap()
+            .into_iter()
+            .find(|(n, v)| n.starts_with("ore:lease:") && v.as_slice() != b"free");
+        lease.is_some()
+    });
+    let (name, value) = lease.unwrap();
+    let attacker = s.attacker();
+    let freed = attacker.set_tag(&name, Some(&value), b"free");
+    attacker.close().unwrap();
+    let mut snap = snap;
+    match &freed {
+        Ok(CasOutcome::Done) => {
+            // The owner's routine gc: it finds no lease to wait for.
+            let g = s.owner.run(&["gc", "--json"]).expect(0, "the owner's gc");
+            assert!(g.stdout.contains(r#""removed":"#), "{}", g.stdout);
+            assert!(
+                snap.try_wait().unwrap().is_none(),
+                "the snapshot ended before the gc did: make it slower"
+            );
+        }
+        Ok(CasOutcome::Conflict { .. }) => panic!("the lease changed under the attacker"),
+        Err(e) => {
+            // Refused: gc waits for the snapshot's lease.
+            assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{e}");
+            s.owner.run(&["gc"]).expect(0, "the owner's gc");
+        }
+    }
+    full.close().unwrap();
+    let r = finish(snap, snap_err, "");
+    if r.code != 0 {
+        assert!(
+            r.stderr.contains("a gc ran meanwhile"),
+            "the snapshot failed for another reason: {}",
+            r.stderr
+        );
+    }
+    s.owner_check_is_clean();
+    // Run again, the snapshot completes and restores whole.
+    laptop.snapshot("home", &src);
+    s.owner_check_is_clean();
+    let out = s.d.path().join("out");
+    s.owner.restore("home", &out).expect(0, "restore");
+    ore_tests::trees::assert_same(&src, &out);
+}
