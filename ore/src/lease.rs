@@ -36,24 +36,37 @@
 //!   owner can announce a sweep, so the ttl it declares is trusted). And gc re-reads `ore:gc`
 //!   before each batch of removals ([`Sweep::still_mine`]): should anyone with full access end
 //!   its sweep, it stops removing at once rather than at its next renewal;
-//! - it can set another run's lease to `free`. A run re-reads its lease tag before it moves a
-//!   tag ([`Lease::confirm`]) and treats a value that is not its own as a lapsed lease: it
-//!   takes a new one and refuses to finish when a gc ran meanwhile.
+//! - it cannot free or take another run's live lease: each lease value carries a lock, the
+//!   hash of a secret its holder reveals only in its next write (see [`renewal`]), and the
+//!   backend lets an append-only connection change a live, locked lease only with that
+//!   secret. Freeing a running snapshot's lease just before the owner's gc announces its sweep
+//!   would otherwise let gc sweep without waiting, and remove blocks the snapshot deduplicated
+//!   against — after the snapshot's last check, so that it would move its tag onto a tree
+//!   with missing blocks. A backend check closes that window whole; a check in the writer
+//!   could only narrow it;
+//! - and should a lease change behind its holder's back all the same (a lease of an earlier
+//!   version, without a lock; a full-access connection), the run re-reads its lease tag just
+//!   before it moves a tag ([`Lease::confirm`]) and treats a value not its own as a lapsed
+//!   lease: it takes a new one and refuses to finish when a gc ran meanwhile.
 
 use crate::crypto::{hex, random};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
+use protocol::tagrules::{free_with_proof, lease_is_free};
 use protocol::{Backend, CasOutcome};
+use renewal::{locked_holder, renew_holder, renew_sweep, Renewal, Secret};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod renewal;
 
 /// The tag announcing gc sweeps; its value changes whenever blocks were removed.
 pub const GC_TAG: &str = "ore:gc";
 /// Lease tags are this prefix and a slot number.
 pub const LEASE_PREFIX: &str = "ore:lease:";
-/// The value of a free lease slot.
+/// The value of a free lease slot (its holder frees it with a proof, see [`renewal`]).
 pub const FREE: &[u8] = b"free";
 
 /// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` (seconds, or a
@@ -114,6 +127,12 @@ pub struct Holder {
     /// How long the holder may go without renewing (ns): its `ORE_LEASE_TTL`.
     #[serde(default = "default_ttl_ns")]
     pub ttl: i64,
+    /// A lease's lock: the hash of the secret its holder reveals in its next write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// The secret of the lock this value replaced (spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 fn default_ttl_ns() -> i64 {
@@ -129,6 +148,8 @@ impl Holder {
             heartbeat: now,
             id: hex(&random::<8>()),
             ttl: ttl_ns(),
+            lock: None,
+            proof: None,
         }
     }
 
@@ -205,133 +226,6 @@ impl GcState {
     }
 }
 
-/// A background renewal of one tag's timestamp, stopped on drop.
-struct Renewal {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    lost: Arc<AtomicBool>,
-    /// When the last renewal succeeded (ns since the epoch).
-    renewed: Arc<AtomicI64>,
-    value: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Renewal {
-    /// Renews `name` every ttl/10 by compare-and-swap from the current value to the one
-    /// `next` makes of it; a failed swap means someone else took the tag: the renewal is lost.
-    fn start(
-        backend: Arc<dyn Backend>,
-        name: String,
-        value: Vec<u8>,
-        next: fn(&[u8]) -> Vec<u8>,
-    ) -> Renewal {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let lost = Arc::new(AtomicBool::new(false));
-        let renewed = Arc::new(AtomicI64::new(crate::util::now_ns()));
-        let value = Arc::new(Mutex::new(value));
-        let thread = {
-            let (stop, lost, renewed, value) =
-                (stop.clone(), lost.clone(), renewed.clone(), value.clone());
-            std::thread::spawn(move || loop {
-                {
-                    let (m, c) = &*stop;
-                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
-                    let (g, _) = c
-                        .wait_timeout_while(g, renew_every(), |s| !*s)
-                        .unwrap_or_else(|p| p.into_inner());
-                    if *g {
-                        return;
-                    }
-                }
-                let mut cur = value.lock().unwrap_or_else(|p| p.into_inner());
-                let new = next(&cur);
-                match backend.set_tag(&name, Some(&cur), &new) {
-                    Ok(CasOutcome::Done) => {
-                        *cur = new;
-                        renewed.store(crate::util::now_ns(), SeqCst);
-                    }
-                    Ok(CasOutcome::Conflict { .. }) => {
-                        lost.store(true, SeqCst);
-                        return;
-                    }
-                    Err(e) => protocol::log::debug(&format!("renewing {name}: {e}")),
-                }
-            })
-        };
-        Renewal {
-            stop,
-            thread: Some(thread),
-            lost,
-            renewed,
-            value,
-        }
-    }
-
-    /// Whether the tag may no longer be ours: taken by someone else, or not renewed for most
-    /// of the ttl.
-    fn doubtful(&self) -> bool {
-        self.lost.load(SeqCst)
-            || crate::util::now_ns() - self.renewed.load(SeqCst) > ttl_ns() * 4 / 5
-    }
-
-    /// Whether the tag still holds the value this renewal last wrote (one `get_tag`). The
-    /// value stays locked meanwhile, so that a renewal cannot change it between the two.
-    fn still_holds(&self, backend: &dyn Backend, name: &str) -> Result<bool> {
-        if self.lost.load(SeqCst) {
-            return Ok(false);
-        }
-        let mine = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(backend.get_tag(name)?.as_deref() == Some(mine.as_slice()))
-    }
-
-    /// Stops renewing; returns the tag's last value written.
-    fn stop(&mut self) -> Vec<u8> {
-        {
-            let (m, c) = &*self.stop;
-            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            c.notify_all();
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn renew_holder(v: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<Holder>(v) {
-        Ok(mut h) => {
-            h.heartbeat = crate::util::now_ns();
-            h.to_bytes()
-        }
-        Err(_) => v.to_vec(),
-    }
-}
-
-fn renew_sweep(v: &[u8]) -> Vec<u8> {
-    match GcState::parse(Some(v)) {
-        GcState::Sweeping {
-            epoch,
-            unclean,
-            mut holder,
-        } => {
-            holder.heartbeat = crate::util::now_ns();
-            GcState::Sweeping {
-                epoch,
-                unclean,
-                holder,
-            }
-            .to_bytes()
-        }
-        idle => idle.to_bytes(),
-    }
-}
-
 /// A lease slot: its tag, its value, and who holds it (`None`: free).
 pub type Slot = (String, Vec<u8>, Option<Holder>);
 
@@ -341,7 +235,7 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
     for (name, v) in backend.list_tags()? {
         if let Some(n) = name.strip_prefix(LEASE_PREFIX) {
             if n.parse::<u32>().is_ok() {
-                let h = if v == FREE {
+                let h = if lease_is_free(&v) {
                     None
                 } else {
                     // A value that is not a lease is treated as held, never as free.
@@ -351,6 +245,8 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
                         heartbeat: i64::MAX / 2,
                         id: String::new(),
                         ttl: default_ttl_ns(),
+                        lock: None,
+                        proof: None,
                     }))
                 };
                 out.push((name, v, h));
@@ -360,16 +256,17 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
     Ok(out)
 }
 
-/// Takes a free (or expired) lease slot, or a new one.
-fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
+/// Takes a free (or expired) lease slot, or a new one; returns it, its value and the secret
+/// of the value's lock.
+fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>, Secret)> {
     loop {
         let slots = leases(backend)?;
-        let mine = Holder::new().to_bytes();
+        let (mine, secret) = locked_holder();
         for (name, v, h) in &slots {
             if h.as_ref().is_none_or(Holder::expired)
                 && backend.set_tag(name, Some(v), &mine)? == CasOutcome::Done
             {
-                return Ok((name.clone(), mine));
+                return Ok((name.clone(), mine, secret));
             }
         }
         let next = slots
@@ -379,7 +276,7 @@ fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
             .map_or(0, |n| n + 1);
         let name = format!("{LEASE_PREFIX}{next}");
         if backend.set_tag(&name, None, &mine)? == CasOutcome::Done {
-            return Ok((name, mine));
+            return Ok((name, mine, secret));
         }
     }
 }
@@ -399,19 +296,25 @@ impl Lease {
         let backend = repo.backend.clone();
         let mut said = false;
         loop {
-            let (name, value) = take_slot(&*backend)?;
+            let (name, value, secret) = take_slot(&*backend)?;
             let gc_value = backend.get_tag(GC_TAG)?;
             match GcState::parse(gc_value.as_deref()) {
                 GcState::Idle { .. } => {
                     return Ok(Lease {
-                        renewal: Renewal::start(backend.clone(), name.clone(), value, renew_holder),
+                        renewal: Renewal::start(
+                            backend.clone(),
+                            name.clone(),
+                            value,
+                            secret,
+                            renew_holder,
+                        ),
                         backend,
                         name,
                         gc_value: gc_value.unwrap_or_default(),
                     })
                 }
                 GcState::Sweeping { holder, .. } => {
-                    let _ = backend.set_tag(&name, Some(&value), FREE);
+                    let _ = backend.set_tag(&name, Some(&value), &free_with_proof(&secret));
                     if holder.expired() {
                         if let Err(e) = end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)
                         {
@@ -476,9 +379,12 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let last = self.renewal.stop();
+        let (last, secret) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
-            if let Err(e) = self.backend.set_tag(&self.name, Some(&last), FREE) {
+            if let Err(e) = self
+                .backend
+                .set_tag(&self.name, Some(&last), &free_with_proof(&secret))
+            {
                 protocol::log::debug(&format!("freeing lease {}: {e}", self.name));
             }
         }
@@ -556,7 +462,13 @@ impl Sweep {
             .to_bytes();
             if backend.set_tag(GC_TAG, before.as_deref(), &value)? == CasOutcome::Done {
                 return Ok(Sweep {
-                    renewal: Renewal::start(backend.clone(), GC_TAG.into(), value, renew_sweep),
+                    renewal: Renewal::start(
+                        backend.clone(),
+                        GC_TAG.into(),
+                        value,
+                        renewal::secret(),
+                        renew_sweep,
+                    ),
                     backend,
                     before,
                     unclean,
@@ -638,7 +550,7 @@ impl Sweep {
     /// Ends the sweep: `ore:gc` goes back to idle, with a new epoch when blocks were removed
     /// (file caches and backend-cache compare it).
     pub fn finish(mut self) -> Result<()> {
-        let last = self.renewal.stop();
+        let (last, _) = self.renewal.stop();
         if self.renewal.lost.load(SeqCst) {
             return Ok(());
         }
@@ -669,7 +581,7 @@ impl Drop for Sweep {
         if self.renewal.thread.is_none() {
             return;
         }
-        let last = self.renewal.stop();
+        let (last, _) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
             let idle = GcState::after_partial_sweep();
             let _ = self.backend.set_tag(GC_TAG, Some(&last), &idle.to_bytes());

@@ -17,7 +17,12 @@
 //!   let other writers start while it removes blocks, and deduplicate against what it removes;
 //!   announcing a sweep is the owner's, so a sweep's declared ttl can be trusted;
 //! - `ore:lease:N` may be set to `free` or to a holder whose timestamps are not in the future
-//!   (beyond [`CLOCK_SLACK`]) and whose ttl is at most [`MAX_TTL`];
+//!   (beyond [`CLOCK_SLACK`]) and whose ttl is at most [`MAX_TTL`] — and a *live* lease (its
+//!   heartbeat within its ttl) that carries a `lock` may only be changed by its holder: the
+//!   new value must carry the `proof` whose hash is that lock ([`lease_lock`]). The holder
+//!   keeps the proof secret until it writes its next value (with a new lock), so nobody else
+//!   can free a running snapshot's lease — which would let the owner's gc sweep without
+//!   waiting for it, and remove blocks the snapshot is about to name;
 //! - `ore:reflog` and every other tag may only be set to a block key (64 hex digits);
 //! - no other `ore:` name may be written.
 //!
@@ -91,7 +96,9 @@ pub fn append_only_may_set(name: &str, expected: Option<&[u8]>, value: &[u8]) ->
              owner may end it",
         )),
         GC_TAG => Ok(()),
-        n if n.starts_with(LEASE_PREFIX) => lease_is_honest(value).map_err(|why| refused(n, why)),
+        n if n.starts_with(LEASE_PREFIX) => lease_change_allowed(expected, value)
+            .and_then(|()| lease_is_honest(value))
+            .map_err(|why| refused(n, why)),
         n if n.starts_with("ore:") && n != FORMAT_TAG && n != REFLOG_TAG => Err(refused(
             n,
             "this reserved name is written with full access only",
@@ -129,9 +136,74 @@ fn is_live_sweep(value: &[u8]) -> bool {
     heartbeat_is_live(heartbeat, ttl, now_ns())
 }
 
+/// The lock a lease holder puts in its value for the secret `proof`: the hex of its BLAKE3
+/// hash. Only who knows `proof` can change a live lease that carries this lock.
+pub fn lease_lock(proof: &[u8; 32]) -> String {
+    Key(*blake3::hash(proof).as_bytes()).to_hex()
+}
+
+/// The value of a free lease slot that proves, with `proof`, that its holder freed it.
+pub fn free_with_proof(proof: &[u8; 32]) -> Vec<u8> {
+    format!("free {}", Key(*proof).to_hex()).into_bytes()
+}
+
+/// Whether a lease slot's value means free: `free`, or `free PROOF` (see [`free_with_proof`]).
+pub fn lease_is_free(value: &[u8]) -> bool {
+    value == b"free" || value.starts_with(b"free ")
+}
+
+/// The lock of a lease holder's value, when the lease is live (a free, expired or unlocked
+/// lease — one written by a version before locks — has none).
+fn live_lock(value: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(value).ok()?;
+    let lock = v.get("lock")?.as_str()?;
+    let heartbeat = v.get("heartbeat")?.as_i64()?;
+    let ttl = v
+        .get("ttl")
+        .and_then(|t| t.as_i64())
+        .unwrap_or(DEFAULT_TTL.as_nanos() as i64);
+    heartbeat_is_live(heartbeat, ttl, now_ns()).then(|| lock.to_string())
+}
+
+/// The proof a new lease value presents: `free PROOF`, or a holder's `proof` field.
+fn presented_proof(value: &[u8]) -> Option<Key> {
+    let text = match value.strip_prefix(b"free ") {
+        Some(rest) => std::str::from_utf8(rest).ok()?.to_string(),
+        None => serde_json::from_slice::<serde_json::Value>(value)
+            .ok()?
+            .get("proof")?
+            .as_str()?
+            .to_string(),
+    };
+    text.trim().parse().ok()
+}
+
+/// A live, locked lease changes only with the proof its lock was made from.
+fn lease_change_allowed(
+    expected: Option<&[u8]>,
+    value: &[u8],
+) -> std::result::Result<(), &'static str> {
+    let Some(lock) = expected.and_then(live_lock) else {
+        return Ok(());
+    };
+    match presented_proof(value) {
+        Some(proof) if lease_lock(&proof.0) == lock => Ok(()),
+        Some(_) => Err("the proof does not open this lease's lock"),
+        None => Err(
+            "this lease is held by a running snapshot (its heartbeat is within its ttl); only its \
+             holder, or a connection with full access, may change it",
+        ),
+    }
+}
+
 fn lease_is_honest(value: &[u8]) -> std::result::Result<(), &'static str> {
     if value == b"free" {
         return Ok(());
+    }
+    if value.starts_with(b"free ") {
+        return presented_proof(value)
+            .map(|_| ())
+            .ok_or("a freed lease is `free` or `free` and a proof (64 hex digits)");
     }
     let v: serde_json::Value =
         serde_json::from_slice(value).map_err(|_| "a lease is `free` or a holder (JSON)")?;
@@ -209,6 +281,41 @@ mod tests {
         assert!(append_only_may_set(GC_TAG, Some(idle), idle).is_ok());
         assert!(append_only_may_set(GC_TAG, Some(b"not json"), idle).is_ok());
         assert!(append_only_may_set(GC_TAG, None, idle).is_ok());
+    }
+
+    #[test]
+    fn only_the_holder_of_a_live_locked_lease_may_change_it() {
+        let (secret, next) = ([7u8; 32], [8u8; 32]);
+        let now = now_ns();
+        let holder = |heartbeat: i64, lock: &str, proof: Option<&[u8; 32]>| {
+            let proof = proof.map_or(String::new(), |p| {
+                format!(r#","proof":"{}""#, Key(*p).to_hex())
+            });
+            format!(
+                r#"{{"by":"x","since":0,"heartbeat":{heartbeat},"id":"x","lock":"{lock}"{proof}}}"#
+            )
+            .into_bytes()
+        };
+        let held = holder(now, &lease_lock(&secret), None);
+        let name = "ore:lease:0";
+        // Someone else: neither freeing it nor replacing it, with no proof or a wrong one.
+        assert!(append_only_may_set(name, Some(&held), b"free").is_err());
+        assert!(append_only_may_set(name, Some(&held), &free_with_proof(&next)).is_err());
+        let theirs = holder(now, &lease_lock(&next), None);
+        assert!(append_only_may_set(name, Some(&held), &theirs).is_err());
+        // The holder: renewing (revealing the proof, with a new lock) and freeing.
+        let renewed = holder(now, &lease_lock(&next), Some(&secret));
+        assert!(append_only_may_set(name, Some(&held), &renewed).is_ok());
+        assert!(append_only_may_set(name, Some(&renewed), &free_with_proof(&next)).is_ok());
+        // The revealed proof opens nothing any more.
+        assert!(append_only_may_set(name, Some(&renewed), &free_with_proof(&secret)).is_err());
+        // An expired lease, or one without a lock (older versions), is anyone's.
+        let dead = holder(now - 901_000_000_000, &lease_lock(&secret), None);
+        assert!(append_only_may_set(name, Some(&dead), b"free").is_ok());
+        let unlocked = br#"{"by":"x","since":0,"heartbeat":0,"id":"x"}"#;
+        assert!(append_only_may_set(name, Some(unlocked), b"free").is_ok());
+        assert!(lease_is_free(b"free") && lease_is_free(&free_with_proof(&secret)));
+        assert!(append_only_may_set(name, Some(b"free"), b"free nonsense").is_err());
     }
 
     #[test]

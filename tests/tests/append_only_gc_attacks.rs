@@ -255,23 +255,17 @@ fn a_gc_whose_sweep_was_ended_behind_its_back_removes_nothing_more() {
     s.owner_check_is_clean();
 }
 
-/// The attack: a snapshot is running (its file cache says a 300 kB file's blocks are in the
-/// archive, so it refers to them without asking); the append-only client sets that snapshot's
-/// lease to `free`; the owner's routine gc then does not wait for it and removes those blocks
-/// (they were unreachable). The snapshot must not move its tag to a tree that names them: it
-/// refuses (its lease was taken from it and a gc ran), or — if the backend refused the change
-/// — gc waited for it. Either way the owner's check is clean, and a re-run completes.
-#[test]
-fn an_append_only_key_that_frees_a_running_snapshots_lease_cannot_make_gc_remove_what_it_uses() {
-    // Every request through the key costs 20 ms, so the laptop's snapshot of many new files
-    // runs for seconds: long enough for the attack and the owner's whole gc.
+/// A laptop whose snapshots go through the append-only key, each request costing 20 ms, with
+/// a file cache that says where `victim`'s blocks are — blocks the owner has since made
+/// garbage — and a tree of 300 new files to store: its next snapshot refers to `victim`'s
+/// blocks without asking and runs for seconds, long enough for an attack and the owner's gc.
+fn slow_laptop_with_a_doomed_cache() -> (Setup, Ore, PathBuf) {
     let slow = format!("{} --serial 20 ", bin("delay-link").display());
     let s = Setup::new(&slow);
     let laptop = s.laptop();
     let src = s.d.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("victim"), bytes(99, 300_000)).unwrap();
-    // The laptop's file cache learns where `victim` is.
     laptop.snapshot("home", &src);
     // The owner replaces that snapshot and lets it go: `victim`'s blocks are garbage, but the
     // laptop's cache (whose last snapshot is still stored) still trusts them.
@@ -288,54 +282,137 @@ fn an_append_only_key_that_frees_a_running_snapshots_lease_cannot_make_gc_remove
     for i in 0..300 {
         std::fs::write(src.join(format!("new-{i}")), bytes(1000 + i, 3_000)).unwrap();
     }
+    (s, laptop, src)
+}
 
-    let full = s.full();
-    let (snap, snap_err) = spawn(&laptop, &["snapshot", "home", src.to_str().unwrap()]);
+/// The first held lease slot, once there is one.
+fn a_held_lease(full: &protocol::Client) -> (String, Vec<u8>) {
     let mut lease = None;
-    until("the laptop's snapshot takes its lease", || {
+    until("a snapshot takes its lease", || {
         lease = full
             .list_tags()
             .unwrap()
             .into_iter()
-            .find(|(n, v)| n.starts_with("ore:lease:") && v.as_slice() != b"free");
+            .find(|(n, v)| n.starts_with("ore:lease:") && !v.starts_with(b"free"));
         lease.is_some()
     });
-    let (name, value) = lease.unwrap();
-    let attacker = s.attacker();
-    let freed = attacker.set_tag(&name, Some(&value), b"free");
-    attacker.close().unwrap();
-    let mut snap = snap;
-    match &freed {
-        Ok(CasOutcome::Done) => {
-            // The owner's routine gc: it finds no lease to wait for.
-            let g = s.owner.run(&["gc", "--json"]).expect(0, "the owner's gc");
-            assert!(g.stdout.contains(r#""removed":"#), "{}", g.stdout);
+    lease.unwrap()
+}
+
+/// Every lease slot is free (runs through the append-only key free theirs with a proof).
+fn all_leases_free(full: &protocol::Client) {
+    for (n, v) in full.list_tags().unwrap() {
+        if n.starts_with("ore:lease:") {
             assert!(
-                snap.try_wait().unwrap().is_none(),
-                "the snapshot ended before the gc did: make it slower"
+                v.starts_with(b"free"),
+                "{n} = {}",
+                String::from_utf8_lossy(&v)
             );
         }
-        Ok(CasOutcome::Conflict { .. }) => panic!("the lease changed under the attacker"),
-        Err(e) => {
-            // Refused: gc waits for the snapshot's lease.
-            assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{e}");
-            s.owner.run(&["gc"]).expect(0, "the owner's gc");
-        }
     }
+}
+
+/// The attack: a snapshot is running (its file cache says a 300 kB file's blocks are in the
+/// archive, so it refers to them without asking); the append-only client sets that snapshot's
+/// lease to `free`, so that the owner's routine gc does not wait for it and removes those
+/// blocks (they were unreachable) — after which the snapshot would move its tag onto a tree
+/// naming them. The backend refuses: the lease is live and locked with a secret only the
+/// snapshot knows. So gc waits, and everything is whole after.
+#[test]
+fn an_append_only_key_cannot_free_a_running_snapshots_lease() {
+    let (s, laptop, src) = slow_laptop_with_a_doomed_cache();
+    let full = s.full();
+    let (snap, snap_err) = spawn(&laptop, &["snapshot", "home", src.to_str().unwrap()]);
+    let (name, value) = a_held_lease(&full);
+    let attacker = s.attacker();
+    for evil in [b"free".to_vec(), value.clone()] {
+        let e = attacker
+            .set_tag(&name, Some(&value), &evil)
+            .expect_err("changing a running snapshot's lease through the append-only key");
+        assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{e}");
+        assert!(e.to_string().contains("held by a running snapshot"), "{e}");
+    }
+    attacker.close().unwrap();
+    s.owner.run(&["gc"]).expect(0, "the owner's gc");
+    finish(snap, snap_err, "").expect(0, "the laptop's snapshot");
+    all_leases_free(&full);
     full.close().unwrap();
-    let r = finish(snap, snap_err, "");
-    if r.code != 0 {
-        assert!(
-            r.stderr.contains("a gc ran meanwhile"),
-            "the snapshot failed for another reason: {}",
-            r.stderr
-        );
-    }
-    s.owner_check_is_clean();
-    // Run again, the snapshot completes and restores whole.
-    laptop.snapshot("home", &src);
     s.owner_check_is_clean();
     let out = s.d.path().join("out");
     s.owner.restore("home", &out).expect(0, "restore");
     ore_tests::trees::assert_same(&src, &out);
+}
+
+/// The same attack by a connection the backend does not restrict (or on a lease written by an
+/// earlier version, without a lock): the lease is freed, gc sweeps without waiting and
+/// removes blocks the snapshot refers to. The snapshot re-reads its lease before it moves its
+/// tag, finds it is no longer its own and that a gc ran, and refuses; the owner's check is
+/// clean, and a re-run completes.
+#[test]
+fn a_snapshot_whose_lease_was_freed_behind_its_back_refuses_to_finish_after_a_gc() {
+    let (s, laptop, src) = slow_laptop_with_a_doomed_cache();
+    let full = s.full();
+    let (mut snap, snap_err) = spawn(&laptop, &["snapshot", "home", src.to_str().unwrap()]);
+    let (name, value) = a_held_lease(&full);
+    assert_eq!(
+        full.set_tag(&name, Some(&value), b"free").unwrap(),
+        CasOutcome::Done
+    );
+    let g = s.owner.run(&["gc", "--json"]).expect(0, "the owner's gc");
+    assert!(!g.stdout.contains(r#""removed":0"#), "{}", g.stdout);
+    assert!(
+        snap.try_wait().unwrap().is_none(),
+        "the snapshot ended before the gc did: make it slower"
+    );
+    let r = finish(snap, snap_err, "");
+    assert_ne!(r.code, 0, "the snapshot moved its tag: {}", r.stderr);
+    assert!(r.stderr.contains("a gc ran meanwhile"), "{}", r.stderr);
+    s.owner_check_is_clean();
+    laptop.snapshot("home", &src);
+    all_leases_free(&full);
+    full.close().unwrap();
+    s.owner_check_is_clean();
+    let out = s.d.path().join("out");
+    s.owner.restore("home", &out).expect(0, "restore");
+    ore_tests::trees::assert_same(&src, &out);
+}
+
+/// The locks cost an honest writer nothing: through the append-only key a snapshot renews its
+/// lease (every 100 ms with `ORE_LEASE_TTL=1`), each renewal revealing the last secret and
+/// locking with a new one, and frees it at the end.
+#[test]
+fn a_snapshot_through_an_append_only_key_renews_and_frees_its_locked_lease() {
+    let (s, laptop, src) = slow_laptop_with_a_doomed_cache();
+    let full = s.full();
+    let mut c = laptop.cmd(&["snapshot", "home", src.to_str().unwrap()]);
+    let mut snap = c
+        .env("ORE_LEASE_TTL", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (name, first) = a_held_lease(&full);
+    let mut seen = vec![first];
+    while snap.try_wait().unwrap().is_none() {
+        if let Some(v) = full.get_tag(&name).unwrap() {
+            if seen.last() != Some(&v) {
+                seen.push(v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = snap.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let renewals: Vec<_> = seen
+        .iter()
+        .filter(|v| String::from_utf8_lossy(v).contains(r#""proof":"#))
+        .collect();
+    assert!(renewals.len() >= 3, "{} renewals seen", renewals.len());
+    all_leases_free(&full);
+    full.close().unwrap();
+    s.owner_check_is_clean();
 }
