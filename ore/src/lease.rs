@@ -31,13 +31,15 @@
 //! A holder of an append-only key may be hostile, and these tags are the ones it can write, so
 //! neither side trusts them blindly:
 //!
-//! - it cannot end a live sweep: the backend lets an append-only connection set `ore:gc` to
-//!   idle only in place of a sweep whose heartbeat is older than that sweep's ttl (only the
-//!   owner can announce a sweep, so the ttl it declares is trusted). And gc re-reads `ore:gc`
+//! - it cannot end a live sweep: the backend lets an append-only connection change `ore:gc`
+//!   only in place of a sweep whose heartbeat is older than that sweep's ttl (only the owner
+//!   can announce a sweep, so the ttl it declares is trusted), and only to the idle value
+//!   derived from the dead sweep's ([`protocol::tagrules::abandoned_sweep_successor`]) — not
+//!   to an earlier epoch, which file caches written under it would trust. And gc re-reads `ore:gc`
 //!   before each batch of removals ([`Sweep::still_mine`]): should anyone with full access end
 //!   its sweep, it stops removing at once rather than at its next renewal;
 //! - it cannot free or take another run's live lease: each lease value carries a lock, the
-//!   hash of a secret its holder reveals only in its next write (see [`renewal`]), and the
+//!   hash of a secret its holder reveals only in its next write (see `lease/renewal.rs`), and the
 //!   backend lets an append-only connection change a live, locked lease only with that
 //!   secret. Freeing a running snapshot's lease just before the owner's gc announces its sweep
 //!   would otherwise let gc sweep without waiting, and remove blocks the snapshot deduplicated
@@ -66,7 +68,7 @@ mod renewal;
 pub const GC_TAG: &str = "ore:gc";
 /// Lease tags are this prefix and a slot number.
 pub const LEASE_PREFIX: &str = "ore:lease:";
-/// The value of a free lease slot (its holder frees it with a proof, see [`renewal`]).
+/// The value of a free lease slot (its holder frees it with a proof, see `lease/renewal.rs`).
 pub const FREE: &[u8] = b"free";
 
 /// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` (seconds, or a
@@ -417,7 +419,13 @@ fn end_abandoned_sweep(backend: &dyn Backend, value: Option<&[u8]>, holder: &Hol
         holder.by,
         crate::util::format_time(holder.since)
     ));
-    backend.set_tag(GC_TAG, value, &GcState::after_partial_sweep().to_bytes())?;
+    // The one value every writer derives from the sweep's (new epoch, new unclean marker):
+    // the only one an append-only backend accepts here.
+    let idle = match value {
+        Some(v) => protocol::tagrules::abandoned_sweep_successor(v),
+        None => GcState::after_partial_sweep().to_bytes(),
+    };
+    backend.set_tag(GC_TAG, value, &idle)?;
     Ok(())
 }
 

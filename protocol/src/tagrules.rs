@@ -11,11 +11,13 @@
 //! controls — holds an append-only connection to these rules:
 //!
 //! - `ore:format` may be created (an archive's `init`) but never changed;
-//! - `ore:gc` may only be set to an idle state (the writers' way of ending a sweep whose gc
-//!   died), and only in place of a value that is not a live sweep: idle, absent, or a sweep
-//!   whose heartbeat is older than the ttl the sweep itself declares. Ending a live sweep would
-//!   let other writers start while it removes blocks, and deduplicate against what it removes;
-//!   announcing a sweep is the owner's, so a sweep's declared ttl can be trusted;
+//! - `ore:gc` may only be changed the one way writers need: a sweep whose gc died (its
+//!   heartbeat older than the ttl the sweep itself declares; only the owner announces sweeps,
+//!   so that ttl can be trusted) is ended with the one idle value derived from it
+//!   ([`abandoned_sweep_successor`]). Ending a *live* sweep would let other writers start while
+//!   it removes blocks, and deduplicate against what it removes; and an idle value of the
+//!   connection's choosing could roll the epoch back to one a file cache was written under,
+//!   which would then trust entries whose blocks a gc removed since;
 //! - `ore:lease:N` may be set to `free` or to a holder whose timestamps are not in the future
 //!   (beyond [`CLOCK_SLACK`]) and whose ttl is at most [`MAX_TTL`] — and a *live* lease (its
 //!   heartbeat within its ttl) that carries a `lock` may only be changed by its holder: the
@@ -90,12 +92,22 @@ pub fn append_only_may_set(name: &str, expected: Option<&[u8]>, value: &[u8]) ->
         GC_TAG if !gc_state_is_idle(value) => {
             Err(refused(name, "only the owner may announce a gc sweep"))
         }
-        GC_TAG if expected.is_some_and(is_live_sweep) => Err(refused(
-            name,
-            "a gc sweep is under way (its heartbeat is within its ttl); only that gc or the \
-             owner may end it",
-        )),
-        GC_TAG => Ok(()),
+        GC_TAG => match expected {
+            Some(e) if is_live_sweep(e) => Err(refused(
+                name,
+                "a gc sweep is under way (its heartbeat is within its ttl); only that gc or the \
+                 owner may end it",
+            )),
+            Some(e) if is_sweep(e) && value == abandoned_sweep_successor(e).as_slice() => Ok(()),
+            Some(e) if is_sweep(e) => Err(refused(
+                name,
+                "a sweep whose gc died is ended with the value derived from it, and no other",
+            )),
+            _ => Err(refused(
+                name,
+                "only a sweep whose gc died may be ended; any other change is the owner's",
+            )),
+        },
         n if n.starts_with(LEASE_PREFIX) => lease_change_allowed(expected, value)
             .and_then(|()| lease_is_honest(value))
             .map_err(|why| refused(n, why)),
@@ -115,6 +127,29 @@ fn gc_state_is_idle(value: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(value)
         .ok()
         .is_some_and(|v| v.get("state").and_then(|s| s.as_str()) == Some("idle"))
+}
+
+/// The idle value that ends the abandoned sweep `sweep` (the bytes of `ore:gc`): a new epoch
+/// and a new unclean marker, both derived from the sweep's value. Every writer that finds the
+/// sweep abandoned writes the same, and no value `ore:gc` had before can be written this way
+/// (each sweep's value is unique: it names its holder's random id and its heartbeat).
+pub fn abandoned_sweep_successor(sweep: &[u8]) -> Vec<u8> {
+    let mut h = blake3::Hasher::new();
+    h.update(b"ore:gc abandoned sweep\0");
+    h.update(sweep);
+    let hex = Key(*h.finalize().as_bytes()).to_hex();
+    format!(
+        r#"{{"state":"idle","epoch":"{}","unclean":"{}"}}"#,
+        &hex[..16],
+        &hex[16..32]
+    )
+    .into_bytes()
+}
+
+fn is_sweep(value: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(value)
+        .ok()
+        .is_some_and(|v| v.get("state").and_then(|s| s.as_str()) == Some("sweeping"))
 }
 
 /// Whether `value` of `ore:gc` announces a sweep whose gc still renews it. A value that is not
@@ -237,7 +272,6 @@ mod tests {
         assert!(append_only_may_set("home", Some(KEY), KEY).is_ok());
         assert!(append_only_may_set(REFLOG_TAG, None, KEY).is_ok());
         assert!(append_only_may_set("ore:lease:3", Some(b"free"), b"free").is_ok());
-        assert!(append_only_may_set(GC_TAG, None, br#"{"state":"idle","epoch":"ab"}"#).is_ok());
     }
 
     #[test]
@@ -267,20 +301,29 @@ mod tests {
         let idle = br#"{"state":"idle","epoch":"ab"}"#;
         let now = now_ns();
         let s = 1_000_000_000i64;
+        let ends = |sweep: &[u8]| {
+            append_only_may_set(GC_TAG, Some(sweep), &abandoned_sweep_successor(sweep)).is_ok()
+        };
         // Live: renewed just now (with its own ttl, or the default for older values).
-        assert!(append_only_may_set(GC_TAG, Some(&sweep(now, Some(60 * s))), idle).is_err());
-        assert!(append_only_may_set(GC_TAG, Some(&sweep(now - 800 * s, None)), idle).is_err());
+        assert!(!ends(&sweep(now, Some(60 * s))));
+        assert!(!ends(&sweep(now - 800 * s, None)));
         // Dead: older than its own ttl, whatever the default.
-        assert!(
-            append_only_may_set(GC_TAG, Some(&sweep(now - 61 * s, Some(60 * s))), idle).is_ok()
-        );
-        assert!(append_only_may_set(GC_TAG, Some(&sweep(now - 901 * s, None)), idle).is_ok());
+        assert!(ends(&sweep(now - 61 * s, Some(60 * s))));
+        assert!(ends(&sweep(now - 901 * s, None)));
         // Dated further in the future than its ttl: no clock agreeing with ours wrote it.
-        assert!(append_only_may_set(GC_TAG, Some(&sweep(i64::MAX, None)), idle).is_ok());
-        // Idle or absent values may be replaced by idle ones.
-        assert!(append_only_may_set(GC_TAG, Some(idle), idle).is_ok());
-        assert!(append_only_may_set(GC_TAG, Some(b"not json"), idle).is_ok());
-        assert!(append_only_may_set(GC_TAG, None, idle).is_ok());
+        assert!(ends(&sweep(i64::MAX, None)));
+        // A dead sweep ends only with the value derived from it (not, say, an earlier epoch).
+        let dead = sweep(now - 901 * s, None);
+        assert!(append_only_may_set(GC_TAG, Some(&dead), idle).is_err());
+        // Idle or absent values are the owner's to change: an append-only connection could
+        // otherwise roll the epoch back to one that file caches trust.
+        assert!(append_only_may_set(GC_TAG, Some(idle), idle).is_err());
+        assert!(append_only_may_set(GC_TAG, Some(b"not json"), idle).is_err());
+        assert!(append_only_may_set(GC_TAG, None, idle).is_err());
+        assert_ne!(
+            abandoned_sweep_successor(&dead),
+            abandoned_sweep_successor(&sweep(now - 902 * s, None))
+        );
     }
 
     #[test]

@@ -215,6 +215,68 @@ fn an_append_only_key_cannot_end_the_owners_live_gc_sweep() {
     );
 }
 
+/// The attack: after the owner's gc removed blocks (a new epoch in `ore:gc`), the append-only
+/// client sets `ore:gc` back to an earlier idle value. A file cache written under that epoch
+/// would trust its entries again, whose blocks the gc may have removed. The only change the
+/// backend allows is the one writers need — ending a sweep whose gc died, with the value
+/// derived from it — and a snapshot through the same key still does that.
+#[test]
+fn an_append_only_key_cannot_roll_ore_gc_back_to_an_epoch_file_caches_trust() {
+    let s = Setup::new("");
+    let src = s.d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("kept"), bytes(1, 50_000)).unwrap();
+    s.make_garbage(&src, "victim");
+    s.owner.run(&["gc"]).expect(0, "the owner's first gc");
+    let full = s.full();
+    let earlier = full.get_tag("ore:gc").unwrap().unwrap();
+    s.make_garbage(&src, "victim2");
+    s.owner.run(&["gc"]).expect(0, "the owner's second gc");
+    let attacker = s.attacker();
+    let roll_back = |to: &[u8]| {
+        let now = attacker.get_tag("ore:gc").unwrap();
+        let e = attacker
+            .set_tag("ore:gc", now.as_deref(), to)
+            .expect_err("ore:gc rolled back through the append-only key");
+        assert_eq!(e.code(), protocol::ErrorCode::ReadOnly, "{e}");
+    };
+    roll_back(&earlier);
+    roll_back(br#"{"state":"idle","epoch":"mine","unclean":""}"#);
+
+    // A gc that dies mid-sweep (its sweep declares a ttl of 1 s): not even then.
+    s.make_garbage(&src, "victim3");
+    let crashing = Ore::new(format!(
+        "env ORE_FAULT=kill,op=remove,after=0 {} {}",
+        quote(&bin("backend-fs")),
+        quote(&s.fs)
+    ));
+    let r = crashing
+        .cmd(&["gc"])
+        .env("ORE_LEASE_TTL", "1")
+        .output()
+        .unwrap();
+    assert!(!r.status.success(), "the gc's backend was killed");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(sweeping(&full), "the dead gc's sweep is announced still");
+    roll_back(&earlier);
+    attacker.close().unwrap();
+    // A snapshot through the key ends the dead sweep itself, as writers must.
+    let r = s
+        .laptop()
+        .run(&["snapshot", "laptop", src.to_str().unwrap()])
+        .expect(0, "a snapshot through the append-only key");
+    assert!(
+        r.stderr.contains("stopped without finishing"),
+        "{}",
+        r.stderr
+    );
+    let now = full.get_tag("ore:gc").unwrap().unwrap();
+    assert!(!sweeping(&full) && now != earlier);
+    full.close().unwrap();
+    s.owner.run(&["gc"]).expect(0, "the owner's gc");
+    s.owner_check_is_clean();
+}
+
 /// Belt and braces for the attack above: should `ore:gc` be changed behind a sweeping gc's
 /// back all the same (here through a full-access connection), gc notices before its next
 /// batch of removals — not at its next renewal, up to ttl/10 later — and removes nothing.
