@@ -50,6 +50,10 @@
 //!   version, without a lock; a full-access connection), the run re-reads its lease tag just
 //!   before it moves a tag ([`Lease::confirm`]) and treats a value not its own as a lapsed
 //!   lease: it takes a new one and refuses to finish when a gc ran meanwhile.
+//!
+//! What such a client can still do is hold leases of its own, renewed for as long as it likes:
+//! the owner's gc then waits `--wait` (an hour by default) and gives up, removing nothing. A
+//! delay, never a loss.
 
 use crate::crypto::{hex, random};
 use crate::error::{Error, Result};
@@ -316,7 +320,7 @@ impl Lease {
                     })
                 }
                 GcState::Sweeping { holder, .. } => {
-                    let _ = backend.set_tag(&name, Some(&value), &free_with_proof(&secret));
+                    free_slot(&*backend, &name, &value, &secret);
                     if holder.expired() {
                         if let Err(e) = end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)
                         {
@@ -383,13 +387,20 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let (last, secret) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
-            if let Err(e) = self
-                .backend
-                .set_tag(&self.name, Some(&last), &free_with_proof(&secret))
-            {
-                protocol::log::debug(&format!("freeing lease {}: {e}", self.name));
-            }
+            free_slot(&*self.backend, &self.name, &last, &secret);
         }
+    }
+}
+
+/// Frees a lease slot this run holds (value `last`, locked with `secret`): `free` with the
+/// proof, or — should the backend refuse that (an append-only backend program of an earlier
+/// version knows only plain `free`) — plain `free`.
+fn free_slot(backend: &dyn Backend, name: &str, last: &[u8], secret: &Secret) {
+    let freed = backend
+        .set_tag(name, Some(last), &free_with_proof(secret))
+        .or_else(|_| backend.set_tag(name, Some(last), FREE));
+    if let Err(e) = freed {
+        protocol::log::debug(&format!("freeing lease {name}: {e}"));
     }
 }
 
