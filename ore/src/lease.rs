@@ -84,7 +84,7 @@ pub fn ttl() -> Duration {
 
 use protocol::tagrules::{heartbeat_is_live, DEFAULT_TTL, MAX_TTL};
 
-/// The `ORE_LEASE_TTL` setting, or why it is not a valid one (above [`MAX_TTL`], a day, is
+/// The `ORE_LEASE_TTL` setting, or why it is not a valid one (above [`MAX_TTL`], an hour, is
 /// not: backends refuse such leases from append-only connections).
 pub fn ttl_setting() -> Result<Duration, String> {
     match std::env::var("ORE_LEASE_TTL") {
@@ -93,7 +93,7 @@ pub fn ttl_setting() -> Result<Duration, String> {
                 Ok(DEFAULT_TTL)
             } else if d > MAX_TTL {
                 Err(format!(
-                    "ORE_LEASE_TTL={v:?} is longer than a day ({} s), the longest a lease may last",
+                    "ORE_LEASE_TTL={v:?} is longer than an hour ({} s), the longest a lease may last",
                     MAX_TTL.as_secs()
                 ))
             } else {

@@ -42,7 +42,7 @@ pub const CLOCK_SLACK: Duration = Duration::from_secs(300);
 
 /// The longest ttl a lease or sweep may declare (`ORE_LEASE_TTL` is refused above it): a
 /// lease that never expires would hold off every gc.
-pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
 /// The ttl of a lease or sweep whose value names none (written by versions before the field).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
@@ -256,7 +256,7 @@ fn lease_is_honest(value: &[u8]) -> std::result::Result<(), &'static str> {
     match v.get("ttl") {
         None => Ok(()),
         Some(t) if t.as_i64().is_some_and(|t| t <= MAX_TTL.as_nanos() as i64) => Ok(()),
-        Some(_) => Err("a lease's ttl is a number of nanoseconds, at most a day"),
+        Some(_) => Err("a lease's ttl is a number of nanoseconds, at most an hour"),
     }
 }
 
