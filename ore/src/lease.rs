@@ -58,7 +58,7 @@
 use crate::crypto::{hex, random};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
-use protocol::tagrules::{free_with_proof, lease_is_free};
+use protocol::tagrules::{free_with_proof, heartbeat_is_live, lease_is_free, DEFAULT_TTL, MAX_TTL};
 use protocol::{Backend, CasOutcome};
 use renewal::{locked_holder, renew_holder, renew_sweep, Renewal, Secret};
 use serde::{Deserialize, Serialize};
@@ -81,8 +81,6 @@ pub const FREE: &[u8] = b"free";
 pub fn ttl() -> Duration {
     ttl_setting().unwrap_or(DEFAULT_TTL)
 }
-
-use protocol::tagrules::{heartbeat_is_live, DEFAULT_TTL, MAX_TTL};
 
 /// The `ORE_LEASE_TTL` setting, or why it is not a valid one (above [`MAX_TTL`], an hour, is
 /// not: backends refuse such leases from append-only connections).
