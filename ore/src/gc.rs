@@ -11,7 +11,8 @@
 //! 3. **Sweep**: announce it in `ore:gc` and wait for every run that holds a lease to finish
 //!    (see [`crate::lease`]; runs that start now wait for the sweep instead). Mark again from
 //!    the roots as they are now — only what the finished runs added is read — and remove the
-//!    candidates still unmarked. A run that deduplicated against a candidate has, by then,
+//!    candidates still unmarked, re-reading `ore:gc` before each batch so that a sweep ended
+//!    behind gc's back stops removing at once. A run that deduplicated against a candidate has, by then,
 //!    moved its tag, so the second mark reaches that block and it stays.
 //! 4. **Compact** (backends that offer it, such as splitlog): rewrite logs that are mostly dead.
 //!

@@ -21,23 +21,58 @@
 //! and refuses to finish if a gc ran meanwhile. A gc that crashes mid-sweep is noticed the same
 //! way, from its own heartbeat in `ore:gc`, and writers take over from it.
 //!
-//! Clocks: expiry compares the holder's timestamps with the reader's clock, so machines
-//! sharing an archive must agree on the time to well within the ttl (15 minutes by default).
+//! Each holder names its own ttl in the value (a lease or sweep lives for the ttl of the
+//! process that holds it, whatever the reader's `ORE_LEASE_TTL`), and every reader — the
+//! frontend here and the backend, which enforces the append-only rules — judges expiry by one
+//! rule, [`protocol::tagrules::heartbeat_is_live`]. Clocks: expiry compares the holder's
+//! timestamps with the reader's clock, so machines sharing an archive must agree on the time to
+//! well within the ttl (15 minutes by default).
+//!
+//! A holder of an append-only key may be hostile, and these tags are the ones it can write, so
+//! neither side trusts them blindly:
+//!
+//! - it cannot end a live sweep: the backend lets an append-only connection change `ore:gc`
+//!   only in place of a sweep whose heartbeat is older than that sweep's ttl (only the owner
+//!   can announce a sweep, so the ttl it declares is trusted), and only to the idle value
+//!   derived from the dead sweep's ([`protocol::tagrules::abandoned_sweep_successor`]) — not
+//!   to an earlier epoch, which file caches written under it would trust. And gc re-reads `ore:gc`
+//!   before each batch of removals ([`Sweep::still_mine`]): should anyone with full access end
+//!   its sweep, it stops removing at once rather than at its next renewal;
+//! - it cannot free or take another run's live lease: each lease value carries a lock, the
+//!   hash of a secret its holder reveals only in its next write (see `lease/renewal.rs`), and the
+//!   backend lets an append-only connection change a live, locked lease only with that
+//!   secret. Freeing a running snapshot's lease just before the owner's gc announces its sweep
+//!   would otherwise let gc sweep without waiting, and remove blocks the snapshot deduplicated
+//!   against — after the snapshot's last check, so that it would move its tag onto a tree
+//!   with missing blocks. A backend check closes that window whole; a check in the writer
+//!   could only narrow it;
+//! - and should a lease change behind its holder's back all the same (a lease of an earlier
+//!   version, without a lock; a full-access connection), the run re-reads its lease tag just
+//!   before it moves a tag ([`Lease::confirm`]) and treats a value not its own as a lapsed
+//!   lease: it takes a new one and refuses to finish when a gc ran meanwhile.
+//!
+//! What such a client can still do is hold leases of its own, renewed for as long as it likes:
+//! the owner's gc then waits `--wait` (an hour by default) and gives up, removing nothing. A
+//! delay, never a loss.
 
 use crate::crypto::{hex, random};
 use crate::error::{Error, Result};
 use crate::repo::Repo;
+use protocol::tagrules::{free_with_proof, heartbeat_is_live, lease_is_free, DEFAULT_TTL, MAX_TTL};
 use protocol::{Backend, CasOutcome};
+use renewal::{locked_holder, renew_holder, renew_sweep, Renewal, Secret};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod renewal;
 
 /// The tag announcing gc sweeps; its value changes whenever blocks were removed.
 pub const GC_TAG: &str = "ore:gc";
 /// Lease tags are this prefix and a slot number.
 pub const LEASE_PREFIX: &str = "ore:lease:";
-/// The value of a free lease slot.
+/// The value of a free lease slot (its holder frees it with a proof, see `lease/renewal.rs`).
 pub const FREE: &[u8] = b"free";
 
 /// How long a lease or a sweep stays valid without renewal: `ORE_LEASE_TTL` (seconds, or a
@@ -47,16 +82,20 @@ pub fn ttl() -> Duration {
     ttl_setting().unwrap_or(DEFAULT_TTL)
 }
 
-const DEFAULT_TTL: Duration = Duration::from_secs(900);
-
-/// The `ORE_LEASE_TTL` setting, or why it is not a valid one.
+/// The `ORE_LEASE_TTL` setting, or why it is not a valid one (above [`MAX_TTL`], an hour, is
+/// not: backends refuse such leases from append-only connections).
 pub fn ttl_setting() -> Result<Duration, String> {
     match std::env::var("ORE_LEASE_TTL") {
-        Ok(v) => protocol::duration::parse_duration("ORE_LEASE_TTL", &v).map(|d| {
+        Ok(v) => protocol::duration::parse_duration("ORE_LEASE_TTL", &v).and_then(|d| {
             if d.is_zero() {
-                DEFAULT_TTL
+                Ok(DEFAULT_TTL)
+            } else if d > MAX_TTL {
+                Err(format!(
+                    "ORE_LEASE_TTL={v:?} is longer than an hour ({} s), the longest a lease may last",
+                    MAX_TTL.as_secs()
+                ))
             } else {
-                d
+                Ok(d)
             }
         }),
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TTL),
@@ -89,6 +128,19 @@ pub struct Holder {
     pub since: i64,
     pub heartbeat: i64,
     pub id: String,
+    /// How long the holder may go without renewing (ns): its `ORE_LEASE_TTL`.
+    #[serde(default = "default_ttl_ns")]
+    pub ttl: i64,
+    /// A lease's lock: the hash of the secret its holder reveals in its next write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    /// The secret of the lock this value replaced (spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+fn default_ttl_ns() -> i64 {
+    DEFAULT_TTL.as_nanos() as i64
 }
 
 impl Holder {
@@ -99,16 +151,18 @@ impl Holder {
             since: now,
             heartbeat: now,
             id: hex(&random::<8>()),
+            ttl: ttl_ns(),
+            lock: None,
+            proof: None,
         }
     }
 
-    /// Whether it has not been renewed for longer than the ttl — or claims a heartbeat more
-    /// than a ttl in the future, which no holder on a clock that agrees with ours (as they
+    /// Whether it has not been renewed for longer than its ttl — or claims a heartbeat more
+    /// than its ttl in the future, which no holder on a clock that agrees with ours (as they
     /// must, see above) can have written: a forged value, made to keep everyone waiting, is
     /// cleared like a dead holder's.
     pub fn expired(&self) -> bool {
-        let age = crate::util::now_ns().saturating_sub(self.heartbeat);
-        age > ttl_ns() || age < -ttl_ns()
+        !heartbeat_is_live(self.heartbeat, self.ttl, crate::util::now_ns())
     }
 
     fn to_bytes(&self) -> Vec<u8> {
@@ -176,123 +230,6 @@ impl GcState {
     }
 }
 
-/// A background renewal of one tag's timestamp, stopped on drop.
-struct Renewal {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    lost: Arc<AtomicBool>,
-    /// When the last renewal succeeded (ns since the epoch).
-    renewed: Arc<AtomicI64>,
-    value: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Renewal {
-    /// Renews `name` every ttl/10 by compare-and-swap from the current value to the one
-    /// `next` makes of it; a failed swap means someone else took the tag: the renewal is lost.
-    fn start(
-        backend: Arc<dyn Backend>,
-        name: String,
-        value: Vec<u8>,
-        next: fn(&[u8]) -> Vec<u8>,
-    ) -> Renewal {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let lost = Arc::new(AtomicBool::new(false));
-        let renewed = Arc::new(AtomicI64::new(crate::util::now_ns()));
-        let value = Arc::new(Mutex::new(value));
-        let thread = {
-            let (stop, lost, renewed, value) =
-                (stop.clone(), lost.clone(), renewed.clone(), value.clone());
-            std::thread::spawn(move || loop {
-                {
-                    let (m, c) = &*stop;
-                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
-                    let (g, _) = c
-                        .wait_timeout_while(g, renew_every(), |s| !*s)
-                        .unwrap_or_else(|p| p.into_inner());
-                    if *g {
-                        return;
-                    }
-                }
-                let mut cur = value.lock().unwrap_or_else(|p| p.into_inner());
-                let new = next(&cur);
-                match backend.set_tag(&name, Some(&cur), &new) {
-                    Ok(CasOutcome::Done) => {
-                        *cur = new;
-                        renewed.store(crate::util::now_ns(), SeqCst);
-                    }
-                    Ok(CasOutcome::Conflict { .. }) => {
-                        lost.store(true, SeqCst);
-                        return;
-                    }
-                    Err(e) => protocol::log::debug(&format!("renewing {name}: {e}")),
-                }
-            })
-        };
-        Renewal {
-            stop,
-            thread: Some(thread),
-            lost,
-            renewed,
-            value,
-        }
-    }
-
-    /// Whether the tag may no longer be ours: taken by someone else, or not renewed for most
-    /// of the ttl.
-    fn doubtful(&self) -> bool {
-        self.lost.load(SeqCst)
-            || crate::util::now_ns() - self.renewed.load(SeqCst) > ttl_ns() * 4 / 5
-    }
-
-    /// Stops renewing; returns the tag's last value written.
-    fn stop(&mut self) -> Vec<u8> {
-        {
-            let (m, c) = &*self.stop;
-            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            c.notify_all();
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.value.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn renew_holder(v: &[u8]) -> Vec<u8> {
-    match serde_json::from_slice::<Holder>(v) {
-        Ok(mut h) => {
-            h.heartbeat = crate::util::now_ns();
-            h.to_bytes()
-        }
-        Err(_) => v.to_vec(),
-    }
-}
-
-fn renew_sweep(v: &[u8]) -> Vec<u8> {
-    match GcState::parse(Some(v)) {
-        GcState::Sweeping {
-            epoch,
-            unclean,
-            mut holder,
-        } => {
-            holder.heartbeat = crate::util::now_ns();
-            GcState::Sweeping {
-                epoch,
-                unclean,
-                holder,
-            }
-            .to_bytes()
-        }
-        idle => idle.to_bytes(),
-    }
-}
-
 /// A lease slot: its tag, its value, and who holds it (`None`: free).
 pub type Slot = (String, Vec<u8>, Option<Holder>);
 
@@ -302,7 +239,7 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
     for (name, v) in backend.list_tags()? {
         if let Some(n) = name.strip_prefix(LEASE_PREFIX) {
             if n.parse::<u32>().is_ok() {
-                let h = if v == FREE {
+                let h = if lease_is_free(&v) {
                     None
                 } else {
                     // A value that is not a lease is treated as held, never as free.
@@ -311,6 +248,9 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
                         since: 0,
                         heartbeat: i64::MAX / 2,
                         id: String::new(),
+                        ttl: default_ttl_ns(),
+                        lock: None,
+                        proof: None,
                     }))
                 };
                 out.push((name, v, h));
@@ -320,16 +260,17 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
     Ok(out)
 }
 
-/// Takes a free (or expired) lease slot, or a new one.
-fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
+/// Takes a free (or expired) lease slot, or a new one; returns it, its value and the secret
+/// of the value's lock.
+fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>, Secret)> {
     loop {
         let slots = leases(backend)?;
-        let mine = Holder::new().to_bytes();
+        let (mine, secret) = locked_holder();
         for (name, v, h) in &slots {
             if h.as_ref().is_none_or(Holder::expired)
                 && backend.set_tag(name, Some(v), &mine)? == CasOutcome::Done
             {
-                return Ok((name.clone(), mine));
+                return Ok((name.clone(), mine, secret));
             }
         }
         let next = slots
@@ -339,7 +280,7 @@ fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>)> {
             .map_or(0, |n| n + 1);
         let name = format!("{LEASE_PREFIX}{next}");
         if backend.set_tag(&name, None, &mine)? == CasOutcome::Done {
-            return Ok((name, mine));
+            return Ok((name, mine, secret));
         }
     }
 }
@@ -359,21 +300,33 @@ impl Lease {
         let backend = repo.backend.clone();
         let mut said = false;
         loop {
-            let (name, value) = take_slot(&*backend)?;
+            let (name, value, secret) = take_slot(&*backend)?;
             let gc_value = backend.get_tag(GC_TAG)?;
             match GcState::parse(gc_value.as_deref()) {
                 GcState::Idle { .. } => {
                     return Ok(Lease {
-                        renewal: Renewal::start(backend.clone(), name.clone(), value, renew_holder),
+                        renewal: Renewal::start(
+                            backend.clone(),
+                            name.clone(),
+                            value,
+                            secret,
+                            renew_holder,
+                        ),
                         backend,
                         name,
                         gc_value: gc_value.unwrap_or_default(),
                     })
                 }
                 GcState::Sweeping { holder, .. } => {
-                    let _ = backend.set_tag(&name, Some(&value), FREE);
+                    free_slot(&*backend, &name, &value, &secret);
                     if holder.expired() {
-                        end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)?;
+                        if let Err(e) = end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)
+                        {
+                            // An append-only backend whose clock says the sweep still lives
+                            // refuses to end it: wait for the clocks to agree.
+                            protocol::log::debug(&format!("ending an abandoned sweep: {e}"));
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
                         continue;
                     }
                     if !said {
@@ -395,18 +348,29 @@ impl Lease {
         &self.gc_value
     }
 
-    /// Checks, just before a run moves a tag, that the lease held all along — or, if it may
-    /// have lapsed (the process was paused or cut off past the ttl), takes a new one and checks
-    /// that no gc ran meanwhile. Errors when one did: blocks the run relied on may be gone.
+    /// Checks, just before a run moves a tag, that the lease held all along: its renewals did
+    /// not lapse, and its tag still holds this run's value (one `get_tag`: another connection,
+    /// an append-only one say, may have set it to `free`, and then a gc need not have waited
+    /// for this run). If not, takes a new lease and checks that no gc ran meanwhile. Errors
+    /// when one did: blocks the run relied on may be gone.
     pub fn confirm(&mut self, repo: &Repo) -> Result<()> {
-        if !self.renewal.doubtful() {
+        let lapsed = self.renewal.doubtful();
+        if !lapsed && self.renewal.still_holds(&*self.backend, &self.name)? {
             return Ok(());
+        }
+        if !lapsed {
+            protocol::log::warning(&format!(
+                "this run's lease {} on archive {} was changed by another connection; \
+                 checking that no gc ran meanwhile",
+                self.name, repo.id
+            ));
         }
         let fresh = Lease::acquire(repo)?;
         if fresh.gc_value != self.gc_value {
             return Err(Error::Archive(format!(
-                "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s) \
-                 and a gc ran meanwhile, so blocks it relied on may be gone; nothing was changed: run it again",
+                "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s, \
+                 or another connection freed it) and a gc ran meanwhile, so blocks it relied on \
+                 may be gone; nothing was changed: run it again",
                 repo.id,
                 ttl().as_secs()
             )));
@@ -419,12 +383,22 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let last = self.renewal.stop();
+        let (last, secret) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
-            if let Err(e) = self.backend.set_tag(&self.name, Some(&last), FREE) {
-                protocol::log::debug(&format!("freeing lease {}: {e}", self.name));
-            }
+            free_slot(&*self.backend, &self.name, &last, &secret);
         }
+    }
+}
+
+/// Frees a lease slot this run holds (value `last`, locked with `secret`): `free` with the
+/// proof, or — should the backend refuse that (an append-only backend program of an earlier
+/// version knows only plain `free`) — plain `free`.
+fn free_slot(backend: &dyn Backend, name: &str, last: &[u8], secret: &Secret) {
+    let freed = backend
+        .set_tag(name, Some(last), &free_with_proof(secret))
+        .or_else(|_| backend.set_tag(name, Some(last), FREE));
+    if let Err(e) = freed {
+        protocol::log::debug(&format!("freeing lease {name}: {e}"));
     }
 }
 
@@ -454,7 +428,13 @@ fn end_abandoned_sweep(backend: &dyn Backend, value: Option<&[u8]>, holder: &Hol
         holder.by,
         crate::util::format_time(holder.since)
     ));
-    backend.set_tag(GC_TAG, value, &GcState::after_partial_sweep().to_bytes())?;
+    // The one value every writer derives from the sweep's (new epoch, new unclean marker):
+    // the only one an append-only backend accepts here.
+    let idle = match value {
+        Some(v) => protocol::tagrules::abandoned_sweep_successor(v),
+        None => GcState::after_partial_sweep().to_bytes(),
+    };
+    backend.set_tag(GC_TAG, value, &idle)?;
     Ok(())
 }
 
@@ -499,7 +479,13 @@ impl Sweep {
             .to_bytes();
             if backend.set_tag(GC_TAG, before.as_deref(), &value)? == CasOutcome::Done {
                 return Ok(Sweep {
-                    renewal: Renewal::start(backend.clone(), GC_TAG.into(), value, renew_sweep),
+                    renewal: Renewal::start(
+                        backend.clone(),
+                        GC_TAG.into(),
+                        value,
+                        renewal::secret(),
+                        renew_sweep,
+                    ),
                     backend,
                     before,
                     unclean,
@@ -559,12 +545,14 @@ impl Sweep {
     }
 
     /// Errors when the sweep may no longer be ours (this gc was paused past the ttl and a
-    /// writer declared it abandoned): removing more would be unsafe.
+    /// writer declared it abandoned, or someone with full access changed `ore:gc`): removing
+    /// more would be unsafe, as writers may have started. Re-reads `ore:gc` (one `get_tag`),
+    /// so gc calls it before each batch of removals.
     pub fn still_mine(&self) -> Result<()> {
-        if self.renewal.doubtful() {
+        if self.renewal.doubtful() || !self.renewal.still_holds(&*self.backend, GC_TAG)? {
             return Err(Error::Archive(
-                "this gc's sweep lapsed (it was paused or cut off for longer than the lease ttl); \
-                 it stopped removing blocks: run it again"
+                "this gc's sweep lapsed (it was paused or cut off for longer than the lease ttl, \
+                 or another connection changed `ore:gc`); it stopped removing blocks: run it again"
                     .into(),
             ));
         }
@@ -579,7 +567,7 @@ impl Sweep {
     /// Ends the sweep: `ore:gc` goes back to idle, with a new epoch when blocks were removed
     /// (file caches and backend-cache compare it).
     pub fn finish(mut self) -> Result<()> {
-        let last = self.renewal.stop();
+        let (last, _) = self.renewal.stop();
         if self.renewal.lost.load(SeqCst) {
             return Ok(());
         }
@@ -610,7 +598,7 @@ impl Drop for Sweep {
         if self.renewal.thread.is_none() {
             return;
         }
-        let last = self.renewal.stop();
+        let (last, _) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
             let idle = GcState::after_partial_sweep();
             let _ = self.backend.set_tag(GC_TAG, Some(&last), &idle.to_bytes());

@@ -582,7 +582,14 @@ fn a_crashed_snapshot_or_gc_leaves_nothing_a_human_must_unlock() {
     for i in 0..200 {
         std::fs::write(src.join(format!("g{i}")), bytes(i + 1000, 30_000)).unwrap();
     }
-    let r = crashing.run(&["snapshot", "t", src.to_str().unwrap()]);
+    // (Its lease declares a ttl of 2 s: a lease lives for its holder's ttl, not the reader's.)
+    let r = ore_tests::ore::Run::of(
+        crashing
+            .cmd(&["snapshot", "t", src.to_str().unwrap()])
+            .env("ORE_LEASE_TTL", "2")
+            .output()
+            .unwrap(),
+    );
     assert_ne!(r.code, 0, "the backend was killed: {}", r.stderr);
     let held = |ore: &Ore| {
         let backend = ore::archive::open_existing(&ore.archive).unwrap();
@@ -628,8 +635,13 @@ fn a_crashed_snapshot_or_gc_leaves_nothing_a_human_must_unlock() {
         ore_tests::quote(&ore_tests::bin("backend-fs")),
         ore_tests::quote(&fs)
     ));
-    let r = crashing_gc.run(&["gc"]);
-    assert_ne!(r.code, 0, "the gc's backend was killed");
+    // (Its sweep declares a ttl of 2 s: a sweep lives for its gc's ttl.)
+    let r = crashing_gc
+        .cmd(&["gc"])
+        .env("ORE_LEASE_TTL", "2")
+        .output()
+        .unwrap();
+    assert!(!r.status.success(), "the gc's backend was killed");
     std::fs::write(src.join("f2"), b"after the crash").unwrap();
     let started = Instant::now();
     let r = ore
@@ -769,7 +781,13 @@ fn the_file_cache_survives_gc_and_rereads_only_what_gc_took() {
     ore.run(&["reset", "t", "t~1"]).expect(0, "reset");
     ore.run(&["reflog", "expire", "--older-than", "0s"])
         .expect(0, "expire");
-    assert_ne!(crashing_gc.run(&["gc"]).code, 0);
+    // (Its sweep declares a ttl of 1 s: a sweep lives for its gc's ttl.)
+    let r = crashing_gc
+        .cmd(&["gc"])
+        .env("ORE_LEASE_TTL", "1")
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
     let r = ore
         .cmd(&["snapshot", "t", src.to_str().unwrap(), "--json"])
         .env("ORE_LEASE_TTL", "1")
