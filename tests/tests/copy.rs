@@ -172,7 +172,7 @@ fn dump_load_restore_gives_the_same_tree() {
         String::from_utf8_lossy(&dump.stderr)
     );
     let stream = dump.stdout;
-    assert!(stream.starts_with(b"ORE-DUMP\x01"));
+    assert!(stream.starts_with(b"ORE-DUMP\x02"));
 
     // Into an archive with other keys, another backend and other chunk sizes.
     let other = scratch();
@@ -229,10 +229,14 @@ fn dump_load_restore_gives_the_same_tree() {
     );
     let r = load(&dst, "broken", b"GARBAGE-not-a-dump");
     assert!(r.stderr.contains("not an Ore dump"), "{}", r.stderr);
-    let mut v2 = stream.clone();
-    v2[8] = 2;
-    let r = load(&dst, "broken", &v2);
-    assert!(r.stderr.contains("version 2"), "{}", r.stderr);
+    let mut v3 = stream.clone();
+    v3[8] = 3;
+    let r = load(&dst, "broken", &v3);
+    assert!(
+        r.stderr.contains("version 3") && r.stderr.contains("reads versions 1 to 2"),
+        "{}",
+        r.stderr
+    );
     let tags = dst.run(&["tags"]).stdout;
     assert!(
         !tags.contains("broken"),

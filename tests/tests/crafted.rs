@@ -21,8 +21,14 @@ use std::time::{Duration, Instant};
 struct Stream(Vec<u8>);
 
 impl Stream {
+    /// A stream of version 1 (the rules below hold for every version).
     fn new() -> Stream {
-        let mut s = Stream(b"ORE-DUMP\x01".to_vec());
+        Stream::of_version(1)
+    }
+
+    fn of_version(version: u8) -> Stream {
+        let mut s = Stream(b"ORE-DUMP".to_vec());
+        s.0.push(version);
         let header = Header {
             time: 0,
             host: "crafted".into(),
@@ -221,6 +227,58 @@ fn a_tiny_dump_claiming_a_hole_of_two_to_the_62_bytes_is_refused_at_once() {
         .record(5, &[0; 32])
         .dir_end();
     refused(&s.finish(), &["near f", "more than the 10 bytes"]);
+}
+
+#[test]
+fn a_tiny_dump_declaring_an_exabyte_sparse_file_loads_at_once() {
+    // Version 2 hashes a hole's length, not its zeros: a hole costs nothing however large.
+    let hole = 1u64 << 62;
+    let mut file_hash = vec![4u8];
+    file_hash.extend_from_slice(&hole.to_le_bytes());
+    let mut s = Stream::of_version(2);
+    s.entry(b"home", DumpKind::Dir)
+        .entry(b"sparse", DumpKind::File { size: hole })
+        .record(4, &hole.to_le_bytes())
+        .record(5, blake3::hash(&file_hash).as_bytes())
+        .dir_end();
+    let stream = s.finish();
+    assert!(stream.len() < 300, "{} bytes", stream.len());
+    let (ore, _d) = Ore::local();
+    let started = Instant::now();
+    load(&ore, "sparse", &stream).expect(0, "load");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "loaded at once, not after hashing the hole: {:?}",
+        started.elapsed()
+    );
+    let ls = ore.run(&["ls", "-l", "sparse"]).expect(0, "ls").stdout;
+    assert!(ls.contains("sparse"), "{ls}");
+    ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn a_version_1_dump_declaring_more_than_a_tebibyte_of_holes_is_refused_at_once() {
+    // Version 1 hashed a hole's zeros: a 210-byte stream declaring 2^62 bytes of them, with a
+    // file size to match, kept load hashing for years.
+    let hole = 1u64 << 62;
+    let mut s = Stream::new();
+    s.entry(b"home", DumpKind::Dir)
+        .entry(b"sparse", DumpKind::File { size: hole })
+        .record(4, &hole.to_le_bytes())
+        .record(5, &[0; 32])
+        .dir_end();
+    let stream = s.finish();
+    assert!(stream.len() < 300, "{} bytes", stream.len());
+    let started = Instant::now();
+    refused(
+        &stream,
+        &["sparse", "more than 1.0 TiB of holes", "dump it again"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refused at once: {:?}",
+        started.elapsed()
+    );
 }
 
 // ---- crafted snapshots in an archive ----

@@ -150,10 +150,10 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
             "this is not an Ore dump stream (bad magic)".into(),
         ));
     }
-    if magic[8] != VERSION {
+    let version = magic[8];
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(Error::Usage(format!(
-            "this dump is version {}; this ore reads version {VERSION}",
-            magic[8]
+            "this dump is version {version}; this ore reads versions {OLDEST} to {VERSION}"
         )));
     }
     let (kind, payload, _) = r.next()?;
@@ -211,7 +211,8 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
                         continue;
                     }
                     DumpKind::File { size } => {
-                        let content = load_file(repo, &mut r, &mut store, *size, &mut stats)?;
+                        let content =
+                            load_file(repo, &mut r, &mut store, (*size, version), &mut stats)?;
                         EntryKind::File {
                             size: *size,
                             content,
@@ -354,12 +355,13 @@ fn load_file<R: Read>(
     repo: &Repo,
     r: &mut Records<R>,
     store: &mut RepoStore,
-    size: u64,
+    (size, version): (u64, u8),
     stats: &mut DumpStats,
 ) -> Result<crate::entry::Content> {
     let c = repo.format.chunker;
     let mut pieces = Pieces::default();
-    let mut h = blake3::Hasher::new();
+    let mut h = FileHash::new(version);
+    let mut holes = 0u64;
     let mut region: Vec<u8> = Vec::new();
     let mut total = 0u64;
     let window = 8 << 20;
@@ -393,7 +395,7 @@ fn load_file<R: Read>(
         match kind {
             DATA => {
                 total = within(r, total, payload.len() as u64, size)?;
-                h.update(&payload);
+                h.data(&payload);
                 region.extend_from_slice(&payload);
                 if region.len() >= window {
                     cut(&mut region, false, &mut pieces, store)?;
@@ -409,8 +411,18 @@ fn load_file<R: Read>(
                 // Sizes are checked before any work: a crafted hole of 2^62 bytes must not
                 // be hashed first.
                 total = within(r, total, len, size)?;
+                holes = holes.saturating_add(len);
+                if version == 1 && holes > V1_HOLES {
+                    return Err(Error::Usage(format!(
+                        "the dump is refused at {}: it declares more than {} of holes in one \
+                         file, and its stream version (1) hashes a hole's zeros; dump it again \
+                         with this ore (version {VERSION} hashes a hole's length)",
+                        r.at,
+                        crate::util::human_bytes(V1_HOLES)
+                    )));
+                }
                 cut(&mut region, true, &mut pieces, store)?;
-                hash_zeros(&mut h, len);
+                h.hole(len);
                 pieces.push(store, Piece::Hole { len })?;
             }
             FILE_END => {

@@ -7,13 +7,13 @@
 //! snapshot moves between archives that share nothing, or survives a change of format.
 //!
 //! ```text
-//! stream  = "ORE-DUMP" version:u8 record*            version = 1
+//! stream  = "ORE-DUMP" version:u8 record*            version = 2 (load takes 1 too)
 //! record  = kind:u8 len:u32le payload[len]           len <= 16 MiB
 //!   1 header    postcard(Header)                      first
 //!   2 entry     postcard(DumpEntry)                   depth first, names sorted per directory
 //!   3 data      file bytes (at most 1 MiB a record)   after a file entry
 //!   4 hole      len:u64le zero bytes not stored       after a file entry
-//!   5 file-end  BLAKE3 of the file's bytes (32)       ends a file entry
+//!   5 file-end  BLAKE3 of the file's records (32)     ends a file entry ([`FileHash`])
 //!   6 dir-end   (empty)                               ends a directory entry's children
 //!   7 trailer   BLAKE3 of every byte before it (32)   last
 //! ```
@@ -36,7 +36,13 @@ pub use load::load;
 
 const MAGIC: &[u8; 8] = b"ORE-DUMP";
 /// The stream version this code writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The oldest stream version `load` reads.
+const OLDEST: u8 = 1;
+/// The most bytes of holes one file of a version-1 stream may declare. Version 1 hashed a
+/// hole's zeros, so a 210-byte stream could declare exabytes of them and keep `load` hashing
+/// for years; 1 TiB of zeros hashes in minutes. (Version 2 hashes a hole's length.)
+const V1_HOLES: u64 = 1 << 40;
 const MAX_RECORD: u32 = 16 << 20;
 const DATA_RECORD: usize = 1 << 20;
 /// Most directories nested in a stream: paths longer than a file system could take are
@@ -232,7 +238,7 @@ fn dump_entry<'r, W: Write>(
     w.record(ENTRY, &encode(&de))?;
     match &e.kind {
         EntryKind::File { size, content } => {
-            let mut h = blake3::Hasher::new();
+            let mut h = FileHash::new(VERSION);
             let pieces = crate::tree::file_pieces(repo, content, *size)?;
             // Over a link, ask for the next chunks before they are needed.
             let ahead = if repo.backend.pipelines() {
@@ -262,14 +268,14 @@ fn dump_entry<'r, W: Write>(
                             }
                             None => repo.get_block(key, Kind::Chunk)?,
                         };
-                        h.update(b.data());
                         stats.bytes += b.data().len() as u64;
                         for part in b.data().chunks(DATA_RECORD) {
+                            h.data(part);
                             w.record(DATA, part)?;
                         }
                     }
                     Piece::Hole { len } => {
-                        hash_zeros(&mut h, len);
+                        h.hole(len);
                         stats.bytes += len;
                         w.record(HOLE, &len.to_le_bytes())?;
                     }
@@ -283,11 +289,45 @@ fn dump_entry<'r, W: Write>(
     Ok(None)
 }
 
-fn hash_zeros(h: &mut blake3::Hasher, mut len: u64) {
-    let zeros = [0u8; 64 << 10];
-    while len > 0 {
-        let n = len.min(zeros.len() as u64) as usize;
-        h.update(&zeros[..n]);
-        len -= n as u64;
+/// The hash of a file's records in a stream (its `file-end` record). Version 2 hashes each
+/// data record's kind, length and bytes and each hole record's kind and length, so a hole costs
+/// the same however large it is; version 1 hashed the file's bytes, a hole's as zeros.
+struct FileHash {
+    version: u8,
+    hash: blake3::Hasher,
+}
+
+impl FileHash {
+    fn new(version: u8) -> FileHash {
+        FileHash {
+            version,
+            hash: blake3::Hasher::new(),
+        }
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        if self.version >= 2 {
+            self.hash.update(&[DATA]);
+            self.hash.update(&(bytes.len() as u64).to_le_bytes());
+        }
+        self.hash.update(bytes);
+    }
+
+    fn hole(&mut self, mut len: u64) {
+        if self.version >= 2 {
+            self.hash.update(&[HOLE]);
+            self.hash.update(&len.to_le_bytes());
+            return;
+        }
+        let zeros = [0u8; 64 << 10];
+        while len > 0 {
+            let n = len.min(zeros.len() as u64) as usize;
+            self.hash.update(&zeros[..n]);
+            len -= n as u64;
+        }
+    }
+
+    fn finalize(&self) -> blake3::Hash {
+        self.hash.finalize()
     }
 }
