@@ -9,7 +9,6 @@ use ore_tests::ore::{scratch, Ore};
 use ore_tests::sshd::Sshd;
 use protocol::Backend;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// An archive the owner made locally with three snapshots of `home`, and an sshd whose only
@@ -258,39 +257,8 @@ fn an_append_only_key_cannot_plant_a_tag_value_that_stops_gc() {
 /// the reflog rewound to their first values cost the owner's gc nothing.
 #[test]
 fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
-    use ore_tests::{quote, shell_quote};
     let d = scratch();
-    let state = d.path().join("state.db");
-    let replicated = format!("backend-replicated {}", quote(&state));
-    let member = format!("backend-splitlog {}", quote(&d.path().join("member")));
-    let added = Command::new(bin("ore-admin"))
-        .args([&replicated, "add", &member, "--trust", "100"])
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
-    let fs = quote(&d.path().join("fs"));
-    let cache = format!(
-        "{} {}",
-        quote(&d.path().join("cache.db")),
-        shell_quote(&format!(
-            "backend-splitlog {}",
-            quote(&d.path().join("inner"))
-        ))
-    );
-    let programs = [
-        (
-            format!("backend-fs {fs}"),
-            format!("backend-fs --append-only {fs}"),
-        ),
-        (
-            format!("backend-cache {cache}"),
-            format!("backend-cache --append-only {cache}"),
-        ),
-        (
-            replicated.clone(),
-            format!("backend-replicated --append-only {}", quote(&state)),
-        ),
-    ];
+    let programs = ore_tests::programs::every_backend_program(d.path());
     for (full, limited) in programs {
         let owner = Ore::new(full.clone());
         owner.run(&["init"]).expect(0, &full);

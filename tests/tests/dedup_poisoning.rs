@@ -108,39 +108,8 @@ fn garbage_planted_under_a_predicted_key_by_an_append_only_client_is_found_by_ch
 /// cache records through `mark-unvouched`), and backend-replicated with a splitlog member.
 #[test]
 fn dedup_poisoning_is_found_and_repaired_through_every_backend_program() {
-    use ore_tests::{quote, shell_quote};
     let d = scratch();
-    let state = d.path().join("state.db");
-    let replicated = format!("backend-replicated {}", quote(&state));
-    let member = format!("backend-splitlog {}", quote(&d.path().join("member")));
-    let added = std::process::Command::new(bin("ore-admin"))
-        .args([&replicated, "add", &member, "--trust", "100"])
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
-    let fs = quote(&d.path().join("fs"));
-    let cache = format!(
-        "{} {}",
-        quote(&d.path().join("cache.db")),
-        shell_quote(&format!(
-            "backend-splitlog {}",
-            quote(&d.path().join("inner"))
-        ))
-    );
-    let programs = [
-        (
-            format!("backend-fs {fs}"),
-            format!("backend-fs --append-only {fs}"),
-        ),
-        (
-            format!("backend-cache {cache}"),
-            format!("backend-cache --append-only {cache}"),
-        ),
-        (
-            replicated.clone(),
-            format!("backend-replicated --append-only {}", quote(&state)),
-        ),
-    ];
+    let programs = ore_tests::programs::every_backend_program(d.path());
     for (i, (full, limited)) in programs.iter().enumerate() {
         let owner = Ore::new(full.clone());
         owner.run(&["init"]).expect(0, full);
