@@ -96,6 +96,30 @@ impl Ore {
         Run::of(self.cmd(args).output().expect("ore runs"))
     }
 
+    /// Runs `ore explore` with `script` on its standard input (in directory `cwd`, if given),
+    /// the way scripts drive it.
+    pub fn explore(&self, script: &str, cwd: Option<&Path>) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut c = self.cmd(&["explore"]);
+        if let Some(dir) = cwd {
+            c.current_dir(dir);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ore runs");
+        child
+            .stdin
+            .take()
+            .expect("its standard input")
+            .write_all(script.as_bytes())
+            .expect("the script is written");
+        Run::of(child.wait_with_output().expect("ore ends"))
+    }
+
     /// Snapshots `path` to `tag`, returning the key.
     pub fn snapshot(&self, tag: &str, path: &Path) -> String {
         let r = self

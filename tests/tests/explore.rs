@@ -7,20 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 fn explore(ore: &Ore, script: &str) -> Run {
-    let mut c = ore
-        .cmd(&["explore"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
-    Run::of(o)
+    ore.explore(script, None)
 }
 
 #[test]

@@ -266,20 +266,7 @@ fn explore_get_refuses_a_crafted_root_name_that_is_a_path_outside() {
     let cwd = d.path().join("cwd");
     std::fs::create_dir(&cwd).unwrap();
     if load.code == 0 {
-        let mut c = ore
-            .cmd(&["explore"])
-            .current_dir(&cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(b"get /crafted/current\n")
-            .unwrap();
-        let r = Run::of(c.wait_with_output().unwrap());
+        let r = ore.explore("get /crafted/current\n", Some(&cwd));
         assert!(
             r.stderr.contains("not a plain file name"),
             "get says why: {}",
