@@ -31,3 +31,15 @@ pub fn chown_tree(root: &Path, uid: u32) {
         }
     }
 }
+
+/// An archive for a root restore that `nobody` attacks: its scratch directory lets others
+/// through (0711) so the attacker reaches the destinations made in it. Panics, saying `why`
+/// root is needed, when not run as root.
+pub fn archive_for_an_attacked_restore(why: &str) -> (crate::ore::Ore, tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(crate::trees::is_root(), "this test needs root: {why}");
+    let (ore, d) = crate::ore::Ore::local();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("the scratch directory lets others through");
+    (ore, d)
+}

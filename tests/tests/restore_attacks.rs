@@ -9,7 +9,7 @@
 use ore::dump::{DumpEntry, DumpKind};
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{grid, is_root};
-use ore_tests::users::{as_nobody, chown_tree, NOBODY};
+use ore_tests::users::{archive_for_an_attacked_restore, as_nobody, chown_tree, NOBODY};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -48,13 +48,8 @@ fn outside(at: &Path) -> PathBuf {
 
 #[test]
 fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
-    assert!(
-        is_root(),
-        "this test needs root: a root restore attacked by an unprivileged user"
-    );
-    let (ore, d) = Ore::local();
-    // The attacker (nobody) must reach the destination.
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (ore, d) =
+        archive_for_an_attacked_restore("a root restore attacked by an unprivileged user");
     let src = d.path().join("src");
     grid(&src.join("a"), 20, 100, 64);
     grid(&src.join("b"), 20, 100, 64);

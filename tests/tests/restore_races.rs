@@ -6,9 +6,7 @@
 //! The attack on `restore_attacks.rs` swaps directories for symlinks; these swap what the
 //! restore makes for things the attacker owns, in the moment between two system calls.
 
-use ore_tests::ore::Ore;
-use ore_tests::trees::is_root;
-use ore_tests::users::{as_nobody, chown_tree, NOBODY};
+use ore_tests::users::{archive_for_an_attacked_restore, as_nobody, chown_tree, NOBODY};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,12 +58,8 @@ fn attacker(bin: &str, args: &[&Path], log: &Path) -> std::process::Child {
 
 #[test]
 fn a_directory_swapped_in_between_mkdir_and_open_is_not_taken_for_the_empty_one_made() {
-    assert!(
-        is_root(),
-        "this test needs root: a root restore attacked by an unprivileged user"
-    );
-    let (ore, d) = Ore::local();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (ore, d) =
+        archive_for_an_attacked_restore("a root restore attacked by an unprivileged user");
     // Many directories, each with symlinks whose owner (nobody) the restore sets.
     let src = d.path().join("src");
     for i in 0..600 {
@@ -115,12 +109,8 @@ fn a_directory_swapped_in_between_mkdir_and_open_is_not_taken_for_the_empty_one_
 
 #[test]
 fn a_file_swapped_by_the_owner_of_its_directory_does_not_become_a_hard_link_target() {
-    assert!(
-        is_root(),
-        "this test needs root: a root restore attacked by an unprivileged user"
-    );
-    let (ore, d) = Ore::local();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (ore, d) =
+        archive_for_an_attacked_restore("a root restore attacked by an unprivileged user");
     // A home that the restore gives back to its owner (nobody), holding a root-owned file that
     // a root-only name elsewhere is a hard link to; many directories after it, so that the
     // home is done long before the links are made.
@@ -166,12 +156,8 @@ fn a_file_swapped_by_the_owner_of_its_directory_does_not_become_a_hard_link_targ
 
 #[test]
 fn a_directory_renamed_into_place_before_the_hard_links_gets_neither_links_nor_metadata() {
-    assert!(
-        is_root(),
-        "this test needs root: a root restore attacked by an unprivileged user"
-    );
-    let (ore, d) = Ore::local();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (ore, d) =
+        archive_for_an_attacked_restore("a root restore attacked by an unprivileged user");
     // A root-owned directory holding hard links (so its metadata waits for them) inside a
     // home the restore gives back to its owner (nobody) first; many directories after it.
     let src = d.path().join("src");
@@ -221,12 +207,8 @@ fn a_directory_renamed_into_place_before_the_hard_links_gets_neither_links_nor_m
 
 #[test]
 fn a_destination_swapped_for_a_symlink_as_the_restore_makes_it_is_not_followed() {
-    assert!(
-        is_root(),
-        "this test needs root: a root restore into a directory others may write to"
-    );
-    let (ore, d) = Ore::local();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (ore, d) =
+        archive_for_an_attacked_restore("a root restore into a directory others may write to");
     let src = d.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), b"restored").unwrap();
