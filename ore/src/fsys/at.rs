@@ -46,8 +46,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `name` as a C string, if it is one name: not empty, `.` or `..`, and free of `/` and NUL.
+/// The rule is the archive's own ([`crate::names::check_name`]), checked again here because
+/// this is where a name meets the file system.
 pub fn one_name(name: &[u8]) -> io::Result<CString> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+    if crate::names::check_name(name).is_err() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(

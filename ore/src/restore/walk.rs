@@ -124,11 +124,7 @@ fn restore_entry(
     entry: Entry,
     made: &Mutex<Vec<(Vec<u8>, u64)>>,
 ) -> Result<()> {
-    if entry.name.is_empty()
-        || entry.name.contains(&b'/')
-        || entry.name == b"."
-        || entry.name == b".."
-    {
+    if crate::names::check_name(&entry.name).is_err() {
         ctx.warn(format!(
             "{}: skipped an entry with an unsafe name {:?}",
             path.display(),
