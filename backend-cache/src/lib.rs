@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The tag Ore's garbage collector changes whenever it removes blocks.
-pub const GC_TAG: &str = "ore:gc";
+pub const GC_TAG: &str = protocol::tagrules::GC_TAG;
 
 /// Acknowledged keys held in memory before they are written to the file together.
 const NOTE_BATCH: usize = 4096;

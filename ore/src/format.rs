@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
-pub const FORMAT_TAG: &str = "ore:format";
+pub const FORMAT_TAG: &str = protocol::tagrules::FORMAT_TAG;
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -69,9 +69,9 @@ use std::time::{Duration, Instant};
 mod renewal;
 
 /// The tag announcing gc sweeps; its value changes whenever blocks were removed.
-pub const GC_TAG: &str = "ore:gc";
+pub const GC_TAG: &str = protocol::tagrules::GC_TAG;
 /// Lease tags are this prefix and a slot number.
-pub const LEASE_PREFIX: &str = "ore:lease:";
+pub const LEASE_PREFIX: &str = protocol::tagrules::LEASE_PREFIX;
 /// The value of a free lease slot (its holder frees it with a proof, see `lease/renewal.rs`).
 pub const FREE: &[u8] = b"free";
 

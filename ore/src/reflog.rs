@@ -22,7 +22,7 @@ use protocol::{CasOutcome, Key};
 use serde::{Deserialize, Serialize};
 
 /// The tag naming the newest reflog block.
-pub const REFLOG_TAG: &str = "ore:reflog";
+pub const REFLOG_TAG: &str = protocol::tagrules::REFLOG_TAG;
 /// Most entries in one reflog block.
 pub const PER_BLOCK: usize = 256;
 

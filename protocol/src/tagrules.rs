@@ -62,7 +62,7 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// The reserved tags' names, as Ore's frontend uses them.
+/// The reserved tags' names: the one home of each, which the frontend and the proxies use too.
 pub const FORMAT_TAG: &str = "ore:format";
 pub const GC_TAG: &str = "ore:gc";
 pub const REFLOG_TAG: &str = "ore:reflog";
