@@ -3,8 +3,13 @@
 //! Every backend answers `help` and `info`; the rest depends on the backend (and proxies pass
 //! unknown commands on to what they wrap), so this client knows no command names. It only
 //! splits lines into words, sends them, and prints the text or the JSON answer.
+//!
+//! Nor does it know which commands look for damage: an answer reports damage when its JSON has
+//! a non-empty top-level `problems` array (PROTOCOL.md §6, "admin"; [`AdminOutput::problems`]),
+//! whichever backend, proxy or version sent it. `ore-admin` turns that into its exit status, so
+//! a script or a cron job learns of damage without parsing the text.
 
-use protocol::Backend;
+use protocol::{AdminOutput, Backend};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -15,13 +20,30 @@ pub enum Output {
     Json,
 }
 
-/// Runs one admin command and prints its answer to `out`.
+/// How a session of admin commands went: what `ore-admin` exits with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Commands that failed (an error, bad words).
+    pub failures: usize,
+    /// Commands whose answer reported damage.
+    pub damaged: usize,
+}
+
+impl Outcome {
+    /// The exit status: 0 when every command ran and none reported damage, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.failures + self.damaged > 0)
+    }
+}
+
+/// Runs one admin command and prints its answer to `out`; returns the answer (whose
+/// [`AdminOutput::problems`] say whether it reported damage).
 pub fn run_one(
     backend: &dyn Backend,
     words: &[String],
     output: Output,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<AdminOutput> {
     let Some((command, args)) = words.split_first() else {
         anyhow::bail!("no admin command given (try `help`)");
     };
@@ -36,7 +58,7 @@ pub fn run_one(
         Output::Json => writeln!(out, "{}", answer.json)?,
     }
     out.flush()?;
-    Ok(())
+    Ok(answer)
 }
 
 /// Where the prompt keeps its history.
@@ -48,17 +70,37 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// Reads commands until `quit`, `exit` or end of input: with line editing and history on a
-/// terminal, one command per line otherwise (so sessions can be scripted). Returns the number of
-/// commands that failed.
-pub fn interactive(backend: &dyn Backend, archive: &str, output: Output) -> anyhow::Result<usize> {
-    let mut failures = 0;
+/// terminal, one command per line otherwise (so sessions can be scripted). Returns how many
+/// commands failed and how many reported damage; when any did, says so on stderr at the end.
+pub fn interactive(
+    backend: &dyn Backend,
+    archive: &str,
+    output: Output,
+) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let result = prompt(backend, archive, output, &mut outcome);
+    if outcome.damaged > 0 {
+        eprintln!(
+            "{} command(s) reported damage (exit status 1)",
+            outcome.damaged
+        );
+    }
+    result.map(|()| outcome)
+}
+
+fn prompt(
+    backend: &dyn Backend,
+    archive: &str,
+    output: Output,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout();
-    let mut handle = |line: &str, failures: &mut usize| -> bool {
+    let mut handle = |line: &str, outcome: &mut Outcome| -> bool {
         let words = match shell_words::split(line) {
             Ok(w) => w,
             Err(e) => {
                 eprintln!("error: cannot split {line:?} into words: {e}");
-                *failures += 1;
+                outcome.failures += 1;
                 return true;
             }
         };
@@ -66,9 +108,13 @@ pub fn interactive(backend: &dyn Backend, archive: &str, output: Output) -> anyh
             None => true,
             Some("quit" | "exit") => false,
             Some(_) => {
-                if let Err(e) = run_one(backend, &words, output, &mut stdout) {
-                    eprintln!("error: {e:#}");
-                    *failures += 1;
+                match run_one(backend, &words, output, &mut stdout) {
+                    Ok(answer) if !answer.problems().is_empty() => outcome.damaged += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        outcome.failures += 1;
+                    }
                 }
                 true
             }
@@ -76,11 +122,11 @@ pub fn interactive(backend: &dyn Backend, archive: &str, output: Output) -> anyh
     };
     if !std::io::stdin().is_terminal() {
         for line in std::io::stdin().lock().lines() {
-            if !handle(&line?, &mut failures) {
+            if !handle(&line?, outcome) {
                 break;
             }
         }
-        return Ok(failures);
+        return Ok(());
     }
     let info = backend.info();
     println!(
@@ -99,7 +145,7 @@ pub fn interactive(backend: &dyn Backend, archive: &str, output: Output) -> anyh
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if !handle(&line, &mut failures) {
+                if !handle(&line, outcome) {
                     break;
                 }
             }
@@ -114,5 +160,5 @@ pub fn interactive(backend: &dyn Backend, archive: &str, output: Output) -> anyh
         }
         let _ = editor.save_history(h);
     }
-    Ok(failures)
+    Ok(())
 }

@@ -59,6 +59,11 @@ pub struct AttachPoint {
 }
 
 /// The answer to an admin command: text for people and JSON for scripts.
+///
+/// An answer reports damage when its JSON is an object whose top-level `problems` field is a
+/// non-empty array, one element per problem found (PROTOCOL.md §6, "admin"). The rule lives in
+/// the JSON rather than in a new field of the message, so that it crosses the wire unchanged
+/// and older peers pass it through; [`AdminOutput::problems`] reads it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminOutput {
     pub text: String,
@@ -66,11 +71,65 @@ pub struct AdminOutput {
     pub json: String,
 }
 
+/// The top-level JSON field that lists the damage an admin command found.
+pub const PROBLEMS: &str = "problems";
+
+/// Problems an answer names one by one at most; one more entry counts the rest, so that an
+/// archive that lost everything does not make an answer too large to send.
+pub const MAX_PROBLEMS_LISTED: usize = 1000;
+
 impl AdminOutput {
     pub fn new(text: impl Into<String>, json: serde_json::Value) -> AdminOutput {
         AdminOutput {
             text: text.into(),
             json: json.to_string(),
+        }
+    }
+
+    /// The answer of a command that looks for damage: `json` (an object) gets the `problems`
+    /// array, empty when nothing was found, and the text ends with the list (both at most
+    /// [`MAX_PROBLEMS_LISTED`] entries and a count of the rest).
+    pub fn checked(
+        text: impl Into<String>,
+        mut json: serde_json::Value,
+        problems: &[String],
+    ) -> AdminOutput {
+        let mut listed = problems.to_vec();
+        if listed.len() > MAX_PROBLEMS_LISTED {
+            let more = listed.len() - MAX_PROBLEMS_LISTED;
+            listed.truncate(MAX_PROBLEMS_LISTED);
+            listed.push(format!("and {more} more problem(s) not listed"));
+        }
+        let problems = &listed;
+        let mut text = text.into();
+        if !problems.is_empty() {
+            text.push_str(&format!("{} problem(s):\n", problems.len()));
+            for p in problems {
+                text.push_str(&format!("  {p}\n"));
+            }
+        }
+        if let Some(o) = json.as_object_mut() {
+            o.insert(PROBLEMS.into(), serde_json::json!(problems));
+        }
+        AdminOutput::new(text, json)
+    }
+
+    /// The damage this answer reports: each element of its JSON's top-level `problems` array
+    /// (a string as it is, anything else as JSON text). Empty for an answer that reports none,
+    /// whatever else it says, and for JSON that is not an object or does not parse.
+    pub fn problems(&self) -> Vec<String> {
+        let Ok(serde_json::Value::Object(o)) = serde_json::from_str(&self.json) else {
+            return Vec::new();
+        };
+        match o.get(PROBLEMS) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|p| match p {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `ore-admin ARCHIVE-ID [COMMAND [ARGS...]]`: a backend's admin interface.
 
 use clap::Parser;
-use ore::admin::{self, Output};
+use ore::admin::{self, Outcome, Output};
 
 /// Run admin commands on any Ore backend.
 ///
@@ -13,6 +13,14 @@ use ore::admin::{self, Output};
 ///   ore-admin 'backend-fs /mnt/ore' stats --json
 ///   ore-admin "ssh nas backend-fs /data" info
 ///   echo stats | ore-admin 'backend-fs /mnt/ore'
+///   ore-admin 'backend-splitlog /data' verify --json || echo damaged
+///
+/// Exit status: 0 when every command ran and none reported damage; 1 when a command failed
+/// (the error is on stderr) or reported damage. A command reports damage by listing it: in
+/// the text, and in its JSON's top-level `problems` array, one entry per problem (an empty
+/// array means it looked and found none). A command that repairs what it finds still lists
+/// it, so the run that found damage exits 1 and the next, clean one exits 0. At the prompt,
+/// the status says whether any command failed or reported damage.
 #[derive(Parser)]
 #[command(name = "ore-admin", version, verbatim_doc_comment)]
 struct Args {
@@ -45,8 +53,7 @@ fn main() {
         Output::Text
     };
     let code = match run(&args, output) {
-        Ok(0) => 0,
-        Ok(_) => 1,
+        Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("error: {e:#}");
             1
@@ -55,7 +62,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(args: &Args, output: Output) -> anyhow::Result<usize> {
+fn run(args: &Args, output: Output) -> anyhow::Result<Outcome> {
     let (archive, command) = match (&args.archive_opt, args.words.split_first()) {
         (Some(a), _) => (a.as_str(), &args.words[..]),
         (None, Some((a, rest))) => (a.as_str(), rest),
@@ -67,6 +74,9 @@ fn run(args: &Args, output: Output) -> anyhow::Result<usize> {
     if command.is_empty() {
         return admin::interactive(&*backend, archive, output);
     }
-    admin::run_one(&*backend, command, output, &mut std::io::stdout().lock())?;
-    Ok(0)
+    let answer = admin::run_one(&*backend, command, output, &mut std::io::stdout().lock())?;
+    Ok(Outcome {
+        failures: 0,
+        damaged: usize::from(!answer.problems().is_empty()),
+    })
 }
