@@ -1,4 +1,9 @@
 //! Admin commands: managing members and keeping blocks at full trust.
+//!
+//! `rereplicate`, `scrub` and `drain` look at the blocks and name the damage they find in
+//! their answer's `problems` (see `report`), so `ore-admin` exits 1 after them. `stats` and
+//! `members` only inform: they count damaged copies and show broken members that earlier runs
+//! recorded, and never report `problems`.
 
 use crate::members::Member;
 use crate::repair;
@@ -181,13 +186,11 @@ pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<Admi
         "drain" => drain(b, args),
         "rereplicate" => {
             parse_opts(command, args, &[])?;
-            let r = repair::rereplicate(b.inner())?;
-            Ok(AdminOutput::new(r.text(), r.json()))
+            Ok(repair::rereplicate(b.inner())?.output(""))
         }
         "scrub" => {
             let o = parse_opts(command, args, &["--read"])?;
-            let r = repair::scrub(b.inner(), o.read_data)?;
-            Ok(AdminOutput::new(r.text(), r.json()))
+            Ok(repair::scrub(b.inner(), o.read_data)?.output(""))
         }
         other => Err(unknown_admin(other, COMMANDS)),
     }
@@ -482,8 +485,5 @@ fn drain(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
     }
     b.inner().state().remove_member(m.row.id)?;
     b.reload_members()?;
-    Ok(AdminOutput::new(
-        format!("{}drained and removed {}\n", report.text(), m.name()),
-        report.json(),
-    ))
+    Ok(report.output(&format!("drained and removed {}\n", m.name())))
 }

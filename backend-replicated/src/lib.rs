@@ -20,6 +20,7 @@ mod admin;
 pub mod members;
 mod read;
 mod repair;
+mod report;
 pub mod state;
 mod tags;
 mod vouch;

@@ -3,8 +3,10 @@
 //! All of them walk the state's blocks in key order, a page at a time (memory stays bounded
 //! whatever the archive's size), keep a page of reads and writes in flight at once, and finish
 //! with a flush, so the copies they made count only once the members made them durable.
+//! Each names the damage it finds in its [`Report`], repaired or not.
 
 use crate::members::Member;
+use crate::report::Report;
 use crate::{trust_of, Inner};
 use protocol::{Error, ErrorCode, Key, Result, Ticket};
 use std::collections::HashMap;
@@ -13,73 +15,6 @@ use std::sync::Arc;
 
 /// Blocks handled at once.
 const PAGE: u32 = 256;
-
-/// What a repair did, for the admin answer.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Blocks looked at.
-    pub checked: u64,
-    /// Copies made on other members.
-    pub copied: u64,
-    /// Copies the state listed that the member did not have.
-    pub missing: u64,
-    /// Copies a member had that the state did not list.
-    pub found: u64,
-    /// Damaged copies found (and repaired, where the member can remove them).
-    pub damaged: u64,
-    pub repaired: u64,
-    /// Blocks still short of 100% trust, and blocks no member could provide.
-    pub short: Vec<String>,
-    pub unreadable: Vec<String>,
-}
-
-impl Report {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "checked": self.checked,
-            "copied": self.copied,
-            "missing": self.missing,
-            "found": self.found,
-            "damaged": self.damaged,
-            "repaired": self.repaired,
-            "short": self.short,
-            "unreadable": self.unreadable,
-        })
-    }
-
-    pub fn text(&self) -> String {
-        let mut t = format!(
-            "blocks checked:       {}\ncopies made:          {}\n",
-            self.checked, self.copied
-        );
-        if self.missing + self.found > 0 {
-            t.push_str(&format!(
-                "copies not found:     {}\ncopies found unlisted: {}\n",
-                self.missing, self.found
-            ));
-        }
-        if self.damaged > 0 {
-            t.push_str(&format!(
-                "damaged copies:       {} ({} repaired)\n",
-                self.damaged, self.repaired
-            ));
-        }
-        t.push_str(&format!("still short of 100%:  {}\n", self.short.len()));
-        for k in self.short.iter().take(10) {
-            t.push_str(&format!("  {k}\n"));
-        }
-        if !self.unreadable.is_empty() {
-            t.push_str(&format!(
-                "no readable copy:     {} (these blocks are lost)\n",
-                self.unreadable.len()
-            ));
-            for k in self.unreadable.iter().take(10) {
-                t.push_str(&format!("  {k}\n"));
-            }
-        }
-        t
-    }
-}
 
 /// Brings each of `keys` to full trust (not counting, nor writing to, member `exclude`) by
 /// copying it from a holder to other members. Returns the keys no member could provide.
@@ -125,6 +60,11 @@ fn top_up_report(
                     ));
                 }
                 Ok(None) | Err(_) => {
+                    report.problem(format!(
+                        "block {key}: no member has a readable copy (holders by the state: {}); \
+                         the block is lost",
+                        holder_names(inner, &holders)
+                    ));
                     report.unreadable.push(key.to_string());
                     unreadable.push(key);
                 }
@@ -139,10 +79,18 @@ fn top_up_report(
                     if trust >= 100 {
                         inner.state().clear_short(&key)?;
                     } else {
+                        report.problem(format!(
+                            "block {key}: still short of 100% trust ({trust}%) after copying"
+                        ));
                         report.short.push(key.to_string());
                     }
                 }
-                Err(_) => report.short.push(key.to_string()),
+                Err(e) => {
+                    report.problem(format!(
+                        "block {key}: still short of 100% trust, copying it failed: {e}"
+                    ));
+                    report.short.push(key.to_string());
+                }
             }
         }
     }
@@ -153,7 +101,7 @@ fn top_up_report(
 /// forgets the copies that are not there.
 fn verify_holdings(inner: &Arc<Inner>, report: &mut Report) -> Result<()> {
     for m in inner.members() {
-        let Some(b) = m.backend().cloned() else {
+        let Some(b) = reachable(&m, report) else {
             continue;
         };
         let mut after = None;
@@ -175,12 +123,14 @@ fn verify_holdings(inner: &Arc<Inner>, report: &mut Report) -> Result<()> {
                     ))
                 }
                 Err(e) => {
+                    report.problem(format!("{} could not be checked: {e}", m.name()));
                     inner.broken(&m, &e);
                     break;
                 }
             };
             for (k, p) in keys.iter().zip(present) {
                 if !p {
+                    report.problem(missing_copy(&m, k));
                     report.missing += 1;
                     inner.state().drop_copies(k, &[m.row.id])?;
                     inner.state().mark_short(k)?;
@@ -240,7 +190,7 @@ pub(crate) fn drain(inner: &Arc<Inner>, m: &Member) -> Result<Report> {
 pub(crate) fn scrub(inner: &Arc<Inner>, read: bool) -> Result<Report> {
     let mut report = Report::default();
     for m in inner.members() {
-        let Some(b) = m.backend().cloned() else {
+        let Some(b) = reachable(&m, &mut report) else {
             continue;
         };
         if !m.info().is_some_and(|i| i.can_list) {
@@ -251,6 +201,7 @@ pub(crate) fn scrub(inner: &Arc<Inner>, read: bool) -> Result<Report> {
             let (listed, more) = match b.list(after, 10_000) {
                 Ok(r) => r,
                 Err(e) => {
+                    report.problem(format!("{} could not be listed: {e}", m.name()));
                     inner.broken(&m, &e);
                     break;
                 }
@@ -281,6 +232,7 @@ pub(crate) fn scrub(inner: &Arc<Inner>, read: bool) -> Result<Report> {
             }
             for k in &ours {
                 if !listed_set.contains(k) {
+                    report.problem(missing_copy(&m, k));
                     report.missing += 1;
                     inner.state().drop_copies(k, &[m.row.id])?;
                     inner.state().mark_short(k)?;
@@ -291,6 +243,7 @@ pub(crate) fn scrub(inner: &Arc<Inner>, read: bool) -> Result<Report> {
                 // Whatever the state still lists past the member's last key is missing too.
                 let rest = inner.state().held_by(m.row.id, after, u32::MAX)?;
                 for k in rest {
+                    report.problem(missing_copy(&m, &k));
                     report.missing += 1;
                     inner.state().drop_copies(&k, &[m.row.id])?;
                 }
@@ -325,6 +278,7 @@ fn read_member(inner: &Arc<Inner>, m: &Arc<Member>, report: &mut Report) -> Resu
             match t.wait() {
                 Ok(Some(_)) => inner.state().clear_damaged(&k, m.row.id)?,
                 Ok(None) => {
+                    report.problem(missing_copy(m, &k));
                     report.missing += 1;
                     inner.state().drop_copies(&k, &[m.row.id])?;
                     inner.state().mark_short(&k)?;
@@ -332,12 +286,21 @@ fn read_member(inner: &Arc<Inner>, m: &Arc<Member>, report: &mut Report) -> Resu
                 Err(e) if e.code() == ErrorCode::Corrupt => {
                     report.damaged += 1;
                     inner.state().mark_damaged(&k, m.row.id, &e.to_string())?;
-                    if repair_copy(inner, m, &k)? {
-                        report.repaired += 1;
-                        inner.state().clear_damaged(&k, m.row.id)?;
-                    }
+                    let outcome = match repair_copy(inner, m, &k)? {
+                        None => {
+                            report.repaired += 1;
+                            inner.state().clear_damaged(&k, m.row.id)?;
+                            "repaired with a good copy from another member".to_string()
+                        }
+                        Some(why) => format!("not repaired: {why}"),
+                    };
+                    report.problem(format!(
+                        "block {k} is damaged on {}: {e} ({outcome})",
+                        m.name()
+                    ));
                 }
                 Err(e) => {
+                    report.problem(format!("{} could not be read: {e}", m.name()));
                     inner.broken(m, &e);
                     return Ok(());
                 }
@@ -347,10 +310,11 @@ fn read_member(inner: &Arc<Inner>, m: &Arc<Member>, report: &mut Report) -> Resu
     Ok(())
 }
 
-/// Replaces member `m`'s damaged copy of `key` with a good one read from another member.
-fn repair_copy(inner: &Arc<Inner>, m: &Arc<Member>, key: &Key) -> Result<bool> {
+/// Replaces member `m`'s damaged copy of `key` with a good one read from another member:
+/// `None` when it did, otherwise why not.
+fn repair_copy(inner: &Arc<Inner>, m: &Arc<Member>, key: &Key) -> Result<Option<String>> {
     let Some(b) = m.backend() else {
-        return Ok(false);
+        return Ok(Some(format!("{} is broken", m.name())));
     };
     if !m.info().is_some_and(|i| i.can_remove) {
         protocol::log::warning(&format!(
@@ -358,7 +322,9 @@ fn repair_copy(inner: &Arc<Inner>, m: &Arc<Member>, key: &Key) -> Result<bool> {
             m.name()
         ));
         inner.state().drop_copies(key, &[m.row.id])?;
-        return Ok(false);
+        return Ok(Some(
+            "the member cannot remove blocks; its copy no longer counts".into(),
+        ));
     }
     let holders: Vec<i64> = inner
         .state()
@@ -380,9 +346,41 @@ fn repair_copy(inner: &Arc<Inner>, m: &Arc<Member>, key: &Key) -> Result<bool> {
             "block {key} is damaged on {} and no other member has a good copy",
             m.name()
         ));
-        return Ok(false);
+        return Ok(Some("no other member has a good copy".into()));
     };
     b.remove(&[*key])?;
     b.put(*key, &data)?;
-    Ok(true)
+    Ok(None)
+}
+
+/// The member's connection; a broken member is a problem of the report (it was not checked).
+fn reachable(m: &Arc<Member>, report: &mut Report) -> Option<Arc<dyn protocol::Backend>> {
+    let b = m.backend().cloned();
+    if b.is_none() {
+        let why = m.broken().unwrap_or_default();
+        report.problem(format!("{} could not be checked: {why}", m.name()));
+    }
+    b
+}
+
+fn missing_copy(m: &Member, key: &Key) -> String {
+    format!(
+        "block {key}: {} does not have the copy the state lists for it",
+        m.name()
+    )
+}
+
+/// The members `ids` by name, for a problem.
+fn holder_names(inner: &Arc<Inner>, ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(|id| {
+            inner
+                .member(*id)
+                .map_or(format!("member {id}"), |m| m.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

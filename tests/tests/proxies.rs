@@ -11,15 +11,22 @@ use std::process::Command;
 
 /// `ore-admin ARCHIVE COMMAND... --json`, which must succeed.
 fn admin(archive: &str, words: &[&str]) -> serde_json::Value {
+    admin_exiting(archive, words, 0)
+}
+
+/// `ore-admin ARCHIVE WORDS --json`, which must exit with `code` (1: it reported damage).
+fn admin_exiting(archive: &str, words: &[&str], code: i32) -> serde_json::Value {
     let out = Command::new(bin("ore-admin"))
         .arg(archive)
         .args(words)
         .arg("--json")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "ore-admin {words:?}: {}",
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ore-admin {words:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -193,7 +200,8 @@ fn a_lost_member_directory_is_survived_and_rereplicate_restores_full_trust() {
 
     let fresh = d.path().join("fresh");
     admin(&id, &["add", &splitlog_id(&fresh), "--trust", "50"]);
-    let r = admin(&id, &["rereplicate"]);
+    // It found the lost copies (and made new ones): damage reported, exit 1.
+    let r = admin_exiting(&id, &["rereplicate"], 1);
     assert_eq!(r["short"], serde_json::json!([]), "{r}");
     assert_eq!(r["unreadable"], serde_json::json!([]), "{r}");
     assert_eq!(admin(&id, &["stats"])["short"], 0);
@@ -263,6 +271,6 @@ fn a_damaged_copy_on_one_member_is_read_from_another_and_reported() {
     assert!(r.stderr.contains("damaged on member 1"), "{}", r.stderr);
     let stats = admin(&id, &["stats"]);
     assert_eq!(stats["damaged"].as_array().unwrap().len(), 1, "{stats}");
-    let scrub = admin(&id, &["scrub", "--read"]);
+    let scrub = admin_exiting(&id, &["scrub", "--read"], 1);
     assert_eq!(scrub["repaired"], 1, "{scrub}");
 }
