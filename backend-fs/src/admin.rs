@@ -1,5 +1,6 @@
-//! backend-fs's admin commands: the standard ones, the tag history (`history`) and the record
-//! of blocks restricted connections stored (`vouch`).
+//! backend-fs's admin commands: the standard ones, `verify` (what the backend can check of
+//! its files, `verify`), the tag history (`history`) and the record of blocks restricted
+//! connections stored (`vouch`).
 
 use crate::files::{read_optional, FileLock};
 use crate::{history, vouch, FsBackend};
@@ -22,6 +23,11 @@ pub(crate) const COMMANDS: &[AdminCommand] = &[
         name: "stats",
         args: "",
         help: "count blocks, bytes and tags (walks the whole archive)",
+    },
+    AdminCommand {
+        name: "verify",
+        args: "",
+        help: "re-read every block file, check where each lies, and check every tag file",
     },
     protocol::history::READ_COMMAND,
     protocol::history::EXPIRE_COMMAND,
@@ -70,6 +76,7 @@ pub(crate) fn run(b: &FsBackend, command: &str, args: &[String]) -> Result<Admin
             }),
         )),
         "stats" => Ok(b.stats()?.admin_output()),
+        "verify" => crate::verify::verify(b),
         other => Err(protocol::backend::unknown_admin(other, COMMANDS)),
     }
 }

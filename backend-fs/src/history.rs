@@ -6,7 +6,13 @@
 //! those values name (`protocol::history`). Nothing rewrites these files but
 //! `expire-tag-history`, which only a full-access connection may run; it rewrites a tag's file
 //! without the values first seen at or before its cutoff that the tag no longer holds, under
-//! the same locks as a tag change. Lease tags are not recorded (their values are heartbeats).
+//! the same locks as a tag change, and keeps the tag's latest change as its last line. Lease
+//! tags are not recorded (their values are heartbeats).
+//!
+//! The last line of a tag's file is its latest change, and a set is recorded only once the tag
+//! file holding it is durable (a removal, before the file goes): so while the last line sets a
+//! value, the tag's file exists — unless something outside the backend deleted it, which
+//! `verify` reports.
 
 use crate::files::{create_dir_all, sorted_names, sync_dir, write_new_synced};
 use protocol::history::{keeps_history, show_value, Entry};
@@ -87,8 +93,27 @@ fn values(archive: &Path, name: &str) -> Result<Vec<(i128, Vec<u8>)>> {
     Ok(out)
 }
 
+/// A tag's latest recorded change: the value it was set to (`None`: removed), and when.
+pub(crate) fn latest(archive: &Path, name: &str) -> Result<Option<(i128, Option<Vec<u8>>)>> {
+    let path = archive.join(DIR).join(name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    Ok(text.lines().rev().find_map(|line| {
+        let mut w = line.splitn(3, ' ');
+        let ns = w.next()?.parse::<i128>().ok()?;
+        match (w.next(), w.next()) {
+            (Some("set"), Some(h)) => Some((ns, Some(unhex(h)?))),
+            (Some("removed"), None) => Some((ns, None)),
+            _ => None,
+        }
+    }))
+}
+
 /// The tags that have a history file.
-fn names(archive: &Path) -> Result<Vec<String>> {
+pub(crate) fn names(archive: &Path) -> Result<Vec<String>> {
     let mut names = sorted_names(&archive.join(DIR))?;
     names.retain(|n| !n.starts_with('.'));
     Ok(names)
@@ -139,10 +164,18 @@ pub(crate) fn expire(
             continue;
         }
         forgotten += (all.len() - kept.len()) as u64;
-        let text: String = kept
+        let mut text: String = kept
             .iter()
             .map(|(ns, v)| format!("{ns} set {}\n", hex(v)))
             .collect();
+        // The latest change stays the last line (a value seen again, or a removal).
+        match latest(archive, &tag)? {
+            Some((ns, Some(v))) if kept.last().map(|(_, l)| l) != Some(&v) => {
+                text.push_str(&format!("{ns} set {}\n", hex(&v)));
+            }
+            Some((ns, None)) => text.push_str(&format!("{ns} removed\n")),
+            _ => {}
+        }
         let path = archive.join(DIR).join(&tag);
         let tmp = archive.join(DIR).join(format!(".{tag}.expiring"));
         let _ = std::fs::remove_file(&tmp);

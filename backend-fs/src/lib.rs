@@ -24,12 +24,15 @@
 //! of one per block is what makes small puts cheap on a real disk.
 //!
 //! Tags are replaced atomically by rename under an exclusive `flock`, so compare-and-swap holds
-//! across processes.
+//! across processes. A change is recorded in the tag's history once the new tag file is durable
+//! (a removal, before the file goes), so the admin command `verify` can tell a tag file deleted
+//! behind the backend's back from a removal (`verify`).
 
 mod admin;
 mod at;
 mod files;
 mod history;
+mod verify;
 mod vouch;
 
 use at::{hex64, Dir, Name};
@@ -357,20 +360,24 @@ impl FsBackend {
             Ok(v) => v,
             Err(conflict) => return Ok(conflict),
         };
+        // The history's last line sets a value only once the file holding it is durable, and
+        // says removed before the file goes (`history`: what `verify` relies on).
         match &new {
             Some(value) => {
                 let tmp = self.tmp_path("tag");
                 write_new_synced(&tmp, value)?;
                 std::fs::rename(&tmp, &path)
                     .map_err(|e| Error::io(format!("replacing tag file {}", path.display()), e))?;
+                sync_dir(&self.dir.join("tags"))?;
+                history::record(&self.dir, name, Some(value))?;
             }
             None if existed => {
+                history::record(&self.dir, name, None)?;
                 remove_optional(&path)?;
+                sync_dir(&self.dir.join("tags"))?;
             }
             None => return Ok(CasOutcome::Done),
         }
-        history::record(&self.dir, name, new.as_deref())?;
-        sync_dir(&self.dir.join("tags"))?;
         Ok(CasOutcome::Done)
     }
 
