@@ -1,4 +1,10 @@
 //! Admin commands of the cache; anything it does not know goes to the inner backend.
+//!
+//! `check` is the cache's own search for damage: a cached key the archive does not hold is
+//! the one thing a cache must never have (a snapshot would skip storing that block), so each
+//! one is forgotten and named in the answer's `problems` (PROTOCOL.md §6, "admin"). A command
+//! passed to the inner backend (its `verify`, say) answers with the inner backend's JSON,
+//! `problems` included, unchanged.
 
 use crate::{CacheBackend, GC_TAG};
 use protocol::backend::{AdminCommand, AdminOutput};
@@ -31,6 +37,11 @@ const COMMANDS: &[AdminCommand] = &[
         name: "rebuild",
         args: "",
         help: "replace the cached keys with a listing of the inner backend",
+    },
+    AdminCommand {
+        name: "check",
+        args: "",
+        help: "ask the inner backend about every cached key; forget and report those it lacks",
     },
     AdminCommand {
         name: "inner",
@@ -90,6 +101,10 @@ pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<Admin
         "rebuild" => {
             no_args()?;
             rebuild(cache)
+        }
+        "check" => {
+            no_args()?;
+            check(cache)
         }
         "inner" => match args.split_first() {
             Some((c, rest)) => cache.inner.admin(c, rest),
@@ -214,5 +229,62 @@ fn rebuild(cache: &CacheBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(
         format!("the cache now knows {n} keys, listed by the inner backend\n"),
         json!({"keys": n}),
+    ))
+}
+
+/// Keys asked about at once.
+const CHECK_PAGE: u32 = 4096;
+
+/// Asks the inner backend whether it holds each cached key; forgets and reports those it lacks.
+fn check(cache: &CacheBackend) -> Result<AdminOutput> {
+    let (mut checked, mut lacking) = (0u64, Vec::new());
+    let mut after: Option<Key> = None;
+    loop {
+        let keys = cache.shared.db().page(after, CHECK_PAGE)?;
+        let Some(last) = keys.last().copied() else {
+            break;
+        };
+        after = Some(last);
+        let held = cache.inner.exists(&keys)?;
+        if held.len() != keys.len() {
+            return Err(Error::backend(
+                ErrorCode::Io,
+                format!(
+                    "{} answered exists for {} keys with {} answers",
+                    cache.inner_id,
+                    keys.len(),
+                    held.len()
+                ),
+            ));
+        }
+        checked += keys.len() as u64;
+        let gone: Vec<Key> = keys
+            .iter()
+            .zip(held)
+            .filter(|(_, h)| !h)
+            .map(|(k, _)| *k)
+            .collect();
+        cache.shared.db().forget(&gone)?;
+        lacking.extend(gone);
+    }
+    let problems: Vec<String> = lacking
+        .iter()
+        .map(|k| {
+            format!(
+                "block {k}: the cache recorded that {} holds it, but it does not (forgotten \
+                 now; run `ore check` on the archive: a snapshot that trusted the cache may \
+                 name the block)",
+                cache.inner_id
+            )
+        })
+        .collect();
+    Ok(AdminOutput::checked(
+        format!(
+            "checked {checked} cached key(s) against {}: {} missing from the archive\n",
+            cache.inner_id,
+            lacking.len()
+        ),
+        json!({"checked": checked, "missing": lacking.len()}),
+        &problems,
     ))
 }

@@ -242,6 +242,27 @@ impl Db {
         Ok(n)
     }
 
+    /// Up to `limit` keys known for good, in ascending order, all greater than `after`.
+    pub fn page(&self, after: Option<Key>, limit: u32) -> Result<Vec<Key>> {
+        let from = after.map_or(Vec::new(), |k| k.0.to_vec());
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT key FROM blocks WHERE key > ?1 ORDER BY key LIMIT ?2")
+            .map_err(|e| self.err("listing keys", e))?;
+        let rows = q
+            .query_map(params![from, limit], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.err("listing keys", e))?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let bytes = row.map_err(|e| self.err("listing keys", e))?;
+            // A row that is not a key names no block: nothing to check.
+            if let Ok(k) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                keys.push(Key(k));
+            }
+        }
+        Ok(keys)
+    }
+
     /// Keys known for good, and keys waiting for a flush.
     pub fn counts(&self) -> Result<(u64, u64)> {
         let count = |table: &str| -> Result<u64> {
