@@ -140,3 +140,32 @@ fn a_fresh_archive_without_moves_has_no_reflog_and_checks_clean() {
     let ore = Ore::fs(&d.path().join("fs"));
     ore.run(&["check"]).expect(0, "check of an empty archive");
 }
+
+#[test]
+fn an_unreadable_reflog_is_reported_as_such_besides_its_damaged_block() {
+    let d = scratch();
+    let (fsdir, ore, _, _) = two_snapshots(d.path());
+    let head = std::fs::read_to_string(fsdir.join("tags/ore:reflog")).unwrap();
+    let block = fsdir
+        .join("blocks")
+        .join(&head[..2])
+        .join(&head[2..4])
+        .join(&head);
+    let mut bytes = std::fs::read(&block).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&block, bytes).unwrap();
+    let r = ore.run(&["check"]).expect(1, "check with a damaged reflog");
+    assert!(
+        r.stdout.contains(&format!("block {head} (reflog)")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("the reflog cannot be read")
+            && r.stdout
+                .contains("no tag could be compared with its history"),
+        "{}",
+        r.stdout
+    );
+}
