@@ -136,7 +136,31 @@ fn every_damaged_block_of_every_kind_is_reported_with_its_paths_and_the_restore_
         );
     }
     assert!(r.stderr.contains("INCOMPLETE"), "{}", r.stderr);
+    // And once more together at the end, each once, sorted: the list of what to look at.
+    let listed: Vec<&str> = r
+        .stderr
+        .lines()
+        .skip_while(|l| !l.contains("left 5 entries incomplete"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.trim().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        ["big", "flipped", "gone", "sub", "unreadable"],
+        "{}",
+        r.stderr
+    );
     assert_eq!(std::fs::read(dest.join("fine")).unwrap(), b"untouched");
+    let json = ore.run(&[
+        "--json",
+        "restore",
+        "t",
+        d.path().join("again").to_str().unwrap(),
+    ]);
+    assert_eq!(json.code, 1);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["restored"]["damaged"].as_array().unwrap().len(), 5, "{v}");
 }
 
 #[test]
