@@ -169,3 +169,47 @@ fn an_unreadable_reflog_is_reported_as_such_besides_its_damaged_block() {
         r.stdout
     );
 }
+
+/// The real crash: the backend killed right after it moved the tag, before `ore` could record
+/// the move (`ORE_FAULT`, PROTOCOL.md "Fault injection"), during a forget and a snapshot. The
+/// tag is then ahead of its reflog, not behind it: check stays clean.
+#[test]
+fn a_run_killed_between_moving_a_tag_and_recording_it_is_not_reported() {
+    let d = scratch();
+    let (fsdir, ore, _, _) = two_snapshots(d.path());
+    let src = d.path().join("src");
+    let mut unrecorded = 0;
+    for (i, args) in [
+        vec!["forget", "t", "--keep-last", "1"],
+        vec!["snapshot", "t", src.to_str().unwrap()],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for n in 0..4 {
+            std::fs::write(src.join("a"), format!("run {i} {n}")).unwrap();
+            let before = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
+            let dying = Ore::new(format!(
+                "env ORE_FAULT=kill,op=set-tag,after={n},point=after {} {}",
+                ore_tests::quote(&ore_tests::bin("backend-fs")),
+                ore_tests::quote(&fsdir)
+            ));
+            let r = dying.run(&args);
+            let after = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
+            let newest = ore
+                .run(&["--json", "reflog", "t"])
+                .expect(0, "reflog")
+                .stdout;
+            if r.code != 0 && after != before && !newest.lines().next().unwrap().contains(&after) {
+                unrecorded += 1;
+            }
+            let c = ore.run(&["check"]);
+            assert_eq!(
+                c.code, 0,
+                "{args:?} killed after set-tag {n}: {}\n{}",
+                c.stdout, c.stderr
+            );
+        }
+    }
+    assert!(unrecorded >= 2, "both runs were killed in the window once");
+}
