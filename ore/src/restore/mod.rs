@@ -16,8 +16,11 @@
 //! being restored (the parents of the ones in progress, a few per thread), and the soft limit
 //! on descriptors is raised to the hard one.
 //!
-//! A block that is missing or corrupt is reported with its key and the path it belongs to; the
-//! file is left with the bytes that could be restored, and the rest of the restore goes on.
+//! A block that is missing or corrupt — or that the backend answered it could not read (a log
+//! cut short, a file it cannot open: damage to that block, not a failure of the connection) —
+//! is reported with its key, what was wrong and the path it belongs to; the file is left with
+//! the bytes that could be restored, the rest of the restore goes on, and the paths so left are
+//! listed again at the end (`RestoreOutcome::damaged`; `ore restore` then exits 1).
 
 mod attrs;
 mod dest;
