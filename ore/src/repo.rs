@@ -444,18 +444,33 @@ impl Repo {
 }
 
 /// A fetched block's bytes, with "missing" and a backend's own corruption report turned into
-/// errors that name the block.
+/// errors that name the block. So is any other failure the backend answered about this one
+/// block (its storage could not read it: a log cut short, a file it may not open): that is
+/// damage to this block, reported with the others while the rest of a check or restore goes
+/// on, not a failure of the whole connection (which keeps its own error).
 pub fn fetched(r: protocol::Result<Option<Vec<u8>>>, key: Key, kind: Kind) -> Result<Vec<u8>> {
+    use protocol::ErrorCode as C;
     match r {
         Ok(Some(b)) => Ok(b),
         Ok(None) => Err(Error::Missing {
             key,
             kind: kind.name(),
         }),
-        Err(e) if e.code() == protocol::ErrorCode::Corrupt => Err(Error::Corrupt {
+        Err(e) if e.code() == C::Corrupt => Err(Error::Corrupt {
             key,
             kind: kind.name(),
             why: format!("the backend reports: {e}"),
+        }),
+        Err(
+            e @ (protocol::Error::Io { .. }
+            | protocol::Error::Backend {
+                code: C::Io | C::Internal | C::Injected | C::Other(_),
+                ..
+            }),
+        ) => Err(Error::Corrupt {
+            key,
+            kind: kind.name(),
+            why: format!("the backend could not read it: {e}"),
         }),
         Err(e) => Err(Error::Backend(e)),
     }

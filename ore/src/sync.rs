@@ -11,10 +11,15 @@
 //!   directory shared by many snapshots is translated once per run), and chains are rebuilt
 //!   oldest first. Chunk boundaries stay those of the source.
 //!
-//! Either way blocks are flushed before any destination tag moves, and a tag moves only
-//! forward: created if missing, moved if it names a snapshot of the source's chain (an older
-//! sync), left alone and reported if it names anything else. Runs are idempotent: a second one
-//! finds every block present and every tag in place.
+//! Either way blocks are flushed before any destination tag moves, and a tag follows the
+//! source's: created if missing, moved if it names a snapshot of the source's chain (an older
+//! sync) or one the source's tag itself once named or reached — the source moved away from it
+//! by `forget`'s rewrite of the chain or by `reset`, recorded in its reflog and its backend's
+//! tag history (`former.rs`) — and left alone and reported as a conflict if it names anything
+//! else (it moved independently). Every move is compare-and-swap and is recorded in the
+//! destination's reflog, so what the destination named before stays readable there until its
+//! reflog expires. Runs are idempotent: a second one finds every block present and every tag
+//! in place.
 
 use crate::block::Kind;
 use crate::error::{Error, Result};
@@ -27,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use translate::Translator;
 
+mod former;
 mod translate;
 
 /// What happened to one tag.
@@ -72,6 +78,9 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             .collect::<Result<_>>()?
     };
     let mut out = SyncOutcome::default();
+    // Between archives that do not share keys, the translator (kept to recognise former values
+    // of the source's tags, which are translated too).
+    let mut translator = None;
     // For each tag: the destination's key of each snapshot of the source chain, newest first.
     let chains: Vec<(String, Vec<Key>)> = if dst.shares_keys(src) {
         out.mode = "as stored";
@@ -82,7 +91,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             .collect::<Result<_>>()?
     } else {
         out.mode = "re-encrypted";
-        let mut t = Translator {
+        let t = translator.insert(Translator {
             src,
             dst,
             memo: HashMap::new(),
@@ -90,7 +99,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             blocks: 0,
             copied: 0,
             bytes: 0,
-        };
+        });
         let mut chains = Vec::new();
         for (tag, _) in &heads {
             let chain = crate::spec::chain(src, tag)?;
@@ -104,13 +113,29 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             keys.reverse();
             chains.push((tag.clone(), keys));
         }
-        (out.blocks, out.copied, out.bytes) = (t.blocks, t.copied, t.bytes);
         chains
     };
-    dst.backend.flush()?;
+    // The destination's values the source's tags have since moved away from (translated with
+    // their chains first, when keys differ, so that the flush below covers them).
+    let mut plans = Vec::new();
     for (tag, keys) in chains {
         let Some(&head) = keys.first() else { continue };
-        out.tags.push(move_tag(dst, &tag, head, &keys)?);
+        let was = dst.tag(&tag)?;
+        let former = match was {
+            Some(w) if w != head && !keys.contains(&w) => {
+                former::find(src, dst, &tag, w, translator.as_mut())?
+            }
+            _ => None,
+        };
+        plans.push((tag, head, keys, was, former));
+    }
+    if let Some(t) = &translator {
+        (out.blocks, out.copied, out.bytes) = (t.blocks, t.copied, t.bytes);
+    }
+    dst.backend.flush()?;
+    for (tag, head, keys, was, former) in plans {
+        out.tags
+            .push(move_tag(dst, &tag, head, &keys, was, former)?);
     }
     out.duration_ms = started.elapsed().as_millis() as u64;
     Ok(out)
@@ -123,24 +148,41 @@ fn chain_keys(repo: &Repo, tag: &str) -> Result<Vec<Key>> {
         .collect())
 }
 
-/// Moves the destination's `tag` to `head` if it is missing or names a snapshot of `chain`.
-fn move_tag(dst: &Repo, tag: &str, head: Key, chain: &[Key]) -> Result<TagSync> {
-    let was = dst.tag(tag)?;
+/// Moves the destination's `tag` (which names `was`) to `head` if it is missing, names a
+/// snapshot of `chain`, or names the copy of `former`, a value the source's tag once had.
+fn move_tag(
+    dst: &Repo,
+    tag: &str,
+    head: Key,
+    chain: &[Key],
+    was: Option<Key>,
+    former: Option<Key>,
+) -> Result<TagSync> {
     let (status, message) = match was {
         Some(w) if w == head => ("unchanged", "already in place".to_string()),
-        Some(w) if !chain.contains(&w) => (
+        Some(w) if !chain.contains(&w) && former.is_none() => (
             "conflict",
             format!(
-                "the destination's tag names {w}, which is not on the source's chain (it moved \
-                 independently); left as it is"
+                "the destination's tag names {w}, which is neither on the source's chain nor \
+                 anything the source's tag ever named (it moved independently); left as it is"
             ),
         ),
         _ => {
             if dst.move_tag(tag, was, head, "sync")? {
-                (
-                    if was.is_some() { "moved" } else { "created" },
-                    String::new(),
-                )
+                let message = match (was, former) {
+                    (Some(w), Some(f)) => format!(
+                        "followed the source: the destination named {w}, {}which the source's \
+                         tag moved away from (a forget's rewrite or a reset); `ore reflog {tag}` \
+                         on the destination still lists it",
+                        if f == w {
+                            String::new()
+                        } else {
+                            format!("a copy of the source's {f}, ")
+                        }
+                    ),
+                    _ => String::new(),
+                };
+                (if was.is_some() { "moved" } else { "created" }, message)
             } else {
                 (
                     "conflict",

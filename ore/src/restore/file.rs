@@ -197,7 +197,7 @@ fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64
 }
 
 fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
-    ctx.incomplete.store(true, Relaxed);
+    ctx.damaged(path);
     format!("{}: not fully restored: {e}", path.display())
 }
 

@@ -247,10 +247,11 @@ fn stand_in(
         }
         // The snapshot names a target it does not hold: the archive is at fault.
         Err(e) => {
-            ctx.incomplete.store(true, Relaxed);
+            let path = dir.join(crate::util::bytes_path(&entry.name));
+            ctx.damaged(&path);
             ctx.warn(format!(
                 "{}: hard link target {} not found: {e}",
-                dir.join(crate::util::bytes_path(&entry.name)).display(),
+                path.display(),
                 show(target)
             ))
         }

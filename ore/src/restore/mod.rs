@@ -16,8 +16,11 @@
 //! being restored (the parents of the ones in progress, a few per thread), and the soft limit
 //! on descriptors is raised to the hard one.
 //!
-//! A block that is missing or corrupt is reported with its key and the path it belongs to; the
-//! file is left with the bytes that could be restored, and the rest of the restore goes on.
+//! A block that is missing or corrupt — or that the backend answered it could not read (a log
+//! cut short, a file it cannot open: damage to that block, not a failure of the connection) —
+//! is reported with its key, what was wrong and the path it belongs to; the file is left with
+//! the bytes that could be restored, the rest of the restore goes on, and the paths so left are
+//! listed again at the end (`RestoreOutcome::damaged`; `ore restore` then exits 1).
 
 mod attrs;
 mod dest;
@@ -75,6 +78,9 @@ pub struct RestoreOutcome {
     pub warnings: Vec<String>,
     /// Whether some data could not be restored (missing or corrupt blocks).
     pub incomplete: bool,
+    /// The files and directories (as restored, sorted) that missing or damaged blocks left
+    /// incomplete: each one's warning names the block and what was wrong with it.
+    pub damaged: Vec<String>,
     /// Files that could not be written here (not created, a write that failed, a disk that
     /// filled up: what was written of them is removed, so that no file cut short passes for a
     /// restored one) or that read back differently with `--verify`, hard links not made, and
@@ -112,6 +118,8 @@ struct Ctx<'r> {
     top: PathBuf,
     warnings: Mutex<Vec<String>>,
     incomplete: AtomicBool,
+    /// Paths [`Ctx::damaged`] was told about.
+    damaged: Mutex<Vec<PathBuf>>,
     not_restored: AtomicU64,
     files: AtomicU64,
     dirs: AtomicU64,
@@ -186,6 +194,12 @@ impl Ctx<'_> {
         self.warn(format!("{}: exists, not overwritten", path.display()));
     }
 
+    /// `path` (as shown) is incomplete because the archive lacks or has damaged a block of it.
+    fn damaged(&self, path: &Path) {
+        self.incomplete.store(true, Relaxed);
+        lock(&self.damaged).push(path.to_path_buf());
+    }
+
     fn warn(&self, msg: String) {
         protocol::log::warning(&msg);
         lock(&self.warnings).push(msg);
@@ -246,6 +260,7 @@ pub fn restore(
         top,
         warnings: Mutex::new(Vec::new()),
         incomplete: AtomicBool::new(false),
+        damaged: Mutex::new(Vec::new()),
         not_restored: AtomicU64::new(0),
         files: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
@@ -289,6 +304,10 @@ pub fn restore(
         links::make(ctx, &top_dir, snap, sub)
     })?;
     let warnings = std::mem::take(&mut *lock(&ctx.warnings));
+    let mut damaged = std::mem::take(&mut *lock(&ctx.damaged));
+    damaged.sort();
+    damaged.dedup();
+    let damaged = damaged.iter().map(|p| p.display().to_string()).collect();
     Ok(RestoreOutcome {
         files: ctx.files.load(Relaxed),
         bytes: ctx.bytes.load(Relaxed),
@@ -296,6 +315,7 @@ pub fn restore(
         dirs: ctx.dirs.load(Relaxed),
         other: ctx.other.load(Relaxed),
         incomplete: ctx.incomplete.load(Relaxed),
+        damaged,
         not_restored: ctx.not_restored.load(Relaxed),
         warnings,
     })

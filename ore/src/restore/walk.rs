@@ -39,7 +39,7 @@ pub(super) fn walk(
             Ok(Some(e)) => entries.push(e),
             Ok(None) => break,
             Err(e) if crate::repo::is_damage(&e) => {
-                ctx.incomplete.store(true, Relaxed);
+                ctx.damaged(path);
                 ctx.warn(format!(
                     "{}: directory not fully restored: {e}",
                     path.display()

@@ -59,6 +59,12 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         for t in &o.bad_tags {
             out(&format!("{t}\n"))?;
         }
+        for h in &o.history {
+            out(&format!("{}\n", h.message))?;
+            if let Some(r) = &h.repair {
+                out(&format!("  to put it back: {r}\n"))?;
+            }
+        }
         for p in &o.problems {
             out(&format!("block {} ({}): {}\n", p.key, p.kind, p.error))?;
             for path in &p.paths {
@@ -92,18 +98,24 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
                 o.chunks_read,
                 human_bytes(o.bytes_read),
                 o.duration_ms as f64 / 1000.0,
-                match o.problems.len() {
-                    0 => "no problems".to_string(),
-                    n => format!("{n} missing or damaged block(s)"),
+                match (o.problems.len(), o.history.len()) {
+                    (0, 0) => "no problems".to_string(),
+                    (n, 0) => format!("{n} missing or damaged block(s)"),
+                    (0, h) => format!("{h} tag(s) disagreeing with their history"),
+                    (n, h) => format!(
+                        "{n} missing or damaged block(s), {h} tag(s) disagreeing with their history"
+                    ),
                 }
             );
         }
     }
-    if !o.problems.is_empty() || !o.bad_tags.is_empty() {
+    if !o.clean() {
         bail!(
-            "the archive has {} missing or damaged block(s) and {} tag(s) naming no block",
+            "the archive has {} missing or damaged block(s), {} tag(s) naming no block and {} \
+             tag(s) disagreeing with their history (a tag rolled back, a reflog lost)",
             o.problems.len(),
-            o.bad_tags.len()
+            o.bad_tags.len(),
+            o.history.len()
         );
     }
     Ok(Done::Clean)

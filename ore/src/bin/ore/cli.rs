@@ -161,8 +161,11 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore check home~2                  one snapshot (not its chain)
   ore check home --compare ~/       the newest snapshot of home against the directory
 
-Problems are listed with the block key, its kind and the snapshot paths that reach it; the
-exit status is 1 when anything is missing or damaged.")]
+Problems are listed with the block key, its kind, what the backend said about it and the
+snapshot paths that reach it. Checking everything also compares every tag with the reflog: a
+tag behind its own history (rolled back) is listed with the command that puts it back, and so
+is a reflog that is missing or unreadable. The exit status is 1 when anything is missing,
+damaged or behind.")]
     Check(CheckArgs),
     /// Show what changed between two snapshots: added, removed, modified, renamed.
     #[command(after_help = "Examples:

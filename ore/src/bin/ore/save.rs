@@ -237,7 +237,14 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
             },
         );
         if r.incomplete {
-            eprintln!("ore: the restore is INCOMPLETE: some data is missing or damaged in the archive (see above)");
+            eprintln!(
+                "ore: the restore is INCOMPLETE: missing or damaged blocks in the archive left {} \
+                 incomplete (each named above with its block); everything else was restored:",
+                entries(r.damaged.len() as u64)
+            );
+            for p in &r.damaged {
+                eprintln!("  {p}");
+            }
         }
         if r.not_restored > 0 {
             eprintln!(
