@@ -112,8 +112,14 @@ fn no_args(command: &str, args: &[String]) -> Result<()> {
 pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
     // These rewrite the index or the logs, which an archive opened for reading only must not
     // (settings are refused where they are written).
-    if matches!(command, "compact" | "reindex") {
+    // (A reindex is what settles tags in doubt, which is why an opening that met them is for
+    // reading only.)
+    if command == "compact" || (command == "reindex" && b.state().doubts.is_empty()) {
         b.state().check_not_read_only()?;
+    }
+    // With a damaged index nothing is answered but what repairs it, and what says so.
+    if !matches!(command, "help" | "info" | "reindex") {
+        b.state().usable()?;
     }
     match command {
         "help" => Ok(admin_help(
@@ -125,16 +131,19 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             let st = b.state();
             let s = &st.settings;
             let (log, offset) = st.logs.end();
+            let problems = standing_problems(&st, &b.dir);
             Ok(AdminOutput::new(
                 format!(
-                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n",
-                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected
+                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n{}",
+                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected,
+                    problems.iter().map(|p| format!("  problem:         {p}\n")).collect::<String>()
                 ),
                 json!({
                     "kind": "splitlog", "directory": b.dir.display().to_string(),
                     "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
                     "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
                     "commit_interval": s.commit_interval, "write_protected": s.write_protected,
+                    "problems": problems,
                 }),
             ))
         }
@@ -156,22 +165,7 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
                 json!({"blocks": stats.blocks, "bytes": stats.bytes, "tags": stats.tags, "logs": logs}),
             ))
         }
-        "reindex" => {
-            no_args(command, args)?;
-            let mut st = b.state();
-            st.index.clear()?;
-            let r = st.replay()?;
-            let (blocks, _) = st.index.block_count()?;
-            let tags = st.index.tags()?.len();
-            Ok(AdminOutput::new(
-                format!(
-                    "reindexed {} records: {blocks} blocks, {tags} tags; {} damaged records skipped, {} torn tails cut\n{}",
-                    r.records, r.damaged.len(), r.torn.len(),
-                    r.damaged.iter().chain(&r.torn).map(|m| format!("  {m}\n")).collect::<String>()
-                ),
-                json!({"records": r.records, "blocks": blocks, "tags": tags, "damaged": r.damaged, "torn": r.torn}),
-            ))
-        }
+        "reindex" => crate::reindex::run(b, &mut b.state(), args),
         "verify" => {
             no_args(command, args)?;
             verify(&mut b.state())
@@ -290,15 +284,28 @@ fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOut
     ))
 }
 
+/// What this session knows is wrong with the archive without reading the logs again: a damaged
+/// index, logs the index names that are gone, tags in doubt.
+fn standing_problems(st: &State, dir: &std::path::Path) -> Vec<String> {
+    let mut problems: Vec<String> = st.broken.iter().cloned().collect();
+    problems.extend(st.missing.iter().map(|m| m.describe(dir)));
+    if !st.doubts.is_empty() {
+        problems.push(crate::damage::explain(dir, &st.doubts));
+    }
+    problems
+}
+
 fn verify(st: &mut State) -> Result<AdminOutput> {
     st.commit()?;
     let mut records = 0u64;
-    let mut problems = Vec::new();
+    let dir = st.logs.dir().to_path_buf();
+    let mut problems = standing_problems(st, &dir);
+    let missing: HashSet<u32> = st.missing.iter().map(|m| m.log).collect();
     let mut sound_blocks = HashSet::new();
     for n in list_logs(st.logs.dir())? {
-        let file = st.logs.file(n)?;
+        let file = st.logs.file(n)?.clone();
         let scanner =
-            Scanner::new(file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+            Scanner::new(&file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
         for item in scanner {
             match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
                 Item::Record { offset, header, .. } => {
@@ -307,11 +314,14 @@ fn verify(st: &mut State) -> Result<AdminOutput> {
                         sound_blocks.insert((n, offset));
                     }
                 }
-                Item::Corrupt { offset, reason, .. } => {
-                    problems.push(format!("log {n} offset {offset}: {reason}"))
-                }
+                Item::Corrupt { offset, reason, .. } => problems.push(format!(
+                    "{} offset {offset}: {reason}",
+                    log_path(&dir, n).display()
+                )),
                 Item::TornTail { offset } => problems.push(format!(
-                    "log {n} offset {offset}: incomplete record at the end"
+                    "{} offset {offset}: incomplete record at the end (the log ends at byte {})",
+                    log_path(&dir, n).display(),
+                    st.logs.size_of(n)?
                 )),
             }
         }
@@ -321,7 +331,8 @@ fn verify(st: &mut State) -> Result<AdminOutput> {
         let keys = st.index.list(after, 10_000)?;
         for k in &keys {
             if let Some(loc) = st.index.locate(k)? {
-                if !sound_blocks.contains(&(loc.log, loc.offset)) {
+                // (A missing log is one problem, not one per block.)
+                if !missing.contains(&loc.log) && !sound_blocks.contains(&(loc.log, loc.offset)) {
                     problems.push(format!("block {k}: the index points at log {} offset {}, where there is no sound record of it", loc.log, loc.offset));
                 }
             }

@@ -1,0 +1,193 @@
+//! What damaged logs cost, and what may still be trusted: missing logs, logs cut short, and
+//! tags whose newest value the logs can no longer show.
+//!
+//! Damage is answered where it is, never by refusing the whole archive:
+//!
+//! - a block whose record is damaged, cut off or in a missing log is answered with a `Corrupt`
+//!   error for that one request, naming the block, its log and offset and what is wrong
+//!   ([`crate::logs::read_record`]); every other block reads as before;
+//! - a log the index names that is gone does not stop the archive from opening: the opening
+//!   warns, naming the log and the blocks and bytes the index says it held ([`missing_logs`]),
+//!   and `info` and `verify` list it; new records go to a log numbered after it, so its number
+//!   is never reused ([`crate::logs::Logs::open`]).
+//!
+//! **Tags.** A tag's value is the value of its last sound tag record. A damaged stretch of a log
+//! that could have been a tag record (a damaged header, a tag record with a damaged payload, a
+//! log cut short, a missing log: a [`Suspect`]) may have changed any tag whose last sound record
+//! comes before it, so for each such tag the logs alone prove only an older value. A replay
+//! never picks that older value quietly ([`doubts`]):
+//!
+//! - a reindex takes the value the index it replaces holds, when that index is sound and
+//!   reflected the logs past the damage (it applied the record while it was sound), and — for
+//!   a value that names a block — that block is stored. It then writes the value again as a
+//!   fresh tag record, so the logs alone show it from then on;
+//! - otherwise the reindex is refused, naming each tag, the value its last sound record gives
+//!   and the damage after it; the index is left as it was. `ore reflog TAG` (which reads the
+//!   frontend's encrypted record of tag moves, which the backend cannot) tells the newest value;
+//!   `reindex --accept-older TAG` keeps the older one (written again as a fresh record), and
+//!   `ore reset TAG KEY` then moves the tag forward;
+//! - when the replay at opening (a deleted index, or damage after the last flush) meets such
+//!   doubt, the archive opens for reading only and refuses to answer for the doubted tags until
+//!   a reindex settles them.
+//!
+//! What cannot be told: lease tags (`ore:lease:N`) are heartbeats, not doubted (a stale one
+//! ends by its ttl); a damaged header whose key field was hit in more than [`KEY_DAMAGE`] bytes
+//! is taken for a block record (tag and setting records have a zero key, a block's key is a
+//! hash); a damaged record that created a tag nothing else names cannot name it, and is
+//! reported only as a damaged record; a newest log cut short with no index to say it was ever
+//! longer looks like an interrupted write.
+
+use crate::index::Index;
+use crate::record::{RecordType, HEADER_LEN};
+use crate::State;
+use protocol::Result;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A log position: log number, then offset (records are ordered by it).
+pub type Pos = (u32, u64);
+
+/// A damaged stretch that could have been a tag record.
+#[derive(Clone, Debug)]
+pub struct Suspect {
+    pub at: Pos,
+    pub what: String,
+    /// The stretch is the tail of the newest log: an interrupted write, unless an index
+    /// reflected the log past it (then it was written, flushed and later cut).
+    pub newest_tail: bool,
+}
+
+/// Above this many nonzero bytes in a damaged header's key field, the record was a block's.
+pub const KEY_DAMAGE: usize = 4;
+
+/// Whether a damaged record with header bytes `header` (as read) and sound type `kind` could
+/// have been a tag record.
+pub fn could_be_tag(kind: Option<RecordType>, header: Option<&[u8; HEADER_LEN]>) -> bool {
+    match kind {
+        Some(k) => matches!(k, RecordType::TagSet | RecordType::TagRemoved),
+        None => header.is_none_or(|h| h[13..45].iter().filter(|&&b| b != 0).count() <= KEY_DAMAGE),
+    }
+}
+
+/// What a replay saw of the tags: the position of each tag's last sound change, and the
+/// suspects.
+#[derive(Debug, Default)]
+pub struct TagTrail {
+    pub changes: BTreeMap<String, Pos>,
+    pub suspects: Vec<Suspect>,
+}
+
+/// A tag whose newest value the logs cannot show.
+#[derive(Debug, Clone)]
+pub struct Doubt {
+    pub tag: String,
+    /// The value its last sound record gives (`None`: removed, or never set).
+    pub older: Option<Vec<u8>>,
+    /// The damage after that record, described.
+    pub after: Vec<String>,
+    /// The furthest suspect.
+    pub last: Pos,
+}
+
+/// The tags (of `index` after the replay, and `more` names) that a suspect of `trail` may have
+/// changed. `through` is how far an earlier index reflected the logs: a newest log's tail
+/// before it was flushed, so its damage counts.
+pub fn doubts(
+    trail: &TagTrail,
+    index: &Index,
+    more: &BTreeSet<String>,
+    through: Option<Pos>,
+) -> Result<Vec<Doubt>> {
+    let mut names: BTreeSet<String> = index.tags()?.into_iter().map(|(n, _)| n).collect();
+    names.extend(trail.changes.keys().cloned());
+    names.extend(more.iter().cloned());
+    let mut out: BTreeMap<String, Doubt> = BTreeMap::new();
+    for s in &trail.suspects {
+        if s.newest_tail && through.is_none_or(|t| t <= s.at) {
+            continue;
+        }
+        for name in &names {
+            if name.starts_with(protocol::tagrules::LEASE_PREFIX) {
+                continue;
+            }
+            if trail.changes.get(name).is_some_and(|&c| c > s.at) {
+                continue;
+            }
+            let d = match out.get_mut(name) {
+                Some(d) => d,
+                None => out.entry(name.clone()).or_insert(Doubt {
+                    tag: name.clone(),
+                    older: index.tag(name)?,
+                    after: Vec::new(),
+                    last: s.at,
+                }),
+            };
+            d.after.push(s.what.clone());
+            d.last = d.last.max(s.at);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// A tag value as a message shows it.
+pub fn show(v: Option<&[u8]>) -> String {
+    match v {
+        Some(v) => protocol::history::show_value(v),
+        None => "(no value: removed or never set)".into(),
+    }
+}
+
+/// The sentence that says why `doubts` keep their tags from being answered, and what to do.
+pub fn explain(dir: &std::path::Path, doubts: &[Doubt]) -> String {
+    let mut m = format!(
+        "the logs cannot show the newest value of {} tag(s):\n",
+        doubts.len()
+    );
+    for d in doubts {
+        m.push_str(&format!(
+            "  tag {}: its last sound record gives {}, but later damage may have changed it: {}\n",
+            d.tag,
+            show(d.older.as_deref()),
+            d.after.join("; ")
+        ));
+    }
+    let first = doubts.first().map_or("TAG", |d| d.tag.as_str());
+    m.push_str(&format!(
+        "`ore reflog {first}` shows the newest value; `ore-admin {} reindex --accept-older {first}` \
+         keeps the older one, and `ore reset {first} KEY` then moves the tag to the newest",
+        dir.display()
+    ));
+    m
+}
+
+/// A log the index names that is gone, with what the index says it held.
+#[derive(Debug, Clone)]
+pub struct MissingLog {
+    pub log: u32,
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+impl MissingLog {
+    pub fn describe(&self, dir: &std::path::Path) -> String {
+        format!(
+            "{} is missing: the index says it held {} block(s) ({} bytes); reads of them fail \
+             as damaged, everything else reads as before",
+            crate::logs::log_path(dir, self.log).display(),
+            self.blocks,
+            self.bytes
+        )
+    }
+}
+
+/// The logs the index counts live records in that are not on disk.
+pub(crate) fn missing_logs(st: &mut State) -> Result<Vec<MissingLog>> {
+    let present: BTreeSet<u32> = crate::logs::list_logs(st.logs.dir())?.into_iter().collect();
+    let mut out = Vec::new();
+    for (log, _) in st.index.live_logs()? {
+        if !present.contains(&log) {
+            let (blocks, bytes) = st.index.blocks_in_log(log)?;
+            out.push(MissingLog { log, blocks, bytes });
+        }
+    }
+    Ok(out)
+}

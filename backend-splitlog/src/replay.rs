@@ -1,0 +1,180 @@
+//! Replaying the logs into the index: at opening, the records written after the index's last
+//! commit (what a crash left unrecorded); for a reindex, every record of every log.
+//!
+//! A torn tail of the newest log is an interrupted write and is cut off; damage anywhere else is
+//! reported and skipped, and what it may have done to the tags is worked out in
+//! [`crate::damage`]: an opening replay that leaves a tag in doubt is not committed.
+
+use crate::index::Index;
+use crate::record::{self, RecordType};
+use crate::{damage, logs, scan, Settings, State};
+use protocol::{Error, Result};
+use std::path::Path;
+
+impl State {
+    /// Replays the records written after the index's position.
+    pub(crate) fn replay(&mut self) -> Result<ReplayReport> {
+        let all = logs::list_logs(self.logs.dir())?;
+        let (first_log, first_offset) = self
+            .index
+            .position()?
+            .unwrap_or((all.first().copied().unwrap_or(1), 0));
+        let mut report = ReplayReport::default();
+        let last = all.last().copied();
+        for n in all.into_iter().filter(|&n| n >= first_log) {
+            let start = if n == first_log { first_offset } else { 0 };
+            let path = logs::log_path(self.logs.dir(), n);
+            let file = self
+                .logs
+                .file(n)?
+                .try_clone()
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            let scanner = scan::Scanner::new(&file, start, true)
+                .map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+            for item in scanner {
+                match item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))? {
+                    scan::Item::Record {
+                        offset,
+                        header,
+                        payload,
+                    } => {
+                        let payload = payload.unwrap_or_default();
+                        if matches!(header.kind, RecordType::TagSet | RecordType::TagRemoved) {
+                            if let Some((name, _)) = record::parse_named(&payload) {
+                                report.tags.changes.insert(name, (n, offset));
+                            }
+                        }
+                        self.index.apply(n, offset, &header, &payload)?;
+                        report.records += 1;
+                    }
+                    scan::Item::Corrupt {
+                        offset,
+                        next,
+                        reason,
+                        kind,
+                    } => {
+                        let m = format!(
+                            "{} offset {offset}: damaged record ({reason}); skipped {} bytes",
+                            path.display(),
+                            next - offset
+                        );
+                        protocol::log::warning(&m);
+                        let mut h = [0u8; record::HEADER_LEN];
+                        let header =
+                            std::os::unix::fs::FileExt::read_exact_at(&file, &mut h, offset)
+                                .ok()
+                                .map(|()| &h);
+                        if damage::could_be_tag(kind, header) {
+                            report.tags.suspects.push(damage::Suspect {
+                                at: (n, offset),
+                                what: m.clone(),
+                                newest_tail: false,
+                            });
+                        }
+                        report.damaged.push(m);
+                        self.index.account(n, 0, (next - offset) as i64)?;
+                    }
+                    scan::Item::TornTail { offset } => {
+                        let size = self.logs.size_of(n)?;
+                        let newest = Some(n) == last;
+                        let m = if newest {
+                            format!(
+                                "{}: cut off {} bytes of an interrupted write at offset {offset}",
+                                path.display(),
+                                size - offset
+                            )
+                        } else {
+                            format!(
+                                "{} offset {offset}: the log ends at byte {size} in the middle of \
+                                 a record (it was cut short, though later logs were written after it)",
+                                path.display()
+                            )
+                        };
+                        report.tags.suspects.push(damage::Suspect {
+                            at: (n, offset),
+                            what: m.clone(),
+                            newest_tail: newest,
+                        });
+                        if newest && n == self.logs.end().0 {
+                            self.logs.truncate(n, offset)?;
+                        }
+                        protocol::log::warning(&m);
+                        if newest {
+                            report.torn.push(m);
+                        } else {
+                            report.damaged.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        self.settings = Settings::load(&self.index)?;
+        Ok(report)
+    }
+}
+
+impl State {
+    /// The replay at opening: committed when it leaves no tag in doubt. Otherwise the archive
+    /// is open for reading only, answering from what the replay found (never committed, so
+    /// the next opening meets the same doubt) but refusing to answer for the doubted tags until
+    /// a reindex settles them (see [`damage`]).
+    pub(crate) fn settle_replay(&mut self) -> Result<()> {
+        let report = self.replay()?;
+        let doubts = damage::doubts(&report.tags, &self.index, &Default::default(), None)?;
+        if doubts.is_empty() {
+            return self.commit();
+        }
+        let why = format!(
+            "open for reading only: {}",
+            damage::explain(self.logs.dir(), &doubts)
+        );
+        protocol::log::warning(&why);
+        self.read_only = Some(why);
+        self.doubts = doubts;
+        Ok(())
+    }
+}
+
+/// The lowest number the next new log may take: past the newest log the index names when that
+/// log is gone or shorter than the index says it was (cut short), so that nothing written now
+/// lands where the index places older records. 0: no such constraint.
+pub(crate) fn next_log_floor(dir: &Path, index: &Index, known: u32) -> Result<u32> {
+    let Some((log, offset)) = index.position()? else {
+        return Ok(if logs::log_path(dir, known).exists() || known == 0 {
+            0
+        } else {
+            known + 1
+        });
+    };
+    let newest = known.max(log);
+    match std::fs::metadata(logs::log_path(dir, newest)) {
+        Ok(m) if newest != log || m.len() >= offset => Ok(0),
+        Ok(m) => {
+            protocol::log::warning(&format!(
+                "{} is {} bytes, but the index reflects it up to byte {offset}: it was cut \
+                 short, and the records past its end are lost (reads of their blocks fail as \
+                 damaged); new records go to the next log",
+                logs::log_path(dir, newest).display(),
+                m.len()
+            ));
+            Ok(newest + 1)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(newest + 1),
+        Err(e) => Err(Error::io(
+            format!("reading {}", logs::log_path(dir, newest).display()),
+            e,
+        )),
+    }
+}
+
+/// What a replay found.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    pub records: u64,
+    /// Damaged records, and logs cut short that are not the newest.
+    pub damaged: Vec<String>,
+    /// Interrupted writes cut off the newest log.
+    pub torn: Vec<String>,
+    /// Where each tag last changed, and the damage that may have changed tags since.
+    pub tags: damage::TagTrail,
+}
