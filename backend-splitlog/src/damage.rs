@@ -22,10 +22,10 @@
 //!   a value that names a block — that block is stored. It then writes the value again as a
 //!   fresh tag record, so the logs alone show it from then on;
 //! - otherwise the reindex is refused, naming each tag, the value its last sound record gives
-//!   and the damage after it; the index is left as it was. `ore reflog TAG` (which reads the
-//!   frontend's encrypted record of tag moves, which the backend cannot) tells the newest value;
-//!   `reindex --accept-older TAG` keeps the older one (written again as a fresh record), and
-//!   `ore reset TAG KEY` then moves the tag forward;
+//!   and the damage after it; the index is left as it was. `reindex --accept-older TAG` keeps
+//!   the older value (written again as a fresh record); `ore reflog TAG` (which reads the
+//!   frontend's encrypted record of tag moves, which the backend cannot) then tells the newest
+//!   value, and `ore reset TAG KEY` moves the tag there;
 //! - when the replay at opening (a deleted index, or damage after the last flush) meets such
 //!   doubt, the archive opens for reading only and refuses to answer for the doubted tags until
 //!   a reindex settles them.
@@ -150,10 +150,18 @@ pub fn explain(dir: &std::path::Path, doubts: &[Doubt]) -> String {
             d.after.join("; ")
         ));
     }
-    let first = doubts.first().map_or("TAG", |d| d.tag.as_str());
+    let accept: String = doubts
+        .iter()
+        .map(|d| {
+            format!(
+                " --accept-older {}",
+                protocol::history::show_value(d.tag.as_bytes())
+            )
+        })
+        .collect();
     m.push_str(&format!(
-        "`ore reflog {first}` shows the newest value; `ore-admin {} reindex --accept-older {first}` \
-         keeps the older one, and `ore reset {first} KEY` then moves the tag to the newest",
+        "`ore-admin {} reindex{accept}` keeps the older values; then `ore reflog TAG` shows \
+         each tag's newest value, and `ore reset TAG KEY` moves the tag there",
         dir.display()
     ));
     m

@@ -20,7 +20,6 @@ use crate::index::Index;
 use crate::record::{named_payload, RecordType};
 use crate::{restrict, Settings, SplitlogBackend, State};
 use protocol::backend::AdminOutput;
-use protocol::tagrules::holds_key;
 use protocol::{Error, ErrorCode, Key, Result};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +30,8 @@ use std::path::{Path, PathBuf};
 struct Witness {
     /// Its tags, when it is sound.
     tags: BTreeMap<String, Vec<u8>>,
+    /// Its tag history (each value is recorded there in the same step as in the tag).
+    history: BTreeSet<(String, Vec<u8>)>,
     /// How far into the logs it reflects, when it is sound.
     through: Option<Pos>,
     /// What is wrong with it, when it is damaged.
@@ -116,6 +117,12 @@ fn witness(st: &mut State) -> Witness {
         }
         Ok(Witness {
             tags: st.index.tags()?.into_iter().collect(),
+            history: st
+                .index
+                .tag_history(None)?
+                .into_iter()
+                .map(|(n, v, _)| (n, v))
+                .collect(),
             through: st.index.position()?,
             damage: None,
             missing: st.missing.clone(),
@@ -128,25 +135,25 @@ fn witness(st: &mut State) -> Witness {
 }
 
 /// The value the old index vouches for, for a tag in doubt: it reflected the logs past the
-/// damage, and the block its value names (if it names one) is stored.
+/// damage, and the value agrees with its own record of the tag's history, or names a block
+/// that is stored (so a byte changed in the index file itself is not taken for the truth).
 fn vouched(st: &State, w: &Witness, d: &Doubt) -> Result<Option<Option<Vec<u8>>>> {
     if w.damage.is_some() || w.through.is_none_or(|t| t <= d.last) {
         return Ok(None);
     }
     let value = w.tags.get(&d.tag).cloned();
-    if let Some(v) = &value {
-        if holds_key(v) {
-            let stored = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.trim().parse::<Key>().ok())
-                .map(|k| st.index.contains(&k))
-                .transpose()?;
-            if stored != Some(true) {
-                return Ok(None);
-            }
-        }
+    let Some(v) = &value else {
+        return Ok(Some(None));
+    };
+    if w.history.contains(&(d.tag.clone(), v.clone())) {
+        return Ok(Some(value));
     }
-    Ok(Some(value))
+    let stored = std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse::<Key>().ok())
+        .map(|k| st.index.contains(&k))
+        .transpose()?;
+    Ok((stored == Some(true)).then_some(value))
 }
 
 /// Replays every log into the (empty) index in `st`, settles tags in doubt, and says what it

@@ -53,6 +53,23 @@ impl State {
                         reason,
                         kind,
                     } => {
+                        if let Some((header, payload)) = repaired(&file, offset, kind) {
+                            let m = format!(
+                                "{} offset {offset}: damaged record ({reason}) read back: one \
+                                 byte of it was wrong, and only one reading matches its checksum",
+                                path.display()
+                            );
+                            protocol::log::warning(&m);
+                            report.damaged.push(m);
+                            if let Some((name, _)) = record::parse_named(&payload) {
+                                if header.kind != RecordType::TagKept {
+                                    report.tags.changes.insert(name, (n, offset));
+                                }
+                            }
+                            self.index.apply(n, offset, &header, &payload)?;
+                            report.records += 1;
+                            continue;
+                        }
                         let m = format!(
                             "{} offset {offset}: damaged record ({reason}); skipped {} bytes",
                             path.display(),
@@ -177,4 +194,32 @@ pub struct ReplayReport {
     pub torn: Vec<String>,
     /// Where each tag last changed, and the damage that may have changed tags since.
     pub tags: damage::TagTrail,
+}
+
+/// A tag or setting record whose payload has one wrong byte, read back (see
+/// [`record::repair_named`]).
+fn repaired(
+    file: &std::fs::File,
+    offset: u64,
+    kind: Option<RecordType>,
+) -> Option<(record::Header, Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
+    if !matches!(
+        kind,
+        Some(
+            RecordType::TagSet | RecordType::TagRemoved | RecordType::TagKept | RecordType::Setting
+        )
+    ) {
+        return None;
+    }
+    let mut h = [0u8; record::HEADER_LEN];
+    file.read_exact_at(&mut h, offset).ok()?;
+    let header = record::Header::decode(&h)?;
+    if header.len as usize > record::REPAIR_MAX {
+        return None;
+    }
+    let mut payload = vec![0u8; header.len as usize];
+    file.read_exact_at(&mut payload, offset + record::HEADER_LEN as u64)
+        .ok()?;
+    record::repair_named(&header, &payload).map(|p| (header, p))
 }
