@@ -388,6 +388,7 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
         st.logs.roll()?;
     }
     let mut done = Vec::new();
+    let mut problems = Vec::new();
     // What the disk gets back: the logs' total size before less after (the live records of a
     // compacted log are written again, to the newest log).
     let total = |st: &mut State| -> Result<u64> {
@@ -399,7 +400,16 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
     };
     let before = total(st)?;
     for n in candidates {
-        compact_log(st, n, Some(n) != oldest)?;
+        if let Some(damage) = compact_log(st, n, Some(n) != oldest)? {
+            // Its sound records were copied, but the log is kept: deleting it would delete the
+            // evidence of what its damaged records held (and their blocks' place in the index).
+            st.commit()?;
+            problems.push(format!(
+                "{} not compacted: {damage} (see `verify`)",
+                log_path(st.logs.dir(), n).display()
+            ));
+            continue;
+        }
         st.commit()?;
         st.logs.delete(n)?;
         st.index.forget_log(n)?;
@@ -408,13 +418,21 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
     }
     let freed = before.saturating_sub(total(st)?);
     Ok(AdminOutput::new(
-        format!("compacted {} log(s), {freed} bytes freed\n", done.len()),
-        json!({"logs": done, "freed": freed}),
+        format!(
+            "compacted {} log(s), {freed} bytes freed\n{}",
+            done.len(),
+            problems
+                .iter()
+                .map(|p| format!("  {p}\n"))
+                .collect::<String>()
+        ),
+        json!({"logs": done, "freed": freed, "problems": problems}),
     ))
 }
 
 /// Copies what log `n` holds that is still needed to the newest log and points the index at it.
-fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
+/// Returns what damage the log holds, if any (then it must not be deleted).
+fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<Option<String>> {
     let path = log_path(st.logs.dir(), n);
     let file = st
         .logs
@@ -428,15 +446,24 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
     // reindex after compaction finds the same history (protocol::history).
     let mut kept = Vec::new();
     let mut settings = BTreeSet::new();
+    let mut damage = None;
     for item in scanner {
-        let Item::Record {
-            offset,
-            header,
-            payload,
-        } = item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))?
-        else {
-            continue;
-        };
+        let (offset, header, payload) =
+            match item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))? {
+                Item::Record {
+                    offset,
+                    header,
+                    payload,
+                } => (offset, header, payload),
+                Item::Corrupt { offset, reason, .. } => {
+                    damage.get_or_insert(format!("a damaged record at offset {offset} ({reason})"));
+                    continue;
+                }
+                Item::TornTail { offset } => {
+                    damage.get_or_insert(format!("an incomplete record at offset {offset}"));
+                    continue;
+                }
+            };
         let payload = payload.unwrap_or_default();
         let key = Key(header.key);
         match header.kind {
@@ -513,5 +540,5 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
             )?;
         }
     }
-    Ok(())
+    Ok(damage)
 }

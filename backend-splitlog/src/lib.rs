@@ -444,7 +444,15 @@ impl Backend for SplitlogBackend {
                     st.logs.reader(loc.log).map_err(|e| {
                         Error::backend(
                             e.code(),
-                            format!("block {key} at offset {} is damaged: {e}", loc.offset),
+                            format!(
+                                "block {key} at offset {} {}: {e}",
+                                loc.offset,
+                                if e.code() == ErrorCode::Corrupt {
+                                    "is damaged"
+                                } else {
+                                    "cannot be read"
+                                }
+                            ),
                         )
                     })?,
                     loc,

@@ -335,3 +335,29 @@ fn a_truncated_log_reports_each_damaged_block_with_its_log_and_offset() {
     let problems = json(&r)["problems"].to_string();
     assert!(problems.contains("cut short"), "{r:?}");
 }
+
+#[test]
+fn compaction_keeps_a_log_with_damaged_records_instead_of_deleting_the_evidence() {
+    let (o, d, dir) = archive();
+    let tags = three_logs(&o, d.path(), &dir);
+    let (n, offset, _) = last_set(&dir, "b");
+    assert_eq!(n, tags[1].1);
+    damage_tag_record(&dir, n, offset, 8);
+    let r = admin(&dir, &["compact", "0", "--json"]);
+    let problems = json(&r)["problems"].to_string();
+    assert!(
+        problems.contains(&format!("log-{n:06} not compacted")),
+        "{r:?}"
+    );
+    assert!(log_path(&dir, n).exists(), "the damaged log is kept");
+    let r = admin(&dir, &["verify", "--json"]);
+    let problems = json(&r)["problems"].to_string();
+    assert!(
+        problems.contains(&format!("log-{n:06} offset {offset}")),
+        "{r:?}"
+    );
+    for tag in ["a", "b", "c"] {
+        let r = o.restore(tag, &d.path().join(format!("out-{tag}")));
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+}
