@@ -26,9 +26,11 @@
 //!   the older value (written again as a fresh record); `ore reflog TAG` (which reads the
 //!   frontend's encrypted record of tag moves, which the backend cannot) then tells the newest
 //!   value, and `ore reset TAG KEY` moves the tag there;
-//! - when the replay at opening (a deleted index, or damage after the last flush) meets such
-//!   doubt, the archive opens for reading only and refuses to answer for the doubted tags until
-//!   a reindex settles them.
+//! - when the replay at opening meets such doubt (it replays everything when the index was
+//!   deleted), the archive opens for reading only and refuses to answer for the doubted tags
+//!   until a reindex settles them. Damage after the index's last commit is the exception: that
+//!   stretch was never flushed, and a machine crash may leave it half written, so what it held
+//!   is lost as the durability contract allows (reported, not doubted).
 //!
 //! What cannot be told: lease tags (`ore:lease:N`) are heartbeats, not doubted (a stale one
 //! ends by its ttl); a damaged header whose key field was hit in more than [`KEY_DAMAGE`] bytes
@@ -90,12 +92,16 @@ pub struct Doubt {
 
 /// The tags (of `index` after the replay, and `more` names) that a suspect of `trail` may have
 /// changed. `through` is how far an earlier index reflected the logs: a newest log's tail
-/// before it was flushed, so its damage counts.
+/// before it was flushed, so its damage counts. Suspects at or after `unflushed` (where the
+/// index's last commit ended, for the replay at opening) are passed over: nothing written
+/// there was ever flushed, and a machine crash may leave such a tail half written — what it
+/// loses is what the durability contract allows to be lost.
 pub fn doubts(
     trail: &TagTrail,
     index: &Index,
     more: &BTreeSet<String>,
     through: Option<Pos>,
+    unflushed: Option<Pos>,
 ) -> Result<Vec<Doubt>> {
     let mut names: BTreeSet<String> = index.tags()?.into_iter().map(|(n, _)| n).collect();
     names.extend(trail.changes.keys().cloned());
@@ -103,6 +109,9 @@ pub fn doubts(
     let mut out: BTreeMap<String, Doubt> = BTreeMap::new();
     for s in &trail.suspects {
         if s.newest_tail && through.is_none_or(|t| t <= s.at) {
+            continue;
+        }
+        if unflushed.is_some_and(|u| u <= s.at) {
             continue;
         }
         for name in &names {

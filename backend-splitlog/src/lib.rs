@@ -6,10 +6,15 @@
 //! is committed every `commit-interval` writes and on flush, always after the logs it describes
 //! were synced, together with the log position it reflects. So:
 //!
-//! - after a crash, the records past that position are replayed ([`scan`]); a torn tail (the
-//!   remains of an interrupted append) is cut off; a damaged record is reported and skipped;
-//! - `reindex` rebuilds the whole index, tags and settings included, from the logs alone;
-//! - a block is served only after its record's checksum and key were checked.
+//! - after a crash, the records past that position are replayed (`replay`, [`scan`]); a torn
+//!   tail (the remains of an interrupted append) is cut off; a damaged record is reported and
+//!   skipped;
+//! - `reindex` rebuilds the whole index, tags and settings included, from the logs alone, into
+//!   a fresh file, whatever state the old one is in (`reindex`);
+//! - a block is served only after its record's checksum and key were checked, and a block that
+//!   cannot be served (damaged, cut off, in a missing log) fails that one request as `corrupt`,
+//!   naming its log and offset; a missing log or a damaged index file does not keep the archive
+//!   shut, and no replay quietly rolls a tag back to an older value ([`damage`]).
 //!
 //! One process at a time may open an archive ([`logs::ArchiveLock`]); the lock is a `flock`,
 //! so it dies with its process and is never left stale.
@@ -174,7 +179,7 @@ impl State {
             len: header.len,
         };
         if !self.index.insert_block(key, loc)? {
-            return Ok(());
+            return self.store_again_if_lost(key, &header, data);
         }
         let appended = match self.logs.append(&header, data, max) {
             Ok(at) if at == loc => Ok(()),
@@ -189,6 +194,35 @@ impl State {
             return Err(e);
         }
         self.count_write()
+    }
+
+    /// Stores a block the index already names again when the log it names is missing (see
+    /// [`damage`]): a later snapshot of the same data then repairs what the loss broke, where it
+    /// would otherwise deduplicate against a copy that is gone.
+    fn store_again_if_lost(&mut self, key: &Key, header: &Header, data: &[u8]) -> Result<()> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
+        match self.index.locate(key)? {
+            Some(old) if self.missing.iter().any(|m| m.log == old.log) => {
+                let at = self.logs.append(header, data, self.settings.max_log_size)?;
+                self.index.relocate(key, old, at)?;
+                self.count_write()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether block `key` is stored where it can be read (a block the index places in a
+    /// missing log is not).
+    fn holds(&self, key: &Key) -> Result<bool> {
+        if self.missing.is_empty() {
+            return self.index.contains(key);
+        }
+        Ok(self
+            .index
+            .locate(key)?
+            .is_some_and(|loc| !self.missing.iter().any(|m| m.log == loc.log)))
     }
 
     /// Syncs the logs, then commits the index with the position it now reflects.
@@ -425,7 +459,7 @@ impl Backend for SplitlogBackend {
         st.usable()?;
         self.check_writable(&st, "storing a block")?;
         check_block_size(&key, data.len(), st.settings.max_block_size)?;
-        if st.index.contains(&key)? {
+        if st.holds(&key)? {
             return Ok(());
         }
         // The record first: a crash between the two leaves at worst a record of a block that
@@ -471,7 +505,7 @@ impl Backend for SplitlogBackend {
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let st = self.state();
         st.usable()?;
-        keys.iter().map(|k| st.index.contains(k)).collect()
+        keys.iter().map(|k| st.holds(k)).collect()
     }
 
     fn remove(&self, keys: &[Key]) -> Result<()> {

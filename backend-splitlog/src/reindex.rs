@@ -165,7 +165,7 @@ fn rebuild(
 ) -> Result<(String, serde_json::Value)> {
     let r = st.replay()?;
     let more: BTreeSet<String> = w.tags.keys().cloned().collect();
-    let doubts = damage::doubts(&r.tags, &st.index, &more, w.through)?;
+    let doubts = damage::doubts(&r.tags, &st.index, &more, w.through, None)?;
     let mut settled = Vec::new();
     let mut open = Vec::new();
     for d in doubts {

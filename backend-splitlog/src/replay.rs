@@ -136,8 +136,15 @@ impl State {
     /// the next opening meets the same doubt) but refusing to answer for the doubted tags until
     /// a reindex settles them (see [`damage`]).
     pub(crate) fn settle_replay(&mut self) -> Result<()> {
+        let committed = self.index.position()?;
         let report = self.replay()?;
-        let doubts = damage::doubts(&report.tags, &self.index, &Default::default(), None)?;
+        let doubts = damage::doubts(
+            &report.tags,
+            &self.index,
+            &Default::default(),
+            None,
+            committed,
+        )?;
         if doubts.is_empty() {
             return self.commit();
         }

@@ -277,6 +277,13 @@ fn an_archive_with_a_missing_log_opens_names_it_and_restores_what_other_logs_hol
         assert!(problems.contains(&name), "{command}: {r:?}");
         assert!(problems.contains("block(s)"), "{command}: {r:?}");
     }
+    // The same data snapshotted again is stored again, not deduplicated against the lost copy.
+    let again = d.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    std::fs::write(again.join("file"), ore_tests::trees::bytes(2, 900_000)).unwrap();
+    o.snapshot("b2", &again);
+    let r = o.restore("b2", &d.path().join("out-b2"));
+    assert_eq!(r.code, 0, "{r:?}");
 }
 
 #[test]
