@@ -368,3 +368,37 @@ fn compaction_keeps_a_log_with_damaged_records_instead_of_deleting_the_evidence(
         assert_eq!(r.code, 0, "{r:?}");
     }
 }
+
+#[test]
+fn a_log_cut_short_before_the_newest_does_not_stop_an_opening_that_replays_everything() {
+    let (o, d, dir) = archive();
+    let tags = three_logs(&o, d.path(), &dir);
+    let cut = tags[1].1;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(log_path(&dir, cut))
+        .unwrap();
+    f.set_len(500_000).unwrap();
+    drop(f);
+    remove_index(&dir);
+    // The opening replays every log, meets the cut, and opens for reading: what it cannot
+    // settle it names, with the way out.
+    let r = admin(&dir, &["info", "--json"]);
+    let problems = json(&r)["problems"].to_string();
+    assert!(problems.contains("cannot show the newest value"), "{r:?}");
+    assert!(problems.contains(&format!("log-{cut:06} offset")), "{r:?}");
+    let r = o.run(&["log", "c"]);
+    assert_ne!(r.code, 0);
+    let suggested = r
+        .stderr
+        .split('`')
+        .find(|c| c.contains("reindex --accept-older"))
+        .unwrap_or_else(|| panic!("the way out is named: {r:?}"))
+        .to_string();
+    let words: Vec<&str> = suggested.split_whitespace().skip(2).collect();
+    admin(&dir, &words).expect(0, "reindex accepting the older values");
+    for tag in ["a", "c"] {
+        let r = o.restore(tag, &d.path().join(format!("out-{tag}")));
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+}
