@@ -274,23 +274,25 @@ impl SplitlogBackend {
                 e.to_string().replace("ARCHIVE", &dir.display().to_string())
             )
         };
-        let (index, mut broken) = match Index::open(&metadata).and_then(|i| {
-            let known = i.highest_log()?;
-            Ok((i, known))
-        }) {
+        let opened = Index::open(&metadata).and_then(|i| {
+            let floor = replay::next_log_floor(&dir, &i, i.highest_log()?)?;
+            let settings = Settings::load(&i)?;
+            Ok((i, floor, settings))
+        });
+        let ((index, floor, settings), mut broken) = match opened {
             Ok(found) => (found, None),
             Err(e) if e.code() == ErrorCode::Corrupt => {
-                ((Index::placeholder()?, 0), Some(broken_why(&e)))
+                let i = Index::placeholder()?;
+                let settings = Settings::load(&i)?;
+                ((i, 0, settings), Some(broken_why(&e)))
             }
             Err(e) => return Err(e),
         };
-        let (index, known) = index;
         restrict(&metadata);
-        let mut logs = Logs::open(&dir, replay::next_log_floor(&dir, &index, known)?)?;
+        let mut logs = Logs::open(&dir, floor)?;
         if opts.private {
             logs.gather();
         }
-        let settings = Settings::load(&index)?;
         let mut state = State {
             index,
             logs,
