@@ -117,8 +117,9 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
     if command == "compact" || (command == "reindex" && b.state().doubts.is_empty()) {
         b.state().check_not_read_only()?;
     }
-    // With a damaged index nothing is answered but what repairs it, and what says so.
-    if !matches!(command, "help" | "info" | "reindex") {
+    // With a damaged index nothing is answered but what repairs it, and what says so
+    // (`verify` then checks the logs alone, and lists the damaged index among its problems).
+    if !matches!(command, "help" | "info" | "reindex" | "verify") {
         b.state().usable()?;
     }
     match command {
@@ -289,6 +290,7 @@ fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOut
 fn standing_problems(st: &State, dir: &std::path::Path) -> Vec<String> {
     let mut problems: Vec<String> = st.broken.iter().cloned().collect();
     problems.extend(st.missing.iter().map(|m| m.describe(dir)));
+    problems.extend(st.cut.iter().cloned());
     if !st.doubts.is_empty() {
         problems.push(crate::damage::explain(dir, &st.doubts));
     }

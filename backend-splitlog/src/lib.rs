@@ -108,6 +108,9 @@ pub(crate) struct State {
     pub(crate) doubts: Vec<damage::Doubt>,
     /// Logs the index names that are gone.
     pub(crate) missing: Vec<damage::MissingLog>,
+    /// The newest log the index names, when this opening found it shorter than the index
+    /// reflects (new records go to a log after it), said as a problem.
+    pub(crate) cut: Option<String>,
 }
 
 impl State {
@@ -279,12 +282,12 @@ impl SplitlogBackend {
             let settings = Settings::load(&i)?;
             Ok((i, floor, settings))
         });
-        let ((index, floor, settings), mut broken) = match opened {
+        let ((index, (floor, cut), settings), mut broken) = match opened {
             Ok(found) => (found, None),
             Err(e) if e.code() == ErrorCode::Corrupt => {
                 let i = Index::placeholder()?;
                 let settings = Settings::load(&i)?;
-                ((i, 0, settings), Some(broken_why(&e)))
+                ((i, (0, None), settings), Some(broken_why(&e)))
             }
             Err(e) => return Err(e),
         };
@@ -302,7 +305,11 @@ impl SplitlogBackend {
             broken: None,
             doubts: Vec::new(),
             missing: Vec::new(),
+            cut: cut.clone(),
         };
+        if let Some(m) = &cut {
+            protocol::log::warning(m);
+        }
         if broken.is_none() {
             match state.settle_replay() {
                 Ok(()) => {}

@@ -162,32 +162,34 @@ impl State {
 /// The lowest number the next new log may take: past the newest log the index names when that
 /// log is gone or shorter than the index says it was (cut short), so that nothing written now
 /// lands where the index places older records. 0: no such constraint.
-pub(crate) fn next_log_floor(dir: &Path, index: &Index, known: u32) -> Result<u32> {
+pub(crate) fn next_log_floor(
+    dir: &Path,
+    index: &Index,
+    known: u32,
+) -> Result<(u32, Option<String>)> {
     let Some((log, offset)) = index.position()? else {
         return Ok(if logs::log_path(dir, known).exists() || known == 0 {
-            0
+            (0, None)
         } else {
-            known + 1
+            (known + 1, None)
         });
     };
     let newest = known.max(log);
-    match std::fs::metadata(logs::log_path(dir, newest)) {
-        Ok(m) if newest != log || m.len() >= offset => Ok(0),
-        Ok(m) => {
-            protocol::log::warning(&format!(
+    let path = logs::log_path(dir, newest);
+    match std::fs::metadata(&path) {
+        Ok(m) if newest != log || m.len() >= offset => Ok((0, None)),
+        Ok(m) => Ok((
+            newest + 1,
+            Some(format!(
                 "{} is {} bytes, but the index reflects it up to byte {offset}: it was cut \
                  short, and the records past its end are lost (reads of their blocks fail as \
                  damaged); new records go to the next log",
-                logs::log_path(dir, newest).display(),
+                path.display(),
                 m.len()
-            ));
-            Ok(newest + 1)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(newest + 1),
-        Err(e) => Err(Error::io(
-            format!("reading {}", logs::log_path(dir, newest).display()),
-            e,
+            )),
         )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((newest + 1, None)),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
 

@@ -402,3 +402,40 @@ fn a_log_cut_short_before_the_newest_does_not_stop_an_opening_that_replays_every
         assert_eq!(r.code, 0, "{r:?}");
     }
 }
+
+#[test]
+fn a_newest_log_cut_short_below_what_the_index_reflects_is_not_appended_to() {
+    let (o, d, dir) = archive();
+    three_logs(&o, d.path(), &dir);
+    let newest_log = *list_logs(&dir).unwrap().last().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(log_path(&dir, newest_log))
+        .unwrap();
+    f.set_len(500_000).unwrap();
+    drop(f);
+    let r = admin(&dir, &["info", "--json"]);
+    let problems = json(&r)["problems"].to_string();
+    assert!(
+        problems.contains(&format!("log-{newest_log:06} is 500000 bytes")),
+        "{r:?}"
+    );
+    let key = snapshot(&o, d.path(), "d", 9);
+    assert_eq!(
+        std::fs::metadata(log_path(&dir, newest_log)).unwrap().len(),
+        500_000,
+        "nothing new lands where the index places the lost records"
+    );
+    assert_eq!(newest(&o, "d"), key[..12]);
+    let r = o.restore("d", &d.path().join("out-d"));
+    assert_eq!(r.code, 0, "{r:?}");
+    // With the index damaged too, verify still reads the logs and lists both.
+    std::fs::write(
+        dir.join("metadata.db"),
+        b"not a database at all, not even close",
+    )
+    .unwrap();
+    let r = admin(&dir, &["verify", "--json"]);
+    let problems = json(&r)["problems"].to_string();
+    assert!(problems.contains("metadata.db"), "{r:?}");
+}
