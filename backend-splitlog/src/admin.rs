@@ -132,19 +132,21 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             let st = b.state();
             let s = &st.settings;
             let (log, offset) = st.logs.end();
-            let problems = standing_problems(&st, &b.dir);
+            // Listed as `damage`, not `problems`: info only informs (and exits 0); `verify`
+            // is the command that finds damage.
+            let damage = standing_problems(&st, &b.dir);
             Ok(AdminOutput::new(
                 format!(
                     "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n{}",
                     b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected,
-                    problems.iter().map(|p| format!("  problem:         {p}\n")).collect::<String>()
+                    damage.iter().map(|p| format!("  damage:          {p}\n")).collect::<String>()
                 ),
                 json!({
                     "kind": "splitlog", "directory": b.dir.display().to_string(),
                     "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
                     "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
                     "commit_interval": s.commit_interval, "write_protected": s.write_protected,
-                    "problems": problems,
+                    "damage": damage,
                 }),
             ))
         }

@@ -271,9 +271,9 @@ fn an_archive_with_a_missing_log_opens_names_it_and_restores_what_other_logs_hol
             "{r:?}"
         );
     }
-    for command in ["info", "verify"] {
+    for (command, key) in [("info", "damage"), ("verify", "problems")] {
         let r = admin(&dir, &[command, "--json"]);
-        let problems = json(&r)["problems"].to_string();
+        let problems = json(&r)[key].to_string();
         assert!(problems.contains(&name), "{command}: {r:?}");
         assert!(problems.contains("block(s)"), "{command}: {r:?}");
     }
@@ -384,7 +384,7 @@ fn a_log_cut_short_before_the_newest_does_not_stop_an_opening_that_replays_every
     // The opening replays every log, meets the cut, and opens for reading: what it cannot
     // settle it names, with the way out.
     let r = admin(&dir, &["info", "--json"]);
-    let problems = json(&r)["problems"].to_string();
+    let problems = json(&r)["damage"].to_string();
     assert!(problems.contains("cannot show the newest value"), "{r:?}");
     assert!(problems.contains(&format!("log-{cut:06} offset")), "{r:?}");
     let r = o.run(&["log", "c"]);
@@ -415,7 +415,7 @@ fn a_newest_log_cut_short_below_what_the_index_reflects_is_not_appended_to() {
     f.set_len(500_000).unwrap();
     drop(f);
     let r = admin(&dir, &["info", "--json"]);
-    let problems = json(&r)["problems"].to_string();
+    let problems = json(&r)["damage"].to_string();
     assert!(
         problems.contains(&format!("log-{newest_log:06} is 500000 bytes")),
         "{r:?}"
