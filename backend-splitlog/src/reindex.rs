@@ -163,7 +163,16 @@ fn rebuild(
     w: &Witness,
     accept: &BTreeSet<String>,
 ) -> Result<(String, serde_json::Value)> {
-    let r = st.replay()?;
+    let mut r = st.replay()?;
+    // A log the old index knew that is gone may have held tag records too.
+    let dir = st.logs.dir().to_path_buf();
+    for m in &w.missing {
+        r.tags.suspects.push(damage::Suspect {
+            at: (m.log, 0),
+            what: m.describe(&dir),
+            newest_tail: false,
+        });
+    }
     let more: BTreeSet<String> = w.tags.keys().cloned().collect();
     let doubts = damage::doubts(&r.tags, &st.index, &more, w.through, None)?;
     let mut settled = Vec::new();
@@ -195,7 +204,6 @@ fn rebuild(
     }
     st.settings = Settings::load(&st.index)?;
     st.commit()?;
-    let dir = st.logs.dir().to_path_buf();
     let mut problems = r.damaged.clone();
     problems.extend(w.missing.iter().map(|m| m.describe(&dir)));
     let (blocks, _) = st.index.block_count()?;

@@ -284,6 +284,15 @@ fn an_archive_with_a_missing_log_opens_names_it_and_restores_what_other_logs_hol
     o.snapshot("b2", &again);
     let r = o.restore("b2", &d.path().join("out-b2"));
     assert_eq!(r.code, 0, "{r:?}");
+    // A reindex knows from the old index that the log is gone, and what b named before it.
+    let r = admin(&dir, &["reindex", "--json"]);
+    let v = json(&r);
+    assert!(v["problems"].to_string().contains(&name), "{r:?}");
+    assert!(v["settled"].to_string().contains("tag b:"), "{r:?}");
+    assert!(
+        v["settled"].to_string().contains(&tags[1].0),
+        "b keeps the value it had: {r:?}"
+    );
 }
 
 #[test]
