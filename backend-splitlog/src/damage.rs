@@ -208,3 +208,61 @@ pub(crate) fn missing_logs(st: &mut State) -> Result<Vec<MissingLog>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suspect(log: u32, offset: u64, newest_tail: bool) -> Suspect {
+        Suspect {
+            at: (log, offset),
+            what: format!("damage at {log}/{offset}"),
+            newest_tail,
+        }
+    }
+
+    fn doubted(trail: &TagTrail, through: Option<Pos>, unflushed: Option<Pos>) -> Vec<String> {
+        let mut index = Index::placeholder().unwrap();
+        for name in trail.changes.keys() {
+            index.set_tag(name, Some(b"v")).unwrap();
+        }
+        doubts(trail, &index, &BTreeSet::new(), through, unflushed)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.tag)
+            .collect()
+    }
+
+    #[test]
+    fn only_tags_last_changed_before_the_damage_are_in_doubt_and_leases_never() {
+        let mut trail = TagTrail::default();
+        trail.changes.insert("before".into(), (1, 10));
+        trail.changes.insert("after".into(), (2, 10));
+        trail.changes.insert("ore:lease:0".into(), (1, 20));
+        trail.suspects.push(suspect(1, 50, false));
+        assert_eq!(doubted(&trail, None, None), ["before"]);
+        // Past where the last commit ended, the damage was never flushed: reported only.
+        assert!(doubted(&trail, None, Some((1, 40))).is_empty());
+    }
+
+    #[test]
+    fn a_torn_newest_tail_counts_only_when_an_index_reflected_the_log_past_it() {
+        let mut trail = TagTrail::default();
+        trail.changes.insert("t".into(), (1, 10));
+        trail.suspects.push(suspect(1, 50, true));
+        assert!(doubted(&trail, None, None).is_empty());
+        assert!(doubted(&trail, Some((1, 50)), None).is_empty());
+        assert_eq!(doubted(&trail, Some((1, 90)), None), ["t"]);
+    }
+
+    #[test]
+    fn a_damaged_header_with_a_block_key_was_not_a_tag_record() {
+        let mut h = [0u8; HEADER_LEN];
+        assert!(could_be_tag(None, Some(&h)));
+        h[13..45].copy_from_slice(&[0xab; 32]);
+        assert!(!could_be_tag(None, Some(&h)));
+        assert!(could_be_tag(Some(RecordType::TagSet), Some(&h)));
+        assert!(!could_be_tag(Some(RecordType::Block), None));
+        assert!(could_be_tag(None, None));
+    }
+}
