@@ -30,7 +30,8 @@
 //!   deleted), the archive opens for reading only and refuses to answer for the doubted tags
 //!   until a reindex settles them. Damage after the index's last commit is the exception: that
 //!   stretch was never flushed, and a machine crash may leave it half written, so what it held
-//!   is lost as the durability contract allows (reported, not doubted).
+//!   is lost as the durability contract allows (reported, not doubted; the values settled on
+//!   are written again after it, so a later replay of every log does not doubt them).
 //!
 //! What cannot be told: lease tags (`ore:lease:N`) are heartbeats, not doubted (a stale one
 //! ends by its ttl); a damaged header whose key field was hit in more than [`KEY_DAMAGE`] bytes
