@@ -112,8 +112,15 @@ fn no_args(command: &str, args: &[String]) -> Result<()> {
 pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
     // These rewrite the index or the logs, which an archive opened for reading only must not
     // (settings are refused where they are written).
-    if matches!(command, "compact" | "reindex") {
+    // (A reindex is what settles tags in doubt, which is why an opening that met them is for
+    // reading only.)
+    if command == "compact" || (command == "reindex" && b.state().doubts.is_empty()) {
         b.state().check_not_read_only()?;
+    }
+    // With a damaged index nothing is answered but what repairs it, and what says so
+    // (`verify` then checks the logs alone, and lists the damaged index among its problems).
+    if !matches!(command, "help" | "info" | "reindex" | "verify") {
+        b.state().usable()?;
     }
     match command {
         "help" => Ok(admin_help(
@@ -125,16 +132,21 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
             let st = b.state();
             let s = &st.settings;
             let (log, offset) = st.logs.end();
+            // Listed as `damage`, not `problems`: info only informs (and exits 0); `verify`
+            // is the command that finds damage.
+            let damage = standing_problems(&st, &b.dir);
             Ok(AdminOutput::new(
                 format!(
-                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n",
-                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected
+                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n{}",
+                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected,
+                    damage.iter().map(|p| format!("  damage:          {p}\n")).collect::<String>()
                 ),
                 json!({
                     "kind": "splitlog", "directory": b.dir.display().to_string(),
                     "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
                     "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
                     "commit_interval": s.commit_interval, "write_protected": s.write_protected,
+                    "damage": damage,
                 }),
             ))
         }
@@ -156,22 +168,7 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
                 json!({"blocks": stats.blocks, "bytes": stats.bytes, "tags": stats.tags, "logs": logs}),
             ))
         }
-        "reindex" => {
-            no_args(command, args)?;
-            let mut st = b.state();
-            st.index.clear()?;
-            let r = st.replay()?;
-            let (blocks, _) = st.index.block_count()?;
-            let tags = st.index.tags()?.len();
-            Ok(AdminOutput::new(
-                format!(
-                    "reindexed {} records: {blocks} blocks, {tags} tags; {} damaged records skipped, {} torn tails cut\n{}",
-                    r.records, r.damaged.len(), r.torn.len(),
-                    r.damaged.iter().chain(&r.torn).map(|m| format!("  {m}\n")).collect::<String>()
-                ),
-                json!({"records": r.records, "blocks": blocks, "tags": tags, "damaged": r.damaged, "torn": r.torn}),
-            ))
-        }
+        "reindex" => crate::reindex::run(b, &mut b.state(), args),
         "verify" => {
             no_args(command, args)?;
             verify(&mut b.state())
@@ -290,15 +287,29 @@ fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOut
     ))
 }
 
+/// What this session knows is wrong with the archive without reading the logs again: a damaged
+/// index, logs the index names that are gone, tags in doubt.
+fn standing_problems(st: &State, dir: &std::path::Path) -> Vec<String> {
+    let mut problems: Vec<String> = st.broken.iter().cloned().collect();
+    problems.extend(st.missing.iter().map(|m| m.describe(dir)));
+    problems.extend(st.cut.iter().cloned());
+    if !st.doubts.is_empty() {
+        problems.push(crate::damage::explain(dir, &st.doubts));
+    }
+    problems
+}
+
 fn verify(st: &mut State) -> Result<AdminOutput> {
     st.commit()?;
     let mut records = 0u64;
-    let mut problems = Vec::new();
+    let dir = st.logs.dir().to_path_buf();
+    let mut problems = standing_problems(st, &dir);
+    let missing: HashSet<u32> = st.missing.iter().map(|m| m.log).collect();
     let mut sound_blocks = HashSet::new();
     for n in list_logs(st.logs.dir())? {
-        let file = st.logs.file(n)?;
+        let file = st.logs.file(n)?.clone();
         let scanner =
-            Scanner::new(file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+            Scanner::new(&file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
         for item in scanner {
             match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
                 Item::Record { offset, header, .. } => {
@@ -307,11 +318,14 @@ fn verify(st: &mut State) -> Result<AdminOutput> {
                         sound_blocks.insert((n, offset));
                     }
                 }
-                Item::Corrupt { offset, reason, .. } => {
-                    problems.push(format!("log {n} offset {offset}: {reason}"))
-                }
+                Item::Corrupt { offset, reason, .. } => problems.push(format!(
+                    "{} offset {offset}: {reason}",
+                    log_path(&dir, n).display()
+                )),
                 Item::TornTail { offset } => problems.push(format!(
-                    "log {n} offset {offset}: incomplete record at the end"
+                    "{} offset {offset}: incomplete record at the end (the log ends at byte {})",
+                    log_path(&dir, n).display(),
+                    st.logs.size_of(n)?
                 )),
             }
         }
@@ -321,7 +335,8 @@ fn verify(st: &mut State) -> Result<AdminOutput> {
         let keys = st.index.list(after, 10_000)?;
         for k in &keys {
             if let Some(loc) = st.index.locate(k)? {
-                if !sound_blocks.contains(&(loc.log, loc.offset)) {
+                // (A missing log is one problem, not one per block.)
+                if !missing.contains(&loc.log) && !sound_blocks.contains(&(loc.log, loc.offset)) {
                     problems.push(format!("block {k}: the index points at log {} offset {}, where there is no sound record of it", loc.log, loc.offset));
                 }
             }
@@ -377,6 +392,7 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
         st.logs.roll()?;
     }
     let mut done = Vec::new();
+    let mut problems = Vec::new();
     // What the disk gets back: the logs' total size before less after (the live records of a
     // compacted log are written again, to the newest log).
     let total = |st: &mut State| -> Result<u64> {
@@ -388,7 +404,16 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
     };
     let before = total(st)?;
     for n in candidates {
-        compact_log(st, n, Some(n) != oldest)?;
+        if let Some(damage) = compact_log(st, n, Some(n) != oldest)? {
+            // Its sound records were copied, but the log is kept: deleting it would delete the
+            // evidence of what its damaged records held (and their blocks' place in the index).
+            st.commit()?;
+            problems.push(format!(
+                "{} not compacted: {damage} (see `verify`)",
+                log_path(st.logs.dir(), n).display()
+            ));
+            continue;
+        }
         st.commit()?;
         st.logs.delete(n)?;
         st.index.forget_log(n)?;
@@ -397,13 +422,21 @@ fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminO
     }
     let freed = before.saturating_sub(total(st)?);
     Ok(AdminOutput::new(
-        format!("compacted {} log(s), {freed} bytes freed\n", done.len()),
-        json!({"logs": done, "freed": freed}),
+        format!(
+            "compacted {} log(s), {freed} bytes freed\n{}",
+            done.len(),
+            problems
+                .iter()
+                .map(|p| format!("  {p}\n"))
+                .collect::<String>()
+        ),
+        json!({"logs": done, "freed": freed, "problems": problems}),
     ))
 }
 
 /// Copies what log `n` holds that is still needed to the newest log and points the index at it.
-fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
+/// Returns what damage the log holds, if any (then it must not be deleted).
+fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<Option<String>> {
     let path = log_path(st.logs.dir(), n);
     let file = st
         .logs
@@ -417,15 +450,24 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
     // reindex after compaction finds the same history (protocol::history).
     let mut kept = Vec::new();
     let mut settings = BTreeSet::new();
+    let mut damage = None;
     for item in scanner {
-        let Item::Record {
-            offset,
-            header,
-            payload,
-        } = item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))?
-        else {
-            continue;
-        };
+        let (offset, header, payload) =
+            match item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))? {
+                Item::Record {
+                    offset,
+                    header,
+                    payload,
+                } => (offset, header, payload),
+                Item::Corrupt { offset, reason, .. } => {
+                    damage.get_or_insert(format!("a damaged record at offset {offset} ({reason})"));
+                    continue;
+                }
+                Item::TornTail { offset } => {
+                    damage.get_or_insert(format!("an incomplete record at offset {offset}"));
+                    continue;
+                }
+            };
         let payload = payload.unwrap_or_default();
         let key = Key(header.key);
         match header.kind {
@@ -502,5 +544,5 @@ fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<()> {
             )?;
         }
     }
-    Ok(())
+    Ok(damage)
 }

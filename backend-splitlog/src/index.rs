@@ -50,8 +50,30 @@ impl Location {
     }
 }
 
+/// The error for a failed index step. A damaged database file (sqlite's "malformed" and "not
+/// a database") is `Corrupt` and says how to repair it, so that a caller can tell it from a
+/// full disk and the user learns the one command that helps.
 pub(crate) fn db_err(context: &str, e: rusqlite::Error) -> Error {
+    if is_damage(&e) {
+        return Error::backend(
+            ErrorCode::Corrupt,
+            format!("index database: {context}: {e}; {DAMAGED_INDEX}"),
+        );
+    }
     Error::backend(ErrorCode::Io, format!("index database: {context}: {e}"))
+}
+
+/// What an error of a damaged index says to do (`ARCHIVE` is replaced by the archive's
+/// directory where it is known).
+pub const DAMAGED_INDEX: &str = "the index file is damaged: `ore-admin ARCHIVE reindex` \
+     rebuilds it from the logs and keeps the damaged file beside it";
+
+/// Whether sqlite says the database file itself is damaged.
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// The index, always inside an open transaction.
@@ -92,6 +114,71 @@ impl Index {
         };
         index.find_unvouched_table()?;
         Ok(index)
+    }
+
+    /// An empty index in memory: what an archive whose index file is damaged holds until a
+    /// reindex replaces it (every request but `reindex` is refused meanwhile, see
+    /// `State::broken`).
+    pub fn placeholder() -> Result<Index> {
+        Index::open(Path::new(":memory:"))
+    }
+
+    /// Commits and closes the database (so that its file is complete on its own: the
+    /// write-ahead log is folded in and removed).
+    pub fn close(mut self) -> Result<()> {
+        self.write_space()?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| db_err("committing", e))?;
+        self.conn
+            .close()
+            .map_err(|(_, e)| db_err("closing the database", e))
+    }
+
+    /// sqlite's own check of the database file: `None` when sound, else what is wrong.
+    pub fn damage(&self) -> Option<String> {
+        let rows = self.conn.prepare("PRAGMA quick_check").and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        });
+        match rows {
+            Ok(rows) if rows == ["ok"] => None,
+            Ok(rows) => Some(rows.join("; ")),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// The highest log number the index names (0: none).
+    pub fn highest_log(&self) -> Result<u32> {
+        self.conn
+            .query_row(
+                "SELECT max(IFNULL((SELECT max(log) FROM logs WHERE live > 0), 0), \
+                 IFNULL((SELECT log FROM position WHERE id = 0), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("reading the log numbers", e))
+    }
+
+    /// The logs the index counts live bytes in, with those bytes.
+    pub fn live_logs(&mut self) -> Result<Vec<(u32, u64)>> {
+        Ok(self
+            .log_space()?
+            .into_iter()
+            .filter(|&(_, live, _)| live > 0)
+            .map(|(n, live, _)| (n, live))
+            .collect())
+    }
+
+    /// How many blocks, and how many bytes of them, the index places in log `n`.
+    pub fn blocks_in_log(&self, n: u32) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(len), 0) FROM blocks WHERE log = ?1",
+                params![n],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| db_err("counting a log's blocks", e))
     }
 
     /// Learns whether the `unvouched` table exists (at open, and after a rollback, which may
@@ -142,18 +229,6 @@ impl Index {
             })
             .optional()
             .map_err(|e| db_err("reading the log position", e))
-    }
-
-    /// Empties every table (for a reindex).
-    pub fn clear(&mut self) -> Result<()> {
-        self.space.clear();
-        self.history_seq = None;
-        self.unvouched_table = false;
-        self.conn
-            .execute_batch(
-                "DROP TABLE IF EXISTS unvouched; DELETE FROM blocks; DELETE FROM tags; DELETE FROM tag_history; DELETE FROM settings; DELETE FROM logs; DELETE FROM position;",
-            )
-            .map_err(|e| db_err("clearing", e))
     }
 
     pub fn locate(&self, key: &Key) -> Result<Option<Location>> {

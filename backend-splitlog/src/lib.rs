@@ -6,19 +6,27 @@
 //! is committed every `commit-interval` writes and on flush, always after the logs it describes
 //! were synced, together with the log position it reflects. So:
 //!
-//! - after a crash, the records past that position are replayed ([`scan`]); a torn tail (the
-//!   remains of an interrupted append) is cut off; a damaged record is reported and skipped;
-//! - `reindex` rebuilds the whole index, tags and settings included, from the logs alone;
-//! - a block is served only after its record's checksum and key were checked.
+//! - after a crash, the records past that position are replayed (`replay`, [`scan`]); a torn
+//!   tail (the remains of an interrupted append) is cut off; a damaged record is reported and
+//!   skipped;
+//! - `reindex` rebuilds the whole index, tags and settings included, from the logs alone, into
+//!   a fresh file, whatever state the old one is in (`reindex`);
+//! - a block is served only after its record's checksum and key were checked, and a block that
+//!   cannot be served (damaged, cut off, in a missing log) fails that one request as `corrupt`,
+//!   naming its log and offset; a missing log or a damaged index file does not keep the archive
+//!   shut, and no replay quietly rolls a tag back to an older value ([`damage`]).
 //!
 //! One process at a time may open an archive ([`logs::ArchiveLock`]); the lock is a `flock`,
 //! so it dies with its process and is never left stale.
 
 mod admin;
+pub mod damage;
 pub mod identifier;
 pub mod index;
 pub mod logs;
 pub mod record;
+mod reindex;
+mod replay;
 pub mod scan;
 pub mod sqlite;
 pub mod sshmux;
@@ -91,8 +99,18 @@ pub(crate) struct State {
     pub(crate) settings: Settings,
     uncommitted: u32,
     /// Why nothing may be written this session, when the index could not record what the
-    /// opening replay found (a full disk): see [`State::replay`].
+    /// opening replay found (a full disk), or that replay met tags it cannot settle
+    /// ([`damage`]): see [`SplitlogBackend::open`].
     pub(crate) read_only: Option<String>,
+    /// Why nothing but a reindex is answered: the index file is damaged.
+    pub(crate) broken: Option<String>,
+    /// Tags the opening replay could not settle: not answered until a reindex settles them.
+    pub(crate) doubts: Vec<damage::Doubt>,
+    /// Logs the index names that are gone.
+    pub(crate) missing: Vec<damage::MissingLog>,
+    /// The newest log the index names, when this opening found it shorter than the index
+    /// reflects (new records go to a log after it), said as a problem.
+    pub(crate) cut: Option<String>,
 }
 
 impl State {
@@ -105,6 +123,31 @@ impl State {
             .append(&header, payload, self.settings.max_log_size)?;
         self.index.apply(loc.log, loc.offset, &header, payload)?;
         self.count_write()
+    }
+
+    /// Fails when the index is damaged (see [`State::broken`]).
+    pub(crate) fn usable(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(Error::backend(ErrorCode::Corrupt, why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails when tag `name` (or, for `None`, any tag) is in doubt (see [`State::doubts`]).
+    fn check_tag_settled(&self, name: Option<&str>) -> Result<()> {
+        let doubted: Vec<damage::Doubt> = self
+            .doubts
+            .iter()
+            .filter(|d| name.is_none_or(|n| n == d.tag))
+            .cloned()
+            .collect();
+        if doubted.is_empty() {
+            return Ok(());
+        }
+        Err(Error::backend(
+            ErrorCode::Corrupt,
+            damage::explain(self.logs.dir(), &doubted),
+        ))
     }
 
     /// Fails when this session may not write (see [`State::read_only`]).
@@ -139,7 +182,7 @@ impl State {
             len: header.len,
         };
         if !self.index.insert_block(key, loc)? {
-            return Ok(());
+            return self.store_again_if_lost(key, &header, data);
         }
         let appended = match self.logs.append(&header, data, max) {
             Ok(at) if at == loc => Ok(()),
@@ -154,6 +197,35 @@ impl State {
             return Err(e);
         }
         self.count_write()
+    }
+
+    /// Stores a block the index already names again when the log it names is missing (see
+    /// [`damage`]): a later snapshot of the same data then repairs what the loss broke, where it
+    /// would otherwise deduplicate against a copy that is gone.
+    fn store_again_if_lost(&mut self, key: &Key, header: &Header, data: &[u8]) -> Result<()> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
+        match self.index.locate(key)? {
+            Some(old) if self.missing.iter().any(|m| m.log == old.log) => {
+                let at = self.logs.append(header, data, self.settings.max_log_size)?;
+                self.index.relocate(key, old, at)?;
+                self.count_write()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether block `key` is stored where it can be read (a block the index places in a
+    /// missing log is not).
+    fn holds(&self, key: &Key) -> Result<bool> {
+        if self.missing.is_empty() {
+            return self.index.contains(key);
+        }
+        Ok(self
+            .index
+            .locate(key)?
+            .is_some_and(|loc| !self.missing.iter().any(|m| m.log == loc.log)))
     }
 
     /// Syncs the logs, then commits the index with the position it now reflects.
@@ -177,77 +249,6 @@ impl State {
         self.settings = Settings::load(&self.index)?;
         self.commit()
     }
-
-    /// Replays the records written after the index's position.
-    pub(crate) fn replay(&mut self) -> Result<ReplayReport> {
-        let all = logs::list_logs(self.logs.dir())?;
-        let (first_log, first_offset) = self
-            .index
-            .position()?
-            .unwrap_or((all.first().copied().unwrap_or(1), 0));
-        let mut report = ReplayReport::default();
-        let last = all.last().copied();
-        for n in all.into_iter().filter(|&n| n >= first_log) {
-            let start = if n == first_log { first_offset } else { 0 };
-            let file = self.logs.file(n)?.try_clone().map_err(|e| {
-                Error::io(
-                    format!("opening {}", logs::log_path(self.logs.dir(), n).display()),
-                    e,
-                )
-            })?;
-            let scanner = scan::Scanner::new(&file, start, true)
-                .map_err(|e| Error::io(format!("scanning log {n}"), e))?;
-            for item in scanner {
-                match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
-                    scan::Item::Record {
-                        offset,
-                        header,
-                        payload,
-                    } => {
-                        self.index
-                            .apply(n, offset, &header, payload.as_deref().unwrap_or(&[]))?;
-                        report.records += 1;
-                    }
-                    scan::Item::Corrupt {
-                        offset,
-                        next,
-                        reason,
-                    } => {
-                        let m = format!(
-                            "log {n}: damaged record at offset {offset} ({reason}); skipped {} bytes",
-                            next - offset
-                        );
-                        protocol::log::warning(&m);
-                        report.damaged.push(m);
-                        self.index.account(n, 0, (next - offset) as i64)?;
-                    }
-                    scan::Item::TornTail { offset } => {
-                        let size = self.logs.size_of(n)?;
-                        let m = format!(
-                            "log {n}: cut off {} bytes of an interrupted write at offset {offset}",
-                            size - offset
-                        );
-                        if Some(n) == last {
-                            self.logs.truncate(n, offset)?;
-                        }
-                        protocol::log::warning(&m);
-                        report.torn.push(m);
-                    }
-                }
-            }
-        }
-        self.settings = Settings::load(&self.index)?;
-        self.commit()?;
-        Ok(report)
-    }
-}
-
-/// What a replay found.
-#[derive(Debug, Default)]
-pub struct ReplayReport {
-    pub records: u64,
-    pub damaged: Vec<String>,
-    pub torn: Vec<String>,
 }
 
 /// An archive of append-only logs.
@@ -267,33 +268,80 @@ impl SplitlogBackend {
         let metadata = opts.metadata.unwrap_or_else(|| dir.join("metadata.db"));
         let lock = ArchiveLock::acquire(&dir)?;
         refuse_foreign(&dir, &metadata)?;
-        let index = Index::open(&metadata)?;
+        // A damaged index file does not keep the archive shut: it opens answering nothing but
+        // a reindex, which rebuilds the index from the logs (see `reindex`).
+        let broken_why = |e: &Error| {
+            format!(
+                "{}: {}",
+                metadata.display(),
+                e.to_string().replace("ARCHIVE", &dir.display().to_string())
+            )
+        };
+        let opened = Index::open(&metadata).and_then(|i| {
+            let floor = replay::next_log_floor(&dir, &i, i.highest_log()?)?;
+            let settings = Settings::load(&i)?;
+            Ok((i, floor, settings))
+        });
+        let ((index, (floor, cut), settings), mut broken) = match opened {
+            Ok(found) => (found, None),
+            Err(e) if e.code() == ErrorCode::Corrupt => {
+                let i = Index::placeholder()?;
+                let settings = Settings::load(&i)?;
+                ((i, (0, None), settings), Some(broken_why(&e)))
+            }
+            Err(e) => return Err(e),
+        };
         restrict(&metadata);
-        let mut logs = Logs::open(&dir)?;
+        let mut logs = Logs::open(&dir, floor)?;
         if opts.private {
             logs.gather();
         }
-        let settings = Settings::load(&index)?;
         let mut state = State {
             index,
             logs,
             settings,
             uncommitted: 0,
             read_only: None,
+            broken: None,
+            doubts: Vec::new(),
+            missing: Vec::new(),
+            cut: cut.clone(),
         };
-        if let Err(e) = state.replay() {
-            // What the replay found was never flushed, so nothing acknowledged as durable
-            // needs it: the index stays as last committed and the archive opens for reading,
-            // because a full disk must not keep anyone from listing or restoring. Nothing is
-            // written this session, so the next open replays the same records again.
-            state.index.roll_back()?;
-            state.settings = Settings::load(&state.index)?;
-            let why = format!(
-                "open for reading only: what was written after the last flush could not be \
-                 recorded in the index ({e}); free space and open it again"
-            );
-            protocol::log::warning(&format!("{}: {why}", dir.display()));
-            state.read_only = Some(why);
+        if let Some(m) = &cut {
+            protocol::log::warning(m);
+        }
+        if broken.is_none() {
+            match state.settle_replay() {
+                Ok(()) => {}
+                Err(e) if e.code() == ErrorCode::Corrupt => broken = Some(broken_why(&e)),
+                Err(e) => {
+                    // What the replay found was never flushed, so nothing acknowledged as
+                    // durable needs it: the index stays as last committed and the archive opens
+                    // for reading, because a full disk must not keep anyone from listing or
+                    // restoring. Nothing is written this session, so the next open replays the
+                    // same records again.
+                    state.index.roll_back()?;
+                    state.settings = Settings::load(&state.index)?;
+                    let why = format!(
+                        "open for reading only: what was written after the last flush could not be \
+                         recorded in the index ({e}); free space and open it again"
+                    );
+                    protocol::log::warning(&format!("{}: {why}", dir.display()));
+                    state.read_only = Some(why);
+                }
+            }
+        }
+        match broken {
+            Some(why) => {
+                protocol::log::warning(&why);
+                state.broken = Some(why);
+            }
+            None => {
+                state.missing = damage::missing_logs(&mut state)?;
+                for m in &state.missing {
+                    protocol::log::warning(&m.describe(&dir));
+                }
+            }
         }
         Ok(SplitlogBackend {
             dir,
@@ -349,7 +397,7 @@ fn create_dir(dir: &Path) -> Result<()> {
 }
 
 /// Makes a file 0600 (sqlite creates its files with the umask's mode).
-fn restrict(path: &Path) {
+pub(crate) fn restrict(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let name = path
         .file_name()
@@ -409,6 +457,7 @@ impl Backend for SplitlogBackend {
 
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
         let mut st = self.state();
+        st.usable()?;
         self.check_writable(&st, "storing a block")?;
         check_block_size(&key, data.len(), st.settings.max_block_size)?;
         st.put_block(&key, data)
@@ -416,9 +465,10 @@ impl Backend for SplitlogBackend {
 
     fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
         let mut st = self.state();
+        st.usable()?;
         self.check_writable(&st, "storing a block")?;
         check_block_size(&key, data.len(), st.settings.max_block_size)?;
-        if st.index.contains(&key)? {
+        if st.holds(&key)? {
             return Ok(());
         }
         // The record first: a crash between the two leaves at worst a record of a block that
@@ -430,8 +480,26 @@ impl Backend for SplitlogBackend {
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
         let found = {
             let mut st = self.state();
+            st.usable()?;
             match st.index.locate(&key)? {
-                Some(loc) => Some((st.logs.reader(loc.log)?, loc)),
+                // A missing log is damage of this block alone (see `damage`).
+                Some(loc) => Some((
+                    st.logs.reader(loc.log).map_err(|e| {
+                        Error::backend(
+                            e.code(),
+                            format!(
+                                "block {key} at offset {} {}: {e}",
+                                loc.offset,
+                                if e.code() == ErrorCode::Corrupt {
+                                    "is damaged"
+                                } else {
+                                    "cannot be read"
+                                }
+                            ),
+                        )
+                    })?,
+                    loc,
+                )),
                 None => None,
             }
         };
@@ -445,11 +513,13 @@ impl Backend for SplitlogBackend {
 
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let st = self.state();
-        keys.iter().map(|k| st.index.contains(k)).collect()
+        st.usable()?;
+        keys.iter().map(|k| st.holds(k)).collect()
     }
 
     fn remove(&self, keys: &[Key]) -> Result<()> {
         let mut st = self.state();
+        st.usable()?;
         self.check_writable(&st, "removing blocks")?;
         for k in keys {
             if st.index.locate(k)?.is_some() {
@@ -461,6 +531,7 @@ impl Backend for SplitlogBackend {
 
     fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
         let st = self.state();
+        st.usable()?;
         let mut keys = st.index.list(after, limit.saturating_add(1))?;
         let more = keys.len() > limit as usize;
         keys.truncate(limit as usize);
@@ -469,13 +540,17 @@ impl Backend for SplitlogBackend {
 
     fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
         check_tag_name(name)?;
-        self.state().index.tag(name)
+        let st = self.state();
+        st.usable()?;
+        st.check_tag_settled(Some(name))?;
+        st.index.tag(name)
     }
 
     fn set_tag(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<CasOutcome> {
         check_tag_name(name)?;
         check_tag_value(value)?;
         let mut st = self.state();
+        st.usable()?;
         self.check_writable(&st, "changing a tag")?;
         let current = st.index.tag(name)?;
         if current.as_deref() != expected {
@@ -488,6 +563,7 @@ impl Backend for SplitlogBackend {
     fn remove_tag(&self, name: &str, expected: Option<&[u8]>) -> Result<CasOutcome> {
         check_tag_name(name)?;
         let mut st = self.state();
+        st.usable()?;
         self.check_writable(&st, "removing a tag")?;
         let current = st.index.tag(name)?;
         if expected.is_some() && current.as_deref() != expected {
@@ -500,7 +576,10 @@ impl Backend for SplitlogBackend {
     }
 
     fn list_tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.state().index.tags()
+        let st = self.state();
+        st.usable()?;
+        st.check_tag_settled(None)?;
+        st.index.tags()
     }
 
     fn flush(&self) -> Result<()> {
@@ -509,6 +588,7 @@ impl Backend for SplitlogBackend {
 
     fn stats(&self) -> Result<Stats> {
         let st = self.state();
+        st.usable()?;
         let (blocks, bytes) = st.index.block_count()?;
         Ok(Stats {
             blocks: Some(blocks),

@@ -70,16 +70,8 @@ fn open_log(dir: &Path, n: u32, create: bool) -> Result<File> {
 pub fn read_record(file: &File, path: &Path, key: &Key, loc: Location) -> Result<Vec<u8>> {
     let mut h = [0u8; HEADER_LEN];
     let mut payload = vec![0u8; loc.len as usize];
-    read_two_at(file, &mut h, &mut payload, loc.offset).map_err(|e| {
-        Error::io(
-            format!(
-                "reading block {key} at {} offset {}",
-                path.display(),
-                loc.offset
-            ),
-            e,
-        )
-    })?;
+    read_two_at(file, &mut h, &mut payload, loc.offset)
+        .map_err(|e| unreadable(file, path, key, loc, &e))?;
     let corrupt = |why: &str| {
         Error::backend(
             ErrorCode::Corrupt,
@@ -98,6 +90,25 @@ pub fn read_record(file: &File, path: &Path, key: &Key, loc: Location) -> Result
         return Err(corrupt("its checksum does not match"));
     }
     Ok(payload)
+}
+
+/// The answer to a read of the block record at `loc` that failed: damage of that one block
+/// (`Corrupt`), naming the block, the log and the offset, and for a log cut short where it ends
+/// and how far the record reached — never a failure of the whole connection.
+fn unreadable(file: &File, path: &Path, key: &Key, loc: Location, e: &std::io::Error) -> Error {
+    let at = format!("block {key} in {} at offset {}", path.display(), loc.offset);
+    let why = match (e.kind(), file.metadata()) {
+        (std::io::ErrorKind::UnexpectedEof, Ok(m)) => format!(
+            "the log ends at byte {}, and the record at offset {} needs {} bytes (to byte {}): \
+             the log was cut short",
+            m.len(),
+            loc.offset,
+            loc.record_len(),
+            loc.offset + loc.record_len()
+        ),
+        _ => format!("reading it failed: {e}"),
+    };
+    Error::backend(ErrorCode::Corrupt, format!("{at} is damaged: {why}"))
 }
 
 /// Fills `a` then `b` from `offset` with `preadv`, finishing short reads one buffer at a time.
@@ -204,10 +215,13 @@ pub struct Logs {
 }
 
 impl Logs {
-    /// Opens the logs of `dir`, creating the first one if there is none.
-    pub fn open(dir: &Path) -> Result<Logs> {
+    /// Opens the logs of `dir`, creating the first one if there is none. Records are appended
+    /// to a log numbered at least `floor`: when the newest log the index names is gone or was
+    /// cut short, the next record starts a log after it, so no new record ever lands where the
+    /// index (or a later reindex, or the user told of the damage) places a lost one.
+    pub fn open(dir: &Path, floor: u32) -> Result<Logs> {
         let existing = list_logs(dir)?;
-        let current = existing.last().copied().unwrap_or(1);
+        let current = existing.last().copied().unwrap_or(1).max(floor);
         let file = open_log(dir, current, true)?;
         let size = file
             .metadata()
@@ -224,7 +238,7 @@ impl Logs {
             gather: false,
             files,
             dirty: BTreeSet::new(),
-            dir_dirty: existing.is_empty(),
+            dir_dirty: existing.last() != Some(&current),
         })
     }
 
@@ -248,7 +262,19 @@ impl Logs {
     /// A log's file, opened on first use, as it is (gathered records not written).
     fn opened(&mut self, n: u32) -> Result<&Arc<File>> {
         if !self.files.contains_key(&n) {
-            let f = open_log(&self.dir, n, false)?;
+            let path = log_path(&self.dir, n);
+            let f = match OpenOptions::new().read(true).write(true).open(&path) {
+                Ok(f) => f,
+                // A log the index names that is gone is damage, answered as such (see
+                // `crate::damage`), not a failure of the archive.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::backend(
+                        ErrorCode::Corrupt,
+                        format!("{} is missing", path.display()),
+                    ))
+                }
+                Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+            };
             self.files.insert(n, Arc::new(f));
         }
         self.files
@@ -508,7 +534,7 @@ mod tests {
     fn a_failed_append_that_loses_nothing_gathered_leaves_the_logs_usable() {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path();
-        let mut logs = Logs::open(dir).unwrap();
+        let mut logs = Logs::open(dir, 0).unwrap();
         // The next log is a full disk.
         std::os::unix::fs::symlink("/dev/full", dir.join("log-000002")).unwrap();
         logs.roll().unwrap();

@@ -6,7 +6,7 @@
 //! completed at the end of the file — a short header, a payload cut off, damage with nothing
 //! sound after it — is a torn tail: the remains of a write the crash interrupted.
 
-use crate::record::{Header, HEADER_LEN, MAGIC};
+use crate::record::{Header, RecordType, HEADER_LEN, MAGIC};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -21,11 +21,14 @@ pub enum Item {
         header: Header,
         payload: Option<Vec<u8>>,
     },
-    /// Damaged bytes from `offset` up to `next`, where scanning resumes.
+    /// Damaged bytes from `offset` up to `next`, where scanning resumes. `kind` is what the
+    /// record was when its header is sound (only its payload is damaged); `None` when the
+    /// header itself is damaged, so the bytes may have been any record.
     Corrupt {
         offset: u64,
         next: u64,
         reason: &'static str,
+        kind: Option<RecordType>,
     },
     /// Nothing sound from `offset` to the end of the file.
     TornTail { offset: u64 },
@@ -102,6 +105,7 @@ impl<'a> Scanner<'a> {
                         offset,
                         next,
                         reason: "damaged record header",
+                        kind: None,
                     }
                 }
                 None => {
@@ -124,6 +128,7 @@ impl<'a> Scanner<'a> {
                 offset,
                 next,
                 reason: "payload checksum mismatch",
+                kind: Some(header.kind),
             });
         }
         Ok(Item::Record {
@@ -152,7 +157,6 @@ impl Iterator for Scanner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RecordType;
     use std::io::Write;
 
     fn record(key: u8, payload: &[u8]) -> Vec<u8> {
@@ -231,7 +235,8 @@ mod tests {
             Item::Corrupt {
                 offset: at as u64,
                 next: third as u64,
-                reason: "damaged record header"
+                reason: "damaged record header",
+                kind: None,
             }
         );
     }
