@@ -26,6 +26,21 @@ pub const REFLOG_TAG: &str = protocol::tagrules::REFLOG_TAG;
 /// Most entries in one reflog block.
 pub const PER_BLOCK: usize = 256;
 
+/// Tag moves this process made that the reflog could not record.
+static UNRECORDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a tag move the reflog could not record. The move itself stands (undoing it could
+/// lose a snapshot), so the run goes on, but it must not end as if all were well: `ore` exits
+/// with status 3 when [`unrecorded_moves`] is not zero.
+pub fn note_unrecorded_move() {
+    UNRECORDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many tag moves of this process the reflog could not record.
+pub fn unrecorded_moves() -> usize {
+    UNRECORDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One move of one tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefEntry {

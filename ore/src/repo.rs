@@ -420,8 +420,12 @@ impl Repo {
         }
         let entry = crate::reflog::RefEntry::now(name, expected, Some(new), action);
         if let Err(e) = crate::reflog::append_with(self, &[entry], ahead) {
+            crate::reflog::note_unrecorded_move();
             protocol::log::warning(&format!(
-                "tag {name} now names {new}, but the move could not be added to the reflog: {e}"
+                "tag {name} now names {new} (it named {}), but the move could not be added \
+                 to the reflog: {e}; the snapshot is stored, but `ore reflog` will not list \
+                 this move",
+                expected.map_or_else(|| "nothing".to_string(), |k| k.to_hex())
             ));
         }
         Ok(true)

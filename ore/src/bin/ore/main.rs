@@ -250,6 +250,13 @@ fn main() {
         .map_err(anyhow::Error::msg)
         .and_then(|_| run(cli))
     {
+        Ok(_) if ore::reflog::unrecorded_moves() > 0 => {
+            eprintln!(
+                "ore: warning: {} tag move(s) could not be recorded in the reflog (see above)",
+                ore::reflog::unrecorded_moves()
+            );
+            3
+        }
         Ok(Done::Clean) => 0,
         Ok(Done::Warnings) => 3,
         Err(e) => {
