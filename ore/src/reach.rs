@@ -334,10 +334,15 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
         };
         match sound {
             Ok(()) => kept.push((key, node)),
-            Err(Error::Corrupt { .. } | Error::Missing { .. }) => protocol::log::debug(&format!(
-                "gc: kept tag value {key} is no readable {}; not a root",
-                node.name()
-            )),
+            // Said out loud: a snapshot that a tag once named and that no longer reads is
+            // either garbage a tag was pointed at, or damage the owner should hear about.
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                protocol::log::warning(&format!(
+                    "gc: a value the tag history keeps ({key}) is no readable {}, so it keeps \
+                     nothing: {e}",
+                    node.name()
+                ))
+            }
             Err(e) => return Err(e),
         }
     }
