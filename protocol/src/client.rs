@@ -495,7 +495,7 @@ impl Client {
                     }
                 };
                 let again = shared.child_code() == Some(RETRY_EXIT);
-                shutdown_child(&shared, Duration::from_millis(200));
+                shutdown_child(&shared, Duration::from_millis(200), || false);
                 if let Some(t) = stderr_thread {
                     let _ = t.join();
                 }
@@ -625,9 +625,31 @@ impl Client {
                 o => Err(o),
             })
             .wait();
-        shutdown_child(&self.shared, Duration::from_secs(30));
-        self.join_threads();
+        self.end(Duration::from_secs(30));
         r
+    }
+
+    /// Ends the connection: closes the backend's stdin and waits up to `grace` for the
+    /// program to exit, or to close its stdout and stderr — a holder that goes on serving
+    /// other connections attached to it does that (see `share`), and is then left to be
+    /// reaped in the background rather than waited for or killed. A program that does
+    /// neither is killed.
+    fn end(&self, grace: Duration) {
+        let streams_ended = || {
+            let done = |t: &Mutex<Option<JoinHandle<()>>>| {
+                lock(t).as_ref().is_none_or(JoinHandle::is_finished)
+            };
+            done(&self.reader) && done(&self.stderr)
+        };
+        if let Some(child) = shutdown_child(&self.shared, grace, streams_ended) {
+            let _ = std::thread::Builder::new()
+                .name("ore reaper".into())
+                .spawn(move || {
+                    let mut child = child;
+                    let _ = child.wait();
+                });
+        }
+        self.join_threads();
     }
 
     fn join_threads(&self) {
@@ -643,35 +665,45 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         // Closing stdin tells the backend to flush and exit; give it time, then kill it.
-        shutdown_child(&self.shared, Duration::from_secs(30));
-        self.join_threads();
+        self.end(Duration::from_secs(30));
     }
 }
 
-/// Closes the child's stdin, waits up to `grace` for it to exit, then kills it. A socket
-/// connection is closed for writing: its server answers what it has and closes in turn.
-fn shutdown_child(shared: &Shared, grace: Duration) {
+/// How long a program whose streams have ended is given to exit before it is taken for one
+/// that goes on without this connection.
+const EXIT_AFTER_STREAMS: Duration = Duration::from_millis(200);
+
+/// Closes the child's stdin and waits up to `grace` for it to exit; kills it after that. A
+/// child that closes its streams (`let_go` says when) and goes on running is not killed but
+/// returned, to be reaped by the caller. A socket connection is closed for writing: its
+/// server answers what it has and closes in turn.
+fn shutdown_child(shared: &Shared, grace: Duration, let_go: impl Fn() -> bool) -> Option<Child> {
     lock(&shared.writer).out = None;
     shared.nudge.wake();
     if let Some(s) = &shared.socket {
         let _ = s.shutdown(std::net::Shutdown::Write);
     }
     let mut guard = lock(&shared.child);
-    if let Some(child) = guard.as_mut() {
-        let deadline = Instant::now() + grace;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
+    let mut child = guard.take()?;
+    let deadline = Instant::now() + grace;
+    let mut streams_ended: Option<Instant> = None;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) => {}
         }
+        let now = Instant::now();
+        if streams_ended.is_none() && let_go() {
+            streams_ended = Some(now);
+        }
+        if streams_ended.is_some_and(|t| now - t >= EXIT_AFTER_STREAMS) {
+            return Some(child);
+        }
+        if now >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    *guard = None;
 }
