@@ -15,7 +15,8 @@
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
 //! that answers out of turn. The greeting is in `handshake`, the reader thread and the
-//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`.
+//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`, and how a
+//! connection ends (a program that runs on after it is left running) in `ending`.
 
 use crate::abandon::Abandon;
 use crate::backend::{AttachPoint, BackendInfo, Ticket};
@@ -33,8 +34,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod calls;
+mod ending;
 mod handshake;
 mod reader;
+use ending::shutdown_child;
 use handshake::handshake;
 use reader::{read_answers, watchdog};
 
@@ -630,18 +633,20 @@ impl Client {
     }
 
     /// Ends the connection: closes the backend's stdin and waits up to `grace` for the
-    /// program to exit, or to close its stdout and stderr — a holder that goes on serving
-    /// other connections attached to it does that (see `share`), and is then left to be
-    /// reaped in the background rather than waited for or killed. A program that does
-    /// neither is killed.
+    /// program to exit, or to close its stdout — a holder that goes on serving other
+    /// connections attached to it does that (see `share`; over ssh, the remote one does, and
+    /// ssh passes the end of its output on while it waits for the remote process), and is then
+    /// left to run and be reaped in the background, rather than waited for or killed; what it
+    /// still writes on stderr is passed on meanwhile. A program that does neither is killed.
     fn end(&self, grace: Duration) {
-        let streams_ended = || {
-            let done = |t: &Mutex<Option<JoinHandle<()>>>| {
-                lock(t).as_ref().is_none_or(JoinHandle::is_finished)
-            };
-            done(&self.reader) && done(&self.stderr)
+        let stdout_ended = || {
+            lock(&self.reader)
+                .as_ref()
+                .is_none_or(JoinHandle::is_finished)
         };
-        if let Some(child) = shutdown_child(&self.shared, grace, streams_ended) {
+        if let Some(child) = shutdown_child(&self.shared, grace, stdout_ended) {
+            // The stderr thread ends with the program; nobody waits for either.
+            drop(lock(&self.stderr).take());
             let _ = std::thread::Builder::new()
                 .name("ore reaper".into())
                 .spawn(move || {
@@ -666,44 +671,5 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Closing stdin tells the backend to flush and exit; give it time, then kill it.
         self.end(Duration::from_secs(30));
-    }
-}
-
-/// How long a program whose streams have ended is given to exit before it is taken for one
-/// that goes on without this connection.
-const EXIT_AFTER_STREAMS: Duration = Duration::from_millis(200);
-
-/// Closes the child's stdin and waits up to `grace` for it to exit; kills it after that. A
-/// child that closes its streams (`let_go` says when) and goes on running is not killed but
-/// returned, to be reaped by the caller. A socket connection is closed for writing: its
-/// server answers what it has and closes in turn.
-fn shutdown_child(shared: &Shared, grace: Duration, let_go: impl Fn() -> bool) -> Option<Child> {
-    lock(&shared.writer).out = None;
-    shared.nudge.wake();
-    if let Some(s) = &shared.socket {
-        let _ = s.shutdown(std::net::Shutdown::Write);
-    }
-    let mut guard = lock(&shared.child);
-    let mut child = guard.take()?;
-    let deadline = Instant::now() + grace;
-    let mut streams_ended: Option<Instant> = None;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) => {}
-        }
-        let now = Instant::now();
-        if streams_ended.is_none() && let_go() {
-            streams_ended = Some(now);
-        }
-        if streams_ended.is_some_and(|t| now - t >= EXIT_AFTER_STREAMS) {
-            return Some(child);
-        }
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
     }
 }

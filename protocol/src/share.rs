@@ -21,8 +21,10 @@
 //! must not wait for that (it could be the whole of another run): the holder, once its own
 //! connection is over and others remain, points its stdin, stdout and stderr at `/dev/null`.
 //! Its pipes close, the frontend sees its connection end as after any goodbye, and leaves the
-//! process to be reaped in the background rather than killing it (see `client.rs`); over ssh,
-//! the session's streams end the same way. Should the frontend exit meanwhile, the holder is
+//! process to be reaped in the background rather than killing it (see `client.rs`). Over ssh
+//! the frontend's child is `ssh`, which lives as long as the remote holder (sshd keeps the
+//! session open until the process exits) but passes the end of its stdout on: the frontend
+//! leaves that `ssh` running in the same way, and it ends with the holder. Should the frontend exit meanwhile, the holder is
 //! reparented, reaped by init when it ends; it keeps the archive's lock throughout, so no
 //! second holder can start beside it, and new runs keep attaching to it.
 //!

@@ -8,7 +8,8 @@
 //! relay whose holder is killed says so, and what to do.
 
 use ore_tests::liveness::{
-    assert_no_backend_left, make_garbage, new_data, shared_archive, slow, slow_snapshot, spawn,
+    assert_no_backend_left, backends_of, make_garbage, new_data, shared_archive, slow,
+    slow_snapshot, spawn,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -149,4 +150,93 @@ fn a_relay_whose_holder_is_killed_says_what_happened_and_what_to_do() {
     );
     assert!(!said.contains("exited with status 0"), "{said}");
     assert_no_backend_left(&dir);
+}
+
+/// An interactive `ore-admin` session on `archive`: its input, and its output by lines.
+struct Session {
+    child: Child,
+    input: Option<std::process::ChildStdin>,
+    output: BufReader<std::process::ChildStdout>,
+}
+
+impl Session {
+    fn start(archive: &str) -> Session {
+        let mut child = Command::new(ore_tests::bin("ore-admin"))
+            .arg(archive)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ore-admin starts");
+        let input = child.stdin.take();
+        let output = BufReader::new(child.stdout.take().unwrap());
+        Session {
+            child,
+            input,
+            output,
+        }
+    }
+
+    /// Asks for the archive's stats and reads the answer's first line; panics if none comes.
+    fn stats(&mut self, what: &str) {
+        use std::io::Write;
+        let input = self.input.as_mut().unwrap();
+        writeln!(input, "stats").unwrap();
+        input.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.output.read_line(&mut line).unwrap();
+            assert!(n > 0, "{what}: the session ended without answering");
+            if line.starts_with("blocks:") {
+                return;
+            }
+        }
+    }
+
+    /// Ends the session (closes its input) and returns how long it took to exit.
+    fn end(mut self, what: &str) -> Duration {
+        let started = Instant::now();
+        drop(self.input.take());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{what}: {status}");
+        started.elapsed()
+    }
+}
+
+/// The session that started the holder ends while another stays attached: it exits at once
+/// (it is not kept waiting for the other, which may be a whole run), and the other goes on
+/// being served until it ends, which ends the holder.
+fn first_session_leaves_the_second_served(archive: &str, dir: &Path) {
+    let mut first = Session::start(archive);
+    first.stats("the first session");
+    assert!(
+        dir.join(protocol::share::SOCKET).exists(),
+        "a holder listens"
+    );
+    let mut second = Session::start(archive);
+    second.stats("the second session, attached");
+    let took = first.end("the first session");
+    assert!(
+        took < Duration::from_secs(10),
+        "the session that started the holder took {took:?} to exit: it waited for the other"
+    );
+    second.stats("the second session, after the first ended");
+    second.stats("the second session, again");
+    assert!(!backends_of(dir).is_empty(), "the holder serves the second");
+    second.end("the second session");
+    assert_no_backend_left(dir);
+}
+
+#[test]
+fn the_process_that_started_the_holder_is_not_kept_waiting_for_those_attached_to_it() {
+    let (ore, dir, _d) = shared_archive();
+    first_session_leaves_the_second_served(&ore.archive, &dir);
+}
+
+#[test]
+fn over_ssh_the_process_that_started_the_holder_is_not_kept_waiting_either() {
+    let sshd = ore_tests::sshd::Sshd::start(None);
+    let (ore, dir, _d) = shared_archive();
+    let remote = sshd.identifier(&ore.archive);
+    first_session_leaves_the_second_served(&remote, &dir);
 }
