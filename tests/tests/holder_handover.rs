@@ -156,7 +156,7 @@ fn a_relay_whose_holder_is_killed_says_what_happened_and_what_to_do() {
 struct Session {
     child: Child,
     input: Option<std::process::ChildStdin>,
-    output: BufReader<std::process::ChildStdout>,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Session {
@@ -169,26 +169,34 @@ impl Session {
             .expect("ore-admin starts");
         let input = child.stdin.take();
         let output = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in output.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
         Session {
             child,
             input,
-            output,
+            lines,
         }
     }
 
-    /// Asks for the archive's stats and reads the answer's first line; panics if none comes.
+    /// Asks for the archive's stats and waits (up to 30 s) for the answer's first line.
     fn stats(&mut self, what: &str) {
         use std::io::Write;
         let input = self.input.as_mut().unwrap();
         writeln!(input, "stats").unwrap();
         input.flush().unwrap();
-        let mut line = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            line.clear();
-            let n = self.output.read_line(&mut line).unwrap();
-            assert!(n > 0, "{what}: the session ended without answering");
-            if line.starts_with("blocks:") {
-                return;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("blocks:") => return,
+                Ok(_) => {}
+                Err(_) => panic!("{what}: no answer (its connection was cut)"),
             }
         }
     }
@@ -200,6 +208,13 @@ impl Session {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{what}: {status}");
         started.elapsed()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
