@@ -24,9 +24,10 @@
 //! process to be reaped in the background rather than killing it (see `client.rs`). Over ssh
 //! the frontend's child is `ssh`, which lives as long as the remote holder (sshd keeps the
 //! session open until the process exits) but passes the end of its stdout on: the frontend
-//! leaves that `ssh` running in the same way, and it ends with the holder. Should the frontend exit meanwhile, the holder is
-//! reparented, reaped by init when it ends; it keeps the archive's lock throughout, so no
-//! second holder can start beside it, and new runs keep attaching to it.
+//! leaves that `ssh` running in the same way, and it ends with the holder. Should the frontend
+//! exit meanwhile, the holder is reparented, reaped by init when it ends; it keeps the
+//! archive's lock throughout, so no second holder can start beside it, and new runs keep
+//! attaching to it.
 //!
 //! The count of attached connections and the door are one lock: the holder closes the door
 //! (stops taking attachments, removes the socket) only when the count is zero, and a
