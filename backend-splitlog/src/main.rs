@@ -82,15 +82,19 @@ fn run(args: Args) -> anyhow::Result<()> {
                     .as_deref()
                     .and_then(|s| share::attach(s, access, offer, patience));
                 if let Some(stream) = attached {
-                    if share::relay_stdio(stream)? == 0 {
+                    match share::relay_stdio(stream, &holder(&args.dir))? {
+                        share::Relayed::Done => return Ok(()),
                         // The holder was ending as we attached: ask to be started again.
-                        eprintln!(
-                            "the process holding {} ended before answering; start again",
-                            args.dir.display()
-                        );
-                        std::process::exit(protocol::client::RETRY_EXIT);
+                        share::Relayed::Nothing => {
+                            eprintln!(
+                                "the process holding {} ended before answering; start again",
+                                args.dir.display()
+                            );
+                            std::process::exit(protocol::client::RETRY_EXIT);
+                        }
+                        // Said to the frontend already, in the answers it waited for.
+                        share::Relayed::HolderLost { .. } => std::process::exit(1),
                     }
-                    return Ok(());
                 }
                 if limit.is_some_and(|l| started.elapsed() >= l) {
                     return Err(e)
@@ -107,4 +111,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     share::serve_stdio_sharing(backend, access, socket.as_deref(), offer)?;
     Ok(())
+}
+
+/// The holder of the archive in `dir`, for a relay's messages: the program, the archive and
+/// the pid its lock names.
+fn holder(dir: &std::path::Path) -> String {
+    let pid = std::fs::read_to_string(dir.join(backend_splitlog::logs::LOCK_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    match pid {
+        Some(pid) => format!("backend-splitlog {}, pid {pid}", dir.display()),
+        None => format!("backend-splitlog {}", dir.display()),
+    }
 }

@@ -17,6 +17,9 @@
 //! Because tag operations are atomic, either the writer read `ore:gc` before the announcement
 //! (then gc sees its lease and waits for it), or after (then the writer waits for gc). A writer
 //! that crashes stops renewing; after [`ttl`] its lease counts as free, so nothing stays locked.
+//! One that ran on this machine and whose process is gone is taken over at once: each value
+//! records where its holder runs, its pid and the pid's start time (see `lease/process.rs`),
+//! and only a reader that can be sure the process ended acts on that.
 //! A writer that was paused past the ttl finds out before it moves a tag ([`Lease::confirm`])
 //! and refuses to finish if a gc ran meanwhile. A gc that crashes mid-sweep is noticed the same
 //! way, from its own heartbeat in `ore:gc`, and writers take over from it.
@@ -66,6 +69,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod process;
 mod renewal;
 
 /// The tag announcing gc sweeps; its value changes whenever blocks were removed.
@@ -137,6 +141,14 @@ pub struct Holder {
     /// The secret of the lock this value replaced (spent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
+    /// Where the holder runs, as far as its pid means anything (see `lease/process.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The holder's process id there, and its start time (clock ticks after boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
 }
 
 fn default_ttl_ns() -> i64 {
@@ -154,6 +166,38 @@ impl Holder {
             ttl: ttl_ns(),
             lock: None,
             proof: None,
+            host: process::this_host().map(str::to_string),
+            pid: Some(std::process::id()),
+            start: process::own_start(),
+        }
+    }
+
+    /// Whether its holder is known to have stopped: it ran on this machine (as `host` says)
+    /// and its process is gone, or its pid now names another process. Such a lease or sweep
+    /// is taken over at once rather than after its ttl; one from another machine, or one that
+    /// does not say where it runs (written by an earlier version), never is.
+    pub fn gone(&self) -> bool {
+        match (&self.host, self.pid, self.start) {
+            (Some(host), Some(pid), Some(start)) => process::is_gone(host, pid, start),
+            _ => false,
+        }
+    }
+
+    /// Whether it may be taken over: [`expired`](Self::expired), or [`gone`](Self::gone).
+    pub fn abandoned(&self) -> bool {
+        self.expired() || self.gone()
+    }
+
+    /// Why it may be taken over, for messages.
+    fn why_abandoned(&self) -> String {
+        if self.gone() {
+            format!("its process ({}) is no longer running", self.by)
+        } else {
+            format!(
+                "its holder ({}) stopped renewing it at {}",
+                self.by,
+                crate::util::format_time(self.heartbeat)
+            )
         }
     }
 
@@ -251,6 +295,9 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
                         ttl: default_ttl_ns(),
                         lock: None,
                         proof: None,
+                        host: None,
+                        pid: None,
+                        start: None,
                     }))
                 };
                 out.push((name, v, h));
@@ -263,11 +310,15 @@ pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
 /// Takes a free (or expired) lease slot, or a new one; returns it, its value and the secret
 /// of the value's lock.
 fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>, Secret)> {
+    // A slot whose holder is gone is taken only with full access: an append-only backend
+    // judges a locked lease by its ttl alone, and would refuse.
+    let writable = backend.info().writable;
     loop {
         let slots = leases(backend)?;
         let (mine, secret) = locked_holder();
         for (name, v, h) in &slots {
-            if h.as_ref().is_none_or(Holder::expired)
+            if h.as_ref()
+                .is_none_or(|h| h.expired() || (writable && h.gone()))
                 && backend.set_tag(name, Some(v), &mine)? == CasOutcome::Done
             {
                 return Ok((name.clone(), mine, secret));
@@ -319,15 +370,22 @@ impl Lease {
                 }
                 GcState::Sweeping { holder, .. } => {
                     free_slot(&*backend, &name, &value, &secret);
-                    if holder.expired() {
-                        if let Err(e) = end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder)
-                        {
+                    if holder.abandoned() {
+                        match end_abandoned_sweep(&*backend, gc_value.as_deref(), &holder) {
+                            Ok(()) => continue,
                             // An append-only backend whose clock says the sweep still lives
                             // refuses to end it: wait for the clocks to agree.
-                            protocol::log::debug(&format!("ending an abandoned sweep: {e}"));
-                            std::thread::sleep(Duration::from_secs(1));
+                            Err(e) if holder.expired() => {
+                                protocol::log::debug(&format!("ending an abandoned sweep: {e}"));
+                                std::thread::sleep(Duration::from_secs(1));
+                                continue;
+                            }
+                            // Nor does it end a sweep whose gc it cannot see has died (it
+                            // judges by the ttl alone): wait for it as for a live one.
+                            Err(e) => {
+                                protocol::log::debug(&format!("ending an abandoned sweep: {e}"))
+                            }
                         }
-                        continue;
                     }
                     if !said {
                         protocol::log::info(&format!(
@@ -413,7 +471,7 @@ fn wait_while_sweeping(backend: &dyn Backend, value: Option<&[u8]>) -> Result<()
             return Ok(());
         }
         if let GcState::Sweeping { holder, .. } = GcState::parse(now.as_deref()) {
-            if holder.expired() {
+            if holder.expired() || (holder.gone() && backend.info().writable) {
                 return Ok(());
             }
         }
@@ -424,9 +482,14 @@ fn wait_while_sweeping(backend: &dyn Backend, value: Option<&[u8]>) -> Result<()
 /// (it may have removed blocks before it died).
 fn end_abandoned_sweep(backend: &dyn Backend, value: Option<&[u8]>, holder: &Holder) -> Result<()> {
     protocol::log::warning(&format!(
-        "a gc run by {} (since {}) stopped without finishing; carrying on without it",
+        "a gc run by {} (since {}) stopped without finishing ({}); carrying on without it",
         holder.by,
-        crate::util::format_time(holder.since)
+        crate::util::format_time(holder.since),
+        if holder.gone() {
+            "its process is no longer running"
+        } else {
+            "it stopped renewing its sweep"
+        }
     ));
     // The one value every writer derives from the sweep's (new epoch, new unclean marker):
     // the only one an append-only backend accepts here.
@@ -457,7 +520,7 @@ impl Sweep {
             let before = backend.get_tag(GC_TAG)?;
             let (epoch, unclean) = match GcState::parse(before.as_deref()) {
                 GcState::Idle { epoch, unclean } => (epoch, unclean),
-                GcState::Sweeping { holder, .. } if holder.expired() => {
+                GcState::Sweeping { holder, .. } if holder.abandoned() => {
                     end_abandoned_sweep(&*backend, before.as_deref(), &holder)?;
                     continue;
                 }
@@ -507,12 +570,8 @@ impl Sweep {
                     // A lease its holder stopped renewing is freed, so that nobody else waits
                     // for it either (should the holder wake up, its next renewal fails and it
                     // takes a new lease before it moves a tag).
-                    Some(h) if h.expired() => {
-                        protocol::log::info(&format!(
-                            "freeing {name}: its holder ({}) stopped renewing it at {}",
-                            h.by,
-                            crate::util::format_time(h.heartbeat)
-                        ));
+                    Some(h) if h.abandoned() => {
+                        protocol::log::info(&format!("freeing {name}: {}", h.why_abandoned()));
                         let _ = self.backend.set_tag(&name, Some(&value), FREE)?;
                     }
                     Some(h) => held.push(h),

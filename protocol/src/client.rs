@@ -15,7 +15,8 @@
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
 //! that answers out of turn. The greeting is in `handshake`, the reader thread and the
-//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`.
+//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`, and how a
+//! connection ends (a program that runs on after it is left running) in `ending`.
 
 use crate::abandon::Abandon;
 use crate::backend::{AttachPoint, BackendInfo, Ticket};
@@ -33,8 +34,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod calls;
+mod ending;
 mod handshake;
 mod reader;
+use ending::shutdown_child;
 use handshake::handshake;
 use reader::{read_answers, watchdog};
 
@@ -495,7 +498,7 @@ impl Client {
                     }
                 };
                 let again = shared.child_code() == Some(RETRY_EXIT);
-                shutdown_child(&shared, Duration::from_millis(200));
+                shutdown_child(&shared, Duration::from_millis(200), || false);
                 if let Some(t) = stderr_thread {
                     let _ = t.join();
                 }
@@ -625,9 +628,33 @@ impl Client {
                 o => Err(o),
             })
             .wait();
-        shutdown_child(&self.shared, Duration::from_secs(30));
-        self.join_threads();
+        self.end(Duration::from_secs(30));
         r
+    }
+
+    /// Ends the connection: closes the backend's stdin and waits up to `grace` for the
+    /// program to exit, or to close its stdout — a holder that goes on serving other
+    /// connections attached to it does that (see `share`; over ssh, the remote one does, and
+    /// ssh passes the end of its output on while it waits for the remote process), and is then
+    /// left to run and be reaped in the background, rather than waited for or killed; what it
+    /// still writes on stderr is passed on meanwhile. A program that does neither is killed.
+    fn end(&self, grace: Duration) {
+        let stdout_ended = || {
+            lock(&self.reader)
+                .as_ref()
+                .is_none_or(JoinHandle::is_finished)
+        };
+        if let Some(child) = shutdown_child(&self.shared, grace, stdout_ended) {
+            // The stderr thread ends with the program; nobody waits for either.
+            drop(lock(&self.stderr).take());
+            let _ = std::thread::Builder::new()
+                .name("ore reaper".into())
+                .spawn(move || {
+                    let mut child = child;
+                    let _ = child.wait();
+                });
+        }
+        self.join_threads();
     }
 
     fn join_threads(&self) {
@@ -643,35 +670,6 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         // Closing stdin tells the backend to flush and exit; give it time, then kill it.
-        shutdown_child(&self.shared, Duration::from_secs(30));
-        self.join_threads();
+        self.end(Duration::from_secs(30));
     }
-}
-
-/// Closes the child's stdin, waits up to `grace` for it to exit, then kills it. A socket
-/// connection is closed for writing: its server answers what it has and closes in turn.
-fn shutdown_child(shared: &Shared, grace: Duration) {
-    lock(&shared.writer).out = None;
-    shared.nudge.wake();
-    if let Some(s) = &shared.socket {
-        let _ = s.shutdown(std::net::Shutdown::Write);
-    }
-    let mut guard = lock(&shared.child);
-    if let Some(child) = guard.as_mut() {
-        let deadline = Instant::now() + grace;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
-        }
-    }
-    *guard = None;
 }

@@ -11,14 +11,35 @@
 //! socket. The holder serves each attached connection with the same loop as its own,
 //! restricted as the relay asked.
 //!
-//! Attachments last as long as the holder's own connection (the frontend that started it waits
-//! for it to exit). When that ends, the socket goes away first, so nothing new attaches; each
-//! attached connection then reads no further requests — the ones already received are answered
-//! — and sees its connection end, as if its backend had closed. A frontend with several lanes
-//! therefore closes the attached ones first when any of them may hold a put not yet flushed
-//! (otherwise all at once: nothing is left for the holder to read). A socket left by a crashed
-//! holder is replaced by the next one (it holds the archive's lock, so no live holder owns that
-//! socket).
+//! # The holder lives as long as any connection it serves
+//!
+//! A holder does not end while an attached connection works: two runs of `ore` on one archive
+//! (a snapshot, and a gc started while it runs) each depend on the process the first one
+//! started, and neither may be cut off when the other finishes. So when the holder's own
+//! connection ends — its goodbye answered, or its input closed — it goes on serving the
+//! attached ones, and the last of them to end ends the process. The frontend that started it
+//! must not wait for that (it could be the whole of another run): the holder, once its own
+//! connection is over and others remain, points its stdin, stdout and stderr at `/dev/null`.
+//! Its pipes close, the frontend sees its connection end as after any goodbye, and leaves the
+//! process to be reaped in the background rather than killing it (see `client.rs`). Over ssh
+//! the frontend's child is `ssh`, which lives as long as the remote holder (sshd keeps the
+//! session open until the process exits) but passes the end of its stdout on: the frontend
+//! leaves that `ssh` running in the same way, and it ends with the holder. Should the frontend
+//! exit meanwhile, the holder is reparented, reaped by init when it ends; it keeps the
+//! archive's lock throughout, so no second holder can start beside it, and new runs keep
+//! attaching to it.
+//!
+//! The count of attached connections and the door are one lock: the holder closes the door
+//! (stops taking attachments, removes the socket) only when the count is zero, and a
+//! connection accepted after that is shut before its greeting — its relay then asks to be
+//! started again (exit status 75), and the new process takes the archive once this one has
+//! let go of its lock. A socket left by a crashed holder is replaced by the next one (it holds
+//! the archive's lock, so no live holder owns that socket).
+//!
+//! A holder that dies (killed, or crashed) takes its attached connections with it. Their
+//! relays follow the frames going by, and answer each request left unanswered with an error
+//! that says what happened and to run the command again (see `share/relay.rs`); they do not
+//! reconnect on their own, since the first of those requests may have been carried out.
 //!
 //! A connection need not bring a process at all: asked for its attach point, the holder names
 //! its socket and a ticket ([`Tickets`]), and a client that reaches the socket — through an ssh
@@ -49,8 +70,7 @@ use crate::restrict::{Access, Restricted};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The socket's name inside the archive directory.
@@ -77,6 +97,9 @@ const NO_ATTACH_POINTS: u8 = 0x10;
 const ADMISSION_PATIENCE: Duration = Duration::from_secs(30);
 /// Length of a ticket, and of the relay secret.
 pub const TICKET_LEN: usize = 32;
+
+mod relay;
+pub use relay::{relay_stdio, Relayed};
 
 /// 32 bytes from the operating system's random source.
 fn random_bytes(what: &str) -> Result<[u8; TICKET_LEN]> {
@@ -221,34 +244,99 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(format!("restricting {}", socket.display()), e))?;
     }
-    let closing = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Live::default());
     let tickets = Tickets::new(socket).map(Arc::new);
     let acceptor = {
-        let (backend, closing, tickets) = (backend.clone(), closing.clone(), tickets.clone());
+        let (backend, live, tickets) = (backend.clone(), live.clone(), tickets.clone());
         std::thread::Builder::new()
             .name("ore attach".into())
-            .spawn(move || accept_loop(listener, backend, closing, tickets, secret))
+            .spawn(move || accept_loop(listener, backend, live, tickets, secret))
             .map_err(|e| Error::io("starting the attach thread", e))?
     };
     let own = Restricted::new(backend.clone(), access).with_tickets(tickets.filter(|_| offer));
     let own = crate::serve::serve_stdio(&own);
-    // No new attachments: wake the acceptor, which sees `closing`, then remove the name.
-    closing.store(true, Ordering::Release);
+    // Our own connection is over (its goodbye answered, or its input ended). While attached
+    // connections work on, let go of stdio, so that whoever started this process — a frontend,
+    // or sshd — sees the connection end and need not wait for theirs. The last connection to
+    // end closes the door: nothing attaches after that.
+    live.close_when_idle(|| {
+        if let Err(e) = &own {
+            eprintln!("error: {e}");
+        }
+        release_stdio();
+    });
     let _ = UnixStream::connect(socket);
     let _ = std::fs::remove_file(socket);
     let _ = std::fs::remove_file(secret_path(socket));
-    let attached = acceptor.join().unwrap_or_default();
-    // The attached connections read nothing more; what they received is answered.
-    for (_, stream) in &attached {
-        let _ = stream.shutdown(std::net::Shutdown::Read);
-    }
-    for (t, _) in attached {
+    for t in acceptor.join().unwrap_or_default() {
         let _ = t.join();
     }
     own
 }
 
-type Attached = (std::thread::JoinHandle<()>, UnixStream);
+/// The attached connections being served, and whether the holder has stopped taking more.
+#[derive(Default)]
+struct Live {
+    state: Mutex<(usize, bool)>,
+    idle: Condvar,
+}
+
+impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts in a connection just accepted; false when the holder is closing (the connection
+    /// is then shut before its greeting, and its relay asks to be started again).
+    fn enter(&self) -> bool {
+        let mut s = self.lock();
+        if s.1 {
+            return false;
+        }
+        s.0 += 1;
+        true
+    }
+
+    fn leave(&self) {
+        let mut s = self.lock();
+        s.0 = s.0.saturating_sub(1);
+        self.idle.notify_all();
+    }
+
+    /// Waits until no attached connection is left, calling `waiting` first if one is, then
+    /// stops taking more.
+    fn close_when_idle(&self, waiting: impl FnOnce()) {
+        let mut s = self.lock();
+        if s.0 > 0 {
+            waiting();
+        }
+        while s.0 > 0 {
+            s = self.idle.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        s.1 = true;
+    }
+}
+
+/// Points stdin, stdout and stderr at `/dev/null`: the pipes (or the ssh session) of the
+/// process's own connection close, and what the holder says from now on goes nowhere rather
+/// than failing on a closed pipe.
+fn release_stdio() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which this process owns; the standard
+        // library's handles keep using the numbers, now naming /dev/null.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
 
 /// Reads what an attaching process sends first: the access it is served with, and whether it
 /// is offered attach points. `None` for an unknown byte, a ticket that was never issued, or a
@@ -276,48 +364,56 @@ fn admission(
 fn accept_loop<B: Backend + 'static>(
     listener: UnixListener,
     backend: Arc<B>,
-    closing: Arc<AtomicBool>,
+    live: Arc<Live>,
     tickets: Option<Arc<Tickets>>,
     secret: [u8; TICKET_LEN],
-) -> Vec<Attached> {
-    let mut attached: Vec<Attached> = Vec::new();
+) -> Vec<std::thread::JoinHandle<()>> {
+    let mut attached = Vec::new();
     for stream in listener.incoming() {
-        if closing.load(Ordering::Acquire) {
+        let Ok(mut stream) = stream else { continue };
+        if !live.enter() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
             break;
         }
-        let Ok(mut stream) = stream else { continue };
-        let Ok(handle) = stream.try_clone() else {
-            continue;
-        };
-        let (backend, tickets) = (backend.clone(), tickets.clone());
+        let (backend, tickets, done) = (backend.clone(), tickets.clone(), live.clone());
         let t = std::thread::Builder::new()
             .name("ore attached".into())
             .spawn(move || {
-                // A peer that never finishes its preamble does not hold a thread for ever.
-                let _ = stream.set_read_timeout(Some(ADMISSION_PATIENCE));
-                let admitted = admission(&mut stream, tickets.as_deref(), &secret);
-                let _ = stream.set_read_timeout(None);
-                let Some((access, offer)) = admitted else {
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
-                    return;
-                };
-                let (Ok(input), Ok(end)) = (stream.try_clone(), stream.try_clone()) else {
-                    return;
-                };
-                let served =
-                    Restricted::new(backend, access).with_tickets(tickets.filter(|_| offer));
-                if let Err(e) = crate::serve::serve_connection(&served, input, stream, false) {
-                    crate::log::debug(&format!("an attached connection ended: {e}"));
-                }
+                serve_attached(&mut stream, backend, tickets, &secret);
                 // The relay learns that the connection is over from its end of the socket.
-                let _ = end.shutdown(std::net::Shutdown::Both);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                done.leave();
             });
-        if let Ok(t) = t {
-            attached.push((t, handle));
+        match t {
+            Ok(t) => attached.push(t),
+            Err(_) => live.leave(),
         }
-        attached.retain(|(t, _)| !t.is_finished());
+        attached.retain(|t| !t.is_finished());
     }
     attached
+}
+
+/// Admits one attached connection and serves it until it ends.
+fn serve_attached<B: Backend + 'static>(
+    stream: &mut UnixStream,
+    backend: Arc<B>,
+    tickets: Option<Arc<Tickets>>,
+    secret: &[u8; TICKET_LEN],
+) {
+    // A peer that never finishes its preamble does not hold a thread for ever.
+    let _ = stream.set_read_timeout(Some(ADMISSION_PATIENCE));
+    let admitted = admission(stream, tickets.as_deref(), secret);
+    let _ = stream.set_read_timeout(None);
+    let Some((access, offer)) = admitted else {
+        return;
+    };
+    let (Ok(input), Ok(output)) = (stream.try_clone(), stream.try_clone()) else {
+        return;
+    };
+    let served = Restricted::new(backend, access).with_tickets(tickets.filter(|_| offer));
+    if let Err(e) = crate::serve::serve_connection(&served, input, output, false) {
+        crate::log::debug(&format!("an attached connection ended: {e}"));
+    }
 }
 
 /// Connects to the process serving the archive at `socket`, waiting up to `patience` for it
@@ -348,60 +444,5 @@ pub fn attach(
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Copies stdin to the attached `stream` and the stream to stdout until both directions end:
-/// the body of a process that relays for the archive's holder. Returns how many bytes came
-/// back from the holder: none means it ended before it answered anything (it was ending as
-/// this process attached), and the frontend may start this program again (see
-/// [`crate::client::RETRY_EXIT`]).
-pub fn relay_stdio(stream: UnixStream) -> Result<u64> {
-    let mut to_holder = stream
-        .try_clone()
-        .map_err(|e| Error::io("duplicating the attach socket", e))?;
-    let up = std::thread::spawn(move || {
-        let r = pump(&mut std::io::stdin().lock(), &mut to_holder);
-        let _ = to_holder.shutdown(std::net::Shutdown::Write);
-        r
-    });
-    let mut from_holder = stream;
-    // Through a duplicate of the raw descriptor: the standard library's stdout is line
-    // buffered, and would hold answers back until a newline byte happened to pass.
-    let mut stdout = {
-        use std::os::fd::AsFd;
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from)
-            .map_err(|e| Error::io("duplicating stdout", e))?
-    };
-    let down = pump(&mut from_holder, &mut stdout);
-    // The frontend closed, or the holder did: either way this relay is done. The stdin copy
-    // may still be blocked on a frontend that keeps its end open; it ends with the process.
-    if up.is_finished() {
-        if let Ok(Err(e)) = up.join() {
-            return Err(Error::io("relaying requests to the archive's holder", e));
-        }
-    }
-    down.map_err(|e| Error::io("relaying answers from the archive's holder", e))
-}
-
-/// Copies until the end of `from`, passing on each read at once (no buffering in between, and
-/// none of the kernel-side shortcuts `std::io::copy` may take, which can wait to fill a buffer).
-/// Returns how many bytes passed.
-fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut passed = 0u64;
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => return Ok(passed),
-            Ok(n) => {
-                to.write_all(&buf[..n])?;
-                passed += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }

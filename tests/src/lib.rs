@@ -46,6 +46,7 @@ pub fn logged(dir: &std::path::Path) -> u64 {
 pub mod crafted;
 pub mod dumps;
 pub mod fuse;
+pub mod liveness;
 pub mod measure;
 pub mod ore;
 pub mod programs;

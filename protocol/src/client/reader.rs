@@ -72,7 +72,13 @@ pub(super) fn read_answers(shared: &Arc<Shared>, mut input: Input) {
         }
     };
     let unanswered = lock(&shared.pending).queue.len();
-    let mut how = shared.child_exit();
+    // A clean end with nothing owed needs no exit status (and the program may well go on: a
+    // holder serving others, see `share`): not waited for.
+    let mut how = if why.is_none() && unanswered == 0 {
+        None
+    } else {
+        shared.child_exit()
+    };
     if why.is_some() && how.is_none() {
         // A backend that broke the protocol (a frame over the limit, an answer out of turn)
         // is not waited for: nothing it sends now can be trusted.
