@@ -69,6 +69,9 @@ pub struct GcOutcome {
     pub freed: Option<u64>,
     /// What compaction said, if it ran.
     pub compaction: Option<String>,
+    /// Damage compaction found (a log holding damaged records is kept, not compacted): the
+    /// backend's `problems`, named as it named them.
+    pub problems: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -251,6 +254,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
         if out.removed > 0 && info.admin_commands.iter().any(|c| c == "compact") {
             let r = repo.backend.admin("compact", &[format!("{threshold}")])?;
             out.compaction = Some(r.text.trim().to_string());
+            out.problems = r.problems();
         }
     }
     out.bytes_after = repo.backend.stats()?.bytes;

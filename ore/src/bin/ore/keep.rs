@@ -110,7 +110,18 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
             out(&format!("compaction: {c}\n"))?;
         }
     }
-    Ok(Done::Clean)
+    if o.problems.is_empty() {
+        return Ok(Done::Clean);
+    }
+    for p in &o.problems {
+        protocol::log::warning(&format!("gc: compaction found damage: {p}"));
+    }
+    protocol::log::warning(&format!(
+        "gc removed what nothing reaches, but compaction found {} problem(s) in the archive \
+         (listed above); run `ore check --read-data` to see which snapshots they touch",
+        o.problems.len()
+    ));
+    Ok(Done::Warnings)
 }
 
 pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
