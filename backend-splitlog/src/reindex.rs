@@ -56,6 +56,11 @@ pub(crate) fn run(b: &SplitlogBackend, st: &mut State, args: &[String]) -> Resul
                     witness.damage.as_deref().unwrap_or_default(),
                     aside.display()
                 );
+                // A damaged index is damage found, like a damaged record: it is among the
+                // problems (so `ore-admin` exits 1 for this run, and 0 for the next).
+                if let Some(p) = value["problems"].as_array_mut() {
+                    p.insert(0, json!(m.trim_end()));
+                }
                 text = m + &text;
                 value["moved_aside"] = json!(aside.display().to_string());
             }

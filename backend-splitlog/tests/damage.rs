@@ -38,6 +38,23 @@ fn snapshot(o: &Ore, d: &Path, tag: &str, seed: u64) -> String {
     o.snapshot(tag, &src)
 }
 
+/// [`snapshot`] on an archive whose reflog head was in the lost part of the logs: the snapshot
+/// is stored and its tag moves, but the move cannot be recorded, and `ore` says so with exit
+/// status 3 (`tests/tests/reflog_unrecorded.rs`).
+fn snapshot_with_the_reflog_lost(o: &Ore, d: &Path, tag: &str, seed: u64) -> String {
+    let src = d.join(format!("src-{seed}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("file"), ore_tests::trees::bytes(seed, 900_000)).unwrap();
+    let r = o
+        .run(&["snapshot", tag, src.to_str().unwrap()])
+        .expect(3, "snapshot");
+    assert!(
+        r.stderr.contains("could not be added to the reflog"),
+        "{r:?}"
+    );
+    r.stdout.trim().to_string()
+}
+
 /// Every tag-setting record: (log, offset, tag, value).
 fn tag_records(dir: &Path) -> Vec<(u32, u64, String, String)> {
     let mut out = Vec::new();
@@ -114,7 +131,8 @@ fn a_reindex_that_cannot_read_the_newest_tag_record_keeps_the_value_the_old_inde
     let (n, offset, third) = last_set(&dir, "t");
     damage_tag_record(&dir, n, offset, 8);
     let r = admin(&dir, &["reindex"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    // It names the damaged record it skipped, so it exits 1 (PROTOCOL.md §6, admin).
+    assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stdout.contains("tag t:"),
         "the settled tag is named: {r:?}"
@@ -167,13 +185,15 @@ fn a_reindex_that_cannot_prove_the_newest_tag_value_refuses_naming_the_tag_and_i
     assert!(suggested.contains("--accept-older t"), "{suggested}");
     let words: Vec<&str> = suggested.split_whitespace().skip(2).collect();
     let r = admin(&dir, &words);
-    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.code, 1, "the damage is still named: {r:?}");
     assert_eq!(newest(&o, "t"), second[..12]);
     let reflog = o.run(&["reflog", "t"]);
     assert!(reflog.stdout.contains(&third[..12]), "{reflog:?}");
     o.run(&["reset", "t", &third]).expect(0, "reset");
     assert_eq!(newest(&o, "t"), third[..12]);
-    admin(&dir, &["reindex"]).expect(0, "a later reindex has nothing in doubt");
+    // A later reindex has nothing in doubt; it still names the damaged record (exit 1).
+    let r = admin(&dir, &["reindex"]).expect(1, "a later reindex");
+    assert!(!r.stdout.contains("may have changed it"), "{r:?}");
     assert_eq!(newest(&o, "t"), third[..12]);
 }
 
@@ -188,7 +208,7 @@ fn a_tag_record_with_one_wrong_byte_is_read_back_even_without_an_index() {
     remove_index(&dir);
     assert_eq!(newest(&o, "t"), second[..12]);
     let r = admin(&dir, &["reindex", "--json"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.code, 1, "the damage is still named: {r:?}");
     let problems = json(&r)["problems"].to_string();
     assert!(
         problems.contains(&format!("log-{n:06} offset {offset}")) && problems.contains("read back"),
@@ -216,7 +236,8 @@ fn reindex_rebuilds_a_malformed_index_and_keeps_the_damaged_file_aside() {
         "{r:?}"
     );
     let r = admin(&dir, &["reindex"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    // It names the damaged record it skipped, so it exits 1 (PROTOCOL.md §6, admin).
+    assert_eq!(r.code, 1, "{r:?}");
     let aside: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -302,7 +323,7 @@ fn a_missing_newest_log_is_never_reused_for_new_records() {
     let newest_log = *list_logs(&dir).unwrap().last().unwrap();
     assert_eq!(newest_log, tags[2].1);
     std::fs::remove_file(log_path(&dir, newest_log)).unwrap();
-    let key = snapshot(&o, d.path(), "d", 9);
+    let key = snapshot_with_the_reflog_lost(&o, d.path(), "d", 9);
     assert!(
         !log_path(&dir, newest_log).exists(),
         "the new records went to a log after the missing one"
@@ -405,7 +426,7 @@ fn a_log_cut_short_before_the_newest_does_not_stop_an_opening_that_replays_every
         .unwrap_or_else(|| panic!("the way out is named: {r:?}"))
         .to_string();
     let words: Vec<&str> = suggested.split_whitespace().skip(2).collect();
-    admin(&dir, &words).expect(0, "reindex accepting the older values");
+    admin(&dir, &words).expect(1, "reindex accepting the older values (naming the cut)");
     for tag in ["a", "c"] {
         let r = o.restore(tag, &d.path().join(format!("out-{tag}")));
         assert_eq!(r.code, 0, "{r:?}");
@@ -429,7 +450,7 @@ fn a_newest_log_cut_short_below_what_the_index_reflects_is_not_appended_to() {
         problems.contains(&format!("log-{newest_log:06} is 500000 bytes")),
         "{r:?}"
     );
-    let key = snapshot(&o, d.path(), "d", 9);
+    let key = snapshot_with_the_reflog_lost(&o, d.path(), "d", 9);
     assert_eq!(
         std::fs::metadata(log_path(&dir, newest_log)).unwrap().len(),
         500_000,

@@ -58,8 +58,5 @@ fn a_gc_whose_compaction_meets_a_damaged_record_names_it_and_exits_3() {
     assert!(json.stdout.contains("\"problems\""), "{}", json.stdout);
     // What the tag reaches is intact.
     ore.restore("t", &d.path().join("out")).expect(0, "restore");
-    assert_eq!(
-        std::fs::read(d.path().join("out/new")).unwrap(),
-        bytes(2)
-    );
+    assert_eq!(std::fs::read(d.path().join("out/new")).unwrap(), bytes(2));
 }
