@@ -48,6 +48,7 @@ pub mod dumps;
 pub mod fuse;
 pub mod measure;
 pub mod ore;
+pub mod powercut;
 pub mod programs;
 pub mod sshd;
 pub mod tmpfs;
