@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -158,10 +159,20 @@ impl Setup {
         self.disk.mount();
     }
 
-    /// The invariants after a cut: the archive opens and `check --read-data` is clean; every
-    /// snapshot of `t` is one of `allowed` (taken, or being taken, from a known tree), the
-    /// newest is `newest` (if given) or any allowed, and each restores to its tree.
-    fn verify(&self, what: &str, newest: &[&str]) {
+    /// Cuts the power while `run` runs (it goes with the power, whether or not it had a file
+    /// open on the disk at that instant), then mounts what survived.
+    fn cut_during(&mut self, mut run: Child) {
+        self.disk.cut();
+        let _ = run.kill();
+        let _ = run.wait();
+        self.disk.mount();
+    }
+
+    /// The invariants after a cut: the archive opens and `check --read-data` is clean; the
+    /// tag's newest snapshot is `old` or a new one of `pending` (the tree of the run that was
+    /// cut) whose parent is `old`; every snapshot of the tag was taken from a known tree (or
+    /// `pending`) and restores to it exactly.
+    fn verify(&mut self, what: &str, old: &str, pending: Option<&Path>) {
         let r = self.run(&["check", "--read-data"]);
         assert_eq!(
             r.code, 0,
@@ -170,31 +181,32 @@ impl Setup {
         );
         let log = self.log();
         assert!(!log.is_empty(), "{what}: the tag lost all its snapshots");
-        if !newest.is_empty() {
+        if log[0] != old {
             assert!(
-                newest.contains(&log[0].as_str()),
-                "{what}: the tag names {}, not one of {newest:?}",
+                pending.is_some() && log.get(1).map(String::as_str) == Some(old),
+                "{what}: the tag names {}, neither the old snapshot {old} nor a new one on it: \
+                 {log:?}",
                 log[0]
             );
         }
         for (i, key) in log.iter().enumerate() {
-            let tree = self.trees.get(key).unwrap_or_else(|| {
-                panic!("{what}: the tag's snapshot {key} (t~{i}) is none this test made")
-            });
+            let tree = match (self.trees.get(key), pending) {
+                (Some(t), _) => t.clone(),
+                (None, Some(p)) if i == 0 => p.to_path_buf(),
+                _ => panic!("{what}: the tag's snapshot {key} (t~{i}) is none this test made"),
+            };
             let dest = self.work.path().join(format!("restore-{key}"));
             self.run(&["restore", &format!("t~{i}"), dest.to_str().unwrap()])
                 .expect(0, &format!("{what}: restore of {key}"));
-            assert_same(tree, &dest);
+            assert_same(&tree, &dest);
             std::fs::remove_dir_all(&dest).unwrap();
+            self.trees.insert(key.clone(), tree);
         }
     }
 
-    /// After a snapshot of tree `seed` was cut: the snapshot it may have made is allowed.
-    fn allow(&mut self, seed: u64, out: std::process::Output) {
-        let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if key.len() >= 12 {
-            self.trees.insert(key[..12].to_string(), self.tree(seed));
-        }
+    /// The newest snapshot of `t`.
+    fn newest(&self) -> String {
+        self.log()[0].clone()
     }
 }
 
@@ -218,9 +230,207 @@ fn a_completed_snapshot_survives_a_power_cut_on_every_archive_kind() {
         let mut s = Setup::new(kind);
         s.snapshot(1);
         s.snapshot(2);
-        let newest = s.log()[0].clone();
+        let newest = s.newest();
         s.cut();
-        s.verify(&format!("{kind:?}"), &[&newest]);
+        s.verify(&format!("{kind:?}"), &newest, None);
         assert_eq!(s.log().len(), 2, "{kind:?}: both snapshots survive");
+    }
+}
+
+/// The named points of a run, where the backend kills itself (`ORE_FAULT`) just before the
+/// power goes: a snapshot's are before its first flush, between the flush and the tag move,
+/// and right after the tag move.
+const SNAPSHOT_POINTS: [&str; 3] = [
+    "kill,op=flush,after=0,point=before",
+    "kill,op=set-tag,after=0,point=before",
+    "kill,op=set-tag,after=0,point=after",
+];
+
+/// Cuts a snapshot of `kind` at each named point (not for the embedded archive, which has no
+/// backend process to stop) and at `random` seeded moments in the span of a clean run.
+fn snapshots_cut_mid_run(kind: Kind, random: u64) {
+    let mut s = Setup::new(kind);
+    let started = Instant::now();
+    s.snapshot(1);
+    let span = started.elapsed().as_millis() as u64 + 1;
+    let points: &[&str] = match kind {
+        Kind::Embedded => &[],
+        _ => &SNAPSHOT_POINTS,
+    };
+    let mut rng = 0x9e37_79b9_u64 ^ kind as u64;
+    let runs = points
+        .iter()
+        .map(|p| Some(*p))
+        .chain((0..random).map(|_| None));
+    for (i, fault) in runs.enumerate() {
+        let seed = 10 + i as u64;
+        let tree = s.tree(seed);
+        let old = s.newest();
+        let mut child = s.start_snapshot(seed, fault);
+        let what = match fault {
+            Some(f) => format!("{kind:?}, snapshot cut at {f}"),
+            None => {
+                let ms = pseudo(&mut rng) % (span * 5 / 4);
+                std::thread::sleep(Duration::from_millis(ms));
+                format!("{kind:?}, snapshot cut {ms} ms into a {span} ms run")
+            }
+        };
+        if fault.is_some() {
+            let status = child.wait().expect("ore ends");
+            assert!(!status.success(), "{what}: the fault fired");
+        }
+        s.cut_during(child);
+        s.verify(&what, &old, Some(&tree));
+        // A re-run succeeds, and holds the tree.
+        s.snapshot(seed);
+        let newest = s.newest();
+        let dest = s.work.path().join("rerun");
+        s.run(&["restore", "t", dest.to_str().unwrap()])
+            .expect(0, &format!("{what}: restore of the re-run {newest}"));
+        assert_same(&tree, &dest);
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+}
+
+#[test]
+fn an_embedded_snapshot_cut_by_a_power_cut_leaves_the_old_or_the_new_snapshot() {
+    snapshots_cut_mid_run(Kind::Embedded, 5);
+}
+
+#[test]
+fn a_splitlog_snapshot_cut_by_a_power_cut_leaves_the_old_or_the_new_snapshot() {
+    snapshots_cut_mid_run(Kind::Splitlog, 3);
+}
+
+#[test]
+fn a_backend_fs_snapshot_cut_by_a_power_cut_leaves_the_old_or_the_new_snapshot() {
+    snapshots_cut_mid_run(Kind::Fs, 3);
+}
+
+/// After a forget was cut: `check --read-data` is clean, and the tag's chain is the old one
+/// whole or the forget's result (a rewritten chain of the two newest, with new keys), each
+/// snapshot restoring to the tree at its place (`by_place`, newest first).
+fn verify_forget(s: &Setup, what: &str, old_log: &[String], by_place: &[PathBuf]) {
+    let r = s.run(&["check", "--read-data"]);
+    assert_eq!(r.code, 0, "{what}: check: {}\n{}", r.stdout, r.stderr);
+    let log = s.log();
+    assert!(
+        log == old_log || log.len() == 2,
+        "{what}: the chain is neither the old one {old_log:?} nor the forget's: {log:?}"
+    );
+    for (i, tree) in by_place.iter().take(log.len()).enumerate() {
+        let dest = s.work.path().join(format!("restore-{i}"));
+        s.run(&["restore", &format!("t~{i}"), dest.to_str().unwrap()])
+            .expect(0, &format!("{what}: restore of t~{i} ({})", log[i]));
+        assert_same(tree, &dest);
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+}
+
+/// Runs `args` until the cut: at a named point (`fault`, where the backend kills itself just
+/// before the power goes) or at a seeded moment. Returns what happened, for messages.
+fn cut_run(s: &mut Setup, args: &[&str], fault: Option<&str>, rng: &mut u64) -> String {
+    let mut child = s
+        .cmd(fault, args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ore runs");
+    let what = match fault {
+        Some(f) => {
+            child.wait().expect("ore ends");
+            format!("{:?}: {} cut at {f}", s.kind, args[0])
+        }
+        None => {
+            let ms = pseudo(rng) % 300;
+            std::thread::sleep(Duration::from_millis(ms));
+            format!("{:?}: {} cut {ms} ms in", s.kind, args[0])
+        }
+    };
+    s.cut_during(child);
+    what
+}
+
+/// A forget, then a gc, cut mid-run (at seeded moments, and where the backend moves the tag
+/// or removes blocks): no snapshot the tag names loses a byte, and a re-run completes.
+fn forget_and_gc_cut_mid_run(kind: Kind) {
+    let mut s = Setup::new(kind);
+    for seed in 1..=4 {
+        s.snapshot(seed);
+    }
+    let by_place: Vec<PathBuf> = (1..=4).rev().map(|seed| s.tree(seed)).collect();
+    let old_log = s.log();
+    let mut rng = 0x51ed_u64 ^ kind as u64;
+    let (forget_faults, gc_faults): (&[&str], &[&str]) = match kind {
+        Kind::Embedded => (&[], &[]),
+        _ => (
+            &["kill,op=set-tag,after=0,point=after"],
+            &[
+                "kill,op=remove,after=0",
+                "kill,op=remove,after=3,point=after",
+            ],
+        ),
+    };
+    let forget = ["forget", "t", "--keep-last", "2"];
+    for fault in forget_faults.iter().map(|f| Some(*f)).chain([None, None]) {
+        let what = cut_run(&mut s, &forget, fault, &mut rng);
+        verify_forget(&s, &what, &old_log, &by_place);
+    }
+    s.run(&forget)
+        .expect(0, &format!("{kind:?}: forget after the cuts"));
+    let log = s.log();
+    assert_eq!(log.len(), 2, "{kind:?}: forget kept two: {log:?}");
+    for (key, tree) in log.iter().zip(&by_place) {
+        s.trees.insert(key.clone(), tree.clone());
+    }
+    let newest = log[0].clone();
+    for fault in gc_faults.iter().map(|f| Some(*f)).chain([None, None]) {
+        let what = cut_run(&mut s, &["gc"], fault, &mut rng);
+        s.verify(&what, &newest, None);
+    }
+    s.run(&["gc"])
+        .expect(0, &format!("{kind:?}: gc after the cuts"));
+    s.cut();
+    s.verify(&format!("{kind:?}: after the completed gc"), &newest, None);
+    assert_eq!(s.log().len(), 2, "{kind:?}: both kept snapshots survive");
+}
+
+#[test]
+fn an_embedded_forget_and_gc_cut_by_a_power_cut_lose_nothing_reachable() {
+    forget_and_gc_cut_mid_run(Kind::Embedded);
+}
+
+#[test]
+fn a_splitlog_forget_and_gc_cut_by_a_power_cut_lose_nothing_reachable() {
+    forget_and_gc_cut_mid_run(Kind::Splitlog);
+}
+
+#[test]
+fn a_backend_fs_forget_and_gc_cut_by_a_power_cut_lose_nothing_reachable() {
+    forget_and_gc_cut_mid_run(Kind::Fs);
+}
+
+/// Finding: `ore init` creates the archive's directory and never syncs the directory it is
+/// in, so a power cut soon after loses the whole archive, snapshots and all (the other tests
+/// sync that name themselves). Ignored until `init` syncs the parent.
+#[test]
+#[ignore = "finding: ore init does not fsync the archive's parent directory"]
+fn an_archive_made_just_before_a_power_cut_survives_it() {
+    for kind in KINDS {
+        let disk = Disk::new();
+        let mut ore = Ore::new(archive(kind, &disk.mnt.join("archive"), None));
+        ore.cache = disk.mnt.join("cache");
+        let mut s = Setup {
+            kind,
+            ore,
+            disk,
+            trees: HashMap::new(),
+            work: ore_tests::ore::scratch(),
+        };
+        s.run(&["init"]).expect(0, "init");
+        s.snapshot(1);
+        let newest = s.newest();
+        s.cut();
+        s.verify(&format!("{kind:?}: init, snapshot, cut"), &newest, None);
     }
 }
