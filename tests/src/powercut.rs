@@ -37,9 +37,12 @@
 
 mod fs;
 mod model;
+mod names;
+mod node;
 
-pub use fs::{PowerCutFs, Shared};
+pub use fs::PowerCutFs;
 pub use model::Model;
+pub use node::Shared;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -171,6 +174,12 @@ impl Disk {
         let status = child.wait().expect("powercut-fs ends");
         assert!(status.success(), "powercut-fs ended with {status}");
         assert!(!crate::fuse::mounted(&self.mnt), "unmounted");
+    }
+}
+
+impl Default for Disk {
+    fn default() -> Disk {
+        Disk::new()
     }
 }
 

@@ -2,190 +2,22 @@
 //! [`Model`] first what it is about to make non-durable. Once frozen (the cut has begun),
 //! every operation fails with EIO and changes nothing.
 
-use super::model::Model;
+use super::names;
+use super::node::{cstr, errno, open_options, truncate, utime, Shared};
 use fuser::{
-    FileAttr, FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
 };
-use std::collections::HashMap;
-use std::ffi::{CString, OsStr};
-use std::fs::{File, Metadata, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 const TTL: Duration = Duration::from_secs(1);
-
-/// Everything the file system and the cut share.
-#[derive(Debug)]
-pub struct Shared {
-    pub model: Model,
-    /// Set when the cut begins: nothing changes any more.
-    pub frozen: bool,
-    /// FUSE inode → (backing inode, one present path).
-    nodes: HashMap<u64, (u64, PathBuf)>,
-    by_backing: HashMap<u64, u64>,
-    next_ino: u64,
-    files: HashMap<u64, (File, u64)>,
-    dirs: HashMap<u64, Vec<(u64, FileType, std::ffi::OsString)>>,
-    next_fh: u64,
-}
-
-impl Shared {
-    pub fn new(model: Model) -> io::Result<Shared> {
-        let root = std::fs::metadata(&model.data)?.ino();
-        let mut s = Shared {
-            nodes: HashMap::new(),
-            by_backing: HashMap::new(),
-            next_ino: 2,
-            files: HashMap::new(),
-            dirs: HashMap::new(),
-            next_fh: 1,
-            frozen: false,
-            model,
-        };
-        s.nodes.insert(1, (root, s.model.data.clone()));
-        s.by_backing.insert(root, 1);
-        Ok(s)
-    }
-
-    fn path(&self, ino: u64) -> io::Result<PathBuf> {
-        self.nodes
-            .get(&ino)
-            .map(|(_, p)| p.clone())
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
-    }
-
-    fn backing(&self, ino: u64) -> io::Result<u64> {
-        self.nodes
-            .get(&ino)
-            .map(|(b, _)| *b)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))
-    }
-
-    /// Registers `path` (with `meta`) and returns its attributes under its FUSE inode.
-    fn node(&mut self, path: PathBuf, meta: &Metadata) -> FileAttr {
-        let ino = match self.by_backing.get(&meta.ino()) {
-            Some(&i) => i,
-            None => {
-                let i = self.next_ino;
-                self.next_ino += 1;
-                self.by_backing.insert(meta.ino(), i);
-                i
-            }
-        };
-        self.nodes.insert(ino, (meta.ino(), path));
-        attr(ino, meta)
-    }
-
-    /// After `from` was renamed to `to`: every path at or under it follows.
-    fn moved(&mut self, from: &Path, to: &Path) {
-        for (_, p) in self.nodes.values_mut() {
-            if let Ok(rest) = p.strip_prefix(from) {
-                *p = if rest.as_os_str().is_empty() {
-                    to.to_path_buf()
-                } else {
-                    to.join(rest)
-                };
-            }
-        }
-    }
-
-    fn child(&self, parent: u64, name: &OsStr) -> io::Result<(PathBuf, u64)> {
-        Ok((self.path(parent)?.join(name), self.backing(parent)?))
-    }
-
-    fn entry(&mut self, path: PathBuf) -> io::Result<FileAttr> {
-        let meta = std::fs::symlink_metadata(&path)?;
-        Ok(self.node(path, &meta))
-    }
-
-    fn handle(&mut self, file: File, backing: u64) -> u64 {
-        let fh = self.next_fh;
-        self.next_fh += 1;
-        self.files.insert(fh, (file, backing));
-        fh
-    }
-}
-
-fn time(secs: i64, nsecs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32)
-    } else {
-        UNIX_EPOCH
-    }
-}
-
-fn kind(meta: &Metadata) -> FileType {
-    let t = meta.file_type();
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        FileType::Directory
-    } else if t.is_symlink() {
-        FileType::Symlink
-    } else if t.is_fifo() {
-        FileType::NamedPipe
-    } else if t.is_socket() {
-        FileType::Socket
-    } else if t.is_char_device() {
-        FileType::CharDevice
-    } else if t.is_block_device() {
-        FileType::BlockDevice
-    } else {
-        FileType::RegularFile
-    }
-}
-
-fn attr(ino: u64, m: &Metadata) -> FileAttr {
-    FileAttr {
-        ino,
-        size: m.size(),
-        blocks: m.blocks(),
-        atime: time(m.atime(), m.atime_nsec()),
-        mtime: time(m.mtime(), m.mtime_nsec()),
-        ctime: time(m.ctime(), m.ctime_nsec()),
-        crtime: UNIX_EPOCH,
-        kind: kind(m),
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
-        rdev: m.rdev() as u32,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn cstr(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn utime(t: Option<TimeOrNow>) -> libc::timespec {
-    match t {
-        None => libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        Some(TimeOrNow::Now) => libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_NOW,
-        },
-        Some(TimeOrNow::SpecificTime(t)) => {
-            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-            libc::timespec {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_nsec: d.subsec_nanos() as libc::c_long,
-            }
-        }
-    }
-}
 
 /// The file system; every operation takes the shared state's lock.
 pub struct PowerCutFs(pub Arc<Mutex<Shared>>);
@@ -199,29 +31,6 @@ impl PowerCutFs {
         }
         f(&mut s).map_err(|e| errno(&e))
     }
-}
-
-fn open_options(flags: i32) -> OpenOptions {
-    let mut o = OpenOptions::new();
-    match flags & libc::O_ACCMODE {
-        // Readable too: the model saves the bytes a write is about to overwrite.
-        libc::O_WRONLY | libc::O_RDWR => o.read(true).write(true),
-        _ => o.read(true),
-    };
-    // The offsets the kernel sends are absolute: O_APPEND would make pwrite ignore them.
-    let strip = libc::O_ACCMODE
-        | libc::O_APPEND
-        | libc::O_TRUNC
-        | libc::O_CREAT
-        | libc::O_EXCL
-        | libc::O_DIRECT;
-    o.custom_flags(flags & !strip);
-    o
-}
-
-fn truncate(s: &mut Shared, backing: u64, f: &File, len: u64) -> io::Result<()> {
-    s.model.before_write(backing, f, len, u64::MAX)?;
-    f.set_len(len)
 }
 
 impl Filesystem for PowerCutFs {
@@ -313,16 +122,7 @@ impl Filesystem for PowerCutFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.with(|s| {
-            let (path, dir) = s.child(parent, name)?;
-            s.model.before_entries_change(dir, &s.path(parent)?)?;
-            std::fs::create_dir(&path)?;
-            let perm = std::fs::Permissions::from_mode(mode & !umask & 0o7777);
-            std::fs::set_permissions(&path, perm)?;
-            let a = s.entry(path)?;
-            s.model.created_dir(s.backing(a.ino)?);
-            Ok(a)
-        }) {
+        match self.with(|s| names::mkdir(s, parent, name, mode, umask)) {
             Ok(a) => reply.entry(&TTL, &a, 0),
             Err(e) => reply.error(e),
         }
@@ -338,18 +138,7 @@ impl Filesystem for PowerCutFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        match self.with(|s| {
-            let (path, dir) = s.child(parent, name)?;
-            s.model.before_entries_change(dir, &s.path(parent)?)?;
-            let c = cstr(&path)?;
-            // SAFETY: a valid C string (a socket, a fifo, a device node, as asked).
-            if unsafe { libc::mknod(c.as_ptr(), mode & !umask, rdev as libc::dev_t) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let a = s.entry(path)?;
-            s.model.created_file(s.backing(a.ino)?);
-            Ok(a)
-        }) {
+        match self.with(|s| names::mknod(s, parent, name, mode, umask, rdev)) {
             Ok(a) => reply.entry(&TTL, &a, 0),
             Err(e) => reply.error(e),
         }
@@ -371,12 +160,7 @@ impl Filesystem for PowerCutFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        match self.with(|s| {
-            let (path, dir) = s.child(parent, name)?;
-            s.model.before_entries_change(dir, &s.path(parent)?)?;
-            std::os::unix::fs::symlink(target, &path)?;
-            s.entry(path)
-        }) {
+        match self.with(|s| names::symlink(s, parent, name, target)) {
             Ok(a) => reply.entry(&TTL, &a, 0),
             Err(e) => reply.error(e),
         }
@@ -392,34 +176,7 @@ impl Filesystem for PowerCutFs {
         flags: u32,
         reply: ReplyEmpty,
     ) {
-        match self.with(|s| {
-            if flags & !libc::RENAME_NOREPLACE != 0 {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
-            }
-            let (from, dir) = s.child(parent, name)?;
-            let (to, newdir) = s.child(newparent, newname)?;
-            std::fs::symlink_metadata(&from)?;
-            s.model.before_entries_change(dir, &s.path(parent)?)?;
-            s.model.before_entries_change(newdir, &s.path(newparent)?)?;
-            if let Ok(there) = std::fs::symlink_metadata(&to) {
-                if flags & libc::RENAME_NOREPLACE != 0 {
-                    return Err(io::Error::from_raw_os_error(libc::EEXIST));
-                }
-                if there.is_dir() && std::fs::read_dir(&to)?.next().is_some() {
-                    return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY));
-                }
-                let kept = s.model.keep(&to)?;
-                s.moved(&to, &kept);
-                if there.is_dir() {
-                    // Kept aside whole; the rename below then has nothing to replace.
-                } else {
-                    std::fs::remove_file(&to)?;
-                }
-            }
-            std::fs::rename(&from, &to)?;
-            s.moved(&from, &to);
-            Ok(())
-        }) {
+        match self.with(|s| names::rename(s, parent, name, newparent, newname, flags)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -433,12 +190,7 @@ impl Filesystem for PowerCutFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        match self.with(|s| {
-            let (to, dir) = s.child(newparent, newname)?;
-            s.model.before_entries_change(dir, &s.path(newparent)?)?;
-            std::fs::hard_link(s.path(ino)?, &to)?;
-            s.entry(to)
-        }) {
+        match self.with(|s| names::link(s, ino, newparent, newname)) {
             Ok(a) => reply.entry(&TTL, &a, 0),
             Err(e) => reply.error(e),
         }
@@ -693,24 +445,7 @@ impl Filesystem for PowerCutFs {
 
 impl PowerCutFs {
     fn remove(&self, parent: u64, name: &OsStr, dir: bool, reply: ReplyEmpty) {
-        match self.with(|s| {
-            let (path, pdir) = s.child(parent, name)?;
-            let meta = std::fs::symlink_metadata(&path)?;
-            if dir != meta.is_dir() {
-                let e = if dir { libc::ENOTDIR } else { libc::EISDIR };
-                return Err(io::Error::from_raw_os_error(e));
-            }
-            if dir && std::fs::read_dir(&path)?.next().is_some() {
-                return Err(io::Error::from_raw_os_error(libc::ENOTEMPTY));
-            }
-            s.model.before_entries_change(pdir, &s.path(parent)?)?;
-            let kept = s.model.keep(&path)?;
-            if !dir {
-                std::fs::remove_file(&path)?;
-            }
-            s.moved(&path, &kept);
-            Ok(())
-        }) {
+        match self.with(|s| names::remove(s, parent, name, dir)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

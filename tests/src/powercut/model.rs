@@ -53,7 +53,7 @@ pub struct Model {
 }
 
 fn other(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, msg)
+    io::Error::other(msg)
 }
 
 /// The entries of the directory at `path`, as they are now.
@@ -126,9 +126,8 @@ impl Model {
 
     /// Before the entries of directory `ino` (at `path`) change.
     pub fn before_entries_change(&mut self, ino: u64, path: &Path) -> io::Result<()> {
-        if !self.dirs.contains_key(&ino) {
-            let now = entries(path)?;
-            self.dirs.insert(ino, now);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.dirs.entry(ino) {
+            e.insert(entries(path)?);
         }
         Ok(())
     }
