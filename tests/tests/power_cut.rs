@@ -281,6 +281,8 @@ fn snapshots_cut_mid_run(kind: Kind, random: u64) {
         }
         s.cut_during(child);
         s.verify(&what, &old, Some(&tree));
+        let kept = if s.newest() == old { "old" } else { "new" };
+        eprintln!("{what}: the tag names the {kept} snapshot");
         // A re-run succeeds, and holds the tree.
         s.snapshot(seed);
         let newest = s.newest();
@@ -414,8 +416,9 @@ fn a_backend_fs_forget_and_gc_cut_by_a_power_cut_lose_nothing_reachable() {
 /// in, so a power cut soon after loses the whole archive, snapshots and all (the other tests
 /// sync that name themselves). Ignored until `init` syncs the parent.
 #[test]
-#[ignore = "finding: ore init does not fsync the archive's parent directory"]
+#[ignore = "finding: init does not fsync the archive's parent directory (embedded, backend-splitlog)"]
 fn an_archive_made_just_before_a_power_cut_survives_it() {
+    let mut lost = Vec::new();
     for kind in KINDS {
         let disk = Disk::new();
         let mut ore = Ore::new(archive(kind, &disk.mnt.join("archive"), None));
@@ -429,8 +432,11 @@ fn an_archive_made_just_before_a_power_cut_survives_it() {
         };
         s.run(&["init"]).expect(0, "init");
         s.snapshot(1);
-        let newest = s.newest();
         s.cut();
-        s.verify(&format!("{kind:?}: init, snapshot, cut"), &newest, None);
+        let r = s.run(&["log", "t"]);
+        if r.code != 0 {
+            lost.push(format!("{kind:?}: {}", r.stderr.trim()));
+        }
     }
+    assert!(lost.is_empty(), "archives lost: {lost:#?}");
 }
