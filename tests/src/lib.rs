@@ -49,6 +49,7 @@ pub mod fuse;
 pub mod liveness;
 pub mod measure;
 pub mod ore;
+pub mod powercut;
 pub mod programs;
 pub mod sshd;
 pub mod tmpfs;
