@@ -49,6 +49,7 @@ pub mod fuse;
 pub mod measure;
 pub mod ore;
 pub mod programs;
+pub mod seaweed;
 pub mod sshd;
 pub mod tmpfs;
 pub mod trees;
