@@ -1,0 +1,178 @@
+//! backend-s3 keeps every rule of PROTOCOL.md on a real SeaweedFS cluster: the conformance
+//! suite in process and through the binary, the start-up probe, and clear errors for a
+//! misconfigured store.
+
+use backend_s3::config::{from_file, Location};
+use backend_s3::{Endpoint, S3Backend, S3Options};
+use ore_tests::seaweed::{Cluster, Role, BUCKET};
+use protocol::{Backend, Client};
+
+fn endpoint(c: &Cluster, prefix: &str) -> Endpoint {
+    Endpoint {
+        location: Location::parse(&format!("s3://{BUCKET}/{prefix}")).expect("location"),
+        endpoint: Some(c.endpoint()),
+        region: "us-east-1".into(),
+        credentials: from_file(&c.credentials_file(), "ore").expect("credentials"),
+    }
+}
+
+#[test]
+fn backend_s3_passes_the_conformance_suite_in_process_on_seaweedfs() {
+    let c = Cluster::start();
+    let b = S3Backend::open(endpoint(&c, "inproc"), S3Options::default()).expect("open");
+    let found = b.conditional();
+    assert!(
+        found.if_none_match && found.if_match,
+        "SeaweedFS 4.48 honours both conditional writes: {found:?}"
+    );
+    protocol::conformance::run(&b);
+}
+
+#[test]
+fn backend_s3_passes_the_conformance_suite_through_its_binary_on_seaweedfs() {
+    let c = Cluster::start();
+    let client = Client::connect(&c.archive("bin", "")).expect("connect to backend-s3");
+    protocol::conformance::run(&client);
+    let info = client.admin("info", &[]).expect("info");
+    assert!(
+        info.text
+            .contains("If-None-Match: * honoured, If-Match: ETAG honoured"),
+        "info reports the probe: {}",
+        info.text
+    );
+}
+
+#[test]
+fn an_archive_written_by_one_process_is_read_by_the_next() {
+    let c = Cluster::start();
+    let key = protocol::conformance::test_key(7);
+    {
+        let a = Client::connect(&c.archive("reopen", "")).expect("connect");
+        a.put(key, b"kept").expect("put");
+        assert_eq!(
+            a.set_tag("home", None, b"v1").expect("set"),
+            protocol::CasOutcome::Done
+        );
+        a.flush().expect("flush");
+    }
+    let b = Client::connect(&c.archive("reopen", "--read-only")).expect("reconnect read-only");
+    assert_eq!(b.get(key).expect("get").as_deref(), Some(&b"kept"[..]));
+    assert_eq!(b.get_tag("home").expect("tag").as_deref(), Some(&b"v1"[..]));
+    let refused = b.put(protocol::conformance::test_key(8), b"x");
+    assert_eq!(
+        refused.expect_err("a read-only put is refused").code(),
+        protocol::ErrorCode::ReadOnly
+    );
+    let info = b.admin("info", &[]).expect("info").text;
+    assert!(
+        info.contains("not probed"),
+        "read-only does not probe: {info}"
+    );
+}
+
+#[test]
+fn tag_changes_are_refused_with_a_reason_where_conditional_writes_are_not_honoured() {
+    let c = Cluster::start();
+    let a = Client::connect(&c.archive("nocond", "--assume-unconditional")).expect("connect");
+    let key = protocol::conformance::test_key(3);
+    a.put(key, b"block").expect("blocks are still stored");
+    a.put(key, b"other").expect("an existing block is success");
+    assert_eq!(a.get(key).expect("get").as_deref(), Some(&b"block"[..]));
+    let e = a
+        .set_tag("home", None, b"v1")
+        .expect_err("tag change refused");
+    assert!(
+        e.to_string().contains("does not honour conditional writes"),
+        "the refusal says why: {e}"
+    );
+    assert!(a.admin("info", &[]).expect("info").text.contains("IGNORED"));
+}
+
+/// Runs `backend-s3 ARGS` as a program would be started for an archive, and returns its error
+/// message: it must exit 1 before its greeting with one line that names the archive, within a
+/// minute (no hang, no panic).
+fn open_error(args: &[&str]) -> String {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(ore_tests::bin("backend-s3"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running backend-s3");
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    eprintln!("backend-s3 {}\n  -> {err} ({took:.1?})", args.join(" "));
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
+    assert!(out.stdout.is_empty(), "no greeting before the failure");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "failing took {took:?}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("s3://"), "the error names the archive: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn wrong_credentials_a_missing_bucket_and_a_refused_connection_each_fail_with_a_clear_message() {
+    let mut c = Cluster::start();
+    let wrong = c.dir().join("wrong");
+    std::fs::write(
+        &wrong,
+        "[ore]\naws_access_key_id = ore-test-access\naws_secret_access_key = not-the-secret\n",
+    )
+    .expect("write");
+    let (endpoint, creds) = (c.endpoint(), c.credentials_file());
+    let creds = creds.to_str().expect("a UTF-8 path");
+    let wrong = wrong.to_str().expect("a UTF-8 path");
+    let id = |bucket: &str| format!("s3://{bucket}/x");
+    let with = |location: &str, endpoint: &str, file: &str| -> Vec<String> {
+        [
+            location,
+            "--endpoint",
+            endpoint,
+            "--credentials-file",
+            file,
+            "--profile",
+            "ore",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |v: Vec<String>| open_error(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = run(with(&id(BUCKET), &endpoint, wrong));
+    assert!(
+        e.contains("access denied") && e.contains("SignatureDoesNotMatch"),
+        "wrong credentials: {e}"
+    );
+    let e = run(with(&id("no-such-bucket"), &endpoint, creds));
+    assert!(
+        e.contains("the bucket does not exist"),
+        "missing bucket: {e}"
+    );
+    let e = run(with(&id(BUCKET), "http://127.0.0.1:1", creds));
+    assert!(
+        e.contains("still failing after retries"),
+        "refused connection: {e}"
+    );
+    c.kill(Role::Gateway);
+    let e = run(with(&id(BUCKET), &endpoint, creds));
+    assert!(
+        e.contains("still failing after retries"),
+        "stopped gateway: {e}"
+    );
+    let e = run(vec![format!("s3://ore-test-access:the-secret@{BUCKET}/x")]);
+    assert!(
+        e.contains("never go in an identifier"),
+        "secret in identifier: {e}"
+    );
+    assert!(
+        !e.contains("the-secret"),
+        "the refusal does not repeat the secret: {e}"
+    );
+    let e = run(with(&id(BUCKET), &endpoint, "/nonexistent/credentials"));
+    assert!(
+        e.contains("/nonexistent/credentials"),
+        "missing credentials file: {e}"
+    );
+}
