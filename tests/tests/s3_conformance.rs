@@ -5,6 +5,7 @@
 use backend_s3::config::{from_file, Location};
 use backend_s3::{Endpoint, S3Backend, S3Options};
 use ore_tests::seaweed::{Cluster, Role, BUCKET};
+use protocol::conformance::test_key;
 use protocol::{Backend, Client};
 
 fn endpoint(c: &Cluster, prefix: &str) -> Endpoint {
@@ -175,4 +176,36 @@ fn wrong_credentials_a_missing_bucket_and_a_refused_connection_each_fail_with_a_
         e.contains("/nonexistent/credentials"),
         "missing credentials file: {e}"
     );
+}
+
+/// A get or exists sent right behind the put of the same key, without waiting for the put's
+/// answer, sees the block: backend-s3 runs requests concurrently, and keeps their order.
+#[test]
+fn a_read_pipelined_right_behind_a_put_of_the_same_key_sees_the_block() {
+    let c = Cluster::start();
+    let b = Client::connect(&c.archive("order", "")).expect("connect");
+    let mut tickets = Vec::new();
+    for i in 0..300u64 {
+        let k = test_key(20_000 + i);
+        let data = protocol::conformance::test_data(i, 20_000 + (i as usize % 7) * 1000);
+        tickets.push((
+            b.start_put(k, data.clone()),
+            b.start_get(k),
+            b.start_exists(vec![k]),
+            data,
+        ));
+    }
+    for (i, (put, get, exists, data)) in tickets.into_iter().enumerate() {
+        put.wait().expect("put");
+        assert_eq!(
+            get.wait().expect("get"),
+            Some(data),
+            "the get behind put {i} sees its block"
+        );
+        assert_eq!(
+            exists.wait().expect("exists"),
+            vec![true],
+            "exists behind put {i}"
+        );
+    }
 }
