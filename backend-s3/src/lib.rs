@@ -49,8 +49,13 @@ pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 pub const FORMAT_OBJECT: &str = "ore-s3.json";
 /// The format this crate writes and reads.
 pub const FORMAT: &str = "ore-s3-1";
-/// Requests in flight at most through the `start_*` methods.
-const IN_FLIGHT: usize = 128;
+/// What may be in flight through the `start_*` methods, in units of 64 KiB: 128 MiB. Each
+/// request costs [`REQUEST_UNITS`] plus, for a put, the units of the bytes it holds; so at most
+/// 128 small requests, or a handful of the largest puts, are on their way at once, and the
+/// memory held by puts in flight stays bounded whatever the size of the tree.
+const IN_FLIGHT_UNITS: u32 = 2048;
+const UNIT: usize = 64 << 10;
+const REQUEST_UNITS: u32 = 16;
 
 /// How to open an archive.
 #[derive(Clone, Debug, Default)]
@@ -113,7 +118,7 @@ impl S3Backend {
         Ok(S3Backend {
             store,
             rt,
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT_UNITS as usize)),
             puts: InFlight::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
             max_block_size,
@@ -136,13 +141,21 @@ impl S3Backend {
         self.rt.block_on(f)
     }
 
-    /// Runs `f` on the runtime and returns a ticket for its answer, after waiting for one of
-    /// the [`IN_FLIGHT`] slots.
+    /// Runs `f` on the runtime and returns a ticket for its answer, after waiting until the
+    /// request and the `bytes` it holds fit in [`IN_FLIGHT_UNITS`].
     fn spawn<T: Send + 'static>(
         &self,
+        bytes: usize,
         f: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Ticket<T> {
-        let permit = match self.rt.block_on(self.in_flight.clone().acquire_owned()) {
+        let units = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .saturating_add(REQUEST_UNITS)
+            .min(IN_FLIGHT_UNITS);
+        let permit = match self
+            .rt
+            .block_on(self.in_flight.clone().acquire_many_owned(units))
+        {
             Ok(p) => p,
             Err(e) => {
                 return Ticket::ready(Err(Error::backend(ErrorCode::Internal, e.to_string())))
@@ -243,8 +256,9 @@ impl S3Backend {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let done = self.puts.start(key, generation);
         let puts = self.puts.clone();
+        let bytes = data.len();
         let put = self.put_future(key, data, restricted);
-        self.spawn(async move {
+        self.spawn(bytes, async move {
             let r = put.await;
             let _ = done.send(());
             puts.finish(&key, generation);
@@ -392,10 +406,10 @@ impl Backend for S3Backend {
     }
 
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
-        self.spawn(self.get_future(key))
+        self.spawn(0, self.get_future(key))
     }
 
     fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
-        self.spawn(self.exists_future(keys))
+        self.spawn(0, self.exists_future(keys))
     }
 }

@@ -209,3 +209,57 @@ fn a_read_pipelined_right_behind_a_put_of_the_same_key_sees_the_block() {
         );
     }
 }
+
+/// Without `--credentials-file`, backend-s3 signs with `AWS_ACCESS_KEY_ID`/`..._SECRET_...`,
+/// else with the `AWS_PROFILE` profile of the shared credentials file.
+#[test]
+fn credentials_come_from_the_environment_or_a_profile_of_the_shared_credentials_file() {
+    let c = Cluster::start();
+    let home = ore_tests::ore::scratch();
+    let id = format!(
+        "backend-s3 s3://{BUCKET}/envcreds --endpoint {}",
+        c.endpoint()
+    );
+    let connect = |env: Vec<(&str, String)>| {
+        let mut env: Vec<(String, String)> =
+            env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        env.push(("HOME".into(), home.path().display().to_string()));
+        let opts = protocol::client::ClientOptions {
+            env,
+            ..Default::default()
+        };
+        Client::connect_with(&id, opts)
+    };
+    let from_env = connect(c.env()).expect("credentials from the environment");
+    from_env.put(test_key(1), b"env").expect("put");
+    let shared = vec![
+        ("AWS_ACCESS_KEY_ID", String::new()),
+        ("AWS_SECRET_ACCESS_KEY", String::new()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            c.credentials_file().display().to_string(),
+        ),
+        ("AWS_PROFILE", "ore".to_string()),
+    ];
+    let from_file = connect(shared).expect("credentials from the shared file's profile");
+    assert_eq!(
+        from_file.get(test_key(1)).expect("get").as_deref(),
+        Some(&b"env"[..])
+    );
+    let info = from_file.admin("info", &[]).expect("info").text;
+    assert!(
+        info.contains("profile [ore]"),
+        "info names the source, not the secret: {info}"
+    );
+    assert!(!info.contains(ore_tests::seaweed::SECRET_KEY), "{info}");
+    let none = vec![
+        ("AWS_ACCESS_KEY_ID", String::new()),
+        ("AWS_SECRET_ACCESS_KEY", String::new()),
+        ("AWS_SHARED_CREDENTIALS_FILE", String::new()),
+        ("AWS_PROFILE", String::new()),
+    ];
+    assert!(
+        connect(none).is_err(),
+        "no credentials anywhere is an error"
+    );
+}
