@@ -23,6 +23,12 @@ pub(crate) const COMMANDS: &[AdminCommand] = &[
         args: "",
         help: "count blocks and tags (lists the whole archive)",
     },
+    AdminCommand {
+        name: "reindex",
+        args: "",
+        help:
+            "write the index object again for every pack that lacks one, from the pack's own table",
+    },
     protocol::history::READ_COMMAND,
     protocol::history::EXPIRE_COMMAND,
     provenance::UNVOUCHED_COMMAND,
@@ -49,7 +55,7 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
             let c = b.conditional;
             Ok(AdminOutput::new(
                 format!(
-                    "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (one object per block)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
+                    "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
                     store.archive,
                     b.endpoint,
                     b.credentials_source,
@@ -74,6 +80,16 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                     "read_only": b.read_only,
                     "conditional_writes": c,
                 }),
+            ))
+        }
+        "reindex" => {
+            no_args(command, args)?;
+            b.check_writable("reindexing")?;
+            let rebuilt = b.run(crate::packs::reindex(store))?;
+            b.run(b.blocks.refresh(store))?;
+            Ok(AdminOutput::new(
+                format!("reindexed {} pack(s)\n", rebuilt.len()),
+                serde_json::json!({ "reindexed": rebuilt }),
             ))
         }
         "stats" => {

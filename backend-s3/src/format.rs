@@ -58,7 +58,7 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<u32
         let body = serde_json::json!({
             "format": FORMAT,
             "max_block_size": max,
-            "blocks": "one object per block (blocks/<key>)",
+            "blocks": "packs (packs/<id>, index/<id>, deleted/)",
         });
         if store
             .put_new(FORMAT_OBJECT, body.to_string().into_bytes())

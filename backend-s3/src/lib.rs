@@ -4,10 +4,11 @@
 //! implements the protocol's one [`Backend`] trait over it, so `serve`, the conformance suite,
 //! the cache and the replication proxies work with it unchanged.
 //!
-//! **This is the first step, one object per block** (`blocks/<key>`), before the packs that
-//! LAYOUT.md describes: it pins the format object, the probe, tags by compare-and-swap and the
-//! record-keeping (history, unvouched blocks) on a real store. Packs will replace the block
-//! objects; the format object says which layout an archive has, so the step is visible.
+//! Blocks live in packs of about 16 MiB (`packs/<id>`, each ending with its own table of
+//! contents), found through `index/<id>` objects that any process reads at need and can
+//! rebuild from the packs; removals are records in `deleted/`. Tags are objects moved by
+//! compare-and-swap with `If-None-Match`/`If-Match`. A start-up probe checks that the store
+//! honours those conditions at all; `info` says what it found.
 //!
 //! Why OpenDAL (`opendal`, with `services-s3`) rather than `object_store` or a home-made client:
 //! its conditional writes are first-class (`write_with(..).if_not_exists(true)`,
@@ -17,20 +18,22 @@
 //! conditional puts (`PutMode::Create`, `PutMode::Update`) and costs the same: measured, its
 //! tree has 171 crates to OpenDAL's 173, the same hyper/reqwest/rustls stack (LAYOUT.md has the
 //! figures: about 150 crates new to the workspace, 3 CPU-minutes to build, a 10 MB binary). So
-//! cost does not decide; reach and the preference do. Both are async; so the backend owns a tokio runtime and every trait method is a `block_on` of one
-//! future, while `start_put`/`start_get`/`start_exists` spawn theirs and hand `serve` a
-//! [`Ticket`]: `serve` keeps hundreds in flight and writes answers in request order, and a
-//! semaphore bounds what is in flight (and so the memory held by blocks on their way).
+//! cost does not decide; reach and the preference do. Both are async; so the backend
+//! owns a tokio runtime and every trait method is a `block_on` of one future, while
+//! `start_get`/`start_exists` spawn theirs and hand `serve` a [`Ticket`]: `serve` keeps
+//! hundreds in flight and writes answers in request order, and a semaphore bounds how many.
+//! Puts are answered from the open pack at once (packs are written by tasks of their own,
+//! see `blocks`), so a read issued after a put always finds the block.
 
 mod admin;
+mod blocks;
 pub mod config;
 mod format;
-mod inflight;
+mod packs;
 pub mod probe;
 mod store;
 mod tags;
 
-use inflight::InFlight;
 use probe::Conditional;
 use protocol::backend::{admin_names, check_block_size, Ticket};
 use protocol::key::{check_tag_name, check_tag_value};
@@ -49,13 +52,8 @@ pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 pub const FORMAT_OBJECT: &str = "ore-s3.json";
 /// The format this crate writes and reads.
 pub const FORMAT: &str = "ore-s3-1";
-/// What may be in flight through the `start_*` methods, in units of 64 KiB: 128 MiB. Each
-/// request costs [`REQUEST_UNITS`] plus, for a put, the units of the bytes it holds; so at most
-/// 128 small requests, or a handful of the largest puts, are on their way at once, and the
-/// memory held by puts in flight stays bounded whatever the size of the tree.
-const IN_FLIGHT_UNITS: u32 = 2048;
-const UNIT: usize = 64 << 10;
-const REQUEST_UNITS: u32 = 16;
+/// Reads and exists batches in flight at most through the `start_*` methods.
+const IN_FLIGHT: usize = 128;
 
 /// How to open an archive.
 #[derive(Clone, Debug, Default)]
@@ -74,17 +72,12 @@ pub struct S3Backend {
     store: Store,
     rt: tokio::runtime::Runtime,
     in_flight: Arc<Semaphore>,
-    puts: InFlight,
-    generation: std::sync::atomic::AtomicU64,
+    blocks: Arc<blocks::Blocks>,
     max_block_size: u32,
     read_only: bool,
     conditional: Conditional,
     credentials_source: String,
     endpoint: String,
-}
-
-fn block_path(key: &Key) -> String {
-    format!("blocks/{}", key.to_hex())
 }
 
 fn unvouched_path(key: &Key) -> String {
@@ -118,9 +111,8 @@ impl S3Backend {
         Ok(S3Backend {
             store,
             rt,
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT_UNITS as usize)),
-            puts: InFlight::default(),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            blocks: Arc::default(),
             max_block_size,
             read_only: opts.read_only,
             conditional,
@@ -141,21 +133,13 @@ impl S3Backend {
         self.rt.block_on(f)
     }
 
-    /// Runs `f` on the runtime and returns a ticket for its answer, after waiting until the
-    /// request and the `bytes` it holds fit in [`IN_FLIGHT_UNITS`].
+    /// Runs `f` on the runtime and returns a ticket for its answer, after waiting for one of
+    /// the [`IN_FLIGHT`] slots.
     fn spawn<T: Send + 'static>(
         &self,
-        bytes: usize,
         f: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Ticket<T> {
-        let units = u32::try_from(bytes.div_ceil(UNIT))
-            .unwrap_or(u32::MAX)
-            .saturating_add(REQUEST_UNITS)
-            .min(IN_FLIGHT_UNITS);
-        let permit = match self
-            .rt
-            .block_on(self.in_flight.clone().acquire_many_owned(units))
-        {
+        let permit = match self.rt.block_on(self.in_flight.clone().acquire_owned()) {
             Ok(p) => p,
             Err(e) => {
                 return Ticket::ready(Err(Error::backend(ErrorCode::Internal, e.to_string())))
@@ -204,84 +188,37 @@ impl S3Backend {
         ))
     }
 
-    /// The future of a put: `If-None-Match: *`, so an existing block is success and never
-    /// overwritten; where the store ignores the condition, a HEAD first (blocks are named by
-    /// their content, so the remaining race can only write the same bytes again).
-    fn put_future(
-        &self,
-        key: Key,
-        data: Vec<u8>,
-        restricted: bool,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let store = self.store.clone();
-        let exact = self.conditional.if_none_match;
-        let checks = check_block_size(&key, data.len(), self.max_block_size)
-            .and_then(|()| self.check_writable("storing a block"));
-        async move {
-            checks?;
-            let path = block_path(&key);
-            if restricted || !exact {
-                if store.head(&path).await?.is_some() {
-                    return Ok(());
-                }
-                if restricted {
-                    store.put(&unvouched_path(&key), Vec::new()).await?;
-                }
-            }
-            if exact {
-                store.put_new(&path, data).await?;
-            } else {
-                store.put(&path, data).await?;
-            }
-            Ok(())
+    /// A put: the block joins the open pack (after its `unvouched/` record, for a restricted
+    /// connection, when this archive does not know the block yet).
+    fn put_block(&self, key: Key, data: &[u8], restricted: bool) -> Result<()> {
+        check_block_size(&key, data.len(), self.max_block_size)?;
+        self.check_writable("storing a block")?;
+        if restricted && !self.run(self.blocks.exists(&self.store, &[key]))?[0] {
+            self.run(self.store.put(&unvouched_path(&key), Vec::new()))?;
         }
+        self.blocks.add(&self.rt, &self.store, key, data)
     }
 
     fn get_future(
         &self,
         key: Key,
     ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send + 'static {
-        let store = self.store.clone();
-        let waits = self.puts.waits(&[key]);
-        async move {
-            futures::future::join_all(waits).await;
-            store.get(&block_path(&key)).await
-        }
-    }
-
-    /// A put in flight, registered so that later reads of its key wait for it.
-    fn spawn_put(&self, key: Key, data: Vec<u8>, restricted: bool) -> Ticket<()> {
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let done = self.puts.start(key, generation);
-        let puts = self.puts.clone();
-        let bytes = data.len();
-        let put = self.put_future(key, data, restricted);
-        self.spawn(bytes, async move {
-            let r = put.await;
-            let _ = done.send(());
-            puts.finish(&key, generation);
-            r
-        })
+        let (store, blocks) = (self.store.clone(), self.blocks.clone());
+        async move { blocks.get(&store, key).await }
     }
 
     fn exists_future(
         &self,
         keys: Vec<Key>,
     ) -> impl Future<Output = Result<Vec<bool>>> + Send + 'static {
-        let store = self.store.clone();
-        let waits = self.puts.waits(&keys);
-        async move {
-            futures::future::join_all(waits).await;
-            use futures::StreamExt;
-            let heads = futures::stream::iter(keys.into_iter().map(|k| {
-                let store = store.clone();
-                async move { Ok::<_, Error>(store.head(&block_path(&k)).await?.is_some()) }
-            }))
-            .buffered(64);
-            futures::TryStreamExt::try_collect(heads).await
-        }
+        let (store, blocks) = (self.store.clone(), self.blocks.clone());
+        async move { blocks.exists(&store, &keys).await }
+    }
+
+    /// Writes out the open pack, then reads what other processes stored: before listing.
+    fn settle(&self) -> Result<()> {
+        self.blocks.flush(&self.rt, &self.store)?;
+        self.run(self.blocks.refresh(&self.store))
     }
 }
 
@@ -299,26 +236,26 @@ impl Backend for S3Backend {
     }
 
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
-        self.run(self.put_future(key, data.to_vec(), false))
+        self.put_block(key, data, false)
     }
 
     fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
-        self.run(self.put_future(key, data.to_vec(), true))
+        self.put_block(key, data, true)
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        self.run(self.get_future(key))
+        self.run(self.blocks.get(&self.store, key))
     }
 
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        self.run(self.exists_future(keys.to_vec()))
+        self.run(self.blocks.exists(&self.store, keys))
     }
 
     fn remove(&self, keys: &[Key]) -> Result<()> {
         self.check_writable("removing blocks")?;
+        self.blocks.remove(&self.rt, &self.store, keys)?;
         self.run(async {
             for k in keys {
-                self.store.delete(&block_path(k)).await?;
                 self.store.delete(&unvouched_path(k)).await?;
             }
             Ok(())
@@ -326,27 +263,8 @@ impl Backend for S3Backend {
     }
 
     fn list(&self, after: Option<Key>, limit: u32) -> Result<(Vec<Key>, bool)> {
-        let after = after.map(|k| k.to_hex());
-        let (names, more) =
-            self.run(
-                self.store
-                    .list("blocks/", after.as_deref(), limit as usize, false),
-            )?;
-        let keys = names
-            .iter()
-            .map(|n| {
-                n.parse::<Key>().map_err(|_| {
-                    Error::backend(
-                        ErrorCode::Corrupt,
-                        format!(
-                            "{}: stray object blocks/{n} is not named by a block key",
-                            self.store.archive
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<Vec<Key>>>()?;
-        Ok((keys, more))
+        self.settle()?;
+        Ok(self.blocks.list(after, limit as usize))
     }
 
     fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -373,18 +291,19 @@ impl Backend for S3Backend {
         self.run(tags::list(&self.store))
     }
 
-    /// Every acknowledged write already is a completed PUT, which S3 makes durable before it
-    /// answers; `serve` waits for the answers of all earlier requests before a flush.
+    /// Writes out the open pack and waits for every pack on its way; a stored pack is
+    /// durable (S3 answers a PUT once it is).
     fn flush(&self) -> Result<()> {
-        Ok(())
+        self.blocks.flush(&self.rt, &self.store)
     }
 
     fn stats(&self) -> Result<Stats> {
-        let blocks = self.run(self.store.list_all("blocks/"))?;
+        self.settle()?;
+        let (blocks, bytes) = self.blocks.counts();
         let tags = self.list_tags()?;
         Ok(Stats {
-            blocks: Some(blocks.len() as u64),
-            bytes: None,
+            blocks: Some(blocks),
+            bytes: Some(bytes),
             tags: Some(tags.len() as u64),
         })
     }
@@ -397,19 +316,15 @@ impl Backend for S3Backend {
         true
     }
 
-    fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
-        self.spawn_put(key, data, false)
-    }
-
-    fn start_put_restricted(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
-        self.spawn_put(key, data, true)
-    }
-
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
-        self.spawn(0, self.get_future(key))
+        // A block this process accepted is answered at once (and in order).
+        if let Some(d) = self.blocks.buffered(&key) {
+            return Ticket::ready(Ok(Some(d)));
+        }
+        self.spawn(self.get_future(key))
     }
 
     fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
-        self.spawn(0, self.exists_future(keys))
+        self.spawn(self.exists_future(keys))
     }
 }

@@ -131,6 +131,22 @@ impl Store {
         }
     }
 
+    /// `len` bytes of `path` from `offset`, or `None` when the object does not exist.
+    pub(crate) async fn get_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if len == 0 {
+            return Ok(self.head(path).await?.map(|_| Vec::new()));
+        }
+        match self.op.read_with(path).range(offset..offset + len).await {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) => self.missing("reading", path, &e).map(|()| None),
+        }
+    }
+
     /// The bytes of `path` with their ETag (a HEAD, then a GET that must match it; read
     /// again when the object changed in between).
     pub(crate) async fn get_tagged(&self, path: &str) -> Result<Option<Tagged>> {

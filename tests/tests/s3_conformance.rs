@@ -232,6 +232,9 @@ fn credentials_come_from_the_environment_or_a_profile_of_the_shared_credentials_
     };
     let from_env = connect(c.env()).expect("credentials from the environment");
     from_env.put(test_key(1), b"env").expect("put");
+    from_env
+        .flush()
+        .expect("flush: the block reaches the store");
     let shared = vec![
         ("AWS_ACCESS_KEY_ID", String::new()),
         ("AWS_SECRET_ACCESS_KEY", String::new()),

@@ -10,16 +10,17 @@ use protocol::{Backend, Client};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Many distinct files, so that a snapshot stores many blocks and takes a while.
-fn tree(root: &Path, files: u64) {
+/// Distinct files of 48 MiB in all, three packs' worth, so that the snapshot stores a pack
+/// well before it ends.
+fn tree(root: &Path) {
     std::fs::create_dir_all(root).expect("mkdir");
-    for i in 0..files {
-        std::fs::write(root.join(format!("f{i:05}")), bytes(90_000 + i, 6000)).expect("write");
+    for i in 0..48 {
+        std::fs::write(root.join(format!("f{i:03}")), bytes(90_000 + i, 1 << 20)).expect("write");
     }
 }
 
-/// Starts `ore snapshot home SRC`, waits until the archive holds `blocks` blocks (the
-/// snapshot is under way), runs `fault`, and returns how the snapshot ended.
+/// Starts `ore snapshot home SRC`, waits until the archive holds `blocks` blocks (a first
+/// pack is stored: the snapshot is under way), runs `fault`, and returns how the snapshot ended.
 fn snapshot_through(
     o: &Ore,
     c: &mut Cluster,
@@ -58,10 +59,10 @@ fn a_volume_server_killed_mid_snapshot_leaves_the_archive_whole_and_a_rerun_comp
     let mut c = Cluster::start();
     let d = scratch();
     let src = d.path().join("src");
-    tree(&src, 1500);
+    tree(&src);
     let o = Ore::new(c.archive("volume-fault", ""));
     o.run(&["init"]).expect(0, "init");
-    let r = snapshot_through(&o, &mut c, &src, 100, |c| c.kill(Role::Volume(1)));
+    let r = snapshot_through(&o, &mut c, &src, 1, |c| c.kill(Role::Volume(1)));
     eprintln!(
         "snapshot while volume server 1 died: exit {}\n{}",
         r.code, r.stderr
@@ -91,10 +92,10 @@ fn a_gateway_killed_mid_snapshot_gives_a_clear_error_and_a_rerun_after_its_retur
     let mut c = Cluster::start();
     let d = scratch();
     let src = d.path().join("src");
-    tree(&src, 1500);
+    tree(&src);
     let o = Ore::new(c.archive("gateway-fault", ""));
     o.run(&["init"]).expect(0, "init");
-    let r = snapshot_through(&o, &mut c, &src, 100, |c| c.kill(Role::Gateway));
+    let r = snapshot_through(&o, &mut c, &src, 1, |c| c.kill(Role::Gateway));
     eprintln!(
         "snapshot while the gateway died: exit {}\n{}",
         r.code, r.stderr
