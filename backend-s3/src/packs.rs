@@ -196,31 +196,39 @@ pub(crate) async fn read_new(
     };
     let indexes = fresh(store.list_all("index/").await?, "index/");
     let deletions = fresh(store.list_all("deleted/").await?, "deleted/");
-    let reads = indexes.iter().map(|o| async move {
-        let t = store
-            .get(o)
-            .await?
-            .ok_or_else(|| corrupt(store, o, "vanished while being read"))?;
-        let pack = o.trim_start_matches("index/").to_string();
-        Ok::<_, Error>((pack, parse_table(store, o, &t)?))
-    });
-    let packs = futures::future::try_join_all(reads).await?;
-    let reads = deletions.iter().map(|o| async move {
-        let t = store.get(o).await?.unwrap_or_default();
-        if t.len() % 96 != 0 {
-            return Err(corrupt(store, o, "has a torn entry"));
+    // Owned names and store handles: these futures run inside spawned tasks, which must not
+    // borrow from an iterator.
+    let reads = indexes.into_iter().map(|o| {
+        let store = store.clone();
+        async move {
+            let t = store
+                .get(&o)
+                .await?
+                .ok_or_else(|| corrupt(&store, &o, "vanished while being read"))?;
+            let pack = o.trim_start_matches("index/").to_string();
+            Ok::<_, Error>((pack, parse_table(&store, &o, &t)?))
         }
-        let pairs = t
-            .chunks_exact(96)
-            .map(|e| {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&e[..32]);
-                (Key(k), String::from_utf8_lossy(&e[32..]).into_owned())
-            })
-            .collect();
-        Ok((o.clone(), pairs))
     });
-    let dels = futures::future::try_join_all(reads).await?;
+    let packs = crate::store::at_most(reads).await?;
+    let reads = deletions.into_iter().map(|o| {
+        let store = store.clone();
+        async move {
+            let t = store.get(&o).await?.unwrap_or_default();
+            if t.len() % 96 != 0 {
+                return Err(corrupt(&store, &o, "has a torn entry"));
+            }
+            let pairs = t
+                .chunks_exact(96)
+                .map(|e| {
+                    let mut k = [0u8; 32];
+                    k.copy_from_slice(&e[..32]);
+                    (Key(k), String::from_utf8_lossy(&e[32..]).into_owned())
+                })
+                .collect();
+            Ok((o, pairs))
+        }
+    });
+    let dels = crate::store::at_most(reads).await?;
     Ok((packs, dels))
 }
 

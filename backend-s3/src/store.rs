@@ -237,6 +237,21 @@ impl Store {
     }
 }
 
+/// Requests run at once by one operation over many objects (reading index objects, tags,
+/// history records): enough to hide each request's latency, few enough not to flood the store.
+const AT_ONCE: usize = 64;
+
+/// Runs `futures` with at most [`AT_ONCE`] in flight; the results in their order.
+pub(crate) async fn at_most<T>(
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = Result<T>>>,
+) -> Result<Vec<T>> {
+    use futures::StreamExt;
+    futures::stream::iter(futures)
+        .buffered(AT_ONCE)
+        .try_collect()
+        .await
+}
+
 fn bucket_missing(e: &opendal::Error) -> bool {
     e.to_string().contains("NoSuchBucket")
 }

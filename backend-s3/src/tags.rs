@@ -145,7 +145,7 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
         let v = get(store, &name).await?;
         Ok::<_, Error>(v.map(|v| (name, v)))
     });
-    let mut out: Vec<(String, Vec<u8>)> = futures::future::try_join_all(reads)
+    let mut out: Vec<(String, Vec<u8>)> = crate::store::at_most(reads)
         .await?
         .into_iter()
         .flatten()
@@ -232,7 +232,7 @@ pub(crate) async fn history(store: &Store, name: Option<&str>) -> Result<Vec<Kep
             ns: rec.ns,
         }))
     });
-    let mut out: Vec<Kept> = futures::future::try_join_all(reads)
+    let mut out: Vec<Kept> = crate::store::at_most(reads)
         .await?
         .into_iter()
         .flatten()
