@@ -1,6 +1,7 @@
 //! Ore's frontend on an archive in a real SeaweedFS cluster, through backend-s3: snapshot,
-//! restore, check; a cache in front; several processes moving one tag; append-only enforced in
-//! the backend program.
+//! restore, check; a cache in front; a replicated archive with an S3 member; sync to and from
+//! S3 and `init --from`; several processes moving one tag; append-only enforced in the backend
+//! program.
 
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::seaweed::Cluster;
@@ -139,4 +140,67 @@ fn append_only_backend_s3_stores_and_moves_tags_but_refuses_removals() {
         unvouched.contains(&test_key(2).to_hex()),
         "the append-only connection's new block is recorded: {unvouched}"
     );
+}
+
+#[test]
+fn snapshots_sync_to_an_s3_archive_and_back_and_an_archive_is_initialised_from_one() {
+    let c = Cluster::start();
+    let (local, d) = Ore::local();
+    let src = d.path().join("src");
+    tree(&src, 30);
+    local.snapshot("home", &src);
+    let s3 = Ore::new(c.archive("synced", ""));
+    s3.run(&["init", "--from", &local.archive])
+        .expect(0, "init --from a local archive");
+    local
+        .run(&["sync", "--to", &s3.archive])
+        .expect(0, "sync to the S3 archive");
+    let dest = d.path().join("from-s3");
+    s3.restore("home", &dest).expect(0, "restore from S3");
+    assert_same(&src, &dest);
+    let back = Ore::new(d.path().join("back").display().to_string());
+    back.run(&["init", "--from", &s3.archive])
+        .expect(0, "init --from the S3 archive");
+    s3.run(&["sync", "--to", &back.archive])
+        .expect(0, "sync back from S3");
+    let dest = d.path().join("back-restored");
+    back.restore("home", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+}
+
+#[test]
+fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_member() {
+    let c = Cluster::start();
+    let d = scratch();
+    let state = d.path().join("state.db");
+    let id = format!("backend-replicated {}", ore_tests::quote(&state));
+    let local = format!(
+        "{} {}",
+        ore_tests::bin("backend-splitlog").display(),
+        ore_tests::quote(&d.path().join("local"))
+    );
+    for member in [c.archive("member", ""), local.clone()] {
+        let out = Command::new(ore_tests::bin("ore-admin"))
+            .args([&id, "add", &member, "--trust", "50"])
+            .output()
+            .expect("ore-admin runs");
+        assert!(
+            out.status.success(),
+            "adding member {member}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let o = Ore::new(id);
+    o.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    tree(&src, 30);
+    o.snapshot("home", &src);
+    // Each member alone is a complete archive.
+    for (i, alone) in [c.archive("member", ""), local].into_iter().enumerate() {
+        let dest = d.path().join(format!("dest-{i}"));
+        Ore::new(alone.clone())
+            .restore("home", &dest)
+            .expect(0, "restore from one member alone");
+        assert_same(&src, &dest);
+    }
 }
