@@ -204,3 +204,46 @@ fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_m
         assert_same(&src, &dest);
     }
 }
+
+#[test]
+fn three_writers_snapshot_trees_with_shared_files_into_one_s3_archive_at_once() {
+    let c = Cluster::start();
+    let d = scratch();
+    let first = Ore::new(c.archive("writers", ""));
+    first.run(&["init"]).expect(0, "init");
+    let shared = d.path().join("shared");
+    tree(&shared, 40);
+    let writers: Vec<(Ore, std::path::PathBuf)> = (0..3)
+        .map(|w| {
+            // Each writer is its own host: its own cache directory.
+            let o = Ore::new(first.archive.clone());
+            let src = d.path().join(format!("src{w}"));
+            std::fs::create_dir_all(&src).expect("mkdir");
+            for i in 0..40 {
+                std::fs::write(
+                    src.join(format!("own{i}")),
+                    bytes(50_000 * (w + 1) + i, 4000),
+                )
+                .expect("write");
+            }
+            for e in std::fs::read_dir(shared.join("many")).expect("shared") {
+                let e = e.expect("entry");
+                std::fs::copy(e.path(), src.join(e.file_name())).expect("copy a shared file");
+            }
+            (o, src)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (w, (o, src)) in writers.iter().enumerate() {
+            s.spawn(move || o.snapshot(&format!("host{w}"), src));
+        }
+    });
+    for (w, (o, src)) in writers.iter().enumerate() {
+        let dest = d.path().join(format!("dest{w}"));
+        o.restore(&format!("host{w}"), &dest).expect(0, "restore");
+        assert_same(src, &dest);
+    }
+    first
+        .run(&["check", "--read-data"])
+        .expect(0, "check --read-data after three writers");
+}
