@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Packs being written at most; a put that fills one more waits for the oldest.
 const UPLOADS: usize = 2;
+/// An exists batch with unknown keys reads new index objects only when the last read is older
+/// than this: a stale "no" only makes the frontend store a block again (a duplicate, which gc
+/// repacks away), while a read per batch would cost two LISTs for every batch of a snapshot of
+/// new data. A get that misses always reads them: a stale miss there would be wrong.
+const EXISTS_STALENESS: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct Upload {
     pack: Arc<Builder>,
@@ -28,6 +33,8 @@ pub(crate) struct Blocks {
     index: Arc<RwLock<Index>>,
     open: Mutex<Builder>,
     uploads: Mutex<VecDeque<Upload>>,
+    /// When new index objects were last read.
+    refreshed: Mutex<Option<std::time::Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,6 +75,7 @@ impl Blocks {
 
     /// Reads the index and deletion objects other processes wrote since the last refresh.
     pub async fn refresh(&self, store: &Store) -> Result<()> {
+        *lock(&self.refreshed) = Some(std::time::Instant::now());
         let seen = self
             .index
             .read()
@@ -203,7 +211,8 @@ impl Blocks {
     /// Whether each key is stored, reading new index objects once if any is unknown.
     pub async fn exists(&self, store: &Store, keys: &[Key]) -> Result<Vec<bool>> {
         let mut out: Vec<bool> = keys.iter().map(|k| self.known(k)).collect();
-        if out.iter().all(|&b| b) {
+        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < EXISTS_STALENESS);
+        if out.iter().all(|&b| b) || fresh {
             return Ok(out);
         }
         self.refresh(store).await?;
