@@ -29,6 +29,11 @@ pub(crate) const COMMANDS: &[AdminCommand] = &[
         help:
             "write the index object again for every pack that lacks one, from the pack's own table",
     },
+    AdminCommand {
+        name: "requests",
+        args: "",
+        help: "the requests this backend process made to the store so far, by kind",
+    },
     protocol::history::READ_COMMAND,
     protocol::history::EXPIRE_COMMAND,
     provenance::UNVOUCHED_COMMAND,
@@ -91,6 +96,11 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                 format!("reindexed {} pack(s)\n", rebuilt.len()),
                 serde_json::json!({ "reindexed": rebuilt }),
             ))
+        }
+        "requests" => {
+            no_args(command, args)?;
+            let counts = store.requests.json();
+            Ok(AdminOutput::new(format!("{counts}\n"), counts))
         }
         "stats" => {
             no_args(command, args)?;

@@ -31,6 +31,7 @@ pub mod config;
 mod format;
 mod packs;
 pub mod probe;
+mod requests;
 mod store;
 mod tags;
 
@@ -223,6 +224,31 @@ impl S3Backend {
     fn settle(&self) -> Result<()> {
         self.blocks.flush(&self.rt, &self.store)?;
         self.run(self.blocks.refresh(&self.store))
+    }
+}
+
+/// With `ORE_S3_REQUESTS=FILE`, a process appends its request counts to FILE as it ends (see
+/// `requests`); a file that cannot be written is reported on stderr, never fatal.
+impl Drop for S3Backend {
+    fn drop(&mut self) {
+        let Some(file) = std::env::var_os("ORE_S3_REQUESTS") else {
+            return;
+        };
+        let line = serde_json::json!({
+            "archive": self.store.archive,
+            "requests": self.store.requests.json(),
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            eprintln!(
+                "backend-s3: writing request counts to {}: {e}",
+                std::path::Path::new(&file).display()
+            );
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! retried with jittered backoff by OpenDAL's retry layer, and every request has a timeout, so
 //! no failure of the store turns into a hang.
 
+use crate::requests::{Kind, Requests};
 use futures::TryStreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
@@ -32,6 +33,8 @@ pub(crate) struct Store {
     op: Operator,
     /// `s3://BUCKET/PREFIX`, for messages.
     pub(crate) archive: String,
+    /// Requests made, by kind.
+    pub(crate) requests: std::sync::Arc<Requests>,
 }
 
 /// An object's bytes and the ETag they were read with.
@@ -73,7 +76,11 @@ impl Store {
             )
             .layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60)))
             .finish();
-        Ok(Store { op, archive })
+        Ok(Store {
+            op,
+            archive,
+            requests: Default::default(),
+        })
     }
 
     fn fail(&self, what: &str, path: &str, e: &opendal::Error) -> Error {
@@ -95,6 +102,7 @@ impl Store {
     /// Creates `path` only if it does not exist: `true` when written, `false` when the store
     /// refused because it exists.
     pub(crate) async fn put_new(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+        self.requests.count(Kind::Put);
         match self.op.write_with(path, data).if_not_exists(true).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
@@ -104,6 +112,7 @@ impl Store {
 
     /// Replaces `path` only if its ETag is still `etag`: `false` when refused.
     pub(crate) async fn put_if_match(&self, path: &str, data: Vec<u8>, etag: &str) -> Result<bool> {
+        self.requests.count(Kind::Put);
         match self.op.write_with(path, data).if_match(etag).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
@@ -116,6 +125,7 @@ impl Store {
 
     /// Writes `path` without conditions.
     pub(crate) async fn put(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.requests.count(Kind::Put);
         self.op
             .write(path, data)
             .await
@@ -125,6 +135,7 @@ impl Store {
 
     /// The bytes of `path`, or `None` when it does not exist.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.requests.count(Kind::Get);
         match self.op.read(path).await {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) => self.missing("reading", path, &e).map(|()| None),
@@ -141,6 +152,7 @@ impl Store {
         if len == 0 {
             return Ok(self.head(path).await?.map(|_| Vec::new()));
         }
+        self.requests.count(Kind::Get);
         match self.op.read_with(path).range(offset..offset + len).await {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) => self.missing("reading", path, &e).map(|()| None),
@@ -154,6 +166,7 @@ impl Store {
             let Some(etag) = self.etag(path).await? else {
                 return Ok(None);
             };
+            self.requests.count(Kind::Get);
             match self.op.read_with(path).if_match(&etag).await {
                 Ok(b) => {
                     return Ok(Some(Tagged {
@@ -175,6 +188,7 @@ impl Store {
     }
 
     async fn etag(&self, path: &str) -> Result<Option<String>> {
+        self.requests.count(Kind::Head);
         match self.op.stat(path).await {
             Ok(m) => Ok(Some(m.etag().unwrap_or_default().to_string())),
             Err(e) => self.missing("looking up", path, &e).map(|()| None),
@@ -183,6 +197,7 @@ impl Store {
 
     /// The size of `path`, or `None` when it does not exist.
     pub(crate) async fn head(&self, path: &str) -> Result<Option<u64>> {
+        self.requests.count(Kind::Head);
         match self.op.stat(path).await {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) => self.missing("looking up", path, &e).map(|()| None),
@@ -191,6 +206,7 @@ impl Store {
 
     /// Deletes `path` (a missing object is fine).
     pub(crate) async fn delete(&self, path: &str) -> Result<()> {
+        self.requests.count(Kind::Delete);
         self.op
             .delete(path)
             .await
@@ -206,6 +222,7 @@ impl Store {
         limit: usize,
         recursive: bool,
     ) -> Result<(Vec<String>, bool)> {
+        self.requests.count(Kind::List);
         let mut l = self.op.lister_with(dir).recursive(recursive);
         if let Some(a) = after {
             l = l.start_after(&format!("{dir}{a}"));

@@ -80,3 +80,54 @@ fn blocks_are_packed_into_few_objects_and_a_lost_index_is_rebuilt_from_the_packs
         "the index object is written again"
     );
 }
+
+/// Sums the request counts that backend-s3 processes appended to `file`.
+fn requests(file: &std::path::Path) -> (usize, serde_json::Map<String, serde_json::Value>) {
+    let text = std::fs::read_to_string(file).expect("the request counts were written");
+    let mut total = serde_json::Map::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+        for (k, n) in v["requests"].as_object().expect("counts") {
+            let sum = total.get(k).and_then(|t| t.as_u64()).unwrap_or(0) + n.as_u64().unwrap_or(0);
+            total.insert(k.clone(), sum.into());
+        }
+    }
+    (lines.len(), total)
+}
+
+#[test]
+fn a_snapshot_of_many_small_files_costs_a_few_puts_not_one_per_block() {
+    let c = Cluster::start();
+    let d = ore_tests::ore::scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    let files = 1000;
+    for i in 0..files {
+        std::fs::write(
+            src.join(format!("f{i:04}")),
+            ore_tests::trees::bytes(i, 2000),
+        )
+        .expect("write");
+    }
+    let o = ore_tests::ore::Ore::new(c.archive("counted", ""));
+    o.run(&["init"]).expect(0, "init");
+    let counts = d.path().join("requests.jsonl");
+    let r = ore_tests::ore::Run::of(
+        o.cmd(&["snapshot", "home", src.to_str().expect("utf-8")])
+            .env("ORE_S3_REQUESTS", &counts)
+            .output()
+            .expect("ore runs"),
+    )
+    .expect(0, "snapshot");
+    let (processes, total) = requests(&counts);
+    eprintln!(
+        "{}snapshot of {files} files through {processes} backend process(es): {total:?}",
+        r.stdout
+    );
+    let puts = total["PUT"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        puts < 20 * processes as u64 + 10,
+        "a snapshot of {files} one-block files made {puts} PUTs: {total:?}"
+    );
+}
