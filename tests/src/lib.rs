@@ -51,6 +51,7 @@ pub mod measure;
 pub mod ore;
 pub mod powercut;
 pub mod programs;
+pub mod seaweed;
 pub mod sshd;
 pub mod tmpfs;
 pub mod trees;

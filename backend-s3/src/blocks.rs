@@ -1,0 +1,289 @@
+//! Blocks in packs: the open pack a put adds to, the packs on their way to the store, and
+//! the index of everything stored (LAYOUT.md, "Packs").
+//!
+//! A put is answered once its block is in the open pack (the protocol promises durability
+//! only after a flush). A full pack is written by a task of its own while puts go on filling
+//! the next; at most [`UPLOADS`] are on their way, and a flush waits for all of them and
+//! writes out the open pack too. Until its upload is done a pack stays readable here, so a
+//! get never misses a block this process accepted. A block this process has not heard of may
+//! be in a pack another process wrote since: a miss reads the index objects that are new.
+
+use crate::packs::{self, Builder, Index, Loc};
+use crate::store::Store;
+use protocol::{Error, ErrorCode, Key, Result};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Packs being written at most; a put that fills one more waits for the oldest.
+const UPLOADS: usize = 2;
+/// An exists batch with unknown keys reads new index objects only when the last read is older
+/// than this: a stale "no" only makes the frontend store a block again (a duplicate, which gc
+/// repacks away), while a read per batch would cost two LISTs for every batch of a snapshot of
+/// new data. A get that misses always reads them: a stale miss there would be wrong.
+const EXISTS_STALENESS: std::time::Duration = std::time::Duration::from_secs(2);
+
+struct Upload {
+    pack: Arc<Builder>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// The blocks of one archive as this process sees them.
+#[derive(Default)]
+pub(crate) struct Blocks {
+    index: Arc<RwLock<Index>>,
+    open: Mutex<Builder>,
+    uploads: Mutex<VecDeque<Upload>>,
+    /// When new index objects were last read.
+    refreshed: Mutex<Option<std::time::Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every change under these locks is a whole insert, take or push: a poisoned lock holds
+    // consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn failed(store: &Store, e: tokio::task::JoinError) -> Error {
+    Error::backend(
+        ErrorCode::Internal,
+        format!("{}: writing a pack failed: {e}", store.archive),
+    )
+}
+
+impl Blocks {
+    /// The block's bytes if it is in the open pack or one on its way.
+    pub fn buffered(&self, key: &Key) -> Option<Vec<u8>> {
+        if let Some(d) = lock(&self.open).get(key) {
+            return Some(d);
+        }
+        lock(&self.uploads).iter().find_map(|u| u.pack.get(key))
+    }
+
+    fn located(&self, key: &Key) -> Option<Loc> {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        index.blocks.get(key).and_then(|l| l.first().cloned())
+    }
+
+    /// Whether this process knows the block is stored (or about to be).
+    pub fn known(&self, key: &Key) -> bool {
+        self.located(key).is_some()
+            || lock(&self.open).keys.contains_key(key)
+            || lock(&self.uploads)
+                .iter()
+                .any(|u| u.pack.keys.contains_key(key))
+    }
+
+    /// Reads the index and deletion objects other processes wrote since the last refresh.
+    pub async fn refresh(&self, store: &Store) -> Result<()> {
+        *lock(&self.refreshed) = Some(std::time::Instant::now());
+        let seen = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .seen()
+            .clone();
+        let (packs, dels) = packs::read_new(store, &seen).await?;
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        packs::apply(&mut index, packs, dels);
+        Ok(())
+    }
+
+    /// Adds a block to the open pack, and starts writing the pack out when it is full.
+    pub fn add(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        store: &Store,
+        key: Key,
+        block: &[u8],
+    ) -> Result<()> {
+        if self.known(&key) {
+            return Ok(());
+        }
+        let full = {
+            let mut open = lock(&self.open);
+            if open.keys.contains_key(&key) {
+                return Ok(());
+            }
+            open.add(key, block);
+            if !open.full() {
+                return Ok(());
+            }
+            std::mem::take(&mut *open)
+        };
+        self.upload(rt, store, full)
+    }
+
+    /// Starts writing `pack`, after waiting for the oldest upload when [`UPLOADS`] are on
+    /// their way (and reporting its failure).
+    fn upload(&self, rt: &tokio::runtime::Runtime, store: &Store, mut pack: Builder) -> Result<()> {
+        let (id, table) = pack.finish();
+        let pack = Arc::new(pack);
+        let (bytes, s, index) = (pack.data.clone(), store.clone(), self.index.clone());
+        let entries = pack.entries.clone();
+        let task = rt.spawn(async move {
+            s.put_new(&format!("packs/{id}"), bytes).await?;
+            s.put_new(&format!("index/{id}"), table).await?;
+            let mut index = index.write().unwrap_or_else(|p| p.into_inner());
+            index.add(&id, &entries);
+            index.mark_seen(format!("index/{id}"));
+            Ok(())
+        });
+        let oldest = {
+            let mut uploads = lock(&self.uploads);
+            uploads.push_back(Upload { pack, task });
+            if uploads.len() > UPLOADS {
+                uploads.pop_front()
+            } else {
+                None
+            }
+        };
+        match oldest {
+            Some(u) => rt.block_on(u.task).map_err(|e| failed(store, e))?,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes out the open pack and waits until every pack is stored.
+    pub fn flush(&self, rt: &tokio::runtime::Runtime, store: &Store) -> Result<()> {
+        let open = std::mem::take(&mut *lock(&self.open));
+        if !open.entries.is_empty() {
+            self.upload(rt, store, open)?;
+        }
+        let mut first_error = None;
+        loop {
+            let Some(u) = lock(&self.uploads).pop_front() else {
+                break;
+            };
+            if let Err(e) = rt
+                .block_on(u.task)
+                .map_err(|e| failed(store, e))
+                .and_then(|r| r)
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The block's bytes from wherever it is, reading new index objects once on a miss.
+    pub async fn get(&self, store: &Store, key: Key) -> Result<Option<Vec<u8>>> {
+        if let Some(d) = self.buffered(&key) {
+            return Ok(Some(d));
+        }
+        let loc = match self.located(&key) {
+            Some(l) => l,
+            None => {
+                self.refresh(store).await?;
+                match self.located(&key) {
+                    Some(l) => l,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let path = format!("packs/{}", loc.pack);
+        let data = store
+            .get_range(&path, loc.offset, u64::from(loc.len))
+            .await?
+            .ok_or_else(|| {
+                Error::backend(
+                    ErrorCode::Corrupt,
+                    format!(
+                        "{}: block {key} is indexed in {path}, which is missing",
+                        store.archive
+                    ),
+                )
+            })?;
+        if data.len() != loc.len as usize {
+            return Err(Error::backend(
+                ErrorCode::Corrupt,
+                format!(
+                    "{}: block {key} in {path} at {}: {} bytes instead of {}",
+                    store.archive,
+                    loc.offset,
+                    data.len(),
+                    loc.len
+                ),
+            ));
+        }
+        Ok(Some(data))
+    }
+
+    /// Whether each key is stored, reading new index objects once if any is unknown.
+    pub async fn exists(&self, store: &Store, keys: &[Key]) -> Result<Vec<bool>> {
+        let mut out: Vec<bool> = keys.iter().map(|k| self.known(k)).collect();
+        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < EXISTS_STALENESS);
+        if out.iter().all(|&b| b) || fresh {
+            return Ok(out);
+        }
+        self.refresh(store).await?;
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            *o = *o || self.known(k);
+        }
+        Ok(out)
+    }
+
+    /// Removes blocks: drops them from the open pack, and records the (key, pack) pairs of
+    /// the stored ones as deleted.
+    pub fn remove(&self, rt: &tokio::runtime::Runtime, store: &Store, keys: &[Key]) -> Result<()> {
+        // Stored copies are removed by record; flush first so no copy is still on its way.
+        self.flush(rt, store)?;
+        rt.block_on(self.refresh(store))?;
+        let pairs: Vec<(Key, String)> = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            keys.iter()
+                .flat_map(|k| {
+                    index
+                        .blocks
+                        .get(k)
+                        .into_iter()
+                        .flatten()
+                        .map(move |l| (*k, l.pack.clone()))
+                })
+                .collect()
+        };
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!(
+            "deleted/{nanos:024}-{}-{}",
+            std::process::id(),
+            blake3::hash(&packs::deletion_record(&pairs)).to_hex()
+        );
+        rt.block_on(store.put_new(&name, packs::deletion_record(&pairs)))?;
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index.delete(&pairs);
+        index.mark_seen(name);
+        Ok(())
+    }
+
+    /// Up to `limit` stored keys after `after`, ascending, and whether more follow.
+    pub fn list(&self, after: Option<Key>, limit: usize) -> (Vec<Key>, bool) {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut it = index
+            .blocks
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(k, _)| *k);
+        let keys: Vec<Key> = it.by_ref().take(limit).collect();
+        let more = it.next().is_some();
+        (keys, more)
+    }
+
+    /// Blocks and bytes stored, by the index.
+    pub fn counts(&self) -> (u64, u64) {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let bytes = index
+            .blocks
+            .values()
+            .filter_map(|l| l.first())
+            .map(|l| u64::from(l.len))
+            .sum();
+        (index.blocks.len() as u64, bytes)
+    }
+}

@@ -1,0 +1,75 @@
+//! The format object `ore-s3.json`: what layout an archive has and its settings, created once
+//! with `If-None-Match: *` so that two processes creating one archive agree (LAYOUT.md,
+//! "Format object"). A prefix that holds objects but no format object is refused, so that
+//! backend-s3 never mixes an archive into someone else's data.
+
+use crate::store::Store;
+use crate::{S3Options, DEFAULT_MAX_BLOCK, FORMAT, FORMAT_OBJECT};
+use protocol::{Error, ErrorCode, Result};
+
+/// Reads the format object, or creates it in an empty prefix; the largest block size.
+pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<u32> {
+    let invalid = |m: String| Error::backend(ErrorCode::InvalidArgument, m);
+    for _ in 0..3 {
+        if let Some(bytes) = store.get(FORMAT_OBJECT).await? {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(format!(
+                    "{}: {FORMAT_OBJECT} is not JSON: {e}",
+                    store.archive
+                ))
+            })?;
+            if v["format"] != FORMAT {
+                return Err(invalid(format!(
+                    "{}: {FORMAT_OBJECT} names format {}, not {FORMAT}",
+                    store.archive, v["format"]
+                )));
+            }
+            let max = v["max_block_size"]
+                .as_u64()
+                .and_then(|m| u32::try_from(m).ok());
+            return match max {
+                Some(m) if m > 0 && m <= protocol::frame::MAX_BLOCK_LIMIT => Ok(m),
+                _ => Err(invalid(format!(
+                    "{}: {FORMAT_OBJECT} has no valid max_block_size",
+                    store.archive
+                ))),
+            };
+        }
+        if opts.read_only {
+            return Err(invalid(format!(
+                "{} is not an Ore archive (no {FORMAT_OBJECT}), and --read-only cannot create one",
+                store.archive
+            )));
+        }
+        let (present, _) = store.list("", None, 1, true).await?;
+        if !present.is_empty() {
+            return Err(invalid(format!(
+                "{} holds objects but no {FORMAT_OBJECT}; refusing to create an archive there",
+                store.archive
+            )));
+        }
+        let max = opts.max_block_size.unwrap_or(DEFAULT_MAX_BLOCK);
+        if max == 0 || max > protocol::frame::MAX_BLOCK_LIMIT {
+            return Err(invalid(format!(
+                "maximum block size {max} is outside 1..={}",
+                protocol::frame::MAX_BLOCK_LIMIT
+            )));
+        }
+        let body = serde_json::json!({
+            "format": FORMAT,
+            "max_block_size": max,
+            "blocks": "packs (packs/<id>, index/<id>, deleted/)",
+        });
+        if store
+            .put_new(FORMAT_OBJECT, body.to_string().into_bytes())
+            .await?
+        {
+            return Ok(max);
+        }
+        // Another process created it first: read theirs.
+    }
+    Err(invalid(format!(
+        "{}: {FORMAT_OBJECT} keeps changing",
+        store.archive
+    )))
+}

@@ -1,0 +1,85 @@
+//! `backend-s3 s3://BUCKET/PREFIX`: serves an archive in an S3-compatible object store on
+//! stdin/stdout.
+
+use anyhow::Context;
+use backend_s3::config::{resolve, Location};
+use backend_s3::{Endpoint, S3Backend, S3Options};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Serve an Ore archive kept in an S3-compatible object store.
+///
+/// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
+/// from an archive identifier such as "backend-s3 s3://my-bucket/ore --endpoint
+/// http://127.0.0.1:8333". The archive is created when the prefix holds no objects.
+/// Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials (profile
+/// AWS_PROFILE or default) or --credentials-file, never from the identifier.
+#[derive(Parser)]
+#[command(name = "backend-s3", version)]
+struct Args {
+    /// The archive: s3://BUCKET/PREFIX.
+    location: String,
+    /// The store's URL (default: AWS S3 for the region).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The region to sign for (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long)]
+    region: Option<String>,
+    /// An AWS-style credentials file (INI with aws_access_key_id / aws_secret_access_key).
+    #[arg(long, value_name = "FILE")]
+    credentials_file: Option<PathBuf>,
+    /// The profile to use in the credentials file (default: AWS_PROFILE, else default).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Serve reads only; refuse puts, removals and tag changes.
+    #[arg(long)]
+    read_only: bool,
+    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
+    /// change anything.
+    #[arg(long)]
+    append_only: bool,
+    /// Largest block accepted, in bytes (kept in the archive's format object when creating).
+    #[arg(long, value_name = "BYTES")]
+    max_block_size: Option<u32>,
+    /// Act as if the store ignored conditional writes (for tests of that path).
+    #[arg(long, hide = true)]
+    assume_unconditional: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let location = Location::parse(&args.location)?;
+    let credentials = resolve(args.credentials_file.as_deref(), args.profile.as_deref())
+        .with_context(|| format!("opening the archive {}", location.display()))?;
+    let region = args
+        .region
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let backend = S3Backend::open(
+        Endpoint {
+            location,
+            endpoint: args.endpoint,
+            region,
+            credentials,
+        },
+        S3Options {
+            max_block_size: args.max_block_size,
+            read_only: args.read_only,
+            assume_unconditional: args.assume_unconditional,
+        },
+    )?;
+    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    Ok(())
+}

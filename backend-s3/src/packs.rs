@@ -1,0 +1,296 @@
+//! Packs: many blocks per object, and the index of where each block lies (LAYOUT.md, "Packs").
+//!
+//! One object per block would cost a request (and on paid stores a fee) for every chunk, and
+//! a million small files are a million chunks. So blocks are gathered into packs of about
+//! 16 MiB, each written once under a name derived from its bytes. A pack ends with its own
+//! table of contents, so the pack alone is enough to rebuild its index; the same table is also
+//! written as the small object `index/<id>`, which is what a process reads at start. Removals
+//! are records `deleted/<ns>-<pid>-<n>` naming (key, pack) pairs, so that they apply whatever
+//! order records are read in, and a block stored again after its removal (in a newer pack)
+//! stays.
+
+use crate::store::Store;
+use protocol::{Error, ErrorCode, Key, Result};
+use std::collections::{BTreeMap, HashSet};
+
+/// A pack is written out once it holds this many bytes...
+pub(crate) const PACK_BYTES: usize = 16 << 20;
+/// ...or this many blocks.
+pub(crate) const PACK_BLOCKS: usize = 4096;
+const PACK_MAGIC: &[u8; 8] = b"oreS3pk1";
+const INDEX_MAGIC: &[u8; 8] = b"oreS3ix1";
+/// One table entry: key, offset (u64 LE), length (u32 LE).
+const ENTRY: usize = 32 + 8 + 4;
+
+/// Where a block's bytes are: pack id (64 hex digits), offset and length inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub pack: String,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// Bytes of a pack being assembled: the blocks back to back after the magic.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub data: Vec<u8>,
+    pub entries: Vec<(Key, u64, u32)>,
+    pub keys: BTreeMap<Key, usize>,
+}
+
+impl Builder {
+    pub fn add(&mut self, key: Key, block: &[u8]) {
+        if self.data.is_empty() {
+            // The magic, then what makes this pack's bytes (and so its id) unique: a pack
+            // written again with the same blocks after they were removed must not take the
+            // old pack's name, whose removal records would hide its blocks.
+            static PACKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            self.data.extend_from_slice(PACK_MAGIC);
+            self.data.extend_from_slice(&nanos.to_le_bytes());
+            self.data
+                .extend_from_slice(&std::process::id().to_le_bytes());
+            let n = PACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.data.extend_from_slice(&n.to_le_bytes());
+        }
+        let offset = self.data.len() as u64;
+        self.data.extend_from_slice(block);
+        self.keys.insert(key, self.entries.len());
+        self.entries.push((key, offset, block.len() as u32));
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
+        let &(_, offset, len) = self.entries.get(*self.keys.get(key)?)?;
+        let start = usize::try_from(offset).ok()?;
+        self.data
+            .get(start..start + len as usize)
+            .map(<[u8]>::to_vec)
+    }
+
+    pub fn full(&self) -> bool {
+        self.data.len() >= PACK_BYTES || self.entries.len() >= PACK_BLOCKS
+    }
+
+    /// Ends the pack (its table, then the table's length, after the blocks): its id and the
+    /// index object's bytes. The blocks stay readable where they were.
+    pub fn finish(&mut self) -> (String, Vec<u8>) {
+        let table = table(&self.entries);
+        self.data.extend_from_slice(&table);
+        self.data
+            .extend_from_slice(&(table.len() as u64).to_le_bytes());
+        let id = blake3::hash(&self.data).to_hex().to_string();
+        (id, table)
+    }
+}
+
+fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(8 + entries.len() * ENTRY);
+    t.extend_from_slice(INDEX_MAGIC);
+    for (k, off, len) in entries {
+        t.extend_from_slice(&k.0);
+        t.extend_from_slice(&off.to_le_bytes());
+        t.extend_from_slice(&len.to_le_bytes());
+    }
+    t
+}
+
+fn corrupt(store: &Store, what: &str, why: &str) -> Error {
+    Error::backend(
+        ErrorCode::Corrupt,
+        format!("{}: {what} {why}", store.archive),
+    )
+}
+
+/// The entries of a table (an index object, or a pack's footer).
+fn parse_table(store: &Store, what: &str, t: &[u8]) -> Result<Entries> {
+    let body = t
+        .strip_prefix(INDEX_MAGIC)
+        .ok_or_else(|| corrupt(store, what, "does not start with the index magic"))?;
+    if body.len() % ENTRY != 0 {
+        return Err(corrupt(store, what, "has a torn entry"));
+    }
+    Ok(body
+        .chunks_exact(ENTRY)
+        .map(|e| {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&e[..32]);
+            let off = u64::from_le_bytes(e[32..40].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(e[40..44].try_into().unwrap_or_default());
+            (Key(k), off, len)
+        })
+        .collect())
+}
+
+/// A table's entries: key, offset, length.
+pub(crate) type Entries = Vec<(Key, u64, u32)>;
+/// Index objects read: pack id and its entries.
+pub(crate) type NewPacks = Vec<(String, Entries)>;
+/// Deletion records read: object name and its (key, pack) pairs.
+pub(crate) type NewDeletions = Vec<(String, Vec<(Key, String)>)>;
+
+/// Which blocks are where, as far as this process has read the store.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub blocks: BTreeMap<Key, Vec<Loc>>,
+    /// Index and deletion objects already applied.
+    seen: HashSet<String>,
+    /// Removed (key, pack) pairs: applied to index objects read later too.
+    deleted: HashSet<(Key, String)>,
+}
+
+impl Index {
+    pub fn add(&mut self, pack: &str, entries: &[(Key, u64, u32)]) {
+        for &(key, offset, len) in entries {
+            if self.deleted.contains(&(key, pack.to_string())) {
+                continue;
+            }
+            let locs = self.blocks.entry(key).or_default();
+            if !locs.iter().any(|l| l.pack == pack) {
+                locs.push(Loc {
+                    pack: pack.to_string(),
+                    offset,
+                    len,
+                });
+            }
+        }
+    }
+
+    pub fn delete(&mut self, pairs: &[(Key, String)]) {
+        for (key, pack) in pairs {
+            if let Some(locs) = self.blocks.get_mut(key) {
+                locs.retain(|l| &l.pack != pack);
+                if locs.is_empty() {
+                    self.blocks.remove(key);
+                }
+            }
+            self.deleted.insert((*key, pack.clone()));
+        }
+    }
+
+    pub fn mark_seen(&mut self, object: String) {
+        self.seen.insert(object);
+    }
+
+    pub fn seen(&self) -> &HashSet<String> {
+        &self.seen
+    }
+}
+
+/// Reads the index and deletion objects this process has not applied yet. Returns the new
+/// (pack, entries) and deletion pairs; the caller applies them under its lock.
+pub(crate) async fn read_new(
+    store: &Store,
+    seen: &HashSet<String>,
+) -> Result<(
+    Vec<(String, Vec<(Key, u64, u32)>)>,
+    Vec<(String, Vec<(Key, String)>)>,
+)> {
+    let fresh = |names: Vec<String>, dir: &str| -> Vec<String> {
+        names
+            .into_iter()
+            .map(|n| format!("{dir}{n}"))
+            .filter(|n| !seen.contains(n))
+            .collect()
+    };
+    let indexes = fresh(store.list_all("index/").await?, "index/");
+    let deletions = fresh(store.list_all("deleted/").await?, "deleted/");
+    // Owned names and store handles: these futures run inside spawned tasks, which must not
+    // borrow from an iterator.
+    let reads = indexes.into_iter().map(|o| {
+        let store = store.clone();
+        async move {
+            let t = store
+                .get(&o)
+                .await?
+                .ok_or_else(|| corrupt(&store, &o, "vanished while being read"))?;
+            let pack = o.trim_start_matches("index/").to_string();
+            Ok::<_, Error>((pack, parse_table(&store, &o, &t)?))
+        }
+    });
+    let packs = crate::store::at_most(reads).await?;
+    let reads = deletions.into_iter().map(|o| {
+        let store = store.clone();
+        async move {
+            let t = store.get(&o).await?.unwrap_or_default();
+            if t.len() % 96 != 0 {
+                return Err(corrupt(&store, &o, "has a torn entry"));
+            }
+            let pairs = t
+                .chunks_exact(96)
+                .map(|e| {
+                    let mut k = [0u8; 32];
+                    k.copy_from_slice(&e[..32]);
+                    (Key(k), String::from_utf8_lossy(&e[32..]).into_owned())
+                })
+                .collect();
+            Ok((o, pairs))
+        }
+    });
+    let dels = crate::store::at_most(reads).await?;
+    Ok((packs, dels))
+}
+
+/// Applies what [`read_new`] found.
+pub(crate) fn apply(index: &mut Index, packs: NewPacks, dels: NewDeletions) {
+    for (object, pairs) in dels {
+        index.delete(&pairs);
+        index.mark_seen(object);
+    }
+    for (pack, entries) in packs {
+        index.add(&pack, &entries);
+        index.mark_seen(format!("index/{pack}"));
+    }
+}
+
+/// The bytes of a deletion record for these pairs: key (32 bytes) then pack id (64 hex).
+pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pairs.len() * 96);
+    for (k, p) in pairs {
+        out.extend_from_slice(&k.0);
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+/// Writes `index/<id>` again for every pack that lacks one (a writer died between the pack and
+/// its index, or the index object was lost), from the table at the pack's end. Returns the
+/// packs reindexed.
+pub(crate) async fn reindex(store: &Store) -> Result<Vec<String>> {
+    let indexed: HashSet<String> = store.list_all("index/").await?.into_iter().collect();
+    let mut rebuilt = Vec::new();
+    for id in store.list_all("packs/").await? {
+        if indexed.contains(&id) {
+            continue;
+        }
+        let path = format!("packs/{id}");
+        let size = store
+            .head(&path)
+            .await?
+            .ok_or_else(|| corrupt(store, &path, "vanished while being reindexed"))?;
+        let too_short = || corrupt(store, &path, "is too short to end with a table");
+        let tail_at = size.checked_sub(8).ok_or_else(too_short)?;
+        let tail = store
+            .get_range(&path, tail_at, 8)
+            .await?
+            .unwrap_or_default();
+        let len = u64::from_le_bytes(tail.as_slice().try_into().map_err(|_| too_short())?);
+        let table_at = tail_at.checked_sub(len).ok_or_else(too_short)?;
+        let table = store
+            .get_range(&path, table_at, len)
+            .await?
+            .unwrap_or_default();
+        let entries = parse_table(store, &path, &table)?;
+        if entries.iter().any(|e| e.1 + u64::from(e.2) > table_at) {
+            return Err(corrupt(
+                store,
+                &path,
+                "has a table pointing past its blocks",
+            ));
+        }
+        store.put_new(&format!("index/{id}"), table).await?;
+        rebuilt.push(id);
+    }
+    Ok(rebuilt)
+}

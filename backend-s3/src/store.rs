@@ -1,0 +1,318 @@
+//! The object store as backend-s3 uses it: a handful of async calls over an OpenDAL
+//! [`Operator`], each turning the store's answers into Ore's — "missing" and "refused by a
+//! condition" as values, everything else as an error that names the archive and the object.
+//!
+//! Why this layer: the rest of the crate reasons about conditional writes (`If-None-Match: *`,
+//! `If-Match: ETAG`) and about what a 404 means. A 404 for an object is an answer; a 404 for
+//! the bucket (`NoSuchBucket`) is a broken configuration, and reading it as "no such block"
+//! would make a mistyped bucket look like an empty archive. So that distinction lives here,
+//! once. Requests that fail for a passing reason (503 SlowDown, a reset connection) are
+//! retried with jittered backoff by OpenDAL's retry layer, and every request has a timeout, so
+//! no failure of the store turns into a hang.
+
+use crate::requests::{Kind, Requests};
+use futures::TryStreamExt;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+use protocol::{Error, ErrorCode, Result};
+use std::time::Duration;
+
+/// How to reach the store.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub location: crate::config::Location,
+    /// `None`: AWS's own endpoint for the region.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub credentials: crate::config::Credentials,
+}
+
+/// An archive's objects, addressed relative to its prefix.
+#[derive(Clone)]
+pub(crate) struct Store {
+    op: Operator,
+    /// `s3://BUCKET/PREFIX`, for messages.
+    pub(crate) archive: String,
+    /// Requests made, by kind.
+    pub(crate) requests: std::sync::Arc<Requests>,
+}
+
+/// An object's bytes and the ETag they were read with.
+pub(crate) struct Tagged {
+    pub data: Vec<u8>,
+    pub etag: String,
+}
+
+impl Store {
+    pub(crate) fn new(e: &Endpoint) -> Result<Store> {
+        let mut b = opendal::services::S3::default()
+            .bucket(&e.location.bucket)
+            .root(&format!("/{}", e.location.prefix))
+            .region(&e.region)
+            .access_key_id(&e.credentials.access_key_id)
+            .secret_access_key(&e.credentials.secret_access_key)
+            .disable_config_load()
+            .disable_ec2_metadata();
+        if let Some(t) = &e.credentials.session_token {
+            b = b.session_token(t);
+        }
+        if let Some(url) = &e.endpoint {
+            b = b.endpoint(url);
+        }
+        let archive = e.location.display();
+        let op = Operator::new(b)
+            .map_err(|err| {
+                Error::backend(
+                    ErrorCode::InvalidArgument,
+                    format!("{archive}: cannot configure the S3 client: {err}"),
+                )
+            })?
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(5)
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_jitter(),
+            )
+            .layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60)))
+            .finish();
+        Ok(Store {
+            op,
+            archive,
+            requests: Default::default(),
+        })
+    }
+
+    fn fail(&self, what: &str, path: &str, e: &opendal::Error) -> Error {
+        Error::backend(
+            ErrorCode::Io,
+            format!("{}: {what} {path}: {}", self.archive, describe(e)),
+        )
+    }
+
+    /// Whether a NotFound is about the object (an answer) rather than the bucket (an error).
+    fn missing(&self, what: &str, path: &str, e: &opendal::Error) -> Result<()> {
+        if e.kind() == ErrorKind::NotFound && !bucket_missing(e) {
+            Ok(())
+        } else {
+            Err(self.fail(what, path, e))
+        }
+    }
+
+    /// Creates `path` only if it does not exist: `true` when written, `false` when the store
+    /// refused because it exists.
+    pub(crate) async fn put_new(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+        self.requests.count(Kind::Put);
+        match self.op.write_with(path, data).if_not_exists(true).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) => Err(self.fail("creating", path, &e)),
+        }
+    }
+
+    /// Replaces `path` only if its ETag is still `etag`: `false` when refused.
+    pub(crate) async fn put_if_match(&self, path: &str, data: Vec<u8>, etag: &str) -> Result<bool> {
+        self.requests.count(Kind::Put);
+        match self.op.write_with(path, data).if_match(etag).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.missing("replacing", path, &e).map(|()| false)
+            }
+            Err(e) => Err(self.fail("replacing", path, &e)),
+        }
+    }
+
+    /// Writes `path` without conditions.
+    pub(crate) async fn put(&self, path: &str, data: Vec<u8>) -> Result<()> {
+        self.requests.count(Kind::Put);
+        self.op
+            .write(path, data)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail("writing", path, &e))
+    }
+
+    /// The bytes of `path`, or `None` when it does not exist.
+    pub(crate) async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.requests.count(Kind::Get);
+        match self.op.read(path).await {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) => self.missing("reading", path, &e).map(|()| None),
+        }
+    }
+
+    /// `len` bytes of `path` from `offset`, or `None` when the object does not exist.
+    pub(crate) async fn get_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if len == 0 {
+            return Ok(self.head(path).await?.map(|_| Vec::new()));
+        }
+        self.requests.count(Kind::Get);
+        match self.op.read_with(path).range(offset..offset + len).await {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(e) => self.missing("reading", path, &e).map(|()| None),
+        }
+    }
+
+    /// The bytes of `path` with their ETag (a HEAD, then a GET that must match it; read
+    /// again when the object changed in between).
+    pub(crate) async fn get_tagged(&self, path: &str) -> Result<Option<Tagged>> {
+        for _ in 0..100 {
+            let Some(etag) = self.etag(path).await? else {
+                return Ok(None);
+            };
+            self.requests.count(Kind::Get);
+            match self.op.read_with(path).if_match(&etag).await {
+                Ok(b) => {
+                    return Ok(Some(Tagged {
+                        data: b.to_vec(),
+                        etag,
+                    }))
+                }
+                Err(e) if e.kind() == ErrorKind::ConditionNotMatch => continue,
+                Err(e) => self.missing("reading", path, &e)?,
+            }
+        }
+        Err(Error::backend(
+            ErrorCode::Io,
+            format!(
+                "{}: {path} changed on every one of 100 reads; giving up",
+                self.archive
+            ),
+        ))
+    }
+
+    async fn etag(&self, path: &str) -> Result<Option<String>> {
+        self.requests.count(Kind::Head);
+        match self.op.stat(path).await {
+            Ok(m) => Ok(Some(m.etag().unwrap_or_default().to_string())),
+            Err(e) => self.missing("looking up", path, &e).map(|()| None),
+        }
+    }
+
+    /// The size of `path`, or `None` when it does not exist.
+    pub(crate) async fn head(&self, path: &str) -> Result<Option<u64>> {
+        self.requests.count(Kind::Head);
+        match self.op.stat(path).await {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) => self.missing("looking up", path, &e).map(|()| None),
+        }
+    }
+
+    /// Deletes `path` (a missing object is fine).
+    pub(crate) async fn delete(&self, path: &str) -> Result<()> {
+        self.requests.count(Kind::Delete);
+        self.op
+            .delete(path)
+            .await
+            .map_err(|e| self.fail("deleting", path, &e))
+    }
+
+    /// Up to `limit` object names (relative to `dir`, which ends in '/') after `after`, in
+    /// ascending order, and whether more follow. `recursive` lists below sub-directories too.
+    pub(crate) async fn list(
+        &self,
+        dir: &str,
+        after: Option<&str>,
+        limit: usize,
+        recursive: bool,
+    ) -> Result<(Vec<String>, bool)> {
+        self.requests.count(Kind::List);
+        let mut l = self.op.lister_with(dir).recursive(recursive);
+        if let Some(a) = after {
+            l = l.start_after(&format!("{dir}{a}"));
+        }
+        let mut lister = l.await.map_err(|e| self.fail("listing", dir, &e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = lister
+            .try_next()
+            .await
+            .map_err(|e| self.fail("listing", dir, &e))?
+        {
+            let Some(name) = entry.path().strip_prefix(dir) else {
+                continue;
+            };
+            if name.is_empty() || name.ends_with('/') {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(name.to_string());
+        }
+        Ok((out, false))
+    }
+
+    /// Every object name below `dir`.
+    pub(crate) async fn list_all(&self, dir: &str) -> Result<Vec<String>> {
+        Ok(self.list(dir, None, usize::MAX, true).await?.0)
+    }
+}
+
+/// Requests run at once by one operation over many objects (reading index objects, tags,
+/// history records): enough to hide each request's latency, few enough not to flood the store.
+const AT_ONCE: usize = 64;
+
+/// Runs `futures` with at most [`AT_ONCE`] in flight; the results in their order.
+pub(crate) async fn at_most<T>(
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = Result<T>>>,
+) -> Result<Vec<T>> {
+    use futures::StreamExt;
+    futures::stream::iter(futures)
+        .buffered(AT_ONCE)
+        .try_collect()
+        .await
+}
+
+fn bucket_missing(e: &opendal::Error) -> bool {
+    e.to_string().contains("NoSuchBucket")
+}
+
+/// The value of `field: "..."` in OpenDAL's rendering of an S3 error.
+fn field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
+    let start = text.find(&format!("{field}: \""))? + field.len() + 3;
+    let len = text[start..].find('"')?;
+    Some(&text[start..start + len])
+}
+
+/// One sentence for a failed request: what the store said (its error code and message), or
+/// why no answer came, without the request's headers that OpenDAL's rendering carries.
+fn describe(e: &opendal::Error) -> String {
+    let text = e.to_string();
+    if bucket_missing(e) {
+        return "the bucket does not exist".into();
+    }
+    let said = match (field(&text, "code"), field(&text, "message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => {
+            // Why no answer came: the chain of causes (e.g. "error sending request for url
+            // (...): client error (Connect): tcp connect error: Connection refused").
+            let mut causes = Vec::new();
+            let mut next = std::error::Error::source(e);
+            while let Some(c) = next {
+                causes.push(c.to_string());
+                next = c.source();
+            }
+            causes.dedup();
+            if causes.is_empty() {
+                text.clone()
+            } else {
+                causes.join(": ")
+            }
+        }
+    };
+    match e.kind() {
+        ErrorKind::PermissionDenied => {
+            format!("access denied (check the credentials and the bucket's policy): {said}")
+        }
+        ErrorKind::RateLimited => format!("the store kept asking to slow down: {said}"),
+        _ if e.is_persistent() => format!("{said} (still failing after retries)"),
+        _ => said,
+    }
+}

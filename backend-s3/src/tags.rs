@@ -1,0 +1,271 @@
+//! Tags as objects moved by compare-and-swap, and their history.
+//!
+//! A tag is the object `tags/<hex of name>`: one byte `s` followed by the value while the tag
+//! is set, or the single byte `r` once it was removed (a tombstone). Every change is a
+//! conditional PUT — `If-None-Match: *` where no object exists yet, `If-Match: ETAG` of the
+//! object just read otherwise — so a change that raced with another is refused by the store
+//! and retried from a fresh read, and no move is lost whichever process or host made it.
+//! Removal writes the tombstone instead of deleting the object, because S3 has no conditional
+//! DELETE that every store honours: an unconditional delete after the read could erase a move
+//! made in between. Tombstones stay (a few bytes each; a name can be set again over one).
+//!
+//! Names are hex-encoded in object names so that any tag name is a valid, unambiguous object
+//! name and listing order is byte order. History records are
+//! `tag-history/<hex of name>/<blake3 of value, 32 hex digits>` holding
+//! `{"ns": first seen, nanoseconds since the epoch, "value": hex}`, created with
+//! `If-None-Match: *` after the tag moved: a value already kept keeps its first-seen time.
+
+use crate::store::Store;
+use protocol::history::{keeps_history, show_value, Entry};
+use protocol::{CasOutcome, Error, ErrorCode, Result};
+use serde::{Deserialize, Serialize};
+
+const SET: u8 = b's';
+const REMOVED: u8 = b'r';
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn path(name: &str) -> String {
+    format!("tags/{}", hex(name.as_bytes()))
+}
+
+/// The tag's value (`None`: never set or removed) and the ETag of its object, if any.
+async fn read(store: &Store, name: &str) -> Result<(Option<Vec<u8>>, Option<String>)> {
+    let p = path(name);
+    let Some(t) = store.get_tagged(&p).await? else {
+        return Ok((None, None));
+    };
+    match t.data.split_first() {
+        Some((&SET, v)) => Ok((Some(v.to_vec()), Some(t.etag))),
+        Some((&REMOVED, [])) => Ok((None, Some(t.etag))),
+        _ => Err(Error::backend(
+            ErrorCode::Corrupt,
+            format!(
+                "{}: tag object {p} (tag {name:?}) is not a tag: it starts with neither 's' nor is it 'r'",
+                store.archive
+            ),
+        )),
+    }
+}
+
+pub(crate) async fn get(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
+    Ok(read(store, name).await?.0)
+}
+
+/// Writes `body` over what was read (`etag`), conditionally; `false` when someone was first.
+async fn swap(store: &Store, name: &str, etag: Option<String>, body: Vec<u8>) -> Result<bool> {
+    match etag {
+        None => store.put_new(&path(name), body).await,
+        Some(e) => store.put_if_match(&path(name), body, &e).await,
+    }
+}
+
+/// Most rounds of read-and-swap before giving up: each lost round means another process
+/// moved the tag, and that process made progress.
+const ROUNDS: usize = 1000;
+
+fn contended(store: &Store, name: &str) -> Error {
+    Error::backend(
+        ErrorCode::Io,
+        format!(
+            "{}: tag {name:?} changed under every one of {ROUNDS} compare-and-swap rounds",
+            store.archive
+        ),
+    )
+}
+
+pub(crate) async fn set(
+    store: &Store,
+    name: &str,
+    expected: Option<&[u8]>,
+    value: &[u8],
+) -> Result<CasOutcome> {
+    for _ in 0..ROUNDS {
+        let (current, etag) = read(store, name).await?;
+        if current.as_deref() != expected {
+            return Ok(CasOutcome::Conflict { current });
+        }
+        let mut body = vec![SET];
+        body.extend_from_slice(value);
+        if swap(store, name, etag, body).await? {
+            record(store, name, value).await?;
+            return Ok(CasOutcome::Done);
+        }
+    }
+    Err(contended(store, name))
+}
+
+pub(crate) async fn remove(
+    store: &Store,
+    name: &str,
+    expected: Option<&[u8]>,
+) -> Result<CasOutcome> {
+    for _ in 0..ROUNDS {
+        let (current, etag) = read(store, name).await?;
+        let Some(v) = current else {
+            return Ok(match expected {
+                None => CasOutcome::Done,
+                Some(_) => CasOutcome::Conflict { current: None },
+            });
+        };
+        if expected.is_some_and(|e| e != v.as_slice()) {
+            return Ok(CasOutcome::Conflict { current: Some(v) });
+        }
+        if swap(store, name, etag, vec![REMOVED]).await? {
+            return Ok(CasOutcome::Done);
+        }
+    }
+    Err(contended(store, name))
+}
+
+/// Every set tag and its value, sorted by name.
+pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
+    let names = store.list_all("tags/").await?;
+    let reads = names.iter().map(|h| async move {
+        let name = unhex(h)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                Error::backend(
+                    ErrorCode::Corrupt,
+                    format!("{}: tags/{h} is not a hex-encoded tag name", store.archive),
+                )
+            })?;
+        let v = get(store, &name).await?;
+        Ok::<_, Error>(v.map(|v| (name, v)))
+    });
+    let mut out: Vec<(String, Vec<u8>)> = crate::store::at_most(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    ns: u128,
+    value: String,
+}
+
+fn history_dir(name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("tag-history/{}/", hex(n.as_bytes())),
+        None => "tag-history/".into(),
+    }
+}
+
+/// Keeps `value` in the history of `name` unless it is kept already.
+async fn record(store: &Store, name: &str, value: &[u8]) -> Result<()> {
+    if !keeps_history(name) {
+        return Ok(());
+    }
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let rec = serde_json::to_vec(&Record {
+        ns,
+        value: hex(value),
+    })
+    .map_err(|e| {
+        Error::backend(
+            ErrorCode::Internal,
+            format!("encoding a history record: {e}"),
+        )
+    })?;
+    let id = &blake3::hash(value).to_hex()[..32];
+    store
+        .put_new(&format!("{}{id}", history_dir(Some(name))), rec)
+        .await?;
+    Ok(())
+}
+
+/// One kept value: the object holding it, its tag, raw value and first-seen time.
+pub(crate) struct Kept {
+    pub object: String,
+    pub tag: String,
+    pub value: Vec<u8>,
+    pub ns: u128,
+}
+
+/// The kept values of `name` (or of every tag), oldest first.
+pub(crate) async fn history(store: &Store, name: Option<&str>) -> Result<Vec<Kept>> {
+    let dir = history_dir(name);
+    let objects = store.list_all(&dir).await?;
+    let dir = &dir;
+    let reads = objects.iter().map(|o| async move {
+        let full = format!("{dir}{o}");
+        let bad = |why: &str| {
+            Error::backend(
+                ErrorCode::Corrupt,
+                format!("{}: history record {full} {why}", store.archive),
+            )
+        };
+        let Some(data) = store.get(&full).await? else {
+            return Ok(None); // expired meanwhile
+        };
+        let rec: Record = serde_json::from_slice(&data).map_err(|e| bad(&e.to_string()))?;
+        let tag_hex = full
+            .strip_prefix("tag-history/")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default();
+        let tag = unhex(tag_hex)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| bad("is not under a hex-encoded tag name"))?;
+        let value = unhex(&rec.value).ok_or_else(|| bad("holds a value that is not hex"))?;
+        Ok::<_, Error>(Some(Kept {
+            object: full,
+            tag,
+            value,
+            ns: rec.ns,
+        }))
+    });
+    let mut out: Vec<Kept> = crate::store::at_most(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    out.sort_by(|a, b| (a.ns, &a.object).cmp(&(b.ns, &b.object)));
+    Ok(out)
+}
+
+/// The `tag-history` entries for kept values.
+pub(crate) fn entries(kept: &[Kept]) -> Vec<Entry> {
+    kept.iter()
+        .map(|k| Entry {
+            tag: k.tag.clone(),
+            value: show_value(&k.value),
+            time: i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX),
+        })
+        .collect()
+}
+
+/// Forgets kept values first seen at or before `cutoff` (seconds) that their tag no longer
+/// holds; the number forgotten.
+pub(crate) async fn expire(store: &Store, cutoff: i64, name: Option<&str>) -> Result<u64> {
+    let mut n = 0;
+    for k in history(store, name).await? {
+        let secs = i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX);
+        if secs > cutoff {
+            continue;
+        }
+        if get(store, &k.tag).await?.as_deref() == Some(k.value.as_slice()) {
+            continue;
+        }
+        store.delete(&k.object).await?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,116 @@
+//! Faults of the store in the middle of a snapshot to an archive in SeaweedFS: a volume server
+//! dies (the cluster keeps a copy of everything on a second rack), or the S3 gateway dies and
+//! comes back. Either way the snapshot completes or fails with a message naming the archive and
+//! its tag unmoved; a re-run completes; `ore check --read-data` is clean.
+
+use ore_tests::ore::{scratch, Ore};
+use ore_tests::seaweed::{Cluster, Role};
+use ore_tests::trees::bytes;
+use protocol::{Backend, Client};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Distinct files of 48 MiB in all, three packs' worth, so that the snapshot stores a pack
+/// well before it ends.
+fn tree(root: &Path) {
+    std::fs::create_dir_all(root).expect("mkdir");
+    for i in 0..48 {
+        std::fs::write(root.join(format!("f{i:03}")), bytes(90_000 + i, 1 << 20)).expect("write");
+    }
+}
+
+/// Starts `ore snapshot home SRC`, waits until the archive holds `blocks` blocks (a first
+/// pack is stored: the snapshot is under way), runs `fault`, and returns how the snapshot ended.
+fn snapshot_through(
+    o: &Ore,
+    c: &mut Cluster,
+    src: &Path,
+    blocks: usize,
+    fault: impl FnOnce(&mut Cluster),
+) -> ore_tests::ore::Run {
+    let child = o
+        .cmd(&["snapshot", "home", src.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ore snapshot starts");
+    let watcher = Client::connect(&o.archive).expect("a watching connection");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Polled: the store sends no notice of progress.
+    while watcher.list(None, blocks as u32).expect("list").0.len() < blocks {
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot stored no {blocks} blocks"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(watcher);
+    fault(c);
+    ore_tests::ore::Run::of(child.wait_with_output().expect("ore snapshot ends"))
+}
+
+fn tag(o: &Ore) -> Option<Vec<u8>> {
+    let b = Client::connect(&o.archive).expect("connect");
+    b.get_tag("home").expect("get tag")
+}
+
+#[test]
+fn a_volume_server_killed_mid_snapshot_leaves_the_archive_whole_and_a_rerun_completes() {
+    let mut c = Cluster::start();
+    let d = scratch();
+    let src = d.path().join("src");
+    tree(&src);
+    let o = Ore::new(c.archive("volume-fault", ""));
+    o.run(&["init"]).expect(0, "init");
+    let r = snapshot_through(&o, &mut c, &src, 1, |c| c.kill(Role::Volume(1)));
+    eprintln!(
+        "snapshot while volume server 1 died: exit {}\n{}",
+        r.code, r.stderr
+    );
+    if r.code != 0 {
+        assert!(
+            r.stderr.contains("s3://"),
+            "the error names the archive: {}",
+            r.stderr
+        );
+        assert_eq!(
+            tag(&o),
+            None,
+            "a failed first snapshot leaves its tag unset"
+        );
+        let again = o.run(&["snapshot", "home", src.to_str().expect("utf-8")]);
+        eprintln!("re-run: exit {}\n{}", again.code, again.stderr);
+        again.expect(0, "the re-run completes on the two remaining racks");
+    }
+    assert!(tag(&o).is_some(), "the tag names the snapshot");
+    o.run(&["check", "--read-data"])
+        .expect(0, "check --read-data");
+}
+
+#[test]
+fn a_gateway_killed_mid_snapshot_gives_a_clear_error_and_a_rerun_after_its_return_completes() {
+    let mut c = Cluster::start();
+    let d = scratch();
+    let src = d.path().join("src");
+    tree(&src);
+    let o = Ore::new(c.archive("gateway-fault", ""));
+    o.run(&["init"]).expect(0, "init");
+    let r = snapshot_through(&o, &mut c, &src, 1, |c| c.kill(Role::Gateway));
+    eprintln!(
+        "snapshot while the gateway died: exit {}\n{}",
+        r.code, r.stderr
+    );
+    assert_ne!(r.code, 0, "a snapshot cannot complete without its store");
+    assert!(
+        r.stderr.contains("s3://"),
+        "the error names the archive: {}",
+        r.stderr
+    );
+    c.restart(Role::Gateway);
+    assert_eq!(tag(&o), None, "the failed snapshot left its tag unset");
+    o.run(&["snapshot", "home", src.to_str().expect("utf-8")])
+        .expect(0, "the re-run completes");
+    assert!(tag(&o).is_some());
+    o.run(&["check", "--read-data"])
+        .expect(0, "check --read-data");
+}

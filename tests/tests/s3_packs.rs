@@ -1,0 +1,133 @@
+//! backend-s3 keeps blocks in packs: a few large objects instead of one per block, with an
+//! index any process can rebuild from the packs themselves (LAYOUT.md, "Packs").
+
+use opendal::Operator;
+use ore_tests::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
+use protocol::conformance::{test_data, test_key};
+use protocol::{Backend, Client};
+
+/// The archive's objects under `dir` (e.g. `packs/`), read with OpenDAL directly.
+fn objects(op: &Operator, dir: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(op.list(dir))
+        .expect("list")
+        .into_iter()
+        .map(|e| e.path().to_string())
+        .filter(|p| !p.ends_with('/'))
+        .collect()
+}
+
+fn delete(op: &Operator, paths: &[String]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for p in paths {
+        rt.block_on(op.delete(p)).expect("delete");
+    }
+}
+
+#[test]
+fn blocks_are_packed_into_few_objects_and_a_lost_index_is_rebuilt_from_the_packs() {
+    let c = Cluster::start();
+    let op = Operator::new(
+        opendal::services::S3::default()
+            .bucket(BUCKET)
+            .root("/packed")
+            .region("us-east-1")
+            .endpoint(&c.endpoint())
+            .access_key_id(ACCESS_KEY)
+            .secret_access_key(SECRET_KEY)
+            .disable_config_load()
+            .disable_ec2_metadata(),
+    )
+    .expect("operator")
+    .finish();
+    let a = Client::connect(&c.archive("packed", "")).expect("connect");
+    for i in 0..500 {
+        a.put(test_key(i), &test_data(i, 3000)).expect("put");
+    }
+    a.flush().expect("flush");
+    drop(a);
+    let packs = objects(&op, "packs/");
+    assert_eq!(packs.len(), 1, "500 small blocks make one pack: {packs:?}");
+    let indexes = objects(&op, "index/");
+    assert_eq!(indexes.len(), 1, "and one index object: {indexes:?}");
+
+    delete(&op, &indexes);
+    let b = Client::connect(&c.archive("packed", "")).expect("connect");
+    assert_eq!(
+        b.get(test_key(7)).expect("get"),
+        None,
+        "without its index the pack is unseen"
+    );
+    let out = b.admin("reindex", &[]).expect("reindex");
+    assert!(out.text.contains("reindexed 1 pack"), "{}", out.text);
+    for i in 0..500 {
+        assert_eq!(
+            b.get(test_key(i)).expect("get"),
+            Some(test_data(i, 3000)),
+            "block {i} is back"
+        );
+    }
+    assert_eq!(b.list(None, 1000).expect("list").0.len(), 500);
+    assert_eq!(
+        objects(&op, "index/").len(),
+        1,
+        "the index object is written again"
+    );
+}
+
+/// Sums the request counts that backend-s3 processes appended to `file`.
+fn requests(file: &std::path::Path) -> (usize, serde_json::Map<String, serde_json::Value>) {
+    let text = std::fs::read_to_string(file).expect("the request counts were written");
+    let mut total = serde_json::Map::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+        for (k, n) in v["requests"].as_object().expect("counts") {
+            let sum = total.get(k).and_then(|t| t.as_u64()).unwrap_or(0) + n.as_u64().unwrap_or(0);
+            total.insert(k.clone(), sum.into());
+        }
+    }
+    (lines.len(), total)
+}
+
+#[test]
+fn a_snapshot_of_many_small_files_costs_a_few_puts_not_one_per_block() {
+    let c = Cluster::start();
+    let d = ore_tests::ore::scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    let files = 1000;
+    for i in 0..files {
+        std::fs::write(
+            src.join(format!("f{i:04}")),
+            ore_tests::trees::bytes(i, 2000),
+        )
+        .expect("write");
+    }
+    let o = ore_tests::ore::Ore::new(c.archive("counted", ""));
+    o.run(&["init"]).expect(0, "init");
+    let counts = d.path().join("requests.jsonl");
+    let r = ore_tests::ore::Run::of(
+        o.cmd(&["snapshot", "home", src.to_str().expect("utf-8")])
+            .env("ORE_S3_REQUESTS", &counts)
+            .output()
+            .expect("ore runs"),
+    )
+    .expect(0, "snapshot");
+    let (processes, total) = requests(&counts);
+    eprintln!(
+        "{}snapshot of {files} files through {processes} backend process(es): {total:?}",
+        r.stdout
+    );
+    let puts = total["PUT"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        puts < 20 * processes as u64 + 10,
+        "a snapshot of {files} one-block files made {puts} PUTs: {total:?}"
+    );
+}
