@@ -144,7 +144,12 @@ fn serial(ms: &str, words: &[String]) -> Result<(), String> {
     let mut out = std::io::stdout();
     let io = |e: std::io::Error| e.to_string();
     let mut magic = [0u8; 8];
-    from_child.read_exact(&mut magic).map_err(io)?;
+    if from_child.read_exact(&mut magic).is_err() {
+        // The backend ended before its greeting (asking, say, to be started again with exit
+        // status 75): pass its status on, as the client must see it.
+        let status = child.wait().map_err(|e| e.to_string())?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
     out.write_all(&magic)
         .and_then(|()| out.flush())
         .map_err(io)?;
