@@ -7,6 +7,9 @@
 //! The archive is made once per kind under a fixed path and copied aside; each trial damages
 //! it in place and copies it back afterwards, so identifiers that hold absolute paths (the
 //! replicated state's members, the cache's inner archive) stay true.
+//!
+//! Damage to a log must also not stop everything (issue 22, finding 6): `check` goes on to
+//! its summary of damaged blocks, and a restore writes what it can and says it is incomplete.
 
 use super::corpus::{first_difference, manifest, Corpus, Manifest};
 use super::invariants::{snapshots, tail};
@@ -251,7 +254,26 @@ impl Trials {
                 wrong.join("; ")
             ));
         } else if check.code != 0 {
-            if names_something(&said, file) {
+            // Damage to a log must be reported block by block: check goes through every
+            // block (its summary counts the damaged ones), and a restore writes everything
+            // else and says it is incomplete — neither stops at the first bad block.
+            let log = file
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("log-"));
+            let stopped_check = log && !said.contains("missing or damaged block(s)");
+            let stopped_restore = failed.iter().find(|f| log && !f.contains("INCOMPLETE"));
+            if stopped_check || stopped_restore.is_some() {
+                c.stopped += 1;
+                finding = Some(format!(
+                    "{what}: the damage stopped {} instead of being reported block by block: {}",
+                    if stopped_check { "check" } else { "a restore" },
+                    if stopped_check {
+                        tail(&said)
+                    } else {
+                        stopped_restore.cloned().unwrap_or_default()
+                    }
+                ));
+            } else if names_something(&said, file) {
                 c.detected_named += 1;
             } else {
                 c.missed += 1;

@@ -22,6 +22,9 @@ pub struct TrialCount {
     /// `check` was clean and everything still restored and matched: the damage hit dead
     /// bytes, or the kind repaired it.
     pub intact: u64,
+    /// `check` or a restore stopped at damage in a log instead of reporting it block by
+    /// block (and going on with the rest).
+    pub stopped: u64,
     /// A restore exited 0 with contents that differ from the manifest.
     pub silently_wrong: u64,
     /// `check` failed without naming anything, or passed while something was lost.
@@ -62,7 +65,7 @@ impl Violation {
         let w = &self.what;
         if w.contains("moved independently") {
             "finding 7 (sync after forget)"
-        } else if w.contains("failed to fill whole buffer") || w.contains("opening log-") {
+        } else if w.contains("instead of being reported block by block") {
             "finding 6 (damaged log stops everything)"
         } else if w.contains("lost history") {
             "finding 6 (history lost silently)"
@@ -141,6 +144,7 @@ impl Report {
             t.trials += c.trials;
             t.detected_named += c.detected_named;
             t.intact += c.intact;
+            t.stopped += c.stopped;
             t.silently_wrong += c.silently_wrong;
             t.missed += c.missed;
         }
@@ -184,16 +188,17 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "damage trials (kind damage: trials, detected+named, intact, silently wrong, missed):"
+            "damage trials (kind damage: trials, detected+named, intact, stopped, silently wrong, missed):"
         )?;
         for ((kind, damage), c) in &self.trials {
             writeln!(
                 f,
-                "  {:<11} {damage:<8} {:>4} {:>4} {:>4} {:>4} {:>4}",
+                "  {:<11} {damage:<8} {:>4} {:>4} {:>4} {:>4} {:>4} {:>4}",
                 kind.name(),
                 c.trials,
                 c.detected_named,
                 c.intact,
+                c.stopped,
                 c.silently_wrong,
                 c.missed
             )?;
@@ -201,8 +206,9 @@ impl fmt::Display for Report {
         let t = self.trial_total();
         writeln!(
             f,
-            "trials: {}; detected and named: {}; intact: {}; silently wrong: {}; missed: {}",
-            t.trials, t.detected_named, t.intact, t.silently_wrong, t.missed
+            "trials: {}; detected and named: {}; intact: {}; stopped: {}; silently wrong: {}; \
+             missed: {}",
+            t.trials, t.detected_named, t.intact, t.stopped, t.silently_wrong, t.missed
         )?;
         let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
         for v in &self.violations {
