@@ -225,8 +225,9 @@ impl KillPoints<'_> {
                 &self.step,
                 op,
                 format!(
-                    "{argv:?} (not killed) exited {}: {}",
+                    "{argv:?} (not killed) exited {}: {}\n{}",
                     killed.run.code,
+                    tail(&killed.run.stdout),
                     tail(&killed.run.stderr)
                 ),
             );
