@@ -10,8 +10,9 @@
 //!
 //! Damage trials (`corrupt.rs`): on a healthy archive, one stored file has a byte flipped, is
 //! truncated or is deleted; then `ore check --read-data` must fail naming what is damaged, or
-//! the archive must still be whole (damage in dead bytes, or repaired by the kind); a restore
-//! that exits 0 with contents other than the manifest's is *silently wrong*.
+//! the archive must still be whole (damage in dead bytes, or repaired by the kind); damage
+//! to a log must not stop `check` or a restore at the first bad block; a restore that exits
+//! 0 with contents other than the manifest's is *silently wrong*.
 //!
 //! Everything random comes from the seed: each kind's kill steps from `(seed, kind)`, its
 //! trials from `(seed, kind, "damage")`, so a finding's seed, kind and step replay it
