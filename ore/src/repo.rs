@@ -106,12 +106,28 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
             "archive {id}: tag {FORMAT_TAG} does not hold a block key"
         ))
     })?;
-    let stored = backend.get(key)?.ok_or_else(|| Error::Missing {
-        key,
-        kind: Kind::Format.name(),
-    })?;
+    // The format record holds the key slots: without it nothing in the archive decrypts, so
+    // its loss is named as what it is, with the way back.
+    let lost = |why: String| {
+        Error::Archive(format!(
+            "archive {id}: its format record (block {key}, named by tag {FORMAT_TAG}: the key \
+             slots every other block is encrypted under) cannot be read: {why}; nothing in \
+             the archive can be decrypted without it: restore the file or log that held it \
+             from a copy of the archive"
+        ))
+    };
+    let stored = match backend.get(key) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(lost("it is missing".into())),
+        Err(e @ protocol::Error::Backend { .. }) => return Err(lost(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
     let keys = Keys::from_master(&[0; 32], false);
-    let plain = block::open(&keys, &key, Some(Kind::Format), stored)?;
+    let plain = match block::open(&keys, &key, Some(Kind::Format), stored) {
+        Ok(plain) => plain,
+        Err(e @ Error::Corrupt { .. }) => return Err(lost(e.to_string())),
+        Err(e) => return Err(e),
+    };
     Ok(Some((key, FormatRecord::parse(plain.data())?)))
 }
 

@@ -237,8 +237,16 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
     // backend's tag history, after a tag was moved away from it).
     if prefix.len() == 64 {
         if let Some(k) = crate::repo::parse_tag_value(prefix.as_bytes()) {
-            if let Ok(snap) = repo.snapshot(k) {
-                return Ok((k, snap));
+            match repo.snapshot(k) {
+                Ok(snap) => return Ok((k, snap)),
+                // A stored block that does not read is damage (or not a snapshot), and is said
+                // so: "no such snapshot" would send the user looking for the wrong thing.
+                Err(e @ Error::Corrupt { .. }) => {
+                    return Err(Error::Archive(format!(
+                        "`{prefix}` names a stored block that cannot be read as a snapshot: {e}"
+                    )))
+                }
+                Err(_) => {}
             }
         }
     }

@@ -211,3 +211,60 @@ fn a_truncated_splitlog_log_is_reported_block_by_block_naming_the_log_and_offset
         r.stderr
     );
 }
+
+/// Flips one byte in the middle of a backend-fs block file.
+fn flip_block_file(fsdir: &std::path::Path, key: &str) {
+    let path = fsdir
+        .join("blocks")
+        .join(&key[..2])
+        .join(&key[2..4])
+        .join(key);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+/// Bug: a snapshot named by its whole key whose block was damaged was reported as "no tag or
+/// snapshot called KEY", sending the user looking for a typo instead of at the damage.
+#[test]
+fn a_damaged_snapshot_named_by_its_key_is_reported_as_damaged_not_as_unknown() {
+    let d = ore_tests::ore::scratch();
+    let fsdir = d.path().join("fs");
+    let ore = ore_tests::ore::Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"hello").unwrap();
+    let key = ore.snapshot("t", &src);
+    flip_block_file(&fsdir, &key);
+    let r = ore.restore(&key, &d.path().join("out"));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        !r.stderr.contains("no tag or snapshot called")
+            && r.stderr.contains("cannot be read as a snapshot")
+            && r.stderr.contains(&key),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The format record holds the key slots: its loss is named as such, with the way back, not
+/// as a bare damaged block.
+#[test]
+fn a_damaged_format_record_is_named_as_the_loss_of_the_archives_keys() {
+    let d = ore_tests::ore::scratch();
+    let fsdir = d.path().join("fs");
+    let ore = ore_tests::ore::Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"hello").unwrap();
+    ore.snapshot("t", &src);
+    let format = std::fs::read_to_string(fsdir.join("tags/ore:format")).unwrap();
+    let format = format.trim();
+    flip_block_file(&fsdir, format);
+    let r = ore.run(&["check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    for what in ["its format record", format, "key slots", "from a copy"] {
+        assert!(r.stderr.contains(what), "{what:?} in: {}", r.stderr);
+    }
+}
