@@ -21,6 +21,7 @@ pub mod error;
 pub mod filecache;
 pub mod forget;
 pub mod format;
+pub mod formatcopy;
 pub mod fsys;
 pub mod gc;
 pub mod keyset;

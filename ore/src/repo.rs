@@ -116,16 +116,49 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
              from a copy of the archive"
         ))
     };
-    let stored = match backend.get(key) {
-        Ok(Some(stored)) => stored,
-        Ok(None) => return Err(lost("it is missing".into())),
-        Err(e @ protocol::Error::Backend { .. }) => return Err(lost(e.to_string())),
+    let keys = Keys::from_master(&[0; 32], false);
+    let from_archive = match backend.get(key) {
+        Ok(Some(stored)) => block::open(&keys, &key, Some(Kind::Format), stored.clone())
+            .map(|plain| (plain, stored)),
+        Ok(None) => Err(Error::Missing {
+            key,
+            kind: Kind::Format.name(),
+        }),
+        Err(e @ protocol::Error::Backend { .. }) => Err(lost(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    let keys = Keys::from_master(&[0; 32], false);
-    let plain = match block::open(&keys, &key, Some(Kind::Format), stored) {
-        Ok(plain) => plain,
-        Err(e @ Error::Corrupt { .. }) => return Err(lost(e.to_string())),
+    let plain = match from_archive {
+        Ok((plain, stored)) => {
+            crate::formatcopy::keep(&key, &stored);
+            plain
+        }
+        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. } | Error::Archive(_))) => {
+            // This machine's copy, if it has one and it is the very record the tag names.
+            let Some((copy, path)) = crate::formatcopy::load(&key) else {
+                return Err(match e {
+                    Error::Archive(_) => e,
+                    other => lost(other.to_string()),
+                });
+            };
+            let plain =
+                block::open(&keys, &key, Some(Kind::Format), copy.clone()).map_err(|_| {
+                    lost(format!(
+                        "{e} (and this machine's copy in {} does not match it)",
+                        path.display()
+                    ))
+                })?;
+            let stored_again = backend.put(key, &copy).and_then(|()| backend.flush());
+            protocol::log::warning(&format!(
+                "archive {id}: its format record (block {key}) cannot be read ({e}); using this \
+                 machine's copy ({}), which matches its key{}",
+                path.display(),
+                match stored_again {
+                    Ok(()) => String::from("; it was stored in the archive again"),
+                    Err(e) => format!("; storing it in the archive again failed: {e}"),
+                }
+            ));
+            plain
+        }
         Err(e) => return Err(e),
     };
     Ok(Some((key, FormatRecord::parse(plain.data())?)))

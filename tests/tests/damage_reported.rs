@@ -249,7 +249,7 @@ fn a_damaged_snapshot_named_by_its_key_is_reported_as_damaged_not_as_unknown() {
 }
 
 /// The format record holds the key slots: its loss is named as such, with the way back, not
-/// as a bare damaged block.
+/// as a bare damaged block. (Here this machine has no copy of it either: see below.)
 #[test]
 fn a_damaged_format_record_is_named_as_the_loss_of_the_archives_keys() {
     let d = ore_tests::ore::scratch();
@@ -262,9 +262,53 @@ fn a_damaged_format_record_is_named_as_the_loss_of_the_archives_keys() {
     let format = std::fs::read_to_string(fsdir.join("tags/ore:format")).unwrap();
     let format = format.trim();
     flip_block_file(&fsdir, format);
+    std::fs::remove_dir_all(ore.cache.join("ore/format")).unwrap();
     let r = ore.run(&["check"]);
     assert_eq!(r.code, 1, "{r:?}");
     for what in ["its format record", format, "key slots", "from a copy"] {
         assert!(r.stderr.contains(what), "{what:?} in: {}", r.stderr);
     }
+}
+
+/// Bug: the format record lived in one place, so deleting the splitlog log that held it (the
+/// first) made every snapshot undecryptable, even those whose blocks are all in other logs.
+/// Every run keeps a copy on its machine; a run that finds the archive's copy lost checks the
+/// local one against the key, uses it, and stores it in the archive again.
+#[test]
+fn a_lost_format_record_is_replaced_from_this_machines_copy_and_stored_again() {
+    let d = ore_tests::ore::scratch();
+    let dir = d.path().join("arch");
+    let ore = ore_tests::ore::Ore::new(dir.display().to_string());
+    ore.run(&["init"]).expect(0, "init");
+    // Small logs: each snapshot of a 900 kB file fills one of its own.
+    let set = std::process::Command::new(ore_tests::bin("ore-admin"))
+        .arg(&dir)
+        .args(["set-max-log-size", "1048576"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), ore_tests::trees::bytes(1, 900_000)).unwrap();
+    ore.snapshot("t", &src);
+    std::fs::write(src.join("a"), ore_tests::trees::bytes(2, 900_000)).unwrap();
+    let newer = ore.snapshot("t", &src);
+    std::fs::remove_file(dir.join("log-000001")).unwrap();
+    let out = d.path().join("out");
+    let r = ore.restore(&newer, &out);
+    assert!(
+        r.stderr.contains("using this machine's copy")
+            && r.stderr.contains("stored in the archive again"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("a")).unwrap(),
+        ore_tests::trees::bytes(2, 900_000)
+    );
+    // Stored again: a machine without the copy opens the archive too.
+    std::fs::remove_dir_all(ore.cache.join("ore/format")).unwrap();
+    let r = ore
+        .restore(&newer, &d.path().join("out2"))
+        .expect(0, "restore without the local copy");
+    assert!(!r.stderr.contains("format record"), "{r:?}");
 }
