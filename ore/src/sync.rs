@@ -123,7 +123,15 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
         let was = dst.tag(&tag)?;
         let former = match was {
             Some(w) if w != head && !keys.contains(&w) => {
-                former::find(src, dst, &tag, w, translator.as_mut())?
+                match former::find(src, dst, &tag, w, translator.as_mut())? {
+                    Some(f) => Some(f),
+                    // The source's history of the move may be expired: a snapshot rewritten
+                    // by a forget is still recognised by its contents and times.
+                    None => {
+                        let read = if translator.is_some() { dst } else { src };
+                        former::rewritten_twin(read, &keys, dst, w)
+                    }
+                }
             }
             _ => None,
         };

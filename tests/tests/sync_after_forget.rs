@@ -28,7 +28,9 @@ fn head(ore: &Ore, tag: &str) -> String {
 
 /// Three snapshots on the source, a sync, `forget --keep-last 1` on the source, and syncs
 /// again: the destination follows, then stays in place; the data restores.
-fn forget_then_sync(src: &Ore, dst: &Ore, data: &Path, out: &Path) {
+/// With `expire`, the source's reflog (and the tag history with it) is expired after the
+/// forget, so nothing there records the move any more.
+fn forget_then_sync(src: &Ore, dst: &Ore, data: &Path, out: &Path, expire: bool) {
     for i in 0..3 {
         std::fs::write(data.join("f"), format!("version {i}")).unwrap();
         src.snapshot("home", data);
@@ -37,6 +39,10 @@ fn forget_then_sync(src: &Ore, dst: &Ore, data: &Path, out: &Path) {
     let synced = head(dst, "home");
     src.run(&["forget", "home", "--keep-last", "1"])
         .expect(0, "forget");
+    if expire {
+        src.run(&["reflog", "expire", "--older-than", "0s"])
+            .expect(0, "reflog expire");
+    }
     let r = sync(src, dst).expect(0, "the sync after forget follows the rewrite");
     let (st, msg) = status(&r);
     assert_eq!(st, "moved", "{r:?}");
@@ -89,7 +95,7 @@ fn a_sync_after_forget_follows_the_rewritten_chain_between_archives_sharing_keys
     ));
     dst.run(&["init", "--from", &src.archive])
         .expect(0, "init --from");
-    forget_then_sync(&src, &dst, &data, &d.path().join("out"));
+    forget_then_sync(&src, &dst, &data, &d.path().join("out"), false);
 }
 
 #[test]
@@ -99,5 +105,31 @@ fn a_sync_after_forget_follows_the_rewritten_chain_between_archives_with_other_k
     std::fs::create_dir(&data).unwrap();
     let other = scratch();
     let dst = Ore::fs(&other.path().join("fs"));
-    forget_then_sync(&src, &dst, &data, &d.path().join("out"));
+    forget_then_sync(&src, &dst, &data, &d.path().join("out"), false);
+}
+
+/// Found by the crash campaign: once the source's reflog was expired after the forget (as a
+/// routine `forget; reflog expire; gc` does), sync called the destination's tag "moved
+/// independently" again. The destination's snapshot is the one the forget rewrote: the same
+/// contents, time, host and user, only linked differently.
+#[test]
+fn a_sync_after_forget_and_reflog_expiry_still_follows_the_rewrite() {
+    for shared_keys in [true, false] {
+        let (src, d) = Ore::local();
+        let data = d.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let other = scratch();
+        let dst = if shared_keys {
+            let dst = Ore::new(format!(
+                "backend-fs {}",
+                ore_tests::quote(&d.path().join("dst"))
+            ));
+            dst.run(&["init", "--from", &src.archive])
+                .expect(0, "init --from");
+            dst
+        } else {
+            Ore::fs(&other.path().join("fs"))
+        };
+        forget_then_sync(&src, &dst, &data, &d.path().join("out"), true);
+    }
 }

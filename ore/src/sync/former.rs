@@ -11,12 +11,20 @@
 //! away from stays there until the destination's reflog expires). Anything else is a real
 //! independent move and stays a conflict.
 //!
+//! The source's history may have been expired since (`ore reflog expire` drops what a forget
+//! left behind). The destination's snapshot can still be recognised: a forget rewrites the
+//! snapshots it keeps with their contents, times, host and user unchanged — only the link to
+//! the snapshot below differs — so a destination value whose snapshot equals one on the
+//! source's current chain in all of those is that snapshot before the rewrite
+//! ([`rewritten_twin`]), and the destination follows as well.
+//!
 //! Between archives that share keys a former value is the destination's key itself. Otherwise
 //! keys differ, and a former snapshot is translated (with the chain below it) to see whether it
 //! is what the destination names; only snapshots taken at the same instant as the
 //! destination's are tried, so an independent move translates nothing.
 
 use super::translate::Translator;
+use crate::entry::Snapshot;
 use crate::error::Result;
 use crate::repo::{parse_tag_value, Repo};
 use protocol::history::{self, TAG_HISTORY};
@@ -116,4 +124,29 @@ fn translated(src: &Repo, t: &mut Translator, key: Key) -> Result<Option<Key>> {
         below = Some(t.snapshot(*k, s, below)?);
     }
     Ok(below)
+}
+
+/// The snapshot of `chain` (keys readable in `read`: the source's own chain between archives
+/// that share keys, its translation in the destination otherwise) of which the destination's
+/// `dst_value` is a copy from before a rewrite: the same root, time, host, user, paths and
+/// comment, with only the link below it different. `None` when there is none.
+pub(super) fn rewritten_twin(
+    read: &Repo,
+    chain: &[Key],
+    dst: &Repo,
+    dst_value: Key,
+) -> Option<Key> {
+    let theirs = dst.snapshot(dst_value).ok()?;
+    let same = |s: &Snapshot| {
+        s.root == theirs.root
+            && s.time == theirs.time
+            && s.host == theirs.host
+            && s.user == theirs.user
+            && s.paths == theirs.paths
+            && s.comment == theirs.comment
+    };
+    chain
+        .iter()
+        .copied()
+        .find(|k| read.snapshot(*k).is_ok_and(|s| same(&s)))
 }

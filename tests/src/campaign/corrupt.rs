@@ -261,7 +261,11 @@ impl Trials {
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("log-"));
             let stopped_check = log && !said.contains("missing or damaged block(s)");
-            let stopped_restore = failed.iter().find(|f| log && !f.contains("INCOMPLETE"));
+            // A restore that names the snapshot's own block as unreadable has nothing else to
+            // restore (its root is in that block): that is the damage reported, not a stop.
+            let stopped_restore = failed.iter().find(|f| {
+                log && !f.contains("INCOMPLETE") && !f.contains("cannot be read as a snapshot")
+            });
             if stopped_check || stopped_restore.is_some() {
                 c.stopped += 1;
                 finding = Some(format!(
