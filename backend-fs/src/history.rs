@@ -20,7 +20,9 @@
 //! the lines it keeps with one). A line that does not parse or whose checksum does not match is
 //! **damage, never skipped**: `verify` lists it (file and line number), and the tag history
 //! admin command and `expire` refuse with an error naming it — a shorter answer would let gc
-//! remove what the lost line kept, and an expiry would rewrite the file without it.
+//! remove what the lost line kept, and an expiry would rewrite the file without it. A line a
+//! crash cut short (no final newline) is such a line too; the next change starts a new line
+//! after it rather than being glued onto it.
 
 use crate::files::{create_dir_all, sorted_names, sync_dir, write_new_synced};
 use protocol::history::{keeps_history, show_value, Entry};
@@ -184,17 +186,35 @@ pub(crate) fn record(archive: &Path, name: &str, value: Option<&[u8]>) -> Result
     let dir = archive.join(DIR);
     create_dir_all(&dir)?;
     let path = dir.join(name);
-    let line = line(now_ns(), value);
+    let mut line = line(now_ns(), value);
     let mut f = std::fs::OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
         .open(&path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    // A line cut short by a crash stays a line of its own (reported as damaged), rather than
+    // gluing this change onto it and damaging this one too.
+    if !ends_in_newline(&f).map_err(|e| Error::io(format!("reading {}", path.display()), e))? {
+        line.insert(0, '\n');
+    }
     f.write_all(line.as_bytes())
         .and_then(|()| f.sync_data())
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     sync_dir(&dir)
+}
+
+/// Whether `f` is empty or its last byte is a newline.
+fn ends_in_newline(f: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8];
+    f.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
 }
 
 /// The values recorded for one tag, each once (first sighting), oldest first, with the time

@@ -223,3 +223,34 @@ fn an_empty_backend_fs_archive_is_still_just_not_initialised() {
     assert!(ls.stderr.contains("is not initialised"), "{ls:?}");
     o.run(&["init"]).expect(0, "init of an empty archive");
 }
+
+#[test]
+fn a_tag_history_line_cut_short_by_a_crash_is_reported_and_the_next_change_stays_whole() {
+    let d = scratch();
+    let (o, _first, _second) = archive_with_two_snapshots(d.path());
+    let history = d.path().join("archive/tag-history/main");
+    let mut text = std::fs::read_to_string(&history).expect("the history file");
+    text.push_str("1700000000000000000 se");
+    std::fs::write(&history, &text).expect("a torn last line");
+    let src = d.path().join("src");
+    std::fs::write(src.join("a"), "the third version\n").expect("source file");
+    let third = o.snapshot("main", &src);
+
+    let verify = admin(&o.archive, &["verify"]).expect(1, "verify of a torn line");
+    let found = problems(&verify);
+    assert_eq!(found.len(), 1, "only the torn line is damaged: {found:?}");
+    assert!(found[0].contains("tag-history/main line 3"), "{found:?}");
+    // Without the torn line, the change after it reads whole.
+    edit_line(&history, 3, |_| String::new());
+    let whole: String = std::fs::read_to_string(&history)
+        .expect("the history file")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&history, whole).expect("the repaired history file");
+    let shown = o
+        .run(&["tag-history", "main"])
+        .expect(0, "tag-history after the repair");
+    assert!(shown.stdout.contains(&third), "{shown:?}");
+}
