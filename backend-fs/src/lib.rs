@@ -9,7 +9,12 @@
 //! DIR/tags/<name>           one file per tag, holding its value
 //! DIR/tmp/                  blocks and tags being written
 //! DIR/tags.lock             flock'ed around tag compare-and-swap
-//! DIR/tag-history/<name>    every value the tag has had (`history`)
+//! DIR/tag-history/<name>    every value the tag has had, a line per change (`history`):
+//!                           `NANOSECONDS set HEX b3:SUM` or `NANOSECONDS removed b3:SUM`,
+//!                           SUM the first 16 hex digits of the BLAKE3 hash of the text before
+//!                           it; lines written before sums were added lack ` b3:SUM` and read
+//!                           as they are; a line that is neither is damage, reported by `verify`
+//!                           and refused by `tag-history`, never skipped
 //! DIR/unvouched/ab/<key>    blocks restricted connections stored, until vouched for (`vouch`)
 //! ```
 //!

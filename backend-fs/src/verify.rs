@@ -12,7 +12,9 @@
 //! - every tag whose history's latest change set a value still has its file: the history
 //!   records a set only once the tag file is durable, and a removal before the file goes
 //!   (`history`), so a tag file that is gone while its history says it holds a value was
-//!   deleted behind the backend's back — a deleted `tags/ore:reflog` is found here.
+//!   deleted behind the backend's back — a deleted `tags/ore:reflog` is found here;
+//! - every line of every tag history file parses and matches its checksum (`history`): a
+//!   damaged line is named by file and line number.
 //!
 //! Each problem names the file. The answer's `problems` array lists them (PROTOCOL.md §6,
 //! "admin"), so `ore-admin DIR verify` exits 1 when there are any.
@@ -180,7 +182,13 @@ fn tags(dir: &Path, f: &mut Findings) -> Result<()> {
         if check_tag_name(&name).is_err() {
             continue;
         }
-        let Some((ns, Some(value))) = history::latest(dir, &name)? else {
+        let (mut changes, bad) = history::read(dir, &name)?;
+        f.problems.extend(bad.iter().map(|b| b.to_string()));
+        // With a damaged line the last readable one may not be the latest change.
+        if !bad.is_empty() {
+            continue;
+        }
+        let Some((ns, Some(value))) = changes.pop() else {
             continue;
         };
         if !tags.join(&name).exists() {

@@ -4,6 +4,14 @@
 //! reserved tag [`FORMAT_TAG`]. Changing it (a key slot added or removed) stores a new record
 //! and moves the tag with compare-and-swap, so two people changing keys at once cannot lose
 //! each other's change.
+//!
+//! An archive whose record is missing is new only if it holds nothing; otherwise the record
+//! was lost, `ore init` refuses, and `restore` puts back the newest value the backend's tag
+//! history kept (`missing`).
+
+mod missing;
+
+pub use missing::{check_empty, evidence, missing_error, restore, Evidence, Restored};
 
 use crate::block::Compression;
 use crate::crypto::KeySlot;

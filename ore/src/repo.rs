@@ -218,6 +218,8 @@ impl Repo {
                 f.archive_id
             )));
         }
+        // Never a new record over an archive that lost its own (`format::missing`).
+        crate::format::check_empty(&*backend, id)?;
         opts.chunker.check()?;
         crate::format::parse_compression(&opts.compression)?;
         let mut record = FormatRecord {
@@ -246,11 +248,8 @@ impl Repo {
 
     /// Opens an existing archive, asking for a passphrase when it is encrypted.
     pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
-        let (key, record) = read_format(&*backend, id)?.ok_or_else(|| {
-            Error::Archive(format!(
-                "archive {id} is not initialised: run `ore init` first"
-            ))
-        })?;
+        let (key, record) = read_format(&*backend, id)?
+            .ok_or_else(|| crate::format::missing_error(&*backend, id))?;
         let (master, slot) = if record.encrypted() {
             let pass = passphrase("Passphrase: ")?;
             let mut found = None;

@@ -47,28 +47,26 @@ pub struct HistoryProblem {
 
 /// Compares every tag with the reflog, and the reflog with the backend's tag history.
 pub fn compare(repo: &Repo) -> Result<Vec<HistoryProblem>> {
-    let kept = kept_history(repo);
+    let (kept, damaged) = kept_history(repo);
+    let mut out: Vec<HistoryProblem> = damaged.into_iter().collect();
     let raw = repo.backend.list_tags()?;
     let names: HashSet<&str> = raw.iter().map(|(n, _)| n.as_str()).collect();
     let tags: BTreeMap<String, Key> = repo.tags()?.into_iter().collect();
     if !names.contains(REFLOG_TAG) {
-        return Ok(missing_reflog(&tags, kept.as_deref()).into_iter().collect());
+        out.extend(missing_reflog(&tags, kept.as_deref()));
+        return Ok(out);
     }
     let entries = match crate::reflog::entries(repo) {
         Ok(e) => e,
         Err(e) => {
-            return Ok(vec![unreadable_reflog(
-                repo,
-                &e.to_string(),
-                kept.as_deref(),
-            )])
+            out.push(unreadable_reflog(repo, &e.to_string(), kept.as_deref()));
+            return Ok(out);
         }
     };
     let mut newest: BTreeMap<String, RefEntry> = BTreeMap::new();
     for e in entries {
         newest.insert(e.tag.clone(), e);
     }
-    let mut out = Vec::new();
     for (tag, e) in newest {
         // A tag that holds something other than a key is reported as such already.
         if names.contains(tag.as_str()) && !tags.contains_key(&tag) {
@@ -89,20 +87,31 @@ pub fn compare(repo: &Repo) -> Result<Vec<HistoryProblem>> {
 }
 
 /// Every value each tag has had, as the backend kept it (oldest first); `None` when the
-/// backend does not say.
-fn kept_history(repo: &Repo) -> Option<Vec<history::Entry>> {
-    match repo
-        .backend
-        .admin(TAG_HISTORY, &[])
-        .map_err(crate::Error::from)
-        .and_then(|out| Ok(history::parse(&out.json)?))
-    {
-        Ok(h) => Some(h),
+/// backend does not say. A backend that keeps a history and says it is damaged (a `Corrupt`
+/// answer) is a problem to report: values it lost may be what gc was keeping.
+fn kept_history(repo: &Repo) -> (Option<Vec<history::Entry>>, Option<HistoryProblem>) {
+    let answer = match repo.backend.admin(TAG_HISTORY, &[]) {
+        Ok(out) => history::parse(&out.json).map_err(crate::Error::from),
+        Err(e) if e.code() == protocol::ErrorCode::Corrupt => {
+            let problem = HistoryProblem {
+                tag: TAG_HISTORY.into(),
+                current: None,
+                expected: None,
+                time: None,
+                message: format!("the backend's tag history is damaged: {e}"),
+                repair: None,
+            };
+            return (None, Some(problem));
+        }
+        Err(e) => Err(e.into()),
+    };
+    match answer {
+        Ok(h) => (Some(h), None),
         Err(e) => {
             protocol::log::debug(&format!(
                 "check: the backend gave no tag history ({e}); tags are compared with the reflog alone"
             ));
-            None
+            (None, None)
         }
     }
 }

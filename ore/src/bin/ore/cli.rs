@@ -275,6 +275,16 @@ The archive's backend keeps each value a tag is set to, even when an append-only
 it, and gc keeps the snapshots they name. `ore reflog expire` (with full access) expires
 values first seen before its cutoff.")]
     TagHistory(TagHistoryArgs),
+    /// Put back a lost format record: the newest value of `ore:format` the tag history kept.
+    #[command(after_help = "Examples:
+  ore-admin ARCHIVE tag-history ore:format   the values the format record had
+  ore -a ARCHIVE restore-format              put back the newest one that still decodes
+
+For an archive whose tag ore:format was deleted or damaged while its data is there: every
+command then says the format record is missing. Never run `ore init` there (a new record has a
+new master key). This sets ore:format only if it does not exist, to a block that decodes as a
+format record.")]
+    RestoreFormat,
     /// Show or prune this machine's file caches (one per archive snapshotted from here).
     #[command(after_help = "Examples:
   ore cache list

@@ -2,6 +2,7 @@
 //! the owner expires them — the way back after a tag was moved where it should not have been
 //! (by an append-only machine's `forget`, say). Each value names a snapshot that gc keeps
 //! while the value is kept; `ore reset TAG KEY` or `ore fork KEY NEW` brings it back.
+//! `ore restore-format` brings back a lost format record the same way (`ore::format::restore`).
 
 use crate::cli::TagHistoryArgs;
 use crate::{out, Done, Env};
@@ -42,6 +43,31 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
         } else {
             out(&format!("{time}  {}  {}  {state}\n", e.tag, e.value))?;
         }
+    }
+    Ok(Done::Clean)
+}
+
+/// `ore restore-format`: puts back the newest kept value of `ore:format` that decodes.
+pub fn restore_format(env: &Env) -> Result<Done> {
+    let id = env.archive_id()?;
+    let backend = ore::archive::open_existing_single(&id)?;
+    let r = ore::format::restore(&*backend, &id)?;
+    if env.global.json {
+        env.json(&json!({
+            "archive": id,
+            "format_key": r.key.to_hex(),
+            "archive_id": r.record.archive_id,
+            "skipped": r.skipped.iter().map(|(v, why)| json!({"value": v, "why": why})).collect::<Vec<_>>(),
+        }))?;
+    } else if !env.global.quiet {
+        for (v, why) in &r.skipped {
+            eprintln!("passed over {v}: {why}");
+        }
+        out(&format!(
+            "restored the format record of archive {id} (archive id {}): tag ore:format = {}\n",
+            r.record.archive_id,
+            r.key.to_hex()
+        ))?;
     }
     Ok(Done::Clean)
 }

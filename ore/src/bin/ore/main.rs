@@ -199,6 +199,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Reset(a) => keep::reset(&env, a),
         Command::Reflog(a) => keep::reflog(&env, a),
         Command::TagHistory(a) => history::tag_history(&env, a),
+        Command::RestoreFormat => history::restore_format(&env),
         Command::Cache(a) => cache::run(&env, a),
     };
     // An error the backend answered with does not know which archive it came from: say it.
