@@ -130,6 +130,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
                     None => {
                         let read = if translator.is_some() { dst } else { src };
                         former::rewritten_twin(read, &keys, dst, w)
+                            .or_else(|| former::put_there_by_sync(dst, &tag, w).then_some(w))
                     }
                 }
             }

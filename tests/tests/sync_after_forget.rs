@@ -133,3 +133,46 @@ fn a_sync_after_forget_and_reflog_expiry_still_follows_the_rewrite() {
         forget_then_sync(&src, &dst, &data, &d.path().join("out"), true);
     }
 }
+
+/// Found by the crash campaign: the destination's snapshot was one the forget dropped (newer
+/// snapshots came after the sync), and the source's reflog was expired, so neither the
+/// source's history nor a rewritten twin could show where it came from. The destination's own
+/// reflog does: its newest move of the tag is the sync that set this value, so the tag did not
+/// move on its own, and it follows. A tag moved on its own since still conflicts.
+#[test]
+fn a_destination_whose_snapshot_the_forget_dropped_follows_when_its_own_reflog_shows_a_sync() {
+    let (src, d) = Ore::local();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let dst = Ore::fs(&d.path().join("dst"));
+    for i in 0..2 {
+        std::fs::write(data.join("f"), format!("version {i}")).unwrap();
+        src.snapshot("home", &data);
+    }
+    sync(&src, &dst).expect(0, "first sync");
+    for i in 2..4 {
+        std::fs::write(data.join("f"), format!("version {i}")).unwrap();
+        src.snapshot("home", &data);
+    }
+    src.run(&["forget", "home", "--keep-last", "1"])
+        .expect(0, "forget");
+    src.run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "reflog expire");
+    let r = sync(&src, &dst).expect(0, "the sync follows");
+    assert_eq!(status(&r).0, "moved", "{r:?}");
+    let out = d.path().join("out");
+    dst.restore("home", &out).expect(0, "restore");
+    assert_eq!(std::fs::read(out.join("f")).unwrap(), b"version 3");
+    // Moved on its own since: a conflict, left alone.
+    let mine = d.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("x"), b"mine").unwrap();
+    let theirs = dst.snapshot("home", &mine);
+    std::fs::write(data.join("f"), b"version 4").unwrap();
+    src.snapshot("home", &data);
+    src.run(&["forget", "home", "--keep-last", "1"])
+        .expect(0, "forget");
+    let r = sync(&src, &dst).expect(3, "an independent move is a conflict");
+    assert_eq!(status(&r).0, "conflict", "{r:?}");
+    assert_eq!(head(&dst, "home"), theirs);
+}

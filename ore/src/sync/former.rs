@@ -16,7 +16,10 @@
 //! snapshots it keeps with their contents, times, host and user unchanged — only the link to
 //! the snapshot below differs — so a destination value whose snapshot equals one on the
 //! source's current chain in all of those is that snapshot before the rewrite
-//! ([`rewritten_twin`]), and the destination follows as well.
+//! ([`rewritten_twin`]), and the destination follows as well. A snapshot the forget dropped
+//! has no twin; then the destination's own reflog decides ([`put_there_by_sync`]): when the
+//! newest move of its tag is the sync that set this very value, the tag has not moved on its
+//! own since, and it follows too.
 //!
 //! Between archives that share keys a former value is the destination's key itself. Otherwise
 //! keys differ, and a former snapshot is translated (with the chain below it) to see whether it
@@ -149,4 +152,18 @@ pub(super) fn rewritten_twin(
         .iter()
         .copied()
         .find(|k| read.snapshot(*k).is_ok_and(|s| same(&s)))
+}
+
+/// Whether the newest move of the destination's `tag` in its own reflog is a sync that set it
+/// to `dst_value`: then that value came from a source and the tag has not moved on its own
+/// since (any other move — a snapshot, a reset — would be a newer entry).
+pub(super) fn put_there_by_sync(dst: &Repo, tag: &str, dst_value: Key) -> bool {
+    let Ok(entries) = crate::reflog::entries(dst) else {
+        return false;
+    };
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.tag == tag)
+        .is_some_and(|e| e.new == Some(dst_value) && e.action == "sync")
 }
