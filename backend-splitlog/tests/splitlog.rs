@@ -616,3 +616,36 @@ fn an_archive_locked_by_this_very_process_is_waited_for_a_moment() {
     release.join().unwrap();
     b.put(test_key(1), b"x").unwrap();
 }
+
+/// Bug: a holder whose archive directory was deleted while an attached connection worked
+/// never exited: it woke its accept loop by connecting to the socket's path, which was gone,
+/// and waited in `accept` for ever (a leftover process found after a test run).
+#[test]
+fn a_holder_whose_directory_was_deleted_exits_when_its_last_connection_ends() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("a");
+    let holder = Client::connect(&id(&dir)).unwrap();
+    let attached = Client::connect(&id(&dir)).unwrap();
+    let pid: i32 = std::fs::read_to_string(dir.join("lock"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    holder.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    attached.put(test_key(1), b"one").unwrap();
+    attached.close().unwrap();
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder (pid {pid}) is still running after its last connection ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -244,6 +244,12 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| Error::io(format!("restricting {}", socket.display()), e))?;
     }
+    // A second handle on the listening socket, to wake its accept loop when the door closes:
+    // connecting to the socket's path would not reach it if the path is gone (the archive's
+    // directory deleted meanwhile), and the holder would then wait in `accept` for ever.
+    let door = listener
+        .try_clone()
+        .map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
     let live = Arc::new(Live::default());
     let tickets = Tickets::new(socket).map(Arc::new);
     let acceptor = {
@@ -265,12 +271,20 @@ pub fn serve_stdio_sharing<B: Backend + 'static>(
         }
         release_stdio();
     });
-    let _ = UnixStream::connect(socket);
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown on a descriptor this process owns (`door` lives until after the
+        // join below); on a listening socket it wakes the blocked `accept` with an error.
+        unsafe {
+            libc::shutdown(door.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
     let _ = std::fs::remove_file(socket);
     let _ = std::fs::remove_file(secret_path(socket));
     for t in acceptor.join().unwrap_or_default() {
         let _ = t.join();
     }
+    drop(door);
     own
 }
 
@@ -303,6 +317,10 @@ impl Live {
         self.idle.notify_all();
     }
 
+    fn closed(&self) -> bool {
+        self.lock().1
+    }
+
     /// Waits until no attached connection is left, calling `waiting` first if one is, then
     /// stops taking more.
     fn close_when_idle(&self, waiting: impl FnOnce()) {
@@ -314,6 +332,15 @@ impl Live {
             s = self.idle.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         s.1 = true;
+    }
+}
+
+/// Counts an attached connection out when dropped.
+struct Leaving(Arc<Live>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 
@@ -370,7 +397,13 @@ fn accept_loop<B: Backend + 'static>(
 ) -> Vec<std::thread::JoinHandle<()>> {
     let mut attached = Vec::new();
     for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
+        let Ok(mut stream) = stream else {
+            // The door was shut (see `serve_stdio_sharing`): accept fails from now on.
+            if live.closed() {
+                break;
+            }
+            continue;
+        };
         if !live.enter() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             break;
@@ -379,10 +412,12 @@ fn accept_loop<B: Backend + 'static>(
         let t = std::thread::Builder::new()
             .name("ore attached".into())
             .spawn(move || {
+                // Counted out however the thread ends, a panic included: a count that never
+                // came back to zero would keep the holder alive for ever.
+                let _leaving = Leaving(done);
                 serve_attached(&mut stream, backend, tickets, &secret);
                 // The relay learns that the connection is over from its end of the socket.
                 let _ = stream.shutdown(std::net::Shutdown::Both);
-                done.leave();
             });
         match t {
             Ok(t) => attached.push(t),
