@@ -16,8 +16,8 @@ use std::path::PathBuf;
 /// cached identifier, never around it (see `ore-admin ID help`).
 ///
 /// Examples:
-///   ore -a "backend-cache ~/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" snapshot home ~
-///   ore-admin "backend-cache ~/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" stats
+///   ore -a "backend-cache $HOME/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" snapshot home ~
+///   ore-admin "backend-cache $HOME/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" stats
 #[derive(Parser)]
 #[command(name = "backend-cache", version, verbatim_doc_comment)]
 struct Args {

@@ -14,10 +14,10 @@ use std::path::PathBuf;
 /// read-only, empty archive.
 ///
 /// Examples:
-///   ore-admin "backend-replicated ~/ore/state.db" add /mnt/disk1/ore --trust 50
-///   ore-admin "backend-replicated ~/ore/state.db" add "ssh nas backend-splitlog /data" --trust 100
-///   ore-admin "backend-replicated ~/ore/state.db" members
-///   ore -a "backend-replicated ~/ore/state.db" snapshot home ~
+///   ore-admin "backend-replicated $HOME/ore/state.db" add /mnt/disk1/ore --trust 50
+///   ore-admin "backend-replicated $HOME/ore/state.db" add "ssh nas backend-splitlog /data" --trust 100
+///   ore-admin "backend-replicated $HOME/ore/state.db" members
+///   ore -a "backend-replicated $HOME/ore/state.db" snapshot home ~
 #[derive(Parser)]
 #[command(name = "backend-replicated", version, verbatim_doc_comment)]
 struct Args {

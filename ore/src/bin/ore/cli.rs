@@ -228,7 +228,7 @@ terminal, commands are read from standard input, one per line.")]
 Files are read on demand: only the blocks a read touches are fetched, through a bounded
 cache, with read-ahead for sequential reads. Needs fuse3 (fusermount3).")]
     Mount {
-        /// An empty directory to mount on.
+        /// The directory to mount on (what it holds is hidden, not changed, until unmounted).
         mountpoint: PathBuf,
         /// Show only this tag.
         #[arg(long)]
