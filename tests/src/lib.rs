@@ -1,8 +1,8 @@
 //! Helpers for tests that drive Ore's real binaries.
 //!
 //! The binaries of every workspace member are built into the target directory by
-//! `cargo build --workspace`, the first half of the README's test command. A missing binary is a loud failure,
-//! never a skipped test.
+//! `cargo build --workspace`, the first half of the test command in `.ci/run` (docs/TESTING.md).
+//! A missing binary is a loud failure, never a skipped test.
 
 use std::path::PathBuf;
 

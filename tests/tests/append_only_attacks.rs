@@ -1,8 +1,8 @@
 //! Attacks by a machine that holds only an append-only key, each tried for real: a real sshd on
 //! 127.0.0.1 whose `authorized_keys` forces `backend-splitlog --append-only DIR`, the real
 //! binaries, and the owner's routine commands afterwards. Each test is named after the attack
-//! and proves it gains nothing (see README, "Append-only keys"). The attach-socket attack is in
-//! `attach_forwarding.rs`.
+//! and proves it gains nothing (see docs/BACKENDS.md, "Append-only keys"). The attach-socket
+//! attack is in `attach_forwarding.rs`.
 
 use ore_tests::bin;
 use ore_tests::ore::{scratch, Ore};
