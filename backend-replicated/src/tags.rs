@@ -1,5 +1,7 @@
 //! Tags: kept in the state (which decides compare-and-swap) and copied to every member that
-//! takes writes, so each member is a complete archive on its own.
+//! takes writes, so every such member holds every tag. (Not every block: a block goes only to
+//! members enough for 100% trust, so a member alone is a complete archive only when it was
+//! needed for every block.)
 
 use crate::members::Member;
 use crate::Inner;
