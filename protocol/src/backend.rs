@@ -2,8 +2,9 @@
 //!
 //! One trait serves three roles: a real store (backend-fs, backend-splitlog) implements it, a
 //! proxy (backend-cache, backend-replicated) implements it by calling other backends, and the
-//! child-process [`Client`](crate::Client) implements it by talking to a backend program. So the
-//! frontend, the `serve` loop and the conformance suite are written once against this trait.
+//! child-process `Client` (in the `connect` crate) implements it by talking to a backend
+//! program. So the frontend, the `serve` loop and the conformance suite are written once
+//! against this trait.
 //!
 //! The rules in these doc comments are the rules of PROTOCOL.md; the conformance suite checks
 //! each of them.

@@ -6,28 +6,20 @@
 //! backend program speaking the Ore protocol (`backend-fs /mnt/ore`, `ssh nas backend-splitlog
 //! /data`). Every failure names the identifier.
 
-use crate::{SplitlogBackend, SplitlogOptions};
-use protocol::{Backend, Client, ClientOptions, Error, Ticket};
+use crate::{Client, ClientOptions};
+use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use protocol::{Backend, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Seconds a backend may stay silent while requests wait before it is given up (unset or 0:
-/// wait for ever). `ore --timeout` sets it; proxies inherit it for their inner backends.
-pub const TIMEOUT_ENV: &str = "ORE_TIMEOUT";
+pub use protocol::duration::{busy_limit, TIMEOUT_ENV};
 
 /// Options for a client started from an identifier: the timeout from [`TIMEOUT_ENV`].
 pub fn client_options(id: &str) -> protocol::Result<ClientOptions> {
-    let mut opts = ClientOptions::default();
-    if let Ok(v) = std::env::var(TIMEOUT_ENV) {
-        let limit = protocol::duration::parse_duration(TIMEOUT_ENV, &v).map_err(|message| {
-            Error::Connection {
-                archive: id.to_string(),
-                message,
-            }
-        })?;
-        opts.timeout = (!limit.is_zero()).then_some(limit);
-    }
-    Ok(opts)
+    Ok(ClientOptions {
+        timeout: protocol::duration::env_timeout(id)?,
+        ..ClientOptions::default()
+    })
 }
 
 /// How an identifier will be opened.
@@ -95,7 +87,7 @@ fn lanes_for_rtt(rtt: std::time::Duration) -> usize {
 
 /// Opens the archive named by `id`: in process for a plain path, else by starting its command
 /// — once more than that, in the background, when it is far away (see [`LANES_ENV`]), all
-/// used together as [`protocol::Lanes`].
+/// used together as [`crate::Lanes`].
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
@@ -113,7 +105,7 @@ pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
 
 /// Starts `cmd` once, then (when the round trip calls for it, or `lanes` asks) more times in the
 /// background: the further connections join as lanes when all have been opened (see
-/// [`protocol::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
+/// [`crate::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
 /// only means fewer lanes — a backend whose archive admits one process and no attachments
 /// refuses them — and is said at debug level.
 fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
@@ -154,12 +146,12 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     let point = shared.is_some().then(|| first.start_attach_point());
     let (tx, rx) = std::sync::mpsc::channel();
     // A run that ends before the lanes are up kills them rather than waiting for them.
-    let abandon = protocol::Abandon::default();
+    let abandon = crate::Abandon::default();
     let opts = ClientOptions {
         abandon: Some(abandon.clone()),
         ..opts
     };
-    let both = Arc::new(protocol::Lanes::joining(first, rx).with_abandon(abandon.clone()));
+    let both = Arc::new(crate::Lanes::joining(first, rx).with_abandon(abandon.clone()));
     let weak = Arc::downgrade(&both);
     let (id, cmd) = (id.to_string(), cmd.to_string());
     std::thread::Builder::new()
@@ -237,7 +229,7 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
 /// Stops early when the connection is gone or answers quickly.
 fn confirmed_round_trip(
     first: Ticket<std::time::Duration>,
-    lanes: &std::sync::Weak<protocol::Lanes<Client>>,
+    lanes: &std::sync::Weak<crate::Lanes<Client>>,
 ) -> std::time::Duration {
     let Ok(mut best) = first.wait() else {
         return std::time::Duration::ZERO;
@@ -256,16 +248,6 @@ fn confirmed_round_trip(
         }
     }
     best
-}
-
-/// How long to wait for an archive that another process holds (`None`: for ever). Without
-/// [`TIMEOUT_ENV`] (ore-admin, scripts) not at all: a busy archive is an error at once; `ore`
-/// always sets it (300 s unless told otherwise; 0 waits for ever).
-pub fn busy_limit(id: &str) -> protocol::Result<Option<std::time::Duration>> {
-    match std::env::var_os(TIMEOUT_ENV) {
-        None => Ok(Some(std::time::Duration::ZERO)),
-        Some(_) => Ok(client_options(id)?.timeout),
-    }
 }
 
 /// Opens a splitlog archive in process. One process at a time may hold it, so while another
@@ -320,7 +302,7 @@ const OWN_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether the lock file of the archive in `dir` names this process as its holder.
 fn held_by_this_process(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(crate::logs::LOCK_FILE))
+    std::fs::read_to_string(dir.join(backend_splitlog::logs::LOCK_FILE))
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         == Some(std::process::id())

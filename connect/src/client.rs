@@ -1,7 +1,7 @@
 //! `Client`: a backend program driven over its stdin and stdout.
 //!
 //! The client starts the program named by an archive identifier, checks its greeting, agrees on
-//! a version and then implements [`Backend`](crate::Backend) by sending requests. It keeps many requests in
+//! a version and then implements [`Backend`](protocol::Backend) by sending requests. It keeps many requests in
 //! flight: a request is written as soon as it is issued and its completion is queued; one
 //! reader thread matches answers to completions in order (answers come in request order) and
 //! hands log frames to the log sink. Requests are buffered and the buffer is flushed when
@@ -10,19 +10,21 @@
 //! thousand round trips — and no request sits in a buffer while others' answers are awaited.
 //!
 //! A client may also join, over a unix socket, the process that serves another client's
-//! connection (an attach point, see `share`): the same protocol, with no program of its own.
+//! connection (an attach point, see `protocol::share`): the same protocol, with no program of
+//! its own.
 //!
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
 //! that answers out of turn. The greeting is in `handshake`, the reader thread and the
-//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`, and how a
+//! watchdog in `reader`, the operations of [`Backend`](protocol::Backend) in `calls`, and how a
 //! connection ends (a program that runs on after it is left running) in `ending`.
 
-use crate::abandon::Abandon;
-use crate::backend::{AttachPoint, BackendInfo, Ticket};
-use crate::error::{Error, Result};
-use crate::message::{Request, Response};
+use crate::abandon::{Abandon, Abandonable};
 use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
+use protocol::backend::{AttachPoint, BackendInfo, Ticket};
+use protocol::error::{Error, Result};
+use protocol::message::{Request, Response};
+use protocol::share::RETRY_EXIT;
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -114,6 +116,14 @@ pub(crate) struct Shared {
     /// When something last arrived from the backend, or a request was sent while none was
     /// waiting: the watchdog's clock.
     heard: Mutex<Instant>,
+}
+
+impl Abandonable for Shared {
+    /// Kills the backend of a connection that will not be used (see [`Abandon`]).
+    fn abandoned(&self) {
+        self.mark_dead("abandoned before it was used".into());
+        self.cut();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -228,12 +238,6 @@ impl Shared {
         self.flushed.fetch_max(written, Ordering::AcqRel);
     }
 
-    /// Kills the backend of a connection that will not be used (see [`Abandon`]).
-    pub(crate) fn abandoned(&self) {
-        self.mark_dead("abandoned before it was used".into());
-        self.cut();
-    }
-
     /// Ends the connection at once: kills the backend program, or shuts the socket.
     fn cut(&self) {
         if let Some(child) = lock(&self.child).as_mut() {
@@ -289,9 +293,6 @@ impl Shared {
     }
 }
 
-/// The exit status with which a backend program, before its greeting, asks to be started
-/// again: it found its store busy with a process that was just ending (PROTOCOL.md §5).
-pub const RETRY_EXIT: i32 = 75;
 /// How many times a backend is started again when it asks to be.
 const RETRIES: u64 = 5;
 
@@ -414,7 +415,7 @@ impl Client {
             return Err(conn("the socket could not be duplicated".into()));
         };
         stream
-            .write_all(&crate::share::ticket_preamble(ticket))
+            .write_all(&protocol::tickets::ticket_preamble(ticket))
             .map_err(|e| conn(format!("writing to {}: {e}", socket.display())))?;
         let link = Link {
             out: Box::new(stream),
@@ -565,7 +566,7 @@ impl Client {
                 let r = r.and_then(|resp| match resp {
                     Response::Error { code, message } => Err(Error::Backend {
                         code,
-                        message: crate::log::capped(message),
+                        message: protocol::log::capped(message),
                     }),
                     other => convert(other).map_err(|other| Error::Connection {
                         archive,
@@ -612,7 +613,7 @@ impl Client {
     }
 
     /// Asks where a further connection may join the backend's process, sent at once (see
-    /// [`Backend::attach_point`](crate::Backend::attach_point)).
+    /// [`Backend::attach_point`](protocol::Backend::attach_point)).
     pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
         self.call_at_once(Request::AttachPoint, |r| match r {
             Response::AttachPoint(a) => Ok(a),

@@ -1,7 +1,7 @@
 //! One ssh connection for all the lanes to a distant archive.
 //!
 //! Over a long link ore opens several connections to an archive (lanes, see
-//! [`crate::identifier::open`]). When the identifier is an `ssh` command line, each would be a
+//! [`crate::open::open`]). When the identifier is an `ssh` command line, each would be a
 //! TCP connection of its own with its own key exchange and login: several round trips and a
 //! burst of public-key work on both ends, just as the run gets going — on a small machine the
 //! extra connections took over a second to come up. OpenSSH can carry several sessions over
@@ -25,7 +25,7 @@
 //! server refuses forwarding (a key with `restrict`, or a forced command, for which the
 //! backend names no attach point), lanes are sessions as above. The local socket's name is
 //! removed as soon as the lanes have connected through it, or by the run's end if that comes
-//! first (it is made under the lanes' [`protocol::Abandon`] switch), so none is left behind.
+//! first (it is made under the lanes' [`crate::Abandon`] switch), so none is left behind.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -131,7 +131,7 @@ pub fn forward(cmd: &str, remote: &str) -> Option<PathBuf> {
     }
     let _ = std::fs::remove_file(&local);
     let mut ssh = std::process::Command::new(program);
-    for var in protocol::spawn::SECRET_ENV {
+    for var in crate::spawn::SECRET_ENV {
         ssh.env_remove(var);
     }
     let out = ssh
