@@ -8,7 +8,7 @@
 
 use crate::{Client, ClientOptions};
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::{Backend, Error, Ticket};
+use protocol::{AttachPoint, Backend, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -147,79 +147,125 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     let (tx, rx) = std::sync::mpsc::channel();
     // A run that ends before the lanes are up kills them rather than waiting for them.
     let abandon = crate::Abandon::default();
-    let opts = ClientOptions {
-        abandon: Some(abandon.clone()),
-        ..opts
-    };
     let both = Arc::new(crate::Lanes::joining(first, rx).with_abandon(abandon.clone()));
-    let weak = Arc::downgrade(&both);
-    let (id, cmd) = (id.to_string(), cmd.to_string());
+    let more = MoreLanes {
+        id: id.to_string(),
+        cmd: cmd.to_string(),
+        opts: ClientOptions {
+            abandon: Some(abandon.clone()),
+            ..opts
+        },
+        abandon,
+        asked: lanes,
+        probe,
+        point,
+        lanes: Arc::downgrade(&both),
+        joining: tx,
+    };
     std::thread::Builder::new()
         .name("ore lanes".into())
-        .spawn(move || {
-            let lanes = match (lanes, probe) {
-                (Some(n), _) => n,
-                (None, Some(rtt)) => lanes_for_rtt(confirmed_round_trip(rtt, &weak)),
-                (None, None) => 1,
-            };
-            // A run that has ended by now needs no more connections.
-            if lanes <= 1 || weak.strong_count() == 0 {
-                return;
-            }
-            drop(weak);
-            // The forwarded socket is made under the switch, so that a run ending meanwhile
-            // removes it (a process that exits does not wait for this thread).
-            let tunnel = point.and_then(|p| p.wait().ok()).and_then(|p| {
-                let local = abandon.make(
-                    || crate::sshmux::forward(&cmd, &p.socket),
-                    |local| {
-                        let _ = std::fs::remove_file(local);
-                    },
-                )?;
-                Some((local, p.ticket))
-            });
-            // Each lane: a channel to the attach point if there is one, else a session.
-            let connect = || {
-                if let Some((local, ticket)) = &tunnel {
-                    match Client::connect_socket(&id, local, ticket, opts.clone()) {
-                        Ok(c) => return Ok((c, true)),
-                        Err(e) => protocol::log::debug(&format!(
-                            "a lane through the forwarded attach point failed: {e}"
-                        )),
-                    }
-                }
-                Client::connect_with(&cmd, opts.clone()).map(|c| (c, false))
-            };
-            let rest: Vec<(Client, bool)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (1..lanes).map(|_| s.spawn(connect)).collect();
-                handles
-                    .into_iter()
-                    .filter_map(|h| match h.join() {
-                        Ok(Ok(c)) => Some(c),
-                        Ok(Err(e)) => {
-                            protocol::log::debug(&format!("an extra connection was refused: {e}"));
-                            None
-                        }
-                        Err(_) => None,
-                    })
-                    .collect()
-            });
-            // Connected: the forwarded socket's name is no longer needed.
-            if let Some((local, _)) = &tunnel {
-                let _ = std::fs::remove_file(local);
-            }
-            let forwarded = rest.iter().filter(|(_, f)| *f).count();
-            let rest: Vec<Client> = rest.into_iter().map(|(c, _)| c).collect();
-            protocol::log::debug(&format!(
-                "{id}: {} connection(s) of {lanes} asked for, {forwarded} through a forwarded \
-                 attach point",
-                rest.len() + 1
-            ));
-            abandon.release();
-            let _ = tx.send(rest);
-        })
+        .spawn(move || more.open())
         .map_err(|e| Error::io("starting the lanes thread", e))?;
     Ok(both)
+}
+
+/// The lanes still to be opened in the background, once the first connection is up.
+struct MoreLanes {
+    id: String,
+    /// The command line that started the first connection.
+    cmd: String,
+    /// Options for each lane's connection, under the `abandon` switch.
+    opts: ClientOptions,
+    abandon: crate::Abandon,
+    /// How many lanes were asked for (`None`: as many as the round trip calls for).
+    asked: Option<usize>,
+    /// The first connection's round trip, when it decides.
+    probe: Option<Ticket<std::time::Duration>>,
+    /// Where the first connection's process may be attached to (over ssh).
+    point: Option<Ticket<AttachPoint>>,
+    /// The lanes the run uses, while it does.
+    lanes: std::sync::Weak<crate::Lanes<Client>>,
+    /// Where the further connections go once they are all open.
+    joining: std::sync::mpsc::Sender<Vec<Client>>,
+}
+
+impl MoreLanes {
+    /// Opens the further lanes and hands them to the run, unless it has ended by then or the
+    /// round trip calls for none.
+    fn open(self) {
+        let lanes = match (self.asked, self.probe) {
+            (Some(n), _) => n,
+            (None, Some(rtt)) => lanes_for_rtt(confirmed_round_trip(rtt, &self.lanes)),
+            (None, None) => 1,
+        };
+        // A run that has ended by now needs no more connections.
+        if lanes <= 1 || self.lanes.strong_count() == 0 {
+            return;
+        }
+        let tunnel = self.point.and_then(|p| p.wait().ok()).and_then(|p| {
+            // The forwarded socket is made under the switch, so that a run ending meanwhile
+            // removes it (a process that exits does not wait for this thread).
+            let local = self.abandon.make(
+                || crate::sshmux::forward(&self.cmd, &p.socket),
+                |local| {
+                    let _ = std::fs::remove_file(local);
+                },
+            )?;
+            Some((local, p.ticket))
+        });
+        let rest = connect_lanes(&self.id, &self.cmd, &self.opts, tunnel.as_ref(), lanes - 1);
+        // Connected: the forwarded socket's name is no longer needed.
+        if let Some((local, _)) = &tunnel {
+            let _ = std::fs::remove_file(local);
+        }
+        let forwarded = rest.iter().filter(|(_, f)| *f).count();
+        let rest: Vec<Client> = rest.into_iter().map(|(c, _)| c).collect();
+        protocol::log::debug(&format!(
+            "{}: {} connection(s) of {lanes} asked for, {forwarded} through a forwarded \
+             attach point",
+            self.id,
+            rest.len() + 1
+        ));
+        self.abandon.release();
+        let _ = self.joining.send(rest);
+    }
+}
+
+/// Opens `n` connections at once, each a channel to the forwarded attach point `tunnel` (a
+/// local socket and a ticket) if there is one and it answers, else a session of its own;
+/// each comes with whether it came through the tunnel. One that fails is left out.
+fn connect_lanes(
+    id: &str,
+    cmd: &str,
+    opts: &ClientOptions,
+    tunnel: Option<&(std::path::PathBuf, Vec<u8>)>,
+    n: usize,
+) -> Vec<(Client, bool)> {
+    let connect = || {
+        if let Some((local, ticket)) = tunnel {
+            match Client::connect_socket(id, local, ticket, opts.clone()) {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => protocol::log::debug(&format!(
+                    "a lane through the forwarded attach point failed: {e}"
+                )),
+            }
+        }
+        Client::connect_with(cmd, opts.clone()).map(|c| (c, false))
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(connect)).collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    protocol::log::debug(&format!("an extra connection was refused: {e}"));
+                    None
+                }
+                Err(_) => None,
+            })
+            .collect()
+    })
 }
 
 /// The round trip `first` measured, confirmed when it is long enough for lanes but not by
