@@ -6,7 +6,7 @@
 //! ([`spawn`]) and driven over its stdin and stdout by the child-process [`Client`]; over a
 //! long link several connections are used as one ([`Lanes`]), opened in the background under a
 //! switch that kills them if the run ends first ([`Abandon`]); over ssh they share one master
-//! connection and may join the far process's attach point through a forwarding ([`sshmux`]).
+//! connection and may join the far process's attach point through a forwarding (`sshmux`).
 //!
 //! The wire format and the server side (serve, restrictions, a holder's attach socket) are the
 //! `protocol` crate's; the stores are crates of their own. This crate sits above both: stores
@@ -18,7 +18,7 @@ pub mod lanes;
 mod linger;
 pub mod open;
 pub mod spawn;
-pub mod sshmux;
+mod sshmux;
 
 pub use abandon::Abandon;
 pub use client::{Client, ClientOptions};
