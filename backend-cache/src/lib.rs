@@ -112,7 +112,7 @@ pub struct CacheBackend {
 impl CacheBackend {
     /// Opens the cache at `path` in front of the archive identifier `inner_id`, starting it.
     pub fn open(path: &Path, inner_id: &str) -> Result<CacheBackend> {
-        let inner = backend_splitlog::identifier::open(inner_id)?;
+        let inner = connect::open(inner_id)?;
         CacheBackend::with_inner(path, inner, inner_id)
     }
 

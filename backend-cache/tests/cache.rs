@@ -4,10 +4,11 @@
 
 use backend_cache::CacheBackend;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{run, test_data, test_key};
-use protocol::{Backend, CasOutcome, Client, ClientOptions};
+use connect::{Client, ClientOptions};
+use protocol::{Backend, CasOutcome};
 use std::path::Path;
 use std::sync::Arc;
+use testkit::conformance::{run, test_data, test_key};
 
 fn quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
@@ -249,7 +250,7 @@ fn counters_survive_the_process() {
 #[test]
 fn a_gc_behind_a_running_cache_empties_it_when_the_epoch_is_read() {
     let t = tempfile::tempdir().unwrap();
-    let inner: Arc<dyn Backend> = Arc::new(protocol::memory::MemoryBackend::new(1 << 20));
+    let inner: Arc<dyn Backend> = Arc::new(testkit::memory::MemoryBackend::new(1 << 20));
     let cache = CacheBackend::with_inner(&t.path().join("c.db"), inner.clone(), "mem").unwrap();
     let k = test_key(1);
     cache.put(k, &test_data(1, 100)).unwrap();

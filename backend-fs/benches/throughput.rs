@@ -8,10 +8,11 @@
 //! for profiling one of them.
 
 use backend_fs::{FsBackend, FsOptions};
-use protocol::conformance::{test_data, test_key};
-use protocol::{Backend, Client, Key};
+use connect::Client;
+use protocol::{Backend, Key};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testkit::conformance::{test_data, test_key};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -51,7 +52,7 @@ fn open(mode: Mode, dir: &Path) -> Box<dyn Backend> {
         _ => Box::new(
             Client::connect_with(
                 &format!("{} '{}'", env!("CARGO_BIN_EXE_backend-fs"), dir.display()),
-                protocol::ClientOptions {
+                connect::ClientOptions {
                     window: env_num("ORE_BENCH_WINDOW", 256),
                     ..Default::default()
                 },

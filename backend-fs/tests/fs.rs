@@ -2,10 +2,11 @@
 //! promises: permissions, no half-written blocks, two writers at once, read-only access.
 
 use backend_fs::{FsBackend, FsOptions};
-use protocol::conformance::{run, test_data, test_key};
-use protocol::{Backend, CasOutcome, Client, ErrorCode};
+use connect::Client;
+use protocol::{Backend, CasOutcome, ErrorCode};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use testkit::conformance::{run, test_data, test_key};
 
 fn id(dir: &Path) -> String {
     format!("{} '{}'", env!("CARGO_BIN_EXE_backend-fs"), dir.display())
@@ -351,7 +352,7 @@ fn a_connection_closed_without_a_flush_still_names_its_blocks() {
 #[test]
 fn conformance_through_lanes_of_separate_processes() {
     let t = tempfile::tempdir().unwrap();
-    protocol::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
+    testkit::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
 }
 
 /// Lanes that join later: what the first connection accepted before they joined must be seen
@@ -362,7 +363,7 @@ fn blocks_stored_before_lanes_join_are_seen_through_them() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
     let (tx, rx) = std::sync::mpsc::channel();
-    let lanes = protocol::Lanes::joining(Client::connect(&id(&dir)).unwrap(), rx);
+    let lanes = connect::Lanes::joining(Client::connect(&id(&dir)).unwrap(), rx);
     for i in 0..64 {
         lanes.put(test_key(i), &test_data(i, 500)).unwrap();
     }

@@ -21,7 +21,7 @@ pub struct Member {
 impl Member {
     /// Connects to the member; a failure leaves it broken with the reason.
     pub fn connect(row: MemberRow) -> Member {
-        match backend_splitlog::identifier::open(&row.archive) {
+        match connect::open(&row.archive) {
             Ok(b) => Member {
                 info: Some(b.info()),
                 backend: Some(b),

@@ -4,10 +4,11 @@
 
 use backend_replicated::ReplicatedBackend;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{run, test_data, test_key};
-use protocol::{Backend, Client, ErrorCode, Key};
+use connect::Client;
+use protocol::{Backend, ErrorCode, Key};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use testkit::conformance::{run, test_data, test_key};
 
 fn quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))

@@ -8,10 +8,11 @@
 
 use backend_fs::{FsBackend, FsOptions};
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{test_data, test_key};
-use protocol::{Backend, Client, Key};
+use connect::Client;
+use protocol::{Backend, Key};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use testkit::conformance::{test_data, test_key};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)

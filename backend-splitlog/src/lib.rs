@@ -21,7 +21,6 @@
 
 mod admin;
 pub mod damage;
-pub mod identifier;
 pub mod index;
 pub mod logs;
 pub mod record;
@@ -29,7 +28,6 @@ mod reindex;
 mod replay;
 pub mod scan;
 pub mod sqlite;
-pub mod sshmux;
 
 use index::Index;
 use logs::{ArchiveLock, Logs};

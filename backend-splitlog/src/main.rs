@@ -55,7 +55,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // otherwise, a busy archive that takes no attachments is an error at once.
     // (Giving up a little before the frontend would, so that it hears why; a limit that is
     // not a number waits for ever.)
-    let limit = backend_splitlog::identifier::busy_limit(&args.dir.display().to_string())
+    let limit = protocol::duration::busy_limit(&args.dir.display().to_string())
         .unwrap_or(None)
         .map(|l| l.mul_f64(0.8));
     let started = Instant::now();
@@ -90,7 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                                 "the process holding {} ended before answering; start again",
                                 args.dir.display()
                             );
-                            std::process::exit(protocol::client::RETRY_EXIT);
+                            std::process::exit(share::RETRY_EXIT);
                         }
                         // Said to the frontend already, in the answers it waited for.
                         share::Relayed::HolderLost { .. } => std::process::exit(1),

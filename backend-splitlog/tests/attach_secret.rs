@@ -3,9 +3,10 @@
 //! the archive's owner alone; without it — as through an ssh forwarding of the socket by a key
 //! whose forced command cannot read files — the connection is closed before any greeting.
 
+use connect::Client;
 use protocol::frame::MAGIC;
 use protocol::share::{SECRET, SOCKET};
-use protocol::{Backend, Client};
+use protocol::Backend;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;

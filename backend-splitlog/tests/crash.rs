@@ -13,12 +13,13 @@
 //! `ORE_CRASH_POINTS` (default 300) sets how many kill points are run.
 
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{test_data, test_key};
-use protocol::{Backend, CasOutcome, Client, ClientOptions, Key};
+use connect::{Client, ClientOptions};
+use protocol::{Backend, CasOutcome, Key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use testkit::conformance::{test_data, test_key};
 
 fn scratch() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");

@@ -501,7 +501,7 @@ fn damage_past_the_last_commit_is_passed_over_and_leaves_no_doubt_for_a_later_fu
     crash_garbage_then_a_tag(&dir, "after");
     let id = format!("{} {}", env!("CARGO_BIN_EXE_backend-splitlog"), quote(&dir));
     let read = |what: &str| {
-        let c = protocol::Client::connect(&id).unwrap();
+        let c = connect::Client::connect(&id).unwrap();
         let tags = (c.get_tag("before"), c.get_tag("after"));
         c.close().unwrap();
         match tags {

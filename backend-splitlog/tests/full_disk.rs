@@ -9,9 +9,9 @@ mod common;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
 use common::copy_as_killed;
 use ore_tests::tmpfs::{fill, Tmpfs};
-use protocol::conformance::{test_data, test_key};
 use protocol::{Backend, ErrorCode};
 use std::path::Path;
+use testkit::conformance::{test_data, test_key};
 
 fn open(dir: &Path, metadata: Option<&Path>, private: bool) -> protocol::Result<SplitlogBackend> {
     SplitlogBackend::open(

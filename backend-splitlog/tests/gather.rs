@@ -7,9 +7,9 @@
 mod common;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
 use common::copy_as_killed;
-use protocol::conformance::{run, test_data, test_key};
 use protocol::Backend;
 use std::path::Path;
+use testkit::conformance::{run, test_data, test_key};
 
 fn open(dir: &Path, private: bool) -> SplitlogBackend {
     SplitlogBackend::open(

@@ -3,9 +3,9 @@
 //! the owner's routine compaction erased the history that could have set it back).
 
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{test_data, test_key};
 use protocol::history::{parse, EXPIRE, TAG_HISTORY};
 use protocol::{Backend, CasOutcome};
+use testkit::conformance::{test_data, test_key};
 
 /// The kept values of `tag`, sorted (a reindex after compaction finds them in the order the
 /// logs now hold them, not the order they were set in).

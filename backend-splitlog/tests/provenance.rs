@@ -4,10 +4,10 @@
 //! `ore check --unverified`).
 
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{test_data, test_key};
 use protocol::provenance::{parse_page, UNVOUCHED, VOUCH};
 use protocol::{Access, Backend, Restricted};
 use std::sync::Arc;
+use testkit::conformance::{test_data, test_key};
 
 fn unvouched(b: &dyn Backend) -> Vec<protocol::Key> {
     let out = b.admin(UNVOUCHED, &[]).unwrap();

@@ -2,10 +2,11 @@
 //! write protection, rollover and compaction.
 
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use protocol::conformance::{run, test_data, test_key};
-use protocol::{Backend, Client, ClientOptions, ErrorCode};
+use connect::{Client, ClientOptions};
+use protocol::{Backend, ErrorCode};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use testkit::conformance::{run, test_data, test_key};
 
 fn open(dir: &Path) -> SplitlogBackend {
     SplitlogBackend::open(dir, SplitlogOptions::default()).unwrap()
@@ -476,7 +477,7 @@ fn connections_join_through_the_attach_point_with_the_access_of_their_ticket() {
         Path::new(&point.socket),
         std::path::absolute(dir.join(protocol::share::SOCKET)).unwrap()
     );
-    assert_eq!(point.ticket.len(), protocol::share::TICKET_LEN);
+    assert_eq!(point.ticket.len(), protocol::tickets::TICKET_LEN);
     let socket = Path::new(&point.socket);
     let joined =
         Client::connect_socket("joined", socket, &point.ticket, Default::default()).unwrap();
@@ -542,7 +543,7 @@ fn connections_join_through_the_attach_point_with_the_access_of_their_ticket() {
 #[test]
 fn conformance_through_lanes_of_attached_processes() {
     let t = tempfile::tempdir().unwrap();
-    protocol::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
+    testkit::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
 }
 
 #[test]
@@ -573,7 +574,7 @@ fn a_program_that_asks_to_be_started_again_is() {
     let once = format!(
         "sh -c 'if [ ! -e {m} ]; then touch {m}; exit {code}; fi; exec \"$0\" \"$@\"' {id}",
         m = marker.display(),
-        code = protocol::client::RETRY_EXIT,
+        code = protocol::share::RETRY_EXIT,
         id = id(&dir)
     );
     let c = Client::connect(&once).unwrap();
@@ -583,7 +584,7 @@ fn a_program_that_asks_to_be_started_again_is() {
     // Always asks: given up after a few tries, with the program's own words.
     let always = format!(
         "sh -c 'echo busy, try later >&2; exit {}'",
-        protocol::client::RETRY_EXIT
+        protocol::share::RETRY_EXIT
     );
     let started = std::time::Instant::now();
     let e = Client::connect(&always).err().expect("never greets");
@@ -611,8 +612,8 @@ fn an_archive_locked_by_this_very_process_is_waited_for_a_moment() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(held);
     });
-    std::env::remove_var(backend_splitlog::identifier::TIMEOUT_ENV);
-    let b = backend_splitlog::identifier::open(&id).expect("opened once released");
+    std::env::remove_var(connect::open::TIMEOUT_ENV);
+    let b = connect::open::open(&id).expect("opened once released");
     release.join().unwrap();
     b.put(test_key(1), b"x").unwrap();
 }

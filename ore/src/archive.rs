@@ -1,7 +1,7 @@
 //! Opening an archive from its identifier (the rule is shared with the proxies, so it lives in
-//! [`backend_splitlog::identifier`]).
+//! [`connect::open`]).
 
-pub use backend_splitlog::identifier::{
+pub use connect::open::{
     classify, local_dir, open, open_existing, open_existing_single, open_single, Kind, LANES_ENV,
 };
 

@@ -2,8 +2,9 @@
 //!
 //! One trait serves three roles: a real store (backend-fs, backend-splitlog) implements it, a
 //! proxy (backend-cache, backend-replicated) implements it by calling other backends, and the
-//! child-process [`Client`](crate::Client) implements it by talking to a backend program. So the
-//! frontend, the `serve` loop and the conformance suite are written once against this trait.
+//! child-process `Client` (in the `connect` crate) implements it by talking to a backend
+//! program. So the frontend, the `serve` loop and the conformance suite are written once
+//! against this trait.
 //!
 //! The rules in these doc comments are the rules of PROTOCOL.md; the conformance suite checks
 //! each of them.
@@ -268,6 +269,12 @@ impl<T> Ticket<T> {
     }
 }
 
+/// The admin command with which a backend that does not keep provenance itself (a proxy, the
+/// child-process client) has the store it talks to record a block as stored by a restricted
+/// connection ([`crate::provenance::MARK`]; defined here, where the trait's default uses it, so
+/// that the trait does not depend on the module built on it).
+pub const MARK_UNVOUCHED: &str = "mark-unvouched";
+
 /// A store of blocks and tags. All methods take `&self` and may be called from many threads at
 /// once; operations issued by one thread take effect in the order it issued them.
 pub trait Backend: Send + Sync {
@@ -354,14 +361,14 @@ pub trait Backend: Send + Sync {
 
     /// [`put`](Self::put) for a connection with restricted access: the backend also records
     /// that a restricted connection stored the block, when this put newly stores it, until the
-    /// owner vouches for it (see [`crate::provenance`]). Every store keeps that record with the
+    /// owner vouches for it (see `provenance`). Every store keeps that record with the
     /// block, so that no crash leaves the block without it. The default, for proxies and the
     /// child-process client, records a block that is not stored yet with the `mark-unvouched`
     /// admin command and then stores it (one more round trip per new block; recorded first,
     /// so that a crash between the two leaves at worst a record of a block that is not there).
     fn put_restricted(&self, key: Key, data: &[u8]) -> Result<()> {
         if self.exists(&[key])?.first() != Some(&true) {
-            self.admin(crate::provenance::MARK, &[key.to_hex()])?;
+            self.admin(MARK_UNVOUCHED, &[key.to_hex()])?;
         }
         self.put(key, data)
     }

@@ -8,7 +8,37 @@
 //! one of these settings (the frontend, the backends, the proxies) refuses the same values in
 //! the same words.
 
+use crate::error::Error;
 use std::time::Duration;
+
+/// Seconds a backend may stay silent while requests wait before it is given up (unset or 0:
+/// wait for ever). `ore --timeout` sets it; proxies inherit it for their inner backends, and a
+/// store program started by `ore` waits this long for a busy archive ([`busy_limit`]). It lives
+/// here, with the protocol, because every program of Ore reads it the same way.
+pub const TIMEOUT_ENV: &str = "ORE_TIMEOUT";
+
+/// The timeout [`TIMEOUT_ENV`] sets for connections to the archive `id` (named in the error):
+/// `None` when it is unset or 0 (wait for ever).
+pub fn env_timeout(id: &str) -> crate::Result<Option<Duration>> {
+    let Ok(v) = std::env::var(TIMEOUT_ENV) else {
+        return Ok(None);
+    };
+    let limit = parse_duration(TIMEOUT_ENV, &v).map_err(|message| Error::Connection {
+        archive: id.to_string(),
+        message,
+    })?;
+    Ok((!limit.is_zero()).then_some(limit))
+}
+
+/// How long to wait for an archive that another process holds (`None`: for ever). Without
+/// [`TIMEOUT_ENV`] (ore-admin, scripts) not at all: a busy archive is an error at once; `ore`
+/// always sets it (300 s unless told otherwise; 0 waits for ever).
+pub fn busy_limit(id: &str) -> crate::Result<Option<Duration>> {
+    match std::env::var_os(TIMEOUT_ENV) {
+        None => Ok(Some(Duration::ZERO)),
+        Some(_) => env_timeout(id),
+    }
+}
 
 /// The longest duration any setting accepts: ten (Julian) years, far beyond any useful timeout
 /// or lease, and far enough inside the range of a nanosecond clock that deadlines cannot

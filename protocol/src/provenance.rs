@@ -40,7 +40,7 @@ pub const UNVOUCHED: &str = "unvouched";
 /// The owner's command that clears records.
 pub const VOUCH: &str = "vouch";
 /// The proxies' command that adds records.
-pub const MARK: &str = "mark-unvouched";
+pub const MARK: &str = crate::backend::MARK_UNVOUCHED;
 /// Most keys in one `unvouched` answer (and its default).
 pub const MAX_PAGE: usize = 4096;
 /// Most keys one `vouch` or `mark-unvouched` takes.

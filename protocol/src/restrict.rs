@@ -12,40 +12,12 @@
 //! only those blocks. `--read-only` refuses every change. The rules live here once, as a wrapper around
 //! any backend, so every backend program offers the same flags with the same meaning.
 
+pub use crate::access::Access;
 use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key::Key;
-use crate::share::Tickets;
+use crate::tickets::Tickets;
 use std::sync::Arc;
-
-/// What a connection may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    Full,
-    /// Puts and tag moves; no removals, no tag removals, no changing admin commands.
-    AppendOnly,
-    /// Reads only.
-    ReadOnly,
-}
-
-impl Access {
-    /// From a program's `--append-only` and `--read-only` flags.
-    pub fn from_flags(append_only: bool, read_only: bool) -> Access {
-        match (append_only, read_only) {
-            (_, true) => Access::ReadOnly,
-            (true, false) => Access::AppendOnly,
-            (false, false) => Access::Full,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Access::Full => "full",
-            Access::AppendOnly => "append-only",
-            Access::ReadOnly => "read-only",
-        }
-    }
-}
 
 /// Admin commands that only read, allowed under any restriction.
 pub const READING_ADMIN: &[&str] = &[

@@ -6,15 +6,18 @@
 //! no further request is already waiting in the input buffer, so a client that pipelines
 //! hundreds of small requests gets its answers in a few large writes.
 
-use crate::answers::{send, Answer, Answers, SharedOut};
+use crate::answers::{send, SharedOut};
 use crate::backend::Backend;
 use crate::error::{Error, ErrorCode, Result};
-use crate::fault::{kill_self, Fault, FaultAction};
+use crate::fault::Fault;
 use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use crate::log::{self, LogSink};
 use crate::message::{Hello, Level, Request, Response, Welcome};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
+
+mod execute;
+use execute::execute_all;
 
 /// Oldest protocol version this implementation speaks.
 pub const MIN_VERSION: u16 = 1;
@@ -78,7 +81,7 @@ where
     W: Write + Send + 'static,
 {
     let info = backend.info();
-    let mut fault = Fault::from_env()?.filter(|f| f.applies_to(&info.server));
+    let fault = Fault::from_env()?.filter(|f| f.applies_to(&info.server));
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let out: SharedOut<W> = Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, output)));
     {
@@ -119,10 +122,10 @@ where
     send(&out, &Response::Welcome(Welcome { version, info }), true)?;
 
     if !sink {
-        return request_loop(backend, input, &out, &mut fault);
+        return request_loop(backend, input, &out, fault);
     }
     let previous = log::set_sink(Some(Arc::new(FrameSink { out: out.clone() })));
-    let result = request_loop(backend, input, &out, &mut fault);
+    let result = request_loop(backend, input, &out, fault);
     log::set_sink(previous);
     result
 }
@@ -214,7 +217,7 @@ fn request_loop<B, R, W>(
     backend: &B,
     input: BufReader<R>,
     out: &SharedOut<W>,
-    fault: &mut Option<Fault>,
+    fault: Option<Fault>,
 ) -> Result<()>
 where
     B: Backend + ?Sized,
@@ -226,8 +229,7 @@ where
         freed: Condvar::new(),
     });
     let (incoming, reader) = spawn_reader(input, budget.clone())?;
-    let mut reader_ended = false;
-    let result = execute_all(backend, &incoming, &budget, out, fault, &mut reader_ended);
+    let (result, reader_ended) = execute_all(backend, &incoming, &budget, out, fault);
     // Once the reader has handed over its last item (a close, the end of input, or a broken
     // stream) it is about to exit: wait for it. Otherwise (answers could not be written) it may
     // be blocked reading input the client has not closed: leave it; the process or the
@@ -236,241 +238,6 @@ where
         let _ = reader.join();
     }
     result
-}
-
-fn execute_all<B, W>(
-    backend: &B,
-    incoming: &mpsc::Receiver<Vec<Incoming>>,
-    budget: &Budget,
-    out: &SharedOut<W>,
-    fault: &mut Option<Fault>,
-    reader_ended: &mut bool,
-) -> Result<()>
-where
-    B: Backend + ?Sized,
-    W: Write + Send + 'static,
-{
-    let pipelined = fault.is_none() && backend.pipelines();
-    let mut answers = if pipelined {
-        Answers::start(out.clone())?
-    } else {
-        Answers::inline(out.clone())
-    };
-    let r = execute_into(backend, incoming, budget, &mut answers, fault, reader_ended);
-    let finished = answers.finish();
-    r.and(finished)
-}
-
-fn execute_into<B>(
-    backend: &B,
-    incoming: &mpsc::Receiver<Vec<Incoming>>,
-    budget: &Budget,
-    answers: &mut Answers,
-    fault: &mut Option<Fault>,
-    reader_ended: &mut bool,
-) -> Result<()>
-where
-    B: Backend + ?Sized,
-{
-    let mut batch = Vec::new().into_iter().peekable();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    // A backend that pipelines gets puts, gets and exists through its tickets, so many are in
-    // flight at once; everything else waits for the answers before it (PROTOCOL.md, section 5).
-    // With fault injection configured everything runs one at a time, so faults fire at exact
-    // points.
-    let pipelined = answers.threaded();
-    loop {
-        // A run of puts already received is executed on several threads at once (answers still
-        // go out in order). Puts are independent and idempotent, and every other request waits
-        // until the run is done, so no client can tell — except by speed.
-        if fault.is_none() && !pipelined && workers > 1 {
-            let mut run = Vec::new();
-            while let Some(Incoming::Request(Ok(Request::Put { .. }), _)) = batch.peek() {
-                if let Some(Incoming::Request(Ok(r), size)) = batch.next() {
-                    run.push((r, size));
-                }
-            }
-            if !run.is_empty() {
-                for (answer, size) in execute_run(backend, run, workers) {
-                    budget.give(size);
-                    answers.answer(Answer::Now(answer))?;
-                }
-                continue;
-            }
-        }
-        let item = match batch.next() {
-            Some(item) => item,
-            None => {
-                // Flush answers whenever no request is waiting: never wait for input while
-                // holding answers back (the client may need them before it sends more).
-                let next = match incoming.try_recv() {
-                    Ok(b) => Ok(b),
-                    Err(_) => {
-                        answers.flush()?;
-                        incoming.recv()
-                    }
-                };
-                batch = next
-                    .unwrap_or_else(|_| vec![Incoming::End])
-                    .into_iter()
-                    .peekable();
-                continue;
-            }
-        };
-        let (request, size) = match item {
-            Incoming::Request(r, size) => (r, size),
-            Incoming::End => {
-                // End of input without a close: keep what was acknowledged if we can.
-                *reader_ended = true;
-                answers.barrier()?;
-                let _ = backend.flush();
-                return Ok(());
-            }
-            Incoming::Broken(e) => {
-                *reader_ended = true;
-                // The frame boundary is lost, so no answer can be matched to a request: say
-                // why once and stop.
-                answers.barrier()?;
-                let _ = answers.answer(Answer::Now(Response::error(&e)));
-                let _ = backend.flush();
-                return Err(e);
-            }
-        };
-        let request = match request {
-            Ok(r) => r,
-            Err(e) => {
-                budget.give(size);
-                answers.answer(Answer::Now(Response::error(&e)))?;
-                continue;
-            }
-        };
-        if pipelined {
-            let answer = match request {
-                Request::Put { key, data } => Answer::of(
-                    backend
-                        .start_put(key, data.into_vec())
-                        .map(|()| Response::Ok),
-                ),
-                Request::Get(key) => Answer::of(backend.start_get(key).map(|d| match d {
-                    Some(d) => Response::Data(d),
-                    None => Response::Missing,
-                })),
-                Request::Exists(keys) => {
-                    Answer::of(backend.start_exists(keys).map(Response::Presence))
-                }
-                Request::Close => {
-                    *reader_ended = true;
-                    answers.barrier()?;
-                    let answer = match backend.flush() {
-                        Ok(()) => Response::Goodbye,
-                        Err(e) => Response::error(&e),
-                    };
-                    answers.answer(Answer::Now(answer))?;
-                    return Ok(());
-                }
-                other => {
-                    answers.barrier()?;
-                    Answer::Now(execute(backend, other))
-                }
-            };
-            budget.give(size);
-            answers.answer(answer)?;
-            continue;
-        }
-        let action = match fault.as_mut() {
-            Some(f) => f.on_operation(request.op_name()),
-            None => FaultAction::Proceed,
-        };
-        let answer = match action {
-            FaultAction::KillBefore => kill_self(),
-            FaultAction::Fail => Response::Error {
-                code: ErrorCode::Injected,
-                message: format!("injected fault on {}", request.op_name()),
-            },
-            FaultAction::Proceed | FaultAction::KillAfter => {
-                if matches!(request, Request::Close) {
-                    *reader_ended = true;
-                    let r = backend.flush();
-                    if action == FaultAction::KillAfter {
-                        kill_self();
-                    }
-                    let answer = match r {
-                        Ok(()) => Response::Goodbye,
-                        Err(e) => Response::error(&e),
-                    };
-                    answers.answer(Answer::Now(answer))?;
-                    return Ok(());
-                }
-                let answer = execute(backend, request);
-                if action == FaultAction::KillAfter {
-                    kill_self();
-                }
-                answer
-            }
-        };
-        budget.give(size);
-        answers.answer(Answer::Now(answer))?;
-    }
-}
-
-/// Shortest run of puts worth spreading over threads.
-const PARALLEL_RUN: usize = 16;
-
-/// Executes a run of requests (puts), in parallel when it is long enough; the answers come
-/// back in the order of the requests.
-fn execute_run<B: Backend + ?Sized>(
-    backend: &B,
-    run: Vec<(Request, usize)>,
-    workers: usize,
-) -> Vec<(Response, usize)> {
-    if run.len() < PARALLEL_RUN {
-        return run
-            .into_iter()
-            .map(|(r, size)| (execute(backend, r), size))
-            .collect();
-    }
-    let per = run.len().div_ceil(workers);
-    let mut groups: Vec<Vec<(Request, usize)>> = Vec::new();
-    let mut it = run.into_iter();
-    loop {
-        let g: Vec<_> = it.by_ref().take(per).collect();
-        if g.is_empty() {
-            break;
-        }
-        groups.push(g);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .map(|g| {
-                let sizes: Vec<usize> = g.iter().map(|(_, size)| *size).collect();
-                let h = s.spawn(move || {
-                    g.into_iter()
-                        .map(|(r, size)| (execute(backend, r), size))
-                        .collect::<Vec<_>>()
-                });
-                (h, sizes)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(h, sizes)| {
-                // A panic inside the backend must still leave one answer per request.
-                h.join().unwrap_or_else(|_| {
-                    sizes
-                        .into_iter()
-                        .map(|size| {
-                            let answer = Response::Error {
-                                code: ErrorCode::Internal,
-                                message: "the backend failed while storing a block".into(),
-                            };
-                            (answer, size)
-                        })
-                        .collect()
-                })
-            })
-            .collect()
-    })
 }
 
 /// Runs one request against the backend and forms its answer.

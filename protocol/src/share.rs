@@ -21,9 +21,10 @@
 //! must not wait for that (it could be the whole of another run): the holder, once its own
 //! connection is over and others remain, points its stdin, stdout and stderr at `/dev/null`.
 //! Its pipes close, the frontend sees its connection end as after any goodbye, and leaves the
-//! process to be reaped in the background rather than killing it (see `client.rs`). Over ssh
-//! the frontend's child is `ssh`, which lives as long as the remote holder (sshd keeps the
-//! session open until the process exits) but passes the end of its stdout on: the frontend
+//! process to be reaped in the background rather than killing it (see the `connect` crate's
+//! `client.rs`). Over ssh the frontend's child is `ssh`, which lives as long as the remote
+//! holder (sshd keeps the session open until the process exits) but passes the end of its
+//! stdout on: the frontend
 //! leaves that `ssh` running in the same way, and it ends with the holder. Should the frontend
 //! exit meanwhile, the holder is reparented, reaped by init when it ends; it keeps the
 //! archive's lock throughout, so no second holder can start beside it, and new runs keep
@@ -64,14 +65,20 @@
 //! that forwards to the holder it started itself, or to the owner's full-access holder, gets
 //! nothing it did not already have (test: `tests/tests/attach_forwarding.rs`).
 
-use crate::backend::{AttachPoint, Backend};
-use crate::error::{Error, ErrorCode, Result};
-use crate::restrict::{Access, Restricted};
+use crate::access::Access;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::restrict::Restricted;
+use crate::tickets::{random_bytes, same_secret, Tickets, SHOWS_TICKET, TICKET_LEN};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// The exit status with which a backend program, before its greeting, asks to be started
+/// again: it found its store busy with a process that was just ending (PROTOCOL.md §5).
+pub const RETRY_EXIT: i32 = 75;
 
 /// The socket's name inside the archive directory.
 pub const SOCKET: &str = "attach.sock";
@@ -87,32 +94,13 @@ pub fn socket_path(dir: &Path) -> Option<PathBuf> {
     (p.as_os_str().len() <= PATH_MAX).then_some(p)
 }
 
-/// The first byte of an attachment that shows a ticket (the ticket's bytes follow) instead
-/// of declaring an access.
-const SHOWS_TICKET: u8 = 3;
 /// Set in a relay's access byte when its own connection is not to be offered attach points
 /// (it came in through an ssh forced command, which is there to restrict it).
 const NO_ATTACH_POINTS: u8 = 0x10;
 /// How long an attaching peer has to send its preamble.
 const ADMISSION_PATIENCE: Duration = Duration::from_secs(30);
-/// Length of a ticket, and of the relay secret.
-pub const TICKET_LEN: usize = 32;
-
 mod relay;
 pub use relay::{relay_stdio, Relayed};
-
-/// 32 bytes from the operating system's random source.
-fn random_bytes(what: &str) -> Result<[u8; TICKET_LEN]> {
-    let mut t = [0u8; TICKET_LEN];
-    getrandom::getrandom(&mut t)
-        .map_err(|e| Error::backend(ErrorCode::Internal, format!("no random {what}: {e}")))?;
-    Ok(t)
-}
-
-/// Whether two secrets are equal, compared in constant time.
-fn same_secret(a: &[u8; TICKET_LEN], b: &[u8; TICKET_LEN]) -> bool {
-    a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
 
 /// The relay secret's file for the socket at `socket`.
 fn secret_path(socket: &Path) -> PathBuf {
@@ -141,64 +129,6 @@ fn write_secret(socket: &Path) -> Result<[u8; TICKET_LEN]> {
 /// The relay secret of the holder listening on `socket`, if it can be read.
 fn read_secret(socket: &Path) -> Option<[u8; TICKET_LEN]> {
     std::fs::read(secret_path(socket)).ok()?.try_into().ok()
-}
-
-/// The tickets a holder hands out with its attach point: one per access level, made at first
-/// request from the operating system's random source and valid while the holder lives. A
-/// ticket admits a connection with the access of the connection it was issued to, so a
-/// connection can never gain by attaching — however it reaches the socket (an ssh forwarding
-/// of it, say), it must have been served first with at least that access.
-pub struct Tickets {
-    socket: String,
-    issued: Mutex<Vec<([u8; TICKET_LEN], Access)>>,
-}
-
-impl Tickets {
-    /// Tickets for attachments through `socket` (`None` when its path is not UTF-8: no
-    /// attach point can then be named in the protocol).
-    pub fn new(socket: &Path) -> Option<Tickets> {
-        Some(Tickets {
-            socket: socket.to_str()?.to_string(),
-            issued: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// The attach point, with the ticket for `access`.
-    pub fn issue(&self, access: Access) -> Result<AttachPoint> {
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let ticket = match issued.iter().find(|(_, a)| *a == access) {
-            Some((t, _)) => *t,
-            None => {
-                let t = random_bytes("ticket")?;
-                issued.push((t, access));
-                t
-            }
-        };
-        Ok(AttachPoint {
-            socket: self.socket.clone(),
-            ticket: ticket.to_vec(),
-        })
-    }
-
-    /// The access `ticket` was issued for, if it was (compared in constant time).
-    fn admit(&self, ticket: &[u8; TICKET_LEN]) -> Option<Access> {
-        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let mut found = None;
-        for (t, a) in issued.iter() {
-            if same_secret(t, ticket) {
-                found = Some(*a);
-            }
-        }
-        found
-    }
-}
-
-/// What a process that joins through an attach point sends first: the ticket it was given.
-pub fn ticket_preamble(ticket: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1 + ticket.len());
-    v.push(SHOWS_TICKET);
-    v.extend_from_slice(ticket);
-    v
 }
 
 fn access_byte(a: Access) -> u8 {

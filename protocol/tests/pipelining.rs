@@ -3,14 +3,13 @@
 
 use protocol::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use protocol::message::{Hello, Request, Response, SetTag};
-use protocol::{
-    AdminOutput, Backend, BackendInfo, CasOutcome, Key, MemoryBackend, Result, Stats, Ticket,
-};
+use protocol::{AdminOutput, Backend, BackendInfo, CasOutcome, Key, Result, Stats, Ticket};
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use testkit::MemoryBackend;
 
 /// Stands in for a proxy whose inner backend is far away: every put, get and exists is
 /// answered `DELAY` after it was started, independently of the others.

@@ -1,7 +1,8 @@
 //! Append-only and read-only access, as every backend program offers it.
 
-use protocol::conformance::test_key;
-use protocol::{Access, Backend, CasOutcome, ErrorCode, Key, MemoryBackend, Restricted};
+use protocol::{Access, Backend, CasOutcome, ErrorCode, Key, Restricted};
+use testkit::conformance::test_key;
+use testkit::MemoryBackend;
 
 #[test]
 fn append_only_adds_and_moves_tags_but_never_destroys() {
@@ -70,7 +71,7 @@ fn read_only_refuses_every_change() {
 #[test]
 fn full_access_changes_nothing() {
     let b = Restricted::new(MemoryBackend::new(1 << 20), Access::Full);
-    protocol::conformance::run(&b);
+    testkit::conformance::run(&b);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// The path of a workspace binary, panicking with instructions when it was not built.
 pub fn bin(name: &str) -> PathBuf {
-    for dir in protocol::spawn::sibling_dirs() {
+    for dir in connect::spawn::sibling_dirs() {
         let p = dir.join(name);
         if p.is_file() {
             return p;

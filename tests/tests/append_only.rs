@@ -4,11 +4,12 @@
 //! tag history by someone with full access. (The attacks on the owner's routine commands are
 //! in `append_only_attacks.rs`.)
 
+use connect::Client;
 use ore_tests::bin;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::sshd::Sshd;
 use ore_tests::trees::{assert_same, every_kind};
-use protocol::{Backend, CasOutcome, Client, ErrorCode};
+use protocol::{Backend, CasOutcome, ErrorCode};
 use std::process::Command;
 
 #[test]
@@ -58,7 +59,7 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
             .code(),
         ErrorCode::ReadOnly
     );
-    let nowhere = protocol::conformance::test_key(77).to_hex();
+    let nowhere = testkit::conformance::test_key(77).to_hex();
     assert_eq!(
         c.set_tag("home", current.as_deref(), nowhere.as_bytes())
             .unwrap(),

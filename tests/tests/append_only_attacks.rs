@@ -56,8 +56,8 @@ impl Setup {
     }
 
     /// A raw protocol connection through the append-only key.
-    fn raw(&self) -> protocol::Client {
-        protocol::Client::connect(&self.sshd.identifier("anything")).unwrap()
+    fn raw(&self) -> connect::Client {
+        connect::Client::connect(&self.sshd.identifier("anything")).unwrap()
     }
 
     /// Through the append-only key, points `tag` at the format record's block (a key, so
@@ -269,7 +269,7 @@ fn the_append_only_rules_and_the_kept_history_hold_for_every_backend_program() {
             std::fs::write(src.join("changing"), format!("version {i}")).unwrap();
             snapshots.push(owner.snapshot("home", &src));
         }
-        let c = protocol::Client::connect(&limited).unwrap();
+        let c = connect::Client::connect(&limited).unwrap();
         let format = c.get_tag("ore:format").unwrap();
         let zeros = "0".repeat(64);
         refused(
@@ -358,7 +358,7 @@ fn a_tag_an_append_only_key_points_at_a_block_that_is_no_snapshot_is_undone_with
 #[test]
 fn a_sweep_or_lease_dated_in_the_future_is_cleared_by_the_owners_next_run() {
     let s = Setup::new();
-    let full = protocol::Client::connect(&format!(
+    let full = connect::Client::connect(&format!(
         "backend-splitlog {}",
         ore_tests::quote(&s.d.path().join("archive"))
     ))

@@ -51,13 +51,13 @@ impl Setup {
     }
 
     /// A raw protocol connection through the append-only key: the attacker.
-    fn attacker(&self) -> protocol::Client {
-        protocol::Client::connect(&self.sshd.identifier("anything")).unwrap()
+    fn attacker(&self) -> connect::Client {
+        connect::Client::connect(&self.sshd.identifier("anything")).unwrap()
     }
 
     /// A raw full-access connection to the archive.
-    fn full(&self) -> protocol::Client {
-        protocol::Client::connect(&format!(
+    fn full(&self) -> connect::Client {
+        connect::Client::connect(&format!(
             "{} {}",
             quote(&bin("backend-fs")),
             quote(&self.fs)
@@ -89,7 +89,7 @@ impl Setup {
 }
 
 /// A lease held through a full-access connection, as a long snapshot holds one.
-fn hold_a_lease(c: &protocol::Client) -> (String, Vec<u8>) {
+fn hold_a_lease(c: &connect::Client) -> (String, Vec<u8>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -115,7 +115,7 @@ fn until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Whether `ore:gc` announces a sweep.
-fn sweeping(c: &protocol::Client) -> bool {
+fn sweeping(c: &connect::Client) -> bool {
     c.get_tag("ore:gc")
         .unwrap()
         .is_some_and(|v| String::from_utf8_lossy(&v).contains(r#""state":"sweeping""#))
@@ -288,7 +288,7 @@ fn a_gc_whose_sweep_was_ended_behind_its_back_removes_nothing_more() {
     std::fs::write(src.join("kept"), bytes(1, 50_000)).unwrap();
     s.make_garbage(&src, "victim");
     let full = s.full();
-    let blocks = |c: &protocol::Client| c.list(None, 100_000).unwrap().0.len();
+    let blocks = |c: &connect::Client| c.list(None, 100_000).unwrap().0.len();
     let before = blocks(&full);
 
     let (lease, held) = hold_a_lease(&full);
@@ -348,7 +348,7 @@ fn slow_laptop_with_a_doomed_cache() -> (Setup, Ore, PathBuf) {
 }
 
 /// The first held lease slot, once there is one.
-fn a_held_lease(full: &protocol::Client) -> (String, Vec<u8>) {
+fn a_held_lease(full: &connect::Client) -> (String, Vec<u8>) {
     let mut lease = None;
     until("a snapshot takes its lease", || {
         lease = full
@@ -362,7 +362,7 @@ fn a_held_lease(full: &protocol::Client) -> (String, Vec<u8>) {
 }
 
 /// Every lease slot is free (runs through the append-only key free theirs with a proof).
-fn all_leases_free(full: &protocol::Client) {
+fn all_leases_free(full: &connect::Client) {
     for (n, v) in full.list_tags().unwrap() {
         if n.starts_with("ore:lease:") {
             assert!(

@@ -25,7 +25,7 @@ fn plant_find_and_repair(owner: &Ore, limited: &str, work: &Path) {
 
     // The attacker: the passphrase and the append-only key. It computes the key the owner's
     // data will have and stores garbage under it.
-    let client: Arc<dyn Backend> = Arc::new(protocol::Client::connect(limited).unwrap());
+    let client: Arc<dyn Backend> = Arc::new(connect::Client::connect(limited).unwrap());
     let pass = owner.passphrase.clone();
     let repo = ore::Repo::open(client.clone(), limited, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
     let predicted = repo.keys.key_of(ore::block::Kind::Chunk as u8, SECRET);
@@ -129,7 +129,7 @@ fn an_append_only_connection_can_neither_vouch_for_a_block_nor_hide_it_from_the_
         archive.display()
     );
     let sshd = Sshd::start(Some(&forced));
-    let c = protocol::Client::connect(&sshd.identifier("anything")).unwrap();
+    let c = connect::Client::connect(&sshd.identifier("anything")).unwrap();
     let planted = protocol::Key([7; 32]);
     c.put(planted, b"garbage").unwrap();
     for cmd in ["vouch", "mark-unvouched"] {
@@ -187,7 +187,7 @@ fn a_planted_block_published_after_the_owners_check_is_still_found_by_the_next_o
     let dir = ore_tests::quote(&d.path().join("fs"));
     let owner = Ore::new(format!("backend-fs {dir}"));
     owner.run(&["init"]).expect(0, "init");
-    let laptop = protocol::Client::connect(&format!("backend-fs --append-only {dir}")).unwrap();
+    let laptop = connect::Client::connect(&format!("backend-fs --append-only {dir}")).unwrap();
     let planted = protocol::Key([5; 32]);
     laptop.put(planted, b"garbage").unwrap();
     let first = owner

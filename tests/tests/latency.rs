@@ -176,15 +176,15 @@ fn a_run_that_ends_before_its_lanes_are_up_stops_them() {
 #[test]
 fn a_request_is_sent_without_anyone_waiting_for_it() {
     use protocol::Backend;
-    let c = protocol::Client::connect(&format!(
+    let c = connect::Client::connect(&format!(
         "{} 100 {}",
         bin("delay-link").display(),
         bin("backend-memory").display()
     ))
     .unwrap();
     // The connection is up; each round trip now takes 200 ms.
-    c.put(protocol::conformance::test_key(1), b"x").unwrap();
-    let asked = c.start_exists(vec![protocol::conformance::test_key(1)]);
+    c.put(testkit::conformance::test_key(1), b"x").unwrap();
+    let asked = c.start_exists(vec![testkit::conformance::test_key(1)]);
     std::thread::sleep(Duration::from_millis(600));
     let started = Instant::now();
     assert_eq!(asked.wait().unwrap(), [true]);

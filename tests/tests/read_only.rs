@@ -50,7 +50,7 @@ fn a_read_only_key_restores_and_checks_but_can_change_nothing() {
         .run(&["gc"])
         .expect(1, "gc through the read-only key");
 
-    let c = protocol::Client::connect(&id).unwrap();
+    let c = connect::Client::connect(&id).unwrap();
     let key = protocol::Key([9; 32]);
     assert_eq!(c.put(key, b"x").unwrap_err().code(), ErrorCode::ReadOnly);
     let home = c.get_tag("home").unwrap();

@@ -4,9 +4,10 @@
 
 use backend_s3::config::{from_file, Location};
 use backend_s3::{Endpoint, S3Backend, S3Options};
+use connect::Client;
 use ore_tests::seaweed::{Cluster, Role, BUCKET};
-use protocol::conformance::test_key;
-use protocol::{Backend, Client};
+use protocol::Backend;
+use testkit::conformance::test_key;
 
 fn endpoint(c: &Cluster, prefix: &str) -> Endpoint {
     Endpoint {
@@ -26,14 +27,14 @@ fn backend_s3_passes_the_conformance_suite_in_process_on_seaweedfs() {
         found.if_none_match && found.if_match,
         "SeaweedFS 4.48 honours both conditional writes: {found:?}"
     );
-    protocol::conformance::run(&b);
+    testkit::conformance::run(&b);
 }
 
 #[test]
 fn backend_s3_passes_the_conformance_suite_through_its_binary_on_seaweedfs() {
     let c = Cluster::start();
     let client = Client::connect(&c.archive("bin", "")).expect("connect to backend-s3");
-    protocol::conformance::run(&client);
+    testkit::conformance::run(&client);
     let info = client.admin("info", &[]).expect("info");
     assert!(
         info.text
@@ -46,7 +47,7 @@ fn backend_s3_passes_the_conformance_suite_through_its_binary_on_seaweedfs() {
 #[test]
 fn an_archive_written_by_one_process_is_read_by_the_next() {
     let c = Cluster::start();
-    let key = protocol::conformance::test_key(7);
+    let key = testkit::conformance::test_key(7);
     {
         let a = Client::connect(&c.archive("reopen", "")).expect("connect");
         a.put(key, b"kept").expect("put");
@@ -59,7 +60,7 @@ fn an_archive_written_by_one_process_is_read_by_the_next() {
     let b = Client::connect(&c.archive("reopen", "--read-only")).expect("reconnect read-only");
     assert_eq!(b.get(key).expect("get").as_deref(), Some(&b"kept"[..]));
     assert_eq!(b.get_tag("home").expect("tag").as_deref(), Some(&b"v1"[..]));
-    let refused = b.put(protocol::conformance::test_key(8), b"x");
+    let refused = b.put(testkit::conformance::test_key(8), b"x");
     assert_eq!(
         refused.expect_err("a read-only put is refused").code(),
         protocol::ErrorCode::ReadOnly
@@ -75,7 +76,7 @@ fn an_archive_written_by_one_process_is_read_by_the_next() {
 fn tag_changes_are_refused_with_a_reason_where_conditional_writes_are_not_honoured() {
     let c = Cluster::start();
     let a = Client::connect(&c.archive("nocond", "--assume-unconditional")).expect("connect");
-    let key = protocol::conformance::test_key(3);
+    let key = testkit::conformance::test_key(3);
     a.put(key, b"block").expect("blocks are still stored");
     a.put(key, b"other").expect("an existing block is success");
     assert_eq!(a.get(key).expect("get").as_deref(), Some(&b"block"[..]));
@@ -187,7 +188,7 @@ fn a_read_pipelined_right_behind_a_put_of_the_same_key_sees_the_block() {
     let mut tickets = Vec::new();
     for i in 0..300u64 {
         let k = test_key(20_000 + i);
-        let data = protocol::conformance::test_data(i, 20_000 + (i as usize % 7) * 1000);
+        let data = testkit::conformance::test_data(i, 20_000 + (i as usize % 7) * 1000);
         tickets.push((
             b.start_put(k, data.clone()),
             b.start_get(k),
@@ -224,7 +225,7 @@ fn credentials_come_from_the_environment_or_a_profile_of_the_shared_credentials_
         let mut env: Vec<(String, String)> =
             env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         env.push(("HOME".into(), home.path().display().to_string()));
-        let opts = protocol::client::ClientOptions {
+        let opts = connect::client::ClientOptions {
             env,
             ..Default::default()
         };

@@ -3,10 +3,11 @@
 //! comes back. Either way the snapshot completes or fails with a message naming the archive and
 //! its tag unmoved; a re-run completes; `ore check --read-data` is clean.
 
+use connect::Client;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::seaweed::{Cluster, Role};
 use ore_tests::trees::bytes;
-use protocol::{Backend, Client};
+use protocol::Backend;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -3,14 +3,15 @@
 //! S3 and `init --from`; several processes moving one tag; append-only enforced in the backend
 //! program.
 
+use connect::Client;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::seaweed::Cluster;
 use ore_tests::shell_quote;
 use ore_tests::trees::{assert_same, bytes, every_kind};
-use protocol::conformance::test_key;
-use protocol::{Backend, CasOutcome, Client, ErrorCode};
+use protocol::{Backend, CasOutcome, ErrorCode};
 use std::path::Path;
 use std::process::Command;
+use testkit::conformance::test_key;
 
 fn tree(root: &Path, files: u64) {
     every_kind(root);

@@ -1,10 +1,11 @@
 //! backend-s3 keeps blocks in packs: a few large objects instead of one per block, with an
 //! index any process can rebuild from the packs themselves (LAYOUT.md, "Packs").
 
+use connect::Client;
 use opendal::Operator;
 use ore_tests::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
-use protocol::conformance::{test_data, test_key};
-use protocol::{Backend, Client};
+use protocol::Backend;
+use testkit::conformance::{test_data, test_key};
 
 /// The archive's objects under `dir` (e.g. `packs/`), read with OpenDAL directly.
 fn objects(op: &Operator, dir: &str) -> Vec<String> {

@@ -4,11 +4,12 @@
 //! The backend programs are named by absolute path in the identifiers (the remote side's PATH
 //! is the server's default one); installed ones would be found on PATH.
 
+use connect::Client;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::sshd::Sshd;
 use ore_tests::trees::{assert_same, every_kind};
 use ore_tests::{bin, quote};
-use protocol::{Backend, Client};
+use protocol::Backend;
 
 #[test]
 fn conformance_through_ssh() {
@@ -21,7 +22,7 @@ fn conformance_through_ssh() {
     ));
     let c = Client::connect(&id).unwrap();
     assert!(c.info().server.starts_with("backend-splitlog"));
-    protocol::conformance::run(&c);
+    testkit::conformance::run(&c);
     c.close().unwrap();
 }
 

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use ore::repo::{InitOptions, Repo};
-use protocol::MemoryBackend;
+use testkit::MemoryBackend;
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {

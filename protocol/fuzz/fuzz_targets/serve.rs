@@ -5,7 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use protocol::frame::MAGIC;
 use protocol::message::{Hello, Request};
-use protocol::{serve, MemoryBackend};
+use protocol::serve;
+use testkit::MemoryBackend;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = MAGIC.to_vec();

@@ -27,7 +27,7 @@ use std::sync::Arc;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Relayed {
     /// Nothing came back from the holder: it was ending as this process attached, and the
-    /// frontend may start this program again (see [`crate::client::RETRY_EXIT`]).
+    /// frontend may start this program again (see [`super::RETRY_EXIT`]).
     Nothing,
     /// The connection ended with every request answered: the frontend closed it, or said
     /// goodbye.

@@ -75,7 +75,7 @@ fn delayed_copy(mut from: impl Read + Send + 'static, mut to: impl Write, delay:
 
 fn command(ms: &str, words: &[String]) -> Result<(), String> {
     let delay = delay_of(ms)?;
-    let program = protocol::spawn::resolve_program(&words[0]);
+    let program = connect::spawn::resolve_program(&words[0]);
     let mut child = Command::new(&program)
         .args(&words[1..])
         .stdin(Stdio::piped())
@@ -129,7 +129,7 @@ fn serial(ms: &str, words: &[String]) -> Result<(), String> {
     use protocol::frame::{read_frame, MAGIC, MAX_FRAME_BODY};
     use protocol::message::{Request, Response};
     let delay = delay_of(ms)?;
-    let program = protocol::spawn::resolve_program(&words[0]);
+    let program = connect::spawn::resolve_program(&words[0]);
     let mut child = Command::new(&program)
         .args(&words[1..])
         .stdin(Stdio::piped())

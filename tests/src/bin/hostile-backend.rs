@@ -13,11 +13,13 @@
 //!   more than the frame limit, and then neither sends nor exits for two minutes (it ignores
 //!   the end of its input): only being killed ends it sooner.
 
+use connect::Client;
 use protocol::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use protocol::message::{Request, Response, Welcome};
-use protocol::{Backend, BackendInfo, Client, Key, Level, MemoryBackend};
+use protocol::{Backend, BackendInfo, Key, Level};
 use std::io::{Read, Write};
 use std::time::Duration;
+use testkit::MemoryBackend;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

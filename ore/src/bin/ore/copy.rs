@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 /// The directory an archive identifier stores its archive in, when it can be told without
 /// starting anything: a plain path, or a store backend given one directory.
 fn local_dir(id: &str) -> Option<std::path::PathBuf> {
-    use backend_splitlog::identifier::{classify, Kind};
+    use connect::open::{classify, Kind};
     match classify(id) {
         Kind::Path(p) => Some(p.to_path_buf()),
         Kind::Command(c) => match shell_words::split(c).ok()?.as_slice() {

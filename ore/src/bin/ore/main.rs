@@ -244,7 +244,7 @@ fn main() {
     // Every client this process starts (and, through their environment, every proxy's inner
     // client) reads the limit from the environment.
     std::env::set_var(
-        backend_splitlog::identifier::TIMEOUT_ENV,
+        protocol::duration::TIMEOUT_ENV,
         cli.global.timeout.as_secs_f64().to_string(),
     );
     let code = match ore::lease::ttl_setting()

@@ -46,7 +46,7 @@ fn from_command(cmd: &str) -> Result<Vec<u8>> {
         .stdin(std::process::Stdio::inherit())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
-    for var in protocol::spawn::SECRET_ENV {
+    for var in connect::spawn::SECRET_ENV {
         command.env_remove(var);
     }
     let mut child = command.spawn().with_context(|| what.clone())?;

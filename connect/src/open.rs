@@ -6,28 +6,20 @@
 //! backend program speaking the Ore protocol (`backend-fs /mnt/ore`, `ssh nas backend-splitlog
 //! /data`). Every failure names the identifier.
 
-use crate::{SplitlogBackend, SplitlogOptions};
-use protocol::{Backend, Client, ClientOptions, Error, Ticket};
+use crate::{Client, ClientOptions};
+use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use protocol::{AttachPoint, Backend, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Seconds a backend may stay silent while requests wait before it is given up (unset or 0:
-/// wait for ever). `ore --timeout` sets it; proxies inherit it for their inner backends.
-pub const TIMEOUT_ENV: &str = "ORE_TIMEOUT";
+pub use protocol::duration::{busy_limit, TIMEOUT_ENV};
 
 /// Options for a client started from an identifier: the timeout from [`TIMEOUT_ENV`].
 pub fn client_options(id: &str) -> protocol::Result<ClientOptions> {
-    let mut opts = ClientOptions::default();
-    if let Ok(v) = std::env::var(TIMEOUT_ENV) {
-        let limit = protocol::duration::parse_duration(TIMEOUT_ENV, &v).map_err(|message| {
-            Error::Connection {
-                archive: id.to_string(),
-                message,
-            }
-        })?;
-        opts.timeout = (!limit.is_zero()).then_some(limit);
-    }
-    Ok(opts)
+    Ok(ClientOptions {
+        timeout: protocol::duration::env_timeout(id)?,
+        ..ClientOptions::default()
+    })
 }
 
 /// How an identifier will be opened.
@@ -95,7 +87,7 @@ fn lanes_for_rtt(rtt: std::time::Duration) -> usize {
 
 /// Opens the archive named by `id`: in process for a plain path, else by starting its command
 /// — once more than that, in the background, when it is far away (see [`LANES_ENV`]), all
-/// used together as [`protocol::Lanes`].
+/// used together as [`crate::Lanes`].
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
@@ -113,7 +105,7 @@ pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
 
 /// Starts `cmd` once, then (when the round trip calls for it, or `lanes` asks) more times in the
 /// background: the further connections join as lanes when all have been opened (see
-/// [`protocol::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
+/// [`crate::Lanes::joining`]), so a short run is never kept waiting for them. One that fails
 /// only means fewer lanes — a backend whose archive admits one process and no attachments
 /// refuses them — and is said at debug level.
 fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<Arc<dyn Backend>> {
@@ -154,80 +146,126 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
     let point = shared.is_some().then(|| first.start_attach_point());
     let (tx, rx) = std::sync::mpsc::channel();
     // A run that ends before the lanes are up kills them rather than waiting for them.
-    let abandon = protocol::Abandon::default();
-    let opts = ClientOptions {
-        abandon: Some(abandon.clone()),
-        ..opts
+    let abandon = crate::Abandon::default();
+    let both = Arc::new(crate::Lanes::joining(first, rx).with_abandon(abandon.clone()));
+    let more = MoreLanes {
+        id: id.to_string(),
+        cmd: cmd.to_string(),
+        opts: ClientOptions {
+            abandon: Some(abandon.clone()),
+            ..opts
+        },
+        abandon,
+        asked: lanes,
+        probe,
+        point,
+        lanes: Arc::downgrade(&both),
+        joining: tx,
     };
-    let both = Arc::new(protocol::Lanes::joining(first, rx).with_abandon(abandon.clone()));
-    let weak = Arc::downgrade(&both);
-    let (id, cmd) = (id.to_string(), cmd.to_string());
     std::thread::Builder::new()
         .name("ore lanes".into())
-        .spawn(move || {
-            let lanes = match (lanes, probe) {
-                (Some(n), _) => n,
-                (None, Some(rtt)) => lanes_for_rtt(confirmed_round_trip(rtt, &weak)),
-                (None, None) => 1,
-            };
-            // A run that has ended by now needs no more connections.
-            if lanes <= 1 || weak.strong_count() == 0 {
-                return;
-            }
-            drop(weak);
-            // The forwarded socket is made under the switch, so that a run ending meanwhile
-            // removes it (a process that exits does not wait for this thread).
-            let tunnel = point.and_then(|p| p.wait().ok()).and_then(|p| {
-                let local = abandon.make(
-                    || crate::sshmux::forward(&cmd, &p.socket),
-                    |local| {
-                        let _ = std::fs::remove_file(local);
-                    },
-                )?;
-                Some((local, p.ticket))
-            });
-            // Each lane: a channel to the attach point if there is one, else a session.
-            let connect = || {
-                if let Some((local, ticket)) = &tunnel {
-                    match Client::connect_socket(&id, local, ticket, opts.clone()) {
-                        Ok(c) => return Ok((c, true)),
-                        Err(e) => protocol::log::debug(&format!(
-                            "a lane through the forwarded attach point failed: {e}"
-                        )),
-                    }
-                }
-                Client::connect_with(&cmd, opts.clone()).map(|c| (c, false))
-            };
-            let rest: Vec<(Client, bool)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (1..lanes).map(|_| s.spawn(connect)).collect();
-                handles
-                    .into_iter()
-                    .filter_map(|h| match h.join() {
-                        Ok(Ok(c)) => Some(c),
-                        Ok(Err(e)) => {
-                            protocol::log::debug(&format!("an extra connection was refused: {e}"));
-                            None
-                        }
-                        Err(_) => None,
-                    })
-                    .collect()
-            });
-            // Connected: the forwarded socket's name is no longer needed.
-            if let Some((local, _)) = &tunnel {
-                let _ = std::fs::remove_file(local);
-            }
-            let forwarded = rest.iter().filter(|(_, f)| *f).count();
-            let rest: Vec<Client> = rest.into_iter().map(|(c, _)| c).collect();
-            protocol::log::debug(&format!(
-                "{id}: {} connection(s) of {lanes} asked for, {forwarded} through a forwarded \
-                 attach point",
-                rest.len() + 1
-            ));
-            abandon.release();
-            let _ = tx.send(rest);
-        })
+        .spawn(move || more.open())
         .map_err(|e| Error::io("starting the lanes thread", e))?;
     Ok(both)
+}
+
+/// The lanes still to be opened in the background, once the first connection is up.
+struct MoreLanes {
+    id: String,
+    /// The command line that started the first connection.
+    cmd: String,
+    /// Options for each lane's connection, under the `abandon` switch.
+    opts: ClientOptions,
+    abandon: crate::Abandon,
+    /// How many lanes were asked for (`None`: as many as the round trip calls for).
+    asked: Option<usize>,
+    /// The first connection's round trip, when it decides.
+    probe: Option<Ticket<std::time::Duration>>,
+    /// Where the first connection's process may be attached to (over ssh).
+    point: Option<Ticket<AttachPoint>>,
+    /// The lanes the run uses, while it does.
+    lanes: std::sync::Weak<crate::Lanes<Client>>,
+    /// Where the further connections go once they are all open.
+    joining: std::sync::mpsc::Sender<Vec<Client>>,
+}
+
+impl MoreLanes {
+    /// Opens the further lanes and hands them to the run, unless it has ended by then or the
+    /// round trip calls for none.
+    fn open(self) {
+        let lanes = match (self.asked, self.probe) {
+            (Some(n), _) => n,
+            (None, Some(rtt)) => lanes_for_rtt(confirmed_round_trip(rtt, &self.lanes)),
+            (None, None) => 1,
+        };
+        // A run that has ended by now needs no more connections.
+        if lanes <= 1 || self.lanes.strong_count() == 0 {
+            return;
+        }
+        let tunnel = self.point.and_then(|p| p.wait().ok()).and_then(|p| {
+            // The forwarded socket is made under the switch, so that a run ending meanwhile
+            // removes it (a process that exits does not wait for this thread).
+            let local = self.abandon.make(
+                || crate::sshmux::forward(&self.cmd, &p.socket),
+                |local| {
+                    let _ = std::fs::remove_file(local);
+                },
+            )?;
+            Some((local, p.ticket))
+        });
+        let rest = connect_lanes(&self.id, &self.cmd, &self.opts, tunnel.as_ref(), lanes - 1);
+        // Connected: the forwarded socket's name is no longer needed.
+        if let Some((local, _)) = &tunnel {
+            let _ = std::fs::remove_file(local);
+        }
+        let forwarded = rest.iter().filter(|(_, f)| *f).count();
+        let rest: Vec<Client> = rest.into_iter().map(|(c, _)| c).collect();
+        protocol::log::debug(&format!(
+            "{}: {} connection(s) of {lanes} asked for, {forwarded} through a forwarded \
+             attach point",
+            self.id,
+            rest.len() + 1
+        ));
+        self.abandon.release();
+        let _ = self.joining.send(rest);
+    }
+}
+
+/// Opens `n` connections at once, each a channel to the forwarded attach point `tunnel` (a
+/// local socket and a ticket) if there is one and it answers, else a session of its own;
+/// each comes with whether it came through the tunnel. One that fails is left out.
+fn connect_lanes(
+    id: &str,
+    cmd: &str,
+    opts: &ClientOptions,
+    tunnel: Option<&(std::path::PathBuf, Vec<u8>)>,
+    n: usize,
+) -> Vec<(Client, bool)> {
+    let connect = || {
+        if let Some((local, ticket)) = tunnel {
+            match Client::connect_socket(id, local, ticket, opts.clone()) {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => protocol::log::debug(&format!(
+                    "a lane through the forwarded attach point failed: {e}"
+                )),
+            }
+        }
+        Client::connect_with(cmd, opts.clone()).map(|c| (c, false))
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(connect)).collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    protocol::log::debug(&format!("an extra connection was refused: {e}"));
+                    None
+                }
+                Err(_) => None,
+            })
+            .collect()
+    })
 }
 
 /// The round trip `first` measured, confirmed when it is long enough for lanes but not by
@@ -237,7 +275,7 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
 /// Stops early when the connection is gone or answers quickly.
 fn confirmed_round_trip(
     first: Ticket<std::time::Duration>,
-    lanes: &std::sync::Weak<protocol::Lanes<Client>>,
+    lanes: &std::sync::Weak<crate::Lanes<Client>>,
 ) -> std::time::Duration {
     let Ok(mut best) = first.wait() else {
         return std::time::Duration::ZERO;
@@ -256,16 +294,6 @@ fn confirmed_round_trip(
         }
     }
     best
-}
-
-/// How long to wait for an archive that another process holds (`None`: for ever). Without
-/// [`TIMEOUT_ENV`] (ore-admin, scripts) not at all: a busy archive is an error at once; `ore`
-/// always sets it (300 s unless told otherwise; 0 waits for ever).
-pub fn busy_limit(id: &str) -> protocol::Result<Option<std::time::Duration>> {
-    match std::env::var_os(TIMEOUT_ENV) {
-        None => Ok(Some(std::time::Duration::ZERO)),
-        Some(_) => Ok(client_options(id)?.timeout),
-    }
 }
 
 /// Opens a splitlog archive in process. One process at a time may hold it, so while another
@@ -320,7 +348,7 @@ const OWN_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether the lock file of the archive in `dir` names this process as its holder.
 fn held_by_this_process(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(crate::logs::LOCK_FILE))
+    std::fs::read_to_string(dir.join(backend_splitlog::logs::LOCK_FILE))
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         == Some(std::process::id())

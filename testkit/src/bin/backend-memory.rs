@@ -3,7 +3,8 @@
 //! Everything it stores is lost when it exits. It exists so that the protocol's client, server
 //! loop and fault injection can be tested through a real child process without any storage.
 
-use protocol::{serve_stdio, MemoryBackend};
+use protocol::serve_stdio;
+use testkit::MemoryBackend;
 
 fn main() {
     let max = std::env::args()
@@ -11,7 +12,7 @@ fn main() {
         .map(|a| a.parse::<u32>())
         .transpose();
     let backend = match max {
-        Ok(max) => MemoryBackend::new(max.unwrap_or(protocol::memory::DEFAULT_MAX_BLOCK)),
+        Ok(max) => MemoryBackend::new(max.unwrap_or(testkit::memory::DEFAULT_MAX_BLOCK)),
         Err(e) => {
             eprintln!("usage: backend-memory [MAX-BLOCK-SIZE]: {e}");
             std::process::exit(2);

@@ -1,7 +1,8 @@
 //! Log messages travel from a backend to the client's log sink, between answers, in order.
 
+use connect::Client;
 use protocol::log::{set_sink, LogSink};
-use protocol::{Backend, Client, Level};
+use protocol::{Backend, Level};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]

@@ -1,6 +1,8 @@
 //! The conformance suite against the in-memory backend, in process and through a child.
 
-use protocol::{conformance, Backend, Client, MemoryBackend};
+use connect::Client;
+use protocol::Backend;
+use testkit::{conformance, MemoryBackend};
 
 fn memory_id() -> String {
     env!("CARGO_BIN_EXE_backend-memory").to_string()
@@ -21,7 +23,7 @@ fn memory_through_client() {
 
 #[test]
 fn memory_through_client_with_a_window_of_one() {
-    let opts = protocol::ClientOptions {
+    let opts = connect::ClientOptions {
         window: 1,
         ..Default::default()
     };

@@ -13,12 +13,12 @@
 //! and durable.
 //!
 //! A backend that allows one process per archive (splitlog) lets further processes attach to the
-//! one that holds it (see [`crate::share`]), so lanes work with it too. Lanes may also join
+//! one that holds it (see [`protocol::share`]), so lanes work with it too. Lanes may also join
 //! later ([`Lanes::joining`]): a run starts on the first connection at once, and the others are
 //! taken in between two requests once they are all up.
 
-use crate::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
-use crate::{Key, Result};
+use protocol::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
+use protocol::{Key, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Mutex, RwLock};
@@ -321,7 +321,7 @@ impl<B: Backend> Backend for Lanes<B> {
                 .iter()
                 .map(|&l| {
                     answers[l].next().ok_or_else(|| {
-                        crate::Error::Protocol(format!(
+                        protocol::Error::Protocol(format!(
                             "connection {} answered fewer exists than it was asked",
                             l + 1
                         ))
@@ -372,10 +372,10 @@ impl<B: Backend> Drop for Lanes<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::{test_data, test_key};
-    use crate::memory::MemoryBackend;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
+    use testkit::conformance::{test_data, test_key};
+    use testkit::MemoryBackend;
 
     /// A connection that counts its flushes (and, with a closer, takes a while to close).
     #[derive(Clone, Default)]

@@ -3,9 +3,11 @@
 //! in process. Run with `cargo bench -p ore-protocol --bench pipelining`; `ORE_BENCH_SMALL`
 //! (default 100000) sets the number of small operations.
 
-use protocol::conformance::{test_data, test_key};
-use protocol::{Backend, Client, Key, MemoryBackend};
+use connect::Client;
+use protocol::{Backend, Key};
 use std::time::Instant;
+use testkit::conformance::{test_data, test_key};
+use testkit::MemoryBackend;
 
 fn rate(n: usize, f: impl FnOnce()) -> f64 {
     let t = Instant::now();

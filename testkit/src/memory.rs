@@ -1,15 +1,16 @@
 //! An in-memory backend: the reference implementation of the trait's rules, used by tests of
-//! everything built on top of a backend, and by the protocol's own tests of `serve` and `Client`.
+//! everything built on top of a backend, and by the tests of `serve` (in `protocol`) and of
+//! `Client` (in `connect`).
 
-use crate::backend::{
+use protocol::backend::{
     admin_help, admin_names, check_block_size, unknown_admin, AdminCommand, AdminOutput, Backend,
     BackendInfo, CasOutcome, Stats,
 };
-use crate::error::{Error, ErrorCode, Result};
-use crate::history;
-use crate::key::{check_tag_name, check_tag_value, Key};
-use crate::message::Level;
-use crate::provenance;
+use protocol::error::{Error, ErrorCode, Result};
+use protocol::history;
+use protocol::key::{check_tag_name, check_tag_value, Key};
+use protocol::message::Level;
+use protocol::provenance;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -250,7 +251,7 @@ impl Backend for MemoryBackend {
                         ))
                     }
                 };
-                crate::log::log(level, &args[1..].join(" "));
+                protocol::log::log(level, &args[1..].join(" "));
                 Ok(AdminOutput::new("sent\n", serde_json::Value::Null))
             }
             other => Err(unknown_admin(other, COMMANDS)),

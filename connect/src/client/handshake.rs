@@ -8,12 +8,12 @@
 //! answer that is not a welcome says that, rather than quoting a kind byte.
 
 use super::{lock, Input, Shared};
-use crate::backend::BackendInfo;
-use crate::error::{Error, Result};
-use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
-use crate::log;
-use crate::message::{Hello, Request, Response};
-use crate::serve::{MAX_VERSION, MIN_VERSION};
+use protocol::backend::BackendInfo;
+use protocol::error::{Error, Result};
+use protocol::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
+use protocol::log;
+use protocol::message::{Hello, Request, Response};
+use protocol::serve::{MAX_VERSION, MIN_VERSION};
 use std::io::Write;
 use std::sync::Arc;
 

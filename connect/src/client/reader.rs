@@ -8,9 +8,9 @@
 //! not decode) is killed at once rather than waited for.
 
 use super::{lock, Input, Shared};
-use crate::frame::{read_frame, MAX_FRAME_BODY};
-use crate::log;
-use crate::message::Response;
+use protocol::frame::{read_frame, MAX_FRAME_BODY};
+use protocol::log;
+use protocol::message::Response;
 use std::io::BufReader;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! A backend that stops answering (here: stopped with SIGSTOP) is detected by the client's
 //! timeout, killed, and reported — not waited on for ever.
 
-use protocol::{Backend, Client, ClientOptions, Key};
+use connect::{Client, ClientOptions};
+use protocol::{Backend, Key};
 use std::time::{Duration, Instant};
 
 #[test]

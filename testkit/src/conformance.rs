@@ -5,12 +5,12 @@
 //! or talks to one across ssh. The suite expects a fresh, empty, writable backend and panics
 //! with a sentence naming the broken rule.
 //!
-//! [`Client`]: crate::Client
+//! [`Client`]: connect::Client
 
-use crate::backend::{Backend, CasOutcome};
-use crate::error::{ErrorCode, Result};
-use crate::frame::MAX_BLOCK_LIMIT;
-use crate::key::Key;
+use protocol::backend::{Backend, CasOutcome};
+use protocol::error::{ErrorCode, Result};
+use protocol::frame::MAX_BLOCK_LIMIT;
+use protocol::key::Key;
 use std::collections::BTreeSet;
 
 /// A key derived from a number (spread over the whole key space, as real keys are).
@@ -413,7 +413,7 @@ fn admin(b: &dyn Backend) {
 /// Every value a tag has had is kept and listed until expired, the current one always
 /// (PROTOCOL.md §6, "Tag history").
 fn tag_history(b: &dyn Backend) {
-    use crate::history::{parse, EXPIRE, TAG_HISTORY};
+    use protocol::history::{parse, EXPIRE, TAG_HISTORY};
     let values: Vec<String> = (1..=3).map(|n| test_key(900 + n).to_hex()).collect();
     let mut expected = None;
     for v in &values {
@@ -459,7 +459,7 @@ fn tag_history(b: &dyn Backend) {
 /// A block a restricted connection newly stores is recorded until vouched for or removed; a
 /// block stored before is not (PROTOCOL.md §6, "Blocks written by restricted connections").
 fn restricted_puts(b: &dyn Backend, stored: &mut BTreeSet<Key>) {
-    use crate::provenance::{parse_page, UNVOUCHED, VOUCH};
+    use protocol::provenance::{parse_page, UNVOUCHED, VOUCH};
     let [owners, planted, removed] = [test_key(950), test_key(951), test_key(952)];
     b.put(owners, &test_data(950, 100)).expect("put");
     for k in [owners, planted, removed] {
@@ -509,11 +509,11 @@ fn restricted_puts(b: &dyn Backend, stored: &mut BTreeSet<Key>) {
     );
 }
 
-/// Runs the suite through [`crate::Lanes`] of `n` connections to the archive `id`, each a
+/// Runs the suite through [`connect::Lanes`] of `n` connections to the archive `id`, each a
 /// process of its own started from the identifier.
 pub fn run_through_lanes(id: &str, n: usize) {
-    let connect = || crate::Client::connect(id).expect("a connection to the archive");
-    let first = connect();
-    let rest = (1..n).map(|_| connect()).collect();
-    run(&crate::Lanes::new(first, rest));
+    let open = || connect::Client::connect(id).expect("a connection to the archive");
+    let first = open();
+    let rest = (1..n).map(|_| open()).collect();
+    run(&connect::Lanes::new(first, rest));
 }

@@ -5,10 +5,12 @@
 //! the end of the listing, and gc would sweep by the keys it never showed).
 
 use super::Client;
-use crate::backend::{AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket};
-use crate::error::{Error, Result};
-use crate::message::{AdminRequest, RemoveTag, Request, Response, SetTag};
-use crate::Key;
+use protocol::backend::{
+    AdminOutput, AttachPoint, Backend, BackendInfo, CasOutcome, Stats, Ticket,
+};
+use protocol::error::{Error, Result};
+use protocol::message::{AdminRequest, RemoveTag, Request, Response, SetTag};
+use protocol::Key;
 
 fn ok(r: Response) -> Result<(), Response> {
     match r {

@@ -12,8 +12,15 @@
 //! not leave it behind, so it is made under the switch ([`Abandon::make`]) and abandoning
 //! removes it too.
 
-use crate::client::Shared;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// A connection that can be abandoned: its backend killed, every waiting request failed. The
+/// client's connections are; the switch knows them only through this, so that it does not
+/// depend on the client that uses it.
+pub(crate) trait Abandonable: Send + Sync {
+    /// Kills the backend of a connection that will not be used.
+    fn abandoned(&self);
+}
 
 /// Connections opened in the background, killed together when they are no longer wanted (see
 /// the module documentation).
@@ -25,7 +32,7 @@ struct State {
     /// Set once abandoned; under the same lock as the rest, so nothing slips in between.
     abandoned: bool,
     /// Connections started with the switch and not released.
-    live: Vec<Weak<Shared>>,
+    live: Vec<Weak<dyn Abandonable>>,
     /// What abandoning undoes besides the connections (see [`Abandon::make`]).
     undo: Vec<Box<dyn FnOnce() + Send>>,
 }
@@ -87,13 +94,14 @@ impl Abandon {
     }
 
     /// Records a connection being opened; false when already abandoned (the caller kills it).
-    pub(crate) fn register(&self, shared: &Arc<Shared>) -> bool {
+    pub(crate) fn register<C: Abandonable + 'static>(&self, conn: &Arc<C>) -> bool {
         let mut s = self.lock();
         if s.abandoned {
             return false;
         }
         s.live.retain(|w| w.strong_count() > 0);
-        s.live.push(Arc::downgrade(shared));
+        let conn: Arc<dyn Abandonable> = conn.clone();
+        s.live.push(Arc::downgrade(&conn));
         true
     }
 }

@@ -5,8 +5,8 @@
 //! is looked for next to the running executable first, so an installed or freshly built `ore`
 //! uses its own backends rather than whatever else is on `PATH`; otherwise `PATH` decides.
 
-use crate::error::{Error, Result};
-use crate::log;
+use protocol::error::{Error, Result};
+use protocol::log;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};

@@ -1,9 +1,10 @@
 //! Bad input on both sides of a connection: each case gives one clear error, never a panic, a
 //! hang or an allocation of a claimed size.
 
+use connect::{Client, ClientOptions};
 use protocol::frame::{read_frame, write_frame, MAGIC};
 use protocol::message::{kind, Hello, Request, Response};
-use protocol::{Backend, Client, ClientOptions, ErrorCode, Key};
+use protocol::{Backend, ErrorCode, Key};
 use std::io::Write;
 use std::process::{Command, Stdio};
 

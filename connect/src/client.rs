@@ -1,7 +1,7 @@
 //! `Client`: a backend program driven over its stdin and stdout.
 //!
 //! The client starts the program named by an archive identifier, checks its greeting, agrees on
-//! a version and then implements [`Backend`](crate::Backend) by sending requests. It keeps many requests in
+//! a version and then implements [`Backend`](protocol::Backend) by sending requests. It keeps many requests in
 //! flight: a request is written as soon as it is issued and its completion is queued; one
 //! reader thread matches answers to completions in order (answers come in request order) and
 //! hands log frames to the log sink. Requests are buffered and the buffer is flushed when
@@ -10,24 +10,24 @@
 //! thousand round trips — and no request sits in a buffer while others' answers are awaited.
 //!
 //! A client may also join, over a unix socket, the process that serves another client's
-//! connection (an attach point, see `share`): the same protocol, with no program of its own.
+//! connection (an attach point, see `protocol::share`): the same protocol, with no program of
+//! its own.
 //!
 //! Failures name the archive identifier: a program that cannot start, a program that prints
 //! something other than the greeting, one that dies mid-request (with its exit status), and one
-//! that answers out of turn. The greeting is in `handshake`, the reader thread and the
-//! watchdog in `reader`, the operations of [`Backend`](crate::Backend) in `calls`, and how a
+//! that answers out of turn. Opening a connection is in `start`, the greeting in `handshake`,
+//! the reader thread and the watchdog in `reader`, the operations of [`Backend`](protocol::Backend) in `calls`, and how a
 //! connection ends (a program that runs on after it is left running) in `ending`.
 
-use crate::abandon::Abandon;
-use crate::backend::{AttachPoint, BackendInfo, Ticket};
-use crate::error::{Error, Result};
-use crate::message::{Request, Response};
-use crate::spawn::{command_for, describe_exit, forward_stderr, grow_pipe};
+use crate::abandon::{Abandon, Abandonable};
+use crate::spawn::describe_exit;
+use protocol::backend::{AttachPoint, BackendInfo, Ticket};
+use protocol::error::{Error, Result};
+use protocol::message::{Request, Response};
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -37,9 +37,8 @@ mod calls;
 mod ending;
 mod handshake;
 mod reader;
+mod start;
 use ending::shutdown_child;
-use handshake::handshake;
-use reader::{read_answers, watchdog};
 
 /// How a client is set up.
 #[derive(Clone, Debug)]
@@ -114,6 +113,14 @@ pub(crate) struct Shared {
     /// When something last arrived from the backend, or a request was sent while none was
     /// waiting: the watchdog's clock.
     heard: Mutex<Instant>,
+}
+
+impl Abandonable for Shared {
+    /// Kills the backend of a connection that will not be used (see [`Abandon`]).
+    fn abandoned(&self) {
+        self.mark_dead("abandoned before it was used".into());
+        self.cut();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -228,12 +235,6 @@ impl Shared {
         self.flushed.fetch_max(written, Ordering::AcqRel);
     }
 
-    /// Kills the backend of a connection that will not be used (see [`Abandon`]).
-    pub(crate) fn abandoned(&self) {
-        self.mark_dead("abandoned before it was used".into());
-        self.cut();
-    }
-
     /// Ends the connection at once: kills the backend program, or shuts the socket.
     fn cut(&self) {
         if let Some(child) = lock(&self.child).as_mut() {
@@ -289,33 +290,6 @@ impl Shared {
     }
 }
 
-/// The exit status with which a backend program, before its greeting, asks to be started
-/// again: it found its store busy with a process that was just ending (PROTOCOL.md §5).
-pub const RETRY_EXIT: i32 = 75;
-/// How many times a backend is started again when it asks to be.
-const RETRIES: u64 = 5;
-
-/// Why a connection attempt failed: for good, or in a way worth trying again.
-enum Retry {
-    Fail(Error),
-    Again(Error),
-}
-
-impl From<Error> for Retry {
-    fn from(e: Error) -> Retry {
-        Retry::Fail(e)
-    }
-}
-
-/// The two ends of a connection being opened, and what stands behind them.
-struct Link {
-    out: Output,
-    input: Box<dyn Read + Send>,
-    child: Option<Child>,
-    socket: Option<UnixStream>,
-    stderr: Option<JoinHandle<()>>,
-}
-
 /// A connection to a backend program.
 pub struct Client {
     shared: Arc<Shared>,
@@ -326,215 +300,6 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts the backend for `archive` and performs the handshake.
-    pub fn connect(archive: &str) -> Result<Client> {
-        Client::connect_with(archive, ClientOptions::default())
-    }
-
-    /// [`connect`](Self::connect) with options. A backend that exits with [`RETRY_EXIT`] before
-    /// its greeting is started again, a few times.
-    pub fn connect_with(archive: &str, opts: ClientOptions) -> Result<Client> {
-        let mut attempts = 0;
-        loop {
-            match Client::connect_once(archive, opts.clone()) {
-                Err(Retry::Again(_)) if attempts < RETRIES => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(50 * attempts));
-                }
-                Err(Retry::Again(e) | Retry::Fail(e)) => return Err(e),
-                Ok(c) => return Ok(c),
-            }
-        }
-    }
-
-    fn connect_once(archive: &str, opts: ClientOptions) -> std::result::Result<Client, Retry> {
-        let (mut cmd, name) = command_for(archive)?;
-        let conn = |m: String| Error::Connection {
-            archive: archive.to_string(),
-            message: m,
-        };
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                " (looked next to this program and on PATH)"
-            } else {
-                ""
-            };
-            conn(format!(
-                "cannot start `{}`: {e}{hint}",
-                cmd.get_program().to_string_lossy()
-            ))
-        })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(conn("the backend's pipes could not be set up".into()).into());
-        };
-        // Larger pipes let a whole large block cross in one write instead of sixteen.
-        grow_pipe(&stdin);
-        grow_pipe(&stdout);
-        let expected = opts.expected_stderr;
-        let stderr_thread = std::thread::Builder::new()
-            .name(format!("{name} stderr"))
-            .spawn(move || forward_stderr(&name, stderr, expected))
-            .ok();
-        let link = Link {
-            out: Box::new(stdin),
-            input: Box::new(stdout),
-            child: Some(child),
-            socket: None,
-            stderr: stderr_thread,
-        };
-        Client::start(archive, opts, link)
-    }
-
-    /// Joins the process serving another connection to `archive` through its attach point:
-    /// connects to the unix socket at `socket` (here, or an ssh forwarding of the one on the
-    /// backend's machine), shows `ticket`, and performs the handshake. Fails when the socket
-    /// does not answer or the ticket is refused (the connection is then closed before the
-    /// greeting).
-    pub fn connect_socket(
-        archive: &str,
-        socket: &Path,
-        ticket: &[u8],
-        opts: ClientOptions,
-    ) -> Result<Client> {
-        let conn = |m: String| Error::Connection {
-            archive: archive.to_string(),
-            message: m,
-        };
-        let mut stream = UnixStream::connect(socket)
-            .map_err(|e| conn(format!("cannot connect to {}: {e}", socket.display())))?;
-        let (Ok(input), Ok(own)) = (stream.try_clone(), stream.try_clone()) else {
-            return Err(conn("the socket could not be duplicated".into()));
-        };
-        stream
-            .write_all(&crate::share::ticket_preamble(ticket))
-            .map_err(|e| conn(format!("writing to {}: {e}", socket.display())))?;
-        let link = Link {
-            out: Box::new(stream),
-            input: Box::new(input),
-            child: None,
-            socket: Some(own),
-            stderr: None,
-        };
-        Client::start(archive, opts, link).map_err(|(Retry::Fail(e) | Retry::Again(e))| e)
-    }
-
-    /// Greets the backend over `link` and starts the threads that serve the connection.
-    fn start(archive: &str, opts: ClientOptions, link: Link) -> std::result::Result<Client, Retry> {
-        let conn = |m: String| Error::Connection {
-            archive: archive.to_string(),
-            message: m,
-        };
-        let stderr_thread = link.stderr;
-        let shared = Arc::new(Shared {
-            archive: archive.to_string(),
-            writer: Mutex::new(Writer {
-                out: Some(BufWriter::with_capacity(256 * 1024, link.out)),
-                written: 0,
-            }),
-            pending: Mutex::new(Pending::default()),
-            flushed: AtomicU64::new(0),
-            nudge: Default::default(),
-            dead: Mutex::new(None),
-            room: Condvar::new(),
-            window: opts.window.max(1),
-            child: Mutex::new(link.child),
-            socket: link.socket,
-            heard: Mutex::new(Instant::now()),
-        });
-        if let Some(a) = &opts.abandon {
-            if !a.register(&shared) {
-                shared.abandoned();
-            }
-        }
-        let mut input: Input = BufReader::with_capacity(256 * 1024, link.input);
-        // A backend that never greets (a hung program, ssh waiting on a network) is given up
-        // after the timeout too.
-        let greeted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if let Some(limit) = opts.timeout {
-            let (shared, greeted) = (shared.clone(), greeted.clone());
-            let _ = std::thread::Builder::new()
-                .name("ore client handshake timer".into())
-                .spawn(move || {
-                    let started = Instant::now();
-                    while !greeted.load(Ordering::Acquire) {
-                        if started.elapsed() >= limit {
-                            shared.mark_dead(format!(
-                                "the backend did not answer the greeting within {} s (the \
-                                 limit is set with --timeout or ORE_TIMEOUT)",
-                                limit.as_secs_f64()
-                            ));
-                            shared.cut();
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                });
-        }
-        let handshake = handshake(&shared, &mut input, &opts.client_name);
-        greeted.store(true, Ordering::Release);
-        let (version, info) = match handshake {
-            Ok(v) => v,
-            Err(e) => {
-                let e = match e {
-                    // Given up by the handshake timer: say so rather than how the child died.
-                    _ if shared.dead_error().is_some() => shared
-                        .dead_error()
-                        .unwrap_or_else(|| shared.conn_error("the handshake failed")),
-                    Error::Connection { .. } => e,
-                    other => {
-                        let exit = shared
-                            .child_exit()
-                            .map(|s| format!(" (the backend {s})"))
-                            .unwrap_or_default();
-                        conn(format!("handshake failed: {other}{exit}"))
-                    }
-                };
-                let again = shared.child_code() == Some(RETRY_EXIT);
-                shutdown_child(&shared, Duration::from_millis(200), || false);
-                if let Some(t) = stderr_thread {
-                    let _ = t.join();
-                }
-                return Err(if again {
-                    Retry::Again(e)
-                } else {
-                    Retry::Fail(e)
-                });
-            }
-        };
-        let reader_shared = shared.clone();
-        let reader = std::thread::Builder::new()
-            .name("ore client reader".into())
-            .spawn(move || read_answers(&reader_shared, input))
-            .map_err(|e| conn(format!("cannot start the reader thread: {e}")))?;
-        let weak = Arc::downgrade(&shared);
-        std::thread::Builder::new()
-            .name("ore client sender".into())
-            .spawn(move || crate::linger::run(weak, |s: &Shared| &s.nudge, Shared::send_gathered))
-            .map_err(|e| conn(format!("cannot start the sender thread: {e}")))?;
-        if let Some(limit) = opts.timeout {
-            let weak = Arc::downgrade(&shared);
-            std::thread::Builder::new()
-                .name("ore client watchdog".into())
-                .spawn(move || watchdog(weak, limit))
-                .map_err(|e| conn(format!("cannot start the watchdog thread: {e}")))?;
-        }
-        Ok(Client {
-            shared,
-            info,
-            version,
-            reader: Mutex::new(Some(reader)),
-            stderr: Mutex::new(stderr_thread),
-        })
-    }
-
     /// The archive identifier this client was started with.
     pub fn archive(&self) -> &str {
         &self.shared.archive
@@ -565,7 +330,7 @@ impl Client {
                 let r = r.and_then(|resp| match resp {
                     Response::Error { code, message } => Err(Error::Backend {
                         code,
-                        message: crate::log::capped(message),
+                        message: protocol::log::capped(message),
                     }),
                     other => convert(other).map_err(|other| Error::Connection {
                         archive,
@@ -612,7 +377,7 @@ impl Client {
     }
 
     /// Asks where a further connection may join the backend's process, sent at once (see
-    /// [`Backend::attach_point`](crate::Backend::attach_point)).
+    /// [`Backend::attach_point`](protocol::Backend::attach_point)).
     pub fn start_attach_point(&self) -> Ticket<AttachPoint> {
         self.call_at_once(Request::AttachPoint, |r| match r {
             Response::AttachPoint(a) => Ok(a),
