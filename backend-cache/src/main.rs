@@ -3,6 +3,7 @@
 use anyhow::Context;
 use backend_cache::CacheBackend;
 use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive through a local cache of which blocks it holds.
@@ -25,13 +26,8 @@ struct Args {
     cache: PathBuf,
     /// The archive identifier of the inner backend, as one argument.
     inner: String,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
-    /// Serve reads only.
-    #[arg(long)]
-    read_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
 }
 
 fn main() {
@@ -46,6 +42,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = CacheBackend::open(&args.cache, &args.inner)
         .with_context(|| format!("opening the cache {}", args.cache.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

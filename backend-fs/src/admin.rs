@@ -4,6 +4,7 @@
 
 use crate::files::{read_optional, FileLock};
 use crate::{history, vouch, FsBackend};
+use ore_util::lock;
 use protocol::backend::{admin_help, AdminCommand};
 use protocol::provenance;
 use protocol::{AdminOutput, Backend, Error, ErrorCode, Result};
@@ -45,7 +46,7 @@ pub(crate) fn run(b: &FsBackend, command: &str, args: &[String]) -> Result<Admin
     if command == protocol::history::EXPIRE {
         let (cutoff, tag) = protocol::history::expire_args(args)?;
         b.check_writable("expiring tag history")?;
-        let _inner = b.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
+        let _inner = lock(&b.tag_mutex);
         let _outer = FileLock::acquire(&b.dir.join("tags.lock"))?;
         let n = history::expire(&b.dir, cutoff, tag, |t| read_optional(&b.tag_path(t)))?;
         return Ok(protocol::history::expired_output(n));

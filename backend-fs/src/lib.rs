@@ -45,6 +45,7 @@ use files::{
     create_dir_all, process_alive, read_optional, remove_optional, sorted_names, sync_dir,
     write_new_synced, FileLock,
 };
+use ore_util::lock;
 use protocol::backend::{admin_names, check_block_size};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{
@@ -242,12 +243,7 @@ impl FsBackend {
     /// directories whose entries may have changed for the next flush.
     fn make_fanout(&self, key: &Key) -> Result<()> {
         let first = [key.0[0], key.0[1]];
-        if self
-            .made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&first)
-        {
+        if lock(&self.made).contains(&first) {
             return Ok(());
         }
         for name in Self::fanout_names(key) {
@@ -262,10 +258,7 @@ impl FsBackend {
                 self.mark_dirty(parent.to_path_buf());
             }
         }
-        self.made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(first);
+        lock(&self.made).insert(first);
         Ok(())
     }
 
@@ -273,9 +266,9 @@ impl FsBackend {
     /// no-replace rename per block. A block renamed before an error is no longer waiting; the
     /// rest stay waiting for the next attempt.
     fn publish(&self) -> Result<()> {
-        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.publishing);
         let batch: Vec<(Key, u64)> = {
-            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = lock(&self.pending);
             pending.blocks.iter().map(|(k, (n, _))| (*k, *n)).collect()
         };
         if batch.is_empty() {
@@ -296,7 +289,7 @@ impl FsBackend {
             }
             done.push(key);
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = lock(&self.pending);
         for key in done {
             if let Some((_, size)) = pending.blocks.remove(&key) {
                 pending.bytes -= size;
@@ -337,10 +330,7 @@ impl FsBackend {
     }
 
     fn mark_dirty(&self, dir: PathBuf) {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dir);
+        lock(&self.dirty).insert(dir);
     }
 
     fn tag_path(&self, name: &str) -> PathBuf {
@@ -356,7 +346,7 @@ impl FsBackend {
     ) -> Result<CasOutcome> {
         check_tag_name(name)?;
         self.check_writable("changing a tag")?;
-        let _inner = self.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
+        let _inner = lock(&self.tag_mutex);
         let _outer = FileLock::acquire(&self.dir.join("tags.lock"))?;
         let path = self.tag_path(name);
         let current = read_optional(&path)?;
@@ -457,13 +447,7 @@ impl Backend for FsBackend {
         self.check_writable("storing a block")?;
         check_block_size(&key, data.len(), self.max_block_size)?;
         let name = Self::block_name(&key);
-        let waiting = |this: &Self| {
-            this.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .blocks
-                .contains_key(&key)
-        };
+        let waiting = |this: &Self| lock(&this.pending).blocks.contains_key(&key);
         let stored = |e| Error::io(format!("checking {}", self.root.full(&name).display()), e);
         if waiting(self) || self.root.exists(&name).map_err(stored)? {
             return Ok(());
@@ -478,7 +462,7 @@ impl Backend for FsBackend {
             ));
         }
         let full = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = lock(&self.pending);
             match pending.blocks.entry(key) {
                 // Another thread stored the same key meanwhile.
                 std::collections::hash_map::Entry::Occupied(_) => None,
@@ -509,13 +493,7 @@ impl Backend for FsBackend {
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        let waiting = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .blocks
-            .get(&key)
-            .map(|(n, _)| *n);
+        let waiting = lock(&self.pending).blocks.get(&key).map(|(n, _)| *n);
         if let Some(n) = waiting {
             // Renamed meanwhile when the temporary file is gone: then it is under its key.
             let tmp = self.tmp_name(n);
@@ -534,7 +512,7 @@ impl Backend for FsBackend {
 
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let waiting: Vec<bool> = {
-            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = lock(&self.pending);
             keys.iter()
                 .map(|k| pending.blocks.contains_key(k))
                 .collect()
@@ -619,16 +597,11 @@ impl Backend for FsBackend {
 
     fn flush(&self) -> Result<()> {
         self.publish()?;
-        let dirs: Vec<PathBuf> = self
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let dirs: Vec<PathBuf> = lock(&self.dirty).drain().collect();
         for (i, d) in dirs.iter().enumerate() {
             if let Err(e) = sync_dir(d) {
                 // Keep what was not synced for the next flush.
-                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                let mut dirty = lock(&self.dirty);
                 dirty.extend(dirs[i..].iter().cloned());
                 return Err(e);
             }

@@ -26,6 +26,7 @@ mod tags;
 mod vouch;
 
 use members::{choose, Member, Rng};
+use ore_util::lock;
 use protocol::backend::{not_supported, CasOutcome, Stats};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{AdminOutput, Backend, BackendInfo, Error, ErrorCode, Key, Result, Ticket};
@@ -68,10 +69,6 @@ pub struct ReplicatedBackend {
     path: PathBuf,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Sum of trust, capped at 100.
 pub(crate) fn trust_of<'a>(members: impl IntoIterator<Item = &'a Arc<Member>>) -> u32 {
     members
@@ -87,10 +84,7 @@ impl Inner {
     }
 
     pub(crate) fn members(&self) -> Vec<Arc<Member>> {
-        self.members
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        ore_util::sync::read(&self.members).clone()
     }
 
     pub(crate) fn member(&self, id: i64) -> Option<Arc<Member>> {
@@ -425,11 +419,7 @@ impl ReplicatedBackend {
                 }
             })
             .collect();
-        *self
-            .inner
-            .members
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = members;
+        *ore_util::sync::write(&self.inner.members) = members;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use backend_replicated::ReplicatedBackend;
 use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive replicated over several member archives.
@@ -23,13 +24,8 @@ use std::path::PathBuf;
 struct Args {
     /// The state file (sqlite; created when missing).
     state: PathBuf,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
-    /// Serve reads only.
-    #[arg(long)]
-    read_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
 }
 
 fn main() {
@@ -44,6 +40,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = ReplicatedBackend::open(&args.state)
         .with_context(|| format!("opening the replication state {}", args.state.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

@@ -28,11 +28,11 @@ pub mod record;
 mod reindex;
 mod replay;
 pub mod scan;
-pub mod sqlite;
 pub mod sshmux;
 
 use index::Index;
 use logs::{ArchiveLock, Logs};
+use ore_util::lock;
 use protocol::backend::{check_block_size, AdminOutput, CasOutcome, Stats};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{Backend, BackendInfo, Error, ErrorCode, Key, Result};
@@ -352,7 +352,7 @@ impl SplitlogBackend {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// The archive's settings.
