@@ -46,7 +46,7 @@ use files::{
     write_new_synced, FileLock,
 };
 use ore_util::lock;
-use protocol::backend::{admin_names, check_block_size};
+use protocol::backend::check_block_size;
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{
     AdminOutput, Backend, BackendInfo, CasOutcome, Error, ErrorCode, Key, Result, Stats,
@@ -439,7 +439,7 @@ impl Backend for FsBackend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin_names(admin::COMMANDS),
+            admin_commands: admin::names(),
         }
     }
 

@@ -8,73 +8,101 @@
 use crate::members::Member;
 use crate::repair;
 use crate::{trust_of, ReplicatedBackend};
+use ore_util::admin::{abouts, find};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
 use protocol::history;
+use protocol::provenance;
 use protocol::{Backend, Error, ErrorCode, Result};
 use serde_json::json;
 use std::sync::Arc;
 
-const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help: "the state file, the members and what the archive can do",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "blocks, bytes, tags, blocks short of full trust, damaged copies",
-    },
-    protocol::history::READ_COMMAND,
-    protocol::history::EXPIRE_COMMAND,
-    protocol::provenance::UNVOUCHED_COMMAND,
-    protocol::provenance::VOUCH_COMMAND,
-    protocol::provenance::MARK_COMMAND,
-    AdminCommand {
-        name: "members",
-        args: "",
-        help: "every member: trust, weights, health, copies held, last error",
-    },
-    AdminCommand {
-        name: "add",
-        args: "ARCHIVE-ID [--trust N] [--read-weight N] [--write-weight N]",
-        help: "add a member (trust % default 100, weights default 1; write weight 0 = read-only)",
-    },
-    AdminCommand {
-        name: "set",
-        args: "MEMBER [--trust N] [--read-weight N] [--write-weight N]",
-        help: "change a member's trust or weights (MEMBER: its number or identifier)",
-    },
-    AdminCommand {
-        name: "remove",
-        args: "MEMBER [--force]",
-        help: "drop a member; refused while blocks would fall short without it (use drain)",
-    },
-    AdminCommand {
-        name: "drain",
-        args: "MEMBER",
-        help: "copy what would fall short without the member to others, then drop it",
-    },
-    AdminCommand {
-        name: "rereplicate",
-        args: "",
-        help: "check the members hold what the state says, then bring every block to 100% trust",
-    },
-    AdminCommand {
-        name: "scrub",
-        args: "[--read]",
-        help:
-            "compare each member's listing with the state and repair; --read also reads every copy",
-    },
+type Spec = ore_util::admin::Spec<ReplicatedBackend, AdminCommand, Result<AdminOutput>>;
+
+/// An entry of the table for a command of the replicated backend's own.
+const fn own(
+    name: &'static str,
+    args: &'static str,
+    help: &'static str,
+    run: fn(&ReplicatedBackend, &[String]) -> Result<AdminOutput>,
+) -> Spec {
+    Spec::new(AdminCommand { name, args, help }, run)
+}
+
+const TABLE: &[Spec] = &[
+    own("help", "", "list the admin commands", |b, _| Ok(help(b))),
+    own(
+        "info",
+        "",
+        "the state file, the members and what the archive can do",
+        |b, _| info(b),
+    ),
+    own(
+        "stats",
+        "",
+        "blocks, bytes, tags, blocks short of full trust, damaged copies",
+        |b, _| stats(b),
+    ),
+    Spec::new(history::READ_COMMAND, tag_history),
+    Spec::new(history::EXPIRE_COMMAND, expire_tag_history),
+    Spec::new(provenance::UNVOUCHED_COMMAND, crate::vouch::unvouched),
+    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
+        crate::vouch::record(b, provenance::VOUCH, args)
+    }),
+    Spec::new(provenance::MARK_COMMAND, |b, args| {
+        crate::vouch::record(b, provenance::MARK, args)
+    }),
+    own(
+        "members",
+        "",
+        "every member: trust, weights, health, copies held, last error",
+        |b, _| members(b),
+    ),
+    own(
+        "add",
+        "ARCHIVE-ID [--trust N] [--read-weight N] [--write-weight N]",
+        "add a member (trust % default 100, weights default 1; write weight 0 = read-only)",
+        add,
+    ),
+    own(
+        "set",
+        "MEMBER [--trust N] [--read-weight N] [--write-weight N]",
+        "change a member's trust or weights (MEMBER: its number or identifier)",
+        set,
+    ),
+    own(
+        "remove",
+        "MEMBER [--force]",
+        "drop a member; refused while blocks would fall short without it (use drain)",
+        remove,
+    ),
+    own(
+        "drain",
+        "MEMBER",
+        "copy what would fall short without the member to others, then drop it",
+        drain,
+    ),
+    own(
+        "rereplicate",
+        "",
+        "check the members hold what the state says, then bring every block to 100% trust",
+        |b, args| {
+            parse_opts("rereplicate", args, &[])?;
+            Ok(repair::rereplicate(b.inner())?.output(""))
+        },
+    ),
+    own(
+        "scrub",
+        "[--read]",
+        "compare each member's listing with the state and repair; --read also reads every copy",
+        |b, args| {
+            let o = parse_opts("scrub", args, &["--read"])?;
+            Ok(repair::scrub(b.inner(), o.read_data)?.output(""))
+        },
+    ),
 ];
 
 pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(COMMANDS)
+    protocol::backend::admin_names(&abouts(TABLE))
 }
 
 fn bad(message: String) -> Error {
@@ -165,39 +193,14 @@ fn split_member<'a>(command: &str, args: &'a [String]) -> Result<(&'a str, &'a [
 }
 
 pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    if let Some(out) = crate::vouch::run(b, command, args)? {
-        return Ok(out);
-    }
-    match command {
-        "help" => Ok(help(b)),
-        "info" => info(b),
-        "stats" => stats(b),
-        "members" => members(b),
-        history::TAG_HISTORY => tag_history(b, args),
-        history::EXPIRE => {
-            let (cutoff, tag) = history::expire_args(args)?;
-            Ok(history::expired_output(
-                b.inner().state().expire_tag_history(cutoff, tag)?,
-            ))
-        }
-        "add" => add(b, args),
-        "set" => set(b, args),
-        "remove" => remove(b, args),
-        "drain" => drain(b, args),
-        "rereplicate" => {
-            parse_opts(command, args, &[])?;
-            Ok(repair::rereplicate(b.inner())?.output(""))
-        }
-        "scrub" => {
-            let o = parse_opts(command, args, &["--read"])?;
-            Ok(repair::scrub(b.inner(), o.read_data)?.output(""))
-        }
-        other => Err(unknown_admin(other, COMMANDS)),
+    match find(TABLE, |c| c.name == command) {
+        Some(spec) => (spec.run)(b, args),
+        None => Err(unknown_admin(command, &abouts(TABLE))),
     }
 }
 
 fn help(b: &ReplicatedBackend) -> AdminOutput {
-    let mut out = admin_help(&b.info().server, COMMANDS);
+    let mut out = admin_help(&b.info().server, &abouts(TABLE));
     out.text.push_str(
         "\nA block is stored on members drawn at random by write weight until their trust adds \
          up to 100%.\nMember changes take effect for the next connection.\n",
@@ -251,6 +254,13 @@ fn stats(b: &ReplicatedBackend) -> Result<AdminOutput> {
         "short": short, "damaged": damaged,
     });
     Ok(AdminOutput::new(text, json))
+}
+
+fn expire_tag_history(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
+    let (cutoff, tag) = history::expire_args(args)?;
+    Ok(history::expired_output(
+        b.inner().state().expire_tag_history(cutoff, tag)?,
+    ))
 }
 
 fn tag_history(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {

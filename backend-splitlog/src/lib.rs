@@ -20,6 +20,7 @@
 //! so it dies with its process and is never left stale.
 
 mod admin;
+mod compact;
 pub mod damage;
 pub mod identifier;
 pub mod index;
