@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use backend_cache::CacheBackend;
-use clap::Parser;
 use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
@@ -19,7 +18,7 @@ use std::path::PathBuf;
 /// Examples:
 ///   ore -a "backend-cache ~/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" snapshot home ~
 ///   ore-admin "backend-cache ~/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" stats
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-cache", version, verbatim_doc_comment)]
 struct Args {
     /// The cache file (sqlite; created when missing).
@@ -31,11 +30,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use backend_fs::{FsBackend, FsOptions};
-use clap::Parser;
 use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
@@ -11,7 +10,7 @@ use std::path::PathBuf;
 /// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
 /// from an archive identifier such as "backend-fs /mnt/backup/ore". The archive is created when
 /// DIR is missing or empty.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-fs", version)]
 struct Args {
     /// The archive directory.
@@ -24,11 +23,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

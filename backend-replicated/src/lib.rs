@@ -202,17 +202,19 @@ impl Inner {
     ) -> Result<u32> {
         let mut stored = Vec::new();
         let mut errors = Vec::new();
-        for (m, t) in tickets {
-            match t.wait() {
-                Ok(()) => {
-                    have = have.saturating_add(m.row.trust).min(100);
-                    stored.push(m.row.id);
-                }
-                Err(e) => {
-                    errors.push(format!("{}: {e}", m.name()));
-                    self.broken(&m, &e);
-                }
+        // A member's answer: its trust counts, or it is marked broken.
+        let mut settle = |m: &Member, outcome: Result<()>, have: &mut u32| match outcome {
+            Ok(()) => {
+                *have = have.saturating_add(m.row.trust).min(100);
+                stored.push(m.row.id);
             }
+            Err(e) => {
+                errors.push(format!("{}: {e}", m.name()));
+                self.broken(m, &e);
+            }
+        };
+        for (m, t) in tickets {
+            settle(&m, t.wait(), &mut have);
         }
         // Replace the members that failed.
         while have < 100 {
@@ -220,16 +222,7 @@ impl Inner {
                 break;
             };
             let Some(b) = m.backend() else { continue };
-            match b.put(key, data) {
-                Ok(()) => {
-                    have = have.saturating_add(m.row.trust).min(100);
-                    stored.push(m.row.id);
-                }
-                Err(e) => {
-                    errors.push(format!("{}: {e}", m.name()));
-                    self.broken(&m, &e);
-                }
-            }
+            settle(&m, b.put(key, data), &mut have);
         }
         self.record_copies(key, data.len() as u64, &stored, gen)?;
         if have == 0 {

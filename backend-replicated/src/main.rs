@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use backend_replicated::ReplicatedBackend;
-use clap::Parser;
 use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
@@ -19,7 +18,7 @@ use std::path::PathBuf;
 ///   ore-admin "backend-replicated ~/ore/state.db" add "ssh nas backend-splitlog /data" --trust 100
 ///   ore-admin "backend-replicated ~/ore/state.db" members
 ///   ore -a "backend-replicated ~/ore/state.db" snapshot home ~
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-replicated", version, verbatim_doc_comment)]
 struct Args {
     /// The state file (sqlite; created when missing).
@@ -29,11 +28,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

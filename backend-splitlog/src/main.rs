@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use clap::Parser;
 use ore_util::flags::AccessFlags;
 use protocol::share;
 use std::path::PathBuf;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 /// take attachments (an `ore` that opened the archive in process), the second waits for it
 /// when started by `ore` (up to its --timeout), and otherwise fails at once, naming the process
 /// that holds it.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-splitlog", version)]
 struct Args {
     /// The directory of the log files.
@@ -30,11 +29,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

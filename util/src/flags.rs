@@ -1,4 +1,5 @@
-//! The access flags every backend program takes: `--append-only` and `--read-only`.
+//! The access flags every backend program takes, `--append-only` and `--read-only`, and the
+//! [`main`] every backend program starts with.
 //!
 //! A backend is often started by an ssh forced command on the machine that holds the archive;
 //! these two flags are how that command limits what the connecting machine may do. Each
@@ -6,6 +7,16 @@
 //! declaration, flattened into each program's clap arguments (`#[command(flatten)]`). The
 //! meaning of the pair lives with the rule that enforces it, `protocol::restrict::Access`
 //! (`Access::from_flags`): this crate sits below `protocol` and cannot name it.
+
+/// Parses the program's arguments and runs it, the way every backend program starts: an error
+/// is printed whole on stderr (`error: ` and, with `{:#}`, each cause after a colon) and the
+/// program exits 1.
+pub fn main<A: clap::Parser, E: std::fmt::Display>(run: impl FnOnce(A) -> Result<(), E>) {
+    if let Err(e) = run(A::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
 
 /// `--append-only` and `--read-only`.
 #[derive(clap::Args, Clone, Copy, Debug, Default, PartialEq, Eq)]
