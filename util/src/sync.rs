@@ -6,7 +6,7 @@
 //! lock is still the best there is: one failed request must not take the whole program down.
 //! These take the guard either way.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `m`, whether or not a thread panicked while holding it.
 pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -21,6 +21,11 @@ pub fn read<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 /// Locks `l` for writing, whether or not a thread panicked while holding it.
 pub fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits on `cv` with `guard`'s lock, whether or not a thread panicked while holding it.
+pub fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cv.wait(guard).unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -45,5 +50,27 @@ mod tests {
         assert_eq!(*lock(&m), 8);
         *write(&l) += 1;
         assert_eq!(*read(&l), 9);
+    }
+
+    #[test]
+    fn a_wait_on_a_poisoned_lock_wakes_with_its_data() {
+        let pair = Arc::new((Mutex::new(false), Condvar::new()));
+        let p2 = pair.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = p2.0.lock().unwrap();
+            panic!("poison");
+        })
+        .join();
+        let p3 = pair.clone();
+        let setter = std::thread::spawn(move || {
+            *lock(&p3.0) = true;
+            p3.1.notify_all();
+        });
+        let mut ready = lock(&pair.0);
+        while !*ready {
+            ready = wait(&pair.1, ready);
+        }
+        drop(ready);
+        setter.join().unwrap();
     }
 }
