@@ -7,52 +7,75 @@
 //! `problems` included, unchanged.
 
 use crate::{CacheBackend, GC_TAG};
+use ore_util::admin::{abouts, find};
 use protocol::backend::{AdminCommand, AdminOutput};
 use protocol::{Backend, Error, ErrorCode, Key, Result};
 use serde_json::json;
 use std::sync::atomic::Ordering::SeqCst;
 
-const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands (the cache's and the inner backend's)",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help: "the cache file, the inner archive, and how many keys are cached",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "exists answered from the cache (hits) and asked of the inner backend (misses)",
-    },
-    AdminCommand {
-        name: "clear",
-        args: "",
-        help: "forget every key (always safe; the next snapshot asks the archive again)",
-    },
-    AdminCommand {
-        name: "rebuild",
-        args: "",
-        help: "replace the cached keys with a listing of the inner backend",
-    },
-    AdminCommand {
-        name: "check",
-        args: "",
-        help: "ask the inner backend about every cached key; forget and report those it lacks",
-    },
-    AdminCommand {
-        name: "inner",
-        args: "COMMAND [ARGS...]",
-        help: "run an admin command of the inner backend (also for names the cache uses)",
-    },
+type Spec = ore_util::admin::Spec<CacheBackend, AdminCommand, Result<AdminOutput>>;
+
+/// An entry of the table for a command that takes no arguments.
+const fn own(
+    name: &'static str,
+    help: &'static str,
+    run: fn(&CacheBackend, &[String]) -> Result<AdminOutput>,
+) -> Spec {
+    Spec::new(
+        AdminCommand {
+            name,
+            args: "",
+            help,
+        },
+        run,
+    )
+}
+
+/// The cache's own commands; any other name goes to the inner backend.
+const TABLE: &[Spec] = &[
+    own(
+        "help",
+        "list the admin commands (the cache's and the inner backend's)",
+        |c, args| no_args("help", args).and_then(|()| help(c)),
+    ),
+    own(
+        "info",
+        "the cache file, the inner archive, and how many keys are cached",
+        |c, args| no_args("info", args).and_then(|()| info(c)),
+    ),
+    own(
+        "stats",
+        "exists answered from the cache (hits) and asked of the inner backend (misses)",
+        |c, args| no_args("stats", args).and_then(|()| stats(c)),
+    ),
+    own(
+        "clear",
+        "forget every key (always safe; the next snapshot asks the archive again)",
+        |c, args| no_args("clear", args).and_then(|()| clear(c)),
+    ),
+    own(
+        "rebuild",
+        "replace the cached keys with a listing of the inner backend",
+        |c, args| no_args("rebuild", args).and_then(|()| rebuild(c)),
+    ),
+    own(
+        "check",
+        "ask the inner backend about every cached key; forget and report those it lacks",
+        |c, args| no_args("check", args).and_then(|()| check(c)),
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "inner",
+            args: "COMMAND [ARGS...]",
+            help: "run an admin command of the inner backend (also for names the cache uses)",
+        },
+        inner,
+    ),
 ];
 
 /// The names of the cache's own commands.
 pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(COMMANDS)
+    protocol::backend::admin_names(&abouts(TABLE))
 }
 
 const SAFETY: &str = "\
@@ -63,68 +86,54 @@ that finds it changed behind its back starts empty by itself.
 ";
 
 pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    let no_args = || -> Result<()> {
-        if args.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::backend(
-                ErrorCode::InvalidArgument,
-                format!("`{command}` takes no arguments, got {args:?}"),
-            ))
-        }
-    };
-    match command {
-        "help" => {
-            no_args()?;
-            help(cache)
-        }
-        "info" => {
-            no_args()?;
-            info(cache)
-        }
-        "stats" => {
-            no_args()?;
-            stats(cache)
-        }
-        "clear" => {
-            no_args()?;
-            let (before, _) = cache.shared.db().counts()?;
-            cache.shared.hits.store(0, SeqCst);
-            cache.shared.misses.store(0, SeqCst);
-            cache.shared.notes().clear();
-            cache.shared.db().clear()?;
-            Ok(AdminOutput::new(
-                format!("forgot {before} keys\n"),
-                json!({"forgotten": before}),
-            ))
-        }
-        "rebuild" => {
-            no_args()?;
-            rebuild(cache)
-        }
-        "check" => {
-            no_args()?;
-            check(cache)
-        }
-        "inner" => match args.split_first() {
-            Some((c, rest)) => cache.inner.admin(c, rest),
-            None => Err(Error::backend(
-                ErrorCode::InvalidArgument,
-                "`inner` needs the inner backend's command, e.g. `inner help`",
-            )),
-        },
-        other => cache.inner.admin(other, args),
+    match find(TABLE, |c| c.name == command) {
+        Some(spec) => (spec.run)(cache, args),
+        None => cache.inner.admin(command, args),
     }
 }
 
+fn no_args(command: &str, args: &[String]) -> Result<()> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::backend(
+            ErrorCode::InvalidArgument,
+            format!("`{command}` takes no arguments, got {args:?}"),
+        ))
+    }
+}
+
+/// `inner COMMAND [ARGS...]`: the inner backend's command, even one named like the cache's.
+fn inner(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    match args.split_first() {
+        Some((c, rest)) => cache.inner.admin(c, rest),
+        None => Err(Error::backend(
+            ErrorCode::InvalidArgument,
+            "`inner` needs the inner backend's command, e.g. `inner help`",
+        )),
+    }
+}
+
+fn clear(cache: &CacheBackend) -> Result<AdminOutput> {
+    let (before, _) = cache.shared.db().counts()?;
+    cache.shared.hits.store(0, SeqCst);
+    cache.shared.misses.store(0, SeqCst);
+    cache.shared.notes().clear();
+    cache.shared.db().clear()?;
+    Ok(AdminOutput::new(
+        format!("forgot {before} keys\n"),
+        json!({"forgotten": before}),
+    ))
+}
+
 fn help(cache: &CacheBackend) -> Result<AdminOutput> {
-    let own = protocol::backend::admin_help(&cache.info.server, COMMANDS);
+    let own = protocol::backend::admin_help(&cache.info.server, &abouts(TABLE));
     let inner_info = cache.inner.info();
     let names: Vec<&str> = inner_info
         .admin_commands
         .iter()
         .map(String::as_str)
-        .filter(|c| !COMMANDS.iter().any(|o| o.name == *c))
+        .filter(|c| find(TABLE, |o| o.name == *c).is_none())
         .collect();
     let text = format!(
         "{}\nEvery other command is passed to the inner backend ({}){}.\n\n{SAFETY}",

@@ -8,21 +8,25 @@
 //! a row for a key the inner backend lacks is the one thing that must never happen, so rows are
 //! deleted before a removal is passed on.
 
-use protocol::{Error, Key, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use ore_util::sqlite::{self, Schema};
+use protocol::{Error, ErrorCode, Key, Result};
+use rusqlite::{params, Connection};
 use std::path::Path;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS blocks (key BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS unflushed (key BLOB PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 ";
 
 /// Version of the tables above; a cache file of another version is started afresh.
 pub const SCHEMA_VERSION: &str = "1";
 
 pub(crate) fn db_err(path: &Path, context: &str, e: rusqlite::Error) -> Error {
-    backend_splitlog::sqlite::error("cache database", path, context, e)
+    io_err(sqlite::error("cache database", path, context, e))
+}
+
+fn io_err(e: sqlite::Error) -> Error {
+    Error::backend(ErrorCode::Io, e.to_string())
 }
 
 /// The open cache file.
@@ -37,21 +41,18 @@ impl Db {
         let err = |c: &str, e| db_err(path, c, e);
         // A crash may lose the last commits (harmless: the cache only forgets) but never
         // invents rows.
-        let conn = backend_splitlog::sqlite::open_private(
-            "cache database",
-            path,
-            std::time::Duration::from_secs(30),
-        )?;
-        conn.execute_batch(SCHEMA)
+        let conn = sqlite::open_private("cache database", path, std::time::Duration::from_secs(30))
+            .map_err(io_err)?;
+        conn.execute_batch(&format!("{SCHEMA}{}", sqlite::META_TABLE))
             .map_err(|e| err("creating the tables (is it an Ore cache file?)", e))?;
         let db = Db {
             conn,
             path: path.to_path_buf(),
         };
-        match db.meta("schema")?.as_deref() {
-            Some(SCHEMA_VERSION) => {}
-            None => db.set_meta("schema", SCHEMA_VERSION)?,
-            Some(other) => {
+        let schema = sqlite::schema(&db.conn, SCHEMA_VERSION);
+        match schema.map_err(|e| db.err("reading its settings", e))? {
+            Schema::Same | Schema::New => {}
+            Schema::Other(other) => {
                 protocol::log::warning(&format!(
                     "cache {}: made by another version (schema {other}): starting empty",
                     path.display()
@@ -77,23 +78,11 @@ impl Db {
 
     /// A value from the meta table.
     pub fn meta(&self, name: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.err("reading its settings", e))
+        sqlite::meta(&self.conn, name).map_err(|e| self.err("reading its settings", e))
     }
 
     pub fn set_meta(&self, name: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (name, value) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                params![name, value],
-            )
-            .map(drop)
-            .map_err(|e| self.err("writing its settings", e))
+        sqlite::set_meta(&self.conn, name, value).map_err(|e| self.err("writing its settings", e))
     }
 
     /// A counter from the meta table (0 when absent).
@@ -124,27 +113,14 @@ impl Db {
 
     /// For each key, whether the cache knows the inner backend holds it.
     pub fn known(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        // One read transaction for the batch, not one per key.
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| self.err("looking keys up", e))?;
-        let mut q = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM blocks WHERE key = ?1)
-                     OR EXISTS (SELECT 1 FROM unflushed WHERE key = ?1)",
-            )
-            .map_err(|e| self.err("looking keys up", e))?;
-        let r = keys
-            .iter()
-            .map(|k| {
-                q.query_row([&k.0[..]], |r| r.get::<_, bool>(0))
-                    .map_err(|e| db_err(&self.path, "looking keys up", e))
-            })
-            .collect();
-        drop(q);
-        tx.commit().map_err(|e| self.err("looking keys up", e))?;
-        r
+        let keys: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+        sqlite::each_in_one_read(
+            &self.conn,
+            "SELECT EXISTS (SELECT 1 FROM blocks WHERE key = ?1)
+                 OR EXISTS (SELECT 1 FROM unflushed WHERE key = ?1)",
+            &keys,
+        )
+        .map_err(|e| self.err("looking keys up", e))
     }
 
     /// Notes keys the inner backend acknowledged, each to be recorded by the flush of its

@@ -18,6 +18,7 @@ mod admin;
 pub mod db;
 
 use db::Db;
+use ore_util::lock;
 use protocol::backend::{CasOutcome, Stats};
 use protocol::{AdminOutput, Backend, BackendInfo, Key, Result, Ticket};
 use std::collections::HashMap;
@@ -48,11 +49,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn db(&self) -> MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.db)
     }
 
     pub(crate) fn notes(&self) -> MutexGuard<'_, HashMap<Key, u64>> {
-        self.notes.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.notes)
     }
 
     /// Notes acknowledged keys, unless a removal happened since `removals` was read.
@@ -237,14 +238,10 @@ pub fn gc_epoch(value: Option<&[u8]>) -> String {
     match serde_json::from_slice::<serde_json::Value>(v) {
         Ok(j) => match j.get("epoch").and_then(|e| e.as_str()) {
             Some(e) => format!("epoch {e}"),
-            None => hex(v),
+            None => hex::encode(v),
         },
-        Err(_) => hex(v),
+        Err(_) => hex::encode(v),
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Backend for CacheBackend {

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use backend_cache::CacheBackend;
-use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive through a local cache of which blocks it holds.
@@ -18,34 +18,25 @@ use std::path::PathBuf;
 /// Examples:
 ///   ore -a "backend-cache $HOME/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" snapshot home ~
 ///   ore-admin "backend-cache $HOME/.cache/ore/nas.db 'ssh nas backend-splitlog /data'" stats
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-cache", version, verbatim_doc_comment)]
 struct Args {
     /// The cache file (sqlite; created when missing).
     cache: PathBuf,
     /// The archive identifier of the inner backend, as one argument.
     inner: String,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
-    /// Serve reads only.
-    #[arg(long)]
-    read_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = CacheBackend::open(&args.cache, &args.inner)
         .with_context(|| format!("opening the cache {}", args.cache.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

@@ -212,11 +212,9 @@ fn umask() -> Option<u32> {
 
 /// The key's 64 hex digits, on the stack.
 pub fn hex64(key: &Key) -> [u8; 64] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (i, b) in key.0.iter().enumerate() {
-        out[2 * i] = DIGITS[(b >> 4) as usize];
-        out[2 * i + 1] = DIGITS[(b & 15) as usize];
-    }
+    // 32 bytes always fill 64 digits: encoding fails only on a length mismatch.
+    let encoded = hex::encode_to_slice(key.0, &mut out);
+    debug_assert!(encoded.is_ok());
     out
 }

@@ -39,19 +39,6 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(h: &str) -> Option<Vec<u8>> {
-    (0..h.len() / 2)
-        .map(|i| {
-            h.get(2 * i..2 * i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
-}
-
 /// The checksum a line of the current layout ends with: `b3:` and the first 16 hex digits of
 /// the BLAKE3 hash of the line's text before it (`NANOSECONDS set HEX` or `NANOSECONDS
 /// removed`). It makes a flipped byte inside a key — which still reads as hex, and would
@@ -63,7 +50,7 @@ fn checksum(text: &str) -> String {
 /// One line as written now: the change, then its checksum.
 fn line(ns: i128, value: Option<&[u8]>) -> String {
     let text = match value {
-        Some(v) => format!("{ns} set {}", hex(v)),
+        Some(v) => format!("{ns} set {}", hex::encode(v)),
         None => format!("{ns} removed"),
     };
     let sum = checksum(&text);
@@ -92,10 +79,12 @@ fn parse_line(line: &str) -> std::result::Result<Change, String> {
         .and_then(|n| n.parse::<i128>().ok())
         .ok_or("it does not start with a time in nanoseconds")?;
     match (w.next(), w.next(), w.next()) {
-        (Some("set"), Some(h), None) if h.len() % 2 == 0 && !h.is_empty() => match unhex(h) {
-            Some(v) => Ok((ns, Some(v))),
-            None => Err("its value is not hexadecimal".into()),
-        },
+        (Some("set"), Some(h), None) if h.len() % 2 == 0 && !h.is_empty() => {
+            match hex::decode(h).ok() {
+                Some(v) => Ok((ns, Some(v))),
+                None => Err("its value is not hexadecimal".into()),
+            }
+        }
         (Some("removed"), None, None) => Ok((ns, None)),
         _ => Err("it is neither `TIME set HEX` nor `TIME removed`".into()),
     }

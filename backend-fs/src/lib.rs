@@ -37,15 +37,14 @@ mod admin;
 mod at;
 mod files;
 mod history;
+mod opening;
 mod verify;
 mod vouch;
 
 use at::{hex64, Dir, Name};
-use files::{
-    create_dir_all, process_alive, read_optional, remove_optional, sorted_names, sync_dir,
-    write_new_synced, FileLock,
-};
-use protocol::backend::{admin_names, check_block_size};
+use files::{read_optional, remove_optional, sorted_names, sync_dir, write_new_synced, FileLock};
+use ore_util::lock;
+use protocol::backend::check_block_size;
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{
     AdminOutput, Backend, BackendInfo, CasOutcome, Error, ErrorCode, Key, Result, Stats,
@@ -105,104 +104,9 @@ pub struct FsBackend {
 }
 
 impl FsBackend {
-    /// Opens the archive in `dir`, creating it when `dir` is missing or empty.
-    pub fn open(dir: impl AsRef<Path>, opts: FsOptions) -> Result<FsBackend> {
-        let dir = dir.as_ref().to_path_buf();
-        let conf = dir.join(CONF);
-        let existing = read_optional(&conf)?;
-        let mut max_block_size = DEFAULT_MAX_BLOCK;
-        match existing {
-            Some(text) => {
-                let text = String::from_utf8_lossy(&text);
-                if text.lines().next() != Some(FORMAT_LINE) {
-                    return Err(invalid(format!(
-                        "{} is not a backend-fs archive of a known format (first line {:?})",
-                        conf.display(),
-                        text.lines().next().unwrap_or("")
-                    )));
-                }
-                max_block_size = parse_conf(&conf, &text)?;
-            }
-            None => {
-                if opts.read_only {
-                    return Err(invalid(format!(
-                        "{} is not a backend-fs archive (no {CONF}), and --read-only cannot create one",
-                        dir.display()
-                    )));
-                }
-                if !sorted_names(&dir)?.is_empty() {
-                    return Err(invalid(format!(
-                        "{} is not empty and is not a backend-fs archive (no {CONF}); refusing to create one there",
-                        dir.display()
-                    )));
-                }
-                create_dir_all(&dir)?;
-            }
-        }
-        if let Some(m) = opts.max_block_size {
-            if m == 0 || m > protocol::frame::MAX_BLOCK_LIMIT {
-                return Err(invalid(format!(
-                    "maximum block size {m} is outside 1..={}",
-                    protocol::frame::MAX_BLOCK_LIMIT
-                )));
-            }
-            max_block_size = m;
-        }
-        for sub in ["blocks", "tags", "tmp"] {
-            if !opts.read_only {
-                create_dir_all(&dir.join(sub))?;
-            }
-        }
-        let root = Dir::open(&dir)
-            .map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
-        let backend = FsBackend {
-            dir,
-            root,
-            pid: std::process::id().to_string(),
-            max_block_size,
-            read_only: opts.read_only,
-            pending: Mutex::new(Pending::default()),
-            publishing: Mutex::new(()),
-            made: Mutex::new(HashSet::new()),
-            dirty: Mutex::new(HashSet::new()),
-            tag_mutex: Mutex::new(()),
-            counter: AtomicU64::new(0),
-        };
-        if !opts.read_only {
-            backend.write_conf()?;
-            backend.clean_tmp()?;
-        }
-        Ok(backend)
-    }
-
     /// The archive directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    fn write_conf(&self) -> Result<()> {
-        let text = format!("{FORMAT_LINE}\nmax-block-size = {}\n", self.max_block_size);
-        let conf = self.dir.join(CONF);
-        if read_optional(&conf)?.as_deref() == Some(text.as_bytes()) {
-            return Ok(());
-        }
-        let tmp = self.tmp_path("conf");
-        write_new_synced(&tmp, text.as_bytes())?;
-        std::fs::rename(&tmp, &conf)
-            .map_err(|e| Error::io(format!("replacing {}", conf.display()), e))?;
-        sync_dir(&self.dir)
-    }
-
-    /// Removes temporary files left by processes that no longer exist.
-    fn clean_tmp(&self) -> Result<()> {
-        let tmp = self.dir.join("tmp");
-        for name in sorted_names(&tmp)? {
-            let pid = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
-            if pid.is_some_and(|p| !process_alive(p)) {
-                remove_optional(&tmp.join(&name))?;
-            }
-        }
-        Ok(())
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
@@ -242,12 +146,7 @@ impl FsBackend {
     /// directories whose entries may have changed for the next flush.
     fn make_fanout(&self, key: &Key) -> Result<()> {
         let first = [key.0[0], key.0[1]];
-        if self
-            .made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&first)
-        {
+        if lock(&self.made).contains(&first) {
             return Ok(());
         }
         for name in Self::fanout_names(key) {
@@ -262,10 +161,7 @@ impl FsBackend {
                 self.mark_dirty(parent.to_path_buf());
             }
         }
-        self.made
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(first);
+        lock(&self.made).insert(first);
         Ok(())
     }
 
@@ -273,9 +169,9 @@ impl FsBackend {
     /// no-replace rename per block. A block renamed before an error is no longer waiting; the
     /// rest stay waiting for the next attempt.
     fn publish(&self) -> Result<()> {
-        let _one = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = lock(&self.publishing);
         let batch: Vec<(Key, u64)> = {
-            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = lock(&self.pending);
             pending.blocks.iter().map(|(k, (n, _))| (*k, *n)).collect()
         };
         if batch.is_empty() {
@@ -296,7 +192,7 @@ impl FsBackend {
             }
             done.push(key);
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = lock(&self.pending);
         for key in done {
             if let Some((_, size)) = pending.blocks.remove(&key) {
                 pending.bytes -= size;
@@ -337,10 +233,7 @@ impl FsBackend {
     }
 
     fn mark_dirty(&self, dir: PathBuf) {
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dir);
+        lock(&self.dirty).insert(dir);
     }
 
     fn tag_path(&self, name: &str) -> PathBuf {
@@ -356,7 +249,7 @@ impl FsBackend {
     ) -> Result<CasOutcome> {
         check_tag_name(name)?;
         self.check_writable("changing a tag")?;
-        let _inner = self.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
+        let _inner = lock(&self.tag_mutex);
         let _outer = FileLock::acquire(&self.dir.join("tags.lock"))?;
         let path = self.tag_path(name);
         let current = read_optional(&path)?;
@@ -417,29 +310,6 @@ impl FsBackend {
     }
 }
 
-fn invalid(message: String) -> Error {
-    Error::backend(ErrorCode::InvalidArgument, message)
-}
-
-fn parse_conf(path: &Path, text: &str) -> Result<u32> {
-    let mut max = DEFAULT_MAX_BLOCK;
-    for line in text.lines().skip(1) {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        if k.trim() == "max-block-size" {
-            max = v.trim().parse().map_err(|_| {
-                invalid(format!(
-                    "{}: max-block-size {:?} is not a number",
-                    path.display(),
-                    v.trim()
-                ))
-            })?;
-        }
-    }
-    Ok(max)
-}
-
 impl Backend for FsBackend {
     fn info(&self) -> BackendInfo {
         BackendInfo {
@@ -449,7 +319,7 @@ impl Backend for FsBackend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin_names(admin::COMMANDS),
+            admin_commands: admin::names(),
         }
     }
 
@@ -457,13 +327,7 @@ impl Backend for FsBackend {
         self.check_writable("storing a block")?;
         check_block_size(&key, data.len(), self.max_block_size)?;
         let name = Self::block_name(&key);
-        let waiting = |this: &Self| {
-            this.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .blocks
-                .contains_key(&key)
-        };
+        let waiting = |this: &Self| lock(&this.pending).blocks.contains_key(&key);
         let stored = |e| Error::io(format!("checking {}", self.root.full(&name).display()), e);
         if waiting(self) || self.root.exists(&name).map_err(stored)? {
             return Ok(());
@@ -478,7 +342,7 @@ impl Backend for FsBackend {
             ));
         }
         let full = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = lock(&self.pending);
             match pending.blocks.entry(key) {
                 // Another thread stored the same key meanwhile.
                 std::collections::hash_map::Entry::Occupied(_) => None,
@@ -509,13 +373,7 @@ impl Backend for FsBackend {
     }
 
     fn get(&self, key: Key) -> Result<Option<Vec<u8>>> {
-        let waiting = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .blocks
-            .get(&key)
-            .map(|(n, _)| *n);
+        let waiting = lock(&self.pending).blocks.get(&key).map(|(n, _)| *n);
         if let Some(n) = waiting {
             // Renamed meanwhile when the temporary file is gone: then it is under its key.
             let tmp = self.tmp_name(n);
@@ -534,7 +392,7 @@ impl Backend for FsBackend {
 
     fn exists(&self, keys: &[Key]) -> Result<Vec<bool>> {
         let waiting: Vec<bool> = {
-            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = lock(&self.pending);
             keys.iter()
                 .map(|k| pending.blocks.contains_key(k))
                 .collect()
@@ -619,16 +477,11 @@ impl Backend for FsBackend {
 
     fn flush(&self) -> Result<()> {
         self.publish()?;
-        let dirs: Vec<PathBuf> = self
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let dirs: Vec<PathBuf> = lock(&self.dirty).drain().collect();
         for (i, d) in dirs.iter().enumerate() {
             if let Err(e) = sync_dir(d) {
                 // Keep what was not synced for the next flush.
-                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                let mut dirty = lock(&self.dirty);
                 dirty.extend(dirs[i..].iter().cloned());
                 return Err(e);
             }

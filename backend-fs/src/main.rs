@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use backend_fs::{FsBackend, FsOptions};
-use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive stored as one file per block (DIR/blocks/ab/cd/<key>).
@@ -10,29 +10,20 @@ use std::path::PathBuf;
 /// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
 /// from an archive identifier such as "backend-fs /mnt/backup/ore". The archive is created when
 /// DIR is missing or empty.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-fs", version)]
 struct Args {
     /// The archive directory.
     dir: PathBuf,
-    /// Serve reads only; refuse puts, removals and tag changes.
-    #[arg(long)]
-    read_only: bool,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
     /// Largest block accepted, in bytes (kept in the archive's settings).
     #[arg(long, value_name = "BYTES")]
     max_block_size: Option<u32>,
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -40,10 +31,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         &args.dir,
         FsOptions {
             max_block_size: args.max_block_size,
-            read_only: args.read_only,
+            read_only: args.access.read_only,
         },
     )
     .with_context(|| format!("opening the archive {}", args.dir.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 
 use crate::files::{sorted_names, FileLock};
 use crate::{history, FsBackend};
+use ore_util::lock;
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{AdminOutput, Result};
 use serde_json::json;
@@ -43,7 +44,7 @@ pub(crate) fn verify(b: &FsBackend) -> Result<AdminOutput> {
     blocks(&b.dir, &mut f)?;
     {
         // No tag changes while the tags and their history are compared.
-        let _inner = b.tag_mutex.lock().unwrap_or_else(|p| p.into_inner());
+        let _inner = lock(&b.tag_mutex);
         // A read-only archive may sit on a read-only file system, where nobody changes tags.
         let _outer = match FileLock::acquire(&b.dir.join("tags.lock")) {
             Ok(lock) => Some(lock),

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use backend_replicated::ReplicatedBackend;
-use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive replicated over several member archives.
@@ -18,32 +18,23 @@ use std::path::PathBuf;
 ///   ore-admin "backend-replicated $HOME/ore/state.db" add "ssh nas backend-splitlog /data" --trust 100
 ///   ore-admin "backend-replicated $HOME/ore/state.db" members
 ///   ore -a "backend-replicated $HOME/ore/state.db" snapshot home ~
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-replicated", version, verbatim_doc_comment)]
 struct Args {
     /// The state file (sqlite; created when missing).
     state: PathBuf,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
-    /// Serve reads only.
-    #[arg(long)]
-    read_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
     let backend = ReplicatedBackend::open(&args.state)
         .with_context(|| format!("opening the replication state {}", args.state.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! for `members` to show. A new session tries it again.
 
 use crate::state::MemberRow;
+use ore_util::lock;
 use protocol::{Backend, BackendInfo, Error};
 use std::sync::{Arc, Mutex};
 
@@ -86,15 +87,12 @@ impl Member {
 
     /// Why the member is broken in this session, if it is.
     pub fn broken(&self) -> Option<String> {
-        self.broken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.broken).clone()
     }
 
     /// Marks the member broken; returns `true` the first time (so it is reported once).
     pub fn mark_broken(&self, e: &Error) -> bool {
-        let mut b = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = lock(&self.broken);
         if b.is_some() {
             return false;
         }
@@ -124,7 +122,7 @@ impl Rng {
 
     /// A number below `n` (which must be positive).
     pub fn below(&self, n: u64) -> u64 {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.0);
         // xorshift64*
         let mut x = *s;
         x ^= x >> 12;

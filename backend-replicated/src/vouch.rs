@@ -14,59 +14,52 @@ use protocol::provenance;
 use protocol::{AdminOutput, Backend, Error, ErrorCode, Key, Result};
 use std::collections::BTreeSet;
 
-/// `unvouched`, `vouch` and `mark-unvouched`; `None` for any other command.
-pub(crate) fn run(
-    b: &ReplicatedBackend,
-    command: &str,
-    args: &[String],
-) -> Result<Option<AdminOutput>> {
-    match command {
-        provenance::UNVOUCHED => {
-            let (after, limit) = provenance::page_args(args)?;
-            let mut all = BTreeSet::new();
-            // The smallest last key of a member with more to list: past it, that member said
-            // nothing yet, so the merged page ends there.
-            let mut bound: Option<Key> = None;
-            for m in b.inner().members() {
-                let Some(backend) = m.any_backend() else {
-                    continue;
-                };
-                let out = backend.admin(command, args)?;
-                let (keys, m_more) = provenance::parse_page(&out.json)?;
-                if let (true, Some(last)) = (m_more, keys.last()) {
-                    bound = Some(bound.map_or(*last, |b| b.min(*last)));
-                }
-                all.extend(keys);
-            }
-            let cut = all.len();
-            all.retain(|k| bound.is_none_or(|b| *k <= b));
-            let (keys, rest) = provenance::page_of(all.iter(), after, limit);
-            let more = rest || bound.is_some() || all.len() < cut;
-            Ok(Some(provenance::page_output(&keys, more)))
+/// `unvouched`: the members' pages merged into one.
+pub(crate) fn unvouched(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
+    let (after, limit) = provenance::page_args(args)?;
+    let mut all = BTreeSet::new();
+    // The smallest last key of a member with more to list: past it, that member said
+    // nothing yet, so the merged page ends there.
+    let mut bound: Option<Key> = None;
+    for m in b.inner().members() {
+        let Some(backend) = m.any_backend() else {
+            continue;
+        };
+        let out = backend.admin(provenance::UNVOUCHED, args)?;
+        let (keys, m_more) = provenance::parse_page(&out.json)?;
+        if let (true, Some(last)) = (m_more, keys.last()) {
+            bound = Some(bound.map_or(*last, |b| b.min(*last)));
         }
-        provenance::VOUCH | provenance::MARK => {
-            let keys: Vec<Key> = provenance::key_args(command, args)?;
-            let mut reached = 0;
-            for m in b.inner().members() {
-                let Some(backend) = m.backend() else {
-                    continue;
-                };
-                backend.admin(command, args)?;
-                reached += 1;
-            }
-            if reached == 0 {
-                return Err(Error::backend(
-                    ErrorCode::Io,
-                    format!(
-                        "{command}: no member of {} can be reached",
-                        b.info().description
-                    ),
-                ));
-            }
-            Ok(Some(provenance::count_output(command, keys.len())))
-        }
-        _ => Ok(None),
+        all.extend(keys);
     }
+    let cut = all.len();
+    all.retain(|k| bound.is_none_or(|b| *k <= b));
+    let (keys, rest) = provenance::page_of(all.iter(), after, limit);
+    let more = rest || bound.is_some() || all.len() < cut;
+    Ok(provenance::page_output(&keys, more))
+}
+
+/// `vouch` and `mark-unvouched` (`command`): passed to every member that can be reached.
+pub(crate) fn record(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    let keys: Vec<Key> = provenance::key_args(command, args)?;
+    let mut reached = 0;
+    for m in b.inner().members() {
+        let Some(backend) = m.backend() else {
+            continue;
+        };
+        backend.admin(command, args)?;
+        reached += 1;
+    }
+    if reached == 0 {
+        return Err(Error::backend(
+            ErrorCode::Io,
+            format!(
+                "{command}: no member of {} can be reached",
+                b.info().description
+            ),
+        ));
+    }
+    Ok(provenance::count_output(command, keys.len()))
 }
 
 /// Forgets the records of removed blocks on every member (a member that held no copy may

@@ -1,91 +1,105 @@
-//! Admin commands of splitlog: settings, reindex, verify and compaction.
+//! Admin commands of splitlog: settings, reindex, verify and compaction (`compact`).
 //!
-//! Compaction never has a moment where a live block exists nowhere: the live records of a log
-//! are appended to the newest log and synced, the index is committed pointing at the copies, and
-//! only then is the old log deleted. Records the old log held that a reindex would still need
-//! (removals of blocks that older logs hold, the latest tag and setting values) are carried
-//! over too, so a reindex after compaction rebuilds exactly the same state — the tag history
-//! included: every value a compacted log set that the history still keeps is written again as
-//! a kept-value record (until someone with full access expires it, `expire-tag-history`).
+//! One table, [`TABLE`], holds each command's name, help and handler: `help`, the welcome's list
+//! and the dispatch all read it. Two rules stand before the table, in [`run`]: what rewrites the
+//! index or the logs is refused to an archive opened for reading only, and with a damaged index
+//! nothing is answered but what repairs it and what says so.
 
-use crate::index::Location;
 use crate::logs::{list_logs, log_path};
-use crate::record::{named_payload, parse_named, RecordType};
+use crate::record::RecordType;
 use crate::scan::{Item, Scanner};
 use crate::{SplitlogBackend, State};
+use ore_util::admin::{abouts, find};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
 use protocol::history;
 use protocol::provenance;
-use protocol::{Backend, Error, ErrorCode, Key, Result};
+use protocol::{Backend, Error, ErrorCode, Result};
 use serde_json::json;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
-const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help: "where the archive lives and its settings",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "blocks, tags, and live and dead bytes per log",
-    },
-    AdminCommand {
-        name: "reindex",
-        args: "",
-        help: "rebuild the index (blocks, tags, settings) from the logs alone",
-    },
-    AdminCommand {
-        name: "verify",
-        args: "",
-        help: "re-read every record of every log and check its checksum",
-    },
-    protocol::history::READ_COMMAND,
-    protocol::history::EXPIRE_COMMAND,
-    protocol::provenance::UNVOUCHED_COMMAND,
-    protocol::provenance::VOUCH_COMMAND,
-    protocol::provenance::MARK_COMMAND,
-    AdminCommand {
-        name: "compact",
-        args: "[THRESHOLD]",
-        help: "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
-    },
-    AdminCommand {
-        name: "write-protect",
-        args: "",
-        help: "refuse puts, removals and tag changes (reads go on)",
-    },
-    AdminCommand {
-        name: "write-unprotect",
-        args: "",
-        help: "accept writes again",
-    },
-    AdminCommand {
-        name: "set-max-block-size",
-        args: "BYTES",
-        help: "largest block accepted (at most 64 MiB)",
-    },
-    AdminCommand {
-        name: "set-max-log-size",
-        args: "BYTES",
-        help: "size at which a log rolls over to the next",
-    },
-    AdminCommand {
-        name: "set-commit-interval",
-        args: "N",
-        help: "writes between index commits (flush always commits)",
-    },
+type Spec = ore_util::admin::Spec<SplitlogBackend, AdminCommand, Result<AdminOutput>>;
+
+/// An entry of the table for a command of splitlog's own.
+const fn own(
+    name: &'static str,
+    args: &'static str,
+    help: &'static str,
+    run: fn(&SplitlogBackend, &[String]) -> Result<AdminOutput>,
+) -> Spec {
+    Spec::new(AdminCommand { name, args, help }, run)
+}
+
+const TABLE: &[Spec] = &[
+    own("help", "", "list the admin commands", help),
+    own("info", "", "where the archive lives and its settings", info),
+    own(
+        "stats",
+        "",
+        "blocks, tags, and live and dead bytes per log",
+        stats,
+    ),
+    own(
+        "reindex",
+        "",
+        "rebuild the index (blocks, tags, settings) from the logs alone",
+        |b, args| crate::reindex::run(b, &mut b.state(), args),
+    ),
+    own(
+        "verify",
+        "",
+        "re-read every record of every log and check its checksum",
+        |b, args| {
+            no_args("verify", args)?;
+            verify(&mut b.state())
+        },
+    ),
+    Spec::new(history::READ_COMMAND, tag_history),
+    Spec::new(history::EXPIRE_COMMAND, expire_tag_history),
+    Spec::new(provenance::UNVOUCHED_COMMAND, unvouched),
+    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
+        record_vouching(b, provenance::VOUCH, args)
+    }),
+    Spec::new(provenance::MARK_COMMAND, |b, args| {
+        record_vouching(b, provenance::MARK, args)
+    }),
+    own(
+        "compact",
+        "[THRESHOLD]",
+        "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
+        compact,
+    ),
+    own(
+        "write-protect",
+        "",
+        "refuse puts, removals and tag changes (reads go on)",
+        |b, args| write_protect(b, "write-protect", args, true),
+    ),
+    own("write-unprotect", "", "accept writes again", |b, args| {
+        write_protect(b, "write-unprotect", args, false)
+    }),
+    own(
+        "set-max-block-size",
+        "BYTES",
+        "largest block accepted (at most 64 MiB)",
+        set_max_block_size,
+    ),
+    own(
+        "set-max-log-size",
+        "BYTES",
+        "size at which a log rolls over to the next",
+        set_max_log_size,
+    ),
+    own(
+        "set-commit-interval",
+        "N",
+        "writes between index commits (flush always commits)",
+        set_commit_interval,
+    ),
 ];
 
 /// Every setting is kept as a record in the logs, so all of them survive a reindex.
 pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(COMMANDS)
+    protocol::backend::admin_names(&abouts(TABLE))
 }
 
 fn arg<T: std::str::FromStr>(command: &str, args: &[String], what: &str) -> Result<T> {
@@ -122,160 +136,176 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
     if !matches!(command, "help" | "info" | "reindex" | "verify") {
         b.state().usable()?;
     }
-    match command {
-        "help" => Ok(admin_help(
-            "backend-splitlog (every setting is stored in the logs and survives a reindex)",
-            COMMANDS,
-        )),
-        "info" => {
-            no_args(command, args)?;
-            let st = b.state();
-            let s = &st.settings;
-            let (log, offset) = st.logs.end();
-            // Listed as `damage`, not `problems`: info only informs (and exits 0); `verify`
-            // is the command that finds damage.
-            let damage = standing_problems(&st, &b.dir);
-            Ok(AdminOutput::new(
-                format!(
-                    "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n{}",
-                    b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected,
-                    damage.iter().map(|p| format!("  damage:          {p}\n")).collect::<String>()
-                ),
-                json!({
-                    "kind": "splitlog", "directory": b.dir.display().to_string(),
-                    "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
-                    "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
-                    "commit_interval": s.commit_interval, "write_protected": s.write_protected,
-                    "damage": damage,
-                }),
-            ))
-        }
-        "stats" => {
-            no_args(command, args)?;
-            let stats = b.stats()?;
-            let space = b.state().index.log_space()?;
-            let mut text = stats.admin_output().text;
-            text.push_str("log        live bytes   dead bytes\n");
-            for (n, live, dead) in &space {
-                text.push_str(&format!("{n:<6} {live:>14} {dead:>12}\n"));
-            }
-            let logs: Vec<_> = space
-                .iter()
-                .map(|(n, live, dead)| json!({"log": n, "live": live, "dead": dead}))
-                .collect();
-            Ok(AdminOutput::new(
-                text,
-                json!({"blocks": stats.blocks, "bytes": stats.bytes, "tags": stats.tags, "logs": logs}),
-            ))
-        }
-        "reindex" => crate::reindex::run(b, &mut b.state(), args),
-        "verify" => {
-            no_args(command, args)?;
-            verify(&mut b.state())
-        }
-        history::TAG_HISTORY => {
-            let asked = history::history_arg(args)?;
-            let rows = b.state().index.tag_history(asked)?;
-            let entries: Vec<history::Entry> = rows
-                .into_iter()
-                .map(|(tag, value, time)| history::Entry {
-                    tag,
-                    value: history::show_value(&value),
-                    time,
-                })
-                .collect();
-            Ok(history::output(asked, &entries))
-        }
-        history::EXPIRE => {
-            let (cutoff, tag) = history::expire_args(args)?;
-            let mut st = b.state();
-            let n = st.index.expire_tag_history(cutoff, tag)?;
-            st.commit()?;
-            Ok(history::expired_output(n))
-        }
-        provenance::UNVOUCHED => {
-            let (after, limit) = provenance::page_args(args)?;
-            let (keys, more) = b.state().index.unvouched(after, limit)?;
-            Ok(provenance::page_output(&keys, more))
-        }
-        provenance::VOUCH | provenance::MARK => {
-            let keys = provenance::key_args(command, args)?;
-            let mut st = b.state();
-            b.check_writable(&st, "recording who stored a block")?;
-            let vouch = command == provenance::VOUCH;
-            for k in &keys {
-                if st.index.is_unvouched(k)? != vouch {
-                    continue;
-                }
-                let kind = if vouch {
-                    RecordType::Vouched
-                } else {
-                    RecordType::Unvouched
-                };
-                st.write(kind, k.0, &[])?;
-            }
-            st.commit()?;
-            Ok(provenance::count_output(command, keys.len()))
-        }
-        "compact" => {
-            let threshold = if args.is_empty() {
-                0.5
-            } else {
-                arg::<f64>(command, args, "a share between 0 and 1")?
-            };
-            if !(0.0..=1.0).contains(&threshold) {
-                return Err(Error::backend(
-                    ErrorCode::Admin,
-                    format!("compact: threshold {threshold} is not between 0 and 1"),
-                ));
-            }
-            compact(b, &mut b.state(), threshold)
-        }
-        "write-protect" | "write-unprotect" => {
-            no_args(command, args)?;
-            let on = command == "write-protect";
-            b.state()
-                .set_setting("write-protected", if on { "true" } else { "false" })?;
-            Ok(AdminOutput::new(
-                format!("write-protected: {on}\n"),
-                json!({"write_protected": on}),
-            ))
-        }
-        "set-max-block-size" => {
-            let n: u32 = arg(command, args, "a number of bytes")?;
-            if n == 0 || n > protocol::frame::MAX_BLOCK_LIMIT {
-                return Err(Error::backend(
-                    ErrorCode::Admin,
-                    format!(
-                        "set-max-block-size: {n} is outside 1..={}",
-                        protocol::frame::MAX_BLOCK_LIMIT
-                    ),
-                ));
-            }
-            set(b, "max-block-size", n)
-        }
-        "set-max-log-size" => {
-            let n: u64 = arg(command, args, "a number of bytes")?;
-            if n < 1 << 20 {
-                return Err(Error::backend(
-                    ErrorCode::Admin,
-                    format!("set-max-log-size: {n} is below the minimum of 1 MiB"),
-                ));
-            }
-            set(b, "max-log-size", n)
-        }
-        "set-commit-interval" => {
-            let n: u32 = arg(command, args, "a number of writes")?;
-            if n == 0 {
-                return Err(Error::backend(
-                    ErrorCode::Admin,
-                    "set-commit-interval: the interval must be at least 1",
-                ));
-            }
-            set(b, "commit-interval", n)
-        }
-        other => Err(unknown_admin(other, COMMANDS)),
+    match find(TABLE, |c| c.name == command) {
+        Some(spec) => (spec.run)(b, args),
+        None => Err(unknown_admin(command, &abouts(TABLE))),
     }
+}
+
+fn help(_: &SplitlogBackend, _: &[String]) -> Result<AdminOutput> {
+    Ok(admin_help(
+        "backend-splitlog (every setting is stored in the logs and survives a reindex)",
+        &abouts(TABLE),
+    ))
+}
+
+fn info(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("info", args)?;
+    let st = b.state();
+    let s = &st.settings;
+    let (log, offset) = st.logs.end();
+    // Listed as `damage`, not `problems`: info only informs (and exits 0); `verify`
+    // is the command that finds damage.
+    let damage = standing_problems(&st, &b.dir);
+    Ok(AdminOutput::new(
+        format!(
+            "backend-splitlog archive\n  logs:            {}\n  index:           {}\n  newest log:      {log} ({offset} bytes)\n  max block size:  {}\n  max log size:    {}\n  commit interval: {}\n  write-protected: {}\n{}",
+            b.dir.display(), b.metadata.display(), s.max_block_size, s.max_log_size, s.commit_interval, s.write_protected,
+            damage.iter().map(|p| format!("  damage:          {p}\n")).collect::<String>()
+        ),
+        json!({
+            "kind": "splitlog", "directory": b.dir.display().to_string(),
+            "metadata": b.metadata.display().to_string(), "newest_log": log, "newest_log_size": offset,
+            "max_block_size": s.max_block_size, "max_log_size": s.max_log_size,
+            "commit_interval": s.commit_interval, "write_protected": s.write_protected,
+            "damage": damage,
+        }),
+    ))
+}
+
+fn stats(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("stats", args)?;
+    let stats = b.stats()?;
+    let space = b.state().index.log_space()?;
+    let mut text = stats.admin_output().text;
+    text.push_str("log        live bytes   dead bytes\n");
+    for (n, live, dead) in &space {
+        text.push_str(&format!("{n:<6} {live:>14} {dead:>12}\n"));
+    }
+    let logs: Vec<_> = space
+        .iter()
+        .map(|(n, live, dead)| json!({"log": n, "live": live, "dead": dead}))
+        .collect();
+    Ok(AdminOutput::new(
+        text,
+        json!({"blocks": stats.blocks, "bytes": stats.bytes, "tags": stats.tags, "logs": logs}),
+    ))
+}
+
+fn tag_history(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let asked = history::history_arg(args)?;
+    let rows = b.state().index.tag_history(asked)?;
+    let entries: Vec<history::Entry> = rows
+        .into_iter()
+        .map(|(tag, value, time)| history::Entry {
+            tag,
+            value: history::show_value(&value),
+            time,
+        })
+        .collect();
+    Ok(history::output(asked, &entries))
+}
+
+fn expire_tag_history(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let (cutoff, tag) = history::expire_args(args)?;
+    let mut st = b.state();
+    let n = st.index.expire_tag_history(cutoff, tag)?;
+    st.commit()?;
+    Ok(history::expired_output(n))
+}
+
+/// `unvouched`: a page of the blocks restricted connections stored.
+fn unvouched(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let (after, limit) = provenance::page_args(args)?;
+    let (keys, more) = b.state().index.unvouched(after, limit)?;
+    Ok(provenance::page_output(&keys, more))
+}
+
+/// `vouch` and `mark-unvouched` (`command`): logs who stored each block, where it changes.
+fn record_vouching(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    let keys = provenance::key_args(command, args)?;
+    let mut st = b.state();
+    b.check_writable(&st, "recording who stored a block")?;
+    let vouch = command == provenance::VOUCH;
+    for k in &keys {
+        if st.index.is_unvouched(k)? != vouch {
+            continue;
+        }
+        let kind = if vouch {
+            RecordType::Vouched
+        } else {
+            RecordType::Unvouched
+        };
+        st.write(kind, k.0, &[])?;
+    }
+    st.commit()?;
+    Ok(provenance::count_output(command, keys.len()))
+}
+
+fn compact(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let threshold = if args.is_empty() {
+        0.5
+    } else {
+        arg::<f64>("compact", args, "a share between 0 and 1")?
+    };
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::backend(
+            ErrorCode::Admin,
+            format!("compact: threshold {threshold} is not between 0 and 1"),
+        ));
+    }
+    crate::compact::compact(b, &mut b.state(), threshold)
+}
+
+fn write_protect(
+    b: &SplitlogBackend,
+    command: &str,
+    args: &[String],
+    on: bool,
+) -> Result<AdminOutput> {
+    no_args(command, args)?;
+    b.state()
+        .set_setting("write-protected", if on { "true" } else { "false" })?;
+    Ok(AdminOutput::new(
+        format!("write-protected: {on}\n"),
+        json!({"write_protected": on}),
+    ))
+}
+
+fn set_max_block_size(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let n: u32 = arg("set-max-block-size", args, "a number of bytes")?;
+    if n == 0 || n > protocol::frame::MAX_BLOCK_LIMIT {
+        return Err(Error::backend(
+            ErrorCode::Admin,
+            format!(
+                "set-max-block-size: {n} is outside 1..={}",
+                protocol::frame::MAX_BLOCK_LIMIT
+            ),
+        ));
+    }
+    set(b, "max-block-size", n)
+}
+
+fn set_max_log_size(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let n: u64 = arg("set-max-log-size", args, "a number of bytes")?;
+    if n < 1 << 20 {
+        return Err(Error::backend(
+            ErrorCode::Admin,
+            format!("set-max-log-size: {n} is below the minimum of 1 MiB"),
+        ));
+    }
+    set(b, "max-log-size", n)
+}
+
+fn set_commit_interval(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
+    let n: u32 = arg("set-commit-interval", args, "a number of writes")?;
+    if n == 0 {
+        return Err(Error::backend(
+            ErrorCode::Admin,
+            "set-commit-interval: the interval must be at least 1",
+        ));
+    }
+    set(b, "commit-interval", n)
 }
 
 fn set(b: &SplitlogBackend, name: &str, value: impl ToString) -> Result<AdminOutput> {
@@ -299,53 +329,14 @@ fn standing_problems(st: &State, dir: &std::path::Path) -> Vec<String> {
     problems
 }
 
+/// Re-reads every record of every log, then checks that each block the index names has a sound
+/// record where the index says it is.
 fn verify(st: &mut State) -> Result<AdminOutput> {
     st.commit()?;
-    let mut records = 0u64;
     let dir = st.logs.dir().to_path_buf();
     let mut problems = standing_problems(st, &dir);
-    let missing: HashSet<u32> = st.missing.iter().map(|m| m.log).collect();
-    let mut sound_blocks = HashSet::new();
-    for n in list_logs(st.logs.dir())? {
-        let file = st.logs.file(n)?.clone();
-        let scanner =
-            Scanner::new(&file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
-        for item in scanner {
-            match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
-                Item::Record { offset, header, .. } => {
-                    records += 1;
-                    if header.kind == RecordType::Block {
-                        sound_blocks.insert((n, offset));
-                    }
-                }
-                Item::Corrupt { offset, reason, .. } => problems.push(format!(
-                    "{} offset {offset}: {reason}",
-                    log_path(&dir, n).display()
-                )),
-                Item::TornTail { offset } => problems.push(format!(
-                    "{} offset {offset}: incomplete record at the end (the log ends at byte {})",
-                    log_path(&dir, n).display(),
-                    st.logs.size_of(n)?
-                )),
-            }
-        }
-    }
-    let mut after = None;
-    loop {
-        let keys = st.index.list(after, 10_000)?;
-        for k in &keys {
-            if let Some(loc) = st.index.locate(k)? {
-                // (A missing log is one problem, not one per block.)
-                if !missing.contains(&loc.log) && !sound_blocks.contains(&(loc.log, loc.offset)) {
-                    problems.push(format!("block {k}: the index points at log {} offset {}, where there is no sound record of it", loc.log, loc.offset));
-                }
-            }
-        }
-        match keys.last() {
-            Some(k) => after = Some(*k),
-            None => break,
-        }
-    }
+    let (records, sound_blocks) = scan_logs(st, &dir, &mut problems)?;
+    check_index(st, &sound_blocks, &mut problems)?;
     let text = if problems.is_empty() {
         format!("verified {records} records: all sound\n")
     } else {
@@ -364,185 +355,63 @@ fn verify(st: &mut State) -> Result<AdminOutput> {
     ))
 }
 
-fn compact(b: &SplitlogBackend, st: &mut State, threshold: f64) -> Result<AdminOutput> {
-    if st.settings.write_protected {
-        return Err(Error::backend(
-            ErrorCode::ReadOnly,
-            format!(
-                "the archive {} is write-protected; compaction refused",
-                b.dir.display()
-            ),
-        ));
-    }
-    st.commit()?;
-    let logs = list_logs(st.logs.dir())?;
-    let oldest = logs.first().copied();
-    let candidates: Vec<u32> = st
-        .index
-        .log_space()?
-        .into_iter()
-        .filter(|&(n, live, dead)| {
-            let total = live + dead;
-            total > 0 && dead as f64 >= threshold * total as f64 && logs.contains(&n)
-        })
-        .map(|(n, _, _)| n)
-        .collect();
-    // The newest log qualifies too: start a fresh one so it can be rewritten like the others.
-    if candidates.contains(&st.logs.end().0) {
-        st.logs.roll()?;
-    }
-    let mut done = Vec::new();
-    let mut problems = Vec::new();
-    // What the disk gets back: the logs' total size before less after (the live records of a
-    // compacted log are written again, to the newest log).
-    let total = |st: &mut State| -> Result<u64> {
-        let mut t = 0;
-        for n in list_logs(st.logs.dir())? {
-            t += st.logs.size_of(n)?;
+/// Reads every log through, noting each damaged or torn record in `problems`. Returns how many
+/// sound records there are and where the sound block records lie (log, offset).
+fn scan_logs(
+    st: &mut State,
+    dir: &std::path::Path,
+    problems: &mut Vec<String>,
+) -> Result<(u64, HashSet<(u32, u64)>)> {
+    let mut records = 0u64;
+    let mut sound_blocks = HashSet::new();
+    for n in list_logs(st.logs.dir())? {
+        let file = st.logs.file(n)?.clone();
+        let scanner =
+            Scanner::new(&file, 0, false).map_err(|e| Error::io(format!("scanning log {n}"), e))?;
+        for item in scanner {
+            match item.map_err(|e| Error::io(format!("scanning log {n}"), e))? {
+                Item::Record { offset, header, .. } => {
+                    records += 1;
+                    if header.kind == RecordType::Block {
+                        sound_blocks.insert((n, offset));
+                    }
+                }
+                Item::Corrupt { offset, reason, .. } => problems.push(format!(
+                    "{} offset {offset}: {reason}",
+                    log_path(dir, n).display()
+                )),
+                Item::TornTail { offset } => problems.push(format!(
+                    "{} offset {offset}: incomplete record at the end (the log ends at byte {})",
+                    log_path(dir, n).display(),
+                    st.logs.size_of(n)?
+                )),
+            }
         }
-        Ok(t)
-    };
-    let before = total(st)?;
-    for n in candidates {
-        if let Some(damage) = compact_log(st, n, Some(n) != oldest)? {
-            // Its sound records were copied, but the log is kept: deleting it would delete the
-            // evidence of what its damaged records held (and their blocks' place in the index).
-            st.commit()?;
-            problems.push(format!(
-                "{} not compacted: {damage} (see `verify`)",
-                log_path(st.logs.dir(), n).display()
-            ));
-            continue;
-        }
-        st.commit()?;
-        st.logs.delete(n)?;
-        st.index.forget_log(n)?;
-        st.commit()?;
-        done.push(n);
     }
-    let freed = before.saturating_sub(total(st)?);
-    Ok(AdminOutput::new(
-        format!(
-            "compacted {} log(s), {freed} bytes freed\n{}",
-            done.len(),
-            problems
-                .iter()
-                .map(|p| format!("  {p}\n"))
-                .collect::<String>()
-        ),
-        json!({"logs": done, "freed": freed, "problems": problems}),
-    ))
+    Ok((records, sound_blocks))
 }
 
-/// Copies what log `n` holds that is still needed to the newest log and points the index at it.
-/// Returns what damage the log holds, if any (then it must not be deleted).
-fn compact_log(st: &mut State, n: u32, older_logs_exist: bool) -> Result<Option<String>> {
-    let path = log_path(st.logs.dir(), n);
-    let file = st
-        .logs
-        .file(n)?
-        .try_clone()
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let scanner = Scanner::new(&file, 0, true)
-        .map_err(|e| Error::io(format!("scanning {}", path.display()), e))?;
-    let mut tags = BTreeSet::new();
-    // Values this log set that the tag history still keeps, in order: carried over so that a
-    // reindex after compaction finds the same history (protocol::history).
-    let mut kept = Vec::new();
-    let mut settings = BTreeSet::new();
-    let mut damage = None;
-    for item in scanner {
-        let (offset, header, payload) =
-            match item.map_err(|e| Error::io(format!("scanning {}", path.display()), e))? {
-                Item::Record {
-                    offset,
-                    header,
-                    payload,
-                } => (offset, header, payload),
-                Item::Corrupt { offset, reason, .. } => {
-                    damage.get_or_insert(format!("a damaged record at offset {offset} ({reason})"));
-                    continue;
-                }
-                Item::TornTail { offset } => {
-                    damage.get_or_insert(format!("an incomplete record at offset {offset}"));
-                    continue;
-                }
-            };
-        let payload = payload.unwrap_or_default();
-        let key = Key(header.key);
-        match header.kind {
-            RecordType::Block => {
-                let old = Location {
-                    log: n,
-                    offset,
-                    len: header.len,
-                };
-                if st.index.locate(&key)? == Some(old) {
-                    let new = st
-                        .logs
-                        .append(&header, &payload, st.settings.max_log_size)?;
-                    st.index.relocate(&key, old, new)?;
-                }
-            }
-            RecordType::Unvouched => {
-                // Carried while the record stands (written before the block's copy, if the
-                // block is in this log too: a block comes after its record).
-                if st.index.is_unvouched(&key)? {
-                    st.write(RecordType::Unvouched, key.0, &[])?;
-                }
-            }
-            RecordType::Vouched => {
-                // Still needed only while an older log may hold the record it clears.
-                if older_logs_exist && !st.index.is_unvouched(&key)? {
-                    st.write(RecordType::Vouched, key.0, &[])?;
-                }
-            }
-            RecordType::BlockRemoved => {
-                // Still needed only while an older log may hold the block it removed.
-                if older_logs_exist && st.index.locate(&key)?.is_none() {
-                    st.write(RecordType::BlockRemoved, key.0, &[])?;
-                }
-            }
-            RecordType::TagSet | RecordType::TagRemoved | RecordType::TagKept => {
-                if let Some((name, value)) = parse_named(&payload) {
-                    if header.kind != RecordType::TagRemoved
-                        && st.index.in_history(&name, &value)?
-                    {
-                        kept.push(named_payload(&name, &value));
-                    }
-                    if header.kind != RecordType::TagKept {
-                        tags.insert(name);
-                    }
-                }
-            }
-            RecordType::Setting => {
-                if let Some((name, _)) = parse_named(&payload) {
-                    settings.insert(name);
+/// Notes in `problems` each block the index places where there is no sound record of it
+/// (`sound_blocks`), except in a log that is missing (one problem already, not one per block).
+fn check_index(
+    st: &mut State,
+    sound_blocks: &HashSet<(u32, u64)>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let missing: HashSet<u32> = st.missing.iter().map(|m| m.log).collect();
+    let mut after = None;
+    loop {
+        let keys = st.index.list(after, 10_000)?;
+        for k in &keys {
+            if let Some(loc) = st.index.locate(k)? {
+                if !missing.contains(&loc.log) && !sound_blocks.contains(&(loc.log, loc.offset)) {
+                    problems.push(format!("block {k}: the index points at log {} offset {}, where there is no sound record of it", loc.log, loc.offset));
                 }
             }
         }
-    }
-    // Kept values first (they change no tag), then the tags' current values.
-    for payload in &kept {
-        st.write(RecordType::TagKept, [0; 32], payload)?;
-    }
-    for name in tags {
-        match st.index.tag(&name)? {
-            Some(v) => st.write(RecordType::TagSet, [0; 32], &named_payload(&name, &v))?,
-            None if older_logs_exist => {
-                st.write(RecordType::TagRemoved, [0; 32], &named_payload(&name, &[]))?
-            }
-            None => {}
+        match keys.last() {
+            Some(k) => after = Some(*k),
+            None => return Ok(()),
         }
     }
-    for name in settings {
-        if let Some(v) = st.index.setting(&name)? {
-            st.write(
-                RecordType::Setting,
-                [0; 32],
-                &named_payload(&name, v.as_bytes()),
-            )?;
-        }
-    }
-    Ok(damage)
 }

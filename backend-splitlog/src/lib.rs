@@ -20,17 +20,21 @@
 //! so it dies with its process and is never left stale.
 
 mod admin;
+mod compact;
 pub mod damage;
 pub mod index;
 pub mod logs;
+mod opening;
 pub mod record;
 mod reindex;
 mod replay;
 pub mod scan;
-pub mod sqlite;
 
 use index::Index;
 use logs::{ArchiveLock, Logs};
+pub(crate) use opening::restrict;
+use opening::{create_dir, open_index, refuse_foreign, settle_replay_at_open, OpenedIndex};
+use ore_util::lock;
 use protocol::backend::{check_block_size, AdminOutput, CasOutcome, Stats};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{Backend, BackendInfo, Error, ErrorCode, Key, Result};
@@ -266,29 +270,12 @@ impl SplitlogBackend {
         let metadata = opts.metadata.unwrap_or_else(|| dir.join("metadata.db"));
         let lock = ArchiveLock::acquire(&dir)?;
         refuse_foreign(&dir, &metadata)?;
-        // A damaged index file does not keep the archive shut: it opens answering nothing but
-        // a reindex, which rebuilds the index from the logs (see `reindex`).
-        let broken_why = |e: &Error| {
-            format!(
-                "{}: {}",
-                metadata.display(),
-                e.to_string().replace("ARCHIVE", &dir.display().to_string())
-            )
-        };
-        let opened = Index::open(&metadata).and_then(|i| {
-            let floor = replay::next_log_floor(&dir, &i, i.highest_log()?)?;
-            let settings = Settings::load(&i)?;
-            Ok((i, floor, settings))
-        });
-        let ((index, (floor, cut), settings), mut broken) = match opened {
-            Ok(found) => (found, None),
-            Err(e) if e.code() == ErrorCode::Corrupt => {
-                let i = Index::placeholder()?;
-                let settings = Settings::load(&i)?;
-                ((i, (0, None), settings), Some(broken_why(&e)))
-            }
-            Err(e) => return Err(e),
-        };
+        let OpenedIndex {
+            index,
+            floor: (floor, cut),
+            settings,
+            mut broken,
+        } = open_index(&dir, &metadata)?;
         restrict(&metadata);
         let mut logs = Logs::open(&dir, floor)?;
         if opts.private {
@@ -309,25 +296,7 @@ impl SplitlogBackend {
             protocol::log::warning(m);
         }
         if broken.is_none() {
-            match state.settle_replay() {
-                Ok(()) => {}
-                Err(e) if e.code() == ErrorCode::Corrupt => broken = Some(broken_why(&e)),
-                Err(e) => {
-                    // What the replay found was never flushed, so nothing acknowledged as
-                    // durable needs it: the index stays as last committed and the archive opens
-                    // for reading, because a full disk must not keep anyone from listing or
-                    // restoring. Nothing is written this session, so the next open replays the
-                    // same records again.
-                    state.index.roll_back()?;
-                    state.settings = Settings::load(&state.index)?;
-                    let why = format!(
-                        "open for reading only: what was written after the last flush could not be \
-                         recorded in the index ({e}); free space and open it again"
-                    );
-                    protocol::log::warning(&format!("{}: {why}", dir.display()));
-                    state.read_only = Some(why);
-                }
-            }
+            broken = settle_replay_at_open(&mut state, &dir, &metadata)?;
         }
         match broken {
             Some(why) => {
@@ -350,7 +319,7 @@ impl SplitlogBackend {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// The archive's settings.
@@ -382,80 +351,6 @@ impl Drop for SplitlogBackend {
                 protocol::log::error(&format!("committing the index on close: {e}"));
             }
         }
-    }
-}
-
-/// Creates the archive's directory (and any missing parents) and makes each new name durable:
-/// a directory entry is on disk only once the directory holding it is synced, so without it a
-/// power cut soon after `init` could lose the whole archive, snapshots and all
-/// (`tests/tests/power_cut.rs`).
-fn create_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(p) = at.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
-        missing.push(p);
-        at = p.parent();
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    for created in missing {
-        let parent = match created.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(format!("syncing {}", parent.display()), e))?;
-    }
-    Ok(())
-}
-
-/// Makes a file 0600 (sqlite creates its files with the umask's mode).
-pub(crate) fn restrict(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for suffix in ["", "-wal", "-shm"] {
-        let p = path.with_file_name(format!("{name}{suffix}"));
-        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
-    }
-}
-
-/// Refuses to turn a directory holding other things into an archive.
-fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut foreign = None;
-    let mut has_logs = false;
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("log-") {
-            has_logs = true;
-        } else if name != logs::LOCK_FILE
-            && name != protocol::share::SOCKET
-            && !name.starts_with(protocol::share::SECRET)
-            && !entry.path().starts_with(metadata)
-            && !name.starts_with("metadata.db")
-        {
-            foreign = Some(name);
-        }
-    }
-    match foreign {
-        Some(name) if !has_logs => Err(Error::backend(
-            ErrorCode::InvalidArgument,
-            format!(
-                "{} holds other files ({name}) and is not a splitlog archive; refusing to create one there",
-                dir.display()
-            ),
-        )),
-        _ => Ok(()),
     }
 }
 

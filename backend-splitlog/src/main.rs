@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use backend_splitlog::{SplitlogBackend, SplitlogOptions};
-use clap::Parser;
+use ore_util::flags::AccessFlags;
 use protocol::share;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -17,33 +17,24 @@ use std::time::{Duration, Instant};
 /// take attachments (an `ore` that opened the archive in process), the second waits for it
 /// when started by `ore` (up to its --timeout), and otherwise fails at once, naming the process
 /// that holds it.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "backend-splitlog", version)]
 struct Args {
     /// The directory of the log files.
     dir: PathBuf,
     /// The sqlite index (default DIR/metadata.db); may live on another disk.
     metadata: Option<PathBuf>,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything (for an ssh forced command on a machine that makes backups).
-    #[arg(long)]
-    append_only: bool,
-    /// Serve reads only.
-    #[arg(long)]
-    read_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     protocol::serve::keep_large_buffers();
-    let access = protocol::Access::from_flags(args.append_only, args.read_only);
+    let access = protocol::Access::from_flags(args.access.append_only, args.access.read_only);
     let socket = share::socket_path(&args.dir);
     // A connection that came through an ssh forced command is restricted by whoever wrote it,
     // and ssh forwarding is usually off for such keys: it is offered no attach point to reach

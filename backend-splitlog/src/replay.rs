@@ -53,80 +53,108 @@ impl State {
                         reason,
                         kind,
                     } => {
-                        if let Some((header, payload)) = repaired(&file, offset, kind) {
-                            let m = format!(
-                                "{} offset {offset}: damaged record ({reason}) read back: one \
-                                 byte of it was wrong, and only one reading matches its checksum",
-                                path.display()
-                            );
-                            protocol::log::warning(&m);
-                            report.damaged.push(m);
-                            if let Some((name, _)) = record::parse_named(&payload) {
-                                if header.kind != RecordType::TagKept {
-                                    report.tags.changes.insert(name, (n, offset));
-                                }
-                            }
-                            self.index.apply(n, offset, &header, &payload)?;
-                            report.records += 1;
-                            continue;
-                        }
-                        let m = format!(
-                            "{} offset {offset}: damaged record ({reason}); skipped {} bytes",
-                            path.display(),
-                            next - offset
-                        );
-                        protocol::log::warning(&m);
-                        let mut h = [0u8; record::HEADER_LEN];
-                        let header =
-                            std::os::unix::fs::FileExt::read_exact_at(&file, &mut h, offset)
-                                .ok()
-                                .map(|()| &h);
-                        if damage::could_be_tag(kind, header) {
-                            report.tags.suspects.push(damage::Suspect {
-                                at: (n, offset),
-                                what: m.clone(),
-                                newest_tail: false,
-                            });
-                        }
-                        report.damaged.push(m);
-                        self.index.account(n, 0, (next - offset) as i64)?;
+                        let at = (n, offset, next);
+                        self.replay_damaged(&mut report, &file, &path, at, reason, kind)?;
                     }
                     scan::Item::TornTail { offset } => {
-                        let size = self.logs.size_of(n)?;
                         let newest = Some(n) == last;
-                        let m = if newest {
-                            format!(
-                                "{}: cut off {} bytes of an interrupted write at offset {offset}",
-                                path.display(),
-                                size - offset
-                            )
-                        } else {
-                            format!(
-                                "{} offset {offset}: the log ends at byte {size} in the middle of \
-                                 a record (it was cut short, though later logs were written after it)",
-                                path.display()
-                            )
-                        };
-                        report.tags.suspects.push(damage::Suspect {
-                            at: (n, offset),
-                            what: m.clone(),
-                            newest_tail: newest,
-                        });
-                        if newest && n == self.logs.end().0 {
-                            self.logs.truncate(n, offset)?;
-                        }
-                        protocol::log::warning(&m);
-                        if newest {
-                            report.torn.push(m);
-                        } else {
-                            report.damaged.push(m);
-                        }
+                        self.replay_torn(&mut report, &path, (n, offset), newest)?;
                     }
                 }
             }
         }
         self.settings = Settings::load(&self.index)?;
         Ok(report)
+    }
+
+    /// A damaged record at `offset` of log `n` (sound bytes resume at `next`): applied when one
+    /// wrong byte explains the damage, otherwise skipped, counted as dead space and, when it
+    /// could have been a tag record, noted as a suspect.
+    fn replay_damaged(
+        &mut self,
+        report: &mut ReplayReport,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        (n, offset, next): (u32, u64, u64),
+        reason: &str,
+        kind: Option<RecordType>,
+    ) -> Result<()> {
+        if let Some((header, payload)) = repaired(file, offset, kind) {
+            let m = format!(
+                "{} offset {offset}: damaged record ({reason}) read back: one \
+                 byte of it was wrong, and only one reading matches its checksum",
+                path.display()
+            );
+            protocol::log::warning(&m);
+            report.damaged.push(m);
+            if let Some((name, _)) = record::parse_named(&payload) {
+                if header.kind != RecordType::TagKept {
+                    report.tags.changes.insert(name, (n, offset));
+                }
+            }
+            self.index.apply(n, offset, &header, &payload)?;
+            report.records += 1;
+            return Ok(());
+        }
+        let m = format!(
+            "{} offset {offset}: damaged record ({reason}); skipped {} bytes",
+            path.display(),
+            next - offset
+        );
+        protocol::log::warning(&m);
+        let mut h = [0u8; record::HEADER_LEN];
+        let header = std::os::unix::fs::FileExt::read_exact_at(file, &mut h, offset)
+            .ok()
+            .map(|()| &h);
+        if damage::could_be_tag(kind, header) {
+            report.tags.suspects.push(damage::Suspect {
+                at: (n, offset),
+                what: m.clone(),
+                newest_tail: false,
+            });
+        }
+        report.damaged.push(m);
+        self.index.account(n, 0, (next - offset) as i64)
+    }
+
+    /// Log `n` ends inside a record at `offset`: an interrupted write when it is the `newest`
+    /// log (cut off, if it is the one appended to), damage otherwise; a suspect either way.
+    fn replay_torn(
+        &mut self,
+        report: &mut ReplayReport,
+        path: &std::path::Path,
+        (n, offset): (u32, u64),
+        newest: bool,
+    ) -> Result<()> {
+        let size = self.logs.size_of(n)?;
+        let m = if newest {
+            format!(
+                "{}: cut off {} bytes of an interrupted write at offset {offset}",
+                path.display(),
+                size - offset
+            )
+        } else {
+            format!(
+                "{} offset {offset}: the log ends at byte {size} in the middle of \
+                 a record (it was cut short, though later logs were written after it)",
+                path.display()
+            )
+        };
+        report.tags.suspects.push(damage::Suspect {
+            at: (n, offset),
+            what: m.clone(),
+            newest_tail: newest,
+        });
+        if newest && n == self.logs.end().0 {
+            self.logs.truncate(n, offset)?;
+        }
+        protocol::log::warning(&m);
+        if newest {
+            report.torn.push(m);
+        } else {
+            report.damaged.push(m);
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,9 @@
 //! committed every N writes and on flush, together with the log position it reflects, so after
 //! a crash the records past that position are replayed and nothing else is needed.
 
+mod provenance;
+mod tags;
+
 use crate::record::{parse_named, Header, RecordType, HEADER_LEN};
 use protocol::{Error, ErrorCode, Key, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -308,69 +311,6 @@ impl Index {
         Ok(Some(loc))
     }
 
-    /// Records (or forgets) that a restricted connection stored a block
-    /// (`protocol::provenance`).
-    pub fn set_unvouched(&mut self, key: &Key, on: bool) -> Result<()> {
-        if !self.unvouched_table {
-            if !on {
-                return Ok(());
-            }
-            self.conn
-                .execute_batch(UNVOUCHED_TABLE)
-                .map_err(|e| db_err("recording who stored a block", e))?;
-            self.unvouched_table = true;
-        }
-        let sql = if on {
-            "INSERT OR IGNORE INTO unvouched (key) VALUES (?1)"
-        } else {
-            "DELETE FROM unvouched WHERE key = ?1"
-        };
-        self.conn
-            .prepare_cached(sql)
-            .and_then(|mut st| st.execute(params![&key.0[..]]))
-            .map_err(|e| db_err("recording who stored a block", e))?;
-        Ok(())
-    }
-
-    /// Whether a block is recorded as stored by a restricted connection.
-    pub fn is_unvouched(&self, key: &Key) -> Result<bool> {
-        if !self.unvouched_table {
-            return Ok(false);
-        }
-        self.conn
-            .prepare_cached("SELECT 1 FROM unvouched WHERE key = ?1")
-            .and_then(|mut st| st.exists(params![&key.0[..]]))
-            .map_err(|e| db_err("looking up who stored a block", e))
-    }
-
-    /// Up to `limit` recorded keys after `after`, ascending, and whether more follow.
-    pub fn unvouched(&self, after: Option<Key>, limit: usize) -> Result<(Vec<Key>, bool)> {
-        if !self.unvouched_table {
-            return Ok((Vec::new(), false));
-        }
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT key FROM unvouched WHERE key > ?1 ORDER BY key LIMIT ?2")
-            .map_err(|e| db_err("listing unvouched blocks", e))?;
-        let from = after.map_or_else(Vec::new, |k| k.0.to_vec());
-        let rows = st
-            .query_map(params![from, (limit + 1) as i64], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .map_err(|e| db_err("listing unvouched blocks", e))?;
-        let mut keys = Vec::new();
-        for r in rows {
-            let raw = r.map_err(|e| db_err("listing unvouched blocks", e))?;
-            let key: [u8; 32] = raw.try_into().map_err(|_| {
-                Error::backend(ErrorCode::Corrupt, "a key in the index is not 32 bytes")
-            })?;
-            keys.push(Key(key));
-        }
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        Ok((keys, more))
-    }
-
     /// Adds to a log's live and dead byte counts.
     pub fn account(&mut self, log: u32, live: i64, dead: i64) -> Result<()> {
         let e = self.space.entry(log).or_default();
@@ -443,137 +383,6 @@ impl Index {
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )
             .map_err(|e| db_err("counting blocks", e))
-    }
-
-    pub fn tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .prepare_cached("SELECT value FROM tags WHERE name = ?1")
-            .and_then(|mut st| st.query_row(params![name], |r| r.get(0)).optional())
-            .map_err(|e| db_err("reading a tag", e))
-    }
-
-    /// Records `value` in tag `name`'s history (its first sighting only; see
-    /// `protocol::history`).
-    pub fn keep_tag_value(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        if !protocol::history::keeps_history(name) {
-            return Ok(());
-        }
-        let seq = match self.history_seq {
-            Some(n) => n,
-            None => self
-                .conn
-                .query_row("SELECT IFNULL(MAX(seq), 0) FROM tag_history", [], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| db_err("reading tag history", e))?,
-        } + 1;
-        let added = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO tag_history (name, value, seq, time) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut st| st.execute(params![name, value, seq, protocol::history::now()]))
-            .map_err(|e| db_err("recording a tag's history", e))?;
-        self.history_seq = Some(if added > 0 { seq } else { seq - 1 });
-        Ok(())
-    }
-
-    /// Sets or removes a tag, and records a value set in the tag's history.
-    pub fn set_tag(&mut self, name: &str, value: Option<&[u8]>) -> Result<()> {
-        if let Some(v) = value {
-            self.keep_tag_value(name, v)?;
-        }
-        let r = match value {
-            Some(v) => self.conn.execute(
-                "INSERT OR REPLACE INTO tags (name, value) VALUES (?1, ?2)",
-                params![name, v],
-            ),
-            None => self
-                .conn
-                .execute("DELETE FROM tags WHERE name = ?1", params![name]),
-        };
-        r.map(|_| ()).map_err(|e| db_err("changing a tag", e))
-    }
-
-    pub fn tags(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name, value FROM tags ORDER BY name")
-            .map_err(|e| db_err("listing tags", e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err("listing tags", e))?;
-        Ok(rows)
-    }
-
-    /// The kept values of tag `name` (or of every tag), oldest first: (name, value, time).
-    pub fn tag_history(&self, name: Option<&str>) -> Result<Vec<(String, Vec<u8>, i64)>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT name, value, time FROM tag_history WHERE ?1 IS NULL OR name = ?1 ORDER BY seq",
-            )
-            .map_err(|e| db_err("reading tag history", e))?;
-        let rows = st
-            .query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err("reading tag history", e))?;
-        Ok(rows)
-    }
-
-    /// Whether `value` of tag `name` is still kept in its history.
-    pub fn in_history(&self, name: &str, value: &[u8]) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM tag_history WHERE name = ?1 AND value = ?2")
-            .and_then(|mut st| st.exists(params![name, value]))
-            .map_err(|e| db_err("reading tag history", e))
-    }
-
-    /// Forgets kept values (of tag `name`, or all) first seen at or before `cutoff` that
-    /// their tag no longer holds.
-    pub fn expire_tag_history(&mut self, cutoff: i64, name: Option<&str>) -> Result<u64> {
-        self.conn
-            .execute(
-                "DELETE FROM tag_history WHERE time <= ?1 AND (?2 IS NULL OR name = ?2) AND NOT EXISTS \
-                 (SELECT 1 FROM tags WHERE tags.name = tag_history.name AND tags.value = tag_history.value)",
-                params![cutoff, name],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| db_err("expiring tag history", e))
-    }
-
-    pub fn setting(&self, name: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT value FROM settings WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| db_err("reading a setting", e))
-    }
-
-    pub fn settings(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT name, value FROM settings ORDER BY name")
-            .map_err(|e| db_err("listing settings", e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_err("listing settings", e))?;
-        Ok(rows)
-    }
-
-    pub fn set_setting(&mut self, name: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)",
-                params![name, value],
-            )
-            .map(|_| ())
-            .map_err(|e| db_err("changing a setting", e))
     }
 
     /// Applies one sound record found in a log (replay after a crash, and reindex).
