@@ -12,6 +12,7 @@
 //! not leave it behind, so it is made under the switch ([`Abandon::make`]) and abandoning
 //! removes it too.
 
+use ore_util::sync::lock;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A connection that can be abandoned: its backend killed, every waiting request failed. The
@@ -50,7 +51,7 @@ impl std::fmt::Debug for Abandon {
 
 impl Abandon {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// Kills every backend started with this switch and not released, undoes what was made

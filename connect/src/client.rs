@@ -21,6 +21,7 @@
 
 use crate::abandon::{Abandon, Abandonable};
 use crate::spawn::describe_exit;
+use ore_util::sync::{lock, wait};
 use protocol::backend::{AttachPoint, BackendInfo, Ticket};
 use protocol::error::{Error, Result};
 use protocol::message::{Request, Response};
@@ -29,7 +30,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -123,10 +124,6 @@ impl Abandonable for Shared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Shared {
     fn conn_error(&self, message: impl Into<String>) -> Error {
         Error::Connection {
@@ -152,7 +149,7 @@ impl Shared {
         let mut p = lock(&self.pending);
         while p.queue.len() > self.window / 2 {
             p.waiters += 1;
-            p = self.room.wait(p).unwrap_or_else(|p| p.into_inner());
+            p = wait(&self.room, p);
             p.waiters -= 1;
         }
     }

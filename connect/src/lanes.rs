@@ -17,6 +17,7 @@
 //! later ([`Lanes::joining`]): a run starts on the first connection at once, and the others are
 //! taken in between two requests once they are all up.
 
+use ore_util::sync::{lock, read, write};
 use protocol::backend::{AdminOutput, Backend, BackendInfo, CasOutcome, Stats, Ticket};
 use protocol::{Key, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,18 +170,6 @@ impl<B: Backend> Lanes<B> {
         })?;
         Ok(())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<B: Backend> Backend for Lanes<B> {

@@ -10,6 +10,7 @@
 //! request written into an empty buffer wakes it, and it sends whatever has gathered after
 //! [`LINGER`]. Batches stay large (a millisecond of requests), and no request waits longer.
 
+use ore_util::sync::lock;
 use std::sync::{Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub(crate) struct Nudge {
 impl Nudge {
     /// Says that a request is waiting in the buffer.
     pub fn unsent(&self) {
-        let mut u = self.unsent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = lock(&self.unsent);
         if !*u {
             *u = true;
             self.cv.notify_one();
@@ -40,7 +41,7 @@ impl Nudge {
 
     /// Waits up to `limit` for a request to be waiting; true if one is (and clears the flag).
     fn wait(&self, limit: Duration) -> bool {
-        let u = self.unsent.lock().unwrap_or_else(|p| p.into_inner());
+        let u = lock(&self.unsent);
         let (mut u, _) = self
             .cv
             .wait_timeout_while(u, limit, |u| !*u)

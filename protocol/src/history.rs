@@ -71,7 +71,7 @@ pub fn now() -> i64 {
 pub fn show_value(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
         Ok(s) if s.chars().all(|c| !c.is_control()) => s.to_string(),
-        _ => v.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => hex::encode(v),
     }
 }
 

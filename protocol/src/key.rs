@@ -30,16 +30,9 @@ impl Key {
 
     /// The key as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(KEY_LEN * 2);
-        for b in self.0 {
-            s.push(HEX[(b >> 4) as usize] as char);
-            s.push(HEX[(b & 15) as usize] as char);
-        }
-        s
+        hex::encode(self.0)
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -63,25 +56,9 @@ impl FromStr for Key {
                 format!("`{s}` is not a block key (64 hex digits)"),
             )
         };
-        if s.len() != KEY_LEN * 2 {
-            return Err(bad());
-        }
         let mut out = [0u8; KEY_LEN];
-        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-            let hi = hex_val(pair[0]).ok_or_else(bad)?;
-            let lo = hex_val(pair[1]).ok_or_else(bad)?;
-            out[i] = (hi << 4) | lo;
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| bad())?;
         Ok(Key(out))
-    }
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

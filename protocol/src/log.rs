@@ -12,6 +12,7 @@
 //! screen or a log with one frame of many megabytes.
 
 use crate::message::Level;
+use ore_util::sync::{read, write};
 use std::sync::{Arc, RwLock};
 
 /// Where log messages go.
@@ -35,18 +36,12 @@ static SINK: RwLock<Option<Arc<dyn LogSink>>> = RwLock::new(None);
 
 /// Replaces the process's log sink; returns the previous one.
 pub fn set_sink(sink: Option<Arc<dyn LogSink>>) -> Option<Arc<dyn LogSink>> {
-    match SINK.write() {
-        Ok(mut g) => std::mem::replace(&mut *g, sink),
-        Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), sink),
-    }
+    std::mem::replace(&mut *write(&SINK), sink)
 }
 
 /// Sends a message to the current sink.
 pub fn log(level: Level, message: &str) {
-    let sink = match SINK.read() {
-        Ok(g) => g.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
+    let sink = read(&SINK).clone();
     match sink {
         Some(s) => s.log(level, message),
         None => StderrSink.log(level, message),

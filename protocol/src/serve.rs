@@ -13,6 +13,7 @@ use crate::fault::Fault;
 use crate::frame::{read_frame, read_magic, MAGIC, MAX_FRAME_BODY};
 use crate::log::{self, LogSink};
 use crate::message::{Hello, Level, Request, Response, Welcome};
+use ore_util::sync::{lock, wait};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
@@ -85,7 +86,7 @@ where
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let out: SharedOut<W> = Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, output)));
     {
-        let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&out);
         w.write_all(&MAGIC)
             .and_then(|()| w.flush())
             .map_err(|e| Error::io("writing the protocol greeting", e))?;
@@ -151,16 +152,16 @@ const QUEUE_BYTES: usize = 4 << 20;
 
 impl Budget {
     fn take(&self, n: usize) {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = lock(&self.used);
         // A single request larger than the whole budget still goes through, alone.
         while *used > 0 && *used + n > QUEUE_BYTES {
-            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+            used = wait(&self.freed, used);
         }
         *used += n;
     }
 
     fn give(&self, n: usize) {
-        *self.used.lock().unwrap_or_else(|p| p.into_inner()) -= n;
+        *lock(&self.used) -= n;
         self.freed.notify_all();
     }
 }

@@ -70,6 +70,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::restrict::Restricted;
 use crate::tickets::{random_bytes, same_secret, Tickets, SHOWS_TICKET, TICKET_LEN};
+use ore_util::sync::{lock, wait};
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -227,7 +228,7 @@ struct Live {
 
 impl Live {
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Counts in a connection just accepted; false when the holder is closing (the connection
@@ -259,7 +260,7 @@ impl Live {
             waiting();
         }
         while s.0 > 0 {
-            s = self.idle.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = wait(&self.idle, s);
         }
         s.1 = true;
     }

@@ -12,6 +12,7 @@
 use crate::access::Access;
 use crate::backend::AttachPoint;
 use crate::error::{Error, ErrorCode, Result};
+use ore_util::sync::lock;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -56,7 +57,7 @@ impl Tickets {
 
     /// The attach point, with the ticket for `access`.
     pub fn issue(&self, access: Access) -> Result<AttachPoint> {
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let mut issued = lock(&self.issued);
         let ticket = match issued.iter().find(|(_, a)| *a == access) {
             Some((t, _)) => *t,
             None => {
@@ -73,7 +74,7 @@ impl Tickets {
 
     /// The access `ticket` was issued for, if it was (compared in constant time).
     pub(crate) fn admit(&self, ticket: &[u8; TICKET_LEN]) -> Option<Access> {
-        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let issued = lock(&self.issued);
         let mut found = None;
         for (t, a) in issued.iter() {
             if same_secret(t, ticket) {

@@ -2,6 +2,7 @@
 //! everything built on top of a backend, and by the tests of `serve` (in `protocol`) and of
 //! `Client` (in `connect`).
 
+use ore_util::sync::lock;
 use protocol::backend::{
     admin_help, admin_names, check_block_size, unknown_admin, AdminCommand, AdminOutput, Backend,
     BackendInfo, CasOutcome, Stats,
@@ -76,7 +77,7 @@ impl MemoryBackend {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic in another thread cannot leave the maps half-updated: every change is one
         // insert or remove. So a poisoned lock is safe to keep using.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
