@@ -45,14 +45,14 @@ pub(crate) type SharedOut<W> = Arc<Mutex<std::io::BufWriter<W>>>;
 
 /// Writes an answer (and flushes when asked).
 pub(crate) fn send<W: Write>(out: &SharedOut<W>, r: &Response, flush: bool) -> Result<()> {
-    let mut w = lock(&out);
+    let mut w = lock(out);
     r.write_to(&mut *w)
         .and_then(|()| if flush { w.flush() } else { Ok(()) })
         .map_err(|e| Error::io("writing an answer to the client", e))
 }
 
 fn flush<W: Write>(out: &SharedOut<W>) -> Result<()> {
-    lock(&out)
+    lock(out)
         .flush()
         .map_err(|e| Error::io("writing answers to the client", e))
 }
