@@ -41,7 +41,7 @@ struct Args {
 }
 
 fn main() {
-    let mut args: Args = ore::util::parse_args();
+    let mut args: Args = ore::core::util::parse_args();
     // `--json` may also come after the command words.
     if let Some(i) = args.words.iter().position(|w| w == "--json") {
         args.words.remove(i);
@@ -70,7 +70,7 @@ fn run(args: &Args, output: Output) -> anyhow::Result<Outcome> {
             "no archive given: name it first (ore-admin 'backend-fs /mnt/ore' help) or with -a"
         ),
     };
-    let backend = ore::archive::open_single(archive)?;
+    let backend = ore::core::archive::open_single(archive)?;
     if command.is_empty() {
         return admin::interactive(&*backend, archive, output);
     }

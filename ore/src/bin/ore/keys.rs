@@ -3,7 +3,7 @@
 use crate::cli::KeyCommand;
 use crate::{out, Done, Env};
 use anyhow::{bail, Result};
-use ore::crypto::KdfParams;
+use ore::core::crypto::KdfParams;
 use serde_json::json;
 
 pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
@@ -19,13 +19,13 @@ pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
             for s in &repo.format.key_slots {
                 let current = repo.slot.as_deref() == Some(s.id.as_str());
                 if env.global.json {
-                    env.json(&json!({"id": s.id, "created": ore::util::format_time(s.created * 1_000_000_000), "creator": s.creator, "kdf": s.kdf, "current": current}))?;
+                    env.json(&json!({"id": s.id, "created": ore::core::util::format_time(s.created * 1_000_000_000), "creator": s.creator, "kdf": s.kdf, "current": current}))?;
                 } else {
                     out(&format!(
                         "{}{}  {}  {}  argon2id m={}MiB t={} p={}\n",
                         if current { "*" } else { " " },
                         s.id,
-                        ore::util::format_time(s.created * 1_000_000_000),
+                        ore::core::util::format_time(s.created * 1_000_000_000),
                         s.creator,
                         s.kdf.memory_kib / 1024,
                         s.kdf.iterations,
