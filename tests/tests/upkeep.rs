@@ -262,7 +262,7 @@ fn two_years_hourly(ore: &Ore) -> i64 {
         s.comment = format!("hour {i}");
         prev = Some(repo.put_snapshot(&s).unwrap());
     }
-    repo.backend.flush().unwrap();
+    repo.backend().flush().unwrap();
     assert!(repo
         .move_tag("h", Some(first), prev.unwrap(), "test")
         .unwrap());

@@ -149,7 +149,7 @@ impl Checker<'_> {
         if keys.is_empty() {
             return Ok(());
         }
-        let present = self.repo.backend.exists(&keys)?;
+        let present = self.repo.backend().exists(&keys)?;
         for (k, there) in keys.iter().zip(present) {
             if !there {
                 self.problem(*k, Node::Chunk, "missing from the archive".into());
@@ -161,7 +161,7 @@ impl Checker<'_> {
     fn read_chunks(&self, keys: Vec<Key>) -> Result<()> {
         let tickets: Vec<_> = keys
             .iter()
-            .map(|k| self.repo.backend.start_get(*k))
+            .map(|k| self.repo.backend().start_get(*k))
             .collect();
         for (k, t) in keys.into_iter().zip(tickets) {
             let r = crate::core::repo::fetched(t.wait(), k, Kind::Chunk).and_then(|stored| {
@@ -169,7 +169,7 @@ impl Checker<'_> {
                 if let Some(p) = &self.progress {
                     p.add_bytes(stored.len() as u64);
                 }
-                block::open(&self.repo.keys, &k, Some(Kind::Chunk), stored)
+                block::open(&self.repo.keys(), &k, Some(Kind::Chunk), stored)
             });
             self.chunks_read.fetch_add(1, Relaxed);
             match r {

@@ -214,7 +214,7 @@ pub fn forget(repo: &Repo, tag: &str, policy: &Policy, dry_run: bool) -> Result<
         if dry_run || new_head == old_head {
             return Ok(outcome);
         }
-        repo.backend.flush()?;
+        repo.backend().flush()?;
         if repo.move_tag(tag, Some(old_head), new_head, "forget")? {
             return Ok(outcome);
         }
@@ -248,7 +248,7 @@ fn rewrite(
                 }
             }
             new_key = if dry_run {
-                repo.keys.key_of(
+                repo.keys().key_of(
                     crate::core::block::Kind::Snapshot as u8,
                     &crate::core::entry::encode(&s),
                 )

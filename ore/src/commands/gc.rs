@@ -169,11 +169,11 @@ fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
 /// Collects the archive's garbage.
 pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     let started = Instant::now();
-    let info = repo.backend.info();
+    let info = repo.backend().info();
     if !info.can_list || (!info.can_remove && !opts.dry_run) {
         return Err(Error::Archive(format!(
             "archive {} ({}) cannot {} blocks, so gc cannot run on it{}",
-            repo.id,
+            repo.id(),
             info.server,
             if info.can_list { "remove" } else { "list" },
             if info.writable {
@@ -191,7 +191,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     let mut candidates = Candidates::new()?;
     let mut after = None;
     loop {
-        let (keys, more) = repo.backend.list(after, 10_000)?;
+        let (keys, more) = repo.backend().list(after, 10_000)?;
         out.listed += keys.len() as u64;
         for k in &keys {
             if !marked.contains(k)? {
@@ -212,7 +212,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
         out.removed = candidates.count;
         let mut freed = 0u64;
         candidates.batches(256, |batch| {
-            let tickets: Vec<_> = batch.iter().map(|k| repo.backend.start_get(*k)).collect();
+            let tickets: Vec<_> = batch.iter().map(|k| repo.backend().start_get(*k)).collect();
             for t in tickets {
                 freed += t.wait()?.map_or(0, |b| b.len() as u64);
             }
@@ -223,7 +223,7 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
         return Ok(out);
     }
 
-    out.bytes_before = repo.backend.stats()?.bytes;
+    out.bytes_before = repo.backend().stats()?.bytes;
     if candidates.count > 0 {
         let sweep = Sweep::begin(repo)?;
         sweep.wait_for_leases(opts.wait)?;
@@ -242,22 +242,22 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
             }
             sweep.still_mine()?;
             sweep.removed_some();
-            repo.backend.remove(&gone)?;
+            repo.backend().remove(&gone)?;
             out.removed += gone.len() as u64;
             Ok(())
         })?;
-        repo.backend.flush()?;
+        repo.backend().flush()?;
         sweep.finish()?;
     }
 
     if let Some(threshold) = opts.compact {
         if out.removed > 0 && info.admin_commands.iter().any(|c| c == "compact") {
-            let r = repo.backend.admin("compact", &[format!("{threshold}")])?;
+            let r = repo.backend().admin("compact", &[format!("{threshold}")])?;
             out.compaction = Some(r.text.trim().to_string());
             out.problems = r.problems();
         }
     }
-    out.bytes_after = repo.backend.stats()?.bytes;
+    out.bytes_after = repo.backend().stats()?.bytes;
     if let (Some(b), Some(a)) = (out.bytes_before, out.bytes_after) {
         out.freed = Some(b.saturating_sub(a));
     }

@@ -141,7 +141,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
     if let Some(t) = &translator {
         (out.blocks, out.copied, out.bytes) = (t.blocks, t.copied, t.bytes);
     }
-    dst.backend.flush()?;
+    dst.backend().flush()?;
     for (tag, head, keys, was, former) in plans {
         out.tags
             .push(move_tag(dst, &tag, head, &keys, was, former)?);
@@ -241,7 +241,7 @@ impl Copier<'_> {
             return Ok(());
         }
         let keys: Vec<Key> = batch.iter().map(|(k, _)| *k).collect();
-        let present = self.dst.backend.exists(&keys)?;
+        let present = self.dst.backend().exists(&keys)?;
         let missing: Vec<(Key, Option<Vec<u8>>)> = batch
             .into_iter()
             .zip(present)
@@ -252,7 +252,7 @@ impl Copier<'_> {
             .into_iter()
             .map(|(k, stored)| match stored {
                 Some(b) => (k, Ticket::ready(Ok(Some(b)))),
-                None => (k, self.src.backend.start_get(k)),
+                None => (k, self.src.backend().start_get(k)),
             })
             .collect();
         let mut tickets = Vec::with_capacity(gets.len());
@@ -261,7 +261,7 @@ impl Copier<'_> {
             self.copied.fetch_add(1, Relaxed);
             self.bytes.fetch_add(data.len() as u64, Relaxed);
             let len = data.len() as u64;
-            tickets.push(self.dst.backend.start_put(k, data));
+            tickets.push(self.dst.backend().start_put(k, data));
             self.dst.stored(len)?;
         }
         let mut puts = self.puts.lock().unwrap_or_else(|p| p.into_inner());

@@ -54,13 +54,14 @@ pub fn verify(
     remove_bad: bool,
     progress: Option<Arc<Progress>>,
 ) -> Result<Unverified> {
-    let info = repo.backend.info();
+    let info = repo.backend().info();
     if !info.admin_commands.iter().any(|c| c == UNVOUCHED) {
         return Err(Error::Archive(format!(
             "archive {} ({}) does not record which blocks append-only connections stored \
              (no `{UNVOUCHED}` admin command), so --unverified cannot tell which to read: \
              use --read-data",
-            repo.id, info.server
+            repo.id(),
+            info.server
         )));
     }
     let mut out = Unverified {
@@ -71,7 +72,7 @@ pub fn verify(
     loop {
         let start = after.map_or_else(|| "-".to_string(), |k| k.to_hex());
         let page = repo
-            .backend
+            .backend()
             .admin(UNVOUCHED, &[start, MAX_PAGE.to_string()])?;
         let (keys, more) = parse_page(&page.json)?;
         out.listed += keys.len() as u64;
@@ -104,7 +105,7 @@ pub fn verify(
         if out.can_vouch {
             for batch in sound.chunks(MAX_KEYS) {
                 let args: Vec<String> = batch.iter().map(Key::to_hex).collect();
-                repo.backend.admin(VOUCH, &args)?;
+                repo.backend().admin(VOUCH, &args)?;
                 out.vouched += batch.len() as u64;
             }
         }
@@ -134,7 +135,7 @@ struct Part {
 fn read_part(repo: &Repo, keys: &[Key], progress: Option<&Progress>) -> Result<Part> {
     let mut out = Part::default();
     for batch in keys.chunks(READ_BATCH) {
-        let tickets: Vec<_> = batch.iter().map(|k| repo.backend.start_get(*k)).collect();
+        let tickets: Vec<_> = batch.iter().map(|k| repo.backend().start_get(*k)).collect();
         for (k, t) in batch.iter().zip(tickets) {
             match t.wait() {
                 // Not vouched for: the block may still be on its way (backend-fs publishes a
@@ -169,10 +170,10 @@ fn read_part(repo: &Repo, keys: &[Key], progress: Option<&Progress>) -> Result<P
 /// plain hash (it is read before the keys are known), so one that does not open as an
 /// ordinary block is tried as that: an `ore init` through an append-only key stores one.
 fn open_any(repo: &Repo, key: &Key, stored: Vec<u8>) -> Result<()> {
-    match block::open(&repo.keys, key, None, stored.clone()) {
+    match block::open(&repo.keys(), key, None, stored.clone()) {
         Ok(_) => Ok(()),
         Err(e @ Error::Corrupt { .. }) => {
-            match block::open(&repo.keys, key, Some(block::Kind::Format), stored) {
+            match block::open(&repo.keys(), key, Some(block::Kind::Format), stored) {
                 Ok(_) => Ok(()),
                 Err(_) => Err(e),
             }
@@ -184,11 +185,12 @@ fn open_any(repo: &Repo, key: &Key, stored: Vec<u8>) -> Result<()> {
 /// Removes the bad blocks under a gc sweep: `ore:gc` gets a new epoch, so every file cache
 /// checks its entries against the archive before trusting them again.
 fn remove(repo: &Repo, bad: &[(Key, String)]) -> Result<u64> {
-    let info = repo.backend.info();
+    let info = repo.backend().info();
     if !info.can_remove {
         return Err(Error::Archive(format!(
             "archive {} ({}) cannot remove blocks here: --remove-bad needs full access",
-            repo.id, info.server
+            repo.id(),
+            info.server
         )));
     }
     let sweep = Sweep::begin(repo)?;
@@ -196,8 +198,8 @@ fn remove(repo: &Repo, bad: &[(Key, String)]) -> Result<u64> {
     sweep.still_mine()?;
     sweep.removed_some();
     let keys: Vec<Key> = bad.iter().map(|(k, _)| *k).collect();
-    repo.backend.remove(&keys)?;
-    repo.backend.flush()?;
+    repo.backend().remove(&keys)?;
+    repo.backend().flush()?;
     sweep.finish()?;
     Ok(keys.len() as u64)
 }

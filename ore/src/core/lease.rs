@@ -348,7 +348,7 @@ pub struct Lease {
 impl Lease {
     /// Takes a lease on `repo`, waiting while a gc sweeps.
     pub fn acquire(repo: &Repo) -> Result<Lease> {
-        let backend = repo.backend.clone();
+        let backend = repo.backend().clone();
         let mut said = false;
         loop {
             let (name, value, secret) = take_slot(&*backend)?;
@@ -420,7 +420,8 @@ impl Lease {
             protocol::log::warning(&format!(
                 "this run's lease {} on archive {} was changed by another connection; \
                  checking that no gc ran meanwhile",
-                self.name, repo.id
+                self.name,
+                repo.id()
             ));
         }
         let fresh = Lease::acquire(repo)?;
@@ -429,7 +430,7 @@ impl Lease {
                 "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s, \
                  or another connection freed it) and a gc ran meanwhile, so blocks it relied on \
                  may be gone; nothing was changed: run it again",
-                repo.id,
+                repo.id(),
                 ttl().as_secs()
             )));
         }
@@ -515,7 +516,7 @@ pub struct Sweep {
 impl Sweep {
     /// Announces a sweep. Errors when another live gc is sweeping.
     pub fn begin(repo: &Repo) -> Result<Sweep> {
-        let backend = repo.backend.clone();
+        let backend = repo.backend().clone();
         loop {
             let before = backend.get_tag(GC_TAG)?;
             let (epoch, unclean) = match GcState::parse(before.as_deref()) {
@@ -528,7 +529,7 @@ impl Sweep {
                     return Err(Error::Archive(format!(
                         "another gc is removing blocks from archive {} (run by {}, since {}); \
                          try again when it is done",
-                        repo.id,
+                        repo.id(),
                         holder.by,
                         crate::core::util::format_time(holder.since)
                     )))

@@ -28,7 +28,7 @@ pub trait Fetch: Sync {
 
 impl Fetch for crate::core::repo::Repo {
     fn fetch(&self, key: Key) -> protocol::Result<Option<Vec<u8>>> {
-        self.backend.get(key)
+        self.backend().get(key)
     }
 }
 

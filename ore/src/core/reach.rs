@@ -102,7 +102,7 @@ pub fn walk(
     visitor: &dyn Visitor,
     counts: &Counts,
 ) -> Result<()> {
-    let threads = if repo.backend.pipelines() { 32 } else { 4 };
+    let threads = if repo.backend().pipelines() { 32 } else { 4 };
     let queue = Mutex::new(Queue {
         items: roots.iter().rev().copied().collect(),
         busy: 0,
@@ -192,14 +192,14 @@ fn read(
     chains: bool,
     children: &mut Vec<(Key, Node)>,
 ) -> Result<(Vec<u8>, Plain)> {
-    let stored = crate::core::repo::fetched(repo.backend.get(key), key, node.kind())?;
+    let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;
     let plain_keys;
     let keys = match node {
         Node::Format => {
             plain_keys = crate::core::crypto::Keys::from_master(&[0; 32], false);
             &plain_keys
         }
-        _ => &repo.keys,
+        _ => &repo.keys(),
     };
     let expect = match node {
         Node::Dir | Node::File => None,
@@ -297,10 +297,10 @@ fn node_of_tag(name: &str) -> Option<Node> {
 /// it would destroy.
 pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
     use protocol::history::{parse, TAG_HISTORY};
-    let out = repo.backend.admin(TAG_HISTORY, &[]).map_err(|e| {
+    let out = repo.backend().admin(TAG_HISTORY, &[]).map_err(|e| {
         Error::Archive(format!(
             "gc needs the tag history of archive {} (`{TAG_HISTORY}`), which its backend did not give: {e}",
-            repo.id
+            repo.id()
         ))
     })?;
     let known: std::collections::HashSet<Key> = current.iter().map(|(k, _)| *k).collect();
@@ -320,7 +320,7 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
     // Each is read (all requests in flight at once) to see that it is what it should be.
     let tickets: Vec<_> = roots
         .iter()
-        .map(|(k, _)| repo.backend.start_get(*k))
+        .map(|(k, _)| repo.backend().start_get(*k))
         .collect();
     let mut kept = Vec::new();
     for ((key, node), ticket) in roots.into_iter().zip(tickets) {
@@ -356,7 +356,7 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
 pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for (name, value) in repo.backend.list_tags()? {
+    for (name, value) in repo.backend().list_tags()? {
         let Some(node) = node_of_tag(&name) else {
             continue;
         };

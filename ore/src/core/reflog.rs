@@ -83,7 +83,7 @@ impl RefEntry {
 
 /// The key of the newest reflog block, if there is a reflog.
 pub fn head(repo: &Repo) -> Result<Option<Key>> {
-    match repo.backend.get_tag(REFLOG_TAG)? {
+    match repo.backend().get_tag(REFLOG_TAG)? {
         None => Ok(None),
         Some(v) => parse_tag_value(&v)
             .map(Some)
@@ -134,7 +134,7 @@ type Head = (Option<Key>, Option<Vec<u8>>);
 
 /// Starts reading the reflog's head and its stored block (see [`HeadAhead`]).
 pub fn read_head_ahead(repo: &Repo) -> HeadAhead {
-    let backend = repo.backend.clone();
+    let backend = repo.backend().clone();
     HeadAhead(std::thread::spawn(move || {
         let head = match backend.get_tag(REFLOG_TAG).ok()? {
             None => return Some((None, None)),
@@ -194,16 +194,16 @@ pub fn reset_head(repo: &Repo, key: Key) -> Result<bool> {
              `ore tag-history {REFLOG_TAG}` lists the earlier heads"
         ))
     })?;
-    let current = repo.backend.get_tag(REFLOG_TAG)?;
+    let current = repo.backend().get_tag(REFLOG_TAG)?;
     let out = repo
-        .backend
+        .backend()
         .set_tag(REFLOG_TAG, current.as_deref(), key.to_hex().as_bytes())?;
     Ok(matches!(out, CasOutcome::Done))
 }
 
 fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
     let exp = old.map(|k| k.to_hex());
-    let out = repo.backend.set_tag(
+    let out = repo.backend().set_tag(
         REFLOG_TAG,
         exp.as_deref().map(str::as_bytes),
         new.to_hex().as_bytes(),
@@ -219,20 +219,21 @@ fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
 /// append-only one this refuses before changing anything.
 pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
     use protocol::history::EXPIRE;
-    let info = repo.backend.info();
+    let info = repo.backend().info();
     if !dry_run && !info.admin_commands.iter().any(|c| c == EXPIRE) {
         return Err(Error::Archive(format!(
             "archive {} keeps every value each tag has had, and this connection may not expire \
              that history ({}: `{EXPIRE}` is not offered); nothing was dropped — the owner, with \
              full access, can",
-            repo.id, info.description
+            repo.id(),
+            info.description
         )));
     }
     let (dropped, kept) = expire_entries(repo, cutoff, dry_run)?;
     if !dry_run {
         let age = (crate::core::util::now_ns().saturating_sub(cutoff) / 1_000_000_000).max(0);
-        repo.backend.admin(EXPIRE, &[age.to_string()])?;
-        repo.backend
+        repo.backend().admin(EXPIRE, &[age.to_string()])?;
+        repo.backend()
             .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
     }
     Ok((dropped, kept))
@@ -263,7 +264,7 @@ fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usi
                     .0
             }
         };
-        repo.backend.flush()?;
+        repo.backend().flush()?;
         if swap_head(repo, old_head, new_head)? {
             return Ok((dropped, keep.len()));
         }

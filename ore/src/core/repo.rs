@@ -37,19 +37,20 @@ impl Default for InitOptions {
     }
 }
 
-/// An opened archive.
+/// An opened archive. Its parts are read through methods ([`Repo::backend`], [`Repo::keys`],
+/// …): only opening, creating and [`Repo::update_format`] change them.
 pub struct Repo {
-    pub backend: Arc<dyn Backend>,
+    backend: Arc<dyn Backend>,
     /// The identifier it was opened with (for messages).
-    pub id: String,
-    pub keys: Keys,
-    pub format: FormatRecord,
-    pub format_key: Key,
-    pub compression: Compression,
+    id: String,
+    keys: Keys,
+    format: FormatRecord,
+    format_key: Key,
+    compression: Compression,
     /// The master key, kept for key management.
     master: [u8; 32],
     /// Which slot opened it.
-    pub slot: Option<String>,
+    slot: Option<String>,
     /// Bytes stored since the last checkpoint (see [`Repo::stored`]).
     since_checkpoint: std::sync::atomic::AtomicU64,
     checkpoint_every: u64,
@@ -302,6 +303,41 @@ impl Repo {
             since_checkpoint: std::sync::atomic::AtomicU64::new(0),
             checkpoint_every: checkpoint_every(),
         })
+    }
+
+    /// The backend the archive lives in.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The identifier it was opened with (for messages).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The keys derived from the master key.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The format record as read (or last written by [`Repo::update_format`]).
+    pub fn format(&self) -> &FormatRecord {
+        &self.format
+    }
+
+    /// The key of the format record's block, which tag `ore-format` names.
+    pub fn format_key(&self) -> Key {
+        self.format_key
+    }
+
+    /// How new blocks are compressed.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The id of the key slot whose passphrase opened it (`None` when unencrypted).
+    pub fn slot(&self) -> Option<&str> {
+        self.slot.as_deref()
     }
 
     /// Counts `bytes` just sent to the archive, and flushes it each time another checkpoint's

@@ -52,7 +52,7 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
         env.pass.clone()
     };
     let dst = env.open_other(&a.to, &dst_pass)?;
-    if dst.format.archive_id == src.format.archive_id {
+    if dst.format().archive_id == src.format().archive_id {
         bail!("{} and {} are the same archive", env.archive_id()?, a.to);
     }
     let o = ore::commands::sync::sync(&src, &dst, &a.tags)?;

@@ -13,10 +13,10 @@ use serde_json::json;
 pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
     let repo = env.open_brief()?;
     let args: Vec<String> = a.tag.iter().cloned().collect();
-    let answer = repo.backend.admin(TAG_HISTORY, &args)?;
+    let answer = repo.backend().admin(TAG_HISTORY, &args)?;
     let entries = parse(&answer.json)?;
     let current: std::collections::HashMap<String, Vec<u8>> =
-        repo.backend.list_tags()?.into_iter().collect();
+        repo.backend().list_tags()?.into_iter().collect();
     let keys: Vec<Option<protocol::Key>> = entries
         .iter()
         .map(|e| ore::core::repo::parse_tag_value(e.value.as_bytes()))
@@ -24,7 +24,7 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
     let stored: Vec<protocol::Key> = keys.iter().flatten().copied().collect();
     let held: std::collections::HashSet<protocol::Key> = stored
         .iter()
-        .zip(repo.backend.exists(&stored)?)
+        .zip(repo.backend().exists(&stored)?)
         .filter_map(|(k, held)| held.then_some(*k))
         .collect();
     for (e, key) in entries.iter().zip(&keys) {

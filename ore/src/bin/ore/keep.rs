@@ -133,7 +133,7 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     // something that is not a readable snapshot — no key at all, a missing block, a block of
     // another kind — is recorded as having named nothing, since a reflog entry naming it would
     // stop gc; it is moved from exactly what it holds.
-    let raw = repo.backend.get_tag(&a.tag)?;
+    let raw = repo.backend().get_tag(&a.tag)?;
     let old = raw.as_deref().and_then(ore::core::repo::parse_tag_value);
     if old == Some(key) {
         if !env.global.quiet {
@@ -146,7 +146,7 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
         repo.move_tag(&a.tag, old, key, "reset")?
     } else {
         let cas = repo
-            .backend
+            .backend()
             .set_tag(&a.tag, raw.as_deref(), key.to_hex().as_bytes())?;
         let done = matches!(cas, protocol::CasOutcome::Done);
         if done {

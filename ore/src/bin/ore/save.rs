@@ -36,7 +36,9 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             &pass,
         )?;
         if env.global.json {
-            env.json(&json!({"archive": id, "archive_id": repo.format.archive_id, "from": from}))?;
+            env.json(
+                &json!({"archive": id, "archive_id": repo.format().archive_id, "from": from}),
+            )?;
         } else if !env.global.quiet {
             eprintln!("created archive {id} with the keys, chunker and compression of {from}");
         }
@@ -69,10 +71,10 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     if env.global.json {
         env.json(&json!({
             "archive": id,
-            "archive_id": repo.format.archive_id,
-            "encryption": repo.format.encryption,
-            "compression": repo.format.compression,
-            "chunker": repo.format.chunker,
+            "archive_id": repo.format().archive_id,
+            "encryption": repo.format().encryption,
+            "compression": repo.format().compression,
+            "chunker": repo.format().chunker,
         }))?;
     } else if !env.global.quiet {
         eprintln!(
@@ -82,7 +84,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             } else {
                 "not encrypted"
             },
-            repo.format.compression,
+            repo.format().compression,
             human_bytes(opts.chunker.min.into()),
             human_bytes(opts.chunker.avg.into()),
             human_bytes(opts.chunker.max.into())
@@ -104,7 +106,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     } else {
         cache_dir
             .as_ref()
-            .map(|d| ore::core::filecache::cache_path(d, &repo.format.archive_id))
+            .map(|d| ore::core::filecache::cache_path(d, &repo.format().archive_id))
     };
     let mut skip = Vec::new();
     if let Some(d) = ore::core::archive::local_dir(&id) {

@@ -49,7 +49,7 @@ pub struct HistoryProblem {
 pub fn compare(repo: &Repo) -> Result<Vec<HistoryProblem>> {
     let (kept, damaged) = kept_history(repo);
     let mut out: Vec<HistoryProblem> = damaged.into_iter().collect();
-    let raw = repo.backend.list_tags()?;
+    let raw = repo.backend().list_tags()?;
     let names: HashSet<&str> = raw.iter().map(|(n, _)| n.as_str()).collect();
     let tags: BTreeMap<String, Key> = repo.tags()?.into_iter().collect();
     if !names.contains(REFLOG_TAG) {
@@ -90,7 +90,7 @@ pub fn compare(repo: &Repo) -> Result<Vec<HistoryProblem>> {
 /// backend does not say. A backend that keeps a history and says it is damaged (a `Corrupt`
 /// answer) is a problem to report: values it lost may be what gc was keeping.
 fn kept_history(repo: &Repo) -> (Option<Vec<history::Entry>>, Option<HistoryProblem>) {
-    let answer = match repo.backend.admin(TAG_HISTORY, &[]) {
+    let answer = match repo.backend().admin(TAG_HISTORY, &[]) {
         Ok(out) => history::parse(&out.json).map_err(crate::Error::from),
         Err(e) if e.code() == protocol::ErrorCode::Corrupt => {
             let problem = HistoryProblem {

@@ -86,12 +86,12 @@ impl RepoStore<'_> {
         let repo = self.repo;
         let keys: Vec<Key> = cuts
             .iter()
-            .map(|&(o, l)| repo.keys.key_of(Kind::Chunk as u8, &data[o..o + l]))
+            .map(|&(o, l)| repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l]))
             .collect();
         if keys.is_empty() {
             return Ok(keys);
         }
-        let present = repo.backend.exists(&keys)?;
+        let present = repo.backend().exists(&keys)?;
         let mut sent = std::collections::HashSet::new();
         for (i, &(o, l)) in cuts.iter().enumerate() {
             if present.get(i) == Some(&true) || !sent.insert(keys[i]) {
@@ -99,15 +99,15 @@ impl RepoStore<'_> {
             }
             let mut sealed = Vec::with_capacity(l + 64);
             crate::core::block::seal(
-                &repo.keys,
+                &repo.keys(),
                 Kind::Chunk,
                 &keys[i],
                 &data[o..o + l],
-                repo.compression,
+                repo.compression(),
                 &mut sealed,
             )?;
             let len = sealed.len() as u64;
-            self.pending.push(repo.backend.start_put(keys[i], sealed));
+            self.pending.push(repo.backend().start_put(keys[i], sealed));
             repo.stored(len)?;
             if self.pending.len() >= IN_FLIGHT {
                 self.settle()?;
@@ -263,7 +263,7 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     {
         return Err(Error::Usage("the dump has bytes after its trailer".into()));
     }
-    repo.backend.flush()?;
+    repo.backend().flush()?;
     let mut snap = Snapshot {
         previous: Vec::new(),
         root,
@@ -358,7 +358,7 @@ fn load_file<R: Read>(
     (size, version): (u64, u8),
     stats: &mut DumpStats,
 ) -> Result<crate::core::entry::Content> {
-    let c = repo.format.chunker;
+    let c = repo.format().chunker;
     let mut pieces = Pieces::default();
     let mut h = FileHash::new(version);
     let mut holes = 0u64;

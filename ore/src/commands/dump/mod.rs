@@ -243,7 +243,7 @@ fn dump_entry<'r, W: Write>(
             let mut h = FileHash::new(VERSION);
             let pieces = crate::core::tree::file_pieces(repo, content, *size)?;
             // Over a link, ask for the next chunks before they are needed.
-            let ahead = if repo.backend.pipelines() {
+            let ahead = if repo.backend().pipelines() {
                 READ_AHEAD
             } else {
                 0
@@ -255,7 +255,7 @@ fn dump_entry<'r, W: Write>(
                 Piece::Hole { .. } => None,
             });
             for k in data_keys.by_ref().take(ahead) {
-                asked.push_back(repo.backend.start_get(k));
+                asked.push_back(repo.backend().start_get(k));
             }
             for p in pieces.iter().cloned() {
                 match p {
@@ -263,12 +263,12 @@ fn dump_entry<'r, W: Write>(
                         let b = match asked.pop_front() {
                             Some(t) => {
                                 if let Some(k) = data_keys.next() {
-                                    asked.push_back(repo.backend.start_get(k));
+                                    asked.push_back(repo.backend().start_get(k));
                                 }
                                 let stored =
                                     crate::core::repo::fetched(t.wait(), key, Kind::Chunk)?;
                                 crate::core::block::open(
-                                    &repo.keys,
+                                    &repo.keys(),
                                     &key,
                                     Some(Kind::Chunk),
                                     stored,

@@ -229,7 +229,7 @@ fn write_content(
             (Piece::Hole { len }, _) => pos += len,
             (Piece::Data { key, len }, Some(t)) => {
                 let data = match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
-                    Ok(stored) => block::open(&ctx.repo.keys, &key, Some(Kind::Chunk), stored),
+                    Ok(stored) => block::open(&ctx.repo.keys(), &key, Some(Kind::Chunk), stored),
                     Err(e) if crate::core::repo::is_damage(&e) => Err(e),
                     Err(e) => return Err(format!("{}: {e}", path.display())),
                 };
@@ -295,7 +295,7 @@ fn verify(
         f.read_exact_at(&mut buf, pos)
             .map_err(|e| format!("{}: verify: {e}", path.display()))?;
         let ok = match p {
-            Piece::Data { key, .. } => ctx.repo.keys.key_of(Kind::Chunk as u8, &buf) == key,
+            Piece::Data { key, .. } => ctx.repo.keys().key_of(Kind::Chunk as u8, &buf) == key,
             Piece::Hole { .. } => buf.iter().all(|&b| b == 0),
         };
         if !ok {

@@ -151,7 +151,7 @@ impl Ctx<'_> {
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
         match &self.prefetch {
             Some(p) => p.start(key),
-            None => self.repo.backend.start_get(key),
+            None => self.repo.backend().start_get(key),
         }
     }
 
@@ -254,7 +254,7 @@ pub fn restore(
     let (top_dir, top, rename) = dest::open_top(&target, dest)?;
     let ctx = Ctx {
         repo,
-        prefetch: Prefetch::new(&*repo.backend),
+        prefetch: Prefetch::new(&*repo.backend()),
         opts,
         root_owner: crate::core::meta::is_root() && !opts.no_owner,
         top,

@@ -160,7 +160,7 @@ impl Deferred {
                     }
                     let mut out = Vec::with_capacity(l + l / 16 + 64);
                     block::seal(
-                        &writer.repo.keys,
+                        &writer.repo.keys(),
                         Kind::Chunk,
                         &keys[i],
                         &data[o..o + l],
@@ -187,6 +187,6 @@ fn check_answer(writer: &Writer, asked: usize, got: usize) -> Result<()> {
     }
     Err(Error::Archive(format!(
         "archive {}: asked about {asked} keys, the backend answered {got}",
-        writer.repo.id
+        writer.repo.id()
     )))
 }

@@ -77,7 +77,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     let mut pieces = Pieces::default();
     let mut pos = 0u64;
     let mut short = false;
-    let mut comp = ctx.repo.compression;
+    let mut comp = ctx.repo.compression();
     for (off, len) in regions {
         if off > pos {
             if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: off - pos }) {
@@ -151,7 +151,7 @@ fn read_region(
     comp: &mut Compression,
     pieces: &mut Pieces,
 ) -> Result<u64, RegionError> {
-    let c = ctx.repo.format.chunker;
+    let c = ctx.repo.format().chunker;
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let want = (len as usize).min(WINDOW);
     if buf.len() < want {
@@ -234,7 +234,7 @@ fn store_chunks(
     pieces: &mut Pieces,
 ) -> crate::Result<()> {
     let keys_of =
-        |&(o, l): &(usize, usize)| ctx.repo.keys.key_of(Kind::Chunk as u8, &data[o..o + l]);
+        |&(o, l): &(usize, usize)| ctx.repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l]);
     let keys: Vec<Key> = if cuts.len() > 1 {
         cuts.par_iter().map(keys_of).collect()
     } else {
@@ -243,7 +243,7 @@ fn store_chunks(
     if ctx.writer.defers() {
         // Ask, and go on reading: the answer is waited for by a resolver (see `defer`).
         let end = cuts.last().map_or(0, |&(o, l)| o + l);
-        let present = ctx.repo.backend.start_exists(keys.clone());
+        let present = ctx.repo.backend().start_exists(keys.clone());
         ctx.writer.defer_chunks(
             present,
             data[..end].to_vec(),
@@ -262,11 +262,11 @@ fn store_chunks(
         }
         return Ok(());
     }
-    let present = ctx.repo.backend.exists(&keys)?;
+    let present = ctx.repo.backend().exists(&keys)?;
     if present.len() != keys.len() {
         return Err(Error::Archive(format!(
             "archive {}: asked about {} keys, the backend answered {}",
-            ctx.repo.id,
+            ctx.repo.id(),
             keys.len(),
             present.len()
         )));
@@ -279,7 +279,7 @@ fn store_chunks(
         let (o, l) = cuts[i];
         let mut out = Vec::with_capacity(l + l / 16 + 64);
         block::seal(
-            &ctx.repo.keys,
+            &ctx.repo.keys(),
             Kind::Chunk,
             &keys[i],
             &data[o..o + l],

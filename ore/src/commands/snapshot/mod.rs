@@ -87,17 +87,17 @@ pub(crate) struct Writer<'r> {
 impl<'r> Writer<'r> {
     /// Stores `plain` as a block of `kind` unless it is `known` or the archive has it.
     pub fn store(&self, kind: Kind, plain: &[u8], known: Option<Key>) -> Result<Key> {
-        let key = self.repo.keys.key_of(kind as u8, plain);
+        let key = self.repo.keys().key_of(kind as u8, plain);
         if Some(key) == known {
             return Ok(key);
         }
         if let Some(d) = &self.deferred {
-            let present = self.repo.backend.start_exists(vec![key]);
+            let present = self.repo.backend().start_exists(vec![key]);
             let plain = plain.to_vec();
             d.push(present, defer::Work::Block { kind, plain, key })?;
             return Ok(key);
         }
-        if self.repo.backend.exists(&[key])?.first() == Some(&true) {
+        if self.repo.backend().exists(&[key])?.first() == Some(&true) {
             return Ok(key);
         }
         self.seal_and_put(kind, plain, key)?;
@@ -148,7 +148,7 @@ impl<'r> Writer<'r> {
             return Ok(());
         }
         let len = sealed.len() as u64;
-        let ticket = match self.repo.backend.start_put(key, sealed).try_ready() {
+        let ticket = match self.repo.backend().start_put(key, sealed).try_ready() {
             // An in-process backend answers at once: no need to involve the drain.
             Ok(r) => {
                 r.map_err(Error::Backend)?;
@@ -175,7 +175,7 @@ impl<'r> Writer<'r> {
             Some(e) => Error::Archive(e.to_string()),
             None => Error::Archive(format!(
                 "archive {}: the snapshot was stopped",
-                self.repo.id
+                self.repo.id()
             )),
         }
     }
@@ -278,7 +278,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     // has the snapshot it was last written for.
     let gc_value = match &lease {
         Some(l) => l.gc_value().to_vec(),
-        None => repo.backend.get_tag(GC_TAG)?.unwrap_or_default(),
+        None => repo.backend().get_tag(GC_TAG)?.unwrap_or_default(),
     };
     let (reader, writer) = open_cache(repo, opts, &gc_value)?;
 
@@ -290,7 +290,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         writer: Writer {
             repo,
             dry: opts.dry_run,
-            deferred: repo.backend.pipelines().then(defer::Deferred::new),
+            deferred: repo.backend().pipelines().then(defer::Deferred::new),
             tickets: Mutex::new(Some(ticket_tx)),
             failed: Mutex::new(None),
             new_blocks: AtomicU64::new(0),
@@ -438,7 +438,7 @@ fn open_cache(
     let Some(path) = &opts.cache else {
         return Ok((None, None));
     };
-    let id = &repo.format.archive_id;
+    let id = &repo.format().archive_id;
     let writer = if opts.dry_run {
         None
     } else {
@@ -465,7 +465,7 @@ fn open_cache(
     let stored = reader.meta("gc")?.unwrap_or_default();
     let last_there = match reader.meta("last_snapshot")? {
         Some(v) => match crate::core::repo::parse_tag_value(&v) {
-            Some(k) => repo.backend.exists(&[k])?.first() == Some(&true),
+            Some(k) => repo.backend().exists(&[k])?.first() == Some(&true),
             None => false,
         },
         None => false,

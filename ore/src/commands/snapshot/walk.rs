@@ -183,7 +183,7 @@ impl Walk<'_, '_> {
                 .collect();
             if !keyed.is_empty() {
                 let keys: Vec<Key> = keyed.iter().map(|(_, k)| *k).collect();
-                let present = self.ctx.repo.backend.exists(&keys)?;
+                let present = self.ctx.repo.backend().exists(&keys)?;
                 for ((name, _), there) in keyed.into_iter().zip(present) {
                     if !there {
                         rows.remove(&name);

@@ -76,7 +76,7 @@ fn former_snapshots(src: &Repo, tag: &str) -> Vec<Key> {
         }
         Err(e) => protocol::log::debug(&format!("sync: the source's reflog: {e}")),
     }
-    match src.backend.admin(TAG_HISTORY, &[tag.to_string()]) {
+    match src.backend().admin(TAG_HISTORY, &[tag.to_string()]) {
         Ok(out) => match history::parse(&out.json) {
             Ok(kept) => values.extend(
                 kept.iter()
