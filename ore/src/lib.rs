@@ -7,7 +7,6 @@
 //! that API alone. FORMAT.md beside this crate is the normative description of everything
 //! stored.
 
-pub mod admin;
 pub mod commands;
 pub mod core;
 

@@ -286,7 +286,7 @@ impl<'r> VTree<'r> {
             let snap = self
                 .snapshot(tag, snapshot)?
                 .ok_or_else(|| Error::Usage(format!("no snapshot {snapshot}")))?;
-            let mut e = crate::commands::restore::find(self.repo, &snap.snapshot.root, target)?;
+            let mut e = crate::core::tree::find(self.repo, &snap.snapshot.root, target)?;
             e.name = entry.name.clone();
             return Ok(e);
         }

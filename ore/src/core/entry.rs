@@ -218,9 +218,63 @@ fn is_snapshot<T>() -> bool {
     std::any::type_name::<T>() == std::any::type_name::<Snapshot>()
 }
 
-pub use crate::core::names::{
-    check_details, check_entry, check_link_target, check_name, check_root, quoted, BadName,
-};
+pub use crate::core::names::{check_link_target, check_name, quoted, BadName};
+
+/// Checks an entry read from a directory: its name and, for a hard link, its target.
+pub fn check_entry(e: &Entry) -> Result<(), String> {
+    check_name(&e.name).map_err(|why| format!("an entry's name {} {why}", quoted(&e.name)))?;
+    check_details(&e.name, &e.kind, &e.xattrs)
+}
+
+/// Checks what an entry holds besides its name: a hard link's target (a path within the
+/// snapshot), a symlink's target (not empty, no NUL: a symlink that cannot exist) and the
+/// names of extended attributes (not empty, no NUL). Shared with `ore load`, whose entries
+/// carry the same fields.
+pub fn check_details(name: &[u8], kind: &EntryKind, xattrs: &[Xattr]) -> Result<(), String> {
+    match kind {
+        EntryKind::Hardlink { target } => check_link_target(target).map_err(|why| {
+            format!(
+                "hard link {}: its target {} {why}",
+                quoted(name),
+                quoted(target)
+            )
+        })?,
+        EntryKind::Symlink { target } if target.is_empty() || target.contains(&0) => {
+            return Err(format!(
+                "symlink {}: its target {} is empty or contains a NUL byte",
+                quoted(name),
+                quoted(target)
+            ))
+        }
+        _ => {}
+    }
+    if let Some(x) = xattrs
+        .iter()
+        .find(|x| x.name.is_empty() || x.name.contains(&0))
+    {
+        return Err(format!(
+            "{}: an extended attribute's name {} is empty or contains a NUL byte",
+            quoted(name),
+            quoted(&x.name)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a snapshot's root entry: a directory, whose name is empty (a made-up root, or `/`)
+/// or passes [`check_name`].
+pub fn check_root(e: &Entry) -> Result<(), String> {
+    if !matches!(e.kind, EntryKind::Dir { .. }) {
+        return Err(format!(
+            "its root is a {}, not a directory",
+            e.kind.type_name()
+        ));
+    }
+    if !e.name.is_empty() {
+        check_name(&e.name).map_err(|why| format!("its root's name {} {why}", quoted(&e.name)))?;
+    }
+    check_details(&e.name, &e.kind, &e.xattrs)
+}
 
 /// Decodes a block's plaintext, naming the block when it does not parse. A snapshot's root
 /// entry is checked here too ([`check_root`]), so that no reader of any snapshot meets a root
@@ -305,5 +359,32 @@ mod tests {
             decode::<Entry>(&encode(&e), &key, crate::core::block::Kind::Snapshot).unwrap(),
             e
         );
+    }
+
+    #[test]
+    fn symlinks_and_attributes_that_cannot_exist_are_refused() {
+        let mut e = Entry {
+            name: b"s".to_vec(),
+            kind: EntryKind::Symlink { target: Vec::new() },
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        };
+        assert!(check_entry(&e).is_err());
+        e.kind = EntryKind::Symlink {
+            target: b"../anywhere".to_vec(),
+        };
+        assert_eq!(check_entry(&e), Ok(()), "a symlink may point anywhere");
+        e.xattrs.push(Xattr {
+            name: b"user.a\0b".to_vec(),
+            value: Vec::new(),
+        });
+        assert!(check_entry(&e).unwrap_err().contains("extended attribute"));
     }
 }

@@ -16,6 +16,7 @@ pub use missing::{check_empty, evidence, missing_error, restore, Evidence, Resto
 use crate::core::block::Compression;
 use crate::core::crypto::KeySlot;
 use crate::core::error::{Error, Result};
+use protocol::Key;
 use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
@@ -177,4 +178,9 @@ pub fn check_user_tag(name: &str) -> Result<()> {
 /// Whether a tag name is reserved for the archive itself.
 pub fn is_system_tag(name: &str) -> bool {
     name.starts_with("ore:")
+}
+
+/// A tag value (64 hex digits) as a key.
+pub fn parse_tag_value(v: &[u8]) -> Option<Key> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
 }

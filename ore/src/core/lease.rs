@@ -119,7 +119,7 @@ fn renew_every() -> Duration {
 fn whoami() -> String {
     format!(
         "{}@{} pid {}",
-        crate::core::util::username(),
+        crate::core::meta::username(),
         crate::core::util::hostname(),
         std::process::id()
     )
@@ -663,5 +663,16 @@ impl Drop for Sweep {
             let idle = GcState::after_partial_sweep();
             let _ = self.backend.set_tag(GC_TAG, Some(&last), &idle.to_bytes());
         }
+    }
+}
+
+/// Changing the format record takes a lease, so the method lives here rather than in
+/// [`crate::core::repo`] (which knows nothing of leases).
+impl Repo {
+    /// Replaces the format record with `record` (key management), compare-and-swap on the tag.
+    pub fn update_format(&mut self, record: crate::core::format::FormatRecord) -> Result<()> {
+        // A gc must not take the new record between its put and the tag move.
+        let _lease = Lease::acquire(self)?;
+        self.replace_format(record)
     }
 }

@@ -101,6 +101,13 @@ pub fn user_name(uid: u32) -> Option<String> {
     })
 }
 
+/// The current user's name.
+pub fn username() -> String {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
 /// The name of group `gid`, if it has one (cached per thread).
 pub fn group_name(gid: u32) -> Option<String> {
     cached(&GROUPS, gid, || {

@@ -5,12 +5,12 @@
 //! to a directory by every reader — restore, the mount, `explore get`, `ls` — so a name that is
 //! a path (`/tmp/x`, `a/b`), `.` or `..` would lead them out of the directory they work in, and
 //! a hard link's target that climbs (`../../etc/passwd`) would link to a file outside the
-//! snapshot. The rules live here, once; the decoders apply them to every entry as it is read
-//! ([`crate::core::entry::decode`] for a snapshot's root, [`crate::core::tree::decode_node`] for directory
-//! blocks, [`crate::commands::dump::load`] for streams), and code that turns names into paths can call
+//! snapshot. The rules live here, once, for bare names and paths; [`crate::core::entry`]
+//! applies them to whole entries (`check_entry`, `check_root`, `check_details`), and the
+//! decoders apply those to every entry as it is read ([`crate::core::entry::decode`] for a
+//! snapshot's root, [`crate::core::tree::decode_node`] for directory blocks,
+//! [`crate::commands::dump::load`] for streams). Code that turns names into paths can call
 //! [`check_name`] again as a second line of defence.
-
-use crate::core::entry::{Entry, EntryKind, Xattr};
 
 /// Why a name cannot be an entry's name, or a path cannot be a hard link's target.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,62 +72,6 @@ pub fn quoted(name: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(name))
 }
 
-/// Checks an entry read from a directory: its name and, for a hard link, its target.
-pub fn check_entry(e: &Entry) -> Result<(), String> {
-    check_name(&e.name).map_err(|why| format!("an entry's name {} {why}", quoted(&e.name)))?;
-    check_details(&e.name, &e.kind, &e.xattrs)
-}
-
-/// Checks what an entry holds besides its name: a hard link's target (a path within the
-/// snapshot), a symlink's target (not empty, no NUL: a symlink that cannot exist) and the
-/// names of extended attributes (not empty, no NUL). Shared with `ore load`, whose entries
-/// carry the same fields.
-pub fn check_details(name: &[u8], kind: &EntryKind, xattrs: &[Xattr]) -> Result<(), String> {
-    match kind {
-        EntryKind::Hardlink { target } => check_link_target(target).map_err(|why| {
-            format!(
-                "hard link {}: its target {} {why}",
-                quoted(name),
-                quoted(target)
-            )
-        })?,
-        EntryKind::Symlink { target } if target.is_empty() || target.contains(&0) => {
-            return Err(format!(
-                "symlink {}: its target {} is empty or contains a NUL byte",
-                quoted(name),
-                quoted(target)
-            ))
-        }
-        _ => {}
-    }
-    if let Some(x) = xattrs
-        .iter()
-        .find(|x| x.name.is_empty() || x.name.contains(&0))
-    {
-        return Err(format!(
-            "{}: an extended attribute's name {} is empty or contains a NUL byte",
-            quoted(name),
-            quoted(&x.name)
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a snapshot's root entry: a directory, whose name is empty (a made-up root, or `/`)
-/// or passes [`check_name`].
-pub fn check_root(e: &Entry) -> Result<(), String> {
-    if !matches!(e.kind, EntryKind::Dir { .. }) {
-        return Err(format!(
-            "its root is a {}, not a directory",
-            e.kind.type_name()
-        ));
-    }
-    if !e.name.is_empty() {
-        check_name(&e.name).map_err(|why| format!("its root's name {} {why}", quoted(&e.name)))?;
-    }
-    check_details(&e.name, &e.kind, &e.xattrs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,32 +104,5 @@ mod tests {
         }
         assert_eq!(check_link_target(b"a/victim"), Ok(()));
         assert_eq!(check_link_target(b"file"), Ok(()));
-    }
-
-    #[test]
-    fn symlinks_and_attributes_that_cannot_exist_are_refused() {
-        let mut e = Entry {
-            name: b"s".to_vec(),
-            kind: EntryKind::Symlink { target: Vec::new() },
-            mode: 0o777,
-            uid: 0,
-            gid: 0,
-            user: None,
-            group: None,
-            mtime: 0,
-            atime: None,
-            ctime: None,
-            xattrs: Vec::new(),
-        };
-        assert!(check_entry(&e).is_err());
-        e.kind = EntryKind::Symlink {
-            target: b"../anywhere".to_vec(),
-        };
-        assert_eq!(check_entry(&e), Ok(()), "a symlink may point anywhere");
-        e.xattrs.push(Xattr {
-            name: b"user.a\0b".to_vec(),
-            value: Vec::new(),
-        });
-        assert!(check_entry(&e).unwrap_err().contains("extended attribute"));
     }
 }

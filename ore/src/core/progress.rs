@@ -1,5 +1,5 @@
 //! Progress counters shared by the threads of a snapshot or restore, and the line a terminal
-//! shows from them.
+//! shows from them (the `ore` binary draws it).
 
 use crate::core::util::human_bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -70,17 +70,5 @@ impl Progress {
             }
         }
         s
-    }
-
-    /// Draws the line on stderr every 200 ms until `done` is set; for terminals only.
-    pub fn draw_until_done(&self) {
-        use std::io::Write;
-        while !self.done.load(Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[K{}", self.line());
-            let _ = e.flush();
-        }
-        let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
 }

@@ -309,7 +309,7 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
         .filter_map(|e| {
             let node = node_of_tag(&e.tag).filter(|n| *n != Node::Format)?;
             Some((
-                crate::core::repo::parse_tag_value(e.value.as_bytes())?,
+                crate::core::format::parse_tag_value(e.value.as_bytes())?,
                 node,
             ))
         })
@@ -360,7 +360,7 @@ pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
         let Some(node) = node_of_tag(&name) else {
             continue;
         };
-        match crate::core::repo::parse_tag_value(&value) {
+        match crate::core::format::parse_tag_value(&value) {
             Some(key) => out.push((key, node)),
             None => bad.push(format!(
                 "tag {name} does not hold a block key ({} bytes)",

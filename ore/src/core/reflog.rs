@@ -17,7 +17,8 @@
 use crate::core::block::Kind;
 use crate::core::entry::encode;
 use crate::core::error::{Error, Result};
-use crate::core::repo::{parse_tag_value, Repo};
+use crate::core::format::parse_tag_value;
+use crate::core::repo::Repo;
 use protocol::{CasOutcome, Key};
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ impl RefEntry {
             new,
             action: action.to_string(),
             host: crate::core::util::hostname(),
-            user: crate::core::util::username(),
+            user: crate::core::meta::username(),
         }
     }
 }
@@ -268,5 +269,46 @@ fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usi
         if swap_head(repo, old_head, new_head)? {
             return Ok((dropped, keep.len()));
         }
+    }
+}
+
+/// Moving tags: every move is recorded here, so the methods that move a tag live beside the
+/// reflog rather than in [`crate::core::repo`] (which knows nothing of the reflog).
+impl Repo {
+    /// Moves a tag from `expected` to `new` (compare-and-swap) and records the move in the
+    /// reflog as done by `action`; `false` when the tag had moved meanwhile (nothing changed).
+    pub fn move_tag(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+    ) -> Result<bool> {
+        self.move_tag_with(name, expected, new, action, None)
+    }
+
+    /// [`Repo::move_tag`], recording the move from the reflog head read ahead by `ahead`.
+    pub fn move_tag_with(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+        ahead: Option<HeadAhead>,
+    ) -> Result<bool> {
+        if !self.swap_tag(name, expected, new)? {
+            return Ok(false);
+        }
+        let entry = RefEntry::now(name, expected, Some(new), action);
+        if let Err(e) = append_with(self, &[entry], ahead) {
+            note_unrecorded_move();
+            protocol::log::warning(&format!(
+                "tag {name} now names {new} (it named {}), but the move could not be added \
+                 to the reflog: {e}; the snapshot is stored, but `ore reflog` will not list \
+                 this move",
+                expected.map_or_else(|| "nothing".to_string(), |k| k.to_hex())
+            ));
+        }
+        Ok(true)
     }
 }

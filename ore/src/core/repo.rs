@@ -8,7 +8,9 @@ use crate::core::block::{self, Compression, Kind, Plain};
 use crate::core::crypto::{hex, random, unhex, KdfParams, KeySlot, Keys};
 use crate::core::entry::{decode, encode, Snapshot};
 use crate::core::error::{Error, Result};
-use crate::core::format::{ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION};
+use crate::core::format::{
+    parse_tag_value, ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION,
+};
 use protocol::{Backend, CasOutcome, Key};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -96,7 +98,7 @@ impl std::fmt::Debug for Repo {
 fn creator() -> String {
     format!(
         "{}@{}",
-        crate::core::util::username(),
+        crate::core::meta::username(),
         crate::core::util::hostname()
     )
 }
@@ -167,11 +169,6 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
         Err(e) => return Err(e),
     };
     Ok(Some((key, FormatRecord::parse(plain.data())?)))
-}
-
-/// A tag value (64 hex digits) as a key.
-pub fn parse_tag_value(v: &[u8]) -> Option<Key> {
-    std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
 impl Repo {
@@ -360,17 +357,28 @@ impl Repo {
         Ok(())
     }
 
-    /// Replaces the format record with `record` (key management), compare-and-swap on the tag.
-    pub fn update_format(&mut self, record: FormatRecord) -> Result<()> {
-        // A gc must not take the new record between its put and the tag move.
-        let _lease = crate::core::lease::Lease::acquire(self)?;
+    /// Replaces the format record with `record`, compare-and-swap on the tag. Only under a
+    /// lease: [`Repo::update_format`] (in [`crate::core::lease`]) takes one and calls this.
+    pub(crate) fn replace_format(&mut self, record: FormatRecord) -> Result<()> {
         let key = write_format(&*self.backend, Some(self.format_key), &record)?;
         self.format = record;
         self.format_key = key;
         Ok(())
     }
 
-    /// A new key slot for `passphrase` holding this archive's master key.
+    /// Moves a tag from `expected` to `new` by compare-and-swap, and nothing else: `false` when
+    /// the tag had moved meanwhile. Every move is also recorded in the reflog, so only
+    /// [`Repo::move_tag`] (in [`crate::core::reflog`]) calls this.
+    pub(crate) fn swap_tag(&self, name: &str, expected: Option<Key>, new: Key) -> Result<bool> {
+        let exp = expected.map(|k| k.to_hex());
+        let out = self.backend.set_tag(
+            name,
+            exp.as_deref().map(str::as_bytes),
+            new.to_hex().as_bytes(),
+        )?;
+        Ok(matches!(out, CasOutcome::Done))
+    }
+
     pub fn new_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
         KeySlot::wrap(&self.master, passphrase, kdf, creator())
     }
@@ -405,9 +413,30 @@ impl Repo {
     /// `plain` sealed as a stored block of `kind` named `key`, with this archive's keys and
     /// compression.
     pub fn sealed(&self, kind: Kind, key: &Key, plain: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        block::seal(&self.keys, kind, key, plain, self.compression, &mut out)?;
+        self.seal(kind, key, plain, self.compression)
+    }
+
+    /// Seals `plain` as a block of `kind` whose key is `key`, compressed with `comp` (a
+    /// snapshot chooses a chunk's compression per file; [`Repo::sealed`] uses the archive's):
+    /// the one place the frontend seals a block.
+    pub fn seal(&self, kind: Kind, key: &Key, plain: &[u8], comp: Compression) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(plain.len() + plain.len() / 16 + 64);
+        block::seal(&self.keys, kind, key, plain, comp, &mut out)?;
         Ok(out)
+    }
+
+    /// The backend's answer to `exists` about `asked` keys, once it is known to hold one answer
+    /// for each: a backend that answers for fewer or more is wrong, and nothing may be read
+    /// into a short answer (a key it skipped would be taken as stored, or as missing).
+    pub fn answered(&self, asked: usize, present: Vec<bool>) -> Result<Vec<bool>> {
+        if present.len() == asked {
+            return Ok(present);
+        }
+        Err(Error::Archive(format!(
+            "archive {}: asked about {asked} keys, the backend answered {}",
+            self.id,
+            present.len()
+        )))
     }
 
     /// Reads and opens a block, which must be of `kind`.
@@ -474,49 +503,6 @@ impl Repo {
                 ))
             }),
         }
-    }
-
-    /// Moves a tag from `expected` to `new` (compare-and-swap) and records the move in the
-    /// reflog as done by `action`; `false` when the tag had moved meanwhile (nothing changed).
-    pub fn move_tag(
-        &self,
-        name: &str,
-        expected: Option<Key>,
-        new: Key,
-        action: &str,
-    ) -> Result<bool> {
-        self.move_tag_with(name, expected, new, action, None)
-    }
-
-    /// [`Repo::move_tag`], recording the move from the reflog head read ahead by `ahead`.
-    pub fn move_tag_with(
-        &self,
-        name: &str,
-        expected: Option<Key>,
-        new: Key,
-        action: &str,
-        ahead: Option<crate::core::reflog::HeadAhead>,
-    ) -> Result<bool> {
-        let exp = expected.map(|k| k.to_hex());
-        let out = self.backend.set_tag(
-            name,
-            exp.as_deref().map(str::as_bytes),
-            new.to_hex().as_bytes(),
-        )?;
-        if !matches!(out, CasOutcome::Done) {
-            return Ok(false);
-        }
-        let entry = crate::core::reflog::RefEntry::now(name, expected, Some(new), action);
-        if let Err(e) = crate::core::reflog::append_with(self, &[entry], ahead) {
-            crate::core::reflog::note_unrecorded_move();
-            protocol::log::warning(&format!(
-                "tag {name} now names {new} (it named {}), but the move could not be added \
-                 to the reflog: {e}; the snapshot is stored, but `ore reflog` will not list \
-                 this move",
-                expected.map_or_else(|| "nothing".to_string(), |k| k.to_hex())
-            ));
-        }
-        Ok(true)
     }
 
     /// Every user tag and the snapshot it names.

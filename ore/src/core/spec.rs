@@ -143,7 +143,7 @@ impl Ahead {
                 let Some(value) = backend.get_tag(&t).ok()? else {
                     return Some((None, None));
                 };
-                let key = crate::core::repo::parse_tag_value(&value)?;
+                let key = crate::core::format::parse_tag_value(&value)?;
                 let stored = backend.get(key).ok()??;
                 Some((Some(key), Some((key, stored))))
             })
@@ -236,7 +236,7 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
     // A whole key names a snapshot even when no tag reaches it any more (one found in a
     // backend's tag history, after a tag was moved away from it).
     if prefix.len() == 64 {
-        if let Some(k) = crate::core::repo::parse_tag_value(prefix.as_bytes()) {
+        if let Some(k) = crate::core::format::parse_tag_value(prefix.as_bytes()) {
             match repo.snapshot(k) {
                 Ok(snap) => return Ok((k, snap)),
                 // A stored block that does not read is damage (or not a snapshot), and is said

@@ -8,10 +8,11 @@
 //! after it. A size cap forces a cut when items are unusually large.
 
 use crate::core::block::Kind;
-use crate::core::entry::{decode, encode, Child, DirSummary, Entry, Inner, Piece};
+use crate::core::entry::{decode, encode, Child, DirSummary, Entry, EntryKind, Inner, Piece};
 use crate::core::error::{Error, Result};
 use crate::core::prefetch::Fetch;
 use crate::core::repo::Repo;
+use crate::core::util::show;
 use protocol::Key;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,8 +98,7 @@ impl TreeSpec for DirTree {
                 .map(|x| x.name.len() + x.value.len() + 4)
                 .sum::<usize>()
             + match &e.kind {
-                crate::core::entry::EntryKind::Symlink { target }
-                | crate::core::entry::EntryKind::Hardlink { target } => target.len(),
+                EntryKind::Symlink { target } | EntryKind::Hardlink { target } => target.len(),
                 _ => 0,
             }
     }
@@ -409,6 +409,25 @@ pub fn lookup(repo: &Repo, root: Key, name: &[u8]) -> Result<Option<Entry>> {
             }
         }
     }
+}
+
+/// Finds the entry at `path` (components separated by `/`) below `root`.
+pub fn find(repo: &Repo, root: &Entry, path: &[u8]) -> Result<Entry> {
+    let mut cur = root.clone();
+    for comp in path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        let EntryKind::Dir { tree } = cur.kind else {
+            return Err(Error::Usage(format!(
+                "`{}` is not a directory in the snapshot",
+                show(&cur.name)
+            )));
+        };
+        cur = lookup(repo, tree, comp)?
+            .ok_or_else(|| Error::Usage(format!("`{}` is not in the snapshot", show(path))))?;
+    }
+    Ok(cur)
 }
 
 /// The pieces of a file of `size` bytes, in order (reading its index tree if it has one).

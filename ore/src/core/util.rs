@@ -4,16 +4,6 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// The command line parsed as `T`; a bad one is reported and ends the process with status 1,
-/// like every other error (clap's own is 2), so that scripts see Ore's exit codes: 0 success,
-/// 1 error, 3 completed with warnings. `--help` and `--version` print and exit 0.
-pub fn parse_args<T: clap::Parser>() -> T {
-    T::try_parse().unwrap_or_else(|e| {
-        let _ = e.print();
-        std::process::exit(if e.use_stderr() { 1 } else { 0 })
-    })
-}
-
 /// The next line of `r` into `line` (its `\n` and a `\r` before it removed), reading at most
 /// `max` bytes of it: input that never ends a line (`/dev/zero`, `yes`) costs `max` bytes, not
 /// all memory. `Ok(false)` at the end of the input; an error when the line is longer than `max`.
@@ -214,13 +204,6 @@ pub fn hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// The current user's name.
-pub fn username() -> String {
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    crate::core::meta::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// Serialises a key as its 64 hex digits (JSON output: keys are for people and scripts).

@@ -135,7 +135,7 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
 pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
     let (name, path) = ore::core::spec::split_path(&a.snapshot);
     let (repo, snap) = env.open_at_brief(name)?;
-    let e = ore::commands::restore::find(&repo, &snap.root, path.as_bytes())?;
+    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
     match e.kind {
         EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)
             .with_context(|| format!("listing {}", a.snapshot))?,
@@ -150,7 +150,7 @@ pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
         bail!("`ore cat` needs SNAPSHOT:PATH naming a file");
     }
     let (repo, snap) = env.open_at(name)?;
-    let e = ore::commands::restore::find(&repo, &snap.root, path.as_bytes())?;
+    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
     let EntryKind::File { size, content } = e.kind else {
         bail!("`{path}` is not a regular file in the snapshot");
     };

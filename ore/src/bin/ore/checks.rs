@@ -17,7 +17,7 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         };
         let (name, path) = ore::core::spec::split_path(spec);
         let (_, snap) = ore::core::spec::resolve(&repo, name)?;
-        let root = ore::commands::restore::find(&repo, &snap.root, path.as_bytes())?;
+        let root = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
         let diffs = ore::commands::compare::compare(&repo, &root, dir)
             .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
         for d in &diffs {
@@ -126,8 +126,8 @@ pub fn diff(env: &Env, a: DiffArgs) -> Result<Done> {
     let path = a.path.as_deref().unwrap_or("").trim_start_matches('/');
     let (_, sa) = ore::core::spec::resolve(&repo, &a.a)?;
     let (_, sb) = ore::core::spec::resolve(&repo, &a.b)?;
-    let ea = ore::commands::restore::find(&repo, &sa.root, path.as_bytes())?;
-    let eb = ore::commands::restore::find(&repo, &sb.root, path.as_bytes())?;
+    let ea = ore::core::tree::find(&repo, &sa.root, path.as_bytes())?;
+    let eb = ore::core::tree::find(&repo, &sb.root, path.as_bytes())?;
     let (changes, dirs_read) = ore::commands::diff::diff(&repo, &ea, &eb)
         .with_context(|| format!("comparing {} with {}", a.a, a.b))?;
     let prefix = if path.is_empty() {

@@ -19,7 +19,7 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
         repo.backend().list_tags()?.into_iter().collect();
     let keys: Vec<Option<protocol::Key>> = entries
         .iter()
-        .map(|e| ore::core::repo::parse_tag_value(e.value.as_bytes()))
+        .map(|e| ore::core::format::parse_tag_value(e.value.as_bytes()))
         .collect();
     let stored: Vec<protocol::Key> = keys.iter().flatten().copied().collect();
     let held: std::collections::HashSet<protocol::Key> = stored

@@ -134,7 +134,7 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     // another kind — is recorded as having named nothing, since a reflog entry naming it would
     // stop gc; it is moved from exactly what it holds.
     let raw = repo.backend().get_tag(&a.tag)?;
-    let old = raw.as_deref().and_then(ore::core::repo::parse_tag_value);
+    let old = raw.as_deref().and_then(ore::core::format::parse_tag_value);
     if old == Some(key) {
         if !env.global.quiet {
             eprintln!("tag {} already names {key}", a.tag);

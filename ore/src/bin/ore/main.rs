@@ -2,6 +2,8 @@
 //! archive, run one command, print, and map the result to an exit status (0 success, 1 error,
 //! 3 completed with warnings).
 
+#[path = "../shared/args.rs"]
+mod args;
 mod browse;
 mod cache;
 mod checks;
@@ -157,12 +159,25 @@ pub fn with_progress_of<T>(
     let p = Arc::new(ore::core::progress::Progress::counting(unit));
     let drawer = {
         let p = p.clone();
-        std::thread::spawn(move || p.draw_until_done())
+        std::thread::spawn(move || draw_until_done(&p))
     };
     let r = f(Some(p.clone()));
     p.done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = drawer.join();
     r
+}
+
+/// Draws `p`'s line on stderr every 200 ms until it is done; for terminals only.
+fn draw_until_done(p: &ore::core::progress::Progress) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    while !p.done.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\r\x1b[K{}", p.line());
+        let _ = e.flush();
+    }
+    let _ = write!(std::io::stderr(), "\r\x1b[K");
 }
 
 fn run(cli: Cli) -> Result<Done> {
@@ -243,7 +258,7 @@ impl protocol::log::LogSink for Sink {
 }
 
 fn main() {
-    let cli: Cli = ore::core::util::parse_args();
+    let cli: Cli = args::parse_args();
     // Every client this process starts (and, through their environment, every proxy's inner
     // client) reads the limit from the environment.
     std::env::set_var(

@@ -223,7 +223,7 @@ fn missing_reflog(
     };
     let heads: Vec<&history::Entry> = kept.iter().filter(|e| e.tag == REFLOG_TAG).collect();
     if let Some(last) = heads.last() {
-        let key = crate::core::repo::parse_tag_value(last.value.as_bytes());
+        let key = crate::core::format::parse_tag_value(last.value.as_bytes());
         return Some(problem(
             format!(
                 "the reflog is missing: tag {REFLOG_TAG} does not exist, but the backend's tag \

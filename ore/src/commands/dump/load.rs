@@ -97,15 +97,7 @@ impl RepoStore<'_> {
             if present.get(i) == Some(&true) || !sent.insert(keys[i]) {
                 continue;
             }
-            let mut sealed = Vec::with_capacity(l + 64);
-            crate::core::block::seal(
-                &repo.keys(),
-                Kind::Chunk,
-                &keys[i],
-                &data[o..o + l],
-                repo.compression(),
-                &mut sealed,
-            )?;
+            let sealed = repo.seal(Kind::Chunk, &keys[i], &data[o..o + l], repo.compression())?;
             let len = sealed.len() as u64;
             self.pending.push(repo.backend().start_put(keys[i], sealed));
             repo.stored(len)?;

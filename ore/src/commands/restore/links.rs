@@ -24,10 +24,11 @@
 //! the other links to that target become links to it: the names that were one file inside
 //! the subtree are one file again.
 
-use super::{attrs, find, lock, one, Ctx, Link};
+use super::{attrs, lock, one, Ctx, Link};
 use crate::core::entry::{EntryKind, Snapshot};
 use crate::core::error::Result;
 use crate::core::fsys::Dir;
+use crate::core::tree::find;
 use crate::core::util::show;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

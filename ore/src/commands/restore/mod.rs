@@ -36,7 +36,7 @@ use crate::core::fsys::Dir;
 use crate::core::prefetch::{Fetch, Prefetch};
 use crate::core::progress::Progress;
 use crate::core::repo::Repo;
-use crate::core::util::show;
+use crate::core::tree::find;
 use protocol::{Key, Ticket};
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
@@ -215,25 +215,6 @@ impl Ctx<'_> {
             })
             .unwrap_or_default()
     }
-}
-
-/// Finds the entry at `path` (components separated by `/`) below `root`.
-pub fn find(repo: &Repo, root: &Entry, path: &[u8]) -> Result<Entry> {
-    let mut cur = root.clone();
-    for comp in path
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-    {
-        let EntryKind::Dir { tree } = cur.kind else {
-            return Err(Error::Usage(format!(
-                "`{}` is not a directory in the snapshot",
-                show(&cur.name)
-            )));
-        };
-        cur = crate::core::tree::lookup(repo, tree, comp)?
-            .ok_or_else(|| Error::Usage(format!("`{}` is not in the snapshot", show(path))))?;
-    }
-    Ok(cur)
 }
 
 /// Restores `sub` (a path inside the snapshot, or everything) to `dest`.

@@ -262,31 +262,17 @@ fn store_chunks(
         }
         return Ok(());
     }
-    let present = ctx.repo.backend().exists(&keys)?;
-    if present.len() != keys.len() {
-        return Err(Error::Archive(format!(
-            "archive {}: asked about {} keys, the backend answered {}",
-            ctx.repo.id(),
-            keys.len(),
-            present.len()
-        )));
-    }
+    let present = ctx
+        .repo
+        .answered(keys.len(), ctx.repo.backend().exists(&keys)?)?;
     let mut seen = HashSet::new();
     let missing: Vec<usize> = (0..cuts.len())
         .filter(|&i| !present[i] && seen.insert(keys[i]))
         .collect();
     let seal = |&i: &usize| -> crate::Result<()> {
         let (o, l) = cuts[i];
-        let mut out = Vec::with_capacity(l + l / 16 + 64);
-        block::seal(
-            &ctx.repo.keys(),
-            Kind::Chunk,
-            &keys[i],
-            &data[o..o + l],
-            comp,
-            &mut out,
-        )?;
-        ctx.writer.put(keys[i], out, l)
+        ctx.writer
+            .seal_and_put(Kind::Chunk, &data[o..o + l], keys[i], comp)
     };
     if missing.len() > 1 {
         missing.par_iter().try_for_each(seal)?;

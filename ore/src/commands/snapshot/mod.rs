@@ -100,7 +100,7 @@ impl<'r> Writer<'r> {
         if self.repo.backend().exists(&[key])?.first() == Some(&true) {
             return Ok(key);
         }
-        self.seal_and_put(kind, plain, key)?;
+        self.seal_and_put(kind, plain, key, self.repo.compression())?;
         Ok(key)
     }
 
@@ -134,9 +134,16 @@ impl<'r> Writer<'r> {
         }
     }
 
-    /// Seals `plain` as a block of `kind` with key `key` and sends it.
-    pub fn seal_and_put(&self, kind: Kind, plain: &[u8], key: Key) -> Result<()> {
-        self.put(key, self.repo.sealed(kind, &key, plain)?, plain.len())
+    /// Seals `plain` as a block of `kind` with key `key`, compressed with `comp`, and sends
+    /// it: every block and chunk a snapshot stores goes through here.
+    pub fn seal_and_put(
+        &self,
+        kind: Kind,
+        plain: &[u8],
+        key: Key,
+        comp: Compression,
+    ) -> Result<()> {
+        self.put(key, self.repo.seal(kind, &key, plain, comp)?, plain.len())
     }
 
     /// Sends a sealed block.
@@ -376,7 +383,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         root,
         time,
         host: crate::core::util::hostname(),
-        user: crate::core::util::username(),
+        user: crate::core::meta::username(),
         tag: opts.tag.clone(),
         paths: paths
             .iter()
@@ -464,7 +471,7 @@ fn open_cache(
     }
     let stored = reader.meta("gc")?.unwrap_or_default();
     let last_there = match reader.meta("last_snapshot")? {
-        Some(v) => match crate::core::repo::parse_tag_value(&v) {
+        Some(v) => match crate::core::format::parse_tag_value(&v) {
             Some(k) => repo.backend().exists(&[k])?.first() == Some(&true),
             None => false,
         },

@@ -29,7 +29,8 @@
 use super::translate::Translator;
 use crate::core::entry::Snapshot;
 use crate::core::error::Result;
-use crate::core::repo::{parse_tag_value, Repo};
+use crate::core::format::parse_tag_value;
+use crate::core::repo::Repo;
 use protocol::history::{self, TAG_HISTORY};
 use protocol::Key;
 use std::collections::HashSet;

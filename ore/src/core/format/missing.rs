@@ -189,7 +189,7 @@ pub fn restore(backend: &dyn Backend, id: &str) -> Result<Restored> {
     let kept = protocol::history::parse(&out.json)?;
     let mut skipped = Vec::new();
     for h in kept.iter().rev().filter(|h| h.tag == FORMAT_TAG) {
-        let Some(key) = crate::core::repo::parse_tag_value(h.value.as_bytes()) else {
+        let Some(key) = crate::core::format::parse_tag_value(h.value.as_bytes()) else {
             skipped.push((h.value.clone(), "not a block key".to_string()));
             continue;
         };

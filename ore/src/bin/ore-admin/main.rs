@@ -1,7 +1,11 @@
 //! `ore-admin ARCHIVE-ID [COMMAND [ARGS...]]`: a backend's admin interface.
 
+mod admin;
+#[path = "../shared/args.rs"]
+mod args;
+
+use admin::{Outcome, Output};
 use clap::Parser;
-use ore::admin::{self, Outcome, Output};
 
 /// Run admin commands on any Ore backend.
 ///
@@ -41,7 +45,7 @@ struct Args {
 }
 
 fn main() {
-    let mut args: Args = ore::core::util::parse_args();
+    let mut args: Args = args::parse_args();
     // `--json` may also come after the command words.
     if let Some(i) = args.words.iter().position(|w| w == "--json") {
         args.words.remove(i);
