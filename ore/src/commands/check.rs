@@ -169,7 +169,7 @@ impl Checker<'_> {
                 if let Some(p) = &self.progress {
                     p.add_bytes(stored.len() as u64);
                 }
-                block::open(&self.repo.keys(), &k, Some(Kind::Chunk), stored)
+                block::open(self.repo.keys(), &k, Some(Kind::Chunk), stored)
             });
             self.chunks_read.fetch_add(1, Relaxed);
             match r {

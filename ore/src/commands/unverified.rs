@@ -170,10 +170,10 @@ fn read_part(repo: &Repo, keys: &[Key], progress: Option<&Progress>) -> Result<P
 /// plain hash (it is read before the keys are known), so one that does not open as an
 /// ordinary block is tried as that: an `ore init` through an append-only key stores one.
 fn open_any(repo: &Repo, key: &Key, stored: Vec<u8>) -> Result<()> {
-    match block::open(&repo.keys(), key, None, stored.clone()) {
+    match block::open(repo.keys(), key, None, stored.clone()) {
         Ok(_) => Ok(()),
         Err(e @ Error::Corrupt { .. }) => {
-            match block::open(&repo.keys(), key, Some(block::Kind::Format), stored) {
+            match block::open(repo.keys(), key, Some(block::Kind::Format), stored) {
                 Ok(_) => Ok(()),
                 Err(_) => Err(e),
             }

@@ -199,7 +199,7 @@ fn read(
             plain_keys = crate::core::crypto::Keys::from_master(&[0; 32], false);
             &plain_keys
         }
-        _ => &repo.keys(),
+        _ => repo.keys(),
     };
     let expect = match node {
         Node::Dir | Node::File => None,

@@ -271,7 +271,7 @@ pub fn read_node<S: TreeSpec>(repo: &Repo, key: Key) -> Result<Node<S>> {
 /// Fetches (through `fetch`) and decodes the node `key`.
 pub fn read_node_via<S: TreeSpec>(repo: &Repo, fetch: &dyn Fetch, key: Key) -> Result<Node<S>> {
     let plain = crate::core::repo::fetched(fetch.fetch(key), key, S::LEAF)?;
-    let p = crate::core::block::open(&repo.keys(), &key, None, plain)?;
+    let p = crate::core::block::open(repo.keys(), &key, None, plain)?;
     decode_node(&p, key)
 }
 

@@ -17,7 +17,7 @@ pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
     match cmd {
         KeyCommand::List => {
             for s in &repo.format().key_slots {
-                let current = repo.slot().as_deref() == Some(s.id.as_str());
+                let current = repo.slot() == Some(s.id.as_str());
                 if env.global.json {
                     env.json(&json!({"id": s.id, "created": ore::core::util::format_time(s.created * 1_000_000_000), "creator": s.creator, "kdf": s.kdf, "current": current}))?;
                 } else {
@@ -57,7 +57,7 @@ pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
             report(env, "removed", &id)?;
         }
         KeyCommand::Passwd(n) => {
-            let Some(current) = repo.slot().clone() else {
+            let Some(current) = repo.slot() else {
                 bail!("no key slot opened this archive");
             };
             let pass = crate::pass::new_passphrase(n.new_passphrase_file.as_deref())?;

@@ -135,118 +135,26 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         hash: blake3::Hasher::new(),
         at: "the start".into(),
     };
-    let mut magic = [0u8; 9];
-    r.exact(&mut magic)?;
-    if &magic[..8] != MAGIC {
-        return Err(Error::Usage(
-            "this is not an Ore dump stream (bad magic)".into(),
-        ));
-    }
-    let version = magic[8];
-    if !(OLDEST..=VERSION).contains(&version) {
-        return Err(Error::Usage(format!(
-            "this dump is version {version}; this ore reads versions {OLDEST} to {VERSION}"
-        )));
-    }
+    let version = read_magic(&mut r)?;
     let (kind, payload, _) = r.next()?;
     if kind != HEADER {
         return Err(r.bad(format!("record kind {kind} where the header belongs")));
     }
     let header: Header =
         postcard::from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
-    let mut stats = DumpStats::default();
-    let mut store = RepoStore {
+    let mut tree = Rebuild {
         repo,
-        pending: Vec::new(),
+        version,
+        store: RepoStore {
+            repo,
+            pending: Vec::new(),
+        },
+        stack: Vec::new(),
+        root: None,
+        stats: DumpStats::default(),
     };
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Entry> = None;
-    loop {
-        let (kind, payload, before) = r.next()?;
-        match kind {
-            ENTRY => {
-                if root.is_some() {
-                    return Err(r.bad("an entry after the root directory ended".into()));
-                }
-                let de: DumpEntry =
-                    postcard::from_bytes(&payload).map_err(|e| r.bad(format!("entry: {e}")))?;
-                stats.entries += 1;
-                let path = match stack.last() {
-                    Some(f) if f.path.is_empty() => show(&de.name),
-                    Some(f) => format!("{}/{}", f.path, show(&de.name)),
-                    None => String::new(),
-                };
-                r.at = if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.clone()
-                };
-                check_entry(&de, stack.last().map(|f| f.last.as_deref()))
-                    .map_err(|why| r.bad(why))?;
-                if let Some(f) = stack.last_mut() {
-                    f.last = Some(de.name.clone());
-                }
-                let entry_kind = match &de.kind {
-                    DumpKind::Dir => {
-                        // Each level keeps its path: bounded depth keeps that memory linear.
-                        if stack.len() >= MAX_DEPTH {
-                            return Err(
-                                r.bad(format!("directories nested more than {MAX_DEPTH} deep"))
-                            );
-                        }
-                        stack.push(Frame {
-                            meta: de,
-                            path,
-                            entries: Builder::default(),
-                            last: None,
-                        });
-                        continue;
-                    }
-                    DumpKind::File { size } => {
-                        let content =
-                            load_file(repo, &mut r, &mut store, (*size, version), &mut stats)?;
-                        EntryKind::File {
-                            size: *size,
-                            content,
-                        }
-                    }
-                    DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
-                    DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
-                    DumpKind::Fifo => EntryKind::Fifo,
-                    DumpKind::Socket => EntryKind::Socket,
-                    DumpKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
-                    DumpKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
-                };
-                let e = entry(de, entry_kind);
-                if let Some(f) = stack.last_mut() {
-                    f.entries.push(e, &mut store)?;
-                }
-            }
-            DIR_END => {
-                let f = stack
-                    .pop()
-                    .ok_or_else(|| r.bad("a directory ends that never began".into()))?;
-                let tree = f.entries.finish(&mut store)?;
-                let e = entry(f.meta, EntryKind::Dir { tree });
-                match stack.last_mut() {
-                    Some(parent) => parent.entries.push(e, &mut store)?,
-                    None => root = Some(e),
-                }
-            }
-            TRAILER => {
-                if payload.as_slice() != before.as_slice() {
-                    return Err(Error::Usage(
-                        "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
-                            .into(),
-                    ));
-                }
-                break;
-            }
-            k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
-        }
-    }
-    let root = root.ok_or_else(|| r.bad("the stream ended inside a directory".into()))?;
-    store.settle()?;
+    let root = tree.read(&mut r)?;
+    tree.store.settle()?;
     let mut extra = [0u8; 1];
     if r.inner
         .read(&mut extra)
@@ -274,8 +182,145 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         snap.previous = parent.into_iter().collect();
         let key = repo.put_snapshot_durably(&snap)?;
         if repo.move_tag(tag, parent, key, "load")? {
-            return Ok((key, snap, stats));
+            return Ok((key, snap, tree.stats));
         }
+    }
+}
+
+/// Reads the stream's magic; returns its version, refusing one this ore does not read.
+fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
+    let mut magic = [0u8; 9];
+    r.exact(&mut magic)?;
+    if &magic[..8] != MAGIC {
+        return Err(Error::Usage(
+            "this is not an Ore dump stream (bad magic)".into(),
+        ));
+    }
+    let version = magic[8];
+    if !(OLDEST..=VERSION).contains(&version) {
+        return Err(Error::Usage(format!(
+            "this dump is version {version}; this ore reads versions {OLDEST} to {VERSION}"
+        )));
+    }
+    Ok(version)
+}
+
+/// The snapshot's tree, rebuilt from the stream's records into the archive: the directories
+/// open above the current entry, and the root once its directory has ended.
+struct Rebuild<'r> {
+    repo: &'r Repo,
+    /// The stream's version (how a file's hash covers holes).
+    version: u8,
+    store: RepoStore<'r>,
+    stack: Vec<Frame>,
+    root: Option<Entry>,
+    stats: DumpStats,
+}
+
+impl Rebuild<'_> {
+    /// Reads records up to the trailer, whose checksum must match everything before it;
+    /// returns the root directory.
+    fn read<R: Read>(&mut self, r: &mut Records<R>) -> Result<Entry> {
+        loop {
+            let (kind, payload, before) = r.next()?;
+            match kind {
+                ENTRY => self.entry(r, &payload)?,
+                DIR_END => self.dir_end(r)?,
+                TRAILER => {
+                    if payload.as_slice() != before.as_slice() {
+                        return Err(Error::Usage(
+                            "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
+                                .into(),
+                        ));
+                    }
+                    break;
+                }
+                k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
+            }
+        }
+        self.root
+            .take()
+            .ok_or_else(|| r.bad("the stream ended inside a directory".into()))
+    }
+
+    /// One entry record: checked, then a directory opened, or a file's data stored, or any
+    /// other entry added to the directory it is in.
+    fn entry<R: Read>(&mut self, r: &mut Records<R>, payload: &[u8]) -> Result<()> {
+        if self.root.is_some() {
+            return Err(r.bad("an entry after the root directory ended".into()));
+        }
+        let de: DumpEntry =
+            postcard::from_bytes(payload).map_err(|e| r.bad(format!("entry: {e}")))?;
+        self.stats.entries += 1;
+        let path = match self.stack.last() {
+            Some(f) if f.path.is_empty() => show(&de.name),
+            Some(f) => format!("{}/{}", f.path, show(&de.name)),
+            None => String::new(),
+        };
+        r.at = if path.is_empty() {
+            "/".into()
+        } else {
+            path.clone()
+        };
+        check_entry(&de, self.stack.last().map(|f| f.last.as_deref())).map_err(|why| r.bad(why))?;
+        if let Some(f) = self.stack.last_mut() {
+            f.last = Some(de.name.clone());
+        }
+        let entry_kind = match &de.kind {
+            DumpKind::Dir => {
+                // Each level keeps its path: bounded depth keeps that memory linear.
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(r.bad(format!("directories nested more than {MAX_DEPTH} deep")));
+                }
+                self.stack.push(Frame {
+                    meta: de,
+                    path,
+                    entries: Builder::default(),
+                    last: None,
+                });
+                return Ok(());
+            }
+            DumpKind::File { size } => {
+                let content = load_file(
+                    self.repo,
+                    r,
+                    &mut self.store,
+                    (*size, self.version),
+                    &mut self.stats,
+                )?;
+                EntryKind::File {
+                    size: *size,
+                    content,
+                }
+            }
+            DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+            DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+            DumpKind::Fifo => EntryKind::Fifo,
+            DumpKind::Socket => EntryKind::Socket,
+            DumpKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
+            DumpKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
+        };
+        let e = entry(de, entry_kind);
+        if let Some(f) = self.stack.last_mut() {
+            f.entries.push(e, &mut self.store)?;
+        }
+        Ok(())
+    }
+
+    /// The end of a directory: its tree stored, and its entry added to its parent (or made
+    /// the root).
+    fn dir_end<R: Read>(&mut self, r: &mut Records<R>) -> Result<()> {
+        let f = self
+            .stack
+            .pop()
+            .ok_or_else(|| r.bad("a directory ends that never began".into()))?;
+        let tree = f.entries.finish(&mut self.store)?;
+        let e = entry(f.meta, EntryKind::Dir { tree });
+        match self.stack.last_mut() {
+            Some(parent) => parent.entries.push(e, &mut self.store)?,
+            None => self.root = Some(e),
+        }
+        Ok(())
     }
 }
 
@@ -342,6 +387,34 @@ fn within<R: Read>(r: &Records<R>, total: u64, more: u64, size: u64) -> Result<u
         })
 }
 
+/// Cuts `region` into chunks with the archive's chunker `c` and stores them as pieces; all of
+/// them when `last`, else all but the last (which may continue in the next data record).
+fn cut(
+    c: crate::core::format::ChunkerParams,
+    region: &mut Vec<u8>,
+    last: bool,
+    pieces: &mut Pieces,
+    store: &mut RepoStore,
+) -> Result<()> {
+    let chunks: Vec<(usize, usize)> =
+        fastcdc::v2020::FastCDC::with_level(region, c.min, c.avg, c.max, c.level())
+            .map(|ch| (ch.offset, ch.length))
+            .collect();
+    let keep = if last {
+        chunks.len()
+    } else {
+        chunks.len().saturating_sub(1)
+    };
+    let keys = store.chunks(region, &chunks[..keep])?;
+    let mut end = 0;
+    for (&(o, l), key) in chunks[..keep].iter().zip(keys) {
+        pieces.push(store, Piece::Data { key, len: l as u64 })?;
+        end = o + l;
+    }
+    region.drain(..end);
+    Ok(())
+}
+
 /// Reads a file's data records, chunks and stores them, and checks the file's hash.
 fn load_file<R: Read>(
     repo: &Repo,
@@ -357,31 +430,6 @@ fn load_file<R: Read>(
     let mut region: Vec<u8> = Vec::new();
     let mut total = 0u64;
     let window = 8 << 20;
-    // Cuts `region` into chunks; all of them when `last`, else all but the last (which may
-    // continue in the next data record).
-    let cut = |region: &mut Vec<u8>,
-               last: bool,
-               pieces: &mut Pieces,
-               store: &mut RepoStore|
-     -> Result<()> {
-        let chunks: Vec<(usize, usize)> =
-            fastcdc::v2020::FastCDC::with_level(region, c.min, c.avg, c.max, c.level())
-                .map(|ch| (ch.offset, ch.length))
-                .collect();
-        let keep = if last {
-            chunks.len()
-        } else {
-            chunks.len().saturating_sub(1)
-        };
-        let keys = store.chunks(region, &chunks[..keep])?;
-        let mut end = 0;
-        for (&(o, l), key) in chunks[..keep].iter().zip(keys) {
-            pieces.push(store, Piece::Data { key, len: l as u64 })?;
-            end = o + l;
-        }
-        region.drain(..end);
-        Ok(())
-    };
     loop {
         let (kind, payload, _) = r.next()?;
         match kind {
@@ -390,7 +438,7 @@ fn load_file<R: Read>(
                 h.data(&payload);
                 region.extend_from_slice(&payload);
                 if region.len() >= window {
-                    cut(&mut region, false, &mut pieces, store)?;
+                    cut(c, &mut region, false, &mut pieces, store)?;
                 }
             }
             HOLE => {
@@ -413,12 +461,12 @@ fn load_file<R: Read>(
                         crate::core::util::human_bytes(V1_HOLES)
                     )));
                 }
-                cut(&mut region, true, &mut pieces, store)?;
+                cut(c, &mut region, true, &mut pieces, store)?;
                 h.hole(len);
                 pieces.push(store, Piece::Hole { len })?;
             }
             FILE_END => {
-                cut(&mut region, true, &mut pieces, store)?;
+                cut(c, &mut region, true, &mut pieces, store)?;
                 if payload.as_slice() != h.finalize().as_bytes() || total != size {
                     return Err(Error::Usage(format!(
                         "the dump is damaged: file {} does not hold the bytes it was dumped with",

@@ -268,7 +268,7 @@ fn dump_entry<'r, W: Write>(
                                 let stored =
                                     crate::core::repo::fetched(t.wait(), key, Kind::Chunk)?;
                                 crate::core::block::open(
-                                    &repo.keys(),
+                                    repo.keys(),
                                     &key,
                                     Some(Kind::Chunk),
                                     stored,

@@ -64,31 +64,12 @@ pub(super) fn restore_file(
     };
     let path = dir_path.join(bytes_path(&e.name));
     if !fresh {
-        if let Ok(st) = dir.lstat(&e.name) {
-            let same = st.is_file() && st.size == *size && st.mtime == e.mtime;
-            match ctx.opts.overwrite {
-                Overwrite::Never => {
-                    ctx.left_alone(&path);
-                    return Ok(kept(ctx, e, &st));
-                }
-                Overwrite::IfChanged if same => {
-                    ctx.skipped.fetch_add(1, Relaxed);
-                    return Ok(kept(ctx, e, &st));
-                }
-                _ => {}
-            }
+        if let Some(left) = found_there(ctx, dir, e, *size, &path) {
+            return Ok(left);
         }
     }
     let tmp = partial_name(&e.name);
-    let f = match dir.create(&tmp, 0o600) {
-        // Left by an interrupted run: ours to replace.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = dir.unlink(&tmp);
-            dir.create(&tmp, 0o600)
-        }
-        r => r,
-    }
-    .map_err(|err| format!("{}: not created: {err}", path.display()))?;
+    let f = create_partial(dir, &tmp, &path)?;
     // What was written of it would pass for the file restored: it goes.
     let discard = |msg: String| {
         let removed = match dir.unlink(&tmp) {
@@ -138,6 +119,38 @@ pub(super) fn restore_file(
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();
     Ok(Some(ino))
+}
+
+/// What is already at `e`'s name, when the overwrite policy keeps it: `Some` with what
+/// [`restore_file`] answers for a file kept, `None` when the file is to be written.
+fn found_there(ctx: &Ctx, dir: &Dir, e: &Entry, size: u64, path: &Path) -> Option<Option<u64>> {
+    let st = dir.lstat(&e.name).ok()?;
+    let same = st.is_file() && st.size == size && st.mtime == e.mtime;
+    match ctx.opts.overwrite {
+        Overwrite::Never => {
+            ctx.left_alone(path);
+            Some(kept(ctx, e, &st))
+        }
+        Overwrite::IfChanged if same => {
+            ctx.skipped.fetch_add(1, Relaxed);
+            Some(kept(ctx, e, &st))
+        }
+        _ => None,
+    }
+}
+
+/// Creates the file's partial copy `tmp` (shown as `path` in errors), replacing one that an
+/// interrupted run left.
+fn create_partial(dir: &Dir, tmp: &[u8], path: &Path) -> std::result::Result<File, String> {
+    match dir.create(tmp, 0o600) {
+        // Left by an interrupted run: ours to replace.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = dir.unlink(tmp);
+            dir.create(tmp, 0o600)
+        }
+        r => r,
+    }
+    .map_err(|err| format!("{}: not created: {err}", path.display()))
 }
 
 /// The inode number of a file found at `e`'s name and kept, if a hard link may point at it: a
@@ -229,7 +242,7 @@ fn write_content(
             (Piece::Hole { len }, _) => pos += len,
             (Piece::Data { key, len }, Some(t)) => {
                 let data = match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
-                    Ok(stored) => block::open(&ctx.repo.keys(), &key, Some(Kind::Chunk), stored),
+                    Ok(stored) => block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), stored),
                     Err(e) if crate::core::repo::is_damage(&e) => Err(e),
                     Err(e) => return Err(format!("{}: {e}", path.display())),
                 };

@@ -233,9 +233,38 @@ pub fn restore(
     crate::core::fsys::raise_fd_limit();
     // The destination is the user's to name: resolved by path, once. Nothing below it is.
     let (top_dir, top, rename) = dest::open_top(&target, dest)?;
-    let ctx = Ctx {
+    let ctx = new_ctx(repo, opts, top, progress);
+    // The first block is on its way while the threads start (over a slow link, a round trip).
+    ctx.ask_ahead(std::slice::from_ref(&target));
+    let pool = worker_pool(ctx.prefetch.is_some())?;
+    let ctx = &ctx;
+    pool.install(|| -> Result<()> {
+        if let EntryKind::Dir { tree } = &target.kind {
+            ctx.dirs.fetch_add(1, Relaxed);
+            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
+            finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
+        } else {
+            let mut t = target.clone();
+            if let Some(name) = rename {
+                t.name = name;
+            }
+            let _ = one(ctx, &top_dir, &ctx.top, false, t);
+        }
+        links::make(ctx, &top_dir, snap, sub)
+    })?;
+    Ok(outcome(ctx))
+}
+
+/// The state every thread of a restore shares.
+fn new_ctx<'r>(
+    repo: &'r Repo,
+    opts: &'r RestoreOptions,
+    top: PathBuf,
+    progress: Arc<Progress>,
+) -> Ctx<'r> {
+    Ctx {
         repo,
-        prefetch: Prefetch::new(&*repo.backend()),
+        prefetch: Prefetch::new(repo.backend()),
         opts,
         root_owner: crate::core::meta::is_root() && !opts.no_owner,
         top,
@@ -252,44 +281,36 @@ pub fn restore(
         made: Mutex::new(HashMap::new()),
         links: Mutex::new(Vec::new()),
         late: Mutex::new(Vec::new()),
-    };
-    // The first block is on its way while the threads start (over a slow link, a round trip).
-    ctx.ask_ahead(std::slice::from_ref(&target));
+    }
+}
+
+/// The threads a restore runs on: one per core, or, over a slow link (`waits`), enough that
+/// many directories are restored at once.
+fn worker_pool(waits: bool) -> Result<rayon::ThreadPool> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Over a slow link most threads wait for answers, not for a core: many directories are
     // restored at once so that their round trips overlap.
-    let threads = if ctx.prefetch.is_some() {
+    let threads = if waits {
         cores.max(WAITING_THREADS)
     } else {
         cores
     };
-    let pool = rayon::ThreadPoolBuilder::new()
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .stack_size(256 << 20)
         .thread_name(|i| format!("ore-restore-{i}"))
         .build()
-        .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let ctx = &ctx;
-    pool.install(|| -> Result<()> {
-        if let EntryKind::Dir { tree } = &target.kind {
-            ctx.dirs.fetch_add(1, Relaxed);
-            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
-            finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
-        } else {
-            let mut t = target.clone();
-            if let Some(name) = rename {
-                t.name = name;
-            }
-            let _ = one(ctx, &top_dir, &ctx.top, false, t);
-        }
-        links::make(ctx, &top_dir, snap, sub)
-    })?;
+        .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))
+}
+
+/// What the restore did, from the counters its threads kept.
+fn outcome(ctx: &Ctx) -> RestoreOutcome {
     let warnings = std::mem::take(&mut *lock(&ctx.warnings));
     let mut damaged = std::mem::take(&mut *lock(&ctx.damaged));
     damaged.sort();
     damaged.dedup();
     let damaged = damaged.iter().map(|p| p.display().to_string()).collect();
-    Ok(RestoreOutcome {
+    RestoreOutcome {
         files: ctx.files.load(Relaxed),
         bytes: ctx.bytes.load(Relaxed),
         skipped: ctx.skipped.load(Relaxed),
@@ -299,7 +320,7 @@ pub fn restore(
         damaged,
         not_restored: ctx.not_restored.load(Relaxed),
         warnings,
-    })
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

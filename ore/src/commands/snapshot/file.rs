@@ -251,20 +251,33 @@ fn store_chunks(
             keys.clone(),
             comp,
         )?;
-        for (i, &(_, l)) in cuts.iter().enumerate() {
-            pieces.push(
-                &mut TreeStore { ctx },
-                Piece::Data {
-                    key: keys[i],
-                    len: l as u64,
-                },
-            )?;
-        }
-        return Ok(());
+    } else {
+        store_missing(ctx, data, cuts, &keys, comp)?;
     }
+    for (i, &(_, l)) in cuts.iter().enumerate() {
+        pieces.push(
+            &mut TreeStore { ctx },
+            Piece::Data {
+                key: keys[i],
+                len: l as u64,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Asks the archive which of the chunks `cuts` of `data` (their keys `keys`) it lacks, and
+/// stores those, each once.
+fn store_missing(
+    ctx: &Ctx,
+    data: &[u8],
+    cuts: &[(usize, usize)],
+    keys: &[Key],
+    comp: Compression,
+) -> crate::Result<()> {
     let present = ctx
         .repo
-        .answered(keys.len(), ctx.repo.backend().exists(&keys)?)?;
+        .answered(keys.len(), ctx.repo.backend().exists(keys)?)?;
     let mut seen = HashSet::new();
     let missing: Vec<usize> = (0..cuts.len())
         .filter(|&i| !present[i] && seen.insert(keys[i]))
@@ -278,15 +291,6 @@ fn store_chunks(
         missing.par_iter().try_for_each(seal)?;
     } else {
         missing.iter().try_for_each(seal)?;
-    }
-    for (i, &(_, l)) in cuts.iter().enumerate() {
-        pieces.push(
-            &mut TreeStore { ctx },
-            Piece::Data {
-                key: keys[i],
-                len: l as u64,
-            },
-        )?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ mod walk;
 
 use crate::commands::rules::{Rule, Rules};
 use crate::core::block::{Compression, Kind};
-use crate::core::entry::{Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
+use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter};
 use crate::core::progress::Progress;
@@ -33,7 +33,7 @@ use crate::core::repo::Repo;
 use protocol::{Key, Ticket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::core::lease::GcState;
@@ -256,30 +256,14 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
     // Read while the lease is taken, and the reflog's head for the end (each a round trip).
     let parent = repo.tag_ahead(&opts.tag);
-    let mut reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
+    let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
     let mut lease = match opts.dry_run {
         true => None,
         false => Some(crate::core::lease::Lease::acquire(repo)?),
     };
     let parent = parent.wait()?;
-    let progress = opts.progress.clone().unwrap_or_default();
-    // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
-    if let (Some(p), Some(_)) = (parent, &opts.progress) {
-        if let Ok(prev) = repo.snapshot(p) {
-            progress.total_bytes.store(prev.stats.bytes, Relaxed);
-        }
-    }
-    let mut paths = Vec::new();
-    for p in &opts.paths {
-        let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
-        paths.push(abs);
-    }
-    // A first snapshot shown on a terminal finds its total by a walk of its own.
-    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 {
-        if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
-            estimate::start(paths.clone(), rules, opts.one_file_system, progress.clone());
-        }
-    }
+    let paths = absolute_paths(&opts.paths)?;
+    let progress = progress_for(repo, opts, parent, &paths);
 
     // The file cache: trusted only when it was written for this archive and the archive still
     // has the snapshot it was last written for.
@@ -290,7 +274,75 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let (reader, writer) = open_cache(repo, opts, &gc_value)?;
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
-    let ctx = Ctx {
+    let ctx = new_ctx(repo, opts, &paths, progress, ticket_tx)?;
+    let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
+    let mut snap = snapshot_of(&ctx, parent, root, time, &paths);
+    if opts.dry_run {
+        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(SnapshotOutcome {
+            key: None,
+            snapshot: snap,
+            raced: None,
+        });
+    }
+    if let Some(l) = &mut lease {
+        l.confirm(repo)?;
+    }
+    let done = Done {
+        started,
+        reflog_head,
+        writer,
+        gc_value,
+    };
+    commit(repo, opts, snap, parent, done)
+}
+
+/// Each path to save, absolute and with its symlinks resolved.
+fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io(p, e)))
+        .collect()
+}
+
+/// The run's progress counters, with the total to expect when it can be known: the previous
+/// snapshot's size, or for a first snapshot shown on a terminal, a walk of its own.
+fn progress_for(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+    parent: Option<Key>,
+    paths: &[PathBuf],
+) -> Arc<Progress> {
+    let progress = opts.progress.clone().unwrap_or_default();
+    // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
+    if let (Some(p), Some(_)) = (parent, &opts.progress) {
+        if let Ok(prev) = repo.snapshot(p) {
+            progress.total_bytes.store(prev.stats.bytes, Relaxed);
+        }
+    }
+    // A first snapshot shown on a terminal finds its total by a walk of its own.
+    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 {
+        if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
+            estimate::start(
+                paths.to_vec(),
+                rules,
+                opts.one_file_system,
+                progress.clone(),
+            );
+        }
+    }
+    progress
+}
+
+/// The state every thread of the run shares, its puts confirmed through `tickets`.
+fn new_ctx<'r>(
+    repo: &'r Repo,
+    opts: &'r SnapshotOptions,
+    paths: &[PathBuf],
+    progress: Arc<Progress>,
+    tickets: SyncSender<Ticket<()>>,
+) -> Result<Ctx<'r>> {
+    Ok(Ctx {
         repo,
         opts,
         rules: Rules::new(&opts.excludes, &opts.rules)?,
@@ -298,7 +350,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
             repo,
             dry: opts.dry_run,
             deferred: repo.backend().pipelines().then(defer::Deferred::new),
-            tickets: Mutex::new(Some(ticket_tx)),
+            tickets: Mutex::new(Some(tickets)),
             failed: Mutex::new(None),
             new_blocks: AtomicU64::new(0),
             new_bytes: AtomicU64::new(0),
@@ -307,7 +359,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         warnings: Mutex::new(Vec::new()),
         warnings_total: AtomicU64::new(0),
         stats: Mutex::new(SnapshotStats::default()),
-        roots: match paths.as_slice() {
+        roots: match paths {
             [p] if p.is_dir() => vec![p.clone()],
             _ => paths
                 .iter()
@@ -317,10 +369,20 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         stop: AtomicBool::new(false),
         fatal: Mutex::new(None),
         progress,
-    };
+    })
+}
 
+/// Walks `paths` and stores what they hold: the walk, the resolvers of deferred questions and
+/// the drain that confirms puts, each on threads of its own, all ended before this returns.
+/// The first failure of the backend, or of the run, is the error.
+fn walk_and_store(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    reader: Option<TrustedCache>,
+    writer: Option<CacheWriter>,
+    ticket_rx: Receiver<Ticket<()>>,
+) -> Result<(Entry, Option<CacheWriter>)> {
     let root = std::thread::scope(|s| {
-        let ctx = &ctx;
         let drain = s.spawn(move || {
             for t in ticket_rx {
                 if let Err(e) = t.wait() {
@@ -343,7 +405,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
                 .collect(),
             None => Vec::new(),
         };
-        let root = walk::run(ctx, &paths, reader, writer);
+        let root = walk::run(ctx, paths, reader, writer);
         // Every question answered and its blocks sent, then the puts confirmed.
         if let Some(d) = &ctx.writer.deferred {
             d.close();
@@ -372,51 +434,74 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     if let Some(e) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(e);
     }
-    let (root, writer) = root?;
+    root
+}
 
+/// The snapshot block of a finished walk: its root, the run's counters and warnings.
+fn snapshot_of(
+    ctx: &Ctx,
+    parent: Option<Key>,
+    root: Entry,
+    time: i64,
+    paths: &[PathBuf],
+) -> Snapshot {
     let mut stats = ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     stats.new_blocks = ctx.writer.new_blocks.load(Relaxed);
     stats.new_bytes = ctx.writer.new_bytes.load(Relaxed);
     stats.stored_bytes = ctx.writer.stored_bytes.load(Relaxed);
-    let mut snap = Snapshot {
+    Snapshot {
         previous: parent.into_iter().collect(),
         root,
         time,
         host: crate::core::util::hostname(),
         user: crate::core::meta::username(),
-        tag: opts.tag.clone(),
+        tag: ctx.opts.tag.clone(),
         paths: paths
             .iter()
             .map(|p| serde_bytes::ByteBuf::from(crate::core::util::path_bytes(p).to_vec()))
             .collect(),
-        comment: opts.comment.clone(),
+        comment: ctx.opts.comment.clone(),
         stats,
         warnings: std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner())),
         warnings_total: ctx.warnings_total.load(Relaxed),
-    };
-    if opts.dry_run {
-        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
-        return Ok(SnapshotOutcome {
-            key: None,
-            snapshot: snap,
-            raced: None,
-        });
     }
+}
 
-    if let Some(l) = &mut lease {
-        l.confirm(repo)?;
-    }
+/// What the end of a run needs besides the snapshot: when it started, the reflog's head read
+/// ahead, and the file cache to commit with the archive's gc value once the tag has moved.
+struct Done {
+    started: std::time::Instant,
+    reflog_head: Option<crate::core::reflog::HeadAhead>,
+    writer: Option<CacheWriter>,
+    gc_value: Vec<u8>,
+}
+
+/// Stores the snapshot block and moves the tag to it; when another run moved the tag
+/// meanwhile, chains onto that run's snapshot instead of losing it, and says so in `raced`.
+fn commit(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+    mut snap: Snapshot,
+    parent: Option<Key>,
+    mut done: Done,
+) -> Result<SnapshotOutcome> {
     let mut expected = parent;
     let mut raced = None;
     loop {
-        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
         // Blocks are durable before anything names them: the snapshot block goes out with a
         // flush, which covers every block sent before it.
         let key = repo.put_snapshot_durably(&snap)?;
-        if repo.move_tag_with(&opts.tag, expected, key, "snapshot", reflog_head.take())? {
-            if let Some(w) = writer {
+        if repo.move_tag_with(
+            &opts.tag,
+            expected,
+            key,
+            "snapshot",
+            done.reflog_head.take(),
+        )? {
+            if let Some(w) = done.writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
-                w.set_meta("gc", &gc_value)?;
+                w.set_meta("gc", &done.gc_value)?;
                 w.commit()?;
             }
             return Ok(SnapshotOutcome {

@@ -369,29 +369,44 @@ impl Walk<'_, '_> {
             return Err(Error::Stopped);
         }
         let done: Vec<Done> = resolved.into_iter().flatten().collect();
-        if let Some(w) = &self.writer {
-            let kept: Vec<(&[u8], Stamp, &Entry)> = done
-                .iter()
-                .filter_map(|d| d.stamp.map(|s| (d.entry.name.as_slice(), s, &d.entry)))
-                .collect();
-            let dirty =
-                done.iter().any(|d| d.changed) || !rows.is_empty() || kept.len() != cached_total;
-            if dirty {
-                let w = lock(w);
-                w.put_dir(&abs_bytes, &kept)?;
-                for (name, gone) in &rows {
-                    if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
-                        w.forget_tree(&join_abs(&abs_bytes, name))?;
-                    }
-                }
-            }
-        }
+        self.update_cache(&abs_bytes, &done, &rows, cached_total)?;
         let mut tree = Builder::<DirTree>::default();
         let mut store = DirStore { ctx, known };
         for d in done {
             tree.push(d.entry, &mut store)?;
         }
         tree.finish(&mut store)
+    }
+
+    /// Updates the file cache's rows for the directory `abs_bytes` when its knowledge
+    /// changed: an entry changed, or a row of `cached_total` was not met again (`rows` holds
+    /// what is left of them: gone, and a directory's subtree forgotten with it).
+    fn update_cache(
+        &self,
+        abs_bytes: &[u8],
+        done: &[Done],
+        rows: &HashMap<Vec<u8>, Cached>,
+        cached_total: usize,
+    ) -> Result<()> {
+        let Some(w) = &self.writer else {
+            return Ok(());
+        };
+        let kept: Vec<(&[u8], Stamp, &Entry)> = done
+            .iter()
+            .filter_map(|d| d.stamp.map(|s| (d.entry.name.as_slice(), s, &d.entry)))
+            .collect();
+        let dirty =
+            done.iter().any(|d| d.changed) || !rows.is_empty() || kept.len() != cached_total;
+        if dirty {
+            let w = lock(w);
+            w.put_dir(abs_bytes, &kept)?;
+            for (name, gone) in rows {
+                if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
+                    w.forget_tree(&join_abs(abs_bytes, name))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn excluded(&self, ignores: &[Gitignore], path: &Path, st: &Stat) -> bool {
@@ -428,42 +443,7 @@ impl Walk<'_, '_> {
             });
         }
         if st.is_file() {
-            if st.nlink > 1 {
-                // A later name of a file met before is a hard link to the first; one the list
-                // cannot record (its temporary database failed) is saved as a file of its own.
-                let met = lock(&self.hardlinks).meet((st.dev, st.ino), &rel, st.nlink);
-                match met {
-                    Ok(Met::Again { target }) => {
-                        let mut entry = self.base_entry(name, &st, &abs, &rel);
-                        entry.kind = EntryKind::Hardlink { target };
-                        ctx.count(|s| s.other += 1);
-                        return Some(Item::Ready(entry));
-                    }
-                    Ok(Met::First) => {}
-                    Err(e) => ctx.warn(&rel, format!("saved apart from its other names: {e}")),
-                }
-            }
-            ctx.count(|s| {
-                s.files += 1;
-                s.bytes += st.size;
-            });
-            if let Some(c) = cached {
-                if c.stamp == stamp && matches!(c.entry.kind, EntryKind::File { .. }) {
-                    let mut entry = c.entry;
-                    entry.atime = ctx.opts.atime.then_some(st.atime);
-                    entry.ctime = ctx.opts.ctime.then_some(st.ctime);
-                    ctx.progress.add_bytes(st.size);
-                    return Some(Item::Cached(entry, stamp));
-                }
-            }
-            let entry = self.entry_of(name, &st);
-            ctx.count(|s| s.files_read += 1);
-            return Some(Item::File {
-                entry,
-                abs,
-                stamp,
-                blocks: st.blocks,
-            });
+            return self.file_item(abs, name, rel, st, cached, stamp);
         }
         let mut entry = self.base_entry(name, &st, &abs, &rel);
         entry.kind = if st.is_symlink() {
@@ -490,6 +470,56 @@ impl Walk<'_, '_> {
         };
         ctx.count(|s| s.other += 1);
         Some(Item::Ready(entry))
+    }
+
+    /// Classifies a regular file: a hard link to a name met before, a file the cache vouches
+    /// for, or one to read.
+    fn file_item(
+        &self,
+        abs: PathBuf,
+        name: Vec<u8>,
+        rel: Vec<u8>,
+        st: Stat,
+        cached: Option<Cached>,
+        stamp: Stamp,
+    ) -> Option<Item> {
+        let ctx = self.ctx;
+        if st.nlink > 1 {
+            // A later name of a file met before is a hard link to the first; one the list
+            // cannot record (its temporary database failed) is saved as a file of its own.
+            let met = lock(&self.hardlinks).meet((st.dev, st.ino), &rel, st.nlink);
+            match met {
+                Ok(Met::Again { target }) => {
+                    let mut entry = self.base_entry(name, &st, &abs, &rel);
+                    entry.kind = EntryKind::Hardlink { target };
+                    ctx.count(|s| s.other += 1);
+                    return Some(Item::Ready(entry));
+                }
+                Ok(Met::First) => {}
+                Err(e) => ctx.warn(&rel, format!("saved apart from its other names: {e}")),
+            }
+        }
+        ctx.count(|s| {
+            s.files += 1;
+            s.bytes += st.size;
+        });
+        if let Some(c) = cached {
+            if c.stamp == stamp && matches!(c.entry.kind, EntryKind::File { .. }) {
+                let mut entry = c.entry;
+                entry.atime = ctx.opts.atime.then_some(st.atime);
+                entry.ctime = ctx.opts.ctime.then_some(st.ctime);
+                ctx.progress.add_bytes(st.size);
+                return Some(Item::Cached(entry, stamp));
+            }
+        }
+        let entry = self.entry_of(name, &st);
+        ctx.count(|s| s.files_read += 1);
+        Some(Item::File {
+            entry,
+            abs,
+            stamp,
+            blocks: st.blocks,
+        })
     }
 
     /// Finishes one entry: reads a file, walks a subdirectory. `None` when a file could not
