@@ -25,8 +25,10 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+pub mod compare;
 mod history;
 mod paths;
+pub mod unverified;
 
 pub use history::HistoryProblem;
 
@@ -116,7 +118,7 @@ pub struct CheckOutcome {
     pub duration_ms: u64,
     /// What `--unverified` read (blocks append-only connections stored).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unverified: Option<crate::commands::unverified::Unverified>,
+    pub unverified: Option<crate::commands::check::unverified::Unverified>,
 }
 
 /// Chunks are handled in batches this large (one `exists`, or this many gets in flight).
@@ -335,7 +337,7 @@ impl CheckOutcome {
 
 /// `check --unverified`: the check without `--read-data`, and then every block that
 /// append-only connections stored and nobody vouched for is read and checked
-/// ([`crate::commands::unverified`]); a bad one is reported with the paths that use it.
+/// ([`crate::commands::check::unverified`]); a bad one is reported with the paths that use it.
 pub fn check_unverified(
     repo: &Repo,
     specs: &[String],
@@ -344,7 +346,7 @@ pub fn check_unverified(
 ) -> Result<CheckOutcome> {
     let started = std::time::Instant::now();
     let mut out = check(repo, specs, ReadData::None, progress.clone())?;
-    let u = crate::commands::unverified::verify(repo, remove_bad, progress)?;
+    let u = crate::commands::check::unverified::verify(repo, remove_bad, progress)?;
     out.chunks_read += u.read;
     out.bytes_read += u.bytes;
     if !u.bad.is_empty() {

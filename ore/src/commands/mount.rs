@@ -1,4 +1,4 @@
-//! `ore mount`: the archive's tree ([`crate::commands::vtree`]) as a read-only FUSE file system.
+//! `ore mount`: the archive's tree ([`crate::core::vtree`]) as a read-only FUSE file system.
 //!
 //! Inodes are handed out as names are first looked up or listed and kept for the life of the
 //! mount (an archive is immutable, so attributes and contents can be cached by the kernel for
@@ -11,11 +11,11 @@
 //! already opened (decrypted, decompressed, verified). Reads are answered from a pool of
 //! threads, so several can be in progress at once.
 
-use crate::commands::vtree::{VNode, VTree, CURRENT};
 use crate::core::block::Kind;
 use crate::core::entry::{Entry, EntryKind, Piece};
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
+use crate::core::vtree::{VNode, VTree, CURRENT};
 use fuser::{
     FileAttr, FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
     ReplyXattr, Request,

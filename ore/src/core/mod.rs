@@ -6,7 +6,7 @@
 //! encryption, the key check) under the keys of [`crypto`]; [`entry`] and [`tree`] define what
 //! blocks hold and how long lists become trees of blocks; [`repo`] is an opened archive, and
 //! [`reflog`] and [`lease`] keep its tags' history and keep gc and writers apart. [`reach`]
-//! walks everything the roots reach. FORMAT.md beside this crate is the normative description
+//! walks everything the roots reach; [`vtree`] shows the archive as one tree of names. FORMAT.md beside this crate is the normative description
 //! of everything stored.
 //!
 //! The commands ([`crate::commands`]) are built on this API alone; nothing here knows of a
@@ -34,3 +34,4 @@ pub mod repo;
 pub mod spec;
 pub mod tree;
 pub mod util;
+pub mod vtree;

@@ -18,7 +18,7 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
         let (name, path) = ore::core::spec::split_path(spec);
         let (_, snap) = ore::core::spec::resolve(&repo, name)?;
         let root = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
-        let diffs = ore::commands::compare::compare(&repo, &root, dir)
+        let diffs = ore::commands::check::compare::compare(&repo, &root, dir)
             .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
         for d in &diffs {
             if env.global.json {

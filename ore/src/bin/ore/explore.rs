@@ -1,13 +1,13 @@
 //! `ore explore`: a shell over the archive's tree of tags, snapshots and files
-//! ([`ore::commands::vtree`]). On a terminal it edits lines, keeps history and completes names with Tab;
+//! ([`ore::core::vtree`]). On a terminal it edits lines, keeps history and completes names with Tab;
 //! otherwise it reads commands from standard input, one per line, so it can be scripted.
 
 use crate::browse::long_line;
 use crate::{out, Done, Env};
 use anyhow::{anyhow, bail, Result};
-use ore::commands::vtree::{VNode, VTree};
 use ore::core::entry::EntryKind;
 use ore::core::util::{format_time, human_bytes, show};
+use ore::core::vtree::{VNode, VTree};
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -171,7 +171,7 @@ impl Shell<'_> {
                         s.snapshot.host,
                         s.snapshot.stats.files,
                         human_bytes(s.snapshot.stats.bytes),
-                        if n == ore::commands::vtree::CURRENT {
+                        if n == ore::core::vtree::CURRENT {
                             format!(" -> {}", s.name)
                         } else {
                             String::new()
@@ -326,7 +326,7 @@ impl Shell<'_> {
                 continue;
             };
             let n = show(&name);
-            if *in_tag && n == ore::commands::vtree::CURRENT {
+            if *in_tag && n == ore::core::vtree::CURRENT {
                 continue;
             }
             let p = if rel.is_empty() {

@@ -239,62 +239,68 @@ fn dump_entry<'r, W: Write>(
     };
     w.record(ENTRY, &encode(&de))?;
     match &e.kind {
-        EntryKind::File { size, content } => {
-            let mut h = FileHash::new(VERSION);
-            let pieces = crate::core::tree::file_pieces(repo, content, *size)?;
-            // Over a link, ask for the next chunks before they are needed.
-            let ahead = if repo.backend().pipelines() {
-                READ_AHEAD
-            } else {
-                0
-            };
-            let mut asked: std::collections::VecDeque<protocol::Ticket<Option<Vec<u8>>>> =
-                std::collections::VecDeque::new();
-            let mut data_keys = pieces.iter().filter_map(|p| match p {
-                Piece::Data { key, .. } => Some(*key),
-                Piece::Hole { .. } => None,
-            });
-            for k in data_keys.by_ref().take(ahead) {
-                asked.push_back(repo.backend().start_get(k));
-            }
-            for p in pieces.iter().cloned() {
-                match p {
-                    Piece::Data { key, .. } => {
-                        let b = match asked.pop_front() {
-                            Some(t) => {
-                                if let Some(k) = data_keys.next() {
-                                    asked.push_back(repo.backend().start_get(k));
-                                }
-                                let stored =
-                                    crate::core::repo::fetched(t.wait(), key, Kind::Chunk)?;
-                                crate::core::block::open(
-                                    repo.keys(),
-                                    &key,
-                                    Some(Kind::Chunk),
-                                    stored,
-                                )?
-                            }
-                            None => repo.get_block(key, Kind::Chunk)?,
-                        };
-                        stats.bytes += b.data().len() as u64;
-                        for part in b.data().chunks(DATA_RECORD) {
-                            h.data(part);
-                            w.record(DATA, part)?;
-                        }
-                    }
-                    Piece::Hole { len } => {
-                        h.hole(len);
-                        stats.bytes += len;
-                        w.record(HOLE, &len.to_le_bytes())?;
-                    }
-                }
-            }
-            w.record(FILE_END, h.finalize().as_bytes())?;
-        }
+        EntryKind::File { size, content } => dump_file(repo, content, *size, w, stats)?,
         EntryKind::Dir { tree } => return Ok(Some((*tree, Reader::new(repo, *tree)))),
         _ => {}
     }
     Ok(None)
+}
+
+/// Writes a file's data records and the record that ends it with the file's hash, reading its
+/// chunks ahead over a link.
+fn dump_file<W: Write>(
+    repo: &Repo,
+    content: &crate::core::entry::Content,
+    size: u64,
+    w: &mut Hashed<W>,
+    stats: &mut DumpStats,
+) -> Result<()> {
+    let mut h = FileHash::new(VERSION);
+    let pieces = crate::core::tree::file_pieces(repo, content, size)?;
+    // Over a link, ask for the next chunks before they are needed.
+    let ahead = if repo.backend().pipelines() {
+        READ_AHEAD
+    } else {
+        0
+    };
+    let mut asked: std::collections::VecDeque<protocol::Ticket<Option<Vec<u8>>>> =
+        std::collections::VecDeque::new();
+    let mut data_keys = pieces.iter().filter_map(|p| match p {
+        Piece::Data { key, .. } => Some(*key),
+        Piece::Hole { .. } => None,
+    });
+    for k in data_keys.by_ref().take(ahead) {
+        asked.push_back(repo.backend().start_get(k));
+    }
+    for p in pieces.iter().cloned() {
+        match p {
+            Piece::Data { key, .. } => {
+                let b = match asked.pop_front() {
+                    Some(t) => {
+                        if let Some(k) = data_keys.next() {
+                            asked.push_back(repo.backend().start_get(k));
+                        }
+                        let stored = crate::core::repo::fetched(t.wait(), key, Kind::Chunk)?;
+                        crate::core::block::open(repo.keys(), &key, Some(Kind::Chunk), stored)?
+                    }
+                    None => repo.get_block(key, Kind::Chunk)?,
+                };
+                stats.bytes += b.data().len() as u64;
+                for part in b.data().chunks(DATA_RECORD) {
+                    h.data(part);
+                    w.record(DATA, part)?;
+                }
+            }
+            Piece::Hole { len } => {
+                h.hole(len);
+                stats.bytes += len;
+                w.record(HOLE, &len.to_le_bytes())?;
+            }
+        }
+    }
+    w.record(FILE_END, h.finalize().as_bytes())?;
+
+    Ok(())
 }
 
 /// The hash of a file's records in a stream (its `file-end` record). Version 2 hashes each

@@ -7,7 +7,7 @@
 //! is shown once that walk is done. It runs only for a terminal, stops when the snapshot ends,
 //! and stats each entry once: a directory walk costs a small fraction of reading the files.
 
-use crate::commands::rules::{ignores_in, Rules};
+use crate::commands::snapshot::rules::{ignores_in, Rules};
 use crate::core::fsys::{stat_path, Dir};
 use crate::core::progress::Progress;
 use std::collections::HashSet;

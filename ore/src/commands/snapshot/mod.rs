@@ -21,9 +21,10 @@ mod defer;
 mod estimate;
 mod file;
 mod links;
+pub mod rules;
 mod walk;
 
-use crate::commands::rules::{Rule, Rules};
+use crate::commands::snapshot::rules::{Rule, Rules};
 use crate::core::block::{Compression, Kind};
 use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};

@@ -11,7 +11,7 @@
 use super::file::{self, FileDone};
 use super::links::{Links, Met};
 use super::Ctx;
-use crate::commands::rules::ignores_in;
+use crate::commands::snapshot::rules::ignores_in;
 use crate::core::block::Kind;
 use crate::core::entry::{Entry, EntryKind, Xattr};
 use crate::core::error::{Error, Result};
