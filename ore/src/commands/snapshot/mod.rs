@@ -23,9 +23,9 @@ mod file;
 mod links;
 pub mod rules;
 mod walk;
+mod writer;
 
 use crate::commands::snapshot::rules::{Rule, Rules};
-use crate::core::block::{Compression, Kind};
 use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter};
@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
+use writer::Writer;
 
 use crate::core::lease::GcState;
 pub use crate::core::lease::GC_TAG;
@@ -70,123 +71,6 @@ pub struct SnapshotOutcome {
     pub snapshot: Snapshot,
     /// The snapshot it chained onto when another run had moved the tag meanwhile.
     pub raced: Option<Key>,
-}
-
-/// Counters of stored blocks, and the pipelined puts still to be confirmed.
-pub(crate) struct Writer<'r> {
-    repo: &'r Repo,
-    dry: bool,
-    /// Questions waiting for answers (only when the backend pipelines).
-    deferred: Option<defer::Deferred>,
-    tickets: Mutex<Option<SyncSender<Ticket<()>>>>,
-    failed: Mutex<Option<protocol::Error>>,
-    pub new_blocks: AtomicU64,
-    pub new_bytes: AtomicU64,
-    pub stored_bytes: AtomicU64,
-}
-
-impl<'r> Writer<'r> {
-    /// Stores `plain` as a block of `kind` unless it is `known` or the archive has it.
-    pub fn store(&self, kind: Kind, plain: &[u8], known: Option<Key>) -> Result<Key> {
-        let key = self.repo.keys().key_of(kind as u8, plain);
-        if Some(key) == known {
-            return Ok(key);
-        }
-        if let Some(d) = &self.deferred {
-            let present = self.repo.backend().start_exists(vec![key]);
-            let plain = plain.to_vec();
-            d.push(present, defer::Work::Block { kind, plain, key })?;
-            return Ok(key);
-        }
-        if self.repo.backend().exists(&[key])?.first() == Some(&true) {
-            return Ok(key);
-        }
-        self.seal_and_put(kind, plain, key, self.repo.compression())?;
-        Ok(key)
-    }
-
-    /// Whether questions to the archive are answered later (see [`defer`]).
-    pub fn defers(&self) -> bool {
-        self.deferred.is_some()
-    }
-
-    /// Queues chunks behind the archive's answer about them (see [`defer`]).
-    pub fn defer_chunks(
-        &self,
-        present: Ticket<Vec<bool>>,
-        data: Vec<u8>,
-        cuts: Vec<(usize, usize)>,
-        keys: Vec<Key>,
-        comp: Compression,
-    ) -> Result<()> {
-        match &self.deferred {
-            Some(d) => d.push(
-                present,
-                defer::Work::Chunks {
-                    data,
-                    cuts,
-                    keys,
-                    comp,
-                },
-            ),
-            None => Err(Error::Archive(
-                "internal: nothing is deferred for this backend".into(),
-            )),
-        }
-    }
-
-    /// Seals `plain` as a block of `kind` with key `key`, compressed with `comp`, and sends
-    /// it: every block and chunk a snapshot stores goes through here.
-    pub fn seal_and_put(
-        &self,
-        kind: Kind,
-        plain: &[u8],
-        key: Key,
-        comp: Compression,
-    ) -> Result<()> {
-        self.put(key, self.repo.seal(kind, &key, plain, comp)?, plain.len())
-    }
-
-    /// Sends a sealed block.
-    pub fn put(&self, key: Key, sealed: Vec<u8>, plain_len: usize) -> Result<()> {
-        self.new_blocks.fetch_add(1, Relaxed);
-        self.new_bytes.fetch_add(plain_len as u64, Relaxed);
-        self.stored_bytes.fetch_add(sealed.len() as u64, Relaxed);
-        if self.dry {
-            return Ok(());
-        }
-        let len = sealed.len() as u64;
-        let ticket = match self.repo.backend().start_put(key, sealed).try_ready() {
-            // An in-process backend answers at once: no need to involve the drain.
-            Ok(r) => {
-                r.map_err(Error::Backend)?;
-                return self.repo.stored(len);
-            }
-            Err(t) => t,
-        };
-        self.repo.stored(len)?;
-        let tx = self
-            .tickets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match tx {
-            Some(tx) if tx.send(ticket).is_ok() => Ok(()),
-            _ => Err(self.failure()),
-        }
-    }
-
-    /// The error for a put that could not be sent. The backend's own error stays in
-    /// `failed`, to be returned as the snapshot's error.
-    fn failure(&self) -> Error {
-        match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Error::Archive(e.to_string()),
-            None => Error::Archive(format!(
-                "archive {}: the snapshot was stopped",
-                self.repo.id()
-            )),
-        }
-    }
 }
 
 /// State shared by every thread of a run.
@@ -347,16 +231,7 @@ fn new_ctx<'r>(
         repo,
         opts,
         rules: Rules::new(&opts.excludes, &opts.rules)?,
-        writer: Writer {
-            repo,
-            dry: opts.dry_run,
-            deferred: repo.backend().pipelines().then(defer::Deferred::new),
-            tickets: Mutex::new(Some(tickets)),
-            failed: Mutex::new(None),
-            new_blocks: AtomicU64::new(0),
-            new_bytes: AtomicU64::new(0),
-            stored_bytes: AtomicU64::new(0),
-        },
+        writer: Writer::new(repo, opts.dry_run, tickets),
         warnings: Mutex::new(Vec::new()),
         warnings_total: AtomicU64::new(0),
         stats: Mutex::new(SnapshotStats::default()),
