@@ -3,14 +3,14 @@
 //! reader with them (tests/crafted.rs, tests/deep.rs).
 
 use crate::ore::Ore;
-use ore::block::Kind;
-use ore::entry::{encode, Content, Entry, EntryKind, Snapshot, SnapshotStats};
+use ore::core::block::Kind;
+use ore::core::entry::{encode, Content, Entry, EntryKind, Snapshot, SnapshotStats};
 use ore::Repo;
 use protocol::Key;
 
 /// The test archive of `ore`, opened with its passphrase.
 pub fn open(ore: &Ore) -> Repo {
-    let backend = ore::archive::open_existing(&ore.archive).expect("open the archive");
+    let backend = ore::core::archive::open_existing(&ore.archive).expect("open the archive");
     let pass = ore.passphrase.clone();
     Repo::open(backend, &ore.archive, &move |_| {
         Ok(pass.as_bytes().to_vec())

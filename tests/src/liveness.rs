@@ -103,7 +103,7 @@ pub fn wait_for_lease(ore: &Ore, run: &mut Child) {
 pub fn open(ore: &Ore) -> Arc<dyn Backend> {
     let started = Instant::now();
     loop {
-        match ore::archive::open_existing(&ore.archive) {
+        match ore::core::archive::open_existing(&ore.archive) {
             Ok(b) => return b,
             Err(_) if started.elapsed() < Duration::from_secs(30) => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -116,7 +116,7 @@ pub fn open(ore: &Ore) -> Arc<dyn Backend> {
 /// The lease slots of the archive that are held.
 pub fn held_leases(ore: &Ore) -> usize {
     let backend = open(ore);
-    ore::lease::leases(&*backend)
+    ore::core::lease::leases(&*backend)
         .unwrap()
         .into_iter()
         .filter(|(_, _, h)| h.is_some())

@@ -258,7 +258,7 @@ fn a_backend_fs_tag_removed_through_the_backend_stays_clean_after_its_history_ex
     let dir = d.path().join("fs");
     let id = format!("backend-fs {}", quote(&dir));
     {
-        let b = ore::archive::open_single(&id).expect("open backend-fs");
+        let b = ore::core::archive::open_single(&id).expect("open backend-fs");
         b.set_tag("gone", None, b"v1").expect("set");
     }
     // A value the tag had long ago, which the expiry below forgets.
@@ -266,7 +266,7 @@ fn a_backend_fs_tag_removed_through_the_backend_stays_clean_after_its_history_ex
     let newer = std::fs::read_to_string(&hist).expect("its history");
     std::fs::write(&hist, format!("1000000000 set 7630\n{newer}")).expect("an old value");
     {
-        let b = ore::archive::open_single(&id).expect("open backend-fs");
+        let b = ore::core::archive::open_single(&id).expect("open backend-fs");
         b.remove_tag("gone", None).expect("remove");
     }
     admin(&id, &["expire-tag-history", "3600"], true).expect(0, "expire the old value");

@@ -6,8 +6,8 @@
 //! crafted by writing blocks with the `ore` library itself, as a compromised writer could;
 //! dumps by writing the stream's records (FORMAT.md §11) from here.
 
-use ore::dump::{DumpEntry, DumpKind, Header};
-use ore::entry::{encode, EntryKind, SnapshotStats};
+use ore::commands::dump::{DumpEntry, DumpKind, Header};
+use ore::core::entry::{encode, EntryKind, SnapshotStats};
 use ore_tests::crafted::{dir, entry, file, nested, open, snapshot};
 use ore_tests::dumps::load;
 use ore_tests::fuse::{mount, tool, Unmount};

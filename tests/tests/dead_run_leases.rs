@@ -146,10 +146,10 @@ fn gc_waiting(ore: &Ore, wait: &str) -> (bool, String, Duration) {
 fn only_a_lease_whose_process_is_known_gone_from_this_machine_is_taken_over_early() {
     let (ore, d) = Ore::local();
     make_garbage(&ore, d.path(), 30);
-    let host = ore::lease::process::this_host().expect("this machine can be named");
+    let host = ore::core::lease::process::this_host().expect("this machine can be named");
     let mut live = Command::new("sleep").arg("120").spawn().unwrap();
     let pid = live.id();
-    let start = ore::lease::process::start_of(pid).expect("its start time");
+    let start = ore::core::lease::process::start_of(pid).expect("its start time");
     let mut ended = Command::new("true").spawn().unwrap();
     let dead = ended.id();
     ended.wait().unwrap();

@@ -28,7 +28,9 @@ fn plant_find_and_repair(owner: &Ore, limited: &str, work: &Path) {
     let client: Arc<dyn Backend> = Arc::new(connect::Client::connect(limited).unwrap());
     let pass = owner.passphrase.clone();
     let repo = ore::Repo::open(client.clone(), limited, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
-    let predicted = repo.keys.key_of(ore::block::Kind::Chunk as u8, SECRET);
+    let predicted = repo
+        .keys()
+        .key_of(ore::core::block::Kind::Chunk as u8, SECRET);
     client.put(predicted, b"garbage, not the ledger").unwrap();
     client.flush().unwrap();
     drop(repo);

@@ -4,7 +4,7 @@
 //! Now each stops at the 4096 levels `ore load` accepts, with an error naming the snapshot and
 //! the path; below that depth every command works as before.
 
-use ore::entry::{Content, EntryKind};
+use ore::core::entry::{Content, EntryKind};
 use ore_tests::crafted::{dir, entry, nested, open, snapshot};
 use ore_tests::fuse::{mount, tool, Unmount};
 use ore_tests::ore::{Ore, Run};

@@ -6,7 +6,7 @@
 //! The race needs root (a restore that can write where its attacker cannot) and the `nobody`
 //! user (uid 65534) for the attacker, run with `setpriv`.
 
-use ore::dump::{DumpEntry, DumpKind};
+use ore::commands::dump::{DumpEntry, DumpKind};
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{grid, is_root};
 use ore_tests::users::{archive_for_an_attacked_restore, as_nobody, chown_tree, NOBODY};
@@ -120,14 +120,14 @@ fn rewrite_dump(stream: &[u8], mut f: impl FnMut(&mut DumpEntry)) -> Vec<u8> {
             return out;
         }
         let payload = if kind == 2 {
-            let mut e: DumpEntry = ore::entry::decode(
+            let mut e: DumpEntry = ore::core::entry::decode(
                 payload,
                 &protocol::Key([0; protocol::KEY_LEN]),
-                ore::block::Kind::Snapshot,
+                ore::core::block::Kind::Snapshot,
             )
             .unwrap();
             f(&mut e);
-            ore::entry::encode(&e)
+            ore::core::entry::encode(&e)
         } else {
             payload.to_vec()
         };

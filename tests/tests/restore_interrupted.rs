@@ -179,7 +179,7 @@ fn a_deep_and_wide_tree_restores_within_a_small_descriptor_limit() {
 }
 
 /// The temporary name a restore writes `name` under (`.ore-partial-` and 16 hex digits of its
-/// BLAKE3 hash), as `ore/src/restore/file.rs` makes it.
+/// BLAKE3 hash), as `ore/src/commands/restore/file.rs` makes it.
 fn partial_name(name: &str) -> String {
     let h = blake3::hash(name.as_bytes());
     let hex: String = h.as_bytes()[..8]

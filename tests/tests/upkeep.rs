@@ -134,7 +134,7 @@ fn check_names_missing_and_corrupt_blocks_with_their_paths() {
     assert!(r.stderr.contains("--read-data=7/3"), "{}", r.stderr);
 
     // A tag that names no block is one more problem, not the end of the check; gc refuses.
-    let backend = ore::archive::open_existing(&ore.archive).unwrap();
+    let backend = ore::core::archive::open_existing(&ore.archive).unwrap();
     backend.set_tag("broken", None, b"not a key").unwrap();
     drop(backend);
     let r = ore.run(&["check"]).expect(1, "check with a bad tag");
@@ -154,7 +154,7 @@ fn check_names_missing_and_corrupt_blocks_with_their_paths() {
         "{}",
         r.stderr
     );
-    let backend = ore::archive::open_existing(&ore.archive).unwrap();
+    let backend = ore::core::archive::open_existing(&ore.archive).unwrap();
     backend.remove_tag("broken", None).unwrap();
     drop(backend);
 
@@ -247,12 +247,12 @@ fn last_day(y: i64, m: u32) -> u32 {
 /// Builds a history of two years of hourly snapshots on tag `h`, ending 2026-11-20 23:00 UTC,
 /// through the library (17,520 runs of the binary would take an hour).
 fn two_years_hourly(ore: &Ore) -> i64 {
-    let backend = ore::archive::open_existing(&ore.archive).unwrap();
+    let backend = ore::core::archive::open_existing(&ore.archive).unwrap();
     let pass = ore.passphrase.clone();
     let repo = ore::Repo::open(backend, &ore.archive, &|_| Ok(pass.as_bytes().to_vec())).unwrap();
     let first = repo.tag("h").unwrap().unwrap();
     let template = repo.snapshot(first).unwrap();
-    let end = ore::util::parse_time("2026-11-20T23:00").unwrap();
+    let end = ore::core::util::parse_time("2026-11-20T23:00").unwrap();
     let n = 2 * 365 * 24;
     let mut prev = None;
     for i in (0..n).rev() {
@@ -262,7 +262,7 @@ fn two_years_hourly(ore: &Ore) -> i64 {
         s.comment = format!("hour {i}");
         prev = Some(repo.put_snapshot(&s).unwrap());
     }
-    repo.backend.flush().unwrap();
+    repo.backend().flush().unwrap();
     assert!(repo
         .move_tag("h", Some(first), prev.unwrap(), "test")
         .unwrap());
@@ -592,8 +592,8 @@ fn a_crashed_snapshot_or_gc_leaves_nothing_a_human_must_unlock() {
     );
     assert_ne!(r.code, 0, "the backend was killed: {}", r.stderr);
     let held = |ore: &Ore| {
-        let backend = ore::archive::open_existing(&ore.archive).unwrap();
-        ore::lease::leases(&*backend)
+        let backend = ore::core::archive::open_existing(&ore.archive).unwrap();
+        ore::core::lease::leases(&*backend)
             .unwrap()
             .into_iter()
             .filter(|(_, _, h)| h.is_some())

@@ -1,4 +1,4 @@
-//! Fuzzes the stored-block decoder (`ore::block::open`, FORMAT.md §2) with arbitrary stored
+//! Fuzzes the stored-block decoder (`ore::core::block::open`, FORMAT.md §2) with arbitrary stored
 //! bytes under a fixed key set, encrypted or not: no input may panic or allocate more than a
 //! block's plaintext limit, and whatever opens must hash to the key it was read under. The
 //! first byte picks the mode; in the last mode the rest is sealed as a plaintext and must open
@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ore::block::{format_key, open, seal, seal_format, Compression, Kind};
-use ore::crypto::Keys;
+use ore::core::block::{format_key, open, seal, seal_format, Compression, Kind};
+use ore::core::crypto::Keys;
 use protocol::Key;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ore::repo::{InitOptions, Repo};
+use ore::core::repo::{InitOptions, Repo};
 use testkit::MemoryBackend;
 use std::sync::Arc;
 
@@ -28,9 +28,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let backend = Arc::new(MemoryBackend::new(64 << 20));
     let repo = Repo::init(backend, "fuzz", &opts, &|_| Ok(Vec::new())).expect("init in memory");
-    if let Ok((key, _, _)) = ore::dump::load(&repo, "fuzz", &mut stream.as_slice()) {
+    if let Ok((key, _, _)) = ore::commands::dump::load(&repo, "fuzz", &mut stream.as_slice()) {
         let snap = repo.snapshot(key).expect("a loaded snapshot reads back");
         let mut out = Vec::new();
-        ore::dump::dump(&repo, &snap, &mut out).expect("a loaded snapshot dumps again");
+        ore::commands::dump::dump(&repo, &snap, &mut out).expect("a loaded snapshot dumps again");
     }
 });

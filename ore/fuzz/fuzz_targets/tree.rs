@@ -6,10 +6,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ore::block::{open, seal, Compression, Kind};
-use ore::crypto::Keys;
-use ore::entry::{check_entry, check_root, decode, Snapshot};
-use ore::tree::{decode_node, DirTree, FileTree, Node};
+use ore::core::block::{open, seal, Compression, Kind};
+use ore::core::crypto::Keys;
+use ore::core::entry::{check_entry, check_root, decode, Snapshot};
+use ore::core::tree::{decode_node, DirTree, FileTree, Node};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {

@@ -3,11 +3,11 @@
 use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
 use crate::{out, out_bytes, Done, Env};
 use anyhow::{bail, Context, Result};
-use ore::block::Kind;
-use ore::entry::{Content, Entry, EntryKind, Piece};
-use ore::repo::Repo;
-use ore::tree::{DirTree, FileTree, Reader};
-use ore::util::{format_time, show};
+use ore::core::block::Kind;
+use ore::core::entry::{Content, Entry, EntryKind, Piece};
+use ore::core::repo::Repo;
+use ore::core::tree::{DirTree, FileTree, Reader};
+use ore::core::util::{format_time, show};
 use serde_json::json;
 
 fn mode_string(e: &Entry) -> String {
@@ -110,7 +110,7 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
         // A damaged or crafted directory is named by its path, as well as its block.
         let next = r.next_item().with_context(|| match prefix.as_str() {
             "" => "reading the snapshot's top directory".to_string(),
-            p => format!("reading directory `{}`", ore::depth::shortened(p)),
+            p => format!("reading directory `{}`", ore::core::depth::shortened(p)),
         });
         let Some(e) = next? else {
             open.pop();
@@ -123,8 +123,8 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
         };
         print_entry(env, a.long, &e, &path)?;
         if let (true, EntryKind::Dir { tree }) = (a.recursive, e.kind) {
-            if open.len() >= ore::depth::MAX_DEPTH {
-                return Err(ore::depth::too_deep(tree, &path).into());
+            if open.len() >= ore::core::depth::MAX_DEPTH {
+                return Err(ore::core::depth::too_deep(tree, &path).into());
             }
             open.push((Reader::new(repo, tree), path));
         }
@@ -133,9 +133,9 @@ fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArg
 }
 
 pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
-    let (name, path) = ore::spec::split_path(&a.snapshot);
+    let (name, path) = ore::core::spec::split_path(&a.snapshot);
     let (repo, snap) = env.open_at_brief(name)?;
-    let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
+    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
     match e.kind {
         EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)
             .with_context(|| format!("listing {}", a.snapshot))?,
@@ -145,12 +145,12 @@ pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
 }
 
 pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
-    let (name, path) = ore::spec::split_path(&a.file);
+    let (name, path) = ore::core::spec::split_path(&a.file);
     if path.is_empty() {
         bail!("`ore cat` needs SNAPSHOT:PATH naming a file");
     }
     let (repo, snap) = env.open_at(name)?;
-    let e = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
+    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
     let EntryKind::File { size, content } = e.kind else {
         bail!("`{path}` is not a regular file in the snapshot");
     };
@@ -186,7 +186,7 @@ pub fn write_contents(repo: &Repo, content: &Content) -> Result<()> {
 
 pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    let chain = ore::spec::chain(&repo, &a.tag)?;
+    let chain = ore::core::spec::chain(&repo, &a.tag)?;
     if chain.is_empty() {
         bail!("no tag called `{}` (see `ore tags`)", a.tag);
     }
@@ -207,7 +207,7 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
                 s.user,
                 s.host,
                 s.stats.files,
-                ore::util::human_bytes(s.stats.bytes)
+                ore::core::util::human_bytes(s.stats.bytes)
             );
             if s.warnings_total > 0 {
                 line.push_str(&format!("  {} warning(s)", s.warnings_total));
@@ -242,9 +242,9 @@ pub fn tags(env: &Env) -> Result<Done> {
 
 pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    ore::format::check_user_tag(&a.new_tag)?;
-    let _lease = ore::lease::Lease::acquire(&repo)?;
-    let (key, _) = ore::spec::resolve(&repo, &a.tag)?;
+    ore::core::format::check_user_tag(&a.new_tag)?;
+    let _lease = ore::core::lease::Lease::acquire(&repo)?;
+    let (key, _) = ore::core::spec::resolve(&repo, &a.tag)?;
     if !repo.move_tag(&a.new_tag, None, key, "fork")? {
         bail!("tag `{}` already exists; nothing was changed", a.new_tag);
     }

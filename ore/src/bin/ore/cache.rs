@@ -1,7 +1,7 @@
 //! `ore cache list|prune`: the file caches this machine keeps, one per archive.
 //!
 //! A cache is named by its archive's random id and remembers the identifier it was last used
-//! with (see `ore::filecache`). An archive is gone when that identifier now leads nowhere (a
+//! with (see `ore::core::filecache`). An archive is gone when that identifier now leads nowhere (a
 //! directory that no longer exists) or to an archive with another id (it was replaced). An
 //! archive that cannot be reached at all (a host that is down) is not taken for gone: its cache
 //! is kept, and so is a cache from an older version that never noted its identifier.
@@ -9,8 +9,8 @@
 use crate::cli::{CacheArgs, CacheCommand};
 use crate::{out, Done, Env};
 use anyhow::{anyhow, Result};
-use ore::filecache::{self, CacheFile};
-use ore::util::{format_time, human_bytes};
+use ore::core::filecache::{self, CacheFile};
+use ore::core::util::{format_time, human_bytes};
 use serde_json::json;
 
 pub fn run(env: &Env, a: CacheArgs) -> Result<Done> {
@@ -45,14 +45,14 @@ fn fate(c: &CacheFile) -> String {
     let Some(id) = &c.identifier else {
         return "kept (it does not say which archive it was used with)".into();
     };
-    if let Some(dir) = ore::archive::local_dir(id) {
+    if let Some(dir) = ore::core::archive::local_dir(id) {
         if !dir.is_dir() {
             return format!("gone ({} no longer exists)", dir.display());
         }
     }
-    let record = ore::archive::open_existing_single(id)
+    let record = ore::core::archive::open_existing_single(id)
         .map_err(ore::Error::from)
-        .and_then(|b| ore::repo::read_format(b.as_ref(), id));
+        .and_then(|b| ore::core::repo::read_format(b.as_ref(), id));
     match record {
         Err(e) => format!("kept (cannot read it: {e})"),
         Ok(None) => format!("gone ({id} holds no archive now)"),

@@ -3,8 +3,8 @@
 use crate::cli::{CheckArgs, DiffArgs};
 use crate::{out, Done, Env};
 use anyhow::{bail, Context, Result};
-use ore::check::ReadData;
-use ore::util::human_bytes;
+use ore::commands::check::ReadData;
+use ore::core::util::human_bytes;
 
 pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     let repo = env.open()?;
@@ -15,10 +15,10 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
                 dir.display()
             );
         };
-        let (name, path) = ore::spec::split_path(spec);
-        let (_, snap) = ore::spec::resolve(&repo, name)?;
-        let root = ore::restore::find(&repo, &snap.root, path.as_bytes())?;
-        let diffs = ore::compare::compare(&repo, &root, dir)
+        let (name, path) = ore::core::spec::split_path(spec);
+        let (_, snap) = ore::core::spec::resolve(&repo, name)?;
+        let root = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
+        let diffs = ore::commands::check::compare::compare(&repo, &root, dir)
             .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
         for d in &diffs {
             if env.global.json {
@@ -48,9 +48,9 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     }
     let o = crate::with_progress_of(env, "blocks", |p| {
         if a.unverified {
-            ore::check::check_unverified(&repo, &a.snapshots, a.remove_bad, p)
+            ore::commands::check::check_unverified(&repo, &a.snapshots, a.remove_bad, p)
         } else {
-            ore::check::check(&repo, &a.snapshots, read, p)
+            ore::commands::check::check(&repo, &a.snapshots, read, p)
         }
     })?;
     if env.global.json {
@@ -124,11 +124,11 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
 pub fn diff(env: &Env, a: DiffArgs) -> Result<Done> {
     let repo = env.open()?;
     let path = a.path.as_deref().unwrap_or("").trim_start_matches('/');
-    let (_, sa) = ore::spec::resolve(&repo, &a.a)?;
-    let (_, sb) = ore::spec::resolve(&repo, &a.b)?;
-    let ea = ore::restore::find(&repo, &sa.root, path.as_bytes())?;
-    let eb = ore::restore::find(&repo, &sb.root, path.as_bytes())?;
-    let (changes, dirs_read) = ore::diff::diff(&repo, &ea, &eb)
+    let (_, sa) = ore::core::spec::resolve(&repo, &a.a)?;
+    let (_, sb) = ore::core::spec::resolve(&repo, &a.b)?;
+    let ea = ore::core::tree::find(&repo, &sa.root, path.as_bytes())?;
+    let eb = ore::core::tree::find(&repo, &sb.root, path.as_bytes())?;
+    let (changes, dirs_read) = ore::commands::diff::diff(&repo, &ea, &eb)
         .with_context(|| format!("comparing {} with {}", a.a, a.b))?;
     let prefix = if path.is_empty() {
         String::new()

@@ -9,7 +9,7 @@
 //! ```
 
 use anyhow::{anyhow, bail, Context, Result};
-use ore::rules::Rule;
+use ore::commands::snapshot::rules::Rule;
 use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -52,10 +52,10 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
         env.pass.clone()
     };
     let dst = env.open_other(&a.to, &dst_pass)?;
-    if dst.format.archive_id == src.format.archive_id {
+    if dst.format().archive_id == src.format().archive_id {
         bail!("{} and {} are the same archive", env.archive_id()?, a.to);
     }
-    let o = ore::sync::sync(&src, &dst, &a.tags)?;
+    let o = ore::commands::sync::sync(&src, &dst, &a.tags)?;
     let conflicts = o.tags.iter().filter(|t| t.status == "conflict").count();
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
@@ -73,7 +73,7 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
                 "{} blocks reached, {} copied ({}, {}) in {:.1} s",
                 o.blocks,
                 o.copied,
-                ore::util::human_bytes(o.bytes),
+                ore::core::util::human_bytes(o.bytes),
                 o.mode,
                 o.duration_ms as f64 / 1000.0
             );
@@ -91,14 +91,14 @@ pub fn dump(env: &Env, a: DumpArgs) -> Result<Done> {
         bail!("ore dump writes a binary stream: redirect it to a file or a pipe");
     }
     let (repo, snap) = env.open_at(&a.snapshot)?;
-    let stats = ore::dump::dump(&repo, &snap, &mut std::io::stdout().lock())?;
+    let stats = ore::commands::dump::dump(&repo, &snap, &mut std::io::stdout().lock())?;
     if !env.global.quiet {
         eprintln!(
             "dumped {}: {} entries, {} of file data, {} stream",
             a.snapshot,
             stats.entries,
-            ore::util::human_bytes(stats.bytes),
-            ore::util::human_bytes(stats.stream_bytes)
+            ore::core::util::human_bytes(stats.bytes),
+            ore::core::util::human_bytes(stats.stream_bytes)
         );
     }
     Ok(Done::Clean)
@@ -106,7 +106,7 @@ pub fn dump(env: &Env, a: DumpArgs) -> Result<Done> {
 
 pub fn load(env: &Env, a: LoadArgs) -> Result<Done> {
     let repo = env.open()?;
-    let (key, _, stats) = ore::dump::load(&repo, &a.tag, &mut std::io::stdin().lock())?;
+    let (key, _, stats) = ore::commands::dump::load(&repo, &a.tag, &mut std::io::stdin().lock())?;
     if env.global.json {
         env.json(&json!({"key": key.to_hex(), "tag": a.tag, "entries": stats.entries, "bytes": stats.bytes}))?;
     } else {
@@ -115,7 +115,7 @@ pub fn load(env: &Env, a: LoadArgs) -> Result<Done> {
             eprintln!(
                 "loaded {} entries, {} of file data, onto tag {}",
                 stats.entries,
-                ore::util::human_bytes(stats.bytes),
+                ore::core::util::human_bytes(stats.bytes),
                 a.tag
             );
         }

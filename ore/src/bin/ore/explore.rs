@@ -1,13 +1,13 @@
 //! `ore explore`: a shell over the archive's tree of tags, snapshots and files
-//! ([`ore::vtree`]). On a terminal it edits lines, keeps history and completes names with Tab;
+//! ([`ore::core::vtree`]). On a terminal it edits lines, keeps history and completes names with Tab;
 //! otherwise it reads commands from standard input, one per line, so it can be scripted.
 
 use crate::browse::long_line;
 use crate::{out, Done, Env};
 use anyhow::{anyhow, bail, Result};
-use ore::entry::EntryKind;
-use ore::util::{format_time, human_bytes, show};
-use ore::vtree::{VNode, VTree};
+use ore::core::entry::EntryKind;
+use ore::core::util::{format_time, human_bytes, show};
+use ore::core::vtree::{VNode, VTree};
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::rc::Rc;
@@ -171,7 +171,7 @@ impl Shell<'_> {
                         s.snapshot.host,
                         s.snapshot.stats.files,
                         human_bytes(s.snapshot.stats.bytes),
-                        if n == ore::vtree::CURRENT {
+                        if n == ore::core::vtree::CURRENT {
                             format!(" -> {}", s.name)
                         } else {
                             String::new()
@@ -213,12 +213,12 @@ impl Shell<'_> {
             Some(d) => std::path::PathBuf::from(d),
             None => default_dest(path, &entry.name)?,
         };
-        let o = ore::restore::restore(
+        let o = ore::commands::restore::restore(
             self.tree.repo,
             &snap.snapshot,
             inner,
             &dest,
-            &ore::restore::RestoreOptions::default(),
+            &ore::commands::restore::RestoreOptions::default(),
         )?;
         // Each warning was shown as it happened (through the log).
         eprintln!(
@@ -306,7 +306,7 @@ impl Shell<'_> {
     /// Prints the matches below `node` in order, each directory before what it holds. The
     /// directories being listed are kept on a stack of their own rather than recursing (a
     /// crafted snapshot nested a hundred thousand deep overflowed the stack); the tree refuses
-    /// to list past the depth any walk of a snapshot goes (`ore::depth`).
+    /// to list past the depth any walk of a snapshot goes (`ore::core::depth`).
     fn find_in(
         &self,
         node: &VNode,
@@ -326,7 +326,7 @@ impl Shell<'_> {
                 continue;
             };
             let n = show(&name);
-            if *in_tag && n == ore::vtree::CURRENT {
+            if *in_tag && n == ore::core::vtree::CURRENT {
                 continue;
             }
             let p = if rel.is_empty() {
@@ -448,7 +448,7 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
         let (mut input, mut line, mut number) = (std::io::stdin().lock(), Vec::new(), 0u64);
         loop {
             number += 1;
-            match ore::util::read_line_capped(&mut input, MAX_LINE, &mut line) {
+            match ore::core::util::read_line_capped(&mut input, MAX_LINE, &mut line) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => bail!("standard input, line {number}: {e}"),
@@ -471,7 +471,7 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
     }
     let mut ed = rustyline::Editor::<Helper, rustyline::history::DefaultHistory>::new()?;
     ed.set_helper(Some(Helper { shell: &shell }));
-    let history = ore::filecache::default_dir().map(|d| d.join("explore-history"));
+    let history = ore::core::filecache::default_dir().map(|d| d.join("explore-history"));
     if let Some(h) = &history {
         let _ = ed.load_history(h);
     }
@@ -522,7 +522,7 @@ pub fn mount(env: &Env, mountpoint: &std::path::Path, tag: Option<String>) -> Re
             mountpoint.display()
         );
     }
-    ore::mount::mount(std::sync::Arc::new(repo), mountpoint, tag, &stop)?;
+    ore::commands::mount::mount(std::sync::Arc::new(repo), mountpoint, tag, &stop)?;
     Ok(Done::Clean)
 }
 
@@ -539,7 +539,7 @@ fn default_dest(path: &str, name: &[u8]) -> Result<std::path::PathBuf> {
         bail!(
             "get {path}: the snapshot names it `{}`, which is not a plain file name; \
              give a destination (get PATH DEST)",
-            ore::util::show(name)
+            ore::core::util::show(name)
         );
     }
     Ok(std::path::PathBuf::from(

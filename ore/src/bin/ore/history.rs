@@ -2,7 +2,7 @@
 //! the owner expires them — the way back after a tag was moved where it should not have been
 //! (by an append-only machine's `forget`, say). Each value names a snapshot that gc keeps
 //! while the value is kept; `ore reset TAG KEY` or `ore fork KEY NEW` brings it back.
-//! `ore restore-format` brings back a lost format record the same way (`ore::format::restore`).
+//! `ore restore-format` brings back a lost format record the same way (`ore::core::format::restore`).
 
 use crate::cli::TagHistoryArgs;
 use crate::{out, Done, Env};
@@ -13,18 +13,18 @@ use serde_json::json;
 pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
     let repo = env.open_brief()?;
     let args: Vec<String> = a.tag.iter().cloned().collect();
-    let answer = repo.backend.admin(TAG_HISTORY, &args)?;
+    let answer = repo.backend().admin(TAG_HISTORY, &args)?;
     let entries = parse(&answer.json)?;
     let current: std::collections::HashMap<String, Vec<u8>> =
-        repo.backend.list_tags()?.into_iter().collect();
+        repo.backend().list_tags()?.into_iter().collect();
     let keys: Vec<Option<protocol::Key>> = entries
         .iter()
-        .map(|e| ore::repo::parse_tag_value(e.value.as_bytes()))
+        .map(|e| ore::core::format::parse_tag_value(e.value.as_bytes()))
         .collect();
     let stored: Vec<protocol::Key> = keys.iter().flatten().copied().collect();
     let held: std::collections::HashSet<protocol::Key> = stored
         .iter()
-        .zip(repo.backend.exists(&stored)?)
+        .zip(repo.backend().exists(&stored)?)
         .filter_map(|(k, held)| held.then_some(*k))
         .collect();
     for (e, key) in entries.iter().zip(&keys) {
@@ -37,7 +37,7 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
             Some(_) => "gone",
             None => "not a key",
         };
-        let time = ore::util::format_time(e.time.saturating_mul(1_000_000_000));
+        let time = ore::core::util::format_time(e.time.saturating_mul(1_000_000_000));
         if env.global.json {
             env.json(&json!({"time": time, "tag": e.tag, "value": e.value, "state": state}))?;
         } else {
@@ -50,8 +50,8 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
 /// `ore restore-format`: puts back the newest kept value of `ore:format` that decodes.
 pub fn restore_format(env: &Env) -> Result<Done> {
     let id = env.archive_id()?;
-    let backend = ore::archive::open_existing_single(&id)?;
-    let r = ore::format::restore(&*backend, &id)?;
+    let backend = ore::core::archive::open_existing_single(&id)?;
+    let r = ore::core::format::restore(&*backend, &id)?;
     if env.global.json {
         env.json(&json!({
             "archive": id,

@@ -3,12 +3,12 @@
 use crate::cli::{ForgetArgs, GcArgs, ReflogArgs, ReflogCommand, ResetArgs};
 use crate::{out, Done, Env};
 use anyhow::{anyhow, bail, Result};
-use ore::forget::Policy;
-use ore::util::{format_time, human_bytes};
+use ore::commands::forget::Policy;
+use ore::core::util::{format_time, human_bytes};
 use serde_json::json;
 
 fn duration_ns(flag: &str, s: &str) -> Result<i64> {
-    ore::util::parse_duration(s)
+    ore::core::util::parse_duration(s)
         .map(|secs| secs.saturating_mul(1_000_000_000))
         .ok_or_else(|| anyhow!("{flag} {s:?}: not a duration (e.g. 36h, 30d, 12w, 2y)"))
 }
@@ -29,7 +29,7 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     };
     let repo = env.open()?;
     for tag in &a.tags {
-        let o = ore::forget::forget(&repo, tag, &policy, a.dry_run)?;
+        let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
         if env.global.json {
             env.json(&serde_json::to_value(&o)?)?;
             continue;
@@ -82,13 +82,13 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
 pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
     let repo = env.open()?;
     let o = crate::with_progress_of(env, "blocks", |progress| {
-        let opts = ore::gc::GcOptions {
+        let opts = ore::commands::gc::GcOptions {
             dry_run: a.dry_run,
             wait: std::time::Duration::from_secs(a.wait),
             compact: (!a.no_compact).then_some(a.compact_threshold),
             progress,
         };
-        ore::gc::gc(&repo, &opts)
+        ore::commands::gc::gc(&repo, &opts)
     })?;
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
@@ -126,15 +126,15 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
 
 pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    ore::format::check_user_tag(&a.tag)?;
-    let _lease = ore::lease::Lease::acquire(&repo)?;
-    let (key, _) = ore::spec::resolve(&repo, &a.snapshot)?;
+    ore::core::format::check_user_tag(&a.tag)?;
+    let _lease = ore::core::lease::Lease::acquire(&repo)?;
+    let (key, _) = ore::core::spec::resolve(&repo, &a.snapshot)?;
     // The tag's value as stored: a tag an append-only key (or anything else) pointed at
     // something that is not a readable snapshot — no key at all, a missing block, a block of
     // another kind — is recorded as having named nothing, since a reflog entry naming it would
     // stop gc; it is moved from exactly what it holds.
-    let raw = repo.backend.get_tag(&a.tag)?;
-    let old = raw.as_deref().and_then(ore::repo::parse_tag_value);
+    let raw = repo.backend().get_tag(&a.tag)?;
+    let old = raw.as_deref().and_then(ore::core::format::parse_tag_value);
     if old == Some(key) {
         if !env.global.quiet {
             eprintln!("tag {} already names {key}", a.tag);
@@ -146,12 +146,12 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
         repo.move_tag(&a.tag, old, key, "reset")?
     } else {
         let cas = repo
-            .backend
+            .backend()
             .set_tag(&a.tag, raw.as_deref(), key.to_hex().as_bytes())?;
         let done = matches!(cas, protocol::CasOutcome::Done);
         if done {
-            let entry = ore::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
-            ore::reflog::append(&repo, &[entry])?;
+            let entry = ore::core::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
+            ore::core::reflog::append(&repo, &[entry])?;
         }
         done
     };
@@ -180,8 +180,8 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         let key: protocol::Key = key
             .parse()
             .map_err(|e| anyhow!("reflog reset {key:?}: not a block key: {e}"))?;
-        let _lease = ore::lease::Lease::acquire(&repo)?;
-        if !ore::reflog::reset_head(&repo, key)? {
+        let _lease = ore::core::lease::Lease::acquire(&repo)?;
+        if !ore::core::reflog::reset_head(&repo, key)? {
             bail!("the reflog moved meanwhile (another run added to it); nothing was changed");
         }
         if !env.global.quiet {
@@ -194,11 +194,11 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         dry_run,
     }) = a.command
     {
-        let cutoff = ore::util::now_ns() - duration_ns("--older-than", &older_than)?;
+        let cutoff = ore::core::util::now_ns() - duration_ns("--older-than", &older_than)?;
         let _lease = (!dry_run)
-            .then(|| ore::lease::Lease::acquire(&repo))
+            .then(|| ore::core::lease::Lease::acquire(&repo))
             .transpose()?;
-        let (dropped, kept) = ore::reflog::expire(&repo, cutoff, dry_run)?;
+        let (dropped, kept) = ore::core::reflog::expire(&repo, cutoff, dry_run)?;
         if env.global.json {
             env.json(&json!({"dropped": dropped, "kept": kept, "dry_run": dry_run}))?;
         } else if !env.global.quiet {
@@ -215,7 +215,7 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         return Ok(Done::Clean);
     }
     let short = |k: Option<protocol::Key>| k.map_or("-".to_string(), |k| k.to_hex()[..12].into());
-    for e in ore::reflog::entries(&repo)?.iter().rev() {
+    for e in ore::core::reflog::entries(&repo)?.iter().rev() {
         if a.tag.as_deref().is_some_and(|t| t != e.tag) {
             continue;
         }

@@ -2,6 +2,8 @@
 //! archive, run one command, print, and map the result to an exit status (0 success, 1 error,
 //! 3 completed with warnings).
 
+#[path = "../shared/args.rs"]
+mod args;
 mod browse;
 mod cache;
 mod checks;
@@ -17,7 +19,7 @@ mod save;
 
 use anyhow::{anyhow, Context, Result};
 use cli::{Cli, Command};
-use ore::repo::Repo;
+use ore::core::repo::Repo;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -54,7 +56,7 @@ impl Env {
     }
 
     /// Opens the archive and unlocks it, for a command that may move much data (over a slow
-    /// link it gets several connections, see [`ore::archive::LANES_ENV`]).
+    /// link it gets several connections, see [`ore::core::archive::LANES_ENV`]).
     pub fn open(&self) -> Result<Repo> {
         self.open_other(&self.archive_id()?, &self.pass)
     }
@@ -73,21 +75,21 @@ impl Env {
     }
 
     /// Opens the archive and resolves the snapshot `name`, whose tag and block are read while
-    /// the archive is being unlocked (see [`ore::spec::Ahead`]).
-    pub fn open_at(&self, name: &str) -> Result<(Repo, ore::entry::Snapshot)> {
+    /// the archive is being unlocked (see [`ore::core::spec::Ahead`]).
+    pub fn open_at(&self, name: &str) -> Result<(Repo, ore::core::entry::Snapshot)> {
         self.open_at_for(name, Use::Bulk)
     }
 
     /// [`Env::open_at`] over one connection (see [`Env::open_brief`]).
-    pub fn open_at_brief(&self, name: &str) -> Result<(Repo, ore::entry::Snapshot)> {
+    pub fn open_at_brief(&self, name: &str) -> Result<(Repo, ore::core::entry::Snapshot)> {
         self.open_at_for(name, Use::Brief)
     }
 
-    fn open_at_for(&self, name: &str, how: Use) -> Result<(Repo, ore::entry::Snapshot)> {
+    fn open_at_for(&self, name: &str, how: Use) -> Result<(Repo, ore::core::entry::Snapshot)> {
         let (repo, ahead) = self.open_with(&self.archive_id()?, &self.pass, how, |backend| {
-            ore::spec::Ahead::start(backend, name)
+            ore::core::spec::Ahead::start(backend, name)
         })?;
-        let (_, snap) = ore::spec::resolve_with(&repo, name, ahead)?;
+        let (_, snap) = ore::core::spec::resolve_with(&repo, name, ahead)?;
         Ok((repo, snap))
     }
 
@@ -100,8 +102,8 @@ impl Env {
         early: impl FnOnce(&Arc<dyn protocol::Backend>) -> T,
     ) -> Result<(Repo, T)> {
         let backend = match how {
-            Use::Bulk => ore::archive::open_existing(id)?,
-            Use::Brief => ore::archive::open_existing_single(id)?,
+            Use::Bulk => ore::core::archive::open_existing(id)?,
+            Use::Brief => ore::core::archive::open_existing_single(id)?,
         };
         let started = early(&backend);
         let pass = |p: &str| {
@@ -138,7 +140,10 @@ pub fn out_bytes(b: &[u8]) -> Result<()> {
 }
 
 /// Draws progress on a terminal while `f` runs.
-pub fn with_progress<T>(env: &Env, f: impl FnOnce(Option<Arc<ore::progress::Progress>>) -> T) -> T {
+pub fn with_progress<T>(
+    env: &Env,
+    f: impl FnOnce(Option<Arc<ore::core::progress::Progress>>) -> T,
+) -> T {
     with_progress_of(env, "files", f)
 }
 
@@ -146,20 +151,33 @@ pub fn with_progress<T>(env: &Env, f: impl FnOnce(Option<Arc<ore::progress::Prog
 pub fn with_progress_of<T>(
     env: &Env,
     unit: &'static str,
-    f: impl FnOnce(Option<Arc<ore::progress::Progress>>) -> T,
+    f: impl FnOnce(Option<Arc<ore::core::progress::Progress>>) -> T,
 ) -> T {
     if !env.show_progress() {
         return f(None);
     }
-    let p = Arc::new(ore::progress::Progress::counting(unit));
+    let p = Arc::new(ore::core::progress::Progress::counting(unit));
     let drawer = {
         let p = p.clone();
-        std::thread::spawn(move || p.draw_until_done())
+        std::thread::spawn(move || draw_until_done(&p))
     };
     let r = f(Some(p.clone()));
     p.done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = drawer.join();
     r
+}
+
+/// Draws `p`'s line on stderr every 200 ms until it is done; for terminals only.
+fn draw_until_done(p: &ore::core::progress::Progress) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    while !p.done.load(Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut e = std::io::stderr().lock();
+        let _ = write!(e, "\r\x1b[K{}", p.line());
+        let _ = e.flush();
+    }
+    let _ = write!(std::io::stderr(), "\r\x1b[K");
 }
 
 fn run(cli: Cli) -> Result<Done> {
@@ -240,21 +258,21 @@ impl protocol::log::LogSink for Sink {
 }
 
 fn main() {
-    let cli: Cli = ore::util::parse_args();
+    let cli: Cli = args::parse_args();
     // Every client this process starts (and, through their environment, every proxy's inner
     // client) reads the limit from the environment.
     std::env::set_var(
         protocol::duration::TIMEOUT_ENV,
         cli.global.timeout.as_secs_f64().to_string(),
     );
-    let code = match ore::lease::ttl_setting()
+    let code = match ore::core::lease::ttl_setting()
         .map_err(anyhow::Error::msg)
         .and_then(|_| run(cli))
     {
-        Ok(_) if ore::reflog::unrecorded_moves() > 0 => {
+        Ok(_) if ore::core::reflog::unrecorded_moves() > 0 => {
             eprintln!(
                 "ore: warning: {} tag move(s) could not be recorded in the reflog (see above)",
-                ore::reflog::unrecorded_moves()
+                ore::core::reflog::unrecorded_moves()
             );
             3
         }

@@ -21,7 +21,7 @@ const MAX_COMMAND_OUTPUT: u64 = 1 << 20;
 /// a file or a command that goes on and on (`/dev/zero`, `yes`) costs nothing.
 fn first_line(r: impl Read, what: &str) -> Result<Vec<u8>> {
     let mut line = Vec::new();
-    ore::util::read_line_capped(&mut BufReader::new(r), MAX_PASSPHRASE, &mut line).map_err(|e| {
+    ore::core::util::read_line_capped(&mut BufReader::new(r), MAX_PASSPHRASE, &mut line).map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidData {
             anyhow!("{what}: its first line is longer than {MAX_PASSPHRASE} bytes, too long for a passphrase")
         } else {

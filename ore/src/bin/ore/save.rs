@@ -3,10 +3,10 @@
 use crate::cli::{InitArgs, OverwriteArg, RestoreArgs, SnapshotArgs};
 use crate::{out, with_progress, Done, Env};
 use anyhow::{anyhow, Result};
-use ore::repo::{InitOptions, Repo};
-use ore::restore::{Overwrite, RestoreOptions};
-use ore::snapshot::SnapshotOptions;
-use ore::util::{human_bytes, parse_size};
+use ore::commands::restore::{Overwrite, RestoreOptions};
+use ore::commands::snapshot::SnapshotOptions;
+use ore::core::repo::{InitOptions, Repo};
+use ore::core::util::{human_bytes, parse_size};
 use serde_json::json;
 
 fn size_arg(name: &str, v: &Option<String>, default: u32) -> Result<u32> {
@@ -22,7 +22,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     let id = env.archive_id()?;
     if let Some(from) = &a.from {
         let source = env.open_other(from, &env.pass)?;
-        let backend = ore::archive::open(&id)?;
+        let backend = ore::core::archive::open(&id)?;
         let pass = |_: &str| {
             env.pass
                 .get_new()
@@ -32,20 +32,22 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             backend,
             &id,
             &source,
-            ore::crypto::KdfParams::new_default(),
+            ore::core::crypto::KdfParams::new_default(),
             &pass,
         )?;
         if env.global.json {
-            env.json(&json!({"archive": id, "archive_id": repo.format.archive_id, "from": from}))?;
+            env.json(
+                &json!({"archive": id, "archive_id": repo.format().archive_id, "from": from}),
+            )?;
         } else if !env.global.quiet {
             eprintln!("created archive {id} with the keys, chunker and compression of {from}");
         }
         return Ok(Done::Clean);
     }
-    let d = ore::format::ChunkerParams::default();
+    let d = ore::core::format::ChunkerParams::default();
     let opts = InitOptions {
         encrypt: !a.no_encryption,
-        chunker: ore::format::ChunkerParams {
+        chunker: ore::core::format::ChunkerParams {
             min: size_arg("chunk-min", &a.chunk_min, d.min)?,
             avg: size_arg("chunk-avg", &a.chunk_avg, d.avg)?,
             max: size_arg("chunk-max", &a.chunk_max, d.max)?,
@@ -58,8 +60,8 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
         ..InitOptions::default()
     };
     opts.chunker.check()?;
-    ore::format::parse_compression(&opts.compression)?;
-    let backend = ore::archive::open(&id)?;
+    ore::core::format::parse_compression(&opts.compression)?;
+    let backend = ore::core::archive::open(&id)?;
     let pass = |_: &str| {
         env.pass
             .get_new()
@@ -69,10 +71,10 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     if env.global.json {
         env.json(&json!({
             "archive": id,
-            "archive_id": repo.format.archive_id,
-            "encryption": repo.format.encryption,
-            "compression": repo.format.compression,
-            "chunker": repo.format.chunker,
+            "archive_id": repo.format().archive_id,
+            "encryption": repo.format().encryption,
+            "compression": repo.format().compression,
+            "chunker": repo.format().chunker,
         }))?;
     } else if !env.global.quiet {
         eprintln!(
@@ -82,7 +84,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             } else {
                 "not encrypted"
             },
-            repo.format.compression,
+            repo.format().compression,
             human_bytes(opts.chunker.min.into()),
             human_bytes(opts.chunker.avg.into()),
             human_bytes(opts.chunker.max.into())
@@ -98,16 +100,16 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         .config
         .cache_dir
         .clone()
-        .or_else(ore::filecache::default_dir);
+        .or_else(ore::core::filecache::default_dir);
     let cache = if a.no_cache {
         None
     } else {
         cache_dir
             .as_ref()
-            .map(|d| ore::filecache::cache_path(d, &repo.format.archive_id))
+            .map(|d| ore::core::filecache::cache_path(d, &repo.format().archive_id))
     };
     let mut skip = Vec::new();
-    if let Some(d) = ore::archive::local_dir(&id) {
+    if let Some(d) = ore::core::archive::local_dir(&id) {
         skip.push(d.to_path_buf());
     }
     if let Some(d) = &cache_dir {
@@ -128,7 +130,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         progress: None,
     };
     let r = with_progress(env, |p| {
-        ore::snapshot::snapshot(
+        ore::commands::snapshot::snapshot(
             &repo,
             &SnapshotOptions {
                 progress: p,
@@ -138,7 +140,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     })?;
     // Note whose cache it is, for `ore cache list` and `ore cache prune`.
     if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
-        if let Err(e) = ore::filecache::remember_use(path, &id) {
+        if let Err(e) = ore::core::filecache::remember_use(path, &id) {
             protocol::log::warning(&format!("the file cache: {e}"));
         }
     }
@@ -151,7 +153,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
             "dry_run": a.dry_run,
             "chained_onto": r.raced.map(|k| k.to_hex()),
             "stats": s.stats,
-            "warnings": s.warnings.iter().map(|w| json!({"path": ore::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
+            "warnings": s.warnings.iter().map(|w| json!({"path": ore::core::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
             "warnings_total": s.warnings_total,
         }))?;
     } else {
@@ -190,7 +192,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
 }
 
 pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
-    let (name, path) = ore::spec::split_path(&a.snapshot);
+    let (name, path) = ore::core::spec::split_path(&a.snapshot);
     let (repo, snap) = env.open_at(name)?;
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
@@ -204,7 +206,7 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     };
     let started = std::time::Instant::now();
     let r = with_progress(env, |p| {
-        ore::restore::restore(
+        ore::commands::restore::restore(
             &repo,
             &snap,
             path.as_bytes(),

@@ -1,0 +1,482 @@
+//! The reading side of the dump stream: `ore load` (FORMAT.md §11).
+//!
+//! A stream comes from outside the archive — a file someone sent, a pipe from another host —
+//! so nothing in it is trusted before it is checked: a record's length against the limit
+//! before anything is allocated (its payload grows as its bytes arrive), a file's data and
+//! holes against the size its entry declared before they are hashed or stored, names and
+//! hard-link targets against the rules every reader of an archive holds them to
+//! ([`crate::core::names`]), nesting against [`crate::core::depth::MAX_DEPTH`], each file's hash as it
+//! ends, and the trailer before any tag moves.
+
+use super::*;
+
+/// Reads records, hashing everything it reads.
+struct Records<R> {
+    inner: R,
+    hash: blake3::Hasher,
+    /// Where the last entry was, for errors.
+    at: String,
+}
+
+impl<R: Read> Records<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Usage(format!(
+                    "the dump ends early (last entry read: {})",
+                    self.at
+                ))
+            } else {
+                Error::Local(format!("reading the dump: {e}"))
+            }
+        })?;
+        self.hash.update(buf);
+        Ok(())
+    }
+
+    /// The next record; the hash of everything before it comes along for the trailer.
+    fn next(&mut self) -> Result<(u8, Vec<u8>, [u8; 32])> {
+        let before = *self.hash.finalize().as_bytes();
+        let mut head = [0u8; 5];
+        self.exact(&mut head)?;
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        if len > MAX_RECORD {
+            return Err(self.bad(format!("a record of {len} bytes (at most {MAX_RECORD})")));
+        }
+        // Grown as bytes arrive, not allocated at the size the record claims.
+        let mut payload = Vec::new();
+        let got = (&mut self.inner)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)
+            .map_err(|e| Error::Local(format!("reading the dump: {e}")))?;
+        if got < len as usize {
+            return Err(Error::Usage(format!(
+                "the dump ends early (last entry read: {})",
+                self.at
+            )));
+        }
+        self.hash.update(&payload);
+        Ok((head[0], payload, before))
+    }
+
+    fn bad(&self, what: String) -> Error {
+        Error::Usage(format!("the dump is damaged near {}: {what}", self.at))
+    }
+}
+
+/// Where `load` stores blocks: tree blocks one at a time, chunks in batches (one `exists` for
+/// a window of chunks, then puts in flight, settled every [`IN_FLIGHT`] and at the end).
+struct RepoStore<'r> {
+    repo: &'r Repo,
+    pending: Vec<protocol::Ticket<()>>,
+}
+
+/// Chunk puts in flight before `load` waits for them.
+const IN_FLIGHT: usize = 256;
+
+impl Store for RepoStore<'_> {
+    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
+        Ok(self.repo.put_block(kind, plain)?.0)
+    }
+}
+
+impl RepoStore<'_> {
+    /// Stores the chunks `cuts` of `data` that the archive lacks; returns their keys.
+    fn chunks(&mut self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<Key>> {
+        let repo = self.repo;
+        let keys: Vec<Key> = cuts
+            .iter()
+            .map(|&(o, l)| repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l]))
+            .collect();
+        if keys.is_empty() {
+            return Ok(keys);
+        }
+        let present = repo.backend().exists(&keys)?;
+        let mut sent = std::collections::HashSet::new();
+        for (i, &(o, l)) in cuts.iter().enumerate() {
+            if present.get(i) == Some(&true) || !sent.insert(keys[i]) {
+                continue;
+            }
+            let sealed = repo.seal(Kind::Chunk, &keys[i], &data[o..o + l], repo.compression())?;
+            let len = sealed.len() as u64;
+            self.pending.push(repo.backend().start_put(keys[i], sealed));
+            repo.stored(len)?;
+            if self.pending.len() >= IN_FLIGHT {
+                self.settle()?;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Waits for every put in flight.
+    fn settle(&mut self) -> Result<()> {
+        for t in self.pending.drain(..) {
+            t.wait()?;
+        }
+        Ok(())
+    }
+}
+
+/// A directory being rebuilt.
+struct Frame {
+    meta: DumpEntry,
+    path: String,
+    entries: Builder<DirTree>,
+    last: Option<Vec<u8>>,
+}
+
+/// Reads a dump stream from `input` and stores it as a new snapshot on `tag` (chained onto
+/// the tag's current snapshot). Returns the new snapshot's key.
+pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapshot, DumpStats)> {
+    crate::core::format::check_user_tag(tag)?;
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    let mut r = Records {
+        inner: std::io::BufReader::with_capacity(1 << 20, input),
+        hash: blake3::Hasher::new(),
+        at: "the start".into(),
+    };
+    let version = read_magic(&mut r)?;
+    let (kind, payload, _) = r.next()?;
+    if kind != HEADER {
+        return Err(r.bad(format!("record kind {kind} where the header belongs")));
+    }
+    let header: Header =
+        postcard::from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
+    let mut tree = Rebuild {
+        repo,
+        version,
+        store: RepoStore {
+            repo,
+            pending: Vec::new(),
+        },
+        stack: Vec::new(),
+        root: None,
+        stats: DumpStats::default(),
+    };
+    let root = tree.read(&mut r)?;
+    tree.store.settle()?;
+    let mut extra = [0u8; 1];
+    if r.inner
+        .read(&mut extra)
+        .map_err(|e| Error::Local(format!("reading the dump: {e}")))?
+        != 0
+    {
+        return Err(Error::Usage("the dump has bytes after its trailer".into()));
+    }
+    repo.backend().flush()?;
+    let mut snap = Snapshot {
+        previous: Vec::new(),
+        root,
+        time: header.time,
+        host: header.host,
+        user: header.user,
+        tag: tag.to_string(),
+        paths: header.paths,
+        comment: header.comment,
+        stats: header.stats,
+        warnings: header.warnings,
+        warnings_total: header.warnings_total,
+    };
+    loop {
+        let parent = repo.tag(tag)?;
+        snap.previous = parent.into_iter().collect();
+        let key = repo.put_snapshot_durably(&snap)?;
+        if repo.move_tag(tag, parent, key, "load")? {
+            return Ok((key, snap, tree.stats));
+        }
+    }
+}
+
+/// Reads the stream's magic; returns its version, refusing one this ore does not read.
+fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
+    let mut magic = [0u8; 9];
+    r.exact(&mut magic)?;
+    if &magic[..8] != MAGIC {
+        return Err(Error::Usage(
+            "this is not an Ore dump stream (bad magic)".into(),
+        ));
+    }
+    let version = magic[8];
+    if !(OLDEST..=VERSION).contains(&version) {
+        return Err(Error::Usage(format!(
+            "this dump is version {version}; this ore reads versions {OLDEST} to {VERSION}"
+        )));
+    }
+    Ok(version)
+}
+
+/// The snapshot's tree, rebuilt from the stream's records into the archive: the directories
+/// open above the current entry, and the root once its directory has ended.
+struct Rebuild<'r> {
+    repo: &'r Repo,
+    /// The stream's version (how a file's hash covers holes).
+    version: u8,
+    store: RepoStore<'r>,
+    stack: Vec<Frame>,
+    root: Option<Entry>,
+    stats: DumpStats,
+}
+
+impl Rebuild<'_> {
+    /// Reads records up to the trailer, whose checksum must match everything before it;
+    /// returns the root directory.
+    fn read<R: Read>(&mut self, r: &mut Records<R>) -> Result<Entry> {
+        loop {
+            let (kind, payload, before) = r.next()?;
+            match kind {
+                ENTRY => self.entry(r, &payload)?,
+                DIR_END => self.dir_end(r)?,
+                TRAILER => {
+                    if payload.as_slice() != before.as_slice() {
+                        return Err(Error::Usage(
+                            "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
+                                .into(),
+                        ));
+                    }
+                    break;
+                }
+                k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
+            }
+        }
+        self.root
+            .take()
+            .ok_or_else(|| r.bad("the stream ended inside a directory".into()))
+    }
+
+    /// One entry record: checked, then a directory opened, or a file's data stored, or any
+    /// other entry added to the directory it is in.
+    fn entry<R: Read>(&mut self, r: &mut Records<R>, payload: &[u8]) -> Result<()> {
+        if self.root.is_some() {
+            return Err(r.bad("an entry after the root directory ended".into()));
+        }
+        let de: DumpEntry =
+            postcard::from_bytes(payload).map_err(|e| r.bad(format!("entry: {e}")))?;
+        self.stats.entries += 1;
+        let path = match self.stack.last() {
+            Some(f) if f.path.is_empty() => show(&de.name),
+            Some(f) => format!("{}/{}", f.path, show(&de.name)),
+            None => String::new(),
+        };
+        r.at = if path.is_empty() {
+            "/".into()
+        } else {
+            path.clone()
+        };
+        check_entry(&de, self.stack.last().map(|f| f.last.as_deref())).map_err(|why| r.bad(why))?;
+        if let Some(f) = self.stack.last_mut() {
+            f.last = Some(de.name.clone());
+        }
+        let entry_kind = match &de.kind {
+            DumpKind::Dir => {
+                // Each level keeps its path: bounded depth keeps that memory linear.
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(r.bad(format!("directories nested more than {MAX_DEPTH} deep")));
+                }
+                self.stack.push(Frame {
+                    meta: de,
+                    path,
+                    entries: Builder::default(),
+                    last: None,
+                });
+                return Ok(());
+            }
+            DumpKind::File { size } => {
+                let content = load_file(
+                    self.repo,
+                    r,
+                    &mut self.store,
+                    (*size, self.version),
+                    &mut self.stats,
+                )?;
+                EntryKind::File {
+                    size: *size,
+                    content,
+                }
+            }
+            DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+            DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+            DumpKind::Fifo => EntryKind::Fifo,
+            DumpKind::Socket => EntryKind::Socket,
+            DumpKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
+            DumpKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
+        };
+        let e = entry(de, entry_kind);
+        if let Some(f) = self.stack.last_mut() {
+            f.entries.push(e, &mut self.store)?;
+        }
+        Ok(())
+    }
+
+    /// The end of a directory: its tree stored, and its entry added to its parent (or made
+    /// the root).
+    fn dir_end<R: Read>(&mut self, r: &mut Records<R>) -> Result<()> {
+        let f = self
+            .stack
+            .pop()
+            .ok_or_else(|| r.bad("a directory ends that never began".into()))?;
+        let tree = f.entries.finish(&mut self.store)?;
+        let e = entry(f.meta, EntryKind::Dir { tree });
+        match self.stack.last_mut() {
+            Some(parent) => parent.entries.push(e, &mut self.store)?,
+            None => self.root = Some(e),
+        }
+        Ok(())
+    }
+}
+
+/// Checks an entry of the stream as [`crate::core::entry`] checks one read from an archive: the
+/// root (no parent) is a directory named like a snapshot's root; any other entry's name and
+/// hard-link target pass [`check_name`](crate::core::entry::check_name), and its name sorts after
+/// the name before it in its directory (`prev`).
+fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Result<(), String> {
+    use crate::core::entry::{check_name, quoted};
+    let Some(prev) = parent else {
+        if !matches!(de.kind, DumpKind::Dir) {
+            return Err("the root is not a directory".into());
+        }
+        if !de.name.is_empty() {
+            check_name(&de.name)
+                .map_err(|why| format!("the root's name {} {why}", quoted(&de.name)))?;
+        }
+        return crate::core::entry::check_details(&de.name, &EntryKind::Fifo, &de.xattrs);
+    };
+    check_name(&de.name).map_err(|why| format!("an entry's name {} {why}", quoted(&de.name)))?;
+    if let Some(prev) = prev {
+        if prev >= de.name.as_slice() {
+            return Err(format!(
+                "the name {} follows {} in its directory (names must be sorted, each once)",
+                quoted(&de.name),
+                quoted(prev)
+            ));
+        }
+    }
+    let kind = match &de.kind {
+        DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+        DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
+        _ => EntryKind::Fifo,
+    };
+    crate::core::entry::check_details(&de.name, &kind, &de.xattrs)
+}
+
+fn entry(de: DumpEntry, kind: EntryKind) -> Entry {
+    Entry {
+        name: de.name,
+        kind,
+        mode: de.mode,
+        uid: de.uid,
+        gid: de.gid,
+        user: de.user,
+        group: de.group,
+        mtime: de.mtime,
+        atime: de.atime,
+        ctime: de.ctime,
+        xattrs: de.xattrs,
+    }
+}
+
+/// `total + more`, when that is within the file's declared `size`; else the error that the
+/// file's records hold more bytes than its entry says.
+fn within<R: Read>(r: &Records<R>, total: u64, more: u64, size: u64) -> Result<u64> {
+    total
+        .checked_add(more)
+        .filter(|&t| t <= size)
+        .ok_or_else(|| {
+            r.bad(format!(
+                "the file's records hold more than the {size} bytes its entry declares"
+            ))
+        })
+}
+
+/// Cuts `region` into chunks with the archive's chunker `c` and stores them as pieces; all of
+/// them when `last`, else all but the last (which may continue in the next data record).
+fn cut(
+    c: crate::core::format::ChunkerParams,
+    region: &mut Vec<u8>,
+    last: bool,
+    pieces: &mut Pieces,
+    store: &mut RepoStore,
+) -> Result<()> {
+    let chunks: Vec<(usize, usize)> =
+        fastcdc::v2020::FastCDC::with_level(region, c.min, c.avg, c.max, c.level())
+            .map(|ch| (ch.offset, ch.length))
+            .collect();
+    let keep = if last {
+        chunks.len()
+    } else {
+        chunks.len().saturating_sub(1)
+    };
+    let keys = store.chunks(region, &chunks[..keep])?;
+    let mut end = 0;
+    for (&(o, l), key) in chunks[..keep].iter().zip(keys) {
+        pieces.push(store, Piece::Data { key, len: l as u64 })?;
+        end = o + l;
+    }
+    region.drain(..end);
+    Ok(())
+}
+
+/// Reads a file's data records, chunks and stores them, and checks the file's hash.
+fn load_file<R: Read>(
+    repo: &Repo,
+    r: &mut Records<R>,
+    store: &mut RepoStore,
+    (size, version): (u64, u8),
+    stats: &mut DumpStats,
+) -> Result<crate::core::entry::Content> {
+    let c = repo.format().chunker;
+    let mut pieces = Pieces::default();
+    let mut h = FileHash::new(version);
+    let mut holes = 0u64;
+    let mut region: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    let window = 8 << 20;
+    loop {
+        let (kind, payload, _) = r.next()?;
+        match kind {
+            DATA => {
+                total = within(r, total, payload.len() as u64, size)?;
+                h.data(&payload);
+                region.extend_from_slice(&payload);
+                if region.len() >= window {
+                    cut(c, &mut region, false, &mut pieces, store)?;
+                }
+            }
+            HOLE => {
+                let len = u64::from_le_bytes(
+                    payload
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| r.bad("a hole record is not 8 bytes".into()))?,
+                );
+                // Sizes are checked before any work: a crafted hole of 2^62 bytes must not
+                // be hashed first.
+                total = within(r, total, len, size)?;
+                holes = holes.saturating_add(len);
+                if version == 1 && holes > V1_HOLES {
+                    return Err(Error::Usage(format!(
+                        "the dump is refused at {}: it declares more than {} of holes in one \
+                         file, and its stream version (1) hashes a hole's zeros; dump it again \
+                         with this ore (version {VERSION} hashes a hole's length)",
+                        r.at,
+                        crate::core::util::human_bytes(V1_HOLES)
+                    )));
+                }
+                cut(c, &mut region, true, &mut pieces, store)?;
+                h.hole(len);
+                pieces.push(store, Piece::Hole { len })?;
+            }
+            FILE_END => {
+                cut(c, &mut region, true, &mut pieces, store)?;
+                if payload.as_slice() != h.finalize().as_bytes() || total != size {
+                    return Err(Error::Usage(format!(
+                        "the dump is damaged: file {} does not hold the bytes it was dumped with",
+                        r.at
+                    )));
+                }
+                stats.bytes += total;
+                return pieces.finish(store);
+            }
+            k => return Err(r.bad(format!("record kind {k} inside a file's data"))),
+        }
+    }
+}

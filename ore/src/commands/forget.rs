@@ -1,0 +1,349 @@
+//! Forgetting snapshots by a retention policy.
+//!
+//! A tag is a chain: each snapshot names the one before it. Dropping snapshots from the middle
+//! therefore means rewriting the chain above them: every kept snapshot newer than the oldest
+//! dropped one is stored again with its `previous` pointing at the next kept one (same files,
+//! same time, a new key), and the tag moves to the new head by compare-and-swap. Kept
+//! snapshots older than every dropped one keep their keys. The old head goes to the reflog
+//! (as every tag move does), so until `ore reflog expire` drops that entry the forgotten
+//! snapshots are still reachable and gc keeps them; afterwards gc frees what only they used.
+//! Snapshots that another tag's chain also holds stay stored whatever this tag does.
+//!
+//! The policy follows the usual rules: `last N` keeps the N newest; `hourly N` … `yearly N`
+//! keep the newest snapshot of each of the N most recent hours … years that have one (UTC;
+//! weeks start on Monday); `within D` keeps everything made within D of the newest snapshot.
+//! A snapshot is kept if any rule keeps it, and the report says which rules did.
+
+use crate::core::entry::Snapshot;
+use crate::core::error::{Error, Result};
+use crate::core::repo::Repo;
+use protocol::Key;
+use std::collections::{HashMap, HashSet};
+
+/// Which snapshots to keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub last: Option<u32>,
+    pub hourly: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    pub monthly: Option<u32>,
+    pub yearly: Option<u32>,
+    /// Nanoseconds before the newest snapshot's time.
+    pub within: Option<i64>,
+}
+
+impl Policy {
+    /// Whether no rule was given (such a policy is refused: it would keep nothing).
+    pub fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+}
+
+/// What happens to one snapshot.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    #[serde(serialize_with = "crate::core::util::ser_key")]
+    pub key: Key,
+    pub time: i64,
+    pub keep: bool,
+    /// The rules that keep it (empty when dropped).
+    pub reasons: Vec<String>,
+    /// Its key after the chain is rewritten, when that differs.
+    #[serde(serialize_with = "crate::core::util::ser_opt_key")]
+    pub new_key: Option<Key>,
+    /// Other tags whose chains hold it (so it stays stored).
+    pub also_in: Vec<String>,
+}
+
+/// What forgetting did to one tag.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ForgetOutcome {
+    pub tag: String,
+    #[serde(serialize_with = "crate::core::util::ser_key")]
+    pub old_head: Key,
+    /// The tag's head afterwards (equal to `old_head` when nothing was dropped).
+    #[serde(serialize_with = "crate::core::util::ser_key")]
+    pub new_head: Key,
+    /// Newest first.
+    pub decisions: Vec<Decision>,
+    pub dry_run: bool,
+}
+
+const HOUR: i64 = 3_600_000_000_000;
+const DAY: i64 = 24 * HOUR;
+
+type Bucket = fn(i64) -> (i64, String);
+
+fn hour(t: i64) -> (i64, String) {
+    let h = t.div_euclid(HOUR);
+    (
+        h,
+        crate::core::util::format_time(h * HOUR)[..13].to_string() + "h",
+    )
+}
+
+fn day(t: i64) -> (i64, String) {
+    let d = t.div_euclid(DAY);
+    (d, crate::core::util::format_time(d * DAY)[..10].to_string())
+}
+
+fn week(t: i64) -> (i64, String) {
+    // 1970-01-01 was a Thursday: shifting by 3 days makes weeks start on Monday.
+    let w = (t.div_euclid(DAY) + 3).div_euclid(7);
+    let monday = w * 7 - 3;
+    (
+        w,
+        format!(
+            "week of {}",
+            &crate::core::util::format_time(monday * DAY)[..10]
+        ),
+    )
+}
+
+fn month(t: i64) -> (i64, String) {
+    let (y, m, _) = crate::core::util::civil_from_days(t.div_euclid(DAY));
+    (y * 12 + m as i64, format!("{y:04}-{m:02}"))
+}
+
+fn year(t: i64) -> (i64, String) {
+    let (y, _, _) = crate::core::util::civil_from_days(t.div_euclid(DAY));
+    (y, format!("{y:04}"))
+}
+
+/// Decides, for a chain given newest first, what to keep and why.
+pub fn decide(chain: &[(Key, i64)], policy: &Policy) -> Vec<Decision> {
+    let mut out: Vec<Decision> = chain
+        .iter()
+        .map(|&(key, time)| Decision {
+            key,
+            time,
+            keep: false,
+            reasons: Vec::new(),
+            new_key: None,
+            also_in: Vec::new(),
+        })
+        .collect();
+    if let Some(n) = policy.last {
+        for d in out.iter_mut().take(n as usize) {
+            d.reasons.push(format!("last {n}"));
+        }
+    }
+    let rules: [(&str, Option<u32>, Bucket); 5] = [
+        ("hourly", policy.hourly, hour),
+        ("daily", policy.daily, day),
+        ("weekly", policy.weekly, week),
+        ("monthly", policy.monthly, month),
+        ("yearly", policy.yearly, year),
+    ];
+    for (name, n, bucket) in rules {
+        let Some(n) = n else { continue };
+        let mut last = None;
+        let mut kept = 0;
+        for d in out.iter_mut() {
+            if kept >= n {
+                break;
+            }
+            let (b, label) = bucket(d.time);
+            if last != Some(b) {
+                last = Some(b);
+                kept += 1;
+                d.reasons.push(format!("{name} ({label})"));
+            }
+        }
+    }
+    if let (Some(within), Some(newest)) = (policy.within, chain.first()) {
+        for d in out.iter_mut() {
+            if d.time >= newest.1 - within {
+                d.reasons.push("within".into());
+            }
+        }
+    }
+    for d in &mut out {
+        d.keep = !d.reasons.is_empty();
+    }
+    out
+}
+
+/// Applies `policy` to `tag`: decides, rewrites the chain, moves the tag (unless `dry_run`).
+pub fn forget(repo: &Repo, tag: &str, policy: &Policy, dry_run: bool) -> Result<ForgetOutcome> {
+    if policy.is_empty() {
+        return Err(Error::Usage(
+            "no --keep-* rule given: forgetting everything is not something to do by accident"
+                .into(),
+        ));
+    }
+    let _lease = match dry_run {
+        true => None,
+        false => Some(crate::core::lease::Lease::acquire(repo)?),
+    };
+    loop {
+        let chain = crate::core::spec::chain(repo, tag)?;
+        let Some((old_head, _)) = chain.first() else {
+            return Err(Error::Usage(format!(
+                "no tag called `{tag}` (see `ore tags`)"
+            )));
+        };
+        let old_head = *old_head;
+        let times: Vec<(Key, i64)> = chain.iter().map(|(k, s)| (*k, s.time)).collect();
+        let mut decisions = decide(&times, policy);
+        if decisions.iter().all(|d| !d.keep) {
+            return Err(Error::Usage(format!(
+                "the policy keeps none of tag {tag}'s {} snapshot(s); nothing was changed",
+                chain.len()
+            )));
+        }
+        let others = other_tags(
+            repo,
+            tag,
+            decisions.iter().filter(|d| !d.keep).map(|d| d.key),
+        )?;
+        for d in &mut decisions {
+            if let Some(tags) = others.get(&d.key) {
+                d.also_in = tags.clone();
+            }
+        }
+        let new_head = rewrite(repo, &chain, &mut decisions, dry_run)?;
+        let outcome = ForgetOutcome {
+            tag: tag.to_string(),
+            old_head,
+            new_head,
+            decisions,
+            dry_run,
+        };
+        if dry_run || new_head == old_head {
+            return Ok(outcome);
+        }
+        repo.backend().flush()?;
+        if repo.move_tag(tag, Some(old_head), new_head, "forget")? {
+            return Ok(outcome);
+        }
+        protocol::log::info(&format!(
+            "tag {tag} moved while forgetting (a snapshot landed): deciding again"
+        ));
+    }
+}
+
+/// Stores the kept snapshots again where their `previous` must change; returns the new head.
+fn rewrite(
+    repo: &Repo,
+    chain: &[(Key, Snapshot)],
+    decisions: &mut [Decision],
+    dry_run: bool,
+) -> Result<Key> {
+    let mut below: Option<Key> = None;
+    let mut head = None;
+    for ((key, snap), d) in chain.iter().zip(decisions.iter_mut()).rev() {
+        if !d.keep {
+            continue;
+        }
+        let mut new_key = *key;
+        if snap.previous.first().copied() != below {
+            let mut s = snap.clone();
+            match (below, s.previous.is_empty()) {
+                (Some(b), true) => s.previous.push(b),
+                (Some(b), false) => s.previous[0] = b,
+                (None, _) => {
+                    s.previous.remove(0);
+                }
+            }
+            new_key = if dry_run {
+                repo.keys().key_of(
+                    crate::core::block::Kind::Snapshot as u8,
+                    &crate::core::entry::encode(&s),
+                )
+            } else {
+                repo.put_snapshot(&s)?
+            };
+            d.new_key = Some(new_key);
+        }
+        below = Some(new_key);
+        head = Some(new_key);
+    }
+    head.ok_or_else(|| Error::Usage("the policy keeps nothing".into()))
+}
+
+/// For each of `keys`, the other tags whose chains hold it.
+fn other_tags(
+    repo: &Repo,
+    tag: &str,
+    keys: impl Iterator<Item = Key>,
+) -> Result<HashMap<Key, Vec<String>>> {
+    let wanted: HashSet<Key> = keys.collect();
+    let mut out: HashMap<Key, Vec<String>> = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    for (name, _) in repo.tags()? {
+        if name == tag {
+            continue;
+        }
+        for (k, _) in crate::core::spec::chain(repo, &name)? {
+            if wanted.contains(&k) {
+                out.entry(k).or_default().push(name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(i: u32) -> Key {
+        Key(*blake3::hash(&i.to_le_bytes()).as_bytes())
+    }
+
+    /// Newest first, one snapshot every `step` ns ending at `end`.
+    fn history(n: u32, end: i64, step: i64) -> Vec<(Key, i64)> {
+        (0..n).map(|i| (k(i), end - i as i64 * step)).collect()
+    }
+
+    #[test]
+    fn daily_keeps_the_newest_of_each_day() {
+        let end = crate::core::util::parse_time("2026-11-20T23:30").unwrap();
+        let h = history(72, end, HOUR);
+        let d = decide(
+            &h,
+            &Policy {
+                daily: Some(2),
+                ..Policy::default()
+            },
+        );
+        let kept: Vec<usize> = (0..d.len()).filter(|&i| d[i].keep).collect();
+        // 23:30 on the 20th, then 23:30 on the 19th.
+        assert_eq!(kept, vec![0, 24]);
+        assert_eq!(d[24].reasons, vec!["daily (2026-11-19)".to_string()]);
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        // 2026-11-16 is a Monday.
+        let mon = crate::core::util::parse_time("2026-11-16T00:00").unwrap();
+        let sun = crate::core::util::parse_time("2026-11-15T23:59").unwrap();
+        assert_ne!(week(mon).0, week(sun).0);
+        assert_eq!(week(mon).0, week(mon + 6 * DAY).0);
+        assert_eq!(week(mon).1, "week of 2026-11-16");
+    }
+
+    #[test]
+    fn rules_combine_and_within_counts_from_the_newest() {
+        let end = crate::core::util::parse_time("2026-11-20T12:00").unwrap();
+        let h = history(10, end, HOUR);
+        let d = decide(
+            &h,
+            &Policy {
+                last: Some(1),
+                within: Some(3 * HOUR),
+                ..Policy::default()
+            },
+        );
+        let kept: Vec<usize> = (0..d.len()).filter(|&i| d[i].keep).collect();
+        assert_eq!(kept, vec![0, 1, 2, 3]);
+        assert_eq!(
+            d[0].reasons,
+            vec!["last 1".to_string(), "within".to_string()]
+        );
+    }
+}

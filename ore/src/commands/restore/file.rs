@@ -1,0 +1,336 @@
+//! Writing one regular file: under a temporary name beside it, renamed into place when whole.
+//!
+//! A restore that is interrupted (Ctrl-C, a kill, a crash) must not leave a file cut short
+//! under its real name, where the next run would take it for restored and leave it. So each
+//! file is created as `.ore-partial-XXXXXXXXXXXXXXXX` in its directory (`O_EXCL`, relative to
+//! the directory's descriptor; the suffix is derived from the name, so a re-run finds and
+//! replaces what an interrupted run left), written, given its owner, mode, attributes and
+//! times, checked with `--verify`, and only then renamed to its name — without replacing what
+//! is there under `--overwrite never`. Until then a file either is not there, or is whole.
+//!
+//! Blocks are fetched ahead of the one being written, a few within the file (many over a
+//! slow link).
+
+use super::{attrs, Ctx, Overwrite};
+use crate::core::block::{self, Kind};
+use crate::core::entry::{Content, Entry, EntryKind, Piece};
+use crate::core::error::{Error, Result};
+use crate::core::fsys::Dir;
+use crate::core::prefetch::Fetch;
+use crate::core::repo::Repo;
+use crate::core::tree::{FileTree, Reader};
+use crate::core::util::bytes_path;
+use protocol::Ticket;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Blocks fetched ahead of the one being written, within a file (more over a slow link).
+const READ_AHEAD: usize = 16;
+const READ_AHEAD_FAR: usize = 64;
+
+/// How every temporary name begins.
+pub(super) const PARTIAL: &[u8] = b".ore-partial-";
+
+/// The temporary name a file is written under until it is whole: the same for the same name,
+/// so that a re-run replaces what an interrupted one left.
+pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h = blake3::hash(name);
+    let mut out = Vec::with_capacity(29);
+    out.extend_from_slice(PARTIAL);
+    for b in &h.as_bytes()[..8] {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+    out
+}
+
+/// Restores the regular file `e` into `dir` (shown as `dir_path`). Ok when the file is there
+/// afterwards — written, or left as it was — with the inode number of the regular file now at
+/// its name (none when what was left there is something else); an error message when it is
+/// not. `fresh`: the directory was made by this restore, so nothing is there to look for.
+pub(super) fn restore_file(
+    ctx: &Ctx,
+    dir: &Dir,
+    dir_path: &Path,
+    fresh: bool,
+    e: &Entry,
+) -> std::result::Result<Option<u64>, String> {
+    let EntryKind::File { size, content } = &e.kind else {
+        return Ok(None);
+    };
+    let path = dir_path.join(bytes_path(&e.name));
+    if !fresh {
+        if let Some(left) = found_there(ctx, dir, e, *size, &path) {
+            return Ok(left);
+        }
+    }
+    let tmp = partial_name(&e.name);
+    let f = create_partial(dir, &tmp, &path)?;
+    // What was written of it would pass for the file restored: it goes.
+    let discard = |msg: String| {
+        let removed = match dir.unlink(&tmp) {
+            Ok(()) => "what was written of it was removed".to_string(),
+            Err(err) => format!(
+                "what was written of it is left as {} ({err})",
+                dir_path.join(bytes_path(&tmp)).display()
+            ),
+        };
+        format!("{msg}; {removed}")
+    };
+    let written = write_content(ctx, &f, content, *size, &path).and_then(|written| {
+        if written != *size || matches!(content, Content::Index(_)) {
+            // Trailing holes, or a file cut short by damage.
+            f.set_len(*size)
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+        }
+        Ok(written)
+    });
+    let written = written.map_err(discard)?;
+    ctx.bytes.fetch_add(written, Relaxed);
+    if let Err(err) = attrs::set(ctx, attrs::On::Fd(&f), e, &path) {
+        ctx.warn(format!("{}: metadata not restored: {err}", path.display()));
+    }
+    if ctx.opts.verify {
+        verify(ctx, &f, &path, content, *size).map_err(discard)?;
+    }
+    let ino = crate::core::fsys::fstat(&f)
+        .map_err(|err| discard(format!("{}: {err}", path.display())))?
+        .ino;
+    drop(f);
+    match dir.rename(&tmp, &e.name, ctx.opts.overwrite != Overwrite::Never) {
+        Ok(()) => {}
+        // It appeared while this one was written.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = dir.unlink(&tmp);
+            ctx.left_alone(&path);
+            return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
+        }
+        Err(err) => {
+            return Err(discard(format!(
+                "{}: not put in place: {err}",
+                path.display()
+            )))
+        }
+    }
+    ctx.files.fetch_add(1, Relaxed);
+    ctx.progress.add_file();
+    Ok(Some(ino))
+}
+
+/// What is already at `e`'s name, when the overwrite policy keeps it: `Some` with what
+/// [`restore_file`] answers for a file kept, `None` when the file is to be written.
+fn found_there(ctx: &Ctx, dir: &Dir, e: &Entry, size: u64, path: &Path) -> Option<Option<u64>> {
+    let st = dir.lstat(&e.name).ok()?;
+    let same = st.is_file() && st.size == size && st.mtime == e.mtime;
+    match ctx.opts.overwrite {
+        Overwrite::Never => {
+            ctx.left_alone(path);
+            Some(kept(ctx, e, &st))
+        }
+        Overwrite::IfChanged if same => {
+            ctx.skipped.fetch_add(1, Relaxed);
+            Some(kept(ctx, e, &st))
+        }
+        _ => None,
+    }
+}
+
+/// Creates the file's partial copy `tmp` (shown as `path` in errors), replacing one that an
+/// interrupted run left.
+fn create_partial(dir: &Dir, tmp: &[u8], path: &Path) -> std::result::Result<File, String> {
+    match dir.create(tmp, 0o600) {
+        // Left by an interrupted run: ours to replace.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = dir.unlink(tmp);
+            dir.create(tmp, 0o600)
+        }
+        r => r,
+    }
+    .map_err(|err| format!("{}: not created: {err}", path.display()))
+}
+
+/// The inode number of a file found at `e`'s name and kept, if a hard link may point at it: a
+/// regular file owned as the restore would have made it (a re-run keeps what the first run
+/// made; a file of someone else's, planted there, is kept but not linked to).
+fn kept(ctx: &Ctx, e: &Entry, st: &crate::core::fsys::Stat) -> Option<u64> {
+    (st.is_file() && attrs::owned_as_made(ctx, e, st)).then_some(st.ino)
+}
+
+/// Fetches blocks ahead of writing: the tickets of the next data pieces.
+/// A piece and, for data, the fetch already under way.
+type Fetching = (Piece, Option<Ticket<Option<Vec<u8>>>>);
+
+struct Ahead<'r> {
+    ctx: &'r Ctx<'r>,
+    pieces: Pieces<'r>,
+    queue: VecDeque<Fetching>,
+}
+
+enum Pieces<'r> {
+    One(Option<Piece>),
+    Tree(Reader<'r, FileTree>),
+}
+
+impl<'r> Ahead<'r> {
+    fn next(&mut self) -> Result<Option<Fetching>> {
+        let depth = if self.ctx.prefetch.is_some() {
+            READ_AHEAD_FAR
+        } else {
+            READ_AHEAD
+        };
+        while self.queue.len() < depth {
+            let p = match &mut self.pieces {
+                Pieces::One(p) => p.take(),
+                Pieces::Tree(r) => r.next_item()?,
+            };
+            let Some(p) = p else { break };
+            let t = match &p {
+                Piece::Data { key, .. } => Some(self.ctx.start_get(*key)),
+                Piece::Hole { .. } => None,
+            };
+            self.queue.push_back((p, t));
+        }
+        Ok(self.queue.pop_front())
+    }
+}
+
+fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64) -> Pieces<'r> {
+    match content {
+        Content::Empty => Pieces::One(None),
+        Content::Chunk(key) => Pieces::One(Some(Piece::Data {
+            key: *key,
+            len: size,
+        })),
+        Content::Index(root) => Pieces::Tree(Reader::via(repo, fetch, *root)),
+    }
+}
+
+fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
+    ctx.damaged(path);
+    format!("{}: not fully restored: {e}", path.display())
+}
+
+fn write_content(
+    ctx: &Ctx,
+    f: &File,
+    content: &Content,
+    size: u64,
+    path: &Path,
+) -> std::result::Result<u64, String> {
+    let mut ahead = Ahead {
+        ctx,
+        pieces: pieces(ctx.repo, ctx.fetcher(), content, size),
+        queue: VecDeque::new(),
+    };
+    let mut pos = 0u64;
+    let mut first_problem = None;
+    loop {
+        let (piece, ticket) = match ahead.next() {
+            Ok(Some(x)) => x,
+            Ok(None) => break,
+            Err(e) if crate::core::repo::is_damage(&e) => {
+                first_problem.get_or_insert(damaged(ctx, path, e));
+                break;
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        match (piece, ticket) {
+            (Piece::Hole { len }, _) => pos += len,
+            (Piece::Data { key, len }, Some(t)) => {
+                let data = match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
+                    Ok(stored) => block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), stored),
+                    Err(e) if crate::core::repo::is_damage(&e) => Err(e),
+                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                };
+                match data {
+                    Ok(plain) => {
+                        let d = plain.data();
+                        f.write_all_at(d, pos)
+                            .map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                        ctx.progress.add_bytes(d.len() as u64);
+                        pos += d.len() as u64;
+                    }
+                    Err(e) => {
+                        let msg = damaged(ctx, path, e);
+                        ctx.warn(msg);
+                        pos += len;
+                    }
+                }
+            }
+            (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
+        }
+    }
+    match first_problem {
+        Some(msg) => {
+            ctx.warn(msg);
+            Ok(pos)
+        }
+        None => Ok(pos),
+    }
+}
+
+/// Re-reads a restored file (through the descriptor it was written with) and checks every
+/// piece against its key.
+fn verify(
+    ctx: &Ctx,
+    f: &File,
+    path: &Path,
+    content: &Content,
+    size: u64,
+) -> std::result::Result<(), String> {
+    let md = f
+        .metadata()
+        .map_err(|e| format!("{}: not verified: {e}", path.display()))?;
+    if md.size() != size {
+        return Err(format!(
+            "{}: verify: size is {} but should be {size}",
+            path.display(),
+            md.size()
+        ));
+    }
+    let mut pieces = pieces(ctx.repo, ctx.repo, content, size);
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let p = match &mut pieces {
+            Pieces::One(p) => p.take(),
+            Pieces::Tree(r) => r
+                .next_item()
+                .map_err(|e| format!("{}: not verified: {e}", path.display()))?,
+        };
+        let Some(p) = p else { break };
+        let len = p.len() as usize;
+        buf.resize(len, 0);
+        f.read_exact_at(&mut buf, pos)
+            .map_err(|e| format!("{}: verify: {e}", path.display()))?;
+        let ok = match p {
+            Piece::Data { key, .. } => ctx.repo.keys().key_of(Kind::Chunk as u8, &buf) == key,
+            Piece::Hole { .. } => buf.iter().all(|&b| b == 0),
+        };
+        if !ok {
+            return Err(format!(
+                "{}: verify: bytes {pos}..{} differ from the snapshot",
+                path.display(),
+                pos + len as u64
+            ));
+        }
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_partial_name_is_one_name_the_same_for_the_same_file() {
+        let a = super::partial_name(b"big.iso");
+        assert_eq!(a, super::partial_name(b"big.iso"));
+        assert_ne!(a, super::partial_name(b"big.isp"));
+        assert!(a.starts_with(b".ore-partial-") && a.len() == 29);
+        assert!(crate::core::fsys::one_name(&a).is_ok());
+    }
+}

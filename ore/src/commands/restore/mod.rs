@@ -1,0 +1,328 @@
+//! Restoring a snapshot, a subtree or one file.
+//!
+//! Like the snapshot walk, restore is a parallel recursive descent: a directory's entries are
+//! read, and its files and subdirectories handled in parallel on the pool — files fetched,
+//! checked, decompressed and written (`file.rs`), with blocks fetched ahead of the one being
+//! written. A directory's metadata (owner, mode, times) is set when everything beneath it is
+//! done, so writing into it never disturbs its times; a directory that holds hard links waits
+//! until the links are made, once every file exists (`links.rs`).
+//!
+//! **Nothing beneath the destination is looked up by path.** The destination the user named is
+//! opened once; from then on every directory is held open while its entries are restored, and
+//! everything is created, opened and changed relative to its parent's descriptor, one name at
+//! a time, never following a symlink (`core/fsys/at.rs`). A user who can write inside the
+//! destination and swaps a directory for a symlink mid-restore gets an error for that
+//! directory, not a restore redirected elsewhere. At most one descriptor is open per directory
+//! being restored (the parents of the ones in progress, a few per thread), and the soft limit
+//! on descriptors is raised to the hard one.
+//!
+//! A block that is missing or corrupt — or that the backend answered it could not read (a log
+//! cut short, a file it cannot open: damage to that block, not a failure of the connection) —
+//! is reported with its key, what was wrong and the path it belongs to; the file is left with
+//! the bytes that could be restored, the rest of the restore goes on, and the paths so left are
+//! listed again at the end (`RestoreOutcome::damaged`; `ore restore` then exits 1).
+
+mod attrs;
+mod dest;
+mod file;
+mod links;
+mod walk;
+
+use walk::{finish_dir, one, walk};
+
+use crate::core::entry::{Content, Entry, EntryKind, Snapshot};
+use crate::core::error::{Error, Result};
+use crate::core::fsys::Dir;
+use crate::core::prefetch::{Fetch, Prefetch};
+use crate::core::progress::Progress;
+use crate::core::repo::Repo;
+use crate::core::tree::find;
+use protocol::{Key, Ticket};
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// What to do with files that already exist at the destination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Leave them, with a warning.
+    #[default]
+    Never,
+    /// Replace them unless size and mtime already match.
+    IfChanged,
+    /// Replace them.
+    Always,
+}
+
+/// How to restore.
+#[derive(Debug, Default)]
+pub struct RestoreOptions {
+    pub overwrite: Overwrite,
+    pub verify: bool,
+    pub no_owner: bool,
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a restore did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RestoreOutcome {
+    pub files: u64,
+    pub dirs: u64,
+    pub other: u64,
+    pub bytes: u64,
+    /// Files left alone because they already existed (and, with if-changed, matched).
+    pub skipped: u64,
+    /// Problems, each naming a path (and a block, for archive damage).
+    pub warnings: Vec<String>,
+    /// Whether some data could not be restored (missing or corrupt blocks).
+    pub incomplete: bool,
+    /// The files and directories (as restored, sorted) that missing or damaged blocks left
+    /// incomplete: each one's warning names the block and what was wrong with it.
+    pub damaged: Vec<String>,
+    /// Files that could not be written here (not created, a write that failed, a disk that
+    /// filled up: what was written of them is removed, so that no file cut short passes for a
+    /// restored one) or that read back differently with `--verify`, hard links not made, and
+    /// directories that could not be made or entered (a symlink in their place, say).
+    pub not_restored: u64,
+}
+
+/// Restore threads when the backend pipelines (most of them wait for the link).
+const WAITING_THREADS: usize = 128;
+/// Entries of a directory whose blocks are asked for ahead of the one being restored, over a
+/// slow link.
+const AHEAD_ENTRIES: usize = 1024;
+/// Entries of one directory handled by one task at least.
+const RUN: usize = 4;
+
+/// A directory's device and inode numbers: how a directory reopened by name is known again.
+type DirId = (u64, u64);
+
+/// A hard link to make once every file exists: the directory it goes in (as shown, and its
+/// device and inode numbers, to know it again) and its entry.
+struct Link {
+    dir: PathBuf,
+    id: DirId,
+    entry: Entry,
+}
+
+struct Ctx<'r> {
+    repo: &'r Repo,
+    /// Blocks asked for ahead (only for a backend that pipelines).
+    prefetch: Option<Prefetch<'r>>,
+    opts: &'r RestoreOptions,
+    root_owner: bool,
+    /// The directory held open at the top of the restore, as shown: every path below is
+    /// shown as this joined with names, and reopened (links, late metadata) from it by name.
+    top: PathBuf,
+    warnings: Mutex<Vec<String>>,
+    incomplete: AtomicBool,
+    /// Paths [`Ctx::damaged`] was told about.
+    damaged: Mutex<Vec<PathBuf>>,
+    not_restored: AtomicU64,
+    files: AtomicU64,
+    dirs: AtomicU64,
+    bytes: AtomicU64,
+    skipped: AtomicU64,
+    other: AtomicU64,
+    progress: Arc<Progress>,
+    /// Regular files this restore made (or found there and kept), by directory as shown, their
+    /// names sorted, each ended by NUL and followed by its inode number (8 bytes): the only
+    /// files a hard link may point at, and the inodes they must still be.
+    made: Mutex<HashMap<PathBuf, Vec<u8>>>,
+    /// Hard links to make at the end.
+    links: Mutex<Vec<Link>>,
+    /// Directories whose metadata waits for their hard links (as shown, their device and
+    /// inode numbers, their entries).
+    late: Mutex<Vec<(PathBuf, DirId, Entry)>>,
+}
+
+impl Ctx<'_> {
+    /// Where blocks are read from: the prefetched answers first.
+    fn fetcher(&self) -> &dyn Fetch {
+        match &self.prefetch {
+            Some(p) => p,
+            None => self.repo,
+        }
+    }
+
+    /// Starts reading a block (taking a prefetched answer when there is one).
+    fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
+        match &self.prefetch {
+            Some(p) => p.start(key),
+            None => self.repo.backend().start_get(key),
+        }
+    }
+
+    /// Asks ahead for the first block each of `entries` will need.
+    fn ask_ahead(&self, entries: &[Entry]) {
+        let Some(p) = &self.prefetch else { return };
+        for e in entries {
+            match &e.kind {
+                EntryKind::Dir { tree } => p.ask(*tree, 4096),
+                EntryKind::File {
+                    size,
+                    content: Content::Chunk(key),
+                } => p.ask(*key, (*size).min(1 << 20)),
+                EntryKind::File {
+                    content: Content::Index(root),
+                    ..
+                } => p.ask(*root, 16384),
+                _ => {}
+            }
+        }
+    }
+
+    /// Makes way for a non-directory entry `name` in `dir` (shown as `path`): what is there
+    /// goes, unless `--overwrite never` keeps it (false: leave the name alone).
+    fn clear_way(&self, dir: &Dir, name: &[u8], path: &Path, fresh: bool) -> bool {
+        if fresh || dir.lstat(name).is_err() {
+            return true;
+        }
+        if self.opts.overwrite == Overwrite::Never {
+            self.left_alone(path);
+            return false;
+        }
+        let _ = dir.unlink(name);
+        true
+    }
+
+    /// A name that exists already and, with `--overwrite never`, is left as it is.
+    fn left_alone(&self, path: &Path) {
+        self.skipped.fetch_add(1, Relaxed);
+        self.warn(format!("{}: exists, not overwritten", path.display()));
+    }
+
+    /// `path` (as shown) is incomplete because the archive lacks or has damaged a block of it.
+    fn damaged(&self, path: &Path) {
+        self.incomplete.store(true, Relaxed);
+        lock(&self.damaged).push(path.to_path_buf());
+    }
+
+    fn warn(&self, msg: String) {
+        protocol::log::warning(&msg);
+        lock(&self.warnings).push(msg);
+    }
+
+    /// The names leading from the top directory to `path` (a directory as shown).
+    fn steps(&self, path: &Path) -> Vec<Vec<u8>> {
+        path.strip_prefix(&self.top)
+            .map(|rel| {
+                rel.components()
+                    .map(|c| c.as_os_str().as_bytes().to_vec())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Restores `sub` (a path inside the snapshot, or everything) to `dest`.
+pub fn restore(
+    repo: &Repo,
+    snap: &Snapshot,
+    sub: &[u8],
+    dest: &Path,
+    opts: &RestoreOptions,
+) -> Result<RestoreOutcome> {
+    let target = find(repo, &snap.root, sub)?;
+    let progress = opts.progress.clone().unwrap_or_default();
+    if sub.is_empty() {
+        progress.total_bytes.store(snap.stats.bytes, Relaxed);
+    }
+    crate::core::fsys::raise_fd_limit();
+    // The destination is the user's to name: resolved by path, once. Nothing below it is.
+    let (top_dir, top, rename) = dest::open_top(&target, dest)?;
+    let ctx = new_ctx(repo, opts, top, progress);
+    // The first block is on its way while the threads start (over a slow link, a round trip).
+    ctx.ask_ahead(std::slice::from_ref(&target));
+    let pool = worker_pool(ctx.prefetch.is_some())?;
+    let ctx = &ctx;
+    pool.install(|| -> Result<()> {
+        if let EntryKind::Dir { tree } = &target.kind {
+            ctx.dirs.fetch_add(1, Relaxed);
+            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
+            finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
+        } else {
+            let mut t = target.clone();
+            if let Some(name) = rename {
+                t.name = name;
+            }
+            let _ = one(ctx, &top_dir, &ctx.top, false, t);
+        }
+        links::make(ctx, &top_dir, snap, sub)
+    })?;
+    Ok(outcome(ctx))
+}
+
+/// The state every thread of a restore shares.
+fn new_ctx<'r>(
+    repo: &'r Repo,
+    opts: &'r RestoreOptions,
+    top: PathBuf,
+    progress: Arc<Progress>,
+) -> Ctx<'r> {
+    Ctx {
+        repo,
+        prefetch: Prefetch::new(repo.backend()),
+        opts,
+        root_owner: crate::core::meta::is_root() && !opts.no_owner,
+        top,
+        warnings: Mutex::new(Vec::new()),
+        incomplete: AtomicBool::new(false),
+        damaged: Mutex::new(Vec::new()),
+        not_restored: AtomicU64::new(0),
+        files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        skipped: AtomicU64::new(0),
+        other: AtomicU64::new(0),
+        progress,
+        made: Mutex::new(HashMap::new()),
+        links: Mutex::new(Vec::new()),
+        late: Mutex::new(Vec::new()),
+    }
+}
+
+/// The threads a restore runs on: one per core, or, over a slow link (`waits`), enough that
+/// many directories are restored at once.
+fn worker_pool(waits: bool) -> Result<rayon::ThreadPool> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Over a slow link most threads wait for answers, not for a core: many directories are
+    // restored at once so that their round trips overlap.
+    let threads = if waits {
+        cores.max(WAITING_THREADS)
+    } else {
+        cores
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(256 << 20)
+        .thread_name(|i| format!("ore-restore-{i}"))
+        .build()
+        .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))
+}
+
+/// What the restore did, from the counters its threads kept.
+fn outcome(ctx: &Ctx) -> RestoreOutcome {
+    let warnings = std::mem::take(&mut *lock(&ctx.warnings));
+    let mut damaged = std::mem::take(&mut *lock(&ctx.damaged));
+    damaged.sort();
+    damaged.dedup();
+    let damaged = damaged.iter().map(|p| p.display().to_string()).collect();
+    RestoreOutcome {
+        files: ctx.files.load(Relaxed),
+        bytes: ctx.bytes.load(Relaxed),
+        skipped: ctx.skipped.load(Relaxed),
+        dirs: ctx.dirs.load(Relaxed),
+        other: ctx.other.load(Relaxed),
+        incomplete: ctx.incomplete.load(Relaxed),
+        damaged,
+        not_restored: ctx.not_restored.load(Relaxed),
+        warnings,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,299 @@
+//! The descent: a directory's entries read, then restored in parallel — each subdirectory
+//! made (0700 until it is done) and opened by name relative to its parent's descriptor, never
+//! through a symlink, and walked in turn; each other entry made beside it.
+//!
+//! A directory's metadata is set through its descriptor when everything beneath it is done
+//! (`finish_dir`), unless it holds hard links: then after them (`links.rs`).
+
+use super::{attrs, file, lock, Ctx, Link, AHEAD_ENTRIES, RUN};
+use crate::core::entry::{Entry, EntryKind};
+use crate::core::error::Result;
+use crate::core::fsys::Dir;
+use crate::core::tree::{DirTree, Reader};
+use crate::core::util::{bytes_path, show};
+use protocol::Key;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Restores the contents of directory tree `tree` into the open directory `dir` (shown as
+/// `path`, `depth` directories below the restore's top). `fresh`: this restore made the
+/// directory, so it is empty. True when the directory's metadata must wait for its hard links.
+///
+/// The descent recurses, a level a directory (on worker threads with large stacks), and holds
+/// a descriptor a level: it stops at the depth any walk of a snapshot goes (`crate::core::depth`),
+/// which a crafted snapshot nested a hundred thousand deep would otherwise take past both.
+pub(super) fn walk(
+    ctx: &Ctx,
+    tree: Key,
+    dir: &Dir,
+    path: &Path,
+    fresh: bool,
+    depth: usize,
+) -> Result<bool> {
+    let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
+    let mut entries = Vec::new();
+    loop {
+        match reader.next_item() {
+            Ok(Some(e)) => entries.push(e),
+            Ok(None) => break,
+            Err(e) if crate::core::repo::is_damage(&e) => {
+                ctx.damaged(path);
+                ctx.warn(format!(
+                    "{}: directory not fully restored: {e}",
+                    path.display()
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let wait = entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
+    // Entries named like a temporary file (a snapshot of a directory where a restore was
+    // interrupted holds them) come after the rest: a file written under its temporary name
+    // would otherwise remove the one restored there, taking it for a leftover.
+    let (later, entries): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| e.name.starts_with(file::PARTIAL));
+    let made = Mutex::new(Vec::new());
+    let each = |entry: Entry| restore_entry(ctx, (dir, path, depth), fresh, entry, &made);
+    if ctx.prefetch.is_none() {
+        entries
+            .into_par_iter()
+            .with_min_len(RUN)
+            .try_for_each(each)?;
+    } else {
+        ahead(ctx, entries, each)?;
+    }
+    later.into_iter().try_for_each(each)?;
+    let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !made.is_empty() {
+        // Kept compact (a name costs its length and nine bytes): sorted, each name ended by
+        // NUL, which no name can hold, and followed by its inode number.
+        made.sort_unstable();
+        let mut joined = Vec::with_capacity(made.iter().map(|(n, _)| n.len() + 9).sum());
+        for (name, ino) in made {
+            joined.extend_from_slice(&name);
+            joined.push(0);
+            joined.extend_from_slice(&ino.to_le_bytes());
+        }
+        lock(&ctx.made).insert(path.to_path_buf(), joined);
+    }
+    Ok(wait)
+}
+
+/// Over a slow link: workers take the entries in order, and whoever takes entry i asks for
+/// the blocks of entry i + AHEAD_ENTRIES, so the questions stay a fixed distance ahead of the
+/// restoring and no worker waits for the others (an earlier version restored groups of 256
+/// entries one after the other: each group waited for its slowest file, and a large directory
+/// of small files restored at a third of the speed).
+fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sync) -> Result<()> {
+    let n = entries.len();
+    ctx.ask_ahead(&entries[..n.min(AHEAD_ENTRIES)]);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = n.min(rayon::current_num_threads());
+    (0..workers)
+        .into_par_iter()
+        .try_for_each(|_| -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= n || failed.load(Relaxed) {
+                    return Ok(());
+                }
+                if let Some(e) = entries.get(i + AHEAD_ENTRIES) {
+                    ctx.ask_ahead(std::slice::from_ref(e));
+                }
+                if let Err(e) = each(entries[i].clone()) {
+                    failed.store(true, Relaxed);
+                    return Err(e);
+                }
+            }
+        })
+}
+
+/// Restores one entry of the directory `dir` (shown as `path`); the name and inode of a
+/// regular file that is there afterwards go into `made`.
+fn restore_entry(
+    ctx: &Ctx,
+    (dir, path, depth): (&Dir, &Path, usize),
+    fresh: bool,
+    entry: Entry,
+    made: &Mutex<Vec<(Vec<u8>, u64)>>,
+) -> Result<()> {
+    if crate::core::names::check_name(&entry.name).is_err() {
+        ctx.warn(format!(
+            "{}: skipped an entry with an unsafe name {:?}",
+            path.display(),
+            show(&entry.name)
+        ));
+        return Ok(());
+    }
+    let EntryKind::Dir { tree } = entry.kind else {
+        let name = entry.name.clone();
+        if let Some(ino) = one(ctx, dir, path, fresh, entry) {
+            lock(made).push((name, ino));
+        }
+        return Ok(());
+    };
+    let sub_path = path.join(bytes_path(&entry.name));
+    if depth >= crate::core::depth::MAX_DEPTH {
+        ctx.not_restored.fetch_add(1, Relaxed);
+        ctx.warn(format!(
+            "{}: directory nested more than {} directories deep in the snapshot (crafted or \
+             damaged; no file system holds that): not restored, nor anything below it",
+            crate::core::depth::shortened(&sub_path.display().to_string()),
+            crate::core::depth::MAX_DEPTH
+        ));
+        return Ok(());
+    }
+    // Made here 0700, so that nobody else can put anything in it until it is done; an
+    // existing one is used as it is — unless it is a symlink, which is not followed.
+    let made_here = match dir.mkdir(&entry.name, 0o700) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
+        Err(e) => {
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: directory not created: {e}; nothing below it restored",
+                sub_path.display()
+            ));
+            return Ok(());
+        }
+    };
+    let sub = match dir.open_dir(&entry.name) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR) => {
+                    "something else than a directory is there (a symlink is never followed)"
+                        .to_string()
+                }
+                _ => e.to_string(),
+            };
+            ctx.not_restored.fetch_add(1, Relaxed);
+            ctx.warn(format!(
+                "{}: directory not restored: {why}; nothing below it restored",
+                sub_path.display()
+            ));
+            return Ok(());
+        }
+    };
+    // What was made and what was opened are two lookups of the name: someone who can write
+    // in `dir` may have put a directory of their own there in between. Only one that is ours
+    // and closed to others is taken for the empty one made here (nobody else can write in
+    // it: symlinks are changed by name there); any other is restored into like a directory
+    // that was there before. (Not an error: on some file systems — vfat, NFS with root
+    // squashed — a directory just made is not ours alone either.)
+    let fresh = made_here && ours_alone(&sub);
+    ctx.dirs.fetch_add(1, Relaxed);
+    let wait = walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
+    finish_dir(ctx, &sub, sub_path, entry, wait);
+    Ok(())
+}
+
+/// The device and inode numbers of `d` (to know it again when it is reopened by name; none
+/// that a directory has, if it cannot be read).
+pub(super) fn id(d: &Dir) -> (u64, u64) {
+    crate::core::fsys::fstat(d).map_or((u64::MAX, u64::MAX), |st| (st.dev, st.ino))
+}
+
+/// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
+/// and nobody else may write in it (made 0700, less the umask).
+fn ours_alone(d: &Dir) -> bool {
+    crate::core::fsys::fstat(d)
+        .is_ok_and(|st| st.is_dir() && st.uid == crate::core::meta::euid() && st.mode & 0o077 == 0)
+}
+
+/// Sets a directory's metadata through its descriptor, now that everything beneath it is done
+/// — or, when it holds hard links still to be made (`wait`), after them.
+pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait: bool) {
+    if wait {
+        lock(&ctx.late).push((path, id(dir), entry));
+    } else if let Err(e) = attrs::set(ctx, attrs::On::Dir(dir), &entry, &path) {
+        ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
+    }
+}
+
+/// Restores one non-directory entry in `dir` (shown as `dir_path`). The inode number of the
+/// regular file that is there afterwards (made, or kept as it was), if it is one.
+pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> Option<u64> {
+    let kind = match &entry.kind {
+        EntryKind::File { .. } => {
+            return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
+                Ok(ino) => ino,
+                Err(msg) => {
+                    ctx.not_restored.fetch_add(1, Relaxed);
+                    ctx.warn(msg);
+                    None
+                }
+            };
+        }
+        EntryKind::Hardlink { .. } => {
+            lock(&ctx.links).push(Link {
+                dir: dir_path.to_path_buf(),
+                id: id(dir),
+                entry,
+            });
+            return None;
+        }
+        EntryKind::Dir { .. } => unreachable!("directories are walked"),
+        // A socket is only meaningful while its server runs; nothing to recreate.
+        EntryKind::Socket => {
+            ctx.other.fetch_add(1, Relaxed);
+            return None;
+        }
+        EntryKind::Symlink { .. } => libc::S_IFLNK,
+        EntryKind::Fifo => libc::S_IFIFO,
+        EntryKind::CharDevice { .. } => libc::S_IFCHR,
+        EntryKind::BlockDevice { .. } => libc::S_IFBLK,
+    };
+    let path = dir_path.join(bytes_path(&entry.name));
+    if !ctx.clear_way(dir, &entry.name, &path, fresh) {
+        return None;
+    }
+    let made = match &entry.kind {
+        EntryKind::Symlink { target } => dir.symlink(target, &entry.name),
+        EntryKind::CharDevice { rdev } | EntryKind::BlockDevice { rdev } => {
+            dir.mknod(&entry.name, kind | 0o600, *rdev)
+        }
+        _ => dir.mknod(&entry.name, kind | 0o600, 0),
+    };
+    if let Err(e) = made {
+        ctx.warn(format!("{}: not created: {e}", path.display()));
+        return None;
+    }
+    ctx.other.fetch_add(1, Relaxed);
+    if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
+        ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
+    }
+    None
+}
+
+/// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
+/// in a directory this restore made (`fresh`: nobody else can write there yet) is changed by
+/// name; anything else through a node checked to be the one just made.
+fn special_meta(
+    ctx: &Ctx,
+    dir: &Dir,
+    entry: &Entry,
+    kind: u32,
+    fresh: bool,
+    path: &Path,
+) -> std::io::Result<()> {
+    if kind == libc::S_IFLNK && fresh {
+        return attrs::set(ctx, attrs::On::Symlink(dir, &entry.name), entry, path);
+    }
+    let node = dir.node(&entry.name)?;
+    let st = node.stat()?;
+    // Only the node just made: not something put in its place, nor a file linked in.
+    if st.mode & libc::S_IFMT != kind || st.nlink != 1 {
+        return Err(std::io::Error::other(
+            "it was replaced while the restore ran; left as it is",
+        ));
+    }
+    attrs::set(ctx, attrs::On::Node(&node), entry, path)
+}

@@ -1,0 +1,172 @@
+//! Not waiting for the archive: the questions of a snapshot over a slow link.
+//!
+//! With a backend in another process — above all one across a network — every `exists` is a
+//! round trip. Waiting for each answer before reading on would make a snapshot of many small
+//! files cost one round trip per file. So when the backend pipelines, a file's chunks (and the
+//! directory and index blocks) are hashed, their keys go into the tree at once, and the
+//! question "which of these does the archive lack?" is sent without waiting: the data and the
+//! pending answer are queued here. A few *resolver* threads take the queue in order, wait for
+//! each answer, seal (compress, encrypt) what is missing and hand it to the pipelined puts.
+//!
+//! Memory stays bounded: at most [`MAX_BYTES`] of data (and [`MAX_ITEMS`] questions) wait in
+//! the queue; readers block beyond that. Everything queued is resolved and its puts confirmed
+//! before the snapshot flushes, so the crash rule (blocks, flush, then the tag) is unchanged.
+//! An in-process backend answers at once, so nothing is deferred for it.
+
+use super::Writer;
+use crate::core::block::{Compression, Kind};
+use crate::core::error::{Error, Result};
+use protocol::{Key, Ticket};
+use std::collections::HashSet;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Condvar, Mutex};
+
+/// Most bytes of data waiting for answers.
+pub const MAX_BYTES: u64 = 64 << 20;
+/// Most questions waiting for answers.
+pub const MAX_ITEMS: usize = 2048;
+/// Keys remembered as stored by this run (so concurrent windows do not store a chunk twice).
+const RECENT: usize = 1 << 18;
+
+/// What waits for an answer.
+pub(crate) enum Work {
+    /// Chunks `cuts` of `data` with their `keys`, to be compressed with `comp`.
+    Chunks {
+        data: Vec<u8>,
+        cuts: Vec<(usize, usize)>,
+        keys: Vec<Key>,
+        comp: Compression,
+    },
+    /// One tree block.
+    Block {
+        kind: Kind,
+        plain: Vec<u8>,
+        key: Key,
+    },
+}
+
+impl Work {
+    fn bytes(&self) -> u64 {
+        match self {
+            Work::Chunks { data, .. } => data.len() as u64,
+            Work::Block { plain, .. } => plain.len() as u64,
+        }
+    }
+}
+
+pub(crate) struct Item {
+    present: Ticket<Vec<bool>>,
+    work: Work,
+}
+
+/// The queue, its byte budget, and the keys this run stored.
+pub(crate) struct Deferred {
+    tx: Mutex<Option<SyncSender<Item>>>,
+    rx: Mutex<Receiver<Item>>,
+    in_flight: Mutex<u64>,
+    room: Condvar,
+    recent: Mutex<HashSet<Key>>,
+}
+
+impl Deferred {
+    pub fn new() -> Deferred {
+        let (tx, rx) = sync_channel(MAX_ITEMS);
+        Deferred {
+            tx: Mutex::new(Some(tx)),
+            rx: Mutex::new(rx),
+            in_flight: Mutex::new(0),
+            room: Condvar::new(),
+            recent: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Queues `work` behind the pending answer `present`; blocks while the queue is full.
+    /// Fails once the queue is closed (the run stopped).
+    pub fn push(&self, present: Ticket<Vec<bool>>, work: Work) -> Result<()> {
+        let n = work.bytes();
+        {
+            let mut used = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            while *used > 0 && *used + n > MAX_BYTES {
+                used = self.room.wait(used).unwrap_or_else(|p| p.into_inner());
+            }
+            *used += n;
+        }
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match tx {
+            Some(tx) if tx.send(Item { present, work }).is_ok() => Ok(()),
+            _ => {
+                self.release(n);
+                Err(Error::Stopped)
+            }
+        }
+    }
+
+    fn release(&self, n: u64) {
+        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) -= n;
+        self.room.notify_all();
+    }
+
+    /// No more work: resolvers end once the queue is empty.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn next(&self) -> Option<Item> {
+        self.rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv()
+            .ok()
+    }
+
+    /// Claims `key` for storing: `false` if this run stored it already.
+    fn claim(&self, key: Key) -> bool {
+        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() >= RECENT {
+            r.clear();
+        }
+        r.insert(key)
+    }
+
+    /// A resolver: waits for answers in queue order and stores what the archive lacks. On a
+    /// failure it stops the run (through `fail`) and drains the queue without storing.
+    pub fn resolve(&self, writer: &Writer, fail: &dyn Fn(Error)) {
+        let mut failed = false;
+        while let Some(Item { present, work }) = self.next() {
+            let n = work.bytes();
+            if !failed {
+                if let Err(e) = self.resolve_one(writer, present, work) {
+                    failed = true;
+                    fail(e);
+                }
+            }
+            self.release(n);
+        }
+    }
+
+    fn resolve_one(&self, writer: &Writer, present: Ticket<Vec<bool>>, work: Work) -> Result<()> {
+        let present = present.wait().map_err(Error::Backend)?;
+        match work {
+            Work::Chunks {
+                data,
+                cuts,
+                keys,
+                comp,
+            } => {
+                let present = writer.repo.answered(keys.len(), present)?;
+                for (i, &(o, l)) in cuts.iter().enumerate() {
+                    if !present[i] && self.claim(keys[i]) {
+                        writer.seal_and_put(Kind::Chunk, &data[o..o + l], keys[i], comp)?;
+                    }
+                }
+            }
+            Work::Block { kind, plain, key } => {
+                let present = writer.repo.answered(1, present)?;
+                if !present[0] && self.claim(key) {
+                    writer.seal_and_put(kind, &plain, key, writer.repo.compression())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! Storing one file: read, cut with FastCDC, hash, and store the chunks the archive lacks.
+//!
+//! A file is read in windows of [`WINDOW`] bytes. FastCDC cuts each window; the last cut of a
+//! window that is not the end of the data is carried over to the next one, so the chunks are
+//! exactly those of the whole file. The chunks of a window are hashed, checked with one batched
+//! `exists`, and the missing ones compressed, encrypted and stored — spread over the pool when
+//! there are several. Sparse files are read region by region (`SEEK_DATA`/`SEEK_HOLE`); holes
+//! become pieces without data.
+
+use super::Ctx;
+use crate::core::block::{self, Compression, Kind};
+use crate::core::entry::{Content, Piece};
+use crate::core::error::Error;
+use crate::core::filecache::Stamp;
+use crate::core::tree::{Pieces, Store};
+use protocol::Key;
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// How much of a file is read at a time.
+pub const WINDOW: usize = 8 << 20;
+
+/// What became of a file.
+pub(crate) enum FileDone {
+    /// Stored: its size, content and extended attributes (read from the open file), and a
+    /// warning when it changed while read.
+    Stored {
+        size: u64,
+        content: Content,
+        xattrs: std::io::Result<Vec<crate::core::entry::Xattr>>,
+        warning: Option<String>,
+    },
+    /// Not stored, with the reason (the snapshot goes on without it).
+    Failed(String),
+    /// The backend failed; the snapshot stops.
+    Fatal(Error),
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+struct TreeStore<'a, 'r> {
+    ctx: &'a Ctx<'r>,
+}
+
+impl Store for TreeStore<'_, '_> {
+    fn store(&mut self, kind: Kind, plain: &[u8]) -> crate::Result<Key> {
+        self.ctx.writer.store(kind, plain, None)
+    }
+}
+
+/// Stores the file at `path`, whose walk-time stamp is `stamp`.
+pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDone {
+    let file = match open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return FileDone::Failed("vanished during the snapshot".into())
+        }
+        Err(e) => return FileDone::Failed(format!("not read: {e}")),
+    };
+    let size = stamp.size;
+    let regions = if size > 0 && blocks * 512 < size {
+        match crate::core::meta::data_regions(&file, size) {
+            Ok(r) => r,
+            Err(_) => vec![(0, size)],
+        }
+    } else if size > 0 {
+        vec![(0, size)]
+    } else {
+        Vec::new()
+    };
+    let mut pieces = Pieces::default();
+    let mut pos = 0u64;
+    let mut short = false;
+    let mut comp = ctx.repo.compression();
+    for (off, len) in regions {
+        if off > pos {
+            if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: off - pos }) {
+                return FileDone::Fatal(e);
+            }
+        }
+        match read_region(ctx, &file, off, len, &mut comp, &mut pieces) {
+            Ok(n) => {
+                pos = off + n;
+                if n < len {
+                    short = true;
+                    break;
+                }
+            }
+            Err(RegionError::Io(e)) => return FileDone::Failed(format!("read failed: {e}")),
+            Err(RegionError::Fatal(e)) => return FileDone::Fatal(e),
+        }
+    }
+    if !short && pos < size {
+        if let Err(e) = pieces.push(&mut TreeStore { ctx }, Piece::Hole { len: size - pos }) {
+            return FileDone::Fatal(e);
+        }
+        pos = size;
+    }
+    // Read before the check below, so that a change to them also shows in the ctime.
+    let xattrs = crate::core::meta::read_xattrs_of(&file);
+    // Did it change while we read it?
+    let mut warning = None;
+    if let Ok(after) = crate::core::fsys::fstat(&file) {
+        let now = Stamp::of(&after);
+        if short || now.size != stamp.size || now.mtime != stamp.mtime || now.ctime != stamp.ctime {
+            warning = Some("changed while it was being read; saved as read".to_string());
+        }
+    }
+    match pieces.finish(&mut TreeStore { ctx }) {
+        Ok(content) => FileDone::Stored {
+            size: pos,
+            content,
+            xattrs,
+            warning,
+        },
+        Err(e) => FileDone::Fatal(e),
+    }
+}
+
+fn open(path: &Path) -> std::io::Result<File> {
+    // O_NOATIME keeps reading from changing access times; only the owner (or root) may use it.
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        r => r,
+    }
+}
+
+enum RegionError {
+    Io(std::io::Error),
+    Fatal(Error),
+}
+
+/// Reads and stores `len` bytes at `off`; returns how many there were (fewer if the file
+/// shrank). The file's chunks are compressed with `comp`, which becomes the fastest level when
+/// the start of the file shows a format that is compressed already.
+fn read_region(
+    ctx: &Ctx,
+    file: &File,
+    off: u64,
+    len: u64,
+    comp: &mut Compression,
+    pieces: &mut Pieces,
+) -> Result<u64, RegionError> {
+    let c = ctx.repo.format().chunker;
+    let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let want = (len as usize).min(WINDOW);
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let mut filled = 0usize;
+    let mut done = 0u64; // bytes of the region read so far
+    let mut stored = 0u64;
+    let result = loop {
+        // Fill the window.
+        let mut eof = false;
+        while filled < want && done < len {
+            let n = ((len - done) as usize).min(want - filled);
+            match file.read_at(&mut buf[filled..filled + n], off + done) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(k) => {
+                    filled += k;
+                    done += k as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    BUF.with(|b| *b.borrow_mut() = buf);
+                    return Err(RegionError::Io(e));
+                }
+            }
+        }
+        let at_end = eof || done >= len;
+        if filled == 0 {
+            break Ok(stored);
+        }
+        if off == 0 && stored == 0 && block::already_compressed(&buf[..filled]) {
+            *comp = comp.for_compressed_data();
+        }
+        let mut cuts = Vec::new();
+        let mut consumed = 0;
+        if at_end && filled <= c.min as usize {
+            // Too short to cut: one chunk.
+            cuts.push((0, filled));
+            consumed = filled;
+        }
+        for ch in fastcdc::v2020::FastCDC::with_level(
+            &buf[..filled - consumed],
+            c.min,
+            c.avg,
+            c.max,
+            c.level(),
+        ) {
+            let end = ch.offset + ch.length;
+            if !at_end && end == filled {
+                break;
+            }
+            cuts.push((ch.offset, ch.length));
+            consumed = end;
+        }
+        if let Err(e) = store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
+            break Err(RegionError::Fatal(e));
+        }
+        ctx.progress.add_bytes(consumed as u64);
+        stored += consumed as u64;
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if at_end && filled == 0 {
+            break Ok(stored);
+        }
+    };
+    BUF.with(|b| *b.borrow_mut() = buf);
+    result
+}
+
+/// Hashes the chunks `cuts` of `data`, stores those the archive lacks (compressed with
+/// `comp`), and adds them as pieces.
+fn store_chunks(
+    ctx: &Ctx,
+    data: &[u8],
+    cuts: &[(usize, usize)],
+    comp: Compression,
+    pieces: &mut Pieces,
+) -> crate::Result<()> {
+    let keys_of =
+        |&(o, l): &(usize, usize)| ctx.repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l]);
+    let keys: Vec<Key> = if cuts.len() > 1 {
+        cuts.par_iter().map(keys_of).collect()
+    } else {
+        cuts.iter().map(keys_of).collect()
+    };
+    if ctx.writer.defers() {
+        // Ask, and go on reading: the answer is waited for by a resolver (see `defer`).
+        let end = cuts.last().map_or(0, |&(o, l)| o + l);
+        let present = ctx.repo.backend().start_exists(keys.clone());
+        ctx.writer.defer_chunks(
+            present,
+            data[..end].to_vec(),
+            cuts.to_vec(),
+            keys.clone(),
+            comp,
+        )?;
+    } else {
+        store_missing(ctx, data, cuts, &keys, comp)?;
+    }
+    for (i, &(_, l)) in cuts.iter().enumerate() {
+        pieces.push(
+            &mut TreeStore { ctx },
+            Piece::Data {
+                key: keys[i],
+                len: l as u64,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Asks the archive which of the chunks `cuts` of `data` (their keys `keys`) it lacks, and
+/// stores those, each once.
+fn store_missing(
+    ctx: &Ctx,
+    data: &[u8],
+    cuts: &[(usize, usize)],
+    keys: &[Key],
+    comp: Compression,
+) -> crate::Result<()> {
+    let present = ctx
+        .repo
+        .answered(keys.len(), ctx.repo.backend().exists(keys)?)?;
+    let mut seen = HashSet::new();
+    let missing: Vec<usize> = (0..cuts.len())
+        .filter(|&i| !present[i] && seen.insert(keys[i]))
+        .collect();
+    let seal = |&i: &usize| -> crate::Result<()> {
+        let (o, l) = cuts[i];
+        ctx.writer
+            .seal_and_put(Kind::Chunk, &data[o..o + l], keys[i], comp)
+    };
+    if missing.len() > 1 {
+        missing.par_iter().try_for_each(seal)?;
+    } else {
+        missing.iter().try_for_each(seal)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Making a snapshot.
+//!
+//! Four kinds of threads work as a pipeline, and a fifth may help the progress line:
+//!
+//! - the **walk** ([`walk`]) reads directories in name order, stats every entry, applies the
+//!   exclude rules and the file cache, and hands each file that must be read to the pool;
+//! - the **pool** (rayon, one thread per core) reads, chunks, hashes, compresses, encrypts and
+//!   stores files ([`file`]); a large file's chunks are spread over the pool too;
+//! - the **finisher** ([`finish`]) receives directories in post-order, waits for their files,
+//!   builds and stores the directory trees, and records what was stored in the file cache;
+//! - the **drain** waits for pipelined puts and remembers the first failure;
+//! - on a terminal, for a first snapshot, the **estimate** ([`estimate`]) adds up the sizes of
+//!   what will be read, for the progress line's ETA.
+//!
+//! Memory is bounded: the walk blocks when too many files or directories are waiting, and
+//! nothing keeps a whole-tree map. Blocks are stored first, then flushed, then the snapshot
+//! block, then the tag is moved with compare-and-swap — so a tag never names anything that is
+//! not durably stored, and an interrupted run leaves the tag where it was.
+
+mod defer;
+mod estimate;
+mod file;
+mod links;
+pub mod rules;
+mod walk;
+mod writer;
+
+use crate::commands::snapshot::rules::{Rule, Rules};
+use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
+use crate::core::error::{Error, Result};
+use crate::core::filecache::{CacheReader, CacheWriter};
+use crate::core::progress::Progress;
+use crate::core::repo::Repo;
+use protocol::{Key, Ticket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use writer::Writer;
+
+use crate::core::lease::GcState;
+pub use crate::core::lease::GC_TAG;
+
+/// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
+const RESOLVERS: usize = 2;
+
+/// What to snapshot and how.
+#[derive(Debug, Default)]
+pub struct SnapshotOptions {
+    pub tag: String,
+    pub paths: Vec<PathBuf>,
+    pub comment: String,
+    pub excludes: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub one_file_system: bool,
+    pub atime: bool,
+    pub ctime: bool,
+    pub dry_run: bool,
+    /// The file cache (none: every file is read).
+    pub cache: Option<PathBuf>,
+    /// Directories never to descend into (the archive itself, the cache).
+    pub skip: Vec<PathBuf>,
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What a snapshot run produced.
+#[derive(Debug)]
+pub struct SnapshotOutcome {
+    /// The new snapshot's key (`None` on a dry run).
+    pub key: Option<Key>,
+    pub snapshot: Snapshot,
+    /// The snapshot it chained onto when another run had moved the tag meanwhile.
+    pub raced: Option<Key>,
+}
+
+/// State shared by every thread of a run.
+pub(crate) struct Ctx<'r> {
+    pub repo: &'r Repo,
+    pub opts: &'r SnapshotOptions,
+    pub rules: Rules,
+    pub writer: Writer<'r>,
+    pub warnings: Mutex<Vec<Warning>>,
+    pub warnings_total: AtomicU64,
+    pub stats: Mutex<SnapshotStats>,
+    /// What warnings' paths are relative to: the parent of each saved path, or the saved
+    /// directory itself when it is the root.
+    pub roots: Vec<PathBuf>,
+    pub stop: AtomicBool,
+    pub fatal: Mutex<Option<Error>>,
+    pub progress: Arc<Progress>,
+}
+
+impl Ctx<'_> {
+    /// Records a warning about `path` (bytes, from the snapshot root).
+    pub fn warn(&self, path: &[u8], message: impl Into<String>) {
+        let message = message.into();
+        protocol::log::warning(&format!("{}: {message}", crate::core::util::show(path)));
+        self.warnings_total.fetch_add(1, Relaxed);
+        let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        if w.len() < MAX_WARNINGS {
+            w.push(Warning {
+                path: path.to_vec(),
+                message,
+            });
+        }
+    }
+
+    /// Stops the run because of `e`: the first real error is kept to be reported, and every
+    /// part of the run still going gets [`Error::Stopped`].
+    pub fn fail(&self, e: Error) -> Error {
+        self.stop.store(true, Relaxed);
+        if !matches!(e, Error::Stopped) {
+            let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+        Error::Stopped
+    }
+
+    /// Updates the run's counters.
+    pub fn count(&self, f: impl FnOnce(&mut SnapshotStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+}
+
+/// Makes a snapshot of `opts.paths` and moves `opts.tag` to it.
+pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+    crate::core::format::check_user_tag(&opts.tag)?;
+    if opts.paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to snapshot: give at least one PATH".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let time = crate::core::util::now_ns();
+    // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
+    // Read while the lease is taken, and the reflog's head for the end (each a round trip).
+    let parent = repo.tag_ahead(&opts.tag);
+    let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
+    let mut lease = match opts.dry_run {
+        true => None,
+        false => Some(crate::core::lease::Lease::acquire(repo)?),
+    };
+    let parent = parent.wait()?;
+    let paths = absolute_paths(&opts.paths)?;
+    let progress = progress_for(repo, opts, parent, &paths);
+
+    // The file cache: trusted only when it was written for this archive and the archive still
+    // has the snapshot it was last written for.
+    let gc_value = match &lease {
+        Some(l) => l.gc_value().to_vec(),
+        None => repo.backend().get_tag(GC_TAG)?.unwrap_or_default(),
+    };
+    let (reader, writer) = open_cache(repo, opts, &gc_value)?;
+
+    let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
+    let ctx = new_ctx(repo, opts, &paths, progress, ticket_tx)?;
+    let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
+    let mut snap = snapshot_of(&ctx, parent, root, time, &paths);
+    if opts.dry_run {
+        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(SnapshotOutcome {
+            key: None,
+            snapshot: snap,
+            raced: None,
+        });
+    }
+    if let Some(l) = &mut lease {
+        l.confirm(repo)?;
+    }
+    let done = Done {
+        started,
+        reflog_head,
+        writer,
+        gc_value,
+    };
+    commit(repo, opts, snap, parent, done)
+}
+
+/// Each path to save, absolute and with its symlinks resolved.
+fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io(p, e)))
+        .collect()
+}
+
+/// The run's progress counters, with the total to expect when it can be known: the previous
+/// snapshot's size, or for a first snapshot shown on a terminal, a walk of its own.
+fn progress_for(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+    parent: Option<Key>,
+    paths: &[PathBuf],
+) -> Arc<Progress> {
+    let progress = opts.progress.clone().unwrap_or_default();
+    // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
+    if let (Some(p), Some(_)) = (parent, &opts.progress) {
+        if let Ok(prev) = repo.snapshot(p) {
+            progress.total_bytes.store(prev.stats.bytes, Relaxed);
+        }
+    }
+    // A first snapshot shown on a terminal finds its total by a walk of its own.
+    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 {
+        if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
+            estimate::start(
+                paths.to_vec(),
+                rules,
+                opts.one_file_system,
+                progress.clone(),
+            );
+        }
+    }
+    progress
+}
+
+/// The state every thread of the run shares, its puts confirmed through `tickets`.
+fn new_ctx<'r>(
+    repo: &'r Repo,
+    opts: &'r SnapshotOptions,
+    paths: &[PathBuf],
+    progress: Arc<Progress>,
+    tickets: SyncSender<Ticket<()>>,
+) -> Result<Ctx<'r>> {
+    Ok(Ctx {
+        repo,
+        opts,
+        rules: Rules::new(&opts.excludes, &opts.rules)?,
+        writer: Writer::new(repo, opts.dry_run, tickets),
+        warnings: Mutex::new(Vec::new()),
+        warnings_total: AtomicU64::new(0),
+        stats: Mutex::new(SnapshotStats::default()),
+        roots: match paths {
+            [p] if p.is_dir() => vec![p.clone()],
+            _ => paths
+                .iter()
+                .map(|p| p.parent().map(PathBuf::from).unwrap_or_default())
+                .collect(),
+        },
+        stop: AtomicBool::new(false),
+        fatal: Mutex::new(None),
+        progress,
+    })
+}
+
+/// Walks `paths` and stores what they hold: the walk, the resolvers of deferred questions and
+/// the drain that confirms puts, each on threads of its own, all ended before this returns.
+/// The first failure of the backend, or of the run, is the error.
+fn walk_and_store(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    reader: Option<TrustedCache>,
+    writer: Option<CacheWriter>,
+    ticket_rx: Receiver<Ticket<()>>,
+) -> Result<(Entry, Option<CacheWriter>)> {
+    let root = std::thread::scope(|s| {
+        let drain = s.spawn(move || {
+            for t in ticket_rx {
+                if let Err(e) = t.wait() {
+                    *ctx.writer.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    ctx.stop.store(true, Relaxed);
+                    // Dropping the receiver makes every later put fail at once.
+                    return;
+                }
+            }
+        });
+        let resolvers: Vec<_> = match &ctx.writer.deferred {
+            Some(d) => (0..RESOLVERS)
+                .map(|_| {
+                    s.spawn(move || {
+                        d.resolve(&ctx.writer, &|e| {
+                            ctx.fail(e);
+                        })
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let root = walk::run(ctx, paths, reader, writer);
+        // Every question answered and its blocks sent, then the puts confirmed.
+        if let Some(d) = &ctx.writer.deferred {
+            d.close();
+        }
+        for r in resolvers {
+            let _ = r.join();
+        }
+        // Close the ticket channel so the drain ends, then wait for it.
+        ctx.writer
+            .tickets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = drain.join();
+        root
+    });
+    if let Some(e) = ctx
+        .writer
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
+        return Err(Error::Backend(e));
+    }
+    if let Some(e) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    root
+}
+
+/// The snapshot block of a finished walk: its root, the run's counters and warnings.
+fn snapshot_of(
+    ctx: &Ctx,
+    parent: Option<Key>,
+    root: Entry,
+    time: i64,
+    paths: &[PathBuf],
+) -> Snapshot {
+    let mut stats = ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    stats.new_blocks = ctx.writer.new_blocks.load(Relaxed);
+    stats.new_bytes = ctx.writer.new_bytes.load(Relaxed);
+    stats.stored_bytes = ctx.writer.stored_bytes.load(Relaxed);
+    Snapshot {
+        previous: parent.into_iter().collect(),
+        root,
+        time,
+        host: crate::core::util::hostname(),
+        user: crate::core::meta::username(),
+        tag: ctx.opts.tag.clone(),
+        paths: paths
+            .iter()
+            .map(|p| serde_bytes::ByteBuf::from(crate::core::util::path_bytes(p).to_vec()))
+            .collect(),
+        comment: ctx.opts.comment.clone(),
+        stats,
+        warnings: std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner())),
+        warnings_total: ctx.warnings_total.load(Relaxed),
+    }
+}
+
+/// What the end of a run needs besides the snapshot: when it started, the reflog's head read
+/// ahead, and the file cache to commit with the archive's gc value once the tag has moved.
+struct Done {
+    started: std::time::Instant,
+    reflog_head: Option<crate::core::reflog::HeadAhead>,
+    writer: Option<CacheWriter>,
+    gc_value: Vec<u8>,
+}
+
+/// Stores the snapshot block and moves the tag to it; when another run moved the tag
+/// meanwhile, chains onto that run's snapshot instead of losing it, and says so in `raced`.
+fn commit(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+    mut snap: Snapshot,
+    parent: Option<Key>,
+    mut done: Done,
+) -> Result<SnapshotOutcome> {
+    let mut expected = parent;
+    let mut raced = None;
+    loop {
+        snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
+        // Blocks are durable before anything names them: the snapshot block goes out with a
+        // flush, which covers every block sent before it.
+        let key = repo.put_snapshot_durably(&snap)?;
+        if repo.move_tag_with(
+            &opts.tag,
+            expected,
+            key,
+            "snapshot",
+            done.reflog_head.take(),
+        )? {
+            if let Some(w) = done.writer {
+                w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
+                w.set_meta("gc", &done.gc_value)?;
+                w.commit()?;
+            }
+            return Ok(SnapshotOutcome {
+                key: Some(key),
+                snapshot: snap,
+                raced,
+            });
+        }
+        // Another snapshot moved the tag meanwhile: chain onto it rather than lose it.
+        let now = repo.tag(&opts.tag)?;
+        raced = now;
+        snap.previous = now.into_iter().collect();
+        expected = now;
+    }
+}
+
+/// A file cache that may be read, where it lives (for more connections), and whether each
+/// entry must be checked against the archive before it is used.
+type TrustedCache = (CacheReader, PathBuf, bool);
+
+fn open_cache(
+    repo: &Repo,
+    opts: &SnapshotOptions,
+    gc_value: &[u8],
+) -> Result<(Option<TrustedCache>, Option<CacheWriter>)> {
+    let Some(path) = &opts.cache else {
+        return Ok((None, None));
+    };
+    let id = &repo.format().archive_id;
+    let writer = if opts.dry_run {
+        None
+    } else {
+        match CacheWriter::open(path, id) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                protocol::log::warning(&format!("not using the file cache: {e}"));
+                None
+            }
+        }
+    };
+    let reader = match CacheReader::open(path) {
+        Ok(r) => r,
+        Err(e) => {
+            protocol::log::warning(&format!("not using the file cache: {e}"));
+            return Ok((None, writer));
+        }
+    };
+    if reader.meta("archive")?.as_deref() != Some(id.as_bytes())
+        || reader.meta("schema")?.as_deref() != Some(crate::core::filecache::SCHEMA)
+    {
+        return Ok((None, writer));
+    }
+    let stored = reader.meta("gc")?.unwrap_or_default();
+    let last_there = match reader.meta("last_snapshot")? {
+        Some(v) => match crate::core::format::parse_tag_value(&v) {
+            Some(k) => repo.backend().exists(&[k])?.first() == Some(&true),
+            None => false,
+        },
+        None => false,
+    };
+    if stored == gc_value && last_there {
+        return Ok((Some((reader, path.clone(), false)), writer));
+    }
+    // Blocks were removed since, but only by sweeps that completed: a file's content block
+    // that still exists still has everything below it, so each entry is checked (one batched
+    // `exists` per directory) instead of every file being read again.
+    let (was, now) = (
+        GcState::parse((!stored.is_empty()).then_some(stored.as_slice())),
+        GcState::parse((!gc_value.is_empty()).then_some(gc_value)),
+    );
+    if stored != gc_value
+        && matches!((&was, &now), (GcState::Idle { .. }, GcState::Idle { .. }))
+        && was.unclean() == now.unclean()
+    {
+        protocol::log::info(
+            "blocks were removed from the archive since the file cache was written: checking its entries against the archive",
+        );
+        return Ok((Some((reader, path.clone(), true)), writer));
+    }
+    protocol::log::info(
+        "the file cache does not match the archive (it was rolled back or replaced, or a collection stopped part way): reading every file again",
+    );
+    Ok((None, writer))
+}

@@ -1,0 +1,401 @@
+//! The file cache: what this machine already stored, so unchanged files are not read again.
+//!
+//! One sqlite file per archive (named by the archive's random id) in the user's cache
+//! directory. For each directory there is one row, keyed by its absolute path, holding for
+//! each of its files and subdirectories the device, inode, size, mtime and ctime, and the
+//! directory entry that was stored for it. On the next snapshot a file whose five values are
+//! all unchanged reuses that entry without being opened. One row per directory (rather than
+//! per file) makes an unchanged re-snapshot cost one lookup per directory, and a directory's
+//! row is rewritten only when something in it changed.
+//!
+//! Rows are written in one transaction that is committed only after the backend flushed the
+//! blocks they name, so the cache never remembers a block that might not be stored. It also
+//! remembers the last snapshot it was written for; when the archive no longer has that
+//! snapshot (the archive was rolled back, replaced, or pruned by `gc`), the cache is
+//! distrusted: every key it offers is checked with the backend before use.
+//!
+//! A cache holds every path, size and owner of what was saved, so its directory is kept
+//! `0700` and its files `0600` whatever the umask (set again on every open, which mends caches
+//! made before). It also remembers the identifier it was last used with and when, so that
+//! `ore cache list` can say whose it is and `ore cache prune` can drop the caches of archives
+//! that are gone (see [`inventory`]).
+
+use crate::core::entry::Entry;
+use crate::core::error::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The values that must all match for a cached entry to be reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: i64,
+    pub ctime: i64,
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(st: &crate::core::fsys::Stat) -> Stamp {
+        Stamp {
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime: st.mtime,
+            ctime: st.ctime,
+        }
+    }
+}
+
+/// What the cache knows about one name.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Cached {
+    pub stamp: Stamp,
+    pub entry: Entry,
+}
+
+/// The layout of the cache; a cache of another version is emptied.
+pub const SCHEMA: &[u8] = b"2";
+
+fn err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |cause| Error::Cache {
+        path: path.to_path_buf(),
+        cause,
+    }
+}
+
+/// Creates the cache directory `dir` if needed and makes it private (`0700`).
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// A cache file and its sqlite companions (the write-ahead log and its index).
+fn with_companions(path: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Does `f` to a cache file and each of its companions that exists.
+fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()> {
+    for p in with_companions(path) {
+        match f(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Makes a cache file and its sqlite companions private (`0600`), those that exist.
+fn private_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    each_file(path, |p| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+    })
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent() {
+        private_dir(parent)?;
+    }
+    let c = Connection::open(path).map_err(err(path))?;
+    private_files(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(err(path))?;
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
+         CREATE TABLE IF NOT EXISTS dirs (path BLOB PRIMARY KEY, entries BLOB NOT NULL) WITHOUT ROWID;",
+    )
+    .map_err(err(path))?;
+    Ok(c)
+}
+
+/// The cache file for an archive under `dir`.
+pub fn cache_path(dir: &Path, archive_id: &str) -> PathBuf {
+    dir.join(format!("files-{archive_id}.db"))
+}
+
+/// Where caches live by default: `$XDG_CACHE_HOME/ore` or `~/.cache/ore`.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("ore"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("ore"))
+}
+
+/// Reading side, used by the walk.
+pub struct CacheReader {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl CacheReader {
+    /// Opens (creating) the cache at `path`.
+    pub fn open(path: &Path) -> Result<CacheReader> {
+        let conn = connect(path)?;
+        // Read inside one read transaction (no lock churn per query; it also pins what the
+        // reader sees to the state before the run's own writes). Not through a memory map:
+        // every page of the file it touched stayed in the process's resident memory, so an
+        // unchanged re-snapshot of a million files peaked at 190 MiB instead of 39 MiB, for
+        // 3% of its time (1.10 s against 1.14 s; no difference on /usr/share).
+        conn.execute_batch("PRAGMA mmap_size = 0; BEGIN;")
+            .map_err(err(path))?;
+        Ok(CacheReader {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE name = ?", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err(&self.path))
+    }
+
+    /// What the cache knows about the names in directory `dir` (an absolute path's bytes).
+    /// A row that does not decode (a damaged cache) counts as empty, which only means those
+    /// files are read again.
+    pub fn dir(&self, dir: &[u8]) -> Result<HashMap<Vec<u8>, Cached>> {
+        let blob = self.blob(dir)?;
+        Ok(decode_dir(blob.as_deref()))
+    }
+
+    fn blob(&self, dir: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT entries FROM dirs WHERE path = ?")
+            .map_err(err(&self.path))?;
+        st.query_row([dir], |r| r.get(0))
+            .optional()
+            .map_err(err(&self.path))
+    }
+}
+
+fn decode_dir(blob: Option<&[u8]>) -> HashMap<Vec<u8>, Cached> {
+    match blob.map(postcard::from_bytes::<Vec<(serde_bytes::ByteBuf, Cached)>>) {
+        Some(Ok(rows)) => rows.into_iter().map(|(n, c)| (n.into_vec(), c)).collect(),
+        _ => HashMap::new(),
+    }
+}
+
+/// Writing side, used when directories are finished; committed after the flush.
+pub struct CacheWriter {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl CacheWriter {
+    /// Opens the cache for writing and starts the run's transaction. A cache made for another
+    /// archive id is emptied first.
+    pub fn open(path: &Path, archive_id: &str) -> Result<CacheWriter> {
+        let conn = connect(path)?;
+        let e = err(path);
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'archive'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&e)?;
+        let schema: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(&e)?;
+        if stored.as_deref() != Some(archive_id.as_bytes()) || schema.as_deref() != Some(SCHEMA) {
+            conn.execute_batch("DELETE FROM dirs; DELETE FROM meta;")
+                .map_err(&e)?;
+            conn.execute(
+                "INSERT INTO meta VALUES ('archive', ?)",
+                [archive_id.as_bytes()],
+            )
+            .map_err(&e)?;
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA])
+                .map_err(&e)?;
+        }
+        Ok(CacheWriter {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    /// Records what directory `dir` holds now (replacing what was known).
+    pub fn put_dir(&self, dir: &[u8], rows: &[(&[u8], Stamp, &Entry)]) -> Result<()> {
+        let rows: Vec<(&serde_bytes::Bytes, Cached)> = rows
+            .iter()
+            .map(|(n, s, e)| {
+                (
+                    serde_bytes::Bytes::new(n),
+                    Cached {
+                        stamp: *s,
+                        entry: (*e).clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO dirs VALUES (?, ?)")
+            .map_err(err(&self.path))?;
+        st.execute(params![dir, crate::core::entry::encode(&rows)])
+            .map_err(err(&self.path))?;
+        Ok(())
+    }
+
+    /// Records one name of directory `dir`, keeping what is known about the others.
+    pub fn put_one(&self, dir: &[u8], name: &[u8], stamp: Stamp, entry: &Entry) -> Result<()> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT entries FROM dirs WHERE path = ?", [dir], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err(&self.path))?;
+        let mut known = decode_dir(blob.as_deref());
+        known.insert(
+            name.to_vec(),
+            Cached {
+                stamp,
+                entry: entry.clone(),
+            },
+        );
+        let mut names: Vec<&Vec<u8>> = known.keys().collect();
+        names.sort();
+        let rows: Vec<(&[u8], Stamp, &Entry)> = names
+            .iter()
+            .map(|n| (n.as_slice(), known[*n].stamp, &known[*n].entry))
+            .collect();
+        self.put_dir(dir, &rows)
+    }
+
+    /// Forgets directory `dir` and everything under it (it is gone or excluded now).
+    pub fn forget_tree(&self, dir: &[u8]) -> Result<()> {
+        let e = err(&self.path);
+        let mut lo = dir.to_vec();
+        if lo.last() != Some(&b'/') {
+            lo.push(b'/');
+        }
+        let mut hi = lo.clone();
+        if let Some(last) = hi.last_mut() {
+            *last = b'/' + 1;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM dirs WHERE path = ? OR (path >= ? AND path < ?)")
+            .map_err(&e)?
+            .execute(params![dir, lo, hi])
+            .map_err(&e)?;
+        Ok(())
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                params![name, value],
+            )
+            .map_err(err(&self.path))?;
+        Ok(())
+    }
+
+    /// Commits the run: call only after the backend flushed.
+    pub fn commit(self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(err(&self.path))
+    }
+}
+
+/// One cache file, as `ore cache list` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CacheFile {
+    pub path: PathBuf,
+    /// The archive's random id (from the file's name).
+    pub archive_id: String,
+    /// The archive identifier it was last used with (unknown for caches of older versions).
+    pub identifier: Option<String>,
+    /// When it was last used, in nanoseconds since the epoch.
+    pub used_ns: Option<i64>,
+    /// Bytes, with its sqlite companions.
+    pub bytes: u64,
+}
+
+/// Notes in the cache at `path` that it was just used with the archive identifier `id`.
+pub fn remember_use(path: &Path, id: &str) -> Result<()> {
+    let c = connect(path)?;
+    let used = crate::core::util::now_ns().to_string();
+    for (name, value) in [("identifier", id), ("used", &used)] {
+        c.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            params![name, value.as_bytes()],
+        )
+        .map_err(err(path))?;
+    }
+    Ok(())
+}
+
+/// The cache files in `dir`, oldest use first (none when it does not exist).
+pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name
+            .strip_prefix("files-")
+            .and_then(|n| n.strip_suffix(".db"))
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let c = connect(&path)?;
+        let meta = |name: &str| -> Result<Option<String>> {
+            let v: Option<Vec<u8>> = c
+                .query_row("SELECT value FROM meta WHERE name = ?", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(err(&path))?;
+            Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
+        let bytes = with_companions(&path)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        out.push(CacheFile {
+            archive_id: id.to_string(),
+            identifier: meta("identifier")?,
+            used_ns: meta("used")?.and_then(|v| v.parse().ok()),
+            bytes,
+            path,
+        });
+    }
+    out.sort_by_key(|c| c.used_ns);
+    Ok(out)
+}
+
+/// Removes a cache file and its sqlite companions.
+pub fn remove(path: &Path) -> Result<()> {
+    each_file(path, |p| std::fs::remove_file(p))
+}

@@ -1,0 +1,373 @@
+//! Walking everything an archive's roots reach, each block once: the engine under `check`,
+//! `gc` and `sync`.
+//!
+//! Work is a shared stack of (key, what it should be) items taken by a pool of threads — many
+//! when the backend pipelines, so that a distant archive is read with many requests in flight,
+//! a few otherwise. A [`KeySet`] says what was already visited, so a directory shared by a
+//! thousand snapshots is read once, and memory stays bounded however big the archive is. Tree
+//! blocks are fetched, opened (which verifies them) and decoded to find their children; chunks
+//! are handed to the caller unread, since what to do with them — nothing, ask whether they
+//! exist, read them, copy them — is what differs between the commands.
+
+use crate::core::block::{self, Kind, Plain};
+use crate::core::entry::{decode, Content, EntryKind, Piece, Snapshot};
+use crate::core::error::{Error, Result};
+use crate::core::keyset::KeySet;
+use crate::core::reflog::ReflogBlock;
+use crate::core::repo::Repo;
+use crate::core::tree::{decode_node, DirTree, FileTree, Node as TreeNode};
+use protocol::Key;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex};
+
+/// What a reachable block is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Snapshot,
+    /// A node of a directory tree (leaf or inner).
+    Dir,
+    /// A node of a file's index tree (leaf or inner).
+    File,
+    Chunk,
+    Reflog,
+    Format,
+}
+
+impl Node {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Node::Snapshot => "snapshot",
+            Node::Dir => "directory",
+            Node::File => "file index",
+            Node::Chunk => "file data",
+            Node::Reflog => "reflog",
+            Node::Format => "format record",
+        }
+    }
+
+    /// The block kind it is read as (trees accept their inner kind too).
+    pub fn kind(self) -> Kind {
+        match self {
+            Node::Snapshot => Kind::Snapshot,
+            Node::Dir => Kind::Dir,
+            Node::File => Kind::FileLeaf,
+            Node::Chunk => Kind::Chunk,
+            Node::Reflog => Kind::Reflog,
+            Node::Format => Kind::Format,
+        }
+    }
+}
+
+/// What a walk does with what it finds. Called from many threads at once.
+pub trait Visitor: Sync {
+    /// Whether snapshots' `previous` links are followed (whole chains) or not.
+    fn chains(&self) -> bool {
+        true
+    }
+    /// A tree, snapshot, reflog or format block was read and verified; `stored` is what the
+    /// backend returned.
+    fn block(&self, _key: Key, _node: Node, _stored: &[u8], _plain: &Plain) -> Result<()> {
+        Ok(())
+    }
+    /// A chunk was reached (first time only). It was not read.
+    fn chunk(&self, key: Key) -> Result<()>;
+    /// A block could not be read or was damaged. `Ok` goes on with the rest of the walk;
+    /// `Err` stops it.
+    fn damaged(&self, key: Key, node: Node, error: Error) -> Result<()> {
+        let _ = (key, node);
+        Err(error)
+    }
+}
+
+/// Counts of a walk.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub trees: AtomicU64,
+    pub chunks: AtomicU64,
+    pub skipped: AtomicU64,
+}
+
+struct Queue {
+    items: Vec<(Key, Node)>,
+    busy: usize,
+}
+
+/// Visits every block reachable from `roots` that `seen` does not already hold, adding each to
+/// `seen`. Returns the first error a visitor returned, after the other threads stopped.
+pub fn walk(
+    repo: &Repo,
+    roots: &[(Key, Node)],
+    seen: &KeySet,
+    visitor: &dyn Visitor,
+    counts: &Counts,
+) -> Result<()> {
+    let threads = if repo.backend().pipelines() { 32 } else { 4 };
+    let queue = Mutex::new(Queue {
+        items: roots.iter().rev().copied().collect(),
+        busy: 0,
+    });
+    let ready = Condvar::new();
+    let stop = AtomicBool::new(false);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let item = {
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        if stop.load(Relaxed) {
+                            return;
+                        }
+                        if let Some(item) = q.items.pop() {
+                            q.busy += 1;
+                            break item;
+                        }
+                        if q.busy == 0 {
+                            ready.notify_all();
+                            return;
+                        }
+                        q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                let mut children = Vec::new();
+                let r = visit(repo, item, seen, visitor, counts, &mut children);
+                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.busy -= 1;
+                match r {
+                    Ok(()) => {
+                        // Pushed in reverse so that they are taken in order (depth first).
+                        q.items.extend(children.into_iter().rev());
+                    }
+                    Err(e) => {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        stop.store(true, Relaxed);
+                    }
+                }
+                ready.notify_all();
+            });
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn visit(
+    repo: &Repo,
+    (key, node): (Key, Node),
+    seen: &KeySet,
+    visitor: &dyn Visitor,
+    counts: &Counts,
+    children: &mut Vec<(Key, Node)>,
+) -> Result<()> {
+    if !seen.insert(key)? {
+        counts.skipped.fetch_add(1, Relaxed);
+        return Ok(());
+    }
+    if node == Node::Chunk {
+        counts.chunks.fetch_add(1, Relaxed);
+        return visitor.chunk(key);
+    }
+    counts.trees.fetch_add(1, Relaxed);
+    match read(repo, key, node, visitor.chains(), children) {
+        Ok((stored, plain)) => visitor.block(key, node, &stored, &plain),
+        Err(e) if crate::core::repo::is_damage(&e) => {
+            children.clear();
+            visitor.damaged(key, node, e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a non-chunk block and lists its children.
+fn read(
+    repo: &Repo,
+    key: Key,
+    node: Node,
+    chains: bool,
+    children: &mut Vec<(Key, Node)>,
+) -> Result<(Vec<u8>, Plain)> {
+    let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;
+    let plain_keys;
+    let keys = match node {
+        Node::Format => {
+            plain_keys = crate::core::crypto::Keys::from_master(&[0; 32], false);
+            &plain_keys
+        }
+        _ => repo.keys(),
+    };
+    let expect = match node {
+        Node::Dir | Node::File => None,
+        n => Some(n.kind()),
+    };
+    let plain = block::open(keys, &key, expect, stored.clone())?;
+    match node {
+        Node::Snapshot => {
+            let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;
+            if let EntryKind::Dir { tree } = s.root.kind {
+                children.push((tree, Node::Dir));
+            }
+            if chains {
+                children.extend(s.previous.iter().map(|k| (*k, Node::Snapshot)));
+            }
+        }
+        Node::Dir => match decode_node::<DirTree>(&plain, key)? {
+            TreeNode::Leaf(entries) => {
+                for e in entries {
+                    match e.kind {
+                        EntryKind::Dir { tree } => children.push((tree, Node::Dir)),
+                        EntryKind::File { content, .. } => match content {
+                            Content::Empty => {}
+                            Content::Chunk(k) => children.push((k, Node::Chunk)),
+                            Content::Index(k) => children.push((k, Node::File)),
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            TreeNode::Inner(inner) => {
+                children.extend(inner.children.iter().map(|c| (c.key, Node::Dir)))
+            }
+        },
+        Node::File => match decode_node::<FileTree>(&plain, key)? {
+            TreeNode::Leaf(pieces) => {
+                for p in pieces {
+                    if let Piece::Data { key, .. } = p {
+                        children.push((key, Node::Chunk));
+                    }
+                }
+            }
+            TreeNode::Inner(inner) => {
+                children.extend(inner.children.iter().map(|c| (c.key, Node::File)))
+            }
+        },
+        Node::Reflog => {
+            let b: ReflogBlock = decode(plain.data(), &key, Kind::Reflog)?;
+            children.extend(b.previous.map(|k| (k, Node::Reflog)));
+            for e in &b.entries {
+                children.extend(
+                    e.old
+                        .iter()
+                        .chain(e.new.iter())
+                        .map(|k| (*k, Node::Snapshot)),
+                );
+            }
+        }
+        Node::Chunk | Node::Format => {}
+    }
+    Ok((stored, plain))
+}
+
+/// Blocks to walk from, with what each is.
+pub type Roots = Vec<(Key, Node)>;
+
+/// The roots of an archive: every tag, the format record, the reflog. Tags whose value is not
+/// a key are reported as errors: a collection must not guess what they meant to keep.
+pub fn roots(repo: &Repo) -> Result<Roots> {
+    let (roots, bad) = roots_and_bad_tags(repo)?;
+    match bad.into_iter().next() {
+        Some(why) => Err(Error::Archive(format!("{why}; fix or remove it first"))),
+        None => Ok(roots),
+    }
+}
+
+/// What a tag named `name` points at, if it names a block.
+fn node_of_tag(name: &str) -> Option<Node> {
+    match name {
+        crate::core::format::FORMAT_TAG => Some(Node::Format),
+        crate::core::reflog::REFLOG_TAG => Some(Node::Reflog),
+        n if crate::core::format::is_system_tag(n) => None,
+        _ => Some(Node::Snapshot),
+    }
+}
+
+/// The roots gc keeps besides `current` (the tags' roots): every snapshot and reflog block a
+/// tag's kept history names (PROTOCOL.md §6, "Tag history"). So a tag moved by anyone — an
+/// append-only client's `forget` or rewound reflog among them — loses nothing until the owner
+/// expires the history (`ore reflog expire` with full access). A kept value is no root when its
+/// block is gone (removed before it was kept, or by an earlier gc) or is not what its tag
+/// says (a tag once pointed at another kind of block, or at a damaged one: nothing below it
+/// could be read anyway); failing to read it at all stops gc. Earlier format records reach
+/// nothing and are not kept. A backend that keeps no history is an error: gc cannot know what
+/// it would destroy.
+pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
+    use protocol::history::{parse, TAG_HISTORY};
+    let out = repo.backend().admin(TAG_HISTORY, &[]).map_err(|e| {
+        Error::Archive(format!(
+            "gc needs the tag history of archive {} (`{TAG_HISTORY}`), which its backend did not give: {e}",
+            repo.id()
+        ))
+    })?;
+    let known: std::collections::HashSet<Key> = current.iter().map(|(k, _)| *k).collect();
+    let mut roots: Roots = parse(&out.json)?
+        .into_iter()
+        .filter_map(|e| {
+            let node = node_of_tag(&e.tag).filter(|n| *n != Node::Format)?;
+            Some((
+                crate::core::format::parse_tag_value(e.value.as_bytes())?,
+                node,
+            ))
+        })
+        .filter(|(k, _)| !known.contains(k))
+        .collect();
+    roots.sort_by_key(|(k, _)| *k);
+    roots.dedup_by_key(|(k, _)| *k);
+    // Each is read (all requests in flight at once) to see that it is what it should be.
+    let tickets: Vec<_> = roots
+        .iter()
+        .map(|(k, _)| repo.backend().start_get(*k))
+        .collect();
+    let mut kept = Vec::new();
+    for ((key, node), ticket) in roots.into_iter().zip(tickets) {
+        let Some(stored) = ticket.wait()? else {
+            continue;
+        };
+        let sound = match node {
+            Node::Reflog => repo
+                .decode_stored::<ReflogBlock>(key, Kind::Reflog, stored)
+                .map(|_| ()),
+            _ => repo
+                .decode_stored::<Snapshot>(key, Kind::Snapshot, stored)
+                .map(|_| ()),
+        };
+        match sound {
+            Ok(()) => kept.push((key, node)),
+            // Said out loud: a snapshot that a tag once named and that no longer reads is
+            // either garbage a tag was pointed at, or damage the owner should hear about.
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {
+                protocol::log::warning(&format!(
+                    "gc: a value the tag history keeps ({key}) is no readable {}, so it keeps \
+                     nothing: {e}",
+                    node.name()
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(kept)
+}
+
+/// The roots, and a message for each tag whose value is not a key.
+pub fn roots_and_bad_tags(repo: &Repo) -> Result<(Roots, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (name, value) in repo.backend().list_tags()? {
+        let Some(node) = node_of_tag(&name) else {
+            continue;
+        };
+        match crate::core::format::parse_tag_value(&value) {
+            Some(key) => out.push((key, node)),
+            None => bad.push(format!(
+                "tag {name} does not hold a block key ({} bytes)",
+                value.len()
+            )),
+        }
+    }
+    out.sort_by_key(|(k, _)| *k);
+    Ok((out, bad))
+}

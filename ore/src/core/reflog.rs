@@ -1,0 +1,314 @@
+//! The reflog: every move of every tag, kept in the archive (FORMAT.md §9).
+//!
+//! Tags are the only way the archive says what to keep, so moving one (a rollback, a forget
+//! that rewrites a chain) could make snapshots unreachable and let gc take them. The reflog
+//! records each move — tag, old and new snapshot, when, by whom, why — and gc treats every
+//! snapshot it names as a root. Superseded snapshots therefore stay readable by key and listed
+//! by `ore reflog` until `ore reflog expire` drops the entries that name them.
+//!
+//! Storage: the tag `ore:reflog` names the newest reflog block; each block holds up to
+//! [`PER_BLOCK`] entries, oldest first, and the key of the block before it. Appending rewrites
+//! the newest block with the entry added (or starts a new one when it is full) and moves the
+//! tag by compare-and-swap, retrying when another writer got there first, so concurrent runs
+//! never lose each other's entries. A run that dies between moving a tag and recording it loses
+//! only that entry; the snapshot it moved away from is still reached through the new one's
+//! chain, or was recorded when it was itself set.
+
+use crate::core::block::Kind;
+use crate::core::entry::encode;
+use crate::core::error::{Error, Result};
+use crate::core::format::parse_tag_value;
+use crate::core::repo::Repo;
+use protocol::{CasOutcome, Key};
+use serde::{Deserialize, Serialize};
+
+/// The tag naming the newest reflog block.
+pub const REFLOG_TAG: &str = protocol::tagrules::REFLOG_TAG;
+/// Most entries in one reflog block.
+pub const PER_BLOCK: usize = 256;
+
+/// Tag moves this process made that the reflog could not record.
+static UNRECORDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a tag move the reflog could not record. The move itself stands (undoing it could
+/// lose a snapshot), so the run goes on, but it must not end as if all were well: `ore` exits
+/// with status 3 when [`unrecorded_moves`] is not zero.
+pub fn note_unrecorded_move() {
+    UNRECORDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many tag moves of this process the reflog could not record.
+pub fn unrecorded_moves() -> usize {
+    UNRECORDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One move of one tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefEntry {
+    /// When, ns since the epoch.
+    pub time: i64,
+    pub tag: String,
+    /// What the tag named before (`None`: it did not exist).
+    pub old: Option<Key>,
+    /// What it names now (`None`: it was removed).
+    pub new: Option<Key>,
+    /// What moved it: `snapshot`, `fork`, `reset`, `forget`, `sync`, `load`.
+    pub action: String,
+    pub host: String,
+    pub user: String,
+}
+
+/// A reflog block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReflogBlock {
+    /// The block before this one, if any.
+    pub previous: Option<Key>,
+    /// Entries, oldest first.
+    pub entries: Vec<RefEntry>,
+}
+
+impl RefEntry {
+    /// An entry for a move made now by this user on this host.
+    pub fn now(tag: &str, old: Option<Key>, new: Option<Key>, action: &str) -> RefEntry {
+        RefEntry {
+            time: crate::core::util::now_ns(),
+            tag: tag.to_string(),
+            old,
+            new,
+            action: action.to_string(),
+            host: crate::core::util::hostname(),
+            user: crate::core::meta::username(),
+        }
+    }
+}
+
+/// The key of the newest reflog block, if there is a reflog.
+pub fn head(repo: &Repo) -> Result<Option<Key>> {
+    match repo.backend().get_tag(REFLOG_TAG)? {
+        None => Ok(None),
+        Some(v) => parse_tag_value(&v)
+            .map(Some)
+            .ok_or_else(|| Error::Archive(format!("tag {REFLOG_TAG} does not hold a block key"))),
+    }
+}
+
+/// Reads one reflog block.
+pub fn read_block(repo: &Repo, key: Key) -> Result<ReflogBlock> {
+    repo.get(key, Kind::Reflog)
+}
+
+/// Every block of the reflog, newest first, with its key.
+pub fn blocks(repo: &Repo) -> Result<Vec<(Key, ReflogBlock)>> {
+    let mut out = Vec::new();
+    let mut next = head(repo)?;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(k) = next {
+        if !seen.insert(k) {
+            return Err(Error::Archive(format!(
+                "the reflog loops back to block {k}"
+            )));
+        }
+        let b = read_block(repo, k)?;
+        next = b.previous;
+        out.push((k, b));
+    }
+    Ok(out)
+}
+
+/// Every entry, oldest first.
+pub fn entries(repo: &Repo) -> Result<Vec<RefEntry>> {
+    let mut out: Vec<RefEntry> = Vec::new();
+    for (_, b) in blocks(repo)?.into_iter().rev() {
+        out.extend(b.entries);
+    }
+    Ok(out)
+}
+
+/// The reflog's newest block as it was a moment ago, read in the background: a run that will
+/// move a tag starts this early, so that recording the move at its end does not wait two round
+/// trips (the head tag, then its block) over a slow link. If the head moves meanwhile, the
+/// compare-and-swap in [`append_with`] notices and the reflog is read again.
+pub struct HeadAhead(std::thread::JoinHandle<Option<Head>>);
+
+/// The reflog's head key and its block as stored (`None, None` when there is no reflog).
+type Head = (Option<Key>, Option<Vec<u8>>);
+
+/// Starts reading the reflog's head and its stored block (see [`HeadAhead`]).
+pub fn read_head_ahead(repo: &Repo) -> HeadAhead {
+    let backend = repo.backend().clone();
+    HeadAhead(std::thread::spawn(move || {
+        let head = match backend.get_tag(REFLOG_TAG).ok()? {
+            None => return Some((None, None)),
+            Some(v) => parse_tag_value(&v)?,
+        };
+        let stored = backend.get(head).ok()??;
+        Some((Some(head), Some(stored)))
+    }))
+}
+
+/// Adds entries to the reflog (durably: the block is flushed before the tag names it).
+pub fn append(repo: &Repo, new: &[RefEntry]) -> Result<()> {
+    append_with(repo, new, None)
+}
+
+/// [`append`], starting from the head read ahead by `ahead` when there is one.
+pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut ahead = ahead.and_then(|a| a.0.join().ok().flatten());
+    loop {
+        let (old_head, block) = match ahead.take() {
+            Some((None, _)) => (None, None),
+            Some((Some(k), Some(stored))) => {
+                (Some(k), Some(repo.decode_stored(k, Kind::Reflog, stored)?))
+            }
+            _ => {
+                let k = head(repo)?;
+                (k, k.map(|k| read_block(repo, k)).transpose()?)
+            }
+        };
+        let mut block = block.unwrap_or_default();
+        if block.entries.len() + new.len() > PER_BLOCK && !block.entries.is_empty() {
+            block = ReflogBlock {
+                previous: old_head,
+                entries: Vec::new(),
+            };
+        }
+        block.entries.extend_from_slice(new);
+        let key = repo.put_block_durably(Kind::Reflog, &encode(&block))?;
+        if swap_head(repo, old_head, key)? {
+            return Ok(());
+        }
+    }
+}
+
+/// Points `ore:reflog` at `key`, which must be a reflog block (one of its earlier heads, as
+/// `ore tag-history ore:reflog` lists them): the owner's way back when the tag was pointed at
+/// something else (an append-only key may move it to any block key, and a reflog that cannot
+/// be read stops gc). Moves it from whatever it holds; `false` when another run moved it
+/// meanwhile.
+pub fn reset_head(repo: &Repo, key: Key) -> Result<bool> {
+    read_block(repo, key).map_err(|e| {
+        Error::Archive(format!(
+            "block {key} is not a reflog block this archive can read ({e}); \
+             `ore tag-history {REFLOG_TAG}` lists the earlier heads"
+        ))
+    })?;
+    let current = repo.backend().get_tag(REFLOG_TAG)?;
+    let out = repo
+        .backend()
+        .set_tag(REFLOG_TAG, current.as_deref(), key.to_hex().as_bytes())?;
+    Ok(matches!(out, CasOutcome::Done))
+}
+
+fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
+    let exp = old.map(|k| k.to_hex());
+    let out = repo.backend().set_tag(
+        REFLOG_TAG,
+        exp.as_deref().map(str::as_bytes),
+        new.to_hex().as_bytes(),
+    )?;
+    Ok(matches!(out, CasOutcome::Done))
+}
+
+/// Drops the entries older than `cutoff` (ns since the epoch); returns how many were dropped.
+/// The remaining entries are written as a new chain of blocks; the old blocks become garbage
+/// for the next gc. The backend's tag history is expired with it (every tag's values first
+/// seen before `cutoff`, and every earlier reflog head), since gc keeps what that history names
+/// (`protocol::history`). Only a connection with full access may expire history: through an
+/// append-only one this refuses before changing anything.
+pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    use protocol::history::EXPIRE;
+    let info = repo.backend().info();
+    if !dry_run && !info.admin_commands.iter().any(|c| c == EXPIRE) {
+        return Err(Error::Archive(format!(
+            "archive {} keeps every value each tag has had, and this connection may not expire \
+             that history ({}: `{EXPIRE}` is not offered); nothing was dropped — the owner, with \
+             full access, can",
+            repo.id(),
+            info.description
+        )));
+    }
+    let (dropped, kept) = expire_entries(repo, cutoff, dry_run)?;
+    if !dry_run {
+        let age = (crate::core::util::now_ns().saturating_sub(cutoff) / 1_000_000_000).max(0);
+        repo.backend().admin(EXPIRE, &[age.to_string()])?;
+        repo.backend()
+            .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
+    }
+    Ok((dropped, kept))
+}
+
+fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    loop {
+        let old_head = head(repo)?;
+        let all = entries(repo)?;
+        let keep: Vec<RefEntry> = all.iter().filter(|e| e.time >= cutoff).cloned().collect();
+        let dropped = all.len() - keep.len();
+        if dry_run || dropped == 0 {
+            return Ok((dropped, keep.len()));
+        }
+        let mut previous = None;
+        for part in keep.chunks(PER_BLOCK) {
+            let block = ReflogBlock {
+                previous,
+                entries: part.to_vec(),
+            };
+            previous = Some(repo.put_block(Kind::Reflog, &encode(&block))?.0);
+        }
+        let new_head = match previous {
+            Some(k) => k,
+            // Nothing left: an empty block, so that the tag still names a reflog.
+            None => {
+                repo.put_block(Kind::Reflog, &encode(&ReflogBlock::default()))?
+                    .0
+            }
+        };
+        repo.backend().flush()?;
+        if swap_head(repo, old_head, new_head)? {
+            return Ok((dropped, keep.len()));
+        }
+    }
+}
+
+/// Moving tags: every move is recorded here, so the methods that move a tag live beside the
+/// reflog rather than in [`crate::core::repo`] (which knows nothing of the reflog).
+impl Repo {
+    /// Moves a tag from `expected` to `new` (compare-and-swap) and records the move in the
+    /// reflog as done by `action`; `false` when the tag had moved meanwhile (nothing changed).
+    pub fn move_tag(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+    ) -> Result<bool> {
+        self.move_tag_with(name, expected, new, action, None)
+    }
+
+    /// [`Repo::move_tag`], recording the move from the reflog head read ahead by `ahead`.
+    pub fn move_tag_with(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+        ahead: Option<HeadAhead>,
+    ) -> Result<bool> {
+        if !self.swap_tag(name, expected, new)? {
+            return Ok(false);
+        }
+        let entry = RefEntry::now(name, expected, Some(new), action);
+        if let Err(e) = append_with(self, &[entry], ahead) {
+            note_unrecorded_move();
+            protocol::log::warning(&format!(
+                "tag {name} now names {new} (it named {}), but the move could not be added \
+                 to the reflog: {e}; the snapshot is stored, but `ore reflog` will not list \
+                 this move",
+                expected.map_or_else(|| "nothing".to_string(), |k| k.to_hex())
+            ));
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,579 @@
+//! An opened archive: the backend, the keys, the format — and reading and writing blocks.
+//!
+//! Every command goes through [`Repo`]: it checks the format record, unlocks the master key,
+//! and turns plaintext into stored blocks and back ([`crate::core::block`]), naming the block and its
+//! kind in every error.
+
+use crate::core::block::{self, Compression, Kind, Plain};
+use crate::core::crypto::{hex, random, unhex, KdfParams, KeySlot, Keys};
+use crate::core::entry::{decode, encode, Snapshot};
+use crate::core::error::{Error, Result};
+use crate::core::format::{
+    parse_tag_value, ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION,
+};
+use protocol::{Backend, CasOutcome, Key};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Where passphrases come from: called with a prompt, returns the passphrase.
+pub type Passphrase<'a> = &'a dyn Fn(&str) -> Result<Vec<u8>>;
+
+/// How to create an archive.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub encrypt: bool,
+    pub chunker: ChunkerParams,
+    pub compression: String,
+    /// Key derivation parameters for the first slot (tests use cheap ones).
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            encrypt: true,
+            chunker: ChunkerParams::default(),
+            compression: "zstd:3".into(),
+            kdf: KdfParams::new_default(),
+        }
+    }
+}
+
+/// An opened archive. Its parts are read through methods ([`Repo::backend`], [`Repo::keys`],
+/// …): only opening, creating and [`Repo::update_format`] change them.
+pub struct Repo {
+    backend: Arc<dyn Backend>,
+    /// The identifier it was opened with (for messages).
+    id: String,
+    keys: Keys,
+    format: FormatRecord,
+    format_key: Key,
+    compression: Compression,
+    /// The master key, kept for key management.
+    master: [u8; 32],
+    /// Which slot opened it.
+    slot: Option<String>,
+    /// Bytes stored since the last checkpoint (see [`Repo::stored`]).
+    since_checkpoint: std::sync::atomic::AtomicU64,
+    checkpoint_every: u64,
+}
+
+/// A tag being read in the background (see [`Repo::tag_ahead`]).
+pub struct TagAhead(
+    String,
+    std::thread::JoinHandle<protocol::Result<Option<Vec<u8>>>>,
+);
+
+impl TagAhead {
+    /// The snapshot the tag names, if it exists.
+    pub fn wait(self) -> Result<Option<Key>> {
+        let value = self
+            .1
+            .join()
+            .map_err(|_| Error::Archive(format!("reading tag {} failed", self.0)))??;
+        Repo::tag_value(&self.0, value)
+    }
+}
+
+/// Bytes stored between checkpoints by default.
+pub const CHECKPOINT_DEFAULT: u64 = 256 << 20;
+
+/// The checkpoint interval: `ORE_CHECKPOINT` (a size such as `64M`) or the default.
+fn checkpoint_every() -> u64 {
+    std::env::var("ORE_CHECKPOINT")
+        .ok()
+        .and_then(|v| crate::core::util::parse_size(&v))
+        .filter(|&n| n > 0)
+        .unwrap_or(CHECKPOINT_DEFAULT)
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn creator() -> String {
+    format!(
+        "{}@{}",
+        crate::core::meta::username(),
+        crate::core::util::hostname()
+    )
+}
+
+/// Reads the format record, or `None` when the archive has none.
+pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, FormatRecord)>> {
+    let Some(v) = backend.get_tag(FORMAT_TAG)? else {
+        return Ok(None);
+    };
+    let key = parse_tag_value(&v).ok_or_else(|| {
+        Error::Archive(format!(
+            "archive {id}: tag {FORMAT_TAG} does not hold a block key"
+        ))
+    })?;
+    // The format record holds the key slots: without it nothing in the archive decrypts, so
+    // its loss is named as what it is, with the way back.
+    let lost = |why: String| {
+        Error::Archive(format!(
+            "archive {id}: its format record (block {key}, named by tag {FORMAT_TAG}: the key \
+             slots every other block is encrypted under) cannot be read: {why}; nothing in \
+             the archive can be decrypted without it: restore the file or log that held it \
+             from a copy of the archive"
+        ))
+    };
+    let keys = Keys::from_master(&[0; 32], false);
+    let from_archive = match backend.get(key) {
+        Ok(Some(stored)) => block::open(&keys, &key, Some(Kind::Format), stored.clone())
+            .map(|plain| (plain, stored)),
+        Ok(None) => Err(Error::Missing {
+            key,
+            kind: Kind::Format.name(),
+        }),
+        Err(e @ protocol::Error::Backend { .. }) => Err(lost(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let plain = match from_archive {
+        Ok((plain, stored)) => {
+            crate::core::formatcopy::keep(&key, &stored);
+            plain
+        }
+        Err(e @ (Error::Corrupt { .. } | Error::Missing { .. } | Error::Archive(_))) => {
+            // This machine's copy, if it has one and it is the very record the tag names.
+            let Some((copy, path)) = crate::core::formatcopy::load(&key) else {
+                return Err(match e {
+                    Error::Archive(_) => e,
+                    other => lost(other.to_string()),
+                });
+            };
+            let plain =
+                block::open(&keys, &key, Some(Kind::Format), copy.clone()).map_err(|_| {
+                    lost(format!(
+                        "{e} (and this machine's copy in {} does not match it)",
+                        path.display()
+                    ))
+                })?;
+            let stored_again = backend.put(key, &copy).and_then(|()| backend.flush());
+            protocol::log::warning(&format!(
+                "archive {id}: its format record (block {key}) cannot be read ({e}); using this \
+                 machine's copy ({}), which matches its key{}",
+                path.display(),
+                match stored_again {
+                    Ok(()) => String::from("; it was stored in the archive again"),
+                    Err(e) => format!("; storing it in the archive again failed: {e}"),
+                }
+            ));
+            plain
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some((key, FormatRecord::parse(plain.data())?)))
+}
+
+impl Repo {
+    /// Creates a new archive in an empty backend.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        opts: &InitOptions,
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        Repo::create(backend, id, opts, random::<32>(), passphrase)
+    }
+
+    /// Creates a new archive that shares `source`'s master key, chunker and compression, so
+    /// that blocks copied between the two (`ore sync`) keep their keys and bytes. Only the key
+    /// slots (passphrases) and the archive id are its own.
+    pub fn init_from(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        source: &Repo,
+        kdf: KdfParams,
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        let opts = InitOptions {
+            encrypt: source.format.encrypted(),
+            chunker: source.format.chunker,
+            compression: source.format.compression.clone(),
+            kdf,
+        };
+        Repo::create(backend, id, &opts, source.master, passphrase)
+    }
+
+    /// Whether blocks of `other` can be copied into this archive as they are stored: both
+    /// derive their keys from the same master key, the same way.
+    pub fn shares_keys(&self, other: &Repo) -> bool {
+        self.master == other.master && self.format.encrypted() == other.format.encrypted()
+    }
+
+    fn create(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        opts: &InitOptions,
+        master: [u8; 32],
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        if let Some((_, f)) = read_format(&*backend, id)? {
+            return Err(Error::Archive(format!(
+                "archive {id} is already initialised (archive id {})",
+                f.archive_id
+            )));
+        }
+        // Never a new record over an archive that lost its own (`format::missing`).
+        crate::core::format::check_empty(&*backend, id)?;
+        opts.chunker.check()?;
+        crate::core::format::parse_compression(&opts.compression)?;
+        let mut record = FormatRecord {
+            format: FORMAT_VERSION,
+            archive_id: hex(&random::<16>()),
+            created: crate::core::util::now_ns() / 1_000_000_000,
+            chunker_algorithm: "fastcdc-2020".into(),
+            chunker: opts.chunker,
+            compression: opts.compression.clone(),
+            encryption: if opts.encrypt { "aes-256-gcm" } else { "none" }.into(),
+            key_slots: Vec::new(),
+            master_key: None,
+        };
+        let mut slot = None;
+        if opts.encrypt {
+            let pass = passphrase("New passphrase: ")?;
+            let s = KeySlot::wrap(&master, &pass, opts.kdf.clone(), creator())?;
+            slot = Some(s.id.clone());
+            record.key_slots.push(s);
+        } else {
+            record.master_key = Some(hex(&master));
+        }
+        let key = write_format(&*backend, None, &record)?;
+        Repo::assemble(backend, id, key, record, master, slot)
+    }
+
+    /// Opens an existing archive, asking for a passphrase when it is encrypted.
+    pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
+        let (key, record) = read_format(&*backend, id)?
+            .ok_or_else(|| crate::core::format::missing_error(&*backend, id))?;
+        let (master, slot) = if record.encrypted() {
+            let pass = passphrase("Passphrase: ")?;
+            let mut found = None;
+            for s in &record.key_slots {
+                if let Some(m) = s.unwrap_master(&pass)? {
+                    found = Some((m, Some(s.id.clone())));
+                    break;
+                }
+            }
+            found.ok_or(Error::WrongPassphrase {
+                slots: record.key_slots.len(),
+            })?
+        } else {
+            let m = record
+                .master_key
+                .as_deref()
+                .and_then(unhex)
+                .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Archive(format!(
+                        "archive {id}: the format record has no usable master key"
+                    ))
+                })?;
+            (m, None)
+        };
+        Repo::assemble(backend, id, key, record, master, slot)
+    }
+
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        format_key: Key,
+        format: FormatRecord,
+        master: [u8; 32],
+        slot: Option<String>,
+    ) -> Result<Repo> {
+        Ok(Repo {
+            keys: Keys::from_master(&master, format.encrypted()),
+            compression: format.compression()?,
+            backend,
+            id: id.to_string(),
+            format,
+            format_key,
+            master,
+            slot,
+            since_checkpoint: std::sync::atomic::AtomicU64::new(0),
+            checkpoint_every: checkpoint_every(),
+        })
+    }
+
+    /// The backend the archive lives in.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The identifier it was opened with (for messages).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The keys derived from the master key.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The format record as read (or last written by [`Repo::update_format`]).
+    pub fn format(&self) -> &FormatRecord {
+        &self.format
+    }
+
+    /// The key of the format record's block, which tag `ore-format` names.
+    pub fn format_key(&self) -> Key {
+        self.format_key
+    }
+
+    /// How new blocks are compressed.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// The id of the key slot whose passphrase opened it (`None` when unencrypted).
+    pub fn slot(&self) -> Option<&str> {
+        self.slot.as_deref()
+    }
+
+    /// Counts `bytes` just sent to the archive, and flushes it each time another checkpoint's
+    /// worth (`ORE_CHECKPOINT`, 256 MiB by default) has been sent. Long runs (snapshot, sync,
+    /// load) call this for every block they put: a backend may keep blocks it has accepted but
+    /// not flushed only until it crashes, and a checkpoint bounds what an interrupted run must
+    /// send again — the re-run finds everything before the last checkpoint already stored.
+    pub fn stored(&self, bytes: u64) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let every = self.checkpoint_every;
+        let due = self
+            .since_checkpoint
+            .fetch_update(Relaxed, Relaxed, |n| {
+                Some(if n + bytes >= every { 0 } else { n + bytes })
+            })
+            .is_ok_and(|n| n + bytes >= every);
+        if due {
+            self.backend.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the format record with `record`, compare-and-swap on the tag. Only under a
+    /// lease: [`Repo::update_format`] (in [`crate::core::lease`]) takes one and calls this.
+    pub(crate) fn replace_format(&mut self, record: FormatRecord) -> Result<()> {
+        let key = write_format(&*self.backend, Some(self.format_key), &record)?;
+        self.format = record;
+        self.format_key = key;
+        Ok(())
+    }
+
+    /// Moves a tag from `expected` to `new` by compare-and-swap, and nothing else: `false` when
+    /// the tag had moved meanwhile. Every move is also recorded in the reflog, so only
+    /// [`Repo::move_tag`] (in [`crate::core::reflog`]) calls this.
+    pub(crate) fn swap_tag(&self, name: &str, expected: Option<Key>, new: Key) -> Result<bool> {
+        let exp = expected.map(|k| k.to_hex());
+        let out = self.backend.set_tag(
+            name,
+            exp.as_deref().map(str::as_bytes),
+            new.to_hex().as_bytes(),
+        )?;
+        Ok(matches!(out, CasOutcome::Done))
+    }
+
+    pub fn new_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
+        KeySlot::wrap(&self.master, passphrase, kdf, creator())
+    }
+
+    /// Stores a block unless the archive has it; returns its key and the stored size when it
+    /// was new.
+    pub fn put_block(&self, kind: Kind, plain: &[u8]) -> Result<(Key, Option<u64>)> {
+        let key = self.keys.key_of(kind as u8, plain);
+        if self.backend.exists(&[key])?.first() == Some(&true) {
+            return Ok((key, None));
+        }
+        let out = self.sealed(kind, &key, plain)?;
+        let n = out.len() as u64;
+        self.backend.put(key, &out)?;
+        self.stored(n)?;
+        Ok((key, Some(n)))
+    }
+
+    /// Stores a small block and flushes the archive: what a commit does just before it moves
+    /// a tag. The put and the flush go out together and are waited for together — one round
+    /// trip over a slow link instead of three (exists, put, flush). A block already stored is
+    /// simply stored again, which the protocol allows, and costs a small block's bytes.
+    pub fn put_block_durably(&self, kind: Kind, plain: &[u8]) -> Result<Key> {
+        let key = self.keys.key_of(kind as u8, plain);
+        let put = self.backend.start_put(key, self.sealed(kind, &key, plain)?);
+        let flushed = self.backend.flush();
+        put.wait()?;
+        flushed?;
+        Ok(key)
+    }
+
+    /// `plain` sealed as a stored block of `kind` named `key`, with this archive's keys and
+    /// compression.
+    pub fn sealed(&self, kind: Kind, key: &Key, plain: &[u8]) -> Result<Vec<u8>> {
+        self.seal(kind, key, plain, self.compression)
+    }
+
+    /// Seals `plain` as a block of `kind` whose key is `key`, compressed with `comp` (a
+    /// snapshot chooses a chunk's compression per file; [`Repo::sealed`] uses the archive's):
+    /// the one place the frontend seals a block.
+    pub fn seal(&self, kind: Kind, key: &Key, plain: &[u8], comp: Compression) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(plain.len() + plain.len() / 16 + 64);
+        block::seal(&self.keys, kind, key, plain, comp, &mut out)?;
+        Ok(out)
+    }
+
+    /// The backend's answer to `exists` about `asked` keys, once it is known to hold one answer
+    /// for each: a backend that answers for fewer or more is wrong, and nothing may be read
+    /// into a short answer (a key it skipped would be taken as stored, or as missing).
+    pub fn answered(&self, asked: usize, present: Vec<bool>) -> Result<Vec<bool>> {
+        if present.len() == asked {
+            return Ok(present);
+        }
+        Err(Error::Archive(format!(
+            "archive {}: asked about {asked} keys, the backend answered {}",
+            self.id,
+            present.len()
+        )))
+    }
+
+    /// Reads and opens a block, which must be of `kind`.
+    pub fn get_block(&self, key: Key, kind: Kind) -> Result<Plain> {
+        let stored = fetched(self.backend.get(key), key, kind)?;
+        block::open(&self.keys, &key, Some(kind), stored)
+    }
+
+    /// Reads a block and decodes it.
+    pub fn get<T: DeserializeOwned>(&self, key: Key, kind: Kind) -> Result<T> {
+        let stored = fetched(self.backend.get(key), key, kind)?;
+        self.decode_stored(key, kind, stored)
+    }
+
+    /// Opens the stored bytes of block `key`, which must be of `kind`, and decodes them.
+    pub fn decode_stored<T: DeserializeOwned>(
+        &self,
+        key: Key,
+        kind: Kind,
+        stored: Vec<u8>,
+    ) -> Result<T> {
+        let plain = block::open(&self.keys, &key, Some(kind), stored)?;
+        decode(plain.data(), &key, kind)
+    }
+
+    /// Reads a snapshot.
+    pub fn snapshot(&self, key: Key) -> Result<Snapshot> {
+        self.get(key, Kind::Snapshot)
+    }
+
+    /// Stores a snapshot block.
+    pub fn put_snapshot(&self, s: &Snapshot) -> Result<Key> {
+        Ok(self.put_block(Kind::Snapshot, &encode(s))?.0)
+    }
+
+    /// Stores a snapshot block and flushes the archive, before a tag names it (see
+    /// [`Repo::put_block_durably`]).
+    pub fn put_snapshot_durably(&self, s: &Snapshot) -> Result<Key> {
+        self.put_block_durably(Kind::Snapshot, &encode(s))
+    }
+
+    /// The snapshot a tag names, if the tag exists.
+    pub fn tag(&self, name: &str) -> Result<Option<Key>> {
+        Self::tag_value(name, self.backend.get_tag(name)?)
+    }
+
+    /// Starts reading what a tag names, in the background (so that it costs no round trip of
+    /// its own over a slow link); [`TagAhead::wait`] gives [`Repo::tag`]'s answer.
+    pub fn tag_ahead(&self, name: &str) -> TagAhead {
+        let (backend, n) = (self.backend.clone(), name.to_string());
+        TagAhead(
+            name.to_string(),
+            std::thread::spawn(move || backend.get_tag(&n)),
+        )
+    }
+
+    fn tag_value(name: &str, value: Option<Vec<u8>>) -> Result<Option<Key>> {
+        match value {
+            None => Ok(None),
+            Some(v) => parse_tag_value(&v).map(Some).ok_or_else(|| {
+                Error::Archive(format!(
+                    "tag {name} does not hold a snapshot key ({} bytes)",
+                    v.len()
+                ))
+            }),
+        }
+    }
+
+    /// Every user tag and the snapshot it names.
+    pub fn tags(&self) -> Result<Vec<(String, Key)>> {
+        let mut out = Vec::new();
+        for (name, v) in self.backend.list_tags()? {
+            if crate::core::format::is_system_tag(&name) {
+                continue;
+            }
+            if let Some(k) = parse_tag_value(&v) {
+                out.push((name, k));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A fetched block's bytes, with "missing" and a backend's own corruption report turned into
+/// errors that name the block. So is any other failure the backend answered about this one
+/// block (its storage could not read it: a log cut short, a file it may not open): that is
+/// damage to this block, reported with the others while the rest of a check or restore goes
+/// on, not a failure of the whole connection (which keeps its own error).
+pub fn fetched(r: protocol::Result<Option<Vec<u8>>>, key: Key, kind: Kind) -> Result<Vec<u8>> {
+    use protocol::ErrorCode as C;
+    match r {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err(Error::Missing {
+            key,
+            kind: kind.name(),
+        }),
+        Err(e) if e.code() == C::Corrupt => Err(Error::Corrupt {
+            key,
+            kind: kind.name(),
+            why: format!("the backend reports: {e}"),
+        }),
+        Err(
+            e @ (protocol::Error::Io { .. }
+            | protocol::Error::Backend {
+                code: C::Io | C::Internal | C::Injected | C::Other(_),
+                ..
+            }),
+        ) => Err(Error::Corrupt {
+            key,
+            kind: kind.name(),
+            why: format!("the backend could not read it: {e}"),
+        }),
+        Err(e) => Err(Error::Backend(e)),
+    }
+}
+
+/// Whether an error is damage to the archive (a block missing or corrupt), as opposed to a
+/// failure to reach it.
+pub fn is_damage(e: &Error) -> bool {
+    matches!(e, Error::Missing { .. } | Error::Corrupt { .. })
+}
+
+fn write_format(
+    backend: &dyn Backend,
+    expected: Option<Key>,
+    record: &FormatRecord,
+) -> Result<Key> {
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Archive(e.to_string()))?;
+    let (key, stored) = block::seal_format(&json);
+    backend.put(key, &stored)?;
+    backend.flush()?;
+    let exp = expected.map(|k| k.to_hex());
+    match backend.set_tag(FORMAT_TAG, exp.as_deref().map(str::as_bytes), key.to_hex().as_bytes())? {
+        CasOutcome::Done => Ok(key),
+        CasOutcome::Conflict { .. } => Err(Error::Archive(
+            "the format record was changed by someone else meanwhile; nothing was changed, try again".into(),
+        )),
+    }
+}

@@ -1,0 +1,281 @@
+//! Small helpers shared by the commands: time, sizes, paths as bytes.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The next line of `r` into `line` (its `\n` and a `\r` before it removed), reading at most
+/// `max` bytes of it: input that never ends a line (`/dev/zero`, `yes`) costs `max` bytes, not
+/// all memory. `Ok(false)` at the end of the input; an error when the line is longer than `max`.
+pub fn read_line_capped(
+    r: &mut impl std::io::BufRead,
+    max: usize,
+    line: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    use std::io::{BufRead, Read};
+    line.clear();
+    // Room for the longest line and its `\r\n`, and one byte more to tell it is too long.
+    r.by_ref().take(max as u64 + 3).read_until(b'\n', line)?;
+    if line.is_empty() {
+        return Ok(false);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a line longer than {max} bytes"),
+        ));
+    }
+    Ok(true)
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A path's bytes.
+pub fn path_bytes(p: &Path) -> &[u8] {
+    p.as_os_str().as_bytes()
+}
+
+/// A path from bytes.
+pub fn bytes_path(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
+}
+
+/// Bytes shown as text, with invalid UTF-8 escaped.
+pub fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A byte count for people: `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Parses a size like `100`, `10k`, `1.5M`, `2G`, `1T` (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = s[i..].to_ascii_lowercase();
+            let m: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+                "" => 1,
+                "k" => 1 << 10,
+                "m" => 1 << 20,
+                "g" => 1 << 30,
+                "t" => 1 << 40,
+                _ => return None,
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v >= 0.0).then_some((v * mult as f64) as u64)
+}
+
+/// Parses a duration like `30s`, `15m`, `12h`, `7d`, `2w`, `1y` into seconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = s[..split].parse().ok()?;
+    let unit = match &s[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        "y" => 365 * 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The civil date of a day number: (year, month, day).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A time in nanoseconds as `2026-11-21 23:45:01` (UTC).
+pub fn format_time(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
+    let s = secs.rem_euclid(86400);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` or with a `T` separator (UTC) to nanoseconds.
+/// A date alone means the end of that day.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = match s.find(['T', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut dp = date.split('-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: u32 = dp.next()?.parse().ok()?;
+    let d: u32 = dp.next()?.parse().ok()?;
+    if dp.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let secs = match time {
+        None => 86399,
+        Some(t) => {
+            let mut tp = t.split(':');
+            let h: i64 = tp.next()?.parse().ok()?;
+            let mi: i64 = tp.next()?.parse().ok()?;
+            let se: i64 = match tp.next() {
+                Some(x) => x.parse().ok()?,
+                None => 0,
+            };
+            if h > 23 || mi > 59 || se > 60 {
+                return None;
+            }
+            h * 3600 + mi * 60 + se
+        }
+    };
+    // Nanoseconds since 1970 fit in an i64 from 1677 to 2262; a date outside that range is
+    // before or after every snapshot, so it is held at the nearest end.
+    let outside = if y < 1970 { i64::MIN } else { i64::MAX };
+    if !(-100_000..=100_000).contains(&y) {
+        return Some(outside);
+    }
+    let nanos = (days_from_civil(y, m, d) * 86400 + secs)
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(if time.is_none() { 999_999_999 } else { 0 }));
+    Some(nanos.unwrap_or(outside))
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL either way.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Serialises a key as its 64 hex digits (JSON output: keys are for people and scripts).
+pub fn ser_key<S: serde::Serializer>(k: &protocol::Key, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&k.to_hex())
+}
+
+/// Serialises an optional key as hex digits or null.
+pub fn ser_opt_key<S: serde::Serializer>(
+    k: &Option<protocol::Key>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match k {
+        Some(k) => s.serialize_str(&k.to_hex()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_lines_end_at_newlines_and_refuse_what_is_too_long() {
+        let mut input: &[u8] = b"one\r\ntwo\n\nthree";
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while read_line_capped(&mut input, 5, &mut line).unwrap() {
+            got.push(String::from_utf8(line.clone()).unwrap());
+        }
+        assert_eq!(got, ["one", "two", "", "three"]);
+        let mut long: &[u8] = b"123456\nnext\n";
+        assert!(read_line_capped(&mut long, 5, &mut line).is_err());
+        let mut exact: &[u8] = b"12345\r\n";
+        assert!(read_line_capped(&mut exact, 5, &mut line).unwrap());
+        assert_eq!(line, b"12345");
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        for days in [-1000, 0, 1, 365, 20000, 20778] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        let t = parse_time("2026-11-21T10:20:30Z").unwrap();
+        assert_eq!(format_time(t), "2026-11-21 10:20:30");
+        assert_eq!(
+            format_time(parse_time("2026-11-21").unwrap()),
+            "2026-11-21 23:59:59"
+        );
+        assert!(parse_time("2026-13-01").is_none());
+    }
+
+    /// Regression: `TAG@2999-01-01` overflowed the nanosecond count (a panic in a debug build,
+    /// a time in 1830 in a release build, so no snapshot was old enough).
+    #[test]
+    fn dates_beyond_what_nanoseconds_hold_are_held_at_the_ends() {
+        assert_eq!(parse_time("2999-01-01"), Some(i64::MAX));
+        assert_eq!(parse_time("99999999999-01-01"), Some(i64::MAX));
+        assert_eq!(parse_time("1000-01-01T00:00"), Some(i64::MIN));
+        assert!(parse_time("2262-01-01").is_some_and(|t| t > 0 && t < i64::MAX));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("10k"), Some(10240));
+        assert_eq!(parse_size("1.5M"), Some(1572864));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("7"), Some(7));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_duration("7d"), Some(7 * 86400));
+        assert_eq!(parse_duration("d"), None);
+    }
+}
