@@ -19,6 +19,7 @@ use crate::core::keyset::KeySet;
 use crate::core::progress::Progress;
 use crate::core::reach::{self, Counts, Node, Visitor};
 use crate::core::repo::Repo;
+use ore_util::sync::lock;
 use paths::{attribute, every_snapshot};
 use protocol::Key;
 use std::collections::HashSet;
@@ -141,10 +142,7 @@ struct Checker<'r> {
 
 impl Checker<'_> {
     fn problem(&self, key: Key, node: Node, error: String) {
-        self.problems
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key, node, error));
+        lock(&self.problems).push((key, node, error));
     }
 
     fn ask(&self, keys: Vec<Key>) -> Result<()> {
@@ -186,7 +184,7 @@ impl Checker<'_> {
     }
 
     fn take(list: &Mutex<Vec<Key>>, at: usize) -> Option<Vec<Key>> {
-        let mut l = list.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = lock(list);
         (l.len() >= at).then(|| std::mem::take(&mut *l))
     }
 }
@@ -219,18 +217,12 @@ impl Visitor for Checker<'_> {
             p.add_file();
         }
         if self.read.selects(&key, self.salt) {
-            self.to_read
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(key);
+            lock(&self.to_read).push(key);
             if let Some(batch) = Checker::take(&self.to_read, READ_BATCH) {
                 self.read_chunks(batch)?;
             }
         } else {
-            self.to_ask
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(key);
+            lock(&self.to_ask).push(key);
             if let Some(batch) = Checker::take(&self.to_ask, EXISTS_BATCH) {
                 self.ask(batch)?;
             }

@@ -20,6 +20,7 @@ use fuser::{
     FileAttr, FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
     ReplyXattr, Request,
 };
+use ore_util::sync::{lock, wait};
 use protocol::Key;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -77,7 +78,7 @@ impl Chunks {
     /// A chunk's plaintext, from the cache or the archive.
     fn get(&self, key: Key) -> Result<Arc<Vec<u8>>> {
         {
-            let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = lock(&self.map);
             loop {
                 m.tick += 1;
                 let t = m.tick;
@@ -89,14 +90,14 @@ impl Chunks {
                     m.fetching.insert(key);
                     break;
                 }
-                m = self.ready.wait(m).unwrap_or_else(|p| p.into_inner());
+                m = wait(&self.ready, m);
             }
         }
         let r = self
             .repo
             .get_block(key, Kind::Chunk)
             .map(|p| Arc::new(p.into_vec()));
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.map);
         m.fetching.remove(&key);
         if let Ok(data) = &r {
             m.tick += 1;
@@ -119,7 +120,7 @@ impl Chunks {
     /// Starts fetching `key` in the background unless it is held or on its way.
     fn prefetch(self: &Arc<Self>, key: Key) {
         {
-            let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let m = lock(&self.map);
             if m.held.contains_key(&key) || m.fetching.contains(&key) {
                 return;
             }

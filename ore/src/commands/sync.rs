@@ -26,6 +26,7 @@ use crate::core::error::{Error, Result};
 use crate::core::keyset::KeySet;
 use crate::core::reach::{self, Counts, Node, Visitor};
 use crate::core::repo::Repo;
+use ore_util::sync::lock;
 use protocol::{Key, Ticket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -226,7 +227,7 @@ const BATCH: usize = 512;
 impl Copier<'_> {
     fn add(&self, key: Key, stored: Option<Vec<u8>>) -> Result<()> {
         let batch = {
-            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut p = lock(&self.pending);
             p.push((key, stored));
             if p.len() < BATCH {
                 return Ok(());
@@ -264,7 +265,7 @@ impl Copier<'_> {
             tickets.push(self.dst.backend().start_put(k, data));
             self.dst.stored(len)?;
         }
-        let mut puts = self.puts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut puts = lock(&self.puts);
         puts.extend(tickets);
         // Keep the number in flight bounded: settle the older half when there are many.
         if puts.len() > 4 * BATCH {
@@ -313,7 +314,7 @@ fn copy_stored(
     let roots: Vec<(Key, Node)> = heads.iter().map(|(_, k)| (*k, Node::Snapshot)).collect();
     let counts = Counts::default();
     reach::walk(src, &roots, &KeySet::new(), &copier, &counts)?;
-    let rest = std::mem::take(&mut *copier.pending.lock().unwrap_or_else(|p| p.into_inner()));
+    let rest = std::mem::take(&mut *lock(&copier.pending));
     copier.copy(rest)?;
     for t in copier.puts.into_inner().unwrap_or_else(|p| p.into_inner()) {
         t.wait()?;

@@ -128,7 +128,7 @@ impl KdfParams {
             memory_kib: 24 * 1024,
             iterations: 3,
             parallelism: 1,
-            salt: hex(&random::<16>()),
+            salt: hex::encode(random::<16>()),
         }
     }
 
@@ -139,7 +139,8 @@ impl KdfParams {
                 self.algorithm
             )));
         }
-        let salt = unhex(&self.salt)
+        let salt = hex::decode(&self.salt)
+            .ok()
             .ok_or_else(|| Error::Archive("key slot has a malformed salt".into()))?;
         let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| Error::Archive(format!("key slot has bad argon2 parameters: {e}")))?;
@@ -179,7 +180,7 @@ impl KeySlot {
         let kek = kdf.derive(passphrase)?;
         let nonce = random::<12>();
         let mut buf = master.to_vec();
-        let id = hex(&random::<4>());
+        let id = hex::encode(random::<4>());
         let tag = Cipher::new(&kek).seal(nonce, &slot_aad(&id), &mut buf)?;
         buf.extend_from_slice(&tag);
         Ok(KeySlot {
@@ -187,15 +188,18 @@ impl KeySlot {
             created: crate::core::util::now_ns() / 1_000_000_000,
             creator,
             kdf,
-            nonce: hex(&nonce),
-            wrapped: hex(&buf),
+            nonce: hex::encode(nonce),
+            wrapped: hex::encode(&buf),
         })
     }
 
     /// The master key, if `passphrase` is this slot's.
     pub fn unwrap_master(&self, passphrase: &[u8]) -> Result<Option<[u8; 32]>> {
         let kek = self.kdf.derive(passphrase)?;
-        let (Some(nonce), Some(mut buf)) = (unhex(&self.nonce), unhex(&self.wrapped)) else {
+        let (Some(nonce), Some(mut buf)) = (
+            hex::decode(&self.nonce).ok(),
+            hex::decode(&self.wrapped).ok(),
+        ) else {
             return Err(Error::Archive(format!("key slot {} is malformed", self.id)));
         };
         let Ok(nonce) = <[u8; 12]>::try_from(nonce.as_slice()) else {
@@ -211,22 +215,6 @@ fn slot_aad(id: &str) -> Vec<u8> {
     let mut a = SLOT_AAD.to_vec();
     a.extend_from_slice(id.as_bytes());
     a
-}
-
-/// Lowercase hex.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Bytes from hex, or `None`.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -247,7 +235,7 @@ mod tests {
     /// 16 (256-bit key, 96-bit IV, additional data) seals and opens exactly.
     #[test]
     fn cipher_is_standard_aes_256_gcm() {
-        let h = |s: &str| unhex(s).unwrap();
+        let h = |s: &str| hex::decode(s).ok().unwrap();
         let key: [u8; 32] = h("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
             .try_into()
             .unwrap();

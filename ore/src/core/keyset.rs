@@ -9,6 +9,7 @@
 //! instead of a hash, which is still hundreds of thousands a second.
 
 use crate::core::error::{Error, Result};
+use ore_util::sync::lock;
 use protocol::Key;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
@@ -66,7 +67,7 @@ impl KeySet {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.store)
     }
 
     /// Adds `key`; true when it was not there before.

@@ -58,7 +58,7 @@
 //! the owner's gc then waits `--wait` (an hour by default) and gives up, removing nothing. A
 //! delay, never a loss.
 
-use crate::core::crypto::{hex, random};
+use crate::core::crypto::random;
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
 use protocol::tagrules::{free_with_proof, heartbeat_is_live, lease_is_free, DEFAULT_TTL, MAX_TTL};
@@ -162,7 +162,7 @@ impl Holder {
             by: whoami(),
             since: now,
             heartbeat: now,
-            id: hex(&random::<8>()),
+            id: hex::encode(random::<8>()),
             ttl: ttl_ns(),
             lock: None,
             proof: None,
@@ -247,7 +247,7 @@ impl GcState {
                 unclean: String::new(),
             },
             Some(v) => serde_json::from_slice(v).unwrap_or_else(|_| GcState::Idle {
-                epoch: hex(v),
+                epoch: hex::encode(v),
                 unclean: String::new(),
             }),
         }
@@ -268,8 +268,8 @@ impl GcState {
     /// part way.
     fn after_partial_sweep() -> GcState {
         GcState::Idle {
-            epoch: hex(&random::<8>()),
-            unclean: hex(&random::<8>()),
+            epoch: hex::encode(random::<8>()),
+            unclean: hex::encode(random::<8>()),
         }
     }
 }
@@ -633,7 +633,7 @@ impl Sweep {
         }
         let restore = if self.removed.load(SeqCst) {
             GcState::Idle {
-                epoch: hex(&random::<8>()),
+                epoch: hex::encode(random::<8>()),
                 unclean: self.unclean.clone(),
             }
             .to_bytes()

@@ -8,6 +8,7 @@
 //! beyond that, blocks are simply read when needed. For a backend that answers at once
 //! (in process) there is nothing to gain, and [`Prefetch::new`] returns `None`.
 
+use ore_util::sync::lock;
 use protocol::{Backend, Key, Ticket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -66,7 +67,7 @@ impl<'r> Prefetch<'r> {
 
     /// Starts reading `key` (about `size` bytes) unless it is on its way or the budget is spent.
     pub fn ask(&self, key: Key, size: u64) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = lock(&self.pending);
         if p.0.contains_key(&key) || p.1 + size > MAX_BYTES {
             return;
         }
@@ -77,7 +78,7 @@ impl<'r> Prefetch<'r> {
 
     /// The answer for `key` if it was asked for (and no one took it yet).
     pub fn take(&self, key: Key) -> Option<Ticket<Option<Vec<u8>>>> {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = lock(&self.pending);
         match p.0.remove(&key) {
             Some((t, size)) => {
                 p.1 -= size;

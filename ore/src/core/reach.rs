@@ -16,6 +16,7 @@ use crate::core::keyset::KeySet;
 use crate::core::reflog::ReflogBlock;
 use crate::core::repo::Repo;
 use crate::core::tree::{decode_node, DirTree, FileTree, Node as TreeNode};
+use ore_util::sync::{lock, wait};
 use protocol::Key;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
@@ -114,7 +115,7 @@ pub fn walk(
         for _ in 0..threads {
             s.spawn(|| loop {
                 let item = {
-                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut q = lock(&queue);
                     loop {
                         if stop.load(Relaxed) {
                             return;
@@ -127,12 +128,12 @@ pub fn walk(
                             ready.notify_all();
                             return;
                         }
-                        q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                        q = wait(&ready, q);
                     }
                 };
                 let mut children = Vec::new();
                 let r = visit(repo, item, seen, visitor, counts, &mut children);
-                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = lock(&queue);
                 q.busy -= 1;
                 match r {
                     Ok(()) => {
@@ -140,10 +141,7 @@ pub fn walk(
                         q.items.extend(children.into_iter().rev());
                     }
                     Err(e) => {
-                        failure
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert(e);
+                        lock(&failure).get_or_insert(e);
                         stop.store(true, Relaxed);
                     }
                 }

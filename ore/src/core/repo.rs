@@ -5,7 +5,7 @@
 //! kind in every error.
 
 use crate::core::block::{self, Compression, Kind, Plain};
-use crate::core::crypto::{hex, random, unhex, KdfParams, KeySlot, Keys};
+use crate::core::crypto::{random, KdfParams, KeySlot, Keys};
 use crate::core::entry::{decode, encode, Snapshot};
 use crate::core::error::{Error, Result};
 use crate::core::format::{
@@ -226,7 +226,7 @@ impl Repo {
         crate::core::format::parse_compression(&opts.compression)?;
         let mut record = FormatRecord {
             format: FORMAT_VERSION,
-            archive_id: hex(&random::<16>()),
+            archive_id: hex::encode(random::<16>()),
             created: crate::core::util::now_ns() / 1_000_000_000,
             chunker_algorithm: "fastcdc-2020".into(),
             chunker: opts.chunker,
@@ -242,7 +242,7 @@ impl Repo {
             slot = Some(s.id.clone());
             record.key_slots.push(s);
         } else {
-            record.master_key = Some(hex(&master));
+            record.master_key = Some(hex::encode(master));
         }
         let key = write_format(&*backend, None, &record)?;
         Repo::assemble(backend, id, key, record, master, slot)
@@ -268,7 +268,7 @@ impl Repo {
             let m = record
                 .master_key
                 .as_deref()
-                .and_then(unhex)
+                .and_then(|h| hex::decode(h).ok())
                 .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
                 .ok_or_else(|| {
                     Error::Archive(format!(

@@ -14,6 +14,7 @@ use crate::core::entry::{Entry, EntryKind, Snapshot};
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
 use crate::core::tree::{DirTree, Reader};
+use ore_util::sync::lock;
 use protocol::Key;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -133,12 +134,7 @@ impl<'r> VTree<'r> {
 
     /// A tag's snapshots, newest first, named.
     pub fn chain(&self, tag: &str) -> Result<Arc<Vec<Named>>> {
-        if let Some(c) = self
-            .chains
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tag)
-        {
+        if let Some(c) = lock(&self.chains).get(tag) {
             return Ok(c.clone());
         }
         let mut out: Vec<Named> = Vec::new();
@@ -155,10 +151,7 @@ impl<'r> VTree<'r> {
             });
         }
         let out = Arc::new(out);
-        self.chains
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tag.to_string(), out.clone());
+        lock(&self.chains).insert(tag.to_string(), out.clone());
         Ok(out)
     }
 

@@ -10,6 +10,7 @@
 
 use anyhow::{bail, Context, Result};
 use ore_tests::powercut::{Model, PowerCutFs, Shared};
+use ore_util::sync::lock;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -40,7 +41,7 @@ fn run() -> Result<()> {
     for line in std::io::stdin().lock().lines() {
         match line?.trim() {
             "cut" => {
-                shared.lock().unwrap_or_else(|p| p.into_inner()).frozen = true;
+                lock(&shared).frozen = true;
                 writeln!(out, "frozen")?;
             }
             "unmount" => break,

@@ -8,6 +8,7 @@ use fuser::{
     FileType, Filesystem, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
 };
+use ore_util::sync::lock;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io;
@@ -25,7 +26,7 @@ pub struct PowerCutFs(pub Arc<Mutex<Shared>>);
 impl PowerCutFs {
     /// Runs `f` on the shared state unless the cut has begun (then EIO).
     fn with<T>(&self, f: impl FnOnce(&mut Shared) -> io::Result<T>) -> Result<T, i32> {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.0);
         if s.frozen {
             return Err(libc::EIO);
         }
@@ -316,11 +317,7 @@ impl Filesystem for PowerCutFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .files
-            .remove(&fh);
+        lock(&self.0).files.remove(&fh);
         reply.ok();
     }
 
@@ -377,11 +374,7 @@ impl Filesystem for PowerCutFs {
     }
 
     fn releasedir(&mut self, _r: &Request<'_>, _ino: u64, fh: u64, _f: i32, reply: ReplyEmpty) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dirs
-            .remove(&fh);
+        lock(&self.0).dirs.remove(&fh);
         reply.ok();
     }
 

@@ -37,14 +37,10 @@ pub(super) const PARTIAL: &[u8] = b".ore-partial-";
 /// The temporary name a file is written under until it is whole: the same for the same name,
 /// so that a re-run replaces what an interrupted one left.
 pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let h = blake3::hash(name);
     let mut out = Vec::with_capacity(29);
     out.extend_from_slice(PARTIAL);
-    for b in &h.as_bytes()[..8] {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
-    }
+    out.extend_from_slice(hex::encode(&h.as_bytes()[..8]).as_bytes());
     out
 }
 

@@ -28,6 +28,7 @@ mod file;
 mod links;
 mod walk;
 
+use ore_util::sync::lock;
 use walk::{finish_dir, one, walk};
 
 use crate::core::entry::{Content, Entry, EntryKind, Snapshot};
@@ -321,8 +322,4 @@ fn outcome(ctx: &Ctx) -> RestoreOutcome {
         not_restored: ctx.not_restored.load(Relaxed),
         warnings,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -16,6 +16,7 @@
 use super::Writer;
 use crate::core::block::{Compression, Kind};
 use crate::core::error::{Error, Result};
+use ore_util::sync::{lock, wait};
 use protocol::{Key, Ticket};
 use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -85,13 +86,13 @@ impl Deferred {
     pub fn push(&self, present: Ticket<Vec<bool>>, work: Work) -> Result<()> {
         let n = work.bytes();
         {
-            let mut used = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut used = lock(&self.in_flight);
             while *used > 0 && *used + n > MAX_BYTES {
-                used = self.room.wait(used).unwrap_or_else(|p| p.into_inner());
+                used = wait(&self.room, used);
             }
             *used += n;
         }
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let tx = lock(&self.tx).clone();
         match tx {
             Some(tx) if tx.send(Item { present, work }).is_ok() => Ok(()),
             _ => {
@@ -102,26 +103,22 @@ impl Deferred {
     }
 
     fn release(&self, n: u64) {
-        *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) -= n;
+        *lock(&self.in_flight) -= n;
         self.room.notify_all();
     }
 
     /// No more work: resolvers end once the queue is empty.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        lock(&self.tx).take();
     }
 
     fn next(&self) -> Option<Item> {
-        self.rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .recv()
-            .ok()
+        lock(&self.rx).recv().ok()
     }
 
     /// Claims `key` for storing: `false` if this run stored it already.
     fn claim(&self, key: Key) -> bool {
-        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = lock(&self.recent);
         if r.len() >= RECENT {
             r.clear();
         }

@@ -31,6 +31,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter};
 use crate::core::progress::Progress;
 use crate::core::repo::Repo;
+use ore_util::sync::lock;
 use protocol::{Key, Ticket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -96,7 +97,7 @@ impl Ctx<'_> {
         let message = message.into();
         protocol::log::warning(&format!("{}: {message}", crate::core::util::show(path)));
         self.warnings_total.fetch_add(1, Relaxed);
-        let mut w = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.warnings);
         if w.len() < MAX_WARNINGS {
             w.push(Warning {
                 path: path.to_vec(),
@@ -110,7 +111,7 @@ impl Ctx<'_> {
     pub fn fail(&self, e: Error) -> Error {
         self.stop.store(true, Relaxed);
         if !matches!(e, Error::Stopped) {
-            let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+            let mut f = lock(&self.fatal);
             if f.is_none() {
                 *f = Some(e);
             }
@@ -120,7 +121,7 @@ impl Ctx<'_> {
 
     /// Updates the run's counters.
     pub fn count(&self, f: impl FnOnce(&mut SnapshotStats)) {
-        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut lock(&self.stats))
     }
 
     pub fn stopped(&self) -> bool {
@@ -262,7 +263,7 @@ fn walk_and_store(
         let drain = s.spawn(move || {
             for t in ticket_rx {
                 if let Err(e) = t.wait() {
-                    *ctx.writer.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    *lock(&ctx.writer.failed) = Some(e);
                     ctx.stop.store(true, Relaxed);
                     // Dropping the receiver makes every later put fail at once.
                     return;
@@ -290,24 +291,14 @@ fn walk_and_store(
             let _ = r.join();
         }
         // Close the ticket channel so the drain ends, then wait for it.
-        ctx.writer
-            .tickets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        lock(&ctx.writer.tickets).take();
         let _ = drain.join();
         root
     });
-    if let Some(e) = ctx
-        .writer
-        .failed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    {
+    if let Some(e) = lock(&ctx.writer.failed).take() {
         return Err(Error::Backend(e));
     }
-    if let Some(e) = ctx.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some(e) = lock(&ctx.fatal).take() {
         return Err(e);
     }
     root
@@ -321,7 +312,7 @@ fn snapshot_of(
     time: i64,
     paths: &[PathBuf],
 ) -> Snapshot {
-    let mut stats = ctx.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut stats = lock(&ctx.stats).clone();
     stats.new_blocks = ctx.writer.new_blocks.load(Relaxed);
     stats.new_bytes = ctx.writer.new_bytes.load(Relaxed);
     stats.stored_bytes = ctx.writer.stored_bytes.load(Relaxed);
@@ -338,7 +329,7 @@ fn snapshot_of(
             .collect(),
         comment: ctx.opts.comment.clone(),
         stats,
-        warnings: std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|p| p.into_inner())),
+        warnings: std::mem::take(&mut *lock(&ctx.warnings)),
         warnings_total: ctx.warnings_total.load(Relaxed),
     }
 }

@@ -20,6 +20,7 @@ use crate::core::fsys::{stat_path, Dir, Stat};
 use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::util::path_bytes;
 use ignore::gitignore::Gitignore;
+use ore_util::sync::lock;
 use protocol::Key;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -76,10 +77,6 @@ struct Done {
     stamp: Option<Stamp>,
     /// Whether the cache's knowledge of it changed.
     changed: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A path's parent and last component, as bytes (`/` is its own parent with an empty name).

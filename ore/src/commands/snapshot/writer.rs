@@ -9,6 +9,7 @@ use super::defer::{Deferred, Work};
 use crate::core::block::{Compression, Kind};
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
+use ore_util::sync::lock;
 use protocol::{Key, Ticket};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
@@ -122,11 +123,7 @@ impl<'r> Writer<'r> {
             Err(t) => t,
         };
         self.repo.stored(len)?;
-        let tx = self
-            .tickets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let tx = lock(&self.tickets).clone();
         match tx {
             Some(tx) if tx.send(ticket).is_ok() => Ok(()),
             _ => Err(self.failure()),
@@ -136,7 +133,7 @@ impl<'r> Writer<'r> {
     /// The error for a put that could not be sent. The backend's own error stays in
     /// `failed`, to be returned as the snapshot's error.
     fn failure(&self) -> Error {
-        match &*self.failed.lock().unwrap_or_else(|p| p.into_inner()) {
+        match &*lock(&self.failed) {
             Some(e) => Error::Archive(e.to_string()),
             None => Error::Archive(format!(
                 "archive {}: the snapshot was stopped",

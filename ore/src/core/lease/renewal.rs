@@ -13,8 +13,9 @@
 //! with which secret — reads in one place.
 
 use super::{renew_every, ttl_ns, GcState, Holder};
-use crate::core::crypto::{hex, random};
+use crate::core::crypto::random;
 use crate::core::error::Result;
+use ore_util::sync::lock;
 use protocol::tagrules::lease_lock;
 use protocol::{Backend, CasOutcome};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
@@ -63,7 +64,7 @@ impl Renewal {
             std::thread::spawn(move || loop {
                 {
                     let (m, c) = &*stop;
-                    let g = m.lock().unwrap_or_else(|p| p.into_inner());
+                    let g = lock(m);
                     let (g, _) = c
                         .wait_timeout_while(g, renew_every(), |s| !*s)
                         .unwrap_or_else(|p| p.into_inner());
@@ -71,7 +72,7 @@ impl Renewal {
                         return;
                     }
                 }
-                let mut cur = state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut cur = lock(&state);
                 let new = next(&cur.0, &cur.1);
                 match backend.set_tag(&name, Some(&cur.0), &new.0) {
                     Ok(CasOutcome::Done) => {
@@ -111,7 +112,7 @@ impl Renewal {
         if self.lost.load(SeqCst) {
             return Ok(false);
         }
-        let mine = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = lock(&self.state);
         Ok(backend.get_tag(name)?.as_deref() == Some(mine.0.as_slice()))
     }
 
@@ -119,13 +120,13 @@ impl Renewal {
     pub fn stop(&mut self) -> (Vec<u8>, Secret) {
         {
             let (m, c) = &*self.stop;
-            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            *lock(m) = true;
             c.notify_all();
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.state).clone()
     }
 }
 
@@ -149,7 +150,7 @@ pub fn renew_holder(v: &[u8], spent: &Secret) -> (Vec<u8>, Secret) {
         Ok(mut h) => {
             let fresh = secret();
             h.heartbeat = crate::core::util::now_ns();
-            h.proof = Some(hex(spent));
+            h.proof = Some(hex::encode(spent));
             h.lock = Some(lease_lock(&fresh));
             (h.to_bytes(), fresh)
         }
