@@ -1,6 +1,6 @@
 //! What pipelining buys, with the storage taken out: the in-memory backend through the
 //! child-process client, pipelined and strictly request-then-reply, against the same backend
-//! in process. Run with `cargo bench -p ore-protocol --bench pipelining`; `ORE_BENCH_SMALL`
+//! in process. Run with `cargo bench -p ore-testkit --bench pipelining`; `ORE_BENCH_SMALL`
 //! (default 100000) sets the number of small operations.
 
 use connect::Client;

@@ -4,7 +4,7 @@
 //! tried for real: a `backend-fs` archive, a real sshd whose `authorized_keys` forces
 //! `backend-fs --append-only`, the real binaries, and the owner's routine gc in the middle of
 //! it. Each test is named after the attack and ends with `ore check --read-data`: no snapshot
-//! may end up naming a block gc removed (see ore/src/core/lease.rs and README, "Why gc is safe
+//! may end up naming a block gc removed (see ore/src/core/lease.rs and docs/DESIGN.md, "Why gc is safe
 //! while snapshots run").
 //!
 //! The owner's gc is held in its sweep deterministically by a lease a test holds through a
