@@ -294,24 +294,7 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
     }
     let flags = header & 0x0f;
     let body_start = if flags & FLAG_ENCRYPTED != 0 {
-        let Some(cipher) = keys.cipher() else {
-            return Err(corrupt("encrypted, but this archive is not".into()));
-        };
-        if stored.len() < 1 + NONCE + TAG + 1 {
-            return Err(corrupt(format!(
-                "too short to be encrypted ({} bytes)",
-                stored.len()
-            )));
-        }
-        let mut nonce = [0u8; NONCE];
-        nonce.copy_from_slice(&stored[1..1 + NONCE]);
-        let plain = cipher
-            .open(nonce, &aad(key, header), &mut stored[1 + NONCE..])
-            .ok_or_else(|| {
-                corrupt("authentication failed (altered, or stored under another key)".into())
-            })?;
-        stored.truncate(1 + NONCE + plain);
-        1 + NONCE
+        decrypt(keys, key, header, &mut stored, &corrupt)?
     } else {
         if keys.cipher().is_some() && expect != Some(Kind::Format) {
             return Err(corrupt("not encrypted, but this archive is".into()));
@@ -337,40 +320,11 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
             buf: stored,
             start: payload,
         },
-        1 => {
-            let (size, used) = get_varint(&stored[payload..])
-                .ok_or_else(|| corrupt("its plaintext length is malformed".into()))?;
-            if size > MAX_PLAIN as u64 {
-                return Err(corrupt(format!("claims {size} bytes of plaintext")));
-            }
-            let frame = &stored[payload + used..];
-            let mut out = Vec::with_capacity(size as usize);
-            let r = DECOMPRESSOR.with(|d| -> std::io::Result<usize> {
-                let mut d = d.borrow_mut();
-                let dec = match &mut *d {
-                    Some(dec) => dec,
-                    slot => {
-                        let mut dec = zstd::bulk::Decompressor::new()?;
-                        dec.set_parameter(zstd::stream::raw::DParameter::Format(
-                            zstd::zstd_safe::FrameFormat::Magicless,
-                        ))?;
-                        slot.insert(dec)
-                    }
-                };
-                dec.decompress_to_buffer(frame, &mut out)
-            });
-            let n = r.map_err(|e| corrupt(format!("zstd: {e}")))?;
-            if n as u64 != size {
-                return Err(corrupt(format!(
-                    "decompressed to {n} bytes instead of {size}"
-                )));
-            }
-            Plain {
-                kind,
-                buf: out,
-                start: 0,
-            }
-        }
+        1 => Plain {
+            kind,
+            buf: decompress(&stored[payload..], &corrupt)?,
+            start: 0,
+        },
         c => return Err(corrupt(format!("unknown codec {c}"))),
     };
     let actual = if kind == Kind::Format {
@@ -382,6 +336,68 @@ pub fn open(keys: &Keys, key: &Key, expect: Option<Kind>, mut stored: Vec<u8>) -
         return Err(corrupt(format!("its contents hash to {actual}")));
     }
     Ok(plain)
+}
+
+/// Opens an encrypted block in place (step of [`open`]): authenticates and decrypts the body
+/// behind the header and nonce, cuts off the tag, and returns where the body starts.
+fn decrypt(
+    keys: &Keys,
+    key: &Key,
+    header: u8,
+    stored: &mut Vec<u8>,
+    corrupt: &impl Fn(String) -> Error,
+) -> Result<usize> {
+    let Some(cipher) = keys.cipher() else {
+        return Err(corrupt("encrypted, but this archive is not".into()));
+    };
+    if stored.len() < 1 + NONCE + TAG + 1 {
+        return Err(corrupt(format!(
+            "too short to be encrypted ({} bytes)",
+            stored.len()
+        )));
+    }
+    let mut nonce = [0u8; NONCE];
+    nonce.copy_from_slice(&stored[1..1 + NONCE]);
+    let plain = cipher
+        .open(nonce, &aad(key, header), &mut stored[1 + NONCE..])
+        .ok_or_else(|| {
+            corrupt("authentication failed (altered, or stored under another key)".into())
+        })?;
+    stored.truncate(1 + NONCE + plain);
+    Ok(1 + NONCE)
+}
+
+/// The plaintext of a zstd payload (step of [`open`]): `length:varint frame`, checked to
+/// decompress to exactly `length` bytes of at most [`MAX_PLAIN`].
+fn decompress(payload: &[u8], corrupt: &impl Fn(String) -> Error) -> Result<Vec<u8>> {
+    let (size, used) =
+        get_varint(payload).ok_or_else(|| corrupt("its plaintext length is malformed".into()))?;
+    if size > MAX_PLAIN as u64 {
+        return Err(corrupt(format!("claims {size} bytes of plaintext")));
+    }
+    let frame = &payload[used..];
+    let mut out = Vec::with_capacity(size as usize);
+    let r = DECOMPRESSOR.with(|d| -> std::io::Result<usize> {
+        let mut d = d.borrow_mut();
+        let dec = match &mut *d {
+            Some(dec) => dec,
+            slot => {
+                let mut dec = zstd::bulk::Decompressor::new()?;
+                dec.set_parameter(zstd::stream::raw::DParameter::Format(
+                    zstd::zstd_safe::FrameFormat::Magicless,
+                ))?;
+                slot.insert(dec)
+            }
+        };
+        dec.decompress_to_buffer(frame, &mut out)
+    });
+    let n = r.map_err(|e| corrupt(format!("zstd: {e}")))?;
+    if n as u64 != size {
+        return Err(corrupt(format!(
+            "decompressed to {n} bytes instead of {size}"
+        )));
+    }
+    Ok(out)
 }
 
 /// The key of a format record: unkeyed BLAKE3 of its kind and bytes (no secret exists yet
