@@ -6,7 +6,8 @@
 //!
 //! Blocks live in packs of about 16 MiB (`packs/<id>`, each ending with its own table of
 //! contents), found through `index/<id>` objects that any process reads at need and can
-//! rebuild from the packs; removals are records in `deleted/`. Tags are objects moved by
+//! rebuild from the packs; removals are records in `deleted/`, and a repack (gc's `compact`,
+//! see `repack`) rewrites packs whose removed or duplicate share passes a threshold. Tags are objects moved by
 //! compare-and-swap with `If-None-Match`/`If-Match`. A start-up probe checks that the store
 //! honours those conditions at all; `info` says what it found.
 //!
@@ -29,8 +30,10 @@ mod admin;
 mod blocks;
 pub mod config;
 mod format;
+mod lock;
 mod packs;
 pub mod probe;
+mod repack;
 mod requests;
 mod store;
 mod tags;
@@ -66,7 +69,15 @@ pub struct S3Options {
     /// Act as if the probe had found conditional writes ignored (to test that path on a store
     /// that honours them).
     pub assume_unconditional: bool,
+    /// The least dead share at which a repack rewrites a pack, whatever a caller asks
+    /// (`None`: [`DEFAULT_REPACK_THRESHOLD`]).
+    pub repack_threshold: Option<f64>,
 }
+
+/// The least dead share of a pack that a repack rewrites, by default: every live byte of a
+/// repacked pack is read and written again (a GET and a PUT of it), so a pack with little
+/// dead space is left alone.
+pub const DEFAULT_REPACK_THRESHOLD: f64 = 0.25;
 
 /// An archive in a bucket, under a prefix.
 pub struct S3Backend {
@@ -77,6 +88,7 @@ pub struct S3Backend {
     max_block_size: u32,
     read_only: bool,
     conditional: Conditional,
+    repack_threshold: f64,
     credentials_source: String,
     endpoint: String,
 }
@@ -117,6 +129,7 @@ impl S3Backend {
             max_block_size,
             read_only: opts.read_only,
             conditional,
+            repack_threshold: opts.repack_threshold.unwrap_or(DEFAULT_REPACK_THRESHOLD),
             credentials_source: endpoint.credentials.source.clone(),
             endpoint: endpoint
                 .endpoint

@@ -14,7 +14,8 @@
 //!    candidates still unmarked, re-reading `ore:gc` before each batch so that a sweep ended
 //!    behind gc's back stops removing at once. A run that deduplicated against a candidate has, by then,
 //!    moved its tag, so the second mark reaches that block and it stays.
-//! 4. **Compact** (backends that offer it, such as splitlog): rewrite logs that are mostly dead.
+//! 4. **Compact** (backends that offer it: splitlog rewrites logs that are mostly dead,
+//!    backend-s3 repacks packs holding removed blocks or duplicate copies).
 //!
 //! Blocks written after the listing are never candidates; blocks written before it by a run
 //! still going are kept by the wait. Nothing is ever locked for good: leases and the sweep's own
@@ -251,7 +252,9 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     }
 
     if let Some(threshold) = opts.compact {
-        if out.removed > 0 && info.admin_commands.iter().any(|c| c == "compact") {
+        // Also when this run removed nothing: space may wait from earlier removals, and
+        // backend-s3 gives back duplicate copies that concurrent writers stored.
+        if info.admin_commands.iter().any(|c| c == "compact") {
             let r = repo.backend.admin("compact", &[format!("{threshold}")])?;
             out.compaction = Some(r.text.trim().to_string());
             out.problems = r.problems();
