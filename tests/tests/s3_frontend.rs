@@ -206,7 +206,7 @@ fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_m
 }
 
 #[test]
-fn three_writers_snapshot_trees_with_shared_files_into_one_s3_archive_at_once() {
+fn three_writers_beside_a_gc_store_each_shared_block_once_after_the_next_gc() {
     let c = Cluster::start();
     let d = scratch();
     let first = Ore::new(c.archive("writers", ""));
@@ -233,13 +233,41 @@ fn three_writers_snapshot_trees_with_shared_files_into_one_s3_archive_at_once() 
             (o, src)
         })
         .collect();
-    std::thread::scope(|s| {
+    // A gc beside the writers: it waits for their leases, then removes nothing they reach.
+    let gc = std::thread::scope(|s| {
         for (w, (o, src)) in writers.iter().enumerate() {
             s.spawn(move || o.snapshot(&format!("host{w}"), src));
         }
+        first.run(&["gc"])
     });
+    gc.expect(0, "gc beside three writers");
     for (w, (o, src)) in writers.iter().enumerate() {
         let dest = d.path().join(format!("dest{w}"));
+        o.restore(&format!("host{w}"), &dest).expect(0, "restore");
+        assert_same(src, &dest);
+    }
+    let admin = |args: &[&str]| {
+        ore_tests::ore::Run::of(
+            Command::new(ore_tests::bin("ore-admin"))
+                .arg(&first.archive)
+                .args(args)
+                .output()
+                .expect("ore-admin runs"),
+        )
+        .expect(0, "ore-admin")
+        .stdout
+    };
+    eprintln!("after three writers: {}", admin(&["packs"]));
+    // The next gc's repack keeps one copy of each shared block.
+    let gc = first.run(&["gc"]).expect(0, "gc after the writers");
+    let packs = admin(&["packs"]);
+    eprintln!("{}after gc: {packs}", gc.stdout);
+    assert!(
+        packs.contains(" 0 duplicate, 0 removed"),
+        "every shared block is stored once: {packs}"
+    );
+    for (w, (o, src)) in writers.iter().enumerate() {
+        let dest = d.path().join(format!("again{w}"));
         o.restore(&format!("host{w}"), &dest).expect(0, "restore");
         assert_same(src, &dest);
     }
