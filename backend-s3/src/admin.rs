@@ -79,6 +79,8 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                     c.describe(),
                     if b.read_only {
                         "refused (read-only)"
+                    } else if store.tag_log {
+                        "immutable records in tag-log/, the value found by replaying them"
                     } else if c.exact() {
                         "exact compare-and-swap (If-None-Match / If-Match)"
                     } else {
@@ -94,6 +96,7 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                     "max_block_size": b.max_block_size,
                     "read_only": b.read_only,
                     "conditional_writes": c,
+                    "tags": if store.tag_log { "log" } else { "objects" },
                 }),
             ))
         }
