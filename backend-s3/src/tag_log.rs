@@ -12,11 +12,11 @@
 //! answers `Done` only if its record counted, `Conflict` (with the winner's value) if not,
 //! which is what the frontend already handles for a race on an exact store.
 //!
-//! A record is final once the store's clock has left the second it was dated in: every record
-//! dated no later has landed by then (stores date an object as it lands, and list what has
-//! landed), and records landing afterwards are dated later and replay after it. So the mover
-//! waits for that (about half a second on average, a second at most) before its replay that
-//! decides; a move answered `Done` stays done. This rests on the store dating objects by one
+//! A record is final once the store's clock has left the second after the one it was dated in:
+//! every record dated no later was sent at least a second before and has landed by then
+//! (a store may date an upload as it begins; stores list what has landed), and records
+//! sent afterwards are dated later and replay after it. So the mover waits for that (1.5 s on
+//! average, 2 s at most) before its replay that decides; a move answered `Done` stays done. This rests on the store dating objects by one
 //! clock that does not go back; a store that does not (dates from several gateways' clocks
 //! apart by more than a second) could reorder records that raced, which is why the history:
 //!
@@ -141,8 +141,9 @@ fn second(t: std::time::SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Waits until the store's clock has left the second it dated `object` in: every record it
-/// dates at or before `object` has landed by then, so a replay afterwards is final for it (a
+/// Waits until the store's clock has left the second after the one it dated `object` in:
+/// every record it dates at or before `object` has landed by then (it was sent at least a
+/// second before), so a replay afterwards is final for it (a
 /// record landing later is dated later and replays after it). The store's clock is read by
 /// dating a scratch object of this process.
 async fn settle(store: &Store, object: &str) -> Result<()> {
@@ -159,7 +160,10 @@ async fn settle(store: &Store, object: &str) -> Result<()> {
     for _ in 0..100 {
         store.put(&clock, Vec::new()).await?;
         let now = store.modified(&clock).await?;
-        if now.is_some_and(|t| second(t) > second(at)) {
+        // One whole second more: a store may date an object as its upload begins (S3's
+        // Last-Modified is documented so), so a record dated in the mover's second may still
+        // be landing when that second ends.
+        if now.is_some_and(|t| second(t) > second(at) + 1) {
             return store.delete(&clock).await;
         }
         // The store dates in whole seconds: ask again within the next one.

@@ -79,29 +79,7 @@ fn processes_moving_one_tag_at_once_lose_no_move() {
     let id = c.archive("race", "");
     Client::connect(&id).expect("create the archive");
     let (writers, each) = (3, 15);
-    std::thread::scope(|s| {
-        for _ in 0..writers {
-            let id = &id;
-            s.spawn(move || {
-                let b = Client::connect(id).expect("a writer's own backend-s3 process");
-                let mut done = 0;
-                while done < each {
-                    let cur = b.get_tag("counter").expect("get");
-                    let n: u64 = cur
-                        .as_deref()
-                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                        .unwrap_or(0);
-                    let next = (n + 1).to_string();
-                    if b.set_tag("counter", cur.as_deref(), next.as_bytes())
-                        .expect("set")
-                        == CasOutcome::Done
-                    {
-                        done += 1;
-                    }
-                }
-            });
-        }
-    });
+    ore_tests::seaweed::count_up_together(&id, writers, each);
     let b = Client::connect(&id).expect("connect");
     assert_eq!(
         b.get_tag("counter").expect("get").as_deref(),

@@ -20,30 +20,7 @@ fn processes_moving_one_tag_at_once_lose_no_move_where_conditional_writes_are_ig
         "info says how tags are kept: {info}"
     );
     let (writers, each) = (3, 10);
-    std::thread::scope(|s| {
-        for _ in 0..writers {
-            let id = &id;
-            s.spawn(move || {
-                let b = Client::connect(id).expect("a writer's own backend-s3 process");
-                let mut done = 0;
-                while done < each {
-                    let cur = b.get_tag("counter").expect("get");
-                    let n: u64 = cur
-                        .as_deref()
-                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                        .unwrap_or(0);
-                    let next = (n + 1).to_string();
-                    match b
-                        .set_tag("counter", cur.as_deref(), next.as_bytes())
-                        .expect("set")
-                    {
-                        CasOutcome::Done => done += 1,
-                        CasOutcome::Conflict { .. } => {}
-                    }
-                }
-            });
-        }
-    });
+    ore_tests::seaweed::count_up_together(&id, writers, each);
     assert_eq!(
         first.get_tag("counter").expect("get").as_deref(),
         Some((writers * each).to_string().as_bytes()),

@@ -193,7 +193,10 @@ fn serve(client: TcpStream, config: &Config) -> std::io::Result<()> {
         to_server.write_all(&req.body)?;
         to_server.flush()?;
     }
-    let _ = to_server.shutdown(std::net::Shutdown::Write);
+    // The client is gone: close both sides now (a store keeps an idle connection open for a
+    // while, and a proxy holding both ends of each would run out of descriptors).
+    let _ = to_server.shutdown(std::net::Shutdown::Both);
+    let _ = to_client.shutdown(std::net::Shutdown::Both);
     let _ = pump.join();
     Ok(())
 }
