@@ -117,8 +117,9 @@ impl Blocks {
     /// their way (and reporting its failure).
     fn upload(&self, rt: &tokio::runtime::Runtime, store: &Store, mut pack: Builder) -> Result<()> {
         let (id, table) = pack.finish();
+        let bytes = pack.seal();
         let pack = Arc::new(pack);
-        let (bytes, s, index) = (pack.data.clone(), store.clone(), self.index.clone());
+        let (s, index) = (store.clone(), self.index.clone());
         let entries = pack.entries.clone();
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;

@@ -34,6 +34,9 @@ pub(crate) struct Loc {
 #[derive(Default)]
 pub(crate) struct Builder {
     pub data: Vec<u8>,
+    /// The pack's bytes once sealed: shared by the upload and the reads answered meanwhile,
+    /// so a pack on its way is held once, not twice.
+    pub sealed: Option<bytes::Bytes>,
     pub entries: Vec<(Key, u64, u32)>,
     pub keys: BTreeMap<Key, usize>,
 }
@@ -41,6 +44,9 @@ pub(crate) struct Builder {
 impl Builder {
     pub fn add(&mut self, key: Key, block: &[u8]) {
         if self.data.is_empty() {
+            // Room for a whole pack at once: grown by doubling, a pack's buffer could reach
+            // twice its size.
+            self.data.reserve(PACK_BYTES + block.len() + 64);
             // The magic, then what makes this pack's bytes (and so its id) unique: a pack
             // written again with the same blocks after they were removed must not take the
             // old pack's name, whose removal records would hide its blocks.
@@ -64,9 +70,8 @@ impl Builder {
     pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
         let &(_, offset, len) = self.entries.get(*self.keys.get(key)?)?;
         let start = usize::try_from(offset).ok()?;
-        self.data
-            .get(start..start + len as usize)
-            .map(<[u8]>::to_vec)
+        let data: &[u8] = self.sealed.as_deref().unwrap_or(&self.data);
+        data.get(start..start + len as usize).map(<[u8]>::to_vec)
     }
 
     pub fn full(&self) -> bool {
@@ -82,6 +87,15 @@ impl Builder {
             .extend_from_slice(&(table.len() as u64).to_le_bytes());
         let id = blake3::hash(&self.data).to_hex().to_string();
         (id, table)
+    }
+}
+
+impl Builder {
+    /// Freezes the finished pack's bytes; the shared handle to upload.
+    pub fn seal(&mut self) -> bytes::Bytes {
+        let b = bytes::Bytes::from(std::mem::take(&mut self.data));
+        self.sealed = Some(b.clone());
+        b
     }
 }
 

@@ -105,7 +105,11 @@ impl Store {
 
     /// Creates `path` only if it does not exist: `true` when written, `false` when the store
     /// refused because it exists.
-    pub(crate) async fn put_new(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+    pub(crate) async fn put_new(
+        &self,
+        path: &str,
+        data: impl Into<opendal::Buffer>,
+    ) -> Result<bool> {
         self.requests.count(Kind::Put);
         match self.op.write_with(path, data).if_not_exists(true).await {
             Ok(_) => Ok(true),
