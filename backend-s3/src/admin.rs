@@ -30,6 +30,16 @@ pub(crate) const COMMANDS: &[AdminCommand] = &[
             "write the index object again for every pack that lacks one, from the pack's own table",
     },
     AdminCommand {
+        name: "packs",
+        args: "",
+        help: "count packs, block copies, duplicate copies and copies of removed blocks (what a repack would give back)",
+    },
+    AdminCommand {
+        name: "compact",
+        args: "[SHARE]",
+        help: "repack packs whose dead share (removed blocks, duplicate copies) is at least SHARE (never below --repack-threshold); gc runs it",
+    },
+    AdminCommand {
         name: "requests",
         args: "",
         help: "the requests this backend process made to the store so far, by kind",
@@ -69,6 +79,8 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                     c.describe(),
                     if b.read_only {
                         "refused (read-only)"
+                    } else if store.tag_log {
+                        "immutable records in tag-log/, the value found by replaying them"
                     } else if c.exact() {
                         "exact compare-and-swap (If-None-Match / If-Match)"
                     } else {
@@ -84,13 +96,43 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
                     "max_block_size": b.max_block_size,
                     "read_only": b.read_only,
                     "conditional_writes": c,
+                    "tags": if store.tag_log { "log" } else { "objects" },
                 }),
+            ))
+        }
+        "compact" => compact(b, args),
+        "packs" => {
+            no_args(command, args)?;
+            b.settle()?;
+            let c = crate::repack::census(&b.blocks.read_index());
+            Ok(AdminOutput::new(
+                format!(
+                    "{} pack(s) holding {} copies ({} bytes): {} live ({} bytes), {} duplicate, {} removed\n",
+                    c.packs, c.copies, c.bytes, c.live, c.live_bytes, c.duplicates, c.removed
+                ),
+                serde_json::to_value(&c).unwrap_or_default(),
             ))
         }
         "reindex" => {
             no_args(command, args)?;
             b.check_writable("reindexing")?;
-            let rebuilt = b.run(crate::packs::reindex(store))?;
+            // Under the repack lock: a pack a repack is deleting must not get its index back.
+            let rebuilt = b.run(async {
+                let lock = match b.conditional.exact() {
+                    true => Some(crate::lock::Lock::take(store).await?.map_err(|busy| {
+                        Error::backend(
+                            ErrorCode::Io,
+                            format!("{}: reindex waits for the repack: {busy}", store.archive),
+                        )
+                    })?),
+                    false => None,
+                };
+                let rebuilt = crate::packs::reindex(store).await;
+                if let Some(l) = lock {
+                    l.release().await?;
+                }
+                rebuilt
+            })?;
             b.run(b.blocks.refresh(store))?;
             Ok(AdminOutput::new(
                 format!("reindexed {} pack(s)\n", rebuilt.len()),
@@ -142,4 +184,53 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
         }
         other => Err(unknown_admin(other, COMMANDS)),
     }
+}
+
+/// `compact [SHARE]`: a repack at the larger of SHARE and the backend's own threshold.
+fn compact(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    let asked = match args {
+        [] => 0.0,
+        [s] => s
+            .parse::<f64>()
+            .ok()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| {
+                Error::backend(
+                    ErrorCode::Admin,
+                    format!("compact: {s:?} is not a share between 0 and 1"),
+                )
+            })?,
+        _ => {
+            return Err(Error::backend(
+                ErrorCode::Admin,
+                format!(
+                    "`compact` takes at most one argument, got {}",
+                    args.join(" ")
+                ),
+            ))
+        }
+    };
+    b.check_writable("repacking")?;
+    let threshold = asked.max(b.repack_threshold);
+    b.blocks.flush(&b.rt, &b.store)?;
+    let exact = b.conditional.exact();
+    let out = b.run(crate::repack::repack(&b.store, &b.blocks, threshold, exact))?;
+    if let Some(busy) = &out.skipped {
+        return Ok(AdminOutput::new(
+            format!("repack skipped: {busy}\n"),
+            serde_json::to_value(&out).unwrap_or_default(),
+        ));
+    }
+    let text = format!(
+        "repacked {} pack(s) (dead share at least {threshold}) into {}: {} bytes deleted, {} written, {} bytes freed; {} removal record(s) deleted{}\n",
+        out.repacked.len(),
+        out.written.len(),
+        out.bytes_deleted,
+        out.bytes_written,
+        out.bytes_deleted.saturating_sub(out.bytes_written),
+        out.records_deleted,
+        if exact { "" } else { " (duplicate copies kept: the store ignores conditional writes)" }
+    );
+    let json = serde_json::to_value(&out).unwrap_or_default();
+    Ok(AdminOutput::new(text, json))
 }

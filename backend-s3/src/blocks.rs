@@ -82,9 +82,9 @@ impl Blocks {
             .unwrap_or_else(|p| p.into_inner())
             .seen()
             .clone();
-        let (packs, dels) = packs::read_new(store, &seen).await?;
+        let found = packs::read_new(store, &seen).await?;
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        packs::apply(&mut index, packs, dels);
+        packs::apply(&mut index, found);
         Ok(())
     }
 
@@ -117,8 +117,9 @@ impl Blocks {
     /// their way (and reporting its failure).
     fn upload(&self, rt: &tokio::runtime::Runtime, store: &Store, mut pack: Builder) -> Result<()> {
         let (id, table) = pack.finish();
+        let bytes = pack.seal();
         let pack = Arc::new(pack);
-        let (bytes, s, index) = (pack.data.clone(), store.clone(), self.index.clone());
+        let (s, index) = (store.clone(), self.index.clone());
         let entries = pack.entries.clone();
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;
@@ -165,47 +166,50 @@ impl Blocks {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The block's bytes from wherever it is, reading new index objects once on a miss.
+    /// The block's bytes from wherever it is, reading new index objects once on a miss. A
+    /// pack that is gone (a repack moved its blocks) makes it read the index again and try
+    /// the block's new place.
     pub async fn get(&self, store: &Store, key: Key) -> Result<Option<Vec<u8>>> {
         if let Some(d) = self.buffered(&key) {
             return Ok(Some(d));
         }
-        let loc = match self.located(&key) {
-            Some(l) => l,
-            None => {
-                self.refresh(store).await?;
-                match self.located(&key) {
-                    Some(l) => l,
-                    None => return Ok(None),
+        let mut refreshed = false;
+        let mut missing = None;
+        for _ in 0..3 {
+            let loc = match self.located(&key) {
+                Some(l) => l,
+                None if refreshed => break,
+                None => {
+                    self.refresh(store).await?;
+                    match self.located(&key) {
+                        Some(l) => l,
+                        None => break,
+                    }
+                }
+            };
+            let path = format!("packs/{}", loc.pack);
+            match store
+                .get_range(&path, loc.offset, u64::from(loc.len))
+                .await?
+            {
+                Some(data) => return checked(store, &key, &path, &loc, data).map(Some),
+                None => {
+                    missing = Some(path);
+                    self.refresh(store).await?;
+                    refreshed = true;
                 }
             }
-        };
-        let path = format!("packs/{}", loc.pack);
-        let data = store
-            .get_range(&path, loc.offset, u64::from(loc.len))
-            .await?
-            .ok_or_else(|| {
-                Error::backend(
-                    ErrorCode::Corrupt,
-                    format!(
-                        "{}: block {key} is indexed in {path}, which is missing",
-                        store.archive
-                    ),
-                )
-            })?;
-        if data.len() != loc.len as usize {
-            return Err(Error::backend(
+        }
+        match missing {
+            Some(path) if self.located(&key).is_some() => Err(Error::backend(
                 ErrorCode::Corrupt,
                 format!(
-                    "{}: block {key} in {path} at {}: {} bytes instead of {}",
-                    store.archive,
-                    loc.offset,
-                    data.len(),
-                    loc.len
+                    "{}: block {key} is indexed in {path}, which is missing",
+                    store.archive
                 ),
-            ));
+            )),
+            _ => Ok(None),
         }
-        Ok(Some(data))
     }
 
     /// Whether each key is stored, reading new index objects once if any is unknown.
@@ -222,41 +226,58 @@ impl Blocks {
         Ok(out)
     }
 
-    /// Removes blocks: drops them from the open pack, and records the (key, pack) pairs of
-    /// the stored ones as deleted.
+    /// Removes blocks: records the (key, pack) pairs of every stored copy as deleted, after
+    /// writing out the open pack (so no copy is still on its way).
     pub fn remove(&self, rt: &tokio::runtime::Runtime, store: &Store, keys: &[Key]) -> Result<()> {
-        // Stored copies are removed by record; flush first so no copy is still on its way.
         self.flush(rt, store)?;
-        rt.block_on(self.refresh(store))?;
-        let pairs: Vec<(Key, String)> = {
-            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            keys.iter()
-                .flat_map(|k| {
-                    index
-                        .blocks
-                        .get(k)
-                        .into_iter()
-                        .flatten()
-                        .map(move |l| (*k, l.pack.clone()))
-                })
-                .collect()
-        };
+        rt.block_on(async {
+            self.refresh(store).await?;
+            let pairs: Vec<(Key, String)> = {
+                let index = self.read_index();
+                keys.iter()
+                    .flat_map(|k| {
+                        index
+                            .blocks
+                            .get(k)
+                            .into_iter()
+                            .flatten()
+                            .map(move |l| (*k, l.pack.clone()))
+                    })
+                    .collect()
+            };
+            self.record_pairs(store, &pairs).await
+        })
+    }
+
+    /// Writes one removal record for these (key, pack) pairs and applies it here.
+    pub async fn record_pairs(&self, store: &Store, pairs: &[(Key, String)]) -> Result<()> {
         if pairs.is_empty() {
             return Ok(());
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        let record = packs::deletion_record(pairs);
         let name = format!(
             "deleted/{nanos:024}-{}-{}",
             std::process::id(),
-            blake3::hash(&packs::deletion_record(&pairs)).to_hex()
+            blake3::hash(&record).to_hex()
         );
-        rt.block_on(store.put_new(&name, packs::deletion_record(&pairs)))?;
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        index.delete(&pairs);
+        store.put_new(&name, record).await?;
+        let mut index = self.write_index();
+        index.delete(pairs);
+        let named = pairs.iter().map(|(_, p)| p.clone()).collect();
+        index.records.insert(name.clone(), named);
         index.mark_seen(name);
         Ok(())
+    }
+
+    pub fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Up to `limit` stored keys after `after`, ascending, and whether more follow.
@@ -286,4 +307,21 @@ impl Blocks {
             .sum();
         (index.blocks.len() as u64, bytes)
     }
+}
+
+/// The bytes read for `key` at `loc`, or `Corrupt` when their length is not the indexed one.
+fn checked(store: &Store, key: &Key, path: &str, loc: &Loc, data: Vec<u8>) -> Result<Vec<u8>> {
+    if data.len() == loc.len as usize {
+        return Ok(data);
+    }
+    Err(Error::backend(
+        ErrorCode::Corrupt,
+        format!(
+            "{}: block {key} in {path} at {}: {} bytes instead of {}",
+            store.archive,
+            loc.offset,
+            data.len(),
+            loc.len
+        ),
+    ))
 }

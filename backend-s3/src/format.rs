@@ -7,8 +7,29 @@ use crate::store::Store;
 use crate::{S3Options, DEFAULT_MAX_BLOCK, FORMAT, FORMAT_OBJECT};
 use protocol::{Error, ErrorCode, Result};
 
-/// Reads the format object, or creates it in an empty prefix; the largest block size.
-pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<u32> {
+/// What the format object says.
+pub(crate) struct Format {
+    pub max_block_size: u32,
+    /// Tags are records in `tag-log/` ("tags": "log"), not objects moved by compare-and-swap.
+    pub tag_log: bool,
+    /// This process created the archive.
+    pub created: bool,
+}
+
+/// The format object's bytes.
+pub(crate) fn body(max: u32, tag_log: bool) -> Vec<u8> {
+    serde_json::json!({
+        "format": FORMAT,
+        "max_block_size": max,
+        "blocks": "packs (packs/<id>, index/<id>, deleted/)",
+        "tags": if tag_log { "log" } else { "objects" },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Reads the format object, or creates it in an empty prefix.
+pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<Format> {
     let invalid = |m: String| Error::backend(ErrorCode::InvalidArgument, m);
     for _ in 0..3 {
         if let Some(bytes) = store.get(FORMAT_OBJECT).await? {
@@ -28,7 +49,11 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<u32
                 .as_u64()
                 .and_then(|m| u32::try_from(m).ok());
             return match max {
-                Some(m) if m > 0 && m <= protocol::frame::MAX_BLOCK_LIMIT => Ok(m),
+                Some(m) if m > 0 && m <= protocol::frame::MAX_BLOCK_LIMIT => Ok(Format {
+                    max_block_size: m,
+                    tag_log: v["tags"] == "log",
+                    created: false,
+                }),
                 _ => Err(invalid(format!(
                     "{}: {FORMAT_OBJECT} has no valid max_block_size",
                     store.archive
@@ -55,16 +80,15 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<u32
                 protocol::frame::MAX_BLOCK_LIMIT
             )));
         }
-        let body = serde_json::json!({
-            "format": FORMAT,
-            "max_block_size": max,
-            "blocks": "packs (packs/<id>, index/<id>, deleted/)",
-        });
         if store
-            .put_new(FORMAT_OBJECT, body.to_string().into_bytes())
+            .put_new(FORMAT_OBJECT, body(max, opts.assume_unconditional))
             .await?
         {
-            return Ok(max);
+            return Ok(Format {
+                max_block_size: max,
+                tag_log: opts.assume_unconditional,
+                created: true,
+            });
         }
         // Another process created it first: read theirs.
     }

@@ -6,9 +6,12 @@
 //!
 //! Blocks live in packs of about 16 MiB (`packs/<id>`, each ending with its own table of
 //! contents), found through `index/<id>` objects that any process reads at need and can
-//! rebuild from the packs; removals are records in `deleted/`. Tags are objects moved by
+//! rebuild from the packs; removals are records in `deleted/`, and a repack (gc's `compact`,
+//! see `repack`) rewrites packs whose removed or duplicate share passes a threshold. Tags are objects moved by
 //! compare-and-swap with `If-None-Match`/`If-Match`. A start-up probe checks that the store
-//! honours those conditions at all; `info` says what it found.
+//! honours those conditions at all; `info` says what it found. An archive created where they
+//! are not honoured (or with `--assume-unconditional`) keeps its tags as immutable records
+//! instead (`tag_log`), and its format object says so.
 //!
 //! Why OpenDAL (`opendal`, with `services-s3`) rather than `object_store` or a home-made client:
 //! its conditional writes are first-class (`write_with(..).if_not_exists(true)`,
@@ -29,10 +32,13 @@ mod admin;
 mod blocks;
 pub mod config;
 mod format;
+mod lock;
 mod packs;
 pub mod probe;
+mod repack;
 mod requests;
 mod store;
+mod tag_log;
 mod tags;
 
 use probe::Conditional;
@@ -66,7 +72,15 @@ pub struct S3Options {
     /// Act as if the probe had found conditional writes ignored (to test that path on a store
     /// that honours them).
     pub assume_unconditional: bool,
+    /// The least dead share at which a repack rewrites a pack, whatever a caller asks
+    /// (`None`: [`DEFAULT_REPACK_THRESHOLD`]).
+    pub repack_threshold: Option<f64>,
 }
+
+/// The least dead share of a pack that a repack rewrites, by default: every live byte of a
+/// repacked pack is read and written again (a GET and a PUT of it), so a pack with little
+/// dead space is left alone.
+pub const DEFAULT_REPACK_THRESHOLD: f64 = 0.25;
 
 /// An archive in a bucket, under a prefix.
 pub struct S3Backend {
@@ -77,6 +91,7 @@ pub struct S3Backend {
     max_block_size: u32,
     read_only: bool,
     conditional: Conditional,
+    repack_threshold: f64,
     credentials_source: String,
     endpoint: String,
 }
@@ -95,8 +110,9 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the async runtime of backend-s3", e))?;
-        let store = Store::new(&endpoint)?;
-        let max_block_size = rt.block_on(format::format_object(&store, &opts))?;
+        let mut store = Store::new(&endpoint)?;
+        let format = rt.block_on(format::format_object(&store, &opts))?;
+        let max_block_size = format.max_block_size;
         let mut conditional = Conditional {
             if_none_match: false,
             if_match: false,
@@ -109,6 +125,12 @@ impl S3Backend {
                 conditional.if_match = false;
             }
         }
+        store.tag_log = format.tag_log;
+        if format.created && !conditional.exact() && !store.tag_log {
+            // A new archive on a store found to ignore conditions keeps its tags as records.
+            rt.block_on(store.put(FORMAT_OBJECT, format::body(max_block_size, true)))?;
+            store.tag_log = true;
+        }
         Ok(S3Backend {
             store,
             rt,
@@ -117,6 +139,7 @@ impl S3Backend {
             max_block_size,
             read_only: opts.read_only,
             conditional,
+            repack_threshold: opts.repack_threshold.unwrap_or(DEFAULT_REPACK_THRESHOLD),
             credentials_source: endpoint.credentials.source.clone(),
             endpoint: endpoint
                 .endpoint
@@ -176,13 +199,13 @@ impl S3Backend {
     }
 
     fn check_exact_tags(&self, name: &str) -> Result<()> {
-        if self.conditional.exact() {
+        if self.conditional.exact() || self.store.tag_log {
             return Ok(());
         }
         Err(Error::backend(
             ErrorCode::NotSupported,
             format!(
-                "{}: refusing to change tag {name:?}: this store does not honour conditional writes ({}), so a tag move could silently overwrite a concurrent one",
+                "{}: refusing to change tag {name:?}: this store does not honour conditional writes ({}), so a tag move could silently overwrite a concurrent one; this archive keeps tags as objects moved by compare-and-swap (an archive created on such a store keeps them as records in tag-log/ instead, LAYOUT.md)",
                 self.store.archive,
                 self.conditional.describe()
             ),

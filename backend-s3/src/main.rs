@@ -41,6 +41,11 @@ struct Args {
     /// Largest block accepted, in bytes (kept in the archive's format object when creating).
     #[arg(long, value_name = "BYTES")]
     max_block_size: Option<u32>,
+    /// Repack only packs whose dead share (removed blocks, duplicate copies) is at least
+    /// this, 0 to 1, even when gc asks for less: a repack reads and writes every live byte of
+    /// the pack again.
+    #[arg(long, value_name = "SHARE", default_value_t = backend_s3::DEFAULT_REPACK_THRESHOLD)]
+    repack_threshold: f64,
     /// Act as if the store ignored conditional writes (for tests of that path).
     #[arg(long, hide = true)]
     assume_unconditional: bool,
@@ -60,6 +65,12 @@ fn env(name: &str) -> Option<String> {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let location = Location::parse(&args.location)?;
+    if !(0.0..=1.0).contains(&args.repack_threshold) {
+        anyhow::bail!(
+            "--repack-threshold {} is not a share between 0 and 1",
+            args.repack_threshold
+        );
+    }
     let credentials = resolve(args.credentials_file.as_deref(), args.profile.as_deref())
         .with_context(|| format!("opening the archive {}", location.display()))?;
     let region = args
@@ -78,6 +89,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             max_block_size: args.max_block_size,
             read_only: args.read_only,
             assume_unconditional: args.assume_unconditional,
+            repack_threshold: Some(args.repack_threshold),
         },
     )?;
     protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;

@@ -34,6 +34,9 @@ pub(crate) struct Loc {
 #[derive(Default)]
 pub(crate) struct Builder {
     pub data: Vec<u8>,
+    /// The pack's bytes once sealed: shared by the upload and the reads answered meanwhile,
+    /// so a pack on its way is held once, not twice.
+    pub sealed: Option<bytes::Bytes>,
     pub entries: Vec<(Key, u64, u32)>,
     pub keys: BTreeMap<Key, usize>,
 }
@@ -41,6 +44,9 @@ pub(crate) struct Builder {
 impl Builder {
     pub fn add(&mut self, key: Key, block: &[u8]) {
         if self.data.is_empty() {
+            // Room for a whole pack at once: grown by doubling, a pack's buffer could reach
+            // twice its size.
+            self.data.reserve(PACK_BYTES + block.len() + 64);
             // The magic, then what makes this pack's bytes (and so its id) unique: a pack
             // written again with the same blocks after they were removed must not take the
             // old pack's name, whose removal records would hide its blocks.
@@ -64,9 +70,8 @@ impl Builder {
     pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
         let &(_, offset, len) = self.entries.get(*self.keys.get(key)?)?;
         let start = usize::try_from(offset).ok()?;
-        self.data
-            .get(start..start + len as usize)
-            .map(<[u8]>::to_vec)
+        let data: &[u8] = self.sealed.as_deref().unwrap_or(&self.data);
+        data.get(start..start + len as usize).map(<[u8]>::to_vec)
     }
 
     pub fn full(&self) -> bool {
@@ -82,6 +87,15 @@ impl Builder {
             .extend_from_slice(&(table.len() as u64).to_le_bytes());
         let id = blake3::hash(&self.data).to_hex().to_string();
         (id, table)
+    }
+}
+
+impl Builder {
+    /// Freezes the finished pack's bytes; the shared handle to upload.
+    pub fn seal(&mut self) -> bytes::Bytes {
+        let b = bytes::Bytes::from(std::mem::take(&mut self.data));
+        self.sealed = Some(b.clone());
+        b
     }
 }
 
@@ -127,6 +141,13 @@ fn parse_table(store: &Store, what: &str, t: &[u8]) -> Result<Entries> {
 pub(crate) type Entries = Vec<(Key, u64, u32)>;
 /// Index objects read: pack id and its entries.
 pub(crate) type NewPacks = Vec<(String, Entries)>;
+/// What a refresh found: new index objects, new deletion records, and packs whose index
+/// object is gone (repacked) since it was read.
+pub(crate) struct Found {
+    pub packs: NewPacks,
+    pub dels: NewDeletions,
+    pub vanished: Vec<String>,
+}
 /// Deletion records read: object name and its (key, pack) pairs.
 pub(crate) type NewDeletions = Vec<(String, Vec<(Key, String)>)>;
 
@@ -134,6 +155,11 @@ pub(crate) type NewDeletions = Vec<(String, Vec<(Key, String)>)>;
 #[derive(Default)]
 pub(crate) struct Index {
     pub blocks: BTreeMap<Key, Vec<Loc>>,
+    /// The whole table of every pack read (removed blocks included): what a repack weighs.
+    pub packs: BTreeMap<String, Entries>,
+    /// Each deletion record read, and the packs it names (a repack deletes records whose
+    /// packs are all gone).
+    pub records: BTreeMap<String, HashSet<String>>,
     /// Index and deletion objects already applied.
     seen: HashSet<String>,
     /// Removed (key, pack) pairs: applied to index objects read later too.
@@ -142,6 +168,7 @@ pub(crate) struct Index {
 
 impl Index {
     pub fn add(&mut self, pack: &str, entries: &[(Key, u64, u32)]) {
+        self.packs.insert(pack.to_string(), entries.to_vec());
         for &(key, offset, len) in entries {
             if self.deleted.contains(&(key, pack.to_string())) {
                 continue;
@@ -169,6 +196,37 @@ impl Index {
         }
     }
 
+    /// Whether a removal record named this copy.
+    pub fn is_deleted(&self, key: &Key, pack: &str) -> bool {
+        self.deleted.contains(&(*key, pack.to_string()))
+    }
+
+    /// Forgets a pack that is gone from the store (repacked): its blocks' other copies stay.
+    pub fn forget_pack(&mut self, pack: &str) {
+        let Some(entries) = self.packs.remove(pack) else {
+            return;
+        };
+        for (key, _, _) in entries {
+            if let Some(locs) = self.blocks.get_mut(&key) {
+                locs.retain(|l| l.pack != pack);
+                if locs.is_empty() {
+                    self.blocks.remove(&key);
+                }
+            }
+        }
+        self.seen.remove(&format!("index/{pack}"));
+    }
+
+    /// The copy of `key` that counts: the one in the pack with the smallest id. Every process
+    /// and every repack picks the same one from the same copies, so a repack that drops the
+    /// other copies keeps exactly this one.
+    pub fn canonical(&self, key: &Key) -> Option<&Loc> {
+        self.blocks
+            .get(key)?
+            .iter()
+            .min_by(|a, b| a.pack.cmp(&b.pack))
+    }
+
     pub fn mark_seen(&mut self, object: String) {
         self.seen.insert(object);
     }
@@ -180,13 +238,15 @@ impl Index {
 
 /// Reads the index and deletion objects this process has not applied yet. Returns the new
 /// (pack, entries) and deletion pairs; the caller applies them under its lock.
-pub(crate) async fn read_new(
-    store: &Store,
-    seen: &HashSet<String>,
-) -> Result<(
-    Vec<(String, Vec<(Key, u64, u32)>)>,
-    Vec<(String, Vec<(Key, String)>)>,
-)> {
+pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Found> {
+    let listed: Vec<String> = store.list_all("index/").await?;
+    let now: HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let vanished = seen
+        .iter()
+        .filter_map(|o| o.strip_prefix("index/"))
+        .filter(|id| !now.contains(id))
+        .map(str::to_string)
+        .collect();
     let fresh = |names: Vec<String>, dir: &str| -> Vec<String> {
         names
             .into_iter()
@@ -194,22 +254,26 @@ pub(crate) async fn read_new(
             .filter(|n| !seen.contains(n))
             .collect()
     };
-    let indexes = fresh(store.list_all("index/").await?, "index/");
+    let indexes = fresh(listed, "index/");
     let deletions = fresh(store.list_all("deleted/").await?, "deleted/");
     // Owned names and store handles: these futures run inside spawned tasks, which must not
     // borrow from an iterator.
     let reads = indexes.into_iter().map(|o| {
         let store = store.clone();
         async move {
-            let t = store
-                .get(&o)
-                .await?
-                .ok_or_else(|| corrupt(&store, &o, "vanished while being read"))?;
+            // Gone since the listing: a repack deleted its pack too.
+            let Some(t) = store.get(&o).await? else {
+                return Ok(None);
+            };
             let pack = o.trim_start_matches("index/").to_string();
-            Ok::<_, Error>((pack, parse_table(&store, &o, &t)?))
+            Ok::<_, Error>(Some((pack, parse_table(&store, &o, &t)?)))
         }
     });
-    let packs = crate::store::at_most(reads).await?;
+    let packs = crate::store::at_most(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     let reads = deletions.into_iter().map(|o| {
         let store = store.clone();
         async move {
@@ -229,16 +293,25 @@ pub(crate) async fn read_new(
         }
     });
     let dels = crate::store::at_most(reads).await?;
-    Ok((packs, dels))
+    Ok(Found {
+        packs,
+        dels,
+        vanished,
+    })
 }
 
 /// Applies what [`read_new`] found.
-pub(crate) fn apply(index: &mut Index, packs: NewPacks, dels: NewDeletions) {
-    for (object, pairs) in dels {
+pub(crate) fn apply(index: &mut Index, found: Found) {
+    for pack in found.vanished {
+        index.forget_pack(&pack);
+    }
+    for (object, pairs) in found.dels {
         index.delete(&pairs);
+        let packs = pairs.iter().map(|(_, p)| p.clone()).collect();
+        index.records.insert(object.clone(), packs);
         index.mark_seen(object);
     }
-    for (pack, entries) in packs {
+    for (pack, entries) in found.packs {
         index.add(&pack, &entries);
         index.mark_seen(format!("index/{pack}"));
     }

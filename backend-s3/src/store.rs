@@ -35,6 +35,9 @@ pub(crate) struct Store {
     pub(crate) archive: String,
     /// Requests made, by kind.
     pub(crate) requests: std::sync::Arc<Requests>,
+    /// Tags are kept as records in `tag-log/` (the format object says so), not as objects
+    /// moved by compare-and-swap.
+    pub(crate) tag_log: bool,
 }
 
 /// An object's bytes and the ETag they were read with.
@@ -80,6 +83,7 @@ impl Store {
             op,
             archive,
             requests: Default::default(),
+            tag_log: false,
         })
     }
 
@@ -101,7 +105,11 @@ impl Store {
 
     /// Creates `path` only if it does not exist: `true` when written, `false` when the store
     /// refused because it exists.
-    pub(crate) async fn put_new(&self, path: &str, data: Vec<u8>) -> Result<bool> {
+    pub(crate) async fn put_new(
+        &self,
+        path: &str,
+        data: impl Into<opendal::Buffer>,
+    ) -> Result<bool> {
         self.requests.count(Kind::Put);
         match self.op.write_with(path, data).if_not_exists(true).await {
             Ok(_) => Ok(true),
@@ -195,6 +203,17 @@ impl Store {
         }
     }
 
+    /// When the store dated `path` (its Last-Modified), or `None` when it does not exist.
+    pub(crate) async fn modified(&self, path: &str) -> Result<Option<std::time::SystemTime>> {
+        self.requests.count(Kind::Head);
+        match self.op.stat(path).await {
+            Ok(m) => Ok(Some(
+                m.last_modified().map_or(std::time::UNIX_EPOCH, Into::into),
+            )),
+            Err(e) => self.missing("looking up", path, &e).map(|()| None),
+        }
+    }
+
     /// The size of `path`, or `None` when it does not exist.
     pub(crate) async fn head(&self, path: &str) -> Result<Option<u64>> {
         self.requests.count(Kind::Head);
@@ -246,6 +265,39 @@ impl Store {
             out.push(name.to_string());
         }
         Ok((out, false))
+    }
+
+    /// Every object name below `dir` with the time the store gave it (its LastModified).
+    pub(crate) async fn list_timed(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<(String, std::time::SystemTime)>> {
+        self.requests.count(Kind::List);
+        let mut lister = self
+            .op
+            .lister_with(dir)
+            .recursive(true)
+            .await
+            .map_err(|e| self.fail("listing", dir, &e))?;
+        let mut out = Vec::new();
+        while let Some(entry) = lister
+            .try_next()
+            .await
+            .map_err(|e| self.fail("listing", dir, &e))?
+        {
+            let Some(name) = entry.path().strip_prefix(dir) else {
+                continue;
+            };
+            if name.is_empty() || name.ends_with('/') {
+                continue;
+            }
+            let time = entry
+                .metadata()
+                .last_modified()
+                .map_or(std::time::UNIX_EPOCH, Into::into);
+            out.push((name.to_string(), time));
+        }
+        Ok(out)
     }
 
     /// Every object name below `dir`.

@@ -61,6 +61,9 @@ async fn read(store: &Store, name: &str) -> Result<(Option<Vec<u8>>, Option<Stri
 }
 
 pub(crate) async fn get(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
+    if store.tag_log {
+        return crate::tag_log::get(store, name).await;
+    }
     Ok(read(store, name).await?.0)
 }
 
@@ -74,9 +77,9 @@ async fn swap(store: &Store, name: &str, etag: Option<String>, body: Vec<u8>) ->
 
 /// Most rounds of read-and-swap before giving up: each lost round means another process
 /// moved the tag, and that process made progress.
-const ROUNDS: usize = 1000;
+pub(crate) const ROUNDS: usize = 1000;
 
-fn contended(store: &Store, name: &str) -> Error {
+pub(crate) fn contended(store: &Store, name: &str) -> Error {
     Error::backend(
         ErrorCode::Io,
         format!(
@@ -92,6 +95,9 @@ pub(crate) async fn set(
     expected: Option<&[u8]>,
     value: &[u8],
 ) -> Result<CasOutcome> {
+    if store.tag_log {
+        return crate::tag_log::change(store, name, expected, Some(value), false).await;
+    }
     for _ in 0..ROUNDS {
         let (current, etag) = read(store, name).await?;
         if current.as_deref() != expected {
@@ -112,6 +118,9 @@ pub(crate) async fn remove(
     name: &str,
     expected: Option<&[u8]>,
 ) -> Result<CasOutcome> {
+    if store.tag_log {
+        return crate::tag_log::change(store, name, expected, None, expected.is_none()).await;
+    }
     for _ in 0..ROUNDS {
         let (current, etag) = read(store, name).await?;
         let Some(v) = current else {
@@ -132,6 +141,9 @@ pub(crate) async fn remove(
 
 /// Every set tag and its value, sorted by name.
 pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
+    if store.tag_log {
+        return crate::tag_log::list(store).await;
+    }
     let names = store.list_all("tags/").await?;
     let reads = names.iter().map(|h| async move {
         let name = unhex(h)
@@ -168,7 +180,7 @@ fn history_dir(name: Option<&str>) -> String {
 }
 
 /// Keeps `value` in the history of `name` unless it is kept already.
-async fn record(store: &Store, name: &str, value: &[u8]) -> Result<()> {
+pub(crate) async fn record(store: &Store, name: &str, value: &[u8]) -> Result<()> {
     if !keeps_history(name) {
         return Ok(());
     }

@@ -80,29 +80,7 @@ fn processes_moving_one_tag_at_once_lose_no_move() {
     let id = c.archive("race", "");
     Client::connect(&id).expect("create the archive");
     let (writers, each) = (3, 15);
-    std::thread::scope(|s| {
-        for _ in 0..writers {
-            let id = &id;
-            s.spawn(move || {
-                let b = Client::connect(id).expect("a writer's own backend-s3 process");
-                let mut done = 0;
-                while done < each {
-                    let cur = b.get_tag("counter").expect("get");
-                    let n: u64 = cur
-                        .as_deref()
-                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-                        .unwrap_or(0);
-                    let next = (n + 1).to_string();
-                    if b.set_tag("counter", cur.as_deref(), next.as_bytes())
-                        .expect("set")
-                        == CasOutcome::Done
-                    {
-                        done += 1;
-                    }
-                }
-            });
-        }
-    });
+    ore_tests::seaweed::count_up_together(&id, writers, each);
     let b = Client::connect(&id).expect("connect");
     assert_eq!(
         b.get_tag("counter").expect("get").as_deref(),
@@ -207,7 +185,7 @@ fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_m
 }
 
 #[test]
-fn three_writers_snapshot_trees_with_shared_files_into_one_s3_archive_at_once() {
+fn three_writers_beside_a_gc_store_each_shared_block_once_after_the_next_gc() {
     let c = Cluster::start();
     let d = scratch();
     let first = Ore::new(c.archive("writers", ""));
@@ -234,13 +212,41 @@ fn three_writers_snapshot_trees_with_shared_files_into_one_s3_archive_at_once() 
             (o, src)
         })
         .collect();
-    std::thread::scope(|s| {
+    // A gc beside the writers: it waits for their leases, then removes nothing they reach.
+    let gc = std::thread::scope(|s| {
         for (w, (o, src)) in writers.iter().enumerate() {
             s.spawn(move || o.snapshot(&format!("host{w}"), src));
         }
+        first.run(&["gc"])
     });
+    gc.expect(0, "gc beside three writers");
     for (w, (o, src)) in writers.iter().enumerate() {
         let dest = d.path().join(format!("dest{w}"));
+        o.restore(&format!("host{w}"), &dest).expect(0, "restore");
+        assert_same(src, &dest);
+    }
+    let admin = |args: &[&str]| {
+        ore_tests::ore::Run::of(
+            Command::new(ore_tests::bin("ore-admin"))
+                .arg(&first.archive)
+                .args(args)
+                .output()
+                .expect("ore-admin runs"),
+        )
+        .expect(0, "ore-admin")
+        .stdout
+    };
+    eprintln!("after three writers: {}", admin(&["packs"]));
+    // The next gc's repack keeps one copy of each shared block.
+    let gc = first.run(&["gc"]).expect(0, "gc after the writers");
+    let packs = admin(&["packs"]);
+    eprintln!("{}after gc: {packs}", gc.stdout);
+    assert!(
+        packs.contains(" 0 duplicate, 0 removed"),
+        "every shared block is stored once: {packs}"
+    );
+    for (w, (o, src)) in writers.iter().enumerate() {
+        let dest = d.path().join(format!("again{w}"));
         o.restore(&format!("host{w}"), &dest).expect(0, "restore");
         assert_same(src, &dest);
     }

@@ -14,7 +14,8 @@
 //!    candidates still unmarked, re-reading `ore:gc` before each batch so that a sweep ended
 //!    behind gc's back stops removing at once. A run that deduplicated against a candidate has, by then,
 //!    moved its tag, so the second mark reaches that block and it stays.
-//! 4. **Compact** (backends that offer it, such as splitlog): rewrite logs that are mostly dead.
+//! 4. **Compact** (backends that offer it: splitlog rewrites logs that are mostly dead,
+//!    backend-s3 repacks packs holding removed blocks or duplicate copies).
 //!
 //! Blocks written after the listing are never candidates; blocks written before it by a run
 //! still going are kept by the wait. Nothing is ever locked for good: leases and the sweep's own
@@ -170,24 +171,60 @@ fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
 pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     let started = Instant::now();
     let info = repo.backend().info();
-    if !info.can_list || (!info.can_remove && !opts.dry_run) {
-        return Err(Error::Archive(format!(
-            "archive {} ({}) cannot {} blocks, so gc cannot run on it{}",
-            repo.id(),
-            info.server,
-            if info.can_list { "remove" } else { "list" },
-            if info.writable {
-                ""
-            } else {
-                " (it is read-only or append-only here)"
-            }
-        )));
-    }
+    able_to_run(repo, &info, opts)?;
     let mut out = GcOutcome::default();
     let marked = KeySet::new();
     mark(repo, &marked, opts)?;
     out.reachable = marked.len();
+    let candidates = list_candidates(repo, &marked, &mut out)?;
+    if opts.dry_run {
+        out.removed = candidates.count;
+        out.freed = Some(size_of(repo, candidates)?);
+        out.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(out);
+    }
+    out.bytes_before = repo.backend().stats()?.bytes;
+    if candidates.count > 0 {
+        sweep(repo, &marked, candidates, opts, &mut out)?;
+    }
+    if let Some(threshold) = opts.compact {
+        // Also when this run removed nothing: space may wait from earlier removals, and
+        // backend-s3 gives back duplicate copies that concurrent writers stored.
+        if info.admin_commands.iter().any(|c| c == "compact") {
+            let r = repo.backend().admin("compact", &[format!("{threshold}")])?;
+            out.compaction = Some(r.text.trim().to_string());
+            out.problems = r.problems();
+        }
+    }
+    out.bytes_after = repo.backend().stats()?.bytes;
+    if let (Some(b), Some(a)) = (out.bytes_before, out.bytes_after) {
+        out.freed = Some(b.saturating_sub(a));
+    }
+    out.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}
 
+/// Refuses an archive gc cannot work on here: one whose blocks cannot be listed, or (unless
+/// this is a dry run) removed.
+fn able_to_run(repo: &Repo, info: &protocol::BackendInfo, opts: &GcOptions) -> Result<()> {
+    if info.can_list && (info.can_remove || opts.dry_run) {
+        return Ok(());
+    }
+    Err(Error::Archive(format!(
+        "archive {} ({}) cannot {} blocks, so gc cannot run on it{}",
+        repo.id(),
+        info.server,
+        if info.can_list { "remove" } else { "list" },
+        if info.writable {
+            ""
+        } else {
+            " (it is read-only or append-only here)"
+        }
+    )))
+}
+
+/// Step 2: lists every block of the archive and keeps those not marked as candidates.
+fn list_candidates(repo: &Repo, marked: &KeySet, out: &mut GcOutcome) -> Result<Candidates> {
     let mut candidates = Candidates::new()?;
     let mut after = None;
     loop {
@@ -207,60 +244,52 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
         "gc: {} reachable, {} listed, {} candidates",
         out.reachable, out.listed, candidates.count
     ));
+    Ok(candidates)
+}
 
-    if opts.dry_run {
-        out.removed = candidates.count;
-        let mut freed = 0u64;
-        candidates.batches(256, |batch| {
-            let tickets: Vec<_> = batch.iter().map(|k| repo.backend().start_get(*k)).collect();
-            for t in tickets {
-                freed += t.wait()?.map_or(0, |b| b.len() as u64);
-            }
-            Ok(())
-        })?;
-        out.freed = Some(freed);
-        out.duration_ms = started.elapsed().as_millis() as u64;
-        return Ok(out);
-    }
-
-    out.bytes_before = repo.backend().stats()?.bytes;
-    if candidates.count > 0 {
-        let sweep = Sweep::begin(repo)?;
-        sweep.wait_for_leases(opts.wait)?;
-        // What the runs that just finished added is reachable now.
-        mark(repo, &marked, opts)?;
-        out.reachable = marked.len();
-        candidates.batches(1024, |batch| {
-            let mut gone = Vec::with_capacity(batch.len());
-            for k in batch {
-                if !marked.contains(&k)? {
-                    gone.push(k);
-                }
-            }
-            if gone.is_empty() {
-                return Ok(());
-            }
-            sweep.still_mine()?;
-            sweep.removed_some();
-            repo.backend().remove(&gone)?;
-            out.removed += gone.len() as u64;
-            Ok(())
-        })?;
-        repo.backend().flush()?;
-        sweep.finish()?;
-    }
-
-    if let Some(threshold) = opts.compact {
-        if out.removed > 0 && info.admin_commands.iter().any(|c| c == "compact") {
-            let r = repo.backend().admin("compact", &[format!("{threshold}")])?;
-            out.compaction = Some(r.text.trim().to_string());
-            out.problems = r.problems();
+/// What a dry run would free: the stored size of every candidate.
+fn size_of(repo: &Repo, candidates: Candidates) -> Result<u64> {
+    let mut freed = 0u64;
+    candidates.batches(256, |batch| {
+        let tickets: Vec<_> = batch.iter().map(|k| repo.backend().start_get(*k)).collect();
+        for t in tickets {
+            freed += t.wait()?.map_or(0, |b| b.len() as u64);
         }
-    }
-    out.bytes_after = repo.backend().stats()?.bytes;
-    if let (Some(b), Some(a)) = (out.bytes_before, out.bytes_after) {
-        out.freed = Some(b.saturating_sub(a));
-    }
-    out.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(out)
+        Ok(())
+    })?;
+    Ok(freed)
+}
+
+/// Step 3: announces the sweep, waits out the runs holding leases, marks again, and removes
+/// the candidates still unmarked, checking before each batch that the sweep is still gc's.
+fn sweep(
+    repo: &Repo,
+    marked: &KeySet,
+    candidates: Candidates,
+    opts: &GcOptions,
+    out: &mut GcOutcome,
+) -> Result<()> {
+    let sweep = Sweep::begin(repo)?;
+    sweep.wait_for_leases(opts.wait)?;
+    // What the runs that just finished added is reachable now.
+    mark(repo, marked, opts)?;
+    out.reachable = marked.len();
+    candidates.batches(1024, |batch| {
+        let mut gone = Vec::with_capacity(batch.len());
+        for k in batch {
+            if !marked.contains(&k)? {
+                gone.push(k);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        sweep.still_mine()?;
+        sweep.removed_some();
+        repo.backend().remove(&gone)?;
+        out.removed += gone.len() as u64;
+        Ok(())
+    })?;
+    repo.backend().flush()?;
+    sweep.finish()
 }
