@@ -20,7 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ORE=${ORE_BIN:-$ROOT/target/release/ore}
 TOOLS=${ORE_BENCH_TOOLS:-"ore restic borg"}
 BASE=${ORE_BASELINE:-}
-[ -z "$BASE" ] || { [ -x "$BASE" ] || { echo "ORE_BASELINE=$BASE is not an executable" >&2; exit 1; }; TOOLS="ore base ${TOOLS#ore }"; }
+[ -z "$BASE" ] || { [ -x "$BASE" ] || { echo "ORE_BASELINE=$BASE is not an executable" >&2; exit 1; }; others=" $TOOLS "; TOOLS="ore base ${others// ore / }"; }
 REPS=${ORE_BENCH_REPS:-3}
 
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
