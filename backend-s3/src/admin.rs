@@ -2,7 +2,7 @@
 //! start-up probe found (`info`), the tag history and the record of blocks restricted
 //! connections stored (`unvouched/<key>` objects, see LAYOUT.md).
 
-use crate::{tags, S3Backend, FORMAT};
+use crate::{tag_history, tags, S3Backend, FORMAT};
 use protocol::backend::{admin_help, unknown_admin, AdminCommand};
 use protocol::{provenance, AdminOutput, Backend, Error, ErrorCode, Key, Result};
 
@@ -150,8 +150,11 @@ pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<Admin
         }
         protocol::history::TAG_HISTORY => {
             let asked = protocol::history::history_arg(args)?;
-            let kept = b.run(tags::history(store, asked))?;
-            Ok(protocol::history::output(asked, &tags::entries(&kept)))
+            let kept = b.run(tag_history::history(store, asked))?;
+            Ok(protocol::history::output(
+                asked,
+                &tag_history::entries(&kept),
+            ))
         }
         protocol::history::EXPIRE => {
             let (cutoff, tag) = protocol::history::expire_args(args)?;

@@ -38,6 +38,7 @@ pub mod probe;
 mod repack;
 mod requests;
 mod store;
+mod tag_history;
 mod tag_log;
 mod tags;
 

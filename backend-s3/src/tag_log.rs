@@ -5,7 +5,7 @@
 //! A store that ignores `If-None-Match`/`If-Match` (Garage, for one) turns a compare-and-swap
 //! on one object into a blind overwrite: two processes moving a tag at once would both be told
 //! "done", and one move would vanish. Records that are never overwritten cannot vanish. A move
-//! writes `tag-log/<hex(name)>/<ns>-<pid>-<n>` holding the value it expected and the value it
+//! writes `tag-log/<hex::encode(name)>/<ns>-<pid>-<n>` holding the value it expected and the value it
 //! sets; the tag's value is the replay of every record in the order the store dated them
 //! (LastModified, then name): a record counts when what it expected is the value so far, and
 //! is passed over otherwise — the loser of a race. After writing, the mover replays again and
@@ -25,7 +25,7 @@
 //! snapshot: gc keeps what the history keeps, and the reflog shows it.
 
 use crate::store::Store;
-use crate::tags::{contended, hex, record, unhex, ROUNDS};
+use crate::tag_history::{contended, record, ROUNDS};
 use protocol::{CasOutcome, Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ struct Move {
 }
 
 fn dir(name: &str) -> String {
-    format!("tag-log/{}/", hex(name.as_bytes()))
+    format!("tag-log/{}/", hex::encode(name.as_bytes()))
 }
 
 fn bad(store: &Store, object: &str, why: &str) -> Error {
@@ -65,7 +65,8 @@ async fn replay(store: &Store, name: &str, mine: Option<&str>) -> Result<(Option
             serde_json::from_slice(&data).map_err(|e| bad(store, &object, &e.to_string()))?;
         let value = |v: Option<String>| match v {
             None => Ok(None),
-            Some(h) => unhex(&h)
+            Some(h) => hex::decode(&h)
+                .ok()
                 .map(Some)
                 .ok_or_else(|| bad(store, &object, "holds a value that is not hex")),
         };
@@ -116,8 +117,8 @@ pub(crate) async fn change(
         let n = MOVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mine = format!("{nanos:024}-{}-{n}", std::process::id());
         let body = serde_json::to_vec(&Move {
-            expected: current.as_deref().map(hex),
-            value: value.map(hex),
+            expected: current.as_deref().map(hex::encode),
+            value: value.map(hex::encode),
         })
         .map_err(|e| Error::backend(ErrorCode::Internal, e.to_string()))?;
         let object = format!("{}{mine}", dir(name));
@@ -184,7 +185,8 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
     let mut names = BTreeMap::new();
     for r in store.list_all("tag-log/").await? {
         if let Some((h, _)) = r.split_once('/') {
-            let name = unhex(h)
+            let name = hex::decode(h)
+                .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| bad(store, &r, "is not under a hex-encoded tag name"))?;
             names.insert(name, ());

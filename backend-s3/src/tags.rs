@@ -16,29 +16,14 @@
 //! `If-None-Match: *` after the tag moved: a value already kept keeps its first-seen time.
 
 use crate::store::Store;
-use protocol::history::{keeps_history, show_value, Entry};
+use crate::tag_history::{contended, history, record, ROUNDS};
 use protocol::{CasOutcome, Error, ErrorCode, Result};
-use serde::{Deserialize, Serialize};
 
 const SET: u8 = b's';
 const REMOVED: u8 = b'r';
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn path(name: &str) -> String {
-    format!("tags/{}", hex(name.as_bytes()))
+    format!("tags/{}", hex::encode(name.as_bytes()))
 }
 
 /// The tag's value (`None`: never set or removed) and the ETag of its object, if any.
@@ -73,20 +58,6 @@ async fn swap(store: &Store, name: &str, etag: Option<String>, body: Vec<u8>) ->
         None => store.put_new(&path(name), body).await,
         Some(e) => store.put_if_match(&path(name), body, &e).await,
     }
-}
-
-/// Most rounds of read-and-swap before giving up: each lost round means another process
-/// moved the tag, and that process made progress.
-pub(crate) const ROUNDS: usize = 1000;
-
-pub(crate) fn contended(store: &Store, name: &str) -> Error {
-    Error::backend(
-        ErrorCode::Io,
-        format!(
-            "{}: tag {name:?} changed under every one of {ROUNDS} compare-and-swap rounds",
-            store.archive
-        ),
-    )
 }
 
 pub(crate) async fn set(
@@ -146,7 +117,8 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
     }
     let names = store.list_all("tags/").await?;
     let reads = names.iter().map(|h| async move {
-        let name = unhex(h)
+        let name = hex::decode(h)
+            .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
                 Error::backend(
@@ -164,104 +136,6 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
         .collect();
     out.sort();
     Ok(out)
-}
-
-#[derive(Serialize, Deserialize)]
-struct Record {
-    ns: u128,
-    value: String,
-}
-
-fn history_dir(name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("tag-history/{}/", hex(n.as_bytes())),
-        None => "tag-history/".into(),
-    }
-}
-
-/// Keeps `value` in the history of `name` unless it is kept already.
-pub(crate) async fn record(store: &Store, name: &str, value: &[u8]) -> Result<()> {
-    if !keeps_history(name) {
-        return Ok(());
-    }
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let rec = serde_json::to_vec(&Record {
-        ns,
-        value: hex(value),
-    })
-    .map_err(|e| {
-        Error::backend(
-            ErrorCode::Internal,
-            format!("encoding a history record: {e}"),
-        )
-    })?;
-    let id = &blake3::hash(value).to_hex()[..32];
-    store
-        .put_new(&format!("{}{id}", history_dir(Some(name))), rec)
-        .await?;
-    Ok(())
-}
-
-/// One kept value: the object holding it, its tag, raw value and first-seen time.
-pub(crate) struct Kept {
-    pub object: String,
-    pub tag: String,
-    pub value: Vec<u8>,
-    pub ns: u128,
-}
-
-/// The kept values of `name` (or of every tag), oldest first.
-pub(crate) async fn history(store: &Store, name: Option<&str>) -> Result<Vec<Kept>> {
-    let dir = history_dir(name);
-    let objects = store.list_all(&dir).await?;
-    let dir = &dir;
-    let reads = objects.iter().map(|o| async move {
-        let full = format!("{dir}{o}");
-        let bad = |why: &str| {
-            Error::backend(
-                ErrorCode::Corrupt,
-                format!("{}: history record {full} {why}", store.archive),
-            )
-        };
-        let Some(data) = store.get(&full).await? else {
-            return Ok(None); // expired meanwhile
-        };
-        let rec: Record = serde_json::from_slice(&data).map_err(|e| bad(&e.to_string()))?;
-        let tag_hex = full
-            .strip_prefix("tag-history/")
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_default();
-        let tag = unhex(tag_hex)
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| bad("is not under a hex-encoded tag name"))?;
-        let value = unhex(&rec.value).ok_or_else(|| bad("holds a value that is not hex"))?;
-        Ok::<_, Error>(Some(Kept {
-            object: full,
-            tag,
-            value,
-            ns: rec.ns,
-        }))
-    });
-    let mut out: Vec<Kept> = crate::store::at_most(reads)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    out.sort_by(|a, b| (a.ns, &a.object).cmp(&(b.ns, &b.object)));
-    Ok(out)
-}
-
-/// The `tag-history` entries for kept values.
-pub(crate) fn entries(kept: &[Kept]) -> Vec<Entry> {
-    kept.iter()
-        .map(|k| Entry {
-            tag: k.tag.clone(),
-            value: show_value(&k.value),
-            time: i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX),
-        })
-        .collect()
 }
 
 /// Forgets kept values first seen at or before `cutoff` (seconds) that their tag no longer

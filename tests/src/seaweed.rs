@@ -469,7 +469,8 @@ impl Drop for Cluster {
 /// conflict); returns when all are done. With no move lost the counter ends at
 /// `writers * each`.
 pub fn count_up_together(id: &str, writers: usize, each: usize) {
-    use protocol::{Backend, CasOutcome, Client};
+    use connect::Client;
+    use protocol::{Backend, CasOutcome};
     std::thread::scope(|s| {
         for _ in 0..writers {
             s.spawn(move || {

@@ -2,10 +2,11 @@
 //! share passes the threshold are repacked (LAYOUT.md, "Repacking"), beside running snapshots,
 //! and nothing reachable is lost.
 
+use connect::Client;
 use ore_tests::ore::{scratch, Ore, Run};
 use ore_tests::seaweed::Cluster;
 use ore_tests::trees::{assert_same, bytes};
-use protocol::{Backend, Client};
+use protocol::Backend;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,10 +2,11 @@
 //! (LAYOUT.md, "Tags without conditional writes"): tested on the real SeaweedFS cluster through
 //! `--assume-unconditional`, which makes backend-s3 act as if its start-up probe had failed.
 
+use connect::Client;
 use ore_tests::ore::{scratch, Ore};
 use ore_tests::seaweed::Cluster;
 use ore_tests::trees::{assert_same, every_kind};
-use protocol::{Backend, CasOutcome, Client};
+use protocol::{Backend, CasOutcome};
 
 const SWITCH: &str = "--assume-unconditional";
 
