@@ -10,9 +10,10 @@
 
 use crate::packs::{self, Builder, Index, Loc};
 use crate::store::Store;
+use ore_util::sync::{lock, read, write};
 use protocol::{Error, ErrorCode, Key, Result};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Packs being written at most; a put that fills one more waits for the oldest.
 const UPLOADS: usize = 2;
@@ -37,11 +38,8 @@ pub(crate) struct Blocks {
     refreshed: Mutex<Option<std::time::Instant>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every change under these locks is a whole insert, take or push: a poisoned lock holds
-    // consistent data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+// Every change under these locks is a whole insert, take or push: a poisoned lock holds
+// consistent data, so ore-util's poison-tolerant `lock`/`read`/`write` serve.
 
 fn failed(store: &Store, e: tokio::task::JoinError) -> Error {
     Error::backend(
@@ -60,7 +58,7 @@ impl Blocks {
     }
 
     fn located(&self, key: &Key) -> Option<Loc> {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = read(&self.index);
         index.blocks.get(key).and_then(|l| l.first().cloned())
     }
 
@@ -76,14 +74,9 @@ impl Blocks {
     /// Reads the index and deletion objects other processes wrote since the last refresh.
     pub async fn refresh(&self, store: &Store) -> Result<()> {
         *lock(&self.refreshed) = Some(std::time::Instant::now());
-        let seen = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .seen()
-            .clone();
+        let seen = read(&self.index).seen().clone();
         let found = packs::read_new(store, &seen).await?;
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let mut index = write(&self.index);
         packs::apply(&mut index, found);
         Ok(())
     }
@@ -124,7 +117,7 @@ impl Blocks {
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;
             s.put_new(&format!("index/{id}"), table).await?;
-            let mut index = index.write().unwrap_or_else(|p| p.into_inner());
+            let mut index = write(&index);
             index.add(&id, &entries);
             index.mark_seen(format!("index/{id}"));
             Ok(())
@@ -273,16 +266,16 @@ impl Blocks {
     }
 
     pub fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.index)
     }
 
     pub fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
+        write(&self.index)
     }
 
     /// Up to `limit` stored keys after `after`, ascending, and whether more follow.
     pub fn list(&self, after: Option<Key>, limit: usize) -> (Vec<Key>, bool) {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = read(&self.index);
         let start = match after {
             Some(a) => std::ops::Bound::Excluded(a),
             None => std::ops::Bound::Unbounded,
@@ -298,7 +291,7 @@ impl Blocks {
 
     /// Blocks and bytes stored, by the index.
     pub fn counts(&self) -> (u64, u64) {
-        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        let index = read(&self.index);
         let bytes = index
             .blocks
             .values()
