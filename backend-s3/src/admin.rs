@@ -1,55 +1,98 @@
 //! backend-s3's admin commands: the standard ones, where the archive lives and what the
-//! start-up probe found (`info`), the tag history and the record of blocks restricted
-//! connections stored (`unvouched/<key>` objects, see LAYOUT.md).
+//! start-up probe found (`info`), repacking (`packs`, `compact`), the tag history and the
+//! record of blocks restricted connections stored (`unvouched/<key>` objects, see LAYOUT.md).
+//!
+//! One table, [`TABLE`], holds each command's name, help and handler: `help`, the welcome's list
+//! and the dispatch all read it.
 
 use crate::{tag_history, tags, S3Backend, FORMAT};
-use protocol::backend::{admin_help, unknown_admin, AdminCommand};
+use ore_util::admin::{abouts, find};
+use protocol::backend::{admin_help, admin_names, unknown_admin, AdminCommand};
 use protocol::{provenance, AdminOutput, Backend, Error, ErrorCode, Key, Result};
 
-pub(crate) const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help:
-            "where the archive lives, its layout, and whether the store honours conditional writes",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "count blocks and tags (lists the whole archive)",
-    },
-    AdminCommand {
-        name: "reindex",
-        args: "",
-        help:
-            "write the index object again for every pack that lacks one, from the pack's own table",
-    },
-    AdminCommand {
-        name: "packs",
-        args: "",
-        help: "count packs, block copies, duplicate copies and copies of removed blocks (what a repack would give back)",
-    },
-    AdminCommand {
-        name: "compact",
-        args: "[SHARE]",
-        help: "repack packs whose dead share (removed blocks, duplicate copies) is at least SHARE (never below --repack-threshold); gc runs it",
-    },
-    AdminCommand {
-        name: "requests",
-        args: "",
-        help: "the requests this backend process made to the store so far, by kind",
-    },
-    protocol::history::READ_COMMAND,
-    protocol::history::EXPIRE_COMMAND,
-    provenance::UNVOUCHED_COMMAND,
-    provenance::VOUCH_COMMAND,
-    provenance::MARK_COMMAND,
+type Spec = ore_util::admin::Spec<S3Backend, AdminCommand, Result<AdminOutput>>;
+
+const TABLE: &[Spec] = &[
+    Spec::new(
+        AdminCommand {
+            name: "help",
+            args: "",
+            help: "list the admin commands",
+        },
+        help,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "info",
+            args: "",
+            help:
+                "where the archive lives, its layout, and whether the store honours conditional writes",
+        },
+        info,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "stats",
+            args: "",
+            help: "count blocks and tags (lists the whole archive)",
+        },
+        stats,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "reindex",
+            args: "",
+            help:
+                "write the index object again for every pack that lacks one, from the pack's own table",
+        },
+        reindex,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "packs",
+            args: "",
+            help: "count packs, block copies, duplicate copies and copies of removed blocks (what a repack would give back)",
+        },
+        packs,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "compact",
+            args: "[SHARE]",
+            help: "repack packs whose dead share (removed blocks, duplicate copies) is at least SHARE (never below --repack-threshold); gc runs it",
+        },
+        compact,
+    ),
+    Spec::new(
+        AdminCommand {
+            name: "requests",
+            args: "",
+            help: "the requests this backend process made to the store so far, by kind",
+        },
+        requests,
+    ),
+    Spec::new(protocol::history::READ_COMMAND, tag_history_of),
+    Spec::new(protocol::history::EXPIRE_COMMAND, expire_tag_history),
+    Spec::new(provenance::UNVOUCHED_COMMAND, unvouched),
+    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
+        record_vouching(b, provenance::VOUCH, args)
+    }),
+    Spec::new(provenance::MARK_COMMAND, |b, args| {
+        record_vouching(b, provenance::MARK, args)
+    }),
 ];
+
+/// The names of the admin commands, for the welcome.
+pub(crate) fn names() -> Vec<String> {
+    admin_names(&abouts(TABLE))
+}
+
+pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<AdminOutput> {
+    match find(TABLE, |c| c.name == command) {
+        Some(spec) => (spec.run)(b, args),
+        None => Err(unknown_admin(command, &abouts(TABLE))),
+    }
+}
 
 fn no_args(command: &str, args: &[String]) -> Result<()> {
     if args.is_empty() {
@@ -61,132 +104,141 @@ fn no_args(command: &str, args: &[String]) -> Result<()> {
     ))
 }
 
-pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<AdminOutput> {
+fn help(_: &S3Backend, _: &[String]) -> Result<AdminOutput> {
+    Ok(admin_help("backend-s3", &abouts(TABLE)))
+}
+
+fn info(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     let store = &b.store;
-    match command {
-        "help" => Ok(admin_help("backend-s3", COMMANDS)),
-        "info" => {
-            no_args(command, args)?;
-            let c = b.conditional;
-            Ok(AdminOutput::new(
-                format!(
-                    "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
-                    store.archive,
-                    b.endpoint,
-                    b.credentials_source,
-                    b.max_block_size,
-                    if b.read_only { "read-only" } else { "read-write" },
-                    c.describe(),
-                    if b.read_only {
-                        "refused (read-only)"
-                    } else if store.tag_log {
-                        "immutable records in tag-log/, the value found by replaying them"
-                    } else if c.exact() {
-                        "exact compare-and-swap (If-None-Match / If-Match)"
-                    } else {
-                        "refused: the store ignores conditional writes"
-                    }
-                ),
-                serde_json::json!({
-                    "kind": "s3",
-                    "location": store.archive,
-                    "endpoint": b.endpoint,
-                    "credentials": b.credentials_source,
-                    "format": FORMAT,
-                    "max_block_size": b.max_block_size,
-                    "read_only": b.read_only,
-                    "conditional_writes": c,
-                    "tags": if store.tag_log { "log" } else { "objects" },
-                }),
-            ))
+    no_args("info", args)?;
+    let c = b.conditional;
+    Ok(AdminOutput::new(
+        format!(
+            "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
+            store.archive,
+            b.endpoint,
+            b.credentials_source,
+            b.max_block_size,
+            if b.read_only { "read-only" } else { "read-write" },
+            c.describe(),
+            if b.read_only {
+                "refused (read-only)"
+            } else if store.tag_log {
+                "immutable records in tag-log/, the value found by replaying them"
+            } else if c.exact() {
+                "exact compare-and-swap (If-None-Match / If-Match)"
+            } else {
+                "refused: the store ignores conditional writes"
+            }
+        ),
+        serde_json::json!({
+            "kind": "s3",
+            "location": store.archive,
+            "endpoint": b.endpoint,
+            "credentials": b.credentials_source,
+            "format": FORMAT,
+            "max_block_size": b.max_block_size,
+            "read_only": b.read_only,
+            "conditional_writes": c,
+            "tags": if store.tag_log { "log" } else { "objects" },
+        }),
+    ))
+}
+
+fn stats(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    no_args("stats", args)?;
+    Ok(b.stats()?.admin_output())
+}
+
+fn requests(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    no_args("requests", args)?;
+    let counts = b.store.requests.json();
+    Ok(AdminOutput::new(format!("{counts}\n"), counts))
+}
+
+fn packs(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    no_args("packs", args)?;
+    b.settle()?;
+    let c = crate::repack::census(&b.blocks.read_index());
+    Ok(AdminOutput::new(
+        format!(
+            "{} pack(s) holding {} copies ({} bytes): {} live ({} bytes), {} duplicate, {} removed\n",
+            c.packs, c.copies, c.bytes, c.live, c.live_bytes, c.duplicates, c.removed
+        ),
+        serde_json::to_value(&c).unwrap_or_default(),
+    ))
+}
+
+fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    let store = &b.store;
+    no_args("reindex", args)?;
+    b.check_writable("reindexing")?;
+    // Under the repack lock: a pack a repack is deleting must not get its index back.
+    let rebuilt = b.run(async {
+        let lock = match b.conditional.exact() {
+            true => Some(crate::lock::Lock::take(store).await?.map_err(|busy| {
+                Error::backend(
+                    ErrorCode::Io,
+                    format!("{}: reindex waits for the repack: {busy}", store.archive),
+                )
+            })?),
+            false => None,
+        };
+        let rebuilt = crate::packs::reindex(store).await;
+        if let Some(l) = lock {
+            l.release().await?;
         }
-        "compact" => compact(b, args),
-        "packs" => {
-            no_args(command, args)?;
-            b.settle()?;
-            let c = crate::repack::census(&b.blocks.read_index());
-            Ok(AdminOutput::new(
-                format!(
-                    "{} pack(s) holding {} copies ({} bytes): {} live ({} bytes), {} duplicate, {} removed\n",
-                    c.packs, c.copies, c.bytes, c.live, c.live_bytes, c.duplicates, c.removed
-                ),
-                serde_json::to_value(&c).unwrap_or_default(),
-            ))
+        rebuilt
+    })?;
+    b.run(b.blocks.refresh(store))?;
+    Ok(AdminOutput::new(
+        format!("reindexed {} pack(s)\n", rebuilt.len()),
+        serde_json::json!({ "reindexed": rebuilt }),
+    ))
+}
+
+fn tag_history_of(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    let asked = protocol::history::history_arg(args)?;
+    let kept = b.run(tag_history::history(&b.store, asked))?;
+    Ok(protocol::history::output(
+        asked,
+        &tag_history::entries(&kept),
+    ))
+}
+
+fn expire_tag_history(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    let (cutoff, tag) = protocol::history::expire_args(args)?;
+    b.check_writable("expiring tag history")?;
+    let n = b.run(tags::expire(&b.store, cutoff, tag))?;
+    Ok(protocol::history::expired_output(n))
+}
+
+fn unvouched(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
+    let store = &b.store;
+    let (after, limit) = provenance::page_args(args)?;
+    let after = after.map(|k| k.to_hex());
+    let (names, more) = b.run(store.list("unvouched/", after.as_deref(), limit, false))?;
+    let keys: Vec<Key> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    Ok(provenance::page_output(&keys, more))
+}
+
+/// `vouch` and `mark`: record that blocks were (or were not) stored by a trusted connection.
+fn record_vouching(b: &S3Backend, kind: &str, args: &[String]) -> Result<AdminOutput> {
+    let store = &b.store;
+    let keys = provenance::key_args(kind, args)?;
+    b.check_writable("recording who stored a block")?;
+    b.run(async {
+        for k in &keys {
+            let p = format!("unvouched/{}", k.to_hex());
+            if kind == provenance::VOUCH {
+                store.delete(&p).await?;
+            } else {
+                store.put(&p, Vec::new()).await?;
+            }
         }
-        "reindex" => {
-            no_args(command, args)?;
-            b.check_writable("reindexing")?;
-            // Under the repack lock: a pack a repack is deleting must not get its index back.
-            let rebuilt = b.run(async {
-                let lock = match b.conditional.exact() {
-                    true => Some(crate::lock::Lock::take(store).await?.map_err(|busy| {
-                        Error::backend(
-                            ErrorCode::Io,
-                            format!("{}: reindex waits for the repack: {busy}", store.archive),
-                        )
-                    })?),
-                    false => None,
-                };
-                let rebuilt = crate::packs::reindex(store).await;
-                if let Some(l) = lock {
-                    l.release().await?;
-                }
-                rebuilt
-            })?;
-            b.run(b.blocks.refresh(store))?;
-            Ok(AdminOutput::new(
-                format!("reindexed {} pack(s)\n", rebuilt.len()),
-                serde_json::json!({ "reindexed": rebuilt }),
-            ))
-        }
-        "requests" => {
-            no_args(command, args)?;
-            let counts = store.requests.json();
-            Ok(AdminOutput::new(format!("{counts}\n"), counts))
-        }
-        "stats" => {
-            no_args(command, args)?;
-            Ok(b.stats()?.admin_output())
-        }
-        protocol::history::TAG_HISTORY => {
-            let asked = protocol::history::history_arg(args)?;
-            let kept = b.run(tag_history::history(store, asked))?;
-            Ok(protocol::history::output(
-                asked,
-                &tag_history::entries(&kept),
-            ))
-        }
-        protocol::history::EXPIRE => {
-            let (cutoff, tag) = protocol::history::expire_args(args)?;
-            b.check_writable("expiring tag history")?;
-            let n = b.run(tags::expire(store, cutoff, tag))?;
-            Ok(protocol::history::expired_output(n))
-        }
-        provenance::UNVOUCHED => {
-            let (after, limit) = provenance::page_args(args)?;
-            let after = after.map(|k| k.to_hex());
-            let (names, more) = b.run(store.list("unvouched/", after.as_deref(), limit, false))?;
-            let keys: Vec<Key> = names.iter().filter_map(|n| n.parse().ok()).collect();
-            Ok(provenance::page_output(&keys, more))
-        }
-        provenance::VOUCH | provenance::MARK => {
-            let keys = provenance::key_args(command, args)?;
-            b.check_writable("recording who stored a block")?;
-            b.run(async {
-                for k in &keys {
-                    let p = format!("unvouched/{}", k.to_hex());
-                    if command == provenance::VOUCH {
-                        store.delete(&p).await?;
-                    } else {
-                        store.put(&p, Vec::new()).await?;
-                    }
-                }
-                Ok(())
-            })?;
-            Ok(provenance::count_output(command, keys.len()))
-        }
-        other => Err(unknown_admin(other, COMMANDS)),
-    }
+        Ok(())
+    })?;
+    Ok(provenance::count_output(kind, keys.len()))
 }
 
 /// `compact [SHARE]`: a repack at the larger of SHARE and the backend's own threshold.

@@ -43,7 +43,7 @@ mod tag_log;
 mod tags;
 
 use probe::Conditional;
-use protocol::backend::{admin_names, check_block_size, Ticket};
+use protocol::backend::{check_block_size, Ticket};
 use protocol::key::{check_tag_name, check_tag_value};
 use protocol::{
     AdminOutput, Backend, BackendInfo, CasOutcome, Error, ErrorCode, Key, Result, Stats,
@@ -285,7 +285,7 @@ impl Backend for S3Backend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin_names(admin::COMMANDS),
+            admin_commands: admin::names(),
         }
     }
 
