@@ -3,6 +3,9 @@
 #
 #   bench/compare.sh [SOURCE]            (default /usr/share)
 #
+# The tools are $ORE_BENCH_TOOLS (default "ore restic borg"; bupstash too when given, e.g.
+# ORE_BENCH_TOOLS="ore bupstash restic borg").
+#
 # With ORE_BASELINE=/path/to/an/older/ore, that binary runs too, interleaved with the others as
 # the tool "base", so a change is measured against the build before it in the same run (its
 # ratios against restic and borg are printed beside ore's).
@@ -24,8 +27,9 @@ BASE=${ORE_BASELINE:-}
 REPS=${ORE_BENCH_REPS:-3}
 
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
-for t in restic borg zstd; do
-    command -v $t >/dev/null || { echo "benchmark needs $t (apt-get install restic borgbackup zstd)" >&2; exit 1; }
+for t in zstd $TOOLS; do
+    case $t in ore|base) continue ;; esac
+    command -v $t >/dev/null || { echo "benchmark needs $t (apt-get install restic borgbackup zstd; cargo install --locked bupstash, with libsodium-dev and pkg-config)" >&2; exit 1; }
 done
 
 rm -rf "$WORK"; mkdir -p "$WORK"
@@ -65,7 +69,7 @@ echo "round $rep of $REPS:"
 warm_source
 run "tar|zstd -3 -T2" sh -c "tar cf - '$SRC' 2>/dev/null | zstd -3 -T2 >/dev/null"
 for tool in $TOOLS; do
-    rm -rf "$WORK/ore" "$WORK/restic" "$WORK/borg" "$WORK/cache" "$WORK/borg-base"
+    rm -rf "$WORK/ore" "$WORK/restic" "$WORK/borg" "$WORK/bupstash" "$WORK/cache" "$WORK/borg-base"
     case $tool in
     ore)
         "$ORE" -a "$WORK/ore" init -q
@@ -88,6 +92,17 @@ for tool in $TOOLS; do
         run "restic restore" restic -q -r "$WORK/restic" restore latest --target "$WORK/restic-restore"
         S[restic]=$(size "$WORK/restic")
         rm -rf "$WORK/restic-restore" ;;
+    bupstash)
+        [ -f "$WORK/bupstash.key" ] || bupstash new-key -o "$WORK/bupstash.key"
+        bupstash init -r "$WORK/bupstash"
+        export BUPSTASH_KEY=$WORK/bupstash.key BUPSTASH_REPOSITORY=$WORK/bupstash
+        run "bupstash snapshot" bupstash put "$SRC"
+        id=$(cat "$WORK/out")
+        run "bupstash re-snapshot" bupstash put "$SRC"
+        mkdir -p "$WORK/bupstash-restore"
+        run "bupstash restore" bupstash restore --into "$WORK/bupstash-restore" "id=$id"
+        S[bupstash]=$(size "$WORK/bupstash")
+        rm -rf "$WORK/bupstash-restore" ;;
     borg)
         borg init -e repokey "$WORK/borg" >/dev/null 2>&1
         run "borg snapshot" borg create "$WORK/borg::a1" "$SRC"
