@@ -253,12 +253,9 @@ impl Store {
             .await
             .map_err(|e| self.fail("listing", dir, &e))?
         {
-            let Some(name) = entry.path().strip_prefix(dir) else {
+            let Some(name) = object_name(entry.path(), dir) else {
                 continue;
             };
-            if name.is_empty() || name.ends_with('/') {
-                continue;
-            }
             if out.len() == limit {
                 return Ok((out, true));
             }
@@ -285,12 +282,9 @@ impl Store {
             .await
             .map_err(|e| self.fail("listing", dir, &e))?
         {
-            let Some(name) = entry.path().strip_prefix(dir) else {
+            let Some(name) = object_name(entry.path(), dir) else {
                 continue;
             };
-            if name.is_empty() || name.ends_with('/') {
-                continue;
-            }
             let time = entry
                 .metadata()
                 .last_modified()
@@ -367,4 +361,11 @@ fn describe(e: &opendal::Error) -> String {
         _ if e.is_persistent() => format!("{said} (still failing after retries)"),
         _ => said,
     }
+}
+
+/// The name below `dir` of a listed path, or `None` for `dir` itself and for directories
+/// (which a listing of a store with real directories may return).
+fn object_name<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
+    path.strip_prefix(dir)
+        .filter(|name| !name.is_empty() && !name.ends_with('/'))
 }
