@@ -89,11 +89,28 @@ fn free_port(pair: bool) -> u16 {
         x = (x ^ (x >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         let p = 10_000 + (x % 12_000) as u16;
         let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(p) && (!pair || free(p + 10_000)) {
+        if free(p) && (!pair || free(p + 10_000)) && claim(p, pair) {
             return p;
         }
     }
     panic!("found no free port (pair: {pair}) in 10000..22000 on 127.0.0.1");
+}
+
+/// Records `p` (and its neighbour when `pair`) as handed out in this process, or says it
+/// already was: tests of one binary start clusters in parallel, and a port that is free when
+/// checked may still be one another cluster was just given and has not bound yet.
+fn claim(p: u16, pair: bool) -> bool {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let wanted: &[u16] = if pair { &[p, p + 10_000] } else { &[p] };
+    if wanted.iter().any(|w| given.contains(w)) {
+        return false;
+    }
+    given.extend(wanted);
+    true
 }
 
 /// Where `weed` is, or a panic that says how to install it.
@@ -237,7 +254,11 @@ impl Cluster {
             },
         )?;
         c.wait_for_gateway()?;
-        c.create_bucket(BUCKET);
+        let grpc = filer_port + 10_000;
+        c.wait_until("the filer's gRPC port accepts connections", |_| {
+            TcpStream::connect(("127.0.0.1", grpc)).is_ok()
+        })?;
+        c.create_first_bucket()?;
         c.started_in = started.elapsed();
         Ok(c)
     }
@@ -276,8 +297,33 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// Creates [`BUCKET`], trying again for up to 30 s: the filer's gRPC port can accept
+    /// connections a moment before the filer answers on it (seen in CI as "connection
+    /// refused" from `weed shell`). Fails with the processes' logs.
+    fn create_first_bucket(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_create_bucket(BUCKET) {
+                Ok(()) => return Ok(()),
+                Err(why) if Instant::now() > deadline => {
+                    return Err(format!("{why}\n{}", self.logs()));
+                }
+                Err(_) => {
+                    self.check_alive()?;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
     /// Creates a bucket (through `weed shell`, so that no S3 client is needed here).
     pub fn create_bucket(&self, name: &str) {
+        if let Err(why) = self.try_create_bucket(name) {
+            panic!("{why}");
+        }
+    }
+
+    fn try_create_bucket(&self, name: &str) -> Result<(), String> {
         let mut shell = Command::new(weed())
             .args([
                 "shell".to_string(),
@@ -294,11 +340,13 @@ impl Cluster {
         }
         let out = shell.wait_with_output().expect("waiting for `weed shell`");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains(&format!("created bucket {name}")),
+        if out.status.success() && text.contains(&format!("created bucket {name}")) {
+            return Ok(());
+        }
+        Err(format!(
             "`weed shell` did not create bucket {name}: {text}{}",
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
     /// The pids of the processes running now.
