@@ -113,7 +113,7 @@ t() {
 kinds() {
     python3 - "$WORK/$1.requests" <<'PY'
 import collections, sys
-c = collections.Counter(l.strip() for l in open(sys.argv[1]))
+c = collections.Counter(l.split()[0] for l in open(sys.argv[1]) if l.strip())
 print(" ".join(f"{k}={c[k]}" for k in ("PUT", "GET", "HEAD", "LIST", "DELETE", "POST") if c[k]))
 PY
     : > "$WORK/$1.requests"

@@ -9,6 +9,8 @@
 //! be in a pack another process wrote since: a miss reads the index objects that are new.
 
 use crate::packs::{self, Builder, Index, Loc};
+use crate::readahead::Readahead;
+use crate::spill::Spill;
 use crate::store::Store;
 use ore_util::sync::{lock, read, write};
 use protocol::{Error, ErrorCode, Key, Result};
@@ -29,13 +31,16 @@ struct Upload {
 }
 
 /// The blocks of one archive as this process sees them.
-#[derive(Default)]
 pub(crate) struct Blocks {
     index: Arc<RwLock<Index>>,
     open: Mutex<Builder>,
     uploads: Mutex<VecDeque<Upload>>,
     /// When new index objects were last read.
     refreshed: Mutex<Option<std::time::Instant>>,
+    /// Segments of packs read, which answer the reads that follow.
+    readahead: Readahead,
+    /// Packs read whole into scratch files.
+    spill: Spill,
 }
 
 // Every change under these locks is a whole insert, take or push: a poisoned lock holds
@@ -49,6 +54,19 @@ fn failed(store: &Store, e: tokio::task::JoinError) -> Error {
 }
 
 impl Blocks {
+    /// No blocks known yet; at most `spill_limit` bytes of packs read whole into scratch
+    /// files.
+    pub fn new(spill_limit: u64) -> Blocks {
+        Blocks {
+            index: Arc::default(),
+            open: Mutex::default(),
+            uploads: Mutex::default(),
+            refreshed: Mutex::default(),
+            readahead: Readahead::default(),
+            spill: Spill::new(spill_limit),
+        }
+    }
+
     /// The block's bytes if it is in the open pack or one on its way.
     pub fn buffered(&self, key: &Key) -> Option<Vec<u8>> {
         if let Some(d) = lock(&self.open).get(key) {
@@ -181,10 +199,15 @@ impl Blocks {
                 }
             };
             let path = format!("packs/{}", loc.pack);
-            match store
-                .get_range(&path, loc.offset, u64::from(loc.len))
-                .await?
-            {
+            let blocks_end = || {
+                let index = read(&self.index);
+                let entries = index.packs.get(&loc.pack).into_iter().flatten();
+                entries.map(|e| e.1 + u64::from(e.2)).max().unwrap_or(0)
+            };
+            if let Some(d) = self.spill.read(store, &loc, blocks_end).await? {
+                return checked(store, &key, &path, &loc, d).map(Some);
+            }
+            match self.readahead.read(store, &loc, blocks_end).await? {
                 Some(data) => return checked(store, &key, &path, &loc, data).map(Some),
                 None => {
                     missing = Some(path);

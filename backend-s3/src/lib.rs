@@ -25,6 +25,9 @@
 //! owns a tokio runtime and every trait method is a `block_on` of one future, while
 //! `start_get`/`start_exists` spawn theirs and hand `serve` a [`Ticket`]: `serve` keeps
 //! hundreds in flight and writes answers in request order, and a semaphore bounds how many.
+//! Reads that miss fetch more than their block: read-ahead segments for readers that walk a
+//! pack in order (`readahead`), and whole packs kept in local scratch files once a reader has
+//! asked for a good share of one (`spill`), so a restore costs about one GET per pack.
 //! Puts are answered from the open pack at once (packs are written by tasks of their own,
 //! see `blocks`), so a read issued after a put always finds the block.
 
@@ -35,8 +38,10 @@ mod format;
 mod lock;
 mod packs;
 pub mod probe;
+mod readahead;
 mod repack;
 mod requests;
+pub mod spill;
 mod store;
 mod tag_history;
 mod tag_log;
@@ -76,6 +81,9 @@ pub struct S3Options {
     /// The least dead share at which a repack rewrites a pack, whatever a caller asks
     /// (`None`: [`DEFAULT_REPACK_THRESHOLD`]).
     pub repack_threshold: Option<f64>,
+    /// Bytes of local scratch files for packs read whole (`None`: [`spill::DEFAULT_LIMIT`];
+    /// 0: none).
+    pub spill_limit: Option<u64>,
 }
 
 /// The least dead share of a pack that a repack rewrites, by default: every live byte of a
@@ -136,7 +144,9 @@ impl S3Backend {
             store,
             rt,
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
-            blocks: Arc::default(),
+            blocks: Arc::new(blocks::Blocks::new(
+                opts.spill_limit.unwrap_or(spill::DEFAULT_LIMIT),
+            )),
             max_block_size,
             read_only: opts.read_only,
             conditional,

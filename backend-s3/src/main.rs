@@ -46,6 +46,12 @@ struct Args {
     /// the pack again.
     #[arg(long, value_name = "SHARE", default_value_t = backend_s3::DEFAULT_REPACK_THRESHOLD)]
     repack_threshold: f64,
+    /// Local scratch space for packs read whole (a restore reads most of every pack, in an
+    /// order unrelated to the packs'): SIZE like 1GiB or 500MB, 0 to read blocks only through
+    /// read-ahead. Scratch files are unnamed temporary files in TMPDIR, gone when the process
+    /// ends.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    spill: bytesize::ByteSize,
     /// Act as if the store ignored conditional writes (for tests of that path).
     #[arg(long, hide = true)]
     assume_unconditional: bool,
@@ -90,6 +96,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             read_only: args.read_only,
             assume_unconditional: args.assume_unconditional,
             repack_threshold: Some(args.repack_threshold),
+            spill_limit: Some(args.spill.as_u64()),
         },
     )?;
     protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;

@@ -132,3 +132,78 @@ fn a_snapshot_of_many_small_files_costs_a_few_puts_not_one_per_block() {
         "a snapshot of {files} one-block files made {puts} PUTs: {total:?}"
     );
 }
+
+/// Restores `src`'s snapshot from `id` into a fresh directory, checks it is the same, and
+/// returns the GETs the backend made.
+fn restore_counting_gets(id: &str, src: &std::path::Path, d: &std::path::Path) -> u64 {
+    let o = ore_tests::ore::Ore::new(id.to_string());
+    let counts = d.join("restore-requests.jsonl");
+    let _ = std::fs::remove_file(&counts);
+    let dest = d.join("dest");
+    let _ = std::fs::remove_dir_all(&dest);
+    ore_tests::ore::Run::of(
+        o.cmd(&["restore", "home", dest.to_str().expect("utf-8")])
+            .env("ORE_S3_REQUESTS", &counts)
+            .output()
+            .expect("ore runs"),
+    )
+    .expect(0, "restore");
+    ore_tests::trees::assert_same(src, &dest);
+    let (_, total) = requests(&counts);
+    total.get("GET").and_then(|n| n.as_u64()).unwrap_or(0)
+}
+
+#[test]
+fn a_restore_reads_hot_packs_whole_instead_of_one_get_per_block() {
+    let c = Cluster::start();
+    let d = ore_tests::ore::scratch();
+    let src = d.path().join("src");
+    // 2,400 files of 16 KB that do not compress: about 38 MB, three packs.
+    for dir in 0..24 {
+        let sub = src.join(format!("d{dir:02}"));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        for i in 0..100u64 {
+            let n = dir * 100 + i;
+            std::fs::write(
+                sub.join(format!("f{i:03}")),
+                ore_tests::trees::bytes(n, 16_000),
+            )
+            .expect("write");
+        }
+    }
+    let id = c.archive("hot", "");
+    let o = ore_tests::ore::Ore::new(id.clone());
+    o.run(&["init"]).expect(0, "init");
+    o.snapshot("home", &src);
+    let whole = restore_counting_gets(&id, &src, d.path());
+    // Without scratch space every block is still restored, through read-ahead alone, which
+    // gathers neighbours into segments when the restore walks a pack in order.
+    let ahead = restore_counting_gets(&c.archive("hot", "--spill 0"), &src, d.path());
+    eprintln!("GETs for 2,400 one-block files: {whole} with scratch space, {ahead} without");
+    assert!(
+        whole < 60,
+        "restoring 2,400 one-block files made {whole} GETs: packs are not read whole"
+    );
+    assert!(
+        ahead < 600,
+        "restoring 2,400 one-block files with --spill 0 made {ahead} GETs: no read-ahead"
+    );
+}
+
+#[test]
+fn a_large_file_is_restored_from_packs_read_whole() {
+    let c = Cluster::start();
+    let d = ore_tests::ore::scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("big"), ore_tests::trees::bytes(1, 40 << 20)).expect("write");
+    let id = c.archive("sequential", "");
+    let o = ore_tests::ore::Ore::new(id.clone());
+    o.run(&["init"]).expect(0, "init");
+    o.snapshot("home", &src);
+    let gets = restore_counting_gets(&id, &src, d.path());
+    // About 40 MiB in blocks of about 1 MiB on average: one GET per block would be 40 or
+    // more; three packs read whole, a few blocks before each, and the archive's small objects
+    // (format, tags, index) are about 25.
+    assert!(gets < 30, "a 40 MiB file made {gets} GETs");
+}

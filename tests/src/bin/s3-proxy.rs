@@ -8,7 +8,7 @@
 //! `503` with S3's `SlowDown` error body (without reaching the store) and the connection is
 //! closed; `N` = 1 refuses every request. With `--log FILE` each request appends its kind
 //! (`PUT`, `GET`, `HEAD`, `LIST` — a GET of a bucket with a listing query — `DELETE`, `POST`)
-//! as one line to FILE, which is how the benchmark counts restic's requests the way
+//! and the request's path as one line to FILE, which is how the benchmark counts restic's requests the way
 //! `ORE_S3_REQUESTS` counts ore's.
 //!
 //! It reads each request's head and body (Content-Length or chunked), so it knows where one
@@ -175,7 +175,8 @@ fn serve(client: TcpStream, config: &Config) -> std::io::Result<()> {
     while let Some(req) = read_request(&mut from_client)? {
         if let Some(log) = &config.log {
             let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
-            writeln!(f, "{}", kind(&req))?;
+            let path = req.target.split_once('?').map_or(&*req.target, |(p, _)| p);
+            writeln!(f, "{} {path}", kind(&req))?;
         }
         let n = config.count.fetch_add(1, Ordering::Relaxed) + 1;
         if config.every > 0 && n.is_multiple_of(config.every) {
