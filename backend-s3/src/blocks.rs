@@ -134,7 +134,9 @@ impl Blocks {
         let entries = pack.entries.clone();
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;
-            s.put_new(&format!("index/{id}"), table).await?;
+            let name = format!("index/{id}");
+            s.put_new(&name, table.clone()).await?;
+            s.local.write(&name, &table);
             let mut index = write(&index);
             index.add(&id, &entries);
             index.mark_seen(format!("index/{id}"));

@@ -35,6 +35,7 @@ mod admin;
 mod blocks;
 pub mod config;
 mod format;
+mod local;
 mod lock;
 mod packs;
 pub mod probe;

@@ -254,19 +254,31 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
             .filter(|n| !seen.contains(n))
             .collect()
     };
+    store.local.prune("index", &now);
     let indexes = fresh(listed, "index/");
-    let deletions = fresh(store.list_all("deleted/").await?, "deleted/");
+    let deleted = store.list_all("deleted/").await?;
+    store
+        .local
+        .prune("deleted", &deleted.iter().map(String::as_str).collect());
+    let deletions = fresh(deleted, "deleted/");
     // Owned names and store handles: these futures run inside spawned tasks, which must not
     // borrow from an iterator.
     let reads = indexes.into_iter().map(|o| {
         let store = store.clone();
         async move {
+            let pack = o.trim_start_matches("index/").to_string();
+            if let Some(t) = store.local.read(&o) {
+                if let Ok(table) = parse_table(&store, &o, &t) {
+                    return Ok(Some((pack, table)));
+                }
+            }
             // Gone since the listing: a repack deleted its pack too.
             let Some(t) = store.get(&o).await? else {
                 return Ok(None);
             };
-            let pack = o.trim_start_matches("index/").to_string();
-            Ok::<_, Error>(Some((pack, parse_table(&store, &o, &t)?)))
+            let table = parse_table(&store, &o, &t)?;
+            store.local.write(&o, &t);
+            Ok::<_, Error>(Some((pack, table)))
         }
     });
     let packs = crate::store::at_most(reads)
@@ -277,7 +289,16 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
     let reads = deletions.into_iter().map(|o| {
         let store = store.clone();
         async move {
-            let t = store.get(&o).await?.unwrap_or_default();
+            let t = match store.local.read(&o).filter(|t| t.len() % 96 == 0) {
+                Some(t) => t,
+                None => {
+                    let t = store.get(&o).await?.unwrap_or_default();
+                    if t.len() % 96 == 0 && !t.is_empty() {
+                        store.local.write(&o, &t);
+                    }
+                    t
+                }
+            };
             if t.len() % 96 != 0 {
                 return Err(corrupt(&store, &o, "has a torn entry"));
             }

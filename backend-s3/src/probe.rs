@@ -7,8 +7,9 @@
 //! capability table cannot tell the two apart, so a writable backend asks the store itself at
 //! every start: it creates a scratch object twice and expects the second to be refused, then
 //! replaces it with a stale ETag and expects a refusal, then with the right one and expects
-//! success. The findings are reported by the admin command `info`. Five small requests per
-//! start is the price of never trusting a store on its word.
+//! success, and reads it back. The findings are reported by the admin command `info`. Six small
+//! requests per start (four PUTs, a GET, a DELETE) is the price of never trusting a store on
+//! its word.
 
 use crate::store::Store;
 use protocol::Result;
@@ -51,17 +52,21 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let path = format!("probe/{}-{nanos}", std::process::id());
-    let created = store.put_new(&path, b"first".to_vec()).await?;
+    // The create's answer carries the ETag; a store that gives none is asked for it.
+    let created = store
+        .put_conditional(&path, b"first".to_vec(), None)
+        .await?;
     let refused_second = !store.put_new(&path, b"second".to_vec()).await?;
-    let if_none_match = created && refused_second;
-    let current = store.get_tagged(&path).await?;
-    let if_match = match current {
-        Some(t) => {
-            let stale = format!("\"{}-stale\"", t.etag.trim_matches('"'));
+    let if_none_match = created.is_some() && refused_second;
+    let etag = match created.flatten() {
+        Some(e) => Some(e),
+        None => store.get_tagged(&path).await?.map(|t| t.etag),
+    };
+    let if_match = match etag {
+        Some(etag) => {
+            let stale = format!("\"{}-stale\"", etag.trim_matches('"'));
             let refused_stale = !store.put_if_match(&path, b"stale".to_vec(), &stale).await?;
-            let accepted = store
-                .put_if_match(&path, b"third".to_vec(), &t.etag)
-                .await?;
+            let accepted = store.put_if_match(&path, b"third".to_vec(), &etag).await?;
             let back = store.get(&path).await?;
             refused_stale && accepted && back.as_deref() == Some(&b"third"[..])
         }

@@ -38,6 +38,10 @@ pub(crate) struct Store {
     /// Tags are kept as records in `tag-log/` (the format object says so), not as objects
     /// moved by compare-and-swap.
     pub(crate) tag_log: bool,
+    /// The tag objects this process last read or wrote, with their ETags (`tags`).
+    pub(crate) tag_cache: std::sync::Arc<crate::tags::Cache>,
+    /// Copies of immutable index and removal objects on this machine (`local`).
+    pub(crate) local: std::sync::Arc<crate::local::LocalCopies>,
 }
 
 /// An object's bytes and the ETag they were read with.
@@ -79,11 +83,15 @@ impl Store {
             )
             .layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60)))
             .finish();
+        let local =
+            crate::local::LocalCopies::new(e.endpoint.as_deref().unwrap_or(&e.region), &archive);
         Ok(Store {
             op,
             archive,
             requests: Default::default(),
             tag_log: false,
+            tag_cache: Default::default(),
+            local: std::sync::Arc::new(local),
         })
     }
 
@@ -128,6 +136,40 @@ impl Store {
                 self.missing("replacing", path, &e).map(|()| false)
             }
             Err(e) => Err(self.fail("replacing", path, &e)),
+        }
+    }
+
+    /// Writes `path` if it does not exist (`etag` `None`) or if its ETag is still `etag`:
+    /// `None` when refused, else the new object's ETag if the store gave one.
+    pub(crate) async fn put_conditional(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+        etag: Option<&str>,
+    ) -> Result<Option<Option<String>>> {
+        self.requests.count(Kind::Put);
+        let written = match etag {
+            None => self.op.write_with(path, data).if_not_exists(true).await,
+            Some(e) => self.op.write_with(path, data).if_match(e).await,
+        };
+        match written {
+            Ok(m) => Ok(Some(m.etag().map(str::to_string))),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound && etag.is_some() => {
+                self.missing("replacing", path, &e).map(|()| None)
+            }
+            Err(e) => Err(self.fail("writing", path, &e)),
+        }
+    }
+
+    /// Whether `path` still has ETag `etag`, by one GET with `If-None-Match` (answered 304
+    /// when it has): `Some(true)` unchanged, `Some(false)` changed, `None` gone.
+    pub(crate) async fn unchanged(&self, path: &str, etag: &str) -> Result<Option<bool>> {
+        self.requests.count(Kind::Get);
+        match self.op.read_with(path).if_none_match(etag).await {
+            Ok(_) => Ok(Some(false)),
+            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(Some(true)),
+            Err(e) => self.missing("reading", path, &e).map(|()| None),
         }
     }
 

@@ -9,6 +9,14 @@
 //! DELETE that every store honours: an unconditional delete after the read could erase a move
 //! made in between. Tombstones stay (a few bytes each; a name can be set again over one).
 //!
+//! Requests: a read is a HEAD (for the ETag) and a GET that must match it, because OpenDAL
+//! does not hand back a GET's headers. So each process keeps the last value and ETag it read or
+//! wrote for each tag ([`Cache`]): a read of a tag it knows is one GET with `If-None-Match`,
+//! answered 304 while nothing changed, and a move from the value it knows is one conditional
+//! PUT with that ETag, which the store refuses if anyone moved the tag since (then it reads
+//! afresh and compares as before). The cache only saves requests; every decision still rests
+//! on a condition the store checks.
+//!
 //! Names are hex-encoded in object names so that any tag name is a valid, unambiguous object
 //! name and listing order is byte order. History records are
 //! `tag-history/<hex of name>/<blake3 of value, 32 hex digits>` holding
@@ -17,7 +25,31 @@
 
 use crate::store::Store;
 use crate::tag_history::{contended, history, record, ROUNDS};
+use ore_util::sync::lock;
 use protocol::{CasOutcome, Error, ErrorCode, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A tag's value (`None`: removed) as this process last saw it, and its object's ETag.
+type Seen = (Option<Vec<u8>>, String);
+
+/// The last value and ETag this process saw for each tag object.
+#[derive(Default)]
+pub(crate) struct Cache(Mutex<HashMap<String, Seen>>);
+
+impl Cache {
+    fn get(&self, name: &str) -> Option<Seen> {
+        lock(&self.0).get(name).cloned()
+    }
+
+    fn note(&self, name: &str, value: Option<Vec<u8>>, etag: Option<String>) {
+        let mut m = lock(&self.0);
+        match etag {
+            Some(e) => m.insert(name.to_string(), (value, e)),
+            None => m.remove(name),
+        };
+    }
+}
 
 const SET: u8 = b's';
 const REMOVED: u8 = b'r';
@@ -26,15 +58,41 @@ fn path(name: &str) -> String {
     format!("tags/{}", hex::encode(name.as_bytes()))
 }
 
-/// The tag's value (`None`: never set or removed) and the ETag of its object, if any.
+/// The tag's value (`None`: never set or removed) and the ETag of its object, if any: one GET
+/// when the cached ETag is still current, else a HEAD and a GET.
 async fn read(store: &Store, name: &str) -> Result<(Option<Vec<u8>>, Option<String>)> {
     let p = path(name);
+    if let Some((value, etag)) = store.tag_cache.get(name) {
+        match store.unchanged(&p, &etag).await? {
+            Some(true) => return Ok((value, Some(etag))),
+            Some(false) => {}
+            None => {
+                store.tag_cache.note(name, None, None);
+                return Ok((None, None));
+            }
+        }
+    }
     let Some(t) = store.get_tagged(&p).await? else {
+        store.tag_cache.note(name, None, None);
         return Ok((None, None));
     };
-    match t.data.split_first() {
-        Some((&SET, v)) => Ok((Some(v.to_vec()), Some(t.etag))),
-        Some((&REMOVED, [])) => Ok((None, Some(t.etag))),
+    let (value, etag) = parse(store, name, &p, t.data, t.etag)?;
+    store
+        .tag_cache
+        .note(name, value.clone(), Some(etag.clone()));
+    Ok((value, Some(etag)))
+}
+
+fn parse(
+    store: &Store,
+    name: &str,
+    p: &str,
+    data: Vec<u8>,
+    etag: String,
+) -> Result<(Option<Vec<u8>>, String)> {
+    match data.split_first() {
+        Some((&SET, v)) => Ok((Some(v.to_vec()), etag)),
+        Some((&REMOVED, [])) => Ok((None, etag)),
         _ => Err(Error::backend(
             ErrorCode::Corrupt,
             format!(
@@ -52,12 +110,43 @@ pub(crate) async fn get(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
     Ok(read(store, name).await?.0)
 }
 
-/// Writes `body` over what was read (`etag`), conditionally; `false` when someone was first.
-async fn swap(store: &Store, name: &str, etag: Option<String>, body: Vec<u8>) -> Result<bool> {
-    match etag {
-        None => store.put_new(&path(name), body).await,
-        Some(e) => store.put_if_match(&path(name), body, &e).await,
+/// Writes `value` (`None`: the tombstone) over what was read (`etag`), conditionally;
+/// `false` when someone was first.
+async fn swap(
+    store: &Store,
+    name: &str,
+    etag: Option<String>,
+    value: Option<&[u8]>,
+) -> Result<bool> {
+    let body = match value {
+        Some(v) => [&[SET], v].concat(),
+        None => vec![REMOVED],
+    };
+    match store
+        .put_conditional(&path(name), body, etag.as_deref())
+        .await?
+    {
+        Some(new_etag) => {
+            store
+                .tag_cache
+                .note(name, value.map(<[u8]>::to_vec), new_etag);
+            Ok(true)
+        }
+        None => {
+            store.tag_cache.note(name, None, None);
+            Ok(false)
+        }
     }
+}
+
+/// What the tag holds as far as this process knows without asking (the cached value and
+/// ETag: a swap from it fails safely when it is stale, and `true`), else as read (`false`).
+async fn known(store: &Store, name: &str) -> Result<(Option<Vec<u8>>, Option<String>, bool)> {
+    if let Some((value, etag)) = store.tag_cache.get(name) {
+        return Ok((value, Some(etag), true));
+    }
+    let (value, etag) = read(store, name).await?;
+    Ok((value, etag, false))
 }
 
 pub(crate) async fn set(
@@ -69,14 +158,23 @@ pub(crate) async fn set(
     if store.tag_log {
         return crate::tag_log::change(store, name, expected, Some(value), false).await;
     }
-    for _ in 0..ROUNDS {
-        let (current, etag) = read(store, name).await?;
+    for round in 0..ROUNDS {
+        let (current, etag, cached) = match round {
+            0 => known(store, name).await?,
+            _ => {
+                let (v, e) = read(store, name).await?;
+                (v, e, false)
+            }
+        };
         if current.as_deref() != expected {
+            if cached {
+                // The cached value may be stale: only a fresh read may answer a conflict.
+                store.tag_cache.note(name, None, None);
+                continue;
+            }
             return Ok(CasOutcome::Conflict { current });
         }
-        let mut body = vec![SET];
-        body.extend_from_slice(value);
-        if swap(store, name, etag, body).await? {
+        if swap(store, name, etag, Some(value)).await? {
             record(store, name, value).await?;
             return Ok(CasOutcome::Done);
         }
@@ -103,7 +201,7 @@ pub(crate) async fn remove(
         if expected.is_some_and(|e| e != v.as_slice()) {
             return Ok(CasOutcome::Conflict { current: Some(v) });
         }
-        if swap(store, name, etag, vec![REMOVED]).await? {
+        if swap(store, name, etag, None).await? {
             return Ok(CasOutcome::Done);
         }
     }
