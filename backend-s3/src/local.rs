@@ -7,7 +7,8 @@
 //! are immutable under their names (an index object is named by its pack's hash and only
 //! ever rewritten with the same bytes; a removal record's name is unique), so a copy kept
 //! here never goes stale: a start lists the two directories (as before) and reads only the
-//! objects it has no copy of. Copies of objects no longer listed are deleted at that listing.
+//! objects it has no copy of. Copies of objects no longer listed, and older than an hour, are
+//! deleted at that listing.
 //!
 //! Where: `$XDG_CACHE_HOME/ore/backend-s3/<id>/` (else `~/.cache/...`), `<id>` a hash of the
 //! endpoint, bucket and prefix. A copy that cannot be written is only a GET more next time,
@@ -17,6 +18,9 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+
+/// How old an unlisted copy must be before it is pruned.
+const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The local copies of one archive's immutable objects (none when no cache directory).
 pub(crate) struct LocalCopies {
@@ -86,7 +90,19 @@ impl LocalCopies {
         };
         for e in entries.flatten() {
             let name = e.file_name();
-            if !name.to_str().is_some_and(|n| listed.contains(n)) {
+            if name.to_str().is_some_and(|n| listed.contains(n)) {
+                continue;
+            }
+            // A copy this process (or another) just wrote may not be listed yet: a store's
+            // listing can lag its writes (seen on SeaweedFS, where such pruning deleted every
+            // copy a snapshot had written). Only copies older than that lag are pruned.
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > PRUNE_AFTER);
+            if old {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -110,6 +126,14 @@ mod tests {
         c.write("index/aa", b"one");
         c.write("index/bb", b"two");
         assert_eq!(c.read("index/aa").as_deref(), Some(&b"one"[..]));
+        c.prune("index", &["bb"].into_iter().collect());
+        assert!(c.read("index/aa").is_some(), "a fresh copy is kept: listings lag");
+        let two_hours_ago = std::time::SystemTime::now() - 2 * PRUNE_AFTER;
+        std::fs::File::options()
+            .write(true)
+            .open(d.path().join("index/aa"))
+            .and_then(|f| f.set_modified(two_hours_ago))
+            .expect("age the copy");
         c.prune("index", &["bb"].into_iter().collect());
         assert_eq!(c.read("index/aa"), None);
         assert_eq!(c.read("index/bb").as_deref(), Some(&b"two"[..]));
