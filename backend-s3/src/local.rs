@@ -127,7 +127,10 @@ mod tests {
         c.write("index/bb", b"two");
         assert_eq!(c.read("index/aa").as_deref(), Some(&b"one"[..]));
         c.prune("index", &["bb"].into_iter().collect());
-        assert!(c.read("index/aa").is_some(), "a fresh copy is kept: listings lag");
+        assert!(
+            c.read("index/aa").is_some(),
+            "a fresh copy is kept: listings lag"
+        );
         let two_hours_ago = std::time::SystemTime::now() - 2 * PRUNE_AFTER;
         std::fs::File::options()
             .write(true)
