@@ -37,6 +37,9 @@ pub(crate) struct Blocks {
     uploads: Mutex<VecDeque<Upload>>,
     /// When new index objects were last read.
     refreshed: Mutex<Option<std::time::Instant>>,
+    /// Refreshes begun, counted under `refreshing`, which one refresh holds at a time.
+    refreshes: std::sync::atomic::AtomicU64,
+    refreshing: tokio::sync::Mutex<()>,
     /// Segments of packs read, which answer the reads that follow.
     readahead: Readahead,
     /// Packs read whole into scratch files.
@@ -62,6 +65,8 @@ impl Blocks {
             open: Mutex::default(),
             uploads: Mutex::default(),
             refreshed: Mutex::default(),
+            refreshes: Default::default(),
+            refreshing: Default::default(),
             readahead: Readahead::default(),
             spill: Spill::new(spill_limit),
         }
@@ -91,6 +96,31 @@ impl Blocks {
 
     /// Reads the index and deletion objects other processes wrote since the last refresh.
     pub async fn refresh(&self, store: &Store) -> Result<()> {
+        let _one = self.refreshing.lock().await;
+        self.refresh_held(store).await
+    }
+
+    /// How many refreshes have begun: what a reader notes before it looks a key up, for
+    /// [`Blocks::refresh_after`].
+    fn refreshes(&self) -> u64 {
+        self.refreshes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Refreshes, unless a refresh began after the caller noted `since` (and so listed
+    /// everything stored before the caller missed): the reads of a fresh process, which all
+    /// miss at once, share one refresh instead of each listing the store (hundreds of LISTs
+    /// were seen at the start of a restore).
+    async fn refresh_after(&self, store: &Store, since: u64) -> Result<()> {
+        let _one = self.refreshing.lock().await;
+        if self.refreshes() > since {
+            return Ok(());
+        }
+        self.refresh_held(store).await
+    }
+
+    async fn refresh_held(&self, store: &Store) -> Result<()> {
+        self.refreshes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *lock(&self.refreshed) = Some(std::time::Instant::now());
         let seen = read(&self.index).seen().clone();
         let found = packs::read_new(store, &seen).await?;
@@ -189,11 +219,12 @@ impl Blocks {
         let mut refreshed = false;
         let mut missing = None;
         for _ in 0..3 {
+            let since = self.refreshes();
             let loc = match self.located(&key) {
                 Some(l) => l,
                 None if refreshed => break,
                 None => {
-                    self.refresh(store).await?;
+                    self.refresh_after(store, since).await?;
                     match self.located(&key) {
                         Some(l) => l,
                         None => break,
@@ -213,7 +244,7 @@ impl Blocks {
                 Some(data) => return checked(store, &key, &path, &loc, data).map(Some),
                 None => {
                     missing = Some(path);
-                    self.refresh(store).await?;
+                    self.refresh_after(store, since).await?;
                     refreshed = true;
                 }
             }
@@ -232,12 +263,13 @@ impl Blocks {
 
     /// Whether each key is stored, reading new index objects once if any is unknown.
     pub async fn exists(&self, store: &Store, keys: &[Key]) -> Result<Vec<bool>> {
+        let since = self.refreshes();
         let mut out: Vec<bool> = keys.iter().map(|k| self.known(k)).collect();
         let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < EXISTS_STALENESS);
         if out.iter().all(|&b| b) || fresh {
             return Ok(out);
         }
-        self.refresh(store).await?;
+        self.refresh_after(store, since).await?;
         for (k, o) in keys.iter().zip(out.iter_mut()) {
             *o = *o || self.known(k);
         }

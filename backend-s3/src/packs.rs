@@ -239,7 +239,8 @@ impl Index {
 /// Reads the index and deletion objects this process has not applied yet. Returns the new
 /// (pack, entries) and deletion pairs; the caller applies them under its lock.
 pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Found> {
-    let listed: Vec<String> = store.list_all("index/").await?;
+    let (listed, deleted) =
+        futures::try_join!(store.list_all("index/"), store.list_all("deleted/"))?;
     let now: HashSet<&str> = listed.iter().map(String::as_str).collect();
     let vanished = seen
         .iter()
@@ -256,7 +257,6 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
     };
     store.local.prune("index", &now);
     let indexes = fresh(listed, "index/");
-    let deleted = store.list_all("deleted/").await?;
     store
         .local
         .prune("deleted", &deleted.iter().map(String::as_str).collect());

@@ -14,15 +14,14 @@
 //! there. The files hold at most the spill limit (`--spill`, default [`DEFAULT_LIMIT`]); once
 //! it is reached, further packs are read through read-ahead as before, so a restore of an
 //! archive larger than the limit degrades to the read-ahead figures instead of thrashing.
-//! At most [`WHOLE_AT_ONCE`] whole packs are fetched at a time, which bounds the memory a
-//! fetch holds before it is written out.
+//! A pack goes to its file as it arrives, and at most [`WHOLE_AT_ONCE`] are fetched at a
+//! time.
 
 use crate::packs::Loc;
 use crate::store::Store;
 use ore_util::sync::lock;
 use protocol::{Error, Result};
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
@@ -33,8 +32,9 @@ pub(crate) const HOT_SHARE: u64 = 32;
 pub(crate) const HOT_READS: u32 = 4;
 /// Bytes of scratch files by default: 1 GiB.
 pub const DEFAULT_LIMIT: u64 = 1 << 30;
-/// Whole packs on their way at once.
-const WHOLE_AT_ONCE: usize = 2;
+/// Whole packs on their way at once (each is written to its file as it arrives, so this
+/// bounds requests, not memory).
+const WHOLE_AT_ONCE: usize = 4;
 
 struct Spilled {
     /// The pack's blocks (bytes 0..len), once read; `None` when the read failed.
@@ -137,16 +137,14 @@ impl Spill {
     /// on through read-ahead, which reports errors per block).
     async fn fetch(&self, store: &Store, pack: &str, len: u64) -> Option<std::fs::File> {
         let _permit = self.whole.acquire().await.ok()?;
-        let data = store
-            .get_range(&format!("packs/{pack}"), 0, len)
-            .await
-            .ok()??;
-        if data.len() as u64 != len {
-            return None;
-        }
         let mut f = tempfile::tempfile().ok()?;
-        f.write_all(&data).ok()?;
-        Some(f)
+        match store
+            .get_range_into(&format!("packs/{pack}"), 0, len, &mut f)
+            .await
+        {
+            Ok(true) => Some(f),
+            _ => None,
+        }
     }
 
     fn forget(&self, pack: &str, spilled: &Arc<Spilled>) {

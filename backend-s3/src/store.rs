@@ -209,6 +209,52 @@ impl Store {
         }
     }
 
+    /// Copies `len` bytes of `path` from `offset` into `out` as they arrive (so a large range
+    /// is never held whole in memory): `false` when the object does not exist.
+    pub(crate) async fn get_range_into(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        out: &mut std::fs::File,
+    ) -> Result<bool> {
+        use std::io::Write;
+        self.requests.count(Kind::Get);
+        let stream = async {
+            let reader = self.op.reader_with(path).await?;
+            reader.into_bytes_stream(offset..offset + len).await
+        };
+        let mut stream = match stream.await {
+            Ok(s) => s,
+            Err(e) => return self.missing("reading", path, &e).map(|()| false),
+        };
+        let mut written = 0u64;
+        while let Some(chunk) = stream.try_next().await.map_err(|e| {
+            Error::backend(
+                ErrorCode::Io,
+                format!("{}: reading {path}: {e}", self.archive),
+            )
+        })? {
+            out.write_all(&chunk).map_err(|e| {
+                Error::io(
+                    format!("{}: keeping {path} in a scratch file", self.archive),
+                    e,
+                )
+            })?;
+            written += chunk.len() as u64;
+        }
+        if written != len {
+            return Err(Error::backend(
+                ErrorCode::Corrupt,
+                format!(
+                    "{}: {path} gave {written} bytes from {offset} where {len} were asked for",
+                    self.archive
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
     /// The bytes of `path` with their ETag (a HEAD, then a GET that must match it; read
     /// again when the object changed in between).
     pub(crate) async fn get_tagged(&self, path: &str) -> Result<Option<Tagged>> {

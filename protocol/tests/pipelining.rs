@@ -19,6 +19,7 @@ struct Far {
 }
 
 const DELAY: Duration = Duration::from_millis(50);
+const SLOW: Duration = Duration::from_millis(1500);
 
 fn later<T: Send + 'static>(r: Result<T>, then: impl FnOnce() + Send + 'static) -> Ticket<T> {
     let due = Instant::now() + DELAY;
@@ -57,7 +58,11 @@ impl Backend for Far {
     fn start_exists(&self, keys: Vec<Key>) -> Ticket<Vec<bool>> {
         later(self.inner.exists(&keys), || {})
     }
+    /// The tag "slow" is read as a far store would: it takes [`SLOW`].
     fn get_tag(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        if name == "slow" {
+            std::thread::sleep(SLOW);
+        }
         self.inner.get_tag(name)
     }
     /// Stores how many puts were answered when it ran, instead of `value`: every put sent
@@ -165,4 +170,27 @@ fn requests_through_a_pipelining_backend_overlap_and_stay_in_order() {
     // One at a time, 400 requests of 50 ms would take 20 s; in flight together, the puts
     // and the gets each cost about one delay.
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn an_answer_that_is_ready_goes_out_before_a_slow_request_after_it_runs() {
+    // Regression: the answer to an `exists` (the client's round-trip probe, which decides how
+    // many connections it opens) stayed buffered while the tag reads sent after it ran, so a
+    // far store made a near backend look far.
+    let (mut w, mut r, server) = connect();
+    let mut batch = Vec::new();
+    Request::Exists(Vec::new()).write_to(&mut batch).unwrap();
+    Request::GetTag("slow".into()).write_to(&mut batch).unwrap();
+    Request::Close.write_to(&mut batch).unwrap();
+    let started = Instant::now();
+    w.write_all(&batch).unwrap();
+    assert_eq!(answer(&mut r), Response::Presence(Vec::new()));
+    let first = started.elapsed();
+    assert_eq!(answer(&mut r), Response::Tag(None));
+    assert_eq!(answer(&mut r), Response::Goodbye);
+    server.join().unwrap();
+    assert!(
+        first < SLOW / 2,
+        "the exists answer came after {first:?}, behind a tag read of {SLOW:?}"
+    );
 }

@@ -134,7 +134,8 @@ fn a_snapshot_of_many_small_files_costs_a_few_puts_not_one_per_block() {
 }
 
 /// Restores `src`'s snapshot from `id` into a fresh directory, checks it is the same, and
-/// returns the GETs the backend made.
+/// returns the GETs the backend made. A fresh backend process, whose first reads all miss at
+/// once, must share one refresh of the index among them, not list the store for each.
 fn restore_counting_gets(id: &str, src: &std::path::Path, d: &std::path::Path) -> u64 {
     let o = ore_tests::ore::Ore::new(id.to_string());
     let counts = d.join("restore-requests.jsonl");
@@ -150,6 +151,11 @@ fn restore_counting_gets(id: &str, src: &std::path::Path, d: &std::path::Path) -
     .expect(0, "restore");
     ore_tests::trees::assert_same(src, &dest);
     let (_, total) = requests(&counts);
+    let lists = total.get("LIST").and_then(|n| n.as_u64()).unwrap_or(0);
+    assert!(
+        lists <= 12,
+        "a restore listed the store {lists} times: reads that missed each refreshed the index"
+    );
     total.get("GET").and_then(|n| n.as_u64()).unwrap_or(0)
 }
 
@@ -206,4 +212,66 @@ fn a_large_file_is_restored_from_packs_read_whole() {
     // more; three packs read whole, a few blocks before each, and the archive's small objects
     // (format, tags, index) are about 25.
     assert!(gets < 30, "a 40 MiB file made {gets} GETs");
+}
+
+#[test]
+fn a_fresh_process_far_from_its_store_lists_the_index_once_not_once_per_waiting_read() {
+    // Regression: every read that missed in a fresh backend-s3 refreshed the index itself, so
+    // a restore 40 ms from its store, whose lanes (more backend processes) joined it while it
+    // ran, began each of them with a burst of LISTs (772 were counted on /usr/share).
+    let c = Cluster::start();
+    let d = ore_tests::ore::scratch();
+    let src = d.path().join("src");
+    for dir in 0..8 {
+        let sub = src.join(format!("d{dir}"));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        for i in 0..50u64 {
+            std::fs::write(
+                sub.join(format!("f{i}")),
+                ore_tests::trees::bytes(dir * 50 + i, 3000),
+            )
+            .expect("write");
+        }
+    }
+    let port = ore_tests::sshd::free_port();
+    let mut link = std::process::Command::new(ore_tests::bin("delay-link"))
+        .args(["--tcp", "20"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{}", c.s3_port))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("delay-link starts");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let id = c
+        .archive("far", "")
+        .replace(&c.endpoint(), &format!("http://127.0.0.1:{port}"));
+    let o = ore_tests::ore::Ore::new(id.clone());
+    o.run(&["init"]).expect(0, "init");
+    o.snapshot("home", &src);
+    // Without local copies of the index, as on a new machine.
+    let cache = d.path().join("fresh-cache");
+    let counts = d.path().join("far.jsonl");
+    let dest = d.path().join("dest");
+    let run = ore_tests::ore::Run::of(
+        o.cmd(&["restore", "home", dest.to_str().expect("utf-8")])
+            .env("ORE_S3_REQUESTS", &counts)
+            .env("XDG_CACHE_HOME", &cache)
+            // Lanes join a run in full swing: each new process gets many reads at once.
+            .env("ORE_LANES", "4")
+            .output()
+            .expect("ore runs"),
+    );
+    let _ = link.kill();
+    let _ = link.wait();
+    run.expect(0, "restore");
+    ore_tests::trees::assert_same(&src, &dest);
+    let (_, total) = requests(&counts);
+    let lists = total.get("LIST").and_then(|n| n.as_u64()).unwrap_or(0);
+    // Measured: 14 (two LISTs per refresh, about two refreshes per process); 46 when every
+    // read that missed refreshed on its own.
+    assert!(
+        lists <= 24,
+        "a far restore over 4 processes listed the store {lists} times: {total:?}"
+    );
 }
