@@ -66,8 +66,10 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<For
                 store.archive
             )));
         }
-        let (present, _) = store.list("", None, 1, true).await?;
-        if !present.is_empty() {
+        // A probe's scratch object (this process's own, written beside this check, or one a
+        // process that died mid-probe left) does not make the prefix someone else's.
+        let (present, _) = store.list("", None, 16, true).await?;
+        if present.iter().any(|p| !p.starts_with("probe/")) {
             return Err(invalid(format!(
                 "{} holds objects but no {FORMAT_OBJECT}; refusing to create an archive there",
                 store.archive

@@ -34,19 +34,7 @@ fn delete(op: &Operator, paths: &[String]) {
 #[test]
 fn blocks_are_packed_into_few_objects_and_a_lost_index_is_rebuilt_from_the_packs() {
     let c = Cluster::start();
-    let op = Operator::new(
-        opendal::services::S3::default()
-            .bucket(BUCKET)
-            .root("/packed")
-            .region("us-east-1")
-            .endpoint(&c.endpoint())
-            .access_key_id(ACCESS_KEY)
-            .secret_access_key(SECRET_KEY)
-            .disable_config_load()
-            .disable_ec2_metadata(),
-    )
-    .expect("operator")
-    .finish();
+    let op = operator(&c, "packed");
     let a = Client::connect(&c.archive("packed", "")).expect("connect");
     for i in 0..500 {
         a.put(test_key(i), &test_data(i, 3000)).expect("put");
@@ -274,4 +262,51 @@ fn a_fresh_process_far_from_its_store_lists_the_index_once_not_once_per_waiting_
         lists <= 24,
         "a far restore over 4 processes listed the store {lists} times: {total:?}"
     );
+}
+
+#[test]
+fn an_archive_is_created_beside_a_probe_object_a_crashed_process_left() {
+    // Regression: the start-up probe runs beside the format object's read, and the check that
+    // refuses to create an archive in a prefix holding objects counted the probe's own
+    // scratch object ("holds objects but no ore-s3.json").
+    let c = Cluster::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(operator(&c, "leftover").write("probe/4242-1", b"first".to_vec()))
+        .expect("write a probe object");
+    let o = ore_tests::ore::Ore::new(c.archive("leftover", ""));
+    o.run(&["init"]).expect(0, "init beside a probe object");
+    // Anything else still makes the prefix someone else's.
+    rt.block_on(operator(&c, "taken").write("notes.txt", b"x".to_vec()))
+        .expect("write an object");
+    let refused = ore_tests::ore::Ore::new(c.archive("taken", "")).run(&["init"]);
+    assert_ne!(
+        refused.code, 0,
+        "init over someone's objects: {}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("holds objects but no ore-s3.json"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// An OpenDAL operator on the cluster's bucket under `root`, with the gateway's credentials.
+fn operator(c: &Cluster, root: &str) -> Operator {
+    Operator::new(
+        opendal::services::S3::default()
+            .bucket(BUCKET)
+            .root(&format!("/{root}"))
+            .region("us-east-1")
+            .endpoint(&c.endpoint())
+            .access_key_id(ACCESS_KEY)
+            .secret_access_key(SECRET_KEY)
+            .disable_config_load()
+            .disable_ec2_metadata(),
+    )
+    .expect("operator")
+    .finish()
 }
