@@ -22,8 +22,12 @@ use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex};
 
-/// Most bytes of data waiting for answers.
-pub const MAX_BYTES: u64 = 64 << 20;
+/// Most bytes of data waiting for answers. Behind a backend slower than the snapshot (an
+/// object store whose uploads hold puts back) the queue stays full, so this is memory the
+/// run keeps: at 64 MiB a snapshot of /usr/share into SeaweedFS peaked at 178 MB against
+/// 57 MB into a local archive; at 24 MiB, 137 MB in the same 4.0 s. 24 MiB still covers a
+/// 200 ms round trip at 120 MB/s.
+pub const MAX_BYTES: u64 = 24 << 20;
 /// Most questions waiting for answers.
 pub const MAX_ITEMS: usize = 2048;
 /// Keys remembered as stored by this run (so concurrent windows do not store a chunk twice).
