@@ -7,9 +7,9 @@
 //! capability table cannot tell the two apart, so a writable backend asks the store itself at
 //! every start: it creates a scratch object twice and expects the second to be refused, then
 //! replaces it with a stale ETag and expects a refusal, then with the right one and expects
-//! success, and reads it back. The findings are reported by the admin command `info`. Six small
-//! requests per start (four PUTs, a GET, a DELETE) is the price of never trusting a store on
-//! its word.
+//! success (a new ETag, or the bytes read back, shows it took effect). The findings are
+//! reported by the admin command `info`. Five small requests in four round trips per start,
+//! run beside the format object's read, is the price of never trusting a store on its word.
 
 use crate::store::Store;
 use protocol::Result;
@@ -52,24 +52,38 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let path = format!("probe/{}-{nanos}", std::process::id());
-    // The create's answer carries the ETag; a store that gives none is asked for it.
+    // The create's answer carries the ETag. A second create and a replace with a stale ETag
+    // must both be refused; they go together (one round trip, not two).
     let created = store
         .put_conditional(&path, b"first".to_vec(), None)
         .await?;
-    let refused_second = !store.put_new(&path, b"second".to_vec()).await?;
+    let stale = created
+        .clone()
+        .flatten()
+        .map(|e| format!("\"{}-stale\"", e.trim_matches('"')))
+        .unwrap_or_else(|| "\"ore-probe-stale\"".into());
+    let (second, stale_write) = futures::join!(
+        store.put_new(&path, b"second".to_vec()),
+        store.put_if_match(&path, b"stale".to_vec(), &stale)
+    );
+    let (refused_second, refused_stale) = (!second?, !stale_write?);
     let if_none_match = created.is_some() && refused_second;
+    // Unless both were refused (or the store gave no ETag), the object is not the one created:
+    // ask for its ETag.
     let etag = match created.flatten() {
-        Some(e) => Some(e),
-        None => store.get_tagged(&path).await?.map(|t| t.etag),
+        Some(e) if refused_second && refused_stale => Some(e),
+        _ => store.get_tagged(&path).await?.map(|t| t.etag),
     };
     let if_match = match etag {
-        Some(etag) => {
-            let stale = format!("\"{}-stale\"", etag.trim_matches('"'));
-            let refused_stale = !store.put_if_match(&path, b"stale".to_vec(), &stale).await?;
-            let accepted = store.put_if_match(&path, b"third".to_vec(), &etag).await?;
-            let back = store.get(&path).await?;
-            refused_stale && accepted && back.as_deref() == Some(&b"third"[..])
-        }
+        Some(etag) => match store
+            .put_conditional(&path, b"third".to_vec(), Some(&etag))
+            .await?
+        {
+            // Accepted with a new ETag: the replace took effect. Without one, read it back.
+            Some(Some(new)) if new != etag => refused_stale,
+            Some(_) => refused_stale && store.get(&path).await?.as_deref() == Some(&b"third"[..]),
+            None => false,
+        },
         None => false,
     };
     store.delete(&path).await?;
