@@ -111,7 +111,7 @@ fn help(_: &S3Backend, _: &[String]) -> Result<AdminOutput> {
 fn info(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     let store = &b.store;
     no_args("info", args)?;
-    let c = b.conditional;
+    let c = b.conditional()?;
     Ok(AdminOutput::new(
         format!(
             "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
@@ -174,8 +174,9 @@ fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     no_args("reindex", args)?;
     b.check_writable("reindexing")?;
     // Under the repack lock: a pack a repack is deleting must not get its index back.
+    let exact = b.conditional()?.exact();
     let rebuilt = b.run(async {
-        let lock = match b.conditional.exact() {
+        let lock = match exact {
             true => Some(crate::lock::Lock::take(store).await?.map_err(|busy| {
                 Error::backend(
                     ErrorCode::Io,
@@ -268,7 +269,7 @@ fn compact(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     b.check_writable("repacking")?;
     let threshold = asked.max(b.repack_threshold);
     b.blocks.flush(&b.rt, &b.store)?;
-    let exact = b.conditional.exact();
+    let exact = b.conditional()?.exact();
     let out = b.run(crate::repack::repack(&b.store, &b.blocks, threshold, exact))?;
     if let Some(busy) = &out.skipped {
         return Ok(AdminOutput::new(

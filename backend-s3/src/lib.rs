@@ -100,10 +100,65 @@ pub struct S3Backend {
     blocks: Arc<blocks::Blocks>,
     max_block_size: u32,
     read_only: bool,
-    conditional: Conditional,
+    probe: Probe,
     repack_threshold: f64,
     credentials_source: String,
     endpoint: String,
+}
+
+/// The start-up probe, running in the background until its answer is needed.
+struct Probe {
+    running: std::sync::Mutex<Option<tokio::task::JoinHandle<Result<Conditional>>>>,
+    /// Its answer, or why it failed.
+    found: std::sync::OnceLock<std::result::Result<Conditional, (ErrorCode, String)>>,
+    assume_unconditional: bool,
+}
+
+impl Probe {
+    fn start(rt: &tokio::runtime::Runtime, store: &Store, opts: &S3Options) -> Probe {
+        let found = std::sync::OnceLock::new();
+        let mut running = None;
+        if opts.read_only {
+            let _ = found.set(Ok(Conditional {
+                if_none_match: false,
+                if_match: false,
+                probed: false,
+            }));
+        } else {
+            let store = store.clone();
+            running = Some(rt.spawn(async move { probe::probe(&store).await }));
+        }
+        Probe {
+            running: std::sync::Mutex::new(running),
+            found,
+            assume_unconditional: opts.assume_unconditional,
+        }
+    }
+
+    /// The probe's answer, waiting for it the first time.
+    fn wait(&self, rt: &tokio::runtime::Runtime) -> Result<Conditional> {
+        let mut running = ore_util::sync::lock(&self.running);
+        if let Some(task) = running.take() {
+            let r = match rt.block_on(task) {
+                Ok(Ok(mut c)) => {
+                    if self.assume_unconditional {
+                        c.if_none_match = false;
+                        c.if_match = false;
+                    }
+                    Ok(c)
+                }
+                Ok(Err(e)) => Err((e.code(), e.to_string())),
+                Err(e) => Err((ErrorCode::Internal, format!("the probe failed: {e}"))),
+            };
+            let _ = self.found.set(r);
+        }
+        drop(running);
+        match self.found.get() {
+            Some(Ok(c)) => Ok(*c),
+            Some(Err((code, message))) => Err(Error::backend(*code, message.clone())),
+            None => Err(Error::backend(ErrorCode::Internal, "the probe never ran")),
+        }
+    }
 }
 
 fn unvouched_path(key: &Key) -> String {
@@ -112,7 +167,7 @@ fn unvouched_path(key: &Key) -> String {
 
 impl S3Backend {
     /// Opens the archive, creating it (its format object) when the prefix is empty, and
-    /// probes conditional writes unless read-only.
+    /// probes conditional writes unless read-only (in the background: see [`Probe`]).
     pub fn open(endpoint: Endpoint, opts: S3Options) -> Result<S3Backend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -121,28 +176,13 @@ impl S3Backend {
             .build()
             .map_err(|e| Error::io("starting the async runtime of backend-s3", e))?;
         let mut store = Store::new(&endpoint)?;
-        // The format object and the probe are independent: asked at once, a start costs the
-        // store's round trip five times instead of seven.
-        let probed = async {
-            if opts.read_only {
-                return Ok(Conditional {
-                    if_none_match: false,
-                    if_match: false,
-                    probed: false,
-                });
-            }
-            probe::probe(&store).await
-        };
-        let (format, conditional) =
-            rt.block_on(async { futures::join!(format::format_object(&store, &opts), probed) });
-        let (format, mut conditional) = (format?, conditional?);
-        if opts.assume_unconditional {
-            conditional.if_none_match = false;
-            conditional.if_match = false;
-        }
+        // The probe runs in the background from here: only a tag change (and `info`) needs its
+        // answer, so a run's first requests do not wait for its four round trips.
+        let probe = Probe::start(&rt, &store, &opts);
+        let format = rt.block_on(format::format_object(&store, &opts))?;
         let max_block_size = format.max_block_size;
         store.tag_log = format.tag_log;
-        if format.created && !conditional.exact() && !store.tag_log {
+        if format.created && !probe.wait(&rt)?.exact() && !store.tag_log {
             // A new archive on a store found to ignore conditions keeps its tags as records.
             rt.block_on(store.put(FORMAT_OBJECT, format::body(max_block_size, true)))?;
             store.tag_log = true;
@@ -156,7 +196,7 @@ impl S3Backend {
             )),
             max_block_size,
             read_only: opts.read_only,
-            conditional,
+            probe,
             repack_threshold: opts.repack_threshold.unwrap_or(DEFAULT_REPACK_THRESHOLD),
             credentials_source: endpoint.credentials.source.clone(),
             endpoint: endpoint
@@ -166,9 +206,9 @@ impl S3Backend {
         })
     }
 
-    /// What the start-up probe found.
-    pub fn conditional(&self) -> Conditional {
-        self.conditional
+    /// What the start-up probe found (waiting for it if it is still running).
+    pub fn conditional(&self) -> Result<Conditional> {
+        self.probe.wait(&self.rt)
     }
 
     fn run<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
@@ -217,7 +257,11 @@ impl S3Backend {
     }
 
     fn check_exact_tags(&self, name: &str) -> Result<()> {
-        if self.conditional.exact() || self.store.tag_log {
+        if self.store.tag_log {
+            return Ok(());
+        }
+        let conditional = self.conditional()?;
+        if conditional.exact() {
             return Ok(());
         }
         Err(Error::backend(
@@ -225,7 +269,7 @@ impl S3Backend {
             format!(
                 "{}: refusing to change tag {name:?}: this store does not honour conditional writes ({}), so a tag move could silently overwrite a concurrent one; this archive keeps tags as objects moved by compare-and-swap (an archive created on such a store keeps them as records in tag-log/ instead, LAYOUT.md)",
                 self.store.archive,
-                self.conditional.describe()
+                conditional.describe()
             ),
         ))
     }
@@ -272,6 +316,8 @@ impl S3Backend {
 /// `requests`); a file that cannot be written is reported on stderr, never fatal.
 impl Drop for S3Backend {
     fn drop(&mut self) {
+        // A probe still running would leave its scratch object behind.
+        let _ = self.probe.wait(&self.rt);
         let Some(file) = std::env::var_os("ORE_S3_REQUESTS") else {
             return;
         };

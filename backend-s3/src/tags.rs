@@ -103,11 +103,20 @@ fn parse(
     }
 }
 
+/// The tag's value: one GET either way (with `If-None-Match` for a tag this process knows; a
+/// plain one otherwise, since a read that moves nothing needs no ETag).
 pub(crate) async fn get(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
     if store.tag_log {
         return crate::tag_log::get(store, name).await;
     }
-    Ok(read(store, name).await?.0)
+    if store.tag_cache.get(name).is_some() {
+        return Ok(read(store, name).await?.0);
+    }
+    let p = path(name);
+    match store.get(&p).await? {
+        Some(data) => Ok(parse(store, name, &p, data, String::new())?.0),
+        None => Ok(None),
+    }
 }
 
 /// Writes `value` (`None`: the tombstone) over what was read (`etag`), conditionally;
