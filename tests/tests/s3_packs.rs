@@ -221,19 +221,7 @@ fn a_fresh_process_far_from_its_store_lists_the_index_once_not_once_per_waiting_
             .expect("write");
         }
     }
-    let port = ore_tests::sshd::free_port();
-    let mut link = std::process::Command::new(ore_tests::bin("delay-link"))
-        .args(["--tcp", "20"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(format!("127.0.0.1:{}", c.s3_port))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("delay-link starts");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let id = c
-        .archive("far", "")
-        .replace(&c.endpoint(), &format!("http://127.0.0.1:{port}"));
+    let (mut link, id) = far(&c, "far");
     let o = ore_tests::ore::Ore::new(id.clone());
     o.run(&["init"]).expect(0, "init");
     o.snapshot("home", &src);
@@ -309,4 +297,42 @@ fn operator(c: &Cluster, root: &str) -> Operator {
     )
     .expect("operator")
     .finish()
+}
+
+#[test]
+fn short_runs_leave_no_probe_object_behind() {
+    // The probe runs in the background while a run goes on; a run as short as the probe
+    // (here `ore tags`, 40 ms from the store, against the probe's four round trips) must
+    // still delete the probe's scratch object before its backend exits. (A guard: with the
+    // backend's wait at exit removed, these runs still outlasted their probes here.)
+    let c = Cluster::start();
+    let (mut link, id) = far(&c, "brief");
+    let o = ore_tests::ore::Ore::new(id);
+    o.run(&["init"]).expect(0, "init");
+    for _ in 0..5 {
+        o.run(&["tags"]).expect(0, "tags");
+    }
+    let _ = link.kill();
+    let _ = link.wait();
+    let left = objects(&operator(&c, "brief"), "probe/");
+    assert!(left.is_empty(), "probe objects left behind: {left:?}");
+}
+
+/// A `delay-link` adding 20 ms each way in front of the cluster's gateway, and the identifier
+/// of the archive under `prefix` reached through it.
+fn far(c: &Cluster, prefix: &str) -> (std::process::Child, String) {
+    let port = ore_tests::sshd::free_port();
+    let link = std::process::Command::new(ore_tests::bin("delay-link"))
+        .args(["--tcp", "20"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{}", c.s3_port))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("delay-link starts");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let id = c
+        .archive(prefix, "")
+        .replace(&c.endpoint(), &format!("http://127.0.0.1:{port}"));
+    (link, id)
 }
