@@ -54,6 +54,8 @@ impl Inner {
         let mut missing = Vec::new();
         let mut damaged: Vec<(Arc<Member>, String)> = Vec::new();
         let mut errors = Vec::new();
+        // Whether every failure was a member that could not be reached (not a failed read).
+        let mut unreached = true;
         for m in &order {
             let r = match first.take() {
                 Some(t) => t.wait(),
@@ -77,6 +79,8 @@ impl Inner {
                 }
                 Err(e) => {
                     errors.push(format!("{}: {e}", m.name()));
+                    unreached &=
+                        matches!(e, Error::Connection { .. }) || e.code() == ErrorCode::Unavailable;
                     if matches!(e, Error::Connection { .. }) {
                         self.broken(m, &e);
                     }
@@ -103,6 +107,8 @@ impl Inner {
         Err(Error::backend(
             if known_damage {
                 ErrorCode::Corrupt
+            } else if unreached {
+                ErrorCode::Unavailable
             } else {
                 ErrorCode::Io
             },

@@ -96,8 +96,13 @@ impl Store {
     }
 
     fn fail(&self, what: &str, path: &str, e: &opendal::Error) -> Error {
+        let code = if unreachable(e) {
+            ErrorCode::Unavailable
+        } else {
+            ErrorCode::Io
+        };
         Error::backend(
-            ErrorCode::Io,
+            code,
             format!("{}: {what} {path}: {}", self.archive, describe(e)),
         )
     }
@@ -416,6 +421,25 @@ fn field<'a>(text: &'a str, field: &str) -> Option<&'a str> {
 
 /// One sentence for a failed request: what the store said (its error code and message), or
 /// why no answer came, without the request's headers that OpenDAL's rendering carries.
+/// Whether `e` means the store was not reached or kept refusing (after the retries): no
+/// request got through, or every answer was "slow down" or a timeout. Reported as
+/// `unavailable`, so that a frontend does not take it for damage to the block it asked for.
+fn unreachable(e: &opendal::Error) -> bool {
+    if e.kind() == ErrorKind::RateLimited {
+        return true;
+    }
+    let text = e.to_string();
+    e.kind() == ErrorKind::Unexpected
+        && [
+            "send http request",
+            "timeout reached",
+            "SlowDown",
+            "ServiceUnavailable",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
 fn describe(e: &opendal::Error) -> String {
     let text = e.to_string();
     if bucket_missing(e) {
@@ -456,4 +480,23 @@ fn describe(e: &opendal::Error) -> String {
 fn object_name<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
     path.strip_prefix(dir)
         .filter(|name| !name.is_empty() && !name.ends_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_cannot_be_reached_is_unavailable_not_a_failed_read() {
+        let refused = opendal::Error::new(ErrorKind::Unexpected, "send http request");
+        assert!(unreachable(&refused));
+        let slow = opendal::Error::new(ErrorKind::RateLimited, "SlowDown");
+        assert!(unreachable(&slow));
+        let timeout = opendal::Error::new(ErrorKind::Unexpected, "operation timeout reached");
+        assert!(unreachable(&timeout));
+        let denied = opendal::Error::new(ErrorKind::PermissionDenied, "AccessDenied");
+        assert!(!unreachable(&denied));
+        let short = opendal::Error::new(ErrorKind::Unexpected, "reader got too little data");
+        assert!(!unreachable(&short));
+    }
 }

@@ -37,6 +37,10 @@ pub enum ErrorCode {
     Locked,
     /// A bug or unexpected state inside the backend.
     Internal,
+    /// The backend's own store could not be reached or kept refusing (a network failure, a
+    /// store that stopped answering or answers "slow down"): a failure of the connection to
+    /// the data, saying nothing about any block.
+    Unavailable,
     /// A code this side does not know (sent by a newer peer).
     Other(u16),
 }
@@ -58,6 +62,7 @@ impl ErrorCode {
             ErrorCode::Injected => 11,
             ErrorCode::Locked => 12,
             ErrorCode::Internal => 13,
+            ErrorCode::Unavailable => 14,
             ErrorCode::Other(n) => n,
         }
     }
@@ -78,6 +83,7 @@ impl ErrorCode {
             11 => ErrorCode::Injected,
             12 => ErrorCode::Locked,
             13 => ErrorCode::Internal,
+            14 => ErrorCode::Unavailable,
             n => ErrorCode::Other(n),
         }
     }
@@ -98,6 +104,7 @@ impl ErrorCode {
             ErrorCode::Injected => "injected",
             ErrorCode::Locked => "locked",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Other(_) => "other",
         }
     }
@@ -175,5 +182,6 @@ mod tests {
         }
         assert_eq!(ErrorCode::Corrupt.to_u16(), 8);
         assert_eq!(ErrorCode::Internal.to_u16(), 13);
+        assert_eq!(ErrorCode::Unavailable.to_u16(), 14);
     }
 }
