@@ -525,7 +525,9 @@ impl Repo {
 /// errors that name the block. So is any other failure the backend answered about this one
 /// block (its storage could not read it: a log cut short, a file it may not open): that is
 /// damage to this block, reported with the others while the rest of a check or restore goes
-/// on, not a failure of the whole connection (which keeps its own error).
+/// on, not a failure of the whole connection (which keeps its own error). A backend that says
+/// its own store is `unavailable` (an object store that cannot be reached) has said nothing
+/// about the block: that error stops the run like a broken connection.
 pub fn fetched(r: protocol::Result<Option<Vec<u8>>>, key: Key, kind: Kind) -> Result<Vec<u8>> {
     use protocol::ErrorCode as C;
     match r {
