@@ -115,3 +115,48 @@ fn a_gateway_killed_mid_snapshot_gives_a_clear_error_and_a_rerun_after_its_retur
     o.run(&["check", "--read-data"])
         .expect(0, "check --read-data");
 }
+
+#[test]
+fn a_gateway_killed_mid_restore_is_reported_as_the_store_unreachable_not_as_corrupt_blocks() {
+    // Regression: a store that could no longer be reached was answered as a failed read of
+    // each block (`io`), which the restore reported as that block being corrupt. Now each
+    // file left says the store could not be reached, naming the archive. (The restore still
+    // goes on through every file rather than stopping at the first: left for later.)
+    let mut c = Cluster::start();
+    let d = scratch();
+    let src = d.path().join("src");
+    tree(&src);
+    // Without scratch files, every block is read from the store as the restore reaches it.
+    let o = Ore::new(c.archive("restore-fault", "--spill 0"));
+    o.run(&["init"]).expect(0, "init");
+    o.snapshot("home", &src);
+    let dest = d.path().join("dest");
+    let child = o
+        .cmd(&["restore", "home", dest.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ore restore starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&dest).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "the restore wrote nothing");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    c.kill(Role::Gateway);
+    let r = ore_tests::ore::Run::of(child.wait_with_output().expect("ore restore ends"));
+    eprintln!(
+        "restore while the gateway died: exit {}\n{}",
+        r.code, r.stderr
+    );
+    assert_ne!(r.code, 0, "a restore cannot complete without its store");
+    assert!(
+        r.stderr.contains("s3://"),
+        "the error names the archive: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("is corrupt"),
+        "an unreachable store was reported as damage: {}",
+        r.stderr
+    );
+}
