@@ -42,12 +42,19 @@ struct Spilled {
     len: u64,
 }
 
+struct Asked {
+    reads: u32,
+    bytes: u64,
+    blocks_end: u64,
+}
+
 #[derive(Default)]
 struct State {
     /// Packs read whole (or on their way).
     packs: HashMap<String, Arc<Spilled>>,
-    /// Reads and bytes asked for so far from packs not read whole.
-    asked: HashMap<String, (u32, u64)>,
+    /// Reads and bytes asked for so far from packs not read whole, and where each one's
+    /// blocks end (looked up once per pack: it walks the pack's table).
+    asked: HashMap<String, Asked>,
     /// Bytes of scratch files.
     used: u64,
 }
@@ -114,12 +121,15 @@ impl Spill {
         if let Some(s) = st.packs.get(&loc.pack) {
             return Some(s.clone());
         }
-        let asked = st.asked.entry(loc.pack.clone()).or_default();
-        asked.0 += 1;
-        asked.1 += u64::from(loc.len);
-        let (reads, bytes) = *asked;
-        let len = blocks_end();
-        let hot = reads >= HOT_READS || bytes * HOT_SHARE >= len;
+        let asked = st.asked.entry(loc.pack.clone()).or_insert_with(|| Asked {
+            reads: 0,
+            bytes: 0,
+            blocks_end: blocks_end(),
+        });
+        asked.reads += 1;
+        asked.bytes += u64::from(loc.len);
+        let len = asked.blocks_end;
+        let hot = asked.reads >= HOT_READS || asked.bytes * HOT_SHARE >= len;
         if !hot || st.used + len > self.limit {
             return None;
         }

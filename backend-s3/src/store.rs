@@ -133,15 +133,10 @@ impl Store {
 
     /// Replaces `path` only if its ETag is still `etag`: `false` when refused.
     pub(crate) async fn put_if_match(&self, path: &str, data: Vec<u8>, etag: &str) -> Result<bool> {
-        self.requests.count(Kind::Put);
-        match self.op.write_with(path, data).if_match(etag).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::ConditionNotMatch => Ok(false),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.missing("replacing", path, &e).map(|()| false)
-            }
-            Err(e) => Err(self.fail("replacing", path, &e)),
-        }
+        Ok(self
+            .put_conditional(path, data, Some(etag))
+            .await?
+            .is_some())
     }
 
     /// Writes `path` if it does not exist (`etag` `None`) or if its ETag is still `etag`:
@@ -163,7 +158,15 @@ impl Store {
             Err(e) if e.kind() == ErrorKind::NotFound && etag.is_some() => {
                 self.missing("replacing", path, &e).map(|()| None)
             }
-            Err(e) => Err(self.fail("writing", path, &e)),
+            Err(e) => Err(self.fail(
+                if etag.is_some() {
+                    "replacing"
+                } else {
+                    "creating"
+                },
+                path,
+                &e,
+            )),
         }
     }
 
