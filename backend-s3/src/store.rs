@@ -243,6 +243,17 @@ impl Store {
                 format!("{}: reading {path}: {e}", self.archive),
             )
         })? {
+            // A store that sends more than was asked for (a hostile or broken one) is cut
+            // off before its bytes can fill the disk.
+            if written + chunk.len() as u64 > len {
+                return Err(Error::backend(
+                    ErrorCode::Corrupt,
+                    format!(
+                        "{}: {path} sent more than the {len} bytes asked for from {offset}",
+                        self.archive
+                    ),
+                ));
+            }
             out.write_all(&chunk).map_err(|e| {
                 Error::io(
                     format!("{}: keeping {path} in a scratch file", self.archive),
