@@ -183,6 +183,26 @@ fn a_remote_host_writing_stderr_with_no_end_of_line_through_ssh_costs_no_more_th
     );
 }
 
+/// A passphrase command (a password manager, a script) is a program like a backend: a
+/// passphrase in ore's environment, here the new one of `ore key add`, is not handed to it.
+#[test]
+fn passphrases_are_not_passed_on_to_passphrase_commands() {
+    let (o, d) = Ore::local();
+    let env = d.path().join("env");
+    let command = format!("env > {}; echo {}", quote(&env), shell_quote(&o.passphrase));
+    let mut cmd = o.cmd(&["--passphrase-command", &command, "key", "add"]);
+    cmd.env_remove("ORE_PASSPHRASE")
+        .env("ORE_NEW_PASSPHRASE", "another secret");
+    ore_tests::ore::Run::of(cmd.output().unwrap()).expect(0, "key add");
+    let seen = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        seen.contains("XDG_CACHE_HOME="),
+        "the command saw no environment: {seen}"
+    );
+    assert!(!seen.contains("ORE_NEW_PASSPHRASE"), "{seen}");
+    assert!(!seen.contains("another secret"), "{seen}");
+}
+
 #[test]
 fn passphrases_are_not_passed_on_to_backend_programs() {
     let d = scratch();

@@ -177,6 +177,9 @@ fn mode(p: &std::path::Path) -> u32 {
 
 #[test]
 fn file_caches_are_private_and_those_of_vanished_archives_can_be_pruned() {
+    // The usual umask, which leaves new files readable by all: the modes below are ore's doing.
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o022) };
     let d = scratch();
     let data = d.path().join("data");
     std::fs::create_dir(&data).unwrap();
@@ -199,6 +202,12 @@ fn file_caches_are_private_and_those_of_vanished_archives_can_be_pruned() {
     assert_eq!(mode(&dir), 0o700);
     for c in &caches {
         assert_eq!(mode(c), 0o600, "{}", c.display());
+    }
+    // Every file there, the databases' write-ahead logs and format-record copies too.
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        if f.file_type().unwrap().is_file() {
+            assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+        }
     }
     // Caches made open by an older version are closed on the next use.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -7,12 +7,14 @@
 //! user (uid 65534) for the attacker, run with `setpriv`.
 
 use ore::commands::dump::{DumpEntry, DumpKind};
+use ore::core::entry::EntryKind;
+use ore_tests::crafted;
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{grid, is_root};
 use ore_tests::users::{archive_for_an_attacked_restore, as_nobody, chown_tree, NOBODY};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -63,7 +65,12 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
     let out = outside(d.path());
     let before = state(&out);
     let mut swapped = 0;
-    for round in 0..8 {
+    // 24 rounds in the suite (about 15 s); ORE_RACE_ROUNDS asks for a longer siege.
+    let rounds: usize = std::env::var("ORE_RACE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(24);
+    for round in 0..rounds {
         let dest = d.path().join(format!("dest{round}"));
         std::fs::create_dir(&dest).unwrap();
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -100,7 +107,7 @@ fn a_directory_swapped_for_a_symlink_during_restore_cannot_redirect_writes() {
     }
     // Otherwise the test proved nothing.
     assert!(swapped > 0, "the attacker never swapped a directory");
-    eprintln!("{swapped} directories swapped for symlinks in 8 rounds");
+    eprintln!("{swapped} directories swapped for symlinks in {rounds} rounds");
 }
 
 /// `stream` (an `ore dump`) with each entry passed through `f`, lengths and trailer made good.
@@ -270,6 +277,128 @@ fn explore_get_refuses_a_crafted_root_name_that_is_a_path_outside() {
     }
     assert!(!pwned.exists(), "get wrote to the path the snapshot named");
     assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}
+
+/// The same hard link, written straight into the archive with the library as a compromised
+/// writer could, so that no `ore load` stands in the way: restore itself refuses it.
+#[test]
+fn a_hard_link_climbing_out_with_dot_dot_written_past_load_is_refused_by_restore() {
+    let (ore, d) = Ore::local();
+    let out = outside(d.path());
+    let repo = crafted::open(&ore);
+    let inner = crafted::dir(
+        &repo,
+        b"in",
+        vec![
+            crafted::file(&repo, b"file", b"mine"),
+            crafted::entry(
+                b"link",
+                EntryKind::Hardlink {
+                    target: b"../../outside/victim".to_vec(),
+                },
+            ),
+        ],
+    );
+    let root = crafted::dir(&repo, b"", vec![inner]);
+    crafted::snapshot(&repo, "crafted", root);
+    drop(repo);
+    let dest = d.path().join("a/b");
+    let r = ore.restore("crafted", &dest);
+    assert_eq!(r.code, 1, "the restore fails\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("../../outside/victim"),
+        "names the target: {}",
+        r.stderr
+    );
+    assert_eq!(std::fs::metadata(out.join("victim")).unwrap().nlink(), 1);
+    assert_eq!(std::fs::read(out.join("victim")).unwrap(), b"secret");
+    assert!(!d.path().join("a/outside").exists() && !dest.join("in/link").exists());
+}
+
+/// A root named like a path, written straight into the archive (no `ore load` to refuse it):
+/// `explore get` of the whole snapshot writes nothing, there or in its working directory.
+#[test]
+fn explore_get_of_a_root_named_like_a_path_written_past_load_writes_nothing() {
+    let (ore, d) = Ore::local();
+    let pwned = d.path().join("pwned");
+    let repo = crafted::open(&ore);
+    let name = pwned.to_str().unwrap().as_bytes().to_vec();
+    let root = crafted::dir(&repo, &name, vec![crafted::file(&repo, b"f", b"payload")]);
+    crafted::snapshot(&repo, "crafted", root);
+    drop(repo);
+    let cwd = d.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let r = ore.explore("get /crafted/current\n", Some(&cwd));
+    assert!(
+        r.stderr.contains(pwned.to_str().unwrap()),
+        "get names the root's name: {}",
+        r.stderr
+    );
+    assert!(!pwned.exists(), "get wrote to the path the snapshot named");
+    assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0);
+}
+
+/// Device nodes in a snapshot are what a system restore needs, and what a hostile snapshot
+/// would plant: root's restore makes them as recorded (README, "As root"); the same snapshot
+/// restored by an ordinary user makes none, says so, and restores the rest.
+#[test]
+fn device_nodes_in_a_snapshot_are_made_by_a_root_restore_and_never_by_an_ordinary_user() {
+    let (ore, d) = archive_for_an_attacked_restore("a root restore makes device nodes");
+    let null = libc::makedev(1, 3);
+    let repo = crafted::open(&ore);
+    let root = crafted::dir(
+        &repo,
+        b"",
+        vec![
+            crafted::entry(
+                b"loop",
+                EntryKind::BlockDevice {
+                    rdev: libc::makedev(7, 0),
+                },
+            ),
+            crafted::entry(b"null", EntryKind::CharDevice { rdev: null }),
+            crafted::file(&repo, b"plain", b"kept"),
+        ],
+    );
+    crafted::snapshot(&repo, "devices", root);
+    drop(repo);
+
+    let as_root = d.path().join("as-root");
+    ore.restore("devices", &as_root).expect(0, "a root restore");
+    let md = std::fs::symlink_metadata(as_root.join("null")).unwrap();
+    assert!(md.file_type().is_char_device(), "{md:?}");
+    assert_eq!(md.rdev(), null);
+    assert!(std::fs::symlink_metadata(as_root.join("loop"))
+        .unwrap()
+        .file_type()
+        .is_block_device());
+
+    // The same archive and snapshot, restored by nobody.
+    chown_tree(Path::new(&ore.archive), NOBODY);
+    let home = d.path().join("nobody");
+    let cache = home.join("cache");
+    let as_user = home.join("as-user");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir(&as_user).unwrap();
+    chown_tree(&home, NOBODY);
+    let mut restore = ore.cmd(&["restore", "devices", as_user.to_str().unwrap()]);
+    restore
+        .env("XDG_CACHE_HOME", &cache)
+        .env("XDG_CONFIG_HOME", &cache);
+    let r = Run::of(as_nobody(&restore).output().unwrap());
+    assert_eq!(
+        r.code, 3,
+        "completed with a warning for each device: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("as-user/null: not created")
+            && r.stderr.contains("as-user/loop: not created"),
+        "{}",
+        r.stderr
+    );
+    assert!(!as_user.join("null").exists() && !as_user.join("loop").exists());
+    assert_eq!(std::fs::read(as_user.join("plain")).unwrap(), b"kept");
 }
 
 #[test]
