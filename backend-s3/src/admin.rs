@@ -185,7 +185,11 @@ fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
             })?),
             false => None,
         };
-        let rebuilt = crate::packs::reindex(store).await;
+        // Every index object read first: a pack any of them covers is indexed.
+        let rebuilt = match b.blocks.refresh(store).await {
+            Ok(()) => crate::index::reindex(store, b.blocks.index()).await,
+            Err(e) => Err(e),
+        };
         if let Some(l) = lock {
             l.release().await?;
         }

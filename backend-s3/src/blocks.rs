@@ -8,7 +8,8 @@
 //! get never misses a block this process accepted. A block this process has not heard of may
 //! be in a pack another process wrote since: a miss reads the index objects that are new.
 
-use crate::packs::{self, Builder, Index, Loc};
+use crate::index::{self, Index};
+use crate::packs::{Builder, Loc};
 use crate::readahead::Readahead;
 use crate::spill::Spill;
 use crate::store::Store;
@@ -27,6 +28,9 @@ const UPLOADS: usize = 1;
 /// repacks away), while a read per batch would cost two LISTs for every batch of a snapshot of
 /// new data. A get that misses always reads them: a stale miss there would be wrong.
 const EXISTS_STALENESS: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Packs' ids and tables.
+type Tables = Vec<(String, Vec<u8>)>;
 
 struct Upload {
     pack: Arc<Builder>,
@@ -47,6 +51,11 @@ pub(crate) struct Blocks {
     readahead: Readahead,
     /// Packs read whole into scratch files.
     spill: Spill,
+    /// Stored packs whose index object is not written yet: (id, table).
+    unindexed: Arc<Mutex<Tables>>,
+    /// Each pack gets an index object of its own as soon as it is stored (on a store without
+    /// conditional writes, where repacks hold no lock and may only delete what covers one pack).
+    one_per_pack: bool,
 }
 
 // Every change under these locks is a whole insert, take or push: a poisoned lock holds
@@ -61,8 +70,8 @@ fn failed(store: &Store, e: tokio::task::JoinError) -> Error {
 
 impl Blocks {
     /// No blocks known yet; at most `spill_limit` bytes of packs read whole into scratch
-    /// files.
-    pub fn new(spill_limit: u64) -> Blocks {
+    /// files; an index object per pack when `one_per_pack`, else one per flush.
+    pub fn new(spill_limit: u64, one_per_pack: bool) -> Blocks {
         Blocks {
             index: Arc::default(),
             open: Mutex::default(),
@@ -72,6 +81,8 @@ impl Blocks {
             refreshing: Default::default(),
             readahead: Readahead::default(),
             spill: Spill::new(spill_limit),
+            unindexed: Arc::default(),
+            one_per_pack,
         }
     }
 
@@ -126,9 +137,9 @@ impl Blocks {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *lock(&self.refreshed) = Some(std::time::Instant::now());
         let seen = read(&self.index).seen().clone();
-        let found = packs::read_new(store, &seen).await?;
+        let found = index::read_new(store, &seen).await?;
         let mut index = write(&self.index);
-        packs::apply(&mut index, found);
+        index::apply(&mut index, found);
         Ok(())
     }
 
@@ -169,15 +180,20 @@ impl Blocks {
         let pack = Arc::new(pack);
         let (s, index) = (store.clone(), self.index.clone());
         let entries = pack.entries.clone();
+        let (unindexed, one_per_pack) = (self.unindexed.clone(), self.one_per_pack);
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;
-            let name = format!("index/{id}");
-            s.put_new(&name, table.clone()).await?;
-            s.local.write(&name, &table);
-            let mut index = write(&index);
-            index.add(&id, &entries);
-            index.mark_seen(format!("index/{id}"));
-            Ok(())
+            write(&index).add(&id, &entries);
+            let ready = {
+                let mut waiting = lock(&unindexed);
+                waiting.push((id, table));
+                if one_per_pack || waiting.len() >= index::PACKS_PER_OBJECT {
+                    std::mem::take(&mut *waiting)
+                } else {
+                    Vec::new()
+                }
+            };
+            store_index(&s, &index, &unindexed, ready).await
         });
         let oldest = {
             let mut uploads = lock(&self.uploads);
@@ -211,6 +227,13 @@ impl Blocks {
                 .and_then(|r| r)
             {
                 first_error.get_or_insert(e);
+            }
+        }
+        if first_error.is_none() {
+            let ready = std::mem::take(&mut *lock(&self.unindexed));
+            let stored = store_index(store, &self.index, &self.unindexed, ready);
+            if let Err(e) = rt.block_on(stored) {
+                first_error = Some(e);
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -314,7 +337,7 @@ impl Blocks {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let record = packs::deletion_record(pairs);
+        let record = crate::packs::deletion_record(pairs);
         let name = format!(
             "deleted/{nanos:024}-{}-{}",
             std::process::id(),
@@ -327,6 +350,11 @@ impl Blocks {
         index.records.insert(name.clone(), named);
         index.mark_seen(name);
         Ok(())
+    }
+
+    /// The index itself, for code that takes its lock in turns.
+    pub fn index(&self) -> &RwLock<Index> {
+        &self.index
     }
 
     pub fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -364,6 +392,24 @@ impl Blocks {
             .sum();
         (index.blocks.len() as u64, bytes)
     }
+}
+
+/// Stores the index object of packs that are stored (`ready`); on failure they wait again in
+/// `unindexed`, for the next flush.
+async fn store_index(
+    store: &Store,
+    index: &RwLock<Index>,
+    unindexed: &Mutex<Tables>,
+    ready: Tables,
+) -> Result<()> {
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let stored = index::store_object(store, index, &ready).await;
+    if stored.is_err() {
+        lock(unindexed).extend(ready);
+    }
+    stored
 }
 
 /// The bytes read for `key` at `loc`, or `Corrupt` when their length is not the indexed one.

@@ -35,6 +35,7 @@ mod admin;
 mod blocks;
 pub mod config;
 mod format;
+mod index;
 mod local;
 mod lock;
 mod packs;
@@ -123,10 +124,12 @@ impl Probe {
                 if_none_match: false,
                 if_match: false,
                 probed: false,
+                at: None,
+                recalled: false,
             }));
         } else {
             let store = store.clone();
-            running = Some(rt.spawn(async move { probe::probe(&store).await }));
+            running = Some(rt.spawn(async move { probe::probe_or_recall(&store).await }));
         }
         Probe {
             running: std::sync::Mutex::new(running),
@@ -187,12 +190,16 @@ impl S3Backend {
             rt.block_on(store.put(FORMAT_OBJECT, format::body(max_block_size, true)))?;
             store.tag_log = true;
         }
+        let one_per_pack = store.tag_log;
         Ok(S3Backend {
             store,
             rt,
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            // An archive that keeps tags as records lives on a store without conditional
+            // writes, where repacks run without a lock: an index object per pack.
             blocks: Arc::new(blocks::Blocks::new(
                 opts.spill_limit.unwrap_or(spill::DEFAULT_LIMIT),
+                one_per_pack,
             )),
             max_block_size,
             read_only: opts.read_only,

@@ -64,20 +64,26 @@ impl LocalCopies {
 
     /// Keeps a copy of `name` (written whole, then renamed into place).
     pub fn write(&self, name: &str, data: &[u8]) {
-        let Some(path) = self.file(name) else {
-            return;
-        };
-        let Some(dir) = path.parent() else {
-            return;
-        };
-        if std::fs::create_dir_all(dir).is_err() {
-            return;
+        if let Some(path) = self.file(name) {
+            write_whole(&path, data);
         }
-        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
-            if std::io::Write::write_all(&mut tmp, data).is_ok() {
-                let _ = tmp.persist(&path);
-            }
+    }
+
+    /// A small record this process keeps for the archive (`name`: one file name, no '/').
+    pub fn recall(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.record(name)?).ok()
+    }
+
+    /// Keeps a small record for the archive (written whole, then renamed into place).
+    pub fn keep(&self, name: &str, data: &[u8]) {
+        if let Some(path) = self.record(name) {
+            write_whole(&path, data);
         }
+    }
+
+    fn record(&self, name: &str) -> Option<PathBuf> {
+        let plain = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+        plain.then(|| self.dir.as_ref().map(|d| d.join(name)))?
     }
 
     /// Deletes the copies in `dir` (`index` or `deleted`) whose object is not in `listed`.
@@ -105,6 +111,22 @@ impl LocalCopies {
             if old {
                 let _ = std::fs::remove_file(e.path());
             }
+        }
+    }
+}
+
+/// Writes `data` to `path` whole (a temporary file renamed into place), making its directory;
+/// a failure only costs a request later.
+fn write_whole(path: &std::path::Path, data: &[u8]) {
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+        if std::io::Write::write_all(&mut tmp, data).is_ok() {
+            let _ = tmp.persist(path);
         }
     }
 }

@@ -1,17 +1,15 @@
-//! Packs: many blocks per object, and the index of where each block lies (LAYOUT.md, "Packs").
+//! Packs: many blocks per object (LAYOUT.md, "Packs").
 //!
 //! One object per block would cost a request (and on paid stores a fee) for every chunk, and
 //! a million small files are a million chunks. So blocks are gathered into packs of about
 //! 16 MiB, each written once under a name derived from its bytes. A pack ends with its own
-//! table of contents, so the pack alone is enough to rebuild its index; the same table is also
-//! written as the small object `index/<id>`, which is what a process reads at start. Removals
-//! are records `deleted/<ns>-<pid>-<n>` naming (key, pack) pairs, so that they apply whatever
-//! order records are read in, and a block stored again after its removal (in a newer pack)
-//! stays.
+//! table of contents, so the pack alone is enough to rebuild the index that says where its
+//! blocks lie (`index`). Removals are records `deleted/<ns>-<pid>-<hash>` naming (key, pack)
+//! pairs, so that they apply whatever order records are read in, and a block stored again
+//! after its removal (in a newer pack) stays.
 
-use crate::store::Store;
 use protocol::{Error, ErrorCode, Key, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// A pack is written out once it holds this many bytes...
 pub(crate) const PACK_BYTES: usize = 16 << 20;
@@ -109,7 +107,7 @@ impl Builder {
     }
 }
 
-fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
+pub(crate) fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
     let mut t = Vec::with_capacity(8 + entries.len() * ENTRY);
     t.extend_from_slice(INDEX_MAGIC);
     for (k, off, len) in entries {
@@ -120,20 +118,17 @@ fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
     t
 }
 
-fn corrupt(store: &Store, what: &str, why: &str) -> Error {
-    Error::backend(
-        ErrorCode::Corrupt,
-        format!("{}: {what} {why}", store.archive),
-    )
+pub(crate) fn corrupt(archive: &str, what: &str, why: &str) -> Error {
+    Error::backend(ErrorCode::Corrupt, format!("{archive}: {what} {why}"))
 }
 
 /// The entries of a table (an index object, or a pack's footer).
-fn parse_table(store: &Store, what: &str, t: &[u8]) -> Result<Entries> {
+pub(crate) fn parse_table(archive: &str, what: &str, t: &[u8]) -> Result<Entries> {
     let body = t
         .strip_prefix(INDEX_MAGIC)
-        .ok_or_else(|| corrupt(store, what, "does not start with the index magic"))?;
+        .ok_or_else(|| corrupt(archive, what, "does not start with the index magic"))?;
     if body.len() % ENTRY != 0 {
-        return Err(corrupt(store, what, "has a torn entry"));
+        return Err(corrupt(archive, what, "has a torn entry"));
     }
     Ok(body
         .chunks_exact(ENTRY)
@@ -149,204 +144,6 @@ fn parse_table(store: &Store, what: &str, t: &[u8]) -> Result<Entries> {
 
 /// A table's entries: key, offset, length.
 pub(crate) type Entries = Vec<(Key, u64, u32)>;
-/// Index objects read: pack id and its entries.
-pub(crate) type NewPacks = Vec<(String, Entries)>;
-/// What a refresh found: new index objects, new deletion records, and packs whose index
-/// object is gone (repacked) since it was read.
-pub(crate) struct Found {
-    pub packs: NewPacks,
-    pub dels: NewDeletions,
-    pub vanished: Vec<String>,
-}
-/// Deletion records read: object name and its (key, pack) pairs.
-pub(crate) type NewDeletions = Vec<(String, Vec<(Key, String)>)>;
-
-/// Which blocks are where, as far as this process has read the store.
-#[derive(Default)]
-pub(crate) struct Index {
-    pub blocks: BTreeMap<Key, Vec<Loc>>,
-    /// The whole table of every pack read (removed blocks included): what a repack weighs.
-    pub packs: BTreeMap<String, Entries>,
-    /// Each deletion record read, and the packs it names (a repack deletes records whose
-    /// packs are all gone).
-    pub records: BTreeMap<String, HashSet<String>>,
-    /// Index and deletion objects already applied.
-    seen: HashSet<String>,
-    /// Removed (key, pack) pairs: applied to index objects read later too.
-    deleted: HashSet<(Key, String)>,
-}
-
-impl Index {
-    pub fn add(&mut self, pack: &str, entries: &[(Key, u64, u32)]) {
-        self.packs.insert(pack.to_string(), entries.to_vec());
-        for &(key, offset, len) in entries {
-            if self.deleted.contains(&(key, pack.to_string())) {
-                continue;
-            }
-            let locs = self.blocks.entry(key).or_default();
-            if !locs.iter().any(|l| l.pack == pack) {
-                locs.push(Loc {
-                    pack: pack.to_string(),
-                    offset,
-                    len,
-                });
-            }
-        }
-    }
-
-    pub fn delete(&mut self, pairs: &[(Key, String)]) {
-        for (key, pack) in pairs {
-            if let Some(locs) = self.blocks.get_mut(key) {
-                locs.retain(|l| &l.pack != pack);
-                if locs.is_empty() {
-                    self.blocks.remove(key);
-                }
-            }
-            self.deleted.insert((*key, pack.clone()));
-        }
-    }
-
-    /// Whether a removal record named this copy.
-    pub fn is_deleted(&self, key: &Key, pack: &str) -> bool {
-        self.deleted.contains(&(*key, pack.to_string()))
-    }
-
-    /// Forgets a pack that is gone from the store (repacked): its blocks' other copies stay.
-    pub fn forget_pack(&mut self, pack: &str) {
-        let Some(entries) = self.packs.remove(pack) else {
-            return;
-        };
-        for (key, _, _) in entries {
-            if let Some(locs) = self.blocks.get_mut(&key) {
-                locs.retain(|l| l.pack != pack);
-                if locs.is_empty() {
-                    self.blocks.remove(&key);
-                }
-            }
-        }
-        self.seen.remove(&format!("index/{pack}"));
-    }
-
-    /// The copy of `key` that counts: the one in the pack with the smallest id. Every process
-    /// and every repack picks the same one from the same copies, so a repack that drops the
-    /// other copies keeps exactly this one.
-    pub fn canonical(&self, key: &Key) -> Option<&Loc> {
-        self.blocks
-            .get(key)?
-            .iter()
-            .min_by(|a, b| a.pack.cmp(&b.pack))
-    }
-
-    pub fn mark_seen(&mut self, object: String) {
-        self.seen.insert(object);
-    }
-
-    pub fn seen(&self) -> &HashSet<String> {
-        &self.seen
-    }
-}
-
-/// Reads the index and deletion objects this process has not applied yet. Returns the new
-/// (pack, entries) and deletion pairs; the caller applies them under its lock.
-pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Found> {
-    let (listed, deleted) =
-        futures::try_join!(store.list_all("index/"), store.list_all("deleted/"))?;
-    let now: HashSet<&str> = listed.iter().map(String::as_str).collect();
-    let vanished = seen
-        .iter()
-        .filter_map(|o| o.strip_prefix("index/"))
-        .filter(|id| !now.contains(id))
-        .map(str::to_string)
-        .collect();
-    let fresh = |names: Vec<String>, dir: &str| -> Vec<String> {
-        names
-            .into_iter()
-            .map(|n| format!("{dir}{n}"))
-            .filter(|n| !seen.contains(n))
-            .collect()
-    };
-    store.local.prune("index", &now);
-    let indexes = fresh(listed, "index/");
-    store
-        .local
-        .prune("deleted", &deleted.iter().map(String::as_str).collect());
-    let deletions = fresh(deleted, "deleted/");
-    // Owned names and store handles: these futures run inside spawned tasks, which must not
-    // borrow from an iterator.
-    let reads = indexes.into_iter().map(|o| {
-        let store = store.clone();
-        async move {
-            let pack = o.trim_start_matches("index/").to_string();
-            if let Some(t) = store.local.read(&o) {
-                if let Ok(table) = parse_table(&store, &o, &t) {
-                    return Ok(Some((pack, table)));
-                }
-            }
-            // Gone since the listing: a repack deleted its pack too.
-            let Some(t) = store.get(&o).await? else {
-                return Ok(None);
-            };
-            let table = parse_table(&store, &o, &t)?;
-            store.local.write(&o, &t);
-            Ok::<_, Error>(Some((pack, table)))
-        }
-    });
-    let packs = crate::store::at_most(reads)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    let reads = deletions.into_iter().map(|o| {
-        let store = store.clone();
-        async move {
-            let t = match store.local.read(&o).filter(|t| t.len() % 96 == 0) {
-                Some(t) => t,
-                None => {
-                    let t = store.get(&o).await?.unwrap_or_default();
-                    if t.len() % 96 == 0 && !t.is_empty() {
-                        store.local.write(&o, &t);
-                    }
-                    t
-                }
-            };
-            if t.len() % 96 != 0 {
-                return Err(corrupt(&store, &o, "has a torn entry"));
-            }
-            let pairs = t
-                .chunks_exact(96)
-                .map(|e| {
-                    let mut k = [0u8; 32];
-                    k.copy_from_slice(&e[..32]);
-                    (Key(k), String::from_utf8_lossy(&e[32..]).into_owned())
-                })
-                .collect();
-            Ok((o, pairs))
-        }
-    });
-    let dels = crate::store::at_most(reads).await?;
-    Ok(Found {
-        packs,
-        dels,
-        vanished,
-    })
-}
-
-/// Applies what [`read_new`] found.
-pub(crate) fn apply(index: &mut Index, found: Found) {
-    for pack in found.vanished {
-        index.forget_pack(&pack);
-    }
-    for (object, pairs) in found.dels {
-        index.delete(&pairs);
-        let packs = pairs.iter().map(|(_, p)| p.clone()).collect();
-        index.records.insert(object.clone(), packs);
-        index.mark_seen(object);
-    }
-    for (pack, entries) in found.packs {
-        index.add(&pack, &entries);
-        index.mark_seen(format!("index/{pack}"));
-    }
-}
 
 /// The bytes of a deletion record for these pairs: key (32 bytes) then pack id (64 hex).
 pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {
@@ -356,47 +153,6 @@ pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {
         out.extend_from_slice(p.as_bytes());
     }
     out
-}
-
-/// Writes `index/<id>` again for every pack that lacks one (a writer died between the pack and
-/// its index, or the index object was lost), from the table at the pack's end. Returns the
-/// packs reindexed.
-pub(crate) async fn reindex(store: &Store) -> Result<Vec<String>> {
-    let indexed: HashSet<String> = store.list_all("index/").await?.into_iter().collect();
-    let mut rebuilt = Vec::new();
-    for id in store.list_all("packs/").await? {
-        if indexed.contains(&id) {
-            continue;
-        }
-        let path = format!("packs/{id}");
-        let size = store
-            .head(&path)
-            .await?
-            .ok_or_else(|| corrupt(store, &path, "vanished while being reindexed"))?;
-        let too_short = || corrupt(store, &path, "is too short to end with a table");
-        let tail_at = size.checked_sub(8).ok_or_else(too_short)?;
-        let tail = store
-            .get_range(&path, tail_at, 8)
-            .await?
-            .unwrap_or_default();
-        let len = u64::from_le_bytes(tail.as_slice().try_into().map_err(|_| too_short())?);
-        let table_at = tail_at.checked_sub(len).ok_or_else(too_short)?;
-        let table = store
-            .get_range(&path, table_at, len)
-            .await?
-            .unwrap_or_default();
-        let entries = parse_table(store, &path, &table)?;
-        if entries.iter().any(|e| e.1 + u64::from(e.2) > table_at) {
-            return Err(corrupt(
-                store,
-                &path,
-                "has a table pointing past its blocks",
-            ));
-        }
-        store.put_new(&format!("index/{id}"), table).await?;
-        rebuilt.push(id);
-    }
-    Ok(rebuilt)
 }
 
 #[cfg(test)]

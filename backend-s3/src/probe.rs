@@ -8,8 +8,15 @@
 //! every start: it creates a scratch object twice and expects the second to be refused, then
 //! replaces it with a stale ETag and expects a refusal, then with the right one and expects
 //! success (a new ETag, or the bytes read back, shows it took effect). The findings are
-//! reported by the admin command `info`. Five small requests in four round trips per start,
-//! run beside the format object's read, is the price of never trusting a store on its word.
+//! reported by the admin command `info`. Five small requests in four round trips, run beside the
+//! format object's read, is the price of never trusting a store on its word.
+//!
+//! A store that honoured both is probed again by this machine once a day, not at every start:
+//! the finding is kept beside the local copies of index objects (`local`), and an unchanged
+//! re-snapshot made 36 requests, five of them the probe's. A store found to ignore either is
+//! probed at every start, so that a store fixed since is seen at once, and so is every
+//! read-only start's lack of a probe. A store that starts ignoring conditions within the day
+//! is the risk taken; `info` says when the finding it reports was made.
 
 use crate::store::Store;
 use protocol::Result;
@@ -24,6 +31,19 @@ pub struct Conditional {
     pub if_match: bool,
     /// Whether the probe ran (a read-only backend writes nothing, so it does not probe).
     pub probed: bool,
+    /// When the probe whose finding this is ran (seconds since 1970), if it ran.
+    pub at: Option<u64>,
+    /// The finding was this machine's record of an earlier probe, less than a day old.
+    pub recalled: bool,
+}
+
+/// How long this machine trusts a probe that found both conditions honoured.
+const TRUSTED_FOR: u64 = 24 * 3600;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Conditional {
@@ -38,16 +58,60 @@ impl Conditional {
             return "not probed (read-only: the probe writes a scratch object)".into();
         }
         let yes = |b: bool| if b { "honoured" } else { "IGNORED" };
+        let when = match (self.recalled, self.at) {
+            (true, Some(at)) => format!(
+                " (found by this machine {} s ago; probed again once a day)",
+                now().saturating_sub(at)
+            ),
+            _ => " (probed at this start)".into(),
+        };
         format!(
-            "If-None-Match: * {}, If-Match: ETAG {}",
+            "If-None-Match: * {}, If-Match: ETAG {}{when}",
             yes(self.if_none_match),
             yes(self.if_match)
         )
     }
 }
 
+/// This machine's finding when it is less than a day old and found both conditions
+/// honoured; else the probe's, kept for next time when it found them so.
+pub(crate) async fn probe_or_recall(store: &Store) -> Result<Conditional> {
+    let kept = store
+        .local
+        .recall("probe.json")
+        .and_then(|b| serde_json::from_slice::<Kept>(&b).ok());
+    if let Some(k) = kept.filter(|k| k.exact && now().saturating_sub(k.at) < TRUSTED_FOR) {
+        return Ok(Conditional {
+            if_none_match: true,
+            if_match: true,
+            probed: true,
+            at: Some(k.at),
+            recalled: true,
+        });
+    }
+    let found = probe(store).await?;
+    if found.exact() {
+        let kept = Kept {
+            exact: true,
+            at: found.at.unwrap_or_else(now),
+        };
+        if let Ok(b) = serde_json::to_vec(&kept) {
+            store.local.keep("probe.json", &b);
+        }
+    }
+    Ok(found)
+}
+
+/// What this machine keeps of a probe.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    exact: bool,
+    at: u64,
+}
+
 /// Runs the probe with a scratch object under `probe/`, deleted afterwards.
 pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
+    let at = now();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -91,5 +155,7 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
         if_none_match,
         if_match,
         probed: true,
+        at: Some(at),
+        recalled: false,
     })
 }

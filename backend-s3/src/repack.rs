@@ -30,8 +30,9 @@
 //! the index while the packs were deleted may still need them).
 
 use crate::blocks::Blocks;
+use crate::index::{self, Index};
 use crate::lock::Lock;
-use crate::packs::{Builder, Entries, Index};
+use crate::packs::{Builder, Entries};
 use crate::store::Store;
 use protocol::{Error, ErrorCode, Key, Result};
 use std::collections::HashSet;
@@ -50,6 +51,8 @@ pub(crate) struct Outcome {
     pub bytes_written: u64,
     /// Removal records deleted (every pack they named was gone).
     pub records_deleted: usize,
+    /// Index objects replaced (covering a pack that went, or merged).
+    pub index_objects_replaced: usize,
     /// Why nothing was done: another repack holds the lock.
     pub skipped: Option<String>,
 }
@@ -58,11 +61,32 @@ pub(crate) struct Outcome {
 struct Plan {
     moves: Vec<(String, Entries)>,
     stale_records: Vec<String>,
+    /// Index objects to replace: those covering a pack that goes (or all, to merge them).
+    replace: Vec<String>,
 }
+
+/// Index objects beyond which a repack (holding the lock) merges them all into few: each is
+/// a GET for a process that starts without local copies.
+const MERGE_OBJECTS: usize = 32;
 
 fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) -> Plan {
     let mut moves = Vec::new();
+    // Only packs that an index object covers: this process's own packs still waiting for
+    // theirs are left alone. Without the lock, only packs whose every index object covers
+    // that pack alone: a replacement for an object covering others could race another
+    // repack's (each keeping a pack the other deletes).
+    let covered = index.covered();
+    let alone: HashSet<&str> = index
+        .objects
+        .values()
+        .filter(|c| c.len() > 1)
+        .flatten()
+        .map(String::as_str)
+        .collect();
     for (pack, entries) in &index.packs {
+        if !covered.contains(pack.as_str()) || (!exact && alone.contains(pack.as_str())) {
+            continue;
+        }
         let live: Entries = entries
             .iter()
             .filter(|(k, _, _)| {
@@ -88,9 +112,16 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
         .filter(|(_, packs)| packs.iter().all(|p| !stored.contains(p)))
         .map(|(r, _)| r.clone())
         .collect();
+    let going: HashSet<&str> = moves.iter().map(|(p, _)| p.as_str()).collect();
+    let replace = if exact && index.objects.len() > MERGE_OBJECTS {
+        index.objects.keys().cloned().collect()
+    } else {
+        index::objects_covering(index, &going)
+    };
     Plan {
         moves,
         stale_records,
+        replace,
     }
 }
 
@@ -184,6 +215,7 @@ async fn run(
     // removals that raced the copy.
     let mut from: Vec<(Key, String)> = Vec::new();
     let mut moved: Vec<(Key, String, String)> = Vec::new();
+    let mut tables = Vec::new();
     for (pack, live) in &plan.moves {
         let path = format!("packs/{pack}");
         if live.is_empty() {
@@ -202,18 +234,35 @@ async fn run(
             open.add(key, block);
             from.push((key, pack.clone()));
             if open.full() {
-                let id = write(store, blocks, std::mem::take(&mut open), &mut out).await?;
+                let id = write(
+                    store,
+                    blocks,
+                    std::mem::take(&mut open),
+                    &mut out,
+                    &mut tables,
+                )
+                .await?;
                 moved.extend(from.drain(..).map(|(k, f)| (k, f, id.clone())));
             }
         }
     }
     if !open.entries.is_empty() {
-        let id = write(store, blocks, open, &mut out).await?;
+        let id = write(store, blocks, open, &mut out, &mut tables).await?;
         moved.extend(from.drain(..).map(|(k, f)| (k, f, id.clone())));
     }
+    replace_objects(store, blocks, &plan, tables, exact, &mut out).await?;
     remove_raced(store, blocks, &moved).await?;
     if let Some(l) = lock.as_deref_mut() {
         l.renew().await?;
+    }
+    for (i, object) in plan.replace.iter().enumerate() {
+        if i % 64 == 63 {
+            if let Some(l) = lock.as_deref_mut() {
+                l.renew().await?;
+            }
+        }
+        store.delete(object).await?;
+        blocks.write_index().forget_object(object);
     }
     for (i, (pack, _)) in plan.moves.iter().enumerate() {
         if i % 64 == 63 {
@@ -221,7 +270,6 @@ async fn run(
                 l.renew().await?;
             }
         }
-        store.delete(&format!("index/{pack}")).await?;
         store.delete(&format!("packs/{pack}")).await?;
         blocks.write_index().forget_pack(pack);
         out.repacked.push(pack.clone());
@@ -234,22 +282,62 @@ async fn run(
     Ok(out)
 }
 
-/// Stores a new pack and its index object, and adds it to this process's index.
+/// Stores a new pack, adds it to this process's index, and keeps its table for the index
+/// object that will cover it.
 async fn write(
     store: &Store,
     blocks: &Blocks,
     mut pack: Builder,
     out: &mut Outcome,
+    tables: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<String> {
     let (id, table) = pack.finish();
     out.bytes_written += pack.data.len() as u64;
     store.put_new(&format!("packs/{id}"), pack.data).await?;
-    store.put_new(&format!("index/{id}"), table).await?;
-    let mut index = blocks.write_index();
-    index.add(&id, &pack.entries);
-    index.mark_seen(format!("index/{id}"));
+    blocks.write_index().add(&id, &pack.entries);
+    tables.push((id.clone(), table));
     out.written.push(id.clone());
     Ok(id)
+}
+
+/// Stores the index objects that replace `plan.replace`, before anything is deleted: the new
+/// packs' tables, and those of every other pack a replaced object covered. Without the lock
+/// (`plan.replace` then only covers packs that go) each new pack gets an object of its own.
+async fn replace_objects(
+    store: &Store,
+    blocks: &Blocks,
+    plan: &Plan,
+    mut tables: Vec<(String, Vec<u8>)>,
+    exact: bool,
+    out: &mut Outcome,
+) -> Result<()> {
+    {
+        let index = blocks.read_index();
+        let going: HashSet<&str> = plan.moves.iter().map(|(p, _)| p.as_str()).collect();
+        let mut kept: Vec<&String> = plan
+            .replace
+            .iter()
+            .filter_map(|o| index.objects.get(o))
+            .flatten()
+            .filter(|p| !going.contains(p.as_str()))
+            .collect();
+        kept.sort();
+        kept.dedup();
+        for pack in kept {
+            if let Some(entries) = index.packs.get(pack) {
+                tables.push((pack.clone(), crate::packs::table(entries)));
+            }
+        }
+    }
+    if plan.replace.is_empty() && plan.moves.is_empty() {
+        return Ok(());
+    }
+    out.index_objects_replaced = plan.replace.len();
+    let per_object = if exact { index::PACKS_PER_OBJECT } else { 1 };
+    for one in tables.chunks(per_object) {
+        index::store_object(store, blocks.index(), one).await?;
+    }
+    Ok(())
 }
 
 /// Blocks a removal record named in their old pack after the repack read the index: removed

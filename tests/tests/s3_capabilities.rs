@@ -151,3 +151,68 @@ fn seaweedfs_errors_for_wrong_credentials_a_missing_bucket_and_a_refused_connect
         assert!(e.is_temporary() || e.kind() == ErrorKind::Unexpected, "{e}");
     });
 }
+
+/// What `ore-admin ARCHIVE info` says of conditional writes, with `o`'s cache.
+fn probe_info(o: &ore_tests::ore::Ore) -> String {
+    let info = std::process::Command::new(ore_tests::bin("ore-admin"))
+        .args([&o.archive, "info"])
+        .env("XDG_CACHE_HOME", &o.cache)
+        .output()
+        .expect("ore-admin runs");
+    let text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.status.success(), "ore-admin info: {text}");
+    text.lines()
+        .find(|l| l.contains("If-None-Match"))
+        .unwrap_or_else(|| panic!("info reports the probe: {text}"))
+        .to_string()
+}
+
+/// Every `probe.json` under `dir` (this machine's record of a probe).
+fn probe_records(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(probe_records(&p));
+        } else if p.file_name().is_some_and(|n| n == "probe.json") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_store_found_to_honour_conditions_is_probed_again_once_a_day_not_at_every_start() {
+    let c = Cluster::start();
+    let o = ore_tests::ore::Ore::new(c.archive("recall", ""));
+    o.run(&["init"]).expect(0, "init");
+    // The next start recalls init's finding: no probe's requests.
+    let said = probe_info(&o);
+    assert!(
+        said.contains("If-None-Match: * honoured, If-Match: ETAG honoured")
+            && said.contains("found by this machine"),
+        "{said}"
+    );
+    // A record more than a day old is not trusted: the store is probed again.
+    let records = probe_records(&o.cache);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        - 2 * 86_400;
+    std::fs::write(
+        &records[0],
+        format!("{{\"exact\":true,\"at\":{two_days_ago}}}"),
+    )
+    .expect("age the record");
+    assert!(probe_info(&o).contains("probed at this start"));
+    assert!(probe_info(&o).contains("found by this machine"));
+    // The switch that acts as if the probe had failed still acts so on a recalled finding.
+    let ignored = ore_tests::ore::Ore::new(c.archive("recall", "--assume-unconditional"));
+    let said = probe_info(&ignored);
+    assert!(
+        said.contains("If-None-Match: * IGNORED, If-Match: ETAG IGNORED"),
+        "{said}"
+    );
+}

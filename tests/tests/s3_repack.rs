@@ -19,8 +19,8 @@ fn files(dir: &Path, seed: u64, n: u64, size: usize) {
     }
 }
 
-/// The bytes the archive's packs take in the store (their listing's sizes).
-fn stored_bytes(c: &Cluster, prefix: &str) -> u64 {
+/// The objects under `dir` (`packs/`, `index/`) of the archive at `prefix`, with their sizes.
+fn objects(c: &Cluster, prefix: &str, dir: &str) -> Vec<(String, u64)> {
     let op = opendal::Operator::new(
         opendal::services::S3::default()
             .bucket(ore_tests::seaweed::BUCKET)
@@ -39,14 +39,20 @@ fn stored_bytes(c: &Cluster, prefix: &str) -> u64 {
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let mut total = 0;
-        for e in op.list("packs/").await.expect("list packs") {
+        let mut out = Vec::new();
+        for e in op.list(dir).await.expect("list") {
             if !e.path().ends_with('/') {
-                total += op.stat(e.path()).await.expect("stat").content_length();
+                let len = op.stat(e.path()).await.expect("stat").content_length();
+                out.push((e.path().to_string(), len));
             }
         }
-        total
+        out
     })
+}
+
+/// The bytes the archive's packs take in the store (their listing's sizes).
+fn stored_bytes(c: &Cluster, prefix: &str) -> u64 {
+    objects(c, prefix, "packs/").iter().map(|(_, n)| n).sum()
 }
 
 /// The number of packs a repack's report says it repacked.
@@ -167,5 +173,83 @@ fn a_gc_and_a_repack_beside_a_running_snapshot_remove_nothing_reachable() {
         .expect(0, "check --read-data");
     let dest = d.path().join("dest");
     o.restore("home", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+}
+
+/// One index object covers the packs of a flush; a repack that deletes some of them replaces
+/// the objects that named them, so that a process with no local copies finds every block
+/// that stayed, and nothing that went.
+#[test]
+fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
+    let c = Cluster::start();
+    let d = scratch();
+    let src = d.path().join("src");
+    let o = Ore::new(c.archive("cover", ""));
+    o.run(&["init"]).expect(0, "init");
+    // 40 MiB of junk beside the kept files: three packs stored by one flush.
+    files(&src.join("keep"), 1_000, 20, 50_000);
+    files(&src.join("junk"), 2_000, 40, 1 << 20);
+    let before = objects(&c, "cover", "index/").len();
+    o.snapshot("home", &src);
+    let packs = objects(&c, "cover", "packs/").len();
+    let indexes = objects(&c, "cover", "index/");
+    eprintln!("{packs} packs, {} index objects", indexes.len());
+    assert!(
+        indexes.len() - before <= 2 && packs >= indexes.len() + 2,
+        "an index object per flush, not per pack: {packs} packs, {indexes:?}"
+    );
+    std::fs::remove_dir_all(src.join("junk")).expect("remove the junk");
+    o.snapshot("home", &src);
+    o.run(&["forget", "home", "--keep-last", "1"])
+        .expect(0, "forget");
+    o.run(&["reflog", "expire", "--older-than", "0s"])
+        .expect(0, "reflog expire");
+    let gc = o.run(&["gc"]).expect(0, "gc");
+    assert!(repacked(&gc.stdout) >= 1, "{}", gc.stdout);
+    let after = objects(&c, "cover", "index/");
+    assert!(
+        indexes.iter().any(|i| !after.contains(i)),
+        "an object that named a repacked pack was replaced: {indexes:?} -> {after:?}"
+    );
+    // A process that starts with no copies of the index: every block that stayed is found,
+    // and reindex finds no pack that no object covers.
+    let mut fresh = Ore::new(o.archive.clone());
+    fresh.passphrase = o.passphrase.clone();
+    fresh
+        .run(&["check", "--read-data"])
+        .expect(0, "check --read-data from a fresh cache");
+    let dest = d.path().join("dest");
+    fresh.restore("home", &dest).expect(0, "restore");
+    assert_same(&src, &dest);
+    let r = admin(&fresh, &["reindex"]).expect(0, "reindex");
+    assert!(r.stdout.contains("reindexed 0 pack(s)"), "{}", r.stdout);
+}
+
+/// Many flushes leave many index objects, each a GET for a process that starts without local
+/// copies; gc's repack merges them once there are more than 32.
+#[test]
+fn gc_merges_many_small_index_objects_into_few() {
+    let c = Cluster::start();
+    let d = scratch();
+    let src = d.path().join("src");
+    let o = Ore::new(c.archive("merge", ""));
+    o.run(&["init"]).expect(0, "init");
+    for round in 0..18 {
+        files(&src.join(format!("r{round}")), 10_000 * round, 2, 1_000);
+        o.snapshot("home", &src);
+    }
+    let before = objects(&c, "merge", "index/").len();
+    assert!(before > 32, "enough index objects to merge: {before}");
+    o.run(&["gc"]).expect(0, "gc");
+    let after = objects(&c, "merge", "index/").len();
+    eprintln!("index objects: {before} before gc, {after} after");
+    assert!(after <= 2, "merged: {before} -> {after}");
+    let mut fresh = Ore::new(o.archive.clone());
+    fresh.passphrase = o.passphrase.clone();
+    fresh
+        .run(&["check", "--read-data"])
+        .expect(0, "check --read-data from a fresh cache");
+    let dest = d.path().join("dest");
+    fresh.restore("home", &dest).expect(0, "restore");
     assert_same(&src, &dest);
 }
