@@ -28,6 +28,11 @@ const UPLOADS: usize = 1;
 /// repacks away), while a read per batch would cost two LISTs for every batch of a snapshot of
 /// new data. A get that misses always reads them: a stale miss there would be wrong.
 const EXISTS_STALENESS: std::time::Duration = std::time::Duration::from_secs(2);
+/// Each such read that finds nothing new doubles the wait before the next, up to this: a
+/// first snapshot of new data alone in its archive asked every 2 s, two LISTs each, so an
+/// hour's snapshot would have made 3,600 LISTs to find nothing. A read that finds another
+/// writer's objects brings the wait back to [`EXISTS_STALENESS`].
+const EXISTS_STALENESS_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Packs' ids and tables.
 type Tables = Vec<(String, Vec<u8>)>;
@@ -44,6 +49,8 @@ pub(crate) struct Blocks {
     uploads: Mutex<VecDeque<Upload>>,
     /// When new index objects were last read.
     refreshed: Mutex<Option<std::time::Instant>>,
+    /// How old that read may be before an exists batch reads them again.
+    exists_wait: Mutex<std::time::Duration>,
     /// Refreshes begun, counted under `refreshing`, which one refresh holds at a time.
     refreshes: std::sync::atomic::AtomicU64,
     refreshing: tokio::sync::Mutex<()>,
@@ -77,6 +84,7 @@ impl Blocks {
             open: Mutex::default(),
             uploads: Mutex::default(),
             refreshed: Mutex::default(),
+            exists_wait: Mutex::new(EXISTS_STALENESS),
             refreshes: Default::default(),
             refreshing: Default::default(),
             readahead: Readahead::default(),
@@ -111,7 +119,7 @@ impl Blocks {
     /// Reads the index and deletion objects other processes wrote since the last refresh.
     pub async fn refresh(&self, store: &Store) -> Result<()> {
         let _one = self.refreshing.lock().await;
-        self.refresh_held(store).await
+        self.refresh_held(store).await.map(|_| ())
     }
 
     /// How many refreshes have begun: what a reader notes before it looks a key up, for
@@ -124,23 +132,25 @@ impl Blocks {
     /// everything stored before the caller missed): the reads of a fresh process, which all
     /// miss at once, share one refresh instead of each listing the store (hundreds of LISTs
     /// were seen at the start of a restore).
-    async fn refresh_after(&self, store: &Store, since: u64) -> Result<()> {
+    async fn refresh_after(&self, store: &Store, since: u64) -> Result<bool> {
         let _one = self.refreshing.lock().await;
         if self.refreshes() > since {
-            return Ok(());
+            return Ok(false);
         }
-        self.refresh_held(store).await
+        self.refresh_held(store).await.map(|n| n > 0)
     }
 
-    async fn refresh_held(&self, store: &Store) -> Result<()> {
+    /// Reads what is new; how many objects were.
+    async fn refresh_held(&self, store: &Store) -> Result<usize> {
         self.refreshes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *lock(&self.refreshed) = Some(std::time::Instant::now());
         let seen = read(&self.index).seen().clone();
         let found = index::read_new(store, &seen).await?;
+        let new = found.objects.len() + found.dels.len() + found.vanished.len();
         let mut index = write(&self.index);
         index::apply(&mut index, found);
-        Ok(())
+        Ok(new)
     }
 
     /// Adds a block to the open pack, and starts writing the pack out when it is full.
@@ -295,11 +305,16 @@ impl Blocks {
     pub async fn exists(&self, store: &Store, keys: &[Key]) -> Result<Vec<bool>> {
         let since = self.refreshes();
         let mut out: Vec<bool> = keys.iter().map(|k| self.known(k)).collect();
-        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < EXISTS_STALENESS);
+        let wait = *lock(&self.exists_wait);
+        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < wait);
         if out.iter().all(|&b| b) || fresh {
             return Ok(out);
         }
-        self.refresh_after(store, since).await?;
+        let found = self.refresh_after(store, since).await?;
+        *lock(&self.exists_wait) = match found {
+            true => EXISTS_STALENESS,
+            false => (wait * 2).min(EXISTS_STALENESS_MAX),
+        };
         for (k, o) in keys.iter().zip(out.iter_mut()) {
             *o = *o || self.known(k);
         }
