@@ -44,6 +44,7 @@ mod repack;
 mod requests;
 pub mod spill;
 mod store;
+mod tag_cache;
 mod tag_history;
 mod tag_log;
 mod tags;

@@ -38,8 +38,8 @@ pub(crate) struct Store {
     /// Tags are kept as records in `tag-log/` (the format object says so), not as objects
     /// moved by compare-and-swap.
     pub(crate) tag_log: bool,
-    /// The tag objects this process last read or wrote, with their ETags (`tags`).
-    pub(crate) tag_cache: std::sync::Arc<crate::tags::Cache>,
+    /// The tag objects this process last read or wrote, with their ETags (`tag_cache`).
+    pub(crate) tag_cache: std::sync::Arc<crate::tag_cache::Cache>,
     /// Copies of immutable index and removal objects on this machine (`local`).
     pub(crate) local: std::sync::Arc<crate::local::LocalCopies>,
 }
@@ -193,11 +193,7 @@ impl Store {
 
     /// The bytes of `path`, or `None` when it does not exist.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.requests.count(Kind::Get);
-        match self.op.read(path).await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e) => self.missing("reading", path, &e).map(|()| None),
-        }
+        self.read(path, self.op.read_with(path)).await
     }
 
     /// `len` bytes of `path` from `offset`, or `None` when the object does not exist.
@@ -210,8 +206,18 @@ impl Store {
         if len == 0 {
             return Ok(self.head(path).await?.map(|_| Vec::new()));
         }
+        self.read(path, self.op.read_with(path).range(offset..offset + len))
+            .await
+    }
+
+    /// What the GET `request` of `path` read, or `None` when the object does not exist.
+    async fn read(
+        &self,
+        path: &str,
+        request: impl std::future::IntoFuture<Output = opendal::Result<opendal::Buffer>>,
+    ) -> Result<Option<Vec<u8>>> {
         self.requests.count(Kind::Get);
-        match self.op.read_with(path).range(offset..offset + len).await {
+        match request.await {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) => self.missing("reading", path, &e).map(|()| None),
         }
