@@ -14,6 +14,10 @@ use std::path::PathBuf;
 /// http://127.0.0.1:8333". The archive is created when the prefix holds no objects.
 /// Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials (profile
 /// AWS_PROFILE or default) or --credentials-file, never from the identifier.
+///
+/// --append-only and --read-only limit only what goes through this program: a host holding
+/// the store's credentials can use them with any S3 client. To limit a backup host, run
+/// backend-s3 as an ssh forced command on another host that holds them.
 #[derive(clap::Parser)]
 #[command(name = "backend-s3", version)]
 struct Args {
