@@ -349,7 +349,7 @@ impl Backend for S3Backend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin::names(),
+            admin_commands: protocol::admin::names(admin::TABLE),
         }
     }
 
@@ -427,7 +427,7 @@ impl Backend for S3Backend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        admin::run(self, command, args)
+        protocol::admin::dispatch(admin::TABLE, self, command, args)
     }
 
     fn pipelines(&self) -> bool {
