@@ -354,27 +354,17 @@ impl Store {
         limit: usize,
         recursive: bool,
     ) -> Result<(Vec<String>, bool)> {
-        self.requests.count(Kind::List);
-        let mut l = self.op.lister_with(dir).recursive(recursive);
-        if let Some(a) = after {
-            l = l.start_after(&format!("{dir}{a}"));
-        }
-        let mut lister = l.await.map_err(|e| self.fail("listing", dir, &e))?;
         let mut out = Vec::new();
-        while let Some(entry) = lister
-            .try_next()
-            .await
-            .map_err(|e| self.fail("listing", dir, &e))?
-        {
-            let Some(name) = object_name(entry.path(), dir) else {
-                continue;
-            };
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(name.to_string());
-        }
-        Ok((out, false))
+        let more = self
+            .walk(dir, after, recursive, |name, _| {
+                if out.len() == limit {
+                    return false;
+                }
+                out.push(name.to_string());
+                true
+            })
+            .await?;
+        Ok((out, more))
     }
 
     /// Every object name below `dir` with the time the store gave it (its LastModified).
@@ -382,14 +372,34 @@ impl Store {
         &self,
         dir: &str,
     ) -> Result<Vec<(String, std::time::SystemTime)>> {
-        self.requests.count(Kind::List);
-        let mut lister = self
-            .op
-            .lister_with(dir)
-            .recursive(true)
-            .await
-            .map_err(|e| self.fail("listing", dir, &e))?;
         let mut out = Vec::new();
+        self.walk(dir, None, true, |name, entry| {
+            let time = entry
+                .metadata()
+                .last_modified()
+                .map_or(std::time::UNIX_EPOCH, Into::into);
+            out.push((name.to_string(), time));
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Lists the objects below `dir` after `after` in one listing, handing each one's name
+    /// (relative to `dir`) and entry to `each` until it says to stop: `true` when it did.
+    async fn walk(
+        &self,
+        dir: &str,
+        after: Option<&str>,
+        recursive: bool,
+        mut each: impl FnMut(&str, &opendal::Entry) -> bool,
+    ) -> Result<bool> {
+        self.requests.count(Kind::List);
+        let mut l = self.op.lister_with(dir).recursive(recursive);
+        if let Some(a) = after {
+            l = l.start_after(&format!("{dir}{a}"));
+        }
+        let mut lister = l.await.map_err(|e| self.fail("listing", dir, &e))?;
         while let Some(entry) = lister
             .try_next()
             .await
@@ -398,13 +408,11 @@ impl Store {
             let Some(name) = object_name(entry.path(), dir) else {
                 continue;
             };
-            let time = entry
-                .metadata()
-                .last_modified()
-                .map_or(std::time::UNIX_EPOCH, Into::into);
-            out.push((name.to_string(), time));
+            if !each(name, &entry) {
+                return Ok(true);
+            }
         }
-        Ok(out)
+        Ok(false)
     }
 
     /// Every object name below `dir`.
