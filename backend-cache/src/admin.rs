@@ -7,76 +7,57 @@
 //! `problems` included, unchanged.
 
 use crate::{CacheBackend, GC_TAG};
-use ore_util::admin::{abouts, find};
-use protocol::backend::{AdminCommand, AdminOutput};
+use protocol::admin::{entry, no_args, Table};
+use protocol::backend::AdminOutput;
 use protocol::{Backend, Error, ErrorCode, Key, Result};
 use serde_json::json;
 use std::sync::atomic::Ordering::SeqCst;
 
-type Spec = ore_util::admin::Spec<CacheBackend, AdminCommand, Result<AdminOutput>>;
-
-/// An entry of the table for a command that takes no arguments.
-const fn own(
-    name: &'static str,
-    help: &'static str,
-    run: fn(&CacheBackend, &[String]) -> Result<AdminOutput>,
-) -> Spec {
-    Spec::new(
-        AdminCommand {
-            name,
-            args: "",
-            help,
-        },
-        run,
-    )
-}
-
 /// The cache's own commands; any other name goes to the inner backend.
-const TABLE: &[Spec] = &[
-    own(
+pub(crate) const TABLE: &Table<CacheBackend> = &[&[
+    entry(
         "help",
+        "",
         "list the admin commands (the cache's and the inner backend's)",
         |c, args| no_args("help", args).and_then(|()| help(c)),
     ),
-    own(
+    entry(
         "info",
+        "",
         "the cache file, the inner archive, and how many keys are cached",
         |c, args| no_args("info", args).and_then(|()| info(c)),
     ),
-    own(
+    entry(
         "stats",
+        "",
         "exists answered from the cache (hits) and asked of the inner backend (misses)",
         |c, args| no_args("stats", args).and_then(|()| stats(c)),
     ),
-    own(
+    entry(
         "clear",
+        "",
         "forget every key (always safe; the next snapshot asks the archive again)",
         |c, args| no_args("clear", args).and_then(|()| clear(c)),
     ),
-    own(
+    entry(
         "rebuild",
+        "",
         "replace the cached keys with a listing of the inner backend",
         |c, args| no_args("rebuild", args).and_then(|()| rebuild(c)),
     ),
-    own(
+    entry(
         "check",
+        "",
         "ask the inner backend about every cached key; forget and report those it lacks",
         |c, args| no_args("check", args).and_then(|()| check(c)),
     ),
-    Spec::new(
-        AdminCommand {
-            name: "inner",
-            args: "COMMAND [ARGS...]",
-            help: "run an admin command of the inner backend (also for names the cache uses)",
-        },
+    entry(
+        "inner",
+        "COMMAND [ARGS...]",
+        "run an admin command of the inner backend (also for names the cache uses)",
         inner,
     ),
-];
-
-/// The names of the cache's own commands.
-pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(&abouts(TABLE))
-}
+]];
 
 const SAFETY: &str = "\
 Safety rule: a cache is only correct if every removal of blocks goes through it. Run `ore gc`
@@ -86,20 +67,9 @@ that finds it changed behind its back starts empty by itself.
 ";
 
 pub fn run(cache: &CacheBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    match find(TABLE, |c| c.name == command) {
+    match protocol::admin::find(TABLE, command) {
         Some(spec) => (spec.run)(cache, args),
         None => cache.inner.admin(command, args),
-    }
-}
-
-fn no_args(command: &str, args: &[String]) -> Result<()> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::backend(
-            ErrorCode::InvalidArgument,
-            format!("`{command}` takes no arguments, got {args:?}"),
-        ))
     }
 }
 
@@ -127,13 +97,13 @@ fn clear(cache: &CacheBackend) -> Result<AdminOutput> {
 }
 
 fn help(cache: &CacheBackend) -> Result<AdminOutput> {
-    let own = protocol::backend::admin_help(&cache.info.server, &abouts(TABLE));
+    let own = protocol::admin::help(&cache.info.server, TABLE);
     let inner_info = cache.inner.info();
     let names: Vec<&str> = inner_info
         .admin_commands
         .iter()
         .map(String::as_str)
-        .filter(|c| find(TABLE, |o| o.name == *c).is_none())
+        .filter(|c| protocol::admin::find(TABLE, c).is_none())
         .collect();
     let text = format!(
         "{}\nEvery other command is passed to the inner backend ({}){}.\n\n{SAFETY}",

@@ -154,7 +154,7 @@ impl CacheBackend {
         db.set_meta("inner", inner_id)?;
         db.set_meta("gc", &gc)?;
         let inner_info = inner.info();
-        let mut admin_commands = admin::names();
+        let mut admin_commands = protocol::admin::names(admin::TABLE);
         for c in &inner_info.admin_commands {
             if !admin_commands.contains(c) {
                 admin_commands.push(c.clone());

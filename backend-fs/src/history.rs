@@ -25,7 +25,7 @@
 //! after it rather than being glued onto it.
 
 use crate::files::{create_dir_all, sorted_names, sync_dir, write_new_synced};
-use protocol::history::{keeps_history, show_value, Entry};
+use protocol::history::{keeps_history, Entry};
 use protocol::key::check_tag_name;
 use protocol::{Error, ErrorCode, Result};
 use std::path::Path;
@@ -244,11 +244,7 @@ pub(crate) fn list(archive: &Path, asked: Option<&str>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for tag in names {
         for (ns, v) in values(archive, &tag)? {
-            out.push(Entry {
-                tag: tag.clone(),
-                value: show_value(&v),
-                time: (ns / 1_000_000_000) as i64,
-            });
+            out.push(Entry::new(tag.clone(), &v, (ns / 1_000_000_000) as i64));
         }
     }
     Ok(out)

@@ -319,7 +319,7 @@ impl Backend for FsBackend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin::names(),
+            admin_commands: protocol::admin::names(admin::TABLE),
         }
     }
 
@@ -513,7 +513,7 @@ impl Backend for FsBackend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        admin::run(self, command, args)
+        protocol::admin::dispatch(admin::TABLE, self, command, args)
     }
 }
 

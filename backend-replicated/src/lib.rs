@@ -236,7 +236,7 @@ fn describe(path: &Path, members: &[Arc<Member>]) -> BackendInfo {
                 .iter()
                 .all(|m| m.info().is_some_and(|i| i.can_remove)),
         can_list: true,
-        admin_commands: admin::names(),
+        admin_commands: protocol::admin::names(admin::TABLE),
     }
 }
 
@@ -400,6 +400,6 @@ impl Backend for ReplicatedBackend {
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
         self.inner.write_copies()?;
-        admin::run(self, command, args)
+        protocol::admin::dispatch(admin::TABLE, self, command, args)
     }
 }

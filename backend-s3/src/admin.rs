@@ -6,107 +6,53 @@
 //! and the dispatch all read it.
 
 use crate::{tag_history, tags, S3Backend, FORMAT};
-use ore_util::admin::{abouts, find};
-use protocol::backend::{admin_help, admin_names, unknown_admin, AdminCommand};
+use protocol::admin::{entry, no_args, records, Records, Table};
 use protocol::{provenance, AdminOutput, Backend, Error, ErrorCode, Key, Result};
 
-type Spec = ore_util::admin::Spec<S3Backend, AdminCommand, Result<AdminOutput>>;
-
-const TABLE: &[Spec] = &[
-    Spec::new(
-        AdminCommand {
-            name: "help",
-            args: "",
-            help: "list the admin commands",
-        },
-        help,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "info",
-            args: "",
-            help:
-                "where the archive lives, its layout, and whether the store honours conditional writes",
-        },
-        info,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "stats",
-            args: "",
-            help: "count blocks and tags (lists the whole archive)",
-        },
-        stats,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "reindex",
-            args: "",
-            help:
-                "write the index object again for every pack that lacks one, from the pack's own table",
-        },
-        reindex,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "packs",
-            args: "",
-            help: "count packs, block copies, duplicate copies and copies of removed blocks (what a repack would give back)",
-        },
-        packs,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "compact",
-            args: "[SHARE]",
-            help: "repack packs whose dead share (removed blocks, duplicate copies) is at least SHARE (never below --repack-threshold); gc runs it",
-        },
-        compact,
-    ),
-    Spec::new(
-        AdminCommand {
-            name: "requests",
-            args: "",
-            help: "the requests this backend process made to the store so far, by kind",
-        },
-        requests,
-    ),
-    Spec::new(protocol::history::READ_COMMAND, tag_history_of),
-    Spec::new(protocol::history::EXPIRE_COMMAND, expire_tag_history),
-    Spec::new(provenance::UNVOUCHED_COMMAND, unvouched),
-    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
-        record_vouching(b, provenance::VOUCH, args)
-    }),
-    Spec::new(provenance::MARK_COMMAND, |b, args| {
-        record_vouching(b, provenance::MARK, args)
-    }),
+pub(crate) const TABLE: &Table<S3Backend> = &[
+    &[
+        entry("help", "", "list the admin commands", |_, _| {
+            Ok(protocol::admin::help("backend-s3", TABLE))
+        }),
+        entry(
+            "info",
+            "",
+            "where the archive lives, its layout, and whether the store honours conditional writes",
+            info,
+        ),
+        entry(
+            "stats",
+            "",
+            "count blocks and tags (lists the whole archive)",
+            stats,
+        ),
+        entry(
+            "reindex",
+            "",
+            "write the index object again for every pack that lacks one, from the pack's own table",
+            reindex,
+        ),
+        entry(
+            "packs",
+            "",
+            "count packs, block copies, duplicate copies and copies of removed blocks (what a repack would give back)",
+            packs,
+        ),
+        entry(
+            "compact",
+            "[SHARE]",
+            "repack packs whose dead share (removed blocks, duplicate copies) is at least SHARE (never below --repack-threshold); gc runs it",
+            compact,
+        ),
+        entry(
+            "requests",
+            "",
+            "the requests this backend process made to the store so far, by kind",
+            requests,
+        ),
+    ],
+    &records::<S3Backend>(),
 ];
-
-/// The names of the admin commands, for the welcome.
-pub(crate) fn names() -> Vec<String> {
-    admin_names(&abouts(TABLE))
-}
-
-pub(crate) fn run(b: &S3Backend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    match find(TABLE, |c| c.name == command) {
-        Some(spec) => (spec.run)(b, args),
-        None => Err(unknown_admin(command, &abouts(TABLE))),
-    }
-}
-
-fn no_args(command: &str, args: &[String]) -> Result<()> {
-    if args.is_empty() {
-        return Ok(());
-    }
-    Err(Error::backend(
-        ErrorCode::Admin,
-        format!("`{command}` takes no arguments, got {}", args.join(" ")),
-    ))
-}
-
-fn help(_: &S3Backend, _: &[String]) -> Result<AdminOutput> {
-    Ok(admin_help("backend-s3", &abouts(TABLE)))
-}
 
 fn info(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     let store = &b.store;
@@ -202,48 +148,49 @@ fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     ))
 }
 
-fn tag_history_of(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
-    let asked = protocol::history::history_arg(args)?;
-    let kept = b.run(tag_history::history(&b.store, asked))?;
-    Ok(protocol::history::output(
-        asked,
-        &tag_history::entries(&kept),
-    ))
-}
+impl Records for S3Backend {
+    fn tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let asked = protocol::history::history_arg(args)?;
+        let kept = self.run(tag_history::history(&self.store, asked))?;
+        Ok(protocol::history::output(
+            asked,
+            &tag_history::entries(&kept),
+        ))
+    }
 
-fn expire_tag_history(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
-    let (cutoff, tag) = protocol::history::expire_args(args)?;
-    b.check_writable("expiring tag history")?;
-    let n = b.run(tags::expire(&b.store, cutoff, tag))?;
-    Ok(protocol::history::expired_output(n))
-}
+    fn expire_tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let (cutoff, tag) = protocol::history::expire_args(args)?;
+        self.check_writable("expiring tag history")?;
+        let n = self.run(tags::expire(&self.store, cutoff, tag))?;
+        Ok(protocol::history::expired_output(n))
+    }
 
-fn unvouched(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
-    let store = &b.store;
-    let (after, limit) = provenance::page_args(args)?;
-    let after = after.map(|k| k.to_hex());
-    let (names, more) = b.run(store.list("unvouched/", after.as_deref(), limit, false))?;
-    let keys: Vec<Key> = names.iter().filter_map(|n| n.parse().ok()).collect();
-    Ok(provenance::page_output(&keys, more))
-}
+    fn unvouched(&self, args: &[String]) -> Result<AdminOutput> {
+        let store = &self.store;
+        let (after, limit) = provenance::page_args(args)?;
+        let after = after.map(|k| k.to_hex());
+        let (names, more) = self.run(store.list("unvouched/", after.as_deref(), limit, false))?;
+        let keys: Vec<Key> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        Ok(provenance::page_output(&keys, more))
+    }
 
-/// `vouch` and `mark`: record that blocks were (or were not) stored by a trusted connection.
-fn record_vouching(b: &S3Backend, kind: &str, args: &[String]) -> Result<AdminOutput> {
-    let store = &b.store;
-    let keys = provenance::key_args(kind, args)?;
-    b.check_writable("recording who stored a block")?;
-    b.run(async {
-        for k in &keys {
-            let p = format!("unvouched/{}", k.to_hex());
-            if kind == provenance::VOUCH {
-                store.delete(&p).await?;
-            } else {
-                store.put(&p, Vec::new()).await?;
+    fn record_vouching(&self, kind: &str, args: &[String]) -> Result<AdminOutput> {
+        let store = &self.store;
+        let keys = provenance::key_args(kind, args)?;
+        self.check_writable("recording who stored a block")?;
+        self.run(async {
+            for k in &keys {
+                let p = format!("unvouched/{}", k.to_hex());
+                if kind == provenance::VOUCH {
+                    store.delete(&p).await?;
+                } else {
+                    store.put(&p, Vec::new()).await?;
+                }
             }
-        }
-        Ok(())
-    })?;
-    Ok(provenance::count_output(kind, keys.len()))
+            Ok(())
+        })?;
+        Ok(provenance::count_output(kind, keys.len()))
+    }
 }
 
 /// `compact [SHARE]`: a repack at the larger of SHARE and the backend's own threshold.

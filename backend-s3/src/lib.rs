@@ -45,6 +45,7 @@ mod repack;
 mod requests;
 pub mod spill;
 mod store;
+mod tag_cache;
 mod tag_history;
 mod tag_log;
 mod tags;
@@ -355,7 +356,7 @@ impl Backend for S3Backend {
             writable: !self.read_only,
             can_remove: !self.read_only,
             can_list: true,
-            admin_commands: admin::names(),
+            admin_commands: protocol::admin::names(admin::TABLE),
         }
     }
 
@@ -433,7 +434,7 @@ impl Backend for S3Backend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        admin::run(self, command, args)
+        protocol::admin::dispatch(admin::TABLE, self, command, args)
     }
 
     fn pipelines(&self) -> bool {

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use backend_s3::config::{resolve, Location};
 use backend_s3::{Endpoint, S3Backend, S3Options};
-use clap::Parser;
+use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive kept in an S3-compatible object store.
@@ -14,7 +14,11 @@ use std::path::PathBuf;
 /// http://127.0.0.1:8333". The archive is created when the prefix holds no objects.
 /// Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials (profile
 /// AWS_PROFILE or default) or --credentials-file, never from the identifier.
-#[derive(Parser)]
+///
+/// --append-only and --read-only limit only what goes through this program: a host holding
+/// the store's credentials can use them with any S3 client. To limit a backup host, run
+/// backend-s3 as an ssh forced command on another host that holds them.
+#[derive(clap::Parser)]
 #[command(name = "backend-s3", version)]
 struct Args {
     /// The archive: s3://BUCKET/PREFIX.
@@ -31,13 +35,8 @@ struct Args {
     /// The profile to use in the credentials file (default: AWS_PROFILE, else default).
     #[arg(long)]
     profile: Option<String>,
-    /// Serve reads only; refuse puts, removals and tag changes.
-    #[arg(long)]
-    read_only: bool,
-    /// Accept puts and tag moves only: refuse removals, tag removals and admin commands that
-    /// change anything.
-    #[arg(long)]
-    append_only: bool,
+    #[command(flatten)]
+    access: AccessFlags,
     /// Largest block accepted, in bytes (kept in the archive's format object when creating).
     #[arg(long, value_name = "BYTES")]
     max_block_size: Option<u32>,
@@ -58,11 +57,7 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    ore_util::flags::main(run)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -93,12 +88,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
         S3Options {
             max_block_size: args.max_block_size,
-            read_only: args.read_only,
+            read_only: args.access.read_only,
             assume_unconditional: args.assume_unconditional,
             repack_threshold: Some(args.repack_threshold),
             spill_limit: Some(args.spill.as_u64()),
         },
     )?;
-    protocol::serve::serve_stdio_flags(backend, args.append_only, args.read_only)?;
+    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
     Ok(())
 }

@@ -38,8 +38,8 @@ pub(crate) struct Store {
     /// Tags are kept as records in `tag-log/` (the format object says so), not as objects
     /// moved by compare-and-swap.
     pub(crate) tag_log: bool,
-    /// The tag objects this process last read or wrote, with their ETags (`tags`).
-    pub(crate) tag_cache: std::sync::Arc<crate::tags::Cache>,
+    /// The tag objects this process last read or wrote, with their ETags (`tag_cache`).
+    pub(crate) tag_cache: std::sync::Arc<crate::tag_cache::Cache>,
     /// Copies of immutable index and removal objects on this machine (`local`).
     pub(crate) local: std::sync::Arc<crate::local::LocalCopies>,
 }
@@ -193,11 +193,7 @@ impl Store {
 
     /// The bytes of `path`, or `None` when it does not exist.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.requests.count(Kind::Get);
-        match self.op.read(path).await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e) => self.missing("reading", path, &e).map(|()| None),
-        }
+        self.read(path, self.op.read_with(path)).await
     }
 
     /// `len` bytes of `path` from `offset`, or `None` when the object does not exist.
@@ -210,8 +206,18 @@ impl Store {
         if len == 0 {
             return Ok(self.head(path).await?.map(|_| Vec::new()));
         }
+        self.read(path, self.op.read_with(path).range(offset..offset + len))
+            .await
+    }
+
+    /// What the GET `request` of `path` read, or `None` when the object does not exist.
+    async fn read(
+        &self,
+        path: &str,
+        request: impl std::future::IntoFuture<Output = opendal::Result<opendal::Buffer>>,
+    ) -> Result<Option<Vec<u8>>> {
         self.requests.count(Kind::Get);
-        match self.op.read_with(path).range(offset..offset + len).await {
+        match request.await {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) => self.missing("reading", path, &e).map(|()| None),
         }
@@ -348,27 +354,17 @@ impl Store {
         limit: usize,
         recursive: bool,
     ) -> Result<(Vec<String>, bool)> {
-        self.requests.count(Kind::List);
-        let mut l = self.op.lister_with(dir).recursive(recursive);
-        if let Some(a) = after {
-            l = l.start_after(&format!("{dir}{a}"));
-        }
-        let mut lister = l.await.map_err(|e| self.fail("listing", dir, &e))?;
         let mut out = Vec::new();
-        while let Some(entry) = lister
-            .try_next()
-            .await
-            .map_err(|e| self.fail("listing", dir, &e))?
-        {
-            let Some(name) = object_name(entry.path(), dir) else {
-                continue;
-            };
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(name.to_string());
-        }
-        Ok((out, false))
+        let more = self
+            .walk(dir, after, recursive, |name, _| {
+                if out.len() == limit {
+                    return false;
+                }
+                out.push(name.to_string());
+                true
+            })
+            .await?;
+        Ok((out, more))
     }
 
     /// Every object name below `dir` with the time the store gave it (its LastModified).
@@ -376,14 +372,34 @@ impl Store {
         &self,
         dir: &str,
     ) -> Result<Vec<(String, std::time::SystemTime)>> {
-        self.requests.count(Kind::List);
-        let mut lister = self
-            .op
-            .lister_with(dir)
-            .recursive(true)
-            .await
-            .map_err(|e| self.fail("listing", dir, &e))?;
         let mut out = Vec::new();
+        self.walk(dir, None, true, |name, entry| {
+            let time = entry
+                .metadata()
+                .last_modified()
+                .map_or(std::time::UNIX_EPOCH, Into::into);
+            out.push((name.to_string(), time));
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Lists the objects below `dir` after `after` in one listing, handing each one's name
+    /// (relative to `dir`) and entry to `each` until it says to stop: `true` when it did.
+    async fn walk(
+        &self,
+        dir: &str,
+        after: Option<&str>,
+        recursive: bool,
+        mut each: impl FnMut(&str, &opendal::Entry) -> bool,
+    ) -> Result<bool> {
+        self.requests.count(Kind::List);
+        let mut l = self.op.lister_with(dir).recursive(recursive);
+        if let Some(a) = after {
+            l = l.start_after(&format!("{dir}{a}"));
+        }
+        let mut lister = l.await.map_err(|e| self.fail("listing", dir, &e))?;
         while let Some(entry) = lister
             .try_next()
             .await
@@ -392,13 +408,11 @@ impl Store {
             let Some(name) = object_name(entry.path(), dir) else {
                 continue;
             };
-            let time = entry
-                .metadata()
-                .last_modified()
-                .map_or(std::time::UNIX_EPOCH, Into::into);
-            out.push((name.to_string(), time));
+            if !each(name, &entry) {
+                return Ok(true);
+            }
         }
-        Ok(out)
+        Ok(false)
     }
 
     /// Every object name below `dir`.

@@ -6,7 +6,7 @@
 //! so it lives apart from either. Also the compare-and-swap limit they share.
 
 use crate::store::Store;
-use protocol::history::{keeps_history, show_value, Entry};
+use protocol::history::{keeps_history, Entry};
 use protocol::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 
@@ -117,10 +117,9 @@ pub(crate) async fn history(store: &Store, name: Option<&str>) -> Result<Vec<Kep
 /// The `tag-history` entries for kept values.
 pub(crate) fn entries(kept: &[Kept]) -> Vec<Entry> {
     kept.iter()
-        .map(|k| Entry {
-            tag: k.tag.clone(),
-            value: show_value(&k.value),
-            time: i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX),
+        .map(|k| {
+            let secs = i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX);
+            Entry::new(k.tag.clone(), &k.value, secs)
         })
         .collect()
 }

@@ -11,7 +11,7 @@
 //!
 //! Requests: a read is a HEAD (for the ETag) and a GET that must match it, because OpenDAL
 //! does not hand back a GET's headers. So each process keeps the last value and ETag it read or
-//! wrote for each tag ([`Cache`]): a read of a tag it knows is one GET with `If-None-Match`,
+//! wrote for each tag (`tag_cache`): a read of a tag it knows is one GET with `If-None-Match`,
 //! answered 304 while nothing changed, and a move from the value it knows is one conditional
 //! PUT with that ETag, which the store refuses if anyone moved the tag since (then it reads
 //! afresh and compares as before). The cache only saves requests; every decision still rests
@@ -25,31 +25,7 @@
 
 use crate::store::Store;
 use crate::tag_history::{contended, history, record, ROUNDS};
-use ore_util::sync::lock;
 use protocol::{CasOutcome, Error, ErrorCode, Result};
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-/// A tag's value (`None`: removed) as this process last saw it, and its object's ETag.
-type Seen = (Option<Vec<u8>>, String);
-
-/// The last value and ETag this process saw for each tag object.
-#[derive(Default)]
-pub(crate) struct Cache(Mutex<HashMap<String, Seen>>);
-
-impl Cache {
-    fn get(&self, name: &str) -> Option<Seen> {
-        lock(&self.0).get(name).cloned()
-    }
-
-    fn note(&self, name: &str, value: Option<Vec<u8>>, etag: Option<String>) {
-        let mut m = lock(&self.0);
-        match etag {
-            Some(e) => m.insert(name.to_string(), (value, e)),
-            None => m.remove(name),
-        };
-    }
-}
 
 const SET: u8 = b's';
 const REMOVED: u8 = b'r';

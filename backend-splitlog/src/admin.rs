@@ -9,98 +9,77 @@ use crate::logs::{list_logs, log_path};
 use crate::record::RecordType;
 use crate::scan::{Item, Scanner};
 use crate::{SplitlogBackend, State};
-use ore_util::admin::{abouts, find};
-use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
+use protocol::admin::{entry, no_args, records, Records, Table};
+use protocol::backend::AdminOutput;
 use protocol::history;
 use protocol::provenance;
 use protocol::{Backend, Error, ErrorCode, Result};
 use serde_json::json;
 use std::collections::HashSet;
 
-type Spec = ore_util::admin::Spec<SplitlogBackend, AdminCommand, Result<AdminOutput>>;
-
-/// An entry of the table for a command of splitlog's own.
-const fn own(
-    name: &'static str,
-    args: &'static str,
-    help: &'static str,
-    run: fn(&SplitlogBackend, &[String]) -> Result<AdminOutput>,
-) -> Spec {
-    Spec::new(AdminCommand { name, args, help }, run)
-}
-
-const TABLE: &[Spec] = &[
-    own("help", "", "list the admin commands", help),
-    own("info", "", "where the archive lives and its settings", info),
-    own(
-        "stats",
-        "",
-        "blocks, tags, and live and dead bytes per log",
-        stats,
-    ),
-    own(
-        "reindex",
-        "",
-        "rebuild the index (blocks, tags, settings) from the logs alone",
-        |b, args| crate::reindex::run(b, &mut b.state(), args),
-    ),
-    own(
-        "verify",
-        "",
-        "re-read every record of every log and check its checksum",
-        |b, args| {
-            no_args("verify", args)?;
-            verify(&mut b.state())
-        },
-    ),
-    Spec::new(history::READ_COMMAND, tag_history),
-    Spec::new(history::EXPIRE_COMMAND, expire_tag_history),
-    Spec::new(provenance::UNVOUCHED_COMMAND, unvouched),
-    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
-        record_vouching(b, provenance::VOUCH, args)
-    }),
-    Spec::new(provenance::MARK_COMMAND, |b, args| {
-        record_vouching(b, provenance::MARK, args)
-    }),
-    own(
-        "compact",
-        "[THRESHOLD]",
-        "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
-        compact,
-    ),
-    own(
-        "write-protect",
-        "",
-        "refuse puts, removals and tag changes (reads go on)",
-        |b, args| write_protect(b, "write-protect", args, true),
-    ),
-    own("write-unprotect", "", "accept writes again", |b, args| {
-        write_protect(b, "write-unprotect", args, false)
-    }),
-    own(
-        "set-max-block-size",
-        "BYTES",
-        "largest block accepted (at most 64 MiB)",
-        set_max_block_size,
-    ),
-    own(
-        "set-max-log-size",
-        "BYTES",
-        "size at which a log rolls over to the next",
-        set_max_log_size,
-    ),
-    own(
-        "set-commit-interval",
-        "N",
-        "writes between index commits (flush always commits)",
-        set_commit_interval,
-    ),
+pub(crate) const TABLE: &Table<SplitlogBackend> = &[
+    &[
+        entry("help", "", "list the admin commands", help),
+        entry("info", "", "where the archive lives and its settings", info),
+        entry(
+            "stats",
+            "",
+            "blocks, tags, and live and dead bytes per log",
+            stats,
+        ),
+        entry(
+            "reindex",
+            "",
+            "rebuild the index (blocks, tags, settings) from the logs alone",
+            |b, args| crate::reindex::run(b, &mut b.state(), args),
+        ),
+        entry(
+            "verify",
+            "",
+            "re-read every record of every log and check its checksum",
+            |b, args| {
+                no_args("verify", args)?;
+                verify(&mut b.state())
+            },
+        ),
+    ],
+    &records::<SplitlogBackend>(),
+    &[
+        entry(
+            "compact",
+            "[THRESHOLD]",
+            "rewrite logs whose dead share is at least THRESHOLD (default 0.5)",
+            compact,
+        ),
+        entry(
+            "write-protect",
+            "",
+            "refuse puts, removals and tag changes (reads go on)",
+            |b, args| write_protect(b, "write-protect", args, true),
+        ),
+        entry("write-unprotect", "", "accept writes again", |b, args| {
+            write_protect(b, "write-unprotect", args, false)
+        }),
+        entry(
+            "set-max-block-size",
+            "BYTES",
+            "largest block accepted (at most 64 MiB)",
+            set_max_block_size,
+        ),
+        entry(
+            "set-max-log-size",
+            "BYTES",
+            "size at which a log rolls over to the next",
+            set_max_log_size,
+        ),
+        entry(
+            "set-commit-interval",
+            "N",
+            "writes between index commits (flush always commits)",
+            set_commit_interval,
+        ),
+    ],
 ];
-
-/// Every setting is kept as a record in the logs, so all of them survive a reindex.
-pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(&abouts(TABLE))
-}
 
 fn arg<T: std::str::FromStr>(command: &str, args: &[String], what: &str) -> Result<T> {
     let bad = |m: String| Error::backend(ErrorCode::Admin, format!("{command}: {m}"));
@@ -109,17 +88,6 @@ fn arg<T: std::str::FromStr>(command: &str, args: &[String], what: &str) -> Resu
             .parse()
             .map_err(|_| bad(format!("{one:?} is not {what}"))),
         _ => Err(bad(format!("expects one argument, {what}"))),
-    }
-}
-
-fn no_args(command: &str, args: &[String]) -> Result<()> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::backend(
-            ErrorCode::Admin,
-            format!("{command} takes no arguments, got {}", args.join(" ")),
-        ))
     }
 }
 
@@ -136,16 +104,13 @@ pub fn run(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminO
     if !matches!(command, "help" | "info" | "reindex" | "verify") {
         b.state().usable()?;
     }
-    match find(TABLE, |c| c.name == command) {
-        Some(spec) => (spec.run)(b, args),
-        None => Err(unknown_admin(command, &abouts(TABLE))),
-    }
+    protocol::admin::dispatch(TABLE, b, command, args)
 }
 
 fn help(_: &SplitlogBackend, _: &[String]) -> Result<AdminOutput> {
-    Ok(admin_help(
+    Ok(protocol::admin::help(
         "backend-splitlog (every setting is stored in the logs and survives a reindex)",
-        &abouts(TABLE),
+        TABLE,
     ))
 }
 
@@ -192,54 +157,51 @@ fn stats(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
     ))
 }
 
-fn tag_history(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
-    let asked = history::history_arg(args)?;
-    let rows = b.state().index.tag_history(asked)?;
-    let entries: Vec<history::Entry> = rows
-        .into_iter()
-        .map(|(tag, value, time)| history::Entry {
-            tag,
-            value: history::show_value(&value),
-            time,
-        })
-        .collect();
-    Ok(history::output(asked, &entries))
-}
-
-fn expire_tag_history(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
-    let (cutoff, tag) = history::expire_args(args)?;
-    let mut st = b.state();
-    let n = st.index.expire_tag_history(cutoff, tag)?;
-    st.commit()?;
-    Ok(history::expired_output(n))
-}
-
-/// `unvouched`: a page of the blocks restricted connections stored.
-fn unvouched(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {
-    let (after, limit) = provenance::page_args(args)?;
-    let (keys, more) = b.state().index.unvouched(after, limit)?;
-    Ok(provenance::page_output(&keys, more))
-}
-
-/// `vouch` and `mark-unvouched` (`command`): logs who stored each block, where it changes.
-fn record_vouching(b: &SplitlogBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    let keys = provenance::key_args(command, args)?;
-    let mut st = b.state();
-    b.check_writable(&st, "recording who stored a block")?;
-    let vouch = command == provenance::VOUCH;
-    for k in &keys {
-        if st.index.is_unvouched(k)? != vouch {
-            continue;
-        }
-        let kind = if vouch {
-            RecordType::Vouched
-        } else {
-            RecordType::Unvouched
-        };
-        st.write(kind, k.0, &[])?;
+/// `vouch` and `mark-unvouched` log who stored each block, where that changes.
+impl Records for SplitlogBackend {
+    fn tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let asked = history::history_arg(args)?;
+        let rows = self.state().index.tag_history(asked)?;
+        let entries: Vec<history::Entry> = rows
+            .into_iter()
+            .map(|(tag, value, time)| history::Entry::new(tag, &value, time))
+            .collect();
+        Ok(history::output(asked, &entries))
     }
-    st.commit()?;
-    Ok(provenance::count_output(command, keys.len()))
+
+    fn expire_tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let (cutoff, tag) = history::expire_args(args)?;
+        let mut st = self.state();
+        let n = st.index.expire_tag_history(cutoff, tag)?;
+        st.commit()?;
+        Ok(history::expired_output(n))
+    }
+
+    fn unvouched(&self, args: &[String]) -> Result<AdminOutput> {
+        let (after, limit) = provenance::page_args(args)?;
+        let (keys, more) = self.state().index.unvouched(after, limit)?;
+        Ok(provenance::page_output(&keys, more))
+    }
+
+    fn record_vouching(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        let keys = provenance::key_args(command, args)?;
+        let mut st = self.state();
+        self.check_writable(&st, "recording who stored a block")?;
+        let vouch = command == provenance::VOUCH;
+        for k in &keys {
+            if st.index.is_unvouched(k)? != vouch {
+                continue;
+            }
+            let kind = if vouch {
+                RecordType::Vouched
+            } else {
+                RecordType::Unvouched
+            };
+            st.write(kind, k.0, &[])?;
+        }
+        st.commit()?;
+        Ok(provenance::count_output(command, keys.len()))
+    }
 }
 
 fn compact(b: &SplitlogBackend, args: &[String]) -> Result<AdminOutput> {

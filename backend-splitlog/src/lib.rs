@@ -364,7 +364,7 @@ impl Backend for SplitlogBackend {
             writable: !st.settings.write_protected && st.read_only.is_none(),
             can_remove: !st.settings.write_protected && st.read_only.is_none(),
             can_list: true,
-            admin_commands: admin::names(),
+            admin_commands: protocol::admin::names(admin::TABLE),
         }
     }
 

@@ -10,7 +10,7 @@
 //! request written into an empty buffer wakes it, and it sends whatever has gathered after
 //! [`LINGER`]. Batches stay large (a millisecond of requests), and no request waits longer.
 
-use ore_util::sync::lock;
+use ore_util::sync::{lock, wait_timeout_while};
 use std::sync::{Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -42,10 +42,7 @@ impl Nudge {
     /// Waits up to `limit` for a request to be waiting; true if one is (and clears the flag).
     fn wait(&self, limit: Duration) -> bool {
         let u = lock(&self.unsent);
-        let (mut u, _) = self
-            .cv
-            .wait_timeout_while(u, limit, |u| !*u)
-            .unwrap_or_else(|p| p.into_inner());
+        let (mut u, _) = wait_timeout_while(&self.cv, u, limit, |u| !*u);
         std::mem::replace(&mut *u, false)
     }
 }

@@ -55,6 +55,17 @@ pub struct Entry {
     pub time: i64,
 }
 
+impl Entry {
+    /// The entry for `value` of `tag`, first seen at `time` (seconds since the epoch).
+    pub fn new(tag: String, value: &[u8], time: i64) -> Entry {
+        Entry {
+            tag,
+            value: show_value(value),
+            time,
+        }
+    }
+}
+
 /// Whether changes of tag `name` are recorded (lease heartbeats are not).
 pub fn keeps_history(name: &str) -> bool {
     !name.starts_with(crate::tagrules::LEASE_PREFIX)

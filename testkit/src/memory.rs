@@ -3,10 +3,8 @@
 //! `Client` (in `connect`).
 
 use ore_util::sync::lock;
-use protocol::backend::{
-    admin_help, admin_names, check_block_size, unknown_admin, AdminCommand, AdminOutput, Backend,
-    BackendInfo, CasOutcome, Stats,
-};
+use protocol::admin::{entry, records, Records, Table};
+use protocol::backend::{check_block_size, AdminOutput, Backend, BackendInfo, CasOutcome, Stats};
 use protocol::error::{Error, ErrorCode, Result};
 use protocol::history;
 use protocol::key::{check_tag_name, check_tag_value, Key};
@@ -18,32 +16,28 @@ use std::sync::{Mutex, MutexGuard};
 /// Default maximum block size of the in-memory backend (16 MiB).
 pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 
-const COMMANDS: &[AdminCommand] = &[
-    AdminCommand {
-        name: "help",
-        args: "",
-        help: "list the admin commands",
-    },
-    AdminCommand {
-        name: "info",
-        args: "",
-        help: "what this backend is",
-    },
-    AdminCommand {
-        name: "stats",
-        args: "",
-        help: "blocks, bytes and tags held",
-    },
-    AdminCommand {
-        name: "log",
-        args: "debug|info|warning|error TEXT",
-        help: "send TEXT back as a log message (to test how clients show them)",
-    },
-    history::READ_COMMAND,
-    history::EXPIRE_COMMAND,
-    provenance::UNVOUCHED_COMMAND,
-    provenance::VOUCH_COMMAND,
-    provenance::MARK_COMMAND,
+const TABLE: &Table<MemoryBackend> = &[
+    &[
+        entry("help", "", "list the admin commands", |_, _| {
+            Ok(protocol::admin::help("the memory backend", TABLE))
+        }),
+        entry("info", "", "what this backend is", |b, _| {
+            Ok(AdminOutput::new(
+                "in-memory archive (not persistent)\n",
+                serde_json::json!({"kind": "memory", "max_block_size": b.max_block_size}),
+            ))
+        }),
+        entry("stats", "", "blocks, bytes and tags held", |b, _| {
+            Ok(b.stats()?.admin_output())
+        }),
+        entry(
+            "log",
+            "debug|info|warning|error TEXT",
+            "send TEXT back as a log message (to test how clients show them)",
+            log,
+        ),
+    ],
+    &records::<MemoryBackend>(),
 ];
 
 #[derive(Default)]
@@ -90,7 +84,7 @@ impl Backend for MemoryBackend {
             writable: true,
             can_remove: true,
             can_list: true,
-            admin_commands: admin_names(COMMANDS),
+            admin_commands: protocol::admin::names(TABLE),
         }
     }
 
@@ -202,60 +196,58 @@ impl Backend for MemoryBackend {
     }
 
     fn admin(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
-        match command {
-            "help" => Ok(admin_help("the memory backend", COMMANDS)),
-            "info" => Ok(AdminOutput::new(
-                "in-memory archive (not persistent)\n",
-                serde_json::json!({"kind": "memory", "max_block_size": self.max_block_size}),
-            )),
-            "stats" => Ok(self.stats()?.admin_output()),
-            history::TAG_HISTORY => {
-                let asked = history::history_arg(args)?;
-                Ok(history::output(asked, &self.state().history.list(asked)))
-            }
-            history::EXPIRE => {
-                let (cutoff, tag) = history::expire_args(args)?;
-                let s = &mut *self.state();
-                let tags = &s.tags;
-                let n = s.history.expire(cutoff, tag, |t| tags.get(t).cloned());
-                Ok(history::expired_output(n))
-            }
-            provenance::UNVOUCHED => {
-                let (after, limit) = provenance::page_args(args)?;
-                let (keys, more) = self.state().unvouched.page(after, limit);
-                Ok(provenance::page_output(&keys, more))
-            }
-            provenance::VOUCH | provenance::MARK => {
-                let keys = provenance::key_args(command, args)?;
-                let s = &mut *self.state();
-                for k in &keys {
-                    if command == provenance::VOUCH {
-                        s.unvouched.forget(k);
-                    } else {
-                        s.unvouched.mark(*k);
-                    }
-                }
-                Ok(provenance::count_output(command, keys.len()))
-            }
-            "log" => {
-                let level = match args.first().map(String::as_str) {
-                    Some("debug") => Level::Debug,
-                    Some("info") => Level::Info,
-                    Some("warning") => Level::Warning,
-                    Some("error") => Level::Error,
-                    other => {
-                        return Err(Error::backend(
-                            ErrorCode::Admin,
-                            format!(
-                            "log: the level must be debug, info, warning or error, not {other:?}"
-                        ),
-                        ))
-                    }
-                };
-                protocol::log::log(level, &args[1..].join(" "));
-                Ok(AdminOutput::new("sent\n", serde_json::Value::Null))
-            }
-            other => Err(unknown_admin(other, COMMANDS)),
-        }
+        protocol::admin::dispatch(TABLE, self, command, args)
     }
+}
+
+impl Records for MemoryBackend {
+    fn tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let asked = history::history_arg(args)?;
+        Ok(history::output(asked, &self.state().history.list(asked)))
+    }
+
+    fn expire_tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let (cutoff, tag) = history::expire_args(args)?;
+        let s = &mut *self.state();
+        let tags = &s.tags;
+        let n = s.history.expire(cutoff, tag, |t| tags.get(t).cloned());
+        Ok(history::expired_output(n))
+    }
+
+    fn unvouched(&self, args: &[String]) -> Result<AdminOutput> {
+        let (after, limit) = provenance::page_args(args)?;
+        let (keys, more) = self.state().unvouched.page(after, limit);
+        Ok(provenance::page_output(&keys, more))
+    }
+
+    fn record_vouching(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        let keys = provenance::key_args(command, args)?;
+        let s = &mut *self.state();
+        for k in &keys {
+            if command == provenance::VOUCH {
+                s.unvouched.forget(k);
+            } else {
+                s.unvouched.mark(*k);
+            }
+        }
+        Ok(provenance::count_output(command, keys.len()))
+    }
+}
+
+/// `log LEVEL TEXT`: sends TEXT back as a log message of LEVEL.
+fn log(_: &MemoryBackend, args: &[String]) -> Result<AdminOutput> {
+    let level = match args.first().map(String::as_str) {
+        Some("debug") => Level::Debug,
+        Some("info") => Level::Info,
+        Some("warning") => Level::Warning,
+        Some("error") => Level::Error,
+        other => {
+            return Err(Error::backend(
+                ErrorCode::Admin,
+                format!("log: the level must be debug, info, warning or error, not {other:?}"),
+            ))
+        }
+    };
+    protocol::log::log(level, &args[1..].join(" "));
+    Ok(AdminOutput::new("sent\n", serde_json::Value::Null))
 }

@@ -103,7 +103,7 @@ fn claim(p: u16, pair: bool) -> bool {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut given = ore_util::sync::lock(&GIVEN);
     let given = given.get_or_insert_with(HashSet::new);
     let wanted: &[u16] = if pair { &[p, p + 10_000] } else { &[p] };
     if wanted.iter().any(|w| given.contains(w)) {

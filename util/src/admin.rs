@@ -6,10 +6,16 @@
 //! listed. With a table of [`Spec`]s, `help`, the welcome's list of commands, the "unknown
 //! command" answer and the dispatch all read the same entries.
 //!
+//! A table is a list of sections (`&[&[Spec]]`), listed and searched in order as if they
+//! were one list. Sections let a table include entries written once for every backend (the
+//! tag history and provenance commands, `protocol::admin::records`) among its own, which a
+//! `const` slice could not otherwise splice in.
+//!
 //! The entry is generic over its description `C` and the handler's answer `R` because this crate
-//! sits below `protocol`: a backend uses it as `Spec<Self, protocol::AdminCommand,
-//! protocol::Result<AdminOutput>>`, so that the shared commands protocol describes
-//! (`protocol::history::READ_COMMAND`, ...) are entries like any other.
+//! sits below `protocol`: a backend uses it as `protocol::admin::Spec<Self>`, that is
+//! `Spec<Self, protocol::AdminCommand, protocol::Result<AdminOutput>>`, so that the shared
+//! commands protocol describes (`protocol::history::READ_COMMAND`, ...) are entries like any
+//! other.
 
 /// One admin command: what `help` says of it, and what runs it (with the command's arguments).
 pub struct Spec<B: ?Sized, C, R> {
@@ -24,18 +30,26 @@ impl<B: ?Sized, C, R> Spec<B, C, R> {
     }
 }
 
-/// The descriptions of a table's commands, in the table's order (for `help`, the welcome's
-/// list of commands and the "unknown command" answer).
-pub fn abouts<B: ?Sized, C: Copy, R>(table: &[Spec<B, C, R>]) -> Vec<C> {
-    table.iter().map(|s| s.about).collect()
+/// The entries of `table`'s sections, in order.
+fn entries<'a, B: ?Sized, C, R>(
+    table: &'a [&'a [Spec<B, C, R>]],
+) -> impl Iterator<Item = &'a Spec<B, C, R>> {
+    table.iter().flat_map(|section| section.iter())
 }
 
-/// The entry of `table` for which `is` says yes (the one named like the command asked for).
-pub fn find<B: ?Sized, C, R>(
-    table: &[Spec<B, C, R>],
+/// The descriptions of a table's commands, in the table's order (for `help`, the welcome's
+/// list of commands and the "unknown command" answer).
+pub fn abouts<B: ?Sized, C: Copy, R>(table: &[&[Spec<B, C, R>]]) -> Vec<C> {
+    entries(table).map(|s| s.about).collect()
+}
+
+/// The first entry of `table` for which `is` says yes (the one named like the command asked
+/// for).
+pub fn find<'a, B: ?Sized, C, R>(
+    table: &'a [&'a [Spec<B, C, R>]],
     is: impl Fn(&C) -> bool,
-) -> Option<&Spec<B, C, R>> {
-    table.iter().find(|s| is(&s.about))
+) -> Option<&'a Spec<B, C, R>> {
+    entries(table).find(|s| is(&s.about))
 }
 
 #[cfg(test)]
@@ -52,17 +66,27 @@ mod tests {
         Err("no".into())
     }
 
-    const TABLE: &[Spec<Counter, &str, Result<String, String>>] =
-        &[Spec::new("twice", twice), Spec::new("fail", fail)];
+    type Entry = Spec<Counter, &'static str, Result<String, String>>;
+
+    const SHARED: &[Entry] = &[Spec::new("fail", fail)];
+    const TABLE: &[&[Entry]] = &[
+        &[Spec::new("twice", twice)],
+        SHARED,
+        &[Spec::new("last", twice)],
+    ];
 
     #[test]
-    fn a_table_runs_the_entry_it_finds_and_lists_every_description() {
-        assert_eq!(abouts(TABLE), ["twice", "fail"]);
+    fn a_table_runs_the_entry_it_finds_and_lists_every_description_in_order() {
+        assert_eq!(abouts(TABLE), ["twice", "fail", "last"]);
         let spec = find(TABLE, |a| *a == "twice").unwrap();
         assert_eq!((spec.run)(&Counter(4), &["x".into()]), Ok("8 x".into()));
         assert_eq!(
             (find(TABLE, |a| *a == "fail").unwrap().run)(&Counter(1), &[]),
             Err("no".into())
+        );
+        assert_eq!(
+            (find(TABLE, |a| *a == "last").unwrap().run)(&Counter(1), &[]),
+            Ok("2 ".into())
         );
         assert!(find(TABLE, |a| *a == "other").is_none());
     }

@@ -10,111 +10,83 @@ mod manage;
 use crate::repair;
 use crate::ReplicatedBackend;
 use manage::{add, drain, parse_opts, remove, set};
-use ore_util::admin::{abouts, find};
-use protocol::backend::{admin_help, unknown_admin, AdminCommand, AdminOutput};
+use protocol::admin::{entry, records, Records, Table};
+use protocol::backend::AdminOutput;
 use protocol::history;
-use protocol::provenance;
 use protocol::{Backend, Result};
 use serde_json::json;
 
-type Spec = ore_util::admin::Spec<ReplicatedBackend, AdminCommand, Result<AdminOutput>>;
-
-/// An entry of the table for a command of the replicated backend's own.
-const fn own(
-    name: &'static str,
-    args: &'static str,
-    help: &'static str,
-    run: fn(&ReplicatedBackend, &[String]) -> Result<AdminOutput>,
-) -> Spec {
-    Spec::new(AdminCommand { name, args, help }, run)
-}
-
-const TABLE: &[Spec] = &[
-    own("help", "", "list the admin commands", |b, _| Ok(help(b))),
-    own(
-        "info",
-        "",
-        "the state file, the members and what the archive can do",
-        |b, _| info(b),
-    ),
-    own(
-        "stats",
-        "",
-        "blocks, bytes, tags, blocks short of full trust, damaged copies",
-        |b, _| stats(b),
-    ),
-    Spec::new(history::READ_COMMAND, tag_history),
-    Spec::new(history::EXPIRE_COMMAND, expire_tag_history),
-    Spec::new(provenance::UNVOUCHED_COMMAND, crate::vouch::unvouched),
-    Spec::new(provenance::VOUCH_COMMAND, |b, args| {
-        crate::vouch::record(b, provenance::VOUCH, args)
-    }),
-    Spec::new(provenance::MARK_COMMAND, |b, args| {
-        crate::vouch::record(b, provenance::MARK, args)
-    }),
-    own(
-        "members",
-        "",
-        "every member: trust, weights, health, copies held, last error",
-        |b, _| members(b),
-    ),
-    own(
-        "add",
-        "ARCHIVE-ID [--trust N] [--read-weight N] [--write-weight N]",
-        "add a member (trust % default 100, weights default 1; write weight 0 = read-only)",
-        add,
-    ),
-    own(
-        "set",
-        "MEMBER [--trust N] [--read-weight N] [--write-weight N]",
-        "change a member's trust or weights (MEMBER: its number or identifier)",
-        set,
-    ),
-    own(
-        "remove",
-        "MEMBER [--force]",
-        "drop a member; refused while blocks would fall short without it (use drain)",
-        remove,
-    ),
-    own(
-        "drain",
-        "MEMBER",
-        "copy what would fall short without the member to others, then drop it",
-        drain,
-    ),
-    own(
-        "rereplicate",
-        "",
-        "check the members hold what the state says, then bring every block to 100% trust",
-        |b, args| {
-            parse_opts("rereplicate", args, &[])?;
-            Ok(repair::rereplicate(b.inner())?.output(""))
-        },
-    ),
-    own(
-        "scrub",
-        "[--read]",
-        "compare each member's listing with the state and repair; --read also reads every copy",
-        |b, args| {
-            let o = parse_opts("scrub", args, &["--read"])?;
-            Ok(repair::scrub(b.inner(), o.read_data)?.output(""))
-        },
-    ),
+pub(crate) const TABLE: &Table<ReplicatedBackend> = &[
+    &[
+        entry("help", "", "list the admin commands", |b, _| Ok(help(b))),
+        entry(
+            "info",
+            "",
+            "the state file, the members and what the archive can do",
+            |b, _| info(b),
+        ),
+        entry(
+            "stats",
+            "",
+            "blocks, bytes, tags, blocks short of full trust, damaged copies",
+            |b, _| stats(b),
+        ),
+    ],
+    &records::<ReplicatedBackend>(),
+    &[
+        entry(
+            "members",
+            "",
+            "every member: trust, weights, health, copies held, last error",
+            |b, _| members(b),
+        ),
+        entry(
+            "add",
+            "ARCHIVE-ID [--trust N] [--read-weight N] [--write-weight N]",
+            "add a member (trust % default 100, weights default 1; write weight 0 = read-only)",
+            add,
+        ),
+        entry(
+            "set",
+            "MEMBER [--trust N] [--read-weight N] [--write-weight N]",
+            "change a member's trust or weights (MEMBER: its number or identifier)",
+            set,
+        ),
+        entry(
+            "remove",
+            "MEMBER [--force]",
+            "drop a member; refused while blocks would fall short without it (use drain)",
+            remove,
+        ),
+        entry(
+            "drain",
+            "MEMBER",
+            "copy what would fall short without the member to others, then drop it",
+            drain,
+        ),
+        entry(
+            "rereplicate",
+            "",
+            "check the members hold what the state says, then bring every block to 100% trust",
+            |b, args| {
+                parse_opts("rereplicate", args, &[])?;
+                Ok(repair::rereplicate(b.inner())?.output(""))
+            },
+        ),
+        entry(
+            "scrub",
+            "[--read]",
+            "compare each member's listing with the state and repair; --read also reads every copy",
+            |b, args| {
+                let o = parse_opts("scrub", args, &["--read"])?;
+                Ok(repair::scrub(b.inner(), o.read_data)?.output(""))
+            },
+        ),
+    ],
 ];
 
-pub fn names() -> Vec<String> {
-    protocol::backend::admin_names(&abouts(TABLE))
-}
-
-pub fn run(b: &ReplicatedBackend, command: &str, args: &[String]) -> Result<AdminOutput> {
-    match find(TABLE, |c| c.name == command) {
-        Some(spec) => (spec.run)(b, args),
-        None => Err(unknown_admin(command, &abouts(TABLE))),
-    }
-}
-
 fn help(b: &ReplicatedBackend) -> AdminOutput {
-    let mut out = admin_help(&b.info().server, &abouts(TABLE));
+    let mut out = protocol::admin::help(&b.info().server, TABLE);
     out.text.push_str(
         "\nA block is stored on members drawn at random by write weight until their trust adds \
          up to 100%.\nMember changes take effect for the next connection.\n",
@@ -170,28 +142,35 @@ fn stats(b: &ReplicatedBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(text, json))
 }
 
-fn expire_tag_history(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
-    let (cutoff, tag) = history::expire_args(args)?;
-    Ok(history::expired_output(
-        b.inner().state().expire_tag_history(cutoff, tag)?,
-    ))
-}
+/// The members keep the records; this proxy merges and forwards (`vouch`).
+impl Records for ReplicatedBackend {
+    fn expire_tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let (cutoff, tag) = history::expire_args(args)?;
+        Ok(history::expired_output(
+            self.inner().state().expire_tag_history(cutoff, tag)?,
+        ))
+    }
 
-fn tag_history(b: &ReplicatedBackend, args: &[String]) -> Result<AdminOutput> {
-    let asked = history::history_arg(args)?;
-    let entries: Vec<history::Entry> = b
-        .inner()
-        .state()
-        .tag_history(asked)?
-        .into_iter()
-        .filter(|(tag, _, _)| history::keeps_history(tag))
-        .map(|(tag, time, value)| history::Entry {
-            tag,
-            value: history::show_value(&value),
-            time,
-        })
-        .collect();
-    Ok(history::output(asked, &entries))
+    fn tag_history(&self, args: &[String]) -> Result<AdminOutput> {
+        let asked = history::history_arg(args)?;
+        let entries: Vec<history::Entry> = self
+            .inner()
+            .state()
+            .tag_history(asked)?
+            .into_iter()
+            .filter(|(tag, _, _)| history::keeps_history(tag))
+            .map(|(tag, time, value)| history::Entry::new(tag, &value, time))
+            .collect();
+        Ok(history::output(asked, &entries))
+    }
+
+    fn unvouched(&self, args: &[String]) -> Result<AdminOutput> {
+        crate::vouch::unvouched(self, args)
+    }
+
+    fn record_vouching(&self, command: &str, args: &[String]) -> Result<AdminOutput> {
+        crate::vouch::record(self, command, args)
+    }
 }
 
 fn members(b: &ReplicatedBackend) -> Result<AdminOutput> {

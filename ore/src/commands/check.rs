@@ -19,7 +19,7 @@ use crate::core::keyset::KeySet;
 use crate::core::progress::Progress;
 use crate::core::reach::{self, Counts, Node, Visitor};
 use crate::core::repo::Repo;
-use ore_util::sync::lock;
+use ore_util::sync::{into_inner, lock};
 use paths::{attribute, every_snapshot};
 use protocol::Key;
 use std::collections::HashSet;
@@ -279,10 +279,7 @@ pub fn check(
     if let Some(rest) = Checker::take(&checker.to_read, 0) {
         checker.read_chunks(rest)?;
     }
-    let mut problems = checker
-        .problems
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut problems = into_inner(checker.problems);
     problems.sort_by_key(|(k, _, _)| *k);
     problems.dedup_by_key(|(k, _, _)| *k);
     let mut out = CheckOutcome {

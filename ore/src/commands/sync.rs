@@ -26,7 +26,7 @@ use crate::core::error::{Error, Result};
 use crate::core::keyset::KeySet;
 use crate::core::reach::{self, Counts, Node, Visitor};
 use crate::core::repo::Repo;
-use ore_util::sync::lock;
+use ore_util::sync::{into_inner, lock};
 use protocol::{Key, Ticket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -316,7 +316,7 @@ fn copy_stored(
     reach::walk(src, &roots, &KeySet::new(), &copier, &counts)?;
     let rest = std::mem::take(&mut *lock(&copier.pending));
     copier.copy(rest)?;
-    for t in copier.puts.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    for t in into_inner(copier.puts) {
         t.wait()?;
     }
     out.blocks = counts.trees.load(Relaxed) + counts.chunks.load(Relaxed);

@@ -16,12 +16,17 @@
 //!
 //! A cache holds every path, size and owner of what was saved, so its directory is kept
 //! `0700` and its files `0600` whatever the umask (set again on every open, which mends caches
-//! made before). It also remembers the identifier it was last used with and when, so that
+//! made before): `ore_util::sqlite::open_in_private_dir`, which also gives it the same WAL and
+//! busy-timeout settings as every other sqlite file of Ore. Its `meta` values are bytes (the
+//! archive id, the schema, the last snapshot), read and written through `ore_util::sqlite`'s
+//! `meta`/`set_meta`; its `meta` table keeps its own declaration (`value BLOB`), as files made
+//! before have it. It also remembers the identifier it was last used with and when, so that
 //! `ore cache list` can say whose it is and `ore cache prune` can drop the caches of archives
 //! that are gone (see [`inventory`]).
 
 use crate::core::entry::Entry;
 use crate::core::error::{Error, Result};
+use ore_util::sqlite;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -66,30 +71,9 @@ fn err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
-/// Creates the cache directory `dir` if needed and makes it private (`0700`).
-fn private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// A cache file and its sqlite companions (the write-ahead log and its index).
-fn with_companions(path: &Path) -> [PathBuf; 3] {
-    ["", "-wal", "-shm"].map(|suffix| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        PathBuf::from(name)
-    })
-}
-
-/// Does `f` to a cache file and each of its companions that exists.
+/// Does `f` to a cache file and each of its sqlite companions that exists.
 fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()> {
-    for p in with_companions(path) {
+    for p in sqlite::companions(path) {
         match f(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
             _ => {}
@@ -98,25 +82,22 @@ fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()
     Ok(())
 }
 
-/// Makes a cache file and its sqlite companions private (`0600`), those that exist.
-fn private_files(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    each_file(path, |p| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
-    })
+/// The error of a failed open, as this module words it: the file or directory and the cause.
+fn opening(e: sqlite::Error) -> Error {
+    match e {
+        sqlite::Error::File { path, cause, .. } => Error::io(path, cause),
+        sqlite::Error::Sqlite { path, cause, .. } => Error::Cache {
+            path,
+            cause: *cause,
+        },
+    }
 }
 
 fn connect(path: &Path) -> Result<Connection> {
-    if let Some(parent) = path.parent() {
-        private_dir(parent)?;
-    }
-    let c = Connection::open(path).map_err(err(path))?;
-    private_files(path)?;
-    c.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(err(path))?;
+    let c = sqlite::open_in_private_dir("file cache", path, std::time::Duration::from_secs(60))
+        .map_err(opening)?;
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
+        "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
          CREATE TABLE IF NOT EXISTS dirs (path BLOB PRIMARY KEY, entries BLOB NOT NULL) WITHOUT ROWID;",
     )
     .map_err(err(path))?;
@@ -161,12 +142,7 @@ impl CacheReader {
 
     /// A value from the meta table.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE name = ?", [name], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(err(&self.path))
+        sqlite::meta(&self.conn, name).map_err(err(&self.path))
     }
 
     /// What the cache knows about the names in directory `dir` (an absolute path's bytes).
@@ -208,28 +184,13 @@ impl CacheWriter {
         let conn = connect(path)?;
         let e = err(path);
         conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
-        let stored: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE name = 'archive'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(&e)?;
-        let schema: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(&e)?;
+        let stored: Option<Vec<u8>> = sqlite::meta(&conn, "archive").map_err(&e)?;
+        let schema: Option<Vec<u8>> = sqlite::meta(&conn, "schema").map_err(&e)?;
         if stored.as_deref() != Some(archive_id.as_bytes()) || schema.as_deref() != Some(SCHEMA) {
             conn.execute_batch("DELETE FROM dirs; DELETE FROM meta;")
                 .map_err(&e)?;
-            conn.execute(
-                "INSERT INTO meta VALUES ('archive', ?)",
-                [archive_id.as_bytes()],
-            )
-            .map_err(&e)?;
-            conn.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA])
-                .map_err(&e)?;
+            sqlite::set_meta(&conn, "archive", archive_id.as_bytes()).map_err(&e)?;
+            sqlite::set_meta(&conn, "schema", SCHEMA).map_err(&e)?;
         }
         Ok(CacheWriter {
             path: path.to_path_buf(),
@@ -307,13 +268,7 @@ impl CacheWriter {
 
     /// Sets a meta value.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                params![name, value],
-            )
-            .map_err(err(&self.path))?;
-        Ok(())
+        sqlite::set_meta(&self.conn, name, value).map_err(err(&self.path))
     }
 
     /// Commits the run: call only after the backend flushed.
@@ -341,11 +296,7 @@ pub fn remember_use(path: &Path, id: &str) -> Result<()> {
     let c = connect(path)?;
     let used = crate::core::util::now_ns().to_string();
     for (name, value) in [("identifier", id), ("used", &used)] {
-        c.execute(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            params![name, value.as_bytes()],
-        )
-        .map_err(err(path))?;
+        sqlite::set_meta(&c, name, value.as_bytes()).map_err(err(path))?;
     }
     Ok(())
 }
@@ -370,15 +321,10 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
         let path = entry.path();
         let c = connect(&path)?;
         let meta = |name: &str| -> Result<Option<String>> {
-            let v: Option<Vec<u8>> = c
-                .query_row("SELECT value FROM meta WHERE name = ?", [name], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(err(&path))?;
+            let v: Option<Vec<u8>> = sqlite::meta(&c, name).map_err(err(&path))?;
             Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
         };
-        let bytes = with_companions(&path)
+        let bytes = sqlite::companions(&path)
             .iter()
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())

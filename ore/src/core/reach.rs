@@ -16,7 +16,7 @@ use crate::core::keyset::KeySet;
 use crate::core::reflog::ReflogBlock;
 use crate::core::repo::Repo;
 use crate::core::tree::{decode_node, DirTree, FileTree, Node as TreeNode};
-use ore_util::sync::{lock, wait};
+use ore_util::sync::{into_inner, lock, wait};
 use protocol::Key;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
@@ -149,7 +149,7 @@ pub fn walk(
             });
         }
     });
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    match into_inner(failure) {
         Some(e) => Err(e),
         None => Ok(()),
     }

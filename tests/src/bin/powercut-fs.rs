@@ -10,7 +10,7 @@
 
 use anyhow::{bail, Context, Result};
 use ore_tests::powercut::{Model, PowerCutFs, Shared};
-use ore_util::sync::lock;
+use ore_util::sync::{into_inner, lock};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -60,9 +60,8 @@ fn run() -> Result<()> {
     }
     session.join();
     let shared = Arc::try_unwrap(shared)
-        .map_err(|_| anyhow::anyhow!("the file system still holds its state after the unmount"))?
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+        .map_err(|_| anyhow::anyhow!("the file system still holds its state after the unmount"))
+        .map(into_inner)?;
     if shared.frozen {
         shared.model.cut().context("the power cut's rebuild")?;
     } else {

@@ -179,7 +179,7 @@ fn serve(client: TcpStream, config: &Config) -> std::io::Result<()> {
     let pump = std::thread::spawn(move || std::io::copy(&mut from_server, &mut back));
     while let Some(req) = read_request(&mut from_client)? {
         if let Some(log) = &config.log {
-            let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
+            let mut f = ore_util::sync::lock(log);
             let path = req.target.split_once('?').map_or(&*req.target, |(p, _)| p);
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -69,7 +69,7 @@ pub(super) fn walk(
         ahead(ctx, entries, each)?;
     }
     later.into_iter().try_for_each(each)?;
-    let mut made = made.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut made = ore_util::sync::into_inner(made);
     if !made.is_empty() {
         // Kept compact (a name costs its length and nine bytes): sorted, each name ended by
         // NUL, which no name can hold, and followed by its inode number.

@@ -20,7 +20,7 @@ use crate::core::fsys::{stat_path, Dir, Stat};
 use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::util::path_bytes;
 use ignore::gitignore::Gitignore;
-use ore_util::sync::lock;
+use ore_util::sync::{into_inner, lock};
 use protocol::Key;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -131,9 +131,7 @@ pub(super) fn run(
         }
     }
     let root = pool.install(|| w.top(paths)).map_err(|e| ctx.fail(e));
-    let writer = w
-        .writer
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+    let writer = w.writer.map(into_inner);
     Ok((root?, writer))
 }
 

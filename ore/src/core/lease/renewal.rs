@@ -15,7 +15,7 @@
 use super::{renew_every, ttl_ns, GcState, Holder};
 use crate::core::crypto::random;
 use crate::core::error::Result;
-use ore_util::sync::lock;
+use ore_util::sync::{lock, wait_timeout_while};
 use protocol::tagrules::lease_lock;
 use protocol::{Backend, CasOutcome};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
@@ -65,9 +65,7 @@ impl Renewal {
                 {
                     let (m, c) = &*stop;
                     let g = lock(m);
-                    let (g, _) = c
-                        .wait_timeout_while(g, renew_every(), |s| !*s)
-                        .unwrap_or_else(|p| p.into_inner());
+                    let (g, _) = wait_timeout_while(c, g, renew_every(), |s| !*s);
                     if *g {
                         return;
                     }
