@@ -127,6 +127,7 @@ impl Probe {
                 probed: false,
                 at: None,
                 recalled: false,
+                md5_etags: false,
             }));
         } else {
             let store = store.clone();
@@ -216,7 +217,9 @@ impl S3Backend {
 
     /// What the start-up probe found (waiting for it if it is still running).
     pub fn conditional(&self) -> Result<Conditional> {
-        self.probe.wait(&self.rt)
+        let found = self.probe.wait(&self.rt)?;
+        self.store.tag_cache.set_md5_etags(found.md5_etags);
+        Ok(found)
     }
 
     fn run<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {

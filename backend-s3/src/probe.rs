@@ -35,6 +35,8 @@ pub struct Conditional {
     pub at: Option<u64>,
     /// The finding was this machine's record of an earlier probe, less than a day old.
     pub recalled: bool,
+    /// The store's ETags are the MD5 of an object's bytes (`tag_cache`).
+    pub md5_etags: bool,
 }
 
 /// How long this machine trusts a probe that found both conditions honoured.
@@ -80,13 +82,16 @@ pub(crate) async fn probe_or_recall(store: &Store) -> Result<Conditional> {
         .local
         .recall("probe.json")
         .and_then(|b| serde_json::from_slice::<Kept>(&b).ok());
-    if let Some(k) = kept.filter(|k| k.exact && now().saturating_sub(k.at) < TRUSTED_FOR) {
+    let fresh =
+        |k: &Kept| k.exact && k.md5_etags.is_some() && now().saturating_sub(k.at) < TRUSTED_FOR;
+    if let Some(k) = kept.filter(fresh) {
         return Ok(Conditional {
             if_none_match: true,
             if_match: true,
             probed: true,
             at: Some(k.at),
             recalled: true,
+            md5_etags: k.md5_etags == Some(true),
         });
     }
     let found = probe(store).await?;
@@ -94,6 +99,7 @@ pub(crate) async fn probe_or_recall(store: &Store) -> Result<Conditional> {
         let kept = Kept {
             exact: true,
             at: found.at.unwrap_or_else(now),
+            md5_etags: Some(found.md5_etags),
         };
         if let Ok(b) = serde_json::to_vec(&kept) {
             store.local.keep("probe.json", &b);
@@ -107,6 +113,8 @@ pub(crate) async fn probe_or_recall(store: &Store) -> Result<Conditional> {
 struct Kept {
     exact: bool,
     at: u64,
+    /// Absent in records kept before it was probed: such a record is not trusted.
+    md5_etags: Option<bool>,
 }
 
 /// Runs the probe with a scratch object under `probe/`, deleted afterwards.
@@ -132,6 +140,8 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
     );
     let (refused_second, refused_stale) = (!second?, !stale_write?);
     let if_none_match = created.is_some() && refused_second;
+    let md5_etags =
+        created.clone().flatten().as_deref() == Some(crate::tag_cache::md5_etag(b"first").as_str());
     // Unless both were refused (or the store gave no ETag), the object is not the one created:
     // ask for its ETag.
     let etag = match created.flatten() {
@@ -157,5 +167,6 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
         probed: true,
         at: Some(at),
         recalled: false,
+        md5_etags,
     })
 }

@@ -90,7 +90,20 @@ pub(crate) async fn get(store: &Store, name: &str) -> Result<Option<Vec<u8>>> {
     }
     let p = path(name);
     match store.get(&p).await? {
-        Some(data) => Ok(parse(store, name, &p, data, String::new())?.0),
+        Some(data) => {
+            // Where ETags are the bytes' MD5, the read tells the ETag too: remember both.
+            let md5 = store.tag_cache.md5_etags();
+            let etag = if md5 {
+                crate::tag_cache::md5_etag(&data)
+            } else {
+                String::new()
+            };
+            let (value, etag) = parse(store, name, &p, data, etag)?;
+            if md5 {
+                store.tag_cache.note(name, value.clone(), Some(etag));
+            }
+            Ok(value)
+        }
         None => Ok(None),
     }
 }
@@ -126,9 +139,19 @@ async fn swap(
 
 /// What the tag holds as far as this process knows without asking (the cached value and
 /// ETag: a swap from it fails safely when it is stale, and `true`), else as read (`false`).
-async fn known(store: &Store, name: &str) -> Result<(Option<Vec<u8>>, Option<String>, bool)> {
+/// Where ETags are MD5s, a tag not in the cache is taken to hold `expected`, whose ETag is
+/// known: the swap from it is refused unless it does.
+async fn known(
+    store: &Store,
+    name: &str,
+    expected: Option<&[u8]>,
+) -> Result<(Option<Vec<u8>>, Option<String>, bool)> {
     if let Some((value, etag)) = store.tag_cache.get(name) {
         return Ok((value, Some(etag), true));
+    }
+    if store.tag_cache.md5_etags() {
+        let etag = expected.map(|v| crate::tag_cache::md5_etag(&[&[SET], v].concat()));
+        return Ok((expected.map(<[u8]>::to_vec), etag, true));
     }
     let (value, etag) = read(store, name).await?;
     Ok((value, etag, false))
@@ -145,7 +168,7 @@ pub(crate) async fn set(
     }
     for round in 0..ROUNDS {
         let (current, etag, cached) = match round {
-            0 => known(store, name).await?,
+            0 => known(store, name, expected).await?,
             _ => {
                 let (v, e) = read(store, name).await?;
                 (v, e, false)
