@@ -19,37 +19,37 @@ pub(crate) const TABLE: &Table<CacheBackend> = &[&[
         "help",
         "",
         "list the admin commands (the cache's and the inner backend's)",
-        |c, args| no_args("help", args).and_then(|()| help(c)),
+        help,
     ),
     entry(
         "info",
         "",
         "the cache file, the inner archive, and how many keys are cached",
-        |c, args| no_args("info", args).and_then(|()| info(c)),
+        info,
     ),
     entry(
         "stats",
         "",
         "exists answered from the cache (hits) and asked of the inner backend (misses)",
-        |c, args| no_args("stats", args).and_then(|()| stats(c)),
+        stats,
     ),
     entry(
         "clear",
         "",
         "forget every key (always safe; the next snapshot asks the archive again)",
-        |c, args| no_args("clear", args).and_then(|()| clear(c)),
+        clear,
     ),
     entry(
         "rebuild",
         "",
         "replace the cached keys with a listing of the inner backend",
-        |c, args| no_args("rebuild", args).and_then(|()| rebuild(c)),
+        rebuild,
     ),
     entry(
         "check",
         "",
         "ask the inner backend about every cached key; forget and report those it lacks",
-        |c, args| no_args("check", args).and_then(|()| check(c)),
+        check,
     ),
     entry(
         "inner",
@@ -84,7 +84,8 @@ fn inner(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
     }
 }
 
-fn clear(cache: &CacheBackend) -> Result<AdminOutput> {
+fn clear(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("clear", args)?;
     let (before, _) = cache.shared.db().counts()?;
     cache.shared.hits.store(0, SeqCst);
     cache.shared.misses.store(0, SeqCst);
@@ -96,7 +97,8 @@ fn clear(cache: &CacheBackend) -> Result<AdminOutput> {
     ))
 }
 
-fn help(cache: &CacheBackend) -> Result<AdminOutput> {
+fn help(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("help", args)?;
     let own = protocol::admin::help(&cache.info.server, TABLE);
     let inner_info = cache.inner.info();
     let names: Vec<&str> = inner_info
@@ -123,7 +125,8 @@ fn help(cache: &CacheBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(text, json))
 }
 
-fn info(cache: &CacheBackend) -> Result<AdminOutput> {
+fn info(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("info", args)?;
     let noted = cache.shared.notes().len() as u64;
     let db = cache.shared.db();
     let (known, unflushed) = db.counts()?;
@@ -156,7 +159,8 @@ fn info(cache: &CacheBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(text, json))
 }
 
-fn stats(cache: &CacheBackend) -> Result<AdminOutput> {
+fn stats(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("stats", args)?;
     let noted = cache.shared.notes().len() as u64;
     let db = cache.shared.db();
     let (known, unflushed) = db.counts()?;
@@ -177,7 +181,8 @@ fn stats(cache: &CacheBackend) -> Result<AdminOutput> {
     Ok(AdminOutput::new(text, json))
 }
 
-fn rebuild(cache: &CacheBackend) -> Result<AdminOutput> {
+fn rebuild(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("rebuild", args)?;
     let inner = &cache.inner;
     if !inner.info().can_list {
         return Err(Error::backend(
@@ -215,7 +220,8 @@ fn rebuild(cache: &CacheBackend) -> Result<AdminOutput> {
 const CHECK_PAGE: u32 = 4096;
 
 /// Asks the inner backend whether it holds each cached key; forgets and reports those it lacks.
-fn check(cache: &CacheBackend) -> Result<AdminOutput> {
+fn check(cache: &CacheBackend, args: &[String]) -> Result<AdminOutput> {
+    no_args("check", args)?;
     let (mut checked, mut lacking) = (0u64, Vec::new());
     let mut after: Option<Key> = None;
     loop {
