@@ -8,12 +8,22 @@
 //! [`mount`] and `ore explore` (whose prompt is the binary's) walk the archive as one tree of
 //! names, [`crate::core::vtree`].
 
+pub mod cache;
+pub mod cat;
 pub mod check;
 pub mod diff;
 pub mod dump;
 pub mod forget;
+pub mod fork;
 pub mod gc;
+pub mod key;
+pub mod log;
+pub mod ls;
 pub mod mount;
+pub mod reflog;
+pub mod reset;
 pub mod restore;
 pub mod snapshot;
 pub mod sync;
+pub mod tag_history;
+pub mod tags;
