@@ -13,6 +13,7 @@ pub mod cat;
 pub mod check;
 pub mod diff;
 pub mod dump;
+pub mod explore;
 pub mod forget;
 pub mod fork;
 pub mod gc;
