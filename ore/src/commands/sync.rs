@@ -34,7 +34,10 @@ use std::sync::Mutex;
 use translate::Translator;
 
 mod former;
+mod same;
 mod translate;
+
+pub use same::refuse_same_archive;
 
 /// What happened to one tag.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -62,7 +65,16 @@ pub struct SyncOutcome {
 }
 
 /// Copies `tags` (all user tags when empty) from `src` to `dst`.
+/// Refuses when both are one archive (opened through two identifiers): see also
+/// [`refuse_same_archive`], which tells before the destination is opened when it can.
 pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
+    if dst.format().archive_id == src.format().archive_id {
+        return Err(Error::Usage(format!(
+            "{} and {} are the same archive",
+            src.id(),
+            dst.id()
+        )));
+    }
     let started = std::time::Instant::now();
     let _lease = crate::core::lease::Lease::acquire(dst)?;
     let heads = select_heads(src, tags)?;
