@@ -16,11 +16,14 @@ use crate::core::entry::{Content, Entry, EntryKind, Snapshot};
 use crate::core::error::Error;
 use crate::core::repo::Repo;
 use crate::core::util::show;
-use crate::core::vtree::{Named, VNode, VTree, CURRENT};
+use crate::core::vtree::{Named, VNode, VTree};
 use protocol::Key;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod find;
+pub use find::Find;
 
 /// Where the shell is: the names from `/` down, with their nodes.
 pub type Cwd = Vec<(Vec<u8>, VNode)>;
@@ -318,107 +321,6 @@ impl<'r> Explorer<'r> {
             .map(|(n, node)| (show(&n), node.is_dir()))
             .collect())
     }
-
-    /// The names below the current directory matching the glob `pattern` (against the whole
-    /// path below here when it holds a `/`, else against each name), each as an absolute
-    /// path, each directory before what it holds.
-    pub fn find(&self, pattern: &str) -> Result<Find<'_, 'r>> {
-        let whole = pattern.contains('/');
-        let glob = globset::GlobBuilder::new(pattern)
-            .literal_separator(whole)
-            .build()
-            .map_err(|e| ExploreError::BadPattern {
-                pattern: pattern.into(),
-                why: e.to_string(),
-            })?
-            .compile_matcher();
-        let start = self.cwd.borrow().clone();
-        let base = pwd_of(&start);
-        let prefix = if base == "/" {
-            base
-        } else {
-            format!("{base}/")
-        };
-        let first = self.listing(&top(&start))?;
-        Ok(Find {
-            explorer: self,
-            glob,
-            whole,
-            prefix,
-            open: vec![(first, String::new())],
-            failed: None,
-        })
-    }
-
-    /// The children of `node`, and whether it is a tag.
-    fn listing(&self, node: &VNode) -> Result<Children> {
-        let tag = matches!(node, VNode::Tag(_));
-        Ok((self.tree.list(node)?.into_iter(), tag))
-    }
-}
-
-/// A directory's children being walked by `find`, and whether it is a tag.
-type Children = (std::vec::IntoIter<(Vec<u8>, VNode)>, bool);
-
-/// The matches of `find`, in order. The directories being listed are kept on a stack of its
-/// own rather than recursing (a crafted snapshot nested a hundred thousand deep overflowed the
-/// stack); the tree refuses to list past the depth any walk of a snapshot goes
-/// (`ore::core::depth`).
-pub struct Find<'e, 'r> {
-    explorer: &'e Explorer<'r>,
-    glob: globset::GlobMatcher,
-    whole: bool,
-    prefix: String,
-    open: Vec<(Children, String)>,
-    /// The error to end with after the match just returned.
-    failed: Option<ExploreError>,
-}
-
-impl Iterator for Find<'_, '_> {
-    type Item = Result<String>;
-
-    fn next(&mut self) -> Option<Result<String>> {
-        if let Some(e) = self.failed.take() {
-            return Some(Err(e));
-        }
-        while let Some(((children, in_tag), rel)) = self.open.last_mut() {
-            let Some((name, child)) = children.next() else {
-                self.open.pop();
-                continue;
-            };
-            let n = show(&name);
-            if *in_tag && n == CURRENT {
-                continue;
-            }
-            let p = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
-            let hit = self
-                .glob
-                .is_match(if self.whole { p.as_str() } else { n.as_str() })
-                .then(|| format!("{}{p}", self.prefix));
-            if child.is_dir() {
-                match self.explorer.listing(&child) {
-                    Ok(l) => self.open.push((l, p)),
-                    Err(e) => {
-                        // The walk ends; a match is shown before the error its listing met.
-                        self.open.clear();
-                        let Some(h) = hit else {
-                            return Some(Err(e));
-                        };
-                        self.failed = Some(e);
-                        return Some(Ok(h));
-                    }
-                }
-            }
-            if let Some(h) = hit {
-                return Some(Ok(h));
-            }
-        }
-        None
-    }
 }
 
 /// Where `get PATH` without a destination writes: a name in the current directory, the one the
@@ -439,4 +341,35 @@ pub fn default_dest(path: &str, name: &[u8]) -> Result<PathBuf> {
     Ok(PathBuf::from(
         <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(name.to_vec()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_without_a_destination_writes_the_entrys_plain_name_here() {
+        let dest = default_dest("tag/current/etc/hosts", b"hosts").unwrap();
+        assert_eq!(dest, PathBuf::from("hosts"));
+    }
+
+    #[test]
+    fn a_snapshot_root_with_no_name_is_extracted_as_snapshot() {
+        assert_eq!(
+            default_dest("tag/current", b"").unwrap(),
+            PathBuf::from("snapshot")
+        );
+    }
+
+    #[test]
+    fn a_crafted_name_cannot_send_get_elsewhere() {
+        for name in [&b"/tmp/x/pwned"[..], b"..", b".", b"a/b", b"a\0b"] {
+            let e = default_dest("tag/current/x", name).unwrap_err();
+            assert!(
+                matches!(e, ExploreError::NotPlainName { .. }),
+                "{name:?}: {e}"
+            );
+            assert!(e.to_string().contains("give a destination"), "{e}");
+        }
+    }
 }
