@@ -244,19 +244,11 @@ pub fn check(
     progress: Option<Arc<Progress>>,
 ) -> Result<CheckOutcome> {
     let started = std::time::Instant::now();
-    let mut labelled: Vec<(String, Key)> = Vec::new();
-    let mut bad_tags = Vec::new();
-    let roots: Vec<(Key, Node)> = if specs.is_empty() {
-        let (roots, bad) = reach::roots_and_bad_tags(repo)?;
-        bad_tags = bad;
-        roots
-    } else {
-        for s in specs {
-            let (k, _) = crate::core::spec::resolve(repo, s)?;
-            labelled.push((s.clone(), k));
-        }
-        labelled.iter().map(|(_, k)| (*k, Node::Snapshot)).collect()
-    };
+    let Roots {
+        roots,
+        labelled,
+        bad_tags,
+    } = roots(repo, specs)?;
     let checker = Checker {
         repo,
         progress,
@@ -295,26 +287,68 @@ pub fn check(
         unverified: None,
     };
     if !problems.is_empty() {
-        if labelled.is_empty() {
-            labelled = every_snapshot(repo)?;
-        }
-        let bad: HashSet<Key> = problems.iter().map(|(k, _, _)| *k).collect();
-        let mut paths = attribute(repo, &labelled, &bad)?;
-        out.problems = problems
-            .into_iter()
-            .map(|(key, node, error)| Problem {
-                key,
-                kind: node.name(),
-                error,
-                paths: paths.remove(&key).unwrap_or_default(),
-            })
-            .collect();
+        out.problems = with_paths(repo, labelled, problems)?;
     }
     if specs.is_empty() {
         out.history = history::compare(repo)?;
     }
     out.duration_ms = started.elapsed().as_millis() as u64;
     Ok(out)
+}
+
+/// Where a check starts: the snapshots `specs` name, or every root.
+struct Roots {
+    roots: Vec<(Key, Node)>,
+    /// Each snapshot named, with the name it was given (none: every root is checked).
+    labelled: Vec<(String, Key)>,
+    /// Tags that name no block (found when every root is checked).
+    bad_tags: Vec<String>,
+}
+
+/// The snapshots named by `specs` (only those, not their chains), or, when `specs` is empty,
+/// everything the archive's roots reach, with the tags that name nothing.
+fn roots(repo: &Repo, specs: &[String]) -> Result<Roots> {
+    if specs.is_empty() {
+        let (roots, bad_tags) = reach::roots_and_bad_tags(repo)?;
+        return Ok(Roots {
+            roots,
+            labelled: Vec::new(),
+            bad_tags,
+        });
+    }
+    let mut labelled = Vec::new();
+    for s in specs {
+        let (k, _) = crate::core::spec::resolve(repo, s)?;
+        labelled.push((s.clone(), k));
+    }
+    Ok(Roots {
+        roots: labelled.iter().map(|(_, k)| (*k, Node::Snapshot)).collect(),
+        labelled,
+        bad_tags: Vec::new(),
+    })
+}
+
+/// The problems found, each with the paths of the snapshots in `labelled` (every snapshot when
+/// it is empty) that use its block.
+fn with_paths(
+    repo: &Repo,
+    mut labelled: Vec<(String, Key)>,
+    problems: Vec<(Key, Node, String)>,
+) -> Result<Vec<Problem>> {
+    if labelled.is_empty() {
+        labelled = every_snapshot(repo)?;
+    }
+    let bad: HashSet<Key> = problems.iter().map(|(k, _, _)| *k).collect();
+    let mut paths = attribute(repo, &labelled, &bad)?;
+    Ok(problems
+        .into_iter()
+        .map(|(key, node, error)| Problem {
+            key,
+            kind: node.name(),
+            error,
+            paths: paths.remove(&key).unwrap_or_default(),
+        })
+        .collect())
 }
 
 impl CheckOutcome {

@@ -122,6 +122,16 @@ struct Merge<'r> {
     path: String,
 }
 
+/// The entries at `path` in the snapshots `a` and `b` name (any form `ore::core::spec` reads):
+/// what [`diff`] compares.
+pub fn entries(repo: &Repo, a: &str, b: &str, path: &str) -> Result<(Entry, Entry)> {
+    let (_, sa) = crate::core::spec::resolve(repo, a)?;
+    let (_, sb) = crate::core::spec::resolve(repo, b)?;
+    let ea = crate::core::tree::find(repo, &sa.root, path.as_bytes())?;
+    let eb = crate::core::tree::find(repo, &sb.root, path.as_bytes())?;
+    Ok((ea, eb))
+}
+
 /// The changes from entry `a` to entry `b` (normally the roots of two snapshots, or one
 /// directory in each), with paths relative to them. Returns the changes and how many
 /// directory trees were read.

@@ -34,7 +34,10 @@ use std::sync::Mutex;
 use translate::Translator;
 
 mod former;
+mod same;
 mod translate;
+
+pub use same::refuse_same_archive;
 
 /// What happened to one tag.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -62,22 +65,19 @@ pub struct SyncOutcome {
 }
 
 /// Copies `tags` (all user tags when empty) from `src` to `dst`.
+/// Refuses when both are one archive (opened through two identifiers): see also
+/// [`refuse_same_archive`], which tells before the destination is opened when it can.
 pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
+    if dst.format().archive_id == src.format().archive_id {
+        return Err(Error::Usage(format!(
+            "{} and {} are the same archive",
+            src.id(),
+            dst.id()
+        )));
+    }
     let started = std::time::Instant::now();
     let _lease = crate::core::lease::Lease::acquire(dst)?;
-    let all = src.tags()?;
-    let heads: Vec<(String, Key)> = if tags.is_empty() {
-        all
-    } else {
-        tags.iter()
-            .map(|t| {
-                all.iter()
-                    .find(|(n, _)| n == t)
-                    .cloned()
-                    .ok_or_else(|| Error::Usage(format!("the source has no tag called `{t}`")))
-            })
-            .collect::<Result<_>>()?
-    };
+    let heads = select_heads(src, tags)?;
     let mut out = SyncOutcome::default();
     // Between archives that do not share keys, the translator (kept to recognise former values
     // of the source's tags, which are translated too).
@@ -101,30 +101,88 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             copied: 0,
             bytes: 0,
         });
-        let mut chains = Vec::new();
-        for (tag, _) in &heads {
-            let chain = crate::core::spec::chain(src, tag)?;
-            let mut keys = Vec::new();
-            let mut below: Option<Key> = None;
-            for (k, s) in chain.iter().rev() {
-                let nk = t.snapshot(*k, s, below)?;
-                keys.push(nk);
-                below = Some(nk);
-            }
-            keys.reverse();
-            chains.push((tag.clone(), keys));
-        }
-        chains
+        translate_chains(src, t, &heads)?
     };
-    // The destination's values the source's tags have since moved away from (translated with
-    // their chains first, when keys differ, so that the flush below covers them).
+    let plans = plan_moves(src, dst, chains, translator.as_mut())?;
+    if let Some(t) = &translator {
+        (out.blocks, out.copied, out.bytes) = (t.blocks, t.copied, t.bytes);
+    }
+    dst.backend().flush()?;
+    for p in plans {
+        out.tags
+            .push(move_tag(dst, &p.tag, p.head, &p.keys, p.was, p.former)?);
+    }
+    out.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}
+
+/// The source's tags to copy, with their heads: `tags`, or every user tag when it is empty.
+fn select_heads(src: &Repo, tags: &[String]) -> Result<Vec<(String, Key)>> {
+    let all = src.tags()?;
+    if tags.is_empty() {
+        return Ok(all);
+    }
+    tags.iter()
+        .map(|t| {
+            all.iter()
+                .find(|(n, _)| n == t)
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("the source has no tag called `{t}`")))
+        })
+        .collect()
+}
+
+/// Re-encrypts each tag's chain into the destination, oldest first so that each snapshot
+/// chains onto its translated predecessor; the destination's keys, newest first.
+fn translate_chains(
+    src: &Repo,
+    t: &mut Translator,
+    heads: &[(String, Key)],
+) -> Result<Vec<(String, Vec<Key>)>> {
+    let mut chains = Vec::new();
+    for (tag, _) in heads {
+        let chain = crate::core::spec::chain(src, tag)?;
+        let mut keys = Vec::new();
+        let mut below: Option<Key> = None;
+        for (k, s) in chain.iter().rev() {
+            let nk = t.snapshot(*k, s, below)?;
+            keys.push(nk);
+            below = Some(nk);
+        }
+        keys.reverse();
+        chains.push((tag.clone(), keys));
+    }
+    Ok(chains)
+}
+
+/// How one destination tag is to move once the blocks are flushed.
+struct Plan {
+    tag: String,
+    /// The destination's key of the source's head.
+    head: Key,
+    /// The destination's keys of the source's chain, newest first.
+    keys: Vec<Key>,
+    /// What the destination's tag names now.
+    was: Option<Key>,
+    /// `was`, when it is a value the source's tag has since moved away from.
+    former: Option<Key>,
+}
+
+/// The destination's values the source's tags have since moved away from (translated with
+/// their chains first, when keys differ, so that the flush after this covers them).
+fn plan_moves(
+    src: &Repo,
+    dst: &Repo,
+    chains: Vec<(String, Vec<Key>)>,
+    mut translator: Option<&mut Translator>,
+) -> Result<Vec<Plan>> {
     let mut plans = Vec::new();
     for (tag, keys) in chains {
         let Some(&head) = keys.first() else { continue };
         let was = dst.tag(&tag)?;
         let former = match was {
             Some(w) if w != head && !keys.contains(&w) => {
-                match former::find(src, dst, &tag, w, translator.as_mut())? {
+                match former::find(src, dst, &tag, w, translator.as_deref_mut())? {
                     Some(f) => Some(f),
                     // The source's history of the move may be expired: a snapshot rewritten
                     // by a forget is still recognised by its contents and times.
@@ -137,18 +195,15 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             }
             _ => None,
         };
-        plans.push((tag, head, keys, was, former));
+        plans.push(Plan {
+            tag,
+            head,
+            keys,
+            was,
+            former,
+        });
     }
-    if let Some(t) = &translator {
-        (out.blocks, out.copied, out.bytes) = (t.blocks, t.copied, t.bytes);
-    }
-    dst.backend().flush()?;
-    for (tag, head, keys, was, former) in plans {
-        out.tags
-            .push(move_tag(dst, &tag, head, &keys, was, former)?);
-    }
-    out.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(out)
+    Ok(plans)
 }
 
 fn chain_keys(repo: &Repo, tag: &str) -> Result<Vec<Key>> {

@@ -40,6 +40,10 @@ pub enum Error {
     /// Bad input from the command line or the config file.
     #[error("{0}")]
     Usage(String),
+    /// A compare-and-swap lost: another run changed a tag (or the reflog) this one meant to
+    /// change, and nothing was changed. Running the command again decides afresh.
+    #[error("{0}")]
+    Conflict(String),
     /// Work stopped because another part of the same run failed (that error is reported).
     #[error("stopped because of an earlier error")]
     Stopped,

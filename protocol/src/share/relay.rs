@@ -101,6 +101,53 @@ impl Frames {
 /// ends: the body of a process that relays for the archive's holder, described as `holder`
 /// in what it says should the holder die under it.
 pub fn relay_stdio(stream: UnixStream, holder: &str) -> Result<Relayed> {
+    let up = start_upstream(&stream)?;
+    let mut from_holder = stream;
+    let mut stdout = raw_stdout()?;
+    let mut answers = Frames::new();
+    let mut passed = 0u64;
+    let down = pump(&mut from_holder, &mut stdout, |b| {
+        passed += b.len() as u64;
+        answers.feed(b);
+    });
+    // The frontend closed its end (the holder then ends the connection after answering what
+    // it sent), or said goodbye and heard it: the connection is over as it should be. (A copy
+    // that failed, on the other hand, failed writing to a holder that had gone.) The stdin
+    // copy may still be blocked on a frontend that keeps its end open; it ends with the
+    // process.
+    let closed = up.stdin_ended.load(Ordering::Acquire);
+    if let Err(e) = down {
+        // Our frontend went away (its end of stdout is closed): nobody is left to tell.
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(Relayed::Done);
+        }
+    }
+    if passed == 0 {
+        return Ok(Relayed::Nothing);
+    }
+    let unanswered = up
+        .sent
+        .load(Ordering::Acquire)
+        .saturating_sub(answers.counted);
+    let said_goodbye = answers.last == kind::GOODBYE && answers.at_boundary();
+    if unanswered == 0 && answers.at_boundary() && (closed || said_goodbye) {
+        return Ok(Relayed::Done);
+    }
+    tell_holder_lost(&mut stdout, holder, unanswered, answers.at_boundary());
+    Ok(Relayed::HolderLost { unanswered })
+}
+
+/// What the stdin-to-holder copy has done so far, as the thread doing it records it.
+struct Upstream {
+    /// Frames passed on to the holder (log frames apart).
+    sent: Arc<AtomicU64>,
+    /// Whether stdin ended (the frontend closed its end) and the copy with it.
+    stdin_ended: Arc<AtomicBool>,
+}
+
+/// Starts the thread that copies stdin to the holder, counting frames as they pass, and
+/// shuts the socket's writing side when stdin ends.
+fn start_upstream(stream: &UnixStream) -> Result<Upstream> {
     let mut to_holder = stream
         .try_clone()
         .map_err(|e| Error::io("duplicating the attach socket", e))?;
@@ -121,43 +168,25 @@ pub fn relay_stdio(stream: UnixStream, holder: &str) -> Result<Relayed> {
             let _ = to_holder.shutdown(std::net::Shutdown::Write);
         });
     }
-    let mut from_holder = stream;
-    // Through a duplicate of the raw descriptor: the standard library's stdout is line
-    // buffered, and would hold answers back until a newline byte happened to pass.
-    let mut stdout = {
-        use std::os::fd::AsFd;
-        std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from)
-            .map_err(|e| Error::io("duplicating stdout", e))?
-    };
-    let mut answers = Frames::new();
-    let mut passed = 0u64;
-    let down = pump(&mut from_holder, &mut stdout, |b| {
-        passed += b.len() as u64;
-        answers.feed(b);
-    });
-    // The frontend closed its end (the holder then ends the connection after answering what
-    // it sent), or said goodbye and heard it: the connection is over as it should be. (A copy
-    // that failed, on the other hand, failed writing to a holder that had gone.) The stdin
-    // copy may still be blocked on a frontend that keeps its end open; it ends with the
-    // process.
-    let closed = stdin_ended.load(Ordering::Acquire);
-    if let Err(e) = down {
-        // Our frontend went away (its end of stdout is closed): nobody is left to tell.
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return Ok(Relayed::Done);
-        }
-    }
-    if passed == 0 {
-        return Ok(Relayed::Nothing);
-    }
-    let unanswered = sent.load(Ordering::Acquire).saturating_sub(answers.counted);
-    let said_goodbye = answers.last == kind::GOODBYE && answers.at_boundary();
-    if unanswered == 0 && answers.at_boundary() && (closed || said_goodbye) {
-        return Ok(Relayed::Done);
-    }
+    Ok(Upstream { sent, stdin_ended })
+}
+
+/// Standard output through a duplicate of the raw descriptor: the standard library's stdout is
+/// line buffered, and would hold answers back until a newline byte happened to pass.
+fn raw_stdout() -> Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| Error::io("duplicating stdout", e))
+}
+
+/// Tells the frontend that the holder went away with `unanswered` requests unanswered: each
+/// request waiting is answered with the message when the answers stopped between two frames
+/// (`at_boundary`); otherwise, or with none waiting, the frontend reads it on stderr, above the
+/// broken connection its next request finds.
+fn tell_holder_lost(stdout: &mut std::fs::File, holder: &str, unanswered: u64, at_boundary: bool) {
     let owed = match unanswered {
         0 => String::new(),
         1 => " with a request unanswered, which may or may not have been carried out".into(),
@@ -171,19 +200,16 @@ pub fn relay_stdio(stream: UnixStream, holder: &str) -> Result<Relayed> {
          through it{owed}. It was killed or it crashed. Run the command again: the next process \
          to start takes the archive over"
     );
-    // Each request waiting is answered with the message; with none waiting, the frontend
-    // reads it here, above the broken connection its next request finds.
-    let told = unanswered > 0 && answers.at_boundary() && {
+    let told = unanswered > 0 && at_boundary && {
         let answer = Response::error(&Error::backend(ErrorCode::Internal, message.clone()));
         (0..unanswered)
-            .try_for_each(|_| answer.write_to(&mut stdout))
+            .try_for_each(|_| answer.write_to(&mut *stdout))
             .and_then(|()| stdout.flush())
             .is_ok()
     };
     if !told {
         eprintln!("{message}");
     }
-    Ok(Relayed::HolderLost { unanswered })
 }
 
 /// Copies until the end of `from`, passing on each read at once (no buffering in between, and

@@ -1,12 +1,13 @@
-//! `ore ls`, `ore cat`, `ore log`, `ore tags`, `ore fork`.
+//! `ore ls`, `ore cat`, `ore log`, `ore tags`, `ore fork`: how each prints. What they read and
+//! change is in `ore::commands::{ls, cat, log, tags, fork}`.
 
 use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
 use crate::{out, out_bytes, Done, Env};
 use anyhow::{bail, Context, Result};
-use ore::core::block::Kind;
-use ore::core::entry::{Content, Entry, EntryKind, Piece};
+use ore::commands::ls::Listing;
+use ore::commands::tags::Head;
+use ore::core::entry::{Content, Entry, EntryKind};
 use ore::core::repo::Repo;
-use ore::core::tree::{DirTree, FileTree, Reader};
 use ore::core::util::{format_time, show};
 use serde_json::json;
 
@@ -100,48 +101,27 @@ pub fn long_line(e: &Entry, path: &str) -> String {
     line
 }
 
-/// Lists directory tree `tree` (at `prefix`), and with `-R` everything below it, depth first.
-/// The walk keeps its open directories on a stack of its own rather than recursing, and stops
-/// with an error at the depth `ore load` accepts: a crafted snapshot nested a hundred thousand
-/// deep overflowed the stack (an abort).
-fn list_dir(env: &Env, repo: &Repo, tree: protocol::Key, prefix: &str, a: &LsArgs) -> Result<()> {
-    let mut open = vec![(Reader::<DirTree>::new(repo, tree), prefix.to_string())];
-    while let Some((r, prefix)) = open.last_mut() {
-        // A damaged or crafted directory is named by its path, as well as its block.
-        let next = r.next_item().with_context(|| match prefix.as_str() {
-            "" => "reading the snapshot's top directory".to_string(),
-            p => format!("reading directory `{}`", ore::core::depth::shortened(p)),
-        });
-        let Some(e) = next? else {
-            open.pop();
-            continue;
-        };
-        let path = if prefix.is_empty() {
-            show(&e.name)
-        } else {
-            format!("{prefix}/{}", show(&e.name))
-        };
-        print_entry(env, a.long, &e, &path)?;
-        if let (true, EntryKind::Dir { tree }) = (a.recursive, e.kind) {
-            if open.len() >= ore::core::depth::MAX_DEPTH {
-                return Err(ore::core::depth::too_deep(tree, &path).into());
-            }
-            open.push((Reader::new(repo, tree), path));
-        }
-    }
-    Ok(())
-}
-
 pub fn ls(env: &Env, a: LsArgs) -> Result<Done> {
     let (name, path) = ore::core::spec::split_path(&a.snapshot);
     let (repo, snap) = env.open_at_brief(name)?;
-    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
-    match e.kind {
-        EntryKind::Dir { tree } => list_dir(env, &repo, tree, path.trim_end_matches('/'), &a)
-            .with_context(|| format!("listing {}", a.snapshot))?,
-        _ => print_entry(env, a.long, &e, path)?,
+    match ore::commands::ls::ls(&repo, &snap, path, a.recursive)? {
+        Listing::One(e) => print_entry(env, a.long, &e, path)?,
+        Listing::Dir(walk) => {
+            print_walk(env, a.long, walk).with_context(|| format!("listing {}", a.snapshot))?
+        }
     }
     Ok(Done::Clean)
+}
+
+fn print_walk(env: &Env, long: bool, walk: ore::commands::ls::Walk) -> Result<()> {
+    for item in walk {
+        let (path, e) = item.map_err(|e| match e.reading {
+            Some(reading) => anyhow::Error::from(e.error).context(reading),
+            None => e.error.into(),
+        })?;
+        print_entry(env, long, &e, &path)?;
+    }
+    Ok(())
 }
 
 pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
@@ -150,46 +130,19 @@ pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
         bail!("`ore cat` needs SNAPSHOT:PATH naming a file");
     }
     let (repo, snap) = env.open_at(name)?;
-    let e = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
-    let EntryKind::File { size, content } = e.kind else {
-        bail!("`{path}` is not a regular file in the snapshot");
-    };
+    let content = ore::commands::cat::find_file(&repo, &snap, path)?;
     write_contents(&repo, &content)?;
-    let _ = size;
     Ok(Done::Clean)
 }
 
 /// Writes a file's contents to standard output (holes as zeros), a block at a time.
 pub fn write_contents(repo: &Repo, content: &Content) -> Result<()> {
-    match content {
-        Content::Empty => {}
-        Content::Chunk(k) => out_bytes(repo.get_block(*k, Kind::Chunk)?.data())?,
-        Content::Index(root) => {
-            let mut r = Reader::<FileTree>::new(repo, *root);
-            let zeros = vec![0u8; 1 << 20];
-            while let Some(p) = r.next_item()? {
-                match p {
-                    Piece::Data { key, .. } => out_bytes(repo.get_block(key, Kind::Chunk)?.data())?,
-                    Piece::Hole { mut len } => {
-                        while len > 0 {
-                            let n = len.min(zeros.len() as u64) as usize;
-                            out_bytes(&zeros[..n])?;
-                            len -= n as u64;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    ore::commands::cat::contents(repo, content, out_bytes)
 }
 
 pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    let chain = ore::core::spec::chain(&repo, &a.tag)?;
-    if chain.is_empty() {
-        bail!("no tag called `{}` (see `ore tags`)", a.tag);
-    }
+    let chain = ore::commands::log::log(&repo, &a.tag)?;
     for (i, (k, s)) in chain.iter().enumerate() {
         if env.global.json {
             env.json(&json!({
@@ -224,8 +177,12 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
 
 pub fn tags(env: &Env) -> Result<Done> {
     let repo = env.open_brief()?;
-    for (name, key) in repo.tags()? {
-        let snap = repo.snapshot(key)?;
+    for head in ore::commands::tags::tags(&repo)? {
+        let Head {
+            tag: name,
+            key,
+            snapshot: snap,
+        } = head?;
         if env.global.json {
             env.json(&json!({"tag": name, "key": key.to_hex(), "time": format_time(snap.time), "time_ns": snap.time, "host": snap.host}))?;
         } else {
@@ -242,12 +199,7 @@ pub fn tags(env: &Env) -> Result<Done> {
 
 pub fn fork(env: &Env, a: ForkArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    ore::core::format::check_user_tag(&a.new_tag)?;
-    let _lease = ore::core::lease::Lease::acquire(&repo)?;
-    let (key, _) = ore::core::spec::resolve(&repo, &a.tag)?;
-    if !repo.move_tag(&a.new_tag, None, key, "fork")? {
-        bail!("tag `{}` already exists; nothing was changed", a.new_tag);
-    }
+    let key = ore::commands::fork::fork(&repo, &a.tag, &a.new_tag)?;
     if env.global.json {
         env.json(&json!({"tag": a.new_tag, "key": key.to_hex(), "from": a.tag}))?;
     } else if !env.global.quiet {

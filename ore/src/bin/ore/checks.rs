@@ -3,41 +3,15 @@
 use crate::cli::{CheckArgs, DiffArgs};
 use crate::{out, Done, Env};
 use anyhow::{bail, Context, Result};
-use ore::commands::check::ReadData;
+use ore::commands::check::{CheckOutcome, ReadData};
+use ore::core::repo::Repo;
 use ore::core::util::human_bytes;
+use std::path::Path;
 
 pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     let repo = env.open()?;
     if let Some(dir) = &a.compare {
-        let [spec] = a.snapshots.as_slice() else {
-            bail!(
-                "--compare needs exactly one SNAPSHOT[:PATH] to compare with {}",
-                dir.display()
-            );
-        };
-        let (name, path) = ore::core::spec::split_path(spec);
-        let (_, snap) = ore::core::spec::resolve(&repo, name)?;
-        let root = ore::core::tree::find(&repo, &snap.root, path.as_bytes())?;
-        let diffs = ore::commands::check::compare::compare(&repo, &root, dir)
-            .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
-        for d in &diffs {
-            if env.global.json {
-                env.json(&serde_json::to_value(d)?)?;
-            } else {
-                out(&format!("{}: {}\n", d.path, d.what.join(", ")))?;
-            }
-        }
-        if !diffs.is_empty() {
-            bail!(
-                "{} path(s) differ between {spec} and {}",
-                diffs.len(),
-                dir.display()
-            );
-        }
-        if !env.global.quiet && !env.global.json {
-            eprintln!("{spec} and {} match", dir.display());
-        }
-        return Ok(Done::Clean);
+        return compare(env, &repo, &a.snapshots, dir);
     }
     let read = match &a.read_data {
         None => ReadData::None,
@@ -56,58 +30,7 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
     } else {
-        for t in &o.bad_tags {
-            out(&format!("{t}\n"))?;
-        }
-        for h in &o.history {
-            out(&format!("{}\n", h.message))?;
-            if let Some(r) = &h.repair {
-                out(&format!("  to put it back: {r}\n"))?;
-            }
-        }
-        for p in &o.problems {
-            out(&format!("block {} ({}): {}\n", p.key, p.kind, p.error))?;
-            for path in &p.paths {
-                out(&format!("  {path}\n"))?;
-            }
-        }
-        if let (Some(u), false) = (&o.unverified, env.global.quiet) {
-            eprintln!(
-                "blocks stored by append-only connections: {} awaiting a check, {} read, {} bad{}{}",
-                u.listed,
-                u.read,
-                u.bad.len(),
-                if u.can_vouch {
-                    format!(", {} marked checked", u.vouched)
-                } else {
-                    " (not marked checked: this connection does not have full access)".into()
-                },
-                if u.removed > 0 {
-                    format!(", {} bad removed: snapshot again with --no-cache to store their data", u.removed)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        if !env.global.quiet {
-            eprintln!(
-                "checked {} snapshot(s): {} tree blocks, {} data blocks ({} read, {}) in {:.1} s: {}",
-                o.snapshots,
-                o.trees,
-                o.chunks,
-                o.chunks_read,
-                human_bytes(o.bytes_read),
-                o.duration_ms as f64 / 1000.0,
-                match (o.problems.len(), o.history.len()) {
-                    (0, 0) => "no problems".to_string(),
-                    (n, 0) => format!("{n} missing or damaged block(s)"),
-                    (0, h) => format!("{h} tag(s) disagreeing with their history"),
-                    (n, h) => format!(
-                        "{n} missing or damaged block(s), {h} tag(s) disagreeing with their history"
-                    ),
-                }
-            );
-        }
+        print_check(env, &o)?;
     }
     if !o.clean() {
         bail!(
@@ -121,13 +44,102 @@ pub fn check(env: &Env, a: CheckArgs) -> Result<Done> {
     Ok(Done::Clean)
 }
 
+/// `ore check --compare DIR SNAPSHOT[:PATH]`: prints each path that differs.
+fn compare(env: &Env, repo: &Repo, snapshots: &[String], dir: &Path) -> Result<Done> {
+    let [spec] = snapshots else {
+        bail!(
+            "--compare needs exactly one SNAPSHOT[:PATH] to compare with {}",
+            dir.display()
+        );
+    };
+    let root = ore::commands::check::compare::root(repo, spec)?;
+    let diffs = ore::commands::check::compare::compare(repo, &root, dir)
+        .with_context(|| format!("comparing {spec} with {}", dir.display()))?;
+    for d in &diffs {
+        if env.global.json {
+            env.json(&serde_json::to_value(d)?)?;
+        } else {
+            out(&format!("{}: {}\n", d.path, d.what.join(", ")))?;
+        }
+    }
+    if !diffs.is_empty() {
+        bail!(
+            "{} path(s) differ between {spec} and {}",
+            diffs.len(),
+            dir.display()
+        );
+    }
+    if !env.global.quiet && !env.global.json {
+        eprintln!("{spec} and {} match", dir.display());
+    }
+    Ok(Done::Clean)
+}
+
+/// Prints what a check found (stdout) and its counts (stderr).
+fn print_check(env: &Env, o: &CheckOutcome) -> Result<()> {
+    for t in &o.bad_tags {
+        out(&format!("{t}\n"))?;
+    }
+    for h in &o.history {
+        out(&format!("{}\n", h.message))?;
+        if let Some(r) = &h.repair {
+            out(&format!("  to put it back: {r}\n"))?;
+        }
+    }
+    for p in &o.problems {
+        out(&format!("block {} ({}): {}\n", p.key, p.kind, p.error))?;
+        for path in &p.paths {
+            out(&format!("  {path}\n"))?;
+        }
+    }
+    if env.global.quiet {
+        return Ok(());
+    }
+    if let Some(u) = &o.unverified {
+        eprintln!(
+            "blocks stored by append-only connections: {} awaiting a check, {} read, {} bad{}{}",
+            u.listed,
+            u.read,
+            u.bad.len(),
+            if u.can_vouch {
+                format!(", {} marked checked", u.vouched)
+            } else {
+                " (not marked checked: this connection does not have full access)".into()
+            },
+            if u.removed > 0 {
+                format!(
+                    ", {} bad removed: snapshot again with --no-cache to store their data",
+                    u.removed
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    eprintln!(
+        "checked {} snapshot(s): {} tree blocks, {} data blocks ({} read, {}) in {:.1} s: {}",
+        o.snapshots,
+        o.trees,
+        o.chunks,
+        o.chunks_read,
+        human_bytes(o.bytes_read),
+        o.duration_ms as f64 / 1000.0,
+        match (o.problems.len(), o.history.len()) {
+            (0, 0) => "no problems".to_string(),
+            (n, 0) => format!("{n} missing or damaged block(s)"),
+            (0, h) => format!("{h} tag(s) disagreeing with their history"),
+            (n, h) => format!(
+                "{n} missing or damaged block(s), {h} tag(s) disagreeing with their history"
+            ),
+        }
+    );
+    Ok(())
+}
+
 pub fn diff(env: &Env, a: DiffArgs) -> Result<Done> {
     let repo = env.open()?;
     let path = a.path.as_deref().unwrap_or("").trim_start_matches('/');
-    let (_, sa) = ore::core::spec::resolve(&repo, &a.a)?;
-    let (_, sb) = ore::core::spec::resolve(&repo, &a.b)?;
-    let ea = ore::core::tree::find(&repo, &sa.root, path.as_bytes())?;
-    let eb = ore::core::tree::find(&repo, &sb.root, path.as_bytes())?;
+    let (ea, eb) = ore::commands::diff::entries(&repo, &a.a, &a.b, path)?;
     let (changes, dirs_read) = ore::commands::diff::diff(&repo, &ea, &eb)
         .with_context(|| format!("comparing {} with {}", a.a, a.b))?;
     let prefix = if path.is_empty() {

@@ -6,41 +6,8 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use std::io::IsTerminal;
 
-/// The directory an archive identifier stores its archive in, when it can be told without
-/// starting anything: a plain path, or a store backend given one directory.
-fn local_dir(id: &str) -> Option<std::path::PathBuf> {
-    use connect::open::{classify, Kind};
-    match classify(id) {
-        Kind::Path(p) => Some(p.to_path_buf()),
-        Kind::Command(c) => match shell_words::split(c).ok()?.as_slice() {
-            [program, dir] if ["backend-splitlog", "backend-fs"].contains(&program.as_str()) => {
-                Some(dir.into())
-            }
-            _ => None,
-        },
-    }
-}
-
-/// Refuses a sync from an archive to itself before the destination is opened: a local
-/// archive is held by one process, so opening it a second time would wait on our own hold.
-fn refuse_same_archive(src: &str, dst: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let same = match (local_dir(src), local_dir(dst)) {
-        _ if src == dst => true,
-        (Some(a), Some(b)) => match (std::fs::metadata(&a), std::fs::metadata(&b)) {
-            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-            _ => false,
-        },
-        _ => false,
-    };
-    if same {
-        bail!("{src} and {dst} are the same archive: sync copies to another one");
-    }
-    Ok(())
-}
-
 pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
-    refuse_same_archive(&env.archive_id()?, &a.to)?;
+    ore::commands::sync::refuse_same_archive(&env.archive_id()?, &a.to)?;
     let src = env.open()?;
     let dst_pass = if a.to_passphrase_file.is_some() || a.to_passphrase_command.is_some() {
         pass::Source {
@@ -52,9 +19,6 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
         env.pass.clone()
     };
     let dst = env.open_other(&a.to, &dst_pass)?;
-    if dst.format().archive_id == src.format().archive_id {
-        bail!("{} and {} are the same archive", env.archive_id()?, a.to);
-    }
     let o = ore::commands::sync::sync(&src, &dst, &a.tags)?;
     let conflicts = o.tags.iter().filter(|t| t.status == "conflict").count();
     if env.global.json {

@@ -1,23 +1,22 @@
 //! `ore explore`: a shell over the archive's tree of tags, snapshots and files
 //! ([`ore::core::vtree`]). On a terminal it edits lines, keeps history and completes names with Tab;
 //! otherwise it reads commands from standard input, one per line, so it can be scripted.
+//!
+//! This file is the shell: reading lines, completion and printing. Where it is and what each
+//! command reads from the archive is `ore::commands::explore`; `get` is a restore
+//! (`ore::commands::restore`). `ore mount` is here too, for its signals and messages.
 
 use crate::browse::long_line;
-use crate::{out, Done, Env};
+use crate::{out, summary, Done, Env};
 use anyhow::{anyhow, bail, Result};
-use ore::core::entry::EntryKind;
+use ore::commands::explore::{About, Explorer, Info, Listed};
 use ore::core::util::{format_time, human_bytes, show};
-use ore::core::vtree::{VNode, VTree};
-use std::cell::RefCell;
+use ore::core::vtree::VNode;
 use std::io::IsTerminal;
-use std::rc::Rc;
 
 /// The longest command read from standard input: a path of 4,096 bytes and then some. Input
 /// that never ends a line (`ore explore < /dev/zero`) is refused, not gathered.
 const MAX_LINE: usize = 64 * 1024;
-
-/// Where the shell is: the names from `/` down, with their nodes.
-type Cwd = Vec<(Vec<u8>, VNode)>;
 
 const HELP: &str = "\
 ls [-l] [PATH]     list a directory (tags at /, snapshots in a tag, files in a snapshot)
@@ -32,96 +31,10 @@ exit               leave (also quit, or end of input)
 ";
 
 struct Shell<'r> {
-    tree: VTree<'r>,
-    cwd: Rc<RefCell<Cwd>>,
-}
-
-fn split(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+    x: Explorer<'r>,
 }
 
 impl Shell<'_> {
-    fn top(stack: &Cwd) -> VNode {
-        stack.last().map_or(VNode::Root, |(_, n)| n.clone())
-    }
-
-    /// Resolves `path` from the current directory. Symlinks inside a snapshot are followed
-    /// when `follow` (always for components before the last).
-    fn resolve(&self, path: &str, follow: bool) -> Result<Cwd> {
-        let mut stack = if path.starts_with('/') {
-            Vec::new()
-        } else {
-            self.cwd.borrow().clone()
-        };
-        let comps: Vec<&str> = split(path).collect();
-        self.walk(&mut stack, &comps, follow, 0)?;
-        Ok(stack)
-    }
-
-    fn walk(&self, stack: &mut Cwd, comps: &[&str], follow: bool, hops: u32) -> Result<()> {
-        for (i, c) in comps.iter().enumerate() {
-            if *c == ".." {
-                stack.pop();
-                continue;
-            }
-            let node = Shell::top(stack);
-            let child = self
-                .tree
-                .child(&node, c.as_bytes())?
-                .ok_or_else(|| anyhow!("{c}: no such file or directory"))?;
-            let last = i + 1 == comps.len();
-            if let VNode::Entry { entry, .. } = &child {
-                if let EntryKind::Symlink { target } = &entry.kind {
-                    if follow || !last {
-                        if hops > 40 {
-                            bail!("{c}: too many levels of symbolic links");
-                        }
-                        let t = String::from_utf8_lossy(target).into_owned();
-                        if t.starts_with('/') {
-                            // Absolute targets are taken from the snapshot's root.
-                            stack.truncate(2);
-                        }
-                        let tc: Vec<&str> = split(&t).collect();
-                        // Never above the snapshot's root.
-                        let floor = 2.min(stack.len());
-                        let mut sub = stack.split_off(floor);
-                        self.walk_floor(stack, &mut sub, &tc, hops + 1)?;
-                        stack.extend(sub);
-                        continue;
-                    }
-                }
-            }
-            stack.push((c.as_bytes().to_vec(), child));
-        }
-        Ok(())
-    }
-
-    /// Walks a symlink's target below the snapshot root `base` (`rel` is the part of the
-    /// stack below that root).
-    fn walk_floor(&self, base: &Cwd, rel: &mut Cwd, comps: &[&str], hops: u32) -> Result<()> {
-        let mut full = base.clone();
-        full.append(rel);
-        let floor = base.len();
-        for c in comps {
-            if *c == ".." {
-                if full.len() > floor {
-                    full.pop();
-                }
-                continue;
-            }
-            self.walk(&mut full, &[c], true, hops)?;
-        }
-        *rel = full.split_off(floor);
-        Ok(())
-    }
-
-    fn pwd(stack: &Cwd) -> String {
-        if stack.is_empty() {
-            return "/".into();
-        }
-        stack.iter().map(|(n, _)| format!("/{}", show(n))).collect()
-    }
-
     fn ls(&self, args: &[&str]) -> Result<()> {
         let long = args.contains(&"-l");
         let path = args
@@ -129,95 +42,65 @@ impl Shell<'_> {
             .find(|a| !a.starts_with('-'))
             .copied()
             .unwrap_or(".");
-        let stack = self.resolve(path, true)?;
-        let node = Shell::top(&stack);
-        if !node.is_dir() {
-            if let VNode::Entry { entry, .. } = &node {
+        let children = match self.x.list(path)? {
+            Listed::One(entry) => {
                 return out(&(if long {
-                    long_line(entry, &show(&entry.name))
+                    long_line(&entry, &show(&entry.name))
                 } else {
                     format!("{}\n", show(&entry.name))
                 }));
             }
-        }
-        for (name, child) in self.tree.list(&node)? {
+            Listed::Many(children) => children,
+        };
+        for (name, child) in children {
             let n = show(&name);
-            let line = match (&child, long) {
-                (_, false) => format!("{n}{}\n", if child.is_dir() { "/" } else { "" }),
-                (VNode::Tag(t), true) => {
-                    let c = self.tree.chain(t)?;
-                    format!(
-                        "tag  {:>5} snapshot(s), newest {}  {n}\n",
-                        c.len(),
-                        c.first()
-                            .map_or(String::new(), |s| format_time(s.snapshot.time))
-                    )
-                }
-                (
-                    VNode::Entry {
-                        key, path, entry, ..
-                    },
-                    true,
-                ) if path.is_empty() => {
-                    let s = self
-                        .tree
-                        .snapshot_of(&child)?
-                        .ok_or_else(|| anyhow!("{n}: gone"))?;
-                    let _ = entry;
-                    format!(
-                        "snapshot {}  {}@{}  {} files  {:>9}  {n}{}\n",
-                        &key.to_hex()[..12],
-                        s.snapshot.user,
-                        s.snapshot.host,
-                        s.snapshot.stats.files,
-                        human_bytes(s.snapshot.stats.bytes),
-                        if n == ore::core::vtree::CURRENT {
-                            format!(" -> {}", s.name)
-                        } else {
-                            String::new()
-                        }
-                    )
-                }
-                (VNode::Entry { entry, .. }, true) => long_line(entry, &n),
-                (VNode::Root, true) => format!("{n}\n"),
+            let line = if long {
+                self.long_line(&n, &child)?
+            } else {
+                format!("{n}{}\n", if child.is_dir() { "/" } else { "" })
             };
             out(&line)?;
         }
         Ok(())
     }
 
+    /// One line of `ls -l` for `child`, named `n`.
+    fn long_line(&self, n: &str, child: &VNode) -> Result<String> {
+        Ok(match self.x.about(n, child)? {
+            About::Tag { snapshots, newest } => format!(
+                "tag  {snapshots:>5} snapshot(s), newest {}  {n}\n",
+                newest.map_or(String::new(), format_time)
+            ),
+            About::Snapshot { key, named: s } => format!(
+                "snapshot {}  {}@{}  {} files  {:>9}  {n}{}\n",
+                &key.to_hex()[..12],
+                s.snapshot.user,
+                s.snapshot.host,
+                s.snapshot.stats.files,
+                human_bytes(s.snapshot.stats.bytes),
+                if n == ore::core::vtree::CURRENT {
+                    format!(" -> {}", s.name)
+                } else {
+                    String::new()
+                }
+            ),
+            About::Entry(entry) => long_line(&entry, n),
+            About::Root => format!("{n}\n"),
+        })
+    }
+
     fn cat(&self, path: &str) -> Result<()> {
-        let stack = self.resolve(path, true)?;
-        let node = Shell::top(&stack);
-        let e = self.tree.resolve_hardlink(&node)?;
-        let EntryKind::File { content, .. } = &e.kind else {
-            bail!("{path}: not a file");
-        };
-        crate::browse::write_contents(self.tree.repo, content)
+        let content = self.x.file(path)?;
+        crate::browse::write_contents(self.x.tree().repo, &content)
     }
 
     fn get(&self, path: &str, dest: Option<&str>) -> Result<()> {
-        let stack = self.resolve(path, false)?;
-        let node = Shell::top(&stack);
-        let VNode::Entry {
-            path: inner, entry, ..
-        } = &node
-        else {
-            bail!("{path}: only files and directories inside a snapshot can be extracted");
-        };
-        let snap = self
-            .tree
-            .snapshot_of(&node)?
-            .ok_or_else(|| anyhow!("{path}: no snapshot"))?;
-        let dest = match dest {
-            Some(d) => std::path::PathBuf::from(d),
-            None => default_dest(path, &entry.name)?,
-        };
+        let x = self.x.extract(path, dest)?;
         let o = ore::commands::restore::restore(
-            self.tree.repo,
-            &snap.snapshot,
-            inner,
-            &dest,
+            self.x.tree().repo,
+            &x.snapshot,
+            &x.inner,
+            &x.dest,
             &ore::commands::restore::RestoreOptions::default(),
         )?;
         // Each warning was shown as it happened (through the log).
@@ -225,29 +108,25 @@ impl Shell<'_> {
             "{} file(s), {} written to {}",
             o.files,
             human_bytes(o.bytes),
-            dest.display()
+            x.dest.display()
         );
         if o.incomplete || o.not_restored > 0 {
             bail!(
                 "get: {} is incomplete (see the warnings above)",
-                dest.display()
+                x.dest.display()
             );
         }
         Ok(())
     }
 
     fn info(&self, path: &str) -> Result<()> {
-        let stack = self.resolve(path, true)?;
-        let node = Shell::top(&stack);
-        let Some(s) = self.tree.snapshot_of(&node)? else {
-            if let VNode::Tag(t) = &node {
-                let c = self.tree.chain(t)?;
-                return out(&format!("tag {t}: {} snapshot(s)\n", c.len()));
+        let s = match self.x.info(path)? {
+            Info::Tag { tag, snapshots } => {
+                return out(&format!("tag {tag}: {snapshots} snapshot(s)\n"));
             }
-            bail!("info: go into a snapshot first (or give a path inside one)");
+            Info::Snapshot(s) => s,
         };
         let snap = &s.snapshot;
-        let st = &snap.stats;
         let mut text = format!(
             "snapshot  {}\nname      {}/{}\ntime      {}\nhost      {}\nuser      {}\npaths     {}\nprevious  {}\n",
             s.key,
@@ -262,16 +141,12 @@ impl Shell<'_> {
         if !snap.comment.is_empty() {
             text.push_str(&format!("comment   {}\n", snap.comment));
         }
+        let st = &snap.stats;
         text.push_str(&format!(
-            "contents  {} files, {} dirs, {} other, {}\nstored    {} files read, {} new blocks, {} new ({} stored), {:.1} s\nwarnings  {}\n",
-            st.files,
-            st.dirs,
-            st.other,
-            human_bytes(st.bytes),
+            "contents  {}\nstored    {} files read, {}, {:.1} s\nwarnings  {}\n",
+            summary::contents(st),
             st.files_read,
-            st.new_blocks,
-            human_bytes(st.new_bytes),
-            human_bytes(st.stored_bytes),
+            summary::stored(st),
             st.duration_ms as f64 / 1000.0,
             snap.warnings_total
         ));
@@ -282,64 +157,8 @@ impl Shell<'_> {
     }
 
     fn find(&self, pattern: &str) -> Result<()> {
-        let glob = globset::GlobBuilder::new(pattern)
-            .literal_separator(pattern.contains('/'))
-            .build()
-            .map_err(|e| anyhow!("find: bad pattern {pattern:?}: {e}"))?
-            .compile_matcher();
-        let start = self.cwd.borrow().clone();
-        let base = Shell::pwd(&start);
-        let prefix = if base == "/" {
-            "/".to_string()
-        } else {
-            format!("{base}/")
-        };
-        self.find_in(
-            &Shell::top(&start),
-            "",
-            &glob,
-            pattern.contains('/'),
-            &prefix,
-        )
-    }
-
-    /// Prints the matches below `node` in order, each directory before what it holds. The
-    /// directories being listed are kept on a stack of their own rather than recursing (a
-    /// crafted snapshot nested a hundred thousand deep overflowed the stack); the tree refuses
-    /// to list past the depth any walk of a snapshot goes (`ore::core::depth`).
-    fn find_in(
-        &self,
-        node: &VNode,
-        rel: &str,
-        glob: &globset::GlobMatcher,
-        whole: bool,
-        prefix: &str,
-    ) -> Result<()> {
-        let listing = |node: &VNode| -> Result<_> {
-            let tag = matches!(node, VNode::Tag(_));
-            Ok((self.tree.list(node)?.into_iter(), tag))
-        };
-        let mut open = vec![(listing(node)?, rel.to_string())];
-        while let Some(((children, in_tag), rel)) = open.last_mut() {
-            let Some((name, child)) = children.next() else {
-                open.pop();
-                continue;
-            };
-            let n = show(&name);
-            if *in_tag && n == ore::core::vtree::CURRENT {
-                continue;
-            }
-            let p = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
-            if glob.is_match(if whole { p.as_str() } else { n.as_str() }) {
-                out(&format!("{prefix}{p}\n"))?;
-            }
-            if child.is_dir() {
-                open.push((listing(&child)?, p));
-            }
+        for hit in self.x.find(pattern)? {
+            out(&format!("{}\n", hit?))?;
         }
         Ok(())
     }
@@ -352,15 +171,9 @@ impl Shell<'_> {
             [] => {}
             ["exit" | "quit"] => return Ok(false),
             ["help" | "?"] => out(HELP)?,
-            ["pwd"] => out(&format!("{}\n", Shell::pwd(&self.cwd.borrow())))?,
-            ["cd"] => self.cwd.borrow_mut().clear(),
-            ["cd", path] => {
-                let stack = self.resolve(path, true)?;
-                if !Shell::top(&stack).is_dir() {
-                    bail!("cd: {path}: not a directory");
-                }
-                *self.cwd.borrow_mut() = stack;
-            }
+            ["pwd"] => out(&format!("{}\n", self.x.pwd()))?,
+            ["cd"] => self.x.cd(None)?,
+            ["cd", path] => self.x.cd(Some(path))?,
             ["ls", rest @ ..] => self.ls(rest)?,
             ["cat", path] => self.cat(path)?,
             ["get", path] => self.get(path, None)?,
@@ -407,18 +220,15 @@ impl rustyline::completion::Completer for Helper<'_, '_> {
             Some(i) => (&word[..=i], &word[i + 1..]),
             None => ("", word),
         };
-        let Ok(stack) = self
+        let Ok(names) = self
             .shell
-            .resolve(if dir.is_empty() { "." } else { dir }, true)
+            .x
+            .names_in(if dir.is_empty() { "." } else { dir })
         else {
             return Ok((pos, Vec::new()));
         };
-        let Ok(list) = self.shell.tree.list(&Shell::top(&stack)) else {
-            return Ok((pos, Vec::new()));
-        };
-        let c = list
+        let c = names
             .into_iter()
-            .map(|(n, node)| (show(&n), node.is_dir()))
             .filter(|(n, _)| n.starts_with(prefix))
             .map(|(n, d)| rustyline::completion::Pair {
                 replacement: format!("{dir}{n}{}", if d { "/" } else { "" }),
@@ -439,10 +249,9 @@ impl rustyline::Helper for Helper<'_, '_> {}
 pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
     let repo = env.open()?;
     let shell = Shell {
-        tree: VTree::new(&repo, tag),
-        cwd: Rc::new(RefCell::new(Vec::new())),
+        x: Explorer::new(&repo, tag),
     };
-    shell.tree.tags()?;
+    shell.x.tree().tags()?;
     let mut failed = false;
     if !std::io::stdin().is_terminal() {
         let (mut input, mut line, mut number) = (std::io::stdin().lock(), Vec::new(), 0u64);
@@ -477,7 +286,7 @@ pub fn explore(env: &Env, tag: Option<String>) -> Result<Done> {
     }
     eprintln!("exploring {} (type `help`)", env.archive_id()?);
     loop {
-        let prompt = format!("ore:{}> ", Shell::pwd(&shell.cwd.borrow()));
+        let prompt = format!("ore:{}> ", shell.x.pwd());
         match ed.readline(&prompt) {
             Ok(line) => {
                 let _ = ed.add_history_entry(line.as_str());
@@ -524,25 +333,4 @@ pub fn mount(env: &Env, mountpoint: &std::path::Path, tag: Option<String>) -> Re
     }
     ore::commands::mount::mount(std::sync::Arc::new(repo), mountpoint, tag, &stop)?;
     Ok(Done::Clean)
-}
-
-/// Where `get PATH` without a destination writes: a name in the current directory, the one the
-/// snapshot gives the entry — which must be one plain name (a crafted snapshot once named its
-/// root `/tmp/x/pwned`, and `get` wrote there).
-fn default_dest(path: &str, name: &[u8]) -> Result<std::path::PathBuf> {
-    let name = if name.is_empty() {
-        &b"snapshot"[..]
-    } else {
-        name
-    };
-    if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
-        bail!(
-            "get {path}: the snapshot names it `{}`, which is not a plain file name; \
-             give a destination (get PATH DEST)",
-            ore::core::util::show(name)
-        );
-    }
-    Ok(std::path::PathBuf::from(
-        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(name.to_vec()),
-    ))
 }

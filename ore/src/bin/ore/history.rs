@@ -1,47 +1,22 @@
-//! `ore tag-history`: every value the archive's tags have had, as the backend keeps them until
-//! the owner expires them — the way back after a tag was moved where it should not have been
-//! (by an append-only machine's `forget`, say). Each value names a snapshot that gc keeps
-//! while the value is kept; `ore reset TAG KEY` or `ore fork KEY NEW` brings it back.
-//! `ore restore-format` brings back a lost format record the same way (`ore::core::format::restore`).
+//! `ore tag-history` and `ore restore-format`: the way back after a tag (or the format record)
+//! was moved where it should not have been. `ore::commands::tag_history` tells what each value
+//! a tag has had is now; `ore restore-format` puts back a lost format record
+//! (`ore::core::format::restore`, one call). This file prints.
 
 use crate::cli::TagHistoryArgs;
 use crate::{out, Done, Env};
 use anyhow::Result;
-use protocol::history::{parse, TAG_HISTORY};
 use serde_json::json;
 
 pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    let args: Vec<String> = a.tag.iter().cloned().collect();
-    let answer = repo.backend().admin(TAG_HISTORY, &args)?;
-    let entries = parse(&answer.json)?;
-    let current: std::collections::HashMap<String, Vec<u8>> =
-        repo.backend().list_tags()?.into_iter().collect();
-    let keys: Vec<Option<protocol::Key>> = entries
-        .iter()
-        .map(|e| ore::core::format::parse_tag_value(e.value.as_bytes()))
-        .collect();
-    let stored: Vec<protocol::Key> = keys.iter().flatten().copied().collect();
-    let held: std::collections::HashSet<protocol::Key> = stored
-        .iter()
-        .zip(repo.backend().exists(&stored)?)
-        .filter_map(|(k, held)| held.then_some(*k))
-        .collect();
-    for (e, key) in entries.iter().zip(&keys) {
-        let is_current = current
-            .get(&e.tag)
-            .is_some_and(|v| protocol::history::show_value(v) == e.value);
-        let state = match key {
-            _ if is_current => "current",
-            Some(k) if held.contains(k) => "kept",
-            Some(_) => "gone",
-            None => "not a key",
-        };
-        let time = ore::core::util::format_time(e.time.saturating_mul(1_000_000_000));
+    for v in ore::commands::tag_history::tag_history(&repo, a.tag.as_deref())? {
+        let state = v.state.name();
+        let time = ore::core::util::format_time(v.time.saturating_mul(1_000_000_000));
         if env.global.json {
-            env.json(&json!({"time": time, "tag": e.tag, "value": e.value, "state": state}))?;
+            env.json(&json!({"time": time, "tag": v.tag, "value": v.value, "state": state}))?;
         } else {
-            out(&format!("{time}  {}  {}  {state}\n", e.tag, e.value))?;
+            out(&format!("{time}  {}  {}  {state}\n", v.tag, v.value))?;
         }
     }
     Ok(Done::Clean)

@@ -2,8 +2,10 @@
 
 use crate::cli::{ForgetArgs, GcArgs, ReflogArgs, ReflogCommand, ResetArgs};
 use crate::{out, Done, Env};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use ore::commands::forget::Policy;
+use ore::commands::reflog::Expired;
+use ore::commands::reset::Reset;
 use ore::core::util::{format_time, human_bytes};
 use serde_json::json;
 
@@ -126,50 +128,26 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
 
 pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
     let repo = env.open_brief()?;
-    ore::core::format::check_user_tag(&a.tag)?;
-    let _lease = ore::core::lease::Lease::acquire(&repo)?;
-    let (key, _) = ore::core::spec::resolve(&repo, &a.snapshot)?;
-    // The tag's value as stored: a tag an append-only key (or anything else) pointed at
-    // something that is not a readable snapshot — no key at all, a missing block, a block of
-    // another kind — is recorded as having named nothing, since a reflog entry naming it would
-    // stop gc; it is moved from exactly what it holds.
-    let raw = repo.backend().get_tag(&a.tag)?;
-    let old = raw.as_deref().and_then(ore::core::format::parse_tag_value);
-    if old == Some(key) {
-        if !env.global.quiet {
-            eprintln!("tag {} already names {key}", a.tag);
+    match ore::commands::reset::reset(&repo, &a.tag, &a.snapshot)? {
+        Reset::Already(key) => {
+            if !env.global.quiet {
+                eprintln!("tag {} already names {key}", a.tag);
+            }
         }
-        return Ok(Done::Clean);
-    }
-    let readable = old.is_some_and(|k| repo.snapshot(k).is_ok());
-    let moved = if raw.is_none() || readable {
-        repo.move_tag(&a.tag, old, key, "reset")?
-    } else {
-        let cas = repo
-            .backend()
-            .set_tag(&a.tag, raw.as_deref(), key.to_hex().as_bytes())?;
-        let done = matches!(cas, protocol::CasOutcome::Done);
-        if done {
-            let entry = ore::core::reflog::RefEntry::now(&a.tag, None, Some(key), "reset");
-            ore::core::reflog::append(&repo, &[entry])?;
+        Reset::Moved { old, new: key } => {
+            if env.global.json {
+                env.json(
+                    &json!({"tag": a.tag, "old": old.map(|k| k.to_hex()), "new": key.to_hex()}),
+                )?;
+            } else if !env.global.quiet {
+                eprintln!(
+                    "tag {} now names {key} (was {}); `ore reflog {}` lists where it has been",
+                    a.tag,
+                    old.map_or("nothing".into(), |k| k.to_hex()),
+                    a.tag
+                );
+            }
         }
-        done
-    };
-    if !moved {
-        bail!(
-            "tag {} moved while resetting it (another run changed it); nothing was changed",
-            a.tag
-        );
-    }
-    if env.global.json {
-        env.json(&json!({"tag": a.tag, "old": old.map(|k| k.to_hex()), "new": key.to_hex()}))?;
-    } else if !env.global.quiet {
-        eprintln!(
-            "tag {} now names {key} (was {}); `ore reflog {}` lists where it has been",
-            a.tag,
-            old.map_or("nothing".into(), |k| k.to_hex()),
-            a.tag
-        );
     }
     Ok(Done::Clean)
 }
@@ -180,10 +158,7 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         let key: protocol::Key = key
             .parse()
             .map_err(|e| anyhow!("reflog reset {key:?}: not a block key: {e}"))?;
-        let _lease = ore::core::lease::Lease::acquire(&repo)?;
-        if !ore::core::reflog::reset_head(&repo, key)? {
-            bail!("the reflog moved meanwhile (another run added to it); nothing was changed");
-        }
+        ore::commands::reflog::reset_head(&repo, key)?;
         if !env.global.quiet {
             eprintln!("the reflog now starts at {key}");
         }
@@ -195,10 +170,7 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
     }) = a.command
     {
         let cutoff = ore::core::util::now_ns() - duration_ns("--older-than", &older_than)?;
-        let _lease = (!dry_run)
-            .then(|| ore::core::lease::Lease::acquire(&repo))
-            .transpose()?;
-        let (dropped, kept) = ore::core::reflog::expire(&repo, cutoff, dry_run)?;
+        let Expired { dropped, kept } = ore::commands::reflog::expire(&repo, cutoff, dry_run)?;
         if env.global.json {
             env.json(&json!({"dropped": dropped, "kept": kept, "dry_run": dry_run}))?;
         } else if !env.global.quiet {
@@ -215,10 +187,7 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         return Ok(Done::Clean);
     }
     let short = |k: Option<protocol::Key>| k.map_or("-".to_string(), |k| k.to_hex()[..12].into());
-    for e in ore::core::reflog::entries(&repo)?.iter().rev() {
-        if a.tag.as_deref().is_some_and(|t| t != e.tag) {
-            continue;
-        }
+    for e in &ore::commands::reflog::entries(&repo, a.tag.as_deref())? {
         if env.global.json {
             env.json(&json!({
                 "time": format_time(e.time), "time_ns": e.time, "tag": e.tag,

@@ -1,31 +1,26 @@
-//! `ore key add|list|remove|passwd`.
+//! `ore key add|list|remove|passwd`: reads new passphrases and prints; the slots are changed by
+//! `ore::commands::key`.
 
 use crate::cli::KeyCommand;
 use crate::{out, Done, Env};
-use anyhow::{bail, Result};
-use ore::core::crypto::KdfParams;
+use anyhow::Result;
+use ore::commands::key;
 use serde_json::json;
 
 pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
     let mut repo = env.open_brief()?;
-    if !repo.format().encrypted() {
-        bail!(
-            "archive {} is not encrypted: it has no passphrases",
-            repo.id()
-        );
-    }
+    key::check_encrypted(&repo)?;
     match cmd {
         KeyCommand::List => {
-            for s in &repo.format().key_slots {
-                let current = repo.slot() == Some(s.id.as_str());
+            for key::Slot { slot: s, current } in key::list(&repo)? {
+                let created = ore::core::util::format_time(s.created * 1_000_000_000);
                 if env.global.json {
-                    env.json(&json!({"id": s.id, "created": ore::core::util::format_time(s.created * 1_000_000_000), "creator": s.creator, "kdf": s.kdf, "current": current}))?;
+                    env.json(&json!({"id": s.id, "created": created, "creator": s.creator, "kdf": s.kdf, "current": current}))?;
                 } else {
                     out(&format!(
-                        "{}{}  {}  {}  argon2id m={}MiB t={} p={}\n",
+                        "{}{}  {created}  {}  argon2id m={}MiB t={} p={}\n",
                         if current { "*" } else { " " },
                         s.id,
-                        ore::core::util::format_time(s.created * 1_000_000_000),
                         s.creator,
                         s.kdf.memory_kib / 1024,
                         s.kdf.iterations,
@@ -36,37 +31,17 @@ pub fn run(env: &Env, cmd: KeyCommand) -> Result<Done> {
         }
         KeyCommand::Add(n) => {
             let pass = crate::pass::new_passphrase(n.new_passphrase_file.as_deref())?;
-            let slot = repo.new_slot(&pass, KdfParams::new_default())?;
-            let id = slot.id.clone();
-            let mut f = repo.format().clone();
-            f.key_slots.push(slot);
-            repo.update_format(f)?;
+            let id = key::add(&mut repo, &pass)?;
             report(env, "added", &id)?;
         }
         KeyCommand::Remove { id } => {
-            let mut f = repo.format().clone();
-            let before = f.key_slots.len();
-            f.key_slots.retain(|s| s.id != id);
-            if f.key_slots.len() == before {
-                bail!("no key slot `{id}` (see `ore key list`)");
-            }
-            if f.key_slots.is_empty() {
-                bail!("key slot `{id}` is the last one; removing it would lock everyone out");
-            }
-            repo.update_format(f)?;
+            key::remove(&mut repo, &id)?;
             report(env, "removed", &id)?;
         }
         KeyCommand::Passwd(n) => {
-            let Some(current) = repo.slot() else {
-                bail!("no key slot opened this archive");
-            };
+            let current = key::current(&repo)?;
             let pass = crate::pass::new_passphrase(n.new_passphrase_file.as_deref())?;
-            let slot = repo.new_slot(&pass, KdfParams::new_default())?;
-            let id = slot.id.clone();
-            let mut f = repo.format().clone();
-            f.key_slots.retain(|s| s.id != current);
-            f.key_slots.push(slot);
-            repo.update_format(f)?;
+            let id = key::passwd(&mut repo, &current, &pass)?;
             report(env, "changed", &id)?;
         }
     }

@@ -16,6 +16,7 @@ mod keep;
 mod keys;
 mod pass;
 mod save;
+mod summary;
 
 use anyhow::{anyhow, Context, Result};
 use cli::{Cli, Command};

@@ -3,8 +3,8 @@
 use crate::cli::{InitArgs, OverwriteArg, RestoreArgs, SnapshotArgs};
 use crate::{out, with_progress, Done, Env};
 use anyhow::{anyhow, Result};
-use ore::commands::restore::{Overwrite, RestoreOptions};
-use ore::commands::snapshot::SnapshotOptions;
+use ore::commands::restore::{Overwrite, RestoreOptions, RestoreOutcome};
+use ore::commands::snapshot::{local, SnapshotOptions, SnapshotOutcome};
 use ore::core::repo::{InitOptions, Repo};
 use ore::core::util::{human_bytes, parse_size};
 use serde_json::json;
@@ -101,20 +101,8 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         .cache_dir
         .clone()
         .or_else(ore::core::filecache::default_dir);
-    let cache = if a.no_cache {
-        None
-    } else {
-        cache_dir
-            .as_ref()
-            .map(|d| ore::core::filecache::cache_path(d, &repo.format().archive_id))
-    };
-    let mut skip = Vec::new();
-    if let Some(d) = ore::core::archive::local_dir(&id) {
-        skip.push(d.to_path_buf());
-    }
-    if let Some(d) = &cache_dir {
-        skip.push(d.clone());
-    }
+    let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);
+    let dry_run = a.dry_run;
     let opts = SnapshotOptions {
         tag: a.tag,
         paths: a.paths,
@@ -124,9 +112,9 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         one_file_system: a.one_file_system,
         atime: a.atime,
         ctime: a.ctime,
-        dry_run: a.dry_run,
-        cache: cache.clone(),
-        skip,
+        dry_run,
+        cache: local.cache.clone(),
+        skip: local.skip,
         progress: None,
     };
     let r = with_progress(env, |p| {
@@ -139,56 +127,61 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         )
     })?;
     // Note whose cache it is, for `ore cache list` and `ore cache prune`.
-    if let Some(path) = cache.as_deref().filter(|p| p.exists()) {
-        if let Err(e) = ore::core::filecache::remember_use(path, &id) {
-            protocol::log::warning(&format!("the file cache: {e}"));
-        }
-    }
-    let s = &r.snapshot;
-    let key = r.key.map(|k| k.to_hex());
-    if env.global.json {
-        env.json(&json!({
-            "key": key,
-            "tag": s.tag,
-            "dry_run": a.dry_run,
-            "chained_onto": r.raced.map(|k| k.to_hex()),
-            "stats": s.stats,
-            "warnings": s.warnings.iter().map(|w| json!({"path": ore::core::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
-            "warnings_total": s.warnings_total,
-        }))?;
-    } else {
-        if let Some(k) = &key {
-            out(&format!("{k}\n"))?;
-        }
-        if !env.global.quiet {
-            let st = &s.stats;
-            eprintln!(
-                "{}{} files, {} dirs, {} other, {} ({} files read); {} new blocks, {} new ({} stored); {:.2} s{}",
-                if a.dry_run { "dry run: would store: " } else { "" },
-                st.files,
-                st.dirs,
-                st.other,
-                human_bytes(st.bytes),
-                st.files_read,
-                st.new_blocks,
-                human_bytes(st.new_bytes),
-                human_bytes(st.stored_bytes),
-                st.duration_ms as f64 / 1000.0,
-                if s.warnings_total > 0 { format!("; {} warning(s)", s.warnings_total) } else { String::new() }
-            );
-            if let Some(k) = r.raced {
-                eprintln!(
-                    "another snapshot moved tag {} meanwhile; this one follows it ({k})",
-                    s.tag
-                );
-            }
-        }
-    }
-    Ok(if s.warnings_total > 0 {
+    local::remember(local.cache.as_deref(), &id);
+    report_snapshot(env, &r, dry_run)?;
+    Ok(if r.snapshot.warnings_total > 0 {
         Done::Warnings
     } else {
         Done::Clean
     })
+}
+
+/// Prints what a snapshot run did: its key on stdout, its counts on stderr (or JSON).
+fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<()> {
+    let s = &r.snapshot;
+    let key = r.key.map(|k| k.to_hex());
+    if env.global.json {
+        return env.json(&json!({
+            "key": key,
+            "tag": s.tag,
+            "dry_run": dry_run,
+            "chained_onto": r.raced.map(|k| k.to_hex()),
+            "stats": s.stats,
+            "warnings": s.warnings.iter().map(|w| json!({"path": ore::core::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
+            "warnings_total": s.warnings_total,
+        }));
+    }
+    if let Some(k) = &key {
+        out(&format!("{k}\n"))?;
+    }
+    if env.global.quiet {
+        return Ok(());
+    }
+    let st = &s.stats;
+    eprintln!(
+        "{}{} ({} files read); {}; {:.2} s{}",
+        if dry_run {
+            "dry run: would store: "
+        } else {
+            ""
+        },
+        crate::summary::contents(st),
+        st.files_read,
+        crate::summary::stored(st),
+        st.duration_ms as f64 / 1000.0,
+        if s.warnings_total > 0 {
+            format!("; {} warning(s)", s.warnings_total)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(k) = r.raced {
+        eprintln!(
+            "another snapshot moved tag {} meanwhile; this one follows it ({k})",
+            s.tag
+        );
+    }
+    Ok(())
 }
 
 pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
@@ -221,40 +214,50 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     if env.global.json {
         env.json(&json!({"restored": r, "seconds": secs}))?;
     } else if !env.global.quiet {
+        report_restore(&r, secs);
+    }
+    restore_status(&r)
+}
+
+/// Prints what a restore did on stderr, and when it is incomplete, why.
+fn report_restore(r: &RestoreOutcome, secs: f64) {
+    eprintln!(
+        "restored {} files, {} dirs, {} other, {} in {secs:.2} s{}{}",
+        r.files,
+        r.dirs,
+        r.other,
+        human_bytes(r.bytes),
+        if r.skipped > 0 {
+            format!("; {} left as they were", r.skipped)
+        } else {
+            String::new()
+        },
+        if r.warnings.is_empty() {
+            String::new()
+        } else {
+            format!("; {} warning(s)", r.warnings.len())
+        },
+    );
+    if r.incomplete {
         eprintln!(
-            "restored {} files, {} dirs, {} other, {} in {secs:.2} s{}{}",
-            r.files,
-            r.dirs,
-            r.other,
-            human_bytes(r.bytes),
-            if r.skipped > 0 {
-                format!("; {} left as they were", r.skipped)
-            } else {
-                String::new()
-            },
-            if r.warnings.is_empty() {
-                String::new()
-            } else {
-                format!("; {} warning(s)", r.warnings.len())
-            },
+            "ore: the restore is INCOMPLETE: missing or damaged blocks in the archive left {} \
+             incomplete (each named above with its block); everything else was restored:",
+            entries(r.damaged.len() as u64)
         );
-        if r.incomplete {
-            eprintln!(
-                "ore: the restore is INCOMPLETE: missing or damaged blocks in the archive left {} \
-                 incomplete (each named above with its block); everything else was restored:",
-                entries(r.damaged.len() as u64)
-            );
-            for p in &r.damaged {
-                eprintln!("  {p}");
-            }
-        }
-        if r.not_restored > 0 {
-            eprintln!(
-                "ore: the restore is INCOMPLETE: {} could not be restored here (see above)",
-                entries(r.not_restored)
-            );
+        for p in &r.damaged {
+            eprintln!("  {p}");
         }
     }
+    if r.not_restored > 0 {
+        eprintln!(
+            "ore: the restore is INCOMPLETE: {} could not be restored here (see above)",
+            entries(r.not_restored)
+        );
+    }
+}
+
+/// How a restore ends: an error when anything was left out, warnings when any were given.
+fn restore_status(r: &RestoreOutcome) -> Result<Done> {
     if r.incomplete {
         return Err(anyhow!(
             "restore incomplete: data missing or damaged in the archive ({} problem(s) reported)",

@@ -23,6 +23,13 @@ pub struct Difference {
     pub what: Vec<String>,
 }
 
+/// The entry `spec` (`SNAPSHOT[:PATH]`) names: what [`compare`] compares a directory with.
+pub fn root(repo: &Repo, spec: &str) -> Result<Entry> {
+    let (name, path) = crate::core::spec::split_path(spec);
+    let (_, snap) = crate::core::spec::resolve(repo, name)?;
+    crate::core::tree::find(repo, &snap.root, path.as_bytes())
+}
+
 /// Compares the tree of directory entry `root` (from a snapshot) with the directory `disk`.
 ///
 /// The walk keeps the directories it is in on a stack of its own rather than recursing (a

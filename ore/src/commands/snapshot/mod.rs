@@ -21,6 +21,7 @@ mod defer;
 mod estimate;
 mod file;
 mod links;
+pub mod local;
 pub mod rules;
 mod walk;
 mod writer;

@@ -1,0 +1,48 @@
+//! `ore reflog`: the record of every tag move (`ore::core::reflog`), listed, expired, or
+//! pointed back at an earlier head.
+//!
+//! The reflog itself — its blocks, its head tag, appending — is core, since every tag move
+//! writes it. What lives here is the command's part: the lease around the changes, the
+//! filtering of a listing, and telling a lost compare-and-swap apart from success.
+
+use crate::core::error::{Error, Result};
+use crate::core::reflog::RefEntry;
+use crate::core::repo::Repo;
+use protocol::Key;
+
+/// The entries, newest first, of every tag or only of `tag`.
+pub fn entries(repo: &Repo, tag: Option<&str>) -> Result<Vec<RefEntry>> {
+    let mut all = crate::core::reflog::entries(repo)?;
+    all.reverse();
+    all.retain(|e| tag.is_none_or(|t| t == e.tag));
+    Ok(all)
+}
+
+/// Points the reflog's head at `key` (an earlier head) under a lease. Fails with
+/// [`Error::Conflict`] when another run added to the reflog meanwhile (nothing is changed).
+pub fn reset_head(repo: &Repo, key: Key) -> Result<()> {
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    if !crate::core::reflog::reset_head(repo, key)? {
+        return Err(Error::Conflict(
+            "the reflog moved meanwhile (another run added to it); nothing was changed".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How many entries an expiry dropped (or would drop) and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub dropped: usize,
+    pub kept: usize,
+}
+
+/// Drops the entries older than `cutoff` (ns since the epoch), and the backend's tag history
+/// with them, under a lease; `dry_run` only counts (and takes no lease).
+pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<Expired> {
+    let _lease = (!dry_run)
+        .then(|| crate::core::lease::Lease::acquire(repo))
+        .transpose()?;
+    let (dropped, kept) = crate::core::reflog::expire(repo, cutoff, dry_run)?;
+    Ok(Expired { dropped, kept })
+}

@@ -1,0 +1,67 @@
+//! `ore reset TAG SNAPSHOT`: points a tag at a snapshot it named before (or any snapshot), the
+//! owner's way back after a tag was moved where it should not have been.
+//!
+//! Why a module and not a line in the binary: the move is a compare-and-swap from exactly what
+//! the tag holds, recorded in the reflog, and a tag holding something that is not a readable
+//! snapshot (an append-only key may point it at any block key, or at garbage) must still be
+//! movable without writing a reflog entry that names the unreadable value (gc would then keep
+//! or stop on it).
+
+use crate::core::error::{Error, Result};
+use crate::core::reflog::RefEntry;
+use crate::core::repo::Repo;
+use protocol::Key;
+
+/// What a reset did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The tag already named the snapshot: nothing was changed.
+    Already(Key),
+    /// The tag was moved from `old` (`None`: nothing, or a value that was not a readable
+    /// snapshot) to `new`.
+    Moved { old: Option<Key>, new: Key },
+}
+
+/// Points `tag` at the snapshot `snapshot` names (any form `ore::core::spec` reads), under a
+/// lease, and records the move. Fails with [`Error::Conflict`] when another run moved the tag
+/// meanwhile (nothing is changed then).
+pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
+    crate::core::format::check_user_tag(tag)?;
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    let (key, _) = crate::core::spec::resolve(repo, snapshot)?;
+    // The tag's value as stored: a tag an append-only key (or anything else) pointed at
+    // something that is not a readable snapshot — no key at all, a missing block, a block of
+    // another kind — is recorded as having named nothing, since a reflog entry naming it would
+    // stop gc; it is moved from exactly what it holds.
+    let raw = repo.backend().get_tag(tag)?;
+    let old = raw
+        .as_deref()
+        .and_then(crate::core::format::parse_tag_value);
+    if old == Some(key) {
+        return Ok(Reset::Already(key));
+    }
+    let readable = old.is_some_and(|k| repo.snapshot(k).is_ok());
+    let moved = if raw.is_none() || readable {
+        repo.move_tag(tag, old, key, "reset")?
+    } else {
+        move_unreadable(repo, tag, raw.as_deref(), key)?
+    };
+    if !moved {
+        return Err(Error::Conflict(format!(
+            "tag {tag} moved while resetting it (another run changed it); nothing was changed"
+        )));
+    }
+    Ok(Reset::Moved { old, new: key })
+}
+
+/// Moves `tag` from the raw value `raw` (not a readable snapshot) to `key`, recording the move
+/// as one from nothing; `false` when the tag changed meanwhile.
+fn move_unreadable(repo: &Repo, tag: &str, raw: Option<&[u8]>, key: Key) -> Result<bool> {
+    let cas = repo.backend().set_tag(tag, raw, key.to_hex().as_bytes())?;
+    let done = matches!(cas, protocol::CasOutcome::Done);
+    if done {
+        let entry = RefEntry::now(tag, None, Some(key), "reset");
+        crate::core::reflog::append(repo, &[entry])?;
+    }
+    Ok(done)
+}

@@ -1,0 +1,28 @@
+//! `ore tags`: each tag with the snapshot it names.
+//!
+//! A module because each tag's snapshot is a block read of its own; they come one at a time,
+//! so a listing shows what it has read before a damaged snapshot stops it.
+
+use crate::core::entry::Snapshot;
+use crate::core::error::Result;
+use crate::core::repo::Repo;
+use protocol::Key;
+
+/// A tag and the newest snapshot of its chain.
+pub struct Head {
+    pub tag: String,
+    pub key: Key,
+    pub snapshot: Snapshot,
+}
+
+/// The archive's tags (as `Repo::tags` lists them), each read with its snapshot as it is
+/// reached.
+pub fn tags(repo: &Repo) -> Result<impl Iterator<Item = Result<Head>> + '_> {
+    Ok(repo.tags()?.into_iter().map(|(tag, key)| {
+        Ok(Head {
+            snapshot: repo.snapshot(key)?,
+            tag,
+            key,
+        })
+    }))
+}
