@@ -13,14 +13,20 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Whether a file in `dir` (a temporary one, under any name) holds some bytes yet.
-fn writing(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten().any(|e| {
-            e.metadata()
-                .is_ok_and(|m| m.is_file() && m.len() > (4 << 20))
+/// Whether a file in `dir` (a temporary one, under any name, or one with no name yet that
+/// process `pid` holds open) holds some bytes yet.
+fn writing(dir: &Path, pid: u32) -> bool {
+    let big = |m: std::fs::Metadata| m.is_file() && m.len() > (4 << 20);
+    let named =
+        std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(big)));
+    // An unnamed file (O_TMPFILE) shows in /proc/PID/fd as "DIR/#INODE (deleted)".
+    let unnamed = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|rd| {
+        rd.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.starts_with(dir))
+                && std::fs::metadata(fd.path()).is_ok_and(big)
         })
-    })
+    });
+    named || unnamed
 }
 
 fn interrupted_then_rerun(signal: libc::c_int) {
@@ -47,7 +53,7 @@ fn interrupted_then_rerun(signal: libc::c_int) {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while !writing(&dest) {
+    while !writing(&dest, child.id()) {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the restore ended before it was interrupted"

@@ -1,12 +1,20 @@
-//! Writing one regular file: under a temporary name beside it, renamed into place when whole.
+//! Writing one regular file: unnamed, or under a temporary name beside it, and put in place
+//! when whole.
 //!
 //! A restore that is interrupted (Ctrl-C, a kill, a crash) must not leave a file cut short
 //! under its real name, where the next run would take it for restored and leave it. So each
-//! file is created as `.ore-partial-XXXXXXXXXXXXXXXX` in its directory (`O_EXCL`, relative to
-//! the directory's descriptor; the suffix is derived from the name, so a re-run finds and
-//! replaces what an interrupted run left), written, given its owner, mode, attributes and
-//! times, checked with `--verify`, and only then renamed to its name — without replacing what
-//! is there under `--overwrite never`. Until then a file either is not there, or is whole.
+//! file is written where no name shows it, given its owner, mode, attributes and times,
+//! checked with `--verify`, and only then given its name — without replacing what is there
+//! under `--overwrite never`. Until then a file either is not there, or is whole.
+//!
+//! Where the process may (root, on a file system with `O_TMPFILE`; one probe per restore),
+//! the file is created unnamed in its directory and linked in under its name (`linkat` with
+//! `AT_EMPTY_PATH`): an interrupted run leaves nothing at all. Otherwise it is created as
+//! `.ore-partial-XXXXXXXXXXXXXXXX` (`O_EXCL`, relative to the directory's descriptor; the
+//! suffix is derived from the name, so a re-run finds and replaces what an interrupted run
+//! left) and renamed. Measured on /usr/share (43,246 files, tmpfs, 15 runs each): restore
+//! took 1.038 s before files were put in place whole, 1.122 s with the rename; then, in another sitting, 0.938 s before
+//! and 0.955 s with the unnamed file (as root).
 //!
 //! Blocks are fetched ahead of the one being written, a few within the file (many over a
 //! slow link).
@@ -65,9 +73,21 @@ pub(super) fn restore_file(
         }
     }
     let tmp = partial_name(&e.name);
-    let f = create_partial(dir, &tmp, &path)?;
-    // What was written of it would pass for the file restored: it goes.
+    let unnamed = ctx
+        .unnamed
+        .then(|| dir.create_unnamed(0o600).ok())
+        .flatten();
+    let named = unnamed.is_none();
+    let f = match unnamed {
+        Some(f) => f,
+        None => create_partial(dir, &tmp, &path)?,
+    };
+    // What was written of it would pass for the file restored: it goes (an unnamed file goes
+    // with its descriptor).
     let discard = |msg: String| {
+        if !named {
+            return format!("{msg}; nothing of it was put in place");
+        }
         let removed = match dir.unlink(&tmp) {
             Ok(()) => "what was written of it was removed".to_string(),
             Err(err) => format!(
@@ -96,12 +116,28 @@ pub(super) fn restore_file(
     let ino = crate::core::fsys::fstat(&f)
         .map_err(|err| discard(format!("{}: {err}", path.display())))?
         .ino;
-    drop(f);
-    match dir.rename(&tmp, &e.name, ctx.opts.overwrite != Overwrite::Never) {
+    let replace = ctx.opts.overwrite != Overwrite::Never;
+    let placed = if named {
+        drop(f);
+        dir.rename(&tmp, &e.name, replace)
+    } else {
+        match dir.link_unnamed(&f, &e.name) {
+            // To replace what is there: linked under the temporary name, then renamed over it.
+            Err(err) if replace && err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = dir.unlink(&tmp);
+                dir.link_unnamed(&f, &tmp)
+                    .and_then(|()| dir.rename(&tmp, &e.name, true))
+            }
+            r => r,
+        }
+    };
+    match placed {
         Ok(()) => {}
         // It appeared while this one was written.
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = dir.unlink(&tmp);
+            if named {
+                let _ = dir.unlink(&tmp);
+            }
             ctx.left_alone(&path);
             return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
         }
@@ -115,6 +151,23 @@ pub(super) fn restore_file(
     ctx.files.fetch_add(1, Relaxed);
     ctx.progress.add_file();
     Ok(Some(ino))
+}
+
+/// Whether files can be written unnamed and linked in under `dir` (root's `linkat` with
+/// `AT_EMPTY_PATH`, and a file system with `O_TMPFILE`): tried once per restore with a file
+/// linked in under a name of its own and removed again.
+pub(super) fn unnamed_works(dir: &Dir) -> bool {
+    let Ok(f) = dir.create_unnamed(0o600) else {
+        return false;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(".ore-probe-{}-{nanos}", std::process::id());
+    match dir.link_unnamed(&f, name.as_bytes()) {
+        Ok(()) => dir.unlink(name.as_bytes()).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// What is already at `e`'s name, when the overwrite policy keeps it: `Some` with what

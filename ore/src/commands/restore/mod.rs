@@ -114,6 +114,8 @@ struct Ctx<'r> {
     prefetch: Option<Prefetch<'r>>,
     opts: &'r RestoreOptions,
     root_owner: bool,
+    /// Files are written unnamed and linked in when whole (`file::unnamed_works`).
+    unnamed: bool,
     /// The directory held open at the top of the restore, as shown: every path below is
     /// shown as this joined with names, and reopened (links, late metadata) from it by name.
     top: PathBuf,
@@ -234,7 +236,8 @@ pub fn restore(
     crate::core::fsys::raise_fd_limit();
     // The destination is the user's to name: resolved by path, once. Nothing below it is.
     let (top_dir, top, rename) = dest::open_top(&target, dest)?;
-    let ctx = new_ctx(repo, opts, top, progress);
+    let mut ctx = new_ctx(repo, opts, top, progress);
+    ctx.unnamed = file::unnamed_works(&top_dir);
     // The first block is on its way while the threads start (over a slow link, a round trip).
     ctx.ask_ahead(std::slice::from_ref(&target));
     let pool = worker_pool(ctx.prefetch.is_some())?;
@@ -268,6 +271,7 @@ fn new_ctx<'r>(
         prefetch: Prefetch::new(repo.backend()),
         opts,
         root_owner: crate::core::meta::is_root() && !opts.no_owner,
+        unnamed: false,
         top,
         warnings: Mutex::new(Vec::new()),
         incomplete: AtomicBool::new(false),

@@ -23,6 +23,10 @@
 //! that resolves to exactly that inode and is not followed further (glibc's own `fchmodat`
 //! works the same way).
 //!
+//! A file being restored is written unnamed (`O_TMPFILE`) and linked in under its name once
+//! whole (`linkat` with `AT_EMPTY_PATH`, which root may do): nothing of it is ever visible
+//! under a name before it is complete, and an interrupted run leaves nothing behind.
+//!
 //! A hard link is made from such a node as well (`linkat` of `/proc/self/fd/N` with
 //! `AT_SYMLINK_FOLLOW`, which needs no privilege, unlike `AT_EMPTY_PATH`): the inode opened and
 //! checked is the one linked, not whatever has the name by the time of the call.
@@ -121,6 +125,43 @@ impl Dir {
             }
             Ok(File::from_raw_fd(fd))
         }
+    }
+
+    /// Creates an unnamed regular file in this directory (`O_TMPFILE`), for reading and
+    /// writing; [`Dir::link_unnamed`] gives it a name once whole. Where the file system has no
+    /// `O_TMPFILE`, an error (the caller writes under a temporary name instead).
+    pub fn create_unnamed(&self, mode: u32) -> io::Result<File> {
+        // SAFETY: as above, with the directory itself ("."); the descriptor returned is owned
+        // by the File.
+        unsafe {
+            let fd = libc::openat(
+                self.raw(),
+                c".".as_ptr(),
+                libc::O_RDWR | libc::O_TMPFILE | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            );
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(File::from_raw_fd(fd))
+        }
+    }
+
+    /// Gives the unnamed file `f` (from [`Dir::create_unnamed`] on this directory) the name
+    /// `name`, which must not exist (`AlreadyExists` otherwise). `linkat` with `AT_EMPTY_PATH`
+    /// needs `CAP_DAC_READ_SEARCH`: without it, `PermissionDenied` or `NotFound`.
+    pub fn link_unnamed(&self, f: &File, name: &[u8]) -> io::Result<()> {
+        let c = one_name(name)?;
+        // SAFETY: as above; `f` is a descriptor we hold.
+        check(unsafe {
+            libc::linkat(
+                f.as_raw_fd(),
+                c"".as_ptr(),
+                self.raw(),
+                c.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        })
     }
 
     /// Makes the symlink `name` pointing at `target`.
