@@ -7,7 +7,8 @@
 //! checked with `--verify`, and only then given its name — without replacing what is there
 //! under `--overwrite never`. Until then a file either is not there, or is whole.
 //!
-//! Where the process may (root, on a file system with `O_TMPFILE`; one probe per restore),
+//! Where the process may (root, or any user since Linux 6.10, on a file system with
+//! `O_TMPFILE`; one probe per restore),
 //! the file is created unnamed in its directory and linked in under its name (`linkat` with
 //! `AT_EMPTY_PATH`): an interrupted run leaves nothing at all. Otherwise it is created as
 //! `.ore-partial-XXXXXXXXXXXXXXXX` (`O_EXCL`, relative to the directory's descriptor; the
@@ -117,24 +118,36 @@ pub(super) fn restore_file(
         .map_err(|err| discard(format!("{}: {err}", path.display())))?
         .ino;
     let replace = ctx.opts.overwrite != Overwrite::Never;
+    // An unnamed file that is to replace what is there is linked in under its temporary name
+    // first, then renamed over it.
+    let mut under_tmp = false;
     let placed = if named {
         drop(f);
         dir.rename(&tmp, &e.name, replace)
     } else {
         match dir.link_unnamed(&f, &e.name) {
-            // To replace what is there: linked under the temporary name, then renamed over it.
             Err(err) if replace && err.kind() == std::io::ErrorKind::AlreadyExists => {
                 let _ = dir.unlink(&tmp);
-                dir.link_unnamed(&f, &tmp)
-                    .and_then(|()| dir.rename(&tmp, &e.name, true))
+                match dir.link_unnamed(&f, &tmp) {
+                    Ok(()) => {
+                        under_tmp = true;
+                        dir.rename(&tmp, &e.name, true)
+                    }
+                    // Something that is not a file of ours holds the temporary name (a
+                    // directory planted there, say): an error, never "left alone".
+                    Err(err) => Err(std::io::Error::other(format!(
+                        "its temporary name {} cannot be used: {err}",
+                        dir_path.join(bytes_path(&tmp)).display()
+                    ))),
+                }
             }
             r => r,
         }
     };
     match placed {
         Ok(()) => {}
-        // It appeared while this one was written.
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+        // It appeared while this one was written (never under a temporary name we made).
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && !under_tmp => {
             if named {
                 let _ = dir.unlink(&tmp);
             }
@@ -142,10 +155,15 @@ pub(super) fn restore_file(
             return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
         }
         Err(err) => {
-            return Err(discard(format!(
-                "{}: not put in place: {err}",
-                path.display()
-            )))
+            let msg = format!("{}: not put in place: {err}", path.display());
+            if named {
+                return Err(discard(msg));
+            }
+            // The whole file linked in under its temporary name goes, if it is still ours.
+            if under_tmp && dir.lstat(&tmp).is_ok_and(|st| st.ino == ino) {
+                let _ = dir.unlink(&tmp);
+            }
+            return Err(format!("{msg}; nothing of it was put in place"));
         }
     }
     ctx.files.fetch_add(1, Relaxed);
@@ -153,9 +171,10 @@ pub(super) fn restore_file(
     Ok(Some(ino))
 }
 
-/// Whether files can be written unnamed and linked in under `dir` (root's `linkat` with
-/// `AT_EMPTY_PATH`, and a file system with `O_TMPFILE`): tried once per restore with a file
-/// linked in under a name of its own and removed again.
+/// Whether files can be written unnamed and linked in under `dir` (`linkat` with
+/// `AT_EMPTY_PATH`, which root may do and, since Linux 6.10, the process that opened the file;
+/// and a file system with `O_TMPFILE`): tried once per restore with a file linked in under a
+/// name of its own and removed again.
 pub(super) fn unnamed_works(dir: &Dir) -> bool {
     let Ok(f) = dir.create_unnamed(0o600) else {
         return false;

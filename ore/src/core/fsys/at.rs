@@ -24,7 +24,8 @@
 //! works the same way).
 //!
 //! A file being restored is written unnamed (`O_TMPFILE`) and linked in under its name once
-//! whole (`linkat` with `AT_EMPTY_PATH`, which root may do): nothing of it is ever visible
+//! whole (`linkat` with `AT_EMPTY_PATH`, which root may do, and since Linux 6.10 the process
+//! that opened the file): nothing of it is ever visible
 //! under a name before it is complete, and an interrupted run leaves nothing behind.
 //!
 //! A hard link is made from such a node as well (`linkat` of `/proc/self/fd/N` with
@@ -148,8 +149,9 @@ impl Dir {
     }
 
     /// Gives the unnamed file `f` (from [`Dir::create_unnamed`] on this directory) the name
-    /// `name`, which must not exist (`AlreadyExists` otherwise). `linkat` with `AT_EMPTY_PATH`
-    /// needs `CAP_DAC_READ_SEARCH`: without it, `PermissionDenied` or `NotFound`.
+    /// `name`, which must not exist (`AlreadyExists` otherwise). Before Linux 6.10, `linkat`
+    /// with `AT_EMPTY_PATH` needs `CAP_DAC_READ_SEARCH`: without it, `PermissionDenied` or
+    /// `NotFound`.
     pub fn link_unnamed(&self, f: &File, name: &[u8]) -> io::Result<()> {
         let c = one_name(name)?;
         // SAFETY: as above; `f` is a descriptor we hold.
