@@ -103,8 +103,14 @@ impl Blocks {
     }
 
     fn located(&self, key: &Key) -> Option<Loc> {
+        self.located_except(key, &[])
+    }
+
+    /// Where the block is, in none of the packs `gone` (found missing in the store).
+    fn located_except(&self, key: &Key, gone: &[String]) -> Option<Loc> {
         let index = read(&self.index);
-        index.blocks.get(key).and_then(|l| l.first().cloned())
+        let locs = index.blocks.get(key)?;
+        locs.iter().find(|l| !gone.contains(&l.pack)).cloned()
     }
 
     /// Whether this process knows the block is stored (or about to be).
@@ -258,14 +264,16 @@ impl Blocks {
         }
         let mut refreshed = false;
         let mut missing = None;
+        // Packs found missing: another copy, if the index names one, is tried next.
+        let mut gone: Vec<String> = Vec::new();
         for _ in 0..3 {
             let since = self.refreshes();
-            let loc = match self.located(&key) {
+            let loc = match self.located_except(&key, &gone) {
                 Some(l) => l,
                 None if refreshed => break,
                 None => {
                     self.refresh_after(store, since).await?;
-                    match self.located(&key) {
+                    match self.located_except(&key, &gone) {
                         Some(l) => l,
                         None => break,
                     }
@@ -286,6 +294,7 @@ impl Blocks {
                     missing = Some(path);
                     self.refresh_after(store, since).await?;
                     refreshed = true;
+                    gone.push(loc.pack.clone());
                 }
             }
         }

@@ -6,9 +6,10 @@
 //! and ignore them, which would silently turn a compare-and-swap into a blind overwrite. A
 //! capability table cannot tell the two apart, so a writable backend asks the store itself at
 //! every start: it creates a scratch object twice and expects the second to be refused, then
-//! replaces it with a stale ETag and expects a refusal, then with the right one and expects
+//! replaces it with a stale ETag and expects a refusal (and the same of an object that does not
+//! exist), then with the right one and expects
 //! success (a new ETag, or the bytes read back, shows it took effect). The findings are
-//! reported by the admin command `info`. Five small requests in four round trips, run beside the
+//! reported by the admin command `info`. Six small requests in four round trips, run beside the
 //! format object's read, is the price of never trusting a store on its word.
 //!
 //! A store that honoured both is probed again by this machine once a day, not at every start:
@@ -82,8 +83,14 @@ pub(crate) async fn probe_or_recall(store: &Store) -> Result<Conditional> {
         .local
         .recall("probe.json")
         .and_then(|b| serde_json::from_slice::<Kept>(&b).ok());
-    let fresh =
-        |k: &Kept| k.exact && k.md5_etags.is_some() && now().saturating_sub(k.at) < TRUSTED_FOR;
+    // A record dated ahead of this clock (by more than a little skew) is not trusted: it would
+    // never grow old.
+    let fresh = |k: &Kept| {
+        k.exact
+            && k.md5_etags.is_some()
+            && k.at <= now() + 300
+            && now().saturating_sub(k.at) < TRUSTED_FOR
+    };
     if let Some(k) = kept.filter(fresh) {
         return Ok(Conditional {
             if_none_match: true,
@@ -134,11 +141,19 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
         .flatten()
         .map(|e| format!("\"{}-stale\"", e.trim_matches('"')))
         .unwrap_or_else(|| "\"ore-probe-stale\"".into());
-    let (second, stale_write) = futures::join!(
+    // A replace of an object that does not exist must be refused too: a tag move from a value
+    // whose ETag is computed (`tag_cache`) may be sent for a tag never created.
+    let absent = format!("{path}-absent");
+    let (second, stale_write, absent_write) = futures::join!(
         store.put_new(&path, b"second".to_vec()),
-        store.put_if_match(&path, b"stale".to_vec(), &stale)
+        store.put_if_match(&path, b"stale".to_vec(), &stale),
+        store.put_if_match(&absent, b"absent".to_vec(), &stale)
     );
     let (refused_second, refused_stale) = (!second?, !stale_write?);
+    let refused_absent = !absent_write?;
+    if !refused_absent {
+        store.delete(&absent).await?;
+    }
     let if_none_match = created.is_some() && refused_second;
     let md5_etags =
         created.clone().flatten().as_deref() == Some(crate::tag_cache::md5_etag(b"first").as_str());
@@ -154,8 +169,12 @@ pub(crate) async fn probe(store: &Store) -> Result<Conditional> {
             .await?
         {
             // Accepted with a new ETag: the replace took effect. Without one, read it back.
-            Some(Some(new)) if new != etag => refused_stale,
-            Some(_) => refused_stale && store.get(&path).await?.as_deref() == Some(&b"third"[..]),
+            Some(Some(new)) if new != etag => refused_stale && refused_absent,
+            Some(_) => {
+                refused_stale
+                    && refused_absent
+                    && store.get(&path).await?.as_deref() == Some(&b"third"[..])
+            }
             None => false,
         },
         None => false,

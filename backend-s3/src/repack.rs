@@ -83,8 +83,22 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
         .flatten()
         .map(String::as_str)
         .collect();
+    // The canonical copy among the packs the listing found: an index object may still name a
+    // pack that is gone (a writer's flush naming a pack that reindex indexed and a repack then
+    // deleted), and a copy there must not make the stored copies look dead.
+    let canonical = |k: &Key| {
+        index
+            .blocks
+            .get(k)?
+            .iter()
+            .filter(|l| stored.contains(&l.pack))
+            .min_by(|a, b| a.pack.cmp(&b.pack))
+    };
     for (pack, entries) in &index.packs {
-        if !covered.contains(pack.as_str()) || (!exact && alone.contains(pack.as_str())) {
+        let skip = !covered.contains(pack.as_str())
+            || !stored.contains(pack)
+            || (!exact && alone.contains(pack.as_str()));
+        if skip {
             continue;
         }
         let live: Entries = entries
@@ -92,7 +106,7 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
             .filter(|(k, _, _)| {
                 let copies = index.blocks.get(k).into_iter().flatten();
                 if exact {
-                    index.canonical(k).is_some_and(|l| &l.pack == pack)
+                    canonical(k).is_some_and(|l| &l.pack == pack)
                 } else {
                     copies.into_iter().any(|l| &l.pack == pack)
                 }
