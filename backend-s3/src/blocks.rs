@@ -138,12 +138,13 @@ impl Blocks {
     /// everything stored before the caller missed): the reads of a fresh process, which all
     /// miss at once, share one refresh instead of each listing the store (hundreds of LISTs
     /// were seen at the start of a restore).
-    async fn refresh_after(&self, store: &Store, since: u64) -> Result<bool> {
+    /// Whether the refresh found anything new; `None` when another's refresh served.
+    async fn refresh_after(&self, store: &Store, since: u64) -> Result<Option<bool>> {
         let _one = self.refreshing.lock().await;
         if self.refreshes() > since {
-            return Ok(false);
+            return Ok(None);
         }
-        self.refresh_held(store).await.map(|n| n > 0)
+        self.refresh_held(store).await.map(|n| Some(n > 0))
     }
 
     /// Reads what is new; how many objects were.
@@ -320,10 +321,12 @@ impl Blocks {
             return Ok(out);
         }
         let found = self.refresh_after(store, since).await?;
-        *lock(&self.exists_wait) = match found {
-            true => EXISTS_STALENESS,
-            false => (wait * 2).min(EXISTS_STALENESS_MAX),
-        };
+        match found {
+            Some(true) => *lock(&self.exists_wait) = EXISTS_STALENESS,
+            Some(false) => *lock(&self.exists_wait) = (wait * 2).min(EXISTS_STALENESS_MAX),
+            // Another task listed: its finding does not move the wait.
+            None => {}
+        }
         for (k, o) in keys.iter().zip(out.iter_mut()) {
             *o = *o || self.known(k);
         }

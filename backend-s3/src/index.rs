@@ -72,6 +72,14 @@ pub(crate) fn parse_object(archive: &str, name: &str, data: &[u8]) -> Result<New
     Ok(out)
 }
 
+/// Whether a local copy of index object `name` can be the object: one of the current layout
+/// is named by the hash of its bytes (a damaged or planted copy is read from the store again
+/// instead); one of the first layout is named by its pack, which its bytes cannot show.
+fn matches_name(name: &str, bytes: &[u8]) -> bool {
+    !bytes.starts_with(OBJECT_MAGIC)
+        || name.strip_prefix("index/") == Some(blake3::hash(bytes).to_hex().as_str())
+}
+
 /// Packs read from index objects: pack id and its entries.
 pub(crate) type NewPacks = Vec<(String, Entries)>;
 /// Deletion records read: object name and its (key, pack) pairs.
@@ -231,7 +239,7 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
     let reads = indexes.into_iter().map(|o| {
         let store = store.clone();
         async move {
-            if let Some(t) = store.local.read(&o) {
+            if let Some(t) = store.local.read(&o).filter(|t| matches_name(&o, t)) {
                 if let Ok(packs) = parse_object(&store.archive, &o, &t) {
                     return Ok(Some((o, packs)));
                 }
@@ -414,6 +422,16 @@ mod tests {
         assert_eq!(name, format!("index/{}", blake3::hash(&bytes).to_hex()));
         let read = parse_object("s3://b/p/", &name, &bytes).expect("parses");
         assert_eq!(read, vec![a, b]);
+    }
+
+    #[test]
+    fn a_local_copy_that_does_not_hash_to_its_name_is_not_used() {
+        let a = pack(7);
+        let (name, bytes) = object(&[(a.0.clone(), table(&a.1))]);
+        assert!(matches_name(&name, &bytes));
+        let mut planted = bytes.clone();
+        planted[80] ^= 1;
+        assert!(!matches_name(&name, &planted));
     }
 
     #[test]
