@@ -136,8 +136,9 @@ impl Spill {
         asked.reads += 1;
         asked.bytes += u64::from(loc.len);
         let len = asked.blocks_end;
-        let hot = asked.reads >= HOT_READS || asked.bytes * HOT_SHARE >= len;
-        let hot = hot || st.packs.len() >= EAGER_AFTER;
+        let hot = asked.reads >= HOT_READS
+            || asked.bytes * HOT_SHARE >= len
+            || st.packs.len() >= EAGER_AFTER;
         if !hot || st.used + len > self.limit {
             return None;
         }

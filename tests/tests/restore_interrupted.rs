@@ -219,18 +219,25 @@ fn a_file_named_like_the_temporary_name_of_its_neighbour_is_restored_too() {
     assert_same(&src, &dest);
 }
 
-#[test]
-fn a_directory_planted_at_the_temporary_name_makes_an_overwriting_restore_fail_not_keep_the_planted_file(
-) {
-    // Regression: with the file written unnamed, a directory at its temporary name made
-    // `--overwrite always` report the planted file at its real name as "exists, not
-    // overwritten" (exit 3) and keep it.
+/// An archive with snapshot `t` of one file `f` ("restored"), and the destination to restore
+/// it to (not made yet).
+fn one_file_snapshot() -> (Ore, tempfile::TempDir, std::path::PathBuf) {
     let (ore, d) = Ore::local();
     let src = d.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), b"restored").unwrap();
     ore.snapshot("t", &src);
     let dest = d.path().join("dest");
+    (ore, d, dest)
+}
+
+#[test]
+fn a_directory_planted_at_the_temporary_name_makes_an_overwriting_restore_fail_not_keep_the_planted_file(
+) {
+    // Regression: with the file written unnamed, a directory at its temporary name made
+    // `--overwrite always` report the planted file at its real name as "exists, not
+    // overwritten" (exit 3) and keep it.
+    let (ore, _scratch, dest) = one_file_snapshot();
     std::fs::create_dir_all(dest.join(partial_name("f"))).unwrap();
     std::fs::write(dest.join("f"), b"planted").unwrap();
     let r = ore.run(&[
@@ -254,12 +261,7 @@ fn a_file_that_cannot_be_put_in_place_leaves_no_whole_copy_under_its_temporary_n
     // Regression: a file linked in under its temporary name, whose rename over the real name
     // failed (a directory there), stayed whole under the temporary name while the message said
     // nothing of it was put in place.
-    let (ore, d) = Ore::local();
-    let src = d.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("f"), b"restored").unwrap();
-    ore.snapshot("t", &src);
-    let dest = d.path().join("dest");
+    let (ore, _scratch, dest) = one_file_snapshot();
     std::fs::create_dir_all(dest.join("f/sub")).unwrap();
     let r = ore.run(&[
         "restore",

@@ -176,6 +176,19 @@ fn a_gc_and_a_repack_beside_a_running_snapshot_remove_nothing_reachable() {
     assert_same(&src, &dest);
 }
 
+/// `o`'s archive opened by a process with no local copies of anything: `check --read-data`
+/// is clean, and `home` restores to `dest` as `src`. That process's `Ore`.
+fn whole_from_a_fresh_cache(o: &Ore, src: &Path, dest: &Path) -> Ore {
+    let mut fresh = Ore::new(o.archive.clone());
+    fresh.passphrase = o.passphrase.clone();
+    fresh
+        .run(&["check", "--read-data"])
+        .expect(0, "check --read-data from a fresh cache");
+    fresh.restore("home", dest).expect(0, "restore");
+    assert_same(src, dest);
+    fresh
+}
+
 /// One index object covers the packs of a flush; a repack that deletes some of them replaces
 /// the objects that named them, so that a process with no local copies finds every block
 /// that stayed, and nothing that went.
@@ -213,14 +226,7 @@ fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
     );
     // A process that starts with no copies of the index: every block that stayed is found,
     // and reindex finds no pack that no object covers.
-    let mut fresh = Ore::new(o.archive.clone());
-    fresh.passphrase = o.passphrase.clone();
-    fresh
-        .run(&["check", "--read-data"])
-        .expect(0, "check --read-data from a fresh cache");
-    let dest = d.path().join("dest");
-    fresh.restore("home", &dest).expect(0, "restore");
-    assert_same(&src, &dest);
+    let fresh = whole_from_a_fresh_cache(&o, &src, &d.path().join("dest"));
     let r = admin(&fresh, &["reindex"]).expect(0, "reindex");
     assert!(r.stdout.contains("reindexed 0 pack(s)"), "{}", r.stdout);
 }
@@ -244,12 +250,5 @@ fn gc_merges_many_small_index_objects_into_few() {
     let after = objects(&c, "merge", "index/").len();
     eprintln!("index objects: {before} before gc, {after} after");
     assert!(after <= 2, "merged: {before} -> {after}");
-    let mut fresh = Ore::new(o.archive.clone());
-    fresh.passphrase = o.passphrase.clone();
-    fresh
-        .run(&["check", "--read-data"])
-        .expect(0, "check --read-data from a fresh cache");
-    let dest = d.path().join("dest");
-    fresh.restore("home", &dest).expect(0, "restore");
-    assert_same(&src, &dest);
+    whole_from_a_fresh_cache(&o, &src, &d.path().join("dest"));
 }

@@ -155,15 +155,14 @@ pub(super) fn restore_file(
             return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
         }
         Err(err) => {
-            let msg = format!("{}: not put in place: {err}", path.display());
-            if named {
-                return Err(discard(msg));
-            }
-            // The whole file linked in under its temporary name goes, if it is still ours.
+            // An unnamed file linked in under its temporary name goes, if that is still it.
             if under_tmp && dir.lstat(&tmp).is_ok_and(|st| st.ino == ino) {
                 let _ = dir.unlink(&tmp);
             }
-            return Err(format!("{msg}; nothing of it was put in place"));
+            return Err(discard(format!(
+                "{}: not put in place: {err}",
+                path.display()
+            )));
         }
     }
     ctx.files.fetch_add(1, Relaxed);
