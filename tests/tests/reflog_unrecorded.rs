@@ -1,59 +1,93 @@
 //! A tag move the reflog could not record must not end as a clean run.
 //!
 //! The reflog is what `ore check` compares tags with and what a rollback is repaired from, so
-//! a run that moved a tag but could not append the move (the backend refused the reflog
-//! block) used to print one warning and exit 0: a script saw success and the history had a
-//! hole. The move stands (undoing it could lose the snapshot), and the run exits 3, naming the
-//! tag and what it named before.
+//! a run that moved a tag but could not append the move used to print one warning and exit 0:
+//! a script saw success and the history had a hole. The move stands (undoing it could lose
+//! the snapshot), and the run exits 3, naming the tag and what it named before.
+//!
+//! A snapshot stores the reflog block that records its move together with its own blocks,
+//! under one flush, before the tag moves: a refused put now stops the run with the tag
+//! unmoved, and only a refused move of `ore:reflog` itself can leave a move unrecorded.
 
-use ore_tests::ore::{scratch, Ore};
+use ore_tests::ore::{scratch, Ore, Run};
+use std::path::Path;
+
+/// What one snapshot through a backend whose `op` fails from its `n`-th call on did: the
+/// tag's value before and after, whether the reflog's newest entry names the new value, and
+/// the run.
+struct Outcome {
+    before: String,
+    after: String,
+    recorded: bool,
+    run: Run,
+}
+
+fn snapshot_failing(ore: &Ore, fsdir: &Path, src: &Path, op: &str, n: usize) -> Outcome {
+    std::fs::write(src.join("a"), format!("run {op} {n}")).unwrap();
+    let before = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
+    let failing = Ore::new(format!(
+        "env ORE_FAULT=error,op={op},after={n} {} {}",
+        ore_tests::quote(&ore_tests::bin("backend-fs")),
+        ore_tests::quote(fsdir)
+    ));
+    let run = failing.run(&["snapshot", "t", src.to_str().unwrap()]);
+    let after = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
+    let reflog = ore.run(&["reflog", "t"]).expect(0, "reflog").stdout;
+    // `ore reflog` shows keys by their first 12 digits.
+    let recorded = reflog
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains(&after[..12]));
+    Outcome {
+        before,
+        after,
+        recorded,
+        run,
+    }
+}
+
+fn archive_with_one_snapshot(d: &Path) -> (Ore, std::path::PathBuf, std::path::PathBuf) {
+    let fsdir = d.join("fs");
+    let ore = Ore::fs(&fsdir);
+    let src = d.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"first").unwrap();
+    ore.snapshot("t", &src);
+    (ore, fsdir, src)
+}
 
 #[test]
 fn a_snapshot_whose_move_the_reflog_could_not_record_exits_3_naming_the_tag() {
     let d = scratch();
-    let fsdir = d.path().join("fs");
-    let ore = Ore::fs(&fsdir);
-    let src = d.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("a"), b"first").unwrap();
-    ore.snapshot("t", &src);
-    // The backend answers every put from the n-th on with an error (PROTOCOL.md "Fault
-    // injection"). For some n the snapshot's own blocks are stored and its tag moves, and only
-    // the reflog's block is refused: that is the case under test.
+    let (ore, fsdir, src) = archive_with_one_snapshot(d.path());
+    // The backend answers every tag move from the n-th on with an error (PROTOCOL.md "Fault
+    // injection"). For some n the snapshot's tag moves and only `ore:reflog`'s move (and the
+    // retry's) is refused: that is the case under test.
     let mut unrecorded = 0;
-    for n in 0..12 {
-        std::fs::write(src.join("a"), format!("run {n}")).unwrap();
-        let before = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
-        let failing = Ore::new(format!(
-            "env ORE_FAULT=error,op=put,after={n} {} {}",
-            ore_tests::quote(&ore_tests::bin("backend-fs")),
-            ore_tests::quote(&fsdir)
-        ));
-        let r = failing.run(&["snapshot", "t", src.to_str().unwrap()]);
-        let after = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
-        let reflog = ore.run(&["reflog", "t"]).expect(0, "reflog").stdout;
-        // `ore reflog` shows keys by their first 12 digits.
-        let recorded = reflog
-            .lines()
-            .next()
-            .is_some_and(|l| l.contains(&after[..12]));
-        if after == before {
-            assert_ne!(r.code, 0, "put {n} refused, the tag unmoved: {}", r.stderr);
+    for n in 0..6 {
+        let o = snapshot_failing(&ore, &fsdir, &src, "set-tag", n);
+        if o.after == o.before {
+            assert_ne!(
+                o.run.code, 0,
+                "move {n} refused, the tag unmoved: {}",
+                o.run.stderr
+            );
             continue;
         }
-        if recorded {
+        if o.recorded {
             continue;
         }
         unrecorded += 1;
+        let r = &o.run;
         assert_eq!(
             r.code, 3,
-            "the tag moved to {after} unrecorded, yet the run said: {}",
-            r.stderr
+            "the tag moved to {} unrecorded, yet the run said: {}",
+            o.after, r.stderr
         );
         for what in [
             "tag t now names",
-            after.as_str(),
-            before.as_str(),
+            o.after.as_str(),
+            o.before.as_str(),
             "could not be added to the reflog",
             "1 tag move(s) could not be recorded",
         ] {
@@ -62,5 +96,37 @@ fn a_snapshot_whose_move_the_reflog_could_not_record_exits_3_naming_the_tag() {
         // The snapshot itself is sound and restores.
         ore.run(&["check", "--read-data"]).expect(0, "check after");
     }
-    assert!(unrecorded >= 1, "some n refused only the reflog's block");
+    assert!(unrecorded >= 1, "some n refused only the reflog's move");
+}
+
+#[test]
+fn a_refused_put_never_leaves_a_moved_tag_unrecorded() {
+    let d = scratch();
+    let (ore, fsdir, src) = archive_with_one_snapshot(d.path());
+    // Before the reflog's block went out with the snapshot's, a put refused after the tag
+    // moved (the reflog's own block) left the move unrecorded.
+    let mut moved = 0;
+    for n in 0..12 {
+        let o = snapshot_failing(&ore, &fsdir, &src, "put", n);
+        if o.after == o.before {
+            assert_ne!(
+                o.run.code, 0,
+                "put {n} refused, the tag unmoved: {}",
+                o.run.stderr
+            );
+            continue;
+        }
+        moved += 1;
+        assert!(
+            o.recorded,
+            "put {n} refused: the tag moved to {} but the reflog does not say so; the run said: {}",
+            o.after, o.run.stderr
+        );
+        assert_eq!(o.run.code, 0, "{}", o.run.stderr);
+    }
+    assert!(
+        moved >= 1,
+        "for some n every put the snapshot needed went through"
+    );
+    ore.run(&["check", "--read-data"]).expect(0, "check after");
 }

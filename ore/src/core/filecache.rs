@@ -341,7 +341,12 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
     Ok(out)
 }
 
-/// Removes a cache file and its sqlite companions.
+/// Removes a cache file, its sqlite companions and the lease hint beside it
+/// (`core::lease::Hint`).
 pub fn remove(path: &Path) -> Result<()> {
-    each_file(path, |p| std::fs::remove_file(p))
+    each_file(path, |p| std::fs::remove_file(p))?;
+    match std::fs::remove_file(path.with_extension("lease")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
 }

@@ -61,16 +61,22 @@
 use crate::core::crypto::random;
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
-use protocol::tagrules::{free_with_proof, heartbeat_is_live, lease_is_free, DEFAULT_TTL, MAX_TTL};
+use protocol::tagrules::{heartbeat_is_live, DEFAULT_TTL, MAX_TTL};
 use protocol::{Backend, CasOutcome};
-use renewal::{locked_holder, renew_holder, renew_sweep, Renewal, Secret};
+use renewal::{renew_holder, renew_sweep, Renewal};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod hint;
 pub mod process;
 mod renewal;
+mod slots;
+
+pub use hint::Hint;
+use slots::{free_slot, take_slot};
+pub use slots::{leases, Slot};
 
 /// The tag announcing gc sweeps; its value changes whenever blocks were removed.
 pub const GC_TAG: &str = protocol::tagrules::GC_TAG;
@@ -274,68 +280,6 @@ impl GcState {
     }
 }
 
-/// A lease slot: its tag, its value, and who holds it (`None`: free).
-pub type Slot = (String, Vec<u8>, Option<Holder>);
-
-/// The lease slots.
-pub fn leases(backend: &dyn Backend) -> Result<Vec<Slot>> {
-    let mut out = Vec::new();
-    for (name, v) in backend.list_tags()? {
-        if let Some(n) = name.strip_prefix(LEASE_PREFIX) {
-            if n.parse::<u32>().is_ok() {
-                let h = if lease_is_free(&v) {
-                    None
-                } else {
-                    // A value that is not a lease is treated as held, never as free.
-                    Some(serde_json::from_slice(&v).unwrap_or(Holder {
-                        by: format!("unknown ({})", String::from_utf8_lossy(&v)),
-                        since: 0,
-                        heartbeat: i64::MAX / 2,
-                        id: String::new(),
-                        ttl: default_ttl_ns(),
-                        lock: None,
-                        proof: None,
-                        host: None,
-                        pid: None,
-                        start: None,
-                    }))
-                };
-                out.push((name, v, h));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Takes a free (or expired) lease slot, or a new one; returns it, its value and the secret
-/// of the value's lock.
-fn take_slot(backend: &dyn Backend) -> Result<(String, Vec<u8>, Secret)> {
-    // A slot whose holder is gone is taken only with full access: an append-only backend
-    // judges a locked lease by its ttl alone, and would refuse.
-    let writable = backend.info().writable;
-    loop {
-        let slots = leases(backend)?;
-        let (mine, secret) = locked_holder();
-        for (name, v, h) in &slots {
-            if h.as_ref()
-                .is_none_or(|h| h.expired() || (writable && h.gone()))
-                && backend.set_tag(name, Some(v), &mine)? == CasOutcome::Done
-            {
-                return Ok((name.clone(), mine, secret));
-            }
-        }
-        let next = slots
-            .iter()
-            .filter_map(|(n, _, _)| n[LEASE_PREFIX.len()..].parse::<u32>().ok())
-            .max()
-            .map_or(0, |n| n + 1);
-        let name = format!("{LEASE_PREFIX}{next}");
-        if backend.set_tag(&name, None, &mine)? == CasOutcome::Done {
-            return Ok((name, mine, secret));
-        }
-    }
-}
-
 /// A held lease: gc does not sweep while it is held. Freed on drop.
 pub struct Lease {
     backend: Arc<dyn Backend>,
@@ -343,15 +287,23 @@ pub struct Lease {
     renewal: Renewal,
     /// `ore:gc` as it was when the lease was taken.
     gc_value: Vec<u8>,
+    /// Where to say which slot this run leaves free, for the next run on this machine.
+    hint: Option<Hint>,
 }
 
 impl Lease {
     /// Takes a lease on `repo`, waiting while a gc sweeps.
     pub fn acquire(repo: &Repo) -> Result<Lease> {
+        Lease::acquire_hinted(repo, None)
+    }
+
+    /// [`Lease::acquire`], trying first the slot that `hint` says this machine's last run left
+    /// free, and saying there which slot this run leaves free (see `lease/hint.rs`).
+    pub fn acquire_hinted(repo: &Repo, hint: Option<Hint>) -> Result<Lease> {
         let backend = repo.backend().clone();
         let mut said = false;
         loop {
-            let (name, value, secret) = take_slot(&*backend)?;
+            let (name, value, secret) = take_slot(&*backend, hint.as_ref())?;
             let gc_value = backend.get_tag(GC_TAG)?;
             match GcState::parse(gc_value.as_deref()) {
                 GcState::Idle { .. } => {
@@ -366,6 +318,7 @@ impl Lease {
                         backend,
                         name,
                         gc_value: gc_value.unwrap_or_default(),
+                        hint,
                     })
                 }
                 GcState::Sweeping { holder, .. } => {
@@ -424,7 +377,7 @@ impl Lease {
                 repo.id()
             ));
         }
-        let fresh = Lease::acquire(repo)?;
+        let fresh = Lease::acquire_hinted(repo, self.hint.take())?;
         if fresh.gc_value != self.gc_value {
             return Err(Error::Archive(format!(
                 "this run's lease on archive {} lapsed (it was paused or cut off for more than {} s, \
@@ -444,20 +397,11 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let (last, secret) = self.renewal.stop();
         if !self.renewal.lost.load(SeqCst) {
-            free_slot(&*self.backend, &self.name, &last, &secret);
+            let left = free_slot(&*self.backend, &self.name, &last, &secret);
+            if let (Some(hint), Some(left)) = (&self.hint, left) {
+                hint.leave(&self.name, &left);
+            }
         }
-    }
-}
-
-/// Frees a lease slot this run holds (value `last`, locked with `secret`): `free` with the
-/// proof, or — should the backend refuse that (an append-only backend program of an earlier
-/// version knows only plain `free`) — plain `free`.
-fn free_slot(backend: &dyn Backend, name: &str, last: &[u8], secret: &Secret) {
-    let freed = backend
-        .set_tag(name, Some(last), &free_with_proof(secret))
-        .or_else(|_| backend.set_tag(name, Some(last), FREE));
-    if let Err(e) = freed {
-        protocol::log::debug(&format!("freeing lease {name}: {e}"));
     }
 }
 

@@ -158,28 +158,74 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
     }
     let mut ahead = ahead.and_then(|a| a.0.join().ok().flatten());
     loop {
-        let (old_head, block) = match ahead.take() {
-            Some((None, _)) => (None, None),
-            Some((Some(k), Some(stored))) => {
-                (Some(k), Some(repo.decode_stored(k, Kind::Reflog, stored)?))
-            }
-            _ => {
+        let head = match ahead.take() {
+            Some(h) => decode_head(repo, h)?,
+            None => {
                 let k = head(repo)?;
-                (k, k.map(|k| read_block(repo, k)).transpose()?)
+                (
+                    k,
+                    k.map(|k| read_block(repo, k))
+                        .transpose()?
+                        .unwrap_or_default(),
+                )
             }
         };
-        let mut block = block.unwrap_or_default();
-        if block.entries.len() + new.len() > PER_BLOCK && !block.entries.is_empty() {
-            block = ReflogBlock {
-                previous: old_head,
-                entries: Vec::new(),
-            };
-        }
-        block.entries.extend_from_slice(new);
-        let key = repo.put_block_durably(Kind::Reflog, &encode(&block))?;
-        if swap_head(repo, old_head, key)? {
+        let staged = stage(repo, &head, new);
+        repo.put_block_durably(Kind::Reflog, &staged.plain)?;
+        if swap_head(repo, staged.old_head, staged.key)? {
             return Ok(());
         }
+    }
+}
+
+/// The reflog's head key and its block, decoded (an empty block when there is no reflog).
+pub type HeadBlock = (Option<Key>, ReflogBlock);
+
+fn decode_head(repo: &Repo, (key, stored): Head) -> Result<HeadBlock> {
+    match (key, stored) {
+        (None, _) => Ok((None, ReflogBlock::default())),
+        (Some(k), Some(stored)) => Ok((Some(k), repo.decode_stored(k, Kind::Reflog, stored)?)),
+        (Some(k), None) => Ok((Some(k), read_block(repo, k)?)),
+    }
+}
+
+impl HeadAhead {
+    /// The head read ahead, decoded; `None` when it could not be read (the move is then
+    /// recorded after it is made, from a fresh read).
+    pub fn decoded(self, repo: &Repo) -> Option<HeadBlock> {
+        let head = self.0.join().ok().flatten()?;
+        decode_head(repo, head).ok()
+    }
+}
+
+/// A reflog block recording moves, ready to be stored, and the head it replaces.
+pub struct Staged {
+    old_head: Option<Key>,
+    /// The block's key and its plain bytes, to be stored (and flushed) before `ore:reflog`
+    /// names it.
+    pub key: Key,
+    pub plain: Vec<u8>,
+    entries: Vec<RefEntry>,
+}
+
+/// The block that adds `new` to the reflog whose head is `head`: the head's block with the
+/// entries added, or a new block after it when that one is full. Nothing is stored.
+pub fn stage(repo: &Repo, (old_head, block): &HeadBlock, new: &[RefEntry]) -> Staged {
+    let mut block = if block.entries.len() + new.len() > PER_BLOCK && !block.entries.is_empty() {
+        ReflogBlock {
+            previous: *old_head,
+            entries: Vec::new(),
+        }
+    } else {
+        block.clone()
+    };
+    block.entries.extend_from_slice(new);
+    let plain = encode(&block);
+    Staged {
+        old_head: *old_head,
+        key: repo.keys().key_of(Kind::Reflog as u8, &plain),
+        plain,
+        entries: new.to_vec(),
     }
 }
 
@@ -300,7 +346,46 @@ impl Repo {
             return Ok(false);
         }
         let entry = RefEntry::now(name, expected, Some(new), action);
-        if let Err(e) = append_with(self, &[entry], ahead) {
+        self.record_move(name, expected, new, append_with(self, &[entry], ahead));
+        Ok(true)
+    }
+
+    /// [`Repo::move_tag`] when the block recording the move was staged ([`stage`]) and is
+    /// already stored and flushed with the blocks the move names: the reflog then costs one
+    /// tag move more, no block and no flush of its own. When its head moved meanwhile (another
+    /// run recorded a move), the move is recorded afresh. `staged` must record exactly this
+    /// move, or it is not used.
+    pub fn move_tag_staged(
+        &self,
+        name: &str,
+        expected: Option<Key>,
+        new: Key,
+        action: &str,
+        staged: Option<Staged>,
+    ) -> Result<bool> {
+        if !self.swap_tag(name, expected, new)? {
+            return Ok(false);
+        }
+        let this_move = |e: &RefEntry| {
+            e.tag == name && e.old == expected && e.new == Some(new) && e.action == action
+        };
+        let recorded = match staged {
+            Some(s) if s.entries.len() == 1 && this_move(&s.entries[0]) => {
+                swap_head(self, s.old_head, s.key)
+            }
+            _ => Ok(false),
+        };
+        let result = match recorded {
+            Ok(true) => Ok(()),
+            _ => append(self, &[RefEntry::now(name, expected, Some(new), action)]),
+        };
+        self.record_move(name, expected, new, result);
+        Ok(true)
+    }
+
+    /// Warns (and counts, for the exit status) when a move made could not be recorded.
+    fn record_move(&self, name: &str, expected: Option<Key>, new: Key, recorded: Result<()>) {
+        if let Err(e) = recorded {
             note_unrecorded_move();
             protocol::log::warning(&format!(
                 "tag {name} now names {new} (it named {}), but the move could not be added \
@@ -309,6 +394,5 @@ impl Repo {
                 expected.map_or_else(|| "nothing".to_string(), |k| k.to_hex())
             ));
         }
-        Ok(true)
     }
 }

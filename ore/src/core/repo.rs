@@ -402,12 +402,25 @@ impl Repo {
     /// trip over a slow link instead of three (exists, put, flush). A block already stored is
     /// simply stored again, which the protocol allows, and costs a small block's bytes.
     pub fn put_block_durably(&self, kind: Kind, plain: &[u8]) -> Result<Key> {
-        let key = self.keys.key_of(kind as u8, plain);
-        let put = self.backend.start_put(key, self.sealed(kind, &key, plain)?);
+        Ok(self.put_blocks_durably(&[(kind, plain)])?[0])
+    }
+
+    /// [`Repo::put_block_durably`] for several blocks: all put, then one flush, all waited
+    /// for together. Their keys, in order.
+    pub fn put_blocks_durably(&self, blocks: &[(Kind, &[u8])]) -> Result<Vec<Key>> {
+        let mut keys = Vec::with_capacity(blocks.len());
+        let mut puts = Vec::with_capacity(blocks.len());
+        for &(kind, plain) in blocks {
+            let key = self.keys.key_of(kind as u8, plain);
+            puts.push(self.backend.start_put(key, self.sealed(kind, &key, plain)?));
+            keys.push(key);
+        }
         let flushed = self.backend.flush();
-        put.wait()?;
+        for put in puts {
+            put.wait()?;
+        }
         flushed?;
-        Ok(key)
+        Ok(keys)
     }
 
     /// `plain` sealed as a stored block of `kind` named `key`, with this archive's keys and

@@ -27,10 +27,12 @@ mod walk;
 mod writer;
 
 use crate::commands::snapshot::rules::{Rule, Rules};
-use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
+use crate::core::block::Kind;
+use crate::core::entry::{encode, Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter};
 use crate::core::progress::Progress;
+use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
 use ore_util::sync::lock;
 use protocol::{Key, Ticket};
@@ -40,8 +42,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use writer::Writer;
 
-use crate::core::lease::GcState;
 pub use crate::core::lease::GC_TAG;
+use crate::core::lease::{GcState, Hint, Lease};
 
 /// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
 const RESOLVERS: usize = 2;
@@ -146,7 +148,10 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
     let mut lease = match opts.dry_run {
         true => None,
-        false => Some(crate::core::lease::Lease::acquire(repo)?),
+        false => {
+            let hint = opts.cache.as_ref().map(|c| Hint(c.with_extension("lease")));
+            Some(Lease::acquire_hinted(repo, hint)?)
+        }
     };
     let parent = parent.wait()?;
     let paths = absolute_paths(&opts.paths)?;
@@ -355,18 +360,20 @@ fn commit(
 ) -> Result<SnapshotOutcome> {
     let mut expected = parent;
     let mut raced = None;
+    // The move's reflog block is stored with the snapshot block, under one flush.
+    let head = done.reflog_head.take().and_then(|h| h.decoded(repo));
     loop {
         snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
+        let plain = encode(&snap);
+        let key = repo.keys().key_of(Kind::Snapshot as u8, &plain);
+        let entry = RefEntry::now(&opts.tag, expected, Some(key), "snapshot");
+        let staged = head.as_ref().map(|h| reflog::stage(repo, h, &[entry]));
         // Blocks are durable before anything names them: the snapshot block goes out with a
         // flush, which covers every block sent before it.
-        let key = repo.put_snapshot_durably(&snap)?;
-        if repo.move_tag_with(
-            &opts.tag,
-            expected,
-            key,
-            "snapshot",
-            done.reflog_head.take(),
-        )? {
+        let mut blocks = vec![(Kind::Snapshot, plain.as_slice())];
+        blocks.extend(staged.as_ref().map(|s| (Kind::Reflog, s.plain.as_slice())));
+        repo.put_blocks_durably(&blocks)?;
+        if repo.move_tag_staged(&opts.tag, expected, key, "snapshot", staged)? {
             if let Some(w) = done.writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
                 w.set_meta("gc", &done.gc_value)?;
