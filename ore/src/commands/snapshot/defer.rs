@@ -8,8 +8,9 @@
 //! pending answer are queued here. A few *resolver* threads take the queue in order, wait for
 //! each answer, seal (compress, encrypt) what is missing and hand it to the pipelined puts.
 //!
-//! Memory stays bounded: at most [`MAX_BYTES`] of data (and [`MAX_ITEMS`] questions) wait in
-//! the queue; readers block beyond that. Everything queued is resolved and its puts confirmed
+//! Memory stays bounded: at most [`budget`] of data (sized by the backend's round trip, within
+//! [`MIN_BYTES`] and [`MAX_BYTES`]) and [`MAX_ITEMS`] questions wait in the queue; readers
+//! block beyond that. Everything queued is resolved and its puts confirmed
 //! before the snapshot flushes, so the crash rule (blocks, flush, then the tag) is unchanged.
 //! An in-process backend answers at once, so nothing is deferred for it.
 
@@ -22,12 +23,24 @@ use std::collections::HashSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Condvar, Mutex};
 
-/// Most bytes of data waiting for answers. Behind a backend slower than the snapshot (an
-/// object store whose uploads hold puts back) the queue stays full, so this is memory the
-/// run keeps: at 64 MiB a snapshot of /usr/share into SeaweedFS peaked at 178 MB against
-/// 57 MB into a local archive; at 24 MiB, 137 MB in the same 4.0 s. 24 MiB still covers a
-/// 200 ms round trip at 120 MB/s.
-pub const MAX_BYTES: u64 = 24 << 20;
+/// Fewest bytes of data allowed to wait for answers. Behind a backend slower than the
+/// snapshot (an object store whose uploads hold puts back) the queue stays full, so this is
+/// memory the run keeps: snapshots of /usr/share into SeaweedFS, whose backend process answers
+/// at once, peaked at 178 MB with 64 MiB here, 133 MB with 24 MiB and 97 MB with 8 MiB (the
+/// backend's process then being the larger), in the same time.
+pub const MIN_BYTES: u64 = 8 << 20;
+/// Most bytes of data allowed to wait for answers, however far the archive.
+pub const MAX_BYTES: u64 = 32 << 20;
+/// Bytes allowed to wait per second of round trip. A far archive needs its answers covered:
+/// over a link of 20 ms each way, /usr/share/doc took 1.26–1.31 s with 8 MiB waiting and
+/// 1.03–1.18 s with 24 MiB.
+const PER_SECOND_OF_ROUND_TRIP: f64 = 512e6;
+
+/// How many bytes may wait for answers from a backend whose round trip is `rtt`.
+pub fn budget(rtt: std::time::Duration) -> u64 {
+    ((rtt.as_secs_f64() * PER_SECOND_OF_ROUND_TRIP) as u64).clamp(MIN_BYTES, MAX_BYTES)
+}
+
 /// Most questions waiting for answers.
 pub const MAX_ITEMS: usize = 2048;
 /// Keys remembered as stored by this run (so concurrent windows do not store a chunk twice).
@@ -69,17 +82,21 @@ pub(crate) struct Deferred {
     tx: Mutex<Option<SyncSender<Item>>>,
     rx: Mutex<Receiver<Item>>,
     in_flight: Mutex<u64>,
+    /// Most bytes waiting at once (see [`budget`]).
+    limit: u64,
     room: Condvar,
     recent: Mutex<HashSet<Key>>,
 }
 
 impl Deferred {
-    pub fn new() -> Deferred {
+    /// A queue holding at most `limit` bytes (see [`budget`]).
+    pub fn new(limit: u64) -> Deferred {
         let (tx, rx) = sync_channel(MAX_ITEMS);
         Deferred {
             tx: Mutex::new(Some(tx)),
             rx: Mutex::new(rx),
             in_flight: Mutex::new(0),
+            limit,
             room: Condvar::new(),
             recent: Mutex::new(HashSet::new()),
         }
@@ -91,7 +108,7 @@ impl Deferred {
         let n = work.bytes();
         {
             let mut used = lock(&self.in_flight);
-            while *used > 0 && *used + n > MAX_BYTES {
+            while *used > 0 && *used + n > self.limit {
                 used = wait(&self.room, used);
             }
             *used += n;

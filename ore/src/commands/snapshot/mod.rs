@@ -146,6 +146,9 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     // Read while the lease is taken, and the reflog's head for the end (each a round trip).
     let parent = repo.tag_ahead(&opts.tag);
     let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
+    // Taking the lease is two round trips (a tag move, a read of `ore:gc`): its time sizes
+    // what may wait for the archive's answers (see `defer`).
+    let asked = std::time::Instant::now();
     let mut lease = match opts.dry_run {
         true => None,
         false => {
@@ -153,6 +156,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
             Some(Lease::acquire_hinted(repo, hint)?)
         }
     };
+    let rtt = asked.elapsed() / 2;
     let parent = parent.wait()?;
     let paths = absolute_paths(&opts.paths)?;
     let progress = progress_for(repo, opts, parent, &paths);
@@ -166,7 +170,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let (reader, writer) = open_cache(repo, opts, &gc_value)?;
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
-    let ctx = new_ctx(repo, opts, &paths, progress, ticket_tx)?;
+    let ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
     let mut snap = snapshot_of(&ctx, parent, root, time, &paths);
     if opts.dry_run {
@@ -226,19 +230,20 @@ fn progress_for(
     progress
 }
 
-/// The state every thread of the run shares, its puts confirmed through `tickets`.
+/// The state every thread of the run shares, its puts confirmed through `tickets`, and the
+/// backend's round trip `rtt`.
 fn new_ctx<'r>(
     repo: &'r Repo,
     opts: &'r SnapshotOptions,
     paths: &[PathBuf],
     progress: Arc<Progress>,
-    tickets: SyncSender<Ticket<()>>,
+    (tickets, rtt): (SyncSender<Ticket<()>>, std::time::Duration),
 ) -> Result<Ctx<'r>> {
     Ok(Ctx {
         repo,
         opts,
         rules: Rules::new(&opts.excludes, &opts.rules)?,
-        writer: Writer::new(repo, opts.dry_run, tickets),
+        writer: Writer::new(repo, opts.dry_run, tickets, rtt),
         warnings: Mutex::new(Vec::new()),
         warnings_total: AtomicU64::new(0),
         stats: Mutex::new(SnapshotStats::default()),

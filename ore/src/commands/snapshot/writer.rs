@@ -31,11 +31,20 @@ pub(crate) struct Writer<'r> {
 impl<'r> Writer<'r> {
     /// A writer for `repo` (that stores nothing when `dry`), handing pipelined puts to the
     /// drain through `tickets`.
-    pub fn new(repo: &'r Repo, dry: bool, tickets: SyncSender<Ticket<()>>) -> Writer<'r> {
+    /// `rtt` is the backend's round trip, which sizes the questions that may wait for answers.
+    pub fn new(
+        repo: &'r Repo,
+        dry: bool,
+        tickets: SyncSender<Ticket<()>>,
+        rtt: std::time::Duration,
+    ) -> Writer<'r> {
         Writer {
             repo,
             dry,
-            deferred: repo.backend().pipelines().then(Deferred::new),
+            deferred: repo
+                .backend()
+                .pipelines()
+                .then(|| Deferred::new(super::defer::budget(rtt))),
             tickets: Mutex::new(Some(tickets)),
             failed: Mutex::new(None),
             new_blocks: AtomicU64::new(0),
