@@ -222,6 +222,24 @@ pub fn ser_opt_key<S: serde::Serializer>(
     }
 }
 
+/// Makes the C allocator hand buffers of 1 MiB and more straight back to the system when they
+/// are freed, instead of keeping them in its arenas. glibc's default raises that threshold to
+/// the largest buffer freed (up to 32 MiB), after which a snapshot's read windows and queued
+/// data — allocated by one thread, freed by another — stay resident in per-thread arenas:
+/// a snapshot of /usr/share into SeaweedFS peaked at 90–99 MB resident with a 44 MB heap, and
+/// at 73 MB with this threshold fixed (51–52 MB against 59 MB into a local archive), in the
+/// same time. Other allocators measured worse for the frontend: jemalloc 104–109 MB, mimalloc
+/// 92–96 MB. Call it first thing in `main`, before any thread starts. A restore's buffers do
+/// not pile up like this (31 MB resident either way), so it keeps glibc's default.
+pub fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a setting of glibc's allocator; called before any other
+    // thread exists, so no allocation races with it. Its failure leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

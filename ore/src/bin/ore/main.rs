@@ -260,6 +260,10 @@ impl protocol::log::LogSink for Sink {
 
 fn main() {
     let cli: Cli = args::parse_args();
+    // Before any thread starts. Only a snapshot's buffers need it (see the function).
+    if matches!(cli.command, Command::Snapshot(_)) {
+        ore::core::util::return_large_buffers();
+    }
     // Every client this process starts (and, through their environment, every proxy's inner
     // client) reads the limit from the environment.
     std::env::set_var(
