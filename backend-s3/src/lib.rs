@@ -33,6 +33,7 @@
 
 mod admin;
 mod blocks;
+pub mod cli;
 pub mod config;
 mod format;
 mod index;

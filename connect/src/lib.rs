@@ -17,6 +17,7 @@ pub mod client;
 pub mod lanes;
 mod linger;
 pub mod open;
+pub mod s3;
 pub mod spawn;
 mod sshmux;
 

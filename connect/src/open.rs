@@ -27,6 +27,9 @@ pub fn client_options(id: &str) -> protocol::Result<ClientOptions> {
 pub enum Kind<'a> {
     /// A directory holding a splitlog archive, opened in process.
     Path(&'a Path),
+    /// An archive in an object store (`s3://...` and backend-s3's options), opened in
+    /// process (see [`crate::s3`]).
+    S3(&'a str),
     /// A command line starting a backend program.
     Command(&'a str),
 }
@@ -36,6 +39,9 @@ pub enum Kind<'a> {
 /// and `/srv/ore` are paths, while `backend-fs`, `/usr/bin/backend-memory` and anything with
 /// arguments are commands.
 pub fn classify(id: &str) -> Kind<'_> {
+    if crate::s3::is_s3(id) {
+        return Kind::S3(id);
+    }
     let single_word = !id.is_empty()
         && !id
             .chars()
@@ -91,6 +97,7 @@ fn lanes_for_rtt(rtt: std::time::Duration) -> usize {
 pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
+        Kind::S3(id) => crate::s3::open(id),
         Kind::Command(cmd) => open_command(id, cmd, None),
     }
 }
@@ -99,6 +106,7 @@ pub fn open(id: &str) -> protocol::Result<Arc<dyn Backend>> {
 pub fn open_single(id: &str) -> protocol::Result<Arc<dyn Backend>> {
     match classify(id) {
         Kind::Path(dir) => open_local(id, dir),
+        Kind::S3(id) => crate::s3::open(id),
         Kind::Command(cmd) => open_command(id, cmd, Some(1)),
     }
 }
@@ -384,7 +392,7 @@ fn must_exist(id: &str) -> protocol::Result<()> {
 pub fn local_dir(id: &str) -> Option<&Path> {
     match classify(id) {
         Kind::Path(p) => Some(p),
-        Kind::Command(_) => None,
+        Kind::S3(_) | Kind::Command(_) => None,
     }
 }
 

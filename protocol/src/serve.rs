@@ -302,7 +302,9 @@ pub fn serve_stdio_flags<B: Backend>(backend: B, append_only: bool, read_only: b
 /// Makes the allocator keep large buffers (blocks of up to 64 MiB) on its heap for reuse
 /// instead of mapping and unmapping each one: with one fresh mapping per block, page faults,
 /// zeroing and cross-CPU TLB flushes on unmap cost more than moving the block's bytes. Called
-/// by every backend program and by the frontend; a no-op where the C library has no `mallopt`.
+/// by every backend program that allocates with glibc (backend-s3 uses jemalloc, and a
+/// snapshot in the frontend sets the opposite, see `ore::core::util::return_large_buffers`);
+/// a no-op where the C library has no `mallopt`.
 pub fn keep_large_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning parameters.

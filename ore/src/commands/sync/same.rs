@@ -10,6 +10,7 @@ use std::path::PathBuf;
 fn local_dir(id: &str) -> Option<PathBuf> {
     match classify(id) {
         Kind::Path(p) => Some(p.to_path_buf()),
+        Kind::S3(_) => None,
         Kind::Command(c) => match shell_words::split(c).ok()?.as_slice() {
             [program, dir] if ["backend-splitlog", "backend-fs"].contains(&program.as_str()) => {
                 Some(dir.into())
