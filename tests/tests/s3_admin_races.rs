@@ -132,3 +132,80 @@ fn reindex_leaves_a_young_unindexed_pack_to_its_writer_until_told_to_take_it() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("--grace"), "{}", bad.stderr);
 }
+
+fn endpoint(c: &Cluster, prefix: &str) -> backend_s3::Endpoint {
+    use backend_s3::config::{from_file, Location};
+    backend_s3::Endpoint {
+        location: Location::parse(&format!("s3://{BUCKET}/{prefix}")).expect("location"),
+        endpoint: Some(c.endpoint()),
+        region: "us-east-1".into(),
+        credentials: from_file(&c.credentials_file(), "ore").expect("credentials"),
+    }
+}
+
+/// Repacks that take over a stale lock at the same moment: `takers` processes' worth of
+/// backends (in this process, so that a barrier lines them up to the microsecond) each run
+/// `compact` at once, for `rounds` rounds; returns each round's answers.
+fn takeovers_at_once(c: &Cluster, prefix: &str, takers: usize, rounds: usize) -> Vec<Vec<String>> {
+    let op = operator(c, prefix);
+    let backends: Vec<backend_s3::S3Backend> = (0..takers)
+        .map(|_| {
+            backend_s3::S3Backend::open(endpoint(c, prefix), backend_s3::S3Options::default())
+                .expect("open")
+        })
+        .collect();
+    let stale = br#"{"by":"a repack that died","heartbeat":0}"#;
+    (0..rounds)
+        .map(|_| {
+            rt().block_on(op.write("repack.lock", &stale[..]))
+                .expect("a stale lock");
+            let barrier = std::sync::Barrier::new(takers);
+            std::thread::scope(|s| {
+                let runs: Vec<_> = backends
+                    .iter()
+                    .map(|b| {
+                        let barrier = &barrier;
+                        s.spawn(move || {
+                            barrier.wait();
+                            match b.admin("compact", &[]) {
+                                Ok(out) => out.text,
+                                Err(e) => format!("error: {e}"),
+                            }
+                        })
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().expect("a taker"))
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn of_repacks_taking_over_a_stale_lock_at_once_exactly_one_proceeds() {
+    // Regression: a taker proceeded as soon as its conditional write succeeded and a read
+    // showed its bytes, and one that lost went round again and took the lock once the winner
+    // had released it (two to four of four proceeded, one after another). SeaweedFS also lets
+    // two conditional writes of one ETag sent together both succeed (two of eight, measured),
+    // so a read right after the write could show each racer its own bytes. Now a taker reads
+    // the lock back only once racing writes have landed (lock.rs).
+    let c = Cluster::start();
+    for (round, answers) in takeovers_at_once(&c, "lock", 4, 8).iter().enumerate() {
+        let proceeded = answers.iter().filter(|a| a.starts_with("repacked")).count();
+        let skipped = answers
+            .iter()
+            .filter(|a| a.starts_with("repack skipped"))
+            .count();
+        assert!(
+            proceeded == 1 && skipped == answers.len() - 1,
+            "round {round}: exactly one repack proceeds, the others say the lock is held: {answers:#?}"
+        );
+    }
+    assert!(
+        objects(&operator(&c, "lock"), "")
+            .iter()
+            .all(|o| o != "repack.lock"),
+        "the winner released the lock"
+    );
+}

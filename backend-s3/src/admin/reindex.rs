@@ -54,8 +54,8 @@ pub(crate) fn describe(grace: Duration) -> String {
     match s {
         _ if grace.subsec_nanos() != 0 => format!("{}s", grace.as_secs_f64()),
         0 => "0s".into(),
-        _ if s % 3600 == 0 => format!("{}h", s / 3600),
-        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
 }
