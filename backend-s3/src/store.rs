@@ -236,22 +236,29 @@ impl Store {
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Option<Vec<u8>>> {
         self.requests.count(Kind::Get);
-        let op = if self.down.is_down() {
-            &self.once
-        } else {
-            &self.op
+        let request = |down| {
+            let mut request = self.operator(down).read_with(path);
+            if let Some(r) = range {
+                request = request.range(r);
+            }
+            request.into_future()
         };
-        let mut request = op.read_with(path);
-        if let Some(r) = range {
-            request = request.range(r);
-        }
-        match self.down.unless_down(request.into_future()).await {
+        match self.down.unless_down(request).await {
             Ok(Ok(b)) => {
                 self.down.clear();
                 Ok(Some(b.to_vec()))
             }
             Ok(Err(e)) => self.read_failed(path, &e).map(|()| None),
             Err(why) => Err(self.given_up(path, &why)),
+        }
+    }
+
+    /// The operator for a read: without retries while the store is known to be down.
+    fn operator(&self, down: bool) -> &Operator {
+        if down {
+            &self.once
+        } else {
+            &self.op
         }
     }
 
@@ -288,13 +295,8 @@ impl Store {
     ) -> Result<bool> {
         use std::io::Write;
         self.requests.count(Kind::Get);
-        let op = if self.down.is_down() {
-            &self.once
-        } else {
-            &self.op
-        };
-        let stream = async {
-            let reader = op.reader_with(path).await?;
+        let stream = |down| async move {
+            let reader = self.operator(down).reader_with(path).await?;
             reader.into_bytes_stream(offset..offset + len).await
         };
         let mut stream = match self.down.unless_down(stream).await {

@@ -29,7 +29,8 @@ impl Default for Down {
 
 impl Down {
     /// Whether a read has found the store gone and none has been answered since.
-    pub(crate) fn is_down(&self) -> bool {
+    #[cfg(test)]
+    fn is_down(&self) -> bool {
         self.state.borrow().is_some()
     }
 
@@ -49,14 +50,16 @@ impl Down {
         self.state.send_if_modified(|s| s.take().is_some());
     }
 
-    /// Runs `read` until it ends, or until another read finds the store down after this one
-    /// began: `Err` with that read's failure then (and `read` is dropped, cancelling it).
-    pub(crate) async fn unless_down<T>(
+    /// Runs the read `start` makes (told whether the store is down as it begins) until it
+    /// ends, or until another read finds the store down after this one began: `Err` with that
+    /// read's failure then (and the read is dropped, cancelling it).
+    pub(crate) async fn unless_down<F: std::future::Future>(
         &self,
-        read: impl std::future::Future<Output = T>,
-    ) -> Result<T, String> {
+        start: impl FnOnce(bool) -> F,
+    ) -> Result<F::Output, String> {
         let mut rx = self.state.subscribe();
-        rx.mark_unchanged();
+        // Seen here, with the subscription: a change after this moment is a change to wait for.
+        let read = start(rx.borrow_and_update().is_some());
         let went_down = async move {
             loop {
                 if rx.changed().await.is_err() {
@@ -99,7 +102,7 @@ mod tests {
     fn a_read_waiting_when_the_store_goes_down_is_given_up_with_that_failure() {
         let down = Down::default();
         let out = rt().block_on(async {
-            let waiting = down.unless_down(std::future::pending::<()>());
+            let waiting = down.unless_down(|_| std::future::pending::<()>());
             let marking = async {
                 tokio::task::yield_now().await;
                 down.mark("s3://b/p/: reading packs/x: connection refused".into());
@@ -119,8 +122,8 @@ mod tests {
     fn a_read_begun_while_the_store_is_down_runs_to_its_own_end() {
         let down = Down::default();
         down.mark("gone".into());
-        let out = rt().block_on(down.unless_down(async { 7 }));
-        assert_eq!(out, Ok(7));
+        let out = rt().block_on(down.unless_down(|down| async move { down }));
+        assert_eq!(out, Ok(true), "told it is down, and not given up");
     }
 
     #[test]
