@@ -5,6 +5,8 @@
 //! One table, [`TABLE`], holds each command's name, help and handler: `help`, the welcome's list
 //! and the dispatch all read it.
 
+mod reindex;
+
 use crate::{tag_history, tags, S3Backend, FORMAT};
 use protocol::admin::{entry, no_args, records, Records, Table};
 use protocol::{provenance, AdminOutput, Backend, Error, ErrorCode, Key, Result};
@@ -28,8 +30,8 @@ pub(crate) const TABLE: &Table<S3Backend> = &[
         ),
         entry(
             "reindex",
-            "",
-            "write the index object again for every pack that lacks one, from the pack's own table",
+            "[--grace DURATION]",
+            "write an index object for every pack that lacks one, from the pack's own table; packs younger than DURATION (default 1h, by the store's clock) are left to the writer that may still index them",
             reindex,
         ),
         entry(
@@ -117,11 +119,11 @@ fn packs(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
 
 fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     let store = &b.store;
-    no_args("reindex", args)?;
+    let grace = reindex::grace_arg(args)?;
     b.check_writable("reindexing")?;
     // Under the repack lock: a pack a repack is deleting must not get its index back.
     let exact = b.conditional()?.exact();
-    let rebuilt = b.run(async {
+    let done = b.run(async {
         let lock = match exact {
             true => Some(crate::lock::Lock::take(store).await?.map_err(|busy| {
                 Error::backend(
@@ -132,19 +134,30 @@ fn reindex(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
             false => None,
         };
         // Every index object read first: a pack any of them covers is indexed.
-        let rebuilt = match b.blocks.refresh(store).await {
-            Ok(()) => crate::index::reindex(store, b.blocks.index()).await,
+        let done = match b.blocks.refresh(store).await {
+            Ok(()) => reindex::reindex(store, b.blocks.index(), grace).await,
             Err(e) => Err(e),
         };
         if let Some(l) = lock {
             l.release().await?;
         }
-        rebuilt
+        done
     })?;
     b.run(b.blocks.refresh(store))?;
+    let young = match done.young.len() {
+        0 => String::new(),
+        n => format!(
+            "; left alone {n} pack(s) no index object covers yet, younger than {} by the store's clock (a running writer indexes them at its flush; --grace 0s takes them too)",
+            reindex::describe(grace)
+        ),
+    };
     Ok(AdminOutput::new(
-        format!("reindexed {} pack(s)\n", rebuilt.len()),
-        serde_json::json!({ "reindexed": rebuilt }),
+        format!("reindexed {} pack(s){young}\n", done.rebuilt.len()),
+        serde_json::json!({
+            "reindexed": done.rebuilt,
+            "young": done.young,
+            "grace_seconds": grace.as_secs_f64(),
+        }),
     ))
 }
 

@@ -336,62 +336,6 @@ pub(crate) async fn store_object(
     Ok(())
 }
 
-/// Writes an index object for every stored pack that no index object covers (a writer died
-/// before flushing, or an index object was lost), from the table at each pack's end; `index`
-/// must have read every index object first. Returns the packs reindexed.
-pub(crate) async fn reindex(
-    store: &Store,
-    index: &std::sync::RwLock<Index>,
-) -> Result<Vec<String>> {
-    let covered: HashSet<String> = ore_util::sync::read(index)
-        .covered()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let mut tables = Vec::new();
-    for id in store.list_all("packs/").await? {
-        if covered.contains(&id) {
-            continue;
-        }
-        let table = pack_table(store, &id).await?;
-        let entries = parse_table(&store.archive, &format!("packs/{id}"), &table)?;
-        ore_util::sync::write(index).add(&id, &entries);
-        tables.push((id, table));
-    }
-    store_object(store, index, &tables).await?;
-    Ok(tables.into_iter().map(|(id, _)| id).collect())
-}
-
-/// The table at the end of pack `id`: two ranged GETs (its length, then the table).
-async fn pack_table(store: &Store, id: &str) -> Result<Vec<u8>> {
-    let path = format!("packs/{id}");
-    let size = store
-        .head(&path)
-        .await?
-        .ok_or_else(|| corrupt(&store.archive, &path, "vanished while being reindexed"))?;
-    let too_short = || corrupt(&store.archive, &path, "is too short to end with a table");
-    let tail_at = size.checked_sub(8).ok_or_else(too_short)?;
-    let tail = store
-        .get_range(&path, tail_at, 8)
-        .await?
-        .unwrap_or_default();
-    let len = u64::from_le_bytes(tail.as_slice().try_into().map_err(|_| too_short())?);
-    let table_at = tail_at.checked_sub(len).ok_or_else(too_short)?;
-    let table = store
-        .get_range(&path, table_at, len)
-        .await?
-        .unwrap_or_default();
-    let entries = parse_table(&store.archive, &path, &table)?;
-    if entries.iter().any(|e| e.1 + u64::from(e.2) > table_at) {
-        return Err(corrupt(
-            &store.archive,
-            &path,
-            "has a table pointing past its blocks",
-        ));
-    }
-    Ok(table)
-}
-
 /// Index objects that cover any of `packs`: what a repack that deletes them must replace.
 pub(crate) fn objects_covering(index: &Index, packs: &HashSet<&str>) -> Vec<String> {
     index

@@ -11,7 +11,15 @@
 //! The lock is taken with `If-None-Match: *`, renewed with `If-Match` before every batch of
 //! deletions, and released by deleting it. A holder that died stops renewing; after its ttl
 //! (10 minutes) the next repack takes over with `If-Match` on the stale value. A holder that
-//! finds its lock changed stops before deleting anything more. The hole that remains is the
+//! finds its lock changed stops before deleting anything more.
+//!
+//! The condition alone does not make one taker win: SeaweedFS 4.48 checks a condition and
+//! then writes, without holding the object in between, and let two of eight `If-Match`
+//! replaces of one ETag sent at once both succeed (measured here). So a taker whose write
+//! succeeded waits [`SETTLE`] (2 s) — until every write that raced its own has landed — and
+//! then reads the lock back: all racers read the same last write, so exactly one finds its
+//! own bytes and proceeds, and the others stop as if the lock had been held. A repack or
+//! reindex pays those 2 s once. The hole that remains is the
 //! one every lease has: a holder paused for longer than the ttl between its renewal and its
 //! deletions. On a store without conditional writes there is no lock; repacks there keep
 //! every copy (see `repack`).
@@ -23,6 +31,9 @@ use serde::{Deserialize, Serialize};
 const PATH: &str = "repack.lock";
 /// How long a holder may go without renewing before its lock may be taken over.
 const TTL_NS: u128 = 600 * 1_000_000_000;
+/// How long a taker waits after its write before reading the lock back: longer than a
+/// racing write of a few bytes takes to land once the store has let it through.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Serialize, Deserialize)]
 struct Holder {
@@ -72,13 +83,17 @@ impl Lock {
         );
         for _ in 0..3 {
             if store.put_new(PATH, body(&by)).await? {
-                return Lock::confirm(store, by).await.map(Ok);
+                return Lock::settle(store, by).await;
             }
             let Some(t) = store.get_tagged(PATH).await? else {
                 continue; // released meanwhile
             };
             let held: Option<Holder> = serde_json::from_slice(&t.data).ok();
             if let Some(h) = &held {
+                if h.by == by {
+                    // Our write landed though its answer said otherwise (a retry of it).
+                    return Lock::settle(store, by).await;
+                }
                 let age = now_ns().saturating_sub(h.heartbeat);
                 if age < TTL_NS {
                     return Ok(Err(format!(
@@ -89,10 +104,29 @@ impl Lock {
                 }
             }
             if store.put_if_match(PATH, body(&by), &t.etag).await? {
-                return Lock::confirm(store, by).await.map(Ok);
+                return Lock::settle(store, by).await;
             }
         }
         Ok(Err(format!("{PATH} keeps changing")))
+    }
+
+    /// After a write that took the lock: waits until every write that raced it has landed,
+    /// then reads the lock back. Exactly one of the racers finds its own bytes; the others
+    /// are told who won.
+    async fn settle(store: &Store, by: String) -> Result<std::result::Result<Lock, String>> {
+        tokio::time::sleep(SETTLE).await;
+        match store.get_tagged(PATH).await? {
+            Some(t) if Lock::holds(&t.data, &by) => Ok(Ok(Lock {
+                store: store.clone(),
+                by,
+                etag: t.etag,
+            })),
+            Some(t) => Ok(Err(format!(
+                "another repack ({}) took {PATH} at the same moment",
+                serde_json::from_slice::<Holder>(&t.data).map_or_else(|_| "?".into(), |h| h.by)
+            ))),
+            None => Ok(Err(format!("{PATH} vanished as it was taken"))),
+        }
     }
 
     /// Reads the lock back: it must be ours; remembers its ETag for the next renewal.

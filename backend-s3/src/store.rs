@@ -15,7 +15,37 @@ use futures::TryStreamExt;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
 use protocol::{Error, ErrorCode, Result};
+use std::future::IntoFuture;
 use std::time::Duration;
+
+mod down;
+
+/// An S3 operator for the store, before its layers.
+fn operator(
+    e: &Endpoint,
+    archive: &str,
+) -> Result<opendal::OperatorBuilder<impl opendal::raw::Access>> {
+    let mut b = opendal::services::S3::default()
+        .bucket(&e.location.bucket)
+        .root(&format!("/{}", e.location.prefix))
+        .region(&e.region)
+        .access_key_id(&e.credentials.access_key_id)
+        .secret_access_key(&e.credentials.secret_access_key)
+        .disable_config_load()
+        .disable_ec2_metadata();
+    if let Some(t) = &e.credentials.session_token {
+        b = b.session_token(t);
+    }
+    if let Some(url) = &e.endpoint {
+        b = b.endpoint(url);
+    }
+    Operator::new(b).map_err(|err| {
+        Error::backend(
+            ErrorCode::InvalidArgument,
+            format!("{archive}: cannot configure the S3 client: {err}"),
+        )
+    })
+}
 
 /// How to reach the store.
 #[derive(Clone, Debug)]
@@ -31,6 +61,10 @@ pub struct Endpoint {
 #[derive(Clone)]
 pub(crate) struct Store {
     op: Operator,
+    /// The same store without retries: for reads while it is known to be down (`down`).
+    once: Operator,
+    /// Whether a read found the store gone (no answer after its retries).
+    down: std::sync::Arc<down::Down>,
     /// `s3://BUCKET/PREFIX`, for messages.
     pub(crate) archive: String,
     /// Requests made, by kind.
@@ -52,28 +86,8 @@ pub(crate) struct Tagged {
 
 impl Store {
     pub(crate) fn new(e: &Endpoint) -> Result<Store> {
-        let mut b = opendal::services::S3::default()
-            .bucket(&e.location.bucket)
-            .root(&format!("/{}", e.location.prefix))
-            .region(&e.region)
-            .access_key_id(&e.credentials.access_key_id)
-            .secret_access_key(&e.credentials.secret_access_key)
-            .disable_config_load()
-            .disable_ec2_metadata();
-        if let Some(t) = &e.credentials.session_token {
-            b = b.session_token(t);
-        }
-        if let Some(url) = &e.endpoint {
-            b = b.endpoint(url);
-        }
         let archive = e.location.display();
-        let op = Operator::new(b)
-            .map_err(|err| {
-                Error::backend(
-                    ErrorCode::InvalidArgument,
-                    format!("{archive}: cannot configure the S3 client: {err}"),
-                )
-            })?
+        let op = operator(e, &archive)?
             .layer(
                 RetryLayer::new()
                     .with_max_times(5)
@@ -83,10 +97,15 @@ impl Store {
             )
             .layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60)))
             .finish();
+        let once = operator(e, &archive)?
+            .layer(TimeoutLayer::new().with_timeout(Duration::from_secs(60)))
+            .finish();
         let local =
             crate::local::LocalCopies::new(e.endpoint.as_deref().unwrap_or(&e.region), &archive);
         Ok(Store {
             op,
+            once,
+            down: Default::default(),
             archive,
             requests: Default::default(),
             tag_log: false,
@@ -193,7 +212,7 @@ impl Store {
 
     /// The bytes of `path`, or `None` when it does not exist.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        self.read(path, self.op.read_with(path)).await
+        self.read(path, None).await
     }
 
     /// `len` bytes of `path` from `offset`, or `None` when the object does not exist.
@@ -206,21 +225,63 @@ impl Store {
         if len == 0 {
             return Ok(self.head(path).await?.map(|_| Vec::new()));
         }
-        self.read(path, self.op.read_with(path).range(offset..offset + len))
-            .await
+        self.read(path, Some(offset..offset + len)).await
     }
 
-    /// What the GET `request` of `path` read, or `None` when the object does not exist.
+    /// What a GET of `path` (of `range`, if given) read, or `None` when the object does not
+    /// exist. While the store is known to be down, one try and no retries (`down`).
     async fn read(
         &self,
         path: &str,
-        request: impl std::future::IntoFuture<Output = opendal::Result<opendal::Buffer>>,
+        range: Option<std::ops::Range<u64>>,
     ) -> Result<Option<Vec<u8>>> {
         self.requests.count(Kind::Get);
-        match request.await {
-            Ok(b) => Ok(Some(b.to_vec())),
-            Err(e) => self.missing("reading", path, &e).map(|()| None),
+        let request = |down| {
+            let mut request = self.operator(down).read_with(path);
+            if let Some(r) = range {
+                request = request.range(r);
+            }
+            request.into_future()
+        };
+        match self.down.unless_down(request).await {
+            Ok(Ok(b)) => {
+                self.down.clear();
+                Ok(Some(b.to_vec()))
+            }
+            Ok(Err(e)) => self.read_failed(path, &e).map(|()| None),
+            Err(why) => Err(self.given_up(path, &why)),
         }
+    }
+
+    /// The operator for a read: without retries while the store is known to be down.
+    fn operator(&self, down: bool) -> &Operator {
+        if down {
+            &self.once
+        } else {
+            &self.op
+        }
+    }
+
+    /// A failed read: `Ok` when the object is missing; else the error, after marking the
+    /// store down when no answer came at all.
+    fn read_failed(&self, path: &str, e: &opendal::Error) -> Result<()> {
+        if down::no_answer(e) {
+            self.down.mark(self.fail("reading", path, e).to_string());
+        } else {
+            self.down.clear();
+        }
+        self.missing("reading", path, e)
+    }
+
+    /// The error of a read given up because another found the store down (`why`).
+    fn given_up(&self, path: &str, why: &str) -> Error {
+        Error::backend(
+            ErrorCode::Unavailable,
+            format!(
+                "{}: reading {path}: not waited for: the store stopped answering ({why})",
+                self.archive
+            ),
+        )
     }
 
     /// Copies `len` bytes of `path` from `offset` into `out` as they arrive (so a large range
@@ -234,13 +295,14 @@ impl Store {
     ) -> Result<bool> {
         use std::io::Write;
         self.requests.count(Kind::Get);
-        let stream = async {
-            let reader = self.op.reader_with(path).await?;
+        let stream = |down| async move {
+            let reader = self.operator(down).reader_with(path).await?;
             reader.into_bytes_stream(offset..offset + len).await
         };
-        let mut stream = match stream.await {
-            Ok(s) => s,
-            Err(e) => return self.missing("reading", path, &e).map(|()| false),
+        let mut stream = match self.down.unless_down(stream).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.read_failed(path, &e).map(|()| false),
+            Err(why) => return Err(self.given_up(path, &why)),
         };
         let mut written = 0u64;
         while let Some(chunk) = stream.try_next().await.map_err(|e| {

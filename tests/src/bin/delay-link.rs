@@ -3,7 +3,8 @@
 //!
 //! `delay-link --tcp MS LISTEN-ADDR TARGET-ADDR`: the same for TCP: accepts connections on
 //! LISTEN-ADDR and joins each to TARGET-ADDR through a link delayed MS milliseconds each way,
-//! saying `delay-link: connection N` on stderr as each arrives.
+//! saying `delay-link: connection N` on stderr as each arrives. Each joined connection holds
+//! two descriptors until both its directions end (`tests/tests/s3_proxy_descriptors.rs`).
 //!
 //! `delay-link --serial MS COMMAND [ARGS...]`: a slow backend rather than a long link: COMMAND
 //! (which must speak the Ore protocol) gets one request at a time, and each answer is held back
@@ -15,9 +16,10 @@
 //! link. `backend-*` commands are looked up next to this program first, like `ore` does.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -45,8 +47,15 @@ fn delay_of(ms: &str) -> Result<Duration, String> {
 }
 
 /// Copies `from` to `to`, each piece written `delay` after it was read. Returns at the end of
-/// `from` (after writing everything) or when `to` fails.
-fn delayed_copy(mut from: impl Read + Send + 'static, mut to: impl Write, delay: Duration) {
+/// `from` (after writing everything): `true`; or when a write to `to` fails: `false`, after
+/// calling `unblock`, which must make a read of `from` return (a read that waits for bytes
+/// that never come would keep this copy, and the descriptors of its connection, for ever).
+fn delayed_copy(
+    mut from: impl Read + Send + 'static,
+    mut to: impl Write,
+    delay: Duration,
+    unblock: impl FnOnce(),
+) -> bool {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 256 * 1024];
@@ -64,13 +73,17 @@ fn delayed_copy(mut from: impl Read + Send + 'static, mut to: impl Write, delay:
             }
         }
     });
+    let mut written = true;
     for (due, bytes) in rx {
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         if to.write_all(&bytes).and_then(|()| to.flush()).is_err() {
+            written = false;
+            unblock();
             break;
         }
     }
     let _ = reader.join();
+    written
 }
 
 fn command(ms: &str, words: &[String]) -> Result<(), String> {
@@ -85,8 +98,8 @@ fn command(ms: &str, words: &[String]) -> Result<(), String> {
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err("the child's pipes could not be set up".into());
     };
-    let up = std::thread::spawn(move || delayed_copy(std::io::stdin(), stdin, delay));
-    delayed_copy(stdout, std::io::stdout(), delay);
+    let up = std::thread::spawn(move || delayed_copy(std::io::stdin(), stdin, delay, || ()));
+    delayed_copy(stdout, std::io::stdout(), delay, || ());
     let status = child.wait().map_err(|e| e.to_string())?;
     // Our stdin may never close (the client waits for us): do not wait for that direction.
     drop(up);
@@ -102,27 +115,51 @@ fn tcp(ms: &str, listen: &str, target: &str) -> Result<(), String> {
         // Tests count the connections a run makes.
         eprintln!("delay-link: connection {}", n + 1);
         let target = target.to_string();
-        std::thread::spawn(move || {
-            let Ok(server) = TcpStream::connect(&target) else {
-                eprintln!("delay-link: cannot connect to {target}");
-                return;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (c2, s2) = match (client.try_clone(), server.try_clone()) {
-                (Ok(c), Ok(s)) => (c, s),
-                _ => return,
-            };
-            let up = std::thread::spawn(move || {
-                delayed_copy(c2, &server, delay);
-                let _ = server.shutdown(std::net::Shutdown::Write);
-            });
-            delayed_copy(s2, &client, delay);
-            let _ = client.shutdown(std::net::Shutdown::Write);
-            let _ = up.join();
+        std::thread::spawn(move || match TcpStream::connect(&target) {
+            Ok(server) => join(client, server, delay),
+            Err(_) => eprintln!("delay-link: cannot connect to {target}"),
         });
     }
     Ok(())
+}
+
+/// Joins two connections through the delayed link until both directions have ended. Each
+/// socket is shared by its two directions (two descriptors per connection, not a copy per
+/// direction). A direction whose far side closed passes the close on and lets the other run
+/// to its end (an HTTP client may still be reading its answer); one whose write failed closes
+/// both connections, so the other direction does not wait for ever on a peer that is gone.
+fn join(client: TcpStream, server: TcpStream, delay: Duration) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client, server) = (Arc::new(client), Arc::new(server));
+    let both = {
+        let (client, server) = (client.clone(), server.clone());
+        move || {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+        }
+    };
+    let up = {
+        let (client, server, both) = (client.clone(), server.clone(), both.clone());
+        std::thread::spawn(move || {
+            if delayed_copy(Shared(client), &*server, delay, both) {
+                let _ = server.shutdown(Shutdown::Write);
+            }
+        })
+    };
+    if delayed_copy(Shared(server), &*client, delay, both) {
+        let _ = client.shutdown(Shutdown::Write);
+    }
+    let _ = up.join();
+}
+
+/// A socket shared between the two directions of a link, read through a shared reference.
+struct Shared(Arc<TcpStream>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
 }
 
 fn serial(ms: &str, words: &[String]) -> Result<(), String> {

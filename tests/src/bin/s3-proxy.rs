@@ -15,8 +15,10 @@
 //! It reads each request's head and body (Content-Length or chunked), so it knows where one
 //! request ends and the next begins, and passes responses back as they come: HTTP/1.1 clients
 //! send the next request on a connection only after the last response, so answers never mix.
+//! A connection holds two descriptors (the client's and the store's), and both are closed as
+//! soon as either side ends, however it ends (`tests/tests/s3_proxy_descriptors.rs`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,7 +95,7 @@ struct Request {
     target: String,
 }
 
-fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+fn read_request(r: &mut impl BufRead) -> std::io::Result<Option<Request>> {
     let mut head = Vec::new();
     let (mut length, mut chunked) = (0usize, false);
     loop {
@@ -166,18 +168,44 @@ const SLOW_DOWN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Cod
 
 fn serve(client: TcpStream, config: &Config) -> std::io::Result<()> {
     client.set_nodelay(true)?;
-    let mut from_client = BufReader::new(client.try_clone()?);
-    let mut to_client = client;
     let server = TcpStream::connect(&config.target)?;
     // Without these, a request written as head then body waits for the far side's delayed
     // ACK (Nagle): about 40 ms per PUT, which the proxy would add to every tool it measures.
     server.set_nodelay(true)?;
-    let mut to_server = server.try_clone()?;
-    let mut from_server = server;
-    // Responses flow back as they come, on a thread of their own.
-    let mut back = to_client.try_clone()?;
-    let pump = std::thread::spawn(move || std::io::copy(&mut from_server, &mut back));
-    while let Some(req) = read_request(&mut from_client)? {
+    // Each socket shared by both directions: two descriptors per connection, not five.
+    let (client, server) = (Arc::new(client), Arc::new(server));
+    // Responses flow back as they come, on a thread of their own; when the store closes the
+    // connection, so does the proxy towards the client (which would otherwise send its next
+    // request into a connection that goes nowhere).
+    let pump = {
+        let (client, server) = (client.clone(), server.clone());
+        std::thread::spawn(move || {
+            let copied = std::io::copy(&mut &*server, &mut &*client);
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            copied
+        })
+    };
+    let mut from_client = BufReader::new(&*client);
+    let forwarded = forward(&mut from_client, &client, &server, config);
+    // However the client's side ended (it closed, or sent half a request and went away, or a
+    // write failed), close both sides now, so that the thread above ends too: a store keeps
+    // an idle connection open for a while, and a proxy holding both ends of each connection
+    // gone by ran out of descriptors.
+    let _ = server.shutdown(std::net::Shutdown::Both);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = pump.join();
+    forwarded
+}
+
+/// Passes the client's requests on to the store (or answers `SlowDown`) until the client
+/// closes its side, a request is cut short, or a write fails.
+fn forward(
+    from_client: &mut impl BufRead,
+    mut to_client: &TcpStream,
+    mut to_server: &TcpStream,
+    config: &Config,
+) -> std::io::Result<()> {
+    while let Some(req) = read_request(from_client)? {
         if let Some(log) = &config.log {
             let mut f = ore_util::sync::lock(log);
             let path = req.target.split_once('?').map_or(&*req.target, |(p, _)| p);
@@ -193,18 +221,10 @@ fn serve(client: TcpStream, config: &Config) -> std::io::Result<()> {
                 "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{SLOW_DOWN}",
                 SLOW_DOWN.len()
             )?;
-            to_client.flush()?;
-            let _ = to_client.shutdown(std::net::Shutdown::Both);
-            let _ = to_server.shutdown(std::net::Shutdown::Both);
-            break;
+            return to_client.flush();
         }
         to_server.write_all(&[&req.head[..], &req.body[..]].concat())?;
         to_server.flush()?;
     }
-    // The client is gone: close both sides now (a store keeps an idle connection open for a
-    // while, and a proxy holding both ends of each would run out of descriptors).
-    let _ = to_server.shutdown(std::net::Shutdown::Both);
-    let _ = to_client.shutdown(std::net::Shutdown::Both);
-    let _ = pump.join();
     Ok(())
 }
