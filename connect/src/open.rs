@@ -7,7 +7,7 @@
 //! /data`). Every failure names the identifier.
 
 use crate::{Client, ClientOptions};
-use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use backend_splitlog::{Opened, SplitlogBackend, SplitlogOptions};
 use protocol::{AttachPoint, Backend, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
@@ -296,7 +296,9 @@ fn confirmed_round_trip(
     best
 }
 
-/// Opens a splitlog archive in process. One process at a time may hold it, so while another
+/// Opens a splitlog archive in process — or, where there is none yet, a store that creates it
+/// at the first write (only `ore init` writes there: see [`protocol::vacant`]), so that a
+/// mistaken identifier leaves nothing behind. One process at a time may hold an archive, so while another
 /// holds it (a snapshot, a gc) this waits — up to the [`TIMEOUT_ENV`] limit, saying so once —
 /// rather than failing: runs of `ore` against one archive line up instead of colliding.
 fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
@@ -309,8 +311,9 @@ fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
             private: true,
             ..Default::default()
         };
-        match SplitlogBackend::open(dir, opts) {
-            Ok(b) => return Ok(Arc::new(b)),
+        match SplitlogBackend::open_or_vacant(dir, opts) {
+            Ok(Opened::Archive(b)) => return Ok(Arc::new(b)),
+            Ok(Opened::Vacant(v)) => return Ok(Arc::new(v)),
             Err(e)
                 if e.code() == protocol::ErrorCode::Locked
                     && started.elapsed() < OWN_LOCK_GRACE
