@@ -375,3 +375,38 @@ fn a_rerun_finishes_the_directories_an_interrupted_restore_made_but_leaves_other
         "`other` was left alone"
     );
 }
+
+#[test]
+fn excludes_hold_when_several_paths_are_snapshotted() {
+    // Regression: with more than one path, every --exclude was ignored.
+    let d = scratch();
+    let (ore, _archive) = Ore::local();
+    let src = small_tree(d.path());
+    let more = d.path().join("more");
+    std::fs::create_dir_all(more.join("cache")).unwrap();
+    std::fs::write(more.join("cache/c"), b"cached").unwrap();
+    std::fs::write(more.join("x.o"), b"object").unwrap();
+    std::fs::write(more.join("keep"), b"kept").unwrap();
+    let cache = more.join("cache").display().to_string();
+    ore.run(&[
+        "snapshot",
+        "t",
+        src.to_str().unwrap(),
+        more.to_str().unwrap(),
+        "--exclude",
+        "*.o",
+        "--exclude",
+        &cache,
+        "--exclude",
+        "/src/sub",
+    ])
+    .expect(0, "snapshot of two paths");
+    let dest = d.path().join("dest");
+    assert!(!restored_has(&ore, &dest, "more/x.o"));
+    assert!(!dest.join("more/cache").exists(), "the absolute path");
+    assert!(
+        !dest.join("src/sub").exists(),
+        "anchored at the made-up root"
+    );
+    assert!(dest.join("more/keep").is_file() && dest.join("src/a").is_file());
+}
