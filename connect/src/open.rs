@@ -160,7 +160,8 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
             expected_stderr: shared.is_some().then_some(expected),
             ..opts.clone()
         },
-    )?;
+    )
+    .map_err(|e| one_word_hint(id, e))?;
     if lanes == Some(1) {
         return Ok(Arc::new(first));
     }
@@ -196,6 +197,25 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         .spawn(move || more.open())
         .map_err(|e| Error::io("starting the lanes thread", e))?;
     Ok(both)
+}
+
+/// `e`, for an identifier of one word without a `/` that failed to start or to answer, with
+/// what the rule took it for: `-a ar` meant as a new archive in `./ar` runs a program `ar`.
+fn one_word_hint(id: &str, e: Error) -> Error {
+    match e {
+        Error::Connection { archive, message }
+            if !id.contains('/') && !id.chars().any(char::is_whitespace) =>
+        {
+            Error::Connection {
+                archive,
+                message: format!(
+                    "{message} (`{id}` names no directory here, so it was taken for a program; \
+                     for an archive in a new directory of that name, write ./{id})"
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// The lanes still to be opened in the background, once the first connection is up.

@@ -117,9 +117,42 @@ fn a_directory_named_without_a_slash_is_an_archive_path_not_a_program() {
     ore_in("./new/deeper", d.path(), &["init"]).expect(0, "init of ./new/deeper");
     assert!(d.path().join("new/deeper/metadata.db").is_file());
     // A word that names no directory here is still a program.
-    let r = ore_in("no-such-program-here", d.path(), &["tags"]);
+    // A word that names no directory here is still a program, and the error says how to
+    // write a new archive's path instead.
+    let r = ore_in("no-such-program-here", d.path(), &["init"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("no-such-program-here"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("write ./no-such-program-here"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.path().join("no-such-program-here").exists());
+}
+
+#[test]
+fn a_config_archive_under_home_may_be_written_with_a_tilde() {
+    let d = scratch();
+    let src = small_tree(d.path());
+    let ore = Ore::new(d.path().join("my ore").display().to_string());
+    ore.run(&["init"]).expect(0, "init");
+    ore.snapshot("t", &src);
+    let config = config_naming(d.path(), "~/my ore");
+    let elsewhere = d.path().join("src");
+    let out = Command::new(ore_tests::bin("ore"))
+        .args(["--config", config.to_str().unwrap(), "tags"])
+        .current_dir(&elsewhere)
+        .env("HOME", d.path())
+        .env("ORE_PASSPHRASE", &ore.passphrase)
+        .env("XDG_CACHE_HOME", &ore.cache)
+        .env_remove("ORE_ARCHIVE")
+        .output()
+        .unwrap();
+    let r = Run::of(out).expect(0, "tags via `~/my ore` in the config file");
+    assert!(r.stdout.starts_with("t\t"), "{}", r.stdout);
+    assert!(
+        !elsewhere.join("~").exists(),
+        "no directory named ~ was made"
+    );
 }
 
 #[test]
