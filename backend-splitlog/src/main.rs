@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 /// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
 /// from an archive identifier such as "backend-splitlog /mnt/backup/ore". When DIR is missing
 /// or empty, the archive is created by the first write (`ore init`'s): until then it answers
-/// as an empty archive and nothing is written there. One process at a time holds an archive; a second one
-/// started on it while the first is running attaches to the first (through DIR/attach.sock) and
-/// relays for it, so several connections may use one archive at once. When the holder does not
+/// as an empty archive and nothing is written there. One process at a time holds an archive;
+/// a second one started on it while the first is running attaches to the first (through
+/// DIR/attach.sock) and relays for it, so several connections may use one archive at once. When the holder does not
 /// take attachments (an `ore` that opened the archive in process), the second waits for it
 /// when started by `ore` (up to its --timeout), and otherwise fails at once, naming the process
 /// that holds it.

@@ -1,6 +1,7 @@
 //! The descent: a directory's entries read, then restored in parallel — each subdirectory
-//! made (0700 and sticky until it is done: [`UNFINISHED`]) and opened by name relative to its parent's descriptor, never
-//! through a symlink, and walked in turn; each other entry made beside it.
+//! made (0700 and sticky until it is done: [`UNFINISHED`]) and opened by name relative to its
+//! parent's descriptor, never through a symlink, and walked in turn; each other entry made
+//! beside it.
 //!
 //! A directory's metadata is set through its descriptor when everything beneath it is done
 //! (`finish_dir`), unless it holds hard links: then after them (`links.rs`). A directory that
