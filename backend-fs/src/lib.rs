@@ -41,6 +41,8 @@ mod opening;
 mod verify;
 mod vouch;
 
+pub use opening::Opened;
+
 use at::{hex64, Dir, Name};
 use files::{read_optional, remove_optional, sorted_names, sync_dir, write_new_synced, FileLock};
 use ore_util::lock;

@@ -1,15 +1,16 @@
 //! `backend-fs DIR`: serves a one-file-per-block archive on stdin/stdout.
 
 use anyhow::Context;
-use backend_fs::{FsBackend, FsOptions};
+use backend_fs::{FsBackend, FsOptions, Opened};
 use ore_util::flags::AccessFlags;
 use std::path::PathBuf;
 
 /// Serve an Ore archive stored as one file per block (DIR/blocks/ab/cd/<key>).
 ///
 /// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
-/// from an archive identifier such as "backend-fs /mnt/backup/ore". The archive is created when
-/// DIR is missing or empty.
+/// from an archive identifier such as "backend-fs /mnt/backup/ore". When DIR is missing or
+/// empty, the archive is created by the first write (`ore init`'s): until then it answers as
+/// an empty archive and nothing is written there.
 #[derive(clap::Parser)]
 #[command(name = "backend-fs", version)]
 struct Args {
@@ -27,7 +28,7 @@ fn main() {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let backend = FsBackend::open(
+    let backend = FsBackend::open_or_vacant(
         &args.dir,
         FsOptions {
             max_block_size: args.max_block_size,
@@ -35,6 +36,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("opening the archive {}", args.dir.display()))?;
-    protocol::serve::serve_stdio_flags(backend, args.access.append_only, args.access.read_only)?;
+    let (append_only, read_only) = (args.access.append_only, args.access.read_only);
+    match backend {
+        Opened::Archive(b) => protocol::serve::serve_stdio_flags(b, append_only, read_only)?,
+        Opened::Vacant(v) => protocol::serve::serve_stdio_flags(v, append_only, read_only)?,
+    }
     Ok(())
 }

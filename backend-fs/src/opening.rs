@@ -1,5 +1,7 @@
 //! Opening a backend-fs archive: reading its settings file (`ore-fs.conf`, whose first line
-//! names the format), creating an archive only in a missing or empty directory, and clearing
+//! names the format), creating an archive only in a missing or empty directory — and, for a
+//! program, only at the first write ([`protocol::Vacant`]: a mistaken identifier given to
+//! `ore tags` or `ore-admin ... help` leaves nothing behind) — and clearing
 //! the temporary files of processes that have ended.
 
 use crate::files::{
@@ -8,12 +10,54 @@ use crate::files::{
 };
 use crate::{at::Dir, FsBackend, FsOptions, Pending, CONF, DEFAULT_MAX_BLOCK, FORMAT_LINE};
 use protocol::{Error, ErrorCode, Result};
+
+/// What [`FsBackend::open_or_vacant`] found.
+pub enum Opened {
+    /// The archive there, open.
+    Archive(FsBackend),
+    /// No archive yet: one is created at the first write (see [`protocol::vacant`]).
+    Vacant(protocol::Vacant<FsBackend>),
+}
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 impl FsBackend {
+    /// Opens the archive in `dir` if there is one. Where there is none yet (a missing or empty
+    /// directory) nothing is created now: the answer is a [`protocol::Vacant`] store that
+    /// creates the archive at its first write, which only `ore init` makes. A directory holding
+    /// other files is refused, and left as it was.
+    pub fn open_or_vacant(dir: impl AsRef<Path>, opts: FsOptions) -> Result<Opened> {
+        let dir = dir.as_ref().to_path_buf();
+        if read_optional(&dir.join(CONF))?.is_some() || opts.read_only {
+            return Ok(Opened::Archive(FsBackend::open(&dir, opts)?));
+        }
+        let vacant = match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            _ => foreign_name(&dir)?.is_none(),
+        };
+        if !vacant {
+            // Refused, naming what is there.
+            return Ok(Opened::Archive(FsBackend::open(&dir, opts)?));
+        }
+        let info = protocol::BackendInfo {
+            server: format!("backend-fs {}", env!("CARGO_PKG_VERSION")),
+            description: format!("backend-fs archive at {} (not created yet)", dir.display()),
+            max_block_size: opts.max_block_size.unwrap_or(DEFAULT_MAX_BLOCK),
+            writable: true,
+            can_remove: true,
+            can_list: true,
+            admin_commands: protocol::admin::names(crate::admin::TABLE),
+        };
+        let place = dir.display().to_string();
+        Ok(Opened::Vacant(protocol::Vacant::new(
+            info,
+            place,
+            move || FsBackend::open(&dir, opts),
+        )))
+    }
+
     /// Opens the archive in `dir`, creating it when `dir` is missing or empty.
     pub fn open(dir: impl AsRef<Path>, opts: FsOptions) -> Result<FsBackend> {
         let dir = dir.as_ref().to_path_buf();
@@ -98,9 +142,9 @@ fn check_settings(dir: &Path, opts: &FsOptions) -> Result<u32> {
                     dir.display()
                 )));
             }
-            if !sorted_names(dir)?.is_empty() {
+            if let Some(name) = foreign_name(dir)? {
                 return Err(invalid(format!(
-                        "{} is not empty and is not a backend-fs archive (no {CONF}); refusing to create one there",
+                        "{} is not empty and is not a backend-fs archive (it holds {name}, and no {CONF}); refusing to create one there",
                         dir.display()
                     )));
             }
@@ -117,6 +161,25 @@ fn check_settings(dir: &Path, opts: &FsOptions) -> Result<u32> {
         max_block_size = m;
     }
     Ok(max_block_size)
+}
+
+/// What an archive being created holds before its settings file is written: another process
+/// creating the same archive at the same moment may have made these already.
+const OWN_NAMES: &[&str] = &[
+    "blocks",
+    "tags",
+    "tmp",
+    "tags.lock",
+    "tag-history",
+    "unvouched",
+];
+
+/// A name in `dir` that no archive being created would hold, if there is one (none when `dir`
+/// is missing).
+fn foreign_name(dir: &Path) -> Result<Option<String>> {
+    Ok(sorted_names(dir)?
+        .into_iter()
+        .find(|n| !OWN_NAMES.contains(&n.as_str()) && n != CONF))
 }
 
 fn invalid(message: String) -> Error {

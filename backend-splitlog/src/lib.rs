@@ -33,6 +33,7 @@ pub mod scan;
 use index::Index;
 use logs::{ArchiveLock, Logs};
 pub(crate) use opening::restrict;
+pub use opening::Opened;
 use opening::{create_dir, open_index, refuse_foreign, settle_replay_at_open, OpenedIndex};
 use ore_util::lock;
 use protocol::backend::{check_block_size, AdminOutput, CasOutcome, Stats};
@@ -263,13 +264,14 @@ pub struct SplitlogBackend {
 
 impl SplitlogBackend {
     /// Opens the archive in `dir`, creating it when `dir` is missing or empty, and replays
-    /// what the index has not seen yet.
+    /// what the index has not seen yet. (Programs open with [`SplitlogBackend::open_or_vacant`],
+    /// which creates nothing before the first write.)
     pub fn open(dir: impl AsRef<Path>, opts: SplitlogOptions) -> Result<SplitlogBackend> {
         let dir = dir.as_ref().to_path_buf();
-        create_dir(&dir)?;
         let metadata = opts.metadata.unwrap_or_else(|| dir.join("metadata.db"));
-        let lock = ArchiveLock::acquire(&dir)?;
         refuse_foreign(&dir, &metadata)?;
+        create_dir(&dir)?;
+        let lock = ArchiveLock::acquire(&dir)?;
         let OpenedIndex {
             index,
             floor: (floor, cut),

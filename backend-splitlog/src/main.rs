@@ -1,7 +1,7 @@
 //! `backend-splitlog DIR [METADATA]`: serves an append-only log archive on stdin/stdout.
 
 use anyhow::Context;
-use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use backend_splitlog::{Opened, SplitlogBackend, SplitlogOptions};
 use ore_util::flags::AccessFlags;
 use protocol::share;
 use std::path::PathBuf;
@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 /// Serve an Ore archive kept as append-only log files with a sqlite index.
 ///
 /// Speaks the Ore backend protocol on stdin and stdout; it is started by `ore` or `ore-admin`
-/// from an archive identifier such as "backend-splitlog /mnt/backup/ore". The archive is
-/// created when DIR is missing or empty. One process at a time holds an archive; a second one
-/// started on it while the first is running attaches to the first (through DIR/attach.sock) and
-/// relays for it, so several connections may use one archive at once. When the holder does not
+/// from an archive identifier such as "backend-splitlog /mnt/backup/ore". When DIR is missing
+/// or empty, the archive is created by the first write (`ore init`'s): until then it answers
+/// as an empty archive and nothing is written there. One process at a time holds an archive;
+/// a second one started on it while the first is running attaches to the first (through
+/// DIR/attach.sock) and relays for it, so several connections may use one archive at once. When the holder does not
 /// take attachments (an `ore` that opened the archive in process), the second waits for it
 /// when started by `ore` (up to its --timeout), and otherwise fails at once, naming the process
 /// that holds it.
@@ -52,7 +53,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(20);
     let backend = loop {
-        let opened = SplitlogBackend::open(
+        let opened = SplitlogBackend::open_or_vacant(
             &args.dir,
             SplitlogOptions {
                 metadata: args.metadata.clone(),
@@ -100,7 +101,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    share::serve_stdio_sharing(backend, access, socket.as_deref(), offer)?;
+    match backend {
+        Opened::Archive(b) => share::serve_stdio_sharing(b, access, socket.as_deref(), offer)?,
+        // Nothing is there yet, not even an attach point: only a write creates the archive.
+        Opened::Vacant(v) => share::serve_stdio_sharing(v, access, None, offer)?,
+    }
     Ok(())
 }
 

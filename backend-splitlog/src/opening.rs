@@ -1,11 +1,13 @@
-//! The steps of opening an archive that are not the backend's own state: creating its
-//! directory durably, refusing a directory that holds something else, opening the index file
+//! The steps of opening an archive that are not the backend's own state: telling an archive
+//! from a directory with nothing yet (opened as [`protocol::Vacant`], so that only a write —
+//! `ore init`'s — creates files) and from one holding something else (refused before anything
+//! is written there), creating its directory durably, opening the index file
 //! (a damaged one opens as a placeholder that answers only a reindex) and settling what the
 //! replay of the logs found.
 
 use crate::index::Index;
-use crate::{logs, replay, Settings, State};
-use protocol::{Error, ErrorCode, Result};
+use crate::{logs, replay, Settings, SplitlogBackend, SplitlogOptions, State};
+use protocol::{BackendInfo, Error, ErrorCode, Result};
 use std::path::Path;
 
 /// What a damaged index file says, for the archive in `dir` (`ARCHIVE` in the advice replaced
@@ -129,34 +131,154 @@ pub(crate) fn restrict(path: &Path) {
     }
 }
 
-/// Refuses to turn a directory holding other things into an archive.
-pub(crate) fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
-    let rd =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+/// What a directory holds, for an opening.
+pub(crate) enum Presence {
+    /// An archive: its index file or a log is there.
+    Archive,
+    /// Nothing yet: the directory is missing or empty (but for what a process that opened it
+    /// may leave: a lock, an attach point).
+    Vacant,
+    /// Other files (one of them named), and no archive.
+    Foreign(String),
+}
+
+/// Whether `dir` holds an archive (with its index at `metadata`), nothing, or other files.
+pub(crate) fn presence(dir: &Path, metadata: &Path) -> Result<Presence> {
+    let rd = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(match metadata.exists() {
+                true => Presence::Archive,
+                false => Presence::Vacant,
+            })
+        }
+        r => r.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?,
+    };
     let mut foreign = None;
-    let mut has_logs = false;
+    let mut has_logs = metadata.exists();
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("log-") {
+        if name.starts_with("log-") || name.starts_with("metadata.db") {
             has_logs = true;
         } else if name != logs::LOCK_FILE
             && name != protocol::share::SOCKET
             && !name.starts_with(protocol::share::SECRET)
             && !entry.path().starts_with(metadata)
-            && !name.starts_with("metadata.db")
         {
             foreign = Some(name);
         }
     }
-    match foreign {
-        Some(name) if !has_logs => Err(Error::backend(
-            ErrorCode::InvalidArgument,
-            format!(
-                "{} holds other files ({name}) and is not a splitlog archive; refusing to create one there",
-                dir.display()
-            ),
-        )),
-        _ => Ok(()),
+    Ok(match (has_logs, foreign) {
+        (true, _) => Presence::Archive,
+        (false, Some(name)) => Presence::Foreign(name),
+        (false, None) => Presence::Vacant,
+    })
+}
+
+/// Refuses to turn a directory holding other things into an archive — before anything is
+/// written there (not even the lock), so a refused command leaves the directory as it was.
+pub(crate) fn refuse_foreign(dir: &Path, metadata: &Path) -> Result<()> {
+    match presence(dir, metadata)? {
+        Presence::Foreign(name) => Err(foreign(dir, &name)),
+        Presence::Archive | Presence::Vacant => Ok(()),
     }
+}
+
+/// The refusal of a directory that holds `name` and no archive.
+fn foreign(dir: &Path, name: &str) -> Error {
+    Error::backend(
+        ErrorCode::InvalidArgument,
+        format!(
+            "{} holds other files ({name}) and is not a splitlog archive; refusing to create one there",
+            dir.display()
+        ),
+    )
+}
+
+/// What [`SplitlogBackend::open_or_vacant`] found.
+pub enum Opened {
+    /// The archive there, open.
+    Archive(SplitlogBackend),
+    /// No archive yet: one is created at the first write (see [`protocol::vacant`]).
+    Vacant(protocol::Vacant<SplitlogBackend>),
+}
+
+impl SplitlogBackend {
+    /// Opens the archive in `dir` if there is one. Where there is none yet (a missing or empty
+    /// directory) nothing is created now: the answer is a [`protocol::Vacant`] store that
+    /// creates the archive at its first write, which only `ore init` makes. A directory holding
+    /// other files is refused, and left as it was.
+    pub fn open_or_vacant(dir: impl AsRef<Path>, opts: SplitlogOptions) -> Result<Opened> {
+        let dir = dir.as_ref().to_path_buf();
+        let metadata = opts
+            .metadata
+            .clone()
+            .unwrap_or_else(|| dir.join("metadata.db"));
+        match presence(&dir, &metadata)? {
+            Presence::Archive => Ok(Opened::Archive(SplitlogBackend::open(&dir, opts)?)),
+            Presence::Foreign(name) => Err(foreign(&dir, &name)),
+            Presence::Vacant => {
+                let hold = hold_vacant(&dir)?;
+                let info = BackendInfo {
+                    server: format!("backend-splitlog {}", env!("CARGO_PKG_VERSION")),
+                    description: format!("splitlog archive at {} (not created yet)", dir.display()),
+                    max_block_size: crate::DEFAULT_MAX_BLOCK,
+                    writable: true,
+                    can_remove: true,
+                    can_list: true,
+                    admin_commands: protocol::admin::names(crate::admin::TABLE),
+                };
+                let place = dir.display().to_string();
+                Ok(Opened::Vacant(protocol::Vacant::new(
+                    info,
+                    place,
+                    move || {
+                        let made = SplitlogBackend::open(&dir, opts);
+                        // Held by its lock from now on (or by whoever beat this process to it).
+                        drop(hold);
+                        made
+                    },
+                )))
+            }
+        }
+    }
+}
+
+/// Holds the place of an archive not created yet, the way the lock holds an archive: one
+/// process at a time, so that two processes that found it vacant cannot both create it (the
+/// second would be refused at its first write, mid-run — say a lane of an `ore init` reached
+/// through a proxy). The hold is a name in Linux's abstract socket namespace, made from the
+/// directory's absolute path, which leaves no file anywhere and goes with its process. A
+/// second process finds it taken and is told the archive is in use (`Locked`), as it would be
+/// told of a held archive, and waits or attaches just the same.
+fn hold_vacant(dir: &Path) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(dir)
+        .map_err(|e| Error::io(format!("resolving {}", dir.display()), e))?;
+    // FNV-1a: the same in every build of every program that opens the archive.
+    let hash = absolute
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let name = format!("ore-splitlog-vacant-{hash:016x}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| Error::io(format!("naming the hold of {}", dir.display()), e))?;
+    std::os::unix::net::UnixListener::bind_addr(&addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::backend(
+                ErrorCode::Locked,
+                format!(
+                    "the archive {} (not created yet) is in use by another process; wait for \
+                     it to finish",
+                    dir.display()
+                ),
+            )
+        } else {
+            Error::io(format!("holding {}", dir.display()), e)
+        }
+    })
 }

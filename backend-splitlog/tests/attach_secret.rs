@@ -46,6 +46,11 @@ fn greeting_after(socket: &Path, preamble: &[u8]) -> Vec<u8> {
 fn a_declared_access_without_the_holders_secret_is_closed_before_the_greeting() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    // Created first, as `ore init` would: the program creates nothing before a write.
+    drop(
+        backend_splitlog::SplitlogBackend::open(&dir, backend_splitlog::SplitlogOptions::default())
+            .unwrap(),
+    );
     let holder = Client::connect(&id(&dir)).unwrap();
     let socket = dir.join(SOCKET);
     let secret = std::fs::read(dir.join(SECRET)).unwrap();

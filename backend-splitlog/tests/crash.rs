@@ -195,6 +195,8 @@ fn killed_from_outside_at_random_moments() {
         seed ^= seed << 17;
         let t = scratch();
         let dir = t.path().join("a");
+        // Created first, as `ore init` would: the program creates nothing before a write.
+        drop(SplitlogBackend::open(&dir, SplitlogOptions::default()).unwrap());
         let c = Client::connect(&id(&dir)).unwrap();
         let pid = backend_pid(&dir);
         let delay = Duration::from_micros(seed % 60_000);

@@ -12,6 +12,14 @@ fn open(dir: &Path) -> SplitlogBackend {
     SplitlogBackend::open(dir, SplitlogOptions::default()).unwrap()
 }
 
+/// Creates the archive in `dir`, as `ore init` would: the program opened on a missing
+/// directory creates nothing before its first write, so holds nothing and offers no attach
+/// point until then.
+fn created(dir: &Path) -> &Path {
+    drop(open(dir));
+    dir
+}
+
 fn id(dir: &Path) -> String {
     format!(
         "{} '{}'",
@@ -129,6 +137,7 @@ fn damaged_record_is_found_by_verify_refused_by_get_and_skipped_by_reindex() {
 fn records_after_the_last_commit_are_recovered_and_a_torn_tail_is_cut() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     // A backend killed after a flush and some more writes: the records exist, the index commit
     // does not.
     let opts = ClientOptions {
@@ -389,6 +398,7 @@ fn metadata_elsewhere() {
 fn processes_started_on_a_held_archive_attach_to_its_holder() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     let holder = Client::connect(&id(&dir)).unwrap();
     let second = Client::connect(&id(&dir)).unwrap();
     let limited = Client::connect(&format!("{} --append-only", id(&dir))).unwrap();
@@ -471,6 +481,7 @@ fn attached_connections_outlive_the_holders_own_connection() {
 fn connections_join_through_the_attach_point_with_the_access_of_their_ticket() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     let holder = Client::connect(&id(&dir)).unwrap();
     let point = holder.attach_point().unwrap();
     assert_eq!(
@@ -543,13 +554,14 @@ fn connections_join_through_the_attach_point_with_the_access_of_their_ticket() {
 #[test]
 fn conformance_through_lanes_of_attached_processes() {
     let t = tempfile::tempdir().unwrap();
-    testkit::conformance::run_through_lanes(&id(&t.path().join("a")), 3);
+    testkit::conformance::run_through_lanes(&id(created(&t.path().join("a"))), 3);
 }
 
 #[test]
 fn a_stale_socket_of_a_killed_holder_is_replaced() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     let c = Client::connect(&format!("env ORE_FAULT=kill,after=1 {}", id(&dir))).unwrap();
     c.put(test_key(1), b"x").unwrap();
     assert!(c.flush().is_err(), "killed");
@@ -625,6 +637,7 @@ fn an_archive_locked_by_this_very_process_is_waited_for_a_moment() {
 fn a_holder_whose_directory_was_deleted_exits_when_its_last_connection_ends() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     let holder = Client::connect(&id(&dir)).unwrap();
     let attached = Client::connect(&id(&dir)).unwrap();
     let pid: i32 = std::fs::read_to_string(dir.join("lock"))

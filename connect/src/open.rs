@@ -1,13 +1,15 @@
 //! Opening an archive from its identifier: the one rule every program of Ore follows.
 //!
-//! An archive identifier is either a plain path — one word naming a directory, like
-//! `./archive` or `/mnt/disk/ore` — which opens a splitlog archive inside this process (the
-//! embedded default: nothing to install, nothing to start), or a command line that starts a
-//! backend program speaking the Ore protocol (`backend-fs /mnt/ore`, `ssh nas backend-splitlog
-//! /data`). Every failure names the identifier.
+//! An archive identifier is either a plain path — a directory, like `./archive`,
+//! `/mnt/disk/ore`, `a2` or `/tmp/my backups/ore` — which opens a splitlog archive inside this
+//! process (the embedded default: nothing to install, nothing to start), or a command line that
+//! starts a backend program speaking the Ore protocol (`backend-fs /mnt/ore`, `ssh nas
+//! backend-splitlog /data`). Which it is follows one written rule ([`classify`], the same in
+//! docs/USAGE.md): what a user would call a path is a path, with no quoting needed, even with
+//! spaces in it. Every failure names the identifier.
 
 use crate::{Client, ClientOptions};
-use backend_splitlog::{SplitlogBackend, SplitlogOptions};
+use backend_splitlog::{Opened, SplitlogBackend, SplitlogOptions};
 use protocol::{AttachPoint, Backend, Error, Ticket};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,20 +36,50 @@ pub enum Kind<'a> {
     Command(&'a str),
 }
 
-/// Decides whether `id` is a plain path or a command. A plain path is a single word (no
-/// spaces or quotes) that contains a `/` and does not name an executable file; so `./archive`
-/// and `/srv/ore` are paths, while `backend-fs`, `/usr/bin/backend-memory` and anything with
-/// arguments are commands.
+/// Decides whether `id` is a plain path, an object store or a command line. The rule, in
+/// this order:
+///
+/// 0. `id` starts with `s3://`: an archive in an object store, opened in process with
+///    backend-s3's options after the URL (see [`crate::s3`]).
+/// 1. `id` names an existing directory: a plain path (`a2`, `./a2`, `/tmp/my backups/ore`).
+/// 2. `id` names an executable file, or has no `/`: a command (`/bin/sh`, `backend-memory`,
+///    and `a2` when there is no directory `a2` here: a program looked for on `PATH`).
+/// 3. `id` is one word (no space, quote or backslash), or the directory it would be in
+///    exists and its first word is not an executable file: a plain path, for an archive
+///    `ore init` creates (`./new/ore`, `/tmp/my backups/new` when `/tmp/my backups` exists,
+///    but not `/usr/bin/backend-fs --read-only`).
+/// 4. Anything else is a command line, split into words like a shell would
+///    (`backend-fs /x`, `ssh nas backend-splitlog /data`,
+///    `backend-splitlog '/tmp/my backups/ore'`).
+///
+/// A path is never split: no quoting is needed (or taken) inside a plain path.
 pub fn classify(id: &str) -> Kind<'_> {
     if crate::s3::is_s3(id) {
         return Kind::S3(id);
     }
-    let single_word = !id.is_empty()
-        && !id
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '\\');
-    if single_word && id.contains('/') && !is_executable_file(Path::new(id)) {
-        Kind::Path(Path::new(id))
+    let path = Path::new(id);
+    if id.is_empty() {
+        return Kind::Command(id);
+    }
+    if path.is_dir() {
+        return Kind::Path(path);
+    }
+    if !id.contains('/') || is_executable_file(path) {
+        return Kind::Command(id);
+    }
+    let one_word = !id
+        .chars()
+        .any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '\\');
+    let parent_exists = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .is_some_and(Path::is_dir);
+    let starts_with_program = id
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| is_executable_file(Path::new(w)));
+    if one_word || (parent_exists && !starts_with_program) {
+        Kind::Path(path)
     } else {
         Kind::Command(id)
     }
@@ -139,7 +171,8 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
             expected_stderr: shared.is_some().then_some(expected),
             ..opts.clone()
         },
-    )?;
+    )
+    .map_err(|e| one_word_hint(id, e))?;
     if lanes == Some(1) {
         return Ok(Arc::new(first));
     }
@@ -175,6 +208,25 @@ fn open_command(id: &str, cmd: &str, lanes: Option<usize>) -> protocol::Result<A
         .spawn(move || more.open())
         .map_err(|e| Error::io("starting the lanes thread", e))?;
     Ok(both)
+}
+
+/// `e`, for an identifier of one word without a `/` that failed to start or to answer, with
+/// what the rule took it for: `-a ar` meant as a new archive in `./ar` runs a program `ar`.
+fn one_word_hint(id: &str, e: Error) -> Error {
+    match e {
+        Error::Connection { archive, message }
+            if !id.contains('/') && !id.chars().any(char::is_whitespace) =>
+        {
+            Error::Connection {
+                archive,
+                message: format!(
+                    "{message} (`{id}` names no directory here, so it was taken for a program; \
+                     for an archive in a new directory of that name, write ./{id})"
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// The lanes still to be opened in the background, once the first connection is up.
@@ -304,7 +356,9 @@ fn confirmed_round_trip(
     best
 }
 
-/// Opens a splitlog archive in process. One process at a time may hold it, so while another
+/// Opens a splitlog archive in process — or, where there is none yet, a store that creates it
+/// at the first write (only `ore init` writes there: see [`protocol::vacant`]), so that a
+/// mistaken identifier leaves nothing behind. One process at a time may hold an archive, so while another
 /// holds it (a snapshot, a gc) this waits — up to the [`TIMEOUT_ENV`] limit, saying so once —
 /// rather than failing: runs of `ore` against one archive line up instead of colliding.
 fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
@@ -317,8 +371,9 @@ fn open_local(id: &str, dir: &Path) -> protocol::Result<Arc<dyn Backend>> {
             private: true,
             ..Default::default()
         };
-        match SplitlogBackend::open(dir, opts) {
-            Ok(b) => return Ok(Arc::new(b)),
+        match SplitlogBackend::open_or_vacant(dir, opts) {
+            Ok(Opened::Archive(b)) => return Ok(Arc::new(b)),
+            Ok(Opened::Vacant(v)) => return Ok(Arc::new(v)),
             Err(e)
                 if e.code() == protocol::ErrorCode::Locked
                     && started.elapsed() < OWN_LOCK_GRACE
@@ -411,5 +466,27 @@ mod tests {
         assert_eq!(classify("backend-memory"), Kind::Command("backend-memory"));
         assert_eq!(classify("/bin/sh"), Kind::Command("/bin/sh"));
         assert_eq!(classify("'/a b'"), Kind::Command("'/a b'"));
+        assert_eq!(classify("/bin/sh -c x"), Kind::Command("/bin/sh -c x"));
+        assert_eq!(classify("/bin/sh x"), Kind::Command("/bin/sh x"));
+    }
+
+    #[test]
+    fn directories_with_spaces_or_without_a_slash_are_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spaced = tmp.path().join("my backups");
+        std::fs::create_dir(&spaced).unwrap();
+        let s = spaced.to_str().unwrap();
+        assert_eq!(classify(s), Kind::Path(Path::new(s)));
+        let new = format!("{s}/ore");
+        assert_eq!(classify(&new), Kind::Path(Path::new(&new)));
+        let quoted = format!("backend-splitlog '{s}/ore'");
+        assert_eq!(classify(&quoted), Kind::Command(&quoted));
+        let deep = format!("{s}/no such/ore");
+        assert_eq!(classify(&deep), Kind::Command(&deep));
+        assert_eq!(classify("."), Kind::Path(Path::new(".")));
+        assert_eq!(
+            classify("no-such-dir-here"),
+            Kind::Command("no-such-dir-here")
+        );
     }
 }

@@ -5,10 +5,10 @@
 //! side: the frame codec ([`frame`]), the messages ([`message`]), the [`Backend`] trait that
 //! every store and proxy implements, the one server loop [`serve`], access restrictions
 //! ([`restrict`]), a process holding an archive for others that attach to it ([`share`],
-//! [`tickets`]), fault injection for crash tests ([`fault`]), and what every backend's admin
-//! table shares ([`admin`]). The client side — turning an
-//! archive identifier into a connected backend — is the `ore-connect` crate; the in-memory
-//! backend and the conformance suite are the `ore-testkit` crate.
+//! [`tickets`]), an archive not created yet ([`vacant`]), fault injection for crash tests
+//! ([`fault`]), and what every backend's admin table shares ([`admin`]). The client side —
+//! turning an archive identifier into a connected backend — is the `ore-connect` crate; the
+//! in-memory backend and the conformance suite are the `ore-testkit` crate.
 
 mod access;
 pub mod admin;
@@ -28,6 +28,7 @@ pub mod serve;
 pub mod share;
 pub mod tagrules;
 pub mod tickets;
+pub mod vacant;
 
 pub use access::Access;
 pub use backend::{
@@ -38,3 +39,4 @@ pub use key::{Key, KEY_LEN};
 pub use message::Level;
 pub use restrict::Restricted;
 pub use serve::{serve, serve_stdio};
+pub use vacant::Vacant;

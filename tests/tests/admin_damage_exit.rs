@@ -341,6 +341,12 @@ fn informing_admin_commands_of_every_backend_exit_0_without_problems() {
         "backend-splitlog {}",
         quote(&d.path().join("splitlog"))
     ));
+    // Only `ore init` creates an archive: before it, admin commands find none.
+    for id in &ids {
+        Ore::new(id.clone())
+            .run(&["init", "--no-encryption"])
+            .expect(0, &format!("init {id}"));
+    }
     ids.push(quote(&bin("backend-memory")));
     for id in &ids {
         for c in ["help", "info", "stats"] {

@@ -129,7 +129,12 @@ fn existing_files_are_left_alone_unless_asked() {
     let r = ore
         .restore("t", &dest)
         .expect(3, "never overwrite: warnings");
-    assert!(r.stderr.contains("exists, not overwritten"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 existing file left alone")
+            && r.stderr.contains("--overwrite if-changed"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"local edit");
     ore.run(&[
         "restore",
@@ -140,15 +145,15 @@ fn existing_files_are_left_alone_unless_asked() {
     ])
     .expect(0, "if-changed");
     assert_eq!(std::fs::read(dest.join("a")).unwrap(), b"from the snapshot");
-    // Restored again, hard links included: each existing name is left alone (a warning), and
-    // a link that is already there is not a link that failed.
+    // Restored again, hard links included: each existing name is left alone (one warning
+    // counts them), and a link that is already there is not a link that failed.
     std::fs::hard_link(src.join("a"), src.join("a-link")).unwrap();
     ore.snapshot("t", &src);
     let again = d.path().join("again");
     ore.restore("t", &again).expect(0, "first restore");
     let r = ore.restore("t", &again).expect(3, "again: warnings only");
     assert!(
-        r.stderr.contains("a-link: exists, not overwritten"),
+        r.stderr.contains("2 existing files left alone"),
         "{}",
         r.stderr
     );

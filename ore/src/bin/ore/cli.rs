@@ -30,7 +30,10 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// The archive: a directory (opened in process) or a backend command line.
+    /// The archive: a directory (opened in process) or a backend command line. A plain path
+    /// is an existing directory (`a2`, `/tmp/my backups/ore`: no quotes needed), or, for
+    /// `init`, a new one: one word with a `/`, or a path whose parent exists. Anything else
+    /// is a command line, split like a shell splits words (`backend-fs '/my dir'`).
     #[arg(
         short = 'a',
         long,
@@ -503,7 +506,9 @@ pub struct SnapshotArgs {
     /// A note kept with the snapshot.
     #[arg(long, default_value = "")]
     pub comment: String,
-    /// Leave out paths matching PATTERN (gitignore syntax); may be repeated.
+    /// Leave out paths matching PATTERN (gitignore syntax); may be repeated. An absolute path
+    /// (or glob) below the snapshotted directory means that path (`--exclude ~/Documents`);
+    /// another leading `/` anchors at the snapshotted directory, as in .gitignore.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
     /// Do not descend into other file systems (mount points are kept as empty directories).
@@ -539,7 +544,10 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot.
     #[arg(long)]
     pub verify: bool,
-    /// What to do with files that already exist.
+    /// What to do with what already exists: `never` leaves files and directories (their
+    /// modes, owners and times) as they are, and counts them in one warning; `if-changed`
+    /// replaces files whose size or mtime differ and sets directories' metadata; `always`
+    /// replaces every file.
     #[arg(long, value_enum, default_value = "never")]
     pub overwrite: OverwriteArg,
     /// Do not restore owners, even as root.

@@ -1,4 +1,6 @@
-//! The optional config file (TOML).
+//! The optional config file (TOML). Its `archive` follows the same rule as `-a`
+//! (`connect::open::classify`), relative paths from the current directory, and a leading `~/`
+//! is the home directory, as the shell makes it for `-a ~/...`.
 //!
 //! ```toml
 //! archive = "/mnt/disk/ore"
@@ -66,5 +68,16 @@ pub fn load(path: Option<&Path>) -> Result<Config> {
         );
     }
     let text = String::from_utf8(bytes).map_err(|_| anyhow!("{}: not UTF-8 text", what()))?;
-    toml::from_str(&text).with_context(what)
+    let mut config: Config = toml::from_str(&text).with_context(what)?;
+    config.archive = config.archive.map(home_in);
+    Ok(config)
+}
+
+/// `archive` with a leading `~/` made the home directory, as a shell would have made it on the
+/// command line (a `~` inside a backend's command line stays as written: see USAGE.md).
+fn home_in(archive: String) -> String {
+    match (archive.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest).display().to_string(),
+        _ => archive,
+    }
 }

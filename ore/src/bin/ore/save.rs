@@ -22,7 +22,9 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     let id = env.archive_id()?;
     if let Some(from) = &a.from {
         let source = env.open_other(from, &env.pass)?;
-        let backend = ore::core::archive::open(&id)?;
+        // One connection: init stores a few small blocks, and where there is no archive yet
+        // each further connection would be a store of its own racing to create it.
+        let backend = ore::core::archive::open_single(&id)?;
         let pass = |_: &str| {
             env.pass
                 .get_new()
@@ -61,7 +63,8 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
     };
     opts.chunker.check()?;
     ore::core::format::parse_compression(&opts.compression)?;
-    let backend = ore::core::archive::open(&id)?;
+    // One connection (see above).
+    let backend = ore::core::archive::open_single(&id)?;
     let pass = |_: &str| {
         env.pass
             .get_new()

@@ -33,12 +33,16 @@ enum Found {
 
 /// Opens the directory the restore works in, and says how it is shown: `dest` for a directory
 /// (made if missing); for a file, `dest` if it is a directory, else the directory `dest` is in
-/// (the file then takes the name `dest` ends with, returned).
-pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Option<Vec<u8>>)> {
+/// (the file then takes the name `dest` ends with, returned); and whether this restore made
+/// the directory (one that was there before keeps its metadata with `--overwrite never`).
+pub(super) fn open_top(
+    target: &Entry,
+    dest: &Path,
+) -> Result<(Dir, PathBuf, Option<Vec<u8>>, bool)> {
     let Some(last) = dest.file_name() else {
         // `/`, `.`, `..`: the user's own, resolved as written.
         let d = Dir::open_following(dest).map_err(|e| Error::io(dest, e))?;
-        return Ok((d, dest.to_path_buf(), None));
+        return Ok((d, dest.to_path_buf(), None, false));
     };
     let last = last.as_bytes();
     let at = match dest.parent() {
@@ -51,17 +55,19 @@ pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Opt
     }
     let parent = Dir::open_following(&at).map_err(|e| Error::io(&at, e))?;
     match (find(&parent, &at, last, dest)?, is_dir) {
-        (Found::Dir(d), _) => Ok((d, dest.to_path_buf(), None)),
+        (Found::Dir(d), _) => Ok((d, dest.to_path_buf(), None, false)),
         (Found::Other, true) => Err(Error::Usage(format!(
             "{}: exists and is not a directory; a directory restores into a directory",
             dest.display()
         ))),
         (Found::Missing, true) => {
-            match parent.mkdir(last, 0o777) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // Marked unfinished until its metadata is set, like every directory a restore
+            // makes (`walk::UNFINISHED`).
+            let made = match parent.mkdir(last, super::walk::UNFINISHED) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(Error::io(dest, e)),
-            }
+            };
             // Not through a symlink swapped in since; a directory swapped in is restored
             // into like one that was there (the top is never taken for empty).
             let d = parent.open_dir(last).map_err(|e| match e.raw_os_error() {
@@ -72,9 +78,9 @@ pub(super) fn open_top(target: &Entry, dest: &Path) -> Result<(Dir, PathBuf, Opt
                 )),
                 _ => Error::io(dest, e),
             })?;
-            Ok((d, dest.to_path_buf(), None))
+            Ok((d, dest.to_path_buf(), None, made))
         }
-        (Found::Missing | Found::Other, false) => Ok((parent, at, Some(last.to_vec()))),
+        (Found::Missing | Found::Other, false) => Ok((parent, at, Some(last.to_vec()), false)),
     }
 }
 

@@ -16,6 +16,12 @@
 //! being restored (the parents of the ones in progress, a few per thread), and the soft limit
 //! on descriptors is raised to the hard one.
 //!
+//! **What exists is left alone** by default (`--overwrite never`): an existing file, and an
+//! existing directory's mode, owner and times, with one warning that counts the files and
+//! names the option that updates them. A directory this restore makes stays `UNFINISHED`
+//! (sticky, owner only) until its metadata is set, so that a re-run after an interruption
+//! knows it for one of its own and finishes it (`walk.rs`).
+//!
 //! A block that is missing or corrupt — or that the backend answered it could not read (a log
 //! cut short, a file it cannot open: damage to that block, not a failure of the connection) —
 //! is reported with its key, what was wrong and the path it belongs to; the file is left with
@@ -48,7 +54,8 @@ use std::sync::{Arc, Mutex};
 /// What to do with files that already exist at the destination.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overwrite {
-    /// Leave them, with a warning.
+    /// Leave them — files and directories, their contents, modes, owners and times — with one
+    /// warning that counts them.
     #[default]
     Never,
     /// Replace them unless size and mtime already match.
@@ -73,7 +80,8 @@ pub struct RestoreOutcome {
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
-    /// Files left alone because they already existed (and, with if-changed, matched).
+    /// Files left alone because they already existed (and, with if-changed, matched). With
+    /// `--overwrite never`, one warning counts them.
     pub skipped: u64,
     /// Problems, each naming a path (and a block, for archive damage).
     pub warnings: Vec<String>,
@@ -128,6 +136,8 @@ struct Ctx<'r> {
     dirs: AtomicU64,
     bytes: AtomicU64,
     skipped: AtomicU64,
+    /// The first (by path) of the names `--overwrite never` left alone, as shown.
+    first_left: Mutex<Option<PathBuf>>,
     other: AtomicU64,
     progress: Arc<Progress>,
     /// Regular files this restore made (or found there and kept), by directory as shown, their
@@ -191,10 +201,54 @@ impl Ctx<'_> {
         true
     }
 
-    /// A name that exists already and, with `--overwrite never`, is left as it is.
+    /// A name that exists already and, with `--overwrite never`, is left as it is: counted,
+    /// and said once at the end ([`Ctx::say_left_alone`]), not a warning each.
     fn left_alone(&self, path: &Path) {
         self.skipped.fetch_add(1, Relaxed);
-        self.warn(format!("{}: exists, not overwritten", path.display()));
+        let mut first = lock(&self.first_left);
+        if first.as_deref().is_none_or(|f| path < f) {
+            *first = Some(path.to_path_buf());
+        }
+    }
+
+    /// The one warning for every existing name `--overwrite never` left alone, if any.
+    fn say_left_alone(&self) {
+        let n = self.skipped.load(Relaxed);
+        let Some(first) = lock(&self.first_left).take() else {
+            return;
+        };
+        let which = match n {
+            1 => format!("1 existing file left alone ({})", first.display()),
+            _ => format!(
+                "{n} existing files left alone ({} and {} more)",
+                first.display(),
+                n - 1
+            ),
+        };
+        self.warn(format!(
+            "{which}; use --overwrite if-changed to update them (or --overwrite always to \
+             replace them)"
+        ));
+    }
+
+    /// Whether the metadata of directory `d`, which was there before this run, is set: not
+    /// with `--overwrite never` (what exists is left alone: its mode, owner and times),
+    /// unless an earlier restore made it and was stopped before finishing it
+    /// ([`walk::UNFINISHED`]).
+    fn finishes_existing(&self, d: &Dir) -> bool {
+        self.opts.overwrite != Overwrite::Never || walk::unfinished(d)
+    }
+
+    /// Puts back the times `found` of an existing directory left alone (shown as `path`),
+    /// which names made in it — restored entries, temporary names — moved on.
+    fn keep_times(&self, d: &Dir, path: &Path, found: Option<crate::core::fsys::Stat>) {
+        let Some(was) = found else { return };
+        if crate::core::fsys::fstat(d).is_ok_and(|now| now.mtime == was.mtime) {
+            return;
+        }
+        if let Err(e) = crate::core::meta::set_fd_times(d, was.atime, was.mtime) {
+            self.warn(format!("{}: its times not kept: {e}", path.display()));
+        }
     }
 
     /// `path` (as shown) is incomplete because the archive lacks or has damaged a block of it.
@@ -235,8 +289,14 @@ pub fn restore(
     }
     crate::core::fsys::raise_fd_limit();
     // The destination is the user's to name: resolved by path, once. Nothing below it is.
-    let (top_dir, top, rename) = dest::open_top(&target, dest)?;
+    let (top_dir, top, rename, made_top) = dest::open_top(&target, dest)?;
     let mut ctx = new_ctx(repo, opts, top, progress);
+    // An existing top left alone keeps its times (see `Ctx::keep_times`), which the probe
+    // just below would move already.
+    let keep_top = !made_top && !ctx.finishes_existing(&top_dir);
+    let found_top = keep_top
+        .then(|| crate::core::fsys::fstat(&top_dir).ok())
+        .flatten();
     ctx.unnamed = file::unnamed_works(&top_dir);
     // The first block is on its way while the threads start (over a slow link, a round trip).
     ctx.ask_ahead(std::slice::from_ref(&target));
@@ -246,7 +306,9 @@ pub fn restore(
         if let EntryKind::Dir { tree } = &target.kind {
             ctx.dirs.fetch_add(1, Relaxed);
             let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
-            finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
+            if !keep_top {
+                finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
+            }
         } else {
             let mut t = target.clone();
             if let Some(name) = rename {
@@ -256,6 +318,10 @@ pub fn restore(
         }
         links::make(ctx, &top_dir, snap, sub)
     })?;
+    if keep_top {
+        ctx.keep_times(&top_dir, &ctx.top, found_top);
+    }
+    ctx.say_left_alone();
     Ok(outcome(ctx))
 }
 
@@ -281,6 +347,7 @@ fn new_ctx<'r>(
         dirs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
+        first_left: Mutex::new(None),
         other: AtomicU64::new(0),
         progress,
         made: Mutex::new(HashMap::new()),

@@ -1,9 +1,11 @@
 //! The descent: a directory's entries read, then restored in parallel — each subdirectory
-//! made (0700 until it is done) and opened by name relative to its parent's descriptor, never
-//! through a symlink, and walked in turn; each other entry made beside it.
+//! made (0700 and sticky until it is done: [`UNFINISHED`]) and opened by name relative to its
+//! parent's descriptor, never through a symlink, and walked in turn; each other entry made
+//! beside it.
 //!
 //! A directory's metadata is set through its descriptor when everything beneath it is done
-//! (`finish_dir`), unless it holds hard links: then after them (`links.rs`).
+//! (`finish_dir`), unless it holds hard links: then after them (`links.rs`). A directory that
+//! was there before keeps its own with `--overwrite never`.
 
 use super::{attrs, file, lock, Ctx, Link, AHEAD_ENTRIES, RUN};
 use crate::core::entry::{Entry, EntryKind};
@@ -150,9 +152,10 @@ fn restore_entry(
         ));
         return Ok(());
     }
-    // Made here 0700, so that nobody else can put anything in it until it is done; an
-    // existing one is used as it is — unless it is a symlink, which is not followed.
-    let made_here = match dir.mkdir(&entry.name, 0o700) {
+    // Made here 0700, so that nobody else can put anything in it until it is done (and
+    // sticky, to be known as unfinished: see `UNFINISHED`); an existing one is used as it is
+    // — unless it is a symlink, which is not followed.
+    let made_here = match dir.mkdir(&entry.name, UNFINISHED) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
         Err(e) => {
@@ -190,8 +193,15 @@ fn restore_entry(
     // squashed — a directory just made is not ours alone either.)
     let fresh = made_here && ours_alone(&sub);
     ctx.dirs.fetch_add(1, Relaxed);
-    let wait = walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
-    finish_dir(ctx, &sub, sub_path, entry, wait);
+    if made_here || ctx.finishes_existing(&sub) {
+        let wait = walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
+        finish_dir(ctx, &sub, sub_path, entry, wait);
+    } else {
+        // There before, and left alone: its mode, owner and times stay as they were.
+        let found = crate::core::fsys::fstat(&sub).ok();
+        walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
+        ctx.keep_times(&sub, &sub_path, found);
+    }
     Ok(())
 }
 
@@ -199,6 +209,22 @@ fn restore_entry(
 /// that a directory has, if it cannot be read).
 pub(super) fn id(d: &Dir) -> (u64, u64) {
     crate::core::fsys::fstat(d).map_or((u64::MAX, u64::MAX), |st| (st.dev, st.ino))
+}
+
+/// The mode a restore makes a directory with, until its metadata is set: owner only, so that
+/// nobody else can put anything in it meanwhile, and sticky — a mark no directory a user
+/// makes is likely to carry — so that a re-run after an interruption tells a directory the
+/// stopped run made (and never finished) from one that was there before, which
+/// `--overwrite never` leaves as it is. (Sticky changes nothing for the restore, the owner of
+/// the directory.)
+pub(super) const UNFINISHED: u32 = 0o1700;
+
+/// Whether the open directory `d` was made by a restore that did not finish it: owned by the
+/// user this one runs as, sticky, and closed to others (see [`UNFINISHED`]).
+pub(super) fn unfinished(d: &Dir) -> bool {
+    crate::core::fsys::fstat(d).is_ok_and(|st| {
+        st.is_dir() && st.uid == crate::core::meta::euid() && st.mode & 0o1077 == 0o1000
+    })
 }
 
 /// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,

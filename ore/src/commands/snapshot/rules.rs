@@ -2,7 +2,9 @@
 //!
 //! `--exclude` patterns and `.oreignore` lines use gitignore syntax; an `.oreignore` applies to
 //! its directory and everything below, the deepest file that matches a path decides, and a `!`
-//! line re-includes what a shallower one excluded. Config rules are small predicates over a
+//! line re-includes what a shallower one excluded. An `--exclude` pattern written as an
+//! absolute path below the snapshotted directory means that path, as a config `glob` does
+//! (gitignore syntax alone would anchor it at the directory and silently match nothing). Config rules are small predicates over a
 //! path and its metadata that can be combined with `not`, `and` and `or`.
 
 use crate::core::error::{Error, Result};
@@ -132,11 +134,14 @@ impl Rules {
         })
     }
 
-    /// The `--exclude` patterns as an ignore list rooted at a snapshot path.
+    /// The `--exclude` patterns as an ignore list rooted at a snapshot path (absolute, as the
+    /// snapshot resolves it). A pattern that is an absolute path below `root` is made relative
+    /// to it first (see [`below_root`]).
     pub fn root_ignore(&self, root: &Path) -> Result<Gitignore> {
         let mut b = GitignoreBuilder::new(root);
         for p in &self.patterns {
-            b.add_line(None, p)
+            let below = below_root(p, root);
+            b.add_line(None, below.as_deref().unwrap_or(p))
                 .map_err(|e| Error::Usage(format!("bad --exclude pattern `{p}`: {e}")))?;
         }
         b.build()
@@ -153,6 +158,46 @@ impl Rules {
     pub fn excludes(&self, ignores: &[Gitignore], path: &Path, md: &Stat) -> bool {
         ignored(ignores, path, md.is_dir()) || self.config_excludes(path, md)
     }
+}
+
+/// `pattern` anchored at `root` instead of at `/`, when it is an absolute path (or glob) below
+/// `root`: its leading components match `root`'s, one by one (globs allowed, `**` not), and
+/// more follow. So `--exclude /home/u/Documents` or `--exclude '/home/*/.cache'`, given while
+/// snapshotting `/home/u`, become `/Documents` and `/.cache` — as a config `glob` would match
+/// them — where gitignore syntax alone would look for `/home/u/home/u/Documents`. A leading
+/// `/` that does not start with `root`'s path keeps its gitignore meaning: anchored at the
+/// snapshot's root (`--exclude /target`). `None` when the pattern stays as it is.
+fn below_root(pattern: &str, root: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let (negated, body) = match pattern.strip_prefix('!') {
+        Some(rest) => ("!", rest),
+        None => ("", pattern),
+    };
+    if !body.starts_with('/') || !root.is_absolute() {
+        return None;
+    }
+    let parts: Vec<&str> = body.split('/').filter(|c| !c.is_empty()).collect();
+    let dirs: Vec<&[u8]> = root
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    if parts.len() <= dirs.len() {
+        return None;
+    }
+    for (part, dir) in parts.iter().zip(&dirs) {
+        let one = Glob::new(part).ok()?.compile_matcher();
+        if part.contains("**") || !one.is_match(Path::new(std::ffi::OsStr::from_bytes(dir))) {
+            return None;
+        }
+    }
+    let slash = if body.ends_with('/') { "/" } else { "" };
+    Some(format!(
+        "{negated}/{}{slash}",
+        parts[dirs.len()..].join("/")
+    ))
 }
 
 /// The ignore lists in force inside directory `dir`, whose entries are `names`: its parent's,
@@ -226,6 +271,26 @@ mod tests {
         assert!(r.config_excludes(Path::new("/keep/bigbig"), &md_big));
         assert!(r.config_excludes(Path::new("/other/x"), &md_small));
         assert!(Rules::new(&[], &[Rule::LargerThan("huge".into())]).is_err());
+    }
+
+    #[test]
+    fn absolute_patterns_below_the_root_are_anchored_at_it() {
+        let root = Path::new("/home/u");
+        for (pattern, becomes) in [
+            ("/home/u/Documents", Some("/Documents")),
+            ("/home/u/Documents/", Some("/Documents/")),
+            ("!/home/u/Documents/keep", Some("!/Documents/keep")),
+            ("/home/*/.cache", Some("/.cache")),
+            ("/home/u/**/*.o", Some("/**/*.o")),
+            ("/target", None),
+            ("/home/u", None),
+            ("/home/v/Documents", None),
+            ("/**/x", None),
+            ("Documents", None),
+        ] {
+            assert_eq!(below_root(pattern, root).as_deref(), becomes, "{pattern}");
+        }
+        assert_eq!(below_root("/x/y", Path::new("/")).as_deref(), Some("/x/y"));
     }
 
     #[test]

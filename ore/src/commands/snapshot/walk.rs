@@ -18,7 +18,7 @@ use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter, Cached, Stamp};
 use crate::core::fsys::{stat_path, Dir, Stat};
 use crate::core::tree::{Builder, DirTree, Store};
-use crate::core::util::path_bytes;
+use crate::core::util::{bytes_path, path_bytes};
 use ignore::gitignore::Gitignore;
 use ore_util::sync::{into_inner, lock};
 use protocol::Key;
@@ -239,7 +239,9 @@ impl Walk<'_, '_> {
             known: None,
         };
         for (item, dir) in items {
-            let ignores = Arc::new(Vec::new());
+            // `--exclude` patterns hold below each path too, anchored at the directory it is
+            // in: the made-up root's entries are named as there (they were ignored here).
+            let ignores = Arc::new(vec![self.ctx.rules.root_ignore(bytes_path(&dir))?]);
             if let Some(done) = self.resolve(item, &ignores)? {
                 if let (Some(w), Some(stamp), true) = (&self.writer, done.stamp, done.changed) {
                     lock(w).put_one(&dir, &done.entry.name, stamp, &done.entry)?;
