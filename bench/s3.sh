@@ -96,14 +96,18 @@ DPORT=$(free)
 PIDS+=($!)
 
 export ORE_PASSPHRASE=bench RESTIC_PASSWORD=bench
-ORE_ID="$(dirname "$ORE")/backend-s3 s3://bench/ore --endpoint http://$OREP"
-DELAY_ID="$(dirname "$ORE")/backend-s3 s3://bench/ore-delay --endpoint http://127.0.0.1:$DPORT"
+# ore opens an s3:// identifier in its own process (as restic its backend); with
+# ORE_S3_PROGRAM=1 it starts backend-s3 instead.
+PROGRAM=""
+[ -n "${ORE_S3_PROGRAM:-}" ] && PROGRAM="$(dirname "$ORE")/backend-s3 "
+ORE_ID="${PROGRAM}s3://bench/ore --endpoint http://$OREP"
+DELAY_ID="${PROGRAM}s3://bench/ore-delay --endpoint http://127.0.0.1:$DPORT"
 RES_ID="s3:http://$RESP/bench/restic"
 # ore with a cache of its own per archive, so that a first snapshot is a first one.
 ore() { env XDG_CACHE_HOME="$WORK/cache-$1" "$ORE" -q -a "$2" "${@:3}"; }
 # Times a command; an `ore ...` call is run through its function's expansion. KIB: the
-# largest resident set of the command or any process it started (for ore on S3, the larger
-# of ore and its backend-s3).
+# largest resident set of the command or any process it started (in process: ore with its
+# store; with ORE_S3_PROGRAM=1, the larger of ore and its backend-s3).
 # CPU seconds the store's processes (master, volume servers, filer) have used so far.
 store_cpu() {
     local t=0

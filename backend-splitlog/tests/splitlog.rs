@@ -441,6 +441,7 @@ fn processes_started_on_a_held_archive_attach_to_its_holder() {
 fn attached_connections_outlive_the_holders_own_connection() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("a");
+    created(&dir);
     let holder = Client::connect(&id(&dir)).unwrap();
     let attached = Client::connect(&id(&dir)).unwrap();
     attached.put(test_key(1), b"one").unwrap();

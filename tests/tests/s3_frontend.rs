@@ -241,8 +241,11 @@ fn three_writers_beside_a_gc_store_each_shared_block_once_after_the_next_gc() {
     let gc = first.run(&["gc"]).expect(0, "gc after the writers");
     let packs = admin(&["packs"]);
     eprintln!("{}after gc: {packs}", gc.stdout);
+    // Removed copies may stay where they are a small share of a live pack (below the repack
+    // threshold): a snapshot stores the reflog block recording its move beside its own blocks,
+    // and a writer that lost the race for `ore:reflog` leaves that block dead there.
     assert!(
-        packs.contains(" 0 duplicate, 0 removed"),
+        packs.contains(" 0 duplicate,"),
         "every shared block is stored once: {packs}"
     );
     for (w, (o, src)) in writers.iter().enumerate() {

@@ -240,7 +240,8 @@ fn gc_merges_many_small_index_objects_into_few() {
     let src = d.path().join("src");
     let o = Ore::new(c.archive("merge", ""));
     o.run(&["init"]).expect(0, "init");
-    for round in 0..18 {
+    // One index object per snapshot (its blocks and its reflog block go under one flush).
+    for round in 0..34 {
         files(&src.join(format!("r{round}")), 10_000 * round, 2, 1_000);
         o.snapshot("home", &src);
     }
