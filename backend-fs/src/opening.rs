@@ -41,19 +41,17 @@ impl FsBackend {
             // Refused, naming what is there.
             return Ok(Opened::Archive(FsBackend::open(&dir, opts)?));
         }
-        let info = protocol::BackendInfo {
-            server: format!("backend-fs {}", env!("CARGO_PKG_VERSION")),
-            description: format!("backend-fs archive at {} (not created yet)", dir.display()),
-            max_block_size: opts.max_block_size.unwrap_or(DEFAULT_MAX_BLOCK),
-            writable: true,
-            can_remove: true,
-            can_list: true,
-            admin_commands: protocol::admin::names(crate::admin::TABLE),
-        };
-        let place = dir.display().to_string();
-        Ok(Opened::Vacant(protocol::Vacant::new(
-            info,
-            place,
+        let server = format!("backend-fs {}", env!("CARGO_PKG_VERSION"));
+        let limits = (
+            opts.max_block_size.unwrap_or(DEFAULT_MAX_BLOCK),
+            protocol::admin::names(crate::admin::TABLE),
+        );
+        let place = dir.clone();
+        Ok(Opened::Vacant(protocol::Vacant::in_dir(
+            server,
+            "backend-fs",
+            &place,
+            limits,
             move || FsBackend::open(&dir, opts),
         )))
     }

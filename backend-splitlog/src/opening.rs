@@ -7,7 +7,7 @@
 
 use crate::index::Index;
 use crate::{logs, replay, Settings, SplitlogBackend, SplitlogOptions, State};
-use protocol::{BackendInfo, Error, ErrorCode, Result};
+use protocol::{Error, ErrorCode, Result};
 use std::path::Path;
 
 /// What a damaged index file says, for the archive in `dir` (`ARCHIVE` in the advice replaced
@@ -219,19 +219,17 @@ impl SplitlogBackend {
             Presence::Foreign(name) => Err(foreign(&dir, &name)),
             Presence::Vacant => {
                 let hold = hold_vacant(&dir)?;
-                let info = BackendInfo {
-                    server: format!("backend-splitlog {}", env!("CARGO_PKG_VERSION")),
-                    description: format!("splitlog archive at {} (not created yet)", dir.display()),
-                    max_block_size: crate::DEFAULT_MAX_BLOCK,
-                    writable: true,
-                    can_remove: true,
-                    can_list: true,
-                    admin_commands: protocol::admin::names(crate::admin::TABLE),
-                };
-                let place = dir.display().to_string();
-                Ok(Opened::Vacant(protocol::Vacant::new(
-                    info,
-                    place,
+                let server = format!("backend-splitlog {}", env!("CARGO_PKG_VERSION"));
+                let limits = (
+                    crate::DEFAULT_MAX_BLOCK,
+                    protocol::admin::names(crate::admin::TABLE),
+                );
+                let place = dir.clone();
+                Ok(Opened::Vacant(protocol::Vacant::in_dir(
+                    server,
+                    "splitlog",
+                    &place,
+                    limits,
                     move || {
                         let made = SplitlogBackend::open(&dir, opts);
                         // Held by its lock from now on (or by whoever beat this process to it).

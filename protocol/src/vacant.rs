@@ -49,6 +49,28 @@ impl<B: Backend> Vacant<B> {
         }
     }
 
+    /// A vacant store in directory `dir`, made by `create`: it describes itself as program
+    /// `server` (name and version) keeping a `kind` archive there, writable, with removals,
+    /// listings and `admin` commands, blocks up to `max_block_size`.
+    pub fn in_dir(
+        server: String,
+        kind: &str,
+        dir: &std::path::Path,
+        (max_block_size, admin_commands): (u32, Vec<String>),
+        create: impl FnOnce() -> Result<B> + Send + 'static,
+    ) -> Vacant<B> {
+        let info = BackendInfo {
+            server,
+            description: format!("{kind} archive at {} (not created yet)", dir.display()),
+            max_block_size,
+            writable: true,
+            can_remove: true,
+            can_list: true,
+            admin_commands,
+        };
+        Vacant::new(info, dir.display().to_string(), create)
+    }
+
     /// The store, if a write has made it.
     pub fn made(&self) -> Option<&B> {
         self.made.get()

@@ -133,3 +133,15 @@ impl Ore {
         self.run(&["restore", what, dest.to_str().expect("utf-8 test path")])
     }
 }
+
+/// A backend-fs archive in `d/fs` holding one snapshot, tag `t`, of `d/src` (one file `a`),
+/// taken with the cache: the archive, its directory and the source.
+pub fn fs_with_one_snapshot(d: &Path) -> (Ore, PathBuf, PathBuf) {
+    let fsdir = d.join("fs");
+    let ore = Ore::fs(&fsdir);
+    let src = d.join("src");
+    std::fs::create_dir(&src).expect("mkdir src");
+    std::fs::write(src.join("a"), b"first").expect("write a");
+    ore.snapshot("t", &src);
+    (ore, fsdir, src)
+}

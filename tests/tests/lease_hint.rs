@@ -21,21 +21,10 @@ fn without_tag_listings(ore: &Ore, fsdir: &Path) -> Ore {
     o
 }
 
-/// An archive in `d/fs` with one snapshot of `d/src` (a file `a`), taken with the cache.
-fn one_snapshot(d: &Path) -> (Ore, std::path::PathBuf, std::path::PathBuf) {
-    let fsdir = d.join("fs");
-    let ore = Ore::fs(&fsdir);
-    let src = d.join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("a"), b"first").unwrap();
-    ore.snapshot("t", &src);
-    (ore, fsdir, src)
-}
-
 #[test]
 fn a_second_snapshot_takes_back_its_machines_lease_slot_without_listing_the_tags() {
     let d = scratch();
-    let (ore, fsdir, src) = one_snapshot(d.path());
+    let (ore, fsdir, src) = ore_tests::ore::fs_with_one_snapshot(d.path());
     std::fs::write(src.join("a"), b"second").unwrap();
     let blind = without_tag_listings(&ore, &fsdir);
     let r = blind.run(&["snapshot", "t", src.to_str().unwrap()]);
@@ -58,7 +47,7 @@ fn a_second_snapshot_takes_back_its_machines_lease_slot_without_listing_the_tags
 #[test]
 fn a_hint_another_run_made_stale_is_refused_by_the_store_and_the_slots_are_listed() {
     let d = scratch();
-    let (ore, fsdir, src) = one_snapshot(d.path());
+    let (ore, fsdir, src) = ore_tests::ore::fs_with_one_snapshot(d.path());
     // A run without the cache takes and frees the same slot: the hint's value is gone.
     std::fs::write(src.join("a"), b"second").unwrap();
     ore.run(&["snapshot", "--no-cache", "t", src.to_str().unwrap()])

@@ -46,20 +46,10 @@ fn snapshot_failing(ore: &Ore, fsdir: &Path, src: &Path, op: &str, n: usize) -> 
     }
 }
 
-fn archive_with_one_snapshot(d: &Path) -> (Ore, std::path::PathBuf, std::path::PathBuf) {
-    let fsdir = d.join("fs");
-    let ore = Ore::fs(&fsdir);
-    let src = d.join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("a"), b"first").unwrap();
-    ore.snapshot("t", &src);
-    (ore, fsdir, src)
-}
-
 #[test]
 fn a_snapshot_whose_move_the_reflog_could_not_record_exits_3_naming_the_tag() {
     let d = scratch();
-    let (ore, fsdir, src) = archive_with_one_snapshot(d.path());
+    let (ore, fsdir, src) = ore_tests::ore::fs_with_one_snapshot(d.path());
     // The backend answers every tag move from the n-th on with an error (PROTOCOL.md "Fault
     // injection"). For some n the snapshot's tag moves and only `ore:reflog`'s move (and the
     // retry's) is refused: that is the case under test.
@@ -102,7 +92,7 @@ fn a_snapshot_whose_move_the_reflog_could_not_record_exits_3_naming_the_tag() {
 #[test]
 fn a_refused_put_never_leaves_a_moved_tag_unrecorded() {
     let d = scratch();
-    let (ore, fsdir, src) = archive_with_one_snapshot(d.path());
+    let (ore, fsdir, src) = ore_tests::ore::fs_with_one_snapshot(d.path());
     // Before the reflog's block went out with the snapshot's, a put refused after the tag
     // moved (the reflog's own block) left the move unrecorded.
     let mut moved = 0;
