@@ -186,10 +186,10 @@ fn takeovers_at_once(c: &Cluster, prefix: &str, takers: usize, rounds: usize) ->
 fn of_repacks_taking_over_a_stale_lock_at_once_exactly_one_proceeds() {
     // Regression: a taker proceeded as soon as its conditional write succeeded and a read
     // showed its bytes, and one that lost went round again and took the lock once the winner
-    // had released it (two to four of four proceeded, one after another). SeaweedFS also lets
-    // two conditional writes of one ETag sent together both succeed (two of eight, measured),
-    // so a read right after the write could show each racer its own bytes. Now a taker reads
-    // the lock back only once racing writes have landed (lock.rs).
+    // had released it (two to four of four proceeded, one after another). SeaweedFS once let
+    // two conditional writes of one ETag sent together both succeed (two of eight, under heavy
+    // load), when a read right after the write could show each racer its own bytes. Now a
+    // taker reads the lock back only once racing writes have landed (lock.rs).
     let c = Cluster::start();
     for (round, answers) in takeovers_at_once(&c, "lock", 4, 8).iter().enumerate() {
         let proceeded = answers.iter().filter(|a| a.starts_with("repacked")).count();
