@@ -107,7 +107,7 @@ impl Blocks {
     }
 
     /// Where the block is, in none of the packs `gone` (found missing in the store).
-    fn located_except(&self, key: &Key, gone: &[String]) -> Option<Loc> {
+    fn located_except(&self, key: &Key, gone: &[crate::packs::PackId]) -> Option<Loc> {
         let index = read(&self.index);
         let locs = index.blocks.get(key)?;
         locs.iter().find(|l| !gone.contains(&l.pack)).cloned()
@@ -266,7 +266,7 @@ impl Blocks {
         let mut refreshed = false;
         let mut missing = None;
         // Packs found missing: another copy, if the index names one, is tried next.
-        let mut gone: Vec<String> = Vec::new();
+        let mut gone: Vec<crate::packs::PackId> = Vec::new();
         for _ in 0..3 {
             let since = self.refreshes();
             let loc = match self.located_except(&key, &gone) {
@@ -348,7 +348,7 @@ impl Blocks {
                             .get(k)
                             .into_iter()
                             .flatten()
-                            .map(move |l| (*k, l.pack.clone()))
+                            .map(move |l| (*k, l.pack.to_string()))
                     })
                     .collect()
             };

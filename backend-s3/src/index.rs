@@ -14,7 +14,7 @@
 //! Objects of the first layout, one per pack (`index/<pack id>` holding that pack's table), are
 //! still read: the magic at the start of an object says which kind it is.
 
-use crate::packs::{corrupt, parse_table, Entries, Loc};
+use crate::packs::{corrupt, parse_table, Entries, Loc, Locs, PackId};
 use crate::store::Store;
 use protocol::{Error, Key, Result};
 use std::collections::{BTreeMap, HashSet};
@@ -96,9 +96,9 @@ pub(crate) struct Found {
 /// Which blocks are where, as far as this process has read the store.
 #[derive(Default)]
 pub(crate) struct Index {
-    pub blocks: BTreeMap<Key, Vec<Loc>>,
+    pub blocks: BTreeMap<Key, Locs>,
     /// The whole table of every pack read (removed blocks included): what a repack weighs.
-    pub packs: BTreeMap<String, Entries>,
+    pub packs: BTreeMap<PackId, Entries>,
     /// Each index object read, and the packs it covers: a pack no object covers is gone.
     pub objects: BTreeMap<String, Vec<String>>,
     /// Each deletion record read, and the packs it names (a repack deletes records whose
@@ -113,15 +113,20 @@ pub(crate) struct Index {
 impl Index {
     /// Adds a pack's table (from an index object, or a pack this process just stored).
     pub fn add(&mut self, pack: &str, entries: &[(Key, u64, u32)]) {
-        self.packs.insert(pack.to_string(), entries.to_vec());
+        let id: PackId = match self.packs.get_key_value(pack) {
+            Some((id, _)) => id.clone(),
+            None => pack.into(),
+        };
+        self.packs.insert(id.clone(), entries.to_vec());
+        let (deleted, blocks) = (&self.deleted, &mut self.blocks);
         for &(key, offset, len) in entries {
-            if self.deleted.contains(&(key, pack.to_string())) {
+            if !deleted.is_empty() && deleted.contains(&(key, pack.to_string())) {
                 continue;
             }
-            let locs = self.blocks.entry(key).or_default();
-            if !locs.iter().any(|l| l.pack == pack) {
+            let locs = blocks.entry(key).or_default();
+            if !locs.iter().any(|l| &*l.pack == pack) {
                 locs.push(Loc {
-                    pack: pack.to_string(),
+                    pack: id.clone(),
                     offset,
                     len,
                 });
@@ -138,7 +143,7 @@ impl Index {
     pub fn delete(&mut self, pairs: &[(Key, String)]) {
         for (key, pack) in pairs {
             if let Some(locs) = self.blocks.get_mut(key) {
-                locs.retain(|l| &l.pack != pack);
+                locs.retain(|l| *l.pack != **pack);
                 if locs.is_empty() {
                     self.blocks.remove(key);
                 }
@@ -173,7 +178,7 @@ impl Index {
         };
         for (key, _, _) in entries {
             if let Some(locs) = self.blocks.get_mut(&key) {
-                locs.retain(|l| l.pack != pack);
+                locs.retain(|l| &*l.pack != pack);
                 if locs.is_empty() {
                     self.blocks.remove(&key);
                 }
@@ -302,7 +307,7 @@ pub(crate) fn apply(index: &mut Index, found: Found) {
     for (object, packs) in found.objects {
         let ids = packs.iter().map(|(p, _)| p.clone()).collect();
         for (pack, entries) in packs {
-            if !index.packs.contains_key(&pack) {
+            if !index.packs.contains_key(pack.as_str()) {
                 index.add(&pack, &entries);
             }
         }
@@ -408,10 +413,74 @@ mod tests {
         // A repack replaced it by an object covering b alone, then deleted pack a.
         index.add_object("index/new".into(), vec![b.0.clone()]);
         index.forget_object("index/old");
-        assert!(!index.packs.contains_key(&a.0), "a is gone");
+        assert!(!index.packs.contains_key(a.0.as_str()), "a is gone");
         assert!(!index.blocks.contains_key(&Key([5; 32])));
-        assert!(index.packs.contains_key(&b.0), "b is still covered");
-        assert_eq!(index.blocks[&Key([6; 32])][0].pack, b.0);
+        assert!(index.packs.contains_key(b.0.as_str()), "b is still covered");
+        assert_eq!(index.blocks[&Key([6; 32])][0].pack, b.0.as_str().into());
         assert!(!index.seen().contains("index/old"));
+    }
+}
+#[cfg(test)]
+mod memprobe {
+    fn rss() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+        s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
+    }
+    #[test]
+    #[ignore]
+    fn index_bytes_per_block() {
+        let before = rss();
+        let mut index = super::Index::default();
+        let mut n = 0u64;
+        for p in 0..250u32 {
+            let pack = format!("{:064x}", p as u128 * 7919);
+            let entries: Vec<_> = (0..4000u32)
+                .map(|i| {
+                    n += 1;
+                    let h = blake3::hash(&n.to_le_bytes());
+                    (protocol::Key(*h.as_bytes()), u64::from(i) * 5000, 5000u32)
+                })
+                .collect();
+            index.add(&pack, &entries);
+        }
+        let after = rss();
+        eprintln!("{} blocks: {} bytes each", n, (after - before) / n);
+        assert!(index.blocks.len() as u64 == n);
+    }
+}
+
+/// A measurement, not a check (run it alone: it reads the process's resident set): the memory
+/// one block takes in the index. `cargo test --release -p backend-s3 --lib
+/// measure_index_bytes_per_block -- --ignored --nocapture`; figures in LAYOUT.md ("Memory").
+#[cfg(test)]
+mod measure {
+    fn resident() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+
+    #[test]
+    #[ignore]
+    fn measure_index_bytes_per_block() {
+        let before = resident();
+        let mut index = super::Index::default();
+        let mut n = 0u64;
+        for p in 0..250u128 {
+            let entries: Vec<_> = (0..4000u64)
+                .map(|i| {
+                    n += 1;
+                    let key = protocol::Key(*blake3::hash(&n.to_le_bytes()).as_bytes());
+                    (key, i * 5000, 5000u32)
+                })
+                .collect();
+            index.add(&format!("{:064x}", p * 7919), &entries);
+        }
+        assert_eq!(index.blocks.len() as u64, n);
+        println!(
+            "{n} blocks in 250 packs: {} bytes of resident memory each",
+            resident().saturating_sub(before) / n
+        );
     }
 }

@@ -22,13 +22,21 @@ const ENTRY: usize = 32 + 8 + 4;
 /// The most a pack's table and the table's length take after its blocks.
 const TABLE_MAX: usize = INDEX_MAGIC.len() + PACK_BLOCKS * ENTRY + 8;
 
-/// Where a block's bytes are: pack id (64 hex digits), offset and length inside it.
+/// Where a block's bytes are: pack id (64 hex digits), offset and length inside it. The id is
+/// shared by every block of the pack and by the index's table of packs: a `String` per block
+/// cost 88 bytes of each block's place in memory, and a clone on every read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Loc {
-    pub pack: String,
+    pub pack: PackId,
     pub offset: u64,
     pub len: u32,
 }
+
+/// A pack's id, shared by everything in memory that names the pack.
+pub(crate) type PackId = std::sync::Arc<str>;
+
+/// The stored copies of one block: nearly always one, so it lives inline.
+pub(crate) type Locs = smallvec::SmallVec<[Loc; 1]>;
 
 /// Bytes of a pack being assembled: the blocks back to back after the magic.
 #[derive(Default)]

@@ -27,7 +27,7 @@
 //! block alone. Packs are immutable, so a kept segment never goes stale (a pack that a repack
 //! deleted still answers from memory what it held).
 
-use crate::packs::Loc;
+use crate::packs::{Loc, PackId};
 use crate::store::Store;
 use ore_util::sync::lock;
 use protocol::Result;
@@ -47,7 +47,7 @@ const ADJACENT: u64 = 64 << 10;
 pub(crate) const BUDGET: u64 = 48 << 20;
 
 struct Segment {
-    pack: String,
+    pack: PackId,
     start: u64,
     /// The end asked for; the bytes may stop earlier, at the pack's end.
     end: u64,
@@ -57,7 +57,7 @@ struct Segment {
 
 impl Segment {
     fn covers(&self, loc: &Loc) -> bool {
-        self.pack == loc.pack
+        *self.pack == *loc.pack
             && loc.offset >= self.start
             && loc.offset + u64::from(loc.len) <= self.end
     }
@@ -155,7 +155,7 @@ impl Readahead {
         if let Some(s) = st.segments.iter().find(|s| s.covers(loc)) {
             return Plan::Segment(s.clone());
         }
-        let same_pack = st.segments.iter().filter(|s| s.pack == loc.pack);
+        let same_pack = st.segments.iter().filter(|s| *s.pack == *loc.pack);
         let mut any = false;
         let mut adjacent = false;
         for s in same_pack {

@@ -91,13 +91,13 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
             .blocks
             .get(k)?
             .iter()
-            .filter(|l| stored.contains(&l.pack))
+            .filter(|l| stored.contains(&*l.pack))
             .min_by(|a, b| a.pack.cmp(&b.pack))
     };
     for (pack, entries) in &index.packs {
-        let skip = !covered.contains(pack.as_str())
-            || !stored.contains(pack)
-            || (!exact && alone.contains(pack.as_str()));
+        let pack: &str = pack;
+        let skip =
+            !covered.contains(pack) || !stored.contains(pack) || (!exact && alone.contains(pack));
         if skip {
             continue;
         }
@@ -106,9 +106,9 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
             .filter(|(k, _, _)| {
                 let copies = index.blocks.get(k).into_iter().flatten();
                 if exact {
-                    canonical(k).is_some_and(|l| &l.pack == pack)
+                    canonical(k).is_some_and(|l| &*l.pack == pack)
                 } else {
-                    copies.into_iter().any(|l| &l.pack == pack)
+                    copies.into_iter().any(|l| &*l.pack == pack)
                 }
             })
             .copied()
@@ -117,7 +117,7 @@ fn plan(index: &Index, threshold: f64, exact: bool, stored: &HashSet<String>) ->
         let kept: u64 = live.iter().map(|e| u64::from(e.2)).sum();
         let dead = total - kept;
         if dead > 0 && dead as f64 >= threshold * total as f64 {
-            moves.push((pack.clone(), live));
+            moves.push((pack.to_string(), live));
         }
     }
     let stale_records = index
@@ -338,7 +338,7 @@ async fn replace_objects(
         kept.sort();
         kept.dedup();
         for pack in kept {
-            if let Some(entries) = index.packs.get(pack) {
+            if let Some(entries) = index.packs.get(pack.as_str()) {
                 tables.push((pack.clone(), crate::packs::table(entries)));
             }
         }

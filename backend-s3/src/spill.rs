@@ -22,7 +22,7 @@
 //! at its first read: waiting for four reads first cost up to three ranged GETs per pack, 70
 //! GETs for a restore of /usr/share's 19 packs where one per pack is the floor.
 
-use crate::packs::Loc;
+use crate::packs::{Loc, PackId};
 use crate::store::Store;
 use ore_util::sync::lock;
 use protocol::{Error, Result};
@@ -58,10 +58,10 @@ struct Asked {
 #[derive(Default)]
 struct State {
     /// Packs read whole (or on their way).
-    packs: HashMap<String, Arc<Spilled>>,
+    packs: HashMap<PackId, Arc<Spilled>>,
     /// Reads and bytes asked for so far from packs not read whole, and where each one's
     /// blocks end (looked up once per pack: it walks the pack's table).
-    asked: HashMap<String, Asked>,
+    asked: HashMap<PackId, Asked>,
     /// Bytes of scratch files.
     used: u64,
 }
@@ -125,7 +125,7 @@ impl Spill {
             return None;
         }
         let mut st = lock(&self.state);
-        if let Some(s) = st.packs.get(&loc.pack) {
+        if let Some(s) = st.packs.get(&*loc.pack) {
             return Some(s.clone());
         }
         let asked = st.asked.entry(loc.pack.clone()).or_insert_with(|| Asked {
@@ -142,7 +142,7 @@ impl Spill {
         if !hot || st.used + len > self.limit {
             return None;
         }
-        st.asked.remove(&loc.pack);
+        st.asked.remove(&*loc.pack);
         st.used += len;
         let s = Arc::new(Spilled {
             file: OnceCell::new(),
