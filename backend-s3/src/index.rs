@@ -420,34 +420,6 @@ mod tests {
         assert!(!index.seen().contains("index/old"));
     }
 }
-#[cfg(test)]
-mod memprobe {
-    fn rss() -> u64 {
-        let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-        s.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
-    }
-    #[test]
-    #[ignore]
-    fn index_bytes_per_block() {
-        let before = rss();
-        let mut index = super::Index::default();
-        let mut n = 0u64;
-        for p in 0..250u32 {
-            let pack = format!("{:064x}", p as u128 * 7919);
-            let entries: Vec<_> = (0..4000u32)
-                .map(|i| {
-                    n += 1;
-                    let h = blake3::hash(&n.to_le_bytes());
-                    (protocol::Key(*h.as_bytes()), u64::from(i) * 5000, 5000u32)
-                })
-                .collect();
-            index.add(&pack, &entries);
-        }
-        let after = rss();
-        eprintln!("{} blocks: {} bytes each", n, (after - before) / n);
-        assert!(index.blocks.len() as u64 == n);
-    }
-}
 
 /// A measurement, not a check (run it alone: it reads the process's resident set): the memory
 /// one block takes in the index. `cargo test --release -p backend-s3 --lib

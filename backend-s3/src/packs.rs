@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 /// A pack is written out once it holds this many bytes...
 pub(crate) const PACK_BYTES: usize = 16 << 20;
 /// ...or this many blocks.
-pub(crate) const PACK_BLOCKS: usize = 4096;
+pub(crate) const PACK_BLOCKS: usize = 16384;
 const PACK_MAGIC: &[u8; 8] = b"oreS3pk1";
 const INDEX_MAGIC: &[u8; 8] = b"oreS3ix1";
 /// One table entry: key, offset (u64 LE), length (u32 LE).

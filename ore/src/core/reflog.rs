@@ -15,12 +15,14 @@
 //! chain, or was recorded when it was itself set.
 
 use crate::core::block::Kind;
-use crate::core::entry::encode;
+use crate::core::entry::{decode, encode};
 use crate::core::error::{Error, Result};
 use crate::core::format::parse_tag_value;
 use crate::core::repo::Repo;
 use protocol::{CasOutcome, Key};
 use serde::{Deserialize, Serialize};
+
+mod copy;
 
 /// The tag naming the newest reflog block.
 pub const REFLOG_TAG: &str = protocol::tagrules::REFLOG_TAG;
@@ -130,19 +132,31 @@ pub fn entries(repo: &Repo) -> Result<Vec<RefEntry>> {
 /// compare-and-swap in [`append_with`] notices and the reflog is read again.
 pub struct HeadAhead(std::thread::JoinHandle<Option<Head>>);
 
-/// The reflog's head key and its block as stored (`None, None` when there is no reflog).
-type Head = (Option<Key>, Option<Vec<u8>>);
+/// The reflog's head key and its block (`None, None` when there is no reflog).
+type Head = (Option<Key>, Option<Fetched>);
 
-/// Starts reading the reflog's head and its stored block (see [`HeadAhead`]).
+/// A head block as read ahead: from the store, or this machine's copy (plain, not yet checked
+/// against the key).
+enum Fetched {
+    Stored(Vec<u8>),
+    Copy(Vec<u8>),
+}
+
+/// Starts reading the reflog's head and its block (see [`HeadAhead`]): this machine's copy
+/// when it is the head's, else the store's.
 pub fn read_head_ahead(repo: &Repo) -> HeadAhead {
     let backend = repo.backend().clone();
+    let copy = copy::path(repo);
     HeadAhead(std::thread::spawn(move || {
         let head = match backend.get_tag(REFLOG_TAG).ok()? {
             None => return Some((None, None)),
             Some(v) => parse_tag_value(&v)?,
         };
+        if let Some(plain) = copy.and_then(|p| copy::load(&p, head)) {
+            return Some((Some(head), Some(Fetched::Copy(plain))));
+        }
         let stored = backend.get(head).ok()??;
-        Some((Some(head), Some(stored)))
+        Some((Some(head), Some(Fetched::Stored(stored))))
     }))
 }
 
@@ -173,6 +187,7 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
         let staged = stage(repo, &head, new);
         repo.put_block_durably(Kind::Reflog, &staged.plain)?;
         if swap_head(repo, staged.old_head, staged.key)? {
+            copy::keep(repo, staged.key, &staged.plain);
             return Ok(());
         }
     }
@@ -184,7 +199,13 @@ pub type HeadBlock = (Option<Key>, ReflogBlock);
 fn decode_head(repo: &Repo, (key, stored): Head) -> Result<HeadBlock> {
     match (key, stored) {
         (None, _) => Ok((None, ReflogBlock::default())),
-        (Some(k), Some(stored)) => Ok((Some(k), repo.decode_stored(k, Kind::Reflog, stored)?)),
+        (Some(k), Some(Fetched::Stored(stored))) => {
+            Ok((Some(k), repo.decode_stored(k, Kind::Reflog, stored)?))
+        }
+        (Some(k), Some(Fetched::Copy(plain))) => match copy::checked(repo, k, plain) {
+            Some(plain) => Ok((Some(k), decode(&plain, &k, Kind::Reflog)?)),
+            None => Ok((Some(k), read_block(repo, k)?)),
+        },
         (Some(k), None) => Ok((Some(k), read_block(repo, k)?)),
     }
 }
@@ -371,7 +392,11 @@ impl Repo {
         };
         let recorded = match staged {
             Some(s) if s.entries.len() == 1 && this_move(&s.entries[0]) => {
-                swap_head(self, s.old_head, s.key)
+                let swapped = swap_head(self, s.old_head, s.key);
+                if let Ok(true) = swapped {
+                    copy::keep(self, s.key, &s.plain);
+                }
+                swapped
             }
             _ => Ok(false),
         };

@@ -13,6 +13,7 @@ use crate::core::format::{
 };
 use protocol::{Backend, CasOutcome, Key};
 use serde::de::DeserializeOwned;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Where passphrases come from: called with a prompt, returns the passphrase.
@@ -124,6 +125,26 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
         ))
     };
     let keys = Keys::from_master(&[0; 32], false);
+    // This machine's copy, when it hashes to the key the tag names, is that record byte for
+    // byte: reading it saves a read from the store (a request on an object store, a round
+    // trip over ssh) on every command. The archive must still hold the record; `exists`
+    // answers that from the backend's index where it has one, and a record found missing is
+    // stored again as below.
+    if let Some((copy, path)) = crate::core::formatcopy::load(&key) {
+        if let Ok(plain) = block::open(&keys, &key, Some(Kind::Format), copy.clone()) {
+            if let Ok(false) = backend.exists(&[key]).map(|v| v.first() == Some(&true)) {
+                put_back(
+                    backend,
+                    id,
+                    key,
+                    &copy,
+                    &path,
+                    "it is missing from the archive",
+                );
+            }
+            return Ok(Some((key, FormatRecord::parse(plain.data())?)));
+        }
+    }
     let from_archive = match backend.get(key) {
         Ok(Some(stored)) => block::open(&keys, &key, Some(Kind::Format), stored.clone())
             .map(|plain| (plain, stored)),
@@ -154,21 +175,27 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
                         path.display()
                     ))
                 })?;
-            let stored_again = backend.put(key, &copy).and_then(|()| backend.flush());
-            protocol::log::warning(&format!(
-                "archive {id}: its format record (block {key}) cannot be read ({e}); using this \
-                 machine's copy ({}), which matches its key{}",
-                path.display(),
-                match stored_again {
-                    Ok(()) => String::from("; it was stored in the archive again"),
-                    Err(e) => format!("; storing it in the archive again failed: {e}"),
-                }
-            ));
+            put_back(backend, id, key, &copy, &path, &e.to_string());
             plain
         }
         Err(e) => return Err(e),
     };
     Ok(Some((key, FormatRecord::parse(plain.data())?)))
+}
+
+/// Stores this machine's copy of the format record `key` in the archive again, which lost it
+/// (`why`), and says so.
+fn put_back(backend: &dyn Backend, id: &str, key: Key, copy: &[u8], path: &Path, why: &str) {
+    let stored_again = backend.put(key, copy).and_then(|()| backend.flush());
+    protocol::log::warning(&format!(
+        "archive {id}: its format record (block {key}) cannot be read ({why}); using this \
+         machine's copy ({}), which matches its key{}",
+        path.display(),
+        match stored_again {
+            Ok(()) => String::from("; it was stored in the archive again"),
+            Err(e) => format!("; storing it in the archive again failed: {e}"),
+        }
+    ));
 }
 
 impl Repo {
@@ -586,7 +613,10 @@ fn write_format(
     backend.flush()?;
     let exp = expected.map(|k| k.to_hex());
     match backend.set_tag(FORMAT_TAG, exp.as_deref().map(str::as_bytes), key.to_hex().as_bytes())? {
-        CasOutcome::Done => Ok(key),
+        CasOutcome::Done => {
+            crate::core::formatcopy::keep(&key, &stored);
+            Ok(key)
+        }
         CasOutcome::Conflict { .. } => Err(Error::Archive(
             "the format record was changed by someone else meanwhile; nothing was changed, try again".into(),
         )),

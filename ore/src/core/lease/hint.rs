@@ -30,20 +30,8 @@ impl Hint {
     /// Records that slot `name` was left holding `value`. A hint that cannot be written only
     /// costs the next run a listing.
     pub fn leave(&self, name: &str, value: &[u8]) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = self.0.with_extension(format!("tmp{}", std::process::id()));
         let text = format!("{name}\n{}\n", hex::encode(value));
         // Private, as everything in the cache directory is (the file cache beside it).
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
-        if written.is_err() || std::fs::rename(&tmp, &self.0).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = crate::core::util::write_private(&self.0, text.as_bytes(), false);
     }
 }

@@ -1,0 +1,134 @@
+//! This machine's copies of the format record and of the newest reflog block, beside the file
+//! cache: a run reads them instead of the store when they are exactly the blocks the archive's
+//! tags name, and never trusts one that is not (`core/formatcopy.rs`, `core/reflog/copy.rs`).
+//! The request counts they save on an object store are pinned by `s3_request_budget`.
+
+use ore_tests::ore::{scratch, Ore};
+use std::path::{Path, PathBuf};
+
+fn block_file(fsdir: &Path, key: &str) -> PathBuf {
+    fsdir
+        .join("blocks")
+        .join(&key[..2])
+        .join(&key[2..4])
+        .join(key)
+}
+
+fn tag(fsdir: &Path, name: &str) -> String {
+    std::fs::read_to_string(fsdir.join("tags").join(name))
+        .expect("the tag")
+        .trim()
+        .to_string()
+}
+
+/// The reflog's entries as `ore reflog` lists them (one line each).
+fn reflog_lines(ore: &Ore) -> usize {
+    ore.run(&["reflog"])
+        .expect(0, "reflog")
+        .stdout
+        .lines()
+        .count()
+}
+
+fn archive_with_two_snapshots(d: &Path) -> (Ore, PathBuf, PathBuf) {
+    let fsdir = d.join("fs");
+    let ore = Ore::fs(&fsdir);
+    let src = d.join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("a"), b"one").expect("write");
+    ore.snapshot("t", &src);
+    std::fs::write(src.join("a"), b"two").expect("write");
+    ore.snapshot("t", &src);
+    (ore, fsdir, src)
+}
+
+#[test]
+fn a_snapshot_adds_its_move_to_this_machines_copy_of_the_newest_reflog_block() {
+    let d = scratch();
+    let (ore, fsdir, src) = archive_with_two_snapshots(d.path());
+    let before = reflog_lines(&ore);
+    // The store's copy of the newest reflog block is gone: only this machine's copy can give
+    // the entries the next block must carry on (the old code read the store and failed).
+    let head = tag(&fsdir, "ore:reflog");
+    std::fs::remove_file(block_file(&fsdir, &head)).expect("remove the head block");
+    std::fs::write(src.join("a"), b"three").expect("write");
+    let r = ore
+        .run(&["snapshot", "t", src.to_str().expect("utf-8")])
+        .expect(0, "snapshot");
+    assert!(!r.stderr.contains("reflog"), "{r:?}");
+    assert_ne!(tag(&fsdir, "ore:reflog"), head, "the reflog moved on");
+    assert_eq!(
+        reflog_lines(&ore),
+        before + 1,
+        "every earlier entry is kept"
+    );
+}
+
+#[test]
+fn a_copy_of_the_reflog_head_that_does_not_hash_to_its_key_is_not_used() {
+    let d = scratch();
+    let (ore, fsdir, src) = archive_with_two_snapshots(d.path());
+    let before = reflog_lines(&ore);
+    let format = tag(&fsdir, "ore:format");
+    let copy = ore.cache.join("ore/reflog").join(&format);
+    let mut bytes = std::fs::read(&copy).expect("this machine's copy of the reflog head");
+    assert_eq!(
+        bytes[..32]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        tag(&fsdir, "ore:reflog"),
+        "the copy is of the head"
+    );
+    // Same key, other entries: forged, or damaged on this disk.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&copy, &bytes).expect("damage the copy");
+    std::fs::write(src.join("a"), b"three").expect("write");
+    ore.run(&["snapshot", "t", src.to_str().expect("utf-8")])
+        .expect(0, "snapshot");
+    assert_eq!(
+        reflog_lines(&ore),
+        before + 1,
+        "read from the store instead"
+    );
+    ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn a_damaged_copy_of_the_format_record_is_passed_over_and_replaced() {
+    let d = scratch();
+    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
+    let format = tag(&fsdir, "ore:format");
+    let copy = ore.cache.join("ore/format").join(&format);
+    let stored = std::fs::read(block_file(&fsdir, &format)).expect("the format block");
+    assert_eq!(std::fs::read(&copy).expect("the copy"), stored);
+    let mut bytes = stored.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&copy, &bytes).expect("damage the copy");
+    let r = ore.run(&["ls", "t"]).expect(0, "ls");
+    assert!(!r.stderr.contains("format record"), "{r:?}");
+    assert_eq!(
+        std::fs::read(&copy).expect("the copy"),
+        stored,
+        "the copy was replaced by the archive's record"
+    );
+}
+
+#[test]
+fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_copy() {
+    let d = scratch();
+    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
+    let format = tag(&fsdir, "ore:format");
+    let file = block_file(&fsdir, &format);
+    let stored = std::fs::read(&file).expect("the format block");
+    std::fs::remove_file(&file).expect("lose the record");
+    let r = ore.run(&["ls", "t"]).expect(0, "ls");
+    assert!(
+        r.stderr.contains("using this machine's copy")
+            && r.stderr.contains("stored in the archive again"),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&file).expect("stored again"), stored);
+}
