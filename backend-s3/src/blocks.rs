@@ -47,7 +47,7 @@ pub(crate) struct Blocks {
     index: Arc<RwLock<Index>>,
     open: Mutex<Builder>,
     uploads: Mutex<VecDeque<Upload>>,
-    /// When new index objects were last read.
+    /// When the last refresh that has finished began: everything stored before then is known.
     refreshed: Mutex<Option<std::time::Instant>>,
     /// How old that read may be before an exists batch reads them again.
     exists_wait: Mutex<std::time::Duration>,
@@ -138,10 +138,16 @@ impl Blocks {
     /// everything stored before the caller missed): the reads of a fresh process, which all
     /// miss at once, share one refresh instead of each listing the store (hundreds of LISTs
     /// were seen at the start of a restore).
-    /// Whether the refresh found anything new; `None` when another's refresh served.
-    async fn refresh_after(&self, store: &Store, since: u64) -> Result<Option<bool>> {
+    /// Whether the refresh found anything new; `None` when another's refresh served. With
+    /// `fresh`, a refresh that finished and began within that time serves too.
+    async fn refresh_after(
+        &self,
+        store: &Store,
+        since: u64,
+        fresh: Option<std::time::Duration>,
+    ) -> Result<Option<bool>> {
         let _one = self.refreshing.lock().await;
-        if self.refreshes() > since {
+        if self.refreshes() > since || fresh.is_some_and(|wait| self.refreshed_within(wait)) {
             return Ok(None);
         }
         self.refresh_held(store).await.map(|n| Some(n > 0))
@@ -151,13 +157,21 @@ impl Blocks {
     async fn refresh_held(&self, store: &Store) -> Result<usize> {
         self.refreshes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        *lock(&self.refreshed) = Some(std::time::Instant::now());
+        let began = std::time::Instant::now();
         let seen = read(&self.index).seen().clone();
         let found = index::read_new(store, &seen).await?;
         let new = found.objects.len() + found.dels.len() + found.vanished.len();
-        let mut index = write(&self.index);
-        index::apply(&mut index, found);
+        index::apply(&mut write(&self.index), found);
+        // Only now: a refresh under way has not made anything known yet, and an `exists` that
+        // took its start for a finished read answered "not stored" for blocks the read was
+        // about to find (a fresh process's first `exists` raced a `get` of another thread).
+        *lock(&self.refreshed) = Some(began);
         Ok(new)
+    }
+
+    /// Whether a refresh that has finished began less than `wait` ago.
+    fn refreshed_within(&self, wait: std::time::Duration) -> bool {
+        lock(&self.refreshed).is_some_and(|t| t.elapsed() < wait)
     }
 
     /// Adds a block to the open pack, and starts writing the pack out when it is full.
@@ -273,7 +287,7 @@ impl Blocks {
                 Some(l) => l,
                 None if refreshed => break,
                 None => {
-                    self.refresh_after(store, since).await?;
+                    self.refresh_after(store, since, None).await?;
                     match self.located_except(&key, &gone) {
                         Some(l) => l,
                         None => break,
@@ -293,7 +307,7 @@ impl Blocks {
                 Some(data) => return checked(store, &key, &path, &loc, data).map(Some),
                 None => {
                     missing = Some(path);
-                    self.refresh_after(store, since).await?;
+                    self.refresh_after(store, since, None).await?;
                     refreshed = true;
                     gone.push(loc.pack.clone());
                 }
@@ -316,11 +330,10 @@ impl Blocks {
         let since = self.refreshes();
         let mut out: Vec<bool> = keys.iter().map(|k| self.known(k)).collect();
         let wait = *lock(&self.exists_wait);
-        let fresh = lock(&self.refreshed).is_some_and(|t| t.elapsed() < wait);
-        if out.iter().all(|&b| b) || fresh {
+        if out.iter().all(|&b| b) || self.refreshed_within(wait) {
             return Ok(out);
         }
-        let found = self.refresh_after(store, since).await?;
+        let found = self.refresh_after(store, since, Some(wait)).await?;
         match found {
             Some(true) => *lock(&self.exists_wait) = EXISTS_STALENESS,
             Some(false) => *lock(&self.exists_wait) = (wait * 2).min(EXISTS_STALENESS_MAX),

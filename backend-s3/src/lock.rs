@@ -16,7 +16,7 @@
 //! The condition alone is not trusted to make one taker win: in one run on a machine under
 //! heavy load (load average above 30) SeaweedFS 4.48 let two of eight `If-Match` replaces of
 //! one ETag sent at once both succeed. It was not seen again in 1,650 rounds of bare
-//! conditional PUTs nor in the tag races of `s3_tag_races` (the gateway serialises them with a
+//! conditional PUTs nor in the tag races of `s3_races` (the gateway serialises them with a
 //! lock on its filer), but a lock that lets two repacks delete is worth 2 s. So a taker whose write
 //! succeeded waits [`SETTLE`] (2 s) — until every write that raced its own has landed — and
 //! then reads the lock back: all racers read the same last write, so exactly one finds its

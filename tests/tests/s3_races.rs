@@ -1,7 +1,9 @@
-//! Tag moves that race to the instant on a real SeaweedFS cluster: of several processes'
-//! backends that read one tag and then move it from that value at the same moment, exactly one
-//! is answered `Done` and every other one `Conflict` naming the winner's value, which is what
-//! the tag then holds (LAYOUT.md, "Tags: compare-and-swap on one object each").
+//! What races to the instant on a real SeaweedFS cluster.
+//!
+//! Tag moves: of several processes' backends that read one tag and then move it from that
+//! value at the same moment, exactly one is answered `Done` and every other one `Conflict`
+//! naming the winner's value, which is what the tag then holds (LAYOUT.md, "Tags:
+//! compare-and-swap on one object each").
 //!
 //! This is the guarantee the frontend's leases, its reflog and every snapshot's tag move rest
 //! on, and it rests in turn on the store: each move is one conditional PUT, and the store must
@@ -112,4 +114,46 @@ fn of_moves_of_one_tag_sent_at_the_same_instant_exactly_one_is_done() {
         );
         value = winner;
     }
+}
+
+/// Regression: a fresh process's `exists` that came while a `get` of another thread was
+/// reading the index for the first time took that read, still under way, for one just done,
+/// and answered "not stored" for a stored block (a run then stored its format record again and
+/// warned that the archive had lost it).
+#[test]
+fn an_exists_beside_a_first_read_of_the_index_never_answers_not_stored_for_a_stored_block() {
+    let c = Cluster::start();
+    let mut wrong = Vec::new();
+    for round in 0..20u32 {
+        // Each round its own archive, so that its fresh process starts with an empty index.
+        let prefix = format!("exists-{round}");
+        let writer =
+            backend_s3::S3Backend::open(endpoint(&c, &prefix), Default::default()).expect("open");
+        let keys: Vec<protocol::Key> = (0..2u32)
+            .map(|i| protocol::Key(*blake3::hash(format!("{round} {i}").as_bytes()).as_bytes()))
+            .collect();
+        for k in &keys {
+            writer.put(*k, &k.0).expect("put");
+        }
+        writer.flush().expect("flush");
+        let fresh =
+            backend_s3::S3Backend::open(endpoint(&c, &prefix), Default::default()).expect("open");
+        let answer = std::thread::scope(|s| {
+            let reader = s.spawn(|| fresh.get(keys[0]).expect("get"));
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(round % 4)));
+            let answer = fresh.exists(&keys[1..]).expect("exists");
+            assert!(
+                reader.join().expect("reader").is_some(),
+                "the get finds its block"
+            );
+            answer
+        });
+        if answer != [true] {
+            wrong.push(round);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "exists answered \"not stored\" in rounds {wrong:?}"
+    );
 }
