@@ -303,7 +303,10 @@ fn write_content(
                 first_problem.get_or_insert(damaged(ctx, path, e));
                 break;
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => {
+                ctx.lose_archive(&e);
+                return Err(format!("{}: {e}", path.display()));
+            }
         };
         match (piece, ticket) {
             (Piece::Hole { len }, _) => pos += len,
@@ -311,7 +314,10 @@ fn write_content(
                 let data = match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
                     Ok(stored) => block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), stored),
                     Err(e) if crate::core::repo::is_damage(&e) => Err(e),
-                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                    Err(e) => {
+                        ctx.lose_archive(&e);
+                        return Err(format!("{}: {e}", path.display()));
+                    }
                 };
                 match data {
                     Ok(plain) => {

@@ -27,6 +27,11 @@
 //! is reported with its key, what was wrong and the path it belongs to; the file is left with
 //! the bytes that could be restored, the rest of the restore goes on, and the paths so left are
 //! listed again at the end (`RestoreOutcome::damaged`; `ore restore` then exits 1).
+//!
+//! A read that fails for any other reason (the store stopped answering) ends the restore: no
+//! file is started after it, and the restore fails with one error that names the archive, the
+//! failure and how many files were left, instead of a warning per file. What was restored
+//! stays, and a second run finishes the rest (files found whole are kept).
 
 mod attrs;
 mod dest;
@@ -138,6 +143,10 @@ struct Ctx<'r> {
     skipped: AtomicU64,
     /// The first (by path) of the names `--overwrite never` left alone, as shown.
     first_left: Mutex<Option<PathBuf>>,
+    /// The first failure to read the archive that was not damage (a store that stopped
+    /// answering): files after it are not started, and the restore ends with one error, not
+    /// a warning per file.
+    lost: std::sync::OnceLock<String>,
     other: AtomicU64,
     progress: Arc<Progress>,
     /// Regular files this restore made (or found there and kept), by directory as shown, their
@@ -262,6 +271,25 @@ impl Ctx<'_> {
         lock(&self.warnings).push(msg);
     }
 
+    /// Notes that reading the archive failed with `e` (not damage: it did not answer).
+    fn lose_archive(&self, e: &Error) {
+        let _ = self.lost.set(e.to_string());
+    }
+
+    /// Whether the archive stopped answering: no more files are started.
+    fn archive_lost(&self) -> bool {
+        self.lost.get().is_some()
+    }
+
+    /// A file not restored: its warning, unless it failed only because the archive had
+    /// stopped answering (the restore's error says that once).
+    fn not_restored(&self, msg: String, lost: bool) {
+        self.not_restored.fetch_add(1, Relaxed);
+        if !lost {
+            self.warn(msg);
+        }
+    }
+
     /// The names leading from the top directory to `path` (a directory as shown).
     fn steps(&self, path: &Path) -> Vec<Vec<u8>> {
         path.strip_prefix(&self.top)
@@ -318,6 +346,17 @@ pub fn restore(
         }
         links::make(ctx, &top_dir, snap, sub)
     })?;
+    if let Some(e) = ctx.lost.get() {
+        return Err(Error::Archive(format!(
+            "archive {}: reading it failed during the restore ({e}); {} not restored, and \
+             what was restored stays: run the restore again to finish it",
+            repo.id(),
+            match ctx.not_restored.load(Relaxed) {
+                1 => "1 file was".to_string(),
+                n => format!("{n} files were"),
+            }
+        )));
+    }
     if keep_top {
         ctx.keep_times(&top_dir, &ctx.top, found_top);
     }
@@ -348,6 +387,7 @@ fn new_ctx<'r>(
         bytes: AtomicU64::new(0),
         skipped: AtomicU64::new(0),
         first_left: Mutex::new(None),
+        lost: std::sync::OnceLock::new(),
         other: AtomicU64::new(0),
         progress,
         made: Mutex::new(HashMap::new()),

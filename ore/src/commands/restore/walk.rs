@@ -249,11 +249,14 @@ pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait
 pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> Option<u64> {
     let kind = match &entry.kind {
         EntryKind::File { .. } => {
+            if ctx.archive_lost() {
+                ctx.not_restored(String::new(), true);
+                return None;
+            }
             return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
                 Ok(ino) => ino,
                 Err(msg) => {
-                    ctx.not_restored.fetch_add(1, Relaxed);
-                    ctx.warn(msg);
+                    ctx.not_restored(msg, ctx.archive_lost());
                     None
                 }
             };
