@@ -38,10 +38,12 @@ fn snapshot(o: &Ore, d: &Path, tag: &str, seed: u64) -> String {
     o.snapshot(tag, &src)
 }
 
-/// [`snapshot`] on an archive whose reflog head was in the lost part of the logs: the snapshot
-/// is stored and its tag moves, but the move cannot be recorded, and `ore` says so with exit
-/// status 3 (`tests/tests/reflog_unrecorded.rs`).
+/// [`snapshot`] on an archive whose reflog head was in the lost part of the logs, from a
+/// machine without a copy of that block (a machine that has one carries the reflog on from it,
+/// `tests/tests/local_copies.rs`): the snapshot is stored and its tag moves, but the move
+/// cannot be recorded, and `ore` says so with exit status 3 (`tests/tests/reflog_unrecorded.rs`).
 fn snapshot_with_the_reflog_lost(o: &Ore, d: &Path, tag: &str, seed: u64) -> String {
+    let _ = std::fs::remove_dir_all(o.cache.join("ore/reflog"));
     let src = d.join(format!("src-{seed}"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("file"), ore_tests::trees::bytes(seed, 900_000)).unwrap();

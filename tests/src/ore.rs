@@ -134,6 +134,15 @@ impl Ore {
     }
 }
 
+/// The file of block `key` (64 hex digits) in the backend-fs archive at `fsdir`.
+pub fn block_file(fsdir: &Path, key: &str) -> PathBuf {
+    fsdir
+        .join("blocks")
+        .join(&key[..2])
+        .join(&key[2..4])
+        .join(key)
+}
+
 /// A backend-fs archive in `d/fs` holding one snapshot, tag `t`, of `d/src` (one file `a`),
 /// taken with the cache: the archive, its directory and the source.
 pub fn fs_with_one_snapshot(d: &Path) -> (Ore, PathBuf, PathBuf) {

@@ -7,9 +7,9 @@
 //! answer with an error that stopped `check` and the restore at the first such block, with no
 //! list of damaged blocks and no paths.
 
-use ore_tests::ore::{scratch, Ore};
+use ore_tests::ore::{block_file, scratch, Ore};
 use ore_tests::trees::bytes;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The key `ore ls --json` gives `path` in snapshot `t` (its data chunk, file index or tree).
 fn key_of(ore: &Ore, path: &str, field: &str) -> String {
@@ -21,14 +21,6 @@ fn key_of(ore: &Ore, path: &str, field: &str) -> String {
         }
     }
     panic!("{path} not listed: {}", r.stdout)
-}
-
-fn block_file(fsdir: &Path, key: &str) -> PathBuf {
-    fsdir
-        .join("blocks")
-        .join(&key[..2])
-        .join(&key[2..4])
-        .join(key)
 }
 
 fn flip_byte_in(path: &Path, at: u64) {

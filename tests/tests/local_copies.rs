@@ -3,16 +3,8 @@
 //! tags name, and never trusts one that is not (`core/formatcopy.rs`, `core/reflog/copy.rs`).
 //! The request counts they save on an object store are pinned by `s3_request_budget`.
 
-use ore_tests::ore::{scratch, Ore};
+use ore_tests::ore::{block_file, scratch, Ore};
 use std::path::{Path, PathBuf};
-
-fn block_file(fsdir: &Path, key: &str) -> PathBuf {
-    fsdir
-        .join("blocks")
-        .join(&key[..2])
-        .join(&key[2..4])
-        .join(key)
-}
 
 fn tag(fsdir: &Path, name: &str) -> String {
     std::fs::read_to_string(fsdir.join("tags").join(name))
@@ -31,12 +23,7 @@ fn reflog_lines(ore: &Ore) -> usize {
 }
 
 fn archive_with_two_snapshots(d: &Path) -> (Ore, PathBuf, PathBuf) {
-    let fsdir = d.join("fs");
-    let ore = Ore::fs(&fsdir);
-    let src = d.join("src");
-    std::fs::create_dir(&src).expect("mkdir");
-    std::fs::write(src.join("a"), b"one").expect("write");
-    ore.snapshot("t", &src);
+    let (ore, fsdir, src) = ore_tests::ore::fs_with_one_snapshot(d);
     std::fs::write(src.join("a"), b"two").expect("write");
     ore.snapshot("t", &src);
     (ore, fsdir, src)
