@@ -119,3 +119,22 @@ fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_c
     );
     assert_eq!(std::fs::read(&file).expect("stored again"), stored);
 }
+
+#[test]
+fn check_reads_the_archives_format_record_though_this_machine_has_a_good_copy() {
+    let d = scratch();
+    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
+    let format = tag(&fsdir, "ore:format");
+    let file = block_file(&fsdir, &format);
+    let mut bytes = std::fs::read(&file).expect("the format block");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&file, &bytes).expect("damage the archive's record");
+    // Commands go on from the copy; check names the damage in the archive.
+    ore.run(&["ls", "t"]).expect(0, "ls");
+    let r = ore.run(&["check"]).expect(1, "check");
+    assert!(
+        r.stdout.contains(&format) && r.stdout.contains("format record"),
+        "{r:?}"
+    );
+}
