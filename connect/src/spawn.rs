@@ -57,10 +57,17 @@ pub fn resolve_program(word: &str) -> PathBuf {
     PathBuf::from(word)
 }
 
-/// Environment variables no backend program is given: the passphrases. A backend never needs
-/// them (it stores only what the frontend encrypted), and a program's environment is readable
-/// by its other processes, its crash reports and whatever it starts in turn.
-pub const SECRET_ENV: [&str; 2] = ["ORE_PASSPHRASE", "ORE_NEW_PASSPHRASE"];
+/// Environment variables no backend program is given: the passphrases, and where they come
+/// from (a command line such as `pass show backup` or even `echo SECRET`, a file's path). A
+/// backend never needs them (it stores only what the frontend encrypted), and a program's
+/// environment is readable by its other processes, its crash reports and whatever it starts in
+/// turn.
+pub const SECRET_ENV: [&str; 4] = [
+    "ORE_PASSPHRASE",
+    "ORE_NEW_PASSPHRASE",
+    "ORE_PASSPHRASE_FILE",
+    "ORE_PASSPHRASE_COMMAND",
+];
 
 /// A command for an archive identifier, with its program resolved and the passphrases
 /// ([`SECRET_ENV`]) removed from its environment.

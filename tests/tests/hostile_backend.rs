@@ -216,7 +216,11 @@ fn passphrases_are_not_passed_on_to_backend_programs() {
     );
     let o = Ore::new(format!("sh -c {}", shell_quote(&script)));
     let mut cmd = o.cmd(&["init"]);
-    cmd.env("ORE_NEW_PASSPHRASE", "another secret");
+    // Where a passphrase comes from is kept from it too: a command can hold the secret itself.
+    cmd.env("ORE_NEW_PASSPHRASE", "another secret").env(
+        "ORE_PASSPHRASE_COMMAND",
+        format!("echo {}", shell_quote(&o.passphrase)),
+    );
     ore_tests::ore::Run::of(cmd.output().unwrap()).expect(0, "init");
     let seen = std::fs::read_to_string(&env).unwrap();
     assert!(

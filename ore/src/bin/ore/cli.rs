@@ -15,7 +15,9 @@ use std::path::PathBuf;
   ore -a 'ssh nas backend-splitlog /data' tags  any backend command line is an archive
 
 The archive comes from -a/--archive, ORE_ARCHIVE, or the config file. The passphrase from
-ORE_PASSPHRASE, --passphrase-file, --passphrase-command, the config file, or a prompt.
+--passphrase-file (ORE_PASSPHRASE_FILE), --passphrase-command (ORE_PASSPHRASE_COMMAND),
+ORE_PASSPHRASE, the config file's passphrase_command, or a prompt, in that order. The config
+file is ~/.config/ore/config.toml, or --config (ORE_CONFIG).
 Exit status: 0 success, 1 error, 3 completed with warnings."
 )]
 pub struct Cli {
@@ -43,13 +45,20 @@ pub struct Global {
     )]
     pub archive: Option<String>,
     /// Read the passphrase from the first line of FILE.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, env = "ORE_PASSPHRASE_FILE", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// Run CMD (with sh -c) and use the first line it prints as the passphrase.
-    #[arg(long, global = true, value_name = "CMD")]
+    /// Run CMD (with sh -c) and use the first line it prints as the passphrase; the command
+    /// failing fails the run.
+    #[arg(
+        long,
+        global = true,
+        env = "ORE_PASSPHRASE_COMMAND",
+        value_name = "CMD"
+    )]
     pub passphrase_command: Option<String>,
-    /// Config file (default ~/.config/ore/config.toml; missing is fine).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Config file (default ~/.config/ore/config.toml; missing is fine; a file named here or
+    /// by ORE_CONFIG must exist).
+    #[arg(long, global = true, env = "ORE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print machine-readable JSON (one document, or one per line for lists).
     #[arg(long, global = true)]
@@ -299,6 +308,24 @@ unchanged files are not read again. `prune` removes the caches of archives that 
 exist (their directory is gone, or it holds another archive now); one that cannot be reached
 is kept.")]
     Cache(CacheArgs),
+    /// Print a completion script for a shell.
+    #[command(after_help = "Examples:
+  ore completions bash > ~/.local/share/bash-completion/completions/ore
+  ore completions zsh > ~/.zfunc/_ore        (with fpath+=~/.zfunc before compinit)
+  ore completions fish > ~/.config/fish/completions/ore.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into a directory.
+    #[command(after_help = "Examples:
+  ore man | man -l -
+  ore man --dir ~/.local/share/man/man1      ore.1, ore-snapshot.1, ... (then: man ore-snapshot)")]
+    Man {
+        /// Write ore.1 and ore-COMMAND.1 for every command into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

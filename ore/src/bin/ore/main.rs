@@ -16,6 +16,7 @@ mod keep;
 mod keys;
 mod pass;
 mod save;
+mod shell;
 mod summary;
 
 use anyhow::{anyhow, Context, Result};
@@ -182,6 +183,12 @@ fn draw_until_done(p: &ore::core::progress::Progress) {
 }
 
 fn run(cli: Cli) -> Result<Done> {
+    // Generated from the command line alone: no config, archive or passphrase involved.
+    match &cli.command {
+        Command::Completions { shell } => return shell::completions(*shell),
+        Command::Man { dir } => return shell::man(dir.as_deref()),
+        _ => {}
+    }
     let config = config::load(cli.global.config.as_deref())?;
     let env = Env {
         pass: pass::Source {
@@ -220,6 +227,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::TagHistory(a) => history::tag_history(&env, a),
         Command::RestoreFormat => history::restore_format(&env),
         Command::Cache(a) => cache::run(&env, a),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     };
     // An error the backend answered with does not know which archive it came from: say it.
     result.map_err(|e| {

@@ -77,12 +77,13 @@ fn from_command(cmd: &str) -> Result<Vec<u8>> {
 fn prompt(text: &str) -> Result<Vec<u8>> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
         bail!(
-            "no passphrase: set ORE_PASSPHRASE, or use --passphrase-file or --passphrase-command"
+            "no passphrase: set ORE_PASSPHRASE, or use --passphrase-file (ORE_PASSPHRASE_FILE) \
+             or --passphrase-command (ORE_PASSPHRASE_COMMAND)"
         );
     }
     rpassword::prompt_password(text)
         .map(String::into_bytes)
-        .map_err(|e| anyhow!("no passphrase: could not prompt ({e}); set ORE_PASSPHRASE, or use --passphrase-file or --passphrase-command"))
+        .map_err(|e| anyhow!("no passphrase: could not prompt ({e}); set ORE_PASSPHRASE, or use --passphrase-file (ORE_PASSPHRASE_FILE) or --passphrase-command (ORE_PASSPHRASE_COMMAND)"))
 }
 
 impl Source {
