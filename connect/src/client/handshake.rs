@@ -41,7 +41,19 @@ pub(super) fn handshake(
         let how = shared
             .child_exit()
             .unwrap_or_else(|| "closed its output".to_string());
-        shared.conn_error(format!("the backend {how} {what}"))
+        // The shells' (and ssh's, passing on the remote shell's) codes for a command that
+        // could not be found or run: the usual reason is a backend not installed where it runs.
+        let why = match shared.child_code() {
+            Some(127) => {
+                ": a program it names was not found (for `ssh HOST backend-...`, on that host: \
+                 install the backend there, with `cargo install --locked --path backend-splitlog` \
+                 in an Ore checkout or by copying the binary into a directory on the PATH that \
+                 `ssh HOST 'command -v backend-splitlog'` sees, or give its full path)"
+            }
+            Some(126) => ": a program it names was found but could not be run (not executable?)",
+            _ => "",
+        };
+        shared.conn_error(format!("the backend {how} {what}{why}"))
     };
     match read_magic(input) {
         Ok(()) => {}

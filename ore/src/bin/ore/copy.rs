@@ -18,7 +18,19 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
     } else {
         env.pass.clone()
     };
-    let dst = env.open_other(&a.to, &dst_pass)?;
+    let dst = env.open_other(&a.to, &dst_pass).map_err(|e| {
+        // The source opened with this passphrase: a wrong one here is the destination's.
+        match e.downcast_ref::<ore::core::error::Error>() {
+            Some(ore::core::error::Error::WrongPassphrase { .. }) => anyhow::anyhow!(
+                "the destination archive {}: {e}; give its own passphrase with \
+                 --to-passphrase-file or --to-passphrase-command (the source {} opened with \
+                 the one given)",
+                a.to,
+                env.archive_id().unwrap_or_default()
+            ),
+            _ => e,
+        }
+    })?;
     let o = ore::commands::sync::sync(&src, &dst, &a.tags)?;
     let conflicts = o.tags.iter().filter(|t| t.status == "conflict").count();
     if env.global.json {

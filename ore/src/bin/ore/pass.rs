@@ -74,16 +74,23 @@ fn from_command(cmd: &str) -> Result<Vec<u8>> {
     Ok(line)
 }
 
-fn prompt(text: &str) -> Result<Vec<u8>> {
+/// Where the passphrase of an archive can come from without a terminal.
+const SOURCES: &str = "set ORE_PASSPHRASE, or use --passphrase-file (ORE_PASSPHRASE_FILE) or \
+     --passphrase-command (ORE_PASSPHRASE_COMMAND)";
+
+/// Where a new passphrase (`key add`, `key passwd`) can come from without a terminal.
+const NEW_SOURCES: &str = "set ORE_NEW_PASSPHRASE, or use --new-passphrase-file (ORE_PASSPHRASE \
+     opens the archive; the new passphrase is another)";
+
+/// Asks on the terminal; without one, says where the passphrase can come from instead
+/// (`sources`, and what is missing: `what`).
+fn prompt(text: &str, what: &str, sources: &str) -> Result<Vec<u8>> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
-        bail!(
-            "no passphrase: set ORE_PASSPHRASE, or use --passphrase-file (ORE_PASSPHRASE_FILE) \
-             or --passphrase-command (ORE_PASSPHRASE_COMMAND)"
-        );
+        bail!("no {what}: {sources}");
     }
     rpassword::prompt_password(text)
         .map(String::into_bytes)
-        .map_err(|e| anyhow!("no passphrase: could not prompt ({e}); set ORE_PASSPHRASE, or use --passphrase-file (ORE_PASSPHRASE_FILE) or --passphrase-command (ORE_PASSPHRASE_COMMAND)"))
+        .map_err(|e| anyhow!("no {what}: could not prompt ({e}); {sources}"))
 }
 
 impl Source {
@@ -101,7 +108,7 @@ impl Source {
         if let Some(c) = &self.config_command {
             return from_command(c);
         }
-        prompt(text)
+        prompt(text, "passphrase", SOURCES)
     }
 
     /// A passphrase being chosen (init): from the same sources, or asked twice.
@@ -117,13 +124,13 @@ impl Source {
             }
             return Ok(p);
         }
-        new_prompted()
+        new_prompted("passphrase", SOURCES)
     }
 }
 
-fn new_prompted() -> Result<Vec<u8>> {
-    let a = prompt("New passphrase: ")?;
-    let b = prompt("Repeat it: ")?;
+fn new_prompted(what: &str, sources: &str) -> Result<Vec<u8>> {
+    let a = prompt("New passphrase: ", what, sources)?;
+    let b = prompt("Repeat it: ", what, sources)?;
     if a != b {
         bail!("the two passphrases differ; nothing was changed");
     }
@@ -141,5 +148,5 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<Vec<u8>> {
     if let Some(p) = std::env::var_os("ORE_NEW_PASSPHRASE") {
         return Ok(std::os::unix::ffi::OsStringExt::into_vec(p));
     }
-    new_prompted()
+    new_prompted("new passphrase", NEW_SOURCES)
 }

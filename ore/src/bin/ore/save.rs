@@ -97,6 +97,8 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
 }
 
 pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
+    // First: a signal while the archive is being opened stops the run as well.
+    let interrupted = stop_on_signals()?;
     let repo = env.open()?;
     let id = env.archive_id()?;
     let cache_dir = env
@@ -119,7 +121,10 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         cache: local.cache.clone(),
         skip: local.skip,
         progress: None,
+        interrupted: Some(interrupted),
     };
+    let tag = opts.tag.clone();
+    let interrupted = opts.interrupted.clone();
     let r = with_progress(env, |p| {
         ore::commands::snapshot::snapshot(
             &repo,
@@ -128,7 +133,11 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
                 ..opts
             },
         )
-    })?;
+    });
+    if interrupted.is_some_and(|i| i.load(std::sync::atomic::Ordering::Relaxed)) {
+        say_interrupted(&repo, &tag, r.as_ref().ok());
+    }
+    let r = r?;
     // Note whose cache it is, for `ore cache list` and `ore cache prune`.
     local::remember(local.cache.as_deref(), &id);
     report_snapshot(env, &r, dry_run)?;
@@ -137,6 +146,41 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     } else {
         Done::Clean
     })
+}
+
+/// A flag that SIGINT and SIGTERM set, so that a snapshot stops cleanly before its tag moves
+/// (a second signal ends the process at once, with status 130).
+fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // In this order: the first signal finds the flag unset and only sets it.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone())?;
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+/// Ends an interrupted snapshot with status 130, saying where its tag stands.
+fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome>) -> ! {
+    match finished.and_then(|r| r.key) {
+        Some(key) => {
+            eprintln!("ore: interrupted, but the snapshot had finished: tag {tag} names it ({key})")
+        }
+        None => {
+            let now = match repo.tag(tag) {
+                Ok(Some(k)) => format!("it still names {k}"),
+                Ok(None) => "it does not exist yet".to_string(),
+                Err(e) => format!("its value could not be read: {e}"),
+            };
+            eprintln!(
+                "ore: interrupted: the snapshot was stopped and tag {tag} was not moved ({now}); \
+                 the blocks stored so far stay in the archive, and running the snapshot again \
+                 skips them"
+            );
+        }
+    }
+    std::process::exit(130)
 }
 
 /// Prints what a snapshot run did: its key on stdout, its counts on stderr (or JSON).

@@ -65,6 +65,9 @@ pub struct SnapshotOptions {
     /// Directories never to descend into (the archive itself, the cache).
     pub skip: Vec<PathBuf>,
     pub progress: Option<Arc<Progress>>,
+    /// Set from outside (SIGINT) to stop the run before its tag moves: the walk stops as on
+    /// an error, and a run that has not begun to move its tag returns [`Error::Stopped`].
+    pub interrupted: Option<Arc<AtomicBool>>,
 }
 
 /// What a snapshot run produced.
@@ -128,7 +131,7 @@ impl Ctx<'_> {
     }
 
     pub fn stopped(&self) -> bool {
-        self.stop.load(Relaxed)
+        self.stop.load(Relaxed) || interrupted(self.opts)
     }
 }
 
@@ -354,6 +357,11 @@ struct Done {
     gc_value: Vec<u8>,
 }
 
+/// Whether the run was told to stop from outside (see [`SnapshotOptions::interrupted`]).
+fn interrupted(opts: &SnapshotOptions) -> bool {
+    opts.interrupted.as_ref().is_some_and(|i| i.load(Relaxed))
+}
+
 /// Stores the snapshot block and moves the tag to it; when another run moved the tag
 /// meanwhile, chains onto that run's snapshot instead of losing it, and says so in `raced`.
 fn commit(
@@ -368,6 +376,9 @@ fn commit(
     // The move's reflog block is stored with the snapshot block, under one flush.
     let head = done.reflog_head.take().and_then(|h| h.decoded(repo));
     loop {
+        if interrupted(opts) {
+            return Err(Error::Stopped);
+        }
         snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
         let plain = encode(&snap);
         let key = repo.keys().key_of(Kind::Snapshot as u8, &plain);
