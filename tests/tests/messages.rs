@@ -114,3 +114,54 @@ fn an_interrupted_snapshot_says_its_tag_was_not_moved_and_a_rerun_completes() {
         .expect(0, "the snapshot run again");
     o.run(&["check"]).expect(0, "check");
 }
+
+/// Regression: `ore key passwd` replaced the slot with one under a new id, so notes and scripts
+/// naming the slot went wrong. The slot keeps its id; only the new passphrase opens it.
+#[test]
+fn key_passwd_keeps_the_slots_id() {
+    let d = scratch();
+    let mut o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let id = |o: &Ore| {
+        let r = o.run(&["key", "list"]).expect(0, "key list");
+        r.stdout
+            .split_whitespace()
+            .next()
+            .expect("a slot")
+            .trim_start_matches('*')
+            .to_string()
+    };
+    let before = id(&o);
+    let r = Run::of(
+        o.cmd(&["key", "passwd"])
+            .env("ORE_NEW_PASSPHRASE", "a new one")
+            .output()
+            .expect("ore runs"),
+    )
+    .expect(0, "key passwd");
+    assert!(
+        r.stderr.contains(&format!("key slot {before} changed")),
+        "{r:?}"
+    );
+    let old = o.run(&["key", "list"]);
+    assert_eq!(old.code, 1, "the old passphrase opens nothing: {old:?}");
+    o.passphrase = "a new one".into();
+    assert_eq!(id(&o), before, "the slot kept its id");
+}
+
+/// Regression: `restore --verify` said nothing of what it had checked.
+#[test]
+fn restore_verify_says_what_it_verified() {
+    let d = scratch();
+    let (o, _, src) = ore_tests::ore::fs_with_one_snapshot(d.path());
+    std::fs::write(src.join("b"), ore_tests::trees::bytes(7, 300_000)).expect("write");
+    o.snapshot("t", &src);
+    let dest = d.path().join("out");
+    let r = o
+        .run(&["restore", "t", dest.to_str().expect("utf-8"), "--verify"])
+        .expect(0, "restore --verify");
+    assert!(
+        r.stderr.contains("verified 2 files") && r.stderr.contains("matched its key"),
+        "{r:?}"
+    );
+}

@@ -80,15 +80,18 @@ pub fn remove(repo: &mut Repo, id: &str) -> Result<()> {
     repo.update_format(f)
 }
 
-/// Replaces slot `current` (the one that opened the archive, [`current`]) with a new slot
-/// opened by `passphrase`, in one format record; returns the new slot's id.
+/// Wraps the master key of slot `current` (the one that opened the archive, [`current`])
+/// under `passphrase` instead, in one format record; the slot keeps its id, which is returned.
 pub fn passwd(repo: &mut Repo, current: &str, passphrase: &[u8]) -> Result<String> {
     check_encrypted(repo)?;
-    let slot = repo.new_slot(passphrase, KdfParams::new_default())?;
+    // The slot keeps its id and its place: scripts and notes that name it stay right.
+    let slot = repo.renewed_slot(current, passphrase, KdfParams::new_default())?;
     let id = slot.id.clone();
     let mut f = repo.format().clone();
-    f.key_slots.retain(|s| s.id != current);
-    f.key_slots.push(slot);
+    match f.key_slots.iter_mut().find(|s| s.id == current) {
+        Some(s) => *s = slot,
+        None => f.key_slots.push(slot),
+    }
     repo.update_format(f)?;
     Ok(id)
 }

@@ -170,17 +170,28 @@ pub struct KeySlot {
 }
 
 impl KeySlot {
-    /// Wraps `master` under `passphrase`.
+    /// Wraps `master` under `passphrase`, in a slot with a new id.
     pub fn wrap(
         master: &[u8; 32],
         passphrase: &[u8],
         kdf: KdfParams,
         creator: String,
     ) -> Result<KeySlot> {
+        KeySlot::wrap_as(master, passphrase, kdf, creator, hex::encode(random::<4>()))
+    }
+
+    /// Wraps `master` under `passphrase`, in a slot with id `id` (the id is bound into the
+    /// wrapping, so a slot's bytes cannot be passed off under another id).
+    pub fn wrap_as(
+        master: &[u8; 32],
+        passphrase: &[u8],
+        kdf: KdfParams,
+        creator: String,
+        id: String,
+    ) -> Result<KeySlot> {
         let kek = kdf.derive(passphrase)?;
         let nonce = random::<12>();
         let mut buf = master.to_vec();
-        let id = hex::encode(random::<4>());
         let tag = Cipher::new(&kek).seal(nonce, &slot_aad(&id), &mut buf)?;
         buf.extend_from_slice(&tag);
         Ok(KeySlot {

@@ -410,6 +410,11 @@ impl Repo {
         KeySlot::wrap(&self.master, passphrase, kdf, creator())
     }
 
+    /// Slot `id` again, under a new passphrase (`key passwd`: the id a user noted stays).
+    pub fn renewed_slot(&self, id: &str, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
+        KeySlot::wrap_as(&self.master, passphrase, kdf, creator(), id.to_string())
+    }
+
     /// Stores a block unless the archive has it; returns its key and the stored size when it
     /// was new.
     pub fn put_block(&self, kind: Kind, plain: &[u8]) -> Result<(Key, Option<u64>)> {

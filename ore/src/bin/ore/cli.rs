@@ -629,7 +629,7 @@ pub enum KeyCommand {
     #[command(after_help = "Example:
   ore key remove 3fa9c1d2          an id from `ore key list`")]
     Remove { id: String },
-    /// Change the passphrase of the slot that opened the archive.
+    /// Change the passphrase of the slot that opened the archive (the slot keeps its id).
     #[command(after_help = "Examples:
   ore key passwd
   ore key passwd --new-passphrase-file new.txt")]

@@ -234,6 +234,7 @@ fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<()> 
 pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     let (name, path) = ore::core::spec::split_path(&a.snapshot);
     let (repo, snap) = env.open_at(name)?;
+    let verify = a.verify;
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
             OverwriteArg::Never => Overwrite::Never,
@@ -262,6 +263,15 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         env.json(&json!({"restored": r, "seconds": secs}))?;
     } else if !env.global.quiet {
         report_restore(&r, secs);
+        if verify {
+            eprintln!(
+                "verified {} files ({}): each read back from disk after it was written, and \
+                 every chunk matched its key in the snapshot, every hole was zeros, every size \
+                 was right",
+                r.verified,
+                human_bytes(r.verified_bytes)
+            );
+        }
     }
     restore_status(&r)
 }

@@ -113,6 +113,8 @@ pub(super) fn restore_file(
     }
     if ctx.opts.verify {
         verify(ctx, &f, &path, content, *size).map_err(discard)?;
+        ctx.verified.fetch_add(1, Relaxed);
+        ctx.verified_bytes.fetch_add(*size, Relaxed);
     }
     let ino = crate::core::fsys::fstat(&f)
         .map_err(|err| discard(format!("{}: {err}", path.display())))?

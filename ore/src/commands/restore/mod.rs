@@ -100,6 +100,10 @@ pub struct RestoreOutcome {
     /// restored one) or that read back differently with `--verify`, hard links not made, and
     /// directories that could not be made or entered (a symlink in their place, say).
     pub not_restored: u64,
+    /// With `--verify`: files read back after writing whose every byte matched the snapshot
+    /// (each chunk's keyed hash, holes as zeros, the size), and their bytes.
+    pub verified: u64,
+    pub verified_bytes: u64,
 }
 
 /// Restore threads when the backend pipelines (most of them wait for the link).
@@ -137,6 +141,9 @@ struct Ctx<'r> {
     /// Paths [`Ctx::damaged`] was told about.
     damaged: Mutex<Vec<PathBuf>>,
     not_restored: AtomicU64,
+    /// Files read back and found to match the snapshot (`--verify`), and their bytes.
+    verified: AtomicU64,
+    verified_bytes: AtomicU64,
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
@@ -382,6 +389,8 @@ fn new_ctx<'r>(
         incomplete: AtomicBool::new(false),
         damaged: Mutex::new(Vec::new()),
         not_restored: AtomicU64::new(0),
+        verified: AtomicU64::new(0),
+        verified_bytes: AtomicU64::new(0),
         files: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
@@ -431,6 +440,8 @@ fn outcome(ctx: &Ctx) -> RestoreOutcome {
         incomplete: ctx.incomplete.load(Relaxed),
         damaged,
         not_restored: ctx.not_restored.load(Relaxed),
+        verified: ctx.verified.load(Relaxed),
+        verified_bytes: ctx.verified_bytes.load(Relaxed),
         warnings,
     }
 }
