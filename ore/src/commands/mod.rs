@@ -34,6 +34,7 @@ pub mod reflog;
 pub mod reset;
 pub mod restore;
 pub mod snapshot;
+pub mod snapshots;
 pub mod sync;
 pub mod tag_history;
 pub mod tags;

@@ -240,6 +240,31 @@ pub fn return_large_buffers() {
     }
 }
 
+/// `ns` (since the epoch) as the time on this machine's clock, with its offset from UTC
+/// (`2026-12-05 23:40:12 +09:00`; the zone from `TZ`, else the system's), or in UTC with
+/// `utc`. `jiff` knows the zones' rules (summer time included): a zone database is built in,
+/// for machines without `/usr/share/zoneinfo`.
+pub fn format_zoned(ns: i64, utc: bool) -> String {
+    zoned(ns, utc, "%Y-%m-%d %H:%M:%S %:z")
+}
+
+/// [`format_zoned`] as RFC 3339 (`2026-12-05T23:40:12+09:00`), for JSON.
+pub fn rfc3339_zoned(ns: i64, utc: bool) -> String {
+    zoned(ns, utc, "%Y-%m-%dT%H:%M:%S%:z")
+}
+
+fn zoned(ns: i64, utc: bool, format: &str) -> String {
+    let zone = if utc {
+        jiff::tz::TimeZone::UTC
+    } else {
+        jiff::tz::TimeZone::system()
+    };
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => t.to_zoned(zone).strftime(format).to_string(),
+        Err(_) => format_time(ns),
+    }
+}
+
 /// Writes `bytes` to `path` whole or not at all (a temporary file, synced, then renamed), the
 /// file private to this user (0600) and its directory created private (0700): how the small
 /// files beside the file cache are written. `sync`: on disk before the rename (for a copy that

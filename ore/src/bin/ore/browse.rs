@@ -1,7 +1,7 @@
 //! `ore ls`, `ore cat`, `ore log`, `ore tags`, `ore fork`: how each prints. What they read and
 //! change is in `ore::commands::{ls, cat, log, tags, fork}`.
 
-use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs};
+use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs, SnapshotsArgs};
 use crate::{out, out_bytes, Done, Env};
 use anyhow::{bail, Context, Result};
 use ore::commands::ls::Listing;
@@ -162,6 +162,7 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
                 s.stats.files,
                 ore::core::util::human_bytes(s.stats.bytes)
             );
+            line.push_str(&format!("  {}", paths(s)));
             if s.warnings_total > 0 {
                 line.push_str(&format!("  {} warning(s)", s.warnings_total));
             }
@@ -171,6 +172,66 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
             line.push('\n');
             out(&line)?;
         }
+    }
+    Ok(Done::Clean)
+}
+
+/// A snapshot's paths, as one column (separated by spaces).
+fn paths(s: &ore::core::entry::Snapshot) -> String {
+    s.paths
+        .iter()
+        .map(|p| show(p))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn snapshots(env: &Env, a: SnapshotsArgs) -> Result<Done> {
+    let repo = env.open_brief()?;
+    let filter = ore::commands::snapshots::Filter {
+        tags: a.tag,
+        hosts: a.host,
+        paths: a
+            .path
+            .iter()
+            .map(|p| {
+                let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                ore::core::util::path_bytes(&p).to_vec()
+            })
+            .collect(),
+    };
+    let listed = ore::commands::snapshots::snapshots(&repo, &filter)?;
+    for l in &listed {
+        let s = &l.snapshot;
+        if env.global.json {
+            env.json(&json!({
+                "key": l.key.to_hex(), "names": l.names,
+                "time": ore::core::util::rfc3339_zoned(s.time, a.utc), "time_ns": s.time,
+                "tag": s.tag, "host": s.host, "user": s.user,
+                "paths": s.paths.iter().map(|p| show(p)).collect::<Vec<_>>(),
+                "files": s.stats.files, "bytes": s.stats.bytes,
+                "warnings": s.warnings_total, "comment": s.comment,
+            }))?;
+            continue;
+        }
+        let mut line = format!(
+            "{}  {}  {}  {}@{}  {}  {} files  {}",
+            &l.key.to_hex()[..12],
+            ore::core::util::format_zoned(s.time, a.utc),
+            l.names.join(","),
+            s.user,
+            s.host,
+            paths(s),
+            s.stats.files,
+            ore::core::util::human_bytes(s.stats.bytes)
+        );
+        if s.warnings_total > 0 {
+            line.push_str(&format!("  {} warning(s)", s.warnings_total));
+        }
+        line.push('\n');
+        out(&line)?;
+    }
+    if !env.global.json && !env.global.quiet {
+        eprintln!("{} snapshot(s)", listed.len());
     }
     Ok(Done::Clean)
 }

@@ -143,6 +143,14 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore log home
   ore log home --json | jq -r .key")]
     Log(LogArgs),
+    /// List every snapshot of every tag, oldest first: key, time (local, with its offset),
+    /// names (TAG~N), user@host, paths, files, size, warnings.
+    #[command(after_help = "Examples:
+  ore snapshots
+  ore snapshots --tag home --host laptop
+  ore snapshots --path /home/me --utc
+  ore snapshots --json | jq -r 'select(.warnings > 0) | .key'")]
+    Snapshots(SnapshotsArgs),
     /// List tags and the snapshot each names.
     #[command(after_help = "Examples:
   ore tags
@@ -603,6 +611,23 @@ pub struct CatArgs {
 #[derive(Args, Debug)]
 pub struct LogArgs {
     pub tag: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Only snapshots of this tag (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Only snapshots taken on this host (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Only snapshots that saved this path (repeatable; relative paths are taken from the
+    /// current directory).
+    #[arg(long, value_name = "PATH")]
+    pub path: Vec<PathBuf>,
+    /// Times in UTC, not this machine's zone (for scripts).
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(Args, Debug)]

@@ -210,6 +210,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Ls(a) => browse::ls(&env, a),
         Command::Cat(a) => browse::cat(&env, a),
         Command::Log(a) => browse::log(&env, a),
+        Command::Snapshots(a) => browse::snapshots(&env, a),
         Command::Tags => browse::tags(&env),
         Command::Fork(a) => browse::fork(&env, a),
         Command::Key(k) => keys::run(&env, k),
