@@ -101,3 +101,23 @@ fn log_shows_each_snapshots_paths() {
         "{newest}"
     );
 }
+
+#[test]
+fn a_snapshot_keeps_the_host_name_it_was_given_and_is_found_by_it() {
+    let d = scratch();
+    let (o, a, _) = archive(d.path());
+    let sa = a.to_str().expect("utf-8");
+    o.run(&["snapshot", "nas", sa, "--host", "old-nas"])
+        .expect(0, "snapshot --host");
+    let r = o
+        .run(&["snapshots", "--host", "old-nas"])
+        .expect(0, "snapshots");
+    assert_eq!(r.stdout.lines().count(), 1, "{r:?}");
+    assert!(
+        r.stdout.contains("nas~0") && r.stdout.contains("@old-nas"),
+        "{r:?}"
+    );
+    let bad = o.run(&["snapshot", "nas", sa, "--host", ""]);
+    assert_eq!(bad.code, 1, "an empty host name is refused: {bad:?}");
+    assert!(bad.stderr.contains("not a host name"), "{bad:?}");
+}

@@ -80,6 +80,16 @@ pub struct Global {
     pub timeout: std::time::Duration,
 }
 
+/// A host name: not empty, one line, at most 255 bytes.
+fn host_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) {
+        return Err(format!(
+            "{s:?} is not a host name: it must be 1 to 255 bytes, without control characters"
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// Reads a number of snapshots to keep, saying what is wrong with one that is not.
 fn count(s: &str) -> Result<u32, String> {
     match s.trim().parse::<i64>() {
@@ -541,6 +551,10 @@ pub struct SnapshotArgs {
     /// A note kept with the snapshot.
     #[arg(long, default_value = "")]
     pub comment: String,
+    /// The host name kept with the snapshot (default: this machine's), for `ore snapshots
+    /// --host`: a machine renamed, or several backing up under one name.
+    #[arg(long, value_name = "NAME", value_parser = host_name)]
+    pub host: Option<String>,
     /// Leave out paths matching PATTERN (gitignore syntax); may be repeated. An absolute path
     /// (or glob) below the snapshotted directory means that path (`--exclude ~/Documents`);
     /// another leading `/` anchors at the snapshotted directory, as in .gitignore.

@@ -122,6 +122,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         skip: local.skip,
         progress: None,
         interrupted: Some(interrupted),
+        host: a.host,
     };
     let tag = opts.tag.clone();
     let interrupted = opts.interrupted.clone();

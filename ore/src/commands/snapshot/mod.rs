@@ -68,6 +68,8 @@ pub struct SnapshotOptions {
     /// Set from outside (SIGINT) to stop the run before its tag moves: the walk stops as on
     /// an error, and a run that has not begun to move its tag returns [`Error::Stopped`].
     pub interrupted: Option<Arc<AtomicBool>>,
+    /// The host name kept in the snapshot (`None`: this machine's).
+    pub host: Option<String>,
 }
 
 /// What a snapshot run produced.
@@ -334,7 +336,11 @@ fn snapshot_of(
         previous: parent.into_iter().collect(),
         root,
         time,
-        host: crate::core::util::hostname(),
+        host: ctx
+            .opts
+            .host
+            .clone()
+            .unwrap_or_else(crate::core::util::hostname),
         user: crate::core::meta::username(),
         tag: ctx.opts.tag.clone(),
         paths: paths
