@@ -92,7 +92,16 @@ fn an_interrupted_snapshot_says_its_tag_was_not_moved_and_a_rerun_completes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("ore snapshot starts");
-    std::thread::sleep(Duration::from_millis(300));
+    // The run starts its backend only after it has set up its handling of the signal: once
+    // the backend is up, the signal cannot come too early, and the archive is still opening.
+    let started = std::time::Instant::now();
+    while !has_child(child.id()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the backend never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -164,4 +173,19 @@ fn restore_verify_says_what_it_verified() {
         r.stderr.contains("verified 2 files") && r.stderr.contains("matched its key"),
         "{r:?}"
     );
+}
+
+/// Whether process `pid` has a child process (read from /proc).
+fn has_child(pid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|stat| {
+            // pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
 }
