@@ -17,7 +17,9 @@
 //!   shut, and no replay quietly rolls a tag back to an older value ([`damage`]).
 //!
 //! One process at a time may open an archive ([`logs::ArchiveLock`]); the lock is a `flock`,
-//! so it dies with its process and is never left stale.
+//! so it dies with its process and is never left stale. A lock found held is tried again for
+//! up to 200 ms before the archive is called in use: a holder's child process may keep it for
+//! the moment between its start and its exec.
 
 mod admin;
 mod compact;

@@ -495,13 +495,28 @@ impl ArchiveLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock on a descriptor we own.
-        let r = unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
+        // A lock released a moment ago may still be held for a moment by a child process of
+        // the last holder, forked by another of its threads and not yet exec'd (the descriptor
+        // is close-on-exec, but shared until then): a holder that dropped the archive and
+        // opened it again was refused, rarely, while another thread started a program. So
+        // the lock is tried for up to 200 ms before the archive is called in use.
+        let try_lock = || {
+            // SAFETY: flock on a descriptor we own.
+            unsafe {
+                libc::flock(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    libc::LOCK_EX | libc::LOCK_NB,
+                )
+            }
         };
+        let mut r = try_lock();
+        for _ in 0..40 {
+            if r == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            r = try_lock();
+        }
         if r != 0 {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
