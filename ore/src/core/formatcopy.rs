@@ -9,10 +9,10 @@
 //! names, it is that record byte for byte (a copy can never stand in for another record), and
 //! it saves every command a read from the store. The run then asks the backend whether the
 //! archive still holds the record (`exists`, answered from memory by backends that index their
-//! blocks), and where it does not, or where there is no good copy here and the archive's cannot
-//! be read, the copy is stored in the archive again, where the store allows (a block in a lost
-//! splitlog log counts as absent, so the put lands; a damaged block file is never overwritten,
-//! and `ore check` names it).
+//! blocks), and where it does not, the copy is stored in the archive again, where the store
+//! allows (a block in a lost splitlog log counts as absent, so the put lands; a damaged block
+//! file is never overwritten, and `ore check` names it). Without a copy that matches, the
+//! archive's record is read, and its loss is an error that says so.
 //!
 //! The copy holds nothing the archive does not: the key slots stay sealed by their passphrases
 //! (argon2id). It does let whoever can read this user's cache directory guess passphrases

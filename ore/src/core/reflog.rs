@@ -186,8 +186,7 @@ pub fn append_with(repo: &Repo, new: &[RefEntry], ahead: Option<HeadAhead>) -> R
         };
         let staged = stage(repo, &head, new);
         repo.put_block_durably(Kind::Reflog, &staged.plain)?;
-        if swap_head(repo, staged.old_head, staged.key)? {
-            copy::keep(repo, staged.key, &staged.plain);
+        if swap_head(repo, staged.old_head, staged.key, Some(&staged.plain))? {
             return Ok(());
         }
     }
@@ -269,14 +268,20 @@ pub fn reset_head(repo: &Repo, key: Key) -> Result<bool> {
     Ok(matches!(out, CasOutcome::Done))
 }
 
-fn swap_head(repo: &Repo, old: Option<Key>, new: Key) -> Result<bool> {
+/// Moves `ore:reflog` from `old` to `new`; `false` when another run moved it first. With the
+/// new block's plain bytes, this machine keeps them as its copy of the head (`copy`).
+fn swap_head(repo: &Repo, old: Option<Key>, new: Key, plain: Option<&[u8]>) -> Result<bool> {
     let exp = old.map(|k| k.to_hex());
     let out = repo.backend().set_tag(
         REFLOG_TAG,
         exp.as_deref().map(str::as_bytes),
         new.to_hex().as_bytes(),
     )?;
-    Ok(matches!(out, CasOutcome::Done))
+    let done = matches!(out, CasOutcome::Done);
+    if let (true, Some(plain)) = (done, plain) {
+        copy::keep(repo, new, plain);
+    }
+    Ok(done)
 }
 
 /// Drops the entries older than `cutoff` (ns since the epoch); returns how many were dropped.
@@ -333,7 +338,7 @@ fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usi
             }
         };
         repo.backend().flush()?;
-        if swap_head(repo, old_head, new_head)? {
+        if swap_head(repo, old_head, new_head, None)? {
             return Ok((dropped, keep.len()));
         }
     }
@@ -392,11 +397,7 @@ impl Repo {
         };
         let recorded = match staged {
             Some(s) if s.entries.len() == 1 && this_move(&s.entries[0]) => {
-                let swapped = swap_head(self, s.old_head, s.key);
-                if let Ok(true) = swapped {
-                    copy::keep(self, s.key, &s.plain);
-                }
-                swapped
+                swap_head(self, s.old_head, s.key, Some(&s.plain))
             }
             _ => Ok(false),
         };

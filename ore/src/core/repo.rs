@@ -130,15 +130,16 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
     // trip over ssh) on every command. The archive must still hold the record; `exists`
     // answers that from the backend's index where it has one, and a record found missing is
     // stored again as below.
-    if let Some((copy, path)) = crate::core::formatcopy::load(&key) {
-        if let Ok(plain) = block::open(&keys, &key, Some(Kind::Format), copy.clone()) {
+    let copy = crate::core::formatcopy::load(&key);
+    if let Some((bytes, path)) = &copy {
+        if let Ok(plain) = block::open(&keys, &key, Some(Kind::Format), bytes.clone()) {
             if let Ok(false) = backend.exists(&[key]).map(|v| v.first() == Some(&true)) {
                 put_back(
                     backend,
                     id,
                     key,
-                    &copy,
-                    &path,
+                    bytes,
+                    path,
                     "it is missing from the archive",
                 );
             }
@@ -160,23 +161,16 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
             crate::core::formatcopy::keep(&key, &stored);
             plain
         }
+        // Nothing here can stand in: a copy that matched the key was used above.
         Err(e @ (Error::Corrupt { .. } | Error::Missing { .. } | Error::Archive(_))) => {
-            // This machine's copy, if it has one and it is the very record the tag names.
-            let Some((copy, path)) = crate::core::formatcopy::load(&key) else {
-                return Err(match e {
-                    Error::Archive(_) => e,
-                    other => lost(other.to_string()),
-                });
-            };
-            let plain =
-                block::open(&keys, &key, Some(Kind::Format), copy.clone()).map_err(|_| {
-                    lost(format!(
-                        "{e} (and this machine's copy in {} does not match it)",
-                        path.display()
-                    ))
-                })?;
-            put_back(backend, id, key, &copy, &path, &e.to_string());
-            plain
+            return Err(match (&copy, e) {
+                (Some((_, path)), e) => lost(format!(
+                    "{e} (and this machine's copy in {} does not match it)",
+                    path.display()
+                )),
+                (None, e @ Error::Archive(_)) => e,
+                (None, other) => lost(other.to_string()),
+            })
         }
         Err(e) => return Err(e),
     };
