@@ -8,7 +8,7 @@
 //! huge listing is printed as it is read and never held whole.
 
 use crate::core::entry::{Entry, EntryKind, Snapshot};
-use crate::core::error::Error;
+use crate::core::error::{Error, WalkError};
 use crate::core::repo::Repo;
 use crate::core::tree::{DirTree, Reader};
 use crate::core::util::show;
@@ -42,37 +42,17 @@ pub fn ls<'r>(
     })
 }
 
-/// An error met while listing, with the directory that was being read when it was met (not
-/// given when the walk refused to go deeper: that error names the path itself).
-#[derive(Debug)]
-pub struct ListError {
-    /// "reading directory `a/b`" or "reading the snapshot's top directory".
-    pub reading: Option<String>,
-    pub error: Error,
-}
-
-impl std::fmt::Display for ListError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.reading {
-            Some(r) => write!(f, "{r}: {}", self.error),
-            None => write!(f, "{}", self.error),
-        }
-    }
-}
-
-impl std::error::Error for ListError {}
-
 /// The entries below a directory, depth first, each with its path from the snapshot's root.
 pub struct Walk<'r> {
     repo: &'r Repo,
     open: Vec<(Reader<'r, DirTree>, String)>,
     recursive: bool,
     /// The error to end with after the entry just returned (a directory too deep to enter).
-    next_error: Option<ListError>,
+    next_error: Option<WalkError>,
 }
 
 impl Iterator for Walk<'_> {
-    type Item = Result<(String, Entry), ListError>;
+    type Item = Result<(String, Entry), WalkError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(e) = self.next_error.take() {
@@ -92,7 +72,7 @@ impl Iterator for Walk<'_> {
                         p => format!("reading directory `{}`", crate::core::depth::shortened(p)),
                     };
                     self.open.clear();
-                    return Some(Err(ListError {
+                    return Some(Err(WalkError {
                         reading: Some(reading),
                         error,
                     }));
@@ -108,7 +88,7 @@ impl Iterator for Walk<'_> {
                     // The entry is listed; the walk ends with the error after it.
                     self.open.clear();
                     let error = crate::core::depth::too_deep(*tree, &path);
-                    self.next_error = Some(ListError {
+                    self.next_error = Some(WalkError {
                         reading: None,
                         error,
                     });

@@ -10,8 +10,9 @@
 //! (`ore restore-format`, `ore gc`'s options) stays in the binary.
 //!
 //! - making and reading back snapshots: [`snapshot`], [`restore`], [`dump`] (one stream);
-//! - looking: [`ls`], [`cat`], [`log`], [`tags`], [`diff`], [`explore`] and [`mount`] (which
-//!   walk the archive as one tree of names, [`crate::core::vtree`]);
+//! - looking: [`ls`], [`cat`], [`log`], [`tags`], [`snapshots`], [`find`], [`diff`],
+//!   [`explore`] and [`mount`] (which walk the archive as one tree of names,
+//!   [`crate::core::vtree`]);
 //! - keeping the archive sound: [`check`] (with `--compare` and `--unverified`), [`gc`],
 //!   [`forget`], [`sync`];
 //! - tags and their history: [`fork`], [`reset`], [`reflog`], [`tag_history`];
@@ -23,6 +24,7 @@ pub mod check;
 pub mod diff;
 pub mod dump;
 pub mod explore;
+pub mod find;
 pub mod forget;
 pub mod fork;
 pub mod gc;

@@ -1,15 +1,9 @@
-//! `ore snapshots`: every snapshot of every tag, oldest first, narrowed by tag, host and path.
-//!
-//! Snapshots are reached only through tags: each tag names its newest, and each snapshot names
-//! the one before it. A fork shares the older part of its chain with the tag it came from, so
-//! a snapshot can be reached under several names (`home~3` and `home-old~0`); it is listed
-//! once, with every name that reaches it, since its key is what scripts keep.
+//! `ore snapshots`: every snapshot of every tag, oldest first, narrowed by tag, host and path
+//! (the listing itself is [`crate::core::chains`]).
 
-use crate::core::entry::Snapshot;
+pub use crate::core::chains::Listed;
 use crate::core::error::Result;
 use crate::core::repo::Repo;
-use protocol::Key;
-use std::collections::HashMap;
 
 /// What to list: empty fields take everything.
 #[derive(Debug, Default)]
@@ -22,40 +16,9 @@ pub struct Filter {
     pub paths: Vec<Vec<u8>>,
 }
 
-/// One snapshot, with every `TAG~N` that reaches it.
-#[derive(Debug)]
-pub struct Listed {
-    pub key: Key,
-    pub names: Vec<String>,
-    pub snapshot: Snapshot,
-}
-
 /// Every snapshot that passes `filter`, oldest first (then by key).
 pub fn snapshots(repo: &Repo, filter: &Filter) -> Result<Vec<Listed>> {
-    let mut out: Vec<Listed> = Vec::new();
-    let mut at: HashMap<Key, usize> = HashMap::new();
-    for (tag, _) in repo.tags()? {
-        if !filter.tags.is_empty() && !filter.tags.contains(&tag) {
-            continue;
-        }
-        for (n, (key, snapshot)) in crate::core::spec::chain(repo, &tag)?
-            .into_iter()
-            .enumerate()
-        {
-            let name = format!("{tag}~{n}");
-            match at.get(&key) {
-                Some(&i) => out[i].names.push(name),
-                None => {
-                    at.insert(key, out.len());
-                    out.push(Listed {
-                        key,
-                        names: vec![name],
-                        snapshot,
-                    });
-                }
-            }
-        }
-    }
+    let mut out = crate::core::chains::every(repo, &filter.tags)?;
     out.retain(|l| {
         let s = &l.snapshot;
         (filter.hosts.is_empty() || filter.hosts.contains(&s.host))
@@ -64,6 +27,5 @@ pub fn snapshots(repo: &Repo, filter: &Filter) -> Result<Vec<Listed>> {
                     .iter()
                     .any(|p| filter.paths.iter().any(|f| **p == **f)))
     });
-    out.sort_by_key(|l| (l.snapshot.time, l.key));
     Ok(out)
 }

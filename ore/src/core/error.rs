@@ -58,6 +58,36 @@ pub enum Error {
     },
 }
 
+/// An error met while walking a snapshot's directories, with what was being read when it was
+/// met ("reading directory `a/b`", and for a walk of many snapshots which one), so that a
+/// damaged or crafted directory is named by its path as well as its block. `None` when the
+/// error names its place itself (a directory too deep to enter names its path).
+#[derive(Debug)]
+pub struct WalkError {
+    pub reading: Option<String>,
+    pub error: Error,
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reading {
+            Some(r) => write!(f, "{r}: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for WalkError {}
+
+impl From<Error> for WalkError {
+    fn from(error: Error) -> WalkError {
+        WalkError {
+            reading: None,
+            error,
+        }
+    }
+}
+
 /// Result with the frontend's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

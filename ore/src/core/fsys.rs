@@ -17,6 +17,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 mod at;
+mod remove;
 pub(crate) use at::{check, timespecs};
 pub use at::{one_name, raise_fd_limit, Node};
 

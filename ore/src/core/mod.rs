@@ -6,14 +6,16 @@
 //! encryption, the key check) under the keys of [`crypto`]; [`entry`] and [`tree`] define what
 //! blocks hold and how long lists become trees of blocks; [`repo`] is an opened archive, and
 //! [`reflog`] and [`lease`] keep its tags' history and keep gc and writers apart. [`reach`]
-//! walks everything the roots reach; [`vtree`] shows the archive as one tree of names. FORMAT.md beside this crate is the normative description
-//! of everything stored.
+//! walks everything the roots reach, and [`chains`] lists every snapshot the tags reach;
+//! [`vtree`] shows the archive as one tree of names. FORMAT.md beside this crate is the
+//! normative description of everything stored.
 //!
 //! The commands ([`crate::commands`]) are built on this API alone; nothing here knows of a
 //! command line, a terminal or a prompt.
 
 pub mod archive;
 pub mod block;
+pub mod chains;
 pub mod crypto;
 pub mod depth;
 pub mod entry;

@@ -40,7 +40,7 @@ fn size_of(e: &Entry) -> u64 {
     }
 }
 
-fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
+pub fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
     let mut v = json!({
         "path": path,
         "name": show(&e.name),

@@ -3,6 +3,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod look;
+pub use look::*;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ore",
@@ -135,7 +138,11 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore restore home /tmp/home                 everything
   ore restore home~1:Documents /tmp/docs     one directory of the snapshot before
   ore restore home@2026-06-01:.bashrc .      one file as it was on June 1st
-  ore restore 3fa9c1 /tmp/x --verify         by key prefix, re-reading what was written")]
+  ore restore 3fa9c1 /tmp/x --verify         by key prefix, re-reading what was written
+  ore restore home /tmp/x --include '*.pdf' --exclude 'old/'
+                                             every PDF, with the directories on the way
+  ore restore home ~/ --delete --dry-run     what making ~/ match the snapshot would do
+  ore restore home ~/ --delete               ... and do it (each removal is printed)")]
     Restore(RestoreArgs),
     /// List the files of a snapshot.
     #[command(after_help = "Examples:
@@ -148,6 +155,19 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore cat home:.bashrc | less
   ore cat 'home@2026-06-01:notes/todo.txt' > todo-then.txt")]
     Cat(CatArgs),
+    /// Find which snapshots hold a name (a glob), with each match's size and time.
+    #[command(
+        after_help = "A pattern without `/` is matched against each name; with a `/`,
+against the whole path from the snapshot's root (as `ore ls SNAPSHOT:PATH` takes it), where
+`*` stays within one name and `**` crosses directories.
+
+Examples:
+  ore find '*.pdf'
+  ore find 'home/me/**/report*' --tag home --newer 30d
+  ore find -i readme --older 2026-01-01
+  ore find '*.sql' --json | jq -r '.snapshot + \" \" + .path'"
+    )]
+    Find(FindArgs),
     /// Show the snapshots of a tag, newest first.
     #[command(after_help = "Examples:
   ore log home
@@ -397,16 +417,6 @@ pub struct CheckArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct DiffArgs {
-    /// The older snapshot.
-    pub a: String,
-    /// The newer snapshot.
-    pub b: String,
-    /// Only this directory (or file) of both.
-    pub path: Option<String>,
-}
-
-#[derive(Args, Debug)]
 pub struct SyncArgs {
     /// The destination archive.
     #[arg(long, value_name = "ARCHIVE-ID")]
@@ -593,63 +603,32 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot.
     #[arg(long)]
     pub verify: bool,
-    /// What to do with what already exists: `never` leaves files and directories (their
-    /// modes, owners and times) as they are, and counts them in one warning; `if-changed`
-    /// replaces files whose size or mtime differ and sets directories' metadata; `always`
-    /// replaces every file.
-    #[arg(long, value_enum, default_value = "never")]
-    pub overwrite: OverwriteArg,
+    /// What to do with what already exists: `never` (the default) leaves files and
+    /// directories (their modes, owners and times) as they are, and counts them in one
+    /// warning; `if-changed` (the default with --delete) replaces files whose size or mtime
+    /// differ and sets directories' metadata; `always` replaces every file.
+    #[arg(long, value_enum)]
+    pub overwrite: Option<OverwriteArg>,
+    /// Restore only what matches PATTERN, and everything below what does (repeatable). A
+    /// pattern without `/` matches names; with `/`, paths from the snapshot's root as
+    /// `ore ls` and `ore find` show them.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out what matches PATTERN, and everything below it (repeatable; wins over
+    /// --include).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Remove what DEST holds that the snapshot does not (within what --include and
+    /// --exclude select), so that DEST matches the snapshot; each removal is printed.
+    #[arg(long)]
+    pub delete: bool,
+    /// Print what the restore would do, name by name (+ make, ~ replace, = keep,
+    /// - remove, ! blocked), and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
     /// Do not restore owners, even as root.
     #[arg(long)]
     pub no_owner: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct LsArgs {
-    /// SNAPSHOT or SNAPSHOT:PATH.
-    pub snapshot: String,
-    /// Long listing: type, mode, owner, size, time.
-    #[arg(short = 'l')]
-    pub long: bool,
-    /// Recurse into directories.
-    #[arg(short = 'R')]
-    pub recursive: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct CatArgs {
-    /// SNAPSHOT:PATH of a file.
-    pub file: String,
-}
-
-#[derive(Args, Debug)]
-pub struct LogArgs {
-    pub tag: String,
-}
-
-#[derive(Args, Debug)]
-pub struct SnapshotsArgs {
-    /// Only snapshots of this tag (repeatable).
-    #[arg(long, value_name = "TAG")]
-    pub tag: Vec<String>,
-    /// Only snapshots taken on this host (repeatable).
-    #[arg(long, value_name = "HOST")]
-    pub host: Vec<String>,
-    /// Only snapshots that saved this path (repeatable; relative paths are taken from the
-    /// current directory).
-    #[arg(long, value_name = "PATH")]
-    pub path: Vec<PathBuf>,
-    /// Times in UTC, not this machine's zone (for scripts).
-    #[arg(long)]
-    pub utc: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ForkArgs {
-    /// The snapshot the new tag starts from: a tag (its newest), TAG~N, TAG@DATE or a key.
-    #[arg(value_name = "SNAPSHOT")]
-    pub tag: String,
-    pub new_tag: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,10 +11,12 @@ mod cli;
 mod config;
 mod copy;
 mod explore;
+mod found;
 mod history;
 mod keep;
 mod keys;
 mod pass;
+mod preview;
 mod save;
 mod shell;
 mod summary;
@@ -211,6 +213,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Cat(a) => browse::cat(&env, a),
         Command::Log(a) => browse::log(&env, a),
         Command::Snapshots(a) => browse::snapshots(&env, a),
+        Command::Find(a) => found::find(&env, a),
         Command::Tags => browse::tags(&env),
         Command::Fork(a) => browse::fork(&env, a),
         Command::Key(k) => keys::run(&env, k),

@@ -2,7 +2,7 @@
 
 use crate::cli::{InitArgs, OverwriteArg, RestoreArgs, SnapshotArgs};
 use crate::{out, with_progress, Done, Env};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use ore::commands::restore::{Overwrite, RestoreOptions, RestoreOutcome};
 use ore::commands::snapshot::{local, SnapshotOptions, SnapshotOutcome};
 use ore::core::repo::{InitOptions, Repo};
@@ -234,18 +234,28 @@ fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<()> 
 
 pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     let (name, path) = ore::core::spec::split_path(&a.snapshot);
+    let select = ore::commands::restore::Selection::new(&a.include, &a.exclude)?;
+    if a.delete {
+        refuse_deleting_the_archive(env, &a.dest)?;
+    }
     let (repo, snap) = env.open_at(name)?;
     let verify = a.verify;
     let opts = RestoreOptions {
         overwrite: match a.overwrite {
-            OverwriteArg::Never => Overwrite::Never,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-            OverwriteArg::Always => Overwrite::Always,
+            Some(OverwriteArg::Never) => Overwrite::Never,
+            None if !a.delete => Overwrite::Never,
+            Some(OverwriteArg::IfChanged) | None => Overwrite::IfChanged,
+            Some(OverwriteArg::Always) => Overwrite::Always,
         },
+        select,
+        delete: a.delete,
         verify: a.verify,
         no_owner: a.no_owner,
         progress: None,
     };
+    if a.dry_run {
+        return crate::preview::dry_run(env, &repo, &snap, path, &a.dest, &opts);
+    }
     let started = std::time::Instant::now();
     let r = with_progress(env, |p| {
         ore::commands::restore::restore(
@@ -277,14 +287,47 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
     restore_status(&r)
 }
 
+/// `--delete` never runs where it would remove the archive itself: an archive directory (or
+/// a backend's directory named in its command line) at or below the destination.
+fn refuse_deleting_the_archive(env: &Env, dest: &std::path::Path) -> Result<()> {
+    let Ok(dest) = std::fs::canonicalize(dest) else {
+        return Ok(());
+    };
+    let id = env.archive_id()?;
+    let words = match connect::open::classify(&id) {
+        connect::open::Kind::Path(p) => vec![p.display().to_string()],
+        connect::open::Kind::Command(c) => shell_words::split(c).unwrap_or_default(),
+        connect::open::Kind::S3(_) => Vec::new(),
+    };
+    for word in words {
+        let Ok(p) = std::fs::canonicalize(&word) else {
+            continue;
+        };
+        if p.starts_with(&dest) && p.is_dir() {
+            bail!(
+                "--delete: the archive ({}) is inside {}, and would be removed with \
+                 everything the snapshot does not hold; restore elsewhere, or move the archive",
+                p.display(),
+                dest.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Prints what a restore did on stderr, and when it is incomplete, why.
 fn report_restore(r: &RestoreOutcome, secs: f64) {
     eprintln!(
-        "restored {} files, {} dirs, {} other, {} in {secs:.2} s{}{}",
+        "restored {} files, {} dirs, {} other, {} in {secs:.2} s{}{}{}",
         r.files,
         r.dirs,
         r.other,
         human_bytes(r.bytes),
+        if r.removed > 0 {
+            format!("; {} removed (--delete)", entries(r.removed))
+        } else {
+            String::new()
+        },
         if r.skipped > 0 {
             format!("; {} left as they were", r.skipped)
         } else {

@@ -37,7 +37,12 @@ mod attrs;
 mod dest;
 mod file;
 mod links;
+mod plan;
+mod select;
 mod walk;
+
+pub use plan::{plan, Action, Planned};
+pub use select::Selection;
 
 use ore_util::sync::lock;
 use walk::{finish_dir, one, walk};
@@ -73,6 +78,11 @@ pub enum Overwrite {
 #[derive(Debug, Default)]
 pub struct RestoreOptions {
     pub overwrite: Overwrite,
+    /// Which entries are restored (`--include`, `--exclude`).
+    pub select: Selection,
+    /// Names in the directories restored that the snapshot does not hold there (and that the
+    /// selection would take) are removed, so that the destination matches the snapshot.
+    pub delete: bool,
     pub verify: bool,
     pub no_owner: bool,
     pub progress: Option<Arc<Progress>>,
@@ -85,6 +95,9 @@ pub struct RestoreOutcome {
     pub dirs: u64,
     pub other: u64,
     pub bytes: u64,
+    /// Names removed with `delete` (a directory with what it held counts each), each said
+    /// as it went.
+    pub removed: u64,
     /// Files left alone because they already existed (and, with if-changed, matched). With
     /// `--overwrite never`, one warning counts them.
     pub skipped: u64,
@@ -136,6 +149,11 @@ struct Ctx<'r> {
     /// The directory held open at the top of the restore, as shown: every path below is
     /// shown as this joined with names, and reopened (links, late metadata) from it by name.
     top: PathBuf,
+    /// The path in the snapshot of what is restored (at `top`).
+    snap_top: PathBuf,
+    /// Directories on the way to what `--include` takes ([`select::wanted`]).
+    wanted: std::collections::HashSet<PathBuf>,
+    removed: AtomicU64,
     warnings: Mutex<Vec<String>>,
     incomplete: AtomicBool,
     /// Paths [`Ctx::damaged`] was told about.
@@ -297,6 +315,28 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether `entry`, in the directory shown as `dir`, is restored (`--include`,
+    /// `--exclude`).
+    fn chosen(&self, dir: &Path, entry: &Entry) -> bool {
+        let sel = &self.opts.select;
+        sel.everything() || {
+            let path = self.in_snapshot(dir, &entry.name);
+            sel.chosen(
+                &path,
+                matches!(entry.kind, EntryKind::Dir { .. }),
+                &self.wanted,
+            )
+        }
+    }
+
+    /// The path in the snapshot of `name` in the directory shown as `dir`.
+    fn in_snapshot(&self, dir: &Path, name: &[u8]) -> PathBuf {
+        let rel = dir.strip_prefix(&self.top).unwrap_or(Path::new(""));
+        self.snap_top
+            .join(rel)
+            .join(crate::core::util::bytes_path(name))
+    }
+
     /// The names leading from the top directory to `path` (a directory as shown).
     fn steps(&self, path: &Path) -> Vec<Vec<u8>> {
         path.strip_prefix(&self.top)
@@ -324,8 +364,22 @@ pub fn restore(
     }
     crate::core::fsys::raise_fd_limit();
     // The destination is the user's to name: resolved by path, once. Nothing below it is.
+    let snap_top = crate::core::util::bytes_path(sub).to_path_buf();
+    let wanted = match &target.kind {
+        EntryKind::Dir { tree } => select::wanted(repo, &opts.select, *tree, &snap_top)?,
+        _ => Default::default(),
+    };
+    let sel = &opts.select;
+    if !matches!(target.kind, EntryKind::Dir { .. })
+        && !sel.everything()
+        && (sel.excluded(&snap_top) || !sel.included(&snap_top))
+    {
+        return Ok(RestoreOutcome::default());
+    }
     let (top_dir, top, rename, made_top) = dest::open_top(&target, dest)?;
     let mut ctx = new_ctx(repo, opts, top, progress);
+    ctx.snap_top = snap_top;
+    ctx.wanted = wanted;
     // An existing top left alone keeps its times (see `Ctx::keep_times`), which the probe
     // just below would move already.
     let keep_top = !made_top && !ctx.finishes_existing(&top_dir);
@@ -385,6 +439,9 @@ fn new_ctx<'r>(
         root_owner: crate::core::meta::is_root() && !opts.no_owner,
         unnamed: false,
         top,
+        snap_top: PathBuf::new(),
+        wanted: Default::default(),
+        removed: AtomicU64::new(0),
         warnings: Mutex::new(Vec::new()),
         incomplete: AtomicBool::new(false),
         damaged: Mutex::new(Vec::new()),
@@ -437,6 +494,7 @@ fn outcome(ctx: &Ctx) -> RestoreOutcome {
         skipped: ctx.skipped.load(Relaxed),
         dirs: ctx.dirs.load(Relaxed),
         other: ctx.other.load(Relaxed),
+        removed: ctx.removed.load(Relaxed),
         incomplete: ctx.incomplete.load(Relaxed),
         damaged,
         not_restored: ctx.not_restored.load(Relaxed),

@@ -51,6 +51,10 @@ pub(super) fn walk(
             Err(e) => return Err(e),
         }
     }
+    if ctx.opts.delete && !fresh {
+        remove_strays(ctx, dir, path, &entries);
+    }
+    entries.retain(|e| ctx.chosen(path, e));
     let wait = entries
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Hardlink { .. }));
@@ -85,6 +89,56 @@ pub(super) fn walk(
         lock(&ctx.made).insert(path.to_path_buf(), joined);
     }
     Ok(wait)
+}
+
+/// With `--delete`: removes from `dir` (shown as `path`) the names the snapshot does not hold
+/// there, and those where it holds a directory and `dir` has something else or the other way
+/// round, among the names the selection takes: an excluded name, or one no include takes, is
+/// left alone. Done before anything is restored into `dir`, so nothing this restore makes is
+/// among the names listed. Each removal is said as it happens.
+fn remove_strays(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
+    let names = match dir.names() {
+        Ok(n) => n,
+        Err(e) => {
+            ctx.warn(format!(
+                "{}: not listed, so nothing in it was removed: {e}",
+                path.display()
+            ));
+            return;
+        }
+    };
+    let held: std::collections::HashMap<&[u8], bool> = entries
+        .iter()
+        .map(|e| (&e.name[..], matches!(e.kind, EntryKind::Dir { .. })))
+        .collect();
+    let sel = &ctx.opts.select;
+    for name in names {
+        let Ok(there) = dir.lstat(&name) else {
+            continue;
+        };
+        let why = match held.get(&name[..]) {
+            None => "not in the snapshot",
+            Some(&d) if d == there.is_dir() => continue,
+            Some(true) => "the snapshot has a directory there",
+            Some(false) => "the snapshot has no directory there",
+        };
+        let in_snapshot = ctx.in_snapshot(path, &name);
+        if sel.excluded(&in_snapshot) || !sel.included(&in_snapshot) {
+            continue;
+        }
+        let shown = path.join(bytes_path(&name));
+        match dir.remove_all(&name) {
+            Ok(n) => {
+                ctx.removed.fetch_add(n, Relaxed);
+                let what = match n {
+                    1 => String::new(),
+                    n => format!(" and the {} entries it held", n - 1),
+                };
+                protocol::log::info(&format!("removed {}{what} ({why})", shown.display()));
+            }
+            Err(e) => ctx.warn(format!("{}: not removed: {e}", shown.display())),
+        }
+    }
 }
 
 /// Over a slow link: workers take the entries in order, and whoever takes entry i asks for

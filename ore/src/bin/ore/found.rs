@@ -1,0 +1,84 @@
+//! `ore find`: how its matches print. The search itself is `ore::commands::find`.
+
+use crate::browse::{entry_json, long_line};
+use crate::cli::FindArgs;
+use crate::{out, Done, Env};
+use anyhow::{bail, Result};
+use ore::commands::find::{find as search, Query};
+use ore::core::util::{format_zoned, parse_duration, parse_time, rfc3339_zoned};
+
+pub fn find(env: &Env, a: FindArgs) -> Result<Done> {
+    let q = Query {
+        pattern: a.pattern.clone(),
+        ignore_case: a.ignore_case,
+        tags: a.tag.clone(),
+        newer: a
+            .newer
+            .as_deref()
+            .map(|s| bound(s, "--newer", true))
+            .transpose()?,
+        older: a
+            .older
+            .as_deref()
+            .map(|s| bound(s, "--older", false))
+            .transpose()?,
+    };
+    let repo = env.open_brief()?;
+    let (mut snapshots, mut hits) = (0u64, 0u64);
+    search(&repo, &q, |found| {
+        snapshots += 1;
+        hits += found.hits.len() as u64;
+        let l = &found.snapshot;
+        let key = l.key.to_hex();
+        if env.global.json {
+            for h in &found.hits {
+                let mut v = entry_json(&h.entry, &h.path);
+                v["snapshot"] = key.clone().into();
+                v["names"] = l.names.clone().into();
+                v["time"] = rfc3339_zoned(l.snapshot.time, a.utc).into();
+                v["time_ns"] = l.snapshot.time.into();
+                env.json(&v)
+                    .map_err(|e| ore::core::error::Error::Local(e.to_string()))?;
+            }
+            return Ok(());
+        }
+        let mut text = format!(
+            "{}  {}  {}\n",
+            &key[..12],
+            format_zoned(l.snapshot.time, a.utc),
+            l.names.join(",")
+        );
+        for h in &found.hits {
+            text.push_str("  ");
+            text.push_str(&long_line(&h.entry, &h.path));
+        }
+        out(&text).map_err(|e| ore::core::error::Error::Local(e.to_string()))
+    })?;
+    if !env.global.json && !env.global.quiet {
+        match snapshots {
+            0 => eprintln!("no snapshot holds a name matching `{}`", a.pattern),
+            _ => eprintln!("{hits} match(es) in {snapshots} snapshot(s)"),
+        }
+    }
+    Ok(Done::Clean)
+}
+
+/// The time `--newer`/`--older` name, in ns since the epoch: an age back from now (`30d`), or
+/// a date, whose day counts whole (from its first instant for `--newer`, to its last for
+/// `--older`), or a date and time.
+fn bound(s: &str, option: &str, from_start: bool) -> Result<i64> {
+    if let Some(age) = parse_duration(s) {
+        let now = jiff::Timestamp::now().as_nanosecond();
+        let back = i128::from(age) * 1_000_000_000;
+        return Ok(i64::try_from(now - back).unwrap_or(i64::MIN));
+    }
+    let Some(t) = parse_time(s) else {
+        bail!("{option} {s}: not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], UTC) nor an age (30d, 12h, 2w)");
+    };
+    let day_only = !s.trim().contains(['T', ' ']);
+    Ok(if day_only && from_start {
+        t.saturating_sub(86_400_000_000_000 - 1)
+    } else {
+        t
+    })
+}
