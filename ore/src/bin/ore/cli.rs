@@ -1,10 +1,12 @@
 //! The command line: every subcommand, its options and its examples.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 mod look;
+mod save;
 pub use look::*;
+pub use save::*;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,16 +85,6 @@ pub struct Global {
     pub timeout: std::time::Duration,
 }
 
-/// A host name: not empty, one line, at most 255 bytes.
-fn host_name(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) {
-        return Err(format!(
-            "{s:?} is not a host name: it must be 1 to 255 bytes, without control characters"
-        ));
-    }
-    Ok(s.to_string())
-}
-
 /// Reads a number of snapshots to keep, saying what is wrong with one that is not.
 fn count(s: &str) -> Result<u32, String> {
     match s.trim().parse::<i64>() {
@@ -129,6 +121,8 @@ pub enum Command {
   ore snapshot home ~/ --exclude '*.o' --exclude 'node_modules/'
   ore snapshot etc /etc --comment 'before the upgrade'
   ore snapshot system / --one-file-system --dry-run
+  pg_dump db | ore snapshot db --stdin-name db.sql
+  ore snapshot db --stdin-name db.sql --stdin-from-command 'pg_dump db'
 
 Leave things out with --exclude (gitignore syntax), .oreignore files in the tree (gitignore
 syntax, `!` re-includes), and `exclude` rules in the config file.")]
@@ -526,109 +520,6 @@ pub enum ReflogCommand {
         /// The reflog block's key (64 hex digits).
         key: String,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct InitArgs {
-    /// Store blocks unencrypted (they are still checked by their keyed hash).
-    #[arg(long)]
-    pub no_encryption: bool,
-    /// Smallest chunk (e.g. 32K).
-    #[arg(long, value_name = "SIZE")]
-    pub chunk_min: Option<String>,
-    /// Average chunk (e.g. 128K).
-    #[arg(long, value_name = "SIZE")]
-    pub chunk_avg: Option<String>,
-    /// Largest chunk (e.g. 512K).
-    #[arg(long, value_name = "SIZE")]
-    pub chunk_max: Option<String>,
-    /// `zstd:N` (1-22) or `none`.
-    #[arg(long, value_name = "ALGO")]
-    pub compression: Option<String>,
-    /// Share the keys, chunker and compression of the archive SOURCE (opened with the same
-    /// passphrase), so that `ore sync` between them copies blocks as they are stored.
-    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["no_encryption", "chunk_min", "chunk_avg", "chunk_max", "compression"])]
-    pub from: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct SnapshotArgs {
-    /// The tag to add the snapshot to.
-    pub tag: String,
-    /// What to save.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// A note kept with the snapshot.
-    #[arg(long, default_value = "")]
-    pub comment: String,
-    /// The host name kept with the snapshot (default: this machine's), for `ore snapshots
-    /// --host`: a machine renamed, or several backing up under one name.
-    #[arg(long, value_name = "NAME", value_parser = host_name)]
-    pub host: Option<String>,
-    /// Leave out paths matching PATTERN (gitignore syntax); may be repeated. An absolute path
-    /// (or glob) below the snapshotted directory means that path (`--exclude ~/Documents`);
-    /// another leading `/` anchors at the snapshotted directory, as in .gitignore.
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Do not descend into other file systems (mount points are kept as empty directories).
-    #[arg(long)]
-    pub one_file_system: bool,
-    /// Save access times.
-    #[arg(long)]
-    pub atime: bool,
-    /// Save change times.
-    #[arg(long)]
-    pub ctime: bool,
-    /// Read everything and report what would be stored, storing nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Read every file, ignoring the file cache.
-    #[arg(long)]
-    pub no_cache: bool,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum OverwriteArg {
-    Never,
-    IfChanged,
-    Always,
-}
-
-#[derive(Args, Debug)]
-pub struct RestoreArgs {
-    /// SNAPSHOT or SNAPSHOT:PATH.
-    pub snapshot: String,
-    /// Where to restore to (created if missing).
-    pub dest: PathBuf,
-    /// Re-read every restored file and check it against the snapshot.
-    #[arg(long)]
-    pub verify: bool,
-    /// What to do with what already exists: `never` (the default) leaves files and
-    /// directories (their modes, owners and times) as they are, and counts them in one
-    /// warning; `if-changed` (the default with --delete) replaces files whose size or mtime
-    /// differ and sets directories' metadata; `always` replaces every file.
-    #[arg(long, value_enum)]
-    pub overwrite: Option<OverwriteArg>,
-    /// Restore only what matches PATTERN, and everything below what does (repeatable). A
-    /// pattern without `/` matches names; with `/`, paths from the snapshot's root as
-    /// `ore ls` and `ore find` show them.
-    #[arg(long, value_name = "PATTERN")]
-    pub include: Vec<String>,
-    /// Leave out what matches PATTERN, and everything below it (repeatable; wins over
-    /// --include).
-    #[arg(long, value_name = "PATTERN")]
-    pub exclude: Vec<String>,
-    /// Remove what DEST holds that the snapshot does not (within what --include and
-    /// --exclude select), so that DEST matches the snapshot; each removal is printed.
-    #[arg(long)]
-    pub delete: bool,
-    /// Print what the restore would do, name by name (+ make, ~ replace, = keep,
-    /// - remove, ! blocked), and change nothing.
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
-    /// Do not restore owners, even as root.
-    #[arg(long)]
-    pub no_owner: bool,
 }
 
 #[derive(Subcommand, Debug)]

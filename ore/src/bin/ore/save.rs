@@ -4,6 +4,7 @@ use crate::cli::{InitArgs, OverwriteArg, RestoreArgs, SnapshotArgs};
 use crate::{out, with_progress, Done, Env};
 use anyhow::{anyhow, bail, Result};
 use ore::commands::restore::{Overwrite, RestoreOptions, RestoreOutcome};
+use ore::commands::snapshot::stream::{Source, Stream};
 use ore::commands::snapshot::{local, SnapshotOptions, SnapshotOutcome};
 use ore::core::repo::{InitOptions, Repo};
 use ore::core::util::{human_bytes, parse_size};
@@ -108,9 +109,11 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         .or_else(ore::core::filecache::default_dir);
     let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);
     let dry_run = a.dry_run;
+    let (paths, stream) = stream_of(a.paths, a.stdin_name, a.stdin_from_command)?;
     let opts = SnapshotOptions {
         tag: a.tag,
-        paths: a.paths,
+        paths,
+        stream,
         comment: a.comment,
         excludes: a.exclude,
         rules: env.config.exclude.clone(),
@@ -285,6 +288,36 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         }
     }
     restore_status(&r)
+}
+
+/// The paths to save, or the stream: `-` (or `/dev/stdin`) alone, `--stdin-name` or
+/// `--stdin-from-command`. Standard input that is a terminal is refused: a snapshot of what
+/// someone types is never what was meant.
+fn stream_of(
+    paths: Vec<std::path::PathBuf>,
+    name: Option<String>,
+    command: Option<String>,
+) -> Result<(Vec<std::path::PathBuf>, Option<Stream>)> {
+    let dash =
+        matches!(paths.as_slice(), [p] if p.as_os_str() == "-" || p.as_os_str() == "/dev/stdin");
+    let source = match command {
+        Some(c) => Source::Command(c),
+        None if dash || name.is_some() => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                bail!(
+                    "standard input is a terminal: pipe the data in (`pg_dump db | ore \
+                     snapshot db --stdin-name db.sql`), or use --stdin-from-command"
+                );
+            }
+            Source::Stdin
+        }
+        None => return Ok((paths, None)),
+    };
+    let stream = Stream {
+        name: name.unwrap_or_else(|| "stdin".into()).into_bytes(),
+        source,
+    };
+    Ok((if dash { Vec::new() } else { paths }, Some(stream)))
 }
 
 /// `--delete` never runs where it would remove the archive itself: an archive directory (or

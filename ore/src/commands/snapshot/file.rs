@@ -84,7 +84,8 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
                 return FileDone::Fatal(e);
             }
         }
-        match read_region(ctx, &file, off, len, &mut comp, &mut pieces) {
+        let mut read = |b: &mut [u8], at: u64| file.read_at(b, at);
+        match read_region(ctx, &mut read, off, len, &mut comp, &mut pieces) {
             Ok(n) => {
                 pos = off + n;
                 if n < len {
@@ -140,12 +141,39 @@ enum RegionError {
     Fatal(Error),
 }
 
-/// Reads and stores `len` bytes at `off`; returns how many there were (fewer if the file
-/// shrank). The file's chunks are compressed with `comp`, which becomes the fastest level when
-/// the start of the file shows a format that is compressed already.
+/// Stores a stream read to its end (standard input, a command's output) as a file's content:
+/// its size and content. A read error is returned as it is, for the caller to name the stream.
+pub(super) fn store_stream(
+    ctx: &Ctx,
+    read: &mut dyn FnMut(&mut [u8]) -> std::io::Result<usize>,
+) -> Result<(u64, Content), StreamError> {
+    let mut pieces = Pieces::default();
+    let mut comp = ctx.repo.compression();
+    let mut read_at = |b: &mut [u8], _: u64| read(b);
+    let n = match read_region(ctx, &mut read_at, 0, u64::MAX, &mut comp, &mut pieces) {
+        Ok(n) => n,
+        Err(RegionError::Io(e)) => return Err(StreamError::Read(e)),
+        Err(RegionError::Fatal(e)) => return Err(StreamError::Store(e)),
+    };
+    let content = pieces
+        .finish(&mut TreeStore { ctx })
+        .map_err(StreamError::Store)?;
+    Ok((n, content))
+}
+
+/// Why a stream was not stored: it could not be read, or the archive failed.
+pub(super) enum StreamError {
+    Read(std::io::Error),
+    Store(Error),
+}
+
+/// Reads (through `read`, which reads at an offset) and stores `len` bytes at `off`; returns
+/// how many there were (fewer if the file shrank). The file's chunks are compressed with
+/// `comp`, which becomes the fastest level when the start of the file shows a format that is
+/// compressed already.
 fn read_region(
     ctx: &Ctx,
-    file: &File,
+    read: &mut dyn FnMut(&mut [u8], u64) -> std::io::Result<usize>,
     off: u64,
     len: u64,
     comp: &mut Compression,
@@ -165,7 +193,7 @@ fn read_region(
         let mut eof = false;
         while filled < want && done < len {
             let n = ((len - done) as usize).min(want - filled);
-            match file.read_at(&mut buf[filled..filled + n], off + done) {
+            match read(&mut buf[filled..filled + n], off + done) {
                 Ok(0) => {
                     eof = true;
                     break;

@@ -23,6 +23,7 @@ mod file;
 mod links;
 pub mod local;
 pub mod rules;
+pub mod stream;
 mod walk;
 mod writer;
 
@@ -70,6 +71,8 @@ pub struct SnapshotOptions {
     pub interrupted: Option<Arc<AtomicBool>>,
     /// The host name kept in the snapshot (`None`: this machine's).
     pub host: Option<String>,
+    /// A stream to keep as one file instead of `paths` (standard input, a command's output).
+    pub stream: Option<stream::Stream>,
 }
 
 /// What a snapshot run produced.
@@ -140,10 +143,19 @@ impl Ctx<'_> {
 /// Makes a snapshot of `opts.paths` and moves `opts.tag` to it.
 pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
     crate::core::format::check_user_tag(&opts.tag)?;
-    if opts.paths.is_empty() {
-        return Err(Error::Usage(
-            "nothing to snapshot: give at least one PATH".into(),
-        ));
+    match (&opts.stream, opts.paths.is_empty()) {
+        (None, true) => {
+            return Err(Error::Usage(
+                "nothing to snapshot: give at least one PATH (or `-` for standard input)".into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(Error::Usage(
+                "give PATHs or a stream (`-`, --stdin-name, --stdin-from-command), not both".into(),
+            ))
+        }
+        (Some(s), true) => s.check()?,
+        (None, false) => {}
     }
     let started = std::time::Instant::now();
     let time = crate::core::util::now_ns();
@@ -172,12 +184,19 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         Some(l) => l.gc_value().to_vec(),
         None => repo.backend().get_tag(GC_TAG)?.unwrap_or_default(),
     };
-    let (reader, writer) = open_cache(repo, opts, &gc_value)?;
+    let (reader, writer) = match opts.stream {
+        Some(_) => (None, None),
+        None => open_cache(repo, opts, &gc_value)?,
+    };
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
-    let mut snap = snapshot_of(&ctx, parent, root, time, &paths);
+    let kept = match &opts.stream {
+        Some(s) => vec![PathBuf::from(crate::core::util::bytes_path(&s.name))],
+        None => paths,
+    };
+    let mut snap = snapshot_of(&ctx, parent, root, time, &kept);
     if opts.dry_run {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(SnapshotOutcome {
@@ -222,7 +241,7 @@ fn progress_for(
         }
     }
     // A first snapshot shown on a terminal finds its total by a walk of its own.
-    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 {
+    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 && !paths.is_empty() {
         if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
             estimate::start(
                 paths.to_vec(),
@@ -298,7 +317,12 @@ fn walk_and_store(
                 .collect(),
             None => Vec::new(),
         };
-        let root = walk::run(ctx, paths, reader, writer);
+        let root = match &ctx.opts.stream {
+            Some(st) => stream::store(ctx, st)
+                .map(|e| (e, writer))
+                .map_err(|e| ctx.fail(e)),
+            None => walk::run(ctx, paths, reader, writer),
+        };
         // Every question answered and its blocks sent, then the puts confirmed.
         if let Some(d) = &ctx.writer.deferred {
             d.close();

@@ -1,0 +1,126 @@
+//! The arguments of the commands that make and give back snapshots: `init`, `snapshot`,
+//! `restore`. Apart from the rest of the command line so that neither file grows past what can
+//! be read in one sitting.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Store blocks unencrypted (they are still checked by their keyed hash).
+    #[arg(long)]
+    pub no_encryption: bool,
+    /// Smallest chunk (e.g. 32K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_min: Option<String>,
+    /// Average chunk (e.g. 128K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_avg: Option<String>,
+    /// Largest chunk (e.g. 512K).
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_max: Option<String>,
+    /// `zstd:N` (1-22) or `none`.
+    #[arg(long, value_name = "ALGO")]
+    pub compression: Option<String>,
+    /// Share the keys, chunker and compression of the archive SOURCE (opened with the same
+    /// passphrase), so that `ore sync` between them copies blocks as they are stored.
+    #[arg(long, value_name = "SOURCE", conflicts_with_all = ["no_encryption", "chunk_min", "chunk_avg", "chunk_max", "compression"])]
+    pub from: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// The tag to add the snapshot to.
+    pub tag: String,
+    /// What to save; `-` reads standard input (kept as one file, see --stdin-name).
+    #[arg(required_unless_present_any = ["stdin_name", "stdin_from_command"])]
+    pub paths: Vec<PathBuf>,
+    /// Save standard input as one file of this name (default `stdin` for `-`).
+    #[arg(long, value_name = "NAME")]
+    pub stdin_name: Option<String>,
+    /// Save what COMMAND prints as one file (named by --stdin-name, default `stdin`); a
+    /// command that fails fails the snapshot, and the tag is not moved.
+    #[arg(long, value_name = "COMMAND")]
+    pub stdin_from_command: Option<String>,
+    /// A note kept with the snapshot.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// The host name kept with the snapshot (default: this machine's), for `ore snapshots
+    /// --host`: a machine renamed, or several backing up under one name.
+    #[arg(long, value_name = "NAME", value_parser = host_name)]
+    pub host: Option<String>,
+    /// Leave out paths matching PATTERN (gitignore syntax); may be repeated. An absolute path
+    /// (or glob) below the snapshotted directory means that path (`--exclude ~/Documents`);
+    /// another leading `/` anchors at the snapshotted directory, as in .gitignore.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not descend into other file systems (mount points are kept as empty directories).
+    #[arg(long)]
+    pub one_file_system: bool,
+    /// Save access times.
+    #[arg(long)]
+    pub atime: bool,
+    /// Save change times.
+    #[arg(long)]
+    pub ctime: bool,
+    /// Read everything and report what would be stored, storing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read every file, ignoring the file cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum OverwriteArg {
+    Never,
+    IfChanged,
+    Always,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// SNAPSHOT or SNAPSHOT:PATH.
+    pub snapshot: String,
+    /// Where to restore to (created if missing).
+    pub dest: PathBuf,
+    /// Re-read every restored file and check it against the snapshot.
+    #[arg(long)]
+    pub verify: bool,
+    /// What to do with what already exists: `never` (the default) leaves files and
+    /// directories (their modes, owners and times) as they are, and counts them in one
+    /// warning; `if-changed` (the default with --delete) replaces files whose size or mtime
+    /// differ and sets directories' metadata; `always` replaces every file.
+    #[arg(long, value_enum)]
+    pub overwrite: Option<OverwriteArg>,
+    /// Restore only what matches PATTERN, and everything below what does (repeatable). A
+    /// pattern without `/` matches names; with `/`, paths from the snapshot's root as
+    /// `ore ls` and `ore find` show them.
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out what matches PATTERN, and everything below it (repeatable; wins over
+    /// --include).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Remove what DEST holds that the snapshot does not (within what --include and
+    /// --exclude select), so that DEST matches the snapshot; each removal is printed.
+    #[arg(long)]
+    pub delete: bool,
+    /// Print what the restore would do, name by name (+ make, ~ replace, = keep,
+    /// - remove, ! blocked), and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Do not restore owners, even as root.
+    #[arg(long)]
+    pub no_owner: bool,
+}
+
+/// A host name: not empty, one line, at most 255 bytes.
+fn host_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 255 || s.chars().any(char::is_control) {
+        return Err(format!(
+            "{s:?} is not a host name: it must be 1 to 255 bytes, without control characters"
+        ));
+    }
+    Ok(s.to_string())
+}

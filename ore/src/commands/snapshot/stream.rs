@@ -1,0 +1,181 @@
+//! Snapshots of a stream: standard input, or what a command prints, kept as one file.
+//!
+//! `pg_dump db | ore snapshot db --stdin-name dump.sql` and `ore snapshot db
+//! --stdin-from-command 'pg_dump db'` both make a snapshot whose root directory holds one
+//! file, `dump.sql`, cut and stored like any file (so yesterday's dump deduplicates against
+//! today's). The stream is read to its end through the same windows and chunker as a file
+//! ([`super::file::store_stream`]); nothing of it is kept in memory beyond a window.
+//!
+//! A command's failure must never pass for a backup: its output is read to the end, then its
+//! exit status is checked *before* the snapshot block is stored and the tag moved. A command
+//! that exits non-zero, or is killed, fails the run with its status, and the tag stays where
+//! it was; so does a read error on standard input. The command is started without a shell
+//! (its words split as a shell would), with standard input closed and the passphrase
+//! variables removed from its environment ([`connect::spawn::SECRET_ENV`]).
+
+use super::file::{store_stream, StreamError};
+use super::Ctx;
+use crate::core::entry::{Entry, EntryKind};
+use crate::core::error::{Error, Result};
+use crate::core::tree::{Builder, DirTree, Store};
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+/// Where a stream comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// This process's standard input.
+    Stdin,
+    /// What this command line prints on its standard output.
+    Command(String),
+}
+
+/// A stream to keep as one file named `name` at the snapshot's root.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub name: Vec<u8>,
+    pub source: Source,
+}
+
+impl Stream {
+    /// How the stream is named in messages.
+    fn shown(&self) -> String {
+        match &self.source {
+            Source::Stdin => "standard input".to_string(),
+            Source::Command(c) => format!("the output of `{c}`"),
+        }
+    }
+
+    /// Checks what can be checked before anything is read: the name, the command line.
+    pub fn check(&self) -> Result<()> {
+        crate::core::names::check_name(&self.name).map_err(|why| {
+            Error::Usage(format!(
+                "--stdin-name `{}`: {why}",
+                crate::core::util::show(&self.name)
+            ))
+        })?;
+        if let Source::Command(c) = &self.source {
+            match shell_words::split(c) {
+                Ok(w) if !w.is_empty() => {}
+                Ok(_) => return Err(Error::Usage("--stdin-from-command: empty command".into())),
+                Err(e) => {
+                    return Err(Error::Usage(format!(
+                        "--stdin-from-command `{c}`: cannot split it into words: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RootStore<'a, 'r> {
+    ctx: &'a Ctx<'r>,
+}
+
+impl Store for RootStore<'_, '_> {
+    fn store(&mut self, kind: crate::core::block::Kind, plain: &[u8]) -> Result<protocol::Key> {
+        self.ctx.writer.store(kind, plain, None)
+    }
+}
+
+/// Reads the stream to its end, stores it, and returns the snapshot's root: a directory
+/// holding the one file. A command is waited for, and its failure is the run's error.
+pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
+    let (size, content) = match &stream.source {
+        Source::Stdin => read_all(ctx, stream, &mut std::io::stdin().lock())?,
+        Source::Command(line) => {
+            let words = shell_words::split(line)
+                .map_err(|e| Error::Usage(format!("--stdin-from-command `{line}`: {e}")))?;
+            let Some((program, args)) = words.split_first() else {
+                return Err(Error::Usage("--stdin-from-command: empty command".into()));
+            };
+            let mut cmd = Command::new(program);
+            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+            for var in connect::spawn::SECRET_ENV {
+                cmd.env_remove(var);
+            }
+            let mut child = cmd.spawn().map_err(|e| {
+                Error::Usage(format!(
+                    "--stdin-from-command: cannot start `{program}`: {e}"
+                ))
+            })?;
+            let read = match child.stdout.take() {
+                Some(mut out) => read_all(ctx, stream, &mut out),
+                None => Err(Error::Local(format!("{}: no pipe", stream.shown()))),
+            };
+            if read.is_err() {
+                let _ = child.kill();
+            }
+            let status = child
+                .wait()
+                .map_err(|e| Error::Local(format!("waiting for `{line}`: {e}")))?;
+            let read = read?;
+            if !status.success() {
+                return Err(Error::Usage(format!(
+                    "`{line}` {} after printing {} bytes: the snapshot was not made and the \
+                     tag was not moved",
+                    connect::spawn::describe_exit(status),
+                    read.0
+                )));
+            }
+            read
+        }
+    };
+    ctx.count(|s| {
+        s.files += 1;
+        s.files_read += 1;
+        s.bytes += size;
+        s.dirs += 1;
+    });
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let now = crate::core::util::now_ns();
+    let entry = |name: Vec<u8>, kind: EntryKind, mode: u32| Entry {
+        name,
+        kind,
+        mode,
+        uid,
+        gid,
+        user: crate::core::meta::user_name(uid),
+        group: crate::core::meta::group_name(gid),
+        mtime: now,
+        atime: None,
+        ctime: None,
+        xattrs: Vec::new(),
+    };
+    let mut tree = Builder::<DirTree>::default();
+    let mut st = RootStore { ctx };
+    let file = entry(
+        stream.name.clone(),
+        EntryKind::File { size, content },
+        0o600,
+    );
+    tree.push(file, &mut st)?;
+    let root = tree.finish(&mut st)?;
+    Ok(entry(Vec::new(), EntryKind::Dir { tree: root }, 0o700))
+}
+
+/// Reads `from` to its end into the archive; the run's stop (Ctrl-C, a failure elsewhere)
+/// ends the read.
+fn read_all(
+    ctx: &Ctx,
+    stream: &Stream,
+    from: &mut dyn Read,
+) -> Result<(u64, crate::core::entry::Content)> {
+    let mut read = |b: &mut [u8]| {
+        if ctx.stopped() {
+            return Err(std::io::Error::other("stopped"));
+        }
+        from.read(b)
+    };
+    match store_stream(ctx, &mut read) {
+        Ok(done) => Ok(done),
+        Err(_) if ctx.stopped() => Err(Error::Stopped),
+        Err(StreamError::Read(e)) => Err(Error::Local(format!(
+            "reading {}: {e}; the snapshot was not made",
+            stream.shown()
+        ))),
+        Err(StreamError::Store(e)) => Err(e),
+    }
+}
