@@ -46,3 +46,42 @@ pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<Expired> {
     let (dropped, kept) = crate::core::reflog::expire(repo, cutoff, dry_run)?;
     Ok(Expired { dropped, kept })
 }
+
+/// Refuses, before anything changes, a connection that may not expire history or remove
+/// blocks: `forget --prune` would otherwise forget and then fail half way.
+pub fn may_expire(repo: &Repo) -> Result<()> {
+    let info = repo.backend().info();
+    if info.can_remove
+        && info
+            .admin_commands
+            .iter()
+            .any(|c| c == protocol::history::EXPIRE)
+    {
+        return Ok(());
+    }
+    Err(Error::Archive(format!(
+        "archive {} ({}): --prune needs full access (expiring history and removing blocks), \
+         which this connection does not have; nothing was changed — forget without --prune, \
+         and let the owner collect",
+        repo.id(),
+        info.description
+    )))
+}
+
+/// Drops every reflog entry and kept value of `tags` up to now, under a lease: what `forget`
+/// dropped from them then holds nothing.
+pub fn expire_tags(repo: &Repo, tags: &[String]) -> Result<Expired> {
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    let history = repo.backend().admin(protocol::history::TAG_HISTORY, &[])?;
+    let history = protocol::history::parse(&history.json.to_string())?;
+    if let Some(why) = crate::core::reflog::rewound(repo, &history, i64::MIN)? {
+        return Err(Error::Archive(format!(
+            "archive {}: --prune expires nothing: {why}; the forget stands, and gc keeps what \
+             that head holds",
+            repo.id()
+        )));
+    }
+    let now = crate::core::util::now_ns();
+    let (dropped, kept) = crate::core::reflog::expire_tags(repo, now, tags, false)?;
+    Ok(Expired { dropped, kept })
+}

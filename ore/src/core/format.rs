@@ -97,9 +97,36 @@ pub struct FormatRecord {
     pub key_slots: Vec<KeySlot>,
     /// The master key in hex, only in unencrypted archives.
     pub master_key: Option<String>,
+    /// How long reflog entries (and the tags' kept history) are kept before a full-access gc
+    /// expires them: an age (`14d`, `8w`) or `never`. Absent: [`DEFAULT_REFLOG_KEEP`]. (Absent
+    /// from the JSON when unset, so records written before it existed hash as they did.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reflog_keep: Option<String>,
+}
+
+/// The reflog retention of an archive that sets none.
+pub const DEFAULT_REFLOG_KEEP: &str = "14d";
+
+/// The reflog retention `s` names, in seconds (`None`: never expired), or why it names none.
+pub fn parse_reflog_keep(s: &str) -> Result<Option<i64>> {
+    if s == "never" {
+        return Ok(None);
+    }
+    crate::core::util::parse_duration(s)
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "reflog retention `{s}`: give an age (14d, 8w, 1y, 0d) or `never`"
+            ))
+        })
 }
 
 impl FormatRecord {
+    /// The archive's reflog retention in seconds (`None`: never expired).
+    pub fn reflog_keep_secs(&self) -> Result<Option<i64>> {
+        parse_reflog_keep(self.reflog_keep.as_deref().unwrap_or(DEFAULT_REFLOG_KEEP))
+    }
+
     /// Whether blocks are encrypted.
     pub fn encrypted(&self) -> bool {
         self.encryption != "none"

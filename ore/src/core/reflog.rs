@@ -45,7 +45,7 @@ pub fn unrecorded_moves() -> usize {
 }
 
 /// One move of one tag.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RefEntry {
     /// When, ns since the epoch.
     pub time: i64,
@@ -291,6 +291,18 @@ fn swap_head(repo: &Repo, old: Option<Key>, new: Key, plain: Option<&[u8]>) -> R
 /// (`protocol::history`). Only a connection with full access may expire history: through an
 /// append-only one this refuses before changing anything.
 pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    expire_tags(repo, cutoff, &[], dry_run)
+}
+
+/// [`expire`] for the entries and kept values of `tags` only (every tag when empty). Every
+/// earlier reflog head is expired all the same: an old head reaches the entries dropped here,
+/// and the new head keeps every other tag's.
+pub fn expire_tags(
+    repo: &Repo,
+    cutoff: i64,
+    tags: &[String],
+    dry_run: bool,
+) -> Result<(usize, usize)> {
     use protocol::history::EXPIRE;
     let info = repo.backend().info();
     if !dry_run && !info.admin_commands.iter().any(|c| c == EXPIRE) {
@@ -302,21 +314,91 @@ pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)>
             info.description
         )));
     }
-    let (dropped, kept) = expire_entries(repo, cutoff, dry_run)?;
+    let (dropped, kept) = expire_entries(repo, cutoff, tags, dry_run)?;
     if !dry_run {
         let age = (crate::core::util::now_ns().saturating_sub(cutoff) / 1_000_000_000).max(0);
-        repo.backend().admin(EXPIRE, &[age.to_string()])?;
+        if tags.is_empty() {
+            repo.backend().admin(EXPIRE, &[age.to_string()])?;
+        }
+        for tag in tags {
+            repo.backend()
+                .admin(EXPIRE, &[age.to_string(), tag.clone()])?;
+        }
         repo.backend()
             .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
     }
     Ok((dropped, kept))
 }
 
-fn expire_entries(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+/// An earlier value of `ore:reflog` holding entries (of `cutoff` or later: older ones are
+/// being expired) that the reflog no longer has, if there is one: someone pointed the reflog
+/// back at an older head (an append-only key may), and the entries after it are held only by
+/// that kept value. Expiring it would destroy them, so the callers expire nothing then. (An
+/// earlier head is usually not in the chain itself: an append stores the newest block again
+/// with one entry more; its entries are all there.) A kept head no longer stored holds
+/// nothing, and is passed over; blocks shared by several heads are read once.
+pub fn rewound(
+    repo: &Repo,
+    history: &[protocol::history::Entry],
+    cutoff: i64,
+) -> Result<Option<String>> {
+    let chain = blocks(repo)?;
+    let mut read: std::collections::HashSet<Key> = chain.iter().map(|(k, _)| *k).collect();
+    let all: std::collections::HashSet<&RefEntry> =
+        chain.iter().flat_map(|(_, b)| b.entries.iter()).collect();
+    for e in history.iter().filter(|e| e.tag == REFLOG_TAG) {
+        let mut next = parse_tag_value(e.value.as_bytes());
+        while let Some(k) = next.filter(|k| !read.contains(k)) {
+            read.insert(k);
+            if !repo
+                .backend()
+                .exists(&[k])?
+                .first()
+                .copied()
+                .unwrap_or(false)
+            {
+                break;
+            }
+            let old = read_block(repo, k)?;
+            if let Some(x) = old
+                .entries
+                .iter()
+                .find(|x| x.time >= cutoff && !all.contains(x))
+            {
+                return Ok(Some(format!(
+                    "an earlier reflog head ({}) holds an entry the reflog no longer has \
+                     ({} of tag {}; the reflog was pointed back: `ore tag-history \
+                     {REFLOG_TAG}`, `ore reflog reset`)",
+                    e.value, x.action, x.tag
+                )));
+            }
+            next = old.previous;
+        }
+    }
+    Ok(None)
+}
+
+/// Drops the entries older than `cutoff` from the reflog, writing the rest as a new chain,
+/// and nothing else: the backend's tag history is the caller's to expire (gc's retention
+/// expires it value by value, `commands::gc::retention`). `(dropped, kept)`.
+pub fn expire_entries_only(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
+    expire_entries(repo, cutoff, &[], dry_run)
+}
+
+fn expire_entries(
+    repo: &Repo,
+    cutoff: i64,
+    tags: &[String],
+    dry_run: bool,
+) -> Result<(usize, usize)> {
     loop {
         let old_head = head(repo)?;
         let all = entries(repo)?;
-        let keep: Vec<RefEntry> = all.iter().filter(|e| e.time >= cutoff).cloned().collect();
+        let keep: Vec<RefEntry> = all
+            .iter()
+            .filter(|e| e.time >= cutoff || !(tags.is_empty() || tags.contains(&e.tag)))
+            .cloned()
+            .collect();
         let dropped = all.len() - keep.len();
         if dry_run || dropped == 0 {
             return Ok((dropped, keep.len()));

@@ -255,6 +255,7 @@ impl Repo {
             encryption: if opts.encrypt { "aes-256-gcm" } else { "none" }.into(),
             key_slots: Vec::new(),
             master_key: None,
+            reflog_keep: None,
         };
         let mut slot = None;
         if opts.encrypt {
@@ -380,6 +381,17 @@ impl Repo {
 
     /// Replaces the format record with `record`, compare-and-swap on the tag. Only under a
     /// lease: [`Repo::update_format`] (in [`crate::core::lease`]) takes one and calls this.
+    /// Sets the archive's reflog retention (`keep`: an age or `never`; `None` for the
+    /// default), storing a new format record.
+    pub fn set_reflog_keep(&mut self, keep: Option<&str>) -> Result<()> {
+        if let Some(k) = keep {
+            crate::core::format::parse_reflog_keep(k)?;
+        }
+        let mut record = self.format.clone();
+        record.reflog_keep = keep.map(String::from);
+        self.replace_format(record)
+    }
+
     pub(crate) fn replace_format(&mut self, record: FormatRecord) -> Result<()> {
         let key = write_format(&*self.backend, Some(self.format_key), &record)?;
         self.format = record;

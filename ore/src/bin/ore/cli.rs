@@ -466,6 +466,10 @@ pub struct ForgetArgs {
     /// Decide and report, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Then free the space at once: expire these tags' reflog entries and kept values (the
+    /// dropped snapshots can no longer be brought back), and run gc.
+    #[arg(long, visible_alias = "gc")]
+    pub prune: bool,
 }
 
 #[derive(Args, Debug)]
@@ -482,6 +486,11 @@ pub struct GcArgs {
     /// Compact logs (splitlog) whose dead share is at least this, 0 to 1.
     #[arg(long, value_name = "SHARE", default_value = "0.1", value_parser = share)]
     pub compact_threshold: f64,
+    /// Expire every reflog entry and kept tag value first, not only those older than the
+    /// archive's retention (`ore reflog keep`): frees what only they hold, and forgotten
+    /// snapshots can no longer be brought back.
+    #[arg(long)]
+    pub expire_reflog: bool,
 }
 
 #[derive(Args, Debug)]
@@ -511,6 +520,18 @@ pub enum ReflogCommand {
         older_than: String,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Show or set how long gc keeps reflog entries and the tags' earlier values (the
+    /// archive's reflog retention: 14d unless set).
+    #[command(after_help = "Examples:
+  ore reflog keep              the retention now
+  ore reflog keep 90d          keep three months of tag moves (and what they hold)
+  ore reflog keep never        never expire (only `ore reflog expire` does)
+  ore reflog keep default      back to 14d")]
+    Keep {
+        /// An age (14d, 8w, 1y, 0d), `never`, or `default`.
+        #[arg(value_name = "AGE")]
+        age: Option<String>,
     },
     /// Point the reflog back at one of its earlier heads (`ore tag-history ore:reflog`).
     #[command(after_help = "Examples:

@@ -4,6 +4,7 @@ use crate::cli::{ForgetArgs, GcArgs, ReflogArgs, ReflogCommand, ResetArgs};
 use crate::{out, Done, Env};
 use anyhow::{anyhow, Result};
 use ore::commands::forget::Policy;
+use ore::commands::gc::{ReflogExpiry, ReflogOutcome};
 use ore::commands::reflog::Expired;
 use ore::commands::reset::Reset;
 use ore::core::util::{format_time, human_bytes};
@@ -30,6 +31,10 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
             .transpose()?,
     };
     let repo = env.open()?;
+    let prune = a.prune && !a.dry_run;
+    if prune {
+        ore::commands::reflog::may_expire(&repo)?;
+    }
     for tag in &a.tags {
         let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
         if env.global.json {
@@ -78,7 +83,32 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
             );
         }
     }
-    Ok(Done::Clean)
+    if a.prune && a.dry_run && !env.global.quiet {
+        eprintln!("--prune: nothing expired or collected in a dry run");
+    }
+    if !prune {
+        return Ok(Done::Clean);
+    }
+    // The forgotten snapshots are held by these tags' reflog entries and earlier values:
+    // expire them, then collect.
+    let dropped = ore::commands::reflog::expire_tags(&repo, &a.tags)?;
+    if !env.global.quiet && !env.global.json {
+        eprintln!(
+            "--prune: {} reflog entr{} of {} expired (what forget dropped cannot be brought \
+             back now); collecting",
+            dropped.dropped,
+            if dropped.dropped == 1 { "y" } else { "ies" },
+            a.tags.join(", ")
+        );
+    }
+    let o = crate::with_progress_of(env, "blocks", |progress| {
+        let opts = ore::commands::gc::GcOptions {
+            progress,
+            ..Default::default()
+        };
+        ore::commands::gc::gc(&repo, &opts)
+    })?;
+    report_gc(env, &o, false)
 }
 
 pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
@@ -89,11 +119,20 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
             wait: std::time::Duration::from_secs(a.wait),
             compact: (!a.no_compact).then_some(a.compact_threshold),
             progress,
+            reflog: match a.expire_reflog {
+                true => ReflogExpiry::All,
+                false => ReflogExpiry::Retention,
+            },
         };
         ore::commands::gc::gc(&repo, &opts)
     })?;
+    report_gc(env, &o, a.dry_run)
+}
+
+/// Prints what a gc did; warnings when compaction found damage.
+fn report_gc(env: &Env, o: &ore::commands::gc::GcOutcome, dry_run: bool) -> Result<Done> {
     if env.global.json {
-        env.json(&serde_json::to_value(&o)?)?;
+        env.json(&serde_json::to_value(o)?)?;
     } else if !env.global.quiet {
         let freed = o.freed.map(human_bytes).unwrap_or_else(|| "unknown".into());
         out(&format!(
@@ -101,7 +140,7 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
             o.reachable,
             o.listed,
             o.removed,
-            if a.dry_run {
+            if dry_run {
                 "would be removed"
             } else {
                 "removed"
@@ -111,6 +150,7 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
         if let Some(c) = &o.compaction {
             out(&format!("compaction: {c}\n"))?;
         }
+        say_reflog(&o.reflog, dry_run)?;
     }
     if o.problems.is_empty() {
         return Ok(Done::Clean);
@@ -124,6 +164,43 @@ pub fn gc(env: &Env, a: GcArgs) -> Result<Done> {
         o.problems.len()
     ));
     Ok(Done::Warnings)
+}
+
+/// What gc did with the reflog, and what only the reflog still holds.
+fn say_reflog(r: &ReflogOutcome, dry_run: bool) -> Result<()> {
+    let would = if dry_run { "would be " } else { "" };
+    match r.retention.as_str() {
+        "append-only" => out(
+            "reflog: not expired (this connection may not shorten history; gc with full \
+             access applies the archive's retention)\n",
+        )?,
+        "all" => out(&format!(
+            "reflog: {} entr{} {would}expired (--expire-reflog), with every kept tag value\n",
+            r.expired,
+            if r.expired == 1 { "y" } else { "ies" }
+        ))?,
+        keep if r.expired > 0 => out(&format!(
+            "reflog: {} entr{} older than {keep} {would}expired (the archive's reflog \
+             retention: `ore reflog keep`)\n",
+            r.expired,
+            if r.expired == 1 { "y" } else { "ies" }
+        ))?,
+        _ => {}
+    }
+    if r.held_only_by_reflog > 0 {
+        let keep = match r.retention.as_str() {
+            "append-only" | "all" => String::new(),
+            "never" => " (kept for ever: `ore reflog keep`)".to_string(),
+            k => format!(" (entries younger than {k})"),
+        };
+        out(&format!(
+            "{} block(s) are held only by the reflog and the tags' earlier values{keep}; \
+             `ore gc --expire-reflog` frees them (`ore gc --expire-reflog --dry-run` says how \
+             much), after which forgotten snapshots cannot be brought back\n",
+            r.held_only_by_reflog
+        ))?;
+    }
+    Ok(())
 }
 
 pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
@@ -153,7 +230,22 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
 }
 
 pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
-    let repo = env.open_brief()?;
+    let mut repo = env.open_brief()?;
+    if let Some(ReflogCommand::Keep { age }) = &a.command {
+        if let Some(age) = age {
+            let keep = (age != "default").then_some(age.as_str());
+            repo.set_reflog_keep(keep)?;
+        }
+        let keep = repo.format().reflog_keep.clone();
+        let shown = keep
+            .unwrap_or_else(|| format!("{} (the default)", ore::core::format::DEFAULT_REFLOG_KEEP));
+        if env.global.json {
+            env.json(&json!({"reflog_keep": repo.format().reflog_keep, "default": ore::core::format::DEFAULT_REFLOG_KEEP}))?;
+        } else {
+            out(&format!("reflog retention: {shown}\n"))?;
+        }
+        return Ok(Done::Clean);
+    }
     if let Some(ReflogCommand::Reset { key }) = &a.command {
         let key: protocol::Key = key
             .parse()

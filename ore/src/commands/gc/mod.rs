@@ -21,6 +21,9 @@
 //! still going are kept by the wait. Nothing is ever locked for good: leases and the sweep's own
 //! announcement expire when their holder stops renewing them.
 
+mod retention;
+pub use retention::{ReflogExpiry, ReflogOutcome};
+
 use crate::core::error::{Error, Result};
 use crate::core::keyset::KeySet;
 use crate::core::lease::Sweep;
@@ -41,6 +44,8 @@ pub struct GcOptions {
     pub compact: Option<f64>,
     /// Counts blocks marked (and listed), for a terminal's status line.
     pub progress: Option<std::sync::Arc<crate::core::progress::Progress>>,
+    /// Which reflog entries are expired first (see [`retention`]).
+    pub reflog: ReflogExpiry,
 }
 
 impl Default for GcOptions {
@@ -50,6 +55,7 @@ impl Default for GcOptions {
             wait: Duration::from_secs(3600),
             compact: Some(0.1),
             progress: None,
+            reflog: ReflogExpiry::Retention,
         }
     }
 }
@@ -73,23 +79,33 @@ pub struct GcOutcome {
     /// Damage compaction found (a log holding damaged records is kept, not compacted): the
     /// backend's `problems`, named as it named them.
     pub problems: Vec<String>,
+    /// The reflog expired first, and what only the reflog still holds.
+    pub reflog: ReflogOutcome,
     pub duration_ms: u64,
 }
 
-/// Marking: chunks are only remembered; damage stops the collection.
-struct Mark<'a>(Option<&'a crate::core::progress::Progress>);
+/// Marking: chunks are only remembered; damage stops the collection. Counts the snapshot,
+/// tree and data blocks it reaches (not the reflog's own blocks).
+struct Mark<'a>(
+    Option<&'a crate::core::progress::Progress>,
+    std::sync::atomic::AtomicU64,
+);
 
 impl Visitor for Mark<'_> {
     fn block(
         &self,
         _: Key,
-        _: crate::core::reach::Node,
+        node: crate::core::reach::Node,
         stored: &[u8],
         _: &crate::core::block::Plain,
     ) -> Result<()> {
+        use crate::core::reach::Node;
         if let Some(p) = self.0 {
             p.add_file();
             p.add_bytes(stored.len() as u64);
+        }
+        if !matches!(node, Node::Reflog | Node::Format) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }
@@ -97,6 +113,7 @@ impl Visitor for Mark<'_> {
         if let Some(p) = self.0 {
             p.add_file();
         }
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
     fn damaged(&self, key: Key, node: crate::core::reach::Node, error: Error) -> Result<()> {
@@ -157,14 +174,24 @@ fn tmp_error(e: std::io::Error) -> Error {
     Error::Local(format!("gc's temporary file: {e}"))
 }
 
-/// Marks everything the archive's roots reach into `marked`: the tags, and every block the
-/// tags' kept history names.
-fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<()> {
-    let mut roots = reach::roots(repo)?;
+/// Marks everything the archive's roots reach into `marked`: the tags first, then the reflog
+/// and every block the tags' kept history names. The number of blocks only the second part
+/// reached. A dry run of `--expire-reflog` marks the tags alone (what would be left).
+fn mark(repo: &Repo, marked: &KeySet, opts: &GcOptions) -> Result<u64> {
+    let roots = reach::roots(repo)?;
     let kept = reach::history_roots(repo, &roots)?;
-    roots.extend(kept);
-    let visitor = Mark(opts.progress.as_deref());
-    reach::walk(repo, &roots, marked, &visitor, &Counts::default())
+    let (reflog, tags): (reach::Roots, reach::Roots) = roots
+        .into_iter()
+        .partition(|(_, n)| *n == reach::Node::Reflog);
+    let visitor = Mark(opts.progress.as_deref(), Default::default());
+    reach::walk(repo, &tags, marked, &visitor, &Counts::default())?;
+    if opts.dry_run && opts.reflog == ReflogExpiry::All {
+        return Ok(0);
+    }
+    visitor.1.store(0, std::sync::atomic::Ordering::Relaxed);
+    let rest: reach::Roots = reflog.into_iter().chain(kept).collect();
+    reach::walk(repo, &rest, marked, &visitor, &Counts::default())?;
+    Ok(visitor.1.into_inner())
 }
 
 /// Collects the archive's garbage.
@@ -172,9 +199,12 @@ pub fn gc(repo: &Repo, opts: &GcOptions) -> Result<GcOutcome> {
     let started = Instant::now();
     let info = repo.backend().info();
     able_to_run(repo, &info, opts)?;
-    let mut out = GcOutcome::default();
+    let mut out = GcOutcome {
+        reflog: retention::apply(repo, opts)?,
+        ..GcOutcome::default()
+    };
     let marked = KeySet::new();
-    mark(repo, &marked, opts)?;
+    out.reflog.held_only_by_reflog = mark(repo, &marked, opts)?;
     out.reachable = marked.len();
     let candidates = list_candidates(repo, &marked, &mut out)?;
     if opts.dry_run {
