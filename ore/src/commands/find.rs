@@ -66,15 +66,25 @@ struct Walked {
     ids: HashMap<(Key, String), usize>,
 }
 
-/// Calls `each` with every snapshot, oldest first, that holds a name matching the query.
-/// Snapshots without a match are passed over.
+/// Calls `each` with every snapshot, oldest first, that holds a name matching the query, or
+/// with the error met reading one (damage in one snapshot does not hide the matches of the
+/// others; the search goes on). Snapshots without a match are passed over.
 pub fn find(
     repo: &Repo,
     q: &Query,
-    mut each: impl FnMut(Found) -> Result<()>,
+    mut each: impl FnMut(Result<Found, WalkError>) -> Result<()>,
 ) -> Result<(), WalkError> {
+    // A leading `/` names the snapshot's root, as in `ore restore --include`.
+    let pattern = q.pattern.trim_start_matches('/');
     let whole = q.pattern.contains('/');
-    let glob = globset::GlobBuilder::new(&q.pattern)
+    if pattern.is_empty() {
+        return Err(Error::Usage(format!("`{}` matches nothing", q.pattern)).into());
+    }
+    let known = repo.tags()?;
+    if let Some(t) = q.tags.iter().find(|t| !known.iter().any(|(k, _)| k == *t)) {
+        return Err(Error::Usage(format!("--tag {t}: the archive has no such tag")).into());
+    }
+    let glob = globset::GlobBuilder::new(pattern)
         .literal_separator(whole)
         .case_insensitive(q.ignore_case)
         .build()
@@ -112,13 +122,20 @@ pub fn find(
                 )),
                 error,
             }
-        })?;
+        });
+        let root = match root {
+            Ok(r) => r,
+            Err(e) => {
+                each(Err(e))?;
+                continue;
+            }
+        };
         let hits = walked.hits(root);
         if !hits.is_empty() {
-            each(Found {
+            each(Ok(Found {
                 snapshot: listed,
                 hits,
-            })?;
+            }))?;
         }
     }
     Ok(())

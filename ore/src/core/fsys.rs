@@ -20,6 +20,7 @@ mod at;
 mod remove;
 pub(crate) use at::{check, timespecs};
 pub use at::{one_name, raise_fd_limit, Node};
+pub use remove::Partial;
 
 /// The status of a file, as `lstat` gives it (times in ns since the epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -335,8 +335,9 @@ pub fn expire_tags(
 /// back at an older head (an append-only key may), and the entries after it are held only by
 /// that kept value. Expiring it would destroy them, so the callers expire nothing then. (An
 /// earlier head is usually not in the chain itself: an append stores the newest block again
-/// with one entry more; its entries are all there.) A kept head no longer stored holds
-/// nothing, and is passed over; blocks shared by several heads are read once.
+/// with one entry more; its entries are all there.) A kept head no longer stored, or that is no
+/// reflog block, holds nothing, and is passed over; blocks shared by several heads are read
+/// once.
 pub fn rewound(
     repo: &Repo,
     history: &[protocol::history::Entry],
@@ -359,7 +360,13 @@ pub fn rewound(
             {
                 break;
             }
-            let old = read_block(repo, k)?;
+            // A value that is no reflog block (an append-only key may set any key) reaches
+            // nothing, as gc's walk of the kept history treats it.
+            let old = match read_block(repo, k) {
+                Ok(b) => b,
+                Err(e) if crate::core::repo::is_damage(&e) => break,
+                Err(e) => return Err(e),
+            };
             if let Some(x) = old
                 .entries
                 .iter()

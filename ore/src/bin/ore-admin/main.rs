@@ -3,6 +3,7 @@
 mod admin;
 #[path = "../shared/args.rs"]
 mod args;
+mod metrics;
 
 use admin::{Outcome, Output};
 use clap::Parser;
@@ -18,6 +19,7 @@ use clap::Parser;
 ///   ore-admin "ssh nas backend-fs /data" info
 ///   echo stats | ore-admin 'backend-fs /mnt/ore'
 ///   ore-admin 'backend-splitlog /data' verify --json || echo damaged
+///   ore-admin /mnt/ore metrics /var/lib/node_exporter/ore.prom   (Prometheus text)
 ///
 /// Exit status: 0 when every command ran and none reported damage; 1 when a command failed
 /// (the error is on stderr) or reported damage. A command reports damage by listing it: in
@@ -74,6 +76,13 @@ fn run(args: &Args, output: Output) -> anyhow::Result<Outcome> {
             "no archive given: name it first (ore-admin 'backend-fs /mnt/ore' help) or with -a"
         ),
     };
+    if let Some(("metrics", rest)) = command.split_first().map(|(c, r)| (c.as_str(), r)) {
+        let up = metrics::run(archive, rest.first().map(String::as_str))?;
+        return Ok(Outcome {
+            failures: usize::from(!up),
+            damaged: 0,
+        });
+    }
     let backend = ore::core::archive::open_single(archive)?;
     if command.is_empty() {
         return admin::interactive(&*backend, archive, output);

@@ -83,6 +83,11 @@ pub struct Global {
         value_parser = timeout
     )]
     pub timeout: std::time::Duration,
+    /// Write what the run did (exit status, duration, last success, a snapshot's counters) in
+    /// the Prometheus text format to FILE, keeping the samples of other commands and tags
+    /// there: for node_exporter's textfile collector.
+    #[arg(long, global = true, env = "ORE_METRICS_FILE", value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Reads a number of snapshots to keep, saying what is wrong with one that is not.

@@ -30,7 +30,7 @@ pub struct Config {
 /// The largest config file read (1 MiB: a config file is a few lines).
 const MAX_CONFIG: u64 = 1 << 20;
 
-fn default_path() -> Option<PathBuf> {
+pub fn default_path() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
         return Some(PathBuf::from(x).join("ore/config.toml"));
     }

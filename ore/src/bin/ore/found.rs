@@ -24,8 +24,16 @@ pub fn find(env: &Env, a: FindArgs) -> Result<Done> {
             .transpose()?,
     };
     let repo = env.open_brief()?;
-    let (mut snapshots, mut hits) = (0u64, 0u64);
+    let (mut snapshots, mut hits, mut failed) = (0u64, 0u64, 0u64);
     search(&repo, &q, |found| {
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                failed += 1;
+                protocol::log::error(&format!("{e}; the search goes on with the others"));
+                return Ok(());
+            }
+        };
         snapshots += 1;
         hits += found.hits.len() as u64;
         let l = &found.snapshot;
@@ -59,6 +67,9 @@ pub fn find(env: &Env, a: FindArgs) -> Result<Done> {
             0 => eprintln!("no snapshot holds a name matching `{}`", a.pattern),
             _ => eprintln!("{hits} match(es) in {snapshots} snapshot(s)"),
         }
+    }
+    if failed > 0 {
+        bail!("{failed} snapshot(s) could not be searched (damaged; see above): `ore check` says more");
     }
     Ok(Done::Clean)
 }

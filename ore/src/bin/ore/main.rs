@@ -15,6 +15,7 @@ mod found;
 mod history;
 mod keep;
 mod keys;
+mod metrics;
 mod pass;
 mod preview;
 mod save;
@@ -282,6 +283,9 @@ fn main() {
         protocol::duration::TIMEOUT_ENV,
         cli.global.timeout.as_secs_f64().to_string(),
     );
+    if let Some(file) = cli.global.metrics_file.clone() {
+        metrics::start(file, metrics::command_name(&cli.command));
+    }
     let code = match ore::core::lease::ttl_setting()
         .map_err(anyhow::Error::msg)
         .and_then(|_| run(cli))
@@ -300,5 +304,6 @@ fn main() {
             1
         }
     };
+    metrics::finish(code);
     std::process::exit(code);
 }

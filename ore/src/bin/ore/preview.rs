@@ -32,7 +32,11 @@ pub fn dry_run(
         n[i] += 1;
         bytes += p.bytes;
         let shown = if env.global.json {
-            format!("{}\n", serde_json::to_string(&p).unwrap_or_default())
+            let v = serde_json::json!({
+                "action": p.action, "path": p.path.display().to_string(),
+                "is_dir": p.is_dir, "bytes": p.bytes,
+            });
+            format!("{v}\n")
         } else {
             let slash = if p.is_dir { "/" } else { "" };
             let why = match p.action {

@@ -128,6 +128,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         host: a.host,
     };
     let tag = opts.tag.clone();
+    crate::metrics::note_tag(&tag);
     let interrupted = opts.interrupted.clone();
     let r = with_progress(env, |p| {
         ore::commands::snapshot::snapshot(
@@ -142,6 +143,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         say_interrupted(&repo, &tag, r.as_ref().ok());
     }
     let r = r?;
+    crate::metrics::note_snapshot(&r.snapshot.stats, r.snapshot.warnings_total);
     // Note whose cache it is, for `ore cache list` and `ore cache prune`.
     local::remember(local.cache.as_deref(), &id);
     report_snapshot(env, &r, dry_run)?;
@@ -184,6 +186,7 @@ fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome>) -
             );
         }
     }
+    crate::metrics::finish(130);
     std::process::exit(130)
 }
 
@@ -252,6 +255,11 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         },
         select,
         delete: a.delete,
+        protect: if a.delete {
+            protected_paths(env)
+        } else {
+            Vec::new()
+        },
         verify: a.verify,
         no_owner: a.no_owner,
         progress: None,
@@ -326,13 +334,7 @@ fn refuse_deleting_the_archive(env: &Env, dest: &std::path::Path) -> Result<()> 
     let Ok(dest) = std::fs::canonicalize(dest) else {
         return Ok(());
     };
-    let id = env.archive_id()?;
-    let words = match connect::open::classify(&id) {
-        connect::open::Kind::Path(p) => vec![p.display().to_string()],
-        connect::open::Kind::Command(c) => shell_words::split(c).unwrap_or_default(),
-        connect::open::Kind::S3(_) => Vec::new(),
-    };
-    for word in words {
+    for word in archive_words(&env.archive_id()?) {
         let Ok(p) = std::fs::canonicalize(&word) else {
             continue;
         };
@@ -346,6 +348,51 @@ fn refuse_deleting_the_archive(env: &Env, dest: &std::path::Path) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Every word of an archive identifier that may name a path, with the words of identifiers
+/// nested in it (`backend-cache c.db 'backend-fs /x'`): what `--delete` must never remove.
+fn archive_words(id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![id.to_string()];
+    while let Some(id) = todo.pop() {
+        match connect::open::classify(&id) {
+            connect::open::Kind::Path(p) => out.push(p.display().to_string()),
+            connect::open::Kind::Command(c) => {
+                for w in shell_words::split(c).unwrap_or_default() {
+                    if w.contains(char::is_whitespace) && todo.len() < 64 {
+                        todo.push(w.clone());
+                    }
+                    out.push(w);
+                }
+            }
+            connect::open::Kind::S3(_) => {}
+        }
+    }
+    out
+}
+
+/// What `--delete` leaves wherever it is found: every path the identifier names, ore's file
+/// cache, its config file, and the passphrase file.
+fn protected_paths(env: &Env) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = env
+        .archive_id()
+        .map(|id| archive_words(&id))
+        .unwrap_or_default()
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.exists())
+        .collect();
+    out.extend(
+        env.config
+            .cache_dir
+            .clone()
+            .or_else(ore::core::filecache::default_dir),
+    );
+    out.extend(env.global.config.clone());
+    out.extend(crate::config::default_path());
+    out.extend(env.global.passphrase_file.clone());
+    out
 }
 
 /// Prints what a restore did on stderr, and when it is incomplete, why.

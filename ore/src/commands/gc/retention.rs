@@ -66,19 +66,25 @@ pub(super) fn apply(repo: &Repo, opts: &GcOptions) -> Result<ReflogOutcome> {
             }
         }
     };
-    let _lease = (!opts.dry_run)
-        .then(|| crate::core::lease::Lease::acquire(repo))
-        .transpose()?;
     let cutoff = cutoff.min(now);
     if let Some(why) = crate::core::reflog::rewound(repo, &read_history(repo)?, i64::MIN)? {
         out.retention = format!("not applied: {why}");
         return Ok(out);
     }
-    let (expired, kept) = crate::core::reflog::expire_entries_only(repo, cutoff, opts.dry_run)?;
+    let (expired, kept) = crate::core::reflog::expire_entries_only(repo, cutoff, true)?;
     out.expired = expired;
     out.kept = kept;
     if opts.dry_run {
         return Ok(out);
+    }
+    // The new reflog blocks are written under a lease, so that no other gc's sweep takes them
+    // for garbage; only when there is something to drop (a lease taken for nothing would also
+    // take over a dead run's slot unsaid, before the sweep that reports it).
+    if expired > 0 {
+        let _lease = crate::core::lease::Lease::acquire(repo)?;
+        let (expired, kept) = crate::core::reflog::expire_entries_only(repo, cutoff, false)?;
+        out.expired = expired;
+        out.kept = kept;
     }
     use crate::core::reflog::REFLOG_TAG;
     // Checked again just before: every earlier head holds only what the reflog still has or

@@ -36,6 +36,7 @@
 mod attrs;
 mod dest;
 mod file;
+mod guard;
 mod links;
 mod plan;
 mod select;
@@ -83,6 +84,9 @@ pub struct RestoreOptions {
     /// Names in the directories restored that the snapshot does not hold there (and that the
     /// selection would take) are removed, so that the destination matches the snapshot.
     pub delete: bool,
+    /// With `delete`: files and directories never removed, nor anything that holds one (the
+    /// archive, ore's own cache and config; see `guard`).
+    pub protect: Vec<PathBuf>,
     pub verify: bool,
     pub no_owner: bool,
     pub progress: Option<Arc<Progress>>,
@@ -154,6 +158,8 @@ struct Ctx<'r> {
     /// Directories on the way to what `--include` takes ([`select::wanted`]).
     wanted: std::collections::HashSet<PathBuf>,
     removed: AtomicU64,
+    /// With `--delete`: what is never removed ([`guard`]).
+    protected: guard::Protected,
     warnings: Mutex<Vec<String>>,
     incomplete: AtomicBool,
     /// Paths [`Ctx::damaged`] was told about.
@@ -372,7 +378,7 @@ pub fn restore(
     let sel = &opts.select;
     if !matches!(target.kind, EntryKind::Dir { .. })
         && !sel.everything()
-        && (sel.excluded(&snap_top) || !sel.included(&snap_top))
+        && (sel.excluded(&snap_top, false) || !sel.included(&snap_top, false))
     {
         return Ok(RestoreOutcome::default());
     }
@@ -442,6 +448,10 @@ fn new_ctx<'r>(
         snap_top: PathBuf::new(),
         wanted: Default::default(),
         removed: AtomicU64::new(0),
+        protected: match opts.delete {
+            true => guard::protected(&opts.protect),
+            false => Default::default(),
+        },
         warnings: Mutex::new(Vec::new()),
         incomplete: AtomicBool::new(false),
         damaged: Mutex::new(Vec::new()),

@@ -59,10 +59,11 @@ pub fn plan(
     let top = bytes_path(sub).to_path_buf();
     let sel = &opts.select;
     let EntryKind::Dir { tree } = target.kind else {
-        if !sel.everything() && (sel.excluded(&top) || !sel.included(&top)) {
+        if !sel.everything() && (sel.excluded(&top, false) || !sel.included(&top, false)) {
             return Ok(());
         }
-        let at = match std::fs::symlink_metadata(dest) {
+        // The destination itself is followed through a symlink, as the restore follows it.
+        let at = match std::fs::metadata(dest) {
             Ok(m) if m.is_dir() => dest.join(bytes_path(&target.name)),
             _ => dest.to_path_buf(),
         };
@@ -71,7 +72,16 @@ pub fn plan(
     let wanted = select::wanted(repo, sel, tree, &top)?;
     // Directories to look at: their tree, path in the snapshot, path shown, and whether the
     // destination has them (else everything below would be made).
-    let there = std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir());
+    let there = match std::fs::metadata(dest) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "{}: exists and is not a directory; a directory restores into a directory",
+                dest.display()
+            )))
+        }
+        Err(_) => false,
+    };
     let mut open = vec![(tree, top, dest.to_path_buf(), there)];
     while let Some((tree, in_snap, shown, there)) = open.pop() {
         let mut entries = Vec::new();
@@ -189,7 +199,7 @@ fn strays(
             continue;
         }
         let path = in_snap.join(&name);
-        if opts.select.excluded(&path) || !opts.select.included(&path) {
+        if opts.select.excluded(&path, m.is_dir()) || !opts.select.included(&path, m.is_dir()) {
             continue;
         }
         each(Planned {

@@ -24,27 +24,43 @@ use protocol::Key;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// One pattern: a glob, and whether it is matched against whole paths (it holds a `/`).
+/// One pattern: a glob, whether it is matched against whole paths (it holds a `/` other
+/// than a last one), and whether it matches directories only (it ends with `/`, as in
+/// gitignore).
 #[derive(Debug)]
 struct Pattern {
     glob: GlobMatcher,
     whole: bool,
+    dirs_only: bool,
 }
 
 impl Pattern {
     fn new(p: &str, option: &str) -> Result<Pattern> {
-        let whole = p.contains('/');
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
+        let dirs_only = p.ends_with('/');
+        let body = p.trim_end_matches('/');
+        let body = body.strip_prefix("./").unwrap_or(body);
+        let whole = body.contains('/');
+        let body = body.trim_start_matches('/');
+        if body.is_empty() {
+            return Err(Error::Usage(format!(
+                "{option} `{p}`: matches nothing (a name or a path from the snapshot's root)"
+            )));
+        }
+        let glob = GlobBuilder::new(body)
             .literal_separator(whole)
             .build()
             .map_err(|e| Error::Usage(format!("{option} `{p}`: not a pattern: {e}")))?;
         Ok(Pattern {
             glob: glob.compile_matcher(),
             whole,
+            dirs_only,
         })
     }
 
-    fn hits(&self, path: &Path) -> bool {
+    fn hits(&self, path: &Path, is_dir: bool) -> bool {
+        if self.dirs_only && !is_dir {
+            return false;
+        }
         if self.whole {
             self.glob.is_match(path)
         } else {
@@ -80,24 +96,28 @@ impl Selection {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
-    /// Whether the entry at `path` (from the snapshot's root) is excluded.
-    pub fn excluded(&self, path: &Path) -> bool {
-        self.exclude.iter().any(|p| p.hits(path))
+    /// Whether the entry at `path` (from the snapshot's root; a directory when `is_dir`) is
+    /// excluded.
+    pub fn excluded(&self, path: &Path, is_dir: bool) -> bool {
+        self.exclude.iter().any(|p| p.hits(path, is_dir))
     }
 
     /// Whether the entry at `path` is included: no include was given, or one matches it or a
     /// directory above it.
-    pub fn included(&self, path: &Path) -> bool {
+    pub fn included(&self, path: &Path, is_dir: bool) -> bool {
         self.include.is_empty()
+            || self.include.iter().any(|p| p.hits(path, is_dir))
             || path
                 .ancestors()
+                .skip(1)
                 .filter(|a| !a.as_os_str().is_empty())
-                .any(|a| self.include.iter().any(|p| p.hits(a)))
+                .any(|a| self.include.iter().any(|p| p.hits(a, true)))
     }
 
     /// Whether the entry at `path` is restored, given the directories [`wanted`] found.
     pub fn chosen(&self, path: &Path, is_dir: bool, wanted: &HashSet<PathBuf>) -> bool {
-        !self.excluded(path) && (self.included(path) || (is_dir && wanted.contains(path)))
+        !self.excluded(path, is_dir)
+            && (self.included(path, is_dir) || (is_dir && wanted.contains(path)))
     }
 }
 
@@ -114,10 +134,11 @@ pub fn wanted(repo: &Repo, sel: &Selection, tree: Key, top: &Path) -> Result<Has
         let mut r = Reader::<DirTree>::new(repo, tree);
         while let Some(e) = r.next_item()? {
             let path = dir.join(bytes_path(&e.name));
-            if sel.excluded(&path) {
+            let is_dir = matches!(e.kind, EntryKind::Dir { .. });
+            if sel.excluded(&path, is_dir) {
                 continue;
             }
-            if sel.included(&path) {
+            if sel.included(&path, is_dir) {
                 // Everything from `top` down to here is on the way.
                 let mut up = path.parent();
                 while let Some(d) = up.filter(|d| *d != top && d.starts_with(top)) {
@@ -154,18 +175,32 @@ mod tests {
     #[test]
     fn an_include_takes_what_it_matches_and_everything_below_it() {
         let s = sel(&["docs"], &[]);
-        assert!(s.included(Path::new("home/docs")));
-        assert!(s.included(Path::new("home/docs/a/b.txt")));
-        assert!(!s.included(Path::new("home/music/a.mp3")));
+        assert!(s.included(Path::new("home/docs"), true));
+        assert!(s.included(Path::new("home/docs/a/b.txt"), false));
+        assert!(!s.included(Path::new("home/music/a.mp3"), false));
     }
 
     #[test]
     fn a_pattern_with_a_slash_is_matched_against_the_whole_path() {
         let s = sel(&["home/*/notes.txt"], &["/home/b/**"]);
-        assert!(s.included(Path::new("home/a/notes.txt")));
-        assert!(!s.included(Path::new("x/home/a/notes.txt")));
-        assert!(s.excluded(Path::new("home/b/notes.txt")));
-        assert!(!s.excluded(Path::new("home/a/notes.txt")));
+        assert!(s.included(Path::new("home/a/notes.txt"), false));
+        assert!(!s.included(Path::new("x/home/a/notes.txt"), false));
+        assert!(s.excluded(Path::new("home/b/notes.txt"), false));
+        assert!(!s.excluded(Path::new("home/a/notes.txt"), false));
+    }
+
+    #[test]
+    fn a_trailing_slash_matches_directories_only_and_a_leading_dot_slash_is_the_root() {
+        let s = sel(&[], &["keep/", "./top"]);
+        assert!(s.excluded(Path::new("a/keep"), true));
+        assert!(!s.excluded(Path::new("a/keep"), false));
+        assert!(s.excluded(Path::new("top"), false));
+        assert!(
+            !s.excluded(Path::new("a/top"), false),
+            "anchored at the root"
+        );
+        let e = Selection::new(&[], &["/".into()]).unwrap_err().to_string();
+        assert!(e.contains("matches nothing"), "{e}");
     }
 
     #[test]

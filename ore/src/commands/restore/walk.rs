@@ -36,6 +36,7 @@ pub(super) fn walk(
 ) -> Result<bool> {
     let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
     let mut entries = Vec::new();
+    let mut whole = true;
     loop {
         match reader.next_item() {
             Ok(Some(e)) => entries.push(e),
@@ -46,12 +47,20 @@ pub(super) fn walk(
                     "{}: directory not fully restored: {e}",
                     path.display()
                 ));
+                whole = false;
                 break;
             }
             Err(e) => return Err(e),
         }
     }
-    if ctx.opts.delete && !fresh {
+    // A listing cut short by damage says nothing of what the snapshot holds past the damage:
+    // what is here stays.
+    if ctx.opts.delete && !fresh && !whole {
+        ctx.warn(format!(
+            "{}: nothing removed in it: its listing in the archive is damaged",
+            path.display()
+        ));
+    } else if ctx.opts.delete && !fresh {
         remove_strays(ctx, dir, path, &entries);
     }
     entries.retain(|e| ctx.chosen(path, e));
@@ -112,6 +121,9 @@ fn remove_strays(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
         .map(|e| (&e.name[..], matches!(e.kind, EntryKind::Dir { .. })))
         .collect();
     let sel = &ctx.opts.select;
+    let Ok(dev) = crate::core::fsys::fstat(dir).map(|st| st.dev) else {
+        return;
+    };
     for name in names {
         let Ok(there) = dir.lstat(&name) else {
             continue;
@@ -123,20 +135,37 @@ fn remove_strays(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
             Some(false) => "the snapshot has no directory there",
         };
         let in_snapshot = ctx.in_snapshot(path, &name);
-        if sel.excluded(&in_snapshot) || !sel.included(&in_snapshot) {
+        if sel.excluded(&in_snapshot, there.is_dir()) || !sel.included(&in_snapshot, there.is_dir())
+        {
             continue;
         }
         let shown = path.join(bytes_path(&name));
+        if let Some(keep) = super::guard::keep_reason(ctx, dir, &name, dev, (&shown, &in_snapshot))
+        {
+            ctx.warn(format!("{}: not removed ({why}): {keep}", shown.display()));
+            continue;
+        }
+        let held = |n: u64| match n {
+            0 | 1 => String::new(),
+            2 => " and the 1 entry it held".to_string(),
+            n => format!(" and the {} entries it held", n - 1),
+        };
         match dir.remove_all(&name) {
             Ok(n) => {
                 ctx.removed.fetch_add(n, Relaxed);
-                let what = match n {
-                    1 => String::new(),
-                    n => format!(" and the {} entries it held", n - 1),
-                };
-                protocol::log::info(&format!("removed {}{what} ({why})", shown.display()));
+                protocol::log::info(&format!("removed {}{} ({why})", shown.display(), held(n)));
             }
-            Err(e) => ctx.warn(format!("{}: not removed: {e}", shown.display())),
+            Err(partial) => {
+                ctx.removed.fetch_add(partial.removed, Relaxed);
+                ctx.warn(format!(
+                    "{}: not removed ({why}): {}: {}; {} entr{} below it removed before that",
+                    shown.display(),
+                    shown.join(bytes_path(&partial.at)).display(),
+                    partial.error,
+                    partial.removed,
+                    if partial.removed == 1 { "y" } else { "ies" }
+                ));
+            }
         }
     }
 }

@@ -22,25 +22,38 @@ impl Dir {
     }
 
     /// Removes `name`, and when it is a directory everything below it first. The number of
-    /// names removed; the first error ends the removal (what was removed stays removed).
-    pub fn remove_all(&self, name: &[u8]) -> io::Result<u64> {
-        if !self.lstat(name)?.is_dir() {
-            self.unlink(name)?;
+    /// names removed; the first error ends the removal, and says how many were removed before
+    /// it and where it happened (what was removed stays removed).
+    pub fn remove_all(&self, name: &[u8]) -> Result<u64, Partial> {
+        let mut removed = 0;
+        let mut at = name.to_vec();
+        let fail = |removed: u64, at: &[u8], error: io::Error| Partial {
+            removed,
+            at: at.to_vec(),
+            error,
+        };
+        let st = self.lstat(name).map_err(|e| fail(0, b"", e))?;
+        if !st.is_dir() {
+            self.unlink(name).map_err(|e| fail(0, b"", e))?;
             return Ok(1);
         }
-        let mut removed = 0;
-        let first = self.open_dir(name)?;
-        let left = first.names()?;
-        // Directories being emptied: each open, with its own name and the names left in it.
+        let first = self.open_dir(name).map_err(|e| fail(0, b"", e))?;
+        let left = first.names().map_err(|e| fail(0, b"", e))?;
+        // Directories being emptied: each open, with its own name and the names left in it;
+        // `at` is the path below `name` of the one on top.
         let mut open: Vec<(Dir, Vec<u8>, Vec<Vec<u8>>)> = vec![(first, name.to_vec(), left)];
+        at.clear();
         while let Some((dir, _, left)) = open.last_mut() {
             if let Some(n) = left.pop() {
-                if dir.lstat(&n)?.is_dir() {
-                    let sub = dir.open_dir(&n)?;
-                    let left = sub.names()?;
+                let here = joined(&at, &n);
+                let is_dir = dir.lstat(&n).map_err(|e| fail(removed, &here, e))?.is_dir();
+                if is_dir {
+                    let sub = dir.open_dir(&n).map_err(|e| fail(removed, &here, e))?;
+                    let left = sub.names().map_err(|e| fail(removed, &here, e))?;
                     open.push((sub, n, left));
+                    at = here;
                 } else {
-                    dir.unlink(&n)?;
+                    dir.unlink(&n).map_err(|e| fail(removed, &here, e))?;
                     removed += 1;
                 }
                 continue;
@@ -49,13 +62,41 @@ impl Dir {
                 break;
             };
             drop(done);
-            match open.last() {
-                Some((parent, _, _)) => parent.rmdir(&n)?,
-                None => self.rmdir(&n)?,
-            }
+            let result = match open.last() {
+                Some((parent, _, _)) => parent.rmdir(&n),
+                None => self.rmdir(&n),
+            };
+            result.map_err(|e| fail(removed, &at, e))?;
             removed += 1;
+            at = parent_of(&at);
         }
         Ok(removed)
+    }
+}
+
+/// A removal that stopped part way: how many names it removed, the path (below the name it
+/// was removing; empty for that name itself) where it stopped, and why.
+#[derive(Debug)]
+pub struct Partial {
+    pub removed: u64,
+    pub at: Vec<u8>,
+    pub error: io::Error,
+}
+
+fn joined(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir.is_empty() {
+        return name.to_vec();
+    }
+    let mut p = dir.to_vec();
+    p.push(b'/');
+    p.extend_from_slice(name);
+    p
+}
+
+fn parent_of(path: &[u8]) -> Vec<u8> {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => path[..i].to_vec(),
+        None => Vec::new(),
     }
 }
 
