@@ -15,7 +15,10 @@ fn samples(text: &str) -> HashMap<String, f64> {
     for l in text.lines() {
         if let Some(rest) = l.strip_prefix("# TYPE ") {
             let name = rest.split(' ').next().expect("a name");
-            assert!(typed.insert(name.to_string()), "one TYPE line per metric: {text}");
+            assert!(
+                typed.insert(name.to_string()),
+                "one TYPE line per metric: {text}"
+            );
             continue;
         }
         if l.starts_with("# HELP ") {
@@ -57,7 +60,10 @@ fn each_run_writes_its_samples_and_keeps_the_others_and_a_failure_keeps_the_last
     assert_eq!(home("ore_snapshot_files"), 1.0);
     assert_eq!(home("ore_snapshot_bytes"), 10_000.0);
     assert!(home("ore_snapshot_new_blocks") >= 1.0);
-    assert_eq!(s["ore_snapshot_files{command=\"snapshot\",tag=\"etc\"}"], 1.0);
+    assert_eq!(
+        s["ore_snapshot_files{command=\"snapshot\",tag=\"etc\"}"],
+        1.0
+    );
     let success = home("ore_last_success_timestamp_seconds");
     assert!(success > 1.7e9, "{success}");
     // A run that fails: its status, and the last success kept.
@@ -110,7 +116,9 @@ fn ore_admin_metrics_gives_the_backends_counters_and_up_zero_when_it_is_unreacha
         .output()
         .expect("ore-admin runs");
     assert!(r.status.success(), "{r:?}");
-    assert!(std::fs::read_to_string(&file).expect("written").contains("ore_backend_up"));
+    assert!(std::fs::read_to_string(&file)
+        .expect("written")
+        .contains("ore_backend_up"));
     // A backend that cannot be started.
     let gone = "no-such-backend-program /x";
     let r = std::process::Command::new(bin("ore-admin"))

@@ -1,4 +1,5 @@
-//! Progress on a terminal (a pty made by util-linux's `script`), and none anywhere else.
+//! Progress on a terminal (a pty made by util-linux's `script`), JSON lines with `--json`, and
+//! none anywhere else.
 //!
 //! The archive is behind `delay-link` (every round trip 200 ms), so that a run lasts long
 //! enough for the progress line, drawn every 200 ms, to be drawn a few times.
@@ -52,9 +53,10 @@ fn a_first_snapshot_shows_its_total_on_a_terminal_and_nothing_elsewhere() {
         &format!("snapshot t {} --exclude '*.tmp'", shell_quote(src_arg)),
     );
     assert!(shown.contains("files, "), "no progress line:\n{shown}");
-    assert!(shown.contains("% of 3.0 MiB"), "no total:\n{shown}");
+    assert!(shown.contains(" of 3.00 MiB"), "no total:\n{shown}");
+    assert!(shown.contains("ETA"), "no ETA:\n{shown}");
     assert!(
-        shown.contains("\x1b[K"),
+        shown.contains("\x1b[2K"),
         "the line is not redrawn:\n{shown}"
     );
     // Not on a terminal: the summary alone, no progress line.
@@ -68,4 +70,45 @@ fn a_first_snapshot_shows_its_total_on_a_terminal_and_nothing_elsewhere() {
     let shown = on_a_terminal(&ore, &format!("snapshot -q t {}", shell_quote(src_arg)));
     assert!(!shown.contains("/s)"), "{shown}");
     assert_eq!(shown.trim().len(), 64, "{shown:?}");
+}
+
+#[test]
+fn with_json_the_progress_comes_as_json_lines_on_stderr_ending_with_the_totals() {
+    let d = scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), vec![7u8; 2 << 20]).unwrap();
+    std::fs::write(src.join("b"), vec![9u8; 1 << 20]).unwrap();
+    let ore = Ore::new(format!(
+        "{} 100 {} {}",
+        quote(&bin("delay-link")),
+        quote(&bin("backend-splitlog")),
+        quote(&d.path().join("archive"))
+    ));
+    ore.run(&["init"]).expect(0, "init");
+    let r = ore
+        .run(&["--json", "snapshot", "t", src.to_str().unwrap()])
+        .expect(0, "snapshot");
+    let lines: Vec<serde_json::Value> = r
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        lines.len() >= 2,
+        "a line a second and one at the end: {}",
+        r.stderr
+    );
+    let last = &lines.last().unwrap()["progress"];
+    assert_eq!(last["unit"], "files");
+    assert_eq!(last["done"], 2, "{last}");
+    assert_eq!(last["bytes"], 3 << 20, "{last}");
+    // The result itself stays on stdout, one JSON document.
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["stats"]["files"], 2);
+    // -q: no progress at all.
+    let r = ore
+        .run(&["--json", "-q", "snapshot", "t", src.to_str().unwrap()])
+        .expect(0, "snapshot");
+    assert!(!r.stderr.contains("progress"), "{}", r.stderr);
 }

@@ -121,3 +121,13 @@ fn a_snapshot_keeps_the_host_name_it_was_given_and_is_found_by_it() {
     assert_eq!(bad.code, 1, "an empty host name is refused: {bad:?}");
     assert!(bad.stderr.contains("not a host name"), "{bad:?}");
 }
+
+#[test]
+fn log_shows_local_times_with_their_offset_or_utc_when_asked() {
+    let d = scratch();
+    let (o, _, _) = archive(d.path());
+    let tokyo = with_tz(&o, "Asia/Tokyo", &["log", "work"]).stdout;
+    assert!(tokyo.contains(" +09:00  work~0"), "{tokyo}");
+    let utc = with_tz(&o, "Asia/Tokyo", &["log", "work", "--utc"]).stdout;
+    assert!(utc.contains(" +00:00  work~0"), "{utc}");
+}

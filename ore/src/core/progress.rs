@@ -1,7 +1,6 @@
-//! Progress counters shared by the threads of a snapshot or restore, and the line a terminal
-//! shows from them (the `ore` binary draws it).
+//! Progress counters shared by the threads of a snapshot or restore. The `ore` binary shows
+//! them: a bar on a terminal, JSON lines with `--json`.
 
-use crate::core::util::human_bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -48,27 +47,27 @@ impl Progress {
         self.bytes.fetch_add(n, Relaxed);
     }
 
-    /// One status line: files, bytes, rate, and an ETA when the total is known.
-    pub fn line(&self) -> String {
-        let files = self.files.load(Relaxed);
-        let bytes = self.bytes.load(Relaxed);
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = bytes as f64 / secs;
-        let total = self.total_bytes.load(Relaxed);
-        let mut s = format!(
-            "{files} {}, {} ({}/s)",
-            self.unit,
-            human_bytes(bytes),
-            human_bytes(rate as u64)
-        );
-        if total > 0 {
-            let pct = (bytes as f64 / total as f64 * 100.0).min(100.0);
-            s.push_str(&format!(" {pct:.0}% of {}", human_bytes(total)));
-            if rate > 0.0 && total > bytes {
-                let eta = ((total - bytes) as f64 / rate) as u64;
-                s.push_str(&format!(", ETA {}:{:02}", eta / 60, eta % 60));
-            }
+    /// The counters now, for a progress bar or a JSON line.
+    pub fn now(&self) -> Counters {
+        Counters {
+            unit: self.unit,
+            done: self.files.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            total_bytes: Some(self.total_bytes.load(Relaxed)).filter(|&t| t > 0),
+            seconds: self.started.elapsed().as_secs_f64(),
         }
-        s
     }
+}
+
+/// The counters of a [`Progress`] at one moment.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Counters {
+    /// What `done` counts: "files", "blocks".
+    pub unit: &'static str,
+    pub done: u64,
+    pub bytes: u64,
+    /// The bytes expected in all, when known.
+    pub total_bytes: Option<u64>,
+    /// Since the work began.
+    pub seconds: f64,
 }

@@ -155,7 +155,7 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
             let mut line = format!(
                 "{}  {}  {}~{i}  {}@{}  {} files  {}",
                 &k.to_hex()[..12],
-                format_time(s.time),
+                ore::core::util::format_zoned(s.time, a.utc),
                 a.tag,
                 s.user,
                 s.host,

@@ -18,6 +18,7 @@ mod keys;
 mod metrics;
 mod pass;
 mod preview;
+mod progress;
 mod save;
 mod shell;
 mod summary;
@@ -152,37 +153,29 @@ pub fn with_progress<T>(
     with_progress_of(env, "files", f)
 }
 
-/// Draws progress counting `unit` ("blocks") on a terminal while `f` runs.
+/// Shows progress counting `unit` ("blocks") while `f` runs: a bar on a terminal, or with
+/// `--json` a JSON line on stderr each second (and one at the end) for wrappers and GUIs.
 pub fn with_progress_of<T>(
     env: &Env,
     unit: &'static str,
     f: impl FnOnce(Option<Arc<ore::core::progress::Progress>>) -> T,
 ) -> T {
-    if !env.show_progress() {
+    let json = env.global.json && !env.global.quiet;
+    if !env.show_progress() && !json {
         return f(None);
     }
     let p = Arc::new(ore::core::progress::Progress::counting(unit));
     let drawer = {
         let p = p.clone();
-        std::thread::spawn(move || draw_until_done(&p))
+        std::thread::spawn(move || match json {
+            true => progress::json_lines(&p),
+            false => progress::bar(&p),
+        })
     };
     let r = f(Some(p.clone()));
     p.done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = drawer.join();
     r
-}
-
-/// Draws `p`'s line on stderr every 200 ms until it is done; for terminals only.
-fn draw_until_done(p: &ore::core::progress::Progress) {
-    use std::io::Write;
-    use std::sync::atomic::Ordering::Relaxed;
-    while !p.done.load(Relaxed) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mut e = std::io::stderr().lock();
-        let _ = write!(e, "\r\x1b[K{}", p.line());
-        let _ = e.flush();
-    }
-    let _ = write!(std::io::stderr(), "\r\x1b[K");
 }
 
 fn run(cli: Cli) -> Result<Done> {

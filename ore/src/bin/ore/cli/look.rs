@@ -36,6 +36,9 @@ pub struct CatArgs {
 #[derive(Args, Debug)]
 pub struct LogArgs {
     pub tag: String,
+    /// Times in UTC, not this machine's zone (`--json` always gives UTC, as `TAG@DATE` takes).
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(Args, Debug)]
