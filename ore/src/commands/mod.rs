@@ -11,7 +11,7 @@
 //!
 //! - making and reading back snapshots: [`snapshot`], [`restore`], [`dump`] (one stream);
 //! - looking: [`ls`], [`cat`], [`log`], [`tags`], [`snapshots`], [`find`], [`diff`],
-//!   [`explore`] and [`mount`] (which walk the archive as one tree of names,
+//!   [`stats`], [`explore`] and [`mount`] (which walk the archive as one tree of names,
 //!   [`crate::core::vtree`]);
 //! - keeping the archive sound: [`check`] (with `--compare` and `--unverified`), [`gc`],
 //!   [`forget`], [`sync`];
@@ -37,6 +37,7 @@ pub mod reset;
 pub mod restore;
 pub mod snapshot;
 pub mod snapshots;
+pub mod stats;
 pub mod sync;
 pub mod tag_history;
 pub mod tags;

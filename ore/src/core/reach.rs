@@ -73,6 +73,12 @@ pub trait Visitor: Sync {
     }
     /// A chunk was reached (first time only). It was not read.
     fn chunk(&self, key: Key) -> Result<()>;
+    /// [`Visitor::chunk`], with the chunk's length before compression as the file that holds
+    /// it says (for visitors that count bytes).
+    fn chunk_of(&self, key: Key, len: u64) -> Result<()> {
+        let _ = len;
+        self.chunk(key)
+    }
     /// A block could not be read or was damaged. `Ok` goes on with the rest of the walk;
     /// `Err` stops it.
     fn damaged(&self, key: Key, node: Node, error: Error) -> Result<()> {
@@ -90,7 +96,8 @@ pub struct Counts {
 }
 
 struct Queue {
-    items: Vec<(Key, Node)>,
+    /// Blocks to visit, and for a chunk its length (0 for the rest).
+    items: Vec<(Key, Node, u64)>,
     busy: usize,
 }
 
@@ -105,7 +112,7 @@ pub fn walk(
 ) -> Result<()> {
     let threads = if repo.backend().pipelines() { 32 } else { 4 };
     let queue = Mutex::new(Queue {
-        items: roots.iter().rev().copied().collect(),
+        items: roots.iter().rev().map(|&(k, n)| (k, n, 0)).collect(),
         busy: 0,
     });
     let ready = Condvar::new();
@@ -157,11 +164,11 @@ pub fn walk(
 
 fn visit(
     repo: &Repo,
-    (key, node): (Key, Node),
+    (key, node, len): (Key, Node, u64),
     seen: &KeySet,
     visitor: &dyn Visitor,
     counts: &Counts,
-    children: &mut Vec<(Key, Node)>,
+    children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<()> {
     if !seen.insert(key)? {
         counts.skipped.fetch_add(1, Relaxed);
@@ -169,7 +176,7 @@ fn visit(
     }
     if node == Node::Chunk {
         counts.chunks.fetch_add(1, Relaxed);
-        return visitor.chunk(key);
+        return visitor.chunk_of(key, len);
     }
     counts.trees.fetch_add(1, Relaxed);
     match read(repo, key, node, visitor.chains(), children) {
@@ -188,7 +195,7 @@ fn read(
     key: Key,
     node: Node,
     chains: bool,
-    children: &mut Vec<(Key, Node)>,
+    children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<(Vec<u8>, Plain)> {
     let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;
     let plain_keys;
@@ -208,51 +215,51 @@ fn read(
         Node::Snapshot => {
             let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;
             if let EntryKind::Dir { tree } = s.root.kind {
-                children.push((tree, Node::Dir));
+                children.push((tree, Node::Dir, 0));
             }
             if chains {
-                children.extend(s.previous.iter().map(|k| (*k, Node::Snapshot)));
+                children.extend(s.previous.iter().map(|k| (*k, Node::Snapshot, 0)));
             }
         }
         Node::Dir => match decode_node::<DirTree>(&plain, key)? {
             TreeNode::Leaf(entries) => {
                 for e in entries {
                     match e.kind {
-                        EntryKind::Dir { tree } => children.push((tree, Node::Dir)),
-                        EntryKind::File { content, .. } => match content {
+                        EntryKind::Dir { tree } => children.push((tree, Node::Dir, 0)),
+                        EntryKind::File { content, size } => match content {
                             Content::Empty => {}
-                            Content::Chunk(k) => children.push((k, Node::Chunk)),
-                            Content::Index(k) => children.push((k, Node::File)),
+                            Content::Chunk(k) => children.push((k, Node::Chunk, size)),
+                            Content::Index(k) => children.push((k, Node::File, 0)),
                         },
                         _ => {}
                     }
                 }
             }
             TreeNode::Inner(inner) => {
-                children.extend(inner.children.iter().map(|c| (c.key, Node::Dir)))
+                children.extend(inner.children.iter().map(|c| (c.key, Node::Dir, 0)))
             }
         },
         Node::File => match decode_node::<FileTree>(&plain, key)? {
             TreeNode::Leaf(pieces) => {
                 for p in pieces {
-                    if let Piece::Data { key, .. } = p {
-                        children.push((key, Node::Chunk));
+                    if let Piece::Data { key, len } = p {
+                        children.push((key, Node::Chunk, len));
                     }
                 }
             }
             TreeNode::Inner(inner) => {
-                children.extend(inner.children.iter().map(|c| (c.key, Node::File)))
+                children.extend(inner.children.iter().map(|c| (c.key, Node::File, 0)))
             }
         },
         Node::Reflog => {
             let b: ReflogBlock = decode(plain.data(), &key, Kind::Reflog)?;
-            children.extend(b.previous.map(|k| (k, Node::Reflog)));
+            children.extend(b.previous.map(|k| (k, Node::Reflog, 0)));
             for e in &b.entries {
                 children.extend(
                     e.old
                         .iter()
                         .chain(e.new.iter())
-                        .map(|k| (*k, Node::Snapshot)),
+                        .map(|k| (*k, Node::Snapshot, 0)),
                 );
             }
         }

@@ -132,6 +132,12 @@ pub enum Command {
 Leave things out with --exclude (gitignore syntax), .oreignore files in the tree (gitignore
 syntax, `!` re-includes), and `exclude` rules in the config file.")]
     Snapshot(SnapshotArgs),
+    /// Snapshot a tree again each time it changes (after the changes settle), walking only
+    /// where something changed.
+    #[command(after_help = "Examples:
+  ore watch notes ~/notes                       a snapshot 2 s after each burst of changes
+  ore watch src ~/src --settle 30s --longest 10m --exclude target/")]
+    Watch(WatchArgs),
     /// Restore a snapshot, a directory in it, or one file.
     #[command(after_help = "Examples:
   ore restore home /tmp/home                 everything
@@ -154,6 +160,13 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
   ore cat home:.bashrc | less
   ore cat 'home@2026-06-01:notes/todo.txt' > todo-then.txt")]
     Cat(CatArgs),
+    /// Sizes: restored, deduplicated and stored, and what each tag (or each snapshot named)
+    /// holds that nothing else does.
+    #[command(after_help = "Examples:
+  ore stats                    every tag, with what only it holds
+  ore stats home~1 home        two snapshots, and what each adds to the other
+  ore stats --json | jq .deduplicated")]
+    Stats(StatsArgs),
     /// Find which snapshots hold a name (a glob), with each match's size and time.
     #[command(
         after_help = "A pattern without `/` is matched against each name; with a `/`,

@@ -1,7 +1,8 @@
-//! `ore find`: how its matches print. The search itself is `ore::commands::find`.
+//! `ore find` and `ore stats`: how their answers print. The search and the counting are
+//! `ore::commands::{find, stats}`.
 
 use crate::browse::{entry_json, long_line};
-use crate::cli::FindArgs;
+use crate::cli::{FindArgs, StatsArgs};
 use crate::{out, Done, Env};
 use anyhow::{bail, Result};
 use ore::commands::find::{find as search, Query};
@@ -92,4 +93,65 @@ fn bound(s: &str, option: &str, from_start: bool) -> Result<i64> {
     } else {
         t
     })
+}
+
+pub fn stats(env: &Env, a: StatsArgs) -> Result<Done> {
+    let repo = env.open()?;
+    let mut named = Vec::new();
+    for s in &a.snapshots {
+        let (key, _) = ore::core::spec::resolve(&repo, s)?;
+        named.push((s.clone(), key));
+    }
+    let st = ore::commands::stats::stats(&repo, &named)?;
+    if env.global.json {
+        env.json(&serde_json::to_value(&st)?)?;
+        return Ok(Done::Clean);
+    }
+    let hb = ore::core::util::human_bytes;
+    let d = &st.deduplicated;
+    let mut text = format!(
+        "{} snapshot(s): {} files, {} restored in all\n\
+         deduplicated: {} chunks, {} before compression; {} tree blocks, {} stored\n",
+        st.snapshots,
+        st.files,
+        hb(st.restored_bytes),
+        d.chunks,
+        hb(d.chunk_bytes),
+        d.trees,
+        hb(d.tree_bytes),
+    );
+    if let Some(bytes) = st.archive_bytes.filter(|&b| b > 0) {
+        let data = bytes.saturating_sub(d.tree_bytes).max(1);
+        text.push_str(&format!(
+            "archive: {} stored{} (its backend's count, every block): {:.2}x smaller than \
+             restored; data compressed about {:.2}x\n",
+            hb(bytes),
+            st.archive_blocks
+                .map(|b| format!(" in {b} blocks"))
+                .unwrap_or_default(),
+            st.restored_bytes as f64 / bytes as f64,
+            d.chunk_bytes as f64 / data as f64,
+        ));
+    }
+    text.push_str(&format!(
+        "by {}: what it reaches, and what only it holds\n",
+        st.by
+    ));
+    for g in &st.groups {
+        text.push_str(&format!(
+            "  {}  {} snapshot(s), {} restored; reaches {} in {} chunks; alone {} in {} chunks \
+             and {} in {} tree blocks\n",
+            g.name,
+            g.snapshots,
+            hb(g.restored_bytes),
+            hb(g.reached.chunk_bytes),
+            g.reached.chunks,
+            hb(g.unique.chunk_bytes),
+            g.unique.chunks,
+            hb(g.unique.tree_bytes),
+            g.unique.trees,
+        ));
+    }
+    out(&text)?;
+    Ok(Done::Clean)
 }

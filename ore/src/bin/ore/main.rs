@@ -22,6 +22,7 @@ mod progress;
 mod save;
 mod shell;
 mod summary;
+mod watch;
 
 use anyhow::{anyhow, Context, Result};
 use cli::{Cli, Command};
@@ -202,12 +203,14 @@ fn run(cli: Cli) -> Result<Done> {
     let result = match cli.command {
         Command::Init(a) => save::init(&env, a),
         Command::Snapshot(a) => save::snapshot(&env, a),
+        Command::Watch(a) => watch::watch(&env, a),
         Command::Restore(a) => save::restore(&env, a),
         Command::Ls(a) => browse::ls(&env, a),
         Command::Cat(a) => browse::cat(&env, a),
         Command::Log(a) => browse::log(&env, a),
         Command::Snapshots(a) => browse::snapshots(&env, a),
         Command::Find(a) => found::find(&env, a),
+        Command::Stats(a) => found::stats(&env, a),
         Command::Tags => browse::tags(&env),
         Command::Fork(a) => browse::fork(&env, a),
         Command::Key(k) => keys::run(&env, k),
@@ -267,7 +270,7 @@ impl protocol::log::LogSink for Sink {
 fn main() {
     let cli: Cli = args::parse_args();
     // Before any thread starts. Only a snapshot's buffers need it (see the function).
-    if matches!(cli.command, Command::Snapshot(_)) {
+    if matches!(cli.command, Command::Snapshot(_) | Command::Watch(_)) {
         ore::core::util::return_large_buffers();
     }
     // Every client this process starts (and, through their environment, every proxy's inner

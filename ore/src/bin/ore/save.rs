@@ -109,8 +109,15 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         .or_else(ore::core::filecache::default_dir);
     let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);
     let dry_run = a.dry_run;
-    let (paths, stream) = stream_of(a.paths, a.stdin_name, a.stdin_from_command)?;
+    let in_place = !a.files_from.is_empty();
+    let mut listed = a.paths;
+    for list in &a.files_from {
+        listed.extend(paths_in(list, a.null)?);
+    }
+    let (paths, stream) = stream_of(listed, a.stdin_name, a.stdin_from_command)?;
     let opts = SnapshotOptions {
+        in_place,
+        changed: None,
         tag: a.tag,
         paths,
         stream,
@@ -156,7 +163,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
 
 /// A flag that SIGINT and SIGTERM set, so that a snapshot stops cleanly before its tag moves
 /// (a second signal ends the process at once, with status 130).
-fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+pub fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
@@ -168,7 +175,7 @@ fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
 }
 
 /// Ends an interrupted snapshot with status 130, saying where its tag stands.
-fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome>) -> ! {
+pub fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome>) -> ! {
     match finished.and_then(|r| r.key) {
         Some(key) => {
             eprintln!("ore: interrupted, but the snapshot had finished: tag {tag} names it ({key})")
@@ -191,7 +198,7 @@ fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome>) -
 }
 
 /// Prints what a snapshot run did: its key on stdout, its counts on stderr (or JSON).
-fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<()> {
+pub fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<()> {
     let s = &r.snapshot;
     let key = r.key.map(|k| k.to_hex());
     if env.global.json {
@@ -296,6 +303,44 @@ pub fn restore(env: &Env, a: RestoreArgs) -> Result<Done> {
         }
     }
     restore_status(&r)
+}
+
+/// The paths a `--files-from` list names: one a line (blank lines and `#` comments skipped),
+/// or NUL-separated and taken as they are. A path that does not exist is an error naming the
+/// list and the line, before anything is saved.
+fn paths_in(list: &std::path::Path, null: bool) -> Result<Vec<std::path::PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = std::fs::read(list).map_err(|e| anyhow!("--files-from {}: {e}", list.display()))?;
+    let mut out = Vec::new();
+    let sep = if null { b'\0' } else { b'\n' };
+    for (i, item) in bytes.split(|&b| b == sep).enumerate() {
+        let item = if null {
+            item
+        } else {
+            item.strip_suffix(b"\r").unwrap_or(item)
+        };
+        if item.is_empty() || (!null && item.starts_with(b"#")) {
+            continue;
+        }
+        let p = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(item));
+        if let Err(e) = std::fs::symlink_metadata(&p) {
+            let at = if null {
+                format!("item {}", i + 1)
+            } else {
+                format!("line {}", i + 1)
+            };
+            bail!(
+                "--files-from {} ({at}): {}: {e}",
+                list.display(),
+                p.display()
+            );
+        }
+        out.push(p);
+    }
+    if out.is_empty() {
+        bail!("--files-from {}: lists no path", list.display());
+    }
+    Ok(out)
 }
 
 /// The paths to save, or the stream: `-` (or `/dev/stdin`) alone, `--stdin-name` or

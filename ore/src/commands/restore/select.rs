@@ -38,8 +38,9 @@ impl Pattern {
     fn new(p: &str, option: &str) -> Result<Pattern> {
         let dirs_only = p.ends_with('/');
         let body = p.trim_end_matches('/');
-        let body = body.strip_prefix("./").unwrap_or(body);
+        // `./name` and `/name` are anchored at the root: matched as whole paths.
         let whole = body.contains('/');
+        let body = body.strip_prefix("./").unwrap_or(body);
         let body = body.trim_start_matches('/');
         if body.is_empty() {
             return Err(Error::Usage(format!(

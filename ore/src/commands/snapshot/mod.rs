@@ -17,6 +17,7 @@
 //! block, then the tag is moved with compare-and-swap — so a tag never names anything that is
 //! not durably stored, and an interrupted run leaves the tag where it was.
 
+mod changed;
 mod defer;
 mod estimate;
 mod file;
@@ -45,6 +46,7 @@ use writer::Writer;
 
 pub use crate::core::lease::GC_TAG;
 use crate::core::lease::{GcState, Hint, Lease};
+pub use changed::Changed;
 
 /// Threads that wait for the archive's answers and store what it lacks (see [`defer`]).
 const RESOLVERS: usize = 2;
@@ -73,6 +75,13 @@ pub struct SnapshotOptions {
     pub host: Option<String>,
     /// A stream to keep as one file instead of `paths` (standard input, a command's output).
     pub stream: Option<stream::Stream>,
+    /// Each path kept at its own absolute place below the root (`--files-from`), not side by
+    /// side under its last component.
+    pub in_place: bool,
+    /// Every path that changed since the tag's last snapshot (`ore watch`, from the kernel's
+    /// events, complete): a directory with no change at or below it, found unchanged in the
+    /// file cache, is taken from there without being walked. `None`: walk everything.
+    pub changed: Option<Arc<Changed>>,
 }
 
 /// What a snapshot run produced.
@@ -272,6 +281,7 @@ fn new_ctx<'r>(
         warnings_total: AtomicU64::new(0),
         stats: Mutex::new(SnapshotStats::default()),
         roots: match paths {
+            _ if opts.in_place => vec![PathBuf::from("/")],
             [p] if p.is_dir() => vec![p.clone()],
             _ => paths
                 .iter()

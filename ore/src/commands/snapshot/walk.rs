@@ -29,6 +29,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+mod listed;
+mod reuse;
+
 /// Entries of one directory handled by one task at least (files are cheap one by one).
 const RUN: usize = 4;
 
@@ -130,7 +133,12 @@ pub(super) fn run(
             w.skip.insert((st.dev, st.ino));
         }
     }
-    let root = pool.install(|| w.top(paths)).map_err(|e| ctx.fail(e));
+    let root = pool
+        .install(|| match ctx.opts.in_place {
+            true => w.listed_top(paths),
+            false => w.top(paths),
+        })
+        .map_err(|e| ctx.fail(e));
     let writer = w.writer.map(into_inner);
     Ok((root?, writer))
 }
@@ -575,7 +583,17 @@ impl Walk<'_, '_> {
             } => {
                 let cached = cached.map(|c| *c);
                 let known = cached_tree(&cached);
-                let tree = if descend {
+                // Under `ore watch`, a directory the events say nothing changed in is taken
+                // as the cache knows it (not when the cache must be checked: blocks went).
+                let untouched = |k: Key| {
+                    let same = cached.as_ref().is_some_and(|c| c.stamp == stamp);
+                    let quiet = ctx.opts.changed.as_ref().is_some_and(|c| c.untouched(&abs));
+                    (same && quiet && !self.verify).then_some(k)
+                };
+                let tree = if let Some(k) = known.and_then(untouched).filter(|_| descend) {
+                    self.count_tree(k)?;
+                    k
+                } else if descend {
                     self.walk_dir(&abs, &rel, stamp.dev, ignores, known)?
                 } else {
                     // A mount point: kept as an empty directory.

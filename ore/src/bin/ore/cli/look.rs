@@ -86,3 +86,10 @@ pub struct FindArgs {
     #[arg(long)]
     pub utc: bool,
 }
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Snapshots to count, each on its own (default: every tag, each with its chain).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+}

@@ -33,8 +33,16 @@ pub struct SnapshotArgs {
     /// The tag to add the snapshot to.
     pub tag: String,
     /// What to save; `-` reads standard input (kept as one file, see --stdin-name).
-    #[arg(required_unless_present_any = ["stdin_name", "stdin_from_command"])]
+    #[arg(required_unless_present_any = ["stdin_name", "stdin_from_command", "files_from"])]
     pub paths: Vec<PathBuf>,
+    /// Also save the paths listed in FILE, one a line (blank lines and lines starting with #
+    /// are skipped; repeatable). Every path is then kept at its own absolute place in the
+    /// snapshot (`etc/hosts`, `home/me/notes`), so same-named files never collide.
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// The --files-from lists are NUL-separated (`find -print0`), taken as they are.
+    #[arg(short = '0', long = "null", requires = "files_from")]
+    pub null: bool,
     /// Save standard input as one file of this name (default `stdin` for `-`).
     #[arg(long, value_name = "NAME")]
     pub stdin_name: Option<String>,
@@ -123,4 +131,22 @@ fn host_name(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// The tag to add snapshots to.
+    pub tag: String,
+    /// What to watch and save.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// How long no change must come before a snapshot starts (500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub settle: String,
+    /// The longest a burst of changes waits for its snapshot, from its first change.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub longest: String,
+    /// Leave out paths matching PATTERN (gitignore syntax), as `ore snapshot --exclude`.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
 }

@@ -1,0 +1,95 @@
+//! `ore stats` (issue 26, item 5): restored, deduplicated and stored sizes, block counts, and
+//! what each tag (or each snapshot named) holds that nothing else does, as text and JSON.
+
+use ore_tests::ore::{scratch, Ore};
+use std::path::Path;
+
+/// Bytes that neither compress nor repeat: `seed` makes each file's its own.
+fn noise(path: &Path, len: usize, seed: u64) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(path, bytes).expect("write");
+}
+
+fn json(o: &Ore, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "stats"];
+    all.extend_from_slice(args);
+    let r = o.run(&all).expect(0, "stats");
+    serde_json::from_str(r.stdout.trim()).expect("JSON")
+}
+
+fn group<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+}
+
+#[test]
+fn each_tag_is_counted_with_what_only_it_holds_and_shared_data_counts_once() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let (home, work) = (d.path().join("home"), d.path().join("work"));
+    std::fs::create_dir(&home).expect("mkdir");
+    std::fs::create_dir(&work).expect("mkdir");
+    noise(&home.join("a"), 300_000, 1);
+    noise(&home.join("shared"), 200_000, 2);
+    o.snapshot("home", &home);
+    noise(&home.join("c"), 100_000, 3);
+    o.snapshot("home", &home);
+    std::fs::copy(home.join("shared"), work.join("shared")).expect("copy");
+    noise(&work.join("d"), 50_000, 4);
+    o.snapshot("work", &work);
+
+    let v = json(&o, &[]);
+    assert_eq!(v["by"], "tag");
+    assert_eq!(v["snapshots"], 3);
+    assert_eq!(
+        v["restored_bytes"],
+        500_000 + 600_000 + 250_000,
+        "each snapshot's files, in all: {v}"
+    );
+    assert_eq!(
+        v["deduplicated"]["chunk_bytes"], 650_000,
+        "a, shared, c and d, each once: {v}"
+    );
+    let h = group(&v, "home");
+    assert_eq!(h["snapshots"], 2);
+    assert_eq!(h["reached"]["chunk_bytes"], 600_000, "{h}");
+    assert_eq!(
+        h["unique"]["chunk_bytes"], 400_000,
+        "a and c, not shared: {h}"
+    );
+    let w = group(&v, "work");
+    assert_eq!(w["unique"]["chunk_bytes"], 50_000, "d: {w}");
+    assert!(v["archive_bytes"].as_u64().expect("a local archive counts") > 650_000);
+
+    // Two snapshots of one tag: what each adds to the other.
+    let v = json(&o, &["home~1", "home"]);
+    assert_eq!(v["by"], "snapshot");
+    assert_eq!(group(&v, "home~1")["unique"]["chunk_bytes"], 0);
+    assert_eq!(
+        group(&v, "home")["unique"]["chunk_bytes"],
+        100_000,
+        "c: {v}"
+    );
+    assert_eq!(v["restored_bytes"], 1_100_000);
+
+    let text = o.run(&["stats"]).expect(0, "stats").stdout;
+    assert!(
+        text.contains("3 snapshot(s)") && text.contains("by tag"),
+        "{text}"
+    );
+    let r = o.run(&["stats", "nosuch"]).expect(1, "an unknown name");
+    assert!(r.stderr.contains("nosuch"), "{}", r.stderr);
+}
