@@ -81,6 +81,7 @@ pub fn snapshot(repo: &Repo, tag: &str, root: Entry) -> Key {
         stats: SnapshotStats::default(),
         warnings: Vec::new(),
         warnings_total: 0,
+        labels: Vec::new(),
     };
     let key = repo.put_snapshot_durably(&snap).expect("put snapshot");
     assert!(repo.move_tag(tag, None, key, "crafted").expect("tag"));

@@ -220,3 +220,45 @@ fn a_stray_directory_holding_a_name_exclude_keeps_is_kept_whole() {
     );
     assert!(!dest.join("gone").exists(), "{}", r.stderr);
 }
+
+/// `--delete` implies `--overwrite if-changed`: a file whose data block the archive lost must
+/// not replace the good copy already in the destination (it was replaced by a file of zeros).
+#[test]
+fn a_damaged_copy_in_the_archive_never_replaces_the_file_already_there() {
+    let d = scratch();
+    let fsdir = d.path().join("fs");
+    let o = Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    write(&src.join("photo.raw"), b"the only good copy of the photo");
+    o.snapshot("t", &src);
+    let r = o.run(&["--json", "ls", "t"]).expect(0, "ls");
+    let chunk = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|v| v["path"] == "photo.raw")
+        .and_then(|v| v["chunk"].as_str().map(String::from))
+        .expect("the photo's chunk");
+    std::fs::remove_file(block_file(&fsdir, &chunk)).expect("remove the block");
+    let dest = d.path().join("dest");
+    write(&dest.join("photo.raw"), b"the only good copy of the photo");
+    // Another mtime than the snapshot's: if-changed would replace it.
+    let st = Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(dest.join("photo.raw"))
+        .status()
+        .expect("touch");
+    assert!(st.success());
+    let r = o
+        .run(&["restore", "t", dest.to_str().expect("UTF-8"), "--delete"])
+        .expect(1, "damage");
+    assert!(
+        r.stderr.contains("the file already there was kept"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(dest.join("photo.raw")).expect("read"),
+        b"the only good copy of the photo"
+    );
+}

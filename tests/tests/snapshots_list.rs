@@ -131,3 +131,40 @@ fn log_shows_local_times_with_their_offset_or_utc_when_asked() {
     let utc = with_tz(&o, "Asia/Tokyo", &["log", "work", "--utc"]).stdout;
     assert!(utc.contains(" +00:00  work~0"), "{utc}");
 }
+
+#[test]
+fn labels_are_kept_shown_and_matched() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"f").expect("write");
+    let s = src.to_str().expect("UTF-8");
+    o.run(&[
+        "snapshot", "t", s, "--label", "env=prod", "--label", "team=ops",
+    ])
+    .expect(0, "labelled");
+    o.run(&["snapshot", "t", s, "--label", "env=test"])
+        .expect(0, "labelled");
+    o.run(&["snapshot", "t", s]).expect(0, "plain");
+    let all = o.run(&["snapshots"]).expect(0, "snapshots").stdout;
+    assert!(all.contains("  env=prod,team=ops"), "{all}");
+    let prod = o
+        .run(&["snapshots", "--label", "env=prod"])
+        .expect(0, "filtered")
+        .stdout;
+    assert_eq!(prod.lines().count(), 1, "{prod}");
+    let json = o
+        .run(&["--json", "snapshots", "--label", "env=test"])
+        .expect(0, "json")
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+    assert_eq!(v["labels"]["env"], "test");
+    let log = o.run(&["log", "t"]).expect(0, "log").stdout;
+    assert!(log.contains("env=test"), "{log}");
+    let r = o
+        .run(&["snapshot", "t", s, "--label", "bad key=v"])
+        .expect(1, "refused");
+    assert!(r.stderr.contains("--label"), "{}", r.stderr);
+}

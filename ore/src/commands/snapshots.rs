@@ -14,6 +14,8 @@ pub struct Filter {
     pub hosts: Vec<String>,
     /// Only snapshots that saved one of these paths (as the snapshot recorded them: absolute).
     pub paths: Vec<Vec<u8>>,
+    /// Only snapshots carrying every one of these labels.
+    pub labels: Vec<crate::core::labels::Label>,
 }
 
 /// Every snapshot that passes `filter`, oldest first (then by key).
@@ -21,7 +23,8 @@ pub fn snapshots(repo: &Repo, filter: &Filter) -> Result<Vec<Listed>> {
     let mut out = crate::core::chains::every(repo, &filter.tags)?;
     out.retain(|l| {
         let s = &l.snapshot;
-        (filter.hosts.is_empty() || filter.hosts.contains(&s.host))
+        filter.labels.iter().all(|l| s.labels.contains(l))
+            && (filter.hosts.is_empty() || filter.hosts.contains(&s.host))
             && (filter.paths.is_empty()
                 || s.paths
                     .iter()

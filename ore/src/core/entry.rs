@@ -157,8 +157,9 @@ pub struct SnapshotStats {
     pub duration_ms: u64,
 }
 
-/// A snapshot block.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A snapshot block (its encoding, with the optional trailing labels, is in
+/// [`crate::core::labels`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     /// The snapshot(s) before this one on its tag's chain (empty for the first).
     pub previous: Vec<Key>,
@@ -177,6 +178,8 @@ pub struct Snapshot {
     /// Warnings of the run (at most [`MAX_WARNINGS`]; `warnings_total` counts all).
     pub warnings: Vec<Warning>,
     pub warnings_total: u64,
+    /// `key=value` labels the user gave (`--label`); none in snapshots made before labels.
+    pub labels: Vec<crate::core::labels::Label>,
 }
 
 /// How many warnings a snapshot keeps.
@@ -336,6 +339,7 @@ mod tests {
             stats: SnapshotStats::default(),
             warnings: Vec::new(),
             warnings_total: 0,
+            labels: Vec::new(),
         };
         let key = Key([7; 32]);
         let err = decode::<Snapshot>(&encode(&snap), &key, crate::core::block::Kind::Snapshot)

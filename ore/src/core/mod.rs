@@ -25,6 +25,7 @@ pub mod format;
 pub mod formatcopy;
 pub mod fsys;
 pub mod keyset;
+pub mod labels;
 pub mod lease;
 pub mod meta;
 pub mod names;

@@ -150,6 +150,7 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
                 "host": s.host, "user": s.user,
                 "paths": s.paths.iter().map(|p| show(p)).collect::<Vec<_>>(),
                 "comment": s.comment, "stats": s.stats, "warnings": s.warnings_total,
+                "labels": labels_json(s),
             }))?;
         } else {
             let mut line = format!(
@@ -163,6 +164,9 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
                 ore::core::util::human_bytes(s.stats.bytes)
             );
             line.push_str(&format!("  {}", paths(s)));
+            if !s.labels.is_empty() {
+                line.push_str(&format!("  {}", ore::core::labels::shown(&s.labels)));
+            }
             if s.warnings_total > 0 {
                 line.push_str(&format!("  {} warning(s)", s.warnings_total));
             }
@@ -174,6 +178,15 @@ pub fn log(env: &Env, a: LogArgs) -> Result<Done> {
         }
     }
     Ok(Done::Clean)
+}
+
+/// A snapshot's labels as a JSON object.
+fn labels_json(s: &ore::core::entry::Snapshot) -> serde_json::Value {
+    s.labels
+        .iter()
+        .map(|l| (l.key.clone(), serde_json::Value::from(l.value.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// A snapshot's paths, as one column (separated by spaces).
@@ -190,6 +203,7 @@ pub fn snapshots(env: &Env, a: SnapshotsArgs) -> Result<Done> {
     let filter = ore::commands::snapshots::Filter {
         tags: a.tag,
         hosts: a.host,
+        labels: a.label,
         paths: a
             .path
             .iter()
@@ -210,6 +224,7 @@ pub fn snapshots(env: &Env, a: SnapshotsArgs) -> Result<Done> {
                 "paths": s.paths.iter().map(|p| show(p)).collect::<Vec<_>>(),
                 "files": s.stats.files, "bytes": s.stats.bytes,
                 "warnings": s.warnings_total, "comment": s.comment,
+                "labels": labels_json(s),
             }))?;
             continue;
         }
@@ -224,6 +239,9 @@ pub fn snapshots(env: &Env, a: SnapshotsArgs) -> Result<Done> {
             s.stats.files,
             ore::core::util::human_bytes(s.stats.bytes)
         );
+        if !s.labels.is_empty() {
+            line.push_str(&format!("  {}", ore::core::labels::shown(&s.labels)));
+        }
         if s.warnings_total > 0 {
             line.push_str(&format!("  {} warning(s)", s.warnings_total));
         }

@@ -118,6 +118,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     let opts = SnapshotOptions {
         in_place,
         changed: None,
+        labels: a.label,
         tag: a.tag,
         paths,
         stream,

@@ -176,6 +176,8 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         stats: header.stats,
         warnings: header.warnings,
         warnings_total: header.warnings_total,
+        // A dump stream carries no labels.
+        labels: Vec::new(),
     };
     loop {
         let parent = repo.tag(tag)?;

@@ -98,15 +98,27 @@ pub(super) fn restore_file(
         };
         format!("{msg}; {removed}")
     };
-    let written = write_content(ctx, &f, content, *size, &path).and_then(|written| {
+    let written = write_content(ctx, &f, content, *size, &path).and_then(|(written, hurt)| {
         if written != *size || matches!(content, Content::Index(_)) {
             // Trailing holes, or a file cut short by damage.
             f.set_len(*size)
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
-        Ok(written)
+        Ok((written, hurt))
     });
-    let written = written.map_err(discard)?;
+    let (written, hurt) = written.map_err(discard)?;
+    // A copy the archive could not give whole never replaces a file already there: that one
+    // may be the only good copy left.
+    if hurt && !fresh && dir.lstat(&e.name).is_ok() {
+        if named {
+            let _ = dir.unlink(&tmp);
+        }
+        ctx.warn(format!(
+            "{}: the file already there was kept: the archive's copy of it is damaged (above)",
+            path.display()
+        ));
+        return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
+    }
     ctx.bytes.fetch_add(written, Relaxed);
     if let Err(err) = attrs::set(ctx, attrs::On::Fd(&f), e, &path) {
         ctx.warn(format!("{}: metadata not restored: {err}", path.display()));
@@ -283,13 +295,15 @@ fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
     format!("{}: not fully restored: {e}", path.display())
 }
 
+/// Writes the file's pieces into `f`: the bytes written, and whether damage in the archive left
+/// some of them out (each reported).
 fn write_content(
     ctx: &Ctx,
     f: &File,
     content: &Content,
     size: u64,
     path: &Path,
-) -> std::result::Result<u64, String> {
+) -> std::result::Result<(u64, bool), String> {
     let mut ahead = Ahead {
         ctx,
         pieces: pieces(ctx.repo, ctx.fetcher(), content, size),
@@ -297,6 +311,7 @@ fn write_content(
     };
     let mut pos = 0u64;
     let mut first_problem = None;
+    let mut hurt = false;
     loop {
         let (piece, ticket) = match ahead.next() {
             Ok(Some(x)) => x,
@@ -332,6 +347,7 @@ fn write_content(
                     Err(e) => {
                         let msg = damaged(ctx, path, e);
                         ctx.warn(msg);
+                        hurt = true;
                         pos += len;
                     }
                 }
@@ -342,9 +358,9 @@ fn write_content(
     match first_problem {
         Some(msg) => {
             ctx.warn(msg);
-            Ok(pos)
+            Ok((pos, true))
         }
-        None => Ok(pos),
+        None => Ok((pos, hurt)),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct SnapshotOptions {
     /// Each path kept at its own absolute place below the root (`--files-from`), not side by
     /// side under its last component.
     pub in_place: bool,
+    /// `key=value` labels kept with the snapshot.
+    pub labels: Vec<crate::core::labels::Label>,
     /// Every path that changed since the tag's last snapshot (`ore watch`, from the kernel's
     /// events, complete): a directory with no change at or below it, found unchanged in the
     /// file cache, is taken from there without being walked. `None`: walk everything.
@@ -166,6 +168,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         (Some(s), true) => s.check()?,
         (None, false) => {}
     }
+    crate::core::labels::check(&opts.labels)?;
     let started = std::time::Instant::now();
     let time = crate::core::util::now_ns();
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
@@ -385,6 +388,7 @@ fn snapshot_of(
         stats,
         warnings: std::mem::take(&mut *lock(&ctx.warnings)),
         warnings_total: ctx.warnings_total.load(Relaxed),
+        labels: ctx.opts.labels.clone(),
     }
 }
 

@@ -56,6 +56,9 @@ pub struct SnapshotsArgs {
     /// Times in UTC, not this machine's zone (for scripts).
     #[arg(long)]
     pub utc: bool,
+    /// Only snapshots with this label, KEY=VALUE (repeatable: all of them).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = |s: &str| ore::core::labels::parse(s).map_err(|e| e.to_string()))]
+    pub label: Vec<ore::core::labels::Label>,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,10 @@ pub struct SnapshotArgs {
     /// command that fails fails the snapshot, and the tag is not moved.
     #[arg(long, value_name = "COMMAND")]
     pub stdin_from_command: Option<String>,
+    /// A label kept with the snapshot, KEY=VALUE (repeatable): shown by `ore snapshots` and
+    /// `ore log`, matched by `ore snapshots --label`.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = label)]
+    pub label: Vec<ore::core::labels::Label>,
     /// A note kept with the snapshot.
     #[arg(long, default_value = "")]
     pub comment: String,
@@ -149,4 +153,9 @@ pub struct WatchArgs {
     /// Leave out paths matching PATTERN (gitignore syntax), as `ore snapshot --exclude`.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+}
+
+/// A `--label` argument.
+fn label(s: &str) -> Result<ore::core::labels::Label, String> {
+    ore::core::labels::parse(s).map_err(|e| e.to_string())
 }
