@@ -248,3 +248,31 @@ fn delete_refuses_a_destination_that_holds_the_archive() {
     assert!(d.path().join("arch").is_dir(), "the archive is still there");
     assert!(d.path().join("src/top.txt").is_file(), "nothing removed");
 }
+
+#[test]
+fn a_name_with_a_newline_cannot_forge_a_line_of_the_report() {
+    let d = scratch();
+    let o = archive(d.path());
+    let dest = d.path().join("dest");
+    std::fs::create_dir(&dest).expect("mkdir");
+    std::fs::write(dest.join("x\n~ forged"), b"planted").expect("write");
+    let to = dest.to_str().expect("UTF-8");
+    let r = o
+        .run(&["restore", "t", to, "--delete", "--dry-run"])
+        .expect(0, "dry run");
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("~ forged")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("x\\n~ forged"), "escaped: {}", r.stdout);
+    let r = o
+        .run(&["restore", "t", to, "--delete"])
+        .expect(0, "restore");
+    assert!(
+        !r.stderr.lines().any(|l| l.starts_with("~ forged")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("x\\n~ forged"), "{}", r.stderr);
+}

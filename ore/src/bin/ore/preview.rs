@@ -43,7 +43,8 @@ pub fn dry_run(
                 Action::Blocked => "  (something else is there; --delete would replace it)",
                 _ => "",
             };
-            format!("{mark} {}{slash}{why}\n", p.path.display())
+            let path = ore::core::util::one_line(&p.path);
+            format!("{mark} {path}{slash}{why}\n")
         };
         out(&shown).map_err(|e| ore::core::error::Error::Local(e.to_string()))
     })?;

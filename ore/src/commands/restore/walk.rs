@@ -142,7 +142,10 @@ fn remove_strays(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
         let shown = path.join(bytes_path(&name));
         if let Some(keep) = super::guard::keep_reason(ctx, dir, &name, dev, (&shown, &in_snapshot))
         {
-            ctx.warn(format!("{}: not removed ({why}): {keep}", shown.display()));
+            ctx.warn(format!(
+                "{}: not removed ({why}): {keep}",
+                crate::core::util::one_line(&shown)
+            ));
             continue;
         }
         let held = |n: u64| match n {
@@ -153,14 +156,18 @@ fn remove_strays(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
         match dir.remove_all(&name) {
             Ok(n) => {
                 ctx.removed.fetch_add(n, Relaxed);
-                protocol::log::info(&format!("removed {}{} ({why})", shown.display(), held(n)));
+                protocol::log::info(&format!(
+                    "removed {}{} ({why})",
+                    crate::core::util::one_line(&shown),
+                    held(n)
+                ));
             }
             Err(partial) => {
                 ctx.removed.fetch_add(partial.removed, Relaxed);
                 ctx.warn(format!(
                     "{}: not removed ({why}): {}: {}; {} entr{} below it removed before that",
-                    shown.display(),
-                    shown.join(bytes_path(&partial.at)).display(),
+                    crate::core::util::one_line(&shown),
+                    crate::core::util::one_line(&shown.join(bytes_path(&partial.at))),
                     partial.error,
                     partial.removed,
                     if partial.removed == 1 { "y" } else { "ies" }
