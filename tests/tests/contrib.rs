@@ -150,8 +150,13 @@ fn the_example_environment_and_the_cron_lines_snapshot_and_prune_a_real_archive(
             .expect("sh runs");
         assert!(r.status.success(), "{job}: {r:?}");
     };
+    // The backend dates tag values to the second, and `--prune` never splits a second
+    // between a value it expires and one it keeps: the runs are a second apart, as scheduled
+    // runs are (hours).
+    let a_second = || std::thread::sleep(std::time::Duration::from_millis(1100));
     run(jobs[0]);
     std::fs::write(a.join("f"), b"changed").expect("write");
+    a_second();
     run(jobs[0]);
     let log = o.run(&["log", "home"]).expect(0, "log").stdout;
     assert_eq!(log.lines().count(), 2, "{log}");
@@ -163,6 +168,7 @@ fn the_example_environment_and_the_cron_lines_snapshot_and_prune_a_real_archive(
         cache.join("ore").is_dir(),
         "the file cache went where the line says"
     );
+    a_second();
     run(jobs[1]);
     let log = o.run(&["log", "home"]).expect(0, "log").stdout;
     assert_eq!(

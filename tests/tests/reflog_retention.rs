@@ -125,11 +125,15 @@ fn gc_applies_the_archives_reflog_retention_and_keeps_younger_entries() {
 fn forget_prune_frees_the_dropped_snapshots_at_once_and_keeps_other_tags_history() {
     let d = scratch();
     let (o, _) = archive(d.path());
+    // Tag values are dated to the second; scheduled runs are hours apart.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let r = o
         .run(&["forget", "t", "--keep-last", "1", "--prune"])
         .expect(0, "forget --prune");
     assert!(
-        r.stderr.contains("--prune: 4 reflog entries of t expired"),
+        r.stderr.contains(
+            "--prune: tag t: 4 reflog entries and 3 earlier value(s) naming what forget dropped"
+        ),
         "{}",
         r.stderr
     );
@@ -232,4 +236,78 @@ fn a_reflog_pointed_back_by_an_append_only_key_stops_the_retention_from_expiring
         .expect(0, "reset back");
     let (_, _, v) = gc(&owner, &[]);
     assert_eq!(v["reflog"]["retention"], "0d", "{v}");
+}
+
+/// Found by attacking `--prune`: it expired every reflog entry and earlier value of the tag,
+/// so a mistaken `reset` made the day before lost its undo at the weekly `forget --prune` even
+/// when forget dropped nothing.
+#[test]
+fn forget_prune_keeps_the_undo_of_moves_it_did_not_drop() {
+    let d = scratch();
+    let (o, _) = archive(d.path());
+    let before = o.run(&["log", "t"]).expect(0, "log").stdout;
+    let newest = before.lines().next().expect("a line")[..12].to_string();
+    o.run(&["reset", "t", "t~2"])
+        .expect(0, "a mistaken rollback");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    o.run(&["forget", "t", "--keep-daily", "7", "--prune"])
+        .expect(0, "the weekly prune");
+    // The rollback is undone from the history, as it could be before the prune.
+    let h = o.run(&["tag-history", "t"]).expect(0, "tag-history").stdout;
+    let line = h
+        .lines()
+        .find(|l| l.contains(&newest))
+        .unwrap_or_else(|| panic!("{newest} kept in\n{h}"));
+    let key = line.split_whitespace().nth(3).expect("the value");
+    o.run(&["reset", "t", key]).expect(0, "undo the rollback");
+    assert_eq!(
+        o.run(&["log", "t"]).expect(0, "log").stdout.lines().count(),
+        3
+    );
+    o.run(&["check", "--read-data"]).expect(0, "check");
+}
+
+/// Found by attacking `ore reflog expire`: after an append-only key moved a tag off a snapshot
+/// and pointed the reflog back to hide the move, the owner's routine `reflog expire
+/// --older-than D` dropped the earlier reflog heads and the tag's earlier value, and gc then
+/// deleted the snapshot.
+#[test]
+fn reflog_expire_refuses_a_reflog_pointed_back_to_hide_recent_moves() {
+    let d = scratch();
+    let arch = d.path().join("arch");
+    let owner = Ore::new(arch.display().to_string());
+    owner.run(&["init"]).expect(0, "init");
+    let photos = d.path().join("photos");
+    std::fs::create_dir(&photos).expect("mkdir");
+    std::fs::write(photos.join("p"), b"the photos").expect("write");
+    let good = owner.snapshot("photos", &photos);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let id = format!(
+        "{} --append-only {}",
+        bin("backend-splitlog").display(),
+        arch.display()
+    );
+    let ao = Ore::new(id);
+    let heads = ao
+        .run(&["--json", "tag-history", "ore:reflog"])
+        .expect(0, "history")
+        .stdout;
+    let last: serde_json::Value =
+        serde_json::from_str(heads.lines().last().expect("a head")).expect("JSON");
+    let head = last["value"].as_str().expect("value").to_string();
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let junk = ao.snapshot("junk", &empty);
+    ao.run(&["reset", "photos", &junk])
+        .expect(0, "the attacker's move");
+    ao.run(&["reflog", "reset", &head])
+        .expect(0, "the move hidden");
+    let r = owner
+        .run(&["reflog", "expire", "--older-than", "1s"])
+        .expect(1, "refused");
+    assert!(r.stderr.contains("nothing expired"), "{}", r.stderr);
+    owner.run(&["gc"]).expect(0, "gc");
+    owner
+        .restore(&good, &d.path().join("back"))
+        .expect(0, "the photos are still there");
 }

@@ -68,20 +68,14 @@ pub fn may_expire(repo: &Repo) -> Result<()> {
     )))
 }
 
-/// Drops every reflog entry and kept value of `tags` up to now, under a lease: what `forget`
-/// dropped from them then holds nothing.
-pub fn expire_tags(repo: &Repo, tags: &[String]) -> Result<Expired> {
+/// Drops what holds the snapshots `gone` of `tag` (those `forget` dropped or rewrote), under
+/// a lease: its reflog entries naming them, its kept values that are them, and the earlier
+/// reflog heads. Nothing else: other moves keep their undo.
+pub fn expire_dropped(
+    repo: &Repo,
+    tag: &str,
+    gone: &std::collections::HashSet<Key>,
+) -> Result<crate::core::reflog::Dropped> {
     let _lease = crate::core::lease::Lease::acquire(repo)?;
-    let history = repo.backend().admin(protocol::history::TAG_HISTORY, &[])?;
-    let history = protocol::history::parse(&history.json.to_string())?;
-    if let Some(why) = crate::core::reflog::rewound(repo, &history, i64::MIN)? {
-        return Err(Error::Archive(format!(
-            "archive {}: --prune expires nothing: {why}; the forget stands, and gc keeps what \
-             that head holds",
-            repo.id()
-        )));
-    }
-    let now = crate::core::util::now_ns();
-    let (dropped, kept) = crate::core::reflog::expire_tags(repo, now, tags, false)?;
-    Ok(Expired { dropped, kept })
+    crate::core::reflog::expire_dropped(repo, tag, gone)
 }

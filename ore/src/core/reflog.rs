@@ -23,6 +23,9 @@ use protocol::{CasOutcome, Key};
 use serde::{Deserialize, Serialize};
 
 mod copy;
+mod expiry;
+pub use expiry::{expire, expire_dropped, expire_tags, read_history, rewound, Dropped};
+pub(crate) use expiry::{expire_old_heads, expire_replaced};
 
 /// The tag naming the newest reflog block.
 pub const REFLOG_TAG: &str = protocol::tagrules::REFLOG_TAG;
@@ -284,128 +287,25 @@ fn swap_head(repo: &Repo, old: Option<Key>, new: Key, plain: Option<&[u8]>) -> R
     Ok(done)
 }
 
-/// Drops the entries older than `cutoff` (ns since the epoch); returns how many were dropped.
-/// The remaining entries are written as a new chain of blocks; the old blocks become garbage
-/// for the next gc. The backend's tag history is expired with it (every tag's values first
-/// seen before `cutoff`, and every earlier reflog head), since gc keeps what that history names
-/// (`protocol::history`). Only a connection with full access may expire history: through an
-/// append-only one this refuses before changing anything.
-pub fn expire(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
-    expire_tags(repo, cutoff, &[], dry_run)
-}
-
-/// [`expire`] for the entries and kept values of `tags` only (every tag when empty). Every
-/// earlier reflog head is expired all the same: an old head reaches the entries dropped here,
-/// and the new head keeps every other tag's.
-pub fn expire_tags(
-    repo: &Repo,
-    cutoff: i64,
-    tags: &[String],
-    dry_run: bool,
-) -> Result<(usize, usize)> {
-    use protocol::history::EXPIRE;
-    let info = repo.backend().info();
-    if !dry_run && !info.admin_commands.iter().any(|c| c == EXPIRE) {
-        return Err(Error::Archive(format!(
-            "archive {} keeps every value each tag has had, and this connection may not expire \
-             that history ({}: `{EXPIRE}` is not offered); nothing was dropped — the owner, with \
-             full access, can",
-            repo.id(),
-            info.description
-        )));
-    }
-    let (dropped, kept) = expire_entries(repo, cutoff, tags, dry_run)?;
-    if !dry_run {
-        let age = (crate::core::util::now_ns().saturating_sub(cutoff) / 1_000_000_000).max(0);
-        if tags.is_empty() {
-            repo.backend().admin(EXPIRE, &[age.to_string()])?;
-        }
-        for tag in tags {
-            repo.backend()
-                .admin(EXPIRE, &[age.to_string(), tag.clone()])?;
-        }
-        repo.backend()
-            .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
-    }
-    Ok((dropped, kept))
-}
-
-/// An earlier value of `ore:reflog` holding entries (of `cutoff` or later: older ones are
-/// being expired) that the reflog no longer has, if there is one: someone pointed the reflog
-/// back at an older head (an append-only key may), and the entries after it are held only by
-/// that kept value. Expiring it would destroy them, so the callers expire nothing then. (An
-/// earlier head is usually not in the chain itself: an append stores the newest block again
-/// with one entry more; its entries are all there.) A kept head no longer stored, or that is no
-/// reflog block, holds nothing, and is passed over; blocks shared by several heads are read
-/// once.
-pub fn rewound(
-    repo: &Repo,
-    history: &[protocol::history::Entry],
-    cutoff: i64,
-) -> Result<Option<String>> {
-    let chain = blocks(repo)?;
-    let mut read: std::collections::HashSet<Key> = chain.iter().map(|(k, _)| *k).collect();
-    let all: std::collections::HashSet<&RefEntry> =
-        chain.iter().flat_map(|(_, b)| b.entries.iter()).collect();
-    for e in history.iter().filter(|e| e.tag == REFLOG_TAG) {
-        let mut next = parse_tag_value(e.value.as_bytes());
-        while let Some(k) = next.filter(|k| !read.contains(k)) {
-            read.insert(k);
-            if !repo
-                .backend()
-                .exists(&[k])?
-                .first()
-                .copied()
-                .unwrap_or(false)
-            {
-                break;
-            }
-            // A value that is no reflog block (an append-only key may set any key) reaches
-            // nothing, as gc's walk of the kept history treats it.
-            let old = match read_block(repo, k) {
-                Ok(b) => b,
-                Err(e) if crate::core::repo::is_damage(&e) => break,
-                Err(e) => return Err(e),
-            };
-            if let Some(x) = old
-                .entries
-                .iter()
-                .find(|x| x.time >= cutoff && !all.contains(x))
-            {
-                return Ok(Some(format!(
-                    "an earlier reflog head ({}) holds an entry the reflog no longer has \
-                     ({} of tag {}; the reflog was pointed back: `ore tag-history \
-                     {REFLOG_TAG}`, `ore reflog reset`)",
-                    e.value, x.action, x.tag
-                )));
-            }
-            next = old.previous;
-        }
-    }
-    Ok(None)
-}
-
 /// Drops the entries older than `cutoff` from the reflog, writing the rest as a new chain,
 /// and nothing else: the backend's tag history is the caller's to expire (gc's retention
-/// expires it value by value, `commands::gc::retention`). `(dropped, kept)`.
+/// expires it value by value, [`expiry`]). `(dropped, kept)`.
 pub fn expire_entries_only(repo: &Repo, cutoff: i64, dry_run: bool) -> Result<(usize, usize)> {
-    expire_entries(repo, cutoff, &[], dry_run)
+    rewrite_without(repo, &|e| e.time < cutoff, dry_run)
 }
 
-fn expire_entries(
+/// Writes the reflog again without the entries `drop` picks, as a new chain moved in by
+/// compare-and-swap (read afresh when another run appended meanwhile); the old blocks become
+/// garbage. `(dropped, kept)`; a dry run only counts.
+pub(crate) fn rewrite_without(
     repo: &Repo,
-    cutoff: i64,
-    tags: &[String],
+    drop: &dyn Fn(&RefEntry) -> bool,
     dry_run: bool,
 ) -> Result<(usize, usize)> {
     loop {
         let old_head = head(repo)?;
         let all = entries(repo)?;
-        let keep: Vec<RefEntry> = all
-            .iter()
-            .filter(|e| e.time >= cutoff || !(tags.is_empty() || tags.contains(&e.tag)))
-            .cloned()
-            .collect();
+        let keep: Vec<RefEntry> = all.iter().filter(|e| !drop(e)).cloned().collect();
         let dropped = all.len() - keep.len();
         if dry_run || dropped == 0 {
             return Ok((dropped, keep.len()));

@@ -35,8 +35,16 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     if prune {
         ore::commands::reflog::may_expire(&repo)?;
     }
+    // Per tag, the snapshots forget dropped and the old keys of those it rewrote: what
+    // `--prune` frees.
+    let mut gone: Vec<(String, std::collections::HashSet<protocol::Key>)> = Vec::new();
     for tag in &a.tags {
         let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
+        let keys = o
+            .decisions
+            .iter()
+            .filter(|d| !d.keep || d.new_key.is_some());
+        gone.push((tag.clone(), keys.map(|d| d.key).collect()));
         if env.global.json {
             env.json(&serde_json::to_value(&o)?)?;
             continue;
@@ -89,17 +97,26 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     if !prune {
         return Ok(Done::Clean);
     }
-    // The forgotten snapshots are held by these tags' reflog entries and earlier values:
-    // expire them, then collect.
-    let dropped = ore::commands::reflog::expire_tags(&repo, &a.tags)?;
-    if !env.global.quiet && !env.global.json {
-        eprintln!(
-            "--prune: {} reflog entr{} of {} expired (what forget dropped cannot be brought \
-             back now); collecting",
-            dropped.dropped,
-            if dropped.dropped == 1 { "y" } else { "ies" },
-            a.tags.join(", ")
-        );
+    // The forgotten snapshots are held by the reflog entries and earlier tag values that name
+    // them: those go (nothing else), then gc collects.
+    for (tag, keys) in gone.iter().filter(|(_, k)| !k.is_empty()) {
+        let d = ore::commands::reflog::expire_dropped(&repo, tag, keys)?;
+        if !env.global.quiet && !env.global.json {
+            let left = match d.values_left {
+                0 => String::new(),
+                n => format!(
+                    "; {n} earlier value(s) of the tag still hold some until the reflog \
+                     retention expires them (`ore reflog keep`)"
+                ),
+            };
+            eprintln!(
+                "--prune: tag {tag}: {} reflog entr{} and {} earlier value(s) naming what \
+                 forget dropped expired (it cannot be brought back now){left}",
+                d.entries,
+                if d.entries == 1 { "y" } else { "ies" },
+                d.values
+            );
+        }
     }
     let o = crate::with_progress_of(env, "blocks", |progress| {
         let opts = ore::commands::gc::GcOptions {
@@ -179,6 +196,9 @@ fn say_reflog(r: &ReflogOutcome, dry_run: bool) -> Result<()> {
             r.expired,
             if r.expired == 1 { "y" } else { "ies" }
         ))?,
+        why if why.starts_with("not applied") => {
+            out(&format!("reflog: the retention was {why}\n"))?
+        }
         keep if r.expired > 0 => out(&format!(
             "reflog: {} entr{} older than {keep} {would}expired (the archive's reflog \
              retention: `ore reflog keep`)\n",
@@ -189,7 +209,7 @@ fn say_reflog(r: &ReflogOutcome, dry_run: bool) -> Result<()> {
     }
     if r.held_only_by_reflog > 0 {
         let keep = match r.retention.as_str() {
-            "append-only" | "all" => String::new(),
+            k if k == "append-only" || k == "all" || k.starts_with("not applied") => String::new(),
             "never" => " (kept for ever: `ore reflog keep`)".to_string(),
             k => format!(" (entries younger than {k})"),
         };

@@ -16,7 +16,6 @@
 use super::GcOptions;
 use crate::core::error::Result;
 use crate::core::repo::Repo;
-use std::collections::BTreeMap;
 
 /// Which reflog entries gc expires before it marks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +66,7 @@ pub(super) fn apply(repo: &Repo, opts: &GcOptions) -> Result<ReflogOutcome> {
         }
     };
     let cutoff = cutoff.min(now);
+    let read_history = crate::core::reflog::read_history;
     if let Some(why) = crate::core::reflog::rewound(repo, &read_history(repo)?, i64::MIN)? {
         out.retention = format!("not applied: {why}");
         return Ok(out);
@@ -86,88 +86,20 @@ pub(super) fn apply(repo: &Repo, opts: &GcOptions) -> Result<ReflogOutcome> {
         out.expired = expired;
         out.kept = kept;
     }
-    use crate::core::reflog::REFLOG_TAG;
     // Checked again just before: every earlier head holds only what the reflog still has or
     // what was just expired.
     let history = read_history(repo)?;
-    match crate::core::reflog::rewound(repo, &history, cutoff)? {
-        None => {
-            repo.backend()
-                .admin(EXPIRE, &["0".into(), REFLOG_TAG.into()])?;
-        }
-        Some(why) => protocol::log::warning(&format!("gc: earlier reflog heads kept: {why}")),
-    }
+    crate::core::reflog::expire_old_heads(repo, &history, cutoff)?;
     match opts.reflog {
         // Asked for by name: every kept value goes, whenever it was replaced.
         ReflogExpiry::All => {
             repo.backend().admin(EXPIRE, &["0".into()])?;
         }
-        ReflogExpiry::Retention => expire_history(repo, &history, cutoff / NS)?,
+        ReflogExpiry::Retention => {
+            crate::core::reflog::expire_replaced(repo, &history, cutoff / NS, &[])?
+        }
     }
     Ok(out)
 }
 
 const NS: i64 = 1_000_000_000;
-
-/// Every kept value of every tag, oldest first.
-fn read_history(repo: &Repo) -> Result<Vec<protocol::history::Entry>> {
-    use protocol::history::{parse, TAG_HISTORY};
-    let out = repo.backend().admin(TAG_HISTORY, &[])?;
-    Ok(parse(&out.json.to_string())?)
-}
-
-/// Expires the kept values that stopped being their tag's value before `cutoff` (seconds):
-/// a value's age counts from the move that replaced it, not from when it was first seen, so a
-/// snapshot that a tag named for a year and someone moved the tag off yesterday stays kept for
-/// the whole retention. The backend expires by first sight (`expire-tag-history SECONDS
-/// TAG`): for each tag, the age given reaches exactly the values replaced before the cutoff.
-fn expire_history(repo: &Repo, history: &[protocol::history::Entry], cutoff: i64) -> Result<()> {
-    use protocol::history::EXPIRE;
-    let now = crate::core::util::now_ns() / NS;
-    let mut by_tag: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for e in history
-        .iter()
-        .filter(|e| !crate::core::format::is_system_tag(&e.tag))
-    {
-        by_tag.entry(&e.tag).or_default().push(e.time);
-    }
-    for (tag, mut times) in by_tag {
-        times.sort_unstable();
-        if let Some(t) = last_replaced_before(&times, cutoff) {
-            let age = now.saturating_sub(t).max(0);
-            repo.backend()
-                .admin(EXPIRE, &[age.to_string(), tag.to_string()])?;
-        }
-    }
-    Ok(())
-}
-
-/// Of values first seen at `times` (sorted), the first-seen time of the newest one replaced
-/// (by the next) at or before `cutoff`, such that no later value was first seen in the same
-/// second (the backend's expiry would take that one too).
-fn last_replaced_before(times: &[i64], cutoff: i64) -> Option<i64> {
-    (0..times.len().saturating_sub(1))
-        .rev()
-        .find(|&i| times[i + 1] <= cutoff && times[i + 1] > times[i])
-        .map(|i| times[i])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_replaced_before;
-
-    #[test]
-    fn a_value_replaced_after_the_cutoff_is_kept_however_old() {
-        // First seen at 10, replaced at 100: with a cutoff of 50 it stays.
-        assert_eq!(last_replaced_before(&[10, 100], 50), None);
-        assert_eq!(last_replaced_before(&[10, 40, 100], 50), Some(10));
-        assert_eq!(last_replaced_before(&[10, 40, 45, 100], 50), Some(40));
-    }
-
-    #[test]
-    fn values_seen_in_one_second_are_never_split() {
-        // The value first seen at 40 was replaced at 60 (after the cutoff), and shares its
-        // second with the one before: expiring up to 40 would take it too.
-        assert_eq!(last_replaced_before(&[10, 40, 40, 60], 50), Some(10));
-    }
-}
