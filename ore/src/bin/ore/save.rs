@@ -398,7 +398,7 @@ fn refuse_deleting_the_archive(env: &Env, dest: &std::path::Path) -> Result<()> 
 
 /// Every word of an archive identifier that may name a path, with the words of identifiers
 /// nested in it (`backend-cache c.db 'backend-fs /x'`): what `--delete` must never remove.
-fn archive_words(id: &str) -> Vec<String> {
+pub fn archive_words(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut todo = vec![id.to_string()];
     while let Some(id) = todo.pop() {

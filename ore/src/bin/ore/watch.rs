@@ -6,13 +6,19 @@
 //! event has passed, whichever comes first: a file being written for minutes is still saved
 //! every minute.
 //!
-//! Such a snapshot walks only where something changed. The events name every path created,
-//! written, removed or moved; a directory with nothing changed at or below it, which the file
-//! cache knows unchanged, is taken from the cache without being listed
+//! Each snapshot walks the whole tree, with the file cache, so that what it saves is what is
+//! there whatever the events said: they are not complete enough to skip a directory. Attacks on
+//! an earlier version that did skip showed why — a file written through a hard link elsewhere
+//! (inotify reports it only in that other directory), a directory moved away and back within a
+//! burst (same inode and times), a file system mounted inside the tree (no events at all), a
+//! change to an `.oreignore` above a quiet directory, and file-cache trees written by another
+//! run with other rules. `--trust-events` skips, for trees where none of that happens: a
+//! directory with no event at, above or below it, which the watch's own file cache knows
+//! unchanged, is taken from there without being listed
 //! ([`ore::commands::snapshot::Changed`]). When the kernel drops events (its queue overflowed,
-//! or a watch failed) they are no longer complete, and that snapshot walks everything.
-//! Changes inside the archive or the file cache (when they lie in a watched tree) are not
-//! changes to save, and are passed over.
+//! or a watch failed), the paths are watched again from scratch and that snapshot walks
+//! everything. Changes inside the archive or the file cache (compared by their real paths)
+//! are not changes to save, and are passed over; symlinks in the tree are not followed.
 //!
 //! The archive is open only while a snapshot runs, so other commands can use it meanwhile. A
 //! snapshot that fails (the archive busy or out of reach) is reported, and the next burst's
@@ -71,23 +77,41 @@ pub fn watch(env: &Env, a: WatchArgs) -> Result<Done> {
         .iter()
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
         .collect::<Result<Vec<_>>>()?;
+    let roots: Vec<Root> = paths.iter().map(|p| Root::of(p)).collect::<Result<_>>()?;
     let cache_dir = env
         .config
         .cache_dir
         .clone()
         .or_else(ore::core::filecache::default_dir);
-    let local = local::local(&repo, &id, cache_dir.as_deref(), false);
+    let mut local = local::local(&repo, &id, cache_dir.as_deref(), false);
     drop(repo);
+    // The watch keeps a file cache of its own: the trees `--trust-events` takes from it must
+    // have been written under this watch's rules, not another snapshot's.
+    local.cache = local
+        .cache
+        .map(|c| c.with_extension(format!("watch-{}.db", hex::encode(a.tag.as_bytes()))));
+    // What is not a change to save: the archive and the cache, by their real paths.
+    let mut skip: Vec<PathBuf> = local.skip.clone();
+    skip.extend(
+        crate::save::archive_words(&id)
+            .into_iter()
+            .map(PathBuf::from),
+    );
+    let skip: Vec<PathBuf> = skip
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .filter(|p| p.is_dir())
+        .collect();
     let (tx, rx) = channel();
-    let mut watcher = notify::recommended_watcher(move |e| {
-        let _ = tx.send(e);
-    })
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher = notify::RecommendedWatcher::new(
+        move |e| {
+            let _ = tx.send(e);
+        },
+        config,
+    )
     .map_err(|e| anyhow!("cannot watch for changes: {e}"))?;
-    for p in &paths {
-        watcher
-            .watch(p, RecursiveMode::Recursive)
-            .map_err(|e| anyhow!("cannot watch {}: {e}", p.display()))?;
-    }
+    watch_all(&mut watcher, &roots)?;
     if !env.global.quiet {
         eprintln!(
             "watching {} path(s): a snapshot of {} follows each burst of changes once {} pass \
@@ -122,16 +146,34 @@ pub fn watch(env: &Env, a: WatchArgs) -> Result<Done> {
     // next one, which then walks everything.
     let mut missed = false;
     loop {
-        let Some(burst) = next_burst(&rx, &stop, settle, longest, &local.skip)? else {
+        let Some(mut burst) = next_burst(&rx, &stop, settle, longest, &skip, &roots)? else {
             if !env.global.quiet {
                 eprintln!("stopped watching {}", a.tag);
             }
             return Ok(Done::Clean);
         };
+        // A root replaced or gone: watched again, or the end.
+        for r in &roots {
+            match Root::of(&r.path) {
+                Ok(now) if now.id == r.id => {}
+                Ok(_) => burst.incomplete = true,
+                Err(_) => bail!(
+                    "{} is gone: stopped watching (changes since the last snapshot are not saved)",
+                    r.path.display()
+                ),
+            }
+        }
+        if burst.incomplete {
+            // Lost events may have been new directories: every path is watched again.
+            for r in &roots {
+                let _ = watcher.unwatch(&r.watched());
+            }
+            watch_all(&mut watcher, &roots)?;
+        }
         if burst.changed.is_empty() && !burst.incomplete {
             continue;
         }
-        let changed = match burst.incomplete || missed {
+        let changed = match burst.incomplete || missed || !a.trust_events {
             true => {
                 if burst.incomplete {
                     protocol::log::warning(
@@ -162,6 +204,7 @@ fn next_burst(
     settle: Duration,
     longest: Duration,
     skip: &[PathBuf],
+    roots: &[Root],
 ) -> Result<Option<Burst>> {
     let tick = Duration::from_millis(100);
     let mut burst = Burst::default();
@@ -184,7 +227,7 @@ fn next_burst(
         }
         match rx.recv_timeout(tick) {
             Ok(event) => {
-                let relevant = absorb(&mut burst, event, skip);
+                let relevant = absorb(&mut burst, event, skip, roots);
                 if relevant {
                     first.get_or_insert_with(Instant::now);
                     last = Instant::now();
@@ -197,7 +240,12 @@ fn next_burst(
 }
 
 /// Adds one event to the burst; whether it concerned anything to save.
-fn absorb(burst: &mut Burst, event: notify::Result<notify::Event>, skip: &[PathBuf]) -> bool {
+fn absorb(
+    burst: &mut Burst,
+    event: notify::Result<notify::Event>,
+    skip: &[PathBuf],
+    roots: &[Root],
+) -> bool {
     match event {
         Ok(e) => {
             if e.need_rescan() {
@@ -209,10 +257,17 @@ fn absorb(burst: &mut Burst, event: notify::Result<notify::Event>, skip: &[PathB
             }
             let mut relevant = false;
             for p in e.paths {
-                if !skip.iter().any(|s| p.starts_with(s)) {
-                    burst.changed.insert(p);
-                    relevant = true;
+                if skip.iter().any(|s| p.starts_with(s)) || !roots.iter().any(|r| r.holds(&p)) {
+                    continue;
                 }
+                // A changed ignore file changes what is saved in its whole directory.
+                if p.file_name().is_some_and(|n| n == ".oreignore") {
+                    if let Some(dir) = p.parent() {
+                        burst.changed.insert(dir.to_path_buf());
+                    }
+                }
+                burst.changed.insert(p);
+                relevant = true;
             }
             relevant
         }
@@ -222,6 +277,57 @@ fn absorb(burst: &mut Burst, event: notify::Result<notify::Event>, skip: &[PathB
             true
         }
     }
+}
+
+/// A path being watched: a directory (watched with all below it), or a file (watched through
+/// its directory, so that an editor's save, which replaces the file, is seen), and its
+/// device and inode numbers, to notice it replaced.
+struct Root {
+    path: PathBuf,
+    dir: bool,
+    id: (u64, u64),
+}
+
+impl Root {
+    fn of(path: &std::path::Path) -> Result<Root> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            dir: m.is_dir(),
+            id: (m.dev(), m.ino()),
+        })
+    }
+
+    /// What the kernel watches for it.
+    fn watched(&self) -> PathBuf {
+        match (self.dir, self.path.parent()) {
+            (false, Some(parent)) => parent.to_path_buf(),
+            _ => self.path.clone(),
+        }
+    }
+
+    /// Whether an event at `p` concerns it.
+    fn holds(&self, p: &std::path::Path) -> bool {
+        match self.dir {
+            true => p.starts_with(&self.path),
+            false => p == self.path,
+        }
+    }
+}
+
+/// Watches every root (again).
+fn watch_all(watcher: &mut notify::RecommendedWatcher, roots: &[Root]) -> Result<()> {
+    for r in roots {
+        let mode = match r.dir {
+            true => RecursiveMode::Recursive,
+            false => RecursiveMode::NonRecursive,
+        };
+        watcher
+            .watch(&r.watched(), mode)
+            .map_err(|e| anyhow!("cannot watch {}: {e}", r.path.display()))?;
+    }
+    Ok(())
 }
 
 fn parse_duration(option: &str, s: &str) -> Result<Duration> {

@@ -14,13 +14,15 @@ impl Changed {
         Changed(paths.into_iter().collect())
     }
 
-    /// Whether nothing at or below `dir` changed.
+    /// Whether nothing at, above or below `dir` changed: an event on a directory (made, moved,
+    /// its ignore file changed) concerns everything below it.
     pub fn untouched(&self, dir: &Path) -> bool {
-        !self
+        let below = self
             .0
             .range(dir.to_path_buf()..)
             .next()
-            .is_some_and(|p| p.starts_with(dir))
+            .is_some_and(|p| p.starts_with(dir));
+        !below && !dir.ancestors().skip(1).any(|a| self.0.contains(a))
     }
 }
 
@@ -38,6 +40,10 @@ mod tests {
         assert!(
             c.untouched(Path::new("/t/a0")),
             "a sibling sharing a prefix of the name"
+        );
+        assert!(
+            !c.untouched(Path::new("/t/b/sub")),
+            "below a changed directory"
         );
         assert!(c.untouched(Path::new("/t/a/g")));
     }

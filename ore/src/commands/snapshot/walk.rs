@@ -590,8 +590,11 @@ impl Walk<'_, '_> {
                     let quiet = ctx.opts.changed.as_ref().is_some_and(|c| c.untouched(&abs));
                     (same && quiet && !self.verify).then_some(k)
                 };
-                let tree = if let Some(k) = known.and_then(untouched).filter(|_| descend) {
-                    self.count_tree(k)?;
+                let reusable = match known.and_then(untouched).filter(|_| descend) {
+                    Some(k) => self.count_tree(k)?.then_some(k),
+                    None => None,
+                };
+                let tree = if let Some(k) = reusable {
                     k
                 } else if descend {
                     self.walk_dir(&abs, &rel, stamp.dev, ignores, known)?

@@ -153,6 +153,11 @@ pub struct WatchArgs {
     /// Leave out paths matching PATTERN (gitignore syntax), as `ore snapshot --exclude`.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Take directories with no event at, above or below them from the watch's file cache
+    /// without listing them. Only for trees without hard links to files elsewhere, mounts
+    /// inside, or rules that change with time: see `ore watch` in docs/USAGE.md.
+    #[arg(long)]
+    pub trust_events: bool,
 }
 
 /// A `--label` argument.

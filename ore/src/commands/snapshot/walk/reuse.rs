@@ -14,8 +14,10 @@ use crate::core::tree::{DirTree, Reader};
 use protocol::Key;
 
 impl Walk<'_, '_> {
-    /// Adds what directory tree `tree` holds (not the directory itself) to the run's counters.
-    pub(super) fn count_tree(&self, tree: Key) -> Result<()> {
+    /// Adds what directory tree `tree` holds (not the directory itself) to the run's counters,
+    /// if it may be taken as it is: `false` (nothing counted) when it holds a hard link, whose
+    /// target may have changed or gone where no event of this tree said so — it is walked.
+    pub(super) fn count_tree(&self, tree: Key) -> Result<bool> {
         let repo = self.ctx.repo;
         let mut open = vec![(Reader::<DirTree>::new(repo, tree), 0usize)];
         let (mut files, mut dirs, mut other, mut bytes) = (0u64, 0u64, 0u64, 0u64);
@@ -40,6 +42,7 @@ impl Walk<'_, '_> {
                     files += 1;
                     bytes += size;
                 }
+                EntryKind::Hardlink { .. } => return Ok(false),
                 _ => other += 1,
             }
         }
@@ -50,6 +53,6 @@ impl Walk<'_, '_> {
             s.bytes += bytes;
         });
         self.ctx.progress.add_bytes(bytes);
-        Ok(())
+        Ok(true)
     }
 }
