@@ -130,3 +130,36 @@ fn a_listed_path_that_does_not_exist_is_named_with_its_line_and_nothing_is_saved
     );
     assert!(o.run(&["tags"]).expect(0, "tags").stdout.is_empty());
 }
+
+/// Found by attacking `--files-from`: a listed symlink (`/etc/localtime`) was saved as what it
+/// points to, under the target's path, and the snapshot held no `localtime`.
+#[test]
+fn a_listed_symlink_is_kept_as_the_symlink_at_its_place() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    write(&src.join("real/zone"), b"zone");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::os::unix::fs::symlink("../real/zone", src.join("etc/localtime")).expect("symlink");
+    let list = d.path().join("list");
+    std::fs::write(&list, format!("{}\n", src.join("etc/localtime").display())).expect("write");
+    o.run(&[
+        "snapshot",
+        "t",
+        "--files-from",
+        list.to_str().expect("UTF-8"),
+    ])
+    .expect(0, "snapshot");
+    let r = o.run(&["ls", "-l", "-R", "t"]).expect(0, "ls").stdout;
+    let line = r
+        .lines()
+        .find(|l| l.ends_with("etc/localtime -> ../real/zone"))
+        .unwrap_or_else(|| panic!("the symlink itself in\n{r}"));
+    assert!(line.starts_with('l'), "{line}");
+    assert!(
+        !r.lines()
+            .any(|l| l.ends_with("src/real/zone") || l.ends_with("src/real")),
+        "not its target: {r}"
+    );
+}

@@ -129,3 +129,60 @@ fn ore_admin_metrics_gives_the_backends_counters_and_up_zero_when_it_is_unreacha
     let s = samples(&String::from_utf8_lossy(&r.stdout));
     assert_eq!(s[&format!("ore_backend_up{{archive=\"{gone}\"}}")], 0.0);
 }
+
+/// Found by attacking `--metrics-file`: runs ending together each read the file, added their
+/// samples and wrote it back, and the last writer's copy lost the others' (6 of 15 rounds of 7
+/// runs lost one or two).
+#[test]
+fn runs_ending_together_keep_every_ones_samples() {
+    let d = scratch();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    std::fs::write(src.join("f"), b"f").expect("write");
+    let tags = ["a", "b", "c", "d", "e", "f", "g"];
+    let archives: Vec<Ore> = tags
+        .iter()
+        .map(|t| {
+            let o = Ore::new(d.path().join(format!("arch-{t}")).display().to_string());
+            o.run(&["init"]).expect(0, "init");
+            o
+        })
+        .collect();
+    let file = d.path().join("ore.prom");
+    let f = file.to_str().expect("UTF-8");
+    for _ in 0..3 {
+        let _ = std::fs::remove_file(&file);
+        let children: Vec<_> = archives
+            .iter()
+            .zip(tags)
+            .map(|(o, t)| {
+                o.cmd(&[
+                    "--metrics-file",
+                    f,
+                    "snapshot",
+                    t,
+                    src.to_str().expect("UTF-8"),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ore starts")
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().expect("wait").success());
+        }
+        let s = samples(&std::fs::read_to_string(&file).expect("the file"));
+        let n = s
+            .keys()
+            .filter(|k| k.starts_with("ore_exit_status{"))
+            .count();
+        assert_eq!(n, tags.len(), "{s:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ore-metrics-"))
+        .collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
+}

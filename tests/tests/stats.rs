@@ -85,6 +85,11 @@ fn each_tag_is_counted_with_what_only_it_holds_and_shared_data_counts_once() {
     );
     assert_eq!(v["restored_bytes"], 1_100_000);
 
+    // A snapshot named twice counts once (found by attacking `stats`).
+    let v = json(&o, &["home", "home"]);
+    assert_eq!(v["snapshots"], 1, "{v}");
+    assert_eq!(v["restored_bytes"], 600_000, "{v}");
+
     let text = o.run(&["stats"]).expect(0, "stats").stdout;
     assert!(
         text.contains("3 snapshot(s)") && text.contains("by tag"),

@@ -153,6 +153,10 @@ fn a_stream_with_paths_or_a_name_that_is_not_one_name_is_refused() {
     let r =
         with_stdin(&o, &["snapshot", "db", "--stdin-name", "../x"], &input).expect(1, "bad name");
     assert!(r.stderr.contains("--stdin-name `../x`"), "{}", r.stderr);
+    // A name no file system takes could never be restored (found by attacking streams).
+    let long = "n".repeat(300);
+    let r = with_stdin(&o, &["snapshot", "db", "--stdin-name", &long], &input).expect(1, "long");
+    assert!(r.stderr.contains("at most 255"), "{}", r.stderr);
     let here = d.path().to_str().expect("UTF-8");
     let r =
         with_stdin(&o, &["snapshot", "db", here, "--stdin-name", "x"], &input).expect(1, "both");

@@ -140,8 +140,12 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
             groups.push((tag, vec![(key, Node::Snapshot)], true));
         }
     } else {
+        // A snapshot named twice (`a` and its key) is counted once.
+        let mut seen = std::collections::HashSet::new();
         for (name, key) in named {
-            groups.push((name.clone(), vec![(*key, Node::Snapshot)], false));
+            if seen.insert(*key) {
+                groups.push((name.clone(), vec![(*key, Node::Snapshot)], false));
+            }
         }
     }
     if groups.len() > u32::MAX as usize {

@@ -73,6 +73,53 @@ pub fn one_line(p: &std::path::Path) -> String {
         .collect()
 }
 
+/// Replaces `path` whole with `text`: written to a new temporary file beside it (a random
+/// name, created exclusively, so nothing planted there is followed) and renamed over it, so a
+/// reader never sees half of it. Used for the metrics files a collector reads.
+pub fn replace_whole(path: &std::path::Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ore-metrics-")
+        .tempfile_in(dir)?;
+    tmp.write_all(text)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Holds an exclusive lock on `path` (made if missing) while the returned file lives: for
+/// runs that read, change and write back one file (the metrics file several runs share).
+pub fn lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags_nofollow()
+        .open(path)?;
+    // SAFETY: flock on a descriptor this function owns; it blocks until the lock is had.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// `O_NOFOLLOW` for an `OpenOptions`: a symlink planted at the name is an error.
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW)
+    }
+}
+
 /// A byte count for people: `1.5 GiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

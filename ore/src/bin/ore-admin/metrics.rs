@@ -76,11 +76,8 @@ pub fn run(archive: &str, file: Option<&str>) -> Result<bool> {
     match file {
         None => print!("{text}"),
         Some(f) => {
-            let path = std::path::Path::new(f);
-            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("renaming {} to {f}", tmp.display()))?;
+            ore::core::util::replace_whole(std::path::Path::new(f), text.as_bytes())
+                .with_context(|| format!("writing {f}"))?;
         }
     }
     if let Err(e) = &opened {

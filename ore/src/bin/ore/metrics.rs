@@ -78,6 +78,10 @@ fn write(path: &Path, command: &str, exit: i32, seconds: f64) -> Result<()> {
     let f = facts().take().unwrap_or_default();
     let labels = format!("command=\"{}\",tag=\"{}\"", escape(command), escape(&f.tag));
     let now = jiff::Timestamp::now().as_second();
+    // Runs that end together (timers after a boot) take turns: none loses another's samples.
+    let lock = path.with_extension("prom.lock");
+    let _held = ore::core::util::lock_file(&lock)
+        .with_context(|| format!("--metrics-file: locking {}", lock.display()))?;
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let mine = |line: &str| line.contains(&format!("{{{labels}}}"));
     let last_success = if exit == 0 || exit == 3 {
@@ -139,16 +143,8 @@ fn write(path: &Path, command: &str, exit: i32, seconds: f64) -> Result<()> {
             text.push('\n');
         }
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .with_context(|| format!("--metrics-file: writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        format!(
-            "--metrics-file: renaming {} to {}",
-            tmp.display(),
-            path.display()
-        )
-    })
+    ore::core::util::replace_whole(path, text.as_bytes())
+        .with_context(|| format!("--metrics-file: writing {}", path.display()))
 }
 
 /// Every metric this writes, and what it means.

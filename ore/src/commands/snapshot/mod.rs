@@ -187,7 +187,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     };
     let rtt = asked.elapsed() / 2;
     let parent = parent.wait()?;
-    let paths = absolute_paths(&opts.paths)?;
+    let paths = absolute_paths(&opts.paths, opts.in_place)?;
     let progress = progress_for(repo, opts, parent, &paths);
 
     // The file cache: trusted only when it was written for this archive and the archive still
@@ -230,11 +230,27 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
 }
 
 /// Each path to save, absolute and with its symlinks resolved.
-fn absolute_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+fn absolute_paths(paths: &[PathBuf], in_place: bool) -> Result<Vec<PathBuf>> {
     paths
         .iter()
-        .map(|p| std::fs::canonicalize(p).map_err(|e| Error::io(p, e)))
+        .map(|p| match in_place {
+            true => in_place_path(p),
+            false => std::fs::canonicalize(p).map_err(|e| Error::io(p, e)),
+        })
         .collect()
+}
+
+/// A listed path (`--files-from`), absolute with its directory's symlinks resolved but not its
+/// own last name: a listed symlink (`/etc/localtime`) is kept as the symlink it is, at its place.
+fn in_place_path(p: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) if name != ".." => {
+            let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+            Ok(dir.join(name))
+        }
+        _ => std::fs::canonicalize(&abs).map_err(|e| Error::io(p, e)),
+    }
 }
 
 /// The run's progress counters, with the total to expect when it can be known: the previous

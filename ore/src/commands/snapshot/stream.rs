@@ -54,6 +54,13 @@ impl Stream {
                 crate::core::util::show(&self.name)
             ))
         })?;
+        // A name no file system takes could never be restored.
+        if self.name.len() > 255 {
+            return Err(Error::Usage(format!(
+                "--stdin-name: {} bytes, and a file name has at most 255",
+                self.name.len()
+            )));
+        }
         if let Source::Command(c) = &self.source {
             match shell_words::split(c) {
                 Ok(w) if !w.is_empty() => {}
