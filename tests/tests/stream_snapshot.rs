@@ -163,3 +163,38 @@ fn a_stream_with_paths_or_a_name_that_is_not_one_name_is_refused() {
     assert!(r.stderr.contains("not both"), "{}", r.stderr);
     assert!(o.run(&["tags"]).expect(0, "tags").stdout.is_empty());
 }
+
+/// Found by attacking streams: SIGTERM while the producer printed nothing waited for its next
+/// line (for ever, with `sleep`), and a second signal left the command running as an orphan.
+#[test]
+fn a_signal_stops_a_stream_snapshot_whose_producer_is_silent() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let mut child = o
+        .cmd(&["snapshot", "db", "--stdin-from-command", "sleep 30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ore starts");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: kill on a child's pid that has not been waited for.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still reading"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        o.run(&["tags"]).expect(0, "tags").stdout.is_empty(),
+        "no tag"
+    );
+}

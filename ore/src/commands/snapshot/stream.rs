@@ -90,7 +90,12 @@ impl Store for RootStore<'_, '_> {
 /// holding the one file. A command is waited for, and its failure is the run's error.
 pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
     let (size, content) = match &stream.source {
-        Source::Stdin => read_all(ctx, stream, &mut std::io::stdin().lock())?,
+        Source::Stdin => read_all(
+            ctx,
+            stream,
+            &mut std::io::stdin().lock(),
+            libc::STDIN_FILENO,
+        )?,
         Source::Command(line) => {
             let words = shell_words::split(line)
                 .map_err(|e| Error::Usage(format!("--stdin-from-command `{line}`: {e}")))?;
@@ -108,7 +113,10 @@ pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
                 ))
             })?;
             let read = match child.stdout.take() {
-                Some(mut out) => read_all(ctx, stream, &mut out),
+                Some(mut out) => {
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&out);
+                    read_all(ctx, stream, &mut out, fd)
+                }
                 None => Err(Error::Local(format!("{}: no pipe", stream.shown()))),
             };
             if read.is_err() {
@@ -163,18 +171,36 @@ pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
     Ok(entry(Vec::new(), EntryKind::Dir { tree: root }, 0o700))
 }
 
-/// Reads `from` to its end into the archive; the run's stop (Ctrl-C, a failure elsewhere)
-/// ends the read.
+/// Reads `from` (whose descriptor is `fd`) to its end into the archive; the run's stop
+/// (Ctrl-C, a failure elsewhere) ends the read, even while the producer is silent: each read
+/// waits for data at most a fifth of a second before looking again.
 fn read_all(
     ctx: &Ctx,
     stream: &Stream,
     from: &mut dyn Read,
+    fd: std::os::fd::RawFd,
 ) -> Result<(u64, crate::core::entry::Content)> {
-    let mut read = |b: &mut [u8]| {
+    let mut read = |b: &mut [u8]| loop {
         if ctx.stopped() {
             return Err(std::io::Error::other("stopped"));
         }
-        from.read(b)
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for a descriptor that stays open while `from` lives.
+        let n = unsafe { libc::poll(&mut p, 1, 200) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            return from.read(b);
+        }
     };
     match store_stream(ctx, &mut read) {
         Ok(done) => Ok(done),
