@@ -222,7 +222,9 @@ fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
     let after = objects(&c, "cover", "index/");
     assert!(
         indexes.iter().any(|i| !after.contains(i)),
-        "an object that named a repacked pack was replaced: {indexes:?} -> {after:?}"
+        "an object that named a repacked pack was replaced: {indexes:?} -> {after:?}\nGC: {}\n{}",
+        gc.stdout,
+        gc.stderr
     );
     // A process that starts with no copies of the index: every block that stayed is found,
     // and reindex finds no pack that no object covers.
