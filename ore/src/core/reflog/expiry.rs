@@ -247,6 +247,13 @@ pub(crate) fn expire_replaced(
     }
     for (tag, mut times) in by_tag {
         times.sort_unstable();
+        // The newest value (the current one) came at or before the cutoff: every other was
+        // replaced by then, and all go, whatever second they share (`--older-than 0s`).
+        if times.last().is_some_and(|&t| t <= cutoff) {
+            repo.backend()
+                .admin(EXPIRE, &["0".into(), tag.to_string()])?;
+            continue;
+        }
         if let Some(t) = last_replaced_before(&times, cutoff) {
             let age = now.saturating_sub(t).max(0);
             repo.backend()
