@@ -128,6 +128,18 @@ impl Ore {
         r.stdout.trim().to_string()
     }
 
+    /// The block key `ore --json ls SNAPSHOT` gives the entry at `path` under `field`
+    /// (`tree` for a directory, `chunk` or `index` for a file).
+    pub fn key_of(&self, snapshot: &str, path: &str, field: &str) -> String {
+        let r = self.run(&["--json", "ls", snapshot]).expect(0, "ls --json");
+        r.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+            .find(|v| v["path"] == path)
+            .and_then(|v| v[field].as_str().map(String::from))
+            .unwrap_or_else(|| panic!("no {field} for {path} in\n{}", r.stdout))
+    }
+
     /// Restores `what` to `dest`.
     pub fn restore(&self, what: &str, dest: &Path) -> Run {
         self.run(&["restore", what, dest.to_str().expect("utf-8 test path")])

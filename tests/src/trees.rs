@@ -285,3 +285,9 @@ fn show(v: &[Vec<u8>]) -> Vec<String> {
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .collect()
 }
+
+/// Writes `bytes` to `path`, making its directories first.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(path, bytes).expect("write");
+}

@@ -11,13 +11,9 @@
 
 use ore_tests::bin;
 use ore_tests::ore::{block_file, scratch, Ore};
+use ore_tests::trees::write_file as write;
 use std::path::Path;
 use std::process::Command;
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write");
-}
 
 /// A source tree: `precious/doc1..3` and `top.txt`.
 fn source(d: &Path) -> std::path::PathBuf {
@@ -50,14 +46,7 @@ fn a_directory_whose_listing_is_damaged_keeps_every_name_it_has() {
     let o = Ore::fs(&fsdir);
     let src = source(d.path());
     o.snapshot("t", &src);
-    let r = o.run(&["--json", "ls", "t"]).expect(0, "ls");
-    let tree = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .find(|v| v["path"] == "precious")
-        .and_then(|v| v["tree"].as_str().map(String::from))
-        .expect("precious's tree");
+    let tree = o.key_of("t", "precious", "tree");
     std::fs::remove_file(block_file(&fsdir, &tree)).expect("remove the block");
     let dest = d.path().join("dest");
     copy(&src, &dest);
@@ -231,14 +220,7 @@ fn a_damaged_copy_in_the_archive_never_replaces_the_file_already_there() {
     let src = d.path().join("src");
     write(&src.join("photo.raw"), b"the only good copy of the photo");
     o.snapshot("t", &src);
-    let r = o.run(&["--json", "ls", "t"]).expect(0, "ls");
-    let chunk = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .find(|v| v["path"] == "photo.raw")
-        .and_then(|v| v["chunk"].as_str().map(String::from))
-        .expect("the photo's chunk");
+    let chunk = o.key_of("t", "photo.raw", "chunk");
     std::fs::remove_file(block_file(&fsdir, &chunk)).expect("remove the block");
     let dest = d.path().join("dest");
     write(&dest.join("photo.raw"), b"the only good copy of the photo");

@@ -3,12 +3,8 @@
 //! lists; a path that does not exist named with its line before anything is saved.
 
 use ore_tests::ore::{scratch, Ore};
+use ore_tests::trees::write_file as write;
 use std::path::Path;
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write");
-}
 
 /// `ore ls -R TAG`, as paths.
 fn listing(o: &Ore, tag: &str) -> Vec<String> {

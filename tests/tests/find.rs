@@ -2,12 +2,7 @@
 //! every tag or a few, narrowed by the snapshots' time, as text or JSON (issue 26, item 4).
 
 use ore_tests::ore::{block_file, scratch, Ore};
-use std::path::Path;
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write");
-}
+use ore_tests::trees::write_file as write;
 
 /// The JSON lines of `ore find ARGS`, each as (first 12 digits of the snapshot key, its
 /// names, the path, its size).
@@ -160,14 +155,7 @@ fn a_missing_directory_block_is_reported_with_the_snapshot_and_the_path_being_re
     let src = d.path().join("src");
     write(&src.join("keep/deep/f"), b"f");
     o.snapshot("t", &src);
-    let r = o.run(&["--json", "ls", "t"]).expect(0, "ls");
-    let tree = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .find(|v| v["path"] == "keep")
-        .and_then(|v| v["tree"].as_str().map(String::from))
-        .expect("keep's tree");
+    let tree = o.key_of("t", "keep", "tree");
     std::fs::remove_file(block_file(&fsdir, &tree)).expect("remove the block");
     let r = o.run(&["find", "f"]).expect(1, "find over a missing block");
     assert!(

@@ -3,12 +3,8 @@
 //! does it, and making a destination match the snapshot, one removal printed at a time.
 
 use ore_tests::ore::{scratch, Ore};
+use ore_tests::trees::write_file as write;
 use std::path::Path;
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write");
-}
 
 /// Every path below `dir`, relative, sorted; directories end with `/`.
 fn tree(dir: &Path) -> Vec<String> {

@@ -3,15 +3,11 @@
 //! clean stop on SIGTERM.
 
 use ore_tests::ore::{scratch, Ore};
+use ore_tests::trees::write_file as write;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, bytes).expect("write");
-}
 
 fn start(o: &Ore, src: &Path) -> Child {
     o.cmd(&[

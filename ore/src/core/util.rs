@@ -91,6 +91,14 @@ pub fn replace_whole(path: &std::path::Path, text: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// A Prometheus label value with `\`, `"` and newlines escaped, as the text format wants
+/// (the metrics of `ore --metrics-file` and `ore-admin ARCHIVE metrics`).
+pub fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Holds an exclusive lock on `path` (made if missing) while the returned file lives: for
 /// runs that read, change and write back one file (the metrics file several runs share).
 pub fn lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {

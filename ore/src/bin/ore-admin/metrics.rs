@@ -10,7 +10,7 @@ use protocol::Backend;
 
 /// The samples for `archive`, opened or not.
 pub fn text(archive: &str, opened: &Result<std::sync::Arc<dyn Backend>>) -> String {
-    let label = format!("archive=\"{}\"", escape(archive));
+    let label = format!("archive=\"{}\"", ore::core::util::label_value(archive));
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, labels: &str, value: u64| {
         out.push_str(&format!(
@@ -37,8 +37,8 @@ pub fn text(archive: &str, opened: &Result<std::sync::Arc<dyn Backend>>) -> Stri
         "The backend's program and description (always 1).",
         &format!(
             "{label},server=\"{}\",description=\"{}\"",
-            escape(&info.server),
-            escape(&info.description)
+            ore::core::util::label_value(&info.server),
+            ore::core::util::label_value(&info.description)
         ),
         1,
     );
@@ -84,11 +84,4 @@ pub fn run(archive: &str, file: Option<&str>) -> Result<bool> {
         eprintln!("error: {e:#}");
     }
     Ok(up)
-}
-
-/// A label value with `\`, `"` and newlines escaped, as the text format wants.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

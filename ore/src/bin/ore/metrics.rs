@@ -76,7 +76,11 @@ pub fn command_name(c: &crate::cli::Command) -> String {
 /// Writes the run's samples to `path`, keeping the other runs' samples found there.
 fn write(path: &Path, command: &str, exit: i32, seconds: f64) -> Result<()> {
     let f = facts().take().unwrap_or_default();
-    let labels = format!("command=\"{}\",tag=\"{}\"", escape(command), escape(&f.tag));
+    let labels = format!(
+        "command=\"{}\",tag=\"{}\"",
+        ore::core::util::label_value(command),
+        ore::core::util::label_value(&f.tag)
+    );
     let now = jiff::Timestamp::now().as_second();
     // Runs that end together (timers after a boot) take turns: none loses another's samples.
     let lock = path.with_extension("prom.lock");
@@ -189,10 +193,3 @@ const HELP: &[(&str, &str)] = &[
         "Warnings of the last snapshot (files vanished, unreadable...).",
     ),
 ];
-
-/// A label value with `\`, `"` and newlines escaped, as the text format wants.
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
