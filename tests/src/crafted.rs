@@ -67,7 +67,7 @@ pub fn nested(repo: &Repo, depth: usize, leaf: &[u8]) -> Entry {
     dir(repo, b"home", vec![e])
 }
 
-/// Stores a snapshot of `root` on `tag`; its key.
+/// Stores a snapshot of `root` as the first on `tag`; the snapshot's key.
 pub fn snapshot(repo: &Repo, tag: &str, root: Entry) -> Key {
     let snap = Snapshot {
         previous: Vec::new(),
@@ -83,7 +83,11 @@ pub fn snapshot(repo: &Repo, tag: &str, root: Entry) -> Key {
         warnings_total: 0,
         labels: Vec::new(),
     };
-    let key = repo.put_snapshot_durably(&snap).expect("put snapshot");
-    assert!(repo.move_tag(tag, None, key, "crafted").expect("tag"));
-    key
+    let chained = repo.chained(&snap, Vec::new());
+    repo.put_chained_durably(&chained, &[])
+        .expect("put snapshot");
+    assert!(repo
+        .move_tag(tag, None, chained.node, "crafted")
+        .expect("tag"));
+    chained.key
 }

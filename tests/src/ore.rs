@@ -128,6 +128,18 @@ impl Ore {
         r.stdout.trim().to_string()
     }
 
+    /// What `tag` holds: the key of the newest chain link (FORMAT.md §6), the value the backend
+    /// keeps, its tag history lists and the reflog records (as `new_node`); "" without the tag.
+    pub fn node(&self, tag: &str) -> String {
+        let r = self.run(&["tags", "--json"]).expect(0, "tags --json");
+        r.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["tag"] == tag)
+            .and_then(|v| v["node"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
     /// The block key `ore --json ls SNAPSHOT` gives the entry at `path` under `field`
     /// (`tree` for a directory, `chunk` or `index` for a file).
     pub fn key_of(&self, snapshot: &str, path: &str, field: &str) -> String {

@@ -30,6 +30,7 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
     o.run(&["init"])
         .expect(0, "init through the append-only key");
     let first = o.snapshot("home", &src);
+    let first_node = o.node("home");
     std::fs::write(src.join("new file"), b"more").unwrap();
     o.snapshot("home", &src);
 
@@ -66,7 +67,7 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
         CasOutcome::Done
     );
     let history = c.admin("tag-history", &["home".into()]).unwrap().text;
-    assert!(history.contains(&first), "{history}");
+    assert!(history.contains(&first_node), "{history}");
     c.close().unwrap();
 
     // The owner, with full access, restores the first snapshot and sets the tag back.
@@ -84,7 +85,7 @@ fn an_append_only_key_adds_snapshots_and_destroys_nothing() {
         .filter_map(|r| r["value"].as_str())
         .collect();
     assert_eq!(values.len(), 3, "{rows}");
-    assert_eq!(values[0], first);
+    assert_eq!(values[0], first_node);
     assert_eq!(values[2], nowhere);
     let second = values[1];
     owner

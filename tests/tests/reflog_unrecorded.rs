@@ -32,12 +32,14 @@ fn snapshot_failing(ore: &Ore, fsdir: &Path, src: &Path, op: &str, n: usize) -> 
     ));
     let run = failing.run(&["snapshot", "t", src.to_str().unwrap()]);
     let after = std::fs::read_to_string(fsdir.join("tags/t")).unwrap();
-    let reflog = ore.run(&["reflog", "t"]).expect(0, "reflog").stdout;
-    // `ore reflog` shows keys by their first 12 digits.
-    let recorded = reflog
-        .lines()
-        .next()
-        .is_some_and(|l| l.contains(&after[..12]));
+    let reflog = ore
+        .run(&["reflog", "t", "--json"])
+        .expect(0, "reflog")
+        .stdout;
+    // The tag holds the newest link of its chain (`new_node`; `new` is its snapshot's key).
+    let recorded = reflog.lines().next().is_some_and(|l| {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["new_node"] == after.trim()
+    });
     Outcome {
         before,
         after,

@@ -28,8 +28,19 @@ fn a_tag_rolled_back_behind_its_reflog_is_reported_with_both_keys_and_the_repair
     let d = scratch();
     let (fsdir, ore, older, newer) = two_snapshots(d.path());
     ore.run(&["check"]).expect(0, "check before");
-    // What a repair that lost the newest tag record leaves: the tag names the older snapshot.
-    std::fs::write(fsdir.join("tags/t"), &older).unwrap();
+    // What a repair that lost the newest tag record leaves: the tag names the older snapshot's
+    // place on the chain (the link `t~1` names).
+    let older_node = ore
+        .run(&["reflog", "t", "--json"])
+        .expect(0, "reflog")
+        .stdout;
+    let older_node: serde_json::Value =
+        serde_json::from_str(older_node.lines().nth(1).unwrap()).unwrap();
+    std::fs::write(
+        fsdir.join("tags/t"),
+        older_node["new_node"].as_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         ore.run(&["log", "t"])
             .expect(0, "log")

@@ -257,10 +257,11 @@ fn two_years_hourly(ore: &Ore) -> i64 {
     let mut prev = None;
     for i in (0..n).rev() {
         let mut s = template.clone();
-        s.previous = prev.into_iter().collect();
         s.time = end - i * HOUR;
         s.comment = format!("hour {i}");
-        prev = Some(repo.put_snapshot(&s).unwrap());
+        let c = repo.chained(&s, prev.into_iter().collect());
+        repo.put_chained(&c).unwrap();
+        prev = Some(c.node);
     }
     repo.backend().flush().unwrap();
     assert!(repo

@@ -202,12 +202,12 @@ impl Visitor for Checker<'_> {
     fn chains(&self) -> bool {
         self.chains
     }
-    fn block(&self, _: Key, node: Node, stored: &[u8], _: &block::Plain) -> Result<()> {
+    fn block(&self, _: Key, _: Node, stored: &[u8], plain: &block::Plain) -> Result<()> {
         if let Some(p) = &self.progress {
             p.add_file();
             p.add_bytes(stored.len() as u64);
         }
-        if node == Node::Snapshot {
+        if plain.kind == block::Kind::Snapshot {
             self.snapshots.fetch_add(1, Relaxed);
         }
         Ok(())

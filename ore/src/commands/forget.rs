@@ -1,10 +1,12 @@
 //! Forgetting snapshots by a retention policy.
 //!
-//! A tag is a chain: each snapshot names the one before it. Dropping snapshots from the middle
-//! therefore means rewriting the chain above them: every kept snapshot newer than the oldest
-//! dropped one is stored again with its `previous` pointing at the next kept one (same files,
-//! same time, a new key), and the tag moves to the new head by compare-and-swap. Kept
-//! snapshots older than every dropped one keep their keys. The old head goes to the reflog
+//! A tag is a chain of links, each naming a snapshot and the link before it
+//! ([`crate::core::link`]). Dropping snapshots from the middle therefore means new links above
+//! them: every kept snapshot newer than the oldest dropped one gets a link to the next kept
+//! one, and the tag moves to the new head by compare-and-swap. The snapshots themselves are
+//! not touched, so every kept snapshot keeps its key. (In an archive of format 1, where each
+//! snapshot names the one before it, those snapshots are stored again instead, under new
+//! keys, which the report gives; `ore upgrade` ends that.) The old head goes to the reflog
 //! (as every tag move does), so until `ore reflog expire` drops that entry the forgotten
 //! snapshots are still reachable and gc keeps them; afterwards gc frees what only they used.
 //! Snapshots that another tag's chain also holds stay stored whatever this tag does.
@@ -14,8 +16,8 @@
 //! weeks start on Monday); `within D` keeps everything made within D of the newest snapshot.
 //! A snapshot is kept if any rule keeps it, and the report says which rules did.
 
-use crate::core::entry::Snapshot;
 use crate::core::error::{Error, Result};
+use crate::core::link::Node;
 use crate::core::repo::Repo;
 use protocol::Key;
 use std::collections::{HashMap, HashSet};
@@ -49,9 +51,17 @@ pub struct Decision {
     pub keep: bool,
     /// The rules that keep it (empty when dropped).
     pub reasons: Vec<String>,
-    /// Its key after the chain is rewritten, when that differs.
+    /// Its key after the chain is rewritten, when that differs (only ever in an archive of
+    /// format 1).
     #[serde(serialize_with = "crate::core::util::ser_opt_key")]
     pub new_key: Option<Key>,
+    /// Its place on the chain: the node tags and the reflog name (a link, or in an archive of
+    /// format 1 the snapshot itself).
+    #[serde(serialize_with = "crate::core::util::ser_key")]
+    pub node: Key,
+    /// Its new place, when the chain below it changed.
+    #[serde(serialize_with = "crate::core::util::ser_opt_key")]
+    pub new_node: Option<Key>,
     /// Other tags whose chains hold it (so it stays stored).
     pub also_in: Vec<String>,
 }
@@ -68,6 +78,18 @@ pub struct ForgetOutcome {
     /// Newest first.
     pub decisions: Vec<Decision>,
     pub dry_run: bool,
+}
+
+impl ForgetOutcome {
+    /// The chain nodes the tag no longer reaches: those of the snapshots dropped, and the
+    /// places kept snapshots were moved from. What `forget --prune` expires.
+    pub fn gone(&self) -> HashSet<Key> {
+        self.decisions
+            .iter()
+            .filter(|d| !d.keep || d.new_node.is_some())
+            .map(|d| d.node)
+            .collect()
+    }
 }
 
 const HOUR: i64 = 3_600_000_000_000;
@@ -121,6 +143,8 @@ pub fn decide(chain: &[(Key, i64)], policy: &Policy) -> Vec<Decision> {
             keep: false,
             reasons: Vec::new(),
             new_key: None,
+            node: key,
+            new_node: None,
             also_in: Vec::new(),
         })
         .collect();
@@ -179,14 +203,16 @@ pub fn forget(repo: &Repo, tag: &str, policy: &Policy, dry_run: bool) -> Result<
     };
     loop {
         let chain = crate::core::spec::chain(repo, tag)?;
-        let Some((old_head, _)) = chain.first() else {
+        let Some(old_head) = chain.first().map(|n| n.node) else {
             return Err(Error::Usage(format!(
                 "no tag called `{tag}` (see `ore tags`)"
             )));
         };
-        let old_head = *old_head;
-        let times: Vec<(Key, i64)> = chain.iter().map(|(k, s)| (*k, s.time)).collect();
+        let times: Vec<(Key, i64)> = chain.iter().map(|n| (n.key, n.snapshot.time)).collect();
         let mut decisions = decide(&times, policy);
+        for (d, n) in decisions.iter_mut().zip(&chain) {
+            d.node = n.node;
+        }
         if decisions.iter().all(|d| !d.keep) {
             return Err(Error::Usage(format!(
                 "the policy keeps none of tag {tag}'s {} snapshot(s); nothing was changed",
@@ -224,41 +250,35 @@ pub fn forget(repo: &Repo, tag: &str, policy: &Policy, dry_run: bool) -> Result<
     }
 }
 
-/// Stores the kept snapshots again where their `previous` must change; returns the new head.
-fn rewrite(
-    repo: &Repo,
-    chain: &[(Key, Snapshot)],
-    decisions: &mut [Decision],
-    dry_run: bool,
-) -> Result<Key> {
+/// Links the kept snapshots where the node below them must change ([`Repo::relinked`]);
+/// returns the new head.
+fn rewrite(repo: &Repo, chain: &[Node], decisions: &mut [Decision], dry_run: bool) -> Result<Key> {
     let mut below: Option<Key> = None;
     let mut head = None;
-    for ((key, snap), d) in chain.iter().zip(decisions.iter_mut()).rev() {
+    for (node, d) in chain.iter().zip(decisions.iter_mut()).rev() {
         if !d.keep {
             continue;
         }
-        let mut new_key = *key;
-        if snap.previous.first().copied() != below {
-            let mut s = snap.clone();
-            match (below, s.previous.is_empty()) {
-                (Some(b), true) => s.previous.push(b),
-                (Some(b), false) => s.previous[0] = b,
-                (None, _) => {
-                    s.previous.remove(0);
+        let mut at = node.node;
+        if node.below() != below {
+            let mut previous = node.previous.clone();
+            match below {
+                Some(b) if previous.is_empty() => previous.push(b),
+                Some(b) => previous[0] = b,
+                None => {
+                    previous.remove(0);
                 }
             }
-            new_key = if dry_run {
-                repo.keys().key_of(
-                    crate::core::block::Kind::Snapshot as u8,
-                    &crate::core::entry::encode(&s),
-                )
-            } else {
-                repo.put_snapshot(&s)?
-            };
-            d.new_key = Some(new_key);
+            let c = repo.relinked(node, previous)?;
+            if !dry_run {
+                repo.put_chained(&c)?;
+            }
+            at = c.node;
+            d.new_node = Some(c.node);
+            d.new_key = (c.key != node.key).then_some(c.key);
         }
-        below = Some(new_key);
-        head = Some(new_key);
+        below = Some(at);
+        head = Some(at);
     }
     head.ok_or_else(|| Error::Usage("the policy keeps nothing".into()))
 }
@@ -278,9 +298,9 @@ fn other_tags(
         if name == tag {
             continue;
         }
-        for (k, _) in crate::core::spec::chain(repo, &name)? {
-            if wanted.contains(&k) {
-                out.entry(k).or_default().push(name.clone());
+        for n in crate::core::spec::chain(repo, &name)? {
+            if wanted.contains(&n.key) {
+                out.entry(n.key).or_default().push(name.clone());
             }
         }
     }

@@ -9,16 +9,16 @@ use crate::core::repo::Repo;
 use protocol::Key;
 
 /// Creates tag `new_tag` naming the snapshot `from` names (any form `ore::core::spec` reads)
-/// and returns its key. Fails with [`Error::Conflict`] when `new_tag` exists (nothing is
+/// and returns the snapshot's key. Fails with [`Error::Conflict`] when `new_tag` exists (nothing is
 /// changed).
 pub fn fork(repo: &Repo, from: &str, new_tag: &str) -> Result<Key> {
     crate::core::format::check_user_tag(new_tag)?;
     let _lease = crate::core::lease::Lease::acquire(repo)?;
-    let (key, _) = crate::core::spec::resolve(repo, from)?;
-    if !repo.move_tag(new_tag, None, key, "fork")? {
+    let found = crate::core::spec::find(repo, from)?;
+    if !repo.move_tag(new_tag, None, found.node, "fork")? {
         return Err(Error::Conflict(format!(
             "tag `{new_tag}` already exists; nothing was changed"
         )));
     }
-    Ok(key)
+    Ok(found.key)
 }

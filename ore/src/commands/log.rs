@@ -16,5 +16,5 @@ pub fn log(repo: &Repo, tag: &str) -> Result<Vec<(Key, Snapshot)>> {
             "no tag called `{tag}` (see `ore tags`)"
         )));
     }
-    Ok(chain)
+    Ok(chain.into_iter().map(|n| (n.key, n.snapshot)).collect())
 }

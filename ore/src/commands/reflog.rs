@@ -18,6 +18,18 @@ pub fn entries(repo: &Repo, tag: Option<&str>) -> Result<Vec<RefEntry>> {
     Ok(all)
 }
 
+/// The snapshot key of each value `entries` name (tags and the reflog hold chain nodes, which
+/// are links from format 2 on), so that a listing shows the keys users know; a value that
+/// cannot be read maps to itself.
+pub fn snapshot_keys(repo: &Repo, entries: &[RefEntry]) -> std::collections::HashMap<Key, Key> {
+    let mut out = std::collections::HashMap::new();
+    for k in entries.iter().flat_map(|e| e.old.into_iter().chain(e.new)) {
+        out.entry(k)
+            .or_insert_with(|| repo.snapshot_key(k).unwrap_or(k));
+    }
+    out
+}
+
 /// Points the reflog's head at `key` (an earlier head) under a lease. Fails with
 /// [`Error::Conflict`] when another run added to the reflog meanwhile (nothing is changed).
 pub fn reset_head(repo: &Repo, key: Key) -> Result<()> {

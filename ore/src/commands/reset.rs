@@ -12,7 +12,7 @@ use crate::core::reflog::RefEntry;
 use crate::core::repo::Repo;
 use protocol::Key;
 
-/// What a reset did.
+/// What a reset did (snapshot keys, as users know them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reset {
     /// The tag already named the snapshot: nothing was changed.
@@ -28,7 +28,10 @@ pub enum Reset {
 pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
     crate::core::format::check_user_tag(tag)?;
     let _lease = crate::core::lease::Lease::acquire(repo)?;
-    let (key, _) = crate::core::spec::resolve(repo, snapshot)?;
+    // The snapshot's place on a chain (on a tag's, or one the reflog still names), so that
+    // the tag gets the history below it too.
+    let found = crate::core::spec::find(repo, snapshot)?;
+    let key = found.node;
     // The tag's value as stored: a tag an append-only key (or anything else) pointed at
     // something that is not a readable snapshot — no key at all, a missing block, a block of
     // another kind — is recorded as having named nothing, since a reflog entry naming it would
@@ -38,8 +41,9 @@ pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
         .as_deref()
         .and_then(crate::core::format::parse_tag_value);
     if old == Some(key) {
-        return Ok(Reset::Already(key));
+        return Ok(Reset::Already(found.key));
     }
+    let old_snapshot = old.and_then(|k| repo.snapshot_key(k).ok());
     let readable = old.is_some_and(|k| repo.snapshot(k).is_ok());
     let moved = if raw.is_none() || readable {
         repo.move_tag(tag, old, key, "reset")?
@@ -51,7 +55,10 @@ pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
             "tag {tag} moved while resetting it (another run changed it); nothing was changed"
         )));
     }
-    Ok(Reset::Moved { old, new: key })
+    Ok(Reset::Moved {
+        old: old_snapshot,
+        new: found.key,
+    })
 }
 
 /// Moves `tag` from the raw value `raw` (not a readable snapshot) to `key`, recording the move

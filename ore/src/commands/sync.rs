@@ -84,6 +84,14 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
     let mut translator = None;
     // For each tag: the destination's key of each snapshot of the source chain, newest first.
     let chains: Vec<(String, Vec<Key>)> = if dst.shares_keys(src) {
+        if src.links() && !dst.links() {
+            return Err(Error::Usage(format!(
+                "{} is an archive of format 1, which cannot hold the chain links of {}                  (format 2): run `ore -a {} upgrade` first; nothing was copied",
+                dst.id(),
+                src.id(),
+                dst.id()
+            )));
+        }
         out.mode = "as stored";
         copy_stored(src, dst, &heads, &mut out)?;
         heads
@@ -109,8 +117,9 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
     }
     dst.backend().flush()?;
     for p in plans {
-        out.tags
-            .push(move_tag(dst, &p.tag, p.head, &p.keys, p.was, p.former)?);
+        out.tags.push(move_tag(
+            src, dst, &p.tag, p.head, &p.keys, p.was, p.former,
+        )?);
     }
     out.duration_ms = started.elapsed().as_millis() as u64;
     Ok(out)
@@ -144,8 +153,8 @@ fn translate_chains(
         let chain = crate::core::spec::chain(src, tag)?;
         let mut keys = Vec::new();
         let mut below: Option<Key> = None;
-        for (k, s) in chain.iter().rev() {
-            let nk = t.snapshot(*k, s, below)?;
+        for n in chain.iter().rev() {
+            let nk = t.node(n, below)?;
             keys.push(nk);
             below = Some(nk);
         }
@@ -209,13 +218,15 @@ fn plan_moves(
 fn chain_keys(repo: &Repo, tag: &str) -> Result<Vec<Key>> {
     Ok(crate::core::spec::chain(repo, tag)?
         .into_iter()
-        .map(|(k, _)| k)
+        .map(|n| n.node)
         .collect())
 }
 
 /// Moves the destination's `tag` (which names `was`) to `head` if it is missing, names a
 /// snapshot of `chain`, or names the copy of `former`, a value the source's tag once had.
+/// (All chain nodes; what it reports names their snapshots.)
 fn move_tag(
+    src: &Repo,
     dst: &Repo,
     tag: &str,
     head: Key,
@@ -223,26 +234,29 @@ fn move_tag(
     was: Option<Key>,
     former: Option<Key>,
 ) -> Result<TagSync> {
+    let key = |r: &Repo, k: Key| r.snapshot_key(k).unwrap_or(k);
     let (status, message) = match was {
         Some(w) if w == head => ("unchanged", "already in place".to_string()),
         Some(w) if !chain.contains(&w) && former.is_none() => (
             "conflict",
             format!(
-                "the destination's tag names {w}, which is neither on the source's chain nor \
-                 anything the source's tag ever named (it moved independently); left as it is"
+                "the destination's tag names {}, which is neither on the source's chain nor \
+                 anything the source's tag ever named (it moved independently); left as it is",
+                key(dst, w)
             ),
         ),
         _ => {
             if dst.move_tag(tag, was, head, "sync")? {
                 let message = match (was, former) {
                     (Some(w), Some(f)) => format!(
-                        "followed the source: the destination named {w}, {}which the source's \
+                        "followed the source: the destination named {}, {}which the source's \
                          tag moved away from (a forget's rewrite or a reset); `ore reflog {tag}` \
                          on the destination still lists it",
+                        key(dst, w),
                         if f == w {
                             String::new()
                         } else {
-                            format!("a copy of the source's {f}, ")
+                            format!("a copy of the source's {}, ", key(src, f))
                         }
                     ),
                     _ => String::new(),
@@ -259,8 +273,8 @@ fn move_tag(
     Ok(TagSync {
         tag: tag.to_string(),
         status,
-        was,
-        now: head,
+        was: was.map(|w| key(dst, w)),
+        now: key(dst, head),
         message,
     })
 }

@@ -47,6 +47,9 @@ pub struct Value {
     /// Seconds since the epoch when the backend first saw it.
     pub time: i64,
     pub state: State,
+    /// For a value that is a chain link (format 2), the key of the snapshot it names: the key
+    /// the user knows.
+    pub snapshot: Option<Key>,
 }
 
 /// The values of every tag, or of `tag` only, in the backend's order.
@@ -75,11 +78,20 @@ pub fn tag_history(repo: &Repo, tag: Option<&str>) -> Result<Vec<Value>> {
             Some(_) => State::Gone,
             None => State::NotAKey,
         };
+        let snapshot = match (key, state) {
+            (Some(k), State::Current | State::Kept)
+                if !crate::core::format::is_system_tag(&e.tag) =>
+            {
+                repo.snapshot_key(k).ok().filter(|s| *s != k)
+            }
+            _ => None,
+        };
         Value {
             tag: e.tag,
             value: e.value,
             time: e.time,
             state,
+            snapshot,
         }
     });
     Ok(values.collect())

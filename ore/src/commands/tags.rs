@@ -11,18 +11,24 @@ use protocol::Key;
 /// A tag and the newest snapshot of its chain.
 pub struct Head {
     pub tag: String,
+    /// The snapshot's key.
     pub key: Key,
+    /// What the tag holds: the newest link of its chain (or, in chains made before format 2,
+    /// the snapshot itself).
+    pub node: Key,
     pub snapshot: Snapshot,
 }
 
 /// The archive's tags (as `Repo::tags` lists them), each read with its snapshot as it is
 /// reached.
 pub fn tags(repo: &Repo) -> Result<impl Iterator<Item = Result<Head>> + '_> {
-    Ok(repo.tags()?.into_iter().map(|(tag, key)| {
+    Ok(repo.tags()?.into_iter().map(|(tag, node)| {
+        let n = repo.node(node)?;
         Ok(Head {
-            snapshot: repo.snapshot(key)?,
             tag,
-            key,
+            key: n.key,
+            node,
+            snapshot: n.snapshot,
         })
     }))
 }

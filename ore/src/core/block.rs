@@ -45,6 +45,8 @@ pub enum Kind {
     Format = 7,
     /// A piece of the reflog: the record of tag moves.
     Reflog = 8,
+    /// A place on a tag's chain: a snapshot and the link(s) before it (format 2).
+    Link = 9,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             6 => Kind::Snapshot,
             7 => Kind::Format,
             8 => Kind::Reflog,
+            9 => Kind::Link,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl Kind {
             Kind::Snapshot => "snapshot",
             Kind::Format => "format record",
             Kind::Reflog => "reflog",
+            Kind::Link => "chain link",
         }
     }
 }

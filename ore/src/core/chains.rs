@@ -1,7 +1,7 @@
 //! Every snapshot an archive's tags reach, each once, with every name that reaches it.
 //!
-//! Snapshots are reached only through tags: each tag names its newest, and each snapshot names
-//! the one before it. A fork shares the older part of its chain with the tag it came from, so
+//! Snapshots are reached only through tags: each tag names its newest, and its chain
+//! ([`crate::core::link`]) the ones before it. A fork shares the older part of its chain with the tag it came from, so
 //! a snapshot can be reached under several names (`home~3` and `home-old~0`); it is listed
 //! once, with every name, since its key is what scripts keep. `ore snapshots` lists these and
 //! `ore find` searches them.
@@ -28,10 +28,11 @@ pub fn every(repo: &Repo, tags: &[String]) -> Result<Vec<Listed>> {
         if !tags.is_empty() && !tags.contains(&tag) {
             continue;
         }
-        for (n, (key, snapshot)) in crate::core::spec::chain(repo, &tag)?
+        for (n, node) in crate::core::spec::chain(repo, &tag)?
             .into_iter()
             .enumerate()
         {
+            let (key, snapshot) = (node.key, node.snapshot);
             let name = format!("{tag}~{n}");
             match at.get(&key) {
                 Some(&i) => out[i].names.push(name),

@@ -21,8 +21,11 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
 pub const FORMAT_TAG: &str = protocol::tagrules::FORMAT_TAG;
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build gives new archives (and `ore upgrade` older ones): 2, whose
+/// chains are made of links ([`crate::core::link`]).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads (and writes, as that version).
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// Content-defined chunking parameters (bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +83,8 @@ impl ChunkerParams {
 /// The format record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FormatRecord {
-    /// Always [`FORMAT_VERSION`] for now.
+    /// [`OLDEST_FORMAT`] to [`FORMAT_VERSION`]: 1 for archives whose snapshots name the one
+    /// before them, 2 for chains of links.
     pub format: u32,
     /// A random identifier of this archive (hex), so caches are never mixed up.
     pub archive_id: String,
@@ -141,10 +145,16 @@ impl FormatRecord {
     pub fn parse(data: &[u8]) -> Result<FormatRecord> {
         let r: FormatRecord = serde_json::from_slice(data)
             .map_err(|e| Error::Archive(format!("the format record does not parse: {e}")))?;
-        if r.format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&r.format) {
             return Err(Error::Archive(format!(
-                "the archive has format version {}, this ore reads version {FORMAT_VERSION}",
-                r.format
+                "the archive has format version {}, this ore reads versions {OLDEST_FORMAT} to \
+                 {FORMAT_VERSION}{}",
+                r.format,
+                if r.format > FORMAT_VERSION {
+                    ": it was written by a newer ore"
+                } else {
+                    ""
+                }
             )));
         }
         if r.chunker_algorithm != "fastcdc-2020" {

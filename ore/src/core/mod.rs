@@ -27,6 +27,7 @@ pub mod fsys;
 pub mod keyset;
 pub mod labels;
 pub mod lease;
+pub mod link;
 pub mod meta;
 pub mod names;
 pub mod prefetch;

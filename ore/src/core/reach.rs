@@ -13,6 +13,7 @@ use crate::core::block::{self, Kind, Plain};
 use crate::core::entry::{decode, Content, EntryKind, Piece, Snapshot};
 use crate::core::error::{Error, Result};
 use crate::core::keyset::KeySet;
+use crate::core::link::Link;
 use crate::core::reflog::ReflogBlock;
 use crate::core::repo::Repo;
 use crate::core::tree::{decode_node, DirTree, FileTree, Node as TreeNode};
@@ -24,7 +25,12 @@ use std::sync::{Condvar, Mutex};
 /// What a reachable block is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
+    /// A place on a chain, as a tag, the reflog or a link names it: a link (format 2), or a
+    /// snapshot block that names the one before it itself (format 1).
     Snapshot,
+    /// A snapshot a link names: its own `previous` (a format-1 snapshot relinked by a
+    /// forget) is not part of any chain, and is not followed.
+    Linked,
     /// A node of a directory tree (leaf or inner).
     Dir,
     /// A node of a file's index tree (leaf or inner).
@@ -38,7 +44,7 @@ impl Node {
     /// Its name in messages.
     pub fn name(self) -> &'static str {
         match self {
-            Node::Snapshot => "snapshot",
+            Node::Snapshot | Node::Linked => "snapshot",
             Node::Dir => "directory",
             Node::File => "file index",
             Node::Chunk => "file data",
@@ -50,7 +56,7 @@ impl Node {
     /// The block kind it is read as (trees accept their inner kind too).
     pub fn kind(self) -> Kind {
         match self {
-            Node::Snapshot => Kind::Snapshot,
+            Node::Snapshot | Node::Linked => Kind::Snapshot,
             Node::Dir => Kind::Dir,
             Node::File => Kind::FileLeaf,
             Node::Chunk => Kind::Chunk,
@@ -170,16 +176,35 @@ fn visit(
     counts: &Counts,
     children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<()> {
+    let chains = visitor.chains();
     if !seen.insert(key)? {
+        // A format-1 snapshot met first as a link's snapshot, and now as a place on a chain
+        // (an earlier value of a tag): its own chain is still to be followed, once.
+        if node == Node::Snapshot && chains && seen.insert(as_chain(key))? {
+            return match read(repo, key, node, chains, children) {
+                Ok(_) => {
+                    children.retain(|(_, n, _)| *n == Node::Snapshot);
+                    Ok(())
+                }
+                Err(e) if crate::core::repo::is_damage(&e) => {
+                    children.clear();
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+        }
         counts.skipped.fetch_add(1, Relaxed);
         return Ok(());
+    }
+    if node == Node::Snapshot && chains {
+        seen.insert(as_chain(key))?;
     }
     if node == Node::Chunk {
         counts.chunks.fetch_add(1, Relaxed);
         return visitor.chunk_of(key, len);
     }
     counts.trees.fetch_add(1, Relaxed);
-    match read(repo, key, node, visitor.chains(), children) {
+    match read(repo, key, node, chains, children) {
         Ok((stored, plain)) => visitor.block(key, node, &stored, &plain),
         Err(e) if crate::core::repo::is_damage(&e) => {
             children.clear();
@@ -187,6 +212,15 @@ fn visit(
         }
         Err(e) => Err(e),
     }
+}
+
+/// What the set of visited blocks holds for a snapshot block followed as a place on a chain,
+/// besides its key (which a visit as a link's snapshot also takes): a key no block has.
+fn as_chain(key: Key) -> Key {
+    let mut h = blake3::Hasher::new();
+    h.update(b"ore reach: followed as a chain node");
+    h.update(&key.0);
+    Key(*h.finalize().as_bytes())
 }
 
 /// Reads a non-chunk block and lists its children.
@@ -207,18 +241,38 @@ fn read(
         _ => repo.keys(),
     };
     let expect = match node {
-        Node::Dir | Node::File => None,
+        Node::Dir | Node::File | Node::Snapshot => None,
         n => Some(n.kind()),
     };
     let plain = block::open(keys, &key, expect, stored.clone())?;
     match node {
-        Node::Snapshot => {
-            let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;
-            if let EntryKind::Dir { tree } = s.root.kind {
-                children.push((tree, Node::Dir, 0));
-            }
+        Node::Snapshot | Node::Linked => {
+            let previous = match plain.kind {
+                Kind::Link if node == Node::Snapshot => {
+                    let l: Link = decode(plain.data(), &key, Kind::Link)?;
+                    children.push((l.snapshot, Node::Linked, 0));
+                    l.previous
+                }
+                Kind::Snapshot => {
+                    let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;
+                    if let EntryKind::Dir { tree } = s.root.kind {
+                        children.push((tree, Node::Dir, 0));
+                    }
+                    match node {
+                        Node::Snapshot => s.previous,
+                        _ => Vec::new(),
+                    }
+                }
+                other => {
+                    return Err(Error::Corrupt {
+                        key,
+                        kind: "snapshot or chain link",
+                        why: format!("it is a {} block", other.name()),
+                    })
+                }
+            };
             if chains {
-                children.extend(s.previous.iter().map(|k| (*k, Node::Snapshot, 0)));
+                children.extend(previous.into_iter().map(|k| (k, Node::Snapshot, 0)));
             }
         }
         Node::Dir => match decode_node::<DirTree>(&plain, key)? {
@@ -336,9 +390,7 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
             Node::Reflog => repo
                 .decode_stored::<ReflogBlock>(key, Kind::Reflog, stored)
                 .map(|_| ()),
-            _ => repo
-                .decode_stored::<Snapshot>(key, Kind::Snapshot, stored)
-                .map(|_| ()),
+            _ => repo.open_node(key, stored).map(|_| ()),
         };
         match sound {
             Ok(()) => kept.push((key, node)),

@@ -6,7 +6,7 @@
 
 use crate::core::block::{self, Compression, Kind, Plain};
 use crate::core::crypto::{random, KdfParams, KeySlot, Keys};
-use crate::core::entry::{decode, encode, Snapshot};
+use crate::core::entry::decode;
 use crate::core::error::{Error, Result};
 use crate::core::format::{
     parse_tag_value, ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION,
@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub compression: String,
     /// Key derivation parameters for the first slot (tests use cheap ones).
     pub kdf: KdfParams,
+    /// The format version ([`FORMAT_VERSION`]; an older one for archives that older `ore`s on
+    /// other machines must still read).
+    pub format: u32,
 }
 
 impl Default for InitOptions {
@@ -36,6 +39,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression: "zstd:3".into(),
             kdf: KdfParams::new_default(),
+            format: FORMAT_VERSION,
         }
     }
 }
@@ -218,6 +222,7 @@ impl Repo {
             chunker: source.format.chunker,
             compression: source.format.compression.clone(),
             kdf,
+            format: FORMAT_VERSION,
         };
         Repo::create(backend, id, &opts, source.master, passphrase)
     }
@@ -245,8 +250,15 @@ impl Repo {
         crate::core::format::check_empty(&*backend, id)?;
         opts.chunker.check()?;
         crate::core::format::parse_compression(&opts.compression)?;
+        if !(crate::core::format::OLDEST_FORMAT..=FORMAT_VERSION).contains(&opts.format) {
+            return Err(Error::Usage(format!(
+                "format version {}: this ore writes versions {} to {FORMAT_VERSION}",
+                opts.format,
+                crate::core::format::OLDEST_FORMAT
+            )));
+        }
         let mut record = FormatRecord {
-            format: FORMAT_VERSION,
+            format: opts.format,
             archive_id: hex::encode(random::<16>()),
             created: crate::core::util::now_ns() / 1_000_000_000,
             chunker_algorithm: "fastcdc-2020".into(),
@@ -392,6 +404,20 @@ impl Repo {
         self.replace_format(record)
     }
 
+    /// Moves the archive to format version [`FORMAT_VERSION`], storing a new format record;
+    /// `false` when it is there already. Nothing else is written: chains made before stay as
+    /// they are, readable as ever, and new snapshots and `forget` add links to them. An `ore`
+    /// that reads only older versions refuses the archive from then on.
+    pub fn upgrade(&mut self) -> Result<bool> {
+        if self.format.format >= FORMAT_VERSION {
+            return Ok(false);
+        }
+        let mut record = self.format.clone();
+        record.format = FORMAT_VERSION;
+        self.update_format(record)?;
+        Ok(true)
+    }
+
     pub(crate) fn replace_format(&mut self, record: FormatRecord) -> Result<()> {
         let key = write_format(&*self.backend, Some(self.format_key), &record)?;
         self.format = record;
@@ -511,22 +537,6 @@ impl Repo {
     ) -> Result<T> {
         let plain = block::open(&self.keys, &key, Some(kind), stored)?;
         decode(plain.data(), &key, kind)
-    }
-
-    /// Reads a snapshot.
-    pub fn snapshot(&self, key: Key) -> Result<Snapshot> {
-        self.get(key, Kind::Snapshot)
-    }
-
-    /// Stores a snapshot block.
-    pub fn put_snapshot(&self, s: &Snapshot) -> Result<Key> {
-        Ok(self.put_block(Kind::Snapshot, &encode(s))?.0)
-    }
-
-    /// Stores a snapshot block and flushes the archive, before a tag names it (see
-    /// [`Repo::put_block_durably`]).
-    pub fn put_snapshot_durably(&self, s: &Snapshot) -> Result<Key> {
-        self.put_block_durably(Kind::Snapshot, &encode(s))
     }
 
     /// The snapshot a tag names, if the tag exists.

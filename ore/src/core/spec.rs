@@ -6,6 +6,7 @@
 
 use crate::core::entry::Snapshot;
 use crate::core::error::{Error, Result};
+use crate::core::link::Node;
 use crate::core::repo::Repo;
 use protocol::{Backend, Key};
 use std::collections::HashSet;
@@ -152,14 +153,14 @@ impl Ahead {
     }
 }
 
-/// Reads for [`resolve_with`]: the tag and block read ahead first, the archive after.
+/// Reads for [`find_with`]: the tag and block read ahead first, the archive after.
 struct Reads<'r> {
     repo: &'r Repo,
     ahead: Option<(String, Read)>,
 }
 
 impl Reads<'_> {
-    /// The newest snapshot of `tag`.
+    /// The newest node of `tag`'s chain.
     fn head(&mut self, tag: &str) -> Result<Option<Key>> {
         match &self.ahead {
             Some((t, (value, _))) if t == tag => Ok(*value),
@@ -167,21 +168,15 @@ impl Reads<'_> {
         }
     }
 
-    fn snapshot(&mut self, key: Key) -> Result<Snapshot> {
+    fn node(&mut self, key: Key) -> Result<Node> {
         if let Some((_, (_, block))) = &mut self.ahead {
             if let Some((k, stored)) = block.take_if(|(k, _)| *k == key) {
-                return self
-                    .repo
-                    .decode_stored(k, crate::core::block::Kind::Snapshot, stored);
+                let stored = self.repo.open_node(k, stored)?;
+                return self.repo.node_of(k, stored);
             }
         }
-        self.repo.snapshot(key)
+        self.repo.node(key)
     }
-}
-
-/// The newest snapshot of `tag`.
-fn head(repo: &Repo, tag: &str) -> Result<Option<Key>> {
-    repo.tag(tag)
 }
 
 /// Resolves a snapshot name to its key and snapshot.
@@ -191,20 +186,29 @@ pub fn resolve(repo: &Repo, s: &str) -> Result<(Key, Snapshot)> {
 
 /// Resolves a snapshot name to its key and snapshot, using what `ahead` read for it.
 pub fn resolve_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<(Key, Snapshot)> {
+    find_with(repo, s, ahead).map(|n| (n.key, n.snapshot))
+}
+
+/// Resolves a snapshot name to its place on a chain (what `fork` and `reset` point tags at).
+pub fn find(repo: &Repo, s: &str) -> Result<Node> {
+    find_with(repo, s, None)
+}
+
+fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<Node> {
     let spec = parse(s)?;
     let ahead = ahead.and_then(|a| Some((a.tag, a.reading.join().ok()??)));
     let mut reads = Reads { repo, ahead };
     match spec {
         Spec::Tag { tag, back } => match reads.head(&tag)? {
-            Some(mut key) => {
-                let mut snap = reads.snapshot(key)?;
+            Some(key) => {
+                let mut node = reads.node(key)?;
                 for i in 0..back {
-                    key = *snap.previous.first().ok_or_else(|| {
+                    let below = node.below().ok_or_else(|| {
                         Error::Usage(format!("`{s}`: tag {tag} has only {} snapshot(s)", i + 1))
                     })?;
-                    snap = reads.snapshot(key)?;
+                    node = reads.node(below)?;
                 }
-                Ok((key, snap))
+                Ok(node)
             }
             None if back == 0 && s.len() >= 6 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 by_prefix(repo, s)
@@ -218,11 +222,11 @@ pub fn resolve_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<(Key, 
                 .head(&tag)?
                 .ok_or_else(|| Error::Usage(format!("no tag called `{tag}`")))?;
             loop {
-                let snap = reads.snapshot(key)?;
-                if snap.time <= time {
-                    return Ok((key, snap));
+                let node = reads.node(key)?;
+                if node.snapshot.time <= time {
+                    return Ok(node);
                 }
-                key = *snap.previous.first().ok_or_else(|| {
+                key = node.below().ok_or_else(|| {
                     Error::Usage(format!("`{s}`: tag {tag} has no snapshot that old"))
                 })?;
             }
@@ -231,14 +235,20 @@ pub fn resolve_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<(Key, 
     }
 }
 
-fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
+/// The snapshot whose key (or whose node's key) starts with `prefix`, found along every tag's
+/// chain; a whole key is also read directly, so that it names a snapshot no tag reaches any
+/// more (one found in a backend's tag history, after a tag was moved away from it).
+fn by_prefix(repo: &Repo, prefix: &str) -> Result<Node> {
     let prefix = prefix.to_ascii_lowercase();
-    // A whole key names a snapshot even when no tag reaches it any more (one found in a
-    // backend's tag history, after a tag was moved away from it).
+    let mut direct = None;
     if prefix.len() == 64 {
         if let Some(k) = crate::core::format::parse_tag_value(prefix.as_bytes()) {
-            match repo.snapshot(k) {
-                Ok(snap) => return Ok((k, snap)),
+            match repo.node(k) {
+                // A link, or a snapshot naming the one before it, is a place on a chain.
+                Ok(node) if node.node != node.key || !node.previous.is_empty() => return Ok(node),
+                // A snapshot that names none may be one a link names: its place on a chain
+                // (with the snapshots before it) is looked for below.
+                Ok(node) => direct = Some(node),
                 // A stored block that does not read is damage (or not a snapshot), and is said
                 // so: "no such snapshot" would send the user looking for the wrong thing.
                 Err(e @ Error::Corrupt { .. }) => {
@@ -251,27 +261,51 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
         }
     }
     let mut seen = HashSet::new();
-    let mut found: Option<(Key, Snapshot)> = None;
-    for (_, head) in repo.tags()? {
+    let mut found: Option<Node> = None;
+    let tags: Vec<Key> = repo.tags()?.into_iter().map(|(_, k)| k).collect();
+    // The tags' chains first; then what only the reflog still reaches (a snapshot a forget
+    // dropped, or a tag's value before a reset), newest first, with the chain below it.
+    let mut heads = vec![tags];
+    if let Ok(entries) = crate::core::reflog::entries(repo) {
+        heads.push(
+            entries
+                .iter()
+                .rev()
+                .flat_map(|e| e.new.into_iter().chain(e.old))
+                .collect(),
+        );
+    }
+    for head in heads
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, h)| h.into_iter().map(move |k| (i, k)))
+    {
+        let (group, head) = head;
+        if group > 0 && found.is_some() {
+            break;
+        }
         let mut next = Some(head);
         while let Some(k) = next {
             if !seen.insert(k) {
                 break;
             }
             // A tag that names something unreadable does not hide the other tags' snapshots.
-            let Ok(snap) = repo.snapshot(k) else { break };
-            next = snap.previous.first().copied();
-            if k.to_hex().starts_with(&prefix) {
-                if let Some((other, _)) = &found {
-                    if *other != k {
-                        return Err(Error::Usage(format!("`{prefix}` names more than one snapshot ({other} and {k}); give more digits")));
+            let Ok(node) = repo.node(k) else { break };
+            next = node.below();
+            if node.key.to_hex().starts_with(&prefix) || node.node.to_hex().starts_with(&prefix) {
+                if let Some(other) = &found {
+                    if other.key != node.key {
+                        return Err(Error::Usage(format!(
+                            "`{prefix}` names more than one snapshot ({} and {}); give more digits",
+                            other.key, node.key
+                        )));
                     }
                 }
-                found = Some((k, snap));
+                found.get_or_insert(node);
             }
         }
     }
-    found.ok_or_else(|| {
+    found.or(direct).ok_or_else(|| {
         Error::Usage(format!(
             "no tag or snapshot called `{prefix}` (see `ore tags`)"
         ))
@@ -279,9 +313,9 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<(Key, Snapshot)> {
 }
 
 /// The chain of a tag, newest first.
-pub fn chain(repo: &Repo, tag: &str) -> Result<Vec<(Key, Snapshot)>> {
+pub fn chain(repo: &Repo, tag: &str) -> Result<Vec<Node>> {
     let mut out = Vec::new();
-    let mut next = head(repo, tag)?;
+    let mut next = repo.tag(tag)?;
     let mut seen = HashSet::new();
     while let Some(k) = next {
         if !seen.insert(k) {
@@ -289,9 +323,9 @@ pub fn chain(repo: &Repo, tag: &str) -> Result<Vec<(Key, Snapshot)>> {
                 "tag {tag}: its chain loops back to {k}"
             )));
         }
-        let snap = repo.snapshot(k)?;
-        next = snap.previous.first().copied();
-        out.push((k, snap));
+        let node = repo.node(k)?;
+        next = node.below();
+        out.push(node);
     }
     Ok(out)
 }

@@ -58,6 +58,8 @@ pub struct Named {
     pub name: String,
     pub key: Key,
     pub snapshot: Arc<Snapshot>,
+    /// The key of the snapshot before it on the chain it was reached by.
+    pub previous: Option<Key>,
 }
 
 /// The tree over one archive.
@@ -139,7 +141,12 @@ impl<'r> VTree<'r> {
         }
         let mut out: Vec<Named> = Vec::new();
         let mut seen: HashMap<String, u32> = HashMap::new();
-        for (key, snap) in crate::core::spec::chain(self.repo, tag)? {
+        let chain = crate::core::spec::chain(self.repo, tag)?;
+        let below: Vec<Option<Key>> = (0..chain.len())
+            .map(|i| chain.get(i + 1).map(|n| n.key))
+            .collect();
+        for (node, previous) in chain.into_iter().zip(below) {
+            let (key, snap) = (node.key, node.snapshot);
             let base = time_name(snap.time);
             let n = seen.entry(base.clone()).or_insert(0);
             let name = if *n == 0 { base } else { format!("{base}.{n}") };
@@ -148,6 +155,7 @@ impl<'r> VTree<'r> {
                 name,
                 key,
                 snapshot: Arc::new(snap),
+                previous,
             });
         }
         let out = Arc::new(out);

@@ -260,10 +260,11 @@ pub fn tags(env: &Env) -> Result<Done> {
         let Head {
             tag: name,
             key,
+            node,
             snapshot: snap,
         } = head?;
         if env.global.json {
-            env.json(&json!({"tag": name, "key": key.to_hex(), "time": format_time(snap.time), "time_ns": snap.time, "host": snap.host}))?;
+            env.json(&json!({"tag": name, "key": key.to_hex(), "node": node.to_hex(), "time": format_time(snap.time), "time_ns": snap.time, "host": snap.host}))?;
         } else {
             out(&format!(
                 "{name}\t{}\t{}\t{}\n",

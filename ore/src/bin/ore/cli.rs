@@ -347,6 +347,16 @@ command then says the format record is missing. Never run `ore init` there (a ne
 new master key). This sets ore:format only if it does not exist, to a block that decodes as a
 format record.")]
     RestoreFormat,
+    /// Move an archive made by an older ore to the current format version.
+    #[command(after_help = "Examples:
+  ore -a ARCHIVE upgrade
+
+Format 2 keeps the order of a tag's snapshots in chain links beside the snapshots, so that
+`forget` never changes the key of a snapshot it keeps (in format 1 each snapshot named the one
+before it, and forgetting gave every newer kept snapshot a new key). The upgrade writes a new
+format record and nothing else: existing snapshots keep their keys and stay readable. An ore
+older than format 2 refuses the archive afterwards, so upgrade every machine's ore first.")]
+    Upgrade,
     /// Show or prune this machine's file caches (one per archive snapshotted from here).
     #[command(after_help = "Examples:
   ore cache list

@@ -136,7 +136,7 @@ impl Shell<'_> {
             snap.host,
             snap.user,
             snap.paths.iter().map(|p| show(p)).collect::<Vec<_>>().join(", "),
-            snap.previous.first().map_or("none".to_string(), |k| k.to_hex()),
+            s.previous.map_or("none".to_string(), |k| k.to_hex()),
         );
         if !snap.comment.is_empty() {
             text.push_str(&format!("comment   {}\n", snap.comment));

@@ -14,9 +14,18 @@ pub fn tag_history(env: &Env, a: TagHistoryArgs) -> Result<Done> {
         let state = v.state.name();
         let time = ore::core::util::format_time(v.time.saturating_mul(1_000_000_000));
         if env.global.json {
-            env.json(&json!({"time": time, "tag": v.tag, "value": v.value, "state": state}))?;
+            env.json(
+                &json!({"time": time, "tag": v.tag, "value": v.value, "state": state,
+                "snapshot": v.snapshot.map(|k| k.to_hex())}),
+            )?;
         } else {
-            out(&format!("{time}  {}  {}  {state}\n", v.tag, v.value))?;
+            let snapshot = v
+                .snapshot
+                .map_or(String::new(), |k| format!("  (snapshot {k})"));
+            out(&format!(
+                "{time}  {}  {}  {state}{snapshot}\n",
+                v.tag, v.value
+            ))?;
         }
     }
     Ok(Done::Clean)
@@ -43,6 +52,28 @@ pub fn restore_format(env: &Env) -> Result<Done> {
             r.record.archive_id,
             r.key.to_hex()
         ))?;
+    }
+    Ok(Done::Clean)
+}
+
+/// `ore upgrade`: moves the archive to the current format version.
+pub fn upgrade(env: &Env) -> Result<Done> {
+    let mut repo = env.open_brief()?;
+    let was = repo.format().format;
+    let upgraded = repo.upgrade()?;
+    let now = repo.format().format;
+    if env.global.json {
+        env.json(&json!({"archive": repo.id(), "was": was, "format": now, "upgraded": upgraded}))?;
+    } else if !env.global.quiet {
+        if upgraded {
+            eprintln!(
+                "archive {} is now of format {now} (was {was}): forget keeps the keys of the \
+                 snapshots it keeps; an ore that reads only format {was} refuses it from now on",
+                repo.id()
+            );
+        } else {
+            eprintln!("archive {} is of format {now} already", repo.id());
+        }
     }
     Ok(Done::Clean)
 }

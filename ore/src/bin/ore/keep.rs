@@ -35,16 +35,11 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     if prune {
         ore::commands::reflog::may_expire(&repo)?;
     }
-    // Per tag, the snapshots forget dropped and the old keys of those it rewrote: what
-    // `--prune` frees.
+    // Per tag, the chain nodes forget dropped and those it replaced: what `--prune` frees.
     let mut gone: Vec<(String, std::collections::HashSet<protocol::Key>)> = Vec::new();
     for tag in &a.tags {
         let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
-        let keys = o
-            .decisions
-            .iter()
-            .filter(|d| !d.keep || d.new_key.is_some());
-        gone.push((tag.clone(), keys.map(|d| d.key).collect()));
+        gone.push((tag.clone(), o.gone()));
         if env.global.json {
             env.json(&serde_json::to_value(&o)?)?;
             continue;
@@ -83,13 +78,21 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
                 } else {
                     "dropped"
                 },
-                if a.dry_run || o.new_head == o.old_head {
-                    String::new()
-                } else {
-                    format!("; it now names {}", o.new_head)
+                // Only in an archive of format 1 does the newest snapshot get a new key.
+                match o.decisions.first().and_then(|d| d.new_key) {
+                    Some(k) if !a.dry_run => format!("; it now names {k}"),
+                    _ => String::new(),
                 }
             );
         }
+    }
+    if !repo.links() && !env.global.quiet && !env.global.json {
+        eprintln!(
+            "note: archive {} is of format 1, where forget gives the snapshots above a dropped \
+             one new keys (shown as `now`); `ore upgrade` moves it to format 2, where they keep \
+             their keys",
+            repo.id()
+        );
     }
     if a.prune && a.dry_run && !env.global.quiet {
         eprintln!("--prune: nothing expired or collected in a dry run");
@@ -236,6 +239,12 @@ pub fn reset(env: &Env, a: ResetArgs) -> Result<Done> {
                 env.json(
                     &json!({"tag": a.tag, "old": old.map(|k| k.to_hex()), "new": key.to_hex()}),
                 )?;
+            } else if !env.global.quiet && old == Some(key) {
+                eprintln!(
+                    "tag {} names {key} as before, now with the snapshots below it that the \
+                     chain you named holds; `ore log {}` shows them",
+                    a.tag, a.tag
+                );
             } else if !env.global.quiet {
                 eprintln!(
                     "tag {} now names {key} (was {}); `ore reflog {}` lists where it has been",
@@ -298,12 +307,18 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
         }
         return Ok(Done::Clean);
     }
-    let short = |k: Option<protocol::Key>| k.map_or("-".to_string(), |k| k.to_hex()[..12].into());
-    for e in &ore::commands::reflog::entries(&repo, a.tag.as_deref())? {
+    let entries = ore::commands::reflog::entries(&repo, a.tag.as_deref())?;
+    // The snapshots' keys, not the chain links the reflog holds.
+    let keys = ore::commands::reflog::snapshot_keys(&repo, &entries);
+    let key = |k: Option<protocol::Key>| k.map(|k| keys.get(&k).copied().unwrap_or(k));
+    let short =
+        |k: Option<protocol::Key>| key(k).map_or("-".to_string(), |k| k.to_hex()[..12].into());
+    for e in &entries {
         if env.global.json {
             env.json(&json!({
                 "time": format_time(e.time), "time_ns": e.time, "tag": e.tag,
-                "old": e.old.map(|k| k.to_hex()), "new": e.new.map(|k| k.to_hex()),
+                "old": key(e.old).map(|k| k.to_hex()), "new": key(e.new).map(|k| k.to_hex()),
+                "old_node": e.old.map(|k| k.to_hex()), "new_node": e.new.map(|k| k.to_hex()),
                 "action": e.action, "host": e.host, "user": e.user,
             }))?;
         } else {

@@ -227,6 +227,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Reflog(a) => keep::reflog(&env, a),
         Command::TagHistory(a) => history::tag_history(&env, a),
         Command::RestoreFormat => history::restore_format(&env),
+        Command::Upgrade => history::upgrade(&env),
         Command::Cache(a) => cache::run(&env, a),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     };

@@ -60,6 +60,9 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             .compression
             .or_else(|| env.config.compression.clone())
             .unwrap_or_else(|| "zstd:3".into()),
+        format: a
+            .format_version
+            .unwrap_or(ore::core::format::FORMAT_VERSION),
         ..InitOptions::default()
     };
     opts.chunker.check()?;
@@ -183,7 +186,7 @@ pub fn say_interrupted(repo: &Repo, tag: &str, finished: Option<&SnapshotOutcome
         }
         None => {
             let now = match repo.tag(tag) {
-                Ok(Some(k)) => format!("it still names {k}"),
+                Ok(Some(k)) => format!("it still names {}", repo.snapshot_key(k).unwrap_or(k)),
                 Ok(None) => "it does not exist yet".to_string(),
                 Err(e) => format!("its value could not be read: {e}"),
             };

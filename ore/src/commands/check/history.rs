@@ -81,7 +81,7 @@ pub fn compare(repo: &Repo) -> Result<Vec<HistoryProblem>> {
                 continue;
             }
         }
-        out.push(behind(&tag, current, &e));
+        out.push(behind(repo, &tag, current, &e));
     }
     Ok(out)
 }
@@ -128,10 +128,7 @@ fn descends(repo: &Repo, from: Key, ancestor: Key) -> bool {
         if !seen.insert(k) {
             return false;
         }
-        next = repo
-            .snapshot(k)
-            .ok()
-            .and_then(|s| s.previous.first().copied());
+        next = repo.node(k).ok().and_then(|n| n.below());
     }
     false
 }
@@ -152,8 +149,10 @@ fn show(k: Option<Key>) -> String {
     k.map_or("nothing".into(), |k| k.to_hex())
 }
 
-/// The report for a tag that differs from its newest reflog entry.
-fn behind(tag: &str, current: Option<Key>, e: &RefEntry) -> HistoryProblem {
+/// The report for a tag that differs from its newest reflog entry. It names snapshots by the
+/// keys users know (a tag and the reflog hold chain links; `ore reset` takes either).
+fn behind(repo: &Repo, tag: &str, current: Option<Key>, e: &RefEntry) -> HistoryProblem {
+    let key = |k: Key| repo.snapshot_key(k).unwrap_or(k);
     let when = format!(
         "{}, {} by {}@{}",
         crate::core::util::format_time(e.time),
@@ -161,7 +160,7 @@ fn behind(tag: &str, current: Option<Key>, e: &RefEntry) -> HistoryProblem {
         e.user,
         e.host
     );
-    let (message, repair) = match (current, e.new) {
+    let (message, repair) = match (current.map(key), e.new.map(key)) {
         (Some(c), Some(n)) => (
             format!(
                 "tag {tag} names {c}, but its newest reflog entry ({when}) moved it to {n}, and \

@@ -27,8 +27,8 @@ pub(super) fn every_snapshot(repo: &Repo) -> Result<Vec<(String, Key)>> {
             }
             out.push((format!("{tag}~{i}"), k));
             i += 1;
-            next = match repo.snapshot(k) {
-                Ok(s) => s.previous.first().copied(),
+            next = match repo.node(k) {
+                Ok(n) => n.below(),
                 Err(_) => None,
             };
         }
@@ -91,10 +91,18 @@ pub(super) fn attribute(
                         add(*key, format!("{label} (the snapshot itself)"));
                         continue;
                     }
-                    let Ok(snap) = repo.snapshot(*key) else {
+                    let Ok(node) = repo.node(*key) else {
+                        // A sound link to a damaged snapshot: the snapshot is what is bad.
+                        if let Some(s) = repo.snapshot_key(*key).ok().filter(|s| bad.contains(s)) {
+                            add(s, format!("{label} (the snapshot itself)"));
+                        }
                         continue;
                     };
-                    let EntryKind::Dir { tree } = snap.root.kind else {
+                    if bad.contains(&node.key) {
+                        add(node.key, format!("{label} (the snapshot itself)"));
+                        continue;
+                    }
+                    let EntryKind::Dir { tree } = node.snapshot.root.kind else {
                         continue;
                     };
                     for (path, k) in a.dir(tree, 0)? {

@@ -164,7 +164,7 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         return Err(Error::Usage("the dump has bytes after its trailer".into()));
     }
     repo.backend().flush()?;
-    let mut snap = Snapshot {
+    let snap = Snapshot {
         previous: Vec::new(),
         root,
         time: header.time,
@@ -181,10 +181,10 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     };
     loop {
         let parent = repo.tag(tag)?;
-        snap.previous = parent.into_iter().collect();
-        let key = repo.put_snapshot_durably(&snap)?;
-        if repo.move_tag(tag, parent, key, "load")? {
-            return Ok((key, snap, tree.stats));
+        let chained = repo.chained(&snap, parent.into_iter().collect());
+        repo.put_chained_durably(&chained, &[])?;
+        if repo.move_tag(tag, parent, chained.node, "load")? {
+            return Ok((chained.key, snap, tree.stats));
         }
     }
 }

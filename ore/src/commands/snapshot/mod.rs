@@ -30,7 +30,7 @@ mod writer;
 
 use crate::commands::snapshot::rules::{Rule, Rules};
 use crate::core::block::Kind;
-use crate::core::entry::{encode, Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
+use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter};
 use crate::core::progress::Progress;
@@ -208,7 +208,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         Some(s) => vec![PathBuf::from(crate::core::util::bytes_path(&s.name))],
         None => paths,
     };
-    let mut snap = snapshot_of(&ctx, parent, root, time, &kept);
+    let mut snap = snapshot_of(&ctx, root, time, &kept);
     if opts.dry_run {
         snap.stats.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(SnapshotOutcome {
@@ -374,19 +374,14 @@ fn walk_and_store(
 }
 
 /// The snapshot block of a finished walk: its root, the run's counters and warnings.
-fn snapshot_of(
-    ctx: &Ctx,
-    parent: Option<Key>,
-    root: Entry,
-    time: i64,
-    paths: &[PathBuf],
-) -> Snapshot {
+fn snapshot_of(ctx: &Ctx, root: Entry, time: i64, paths: &[PathBuf]) -> Snapshot {
     let mut stats = lock(&ctx.stats).clone();
     stats.new_blocks = ctx.writer.new_blocks.load(Relaxed);
     stats.new_bytes = ctx.writer.new_bytes.load(Relaxed);
     stats.stored_bytes = ctx.writer.stored_bytes.load(Relaxed);
     Snapshot {
-        previous: parent.into_iter().collect(),
+        // The chain is [`commit`]'s to make.
+        previous: Vec::new(),
         root,
         time,
         host: ctx
@@ -422,8 +417,10 @@ fn interrupted(opts: &SnapshotOptions) -> bool {
     opts.interrupted.as_ref().is_some_and(|i| i.load(Relaxed))
 }
 
-/// Stores the snapshot block and moves the tag to it; when another run moved the tag
-/// meanwhile, chains onto that run's snapshot instead of losing it, and says so in `raced`.
+/// Stores the snapshot block (and its link) and moves the tag to it; when another run moved the
+/// tag meanwhile, chains onto that run's snapshot instead of losing it, and says so in
+/// `raced`. The snapshot's key stays what it was on the first try (only its link changes),
+/// except in an archive of format 1, where the snapshot block names the one before it.
 fn commit(
     repo: &Repo,
     opts: &SnapshotOptions,
@@ -435,21 +432,23 @@ fn commit(
     let mut raced = None;
     // The move's reflog block is stored with the snapshot block, under one flush.
     let head = done.reflog_head.take().and_then(|h| h.decoded(repo));
+    snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
     loop {
         if interrupted(opts) {
             return Err(Error::Stopped);
         }
-        snap.stats.duration_ms = done.started.elapsed().as_millis() as u64;
-        let plain = encode(&snap);
-        let key = repo.keys().key_of(Kind::Snapshot as u8, &plain);
-        let entry = RefEntry::now(&opts.tag, expected, Some(key), "snapshot");
+        let chained = repo.chained(&snap, expected.into_iter().collect());
+        let (node, key) = (chained.node, chained.key);
+        let entry = RefEntry::now(&opts.tag, expected, Some(node), "snapshot");
         let staged = head.as_ref().map(|h| reflog::stage(repo, h, &[entry]));
         // Blocks are durable before anything names them: the snapshot block goes out with a
         // flush, which covers every block sent before it.
-        let mut blocks = vec![(Kind::Snapshot, plain.as_slice())];
-        blocks.extend(staged.as_ref().map(|s| (Kind::Reflog, s.plain.as_slice())));
-        repo.put_blocks_durably(&blocks)?;
-        if repo.move_tag_staged(&opts.tag, expected, key, "snapshot", staged)? {
+        let reflog: Vec<(Kind, &[u8])> = staged
+            .iter()
+            .map(|s| (Kind::Reflog, s.plain.as_slice()))
+            .collect();
+        repo.put_chained_durably(&chained, &reflog)?;
+        if repo.move_tag_staged(&opts.tag, expected, node, "snapshot", staged)? {
             if let Some(w) = done.writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
                 w.set_meta("gc", &done.gc_value)?;
@@ -463,8 +462,10 @@ fn commit(
         }
         // Another snapshot moved the tag meanwhile: chain onto it rather than lose it.
         let now = repo.tag(&opts.tag)?;
-        raced = now;
-        snap.previous = now.into_iter().collect();
+        raced = match now {
+            Some(n) => Some(repo.snapshot_key(n)?),
+            None => None,
+        };
         expected = now;
     }
 }

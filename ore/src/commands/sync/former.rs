@@ -97,10 +97,7 @@ fn former_snapshots(src: &Repo, tag: &str) -> Vec<Key> {
                 break;
             }
             out.push(k);
-            next = src
-                .snapshot(k)
-                .ok()
-                .and_then(|s| s.previous.first().copied());
+            next = src.node(k).ok().and_then(|n| n.below());
         }
     }
     out
@@ -117,15 +114,15 @@ fn translated(src: &Repo, t: &mut Translator, key: Key) -> Result<Option<Key>> {
         if !seen.insert(k) {
             return Ok(None);
         }
-        let Ok(s) = src.snapshot(k) else {
+        let Ok(n) = src.node(k) else {
             return Ok(None);
         };
-        next = s.previous.first().copied();
-        chain.push((k, s));
+        next = n.below();
+        chain.push(n);
     }
     let mut below = None;
-    for (k, s) in chain.iter().rev() {
-        below = Some(t.snapshot(*k, s, below)?);
+    for n in chain.iter().rev() {
+        below = Some(t.node(n, below)?);
     }
     Ok(below)
 }

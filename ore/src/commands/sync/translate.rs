@@ -4,8 +4,9 @@
 //! In a module of its own so that `sync.rs` keeps to the copying as stored and the tags.
 
 use crate::core::block::Kind;
-use crate::core::entry::{Content, Entry, EntryKind, Piece, Snapshot};
+use crate::core::entry::{Content, Entry, EntryKind, Piece};
 use crate::core::error::Result;
+use crate::core::link::Node;
 use crate::core::repo::Repo;
 use crate::core::tree::{Builder, DirTree, Pieces, Reader, Store};
 use crate::core::util::show;
@@ -60,23 +61,26 @@ impl Translator<'_> {
         }
     }
 
-    pub(super) fn snapshot(&mut self, key: Key, s: &Snapshot, below: Option<Key>) -> Result<Key> {
-        if let Some(k) = self.memo.get(&key) {
+    /// The destination's node for the source's chain node `n`, put after the destination's
+    /// node `below`, as the destination's format chains snapshots.
+    pub(super) fn node(&mut self, n: &Node, below: Option<Key>) -> Result<Key> {
+        if let Some(k) = self.memo.get(&n.node) {
             return Ok(*k);
         }
-        let mut t = s.clone();
-        self.at = format!("snapshot {key} (tag {})", s.tag);
-        t.root = self.entry(&s.root)?;
-        t.previous = below
+        let mut t = n.snapshot.clone();
+        self.at = format!("snapshot {} (tag {})", n.key, n.snapshot.tag);
+        t.root = self.entry(&n.snapshot.root)?;
+        let previous = below
             .into_iter()
-            .chain(s.previous.iter().skip(1).copied())
+            .chain(n.previous.iter().skip(1).copied())
             .collect();
+        let c = self.dst.chained(&t, previous);
         self.blocks += 1;
-        let nk = self
-            .store()
-            .store(Kind::Snapshot, &crate::core::entry::encode(&t))?;
-        self.memo.insert(key, nk);
-        Ok(nk)
+        for (kind, plain) in &c.blocks {
+            self.store().store(*kind, plain)?;
+        }
+        self.memo.insert(n.node, c.node);
+        Ok(c.node)
     }
 
     fn entry(&mut self, e: &Entry) -> Result<Entry> {

@@ -26,6 +26,11 @@ pub struct InitArgs {
     /// passphrase), so that `ore sync` between them copies blocks as they are stored.
     #[arg(long, value_name = "SOURCE", conflicts_with_all = ["no_encryption", "chunk_min", "chunk_avg", "chunk_max", "compression"])]
     pub from: Option<String>,
+    /// The archive format version: 2 (the default), or 1 for an archive that an ore from
+    /// before format 2 must still read, in which `forget` gives the snapshots it keeps new
+    /// keys (`ore upgrade` moves it to 2 later).
+    #[arg(long, value_name = "N", conflicts_with = "from")]
+    pub format_version: Option<u32>,
 }
 
 #[derive(Args, Debug)]

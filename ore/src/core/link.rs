@@ -1,0 +1,234 @@
+//! Chain links: how a tag's snapshots hang together while no snapshot names another.
+//!
+//! A snapshot's key is what users keep — in scripts, notes, monitoring — so it must name that
+//! snapshot for as long as the snapshot exists. In archives of format 1 each snapshot block
+//! named the one before it (`previous`), so a `forget` that dropped a snapshot had to store
+//! every newer kept one again with a new `previous`, under a new key. From format 2 on the
+//! order lives in blocks of its own, *links* (kind 9): a link names one snapshot and the
+//! link(s) before it, and a tag names its newest link. Forgetting stores new links above what
+//! it dropped and leaves every snapshot block, and so every key, as it was.
+//!
+//! A place on a chain — what a tag's value or a link's `previous` names — is a *node*: a link,
+//! or, in chains written before format 2, a snapshot block that still carries its own
+//! `previous`. Both are read here and nowhere else, so the rest of `ore` sees [`Node`]s: the
+//! node's key (what tags and the reflog hold), the snapshot's key (what users see) and the
+//! nodes before it. A link may name a format-1 snapshot as its snapshot (a `forget` in an
+//! upgraded archive relinks old snapshots instead of storing them again); that snapshot's own
+//! `previous` is then not part of the chain, and walks that follow chains ignore it.
+//!
+//! Writing goes through [`Repo::chained`] and [`Repo::relinked`], which write links only when
+//! the archive's format record says 2: a format-1 archive stays readable by the `ore` that
+//! made it until its owner runs `ore upgrade`.
+
+use crate::core::block::{self, Kind};
+use crate::core::entry::{decode, encode, Snapshot};
+use crate::core::error::{Error, Result};
+use crate::core::repo::{fetched, Repo};
+use protocol::Key;
+use serde::{Deserialize, Serialize};
+
+/// A link block (kind 9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The snapshot at this place of the chain.
+    pub snapshot: Key,
+    /// The node(s) before it: empty for the first snapshot of a chain.
+    pub previous: Vec<Key>,
+}
+
+/// One place on a chain.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The block a tag, the reflog or a link names for this place: a link, or a format-1
+    /// snapshot block (then equal to `key`).
+    pub node: Key,
+    /// The snapshot's key: the one users see.
+    pub key: Key,
+    pub snapshot: Snapshot,
+    /// The node(s) before it (empty for the first).
+    pub previous: Vec<Key>,
+}
+
+impl Node {
+    /// The node before it on its chain.
+    pub fn below(&self) -> Option<Key> {
+        self.previous.first().copied()
+    }
+}
+
+/// A chain node as stored, before a link's snapshot is read.
+pub enum Stored {
+    /// A snapshot block, its own node (format 1, or the first of a chain).
+    Snapshot(Box<Snapshot>),
+    Link(Link),
+}
+
+/// The blocks that put a snapshot on a chain ([`Repo::chained`], [`Repo::relinked`]): to be
+/// stored (and flushed) before a tag or link names `node`.
+pub struct Chained {
+    pub node: Key,
+    /// The snapshot's key (changed by a relink only in a format-1 archive).
+    pub key: Key,
+    pub blocks: Vec<(Kind, Vec<u8>)>,
+}
+
+/// The kind a chain node is read as, for messages.
+const NODE: &str = "snapshot or chain link";
+
+impl Repo {
+    /// Whether this archive's chains are made of links (format 2 and later).
+    pub fn links(&self) -> bool {
+        self.format().format >= 2
+    }
+
+    /// Opens the stored bytes of chain node `key`: a snapshot or a link.
+    pub fn open_node(&self, key: Key, stored: Vec<u8>) -> Result<Stored> {
+        let plain = block::open(self.keys(), &key, None, stored)?;
+        match plain.kind {
+            Kind::Snapshot => Ok(Stored::Snapshot(Box::new(decode(
+                plain.data(),
+                &key,
+                Kind::Snapshot,
+            )?))),
+            Kind::Link => Ok(Stored::Link(decode(plain.data(), &key, Kind::Link)?)),
+            other => Err(Error::Corrupt {
+                key,
+                kind: NODE,
+                why: format!("it is a {} block", other.name()),
+            }),
+        }
+    }
+
+    /// The node stored as `stored`, reading a link's snapshot.
+    pub fn node_of(&self, key: Key, stored: Stored) -> Result<Node> {
+        Ok(match stored {
+            Stored::Snapshot(snapshot) => Node {
+                node: key,
+                key,
+                previous: snapshot.previous.clone(),
+                snapshot: *snapshot,
+            },
+            Stored::Link(link) => Node {
+                node: key,
+                key: link.snapshot,
+                snapshot: self.get(link.snapshot, Kind::Snapshot)?,
+                previous: link.previous,
+            },
+        })
+    }
+
+    /// Reads chain node `key` with its snapshot.
+    pub fn node(&self, key: Key) -> Result<Node> {
+        let stored = fetched(self.backend().get(key), key, Kind::Snapshot)?;
+        let stored = self.open_node(key, stored)?;
+        self.node_of(key, stored)
+    }
+
+    /// The key of the snapshot at chain node `key` (a link's snapshot is not read).
+    pub fn snapshot_key(&self, key: Key) -> Result<Key> {
+        let stored = fetched(self.backend().get(key), key, Kind::Snapshot)?;
+        Ok(match self.open_node(key, stored)? {
+            Stored::Snapshot(_) => key,
+            Stored::Link(l) => l.snapshot,
+        })
+    }
+
+    /// The snapshot that `key` names: a snapshot block, or a link (a tag's value).
+    pub fn snapshot(&self, key: Key) -> Result<Snapshot> {
+        Ok(self.node(key)?.snapshot)
+    }
+
+    /// The blocks that put `snapshot` on a chain after the nodes `previous` (its own
+    /// `previous` is not used): a snapshot block and a link, or in a format-1 archive a
+    /// snapshot block naming `previous`.
+    pub fn chained(&self, snapshot: &Snapshot, previous: Vec<Key>) -> Chained {
+        let mut s = snapshot.clone();
+        if !self.links() {
+            s.previous = previous;
+            let plain = encode(&s);
+            let key = self.keys().key_of(Kind::Snapshot as u8, &plain);
+            return Chained {
+                node: key,
+                key,
+                blocks: vec![(Kind::Snapshot, plain)],
+            };
+        }
+        s.previous = Vec::new();
+        let plain = encode(&s);
+        let key = self.keys().key_of(Kind::Snapshot as u8, &plain);
+        let mut out = self.link(key, previous);
+        out.blocks.insert(0, (Kind::Snapshot, plain));
+        out
+    }
+
+    /// The blocks that put `node`'s snapshot after the nodes `previous` instead of its own:
+    /// a new link (the snapshot's key stays), or in a format-1 archive the snapshot stored
+    /// again with `previous` (a new key).
+    pub fn relinked(&self, node: &Node, previous: Vec<Key>) -> Result<Chained> {
+        if self.links() {
+            return Ok(self.link(node.key, previous));
+        }
+        if node.node != node.key {
+            return Err(Error::Archive(format!(
+                "archive {}: chain link {} in an archive of format 1 (run `ore upgrade`)",
+                self.id(),
+                node.node
+            )));
+        }
+        Ok(self.chained(&node.snapshot, previous))
+    }
+
+    fn link(&self, snapshot: Key, previous: Vec<Key>) -> Chained {
+        let plain = encode(&Link { snapshot, previous });
+        Chained {
+            node: self.keys().key_of(Kind::Link as u8, &plain),
+            key: snapshot,
+            blocks: vec![(Kind::Link, plain)],
+        }
+    }
+
+    /// Stores what [`Repo::chained`] or [`Repo::relinked`] gave (not flushed).
+    pub fn put_chained(&self, c: &Chained) -> Result<()> {
+        for (kind, plain) in &c.blocks {
+            self.put_block(*kind, plain)?;
+        }
+        Ok(())
+    }
+
+    /// [`Repo::put_chained`], with `more` blocks, then one flush ([`Repo::put_blocks_durably`]):
+    /// ready for a tag to name `c.node`.
+    pub fn put_chained_durably(&self, c: &Chained, more: &[(Kind, &[u8])]) -> Result<()> {
+        let mut blocks: Vec<(Kind, &[u8])> =
+            c.blocks.iter().map(|(k, p)| (*k, p.as_slice())).collect();
+        blocks.extend_from_slice(more);
+        self.put_blocks_durably(&blocks).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire form of a link is part of the format: postcard of the snapshot's 32 key bytes,
+    /// then the count of previous nodes and their keys.
+    #[test]
+    fn a_link_encodes_as_format_md_says() {
+        let link = Link {
+            snapshot: Key([0xaa; 32]),
+            previous: vec![Key([0x01; 32])],
+        };
+        let bytes = encode(&link);
+        let mut want = vec![0xaa; 32];
+        want.push(1);
+        want.extend([0x01; 32]);
+        assert_eq!(bytes, want);
+        let first = encode(&Link {
+            snapshot: Key([0xaa; 32]),
+            previous: Vec::new(),
+        });
+        assert_eq!(first.len(), 33);
+        assert_eq!(first[32], 0);
+        let back: Link = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, link);
+    }
+}
