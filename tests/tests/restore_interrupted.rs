@@ -3,8 +3,10 @@
 //! survive a restore only onto files owned as the snapshot says.
 //!
 //! The interruption is real: the restore reads through `delay-link --serial`, a backend that
-//! answers one request at a time, each after 15 ms, so a 48 MiB file takes seconds to write
-//! and is caught half written.
+//! answers one request at a time, each after 40 ms, so a 48 MiB file (about 50 chunks) takes
+//! two seconds to write and is caught half written. (At 15 ms a request the window was under a
+//! second, and a test thread starved that long on a loaded machine found the restore finished
+//! before its signal arrived.)
 
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{assert_same, bytes, is_root};
@@ -40,7 +42,7 @@ fn interrupted_then_rerun(signal: libc::c_int) {
     ore.snapshot("t", &src);
     // The same archive through a slow backend.
     let mut slow = Ore::new(format!(
-        "{} --serial 15 {} {}",
+        "{} --serial 40 {} {}",
         ore_tests::quote(&ore_tests::bin("delay-link")),
         ore_tests::quote(&ore_tests::bin("backend-fs")),
         ore_tests::quote(&store)

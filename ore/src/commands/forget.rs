@@ -82,7 +82,7 @@ pub struct ForgetOutcome {
 
 impl ForgetOutcome {
     /// The chain nodes the tag no longer reaches: those of the snapshots dropped, and the
-    /// places kept snapshots were moved from. What `forget --prune` expires.
+    /// places kept snapshots were moved from.
     pub fn gone(&self) -> HashSet<Key> {
         self.decisions
             .iter()
@@ -90,6 +90,64 @@ impl ForgetOutcome {
             .map(|d| d.node)
             .collect()
     }
+}
+
+/// What still holds the snapshots `o` dropped: its [`ForgetOutcome::gone`] nodes, and every
+/// node the tag's reflog entries and kept values name whose chain reaches a dropped snapshot
+/// (the places an earlier forget left, the values before each snapshot). What
+/// `forget --prune` expires, so that the dropped snapshots' space really comes back; the
+/// history of moves that hold none of them is left alone.
+pub fn holders(repo: &Repo, o: &ForgetOutcome) -> Result<HashSet<Key>> {
+    let dropped: HashSet<Key> = o
+        .decisions
+        .iter()
+        .filter(|d| !d.keep)
+        .map(|d| d.key)
+        .collect();
+    let mut out = o.gone();
+    if dropped.is_empty() {
+        return Ok(out);
+    }
+    let mut named: Vec<Key> = crate::core::reflog::entries(repo)?
+        .into_iter()
+        .filter(|e| e.tag == o.tag)
+        .flat_map(|e| e.old.into_iter().chain(e.new))
+        .collect();
+    named.extend(
+        crate::core::reflog::read_history(repo)?
+            .iter()
+            .filter(|e| e.tag == o.tag)
+            .filter_map(|e| crate::core::format::parse_tag_value(e.value.as_bytes())),
+    );
+    // Whether each node's chain reaches a dropped snapshot, remembered along the way (chains
+    // share their older parts). A node that cannot be read holds nothing readable.
+    let mut reaches: HashMap<Key, bool> = HashMap::new();
+    for start in named {
+        let (mut path, mut on_path) = (Vec::new(), HashSet::new());
+        let mut next = Some(start);
+        let mut found = false;
+        while let Some(k) = next {
+            if let Some(&r) = reaches.get(&k) {
+                found = r;
+                break;
+            }
+            if !on_path.insert(k) {
+                break;
+            }
+            path.push(k);
+            let Ok(node) = repo.node(k) else { break };
+            if dropped.contains(&node.key) {
+                found = true;
+                break;
+            }
+            next = node.below();
+        }
+        for k in path {
+            reaches.insert(k, found);
+        }
+    }
+    out.extend(reaches.into_iter().filter(|(_, r)| *r).map(|(k, _)| k));
+    Ok(out)
 }
 
 const HOUR: i64 = 3_600_000_000_000;

@@ -215,6 +215,7 @@ impl Repo {
         id: &str,
         source: &Repo,
         kdf: KdfParams,
+        format: u32,
         passphrase: Passphrase,
     ) -> Result<Repo> {
         let opts = InitOptions {
@@ -222,7 +223,7 @@ impl Repo {
             chunker: source.format.chunker,
             compression: source.format.compression.clone(),
             kdf,
-            format: FORMAT_VERSION,
+            format,
         };
         Repo::create(backend, id, &opts, source.master, passphrase)
     }

@@ -39,7 +39,9 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     let mut gone: Vec<(String, std::collections::HashSet<protocol::Key>)> = Vec::new();
     for tag in &a.tags {
         let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
-        gone.push((tag.clone(), o.gone()));
+        if prune {
+            gone.push((tag.clone(), ore::commands::forget::holders(&repo, &o)?));
+        }
         if env.global.json {
             env.json(&serde_json::to_value(&o)?)?;
             continue;
@@ -322,8 +324,19 @@ pub fn reflog(env: &Env, a: ReflogArgs) -> Result<Done> {
                 "action": e.action, "host": e.host, "user": e.user,
             }))?;
         } else {
+            // A move between two places of one snapshot (a forget's new chain below it): the
+            // old place is what `ore reset` takes to undo it.
+            let undo = match e.old {
+                Some(o) if key(e.old) == key(e.new) => {
+                    format!(
+                        "  (before: chain link {}, for `ore reset`)",
+                        &o.to_hex()[..12]
+                    )
+                }
+                _ => String::new(),
+            };
             out(&format!(
-                "{}  {}  {} -> {}  {}  {}@{}\n",
+                "{}  {}  {} -> {}  {}  {}@{}{undo}\n",
                 format_time(e.time),
                 e.tag,
                 short(e.old),

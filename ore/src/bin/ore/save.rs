@@ -36,6 +36,8 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             &id,
             &source,
             ore::core::crypto::KdfParams::new_default(),
+            a.format_version
+                .unwrap_or(ore::core::format::FORMAT_VERSION),
             &pass,
         )?;
         if env.global.json {

@@ -29,7 +29,7 @@ pub struct InitArgs {
     /// The archive format version: 2 (the default), or 1 for an archive that an ore from
     /// before format 2 must still read, in which `forget` gives the snapshots it keeps new
     /// keys (`ore upgrade` moves it to 2 later).
-    #[arg(long, value_name = "N", conflicts_with = "from")]
+    #[arg(long, value_name = "N")]
     pub format_version: Option<u32>,
 }
 
