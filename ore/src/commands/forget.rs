@@ -182,12 +182,12 @@ fn week(t: i64) -> (i64, String) {
 }
 
 fn month(t: i64) -> (i64, String) {
-    let (y, m, _) = crate::core::util::civil_from_days(t.div_euclid(DAY));
+    let (y, m, _) = crate::core::util::utc_date(t);
     (y * 12 + m as i64, format!("{y:04}-{m:02}"))
 }
 
 fn year(t: i64) -> (i64, String) {
-    let (y, _, _) = crate::core::util::civil_from_days(t.div_euclid(DAY));
+    let (y, _, _) = crate::core::util::utc_date(t);
     (y, format!("{y:04}"))
 }
 

@@ -166,102 +166,67 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
-/// Parses a duration like `30s`, `15m`, `12h`, `7d`, `2w`, `1y` into seconds.
+/// Parses an age like `30s`, `15m`, `12h`, `7d`, `2w`, `1y` or `1h 30m` into seconds (by
+/// `humantime`: a month `M` is 30.44 days, a year 365.25).
 pub fn parse_duration(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let n: i64 = s[..split].parse().ok()?;
-    let unit = match &s[split..] {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "w" => 7 * 86400,
-        "y" => 365 * 86400,
-        _ => return None,
-    };
-    n.checked_mul(unit)
+    let d = humantime::parse_duration(s.trim()).ok()?;
+    i64::try_from(d.as_secs()).ok()
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
+/// The UTC calendar date of `ns` (since the epoch): (year, month, day).
+pub fn utc_date(ns: i64) -> (i64, u32, u32) {
+    let d = utc(ns).date();
+    (i64::from(d.year()), d.month() as u32, d.day() as u32)
 }
 
-/// The civil date of a day number: (year, month, day).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// `ns` as a civil time in UTC. Every i64 of nanoseconds (1677 to 2262) is within jiff's range.
+fn utc(ns: i64) -> jiff::civil::DateTime {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .unwrap_or(jiff::Timestamp::MAX)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .datetime()
 }
 
 /// A time in nanoseconds as `2026-11-21 23:45:01` (UTC).
 pub fn format_time(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86400));
-    let s = secs.rem_euclid(86400);
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    utc(ns).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` or with a `T` separator (UTC) to nanoseconds.
-/// A date alone means the end of that day.
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` or with a `T` separator (UTC, an optional
+/// trailing `Z`) to nanoseconds; `jiff` checks the calendar (no 31 February). A date alone
+/// means the end of that day.
 pub fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim().trim_end_matches('Z');
+    let s = s.trim();
+    let s = s.strip_suffix('Z').unwrap_or(s);
     let (date, time) = match s.find(['T', ' ']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let mut dp = date.split('-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let m: u32 = dp.next()?.parse().ok()?;
-    let d: u32 = dp.next()?.parse().ok()?;
-    if dp.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
+    // Nanoseconds since 1970 fit in an i64 from 1677 to 2262; a date outside that range is
+    // before or after every snapshot, so it is held at the nearest end. Years of more than
+    // four digits are past what jiff's calendar holds: after every snapshot.
+    let year = date.split('-').next()?;
+    if year.len() > 4 && year.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(i64::MAX);
     }
-    let secs = match time {
-        None => 86399,
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let at = match time {
+        None => day.at(23, 59, 59, 999_999_999),
         Some(t) => {
-            let mut tp = t.split(':');
-            let h: i64 = tp.next()?.parse().ok()?;
-            let mi: i64 = tp.next()?.parse().ok()?;
-            let se: i64 = match tp.next() {
-                Some(x) => x.parse().ok()?,
-                None => 0,
-            };
-            if h > 23 || mi > 59 || se > 60 {
+            // `HH:MM` or `HH:MM:SS`, nothing else (jiff would also take `HH` alone).
+            let parts = t.split(':').count();
+            if !(2..=3).contains(&parts) || t.contains(['.', ',']) {
                 return None;
             }
-            h * 3600 + mi * 60 + se
+            day.to_datetime(t.parse().ok()?)
         }
     };
-    // Nanoseconds since 1970 fit in an i64 from 1677 to 2262; a date outside that range is
-    // before or after every snapshot, so it is held at the nearest end.
-    let outside = if y < 1970 { i64::MIN } else { i64::MAX };
-    if !(-100_000..=100_000).contains(&y) {
-        return Some(outside);
-    }
-    let nanos = (days_from_civil(y, m, d) * 86400 + secs)
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(if time.is_none() { 999_999_999 } else { 0 }));
-    Some(nanos.unwrap_or(outside))
+    let ns = at
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp()
+        .as_nanosecond();
+    Some(i64::try_from(ns).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX }))
 }
 
 /// This machine's host name.
@@ -398,9 +363,14 @@ mod tests {
 
     #[test]
     fn dates_round_trip() {
-        for days in [-1000, 0, 1, 365, 20000, 20778] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+        for (ns, date) in [
+            (0, (1970, 1, 1)),
+            (-1, (1969, 12, 31)),
+            (1_795_300_000_000_000_000, (2026, 11, 21)),
+            (i64::MAX, (2262, 4, 11)),
+            (i64::MIN, (1677, 9, 21)),
+        ] {
+            assert_eq!(utc_date(ns), date, "{ns}");
         }
         assert_eq!(format_time(0), "1970-01-01 00:00:00");
         let t = parse_time("2026-11-21T10:20:30Z").unwrap();
@@ -410,6 +380,27 @@ mod tests {
             "2026-11-21 23:59:59"
         );
         assert!(parse_time("2026-13-01").is_none());
+        assert_eq!(
+            parse_time("2026-11-21 10:20"),
+            parse_time("2026-11-21T10:20:00")
+        );
+        for bad in [
+            "2026-11-21T10",
+            "2026-11-21T10:20:30.5",
+            "2026-11",
+            "yesterday",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    /// Regression: `2026-02-31` was taken as 3 March (days were only checked to be at most 31).
+    #[test]
+    fn a_day_the_month_does_not_have_is_no_date() {
+        assert_eq!(parse_time("2026-02-31"), None);
+        assert_eq!(parse_time("2026-04-31T00:00"), None);
+        assert_eq!(parse_time("2025-02-29"), None);
+        assert!(parse_time("2024-02-29").is_some());
     }
 
     /// Regression: `TAG@2999-01-01` overflowed the nanosecond count (a panic in a debug build,
@@ -430,6 +421,10 @@ mod tests {
         assert_eq!(parse_size("7"), Some(7));
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_duration("7d"), Some(7 * 86400));
+        assert_eq!(parse_duration("2w"), Some(14 * 86400));
+        assert_eq!(parse_duration("1h 30m"), Some(5400));
+        assert_eq!(parse_duration("0s"), Some(0));
         assert_eq!(parse_duration("d"), None);
+        assert_eq!(parse_duration("7"), None);
     }
 }
