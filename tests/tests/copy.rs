@@ -244,3 +244,53 @@ fn dump_load_restore_gives_the_same_tree() {
     );
     dst.run(&["check"]).expect(0, "and left the archive sound");
 }
+
+/// Issue 26: labels went missing through `ore dump | ore load`. A labelled snapshot's stream is
+/// version 3, whose header ends with the labels; an unlabelled one stays version 2 (which an
+/// ore from before labels loads).
+#[test]
+fn dump_and_load_keep_a_snapshots_labels() {
+    let (src, d) = Ore::local();
+    let data = d.path().join("data");
+    tree(&data);
+    let data = data.to_str().unwrap();
+    src.run(&[
+        "snapshot", "home", data, "--label", "env=prod", "--label", "team=a=b",
+    ])
+    .expect(0, "labelled snapshot");
+    src.run(&["snapshot", "plain", data]).expect(0, "snapshot");
+    let dump = |tag: &str| {
+        let o = src.cmd(&["dump", tag]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let labelled = dump("home");
+    assert!(labelled.starts_with(b"ORE-DUMP\x03"));
+    assert!(dump("plain").starts_with(b"ORE-DUMP\x02"));
+
+    let other = scratch();
+    let dst = Ore::fs(&other.path().join("fs"));
+    load(&dst, "imported", &labelled).expect(0, "load");
+    let r = dst
+        .run(&["snapshots", "--json", "--label", "team=a=b"])
+        .expect(0, "snapshots");
+    let v: Value = serde_json::from_str(r.stdout.lines().next().expect("one")).unwrap();
+    assert_eq!(v["labels"]["env"], "prod", "{v}");
+    assert_eq!(v["labels"]["team"], "a=b", "{v}");
+
+    // A crafted label is refused like `--label` refuses it, naming the header's labels, and
+    // nothing is loaded: the key `env` becomes `e/v`, and the trailer is made to match.
+    let mut crafted = labelled.clone();
+    let at = crafted
+        .windows(4)
+        .position(|w| w == b"\x03env")
+        .expect("the label key in the header");
+    crafted[at + 2] = b'/';
+    let body = crafted.len() - 32;
+    let sum = *blake3::hash(&crafted[..body - 5]).as_bytes();
+    crafted[body..].copy_from_slice(&sum);
+    let r = load(&dst, "crafted", &crafted);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("labels"), "{r:?}");
+    assert_eq!(dst.run(&["log", "crafted"]).code, 1, "no tag was made");
+}

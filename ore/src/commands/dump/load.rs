@@ -140,8 +140,13 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
     if kind != HEADER {
         return Err(r.bad(format!("record kind {kind} where the header belongs")));
     }
-    let header: Header =
-        postcard::from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
+    let (header, rest): (Header, &[u8]) =
+        postcard::take_from_bytes(&payload).map_err(|e| r.bad(format!("header: {e}")))?;
+    // Version 3: the labels follow, checked as `--label` checks them.
+    let labels = match version {
+        3.. => labels(rest).map_err(|why| r.bad(format!("header's labels: {why}")))?,
+        _ => Vec::new(),
+    };
     let mut tree = Rebuild {
         repo,
         version,
@@ -176,8 +181,7 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         stats: header.stats,
         warnings: header.warnings,
         warnings_total: header.warnings_total,
-        // A dump stream carries no labels.
-        labels: Vec::new(),
+        labels,
     };
     loop {
         let parent = repo.tag(tag)?;
@@ -187,6 +191,25 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
             return Ok((chained.key, snap, tree.stats));
         }
     }
+}
+
+/// The labels at the end of a version-3 header, each valid as `--label` takes it, at most
+/// [`crate::core::labels::MAX_LABELS`] and each key once; nothing may follow them.
+fn labels(bytes: &[u8]) -> std::result::Result<Vec<crate::core::labels::Label>, String> {
+    use crate::core::labels::{check, parse, Label};
+    let (labels, rest): (Vec<Label>, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after them", rest.len()));
+    }
+    for l in &labels {
+        let again = parse(&format!("{}={}", l.key, l.value)).map_err(|e| e.to_string())?;
+        if again != *l {
+            return Err(format!("the key {:?} is not a label key", l.key));
+        }
+    }
+    check(&labels).map_err(|e| e.to_string())?;
+    Ok(labels)
 }
 
 /// Reads the stream's magic; returns its version, refusing one this ore does not read.

@@ -7,9 +7,10 @@
 //! snapshot moves between archives that share nothing, or survives a change of format.
 //!
 //! ```text
-//! stream  = "ORE-DUMP" version:u8 record*            version = 2 (load takes 1 too)
+//! stream  = "ORE-DUMP" version:u8 record*            version = 2, or 3 with labels
+//!                                                    (load takes 1 too)
 //! record  = kind:u8 len:u32le payload[len]           len <= 16 MiB
-//!   1 header    postcard(Header)                      first
+//!   1 header    postcard(Header) [postcard(labels)]   first; labels in version 3 only
 //!   2 entry     postcard(DumpEntry)                   depth first, names sorted per directory
 //!   3 data      file bytes (at most 1 MiB a record)   after a file entry
 //!   4 hole      len:u64le zero bytes not stored       after a file entry
@@ -37,8 +38,12 @@ mod load;
 pub use load::load;
 
 const MAGIC: &[u8; 8] = b"ORE-DUMP";
-/// The stream version this code writes and reads.
-pub const VERSION: u8 = 2;
+/// The newest stream version this code writes and reads: 3, whose header record ends with the
+/// snapshot's labels. It is written only for a labelled snapshot; others are written as
+/// [`UNLABELLED`], which an ore from before labels loads too.
+pub const VERSION: u8 = 3;
+/// The version of a stream of a snapshot without labels.
+const UNLABELLED: u8 = 2;
 /// The oldest stream version `load` reads.
 const OLDEST: u8 = 1;
 /// The most bytes of holes one file of a version-1 stream may declare. Version 1 hashed a
@@ -147,7 +152,12 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
     };
     let mut stats = DumpStats::default();
     w.raw(MAGIC)?;
-    w.raw(&[VERSION])?;
+    let version = if snap.labels.is_empty() {
+        UNLABELLED
+    } else {
+        VERSION
+    };
+    w.raw(&[version])?;
     let header = Header {
         time: snap.time,
         host: snap.host.clone(),
@@ -159,7 +169,11 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
         warnings: snap.warnings.clone(),
         warnings_total: snap.warnings_total,
     };
-    w.record(HEADER, &encode(&header))?;
+    let mut record = encode(&header);
+    if version >= 3 {
+        record.extend(encode(&snap.labels));
+    }
+    w.record(HEADER, &record)?;
     dump_tree(repo, &snap.root, &mut w, &mut stats)?;
     let sum = *w.hash.finalize().as_bytes();
     w.record(TRAILER, &sum)?;
