@@ -291,3 +291,37 @@ fn sync_between_archives_sharing_keys_keeps_snapshot_keys_and_follows_a_forget()
     assert_eq!(other.node("home"), there[0], "a format-1 chain");
     other.run(&["check", "--read-data"]).expect(0, "check");
 }
+
+/// Found by attacking `forget --prune`: after a rollback (`reset h h~1`), a prune that
+/// dropped only the oldest snapshot expired the reset's reflog entry and the tag's kept
+/// values with it (the entry's new side reached the dropped snapshot), and gc deleted the
+/// snapshot the reset had moved away from, which forget had never listed.
+#[test]
+fn forget_prune_never_deletes_what_a_reset_moved_away_from() {
+    let (o, d) = Ore::local();
+    let out = d.path().join("out");
+    // A second apart, as runs are: the backend keeps and expires values by the second.
+    let keys: Vec<String> = (0..4)
+        .flat_map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            snapshots(&o, "h", &d.path().join("src"), i, 1)
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    o.run(&["reset", "h", "h~1"]).expect(0, "a rollback");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = o
+        .run(&["forget", "h", "--keep-last", "2", "--prune"])
+        .expect(0, "forget --prune");
+    assert!(!r.stdout.contains(&keys[3][..12]), "never listed: {r:?}");
+    assert_eq!(log(&o, "h"), vec![keys[2].clone(), keys[1].clone()]);
+    assert_eq!(
+        version(&o, &keys[3], &out).as_deref(),
+        Some("version 3"),
+        "the snapshot the reset moved away from is kept"
+    );
+    o.run(&["reset", "h", &keys[3]])
+        .expect(0, "the undo of the reset");
+    assert_eq!(log(&o, "h")[0], keys[3]);
+    o.run(&["check", "--read-data"]).expect(0, "check");
+}

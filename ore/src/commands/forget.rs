@@ -18,6 +18,7 @@
 
 use crate::core::error::{Error, Result};
 use crate::core::link::Node;
+use crate::core::reflog::Holders;
 use crate::core::repo::Repo;
 use protocol::Key;
 use std::collections::{HashMap, HashSet};
@@ -92,61 +93,74 @@ impl ForgetOutcome {
     }
 }
 
-/// What still holds the snapshots `o` dropped: its [`ForgetOutcome::gone`] nodes, and every
-/// node the tag's reflog entries and kept values name whose chain reaches a dropped snapshot
-/// (the places an earlier forget left, the values before each snapshot). What
-/// `forget --prune` expires, so that the dropped snapshots' space really comes back; the
-/// history of moves that hold none of them is left alone.
-pub fn holders(repo: &Repo, o: &ForgetOutcome) -> Result<HashSet<Key>> {
-    let dropped: HashSet<Key> = o
+/// The nodes of `o.tag`'s history (its reflog entries, its kept values, and the places
+/// `forget` replaced), sorted for `forget --prune` ([`Holders`]): free when their whole chain
+/// is snapshots this forget decided on, holding when it reaches one it dropped. A node that
+/// cannot be read is neither (it is kept: nothing says what it holds).
+pub fn holders(repo: &Repo, o: &ForgetOutcome) -> Result<Holders> {
+    let kept: HashSet<Key> = o
         .decisions
         .iter()
-        .filter(|d| !d.keep)
+        .filter(|d| d.keep)
         .map(|d| d.key)
         .collect();
-    let mut out = o.gone();
-    if dropped.is_empty() {
-        return Ok(out);
-    }
-    let mut named: Vec<Key> = crate::core::reflog::entries(repo)?
-        .into_iter()
-        .filter(|e| e.tag == o.tag)
-        .flat_map(|e| e.old.into_iter().chain(e.new))
-        .collect();
+    let decided: HashSet<Key> = o.decisions.iter().map(|d| d.key).collect();
+    // A snapshot dropped at one place and kept at another (loaded twice) is not dropped.
+    let dropped: HashSet<Key> = decided.difference(&kept).copied().collect();
+    let mut named: Vec<Key> = o.gone().into_iter().collect();
+    named.extend(
+        crate::core::reflog::entries(repo)?
+            .into_iter()
+            .filter(|e| e.tag == o.tag)
+            .flat_map(|e| e.old.into_iter().chain(e.new)),
+    );
     named.extend(
         crate::core::reflog::read_history(repo)?
             .iter()
             .filter(|e| e.tag == o.tag)
             .filter_map(|e| crate::core::format::parse_tag_value(e.value.as_bytes())),
     );
-    // Whether each node's chain reaches a dropped snapshot, remembered along the way (chains
-    // share their older parts). A node that cannot be read holds nothing readable.
-    let mut reaches: HashMap<Key, bool> = HashMap::new();
+    // (free, holding) of each node, remembered along the way: chains share their older parts.
+    let mut memo: HashMap<Key, (bool, bool)> = HashMap::new();
     for start in named {
-        let (mut path, mut on_path) = (Vec::new(), HashSet::new());
+        let mut path: Vec<(Key, Key)> = Vec::new();
+        let mut on_path = HashSet::new();
         let mut next = Some(start);
-        let mut found = false;
+        // What lies below the walked part: nothing (the chain's end) is free and holds nothing.
+        let mut below = (true, false);
         while let Some(k) = next {
-            if let Some(&r) = reaches.get(&k) {
-                found = r;
+            if let Some(&r) = memo.get(&k) {
+                below = r;
                 break;
             }
             if !on_path.insert(k) {
+                below = (false, false);
                 break;
             }
-            path.push(k);
-            let Ok(node) = repo.node(k) else { break };
-            if dropped.contains(&node.key) {
-                found = true;
+            let Ok(node) = repo.node(k) else {
+                below = (false, false);
                 break;
-            }
+            };
+            path.push((k, node.key));
             next = node.below();
         }
-        for k in path {
-            reaches.insert(k, found);
+        for (k, snapshot) in path.into_iter().rev() {
+            below = (
+                below.0 && decided.contains(&snapshot),
+                below.1 || dropped.contains(&snapshot),
+            );
+            memo.insert(k, below);
         }
     }
-    out.extend(reaches.into_iter().filter(|(_, r)| *r).map(|(k, _)| k));
+    let mut out = Holders::default();
+    for (k, (free, holding)) in memo {
+        if free {
+            out.free.insert(k);
+            if holding {
+                out.holding.insert(k);
+            }
+        }
+    }
     Ok(out)
 }
 

@@ -80,13 +80,12 @@ pub fn may_expire(repo: &Repo) -> Result<()> {
     )))
 }
 
-/// Drops what holds the snapshots `gone` of `tag` (those `forget` dropped or rewrote), under
-/// a lease: its reflog entries naming them, its kept values that are them, and the earlier
-/// reflog heads. Nothing else: other moves keep their undo.
+/// Drops what holds the snapshots a `forget` of `tag` dropped ([`crate::commands::forget::holders`]),
+/// under a lease: see [`crate::core::reflog::expire_dropped`]. Other moves keep their undo.
 pub fn expire_dropped(
     repo: &Repo,
     tag: &str,
-    gone: &std::collections::HashSet<Key>,
+    gone: &crate::core::reflog::Holders,
 ) -> Result<crate::core::reflog::Dropped> {
     let _lease = crate::core::lease::Lease::acquire(repo)?;
     crate::core::reflog::expire_dropped(repo, tag, gone)

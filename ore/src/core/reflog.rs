@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 mod copy;
 mod expiry;
-pub use expiry::{expire, expire_dropped, expire_tags, read_history, rewound, Dropped};
+pub use expiry::{expire, expire_dropped, expire_tags, read_history, rewound, Dropped, Holders};
 pub(crate) use expiry::{expire_old_heads, expire_replaced};
 
 /// The tag naming the newest reflog block.

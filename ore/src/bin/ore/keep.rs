@@ -36,7 +36,7 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
         ore::commands::reflog::may_expire(&repo)?;
     }
     // Per tag, the chain nodes forget dropped and those it replaced: what `--prune` frees.
-    let mut gone: Vec<(String, std::collections::HashSet<protocol::Key>)> = Vec::new();
+    let mut gone: Vec<(String, ore::core::reflog::Holders)> = Vec::new();
     for tag in &a.tags {
         let o = ore::commands::forget::forget(&repo, tag, &policy, a.dry_run)?;
         if prune {
@@ -104,7 +104,7 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
     }
     // The forgotten snapshots are held by the reflog entries and earlier tag values that name
     // them: those go (nothing else), then gc collects.
-    for (tag, keys) in gone.iter().filter(|(_, k)| !k.is_empty()) {
+    for (tag, keys) in gone.iter().filter(|(_, k)| !k.holding.is_empty()) {
         let d = ore::commands::reflog::expire_dropped(&repo, tag, keys)?;
         if !env.global.quiet && !env.global.json {
             let left = match d.values_left {

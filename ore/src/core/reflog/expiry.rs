@@ -85,18 +85,30 @@ pub struct Dropped {
     pub values_left: usize,
 }
 
-/// Drops what holds the snapshots `gone` of `tag` (the ones `forget` just dropped, and the
-/// old keys of those it rewrote): the tag's reflog entries that name one of them, its kept
-/// values that are one of them, and the earlier reflog heads. Nothing else — a reset made
-/// yesterday keeps its undo.
-pub fn expire_dropped(repo: &Repo, tag: &str, gone: &HashSet<Key>) -> Result<Dropped> {
+/// The chain nodes a tag's history names, sorted for [`expire_dropped`] after a `forget`.
+#[derive(Debug, Default)]
+pub struct Holders {
+    /// Nodes whose whole chain is snapshots the forget decided on (kept or dropped): letting
+    /// them go loses nothing but the record of moves among those.
+    pub free: HashSet<Key>,
+    /// Those of them whose chain reaches a snapshot the forget dropped.
+    pub holding: HashSet<Key>,
+}
+
+/// Drops what holds the snapshots a `forget` of `tag` dropped ([`Holders`]): the tag's reflog
+/// entries whose every value is free and one of them holding, the oldest kept values of the
+/// tag while they are free (the backend expires by age), up to the newest holding one, and
+/// the earlier reflog heads. Nothing else — a reset made yesterday keeps its undo, and so does
+/// any move whose other side holds a snapshot the forget did not decide on.
+pub fn expire_dropped(repo: &Repo, tag: &str, h: &Holders) -> Result<Dropped> {
     may_expire(repo)?;
     let history = read_history(repo)?;
     refuse_if_rewound(repo, &history, i64::MIN)?;
     let names_gone = |e: &RefEntry| {
+        let named: Vec<Key> = e.old.into_iter().chain(e.new).collect();
         e.tag == tag
-            && (e.old.is_some_and(|k| gone.contains(&k))
-                || e.new.is_some_and(|k| gone.contains(&k)))
+            && named.iter().all(|k| h.free.contains(k))
+            && named.iter().any(|k| h.holding.contains(k))
     };
     let (entries, _) = rewrite_without(repo, &names_gone, false)?;
     let history = read_history(repo)?;
@@ -109,23 +121,29 @@ pub fn expire_dropped(repo: &Repo, tag: &str, gone: &HashSet<Key>) -> Result<Dro
         }
         Some(why) => protocol::log::warning(&format!("earlier reflog heads kept: {why}")),
     }
-    // The tag's kept values, oldest first: the longest run of dropped ones from the start.
-    let mut values: Vec<(i64, bool)> = history
+    // The tag's kept values, oldest first (time, free, holding): the longest run of free ones
+    // from the start, ending at the newest holding one in it.
+    let mut values: Vec<(i64, bool, bool)> = history
         .iter()
         .filter(|e| e.tag == tag)
         .map(|e| {
             let k = parse_tag_value(e.value.as_bytes());
-            (e.time, k.is_some_and(|k| gone.contains(&k)))
+            (
+                e.time,
+                k.is_some_and(|k| h.free.contains(&k)),
+                k.is_some_and(|k| h.holding.contains(&k)),
+            )
         })
         .collect();
     values.sort_by_key(|v| v.0);
-    let all = values.iter().filter(|v| v.1).count();
+    let all = values.iter().filter(|v| v.2).count();
     let run = values.iter().take_while(|v| v.1).count();
     // Not the last value (the current one), and never splitting a second.
     let mut n = run.min(values.len().saturating_sub(1));
-    while n > 0 && values.get(n).is_some_and(|v| v.0 == values[n - 1].0) {
+    while n > 0 && (values.get(n).is_some_and(|v| v.0 == values[n - 1].0) || !values[n - 1].2) {
         n -= 1;
     }
+    let expired = values[..n].iter().filter(|v| v.2).count();
     if n > 0 {
         let age = (crate::core::util::now_ns() / NS)
             .saturating_sub(values[n - 1].0)
@@ -136,7 +154,7 @@ pub fn expire_dropped(repo: &Repo, tag: &str, gone: &HashSet<Key>) -> Result<Dro
     Ok(Dropped {
         entries,
         values: n,
-        values_left: all.saturating_sub(n),
+        values_left: all.saturating_sub(expired),
     })
 }
 
