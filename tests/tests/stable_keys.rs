@@ -325,3 +325,46 @@ fn forget_prune_never_deletes_what_a_reset_moved_away_from() {
     assert_eq!(log(&o, "h")[0], keys[3]);
     o.run(&["check", "--read-data"]).expect(0, "check");
 }
+
+/// Found by attacking `reset` and `fork` by key: a format-1 snapshot that a forget after the
+/// upgrade linked anew still names its old chain itself; its full key was taken as that place
+/// (its own `previous`), so `fork KEY` and `reset TAG KEY` made tags whose chain ran into a
+/// snapshot gc had collected.
+#[test]
+fn reset_and_fork_by_the_key_of_a_relinked_format_1_snapshot_take_its_current_place() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("a").display().to_string());
+    o.run(&["init", "--format-version", "1"]).expect(0, "init");
+    let keys = snapshots(&o, "home", &d.path().join("src"), 0, 3);
+    o.run(&["upgrade"]).expect(0, "upgrade");
+    o.run(&["forget", "home", "--keep-last", "2"])
+        .expect(0, "forget");
+    o.run(&["gc", "--expire-reflog"]).expect(0, "gc");
+    o.run(&["fork", &keys[2], "copy"]).expect(0, "fork by key");
+    assert_eq!(log(&o, "copy"), newest_first(&keys[1..]));
+    o.run(&["reset", "home", &keys[2]])
+        .expect(0, "reset by key");
+    assert_eq!(log(&o, "home"), newest_first(&keys[1..]));
+    o.run(&["check"]).expect(0, "check");
+}
+
+/// Found by attacking `reset`: a snapshot on two chains (a fork, relinked by a forget on the
+/// fork) was found on whichever tag came first by name, so rolling `zz` back to its own
+/// `zz~1` by key gave it the fork's one-snapshot chain and zz's older snapshots fell off it.
+#[test]
+fn reset_by_key_takes_the_place_on_the_tags_own_chain() {
+    let (o, d) = Ore::local();
+    let src = d.path().join("src");
+    let keys = snapshots(&o, "zz", &src, 0, 3);
+    o.run(&["fork", "zz", "aa"]).expect(0, "fork");
+    o.run(&["forget", "aa", "--keep-last", "1"])
+        .expect(0, "forget on the fork");
+    let newer = snapshots(&o, "zz", &src, 3, 1);
+    o.run(&["reset", "zz", &keys[2]])
+        .expect(0, "a rollback by key");
+    assert_eq!(log(&o, "zz"), newest_first(&keys), "zz keeps its own chain");
+    o.run(&["reset", "zz", &newer[0][..12]])
+        .expect(0, "and forward by a short key");
+    assert_eq!(log(&o, "zz").len(), 4);
+    assert_eq!(log(&o, "aa"), vec![keys[2].clone()]);
+}

@@ -14,7 +14,8 @@ use protocol::Key;
 pub fn fork(repo: &Repo, from: &str, new_tag: &str) -> Result<Key> {
     crate::core::format::check_user_tag(new_tag)?;
     let _lease = crate::core::lease::Lease::acquire(repo)?;
-    let found = crate::core::spec::find(repo, from)?;
+    let found = crate::core::spec::find(repo, from, None)?;
+    repo.whole_chain(found.node)?;
     if !repo.move_tag(new_tag, None, found.node, "fork")? {
         return Err(Error::Conflict(format!(
             "tag `{new_tag}` already exists; nothing was changed"

@@ -30,7 +30,8 @@ pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
     let _lease = crate::core::lease::Lease::acquire(repo)?;
     // The snapshot's place on a chain (on a tag's, or one the reflog still names), so that
     // the tag gets the history below it too.
-    let found = crate::core::spec::find(repo, snapshot)?;
+    let found = crate::core::spec::find(repo, snapshot, Some(tag))?;
+    repo.whole_chain(found.node)?;
     let key = found.node;
     // The tag's value as stored: a tag an append-only key (or anything else) pointed at
     // something that is not a readable snapshot — no key at all, a missing block, a block of

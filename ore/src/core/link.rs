@@ -133,6 +133,23 @@ impl Repo {
         })
     }
 
+    /// Reads the chain below node `key` to its end, so that a tag is never pointed at one that
+    /// stops half way (a format-1 snapshot's own chain after a forget relinked it and gc
+    /// collected what it named). The error names the node that does not read.
+    pub fn whole_chain(&self, key: Key) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        let mut next = Some(key);
+        while let Some(k) = next.filter(|k| seen.insert(*k)) {
+            let node = self.node(k).map_err(|e| {
+                Error::Archive(format!(
+                    "the chain below {key} does not read to its end (nothing was changed): {e}"
+                ))
+            })?;
+            next = node.below();
+        }
+        Ok(())
+    }
+
     /// The snapshot that `key` names: a snapshot block, or a link (a tag's value).
     pub fn snapshot(&self, key: Key) -> Result<Snapshot> {
         Ok(self.node(key)?.snapshot)

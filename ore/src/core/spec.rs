@@ -186,15 +186,17 @@ pub fn resolve(repo: &Repo, s: &str) -> Result<(Key, Snapshot)> {
 
 /// Resolves a snapshot name to its key and snapshot, using what `ahead` read for it.
 pub fn resolve_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<(Key, Snapshot)> {
-    find_with(repo, s, ahead).map(|n| (n.key, n.snapshot))
+    find_with(repo, s, ahead, None).map(|n| (n.key, n.snapshot))
 }
 
 /// Resolves a snapshot name to its place on a chain (what `fork` and `reset` point tags at).
-pub fn find(repo: &Repo, s: &str) -> Result<Node> {
-    find_with(repo, s, None)
+/// A key is looked for on `prefer`'s chain and in its history first: a snapshot can stand at
+/// several places (a fork relinked by a forget), and a tag being reset wants its own.
+pub fn find(repo: &Repo, s: &str, prefer: Option<&str>) -> Result<Node> {
+    find_with(repo, s, None, prefer)
 }
 
-fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<Node> {
+fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, prefer: Option<&str>) -> Result<Node> {
     let spec = parse(s)?;
     let ahead = ahead.and_then(|a| Some((a.tag, a.reading.join().ok()??)));
     let mut reads = Reads { repo, ahead };
@@ -211,7 +213,7 @@ fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<Node> {
                 Ok(node)
             }
             None if back == 0 && s.len() >= 6 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                by_prefix(repo, s)
+                by_prefix(repo, s, prefer)
             }
             None => Err(Error::Usage(format!(
                 "no tag or snapshot called `{s}` (see `ore tags`)"
@@ -231,23 +233,24 @@ fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<Node> {
                 })?;
             }
         }
-        Spec::Prefix(p) => by_prefix(repo, &p),
+        Spec::Prefix(p) => by_prefix(repo, &p, prefer),
     }
 }
 
-/// The snapshot whose key (or whose node's key) starts with `prefix`, found along every tag's
-/// chain; a whole key is also read directly, so that it names a snapshot no tag reaches any
-/// more (one found in a backend's tag history, after a tag was moved away from it).
-fn by_prefix(repo: &Repo, prefix: &str) -> Result<Node> {
+/// The place of the snapshot whose key (or whose node's key) starts with `prefix`. Looked for,
+/// in order, on `prefer`'s chain, on the other tags' chains, then along what `prefer`'s and
+/// then every tag's reflog entries name (a snapshot a forget dropped, a tag's value before a
+/// reset): the first of these that holds it decides. A whole key is also read directly: a
+/// link is its own place, and a snapshot no chain or entry reaches (one found in a backend's
+/// tag history) stands alone — a format-1 snapshot with the chain it names itself, which is
+/// only its chain if nothing relinked it since.
+fn by_prefix(repo: &Repo, prefix: &str, prefer: Option<&str>) -> Result<Node> {
     let prefix = prefix.to_ascii_lowercase();
     let mut direct = None;
     if prefix.len() == 64 {
         if let Some(k) = crate::core::format::parse_tag_value(prefix.as_bytes()) {
             match repo.node(k) {
-                // A link, or a snapshot naming the one before it, is a place on a chain.
-                Ok(node) if node.node != node.key || !node.previous.is_empty() => return Ok(node),
-                // A snapshot that names none may be one a link names: its place on a chain
-                // (with the snapshots before it) is looked for below.
+                Ok(node) if node.node != node.key => return Ok(node),
                 Ok(node) => direct = Some(node),
                 // A stored block that does not read is damage (or not a snapshot), and is said
                 // so: "no such snapshot" would send the user looking for the wrong thing.
@@ -260,49 +263,54 @@ fn by_prefix(repo: &Repo, prefix: &str) -> Result<Node> {
             }
         }
     }
+    let first = |yes: bool| move |t: &str| prefer.is_some_and(|p| p == t) == yes;
+    let tags = repo.tags()?;
+    let entries = crate::core::reflog::entries(repo).unwrap_or_default();
+    let heads = |pick: &dyn Fn(&str) -> bool| -> Vec<Key> {
+        tags.iter()
+            .filter(|(t, _)| pick(t))
+            .map(|(_, k)| *k)
+            .collect()
+    };
+    let moved = |pick: &dyn Fn(&str) -> bool| -> Vec<Key> {
+        entries
+            .iter()
+            .rev()
+            .filter(|e| pick(&e.tag))
+            .flat_map(|e| e.new.into_iter().chain(e.old))
+            .collect()
+    };
+    let groups = [
+        heads(&first(true)),
+        heads(&first(false)),
+        moved(&first(true)),
+        moved(&first(false)),
+    ];
     let mut seen = HashSet::new();
     let mut found: Option<Node> = None;
-    let tags: Vec<Key> = repo.tags()?.into_iter().map(|(_, k)| k).collect();
-    // The tags' chains first; then what only the reflog still reaches (a snapshot a forget
-    // dropped, or a tag's value before a reset), newest first, with the chain below it.
-    let mut heads = vec![tags];
-    if let Ok(entries) = crate::core::reflog::entries(repo) {
-        heads.push(
-            entries
-                .iter()
-                .rev()
-                .flat_map(|e| e.new.into_iter().chain(e.old))
-                .collect(),
-        );
-    }
-    for head in heads
-        .into_iter()
-        .enumerate()
-        .flat_map(|(i, h)| h.into_iter().map(move |k| (i, k)))
-    {
-        let (group, head) = head;
-        if group > 0 && found.is_some() {
-            break;
-        }
-        let mut next = Some(head);
-        while let Some(k) = next {
-            if !seen.insert(k) {
-                break;
-            }
-            // A tag that names something unreadable does not hide the other tags' snapshots.
-            let Ok(node) = repo.node(k) else { break };
-            next = node.below();
-            if node.key.to_hex().starts_with(&prefix) || node.node.to_hex().starts_with(&prefix) {
-                if let Some(other) = &found {
-                    if other.key != node.key {
-                        return Err(Error::Usage(format!(
-                            "`{prefix}` names more than one snapshot ({} and {}); give more digits",
-                            other.key, node.key
-                        )));
-                    }
+    for group in groups {
+        for head in group {
+            let mut next = Some(head);
+            while let Some(k) = next {
+                if !seen.insert(k) {
+                    break;
                 }
-                found.get_or_insert(node);
+                // A tag that names something unreadable does not hide the other snapshots.
+                let Ok(node) = repo.node(k) else { break };
+                next = node.below();
+                if node.key.to_hex().starts_with(&prefix) || node.node.to_hex().starts_with(&prefix)
+                {
+                    if let Some(other) = &found {
+                        if other.key != node.key {
+                            return Err(Error::Usage(format!("`{prefix}` names more than one snapshot ({} and {}); give more digits", other.key, node.key)));
+                        }
+                    }
+                    found.get_or_insert(node);
+                }
             }
+        }
+        if found.is_some() {
+            break;
         }
     }
     found.or(direct).ok_or_else(|| {
