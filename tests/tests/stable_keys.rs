@@ -368,3 +368,65 @@ fn reset_by_key_takes_the_place_on_the_tags_own_chain() {
     assert_eq!(log(&o, "zz").len(), 4);
     assert_eq!(log(&o, "aa"), vec![keys[2].clone()]);
 }
+
+/// Found by attacking `check`: a link whose snapshot is a block of another kind (here the other
+/// tag's own link) was reported clean when that block had been visited before as a chain node:
+/// the walk skipped every key it had seen, whatever it was met as. Which it meets first is up
+/// to its threads, so the case is built several times.
+#[test]
+fn check_reports_a_link_that_names_no_snapshot_as_its_snapshot() {
+    for _ in 0..5 {
+        a_link_naming_a_link_as_its_snapshot_is_reported();
+    }
+}
+
+fn a_link_naming_a_link_as_its_snapshot_is_reported() {
+    use ore::core::block::Kind;
+    let (o, d) = Ore::local();
+    snapshots(&o, "h", &d.path().join("h"), 0, 2);
+    snapshots(&o, "o", &d.path().join("o"), 0, 2);
+    o.run(&["check"]).expect(0, "check before");
+    let repo = ore_tests::crafted::open(&o);
+    let (h, other) = (
+        repo.tag("h").unwrap().unwrap(),
+        repo.tag("o").unwrap().unwrap(),
+    );
+    let link = ore::core::link::Link {
+        snapshot: other,
+        previous: vec![h],
+    };
+    let (crafted, _) = repo
+        .put_block(Kind::Link, &ore::core::entry::encode(&link))
+        .unwrap();
+    repo.backend().flush().unwrap();
+    assert!(repo.move_tag("h", Some(h), crafted, "crafted").unwrap());
+    // The archive is one process's at a time.
+    drop(repo);
+    let r = o.run(&["check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains(&other.to_hex()) && r.stdout.contains("chain link"),
+        "the block is named, as what it is: {r:?}"
+    );
+}
+
+/// Found by attacking gc: the marks the walk keeps for the roles snapshot blocks are met in
+/// were counted as reachable blocks ("12 reachable of 11 blocks").
+#[test]
+fn gc_counts_only_blocks_as_reachable() {
+    let (o, d) = Ore::local();
+    snapshots(&o, "h", &d.path().join("src"), 0, 5);
+    o.run(&["forget", "h", "--keep-last", "2"])
+        .expect(0, "forget");
+    let r = o.run(&["gc", "--dry-run", "--json"]).expect(0, "gc");
+    let v: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    let (reachable, listed) = (
+        v["reachable"].as_u64().unwrap(),
+        v["listed"].as_u64().unwrap(),
+    );
+    assert!(reachable <= listed, "{v}");
+    assert_eq!(
+        reachable, listed,
+        "nothing expired: everything is reachable: {v}"
+    );
+}

@@ -40,6 +40,9 @@ enum Store {
 pub struct KeySet {
     store: Mutex<Store>,
     limit: usize,
+    /// Marks beside the keys, not counted by [`KeySet::len`]: the roles a walk met snapshot
+    /// blocks in (`reach`). One or two a snapshot, so they stay in memory.
+    marks: Mutex<HashSet<Key>>,
 }
 
 impl Default for KeySet {
@@ -63,6 +66,7 @@ impl KeySet {
         KeySet {
             store: Mutex::new(Store::Memory(HashSet::new())),
             limit,
+            marks: Mutex::new(HashSet::new()),
         }
     }
 
@@ -97,6 +101,11 @@ impl KeySet {
         }
         *len += n as u64;
         Ok(n == 1)
+    }
+
+    /// Adds the mark `mark`; true when it was not there before.
+    pub fn mark(&self, mark: Key) -> bool {
+        lock(&self.marks).insert(mark)
     }
 
     /// Whether `key` is in the set.

@@ -177,27 +177,27 @@ fn visit(
     children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<()> {
     let chains = visitor.chains();
-    if !seen.insert(key)? {
-        // A format-1 snapshot met first as a link's snapshot, and now as a place on a chain
-        // (an earlier value of a tag): its own chain is still to be followed, once.
-        if node == Node::Snapshot && chains && seen.insert(as_chain(key))? {
+    let first = seen.insert(key)?;
+    // The roles snapshot blocks were met in are marks beside the keys (not counted as blocks).
+    let new_role = role(key, node, chains).is_some_and(|r| seen.mark(r));
+    if !first {
+        if new_role {
+            // A snapshot block met before in another role: a format-1 snapshot first met as a
+            // link's snapshot and now as a place on a chain (an earlier value of a tag), whose
+            // own chain is still to be followed; or anything met before as a chain node and now
+            // named as a link's snapshot, which must be a snapshot. Read once more, checked as
+            // what it is now, with what it reaches (already visited parts are skipped).
             return match read(repo, key, node, chains, children) {
-                Ok(_) => {
-                    children.retain(|(_, n, _)| *n == Node::Snapshot);
-                    Ok(())
-                }
+                Ok(_) => Ok(()),
                 Err(e) if crate::core::repo::is_damage(&e) => {
                     children.clear();
-                    Ok(())
+                    visitor.damaged(key, node, e)
                 }
                 Err(e) => Err(e),
             };
         }
         counts.skipped.fetch_add(1, Relaxed);
         return Ok(());
-    }
-    if node == Node::Snapshot && chains {
-        seen.insert(as_chain(key))?;
     }
     if node == Node::Chunk {
         counts.chunks.fetch_add(1, Relaxed);
@@ -214,13 +214,19 @@ fn visit(
     }
 }
 
-/// What the set of visited blocks holds for a snapshot block followed as a place on a chain,
-/// besides its key (which a visit as a link's snapshot also takes): a key no block has.
-fn as_chain(key: Key) -> Key {
+/// The two roles a snapshot block is read in — a place on a chain (whose own `previous` is
+/// followed) and a link's snapshot (whose is not) — as keys no block has, so that a block met
+/// in one is read again, once, when met in the other.
+fn role(key: Key, node: Node, chains: bool) -> Option<Key> {
+    let name: &[u8] = match node {
+        Node::Snapshot if chains => b"ore reach: a chain node",
+        Node::Linked => b"ore reach: a link's snapshot",
+        _ => return None,
+    };
     let mut h = blake3::Hasher::new();
-    h.update(b"ore reach: followed as a chain node");
+    h.update(name);
     h.update(&key.0);
-    Key(*h.finalize().as_bytes())
+    Some(Key(*h.finalize().as_bytes()))
 }
 
 /// Reads a non-chunk block and lists its children.
