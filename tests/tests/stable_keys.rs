@@ -430,3 +430,37 @@ fn gc_counts_only_blocks_as_reachable() {
         "nothing expired: everything is reachable: {v}"
     );
 }
+
+/// Found by attacking `sync`: a node naming a second node before it (`ore` makes none, a
+/// crafted or merged chain may) was re-encrypted with that second key as it was, which the
+/// destination does not have: its check found a missing block and its gc stopped for good.
+#[test]
+fn a_re_encrypted_sync_never_names_a_source_key_in_the_destination() {
+    use ore::core::block::Kind;
+    let (src, d) = Ore::local();
+    snapshots(&src, "h", &d.path().join("h"), 0, 2);
+    snapshots(&src, "o", &d.path().join("o"), 0, 2);
+    let repo = ore_tests::crafted::open(&src);
+    let (h, other) = (
+        repo.tag("h").unwrap().unwrap(),
+        repo.tag("o").unwrap().unwrap(),
+    );
+    let link = ore::core::link::Link {
+        snapshot: repo.snapshot_key(h).unwrap(),
+        previous: vec![h, other],
+    };
+    let (merged, _) = repo
+        .put_block(Kind::Link, &ore::core::entry::encode(&link))
+        .unwrap();
+    repo.backend().flush().unwrap();
+    assert!(repo.move_tag("h", Some(h), merged, "crafted").unwrap());
+    drop(repo);
+    src.run(&["check"]).expect(0, "the source is sound");
+    let dst = Ore::new(d.path().join("dst").display().to_string());
+    dst.run(&["init"]).expect(0, "init");
+    src.run(&["sync", "--to", &dst.archive, "h"])
+        .expect(0, "sync");
+    dst.run(&["check", "--read-data"]).expect(0, "check there");
+    dst.run(&["gc"]).expect(0, "gc there");
+    assert_eq!(log(&dst, "h").len(), 3);
+}

@@ -62,7 +62,9 @@ impl Translator<'_> {
     }
 
     /// The destination's node for the source's chain node `n`, put after the destination's
-    /// node `below`, as the destination's format chains snapshots.
+    /// node `below`, as the destination's format chains snapshots. Only the first node before
+    /// `n` is followed (and translated, as `below`): `ore` makes no other, and one named
+    /// untranslated would be a key the destination lacks.
     pub(super) fn node(&mut self, n: &Node, below: Option<Key>) -> Result<Key> {
         if let Some(k) = self.memo.get(&n.node) {
             return Ok(*k);
@@ -70,11 +72,7 @@ impl Translator<'_> {
         let mut t = n.snapshot.clone();
         self.at = format!("snapshot {} (tag {})", n.key, n.snapshot.tag);
         t.root = self.entry(&n.snapshot.root)?;
-        let previous = below
-            .into_iter()
-            .chain(n.previous.iter().skip(1).copied())
-            .collect();
-        let c = self.dst.chained(&t, previous);
+        let c = self.dst.chained(&t, below.into_iter().collect());
         self.blocks += 1;
         for (kind, plain) in &c.blocks {
             self.store().store(*kind, plain)?;
