@@ -224,3 +224,44 @@ fn a_run_killed_between_moving_a_tag_and_recording_it_is_not_reported() {
     }
     assert!(unrecorded >= 2, "both runs were killed in the window once");
 }
+
+/// Found by attacking `check` after format 2: a tag put back to the place its snapshot had
+/// before a forget linked it anew was reported with one snapshot key on both sides, and the
+/// repair it named (`ore reset TAG KEY`) answered "already names" and changed nothing. The
+/// places are what differ: the report names both links, and its repair works.
+#[test]
+fn a_tag_rolled_back_to_an_earlier_place_of_its_snapshot_is_reported_by_its_links() {
+    let d = scratch();
+    let (fsdir, ore, _, _) = two_snapshots(d.path());
+    std::fs::write(d.path().join("src/a"), b"third").unwrap();
+    ore.snapshot("t", &d.path().join("src"));
+    ore.run(&["forget", "t", "--keep-last", "2"])
+        .expect(0, "forget");
+    let reflog = ore
+        .run(&["reflog", "t", "--json"])
+        .expect(0, "reflog")
+        .stdout;
+    let entry: serde_json::Value = serde_json::from_str(reflog.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["action"], "forget");
+    assert_eq!(entry["old"], entry["new"], "the same snapshot");
+    let before = entry["old_node"].as_str().unwrap();
+    std::fs::write(fsdir.join("tags/t"), before).unwrap();
+    let r = ore
+        .run(&["check"])
+        .expect(1, "check of the rolled-back tag");
+    assert!(
+        r.stdout.contains("chain link") && r.stdout.contains(before),
+        "{}",
+        r.stdout
+    );
+    let repair = r
+        .stdout
+        .lines()
+        .find_map(|l| l.split("ore reset ").nth(1))
+        .unwrap_or_else(|| panic!("a repair is named: {}", r.stdout));
+    let args: Vec<&str> = std::iter::once("reset")
+        .chain(repair.split_whitespace())
+        .collect();
+    ore.run(&args).expect(0, "the repair");
+    ore.run(&["check"]).expect(0, "check after the repair");
+}

@@ -161,6 +161,19 @@ fn behind(repo: &Repo, tag: &str, current: Option<Key>, e: &RefEntry) -> History
         e.host
     );
     let (message, repair) = match (current.map(key), e.new.map(key)) {
+        // One snapshot at two places (a forget linked it anew): the places are what differ.
+        (Some(c), Some(n)) if c == n => {
+            let (cn, nn) = (show(current), show(e.new));
+            (
+                format!(
+                    "tag {tag} names snapshot {c} through chain link {cn}, but its newest reflog \
+                     entry ({when}) moved it to chain link {nn} (the same snapshot, another \
+                     chain below it), and {cn} does not descend from it: the tag is behind its \
+                     own history (rolled back, e.g. by a repair that lost the record that set it)"
+                ),
+                Some(format!("ore reset {tag} {nn}")),
+            )
+        }
         (Some(c), Some(n)) => (
             format!(
                 "tag {tag} names {c}, but its newest reflog entry ({when}) moved it to {n}, and \
