@@ -296,9 +296,14 @@ pub fn forget(repo: &Repo, tag: &str, policy: &Policy, dry_run: bool) -> Result<
             tag,
             decisions.iter().filter(|d| !d.keep).map(|d| d.key),
         )?;
+        // A snapshot at two places of this chain (a dump loaded twice) stays where it is kept.
+        let kept: HashSet<Key> = decisions.iter().filter(|d| d.keep).map(|d| d.key).collect();
         for d in &mut decisions {
             if let Some(tags) = others.get(&d.key) {
                 d.also_in = tags.clone();
+            }
+            if !d.keep && kept.contains(&d.key) {
+                d.also_in.push(format!("{tag} (at another place)"));
             }
         }
         let new_head = rewrite(repo, &chain, &mut decisions, dry_run)?;

@@ -248,6 +248,12 @@ fn move_tag(
         _ => {
             if dst.move_tag(tag, was, head, "sync")? {
                 let message = match (was, former) {
+                    (Some(w), _) if key(dst, w) == key(dst, head) => format!(
+                        "followed the source: the destination named {} at the place it had \
+                         before the source's forget linked it anew; `ore reflog {tag}` on the \
+                         destination still lists that place",
+                        key(dst, w)
+                    ),
                     (Some(w), Some(f)) => format!(
                         "followed the source: the destination named {}, {}which the source's \
                          tag moved away from (a forget's rewrite or a reset); `ore reflog {tag}` \

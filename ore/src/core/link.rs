@@ -99,6 +99,19 @@ impl Repo {
         }
     }
 
+    /// The stored bytes of chain node `key`; errors name it as what it should be.
+    fn node_block(&self, key: Key) -> Result<Vec<u8>> {
+        fetched(self.backend().get(key), key, Kind::Snapshot).map_err(|e| match e {
+            Error::Missing { key, .. } => Error::Missing { key, kind: NODE },
+            Error::Corrupt { key, why, .. } => Error::Corrupt {
+                key,
+                kind: NODE,
+                why,
+            },
+            e => e,
+        })
+    }
+
     /// The node stored as `stored`, reading a link's snapshot.
     pub fn node_of(&self, key: Key, stored: Stored) -> Result<Node> {
         Ok(match stored {
@@ -119,14 +132,14 @@ impl Repo {
 
     /// Reads chain node `key` with its snapshot.
     pub fn node(&self, key: Key) -> Result<Node> {
-        let stored = fetched(self.backend().get(key), key, Kind::Snapshot)?;
+        let stored = self.node_block(key)?;
         let stored = self.open_node(key, stored)?;
         self.node_of(key, stored)
     }
 
     /// The key of the snapshot at chain node `key` (a link's snapshot is not read).
     pub fn snapshot_key(&self, key: Key) -> Result<Key> {
-        let stored = fetched(self.backend().get(key), key, Kind::Snapshot)?;
+        let stored = self.node_block(key)?;
         Ok(match self.open_node(key, stored)? {
             Stored::Snapshot(_) => key,
             Stored::Link(l) => l.snapshot,

@@ -44,7 +44,8 @@ impl Node {
     /// Its name in messages.
     pub fn name(self) -> &'static str {
         match self {
-            Node::Snapshot | Node::Linked => "snapshot",
+            Node::Snapshot => "snapshot or chain link",
+            Node::Linked => "snapshot",
             Node::Dir => "directory",
             Node::File => "file index",
             Node::Chunk => "file data",

@@ -37,7 +37,9 @@ pub(super) fn every_snapshot(repo: &Repo) -> Result<Vec<(String, Key)>> {
         for e in entries {
             for k in e.old.into_iter().chain(e.new) {
                 if seen.insert(k) {
-                    out.push((k.to_hex(), k));
+                    // Named by the snapshot's key, the one users know (the node's, unread).
+                    let shown = repo.snapshot_key(k).unwrap_or(k);
+                    out.push((shown.to_hex(), k));
                 }
             }
         }
