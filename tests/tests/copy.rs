@@ -229,14 +229,19 @@ fn dump_load_restore_gives_the_same_tree() {
     );
     let r = load(&dst, "broken", b"GARBAGE-not-a-dump");
     assert!(r.stderr.contains("not an Ore dump"), "{}", r.stderr);
-    let mut v3 = stream.clone();
-    v3[8] = 3;
-    let r = load(&dst, "broken", &v3);
+    let mut v4 = stream.clone();
+    v4[8] = 4;
+    let r = load(&dst, "broken", &v4);
     assert!(
-        r.stderr.contains("version 3") && r.stderr.contains("reads versions 1 to 2"),
+        r.stderr.contains("version 4") && r.stderr.contains("reads versions 1 to 3"),
         "{}",
         r.stderr
     );
+    // A version-2 stream called version 3 lacks the labels version 3 ends its header with.
+    let mut v3 = stream.clone();
+    v3[8] = 3;
+    let r = load(&dst, "broken", &v3);
+    assert!(r.stderr.contains("header's labels"), "{}", r.stderr);
     let tags = dst.run(&["tags"]).stdout;
     assert!(
         !tags.contains("broken"),

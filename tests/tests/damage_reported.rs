@@ -191,7 +191,8 @@ fn a_truncated_splitlog_log_is_reported_block_by_block_naming_the_log_and_offset
         );
     }
     assert!(
-        r.stdout.contains("(snapshot)") && r.stdout.contains("t~0 (the snapshot itself)"),
+        r.stdout.contains("(snapshot or chain link)")
+            && r.stdout.contains("t~0 (the snapshot itself)"),
         "{}",
         r.stdout
     );

@@ -3,10 +3,8 @@
 //! survive a restore only onto files owned as the snapshot says.
 //!
 //! The interruption is real: the restore reads through `delay-link --serial`, a backend that
-//! answers one request at a time, each after 40 ms, so a 48 MiB file (about 50 chunks) takes
-//! two seconds to write and is caught half written. (At 15 ms a request the window was under a
-//! second, and a test thread starved that long on a loaded machine found the restore finished
-//! before its signal arrived.)
+//! answers one request at a time, each after 15 ms, so a 48 MiB file takes most of a second to
+//! write and is caught half written.
 
 use ore_tests::ore::{Ore, Run};
 use ore_tests::trees::{assert_same, bytes, is_root};
@@ -42,18 +40,25 @@ fn interrupted_then_rerun(signal: libc::c_int) {
     ore.snapshot("t", &src);
     // The same archive through a slow backend.
     let mut slow = Ore::new(format!(
-        "{} --serial 40 {} {}",
+        "{} --serial 15 {} {}",
         ore_tests::quote(&ore_tests::bin("delay-link")),
         ore_tests::quote(&ore_tests::bin("backend-fs")),
         ore_tests::quote(&store)
     ));
     slow.passphrase = ore.passphrase.clone();
     let dest = d.path().join("dest");
-    let mut child = slow
-        .cmd(&["restore", "t", dest.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = slow.cmd(&["restore", "t", dest.to_str().unwrap()]);
+    cmd.stderr(std::process::Stdio::piped());
+    // SIGINT as a terminal delivers it: a suite started in the background by a
+    // non-interactive shell runs with SIGINT ignored, which children inherit.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
     while !writing(&dest, child.id()) {
         assert!(

@@ -198,3 +198,92 @@ fn a_signal_stops_a_stream_snapshot_whose_producer_is_silent() {
         "no tag"
     );
 }
+
+/// Issue 26, item 2: several named streams in one snapshot (`--stdin-from-command` and
+/// `--stdin-name` repeated in pairs), each a file at the root; one failing command fails the
+/// whole snapshot; names must pair up and differ.
+#[test]
+fn several_commands_make_one_snapshot_of_one_file_each_and_one_failure_fails_it() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let input = data(d.path());
+    let big = format!("cat {}", input.display());
+    o.run(&[
+        "snapshot",
+        "dbs",
+        "--stdin-from-command",
+        "echo users",
+        "--stdin-name",
+        "users.sql",
+        "--stdin-from-command",
+        &big,
+        "--stdin-name",
+        "big.sql",
+    ])
+    .expect(0, "two commands");
+    let ls = o.run(&["ls", "dbs"]).expect(0, "ls").stdout;
+    assert_eq!(ls.lines().collect::<Vec<_>>(), ["big.sql", "users.sql"]);
+    let cat = o.cmd(&["cat", "dbs:big.sql"]).output().expect("cat");
+    assert_eq!(cat.stdout, std::fs::read(&input).expect("read"));
+    let cat = o.run(&["cat", "dbs:users.sql"]).expect(0, "cat");
+    assert_eq!(cat.stdout, "users\n");
+    let log = o.run(&["log", "dbs"]).expect(0, "log").stdout;
+    assert!(
+        log.contains("users.sql") && log.contains("big.sql"),
+        "{log}"
+    );
+
+    // The second command fails: no snapshot, the tag where it was.
+    let before = o.run(&["log", "dbs"]).expect(0, "log").stdout;
+    let r = o.run(&[
+        "snapshot",
+        "dbs",
+        "--stdin-from-command",
+        "echo users",
+        "--stdin-name",
+        "users.sql",
+        "--stdin-from-command",
+        "sh -c 'echo half; exit 4'",
+        "--stdin-name",
+        "big.sql",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("exit") && r.stderr.contains("tag was not moved"),
+        "{r:?}"
+    );
+    assert_eq!(o.run(&["log", "dbs"]).stdout, before);
+
+    // Names pair up with commands, and differ.
+    for (args, says) in [
+        (
+            vec![
+                "--stdin-from-command",
+                "echo a",
+                "--stdin-from-command",
+                "echo b",
+            ],
+            "give each command its name",
+        ),
+        (
+            vec![
+                "--stdin-from-command",
+                "echo a",
+                "--stdin-name",
+                "x",
+                "--stdin-from-command",
+                "echo b",
+                "--stdin-name",
+                "x",
+            ],
+            "two streams",
+        ),
+    ] {
+        let mut all = vec!["snapshot", "dbs"];
+        all.extend(args);
+        let r = o.run(&all);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(says), "{says:?} in {r:?}");
+    }
+}

@@ -349,34 +349,61 @@ fn paths_in(list: &std::path::Path, null: bool) -> Result<Vec<std::path::PathBuf
     Ok(out)
 }
 
-/// The paths to save, or the stream: `-` (or `/dev/stdin`) alone, `--stdin-name` or
-/// `--stdin-from-command`. Standard input that is a terminal is refused: a snapshot of what
-/// someone types is never what was meant.
+/// The paths to save, or the streams: `-` (or `/dev/stdin`) alone, `--stdin-name` or
+/// `--stdin-from-command` (repeated in pairs, the n-th name for the n-th command). Standard
+/// input that is a terminal is refused: a snapshot of what someone types is never what was
+/// meant.
 fn stream_of(
     paths: Vec<std::path::PathBuf>,
-    name: Option<String>,
-    command: Option<String>,
-) -> Result<(Vec<std::path::PathBuf>, Option<Stream>)> {
+    names: Vec<String>,
+    commands: Vec<String>,
+) -> Result<(Vec<std::path::PathBuf>, Vec<Stream>)> {
     let dash =
         matches!(paths.as_slice(), [p] if p.as_os_str() == "-" || p.as_os_str() == "/dev/stdin");
-    let source = match command {
-        Some(c) => Source::Command(c),
-        None if dash || name.is_some() => {
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                bail!(
-                    "standard input is a terminal: pipe the data in (`pg_dump db | ore \
-                     snapshot db --stdin-name db.sql`), or use --stdin-from-command"
-                );
-            }
-            Source::Stdin
+    let name = |n: Option<String>| n.unwrap_or_else(|| "stdin".into()).into_bytes();
+    if commands.len() > 1 && names.len() != commands.len() {
+        bail!(
+            "{} --stdin-from-command and {} --stdin-name: give each command its name, in the \
+             same order (`--stdin-from-command 'pg_dump a' --stdin-name a.sql \
+             --stdin-from-command 'pg_dump b' --stdin-name b.sql`)",
+            commands.len(),
+            names.len()
+        );
+    }
+    if !commands.is_empty() {
+        if dash {
+            bail!("`-` (standard input) and --stdin-from-command: give one or the other");
         }
-        None => return Ok((paths, None)),
-    };
+        if commands.len() == 1 && names.len() > 1 {
+            bail!("one --stdin-from-command and {} --stdin-name", names.len());
+        }
+        let mut names = names.into_iter();
+        let streams = commands
+            .into_iter()
+            .map(|c| Stream {
+                name: name(names.next()),
+                source: Source::Command(c),
+            })
+            .collect();
+        return Ok((paths, streams));
+    }
+    if !dash && names.is_empty() {
+        return Ok((paths, Vec::new()));
+    }
+    if names.len() > 1 {
+        bail!("standard input is one stream: give --stdin-name once");
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!(
+            "standard input is a terminal: pipe the data in (`pg_dump db | ore \
+             snapshot db --stdin-name db.sql`), or use --stdin-from-command"
+        );
+    }
     let stream = Stream {
-        name: name.unwrap_or_else(|| "stdin".into()).into_bytes(),
-        source,
+        name: name(names.into_iter().next()),
+        source: Source::Stdin,
     };
-    Ok((if dash { Vec::new() } else { paths }, Some(stream)))
+    Ok((if dash { Vec::new() } else { paths }, vec![stream]))
 }
 
 /// `--delete` never runs where it would remove the archive itself: an archive directory (or

@@ -73,8 +73,9 @@ pub struct SnapshotOptions {
     pub interrupted: Option<Arc<AtomicBool>>,
     /// The host name kept in the snapshot (`None`: this machine's).
     pub host: Option<String>,
-    /// A stream to keep as one file instead of `paths` (standard input, a command's output).
-    pub stream: Option<stream::Stream>,
+    /// Streams to keep as files instead of `paths` (standard input, commands' output), each
+    /// under its own name at the snapshot's root; empty for a snapshot of paths.
+    pub stream: Vec<stream::Stream>,
     /// Each path kept at its own absolute place below the root (`--files-from`), not side by
     /// side under its last component.
     pub in_place: bool,
@@ -154,19 +155,19 @@ impl Ctx<'_> {
 /// Makes a snapshot of `opts.paths` and moves `opts.tag` to it.
 pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
     crate::core::format::check_user_tag(&opts.tag)?;
-    match (&opts.stream, opts.paths.is_empty()) {
-        (None, true) => {
+    match (opts.stream.is_empty(), opts.paths.is_empty()) {
+        (true, true) => {
             return Err(Error::Usage(
                 "nothing to snapshot: give at least one PATH (or `-` for standard input)".into(),
             ))
         }
-        (Some(_), false) => {
+        (false, false) => {
             return Err(Error::Usage(
                 "give PATHs or a stream (`-`, --stdin-name, --stdin-from-command), not both".into(),
             ))
         }
-        (Some(s), true) => s.check()?,
-        (None, false) => {}
+        (false, true) => stream::check(&opts.stream)?,
+        (true, false) => {}
     }
     crate::core::labels::check(&opts.labels)?;
     let started = std::time::Instant::now();
@@ -196,17 +197,19 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
         Some(l) => l.gc_value().to_vec(),
         None => repo.backend().get_tag(GC_TAG)?.unwrap_or_default(),
     };
-    let (reader, writer) = match opts.stream {
-        Some(_) => (None, None),
-        None => open_cache(repo, opts, &gc_value)?,
+    let (reader, writer) = match opts.stream.is_empty() {
+        false => (None, None),
+        true => open_cache(repo, opts, &gc_value)?,
     };
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
-    let kept = match &opts.stream {
-        Some(s) => vec![PathBuf::from(crate::core::util::bytes_path(&s.name))],
-        None => paths,
+    let kept = match opts.stream.is_empty() {
+        false => (opts.stream.iter())
+            .map(|s| PathBuf::from(crate::core::util::bytes_path(&s.name)))
+            .collect(),
+        true => paths,
     };
     let mut snap = snapshot_of(&ctx, root, time, &kept);
     if opts.dry_run {
@@ -346,11 +349,11 @@ fn walk_and_store(
                 .collect(),
             None => Vec::new(),
         };
-        let root = match &ctx.opts.stream {
-            Some(st) => stream::store(ctx, st)
+        let root = match ctx.opts.stream.is_empty() {
+            false => stream::store(ctx, &ctx.opts.stream)
                 .map(|e| (e, writer))
                 .map_err(|e| ctx.fail(e)),
-            None => walk::run(ctx, paths, reader, writer),
+            true => walk::run(ctx, paths, reader, writer),
         };
         // Every question answered and its blocks sent, then the puts confirmed.
         if let Some(d) = &ctx.writer.deferred {

@@ -6,6 +6,11 @@
 //! today's). The stream is read to its end through the same windows and chunker as a file
 //! ([`super::file::store_stream`]); nothing of it is kept in memory beyond a window.
 //!
+//! Several streams make one snapshot (`--stdin-from-command` with `--stdin-name`, repeated
+//! in pairs: the dumps of three databases taken together): they are read one after another,
+//! in the order given, each into a file of its own name at the root, and the first failure
+//! fails the run. At most one of them is standard input.
+//!
 //! A command's failure must never pass for a backup: its output is read to the end, then its
 //! exit status is checked *before* the snapshot block is stored and the tag moved. A command
 //! that exits non-zero, or is killed, fails the run with its status, and the tag stays where
@@ -76,6 +81,30 @@ impl Stream {
     }
 }
 
+/// Checks a snapshot's streams: each as [`Stream::check`] does, their names all different (they
+/// are one directory's entries), and standard input at most once.
+pub fn check(streams: &[Stream]) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    for s in streams {
+        s.check()?;
+        if !names.insert(&s.name) {
+            return Err(Error::Usage(format!(
+                "--stdin-name `{}` is given to two streams: each needs a name of its own",
+                crate::core::util::show(&s.name)
+            )));
+        }
+    }
+    if streams
+        .iter()
+        .filter(|s| matches!(s.source, Source::Stdin))
+        .count()
+        > 1
+    {
+        return Err(Error::Usage("standard input can be read once".into()));
+    }
+    Ok(())
+}
+
 struct RootStore<'a, 'r> {
     ctx: &'a Ctx<'r>,
 }
@@ -86,9 +115,50 @@ impl Store for RootStore<'_, '_> {
     }
 }
 
-/// Reads the stream to its end, stores it, and returns the snapshot's root: a directory
-/// holding the one file. A command is waited for, and its failure is the run's error.
-pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
+/// Reads the streams to their ends, one after another, stores them, and returns the
+/// snapshot's root: a directory holding one file a stream.
+pub(super) fn store(ctx: &Ctx, streams: &[Stream]) -> Result<Entry> {
+    let mut files = Vec::with_capacity(streams.len());
+    for s in streams {
+        if ctx.stopped() {
+            return Err(Error::Stopped);
+        }
+        files.push(store_one(ctx, s)?);
+    }
+    // A directory's entries are sorted by name.
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut tree = Builder::<DirTree>::default();
+    let mut st = RootStore { ctx };
+    for f in files {
+        tree.push(f, &mut st)?;
+    }
+    let root = tree.finish(&mut st)?;
+    ctx.count(|s| s.dirs += 1);
+    Ok(owned(Vec::new(), EntryKind::Dir { tree: root }, 0o700))
+}
+
+/// An entry owned by this process's user, dated now.
+fn owned(name: Vec<u8>, kind: EntryKind, mode: u32) -> Entry {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    Entry {
+        name,
+        kind,
+        mode,
+        uid,
+        gid,
+        user: crate::core::meta::user_name(uid),
+        group: crate::core::meta::group_name(gid),
+        mtime: crate::core::util::now_ns(),
+        atime: None,
+        ctime: None,
+        xattrs: Vec::new(),
+    }
+}
+
+/// Reads one stream to its end and stores it: its file's entry. A command is waited for, and
+/// its failure is the run's error.
+fn store_one(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
     let (size, content) = match &stream.source {
         Source::Stdin => read_all(
             ctx,
@@ -141,34 +211,12 @@ pub(super) fn store(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
         s.files += 1;
         s.files_read += 1;
         s.bytes += size;
-        s.dirs += 1;
     });
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let now = crate::core::util::now_ns();
-    let entry = |name: Vec<u8>, kind: EntryKind, mode: u32| Entry {
-        name,
-        kind,
-        mode,
-        uid,
-        gid,
-        user: crate::core::meta::user_name(uid),
-        group: crate::core::meta::group_name(gid),
-        mtime: now,
-        atime: None,
-        ctime: None,
-        xattrs: Vec::new(),
-    };
-    let mut tree = Builder::<DirTree>::default();
-    let mut st = RootStore { ctx };
-    let file = entry(
+    Ok(owned(
         stream.name.clone(),
         EntryKind::File { size, content },
         0o600,
-    );
-    tree.push(file, &mut st)?;
-    let root = tree.finish(&mut st)?;
-    Ok(entry(Vec::new(), EntryKind::Dir { tree: root }, 0o700))
+    ))
 }
 
 /// Reads `from` (whose descriptor is `fd`) to its end into the archive; the run's stop

@@ -48,13 +48,15 @@ pub struct SnapshotArgs {
     /// The --files-from lists are NUL-separated (`find -print0`), taken as they are.
     #[arg(short = '0', long = "null", requires = "files_from")]
     pub null: bool,
-    /// Save standard input as one file of this name (default `stdin` for `-`).
+    /// Save standard input as one file of this name (default `stdin` for `-`); with several
+    /// --stdin-from-command, the name of each, in the same order.
     #[arg(long, value_name = "NAME")]
-    pub stdin_name: Option<String>,
+    pub stdin_name: Vec<String>,
     /// Save what COMMAND prints as one file (named by --stdin-name, default `stdin`); a
-    /// command that fails fails the snapshot, and the tag is not moved.
+    /// command that fails fails the snapshot, and the tag is not moved. Repeatable, each with
+    /// its own --stdin-name: the files of one snapshot, read one after another.
     #[arg(long, value_name = "COMMAND")]
-    pub stdin_from_command: Option<String>,
+    pub stdin_from_command: Vec<String>,
     /// A label kept with the snapshot, KEY=VALUE (repeatable): shown by `ore snapshots` and
     /// `ore log`, matched by `ore snapshots --label`.
     #[arg(long, value_name = "KEY=VALUE", value_parser = label)]
