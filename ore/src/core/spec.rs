@@ -322,20 +322,7 @@ fn by_prefix(repo: &Repo, prefix: &str, prefer: Option<&str>) -> Result<Node> {
 
 /// The chain of a tag, newest first.
 pub fn chain(repo: &Repo, tag: &str) -> Result<Vec<Node>> {
-    let mut out = Vec::new();
-    let mut next = repo.tag(tag)?;
-    let mut seen = HashSet::new();
-    while let Some(k) = next {
-        if !seen.insert(k) {
-            return Err(Error::Archive(format!(
-                "tag {tag}: its chain loops back to {k}"
-            )));
-        }
-        let node = repo.node(k)?;
-        next = node.below();
-        out.push(node);
-    }
-    Ok(out)
+    repo.chain_from(repo.tag(tag)?, tag)
 }
 
 #[cfg(test)]
