@@ -11,6 +11,13 @@ fn with_stdin(o: &Ore, args: &[&str], input: &Path) -> Run {
     Run::of(o.cmd(args).stdin(f).output().expect("ore runs"))
 }
 
+/// A new archive in `d`.
+fn archive(d: &Path) -> Ore {
+    let o = Ore::new(d.join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    o
+}
+
 /// Bytes that compress poorly and chunk into several blocks.
 fn data(d: &Path) -> std::path::PathBuf {
     let p = d.join("dump.sql");
@@ -36,8 +43,7 @@ fn new_bytes(r: &Run) -> u64 {
 #[test]
 fn standard_input_is_kept_as_one_file_that_reads_back_byte_for_byte_and_deduplicates() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     let input = data(d.path());
     let first = with_stdin(
         &o,
@@ -74,8 +80,7 @@ fn standard_input_is_kept_as_one_file_that_reads_back_byte_for_byte_and_deduplic
 #[test]
 fn a_command_that_fails_fails_the_snapshot_and_the_tag_stays_where_it_was() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     let input = data(d.path());
     let cmd = format!("cat {}", input.display());
     o.run(&[
@@ -134,8 +139,7 @@ fn a_command_that_fails_fails_the_snapshot_and_the_tag_stays_where_it_was() {
 #[test]
 fn the_command_is_given_no_passphrase_in_its_environment() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     o.run(&["snapshot", "env", "--stdin-from-command", "env"])
         .expect(0, "snapshot of env");
     let env = o.cmd(&["cat", "env:stdin"]).output().expect("cat");
@@ -147,8 +151,7 @@ fn the_command_is_given_no_passphrase_in_its_environment() {
 #[test]
 fn a_stream_with_paths_or_a_name_that_is_not_one_name_is_refused() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     let input = data(d.path());
     let r =
         with_stdin(&o, &["snapshot", "db", "--stdin-name", "../x"], &input).expect(1, "bad name");
@@ -169,8 +172,7 @@ fn a_stream_with_paths_or_a_name_that_is_not_one_name_is_refused() {
 #[test]
 fn a_signal_stops_a_stream_snapshot_whose_producer_is_silent() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     let mut child = o
         .cmd(&["snapshot", "db", "--stdin-from-command", "sleep 30"])
         .stderr(std::process::Stdio::piped())
@@ -205,8 +207,7 @@ fn a_signal_stops_a_stream_snapshot_whose_producer_is_silent() {
 #[test]
 fn several_commands_make_one_snapshot_of_one_file_each_and_one_failure_fails_it() {
     let d = scratch();
-    let o = Ore::new(d.path().join("arch").display().to_string());
-    o.run(&["init"]).expect(0, "init");
+    let o = archive(d.path());
     let input = data(d.path());
     let big = format!("cat {}", input.display());
     o.run(&[

@@ -66,6 +66,29 @@ pub enum EntryKind {
     },
 }
 
+impl Entry {
+    /// An entry Ore makes up rather than reads from a file system — the root that holds
+    /// several saved paths, the file a stream is kept in — owned by this process's user and
+    /// dated now.
+    pub fn made_now(name: Vec<u8>, kind: EntryKind, mode: u32) -> Entry {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Entry {
+            name,
+            kind,
+            mode,
+            uid,
+            gid,
+            user: crate::core::meta::user_name(uid),
+            group: crate::core::meta::group_name(gid),
+            mtime: crate::core::util::now_ns(),
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
 impl EntryKind {
     /// Its name in listings and JSON: `file`, `dir`, `symlink`, `hardlink`, `fifo`, `socket`,
     /// `char-device`, `block-device`.

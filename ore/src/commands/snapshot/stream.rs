@@ -134,26 +134,11 @@ pub(super) fn store(ctx: &Ctx, streams: &[Stream]) -> Result<Entry> {
     }
     let root = tree.finish(&mut st)?;
     ctx.count(|s| s.dirs += 1);
-    Ok(owned(Vec::new(), EntryKind::Dir { tree: root }, 0o700))
-}
-
-/// An entry owned by this process's user, dated now.
-fn owned(name: Vec<u8>, kind: EntryKind, mode: u32) -> Entry {
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    Entry {
-        name,
-        kind,
-        mode,
-        uid,
-        gid,
-        user: crate::core::meta::user_name(uid),
-        group: crate::core::meta::group_name(gid),
-        mtime: crate::core::util::now_ns(),
-        atime: None,
-        ctime: None,
-        xattrs: Vec::new(),
-    }
+    Ok(Entry::made_now(
+        Vec::new(),
+        EntryKind::Dir { tree: root },
+        0o700,
+    ))
 }
 
 /// Reads one stream to its end and stores it: its file's entry. A command is waited for, and
@@ -212,7 +197,7 @@ fn store_one(ctx: &Ctx, stream: &Stream) -> Result<Entry> {
         s.files_read += 1;
         s.bytes += size;
     });
-    Ok(owned(
+    Ok(Entry::made_now(
         stream.name.clone(),
         EntryKind::File { size, content },
         0o600,

@@ -259,21 +259,11 @@ impl Walk<'_, '_> {
         }
         let root_tree = tree.finish(&mut store)?;
         self.ctx.count(|s| s.dirs += 1);
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        Ok(Entry {
-            name: Vec::new(),
-            kind: EntryKind::Dir { tree: root_tree },
-            mode: 0o755,
-            uid,
-            gid,
-            user: crate::core::meta::user_name(uid),
-            group: crate::core::meta::group_name(gid),
-            mtime: crate::core::util::now_ns(),
-            atime: None,
-            ctime: None,
-            xattrs: Vec::new(),
-        })
+        Ok(Entry::made_now(
+            Vec::new(),
+            EntryKind::Dir { tree: root_tree },
+            0o755,
+        ))
     }
 
     /// The metadata every entry has; the kind is filled in by the caller.
