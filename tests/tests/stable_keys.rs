@@ -464,3 +464,50 @@ fn a_re_encrypted_sync_never_names_a_source_key_in_the_destination() {
     dst.run(&["gc"]).expect(0, "gc there");
     assert_eq!(log(&dst, "h").len(), 3);
 }
+
+/// Found by attacking `forget --prune` again: after a rollback and a newer snapshot, a prune
+/// expired every entry newer than the rollback's (which stays: it holds a snapshot the forget
+/// did not decide on), so the rollback became the tag's newest move, `check` reported the tag
+/// as behind its history and named a repair that moved it onto the dropped snapshot.
+#[test]
+fn after_forget_prune_the_tags_newest_reflog_entry_names_its_value() {
+    let (o, d) = Ore::local();
+    let src = d.path().join("src");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    snapshots(&o, "h", &src, 0, 1);
+    pause();
+    snapshots(&o, "h", &src, 1, 1);
+    pause();
+    o.run(&["reset", "h", "h~1"]).expect(0, "a rollback");
+    pause();
+    let newest = snapshots(&o, "h", &src, 2, 1);
+    pause();
+    o.run(&["forget", "h", "--keep-last", "1", "--prune"])
+        .expect(0, "forget --prune");
+    o.run(&["check"]).expect(0, "check after the prune");
+    assert_eq!(log(&o, "h"), newest);
+}
+
+/// Found by the same attack: in an archive of format 1 the kept snapshots get new keys, which
+/// the prune did not count as decided on, so the forget's own entry (whose old side holds
+/// every dropped snapshot) was never expired and nothing was freed.
+#[test]
+fn forget_prune_frees_what_it_dropped_in_a_format_1_archive() {
+    let d = scratch();
+    let out = d.path().join("out");
+    let o = Ore::new(d.path().join("a").display().to_string());
+    o.run(&["init", "--format-version", "1"]).expect(0, "init");
+    let keys: Vec<String> = (0..4)
+        .flat_map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            snapshots(&o, "h", &d.path().join("src"), i, 1)
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    o.run(&["forget", "h", "--keep-last", "2", "--prune"])
+        .expect(0, "forget --prune");
+    for (i, k) in keys.iter().enumerate().take(2) {
+        assert_eq!(version(&o, k, &out), None, "snapshot {i} was freed");
+    }
+    o.run(&["check", "--read-data"]).expect(0, "check");
+}

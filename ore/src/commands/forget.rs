@@ -98,13 +98,12 @@ impl ForgetOutcome {
 /// is snapshots this forget decided on, holding when it reaches one it dropped. A node that
 /// cannot be read is neither (it is kept: nothing says what it holds).
 pub fn holders(repo: &Repo, o: &ForgetOutcome) -> Result<Holders> {
-    let kept: HashSet<Key> = o
-        .decisions
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| d.key)
+    // A kept snapshot stored again (format 1) is decided on under its new key too.
+    let keys = |d: &Decision| std::iter::once(d.key).chain(d.new_key);
+    let kept: HashSet<Key> = (o.decisions.iter().filter(|d| d.keep))
+        .flat_map(keys)
         .collect();
-    let decided: HashSet<Key> = o.decisions.iter().map(|d| d.key).collect();
+    let decided: HashSet<Key> = o.decisions.iter().flat_map(keys).collect();
     // A snapshot dropped at one place and kept at another (loaded twice) is not dropped.
     let dropped: HashSet<Key> = decided.difference(&kept).copied().collect();
     let mut named: Vec<Key> = o.gone().into_iter().collect();

@@ -111,6 +111,18 @@ pub fn expire_dropped(repo: &Repo, tag: &str, h: &Holders) -> Result<Dropped> {
             && named.iter().any(|k| h.holding.contains(k))
     };
     let (entries, _) = rewrite_without(repo, &names_gone, false)?;
+    // The tag's newest entry says what it should name (`ore check` holds it to that). When the
+    // entries that led to its value went and an older one is left newest, a fresh entry
+    // records the value the tag has.
+    let current = repo.tag(tag)?;
+    let newest = super::entries(repo)?
+        .into_iter()
+        .rev()
+        .find(|e| e.tag == tag)
+        .map(|e| e.new);
+    if entries > 0 && current.is_some() && newest != Some(current) {
+        super::append(repo, &[RefEntry::now(tag, None, current, "forget --prune")])?;
+    }
     let history = read_history(repo)?;
     // The old heads: what they held besides the entries just dropped is in the new reflog.
     let dropped_from = |e: &RefEntry| !names_gone(e);
