@@ -120,7 +120,7 @@ pub fn expire_dropped(repo: &Repo, tag: &str, h: &Holders) -> Result<Dropped> {
         .rev()
         .find(|e| e.tag == tag)
         .map(|e| e.new);
-    if entries > 0 && current.is_some() && newest != Some(current) {
+    if entries > 0 && current.is_some() && newest.is_some_and(|n| n != current) {
         super::append(repo, &[RefEntry::now(tag, None, current, "forget --prune")])?;
     }
     let history = read_history(repo)?;
