@@ -186,17 +186,27 @@ pub fn resolve(repo: &Repo, s: &str) -> Result<(Key, Snapshot)> {
 
 /// Resolves a snapshot name to its key and snapshot, using what `ahead` read for it.
 pub fn resolve_with(repo: &Repo, s: &str, ahead: Option<Ahead>) -> Result<(Key, Snapshot)> {
-    find_with(repo, s, ahead, None).map(|n| (n.key, n.snapshot))
+    find_with(repo, s, ahead, Place::Any).map(|n| (n.key, n.snapshot))
+}
+
+/// Which place of a snapshot a name must resolve to, when it stands at several.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// Any: only the snapshot is wanted (`ls`, `restore`, `cat`), so a whole key is read
+    /// directly, without walking a chain — one read, however far the archive is.
+    Any,
+    /// Its place on a chain, preferring this tag's ([`find`]).
+    On(Option<&'a str>),
 }
 
 /// Resolves a snapshot name to its place on a chain (what `fork` and `reset` point tags at).
 /// A key is looked for on `prefer`'s chain and in its history first: a snapshot can stand at
 /// several places (a fork relinked by a forget), and a tag being reset wants its own.
 pub fn find(repo: &Repo, s: &str, prefer: Option<&str>) -> Result<Node> {
-    find_with(repo, s, None, prefer)
+    find_with(repo, s, None, Place::On(prefer))
 }
 
-fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, prefer: Option<&str>) -> Result<Node> {
+fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, place: Place) -> Result<Node> {
     let spec = parse(s)?;
     let ahead = ahead.and_then(|a| Some((a.tag, a.reading.join().ok()??)));
     let mut reads = Reads { repo, ahead };
@@ -213,7 +223,7 @@ fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, prefer: Option<&str>) -
                 Ok(node)
             }
             None if back == 0 && s.len() >= 6 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                by_prefix(repo, s, prefer)
+                by_prefix(repo, s, place)
             }
             None => Err(Error::Usage(format!(
                 "no tag or snapshot called `{s}` (see `ore tags`)"
@@ -233,7 +243,7 @@ fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, prefer: Option<&str>) -
                 })?;
             }
         }
-        Spec::Prefix(p) => by_prefix(repo, &p, prefer),
+        Spec::Prefix(p) => by_prefix(repo, &p, place),
     }
 }
 
@@ -243,14 +253,21 @@ fn find_with(repo: &Repo, s: &str, ahead: Option<Ahead>, prefer: Option<&str>) -
 /// reset): the first of these that holds it decides. A whole key is also read directly: a
 /// link is its own place, and a snapshot no chain or entry reaches (one found in a backend's
 /// tag history) stands alone — a format-1 snapshot with the chain it names itself, which is
-/// only its chain if nothing relinked it since.
-fn by_prefix(repo: &Repo, prefix: &str, prefer: Option<&str>) -> Result<Node> {
+/// only its chain if nothing relinked it since. Where any place will do ([`Place::Any`]), a
+/// whole key read directly is the answer.
+fn by_prefix(repo: &Repo, prefix: &str, place: Place) -> Result<Node> {
+    let prefer = match place {
+        Place::On(t) => t,
+        Place::Any => None,
+    };
     let prefix = prefix.to_ascii_lowercase();
     let mut direct = None;
     if prefix.len() == 64 {
         if let Some(k) = crate::core::format::parse_tag_value(prefix.as_bytes()) {
             match repo.node(k) {
-                Ok(node) if node.node != node.key => return Ok(node),
+                Ok(node) if node.node != node.key || matches!(place, Place::Any) => {
+                    return Ok(node)
+                }
                 Ok(node) => direct = Some(node),
                 // A stored block that does not read is damage (or not a snapshot), and is said
                 // so: "no such snapshot" would send the user looking for the wrong thing.
