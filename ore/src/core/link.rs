@@ -154,63 +154,101 @@ impl Repo {
     /// for meanwhile, up to [`IN_FLIGHT`] at once, so that a distant archive costs one round
     /// trip a snapshot, as it did when snapshots named each other.
     pub fn chain_from(&self, head: Option<Key>, tag: &str) -> Result<Vec<Node>> {
-        type Waiting = std::collections::VecDeque<(usize, Key, protocol::Ticket<Option<Vec<u8>>>)>;
+        self.walk_nodes(head, &mut std::collections::HashSet::new(), Some(tag))
+    }
+
+    /// [`Repo::chain_from`] for searches over many chains that share their older parts: it
+    /// stops before a node in `seen` (adding each it reads) and at the first node, or the
+    /// first snapshot, that does not read, giving what it read before.
+    pub fn chain_part(&self, head: Key, seen: &mut std::collections::HashSet<Key>) -> Vec<Node> {
+        self.walk_nodes(Some(head), seen, None).unwrap_or_default()
+    }
+
+    /// The walk under both: strict (`tag` given) fails on a loop or anything unread; otherwise
+    /// it ends there.
+    fn walk_nodes(
+        &self,
+        head: Option<Key>,
+        seen: &mut std::collections::HashSet<Key>,
+        tag: Option<&str>,
+    ) -> Result<Vec<Node>> {
+        type Ticket = protocol::Ticket<Option<Vec<u8>>>;
         let mut out: Vec<(Key, Key, Vec<Key>, Option<Snapshot>)> = Vec::new();
-        let mut waiting: Waiting = Waiting::new();
+        let mut waiting: std::collections::VecDeque<(usize, Key, Ticket)> = Default::default();
         let settle = |out: &mut Vec<(Key, Key, Vec<Key>, Option<Snapshot>)>,
-                      (i, key, ticket): (usize, Key, protocol::Ticket<Option<Vec<u8>>>)|
+                      (i, key, ticket): (usize, Key, Ticket)|
          -> Result<()> {
             let stored = fetched(ticket.wait(), key, Kind::Snapshot)?;
             out[i].3 = Some(self.decode_stored(key, Kind::Snapshot, stored)?);
             Ok(())
         };
-        let mut seen = std::collections::HashSet::new();
         let mut next = head;
+        let mut failed = None;
         while let Some(k) = next {
             if !seen.insert(k) {
-                return Err(Error::Archive(format!(
-                    "tag {tag}: its chain loops back to {k}"
-                )));
+                match tag {
+                    Some(tag) => {
+                        return Err(Error::Archive(format!(
+                            "tag {tag}: its chain loops back to {k}"
+                        )))
+                    }
+                    None => break,
+                }
             }
-            let stored = self.node_block(k)?;
-            match self.open_node(k, stored)? {
-                Stored::Snapshot(s) => {
+            let read = self
+                .node_block(k)
+                .and_then(|stored| self.open_node(k, stored));
+            match read {
+                Ok(Stored::Snapshot(s)) => {
                     next = s.previous.first().copied();
                     out.push((k, k, s.previous.clone(), Some(*s)));
                 }
-                Stored::Link(l) => {
+                Ok(Stored::Link(l)) => {
                     next = l.previous.first().copied();
-                    waiting.push_back((
-                        out.len(),
-                        l.snapshot,
-                        self.backend().start_get(l.snapshot),
-                    ));
+                    let ticket = self.backend().start_get(l.snapshot);
+                    waiting.push_back((out.len(), l.snapshot, ticket));
                     out.push((k, l.snapshot, l.previous, None));
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
             if waiting.len() > IN_FLIGHT {
                 if let Some(w) = waiting.pop_front() {
-                    settle(&mut out, w)?;
+                    let i = w.0;
+                    if let Err(e) = settle(&mut out, w) {
+                        out.truncate(i);
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
         }
         while let Some(w) = waiting.pop_front() {
-            settle(&mut out, w)?;
+            let i = w.0;
+            if i >= out.len() {
+                continue;
+            }
+            if let Err(e) = settle(&mut out, w) {
+                out.truncate(i);
+                failed.get_or_insert(e);
+            }
         }
-        out.into_iter()
-            .map(|(node, key, previous, snapshot)| {
-                let snapshot = snapshot.ok_or_else(|| Error::Missing {
-                    key,
-                    kind: Kind::Snapshot.name(),
-                })?;
-                Ok(Node {
+        if let (Some(e), Some(_)) = (failed, tag) {
+            return Err(e);
+        }
+        Ok(out
+            .into_iter()
+            .filter_map(|(node, key, previous, snapshot)| {
+                Some(Node {
                     node,
                     key,
-                    snapshot,
+                    snapshot: snapshot?,
                     previous,
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// Reads the chain below node `key` to its end, so that a tag is never pointed at one that

@@ -307,14 +307,8 @@ fn by_prefix(repo: &Repo, prefix: &str, place: Place) -> Result<Node> {
     let mut found: Option<Node> = None;
     for group in groups {
         for head in group {
-            let mut next = Some(head);
-            while let Some(k) = next {
-                if !seen.insert(k) {
-                    break;
-                }
-                // A tag that names something unreadable does not hide the other snapshots.
-                let Ok(node) = repo.node(k) else { break };
-                next = node.below();
+            // A chain that stops at something unreadable does not hide the other snapshots.
+            for node in repo.chain_part(head, &mut seen) {
                 if node.key.to_hex().starts_with(&prefix) || node.node.to_hex().starts_with(&prefix)
                 {
                     if let Some(other) = &found {
