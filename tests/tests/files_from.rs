@@ -2,9 +2,18 @@
 //! absolute place in the snapshot, so same-named files never collide; `-0` for NUL-separated
 //! lists; a path that does not exist named with its line before anything is saved.
 
-use ore_tests::ore::{scratch, Ore};
+use ore_tests::ore::{scratch, Ore, Run};
 use ore_tests::trees::write_file as write;
 use std::path::Path;
+
+/// `ore [PRE] snapshot t [FLAGS] --files-from LIST`.
+fn from_list(o: &Ore, pre: &[&str], flags: &[&str], list: &Path) -> Run {
+    let mut args = pre.to_vec();
+    args.extend(["snapshot", "t"]);
+    args.extend_from_slice(flags);
+    args.extend(["--files-from", list.to_str().expect("UTF-8")]);
+    o.run(&args)
+}
 
 /// `ore ls -R TAG`, as paths.
 fn listing(o: &Ore, tag: &str) -> Vec<String> {
@@ -40,13 +49,7 @@ fn listed_paths_are_kept_at_their_own_place_and_same_names_never_collide() {
         src.join("dir/sub/b").display(),
     );
     std::fs::write(&list, text).expect("write");
-    o.run(&[
-        "snapshot",
-        "t",
-        "--files-from",
-        list.to_str().expect("UTF-8"),
-    ])
-    .expect(0, "snapshot");
+    from_list(&o, &[], &[], &list).expect(0, "snapshot");
     let all = listing(&o, "t");
     for p in ["x/config", "y/config", "dir/a", "dir/sub/b"] {
         assert!(all.contains(&kept(&src.join(p))), "{p} in {all:?}");
@@ -61,15 +64,7 @@ fn listed_paths_are_kept_at_their_own_place_and_same_names_never_collide() {
     let back = dest.join(kept(&src.join("y/config")));
     assert_eq!(std::fs::read(back).expect("restored"), b"y");
     // A second run reads nothing again (the file cache works here too).
-    let r = o
-        .run(&[
-            "--json",
-            "snapshot",
-            "t",
-            "--files-from",
-            list.to_str().expect("UTF-8"),
-        ])
-        .expect(0, "again");
+    let r = from_list(&o, &["--json"], &[], &list).expect(0, "again");
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("JSON");
     assert_eq!(v["stats"]["files_read"], 0, "{v}");
 }
@@ -85,14 +80,7 @@ fn a_nul_separated_list_takes_names_with_newlines_as_they_are() {
     let mut bytes = odd.display().to_string().into_bytes();
     bytes.push(0);
     std::fs::write(&list, bytes).expect("write");
-    o.run(&[
-        "snapshot",
-        "t",
-        "-0",
-        "--files-from",
-        list.to_str().expect("UTF-8"),
-    ])
-    .expect(0, "snapshot");
+    from_list(&o, &[], &["-0"], &list).expect(0, "snapshot");
     let name = format!("t:{}", kept(&odd));
     let cat = o.cmd(&["cat", &name]).output().expect("cat");
     assert_eq!(cat.stdout, b"odd", "{cat:?}");
@@ -111,14 +99,7 @@ fn a_listed_path_that_does_not_exist_is_named_with_its_line_and_nothing_is_saved
         d.path().join("src/missing").display()
     );
     std::fs::write(&list, text).expect("write");
-    let r = o
-        .run(&[
-            "snapshot",
-            "t",
-            "--files-from",
-            list.to_str().expect("UTF-8"),
-        ])
-        .expect(1, "refused");
+    let r = from_list(&o, &[], &[], &list).expect(1, "refused");
     assert!(
         r.stderr.contains("(line 2)") && r.stderr.contains("missing"),
         "{}",
@@ -140,13 +121,7 @@ fn a_listed_symlink_is_kept_as_the_symlink_at_its_place() {
     std::os::unix::fs::symlink("../real/zone", src.join("etc/localtime")).expect("symlink");
     let list = d.path().join("list");
     std::fs::write(&list, format!("{}\n", src.join("etc/localtime").display())).expect("write");
-    o.run(&[
-        "snapshot",
-        "t",
-        "--files-from",
-        list.to_str().expect("UTF-8"),
-    ])
-    .expect(0, "snapshot");
+    from_list(&o, &[], &[], &list).expect(0, "snapshot");
     let r = o.run(&["ls", "-l", "-R", "t"]).expect(0, "ls").stdout;
     let line = r
         .lines()

@@ -46,6 +46,24 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A pause past the next second: the backend keeps and expires tag values by the second, and
+/// scheduled runs are that far apart at least.
+fn pause() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
+/// [`snapshots`], each after a [`pause`], then a pause.
+fn spaced(o: &Ore, tag: &str, src: &Path, n: usize) -> Vec<String> {
+    let keys = (0..n)
+        .flat_map(|i| {
+            pause();
+            snapshots(o, tag, src, i, 1)
+        })
+        .collect();
+    pause();
+    keys
+}
+
 fn newest_first(keys: &[String]) -> Vec<String> {
     keys.iter().rev().cloned().collect()
 }
@@ -300,16 +318,9 @@ fn sync_between_archives_sharing_keys_keeps_snapshot_keys_and_follows_a_forget()
 fn forget_prune_never_deletes_what_a_reset_moved_away_from() {
     let (o, d) = Ore::local();
     let out = d.path().join("out");
-    // A second apart, as runs are: the backend keeps and expires values by the second.
-    let keys: Vec<String> = (0..4)
-        .flat_map(|i| {
-            std::thread::sleep(std::time::Duration::from_millis(1100));
-            snapshots(&o, "h", &d.path().join("src"), i, 1)
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let keys = spaced(&o, "h", &d.path().join("src"), 4);
     o.run(&["reset", "h", "h~1"]).expect(0, "a rollback");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pause();
     let r = o
         .run(&["forget", "h", "--keep-last", "2", "--prune"])
         .expect(0, "forget --prune");
@@ -473,7 +484,6 @@ fn a_re_encrypted_sync_never_names_a_source_key_in_the_destination() {
 fn after_forget_prune_the_tags_newest_reflog_entry_names_its_value() {
     let (o, d) = Ore::local();
     let src = d.path().join("src");
-    let pause = || std::thread::sleep(std::time::Duration::from_millis(1100));
     snapshots(&o, "h", &src, 0, 1);
     pause();
     snapshots(&o, "h", &src, 1, 1);
@@ -497,13 +507,7 @@ fn forget_prune_frees_what_it_dropped_in_a_format_1_archive() {
     let out = d.path().join("out");
     let o = Ore::new(d.path().join("a").display().to_string());
     o.run(&["init", "--format-version", "1"]).expect(0, "init");
-    let keys: Vec<String> = (0..4)
-        .flat_map(|i| {
-            std::thread::sleep(std::time::Duration::from_millis(1100));
-            snapshots(&o, "h", &d.path().join("src"), i, 1)
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let keys = spaced(&o, "h", &d.path().join("src"), 4);
     o.run(&["forget", "h", "--keep-last", "2", "--prune"])
         .expect(0, "forget --prune");
     for (i, k) in keys.iter().enumerate().take(2) {

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn start(o: &Ore, src: &Path) -> Child {
-    o.cmd(&[
+/// `ore watch t SRC` with a short settle and longest wait, then `extra`.
+fn watch_cmd(o: &Ore, src: &Path, extra: &[&str]) -> std::process::Command {
+    let mut args = vec![
         "watch",
         "t",
         src.to_str().expect("UTF-8"),
@@ -18,11 +19,18 @@ fn start(o: &Ore, src: &Path) -> Child {
         "300ms",
         "--longest",
         "5s",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("ore watch starts")
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = o.cmd(&args);
+    cmd.stdout(Stdio::null());
+    cmd
+}
+
+fn start(o: &Ore, src: &Path) -> Child {
+    watch_cmd(o, src, &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ore watch starts")
 }
 
 /// Waits until tag `t` has `n` snapshots; false after `limit`.
@@ -163,18 +171,7 @@ fn an_overflowed_event_queue_makes_the_next_snapshot_walk_everything() {
 
 /// Starts `ore watch` with extra arguments; stderr to a file, for reading while it runs.
 fn start_with(o: &Ore, src: &Path, extra: &[&str], err: &Path) -> Child {
-    let mut args = vec![
-        "watch",
-        "t",
-        src.to_str().expect("UTF-8"),
-        "--settle",
-        "300ms",
-        "--longest",
-        "5s",
-    ];
-    args.extend_from_slice(extra);
-    o.cmd(&args)
-        .stdout(Stdio::null())
+    watch_cmd(o, src, extra)
         .stderr(std::fs::File::create(err).expect("a file for stderr"))
         .spawn()
         .expect("ore watch starts")

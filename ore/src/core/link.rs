@@ -256,16 +256,13 @@ impl Repo {
     /// collected what it named). The error names the node that does not read.
     pub fn whole_chain(&self, key: Key) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
-        let mut next = Some(key);
-        while let Some(k) = next.filter(|k| seen.insert(*k)) {
-            let node = self.node(k).map_err(|e| {
+        self.walk_nodes(Some(key), &mut seen, Some(&key.to_hex()))
+            .map(drop)
+            .map_err(|e| {
                 Error::Archive(format!(
                     "the chain below {key} does not read to its end (nothing was changed): {e}"
                 ))
-            })?;
-            next = node.below();
-        }
-        Ok(())
+            })
     }
 
     /// The snapshot that `key` names: a snapshot block, or a link (a tag's value).
