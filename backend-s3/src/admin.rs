@@ -7,7 +7,7 @@
 
 mod reindex;
 
-use crate::{tag_history, tags, S3Backend, FORMAT};
+use crate::{tag_history, tags, S3Backend, FORMAT, FORMAT_1};
 use protocol::admin::{entry, no_args, records, Records, Table};
 use protocol::{provenance, AdminOutput, Backend, Error, ErrorCode, Key, Result};
 
@@ -60,9 +60,10 @@ fn info(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
     let store = &b.store;
     no_args("info", args)?;
     let c = b.conditional()?;
+    let format = if store.layout == 1 { FORMAT_1 } else { FORMAT };
     Ok(AdminOutput::new(
         format!(
-            "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {FORMAT} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
+            "backend-s3 archive\n  location:          {}\n  endpoint:          {}\n  credentials:       {}\n  format:            {format} (blocks in packs)\n  max block size:    {} bytes\n  access:            {}\n  conditional writes: {}\n  tag changes:       {}\n",
             store.archive,
             b.endpoint,
             b.credentials_source,
@@ -84,7 +85,7 @@ fn info(b: &S3Backend, args: &[String]) -> Result<AdminOutput> {
             "location": store.archive,
             "endpoint": b.endpoint,
             "credentials": b.credentials_source,
-            "format": FORMAT,
+            "format": format,
             "max_block_size": b.max_block_size,
             "read_only": b.read_only,
             "conditional_writes": c,

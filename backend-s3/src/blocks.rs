@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 const UPLOADS: usize = 1;
 /// An exists batch with unknown keys reads new index objects only when the last read is older
 /// than this: a stale "no" only makes the frontend store a block again (a duplicate, which gc
-/// repacks away), while a read per batch would cost two LISTs for every batch of a snapshot of
+/// repacks away), while a read per batch would cost a LIST (two in layout 1) for every batch of a snapshot of
 /// new data. A get that misses always reads them: a stale miss there would be wrong.
 const EXISTS_STALENESS: std::time::Duration = std::time::Duration::from_secs(2);
 /// Each such read that finds nothing new doubles the wait before the next, up to this: a
@@ -209,12 +209,12 @@ impl Blocks {
         let (id, table) = pack.finish();
         let bytes = pack.seal();
         let pack = Arc::new(pack);
-        let (s, index) = (store.clone(), self.index.clone());
-        let entries = pack.entries.clone();
+        let (s, index, held) = (store.clone(), self.index.clone(), pack.clone());
         let (unindexed, one_per_pack) = (self.unindexed.clone(), self.one_per_pack);
         let task = rt.spawn(async move {
             s.put_new(&format!("packs/{id}"), bytes).await?;
-            write(&index).add(&id, &entries);
+            write(&index).add(&id, &held.entries);
+            held.release();
             let ready = {
                 let mut waiting = lock(&unindexed);
                 waiting.push((id, table));
@@ -379,7 +379,8 @@ impl Blocks {
             .map_or(0, |d| d.as_nanos());
         let record = crate::packs::deletion_record(pairs);
         let name = format!(
-            "deleted/{nanos:024}-{}-{}",
+            "{}{nanos:024}-{}-{}",
+            crate::packs::removals_dir(store.layout),
             std::process::id(),
             blake3::hash(&record).to_hex()
         );

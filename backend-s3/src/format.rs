@@ -4,11 +4,13 @@
 //! backend-s3 never mixes an archive into someone else's data.
 
 use crate::store::Store;
-use crate::{S3Options, DEFAULT_MAX_BLOCK, FORMAT, FORMAT_OBJECT};
+use crate::{S3Options, DEFAULT_MAX_BLOCK, FORMAT, FORMAT_1, FORMAT_OBJECT};
 use protocol::{Error, ErrorCode, Result};
 
 /// What the format object says.
 pub(crate) struct Format {
+    /// The layout: 2 ([`FORMAT`]), or 1 ([`FORMAT_1`]: removal records in `deleted/`).
+    pub layout: u8,
     pub max_block_size: u32,
     /// Tags are records in `tag-log/` ("tags": "log"), not objects moved by compare-and-swap.
     pub tag_log: bool,
@@ -21,7 +23,7 @@ pub(crate) fn body(max: u32, tag_log: bool) -> Vec<u8> {
     serde_json::json!({
         "format": FORMAT,
         "max_block_size": max,
-        "blocks": "packs (packs/<id>, index/<id>, deleted/)",
+        "blocks": "packs (packs/<id>; index/<id> and removal records index/r-<...>)",
         "tags": if tag_log { "log" } else { "objects" },
     })
     .to_string()
@@ -39,17 +41,22 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<For
                     store.archive
                 ))
             })?;
-            if v["format"] != FORMAT {
-                return Err(invalid(format!(
-                    "{}: {FORMAT_OBJECT} names format {}, not {FORMAT}",
-                    store.archive, v["format"]
-                )));
-            }
+            let layout = match v["format"].as_str() {
+                Some(FORMAT) => 2,
+                Some(FORMAT_1) => 1,
+                _ => {
+                    return Err(invalid(format!(
+                        "{}: {FORMAT_OBJECT} names format {}, not {FORMAT} or {FORMAT_1}",
+                        store.archive, v["format"]
+                    )))
+                }
+            };
             let max = v["max_block_size"]
                 .as_u64()
                 .and_then(|m| u32::try_from(m).ok());
             return match max {
                 Some(m) if m > 0 && m <= protocol::frame::MAX_BLOCK_LIMIT => Ok(Format {
+                    layout,
                     max_block_size: m,
                     tag_log: v["tags"] == "log",
                     created: false,
@@ -87,6 +94,7 @@ pub(crate) async fn format_object(store: &Store, opts: &S3Options) -> Result<For
             .await?
         {
             return Ok(Format {
+                layout: 2,
                 max_block_size: max,
                 tag_log: opts.assume_unconditional,
                 created: true,

@@ -218,12 +218,32 @@ impl Index {
 /// Reads the index and deletion objects this process has not applied yet; the caller applies
 /// what was found under its lock ([`apply`]).
 pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Found> {
-    let (listed, deleted) =
-        futures::try_join!(store.list_all("index/"), store.list_all("deleted/"))?;
+    // Layout 2 keeps removal records among the index objects (`index/r-...`): one listing
+    // finds both. Layout 1 keeps them in `deleted/`.
+    let (listed, deleted, removals) = if store.layout == 1 {
+        let (i, d) = futures::try_join!(store.list_all("index/"), store.list_all("deleted/"))?;
+        store
+            .local
+            .prune("index", &i.iter().map(String::as_str).collect());
+        store
+            .local
+            .prune("deleted", &d.iter().map(String::as_str).collect());
+        (i, d, "deleted/")
+    } else {
+        let both = store.list_all("index/").await?;
+        store
+            .local
+            .prune("index", &both.iter().map(String::as_str).collect());
+        let (d, i) = both
+            .into_iter()
+            .partition(|n| n.starts_with(crate::packs::REMOVAL_MARK));
+        (i, d, "index/")
+    };
     let now: HashSet<&str> = listed.iter().map(String::as_str).collect();
     let vanished = seen
         .iter()
         .filter(|o| o.strip_prefix("index/").is_some_and(|n| !now.contains(n)))
+        .filter(|o| !crate::packs::is_removal(o))
         .cloned()
         .collect();
     let fresh = |names: Vec<String>, dir: &str| -> Vec<String> {
@@ -233,12 +253,8 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
             .filter(|n| !seen.contains(n))
             .collect()
     };
-    store.local.prune("index", &now);
     let indexes = fresh(listed, "index/");
-    store
-        .local
-        .prune("deleted", &deleted.iter().map(String::as_str).collect());
-    let deletions = fresh(deleted, "deleted/");
+    let deletions = fresh(deleted, removals);
     // Owned names and store handles: these futures run inside spawned tasks, which must not
     // borrow from an iterator.
     let reads = indexes.into_iter().map(|o| {

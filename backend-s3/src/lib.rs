@@ -6,7 +6,7 @@
 //!
 //! Blocks live in packs of about 16 MiB (`packs/<id>`, each ending with its own table of
 //! contents), found through `index/<id>` objects that any process reads at need and can
-//! rebuild from the packs; removals are records in `deleted/`, and a repack (gc's `compact`,
+//! rebuild from the packs; removals are records among them (`index/r-...`), and a repack (gc's `compact`,
 //! see `repack`) rewrites packs whose removed or duplicate share passes a threshold. Tags are objects moved by
 //! compare-and-swap with `If-None-Match`/`If-Match`. A start-up probe checks that the store
 //! honours those conditions at all; `info` says what it found. An archive created where they
@@ -67,8 +67,11 @@ use tokio::sync::Semaphore;
 pub const DEFAULT_MAX_BLOCK: u32 = 16 << 20;
 /// The format object's name, under the prefix.
 pub const FORMAT_OBJECT: &str = "ore-s3.json";
-/// The format this crate writes and reads.
-pub const FORMAT: &str = "ore-s3-1";
+/// The layout this crate creates archives in: removal records live beside the index objects
+/// (`index/r-...`), so one listing finds both (LAYOUT.md, "Format object").
+pub const FORMAT: &str = "ore-s3-2";
+/// The first layout, still read and written as it is: removal records in `deleted/`.
+pub const FORMAT_1: &str = "ore-s3-1";
 /// Reads and exists batches in flight at most through the `start_*` methods.
 const IN_FLIGHT: usize = 128;
 
@@ -188,6 +191,7 @@ impl S3Backend {
         let format = rt.block_on(format::format_object(&store, &opts))?;
         let max_block_size = format.max_block_size;
         store.tag_log = format.tag_log;
+        store.layout = format.layout;
         if format.created && !probe.wait(&rt)?.exact() && !store.tag_log {
             // A new archive on a store found to ignore conditions keeps its tags as records.
             rt.block_on(store.put(FORMAT_OBJECT, format::body(max_block_size, true)))?;

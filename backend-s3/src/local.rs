@@ -1,7 +1,7 @@
 //! Copies of the archive's immutable small objects on this machine, so that a start does not
 //! read every index object again.
 //!
-//! A process learns where blocks are by reading every `index/` and `deleted/` object; with one
+//! A process learns where blocks are by reading every index object and removal record; with one
 //! index object per pack, each run of `ore` against a 19-pack archive began with 25 to 50
 //! GETs before its first block, and the count grows with the archive. Both kinds of object
 //! are immutable under their names (an index object is named by its pack's hash and only
@@ -45,7 +45,8 @@ impl LocalCopies {
     }
 
     fn file(&self, name: &str) -> Option<PathBuf> {
-        // Names are `index/<hex>` or `deleted/<digits>-<digits>-<hex>`: no `..`, no other '/'.
+        // Names are `index/<hex>`, `index/r-<digits>-<digits>-<hex>` or (layout 1)
+        // `deleted/<digits>-<digits>-<hex>`: no `..`, no other '/'.
         let (dir, base) = name.split_once('/')?;
         if !matches!(dir, "index" | "deleted")
             || base.is_empty()

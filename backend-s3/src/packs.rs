@@ -4,7 +4,7 @@
 //! a million small files are a million chunks. So blocks are gathered into packs of about
 //! 16 MiB, each written once under a name derived from its bytes. A pack ends with its own
 //! table of contents, so the pack alone is enough to rebuild the index that says where its
-//! blocks lie (`index`). Removals are records `deleted/<ns>-<pid>-<hash>` naming (key, pack)
+//! blocks lie (`index`). Removals are records `index/r-<ns>-<pid>-<hash>` naming (key, pack)
 //! pairs, so that they apply whatever order records are read in, and a block stored again
 //! after its removal (in a newer pack) stays.
 
@@ -43,8 +43,9 @@ pub(crate) type Locs = smallvec::SmallVec<[Loc; 1]>;
 pub(crate) struct Builder {
     pub data: Vec<u8>,
     /// The pack's bytes once sealed: shared by the upload and the reads answered meanwhile,
-    /// so a pack on its way is held once, not twice.
-    pub sealed: Option<bytes::Bytes>,
+    /// so a pack on its way is held once, not twice; released ([`Builder::release`]) once it
+    /// is stored and indexed, when reads find it in the store.
+    pub sealed: std::sync::Mutex<Option<bytes::Bytes>>,
     pub entries: Vec<(Key, u64, u32)>,
     pub keys: BTreeMap<Key, usize>,
 }
@@ -80,7 +81,8 @@ impl Builder {
     pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
         let &(_, offset, len) = self.entries.get(*self.keys.get(key)?)?;
         let start = usize::try_from(offset).ok()?;
-        let data: &[u8] = self.sealed.as_deref().unwrap_or(&self.data);
+        let sealed = ore_util::sync::lock(&self.sealed);
+        let data: &[u8] = sealed.as_deref().unwrap_or(&self.data);
         data.get(start..start + len as usize).map(<[u8]>::to_vec)
     }
 
@@ -110,8 +112,15 @@ impl Builder {
     /// Freezes the finished pack's bytes; the shared handle to upload.
     pub fn seal(&mut self) -> bytes::Bytes {
         let b = bytes::Bytes::from(std::mem::take(&mut self.data));
-        self.sealed = Some(b.clone());
+        *ore_util::sync::lock(&self.sealed) = Some(b.clone());
         b
+    }
+
+    /// Lets go of the sealed bytes: the pack is stored and the index names its blocks, so
+    /// reads find them there. Held until the next pack was sealed, a stored pack kept a third
+    /// 16 MiB in memory at a snapshot's peak (heaptrack: 52 MB of packs, 35 MB after).
+    pub fn release(&self) {
+        ore_util::sync::lock(&self.sealed).take();
     }
 }
 
@@ -152,6 +161,27 @@ pub(crate) fn parse_table(archive: &str, what: &str, t: &[u8]) -> Result<Entries
 
 /// A table's entries: key, offset, length.
 pub(crate) type Entries = Vec<(Key, u64, u32)>;
+
+/// Where removal records are named, by layout: `index/r-<ns>-<pid>-<hash>` beside the index
+/// objects (layout 2: one listing finds both), or `deleted/<ns>-<pid>-<hash>` (layout 1).
+pub(crate) fn removals_dir(layout: u8) -> &'static str {
+    if layout == 1 {
+        "deleted/"
+    } else {
+        REMOVALS_IN_INDEX
+    }
+}
+
+/// The prefix of removal records among the index objects (layout 2). `r` is no hex digit, so
+/// no index object (`index/<64 hex digits>`) starts with it.
+pub(crate) const REMOVALS_IN_INDEX: &str = "index/r-";
+/// The same, as a name in a listing of `index/`.
+pub(crate) const REMOVAL_MARK: &str = "r-";
+
+/// Whether the object `name` is a removal record (of either layout).
+pub(crate) fn is_removal(name: &str) -> bool {
+    name.starts_with(REMOVALS_IN_INDEX) || name.starts_with("deleted/")
+}
 
 /// The bytes of a deletion record for these pairs: key (32 bytes) then pack id (64 hex).
 pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {

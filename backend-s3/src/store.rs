@@ -72,6 +72,9 @@ pub(crate) struct Store {
     /// Tags are kept as records in `tag-log/` (the format object says so), not as objects
     /// moved by compare-and-swap.
     pub(crate) tag_log: bool,
+    /// The archive's layout (1 or 2): in layout 1, removal records are in `deleted/`, apart
+    /// from the index objects, and finding both takes two listings.
+    pub(crate) layout: u8,
     /// The tag objects this process last read or wrote, with their ETags (`tag_cache`).
     pub(crate) tag_cache: std::sync::Arc<crate::tag_cache::Cache>,
     /// Copies of immutable index and removal objects on this machine (`local`).
@@ -109,6 +112,7 @@ impl Store {
             archive,
             requests: Default::default(),
             tag_log: false,
+            layout: 2,
             tag_cache: Default::default(),
             local: std::sync::Arc::new(local),
         })

@@ -52,6 +52,7 @@ pub mod measure;
 pub mod ore;
 pub mod powercut;
 pub mod programs;
+pub mod s3objects;
 pub mod seaweed;
 pub mod sshd;
 pub mod tmpfs;

@@ -68,3 +68,24 @@ fn a_hint_another_run_made_stale_is_refused_by_the_store_and_the_slots_are_liste
         .expect(0, "a snapshot that lists the slots");
     ore.run(&["check", "--read-data"]).expect(0, "check");
 }
+
+#[test]
+fn the_first_snapshot_after_init_creates_slot_zero_without_listing_the_tags() {
+    let d = scratch();
+    let fsdir = d.path().join("fs");
+    let ore = Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"first").unwrap();
+    // `init` left word that the archive has no lease slot yet.
+    without_tag_listings(&ore, &fsdir)
+        .run(&["snapshot", "t", src.to_str().unwrap()])
+        .expect(0, "a first snapshot that needs no listing of tags");
+    // A machine with a cache of its own has no such word: it lists, as before.
+    let mut elsewhere = without_tag_listings(&ore, &fsdir);
+    elsewhere.cache = d.path().join("other-cache");
+    std::fs::write(src.join("a"), b"second").unwrap();
+    let r = elsewhere.run(&["snapshot", "t", src.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "a run without a hint took a lease unlisted");
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+}

@@ -4,47 +4,13 @@
 //! `repack.lock` at once exactly one proceeds ("Repacking").
 
 use connect::Client;
-use opendal::Operator;
 use ore_tests::ore::Run;
-use ore_tests::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
+use ore_tests::s3objects::{objects, operator, rt};
+use ore_tests::seaweed::{Cluster, BUCKET};
 use protocol::Backend;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::conformance::{test_data, test_key};
-
-fn operator(c: &Cluster, root: &str) -> Operator {
-    Operator::new(
-        opendal::services::S3::default()
-            .bucket(BUCKET)
-            .root(&format!("/{root}"))
-            .region("us-east-1")
-            .endpoint(&c.endpoint())
-            .access_key_id(ACCESS_KEY)
-            .secret_access_key(SECRET_KEY)
-            .disable_config_load()
-            .disable_ec2_metadata(),
-    )
-    .expect("operator")
-    .finish()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
-/// The names of the objects under `dir` (e.g. `packs/`).
-fn objects(op: &Operator, dir: &str) -> Vec<String> {
-    rt().block_on(op.list(dir))
-        .expect("list")
-        .into_iter()
-        .map(|e| e.path().to_string())
-        .filter(|p| !p.ends_with('/'))
-        .collect()
-}
 
 fn admin(id: &str, args: &[&str]) -> Run {
     Run::of(

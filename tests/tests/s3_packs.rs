@@ -2,34 +2,10 @@
 //! index any process can rebuild from the packs themselves (LAYOUT.md, "Packs").
 
 use connect::Client;
-use opendal::Operator;
-use ore_tests::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
+use ore_tests::s3objects::{delete, objects, operator};
+use ore_tests::seaweed::Cluster;
 use protocol::Backend;
 use testkit::conformance::{test_data, test_key};
-
-/// The archive's objects under `dir` (e.g. `packs/`), read with OpenDAL directly.
-fn objects(op: &Operator, dir: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(op.list(dir))
-        .expect("list")
-        .into_iter()
-        .map(|e| e.path().to_string())
-        .filter(|p| !p.ends_with('/'))
-        .collect()
-}
-
-fn delete(op: &Operator, paths: &[String]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    for p in paths {
-        rt.block_on(op.delete(p)).expect("delete");
-    }
-}
 
 #[test]
 fn blocks_are_packed_into_few_objects_and_a_lost_index_is_rebuilt_from_the_packs() {
@@ -286,23 +262,6 @@ fn an_archive_is_created_beside_a_probe_object_a_crashed_process_left() {
         "{}",
         refused.stderr
     );
-}
-
-/// An OpenDAL operator on the cluster's bucket under `root`, with the gateway's credentials.
-fn operator(c: &Cluster, root: &str) -> Operator {
-    Operator::new(
-        opendal::services::S3::default()
-            .bucket(BUCKET)
-            .root(&format!("/{root}"))
-            .region("us-east-1")
-            .endpoint(&c.endpoint())
-            .access_key_id(ACCESS_KEY)
-            .secret_access_key(SECRET_KEY)
-            .disable_config_load()
-            .disable_ec2_metadata(),
-    )
-    .expect("operator")
-    .finish()
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! `503` with S3's `SlowDown` error body (without reaching the store) and the connection is
 //! closed; `N` = 1 refuses every request. With `--log FILE` each request appends its kind
 //! (`PUT`, `GET`, `HEAD`, `LIST` — a GET of a bucket with a listing query — `DELETE`, `POST`)
-//! the request's path and the time it arrived (milliseconds since the epoch) as one line to
+//! the request's path (with its `prefix=` for a listing) and the time it arrived (milliseconds
+//! since the epoch) as one line to
 //! FILE, which is how the benchmark counts restic's requests the way
 //! `ORE_S3_REQUESTS` counts ore's.
 //!
@@ -208,7 +209,13 @@ fn forward(
     while let Some(req) = read_request(from_client)? {
         if let Some(log) = &config.log {
             let mut f = ore_util::sync::lock(log);
-            let path = req.target.split_once('?').map_or(&*req.target, |(p, _)| p);
+            let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+            // A listing is named by its prefix too, so a log tells which listing it was.
+            let prefix = query.split('&').find(|q| q.starts_with("prefix="));
+            let path = match (kind(&req), prefix) {
+                ("LIST", Some(p)) => format!("{path}?{p}"),
+                _ => path.to_string(),
+            };
             let ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis());

@@ -40,6 +40,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
                 .unwrap_or(ore::core::format::FORMAT_VERSION),
             &pass,
         )?;
+        leave_lease_hint(env, &repo);
         if env.global.json {
             env.json(
                 &json!({"archive": id, "archive_id": repo.format().archive_id, "from": from}),
@@ -77,6 +78,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
             .map_err(|e| ore::Error::Usage(format!("{e:#}")))
     };
     let repo = Repo::init(backend, &id, &opts, &pass)?;
+    leave_lease_hint(env, &repo);
     if env.global.json {
         env.json(&json!({
             "archive": id,
@@ -100,6 +102,20 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
         );
     }
     Ok(Done::Clean)
+}
+
+/// Tells this machine's first snapshot of the new archive that no lease slot exists yet, so
+/// that it takes slot 0 without listing the tags (`Hint`).
+fn leave_lease_hint(env: &Env, repo: &Repo) {
+    let dir = env
+        .config
+        .cache_dir
+        .clone()
+        .or_else(ore::core::filecache::default_dir);
+    if let Some(d) = dir {
+        let cache = ore::core::filecache::cache_path(&d, &repo.format().archive_id);
+        ore::core::lease::Hint::beside(&cache).leave_none();
+    }
 }
 
 pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {

@@ -182,7 +182,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let mut lease = match opts.dry_run {
         true => None,
         false => {
-            let hint = opts.cache.as_ref().map(|c| Hint(c.with_extension("lease")));
+            let hint = opts.cache.as_deref().map(Hint::beside);
             Some(Lease::acquire_hinted(repo, hint)?)
         }
     };

@@ -9,22 +9,44 @@
 //! moves that slot from that value to its own: the store accepts the move exactly when nobody
 //! took the slot since, so the file is a guess the compare-and-swap checks, never trusted. A
 //! guess that fails costs one refused move, and the run lists the slots as before.
+//!
+//! `ore init` leaves a hint too: a new archive has no lease slot yet, so the first snapshot
+//! from the machine that made it creates slot 0 from nothing, with no listing (on backend-s3,
+//! a LIST and a GET per tag fewer).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The file holding the hint: slot name, a newline, the value left there in hex.
+/// The file holding the hint: slot name, a newline, the value left there in hex (empty: the
+/// slot was never set).
 pub struct Hint(pub PathBuf);
 
 impl Hint {
-    /// The slot and value left free by the last run, if the file holds a plausible one. The
-    /// file is removed: a hint serves one run, and a run that frees its slot writes its own.
-    pub fn take(&self) -> Option<(String, Vec<u8>)> {
+    /// The hint kept beside the file cache at `cache` (the file cache's own path).
+    pub fn beside(cache: &Path) -> Hint {
+        Hint(cache.with_extension("lease"))
+    }
+
+    /// The slot and value left free by the last run (`None`: a slot never set), if the file
+    /// holds a plausible one. The file is removed: a hint serves one run, and a run that
+    /// frees its slot writes its own.
+    pub fn take(&self) -> Option<(String, Option<Vec<u8>>)> {
         let text = std::fs::read_to_string(&self.0).ok()?;
         let _ = std::fs::remove_file(&self.0);
-        let (name, value) = text.trim_end().split_once('\n')?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let (name, value) = text.split_once('\n')?;
         let slot = name.strip_prefix(super::LEASE_PREFIX)?;
         slot.parse::<u32>().ok()?;
-        Some((name.to_string(), hex::decode(value).ok()?))
+        let value = match value {
+            "" => None,
+            v => Some(hex::decode(v).ok()?),
+        };
+        Some((name.to_string(), value))
+    }
+
+    /// Records that the archive just made has no lease slot: the next run creates slot 0.
+    pub fn leave_none(&self) {
+        let text = format!("{}0\n\n", super::LEASE_PREFIX);
+        let _ = crate::core::util::write_private(&self.0, text.as_bytes(), false);
     }
 
     /// Records that slot `name` was left holding `value`. A hint that cannot be written only

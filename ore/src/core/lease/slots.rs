@@ -53,7 +53,7 @@ pub(super) fn take_slot(
     // The slot this machine's last run left free, if it still is: one move, no listing.
     if let Some((name, left)) = hint.and_then(Hint::take) {
         let (mine, secret) = locked_holder();
-        if backend.set_tag(&name, Some(&left), &mine)? == CasOutcome::Done {
+        if backend.set_tag(&name, left.as_deref(), &mine)? == CasOutcome::Done {
             return Ok((name, mine, secret));
         }
     }

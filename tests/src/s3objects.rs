@@ -1,0 +1,55 @@
+//! The objects of an archive on the test cluster, seen with OpenDAL directly rather than
+//! through backend-s3: what a test checks of the layout (LAYOUT.md) must not rest on the code
+//! under test, and a test that plants or removes objects acts as another client of the store.
+
+use crate::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
+use opendal::Operator;
+
+/// An OpenDAL operator on the cluster's bucket under `root`, with the gateway's credentials.
+pub fn operator(c: &Cluster, root: &str) -> Operator {
+    Operator::new(
+        opendal::services::S3::default()
+            .bucket(BUCKET)
+            .root(&format!("/{root}"))
+            .region("us-east-1")
+            .endpoint(&c.endpoint())
+            .access_key_id(ACCESS_KEY)
+            .secret_access_key(SECRET_KEY)
+            .disable_config_load()
+            .disable_ec2_metadata(),
+    )
+    .expect("operator")
+    .finish()
+}
+
+/// A runtime for OpenDAL's futures.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// The names of the objects under `dir` (e.g. `packs/`), relative to the operator's root.
+pub fn objects(op: &Operator, dir: &str) -> Vec<String> {
+    rt().block_on(op.list(dir))
+        .expect("list")
+        .into_iter()
+        .map(|e| e.path().to_string())
+        .filter(|p| !p.ends_with('/'))
+        .collect()
+}
+
+/// Deletes each of `paths`.
+pub fn delete(op: &Operator, paths: &[String]) {
+    let rt = rt();
+    for p in paths {
+        rt.block_on(op.delete(p)).expect("delete");
+    }
+}
+
+/// Writes `bytes` as the object `path`, as any client of the store may.
+pub fn put(op: &Operator, path: &str, bytes: Vec<u8>) {
+    rt().block_on(op.write(path, bytes)).expect("put");
+}
