@@ -334,6 +334,10 @@ impl Drop for S3Backend {
     fn drop(&mut self) {
         // A probe still running would leave its scratch object behind.
         let _ = self.probe.wait(&self.rt);
+        // Values of tag moves still gathering would be lost.
+        if let Err(e) = self.rt.block_on(tag_history::write_gathered(&self.store)) {
+            eprintln!("backend-s3: keeping tag history: {e}");
+        }
         let Some(file) = std::env::var_os("ORE_S3_REQUESTS") else {
             return;
         };

@@ -75,6 +75,8 @@ pub(crate) struct Store {
     /// The archive's layout (1 or 2): in layout 1, removal records are in `deleted/`, apart
     /// from the index objects, and finding both takes two listings.
     pub(crate) layout: u8,
+    /// Values of this process's tag moves waiting to be kept together (`tag_history`).
+    pub(crate) gathered: std::sync::Arc<crate::tag_history::Gathered>,
     /// The tag objects this process last read or wrote, with their ETags (`tag_cache`).
     pub(crate) tag_cache: std::sync::Arc<crate::tag_cache::Cache>,
     /// Copies of immutable index and removal objects on this machine (`local`).
@@ -113,6 +115,7 @@ impl Store {
             requests: Default::default(),
             tag_log: false,
             layout: 2,
+            gathered: Default::default(),
             tag_cache: Default::default(),
             local: std::sync::Arc::new(local),
         })

@@ -24,7 +24,7 @@
 //! `If-None-Match: *` after the tag moved: a value already kept keeps its first-seen time.
 
 use crate::store::Store;
-use crate::tag_history::{contended, history, record, ROUNDS};
+use crate::tag_history::{contended, forget, history, keep, ROUNDS};
 use protocol::{CasOutcome, Error, ErrorCode, Result};
 
 const SET: u8 = b's';
@@ -183,7 +183,7 @@ pub(crate) async fn set(
             return Ok(CasOutcome::Conflict { current });
         }
         if swap(store, name, etag, Some(value)).await? {
-            record(store, name, value).await?;
+            keep(store, name, value).await?;
             return Ok(CasOutcome::Done);
         }
     }
@@ -247,7 +247,7 @@ pub(crate) async fn list(store: &Store) -> Result<Vec<(String, Vec<u8>)>> {
 /// Forgets kept values first seen at or before `cutoff` (seconds) that their tag no longer
 /// holds; the number forgotten.
 pub(crate) async fn expire(store: &Store, cutoff: i64, name: Option<&str>) -> Result<u64> {
-    let mut n = 0;
+    let mut gone = Vec::new();
     for k in history(store, name).await? {
         let secs = i64::try_from(k.ns / 1_000_000_000).unwrap_or(i64::MAX);
         if secs > cutoff {
@@ -256,8 +256,8 @@ pub(crate) async fn expire(store: &Store, cutoff: i64, name: Option<&str>) -> Re
         if get(store, &k.tag).await?.as_deref() == Some(k.value.as_slice()) {
             continue;
         }
-        store.delete(&k.object).await?;
-        n += 1;
+        gone.push(k);
     }
-    Ok(n)
+    forget(store, &gone).await?;
+    Ok(gone.len() as u64)
 }

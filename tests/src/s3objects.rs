@@ -4,6 +4,7 @@
 
 use crate::seaweed::{Cluster, ACCESS_KEY, BUCKET, SECRET_KEY};
 use opendal::Operator;
+use std::future::IntoFuture;
 
 /// An OpenDAL operator on the cluster's bucket under `root`, with the gateway's credentials.
 pub fn operator(c: &Cluster, root: &str) -> Operator {
@@ -31,9 +32,10 @@ pub fn rt() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// The names of the objects under `dir` (e.g. `packs/`), relative to the operator's root.
+/// The names of the objects under `dir` (e.g. `packs/`) and its subdirectories, relative to
+/// the operator's root.
 pub fn objects(op: &Operator, dir: &str) -> Vec<String> {
-    rt().block_on(op.list(dir))
+    rt().block_on(op.list_with(dir).recursive(true).into_future())
         .expect("list")
         .into_iter()
         .map(|e| e.path().to_string())

@@ -108,3 +108,49 @@ fn a_format_object_naming_an_unknown_layout_is_refused_with_both_known_ones_name
         "{m}"
     );
 }
+
+/// `tag-history` as (tag, value) lines, time left out.
+fn kept(b: &impl Backend, tag: Option<&str>) -> Vec<String> {
+    let args: Vec<String> = tag.into_iter().map(String::from).collect();
+    let out = b.admin("tag-history", &args).expect("tag-history").text;
+    out.lines()
+        .filter(|l| !l.contains("no kept history"))
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+#[test]
+fn moves_made_together_keep_their_values_in_one_object_and_expiry_rewrites_it_without_the_expired()
+{
+    let c = Cluster::start();
+    let id = c.archive("moves", "");
+    let op = operator(&c, "moves");
+    {
+        let a = Client::connect(&id).expect("connect");
+        a.set_tag("snap", None, b"one").expect("set");
+        a.set_tag("other", None, b"kept").expect("set");
+    }
+    // Both values in one object, written when the backend ended.
+    let shared = objects(&op, "tag-history/");
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert!(shared[0].starts_with("tag-history/moves/"), "{shared:?}");
+
+    let b = Client::connect(&id).expect("connect");
+    assert_eq!(kept(&b, Some("snap")), ["snap one"]);
+    assert_eq!(kept(&b, None).len(), 2);
+    b.set_tag("snap", Some(b"one"), b"two").expect("move");
+    // Read in the same process: its own gathered value is written first.
+    assert_eq!(kept(&b, Some("snap")), ["snap one", "snap two"]);
+    // Every value not held goes: `one` only. `kept` shared its object and stays, in a new one.
+    let out = b
+        .admin("expire-tag-history", &["0".into()])
+        .expect("expire");
+    assert!(out.text.contains('1'), "{}", out.text);
+    let mut all = kept(&b, None);
+    all.sort();
+    assert_eq!(all, ["other kept", "snap two"]);
+    assert!(
+        !objects(&op, "tag-history/").contains(&shared[0]),
+        "the object holding an expired value was replaced"
+    );
+}
