@@ -147,8 +147,13 @@ pub(crate) async fn write_gathered(store: &Store) -> Result<()> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!("{MOVES}{:024}-{}-{n}", now_ns(), std::process::id());
-    let body = serde_json::to_vec(&Moves { moves }).map_err(encoding)?;
-    store.put_new(&name, body).await?;
+    let moves = Moves { moves };
+    let body = serde_json::to_vec(&moves).map_err(encoding)?;
+    if let Err(e) = store.put_new(&name, body).await {
+        // Kept for the next try (the next window, a read of the history, the backend's end).
+        lock(&store.gathered.moves).extend(moves.moves);
+        return Err(e);
+    }
     Ok(())
 }
 
