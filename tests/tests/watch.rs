@@ -151,9 +151,24 @@ fn an_overflowed_event_queue_makes_the_next_snapshot_walk_everything() {
         "the first snapshot"
     );
     drop(limit);
+    // The directories first, until a snapshot shows the watch has seen them (and watches
+    // them); then the files, with the watch stopped, so that their events overflow its queue
+    // for certain: a watch that kept up on a quiet machine lost no event (2 runs of 3 here).
+    for i in 0..10 {
+        std::fs::create_dir_all(src.join(format!("many/{i}"))).expect("mkdir");
+    }
+    assert!(
+        wait_for(&o, 2, Duration::from_secs(30)),
+        "a snapshot of the directories"
+    );
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: signals to the child this test started and has not waited for.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     for i in 0..2000 {
         write(&src.join(format!("many/{}/f{i}", i % 10)), b"x");
     }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     // Every file in the newest snapshot, though events were lost.
     let files = || {
         let listed = o.run(&["ls", "-R", "t"]).stdout;
