@@ -242,8 +242,10 @@ pub(crate) async fn read_new(store: &Store, seen: &HashSet<String>) -> Result<Fo
     let now: HashSet<&str> = listed.iter().map(String::as_str).collect();
     let vanished = seen
         .iter()
-        .filter(|o| o.strip_prefix("index/").is_some_and(|n| !now.contains(n)))
-        .filter(|o| !crate::packs::is_removal(o))
+        .filter(|o| {
+            o.strip_prefix("index/")
+                .is_some_and(|n| !n.starts_with(crate::packs::REMOVAL_MARK) && !now.contains(n))
+        })
         .cloned()
         .collect();
     let fresh = |names: Vec<String>, dir: &str| -> Vec<String> {

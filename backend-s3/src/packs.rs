@@ -172,16 +172,11 @@ pub(crate) fn removals_dir(layout: u8) -> &'static str {
     }
 }
 
-/// The prefix of removal records among the index objects (layout 2). `r` is no hex digit, so
-/// no index object (`index/<64 hex digits>`) starts with it.
-pub(crate) const REMOVALS_IN_INDEX: &str = "index/r-";
-/// The same, as a name in a listing of `index/`.
+/// How a removal record's name starts in a listing of `index/` (layout 2). `r` is no hex
+/// digit, so no index object (`index/<64 hex digits>`) starts with it.
 pub(crate) const REMOVAL_MARK: &str = "r-";
-
-/// Whether the object `name` is a removal record (of either layout).
-pub(crate) fn is_removal(name: &str) -> bool {
-    name.starts_with(REMOVALS_IN_INDEX) || name.starts_with("deleted/")
-}
+/// The same, as the start of its object's name.
+const REMOVALS_IN_INDEX: &str = "index/r-";
 
 /// The bytes of a deletion record for these pairs: key (32 bytes) then pack id (64 hex).
 pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {

@@ -5,16 +5,13 @@ use crate::cli::{CacheArgs, CacheCommand};
 use crate::{out, Done, Env};
 use anyhow::{anyhow, Result};
 use ore::commands::cache;
-use ore::core::filecache::{self, CacheFile};
+use ore::core::filecache::CacheFile;
 use ore::core::util::{format_time, human_bytes};
 use serde_json::json;
 
 pub fn run(env: &Env, a: CacheArgs) -> Result<Done> {
     let dir = env
-        .config
-        .cache_dir
-        .clone()
-        .or_else(filecache::default_dir)
+        .cache_dir()
         .ok_or_else(|| anyhow!("no cache directory: set HOME, XDG_CACHE_HOME or cache_dir"))?;
     let caches = cache::list(&dir)?;
     match a.command {

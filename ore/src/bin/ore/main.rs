@@ -53,6 +53,15 @@ enum Use {
 }
 
 impl Env {
+    /// The directory of this machine's file caches and lease hints: the config's
+    /// `cache_dir`, else the default under the user's cache directory.
+    pub fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .cache_dir
+            .clone()
+            .or_else(ore::core::filecache::default_dir)
+    }
+
     /// The archive identifier.
     pub fn archive_id(&self) -> Result<String> {
         self.global

@@ -107,11 +107,7 @@ pub fn init(env: &Env, a: InitArgs) -> Result<Done> {
 /// Tells this machine's first snapshot of the new archive that no lease slot exists yet, so
 /// that it takes slot 0 without listing the tags (`Hint`).
 fn leave_lease_hint(env: &Env, repo: &Repo) {
-    let dir = env
-        .config
-        .cache_dir
-        .clone()
-        .or_else(ore::core::filecache::default_dir);
+    let dir = env.cache_dir();
     if let Some(d) = dir {
         let cache = ore::core::filecache::cache_path(&d, &repo.format().archive_id);
         ore::core::lease::Hint::beside(&cache).leave_none();
@@ -123,11 +119,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     let interrupted = stop_on_signals()?;
     let repo = env.open()?;
     let id = env.archive_id()?;
-    let cache_dir = env
-        .config
-        .cache_dir
-        .clone()
-        .or_else(ore::core::filecache::default_dir);
+    let cache_dir = env.cache_dir();
     let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);
     let dry_run = a.dry_run;
     let in_place = !a.files_from.is_empty();
@@ -477,12 +469,7 @@ fn protected_paths(env: &Env) -> Vec<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .filter(|p| p.exists())
         .collect();
-    out.extend(
-        env.config
-            .cache_dir
-            .clone()
-            .or_else(ore::core::filecache::default_dir),
-    );
+    out.extend(env.cache_dir());
     out.extend(env.global.config.clone());
     out.extend(crate::config::default_path());
     out.extend(env.global.passphrase_file.clone());

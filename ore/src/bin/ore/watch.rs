@@ -78,11 +78,7 @@ pub fn watch(env: &Env, a: WatchArgs) -> Result<Done> {
         .map(|p| std::fs::canonicalize(p).with_context(|| format!("{}", p.display())))
         .collect::<Result<Vec<_>>>()?;
     let roots: Vec<Root> = paths.iter().map(|p| Root::of(p)).collect::<Result<_>>()?;
-    let cache_dir = env
-        .config
-        .cache_dir
-        .clone()
-        .or_else(ore::core::filecache::default_dir);
+    let cache_dir = env.cache_dir();
     let mut local = local::local(&repo, &id, cache_dir.as_deref(), false);
     drop(repo);
     // The watch keeps a file cache of its own: the trees `--trust-events` takes from it must

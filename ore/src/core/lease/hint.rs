@@ -45,8 +45,7 @@ impl Hint {
 
     /// Records that the archive just made has no lease slot: the next run creates slot 0.
     pub fn leave_none(&self) {
-        let text = format!("{}0\n\n", super::LEASE_PREFIX);
-        let _ = crate::core::util::write_private(&self.0, text.as_bytes(), false);
+        self.leave(&format!("{}0", super::LEASE_PREFIX), &[]);
     }
 
     /// Records that slot `name` was left holding `value`. A hint that cannot be written only
