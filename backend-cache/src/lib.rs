@@ -253,6 +253,11 @@ impl Backend for CacheBackend {
         self.inner.pipelines()
     }
 
+    /// A miss in the cache's table is asked of the inner backend.
+    fn exists_waits(&self) -> bool {
+        self.inner.exists_waits()
+    }
+
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
         let removals = self.shared.removals.load(SeqCst);
         self.inner.put(key, data)?;

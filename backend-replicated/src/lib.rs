@@ -249,6 +249,11 @@ impl Backend for ReplicatedBackend {
         true
     }
 
+    /// `exists` is answered from the state database, without asking the members.
+    fn exists_waits(&self) -> bool {
+        false
+    }
+
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
         self.start_put(key, data.to_vec()).wait()
     }

@@ -453,6 +453,12 @@ impl Backend for S3Backend {
         true
     }
 
+    /// `exists` is answered from the index in memory; only now and then does a miss read the
+    /// index objects that are new (see `blocks`), which costs one LIST, not a wait per batch.
+    fn exists_waits(&self) -> bool {
+        false
+    }
+
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
         // A block this process accepted is answered at once (and in order).
         if let Some(d) = self.blocks.buffered(&key) {

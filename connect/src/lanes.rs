@@ -255,6 +255,10 @@ impl<B: Backend> Backend for Lanes<B> {
         self.first.pipelines()
     }
 
+    fn exists_waits(&self) -> bool {
+        self.first.exists_waits()
+    }
+
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         if let Err(e) = self.admit() {
             return Ticket::ready(Err(e));

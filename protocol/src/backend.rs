@@ -343,6 +343,15 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Whether an `exists` waits on another process or machine, so that a writer should ask
+    /// without waiting for the answer and read on (the snapshot's deferral). A backend that
+    /// pipelines but answers `exists` from what it holds in memory says no: deferring its
+    /// answers only piled up read data (backend-s3 in process: 81–85 MB at the peak without
+    /// deferral against 109–120 MB with it, and faster).
+    fn exists_waits(&self) -> bool {
+        self.pipelines()
+    }
+
     /// Starts a put and returns at once where the backend can pipeline (the child-process
     /// client does); others finish it before returning.
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
@@ -432,6 +441,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn pipelines(&self) -> bool {
         (**self).pipelines()
+    }
+    fn exists_waits(&self) -> bool {
+        (**self).exists_waits()
     }
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         (**self).start_put(key, data)

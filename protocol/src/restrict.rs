@@ -97,6 +97,9 @@ impl<B: Backend> Backend for Restricted<B> {
     fn pipelines(&self) -> bool {
         self.inner.pipelines()
     }
+    fn exists_waits(&self) -> bool {
+        self.inner.exists_waits()
+    }
     fn put(&self, key: Key, data: &[u8]) -> Result<()> {
         self.may_write()?;
         match self.access {

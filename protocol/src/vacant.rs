@@ -206,6 +206,10 @@ impl<B: Backend> Backend for Vacant<B> {
         self.made().is_some_and(|b| b.pipelines())
     }
 
+    fn exists_waits(&self) -> bool {
+        self.made().is_some_and(|b| b.exists_waits())
+    }
+
     fn start_put(&self, key: Key, data: Vec<u8>) -> Ticket<()> {
         match self.make() {
             Ok(b) => b.start_put(key, data),

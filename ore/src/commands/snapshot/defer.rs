@@ -2,7 +2,7 @@
 //!
 //! With a backend in another process — above all one across a network — every `exists` is a
 //! round trip. Waiting for each answer before reading on would make a snapshot of many small
-//! files cost one round trip per file. So when the backend pipelines, a file's chunks (and the
+//! files cost one round trip per file. So when an `exists` waits (`Backend::exists_waits`), a file's chunks (and the
 //! directory and index blocks) are hashed, their keys go into the tree at once, and the
 //! question "which of these does the archive lack?" is sent without waiting: the data and the
 //! pending answer are queued here. A few *resolver* threads take the queue in order, wait for
@@ -12,7 +12,9 @@
 //! [`MIN_BYTES`] and [`MAX_BYTES`]) and [`MAX_ITEMS`] questions wait in the queue; readers
 //! block beyond that. Everything queued is resolved and its puts confirmed
 //! before the snapshot flushes, so the crash rule (blocks, flush, then the tag) is unchanged.
-//! An in-process backend answers at once, so nothing is deferred for it.
+//! A backend that answers `exists` from memory (one working in place, or backend-s3 with its
+//! index) answers at once, so nothing is deferred for it: deferring answers that were ready
+//! only piled up read data behind the store's uploads.
 
 use super::Writer;
 use crate::core::block::{Compression, Kind};

@@ -43,7 +43,7 @@ impl<'r> Writer<'r> {
             dry,
             deferred: repo
                 .backend()
-                .pipelines()
+                .exists_waits()
                 .then(|| Deferred::new(super::defer::budget(rtt))),
             tickets: Mutex::new(Some(tickets)),
             failed: Mutex::new(None),
