@@ -38,26 +38,50 @@ pub(crate) type PackId = std::sync::Arc<str>;
 /// The stored copies of one block: nearly always one, so it lives inline.
 pub(crate) type Locs = smallvec::SmallVec<[Loc; 1]>;
 
-/// Bytes of a pack being assembled: the blocks back to back after the magic.
+/// Where a pack's bytes are while it is assembled and on its way.
+#[derive(Default)]
+enum Held {
+    /// None yet, or let go once the pack was stored ([`Builder::release`]).
+    #[default]
+    None,
+    /// In memory: a pack gc's repack assembles, or one whose scratch file could not be had.
+    Memory(Vec<u8>),
+    /// In an unnamed scratch file, until the pack's upload may begin (see [`Builder::scratch`]).
+    File(std::fs::File),
+    /// Frozen for the upload: shared by the upload and the reads answered meanwhile, so a pack
+    /// on its way is held once, not twice.
+    Sealed(bytes::Bytes),
+}
+
+/// A pack being assembled: the blocks back to back after the magic, then the table.
 #[derive(Default)]
 pub(crate) struct Builder {
-    pub data: Vec<u8>,
-    /// The pack's bytes once sealed: shared by the upload and the reads answered meanwhile,
-    /// so a pack on its way is held once, not twice; released ([`Builder::release`]) once it
-    /// is stored and indexed, when reads find it in the store.
-    pub sealed: std::sync::Mutex<Option<bytes::Bytes>>,
+    held: std::sync::Mutex<Held>,
+    /// Bytes so far.
+    len: usize,
+    /// The pack's id: the hash of its bytes, taken as they come.
+    hasher: blake3::Hasher,
+    /// Whether the bytes go to a scratch file until the upload.
+    scratch: bool,
     pub entries: Vec<(Key, u64, u32)>,
     pub keys: BTreeMap<Key, usize>,
 }
 
 impl Builder {
-    pub fn add(&mut self, key: Key, block: &[u8]) {
-        if self.data.is_empty() {
-            // Room for the whole pack and its table at once: a buffer grown by doubling would
-            // hold twice the pack (measured: finishing each pack outgrew a reservation without
-            // the table, and the backend's three packs in memory took 100 MB, not 48).
-            self.data
-                .reserve(PACK_BYTES.max(block.len() + 64) + TABLE_MAX);
+    /// A pack whose bytes wait in an unnamed scratch file (created already unlinked, in the
+    /// temporary directory) until its upload may begin, and are read into memory only then.
+    /// A snapshot fills the next pack while one is on its way; in memory the two took 35 MB at
+    /// a snapshot's peak. Where no file can be had, or writing to it fails, the pack goes on in
+    /// memory.
+    pub fn scratch() -> Builder {
+        Builder {
+            scratch: true,
+            ..Builder::default()
+        }
+    }
+
+    pub fn add(&mut self, key: Key, block: &[u8]) -> std::io::Result<()> {
+        if self.len == 0 {
             // The magic, then what makes this pack's bytes (and so its id) unique: a pack
             // written again with the same blocks after they were removed must not take the
             // old pack's name, whose removal records would hide its blocks.
@@ -65,63 +89,132 @@ impl Builder {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos());
-            self.data.extend_from_slice(PACK_MAGIC);
-            self.data.extend_from_slice(&nanos.to_le_bytes());
-            self.data
-                .extend_from_slice(&std::process::id().to_le_bytes());
             let n = PACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.data.extend_from_slice(&n.to_le_bytes());
+            let mut head = PACK_MAGIC.to_vec();
+            head.extend_from_slice(&nanos.to_le_bytes());
+            head.extend_from_slice(&std::process::id().to_le_bytes());
+            head.extend_from_slice(&n.to_le_bytes());
+            self.append(&head, block.len())?;
         }
-        let offset = self.data.len() as u64;
-        self.data.extend_from_slice(block);
+        let offset = self.len as u64;
+        self.append(block, block.len())?;
         self.keys.insert(key, self.entries.len());
         self.entries.push((key, offset, block.len() as u32));
+        Ok(())
+    }
+
+    /// Appends `bytes`; `first` (the first block's length) sizes a buffer in memory.
+    fn append(&mut self, bytes: &[u8], first: usize) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let held = self.held.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Held::None = held {
+            *held = match self.scratch.then(scratch_file) {
+                Some(Ok(f)) => Held::File(f),
+                // Room for the whole pack and its table at once: a buffer grown by doubling
+                // would hold twice the pack.
+                _ => Held::Memory(Vec::with_capacity(PACK_BYTES.max(first + 64) + TABLE_MAX)),
+            };
+        }
+        if let Held::File(f) = held {
+            if f.write_all_at(bytes, self.len as u64).is_err() {
+                // A full or failing temporary directory: go on in memory.
+                let mut data = Vec::with_capacity(PACK_BYTES.max(self.len + first) + TABLE_MAX);
+                data.resize(self.len, 0);
+                f.read_exact_at(&mut data, 0)?;
+                *held = Held::Memory(data);
+            }
+        }
+        match held {
+            Held::Memory(data) => data.extend_from_slice(bytes),
+            Held::File(_) => {}
+            Held::None | Held::Sealed(_) => {
+                return Err(std::io::Error::other("a sealed pack was added to"));
+            }
+        }
+        self.hasher.update(bytes);
+        self.len += bytes.len();
+        Ok(())
     }
 
     pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
         let &(_, offset, len) = self.entries.get(*self.keys.get(key)?)?;
         let start = usize::try_from(offset).ok()?;
-        let sealed = ore_util::sync::lock(&self.sealed);
-        let data: &[u8] = sealed.as_deref().unwrap_or(&self.data);
-        data.get(start..start + len as usize).map(<[u8]>::to_vec)
+        match &*ore_util::sync::lock(&self.held) {
+            Held::None => None,
+            Held::Memory(data) => data.get(start..start + len as usize).map(<[u8]>::to_vec),
+            Held::Sealed(data) => data.get(start..start + len as usize).map(<[u8]>::to_vec),
+            Held::File(f) => {
+                let mut out = vec![0; len as usize];
+                f.read_exact_at(&mut out, offset).ok()?;
+                Some(out)
+            }
+        }
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Whether `len` more bytes of block keep the pack within [`PACK_BYTES`] (an empty pack
     /// takes any block, however large).
     pub fn fits(&self, len: usize) -> bool {
-        self.data.is_empty() || self.data.len() + len <= PACK_BYTES
+        self.len == 0 || self.len + len <= PACK_BYTES
     }
 
     pub fn full(&self) -> bool {
-        self.data.len() >= PACK_BYTES || self.entries.len() >= PACK_BLOCKS
+        self.len >= PACK_BYTES || self.entries.len() >= PACK_BLOCKS
     }
 
     /// Ends the pack (its table, then the table's length, after the blocks): its id and the
     /// index object's bytes. The blocks stay readable where they were.
-    pub fn finish(&mut self) -> (String, Vec<u8>) {
+    pub fn finish(&mut self) -> std::io::Result<(String, Vec<u8>)> {
         let table = table(&self.entries);
-        self.data.extend_from_slice(&table);
-        self.data
-            .extend_from_slice(&(table.len() as u64).to_le_bytes());
-        let id = blake3::hash(&self.data).to_hex().to_string();
-        (id, table)
-    }
-}
-
-impl Builder {
-    /// Freezes the finished pack's bytes; the shared handle to upload.
-    pub fn seal(&mut self) -> bytes::Bytes {
-        let b = bytes::Bytes::from(std::mem::take(&mut self.data));
-        *ore_util::sync::lock(&self.sealed) = Some(b.clone());
-        b
+        self.append(&table, 0)?;
+        self.append(&(table.len() as u64).to_le_bytes(), 0)?;
+        let id = self.hasher.finalize().to_hex().to_string();
+        Ok((id, table))
     }
 
-    /// Lets go of the sealed bytes: the pack is stored and the index names its blocks, so
+    /// The finished pack's bytes, frozen for its upload: read from the scratch file now (which
+    /// then goes), so that a pack waiting for its turn takes no memory.
+    pub fn seal(&self) -> std::io::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut held = ore_util::sync::lock(&self.held);
+        let bytes = match std::mem::take(&mut *held) {
+            Held::Sealed(b) => b,
+            Held::Memory(data) => bytes::Bytes::from(data),
+            Held::File(f) => {
+                let mut data = vec![0; self.len];
+                if let Err(e) = f.read_exact_at(&mut data, 0) {
+                    *held = Held::File(f);
+                    return Err(e);
+                }
+                bytes::Bytes::from(data)
+            }
+            Held::None => bytes::Bytes::new(),
+        };
+        *held = Held::Sealed(bytes.clone());
+        Ok(bytes)
+    }
+
+    /// Lets go of the pack's bytes: the pack is stored and the index names its blocks, so
     /// reads find them there. Held until the next pack was sealed, a stored pack kept a third
     /// 16 MiB in memory at a snapshot's peak (heaptrack: 52 MB of packs, 35 MB after).
     pub fn release(&self) {
-        ore_util::sync::lock(&self.sealed).take();
+        *ore_util::sync::lock(&self.held) = Held::None;
     }
+}
+
+/// A new scratch file, unnamed in the temporary directory (a test may refuse one, to see
+/// memory take over).
+fn scratch_file() -> std::io::Result<std::fs::File> {
+    #[cfg(test)]
+    if tests::NO_SCRATCH.with(|n| n.get()) {
+        return Err(std::io::Error::other("no scratch file in this test"));
+    }
+    tempfile::tempfile()
 }
 
 pub(crate) fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
@@ -133,6 +226,14 @@ pub(crate) fn table(entries: &[(Key, u64, u32)]) -> Vec<u8> {
         t.extend_from_slice(&len.to_le_bytes());
     }
     t
+}
+
+/// A pack's bytes could not be kept (a scratch file failed where memory could not take over).
+pub(crate) fn scratch_failed(archive: &str, e: std::io::Error) -> Error {
+    Error::backend(
+        ErrorCode::Io,
+        format!("{archive}: a pack's scratch file failed: {e}"),
+    )
 }
 
 pub(crate) fn corrupt(archive: &str, what: &str, why: &str) -> Error {
@@ -192,24 +293,29 @@ pub(crate) fn deletion_record(pairs: &[(Key, String)]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Set: this thread gets no scratch files.
+        pub(super) static NO_SCRATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     #[test]
     fn a_finished_pack_never_outgrows_the_buffer_it_reserved() {
         let mut b = Builder::default();
         let block = vec![7u8; 300_000];
         let mut n = 0u8;
-        b.add(Key([n; 32]), &block);
-        let reserved = b.data.capacity();
+        b.add(Key([n; 32]), &block).expect("add");
+        let capacity = |b: &Builder| match &*b.held.lock().expect("lock") {
+            Held::Memory(d) => d.capacity(),
+            _ => panic!("a default pack is in memory"),
+        };
+        let reserved = capacity(&b);
         while b.fits(block.len()) && !b.full() {
             n += 1;
-            b.add(Key([n; 32]), &block);
+            b.add(Key([n; 32]), &block).expect("add");
         }
-        b.finish();
-        assert_eq!(
-            b.data.capacity(),
-            reserved,
-            "the buffer grew (and was copied)"
-        );
-        assert!(b.data.len() <= PACK_BYTES + TABLE_MAX);
+        b.finish().expect("finish");
+        assert_eq!(capacity(&b), reserved, "the buffer grew (and was copied)");
+        assert!(b.len() <= PACK_BYTES + TABLE_MAX);
     }
 
     #[test]
@@ -217,10 +323,75 @@ mod tests {
         let b = Builder::default();
         assert!(b.fits(PACK_BYTES * 2), "an empty pack takes any block");
         let mut b = Builder::default();
-        b.add(Key([1; 32]), &[0; 100]);
+        b.add(Key([1; 32]), &[0; 100]).expect("add");
         assert!(
             !b.fits(PACK_BYTES),
             "a pack with blocks does not take a whole pack more"
         );
+    }
+
+    /// Blocks of 1..=200 KB, each of its own byte.
+    fn blocks() -> Vec<(Key, Vec<u8>)> {
+        (1..=40u8)
+            .map(|n| (Key([n; 32]), vec![n; n as usize * 5_000]))
+            .collect()
+    }
+
+    #[test]
+    fn a_pack_waiting_in_its_scratch_file_reads_back_and_uploads_the_bytes_its_id_names() {
+        let mut b = Builder::scratch();
+        for (k, d) in blocks() {
+            b.add(k, &d).expect("add");
+        }
+        assert!(
+            matches!(&*b.held.lock().expect("lock"), Held::File(_)),
+            "the open pack is in its file, not in memory"
+        );
+        let (id, table) = b.finish().expect("finish");
+        for (k, d) in blocks() {
+            assert_eq!(b.get(&k).as_deref(), Some(&d[..]), "read from the file");
+        }
+        let bytes = b.seal().expect("seal");
+        assert!(matches!(&*b.held.lock().expect("lock"), Held::Sealed(_)));
+        assert_eq!(bytes.len(), b.len());
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().as_str(),
+            id,
+            "the id names these bytes"
+        );
+        let n = bytes.len();
+        let table_len = u64::from_le_bytes(bytes[n - 8..].try_into().expect("8 bytes")) as usize;
+        assert_eq!(
+            &bytes[n - 8 - table_len..n - 8],
+            &table[..],
+            "the table ends the pack"
+        );
+        for ((k, d), (tk, off, len)) in blocks()
+            .iter()
+            .zip(parse_table("a", "t", &table).expect("table"))
+        {
+            assert_eq!((k, d.len() as u32), (&tk, len));
+            assert_eq!(&bytes[off as usize..off as usize + len as usize], &d[..]);
+            assert_eq!(
+                b.get(k).as_deref(),
+                Some(&d[..]),
+                "read from the sealed bytes"
+            );
+        }
+        b.release();
+        assert_eq!(b.get(&blocks()[0].0), None, "released: the store answers");
+    }
+
+    #[test]
+    fn a_pack_whose_scratch_file_cannot_be_made_is_assembled_in_memory() {
+        NO_SCRATCH.with(|n| n.set(true));
+        let mut b = Builder::scratch();
+        let added = blocks().into_iter().try_for_each(|(k, d)| b.add(k, &d));
+        NO_SCRATCH.with(|n| n.set(false));
+        added.expect("add in memory");
+        assert!(matches!(&*b.held.lock().expect("lock"), Held::Memory(_)));
+        let (id, _) = b.finish().expect("finish");
+        let bytes = b.seal().expect("seal");
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), id);
     }
 }

@@ -32,7 +32,7 @@
 use crate::blocks::Blocks;
 use crate::index::{self, Index};
 use crate::lock::Lock;
-use crate::packs::{Builder, Entries};
+use crate::packs::{scratch_failed, Builder, Entries};
 use crate::store::Store;
 use protocol::{Error, ErrorCode, Key, Result};
 use std::collections::HashSet;
@@ -245,7 +245,8 @@ async fn run(
             let block = data
                 .get(start..start.saturating_add(len as usize))
                 .ok_or_else(|| corrupt(store, &path, &format!("is too short for block {key}")))?;
-            open.add(key, block);
+            open.add(key, block)
+                .map_err(|e| scratch_failed(&store.archive, e))?;
             from.push((key, pack.clone()));
             if open.full() {
                 let id = write(
@@ -305,9 +306,12 @@ async fn write(
     out: &mut Outcome,
     tables: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<String> {
-    let (id, table) = pack.finish();
-    out.bytes_written += pack.data.len() as u64;
-    store.put_new(&format!("packs/{id}"), pack.data).await?;
+    let io = |e| scratch_failed(&store.archive, e);
+    let (id, table) = pack.finish().map_err(io)?;
+    out.bytes_written += pack.len() as u64;
+    store
+        .put_new(&format!("packs/{id}"), pack.seal().map_err(io)?)
+        .await?;
     blocks.write_index().add(&id, &pack.entries);
     tables.push((id.clone(), table));
     out.written.push(id.clone());
