@@ -288,9 +288,23 @@ impl Blocks {
     /// The block's bytes from wherever it is, reading new index objects once on a miss. A
     /// pack that is gone (a repack moved its blocks) makes it read the index again and try
     /// the block's new place.
+    /// The block's bytes when they are at hand without a request: in a pack not yet stored,
+    /// or in one held in a scratch file. A restore's reads were each a task woken by its
+    /// answer; most are at hand, and answering them on the caller's thread saves two thread
+    /// switches a block.
+    pub fn at_hand(&self, store: &Store, key: &Key) -> Option<Result<Vec<u8>>> {
+        if let Some(d) = self.buffered(key) {
+            return Some(Ok(d));
+        }
+        let loc = self.located(key)?;
+        let data = self.spill.read_ready(&loc, &store.archive)?;
+        let path = || format!("packs/{}", loc.pack);
+        Some(data.and_then(|d| checked(store, key, &path(), &loc, d)))
+    }
+
     pub async fn get(&self, store: &Store, key: Key) -> Result<Option<Vec<u8>>> {
-        if let Some(d) = self.buffered(&key) {
-            return Ok(Some(d));
+        if let Some(d) = self.at_hand(store, &key) {
+            return d.map(Some);
         }
         let mut refreshed = false;
         let mut missing = None;

@@ -460,9 +460,10 @@ impl Backend for S3Backend {
     }
 
     fn start_get(&self, key: Key) -> Ticket<Option<Vec<u8>>> {
-        // A block this process accepted is answered at once (and in order).
-        if let Some(d) = self.blocks.buffered(&key) {
-            return Ticket::ready(Ok(Some(d)));
+        // A block this process accepted, or one in a pack held in a scratch file, is
+        // answered at once (and in order).
+        if let Some(d) = self.blocks.at_hand(&self.store, &key) {
+            return Ticket::ready(d.map(Some));
         }
         self.spawn(self.get_future(key))
     }

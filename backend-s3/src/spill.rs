@@ -102,20 +102,16 @@ impl Spill {
             self.forget(&loc.pack, &spilled);
             return Ok(None);
         };
-        if loc.offset + u64::from(loc.len) > spilled.len {
-            return Ok(None);
-        }
-        let mut out = vec![0; loc.len as usize];
-        file.read_exact_at(&mut out, loc.offset).map_err(|e| {
-            Error::io(
-                format!(
-                    "{}: reading pack {} from its scratch file",
-                    store.archive, loc.pack
-                ),
-                e,
-            )
-        })?;
-        Ok(Some(out))
+        read_at(file, &spilled, loc, &store.archive)
+    }
+
+    /// The block at `loc` when its pack is in a scratch file already: read now, without
+    /// waiting on anything (a restore's reads, answered on the caller's thread instead of by a
+    /// task each). `None` when the pack is not there (yet).
+    pub fn read_ready(&self, loc: &Loc, archive: &str) -> Option<Result<Vec<u8>>> {
+        let spilled = lock(&self.state).packs.get(&*loc.pack).cloned()?;
+        let file = spilled.file.get()?.as_ref()?;
+        read_at(file, &spilled, loc, archive).transpose()
     }
 
     /// Counts what is asked of the pack, and returns its spilled copy when there is one or
@@ -173,6 +169,26 @@ impl Spill {
             st.used -= spilled.len;
         }
     }
+}
+
+/// The block at `loc` from its pack's scratch file; `None` when it lies past the blocks read.
+fn read_at(
+    file: &std::fs::File,
+    spilled: &Spilled,
+    loc: &Loc,
+    archive: &str,
+) -> Result<Option<Vec<u8>>> {
+    if loc.offset + u64::from(loc.len) > spilled.len {
+        return Ok(None);
+    }
+    let mut out = vec![0; loc.len as usize];
+    file.read_exact_at(&mut out, loc.offset).map_err(|e| {
+        Error::io(
+            format!("{archive}: reading pack {} from its scratch file", loc.pack),
+            e,
+        )
+    })?;
+    Ok(Some(out))
 }
 
 #[cfg(test)]
