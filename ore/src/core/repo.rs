@@ -110,6 +110,46 @@ fn creator() -> String {
 
 /// Reads the format record, or `None` when the archive has none.
 pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, FormatRecord)>> {
+    Ok(read_format_begun(backend, id)?.map(|(key, record, check)| {
+        if let Some(c) = check {
+            c.finish(backend, id);
+        }
+        (key, record)
+    }))
+}
+
+/// The check, begun by [`read_format_begun`], that the archive still holds the format record
+/// this machine's copy stood in for. [`Repo::open`] finishes it after the passphrase's key
+/// derivation, which it overlaps: on backend-s3 the first `exists` reads the index (a LIST
+/// and the index objects), and done first it delayed every command by that.
+pub struct CopyCheck {
+    present: protocol::Ticket<Vec<bool>>,
+    key: Key,
+    copy: Vec<u8>,
+    path: std::path::PathBuf,
+}
+
+impl CopyCheck {
+    /// Waits for the answer, and stores the copy again if the archive lost the record.
+    pub fn finish(self, backend: &dyn Backend, id: &str) {
+        if let Ok(false) = self.present.wait().map(|v| v.first() == Some(&true)) {
+            put_back(
+                backend,
+                id,
+                self.key,
+                &self.copy,
+                &self.path,
+                "it is missing from the archive",
+            );
+        }
+    }
+}
+
+/// [`read_format`], leaving the check of this machine's copy (when one was used) to the caller.
+pub fn read_format_begun(
+    backend: &dyn Backend,
+    id: &str,
+) -> Result<Option<(Key, FormatRecord, Option<CopyCheck>)>> {
     let Some(v) = backend.get_tag(FORMAT_TAG)? else {
         return Ok(None);
     };
@@ -137,17 +177,13 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
     let copy = crate::core::formatcopy::load(&key);
     if let Some((bytes, path)) = &copy {
         if let Ok(plain) = block::open(&keys, &key, Some(Kind::Format), bytes.clone()) {
-            if let Ok(false) = backend.exists(&[key]).map(|v| v.first() == Some(&true)) {
-                put_back(
-                    backend,
-                    id,
-                    key,
-                    bytes,
-                    path,
-                    "it is missing from the archive",
-                );
-            }
-            return Ok(Some((key, FormatRecord::parse(plain.data())?)));
+            let check = CopyCheck {
+                present: backend.start_exists(vec![key]),
+                key,
+                copy: bytes.clone(),
+                path: path.clone(),
+            };
+            return Ok(Some((key, FormatRecord::parse(plain.data())?, Some(check))));
         }
     }
     let from_archive = match backend.get(key) {
@@ -178,7 +214,7 @@ pub fn read_format(backend: &dyn Backend, id: &str) -> Result<Option<(Key, Forma
         }
         Err(e) => return Err(e),
     };
-    Ok(Some((key, FormatRecord::parse(plain.data())?)))
+    Ok(Some((key, FormatRecord::parse(plain.data())?, None)))
 }
 
 /// Stores this machine's copy of the format record `key` in the archive again, which lost it
@@ -285,7 +321,7 @@ impl Repo {
 
     /// Opens an existing archive, asking for a passphrase when it is encrypted.
     pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
-        let (key, record) = read_format(&*backend, id)?
+        let (key, record, check) = read_format_begun(&*backend, id)?
             .ok_or_else(|| crate::core::format::missing_error(&*backend, id))?;
         let (master, slot) = if record.encrypted() {
             let pass = passphrase("Passphrase: ")?;
@@ -312,6 +348,9 @@ impl Repo {
                 })?;
             (m, None)
         };
+        if let Some(c) = check {
+            c.finish(&*backend, id);
+        }
         Repo::assemble(backend, id, key, record, master, slot)
     }
 
