@@ -57,7 +57,7 @@ pub fn fate(c: &CacheFile) -> Fate {
     }
     let record = crate::core::archive::open_existing_single(id)
         .map_err(crate::Error::from)
-        .and_then(|b| crate::core::repo::read_format(b.as_ref(), id));
+        .and_then(|b| crate::core::formatcopy::read_format(b.as_ref(), id));
     match record {
         Err(e) => Fate::Kept(format!("cannot read it: {e}")),
         Ok(None) => Fate::Gone(format!("{id} holds no archive now")),
