@@ -98,3 +98,67 @@ fn each_tag_is_counted_with_what_only_it_holds_and_shared_data_counts_once() {
     let r = o.run(&["stats", "nosuch"]).expect(1, "an unknown name");
     assert!(r.stderr.contains("nosuch"), "{}", r.stderr);
 }
+
+/// `ore snapshot --stats` (issue 25, the CPU budget): CPU seconds and seconds per GB read for
+/// each stage, as JSON and as text. The stages are timed on each thread's own clock, so they
+/// cannot add up to more than the process used; a tree of data that must be read, hashed,
+/// compressed and encrypted gives each of those stages some time, and a run without the flag
+/// reports none.
+#[test]
+fn snapshot_stats_report_each_stages_cpu_time_within_the_processs_own() {
+    let d = scratch();
+    let o = Ore::new(d.path().join("arch").display().to_string());
+    o.run(&["init"]).expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    for i in 0..8 {
+        // Half noise, half text: compression has work either way.
+        noise(&src.join(format!("n{i}")), 3 << 20, i);
+        std::fs::write(src.join(format!("t{i}")), "ore ".repeat(200_000)).expect("write");
+    }
+    let path = src.to_str().expect("utf-8");
+    let r = o
+        .run(&["--json", "snapshot", "--stats", "s", path])
+        .expect(0, "snapshot --stats");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("JSON");
+    let cpu = &v["cpu"];
+    let read = cpu["bytes_read"].as_u64().expect("bytes_read");
+    assert_eq!(
+        read,
+        8 * (3 << 20) + 8 * 800_000,
+        "every byte read is counted once: {cpu}"
+    );
+    let stage = |s: &str| cpu["stages"][s]["cpu_s"].as_f64().unwrap_or(-1.0);
+    let mut total = 0.0;
+    for s in [
+        "walk", "read", "chunk", "hash", "compress", "encrypt", "store", "index",
+    ] {
+        assert!(stage(s) >= 0.0, "{s} is reported: {cpu}");
+        total += stage(s);
+    }
+    for s in ["read", "chunk", "hash", "compress", "encrypt"] {
+        assert!(stage(s) > 0.0, "{s} took some time: {cpu}");
+    }
+    let per_gb = cpu["stages"]["hash"]["cpu_s_per_gb"]
+        .as_f64()
+        .expect("per GB");
+    assert!((per_gb - stage("hash") / (read as f64 / 1e9)).abs() < 1e-6);
+    let process = cpu["process_cpu_s"].as_f64().expect("process");
+    assert!(
+        total <= process + 0.01,
+        "stages {total} s within the process's {process} s"
+    );
+
+    let text = o
+        .run(&["snapshot", "--stats", "s", path])
+        .expect(0, "snapshot --stats, text");
+    for s in ["walk", "compress", "encrypt", "other", "process"] {
+        assert!(text.stderr.contains(s), "{s} in: {}", text.stderr);
+    }
+    assert!(text.stderr.contains("CPU time by stage"), "{}", text.stderr);
+    let plain = o
+        .run(&["--json", "snapshot", "s", path])
+        .expect(0, "snapshot");
+    let v: serde_json::Value = serde_json::from_str(plain.stdout.trim()).expect("JSON");
+    assert!(v["cpu"].is_null(), "no timing unless asked: {v}");
+}

@@ -12,6 +12,7 @@
 //! with its header altered, fails authentication. After opening, the key is recomputed from
 //! the plaintext: a block whose bytes do not hash to its name is corrupt, encrypted or not.
 
+use crate::core::cpustat::{time, Stage};
 use crate::core::crypto::{random, Keys};
 use crate::core::error::{Error, Result};
 use protocol::Key;
@@ -176,27 +177,31 @@ pub fn seal(
             let start = out.len();
             let bound = zstd::zstd_safe::compress_bound(plain.len());
             out.reserve(bound + TAG);
-            let written = COMPRESSORS.with(|c| -> std::io::Result<usize> {
-                let mut c = c.borrow_mut();
-                let i = match c.iter().position(|(l, _)| *l == level) {
-                    Some(i) => i,
-                    None => {
-                        let mut comp = zstd::bulk::Compressor::new(level)?;
-                        // The frame's magic number and content size would repeat what the
-                        // envelope already says: leave them out (8 bytes a block).
-                        comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(false))?;
-                        comp.set_parameter(zstd::stream::raw::CParameter::Format(
-                            zstd::zstd_safe::FrameFormat::Magicless,
-                        ))?;
-                        c.push((level, comp));
-                        c.len() - 1
-                    }
-                };
-                let comp = &mut c[i].1;
-                // Compress straight into the spare capacity after the header (no zeroing).
-                let mut cursor = std::io::Cursor::new(&mut *out);
-                cursor.set_position(start as u64);
-                comp.compress_to_buffer(plain, &mut cursor)
+            let written = time(Stage::Compress, || {
+                COMPRESSORS.with(|c| -> std::io::Result<usize> {
+                    let mut c = c.borrow_mut();
+                    let i = match c.iter().position(|(l, _)| *l == level) {
+                        Some(i) => i,
+                        None => {
+                            let mut comp = zstd::bulk::Compressor::new(level)?;
+                            // The frame's magic number and content size would repeat what the
+                            // envelope already says: leave them out (8 bytes a block).
+                            comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(
+                                false,
+                            ))?;
+                            comp.set_parameter(zstd::stream::raw::CParameter::Format(
+                                zstd::zstd_safe::FrameFormat::Magicless,
+                            ))?;
+                            c.push((level, comp));
+                            c.len() - 1
+                        }
+                    };
+                    let comp = &mut c[i].1;
+                    // Compress straight into the spare capacity after the header (no zeroing).
+                    let mut cursor = std::io::Cursor::new(&mut *out);
+                    cursor.set_position(start as u64);
+                    comp.compress_to_buffer(plain, &mut cursor)
+                })
             });
             match written {
                 Ok(n) if start + n - (body_start + 1) < plain.len() => {
@@ -213,9 +218,10 @@ pub fn seal(
     }
     if let Some(cipher) = keys.cipher() {
         let aad = aad(key, out[0]);
-        let tag = cipher
-            .seal(nonce, &aad, &mut out[body_start..])
-            .map_err(|e| Error::Archive(format!("could not encrypt block {key}: {e}")))?;
+        let tag = time(Stage::Encrypt, || {
+            cipher.seal(nonce, &aad, &mut out[body_start..])
+        })
+        .map_err(|e| Error::Archive(format!("could not encrypt block {key}: {e}")))?;
         out.extend_from_slice(&tag);
     }
     Ok(())

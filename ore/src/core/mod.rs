@@ -16,6 +16,7 @@
 pub mod archive;
 pub mod block;
 pub mod chains;
+pub mod cpustat;
 pub mod crypto;
 pub mod depth;
 pub mod entry;

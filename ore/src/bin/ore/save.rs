@@ -117,6 +117,9 @@ fn leave_lease_hint(env: &Env, repo: &Repo) {
 pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     // First: a signal while the archive is being opened stops the run as well.
     let interrupted = stop_on_signals()?;
+    if a.stats {
+        ore::core::cpustat::enable();
+    }
     let repo = env.open()?;
     let id = env.archive_id()?;
     let cache_dir = env.cache_dir();
@@ -224,10 +227,15 @@ pub fn report_snapshot(env: &Env, r: &SnapshotOutcome, dry_run: bool) -> Result<
             "stats": s.stats,
             "warnings": s.warnings.iter().map(|w| json!({"path": ore::core::util::show(&w.path), "message": w.message})).collect::<Vec<_>>(),
             "warnings_total": s.warnings_total,
+            "cpu": ore::core::cpustat::enabled().then(ore::core::cpustat::json),
         }));
     }
     if let Some(k) = &key {
         out(&format!("{k}\n"))?;
+    }
+    // Asked for by name: shown even with --quiet.
+    if ore::core::cpustat::enabled() {
+        eprint!("{}", ore::core::cpustat::text());
     }
     if env.global.quiet {
         return Ok(());

@@ -9,6 +9,7 @@
 
 use super::Ctx;
 use crate::core::block::{self, Compression, Kind};
+use crate::core::cpustat::{time, Stage};
 use crate::core::entry::{Content, Piece};
 use crate::core::error::Error;
 use crate::core::filecache::Stamp;
@@ -193,12 +194,15 @@ fn read_region(
         let mut eof = false;
         while filled < want && done < len {
             let n = ((len - done) as usize).min(want - filled);
-            match read(&mut buf[filled..filled + n], off + done) {
+            match time(Stage::Read, || {
+                read(&mut buf[filled..filled + n], off + done)
+            }) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(k) => {
+                    crate::core::cpustat::count_read(k);
                     filled += k;
                     done += k as u64;
                 }
@@ -216,27 +220,30 @@ fn read_region(
         if off == 0 && stored == 0 && block::already_compressed(&buf[..filled]) {
             *comp = comp.for_compressed_data();
         }
-        let mut cuts = Vec::new();
-        let mut consumed = 0;
-        if at_end && filled <= c.min as usize {
-            // Too short to cut: one chunk.
-            cuts.push((0, filled));
-            consumed = filled;
-        }
-        for ch in fastcdc::v2020::FastCDC::with_level(
-            &buf[..filled - consumed],
-            c.min,
-            c.avg,
-            c.max,
-            c.level(),
-        ) {
-            let end = ch.offset + ch.length;
-            if !at_end && end == filled {
-                break;
+        let (cuts, consumed) = time(Stage::Chunk, || {
+            let mut cuts = Vec::new();
+            let mut consumed = 0;
+            if at_end && filled <= c.min as usize {
+                // Too short to cut: one chunk.
+                cuts.push((0, filled));
+                consumed = filled;
             }
-            cuts.push((ch.offset, ch.length));
-            consumed = end;
-        }
+            for ch in fastcdc::v2020::FastCDC::with_level(
+                &buf[..filled - consumed],
+                c.min,
+                c.avg,
+                c.max,
+                c.level(),
+            ) {
+                let end = ch.offset + ch.length;
+                if !at_end && end == filled {
+                    break;
+                }
+                cuts.push((ch.offset, ch.length));
+                consumed = end;
+            }
+            (cuts, consumed)
+        });
         if let Err(e) = store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
             break Err(RegionError::Fatal(e));
         }
@@ -261,8 +268,12 @@ fn store_chunks(
     comp: Compression,
     pieces: &mut Pieces,
 ) -> crate::Result<()> {
-    let keys_of =
-        |&(o, l): &(usize, usize)| ctx.repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l]);
+    // Timed per chunk: the pool's other threads hash some of them.
+    let keys_of = |&(o, l): &(usize, usize)| {
+        time(Stage::Hash, || {
+            ctx.repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l])
+        })
+    };
     let keys: Vec<Key> = if cuts.len() > 1 {
         cuts.par_iter().map(keys_of).collect()
     } else {
@@ -271,7 +282,9 @@ fn store_chunks(
     if ctx.writer.defers() {
         // Ask, and go on reading: the answer is waited for by a resolver (see `defer`).
         let end = cuts.last().map_or(0, |&(o, l)| o + l);
-        let present = ctx.repo.backend().start_exists(keys.clone());
+        let present = time(Stage::Store, || {
+            ctx.repo.backend().start_exists(keys.clone())
+        });
         ctx.writer.defer_chunks(
             present,
             data[..end].to_vec(),
@@ -282,16 +295,18 @@ fn store_chunks(
     } else {
         store_missing(ctx, data, cuts, &keys, comp)?;
     }
-    for (i, &(_, l)) in cuts.iter().enumerate() {
-        pieces.push(
-            &mut TreeStore { ctx },
-            Piece::Data {
-                key: keys[i],
-                len: l as u64,
-            },
-        )?;
-    }
-    Ok(())
+    time(Stage::Index, || {
+        for (i, &(_, l)) in cuts.iter().enumerate() {
+            pieces.push(
+                &mut TreeStore { ctx },
+                Piece::Data {
+                    key: keys[i],
+                    len: l as u64,
+                },
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// Asks the archive which of the chunks `cuts` of `data` (their keys `keys`) it lacks, and
@@ -303,9 +318,8 @@ fn store_missing(
     keys: &[Key],
     comp: Compression,
 ) -> crate::Result<()> {
-    let present = ctx
-        .repo
-        .answered(keys.len(), ctx.repo.backend().exists(keys)?)?;
+    let asked = time(Stage::Store, || ctx.repo.backend().exists(keys))?;
+    let present = ctx.repo.answered(keys.len(), asked)?;
     let mut seen = HashSet::new();
     let missing: Vec<usize> = (0..cuts.len())
         .filter(|&i| !present[i] && seen.insert(keys[i]))

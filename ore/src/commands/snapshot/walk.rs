@@ -13,6 +13,7 @@ use super::links::{Links, Met};
 use super::Ctx;
 use crate::commands::snapshot::rules::ignores_in;
 use crate::core::block::Kind;
+use crate::core::cpustat::{time, Stage};
 use crate::core::entry::{Entry, EntryKind, Xattr};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter, Cached, Stamp};
@@ -311,48 +312,53 @@ impl Walk<'_, '_> {
         known: Option<Key>,
     ) -> Result<Key> {
         let ctx = self.ctx;
-        let (dir, mut names) = match Dir::open(abs).and_then(|d| d.names().map(|n| (d, n))) {
-            Ok((d, n)) => (Some(d), n),
-            Err(e) => {
-                ctx.warn(rel, format!("directory not read: {e}"));
-                (None, Vec::new())
+        let (dir, names, ignores) = time(Stage::Walk, || {
+            let (dir, mut names) = match Dir::open(abs).and_then(|d| d.names().map(|n| (d, n))) {
+                Ok((d, n)) => (Some(d), n),
+                Err(e) => {
+                    ctx.warn(rel, format!("directory not read: {e}"));
+                    (None, Vec::new())
+                }
+            };
+            names.sort_unstable();
+            let (ignores, bad) = ignores_in(abs, &names, ignores);
+            if let Some(msg) = bad {
+                ctx.warn(rel, msg);
             }
-        };
-        names.sort_unstable();
-        let (ignores, bad) = ignores_in(abs, &names, ignores);
-        if let Some(msg) = bad {
-            ctx.warn(rel, msg);
-        }
+            (dir, names, ignores)
+        });
         let abs_bytes = path_bytes(abs).to_vec();
-        let mut rows = self.rows(&abs_bytes)?;
+        let mut rows = time(Stage::Walk, || self.rows(&abs_bytes))?;
         let cached_total = rows.len();
         let mut items = Vec::with_capacity(names.len());
         if let Some(dir) = &dir {
-            for name in names {
-                if ctx.stopped() {
-                    break;
-                }
-                let child_rel = join_rel(rel, &name);
-                let st = match dir.lstat(&name) {
-                    Ok(st) => st,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        ctx.warn(&child_rel, "vanished during the snapshot");
+            time(Stage::Walk, || {
+                for name in names {
+                    if ctx.stopped() {
+                        break;
+                    }
+                    let child_rel = join_rel(rel, &name);
+                    let st = match dir.lstat(&name) {
+                        Ok(st) => st,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            ctx.warn(&child_rel, "vanished during the snapshot");
+                            continue;
+                        }
+                        Err(e) => {
+                            ctx.warn(&child_rel, format!("not saved: {e}"));
+                            continue;
+                        }
+                    };
+                    let child = abs.join(OsStr::from_bytes(&name));
+                    if self.excluded(&ignores, &child, &st) {
                         continue;
                     }
-                    Err(e) => {
-                        ctx.warn(&child_rel, format!("not saved: {e}"));
-                        continue;
+                    let cached = rows.remove(&name);
+                    if let Some(item) = self.item(child, name, child_rel, st, cached, dev) {
+                        items.push(item);
                     }
-                };
-                let child = abs.join(OsStr::from_bytes(&name));
-                if self.excluded(&ignores, &child, &st) {
-                    continue;
                 }
-                let cached = rows.remove(&name);
-                if let Some(item) = self.item(child, name, child_rel, st, cached, dev) {
-                    items.push(item);
-                }
-            }
+            });
         }
         drop(dir);
         let resolved: Vec<Option<Done>> = items
@@ -364,13 +370,17 @@ impl Walk<'_, '_> {
             return Err(Error::Stopped);
         }
         let done: Vec<Done> = resolved.into_iter().flatten().collect();
-        self.update_cache(&abs_bytes, &done, &rows, cached_total)?;
-        let mut tree = Builder::<DirTree>::default();
-        let mut store = DirStore { ctx, known };
-        for d in done {
-            tree.push(d.entry, &mut store)?;
-        }
-        tree.finish(&mut store)
+        time(Stage::Walk, || {
+            self.update_cache(&abs_bytes, &done, &rows, cached_total)
+        })?;
+        time(Stage::Index, || {
+            let mut tree = Builder::<DirTree>::default();
+            let mut store = DirStore { ctx, known };
+            for d in done {
+                tree.push(d.entry, &mut store)?;
+            }
+            tree.finish(&mut store)
+        })
     }
 
     /// Updates the file cache's rows for the directory `abs_bytes` when its knowledge

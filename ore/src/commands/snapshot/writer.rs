@@ -7,6 +7,7 @@
 
 use super::defer::{Deferred, Work};
 use crate::core::block::{Compression, Kind};
+use crate::core::cpustat::{time, Stage};
 use crate::core::error::{Error, Result};
 use crate::core::repo::Repo;
 use ore_util::sync::lock;
@@ -55,17 +56,17 @@ impl<'r> Writer<'r> {
 
     /// Stores `plain` as a block of `kind` unless it is `known` or the archive has it.
     pub fn store(&self, kind: Kind, plain: &[u8], known: Option<Key>) -> Result<Key> {
-        let key = self.repo.keys().key_of(kind as u8, plain);
+        let key = time(Stage::Hash, || self.repo.keys().key_of(kind as u8, plain));
         if Some(key) == known {
             return Ok(key);
         }
         if let Some(d) = &self.deferred {
-            let present = self.repo.backend().start_exists(vec![key]);
+            let present = time(Stage::Store, || self.repo.backend().start_exists(vec![key]));
             let plain = plain.to_vec();
             d.push(present, Work::Block { kind, plain, key })?;
             return Ok(key);
         }
-        if self.repo.backend().exists(&[key])?.first() == Some(&true) {
+        if time(Stage::Store, || self.repo.backend().exists(&[key]))?.first() == Some(&true) {
             return Ok(key);
         }
         self.seal_and_put(kind, plain, key, self.repo.compression())?;
@@ -123,7 +124,8 @@ impl<'r> Writer<'r> {
             return Ok(());
         }
         let len = sealed.len() as u64;
-        let ticket = match self.repo.backend().start_put(key, sealed).try_ready() {
+        let started = time(Stage::Store, || self.repo.backend().start_put(key, sealed));
+        let ticket = match started.try_ready() {
             // An in-process backend answers at once: no need to involve the drain.
             Ok(r) => {
                 r.map_err(Error::Backend)?;
