@@ -41,10 +41,15 @@ const EXISTS_STALENESS_MAX: std::time::Duration = std::time::Duration::from_secs
 /// Packs' ids and tables.
 type Tables = Vec<(String, Vec<u8>)>;
 
+/// A pack on its way. It stays listed (its blocks readable here) until its task has stored
+/// and indexed it: whoever waits for the task takes it from `task`, and unlists the pack after.
 struct Upload {
     pack: Arc<Builder>,
-    task: tokio::task::JoinHandle<Result<()>>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
 }
+
+/// An upload taken to be waited for.
+type Waited = (Arc<Builder>, tokio::task::JoinHandle<Result<()>>);
 
 /// The blocks of one archive as this process sees them.
 pub(crate) struct Blocks {
@@ -192,31 +197,57 @@ impl Blocks {
         if self.known(&key) {
             return Ok(());
         }
-        let (before, after) = {
+        let mut waits = Vec::new();
+        {
+            // A pack leaves the open slot and joins the uploads under this lock, so that its
+            // blocks are never out of both.
             let mut open = lock(&self.open);
             if open.keys.contains_key(&key) {
                 return Ok(());
             }
             // A block that would take the pack past its size closes it first, so that a
             // pack's buffer never outgrows what it reserved.
-            let before = (!open.fits(block.len()))
-                .then(|| std::mem::replace(&mut *open, Builder::scratch()));
+            if !open.fits(block.len()) {
+                let pack = std::mem::replace(&mut *open, Builder::scratch());
+                waits.extend(self.upload(rt, store, pack)?);
+            }
             open.add(key, block)
                 .map_err(|e| scratch_failed(&store.archive, e))?;
-            let after = open
-                .full()
-                .then(|| std::mem::replace(&mut *open, Builder::scratch()));
-            (before, after)
-        };
-        for pack in [before, after].into_iter().flatten() {
-            self.upload(rt, store, pack)?;
+            if open.full() {
+                let pack = std::mem::replace(&mut *open, Builder::scratch());
+                waits.extend(self.upload(rt, store, pack)?);
+            }
         }
-        Ok(())
+        let mut first_error = None;
+        for w in waits {
+            if let Err(e) = self.wait(rt, store, w) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// Starts writing `pack`, after waiting for the oldest upload when [`UPLOADS`] are on
-    /// their way (and reporting its failure).
-    fn upload(&self, rt: &tokio::runtime::Runtime, store: &Store, mut pack: Builder) -> Result<()> {
+    /// Waits for an upload, then unlists its pack (stored and indexed, or failed: the failure
+    /// is returned).
+    fn wait(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        store: &Store,
+        (pack, task): Waited,
+    ) -> Result<()> {
+        let done = rt.block_on(task).map_err(|e| failed(store, e));
+        lock(&self.uploads).retain(|u| !Arc::ptr_eq(&u.pack, &pack));
+        done?
+    }
+
+    /// Starts writing `pack`; when more than [`UPLOADS`] are on their way, the oldest one no
+    /// one waits for yet, for the caller to wait for (outside the open pack's lock).
+    fn upload(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        store: &Store,
+        mut pack: Builder,
+    ) -> Result<Option<Waited>> {
         let (id, table) = pack
             .finish()
             .map_err(|e| scratch_failed(&store.archive, e))?;
@@ -241,37 +272,45 @@ impl Blocks {
             };
             store_index(&s, &index, &unindexed, ready).await
         });
-        let oldest = {
-            let mut uploads = lock(&self.uploads);
-            uploads.push_back(Upload { pack, task });
-            if uploads.len() > UPLOADS {
-                uploads.pop_front()
-            } else {
-                None
-            }
-        };
-        match oldest {
-            Some(u) => rt.block_on(u.task).map_err(|e| failed(store, e))?,
-            None => Ok(()),
-        }
+        let mut uploads = lock(&self.uploads);
+        uploads.push_back(Upload {
+            pack,
+            task: Some(task),
+        });
+        Ok(match uploads.len() > UPLOADS {
+            true => uploads
+                .iter_mut()
+                .find_map(|u| u.task.take().map(|t| (u.pack.clone(), t))),
+            false => None,
+        })
     }
 
     /// Writes out the open pack and waits until every pack is stored.
     pub fn flush(&self, rt: &tokio::runtime::Runtime, store: &Store) -> Result<()> {
-        let open = std::mem::replace(&mut *lock(&self.open), Builder::scratch());
-        if !open.entries.is_empty() {
-            self.upload(rt, store, open)?;
-        }
         let mut first_error = None;
+        let waited = {
+            let mut open = lock(&self.open);
+            match open.entries.is_empty() {
+                true => None,
+                false => {
+                    let pack = std::mem::replace(&mut *open, Builder::scratch());
+                    self.upload(rt, store, pack)?
+                }
+            }
+        };
+        if let Some(w) = waited {
+            if let Err(e) = self.wait(rt, store, w) {
+                first_error.get_or_insert(e);
+            }
+        }
         loop {
-            let Some(u) = lock(&self.uploads).pop_front() else {
+            let next = lock(&self.uploads)
+                .iter_mut()
+                .find_map(|u| u.task.take().map(|t| (u.pack.clone(), t)));
+            let Some(w) = next else {
                 break;
             };
-            if let Err(e) = rt
-                .block_on(u.task)
-                .map_err(|e| failed(store, e))
-                .and_then(|r| r)
-            {
+            if let Err(e) = self.wait(rt, store, w) {
                 first_error.get_or_insert(e);
             }
         }
@@ -285,9 +324,6 @@ impl Blocks {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The block's bytes from wherever it is, reading new index objects once on a miss. A
-    /// pack that is gone (a repack moved its blocks) makes it read the index again and try
-    /// the block's new place.
     /// The block's bytes when they are at hand without a request: in a pack not yet stored,
     /// or in one held in a scratch file. A restore's reads were each a task woken by its
     /// answer; most are at hand, and answering them on the caller's thread saves two thread
@@ -302,6 +338,9 @@ impl Blocks {
         Some(data.and_then(|d| checked(store, key, &path(), &loc, d)))
     }
 
+    /// The block's bytes from wherever it is, reading new index objects once on a miss. A
+    /// pack that is gone (a repack moved its blocks) makes it read the index again and try
+    /// the block's new place.
     pub async fn get(&self, store: &Store, key: Key) -> Result<Option<Vec<u8>>> {
         if let Some(d) = self.at_hand(store, &key) {
             return d.map(Some);

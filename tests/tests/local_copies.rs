@@ -3,7 +3,7 @@
 //! tags name, and never trusts one that is not (`core/formatcopy.rs`, `core/reflog/copy.rs`).
 //! The request counts they save on an object store are pinned by `s3_request_budget`.
 
-use ore_tests::ore::{block_file, scratch, Ore};
+use ore_tests::ore::{block_file, scratch, Ore, Run};
 use std::path::{Path, PathBuf};
 
 fn tag(fsdir: &Path, name: &str) -> String {
@@ -117,6 +117,28 @@ fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_c
             && r.stderr.contains("stored in the archive again"),
         "{r:?}"
     );
+    assert_eq!(std::fs::read(&file).expect("stored again"), stored);
+}
+
+/// The presence of the format record is checked while the passphrase's key is derived; a
+/// run that then stops at a wrong passphrase still stores a missing record again, as it did
+/// when the check came first.
+#[test]
+fn a_format_record_missing_from_the_archive_is_stored_again_though_the_passphrase_is_wrong() {
+    let d = scratch();
+    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
+    let format = tag(&fsdir, "ore:format");
+    let file = block_file(&fsdir, &format);
+    let stored = std::fs::read(&file).expect("the format block");
+    std::fs::remove_file(&file).expect("lose the record");
+    let r = Run::of(
+        (ore.cmd(&["tags"])
+            .env("ORE_PASSPHRASE", "not the passphrase"))
+        .output()
+        .expect("ore runs"),
+    );
+    assert_ne!(r.code, 0, "a wrong passphrase opens nothing: {r:?}");
+    assert!(r.stderr.contains("stored in the archive again"), "{r:?}");
     assert_eq!(std::fs::read(&file).expect("stored again"), stored);
 }
 

@@ -199,34 +199,14 @@ impl Repo {
     pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
         let (key, record, check) = read_format_begun(&*backend, id)?
             .ok_or_else(|| crate::core::format::missing_error(&*backend, id))?;
-        let (master, slot) = if record.encrypted() {
-            let pass = passphrase("Passphrase: ")?;
-            let mut found = None;
-            for s in &record.key_slots {
-                if let Some(m) = s.unwrap_master(&pass)? {
-                    found = Some((m, Some(s.id.clone())));
-                    break;
-                }
-            }
-            found.ok_or(Error::WrongPassphrase {
-                slots: record.key_slots.len(),
-            })?
-        } else {
-            let m = record
-                .master_key
-                .as_deref()
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
-                .ok_or_else(|| {
-                    Error::Archive(format!(
-                        "archive {id}: the format record has no usable master key"
-                    ))
-                })?;
-            (m, None)
-        };
+        let unlocked = unlock(&record, id, passphrase);
+        // Finished whatever the passphrase did: a record missing from the archive is stored
+        // again even by a run that then stops at a wrong passphrase, as it was before the
+        // check moved after the key derivation.
         if let Some(c) = check {
             c.finish(&*backend, id);
         }
+        let (master, slot) = unlocked?;
         Repo::assemble(backend, id, key, record, master, slot)
     }
 
@@ -558,4 +538,38 @@ fn write_format(
             "the format record was changed by someone else meanwhile; nothing was changed, try again".into(),
         )),
     }
+}
+
+/// The master key of the archive whose format record is `record`, asking for a passphrase when
+/// it is encrypted; and the key slot that opened it.
+fn unlock(
+    record: &FormatRecord,
+    id: &str,
+    passphrase: Passphrase,
+) -> Result<([u8; 32], Option<String>)> {
+    Ok(if record.encrypted() {
+        let pass = passphrase("Passphrase: ")?;
+        let mut found = None;
+        for s in &record.key_slots {
+            if let Some(m) = s.unwrap_master(&pass)? {
+                found = Some((m, Some(s.id.clone())));
+                break;
+            }
+        }
+        found.ok_or(Error::WrongPassphrase {
+            slots: record.key_slots.len(),
+        })?
+    } else {
+        let m = record
+            .master_key
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .ok_or_else(|| {
+                Error::Archive(format!(
+                    "archive {id}: the format record has no usable master key"
+                ))
+            })?;
+        (m, None)
+    })
 }
