@@ -178,7 +178,12 @@ fn read_at(
     loc: &Loc,
     archive: &str,
 ) -> Result<Option<Vec<u8>>> {
-    if loc.offset + u64::from(loc.len) > spilled.len {
+    // A crafted index may name any offset: past the end (or wrapping) is not here.
+    if loc
+        .offset
+        .checked_add(u64::from(loc.len))
+        .is_none_or(|end| end > spilled.len)
+    {
         return Ok(None);
     }
     let mut out = vec![0; loc.len as usize];

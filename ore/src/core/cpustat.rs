@@ -106,12 +106,19 @@ pub fn time<T>(stage: Stage, f: impl FnOnce() -> T) -> T {
     if let Some((o, since)) = outer {
         charge(o, now.saturating_sub(since));
     }
-    let r = f();
-    let end = thread_cpu();
-    if let Some((s, since)) = CURRENT.with(|c| c.replace(outer.map(|(o, _)| (o, end)))) {
-        charge(s, end.saturating_sub(since));
+    // Charges the stage and resumes the outer one when `f` returns, or unwinds.
+    struct Resume(Option<(Stage, u64)>);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let end = thread_cpu();
+            let outer = self.0.map(|(o, _)| (o, end));
+            if let Some((s, since)) = CURRENT.with(|c| c.replace(outer)) {
+                charge(s, end.saturating_sub(since));
+            }
+        }
     }
-    r
+    let _resume = Resume(outer);
+    f()
 }
 
 fn charge(stage: Stage, nanos: u64) {
