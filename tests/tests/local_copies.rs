@@ -103,14 +103,21 @@ fn a_damaged_copy_of_the_format_record_is_passed_over_and_replaced() {
     );
 }
 
-#[test]
-fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_copy() {
-    let d = scratch();
-    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
+/// An archive whose format record's block file is gone (this machine keeps its copy): the
+/// archive, where the block file was, and the bytes it held.
+fn format_record_lost(d: &Path) -> (Ore, PathBuf, Vec<u8>) {
+    let (ore, fsdir, _) = archive_with_two_snapshots(d);
     let format = tag(&fsdir, "ore:format");
     let file = block_file(&fsdir, &format);
     let stored = std::fs::read(&file).expect("the format block");
     std::fs::remove_file(&file).expect("lose the record");
+    (ore, file, stored)
+}
+
+#[test]
+fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_copy() {
+    let d = scratch();
+    let (ore, file, stored) = format_record_lost(d.path());
     let r = ore.run(&["ls", "t"]).expect(0, "ls");
     assert!(
         r.stderr.contains("using this machine's copy")
@@ -126,11 +133,7 @@ fn a_format_record_missing_from_the_archive_is_stored_again_from_this_machines_c
 #[test]
 fn a_format_record_missing_from_the_archive_is_stored_again_though_the_passphrase_is_wrong() {
     let d = scratch();
-    let (ore, fsdir, _) = archive_with_two_snapshots(d.path());
-    let format = tag(&fsdir, "ore:format");
-    let file = block_file(&fsdir, &format);
-    let stored = std::fs::read(&file).expect("the format block");
-    std::fs::remove_file(&file).expect("lose the record");
+    let (ore, file, stored) = format_record_lost(d.path());
     let r = Run::of(
         (ore.cmd(&["tags"])
             .env("ORE_PASSPHRASE", "not the passphrase"))
