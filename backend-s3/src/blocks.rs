@@ -7,8 +7,9 @@
 //! them and writes out the open pack too. A pack's bytes wait in a scratch file
 //! (`Builder::scratch`) and are read into memory when its upload begins, one upload at a time,
 //! so the backend holds one pack in memory, not two. Until its upload is done a pack stays
-//! readable here, so a get never misses a block this process accepted. A block this process has not heard of may
-//! be in a pack another process wrote since: a miss reads the index objects that are new.
+//! readable here, so a get never misses a block this process accepted. A block this process
+//! has not heard of may be in a pack another process wrote since: a miss reads the index
+//! objects that are new.
 
 use crate::index::{self, Index};
 use crate::packs::{scratch_failed, Builder, Loc};
@@ -50,6 +51,13 @@ struct Upload {
 
 /// An upload taken to be waited for.
 type Waited = (Arc<Builder>, tokio::task::JoinHandle<Result<()>>);
+
+/// The oldest upload no one waits for yet, taken to be waited for (it stays listed).
+fn unwaited(uploads: &mut VecDeque<Upload>) -> Option<Waited> {
+    uploads
+        .iter_mut()
+        .find_map(|u| u.task.take().map(|t| (u.pack.clone(), t)))
+}
 
 /// The blocks of one archive as this process sees them.
 pub(crate) struct Blocks {
@@ -278,9 +286,7 @@ impl Blocks {
             task: Some(task),
         });
         Ok(match uploads.len() > UPLOADS {
-            true => uploads
-                .iter_mut()
-                .find_map(|u| u.task.take().map(|t| (u.pack.clone(), t))),
+            true => unwaited(&mut uploads),
             false => None,
         })
     }
@@ -304,9 +310,7 @@ impl Blocks {
             }
         }
         loop {
-            let next = lock(&self.uploads)
-                .iter_mut()
-                .find_map(|u| u.task.take().map(|t| (u.pack.clone(), t)));
+            let next = unwaited(&mut lock(&self.uploads));
             let Some(w) = next else {
                 break;
             };
