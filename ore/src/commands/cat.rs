@@ -33,13 +33,21 @@ pub fn contents<E: From<Error>>(
     match content {
         Content::Empty => {}
         Content::Chunk(k) => write(repo.get_block(*k, Kind::Chunk)?.data())?,
+        &Content::Slice { key, start, len } => {
+            let chunk = repo.get_block(key, Kind::Chunk)?;
+            write(Piece::Slice { key, start, len }.bytes_of(chunk.data())?)?
+        }
         Content::Index(root) => {
             let mut r = Reader::<FileTree>::new(repo, *root);
             let zeros = vec![0u8; 1 << 20];
             while let Some(p) = r.next_item()? {
-                match p {
-                    Piece::Data { key, .. } => write(repo.get_block(key, Kind::Chunk)?.data())?,
-                    Piece::Hole { mut len } => {
+                match p.chunk() {
+                    Some(key) => {
+                        let chunk = repo.get_block(key, Kind::Chunk)?;
+                        write(p.bytes_of(chunk.data())?)?
+                    }
+                    None => {
+                        let mut len = p.len();
                         while len > 0 {
                             let n = len.min(zeros.len() as u64) as usize;
                             write(&zeros[..n])?;

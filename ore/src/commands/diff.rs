@@ -4,7 +4,10 @@
 //! same entries all the way down: such subtrees are skipped without being read, and a diff of
 //! two snapshots of a large tree with a few changes reads only the directories on the paths to
 //! those changes. Files that disappeared in one place and appeared in another with the same
-//! contents (same content key, not empty) are reported once, as renamed.
+//! contents (same content key, not empty) are reported once, as renamed. A small file kept
+//! as a slice of a bundle (format 3) is read again into another bundle when it moves, so its
+//! content is known by the key its bytes would have as a chunk of their own; the bundle is
+//! opened for that only when the other side has a file of the same size.
 
 use crate::core::depth::{too_deep, MAX_DEPTH};
 use crate::core::entry::{Content, Entry, EntryKind};
@@ -37,14 +40,22 @@ fn kind_name(e: &Entry) -> &'static str {
     e.kind.type_name()
 }
 
+/// The block a file's content starts at (none for an empty file or anything else).
 fn content_key(e: &Entry) -> Option<Key> {
     match &e.kind {
-        EntryKind::File {
-            content: Content::Chunk(k) | Content::Index(k),
-            ..
-        } => Some(*k),
+        EntryKind::File { content, .. } => content.first_block(),
         _ => None,
     }
+}
+
+/// Sizes of the files in `v`.
+fn sizes(v: &[(String, Entry)]) -> std::collections::HashSet<u64> {
+    v.iter()
+        .filter_map(|(_, e)| match e.kind {
+            EntryKind::File { size, .. } => Some(size),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What differs between two entries of the same name.
@@ -185,7 +196,7 @@ pub fn diff(repo: &Repo, a: &Entry, b: &Entry) -> Result<(Vec<Change>, u64)> {
             _ => unreachable!("an order is only taken from the entries there are"),
         }
     }
-    d.renames();
+    d.renames()?;
     let mut out = d.out;
     out.sort_by(|x, y| x.path.cmp(&y.path).then(x.change.cmp(y.change)));
     Ok((out, d.dirs_read))
@@ -316,16 +327,46 @@ impl<'r> Differ<'r> {
         Ok(())
     }
 
+    /// What `e`'s content is for pairing renames: its first block, or for a slice whose size
+    /// is among `sizes` (the other side's), the key of its bytes as a chunk.
+    fn identity(
+        &self,
+        e: &Entry,
+        sizes: &std::collections::HashSet<u64>,
+        bundles: &crate::core::plaincache::PlainCache,
+    ) -> Result<Option<Key>> {
+        match e.kind {
+            EntryKind::File {
+                size,
+                content: Content::Slice { key, start, len },
+            } => {
+                if !sizes.contains(&size) {
+                    return Ok(Some(crate::core::reach::slice_id(key, start, len)));
+                }
+                let bundle = bundles.chunk(self.repo, key)?;
+                let bytes =
+                    crate::core::entry::Piece::Slice { key, start, len }.bytes_of(&bundle)?;
+                let chunk = crate::core::block::Kind::Chunk as u8;
+                Ok(Some(self.repo.keys().key_of(chunk, bytes)))
+            }
+            _ => Ok(content_key(e)),
+        }
+    }
+
     /// Pairs removed and added files with the same contents as renames.
-    fn renames(&mut self) {
+    fn renames(&mut self) -> Result<()> {
+        let bundles =
+            crate::core::plaincache::PlainCache::new(crate::core::plaincache::BUNDLE_BYTES);
+        let (removed_sizes, added_sizes) = (sizes(&self.removed), sizes(&self.added));
         let mut by_key: HashMap<Key, Vec<(String, Entry)>> = HashMap::new();
-        for (p, e) in self.removed.drain(..) {
-            if let Some(k) = content_key(&e) {
+        for (p, e) in std::mem::take(&mut self.removed) {
+            if let Some(k) = self.identity(&e, &added_sizes, &bundles)? {
                 by_key.entry(k).or_default().push((p, e));
             }
         }
         for (p, e) in std::mem::take(&mut self.added) {
-            let from = content_key(&e)
+            let from = self
+                .identity(&e, &removed_sizes, &bundles)?
                 .and_then(|k| by_key.get_mut(&k))
                 .and_then(Vec::pop);
             match from {
@@ -362,5 +403,6 @@ impl<'r> Differ<'r> {
                 });
             }
         }
+        Ok(())
     }
 }

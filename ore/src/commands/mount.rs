@@ -11,22 +11,21 @@
 //! already opened (decrypted, decompressed, verified). Reads are answered from a pool of
 //! threads, so several can be in progress at once.
 
-use crate::core::block::Kind;
 use crate::core::entry::{Entry, EntryKind, Piece};
 use crate::core::error::{Error, Result};
+use crate::core::plaincache::PlainCache;
 use crate::core::repo::Repo;
 use crate::core::vtree::{VNode, VTree, CURRENT};
 use fuser::{
     FileAttr, FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
     ReplyXattr, Request,
 };
-use ore_util::sync::{lock, wait};
 use protocol::Key;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most bytes of opened chunks kept in memory.
@@ -59,71 +58,22 @@ struct Inode {
     snap_root: u64,
 }
 
-/// An opened chunk cache with in-flight deduplication.
+/// Opened chunks, shared by the threads that answer reads.
 struct Chunks {
     repo: Arc<Repo>,
-    map: Mutex<ChunkMap>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct ChunkMap {
-    held: HashMap<Key, (Arc<Vec<u8>>, u64)>,
-    fetching: std::collections::HashSet<Key>,
-    bytes: u64,
-    tick: u64,
+    cache: PlainCache,
 }
 
 impl Chunks {
     /// A chunk's plaintext, from the cache or the archive.
     fn get(&self, key: Key) -> Result<Arc<Vec<u8>>> {
-        {
-            let mut m = lock(&self.map);
-            loop {
-                m.tick += 1;
-                let t = m.tick;
-                if let Some((data, used)) = m.held.get_mut(&key) {
-                    *used = t;
-                    return Ok(data.clone());
-                }
-                if !m.fetching.contains(&key) {
-                    m.fetching.insert(key);
-                    break;
-                }
-                m = wait(&self.ready, m);
-            }
-        }
-        let r = self
-            .repo
-            .get_block(key, Kind::Chunk)
-            .map(|p| Arc::new(p.into_vec()));
-        let mut m = lock(&self.map);
-        m.fetching.remove(&key);
-        if let Ok(data) = &r {
-            m.tick += 1;
-            let t = m.tick;
-            m.bytes += data.len() as u64;
-            m.held.insert(key, (data.clone(), t));
-            while m.bytes > CACHE_BYTES && m.held.len() > 1 {
-                let Some((&old, _)) = m.held.iter().min_by_key(|(_, (_, used))| *used) else {
-                    break;
-                };
-                if let Some((d, _)) = m.held.remove(&old) {
-                    m.bytes -= d.len() as u64;
-                }
-            }
-        }
-        self.ready.notify_all();
-        r
+        self.cache.chunk(&self.repo, key)
     }
 
     /// Starts fetching `key` in the background unless it is held or on its way.
     fn prefetch(self: &Arc<Self>, key: Key) {
-        {
-            let m = lock(&self.map);
-            if m.held.contains_key(&key) || m.fetching.contains(&key) {
-                return;
-            }
+        if self.cache.has(&key) {
+            return;
         }
         let me = self.clone();
         rayon::spawn(move || {
@@ -195,8 +145,7 @@ impl OreFs {
         let leaked: &'static Arc<Repo> = Box::leak(Box::new(repo.clone()));
         let shared = Arc::new(Chunks {
             repo,
-            map: Mutex::new(ChunkMap::default()),
-            ready: Condvar::new(),
+            cache: PlainCache::new(CACHE_BYTES),
         });
         let tree = VTree::new(leaked, tag);
         tree.tags()?;
@@ -625,13 +574,14 @@ fn read_range(chunks: &Arc<Chunks>, open: &Open, offset: u64, len: u64) -> Resul
         let (start, p) = &open.pieces[i];
         let from = offset.max(*start) - start;
         let to = end.min(start + p.len()) - start;
-        match p {
-            Piece::Data { key, .. } => {
-                let data = chunks.get(*key)?;
+        match p.chunk() {
+            Some(key) => {
+                let chunk = chunks.get(key)?;
+                let data = p.bytes_of(&chunk)?;
                 let (from, to) = (from as usize, (to as usize).min(data.len()));
                 out.extend_from_slice(&data[from.min(to)..to]);
             }
-            Piece::Hole { .. } => out.resize(out.len() + (to - from) as usize, 0),
+            None => out.resize(out.len() + (to - from) as usize, 0),
         }
         i += 1;
     }
@@ -641,8 +591,8 @@ fn read_range(chunks: &Arc<Chunks>, open: &Open, offset: u64, len: u64) -> Resul
         AHEAD_RANDOM
     };
     for (_, p) in open.pieces.iter().skip(i).take(ahead) {
-        if let Piece::Data { key, .. } = p {
-            chunks.prefetch(*key);
+        if let Some(key) = p.chunk() {
+            chunks.prefetch(key);
         }
     }
     Ok(out)

@@ -4,7 +4,8 @@
 //! The sizes come from a walk of the snapshots' trees, as gc marks ([`crate::core::reach`]):
 //! every directory and file-index block is read (their stored size is known exactly), and
 //! every chunk is counted once, with its length before compression as the file holding it
-//! records. Chunks themselves are not read — that would be reading the whole archive — so the
+//! records. A bundle of small files (format 3) is counted as one chunk, and its bytes as the
+//! sum of its distinct slices that the walk reaches. Chunks themselves are not read — that would be reading the whole archive — so the
 //! stored size of the data is the backend's own count for the archive as a whole, when it
 //! keeps one.
 //!
@@ -34,14 +35,28 @@ pub struct Sizes {
     pub tree_bytes: u64,
 }
 
+/// What a counted block is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum What {
+    Tree,
+    Chunk,
+    /// A small file's slice of a bundle chunk: its bytes count as the chunk's (the bundle
+    /// itself is counted as a chunk of no bytes), and it is no block.
+    Slice,
+}
+
 impl Sizes {
-    fn add(&mut self, size: u64, chunk: bool) {
-        if chunk {
-            self.chunks += 1;
-            self.chunk_bytes += size;
-        } else {
-            self.trees += 1;
-            self.tree_bytes += size;
+    fn add(&mut self, size: u64, what: What) {
+        match what {
+            What::Chunk => {
+                self.chunks += 1;
+                self.chunk_bytes += size;
+            }
+            What::Slice => self.chunk_bytes += size,
+            What::Tree => {
+                self.trees += 1;
+                self.tree_bytes += size;
+            }
         }
     }
 }
@@ -75,12 +90,12 @@ pub struct Stats {
     pub groups: Vec<Group>,
 }
 
-/// Which group first reached a block, its size, and whether it is a chunk.
+/// Which group first reached a block, its size, and what it is.
 struct Owner {
     group: u32,
     shared: bool,
     size: u64,
-    chunk: bool,
+    what: What,
 }
 
 /// Counts what one group's walk reaches, and notes each block's owner.
@@ -91,8 +106,8 @@ struct Tally<'a> {
 }
 
 impl Tally<'_> {
-    fn note(&self, key: Key, size: u64, chunk: bool) {
-        lock(&self.reached).add(size, chunk);
+    fn note(&self, key: Key, size: u64, what: What) {
+        lock(&self.reached).add(size, what);
         let mut o = lock(self.owners);
         o.entry(key)
             .and_modify(|w| w.shared |= w.group != self.group)
@@ -100,7 +115,7 @@ impl Tally<'_> {
                 group: self.group,
                 shared: false,
                 size,
-                chunk,
+                what,
             });
     }
 }
@@ -114,7 +129,7 @@ impl Visitor for Tally<'_> {
         _: &crate::core::block::Plain,
     ) -> Result<()> {
         if node != Node::Reflog && node != Node::Format {
-            self.note(key, stored.len() as u64, false);
+            self.note(key, stored.len() as u64, What::Tree);
         }
         Ok(())
     }
@@ -122,7 +137,14 @@ impl Visitor for Tally<'_> {
         self.chunk_of(key, 0)
     }
     fn chunk_of(&self, key: Key, len: u64) -> Result<()> {
-        self.note(key, len, true);
+        self.note(key, len, What::Chunk);
+        Ok(())
+    }
+    fn slices(&self) -> bool {
+        true
+    }
+    fn slice(&self, id: Key, len: u64) -> Result<()> {
+        self.note(id, len, What::Slice);
         Ok(())
     }
 }
@@ -194,9 +216,9 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
         .collect();
     let mut dedup = Sizes::default();
     for o in owners.values() {
-        dedup.add(o.size, o.chunk);
+        dedup.add(o.size, o.what);
         if !o.shared {
-            out_groups[o.group as usize].unique.add(o.size, o.chunk);
+            out_groups[o.group as usize].unique.add(o.size, o.what);
         }
     }
     for (g, r) in out_groups.iter_mut().zip(reached) {
@@ -242,5 +264,11 @@ impl Visitor for OneSnapshot<'_> {
     }
     fn chunk_of(&self, key: Key, len: u64) -> Result<()> {
         self.0.chunk_of(key, len)
+    }
+    fn slices(&self) -> bool {
+        self.0.slices()
+    }
+    fn slice(&self, id: Key, len: u64) -> Result<()> {
+        self.0.slice(id, len)
     }
 }

@@ -84,9 +84,11 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
     let mut translator = None;
     // For each tag: the destination's key of each snapshot of the source chain, newest first.
     let chains: Vec<(String, Vec<Key>)> = if dst.shares_keys(src) {
-        if src.links() && !dst.links() {
+        let (from, to) = (src.format().format, dst.format().format);
+        if from > to {
             return Err(Error::Usage(format!(
-                "{} is an archive of format 1, which cannot hold the chain links of {}                  (format 2): run `ore -a {} upgrade` first; nothing was copied",
+                "{} is an archive of format {to}, which cannot hold what {} (format {from}) \
+                 stores as it is stored: run `ore -a {} upgrade` first; nothing was copied",
                 dst.id(),
                 src.id(),
                 dst.id()
@@ -108,6 +110,9 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             blocks: 0,
             copied: 0,
             bytes: 0,
+            bundles: crate::core::plaincache::PlainCache::new(
+                crate::core::plaincache::BUNDLE_BYTES,
+            ),
         });
         translate_chains(src, t, &heads)?
     };

@@ -130,27 +130,79 @@ pub enum Content {
     /// The root of an index tree (see [`crate::core::tree`]); used for several chunks and for sparse
     /// files.
     Index(Key),
+    /// Bytes `start..start + len` of chunk `key`: a small file kept in a *bundle*, one chunk
+    /// holding the contents of several small files back to back (format 3, FORMAT.md §4).
+    Slice { key: Key, start: u64, len: u64 },
+}
+
+impl Content {
+    /// The block a reader fetches first for this content: a chunk or an index root.
+    pub fn first_block(&self) -> Option<Key> {
+        match self {
+            Content::Empty => None,
+            Content::Chunk(k) | Content::Index(k) | Content::Slice { key: k, .. } => Some(*k),
+        }
+    }
 }
 
 /// One piece of a file, in a leaf of its index tree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Piece {
     /// `len` bytes stored as a chunk.
     Data { key: Key, len: u64 },
     /// `len` bytes of zeros not stored (a hole of a sparse file).
     Hole { len: u64 },
+    /// Bytes `start..start + len` of chunk `key`. Only a file whose content is
+    /// [`Content::Slice`] has such a piece, and only as its one piece: a file index leaf that
+    /// holds one is corrupt (FORMAT.md §5).
+    Slice { key: Key, start: u64, len: u64 },
 }
 
 impl Piece {
     pub fn len(&self) -> u64 {
         match self {
-            Piece::Data { len, .. } | Piece::Hole { len } => *len,
+            Piece::Data { len, .. } | Piece::Hole { len } | Piece::Slice { len, .. } => *len,
+        }
+    }
+
+    /// The chunk this piece's bytes come from (none for a hole).
+    pub fn chunk(&self) -> Option<Key> {
+        match self {
+            Piece::Data { key, .. } | Piece::Slice { key, .. } => Some(*key),
+            Piece::Hole { .. } => None,
+        }
+    }
+
+    /// This piece's bytes within the plaintext `chunk` of its chunk: all of it for a data
+    /// piece, the range for a slice, refused (naming the chunk) when the range does not lie
+    /// inside it (counted without overflow).
+    pub fn bytes_of<'a>(&self, chunk: &'a [u8]) -> crate::Result<&'a [u8]> {
+        match *self {
+            Piece::Slice { key, start, len } => {
+                slice_range(chunk.len(), start, len)
+                    .map(|r| &chunk[r])
+                    .ok_or_else(|| crate::Error::Corrupt {
+                        key,
+                        kind: crate::core::block::Kind::Chunk.name(),
+                        why: format!(
+                            "a file is said to lie at bytes {start}..+{len} of it, but it holds {} bytes",
+                            chunk.len()
+                        ),
+                    })
+            }
+            _ => Ok(chunk),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The range `start..start + len` of a chunk of `chunk_len` bytes, if it lies inside it.
+pub fn slice_range(chunk_len: usize, start: u64, len: u64) -> Option<std::ops::Range<usize>> {
+    let end = start.checked_add(len)?;
+    (end <= chunk_len as u64).then_some(start as usize..end as usize)
 }
 
 /// A problem met while making a snapshot, kept in the snapshot.
@@ -252,8 +304,8 @@ pub fn check_entry(e: &Entry) -> Result<(), String> {
     check_details(&e.name, &e.kind, &e.xattrs)
 }
 
-/// Checks what an entry holds besides its name: a hard link's target (a path within the
-/// snapshot), a symlink's target (not empty, no NUL: a symlink that cannot exist) and the
+/// Checks what an entry holds besides its name: a slice's length (the file's size), a hard
+/// link's target (a path within the snapshot), a symlink's target (not empty, no NUL: a symlink that cannot exist) and the
 /// names of extended attributes (not empty, no NUL). Shared with `ore load`, whose entries
 /// carry the same fields.
 pub fn check_details(name: &[u8], kind: &EntryKind, xattrs: &[Xattr]) -> Result<(), String> {
@@ -265,6 +317,15 @@ pub fn check_details(name: &[u8], kind: &EntryKind, xattrs: &[Xattr]) -> Result<
                 quoted(target)
             )
         })?,
+        &EntryKind::File {
+            size,
+            content: Content::Slice { key, len, .. },
+        } if len != size => {
+            return Err(format!(
+                "file {}: its content is a slice of {len} bytes of chunk {key}, but the file has {size}",
+                quoted(name)
+            ))
+        }
         EntryKind::Symlink { target } if target.is_empty() || target.contains(&0) => {
             return Err(format!(
                 "symlink {}: its target {} is empty or contains a NUL byte",

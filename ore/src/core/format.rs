@@ -21,9 +21,14 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
 pub const FORMAT_TAG: &str = protocol::tagrules::FORMAT_TAG;
-/// The format version this build gives new archives (and `ore upgrade` older ones): 2, whose
-/// chains are made of links ([`crate::core::link`]).
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build gives new archives (and `ore upgrade` older ones): 3, whose
+/// chains are made of links ([`crate::core::link`], since 2) and whose small files are kept in
+/// shared chunks ([`SLICES_FROM`]).
+pub const FORMAT_VERSION: u32 = 3;
+/// The first format version whose small files may be slices of shared chunks
+/// (`Content::Slice`, FORMAT.md §4). Snapshots of older archives store each file apart, so
+/// that the `ore`s that read them still can.
+pub const SLICES_FROM: u32 = 3;
 /// The oldest format version this build reads (and writes, as that version).
 pub const OLDEST_FORMAT: u32 = 1;
 

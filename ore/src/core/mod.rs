@@ -31,6 +31,7 @@ pub mod lease;
 pub mod link;
 pub mod meta;
 pub mod names;
+pub mod plaincache;
 pub mod prefetch;
 pub mod progress;
 pub mod reach;

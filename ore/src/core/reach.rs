@@ -36,6 +36,9 @@ pub enum Node {
     /// A node of a file's index tree (leaf or inner).
     File,
     Chunk,
+    /// A file's slice of a bundle chunk (FORMAT.md §4), as a key no block has
+    /// ([`slice_id`]); walked only for visitors that ask for slices ([`Visitor::slices`]).
+    Slice,
     Reflog,
     Format,
 }
@@ -49,6 +52,7 @@ impl Node {
             Node::Dir => "directory",
             Node::File => "file index",
             Node::Chunk => "file data",
+            Node::Slice => "file slice",
             Node::Reflog => "reflog",
             Node::Format => "format record",
         }
@@ -60,7 +64,7 @@ impl Node {
             Node::Snapshot | Node::Linked => Kind::Snapshot,
             Node::Dir => Kind::Dir,
             Node::File => Kind::FileLeaf,
-            Node::Chunk => Kind::Chunk,
+            Node::Chunk | Node::Slice => Kind::Chunk,
             Node::Reflog => Kind::Reflog,
             Node::Format => Kind::Format,
         }
@@ -85,6 +89,17 @@ pub trait Visitor: Sync {
     fn chunk_of(&self, key: Key, len: u64) -> Result<()> {
         let _ = len;
         self.chunk(key)
+    }
+    /// Whether each file's slice of a bundle is reported ([`Visitor::slice`]) besides the
+    /// bundle itself (as a chunk, with length 0).
+    fn slices(&self) -> bool {
+        false
+    }
+    /// A slice of `len` bytes was reached (first time only), under the key [`slice_id`] gives
+    /// it.
+    fn slice(&self, id: Key, len: u64) -> Result<()> {
+        let _ = (id, len);
+        Ok(())
     }
     /// A block could not be read or was damaged. `Ok` goes on with the rest of the walk;
     /// `Err` stops it.
@@ -188,7 +203,7 @@ fn visit(
             // own chain is still to be followed; or anything met before as a chain node and now
             // named as a link's snapshot, which must be a snapshot. Read once more, checked as
             // what it is now, with what it reaches (already visited parts are skipped).
-            return match read(repo, key, node, chains, children) {
+            return match read(repo, key, node, (chains, visitor.slices()), children) {
                 Ok(_) => Ok(()),
                 Err(e) if crate::core::repo::is_damage(&e) => {
                     children.clear();
@@ -204,8 +219,12 @@ fn visit(
         counts.chunks.fetch_add(1, Relaxed);
         return visitor.chunk_of(key, len);
     }
+    if node == Node::Slice {
+        return visitor.slice(key, len);
+    }
     counts.trees.fetch_add(1, Relaxed);
-    match read(repo, key, node, chains, children) {
+    let slices = visitor.slices();
+    match read(repo, key, node, (chains, slices), children) {
         Ok((stored, plain)) => visitor.block(key, node, &stored, &plain),
         Err(e) if crate::core::repo::is_damage(&e) => {
             children.clear();
@@ -230,12 +249,24 @@ fn role(key: Key, node: Node, chains: bool) -> Option<Key> {
     Some(Key(*h.finalize().as_bytes()))
 }
 
-/// Reads a non-chunk block and lists its children.
+/// The key under which a walk knows the slice `start..start + len` of bundle `key`: no
+/// block has it, and equal slices have equal ones.
+pub fn slice_id(key: Key, start: u64, len: u64) -> Key {
+    let mut h = blake3::Hasher::new();
+    h.update(b"ore reach: a slice");
+    h.update(&key.0);
+    h.update(&start.to_le_bytes());
+    h.update(&len.to_le_bytes());
+    Key(*h.finalize().as_bytes())
+}
+
+/// Reads a non-chunk block and lists its children: snapshots' chains when `chains`, files'
+/// slices when `slices`.
 fn read(
     repo: &Repo,
     key: Key,
     node: Node,
-    chains: bool,
+    (chains, slices): (bool, bool),
     children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<(Vec<u8>, Plain)> {
     let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;
@@ -291,6 +322,12 @@ fn read(
                             Content::Empty => {}
                             Content::Chunk(k) => children.push((k, Node::Chunk, size)),
                             Content::Index(k) => children.push((k, Node::File, 0)),
+                            Content::Slice { key, start, len } => {
+                                children.push((key, Node::Chunk, 0));
+                                if slices {
+                                    children.push((slice_id(key, start, len), Node::Slice, len));
+                                }
+                            }
                         },
                         _ => {}
                     }
@@ -324,7 +361,7 @@ fn read(
                 );
             }
         }
-        Node::Chunk | Node::Format => {}
+        Node::Chunk | Node::Slice | Node::Format => {}
     }
     Ok((stored, plain))
 }

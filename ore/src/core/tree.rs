@@ -76,6 +76,14 @@ impl TreeSpec for FileTree {
     fn summarize_children(children: &[Child<u64>]) -> u64 {
         children.iter().map(|c| c.summary).sum()
     }
+    fn check_leaf(items: &[Piece]) -> Result<(), String> {
+        match items.iter().position(|p| matches!(p, Piece::Slice { .. })) {
+            Some(i) => Err(format!(
+                "its piece {i} is a slice, which only a file's content may be"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Trees of directory entries.
@@ -440,6 +448,9 @@ pub fn file_pieces(
     Ok(match content {
         Content::Empty => Vec::new(),
         Content::Chunk(k) => vec![Piece::Data { key: *k, len: size }],
+        // Its length was checked against `size` where its directory was decoded
+        // ([`crate::core::entry::check_details`]).
+        &Content::Slice { key, start, len } => vec![Piece::Slice { key, start, len }],
         Content::Index(root) => {
             let mut out = Vec::new();
             let mut r = Reader::<FileTree>::new(repo, *root);
@@ -501,6 +512,7 @@ impl Pieces {
         Ok(match (self.first, self.tree) {
             (_, Some(tree)) => Content::Index(tree.finish(store)?),
             (Some(Piece::Data { key, .. }), None) => Content::Chunk(key),
+            (Some(Piece::Slice { key, start, len }), None) => Content::Slice { key, start, len },
             (Some(hole), None) => {
                 let mut tree = Builder::<FileTree>::default();
                 tree.push(hole, store)?;

@@ -62,6 +62,10 @@ pub fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
             Content::Empty => {}
             Content::Chunk(k) => v["chunk"] = json!(k.to_hex()),
             Content::Index(k) => v["index"] = json!(k.to_hex()),
+            Content::Slice { key, start, len } => {
+                v["chunk"] = json!(key.to_hex());
+                v["slice"] = json!([start, len]);
+            }
         },
         EntryKind::Dir { tree } => v["tree"] = json!(tree.to_hex()),
         _ => {}

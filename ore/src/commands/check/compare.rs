@@ -1,7 +1,6 @@
 //! `ore check --compare`: does a directory on disk match a snapshot, byte for byte and in
 //! metadata? Used to prove a restore, or to see what changed on disk since a snapshot.
 
-use crate::core::block::Kind;
 use crate::core::entry::{Entry, EntryKind, Piece};
 use crate::core::error::Result;
 use crate::core::fsys::{stat_path, Stat};
@@ -40,6 +39,7 @@ pub fn compare(repo: &Repo, root: &Entry, disk: &Path) -> Result<Vec<Difference>
     let st = stat_path(disk, false).map_err(|e| crate::Error::io(disk, e))?;
     let mut c = Cmp {
         repo,
+        bundles: crate::core::plaincache::PlainCache::new(crate::core::plaincache::BUNDLE_BYTES),
         top: disk.to_path_buf(),
         out: &mut out,
     };
@@ -102,6 +102,8 @@ struct Open<'a> {
 
 struct Cmp<'a> {
     repo: &'a Repo,
+    /// Bundles of small files, read once for all their files.
+    bundles: crate::core::plaincache::PlainCache,
     top: PathBuf,
     out: &'a mut Vec<Difference>,
 }
@@ -233,13 +235,14 @@ impl<'a> Cmp<'a> {
         let mut buf = Vec::new();
         for p in crate::core::tree::file_pieces(self.repo, content, size)? {
             match p {
-                Piece::Data { key, .. } => {
-                    let want = self.repo.get_block(key, Kind::Chunk)?;
-                    buf.resize(want.data().len(), 0);
+                Piece::Data { key, .. } | Piece::Slice { key, .. } => {
+                    let bundle = self.bundles.chunk(self.repo, key)?;
+                    let want = p.bytes_of(&bundle)?;
+                    buf.resize(want.len(), 0);
                     if let Err(e) = f.read_exact(&mut buf) {
                         return Ok(Some(format!("content (reading: {e})")));
                     }
-                    if buf != want.data() {
+                    if buf != want {
                         return Ok(Some("content".into()));
                     }
                 }

@@ -151,7 +151,7 @@ impl Attributor<'_> {
             match &e.kind {
                 EntryKind::File { content, .. } => match content {
                     Content::Empty => {}
-                    Content::Chunk(k) => {
+                    Content::Chunk(k) | Content::Slice { key: k, .. } => {
                         if self.bad.contains(k) {
                             below.push(*k);
                         }

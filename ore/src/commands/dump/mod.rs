@@ -27,6 +27,7 @@ use crate::core::entry::{
     encode, Entry, EntryKind, Piece, Snapshot, SnapshotStats, Warning, Xattr,
 };
 use crate::core::error::{Error, Result};
+use crate::core::plaincache::{PlainCache, BUNDLE_BYTES};
 use crate::core::repo::Repo;
 use crate::core::tree::{Builder, DirTree, Pieces, Reader, Store};
 use crate::core::util::show;
@@ -194,11 +195,13 @@ fn dump_tree<'r, W: Write>(
     stats: &mut DumpStats,
 ) -> Result<()> {
     let mut open: Vec<Reader<'r, DirTree>> = Vec::new();
-    open.extend(dump_entry(repo, root, w, stats)?.map(|(_, r)| r));
+    let bundles = PlainCache::new(BUNDLE_BYTES);
+    let cx = (repo, &bundles);
+    open.extend(dump_entry(cx, root, w, stats)?.map(|(_, r)| r));
     while let Some(dir) = open.last_mut() {
         match dir.next_item()? {
             Some(c) => {
-                if let Some((tree, below)) = dump_entry(repo, &c, w, stats)? {
+                if let Some((tree, below)) = dump_entry(cx, &c, w, stats)? {
                     // `load` refuses deeper streams: say so now, not after writing one.
                     if open.len() >= MAX_DEPTH {
                         return Err(Error::Corrupt {
@@ -222,7 +225,7 @@ fn dump_tree<'r, W: Write>(
 /// Writes one entry; a file's data comes along, a directory's entries are left to the caller
 /// (its tree's key and a reader of it are returned).
 fn dump_entry<'r, W: Write>(
-    repo: &'r Repo,
+    (repo, bundles): (&'r Repo, &PlainCache),
     e: &Entry,
     w: &mut Hashed<W>,
     stats: &mut DumpStats,
@@ -253,7 +256,7 @@ fn dump_entry<'r, W: Write>(
     };
     w.record(ENTRY, &encode(&de))?;
     match &e.kind {
-        EntryKind::File { size, content } => dump_file(repo, content, *size, w, stats)?,
+        EntryKind::File { size, content } => dump_file((repo, bundles), content, *size, w, stats)?,
         EntryKind::Dir { tree } => return Ok(Some((*tree, Reader::new(repo, *tree)))),
         _ => {}
     }
@@ -261,9 +264,10 @@ fn dump_entry<'r, W: Write>(
 }
 
 /// Writes a file's data records and the record that ends it with the file's hash, reading its
-/// chunks ahead over a link.
+/// chunks ahead over a link (a small file's bundle is read once for all its files, through
+/// `bundles`).
 fn dump_file<W: Write>(
-    repo: &Repo,
+    (repo, bundles): (&Repo, &PlainCache),
     content: &crate::core::entry::Content,
     size: u64,
     w: &mut Hashed<W>,
@@ -281,7 +285,7 @@ fn dump_file<W: Write>(
         std::collections::VecDeque::new();
     let mut data_keys = pieces.iter().filter_map(|p| match p {
         Piece::Data { key, .. } => Some(*key),
-        Piece::Hole { .. } => None,
+        Piece::Hole { .. } | Piece::Slice { .. } => None,
     });
     for k in data_keys.by_ref().take(ahead) {
         asked.push_back(repo.backend().start_get(k));
@@ -301,6 +305,15 @@ fn dump_file<W: Write>(
                 };
                 stats.bytes += b.data().len() as u64;
                 for part in b.data().chunks(DATA_RECORD) {
+                    h.data(part);
+                    w.record(DATA, part)?;
+                }
+            }
+            Piece::Slice { key, .. } => {
+                let bundle = bundles.chunk(repo, key)?;
+                let data = p.bytes_of(&bundle)?;
+                stats.bytes += data.len() as u64;
+                for part in data.chunks(DATA_RECORD) {
                     h.data(part);
                     w.record(DATA, part)?;
                 }

@@ -269,9 +269,10 @@ impl<'r> Ahead<'r> {
                 Pieces::Tree(r) => r.next_item()?,
             };
             let Some(p) = p else { break };
+            // A slice's bundle is read through the bundle cache, once for all its files.
             let t = match &p {
                 Piece::Data { key, .. } => Some(self.ctx.start_get(*key)),
-                Piece::Hole { .. } => None,
+                Piece::Hole { .. } | Piece::Slice { .. } => None,
             };
             self.queue.push_back((p, t));
         }
@@ -286,6 +287,7 @@ fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64
             key: *key,
             len: size,
         })),
+        &Content::Slice { key, start, len } => Pieces::One(Some(Piece::Slice { key, start, len })),
         Content::Index(root) => Pieces::Tree(Reader::via(repo, fetch, *root)),
     }
 }
@@ -352,6 +354,28 @@ fn write_content(
                     }
                 }
             }
+            (slice @ Piece::Slice { key, len, .. }, _) => {
+                let written = ctx
+                    .bundle(key)
+                    .and_then(|b| Ok(f.write_all_at(slice.bytes_of(&b)?, pos)));
+                match written {
+                    Ok(w) => {
+                        w.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                        ctx.progress.add_bytes(len);
+                        pos += len;
+                    }
+                    Err(e) if crate::core::repo::is_damage(&e) => {
+                        let msg = damaged(ctx, path, e);
+                        ctx.warn(msg);
+                        hurt = true;
+                        pos += len;
+                    }
+                    Err(e) => {
+                        ctx.lose_archive(&e);
+                        return Err(format!("{}: {e}", path.display()));
+                    }
+                }
+            }
             (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
         }
     }
@@ -400,6 +424,14 @@ fn verify(
             .map_err(|e| format!("{}: verify: {e}", path.display()))?;
         let ok = match p {
             Piece::Data { key, .. } => ctx.repo.keys().key_of(Kind::Chunk as u8, &buf) == key,
+            Piece::Slice { key, .. } => {
+                let bundle = ctx
+                    .bundle(key)
+                    .map_err(|e| format!("{}: not verified: {e}", path.display()))?;
+                p.bytes_of(&bundle)
+                    .map_err(|e| format!("{}: not verified: {e}", path.display()))?
+                    == buf
+            }
             Piece::Hole { .. } => buf.iter().all(|&b| b == 0),
         };
         if !ok {

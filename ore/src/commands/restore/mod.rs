@@ -146,6 +146,8 @@ struct Ctx<'r> {
     repo: &'r Repo,
     /// Blocks asked for ahead (only for a backend that pipelines).
     prefetch: Option<Prefetch<'r>>,
+    /// Bundles of small files, opened once for all the files in them.
+    bundles: crate::core::plaincache::PlainCache,
     opts: &'r RestoreOptions,
     root_owner: bool,
     /// Files are written unnamed and linked in when whole (`file::unnamed_works`).
@@ -208,11 +210,33 @@ impl Ctx<'_> {
         }
     }
 
-    /// Asks ahead for the first block each of `entries` will need.
+    /// The plaintext of bundle `key` (a chunk holding small files): opened once, whichever
+    /// of its files asks first (taking a prefetched answer when there is one).
+    fn bundle(&self, key: Key) -> Result<std::sync::Arc<Vec<u8>>> {
+        const CHUNK: crate::core::block::Kind = crate::core::block::Kind::Chunk;
+        self.bundles.get(key, || {
+            let stored = crate::core::repo::fetched(self.start_get(key).wait(), key, CHUNK)?;
+            crate::core::block::open(self.repo.keys(), &key, Some(CHUNK), stored)
+                .map(|p| p.into_vec())
+        })
+    }
+
+    /// Asks ahead for the first block each of `entries` will need (a bundle once, while it
+    /// is neither held nor on its way).
     fn ask_ahead(&self, entries: &[Entry]) {
         let Some(p) = &self.prefetch else { return };
+        let mut last = None;
         for e in entries {
             match &e.kind {
+                EntryKind::File {
+                    content: Content::Slice { key, .. },
+                    ..
+                } => {
+                    if last != Some(*key) && !self.bundles.has(key) {
+                        p.ask(*key, 256 << 10);
+                    }
+                    last = Some(*key);
+                }
                 EntryKind::Dir { tree } => p.ask(*tree, 4096),
                 EntryKind::File {
                     size,
@@ -441,6 +465,7 @@ fn new_ctx<'r>(
     Ctx {
         repo,
         prefetch: Prefetch::new(repo.backend()),
+        bundles: crate::core::plaincache::PlainCache::new(crate::core::plaincache::BUNDLE_BYTES),
         opts,
         root_owner: crate::core::meta::is_root() && !opts.no_owner,
         unnamed: false,

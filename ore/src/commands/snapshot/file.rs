@@ -106,14 +106,7 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     }
     // Read before the check below, so that a change to them also shows in the ctime.
     let xattrs = crate::core::meta::read_xattrs_of(&file);
-    // Did it change while we read it?
-    let mut warning = None;
-    if let Ok(after) = crate::core::fsys::fstat(&file) {
-        let now = Stamp::of(&after);
-        if short || now.size != stamp.size || now.mtime != stamp.mtime || now.ctime != stamp.ctime {
-            warning = Some("changed while it was being read; saved as read".to_string());
-        }
-    }
+    let warning = changed_while_read(&file, stamp, short);
     match pieces.finish(&mut TreeStore { ctx }) {
         Ok(content) => FileDone::Stored {
             size: pos,
@@ -125,7 +118,18 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     }
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
+/// A warning when the open `file` changed since the walk stamped it `stamp` (or was `short`
+/// of its size when read): what was read may mix the two.
+pub(super) fn changed_while_read(file: &File, stamp: Stamp, short: bool) -> Option<String> {
+    let after = Stamp::of(&crate::core::fsys::fstat(file).ok()?);
+    let changed = short
+        || after.size != stamp.size
+        || after.mtime != stamp.mtime
+        || after.ctime != stamp.ctime;
+    changed.then(|| "changed while it was being read; saved as read".to_string())
+}
+
+pub(super) fn open(path: &Path) -> std::io::Result<File> {
     // O_NOATIME keeps reading from changing access times; only the owner (or root) may use it.
     match std::fs::OpenOptions::new()
         .read(true)

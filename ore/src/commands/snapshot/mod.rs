@@ -17,6 +17,7 @@
 //! block, then the tag is moved with compare-and-swap — so a tag never names anything that is
 //! not durably stored, and an interrupted run leaves the tag where it was.
 
+mod bundle;
 mod changed;
 mod defer;
 mod estimate;

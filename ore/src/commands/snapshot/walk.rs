@@ -8,7 +8,7 @@
 //! goes up to the parent. Directory entries are always kept in name order, so the result does
 //! not depend on which thread did what.
 
-use super::file::{self, FileDone};
+use super::file;
 use super::links::{Links, Met};
 use super::Ctx;
 use crate::commands::snapshot::rules::ignores_in;
@@ -23,7 +23,6 @@ use crate::core::util::{bytes_path, path_bytes};
 use ignore::gitignore::Gitignore;
 use ore_util::sync::{into_inner, lock};
 use protocol::Key;
-use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -32,6 +31,7 @@ use std::sync::{Arc, Mutex};
 
 mod listed;
 mod reuse;
+mod small;
 
 /// Entries of one directory handled by one task at least (files are cheap one by one).
 const RUN: usize = 4;
@@ -176,12 +176,9 @@ impl Walk<'_, '_> {
             let keyed: Vec<(Vec<u8>, Key)> = rows
                 .iter()
                 .filter_map(|(n, c)| match &c.entry.kind {
-                    EntryKind::File {
-                        content:
-                            crate::core::entry::Content::Chunk(k)
-                            | crate::core::entry::Content::Index(k),
-                        ..
-                    } => Some((n.clone(), *k)),
+                    EntryKind::File { content, .. } => {
+                        content.first_block().map(|k| (n.clone(), k))
+                    }
                     _ => None,
                 })
                 .collect();
@@ -361,15 +358,10 @@ impl Walk<'_, '_> {
             });
         }
         drop(dir);
-        let resolved: Vec<Option<Done>> = items
-            .into_par_iter()
-            .with_min_len(RUN)
-            .map(|item| self.resolve(item, &ignores).map_err(|e| ctx.fail(e)))
-            .collect::<Result<_>>()?;
+        let done = self.resolve_all(items, &ignores)?;
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
-        let done: Vec<Done> = resolved.into_iter().flatten().collect();
         time(Stage::Walk, || {
             self.update_cache(&abs_bytes, &done, &rows, cached_total)
         })?;
@@ -545,34 +537,14 @@ impl Walk<'_, '_> {
             Item::Ready(entry) => done(entry, None, false),
             Item::Cached(entry, stamp) => done(entry, Some(stamp), false),
             Item::File {
-                mut entry,
+                entry,
                 abs,
                 stamp,
                 blocks,
-            } => match file::store(ctx, &abs, stamp, blocks) {
-                FileDone::Stored {
-                    size,
-                    content,
-                    xattrs,
-                    warning,
-                } => {
-                    entry.kind = EntryKind::File { size, content };
-                    entry.xattrs = self.xattrs_or_warn(xattrs, &rel_of(ctx, &abs));
-                    match warning {
-                        Some(w) => {
-                            ctx.warn(&rel_of(ctx, &abs), w);
-                            // What was read may not match the stamp: not for the cache.
-                            done(entry, None, true)
-                        }
-                        None => done(entry, Some(stamp), true),
-                    }
-                }
-                FileDone::Failed(msg) => {
-                    ctx.warn(&rel_of(ctx, &abs), msg);
-                    Ok(None)
-                }
-                FileDone::Fatal(e) => Err(e),
-            },
+            } => {
+                let result = file::store(ctx, &abs, stamp, blocks);
+                self.file_done(entry, &abs, stamp, result)
+            }
             Item::Dir {
                 mut entry,
                 abs,

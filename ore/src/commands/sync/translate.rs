@@ -23,6 +23,8 @@ pub(super) struct Translator<'r> {
     pub(super) blocks: u64,
     pub(super) copied: u64,
     pub(super) bytes: u64,
+    /// Bundles opened to split into files for a destination older than slices.
+    pub(super) bundles: crate::core::plaincache::PlainCache,
 }
 
 /// A directory being translated: its source tree, the reader of its entries, the builder of
@@ -175,6 +177,20 @@ impl Translator<'_> {
                     key: self.chunk(key)?,
                     len,
                 },
+                Piece::Slice { key, start, len } if self.slices() => Piece::Slice {
+                    key: self.chunk(key)?,
+                    start,
+                    len,
+                },
+                // A destination older than slices gets the file as a chunk of its own.
+                Piece::Slice { key, .. } => {
+                    let bundle = self.bundles.chunk(self.src, key)?;
+                    self.blocks += 1;
+                    Piece::Data {
+                        key: self.store().store(Kind::Chunk, p.bytes_of(&bundle)?)?,
+                        len: p.len(),
+                    }
+                }
                 hole => hole,
             };
             pieces.push(&mut self.store(), p)?;
@@ -186,6 +202,11 @@ impl Translator<'_> {
             self.memo.insert(*k, *n);
         }
         Ok(out)
+    }
+
+    /// Whether the destination's format holds slices of bundles.
+    fn slices(&self) -> bool {
+        self.dst.format().format >= crate::core::format::SLICES_FROM
     }
 
     fn chunk(&mut self, key: Key) -> Result<Key> {

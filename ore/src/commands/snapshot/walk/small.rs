@@ -1,0 +1,134 @@
+//! Resolving a directory's entries on the pool: small files in bundles
+//! ([`crate::commands::snapshot::bundle`]), everything else one by one.
+//!
+//! The small files of a directory are taken out of its entries in name order and cut into
+//! bundles; each bundle is one task, read and stored by one thread, and the rest are tasks of
+//! their own as before. The finished entries are put back in name order, which the directory's
+//! tree needs, whatever order the tasks ended in.
+
+use super::{rel_of, Done, Item, Walk, RUN};
+use crate::commands::snapshot::bundle;
+use crate::commands::snapshot::file::FileDone;
+use crate::core::entry::{Entry, EntryKind};
+use crate::core::error::Result;
+use crate::core::filecache::Stamp;
+use ignore::gitignore::Gitignore;
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One task of a directory's resolution.
+enum Task {
+    One(Item),
+    Bundle(Vec<(Entry, PathBuf, Stamp)>),
+}
+
+impl Walk<'_, '_> {
+    /// Resolves every entry of a directory (`items` in name order): the finished entries, in
+    /// name order.
+    pub(super) fn resolve_all(
+        &self,
+        items: Vec<Item>,
+        ignores: &Arc<Vec<Gitignore>>,
+    ) -> Result<Vec<Done>> {
+        let ctx = self.ctx;
+        let tasks = if ctx.repo.format().format >= crate::core::format::SLICES_FROM {
+            tasks(items)
+        } else {
+            items.into_iter().map(Task::One).collect()
+        };
+        let resolved: Vec<Vec<Done>> = tasks
+            .into_par_iter()
+            .with_min_len(RUN)
+            .map(|task| match task {
+                Task::One(item) => Ok(self.resolve(item, ignores)?.into_iter().collect()),
+                Task::Bundle(files) => self.bundle(files),
+            })
+            .map(|r| r.map_err(|e| ctx.fail(e)))
+            .collect::<Result<_>>()?;
+        let mut done: Vec<Done> = resolved.into_iter().flatten().collect();
+        done.sort_unstable_by(|a, b| a.entry.name.cmp(&b.entry.name));
+        Ok(done)
+    }
+
+    /// Reads and stores one bundle of small files.
+    fn bundle(&self, files: Vec<(Entry, PathBuf, Stamp)>) -> Result<Vec<Done>> {
+        let ctx = self.ctx;
+        if ctx.stopped() {
+            return Err(crate::core::error::Error::Stopped);
+        }
+        let paths: Vec<(&std::path::Path, Stamp)> =
+            files.iter().map(|(_, p, s)| (p.as_path(), *s)).collect();
+        let results = bundle::store(ctx, &paths);
+        let mut out = Vec::with_capacity(files.len());
+        for ((entry, abs, stamp), result) in files.into_iter().zip(results) {
+            out.extend(self.file_done(entry, &abs, stamp, result)?);
+        }
+        Ok(out)
+    }
+
+    /// The entry of a file read and stored (`None` when it was not, with a warning), or the
+    /// error that stops the snapshot.
+    pub(super) fn file_done(
+        &self,
+        mut entry: Entry,
+        abs: &std::path::Path,
+        stamp: Stamp,
+        result: FileDone,
+    ) -> Result<Option<Done>> {
+        let ctx = self.ctx;
+        match result {
+            FileDone::Stored {
+                size,
+                content,
+                xattrs,
+                warning,
+            } => {
+                entry.kind = EntryKind::File { size, content };
+                entry.xattrs = self.xattrs_or_warn(xattrs, &rel_of(ctx, abs));
+                // What was read may not match the stamp: then not for the cache.
+                let stamp = match warning {
+                    Some(w) => {
+                        ctx.warn(&rel_of(ctx, abs), w);
+                        None
+                    }
+                    None => Some(stamp),
+                };
+                Ok(Some(Done {
+                    entry,
+                    stamp,
+                    changed: true,
+                }))
+            }
+            FileDone::Failed(msg) => {
+                ctx.warn(&rel_of(ctx, abs), msg);
+                Ok(None)
+            }
+            FileDone::Fatal(e) => Err(e),
+        }
+    }
+}
+
+/// The tasks for a directory's entries: its small files (in name order) in bundles, the rest
+/// one by one.
+fn tasks(items: Vec<Item>) -> Vec<Task> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut small = Vec::new();
+    for item in items {
+        match item {
+            Item::File {
+                entry,
+                abs,
+                stamp,
+                blocks,
+            } if bundle::bundled(stamp.size, blocks) => small.push((entry, abs, stamp)),
+            other => out.push(Task::One(other)),
+        }
+    }
+    let sizes = bundle::groups(small.iter().map(|(e, _, s)| (e.name.as_slice(), s.size)));
+    let mut small = small.into_iter();
+    for n in sizes {
+        out.push(Task::Bundle(small.by_ref().take(n).collect()));
+    }
+    out
+}
