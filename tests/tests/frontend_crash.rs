@@ -16,10 +16,11 @@ fn seeded(dir: &Path, seed: u64) {
         let sub = dir.join(format!("d{d}"));
         std::fs::create_dir_all(&sub).unwrap();
         for f in 0..25 {
+            // Above the size below which files share bundles: a block each.
             let len = if f % 10 == 0 {
                 400_000
             } else {
-                3_000 + f * 100
+                17_000 + f * 100
             };
             std::fs::write(
                 sub.join(format!("f{f}")),

@@ -37,8 +37,9 @@ fn tree(root: &Path, files: u64) {
     every_kind(root);
     let many = root.join("many");
     std::fs::create_dir_all(&many).unwrap();
+    // Above the size below which files share bundles: a block each.
     for i in 0..files {
-        std::fs::write(many.join(format!("f{i:04}")), bytes(1000 + i, 3000)).unwrap();
+        std::fs::write(many.join(format!("f{i:04}")), bytes(1000 + i, 20_000)).unwrap();
     }
 }
 

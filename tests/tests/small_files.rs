@@ -312,6 +312,15 @@ fn a_slice_reaching_past_its_bundle_is_refused_naming_the_chunk() {
         let r = ore.restore(snap, &out);
         assert!(r.code != 0 && r.stderr.contains("holds 100 bytes"), "{r:?}");
     }
+    // check reads the bundle and names it, and the files that reach past it.
+    let r = ore.run(&["check", "--read-data"]);
+    assert!(
+        r.code != 0
+            && r.stdout.contains("holds 100 bytes")
+            && r.stdout.contains("past")
+            && r.stdout.contains("wrapping"),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -135,6 +135,9 @@ struct Checker<'r> {
     to_ask: Mutex<Vec<Key>>,
     to_read: Mutex<Vec<Key>>,
     problems: Mutex<Vec<(Key, Node, String)>>,
+    /// Bundles of small files: how far into each the files' slices reach, and (once read)
+    /// how long it is.
+    bundles: Mutex<std::collections::HashMap<Key, (u64, Option<u64>)>>,
     snapshots: AtomicU64,
     chunks_read: AtomicU64,
     bytes_read: AtomicU64,
@@ -173,7 +176,11 @@ impl Checker<'_> {
             });
             self.chunks_read.fetch_add(1, Relaxed);
             match r {
-                Ok(_) => {}
+                Ok(plain) => {
+                    if let Some(b) = lock(&self.bundles).get_mut(&k) {
+                        b.1 = Some(plain.data().len() as u64);
+                    }
+                }
                 Err(e) if crate::core::repo::is_damage(&e) => {
                     self.problem(k, Node::Chunk, short(&e))
                 }
@@ -181,6 +188,20 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reports each bundle that was read and that a file's slice reaches past the end of
+    /// (FORMAT.md §4).
+    fn slices_past_their_bundles(&self) {
+        for (k, (end, len)) in lock(&self.bundles).iter() {
+            if let Some(len) = len.filter(|len| end > len) {
+                self.problem(
+                    *k,
+                    Node::Chunk,
+                    format!("corrupt: a file is said to reach byte {end} of it, but it holds {len} bytes"),
+                );
+            }
+        }
     }
 
     fn take(list: &Mutex<Vec<Key>>, at: usize) -> Option<Vec<Key>> {
@@ -233,6 +254,18 @@ impl Visitor for Checker<'_> {
         self.problem(key, node, short(&error));
         Ok(())
     }
+    fn slices(&self) -> bool {
+        self.read != ReadData::None
+    }
+    fn slice(&self, _: Key, bundle: Key, start: u64, len: u64) -> Result<()> {
+        // Reported before the bundle is read: the walk queues it after this.
+        // A range that overflows reaches past every bundle.
+        let end = start.saturating_add(len);
+        let mut b = lock(&self.bundles);
+        let reach = b.entry(bundle).or_insert((0, None));
+        reach.0 = reach.0.max(end);
+        Ok(())
+    }
 }
 
 /// Checks the snapshots named by `specs` (only those, not their chains), or, when `specs` is
@@ -258,6 +291,7 @@ pub fn check(
         to_ask: Mutex::new(Vec::new()),
         to_read: Mutex::new(Vec::new()),
         problems: Mutex::new(Vec::new()),
+        bundles: Mutex::new(std::collections::HashMap::new()),
         snapshots: AtomicU64::new(0),
         chunks_read: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
@@ -271,6 +305,7 @@ pub fn check(
     if let Some(rest) = Checker::take(&checker.to_read, 0) {
         checker.read_chunks(rest)?;
     }
+    checker.slices_past_their_bundles();
     let mut problems = into_inner(checker.problems);
     problems.sort_by_key(|(k, _, _)| *k);
     problems.dedup_by_key(|(k, _, _)| *k);

@@ -107,6 +107,8 @@ pub fn what_differs(a: &Entry, b: &Entry) -> Vec<String> {
 
 struct Differ<'r> {
     repo: &'r Repo,
+    /// Bundles opened to compare small files' bytes.
+    bundles: crate::core::plaincache::PlainCache,
     out: Vec<Change>,
     /// Removed and added files with contents, for finding renames.
     removed: Vec<(String, Entry)>,
@@ -153,6 +155,7 @@ pub fn entries(repo: &Repo, a: &str, b: &str, path: &str) -> Result<(Entry, Entr
 pub fn diff(repo: &Repo, a: &Entry, b: &Entry) -> Result<(Vec<Change>, u64)> {
     let mut d = Differ {
         repo,
+        bundles: crate::core::plaincache::PlainCache::new(crate::core::plaincache::BUNDLE_BYTES),
         out: Vec::new(),
         removed: Vec::new(),
         added: Vec::new(),
@@ -212,7 +215,11 @@ impl<'r> Differ<'r> {
         b: &Entry,
         depth: usize,
     ) -> Result<Option<(Key, Key)>> {
-        let what = what_differs(a, b);
+        let mut what = what_differs(a, b);
+        if what.iter().any(|w| w == "content") && self.same_bytes(a, b)? {
+            // A small file read again into another bundle: the same bytes.
+            what.retain(|w| w != "content");
+        }
         if what.iter().any(|w| w == "type") {
             self.gone(path, a, depth)?;
             self.came(path, b, depth)?;
@@ -327,46 +334,80 @@ impl<'r> Differ<'r> {
         Ok(())
     }
 
-    /// What `e`'s content is for pairing renames: its first block, or for a slice whose size
-    /// is among `sizes` (the other side's), the key of its bytes as a chunk.
-    fn identity(
-        &self,
-        e: &Entry,
-        sizes: &std::collections::HashSet<u64>,
-        bundles: &crate::core::plaincache::PlainCache,
-    ) -> Result<Option<Key>> {
+    /// The key a one-chunk file's bytes have as a chunk of their own: its chunk's, or for a
+    /// slice of a bundle, its bytes' (the bundle is opened). `None` for other contents.
+    fn bytes_key(&self, e: &Entry) -> Result<Option<Key>> {
         match e.kind {
             EntryKind::File {
-                size,
+                content: Content::Chunk(k),
+                ..
+            } => Ok(Some(k)),
+            EntryKind::File {
                 content: Content::Slice { key, start, len },
+                ..
             } => {
-                if !sizes.contains(&size) {
-                    return Ok(Some(crate::core::reach::slice_id(key, start, len)));
-                }
-                let bundle = bundles.chunk(self.repo, key)?;
+                let bundle = self.bundles.chunk(self.repo, key)?;
                 let bytes =
                     crate::core::entry::Piece::Slice { key, start, len }.bytes_of(&bundle)?;
                 let chunk = crate::core::block::Kind::Chunk as u8;
                 Ok(Some(self.repo.keys().key_of(chunk, bytes)))
             }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether two files of the same size, one of them kept as a slice, hold the same bytes:
+    /// a small file is read again into another bundle whenever its metadata changes.
+    fn same_bytes(&self, a: &Entry, b: &Entry) -> Result<bool> {
+        let (
+            EntryKind::File {
+                size: sa,
+                content: ca,
+            },
+            EntryKind::File {
+                size: sb,
+                content: cb,
+            },
+        ) = (&a.kind, &b.kind)
+        else {
+            return Ok(false);
+        };
+        let slice = |c: &Content| matches!(c, Content::Slice { .. });
+        if sa != sb || !(slice(ca) || slice(cb)) {
+            return Ok(false);
+        }
+        let ka = self.bytes_key(a)?;
+        Ok(ka.is_some() && ka == self.bytes_key(b)?)
+    }
+
+    /// What `e`'s content is for pairing renames: its first block, or for a slice whose size
+    /// is among `sizes` (the other side's), the key of its bytes as a chunk.
+    fn identity(&self, e: &Entry, sizes: &std::collections::HashSet<u64>) -> Result<Option<Key>> {
+        match e.kind {
+            EntryKind::File {
+                size,
+                content: Content::Slice { key, start, len },
+            } if !sizes.contains(&size) => Ok(Some(crate::core::reach::slice_id(key, start, len))),
+            EntryKind::File {
+                content: Content::Slice { .. },
+                ..
+            } => self.bytes_key(e),
             _ => Ok(content_key(e)),
         }
     }
 
     /// Pairs removed and added files with the same contents as renames.
     fn renames(&mut self) -> Result<()> {
-        let bundles =
-            crate::core::plaincache::PlainCache::new(crate::core::plaincache::BUNDLE_BYTES);
         let (removed_sizes, added_sizes) = (sizes(&self.removed), sizes(&self.added));
         let mut by_key: HashMap<Key, Vec<(String, Entry)>> = HashMap::new();
         for (p, e) in std::mem::take(&mut self.removed) {
-            if let Some(k) = self.identity(&e, &added_sizes, &bundles)? {
+            if let Some(k) = self.identity(&e, &added_sizes)? {
                 by_key.entry(k).or_default().push((p, e));
             }
         }
         for (p, e) in std::mem::take(&mut self.added) {
             let from = self
-                .identity(&e, &removed_sizes, &bundles)?
+                .identity(&e, &removed_sizes)?
                 .and_then(|k| by_key.get_mut(&k))
                 .and_then(Vec::pop);
             match from {

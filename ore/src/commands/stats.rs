@@ -143,7 +143,7 @@ impl Visitor for Tally<'_> {
     fn slices(&self) -> bool {
         true
     }
-    fn slice(&self, id: Key, len: u64) -> Result<()> {
+    fn slice(&self, id: Key, _: Key, _: u64, len: u64) -> Result<()> {
         self.note(id, len, What::Slice);
         Ok(())
     }
@@ -268,7 +268,7 @@ impl Visitor for OneSnapshot<'_> {
     fn slices(&self) -> bool {
         self.0.slices()
     }
-    fn slice(&self, id: Key, len: u64) -> Result<()> {
-        self.0.slice(id, len)
+    fn slice(&self, id: Key, bundle: Key, start: u64, len: u64) -> Result<()> {
+        self.0.slice(id, bundle, start, len)
     }
 }

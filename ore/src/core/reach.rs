@@ -36,9 +36,6 @@ pub enum Node {
     /// A node of a file's index tree (leaf or inner).
     File,
     Chunk,
-    /// A file's slice of a bundle chunk (FORMAT.md §4), as a key no block has
-    /// ([`slice_id`]); walked only for visitors that ask for slices ([`Visitor::slices`]).
-    Slice,
     Reflog,
     Format,
 }
@@ -52,7 +49,6 @@ impl Node {
             Node::Dir => "directory",
             Node::File => "file index",
             Node::Chunk => "file data",
-            Node::Slice => "file slice",
             Node::Reflog => "reflog",
             Node::Format => "format record",
         }
@@ -64,7 +60,7 @@ impl Node {
             Node::Snapshot | Node::Linked => Kind::Snapshot,
             Node::Dir => Kind::Dir,
             Node::File => Kind::FileLeaf,
-            Node::Chunk | Node::Slice => Kind::Chunk,
+            Node::Chunk => Kind::Chunk,
             Node::Reflog => Kind::Reflog,
             Node::Format => Kind::Format,
         }
@@ -91,14 +87,15 @@ pub trait Visitor: Sync {
         self.chunk(key)
     }
     /// Whether each file's slice of a bundle is reported ([`Visitor::slice`]) besides the
-    /// bundle itself (as a chunk, with length 0).
+    /// bundle itself (a chunk, reached with length 0).
     fn slices(&self) -> bool {
         false
     }
-    /// A slice of `len` bytes was reached (first time only), under the key [`slice_id`] gives
-    /// it.
-    fn slice(&self, id: Key, len: u64) -> Result<()> {
-        let _ = (id, len);
+    /// A file's slice `start..start + len` of bundle `bundle` was reached (first time only;
+    /// `id` is the key [`slice_id`] gives it). Its range was not checked: the bundle was not
+    /// read.
+    fn slice(&self, id: Key, bundle: Key, start: u64, len: u64) -> Result<()> {
+        let _ = (id, bundle, start, len);
         Ok(())
     }
     /// A block could not be read or was damaged. `Ok` goes on with the rest of the walk;
@@ -203,7 +200,7 @@ fn visit(
             // own chain is still to be followed; or anything met before as a chain node and now
             // named as a link's snapshot, which must be a snapshot. Read once more, checked as
             // what it is now, with what it reaches (already visited parts are skipped).
-            return match read(repo, key, node, (chains, visitor.slices()), children) {
+            return match read(repo, key, node, (chains, None), children) {
                 Ok(_) => Ok(()),
                 Err(e) if crate::core::repo::is_damage(&e) => {
                     children.clear();
@@ -219,13 +216,18 @@ fn visit(
         counts.chunks.fetch_add(1, Relaxed);
         return visitor.chunk_of(key, len);
     }
-    if node == Node::Slice {
-        return visitor.slice(key, len);
-    }
     counts.trees.fetch_add(1, Relaxed);
-    let slices = visitor.slices();
-    match read(repo, key, node, (chains, slices), children) {
-        Ok((stored, plain)) => visitor.block(key, node, &stored, &plain),
+    let mut slices = visitor.slices().then(Vec::new);
+    match read(repo, key, node, (chains, slices.as_mut()), children) {
+        Ok((stored, plain)) => {
+            for (bundle, start, len) in slices.into_iter().flatten() {
+                let id = slice_id(bundle, start, len);
+                if seen.insert(id)? {
+                    visitor.slice(id, bundle, start, len)?;
+                }
+            }
+            visitor.block(key, node, &stored, &plain)
+        }
         Err(e) if crate::core::repo::is_damage(&e) => {
             children.clear();
             visitor.damaged(key, node, e)
@@ -260,13 +262,13 @@ pub fn slice_id(key: Key, start: u64, len: u64) -> Key {
     Key(*h.finalize().as_bytes())
 }
 
-/// Reads a non-chunk block and lists its children: snapshots' chains when `chains`, files'
-/// slices when `slices`.
+/// Reads a non-chunk block and lists its children: snapshots' chains when `chains`, and into
+/// `slices` (when given) the files' slices of bundles (bundle, start, len).
 fn read(
     repo: &Repo,
     key: Key,
     node: Node,
-    (chains, slices): (bool, bool),
+    (chains, mut slices): (bool, Option<&mut Vec<(Key, u64, u64)>>),
     children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<(Vec<u8>, Plain)> {
     let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;
@@ -324,8 +326,8 @@ fn read(
                             Content::Index(k) => children.push((k, Node::File, 0)),
                             Content::Slice { key, start, len } => {
                                 children.push((key, Node::Chunk, 0));
-                                if slices {
-                                    children.push((slice_id(key, start, len), Node::Slice, len));
+                                if let Some(s) = slices.as_mut() {
+                                    s.push((key, start, len));
                                 }
                             }
                         },
@@ -361,7 +363,7 @@ fn read(
                 );
             }
         }
-        Node::Chunk | Node::Slice | Node::Format => {}
+        Node::Chunk | Node::Format => {}
     }
     Ok((stored, plain))
 }

@@ -236,7 +236,14 @@ impl Trials {
                     None => wrong.push(format!("{tag}: unknown comment {comment}")),
                 }
             } else {
-                failed.push(format!("{tag} {comment}: {}", tail(&r.stderr)));
+                // The line saying the restore is incomplete comes before the list of what it
+                // left out, which a bundle of many small files makes longer than the tail.
+                let incomplete = r.stderr.lines().find(|l| l.contains("INCOMPLETE"));
+                failed.push(format!(
+                    "{tag} {comment}: {}{}",
+                    incomplete.map(|l| format!("{l}\n")).unwrap_or_default(),
+                    tail(&r.stderr)
+                ));
             }
             let _ = std::fs::remove_dir_all(&dest);
         }

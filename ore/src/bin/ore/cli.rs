@@ -351,11 +351,14 @@ format record.")]
     #[command(after_help = "Examples:
   ore -a ARCHIVE upgrade
 
-Format 2 keeps the order of a tag's snapshots in chain links beside the snapshots, so that
-`forget` never changes the key of a snapshot it keeps (in format 1 each snapshot named the one
-before it, and forgetting gave every newer kept snapshot a new key). The upgrade writes a new
-format record and nothing else: existing snapshots keep their keys and stay readable. An ore
-older than format 2 refuses the archive afterwards, so upgrade every machine's ore first.")]
+Format 3 (the current one) keeps small files together in shared chunks, which makes archives
+of many small files smaller and faster to write and restore. Format 2 keeps the order of a tag's
+snapshots in chain links beside the snapshots, so that `forget` never changes the key of a
+snapshot it keeps (in format 1 each snapshot named the one before it, and forgetting gave every
+newer kept snapshot a new key). The upgrade writes a new format record and nothing else:
+existing snapshots keep their keys and stay readable, and new snapshots use the new format. An
+ore that reads only an older format refuses the archive afterwards, so upgrade every machine's
+ore first.")]
     Upgrade,
     /// Show or prune this machine's file caches (one per archive snapshotted from here).
     #[command(after_help = "Examples:

@@ -66,9 +66,14 @@ pub fn upgrade(env: &Env) -> Result<Done> {
         env.json(&json!({"archive": repo.id(), "was": was, "format": now, "upgraded": upgraded}))?;
     } else if !env.global.quiet {
         if upgraded {
+            let gained = match was {
+                1 => "forget keeps the keys of the snapshots it keeps, and new snapshots keep \
+                      small files together in shared chunks",
+                _ => "new snapshots keep small files together in shared chunks",
+            };
             eprintln!(
-                "archive {} is now of format {now} (was {was}): forget keeps the keys of the \
-                 snapshots it keeps; an ore that reads only format {was} refuses it from now on",
+                "archive {} is now of format {now} (was {was}): {gained}; an ore that reads \
+                 only format {was} refuses it from now on",
                 repo.id()
             );
         } else {
