@@ -67,8 +67,10 @@ pub fn upgrade(env: &Env) -> Result<Done> {
     } else if !env.global.quiet {
         if upgraded {
             let gained = match was {
-                1 => "forget keeps the keys of the snapshots it keeps, and new snapshots keep \
-                      small files together in shared chunks",
+                1 => {
+                    "forget keeps the keys of the snapshots it keeps, and new snapshots keep \
+                      small files together in shared chunks"
+                }
                 _ => "new snapshots keep small files together in shared chunks",
             };
             eprintln!(
