@@ -1,34 +1,95 @@
 #!/usr/bin/env bash
-# Memory as trees grow: peak RSS of a snapshot of a generated tree of many small files
-# (default 1,000,000 in 1,000 directories), for ore and restic, plus times.
+# Many small files: a generated tree (default 1,000,000 files of 10-500 bytes in 1,000
+# directories) snapshotted, snapshotted again unchanged, and restored, by ore and its peers in
+# one run, with ratios against bupstash (the fastest peer) at the end.
 #
 #   bench/manyfiles.sh [FILES]
+#
+# Tools: $ORE_BENCH_TOOLS (default "ore bupstash"; add restic, which takes minutes here).
+# ORE_BASELINE=/path/to/an/older/ore runs that binary too, as "base". Everything lives under
+# $ORE_BENCH_WORK (default /dev/shm/ore-manyfiles). Peak RSS is per command (/usr/bin/time).
 set -euo pipefail
 N=${1:-1000000}
 WORK=${ORE_BENCH_WORK:-/dev/shm/ore-manyfiles}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ORE=${ORE_BIN:-$ROOT/target/release/ore}
+TOOLS=${ORE_BENCH_TOOLS:-"ore bupstash"}
+BASE=${ORE_BASELINE:-}
+[ -z "$BASE" ] || TOOLS="ore base ${TOOLS/ore/}"
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
-command -v restic >/dev/null || { echo "needs restic (apt-get install restic)" >&2; exit 1; }
+for t in $TOOLS; do
+    case $t in ore|base) continue ;; esac
+    command -v "$t" >/dev/null || { echo "needs $t (restic: apt-get install restic; bupstash: cargo install --locked bupstash, with libsodium-dev and pkg-config)" >&2; exit 1; }
+done
 rm -rf "$WORK"; mkdir -p "$WORK/src"
 export ORE_PASSPHRASE=bench RESTIC_PASSWORD=bench XDG_CACHE_HOME=$WORK/cache RESTIC_CACHE_DIR=$WORK/cache/restic
 echo "making $N small files..."
 python3 - "$WORK/src" "$N" <<'PY'
-import os, sys
+import os, sys, random
 root, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+words = [b"alpha", b"beta", b"gamma", b"delta", b"file", b"dir", b"ore", b"data", b"\n"]
 per = 1000
 for d in range((n + per - 1) // per):
     p = os.path.join(root, "d%04d" % d)
     os.mkdir(p)
     for i in range(min(per, n - d * per)):
+        size = rng.randint(10, 500)
+        body = b"file %d in dir %d " % (i, d)
+        while len(body) < size:
+            body += rng.choice(words) + b" "
         with open(os.path.join(p, "f%04d" % i), "wb") as f:
-            f.write(b"file %d in dir %d\n" % (i, d) * (1 + i % 7))
+            f.write(body[:size])
 PY
-t() { /usr/bin/time -f "%e %M" -o "$WORK/time" "$@"; read -r SECS KIB < "$WORK/time"; }
-"$ORE" -q -a "$WORK/ore" init
-restic -q -r "$WORK/restic" init >/dev/null
-t "$ORE" -q -a "$WORK/ore" snapshot many "$WORK/src" >/dev/null; printf 'ore snapshot:       %7.2f s  peak %5d MiB\n' "$SECS" $((KIB / 1024))
-t "$ORE" -q -a "$WORK/ore" snapshot many "$WORK/src" >/dev/null; printf 'ore re-snapshot:    %7.2f s  peak %5d MiB\n' "$SECS" $((KIB / 1024))
-t restic -q -r "$WORK/restic" backup "$WORK/src" >/dev/null;    printf 'restic snapshot:    %7.2f s  peak %5d MiB\n' "$SECS" $((KIB / 1024))
-t restic -q -r "$WORK/restic" backup "$WORK/src" >/dev/null;    printf 'restic re-snapshot: %7.2f s  peak %5d MiB\n' "$SECS" $((KIB / 1024))
+echo "source: $(du -sb "$WORK/src" | cut -f1) bytes in $(find "$WORK/src" -type f | wc -l) files"
+declare -A T M S
+run() {
+    local name=$1; shift
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { echo "$name failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+    read -r secs kib < "$WORK/time"
+    T[$name]=$secs; M[$name]=$kib
+    printf '  %-22s %8.2f s  %6d MiB\n' "$name" "$secs" $((kib / 1024))
+}
+for t in $TOOLS; do
+    case $t in
+    ore|base)
+        bin=$ORE; [ "$t" = base ] && bin=$BASE
+        "$bin" -q -a "$WORK/$t" init
+        run "$t snapshot" "$bin" -q -a "$WORK/$t" snapshot many "$WORK/src"
+        run "$t re-snapshot" "$bin" -q -a "$WORK/$t" snapshot many "$WORK/src"
+        run "$t restore" "$bin" -q -a "$WORK/$t" restore many "$WORK/restore-$t"
+        diff -rq "$WORK/src" "$WORK/restore-$t" >/dev/null || { echo "$t restored something else" >&2; exit 1; }
+        S[$t]=$(du -sb "$WORK/$t" | cut -f1) ;;
+    bupstash)
+        bupstash new-key -o "$WORK/bupstash.key"
+        bupstash init -r "$WORK/bupstash"
+        export BUPSTASH_KEY=$WORK/bupstash.key BUPSTASH_REPOSITORY=$WORK/bupstash
+        run "bupstash snapshot" bupstash put "$WORK/src"
+        id=$(cat "$WORK/out")
+        run "bupstash re-snapshot" bupstash put "$WORK/src"
+        mkdir -p "$WORK/restore-bupstash"
+        run "bupstash restore" bupstash restore --into "$WORK/restore-bupstash" "id=$id"
+        S[bupstash]=$(du -sb "$WORK/bupstash" | cut -f1) ;;
+    restic)
+        restic -q -r "$WORK/restic" init >/dev/null
+        run "restic snapshot" restic -q -r "$WORK/restic" backup "$WORK/src"
+        run "restic re-snapshot" restic -q -r "$WORK/restic" backup "$WORK/src"
+        run "restic restore" restic -q -r "$WORK/restic" restore latest --target "$WORK/restore-restic"
+        S[restic]=$(du -sb "$WORK/restic" | cut -f1) ;;
+    esac
+    rm -rf "$WORK/restore-$t"
+done
+echo "archive sizes (bytes):"
+for t in $TOOLS; do printf '  %-10s %12d\n' "$t" "${S[$t]}"; done
+if [[ " $TOOLS " == *" bupstash "* ]]; then
+    echo "bupstash / ore (above 1: ore is faster, smaller or lighter):"
+    for t in $TOOLS; do
+        case $t in ore|base) ;; *) continue ;; esac
+        for step in snapshot re-snapshot restore; do
+            awk -v a="${T[bupstash $step]}" -v b="${T[$t $step]}" -v n="$t $step" 'BEGIN { printf "  %-18s %6.2fx\n", n, a / b }'
+        done
+        awk -v a="${S[bupstash]}" -v b="${S[$t]}" -v n="$t archive" 'BEGIN { printf "  %-18s %6.2fx\n", n, a / b }'
+        awk -v a="${M[bupstash snapshot]}" -v b="${M[$t snapshot]}" -v n="$t peak RSS" 'BEGIN { printf "  %-18s %6.2fx\n", n, a / b }'
+    done
+fi
 rm -rf "$WORK"

@@ -251,6 +251,9 @@ fn role(key: Key, node: Node, chains: bool) -> Option<Key> {
     Some(Key(*h.finalize().as_bytes()))
 }
 
+/// Files' slices of bundles met in a block: (bundle, start, len).
+type Slices = Vec<(Key, u64, u64)>;
+
 /// The key under which a walk knows the slice `start..start + len` of bundle `key`: no
 /// block has it, and equal slices have equal ones.
 pub fn slice_id(key: Key, start: u64, len: u64) -> Key {
@@ -268,7 +271,7 @@ fn read(
     repo: &Repo,
     key: Key,
     node: Node,
-    (chains, mut slices): (bool, Option<&mut Vec<(Key, u64, u64)>>),
+    (chains, mut slices): (bool, Option<&mut Slices>),
     children: &mut Vec<(Key, Node, u64)>,
 ) -> Result<(Vec<u8>, Plain)> {
     let stored = crate::core::repo::fetched(repo.backend().get(key), key, node.kind())?;

@@ -50,7 +50,7 @@ pub fn groups<'a>(files: impl Iterator<Item = (&'a [u8], u64)>) -> Vec<usize> {
         bytes += size;
         let h = blake3::hash(name);
         let bits = u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]);
-        if bits % NAME_CUT == 0 || bytes >= BUNDLE as u64 {
+        if bits.is_multiple_of(NAME_CUT) || bytes >= BUNDLE as u64 {
             out.push(n);
             (n, bytes) = (0, 0);
         }

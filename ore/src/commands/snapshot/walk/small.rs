@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// One task of a directory's resolution.
 enum Task {
-    One(Item),
+    One(Box<Item>),
     Bundle(Vec<(Entry, PathBuf, Stamp)>),
 }
 
@@ -35,13 +35,13 @@ impl Walk<'_, '_> {
         let tasks = if ctx.repo.format().format >= crate::core::format::SLICES_FROM {
             tasks(items)
         } else {
-            items.into_iter().map(Task::One).collect()
+            items.into_iter().map(|i| Task::One(Box::new(i))).collect()
         };
         let resolved: Vec<Vec<Done>> = tasks
             .into_par_iter()
             .with_min_len(RUN)
             .map(|task| match task {
-                Task::One(item) => Ok(self.resolve(item, ignores)?.into_iter().collect()),
+                Task::One(item) => Ok(self.resolve(*item, ignores)?.into_iter().collect()),
                 Task::Bundle(files) => self.bundle(files),
             })
             .map(|r| r.map_err(|e| ctx.fail(e)))
@@ -122,7 +122,7 @@ fn tasks(items: Vec<Item>) -> Vec<Task> {
                 stamp,
                 blocks,
             } if bundle::bundled(stamp.size, blocks) => small.push((entry, abs, stamp)),
-            other => out.push(Task::One(other)),
+            other => out.push(Task::One(Box::new(other))),
         }
     }
     let sizes = bundle::groups(small.iter().map(|(e, _, s)| (e.name.as_slice(), s.size)));
