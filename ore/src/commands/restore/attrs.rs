@@ -50,9 +50,25 @@ pub(super) fn owner(e: &Entry) -> (u32, u32) {
 
 /// Owner, mode, xattrs and times of `e` on `on` (`path` names it in warnings).
 pub(super) fn set(ctx: &Ctx, on: On, e: &Entry, path: &Path) -> io::Result<()> {
+    set_known(ctx, on, None, e, path)
+}
+
+/// [`set`], on something whose status `now` (when given) was just read: an owner or mode it
+/// has already is not set again. A file this restore made has its owner and mode more often
+/// than not, and the two calls saved were a quarter of the calls restoring a small file
+/// costs.
+pub(super) fn set_known(
+    ctx: &Ctx,
+    on: On,
+    now: Option<&crate::core::fsys::Stat>,
+    e: &Entry,
+    path: &Path,
+) -> io::Result<()> {
     let owned = ctx.root_owner;
-    if owned {
+    let mut chowned = false;
+    if owned && now.is_none_or(|st| (st.uid, st.gid) != owner(e)) {
         let (uid, gid) = owner(e);
+        chowned = true;
         match &on {
             On::Fd(f) => crate::core::meta::fchown(*f, uid, gid)?,
             On::Dir(d) => crate::core::meta::fchown(*d, uid, gid)?,
@@ -62,7 +78,10 @@ pub(super) fn set(ctx: &Ctx, on: On, e: &Entry, path: &Path) -> io::Result<()> {
     }
     if !matches!(e.kind, EntryKind::Symlink { .. }) {
         let mode = safe_mode(ctx, &on, e, owned, path)?;
+        // (A chown may have cleared setuid and setgid: then the mode is set whatever it was.)
+        let has = now.filter(|_| !chowned).map(|st| st.mode & 0o7777);
         match &on {
+            _ if has == Some(mode) => {}
             On::Fd(f) => crate::core::meta::fchmod(*f, mode)?,
             On::Dir(d) => crate::core::meta::fchmod(*d, mode)?,
             On::Node(n) => n.chmod(mode)?,

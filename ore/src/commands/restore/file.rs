@@ -74,9 +74,12 @@ pub(super) fn restore_file(
         }
     }
     let tmp = partial_name(&e.name);
+    // An unnamed file is reachable by no name until it is whole, so it is made with its
+    // permission bits at once (less the umask; they are checked after): no second call to set
+    // them. A file written under a temporary name is private (0600) until then.
     let unnamed = ctx
         .unnamed
-        .then(|| dir.create_unnamed(0o600).ok())
+        .then(|| dir.create_unnamed(e.mode & 0o777).ok())
         .flatten();
     let named = unnamed.is_none();
     let f = match unnamed {
@@ -120,7 +123,12 @@ pub(super) fn restore_file(
         return Ok(dir.lstat(&e.name).ok().and_then(|st| kept(ctx, e, &st)));
     }
     ctx.bytes.fetch_add(written, Relaxed);
-    if let Err(err) = attrs::set(ctx, attrs::On::Fd(&f), e, &path) {
+    // Its status as made: its inode number (for hard links to it), and the owner and mode it
+    // has already, which are then not set again.
+    let made =
+        crate::core::fsys::fstat(&f).map_err(|err| discard(format!("{}: {err}", path.display())))?;
+    let ino = made.ino;
+    if let Err(err) = attrs::set_known(ctx, attrs::On::Fd(&f), Some(&made), e, &path) {
         ctx.warn(format!("{}: metadata not restored: {err}", path.display()));
     }
     if ctx.opts.verify {
@@ -128,9 +136,6 @@ pub(super) fn restore_file(
         ctx.verified.fetch_add(1, Relaxed);
         ctx.verified_bytes.fetch_add(*size, Relaxed);
     }
-    let ino = crate::core::fsys::fstat(&f)
-        .map_err(|err| discard(format!("{}: {err}", path.display())))?
-        .ino;
     let replace = ctx.opts.overwrite != Overwrite::Never;
     // An unnamed file that is to replace what is there is linked in under its temporary name
     // first, then renamed over it.

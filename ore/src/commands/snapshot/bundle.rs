@@ -17,12 +17,13 @@
 //!
 //! Within a bundle, a file whose bytes equal an earlier one's points at that one's slice.
 
-use super::file::{changed_while_read, open, FileDone};
+use super::file::{changed_while_read, FileDone};
 use super::Ctx;
 use crate::core::block::Kind;
 use crate::core::cpustat::{time, Stage};
 use crate::core::entry::Content;
 use crate::core::filecache::Stamp;
+use crate::core::fsys::Dir;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -69,14 +70,23 @@ struct Read {
     warning: Option<String>,
 }
 
-/// Reads the files (their paths and walk-time stamps) into one bundle and stores it: what
-/// became of each, in order.
-pub(crate) fn store(ctx: &Ctx, files: &[(&Path, Stamp)]) -> Vec<FileDone> {
+/// Reads the files of directory `dir` (their names and walk-time stamps) into one bundle and
+/// stores it: what became of each, in order. The files are opened relative to the directory,
+/// opened once for them all: a path looked up from the root for every file cost a tenth of a
+/// snapshot of a million small files.
+pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<FileDone> {
+    let dir = match Dir::open(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = format!("not read: its directory could not be opened again: {e}");
+            return files.iter().map(|_| FileDone::Failed(why.clone())).collect();
+        }
+    };
     let mut buf = Vec::with_capacity(files.iter().map(|(_, s)| s.size as usize).sum());
     let mut seen: HashMap<blake3::Hash, (usize, usize)> = HashMap::new();
     let mut read: Vec<Result<Read, String>> = Vec::with_capacity(files.len());
-    for (path, stamp) in files {
-        read.push(read_one(ctx, path, *stamp, &mut buf, &mut seen));
+    for (name, stamp) in files {
+        read.push(read_one(ctx, dir.open_file(name), *stamp, &mut buf, &mut seen));
     }
     if buf.is_empty() {
         // Nothing was read (every file failed, or shrank to nothing).
@@ -125,16 +135,16 @@ fn done(r: Read, content: Content) -> FileDone {
     }
 }
 
-/// Reads one file onto the end of `buf` (or, when its bytes are there already, not): where
-/// they lie, or why it was not read.
+/// Reads one file (as opened) onto the end of `buf` (or, when its bytes are there already,
+/// not): where they lie, or why it was not read.
 fn read_one(
     ctx: &Ctx,
-    path: &Path,
+    opened: std::io::Result<std::fs::File>,
     stamp: Stamp,
     buf: &mut Vec<u8>,
     seen: &mut HashMap<blake3::Hash, (usize, usize)>,
 ) -> Result<Read, String> {
-    let file = match open(path) {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err("vanished during the snapshot".into())

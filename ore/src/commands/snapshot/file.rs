@@ -129,7 +129,7 @@ pub(super) fn changed_while_read(file: &File, stamp: Stamp, short: bool) -> Opti
     changed.then(|| "changed while it was being read; saved as read".to_string())
 }
 
-pub(super) fn open(path: &Path) -> std::io::Result<File> {
+fn open(path: &Path) -> std::io::Result<File> {
     // O_NOATIME keeps reading from changing access times; only the owner (or root) may use it.
     match std::fs::OpenOptions::new()
         .read(true)
