@@ -191,8 +191,26 @@ impl Checker<'_> {
     }
 
     /// Reports each bundle that was read and that a file's slice reaches past the end of
-    /// (FORMAT.md §4).
-    fn slices_past_their_bundles(&self) {
+    /// (FORMAT.md §4). A bundle read before any slice of it was met (reached first as a whole
+    /// file's chunk) is read again for its length.
+    fn slices_past_their_bundles(&self) -> Result<()> {
+        let again: Vec<Key> = lock(&self.bundles)
+            .iter()
+            .filter(|(k, (_, len))| len.is_none() && self.read.selects(k, self.salt))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in again {
+            match self.repo.get_block(k, Kind::Chunk) {
+                Ok(plain) => {
+                    if let Some(b) = lock(&self.bundles).get_mut(&k) {
+                        b.1 = Some(plain.data().len() as u64);
+                    }
+                }
+                // Reported when it was read the first time.
+                Err(e) if crate::core::repo::is_damage(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
         for (k, (end, len)) in lock(&self.bundles).iter() {
             if let Some(len) = len.filter(|len| end > len) {
                 self.problem(
@@ -202,6 +220,7 @@ impl Checker<'_> {
                 );
             }
         }
+        Ok(())
     }
 
     fn take(list: &Mutex<Vec<Key>>, at: usize) -> Option<Vec<Key>> {
@@ -305,7 +324,7 @@ pub fn check(
     if let Some(rest) = Checker::take(&checker.to_read, 0) {
         checker.read_chunks(rest)?;
     }
-    checker.slices_past_their_bundles();
+    checker.slices_past_their_bundles()?;
     let mut problems = into_inner(checker.problems);
     problems.sort_by_key(|(k, _, _)| *k);
     problems.dedup_by_key(|(k, _, _)| *k);

@@ -48,14 +48,16 @@ enum What {
 impl Sizes {
     fn add(&mut self, size: u64, what: What) {
         match what {
+            // Sizes come from the archive's entries, which a hostile writer chooses: summed
+            // without overflowing.
             What::Chunk => {
                 self.chunks += 1;
-                self.chunk_bytes += size;
+                self.chunk_bytes = self.chunk_bytes.saturating_add(size);
             }
-            What::Slice => self.chunk_bytes += size,
+            What::Slice => self.chunk_bytes = self.chunk_bytes.saturating_add(size),
             What::Tree => {
                 self.trees += 1;
-                self.tree_bytes += size;
+                self.tree_bytes = self.tree_bytes.saturating_add(size);
             }
         }
     }

@@ -117,6 +117,38 @@ pub fn fstat(f: &impl AsFd) -> io::Result<Stat> {
 
 /// An open directory: its names read once, then used for `fstatat` of its entries, and by
 /// restore for everything it creates beneath it (`at.rs`).
+/// Opens `path` (relative to the directory `at`, or absolute) for reading, as a snapshot reads
+/// a file the walk found regular: never through a symlink (`ELOOP`) and never waiting — a
+/// file swapped for a fifo meanwhile would otherwise block the open until someone writes to
+/// it, and the snapshot with it, signals or not (`O_NONBLOCK`, then anything but a regular
+/// file is refused). Without changing its access time where the process may (`O_NOATIME`:
+/// the owner, or root).
+pub fn open_regular(at: libc::c_int, path: &std::ffi::CStr) -> io::Result<std::fs::File> {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: a valid descriptor (or AT_FDCWD) and C string.
+    let open = |extra| unsafe { libc::openat(at, path.as_ptr(), flags | extra) };
+    let mut fd = open(libc::O_NOATIME);
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+        fd = open(0);
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor from a successful open, owned by nobody else.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    if !fstat(&file)?.is_file() {
+        return Err(io::Error::other(
+            "no longer a regular file (it was replaced during the snapshot)",
+        ));
+    }
+    Ok(file)
+}
+
+/// [`open_regular`] by a path (the final component not followed).
+pub fn open_regular_path(path: &Path) -> io::Result<std::fs::File> {
+    open_regular(libc::AT_FDCWD, &cstr(path.as_os_str().as_bytes())?)
+}
+
 #[derive(Debug)]
 pub struct Dir {
     fd: OwnedFd,
@@ -194,23 +226,9 @@ impl Dir {
         }
     }
 
-    /// Opens the regular file `name` in this directory for reading, never through a symlink
-    /// (`ELOOP`), and without changing its access time where the process may (`O_NOATIME`: the
-    /// owner or root).
+    /// Opens the regular file `name` in this directory for reading: see [`open_regular`].
     pub fn open_file(&self, name: &[u8]) -> io::Result<std::fs::File> {
-        let c = cstr(name)?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: a valid descriptor and C string; a descriptor returned is owned by the File.
-        let open = |extra| unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags | extra) };
-        let mut fd = open(libc::O_NOATIME);
-        if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-            fd = open(0);
-        }
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor from a successful open, owned by nobody else.
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+        open_regular(self.fd.as_raw_fd(), &cstr(name)?)
     }
 
     /// Status of `name` in this directory, not following a symlink.

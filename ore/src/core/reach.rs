@@ -320,6 +320,10 @@ fn read(
         }
         Node::Dir => match decode_node::<DirTree>(&plain, key)? {
             TreeNode::Leaf(entries) => {
+                // Slices exist from format 3 on (FORMAT.md §4): one in an older archive was
+                // put there by hand, and would be copied as stored to archives that cannot
+                // read it.
+                let sliced = repo.format().format >= crate::core::format::SLICES_FROM;
                 for e in entries {
                     match e.kind {
                         EntryKind::Dir { tree } => children.push((tree, Node::Dir, 0)),
@@ -327,6 +331,18 @@ fn read(
                             Content::Empty => {}
                             Content::Chunk(k) => children.push((k, Node::Chunk, size)),
                             Content::Index(k) => children.push((k, Node::File, 0)),
+                            Content::Slice { .. } if !sliced => {
+                                return Err(Error::Corrupt {
+                                    key,
+                                    kind: Kind::Dir.name(),
+                                    why: format!(
+                                        "it holds a slice of a bundle ({}), which an archive of \
+                                         format {} cannot hold",
+                                        crate::core::util::show(&e.name),
+                                        repo.format().format
+                                    ),
+                                })
+                            }
                             Content::Slice { key, start, len } => {
                                 children.push((key, Node::Chunk, 0));
                                 if let Some(s) = slices.as_mut() {

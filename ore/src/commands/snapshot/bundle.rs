@@ -79,14 +79,23 @@ pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<File
         Ok(d) => d,
         Err(e) => {
             let why = format!("not read: its directory could not be opened again: {e}");
-            return files.iter().map(|_| FileDone::Failed(why.clone())).collect();
+            return files
+                .iter()
+                .map(|_| FileDone::Failed(why.clone()))
+                .collect();
         }
     };
     let mut buf = Vec::with_capacity(files.iter().map(|(_, s)| s.size as usize).sum());
     let mut seen: HashMap<blake3::Hash, (usize, usize)> = HashMap::new();
     let mut read: Vec<Result<Read, String>> = Vec::with_capacity(files.len());
     for (name, stamp) in files {
-        read.push(read_one(ctx, dir.open_file(name), *stamp, &mut buf, &mut seen));
+        read.push(read_one(
+            ctx,
+            dir.open_file(name),
+            *stamp,
+            &mut buf,
+            &mut seen,
+        ));
     }
     if buf.is_empty() {
         // Nothing was read (every file failed, or shrank to nothing).

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// How much of a file is read at a time.
@@ -130,15 +130,7 @@ pub(super) fn changed_while_read(file: &File, stamp: Stamp, short: bool) -> Opti
 }
 
 fn open(path: &Path) -> std::io::Result<File> {
-    // O_NOATIME keeps reading from changing access times; only the owner (or root) may use it.
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        r => r,
-    }
+    crate::core::fsys::open_regular_path(path)
 }
 
 enum RegionError {
