@@ -361,39 +361,71 @@ fn write_content(
             };
             fetched.push((piece, stored));
         }
-        // ...opened (decrypted, decompressed, their keys checked) side by side on the pool:
-        // a large file is otherwise opened one chunk at a time on one thread, at half the
-        // speed of copying it.
-        let open = |(piece, stored): (Piece, Option<Result<Vec<u8>>>)| {
-            let plain = match (piece, stored) {
-                (Piece::Data { key, .. }, Some(stored)) => Some(
-                    stored.and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s)),
+        // ...opened (decrypted, decompressed, their keys checked) and written side by side on
+        // the pool, each at its place in the file: a large file was otherwise opened and
+        // written one chunk at a time on one thread, at half the speed of copying it.
+        let mut at = pos;
+        let placed: Vec<(Piece, Option<Result<Vec<u8>>>, u64)> = fetched
+            .into_iter()
+            .map(|(piece, stored)| {
+                let here = at;
+                at = at.saturating_add(piece.len());
+                (piece, stored, here)
+            })
+            .collect();
+        let write = |(piece, stored, here): (Piece, Option<Result<Vec<u8>>>, u64)| {
+            let done = match (piece, stored) {
+                (Piece::Data { key, len }, stored) => Some(
+                    stored
+                        .unwrap_or_else(|| {
+                            crate::core::repo::fetched(
+                                ctx.repo.backend().get(key),
+                                key,
+                                Kind::Chunk,
+                            )
+                        })
+                        .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
+                        .and_then(|plain| match plain.data().len() as u64 == len {
+                            true => Ok(plain),
+                            false => Err(crate::Error::Corrupt {
+                                key,
+                                kind: Kind::Chunk.name(),
+                                why: format!(
+                                    "it holds {} bytes, where its file's index says {len}",
+                                    plain.data().len()
+                                ),
+                            }),
+                        })
+                        .map(|plain| f.write_all_at(plain.data(), here)),
                 ),
                 _ => None,
             };
-            (piece, plain)
+            (piece, done, here)
         };
-        let opened: Vec<(Piece, Option<Result<block::Plain>>)> =
-            if fetched.iter().filter(|(_, s)| s.is_some()).count() > 1 {
-                fetched.into_par_iter().map(open).collect()
+        let opened: Vec<(Piece, Option<Result<std::io::Result<()>>>, u64)> =
+            if placed.iter().filter(|(_, s, _)| s.is_some()).count() > 1 {
+                placed.into_par_iter().map(write).collect()
             } else {
-                fetched.into_iter().map(open).collect()
+                placed.into_iter().map(write).collect()
             };
-        for (piece, plain) in opened {
-            match (piece, plain) {
+        for (piece, done, here) in opened {
+            pos = here;
+            match (piece, done) {
                 (Piece::Hole { len }, _) => pos += len,
-                (Piece::Data { .. }, Some(Ok(plain))) => {
-                    let d = plain.data();
-                    f.write_all_at(d, pos)
-                        .map_err(|err| format!("{}: write failed: {err}", path.display()))?;
-                    ctx.progress.add_bytes(d.len() as u64);
-                    pos += d.len() as u64;
+                (Piece::Data { len, .. }, Some(Ok(written))) => {
+                    written.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                    ctx.progress.add_bytes(len);
+                    pos += len;
                 }
-                (Piece::Data { len, .. }, Some(Err(e))) => {
+                (Piece::Data { len, .. }, Some(Err(e))) if crate::core::repo::is_damage(&e) => {
                     let msg = damaged(ctx, path, e);
                     ctx.warn(msg);
                     hurt = true;
                     pos += len;
+                }
+                (Piece::Data { .. }, Some(Err(e))) => {
+                    ctx.lose_archive(&e);
+                    return Err(format!("{}: {e}", path.display()));
                 }
                 (slice @ Piece::Slice { key, len, .. }, _) => {
                     let written = ctx
@@ -417,7 +449,7 @@ fn write_content(
                         }
                     }
                 }
-                (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
+                (Piece::Data { .. }, None) => unreachable!("every data piece is opened"),
             }
         }
     }
