@@ -34,6 +34,7 @@
 //! stays, and a second run finishes the rest (files found whole are kept).
 
 mod attrs;
+mod content;
 mod dest;
 mod file;
 mod guard;

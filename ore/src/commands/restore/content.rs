@@ -1,0 +1,300 @@
+//! A regular file's bytes: its pieces fetched ahead of the one being written (a few within
+//! the file, many over a slow link), its chunks opened and written at their places a few at a
+//! time on the pool's threads, small files' slices taken from their bundle (opened once for
+//! all its files), and `--verify`'s reading back. `file.rs` decides where and under which name
+//! the bytes go; this module only writes them into the open file.
+
+use super::Ctx;
+use crate::core::block::{self, Kind};
+use crate::core::entry::{Content, Piece};
+use crate::core::error::{Error, Result};
+use crate::core::prefetch::Fetch;
+use crate::core::repo::Repo;
+use crate::core::tree::{FileTree, Reader};
+use protocol::Ticket;
+use rayon::prelude::*;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+/// Blocks fetched ahead of the one being written, within a file (more over a slow link).
+const READ_AHEAD: usize = 16;
+/// Chunks of one file opened at once, on the pool's threads.
+const OPEN_TOGETHER: usize = 4;
+const READ_AHEAD_FAR: usize = 64;
+
+/// Fetches blocks ahead of writing: the tickets of the next data pieces.
+/// A piece and, for data, the fetch already under way.
+type Fetching = (Piece, Option<Ticket<Option<Vec<u8>>>>);
+
+struct Ahead<'r> {
+    ctx: &'r Ctx<'r>,
+    pieces: Pieces<'r>,
+    queue: VecDeque<Fetching>,
+}
+
+enum Pieces<'r> {
+    One(Option<Piece>),
+    Tree(Reader<'r, FileTree>),
+}
+
+impl<'r> Ahead<'r> {
+    fn next(&mut self) -> Result<Option<Fetching>> {
+        let depth = if self.ctx.prefetch.is_some() {
+            READ_AHEAD_FAR
+        } else {
+            READ_AHEAD
+        };
+        while self.queue.len() < depth {
+            let p = match &mut self.pieces {
+                Pieces::One(p) => p.take(),
+                Pieces::Tree(r) => r.next_item()?,
+            };
+            let Some(p) = p else { break };
+            // A slice's bundle is read through the bundle cache, once for all its files.
+            let t = match &p {
+                Piece::Data { key, .. } => Some(self.ctx.start_get(*key)),
+                Piece::Hole { .. } | Piece::Slice { .. } => None,
+            };
+            self.queue.push_back((p, t));
+        }
+        Ok(self.queue.pop_front())
+    }
+}
+
+fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64) -> Pieces<'r> {
+    match content {
+        Content::Empty => Pieces::One(None),
+        Content::Chunk(key) => Pieces::One(Some(Piece::Data {
+            key: *key,
+            len: size,
+        })),
+        &Content::Slice { key, start, len } => Pieces::One(Some(Piece::Slice { key, start, len })),
+        Content::Index(root) => Pieces::Tree(Reader::via(repo, fetch, *root)),
+    }
+}
+
+fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
+    ctx.damaged(path);
+    format!("{}: not fully restored: {e}", path.display())
+}
+
+/// A piece, its chunk as stored (none for a hole or a slice), and where it goes in the file.
+type Placed = (Piece, Option<Result<Vec<u8>>>, u64);
+/// A piece, whether its chunk opened and was written, and where it went.
+type Written = (Piece, Option<Result<std::io::Result<()>>>, u64);
+
+/// Writes the file's pieces into `f`: the bytes written, and whether damage in the archive left
+/// some of them out (each reported).
+pub(super) fn write_content(
+    ctx: &Ctx,
+    f: &File,
+    content: &Content,
+    size: u64,
+    path: &Path,
+) -> std::result::Result<(u64, bool), String> {
+    let mut ahead = Ahead {
+        ctx,
+        pieces: pieces(ctx.repo, ctx.fetcher(), content, size),
+        queue: VecDeque::new(),
+    };
+    let mut pos = 0u64;
+    let mut first_problem = None;
+    let mut hurt = false;
+    let mut end = false;
+    while !end {
+        // The next few pieces, in order.
+        let mut batch = Vec::with_capacity(OPEN_TOGETHER);
+        while batch.len() < OPEN_TOGETHER {
+            match ahead.next() {
+                Ok(Some(x)) => batch.push(x),
+                Ok(None) => end = true,
+                Err(e) if crate::core::repo::is_damage(&e) => {
+                    first_problem.get_or_insert(damaged(ctx, path, e));
+                    end = true;
+                }
+                Err(e) => {
+                    ctx.lose_archive(&e);
+                    return Err(format!("{}: {e}", path.display()));
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        // Their chunks as stored (the gets are on their way already)...
+        let mut fetched = Vec::with_capacity(batch.len());
+        for (piece, ticket) in batch {
+            let stored = match (piece, ticket) {
+                (Piece::Data { key, .. }, Some(t)) => {
+                    match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
+                        Ok(s) => Some(Ok(s)),
+                        Err(e) if crate::core::repo::is_damage(&e) => Some(Err(e)),
+                        Err(e) => {
+                            ctx.lose_archive(&e);
+                            return Err(format!("{}: {e}", path.display()));
+                        }
+                    }
+                }
+                _ => None,
+            };
+            fetched.push((piece, stored));
+        }
+        // ...opened (decrypted, decompressed, their keys checked) and written side by side on
+        // the pool, each at its place in the file: a large file was otherwise opened and
+        // written one chunk at a time on one thread, at half the speed of copying it.
+        let mut at = pos;
+        let placed: Vec<Placed> = fetched
+            .into_iter()
+            .map(|(piece, stored)| {
+                let here = at;
+                at = at.saturating_add(piece.len());
+                (piece, stored, here)
+            })
+            .collect();
+        let write = |(piece, stored, here): Placed| {
+            let done = match (piece, stored) {
+                (Piece::Data { key, len }, stored) => Some(
+                    stored
+                        .unwrap_or_else(|| {
+                            crate::core::repo::fetched(
+                                ctx.repo.backend().get(key),
+                                key,
+                                Kind::Chunk,
+                            )
+                        })
+                        .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
+                        .and_then(|plain| match plain.data().len() as u64 == len {
+                            true => Ok(plain),
+                            false => Err(crate::Error::Corrupt {
+                                key,
+                                kind: Kind::Chunk.name(),
+                                why: format!(
+                                    "it holds {} bytes, where its file's index says {len}",
+                                    plain.data().len()
+                                ),
+                            }),
+                        })
+                        .map(|plain| f.write_all_at(plain.data(), here)),
+                ),
+                _ => None,
+            };
+            (piece, done, here)
+        };
+        let opened: Vec<Written> = if placed.iter().filter(|(_, s, _)| s.is_some()).count() > 1 {
+            placed.into_par_iter().map(write).collect()
+        } else {
+            placed.into_iter().map(write).collect()
+        };
+        for (piece, done, here) in opened {
+            pos = here;
+            match (piece, done) {
+                (Piece::Hole { len }, _) => pos += len,
+                (Piece::Data { len, .. }, Some(Ok(written))) => {
+                    written.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                    ctx.progress.add_bytes(len);
+                    pos += len;
+                }
+                (Piece::Data { len, .. }, Some(Err(e))) if crate::core::repo::is_damage(&e) => {
+                    let msg = damaged(ctx, path, e);
+                    ctx.warn(msg);
+                    hurt = true;
+                    pos += len;
+                }
+                (Piece::Data { .. }, Some(Err(e))) => {
+                    ctx.lose_archive(&e);
+                    return Err(format!("{}: {e}", path.display()));
+                }
+                (slice @ Piece::Slice { key, len, .. }, _) => {
+                    let written = ctx
+                        .bundle(key)
+                        .and_then(|b| Ok(f.write_all_at(slice.bytes_of(&b)?, pos)));
+                    match written {
+                        Ok(w) => {
+                            w.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                            ctx.progress.add_bytes(len);
+                            pos += len;
+                        }
+                        Err(e) if crate::core::repo::is_damage(&e) => {
+                            let msg = damaged(ctx, path, e);
+                            ctx.warn(msg);
+                            hurt = true;
+                            pos += len;
+                        }
+                        Err(e) => {
+                            ctx.lose_archive(&e);
+                            return Err(format!("{}: {e}", path.display()));
+                        }
+                    }
+                }
+                (Piece::Data { .. }, None) => unreachable!("every data piece is opened"),
+            }
+        }
+    }
+    match first_problem {
+        Some(msg) => {
+            ctx.warn(msg);
+            Ok((pos, true))
+        }
+        None => Ok((pos, hurt)),
+    }
+}
+
+/// Re-reads a restored file (through the descriptor it was written with) and checks every
+/// piece against its key.
+pub(super) fn verify(
+    ctx: &Ctx,
+    f: &File,
+    path: &Path,
+    content: &Content,
+    size: u64,
+) -> std::result::Result<(), String> {
+    let md = f
+        .metadata()
+        .map_err(|e| format!("{}: not verified: {e}", path.display()))?;
+    if md.size() != size {
+        return Err(format!(
+            "{}: verify: size is {} but should be {size}",
+            path.display(),
+            md.size()
+        ));
+    }
+    let mut pieces = pieces(ctx.repo, ctx.repo, content, size);
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let p = match &mut pieces {
+            Pieces::One(p) => p.take(),
+            Pieces::Tree(r) => r
+                .next_item()
+                .map_err(|e| format!("{}: not verified: {e}", path.display()))?,
+        };
+        let Some(p) = p else { break };
+        let len = p.len() as usize;
+        buf.resize(len, 0);
+        f.read_exact_at(&mut buf, pos)
+            .map_err(|e| format!("{}: verify: {e}", path.display()))?;
+        let ok = match p {
+            Piece::Data { key, .. } => ctx.repo.keys().key_of(Kind::Chunk as u8, &buf) == key,
+            Piece::Slice { key, .. } => {
+                let bundle = ctx
+                    .bundle(key)
+                    .map_err(|e| format!("{}: not verified: {e}", path.display()))?;
+                p.bytes_of(&bundle)
+                    .map_err(|e| format!("{}: not verified: {e}", path.display()))?
+                    == buf
+            }
+            Piece::Hole { .. } => buf.iter().all(|&b| b == 0),
+        };
+        if !ok {
+            return Err(format!(
+                "{}: verify: bytes {pos}..{} differ from the snapshot",
+                path.display(),
+                pos + len as u64
+            ));
+        }
+        pos += len as u64;
+    }
+    Ok(())
+}
