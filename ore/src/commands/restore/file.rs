@@ -28,7 +28,6 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
-
 /// How every temporary name begins.
 pub(super) const PARTIAL: &[u8] = b".ore-partial-";
 
