@@ -290,6 +290,18 @@ fn dump_file<W: Write>(
     for k in data_keys.by_ref().take(ahead) {
         asked.push_back(repo.backend().start_get(k));
     }
+    // A file's bytes, as data records of at most DATA_RECORD bytes.
+    fn data<W: Write>(
+        bytes: &[u8],
+        (h, w, stats): (&mut FileHash, &mut Hashed<W>, &mut DumpStats),
+    ) -> Result<()> {
+        stats.bytes += bytes.len() as u64;
+        for part in bytes.chunks(DATA_RECORD) {
+            h.data(part);
+            w.record(DATA, part)?;
+        }
+        Ok(())
+    }
     for p in pieces.iter().cloned() {
         match p {
             Piece::Data { key, .. } => {
@@ -303,20 +315,10 @@ fn dump_file<W: Write>(
                     }
                     None => repo.get_block(key, Kind::Chunk)?,
                 };
-                stats.bytes += b.data().len() as u64;
-                for part in b.data().chunks(DATA_RECORD) {
-                    h.data(part);
-                    w.record(DATA, part)?;
-                }
+                data(b.data(), (&mut h, w, stats))?;
             }
             Piece::Slice { key, .. } => {
-                let bundle = bundles.chunk(repo, key)?;
-                let data = p.bytes_of(&bundle)?;
-                stats.bytes += data.len() as u64;
-                for part in data.chunks(DATA_RECORD) {
-                    h.data(part);
-                    w.record(DATA, part)?;
-                }
+                data(p.bytes_of(&bundles.chunk(repo, key)?)?, (&mut h, w, stats))?
             }
             Piece::Hole { len } => {
                 h.hole(len);

@@ -155,15 +155,8 @@ pub(super) fn write_content(
             .collect();
         let write = |(piece, stored, here): Placed| {
             let done = match (piece, stored) {
-                (Piece::Data { key, len }, stored) => Some(
+                (Piece::Data { key, len }, Some(stored)) => Some(
                     stored
-                        .unwrap_or_else(|| {
-                            crate::core::repo::fetched(
-                                ctx.repo.backend().get(key),
-                                key,
-                                Kind::Chunk,
-                            )
-                        })
                         .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
                         .and_then(|plain| match plain.data().len() as u64 == len {
                             true => Ok(plain),
@@ -228,7 +221,7 @@ pub(super) fn write_content(
                         }
                     }
                 }
-                (Piece::Data { .. }, None) => unreachable!("every data piece is opened"),
+                (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
             }
         }
     }
