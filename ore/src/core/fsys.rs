@@ -144,6 +144,26 @@ pub fn open_regular(at: libc::c_int, path: &std::ffi::CStr) -> io::Result<std::f
     Ok(file)
 }
 
+/// Whether the start of `file` is in the page cache: a one-byte read that may not wait for
+/// the device (`RWF_NOWAIT`). `None` when the file system cannot tell (it refuses the flag)
+/// or the file is empty.
+pub fn start_is_cached(file: &std::fs::File) -> Option<bool> {
+    let mut byte = 0u8;
+    let iov = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    // SAFETY: one iovec over a live one-byte buffer, on a descriptor the caller holds open.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+    match n {
+        1 => Some(true),
+        n if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
 /// [`open_regular`] by a path (the final component not followed).
 pub fn open_regular_path(path: &Path) -> io::Result<std::fs::File> {
     open_regular(libc::AT_FDCWD, &cstr(path.as_os_str().as_bytes())?)

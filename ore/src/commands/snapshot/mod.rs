@@ -26,6 +26,7 @@ mod links;
 pub mod local;
 pub mod rules;
 pub mod stream;
+mod threads;
 mod walk;
 mod writer;
 

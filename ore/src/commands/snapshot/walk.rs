@@ -109,7 +109,8 @@ pub(super) fn run(
     cache: Option<(CacheReader, PathBuf, bool)>,
     writer: Option<CacheWriter>,
 ) -> Result<(Entry, Option<CacheWriter>)> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = super::threads::walk_threads(paths, cores);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .stack_size(256 << 20)
