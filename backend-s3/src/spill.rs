@@ -15,10 +15,7 @@
 //! it is reached, further packs are read through read-ahead as before, so a restore of an
 //! archive larger than the limit degrades to the read-ahead figures instead of thrashing.
 //! A pack goes to its file as it arrives, and at most [`WHOLE_AT_ONCE`] are fetched at a
-//! time. A read waits only for the bytes it wants, not for the whole pack: the fetch runs as a
-//! task of its own and says how far it has got, so a restore starts on a pack's first blocks
-//! while the rest of it is still on its way (waiting for whole 16 MiB packs left the restore
-//! idle at its start).
+//! time.
 //!
 //! Once [`EAGER_AFTER`] packs have become hot, the reader is one that reads whole archives (a
 //! restore, `ls -R`, `check --read-data`), and every pack it touches afterwards is read whole
@@ -31,9 +28,8 @@ use ore_util::sync::lock;
 use protocol::{Error, Result};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 
 /// The share of a pack's bytes asked for after which the rest is read whole...
 pub(crate) const HOT_SHARE: u64 = 32;
@@ -47,33 +43,10 @@ pub const DEFAULT_LIMIT: u64 = 1 << 30;
 /// bounds requests, not memory).
 const WHOLE_AT_ONCE: usize = 4;
 
-/// How far a pack's fetch has got.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Arrived {
-    /// Not started, or this many bytes (from 0) are in the file.
-    Bytes(u64),
-    /// The fetch failed or the pack is missing.
-    Failed,
-}
-
 struct Spilled {
-    /// The scratch file, made by the read that starts the fetch.
-    file: std::sync::OnceLock<std::fs::File>,
-    /// Whether a read has started the fetch.
-    started: std::sync::atomic::AtomicBool,
-    arrived: watch::Sender<Arrived>,
+    /// The pack's blocks (bytes 0..len), once read; `None` when the read failed.
+    file: OnceCell<Option<std::fs::File>>,
     len: u64,
-}
-
-impl Spilled {
-    fn new(len: u64) -> Spilled {
-        Spilled {
-            file: std::sync::OnceLock::new(),
-            started: std::sync::atomic::AtomicBool::new(false),
-            arrived: watch::Sender::new(Arrived::Bytes(0)),
-            len,
-        }
-    }
 }
 
 struct Asked {
@@ -97,7 +70,7 @@ struct State {
 pub(crate) struct Spill {
     limit: u64,
     state: Mutex<State>,
-    whole: Arc<Semaphore>,
+    whole: Semaphore,
 }
 
 impl Spill {
@@ -105,14 +78,13 @@ impl Spill {
         Spill {
             limit,
             state: Mutex::default(),
-            whole: Arc::new(Semaphore::new(WHOLE_AT_ONCE)),
+            whole: Semaphore::new(WHOLE_AT_ONCE),
         }
     }
 
     /// The block at `loc` from a scratch file, reading its pack whole first if it has become
-    /// hot (and waiting only until the block's bytes are there); `None` when the pack is not
-    /// (or cannot be) held here, and the caller reads it otherwise. `blocks_end` tells where
-    /// the pack's blocks end.
+    /// hot; `None` when the pack is not (or cannot be) held here, and the caller reads it
+    /// otherwise. `blocks_end` tells where the pack's blocks end.
     pub async fn read(
         &self,
         store: &Store,
@@ -122,46 +94,23 @@ impl Spill {
         let Some(spilled) = self.note(loc, blocks_end) else {
             return Ok(None);
         };
-        if !spilled.started.swap(true, Ordering::AcqRel) {
-            self.start(store, &loc.pack, &spilled);
-        }
-        // A crafted index may name any offset: past the end (or wrapping) is not here.
-        let Some(end) = loc
-            .offset
-            .checked_add(u64::from(loc.len))
-            .filter(|&end| end <= spilled.len)
-        else {
+        let file = spilled
+            .file
+            .get_or_init(|| self.fetch(store, &loc.pack, spilled.len))
+            .await;
+        let Some(file) = file else {
+            self.forget(&loc.pack, &spilled);
             return Ok(None);
         };
-        let mut arrived = spilled.arrived.subscribe();
-        let got = arrived
-            .wait_for(|a| match a {
-                Arrived::Bytes(n) => *n >= end,
-                Arrived::Failed => true,
-            })
-            .await
-            .map(|a| *a);
-        match (got, spilled.file.get()) {
-            (Ok(Arrived::Bytes(_)), Some(file)) => read_at(file, &spilled, loc, &store.archive),
-            _ => {
-                self.forget(&loc.pack, &spilled);
-                Ok(None)
-            }
-        }
+        read_at(file, &spilled, loc, &store.archive)
     }
 
-    /// The block at `loc` when its bytes are in a scratch file already: read now, without
+    /// The block at `loc` when its pack is in a scratch file already: read now, without
     /// waiting on anything (a restore's reads, answered on the caller's thread instead of by a
-    /// task each). `None` when they are not there (yet).
+    /// task each). `None` when the pack is not there (yet).
     pub fn read_ready(&self, loc: &Loc, archive: &str) -> Option<Result<Vec<u8>>> {
         let spilled = lock(&self.state).packs.get(&*loc.pack).cloned()?;
-        let Arrived::Bytes(n) = *spilled.arrived.borrow() else {
-            return None;
-        };
-        if loc.offset.checked_add(u64::from(loc.len))? > n {
-            return None;
-        }
-        let file = spilled.file.get()?;
+        let file = spilled.file.get()?.as_ref()?;
         read_at(file, &spilled, loc, archive).transpose()
     }
 
@@ -191,44 +140,26 @@ impl Spill {
         }
         st.asked.remove(&*loc.pack);
         st.used += len;
-        let s = Arc::new(Spilled::new(len));
+        let s = Arc::new(Spilled {
+            file: OnceCell::new(),
+            len,
+        });
         st.packs.insert(loc.pack.clone(), s.clone());
         Some(s)
     }
 
-    /// Starts reading the pack's blocks into a new scratch file, as a task of its own that
-    /// tells `spilled.arrived` how far it has got; any failure is `Failed` (the reads go on
-    /// through read-ahead, which reports errors per block).
-    fn start(&self, store: &Store, pack: &str, spilled: &Arc<Spilled>) {
-        let writer = tempfile::tempfile().and_then(|f| {
-            let writer = f.try_clone()?;
-            Ok((f, writer))
-        });
-        let mut writer = match writer.map(|(f, writer)| (spilled.file.set(f), writer)) {
-            Ok((Ok(()), writer)) => writer,
-            _ => {
-                spilled.arrived.send_replace(Arrived::Failed);
-                return;
-            }
-        };
-        let (store, spilled, whole) = (store.clone(), spilled.clone(), self.whole.clone());
-        let path = format!("packs/{pack}");
-        tokio::spawn(async move {
-            let got = match whole.acquire().await {
-                Ok(_permit) => {
-                    let tell = |n| {
-                        spilled.arrived.send_replace(Arrived::Bytes(n));
-                    };
-                    store
-                        .get_range_into(&path, 0, spilled.len, &mut writer, tell)
-                        .await
-                }
-                Err(_) => Ok(false),
-            };
-            if !matches!(got, Ok(true)) {
-                spilled.arrived.send_replace(Arrived::Failed);
-            }
-        });
+    /// Reads the pack's blocks into a new scratch file; `None` on any failure (the reads go
+    /// on through read-ahead, which reports errors per block).
+    async fn fetch(&self, store: &Store, pack: &str, len: u64) -> Option<std::fs::File> {
+        let _permit = self.whole.acquire().await.ok()?;
+        let mut f = tempfile::tempfile().ok()?;
+        match store
+            .get_range_into(&format!("packs/{pack}"), 0, len, &mut f)
+            .await
+        {
+            Ok(true) => Some(f),
+            _ => None,
+        }
     }
 
     fn forget(&self, pack: &str, spilled: &Arc<Spilled>) {
@@ -240,8 +171,7 @@ impl Spill {
     }
 }
 
-/// The block at `loc` from its pack's scratch file (whose bytes are there); `None` when it
-/// lies past the pack's blocks.
+/// The block at `loc` from its pack's scratch file; `None` when it lies past the blocks read.
 fn read_at(
     file: &std::fs::File,
     spilled: &Spilled,

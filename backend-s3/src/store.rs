@@ -292,15 +292,13 @@ impl Store {
     }
 
     /// Copies `len` bytes of `path` from `offset` into `out` as they arrive (so a large range
-    /// is never held whole in memory), telling `arrived` how many are in `out` after each
-    /// piece: `false` when the object does not exist.
+    /// is never held whole in memory): `false` when the object does not exist.
     pub(crate) async fn get_range_into(
         &self,
         path: &str,
         offset: u64,
         len: u64,
         out: &mut std::fs::File,
-        mut arrived: impl FnMut(u64),
     ) -> Result<bool> {
         use std::io::Write;
         self.requests.count(Kind::Get);
@@ -338,7 +336,6 @@ impl Store {
                 )
             })?;
             written += chunk.len() as u64;
-            arrived(written);
         }
         if written != len {
             return Err(Error::backend(

@@ -7,8 +7,8 @@
 //! CPU, and one thread per core is best: on /usr/share, warm, four threads on two cores were no
 //! faster (3.16–3.63 s against 3.19–3.34 s) and each extra thread keeps its own 8 MiB read
 //! window, so the peak went from 58 to 76–79 MiB, and with eight threads to about 100 MiB and
-//! 15% slower. When the tree is cold on a disk, most threads wait for the device, which is
-//! busier the more requests it has queued at once: a first snapshot of /usr/share (600 MB,
+//! 15% slower. When the tree is cold on a disk, most threads wait for the device, and it
+//! serves more the more requests it has queued at once: a first snapshot of /usr/share (600 MB,
 //! 48,069 files) from the ext4 disk of this machine, with the page cache dropped, took 8.8 s
 //! with two threads, 6.6 s with four, 5.5 s with eight, and 5.5–6.1 s with sixteen or
 //! thirty-two (docs/BENCHMARKS.md).
@@ -18,6 +18,9 @@
 //! pool cannot grow once started, so a tree that is partly cached is judged by its sample: a
 //! quarter of the sample not cached is enough to call it cold. (Such a read of a file that is
 //! not cached starts the kernel's read-ahead of it, which the walk would soon ask for anyway.)
+//! The sample opens up to 32 files before the walk does, which a watcher of the tree
+//! (inotify's `IN_OPEN`) sees; a tree too small to judge (fewer than 16 files among its first
+//! 256 entries) is not sampled at all.
 
 use crate::core::fsys;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,8 @@ use std::path::{Path, PathBuf};
 const COLD_PER_CORE: usize = 4;
 /// Files sampled at most.
 const SAMPLE: usize = 32;
+/// Fewer files found than this: no sample is taken.
+const TOO_FEW: usize = 16;
 /// Directory entries looked at, at most, to find them (a wide directory of subdirectories
 /// must not make the sample a walk of its own).
 const LOOKED_AT: usize = 256;
@@ -39,13 +44,16 @@ pub(super) fn walk_threads(paths: &[PathBuf], cores: usize) -> usize {
 }
 
 /// Whether a quarter or more of a sample of the regular files under `paths` (breadth first)
-/// have their first byte outside the page cache.
+/// have their first byte outside the page cache. A tree that shows fewer than [`TOO_FEW`]
+/// files among the first entries looked at is not sampled (and not cold): too small a sample
+/// to judge by, and too few files to need the threads. Its files are then not opened before
+/// the walk reads them.
 fn cold(paths: &[PathBuf]) -> bool {
-    let (mut cached, mut not) = (0usize, 0usize);
+    let mut files = Vec::new();
     let mut looked = 0usize;
     let mut queue: std::collections::VecDeque<PathBuf> = paths.iter().cloned().collect();
     while let Some(path) = queue.pop_front() {
-        if cached + not >= SAMPLE || looked >= LOOKED_AT {
+        if files.len() >= SAMPLE || looked >= LOOKED_AT {
             break;
         }
         looked += 1;
@@ -53,16 +61,23 @@ fn cold(paths: &[PathBuf]) -> bool {
             continue;
         };
         if md.is_file() && md.len() > 0 {
-            match probe(&path) {
-                Some(true) => cached += 1,
-                Some(false) => not += 1,
-                None => {}
-            }
+            files.push(path);
         } else if md.is_dir() {
             let Ok(entries) = std::fs::read_dir(&path) else {
                 continue;
             };
             queue.extend(entries.flatten().take(LOOKED_AT).map(|e| e.path()));
+        }
+    }
+    if files.len() < TOO_FEW {
+        return false;
+    }
+    let (mut cached, mut not) = (0usize, 0usize);
+    for f in &files {
+        match probe(f) {
+            Some(true) => cached += 1,
+            Some(false) => not += 1,
+            None => {}
         }
     }
     not > 0 && not * 4 >= cached + not
@@ -100,7 +115,7 @@ mod tests {
             "{} is in memory: this test needs a disk",
             dir.path().display()
         );
-        for i in 0..8 {
+        for i in 0..20 {
             let path = dir.path().join(format!("f{i}"));
             std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
             let f = std::fs::File::open(&path).unwrap();
@@ -111,6 +126,11 @@ mod tests {
             unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         }
         assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 8);
+        // Fifteen of them alone are too few to sample, cold or not (and none is opened).
+        for i in 15..20 {
+            std::fs::remove_file(dir.path().join(format!("f{i}"))).unwrap();
+        }
+        assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 2);
     }
 
     use std::os::fd::AsRawFd;
