@@ -204,7 +204,7 @@ fn read_region(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    BUF.with(|b| *b.borrow_mut() = buf);
+                    keep(buf);
                     return Err(RegionError::Io(e));
                 }
             }
@@ -251,8 +251,19 @@ fn read_region(
             break Ok(stored);
         }
     };
-    BUF.with(|b| *b.borrow_mut() = buf);
+    keep(buf);
     result
+}
+
+/// Keeps a read window for this thread's next file, on one thread per core: the extra threads
+/// of a walk of a cold tree (`threads.rs`) mostly wait for the disk, and each of them keeping
+/// its 8 MiB window raised the peak of a cold snapshot of /usr/share from 58 to 94 MiB.
+fn keep(buf: Vec<u8>) {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if rayon::current_thread_index().is_none_or(|i| i < cores) {
+        BUF.with(|b| *b.borrow_mut() = buf);
+    }
 }
 
 /// Hashes the chunks `cuts` of `data`, stores those the archive lacks (compressed with

@@ -11,7 +11,8 @@
 //! serves more the more requests it has queued at once: a first snapshot of /usr/share (600 MB,
 //! 48,069 files) from the ext4 disk of this machine, with the page cache dropped, took 8.8 s
 //! with two threads, 6.6 s with four, 5.5 s with eight, and 5.5–6.1 s with sixteen or
-//! thirty-two (docs/BENCHMARKS.md).
+//! thirty-two (docs/BENCHMARKS.md). The extra threads do not keep a read window between files
+//! (`file.rs`), so a cold walk's peak is 70–80 MiB rather than 94.
 //!
 //! Which case holds is asked of the kernel before the walk starts: a read of the first byte of
 //! a sample of the source's files that may not wait for the device (`RWF_NOWAIT`). The walk's
