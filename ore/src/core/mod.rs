@@ -34,6 +34,7 @@ pub mod names;
 pub mod plaincache;
 pub mod prefetch;
 pub mod progress;
+pub mod query;
 pub mod reach;
 pub mod reflog;
 pub mod repo;
