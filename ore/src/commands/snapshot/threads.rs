@@ -21,9 +21,12 @@
 //! not cached starts the kernel's read-ahead of it, which the walk would soon ask for anyway.)
 //! The sample opens up to 32 files before the walk does, which a watcher of the tree
 //! (inotify's `IN_OPEN`) sees; a tree too small to judge (fewer than 16 files among its first
-//! 256 entries) is not sampled at all.
+//! 256 entries) is not sampled at all. The sample stays on the file system of each path given:
+//! it never reads a directory or a file of another one mounted below (a network mount that
+//! may hang, /proc, /sys), which the walk may be told to leave out.
 
 use crate::core::fsys;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Walk threads per core when the source is cold.
@@ -52,8 +55,11 @@ pub(super) fn walk_threads(paths: &[PathBuf], cores: usize) -> usize {
 fn cold(paths: &[PathBuf]) -> bool {
     let mut files = Vec::new();
     let mut looked = 0usize;
-    let mut queue: std::collections::VecDeque<PathBuf> = paths.iter().cloned().collect();
-    while let Some(path) = queue.pop_front() {
+    // Each path with the device its sample started on: another file system met under it (a
+    // network mount that may hang, /proc, /sys) is not sampled.
+    let mut queue: std::collections::VecDeque<(PathBuf, Option<u64>)> =
+        paths.iter().map(|p| (p.clone(), None)).collect();
+    while let Some((path, dev)) = queue.pop_front() {
         if files.len() >= SAMPLE || looked >= LOOKED_AT {
             break;
         }
@@ -61,13 +67,17 @@ fn cold(paths: &[PathBuf]) -> bool {
         let Ok(md) = std::fs::symlink_metadata(&path) else {
             continue;
         };
+        if dev.is_some_and(|d| d != md.dev()) {
+            continue;
+        }
         if md.is_file() && md.len() > 0 {
             files.push(path);
         } else if md.is_dir() {
             let Ok(entries) = std::fs::read_dir(&path) else {
                 continue;
             };
-            queue.extend(entries.flatten().take(LOOKED_AT).map(|e| e.path()));
+            let here = Some(md.dev());
+            queue.extend(entries.flatten().take(LOOKED_AT).map(|e| (e.path(), here)));
         }
     }
     if files.len() < TOO_FEW {
@@ -132,6 +142,43 @@ mod tests {
             std::fs::remove_file(dir.path().join(format!("f{i}"))).unwrap();
         }
         assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 2);
+    }
+
+    #[test]
+    fn the_sample_does_not_cross_into_another_file_system() {
+        // A directory in memory with a directory of the disk bound below it, holding cold
+        // files: they are another file system's, and must not make the walk think the tree
+        // is cold. (Mounting takes root, as the suite's full-disk tests do.)
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        for i in 0..20 {
+            let path = disk.path().join(format!("f{i}"));
+            std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
+            let f = std::fs::File::open(&path).unwrap();
+            f.sync_all().unwrap();
+            // SAFETY: a descriptor held open by `f`.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+        let mem = tempfile::tempdir_in("/dev/shm").unwrap();
+        let below = mem.path().join("bound");
+        std::fs::create_dir(&below).unwrap();
+        let status = std::process::Command::new("mount")
+            .arg("--bind")
+            .args([disk.path(), &below])
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mount --bind failed (this test needs root)"
+        );
+        let threads = walk_threads(&[mem.path().to_path_buf()], 2);
+        let unmounted = std::process::Command::new("umount").arg(&below).status();
+        assert!(unmounted.is_ok_and(|s| s.success()), "umount failed");
+        assert_eq!(
+            threads, 2,
+            "the sample read the files of the disk bound below"
+        );
+        // The same files, given as the path itself, are sampled.
+        assert_eq!(walk_threads(&[disk.path().to_path_buf()], 2), 8);
     }
 
     use std::os::fd::AsRawFd;
