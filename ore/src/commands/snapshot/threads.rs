@@ -25,9 +25,12 @@
 //! it never reads a directory or a file of another one mounted below (a network mount that
 //! may hang, /proc, /sys), which the walk may be told to leave out.
 
-use crate::core::fsys;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use super::rules::{ignores_in, Rules};
+use crate::core::fsys::{self, Dir};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Walk threads per core when the source is cold.
 const COLD_PER_CORE: usize = 4;
@@ -39,11 +42,32 @@ const TOO_FEW: usize = 16;
 /// must not make the sample a walk of its own).
 const LOOKED_AT: usize = 256;
 
-/// The walk's threads for a snapshot of `paths` on `cores` cores.
-pub(super) fn walk_threads(paths: &[PathBuf], cores: usize) -> usize {
-    match cold(paths) {
+/// The walk's threads for a snapshot of `paths` on `cores` cores, leaving out what `rules`
+/// leave out.
+pub(super) fn walk_threads(paths: &[PathBuf], rules: &Rules, cores: usize) -> usize {
+    match cold(paths, rules) {
         true => cores * COLD_PER_CORE,
         false => cores,
+    }
+}
+
+/// `threads`, or `cores` when the stacks of that many threads (`stack` bytes each) would take
+/// more than half of the process's limit on address space (`ulimit -v`): a pool that cannot
+/// start its threads fails the snapshot, and the extra threads only speed it up.
+pub(super) fn within_address_space(threads: usize, cores: usize, stack: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit for the call to fill in.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } == 0;
+    let room = match known && limit.rlim_cur != libc::RLIM_INFINITY {
+        true => limit.rlim_cur / 2,
+        false => return threads,
+    };
+    match (threads as u64).saturating_mul(stack as u64) <= room {
+        true => threads,
+        false => threads.min(cores),
     }
 }
 
@@ -52,40 +76,62 @@ pub(super) fn walk_threads(paths: &[PathBuf], cores: usize) -> usize {
 /// files among the first entries looked at is not sampled (and not cold): too small a sample
 /// to judge by, and too few files to need the threads. Its files are then not opened before
 /// the walk reads them.
-fn cold(paths: &[PathBuf]) -> bool {
-    let mut files = Vec::new();
+fn cold(paths: &[PathBuf], rules: &Rules) -> bool {
+    let mut files: Vec<(Arc<Dir>, Vec<u8>)> = Vec::new();
+    let mut roots = Vec::new();
     let mut looked = 0usize;
-    // Each path with the device its sample started on: another file system met under it (a
-    // network mount that may hang, /proc, /sys) is not sampled.
-    let mut queue: std::collections::VecDeque<(PathBuf, Option<u64>)> =
-        paths.iter().map(|p| (p.clone(), None)).collect();
-    while let Some((path, dev)) = queue.pop_front() {
-        if files.len() >= SAMPLE || looked >= LOOKED_AT {
-            break;
-        }
-        looked += 1;
-        let Ok(md) = std::fs::symlink_metadata(&path) else {
+    // Directories to look into, with the ignore lists in force there and their device.
+    let mut queue = std::collections::VecDeque::new();
+    for root in paths.iter().take(LOOKED_AT) {
+        let Ok(st) = fsys::stat_path(root, false) else {
             continue;
         };
-        if dev.is_some_and(|d| d != md.dev()) {
-            continue;
-        }
-        if md.is_file() && md.len() > 0 {
-            files.push(path);
-        } else if md.is_dir() {
-            let Ok(entries) = std::fs::read_dir(&path) else {
-                continue;
-            };
-            let here = Some(md.dev());
-            queue.extend(entries.flatten().take(LOOKED_AT).map(|e| (e.path(), here)));
+        if st.is_file() && st.size > 0 {
+            roots.push(root);
+        } else if let (true, Ok(first)) = (st.is_dir(), rules.root_ignore(root)) {
+            queue.push_back((root.clone(), Arc::new(vec![first]), st.dev));
         }
     }
-    if files.len() < TOO_FEW {
+    while let Some((path, ignores, dev)) = queue.pop_front() {
+        if roots.len() + files.len() >= SAMPLE || looked >= LOOKED_AT {
+            break;
+        }
+        let Ok(dir) = Dir::open(&path) else {
+            continue;
+        };
+        let Ok(names) = dir.names() else {
+            continue;
+        };
+        let dir = Arc::new(dir);
+        let (ignores, _) = ignores_in(&path, &names, &ignores);
+        for name in names.into_iter().take(LOOKED_AT) {
+            looked += 1;
+            let Ok(st) = dir.lstat(&name) else {
+                continue;
+            };
+            let child = path.join(OsStr::from_bytes(&name));
+            // What the walk leaves out, and other file systems (a network mount that may
+            // hang, /proc, /sys), are not sampled.
+            if st.dev != dev || rules.excludes(&ignores, &child, &st) {
+                continue;
+            }
+            if st.is_file() && st.size > 0 {
+                files.push((dir.clone(), name));
+            } else if st.is_dir() {
+                queue.push_back((child, ignores.clone(), dev));
+            }
+        }
+    }
+    if roots.len() + files.len() < TOO_FEW {
         return false;
     }
     let (mut cached, mut not) = (0usize, 0usize);
-    for f in &files {
-        match probe(f) {
+    let opened = roots
+        .iter()
+        .map(|r| fsys::open_regular_path(r))
+        .chain(files.iter().map(|(d, n)| d.open_file(n)));
+    for f in opened.take(SAMPLE) {
+        match f.ok().and_then(|f| fsys::start_is_cached(&f)) {
             Some(true) => cached += 1,
             Some(false) => not += 1,
             None => {}
@@ -94,14 +140,13 @@ fn cold(paths: &[PathBuf]) -> bool {
     not > 0 && not * 4 >= cached + not
 }
 
-fn probe(path: &Path) -> Option<bool> {
-    let file = fsys::open_regular_path(path).ok()?;
-    fsys::start_is_cached(&file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn none() -> Rules {
+        Rules::new(&[], &[]).unwrap()
+    }
 
     #[test]
     fn a_tree_just_written_is_walked_with_one_thread_per_core() {
@@ -109,7 +154,7 @@ mod tests {
         for i in 0..40 {
             std::fs::write(dir.path().join(format!("f{i}")), b"warm bytes").unwrap();
         }
-        assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 2);
+        assert_eq!(walk_threads(&[dir.path().to_path_buf()], &none(), 2), 2);
     }
 
     #[test]
@@ -136,12 +181,39 @@ mod tests {
             // SAFETY: a descriptor held open by `f`.
             unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         }
-        assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 8);
+        assert_eq!(walk_threads(&[dir.path().to_path_buf()], &none(), 2), 8);
         // Fifteen of them alone are too few to sample, cold or not (and none is opened).
         for i in 15..20 {
             std::fs::remove_file(dir.path().join(format!("f{i}"))).unwrap();
         }
-        assert_eq!(walk_threads(&[dir.path().to_path_buf()], 2), 2);
+        assert_eq!(walk_threads(&[dir.path().to_path_buf()], &none(), 2), 2);
+    }
+
+    /// `n` files of 64 KiB in `dir`, written back and dropped from the page cache.
+    fn cold_files(dir: &std::path::Path, n: usize) {
+        std::fs::create_dir_all(dir).unwrap();
+        for i in 0..n {
+            let path = dir.join(format!("f{i}"));
+            std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
+            let f = std::fs::File::open(&path).unwrap();
+            f.sync_all().unwrap();
+            // SAFETY: a descriptor held open by `f`.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+
+    #[test]
+    fn what_the_snapshot_excludes_is_not_sampled() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        cold_files(&dir.path().join("skipped"), 20);
+        let root = [dir.path().to_path_buf()];
+        let rules = Rules::new(&["skipped".to_string()], &[]).unwrap();
+        assert_eq!(
+            walk_threads(&root, &rules, 2),
+            2,
+            "an excluded directory was sampled"
+        );
+        assert_eq!(walk_threads(&root, &none(), 2), 8);
     }
 
     #[test]
@@ -170,7 +242,7 @@ mod tests {
             status.success(),
             "mount --bind failed (this test needs root)"
         );
-        let threads = walk_threads(&[mem.path().to_path_buf()], 2);
+        let threads = walk_threads(&[mem.path().to_path_buf()], &none(), 2);
         let unmounted = std::process::Command::new("umount").arg(&below).status();
         assert!(unmounted.is_ok_and(|s| s.success()), "umount failed");
         assert_eq!(
@@ -178,7 +250,7 @@ mod tests {
             "the sample read the files of the disk bound below"
         );
         // The same files, given as the path itself, are sampled.
-        assert_eq!(walk_threads(&[disk.path().to_path_buf()], 2), 8);
+        assert_eq!(walk_threads(&[disk.path().to_path_buf()], &none(), 2), 8);
     }
 
     use std::os::fd::AsRawFd;

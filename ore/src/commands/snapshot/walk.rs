@@ -102,6 +102,9 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Each walk thread's stack: directories nest deep, and the walk recurses into them.
+const STACK: usize = 256 << 20;
+
 /// Walks `paths` and returns the snapshot's root entry once everything under it is stored.
 pub(super) fn run(
     ctx: &Ctx,
@@ -110,12 +113,20 @@ pub(super) fn run(
     writer: Option<CacheWriter>,
 ) -> Result<(Entry, Option<CacheWriter>)> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = super::threads::walk_threads(paths, cores);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(256 << 20)
-        .thread_name(|i| format!("ore-walk-{i}"))
-        .build()
+    let threads = super::threads::walk_threads(paths, &ctx.rules, cores);
+    let threads = super::threads::within_address_space(threads, cores, STACK);
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .stack_size(STACK)
+            .thread_name(|i| format!("ore-walk-{i}"))
+            .build()
+    };
+    // The extra threads of a cold tree reserve their stacks too: where a limit refuses them
+    // (one the check above cannot see, such as a commit limit), the walk runs with one
+    // thread per core.
+    let pool = pool(threads)
+        .or_else(|e| if threads > cores { pool(cores) } else { Err(e) })
         .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
     let (readers, reader_path, verify) = match cache {
         Some((r, p, v)) => (Some(Mutex::new(vec![r])), Some(p), v),
