@@ -171,16 +171,9 @@ mod tests {
             "{} is in memory: this test needs a disk",
             dir.path().display()
         );
-        for i in 0..20 {
-            let path = dir.path().join(format!("f{i}"));
-            std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
-            let f = std::fs::File::open(&path).unwrap();
-            // Written back, then dropped from the page cache. (Asking whether they are cached
-            // would read them in again: a read that may not wait still starts the read-ahead.)
-            f.sync_all().unwrap();
-            // SAFETY: a descriptor held open by `f`.
-            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        }
+        // (Asking whether they are cached would read them in again: a read that may not wait
+        // still starts the read-ahead.)
+        cold_files(dir.path(), 20);
         assert_eq!(walk_threads(&[dir.path().to_path_buf()], &none(), 2), 8);
         // Fifteen of them alone are too few to sample, cold or not (and none is opened).
         for i in 15..20 {
@@ -222,14 +215,7 @@ mod tests {
         // files: they are another file system's, and must not make the walk think the tree
         // is cold. (Mounting takes root, as the suite's full-disk tests do.)
         let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        for i in 0..20 {
-            let path = disk.path().join(format!("f{i}"));
-            std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
-            let f = std::fs::File::open(&path).unwrap();
-            f.sync_all().unwrap();
-            // SAFETY: a descriptor held open by `f`.
-            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        }
+        cold_files(disk.path(), 20);
         let mem = tempfile::tempdir_in("/dev/shm").unwrap();
         let below = mem.path().join("bound");
         std::fs::create_dir(&below).unwrap();
