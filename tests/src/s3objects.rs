@@ -55,3 +55,32 @@ pub fn delete(op: &Operator, paths: &[String]) {
 pub fn put(op: &Operator, path: &str, bytes: Vec<u8>) {
     rt().block_on(op.write(path, bytes)).expect("put");
 }
+
+/// `writers` processes, each with its own connection to `id`, each raise the decimal counter
+/// in tag `counter` by one `each` times through compare-and-swap (reading again after every
+/// conflict); returns when all are done. With no move lost the counter ends at
+/// `writers * each`.
+pub fn count_up_together(id: &str, writers: usize, each: usize) {
+    use connect::Client;
+    use protocol::{Backend, CasOutcome};
+    std::thread::scope(|s| {
+        for _ in 0..writers {
+            s.spawn(move || {
+                let b = Client::connect(id).expect("a writer's own backend-s3 process");
+                let mut done = 0;
+                while done < each {
+                    let cur = b.get_tag("counter").expect("get");
+                    let n: u64 = cur
+                        .as_deref()
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                        .unwrap_or(0);
+                    let next = (n + 1).to_string();
+                    let moved = b.set_tag("counter", cur.as_deref(), next.as_bytes());
+                    if moved.expect("set") == CasOutcome::Done {
+                        done += 1;
+                    }
+                }
+            });
+        }
+    });
+}

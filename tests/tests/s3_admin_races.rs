@@ -58,10 +58,10 @@ fn pack_of_a_killed_writer(c: &Cluster, id: &str, prefix: &str) -> String {
 
 #[test]
 fn reindex_leaves_a_young_unindexed_pack_to_its_writer_until_told_to_take_it() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let id = c.archive("young", "");
-    let pack = pack_of_a_killed_writer(&c, &id, "young");
-    let op = operator(&c, "young");
+    let pack = pack_of_a_killed_writer(c, &id, "young");
+    let op = operator(c, "young");
 
     let r = admin(&id, &["reindex"]).expect(0, "reindex");
     assert!(
@@ -156,8 +156,8 @@ fn of_repacks_taking_over_a_stale_lock_at_once_exactly_one_proceeds() {
     // two conditional writes of one ETag sent together both succeed (two of eight, under heavy
     // load), when a read right after the write could show each racer its own bytes. Now a
     // taker reads the lock back only once racing writes have landed (lock.rs).
-    let c = Cluster::start();
-    for (round, answers) in takeovers_at_once(&c, "lock", 4, 8).iter().enumerate() {
+    let c = Cluster::shared();
+    for (round, answers) in takeovers_at_once(c, "lock", 4, 8).iter().enumerate() {
         let proceeded = answers.iter().filter(|a| a.starts_with("repacked")).count();
         let skipped = answers
             .iter()
@@ -169,7 +169,7 @@ fn of_repacks_taking_over_a_stale_lock_at_once_exactly_one_proceeds() {
         );
     }
     assert!(
-        objects(&operator(&c, "lock"), "")
+        objects(&operator(c, "lock"), "")
             .iter()
             .all(|o| o != "repack.lock"),
         "the winner released the lock"

@@ -24,7 +24,7 @@ fn tree(root: &Path, files: u64) {
 
 #[test]
 fn ore_snapshots_restores_and_checks_an_archive_kept_in_seaweedfs() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     tree(&src, 80);
@@ -52,7 +52,7 @@ fn ore_snapshots_restores_and_checks_an_archive_kept_in_seaweedfs() {
 
 #[test]
 fn a_cache_in_front_of_an_s3_archive_serves_snapshot_and_restore() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     tree(&src, 40);
@@ -76,11 +76,11 @@ fn a_cache_in_front_of_an_s3_archive_serves_snapshot_and_restore() {
 
 #[test]
 fn processes_moving_one_tag_at_once_lose_no_move() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let id = c.archive("race", "");
     Client::connect(&id).expect("create the archive");
     let (writers, each) = (3, 15);
-    ore_tests::seaweed::count_up_together(&id, writers, each);
+    ore_tests::s3objects::count_up_together(&id, writers, each);
     let b = Client::connect(&id).expect("connect");
     assert_eq!(
         b.get_tag("counter").expect("get").as_deref(),
@@ -91,7 +91,7 @@ fn processes_moving_one_tag_at_once_lose_no_move() {
 
 #[test]
 fn append_only_backend_s3_stores_and_moves_tags_but_refuses_removals() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let full = Client::connect(&c.archive("ao", "")).expect("connect");
     full.put(test_key(1), b"owner's").expect("put");
     let (v1, v2) = (test_key(11).to_hex(), test_key(12).to_hex());
@@ -123,7 +123,7 @@ fn append_only_backend_s3_stores_and_moves_tags_but_refuses_removals() {
 
 #[test]
 fn snapshots_sync_to_an_s3_archive_and_back_and_an_archive_is_initialised_from_one() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let (local, d) = Ore::local();
     let src = d.path().join("src");
     tree(&src, 30);
@@ -149,7 +149,7 @@ fn snapshots_sync_to_an_s3_archive_and_back_and_an_archive_is_initialised_from_o
 
 #[test]
 fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_member() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let state = d.path().join("state.db");
     let id = format!("backend-replicated {}", ore_tests::quote(&state));
@@ -186,7 +186,7 @@ fn a_replicated_archive_keeps_every_block_on_an_s3_member_and_a_local_splitlog_m
 
 #[test]
 fn three_writers_beside_a_gc_store_each_shared_block_once_after_the_next_gc() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let first = Ore::new(c.archive("writers", ""));
     first.run(&["init"]).expect(0, "init");

@@ -37,10 +37,10 @@ fn seen_by_a_fresh_process(id: &str) -> (Vec<bool>, u64, String) {
 
 #[test]
 fn removal_records_lie_among_the_index_objects_so_one_listing_finds_both() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let id = c.archive("two", "");
     store_then_remove_three(&id);
-    let op = operator(&c, "two");
+    let op = operator(c, "two");
     let index = objects(&op, "index/");
     let removals: Vec<_> = index.iter().filter(|n| n.starts_with("index/r-")).collect();
     assert_eq!(removals.len(), 1, "one removal record among {index:?}");
@@ -62,8 +62,8 @@ fn removal_records_lie_among_the_index_objects_so_one_listing_finds_both() {
 
 #[test]
 fn an_archive_of_the_first_layout_keeps_its_removal_records_in_deleted_and_reads_them() {
-    let c = Cluster::start();
-    let op = operator(&c, "one");
+    let c = Cluster::shared();
+    let op = operator(c, "one");
     // The format object as the first layout wrote it, before any process opens the archive.
     put(
         &op,
@@ -91,9 +91,9 @@ fn an_archive_of_the_first_layout_keeps_its_removal_records_in_deleted_and_reads
 
 #[test]
 fn a_format_object_naming_an_unknown_layout_is_refused_with_both_known_ones_named() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     put(
-        &operator(&c, "nine"),
+        &operator(c, "nine"),
         "ore-s3.json",
         br#"{"format":"ore-s3-9","max_block_size":16777216,"tags":"objects"}"#.to_vec(),
     );
@@ -122,9 +122,9 @@ fn kept(b: &impl Backend, tag: Option<&str>) -> Vec<String> {
 #[test]
 fn moves_made_together_keep_their_values_in_one_object_and_expiry_rewrites_it_without_the_expired()
 {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let id = c.archive("moves", "");
-    let op = operator(&c, "moves");
+    let op = operator(c, "moves");
     {
         let a = Client::connect(&id).expect("connect");
         a.set_tag("snap", None, b"one").expect("set");

@@ -9,8 +9,8 @@ use testkit::conformance::{test_data, test_key};
 
 #[test]
 fn blocks_are_packed_into_few_objects_and_a_lost_index_is_rebuilt_from_the_packs() {
-    let c = Cluster::start();
-    let op = operator(&c, "packed");
+    let c = Cluster::shared();
+    let op = operator(c, "packed");
     let a = Client::connect(&c.archive("packed", "")).expect("connect");
     for i in 0..500 {
         a.put(test_key(i), &test_data(i, 3000)).expect("put");
@@ -66,7 +66,7 @@ fn requests(file: &std::path::Path) -> (usize, serde_json::Map<String, serde_jso
 
 #[test]
 fn a_snapshot_of_many_small_files_costs_a_few_puts_not_one_per_block() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = ore_tests::ore::scratch();
     let src = d.path().join("src");
     std::fs::create_dir_all(&src).expect("mkdir");
@@ -131,7 +131,7 @@ fn restore_counting_gets(id: &str, src: &std::path::Path, d: &std::path::Path) -
 
 #[test]
 fn a_restore_reads_hot_packs_whole_instead_of_one_get_per_block() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = ore_tests::ore::scratch();
     let src = d.path().join("src");
     // 2,400 files of 16 KB that do not compress: about 38 MB, three packs.
@@ -168,7 +168,7 @@ fn a_restore_reads_hot_packs_whole_instead_of_one_get_per_block() {
 
 #[test]
 fn a_large_file_is_restored_from_packs_read_whole() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = ore_tests::ore::scratch();
     let src = d.path().join("src");
     std::fs::create_dir_all(&src).expect("mkdir");
@@ -189,7 +189,7 @@ fn a_fresh_process_far_from_its_store_lists_the_index_once_not_once_per_waiting_
     // Regression: every read that missed in a fresh backend-s3 refreshed the index itself, so
     // a restore 40 ms from its store, whose lanes (more backend processes) joined it while it
     // ran, began each of them with a burst of LISTs (772 were counted on /usr/share).
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = ore_tests::ore::scratch();
     let src = d.path().join("src");
     for dir in 0..8 {
@@ -203,7 +203,7 @@ fn a_fresh_process_far_from_its_store_lists_the_index_once_not_once_per_waiting_
             .expect("write");
         }
     }
-    let (mut link, id) = far(&c, "far");
+    let (mut link, id) = far(c, "far");
     let o = ore_tests::ore::Ore::new(id.clone());
     o.run(&["init"]).expect(0, "init");
     o.snapshot("home", &src);
@@ -239,17 +239,17 @@ fn an_archive_is_created_beside_a_probe_object_a_crashed_process_left() {
     // Regression: the start-up probe runs beside the format object's read, and the check that
     // refuses to create an archive in a prefix holding objects counted the probe's own
     // scratch object ("holds objects but no ore-s3.json").
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    rt.block_on(operator(&c, "leftover").write("probe/4242-1", b"first".to_vec()))
+    rt.block_on(operator(c, "leftover").write("probe/4242-1", b"first".to_vec()))
         .expect("write a probe object");
     let o = ore_tests::ore::Ore::new(c.archive("leftover", ""));
     o.run(&["init"]).expect(0, "init beside a probe object");
     // Anything else still makes the prefix someone else's.
-    rt.block_on(operator(&c, "taken").write("notes.txt", b"x".to_vec()))
+    rt.block_on(operator(c, "taken").write("notes.txt", b"x".to_vec()))
         .expect("write an object");
     let refused = ore_tests::ore::Ore::new(c.archive("taken", "")).run(&["init"]);
     assert_ne!(
@@ -270,8 +270,8 @@ fn short_runs_leave_no_probe_object_behind() {
     // (here `ore tags`, 40 ms from the store, against the probe's four round trips) must
     // still delete the probe's scratch object before its backend exits. (A guard: with the
     // backend's wait at exit removed, these runs still outlasted their probes here.)
-    let c = Cluster::start();
-    let (mut link, id) = far(&c, "brief");
+    let c = Cluster::shared();
+    let (mut link, id) = far(c, "brief");
     let o = ore_tests::ore::Ore::new(id);
     o.run(&["init"]).expect(0, "init");
     for _ in 0..5 {
@@ -279,7 +279,7 @@ fn short_runs_leave_no_probe_object_behind() {
     }
     let _ = link.kill();
     let _ = link.wait();
-    let left = objects(&operator(&c, "brief"), "probe/");
+    let left = objects(&operator(c, "brief"), "probe/");
     assert!(left.is_empty(), "probe objects left behind: {left:?}");
 }
 

@@ -91,10 +91,10 @@ fn exactly_one_won(answers: &[(Vec<u8>, CasOutcome)], what: &str) -> Vec<u8> {
 
 #[test]
 fn of_moves_of_one_tag_sent_at_the_same_instant_exactly_one_is_done() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let movers: Vec<backend_s3::S3Backend> = (0..6)
         .map(|_| {
-            backend_s3::S3Backend::open(endpoint(&c, "race"), backend_s3::S3Options::default())
+            backend_s3::S3Backend::open(endpoint(c, "race"), backend_s3::S3Options::default())
                 .expect("open")
         })
         .collect();
@@ -106,7 +106,7 @@ fn of_moves_of_one_tag_sent_at_the_same_instant_exactly_one_is_done() {
         let answers = moves_at_once(&movers, "t", Some(&value), round);
         let winner = exactly_one_won(&answers, &format!("round {round}"));
         let fresh =
-            backend_s3::S3Backend::open(endpoint(&c, "race"), Default::default()).expect("open");
+            backend_s3::S3Backend::open(endpoint(c, "race"), Default::default()).expect("open");
         assert_eq!(
             fresh.get_tag("t").expect("read").as_deref(),
             Some(&winner[..]),
@@ -122,13 +122,13 @@ fn of_moves_of_one_tag_sent_at_the_same_instant_exactly_one_is_done() {
 /// warned that the archive had lost it).
 #[test]
 fn an_exists_beside_a_first_read_of_the_index_never_answers_not_stored_for_a_stored_block() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let mut wrong = Vec::new();
     for round in 0..20u32 {
         // Each round its own archive, so that its fresh process starts with an empty index.
         let prefix = format!("exists-{round}");
         let writer =
-            backend_s3::S3Backend::open(endpoint(&c, &prefix), Default::default()).expect("open");
+            backend_s3::S3Backend::open(endpoint(c, &prefix), Default::default()).expect("open");
         let keys: Vec<protocol::Key> = (0..2u32)
             .map(|i| protocol::Key(*blake3::hash(format!("{round} {i}").as_bytes()).as_bytes()))
             .collect();
@@ -137,7 +137,7 @@ fn an_exists_beside_a_first_read_of_the_index_never_answers_not_stored_for_a_sto
         }
         writer.flush().expect("flush");
         let fresh =
-            backend_s3::S3Backend::open(endpoint(&c, &prefix), Default::default()).expect("open");
+            backend_s3::S3Backend::open(endpoint(c, &prefix), Default::default()).expect("open");
         let answer = std::thread::scope(|s| {
             let reader = s.spawn(|| fresh.get(keys[0]).expect("get"));
             std::thread::sleep(std::time::Duration::from_millis(u64::from(round % 4)));
@@ -168,9 +168,9 @@ fn an_exists_beside_a_first_read_of_the_index_never_answers_not_stored_for_a_sto
 fn a_block_accepted_stays_readable_while_older_packs_are_still_being_stored() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     use std::sync::{Arc, Mutex};
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let b = Arc::new(
-        backend_s3::S3Backend::open(endpoint(&c, "accepted"), backend_s3::S3Options::default())
+        backend_s3::S3Backend::open(endpoint(c, "accepted"), backend_s3::S3Options::default())
             .expect("open"),
     );
     let accepted: Arc<Mutex<Vec<protocol::Key>>> = Arc::default();

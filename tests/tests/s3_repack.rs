@@ -92,14 +92,14 @@ fn archive_with_garbage(o: &Ore, src: &Path) {
 
 #[test]
 fn forget_and_gc_shrink_the_packs_in_the_store_and_check_stays_clean() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     let o = Ore::new(c.archive("shrink", ""));
     archive_with_garbage(&o, &src);
-    let before = stored_bytes(&c, "shrink");
+    let before = stored_bytes(c, "shrink");
     let gc = o.run(&["gc"]).expect(0, "gc");
-    let after = stored_bytes(&c, "shrink");
+    let after = stored_bytes(c, "shrink");
     eprintln!(
         "{}packs: {before} bytes before gc, {after} after",
         gc.stdout
@@ -128,7 +128,7 @@ fn forget_and_gc_shrink_the_packs_in_the_store_and_check_stays_clean() {
 
 #[test]
 fn a_gc_and_a_repack_beside_a_running_snapshot_remove_nothing_reachable() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     let o = Ore::new(c.archive("beside", ""));
@@ -136,7 +136,7 @@ fn a_gc_and_a_repack_beside_a_running_snapshot_remove_nothing_reachable() {
     // The junk's blocks are removed, their bytes left in the pack the kept files share.
     o.run(&["gc", "--no-compact"])
         .expect(0, "gc without compaction");
-    let before = stored_bytes(&c, "beside");
+    let before = stored_bytes(c, "beside");
     // A snapshot of the kept files (found unchanged through the file cache, so it refers to
     // their blocks in that pack without asking) and 48 MiB of new data, three packs' worth.
     files(&src.join("new"), 3_000, 48, 1 << 20);
@@ -166,7 +166,7 @@ fn a_gc_and_a_repack_beside_a_running_snapshot_remove_nothing_reachable() {
     snapshot.expect(0, "the snapshot beside gc and the repack");
     gc.expect(0, "gc beside the snapshot");
     assert!(
-        stored_bytes(&c, "beside") < before + (48 << 20),
+        stored_bytes(c, "beside") < before + (48 << 20),
         "the junk's bytes are gone"
     );
     o.run(&["check", "--read-data"])
@@ -194,7 +194,7 @@ fn whole_from_a_fresh_cache(o: &Ore, src: &Path, dest: &Path) -> Ore {
 /// that stayed, and nothing that went.
 #[test]
 fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     let o = Ore::new(c.archive("cover", ""));
@@ -202,10 +202,10 @@ fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
     // 40 MiB of junk beside the kept files: three packs stored by one flush.
     files(&src.join("keep"), 1_000, 20, 50_000);
     files(&src.join("junk"), 2_000, 40, 1 << 20);
-    let before = objects(&c, "cover", "index/").len();
+    let before = objects(c, "cover", "index/").len();
     o.snapshot("home", &src);
-    let packs = objects(&c, "cover", "packs/").len();
-    let indexes = objects(&c, "cover", "index/");
+    let packs = objects(c, "cover", "packs/").len();
+    let indexes = objects(c, "cover", "index/");
     eprintln!("{packs} packs, {} index objects", indexes.len());
     assert!(
         indexes.len() - before <= 2 && packs >= indexes.len() + 2,
@@ -219,7 +219,7 @@ fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
         .expect(0, "reflog expire");
     let gc = o.run(&["gc"]).expect(0, "gc");
     assert!(repacked(&gc.stdout) >= 1, "{}", gc.stdout);
-    let after = objects(&c, "cover", "index/");
+    let after = objects(c, "cover", "index/");
     assert!(
         indexes.iter().any(|i| !after.contains(i)),
         "an object that named a repacked pack was replaced: {indexes:?} -> {after:?}\nGC: {}\n{}",
@@ -237,7 +237,7 @@ fn a_repack_replaces_the_index_objects_naming_the_packs_it_deletes() {
 /// copies; gc's repack merges them once there are more than 32.
 #[test]
 fn gc_merges_many_small_index_objects_into_few() {
-    let c = Cluster::start();
+    let c = Cluster::shared();
     let d = scratch();
     let src = d.path().join("src");
     let o = Ore::new(c.archive("merge", ""));
@@ -247,10 +247,10 @@ fn gc_merges_many_small_index_objects_into_few() {
         files(&src.join(format!("r{round}")), 10_000 * round, 2, 1_000);
         o.snapshot("home", &src);
     }
-    let before = objects(&c, "merge", "index/").len();
+    let before = objects(c, "merge", "index/").len();
     assert!(before > 32, "enough index objects to merge: {before}");
     o.run(&["gc"]).expect(0, "gc");
-    let after = objects(&c, "merge", "index/").len();
+    let after = objects(c, "merge", "index/").len();
     eprintln!("index objects: {before} before gc, {after} after");
     assert!(after <= 2, "merged: {before} -> {after}");
     whole_from_a_fresh_cache(&o, &src, &d.path().join("dest"));
