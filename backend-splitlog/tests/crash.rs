@@ -157,33 +157,42 @@ fn check(dir: &Path, m: &Model, label: &str) {
 }
 
 #[test]
-fn killed_at_every_operation() {
+fn killed_before_every_operation() {
+    killed_at_every_operation("before");
+}
+
+#[test]
+fn killed_after_every_operation() {
+    killed_at_every_operation("after");
+}
+
+/// A run killed at `point` of each of the workload's operations in turn (two tests, so that
+/// they run side by side).
+fn killed_at_every_operation(point: &str) {
     let points: u64 = std::env::var("ORE_CRASH_POINTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let mut runs = 0;
-    for point in ["before", "after"] {
-        for after in 0..points {
-            let t = scratch();
-            let dir = t.path().join("a");
-            let opts = ClientOptions {
-                env: vec![(
-                    "ORE_FAULT".into(),
-                    format!("kill,after={after},point={point}"),
-                )],
-                ..Default::default()
-            };
-            let c = Client::connect_with(&id(&dir), opts).unwrap();
-            // The workload is shorter than the default commit interval, so the index is only
-            // committed by its flushes and most kills land between index commits.
-            let m = workload(&c, points + 10);
-            drop(c);
-            check(&dir, &m, &format!("kill {point} operation {after}"));
-            runs += 1;
-        }
+    for after in 0..points {
+        let t = scratch();
+        let dir = t.path().join("a");
+        let opts = ClientOptions {
+            env: vec![(
+                "ORE_FAULT".into(),
+                format!("kill,after={after},point={point}"),
+            )],
+            ..Default::default()
+        };
+        let c = Client::connect_with(&id(&dir), opts).unwrap();
+        // The workload is shorter than the default commit interval, so the index is only
+        // committed by its flushes and most kills land between index commits.
+        let m = workload(&c, points + 10);
+        drop(c);
+        check(&dir, &m, &format!("kill {point} operation {after}"));
+        runs += 1;
     }
-    eprintln!("crash campaign: {runs} kill points, all passed");
+    eprintln!("crash campaign: {runs} kill points {point} an operation, all passed");
 }
 
 #[test]
