@@ -40,5 +40,6 @@ pub mod reflog;
 pub mod repo;
 pub mod spec;
 pub mod tree;
+pub mod unlock;
 pub mod util;
 pub mod vtree;
