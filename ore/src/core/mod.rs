@@ -40,6 +40,5 @@ pub mod reflog;
 pub mod repo;
 pub mod spec;
 pub mod tree;
-pub mod unlock;
 pub mod util;
 pub mod vtree;

@@ -120,8 +120,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     if a.stats {
         ore::core::cpustat::enable();
     }
-    // The keys are derived while the snapshot takes its lease and walks (`core::unlock`).
-    let repo = env.open_unlocking()?;
+    let repo = env.open()?;
     let id = env.archive_id()?;
     let cache_dir = env.cache_dir();
     let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);

@@ -207,10 +207,6 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
-    // Every block the walk stored waited for the keys; this is for a walk that stored none
-    // (an empty stream): a wrong passphrase stops the run here at the latest, before its
-    // snapshot is stored or a tag moves.
-    repo.unlocked()?;
     let kept = match opts.stream.is_empty() {
         false => (opts.stream.iter())
             .map(|s| PathBuf::from(crate::core::util::bytes_path(&s.name)))
