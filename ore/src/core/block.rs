@@ -48,6 +48,10 @@ pub enum Kind {
     Reflog = 8,
     /// A place on a tag's chain: a snapshot and the link(s) before it (format 2).
     Link = 9,
+    /// A leaf of an archive tag's index: sorted keys and values (format 4, `core::index`).
+    IndexLeaf = 11,
+    /// An inner node of an archive tag's index (format 4).
+    IndexInner = 12,
 }
 
 impl Kind {
@@ -63,6 +67,8 @@ impl Kind {
             7 => Kind::Format,
             8 => Kind::Reflog,
             9 => Kind::Link,
+            11 => Kind::IndexLeaf,
+            12 => Kind::IndexInner,
             _ => return None,
         })
     }
@@ -79,6 +85,8 @@ impl Kind {
             Kind::Format => "format record",
             Kind::Reflog => "reflog",
             Kind::Link => "chain link",
+            Kind::IndexLeaf => "index leaf",
+            Kind::IndexInner => "index node",
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod filecache;
 pub mod format;
 pub mod formatcopy;
 pub mod fsys;
+pub mod index;
 pub mod keyset;
 pub mod labels;
 pub mod lease;

@@ -1,0 +1,344 @@
+//! The index of an archive tag: a sorted map from byte strings to byte strings, stored as a
+//! B+tree of blocks (kinds [`Kind::IndexLeaf`] and [`Kind::IndexInner`]) and changed by
+//! copying paths.
+//!
+//! Archival mode (docs/ARCHIVAL.md) keeps every object of a tag, and every property, word,
+//! name and content hash that finds one, as entries of this one map. A million objects make
+//! some ten million entries, so a change must not rewrite the map: [`apply`] takes a sorted
+//! batch of puts and removals, descends only into the children their keys fall in, and
+//! rewrites the leaves they land in and the nodes above them. A node that grows past
+//! [`NODE_BYTES`] or [`NODE_ITEMS`] is split evenly; a node left empty disappears; a root
+//! left with one child gives way to it. An import that adds one object with a dozen entries
+//! rewrites at most a dozen leaves and the few nodes above them, whatever the index's size.
+//!
+//! Why a B+tree and not a tree cut at content-defined points (a prolly tree, whose shape
+//! depends only on its entries): two imports racing on one tag are merged by applying the
+//! loser's batch to the winner's index, never by merging two trees, so nothing needs the
+//! shape to be independent of history; and a path copy is simple enough to check completely.
+//!
+//! Nothing read is trusted: [`check`] walks a whole index and names each node that is out of
+//! order, claims a wrong first key or count, sits at the wrong level or is missing, and every
+//! reader checks as it goes what it relies on (levels that fall by one at each step, so no
+//! walk descends for ever; keys that only ever increase, so a crafted index that names one
+//! node twice ends a scan with an error instead of a loop).
+
+mod check;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+pub use check::{check, Problem};
+pub use scan::Cursor;
+
+use crate::core::block::Kind;
+use crate::core::entry::{decode, encode};
+use crate::core::error::{Error, Result};
+use protocol::Key;
+use serde::{Deserialize, Serialize};
+
+/// A node is split when its encoding would pass this many bytes…
+pub const NODE_BYTES: usize = 32 * 1024;
+/// …or it would hold more items than this.
+pub const NODE_ITEMS: usize = 1024;
+/// The longest key an entry may have.
+pub const MAX_KEY: usize = 1024;
+/// The longest value an entry may have.
+pub const MAX_VALUE: usize = 8 * 1024;
+/// The most levels above the leaves an index may have. With at least two children per node
+/// that is 2^24 leaves at the least; a real index of ten million entries has three.
+pub const MAX_LEVEL: u8 = 24;
+
+/// Where the index's blocks are kept: an archive ([`crate::core::repo::Repo`]), or memory in
+/// tests.
+pub trait Nodes {
+    /// The plaintext of node `key`, of `kind`.
+    fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>>;
+    /// Stores a node; its key.
+    fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key>;
+}
+
+impl Nodes for crate::core::repo::Repo {
+    fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>> {
+        Ok(self.get_block(key, kind)?.data().to_vec())
+    }
+
+    fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {
+        Ok(self.put_block(kind, &plain)?.0)
+    }
+}
+
+/// The top of a non-empty index: its node, that node's level (0: a leaf), and how many
+/// entries the index holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    pub node: Key,
+    pub level: u8,
+    pub count: u64,
+}
+
+/// One entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// A leaf: entries in strictly increasing key order.
+#[derive(Debug, Serialize, Deserialize)]
+struct Leaf {
+    items: Vec<Item>,
+}
+
+/// An inner node: children in increasing order of their first keys, each one level down.
+#[derive(Debug, Serialize, Deserialize)]
+struct Inner {
+    level: u8,
+    children: Vec<Child>,
+}
+
+/// What an inner node knows of a child: its first key, its number of entries, its block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Child {
+    #[serde(with = "serde_bytes")]
+    first: Vec<u8>,
+    count: u64,
+    node: Key,
+}
+
+/// A change: put `key` with a value, or remove it (`None`).
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// Applies `changes` to the index at `root` (`None`: empty) and returns the new root (`None`
+/// when nothing is left). Changes may come in any order; of two for one key the later wins.
+/// Nothing is stored for an entry over [`MAX_KEY`] or [`MAX_VALUE`]: the whole batch is
+/// refused first.
+pub fn apply(
+    nodes: &impl Nodes,
+    root: Option<&Root>,
+    mut changes: Vec<Change>,
+) -> Result<Option<Root>> {
+    for (k, v) in &changes {
+        if k.len() > MAX_KEY || v.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
+            return Err(Error::Usage(format!(
+                "an index entry of {} and {} bytes: keys are at most {MAX_KEY} bytes and values {MAX_VALUE}",
+                k.len(),
+                v.as_ref().map_or(0, Vec::len)
+            )));
+        }
+    }
+    // Stable: of equal keys the later stays later, and is the one kept.
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.reverse();
+    changes.dedup_by(|later, earlier| later.0 == earlier.0);
+    changes.reverse();
+    let (mut level, mut children) = match root {
+        None => (0, leaves(nodes, merge(Vec::new(), &changes))?),
+        Some(r) => (r.level, rewrite(nodes, r.node, r.level, &changes)?),
+    };
+    loop {
+        match children.len() {
+            0 => return Ok(None),
+            1 => {
+                let top = &children[0];
+                let (mut node, count) = (top.node, top.count);
+                // A root with one child gives way to it.
+                while level > 0 {
+                    let inner = load_inner(nodes, node, level)?;
+                    if inner.children.len() != 1 {
+                        break;
+                    }
+                    node = inner.children[0].node;
+                    level -= 1;
+                }
+                return Ok(Some(Root { node, level, count }));
+            }
+            _ if level >= MAX_LEVEL => {
+                return Err(Error::Archive(format!(
+                    "the index would pass {MAX_LEVEL} levels"
+                )))
+            }
+            _ => {
+                level += 1;
+                children = inners(nodes, level, children)?;
+            }
+        }
+    }
+}
+
+/// The nodes that replace node `node` (at `level`) once `changes`, all of which fall in its
+/// range, are applied: none, itself rewritten, or several when it had to split.
+fn rewrite(nodes: &impl Nodes, node: Key, level: u8, changes: &[Change]) -> Result<Vec<Child>> {
+    if level == 0 {
+        let leaf = load_leaf(nodes, node)?;
+        return leaves(nodes, merge(leaf.items, changes));
+    }
+    let inner = load_inner(nodes, node, level)?;
+    let n = inner.children.len();
+    let mut out = Vec::with_capacity(n + 1);
+    let mut rest = changes;
+    for i in 0..n {
+        // Child i takes the keys below child i + 1's first key (the first child also those
+        // below its own first key; the last child the rest).
+        let upto = match inner.children.get(i + 1) {
+            Some(next) => rest.partition_point(|c| c.0 < next.first),
+            None => rest.len(),
+        };
+        let (mine, after) = rest.split_at(upto);
+        rest = after;
+        let child = &inner.children[i];
+        if mine.is_empty() {
+            out.push(child.clone());
+        } else {
+            out.extend(rewrite(nodes, child.node, level - 1, mine)?);
+        }
+    }
+    inners(nodes, level, out)
+}
+
+/// `items` (sorted) with `changes` (sorted, one per key) applied.
+fn merge(items: Vec<Item>, changes: &[Change]) -> Vec<Item> {
+    let mut out = Vec::with_capacity(items.len() + changes.len());
+    let mut changes = changes.iter().peekable();
+    for item in items {
+        while let Some((k, v)) = changes.next_if(|c| c.0 < item.key) {
+            if let Some(v) = v {
+                out.push(Item {
+                    key: k.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+        match changes.next_if(|c| c.0 == item.key) {
+            Some((_, Some(v))) => out.push(Item {
+                key: item.key,
+                value: v.clone(),
+            }),
+            Some((_, None)) => {}
+            None => out.push(item),
+        }
+    }
+    for (k, v) in changes {
+        if let Some(v) = v {
+            out.push(Item {
+                key: k.clone(),
+                value: v.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Splits `list` into runs of about equal encoded size, none over the node bounds (unless a
+/// single element is), by the sizes `size` gives.
+fn runs<T>(list: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let total: usize = list.iter().map(&size).sum();
+    let pieces = total
+        .div_ceil(NODE_BYTES)
+        .max(list.len().div_ceil(NODE_ITEMS))
+        .max(1);
+    let (target, per) = (total.div_ceil(pieces), list.len().div_ceil(pieces));
+    let mut out = Vec::with_capacity(pieces);
+    let mut run: Vec<T> = Vec::new();
+    let mut bytes = 0;
+    for x in list {
+        let n = size(&x);
+        if !run.is_empty() && (bytes + n > target || run.len() >= per) {
+            out.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
+        bytes += n;
+        run.push(x);
+    }
+    if !run.is_empty() {
+        out.push(run);
+    }
+    out
+}
+
+/// Stores `items` as leaves; the children that name them.
+fn leaves(nodes: &impl Nodes, items: Vec<Item>) -> Result<Vec<Child>> {
+    let mut out = Vec::new();
+    for run in runs(items, |i| i.key.len() + i.value.len() + 4) {
+        let (first, count) = (run[0].key.clone(), run.len() as u64);
+        let node = nodes.store(Kind::IndexLeaf, encode(&Leaf { items: run }))?;
+        out.push(Child { first, count, node });
+    }
+    Ok(out)
+}
+
+/// Stores `children` as inner nodes of `level`; the children that name them.
+fn inners(nodes: &impl Nodes, level: u8, children: Vec<Child>) -> Result<Vec<Child>> {
+    let mut out = Vec::new();
+    for run in runs(children, |c| c.first.len() + 44) {
+        let first = run[0].first.clone();
+        let count = run.iter().map(|c| c.count).sum();
+        let node = nodes.store(
+            Kind::IndexInner,
+            encode(&Inner {
+                level,
+                children: run,
+            }),
+        )?;
+        out.push(Child { first, count, node });
+    }
+    Ok(out)
+}
+
+fn corrupt(node: Key, kind: Kind, why: String) -> Error {
+    Error::Corrupt {
+        key: node,
+        kind: kind.name(),
+        why,
+    }
+}
+
+/// Leaf `node`, its keys checked to increase.
+fn load_leaf(nodes: &impl Nodes, node: Key) -> Result<Leaf> {
+    let plain = nodes.load(node, Kind::IndexLeaf)?;
+    let leaf: Leaf = decode(&plain, &node, Kind::IndexLeaf)?;
+    if leaf.items.is_empty() {
+        return Err(corrupt(node, Kind::IndexLeaf, "an empty leaf".into()));
+    }
+    if let Some(i) = leaf.items.windows(2).position(|w| w[0].key >= w[1].key) {
+        return Err(corrupt(
+            node,
+            Kind::IndexLeaf,
+            format!("entries {i} and {} are out of order", i + 1),
+        ));
+    }
+    Ok(leaf)
+}
+
+/// Inner node `node`, checked to be at `level` with children in increasing order.
+fn load_inner(nodes: &impl Nodes, node: Key, level: u8) -> Result<Inner> {
+    let plain = nodes.load(node, Kind::IndexInner)?;
+    let inner: Inner = decode(&plain, &node, Kind::IndexInner)?;
+    if inner.level != level {
+        return Err(corrupt(
+            node,
+            Kind::IndexInner,
+            format!("at level {} where {level} belongs", inner.level),
+        ));
+    }
+    if inner.children.is_empty() {
+        return Err(corrupt(
+            node,
+            Kind::IndexInner,
+            "a node without children".into(),
+        ));
+    }
+    if let Some(i) = inner
+        .children
+        .windows(2)
+        .position(|w| w[0].first >= w[1].first)
+    {
+        return Err(corrupt(
+            node,
+            Kind::IndexInner,
+            format!("children {i} and {} are out of order", i + 1),
+        ));
+    }
+    Ok(inner)
+}
