@@ -48,10 +48,14 @@ pub enum Kind {
     Reflog = 8,
     /// A place on a tag's chain: a snapshot and the link(s) before it (format 2).
     Link = 9,
+    /// An archive object: an imported tree with its properties (format 4, `core::archival`).
+    Object = 10,
     /// A leaf of an archive tag's index: sorted keys and values (format 4, `core::index`).
     IndexLeaf = 11,
     /// An inner node of an archive tag's index (format 4).
     IndexInner = 12,
+    /// What an archive tag names: its index and the head before it (format 4).
+    Head = 13,
 }
 
 impl Kind {
@@ -67,8 +71,10 @@ impl Kind {
             7 => Kind::Format,
             8 => Kind::Reflog,
             9 => Kind::Link,
+            10 => Kind::Object,
             11 => Kind::IndexLeaf,
             12 => Kind::IndexInner,
+            13 => Kind::Head,
             _ => return None,
         })
     }
@@ -85,8 +91,10 @@ impl Kind {
             Kind::Format => "format record",
             Kind::Reflog => "reflog",
             Kind::Link => "chain link",
+            Kind::Object => "archive object",
             Kind::IndexLeaf => "index leaf",
             Kind::IndexInner => "index node",
+            Kind::Head => "archive head",
         }
     }
 }

@@ -28,10 +28,12 @@ pub fn every(repo: &Repo, tags: &[String]) -> Result<Vec<Listed>> {
         if !tags.is_empty() && !tags.contains(&tag) {
             continue;
         }
-        for (n, node) in crate::core::spec::chain(repo, &tag)?
-            .into_iter()
-            .enumerate()
-        {
+        let chain = match crate::core::spec::chain(repo, &tag) {
+            // An archive tag has objects, not snapshots (`ore search`).
+            Err(crate::core::error::Error::ArchiveHead { .. }) => continue,
+            chain => chain?,
+        };
+        for (n, node) in chain.into_iter().enumerate() {
             let (key, snapshot) = (node.key, node.snapshot);
             let name = format!("{tag}~{n}");
             match at.get(&key) {

@@ -24,6 +24,10 @@ pub enum Error {
         kind: &'static str,
         why: String,
     },
+    /// A block read as a snapshot or chain link is an archive tag's head (format 4): its tag
+    /// is an archive tag, which snapshot commands do not take.
+    #[error("{key} is the head of an archive tag, not a snapshot: use `ore search` or `ore import` with its tag")]
+    ArchiveHead { key: Key },
     /// A block that something refers to is not in the archive.
     #[error("block {key} ({kind}) is missing from the archive")]
     Missing { key: Key, kind: &'static str },

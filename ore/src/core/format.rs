@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
 pub const FORMAT_TAG: &str = protocol::tagrules::FORMAT_TAG;
-/// The format version this build gives new archives (and `ore upgrade` older ones): 3, whose
-/// chains are made of links ([`crate::core::link`], since 2) and whose small files are kept in
-/// shared chunks ([`SLICES_FROM`]).
-pub const FORMAT_VERSION: u32 = 3;
+/// The format version this build gives new archives (and `ore upgrade` older ones): 4, whose
+/// chains are made of links ([`crate::core::link`], since 2), whose small files are kept in
+/// shared chunks ([`SLICES_FROM`], since 3), and which may have archive tags
+/// ([`crate::core::archival::ARCHIVAL_FROM`]).
+pub const FORMAT_VERSION: u32 = 4;
 /// The first format version whose small files may be slices of shared chunks
 /// (`Content::Slice`, FORMAT.md §4). Snapshots of older archives store each file apart, so
 /// that the `ore`s that read them still can.

@@ -286,6 +286,33 @@ fn inners(nodes: &impl Nodes, level: u8, children: Vec<Child>) -> Result<Vec<Chi
     Ok(out)
 }
 
+/// What a node holds, for a walk over every block (`core::reach`).
+pub enum NodeView {
+    Leaf(Vec<Item>),
+    /// The children's blocks.
+    Inner(Vec<Key>),
+}
+
+/// Decodes index node `key` of either kind.
+pub fn read_node(plain: &crate::core::block::Plain, key: Key) -> Result<NodeView> {
+    match plain.kind {
+        Kind::IndexLeaf => Ok(NodeView::Leaf(
+            decode::<Leaf>(plain.data(), &key, Kind::IndexLeaf)?.items,
+        )),
+        Kind::IndexInner => {
+            let inner: Inner = decode(plain.data(), &key, Kind::IndexInner)?;
+            Ok(NodeView::Inner(
+                inner.children.into_iter().map(|c| c.node).collect(),
+            ))
+        }
+        other => Err(corrupt(
+            key,
+            Kind::IndexLeaf,
+            format!("it is a {} block", other.name()),
+        )),
+    }
+}
+
 fn corrupt(node: Key, kind: Kind, why: String) -> Error {
     Error::Corrupt {
         key: node,

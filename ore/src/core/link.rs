@@ -94,6 +94,7 @@ impl Repo {
                 Kind::Snapshot,
             )?))),
             Kind::Link => Ok(Stored::Link(decode(plain.data(), &key, Kind::Link)?)),
+            Kind::Head => Err(Error::ArchiveHead { key }),
             other => Err(Error::Corrupt {
                 key,
                 kind: NODE,

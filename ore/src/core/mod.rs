@@ -13,6 +13,7 @@
 //! The commands ([`crate::commands`]) are built on this API alone; nothing here knows of a
 //! command line, a terminal or a prompt.
 
+pub mod archival;
 pub mod archive;
 pub mod block;
 pub mod chains;
@@ -21,6 +22,7 @@ pub mod crypto;
 pub mod depth;
 pub mod entry;
 pub mod error;
+pub mod extract;
 pub mod filecache;
 pub mod format;
 pub mod formatcopy;

@@ -38,6 +38,10 @@ pub enum Node {
     Chunk,
     Reflog,
     Format,
+    /// A node of an archive tag's index (leaf or inner).
+    Index,
+    /// An archive object.
+    Object,
 }
 
 impl Node {
@@ -51,6 +55,8 @@ impl Node {
             Node::Chunk => "file data",
             Node::Reflog => "reflog",
             Node::Format => "format record",
+            Node::Index => "index node",
+            Node::Object => "archive object",
         }
     }
 
@@ -63,6 +69,8 @@ impl Node {
             Node::Chunk => Kind::Chunk,
             Node::Reflog => Kind::Reflog,
             Node::Format => Kind::Format,
+            Node::Index => Kind::IndexLeaf,
+            Node::Object => Kind::Object,
         }
     }
 }
@@ -284,7 +292,7 @@ fn read(
         _ => repo.keys(),
     };
     let expect = match node {
-        Node::Dir | Node::File | Node::Snapshot => None,
+        Node::Dir | Node::File | Node::Snapshot | Node::Index => None,
         n => Some(n.kind()),
     };
     let plain = block::open(keys, &key, expect, stored.clone())?;
@@ -295,6 +303,12 @@ fn read(
                     let l: Link = decode(plain.data(), &key, Kind::Link)?;
                     children.push((l.snapshot, Node::Linked, 0));
                     l.previous
+                }
+                // An archive tag's head: its index, and the head before it.
+                Kind::Head if node == Node::Snapshot => {
+                    let h: crate::core::archival::Head = decode(plain.data(), &key, Kind::Head)?;
+                    children.extend(h.index.map(|r| (r.node, Node::Index, 0)));
+                    h.previous.into_iter().collect()
                 }
                 Kind::Snapshot => {
                     let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;
@@ -382,6 +396,26 @@ fn read(
                 );
             }
         }
+        Node::Index => match crate::core::index::read_node(&plain, key)? {
+            crate::core::index::NodeView::Leaf(items) => {
+                children.extend(
+                    (items.iter())
+                        .filter(|i| i.key.first() == Some(&crate::core::archival::OBJECTS))
+                        .filter_map(|i| crate::core::archival::entry_object(&i.key))
+                        .map(|k| (k, Node::Object, 0)),
+                );
+            }
+            crate::core::index::NodeView::Inner(nodes) => {
+                children.extend(nodes.into_iter().map(|k| (k, Node::Index, 0)))
+            }
+        },
+        Node::Object => {
+            let o: crate::core::archival::Object = decode(plain.data(), &key, Kind::Object)?;
+            if let EntryKind::Dir { tree } = o.root.kind {
+                children.push((tree, Node::Dir, 0));
+            }
+            children.extend(o.parent.map(|k| (k, Node::Object, 0)));
+        }
         Node::Chunk | Node::Format => {}
     }
     Ok((stored, plain))
@@ -458,7 +492,8 @@ pub fn history_roots(repo: &Repo, current: &Roots) -> Result<Roots> {
             _ => repo.open_node(key, stored).map(|_| ()),
         };
         match sound {
-            Ok(()) => kept.push((key, node)),
+            // An archive tag's earlier head: a root like any other (`read` walks it).
+            Ok(()) | Err(Error::ArchiveHead { .. }) => kept.push((key, node)),
             // Said out loud: a snapshot that a tag once named and that no longer reads is
             // either garbage a tag was pointed at, or damage the owner should hear about.
             Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => {

@@ -418,6 +418,13 @@ impl Repo {
         block::open(&self.keys, &key, Some(kind), stored)
     }
 
+    /// Reads and opens a block of whatever kind it is (its kind is in [`Plain::kind`]), for a
+    /// tag that may name one of several kinds.
+    pub fn get_block_any(&self, key: Key) -> Result<Plain> {
+        let stored = fetched(self.backend.get(key), key, Kind::Head)?;
+        block::open(&self.keys, &key, None, stored)
+    }
+
     /// Reads a block and decodes it.
     pub fn get<T: DeserializeOwned>(&self, key: Key, kind: Kind) -> Result<T> {
         let stored = fetched(self.backend.get(key), key, kind)?;

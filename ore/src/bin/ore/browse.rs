@@ -5,7 +5,7 @@ use crate::cli::{CatArgs, ForkArgs, LogArgs, LsArgs, SnapshotsArgs};
 use crate::{out, out_bytes, Done, Env};
 use anyhow::{bail, Context, Result};
 use ore::commands::ls::Listing;
-use ore::commands::tags::Head;
+use ore::commands::tags::{Head, Tagged};
 use ore::core::entry::{Content, Entry, EntryKind};
 use ore::core::repo::Repo;
 use ore::core::util::{format_time, show};
@@ -260,13 +260,29 @@ pub fn snapshots(env: &Env, a: SnapshotsArgs) -> Result<Done> {
 
 pub fn tags(env: &Env) -> Result<Done> {
     let repo = env.open_brief()?;
-    for head in ore::commands::tags::tags(&repo)? {
+    for tagged in ore::commands::tags::tags(&repo)? {
+        let head = match tagged? {
+            Tagged::Snapshots(head) => head,
+            Tagged::Archive { tag, node, head } => {
+                if env.global.json {
+                    env.json(&json!({"tag": tag, "archive": true, "node": node.to_hex(), "objects": head.objects, "current": head.current, "time": format_time(head.made_ns), "time_ns": head.made_ns}))?;
+                } else {
+                    out(&format!(
+                        "{tag}\t{}\t{}\tarchive tag: {} object(s)\n",
+                        &node.to_hex()[..12],
+                        format_time(head.made_ns),
+                        head.current
+                    ))?;
+                }
+                continue;
+            }
+        };
         let Head {
             tag: name,
             key,
             node,
             snapshot: snap,
-        } = head?;
+        } = *head;
         if env.global.json {
             env.json(&json!({"tag": name, "key": key.to_hex(), "node": node.to_hex(), "time": format_time(snap.time), "time_ns": snap.time, "host": snap.host}))?;
         } else {

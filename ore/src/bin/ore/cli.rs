@@ -3,8 +3,10 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod archival;
 mod look;
 mod save;
+pub use archival::*;
 pub use look::*;
 pub use save::*;
 
@@ -132,6 +134,27 @@ pub enum Command {
 Leave things out with --exclude (gitignore syntax), .oreignore files in the tree (gitignore
 syntax, `!` re-includes), and `exclude` rules in the config file.")]
     Snapshot(SnapshotArgs),
+    /// Store files or directories as archive objects with properties, filed on an archive
+    /// tag's index; prints each object's key.
+    #[command(after_help = "Examples:
+  ore import photos ~/Pictures/2019-italy --set title='Italy 2019' --set tags=holiday,family
+  ore import music ~/Music/bach-cello.flac --set creator=Bach --set date=1720-01-01
+  ore import papers new.pdf --replace 3f2a          a new version of object 3f2a…
+
+Properties found in the files: name, size, mtime and type (the MIME type from the first
+bytes); --set wins over them, --no-extract leaves them out. See `ore search`.")]
+    Import(ImportArgs),
+    /// Find the objects of an archive tag whose properties match a query.
+    #[command(after_help = "Examples:
+  ore search photos 'tags:holiday and date>=2019-01-01'
+  ore search music 'creator=Bach or title~\"sonata\"' --json
+  ore search papers 'not type=application/pdf'
+
+A term is KEY OP VALUE with OP one of = != < <= > >= (values compare as their property's
+type: dates as dates, sizes as numbers), KEY:VALUE (a member of a list, such as tags), or
+KEY~WORDS (each word starts a word of the property). Terms combine with and (or side by
+side), or, not and parentheses. Values with spaces go in double quotes.")]
+    Search(SearchArgs),
     /// Snapshot a tree again each time it changes (after the changes settle), walking only
     /// where something changed.
     #[command(after_help = "Examples:

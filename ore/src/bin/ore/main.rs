@@ -2,6 +2,7 @@
 //! archive, run one command, print, and map the result to an exit status (0 success, 1 error,
 //! 3 completed with warnings).
 
+mod archival;
 #[path = "../shared/args.rs"]
 mod args;
 mod browse;
@@ -213,6 +214,8 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Init(a) => save::init(&env, a),
         Command::Snapshot(a) => save::snapshot(&env, a),
         Command::Watch(a) => watch::watch(&env, a),
+        Command::Import(a) => archival::import(&env, a),
+        Command::Search(a) => archival::search(&env, a),
         Command::Restore(a) => save::restore(&env, a),
         Command::Ls(a) => browse::ls(&env, a),
         Command::Cat(a) => browse::cat(&env, a),

@@ -156,6 +156,33 @@ impl Ctx<'_> {
 
 /// Makes a snapshot of `opts.paths` and moves `opts.tag` to it.
 pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> {
+    let stored = store(repo, opts)?;
+    let Some(mut lease) = stored.lease else {
+        let mut snap = stored.snap;
+        snap.stats.duration_ms = stored.done.started.elapsed().as_millis() as u64;
+        return Ok(SnapshotOutcome {
+            key: None,
+            snapshot: snap,
+            raced: None,
+        });
+    };
+    lease.confirm(repo)?;
+    commit(repo, opts, stored.snap, stored.parent, stored.done)
+}
+
+/// A tree stored under a lease, its tag not yet moved: the snapshot block it would be, the
+/// tag's value when the run began, the lease (none on a dry run, which stores nothing), and
+/// what the end of the run needs.
+pub(crate) struct Stored {
+    pub snap: Snapshot,
+    pub parent: Option<Key>,
+    pub lease: Option<Lease>,
+    pub(crate) done: Done,
+}
+
+/// Stores the tree of `opts.paths` (or its streams) under a lease, as a snapshot does before
+/// it moves its tag; `ore import` stores each object's tree so.
+pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
     crate::core::format::check_user_tag(&opts.tag)?;
     match (opts.stream.is_empty(), opts.paths.is_empty()) {
         (true, true) => {
@@ -181,7 +208,7 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
     // Taking the lease is two round trips (a tag move, a read of `ore:gc`): its time sizes
     // what may wait for the archive's answers (see `defer`).
     let asked = std::time::Instant::now();
-    let mut lease = match opts.dry_run {
+    let lease = match opts.dry_run {
         true => None,
         false => {
             let hint = opts.cache.as_deref().map(Hint::beside);
@@ -213,25 +240,18 @@ pub fn snapshot(repo: &Repo, opts: &SnapshotOptions) -> Result<SnapshotOutcome> 
             .collect(),
         true => paths,
     };
-    let mut snap = snapshot_of(&ctx, root, time, &kept);
-    if opts.dry_run {
-        snap.stats.duration_ms = started.elapsed().as_millis() as u64;
-        return Ok(SnapshotOutcome {
-            key: None,
-            snapshot: snap,
-            raced: None,
-        });
-    }
-    if let Some(l) = &mut lease {
-        l.confirm(repo)?;
-    }
-    let done = Done {
-        started,
-        reflog_head,
-        writer,
-        gc_value,
-    };
-    commit(repo, opts, snap, parent, done)
+    let snap = snapshot_of(&ctx, root, time, &kept);
+    Ok(Stored {
+        snap,
+        parent,
+        lease,
+        done: Done {
+            started,
+            reflog_head,
+            writer,
+            gc_value,
+        },
+    })
 }
 
 /// Each path to save, absolute and with its symlinks resolved.
@@ -410,11 +430,11 @@ fn snapshot_of(ctx: &Ctx, root: Entry, time: i64, paths: &[PathBuf]) -> Snapshot
 
 /// What the end of a run needs besides the snapshot: when it started, the reflog's head read
 /// ahead, and the file cache to commit with the archive's gc value once the tag has moved.
-struct Done {
-    started: std::time::Instant,
-    reflog_head: Option<crate::core::reflog::HeadAhead>,
-    writer: Option<CacheWriter>,
-    gc_value: Vec<u8>,
+pub(crate) struct Done {
+    pub started: std::time::Instant,
+    pub reflog_head: Option<crate::core::reflog::HeadAhead>,
+    pub writer: Option<CacheWriter>,
+    pub gc_value: Vec<u8>,
 }
 
 /// Whether the run was told to stop from outside (see [`SnapshotOptions::interrupted`]).

@@ -1,0 +1,114 @@
+//! `ore import` and `ore search`: archival mode on the command line (docs/ARCHIVAL.md).
+
+use crate::cli::{ImportArgs, SearchArgs};
+use crate::{out, with_progress, Done, Env};
+use anyhow::{anyhow, Result};
+use ore::commands::import::{import as import_objects, ImportOptions};
+use ore::commands::snapshot::{local, SnapshotOptions};
+use ore::core::archival::format_date;
+use ore::core::archival::Summary;
+use ore::core::util::{human_bytes, show};
+use serde_json::json;
+
+pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
+    let interrupted = crate::save::stop_on_signals()?;
+    let repo = env.open()?;
+    let id = env.archive_id()?;
+    let local = local::local(&repo, &id, env.cache_dir().as_deref(), a.no_cache);
+    let opts = ImportOptions {
+        tag: a.tag,
+        paths: a.paths,
+        set: a.set,
+        replace: a.replace,
+        extract: !a.no_extract,
+        store: SnapshotOptions {
+            excludes: a.exclude,
+            rules: env.config.exclude.clone(),
+            one_file_system: a.one_file_system,
+            cache: local.cache.clone(),
+            skip: local.skip,
+            interrupted: Some(interrupted),
+            host: a.host,
+            ..SnapshotOptions::default()
+        },
+    };
+    let r = with_progress(env, |p| {
+        let mut opts = opts;
+        opts.store.progress = p;
+        import_objects(&repo, &opts)
+    })?;
+    let warn = |w: &ore::core::entry::Warning| format!("{}: {}", show(&w.path), w.message);
+    if env.global.json {
+        env.json(&json!({
+            "head": r.head.to_hex(),
+            "raced": r.raced,
+            "objects": r.objects.iter().map(|(k, o)| json!({
+                "key": k.to_hex(),
+                "source": show(&o.source),
+                "size": o.size,
+                "props": o.props.iter().map(|p| (p.key.clone(), value_json(&p.value))).collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
+            "warnings": r.warnings.iter().map(warn).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for (k, _) in &r.objects {
+            out(&format!("{}\n", k.to_hex()))?;
+        }
+        for w in &r.warnings {
+            eprintln!("ore: warning: {}", warn(w));
+        }
+        if r.raced && !env.global.quiet {
+            eprintln!("another import moved the tag meanwhile: both are kept");
+        }
+    }
+    Ok(if r.warnings.is_empty() {
+        Done::Clean
+    } else {
+        Done::Warnings
+    })
+}
+
+pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
+    let query = ore::core::query::parse(&a.query).map_err(|e| anyhow!("query: {e}"))?;
+    let repo = env.open_brief()?;
+    let hits = ore::commands::search::search(&repo, &a.tag, &query)?;
+    if env.global.json {
+        env.json(&json!(hits
+            .iter()
+            .map(|h| hit_json(&h.key, &h.summary))
+            .collect::<Vec<_>>()))?;
+    } else {
+        for h in &hits {
+            let s = &h.summary;
+            let date = s.date.map(format_date).unwrap_or_else(|| "-".into());
+            let kind = if s.kind.is_empty() { "-" } else { &s.kind };
+            out(&format!(
+                "{}  {date}  {:>9}  {kind:<24}  {}\n",
+                &h.key.to_hex()[..16],
+                human_bytes(s.size),
+                s.title
+            ))?;
+        }
+    }
+    Ok(Done::Clean)
+}
+
+fn hit_json(key: &protocol::Key, s: &Summary) -> serde_json::Value {
+    json!({
+        "key": key.to_hex(),
+        "title": s.title,
+        "date": s.date.map(format_date),
+        "type": s.kind,
+        "size": s.size,
+    })
+}
+
+fn value_json(v: &ore::core::archival::Value) -> serde_json::Value {
+    use ore::core::archival::Value;
+    match v {
+        Value::Text(t) => json!(t),
+        Value::Int(n) => json!(n),
+        Value::Date(d) => json!(format_date(*d)),
+        Value::List(l) => json!(l),
+    }
+}

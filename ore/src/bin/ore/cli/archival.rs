@@ -1,0 +1,51 @@
+//! The arguments of archival mode's commands: `import` and `search` (docs/ARCHIVAL.md).
+
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The archive tag to file the objects on (made by the first import).
+    pub tag: String,
+    /// What to import: each PATH (a file or a directory) becomes one object.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// A property, KEY=VALUE or KEY:TYPE=VALUE (TYPE: text, int, date, list; repeatable).
+    /// Known keys have fixed types: title, creator, source, comment and type are text, date
+    /// is a date (YYYY-MM-DD[THH:MM[:SS]], UTC), tags a comma-separated list. It wins over
+    /// what is found in the files.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = property)]
+    pub set: Vec<(String, ore::core::archival::Value)>,
+    /// The object (its key, or a unique prefix of it) the imported PATH replaces: it leaves
+    /// the searches and stays listed, reachable through the new object's parent link.
+    #[arg(long, value_name = "OBJECT")]
+    pub replace: Option<String>,
+    /// Find no properties in the files (name, size, mtime, MIME type): only --set.
+    #[arg(long)]
+    pub no_extract: bool,
+    /// Leave out paths matching PATTERN (gitignore syntax), as `ore snapshot` does.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Do not descend into other file systems.
+    #[arg(long)]
+    pub one_file_system: bool,
+    /// The host name kept with the objects (default: this machine's).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Read every file, ignoring the file cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn property(s: &str) -> Result<(String, ore::core::archival::Value), String> {
+    ore::core::archival::parse_set(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// The archive tag to search.
+    pub tag: String,
+    /// The query, e.g. `creator=Bach and date>=2019-01-01`, `tags:holiday`,
+    /// `title~"sonata"`; `and`, `or`, `not` and parentheses combine terms.
+    pub query: String,
+}

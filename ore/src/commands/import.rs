@@ -1,0 +1,297 @@
+//! `ore import TAG PATH...`: each PATH stored as one archive object with its properties, and
+//! filed in the tag's index (docs/ARCHIVAL.md, [`crate::core::archival`]).
+//!
+//! Each tree is stored exactly as a snapshot stores it ([`crate::commands::snapshot::store`]),
+//! under a lease, so its blocks dedup against every snapshot and object of the archive and no
+//! gc removes them before the tag names them. Only then are the object blocks, the index's
+//! new nodes and a new head stored, and the tag moved by compare-and-swap. When another run
+//! moved the tag meanwhile, the same changes are applied to the index that run made, so
+//! neither run's objects are lost. Everything a user can get wrong (the tag, `--set`,
+//! `--replace`) is checked before anything is stored, and the tag moves only at the end.
+//!
+//! The file cache is read, so unchanged files are not read again, but not written: a
+//! snapshot's cache rows describe the snapshot's own trees.
+
+use crate::commands::snapshot::{store, SnapshotOptions};
+use crate::core::archival::{
+    object_entry, search_entries, Head, Object, Prop, Summary, Value, ARCHIVAL_FROM,
+};
+use crate::core::block::Kind;
+use crate::core::entry::{encode, Entry, EntryKind, Warning};
+use crate::core::error::{Error, Result};
+use crate::core::index::{self, Change, Cursor};
+use crate::core::reflog::{self, RefEntry};
+use crate::core::repo::Repo;
+use protocol::Key;
+use std::path::PathBuf;
+
+/// What to import and how.
+#[derive(Debug, Default)]
+pub struct ImportOptions {
+    pub tag: String,
+    pub paths: Vec<PathBuf>,
+    /// `--set`: wins over what is extracted.
+    pub set: Vec<(String, Value)>,
+    /// The object (a key or a unique prefix of one) the one imported replaces.
+    pub replace: Option<String>,
+    /// Find size, mtime, name and type from the files.
+    pub extract: bool,
+    /// How to store each tree: exclude rules, file cache, host, progress… (its `tag` and
+    /// `paths` are set per object).
+    pub store: SnapshotOptions,
+}
+
+/// What an import did.
+#[derive(Debug)]
+pub struct ImportOutcome {
+    pub objects: Vec<(Key, Object)>,
+    pub head: Key,
+    /// Another run moved the tag meanwhile (its objects are kept).
+    pub raced: bool,
+    pub warnings: Vec<Warning>,
+}
+
+/// The head archive tag `tag` names, with its key (`None`: no such tag yet); an error naming
+/// the tag when it names something else (a snapshot).
+pub fn head_of(repo: &Repo, tag: &str) -> Result<Option<(Key, Head)>> {
+    let Some(key) = repo.tag(tag)? else {
+        return Ok(None);
+    };
+    let plain = repo.get_block_any(key)?;
+    if plain.kind != Kind::Head {
+        return Err(Error::Usage(format!(
+            "{tag} names a {} ({key}), not an archive head: it is a snapshot tag (use `ore snapshot`, `ore ls`)",
+            plain.kind.name()
+        )));
+    }
+    Ok(Some((
+        key,
+        crate::core::entry::decode(plain.data(), &key, Kind::Head)?,
+    )))
+}
+
+/// The object on `head`'s index whose key is `spec` or starts with it.
+pub fn find_object(repo: &Repo, tag: &str, head: Option<&Head>, spec: &str) -> Result<Key> {
+    let bad = || Error::Usage(format!("`{spec}` is not an object key (hex digits)"));
+    if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let index = head.and_then(|h| h.index.as_ref());
+    let even = hex::decode(&spec[..spec.len() & !1]).map_err(|_| bad())?;
+    let mut from = vec![crate::core::archival::OBJECTS];
+    from.extend_from_slice(&even);
+    let mut found = Vec::new();
+    for item in Cursor::new(repo, index, &from)? {
+        let item = item?;
+        if !item.key.starts_with(&from) {
+            break;
+        }
+        let key = crate::core::archival::entry_object(&item.key);
+        if let Some(k) = key.filter(|k| k.to_hex().starts_with(&spec.to_ascii_lowercase())) {
+            found.push(k);
+            if found.len() > 1 {
+                break;
+            }
+        }
+    }
+    match found.as_slice() {
+        [k] => Ok(*k),
+        [] => Err(Error::Usage(format!(
+            "no object {spec} on archive tag {tag}"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "`{spec}` names more than one object on {tag}: give more digits"
+        ))),
+    }
+}
+
+/// Imports `opts.paths` as objects on `opts.tag`.
+pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
+    crate::core::format::check_user_tag(&opts.tag)?;
+    if repo.format().format < ARCHIVAL_FROM {
+        return Err(Error::Usage(format!(
+            "this archive has format {}, and archive tags need format {ARCHIVAL_FROM}: run `ore upgrade` \
+             (ore releases before it then refuse the archive)",
+            repo.format().format
+        )));
+    }
+    if opts.paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to import: give at least one PATH".into(),
+        ));
+    }
+    let start = head_of(repo, &opts.tag)?;
+    let replaced = match &opts.replace {
+        None => None,
+        Some(_) if opts.paths.len() > 1 => {
+            return Err(Error::Usage(
+                "--replace takes one PATH: the object that replaces it".into(),
+            ))
+        }
+        Some(spec) => Some(find_object(
+            repo,
+            &opts.tag,
+            start.as_ref().map(|(_, h)| h),
+            spec,
+        )?),
+    };
+    // Each tree under its own lease; all are held until the tag moves.
+    let mut leases = Vec::new();
+    let mut objects = Vec::new();
+    let mut warnings = Vec::new();
+    for path in &opts.paths {
+        let one = SnapshotOptions {
+            tag: opts.tag.clone(),
+            paths: vec![path.clone()],
+            ..clone_store(&opts.store)
+        };
+        let mut stored = store(repo, &one)?;
+        // Not written: the rows describe this tree, not a snapshot (see the module doc).
+        stored.done.writer = None;
+        warnings.extend(std::mem::take(&mut stored.snap.warnings));
+        let object = Object {
+            props: properties(&stored.snap.root, path, stored.snap.stats.bytes, opts),
+            root: stored.snap.root,
+            imported_ns: stored.snap.time,
+            host: stored.snap.host,
+            user: stored.snap.user,
+            source: crate::core::util::path_bytes(path).to_vec(),
+            parent: replaced,
+            size: stored.snap.stats.bytes,
+        };
+        let (key, _) = repo.put_block(Kind::Object, &encode(&object))?;
+        objects.push((key, object));
+        leases.extend(stored.lease);
+    }
+    for l in &mut leases {
+        l.confirm(repo)?;
+    }
+    let (head, raced) = commit(repo, &opts.tag, start, &objects, replaced)?;
+    drop(leases);
+    Ok(ImportOutcome {
+        objects,
+        head,
+        raced,
+        warnings,
+    })
+}
+
+/// `store` without what is set per object.
+fn clone_store(s: &SnapshotOptions) -> SnapshotOptions {
+    SnapshotOptions {
+        excludes: s.excludes.clone(),
+        rules: s.rules.clone(),
+        one_file_system: s.one_file_system,
+        atime: s.atime,
+        ctime: s.ctime,
+        cache: s.cache.clone(),
+        skip: s.skip.clone(),
+        progress: s.progress.clone(),
+        interrupted: s.interrupted.clone(),
+        host: s.host.clone(),
+        ..SnapshotOptions::default()
+    }
+}
+
+/// The object's properties: what the files say (unless `--no-extract`), then `--set`.
+fn properties(root: &Entry, path: &std::path::Path, bytes: u64, opts: &ImportOptions) -> Vec<Prop> {
+    let mut props: Vec<Prop> = Vec::new();
+    if opts.extract {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        props.push(Prop {
+            key: "name".into(),
+            value: Value::Text(name),
+        });
+        props.push(Prop {
+            key: "size".into(),
+            value: Value::Int(bytes as i64),
+        });
+        props.push(Prop {
+            key: "mtime".into(),
+            value: Value::Date(root.mtime.div_euclid(1_000_000_000)),
+        });
+        let kind = match &root.kind {
+            EntryKind::Dir { .. } if path.is_file() => crate::core::extract::mime(path),
+            EntryKind::Dir { .. } => Some("inode/directory".to_string()),
+            _ => crate::core::extract::mime(path),
+        };
+        if let Some(kind) = kind {
+            props.push(Prop {
+                key: "type".into(),
+                value: Value::Text(kind),
+            });
+        }
+    }
+    for (key, value) in &opts.set {
+        props.retain(|p| p.key != *key);
+        props.push(Prop {
+            key: key.clone(),
+            value: value.clone(),
+        });
+    }
+    props.sort_by(|a, b| a.key.cmp(&b.key));
+    props
+}
+
+/// Files `objects` in the index of the head `tag` names (and takes `replaced` out of the
+/// searches), stores a new head and moves the tag to it; on a race, does the same on the head
+/// the other run stored. The new head's key, and whether there was a race.
+fn commit(
+    repo: &Repo,
+    tag: &str,
+    mut current: Option<(Key, Head)>,
+    objects: &[(Key, Object)],
+    replaced: Option<Key>,
+) -> Result<(Key, bool)> {
+    let mut changes: Vec<Change> = Vec::new();
+    for (key, o) in objects {
+        changes.push((object_entry(key), Some(encode(&Summary::of(o)))));
+        changes.extend(
+            search_entries(key, o)
+                .into_iter()
+                .map(|e| (e, Some(Vec::new()))),
+        );
+    }
+    if let Some(old) = replaced {
+        let o: Object = repo.get(old, Kind::Object)?;
+        let mut summary = Summary::of(&o);
+        summary.replaced = true;
+        changes.push((object_entry(&old), Some(encode(&summary))));
+        changes.extend(search_entries(&old, &o).into_iter().map(|e| (e, None)));
+    }
+    let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
+    let mut raced = false;
+    loop {
+        let (expected, before) = match &current {
+            Some((k, h)) => (Some(*k), Some(h)),
+            None => (None, None),
+        };
+        let index = index::apply(repo, before.and_then(|h| h.index.as_ref()), changes.clone())?;
+        let added = objects.len() as u64;
+        let head = Head {
+            index,
+            objects: before.map_or(0, |h| h.objects) + added,
+            current: (before.map_or(0, |h| h.current) + added)
+                .saturating_sub(u64::from(replaced.is_some())),
+            previous: expected,
+            made_ns: crate::core::util::now_ns(),
+        };
+        let plain = encode(&head);
+        let key = repo.keys().key_of(Kind::Head as u8, &plain);
+        let entry = RefEntry::now(tag, expected, Some(key), "import");
+        let staged = reflog_head
+            .as_ref()
+            .map(|h| reflog::stage(repo, h, &[entry]));
+        let mut blocks: Vec<(Kind, &[u8])> = vec![(Kind::Head, &plain)];
+        blocks.extend(staged.iter().map(|s| (Kind::Reflog, s.plain.as_slice())));
+        repo.put_blocks_durably(&blocks)?;
+        if repo.move_tag_staged(tag, expected, key, "import", staged)? {
+            return Ok((key, raced));
+        }
+        raced = true;
+        current = head_of(repo, tag)?;
+    }
+}

@@ -1,0 +1,356 @@
+//! Archival mode's blocks (format 4): archive objects, the heads archive tags name, typed
+//! properties, and how an object is filed in its tag's index ([`crate::core::index`]).
+//!
+//! A snapshot tag names a chain of snapshots; an archive tag names a [`Head`], whose index
+//! holds every object imported on the tag. The index is one sorted map, and each entry's
+//! first byte says which of its maps it belongs to (docs/ARCHIVAL.md):
+//!
+//! - `o` + object key → the object's [`Summary`] (title, date, type, size, replaced);
+//! - `p` + property + 0 + value + object key → nothing: one per property value of a current
+//!   object, values encoded so that byte order is the value's order ([`value_bytes`]);
+//! - `w` + property + 0 + word + 0 + object key → nothing: one per word of a text property.
+//!
+//! So an equality is a scan of one prefix, a range a scan between two keys, and a word a scan
+//! of words that start with it; each gives object keys in order, ready to be merged.
+
+use crate::core::entry::Entry;
+use crate::core::error::{Error, Result};
+use crate::core::index::Root;
+use protocol::Key;
+use serde::{Deserialize, Serialize};
+
+/// The format version that has archive tags.
+pub const ARCHIVAL_FROM: u32 = 4;
+
+/// A property's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    Text(String),
+    Int(i64),
+    /// Seconds since the epoch, UTC (any year from -9999 to 9999: works are older than the
+    /// nanosecond clock's 1677).
+    Date(i64),
+    List(Vec<String>),
+}
+
+/// A property's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    Text,
+    Int,
+    Date,
+    List,
+}
+
+impl Type {
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::Text => "text",
+            Type::Int => "int",
+            Type::Date => "date",
+            Type::List => "list",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Type> {
+        Some(match s {
+            "text" => Type::Text,
+            "int" => Type::Int,
+            "date" => Type::Date,
+            "list" => Type::List,
+            _ => return None,
+        })
+    }
+}
+
+/// The fixed vocabulary, and the properties import finds itself, with their types.
+pub const VOCABULARY: &[(&str, Type)] = &[
+    ("title", Type::Text),
+    ("creator", Type::Text),
+    ("date", Type::Date),
+    ("tags", Type::List),
+    ("type", Type::Text),
+    ("source", Type::Text),
+    ("comment", Type::Text),
+    ("size", Type::Int),
+    ("mtime", Type::Date),
+    ("name", Type::Text),
+];
+
+/// The type of property `key` when the vocabulary fixes it.
+pub fn known_type(key: &str) -> Option<Type> {
+    VOCABULARY.iter().find(|(k, _)| *k == key).map(|&(_, t)| t)
+}
+
+/// A property key, lower-cased and checked: ASCII letters, digits, `_`, `-` and `.`, 1 to
+/// 64 bytes (keys are case-insensitive, and appear as directory names when browsing).
+pub fn property_key(raw: &str) -> Result<String> {
+    let k = raw.trim().to_ascii_lowercase();
+    let ok = !k.is_empty()
+        && k.len() <= 64
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    match ok {
+        true => Ok(k),
+        false => Err(Error::Usage(format!(
+            "`{raw}` is not a property name: use 1 to 64 letters, digits, `_`, `-` or `.`"
+        ))),
+    }
+}
+
+/// Parses `--set KEY=VALUE` (or `KEY:TYPE=VALUE`, TYPE one of text, int, date, list).
+pub fn parse_set(arg: &str) -> Result<(String, Value)> {
+    let Some((lhs, value)) = arg.split_once('=') else {
+        return Err(Error::Usage(format!(
+            "--set `{arg}`: expected KEY=VALUE (or KEY:TYPE=VALUE)"
+        )));
+    };
+    let (key, declared) = match lhs.split_once(':') {
+        Some((k, t)) => {
+            let t = Type::parse(&t.trim().to_ascii_lowercase()).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--set `{arg}`: `{t}` is not a property type (text, int, date or list)"
+                ))
+            })?;
+            (property_key(k)?, Some(t))
+        }
+        None => (property_key(lhs)?, None),
+    };
+    let ty = match (known_type(&key), declared) {
+        (Some(k), Some(d)) if k != d => {
+            return Err(Error::Usage(format!(
+                "--set `{arg}`: `{key}` is a {} property, not {}",
+                k.name(),
+                d.name()
+            )))
+        }
+        (Some(t), _) | (None, Some(t)) => t,
+        (None, None) => Type::Text,
+    };
+    Ok((
+        key.clone(),
+        typed(&key, ty, value).map_err(|why| Error::Usage(format!("--set `{arg}`: {why}")))?,
+    ))
+}
+
+/// `text` as a value of type `ty` for property `key`.
+pub fn typed(key: &str, ty: Type, text: &str) -> std::result::Result<Value, String> {
+    if text.contains('\0') {
+        return Err(format!("a value of `{key}` holds a NUL byte"));
+    }
+    Ok(match ty {
+        Type::Text => Value::Text(text.to_string()),
+        Type::Int => Value::Int(text.trim().parse().map_err(|_| format!("`{text}` is not an integer (`{key}` is int)"))?),
+        Type::Date => Value::Date(parse_date(text).ok_or_else(|| {
+            format!("`{text}` is not a date (YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS], UTC; `{key}` is a date)")
+        })?),
+        Type::List => Value::List(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+    })
+}
+
+/// Seconds since the epoch of `YYYY-MM-DD` (its first second) or `YYYY-MM-DD[T ]HH:MM[:SS]`,
+/// UTC; `jiff` checks the calendar.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let at: jiff::civil::DateTime = match t.find(['T', ' ']) {
+        None => t.parse::<jiff::civil::Date>().ok()?.at(0, 0, 0, 0),
+        Some(i) => {
+            let time = &t[i + 1..];
+            if !(2..=3).contains(&time.split(':').count()) || time.contains(['.', ',']) {
+                return None;
+            }
+            t[..i]
+                .parse::<jiff::civil::Date>()
+                .ok()?
+                .to_datetime(time.parse().ok()?)
+        }
+    };
+    Some(
+        at.to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
+}
+
+/// A date property as `YYYY-MM-DD HH:MM:SS` (UTC), or as the number it is when out of range.
+pub fn format_date(secs: i64) -> String {
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => secs.to_string(),
+    }
+}
+
+/// A property of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prop {
+    pub key: String,
+    pub value: Value,
+}
+
+/// An archive object (kind 10).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Object {
+    /// The imported tree's root entry, as a snapshot's.
+    pub root: Entry,
+    /// Sorted by key, one per key.
+    pub props: Vec<Prop>,
+    pub imported_ns: i64,
+    pub host: String,
+    pub user: String,
+    /// The path it was imported from.
+    #[serde(with = "serde_bytes")]
+    pub source: Vec<u8>,
+    /// The object this one replaces.
+    pub parent: Option<Key>,
+    /// Bytes of file data in the tree.
+    pub size: u64,
+}
+
+impl Object {
+    /// Property `key`.
+    pub fn prop(&self, key: &str) -> Option<&Value> {
+        self.props.iter().find(|p| p.key == key).map(|p| &p.value)
+    }
+}
+
+/// What the index keeps of each object for listings (the `o` map).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub title: String,
+    pub date: Option<i64>,
+    pub kind: String,
+    pub size: u64,
+    /// Replaced by a newer object: listed by key, found by no search.
+    pub replaced: bool,
+}
+
+impl Summary {
+    pub fn of(o: &Object) -> Summary {
+        let text = |k| match o.prop(k) {
+            Some(Value::Text(t)) => t.clone(),
+            _ => String::new(),
+        };
+        Summary {
+            title: text("title"),
+            date: match o.prop("date").or(o.prop("mtime")) {
+                Some(Value::Date(d)) => Some(*d),
+                _ => None,
+            },
+            kind: text("type"),
+            size: o.size,
+            replaced: false,
+        }
+    }
+}
+
+/// What an archive tag names (kind 13).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    /// The index (`None`: no object yet).
+    pub index: Option<Root>,
+    /// Objects listed (replaced ones included).
+    pub objects: u64,
+    /// Objects not replaced.
+    pub current: u64,
+    /// The head this one followed, as links chain snapshots.
+    pub previous: Option<Key>,
+    pub made_ns: i64,
+}
+
+/// Map bytes.
+pub const OBJECTS: u8 = b'o';
+pub const PROPS: u8 = b'p';
+pub const WORDS: u8 = b'w';
+
+/// Order-preserving bytes of one value of a property (a list gives one per element): text
+/// lower-cased; integers and dates big-endian with the sign bit flipped, so byte order is
+/// numeric order.
+pub fn value_bytes(v: &Value) -> Vec<Vec<u8>> {
+    match v {
+        Value::Text(t) => vec![t.to_lowercase().into_bytes()],
+        Value::Int(n) | Value::Date(n) => vec![((*n as u64) ^ (1 << 63)).to_be_bytes().to_vec()],
+        Value::List(l) => l.iter().map(|t| t.to_lowercase().into_bytes()).collect(),
+    }
+}
+
+/// The words of a text, lower-cased: runs of letters and digits.
+pub fn words(text: &str) -> Vec<String> {
+    let mut w: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    w.sort();
+    w.dedup();
+    w
+}
+
+/// The prefix of `p` entries of property `key` with value bytes `value`.
+pub fn prop_prefix(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + value.len() + 2);
+    k.push(PROPS);
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(value);
+    k
+}
+
+/// The prefix of `w` entries of property `key` (a word follows).
+pub fn word_prefix(key: &str) -> Vec<u8> {
+    let mut k = vec![WORDS];
+    k.extend_from_slice(key.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The `o` entry's key of object `key`.
+pub fn object_entry(key: &Key) -> Vec<u8> {
+    let mut k = vec![OBJECTS];
+    k.extend_from_slice(&key.0);
+    k
+}
+
+/// The `p` and `w` entries that find object `key` (values are empty).
+pub fn search_entries(key: &Key, o: &Object) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for p in &o.props {
+        for v in value_bytes(&p.value) {
+            let mut e = prop_prefix(&p.key, &v);
+            e.extend_from_slice(&key.0);
+            out.push(e);
+        }
+        let text = match &p.value {
+            Value::Text(t) => t.clone(),
+            Value::List(l) => l.join(" "),
+            _ => continue,
+        };
+        for w in words(&text) {
+            let mut e = word_prefix(&p.key);
+            e.extend_from_slice(w.as_bytes());
+            e.push(0);
+            e.extend_from_slice(&key.0);
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The object key at the end of a `p` or `w` entry, or after an `o` entry's map byte.
+pub fn entry_object(entry: &[u8]) -> Option<Key> {
+    let tail = match entry.first() {
+        Some(&OBJECTS) => entry.get(1..)?,
+        _ => entry.get(entry.len().checked_sub(32)?..)?,
+    };
+    <[u8; 32]>::try_from(tail).ok().map(Key)
+}
