@@ -342,3 +342,172 @@ fn an_archive_of_format_3_is_asked_to_upgrade_before_its_first_import() {
     ore.run(&["upgrade"]).expect(0, "upgrade");
     import(&ore, &["docs", d.path().join("x").to_str().unwrap()]);
 }
+
+/// The shapes of `core::index`'s nodes, as a compromised writer would write them: an item
+/// (key, value) and a child (first key, count, node), encoded as the structs are.
+type Item = (Vec<u8>, Vec<u8>);
+struct Child {
+    first: Vec<u8>,
+    count: u64,
+    node: protocol::Key,
+}
+
+impl Child {
+    fn tuple(self) -> (Vec<u8>, u64, protocol::Key) {
+        (self.first, self.count, self.node)
+    }
+}
+
+#[test]
+fn crafted_index_nodes_out_of_order_at_the_wrong_level_or_missing_are_named_by_check() {
+    use ore::core::archival::{object_entry, Head};
+    use ore::core::block::Kind;
+    use ore::core::entry::encode;
+    use ore::core::index::Root;
+    let (ore, d) = Ore::local();
+    tree(&d.path().join("a"), &[("f", "a")]);
+    import(&ore, &["docs", d.path().join("a").to_str().unwrap()]);
+    ore.run(&["check"]).expect(0, "a sound index checks clean");
+    let repo = ore_tests::crafted::open(&ore);
+    let put = |kind: Kind, plain: Vec<u8>| repo.put_block(kind, &plain).expect("put").0;
+    let o = |n: u8| -> Item { (object_entry(&protocol::Key([n; 32])), Vec::new()) };
+    // A leaf whose entries are out of order.
+    let disordered = put(Kind::IndexLeaf, encode(&(vec![o(9), o(3)],)));
+    // An inner node that claims level 7 under a root of level 2.
+    let sound = put(Kind::IndexLeaf, encode(&(vec![o(20)],)));
+    let wrong_level = put(
+        Kind::IndexInner,
+        encode(&(
+            7u8,
+            vec![Child {
+                first: o(20).0,
+                count: 1,
+                node: sound,
+            }
+            .tuple()],
+        )),
+    );
+    let missing = protocol::Key([0xee; 32]);
+    let level1 = put(
+        Kind::IndexInner,
+        encode(&(
+            1u8,
+            vec![
+                Child {
+                    first: o(9).0,
+                    count: 2,
+                    node: disordered,
+                }
+                .tuple(),
+                Child {
+                    first: o(30).0,
+                    count: 1,
+                    node: missing,
+                }
+                .tuple(),
+            ],
+        )),
+    );
+    let root = put(
+        Kind::IndexInner,
+        encode(&(
+            2u8,
+            vec![
+                Child {
+                    first: o(9).0,
+                    count: 3,
+                    node: level1,
+                }
+                .tuple(),
+                Child {
+                    first: o(20).0,
+                    count: 1,
+                    node: wrong_level,
+                }
+                .tuple(),
+            ],
+        )),
+    );
+    let head = Head {
+        index: Some(Root {
+            node: root,
+            level: 2,
+            count: 4,
+        }),
+        objects: 4,
+        current: 4,
+        previous: None,
+        made_ns: 0,
+    };
+    let head = put(Kind::Head, encode(&head));
+    let before = repo.tag("docs").expect("tag").expect("docs");
+    let moved = repo
+        .backend()
+        .set_tag(
+            "docs",
+            Some(before.to_hex().as_bytes()),
+            head.to_hex().as_bytes(),
+        )
+        .expect("set");
+    assert_eq!(moved, protocol::CasOutcome::Done);
+    // The embedded archive is held by one process at a time.
+    drop(repo);
+    let r = ore.run(&["check"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for (node, says) in [
+        (disordered, "out of order"),
+        (wrong_level, "at level 7 where 1 belongs"),
+        (missing, "missing"),
+    ] {
+        assert!(
+            all.contains(&node.to_hex()) && all.contains(says),
+            "check names {node} ({says}):\n{all}"
+        );
+    }
+    // A search over it ends with an error, not a loop or a panic.
+    let s = ore.run(&["search", "docs", "not title=x"]);
+    assert_eq!(s.code, 1, "{}", s.stderr);
+}
+
+#[test]
+fn an_object_is_listed_read_and_restored_by_its_key_as_a_snapshot_of_its_tree() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    tree(
+        &p.join("album"),
+        &[("track1.txt", "first track"), ("notes.txt", "liner notes")],
+    );
+    let key = import(
+        &ore,
+        &[
+            "music",
+            p.join("album").to_str().unwrap(),
+            "--set",
+            "title=Album",
+        ],
+    );
+    let ls = ore.run(&["ls", &key[..12]]).expect(0, "ls").stdout;
+    assert!(
+        ls.contains("track1.txt") && ls.contains("notes.txt"),
+        "{ls}"
+    );
+    let cat = ore
+        .run(&["cat", &format!("{}:notes.txt", &key[..12])])
+        .expect(0, "cat")
+        .stdout;
+    assert_eq!(cat, "liner notes");
+    let dest = p.join("out");
+    ore.run(&["restore", &key, dest.to_str().unwrap()])
+        .expect(0, "restore");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("track1.txt")).expect("restored"),
+        "first track"
+    );
+    let r = ore.run(&["ls", "abcdef123456"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("no tag, snapshot or archive object"),
+        "{}",
+        r.stderr
+    );
+}

@@ -326,6 +326,9 @@ pub fn check(
     }
     checker.slices_past_their_bundles()?;
     let mut problems = into_inner(checker.problems);
+    if specs.is_empty() {
+        problems.extend(indexes(repo)?);
+    }
     problems.sort_by_key(|(k, _, _)| *k);
     problems.dedup_by_key(|(k, _, _)| *k);
     let mut out = CheckOutcome {
@@ -380,6 +383,30 @@ fn roots(repo: &Repo, specs: &[String]) -> Result<Roots> {
         labelled,
         bad_tags: Vec::new(),
     })
+}
+
+/// What is wrong in the index of each archive tag (the walk reads every node, but only a
+/// check of the whole tree sees order, levels, and the counts and first keys inner nodes
+/// claim for their children: `core::index::check`).
+fn indexes(repo: &Repo) -> Result<Vec<(Key, Node, String)>> {
+    let mut out = Vec::new();
+    for (tag, _) in repo.tags()? {
+        let head = match crate::core::objects::head_of(repo, &tag) {
+            Ok(Some((_, head))) => head,
+            // A snapshot tag, or a head the walk has reported already.
+            _ => continue,
+        };
+        if let Some(root) = &head.index {
+            for p in crate::core::index::check(repo, root) {
+                out.push((
+                    p.node,
+                    Node::Index,
+                    format!("in the index of archive tag {tag}: {}", p.what),
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The problems found, each with the paths of the snapshots in `labelled` (every snapshot when

@@ -19,7 +19,8 @@ use crate::core::archival::{
 use crate::core::block::Kind;
 use crate::core::entry::{encode, Entry, EntryKind, Warning};
 use crate::core::error::{Error, Result};
-use crate::core::index::{self, Change, Cursor};
+use crate::core::index::{self, Change};
+pub use crate::core::objects::{find_object, head_of};
 use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
 use protocol::Key;
@@ -49,60 +50,6 @@ pub struct ImportOutcome {
     /// Another run moved the tag meanwhile (its objects are kept).
     pub raced: bool,
     pub warnings: Vec<Warning>,
-}
-
-/// The head archive tag `tag` names, with its key (`None`: no such tag yet); an error naming
-/// the tag when it names something else (a snapshot).
-pub fn head_of(repo: &Repo, tag: &str) -> Result<Option<(Key, Head)>> {
-    let Some(key) = repo.tag(tag)? else {
-        return Ok(None);
-    };
-    let plain = repo.get_block_any(key)?;
-    if plain.kind != Kind::Head {
-        return Err(Error::Usage(format!(
-            "{tag} names a {} ({key}), not an archive head: it is a snapshot tag (use `ore snapshot`, `ore ls`)",
-            plain.kind.name()
-        )));
-    }
-    Ok(Some((
-        key,
-        crate::core::entry::decode(plain.data(), &key, Kind::Head)?,
-    )))
-}
-
-/// The object on `head`'s index whose key is `spec` or starts with it.
-pub fn find_object(repo: &Repo, tag: &str, head: Option<&Head>, spec: &str) -> Result<Key> {
-    let bad = || Error::Usage(format!("`{spec}` is not an object key (hex digits)"));
-    if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let index = head.and_then(|h| h.index.as_ref());
-    let even = hex::decode(&spec[..spec.len() & !1]).map_err(|_| bad())?;
-    let mut from = vec![crate::core::archival::OBJECTS];
-    from.extend_from_slice(&even);
-    let mut found = Vec::new();
-    for item in Cursor::new(repo, index, &from)? {
-        let item = item?;
-        if !item.key.starts_with(&from) {
-            break;
-        }
-        let key = crate::core::archival::entry_object(&item.key);
-        if let Some(k) = key.filter(|k| k.to_hex().starts_with(&spec.to_ascii_lowercase())) {
-            found.push(k);
-            if found.len() > 1 {
-                break;
-            }
-        }
-    }
-    match found.as_slice() {
-        [k] => Ok(*k),
-        [] => Err(Error::Usage(format!(
-            "no object {spec} on archive tag {tag}"
-        ))),
-        _ => Err(Error::Usage(format!(
-            "`{spec}` names more than one object on {tag}: give more digits"
-        ))),
-    }
 }
 
 /// Imports `opts.paths` as objects on `opts.tag`.

@@ -34,6 +34,7 @@ pub mod lease;
 pub mod link;
 pub mod meta;
 pub mod names;
+pub mod objects;
 pub mod plaincache;
 pub mod prefetch;
 pub mod progress;

@@ -270,11 +270,15 @@ fn by_prefix(repo: &Repo, prefix: &str, place: Place) -> Result<Node> {
                 }
                 Ok(node) => direct = Some(node),
                 // A stored block that does not read is damage (or not a snapshot), and is said
-                // so: "no such snapshot" would send the user looking for the wrong thing.
+                // so: "no such snapshot" would send the user looking for the wrong thing. An
+                // archive object reads as the snapshot of its tree.
                 Err(e @ Error::Corrupt { .. }) => {
+                    if let Some(node) = crate::core::objects::object_by_prefix(repo, &prefix)? {
+                        return Ok(node);
+                    }
                     return Err(Error::Archive(format!(
                         "`{prefix}` names a stored block that cannot be read as a snapshot: {e}"
-                    )))
+                    )));
                 }
                 Err(_) => {}
             }
@@ -324,9 +328,13 @@ fn by_prefix(repo: &Repo, prefix: &str, place: Place) -> Result<Node> {
             break;
         }
     }
-    found.or(direct).ok_or_else(|| {
+    if let Some(node) = found.or(direct) {
+        return Ok(node);
+    }
+    // An archive object, as the snapshot of its tree.
+    crate::core::objects::object_by_prefix(repo, &prefix)?.ok_or_else(|| {
         Error::Usage(format!(
-            "no tag or snapshot called `{prefix}` (see `ore tags`)"
+            "no tag, snapshot or archive object called `{prefix}` (see `ore tags`)"
         ))
     })
 }

@@ -70,7 +70,7 @@ impl<N: Nodes> Checker<'_, N> {
     }
 
     /// Checks node `node` at `level` and everything below it; its first key and number of
-    /// entries, or `None` when it could not be read.
+    /// entries, or `None` when it or a node below it could not be read.
     fn node(&mut self, node: Key, level: u8) -> Option<(Vec<u8>, u64)> {
         if !self.seen.insert(node) {
             self.problem(node, "named a second time in the index".into());
@@ -90,8 +90,11 @@ impl<N: Nodes> Checker<'_, N> {
             }
         };
         let mut total = 0u64;
+        let mut whole = true;
         for (i, child) in inner.children.iter().enumerate() {
             let Some((first, count)) = self.node(child.node, level - 1) else {
+                // Its problem is named; counts above it would only repeat it.
+                whole = false;
                 continue;
             };
             if first != child.first {
@@ -116,7 +119,7 @@ impl<N: Nodes> Checker<'_, N> {
             }
             total = total.saturating_add(count);
         }
-        Some((inner.children[0].first.clone(), total))
+        whole.then(|| (inner.children[0].first.clone(), total))
     }
 
     fn leaf(&mut self, node: Key) -> Option<(Vec<u8>, u64)> {

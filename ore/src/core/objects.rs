@@ -1,0 +1,124 @@
+//! Finding archive tags' heads and objects: what `ore import` and `ore search` start from,
+//! and what lets every command that takes a snapshot name take an object's key instead
+//! ([`object_node`]): an object reads as a snapshot of its tree, so `ore ls`, `ore cat` and
+//! `ore restore` work on it unchanged.
+
+use crate::core::archival::{Head, Object};
+use crate::core::block::Kind;
+use crate::core::entry::{Snapshot, SnapshotStats};
+use crate::core::error::{Error, Result};
+use crate::core::index::Cursor;
+use crate::core::link::Node;
+use crate::core::repo::Repo;
+use protocol::Key;
+
+/// The head archive tag `tag` names, with its key (`None`: no such tag yet); an error naming
+/// the tag when it names something else (a snapshot).
+pub fn head_of(repo: &Repo, tag: &str) -> Result<Option<(Key, Head)>> {
+    let Some(key) = repo.tag(tag)? else {
+        return Ok(None);
+    };
+    let plain = repo.get_block_any(key)?;
+    if plain.kind != Kind::Head {
+        return Err(Error::Usage(format!(
+            "{tag} names a {} ({key}), not an archive head: it is a snapshot tag (use `ore snapshot`, `ore ls`)",
+            plain.kind.name()
+        )));
+    }
+    Ok(Some((
+        key,
+        crate::core::entry::decode(plain.data(), &key, Kind::Head)?,
+    )))
+}
+
+/// The object on `head`'s index whose key is `spec` or starts with it.
+pub fn find_object(repo: &Repo, tag: &str, head: Option<&Head>, spec: &str) -> Result<Key> {
+    let bad = || Error::Usage(format!("`{spec}` is not an object key (hex digits)"));
+    if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let index = head.and_then(|h| h.index.as_ref());
+    let even = hex::decode(&spec[..spec.len() & !1]).map_err(|_| bad())?;
+    let mut from = vec![crate::core::archival::OBJECTS];
+    from.extend_from_slice(&even);
+    let mut found = Vec::new();
+    for item in Cursor::new(repo, index, &from)? {
+        let item = item?;
+        if !item.key.starts_with(&from) {
+            break;
+        }
+        let key = crate::core::archival::entry_object(&item.key);
+        if let Some(k) = key.filter(|k| k.to_hex().starts_with(&spec.to_ascii_lowercase())) {
+            found.push(k);
+            if found.len() > 1 {
+                break;
+            }
+        }
+    }
+    match found.as_slice() {
+        [k] => Ok(*k),
+        [] => Err(Error::Usage(format!(
+            "no object {spec} on archive tag {tag}"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "`{spec}` names more than one object on {tag}: give more digits"
+        ))),
+    }
+}
+
+/// Object `key` of archive tag `tag` as a chain node: a snapshot of its tree, taken when it
+/// was imported, on the tag (so `TAG` shows in listings), its source as its path.
+pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
+    let o: Object = repo.get(key, Kind::Object)?;
+    let title = match o.prop("title") {
+        Some(crate::core::archival::Value::Text(t)) => t.clone(),
+        _ => String::new(),
+    };
+    let snapshot = Snapshot {
+        previous: Vec::new(),
+        root: o.root,
+        time: o.imported_ns,
+        host: o.host,
+        user: o.user,
+        tag: tag.to_string(),
+        paths: vec![serde_bytes::ByteBuf::from(o.source)],
+        comment: title,
+        stats: SnapshotStats {
+            bytes: o.size,
+            ..SnapshotStats::default()
+        },
+        warnings: Vec::new(),
+        warnings_total: 0,
+        labels: Vec::new(),
+    };
+    Ok(Node {
+        node: key,
+        key,
+        snapshot,
+        previous: Vec::new(),
+    })
+}
+
+/// The object whose key starts with `prefix` (lower-case hex) on any archive tag, as a chain
+/// node; `None` when no archive tag has one. Two objects (on one tag or two) are an error.
+pub fn object_by_prefix(repo: &Repo, prefix: &str) -> Result<Option<Node>> {
+    let mut found: Option<(String, Key)> = None;
+    for (tag, _) in repo.tags()? {
+        let Ok(Some((_, head))) = head_of(repo, &tag) else {
+            continue;
+        };
+        match find_object(repo, &tag, Some(&head), prefix) {
+            Ok(k) => match &found {
+                Some((_, other)) if *other != k => {
+                    return Err(Error::Usage(format!(
+                        "`{prefix}` names more than one object ({other} and {k}); give more digits"
+                    )))
+                }
+                _ => found = Some((tag, k)),
+            },
+            Err(Error::Usage(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    found.map(|(tag, k)| object_node(repo, &tag, k)).transpose()
+}
