@@ -68,10 +68,14 @@ pub fn upgrade(env: &Env) -> Result<Done> {
         if upgraded {
             let gained = match was {
                 1 => {
-                    "forget keeps the keys of the snapshots it keeps, and new snapshots keep \
-                      small files together in shared chunks"
+                    "forget keeps the keys of the snapshots it keeps, new snapshots keep small \
+                      files together in shared chunks, and `ore import` makes archive tags"
                 }
-                _ => "new snapshots keep small files together in shared chunks",
+                2 => {
+                    "new snapshots keep small files together in shared chunks, and `ore \
+                      import` makes archive tags"
+                }
+                _ => "`ore import` makes archive tags",
             };
             eprintln!(
                 "archive {} is now of format {now} (was {was}): {gained}; an ore that reads \
