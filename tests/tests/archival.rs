@@ -511,3 +511,93 @@ fn an_object_is_listed_read_and_restored_by_its_key_as_a_snapshot_of_its_tree() 
         r.stderr
     );
 }
+
+#[test]
+fn props_shows_an_object_and_a_new_version_changes_its_properties_without_storing_the_data_again() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    // Incompressible, so the data's share of the archive is plain to see.
+    std::fs::create_dir_all(p.join("photo")).expect("mkdir");
+    std::fs::write(p.join("photo/big.raw"), ore_tests::trees::bytes(3, 2 << 20)).expect("write");
+    let first = import(
+        &ore,
+        &[
+            "photos",
+            p.join("photo").to_str().unwrap(),
+            "--set",
+            "title=Beach",
+            "--set",
+            "tags=holiday",
+        ],
+    );
+    let shown = ore.run(&["props", &first[..10]]).expect(0, "props").stdout;
+    assert!(
+        shown.contains("title     Beach")
+            && shown.contains("tags      holiday")
+            && shown.contains(&first),
+        "{shown}"
+    );
+    let before = dir_size(Path::new(&ore.archive));
+    let second = ore
+        .run(&[
+            "props",
+            &first[..10],
+            "--set",
+            "comment=the good one",
+            "--set",
+            "tags=holiday,best",
+        ])
+        .expect(0, "props --set")
+        .stdout
+        .trim()
+        .to_string();
+    assert_ne!(second, first);
+    let grown = dir_size(Path::new(&ore.archive)) - before;
+    assert!(
+        grown < 64 * 1024,
+        "a new version stores no data again: the archive grew {grown} bytes"
+    );
+    assert_eq!(found(&ore, "photos", "tags:best"), vec![second.clone()]);
+    assert_eq!(
+        found(&ore, "photos", "title=beach"),
+        vec![second.clone()],
+        "the old version left the searches"
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        ore.run(&["--json", "props", &second])
+            .expect(0, "props")
+            .stdout
+            .trim(),
+    )
+    .expect("json");
+    assert_eq!(v["parent"].as_str(), Some(first.as_str()));
+    assert_eq!(v["props"]["comment"].as_str(), Some("the good one"));
+    // The old version is the parent: a version of it again is refused, naming the newest rule.
+    let r = ore.run(&["props", &first, "--set", "comment=again"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("replaced by a newer version"),
+        "{}",
+        r.stderr
+    );
+    let r = ore.run(&["props", "0000000000", "--set", "comment=x"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("no archive object"),
+        "{}",
+        r.stderr
+    );
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        let m = e.metadata().expect("metadata");
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}

@@ -75,12 +75,14 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                 "--replace takes one PATH: the object that replaces it".into(),
             ))
         }
-        Some(spec) => Some(find_object(
-            repo,
-            &opts.tag,
-            start.as_ref().map(|(_, h)| h),
-            spec,
-        )?),
+        Some(spec) => {
+            let head = start.as_ref().map(|(_, h)| h);
+            let old = find_object(repo, &opts.tag, head, spec)?;
+            if let Some(h) = head {
+                crate::core::objects::check_current(repo, &opts.tag, h, &old)?;
+            }
+            Some(old)
+        }
     };
     // Each tree under its own lease; all are held until the tag moves.
     let mut leases = Vec::new();
@@ -121,6 +123,42 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         raced,
         warnings,
     })
+}
+
+/// A new version of object `spec` (a key or a unique prefix of one, on any archive tag) with
+/// `set` applied to its properties: the same tree, not stored again, the old object as its
+/// parent, filed on the old one's tag in its place. The tag, the new key and the new object.
+pub fn reprop(repo: &Repo, spec: &str, set: &[(String, Value)]) -> Result<(String, Key, Object)> {
+    let spec = spec.to_ascii_lowercase();
+    let Some((tag, old)) = crate::core::objects::find_anywhere(repo, &spec)? else {
+        return Err(Error::Usage(format!(
+            "no archive object `{spec}` (see `ore search`)"
+        )));
+    };
+    let start = head_of(repo, &tag)?;
+    if let Some((_, h)) = &start {
+        crate::core::objects::check_current(repo, &tag, h, &old)?;
+    }
+    let mut o: Object = repo.get(old, Kind::Object)?;
+    for (key, value) in set {
+        o.props.retain(|p| p.key != *key);
+        o.props.push(Prop {
+            key: key.clone(),
+            value: value.clone(),
+        });
+    }
+    o.props.sort_by(|a, b| a.key.cmp(&b.key));
+    o.parent = Some(old);
+    o.imported_ns = crate::core::util::now_ns();
+    o.host = crate::core::util::hostname();
+    o.user = crate::core::meta::username();
+    // Under a lease from the moment the new block is stored until the tag names it.
+    let mut lease = crate::core::lease::Lease::acquire(repo)?;
+    let (key, _) = repo.put_block(Kind::Object, &encode(&o))?;
+    lease.confirm(repo)?;
+    commit(repo, &tag, start, &[(key, o.clone())], Some(old))?;
+    drop(lease);
+    Ok((tag, key, o))
 }
 
 /// `store` without what is set per object.

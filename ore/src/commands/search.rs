@@ -15,7 +15,6 @@ use crate::core::archival::{
     known_type, prop_prefix, property_key, typed, value_bytes, word_prefix, words, Summary, Type,
     OBJECTS,
 };
-use crate::core::entry::decode;
 use crate::core::error::{Error, Result};
 use crate::core::index::{Cursor, Root};
 use crate::core::query::{Op, Query, Term};
@@ -44,7 +43,7 @@ pub fn search(repo: &Repo, tag: &str, query: &Query) -> Result<Vec<Hit>> {
     for key in keys {
         hits.push(Hit {
             key,
-            summary: s.summary(&key)?.unwrap_or_default(),
+            summary: crate::core::objects::summary_of(repo, s.index, &key)?.unwrap_or_default(),
         });
     }
     Ok(hits)
@@ -116,19 +115,6 @@ impl Searcher<'_> {
             ))),
             None => Ok(out),
         }
-    }
-
-    fn summary(&self, key: &Key) -> Result<Option<Summary>> {
-        let entry = crate::core::archival::object_entry(key);
-        let mut found = None;
-        self.scan(&entry, |k, v| {
-            if k == entry.as_slice() {
-                found = Some(v.to_vec());
-            }
-        })?;
-        found
-            .map(|v| decode(&v, key, crate::core::block::Kind::IndexLeaf))
-            .transpose()
     }
 
     fn term(&self, t: &Term) -> Result<BTreeSet<Key>> {

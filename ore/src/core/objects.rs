@@ -102,6 +102,13 @@ pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
 /// The object whose key starts with `prefix` (lower-case hex) on any archive tag, as a chain
 /// node; `None` when no archive tag has one. Two objects (on one tag or two) are an error.
 pub fn object_by_prefix(repo: &Repo, prefix: &str) -> Result<Option<Node>> {
+    find_anywhere(repo, prefix)?
+        .map(|(tag, k)| object_node(repo, &tag, k))
+        .transpose()
+}
+
+/// The archive tag and key of the object whose key starts with `prefix`, on any archive tag.
+pub fn find_anywhere(repo: &Repo, prefix: &str) -> Result<Option<(String, Key)>> {
     let mut found: Option<(String, Key)> = None;
     for (tag, _) in repo.tags()? {
         let Ok(Some((_, head))) = head_of(repo, &tag) else {
@@ -120,5 +127,32 @@ pub fn object_by_prefix(repo: &Repo, prefix: &str) -> Result<Option<Node>> {
             Err(e) => return Err(e),
         }
     }
-    found.map(|(tag, k)| object_node(repo, &tag, k)).transpose()
+    Ok(found)
+}
+
+/// What the index at `index` keeps of object `key` (`None`: not on it).
+pub fn summary_of(
+    repo: &Repo,
+    index: Option<&crate::core::index::Root>,
+    key: &Key,
+) -> Result<Option<crate::core::archival::Summary>> {
+    let entry = crate::core::archival::object_entry(key);
+    let Some(item) = Cursor::new(repo, index, &entry)?.next().transpose()? else {
+        return Ok(None);
+    };
+    if item.key != entry {
+        return Ok(None);
+    }
+    crate::core::entry::decode(&item.value, key, Kind::IndexLeaf).map(Some)
+}
+
+/// Refuses an object already replaced: a new version replaces the newest one.
+pub fn check_current(repo: &Repo, tag: &str, head: &Head, key: &Key) -> Result<()> {
+    match summary_of(repo, head.index.as_ref(), key)? {
+        Some(s) if s.replaced => Err(Error::Usage(format!(
+            "object {key} on {tag} was replaced by a newer version already: replace the newest one \
+             (`ore search {tag} ...` lists only current objects)"
+        ))),
+        _ => Ok(()),
+    }
 }

@@ -1,6 +1,6 @@
 //! `ore import` and `ore search`: archival mode on the command line (docs/ARCHIVAL.md).
 
-use crate::cli::{ImportArgs, SearchArgs};
+use crate::cli::{ImportArgs, PropsArgs, SearchArgs};
 use crate::{out, with_progress, Done, Env};
 use anyhow::{anyhow, Result};
 use ore::commands::import::{import as import_objects, ImportOptions};
@@ -90,6 +90,60 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
             ))?;
         }
     }
+    Ok(Done::Clean)
+}
+
+pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
+    let repo = env.open_brief()?;
+    let (tag, key, o) = if a.set.is_empty() {
+        let spec = a.object.to_ascii_lowercase();
+        let Some((tag, key)) = ore::core::objects::find_anywhere(&repo, &spec)? else {
+            return Err(anyhow!("no archive object `{spec}` (see `ore search`)"));
+        };
+        let o: ore::core::archival::Object = repo.get(key, ore::core::block::Kind::Object)?;
+        (tag, key, o)
+    } else {
+        ore::commands::import::reprop(&repo, &a.object, &a.set)?
+    };
+    if env.global.json {
+        return env.json(&json!({
+            "key": key.to_hex(),
+            "tag": tag,
+            "parent": o.parent.map(|k| k.to_hex()),
+            "source": show(&o.source),
+            "imported": ore::core::util::format_time(o.imported_ns),
+            "host": o.host,
+            "user": o.user,
+            "size": o.size,
+            "props": o.props.iter().map(|p| (p.key.clone(), value_json(&p.value))).collect::<serde_json::Map<_, _>>(),
+        }))
+        .map(|()| Done::Clean);
+    }
+    if !a.set.is_empty() {
+        out(&format!("{}\n", key.to_hex()))?;
+        return Ok(Done::Clean);
+    }
+    let mut text = format!(
+        "object    {}\ntag       {tag}\nimported  {} by {}@{} from {}\n",
+        key.to_hex(),
+        ore::core::util::format_time(o.imported_ns),
+        o.user,
+        o.host,
+        show(&o.source)
+    );
+    if let Some(p) = o.parent {
+        text.push_str(&format!("replaces  {}\n", p.to_hex()));
+    }
+    for p in &o.props {
+        let v = match &p.value {
+            ore::core::archival::Value::Text(t) => t.clone(),
+            ore::core::archival::Value::Int(n) => n.to_string(),
+            ore::core::archival::Value::Date(d) => format_date(*d),
+            ore::core::archival::Value::List(l) => l.join(", "),
+        };
+        text.push_str(&format!("{:<9} {v}\n", p.key));
+    }
+    out(&text)?;
     Ok(Done::Clean)
 }
 

@@ -144,6 +144,11 @@ syntax, `!` re-includes), and `exclude` rules in the config file.")]
 Properties found in the files: name, size, mtime and type (the MIME type from the first
 bytes); --set wins over them, --no-extract leaves them out. See `ore search`.")]
     Import(ImportArgs),
+    /// Show an archive object's properties, or make a new version of it with some set.
+    #[command(after_help = "Examples:
+  ore props 3f2a9c                              every property, with the object's parent
+  ore props 3f2a9c --set comment='the good copy' --set tags=final,signed")]
+    Props(PropsArgs),
     /// Find the objects of an archive tag whose properties match a query.
     #[command(after_help = "Examples:
   ore search photos 'tags:holiday and date>=2019-01-01'

@@ -216,6 +216,7 @@ fn run(cli: Cli) -> Result<Done> {
         Command::Watch(a) => watch::watch(&env, a),
         Command::Import(a) => archival::import(&env, a),
         Command::Search(a) => archival::search(&env, a),
+        Command::Props(a) => archival::props(&env, a),
         Command::Restore(a) => save::restore(&env, a),
         Command::Ls(a) => browse::ls(&env, a),
         Command::Cat(a) => browse::cat(&env, a),

@@ -49,3 +49,14 @@ pub struct SearchArgs {
     /// `title~"sonata"`; `and`, `or`, `not` and parentheses combine terms.
     pub query: String,
 }
+
+#[derive(Args, Debug)]
+pub struct PropsArgs {
+    /// The object: its key, or a unique prefix of it (6 or more hex digits).
+    pub object: String,
+    /// Make a new version of the object with this property set, KEY=VALUE or
+    /// KEY:TYPE=VALUE (repeatable): the same tree, not stored again, with the old object as
+    /// its parent; the old one leaves the searches. Prints the new object's key.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = property)]
+    pub set: Vec<(String, ore::core::archival::Value)>,
+}
