@@ -49,6 +49,7 @@ pub mod dumps;
 pub mod fuse;
 pub mod liveness;
 pub mod measure;
+pub mod media;
 pub mod ore;
 pub mod powercut;
 pub mod programs;

@@ -601,3 +601,113 @@ fn dir_size(dir: &Path) -> u64 {
     }
     n
 }
+
+#[test]
+fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    let photo = p.join("IMG_0001.jpg");
+    std::fs::write(
+        &photo,
+        ore_tests::media::jpeg(
+            "2019:06:01 18:30:05",
+            "Canon",
+            "EOS 80D",
+            [45, 27, 51],
+            [9, 11, 24],
+        ),
+    )
+    .expect("write");
+    let song = p.join("prelude.flac");
+    let comments = [
+        "ARTIST=Johann Sebastian Bach",
+        "ALBUM=Cello Suites",
+        "TITLE=Prelude",
+        "DATE=1720",
+        "TRACKNUMBER=1",
+    ];
+    std::fs::write(&song, ore_tests::media::flac(&comments)).expect("write");
+    let pic = import(&ore, &["media", photo.to_str().unwrap()]);
+    let tune = import(
+        &ore,
+        &[
+            "media",
+            song.to_str().unwrap(),
+            "--set",
+            "title=Suite No. 1: Prelude",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        ore.run(&["--json", "props", &pic])
+            .expect(0, "props")
+            .stdout
+            .trim(),
+    )
+    .expect("json");
+    assert_eq!(
+        v["props"]["date"].as_str(),
+        Some("2019-06-01 18:30:05"),
+        "{v}"
+    );
+    assert_eq!(v["props"]["camera"].as_str(), Some("Canon EOS 80D"), "{v}");
+    assert_eq!(
+        v["props"]["gps"].as_str(),
+        Some("45.464167,9.190000"),
+        "{v}"
+    );
+    assert_eq!(v["props"]["type"].as_str(), Some("image/jpeg"), "{v}");
+    let v: serde_json::Value = serde_json::from_str(
+        ore.run(&["--json", "props", &tune])
+            .expect(0, "props")
+            .stdout
+            .trim(),
+    )
+    .expect("json");
+    assert_eq!(
+        v["props"]["creator"].as_str(),
+        Some("Johann Sebastian Bach"),
+        "{v}"
+    );
+    assert_eq!(v["props"]["album"].as_str(), Some("Cello Suites"), "{v}");
+    assert_eq!(
+        v["props"]["title"].as_str(),
+        Some("Suite No. 1: Prelude"),
+        "--set wins: {v}"
+    );
+    assert_eq!(v["props"]["track"].as_i64(), Some(1), "{v}");
+    assert_eq!(
+        found(&ore, "media", "creator~bach and date<1800-01-01"),
+        vec![tune.clone()]
+    );
+    assert_eq!(
+        found(&ore, "media", "camera~canon and date>=2019-06-01"),
+        vec![pic.clone()]
+    );
+    // --no-extract leaves it all out; a file the parsers refuse only gives no property.
+    let bare = import(&ore, &["plain", photo.to_str().unwrap(), "--no-extract"]);
+    let v: serde_json::Value = serde_json::from_str(
+        ore.run(&["--json", "props", &bare])
+            .expect(0, "props")
+            .stdout
+            .trim(),
+    )
+    .expect("json");
+    assert_eq!(v["props"], serde_json::json!({}), "{v}");
+    let broken = p.join("broken.jpg");
+    let mut bytes =
+        ore_tests::media::jpeg("2019:06:01 18:30:05", "Canon", "EOS", [1, 2, 3], [4, 5, 6]);
+    bytes.truncate(30);
+    std::fs::write(&broken, bytes).expect("write");
+    let cut = import(&ore, &["media", broken.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(
+        ore.run(&["--json", "props", &cut])
+            .expect(0, "props")
+            .stdout
+            .trim(),
+    )
+    .expect("json");
+    assert!(
+        v["props"]["camera"].is_null() && v["props"]["size"].as_i64() == Some(30),
+        "{v}"
+    );
+}

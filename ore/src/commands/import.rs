@@ -203,6 +203,12 @@ fn properties(root: &Entry, path: &std::path::Path, bytes: u64, opts: &ImportOpt
             EntryKind::Dir { .. } => Some("inode/directory".to_string()),
             _ => crate::core::extract::mime(path),
         };
+        if path.is_file() {
+            for (key, value) in crate::core::extract::properties(path, kind.as_deref()) {
+                props.retain(|p| p.key != key);
+                props.push(Prop { key, value });
+            }
+        }
         if let Some(kind) = kind {
             props.push(Prop {
                 key: "type".into(),

@@ -75,6 +75,10 @@ pub const VOCABULARY: &[(&str, Type)] = &[
     ("size", Type::Int),
     ("mtime", Type::Date),
     ("name", Type::Text),
+    ("camera", Type::Text),
+    ("gps", Type::Text),
+    ("album", Type::Text),
+    ("track", Type::Int),
 ];
 
 /// The type of property `key` when the vocabulary fixes it.
