@@ -227,16 +227,12 @@ fn properties(root: &Entry, path: &std::path::Path, bytes: u64, opts: &ImportOpt
     props
 }
 
-/// Files `objects` in the index of the head `tag` names (and takes `replaced` out of the
-/// searches), stores a new head and moves the tag to it; on a race, does the same on the head
-/// the other run stored. The new head's key, and whether there was a race.
-fn commit(
+/// The index changes that file `objects`, and take `replaced` out of the searches.
+fn changes_for(
     repo: &Repo,
-    tag: &str,
-    mut current: Option<(Key, Head)>,
     objects: &[(Key, Object)],
     replaced: Option<Key>,
-) -> Result<(Key, bool)> {
+) -> Result<Vec<Change>> {
     let mut changes: Vec<Change> = Vec::new();
     for (key, o) in objects {
         changes.push((object_entry(key), Some(encode(&Summary::of(o)))));
@@ -253,36 +249,117 @@ fn commit(
         changes.push((object_entry(&old), Some(encode(&summary))));
         changes.extend(search_entries(&old, &o).into_iter().map(|e| (e, None)));
     }
+    Ok(changes)
+}
+
+/// Files `objects` in the index of the head `tag` names (and takes `replaced` out of the
+/// searches), stores a new head and moves the tag to it. The new head's key, and whether
+/// another run moved the tag meanwhile.
+fn commit(
+    repo: &Repo,
+    tag: &str,
+    current: Option<(Key, Head)>,
+    objects: &[(Key, Object)],
+    replaced: Option<Key>,
+) -> Result<(Key, bool)> {
+    let changes = changes_for(repo, objects, replaced)?;
+    let added = objects.len() as i64;
+    let delta = (added, added - i64::from(replaced.is_some()));
+    commit_changes(repo, tag, current, &changes, delta, "import")
+}
+
+/// Applies `changes` to the index of the head `tag` names, stores a new head whose counts of
+/// objects and current objects change by `delta`, and moves the tag to it, recording
+/// `action` in the reflog; on a race, does the same on the head the other run stored. The new
+/// head's key, and whether there was a race.
+pub(crate) fn commit_changes(
+    repo: &Repo,
+    tag: &str,
+    mut current: Option<(Key, Head)>,
+    changes: &[Change],
+    delta: (i64, i64),
+    action: &str,
+) -> Result<(Key, bool)> {
     let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
     let mut raced = false;
+    let count = |n: u64, d: i64| n.saturating_add_signed(d);
     loop {
         let (expected, before) = match &current {
             Some((k, h)) => (Some(*k), Some(h)),
             None => (None, None),
         };
-        let index = index::apply(repo, before.and_then(|h| h.index.as_ref()), changes.clone())?;
-        let added = objects.len() as u64;
+        let index = index::apply(
+            repo,
+            before.and_then(|h| h.index.as_ref()),
+            changes.to_vec(),
+        )?;
         let head = Head {
             index,
-            objects: before.map_or(0, |h| h.objects) + added,
-            current: (before.map_or(0, |h| h.current) + added)
-                .saturating_sub(u64::from(replaced.is_some())),
+            objects: count(before.map_or(0, |h| h.objects), delta.0),
+            current: count(before.map_or(0, |h| h.current), delta.1),
             previous: expected,
             made_ns: crate::core::util::now_ns(),
         };
         let plain = encode(&head);
         let key = repo.keys().key_of(Kind::Head as u8, &plain);
-        let entry = RefEntry::now(tag, expected, Some(key), "import");
+        let entry = RefEntry::now(tag, expected, Some(key), action);
         let staged = reflog_head
             .as_ref()
             .map(|h| reflog::stage(repo, h, &[entry]));
         let mut blocks: Vec<(Kind, &[u8])> = vec![(Kind::Head, &plain)];
         blocks.extend(staged.iter().map(|s| (Kind::Reflog, s.plain.as_slice())));
         repo.put_blocks_durably(&blocks)?;
-        if repo.move_tag_staged(tag, expected, key, "import", staged)? {
+        if repo.move_tag_staged(tag, expected, key, action, staged)? {
             return Ok((key, raced));
         }
         raced = true;
         current = head_of(repo, tag)?;
     }
+}
+
+/// `ore forget TAG --where QUERY` on an archive tag: the objects matching `query`, with the
+/// versions they replaced, leave the index (gc then frees what nothing else holds). With
+/// `dry_run`, only says which. The objects matched.
+pub fn forget_where(
+    repo: &Repo,
+    tag: &str,
+    query: &crate::core::query::Query,
+    dry_run: bool,
+) -> Result<Vec<crate::commands::search::Hit>> {
+    let hits = crate::commands::search::search(repo, tag, query)?;
+    if dry_run || hits.is_empty() {
+        return Ok(hits);
+    }
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    let Some((head_key, head)) = head_of(repo, tag)? else {
+        return Err(Error::Usage(format!("there is no archive tag {tag}")));
+    };
+    let mut changes: Vec<Change> = Vec::new();
+    let mut gone = 0i64;
+    let mut seen = std::collections::HashSet::new();
+    for hit in &hits {
+        // The object, and the older versions it replaced, while the index lists them.
+        let mut at = Some(hit.key);
+        while let Some(key) = at {
+            if !seen.insert(key)
+                || crate::core::objects::summary_of(repo, head.index.as_ref(), &key)?.is_none()
+            {
+                break;
+            }
+            let o: Object = repo.get(key, Kind::Object)?;
+            changes.push((object_entry(&key), None));
+            changes.extend(search_entries(&key, &o).into_iter().map(|e| (e, None)));
+            gone += 1;
+            at = o.parent;
+        }
+    }
+    commit_changes(
+        repo,
+        tag,
+        Some((head_key, head)),
+        &changes,
+        (-gone, -(hits.len() as i64)),
+        "forget",
+    )?;
+    Ok(hits)
 }

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use translate::Translator;
 
+mod archival;
 mod former;
 mod same;
 mod translate;
@@ -43,7 +44,8 @@ pub use same::refuse_same_archive;
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TagSync {
     pub tag: String,
-    /// `created`, `moved`, `unchanged` or `conflict`.
+    /// `created`, `moved`, `unchanged`, `conflict`, or `skipped` (an archive tag between
+    /// archives of different keys).
     pub status: &'static str,
     #[serde(serialize_with = "crate::core::util::ser_opt_key")]
     pub was: Option<Key>,
@@ -77,13 +79,14 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
     }
     let started = std::time::Instant::now();
     let _lease = crate::core::lease::Lease::acquire(dst)?;
-    let heads = select_heads(src, tags)?;
+    let (heads, archive_tags) = archival::split(src, select_heads(src, tags)?)?;
+    let shared = dst.shares_keys(src);
     let mut out = SyncOutcome::default();
     // Between archives that do not share keys, the translator (kept to recognise former values
     // of the source's tags, which are translated too).
     let mut translator = None;
     // For each tag: the destination's key of each snapshot of the source chain, newest first.
-    let chains: Vec<(String, Vec<Key>)> = if dst.shares_keys(src) {
+    let chains: Vec<(String, Vec<Key>)> = if shared {
         let (from, to) = (src.format().format, dst.format().format);
         if from > to {
             return Err(Error::Usage(format!(
@@ -95,7 +98,12 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             )));
         }
         out.mode = "as stored";
-        copy_stored(src, dst, &heads, &mut out)?;
+        copy_stored(
+            src,
+            dst,
+            &[&heads[..], &archive_tags[..]].concat(),
+            &mut out,
+        )?;
         heads
             .iter()
             .map(|(t, _)| Ok((t.clone(), chain_keys(src, t)?)))
@@ -126,6 +134,7 @@ pub fn sync(src: &Repo, dst: &Repo, tags: &[String]) -> Result<SyncOutcome> {
             src, dst, &p.tag, p.head, &p.keys, p.was, p.former,
         )?);
     }
+    archival::move_tags(src, dst, &archive_tags, shared, &mut out)?;
     out.duration_ms = started.elapsed().as_millis() as u64;
     Ok(out)
 }

@@ -304,11 +304,13 @@ fn read(
                     children.push((l.snapshot, Node::Linked, 0));
                     l.previous
                 }
-                // An archive tag's head: its index, and the head before it.
+                // An archive tag's head: its index. The head before it is not followed: what a
+                // forget took out of the index must become garbage, so earlier heads live only
+                // as long as the reflog and the tag's kept history name them.
                 Kind::Head if node == Node::Snapshot => {
                     let h: crate::core::archival::Head = decode(plain.data(), &key, Kind::Head)?;
                     children.extend(h.index.map(|r| (r.node, Node::Index, 0)));
-                    h.previous.into_iter().collect()
+                    Vec::new()
                 }
                 Kind::Snapshot => {
                     let s: Snapshot = decode(plain.data(), &key, Kind::Snapshot)?;

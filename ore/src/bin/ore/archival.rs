@@ -1,6 +1,6 @@
 //! `ore import` and `ore search`: archival mode on the command line (docs/ARCHIVAL.md).
 
-use crate::cli::{ImportArgs, PropsArgs, SearchArgs};
+use crate::cli::{ForgetArgs, ImportArgs, PropsArgs, SearchArgs};
 use crate::{out, with_progress, Done, Env};
 use anyhow::{anyhow, Result};
 use ore::commands::import::{import as import_objects, ImportOptions};
@@ -165,4 +165,65 @@ fn value_json(v: &ore::core::archival::Value) -> serde_json::Value {
         Value::Date(d) => json!(format_date(*d)),
         Value::List(l) => json!(l),
     }
+}
+
+/// `ore forget` on archive tags: `--where QUERY` removes the objects it matches from each.
+/// `true` when it handled the command (every tag an archive tag, with a query); an error for
+/// a query on a snapshot tag, or an archive tag without one.
+pub fn forget_archive_tags(env: &Env, repo: &ore::Repo, a: &ForgetArgs) -> Result<bool> {
+    let mut archive = Vec::new();
+    for tag in &a.tags {
+        let is_archive = matches!(ore::core::objects::head_of(repo, tag), Ok(Some(_)));
+        match (is_archive, &a.query) {
+            (true, None) => {
+                return Err(anyhow!(
+                    "{tag} is an archive tag: forget takes --where QUERY for it (objects are \
+                     forgotten by what they are, never by age alone)"
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(anyhow!(
+                    "{tag} is not an archive tag: --where is for archive tags (keep snapshots \
+                     with --keep-last, --keep-daily, ...)"
+                ))
+            }
+            (true, Some(_)) => archive.push(tag),
+            (false, None) => {}
+        }
+    }
+    let Some(text) = &a.query else {
+        return Ok(false);
+    };
+    let query = ore::core::query::parse(text).map_err(|e| anyhow!("query: {e}"))?;
+    for tag in archive {
+        let hits = ore::commands::import::forget_where(repo, tag, &query, a.dry_run)?;
+        if env.global.json {
+            env.json(&json!({
+                "tag": tag,
+                "dry_run": a.dry_run,
+                "forgotten": hits.iter().map(|h| hit_json(&h.key, &h.summary)).collect::<Vec<_>>(),
+            }))?;
+            continue;
+        }
+        for h in &hits {
+            out(&format!(
+                "{}  {}  {}\n",
+                if a.dry_run { "would forget" } else { "forgot" },
+                h.key.to_hex(),
+                h.summary.title
+            ))?;
+        }
+        if !env.global.quiet {
+            eprintln!(
+                "{tag}: {} object(s) {}",
+                hits.len(),
+                if a.dry_run {
+                    "would be forgotten"
+                } else {
+                    "forgotten; `ore gc` frees what nothing else holds"
+                }
+            );
+        }
+    }
+    Ok(true)
 }

@@ -522,6 +522,10 @@ pub struct ForgetArgs {
     /// Keep every snapshot made within DURATION (e.g. 36h, 30d, 2y) of the newest.
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<String>,
+    /// For archive tags: forget the objects that match QUERY (see `ore search`), with the
+    /// versions they replaced. Archive tags forget only by a query, never by age alone.
+    #[arg(long = "where", value_name = "QUERY", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within"])]
+    pub query: Option<String>,
     /// Decide and report, change nothing.
     #[arg(long)]
     pub dry_run: bool,

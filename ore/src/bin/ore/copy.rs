@@ -32,7 +32,9 @@ pub fn sync(env: &Env, a: SyncArgs) -> Result<Done> {
         }
     })?;
     let o = ore::commands::sync::sync(&src, &dst, &a.tags)?;
-    let conflicts = o.tags.iter().filter(|t| t.status == "conflict").count();
+    let conflicts = (o.tags.iter())
+        .filter(|t| matches!(t.status, "conflict" | "skipped"))
+        .count();
     if env.global.json {
         env.json(&serde_json::to_value(&o)?)?;
     } else {

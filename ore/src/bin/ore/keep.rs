@@ -31,6 +31,9 @@ pub fn forget(env: &Env, a: ForgetArgs) -> Result<Done> {
             .transpose()?,
     };
     let repo = env.open()?;
+    if crate::archival::forget_archive_tags(env, &repo, &a)? {
+        return Ok(Done::Clean);
+    }
     let prune = a.prune && !a.dry_run;
     if prune {
         ore::commands::reflog::may_expire(&repo)?;

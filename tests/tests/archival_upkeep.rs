@@ -1,0 +1,141 @@
+//! Archive tags through the archive's upkeep: `ore forget --where`, gc after it, and `ore
+//! sync` to an archive that shares keys (copied) or not (reported, not copied).
+
+use ore_tests::ore::Ore;
+use std::path::Path;
+
+fn import(ore: &Ore, tag: &str, path: &Path, set: &[&str]) -> String {
+    let mut args = vec!["import", tag, path.to_str().expect("utf-8")];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    ore.run(&args).expect(0, "import").stdout.trim().to_string()
+}
+
+fn found(ore: &Ore, tag: &str, query: &str) -> usize {
+    let r = ore.run(&["--json", "search", tag, query]).expect(0, query);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    v.as_array().expect("a list").len()
+}
+
+/// Bytes of everything under `dir`.
+fn size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                size(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn forget_where_removes_the_matching_objects_and_their_old_versions_and_gc_frees_their_data() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    for (name, seed) in [("keep", 1), ("scratch1", 2), ("scratch2", 3)] {
+        std::fs::create_dir_all(p.join(name)).expect("mkdir");
+        std::fs::write(
+            p.join(name).join("data"),
+            ore_tests::trees::bytes(seed, 1 << 20),
+        )
+        .expect("write");
+    }
+    import(&ore, "work", &p.join("keep"), &["title=Keeper"]);
+    let s1 = import(&ore, "work", &p.join("scratch1"), &["tags=scratch"]);
+    import(&ore, "work", &p.join("scratch2"), &["tags=scratch,old"]);
+    // A newer version of scratch1: forgetting it forgets the version it replaced too.
+    ore.run(&["props", &s1, "--set", "comment=v2"])
+        .expect(0, "props");
+    // By a query only: an archive tag is never forgotten by age.
+    let r = ore.run(&["forget", "work", "--keep-last", "1"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("forget takes --where QUERY"),
+        "{}",
+        r.stderr
+    );
+    let r = ore
+        .run(&["forget", "work", "--where", "tags:scratch", "--dry-run"])
+        .expect(0, "dry run");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("would forget"))
+            .count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        found(&ore, "work", "tags:scratch"),
+        2,
+        "a dry run changes nothing"
+    );
+    ore.run(&["forget", "work", "--where", "tags:scratch"])
+        .expect(0, "forget");
+    assert_eq!(found(&ore, "work", "tags:scratch"), 0);
+    assert_eq!(found(&ore, "work", "title=keeper"), 1);
+    let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
+    assert!(tags.contains("archive tag: 1 object(s)"), "{tags}");
+    // gc frees the forgotten objects' data once the reflog lets go of the heads naming them.
+    let before = size(Path::new(&ore.archive));
+    ore.run(&["gc", "--expire-reflog"]).expect(0, "gc");
+    let freed = before.saturating_sub(size(Path::new(&ore.archive)));
+    assert!(
+        freed > (3 << 20) / 2,
+        "the two forgotten trees' 2 MiB (compressed little) are freed: {freed} bytes"
+    );
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+    // A query on a snapshot tag is refused.
+    ore.snapshot("home", &p.join("keep"));
+    let r = ore.run(&["forget", "home", "--where", "title=x"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("not an archive tag"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn sync_copies_archive_tags_between_archives_sharing_keys_and_reports_them_otherwise() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("doc")).expect("mkdir");
+    std::fs::write(p.join("doc/a.txt"), "a document").expect("write");
+    import(&ore, "docs", &p.join("doc"), &["title=A document"]);
+    ore.snapshot("home", &p.join("doc"));
+    let twin = Ore::new(p.join("twin").display().to_string());
+    twin.run(&["init", "--from", &ore.archive])
+        .expect(0, "init --from");
+    let r = ore.run(&["sync", "--to", &twin.archive]).expect(0, "sync");
+    assert!(
+        r.stdout.contains("created  docs") && r.stdout.contains("created  home"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(found(&twin, "docs", "title~document"), 1);
+    twin.run(&["check", "--read-data"]).expect(0, "check");
+    // A second import follows on the next sync.
+    import(&ore, "docs", &p.join("doc"), &["title=Another"]);
+    let r = ore
+        .run(&["sync", "--to", &twin.archive])
+        .expect(0, "sync again");
+    assert!(r.stdout.contains("moved  docs"), "{}", r.stdout);
+    assert_eq!(found(&twin, "docs", "title~another"), 1);
+    // Another archive's keys: snapshot tags are copied, the archive tag is reported.
+    let other = Ore::new(p.join("other").display().to_string());
+    other.run(&["init"]).expect(0, "init");
+    let r = ore
+        .run(&["sync", "--to", &other.archive])
+        .expect(3, "sync to other keys");
+    assert!(
+        r.stdout.contains("created  home") && r.stdout.contains("skipped  docs"),
+        "{}",
+        r.stdout
+    );
+}
