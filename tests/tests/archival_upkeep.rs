@@ -139,3 +139,25 @@ fn sync_copies_archive_tags_between_archives_sharing_keys_and_reports_them_other
         r.stdout
     );
 }
+
+#[test]
+fn a_snapshot_onto_an_archive_tag_is_refused_before_it_reads_anything() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("doc")).expect("mkdir");
+    std::fs::write(p.join("doc/a.txt"), "a document").expect("write");
+    import(&ore, "docs", &p.join("doc"), &["title=A document"]);
+    let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
+    let r = ore.run(&["snapshot", "docs", p.join("doc").to_str().unwrap()]);
+    assert!(
+        r.code == 1 && r.stderr.contains("docs is an archive tag"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        ore.run(&["tags"]).expect(0, "tags").stdout,
+        tags,
+        "the tag did not move"
+    );
+    assert_eq!(found(&ore, "docs", "title~document"), 1);
+}

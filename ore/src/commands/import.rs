@@ -92,6 +92,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         let one = SnapshotOptions {
             tag: opts.tag.clone(),
             paths: vec![path.clone()],
+            archive_object: true,
             ..clone_store(&opts.store)
         };
         let mut stored = store(repo, &one)?;

@@ -133,6 +133,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     let (paths, stream) = stream_of(listed, a.stdin_name, a.stdin_from_command)?;
     let opts = SnapshotOptions {
         in_place,
+        archive_object: false,
         changed: None,
         labels: a.label,
         tag: a.tag,

@@ -83,6 +83,9 @@ pub struct SnapshotOptions {
     pub in_place: bool,
     /// `key=value` labels kept with the snapshot.
     pub labels: Vec<crate::core::labels::Label>,
+    /// The tree is an archive object's (`ore import`), filed on an archive tag: `tag` names an
+    /// archive head, not a snapshot chain.
+    pub archive_object: bool,
     /// Every path that changed since the tag's last snapshot (`ore watch`, from the kernel's
     /// events, complete): a directory with no change at or below it, found unchanged in the
     /// file cache, is taken from there without being walked. `None`: walk everything.
@@ -203,7 +206,7 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
     let time = crate::core::util::now_ns();
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
     // Read while the lease is taken, and the reflog's head for the end (each a round trip).
-    let parent = repo.tag_ahead(&opts.tag);
+    let parent = repo.tag_block_ahead(&opts.tag);
     let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
     // Taking the lease is two round trips (a tag move, a read of `ore:gc`): its time sizes
     // what may wait for the archive's answers (see `defer`).
@@ -216,7 +219,13 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
         }
     };
     let rtt = asked.elapsed() / 2;
-    let parent = parent.wait()?;
+    let (parent, kind) = parent.wait_kind(repo)?;
+    if kind == Some(Kind::Head) && !opts.archive_object {
+        return Err(Error::Usage(format!(
+            "{} is an archive tag (its objects are added with `ore import`): snapshot under another tag",
+            opts.tag
+        )));
+    }
     let paths = absolute_paths(&opts.paths, opts.in_place)?;
     let progress = progress_for(repo, opts, parent, &paths);
 
