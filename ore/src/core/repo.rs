@@ -63,31 +63,6 @@ pub struct Repo {
     checkpoint_every: u64,
 }
 
-/// A tag's value and the stored bytes of the block it names, when read.
-type TagAndBlock = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// A tag and the block it names being read in the background (see [`Repo::tag_block_ahead`]).
-pub struct TagBlockAhead(
-    String,
-    std::thread::JoinHandle<protocol::Result<TagAndBlock>>,
-);
-
-impl TagBlockAhead {
-    /// What the tag names, and that block's kind when it could be read and opened.
-    pub fn wait_kind(self, repo: &Repo) -> Result<(Option<Key>, Option<Kind>)> {
-        let (value, stored) = self
-            .1
-            .join()
-            .map_err(|_| Error::Archive(format!("reading tag {} failed", self.0)))??;
-        let key = Repo::tag_value(&self.0, value)?;
-        let kind = match (key, stored) {
-            (Some(k), Some(s)) => block::open(repo.keys(), &k, None, s).ok().map(|p| p.kind),
-            _ => None,
-        };
-        Ok((key, kind))
-    }
-}
-
 /// A tag being read in the background (see [`Repo::tag_ahead`]).
 pub struct TagAhead(
     String,
@@ -479,25 +454,6 @@ impl Repo {
         TagAhead(
             name.to_string(),
             std::thread::spawn(move || backend.get_tag(&n)),
-        )
-    }
-
-    /// Like [`Repo::tag_ahead`], and reads the block the tag names too, in the same thread:
-    /// [`TagAhead::wait_kind`] then also says what kind of block it is (a snapshot chain's
-    /// node, or an archive head), at no round trip of its own.
-    pub fn tag_block_ahead(&self, name: &str) -> TagBlockAhead {
-        let (backend, n) = (self.backend.clone(), name.to_string());
-        TagBlockAhead(
-            name.to_string(),
-            std::thread::spawn(move || {
-                let value = backend.get_tag(&n)?;
-                let stored = match value.as_deref().and_then(parse_tag_value) {
-                    // A block that cannot be read now is reported by whatever reads it next.
-                    Some(k) => backend.get(k).ok().flatten(),
-                    None => None,
-                };
-                Ok((value, stored))
-            }),
         )
     }
 

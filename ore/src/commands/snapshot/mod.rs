@@ -206,7 +206,7 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
     let time = crate::core::util::now_ns();
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
     // Read while the lease is taken, and the reflog's head for the end (each a round trip).
-    let parent = repo.tag_block_ahead(&opts.tag);
+    let parent = repo.tag_ahead(&opts.tag);
     let reflog_head = (!opts.dry_run).then(|| crate::core::reflog::read_head_ahead(repo));
     // Taking the lease is two round trips (a tag move, a read of `ore:gc`): its time sizes
     // what may wait for the archive's answers (see `defer`).
@@ -219,12 +219,9 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
         }
     };
     let rtt = asked.elapsed() / 2;
-    let (parent, kind) = parent.wait_kind(repo)?;
-    if kind == Some(Kind::Head) && !opts.archive_object {
-        return Err(Error::Usage(format!(
-            "{} is an archive tag (its objects are added with `ore import`): snapshot under another tag",
-            opts.tag
-        )));
+    let parent = parent.wait()?;
+    if let (Some(p), false) = (parent, opts.archive_object) {
+        refuse_archive_tag(repo, opts, p)?;
     }
     let paths = absolute_paths(&opts.paths, opts.in_place)?;
     let progress = progress_for(repo, opts, parent, &paths);
@@ -261,6 +258,32 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
             gc_value,
         },
     })
+}
+
+/// The file cache's note of what this machine last moved `tag` to: a snapshot chain's node.
+fn tag_note(tag: &str) -> String {
+    format!("tag-node:{tag}")
+}
+
+/// Refuses to snapshot onto an archive tag (one whose value `parent` is an archive head),
+/// before anything is walked. The block is read only when the file cache does not know
+/// `parent` as the node this machine last moved the tag to, so that an unchanged
+/// re-snapshot costs no request more.
+fn refuse_archive_tag(repo: &Repo, opts: &SnapshotOptions, parent: Key) -> Result<()> {
+    let noted = (opts.cache.as_deref())
+        .and_then(|path| CacheReader::open(path).ok())
+        .and_then(|r| r.meta(&tag_note(&opts.tag)).ok().flatten());
+    if noted.as_deref() == Some(parent.to_hex().as_bytes()) {
+        return Ok(());
+    }
+    // A block that cannot be read now is reported by whatever reads it next.
+    match repo.get_block_any(parent) {
+        Ok(p) if p.kind == Kind::Head => Err(Error::Usage(format!(
+            "{} is an archive tag (its objects are added with `ore import`): snapshot under another tag",
+            opts.tag
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Each path to save, absolute and with its symlinks resolved.
@@ -485,6 +508,7 @@ fn commit(
         if repo.move_tag_staged(&opts.tag, expected, node, "snapshot", staged)? {
             if let Some(w) = done.writer {
                 w.set_meta("last_snapshot", key.to_hex().as_bytes())?;
+                w.set_meta(&tag_note(&opts.tag), node.to_hex().as_bytes())?;
                 w.set_meta("gc", &done.gc_value)?;
                 w.commit()?;
             }
