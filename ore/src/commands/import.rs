@@ -49,7 +49,37 @@ pub struct ImportOutcome {
     pub head: Key,
     /// Another run moved the tag meanwhile (its objects are kept).
     pub raced: bool,
+    /// Index nodes the last try stored: what filing the objects rewrote.
+    pub index_nodes: u64,
     pub warnings: Vec<Warning>,
+}
+
+/// Stores index nodes through an archive, counting them.
+struct Counting<'r> {
+    repo: &'r Repo,
+    stored: std::cell::Cell<u64>,
+}
+
+impl index::Nodes for Counting<'_> {
+    fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>> {
+        self.repo.load(key, kind)
+    }
+
+    fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {
+        self.stored.set(self.stored.get() + 1);
+        self.repo.store(kind, plain)
+    }
+}
+
+/// Files `objects`, whose blocks (and trees) are stored already, on archive tag `tag`, under
+/// a lease: what `ore import` does once it has stored them, for programs that make objects
+/// themselves (the archival benchmark's generator). The new head, whether another run moved
+/// the tag meanwhile, and the index nodes stored.
+pub fn file(repo: &Repo, tag: &str, objects: &[(Key, Object)]) -> Result<(Key, bool, u64)> {
+    crate::core::format::check_user_tag(tag)?;
+    let _lease = crate::core::lease::Lease::acquire(repo)?;
+    let start = head_of(repo, tag)?;
+    commit(repo, tag, start, objects, None)
 }
 
 /// Imports `opts.paths` as objects on `opts.tag`.
@@ -116,12 +146,13 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     for l in &mut leases {
         l.confirm(repo)?;
     }
-    let (head, raced) = commit(repo, &opts.tag, start, &objects, replaced)?;
+    let (head, raced, index_nodes) = commit(repo, &opts.tag, start, &objects, replaced)?;
     drop(leases);
     Ok(ImportOutcome {
         objects,
         head,
         raced,
+        index_nodes,
         warnings,
     })
 }
@@ -262,7 +293,7 @@ fn commit(
     current: Option<(Key, Head)>,
     objects: &[(Key, Object)],
     replaced: Option<Key>,
-) -> Result<(Key, bool)> {
+) -> Result<(Key, bool, u64)> {
     let changes = changes_for(repo, objects, replaced)?;
     let added = objects.len() as i64;
     let delta = (added, added - i64::from(replaced.is_some()));
@@ -280,7 +311,7 @@ pub(crate) fn commit_changes(
     changes: &[Change],
     delta: (i64, i64),
     action: &str,
-) -> Result<(Key, bool)> {
+) -> Result<(Key, bool, u64)> {
     let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
     let mut raced = false;
     let count = |n: u64, d: i64| n.saturating_add_signed(d);
@@ -289,8 +320,12 @@ pub(crate) fn commit_changes(
             Some((k, h)) => (Some(*k), Some(h)),
             None => (None, None),
         };
-        let index = index::apply(
+        let counting = Counting {
             repo,
+            stored: std::cell::Cell::new(0),
+        };
+        let index = index::apply(
+            &counting,
             before.and_then(|h| h.index.as_ref()),
             changes.to_vec(),
         )?;
@@ -311,7 +346,7 @@ pub(crate) fn commit_changes(
         blocks.extend(staged.iter().map(|s| (Kind::Reflog, s.plain.as_slice())));
         repo.put_blocks_durably(&blocks)?;
         if repo.move_tag_staged(tag, expected, key, action, staged)? {
-            return Ok((key, raced));
+            return Ok((key, raced, counting.stored.get()));
         }
         raced = true;
         current = head_of(repo, tag)?;

@@ -42,6 +42,7 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
         env.json(&json!({
             "head": r.head.to_hex(),
             "raced": r.raced,
+            "index_nodes": r.index_nodes,
             "objects": r.objects.iter().map(|(k, o)| json!({
                 "key": k.to_hex(),
                 "source": show(&o.source),

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Archival mode at scale (docs/ARCHIVAL.md): an archive tag of N synthetic objects (default
+# 1,000,000; made by the library through tests/src/bin/archival-gen.rs, since a million
+# `ore import` runs would take hours), then what the issue's targets measure:
+#   - index nodes stored by one more `ore import` (a handful, not the index);
+#   - `ore search` with one term, three terms and a word, warm: best of 3, with peak RSS;
+#   - `ore import` of a real tree as one object against `ore snapshot` of it.
+#
+#   bench/archival.sh [N] [TREE]        (TREE default /usr/share)
+#
+# Everything lives under $ORE_BENCH_WORK (default /dev/shm/ore-archival).
+set -euo pipefail
+N=${1:-1000000}
+TREE=${2:-/usr/share}
+WORK=${ORE_BENCH_WORK:-/dev/shm/ore-archival}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ORE=$ROOT/target/release/ore
+GEN=$ROOT/target/release/archival-gen
+[ -x "$ORE" ] && [ -x "$GEN" ] || (cd "$ROOT" && cargo build --release -p ore -p ore-tests --bin ore --bin archival-gen >&2)
+rm -rf "$WORK"; mkdir -p "$WORK"
+export ORE_PASSPHRASE=bench XDG_CACHE_HOME=$WORK/cache
+A=$WORK/archive
+"$ORE" -a "$A" init -q
+
+echo "filing $N synthetic objects on tag big..."
+/usr/bin/time -f "generator: %e s, peak %M KiB" "$GEN" "$A" big "$N" 2>&1 | tail -n 2
+"$ORE" -a "$A" tags
+
+mkdir -p "$WORK/one"; echo "one more" > "$WORK/one/f"
+"$ORE" -a "$A" --json import big "$WORK/one" --set title="one more" --set creator=creator-17 |
+    python3 -c 'import json,sys; print("index nodes stored by one more import:", json.load(sys.stdin)["index_nodes"])'
+
+best() { # best wall time and its peak RSS of 3 warm runs of `ore search big QUERY`
+    local q=$1 out=$WORK/times
+    : > "$out"
+    "$ORE" -a "$A" search big "$q" > /dev/null  # warm
+    for _ in 1 2 3; do
+        /usr/bin/time -f "%e %M" -a -o "$out" "$ORE" -a "$A" search big "$q" > "$WORK/hits"
+    done
+    sort -n "$out" | head -n 1 | awk -v q="$q" -v n="$(wc -l < "$WORK/hits")" \
+        '{ printf "search %-55s %6.3f s  peak %4d MiB  %d hits\n", q, $1, $2 / 1024, n }'
+}
+best 'creator=creator-17'
+best 'creator=creator-17 and date>=1950-01-01 and tags:t7'
+best 'title~w123'
+best 'size<1000000 and not tags:t3'
+
+echo "one object of $TREE against a snapshot of it (archive on $WORK):"
+for tool in snapshot import; do
+    rm -rf "$WORK/t"; "$ORE" -a "$WORK/t" init -q
+    case $tool in
+    snapshot) /usr/bin/time -f "  ore snapshot: %e s, peak %M KiB" "$ORE" -a "$WORK/t" snapshot -q home "$TREE" > /dev/null ;;
+    import) /usr/bin/time -f "  ore import:   %e s, peak %M KiB" "$ORE" -a "$WORK/t" import -q docs "$TREE" > /dev/null ;;
+    esac
+done
