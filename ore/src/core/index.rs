@@ -36,10 +36,11 @@ use crate::core::error::{Error, Result};
 use protocol::Key;
 use serde::{Deserialize, Serialize};
 
-/// A node is split when its encoding would pass this many bytes…
-pub const NODE_BYTES: usize = 32 * 1024;
+/// A node is split when its encoding would pass this many bytes (a point look-up reads one
+/// leaf whole: 32 KiB made a search that shows 88 objects 40% slower, docs/ARCHIVAL.md)…
+pub const NODE_BYTES: usize = 8 * 1024;
 /// …or it would hold more items than this.
-pub const NODE_ITEMS: usize = 1024;
+pub const NODE_ITEMS: usize = 256;
 /// The longest key an entry may have.
 pub const MAX_KEY: usize = 1024;
 /// The longest value an entry may have.
