@@ -161,3 +161,61 @@ fn a_snapshot_onto_an_archive_tag_is_refused_before_it_reads_anything() {
     );
     assert_eq!(found(&ore, "docs", "title~document"), 1);
 }
+
+#[test]
+fn long_tag_values_a_file_s_own_mtime_and_a_browsable_archive_beside_an_archive_tag() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    // A song whose title is longer than any index entry: imported, found by its words.
+    let long = format!("TITLE={} prelude", "x".repeat(2000));
+    let song = p.join("long.flac");
+    std::fs::write(&song, ore_tests::media::flac(&[&long, "ARTIST=Bach"])).expect("write");
+    let key = import(&ore, "music", &song, &[]);
+    assert_eq!(found(&ore, "music", "title~prelude"), 1, "{key}");
+    let r = ore.run(&[
+        "import",
+        "music",
+        song.to_str().unwrap(),
+        "--set",
+        &format!("title={}", "y".repeat(5000)),
+    ]);
+    assert!(
+        r.code == 1 && r.stderr.contains("at most 4096"),
+        "{}",
+        r.stderr
+    );
+    // A single file's mtime property is the file's own.
+    let old = p.join("old.txt");
+    std::fs::write(&old, "old").expect("write");
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981_173_106); // 2001-02-03
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .expect("open")
+        .set_modified(t)
+        .expect("set mtime");
+    import(&ore, "files", &old, &[]);
+    assert_eq!(found(&ore, "files", "mtime<2002-01-01"), 1);
+    // Two PATHs in one import: two objects, each filed.
+    std::fs::create_dir_all(p.join("a")).expect("mkdir");
+    std::fs::create_dir_all(p.join("b")).expect("mkdir");
+    let two = ore
+        .run(&[
+            "import",
+            "pair",
+            p.join("a").to_str().unwrap(),
+            p.join("b").to_str().unwrap(),
+        ])
+        .expect(0, "import two");
+    assert_eq!(two.stdout.lines().count(), 2, "{}", two.stdout);
+    assert_eq!(found(&ore, "pair", "not name=zzz"), 2);
+    // Browsing still reaches the snapshot tags.
+    ore.snapshot("home", &p.join("a"));
+    let r = ore.explore("ls /\ncd /home\nls\n", None);
+    assert!(
+        r.stdout.contains("home") && r.stdout.contains("current"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}

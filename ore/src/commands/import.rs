@@ -114,10 +114,13 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             Some(old)
         }
     };
-    // Each tree under its own lease; all are held until the tag moves.
-    let mut leases = Vec::new();
+    // Each PATH is stored under its lease and filed (its tag moved) before the next one is
+    // stored: a lease held while another is taken would wait for a gc that waits for it,
+    // and many held at once made each new one slower to take.
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
+    let (mut head, mut raced, mut index_nodes) = (None, false, 0);
+    let mut start = start;
     for path in &opts.paths {
         let one = SnapshotOptions {
             tag: opts.tag.clone(),
@@ -140,14 +143,19 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             size: stored.snap.stats.bytes,
         };
         let (key, _) = repo.put_block(Kind::Object, &encode(&object))?;
+        if let Some(l) = &mut stored.lease {
+            l.confirm(repo)?;
+        }
+        let one = [(key, object)];
+        let (h, r, n) = commit(repo, &opts.tag, start.take(), &one, replaced)?;
+        let [(key, object)] = one;
         objects.push((key, object));
-        leases.extend(stored.lease);
+        (head, raced, index_nodes) = (Some(h), raced || r, index_nodes + n);
+        drop(stored.lease);
+        start = head_of(repo, &opts.tag)?;
     }
-    for l in &mut leases {
-        l.confirm(repo)?;
-    }
-    let (head, raced, index_nodes) = commit(repo, &opts.tag, start, &objects, replaced)?;
-    drop(leases);
+    let head =
+        head.ok_or_else(|| Error::Usage("nothing to import: give at least one PATH".into()))?;
     Ok(ImportOutcome {
         objects,
         head,
@@ -226,9 +234,17 @@ fn properties(root: &Entry, path: &std::path::Path, bytes: u64, opts: &ImportOpt
             key: "size".into(),
             value: Value::Int(bytes as i64),
         });
+        // A file PATH's root is the directory around it: its own time is the file's.
+        let mtime = match std::fs::symlink_metadata(path) {
+            Ok(m) if !m.is_dir() => {
+                use std::os::unix::fs::MetadataExt;
+                m.mtime()
+            }
+            _ => root.mtime.div_euclid(1_000_000_000),
+        };
         props.push(Prop {
             key: "mtime".into(),
-            value: Value::Date(root.mtime.div_euclid(1_000_000_000)),
+            value: Value::Date(mtime),
         });
         let kind = match &root.kind {
             EntryKind::Dir { .. } if path.is_file() => crate::core::extract::mime(path),

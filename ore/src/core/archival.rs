@@ -142,6 +142,12 @@ pub fn typed(key: &str, ty: Type, text: &str) -> std::result::Result<Value, Stri
     if text.contains('\0') {
         return Err(format!("a value of `{key}` holds a NUL byte"));
     }
+    if text.len() > MAX_VALUE {
+        return Err(format!(
+            "a value of `{key}` of {} bytes: at most {MAX_VALUE}",
+            text.len()
+        ));
+    }
     Ok(match ty {
         Type::Text => Value::Text(text.to_string()),
         Type::Int => Value::Int(text.trim().parse().map_err(|_| format!("`{text}` is not an integer (`{key}` is int)"))?),
@@ -194,6 +200,9 @@ pub fn format_date(secs: i64) -> String {
         Err(_) => secs.to_string(),
     }
 }
+
+/// The longest value a property may be given.
+pub const MAX_VALUE: usize = 4096;
 
 /// A property of an object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,11 +334,21 @@ pub fn object_entry(key: &Key) -> Vec<u8> {
     k
 }
 
-/// The `p` and `w` entries that find object `key` (values are empty).
+/// The longest value a `p` entry is made for: a longer one is found by its words only.
+pub const MAX_INDEXED_VALUE: usize = 512;
+/// The longest word a `w` entry is made for.
+pub const MAX_INDEXED_WORD: usize = 128;
+
+/// The `p` and `w` entries that find object `key` (values are empty). Values and words past
+/// [`MAX_INDEXED_VALUE`] and [`MAX_INDEXED_WORD`] bytes are left out, so that every entry fits
+/// the index's bounds whatever a file's tags hold; the object keeps them whole.
 pub fn search_entries(key: &Key, o: &Object) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for p in &o.props {
-        for v in value_bytes(&p.value) {
+        for v in value_bytes(&p.value)
+            .into_iter()
+            .filter(|v| v.len() <= MAX_INDEXED_VALUE)
+        {
             let mut e = prop_prefix(&p.key, &v);
             e.extend_from_slice(&key.0);
             out.push(e);
@@ -339,7 +358,10 @@ pub fn search_entries(key: &Key, o: &Object) -> Vec<Vec<u8>> {
             Value::List(l) => l.join(" "),
             _ => continue,
         };
-        for w in words(&text) {
+        for w in words(&text)
+            .into_iter()
+            .filter(|w| w.len() <= MAX_INDEXED_WORD)
+        {
             let mut e = word_prefix(&p.key);
             e.extend_from_slice(w.as_bytes());
             e.push(0);

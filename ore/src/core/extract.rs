@@ -34,11 +34,22 @@ const EXIF_SCAN: u64 = 1 << 20;
 /// artist (`creator`), album, title, year (`date`) and track. Nothing for other files, or for
 /// a file a parser refuses.
 pub fn properties(path: &Path, mime: Option<&str>) -> Vec<(String, Value)> {
-    match mime {
+    let mut found = match mime {
         Some(m) if m.starts_with("image/") => photo(path),
         Some(m) if m.starts_with("audio/") || m == "video/mp4" => audio(path),
         _ => Vec::new(),
+    };
+    // What a file says is cut to what a property may hold (`archival::MAX_VALUE`).
+    for (_, v) in &mut found {
+        if let Value::Text(t) = v {
+            let mut end = t.len().min(crate::core::archival::MAX_VALUE);
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t.truncate(end);
+        }
     }
+    found
 }
 
 fn photo(path: &Path) -> Vec<(String, Value)> {

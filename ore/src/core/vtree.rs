@@ -123,6 +123,9 @@ impl<'r> VTree<'r> {
     /// The tags shown.
     pub fn tags(&self) -> Result<Vec<String>> {
         let mut tags: Vec<String> = self.repo.tags()?.into_iter().map(|(n, _)| n).collect();
+        // Archive tags are not shown yet (browsing them by property is to come): one of them
+        // must not make every snapshot tag unreachable.
+        tags.retain(|t| !matches!(crate::core::objects::head_of(self.repo, t), Ok(Some(_))));
         if let Some(o) = &self.only {
             tags.retain(|t| t == o);
             if tags.is_empty() {
