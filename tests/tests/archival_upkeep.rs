@@ -219,3 +219,36 @@ fn long_tag_values_a_file_s_own_mtime_and_a_browsable_archive_beside_an_archive_
         r.stderr
     );
 }
+
+#[test]
+fn an_object_prefix_that_names_two_objects_on_any_tags_is_refused() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("x")).expect("mkdir");
+    // Seventeen objects over two tags: two of them share their first hex digit.
+    let mut keys = Vec::new();
+    for i in 0..17 {
+        let tag = if i % 2 == 0 { "even" } else { "odd" };
+        keys.push(import(&ore, tag, &p.join("x"), &[&format!("title=n{i}")]));
+    }
+    let shared = (keys.iter())
+        .find(|k| keys.iter().filter(|o| o[..1] == k[..1]).count() > 1)
+        .map(|k| k[..1].to_string())
+        .expect("pigeonholes");
+    for args in [
+        vec!["props", &shared],
+        vec!["props", &shared, "--set", "comment=x"],
+    ] {
+        let r = ore.run(&args);
+        assert!(
+            r.code == 1 && r.stderr.contains("names more than one object"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
+    assert!(
+        tags.contains("archive tag: 9 object(s)") && tags.contains("archive tag: 8 object(s)"),
+        "{tags}"
+    );
+}

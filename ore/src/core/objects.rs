@@ -33,10 +33,24 @@ pub fn head_of(repo: &Repo, tag: &str) -> Result<Option<(Key, Head)>> {
 
 /// The object on `head`'s index whose key is `spec` or starts with it.
 pub fn find_object(repo: &Repo, tag: &str, head: Option<&Head>, spec: &str) -> Result<Key> {
+    match matching(repo, head, spec)?.as_slice() {
+        [k] => Ok(*k),
+        [] => Err(Error::Usage(format!(
+            "no object {spec} on archive tag {tag}"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "`{spec}` names more than one object on {tag}: give more digits"
+        ))),
+    }
+}
+
+/// Up to two objects of `head`'s index whose keys start with `spec` (hex).
+fn matching(repo: &Repo, head: Option<&Head>, spec: &str) -> Result<Vec<Key>> {
     let bad = || Error::Usage(format!("`{spec}` is not an object key (hex digits)"));
     if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
+    let spec = spec.to_ascii_lowercase();
     let index = head.and_then(|h| h.index.as_ref());
     let even = hex::decode(&spec[..spec.len() & !1]).map_err(|_| bad())?;
     let mut from = vec![crate::core::archival::OBJECTS];
@@ -48,22 +62,14 @@ pub fn find_object(repo: &Repo, tag: &str, head: Option<&Head>, spec: &str) -> R
             break;
         }
         let key = crate::core::archival::entry_object(&item.key);
-        if let Some(k) = key.filter(|k| k.to_hex().starts_with(&spec.to_ascii_lowercase())) {
+        if let Some(k) = key.filter(|k| k.to_hex().starts_with(&spec)) {
             found.push(k);
             if found.len() > 1 {
                 break;
             }
         }
     }
-    match found.as_slice() {
-        [k] => Ok(*k),
-        [] => Err(Error::Usage(format!(
-            "no object {spec} on archive tag {tag}"
-        ))),
-        _ => Err(Error::Usage(format!(
-            "`{spec}` names more than one object on {tag}: give more digits"
-        ))),
-    }
+    Ok(found)
 }
 
 /// Object `key` of archive tag `tag` as a chain node: a snapshot of its tree, taken when it
@@ -109,25 +115,23 @@ pub fn object_by_prefix(repo: &Repo, prefix: &str) -> Result<Option<Node>> {
 
 /// The archive tag and key of the object whose key starts with `prefix`, on any archive tag.
 pub fn find_anywhere(repo: &Repo, prefix: &str) -> Result<Option<(String, Key)>> {
-    let mut found: Option<(String, Key)> = None;
+    let mut found: Vec<(String, Key)> = Vec::new();
     for (tag, _) in repo.tags()? {
         let Ok(Some((_, head))) = head_of(repo, &tag) else {
             continue;
         };
-        match find_object(repo, &tag, Some(&head), prefix) {
-            Ok(k) => match &found {
-                Some((_, other)) if *other != k => {
-                    return Err(Error::Usage(format!(
-                        "`{prefix}` names more than one object ({other} and {k}); give more digits"
-                    )))
-                }
-                _ => found = Some((tag, k)),
-            },
-            Err(Error::Usage(_)) => {}
-            Err(e) => return Err(e),
+        for k in matching(repo, Some(&head), prefix)? {
+            if !found.iter().any(|(_, f)| *f == k) {
+                found.push((tag.clone(), k));
+            }
+        }
+        if let [(_, a), (_, b), ..] = found.as_slice() {
+            return Err(Error::Usage(format!(
+                "`{prefix}` names more than one object ({a} and {b}); give more digits"
+            )));
         }
     }
-    Ok(found)
+    Ok(found.pop())
 }
 
 /// What the index at `index` keeps of object `key` (`None`: not on it).
