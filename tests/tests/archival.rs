@@ -12,6 +12,12 @@ fn tree(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
+/// `ore --json props OBJECT`, parsed.
+fn props_json(ore: &Ore, object: &str) -> serde_json::Value {
+    let r = ore.run(&["--json", "props", object]).expect(0, "props");
+    serde_json::from_str(r.stdout.trim()).expect("json")
+}
+
 /// The keys `ore search --json` gives, in order.
 fn found(ore: &Ore, tag: &str, query: &str) -> Vec<String> {
     let r = ore.run(&["--json", "search", tag, query]).expect(0, query);
@@ -563,13 +569,7 @@ fn props_shows_an_object_and_a_new_version_changes_its_properties_without_storin
         vec![second.clone()],
         "the old version left the searches"
     );
-    let v: serde_json::Value = serde_json::from_str(
-        ore.run(&["--json", "props", &second])
-            .expect(0, "props")
-            .stdout
-            .trim(),
-    )
-    .expect("json");
+    let v: serde_json::Value = props_json(&ore, &second);
     assert_eq!(v["parent"].as_str(), Some(first.as_str()));
     assert_eq!(v["props"]["comment"].as_str(), Some("the good one"));
     // The old version is the parent: a version of it again is refused, naming the newest rule.
@@ -637,13 +637,7 @@ fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
             "title=Suite No. 1: Prelude",
         ],
     );
-    let v: serde_json::Value = serde_json::from_str(
-        ore.run(&["--json", "props", &pic])
-            .expect(0, "props")
-            .stdout
-            .trim(),
-    )
-    .expect("json");
+    let v: serde_json::Value = props_json(&ore, &pic);
     assert_eq!(
         v["props"]["date"].as_str(),
         Some("2019-06-01 18:30:05"),
@@ -656,13 +650,7 @@ fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
         "{v}"
     );
     assert_eq!(v["props"]["type"].as_str(), Some("image/jpeg"), "{v}");
-    let v: serde_json::Value = serde_json::from_str(
-        ore.run(&["--json", "props", &tune])
-            .expect(0, "props")
-            .stdout
-            .trim(),
-    )
-    .expect("json");
+    let v: serde_json::Value = props_json(&ore, &tune);
     assert_eq!(
         v["props"]["creator"].as_str(),
         Some("Johann Sebastian Bach"),
@@ -685,13 +673,7 @@ fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
     );
     // --no-extract leaves it all out; a file the parsers refuse only gives no property.
     let bare = import(&ore, &["plain", photo.to_str().unwrap(), "--no-extract"]);
-    let v: serde_json::Value = serde_json::from_str(
-        ore.run(&["--json", "props", &bare])
-            .expect(0, "props")
-            .stdout
-            .trim(),
-    )
-    .expect("json");
+    let v: serde_json::Value = props_json(&ore, &bare);
     assert_eq!(v["props"], serde_json::json!({}), "{v}");
     let broken = p.join("broken.jpg");
     let mut bytes =
@@ -699,13 +681,7 @@ fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
     bytes.truncate(30);
     std::fs::write(&broken, bytes).expect("write");
     let cut = import(&ore, &["media", broken.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_str(
-        ore.run(&["--json", "props", &cut])
-            .expect(0, "props")
-            .stdout
-            .trim(),
-    )
-    .expect("json");
+    let v: serde_json::Value = props_json(&ore, &cut);
     assert!(
         v["props"]["camera"].is_null() && v["props"]["size"].as_i64() == Some(30),
         "{v}"
