@@ -43,6 +43,7 @@ pub fn logged(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+pub mod archival;
 pub mod campaign;
 pub mod crafted;
 pub mod dumps;

@@ -2,42 +2,13 @@
 //! properties on an archive tag, `ore search` finds them from the tag's index, and the rest of
 //! the archive's life (gc, check, tags, snapshots, racing imports) knows archive tags.
 
+use ore_tests::archival::{dir_size, found, import, props_json, tree};
 use ore_tests::ore::{Ore, Run};
 use std::path::Path;
-
-fn tree(dir: &Path, files: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text).expect("write");
-    }
-}
-
-/// `ore --json props OBJECT`, parsed.
-fn props_json(ore: &Ore, object: &str) -> serde_json::Value {
-    let r = ore.run(&["--json", "props", object]).expect(0, "props");
-    serde_json::from_str(r.stdout.trim()).expect("json")
-}
-
-/// The keys `ore search --json` gives, in order.
-fn found(ore: &Ore, tag: &str, query: &str) -> Vec<String> {
-    let r = ore.run(&["--json", "search", tag, query]).expect(0, query);
-    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    let mut keys: Vec<String> = (v.as_array().expect("a list").iter())
-        .map(|h| h["key"].as_str().expect("key").to_string())
-        .collect();
-    keys.sort();
-    keys
-}
 
 fn sorted(mut v: Vec<&String>) -> Vec<String> {
     v.sort();
     v.into_iter().cloned().collect()
-}
-
-fn import(ore: &Ore, args: &[&str]) -> String {
-    let mut all = vec!["import"];
-    all.extend_from_slice(args);
-    ore.run(&all).expect(0, "import").stdout.trim().to_string()
 }
 
 #[test]
@@ -586,20 +557,6 @@ fn props_shows_an_object_and_a_new_version_changes_its_properties_without_storin
         r.stderr
     );
     ore.run(&["check", "--read-data"]).expect(0, "check");
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).expect("read_dir") {
-        let e = e.expect("entry");
-        let m = e.metadata().expect("metadata");
-        n += if m.is_dir() {
-            dir_size(&e.path())
-        } else {
-            m.len()
-        };
-    }
-    n
 }
 
 #[test]

@@ -5,33 +5,15 @@ use ore_tests::ore::Ore;
 use std::path::Path;
 
 fn import(ore: &Ore, tag: &str, path: &Path, set: &[&str]) -> String {
-    let mut args = vec!["import", tag, path.to_str().expect("utf-8")];
+    let mut args = vec![tag, path.to_str().expect("utf-8")];
     for s in set {
         args.extend(["--set", s]);
     }
-    ore.run(&args).expect(0, "import").stdout.trim().to_string()
+    ore_tests::archival::import(ore, &args)
 }
 
 fn found(ore: &Ore, tag: &str, query: &str) -> usize {
-    let r = ore.run(&["--json", "search", tag, query]).expect(0, query);
-    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    v.as_array().expect("a list").len()
-}
-
-/// Bytes of everything under `dir`.
-fn size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|e| {
-            let e = e.expect("entry");
-            let m = e.metadata().expect("metadata");
-            if m.is_dir() {
-                size(&e.path())
-            } else {
-                m.len()
-            }
-        })
-        .sum()
+    ore_tests::archival::found(ore, tag, query).len()
 }
 
 #[test]
@@ -83,9 +65,9 @@ fn forget_where_removes_the_matching_objects_and_their_old_versions_and_gc_frees
     let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
     assert!(tags.contains("archive tag: 1 object(s)"), "{tags}");
     // gc frees the forgotten objects' data once the reflog lets go of the heads naming them.
-    let before = size(Path::new(&ore.archive));
+    let before = ore_tests::archival::dir_size(Path::new(&ore.archive));
     ore.run(&["gc", "--expire-reflog"]).expect(0, "gc");
-    let freed = before.saturating_sub(size(Path::new(&ore.archive)));
+    let freed = before.saturating_sub(ore_tests::archival::dir_size(Path::new(&ore.archive)));
     assert!(
         freed > (3 << 20) / 2,
         "the two forgotten trees' 2 MiB (compressed little) are freed: {freed} bytes"

@@ -391,17 +391,35 @@ fn roots(repo: &Repo, specs: &[String]) -> Result<Roots> {
 fn indexes(repo: &Repo) -> Result<Vec<(Key, Node, String)>> {
     let mut out = Vec::new();
     for (tag, _) in repo.tags()? {
-        let head = match crate::core::objects::head_of(repo, &tag) {
-            Ok(Some((_, head))) => head,
+        let (key, head) = match crate::core::objects::head_of(repo, &tag) {
+            Ok(Some(found)) => found,
             // A snapshot tag, or a head the walk has reported already.
             _ => continue,
         };
-        if let Some(root) = &head.index {
-            for p in crate::core::index::check(repo, root) {
+        let Some(root) = &head.index else {
+            continue;
+        };
+        let problems = crate::core::index::check(repo, root);
+        let sound = problems.is_empty();
+        for p in problems {
+            out.push((
+                p.node,
+                Node::Index,
+                format!("in the index of archive tag {tag}: {}", p.what),
+            ));
+        }
+        // The head's counts are what `ore tags` shows: they must be the index's own.
+        if sound {
+            let (objects, current) = crate::core::objects::count(repo, Some(root))?;
+            if (objects, current) != (head.objects, head.current) {
                 out.push((
-                    p.node,
+                    key,
                     Node::Index,
-                    format!("in the index of archive tag {tag}: {}", p.what),
+                    format!(
+                        "the head of archive tag {tag} counts {} objects ({} current), and its index \
+                         holds {objects} ({current} current)",
+                        head.objects, head.current
+                    ),
                 ));
             }
         }

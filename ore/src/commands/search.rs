@@ -34,10 +34,12 @@ pub fn search(repo: &Repo, tag: &str, query: &Query) -> Result<Vec<Hit>> {
     let Some((_, head)) = head_of(repo, tag)? else {
         return Err(Error::Usage(format!("there is no archive tag {tag}")));
     };
-    let s = Searcher {
-        repo,
-        index: head.index.as_ref(),
-    };
+    search_in(repo, head.index.as_ref(), query)
+}
+
+/// The objects on the index at `index` that match `query`, in key order.
+pub fn search_in(repo: &Repo, index: Option<&Root>, query: &Query) -> Result<Vec<Hit>> {
+    let s = Searcher { repo, index };
     let keys = s.eval(query)?;
     let mut hits = Vec::with_capacity(keys.len());
     for key in keys {
@@ -166,15 +168,17 @@ impl Searcher<'_> {
                 }
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                let prefix = prop_prefix(&key, &[]);
+                // Only values of the type the bound has: its first byte.
                 let (ty, v) = &values[0];
+                let prefix = prop_prefix(&key, &v[..1]);
+                let at = prefix.len() - 1;
                 let numeric = matches!(ty, Type::Int | Type::Date);
                 self.scan(&prefix, |k, _| {
-                    let Some(value) = k.get(prefix.len()..k.len().saturating_sub(32)) else {
+                    let Some(value) = k.get(at..k.len().saturating_sub(32)) else {
                         return;
                     };
-                    // Numbers compare with numbers (8 bytes each), text with anything.
-                    if numeric && value.len() != 8 {
+                    // A number is its type byte and 8 bytes; anything else is not compared.
+                    if numeric && value.len() != 9 {
                         return;
                     }
                     let o = value.cmp(v.as_slice());

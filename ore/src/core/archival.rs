@@ -286,14 +286,24 @@ pub const OBJECTS: u8 = b'o';
 pub const PROPS: u8 = b'p';
 pub const WORDS: u8 = b'w';
 
-/// Order-preserving bytes of one value of a property (a list gives one per element): text
-/// lower-cased; integers and dates big-endian with the sign bit flipped, so byte order is
-/// numeric order.
+/// The byte a value's entry starts with: its type, so that values of one property of
+/// different types (a key outside the vocabulary may hold text on one object and a number on
+/// another) sort apart and a range scans only its own type.
+pub const TEXT_VALUE: u8 = b't';
+pub const INT_VALUE: u8 = b'i';
+pub const DATE_VALUE: u8 = b'd';
+
+/// Order-preserving bytes of one value of a property (a list gives one per element): its type
+/// byte, then text lower-cased, or an integer or date big-endian with the sign bit flipped,
+/// so byte order is numeric order.
 pub fn value_bytes(v: &Value) -> Vec<Vec<u8>> {
+    let text = |t: &str| [&[TEXT_VALUE][..], t.to_lowercase().as_bytes()].concat();
+    let number = |ty: u8, n: i64| [&[ty][..], &((n as u64) ^ (1 << 63)).to_be_bytes()].concat();
     match v {
-        Value::Text(t) => vec![t.to_lowercase().into_bytes()],
-        Value::Int(n) | Value::Date(n) => vec![((*n as u64) ^ (1 << 63)).to_be_bytes().to_vec()],
-        Value::List(l) => l.iter().map(|t| t.to_lowercase().into_bytes()).collect(),
+        Value::Text(t) => vec![text(t)],
+        Value::Int(n) => vec![number(INT_VALUE, *n)],
+        Value::Date(n) => vec![number(DATE_VALUE, *n)],
+        Value::List(l) => l.iter().map(|t| text(t)).collect(),
     }
 }
 

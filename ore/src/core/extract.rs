@@ -6,41 +6,76 @@
 //! from the file's first bytes through `infer` (magic numbers of some two hundred formats), a
 //! photo's EXIF through `kamadak-exif`, and an audio file's tags (ID3, Vorbis comments, MP4,
 //! APE…) through `lofty`.
+//!
+//! Reading is bounded in time as well as in bytes. A tag reader that meets no tag where it
+//! expects one searches the file for the next audio frame, and a crafted file of 200 MB of
+//! false frame starts kept `lofty` busy for 88 s (measured). So the audio reader reads
+//! through [`Budget`], which fails every read and seek once [`AUDIO_BUDGET`] has passed: the
+//! parser gives up, the file is imported without its tags, and the import says so.
+//!
+//! Everything is read from one open file, which the caller has compared with what was
+//! stored, so the properties describe the version in the archive.
 
 use crate::core::archival::Value;
-use std::io::Read;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 /// How much of a file the type is judged from.
-const HEAD: u64 = 8192;
+const HEAD: usize = 8192;
 
-/// The MIME type of the file at `path` from its first bytes; `None` when it cannot be read or
-/// is of no type `infer` knows.
-pub fn mime(path: &Path) -> Option<String> {
-    let mut head = Vec::with_capacity(HEAD as usize);
-    std::fs::File::open(path)
-        .ok()?
-        .take(HEAD)
-        .read_to_end(&mut head)
-        .ok()?;
-    infer::get(&head).map(|t| t.mime_type().to_string())
+/// How long an audio file's tags may take to read.
+pub const AUDIO_BUDGET: Duration = Duration::from_secs(2);
+
+/// Up to `len` bytes of `file` from its start, whatever its offset.
+fn head(file: &File, len: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0; len];
+    let mut n = 0;
+    while n < len {
+        match file.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// The MIME type of `file` from its first bytes; `None` when it cannot be read or is of no
+/// type `infer` knows.
+pub fn mime(file: &File) -> Option<String> {
+    infer::get(&head(file, HEAD)?).map(|t| t.mime_type().to_string())
+}
+
+/// What reading a file's contents found, and what stopped it short.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub props: Vec<(String, Value)>,
+    /// Why some properties could not be read (the budget ran out).
+    pub note: Option<String>,
 }
 
 /// How much of a photo is searched for its EXIF block (it sits near the start).
-const EXIF_SCAN: u64 = 1 << 20;
+const EXIF_SCAN: usize = 1 << 20;
 
 /// The properties a file's contents give, by what it is: a photo's date taken (`date`),
 /// camera (`camera`) and position (`gps`, "latitude,longitude" in degrees); an audio file's
 /// artist (`creator`), album, title, year (`date`) and track. Nothing for other files, or for
 /// a file a parser refuses.
-pub fn properties(path: &Path, mime: Option<&str>) -> Vec<(String, Value)> {
+pub fn properties(file: &File, mime: Option<&str>) -> Found {
     let mut found = match mime {
-        Some(m) if m.starts_with("image/") => photo(path),
-        Some(m) if m.starts_with("audio/") || m == "video/mp4" => audio(path),
-        _ => Vec::new(),
+        Some(m) if m.starts_with("image/") => Found {
+            props: photo(file),
+            note: None,
+        },
+        Some(m) if m.starts_with("audio/") || m == "video/mp4" => audio(file, AUDIO_BUDGET),
+        _ => Found::default(),
     };
     // What a file says is cut to what a property may hold (`archival::MAX_VALUE`).
-    for (_, v) in &mut found {
+    for (_, v) in &mut found.props {
         if let Value::Text(t) = v {
             let mut end = t.len().min(crate::core::archival::MAX_VALUE);
             while !t.is_char_boundary(end) {
@@ -52,16 +87,12 @@ pub fn properties(path: &Path, mime: Option<&str>) -> Vec<(String, Value)> {
     found
 }
 
-fn photo(path: &Path) -> Vec<(String, Value)> {
+fn photo(file: &File) -> Vec<(String, Value)> {
     use exif::{In, Tag};
-    let Ok(file) = std::fs::File::open(path) else {
+    // A bounded window of the file, so a crafted photo cannot make the reader take all of it.
+    let Some(head) = head(file, EXIF_SCAN) else {
         return Vec::new();
     };
-    // A bounded window of the file, so a crafted photo cannot make the reader take all of it.
-    let mut head = Vec::new();
-    if file.take(EXIF_SCAN).read_to_end(&mut head).is_err() {
-        return Vec::new();
-    }
     let Ok(exif) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(head)) else {
         return Vec::new();
     };
@@ -120,14 +151,43 @@ fn photo(path: &Path) -> Vec<(String, Value)> {
     out
 }
 
-fn audio(path: &Path) -> Vec<(String, Value)> {
+/// An audio file's tags, read within `budget`.
+pub fn audio(file: &File, budget: Duration) -> Found {
     use lofty::prelude::*;
-    // lofty bounds what it allocates for a tag (16 MiB by default), whatever the file says.
-    let Ok(file) = lofty::read_from_path(path) else {
-        return Vec::new();
+    let Ok(mut own) = file.try_clone() else {
+        return Found::default();
+    };
+    if own.rewind().is_err() {
+        return Found::default();
+    }
+    let deadline = Instant::now() + budget;
+    let reader = Budget {
+        inner: std::io::BufReader::new(own),
+        deadline,
+    };
+    // lofty bounds what it allocates for a tag (16 MiB by default), whatever the file says;
+    // the audio properties (length, bit rate) are not read: nothing here keeps them.
+    let options = lofty::config::ParseOptions::new().read_properties(false);
+    let parsed = lofty::probe::Probe::new(reader)
+        .options(options)
+        .guess_file_type()
+        .map_err(|_| ())
+        .and_then(|p| p.read().map_err(|_| ()));
+    let file = match parsed {
+        Ok(f) => f,
+        Err(_) if Instant::now() >= deadline => {
+            return Found {
+                props: Vec::new(),
+                note: Some(format!(
+                    "its audio tags were not read: reading them took over {} s (a damaged or crafted file?)",
+                    budget.as_secs_f64()
+                )),
+            }
+        }
+        Err(_) => return Found::default(),
     };
     let Some(tag) = file.primary_tag().or_else(|| file.first_tag()) else {
-        return Vec::new();
+        return Found::default();
     };
     let mut out = Vec::new();
     for (key, value) in [
@@ -156,5 +216,41 @@ fn audio(path: &Path) -> Vec<(String, Value)> {
     if let Some(t) = tag.track() {
         out.push(("track".into(), Value::Int(i64::from(t))));
     }
-    out
+    Found {
+        props: out,
+        note: None,
+    }
+}
+
+/// A reader that fails once its deadline has passed: how a parser's time is bounded without
+/// a thread left running.
+struct Budget<R> {
+    inner: R,
+    deadline: Instant,
+}
+
+impl<R> Budget<R> {
+    fn check(&self) -> std::io::Result<()> {
+        match Instant::now() < self.deadline {
+            true => Ok(()),
+            false => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the time for reading this file's tags is up",
+            )),
+        }
+    }
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Budget<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.check()?;
+        self.inner.seek(pos)
+    }
 }

@@ -160,3 +160,24 @@ pub fn check_current(repo: &Repo, tag: &str, head: &Head, key: &Key) -> Result<(
         _ => Ok(()),
     }
 }
+
+/// How many objects the index at `index` holds, and how many of them are current (not
+/// replaced): what its head should say.
+pub fn count(repo: &Repo, index: Option<&crate::core::index::Root>) -> Result<(u64, u64)> {
+    let from = [crate::core::archival::OBJECTS];
+    let (mut objects, mut current) = (0, 0);
+    for item in Cursor::new(repo, index, &from)? {
+        let item = item?;
+        if item.key.first() != Some(&crate::core::archival::OBJECTS) {
+            break;
+        }
+        let Some(key) = crate::core::archival::entry_object(&item.key) else {
+            continue;
+        };
+        let s: crate::core::archival::Summary =
+            crate::core::entry::decode(&item.value, &key, Kind::IndexLeaf)?;
+        objects += 1;
+        current += u64::from(!s.replaced);
+    }
+    Ok((objects, current))
+}

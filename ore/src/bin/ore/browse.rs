@@ -267,8 +267,12 @@ pub fn tags(env: &Env) -> Result<Done> {
                 if env.global.json {
                     env.json(&json!({"tag": tag, "archive": true, "node": node.to_hex(), "objects": head.objects, "current": head.current, "time": format_time(head.made_ns), "time_ns": head.made_ns}))?;
                 } else {
+                    let replaced = match head.objects.saturating_sub(head.current) {
+                        0 => String::new(),
+                        n => format!(" (+{n} replaced)"),
+                    };
                     out(&format!(
-                        "{tag}\t{}\t{}\tarchive tag: {} object(s)\n",
+                        "{tag}\t{}\t{}\tarchive tag: {} object(s){replaced}\n",
                         &node.to_hex()[..12],
                         format_time(head.made_ns),
                         head.current

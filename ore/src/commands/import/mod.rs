@@ -5,24 +5,24 @@
 //! under a lease, so its blocks dedup against every snapshot and object of the archive and no
 //! gc removes them before the tag names them. Only then are the object blocks, the index's
 //! new nodes and a new head stored, and the tag moved by compare-and-swap. When another run
-//! moved the tag meanwhile, the same changes are applied to the index that run made, so
-//! neither run's objects are lost. Everything a user can get wrong (the tag, `--set`,
+//! moved the tag meanwhile, the changes are worked out again against the index that run made
+//! ([`commit`]), so neither run's objects are lost and no object's history forks. Everything a user can get wrong (the tag, `--set`,
 //! `--replace`) is checked before anything is stored, and the tag moves only at the end.
 //!
 //! The file cache is read, so unchanged files are not read again, but not written: a
 //! snapshot's cache rows describe the snapshot's own trees.
 
+mod filing;
+
 use crate::commands::snapshot::{store, SnapshotOptions};
-use crate::core::archival::{
-    object_entry, search_entries, Head, Object, Prop, Summary, Value, ARCHIVAL_FROM,
-};
+use crate::core::archival::{Object, Prop, Value, ARCHIVAL_FROM};
 use crate::core::block::Kind;
-use crate::core::entry::{encode, Entry, EntryKind, Warning};
+use crate::core::entry::{encode, EntryKind, Warning};
 use crate::core::error::{Error, Result};
-use crate::core::index::{self, Change};
 pub use crate::core::objects::{find_object, head_of};
-use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
+use filing::commit;
+pub use filing::forget_where;
 use protocol::Key;
 use std::path::PathBuf;
 
@@ -52,23 +52,6 @@ pub struct ImportOutcome {
     /// Index nodes the last try stored: what filing the objects rewrote.
     pub index_nodes: u64,
     pub warnings: Vec<Warning>,
-}
-
-/// Stores index nodes through an archive, counting them.
-struct Counting<'r> {
-    repo: &'r Repo,
-    stored: std::cell::Cell<u64>,
-}
-
-impl index::Nodes for Counting<'_> {
-    fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>> {
-        self.repo.load(key, kind)
-    }
-
-    fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {
-        self.stored.set(self.stored.get() + 1);
-        self.repo.store(kind, plain)
-    }
 }
 
 /// Files `objects`, whose blocks (and trees) are stored already, on archive tag `tag`, under
@@ -128,12 +111,14 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             archive_object: true,
             ..clone_store(&opts.store)
         };
+        let was_dir = path.is_dir();
         let mut stored = store(repo, &one)?;
         // Not written: the rows describe this tree, not a snapshot (see the module doc).
         stored.done.writer = None;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
+        let props = properties(repo, &stored.snap, path, was_dir, opts, &mut warnings)?;
         let object = Object {
-            props: properties(&stored.snap.root, path, stored.snap.stats.bytes, opts),
+            props,
             root: stored.snap.root,
             imported_ns: stored.snap.time,
             host: stored.snap.host,
@@ -218,200 +203,105 @@ fn clone_store(s: &SnapshotOptions) -> SnapshotOptions {
     }
 }
 
-/// The object's properties: what the files say (unless `--no-extract`), then `--set`.
-fn properties(root: &Entry, path: &std::path::Path, bytes: u64, opts: &ImportOptions) -> Vec<Prop> {
+/// The object's properties: what the stored tree says (name, size, mtime, type) and what
+/// the contents of a file PATH give (unless `--no-extract`), then `--set`.
+///
+/// Contents are read again after the file is stored, so they are read only from a file
+/// whose size and mtime are still those stored: a file changed meanwhile gives no
+/// properties from its contents, and a warning says so, rather than properties of a version
+/// the archive does not hold.
+fn properties(
+    repo: &Repo,
+    stored: &crate::core::entry::Snapshot,
+    path: &std::path::Path,
+    was_dir: bool,
+    opts: &ImportOptions,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Prop>> {
     let mut props: Vec<Prop> = Vec::new();
+    let mut put = |key: &str, value: Value| {
+        props.retain(|p| p.key != key);
+        props.push(Prop {
+            key: key.to_string(),
+            value,
+        });
+    };
     if opts.extract {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        props.push(Prop {
-            key: "name".into(),
-            value: Value::Text(name),
-        });
-        props.push(Prop {
-            key: "size".into(),
-            value: Value::Int(bytes as i64),
-        });
-        // A file PATH's root is the directory around it: its own time is the file's.
-        let mtime = match std::fs::symlink_metadata(path) {
-            Ok(m) if !m.is_dir() => {
-                use std::os::unix::fs::MetadataExt;
-                m.mtime()
+        put("name", Value::Text(name.clone()));
+        put("size", Value::Int(stored.stats.bytes as i64));
+        // A file PATH's root is the directory made around it: the file is its entry.
+        let entry = match (&stored.root.kind, was_dir) {
+            (_, true) => stored.root.clone(),
+            (EntryKind::Dir { tree }, false) => {
+                crate::core::tree::lookup(repo, *tree, name.as_bytes())?
+                    .unwrap_or_else(|| stored.root.clone())
             }
-            _ => root.mtime.div_euclid(1_000_000_000),
+            _ => stored.root.clone(),
         };
-        props.push(Prop {
-            key: "mtime".into(),
-            value: Value::Date(mtime),
-        });
-        let kind = match &root.kind {
-            EntryKind::Dir { .. } if path.is_file() => crate::core::extract::mime(path),
-            EntryKind::Dir { .. } => Some("inode/directory".to_string()),
-            _ => crate::core::extract::mime(path),
-        };
-        if path.is_file() {
-            for (key, value) in crate::core::extract::properties(path, kind.as_deref()) {
-                props.retain(|p| p.key != key);
-                props.push(Prop { key, value });
+        put("mtime", Value::Date(entry.mtime.div_euclid(1_000_000_000)));
+        match &entry.kind {
+            EntryKind::Dir { .. } => put("type", Value::Text("inode/directory".into())),
+            EntryKind::File { size, .. } => {
+                let mut note = |message: String| {
+                    warnings.push(Warning {
+                        path: crate::core::util::path_bytes(path).to_vec(),
+                        message,
+                    })
+                };
+                match same_file(path, *size, entry.mtime) {
+                    Ok(file) => {
+                        let kind = crate::core::extract::mime(&file);
+                        let found = crate::core::extract::properties(&file, kind.as_deref());
+                        for (key, value) in found.props {
+                            put(&key, value);
+                        }
+                        if let Some(n) = found.note {
+                            note(n);
+                        }
+                        if let Some(kind) = kind {
+                            put("type", Value::Text(kind));
+                        }
+                    }
+                    Err(why) => note(why),
+                }
             }
-        }
-        if let Some(kind) = kind {
-            props.push(Prop {
-                key: "type".into(),
-                value: Value::Text(kind),
-            });
+            _ => {}
         }
     }
     for (key, value) in &opts.set {
-        props.retain(|p| p.key != *key);
-        props.push(Prop {
-            key: key.clone(),
-            value: value.clone(),
-        });
+        put(key, value.clone());
     }
     props.sort_by(|a, b| a.key.cmp(&b.key));
-    props
+    Ok(props)
 }
 
-/// The index changes that file `objects`, and take `replaced` out of the searches.
-fn changes_for(
-    repo: &Repo,
-    objects: &[(Key, Object)],
-    replaced: Option<Key>,
-) -> Result<Vec<Change>> {
-    let mut changes: Vec<Change> = Vec::new();
-    for (key, o) in objects {
-        changes.push((object_entry(key), Some(encode(&Summary::of(o)))));
-        changes.extend(
-            search_entries(key, o)
-                .into_iter()
-                .map(|e| (e, Some(Vec::new()))),
-        );
+/// The file at `path`, open, when it is still the version stored (`size` bytes, modified at
+/// `mtime_ns`); otherwise why its contents are not read.
+fn same_file(
+    path: &std::path::Path,
+    size: u64,
+    mtime_ns: i64,
+) -> std::result::Result<std::fs::File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
+    let m = file
+        .metadata()
+        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
+    let now = m.mtime() as i128 * 1_000_000_000 + i128::from(m.mtime_nsec());
+    match m.is_file() && m.len() == size && now == i128::from(mtime_ns) {
+        true => Ok(file),
+        false => Err(
+            "it changed while it was imported: its properties were not read from its \
+                      contents, which are not those stored (import it again)"
+                .into(),
+        ),
     }
-    if let Some(old) = replaced {
-        let o: Object = repo.get(old, Kind::Object)?;
-        let mut summary = Summary::of(&o);
-        summary.replaced = true;
-        changes.push((object_entry(&old), Some(encode(&summary))));
-        changes.extend(search_entries(&old, &o).into_iter().map(|e| (e, None)));
-    }
-    Ok(changes)
-}
-
-/// Files `objects` in the index of the head `tag` names (and takes `replaced` out of the
-/// searches), stores a new head and moves the tag to it. The new head's key, and whether
-/// another run moved the tag meanwhile.
-fn commit(
-    repo: &Repo,
-    tag: &str,
-    current: Option<(Key, Head)>,
-    objects: &[(Key, Object)],
-    replaced: Option<Key>,
-) -> Result<(Key, bool, u64)> {
-    let changes = changes_for(repo, objects, replaced)?;
-    let added = objects.len() as i64;
-    let delta = (added, added - i64::from(replaced.is_some()));
-    commit_changes(repo, tag, current, &changes, delta, "import")
-}
-
-/// Applies `changes` to the index of the head `tag` names, stores a new head whose counts of
-/// objects and current objects change by `delta`, and moves the tag to it, recording
-/// `action` in the reflog; on a race, does the same on the head the other run stored. The new
-/// head's key, and whether there was a race.
-pub(crate) fn commit_changes(
-    repo: &Repo,
-    tag: &str,
-    mut current: Option<(Key, Head)>,
-    changes: &[Change],
-    delta: (i64, i64),
-    action: &str,
-) -> Result<(Key, bool, u64)> {
-    let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
-    let mut raced = false;
-    let count = |n: u64, d: i64| n.saturating_add_signed(d);
-    loop {
-        let (expected, before) = match &current {
-            Some((k, h)) => (Some(*k), Some(h)),
-            None => (None, None),
-        };
-        let counting = Counting {
-            repo,
-            stored: std::cell::Cell::new(0),
-        };
-        let index = index::apply(
-            &counting,
-            before.and_then(|h| h.index.as_ref()),
-            changes.to_vec(),
-        )?;
-        let head = Head {
-            index,
-            objects: count(before.map_or(0, |h| h.objects), delta.0),
-            current: count(before.map_or(0, |h| h.current), delta.1),
-            previous: expected,
-            made_ns: crate::core::util::now_ns(),
-        };
-        let plain = encode(&head);
-        let key = repo.keys().key_of(Kind::Head as u8, &plain);
-        let entry = RefEntry::now(tag, expected, Some(key), action);
-        let staged = reflog_head
-            .as_ref()
-            .map(|h| reflog::stage(repo, h, &[entry]));
-        let mut blocks: Vec<(Kind, &[u8])> = vec![(Kind::Head, &plain)];
-        blocks.extend(staged.iter().map(|s| (Kind::Reflog, s.plain.as_slice())));
-        repo.put_blocks_durably(&blocks)?;
-        if repo.move_tag_staged(tag, expected, key, action, staged)? {
-            return Ok((key, raced, counting.stored.get()));
-        }
-        raced = true;
-        current = head_of(repo, tag)?;
-    }
-}
-
-/// `ore forget TAG --where QUERY` on an archive tag: the objects matching `query`, with the
-/// versions they replaced, leave the index (gc then frees what nothing else holds). With
-/// `dry_run`, only says which. The objects matched.
-pub fn forget_where(
-    repo: &Repo,
-    tag: &str,
-    query: &crate::core::query::Query,
-    dry_run: bool,
-) -> Result<Vec<crate::commands::search::Hit>> {
-    let hits = crate::commands::search::search(repo, tag, query)?;
-    if dry_run || hits.is_empty() {
-        return Ok(hits);
-    }
-    let _lease = crate::core::lease::Lease::acquire(repo)?;
-    let Some((head_key, head)) = head_of(repo, tag)? else {
-        return Err(Error::Usage(format!("there is no archive tag {tag}")));
-    };
-    let mut changes: Vec<Change> = Vec::new();
-    let mut gone = 0i64;
-    let mut seen = std::collections::HashSet::new();
-    for hit in &hits {
-        // The object, and the older versions it replaced, while the index lists them.
-        let mut at = Some(hit.key);
-        while let Some(key) = at {
-            if !seen.insert(key)
-                || crate::core::objects::summary_of(repo, head.index.as_ref(), &key)?.is_none()
-            {
-                break;
-            }
-            let o: Object = repo.get(key, Kind::Object)?;
-            changes.push((object_entry(&key), None));
-            changes.extend(search_entries(&key, &o).into_iter().map(|e| (e, None)));
-            gone += 1;
-            at = o.parent;
-        }
-    }
-    commit_changes(
-        repo,
-        tag,
-        Some((head_key, head)),
-        &changes,
-        (-gone, -(hits.len() as i64)),
-        "forget",
-    )?;
-    Ok(hits)
 }

@@ -1,0 +1,60 @@
+//! Hostile and awkward input to archival mode: files whose contents would keep a tag reader
+//! busy, and properties outside the vocabulary whose values differ in type from object to
+//! object.
+
+use ore_tests::archival::{found, import, props_json};
+use ore_tests::ore::Ore;
+
+#[test]
+fn a_crafted_audio_file_that_would_keep_the_tag_reader_busy_is_imported_without_its_tags() {
+    let (ore, d) = Ore::local();
+    // An ID3 header (so it reads as MP3), then 16 MiB of false frame starts: the tag reader
+    // looks for a real frame at each one (200 MB of them took 88 s when unbounded).
+    let song = d.path().join("crafted.mp3");
+    let mut bytes = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+    bytes.extend(b"\xff\xfb\x00\x00".repeat(4 << 20));
+    std::fs::write(&song, &bytes).expect("write");
+    let r = ore.run(&["import", "music", song.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "imported, with a warning: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("crafted.mp3: its audio tags were not read: reading them took over 2 s"),
+        "{}",
+        r.stderr
+    );
+    let key = r.stdout.trim();
+    let props = props_json(&ore, key);
+    assert_eq!(props["props"]["type"], "audio/mpeg", "{props}");
+    assert_eq!(props["props"]["size"], bytes.len() as u64, "{props}");
+    assert_eq!(
+        found(&ore, "music", "name=crafted.mp3"),
+        vec![key.to_string()]
+    );
+}
+
+#[test]
+fn a_range_on_a_key_outside_the_vocabulary_compares_only_values_of_its_own_type() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    let mut keys = Vec::new();
+    // "éééé" is eight bytes, the length of an encoded number, and sorts above every
+    // positive one byte for byte.
+    for (name, rating) in [
+        ("a", "rating:int=5"),
+        ("b", "rating=éééé"),
+        ("c", "rating:int=1"),
+    ] {
+        std::fs::create_dir_all(p.join(name)).expect("mkdir");
+        std::fs::write(p.join(name).join("f"), name).expect("write");
+        keys.push(import(
+            &ore,
+            &["rated", p.join(name).to_str().unwrap(), "--set", rating],
+        ));
+    }
+    assert_eq!(found(&ore, "rated", "rating>=3"), vec![keys[0].clone()]);
+    assert_eq!(found(&ore, "rated", "rating<3"), vec![keys[2].clone()]);
+    // A text bound compares texts only, and equality finds each type by its own value.
+    assert_eq!(found(&ore, "rated", "rating>=a"), vec![keys[1].clone()]);
+    assert_eq!(found(&ore, "rated", "rating=5"), vec![keys[0].clone()]);
+    assert_eq!(found(&ore, "rated", "rating=éééé"), vec![keys[1].clone()]);
+}
