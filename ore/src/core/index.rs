@@ -118,7 +118,19 @@ pub type Change = (Vec<u8>, Option<Vec<u8>>);
 pub fn apply(
     nodes: &impl Nodes,
     root: Option<&Root>,
+    changes: Vec<Change>,
+) -> Result<Option<Root>> {
+    apply_seeing(nodes, root, changes, &mut |_| {})
+}
+
+/// [`apply`], showing `seen` every entry the index held that a change overwrites or removes
+/// (as it was), so that a caller can keep counts of what the index holds exact without
+/// looking each key up first.
+pub fn apply_seeing(
+    nodes: &impl Nodes,
+    root: Option<&Root>,
     mut changes: Vec<Change>,
+    seen: &mut dyn FnMut(&Item),
 ) -> Result<Option<Root>> {
     for (k, v) in &changes {
         if k.len() > MAX_KEY || v.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
@@ -135,8 +147,8 @@ pub fn apply(
     changes.dedup_by(|later, earlier| later.0 == earlier.0);
     changes.reverse();
     let (mut level, mut children) = match root {
-        None => (0, leaves(nodes, merge(Vec::new(), &changes))?),
-        Some(r) => (r.level, rewrite(nodes, r.node, r.level, &changes)?),
+        None => (0, leaves(nodes, merge(Vec::new(), &changes, seen))?),
+        Some(r) => (r.level, rewrite(nodes, r.node, r.level, &changes, seen)?),
     };
     loop {
         match children.len() {
@@ -170,10 +182,16 @@ pub fn apply(
 
 /// The nodes that replace node `node` (at `level`) once `changes`, all of which fall in its
 /// range, are applied: none, itself rewritten, or several when it had to split.
-fn rewrite(nodes: &impl Nodes, node: Key, level: u8, changes: &[Change]) -> Result<Vec<Child>> {
+fn rewrite(
+    nodes: &impl Nodes,
+    node: Key,
+    level: u8,
+    changes: &[Change],
+    seen: &mut dyn FnMut(&Item),
+) -> Result<Vec<Child>> {
     if level == 0 {
         let leaf = load_leaf(nodes, node)?;
-        return leaves(nodes, merge(leaf.items, changes));
+        return leaves(nodes, merge(leaf.items, changes, seen));
     }
     let inner = load_inner(nodes, node, level)?;
     let n = inner.children.len();
@@ -192,14 +210,15 @@ fn rewrite(nodes: &impl Nodes, node: Key, level: u8, changes: &[Change]) -> Resu
         if mine.is_empty() {
             out.push(child.clone());
         } else {
-            out.extend(rewrite(nodes, child.node, level - 1, mine)?);
+            out.extend(rewrite(nodes, child.node, level - 1, mine, seen)?);
         }
     }
     inners(nodes, level, out)
 }
 
-/// `items` (sorted) with `changes` (sorted, one per key) applied.
-fn merge(items: Vec<Item>, changes: &[Change]) -> Vec<Item> {
+/// `items` (sorted) with `changes` (sorted, one per key) applied; `seen` is shown each item a
+/// change overwrites or removes.
+fn merge(items: Vec<Item>, changes: &[Change], seen: &mut dyn FnMut(&Item)) -> Vec<Item> {
     let mut out = Vec::with_capacity(items.len() + changes.len());
     let mut changes = changes.iter().peekable();
     for item in items {
@@ -212,11 +231,14 @@ fn merge(items: Vec<Item>, changes: &[Change]) -> Vec<Item> {
             }
         }
         match changes.next_if(|c| c.0 == item.key) {
-            Some((_, Some(v))) => out.push(Item {
-                key: item.key,
-                value: v.clone(),
-            }),
-            Some((_, None)) => {}
+            Some((_, Some(v))) => {
+                seen(&item);
+                out.push(Item {
+                    key: item.key,
+                    value: v.clone(),
+                })
+            }
+            Some((_, None)) => seen(&item),
             None => out.push(item),
         }
     }

@@ -1,13 +1,13 @@
 //! Filing objects in an archive tag's index and moving the tag: the end of every change to
 //! an archive tag (`ore import`, `ore props --set`, `ore forget --where`).
 //!
-//! A change is a [`Plan`] worked out from the head it is applied to, never a fixed batch:
+//! A change is a plan worked out from the head it is applied to, never a fixed batch:
 //! when another run moved the tag between the read and the compare-and-swap, the plan is
 //! made again from the head that run stored, so its objects stay, counts stay the index's
 //! own, and an object replaced or forgotten meanwhile is not replaced again (docs/ARCHIVAL.md,
 //! "Imports, races and leases"; `tests/archival_races.rs`).
 
-use crate::core::archival::{object_entry, search_entries, Head, Object, Summary};
+use crate::core::archival::{object_entry, search_entries, Head, Object, Summary, OBJECTS};
 use crate::core::block::Kind;
 use crate::core::entry::encode;
 use crate::core::error::{Error, Result};
@@ -38,10 +38,10 @@ impl index::Nodes for Counting<'_> {
 /// searches), stores a new head and moves the tag to it. The new head's key, whether another
 /// run moved the tag meanwhile, and the index nodes stored.
 ///
-/// What is filed is worked out again from each head tried: an object the index holds already
-/// is not counted twice, and `replaced` must still be a current object of it. When another
-/// run replaced or forgot it meanwhile, nothing is filed and the error says so: a version
-/// that replaced a version already replaced would fork the object's history.
+/// What is filed is worked out again from each head tried: `replaced` must still be a
+/// current object of it. When another run replaced or forgot it meanwhile, nothing is filed
+/// and the error says so: a version that replaced a version already replaced would fork the
+/// object's history.
 pub(super) fn commit(
     repo: &Repo,
     tag: &str,
@@ -51,23 +51,17 @@ pub(super) fn commit(
 ) -> Result<(Key, bool, u64)> {
     let replaced_object: Option<Object> =
         replaced.map(|k| repo.get(k, Kind::Object)).transpose()?;
-    let mut plan = |head: Option<&Head>| -> Result<Plan> {
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
         let mut changes: Vec<Change> = Vec::new();
-        let mut added = 0;
         for (key, o) in objects {
-            if crate::core::objects::summary_of(repo, index, key)?.is_some() {
-                continue;
-            }
             changes.push((object_entry(key), Some(encode(&Summary::of(o)))));
             changes.extend(
                 search_entries(key, o)
                     .into_iter()
                     .map(|e| (e, Some(Vec::new()))),
             );
-            added += 1;
         }
-        let mut current = added;
         if let (Some(old), Some(o)) = (replaced, &replaced_object) {
             match crate::core::objects::summary_of(repo, index, &old)? {
                 None => {
@@ -88,52 +82,71 @@ pub(super) fn commit(
             summary.replaced = true;
             changes.push((object_entry(&old), Some(encode(&summary))));
             changes.extend(search_entries(&old, o).into_iter().map(|e| (e, None)));
-            current -= 1;
         }
-        Ok(Plan {
-            changes,
-            delta: (added, current),
-        })
+        Ok(changes)
     };
     commit_changes(repo, tag, current, "import", &mut plan)
 }
 
-/// What one try of a commit does to the index of the head it starts from.
-struct Plan {
-    pub changes: Vec<Change>,
-    /// How the counts of objects and of current objects change.
-    pub delta: (i64, i64),
+/// How an `o` entry counts: as an object, and as a current one unless it says it was
+/// replaced (an entry that does not read counts as current, so a count never goes negative
+/// through it).
+fn counts(value: &[u8]) -> (u64, u64) {
+    let replaced = postcard::from_bytes::<Summary>(value).is_ok_and(|s| s.replaced);
+    (1, u64::from(!replaced))
 }
 
-/// Applies what `plan` makes of the head `tag` names to its index, stores a new head whose
-/// counts change by the plan's delta, and moves the tag to it, recording `action` in the
-/// reflog. On a race it asks `plan` again, of the head the other run stored, and tries again.
-/// The new head's key, whether there was a race, and the index nodes the last try stored.
+/// Applies the changes `plan` makes of the head `tag` names to its index, stores a new head,
+/// and moves the tag to it, recording `action` in the reflog. On a race it asks `plan` again,
+/// of the head the other run stored, and tries again. The new head's counts are those of the
+/// head it replaces, less the `o` entries the changes overwrote or removed (as `apply` saw
+/// them) and plus those they put, so they stay the index's own whatever a plan holds. The new
+/// head's key, whether there was a race, and the index nodes the last try stored.
 fn commit_changes(
     repo: &Repo,
     tag: &str,
     mut current: Option<(Key, Head)>,
     action: &str,
-    plan: &mut dyn FnMut(Option<&Head>) -> Result<Plan>,
+    plan: &mut dyn FnMut(Option<&Head>) -> Result<Vec<Change>>,
 ) -> Result<(Key, bool, u64)> {
     let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
     let mut raced = false;
-    let count = |n: u64, d: i64| n.saturating_add_signed(d);
     loop {
         let (expected, before) = match &current {
             Some((k, h)) => (Some(*k), Some(h)),
             None => (None, None),
         };
-        let Plan { changes, delta } = plan(before)?;
+        let changes = plan(before)?;
         let counting = Counting {
             repo,
             stored: std::cell::Cell::new(0),
         };
-        let index = index::apply(&counting, before.and_then(|h| h.index.as_ref()), changes)?;
+        // Of two changes of one key the later is the one applied (`index::apply`).
+        let mut put: std::collections::HashMap<&[u8], &Option<Vec<u8>>> = Default::default();
+        for (k, v) in changes.iter().filter(|(k, _)| k.first() == Some(&OBJECTS)) {
+            put.insert(k, v);
+        }
+        let (mut objects, mut live) = before.map_or((0, 0), |h| (h.objects, h.current));
+        for value in put.values().filter_map(|v| v.as_ref()) {
+            let (o, c) = counts(value);
+            (objects, live) = (objects.saturating_add(o), live.saturating_add(c));
+        }
+        let mut gone = (0u64, 0u64);
+        let index = index::apply_seeing(
+            &counting,
+            before.and_then(|h| h.index.as_ref()),
+            changes,
+            &mut |item| {
+                if item.key.first() == Some(&OBJECTS) {
+                    let (o, c) = counts(&item.value);
+                    gone = (gone.0 + o, gone.1 + c);
+                }
+            },
+        )?;
         let head = Head {
             index,
-            objects: count(before.map_or(0, |h| h.objects), delta.0),
-            current: count(before.map_or(0, |h| h.current), delta.1),
+            objects: objects.saturating_sub(gone.0),
+            current: live.saturating_sub(gone.1),
             previous: expected,
             made_ns: crate::core::util::now_ns(),
         };
@@ -174,11 +187,10 @@ pub fn forget_where(
     // Worked out again from each head tried, so that objects another run filed or forgot
     // meanwhile are counted as they are.
     let mut forgotten = hits;
-    let mut plan = |head: Option<&Head>| -> Result<Plan> {
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
         forgotten = crate::commands::search::search_in(repo, index, query)?;
         let mut changes: Vec<Change> = Vec::new();
-        let (mut gone, mut current) = (0i64, 0i64);
         let mut seen = std::collections::HashSet::new();
         for hit in &forgotten {
             // The object, and the older versions it replaced, while the index lists them.
@@ -187,21 +199,16 @@ pub fn forget_where(
                 if !seen.insert(key) {
                     break;
                 }
-                let Some(summary) = crate::core::objects::summary_of(repo, index, &key)? else {
+                if crate::core::objects::summary_of(repo, index, &key)?.is_none() {
                     break;
-                };
+                }
                 let o: Object = repo.get(key, Kind::Object)?;
                 changes.push((object_entry(&key), None));
                 changes.extend(search_entries(&key, &o).into_iter().map(|e| (e, None)));
-                gone += 1;
-                current += i64::from(!summary.replaced);
                 at = o.parent;
             }
         }
-        Ok(Plan {
-            changes,
-            delta: (-gone, -current),
-        })
+        Ok(changes)
     };
     commit_changes(repo, tag, Some(start), "forget", &mut plan)?;
     Ok(forgotten)

@@ -352,3 +352,28 @@ fn an_entry_over_the_bounds_is_refused_and_nothing_is_stored() {
     assert!(e.to_string().contains("keys are at most"), "{e}");
     assert_eq!(m.stored.get(), 0);
 }
+
+#[test]
+fn apply_shows_each_entry_it_overwrites_or_removes_as_it_was_and_no_other() {
+    let m = Memory::default();
+    let root = big(&m, 5_000);
+    let mut seen = Vec::new();
+    let changes = vec![
+        put("k00000007", "new seven"),
+        (b"k00004000".to_vec(), None),
+        put("k00009999x", "a new key"),
+        (b"not there".to_vec(), None),
+    ];
+    apply_seeing(&m, Some(&root), changes, &mut |i| {
+        seen.push((i.key.clone(), i.value.clone()))
+    })
+    .expect("apply");
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (b"k00000007".to_vec(), b"value of 7".to_vec()),
+            (b"k00004000".to_vec(), b"value of 4000".to_vec()),
+        ]
+    );
+}
