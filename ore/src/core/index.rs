@@ -56,6 +56,11 @@ pub trait Nodes {
     fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>>;
     /// Stores a node; its key.
     fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key>;
+    /// Stores several nodes of one kind; their keys, in order. A batch of thousands (an
+    /// import of many objects) is sealed on every core by the archive's own version.
+    fn store_many(&self, kind: Kind, plains: Vec<Vec<u8>>) -> Result<Vec<Key>> {
+        plains.into_iter().map(|p| self.store(kind, p)).collect()
+    }
 }
 
 impl Nodes for crate::core::repo::Repo {
@@ -65,6 +70,20 @@ impl Nodes for crate::core::repo::Repo {
 
     fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {
         Ok(self.put_block(kind, &plain)?.0)
+    }
+
+    fn store_many(&self, kind: Kind, plains: Vec<Vec<u8>>) -> Result<Vec<Key>> {
+        use rayon::prelude::*;
+        let sealed: Vec<(Key, Vec<u8>)> = plains
+            .par_iter()
+            .map(|p| {
+                let key = self.keys().key_of(kind as u8, p);
+                Ok((key, self.sealed(kind, &key, p)?))
+            })
+            .collect::<Result<_>>()?;
+        let keys = sealed.iter().map(|(k, _)| *k).collect();
+        self.put_sealed(sealed)?;
+        Ok(keys)
     }
 }
 
@@ -129,7 +148,7 @@ pub fn apply(
 pub fn apply_seeing(
     nodes: &impl Nodes,
     root: Option<&Root>,
-    mut changes: Vec<Change>,
+    changes: Vec<Change>,
     seen: &mut dyn FnMut(&Item),
 ) -> Result<Option<Root>> {
     for (k, v) in &changes {
@@ -141,11 +160,16 @@ pub fn apply_seeing(
             )));
         }
     }
-    // Stable: of equal keys the later stays later, and is the one kept.
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
-    changes.reverse();
-    changes.dedup_by(|later, earlier| later.0 == earlier.0);
-    changes.reverse();
+    // By key, then by place, so that of equal keys the later is last, and is the one kept
+    // (an unstable sort with the place as the tie-break is a stable one, and quicker).
+    let mut placed: Vec<(usize, Change)> = changes.into_iter().enumerate().collect();
+    rayon::slice::ParallelSliceMut::par_sort_unstable_by(&mut placed[..], |a, b| {
+        a.1 .0.cmp(&b.1 .0).then(a.0.cmp(&b.0))
+    });
+    placed.reverse();
+    placed.dedup_by(|later, earlier| later.1 .0 == earlier.1 .0);
+    placed.reverse();
+    let changes: Vec<Change> = placed.into_iter().map(|(_, c)| c).collect();
     let (mut level, mut children) = match root {
         None => (0, leaves(nodes, merge(Vec::new(), &changes, seen))?),
         Some(r) => (r.level, rewrite(nodes, r.node, r.level, &changes, seen)?),
@@ -282,31 +306,37 @@ fn runs<T>(list: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
 
 /// Stores `items` as leaves; the children that name them.
 fn leaves(nodes: &impl Nodes, items: Vec<Item>) -> Result<Vec<Child>> {
-    let mut out = Vec::new();
+    let mut heads = Vec::new();
+    let mut plains = Vec::new();
     for run in runs(items, |i| i.key.len() + i.value.len() + 4) {
-        let (first, count) = (run[0].key.clone(), run.len() as u64);
-        let node = nodes.store(Kind::IndexLeaf, encode(&Leaf { items: run }))?;
-        out.push(Child { first, count, node });
+        heads.push((run[0].key.clone(), run.len() as u64));
+        plains.push(encode(&Leaf { items: run }));
     }
-    Ok(out)
+    let keys = nodes.store_many(Kind::IndexLeaf, plains)?;
+    Ok(heads
+        .into_iter()
+        .zip(keys)
+        .map(|((first, count), node)| Child { first, count, node })
+        .collect())
 }
 
 /// Stores `children` as inner nodes of `level`; the children that name them.
 fn inners(nodes: &impl Nodes, level: u8, children: Vec<Child>) -> Result<Vec<Child>> {
-    let mut out = Vec::new();
+    let mut heads = Vec::new();
+    let mut plains = Vec::new();
     for run in runs(children, |c| c.first.len() + 44) {
-        let first = run[0].first.clone();
-        let count = run.iter().map(|c| c.count).sum();
-        let node = nodes.store(
-            Kind::IndexInner,
-            encode(&Inner {
-                level,
-                children: run,
-            }),
-        )?;
-        out.push(Child { first, count, node });
+        heads.push((run[0].first.clone(), run.iter().map(|c| c.count).sum()));
+        plains.push(encode(&Inner {
+            level,
+            children: run,
+        }));
     }
-    Ok(out)
+    let keys = nodes.store_many(Kind::IndexInner, plains)?;
+    Ok(heads
+        .into_iter()
+        .zip(keys)
+        .map(|((first, count), node)| Child { first, count, node })
+        .collect())
 }
 
 /// What a node holds, for a walk over every block (`core::reach`).

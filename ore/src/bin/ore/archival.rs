@@ -21,6 +21,7 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
         set: a.set,
         replace: a.replace,
         extract: !a.no_extract,
+        each: a.each,
         store: SnapshotOptions {
             excludes: a.exclude,
             rules: env.config.exclude.clone(),

@@ -16,6 +16,7 @@ use crate::core::objects::head_of;
 use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
 use protocol::Key;
+use rayon::prelude::*;
 
 /// Stores index nodes through an archive, counting them.
 struct Counting<'r> {
@@ -31,6 +32,11 @@ impl index::Nodes for Counting<'_> {
     fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {
         self.stored.set(self.stored.get() + 1);
         self.repo.store(kind, plain)
+    }
+
+    fn store_many(&self, kind: Kind, plains: Vec<Vec<u8>>) -> Result<Vec<Key>> {
+        self.stored.set(self.stored.get() + plains.len() as u64);
+        self.repo.store_many(kind, plains)
     }
 }
 
@@ -53,15 +59,15 @@ pub(super) fn commit(
         replaced.map(|k| repo.get(k, Kind::Object)).transpose()?;
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
-        let mut changes: Vec<Change> = Vec::new();
-        for (key, o) in objects {
-            changes.push((object_entry(key), Some(encode(&Summary::of(o)))));
-            changes.extend(
-                search_entries(key, o)
-                    .into_iter()
-                    .map(|e| (e, Some(Vec::new()))),
-            );
-        }
+        // Every core: `--each` files tens of thousands of objects at once.
+        let mut changes: Vec<Change> = objects
+            .par_iter()
+            .flat_map_iter(|(key, o)| {
+                let entries = search_entries(key, o).into_iter();
+                std::iter::once((object_entry(key), Some(encode(&Summary::of(o)))))
+                    .chain(entries.map(|e| (e, Some(Vec::new()))))
+            })
+            .collect();
         if let (Some(old), Some(o)) = (replaced, &replaced_object) {
             match crate::core::objects::summary_of(repo, index, &old)? {
                 None => {

@@ -12,7 +12,9 @@
 //! The file cache is read, so unchanged files are not read again, but not written: a
 //! snapshot's cache rows describe the snapshot's own trees.
 
+mod each;
 mod filing;
+mod props;
 
 use crate::commands::snapshot::{store, SnapshotOptions};
 use crate::core::archival::{Object, Prop, Value, ARCHIVAL_FROM};
@@ -37,6 +39,8 @@ pub struct ImportOptions {
     pub replace: Option<String>,
     /// Find size, mtime, name and type from the files.
     pub extract: bool,
+    /// `--each`: one object per regular file under each directory PATH.
+    pub each: bool,
     /// How to store each tree: exclude rules, file cache, host, progress… (its `tag` and
     /// `paths` are set per object).
     pub store: SnapshotOptions,
@@ -83,6 +87,11 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     let start = head_of(repo, &opts.tag)?;
     let replaced = match &opts.replace {
         None => None,
+        Some(_) if opts.each => {
+            return Err(Error::Usage(
+                "--replace makes one object, and --each many: give one of them".into(),
+            ))
+        }
         Some(_) if opts.paths.len() > 1 => {
             return Err(Error::Usage(
                 "--replace takes one PATH: the object that replaces it".into(),
@@ -116,25 +125,27 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         // Not written: the rows describe this tree, not a snapshot (see the module doc).
         stored.done.writer = None;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
-        let props = properties(repo, &stored.snap, path, was_dir, opts, &mut warnings)?;
-        let object = Object {
-            props,
-            root: stored.snap.root,
-            imported_ns: stored.snap.time,
-            host: stored.snap.host,
-            user: stored.snap.user,
-            source: crate::core::util::path_bytes(path).to_vec(),
-            parent: replaced,
-            size: stored.snap.stats.bytes,
+        let filed = match opts.each && was_dir {
+            true => each::objects(repo, &stored.snap, path, opts, &mut warnings)?,
+            false => {
+                let object = Object {
+                    props: properties(repo, &stored.snap, path, was_dir, opts, &mut warnings)?,
+                    root: stored.snap.root,
+                    imported_ns: stored.snap.time,
+                    host: stored.snap.host,
+                    user: stored.snap.user,
+                    source: crate::core::util::path_bytes(path).to_vec(),
+                    parent: replaced,
+                    size: stored.snap.stats.bytes,
+                };
+                vec![(repo.put_block(Kind::Object, &encode(&object))?.0, object)]
+            }
         };
-        let (key, _) = repo.put_block(Kind::Object, &encode(&object))?;
         if let Some(l) = &mut stored.lease {
             l.confirm(repo)?;
         }
-        let one = [(key, object)];
-        let (h, r, n) = commit(repo, &opts.tag, start.take(), &one, replaced)?;
-        let [(key, object)] = one;
-        objects.push((key, object));
+        let (h, r, n) = commit(repo, &opts.tag, start.take(), &filed, replaced)?;
+        objects.extend(filed);
         (head, raced, index_nodes) = (Some(h), raced || r, index_nodes + n);
         drop(stored.lease);
         start = head_of(repo, &opts.tag)?;
@@ -203,13 +214,8 @@ fn clone_store(s: &SnapshotOptions) -> SnapshotOptions {
     }
 }
 
-/// The object's properties: what the stored tree says (name, size, mtime, type) and what
-/// the contents of a file PATH give (unless `--no-extract`), then `--set`.
-///
-/// Contents are read again after the file is stored, so they are read only from a file
-/// whose size and mtime are still those stored: a file changed meanwhile gives no
-/// properties from its contents, and a warning says so, rather than properties of a version
-/// the archive does not hold.
+/// The object's properties: what the stored tree and the contents of a file PATH say
+/// (unless `--no-extract`, [`props::of_entry`]), then `--set`.
 fn properties(
     repo: &Repo,
     stored: &crate::core::entry::Snapshot,
@@ -218,90 +224,23 @@ fn properties(
     opts: &ImportOptions,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Prop>> {
-    let mut props: Vec<Prop> = Vec::new();
-    let mut put = |key: &str, value: Value| {
-        props.retain(|p| p.key != key);
-        props.push(Prop {
-            key: key.to_string(),
-            value,
-        });
-    };
+    let mut found = props::Props::default();
     if opts.extract {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        put("name", Value::Text(name.clone()));
-        put("size", Value::Int(stored.stats.bytes as i64));
         // A file PATH's root is the directory made around it: the file is its entry.
         let entry = match (&stored.root.kind, was_dir) {
-            (_, true) => stored.root.clone(),
             (EntryKind::Dir { tree }, false) => {
                 crate::core::tree::lookup(repo, *tree, name.as_bytes())?
                     .unwrap_or_else(|| stored.root.clone())
             }
             _ => stored.root.clone(),
         };
-        put("mtime", Value::Date(entry.mtime.div_euclid(1_000_000_000)));
-        match &entry.kind {
-            EntryKind::Dir { .. } => put("type", Value::Text("inode/directory".into())),
-            EntryKind::File { size, .. } => {
-                let mut note = |message: String| {
-                    warnings.push(Warning {
-                        path: crate::core::util::path_bytes(path).to_vec(),
-                        message,
-                    })
-                };
-                match same_file(path, *size, entry.mtime) {
-                    Ok(file) => {
-                        let kind = crate::core::extract::mime(&file);
-                        let found = crate::core::extract::properties(&file, kind.as_deref());
-                        for (key, value) in found.props {
-                            put(&key, value);
-                        }
-                        if let Some(n) = found.note {
-                            note(n);
-                        }
-                        if let Some(kind) = kind {
-                            put("type", Value::Text(kind));
-                        }
-                    }
-                    Err(why) => note(why),
-                }
-            }
-            _ => {}
-        }
+        let warning;
+        (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path);
+        warnings.extend(warning);
     }
-    for (key, value) in &opts.set {
-        put(key, value.clone());
-    }
-    props.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(props)
-}
-
-/// The file at `path`, open, when it is still the version stored (`size` bytes, modified at
-/// `mtime_ns`); otherwise why its contents are not read.
-fn same_file(
-    path: &std::path::Path,
-    size: u64,
-    mtime_ns: i64,
-) -> std::result::Result<std::fs::File, String> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
-    let m = file
-        .metadata()
-        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
-    let now = m.mtime() as i128 * 1_000_000_000 + i128::from(m.mtime_nsec());
-    match m.is_file() && m.len() == size && now == i128::from(mtime_ns) {
-        true => Ok(file),
-        false => Err(
-            "it changed while it was imported: its properties were not read from its \
-                      contents, which are not those stored (import it again)"
-                .into(),
-        ),
-    }
+    Ok(found.finish(&opts.set))
 }

@@ -20,6 +20,11 @@ pub struct ImportArgs {
     /// the searches and stays listed, reachable through the new object's parent link.
     #[arg(long, value_name = "OBJECT")]
     pub replace: Option<String>,
+    /// One object per regular file under each directory PATH (instead of one per PATH),
+    /// all filed at once: the directory is stored as a snapshot stores it, and --set applies
+    /// to every object.
+    #[arg(long)]
+    pub each: bool,
     /// Find no properties in the files (name, size, mtime, MIME type): only --set.
     #[arg(long)]
     pub no_extract: bool,
