@@ -115,6 +115,7 @@ fn shown(v: &VNode) -> String {
     match v {
         VNode::Root => "/".into(),
         VNode::Tag(t) => t.clone(),
+        VNode::Archive { tag, .. } => format!("{tag}/…"),
         VNode::Entry {
             tag,
             snapshot,
@@ -242,7 +243,7 @@ impl OreFs {
                 a.size = target.len() as u64;
                 (a, None)
             }
-            MNode::V(VNode::Root) => (self.dir_attr(ino, UNIX_EPOCH), None),
+            MNode::V(VNode::Root | VNode::Archive { .. }) => (self.dir_attr(ino, UNIX_EPOCH), None),
             MNode::V(VNode::Tag(t)) => {
                 let newest = self
                     .tree

@@ -294,10 +294,11 @@ pub const INT_VALUE: u8 = b'i';
 pub const DATE_VALUE: u8 = b'd';
 
 /// Order-preserving bytes of one value of a property (a list gives one per element): its type
-/// byte, then text lower-cased, or an integer or date big-endian with the sign bit flipped,
-/// so byte order is numeric order.
+/// byte, then text lower-cased and ended by 0x00 (which no text holds, so one value never
+/// runs into another and a listing can step from one value to the next), or an integer or
+/// date as 8 bytes big-endian with the sign bit flipped, so byte order is numeric order.
 pub fn value_bytes(v: &Value) -> Vec<Vec<u8>> {
-    let text = |t: &str| [&[TEXT_VALUE][..], t.to_lowercase().as_bytes()].concat();
+    let text = |t: &str| [&[TEXT_VALUE][..], t.to_lowercase().as_bytes(), &[0]].concat();
     let number = |ty: u8, n: i64| [&[ty][..], &((n as u64) ^ (1 << 63)).to_be_bytes()].concat();
     match v {
         Value::Text(t) => vec![text(t)],

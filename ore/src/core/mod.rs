@@ -16,6 +16,7 @@
 pub mod archival;
 pub mod archive;
 pub mod block;
+pub mod browse;
 pub mod chains;
 pub mod cpustat;
 pub mod crypto;

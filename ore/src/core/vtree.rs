@@ -9,6 +9,13 @@
 //!
 //! Snapshot names are `YYYY-MM-DDTHH:MM:SS`; two snapshots of one tag made within the same
 //! second are told apart by `.1`, `.2`, ... on the older ones. Chains are read once and kept.
+//!
+//! An archive tag shows its objects by key and by property instead ([`archive`],
+//! [`crate::core::browse`]); an object is an entry like a snapshot's root, its key its name.
+
+mod archive;
+
+pub use archive::Place;
 
 use crate::core::entry::{Entry, EntryKind, Snapshot};
 use crate::core::error::{Error, Result};
@@ -29,8 +36,11 @@ pub enum VNode {
     Root,
     /// `/TAG`: its snapshots.
     Tag(String),
+    /// A place under an archive tag: `by-key`, `by-PROP`, a value's directory.
+    Archive { tag: String, place: Place },
     /// A file, directory or other entry of a snapshot (the snapshot itself is its root
-    /// directory entry, with `path` empty).
+    /// directory entry, with `path` empty); under an archive tag, of an object (`snapshot`
+    /// is then the object's key).
     Entry {
         tag: String,
         /// The snapshot's name under its tag.
@@ -46,7 +56,7 @@ impl VNode {
     /// Whether it holds other nodes.
     pub fn is_dir(&self) -> bool {
         match self {
-            VNode::Root | VNode::Tag(_) => true,
+            VNode::Root | VNode::Tag(_) | VNode::Archive { .. } => true,
             VNode::Entry { entry, .. } => matches!(entry.kind, EntryKind::Dir { .. }),
         }
     }
@@ -68,6 +78,8 @@ pub struct VTree<'r> {
     /// Only this tag, when set.
     only: Option<String>,
     chains: Mutex<HashMap<String, Arc<Vec<Named>>>>,
+    /// Each tag's archive head, once read (`None`: a snapshot tag).
+    heads: Mutex<HashMap<String, Option<crate::core::archival::Head>>>,
 }
 
 /// Entry `e` of the directory at `path` of a snapshot, as a node.
@@ -117,15 +129,13 @@ impl<'r> VTree<'r> {
             repo,
             only,
             chains: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
         }
     }
 
     /// The tags shown.
     pub fn tags(&self) -> Result<Vec<String>> {
         let mut tags: Vec<String> = self.repo.tags()?.into_iter().map(|(n, _)| n).collect();
-        // Archive tags are not shown yet (browsing them by property is to come): one of them
-        // must not make every snapshot tag unreachable.
-        tags.retain(|t| !matches!(crate::core::objects::head_of(self.repo, t), Ok(Some(_))));
         if let Some(o) = &self.only {
             tags.retain(|t| t == o);
             if tags.is_empty() {
@@ -144,7 +154,11 @@ impl<'r> VTree<'r> {
         }
         let mut out: Vec<Named> = Vec::new();
         let mut seen: HashMap<String, u32> = HashMap::new();
-        let chain = crate::core::spec::chain(self.repo, tag)?;
+        // An archive tag has no chain: its objects are reached through its places.
+        let chain = match self.head(tag) {
+            Some(_) => Vec::new(),
+            None => crate::core::spec::chain(self.repo, tag)?,
+        };
         let below: Vec<Option<Key>> = (0..chain.len())
             .map(|i| chain.get(i + 1).map(|n| n.key))
             .collect();
@@ -168,6 +182,14 @@ impl<'r> VTree<'r> {
 
     /// A snapshot of `tag` by name (`current` is the newest).
     pub fn snapshot(&self, tag: &str, name: &str) -> Result<Option<Named>> {
+        if self.head(tag).is_some() {
+            // An archive tag's "snapshots" are its objects, named by their keys.
+            let key = hex::decode(name)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Key);
+            return key.map(|k| self.object(tag, k)).transpose();
+        }
         let chain = self.chain(tag)?;
         Ok(if name == CURRENT {
             chain.first().cloned()
@@ -196,6 +218,8 @@ impl<'r> VTree<'r> {
                 .into_iter()
                 .map(|t| (t.clone().into_bytes(), VNode::Tag(t)))
                 .collect()),
+            VNode::Tag(tag) if self.head(tag).is_some() => self.list_archive(tag, &Place::Top),
+            VNode::Archive { tag, place } => self.list_archive(tag, place),
             VNode::Tag(tag) => {
                 let chain = self.chain(tag)?;
                 let mut out = Vec::with_capacity(chain.len() + 1);
@@ -242,6 +266,10 @@ impl<'r> VTree<'r> {
                 };
                 Ok(self.tags()?.into_iter().find(|t| t == n).map(VNode::Tag))
             }
+            VNode::Tag(tag) if self.head(tag).is_some() => {
+                self.child_archive(tag, &Place::Top, name)
+            }
+            VNode::Archive { tag, place } => self.child_archive(tag, place, name),
             VNode::Tag(tag) => {
                 let Ok(n) = std::str::from_utf8(name) else {
                     return Ok(None);

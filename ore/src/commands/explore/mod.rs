@@ -256,7 +256,7 @@ impl<'r> Explorer<'r> {
                 About::Snapshot { key: *key, named }
             }
             VNode::Entry { entry, .. } => About::Entry(entry.clone()),
-            VNode::Root => About::Root,
+            VNode::Root | VNode::Archive { .. } => About::Root,
         })
     }
 

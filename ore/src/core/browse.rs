@@ -1,0 +1,185 @@
+//! Browsing an archive tag by property: what `ore explore` and `ore mount` show under an
+//! archive tag (docs/ARCHIVAL.md, "Browsing").
+//!
+//! ```text
+//! /TAG/by-key/KEY                        every object, by its key
+//! /TAG/by-PROP/VALUE/KEY                 the current objects whose PROP has VALUE
+//! /TAG/by-PROP/VALUE/by-OTHER/VALUE/KEY  … narrowed by another property, and so on (the
+//!                                        by-OTHER names are reached, not listed: `find` over
+//!                                        by-PROP meets each object once)
+//! ```
+//!
+//! Everything is read from the index, as it is asked for, never from a scan of the objects:
+//! the properties present are found by stepping from one property's first entry to the next
+//! one's, and a property's values likewise from one value to the next (each value's end is
+//! known: text ends with 0x00, numbers are 8 bytes, FORMAT.md §13), so listing `by-PROP/`
+//! reads one path of the index per value shown, whatever the number of objects holding it.
+
+use crate::core::archival::{
+    entry_object, format_date, prop_prefix, DATE_VALUE, INT_VALUE, OBJECTS, PROPS, TEXT_VALUE,
+};
+use crate::core::error::Result;
+use crate::core::index::{Cursor, Root};
+use crate::core::repo::Repo;
+use protocol::Key;
+use std::collections::BTreeSet;
+
+/// The first entry at or after `from`, if any.
+fn first(repo: &Repo, index: Option<&Root>, from: &[u8]) -> Result<Option<Vec<u8>>> {
+    match Cursor::new(repo, index, from)?.next() {
+        Some(item) => Ok(Some(item?.key)),
+        None => Ok(None),
+    }
+}
+
+/// The smallest key above every key that starts with `prefix`: what steps past them.
+fn past(prefix: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&[0xff; 40]);
+    k
+}
+
+/// The properties some current object of the index has, in order.
+pub fn properties(repo: &Repo, index: Option<&Root>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut from = vec![PROPS];
+    while let Some(k) = first(repo, index, &from)? {
+        if k.first() != Some(&PROPS) {
+            break;
+        }
+        let Some(end) = k.iter().skip(1).position(|&b| b == 0) else {
+            // Not an entry this format makes: step past it.
+            from = [&k[..], &[0]].concat();
+            continue;
+        };
+        let name = &k[1..1 + end];
+        out.push(String::from_utf8_lossy(name).into_owned());
+        // The next property's entries start after every `p name 0 …`.
+        from = [&[PROPS][..], name, &[1]].concat();
+    }
+    Ok(out)
+}
+
+/// The length of the value at the start of `v` (its type byte included), when well formed.
+fn value_len(v: &[u8]) -> Option<usize> {
+    match *v.first()? {
+        TEXT_VALUE => v.iter().position(|&b| b == 0).map(|i| i + 1),
+        INT_VALUE | DATE_VALUE if v.len() >= 9 => Some(9),
+        _ => None,
+    }
+}
+
+/// The values property `key` has among the current objects of the index, in order, as the
+/// bytes the index keeps.
+pub fn values(repo: &Repo, index: Option<&Root>, key: &str) -> Result<Vec<Vec<u8>>> {
+    let prefix = prop_prefix(key, &[]);
+    let mut out = Vec::new();
+    let mut from = prefix.clone();
+    while let Some(k) = first(repo, index, &from)? {
+        let Some(rest) = k.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        match value_len(rest) {
+            Some(n) if rest.len() == n + 32 => {
+                out.push(rest[..n].to_vec());
+                from = past(&k[..prefix.len() + n]);
+            }
+            _ => from = [&k[..], &[0]].concat(),
+        }
+    }
+    Ok(out)
+}
+
+/// The current objects whose property `key` has `value` (bytes as the index keeps them).
+pub fn with_value(
+    repo: &Repo,
+    index: Option<&Root>,
+    key: &str,
+    value: &[u8],
+) -> Result<BTreeSet<Key>> {
+    let prefix = prop_prefix(key, value);
+    let mut out = BTreeSet::new();
+    for item in Cursor::new(repo, index, &prefix)? {
+        let item = item?;
+        if !item.key.starts_with(&prefix) {
+            break;
+        }
+        if item.key.len() == prefix.len() + 32 {
+            out.extend(entry_object(&item.key));
+        }
+    }
+    Ok(out)
+}
+
+/// The current objects that have every `(property, value)` of `filters`.
+pub fn matching(
+    repo: &Repo,
+    index: Option<&Root>,
+    filters: &[(String, Vec<u8>)],
+) -> Result<BTreeSet<Key>> {
+    let mut acc: Option<BTreeSet<Key>> = None;
+    for (key, value) in filters {
+        let found = with_value(repo, index, key, value)?;
+        acc = Some(match acc {
+            None => found,
+            Some(a) => a.intersection(&found).copied().collect(),
+        });
+    }
+    Ok(acc.unwrap_or_default())
+}
+
+/// Every object of the index, replaced ones too, in key order.
+pub fn every_object(repo: &Repo, index: Option<&Root>) -> Result<Vec<Key>> {
+    let mut out = Vec::new();
+    for item in Cursor::new(repo, index, &[OBJECTS])? {
+        let item = item?;
+        if item.key.first() != Some(&OBJECTS) {
+            break;
+        }
+        out.extend(entry_object(&item.key).filter(|_| item.key.len() == 33));
+    }
+    Ok(out)
+}
+
+/// A value as a directory name: text as it is kept (lower case), with `%` and `/` written
+/// `%25` and `%2F` (and an empty text, `.` or `..` written with `%` escapes too); integers in
+/// decimal; dates as `YYYY-MM-DD HH:MM:SS`, UTC.
+pub fn value_name(v: &[u8]) -> String {
+    match v.first() {
+        Some(&TEXT_VALUE) => {
+            let text = String::from_utf8_lossy(&v[1..v.len().saturating_sub(1).max(1)]);
+            match text.as_ref() {
+                "" => "%00".to_string(),
+                "." => "%2E".to_string(),
+                ".." => "%2E%2E".to_string(),
+                t => t.replace('%', "%25").replace('/', "%2F"),
+            }
+        }
+        Some(&INT_VALUE) | Some(&DATE_VALUE) if v.len() == 9 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[1..]);
+            let n = (u64::from_be_bytes(b) ^ (1 << 63)) as i64;
+            match v[0] {
+                INT_VALUE => n.to_string(),
+                _ => format_date(n),
+            }
+        }
+        _ => format!("%{}", hex::encode(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::archival::{value_bytes, Value};
+
+    #[test]
+    fn a_value_s_name_escapes_what_a_directory_name_cannot_hold_and_reads_numbers_back() {
+        let name = |v: Value| value_name(&value_bytes(&v)[0]);
+        assert_eq!(name(Value::Text("AC/DC 100%".into())), "ac%2Fdc 100%25");
+        assert_eq!(name(Value::Text("..".into())), "%2E%2E");
+        assert_eq!(name(Value::Text(String::new())), "%00");
+        assert_eq!(name(Value::Int(-42)), "-42");
+        assert_eq!(name(Value::Date(0)), "1970-01-01 00:00:00");
+    }
+}

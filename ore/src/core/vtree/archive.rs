@@ -1,0 +1,173 @@
+//! The places under an archive tag in the browsing tree ([`crate::core::browse`] reads them
+//! from the index): `by-key/`, `by-PROP/`, a value's directory, and the objects, which are
+//! entries like a snapshot's root, named by their keys.
+
+use super::{Named, VNode, VTree};
+use crate::core::archival::Head;
+use crate::core::browse;
+use crate::core::error::Result;
+use protocol::Key;
+use std::sync::Arc;
+
+/// Where under an archive tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `/TAG`: `by-key` and a `by-PROP` for each property.
+    Top,
+    /// `/TAG/by-key`: every object.
+    ByKey,
+    /// `…/by-PROP`: the values `key` has among the objects `filters` leave.
+    Values {
+        filters: Vec<(String, Vec<u8>)>,
+        key: String,
+    },
+    /// `…/by-PROP/VALUE`: the objects that have every `(property, value)` of `filters`; a
+    /// `by-OTHER` for each property not among them is there too, but not listed.
+    Narrowed { filters: Vec<(String, Vec<u8>)> },
+}
+
+const BY: &str = "by-";
+const BY_KEY: &str = "by-key";
+
+impl VTree<'_> {
+    /// The head of archive tag `tag` (`None`: a snapshot tag), read once, as chains are.
+    pub(super) fn head(&self, tag: &str) -> Option<Head> {
+        if let Some(h) = ore_util::sync::lock(&self.heads).get(tag) {
+            return h.clone();
+        }
+        let head = crate::core::objects::head_of(self.repo, tag)
+            .ok()
+            .flatten()
+            .map(|(_, h)| h);
+        ore_util::sync::lock(&self.heads).insert(tag.to_string(), head.clone());
+        head
+    }
+
+    /// Object `key` of archive tag `tag` as a named snapshot of its tree.
+    pub(super) fn object(&self, tag: &str, key: Key) -> Result<Named> {
+        let node = crate::core::objects::object_node(self.repo, tag, key)?;
+        Ok(Named {
+            name: key.to_hex(),
+            key,
+            snapshot: Arc::new(node.snapshot),
+            previous: None,
+        })
+    }
+
+    /// What place `place` of archive tag `tag` holds.
+    pub(super) fn list_archive(&self, tag: &str, place: &Place) -> Result<Vec<(Vec<u8>, VNode)>> {
+        let head = self.head(tag);
+        let index = head.as_ref().and_then(|h| h.index.as_ref());
+        let at = |place: Place| VNode::Archive {
+            tag: tag.to_string(),
+            place,
+        };
+        let objects = |keys: &mut dyn Iterator<Item = Key>| -> Result<Vec<(Vec<u8>, VNode)>> {
+            keys.map(|k| {
+                let n = self.object(tag, k)?;
+                Ok((
+                    n.name.clone().into_bytes(),
+                    VTree::snapshot_node(tag, &n, &n.name),
+                ))
+            })
+            .collect()
+        };
+        let by = |filters: &[(String, Vec<u8>)], out: &mut Vec<(Vec<u8>, VNode)>| -> Result<()> {
+            for key in browse::properties(self.repo, index)? {
+                if filters.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                let place = Place::Values {
+                    filters: filters.to_vec(),
+                    key: key.clone(),
+                };
+                out.push((format!("{BY}{key}").into_bytes(), at(place)));
+            }
+            Ok(())
+        };
+        match place {
+            Place::Top => {
+                let mut out = vec![(BY_KEY.as_bytes().to_vec(), at(Place::ByKey))];
+                by(&[], &mut out)?;
+                Ok(out)
+            }
+            Place::ByKey => objects(&mut browse::every_object(self.repo, index)?.into_iter()),
+            Place::Values { filters, key } => {
+                let within = match filters.is_empty() {
+                    true => None,
+                    false => Some(browse::matching(self.repo, index, filters)?),
+                };
+                let mut out = Vec::new();
+                for value in browse::values(self.repo, index, key)? {
+                    if let Some(within) = &within {
+                        let holders = browse::with_value(self.repo, index, key, &value)?;
+                        if holders.is_disjoint(within) {
+                            continue;
+                        }
+                    }
+                    let mut narrowed = filters.clone();
+                    narrowed.push((key.clone(), value.clone()));
+                    let name = browse::value_name(&value);
+                    out.push((name.into_bytes(), at(Place::Narrowed { filters: narrowed })));
+                }
+                Ok(out)
+            }
+            // Only the objects: the `by-OTHER` levels below a value are reached by name, not
+            // listed, so that `find` or `du` over `by-PROP/` meets each object once instead
+            // of once per order the other properties can be narrowed in.
+            Place::Narrowed { filters } => {
+                objects(&mut browse::matching(self.repo, index, filters)?.into_iter())
+            }
+        }
+    }
+
+    /// The child `name` of place `place` of archive tag `tag`.
+    pub(super) fn child_archive(
+        &self,
+        tag: &str,
+        place: &Place,
+        name: &[u8],
+    ) -> Result<Option<VNode>> {
+        if let (Place::Narrowed { filters }, Some(key)) = (
+            place,
+            std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| n.strip_prefix(BY)),
+        ) {
+            let head = self.head(tag);
+            let index = head.as_ref().and_then(|h| h.index.as_ref());
+            let known = browse::properties(self.repo, index)?;
+            if filters.iter().all(|(k, _)| k != key) && known.iter().any(|k| k == key) {
+                return Ok(Some(VNode::Archive {
+                    tag: tag.to_string(),
+                    place: Place::Values {
+                        filters: filters.clone(),
+                        key: key.to_string(),
+                    },
+                }));
+            }
+        }
+        // In `by-key`, an object is found by its key without listing every object.
+        if *place == Place::ByKey {
+            let Some(key) = hex::decode(name)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Key)
+            else {
+                return Ok(None);
+            };
+            let head = self.head(tag);
+            let index = head.as_ref().and_then(|h| h.index.as_ref());
+            if crate::core::objects::summary_of(self.repo, index, &key)?.is_none() {
+                return Ok(None);
+            }
+            let n = self.object(tag, key)?;
+            return Ok(Some(VTree::snapshot_node(tag, &n, &n.name)));
+        }
+        Ok(self
+            .list_archive(tag, place)?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v))
+    }
+}
