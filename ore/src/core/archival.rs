@@ -169,6 +169,15 @@ pub fn typed(key: &str, ty: Type, text: &str) -> std::result::Result<Value, Stri
 pub fn parse_date(text: &str) -> Option<i64> {
     let t = text.trim();
     let t = t.strip_suffix('Z').unwrap_or(t);
+    // A year before 0 is written `-YYYY`; jiff reads signed years with six digits.
+    let wide;
+    let t = match t.strip_prefix('-') {
+        Some(rest) if rest.len() >= 4 && rest.as_bytes()[4..].first() == Some(&b'-') => {
+            wide = format!("-00{rest}");
+            wide.as_str()
+        }
+        _ => t,
+    };
     let at: jiff::civil::DateTime = match t.find(['T', ' ']) {
         None => t.parse::<jiff::civil::Date>().ok()?.at(0, 0, 0, 0),
         Some(i) => {
@@ -182,21 +191,27 @@ pub fn parse_date(text: &str) -> Option<i64> {
                 .to_datetime(time.parse().ok()?)
         }
     };
-    Some(
-        at.to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()?
-            .timestamp()
-            .as_second(),
-    )
+    if !(-9999..=9999).contains(&at.year()) {
+        return None;
+    }
+    // Civil arithmetic, not a timestamp: jiff's timestamps stop a day short of either end
+    // of the years a date may have.
+    Some(at.duration_since(EPOCH).as_secs())
 }
 
-/// A date property as `YYYY-MM-DD HH:MM:SS` (UTC), or as the number it is when out of range.
+/// 1970-01-01T00:00:00, the zero of a date's seconds.
+const EPOCH: jiff::civil::DateTime = jiff::civil::DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+
+/// A date as `YYYY-MM-DD HH:MM:SS` (a year before 0 as `-YYYY`), UTC.
 pub fn format_date(secs: i64) -> String {
-    match jiff::Timestamp::from_second(secs) {
-        Ok(t) => t
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .to_string(),
+    match EPOCH.checked_add(jiff::SignedDuration::from_secs(secs)) {
+        Ok(t) => {
+            let year = match t.year() {
+                y if y < 0 => format!("-{:04}", -y),
+                y => format!("{y:04}"),
+            };
+            format!("{year}-{}", t.strftime("%m-%d %H:%M:%S"))
+        }
         Err(_) => secs.to_string(),
     }
 }
@@ -390,4 +405,37 @@ pub fn entry_object(entry: &[u8]) -> Option<Key> {
         _ => entry.get(entry.len().checked_sub(32)?..)?,
     };
     <[u8; 32]>::try_from(tail).ok().map(Key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_of_every_year_from_minus_9999_to_9999_read_and_show_back() {
+        for text in [
+            "-9999-01-01",
+            "-0500-03-01",
+            "0000-01-01",
+            "0800-01-01",
+            "1969-12-31",
+            "2019-07-01",
+            "9999-12-31",
+        ] {
+            let secs = parse_date(text).unwrap_or_else(|| panic!("{text} is a date"));
+            assert_eq!(format_date(secs), format!("{text} 00:00:00"));
+        }
+        assert_eq!(parse_date("1970-01-01T00:01"), Some(60));
+        assert_eq!(parse_date("2019-01-01 10:00:00Z"), Some(1_546_336_800));
+        for bad in [
+            "10000-01-01",
+            "-10000-01-01",
+            "2019-02-30",
+            "-05-03-01",
+            "2019-01-01T10",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        assert!(parse_date("-0500-03-01") < parse_date("0000-01-01"));
+    }
 }

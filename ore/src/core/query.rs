@@ -252,6 +252,12 @@ impl Parser {
                     )),
                 }
             }
+            Some(Tok::Word(key)) if ["and", "or"].iter().any(|w| key.eq_ignore_ascii_case(w)) => {
+                Err(err(
+                    at,
+                    format!("expected a term: `{key}` joins terms, it is no property name"),
+                ))
+            }
             Some(Tok::Word(key)) => {
                 self.pos += 1;
                 let op_at = self.at();
@@ -397,6 +403,14 @@ mod tests {
         assert!(parse(&nots).unwrap_err().what.contains("nested deeper"));
         let fine = format!("{}a=1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(parse(&fine).is_ok());
+    }
+
+    #[test]
+    fn a_query_that_starts_with_and_or_or_is_refused_at_that_word() {
+        for q in ["and=1", "x=1 or OR=2", "(and:a)"] {
+            let e = parse(q).expect_err(q);
+            assert!(e.to_string().contains("joins terms"), "{q}: {e}");
+        }
     }
 
     #[test]
