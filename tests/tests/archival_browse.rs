@@ -83,6 +83,16 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
     std::fs::create_dir(&mnt).expect("mkdir");
     let _guard = Unmount(&mnt);
     let child = mount(&ore, &mnt, &[]);
+    // An object by its key, on a fresh mount, before anything lists `by-key/`.
+    let nocturne = mnt.join("music/by-key").join(&keys[2]).join("score.txt");
+    assert_eq!(std::fs::read(&nocturne).expect("by key"), b"nocturne");
+    // The narrowing levels are reached by name through the mount too.
+    let narrowed = mnt.join("music/by-creator/bach/by-tags/keys");
+    let names: Vec<String> = std::fs::read_dir(&narrowed)
+        .expect("a narrowing level is reached")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [keys[0].clone()]);
     let by = mnt.join("music/by-creator");
     let mut creators: Vec<String> = std::fs::read_dir(&by)
         .expect("by-creator lists")
@@ -111,4 +121,49 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
     let r = tool(&["fusermount3", "-u", mnt.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     wait_exit(child, "after fusermount3 -u");
+}
+
+#[test]
+fn a_text_and_a_number_of_one_property_are_two_directories_and_long_values_fit_a_name() {
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    let long = "%".repeat(400);
+    let mut keys = Vec::new();
+    for (name, set) in [
+        ("a", "n:int=5".to_string()),
+        ("b", "n=5".to_string()),
+        ("c", format!("w={long}")),
+    ] {
+        tree(&p.join(name), &[("f", name)]);
+        keys.push(import(
+            &ore,
+            &["t", p.join(name).to_str().unwrap(), "--set", &set],
+        ));
+    }
+    let r = ore.explore("cd t\nls by-n\nls by-n/5\nls \"by-n/'5'\"\nls by-w\n", None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
+    assert!(
+        out.contains("5/\n'5'/\n") || out.contains("'5'/\n5/\n"),
+        "{out}"
+    );
+    let after = |marker: &str| out.split(marker).nth(1).unwrap_or_default().to_string();
+    assert!(
+        after("'5'/\n").contains(&keys[0]) || after("5/\n").contains(&keys[0]),
+        "{out}"
+    );
+    assert!(out.contains(&keys[1]), "the text 5 is reached: {out}");
+    let long_name = out
+        .lines()
+        .find(|l| l.starts_with("%25"))
+        .expect("the long value is listed");
+    assert!(long_name.len() <= 201, "{long_name}");
+    let r = ore.explore(
+        &format!(
+            "cd t/by-w\ncd \"{}\"\nls\n",
+            long_name.trim_end_matches('/')
+        ),
+        None,
+    );
+    assert!(r.stdout.contains(&keys[2]), "{}{}", r.stdout, r.stderr);
 }

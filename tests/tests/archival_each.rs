@@ -78,4 +78,20 @@ fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
         "{}",
         r.stderr
     );
+    // A directory without a regular file: a warning, no object, no new head.
+    std::fs::create_dir_all(d.path().join("empty/sub")).expect("mkdir");
+    let head = ore.run(&["tags"]).expect(0, "tags").stdout;
+    let r = ore.run(&[
+        "import",
+        "pics",
+        d.path().join("empty").to_str().unwrap(),
+        "--each",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no PATH holds a regular file"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(ore.run(&["tags"]).expect(0, "tags").stdout, head);
 }

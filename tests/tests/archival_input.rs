@@ -58,3 +58,22 @@ fn a_range_on_a_key_outside_the_vocabulary_compares_only_values_of_its_own_type(
     assert_eq!(found(&ore, "rated", "rating=5"), vec![keys[0].clone()]);
     assert_eq!(found(&ore, "rated", "rating=éééé"), vec![keys[1].clone()]);
 }
+
+#[test]
+fn a_property_called_key_is_refused_since_by_key_lists_every_object() {
+    let (ore, d) = Ore::local();
+    std::fs::write(d.path().join("f"), "x").expect("write");
+    let r = ore.run(&[
+        "import",
+        "t",
+        d.path().join("f").to_str().unwrap(),
+        "--set",
+        "Key=x",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`by-key/` lists every object"),
+        "{}",
+        r.stderr
+    );
+}

@@ -333,9 +333,21 @@ impl OreFs {
     /// The inode `name` in `parent` stands for: itself, or for a hard link, the inode of the
     /// file it names (so both names show one inode, as on the disk that was saved).
     fn lookup_ino(&mut self, parent: u64, name: &[u8]) -> Result<Option<u64>> {
-        let ino = match self.names.get(&(parent, name.to_vec())) {
-            Some(&ino) => ino,
-            None => match self.children(parent)?.iter().find(|(n, _)| n == name) {
+        let under_archive = match self.inode(parent).map(|i| &i.node) {
+            Some(MNode::V(v @ VNode::Archive { .. })) => Some(v.clone()),
+            _ => None,
+        };
+        let known = self.names.get(&(parent, name.to_vec())).copied();
+        let ino = match (known, under_archive) {
+            (Some(ino), _) => ino,
+            // Under an archive tag a name is looked up in the index, not in a listing: an
+            // object in `by-key/` without listing every object, and the `by-OTHER` levels
+            // below a value, which are reached but not listed.
+            (None, Some(v)) => match self.tree.child(&v, name)? {
+                Some(child) => self.child_ino(parent, name, MNode::V(child))?,
+                None => return Ok(None),
+            },
+            (None, None) => match self.children(parent)?.iter().find(|(n, _)| n == name) {
                 Some((_, ino)) => *ino,
                 None => return Ok(None),
             },

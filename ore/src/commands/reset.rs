@@ -44,10 +44,17 @@ pub fn reset(repo: &Repo, tag: &str, snapshot: &str) -> Result<Reset> {
     let head = recorded_head(repo, tag, snapshot)?;
     match (old.filter(|k| names_head(*k)), head) {
         (Some(_), None) => {
-            return Err(Error::Usage(format!(
-                "{tag} is an archive tag: reset it to one of its earlier heads, by a key `ore \
-                 reflog {tag}` shows (`{snapshot}` is no archive head the reflog records)"
-            )))
+            let short = snapshot.len() < 6 && snapshot.bytes().all(|b| b.is_ascii_hexdigit());
+            return Err(Error::Usage(match short {
+                true => format!(
+                    "{tag} is an archive tag: give 6 or more hex digits of one of its earlier \
+                     heads (`ore reflog {tag}` shows them)"
+                ),
+                false => format!(
+                    "{tag} is an archive tag: reset it to one of its earlier heads, by a key \
+                     `ore reflog {tag}` shows (`{snapshot}` is no archive head the reflog records)"
+                ),
+            }));
         }
         (_, Some(to)) => {
             if old.is_some_and(|k| repo.snapshot(k).is_ok()) {

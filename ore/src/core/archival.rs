@@ -95,6 +95,10 @@ pub fn property_key(raw: &str) -> Result<String> {
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
     match ok {
+        // Browsing shows every object under `by-key/`: no property may take that name.
+        true if k == "key" => Err(Error::Usage(
+            "`key` is not a property name: `by-key/` lists every object when browsing".into(),
+        )),
         true => Ok(k),
         false => Err(Error::Usage(format!(
             "`{raw}` is not a property name: use 1 to 64 letters, digits, `_`, `-` or `.`"

@@ -141,10 +141,29 @@ pub fn every_object(repo: &Repo, index: Option<&Root>) -> Result<Vec<Key>> {
     Ok(out)
 }
 
-/// A value as a directory name: text as it is kept (lower case), with `%` and `/` written
-/// `%25` and `%2F` (and an empty text, `.` or `..` written with `%` escapes too); integers in
-/// decimal; dates as `YYYY-MM-DD HH:MM:SS`, UTC.
+/// The longest directory name a value is shown as (file systems allow 255 bytes).
+const MAX_NAME: usize = 200;
+
+/// A value as a directory name: text as it is kept (lower case), with `%`, `/` and `'`
+/// written `%25`, `%2F` and `%27` (an empty text `%00`, `.` and `..` `%2E` and `%2E%2E`), and
+/// in single quotes when it would read as a number or a date, so that no text has the name of
+/// a number (`'5'` and `5` are two values); integers in decimal; dates as `YYYY-MM-DD
+/// HH:MM:SS`, UTC. A name that would pass [`MAX_NAME`] bytes is cut, and ends with `…` and
+/// eight hex digits of the value's hash, so that two long values keep two names.
 pub fn value_name(v: &[u8]) -> String {
+    let name = plain_name(v);
+    if name.len() <= MAX_NAME {
+        return name;
+    }
+    let mut end = MAX_NAME - 12;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let hash = blake3::hash(v);
+    format!("{}…{}", &name[..end], &hash.to_hex()[..8])
+}
+
+fn plain_name(v: &[u8]) -> String {
     match v.first() {
         Some(&TEXT_VALUE) => {
             let text = String::from_utf8_lossy(&v[1..v.len().saturating_sub(1).max(1)]);
@@ -152,7 +171,13 @@ pub fn value_name(v: &[u8]) -> String {
                 "" => "%00".to_string(),
                 "." => "%2E".to_string(),
                 ".." => "%2E%2E".to_string(),
-                t => t.replace('%', "%25").replace('/', "%2F"),
+                t if t.parse::<i64>().is_ok() || crate::core::archival::parse_date(t).is_some() => {
+                    format!("'{}'", t.replace('%', "%25").replace('/', "%2F"))
+                }
+                t => t
+                    .replace('%', "%25")
+                    .replace('/', "%2F")
+                    .replace('\'', "%27"),
             }
         }
         Some(&INT_VALUE) | Some(&DATE_VALUE) if v.len() == 9 => {
@@ -181,5 +206,19 @@ mod tests {
         assert_eq!(name(Value::Text(String::new())), "%00");
         assert_eq!(name(Value::Int(-42)), "-42");
         assert_eq!(name(Value::Date(0)), "1970-01-01 00:00:00");
+        // A text that reads as a number or a date is quoted: it is another value.
+        assert_eq!(name(Value::Text("5".into())), "'5'");
+        assert_eq!(
+            name(Value::Text("1970-01-01 00:00:00".into())),
+            "'1970-01-01 00:00:00'"
+        );
+        assert_eq!(name(Value::Text("it's".into())), "it%27s");
+        // Long values are cut to a name a file system takes, and stay apart.
+        let (a, b) = (
+            name(Value::Text("%".repeat(500))),
+            name(Value::Text("%".repeat(499))),
+        );
+        assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME, "{a}");
+        assert_ne!(a, b);
     }
 }

@@ -60,7 +60,10 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
             eprintln!("ore: warning: {}", warn(w));
         }
         if r.raced && !env.global.quiet {
-            eprintln!("another import moved the tag meanwhile: both are kept");
+            eprintln!(
+                "another run moved the tag meanwhile: these objects were filed on top of what it \
+                 made, and what it filed is kept"
+            );
         }
     }
     Ok(if r.warnings.is_empty() {

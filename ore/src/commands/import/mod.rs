@@ -141,6 +141,16 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                 vec![(repo.put_block(Kind::Object, &encode(&object))?.0, object)]
             }
         };
+        if filed.is_empty() {
+            // `--each` of a directory without a regular file: no head that changes nothing.
+            warnings.push(Warning {
+                path: crate::core::util::path_bytes(path).to_vec(),
+                message: "it holds no regular file: nothing imported from it (--each makes \
+                          an object of each regular file)"
+                    .into(),
+            });
+            continue;
+        }
         if let Some(l) = &mut stored.lease {
             l.confirm(repo)?;
         }
@@ -150,8 +160,14 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         drop(stored.lease);
         start = head_of(repo, &opts.tag)?;
     }
-    let head =
-        head.ok_or_else(|| Error::Usage("nothing to import: give at least one PATH".into()))?;
+    let head = head.ok_or_else(|| {
+        Error::Usage(match opts.each {
+            true => "nothing imported: no PATH holds a regular file (--each makes an object of \
+                     each regular file)"
+                .into(),
+            false => "nothing to import: give at least one PATH".into(),
+        })
+    })?;
     Ok(ImportOutcome {
         objects,
         head,
