@@ -77,3 +77,77 @@ fn a_property_called_key_is_refused_since_by_key_lists_every_object() {
         r.stderr
     );
 }
+
+#[test]
+fn an_and_that_checks_its_last_terms_object_by_object_agrees_with_the_index_term_by_term() {
+    // An `and` scans the index for its first terms and checks the rest on each object left;
+    // each term alone is always answered from the index. The two must agree.
+    let (ore, d) = Ore::local();
+    let p = d.path();
+    let objects = [
+        (
+            "a",
+            vec![
+                "title=Sonata in A",
+                "date=1720-05-01",
+                "tags=baroque,keys",
+                "rating:int=5",
+            ],
+        ),
+        (
+            "b",
+            vec![
+                "title=Partita",
+                "date=1731-01-01",
+                "tags=baroque",
+                "rating=5",
+            ],
+        ),
+        (
+            "c",
+            vec![
+                "title=Nocturne in C",
+                "date=1835-06-01",
+                "tags=romantic,keys",
+                "rating:int=3",
+            ],
+        ),
+        ("d", vec!["title=Etude", "date=1833-01-01", "tags=romantic"]),
+    ];
+    for (name, sets) in &objects {
+        std::fs::create_dir_all(p.join(name)).expect("mkdir");
+        std::fs::write(p.join(name).join("f"), name).expect("write");
+        let mut args = vec!["t".to_string(), p.join(name).to_str().unwrap().to_string()];
+        for s in sets {
+            args.push("--set".into());
+            args.push(s.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        import(&ore, &args);
+    }
+    let terms = [
+        "tags:keys",
+        "date>=1730-01-01",
+        "rating>=4",
+        "rating=5",
+        "rating!=5",
+        "title~in",
+        "not tags:romantic",
+        "(title~etude or rating=3)",
+    ];
+    let alone: Vec<Vec<String>> = terms.iter().map(|t| found(&ore, "t", t)).collect();
+    for (a, fa) in terms.iter().zip(&alone) {
+        for (b, fb) in terms.iter().zip(&alone) {
+            let both: Vec<String> = fa.iter().filter(|k| fb.contains(k)).cloned().collect();
+            assert_eq!(
+                found(&ore, "t", &format!("{a} and {b}")),
+                both,
+                "{a} and {b}"
+            );
+        }
+    }
+    // A bad term is refused even when the terms before it leave nothing.
+    let r = ore.run(&["search", "t", "title=nothing and date>=notadate"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("not a date"), "{}", r.stderr);
+}

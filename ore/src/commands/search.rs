@@ -12,9 +12,10 @@
 
 use crate::commands::import::head_of;
 use crate::core::archival::{
-    known_type, prop_prefix, property_key, typed, value_bytes, word_prefix, words, Summary, Type,
-    OBJECTS,
+    known_type, prop_prefix, property_key, typed, value_bytes, word_prefix, words, Object, Summary,
+    Type, Value, MAX_INDEXED_VALUE, MAX_INDEXED_WORD, OBJECTS,
 };
+use crate::core::block::Kind;
 use crate::core::error::{Error, Result};
 use crate::core::index::{Cursor, Root};
 use crate::core::query::{Op, Query, Term};
@@ -40,6 +41,8 @@ pub fn search(repo: &Repo, tag: &str, query: &Query) -> Result<Vec<Hit>> {
 /// The objects on the index at `index` that match `query`, in key order.
 pub fn search_in(repo: &Repo, index: Option<&Root>, query: &Query) -> Result<Vec<Hit>> {
     let s = Searcher { repo, index };
+    // Every term is read first, so that a bad one is refused whatever the others find.
+    validate(query)?;
     let keys = s.eval(query)?;
     let mut hits = Vec::with_capacity(keys.len());
     for key in keys {
@@ -51,6 +54,10 @@ pub fn search_in(repo: &Repo, index: Option<&Root>, query: &Query) -> Result<Vec
     Ok(hits)
 }
 
+/// Below this many objects left by an `and`'s first terms, the rest are checked on each
+/// object's own block (one read each) rather than by a scan of the index each.
+const CHECK_FEWER_THAN: usize = 2048;
+
 struct Searcher<'r> {
     repo: &'r Repo,
     index: Option<&'r Root>,
@@ -61,13 +68,37 @@ impl Searcher<'_> {
         Ok(match q {
             Query::Term(t) => self.term(t)?,
             Query::And(qs) => {
-                let mut sets = qs.iter().map(|q| self.eval(q));
-                let mut acc = sets.next().transpose()?.unwrap_or_default();
-                for s in sets {
-                    let s = s?;
-                    acc.retain(|k| s.contains(k));
+                // Equalities first (one short scan each), then: while the objects left are
+                // many, the next term's scan; once they are few, each is checked against the
+                // rest by its own properties (a range over a million dates would read every
+                // date entry to keep a few dozen objects).
+                let mut order: Vec<&Query> = qs.iter().collect();
+                order.sort_by_key(
+                    |q| !matches!(q, Query::Term(t) if matches!(t.op, Op::Eq | Op::Has)),
+                );
+                let mut acc: Option<BTreeSet<Key>> = None;
+                for (i, q) in order.iter().enumerate() {
+                    match &mut acc {
+                        Some(a) if a.len() <= CHECK_FEWER_THAN => {
+                            let rest =
+                                Query::And(order[i..].iter().map(|q| (*q).clone()).collect());
+                            let mut kept = BTreeSet::new();
+                            for k in std::mem::take(a) {
+                                let o: Object = self.repo.get(k, Kind::Object)?;
+                                if check(&o, &rest)? {
+                                    kept.insert(k);
+                                }
+                            }
+                            return Ok(kept);
+                        }
+                        Some(a) => {
+                            let s = self.eval(q)?;
+                            a.retain(|k| s.contains(k));
+                        }
+                        None => acc = Some(self.eval(q)?),
+                    }
                 }
-                acc
+                acc.unwrap_or_default()
             }
             Query::Or(qs) => {
                 let mut acc = BTreeSet::new();
@@ -128,28 +159,7 @@ impl Searcher<'_> {
                 e => e,
             });
         }
-        let ranged = matches!(t.op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
-        let types: Vec<Type> = match known_type(&key) {
-            Some(ty) => vec![ty],
-            // A comparison is numeric when the value reads as a number or a date.
-            None if ranged => vec![Type::Int, Type::Date, Type::Text],
-            None => vec![Type::Text, Type::Int, Type::Date],
-        };
-        let mut values: Vec<(Type, Vec<u8>)> = Vec::new();
-        for &ty in &types {
-            if let Ok(v) = typed(&key, ty, &t.value) {
-                values.extend(value_bytes(&v).into_iter().map(|b| (ty, b)));
-                if ranged {
-                    break;
-                }
-            }
-        }
-        if values.is_empty() {
-            // Only a typed property can refuse a value: say why with its own message.
-            return Err(at(typed(&key, types[0], &t.value)
-                .err()
-                .unwrap_or_default()));
-        }
+        let values = bounds(t, &key)?;
         let mut out = BTreeSet::new();
         match t.op {
             Op::Eq | Op::Has | Op::Ne => {
@@ -219,4 +229,130 @@ impl Searcher<'_> {
         }
         Ok(acc.unwrap_or_default())
     }
+}
+
+/// The values term `t` (on property `key`) compares with, each with its type, as the index
+/// keeps them: for a comparison, one; for an equality, one per type the value reads as.
+fn bounds(t: &Term, key: &str) -> Result<Vec<(Type, Vec<u8>)>> {
+    let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.at));
+    let ranged = matches!(t.op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
+    let types: Vec<Type> = match known_type(key) {
+        Some(ty) => vec![ty],
+        // A comparison is numeric when the value reads as a number or a date.
+        None if ranged => vec![Type::Int, Type::Date, Type::Text],
+        None => vec![Type::Text, Type::Int, Type::Date],
+    };
+    let mut values: Vec<(Type, Vec<u8>)> = Vec::new();
+    for &ty in &types {
+        if let Ok(v) = typed(key, ty, &t.value) {
+            values.extend(value_bytes(&v).into_iter().map(|b| (ty, b)));
+            if ranged {
+                break;
+            }
+        }
+    }
+    if values.is_empty() {
+        // Only a typed property can refuse a value: say why with its own message.
+        return Err(at(typed(key, types[0], &t.value).err().unwrap_or_default()));
+    }
+    Ok(values)
+}
+
+/// Refuses a query with a term that names no property, or a value its property cannot have.
+fn validate(q: &Query) -> Result<()> {
+    match q {
+        Query::Term(t) => {
+            let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.at));
+            let key = property_key(&t.key).map_err(|e| at(e.to_string()))?;
+            match t.op {
+                Op::Words if words(&t.value).is_empty() => {
+                    Err(at(format!("`{}` has no word to look for", t.value)))
+                }
+                Op::Words => Ok(()),
+                _ => bounds(t, &key).map(|_| ()),
+            }
+        }
+        Query::And(qs) | Query::Or(qs) => qs.iter().try_for_each(validate),
+        Query::Not(q) => validate(q),
+    }
+}
+
+/// Whether object `o` (a current one) matches query `q`, read from its own properties by the
+/// rules the index follows (lower-cased text, values and words the index leaves out left
+/// out here too): how an `and` checks its other terms on the few objects its first terms
+/// leave, instead of scanning the index for each.
+fn check(o: &Object, q: &Query) -> Result<bool> {
+    Ok(match q {
+        Query::Term(t) => check_term(o, t)?,
+        Query::And(qs) => {
+            for q in qs {
+                if !check(o, q)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Query::Or(qs) => {
+            for q in qs {
+                if check(o, q)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        Query::Not(q) => !check(o, q)?,
+    })
+}
+
+fn check_term(o: &Object, t: &Term) -> Result<bool> {
+    let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.at));
+    let key = property_key(&t.key).map_err(|e| at(e.to_string()))?;
+    let props = o.props.iter().filter(|p| p.key == key);
+    if t.op == Op::Words {
+        let wanted = words(&t.value);
+        if wanted.is_empty() {
+            return Err(at(format!("`{}` has no word to look for", t.value)));
+        }
+        let mut have: Vec<String> = Vec::new();
+        for p in props {
+            let text = match &p.value {
+                Value::Text(t) => t.clone(),
+                Value::List(l) => l.join(" "),
+                _ => continue,
+            };
+            have.extend(
+                words(&text)
+                    .into_iter()
+                    .filter(|w| w.len() <= MAX_INDEXED_WORD),
+            );
+        }
+        return Ok(wanted
+            .iter()
+            .all(|w| have.iter().any(|h| h.starts_with(w.as_str()))));
+    }
+    let values = bounds(t, &key)?;
+    let held: Vec<Vec<u8>> = props
+        .flat_map(|p| value_bytes(&p.value))
+        .filter(|v| v.len() <= MAX_INDEXED_VALUE)
+        .collect();
+    Ok(match t.op {
+        Op::Eq | Op::Has => held.iter().any(|h| values.iter().any(|(_, v)| v == h)),
+        Op::Ne => !held.iter().any(|h| values.iter().any(|(_, v)| v == h)),
+        _ => {
+            let (ty, v) = &values[0];
+            let numeric = matches!(ty, Type::Int | Type::Date);
+            held.iter().any(|h| {
+                if h.first() != v.first() || (numeric && h.len() != 9) {
+                    return false;
+                }
+                let o = h.as_slice().cmp(v.as_slice());
+                match t.op {
+                    Op::Lt => o.is_lt(),
+                    Op::Le => o.is_le(),
+                    Op::Gt => o.is_gt(),
+                    _ => o.is_ge(),
+                }
+            })
+        }
+    })
 }
