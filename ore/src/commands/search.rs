@@ -170,12 +170,9 @@ impl Searcher<'_> {
         match t.op {
             Op::Eq | Op::Has | Op::Ne => {
                 for (_, v) in &values {
-                    let prefix = prop_prefix(&key, v);
-                    self.scan(&prefix, |k, _| {
-                        if k.len() == prefix.len() + 32 {
-                            out.extend(crate::core::archival::entry_object(k));
-                        }
-                    })?;
+                    out.extend(crate::core::browse::with_value(
+                        self.repo, self.index, &key, v,
+                    )?);
                 }
                 if t.op == Op::Ne {
                     let mut all = self.current()?;

@@ -306,32 +306,50 @@ fn runs<T>(list: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
 
 /// Stores `items` as leaves; the children that name them.
 fn leaves(nodes: &impl Nodes, items: Vec<Item>) -> Result<Vec<Child>> {
-    let mut heads = Vec::new();
-    let mut plains = Vec::new();
-    for run in runs(items, |i| i.key.len() + i.value.len() + 4) {
-        heads.push((run[0].key.clone(), run.len() as u64));
-        plains.push(encode(&Leaf { items: run }));
-    }
-    let keys = nodes.store_many(Kind::IndexLeaf, plains)?;
-    Ok(heads
+    let made = runs(items, |i| i.key.len() + i.value.len() + 4)
         .into_iter()
-        .zip(keys)
-        .map(|((first, count), node)| Child { first, count, node })
-        .collect())
+        .map(|run| {
+            (
+                run[0].key.clone(),
+                run.len() as u64,
+                encode(&Leaf { items: run }),
+            )
+        })
+        .collect();
+    store_nodes(nodes, Kind::IndexLeaf, made)
 }
 
 /// Stores `children` as inner nodes of `level`; the children that name them.
 fn inners(nodes: &impl Nodes, level: u8, children: Vec<Child>) -> Result<Vec<Child>> {
-    let mut heads = Vec::new();
-    let mut plains = Vec::new();
-    for run in runs(children, |c| c.first.len() + 44) {
-        heads.push((run[0].first.clone(), run.iter().map(|c| c.count).sum()));
-        plains.push(encode(&Inner {
-            level,
-            children: run,
-        }));
-    }
-    let keys = nodes.store_many(Kind::IndexInner, plains)?;
+    let made = runs(children, |c| c.first.len() + 44)
+        .into_iter()
+        .map(|run| {
+            let (first, count) = (run[0].first.clone(), run.iter().map(|c| c.count).sum());
+            (
+                first,
+                count,
+                encode(&Inner {
+                    level,
+                    children: run,
+                }),
+            )
+        })
+        .collect();
+    store_nodes(nodes, Kind::IndexInner, made)
+}
+
+/// Stores nodes of `kind`, each given with its first key, its entry count and its plaintext,
+/// all at once ([`Nodes::store_many`]); the children that name them.
+fn store_nodes(
+    nodes: &impl Nodes,
+    kind: Kind,
+    made: Vec<(Vec<u8>, u64, Vec<u8>)>,
+) -> Result<Vec<Child>> {
+    let (heads, plains): (Vec<_>, Vec<_>) = made
+        .into_iter()
+        .map(|(first, count, plain)| ((first, count), plain))
+        .unzip();
+    let keys = nodes.store_many(kind, plains)?;
     Ok(heads
         .into_iter()
         .zip(keys)

@@ -184,10 +184,7 @@ impl<'r> VTree<'r> {
     pub fn snapshot(&self, tag: &str, name: &str) -> Result<Option<Named>> {
         if self.head(tag).is_some() {
             // An archive tag's "snapshots" are its objects, named by their keys.
-            let key = hex::decode(name)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(Key);
+            let key = name.parse::<Key>().ok();
             return key.map(|k| self.object(tag, k)).transpose();
         }
         let chain = self.chain(tag)?;

@@ -89,10 +89,7 @@ struct Made {
 
 fn object(repo: &Repo, stored: &Snapshot, f: &Found, opts: &ImportOptions) -> Result<Made> {
     let (props, warning) = properties(f, opts);
-    let size = match &f.entry.kind {
-        EntryKind::File { size, .. } => *size,
-        _ => 0,
-    };
+    let size = file_size(&f.entry);
     let mut sealer = Sealer {
         repo,
         blocks: Vec::with_capacity(2),
@@ -170,10 +167,7 @@ fn properties(f: &Found, opts: &ImportOptions) -> (Props, Option<Warning>) {
         return (Props::default(), None);
     }
     let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let size = match &f.entry.kind {
-        EntryKind::File { size, .. } => *size,
-        _ => 0,
-    };
+    let size = file_size(&f.entry);
     of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path)
 }
 
@@ -189,5 +183,13 @@ impl Store for Sealer<'_> {
         self.blocks
             .push((key, self.repo.sealed(kind, &key, plain)?));
         Ok(key)
+    }
+}
+
+/// The bytes of a regular file's entry (0 for anything else).
+fn file_size(e: &Entry) -> u64 {
+    match &e.kind {
+        EntryKind::File { size, .. } => *size,
+        _ => 0,
     }
 }

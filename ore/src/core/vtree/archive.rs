@@ -149,10 +149,9 @@ impl VTree<'_> {
         }
         // In `by-key`, an object is found by its key without listing every object.
         if *place == Place::ByKey {
-            let Some(key) = hex::decode(name)
+            let Some(key) = std::str::from_utf8(name)
                 .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(Key)
+                .and_then(|n| n.parse::<Key>().ok())
             else {
                 return Ok(None);
             };
