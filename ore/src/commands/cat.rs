@@ -32,6 +32,7 @@ pub fn contents<E: From<Error>>(
 ) -> std::result::Result<(), E> {
     match content {
         Content::Empty => {}
+        &Content::Catalogued { id } => return Err(Error::NotStored { id }.into()),
         Content::Chunk(k) => write(repo.get_block(*k, Kind::Chunk)?.data())?,
         &Content::Slice { key, start, len } => {
             let chunk = repo.get_block(key, Kind::Chunk)?;

@@ -408,6 +408,9 @@ fn indexes(repo: &Repo) -> Result<Vec<(Key, Node, String)>> {
                 format!("in the index of archive tag {tag}: {}", p.what),
             ));
         }
+        if sound {
+            out.extend(file_lists(repo, &tag, root)?);
+        }
         // The head's counts are what `ore tags` shows: they must be the index's own.
         if sound {
             let (objects, current) = crate::core::objects::count(repo, Some(root))?;
@@ -422,6 +425,49 @@ fn indexes(repo: &Repo) -> Result<Vec<(Key, Node, String)>> {
                     ),
                 ));
             }
+        }
+    }
+    Ok(out)
+}
+
+/// What is wrong in the long file lists (indexes of their own, `core::filelist`) of the
+/// objects on the index at `root`. An object that does not read is the walk's to report.
+fn file_lists(
+    repo: &Repo,
+    tag: &str,
+    root: &crate::core::index::Root,
+) -> Result<Vec<(Key, Node, String)>> {
+    use crate::core::archival::{entry_object, Object, OBJECTS};
+    let mut out = Vec::new();
+    for item in crate::core::index::Cursor::new(repo, Some(root), &[OBJECTS])? {
+        let item = item?;
+        if item.key.first() != Some(&OBJECTS) {
+            break;
+        }
+        let Some(key) = entry_object(&item.key) else {
+            continue;
+        };
+        let Ok(o) = repo.get::<Object>(key, crate::core::block::Kind::Object) else {
+            continue;
+        };
+        let Some(list) = o.files.index() else {
+            continue;
+        };
+        let mut problems = crate::core::index::check(repo, list);
+        if problems.is_empty() {
+            if let Err(e) = o.files.read(repo) {
+                out.push((list.node, Node::Index, e.to_string()));
+            }
+        }
+        for p in problems.drain(..) {
+            out.push((
+                p.node,
+                Node::Index,
+                format!(
+                    "in the file list of object {key} on archive tag {tag}: {}",
+                    p.what
+                ),
+            ));
         }
     }
     Ok(out)

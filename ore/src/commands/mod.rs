@@ -30,6 +30,7 @@ pub mod fork;
 pub mod gc;
 pub mod import;
 pub mod key;
+pub mod locate;
 pub mod log;
 pub mod ls;
 pub mod mount;

@@ -247,6 +247,11 @@ pub struct Object {
     pub parent: Option<Key>,
     /// Bytes of file data in the tree.
     pub size: u64,
+    /// Its regular files by content id and path (the index's `f` and `n` maps).
+    pub files: crate::core::filelist::Files,
+    /// A catalogue object: the tree's names, metadata and content ids were recorded, its
+    /// data was not stored; this is the volume it was on.
+    pub catalogue: Option<crate::core::volume::Volume>,
 }
 
 impl Object {

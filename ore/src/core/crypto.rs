@@ -95,6 +95,14 @@ impl Keys {
         protocol::Key(*h.finalize().as_bytes())
     }
 
+    /// A hasher that ends with [`Keys::key_of`] of `kind` and every byte given it: the key
+    /// of bytes read a piece at a time (a whole file's content id, `core::filelist`).
+    pub fn hasher(&self, kind: u8) -> blake3::Hasher {
+        let mut h = blake3::Hasher::new_keyed(&self.hash_key);
+        h.update(&[kind]);
+        h
+    }
+
     /// The cipher, when the archive is encrypted.
     pub fn cipher(&self) -> Option<&Cipher> {
         self.cipher.as_ref()

@@ -133,13 +133,16 @@ pub enum Content {
     /// Bytes `start..start + len` of chunk `key`: a small file kept in a *bundle*, one chunk
     /// holding the contents of several small files back to back (format 3, FORMAT.md §4).
     Slice { key: Key, start: u64, len: u64 },
+    /// Bytes not in the archive: a file of a catalogue object (`ore import --catalogue-only`,
+    /// FORMAT.md §13), known by its content id (the key its bytes would have as one chunk).
+    Catalogued { id: Key },
 }
 
 impl Content {
     /// The block a reader fetches first for this content: a chunk or an index root.
     pub fn first_block(&self) -> Option<Key> {
         match self {
-            Content::Empty => None,
+            Content::Empty | Content::Catalogued { .. } => None,
             Content::Chunk(k) | Content::Index(k) | Content::Slice { key: k, .. } => Some(*k),
         }
     }

@@ -28,6 +28,10 @@ pub enum Error {
     /// is an archive tag, which snapshot commands do not take.
     #[error("{key} is the head of an archive tag, not a snapshot: use `ore search` or `ore import` with its tag")]
     ArchiveHead { key: Key },
+    /// The bytes of a file of a catalogue object were never stored: the catalogue records
+    /// them by content id only (`ore import --catalogue-only`).
+    #[error("its data is not in the archive: it was catalogued, not stored (content id {id}); ore search --file finds stored copies")]
+    NotStored { id: Key },
     /// A block that something refers to is not in the archive.
     #[error("block {key} ({kind}) is missing from the archive")]
     Missing { key: Key, kind: &'static str },

@@ -25,7 +25,7 @@
 mod check;
 mod scan;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use check::{check, Problem};
 pub use scan::Cursor;

@@ -72,6 +72,10 @@ fn matching(repo: &Repo, head: Option<&Head>, spec: &str) -> Result<Vec<Key>> {
     Ok(found)
 }
 
+/// The label a catalogue object's chain node carries, naming its volume: no user's label can
+/// have this key (`:` is not allowed in one), so it tells restore that no data is there.
+pub const CATALOGUE_LABEL: &str = "ore:catalogue";
+
 /// Object `key` of archive tag `tag` as a chain node: a snapshot of its tree, taken when it
 /// was imported, on the tag (so `TAG` shows in listings), its source as its path.
 pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
@@ -95,7 +99,14 @@ pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
         },
         warnings: Vec::new(),
         warnings_total: 0,
-        labels: Vec::new(),
+        labels: o
+            .catalogue
+            .iter()
+            .map(|v| crate::core::labels::Label {
+                key: CATALOGUE_LABEL.into(),
+                value: v.describe(),
+            })
+            .collect(),
     };
     Ok(Node {
         node: key,

@@ -344,7 +344,8 @@ fn read(
                     match e.kind {
                         EntryKind::Dir { tree } => children.push((tree, Node::Dir, 0)),
                         EntryKind::File { content, size } => match content {
-                            Content::Empty => {}
+                            // A catalogue's file: its bytes were never stored.
+                            Content::Empty | Content::Catalogued { .. } => {}
                             Content::Chunk(k) => children.push((k, Node::Chunk, size)),
                             Content::Index(k) => children.push((k, Node::File, 0)),
                             Content::Slice { .. } if !sliced => {
@@ -417,6 +418,8 @@ fn read(
                 children.push((tree, Node::Dir, 0));
             }
             children.extend(o.parent.map(|k| (k, Node::Object, 0)));
+            // A long file list is an index of its own (`core::filelist`).
+            children.extend(o.files.index().map(|r| (r.node, Node::Index, 0)));
         }
         Node::Chunk | Node::Format => {}
     }

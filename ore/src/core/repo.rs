@@ -546,7 +546,10 @@ pub fn fetched(r: protocol::Result<Option<Vec<u8>>>, key: Key, kind: Kind) -> Re
 /// Whether an error is damage to the archive (a block missing or corrupt), as opposed to a
 /// failure to reach it.
 pub fn is_damage(e: &Error) -> bool {
-    matches!(e, Error::Missing { .. } | Error::Corrupt { .. })
+    matches!(
+        e,
+        Error::Missing { .. } | Error::Corrupt { .. } | Error::NotStored { .. }
+    )
 }
 
 fn write_format(

@@ -451,6 +451,7 @@ pub fn file_pieces(
         // Its length was checked against `size` where its directory was decoded
         // ([`crate::core::entry::check_details`]).
         &Content::Slice { key, start, len } => vec![Piece::Slice { key, start, len }],
+        &Content::Catalogued { id } => return Err(Error::NotStored { id }),
         Content::Index(root) => {
             let mut out = Vec::new();
             let mut r = Reader::<FileTree>::new(repo, *root);

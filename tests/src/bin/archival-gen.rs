@@ -72,6 +72,8 @@ fn main() -> anyhow::Result<()> {
                 source: format!("/synthetic/{i}").into_bytes(),
                 parent: None,
                 size: 16,
+                files: Default::default(),
+                catalogue: None,
             };
             let (key, _) = repo.put_block(Kind::Object, &encode(&o))?;
             objects.push((key, o));

@@ -22,6 +22,8 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
         replace: a.replace,
         extract: !a.no_extract,
         each: a.each,
+        catalogue: a.catalogue_only,
+        volume: a.volume,
         store: SnapshotOptions {
             excludes: a.exclude,
             rules: env.config.exclude.clone(),
@@ -74,9 +76,23 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
 }
 
 pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
-    let query = ore::core::query::parse(&a.query).map_err(|e| anyhow!("query: {e}"))?;
+    use ore::commands::locate::Wanted;
+    let wanted = match (a.file, a.name) {
+        (Some(f), _) => Some(Wanted::Contents(f)),
+        (None, Some(n)) => Some(Wanted::Name(n)),
+        (None, None) => None,
+    };
+    if let Some(w) = wanted {
+        return locate(env, a.tag.as_deref(), &w);
+    }
+    let (Some(tag), Some(text)) = (a.tag, a.query) else {
+        return Err(anyhow!(
+            "search takes TAG QUERY (or --file PATH / --name NAME): see `ore search --help`"
+        ));
+    };
+    let query = ore::core::query::parse(&text).map_err(|e| anyhow!("query: {e}"))?;
     let repo = env.open_brief()?;
-    let hits = ore::commands::search::search(&repo, &a.tag, &query)?;
+    let hits = ore::commands::search::search(&repo, &tag, &query)?;
     if env.global.json {
         env.json(&json!(hits
             .iter()
@@ -93,6 +109,47 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
                 human_bytes(s.size),
                 s.title
             ))?;
+        }
+    }
+    Ok(Done::Clean)
+}
+
+/// `ore search [TAG] --file PATH` / `--name NAME`: one line per file found, stored or
+/// catalogued (and where).
+fn locate(env: &Env, tag: Option<&str>, wanted: &ore::commands::locate::Wanted) -> Result<Done> {
+    let repo = env.open_brief()?;
+    let found = ore::commands::locate::locate(&repo, tag, wanted)?;
+    if env.global.json {
+        env.json(&json!(found
+            .iter()
+            .map(|f| json!({
+                "tag": f.tag,
+                "object": f.object.to_hex(),
+                "path": show(&f.path),
+                "origin": show(&f.origin),
+                "stored": f.catalogue.is_none(),
+                "volume": f.catalogue.as_ref().map(|v| json!({
+                    "name": v.name, "label": v.label, "uuid": v.uuid, "mount": v.mount,
+                    "device": v.device, "fs": v.fs, "model": v.model,
+                })),
+            }))
+            .collect::<Vec<_>>()))?;
+    } else {
+        for f in &found {
+            let place = match &f.catalogue {
+                None => "stored    ".to_string(),
+                Some(v) => format!("catalogued on {}:", v.name),
+            };
+            out(&format!(
+                "{}  {}:{}  {place} {}\n",
+                f.tag,
+                &f.object.to_hex()[..16],
+                show(&f.path),
+                show(&f.origin)
+            ))?;
+        }
+        if found.is_empty() && !env.global.quiet {
+            eprintln!("no stored or catalogued copy found");
         }
     }
     Ok(Done::Clean)
@@ -120,6 +177,7 @@ pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
             "host": o.host,
             "user": o.user,
             "size": o.size,
+            "catalogue": o.catalogue.as_ref().map(|v| v.describe()),
             "props": o.props.iter().map(|p| (p.key.clone(), value_json(&p.value))).collect::<serde_json::Map<_, _>>(),
         }))
         .map(|()| Done::Clean);
@@ -138,6 +196,12 @@ pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
     );
     if let Some(p) = o.parent {
         text.push_str(&format!("replaces  {}\n", p.to_hex()));
+    }
+    if let Some(v) = &o.catalogue {
+        text.push_str(&format!(
+            "catalogue {} (its data is not in the archive)\n",
+            v.describe()
+        ));
     }
     for p in &o.props {
         let v = match &p.value {

@@ -62,6 +62,7 @@ pub fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
             Content::Empty => {}
             Content::Chunk(k) => v["chunk"] = json!(k.to_hex()),
             Content::Index(k) => v["index"] = json!(k.to_hex()),
+            Content::Catalogued { id } => v["catalogued"] = json!(id.to_hex()),
             Content::Slice { key, start, len } => {
                 v["chunk"] = json!(key.to_hex());
                 v["slice"] = json!([start, len]);
@@ -135,7 +136,7 @@ pub fn cat(env: &Env, a: CatArgs) -> Result<Done> {
     }
     let (repo, snap) = env.open_at(name)?;
     let content = ore::commands::cat::find_file(&repo, &snap, path)?;
-    write_contents(&repo, &content)?;
+    write_contents(&repo, &content).with_context(|| path.to_string())?;
     Ok(Done::Clean)
 }
 

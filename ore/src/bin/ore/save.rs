@@ -134,6 +134,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     let opts = SnapshotOptions {
         in_place,
         archive_object: false,
+        catalogue: false,
         changed: None,
         labels: a.label,
         tag: a.tag,

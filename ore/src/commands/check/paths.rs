@@ -150,7 +150,7 @@ impl Attributor<'_> {
             let mut below = Vec::new();
             match &e.kind {
                 EntryKind::File { content, .. } => match content {
-                    Content::Empty => {}
+                    Content::Empty | Content::Catalogued { .. } => {}
                     Content::Chunk(k) | Content::Slice { key: k, .. } => {
                         if self.bad.contains(k) {
                             below.push(*k);

@@ -14,25 +14,20 @@
 //! each block from the workers themselves was slower than one at a time: they queued on
 //! the store's lock (docs/ARCHIVAL.md, "Benchmarks").
 
-use super::props::{of_entry, Props};
+use super::contents::{file_size, files, id_of, Found};
+use super::props::{of_entry, open, Opened, Props};
 use super::ImportOptions;
 use crate::core::archival::Object;
 use crate::core::block::Kind;
 use crate::core::entry::{encode, Entry, EntryKind, Snapshot, Warning};
 use crate::core::error::Result;
+use crate::core::filelist::{FileRef, Files};
 use crate::core::repo::Repo;
-use crate::core::tree::{Builder, DirTree, Reader, Store};
+use crate::core::tree::{Builder, DirTree, Store};
+use crate::core::volume::Volume;
 use protocol::Key;
 use rayon::prelude::*;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-
-/// A regular file of the stored tree: where it is, its entry, its directory's entry.
-struct Found {
-    path: PathBuf,
-    entry: Entry,
-    parent: Entry,
-}
+use std::path::Path;
 
 /// The objects, one per regular file of the tree `stored` holds of directory `dir`, in
 /// the tree's order, stored; each file's warnings go to `warnings`.
@@ -41,6 +36,7 @@ pub(super) fn objects(
     stored: &Snapshot,
     dir: &Path,
     opts: &ImportOptions,
+    catalogue: Option<Volume>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<(Key, Object)>> {
     let files = files(repo, &stored.root, dir)?;
@@ -52,7 +48,7 @@ pub(super) fn objects(
         for window in files.chunks(WINDOW) {
             let made: Vec<Result<Made>> = window
                 .par_iter()
-                .map(|f| object(repo, stored, f, opts))
+                .map(|f| object(repo, stored, f, opts, &catalogue))
                 .collect();
             let mut blocks = Vec::with_capacity(2 * made.len());
             for m in made {
@@ -87,16 +83,41 @@ struct Made {
     blocks: Vec<(Key, Vec<u8>)>,
 }
 
-fn object(repo: &Repo, stored: &Snapshot, f: &Found, opts: &ImportOptions) -> Result<Made> {
-    let (props, warning) = properties(f, opts);
+fn object(
+    repo: &Repo,
+    stored: &Snapshot,
+    f: &Found,
+    opts: &ImportOptions,
+    catalogue: &Option<Volume>,
+) -> Result<Made> {
+    // Opened once, for its properties and its content id.
+    let file = open(&f.entry, &f.path);
+    let (props, mut warning) = properties(f, opts, file.as_ref());
     let size = file_size(&f.entry);
+    let listed = match id_of(repo, &f.entry, file.as_ref()) {
+        Ok(id) => vec![FileRef {
+            path: f.entry.name.clone(),
+            size,
+            id,
+        }],
+        Err(why) => {
+            warning.get_or_insert(Warning {
+                path: crate::core::util::path_bytes(&f.path).to_vec(),
+                message: format!("`ore search --file` will not find it by its contents: {why}"),
+            });
+            Vec::new()
+        }
+    };
     let mut sealer = Sealer {
         repo,
         blocks: Vec::with_capacity(2),
     };
     let mut tree = Builder::<DirTree>::default();
     tree.push(f.entry.clone(), &mut sealer)?;
+    // Named as the directory made around a file PATH is: with no name (`ore search --file`
+    // tells a one-file object by it).
     let root = Entry {
+        name: Vec::new(),
         kind: EntryKind::Dir {
             tree: tree.finish(&mut sealer)?,
         },
@@ -108,9 +129,11 @@ fn object(repo: &Repo, stored: &Snapshot, f: &Found, opts: &ImportOptions) -> Re
         imported_ns: stored.time,
         host: stored.host.clone(),
         user: stored.user.clone(),
-        source: crate::core::util::path_bytes(&f.path).to_vec(),
+        source: crate::core::util::path_bytes(&super::absolute(&f.path)).to_vec(),
         parent: None,
         size,
+        files: Files::Inline(listed),
+        catalogue: catalogue.clone(),
     };
     let key = sealer.store(Kind::Object, &encode(&object))?;
     Ok(Made {
@@ -121,54 +144,14 @@ fn object(repo: &Repo, stored: &Snapshot, f: &Found, opts: &ImportOptions) -> Re
     })
 }
 
-/// Every regular file below `root` (the stored tree of `dir`), hard links as the files they
-/// name.
-fn files(repo: &Repo, root: &Entry, dir: &Path) -> Result<Vec<Found>> {
-    let mut out = Vec::new();
-    let mut dirs = vec![(root.clone(), dir.to_path_buf())];
-    while let Some((entry, at)) = dirs.pop() {
-        let EntryKind::Dir { tree } = entry.kind else {
-            continue;
-        };
-        let mut r = Reader::<DirTree>::new(repo, tree);
-        let mut below = Vec::new();
-        while let Some(e) = r.next_item()? {
-            let path = at.join(std::ffi::OsStr::from_bytes(&e.name));
-            let file = match &e.kind {
-                EntryKind::Dir { .. } => {
-                    below.push((e, path));
-                    continue;
-                }
-                EntryKind::File { .. } => e,
-                EntryKind::Hardlink { target } => {
-                    let named = crate::core::tree::find(repo, root, target)?;
-                    Entry {
-                        name: e.name,
-                        ..named
-                    }
-                }
-                _ => continue,
-            };
-            out.push(Found {
-                path,
-                entry: file,
-                parent: entry.clone(),
-            });
-        }
-        // Depth first, in name order.
-        dirs.extend(below.into_iter().rev());
-    }
-    Ok(out)
-}
-
 /// A file's properties (none but `--set` with `--no-extract`).
-fn properties(f: &Found, opts: &ImportOptions) -> (Props, Option<Warning>) {
+fn properties(f: &Found, opts: &ImportOptions, file: Option<&Opened>) -> (Props, Option<Warning>) {
     if !opts.extract {
         return (Props::default(), None);
     }
     let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
     let size = file_size(&f.entry);
-    of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path)
+    of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path, file)
 }
 
 /// Seals blocks for [`Repo::put_sealed`], keeping them.
@@ -183,13 +166,5 @@ impl Store for Sealer<'_> {
         self.blocks
             .push((key, self.repo.sealed(kind, &key, plain)?));
         Ok(key)
-    }
-}
-
-/// The bytes of a regular file's entry (0 for anything else).
-fn file_size(e: &Entry) -> u64 {
-    match &e.kind {
-        EntryKind::File { size, .. } => *size,
-        _ => 0,
     }
 }

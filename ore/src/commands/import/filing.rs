@@ -57,15 +57,24 @@ pub(super) fn commit(
 ) -> Result<(Key, bool, u64)> {
     let replaced_object: Option<Object> =
         replaced.map(|k| repo.get(k, Kind::Object)).transpose()?;
+    // Every core: `--each` files tens of thousands of objects at once. What finds each object
+    // does not depend on the head it is filed on.
+    let finding: Vec<Vec<Vec<u8>>> = objects
+        .par_iter()
+        .map(|(key, o)| finding_entries(repo, key, o))
+        .collect::<Result<_>>()?;
+    let replaced_finding = match (replaced, &replaced_object) {
+        (Some(k), Some(o)) => finding_entries(repo, &k, o)?,
+        _ => Vec::new(),
+    };
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
-        // Every core: `--each` files tens of thousands of objects at once.
         let mut changes: Vec<Change> = objects
             .par_iter()
-            .flat_map_iter(|(key, o)| {
-                let entries = search_entries(key, o).into_iter();
+            .zip(finding.par_iter())
+            .flat_map_iter(|((key, o), entries)| {
                 std::iter::once((object_entry(key), Some(encode(&Summary::of(o)))))
-                    .chain(entries.map(|e| (e, Some(Vec::new()))))
+                    .chain(entries.iter().map(|e| (e.clone(), Some(Vec::new()))))
             })
             .collect();
         if let (Some(old), Some(o)) = (replaced, &replaced_object) {
@@ -87,11 +96,22 @@ pub(super) fn commit(
             let mut summary = Summary::of(o);
             summary.replaced = true;
             changes.push((object_entry(&old), Some(encode(&summary))));
-            changes.extend(search_entries(&old, o).into_iter().map(|e| (e, None)));
+            changes.extend(replaced_finding.iter().map(|e| (e.clone(), None)));
         }
         Ok(changes)
     };
     commit_changes(repo, tag, current, "import", &mut plan)
+}
+
+/// Every entry that finds object `key` while it is current: its properties' and words' (`p`,
+/// `w`) and its files' (`f`, `n`).
+fn finding_entries(repo: &Repo, key: &Key, o: &Object) -> Result<Vec<Vec<u8>>> {
+    let mut entries = search_entries(key, o);
+    entries.extend(crate::core::filelist::file_entries(
+        key,
+        &o.files.read(repo)?,
+    ));
+    Ok(entries)
 }
 
 /// How an `o` entry counts: as an object, and as a current one unless it says it was
@@ -210,7 +230,8 @@ pub fn forget_where(
                 }
                 let o: Object = repo.get(key, Kind::Object)?;
                 changes.push((object_entry(&key), None));
-                changes.extend(search_entries(&key, &o).into_iter().map(|e| (e, None)));
+                let finding = finding_entries(repo, &key, &o)?;
+                changes.extend(finding.into_iter().map(|e| (e, None)));
                 at = o.parent;
             }
         }

@@ -12,6 +12,7 @@
 //! The file cache is read, so unchanged files are not read again, but not written: a
 //! snapshot's cache rows describe the snapshot's own trees.
 
+mod contents;
 mod each;
 mod filing;
 mod props;
@@ -41,6 +42,11 @@ pub struct ImportOptions {
     pub extract: bool,
     /// `--each`: one object per regular file under each directory PATH.
     pub each: bool,
+    /// `--catalogue-only`: record each tree's names, metadata and content ids, not its data.
+    pub catalogue: bool,
+    /// `--volume`: the name of the disk a catalogued tree is on (default: its label, else
+    /// its mount point).
+    pub volume: Option<String>,
     /// How to store each tree: exclude rules, file cache, host, progress… (its `tag` and
     /// `paths` are set per object).
     pub store: SnapshotOptions,
@@ -114,11 +120,27 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     let (mut head, mut raced, mut index_nodes) = (None, false, 0);
     let mut start = start;
     for path in &opts.paths {
-        let one = SnapshotOptions {
+        let mut one = SnapshotOptions {
             tag: opts.tag.clone(),
             paths: vec![path.clone()],
             archive_object: true,
+            catalogue: opts.catalogue,
             ..clone_store(&opts.store)
+        };
+        let volume = match opts.catalogue {
+            // The file cache knows stored contents, not content ids.
+            true => {
+                one.cache = None;
+                Some(
+                    crate::core::volume::of_path(path, opts.volume.as_deref()).map_err(
+                        |cause| Error::Io {
+                            path: path.clone(),
+                            cause,
+                        },
+                    )?,
+                )
+            }
+            false => None,
         };
         let was_dir = path.is_dir();
         let mut stored = store(repo, &one)?;
@@ -126,17 +148,25 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         stored.done.writer = None;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
         let filed = match opts.each && was_dir {
-            true => each::objects(repo, &stored.snap, path, opts, &mut warnings)?,
+            true => each::objects(repo, &stored.snap, path, opts, volume, &mut warnings)?,
             false => {
+                // A file PATH's root is the directory made around it.
+                let base = match was_dir {
+                    true => path.clone(),
+                    false => path.parent().map(PathBuf::from).unwrap_or_default(),
+                };
+                let listed = contents::list(repo, &stored.snap.root, &base, &mut warnings)?;
                 let object = Object {
                     props: properties(repo, &stored.snap, path, was_dir, opts, &mut warnings)?,
                     root: stored.snap.root,
                     imported_ns: stored.snap.time,
                     host: stored.snap.host,
                     user: stored.snap.user,
-                    source: crate::core::util::path_bytes(path).to_vec(),
+                    source: crate::core::util::path_bytes(&absolute(path)).to_vec(),
                     parent: replaced,
                     size: stored.snap.stats.bytes,
+                    files: crate::core::filelist::Files::make(repo, listed)?,
+                    catalogue: volume,
                 };
                 vec![(repo.put_block(Kind::Object, &encode(&object))?.0, object)]
             }
@@ -213,6 +243,12 @@ pub fn reprop(repo: &Repo, spec: &str, set: &[(String, Value)]) -> Result<(Strin
     Ok((tag, key, o))
 }
 
+/// `path` from the root, as the object's source: where its files were is what `ore search
+/// --file` and `--name` answer, whatever directory the import ran in.
+pub(super) fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// `store` without what is set per object.
 fn clone_store(s: &SnapshotOptions) -> SnapshotOptions {
     SnapshotOptions {
@@ -255,7 +291,8 @@ fn properties(
             _ => stored.root.clone(),
         };
         let warning;
-        (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path);
+        let file = props::open(&entry, path);
+        (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path, file.as_ref());
         warnings.extend(warning);
     }
     Ok(found.finish(&opts.set))

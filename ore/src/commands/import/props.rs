@@ -35,13 +35,14 @@ impl Props {
 
 /// What stored entry `entry`, read from `path`, says of itself: `name`, `size` (bytes of
 /// regular files, the whole tree's for a directory), `mtime`, and for a directory its type;
-/// for a regular file its type and what its contents give. A warning when the contents could
-/// not be read as stored.
+/// for a regular file its type and what its contents give, read from `file` ([`open`]). A
+/// warning when the contents could not be read as stored.
 pub(super) fn of_entry(
     name: &str,
     size: u64,
     entry: &Entry,
     path: &Path,
+    file: Option<&Opened>,
 ) -> (Props, Option<Warning>) {
     let mut props = Props::default();
     props.put("name", Value::Text(name.to_string()));
@@ -54,27 +55,39 @@ pub(super) fn of_entry(
             message,
         })
     };
-    match &entry.kind {
-        EntryKind::Dir { .. } => props.put("type", Value::Text("inode/directory".into())),
-        EntryKind::File { size, .. } => match same_file(path, *size, entry.mtime) {
-            Ok(file) => {
-                let kind = crate::core::extract::mime(&file);
-                let found = crate::core::extract::properties(&file, kind.as_deref());
-                for (key, value) in found.props {
-                    props.put(&key, value);
-                }
-                if let Some(n) = found.note {
-                    note(n);
-                }
-                if let Some(kind) = kind {
-                    props.put("type", Value::Text(kind));
-                }
+    match (&entry.kind, file) {
+        (EntryKind::Dir { .. }, _) => props.put("type", Value::Text("inode/directory".into())),
+        (EntryKind::File { .. }, Some(Ok(file))) => {
+            let kind = crate::core::extract::mime(file);
+            let found = crate::core::extract::properties(file, kind.as_deref());
+            for (key, value) in found.props {
+                props.put(&key, value);
             }
-            Err(why) => note(why),
-        },
+            if let Some(n) = found.note {
+                note(n);
+            }
+            if let Some(kind) = kind {
+                props.put("type", Value::Text(kind));
+            }
+        }
+        (EntryKind::File { .. }, Some(Err(why))) => note(format!(
+            "its properties were not read from its contents: {why}"
+        )),
         _ => {}
     }
     (props, warning)
+}
+
+/// A stored regular file opened again to be read as stored, or why it was not.
+pub(super) type Opened = std::result::Result<std::fs::File, String>;
+
+/// The regular file `entry` stored from `path`, opened again when it is still the version
+/// stored; `None` for anything else.
+pub(super) fn open(entry: &Entry, path: &Path) -> Option<Opened> {
+    match &entry.kind {
+        EntryKind::File { size, .. } => Some(same_file(path, *size, entry.mtime)),
+        _ => None,
+    }
 }
 
 /// The file at `path`, open, when it is still the version stored (`size` bytes, modified at
@@ -89,16 +102,14 @@ fn same_file(
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
-    let m = file
-        .metadata()
-        .map_err(|e| format!("its properties were not read from its contents: {e}"))?;
+        .map_err(|e| e.to_string())?;
+    let m = file.metadata().map_err(|e| e.to_string())?;
     let now = m.mtime() as i128 * 1_000_000_000 + i128::from(m.mtime_nsec());
     match m.is_file() && m.len() == size && now == i128::from(mtime_ns) {
         true => Ok(file),
         false => Err(
-            "it changed while it was imported: its properties were not read from its \
-                      contents, which are not those stored (import it again)"
+            "it changed while it was imported, so its contents are not those stored \
+             (import it again)"
                 .into(),
         ),
     }

@@ -37,6 +37,8 @@ struct Ahead<'r> {
 enum Pieces<'r> {
     One(Option<Piece>),
     Tree(Reader<'r, FileTree>),
+    /// A catalogued file: no bytes to read.
+    NotStored(protocol::Key),
 }
 
 impl<'r> Ahead<'r> {
@@ -50,6 +52,7 @@ impl<'r> Ahead<'r> {
             let p = match &mut self.pieces {
                 Pieces::One(p) => p.take(),
                 Pieces::Tree(r) => r.next_item()?,
+                &mut Pieces::NotStored(id) => return Err(Error::NotStored { id }),
             };
             let Some(p) = p else { break };
             // A slice's bundle is read through the bundle cache, once for all its files.
@@ -72,6 +75,7 @@ fn pieces<'r>(repo: &'r Repo, fetch: &'r dyn Fetch, content: &Content, size: u64
         })),
         &Content::Slice { key, start, len } => Pieces::One(Some(Piece::Slice { key, start, len })),
         Content::Index(root) => Pieces::Tree(Reader::via(repo, fetch, *root)),
+        &Content::Catalogued { id } => Pieces::NotStored(id),
     }
 }
 
@@ -262,6 +266,9 @@ pub(super) fn verify(
             Pieces::Tree(r) => r
                 .next_item()
                 .map_err(|e| format!("{}: not verified: {e}", path.display()))?,
+            &mut Pieces::NotStored(id) => {
+                return Err(format!("{}: {}", path.display(), Error::NotStored { id }))
+            }
         };
         let Some(p) = p else { break };
         let len = p.len() as usize;

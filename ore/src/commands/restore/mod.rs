@@ -388,6 +388,23 @@ pub fn restore(
     dest: &Path,
     opts: &RestoreOptions,
 ) -> Result<RestoreOutcome> {
+    if let Some(l) = snap
+        .labels
+        .iter()
+        .find(|l| l.key == crate::core::objects::CATALOGUE_LABEL)
+    {
+        return Err(Error::Usage(format!(
+            "this is a catalogue object: the data of its files is not in the archive, only their \
+             names, metadata and content ids. It was catalogued from {} on host {}, {}, from {}. \
+             `ore ls` lists what it held; `ore search --file PATH` finds stored copies of a file",
+            l.value,
+            snap.host,
+            crate::core::util::format_time(snap.time),
+            snap.paths
+                .first()
+                .map_or_else(String::new, |p| crate::core::util::show(p))
+        )));
+    }
     let target = find(repo, &snap.root, sub)?;
     let progress = opts.progress.clone().unwrap_or_default();
     if sub.is_empty() {

@@ -64,6 +64,9 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
         }
         Err(e) => return FileDone::Failed(format!("not read: {e}")),
     };
+    if ctx.opts.catalogue {
+        return catalogued(ctx, &file, stamp);
+    }
     let size = stamp.size;
     let regions = if size > 0 && blocks * 512 < size {
         match crate::core::meta::data_regions(&file, size) {
@@ -115,6 +118,24 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
             warning,
         },
         Err(e) => FileDone::Fatal(e),
+    }
+}
+
+/// A file of a catalogue: its content id, computed from everything it holds (its holes as
+/// the zeros they read as), not stored.
+fn catalogued(ctx: &Ctx, file: &File, stamp: Stamp) -> FileDone {
+    let (id, size) = match time(Stage::Hash, || {
+        crate::core::filelist::content_id(ctx.repo.keys(), file)
+    }) {
+        Ok(x) => x,
+        Err(e) => return FileDone::Failed(format!("read failed: {e}")),
+    };
+    ctx.progress.add_bytes(size);
+    FileDone::Stored {
+        size,
+        content: Content::Catalogued { id },
+        xattrs: crate::core::meta::read_xattrs_of(file),
+        warning: changed_while_read(file, stamp, size < stamp.size),
     }
 }
 

@@ -86,6 +86,9 @@ pub struct SnapshotOptions {
     /// The tree is an archive object's (`ore import`), filed on an archive tag: `tag` names an
     /// archive head, not a snapshot chain.
     pub archive_object: bool,
+    /// Record each regular file by its content id instead of storing it
+    /// (`ore import --catalogue-only`): its bytes are read and hashed, and nothing else.
+    pub catalogue: bool,
     /// Every path that changed since the tag's last snapshot (`ore watch`, from the kernel's
     /// events, complete): a directory with no change at or below it, found unchanged in the
     /// file cache, is taken from there without being walked. `None`: walk everything.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Blocks in memory, named by their BLAKE3 hash, counting the nodes stored.
 #[derive(Default)]
-struct Memory {
+pub(crate) struct Memory {
     blocks: RefCell<HashMap<Key, (Kind, Vec<u8>)>>,
     stored: Cell<usize>,
 }

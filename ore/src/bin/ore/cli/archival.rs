@@ -28,6 +28,16 @@ pub struct ImportArgs {
     /// Find no properties in the files (name, size, mtime, MIME type): only --set.
     #[arg(long)]
     pub no_extract: bool,
+    /// Record each tree's names, metadata and content ids without storing its data: a
+    /// catalogue object, marked as such with the disk it is on, that `ore search --file`
+    /// and `--name` search. Restoring it explains that the data is not in the archive.
+    #[arg(long)]
+    pub catalogue_only: bool,
+    /// The name of the disk being catalogued, such as "USB-1 (2016)" (default: its file
+    /// system label, else its mount point). Its mount point, device, label, UUID and model
+    /// are recorded too, where the system knows them.
+    #[arg(long, value_name = "NAME", requires = "catalogue_only")]
+    pub volume: Option<String>,
     /// Leave out paths matching PATTERN (gitignore syntax), as `ore snapshot` does.
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
@@ -48,11 +58,18 @@ fn property(s: &str) -> Result<(String, ore::core::archival::Value), String> {
 
 #[derive(Args, Debug)]
 pub struct SearchArgs {
-    /// The archive tag to search.
-    pub tag: String,
+    /// The archive tag to search (with --file or --name: every archive tag when left out).
+    pub tag: Option<String>,
     /// The query, e.g. `creator=Bach and date>=2019-01-01`, `tags:holiday`,
     /// `title~"sonata"`; `and`, `or`, `not` and parentheses combine terms.
-    pub query: String,
+    pub query: Option<String>,
+    /// Where is this file? Every stored or catalogued copy of its bytes.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["query", "name"])]
+    pub file: Option<PathBuf>,
+    /// Every stored or catalogued file of this name (case folded; end it with `*` for every
+    /// name that starts so).
+    #[arg(long, value_name = "NAME", conflicts_with = "query")]
+    pub name: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -32,7 +32,9 @@ impl Walk<'_, '_> {
         ignores: &Arc<Vec<Gitignore>>,
     ) -> Result<Vec<Done>> {
         let ctx = self.ctx;
-        let tasks = if ctx.repo.format().format >= crate::core::format::SLICES_FROM {
+        // A catalogue stores no contents, so nothing is bundled.
+        let bundles = ctx.repo.format().format >= crate::core::format::SLICES_FROM;
+        let tasks = if bundles && !ctx.opts.catalogue {
             tasks(items)
         } else {
             items.into_iter().map(|i| Task::One(Box::new(i))).collect()
