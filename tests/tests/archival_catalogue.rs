@@ -1,0 +1,283 @@
+//! A catalogue of many disks: `ore import --catalogue-only` records a tree's names, metadata
+//! and content ids without its data, and `ore search --file` / `--name` answer "where is this
+//! file?" across every catalogued disk and every stored object.
+
+use ore_tests::archival::{import, tree};
+use ore_tests::ore::Ore;
+use std::io::Write;
+use std::path::Path;
+
+/// `ore --json search ARGS...`, parsed: one value per file found.
+fn located(ore: &Ore, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["--json", "search"];
+    all.extend_from_slice(args);
+    let r = ore.run(&all).expect(0, &args.join(" "));
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    v.as_array().expect("a list").clone()
+}
+
+/// `(tag, where it was, stored?)` of each file found, sorted.
+fn places(found: &[serde_json::Value]) -> Vec<(String, String, bool)> {
+    let mut v: Vec<(String, String, bool)> = found
+        .iter()
+        .map(|f| {
+            (
+                f["tag"].as_str().expect("tag").to_string(),
+                f["origin"].as_str().expect("origin").to_string(),
+                f["stored"].as_bool().expect("stored"),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Bytes that compress badly and repeat nowhere.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A disk with a file of several chunks, a small file (bundled when stored), an empty file,
+/// a sparse file and a hard link.
+fn disk(dir: &Path) {
+    tree(&dir.join("docs"), &[("Report.TXT", "the yearly report")]);
+    std::fs::write(dir.join("big.bin"), noise(6 << 20, 1)).expect("big");
+    std::fs::write(dir.join("docs/empty"), b"").expect("empty");
+    let mut sparse = std::fs::File::create(dir.join("sparse.img")).expect("sparse");
+    sparse.set_len(8 << 20).expect("set_len");
+    sparse.write_all(b"a header").expect("header");
+    std::fs::hard_link(dir.join("docs/Report.TXT"), dir.join("docs/again.txt")).expect("link");
+}
+
+#[test]
+fn a_catalogued_disk_and_stored_objects_answer_where_a_file_is_by_contents_and_by_name() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    disk(&usb);
+    let key = import(
+        &ore,
+        &[
+            "disks",
+            usb.to_str().unwrap(),
+            "--catalogue-only",
+            "--volume",
+            "USB-1 (2016)",
+        ],
+    );
+    // The same files, stored: as one directory object and as one object per file. Stored,
+    // the small file is a slice of a bundle and the big and sparse ones are file indexes,
+    // so their ids come from reading them again; they must match the catalogue's.
+    let home = d.path().join("home");
+    disk(&home);
+    import(&ore, &["home", home.to_str().unwrap()]);
+    ore.run(&["import", "each", home.to_str().unwrap(), "--each"])
+        .expect(0, "import --each");
+
+    for (file, rel) in [
+        ("big.bin", "big.bin"),
+        ("docs/Report.TXT", "docs/Report.TXT"),
+        ("docs/empty", "docs/empty"),
+        ("sparse.img", "sparse.img"),
+    ] {
+        let found = located(&ore, &["--file", home.join(file).to_str().unwrap()]);
+        let mut want = vec![
+            ("disks".to_string(), format!("{}/{rel}", usb.display()), false),
+            ("each".to_string(), format!("{}/{rel}", home.display()), true),
+            ("home".to_string(), format!("{}/{rel}", home.display()), true),
+        ];
+        if file == "docs/Report.TXT" {
+            // The hard link is the same bytes under another name, on every tag.
+            for (tag, root, stored) in [
+                ("disks", &usb, false),
+                ("each", &home, true),
+                ("home", &home, true),
+            ] {
+                want.push((
+                    tag.to_string(),
+                    format!("{}/docs/again.txt", root.display()),
+                    stored,
+                ));
+            }
+            want.sort();
+        }
+        assert_eq!(places(&found), want, "{file}");
+        let on_disk = found.iter().find(|f| f["tag"] == "disks").expect("disks");
+        assert_eq!(on_disk["object"], key.as_str());
+        assert_eq!(on_disk["volume"]["name"], "USB-1 (2016)");
+        assert!(on_disk["volume"]["mount"].as_str().is_some(), "{on_disk}");
+    }
+
+    // One tag only, and nothing for bytes stored nowhere.
+    let other = d.path().join("other.bin");
+    std::fs::write(&other, noise(1000, 9)).expect("other");
+    assert!(located(&ore, &["--file", other.to_str().unwrap()]).is_empty());
+    let only = located(
+        &ore,
+        &["disks", "--file", home.join("big.bin").to_str().unwrap()],
+    );
+    assert_eq!(only.len(), 1);
+
+    // By name: case folded, and a prefix with `*`.
+    let named = located(&ore, &["--name", "report.txt"]);
+    assert_eq!(named.len(), 3, "{named:?}");
+    assert!(named.iter().all(|f| f["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("Report.TXT"))));
+    assert_eq!(located(&ore, &["disks", "--name", "spa*"]).len(), 1);
+    assert_eq!(located(&ore, &["disks", "--name", "*"]).len(), 5);
+    let text = ore
+        .run(&["search", "disks", "--name", "big.bin"])
+        .expect(0, "search --name");
+    assert!(
+        text.stdout.contains("catalogued on USB-1 (2016)"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn restoring_a_catalogue_object_explains_that_the_data_is_not_there_and_names_the_disk() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    disk(&usb);
+    let key = import(
+        &ore,
+        &[
+            "disks",
+            usb.to_str().unwrap(),
+            "--catalogue-only",
+            "--volume",
+            "Old USB",
+        ],
+    );
+    let dest = d.path().join("out");
+    let r = ore.run(&["restore", &key, dest.to_str().unwrap()]);
+    let r = r.expect(1, "restore of a catalogue object");
+    assert!(r.stderr.contains("catalogue object"), "{}", r.stderr);
+    assert!(r.stderr.contains("Old USB"), "{}", r.stderr);
+    assert!(r.stderr.contains(usb.to_str().unwrap()), "{}", r.stderr);
+    assert!(!dest.exists(), "nothing is restored");
+    // Its names and metadata are there; its bytes are not.
+    let ls = ore.run(&["ls", &key, "-R"]).expect(0, "ls").stdout;
+    for name in ["big.bin", "docs/Report.TXT", "sparse.img"] {
+        assert!(ls.contains(name), "{ls}");
+    }
+    let cat = ore
+        .run(&["cat", &format!("{key}:docs/Report.TXT")])
+        .expect(1, "cat");
+    assert!(cat.stderr.contains("docs/Report.TXT"), "{}", cat.stderr);
+    assert!(cat.stderr.contains("not in the archive"), "{}", cat.stderr);
+    let props = ore.run(&["props", &key]).expect(0, "props").stdout;
+    assert!(props.contains("catalogue Old USB"), "{props}");
+    // 14 MiB of files catalogued, a few KiB stored.
+    let size = ore_tests::archival::dir_size(&d.path().join("archive"));
+    assert!(size < 256 << 10, "the archive holds {size} bytes");
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+}
+
+#[test]
+fn a_replaced_or_forgotten_object_is_no_answer_and_a_long_file_list_outlives_gc() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    // More files than an object keeps in its own block: its list is an index of its own.
+    let files: Vec<(String, String)> = (0..150)
+        .map(|i| (format!("f{i:03}.txt"), format!("file number {i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    tree(&usb, &refs);
+    let key = import(&ore, &["disks", usb.to_str().unwrap(), "--catalogue-only"]);
+    ore.run(&["gc"]).expect(0, "gc");
+    ore.run(&["check", "--read-data"]).expect(0, "check after gc");
+    let one = located(&ore, &["--name", "f149.txt"]);
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["object"], key.as_str());
+
+    // A new version answers instead of the old one, and shares its list.
+    let newer = ore
+        .run(&["props", &key, "--set", "comment=the blue stick"])
+        .expect(0, "props --set")
+        .stdout
+        .trim()
+        .to_string();
+    let by_name = located(&ore, &["--name", "f0*"]);
+    assert_eq!(by_name.len(), 100);
+    assert!(by_name.iter().all(|f| f["object"] == newer.as_str()));
+    let by_content = located(&ore, &["--file", usb.join("f007.txt").to_str().unwrap()]);
+    assert_eq!(by_content.len(), 1);
+    assert_eq!(by_content[0]["object"], newer.as_str());
+
+    ore.run(&["forget", "disks", "--where", "comment~blue"])
+        .expect(0, "forget");
+    assert!(located(&ore, &["--name", "f0*"]).is_empty());
+    ore.run(&["gc"]).expect(0, "gc");
+    ore.run(&["check", "--read-data"])
+        .expect(0, "check after forget");
+}
+
+#[test]
+fn a_crafted_snapshot_with_a_catalogued_file_restores_the_rest_and_names_that_file() {
+    use ore::core::entry::{Content, EntryKind};
+    let (ore, d) = Ore::local();
+    ore.run(&["snapshot", "seed", d.path().join("archive").to_str().unwrap()])
+        .expect(0, "a first snapshot");
+    let repo = ore_tests::crafted::open(&ore);
+    let ghost = ore_tests::crafted::entry(
+        b"ghost",
+        EntryKind::File {
+            size: 5,
+            content: Content::Catalogued {
+                id: protocol::Key([7; 32]),
+            },
+        },
+    );
+    let real = ore_tests::crafted::file(&repo, b"real", b"real bytes");
+    let root = ore_tests::crafted::dir(&repo, b"root", vec![ghost, real]);
+    ore_tests::crafted::snapshot(&repo, "crafted", root);
+    drop(repo);
+    let dest = d.path().join("out");
+    let r = ore.run(&["restore", "crafted", dest.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("ghost"), "{}", r.stderr);
+    assert!(r.stderr.contains("not in the archive"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(dest.join("real")).expect("the rest is restored"),
+        b"real bytes"
+    );
+}
+
+#[test]
+fn bad_catalogue_and_search_arguments_are_refused_by_name() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    tree(&usb, &[("a.txt", "a")]);
+    let r = ore
+        .run(&["import", "disks", usb.to_str().unwrap(), "--volume", "X"])
+        .expect(1, "--volume alone");
+    assert!(r.stderr.contains("--catalogue-only"), "{}", r.stderr);
+    import(&ore, &["disks", usb.to_str().unwrap(), "--catalogue-only"]);
+    let r = ore
+        .run(&["search", "--file", usb.to_str().unwrap()])
+        .expect(1, "--file of a directory");
+    assert!(r.stderr.contains(usb.to_str().unwrap()), "{}", r.stderr);
+    let r = ore
+        .run(&["search", "--name", "a/b"])
+        .expect(1, "a name with a slash");
+    assert!(r.stderr.contains("a/b"), "{}", r.stderr);
+    let r = ore
+        .run(&["search", "nosuch", "--name", "a.txt"])
+        .expect(1, "no such tag");
+    assert!(r.stderr.contains("nosuch"), "{}", r.stderr);
+    let r = ore.run(&["search", "disks"]).expect(1, "no query");
+    assert!(r.stderr.contains("QUERY"), "{}", r.stderr);
+}
