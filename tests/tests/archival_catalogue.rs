@@ -89,9 +89,21 @@ fn a_catalogued_disk_and_stored_objects_answer_where_a_file_is_by_contents_and_b
     ] {
         let found = located(&ore, &["--file", home.join(file).to_str().unwrap()]);
         let mut want = vec![
-            ("disks".to_string(), format!("{}/{rel}", usb.display()), false),
-            ("each".to_string(), format!("{}/{rel}", home.display()), true),
-            ("home".to_string(), format!("{}/{rel}", home.display()), true),
+            (
+                "disks".to_string(),
+                format!("{}/{rel}", usb.display()),
+                false,
+            ),
+            (
+                "each".to_string(),
+                format!("{}/{rel}", home.display()),
+                true,
+            ),
+            (
+                "home".to_string(),
+                format!("{}/{rel}", home.display()),
+                true,
+            ),
         ];
         if file == "docs/Report.TXT" {
             // The hard link is the same bytes under another name, on every tag.
@@ -198,7 +210,8 @@ fn a_replaced_or_forgotten_object_is_no_answer_and_a_long_file_list_outlives_gc(
     tree(&usb, &refs);
     let key = import(&ore, &["disks", usb.to_str().unwrap(), "--catalogue-only"]);
     ore.run(&["gc"]).expect(0, "gc");
-    ore.run(&["check", "--read-data"]).expect(0, "check after gc");
+    ore.run(&["check", "--read-data"])
+        .expect(0, "check after gc");
     let one = located(&ore, &["--name", "f149.txt"]);
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["object"], key.as_str());
@@ -229,8 +242,12 @@ fn a_replaced_or_forgotten_object_is_no_answer_and_a_long_file_list_outlives_gc(
 fn a_crafted_snapshot_with_a_catalogued_file_restores_the_rest_and_names_that_file() {
     use ore::core::entry::{Content, EntryKind};
     let (ore, d) = Ore::local();
-    ore.run(&["snapshot", "seed", d.path().join("archive").to_str().unwrap()])
-        .expect(0, "a first snapshot");
+    ore.run(&[
+        "snapshot",
+        "seed",
+        d.path().join("archive").to_str().unwrap(),
+    ])
+    .expect(0, "a first snapshot");
     let repo = ore_tests::crafted::open(&ore);
     let ghost = ore_tests::crafted::entry(
         b"ghost",

@@ -33,30 +33,44 @@ fn a_crafted_audio_file_that_would_keep_the_tag_reader_busy_is_imported_without_
 }
 
 #[test]
-fn a_range_on_a_key_outside_the_vocabulary_compares_only_values_of_its_own_type() {
+fn a_key_outside_the_vocabulary_keeps_on_its_tag_the_type_it_was_first_filed_with() {
     let (ore, d) = Ore::local();
     let p = d.path();
-    let mut keys = Vec::new();
-    // "éééé" is eight bytes, the length of an encoded number, and sorts above every
-    // positive one byte for byte.
-    for (name, rating) in [
-        ("a", "rating:int=5"),
-        ("b", "rating=éééé"),
-        ("c", "rating:int=1"),
-    ] {
+    let dir = |name: &str| {
         std::fs::create_dir_all(p.join(name)).expect("mkdir");
         std::fs::write(p.join(name).join("f"), name).expect("write");
-        keys.push(import(
-            &ore,
-            &["rated", p.join(name).to_str().unwrap(), "--set", rating],
-        ));
+        p.join(name).to_str().unwrap().to_string()
+    };
+    let a = import(&ore, &["rated", &dir("a"), "--set", "rating:int=5"]);
+    // Given without a type, a value takes the one the tag records.
+    let b = import(&ore, &["rated", &dir("b"), "--set", "rating=1"]);
+    assert_eq!(props_json(&ore, &b)["props"]["rating"], 1, "an integer");
+    for (set, says) in [
+        (
+            "rating:text=great",
+            "`rating` is an int property on archive tag rated",
+        ),
+        ("rating=great", "`great` is not an integer"),
+    ] {
+        let r = ore
+            .run(&["import", "rated", &dir("c"), "--set", set])
+            .expect(1, set);
+        assert!(r.stderr.contains(says), "{set}: {}", r.stderr);
     }
-    assert_eq!(found(&ore, "rated", "rating>=3"), vec![keys[0].clone()]);
-    assert_eq!(found(&ore, "rated", "rating<3"), vec![keys[2].clone()]);
-    // A text bound compares texts only, and equality finds each type by its own value.
-    assert_eq!(found(&ore, "rated", "rating>=a"), vec![keys[1].clone()]);
-    assert_eq!(found(&ore, "rated", "rating=5"), vec![keys[0].clone()]);
-    assert_eq!(found(&ore, "rated", "rating=éééé"), vec![keys[1].clone()]);
+    let r = ore
+        .run(&["props", &a, "--set", "rating:date=2019-01-01"])
+        .expect(1, "a new version of another type");
+    assert!(r.stderr.contains("not date"), "{}", r.stderr);
+    let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
+    assert!(tags.contains("2 object(s)"), "nothing half-filed: {tags}");
+    assert_eq!(found(&ore, "rated", "rating>=3"), vec![a.clone()]);
+    assert_eq!(found(&ore, "rated", "rating<3"), vec![b.clone()]);
+    assert_eq!(found(&ore, "rated", "rating=5"), vec![a]);
+    // Another tag decides for itself. "éééé" is eight bytes, the length of an encoded
+    // number, and a text bound compares texts only.
+    let e = import(&ore, &["other", &dir("e"), "--set", "rating=éééé"]);
+    assert_eq!(found(&ore, "other", "rating>=a"), vec![e.clone()]);
+    assert_eq!(found(&ore, "other", "rating=éééé"), vec![e]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! just before the first compare-and-swap of the tag. So the run under test always loses
 //! the race and must work its changes out again from the head the other run stored.
 
-use ore::core::archival::Value;
+use ore::core::archival::{parse_set, Value};
 use ore_tests::archival::{found, import, props_json, tree};
 use ore_tests::ore::Ore;
 use protocol::{AdminOutput, Backend, BackendInfo, CasOutcome, Key, Stats};
@@ -155,7 +155,7 @@ fn a_new_version_racing_a_forget_of_its_object_files_nothing_and_says_so() {
         ],
     );
     let repo = losing_to(&ore, "work", &["forget", "work", "--where", "title=alpha"]);
-    let set = [("comment".to_string(), Value::Text("v2".into()))];
+    let set = [parse_set("comment=v2").expect("a setting")];
     let err = ore::commands::import::reprop(&repo, &a, &set)
         .expect_err("its object was forgotten meanwhile")
         .to_string();
@@ -182,7 +182,7 @@ fn a_new_version_racing_another_new_version_of_the_same_object_files_nothing_and
         ],
     );
     let repo = losing_to(&ore, "work", &["props", &a, "--set", "comment=theirs"]);
-    let set = [("comment".to_string(), Value::Text("mine".into()))];
+    let set = [parse_set("comment=mine").expect("a setting")];
     let err = ore::commands::import::reprop(&repo, &a, &set)
         .expect_err("the object was replaced meanwhile")
         .to_string();
@@ -248,6 +248,49 @@ fn an_import_racing_another_import_keeps_both_and_counts_both() {
     assert_eq!(found(&ore, "work", "name=b").len(), 1);
     assert!(
         counted(&ore, "work").contains("3 object(s)\n"),
+        "{}",
+        counted(&ore, "work")
+    );
+    ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn an_import_giving_a_new_key_another_type_than_a_racing_import_gave_it_files_nothing() {
+    let (ore, d) = archive();
+    tree(&d.path().join("a"), &[("f", "alpha")]);
+    tree(&d.path().join("b"), &[("f", "beta")]);
+    import(&ore, &["work", d.path().join("a").to_str().unwrap()]);
+    let b = d.path().join("b");
+    let repo = losing_to(
+        &ore,
+        "work",
+        &[
+            "import",
+            "work",
+            b.to_str().unwrap(),
+            "--set",
+            "rating:int=4",
+        ],
+    );
+    let opts = ore::commands::import::ImportOptions {
+        tag: "work".into(),
+        paths: vec![d.path().join("a")],
+        set: vec![parse_set("rating:text=great").expect("a setting")],
+        ..Default::default()
+    };
+    let err = ore::commands::import::import(&repo, &opts)
+        .expect_err("rating became an integer meanwhile")
+        .to_string();
+    assert!(err.contains("`rating` is an int property"), "{err}");
+    assert!(err.contains("nothing was filed"), "{err}");
+    assert_eq!(found(&ore, "work", "rating>=4").len(), 1);
+    // The tag knows rating as an integer now: a text value of it is refused in a query too.
+    let r = ore
+        .run(&["search", "work", "rating=great"])
+        .expect(1, "a text rating");
+    assert!(r.stderr.contains("not an integer"), "{}", r.stderr);
+    assert!(
+        counted(&ore, "work").contains("2 object(s)\n"),
         "{}",
         counted(&ore, "work")
     );

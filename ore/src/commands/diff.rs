@@ -40,9 +40,14 @@ fn kind_name(e: &Entry) -> &'static str {
     e.kind.type_name()
 }
 
-/// The block a file's content starts at (none for an empty file or anything else).
+/// The block a file's content starts at, or a catalogued file's content id (none for an
+/// empty file or anything else).
 fn content_key(e: &Entry) -> Option<Key> {
     match &e.kind {
+        EntryKind::File {
+            content: crate::core::entry::Content::Catalogued { id },
+            ..
+        } => Some(*id),
         EntryKind::File { content, .. } => content.first_block(),
         _ => None,
     }

@@ -8,7 +8,9 @@
 //! - `o` + object key → the object's [`Summary`] (title, date, type, size, replaced);
 //! - `p` + property + 0 + value + object key → nothing: one per property value of a current
 //!   object, values encoded so that byte order is the value's order ([`value_bytes`]);
-//! - `w` + property + 0 + word + 0 + object key → nothing: one per word of a text property.
+//! - `w` + property + 0 + word + 0 + object key → nothing: one per word of a text property;
+//! - `f` and `n`: an object's files by content id and by name ([`crate::core::filelist`]);
+//! - `t` + property → its type, for a key outside the vocabulary, recorded once per tag.
 //!
 //! So an equality is a scan of one prefix, a range a scan between two keys, and a word a scan
 //! of words that start with it; each gives object keys in order, ready to be merged.
@@ -49,6 +51,42 @@ impl Type {
             Type::Int => "int",
             Type::Date => "date",
             Type::List => "list",
+        }
+    }
+
+    /// Its name with its article: "an int", "a date".
+    pub fn a(self) -> &'static str {
+        match self {
+            Type::Text => "a text",
+            Type::Int => "an int",
+            Type::Date => "a date",
+            Type::List => "a list",
+        }
+    }
+
+    /// The byte a tag's index records the type with (the `t` map).
+    pub fn byte(self) -> u8 {
+        match self {
+            Type::Text => b't',
+            Type::Int => b'i',
+            Type::Date => b'd',
+            Type::List => b'l',
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Type> {
+        [Type::Text, Type::Int, Type::Date, Type::List]
+            .into_iter()
+            .find(|t| t.byte() == b)
+    }
+
+    /// The type of `v`.
+    pub fn of(v: &Value) -> Type {
+        match v {
+            Value::Text(_) => Type::Text,
+            Value::Int(_) => Type::Int,
+            Value::Date(_) => Type::Date,
+            Value::List(_) => Type::List,
         }
     }
 
@@ -106,8 +144,18 @@ pub fn property_key(raw: &str) -> Result<String> {
     }
 }
 
+/// One `--set`: a property and its value, and whether the value's type was chosen by
+/// default (a key outside the vocabulary given as KEY=VALUE): such a value is typed as the tag
+/// records the key ([`settle`]), and is text only on a tag that has not seen the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    pub value: Value,
+    pub by_default: bool,
+}
+
 /// Parses `--set KEY=VALUE` (or `KEY:TYPE=VALUE`, TYPE one of text, int, date, list).
-pub fn parse_set(arg: &str) -> Result<(String, Value)> {
+pub fn parse_set(arg: &str) -> Result<Setting> {
     let Some((lhs, value)) = arg.split_once('=') else {
         return Err(Error::Usage(format!(
             "--set `{arg}`: expected KEY=VALUE (or KEY:TYPE=VALUE)"
@@ -127,18 +175,82 @@ pub fn parse_set(arg: &str) -> Result<(String, Value)> {
     let ty = match (known_type(&key), declared) {
         (Some(k), Some(d)) if k != d => {
             return Err(Error::Usage(format!(
-                "--set `{arg}`: `{key}` is a {} property, not {}",
-                k.name(),
+                "--set `{arg}`: `{key}` is {} property, not {}",
+                k.a(),
                 d.name()
             )))
         }
         (Some(t), _) | (None, Some(t)) => t,
         (None, None) => Type::Text,
     };
-    Ok((
-        key.clone(),
-        typed(&key, ty, value).map_err(|why| Error::Usage(format!("--set `{arg}`: {why}")))?,
-    ))
+    Ok(Setting {
+        key: key.clone(),
+        value: typed(&key, ty, value)
+            .map_err(|why| Error::Usage(format!("--set `{arg}`: {why}")))?,
+        by_default: known_type(&key).is_none() && declared.is_none(),
+    })
+}
+
+/// The `--set` values of an import or a new version on a tag whose index records the types
+/// in `recorded` (its `t` map): a value typed by default takes the recorded type, and a value
+/// of another type than the one recorded is refused, naming both. The tag records each key's
+/// type the first time an object with it is filed ([`type_entries`]), so one key never holds
+/// two types on one tag.
+pub fn settle(
+    set: &[Setting],
+    tag: &str,
+    recorded: &std::collections::HashMap<String, Type>,
+) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::with_capacity(set.len());
+    for s in set {
+        let value = match (recorded.get(&s.key), &s.value) {
+            (Some(&ty), Value::Text(raw)) if s.by_default && ty != Type::Text => {
+                typed(&s.key, ty, raw).map_err(|why| {
+                    Error::Usage(format!("--set {}: {why} on archive tag {tag}", s.key))
+                })?
+            }
+            (Some(&ty), v) if Type::of(v) != ty => {
+                return Err(Error::Usage(format!(
+                    "--set {}: `{}` is {} property on archive tag {tag}, not {}",
+                    s.key,
+                    s.key,
+                    ty.a(),
+                    Type::of(v).name()
+                )))
+            }
+            (_, v) => v.clone(),
+        };
+        out.push((s.key.clone(), value));
+    }
+    Ok(out)
+}
+
+/// The `t` entry that records property `key`'s type on a tag.
+pub fn type_entry(key: &str) -> Vec<u8> {
+    [&[TYPES][..], key.as_bytes()].concat()
+}
+
+/// The types of the properties of `objects` that the vocabulary does not fix, once each;
+/// an error when two of them give one key two types.
+pub fn type_entries<'a>(
+    objects: impl Iterator<Item = &'a Object>,
+) -> Result<std::collections::BTreeMap<String, Type>> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in objects.flat_map(|o| &o.props) {
+        if known_type(&p.key).is_some() {
+            continue;
+        }
+        let ty = Type::of(&p.value);
+        if let Some(other) = out.insert(p.key.clone(), ty).filter(|&t| t != ty) {
+            return Err(Error::Usage(format!(
+                "`{}` is given as {} and as {} by the objects of one import",
+                p.key,
+                other.name(),
+                ty.name()
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// `text` as a value of type `ty` for property `key`.
@@ -309,6 +421,9 @@ pub struct Head {
 pub const OBJECTS: u8 = b'o';
 pub const PROPS: u8 = b'p';
 pub const WORDS: u8 = b'w';
+/// Property key → its type's byte, for keys outside the vocabulary: recorded by the first
+/// object filed with the key.
+pub const TYPES: u8 = b't';
 
 /// The byte a value's entry starts with: its type, so that values of one property of
 /// different types (a key outside the vocabulary may hold text on one object and a number on

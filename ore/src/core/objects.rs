@@ -161,6 +161,34 @@ pub fn summary_of(
     crate::core::entry::decode(&item.value, key, Kind::IndexLeaf).map(Some)
 }
 
+/// The types the index at `index` records for properties outside the vocabulary (its `t`
+/// map: one entry per key ever used on the tag, so a short scan).
+pub fn recorded_types(
+    repo: &Repo,
+    index: Option<&crate::core::index::Root>,
+) -> Result<std::collections::HashMap<String, crate::core::archival::Type>> {
+    use crate::core::archival::{Type, TYPES};
+    let mut out = std::collections::HashMap::new();
+    for item in Cursor::new(repo, index, &[TYPES])? {
+        let item = item?;
+        let Some(key) = item.key.strip_prefix(&[TYPES]) else {
+            break;
+        };
+        let ty = match (std::str::from_utf8(key), item.value.as_slice()) {
+            (Ok(k), &[b]) => Type::from_byte(b).map(|t| (k.to_string(), t)),
+            _ => None,
+        };
+        let Some((k, t)) = ty else {
+            return Err(Error::Archive(format!(
+                "the index records a property type it cannot read (`{}`): run `ore check`",
+                String::from_utf8_lossy(key)
+            )));
+        };
+        out.insert(k, t);
+    }
+    Ok(out)
+}
+
 /// Refuses an object already replaced: a new version replaces the newest one.
 pub fn check_current(repo: &Repo, tag: &str, head: &Head, key: &Key) -> Result<()> {
     match summary_of(repo, head.index.as_ref(), key)? {

@@ -17,7 +17,7 @@
 use super::contents::{file_size, files, id_of, Found};
 use super::props::{of_entry, open, Opened, Props};
 use super::ImportOptions;
-use crate::core::archival::Object;
+use crate::core::archival::{Object, Value};
 use crate::core::block::Kind;
 use crate::core::entry::{encode, Entry, EntryKind, Snapshot, Warning};
 use crate::core::error::Result;
@@ -36,6 +36,7 @@ pub(super) fn objects(
     stored: &Snapshot,
     dir: &Path,
     opts: &ImportOptions,
+    set: &[(String, Value)],
     catalogue: Option<Volume>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<(Key, Object)>> {
@@ -48,7 +49,7 @@ pub(super) fn objects(
         for window in files.chunks(WINDOW) {
             let made: Vec<Result<Made>> = window
                 .par_iter()
-                .map(|f| object(repo, stored, f, opts, &catalogue))
+                .map(|f| object(repo, stored, f, opts, set, &catalogue))
                 .collect();
             let mut blocks = Vec::with_capacity(2 * made.len());
             for m in made {
@@ -88,6 +89,7 @@ fn object(
     stored: &Snapshot,
     f: &Found,
     opts: &ImportOptions,
+    set: &[(String, Value)],
     catalogue: &Option<Volume>,
 ) -> Result<Made> {
     // Opened once, for its properties and its content id.
@@ -124,7 +126,7 @@ fn object(
         ..f.parent.clone()
     };
     let object = Object {
-        props: props.finish(&opts.set),
+        props: props.finish(set),
         root,
         imported_ns: stored.time,
         host: stored.host.clone(),

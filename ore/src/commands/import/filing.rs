@@ -7,7 +7,9 @@
 //! own, and an object replaced or forgotten meanwhile is not replaced again (docs/ARCHIVAL.md,
 //! "Imports, races and leases"; `tests/archival_races.rs`).
 
-use crate::core::archival::{object_entry, search_entries, Head, Object, Summary, OBJECTS};
+use crate::core::archival::{
+    object_entry, search_entries, type_entries, type_entry, Head, Object, Summary, OBJECTS,
+};
 use crate::core::block::Kind;
 use crate::core::entry::encode;
 use crate::core::error::{Error, Result};
@@ -67,8 +69,26 @@ pub(super) fn commit(
         (Some(k), Some(o)) => finding_entries(repo, &k, o)?,
         _ => Vec::new(),
     };
+    let types = type_entries(objects.iter().map(|(_, o)| o))?;
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
+        // Each key outside the vocabulary keeps the type it was first filed with on the tag
+        // (another run may have filed it meanwhile: its type is checked on every head tried).
+        let recorded = crate::core::objects::recorded_types(repo, index)?;
+        let mut typing = Vec::new();
+        for (key, &ty) in &types {
+            match recorded.get(key) {
+                Some(&r) if r != ty => {
+                    return Err(Error::Usage(format!(
+                        "`{key}` is {} property on archive tag {tag}, not {}: nothing was filed",
+                        r.a(),
+                        ty.name()
+                    )))
+                }
+                Some(_) => {}
+                None => typing.push((type_entry(key), Some(vec![ty.byte()]))),
+            }
+        }
         let mut changes: Vec<Change> = objects
             .par_iter()
             .zip(finding.par_iter())
@@ -77,6 +97,7 @@ pub(super) fn commit(
                     .chain(entries.iter().map(|e| (e.clone(), Some(Vec::new()))))
             })
             .collect();
+        changes.extend(typing);
         if let (Some(old), Some(o)) = (replaced, &replaced_object) {
             match crate::core::objects::summary_of(repo, index, &old)? {
                 None => {

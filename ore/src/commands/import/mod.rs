@@ -18,7 +18,7 @@ mod filing;
 mod props;
 
 use crate::commands::snapshot::{store, SnapshotOptions};
-use crate::core::archival::{Object, Prop, Value, ARCHIVAL_FROM};
+use crate::core::archival::{settle, Object, Prop, Setting, Value, ARCHIVAL_FROM};
 use crate::core::block::Kind;
 use crate::core::entry::{encode, EntryKind, Warning};
 use crate::core::error::{Error, Result};
@@ -35,7 +35,7 @@ pub struct ImportOptions {
     pub tag: String,
     pub paths: Vec<PathBuf>,
     /// `--set`: wins over what is extracted.
-    pub set: Vec<(String, Value)>,
+    pub set: Vec<Setting>,
     /// The object (a key or a unique prefix of one) the one imported replaces.
     pub replace: Option<String>,
     /// Find size, mtime, name and type from the files.
@@ -91,6 +91,9 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         ));
     }
     let start = head_of(repo, &opts.tag)?;
+    let index = start.as_ref().and_then(|(_, h)| h.index.as_ref());
+    let recorded = crate::core::objects::recorded_types(repo, index)?;
+    let set = settle(&opts.set, &opts.tag, &recorded)?;
     let replaced = match &opts.replace {
         None => None,
         Some(_) if opts.each => {
@@ -148,7 +151,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         stored.done.writer = None;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
         let filed = match opts.each && was_dir {
-            true => each::objects(repo, &stored.snap, path, opts, volume, &mut warnings)?,
+            true => each::objects(repo, &stored.snap, path, opts, &set, volume, &mut warnings)?,
             false => {
                 // A file PATH's root is the directory made around it.
                 let base = match was_dir {
@@ -157,7 +160,15 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                 };
                 let listed = contents::list(repo, &stored.snap.root, &base, &mut warnings)?;
                 let object = Object {
-                    props: properties(repo, &stored.snap, path, was_dir, opts, &mut warnings)?,
+                    props: properties(
+                        repo,
+                        &stored.snap,
+                        path,
+                        was_dir,
+                        opts,
+                        &set,
+                        &mut warnings,
+                    )?,
                     root: stored.snap.root,
                     imported_ns: stored.snap.time,
                     host: stored.snap.host,
@@ -210,7 +221,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
 /// A new version of object `spec` (a key or a unique prefix of one, on any archive tag) with
 /// `set` applied to its properties: the same tree, not stored again, the old object as its
 /// parent, filed on the old one's tag in its place. The tag, the new key and the new object.
-pub fn reprop(repo: &Repo, spec: &str, set: &[(String, Value)]) -> Result<(String, Key, Object)> {
+pub fn reprop(repo: &Repo, spec: &str, set: &[Setting]) -> Result<(String, Key, Object)> {
     let spec = spec.to_ascii_lowercase();
     let Some((tag, old)) = crate::core::objects::find_anywhere(repo, &spec)? else {
         return Err(Error::Usage(format!(
@@ -221,13 +232,16 @@ pub fn reprop(repo: &Repo, spec: &str, set: &[(String, Value)]) -> Result<(Strin
     if let Some((_, h)) = &start {
         crate::core::objects::check_current(repo, &tag, h, &old)?;
     }
+    let index = start.as_ref().and_then(|(_, h)| h.index.as_ref());
+    let set = settle(
+        set,
+        &tag,
+        &crate::core::objects::recorded_types(repo, index)?,
+    )?;
     let mut o: Object = repo.get(old, Kind::Object)?;
     for (key, value) in set {
-        o.props.retain(|p| p.key != *key);
-        o.props.push(Prop {
-            key: key.clone(),
-            value: value.clone(),
-        });
+        o.props.retain(|p| p.key != key);
+        o.props.push(Prop { key, value });
     }
     o.props.sort_by(|a, b| a.key.cmp(&b.key));
     o.parent = Some(old);
@@ -274,6 +288,7 @@ fn properties(
     path: &std::path::Path,
     was_dir: bool,
     opts: &ImportOptions,
+    set: &[(String, Value)],
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Prop>> {
     let mut found = props::Props::default();
@@ -295,5 +310,5 @@ fn properties(
         (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path, file.as_ref());
         warnings.extend(warning);
     }
-    Ok(found.finish(&opts.set))
+    Ok(found.finish(set))
 }

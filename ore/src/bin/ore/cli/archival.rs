@@ -15,7 +15,7 @@ pub struct ImportArgs {
     /// is a date (YYYY-MM-DD[THH:MM[:SS]], UTC), tags a comma-separated list. It wins over
     /// what is found in the files.
     #[arg(long, value_name = "KEY=VALUE", value_parser = property)]
-    pub set: Vec<(String, ore::core::archival::Value)>,
+    pub set: Vec<ore::core::archival::Setting>,
     /// The object (its key, or a unique prefix of it) the imported PATH replaces: it leaves
     /// the searches and stays listed, reachable through the new object's parent link.
     #[arg(long, value_name = "OBJECT")]
@@ -52,7 +52,7 @@ pub struct ImportArgs {
     pub no_cache: bool,
 }
 
-fn property(s: &str) -> Result<(String, ore::core::archival::Value), String> {
+fn property(s: &str) -> Result<ore::core::archival::Setting, String> {
     ore::core::archival::parse_set(s).map_err(|e| e.to_string())
 }
 
@@ -80,5 +80,5 @@ pub struct PropsArgs {
     /// KEY:TYPE=VALUE (repeatable): the same tree, not stored again, with the old object as
     /// its parent; the old one leaves the searches. Prints the new object's key.
     #[arg(long, value_name = "KEY=VALUE", value_parser = property)]
-    pub set: Vec<(String, ore::core::archival::Value)>,
+    pub set: Vec<ore::core::archival::Setting>,
 }
