@@ -68,8 +68,18 @@ pub fn dump(env: &Env, a: DumpArgs) -> Result<Done> {
     if std::io::stdout().is_terminal() {
         bail!("ore dump writes a binary stream: redirect it to a file or a pipe");
     }
-    let (repo, snap) = env.open_at(&a.snapshot)?;
-    let stats = ore::commands::dump::dump(&repo, &snap, &mut std::io::stdout().lock())?;
+    // An archive tag is dumped whole: its objects, properties and versions.
+    let repo = env.open()?;
+    let stats = if let Ok(Some(_)) = ore::core::objects::head_of(&repo, &a.snapshot) {
+        ore::commands::dump::archive::dump_archive(
+            &repo,
+            &a.snapshot,
+            &mut std::io::stdout().lock(),
+        )?
+    } else {
+        let (_, snap) = ore::core::spec::resolve(&repo, &a.snapshot)?;
+        ore::commands::dump::dump(&repo, &snap, &mut std::io::stdout().lock())?
+    };
     if !env.global.quiet {
         eprintln!(
             "dumped {}: {} entries, {} of file data, {} stream",
@@ -83,15 +93,28 @@ pub fn dump(env: &Env, a: DumpArgs) -> Result<Done> {
 }
 
 pub fn load(env: &Env, a: LoadArgs) -> Result<Done> {
+    use ore::commands::dump::Loaded;
     let repo = env.open()?;
-    let (key, _, stats) = ore::commands::dump::load(&repo, &a.tag, &mut std::io::stdin().lock())?;
+    let loaded = ore::commands::dump::load(&repo, &a.tag, &mut std::io::stdin().lock())?;
+    let (key, stats, objects) = match loaded {
+        Loaded::Snapshot { key, stats, .. } => (key, stats, None),
+        Loaded::Archive {
+            head,
+            objects,
+            stats,
+        } => (head, stats, Some(objects)),
+    };
     if env.global.json {
-        env.json(&json!({"key": key.to_hex(), "tag": a.tag, "entries": stats.entries, "bytes": stats.bytes}))?;
+        env.json(&json!({"key": key.to_hex(), "tag": a.tag, "entries": stats.entries, "bytes": stats.bytes, "objects": objects}))?;
     } else {
         out(&format!("{key}\n"))?;
         if !env.global.quiet {
+            let what = match objects {
+                Some(n) => format!("{n} object(s) with "),
+                None => String::new(),
+            };
             eprintln!(
-                "loaded {} entries, {} of file data, onto tag {}",
+                "loaded {what}{} entries, {} of file data, onto tag {}",
                 stats.entries,
                 ore::core::util::human_bytes(stats.bytes),
                 a.tag

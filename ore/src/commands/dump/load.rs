@@ -11,11 +11,11 @@
 use super::*;
 
 /// Reads records, hashing everything it reads.
-struct Records<R> {
-    inner: R,
+pub(super) struct Records<R> {
+    pub(super) inner: R,
     hash: blake3::Hasher,
     /// Where the last entry was, for errors.
-    at: String,
+    pub(super) at: String,
 }
 
 impl<R: Read> Records<R> {
@@ -35,7 +35,7 @@ impl<R: Read> Records<R> {
     }
 
     /// The next record; the hash of everything before it comes along for the trailer.
-    fn next(&mut self) -> Result<(u8, Vec<u8>, [u8; 32])> {
+    pub(super) fn next(&mut self) -> Result<(u8, Vec<u8>, [u8; 32])> {
         let before = *self.hash.finalize().as_bytes();
         let mut head = [0u8; 5];
         self.exact(&mut head)?;
@@ -59,16 +59,16 @@ impl<R: Read> Records<R> {
         Ok((head[0], payload, before))
     }
 
-    fn bad(&self, what: String) -> Error {
+    pub(super) fn bad(&self, what: String) -> Error {
         Error::Usage(format!("the dump is damaged near {}: {what}", self.at))
     }
 }
 
 /// Where `load` stores blocks: tree blocks one at a time, chunks in batches (one `exists` for
 /// a window of chunks, then puts in flight, settled every [`IN_FLIGHT`] and at the end).
-struct RepoStore<'r> {
-    repo: &'r Repo,
-    pending: Vec<protocol::Ticket<()>>,
+pub(super) struct RepoStore<'r> {
+    pub(super) repo: &'r Repo,
+    pub(super) pending: Vec<protocol::Ticket<()>>,
 }
 
 /// Chunk puts in flight before `load` waits for them.
@@ -109,7 +109,7 @@ impl RepoStore<'_> {
     }
 
     /// Waits for every put in flight.
-    fn settle(&mut self) -> Result<()> {
+    pub(super) fn settle(&mut self) -> Result<()> {
         for t in self.pending.drain(..) {
             t.wait()?;
         }
@@ -121,13 +121,33 @@ impl RepoStore<'_> {
 struct Frame {
     meta: DumpEntry,
     path: String,
+    /// The path's bytes as they are (`path` is for messages).
+    raw: Vec<u8>,
     entries: Builder<DirTree>,
     last: Option<Vec<u8>>,
 }
 
-/// Reads a dump stream from `input` and stores it as a new snapshot on `tag` (chained onto
-/// the tag's current snapshot). Returns the new snapshot's key.
-pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapshot, DumpStats)> {
+/// What `load` made of a stream.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A snapshot stream: the new snapshot, chained onto the tag's current one.
+    Snapshot {
+        key: Key,
+        snapshot: Box<Snapshot>,
+        stats: DumpStats,
+    },
+    /// An archive tag's stream: its objects, filed on the tag.
+    Archive {
+        head: Key,
+        objects: u64,
+        stats: DumpStats,
+    },
+}
+
+/// Reads a dump stream from `input` and stores it on `tag`: a snapshot's as a new snapshot
+/// (chained onto the tag's current snapshot), an archive tag's as objects filed on the tag
+/// ([`super::archive`]).
+pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<Loaded> {
     crate::core::format::check_user_tag(tag)?;
     let _lease = crate::core::lease::Lease::acquire(repo)?;
     let mut r = Records {
@@ -136,6 +156,14 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         at: "the start".into(),
     };
     let version = read_magic(&mut r)?;
+    if version == super::archive::ARCHIVE {
+        let (head, objects, stats) = super::archive::load_archive(repo, tag, &mut r)?;
+        return Ok(Loaded::Archive {
+            head,
+            objects,
+            stats,
+        });
+    }
     let (kind, payload, _) = r.next()?;
     if kind != HEADER {
         return Err(r.bad(format!("record kind {kind} where the header belongs")));
@@ -147,27 +175,10 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         3.. => labels(rest).map_err(|why| r.bad(format!("header's labels: {why}")))?,
         _ => Vec::new(),
     };
-    let mut tree = Rebuild {
-        repo,
-        version,
-        store: RepoStore {
-            repo,
-            pending: Vec::new(),
-        },
-        stack: Vec::new(),
-        root: None,
-        stats: DumpStats::default(),
-    };
-    let root = tree.read(&mut r)?;
+    let mut tree = Rebuild::new(repo, version, None);
+    let root = tree.read_tree(&mut r)?;
+    trailer(&mut r)?;
     tree.store.settle()?;
-    let mut extra = [0u8; 1];
-    if r.inner
-        .read(&mut extra)
-        .map_err(|e| Error::Local(format!("reading the dump: {e}")))?
-        != 0
-    {
-        return Err(Error::Usage("the dump has bytes after its trailer".into()));
-    }
     repo.backend().flush()?;
     let snap = Snapshot {
         previous: Vec::new(),
@@ -188,7 +199,11 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<(Key, Snapsh
         let chained = repo.chained(&snap, parent.into_iter().collect());
         repo.put_chained_durably(&chained, &[])?;
         if repo.move_tag(tag, parent, chained.node, "load")? {
-            return Ok((chained.key, snap, tree.stats));
+            return Ok(Loaded::Snapshot {
+                key: chained.key,
+                snapshot: Box::new(snap),
+                stats: tree.stats,
+            });
         }
     }
 }
@@ -212,6 +227,38 @@ fn labels(bytes: &[u8]) -> std::result::Result<Vec<crate::core::labels::Label>, 
     Ok(labels)
 }
 
+/// Reads the trailer, whose checksum must match everything before it, and checks that
+/// nothing follows it.
+pub(super) fn trailer<R: Read>(r: &mut Records<R>) -> Result<()> {
+    let (kind, payload, before) = r.next()?;
+    if kind != TRAILER {
+        return Err(r.bad(format!(
+            "record kind {kind} where the trailer belongs (after the root directory ended)"
+        )));
+    }
+    ended(r, &payload, &before)
+}
+
+/// The end of a stream, at a trailer record holding `payload`: it must be the checksum
+/// `before` of everything before it, and nothing may follow it.
+pub(super) fn ended<R: Read>(r: &mut Records<R>, payload: &[u8], before: &[u8; 32]) -> Result<()> {
+    if payload != before.as_slice() {
+        return Err(Error::Usage(
+            "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
+                .into(),
+        ));
+    }
+    let mut extra = [0u8; 1];
+    if r.inner
+        .read(&mut extra)
+        .map_err(|e| Error::Local(format!("reading the dump: {e}")))?
+        != 0
+    {
+        return Err(Error::Usage("the dump has bytes after its trailer".into()));
+    }
+    Ok(())
+}
+
 /// Reads the stream's magic; returns its version, refusing one this ore does not read.
 fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
     let mut magic = [0u8; 9];
@@ -222,9 +269,10 @@ fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
         ));
     }
     let version = magic[8];
-    if !(OLDEST..=VERSION).contains(&version) {
+    if !(OLDEST..=super::archive::ARCHIVE).contains(&version) {
         return Err(Error::Usage(format!(
-            "this dump is version {version}; this ore reads versions {OLDEST} to {VERSION}"
+            "this dump is version {version}; this ore reads versions {OLDEST} to {}",
+            super::archive::ARCHIVE
         )));
     }
     Ok(version)
@@ -232,40 +280,56 @@ fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
 
 /// The snapshot's tree, rebuilt from the stream's records into the archive: the directories
 /// open above the current entry, and the root once its directory has ended.
-struct Rebuild<'r> {
+pub(super) struct Rebuild<'r> {
     repo: &'r Repo,
     /// The stream's version (how a file's hash covers holes).
     version: u8,
-    store: RepoStore<'r>,
+    pub(super) store: RepoStore<'r>,
     stack: Vec<Frame>,
     root: Option<Entry>,
-    stats: DumpStats,
+    pub(super) stats: DumpStats,
+    /// For an archive tag's stream: each regular file of the tree being read, by path, with
+    /// its content id under this archive's keys (`core::filelist`).
+    pub(super) files: Option<Vec<crate::core::filelist::FileRef>>,
+    /// Whether the stream's content ids are this archive's (they were made under the same
+    /// keys), so that a catalogued file's id may be kept.
+    pub(super) same_ids: bool,
+    /// Where each file of `files` is in it, by path, for the hard links that name it.
+    pub(super) listed: std::collections::HashMap<Vec<u8>, usize>,
 }
 
-impl Rebuild<'_> {
-    /// Reads records up to the trailer, whose checksum must match everything before it;
-    /// returns the root directory.
-    fn read<R: Read>(&mut self, r: &mut Records<R>) -> Result<Entry> {
+impl<'r> Rebuild<'r> {
+    pub(super) fn new(repo: &'r Repo, version: u8, files: Option<bool>) -> Rebuild<'r> {
+        Rebuild {
+            repo,
+            version,
+            store: RepoStore {
+                repo,
+                pending: Vec::new(),
+            },
+            stack: Vec::new(),
+            root: None,
+            stats: DumpStats::default(),
+            files: files.map(|_| Vec::new()),
+            same_ids: files.unwrap_or(false),
+            listed: Default::default(),
+        }
+    }
+
+    /// Reads the records of one tree, up to the end of its root directory; returns the root.
+    pub(super) fn read_tree<R: Read>(&mut self, r: &mut Records<R>) -> Result<Entry> {
         loop {
-            let (kind, payload, before) = r.next()?;
+            let (kind, payload, _) = r.next()?;
             match kind {
                 ENTRY => self.entry(r, &payload)?,
                 DIR_END => self.dir_end(r)?,
-                TRAILER => {
-                    if payload.as_slice() != before.as_slice() {
-                        return Err(Error::Usage(
-                            "the dump's checksum does not match its contents: it was damaged; nothing was added to the tag"
-                                .into(),
-                        ));
-                    }
-                    break;
-                }
+                TRAILER => return Err(r.bad("the stream ended inside a directory".into())),
                 k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
             }
+            if let Some(root) = self.root.take() {
+                return Ok(root);
+            }
         }
-        self.root
-            .take()
-            .ok_or_else(|| r.bad("the stream ended inside a directory".into()))
     }
 
     /// One entry record: checked, then a directory opened, or a file's data stored, or any
@@ -281,6 +345,11 @@ impl Rebuild<'_> {
             Some(f) if f.path.is_empty() => show(&de.name),
             Some(f) => format!("{}/{}", f.path, show(&de.name)),
             None => String::new(),
+        };
+        let raw = match self.stack.last() {
+            Some(f) if f.raw.is_empty() => de.name.clone(),
+            Some(f) => [&f.raw[..], b"/", &de.name].concat(),
+            None => Vec::new(),
         };
         r.at = if path.is_empty() {
             "/".into()
@@ -300,26 +369,47 @@ impl Rebuild<'_> {
                 self.stack.push(Frame {
                     meta: de,
                     path,
+                    raw,
                     entries: Builder::default(),
                     last: None,
                 });
                 return Ok(());
             }
             DumpKind::File { size } => {
-                let content = load_file(
+                let (content, id) = load_file(
                     self.repo,
                     r,
                     &mut self.store,
-                    (*size, self.version),
+                    (*size, self.version, self.files.is_some(), self.same_ids),
                     &mut self.stats,
                 )?;
+                if let (Some(files), Some(id)) = (&mut self.files, id) {
+                    self.listed.insert(raw.clone(), files.len());
+                    files.push(crate::core::filelist::FileRef {
+                        path: raw,
+                        size: *size,
+                        id,
+                    });
+                }
                 EntryKind::File {
                     size: *size,
                     content,
                 }
             }
             DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
-            DumpKind::Hardlink(t) => EntryKind::Hardlink { target: t.clone() },
+            DumpKind::Hardlink(t) => {
+                // The file it names, listed again under this name (as an import lists it).
+                if let Some(files) = &mut self.files {
+                    if let Some(&i) = self.listed.get(t.as_slice()) {
+                        let again = crate::core::filelist::FileRef {
+                            path: raw,
+                            ..files[i].clone()
+                        };
+                        files.push(again);
+                    }
+                }
+                EntryKind::Hardlink { target: t.clone() }
+            }
             DumpKind::Fifo => EntryKind::Fifo,
             DumpKind::Socket => EntryKind::Socket,
             DumpKind::CharDevice(rdev) => EntryKind::CharDevice { rdev: *rdev },
@@ -440,17 +530,57 @@ fn cut(
     Ok(())
 }
 
-/// Reads a file's data records, chunks and stores them, and checks the file's hash.
+/// The most bytes of holes in one file whose zeros `load` hashes for its content id.
+const ID_HOLES: u64 = 1 << 30;
+
+/// A catalogued file of an archive tag's stream: its content id, then the end of the file.
+fn catalogued<R: Read>(
+    r: &mut Records<R>,
+    total: u64,
+    payload: &[u8],
+    h: &mut FileHash,
+    same_ids: bool,
+) -> Result<(crate::core::entry::Content, Option<Key>)> {
+    let id = <[u8; 32]>::try_from(payload)
+        .map(Key)
+        .map_err(|_| r.bad("a catalogued file's id is not 32 bytes".into()))?;
+    if total != 0 {
+        return Err(r.bad("a catalogued file holds data too".into()));
+    }
+    h.catalogued(&id);
+    let (kind, end, _) = r.next()?;
+    if kind != FILE_END || end.as_slice() != h.finalize().as_bytes() {
+        return Err(Error::Usage(format!(
+            "the dump is damaged: catalogued file {} does not end as it was dumped",
+            r.at
+        )));
+    }
+    if !same_ids {
+        return Err(Error::Usage(format!(
+            "{} is a file of a catalogue object, known by a content id made with another \
+             archive's keys, which this archive cannot check or use: load the stream into an \
+             archive that shares the source's keys (`ore init --from`)",
+            r.at
+        )));
+    }
+    Ok((crate::core::entry::Content::Catalogued { id }, Some(id)))
+}
+
+/// Reads a file's data records, chunks and stores them, and checks the file's hash. With
+/// `want_id`, also the file's content id under this archive's keys (none for a file whose
+/// holes pass [`ID_HOLES`]); a catalogued file's id is kept only when the stream's ids are
+/// this archive's (`same_ids`).
 fn load_file<R: Read>(
     repo: &Repo,
     r: &mut Records<R>,
     store: &mut RepoStore,
-    (size, version): (u64, u8),
+    (size, version, want_id, same_ids): (u64, u8, bool, bool),
     stats: &mut DumpStats,
-) -> Result<crate::core::entry::Content> {
+) -> Result<(crate::core::entry::Content, Option<Key>)> {
     let c = repo.format().chunker;
     let mut pieces = Pieces::default();
     let mut h = FileHash::new(version);
+    let mut id = want_id.then(|| repo.keys().hasher(Kind::Chunk as u8));
     let mut holes = 0u64;
     let mut region: Vec<u8> = Vec::new();
     let mut total = 0u64;
@@ -461,6 +591,9 @@ fn load_file<R: Read>(
             DATA => {
                 total = within(r, total, payload.len() as u64, size)?;
                 h.data(&payload);
+                if let Some(id) = &mut id {
+                    id.update(&payload);
+                }
                 region.extend_from_slice(&payload);
                 if region.len() >= window {
                     cut(c, &mut region, false, &mut pieces, store)?;
@@ -489,6 +622,18 @@ fn load_file<R: Read>(
                 cut(c, &mut region, true, &mut pieces, store)?;
                 h.hole(len);
                 pieces.push(store, Piece::Hole { len })?;
+                // A hole's zeros are hashed for the id only while they are few: a stream
+                // may declare exabytes of them.
+                id = id.filter(|_| holes <= ID_HOLES);
+                if let Some(id) = &mut id {
+                    let zeros = [0u8; 64 << 10];
+                    let mut left = len;
+                    while left > 0 {
+                        let n = left.min(zeros.len() as u64) as usize;
+                        id.update(&zeros[..n]);
+                        left -= n as u64;
+                    }
+                }
             }
             FILE_END => {
                 cut(c, &mut region, true, &mut pieces, store)?;
@@ -499,7 +644,11 @@ fn load_file<R: Read>(
                     )));
                 }
                 stats.bytes += total;
-                return pieces.finish(store);
+                let id = id.map(|h| Key(*h.finalize().as_bytes()));
+                return Ok((pieces.finish(store)?, id));
+            }
+            CATALOGUED if version >= super::archive::ARCHIVE => {
+                return catalogued(r, total, &payload, &mut h, same_ids)
             }
             k => return Err(r.bad(format!("record kind {k} inside a file's data"))),
         }

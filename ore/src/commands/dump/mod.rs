@@ -35,8 +35,9 @@ use protocol::Key;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 
+pub mod archive;
 mod load;
-pub use load::load;
+pub use load::{load, Loaded};
 
 const MAGIC: &[u8; 8] = b"ORE-DUMP";
 /// The newest stream version this code writes and reads: 3, whose header record ends with the
@@ -66,6 +67,10 @@ const HOLE: u8 = 4;
 const FILE_END: u8 = 5;
 const DIR_END: u8 = 6;
 const TRAILER: u8 = 7;
+/// An archive tag's stream (version 4, [`archive`]): an object, then its tree.
+const OBJECT: u8 = 8;
+/// In an archive tag's stream, a catalogued file's content id, where its data would be.
+const CATALOGUED: u8 = 9;
 
 /// The snapshot's own properties.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +129,8 @@ struct Hashed<W> {
     inner: W,
     hash: blake3::Hasher,
     n: u64,
+    /// The stream's version: only an archive tag's stream may hold catalogued files.
+    version: u8,
 }
 
 impl<W: Write> Hashed<W> {
@@ -146,18 +153,19 @@ impl<W: Write> Hashed<W> {
 
 /// Writes snapshot `snap` to `out` as a dump stream.
 pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpStats> {
-    let mut w = Hashed {
-        inner: std::io::BufWriter::with_capacity(1 << 20, out),
-        hash: blake3::Hasher::new(),
-        n: 0,
-    };
-    let mut stats = DumpStats::default();
-    w.raw(MAGIC)?;
     let version = if snap.labels.is_empty() {
         UNLABELLED
     } else {
         VERSION
     };
+    let mut w = Hashed {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        hash: blake3::Hasher::new(),
+        n: 0,
+        version,
+    };
+    let mut stats = DumpStats::default();
+    w.raw(MAGIC)?;
     w.raw(&[version])?;
     let header = Header {
         time: snap.time,
@@ -274,6 +282,13 @@ fn dump_file<W: Write>(
     stats: &mut DumpStats,
 ) -> Result<()> {
     let mut h = FileHash::new(VERSION);
+    if let (&crate::core::entry::Content::Catalogued { id }, archive::ARCHIVE) =
+        (content, w.version)
+    {
+        h.catalogued(&id);
+        w.record(CATALOGUED, &id.0)?;
+        return w.record(FILE_END, h.finalize().as_bytes());
+    }
     let pieces = crate::core::tree::file_pieces(repo, content, size)?;
     // Over a link, ask for the next chunks before they are needed.
     let ahead = if repo.backend().pipelines() {
@@ -368,6 +383,12 @@ impl FileHash {
             self.hash.update(&zeros[..n]);
             len -= n as u64;
         }
+    }
+
+    /// A catalogued file's id, which stands for its data records.
+    fn catalogued(&mut self, id: &Key) {
+        self.hash.update(&[CATALOGUED]);
+        self.hash.update(&id.0);
     }
 
     fn finalize(&self) -> blake3::Hash {

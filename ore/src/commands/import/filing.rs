@@ -72,23 +72,7 @@ pub(super) fn commit(
     let types = type_entries(objects.iter().map(|(_, o)| o))?;
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
-        // Each key outside the vocabulary keeps the type it was first filed with on the tag
-        // (another run may have filed it meanwhile: its type is checked on every head tried).
-        let recorded = crate::core::objects::recorded_types(repo, index)?;
-        let mut typing = Vec::new();
-        for (key, &ty) in &types {
-            match recorded.get(key) {
-                Some(&r) if r != ty => {
-                    return Err(Error::Usage(format!(
-                        "`{key}` is {} property on archive tag {tag}, not {}: nothing was filed",
-                        r.a(),
-                        ty.name()
-                    )))
-                }
-                Some(_) => {}
-                None => typing.push((type_entry(key), Some(vec![ty.byte()]))),
-            }
-        }
+        let typing = typing(repo, index, tag, &types)?;
         let mut changes: Vec<Change> = objects
             .par_iter()
             .zip(finding.par_iter())
@@ -122,6 +106,66 @@ pub(super) fn commit(
         Ok(changes)
     };
     commit_changes(repo, tag, current, "import", &mut plan)
+}
+
+/// The `t` entries that record the types in `types` on the index at `index`: each key
+/// outside the vocabulary keeps the type it was first filed with on the tag (another run
+/// may have filed it meanwhile, so this is worked out on every head tried).
+fn typing(
+    repo: &Repo,
+    index: Option<&index::Root>,
+    tag: &str,
+    types: &std::collections::BTreeMap<String, crate::core::archival::Type>,
+) -> Result<Vec<Change>> {
+    let recorded = crate::core::objects::recorded_types(repo, index)?;
+    let mut out = Vec::new();
+    for (key, &ty) in types {
+        match recorded.get(key) {
+            Some(&r) if r != ty => {
+                return Err(Error::Usage(format!(
+                    "`{key}` is {} property on archive tag {tag}, not {}: nothing was filed",
+                    r.a(),
+                    ty.name()
+                )))
+            }
+            Some(_) => {}
+            None => out.push((type_entry(key), Some(vec![ty.byte()]))),
+        }
+    }
+    Ok(out)
+}
+
+/// Files `objects`, loaded from a dump stream and stored already, on archive tag `tag`:
+/// those in `replaced` (named as parent by another of them) listed but out of the searches,
+/// the rest current. The new head, whether another run moved the tag meanwhile, and the
+/// index nodes stored.
+pub(super) fn file_loaded(
+    repo: &Repo,
+    tag: &str,
+    objects: &[(Key, Object)],
+    replaced: &std::collections::HashSet<Key>,
+) -> Result<(Key, bool, u64)> {
+    let finding: Vec<Vec<Vec<u8>>> = objects
+        .par_iter()
+        .map(|(key, o)| match replaced.contains(key) {
+            true => Ok(Vec::new()),
+            false => finding_entries(repo, key, o),
+        })
+        .collect::<Result<_>>()?;
+    let types = type_entries(objects.iter().map(|(_, o)| o))?;
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
+        let index = head.and_then(|h| h.index.as_ref());
+        let mut changes = typing(repo, index, tag, &types)?;
+        for ((key, o), entries) in objects.iter().zip(&finding) {
+            let mut summary = Summary::of(o);
+            summary.replaced = replaced.contains(key);
+            changes.push((object_entry(key), Some(encode(&summary))));
+            changes.extend(entries.iter().map(|e| (e.clone(), Some(Vec::new()))));
+        }
+        Ok(changes)
+    };
+    let start = head_of(repo, tag)?;
+    commit_changes(repo, tag, start, "load", &mut plan)
 }
 
 /// Every entry that finds object `key` while it is current: its properties' and words' (`p`,

@@ -26,6 +26,17 @@ pub use crate::core::objects::{find_object, head_of};
 use crate::core::repo::Repo;
 use filing::commit;
 pub use filing::forget_where;
+
+/// Files objects loaded from an archive tag's dump stream ([`filing::file_loaded`]).
+pub fn file_loaded(
+    repo: &Repo,
+    tag: &str,
+    objects: &[(Key, Object)],
+    replaced: &std::collections::HashSet<Key>,
+) -> Result<(Key, bool, u64)> {
+    crate::core::format::check_user_tag(tag)?;
+    filing::file_loaded(repo, tag, objects, replaced)
+}
 use protocol::Key;
 use std::path::PathBuf;
 

@@ -1,0 +1,301 @@
+//! `ore dump TAG` / `ore load TAG` of an archive tag: every object with its properties, its
+//! versions and its tree, carried to an archive of other keys; and what `load` does with a
+//! damaged or crafted stream of one.
+
+use ore::commands::dump::archive::{ArchiveHeader, DumpObject, ARCHIVE};
+use ore::commands::dump::{DumpEntry, DumpKind};
+use ore::core::archival::{Prop, Value};
+use ore::core::entry::encode;
+use ore_tests::archival::{found, import, props_json, tree};
+use ore_tests::dumps::load;
+use ore_tests::ore::Ore;
+
+/// `ore dump TAG`: the stream.
+fn dump(ore: &Ore, tag: &str) -> Vec<u8> {
+    let out = ore.cmd(&["dump", tag]).output().expect("ore dump runs");
+    assert!(
+        out.status.success(),
+        "dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The line `ore tags` shows for `tag`, if any.
+fn tag_line(ore: &Ore, tag: &str) -> Option<String> {
+    let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
+    tags.lines()
+        .find(|l| l.split('\t').next() == Some(tag))
+        .map(String::from)
+}
+
+#[test]
+fn an_archive_tag_loaded_into_an_archive_of_other_keys_keeps_its_objects_properties_and_versions() {
+    let (src, d) = Ore::local();
+    let p = d.path();
+    tree(
+        &p.join("a"),
+        &[("score.txt", "cello suite"), ("notes", "bach")],
+    );
+    tree(&p.join("b"), &[("score.txt", "nocturne")]);
+    let a = import(
+        &src,
+        &[
+            "music",
+            p.join("a").to_str().unwrap(),
+            "--set",
+            "creator=Bach",
+            "--set",
+            "tags=baroque,cello",
+            "--set",
+            "rating:int=5",
+        ],
+    );
+    import(
+        &src,
+        &[
+            "music",
+            p.join("b").to_str().unwrap(),
+            "--set",
+            "creator=Chopin",
+        ],
+    );
+    let a2 = src
+        .run(&["props", &a, "--set", "comment=the good copy"])
+        .expect(0, "a new version")
+        .stdout
+        .trim()
+        .to_string();
+    let stream = dump(&src, "music");
+
+    let (dst, d2) = Ore::local();
+    let r = load(&dst, "tunes", &stream).expect(0, "load");
+    let head = r.stdout.trim();
+    assert_eq!(head.len(), 64, "{}", r.stdout);
+    assert!(
+        tag_line(&dst, "tunes").is_some_and(|l| l.contains("2 object(s) (+1 replaced)")),
+        "{:?}",
+        tag_line(&dst, "tunes")
+    );
+    // Found by the same properties; only the newest version of Bach.
+    let bach = found(&dst, "tunes", "creator=bach and tags:cello and rating>=5");
+    assert_eq!(bach.len(), 1);
+    assert_ne!(bach[0], a2, "keys are the destination's own");
+    let props = props_json(&dst, &bach[0]);
+    assert_eq!(props["props"]["comment"], "the good copy", "{props}");
+    assert_eq!(props["props"]["rating"], 5, "{props}");
+    // Its parent is the first version, listed but found by no search.
+    let parent = props["parent"].as_str().expect("a parent").to_string();
+    assert!(found(&dst, "tunes", "comment~good").contains(&bach[0]));
+    assert!(!found(&dst, "tunes", "creator=bach").contains(&parent));
+    assert_eq!(
+        props_json(&dst, &parent)["props"]["creator"],
+        "Bach",
+        "the old version is there"
+    );
+    // The data came along, and content ids were made again under the new keys.
+    let out = d2.path().join("out");
+    dst.restore(&bach[0], &out).expect(0, "restore");
+    assert_eq!(
+        std::fs::read_to_string(out.join("score.txt")).expect("restored"),
+        "cello suite"
+    );
+    let json = dst
+        .run(&[
+            "--json",
+            "search",
+            "--file",
+            p.join("a/score.txt").to_str().unwrap(),
+        ])
+        .expect(0, "search --file")
+        .stdout;
+    assert!(json.contains(&bach[0]), "{json}");
+    // The rating's type came along too.
+    let r = dst
+        .run(&["search", "tunes", "rating=great"])
+        .expect(1, "a text rating");
+    assert!(r.stderr.contains("not an integer"), "{}", r.stderr);
+    dst.run(&["check", "--read-data"]).expect(0, "check");
+}
+
+#[test]
+fn a_catalogue_is_loaded_only_where_its_content_ids_mean_something() {
+    let (src, d) = Ore::local();
+    let usb = d.path().join("usb");
+    tree(&usb, &[("photo.jpg", "not really a photo")]);
+    import(&src, &["disks", usb.to_str().unwrap(), "--catalogue-only"]);
+    let stream = dump(&src, "disks");
+
+    let (other, _d2) = Ore::local();
+    let r = load(&other, "disks", &stream).expect(1, "other keys");
+    assert!(r.stderr.contains("photo.jpg"), "{}", r.stderr);
+    assert!(r.stderr.contains("ore init --from"), "{}", r.stderr);
+    assert_eq!(tag_line(&other, "disks"), None, "nothing was filed");
+
+    let shared = Ore::new(d.path().join("shared").display().to_string());
+    shared
+        .run(&["init", "--from", &src.archive])
+        .expect(0, "init --from");
+    load(&shared, "disks", &stream).expect(0, "the same keys");
+    let json = shared
+        .run(&[
+            "--json",
+            "search",
+            "--file",
+            usb.join("photo.jpg").to_str().unwrap(),
+        ])
+        .expect(0, "search --file")
+        .stdout;
+    assert!(json.contains("\"stored\":false"), "{json}");
+    shared.run(&["check", "--read-data"]).expect(0, "check");
+}
+
+/// A stream of records as `ore dump` writes them, with any content.
+struct Stream(Vec<u8>);
+
+impl Stream {
+    fn new() -> Stream {
+        let mut v = b"ORE-DUMP".to_vec();
+        v.push(ARCHIVE);
+        Stream(v)
+    }
+
+    fn record(&mut self, kind: u8, payload: &[u8]) -> &mut Stream {
+        self.0.push(kind);
+        self.0
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(payload);
+        self
+    }
+
+    /// An object record, then an empty root directory.
+    fn object(&mut self, props: Vec<Prop>, parent: Option<u64>) -> &mut Stream {
+        let o = DumpObject {
+            props,
+            imported_ns: 0,
+            host: "crafted".into(),
+            user: "crafted".into(),
+            source: b"/crafted".to_vec(),
+            parent,
+            size: 0,
+            catalogue: None,
+        };
+        let root = DumpEntry {
+            name: Vec::new(),
+            kind: DumpKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            mtime: 0,
+            atime: None,
+            ctime: None,
+            xattrs: Vec::new(),
+        };
+        self.record(8, &encode(&o))
+            .record(2, &encode(&root))
+            .record(6, &[])
+    }
+
+    fn end(&mut self) -> Vec<u8> {
+        let sum = *blake3::hash(&self.0).as_bytes();
+        self.record(7, &sum);
+        self.0.clone()
+    }
+}
+
+fn header() -> Vec<u8> {
+    encode(&ArchiveHeader {
+        tag: "crafted".into(),
+        dumped_ns: 0,
+        ids: protocol::Key([0; 32]),
+        objects: 2,
+    })
+}
+
+fn text(key: &str, v: &str) -> Prop {
+    Prop {
+        key: key.into(),
+        value: Value::Text(v.into()),
+    }
+}
+
+#[test]
+fn a_crafted_or_damaged_archive_stream_is_refused_by_what_is_wrong_and_files_nothing() {
+    let (ore, _d) = Ore::local();
+    let ok = Stream::new()
+        .record(1, &header())
+        .object(vec![text("title", "one")], None)
+        .object(vec![text("title", "two")], Some(0))
+        .end();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a parent after its child",
+            Stream::new()
+                .record(1, &header())
+                .object(vec![text("title", "one")], Some(0))
+                .end(),
+            "does not come before it",
+        ),
+        (
+            "two versions of one object",
+            Stream::new()
+                .record(1, &header())
+                .object(vec![], None)
+                .object(vec![], Some(0))
+                .object(vec![], Some(0))
+                .end(),
+            "two objects replace one object",
+        ),
+        (
+            "a property that is no property name",
+            Stream::new()
+                .record(1, &header())
+                .object(vec![text("Bad Key", "x")], None)
+                .end(),
+            "is not a property name",
+        ),
+        (
+            "a date that is text",
+            Stream::new()
+                .record(1, &header())
+                .object(vec![text("date", "yesterday")], None)
+                .end(),
+            "`date` is not a date",
+        ),
+        (
+            "properties out of order",
+            Stream::new()
+                .record(1, &header())
+                .object(vec![text("title", "a"), text("creator", "b")], None)
+                .end(),
+            "not sorted",
+        ),
+        (
+            "a byte changed",
+            {
+                // "two" becomes "twn": every record still reads, the checksum does not.
+                let mut s = ok.clone();
+                let at = s.windows(3).position(|w| w == b"two").expect("the title");
+                s[at + 2] ^= 1;
+                s
+            },
+            "damaged",
+        ),
+        ("cut short", ok[..ok.len() - 10].to_vec(), "ends early"),
+    ];
+    for (what, stream, says) in cases {
+        let r = load(&ore, "crafted", &stream);
+        assert_eq!(r.code, 1, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{what}: {}", r.stderr);
+        assert_eq!(tag_line(&ore, "crafted"), None, "{what}: nothing filed");
+    }
+    load(&ore, "crafted", &ok).expect(0, "the sound stream");
+    assert!(
+        tag_line(&ore, "crafted").is_some_and(|l| l.contains("1 object(s) (+1 replaced)")),
+        "{:?}",
+        tag_line(&ore, "crafted")
+    );
+    ore.run(&["check"]).expect(0, "check");
+}
