@@ -84,7 +84,7 @@ fn forget_where_removes_the_matching_objects_and_their_old_versions_and_gc_frees
 }
 
 #[test]
-fn sync_copies_archive_tags_between_archives_sharing_keys_and_reports_them_otherwise() {
+fn sync_copies_archive_tags_as_stored_between_archives_sharing_keys_and_re_encrypted_otherwise() {
     let (ore, d) = Ore::local();
     let p = d.path();
     std::fs::create_dir_all(p.join("doc")).expect("mkdir");
@@ -109,17 +109,65 @@ fn sync_copies_archive_tags_between_archives_sharing_keys_and_reports_them_other
         .expect(0, "sync again");
     assert!(r.stdout.contains("moved  docs"), "{}", r.stdout);
     assert_eq!(found(&twin, "docs", "title~another"), 1);
-    // Another archive's keys: snapshot tags are copied, the archive tag is reported.
+    // Another archive's keys: the archive tag is re-encrypted object by object.
     let other = Ore::new(p.join("other").display().to_string());
     other.run(&["init"]).expect(0, "init");
     let r = ore
         .run(&["sync", "--to", &other.archive])
-        .expect(3, "sync to other keys");
+        .expect(0, "sync to other keys");
     assert!(
-        r.stdout.contains("created  home") && r.stdout.contains("skipped  docs"),
+        r.stdout.contains("created  home") && r.stdout.contains("created  docs"),
         "{}",
         r.stdout
     );
+    assert_eq!(found(&other, "docs", "title~document"), 1);
+    assert_eq!(found(&other, "docs", "title~another"), 1);
+    other.run(&["check", "--read-data"]).expect(0, "check");
+    // Nothing new: the tag stays; a new version on the source follows, and replaces there.
+    let r = ore
+        .run(&["sync", "--to", &other.archive])
+        .expect(0, "sync again");
+    assert!(r.stdout.contains("unchanged  docs"), "{}", r.stdout);
+    let key = ore
+        .run(&["--json", "search", "docs", "title~another"])
+        .expect(0, "search")
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(key.trim()).expect("json");
+    let key = v[0]["key"].as_str().expect("key").to_string();
+    ore.run(&["props", &key, "--set", "title=Renamed"])
+        .expect(0, "a new version");
+    let r = ore
+        .run(&["sync", "--to", &other.archive])
+        .expect(0, "sync the new version");
+    assert!(r.stdout.contains("moved  docs"), "{}", r.stdout);
+    assert_eq!(found(&other, "docs", "title~renamed"), 1);
+    assert_eq!(
+        found(&other, "docs", "title~another"),
+        0,
+        "the old version left the searches"
+    );
+    let tags = other.run(&["tags"]).expect(0, "tags").stdout;
+    assert!(tags.contains("2 object(s) (+1 replaced)"), "{tags}");
+    other.run(&["check", "--read-data"]).expect(0, "check");
+    // A catalogue cannot be carried: reported, the rest copied.
+    std::fs::create_dir_all(p.join("usb")).expect("mkdir");
+    std::fs::write(p.join("usb/x"), "x").expect("write");
+    ore.run(&[
+        "import",
+        "disks",
+        p.join("usb").to_str().unwrap(),
+        "--catalogue-only",
+    ])
+    .expect(0, "catalogue");
+    let r = ore
+        .run(&["sync", "--to", &other.archive])
+        .expect(3, "a catalogue to other keys");
+    assert!(r.stdout.contains("skipped  disks"), "{}", r.stdout);
+    assert!(!other
+        .run(&["tags"])
+        .expect(0, "tags")
+        .stdout
+        .contains("disks"));
 }
 
 #[test]

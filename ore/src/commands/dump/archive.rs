@@ -37,6 +37,10 @@ use std::io::{Read, Write};
 /// The stream version of an archive tag.
 pub const ARCHIVE: u8 = 4;
 
+/// What the refusal of a catalogued file says, when the stream's content ids were made with
+/// other keys (`ore sync` reports such a tag as skipped).
+pub const FOREIGN_IDS: &str = "known by a content id made with another archive's keys";
+
 /// What an archive tag's stream starts with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ArchiveHeader {

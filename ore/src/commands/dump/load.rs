@@ -557,10 +557,10 @@ fn catalogued<R: Read>(
     }
     if !same_ids {
         return Err(Error::Usage(format!(
-            "{} is a file of a catalogue object, known by a content id made with another \
-             archive's keys, which this archive cannot check or use: load the stream into an \
-             archive that shares the source's keys (`ore init --from`)",
-            r.at
+            "{} is a file of a catalogue object, {}, which this archive cannot check or use: \
+             load the stream into an archive that shares the source's keys (`ore init --from`)",
+            r.at,
+            super::archive::FOREIGN_IDS
         )));
     }
     Ok((crate::core::entry::Content::Catalogued { id }, Some(id)))

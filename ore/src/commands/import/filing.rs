@@ -145,12 +145,11 @@ pub(super) fn file_loaded(
     objects: &[(Key, Object)],
     replaced: &std::collections::HashSet<Key>,
 ) -> Result<(Key, bool, u64)> {
+    // A replaced object's entries are removed, not put: loaded again over an earlier load
+    // (a sync), it may have been current there.
     let finding: Vec<Vec<Vec<u8>>> = objects
         .par_iter()
-        .map(|(key, o)| match replaced.contains(key) {
-            true => Ok(Vec::new()),
-            false => finding_entries(repo, key, o),
-        })
+        .map(|(key, o)| finding_entries(repo, key, o))
         .collect::<Result<_>>()?;
     let types = type_entries(objects.iter().map(|(_, o)| o))?;
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
@@ -160,7 +159,8 @@ pub(super) fn file_loaded(
             let mut summary = Summary::of(o);
             summary.replaced = replaced.contains(key);
             changes.push((object_entry(key), Some(encode(&summary))));
-            changes.extend(entries.iter().map(|e| (e.clone(), Some(Vec::new()))));
+            let value = (!summary.replaced).then(Vec::new);
+            changes.extend(entries.iter().map(|e| (e.clone(), value.clone())));
         }
         Ok(changes)
     };
@@ -234,6 +234,10 @@ fn commit_changes(
                 }
             },
         )?;
+        // A change that changed nothing (a load of objects filed already) moves nothing.
+        if let (Some((k, _)), true) = (&current, before.is_some_and(|b| b.index == index)) {
+            return Ok((*k, raced, counting.stored.get()));
+        }
         let head = Head {
             index,
             objects: objects.saturating_sub(gone.0),
