@@ -5,6 +5,7 @@
 use ore_tests::archival::{import, tree};
 use ore_tests::fuse::{mount, tool, wait_exit, Unmount};
 use ore_tests::ore::Ore;
+use std::path::Path;
 
 /// An archive tag `music` of three objects by two creators, and a snapshot tag `home`.
 fn music() -> (Ore, tempfile::TempDir, Vec<String>) {
@@ -100,7 +101,14 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
         .collect();
     creators.sort();
     assert_eq!(creators, ["bach", "chopin %2F frédéric"]);
-    let r = tool(&["find", by.to_str().unwrap(), "-name", "score.txt"]);
+    // Each object once, as a link to its place in by-key/: `find` lists them without
+    // walking into their trees, and `find -L` reads through them.
+    let r = tool(&["find", by.to_str().unwrap(), "-type", "l"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    let link = std::fs::read_link(by.join("bach").join(&keys[1])).expect("a link");
+    assert_eq!(link, Path::new("../../by-key").join(&keys[1]));
+    let r = tool(&["find", "-L", by.to_str().unwrap(), "-name", "score.txt"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
     let fugue = by.join("bach").join(&keys[1]).join("score.txt");

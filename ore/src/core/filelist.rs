@@ -136,19 +136,25 @@ pub fn content_id(
     file: &std::fs::File,
 ) -> std::io::Result<(Key, u64)> {
     use std::os::unix::fs::FileExt;
-    let mut h = keys.hasher(Kind::Chunk as u8);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    loop {
-        let n = match file.read_at(&mut buf, at) {
-            Ok(0) => return Ok((Key(*h.finalize().as_bytes()), at)),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        at += n as u64;
+    thread_local! {
+        // One buffer per thread: `--each` hashes tens of thousands of small files, and a
+        // fresh MiB for each was a map and an unmap apiece.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 20]);
     }
+    BUF.with_borrow_mut(|buf| {
+        let mut h = keys.hasher(Kind::Chunk as u8);
+        let mut at = 0u64;
+        loop {
+            let n = match file.read_at(buf, at) {
+                Ok(0) => return Ok((Key(*h.finalize().as_bytes()), at)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+            at += n as u64;
+        }
+    })
 }
 
 /// A file name as the `n` map keeps it: lower-cased when it is UTF-8, as it is otherwise.

@@ -65,7 +65,10 @@ pub trait Nodes {
 
 impl Nodes for crate::core::repo::Repo {
     fn load(&self, key: Key, kind: Kind) -> Result<Vec<u8>> {
-        Ok(self.get_block(key, kind)?.data().to_vec())
+        match kind {
+            Kind::IndexInner => Ok(self.inner_node(key)?.as_ref().clone()),
+            _ => Ok(self.get_block(key, kind)?.data().to_vec()),
+        }
     }
 
     fn store(&self, kind: Kind, plain: Vec<u8>) -> Result<Key> {

@@ -112,11 +112,22 @@ impl VTree<'_> {
                 }
                 Ok(out)
             }
-            // Only the objects: the `by-OTHER` levels below a value are reached by name, not
-            // listed, so that `find` or `du` over `by-PROP/` meets each object once instead
-            // of once per order the other properties can be narrowed in.
+            // Only the objects, each a link to its place in `by-key/`: the `by-OTHER` levels
+            // below a value are reached by name, not listed, so that `find` or `du` over
+            // `by-PROP/` meets each object once instead of once per order the other
+            // properties can be narrowed in; and as links, listing a value's objects reads
+            // none of them, and `find` lists them without walking into each one's tree.
             Place::Narrowed { filters } => {
-                objects(&mut browse::matching(self.repo, index, filters)?.into_iter())
+                let made = head.as_ref().map_or(0, |h| h.made_ns);
+                let up = "../".repeat(2 * filters.len());
+                Ok(browse::matching(self.repo, index, filters)?
+                    .into_iter()
+                    .map(|k| {
+                        let name = k.to_hex();
+                        let target = format!("{up}{BY_KEY}/{name}").into_bytes();
+                        (name.clone().into_bytes(), link(tag, k, name, target, made))
+                    })
+                    .collect())
             }
         }
     }
@@ -168,5 +179,23 @@ impl VTree<'_> {
             .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v))
+    }
+}
+
+/// Object `key` as a link named `name` to `target`, dated `made_ns` (when its tag's head was
+/// made: the link says nothing of the object itself, which is not read to list it).
+fn link(tag: &str, key: Key, name: String, target: Vec<u8>, made_ns: i64) -> VNode {
+    let mut entry = crate::core::entry::Entry::made_now(
+        name.clone().into_bytes(),
+        crate::core::entry::EntryKind::Symlink { target },
+        0o777,
+    );
+    entry.mtime = made_ns;
+    VNode::Entry {
+        tag: tag.to_string(),
+        snapshot: name.clone(),
+        key,
+        path: name.into_bytes(),
+        entry: Box::new(entry),
     }
 }
