@@ -57,21 +57,18 @@ fn disk(dir: &Path) {
     std::fs::hard_link(dir.join("docs/Report.TXT"), dir.join("docs/again.txt")).expect("link");
 }
 
+/// `ore import disks DIR --catalogue-only --volume NAME`: the object's key.
+fn catalogue(ore: &Ore, dir: &Path, name: &str) -> String {
+    let dir = dir.to_str().unwrap();
+    import(ore, &["disks", dir, "--catalogue-only", "--volume", name])
+}
+
 #[test]
 fn a_catalogued_disk_and_stored_objects_answer_where_a_file_is_by_contents_and_by_name() {
     let (ore, d) = Ore::local();
     let usb = d.path().join("usb");
     disk(&usb);
-    let key = import(
-        &ore,
-        &[
-            "disks",
-            usb.to_str().unwrap(),
-            "--catalogue-only",
-            "--volume",
-            "USB-1 (2016)",
-        ],
-    );
+    let key = catalogue(&ore, &usb, "USB-1 (2016)");
     // The same files, stored: as one directory object and as one object per file. Stored,
     // the small file is a slice of a bundle and the big and sparse ones are file indexes,
     // so their ids come from reading them again; they must match the catalogue's.
@@ -160,16 +157,7 @@ fn restoring_a_catalogue_object_explains_that_the_data_is_not_there_and_names_th
     let (ore, d) = Ore::local();
     let usb = d.path().join("usb");
     disk(&usb);
-    let key = import(
-        &ore,
-        &[
-            "disks",
-            usb.to_str().unwrap(),
-            "--catalogue-only",
-            "--volume",
-            "Old USB",
-        ],
-    );
+    let key = catalogue(&ore, &usb, "Old USB");
     let dest = d.path().join("out");
     let r = ore.run(&["restore", &key, dest.to_str().unwrap()]);
     let r = r.expect(1, "restore of a catalogue object");
@@ -254,7 +242,7 @@ fn a_crafted_snapshot_with_a_catalogued_file_restores_the_rest_and_names_that_fi
         EntryKind::File {
             size: 5,
             content: Content::Catalogued {
-                id: protocol::Key([7; 32]),
+                id: Some(protocol::Key([7; 32])),
             },
         },
     );

@@ -6,6 +6,7 @@ use ore::commands::dump::archive::{ArchiveHeader, DumpObject, ARCHIVE};
 use ore::commands::dump::{DumpEntry, DumpKind};
 use ore::core::archival::{Prop, Value};
 use ore::core::entry::encode;
+use ore::core::volume::Volume;
 use ore_tests::archival::{found, import, props_json, tree};
 use ore_tests::dumps::load;
 use ore_tests::ore::Ore;
@@ -150,6 +151,29 @@ fn a_catalogue_is_loaded_only_where_its_content_ids_mean_something() {
     shared.run(&["check", "--read-data"]).expect(0, "check");
 }
 
+/// What a crafted file holds: a hole of this many bytes, or a catalogued id.
+#[derive(Clone, Copy)]
+enum Body {
+    Hole(u64),
+    Catalogued([u8; 32]),
+}
+
+fn dump_entry(name: &[u8], kind: DumpKind) -> DumpEntry {
+    DumpEntry {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime: 0,
+        atime: None,
+        ctime: None,
+        xattrs: Vec::new(),
+    }
+}
+
 /// A stream of records as `ore dump` writes them, with any content.
 struct Stream(Vec<u8>);
 
@@ -170,6 +194,17 @@ impl Stream {
 
     /// An object record, then an empty root directory.
     fn object(&mut self, props: Vec<Prop>, parent: Option<u64>) -> &mut Stream {
+        self.object_with(props, parent, None, &[])
+    }
+
+    /// An object record (a catalogue when `volume`), then a root directory holding `files`.
+    fn object_with(
+        &mut self,
+        props: Vec<Prop>,
+        parent: Option<u64>,
+        volume: Option<Volume>,
+        files: &[(&str, Body)],
+    ) -> &mut Stream {
         let o = DumpObject {
             props,
             imported_ns: 0,
@@ -178,24 +213,27 @@ impl Stream {
             source: b"/crafted".to_vec(),
             parent,
             size: 0,
-            catalogue: None,
-        };
-        let root = DumpEntry {
-            name: Vec::new(),
-            kind: DumpKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            user: None,
-            group: None,
-            mtime: 0,
-            atime: None,
-            ctime: None,
-            xattrs: Vec::new(),
+            catalogue: volume,
         };
         self.record(8, &encode(&o))
-            .record(2, &encode(&root))
-            .record(6, &[])
+            .record(2, &encode(&dump_entry(b"", DumpKind::Dir)));
+        for (name, body) in files {
+            let (size, kind, payload) = match body {
+                Body::Hole(len) => (*len, 4u8, len.to_le_bytes().to_vec()),
+                Body::Catalogued(id) => (1, 9u8, id.to_vec()),
+            };
+            // A file's hash: its records' kinds, and a hole's length (FORMAT.md §11).
+            let mut h = blake3::Hasher::new();
+            h.update(&[kind]);
+            h.update(&payload);
+            self.record(
+                2,
+                &encode(&dump_entry(name.as_bytes(), DumpKind::File { size })),
+            )
+            .record(kind, &payload)
+            .record(5, h.finalize().as_bytes());
+        }
+        self.record(6, &[])
     }
 
     fn end(&mut self) -> Vec<u8> {
@@ -206,10 +244,15 @@ impl Stream {
 }
 
 fn header() -> Vec<u8> {
+    header_with(protocol::Key([0; 32]))
+}
+
+/// A header whose stream's content ids are those of the archive whose id of no bytes is `ids`.
+fn header_with(ids: protocol::Key) -> Vec<u8> {
     encode(&ArchiveHeader {
         tag: "crafted".into(),
         dumped_ns: 0,
-        ids: protocol::Key([0; 32]),
+        ids,
         objects: 2,
     })
 }
@@ -298,4 +341,139 @@ fn a_crafted_or_damaged_archive_stream_is_refused_by_what_is_wrong_and_files_not
         tag_line(&ore, "crafted")
     );
     ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn a_stream_declaring_a_gib_of_holes_in_each_of_many_files_loads_without_hashing_them_all() {
+    // Each file's content id hashes its holes as zeros: 64 files of 1 GiB of holes each was
+    // half a minute of hashing for a stream of 6 KB, before the stream's budget.
+    let (ore, _d) = Ore::local();
+    let names: Vec<String> = (0..64).map(|i| format!("f{i:02}")).collect();
+    let refs: Vec<(&str, Body)> = names
+        .iter()
+        .map(|n| (n.as_str(), Body::Hole(1 << 30)))
+        .collect();
+    let stream = Stream::new()
+        .record(1, &header())
+        .object_with(vec![text("title", "holes")], None, None, &refs)
+        .end();
+    assert!(stream.len() < 10_000, "{}", stream.len());
+    let started = std::time::Instant::now();
+    load(&ore, "holes", &stream).expect(0, "load");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    // Every file is listed by name, with or without an id.
+    let r = ore
+        .run(&["--json", "search", "holes", "--name", "f*"])
+        .expect(0, "search --name");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(64), "{}", r.stdout);
+}
+
+#[test]
+fn a_catalogued_file_in_an_object_that_is_no_catalogue_is_refused() {
+    let (ore, _d) = Ore::local();
+    // The stream's ids are this archive's, so only the object's kind is wrong.
+    let ids = {
+        let repo = ore_tests::crafted::open(&ore);
+        repo.keys().key_of(ore::core::block::Kind::Chunk as u8, b"")
+    };
+    let stream = Stream::new()
+        .record(1, &header_with(ids))
+        .object_with(
+            vec![text("title", "mixed")],
+            None,
+            None,
+            &[("ghost", Body::Catalogued([7; 32]))],
+        )
+        .end();
+    let r = load(&ore, "mixed", &stream).expect(1, "a stored object with no data");
+    assert!(r.stderr.contains("no catalogue"), "{}", r.stderr);
+    assert_eq!(tag_line(&ore, "mixed"), None);
+    // The same file in a catalogue object loads.
+    let stream = Stream::new()
+        .record(1, &header_with(ids))
+        .object_with(
+            vec![text("title", "disk")],
+            None,
+            Some(Volume {
+                name: "crafted".into(),
+                ..Volume::default()
+            }),
+            &[("ghost", Body::Catalogued([7; 32]))],
+        )
+        .end();
+    load(&ore, "mixed", &stream).expect(0, "a catalogue");
+}
+
+#[test]
+fn a_snapshot_stream_loaded_onto_an_archive_tag_is_refused_and_the_tag_stays() {
+    let (ore, d) = Ore::local();
+    tree(&d.path().join("a"), &[("f", "precious")]);
+    import(&ore, &["arc", d.path().join("a").to_str().unwrap()]);
+    ore.snapshot("snap", &d.path().join("a"));
+    let before = tag_line(&ore, "arc");
+    let stream = dump(&ore, "snap");
+    let r = load(&ore, "arc", &stream).expect(1, "a snapshot onto an archive tag");
+    assert!(r.stderr.contains("arc is an archive tag"), "{}", r.stderr);
+    assert_eq!(tag_line(&ore, "arc"), before);
+    assert_eq!(found(&ore, "arc", "name=a").len(), 1);
+}
+
+#[test]
+fn a_reload_never_brings_back_a_version_replaced_since_as_a_second_current_one() {
+    let (ore, d) = Ore::local();
+    tree(&d.path().join("a"), &[("f", "alpha")]);
+    let first = import(
+        &ore,
+        &[
+            "t",
+            d.path().join("a").to_str().unwrap(),
+            "--set",
+            "title=first",
+        ],
+    );
+    let stream = dump(&ore, "t");
+    ore.run(&["props", &first, "--set", "title=second"])
+        .expect(0, "a new version");
+    load(&ore, "t", &stream).expect(0, "the older stream again");
+    assert!(
+        found(&ore, "t", "title~first").is_empty(),
+        "replaced stays replaced"
+    );
+    assert_eq!(found(&ore, "t", "title~second").len(), 1);
+    let tags = tag_line(&ore, "t").unwrap_or_default();
+    assert!(tags.contains("1 object(s) (+1 replaced)"), "{tags}");
+    ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn a_hard_link_that_comes_before_its_file_in_a_stream_is_listed_after_a_load() {
+    // The walk makes `b.txt` the file and `a/x` the link; the stream has `a/` first.
+    let (ore, d) = Ore::local();
+    let src = d.path().join("s");
+    tree(&src, &[("b.txt", "linked")]);
+    std::fs::create_dir(src.join("a")).expect("mkdir");
+    std::fs::hard_link(src.join("b.txt"), src.join("a/x")).expect("link");
+    import(&ore, &["hl", src.to_str().unwrap()]);
+    let stream = dump(&ore, "hl");
+    let (other, _d2) = Ore::local();
+    load(&other, "hl", &stream).expect(0, "load");
+    let r = other
+        .run(&["--json", "search", "hl", "--name", "x"])
+        .expect(0, "search --name");
+    assert!(r.stdout.contains("a/x"), "{}", r.stdout);
+    let r = other
+        .run(&[
+            "--json",
+            "search",
+            "--file",
+            src.join("b.txt").to_str().unwrap(),
+        ])
+        .expect(0, "search --file");
+    assert!(
+        r.stdout.contains("a/x") && r.stdout.contains("b.txt"),
+        "{}",
+        r.stdout
+    );
 }

@@ -1,5 +1,6 @@
-//! Archive tags through the archive's upkeep: `ore forget --where`, gc after it, and `ore
-//! sync` to an archive that shares keys (copied) or not (reported, not copied).
+//! Archive tags through the archive's upkeep: `ore forget --where`, gc after it, `ore sync`
+//! to an archive that shares keys (copied) or not (re-encrypted), and an archive of format 4
+//! read as it is and changed only once upgraded.
 
 use ore_tests::ore::Ore;
 use std::path::Path;
@@ -281,4 +282,85 @@ fn an_object_prefix_that_names_two_objects_on_any_tags_is_refused() {
         tags.contains("archive tag: 9 object(s)") && tags.contains("archive tag: 8 object(s)"),
         "{tags}"
     );
+}
+
+#[test]
+fn an_archive_of_format_4_is_read_as_it_is_and_its_tags_change_only_once_upgraded() {
+    let d = ore_tests::ore::scratch();
+    let ore = Ore::new(d.path().join("archive").display().to_string());
+    ore.run(&["init", "--format-version", "4"])
+        .expect(0, "init");
+    // A format-4 object, its tree stored by a snapshot, filed as format 4 filed it.
+    std::fs::create_dir_all(d.path().join("doc")).expect("mkdir");
+    std::fs::write(d.path().join("doc/a.txt"), "an old document").expect("write");
+    ore.snapshot("home", &d.path().join("doc"));
+    let repo = ore_tests::crafted::open(&ore);
+    let (_, snap) = ore::core::spec::resolve(&repo, "home").expect("home");
+    let object = ore::core::archival::Object {
+        root: snap.root.clone(),
+        props: vec![ore::core::archival::Prop {
+            key: "title".into(),
+            value: ore::core::archival::Value::Text("Old document".into()),
+        }],
+        imported_ns: snap.time,
+        host: "old".into(),
+        user: "old".into(),
+        source: b"/old/doc".to_vec(),
+        parent: None,
+        size: 15,
+        files: Default::default(),
+        catalogue: None,
+    };
+    // Format 4 ended an object after `size`: here the empty file list (a variant byte and a
+    // length byte) and the absent catalogue (one byte) are what format 5 adds.
+    let mut plain = ore::core::entry::encode(&object);
+    assert!(plain.ends_with(&[0, 0, 0]));
+    plain.truncate(plain.len() - 3);
+    let (key, _) = repo
+        .put_block(ore::core::block::Kind::Object, &plain)
+        .expect("put");
+    let object: ore::core::archival::Object = repo
+        .get(key, ore::core::block::Kind::Object)
+        .expect("reads");
+    ore::commands::import::file(&repo, "docs", &[(key, object)]).expect("filed");
+    drop(repo);
+
+    // Read, listed, restored, checked and kept by gc as it is.
+    assert_eq!(found(&ore, "docs", "title~old"), 1);
+    let out = d.path().join("out");
+    ore.restore(&key.to_hex(), &out).expect(0, "restore");
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).expect("restored"),
+        "an old document"
+    );
+    ore.run(&["gc"]).expect(0, "gc");
+    ore.run(&["check", "--read-data"]).expect(0, "check");
+    // Changing it waits for the upgrade, which an ore of format 4 then refuses.
+    let r = ore
+        .run(&["props", &key.to_hex(), "--set", "comment=x"])
+        .expect(1, "a new version in format 4");
+    assert!(r.stderr.contains("run `ore upgrade`"), "{}", r.stderr);
+    let r = ore
+        .run(&["import", "docs", d.path().join("doc").to_str().unwrap()])
+        .expect(1, "an import in format 4");
+    assert!(r.stderr.contains("run `ore upgrade`"), "{}", r.stderr);
+    ore.run(&["upgrade"]).expect(0, "upgrade");
+    let newer = ore
+        .run(&["props", &key.to_hex(), "--set", "comment=upgraded"])
+        .expect(0, "a new version")
+        .stdout
+        .trim()
+        .to_string();
+    import(&ore, "docs", &d.path().join("doc"), &["title=New document"]);
+    assert_eq!(found(&ore, "docs", "comment=upgraded"), 1);
+    let r = ore
+        .run(&["--json", "search", "docs", "--name", "a.txt"])
+        .expect(0, "search --name");
+    assert!(
+        !r.stdout.contains(&newer),
+        "a format-4 object lists no files: {}",
+        r.stdout
+    );
+    ore.run(&["check", "--read-data"])
+        .expect(0, "check after the upgrade");
 }

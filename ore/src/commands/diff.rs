@@ -47,7 +47,7 @@ fn content_key(e: &Entry) -> Option<Key> {
         EntryKind::File {
             content: crate::core::entry::Content::Catalogued { id },
             ..
-        } => Some(*id),
+        } => *id,
         EntryKind::File { content, .. } => content.first_block(),
         _ => None,
     }

@@ -49,10 +49,28 @@ pub struct Located {
 pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Located>> {
     let prefix = match wanted {
         Wanted::Contents(path) => {
+            let md = std::fs::metadata(path).map_err(|cause| Error::Io {
+                path: path.clone(),
+                cause,
+            })?;
+            if !md.is_file() {
+                return Err(Error::Usage(format!(
+                    "--file {}: not a regular file (give a file whose copies to find)",
+                    path.display()
+                )));
+            }
             let file = crate::core::fsys::open_regular_path(path).map_err(|cause| Error::Io {
                 path: path.clone(),
                 cause,
             })?;
+            if crate::core::filelist::too_sparse(&file) {
+                return Err(Error::Usage(format!(
+                    "{}: it has more than {} of holes, and such files are listed by name only \
+                     (ore search --name)",
+                    path.display(),
+                    crate::core::filelist::ID_HOLES_SHOWN
+                )));
+            }
             let (id, _) = content_id(repo.keys(), &file).map_err(|cause| Error::Io {
                 path: path.clone(),
                 cause,

@@ -55,15 +55,18 @@ pub fn search_in(repo: &Repo, index: Option<&Root>, query: &Query) -> Result<Vec
     };
     // Every term is read first, so that a bad one is refused whatever the others find.
     validate(query, &types)?;
-    let keys = s.eval(query)?;
-    let mut hits = Vec::with_capacity(keys.len());
-    for key in keys {
-        hits.push(Hit {
-            key,
-            summary: crate::core::objects::summary_of(repo, s.index, &key)?.unwrap_or_default(),
-        });
-    }
-    Ok(hits)
+    let keys: Vec<Key> = s.eval(query)?.into_iter().collect();
+    // One look-up of each object's summary, a leaf read apiece: on every core, since nearly
+    // every hit of a large index is in a leaf of its own.
+    use rayon::prelude::*;
+    keys.par_iter()
+        .map(|&key| {
+            Ok(Hit {
+                key,
+                summary: crate::core::objects::summary_of(repo, index, &key)?.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// Below this many objects left by an `and`'s first terms, the rest are checked on each

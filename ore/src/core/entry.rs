@@ -134,8 +134,9 @@ pub enum Content {
     /// holding the contents of several small files back to back (format 3, FORMAT.md §4).
     Slice { key: Key, start: u64, len: u64 },
     /// Bytes not in the archive: a file of a catalogue object (`ore import --catalogue-only`,
-    /// FORMAT.md §13), known by its content id (the key its bytes would have as one chunk).
-    Catalogued { id: Key },
+    /// FORMAT.md §13), known by its content id (the key its bytes would have as one chunk;
+    /// `None` for a file with more holes than are hashed).
+    Catalogued { id: Option<Key> },
 }
 
 impl Content {

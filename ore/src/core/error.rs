@@ -30,8 +30,8 @@ pub enum Error {
     ArchiveHead { key: Key },
     /// The bytes of a file of a catalogue object were never stored: the catalogue records
     /// them by content id only (`ore import --catalogue-only`).
-    #[error("its data is not in the archive: it was catalogued, not stored (content id {id}); ore search --file finds stored copies")]
-    NotStored { id: Key },
+    #[error("its data is not in the archive: it was catalogued, not stored{}; ore search --file finds stored copies", id.map(|k| format!(" (content id {k})")).unwrap_or_default())]
+    NotStored { id: Option<Key> },
     /// A block that something refers to is not in the archive.
     #[error("block {key} ({kind}) is missing from the archive")]
     Missing { key: Key, kind: &'static str },

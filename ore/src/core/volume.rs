@@ -45,7 +45,12 @@ impl Volume {
         if let Some(m) = &self.model {
             parts.push(format!("model {m}"));
         }
-        format!("{} ({})", self.name, parts.join(", "))
+        // A label is the disk's to set: shown without its control characters.
+        let shown: String = format!("{} ({})", self.name, parts.join(", "))
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        shown
     }
 }
 

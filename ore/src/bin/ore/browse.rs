@@ -62,7 +62,7 @@ pub fn entry_json(e: &Entry, path: &str) -> serde_json::Value {
             Content::Empty => {}
             Content::Chunk(k) => v["chunk"] = json!(k.to_hex()),
             Content::Index(k) => v["index"] = json!(k.to_hex()),
-            Content::Catalogued { id } => v["catalogued"] = json!(id.to_hex()),
+            Content::Catalogued { id } => v["catalogued"] = json!(id.map(|k| k.to_hex())),
             Content::Slice { key, start, len } => {
                 v["chunk"] = json!(key.to_hex());
                 v["slice"] = json!([start, len]);

@@ -286,7 +286,8 @@ interrupted sync, run again, copies only what is still missing.")]
 
 The stream holds names, metadata and bytes but no keys, so it loads into any archive.")]
     Dump(DumpArgs),
-    /// Read a stream written by `ore dump` into a new snapshot on TAG.
+    /// Read a stream written by `ore dump` onto TAG: a snapshot's as a new snapshot, an
+    /// archive tag's as its objects, filed on TAG.
     #[command(after_help = "Examples:
   ore load home < home.oredump
   ssh old-server ore dump home | ore load home")]

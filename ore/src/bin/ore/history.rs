@@ -75,7 +75,11 @@ pub fn upgrade(env: &Env) -> Result<Done> {
                     "new snapshots keep small files together in shared chunks, and `ore \
                       import` makes archive tags"
                 }
-                _ => "`ore import` makes archive tags",
+                3 => "`ore import` makes archive tags",
+                _ => {
+                    "archive objects list their files (`ore search --file`, `--name`), and \
+                     `ore import --catalogue-only` makes catalogues"
+                }
             };
             eprintln!(
                 "archive {} is now of format {now} (was {was}): {gained}; an ore that reads \

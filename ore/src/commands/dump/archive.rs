@@ -118,12 +118,7 @@ pub fn dump_archive(repo: &Repo, tag: &str, out: &mut dyn Write) -> Result<DumpS
         w.record(OBJECT, &encode(&d))?;
         dump_tree(repo, &o.root, &mut w, &mut stats)?;
     }
-    let sum = *w.hash.finalize().as_bytes();
-    w.record(TRAILER, &sum)?;
-    w.inner
-        .flush()
-        .map_err(|e| Error::Local(format!("writing the dump: {e}")))?;
-    stats.stream_bytes = w.n;
+    stats.stream_bytes = w.finish()?;
     Ok(stats)
 }
 
@@ -159,12 +154,7 @@ pub(super) fn load_archive<R: Read>(
     tag: &str,
     r: &mut Records<R>,
 ) -> Result<(Key, u64, DumpStats)> {
-    if repo.format().format < crate::core::archival::ARCHIVAL_FROM {
-        return Err(Error::Usage(format!(
-            "this is a dump of an archive tag, and this archive has format {}: run `ore upgrade` first",
-            repo.format().format
-        )));
-    }
+    crate::core::archival::check_writable(repo)?;
     // A snapshot tag is refused before anything is stored.
     head_of(repo, tag)?;
     let (kind, payload, _) = r.next()?;
@@ -204,6 +194,7 @@ pub(super) fn load_archive<R: Read>(
             },
         };
         let mut tree = Rebuild::new(repo, ARCHIVE, Some(same_ids));
+        tree.catalogue = d.catalogue.is_some();
         let root = tree.read_tree(r)?;
         tree.store.settle()?;
         let files = tree.files.take().unwrap_or_default();

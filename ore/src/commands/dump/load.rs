@@ -164,6 +164,13 @@ pub fn load(repo: &Repo, tag: &str, input: &mut dyn Read) -> Result<Loaded> {
             stats,
         });
     }
+    // A snapshot on an archive tag would make it a snapshot tag that names no chain of its
+    // own: refused before anything is stored.
+    if let Ok(Some(_)) = crate::core::objects::head_of(repo, tag) {
+        return Err(Error::Usage(format!(
+            "{tag} is an archive tag, and this stream holds a snapshot: load it onto a snapshot tag"
+        )));
+    }
     let (kind, payload, _) = r.next()?;
     if kind != HEADER {
         return Err(r.bad(format!("record kind {kind} where the header belongs")));
@@ -296,6 +303,13 @@ pub(super) struct Rebuild<'r> {
     pub(super) same_ids: bool,
     /// Where each file of `files` is in it, by path, for the hard links that name it.
     pub(super) listed: std::collections::HashMap<Vec<u8>, usize>,
+    /// The object being read is a catalogue: its files may be catalogued.
+    pub(super) catalogue: bool,
+    /// Hard links met in the tree being read, and the paths they name.
+    links: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes of holes whose zeros may still be hashed for content ids in this stream: a
+    /// stream may declare exabytes of them.
+    pub(super) hole_budget: u64,
 }
 
 impl<'r> Rebuild<'r> {
@@ -313,6 +327,23 @@ impl<'r> Rebuild<'r> {
             files: files.map(|_| Vec::new()),
             same_ids: files.unwrap_or(false),
             listed: Default::default(),
+            links: Vec::new(),
+            catalogue: false,
+            hole_budget: crate::core::filelist::ID_HOLES,
+        }
+    }
+
+    /// Whether a catalogued file may be in the tree being read: only in a catalogue object
+    /// (`catalogue`), and only when its id was made with this archive's keys.
+    fn ids(&self) -> std::result::Result<(), String> {
+        match (self.catalogue, self.same_ids) {
+            (false, _) => Err("a file holds no data, but its object is no catalogue".into()),
+            (true, false) => Err(format!(
+                "is a file of a catalogue object, {}, which this archive cannot check or use: \
+                 load the stream into an archive that shares the source's keys (`ore init --from`)",
+                super::archive::FOREIGN_IDS
+            )),
+            (true, true) => Ok(()),
         }
     }
 
@@ -327,6 +358,17 @@ impl<'r> Rebuild<'r> {
                 k => return Err(r.bad(format!("record kind {k} where an entry belongs"))),
             }
             if let Some(root) = self.root.take() {
+                if let Some(files) = &mut self.files {
+                    for (path, target) in self.links.drain(..) {
+                        if let Some(&i) = self.listed.get(&target) {
+                            let again = crate::core::filelist::FileRef {
+                                path,
+                                ..files[i].clone()
+                            };
+                            files.push(again);
+                        }
+                    }
+                }
                 return Ok(root);
             }
         }
@@ -376,14 +418,15 @@ impl<'r> Rebuild<'r> {
                 return Ok(());
             }
             DumpKind::File { size } => {
+                let ids = self.ids();
                 let (content, id) = load_file(
                     self.repo,
                     r,
                     &mut self.store,
-                    (*size, self.version, self.files.is_some(), self.same_ids),
-                    &mut self.stats,
+                    (*size, self.version, self.files.is_some(), ids),
+                    (&mut self.stats, &mut self.hole_budget),
                 )?;
-                if let (Some(files), Some(id)) = (&mut self.files, id) {
+                if let Some(files) = &mut self.files {
                     self.listed.insert(raw.clone(), files.len());
                     files.push(crate::core::filelist::FileRef {
                         path: raw,
@@ -398,15 +441,10 @@ impl<'r> Rebuild<'r> {
             }
             DumpKind::Symlink(t) => EntryKind::Symlink { target: t.clone() },
             DumpKind::Hardlink(t) => {
-                // The file it names, listed again under this name (as an import lists it).
-                if let Some(files) = &mut self.files {
-                    if let Some(&i) = self.listed.get(t.as_slice()) {
-                        let again = crate::core::filelist::FileRef {
-                            path: raw,
-                            ..files[i].clone()
-                        };
-                        files.push(again);
-                    }
+                // The file it names is listed again under this name (as an import lists it)
+                // once the tree is read: it may come later in the stream.
+                if self.files.is_some() {
+                    self.links.push((raw, t.clone()));
                 }
                 EntryKind::Hardlink { target: t.clone() }
             }
@@ -530,24 +568,26 @@ fn cut(
     Ok(())
 }
 
-/// The most bytes of holes in one file whose zeros `load` hashes for its content id.
-const ID_HOLES: u64 = 1 << 30;
-
 /// A catalogued file of an archive tag's stream: its content id, then the end of the file.
 fn catalogued<R: Read>(
     r: &mut Records<R>,
     total: u64,
     payload: &[u8],
     h: &mut FileHash,
-    same_ids: bool,
+    ids: std::result::Result<(), String>,
 ) -> Result<(crate::core::entry::Content, Option<Key>)> {
-    let id = <[u8; 32]>::try_from(payload)
-        .map(Key)
-        .map_err(|_| r.bad("a catalogued file's id is not 32 bytes".into()))?;
+    let id = match payload.len() {
+        0 => None,
+        _ => Some(
+            <[u8; 32]>::try_from(payload)
+                .map(Key)
+                .map_err(|_| r.bad("a catalogued file's id is not 32 bytes".into()))?,
+        ),
+    };
     if total != 0 {
         return Err(r.bad("a catalogued file holds data too".into()));
     }
-    h.catalogued(&id);
+    h.catalogued(id.as_ref());
     let (kind, end, _) = r.next()?;
     if kind != FILE_END || end.as_slice() != h.finalize().as_bytes() {
         return Err(Error::Usage(format!(
@@ -555,27 +595,22 @@ fn catalogued<R: Read>(
             r.at
         )));
     }
-    if !same_ids {
-        return Err(Error::Usage(format!(
-            "{} is a file of a catalogue object, {}, which this archive cannot check or use: \
-             load the stream into an archive that shares the source's keys (`ore init --from`)",
-            r.at,
-            super::archive::FOREIGN_IDS
-        )));
+    if let Err(why) = ids {
+        return Err(Error::Usage(format!("{} {why}", r.at)));
     }
-    Ok((crate::core::entry::Content::Catalogued { id }, Some(id)))
+    Ok((crate::core::entry::Content::Catalogued { id }, id))
 }
 
 /// Reads a file's data records, chunks and stores them, and checks the file's hash. With
 /// `want_id`, also the file's content id under this archive's keys (none for a file whose
-/// holes pass [`ID_HOLES`]); a catalogued file's id is kept only when the stream's ids are
+/// holes pass the stream's budget); a catalogued file's id is kept only when the stream's ids are
 /// this archive's (`same_ids`).
 fn load_file<R: Read>(
     repo: &Repo,
     r: &mut Records<R>,
     store: &mut RepoStore,
-    (size, version, want_id, same_ids): (u64, u8, bool, bool),
-    stats: &mut DumpStats,
+    (size, version, want_id, ids): (u64, u8, bool, std::result::Result<(), String>),
+    (stats, hole_budget): (&mut DumpStats, &mut u64),
 ) -> Result<(crate::core::entry::Content, Option<Key>)> {
     let c = repo.format().chunker;
     let mut pieces = Pieces::default();
@@ -622,9 +657,12 @@ fn load_file<R: Read>(
                 cut(c, &mut region, true, &mut pieces, store)?;
                 h.hole(len);
                 pieces.push(store, Piece::Hole { len })?;
-                // A hole's zeros are hashed for the id only while they are few: a stream
-                // may declare exabytes of them.
-                id = id.filter(|_| holes <= ID_HOLES);
+                // A hole's zeros are hashed for the id only while the stream's budget lasts:
+                // a stream may declare exabytes of them, in one file or in many.
+                id = id.filter(|_| len <= *hole_budget);
+                if id.is_some() {
+                    *hole_budget -= len;
+                }
                 if let Some(id) = &mut id {
                     let zeros = [0u8; 64 << 10];
                     let mut left = len;
@@ -648,7 +686,7 @@ fn load_file<R: Read>(
                 return Ok((pieces.finish(store)?, id));
             }
             CATALOGUED if version >= super::archive::ARCHIVE => {
-                return catalogued(r, total, &payload, &mut h, same_ids)
+                return catalogued(r, total, &payload, &mut h, ids)
             }
             k => return Err(r.bad(format!("record kind {k} inside a file's data"))),
         }

@@ -142,6 +142,16 @@ impl<W: Write> Hashed<W> {
         self.raw(payload)
     }
 
+    /// Ends the stream with its trailer and flushes it: the stream's length.
+    fn finish(mut self) -> Result<u64> {
+        let sum = *self.hash.finalize().as_bytes();
+        self.record(TRAILER, &sum)?;
+        self.inner
+            .flush()
+            .map_err(|e| Error::Local(format!("writing the dump: {e}")))?;
+        Ok(self.n)
+    }
+
     fn raw(&mut self, b: &[u8]) -> Result<()> {
         self.hash.update(b);
         self.n += b.len() as u64;
@@ -184,12 +194,7 @@ pub fn dump(repo: &Repo, snap: &Snapshot, out: &mut dyn Write) -> Result<DumpSta
     }
     w.record(HEADER, &record)?;
     dump_tree(repo, &snap.root, &mut w, &mut stats)?;
-    let sum = *w.hash.finalize().as_bytes();
-    w.record(TRAILER, &sum)?;
-    w.inner
-        .flush()
-        .map_err(|e| Error::Local(format!("writing the dump: {e}")))?;
-    stats.stream_bytes = w.n;
+    stats.stream_bytes = w.finish()?;
     Ok(stats)
 }
 
@@ -285,8 +290,8 @@ fn dump_file<W: Write>(
     if let (&crate::core::entry::Content::Catalogued { id }, archive::ARCHIVE) =
         (content, w.version)
     {
-        h.catalogued(&id);
-        w.record(CATALOGUED, &id.0)?;
+        h.catalogued(id.as_ref());
+        w.record(CATALOGUED, id.as_ref().map_or(&[][..], |k| &k.0[..]))?;
         return w.record(FILE_END, h.finalize().as_bytes());
     }
     let pieces = crate::core::tree::file_pieces(repo, content, size)?;
@@ -385,10 +390,12 @@ impl FileHash {
         }
     }
 
-    /// A catalogued file's id, which stands for its data records.
-    fn catalogued(&mut self, id: &Key) {
+    /// A catalogued file's id (none: not known), which stands for its data records.
+    fn catalogued(&mut self, id: Option<&Key>) {
         self.hash.update(&[CATALOGUED]);
-        self.hash.update(&id.0);
+        if let Some(id) = id {
+            self.hash.update(&id.0);
+        }
     }
 
     fn finalize(&self) -> blake3::Hash {

@@ -11,7 +11,7 @@ use super::props::{open, Opened};
 use crate::core::block::Kind;
 use crate::core::entry::{Content, Entry, EntryKind, Warning};
 use crate::core::error::Result;
-use crate::core::filelist::{content_id, FileRef};
+use crate::core::filelist::{content_id, too_sparse, FileRef, ID_HOLES_SHOWN};
 use crate::core::repo::Repo;
 use crate::core::tree::{DirTree, Reader};
 use protocol::Key;
@@ -84,8 +84,17 @@ pub(super) fn id_of(
     match content {
         Content::Empty => Ok(repo.keys().key_of(Kind::Chunk as u8, b"")),
         Content::Chunk(k) => Ok(*k),
-        Content::Catalogued { id } => Ok(*id),
+        Content::Catalogued { id } => id.ok_or_else(|| {
+            format!(
+                "it has more than {} of holes, which are not hashed",
+                ID_HOLES_SHOWN
+            )
+        }),
         Content::Slice { .. } | Content::Index(_) => match file {
+            Some(Ok(f)) if too_sparse(f) => Err(format!(
+                "it has more than {} of holes, which are not hashed",
+                ID_HOLES_SHOWN
+            )),
             Some(Ok(f)) => match content_id(repo.keys(), f) {
                 Ok((id, n)) if n == *size => Ok(id),
                 Ok(_) => Err("it changed while it was imported".into()),
@@ -123,19 +132,30 @@ pub(super) fn list(
         .collect();
     let mut out = Vec::with_capacity(found.len());
     for (f, id) in found.into_iter().zip(ids) {
-        match id {
-            Ok(id) => out.push(FileRef {
-                size: file_size(&f.entry),
-                path: f.rel,
-                id,
-            }),
-            Err(why) => warnings.push(Warning {
-                path: crate::core::util::path_bytes(&f.path).to_vec(),
-                message: format!("`ore search --file` will not find it by its contents: {why}"),
-            }),
-        }
+        let id = match id {
+            Ok(id) => Some(id),
+            Err(why) => {
+                warnings.push(unhashed(&f.path, &why));
+                None
+            }
+        };
+        out.push(FileRef {
+            size: file_size(&f.entry),
+            path: f.rel,
+            id,
+        });
     }
     Ok(out)
+}
+
+/// The warning for a file listed without its content id.
+pub(super) fn unhashed(path: &Path, why: &str) -> Warning {
+    Warning {
+        path: crate::core::util::path_bytes(path).to_vec(),
+        message: format!(
+            "`ore search --file` will not find it by its contents (`--name` will): {why}"
+        ),
+    }
 }
 
 /// The bytes of a regular file's entry (0 for anything else).

@@ -14,7 +14,7 @@
 //! each block from the workers themselves was slower than one at a time: they queued on
 //! the store's lock (docs/ARCHIVAL.md, "Benchmarks").
 
-use super::contents::{file_size, files, id_of, Found};
+use super::contents::{file_size, files, id_of, unhashed, Found};
 use super::props::{of_entry, open, Opened, Props};
 use super::ImportOptions;
 use crate::core::archival::{Object, Value};
@@ -96,20 +96,18 @@ fn object(
     let file = open(&f.entry, &f.path);
     let (props, mut warning) = properties(f, opts, file.as_ref());
     let size = file_size(&f.entry);
-    let listed = match id_of(repo, &f.entry, file.as_ref()) {
-        Ok(id) => vec![FileRef {
-            path: f.entry.name.clone(),
-            size,
-            id,
-        }],
+    let id = match id_of(repo, &f.entry, file.as_ref()) {
+        Ok(id) => Some(id),
         Err(why) => {
-            warning.get_or_insert(Warning {
-                path: crate::core::util::path_bytes(&f.path).to_vec(),
-                message: format!("`ore search --file` will not find it by its contents: {why}"),
-            });
-            Vec::new()
+            warning.get_or_insert(unhashed(&f.path, &why));
+            None
         }
     };
+    let listed = vec![FileRef {
+        path: f.entry.name.clone(),
+        size,
+        id,
+    }];
     let mut sealer = Sealer {
         repo,
         blocks: Vec::with_capacity(2),

@@ -153,9 +153,18 @@ pub(super) fn file_loaded(
     let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
         let index = head.and_then(|h| h.index.as_ref());
         let mut changes = typing(repo, index, tag, &types)?;
+        // An object the tag holds as replaced already (a newer version was made there since
+        // an earlier load or sync) stays replaced: it must not come back as a second current
+        // version of the same object.
+        let mut superseded = std::collections::HashSet::new();
+        for (key, _) in objects.iter().filter(|(k, _)| !replaced.contains(k)) {
+            if crate::core::objects::summary_of(repo, index, key)?.is_some_and(|s| s.replaced) {
+                superseded.insert(*key);
+            }
+        }
         for ((key, o), entries) in objects.iter().zip(&finding) {
             let mut summary = Summary::of(o);
-            summary.replaced = replaced.contains(key);
+            summary.replaced = replaced.contains(key) || superseded.contains(key);
             changes.push((object_entry(key), Some(encode(&summary))));
             let value = (!summary.replaced).then(Vec::new);
             changes.extend(entries.iter().map(|e| (e.clone(), value.clone())));

@@ -18,7 +18,7 @@ mod filing;
 mod props;
 
 use crate::commands::snapshot::{store, SnapshotOptions};
-use crate::core::archival::{settle, Object, Prop, Setting, Value, ARCHIVAL_FROM};
+use crate::core::archival::{settle, Object, Prop, Setting, Value};
 use crate::core::block::Kind;
 use crate::core::entry::{encode, EntryKind, Warning};
 use crate::core::error::{Error, Result};
@@ -89,17 +89,14 @@ pub fn file(repo: &Repo, tag: &str, objects: &[(Key, Object)]) -> Result<(Key, b
 /// Imports `opts.paths` as objects on `opts.tag`.
 pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     crate::core::format::check_user_tag(&opts.tag)?;
-    if repo.format().format < ARCHIVAL_FROM {
-        return Err(Error::Usage(format!(
-            "this archive has format {}, and archive tags need format {ARCHIVAL_FROM}: run `ore upgrade` \
-             (ore releases before it then refuse the archive)",
-            repo.format().format
-        )));
-    }
+    crate::core::archival::check_writable(repo)?;
     if opts.paths.is_empty() {
         return Err(Error::Usage(
             "nothing to import: give at least one PATH".into(),
         ));
+    }
+    if opts.volume.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        return Err(Error::Usage("--volume: give the disk a name".into()));
     }
     let start = head_of(repo, &opts.tag)?;
     let index = start.as_ref().and_then(|(_, h)| h.index.as_ref());
@@ -141,6 +138,9 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             catalogue: opts.catalogue,
             ..clone_store(&opts.store)
         };
+        // A catalogue describes one disk: another file system mounted inside it is another
+        // disk, which it would name wrongly.
+        one.one_file_system |= opts.catalogue;
         let volume = match opts.catalogue {
             // The file cache knows stored contents, not content ids.
             true => {
@@ -233,6 +233,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
 /// `set` applied to its properties: the same tree, not stored again, the old object as its
 /// parent, filed on the old one's tag in its place. The tag, the new key and the new object.
 pub fn reprop(repo: &Repo, spec: &str, set: &[Setting]) -> Result<(String, Key, Object)> {
+    crate::core::archival::check_writable(repo)?;
     let spec = spec.to_ascii_lowercase();
     let Some((tag, old)) = crate::core::objects::find_anywhere(repo, &spec)? else {
         return Err(Error::Usage(format!(

@@ -38,7 +38,7 @@ enum Pieces<'r> {
     One(Option<Piece>),
     Tree(Reader<'r, FileTree>),
     /// A catalogued file: no bytes to read.
-    NotStored(protocol::Key),
+    NotStored(Option<protocol::Key>),
 }
 
 impl<'r> Ahead<'r> {

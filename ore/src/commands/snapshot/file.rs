@@ -124,10 +124,19 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
 /// A file of a catalogue: its content id, computed from everything it holds (its holes as
 /// the zeros they read as), not stored.
 fn catalogued(ctx: &Ctx, file: &File, stamp: Stamp) -> FileDone {
+    // A file with more holes than are hashed is recorded without an id (found by name).
+    if crate::core::filelist::too_sparse(file) {
+        return FileDone::Stored {
+            size: stamp.size,
+            content: Content::Catalogued { id: None },
+            xattrs: crate::core::meta::read_xattrs_of(file),
+            warning: None,
+        };
+    }
     let (id, size) = match time(Stage::Hash, || {
         crate::core::filelist::content_id(ctx.repo.keys(), file)
     }) {
-        Ok(x) => x,
+        Ok((id, size)) => (Some(id), size),
         Err(e) => return FileDone::Failed(format!("read failed: {e}")),
     };
     ctx.progress.add_bytes(size);
