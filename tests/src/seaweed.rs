@@ -116,6 +116,21 @@ fn claim(p: u16, pair: bool) -> bool {
 }
 
 /// Where `weed` is, or a panic that says how to install it.
+/// One runtime for the S3 clients a test process makes itself: the store's HTTP client keeps
+/// its connections from one call to the next, and a connection made on a runtime since
+/// dropped failed the next request ("dispatch task is gone: runtime dropped the dispatch
+/// task", seen in `s3_repack.rs`).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    })
+}
+
 pub fn weed() -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)

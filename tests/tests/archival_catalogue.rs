@@ -175,6 +175,11 @@ fn restoring_a_catalogue_object_explains_that_the_data_is_not_there_and_names_th
         .expect(1, "cat");
     assert!(cat.stderr.contains("docs/Report.TXT"), "{}", cat.stderr);
     assert!(cat.stderr.contains("not in the archive"), "{}", cat.stderr);
+    // An empty file's bytes are known, catalogued or not.
+    let empty = ore
+        .run(&["cat", &format!("{key}:docs/empty")])
+        .expect(0, "cat of an empty catalogued file");
+    assert!(empty.stdout.is_empty());
     let props = ore.run(&["props", &key]).expect(0, "props").stdout;
     assert!(props.contains("catalogue Old USB"), "{props}");
     // 14 MiB of files catalogued, a few KiB stored.

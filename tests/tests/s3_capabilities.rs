@@ -19,11 +19,8 @@ fn operator(endpoint: &str, bucket: &str, secret: &str) -> Operator {
     Operator::new(b).expect("an S3 operator").finish()
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
+fn rt() -> &'static tokio::runtime::Runtime {
+    ore_tests::seaweed::runtime()
 }
 
 #[test]

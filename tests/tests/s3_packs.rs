@@ -240,10 +240,7 @@ fn an_archive_is_created_beside_a_probe_object_a_crashed_process_left() {
     // refuses to create an archive in a prefix holding objects counted the probe's own
     // scratch object ("holds objects but no ore-s3.json").
     let c = Cluster::shared();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = ore_tests::seaweed::runtime();
     rt.block_on(operator(c, "leftover").write("probe/4242-1", b"first".to_vec()))
         .expect("write a probe object");
     let o = ore_tests::ore::Ore::new(c.archive("leftover", ""));

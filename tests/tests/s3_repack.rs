@@ -34,11 +34,7 @@ fn objects(c: &Cluster, prefix: &str, dir: &str) -> Vec<(String, u64)> {
     )
     .expect("operator")
     .finish();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    rt.block_on(async {
+    ore_tests::seaweed::runtime().block_on(async {
         let mut out = Vec::new();
         for e in op.list(dir).await.expect("list") {
             if !e.path().ends_with('/') {

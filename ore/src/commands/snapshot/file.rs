@@ -142,7 +142,11 @@ fn catalogued(ctx: &Ctx, file: &File, stamp: Stamp) -> FileDone {
     ctx.progress.add_bytes(size);
     FileDone::Stored {
         size,
-        content: Content::Catalogued { id },
+        // An empty file's bytes are known: none (its id is still that of no bytes).
+        content: match size {
+            0 => Content::Empty,
+            _ => Content::Catalogued { id },
+        },
         xattrs: crate::core::meta::read_xattrs_of(file),
         warning: changed_while_read(file, stamp, size < stamp.size),
     }
