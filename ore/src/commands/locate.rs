@@ -82,9 +82,12 @@ pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Loc
                 Some(start) => (start, false),
                 None => (name.as_str(), true),
             };
-            if whole && (name.is_empty() || name.contains(['/', '\0'])) {
+            // Only a whole name or its start is an index scan: a pattern elsewhere would
+            // silently find nothing.
+            if (whole && name.is_empty()) || name.contains(['/', '\0', '*', '?', '[']) {
                 return Err(Error::Usage(format!(
-                    "--name `{name}`: give a file's name (no `/`), or the start of one and `*`"
+                    "--name `{name}`: give a file's whole name (no `/`), or its start and a \
+                     final `*` (`IMG_00*`); other patterns are not searched"
                 )));
             }
             name_prefix(name.as_bytes(), whole)

@@ -225,7 +225,7 @@ pub fn type_entries<'a>(
         let ty = Type::of(&p.value);
         if let Some(other) = out.insert(p.key.clone(), ty).filter(|&t| t != ty) {
             return Err(Error::Usage(format!(
-                "`{}` is given as {} and as {} by the objects of one import",
+                "`{}` is given as {} and as {} by objects filed together (one import or load)",
                 p.key,
                 other.name(),
                 ty.name()
