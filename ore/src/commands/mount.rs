@@ -41,7 +41,10 @@ const TTL: Duration = Duration::from_secs(3600);
 #[derive(Clone)]
 enum MNode {
     V(VNode),
-    /// A tag's `current`: a symlink to its newest snapshot's name (made at that time).
+    /// A symlink to `target`, made at that time: a tag's `current` (to its newest snapshot's
+    /// name), or an object below an archive tag's value (to its place in `by-key/`). Kept as
+    /// its target alone: a value of a million objects is a million of them, and each kept as
+    /// a whole entry held about 1.4 KB.
     Current(String, i64),
 }
 
@@ -316,6 +319,12 @@ impl OreFs {
                     let (name, at) = newest.unwrap_or_default();
                     MNode::Current(name, at)
                 }
+                (VNode::Archive { .. }, VNode::Entry { entry: e, .. }) => match &e.kind {
+                    EntryKind::Symlink { target } => {
+                        MNode::Current(String::from_utf8_lossy(target).into_owned(), e.mtime)
+                    }
+                    _ => MNode::V(child),
+                },
                 _ => MNode::V(child),
             };
             let c = self.child_ino(ino, &name, node)?;
