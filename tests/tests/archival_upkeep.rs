@@ -65,6 +65,13 @@ fn forget_where_removes_the_matching_objects_and_their_old_versions_and_gc_frees
     assert_eq!(found(&ore, "work", "title=keeper"), 1);
     let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
     assert!(tags.contains("archive tag: 1 object(s)"), "{tags}");
+    // A forgotten object, still stored until gc, is named as what it is, not as damage.
+    let r = ore.run(&["ls", &s1]).expect(1, "ls of a forgotten object");
+    assert!(
+        r.stderr.contains("no archive tag lists") && !r.stderr.contains("corrupt"),
+        "{}",
+        r.stderr
+    );
     // gc frees the forgotten objects' data once the reflog lets go of the heads naming them.
     let before = ore_tests::archival::dir_size(Path::new(&ore.archive));
     ore.run(&["gc", "--expire-reflog"]).expect(0, "gc");

@@ -382,7 +382,7 @@ pub fn read_node(plain: &crate::core::block::Plain, key: Key) -> Result<NodeView
         other => Err(corrupt(
             key,
             Kind::IndexLeaf,
-            format!("it is a {} block", other.name()),
+            format!("it is {} block", crate::core::util::a(other.name())),
         )),
     }
 }

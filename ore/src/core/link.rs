@@ -98,7 +98,7 @@ impl Repo {
             other => Err(Error::Corrupt {
                 key,
                 kind: NODE,
-                why: format!("it is a {} block", other.name()),
+                why: format!("it is {} block", crate::core::util::a(other.name())),
             }),
         }
     }

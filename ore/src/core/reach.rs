@@ -326,7 +326,7 @@ fn read(
                     return Err(Error::Corrupt {
                         key,
                         kind: "snapshot or chain link",
-                        why: format!("it is a {} block", other.name()),
+                        why: format!("it is {} block", crate::core::util::a(other.name())),
                     })
                 }
             };

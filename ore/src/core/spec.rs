@@ -276,6 +276,18 @@ fn by_prefix(repo: &Repo, prefix: &str, place: Place) -> Result<Node> {
                     if let Some(node) = crate::core::objects::object_by_prefix(repo, &prefix)? {
                         return Ok(node);
                     }
+                    // An object no tag's index lists (forgotten, or stored by an import that
+                    // never filed it) is no damage: say what it is.
+                    if repo
+                        .get_block_any(k)
+                        .is_ok_and(|p| p.kind == crate::core::block::Kind::Object)
+                    {
+                        return Err(Error::Usage(format!(
+                            "`{prefix}` is an archive object that no archive tag lists (it was \
+                             forgotten, or never filed): `ore search TAG ...` lists each tag's \
+                             objects"
+                        )));
+                    }
                     return Err(Error::Archive(format!(
                         "`{prefix}` names a stored block that cannot be read as a snapshot: {e}"
                     )));

@@ -4,6 +4,14 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// `name` with its indefinite article: "an archive object", "a directory".
+pub fn a(name: &str) -> String {
+    match name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        true => format!("an {name}"),
+        false => format!("a {name}"),
+    }
+}
+
 /// The next line of `r` into `line` (its `\n` and a `\r` before it removed), reading at most
 /// `max` bytes of it: input that never ends a line (`/dev/zero`, `yes`) costs `max` bytes, not
 /// all memory. `Ok(false)` at the end of the input; an error when the line is longer than `max`.
