@@ -32,24 +32,11 @@ fn places(found: &[serde_json::Value]) -> Vec<(String, String, bool)> {
     v
 }
 
-/// Bytes that compress badly and repeat nowhere.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A disk with a file of several chunks, a small file (bundled when stored), an empty file,
 /// a sparse file and a hard link.
 fn disk(dir: &Path) {
     tree(&dir.join("docs"), &[("Report.TXT", "the yearly report")]);
-    std::fs::write(dir.join("big.bin"), noise(6 << 20, 1)).expect("big");
+    std::fs::write(dir.join("big.bin"), ore_tests::trees::bytes(1, 6 << 20)).expect("big");
     std::fs::write(dir.join("docs/empty"), b"").expect("empty");
     let mut sparse = std::fs::File::create(dir.join("sparse.img")).expect("sparse");
     sparse.set_len(8 << 20).expect("set_len");
@@ -126,7 +113,7 @@ fn a_catalogued_disk_and_stored_objects_answer_where_a_file_is_by_contents_and_b
 
     // One tag only, and nothing for bytes stored nowhere.
     let other = d.path().join("other.bin");
-    std::fs::write(&other, noise(1000, 9)).expect("other");
+    std::fs::write(&other, ore_tests::trees::bytes(9, 1000)).expect("other");
     assert!(located(&ore, &["--file", other.to_str().unwrap()]).is_empty());
     let only = located(
         &ore,

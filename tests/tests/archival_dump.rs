@@ -3,7 +3,7 @@
 //! damaged or crafted stream of one.
 
 use ore::commands::dump::archive::{ArchiveHeader, DumpObject, ARCHIVE};
-use ore::commands::dump::{DumpEntry, DumpKind};
+use ore::commands::dump::DumpKind;
 use ore::core::archival::{Prop, Value};
 use ore::core::entry::encode;
 use ore::core::volume::Volume;
@@ -158,22 +158,6 @@ enum Body {
     Catalogued([u8; 32]),
 }
 
-fn dump_entry(name: &[u8], kind: DumpKind) -> DumpEntry {
-    DumpEntry {
-        name: name.to_vec(),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime: 0,
-        atime: None,
-        ctime: None,
-        xattrs: Vec::new(),
-    }
-}
-
 /// A stream of records as `ore dump` writes them, with any content.
 struct Stream(Vec<u8>);
 
@@ -216,7 +200,7 @@ impl Stream {
             catalogue: volume,
         };
         self.record(8, &encode(&o))
-            .record(2, &encode(&dump_entry(b"", DumpKind::Dir)));
+            .record(2, &encode(&ore_tests::dumps::entry(b"", DumpKind::Dir)));
         for (name, body) in files {
             let (size, kind, payload) = match body {
                 Body::Hole(len) => (*len, 4u8, len.to_le_bytes().to_vec()),
@@ -228,7 +212,10 @@ impl Stream {
             h.update(&payload);
             self.record(
                 2,
-                &encode(&dump_entry(name.as_bytes(), DumpKind::File { size })),
+                &encode(&ore_tests::dumps::entry(
+                    name.as_bytes(),
+                    DumpKind::File { size },
+                )),
             )
             .record(kind, &payload)
             .record(5, h.finalize().as_bytes());

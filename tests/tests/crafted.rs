@@ -6,7 +6,7 @@
 //! crafted by writing blocks with the `ore` library itself, as a compromised writer could;
 //! dumps by writing the stream's records (FORMAT.md §11) from here.
 
-use ore::commands::dump::{DumpEntry, DumpKind, Header};
+use ore::commands::dump::{DumpKind, Header};
 use ore::core::entry::{encode, EntryKind, SnapshotStats};
 use ore_tests::crafted::{dir, entry, file, nested, open, snapshot};
 use ore_tests::dumps::load;
@@ -53,20 +53,7 @@ impl Stream {
     }
 
     fn entry(&mut self, name: &[u8], kind: DumpKind) -> &mut Stream {
-        let e = DumpEntry {
-            name: name.to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: None,
-            group: None,
-            mtime: 0,
-            atime: None,
-            ctime: None,
-            xattrs: Vec::new(),
-        };
-        self.record(2, &encode(&e))
+        self.record(2, &encode(&ore_tests::dumps::entry(name, kind)))
     }
 
     /// An empty file entry, ended.

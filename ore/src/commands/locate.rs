@@ -95,16 +95,13 @@ pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Loc
     };
     let tags = match tag {
         Some(t) => match head_of(repo, t)? {
-            Some(_) => vec![t.to_string()],
+            Some((_, head)) => vec![(t.to_string(), head)],
             None => return Err(Error::Usage(format!("there is no archive tag {t}"))),
         },
-        None => archive_tags(repo)?,
+        None => crate::core::objects::archive_heads(repo)?,
     };
     let mut out = Vec::new();
-    for tag in tags {
-        let Some((_, head)) = head_of(repo, &tag)? else {
-            continue;
-        };
+    for (tag, head) in tags {
         let mut objects: HashMap<Key, Object> = HashMap::new();
         for item in Cursor::new(repo, head.index.as_ref(), &prefix)? {
             let item = item?;
@@ -132,21 +129,6 @@ pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Loc
             });
         }
     }
-    Ok(out)
-}
-
-/// Every archive tag of the archive, in name order.
-pub fn archive_tags(repo: &Repo) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (tag, _) in repo.tags()? {
-        if crate::core::format::is_system_tag(&tag) {
-            continue;
-        }
-        if let Ok(Some(_)) = head_of(repo, &tag) {
-            out.push(tag);
-        }
-    }
-    out.sort();
     Ok(out)
 }
 

@@ -32,6 +32,10 @@ pub enum Error {
     /// them by content id only (`ore import --catalogue-only`).
     #[error("its data is not in the archive: it was catalogued, not stored{}; ore search --file finds stored copies", id.map(|k| format!(" (content id {k})")).unwrap_or_default())]
     NotStored { id: Option<Key> },
+    /// A dump stream's catalogued file whose content id was made with another archive's keys,
+    /// which this archive can neither check nor use (`ore sync` reports its tag as skipped).
+    #[error("{0}")]
+    ForeignIds(String),
     /// A block that something refers to is not in the archive.
     #[error("block {key} ({kind}) is missing from the archive")]
     Missing { key: Key, kind: &'static str },

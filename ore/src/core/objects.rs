@@ -124,13 +124,26 @@ pub fn object_by_prefix(repo: &Repo, prefix: &str) -> Result<Option<Node>> {
         .transpose()
 }
 
+/// Every archive tag of the archive with its head, in name order (a tag whose head does not
+/// read is left out: `ore check` names it).
+pub fn archive_heads(repo: &Repo) -> Result<Vec<(String, Head)>> {
+    let mut out = Vec::new();
+    for (tag, _) in repo.tags()? {
+        if crate::core::format::is_system_tag(&tag) {
+            continue;
+        }
+        if let Ok(Some((_, head))) = head_of(repo, &tag) {
+            out.push((tag, head));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
 /// The archive tag and key of the object whose key starts with `prefix`, on any archive tag.
 pub fn find_anywhere(repo: &Repo, prefix: &str) -> Result<Option<(String, Key)>> {
     let mut found: Vec<(String, Key)> = Vec::new();
-    for (tag, _) in repo.tags()? {
-        let Ok(Some((_, head))) = head_of(repo, &tag) else {
-            continue;
-        };
+    for (tag, head) in archive_heads(repo)? {
         for k in matching(repo, Some(&head), prefix)? {
             if !found.iter().any(|(_, f)| *f == k) {
                 found.push((tag.clone(), k));

@@ -62,33 +62,22 @@ pub struct Repo {
     since_checkpoint: std::sync::atomic::AtomicU64,
     checkpoint_every: u64,
     /// Inner nodes of archive tags' indexes read so far (see [`Repo::inner_node`]).
-    inner_nodes: std::sync::Mutex<KeptNodes>,
+    inner_nodes: crate::core::plaincache::PlainCache,
 }
 
-/// Inner index nodes kept, and their bytes.
-type KeptNodes = (std::collections::HashMap<Key, Arc<Vec<u8>>>, usize);
-
 /// Bytes of inner index nodes a [`Repo`] keeps once read.
-const INNER_NODES_KEPT: usize = 16 << 20;
+const INNER_NODES_KEPT: u64 = 16 << 20;
 
 impl Repo {
     /// The plaintext of inner index node `key`, read once and then kept: every look-up of an
     /// object in an archive tag's index walks from the root through the same few inner nodes
     /// (a search that shows 991 objects of a million read each of them 991 times). Blocks are
     /// immutable and checked when read, so a kept one is as good as a fresh read. At most
-    /// [`INNER_NODES_KEPT`] bytes are kept; past that, all are dropped and kept afresh.
+    /// [`INNER_NODES_KEPT`] bytes are kept, the least recently used given up first.
     pub fn inner_node(&self, key: Key) -> Result<Arc<Vec<u8>>> {
-        if let Some(p) = ore_util::sync::lock(&self.inner_nodes).0.get(&key) {
-            return Ok(p.clone());
-        }
-        let plain = Arc::new(self.get_block(key, Kind::IndexInner)?.data().to_vec());
-        let mut kept = ore_util::sync::lock(&self.inner_nodes);
-        if kept.1 + plain.len() > INNER_NODES_KEPT {
-            *kept = Default::default();
-        }
-        kept.1 += plain.len();
-        kept.0.insert(key, plain.clone());
-        Ok(plain)
+        self.inner_nodes.get(key, || {
+            Ok(self.get_block(key, Kind::IndexInner)?.data().to_vec())
+        })
     }
 }
 
@@ -258,7 +247,7 @@ impl Repo {
             slot,
             since_checkpoint: std::sync::atomic::AtomicU64::new(0),
             checkpoint_every: checkpoint_every(),
-            inner_nodes: Default::default(),
+            inner_nodes: crate::core::plaincache::PlainCache::new(INNER_NODES_KEPT),
         })
     }
 

@@ -37,8 +37,8 @@ use std::io::{Read, Write};
 /// The stream version of an archive tag.
 pub const ARCHIVE: u8 = 4;
 
-/// What the refusal of a catalogued file says, when the stream's content ids were made with
-/// other keys (`ore sync` reports such a tag as skipped).
+/// What the refusal of a catalogued file says ([`Error::ForeignIds`]), when the stream's
+/// content ids were made with other keys.
 pub const FOREIGN_IDS: &str = "known by a content id made with another archive's keys";
 
 /// What an archive tag's stream starts with.

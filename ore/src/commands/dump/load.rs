@@ -288,6 +288,10 @@ fn read_magic<R: Read>(r: &mut Records<R>) -> Result<u8> {
     Ok(version)
 }
 
+/// Whether a file may be catalogued here; when not, the error to make (given the file's
+/// place and the message) and the message.
+pub(super) type MayCatalogue = std::result::Result<(), (fn(String) -> Error, String)>;
+
 /// The snapshot's tree, rebuilt from the stream's records into the archive: the directories
 /// open above the current entry, and the root once its directory has ended.
 pub(super) struct Rebuild<'r> {
@@ -338,13 +342,21 @@ impl<'r> Rebuild<'r> {
 
     /// Whether a catalogued file may be in the tree being read: only in a catalogue object
     /// (`catalogue`), and only when its id was made with this archive's keys.
-    fn ids(&self) -> std::result::Result<(), String> {
+    /// When not, the error to make (given the file's place and the message) and the message.
+    fn ids(&self) -> MayCatalogue {
         match (self.catalogue, self.same_ids) {
-            (false, _) => Err("a file holds no data, but its object is no catalogue".into()),
-            (true, false) => Err(format!(
-                "is a file of a catalogue object, {}, which this archive cannot check or use: \
-                 load the stream into an archive that shares the source's keys (`ore init --from`)",
-                super::archive::FOREIGN_IDS
+            (false, _) => Err((
+                Error::Usage,
+                "a file holds no data, but its object is no catalogue".into(),
+            )),
+            (true, false) => Err((
+                Error::ForeignIds,
+                format!(
+                    "is a file of a catalogue object, {}, which this archive cannot check or \
+                     use: load the stream into an archive that shares the source's keys \
+                     (`ore init --from`)",
+                    super::archive::FOREIGN_IDS
+                ),
             )),
             (true, true) => Ok(()),
         }

@@ -138,9 +138,7 @@ fn carry(
                 "{tag}: its stream loaded as a snapshot"
             )))
         }
-        Err(crate::core::error::Error::Usage(why))
-            if why.contains(crate::commands::dump::archive::FOREIGN_IDS) =>
-        {
+        Err(crate::core::error::Error::ForeignIds(why)) => {
             return Ok(("skipped", format!("not carried: {why}"), src_head));
         }
         Err(e) => return Err(e),

@@ -4,7 +4,7 @@
 //! tag's stream, the file's content id under this archive's keys, or its catalogued id.
 
 use super::super::*;
-use super::{Records, RepoStore};
+use super::{MayCatalogue, Records, RepoStore};
 
 /// `total + more`, when that is within the file's declared `size`; else the error that the
 /// file's records hold more bytes than its entry says.
@@ -53,7 +53,7 @@ fn catalogued<R: Read>(
     total: u64,
     payload: &[u8],
     h: &mut FileHash,
-    ids: std::result::Result<(), String>,
+    ids: MayCatalogue,
 ) -> Result<(crate::core::entry::Content, Option<Key>)> {
     let id = match payload.len() {
         0 => None,
@@ -74,8 +74,8 @@ fn catalogued<R: Read>(
             r.at
         )));
     }
-    if let Err(why) = ids {
-        return Err(Error::Usage(format!("{} {why}", r.at)));
+    if let Err((error, why)) = ids {
+        return Err(error(format!("{} {why}", r.at)));
     }
     Ok((crate::core::entry::Content::Catalogued { id }, id))
 }
@@ -88,7 +88,7 @@ pub(super) fn load_file<R: Read>(
     repo: &Repo,
     r: &mut Records<R>,
     store: &mut RepoStore,
-    (size, version, want_id, ids): (u64, u8, bool, std::result::Result<(), String>),
+    (size, version, want_id, ids): (u64, u8, bool, MayCatalogue),
     (stats, hole_budget): (&mut DumpStats, &mut u64),
 ) -> Result<(crate::core::entry::Content, Option<Key>)> {
     let c = repo.format().chunker;
