@@ -19,12 +19,12 @@
 
 use crate::commands::import::head_of;
 use crate::core::archival::{
-    known_type, prop_prefix, property_key, typed, value_bytes, word_prefix, words, Object, Summary,
-    Type, Value, MAX_INDEXED_VALUE, MAX_INDEXED_WORD, OBJECTS,
+    known_type, object_entry, prop_prefix, property_key, typed, value_bytes, word_prefix, words,
+    Object, Summary, Type, Value, MAX_INDEXED_VALUE, MAX_INDEXED_WORD, OBJECTS,
 };
 use crate::core::block::Kind;
 use crate::core::error::{Error, Result};
-use crate::core::index::{Cursor, Root};
+use crate::core::index::{Entries, Root, Tree};
 use crate::core::query::{Op, Query, Term};
 use crate::core::repo::Repo;
 use protocol::Key;
@@ -37,34 +37,74 @@ pub struct Hit {
     pub summary: Summary,
 }
 
-/// The objects on archive tag `tag` that match `query`, in key order.
-pub fn search(repo: &Repo, tag: &str, query: &Query) -> Result<Vec<Hit>> {
+/// The objects on archive tag `tag` that match `query`, in key order, answered from the
+/// tag's index in the archive, or from a local copy of it in the search cache of directory
+/// `cache` (`core::searchcache`), first brought to the tag's head.
+pub fn search(
+    repo: &Repo,
+    tag: &str,
+    query: &Query,
+    cache: Option<&std::path::Path>,
+) -> Result<Vec<Hit>> {
     let Some((_, head)) = head_of(repo, tag)? else {
         return Err(Error::Usage(format!("there is no archive tag {tag}")));
     };
-    search_in(repo, head.index.as_ref(), query)
+    let index = head.index.as_ref();
+    match cache {
+        None => search_in(repo, index, query),
+        Some(dir) => {
+            use crate::core::searchcache::{cache_path, SearchCache};
+            let id = &repo.format().archive_id;
+            let copy = SearchCache::open(&cache_path(dir, id), id)
+                .and_then(|c| c.refresh(repo, tag, index));
+            match copy {
+                Ok((copy, how)) => {
+                    protocol::log::debug(&format!("the search cache of {tag}: {how}"));
+                    search_with(repo, &copy, query)
+                }
+                // A cache that cannot be written or read (a full or read-only disk) only
+                // makes the search slower.
+                Err(e @ (Error::Cache { .. } | Error::Io { .. })) => {
+                    protocol::log::warning(&format!(
+                        "the search cache: {e}; searching the archive's index instead"
+                    ));
+                    search_in(repo, index, query)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
 }
 
-/// The objects on the index at `index` that match `query`, in key order.
+/// The objects on the index at `index` that match `query`, in key order: from the archive
+/// alone, as what forgets objects must be.
 pub fn search_in(repo: &Repo, index: Option<&Root>, query: &Query) -> Result<Vec<Hit>> {
-    let types = crate::core::objects::recorded_types(repo, index)?;
+    search_with(repo, &Tree::new(repo, index), query)
+}
+
+/// The objects of the map `entries` (an index, or a copy of one) that match `query`, in key
+/// order.
+pub fn search_with(repo: &Repo, entries: &dyn Entries, query: &Query) -> Result<Vec<Hit>> {
+    let types = crate::core::objects::recorded_types(entries)?;
     let s = Searcher {
         repo,
-        index,
+        entries,
         types: &types,
     };
     // Every term is read first, so that a bad one is refused whatever the others find.
     validate(query, &types)?;
     let keys: Vec<Key> = s.eval(query)?.into_iter().collect();
-    // One look-up of each object's summary, a leaf read apiece: on every core, since nearly
-    // every hit of a large index is in a leaf of its own.
-    use rayon::prelude::*;
-    keys.par_iter()
-        .map(|&key| {
-            Ok(Hit {
-                key,
-                summary: crate::core::objects::summary_of(repo, index, &key)?.unwrap_or_default(),
-            })
+    // One look-up of each object's summary (in an index, a leaf read apiece).
+    let wanted: Vec<Vec<u8>> = keys.iter().map(object_entry).collect();
+    let found = entries.get_many(&wanted)?;
+    keys.into_iter()
+        .zip(found)
+        .map(|(key, value)| {
+            let summary = match value {
+                Some(v) => crate::core::entry::decode(&v, &key, Kind::IndexLeaf)?,
+                None => Summary::default(),
+            };
+            Ok(Hit { key, summary })
         })
         .collect()
 }
@@ -75,7 +115,7 @@ const CHECK_FEWER_THAN: usize = 2048;
 
 struct Searcher<'r> {
     repo: &'r Repo,
-    index: Option<&'r Root>,
+    entries: &'r dyn Entries,
     /// The types the tag records for keys outside the vocabulary.
     types: &'r Types,
 }
@@ -138,14 +178,7 @@ impl Searcher<'_> {
 
     /// Every entry whose key starts with `prefix`, from `from` on (at least `prefix`).
     fn scan(&self, prefix: &[u8], mut each: impl FnMut(&[u8], &[u8])) -> Result<()> {
-        for item in Cursor::new(self.repo, self.index, prefix)? {
-            let item = item?;
-            if !item.key.starts_with(prefix) {
-                break;
-            }
-            each(&item.key, &item.value);
-        }
-        Ok(())
+        self.entries.prefixed(prefix, &mut each)
     }
 
     /// The objects not replaced.
@@ -184,9 +217,7 @@ impl Searcher<'_> {
         match t.op {
             Op::Eq | Op::Has | Op::Ne => {
                 for (_, v) in &values {
-                    out.extend(crate::core::browse::with_value(
-                        self.repo, self.index, &key, v,
-                    )?);
+                    out.extend(crate::core::browse::with_value(self.entries, &key, v)?);
                 }
                 if t.op == Op::Ne {
                     let mut all = self.current()?;

@@ -19,7 +19,7 @@ use crate::core::archival::{
     entry_object, format_date, prop_prefix, DATE_VALUE, INT_VALUE, OBJECTS, PROPS, TEXT_VALUE,
 };
 use crate::core::error::Result;
-use crate::core::index::{Cursor, Root};
+use crate::core::index::{Cursor, Entries, Root, Tree};
 use crate::core::repo::Repo;
 use protocol::Key;
 use std::collections::BTreeSet;
@@ -91,23 +91,14 @@ pub fn values(repo: &Repo, index: Option<&Root>, key: &str) -> Result<Vec<Vec<u8
 }
 
 /// The current objects whose property `key` has `value` (bytes as the index keeps them).
-pub fn with_value(
-    repo: &Repo,
-    index: Option<&Root>,
-    key: &str,
-    value: &[u8],
-) -> Result<BTreeSet<Key>> {
+pub fn with_value(entries: &dyn Entries, key: &str, value: &[u8]) -> Result<BTreeSet<Key>> {
     let prefix = prop_prefix(key, value);
     let mut out = BTreeSet::new();
-    for item in Cursor::new(repo, index, &prefix)? {
-        let item = item?;
-        if !item.key.starts_with(&prefix) {
-            break;
+    entries.prefixed(&prefix, &mut |k, _| {
+        if k.len() == prefix.len() + 32 {
+            out.extend(entry_object(k));
         }
-        if item.key.len() == prefix.len() + 32 {
-            out.extend(entry_object(&item.key));
-        }
-    }
+    })?;
     Ok(out)
 }
 
@@ -119,7 +110,7 @@ pub fn matching(
 ) -> Result<BTreeSet<Key>> {
     let mut acc: Option<BTreeSet<Key>> = None;
     for (key, value) in filters {
-        let found = with_value(repo, index, key, value)?;
+        let found = with_value(&Tree::new(repo, index), key, value)?;
         acc = Some(match acc {
             None => found,
             Some(a) => a.intersection(&found).copied().collect(),

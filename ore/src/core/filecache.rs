@@ -83,7 +83,7 @@ fn each_file(path: &Path, f: impl Fn(&Path) -> std::io::Result<()>) -> Result<()
 }
 
 /// The error of a failed open, as this module words it: the file or directory and the cause.
-fn opening(e: sqlite::Error) -> Error {
+pub(crate) fn opening(e: sqlite::Error) -> Error {
     match e {
         sqlite::Error::File { path, cause, .. } => Error::io(path, cause),
         sqlite::Error::Sqlite { path, cause, .. } => Error::Cache {
@@ -281,6 +281,8 @@ impl CacheWriter {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CacheFile {
     pub path: PathBuf,
+    /// `files` (this module's) or `search` (`core::searchcache`).
+    pub kind: &'static str,
     /// The archive's random id (from the file's name).
     pub archive_id: String,
     /// The archive identifier it was last used with (unknown for caches of older versions).
@@ -291,9 +293,19 @@ pub struct CacheFile {
     pub bytes: u64,
 }
 
-/// Notes in the cache at `path` that it was just used with the archive identifier `id`.
+/// Opens a cache file of either kind (this one, or a search cache) for its `meta` table alone.
+fn connect_meta(path: &Path) -> Result<Connection> {
+    let c = sqlite::open_in_private_dir("cache", path, std::time::Duration::from_secs(60))
+        .map_err(opening)?;
+    c.execute_batch("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);")
+        .map_err(err(path))?;
+    Ok(c)
+}
+
+/// Notes in the cache at `path` (a file cache or a search cache) that it was just used with
+/// the archive identifier `id`.
 pub fn remember_use(path: &Path, id: &str) -> Result<()> {
-    let c = connect(path)?;
+    let c = connect_meta(path)?;
     let used = crate::core::util::now_ns().to_string();
     for (name, value) in [("identifier", id), ("used", &used)] {
         sqlite::set_meta(&c, name, value.as_bytes()).map_err(err(path))?;
@@ -301,7 +313,8 @@ pub fn remember_use(path: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The cache files in `dir`, oldest use first (none when it does not exist).
+/// The cache files in `dir` (file caches and search caches), oldest use first (none when it
+/// does not exist).
 pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -312,14 +325,17 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = name
-            .strip_prefix("files-")
-            .and_then(|n| n.strip_suffix(".db"))
-        else {
+        let kind = ["files", "search"]
+            .into_iter()
+            .find(|k| name.starts_with(&format!("{k}-")));
+        let Some((kind, id)) = kind.and_then(|k| {
+            let id = name[k.len() + 1..].strip_suffix(".db")?;
+            Some((k, id))
+        }) else {
             continue;
         };
         let path = entry.path();
-        let c = connect(&path)?;
+        let c = connect_meta(&path)?;
         let meta = |name: &str| -> Result<Option<String>> {
             let v: Option<Vec<u8>> = sqlite::meta(&c, name).map_err(err(&path))?;
             Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -330,6 +346,7 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
             .map(|m| m.len())
             .sum();
         out.push(CacheFile {
+            kind,
             archive_id: id.to_string(),
             identifier: meta("identifier")?,
             used_ns: meta("used")?.and_then(|v| v.parse().ok()),

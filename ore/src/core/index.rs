@@ -23,11 +23,15 @@
 //! node twice ends a scan with an error instead of a loop).
 
 mod check;
+mod diff;
+mod entries;
 mod scan;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use check::{check, Problem};
+pub use diff::{diff, Delta, DiffStats};
+pub use entries::{Entries, Tree};
 pub use scan::Cursor;
 
 use crate::core::block::Kind;

@@ -44,6 +44,7 @@ pub mod query;
 pub mod reach;
 pub mod reflog;
 pub mod repo;
+pub mod searchcache;
 pub mod spec;
 pub mod tree;
 pub mod util;

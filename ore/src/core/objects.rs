@@ -174,32 +174,33 @@ pub fn summary_of(
     crate::core::entry::decode(&item.value, key, Kind::IndexLeaf).map(Some)
 }
 
-/// The types the index at `index` records for properties outside the vocabulary (its `t`
-/// map: one entry per key ever used on the tag, so a short scan).
+/// The types the map `entries` (an index, or a copy of one) records for properties outside
+/// the vocabulary (its `t` map: one entry per key ever used on the tag, so a short scan).
 pub fn recorded_types(
-    repo: &Repo,
-    index: Option<&crate::core::index::Root>,
+    entries: &dyn crate::core::index::Entries,
 ) -> Result<std::collections::HashMap<String, crate::core::archival::Type>> {
     use crate::core::archival::{Type, TYPES};
     let mut out = std::collections::HashMap::new();
-    for item in Cursor::new(repo, index, &[TYPES])? {
-        let item = item?;
-        let Some(key) = item.key.strip_prefix(&[TYPES]) else {
-            break;
-        };
-        let ty = match (std::str::from_utf8(key), item.value.as_slice()) {
+    let mut bad = None;
+    entries.prefixed(&[TYPES], &mut |k, v| {
+        let key = &k[1..];
+        let ty = match (std::str::from_utf8(key), v) {
             (Ok(k), &[b]) => Type::from_byte(b).map(|t| (k.to_string(), t)),
             _ => None,
         };
-        let Some((k, t)) = ty else {
-            return Err(Error::Archive(format!(
-                "the index records a property type it cannot read (`{}`): run `ore check`",
-                String::from_utf8_lossy(key)
-            )));
-        };
-        out.insert(k, t);
+        match ty {
+            Some((k, t)) => {
+                out.insert(k, t);
+            }
+            None => bad = Some(String::from_utf8_lossy(key).into_owned()),
+        }
+    })?;
+    match bad {
+        Some(key) => Err(Error::Archive(format!(
+            "the index records a property type it cannot read (`{key}`): run `ore check`"
+        ))),
+        None => Ok(out),
     }
-    Ok(out)
 }
 
 /// Refuses an object already replaced: a new version replaces the newest one.

@@ -92,7 +92,14 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
     };
     let query = ore::core::query::parse(&text).map_err(|e| anyhow!("query: {e}"))?;
     let repo = env.open_brief()?;
-    let hits = ore::commands::search::search(&repo, &tag, &query)?;
+    let cache = if a.no_cache { None } else { env.cache_dir() };
+    let hits = ore::commands::search::search(&repo, &tag, &query, cache.as_deref())?;
+    if let Some(dir) = &cache {
+        let path = ore::core::searchcache::cache_path(dir, &repo.format().archive_id);
+        if let Err(e) = ore::core::filecache::remember_use(&path, &env.archive_id()?) {
+            protocol::log::warning(&format!("the search cache: {e}"));
+        }
+    }
     if env.global.json {
         env.json(&json!(hits
             .iter()

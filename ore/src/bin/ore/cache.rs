@@ -35,13 +35,14 @@ fn show(env: &Env, c: &CacheFile, verdict: Option<&str>) -> Result<()> {
     let used = c.used_ns.map(format_time).unwrap_or_else(|| "?".into());
     if env.global.json {
         return env.json(&json!({
-            "path": c.path, "archive_id": c.archive_id, "identifier": c.identifier,
+            "path": c.path, "kind": c.kind, "archive_id": c.archive_id, "identifier": c.identifier,
             "used_ns": c.used_ns, "bytes": c.bytes, "verdict": verdict,
         }));
     }
     let mut line = format!(
-        "{}  {}  {}  used {used}",
+        "{}  {:<6}  {}  {}  used {used}",
         &c.archive_id,
+        c.kind,
         id,
         human_bytes(c.bytes)
     );

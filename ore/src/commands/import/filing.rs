@@ -115,7 +115,8 @@ fn typing(
     tag: &str,
     types: &std::collections::BTreeMap<String, crate::core::archival::Type>,
 ) -> Result<Vec<Change>> {
-    let recorded = crate::core::objects::recorded_types(repo, index)?;
+    let recorded =
+        crate::core::objects::recorded_types(&crate::core::index::Tree::new(repo, index))?;
     let mut out = Vec::new();
     for (key, &ty) in types {
         match recorded.get(key) {
@@ -278,7 +279,7 @@ pub fn forget_where(
     query: &crate::core::query::Query,
     dry_run: bool,
 ) -> Result<Vec<crate::commands::search::Hit>> {
-    let hits = crate::commands::search::search(repo, tag, query)?;
+    let hits = crate::commands::search::search(repo, tag, query, None)?;
     if dry_run || hits.is_empty() {
         return Ok(hits);
     }

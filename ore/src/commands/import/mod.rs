@@ -100,7 +100,8 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     }
     let start = head_of(repo, &opts.tag)?;
     let index = start.as_ref().and_then(|(_, h)| h.index.as_ref());
-    let recorded = crate::core::objects::recorded_types(repo, index)?;
+    let recorded =
+        crate::core::objects::recorded_types(&crate::core::index::Tree::new(repo, index))?;
     let set = settle(&opts.set, &opts.tag, &recorded)?;
     let replaced = match &opts.replace {
         None => None,
@@ -248,7 +249,7 @@ pub fn reprop(repo: &Repo, spec: &str, set: &[Setting]) -> Result<(String, Key, 
     let set = settle(
         set,
         &tag,
-        &crate::core::objects::recorded_types(repo, index)?,
+        &crate::core::objects::recorded_types(&crate::core::index::Tree::new(repo, index))?,
     )?;
     let mut o: Object = repo.get(old, Kind::Object)?;
     for (key, value) in set {

@@ -32,7 +32,7 @@ impl Nodes for Memory {
 
 impl Memory {
     /// Plants a node as it is given, however wrong.
-    fn plant<T: serde::Serialize>(&self, kind: Kind, node: &T) -> Key {
+    pub(crate) fn plant<T: serde::Serialize>(&self, kind: Kind, node: &T) -> Key {
         self.store(kind, encode(node)).expect("memory")
     }
 }

@@ -100,7 +100,11 @@ impl VTree<'_> {
                 let mut out = Vec::new();
                 for value in browse::values(self.repo, index, key)? {
                     if let Some(within) = &within {
-                        let holders = browse::with_value(self.repo, index, key, &value)?;
+                        let holders = browse::with_value(
+                            &crate::core::index::Tree::new(self.repo, index),
+                            key,
+                            &value,
+                        )?;
                         if holders.is_disjoint(within) {
                             continue;
                         }

@@ -70,6 +70,10 @@ pub struct SearchArgs {
     /// name that starts so).
     #[arg(long, value_name = "NAME", conflicts_with = "query")]
     pub name: Option<String>,
+    /// Answer from the archive's index alone, without reading or bringing up to date this
+    /// machine's copy of it (the search cache, `search-ID.db` beside the file cache).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Args, Debug)]
