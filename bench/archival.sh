@@ -3,7 +3,9 @@
 # 1,000,000; made by the library through tests/src/bin/archival-gen.rs, since a million
 # `ore import` runs would take hours), then what the issue's targets measure:
 #   - index nodes stored by one more `ore import` (a handful, not the index);
-#   - `ore search` with one term, three terms and a word, warm: best of 3, with peak RSS;
+#   - the search cache: made by the first search (time, size), brought up to date after it;
+#   - `ore search` with one term, three terms, a word and a range, warm, from the index
+#     alone (--no-cache) and through the search cache: best of 3, with peak RSS;
 #   - `ore import` of a real tree as one object against `ore snapshot` of it.
 #
 #   bench/archival.sh [N] [TREE]        (TREE default /usr/share)
@@ -26,19 +28,26 @@ echo "filing $N synthetic objects on tag big..."
 /usr/bin/time -f "generator: %e s, peak %M KiB" "$GEN" "$A" big "$N" 2>&1 | tail -n 2
 "$ORE" -a "$A" tags
 
+# The search cache: made from every entry by the first search, then brought up to date.
+/usr/bin/time -f "search cache made by the first search: %e s, peak %M KiB" \
+    env ORE_DEBUG=1 "$ORE" -a "$A" search big 'creator=creator-1' 2>&1 > /dev/null | grep -E 'search cache|made by'
+ls -l "$WORK"/cache/ore/search-*.db | awk '{ printf "search cache: %.0f MB\n", $5 / 1e6 }'
+
 mkdir -p "$WORK/one"; echo "one more" > "$WORK/one/f"
 "$ORE" -a "$A" --json import big "$WORK/one" --set title="one more" --set creator=creator-17 |
     python3 -c 'import json,sys; print("index nodes stored by one more import:", json.load(sys.stdin)["index_nodes"])'
+/usr/bin/time -f "search after it (the cache brought up to date): %e s" \
+    env ORE_DEBUG=1 "$ORE" -a "$A" search big 'creator=creator-1' 2>&1 > /dev/null | grep -E 'search cache|search after'
 
-best() { # best wall time and its peak RSS of 3 warm runs of `ore search big QUERY`
-    local q=$1 out=$WORK/times
+best() { # best wall time and its peak RSS of 3 warm runs of `ore search big QUERY [--no-cache]`
+    local q=$1 how=$2 out=$WORK/times
     : > "$out"
-    "$ORE" -a "$A" search big "$q" > /dev/null  # warm
+    "$ORE" -a "$A" search big "$q" $how > /dev/null  # warm
     for _ in 1 2 3; do
-        /usr/bin/time -f "%e %M" -a -o "$out" "$ORE" -a "$A" search big "$q" > "$WORK/hits"
+        /usr/bin/time -f "%e %M" -a -o "$out" "$ORE" -a "$A" search big "$q" $how > "$WORK/hits"
     done
-    sort -n "$out" | head -n 1 | awk -v q="$q" -v n="$(wc -l < "$WORK/hits")" \
-        '{ printf "search %-55s %6.3f s  peak %4d MiB  %d hits\n", q, $1, $2 / 1024, n }'
+    sort -n "$out" | head -n 1 | awk -v q="$q" -v how="${how:-(cache)}" -v n="$(wc -l < "$WORK/hits")" \
+        '{ printf "search %-52s %-10s %6.3f s  peak %4d MiB  %d hits\n", q, how, $1, $2 / 1024, n }'
 }
 # The floor of every search: start-up and the passphrase's key derivation.
 : > "$WORK/times"
@@ -46,10 +55,11 @@ for _ in 1 2 3; do
     /usr/bin/time -f "%e %M" -a -o "$WORK/times" "$ORE" -a "$A" tags > /dev/null
 done
 sort -n "$WORK/times" | head -n 1 | awk '{ printf "start-up (ore tags)                                           %6.3f s  peak %4d MiB\n", $1, $2 / 1024 }'
-best 'creator=creator-17'
-best 'creator=creator-17 and date>=1950-01-01 and tags:t7'
-best 'title~w123'
-best 'size<1000000 and not tags:t3'
+for q in 'creator=creator-17' 'creator=creator-17 and date>=1950-01-01 and tags:t7' \
+    'title~w123' 'size<1000000 and not tags:t3'; do
+    best "$q" --no-cache
+    best "$q" ""
+done
 
 # `find` over a mounted by-creator/: the issue's target is under 2 s.
 mkdir -p "$WORK/mnt"

@@ -94,6 +94,37 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, [keys[0].clone()]);
+    // A link two levels down climbs four, and its size is its target's length.
+    let deep = narrowed.join(&keys[0]);
+    let target = std::fs::read_link(&deep).expect("a link");
+    assert_eq!(target, Path::new("../../../../by-key").join(&keys[0]));
+    let meta = std::fs::symlink_metadata(&deep).expect("lstat");
+    assert_eq!(meta.len(), target.as_os_str().len() as u64);
+    // A link looked up by name before its directory is listed has the inode it is then
+    // listed with.
+    {
+        use std::os::unix::fs::{DirEntryExt, MetadataExt};
+        let bach = mnt.join("music/by-creator/bach");
+        let looked = std::fs::symlink_metadata(bach.join(&keys[1])).expect("lstat first");
+        let listed: Vec<(String, u64)> = std::fs::read_dir(&bach)
+            .expect("bach lists")
+            .map(|e| {
+                let e = e.expect("entry");
+                (e.file_name().to_string_lossy().into_owned(), e.ino())
+            })
+            .collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        for (name, ino) in &listed {
+            let m = std::fs::symlink_metadata(bach.join(name)).expect("lstat");
+            assert_eq!(m.ino(), *ino, "{name}: the inode it is listed with");
+            assert!(m.file_type().is_symlink(), "{name}");
+        }
+        assert!(listed
+            .iter()
+            .any(|(n, ino)| *n == keys[1] && *ino == looked.ino()));
+        let r = std::fs::symlink_metadata(bach.join("0".repeat(64)));
+        assert!(r.is_err(), "no object of that key below bach");
+    }
     let by = mnt.join("music/by-creator");
     let mut creators: Vec<String> = std::fs::read_dir(&by)
         .expect("by-creator lists")

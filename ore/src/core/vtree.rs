@@ -15,7 +15,7 @@
 
 mod archive;
 
-pub use archive::Place;
+pub use archive::{Links, Place};
 
 use crate::core::entry::{Entry, EntryKind, Snapshot};
 use crate::core::error::{Error, Result};
@@ -204,6 +204,18 @@ impl<'r> VTree<'r> {
             key: n.key,
             path: Vec::new(),
             entry: Box::new(n.snapshot.root.clone()),
+        }
+    }
+
+    /// For a value's directory under an archive tag, the links it lists, as keys (what
+    /// [`VTree::list`] gives as nodes); `None` for any other node.
+    pub fn links(&self, node: &VNode) -> Result<Option<Links>> {
+        match node {
+            VNode::Archive {
+                tag,
+                place: Place::Narrowed { filters },
+            } => self.narrowed(tag, filters).map(Some),
+            _ => Ok(None),
         }
     }
 

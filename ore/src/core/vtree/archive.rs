@@ -122,18 +122,30 @@ impl VTree<'_> {
             // properties can be narrowed in; and as links, listing a value's objects reads
             // none of them, and `find` lists them without walking into each one's tree.
             Place::Narrowed { filters } => {
-                let made = head.as_ref().map_or(0, |h| h.made_ns);
-                let up = "../".repeat(2 * filters.len());
-                Ok(browse::matching(self.repo, index, filters)?
-                    .into_iter()
-                    .map(|k| {
-                        let name = k.to_hex();
-                        let target = format!("{up}{BY_KEY}/{name}").into_bytes();
-                        (name.clone().into_bytes(), link(tag, k, name, target, made))
+                let links = self.narrowed(tag, filters)?;
+                Ok((0..links.keys.len())
+                    .map(|i| {
+                        let (key, name) = (links.keys[i], links.name(i));
+                        let target = links.target(i);
+                        let node = link(tag, key, name.clone(), target, links.made_ns);
+                        (name.into_bytes(), node)
                     })
                     .collect())
             }
         }
+    }
+
+    /// The objects of a value's directory (`…/by-PROP/VALUE`), as the links it lists.
+    pub(super) fn narrowed(&self, tag: &str, filters: &[(String, Vec<u8>)]) -> Result<Links> {
+        let head = self.head(tag);
+        let index = head.as_ref().and_then(|h| h.index.as_ref());
+        Ok(Links {
+            keys: browse::matching(self.repo, index, filters)?
+                .into_iter()
+                .collect(),
+            up: 2 * filters.len(),
+            made_ns: head.as_ref().map_or(0, |h| h.made_ns),
+        })
     }
 
     /// The child `name` of place `place` of archive tag `tag`.
@@ -183,6 +195,41 @@ impl VTree<'_> {
             .into_iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v))
+    }
+}
+
+/// The objects a value's directory lists: each a link named by its key to its place in
+/// `by-key/`, dated when the tag's head was made. Kept as keys alone, so that `ore mount` can
+/// list a million of them without a name, a target and a node for each.
+#[derive(Clone, Debug)]
+pub struct Links {
+    /// In increasing order.
+    pub keys: Vec<Key>,
+    /// How many levels up `by-key/` is (two per property narrowed by).
+    pub up: usize,
+    pub made_ns: i64,
+}
+
+impl Links {
+    /// The name of link `i`: its object's key.
+    pub fn name(&self, i: usize) -> String {
+        self.keys[i].to_hex()
+    }
+
+    /// The target of link `i`: `../` up to the tag, then `by-key/KEY`.
+    pub fn target(&self, i: usize) -> Vec<u8> {
+        format!("{}{BY_KEY}/{}", "../".repeat(self.up), self.name(i)).into_bytes()
+    }
+
+    /// The length of every link's target.
+    pub fn target_len(&self) -> u64 {
+        (3 * self.up + BY_KEY.len() + 1 + 64) as u64
+    }
+
+    /// Which link is named `name`.
+    pub fn find(&self, name: &[u8]) -> Option<usize> {
+        let key: Key = std::str::from_utf8(name).ok()?.parse().ok()?;
+        self.keys.binary_search(&key).ok()
     }
 }
 
