@@ -202,6 +202,15 @@ fn bad_input_to_import_and_search_is_refused_naming_it_and_the_tag_stays_as_it_w
         "at 22: expected a value after `>`",
     );
     refused(&["search", "docs", "date>=soon"], "is not a date");
+    // A value its property cannot have is named at the value, not at the term's start.
+    refused(
+        &["search", "docs", "title=first and date>=soon"],
+        "at 22: `soon` is not a date",
+    );
+    refused(
+        &["search", "docs", "title~\"!!\""],
+        "at 6: `!!` has no word",
+    );
     refused(&["search", "home", "title=first"], "not an archive head");
     refused(
         &["search", "nothing", "title=first"],

@@ -208,7 +208,7 @@ impl Searcher<'_> {
         let key = property_key(&t.key).map_err(|e| at(e.to_string()))?;
         if t.op == Op::Words {
             return self.words(&key, &t.value).map_err(|e| match e {
-                Error::Usage(why) => at(why),
+                Error::Usage(why) => Error::Usage(format!("query: at {}: {why}", t.value_at)),
                 e => e,
             });
         }
@@ -282,7 +282,7 @@ impl Searcher<'_> {
 /// The values term `t` (on property `key`) compares with, each with its type, as the index
 /// keeps them: for a comparison, one; for an equality, one per type the value reads as.
 fn bounds(t: &Term, key: &str, types: &Types) -> Result<Vec<(Type, Vec<u8>)>> {
-    let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.at));
+    let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.value_at));
     let ranged = matches!(t.op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
     let types: Vec<Type> = match known_type(key).or_else(|| types.get(key).copied()) {
         Some(ty) => vec![ty],
@@ -313,9 +313,10 @@ fn validate(q: &Query, types: &Types) -> Result<()> {
             let at = |why: String| Error::Usage(format!("query: at {}: {why}", t.at));
             let key = property_key(&t.key).map_err(|e| at(e.to_string()))?;
             match t.op {
-                Op::Words if words(&t.value).is_empty() => {
-                    Err(at(format!("`{}` has no word to look for", t.value)))
-                }
+                Op::Words if words(&t.value).is_empty() => Err(Error::Usage(format!(
+                    "query: at {}: `{}` has no word to look for",
+                    t.value_at, t.value
+                ))),
                 Op::Words => Ok(()),
                 _ => bounds(t, &key, types).map(|_| ()),
             }
@@ -359,7 +360,10 @@ fn check_term(o: &Object, t: &Term, types: &Types) -> Result<bool> {
     if t.op == Op::Words {
         let wanted = words(&t.value);
         if wanted.is_empty() {
-            return Err(at(format!("`{}` has no word to look for", t.value)));
+            return Err(Error::Usage(format!(
+                "query: at {}: `{}` has no word to look for",
+                t.value_at, t.value
+            )));
         }
         let mut have: Vec<String> = Vec::new();
         for p in props {

@@ -130,8 +130,8 @@ thread_local! {
         b
     }));
     /// This thread's compressors, one per level in use (the configured one, and the one for
-    /// data compressed already).
-    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
+    /// data compressed already), each for blocks below [`SMALL_BLOCK`] and for the others.
+    static COMPRESSORS: RefCell<Vec<((i32, bool), zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
@@ -168,6 +168,13 @@ pub fn already_compressed(head: &[u8]) -> bool {
     head.len() >= 12 && &head[4..8] == b"ftyp"
 }
 
+/// Blocks shorter than this are compressed without entropy-coding their literals. Building a
+/// Huffman table for a few hundred bytes cost more than the rest of their sealing: an
+/// `ore import --each` of /usr/share, which seals two blocks of a few hundred bytes for each
+/// of 46,000 files, spent 15% of its object-making time in zstd's table building (docs/BENCHMARKS.md).
+/// Repeated strings are still found, which is most of what such a block saves.
+pub const SMALL_BLOCK: usize = 1024;
+
 /// Seals `plain` into a stored block, appending to `out` (which is cleared first).
 pub fn seal(
     keys: &Keys,
@@ -196,10 +203,18 @@ pub fn seal(
             let written = time(Stage::Compress, || {
                 COMPRESSORS.with(|c| -> std::io::Result<usize> {
                     let mut c = c.borrow_mut();
-                    let i = match c.iter().position(|(l, _)| *l == level) {
+                    let small = plain.len() < SMALL_BLOCK;
+                    let i = match c.iter().position(|(l, _)| *l == (level, small)) {
                         Some(i) => i,
                         None => {
                             let mut comp = zstd::bulk::Compressor::new(level)?;
+                            if small {
+                                comp.set_parameter(
+                                    zstd::stream::raw::CParameter::LiteralCompressionMode(
+                                        zstd::zstd_safe::ParamSwitch::Disable,
+                                    ),
+                                )?;
+                            }
                             // The frame's magic number and content size would repeat what the
                             // envelope already says: leave them out (8 bytes a block).
                             comp.set_parameter(zstd::stream::raw::CParameter::ContentSizeFlag(
@@ -208,7 +223,7 @@ pub fn seal(
                             comp.set_parameter(zstd::stream::raw::CParameter::Format(
                                 zstd::zstd_safe::FrameFormat::Magicless,
                             ))?;
-                            c.push((level, comp));
+                            c.push(((level, small), comp));
                             c.len() - 1
                         }
                     };
@@ -482,6 +497,37 @@ mod tests {
                 round(&keys, comp, b"");
                 round(&keys, comp, &random::<32>());
             }
+        }
+    }
+
+    #[test]
+    fn a_small_block_is_still_compressed_and_opens_on_a_thread_that_seals_large_ones_too() {
+        // Below SMALL_BLOCK the literals are left as they are, but repeats still shrink it;
+        // both compressors live on one thread, switched between block by block.
+        let keys = Keys::from_master(&[5; 32], true);
+        let small = b"title=Cello Suite; creator=Bach; ".repeat(20);
+        let large = b"the same words again and again, ".repeat(200);
+        assert!(small.len() < SMALL_BLOCK && large.len() > SMALL_BLOCK);
+        for data in [&small, &large, &small] {
+            let key = keys.key_of(Kind::Object as u8, data);
+            let mut out = Vec::new();
+            seal(
+                &keys,
+                Kind::Object,
+                &key,
+                data,
+                Compression::Zstd(3),
+                &mut out,
+            )
+            .unwrap();
+            assert!(
+                out.len() < data.len() / 4,
+                "{} of {} bytes",
+                out.len(),
+                data.len()
+            );
+            let opened = open(&keys, &key, Some(Kind::Object), out).unwrap();
+            assert_eq!(opened.data(), &data[..]);
         }
     }
 

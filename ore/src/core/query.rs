@@ -50,6 +50,8 @@ pub struct Term {
     pub value: String,
     /// Where the term starts in the query (a byte offset), for errors found when it is run.
     pub at: usize,
+    /// Where its value starts (a byte offset), for errors in the value found when it is run.
+    pub value_at: usize,
 }
 
 /// A parsed query. `and` and `or` hold all their operands side by side (two or more), so a
@@ -268,6 +270,7 @@ impl Parser {
                     ));
                 };
                 self.pos += 1;
+                let value_at = self.at();
                 let value = match self.peek().cloned() {
                     Some(Tok::Word(v)) | Some(Tok::Quoted(v)) => v,
                     _ => {
@@ -283,6 +286,7 @@ impl Parser {
                     op,
                     value,
                     at,
+                    value_at,
                 }))
             }
             Some(Tok::Quoted(_)) => Err(err(at, "expected a property name, not a quoted value")),
@@ -321,12 +325,14 @@ fn op_text(op: Op) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A term as written without spaces: its value right after its operator.
     fn term(key: &str, op: Op, value: &str, at: usize) -> Query {
         Query::Term(Term {
             key: key.into(),
             op,
             value: value.into(),
             at,
+            value_at: at + key.len() + op_text(op).len(),
         })
     }
 

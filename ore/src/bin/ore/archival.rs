@@ -101,10 +101,20 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
         }
     }
     if env.global.json {
-        env.json(&json!(hits
-            .iter()
-            .map(|h| hit_json(&h.key, &h.summary))
-            .collect::<Vec<_>>()))?;
+        // One array, written a piece at a time: a search that finds a million objects
+        // would otherwise hold their JSON whole besides the hits.
+        let mut piece = String::from("[");
+        for (i, h) in hits.iter().enumerate() {
+            if i > 0 {
+                piece.push(',');
+            }
+            piece.push_str(&hit_json(&h.key, &h.summary).to_string());
+            if piece.len() >= 1 << 16 {
+                out(&std::mem::take(&mut piece))?;
+            }
+        }
+        piece.push_str("]\n");
+        out(&piece)?;
     } else {
         for h in &hits {
             let s = &h.summary;
