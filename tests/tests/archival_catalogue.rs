@@ -278,3 +278,45 @@ fn bad_catalogue_and_search_arguments_are_refused_by_name() {
     let r = ore.run(&["search", "disks"]).expect(1, "no query");
     assert!(r.stderr.contains("QUERY"), "{}", r.stderr);
 }
+
+/// The files `ore --json diff A B` says differ by content.
+fn content_changes(ore: &Ore, a: &str, b: &str) -> Vec<String> {
+    let r = ore.run(&["--json", "diff", a, b]).expect(0, "diff");
+    let mut out: Vec<String> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|c| {
+            c["what"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w == "content"))
+        })
+        .map(|c| c["path"].as_str().expect("path").to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_catalogue_compared_with_a_stored_copy_of_its_disk_differs_only_where_the_bytes_do() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    disk(&usb);
+    let cat = catalogue(&ore, &usb, "USB-1");
+    // Stored, the small file is a slice of a bundle, the big one several chunks, the sparse
+    // one has holes: each compared with its catalogued id by its bytes.
+    let stored = import(&ore, &["docs", usb.to_str().unwrap()]);
+    assert_eq!(content_changes(&ore, &cat, &stored), Vec::<String>::new());
+    assert_eq!(content_changes(&ore, &stored, &cat), Vec::<String>::new());
+    // The same sizes, other bytes: those files, and only they, differ by content (the hard
+    // link names its file on both sides, and is no file of its own).
+    let mut big = ore_tests::trees::bytes(1, 6 << 20);
+    big[5 << 20] ^= 1;
+    std::fs::write(usb.join("big.bin"), big).expect("big");
+    std::fs::write(usb.join("docs/Report.TXT"), "the yearly r3port").expect("report");
+    let changed = import(&ore, &["docs", usb.to_str().unwrap()]);
+    assert_eq!(
+        content_changes(&ore, &cat, &changed),
+        ["big.bin", "docs/Report.TXT"]
+    );
+}

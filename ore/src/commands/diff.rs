@@ -7,7 +7,11 @@
 //! contents (same content key, not empty) are reported once, as renamed. A small file kept
 //! as a slice of a bundle (format 3) is read again into another bundle when it moves, so its
 //! content is known by the key its bytes would have as a chunk of their own; the bundle is
-//! opened for that only when the other side has a file of the same size.
+//! opened for that only when the other side has a file of the same size. A catalogued file
+//! (`ore import --catalogue-only`) has no data, only that key, its content id: compared with
+//! a stored file of the same size, the stored one's bytes are read and hashed
+//! (`core::filelist::stored_id`), so a catalogue of a disk and a stored copy of it differ only
+//! where the bytes do.
 
 use crate::core::depth::{too_deep, MAX_DEPTH};
 use crate::core::entry::{Content, Entry, EntryKind};
@@ -362,7 +366,9 @@ impl<'r> Differ<'r> {
     }
 
     /// Whether two files of the same size, one of them kept as a slice, hold the same bytes:
-    /// a small file is read again into another bundle whenever its metadata changes.
+    /// a small file is read again into another bundle whenever its metadata changes. When
+    /// one of them is catalogued (no data, only its content id), by content ids: a catalogue
+    /// of a disk compared with a stored copy of it shows only what differs.
     fn same_bytes(&self, a: &Entry, b: &Entry) -> Result<bool> {
         let (
             EntryKind::File {
@@ -377,6 +383,12 @@ impl<'r> Differ<'r> {
         else {
             return Ok(false);
         };
+        let catalogued = |c: &Content| matches!(c, Content::Catalogued { .. });
+        if sa == sb && (catalogued(ca) || catalogued(cb)) {
+            let ia = crate::core::filelist::stored_id(self.repo, &self.bundles, a)?;
+            return Ok(ia.is_some()
+                && ia == crate::core::filelist::stored_id(self.repo, &self.bundles, b)?);
+        }
         let slice = |c: &Content| matches!(c, Content::Slice { .. });
         if sa != sb || !(slice(ca) || slice(cb)) {
             return Ok(false);

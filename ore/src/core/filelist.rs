@@ -174,6 +174,45 @@ pub fn content_id(
     })
 }
 
+/// The content id of a file as the archive holds it (`None` for anything but a regular file,
+/// or a catalogued file recorded without one): a catalogued file's recorded id, a one-chunk
+/// file's chunk key, and otherwise its bytes read from the archive (bundles through `chunks`)
+/// and hashed, holes as zeros. What tells a stored copy from a catalogued one by content.
+pub fn stored_id(
+    repo: &crate::core::repo::Repo,
+    chunks: &crate::core::plaincache::PlainCache,
+    entry: &crate::core::entry::Entry,
+) -> Result<Option<Key>> {
+    use crate::core::entry::{Content, EntryKind};
+    let EntryKind::File { size, content } = &entry.kind else {
+        return Ok(None);
+    };
+    match content {
+        Content::Catalogued { id } => return Ok(*id),
+        Content::Chunk(k) => return Ok(Some(*k)),
+        _ => {}
+    }
+    let mut h = repo.keys().hasher(Kind::Chunk as u8);
+    let zeros = [0u8; 64 * 1024];
+    for piece in crate::core::tree::file_pieces(repo, content, *size)? {
+        match piece.chunk() {
+            Some(key) => {
+                let chunk = chunks.chunk(repo, key)?;
+                h.update(piece.bytes_of(&chunk)?);
+            }
+            None => {
+                let mut left = piece.len();
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    h.update(&zeros[..n]);
+                    left -= n as u64;
+                }
+            }
+        }
+    }
+    Ok(Some(Key(*h.finalize().as_bytes())))
+}
+
 /// A file name as the `n` map keeps it: lower-cased when it is UTF-8, as it is otherwise.
 pub fn fold_name(name: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(name) {
