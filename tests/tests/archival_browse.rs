@@ -124,6 +124,9 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
             .any(|(n, ino)| *n == keys[1] && *ino == looked.ino()));
         let r = std::fs::symlink_metadata(bach.join("0".repeat(64)));
         assert!(r.is_err(), "no object of that key below bach");
+        // Only the names it lists: the key in capitals is no name there.
+        let r = std::fs::symlink_metadata(bach.join(keys[1].to_uppercase()));
+        assert!(r.is_err(), "a name bach does not list");
     }
     let by = mnt.join("music/by-creator");
     let mut creators: Vec<String> = std::fs::read_dir(&by)

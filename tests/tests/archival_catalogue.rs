@@ -319,4 +319,101 @@ fn a_catalogue_compared_with_a_stored_copy_of_its_disk_differs_only_where_the_by
         content_changes(&ore, &cat, &changed),
         ["big.bin", "docs/Report.TXT"]
     );
+    // Moved files are paired as renamed by their content ids, a file of several chunks too.
+    std::fs::rename(usb.join("sparse.img"), usb.join("moved.img")).expect("mv");
+    std::fs::rename(usb.join("docs/empty"), usb.join("docs/none")).expect("mv");
+    let moved = import(&ore, &["docs", usb.to_str().unwrap()]);
+    let r = ore.run(&["diff", &cat, &moved]).expect(0, "diff");
+    assert!(
+        r.stdout.lines().any(|l| l == "R sparse.img -> moved.img"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// `ore --json import disks DIR --catalogue-only --volume NAME`: the object's key and how
+/// many files were read (hashed).
+fn catalogue_read(ore: &Ore, dir: &Path, name: &str) -> (String, u64) {
+    let dir = dir.to_str().unwrap();
+    let r = ore
+        .run(&[
+            "--json",
+            "import",
+            "disks",
+            dir,
+            "--catalogue-only",
+            "--volume",
+            name,
+        ])
+        .expect(0, "catalogue");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let key = v["objects"][0]["key"].as_str().expect("key").to_string();
+    (key, v["files_read"].as_u64().expect("files_read"))
+}
+
+#[test]
+fn cataloguing_a_disk_again_hashes_only_the_files_that_changed() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    disk(&usb);
+    let (_, read) = catalogue_read(&ore, &usb, "USB-1");
+    assert_eq!(
+        read, 4,
+        "every file hashed the first time (the hard link is its file)"
+    );
+    let (_, read) = catalogue_read(&ore, &usb, "USB-1");
+    assert_eq!(read, 0, "nothing changed: nothing hashed again");
+    let list = ore.run(&["cache", "list"]).expect(0, "cache list").stdout;
+    assert!(list.lines().any(|l| l.contains(" catalogue ")), "{list}");
+    // One file changed: only it is hashed, and its new contents are what the catalogue says.
+    let mut big = ore_tests::trees::bytes(1, 6 << 20);
+    big[1] ^= 1;
+    std::fs::write(usb.join("big.bin"), &big).expect("big");
+    let (latest, read) = catalogue_read(&ore, &usb, "USB-1");
+    assert_eq!(read, 1);
+    let probe = d.path().join("probe.bin");
+    std::fs::write(&probe, &big).expect("probe");
+    let found = located(&ore, &["disks", "--file", probe.to_str().unwrap()]);
+    assert!(
+        found
+            .iter()
+            .any(|f| f["object"].as_str() == Some(latest.as_str())),
+        "the latest catalogue knows the new contents: {found:?}"
+    );
+}
+
+#[test]
+fn a_catalogue_cache_planted_as_the_file_cache_never_makes_a_snapshot_without_data() {
+    let (ore, d) = Ore::local();
+    let usb = d.path().join("usb");
+    disk(&usb);
+    catalogue_read(&ore, &usb, "USB-1");
+    // The catalogue's cache, whose entries hold content ids, put where the snapshot's file
+    // cache belongs: it is believed as a cache, but none of its entries may stand for a
+    // stored file.
+    let dir = ore.cache.join("ore");
+    let named = |prefix: &str| {
+        std::fs::read_dir(&dir)
+            .expect("cache dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                let n = p.file_name().unwrap_or_default().to_string_lossy();
+                n.starts_with(prefix) && n.ends_with(".db")
+            })
+    };
+    let planted = named("catalogue-").expect("a catalogue cache");
+    let id = planted.file_name().unwrap().to_string_lossy()["catalogue-".len()..].to_string();
+    std::fs::copy(&planted, dir.join(format!("files-{id}"))).expect("plant");
+    let snap = ore.snapshot("usb", &usb);
+    let out = d.path().join("out");
+    ore.run(&["restore", &snap, out.to_str().unwrap()])
+        .expect(0, "restore");
+    for f in ["big.bin", "docs/Report.TXT", "sparse.img"] {
+        assert_eq!(
+            std::fs::read(out.join(f)).expect(f),
+            std::fs::read(usb.join(f)).expect(f),
+            "{f} was stored, not taken from the catalogue's cache"
+        );
+    }
+    ore.run(&["check", "--read-data"]).expect(0, "check");
 }

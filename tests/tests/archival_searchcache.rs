@@ -221,6 +221,19 @@ fn a_search_cache_whose_root_is_gone_or_whose_rows_disagree_is_made_again() {
         .expect("plant a root");
     let said = same_answers(&ore, "after a root the archive lacks");
     assert!(said.contains("made again"), "{said}");
+    // A root that does not read as one: made again, not a failed search.
+    db().execute("UPDATE tags SET node = x'0102'", [])
+        .expect("plant a short root");
+    let said = same_answers(&ore, "after a root that does not read");
+    assert!(said.contains("made again"), "{said}");
+    // A count that cannot be the copy's (here, fewer entries than the change removes):
+    // made again, never an arithmetic overflow.
+    db().execute("UPDATE tags SET count = 0", [])
+        .expect("plant a count");
+    ore.run(&["forget", "music", "--where", "title=messiah"])
+        .expect(0, "forget");
+    let said = same_answers(&ore, "after a count of nothing");
+    assert!(said.contains("made again"), "{said}");
 
     // A row missing from the copy (the summary of an object about to be replaced): the
     // change that rewrites it finds the copy is not what its root holds, and the copy is made

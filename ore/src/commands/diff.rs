@@ -57,6 +57,19 @@ fn content_key(e: &Entry) -> Option<Key> {
     }
 }
 
+/// The sizes of the catalogued files among `v`.
+fn catalogued(v: &[(String, Entry)]) -> std::collections::HashSet<u64> {
+    v.iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EntryKind::File {
+                size,
+                content: Content::Catalogued { .. },
+            } => Some(*size),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Sizes of the files in `v`.
 fn sizes(v: &[(String, Entry)]) -> std::collections::HashSet<u64> {
     v.iter()
@@ -385,9 +398,12 @@ impl<'r> Differ<'r> {
         };
         let catalogued = |c: &Content| matches!(c, Content::Catalogued { .. });
         if sa == sb && (catalogued(ca) || catalogued(cb)) {
-            let ia = crate::core::filelist::stored_id(self.repo, &self.bundles, a)?;
-            return Ok(ia.is_some()
-                && ia == crate::core::filelist::stored_id(self.repo, &self.bundles, b)?);
+            // The catalogued side first: one recorded without an id (too many holes) is
+            // compared with nothing, and the other is not read for it.
+            let (first, second) = if catalogued(ca) { (a, b) } else { (b, a) };
+            let id = crate::core::filelist::stored_id(self.repo, &self.bundles, first)?;
+            return Ok(id.is_some()
+                && id == crate::core::filelist::stored_id(self.repo, &self.bundles, second)?);
         }
         let slice = |c: &Content| matches!(c, Content::Slice { .. });
         if sa != sb || !(slice(ca) || slice(cb)) {
@@ -398,8 +414,21 @@ impl<'r> Differ<'r> {
     }
 
     /// What `e`'s content is for pairing renames: its first block, or for a slice whose size
-    /// is among `sizes` (the other side's), the key of its bytes as a chunk.
-    fn identity(&self, e: &Entry, sizes: &std::collections::HashSet<u64>) -> Result<Option<Key>> {
+    /// is among `sizes` (the other side's), the key of its bytes as a chunk; for a stored
+    /// file whose size is among `catalogued` (the other side's catalogued files'), its
+    /// content id, which is what a catalogued file is known by.
+    fn identity(
+        &self,
+        e: &Entry,
+        sizes: &std::collections::HashSet<u64>,
+        catalogued: &std::collections::HashSet<u64>,
+    ) -> Result<Option<Key>> {
+        if let EntryKind::File { size, content } = &e.kind {
+            let known = matches!(content, Content::Catalogued { .. } | Content::Chunk(_));
+            if !known && catalogued.contains(size) {
+                return crate::core::filelist::stored_id(self.repo, &self.bundles, e);
+            }
+        }
         match e.kind {
             EntryKind::File {
                 size,
@@ -416,15 +445,16 @@ impl<'r> Differ<'r> {
     /// Pairs removed and added files with the same contents as renames.
     fn renames(&mut self) -> Result<()> {
         let (removed_sizes, added_sizes) = (sizes(&self.removed), sizes(&self.added));
+        let (removed_cat, added_cat) = (catalogued(&self.removed), catalogued(&self.added));
         let mut by_key: HashMap<Key, Vec<(String, Entry)>> = HashMap::new();
         for (p, e) in std::mem::take(&mut self.removed) {
-            if let Some(k) = self.identity(&e, &added_sizes)? {
+            if let Some(k) = self.identity(&e, &added_sizes, &added_cat)? {
                 by_key.entry(k).or_default().push((p, e));
             }
         }
         for (p, e) in std::mem::take(&mut self.added) {
             let from = self
-                .identity(&e, &removed_sizes)?
+                .identity(&e, &removed_sizes, &removed_cat)?
                 .and_then(|k| by_key.get_mut(&k))
                 .and_then(Vec::pop);
             match from {

@@ -109,6 +109,14 @@ pub fn cache_path(dir: &Path, archive_id: &str) -> PathBuf {
     dir.join(format!("files-{archive_id}.db"))
 }
 
+/// The catalogue cache for an archive under `dir`: the same layout as the file cache, for
+/// `ore import --catalogue-only`, whose entries hold content ids instead of stored contents.
+/// A file of its own, so that neither kind of entry can ever stand for the other: a
+/// catalogued entry taken for a stored one would make a snapshot that holds no data.
+pub fn catalogue_path(dir: &Path, archive_id: &str) -> PathBuf {
+    dir.join(format!("catalogue-{archive_id}.db"))
+}
+
 /// Where caches live by default: `$XDG_CACHE_HOME/ore` or `~/.cache/ore`.
 pub fn default_dir() -> Option<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
@@ -281,7 +289,8 @@ impl CacheWriter {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct CacheFile {
     pub path: PathBuf,
-    /// `files` (this module's) or `search` (`core::searchcache`).
+    /// `files` (this module's), `catalogue` (the same, for catalogues) or `search`
+    /// (`core::searchcache`).
     pub kind: &'static str,
     /// The archive's random id (from the file's name).
     pub archive_id: String,
@@ -325,7 +334,7 @@ pub fn inventory(dir: &Path) -> Result<Vec<CacheFile>> {
     for entry in rd {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = ["files", "search"]
+        let kind = ["files", "search", "catalogue"]
             .into_iter()
             .find(|k| name.starts_with(&format!("{k}-")));
         let Some((kind, id)) = kind.and_then(|k| {

@@ -126,41 +126,42 @@ impl SearchCache {
     pub fn refresh(self, repo: &Repo, tag: &str, root: Option<&Root>) -> Result<(Copy, Refreshed)> {
         let path = self.path.clone();
         let e = err(&path);
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
-        let done = self.bring(repo, tag, root);
-        let done = done.and_then(|d| {
-            self.conn.execute_batch("COMMIT").map_err(&e)?;
-            Ok(d)
-        });
-        let (id, how) = match done {
-            Ok(d) => d,
-            Err(x) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(x);
+        // Another process may bring the copy to another root between this one's commit and
+        // its read (a search of an older head, say): then it is brought here again.
+        for _ in 0..3 {
+            self.conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
+            let done = self.bring(repo, tag, root).and_then(|d| {
+                self.conn.execute_batch("COMMIT").map_err(&e)?;
+                Ok(d)
+            });
+            let (id, how) = match done {
+                Ok(d) => d,
+                Err(x) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(x);
+                }
+            };
+            // Read inside one transaction, and only the root asked for.
+            self.conn.execute_batch("BEGIN").map_err(&e)?;
+            if self.root_of(tag)?.map(|(_, r)| r) == Some(Some(root.cloned())) {
+                let copy = Copy {
+                    path: self.path,
+                    conn: self.conn,
+                    tag: id,
+                };
+                return Ok((copy, how));
             }
-        };
-        // Read inside one transaction, and only the root asked for: another process may have
-        // brought the copy to another root since the commit.
-        self.conn.execute_batch("BEGIN").map_err(&e)?;
-        if self.root_of(tag)?.map(|(_, r)| r) != Some(root.cloned()) {
             self.conn.execute_batch("ROLLBACK").map_err(&e)?;
-            return Err(Error::Usage(format!(
-                "the search cache {} was changed by another process while it was read: search again",
-                self.path.display()
-            )));
         }
-        Ok((
-            Copy {
-                path: self.path,
-                conn: self.conn,
-                tag: id,
-            },
-            how,
-        ))
+        Err(Error::Usage(format!(
+            "the search cache {} was changed by other processes while it was read, three times: search again, or with --no-cache",
+            path.display()
+        )))
     }
 
-    /// The id of `tag`'s copy and the root it holds, if there is a copy.
-    fn root_of(&self, tag: &str) -> Result<Option<(i64, Option<Root>)>> {
+    /// The id of `tag`'s copy and the root it holds (`None` inside: a root that does not
+    /// read, so the copy is made again), if there is a copy.
+    fn root_of(&self, tag: &str) -> Result<Option<(i64, Option<Option<Root>>)>> {
         let e = err(&self.path);
         let row: Option<(i64, Option<Vec<u8>>, u8, u64)> = self
             .conn
@@ -175,13 +176,13 @@ impl SearchCache {
             return Ok(None);
         };
         let root = match node {
-            None => None,
-            Some(n) => Some(Root {
-                node: Key(n
-                    .try_into()
-                    .map_err(|_| self.damaged("a root key that is not 32 bytes"))?),
-                level,
-                count,
+            None => Some(None),
+            Some(n) => <[u8; 32]>::try_from(n).ok().map(|n| {
+                Some(Root {
+                    node: Key(n),
+                    level,
+                    count,
+                })
             }),
         };
         Ok(Some((id, root)))
@@ -198,14 +199,14 @@ impl SearchCache {
     fn bring(&self, repo: &Repo, tag: &str, root: Option<&Root>) -> Result<(i64, Refreshed)> {
         let e = err(&self.path);
         let (id, old) = match self.root_of(tag)? {
-            Some((id, old)) if old.as_ref() == root => {
+            Some((id, Some(old))) if old.as_ref() == root => {
                 let current = Refreshed {
                     current: true,
                     ..Refreshed::default()
                 };
                 return Ok((id, current));
             }
-            Some((id, old)) => (id, old),
+            Some((id, old)) => (id, old.flatten()),
             None => {
                 let id: i64 = self
                     .conn
@@ -229,7 +230,10 @@ impl SearchCache {
             // root's nodes are gone, or the copy does not hold what that root does).
             self.conn.execute_batch("SAVEPOINT step").map_err(&e)?;
             match self.apply(repo, id, old.as_ref(), root) {
-                Ok(h) if had.count + h.added - h.removed == want => {
+                Ok(h)
+                    if (had.count.checked_add(h.added)).and_then(|n| n.checked_sub(h.removed))
+                        == Some(want) =>
+                {
                     self.conn.execute_batch("RELEASE step").map_err(&e)?;
                     how = Some(h);
                 }

@@ -46,6 +46,7 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
             "head": r.head.to_hex(),
             "raced": r.raced,
             "index_nodes": r.index_nodes,
+            "files_read": r.files_read,
             "objects": r.objects.iter().map(|(k, o)| json!({
                 "key": k.to_hex(),
                 "source": show(&o.source),

@@ -10,7 +10,8 @@
 //! `--replace`) is checked before anything is stored, and the tag moves only at the end.
 //!
 //! The file cache is read, so unchanged files are not read again, but not written: a
-//! snapshot's cache rows describe the snapshot's own trees.
+//! snapshot's cache rows describe the snapshot's own trees. A catalogue reads and writes a
+//! cache of its own (`core::filecache::catalogue_path`): its entries hold content ids.
 
 mod contents;
 mod each;
@@ -72,6 +73,8 @@ pub struct ImportOutcome {
     pub raced: bool,
     /// Index nodes the last try stored: what filing the objects rewrote.
     pub index_nodes: u64,
+    /// Files read (or for a catalogue, hashed); the rest were known to the cache unchanged.
+    pub files_read: u64,
     pub warnings: Vec<Warning>,
 }
 
@@ -129,7 +132,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     // and many held at once made each new one slower to take.
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
-    let (mut head, mut raced, mut index_nodes) = (None, false, 0);
+    let (mut head, mut raced, mut index_nodes, mut files_read) = (None, false, 0, 0);
     let mut start = start;
     for path in &opts.paths {
         let mut one = SnapshotOptions {
@@ -143,9 +146,13 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         // disk, which it would name wrongly.
         one.one_file_system |= opts.catalogue;
         let volume = match opts.catalogue {
-            // The file cache knows stored contents, not content ids.
+            // The file cache knows stored contents, not content ids: a catalogue has a cache
+            // of its own beside it, which makes cataloguing a disk again cost a stat for each
+            // file that did not change.
             true => {
-                one.cache = None;
+                one.cache = (opts.store.cache.as_deref())
+                    .and_then(|c| c.parent())
+                    .map(|d| crate::core::filecache::catalogue_path(d, &repo.format().archive_id));
                 Some(
                     crate::core::volume::of_path(path, opts.volume.as_deref()).map_err(
                         |cause| Error::Io {
@@ -159,8 +166,10 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         };
         let was_dir = path.is_dir();
         let mut stored = store(repo, &one)?;
-        // Not written: the rows describe this tree, not a snapshot (see the module doc).
-        stored.done.writer = None;
+        // The file cache is not written: its rows describe this tree, not a snapshot (see
+        // the module doc). A catalogue's own cache is, once the object is filed.
+        let catalogue_cache = stored.done.writer.take().filter(|_| opts.catalogue);
+        files_read += stored.snap.stats.files_read;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
         let filed = match opts.each && was_dir {
             true => each::objects(repo, &stored.snap, path, opts, &set, volume, &mut warnings)?,
@@ -208,6 +217,13 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             l.confirm(repo)?;
         }
         let (h, r, n) = commit(repo, &opts.tag, start.take(), &filed, replaced)?;
+        if let (Some(w), Some((object, _))) = (catalogue_cache, filed.first()) {
+            // What the cache was written for: the object, which must still be in the archive
+            // for the cache to be believed next time (`snapshot::open_cache`).
+            w.set_meta("last_snapshot", object.to_hex().as_bytes())?;
+            w.set_meta("gc", &stored.done.gc_value)?;
+            w.commit()?;
+        }
         objects.extend(filed);
         (head, raced, index_nodes) = (Some(h), raced || r, index_nodes + n);
         drop(stored.lease);
@@ -226,6 +242,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         head,
         raced,
         index_nodes,
+        files_read,
         warnings,
     })
 }

@@ -14,7 +14,7 @@ use super::Ctx;
 use crate::commands::snapshot::rules::ignores_in;
 use crate::core::block::Kind;
 use crate::core::cpustat::{time, Stage};
-use crate::core::entry::{Entry, EntryKind, Xattr};
+use crate::core::entry::{Content, Entry, EntryKind, Xattr};
 use crate::core::error::{Error, Result};
 use crate::core::filecache::{CacheReader, CacheWriter, Cached, Stamp};
 use crate::core::fsys::{stat_path, Dir, Stat};
@@ -513,7 +513,22 @@ impl Walk<'_, '_> {
             s.bytes += st.size;
         });
         if let Some(c) = cached {
-            if c.stamp == stamp && matches!(c.entry.kind, EntryKind::File { .. }) {
+            // Only an entry of this run's kind: a catalogue's entries hold content ids, and
+            // one of them in a snapshot would be a file whose data was never stored.
+            let catalogued = matches!(
+                c.entry.kind,
+                EntryKind::File {
+                    content: Content::Catalogued { .. },
+                    ..
+                }
+            );
+            let fits = match &c.entry.kind {
+                EntryKind::File { content, .. } => {
+                    catalogued == ctx.opts.catalogue || matches!(content, Content::Empty)
+                }
+                _ => false,
+            };
+            if c.stamp == stamp && fits {
                 let mut entry = c.entry;
                 entry.atime = ctx.opts.atime.then_some(st.atime);
                 entry.ctime = ctx.opts.ctime.then_some(st.ctime);

@@ -10,10 +10,14 @@
 //! another is thus compared in a few dozen node reads, whatever its size; an empty old index
 //! gives every entry of the new one (how a local copy is first filled, `core::searchcache`).
 //!
-//! Nothing read is trusted: a node's children and entries must start at or after the first
-//! key its parent claims for it, and each side's entries must increase, or the walk stops
-//! with an error naming the index as damaged. A comparison that relied on a false first key
-//! could call an entry added that is in fact in the other tree.
+//! Nothing read is trusted: a node must start at exactly the first key its parent claims for
+//! it and hold nothing at or past the next node's, and each side's entries must increase, or
+//! the walk stops with an error naming the index as damaged. Two nodes are passed over as
+//! the same only when their parents also place them alike. A comparison that relied on a
+//! false first key could call an entry added that is in fact in the other tree, and a copy
+//! made by it could answer what a scan of the index, which seeks by those keys, would not.
+//! By induction every node of a copy's root was opened and checked once under the place it
+//! has: the first copy opens every node, and a later one opens all but what it shares.
 
 use super::{load_inner, load_leaf, Item, Nodes, Root};
 use crate::core::error::{Error, Result};
@@ -30,13 +34,25 @@ struct Side<'n, N: Nodes> {
 }
 
 enum Front {
-    /// A node not yet opened, with the first key its parent claims for it (empty for a root).
+    /// A node not yet opened, with where its parent places it: the first key it claims for it
+    /// (none for a root) and the first key of the node after it (none for the last).
     Node {
         node: Key,
         level: u8,
-        first: Vec<u8>,
+        first: Option<Vec<u8>>,
+        upto: Option<Vec<u8>>,
     },
     Entry(Item),
+}
+
+impl Front {
+    /// The first key a node may hold, as its parent says: empty for a root.
+    fn first(&self) -> &[u8] {
+        match self {
+            Front::Node { first, .. } => first.as_deref().unwrap_or_default(),
+            Front::Entry(e) => &e.key,
+        }
+    }
 }
 
 impl<'n, N: Nodes> Side<'n, N> {
@@ -45,7 +61,8 @@ impl<'n, N: Nodes> Side<'n, N> {
             .map(|r| Front::Node {
                 node: r.node,
                 level: r.level,
-                first: Vec::new(),
+                first: None,
+                upto: None,
             })
             .into_iter()
             .collect();
@@ -57,35 +74,50 @@ impl<'n, N: Nodes> Side<'n, N> {
         }
     }
 
-    /// Replaces the node at the front by its children or entries.
+    /// Replaces the node at the front by its children or entries, which must lie where its
+    /// parent places it: starting at exactly the first key it claims, and before the next
+    /// node's (as `check` demands, and as a scan of the index relies on when it seeks).
     fn open(&mut self) -> Result<()> {
-        let Some(Front::Node { node, level, first }) = self.stack.pop() else {
+        let Some(Front::Node {
+            node,
+            level,
+            first,
+            upto,
+        }) = self.stack.pop()
+        else {
             return Ok(());
         };
         self.read += 1;
-        let early = || {
-            damaged(format!(
-                "node {node} holds a key before the one its parent names"
-            ))
+        let misplaced = |why: &str| damaged(format!("node {node} {why}"));
+        let check = |lowest: &[u8], highest: &[u8]| {
+            if first.as_deref().is_some_and(|f| f != lowest) {
+                return Err(misplaced("does not start at the key its parent names"));
+            }
+            if upto.as_deref().is_some_and(|u| highest >= u) {
+                return Err(misplaced("holds a key its parent places in the next node"));
+            }
+            Ok(())
         };
         if level == 0 {
             let leaf = load_leaf(self.nodes, node)?;
-            if leaf.items[0].key < first {
-                return Err(early());
-            }
+            let (lo, hi) = (&leaf.items[0].key, &leaf.items[leaf.items.len() - 1].key);
+            check(lo, hi)?;
             self.stack
                 .extend(leaf.items.into_iter().rev().map(Front::Entry));
         } else {
             let inner = load_inner(self.nodes, node, level)?;
-            if inner.children[0].first < first {
-                return Err(early());
-            }
-            self.stack
-                .extend(inner.children.into_iter().rev().map(|c| Front::Node {
+            let n = inner.children.len();
+            check(&inner.children[0].first, &inner.children[n - 1].first)?;
+            let mut after = upto;
+            for c in inner.children.into_iter().rev() {
+                let next = Some(c.first.clone());
+                self.stack.push(Front::Node {
                     node: c.node,
                     level: level - 1,
-                    first: c.first,
-                }));
+                    first: Some(c.first),
+                    upto: std::mem::replace(&mut after, next),
+                });
+            }
         }
         Ok(())
     }
@@ -149,19 +181,26 @@ pub fn diff<N: Nodes>(
                 each(Delta::Added(&item.key, &item.value))?
             }
             (
-                Some(Front::Node {
-                    node: x,
-                    level: lx,
-                    first: fx,
-                }),
-                Some(Front::Node {
-                    node: y,
-                    level: ly,
-                    first: fy,
-                }),
+                Some(
+                    fa @ Front::Node {
+                        node: x,
+                        level: lx,
+                        upto: ux,
+                        ..
+                    },
+                ),
+                Some(
+                    fb @ Front::Node {
+                        node: y,
+                        level: ly,
+                        upto: uy,
+                        ..
+                    },
+                ),
             ) => {
-                if x == y {
-                    // One key, one content: the same entries on both sides.
+                let (fx, fy) = (fa.first(), fb.first());
+                if x == y && fx == fy && ux == uy {
+                    // One key, one content, one place: the same entries on both sides.
                     a.stack.pop();
                     b.stack.pop();
                 } else if lx > ly || (lx == ly && fx < fy) {
@@ -173,15 +212,15 @@ pub fn diff<N: Nodes>(
                     b.open()?;
                 }
             }
-            (Some(Front::Entry(e)), Some(Front::Node { first, .. })) => {
-                if e.key < *first {
+            (Some(Front::Entry(e)), Some(n @ Front::Node { .. })) => {
+                if e.key.as_slice() < n.first() {
                     each(Delta::Removed(&a.take()?.key))?;
                 } else {
                     b.open()?;
                 }
             }
-            (Some(Front::Node { first, .. }), Some(Front::Entry(e))) => {
-                if e.key < *first {
+            (Some(n @ Front::Node { .. }), Some(Front::Entry(e))) => {
+                if e.key.as_slice() < n.first() {
                     let item = b.take()?;
                     each(Delta::Added(&item.key, &item.value))?;
                 } else {
@@ -318,6 +357,43 @@ mod tests {
         };
         let err =
             diff(&m, Some(&other), Some(&crafted), &mut |_| Ok(())).expect_err("a lying first key");
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_crafted_node_placed_inside_its_left_neighbour_stops_the_walk() {
+        // The second leaf claims to start at `b`, inside the first leaf's keys: a scan that
+        // seeks `b` would start in the second leaf and miss `b` and `c`, so a copy must not
+        // be made that holds them.
+        let m = Memory::default();
+        let item = |k: &str| super::super::Item {
+            key: k.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+        };
+        let leaf = |ks: &[&str]| {
+            m.plant(
+                Kind::IndexLeaf,
+                &Leaf {
+                    items: ks.iter().map(|k| item(k)).collect(),
+                },
+            )
+        };
+        let child = |first: &str, node| Child {
+            first: first.as_bytes().to_vec(),
+            count: 2,
+            node,
+        };
+        let children = vec![
+            child("a", leaf(&["a", "b", "c"])),
+            child("b", leaf(&["d", "e"])),
+        ];
+        let node = m.plant(Kind::IndexInner, &Inner { level: 1, children });
+        let crafted = Root {
+            node,
+            level: 1,
+            count: 5,
+        };
+        let err = diff(&m, None, Some(&crafted), &mut |_| Ok(())).expect_err("misplaced");
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 

@@ -226,10 +226,11 @@ impl Links {
         (3 * self.up + BY_KEY.len() + 1 + 64) as u64
     }
 
-    /// Which link is named `name`.
+    /// Which link is named `name` (exactly as listed: lower-case hex).
     pub fn find(&self, name: &[u8]) -> Option<usize> {
         let key: Key = std::str::from_utf8(name).ok()?.parse().ok()?;
-        self.keys.binary_search(&key).ok()
+        let i = self.keys.binary_search(&key).ok()?;
+        (self.name(i).as_bytes() == name).then_some(i)
     }
 }
 

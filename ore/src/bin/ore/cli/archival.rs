@@ -47,7 +47,8 @@ pub struct ImportArgs {
     /// The host name kept with the objects (default: this machine's).
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
-    /// Read every file, ignoring the file cache.
+    /// Read every file, ignoring the file cache (with --catalogue-only, the catalogue's own
+    /// cache: every file is hashed again).
     #[arg(long)]
     pub no_cache: bool,
 }
