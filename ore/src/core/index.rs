@@ -178,7 +178,15 @@ pub fn apply_seeing(
     placed.reverse();
     let changes: Vec<Change> = placed.into_iter().map(|(_, c)| c).collect();
     let (mut level, mut children) = match root {
-        None => (0, leaves(nodes, merge(Vec::new(), &changes, seen))?),
+        // A new index: the puts are its entries, moved rather than copied (an import of
+        // 46,000 objects files 590,000 of them at once).
+        None => {
+            let items = changes
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|value| Item { key, value }))
+                .collect();
+            (0, leaves(nodes, items)?)
+        }
         Some(r) => (r.level, rewrite(nodes, r.node, r.level, &changes, seen)?),
     };
     loop {
