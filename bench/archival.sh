@@ -34,7 +34,7 @@ echo "filing $N synthetic objects on tag big..."
 ls -l "$WORK"/cache/ore/search-*.db | awk '{ printf "search cache: %.0f MB\n", $5 / 1e6 }'
 
 mkdir -p "$WORK/one"; echo "one more" > "$WORK/one/f"
-"$ORE" -a "$A" --json import big "$WORK/one" --set title="one more" --set creator=creator-17 |
+"$ORE" -a "$A" --json import big "$WORK/one" --set title="one more" --set creator=creator-17 2>/dev/null |
     python3 -c 'import json,sys; print("index nodes stored by one more import:", json.load(sys.stdin)["index_nodes"])'
 /usr/bin/time -f "search after it (the cache brought up to date): %e s" \
     env ORE_DEBUG=1 "$ORE" -a "$A" search big 'creator=creator-1' 2>&1 > /dev/null | grep -E 'search cache|search after'
