@@ -211,7 +211,17 @@ fn bad_input_to_import_and_search_is_refused_naming_it_and_the_tag_stays_as_it_w
         &["search", "docs", "title~\"!!\""],
         "at 6: `!!` has no word",
     );
-    refused(&["search", "home", "title=first"], "not an archive head");
+    refused(
+        &["search", "home", "title=first"],
+        "home is a snapshot tag, not an archive tag",
+    );
+    // A list member that is no value: said so, not an empty message (a newcomer's find).
+    refused(
+        &["search", "docs", "tags:\"\""],
+        "at 5: `` is no value `tags` can hold",
+    );
+    // A date with a time needs no quotes.
+    assert_eq!(found(&ore, "docs", "mtime>=1970-01-01T00:00").len(), 1);
     refused(
         &["search", "nothing", "title=first"],
         "there is no archive tag nothing",

@@ -1,4 +1,5 @@
-//! `ore cache list|prune`: the file caches this machine keeps, one per archive.
+//! `ore cache list|prune`: the caches this machine keeps for each archive (its file cache,
+//! its catalogue cache and its search cache).
 //!
 //! A cache is named by its archive's random id and remembers the identifier it was last used
 //! with (see `ore::core::filecache`). An archive is gone when that identifier now leads nowhere (a
@@ -41,6 +42,17 @@ pub fn prune(c: &CacheFile, dry_run: bool) -> Result<Fate> {
     let verdict = fate(c);
     if matches!(verdict, Fate::Gone(_)) && !dry_run {
         filecache::remove(&c.path)?;
+        // The lease hint of the archive's file cache, which may be there without the cache
+        // (an archive that was only catalogued or searched from here).
+        let hint = c
+            .path
+            .with_file_name(format!("files-{}.lease", c.archive_id));
+        match std::fs::remove_file(&hint) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::core::error::Error::io(hint, e))
+            }
+            _ => {}
+        }
     }
     Ok(verdict)
 }

@@ -300,8 +300,13 @@ fn bounds(t: &Term, key: &str, types: &Types) -> Result<Vec<(Type, Vec<u8>)>> {
         }
     }
     if values.is_empty() {
-        // Only a typed property can refuse a value: say why with its own message.
-        return Err(at(typed(key, types[0], &t.value).err().unwrap_or_default()));
+        // Only a typed property can refuse a value: say why with its own message (an empty
+        // list member reads as a list of nothing, which no type refuses).
+        let why = typed(key, types[0], &t.value)
+            .err()
+            .filter(|why| !why.is_empty())
+            .unwrap_or_else(|| format!("`{}` is no value `{key}` can hold", t.value));
+        return Err(at(why));
     }
     Ok(values)
 }

@@ -47,7 +47,26 @@ fn head(file: &File, len: usize) -> Option<Vec<u8>> {
 /// The MIME type of `file` from its first bytes; `None` when it cannot be read or is of no
 /// type `infer` knows.
 pub fn mime(file: &File) -> Option<String> {
-    infer::get(&head(file, HEAD)?).map(|t| t.mime_type().to_string())
+    let head = head(file, HEAD)?;
+    infer::get(&head)
+        .map(|t| t.mime_type().to_string())
+        .or_else(|| text(&head).then(|| "text/plain".to_string()))
+}
+
+/// Whether `head`, the start of a file with no magic number, reads as text: UTF-8 (a
+/// character cut at the end allowed) without NUL or other control bytes than layout ones.
+/// Most files of a source tree or a documentation directory are such, and `type=text/plain`
+/// should find them.
+fn text(head: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => head.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => return false,
+    };
+    !head.is_empty()
+        && head[..valid]
+            .iter()
+            .all(|&b| b >= 0x20 || matches!(b, b'\n' | b'\r' | b'\t' | 0x0c | 0x1b))
 }
 
 /// What reading a file's contents found, and what stopped it short.
@@ -252,5 +271,24 @@ impl<R: Seek> Seek for Budget<R> {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
         self.check()?;
         self.inner.seek(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn text_without_a_magic_number_is_told_from_binary() {
+        assert!(text(
+            b"# README\n\nSome words, tabs\tand a form feed\x0c.\r\n"
+        ));
+        assert!(text("Größe: ☃\n".as_bytes()));
+        // A character cut by the end of the head is still text.
+        assert!(text(&"abc ☃".as_bytes()[..6]));
+        assert!(!text(b""));
+        assert!(!text(b"ELF\x00\x01\x02"));
+        assert!(!text(b"\xff\xfe\x00a"));
+        assert!(!text(b"text with a bell \x07"));
     }
 }

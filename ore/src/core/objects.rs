@@ -21,8 +21,8 @@ pub fn head_of(repo: &Repo, tag: &str) -> Result<Option<(Key, Head)>> {
     let plain = repo.get_block_any(key)?;
     if plain.kind != Kind::Head {
         return Err(Error::Usage(format!(
-            "{tag} names a {} ({key}), not an archive head: it is a snapshot tag (use `ore snapshot`, `ore ls`)",
-            plain.kind.name()
+            "{tag} is a snapshot tag, not an archive tag: its snapshots are listed with `ore log {tag}` \
+             and made with `ore snapshot`; objects go on an archive tag of another name"
         )));
     }
     Ok(Some((

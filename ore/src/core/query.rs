@@ -106,6 +106,23 @@ fn err(at: usize, what: impl Into<String>) -> QueryError {
     }
 }
 
+/// Whether `word` is a date followed by the start of a time: `YYYY-MM-DDTHH` or
+/// `YYYY-MM-DDTHH:MM` (a year may have a sign).
+fn time_so_far(word: &str) -> bool {
+    let Some((date, time)) = word.split_once('T') else {
+        return false;
+    };
+    let date = date.strip_prefix('-').unwrap_or(date);
+    let parts: Vec<&str> = date.split('-').collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let date_ok = parts.len() == 3 && parts.iter().all(|p| digits(p));
+    let time_ok = match time.split_once(':') {
+        None => time.len() == 2 && digits(time),
+        Some((h, m)) => h.len() == 2 && m.len() == 2 && digits(h) && digits(m),
+    };
+    date_ok && time_ok
+}
+
 fn lex(text: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
     let mut out = Vec::new();
     let mut chars = text.char_indices().peekable();
@@ -159,8 +176,13 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, QueryError> {
             '!' => return Err(err(at, "expected `=` after `!`")),
             _ => {
                 let mut s = String::new();
-                while let Some(&(_, ch)) = chars.peek() {
-                    if ch.is_whitespace() || "()\"=!<>~:".contains(ch) {
+                while let Some(&(i, ch)) = chars.peek() {
+                    // A date's time (`2010-05-03T10:30:00`) keeps its colons: one between
+                    // digits, after the `T`, is no list operator.
+                    let in_time = ch == ':'
+                        && text[i + 1..].starts_with(|c: char| c.is_ascii_digit())
+                        && time_so_far(&s);
+                    if !in_time && (ch.is_whitespace() || "()\"=!<>~:".contains(ch)) {
                         break;
                     }
                     s.push(ch);
@@ -365,6 +387,25 @@ mod tests {
             matches!(**inner, Query::Or(ref v) if v.len() == 2),
             "{inner:?}"
         );
+    }
+
+    #[test]
+    fn a_date_with_a_time_keeps_its_colons_unquoted() {
+        // Found by a newcomer: the time's colons were read as list operators.
+        for (text, value) in [
+            ("date>=2010-05-03T00:00", "2010-05-03T00:00"),
+            ("date<2010-05-03T10:30:59", "2010-05-03T10:30:59"),
+            ("date=-0044-03-15T12:00", "-0044-03-15T12:00"),
+        ] {
+            let Query::Term(t) = parse(text).unwrap() else {
+                panic!("{text}: not one term")
+            };
+            assert_eq!(t.value, value, "{text}");
+        }
+        // A colon elsewhere is still the list operator.
+        let q = parse("tags:holiday and date>=2019-01-01").unwrap();
+        let Query::And(both) = q else { panic!("{q:?}") };
+        assert_eq!(both[0], term("tags", Op::Has, "holiday", 0));
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
         opts.store.progress = p;
         import_objects(&repo, &opts)
     })?;
+    // A catalogue's cache says whose it is, so that `ore cache prune` can tell when its
+    // archive is gone (a snapshot's file cache is noted by the snapshot).
+    if let Some(files) = local.cache.as_deref().filter(|_| a.catalogue_only) {
+        let dir = files.parent().unwrap_or(std::path::Path::new("."));
+        let path = ore::core::filecache::catalogue_path(dir, &repo.format().archive_id);
+        ore::commands::snapshot::local::remember(Some(&path), &id);
+    }
     let warn = |w: &ore::core::entry::Warning| format!("{}: {}", show(&w.path), w.message);
     if env.global.json {
         env.json(&json!({

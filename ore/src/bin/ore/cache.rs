@@ -40,7 +40,7 @@ fn show(env: &Env, c: &CacheFile, verdict: Option<&str>) -> Result<()> {
         }));
     }
     let mut line = format!(
-        "{}  {:<6}  {}  {}  used {used}",
+        "{}  {:<9}  {}  {}  used {used}",
         &c.archive_id,
         c.kind,
         id,
