@@ -515,16 +515,10 @@ impl Walk<'_, '_> {
         if let Some(c) = cached {
             // Only an entry of this run's kind: a catalogue's entries hold content ids, and
             // one of them in a snapshot would be a file whose data was never stored.
-            let catalogued = matches!(
-                c.entry.kind,
-                EntryKind::File {
-                    content: Content::Catalogued { .. },
-                    ..
-                }
-            );
             let fits = match &c.entry.kind {
                 EntryKind::File { content, .. } => {
-                    catalogued == ctx.opts.catalogue || matches!(content, Content::Empty)
+                    matches!(content, Content::Empty)
+                        || matches!(content, Content::Catalogued { .. }) == ctx.opts.catalogue
                 }
                 _ => false,
             };

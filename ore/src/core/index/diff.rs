@@ -251,7 +251,7 @@ pub fn diff<N: Nodes>(
 #[cfg(test)]
 mod tests {
     use super::super::tests::Memory;
-    use super::super::{apply, Change, Child, Inner, Leaf};
+    use super::super::{apply, Change, Child, Inner};
     use super::*;
     use crate::core::block::Kind;
     use proptest::prelude::*;
@@ -315,18 +315,7 @@ mod tests {
     #[test]
     fn a_crafted_node_whose_entries_start_before_its_first_key_stops_the_walk() {
         let m = Memory::default();
-        let item = |k: &str| super::super::Item {
-            key: k.as_bytes().to_vec(),
-            value: b"v".to_vec(),
-        };
-        let leaf = |ks: &[&str]| {
-            m.plant(
-                Kind::IndexLeaf,
-                &Leaf {
-                    items: ks.iter().map(|k| item(k)).collect(),
-                },
-            )
-        };
+        let leaf = |ks: &[&str]| m.plant_leaf(ks);
         let (l1, l2) = (leaf(&["a", "b"]), leaf(&["c", "d"]));
         let lying = Child {
             first: b"x".to_vec(),
@@ -366,18 +355,7 @@ mod tests {
         // seeks `b` would start in the second leaf and miss `b` and `c`, so a copy must not
         // be made that holds them.
         let m = Memory::default();
-        let item = |k: &str| super::super::Item {
-            key: k.as_bytes().to_vec(),
-            value: b"v".to_vec(),
-        };
-        let leaf = |ks: &[&str]| {
-            m.plant(
-                Kind::IndexLeaf,
-                &Leaf {
-                    items: ks.iter().map(|k| item(k)).collect(),
-                },
-            )
-        };
+        let leaf = |ks: &[&str]| m.plant_leaf(ks);
         let child = |first: &str, node| Child {
             first: first.as_bytes().to_vec(),
             count: 2,

@@ -35,6 +35,12 @@ impl Memory {
     pub(crate) fn plant<T: serde::Serialize>(&self, kind: Kind, node: &T) -> Key {
         self.store(kind, encode(node)).expect("memory")
     }
+
+    /// Plants a leaf of the entries `keys` (each valued `v`), in the order given.
+    pub(crate) fn plant_leaf(&self, keys: &[&str]) -> Key {
+        let items = keys.iter().map(|k| item(k)).collect();
+        self.plant(Kind::IndexLeaf, &Leaf { items })
+    }
 }
 
 fn all(m: &Memory, root: Option<&Root>) -> Vec<(Vec<u8>, Vec<u8>)> {
