@@ -2,7 +2,7 @@
 //! filed at once.
 
 use ore_tests::archival::{dir_size, found, import, props_json, tree};
-use ore_tests::ore::Ore;
+use ore_tests::ore::{Ore, Run};
 
 #[test]
 fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
@@ -94,4 +94,134 @@ fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
         r.stderr
     );
     assert_eq!(ore.run(&["tags"]).expect(0, "tags").stdout, head);
+}
+
+/// `ore --json search TAG --file PATH`: the `(object, path)` of each file found.
+fn by_contents(ore: &Ore, tag: &str, file: &std::path::Path) -> Vec<(String, String)> {
+    let r = (ore.run(&["--json", "search", tag, "--file", file.to_str().unwrap()]))
+        .expect(0, "search --file");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let mut out: Vec<(String, String)> = (v.as_array().expect("a list").iter())
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().expect(k).to_string();
+            (s("object"), s("path"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn each_object_has_the_id_and_type_its_file_read_alone_gives_whether_seen_by_the_store_or_opened_again(
+) {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("mixed");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    // Bundled small files (two with the same bytes), an empty file, a file of one chunk, one
+    // of several in one of the store's read windows and one across windows, compressed and
+    // image formats.
+    let noise = |n: usize, seed: u64| -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(noise(300, 9));
+    let mut gz = vec![0x1f, 0x8b, 8, 0];
+    gz.extend(noise(40_000, 8));
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("a.txt", b"the same words\n".to_vec()),
+        ("b.txt", b"the same words\n".to_vec()),
+        (
+            "notes.md",
+            "# Notes\n\nplain text, ünïcode too\n".as_bytes().to_vec(),
+        ),
+        ("empty", Vec::new()),
+        ("one-chunk.bin", noise(100 << 10, 1)),
+        ("some-chunks.bin", noise(3 << 20, 4)),
+        ("many-chunks.bin", noise(12 << 20, 2)),
+        ("picture.png", png),
+        ("packed.gz", gz),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(src.join(name), bytes).expect("write");
+    }
+    // A file with a hole, and a second name for a file: both opened again after the store.
+    let sparse = src.join("sparse.img");
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::File::create(&sparse).expect("create");
+        f.seek(std::io::SeekFrom::Start(4 << 20)).expect("seek");
+        f.write_all(&noise(64 << 10, 3)).expect("write");
+    }
+    std::fs::hard_link(src.join("one-chunk.bin"), src.join("one-chunk.again")).expect("link");
+    let holes = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&sparse).expect("stat");
+        m.blocks() * 512 < m.len()
+    };
+    let r = Run::of(
+        (ore.cmd(&["import", "mixed", src.to_str().unwrap(), "--each"]))
+            .env("ORE_DEBUG", "1")
+            .output()
+            .expect("ore"),
+    )
+    .expect(0, "import --each");
+    // The picture is opened for its properties, the second name and a file with holes for
+    // everything; the rest come from the store's own read.
+    let opened = 2 + usize::from(holes);
+    assert!(
+        r.stderr
+            .contains(&format!("import --each: 11 file(s), {opened} opened again")),
+        "{}",
+        r.stderr
+    );
+    // Every file found by its bytes (hashed by the search from the file on disk), in its own
+    // object, and typed as an import of that file alone (which reads it again) types it.
+    let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+    names.extend(["sparse.img".into(), "one-chunk.again".into()]);
+    for name in &names {
+        let path = src.join(name);
+        let hits = by_contents(&ore, "mixed", &path);
+        let expected: &[&str] = match name.as_str() {
+            "a.txt" | "b.txt" => &["a.txt", "b.txt"],
+            "one-chunk.bin" | "one-chunk.again" => &["one-chunk.again", "one-chunk.bin"],
+            other => &[other],
+        };
+        let mut paths: Vec<&str> = hits.iter().map(|(_, p)| p.as_str()).collect();
+        paths.sort();
+        assert_eq!(paths, expected, "{name}: {hits:?}");
+        let mine = found(&ore, "mixed", &format!("name=\"{name}\""));
+        assert_eq!(mine.len(), 1, "{name}");
+        assert!(hits.iter().any(|(o, _)| *o == mine[0]), "{name}: {hits:?}");
+        let alone = import(&ore, &["alone", path.to_str().unwrap()]);
+        assert_eq!(
+            props_json(&ore, &mine[0])["props"]["type"],
+            props_json(&ore, &alone)["props"]["type"],
+            "{name}"
+        );
+    }
+    let types: Vec<String> = ["a.txt", "notes.md", "picture.png", "packed.gz"]
+        .iter()
+        .map(|n| {
+            let k = found(&ore, "mixed", &format!("name=\"{n}\""));
+            props_json(&ore, &k[0])["props"]["type"].to_string()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "\"text/plain\"",
+            "\"text/plain\"",
+            "\"image/png\"",
+            "\"application/gzip\""
+        ]
+    );
+    ore.run(&["check", "--read-data"]).expect(0, "check");
 }

@@ -131,7 +131,7 @@ pub fn report() -> (Vec<(Stage, f64)>, f64) {
         .iter()
         .map(|&s| (s, NANOS[s as usize].load(Relaxed) as f64 / 1e9))
         .collect();
-    (stages, clock(libc::CLOCK_PROCESS_CPUTIME_ID) as f64 / 1e9)
+    (stages, process_cpu())
 }
 
 /// Bytes of files read since [`enable`].
@@ -192,6 +192,11 @@ pub fn text() -> String {
         per_gb(process)
     ));
     out
+}
+
+/// This process's CPU time so far (every thread's), in seconds.
+pub fn process_cpu() -> f64 {
+    clock(libc::CLOCK_PROCESS_CPUTIME_ID) as f64 / 1e9
 }
 
 /// This thread's CPU time so far, in nanoseconds.

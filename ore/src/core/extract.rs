@@ -14,7 +14,10 @@
 //! parser gives up, the file is imported without its tags, and the import says so.
 //!
 //! Everything is read from one open file, which the caller has compared with what was
-//! stored, so the properties describe the version in the archive.
+//! stored, so the properties describe the version in the archive. The type needs only the
+//! first [`HEAD`] bytes, so a snapshot's own read can judge it ([`sniff`]) and spare
+//! `ore import --each` opening every file again: only a type whose properties come from the
+//! rest of the file ([`reads_contents`]) needs the file itself.
 
 use crate::core::archival::Value;
 use std::fs::File;
@@ -23,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// How much of a file the type is judged from.
-const HEAD: usize = 8192;
+pub const HEAD: usize = 8192;
 
 /// How long an audio file's tags may take to read.
 pub const AUDIO_BUDGET: Duration = Duration::from_secs(2);
@@ -47,10 +50,21 @@ fn head(file: &File, len: usize) -> Option<Vec<u8>> {
 /// The MIME type of `file` from its first bytes; `None` when it cannot be read or is of no
 /// type `infer` knows.
 pub fn mime(file: &File) -> Option<String> {
-    let head = head(file, HEAD)?;
-    infer::get(&head)
-        .map(|t| t.mime_type().to_string())
-        .or_else(|| text(&head).then(|| "text/plain".to_string()))
+    sniff(&head(file, HEAD)?).map(str::to_string)
+}
+
+/// The MIME type of a file whose first bytes (up to [`HEAD`] of them) are `head`.
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    let head = &head[..head.len().min(HEAD)];
+    infer::get(head)
+        .map(|t| t.mime_type())
+        .or_else(|| text(head).then_some("text/plain"))
+}
+
+/// Whether [`properties`] reads a file of type `mime`: only then is its contents needed
+/// beyond its first bytes.
+pub fn reads_contents(mime: Option<&str>) -> bool {
+    mime.is_some_and(|m| m.starts_with("image/") || m.starts_with("audio/") || m == "video/mp4")
 }
 
 /// Whether `head`, the start of a file with no magic number, reads as text: UTF-8 (a
@@ -85,6 +99,9 @@ const EXIF_SCAN: usize = 1 << 20;
 /// artist (`creator`), album, title, year (`date`) and track. Nothing for other files, or for
 /// a file a parser refuses.
 pub fn properties(file: &File, mime: Option<&str>) -> Found {
+    if !reads_contents(mime) {
+        return Found::default();
+    }
     let mut found = match mime {
         Some(m) if m.starts_with("image/") => Found {
             props: photo(file),

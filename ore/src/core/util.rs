@@ -266,6 +266,16 @@ pub fn ser_opt_key<S: serde::Serializer>(
     }
 }
 
+/// Path bytes `dir/name`, with one slash between them whether `dir` ends with one or not.
+pub fn join_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = dir.to_vec();
+    if v.last() != Some(&b'/') {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
 /// Makes the C allocator hand buffers of 1 MiB and more straight back to the system when they
 /// are freed, instead of keeping them in its arenas. glibc's default raises that threshold to
 /// the largest buffer freed (up to 32 MiB), after which a snapshot's read windows and queued

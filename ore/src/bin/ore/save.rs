@@ -136,6 +136,7 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
         archive_object: false,
         catalogue: false,
         changed: None,
+        see_files: false,
         labels: a.label,
         tag: a.tag,
         paths,

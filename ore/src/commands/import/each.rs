@@ -15,8 +15,9 @@
 //! the store's lock (docs/ARCHIVAL.md, "Benchmarks").
 
 use super::contents::{file_size, files, id_of, unhashed, Found};
-use super::props::{of_entry, open, Opened, Props};
+use super::props::{of_entry, open, Contents, Props};
 use super::ImportOptions;
+use crate::commands::snapshot::seen::SeenFiles;
 use crate::core::archival::{Object, Value};
 use crate::core::block::Kind;
 use crate::core::entry::{encode, Entry, EntryKind, Snapshot, Warning};
@@ -36,8 +37,7 @@ pub(super) fn objects(
     stored: &Snapshot,
     dir: &Path,
     opts: &ImportOptions,
-    set: &[(String, Value)],
-    catalogue: Option<Volume>,
+    shared: &Shared<'_>,
     warnings: &mut Vec<Warning>,
 ) -> Result<Vec<(Key, Object)>> {
     let files = files(repo, &stored.root, dir)?;
@@ -46,15 +46,17 @@ pub(super) fn objects(
     // window's blocks are stored while the next window is made.
     std::thread::scope(|s| -> Result<()> {
         let mut storing: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
+        let mut opened = 0usize;
         for window in files.chunks(WINDOW) {
             let made: Vec<Result<Made>> = window
                 .par_iter()
-                .map(|f| object(repo, stored, f, opts, set, &catalogue))
+                .map(|f| object(repo, stored, f, opts, shared))
                 .collect();
             let mut blocks = Vec::with_capacity(2 * made.len());
             for m in made {
                 let m = m?;
                 warnings.extend(m.warning);
+                opened += usize::from(m.opened);
                 blocks.extend(m.blocks);
                 out.push((m.key, m.object));
             }
@@ -63,6 +65,10 @@ pub(super) fn objects(
             }
             storing = Some(s.spawn(move || repo.put_sealed(blocks)));
         }
+        protocol::log::debug(&format!(
+            "import --each: {} file(s), {opened} opened again after the store (`snapshot::seen`)",
+            out.len()
+        ));
         storing.map_or(Ok(()), joined)
     })?;
     Ok(out)
@@ -76,12 +82,24 @@ fn joined(t: std::thread::ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
 /// Files made into objects at once.
 const WINDOW: usize = 4096;
 
+/// What every object of one run is made with: the user's `--set`, the disk a catalogue
+/// describes, what the store's read saw of each file (`snapshot::seen`), and the directory's
+/// absolute path, which each file's source extends.
+pub(super) struct Shared<'a> {
+    pub set: &'a [(String, Value)],
+    pub catalogue: Option<Volume>,
+    pub seen: SeenFiles,
+    pub source: Vec<u8>,
+}
+
 /// One file's object, its key, and its blocks (its tree's and its own), sealed.
 struct Made {
     key: Key,
     object: Object,
     warning: Option<Warning>,
     blocks: Vec<(Key, Vec<u8>)>,
+    /// Whether its file was opened again after the store.
+    opened: bool,
 }
 
 fn object(
@@ -89,14 +107,27 @@ fn object(
     stored: &Snapshot,
     f: &Found,
     opts: &ImportOptions,
-    set: &[(String, Value)],
-    catalogue: &Option<Volume>,
+    shared: &Shared<'_>,
 ) -> Result<Made> {
-    // Opened once, for its properties and its content id.
-    let file = open(&f.entry, &f.path);
-    let (props, mut warning) = properties(f, opts, file.as_ref());
+    // Opened again (once, for its properties and its content id) only when the store's read
+    // did not see it whole (see `snapshot::seen`), or its type's properties are read from it.
+    let seen = shared.seen.get(&f.rel);
+    let file = match seen {
+        Some(s) if !(opts.extract && crate::core::extract::reads_contents(s.mime)) => None,
+        _ => open(&f.entry, &f.path),
+    };
+    let contents = match (seen, &file) {
+        (Some(s), file) => Contents::Seen(s.mime, file.as_ref()),
+        (None, Some(file)) => Contents::Opened(file),
+        (None, None) => Contents::None,
+    };
+    let (props, mut warning) = properties(f, opts, contents);
     let size = file_size(&f.entry);
-    let id = match id_of(repo, &f.entry, file.as_ref()) {
+    let id = match seen {
+        Some(s) => Ok(s.id),
+        None => id_of(repo, &f.entry, file.as_ref()),
+    };
+    let id = match id {
         Ok(id) => Some(id),
         Err(why) => {
             warning.get_or_insert(unhashed(&f.path, &why));
@@ -124,16 +155,16 @@ fn object(
         ..f.parent.clone()
     };
     let object = Object {
-        props: props.finish(set),
+        props: props.finish(shared.set),
         root,
         imported_ns: stored.time,
         host: stored.host.clone(),
         user: stored.user.clone(),
-        source: crate::core::util::path_bytes(&super::absolute(&f.path)).to_vec(),
+        source: crate::core::util::join_path(&shared.source, &f.rel),
         parent: None,
         size,
         files: Files::Inline(listed),
-        catalogue: catalogue.clone(),
+        catalogue: shared.catalogue.clone(),
     };
     let key = sealer.store(Kind::Object, &encode(&object))?;
     Ok(Made {
@@ -141,17 +172,18 @@ fn object(
         object,
         warning,
         blocks: sealer.blocks,
+        opened: file.is_some(),
     })
 }
 
 /// A file's properties (none but `--set` with `--no-extract`).
-fn properties(f: &Found, opts: &ImportOptions, file: Option<&Opened>) -> (Props, Option<Warning>) {
+fn properties(f: &Found, opts: &ImportOptions, contents: Contents<'_>) -> (Props, Option<Warning>) {
     if !opts.extract {
         return (Props::default(), None);
     }
     let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
     let size = file_size(&f.entry);
-    of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path, file)
+    of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path, contents)
 }
 
 /// Seals blocks for [`Repo::put_sealed`], keeping them.

@@ -225,11 +225,11 @@ fn commit_changes(
         for (k, v) in changes.iter().filter(|(k, _)| k.first() == Some(&OBJECTS)) {
             put.insert(k, v);
         }
-        let (mut objects, mut live) = before.map_or((0, 0), |h| (h.objects, h.current));
-        for value in put.values().filter_map(|v| v.as_ref()) {
-            let (o, c) = counts(value);
-            (objects, live) = (objects.saturating_add(o), live.saturating_add(c));
-        }
+        let (objects, live) = before.map_or((0, 0), |h| (h.objects, h.current));
+        let (o, c) = (put.par_iter())
+            .filter_map(|(_, v)| v.as_deref().map(counts))
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (objects, live) = (objects.saturating_add(o), live.saturating_add(c));
         let mut gone = (0u64, 0u64);
         let index = index::apply_seeing(
             &counting,

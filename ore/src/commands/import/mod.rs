@@ -135,11 +135,14 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     let (mut head, mut raced, mut index_nodes, mut files_read) = (None, false, 0, 0);
     let mut start = start;
     for path in &opts.paths {
+        let was_dir = path.is_dir();
         let mut one = SnapshotOptions {
             tag: opts.tag.clone(),
             paths: vec![path.clone()],
             archive_object: true,
             catalogue: opts.catalogue,
+            // Each file's id and type from the store's own read, not from reading it again.
+            see_files: opts.each && was_dir && !opts.catalogue,
             ..clone_store(&opts.store)
         };
         // A catalogue describes one disk: another file system mounted inside it is another
@@ -164,15 +167,28 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             }
             false => None,
         };
-        let was_dir = path.is_dir();
         let mut stored = store(repo, &one)?;
+        protocol::log::debug(&format!(
+            "import: {} stored ({:.2} CPU-s so far)",
+            path.display(),
+            crate::core::cpustat::process_cpu()
+        ));
         // The file cache is not written: its rows describe this tree, not a snapshot (see
         // the module doc). A catalogue's own cache is, once the object is filed.
         let catalogue_cache = stored.done.writer.take().filter(|_| opts.catalogue);
         files_read += stored.snap.stats.files_read;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
         let filed = match opts.each && was_dir {
-            true => each::objects(repo, &stored.snap, path, opts, &set, volume, &mut warnings)?,
+            true => {
+                let seen = std::mem::take(&mut stored.seen);
+                let shared = each::Shared {
+                    set: &set,
+                    catalogue: volume,
+                    seen,
+                    source: crate::core::util::path_bytes(&absolute(path)).to_vec(),
+                };
+                each::objects(repo, &stored.snap, path, opts, &shared, &mut warnings)?
+            }
             false => {
                 // A file PATH's root is the directory made around it.
                 let base = match was_dir {
@@ -203,6 +219,11 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                 vec![(repo.put_block(Kind::Object, &encode(&object))?.0, object)]
             }
         };
+        protocol::log::debug(&format!(
+            "import: {} object(s) made ({:.2} CPU-s so far)",
+            filed.len(),
+            crate::core::cpustat::process_cpu()
+        ));
         if filed.is_empty() {
             // `--each` of a directory without a regular file: no head that changes nothing.
             warnings.push(Warning {
@@ -217,6 +238,10 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             l.confirm(repo)?;
         }
         let (h, r, n) = commit(repo, &opts.tag, start.take(), &filed, replaced)?;
+        protocol::log::debug(&format!(
+            "import: filed, {n} index node(s) stored ({:.2} CPU-s so far)",
+            crate::core::cpustat::process_cpu()
+        ));
         if let (Some(w), Some((object, _))) = (catalogue_cache, filed.first()) {
             // What the cache was written for: the object, which must still be in the archive
             // for the cache to be believed next time (`snapshot::open_cache`).
@@ -337,7 +362,10 @@ fn properties(
         };
         let warning;
         let file = props::open(&entry, path);
-        (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path, file.as_ref());
+        let contents = file
+            .as_ref()
+            .map_or(props::Contents::None, props::Contents::Opened);
+        (found, warning) = props::of_entry(&name, stored.stats.bytes, &entry, path, contents);
         warnings.extend(warning);
     }
     Ok(found.finish(set))

@@ -33,16 +33,28 @@ impl Props {
     }
 }
 
+/// What is known of a regular file's contents when its properties are made.
+#[derive(Clone, Copy)]
+pub(super) enum Contents<'a> {
+    /// Nothing: not a regular file.
+    None,
+    /// The file opened again (or why it was not), its type to be judged from it.
+    Opened(&'a Opened),
+    /// Its type as the store's own read judged it (`snapshot::seen`), and the file opened
+    /// again only when that type's properties are read from it.
+    Seen(Option<&'a str>, Option<&'a Opened>),
+}
+
 /// What stored entry `entry`, read from `path`, says of itself: `name`, `size` (bytes of
 /// regular files, the whole tree's for a directory), `mtime`, and for a directory its type;
-/// for a regular file its type and what its contents give, read from `file` ([`open`]). A
-/// warning when the contents could not be read as stored.
+/// for a regular file its type and what its contents give ([`Contents`], read from a file
+/// opened by [`open`]). A warning when the contents could not be read as stored.
 pub(super) fn of_entry(
     name: &str,
     size: u64,
     entry: &Entry,
     path: &Path,
-    file: Option<&Opened>,
+    contents: Contents<'_>,
 ) -> (Props, Option<Warning>) {
     let mut props = Props::default();
     props.put("name", Value::Text(name.to_string()));
@@ -55,25 +67,43 @@ pub(super) fn of_entry(
             message,
         })
     };
-    match (&entry.kind, file) {
-        (EntryKind::Dir { .. }, _) => props.put("type", Value::Text("inode/directory".into())),
-        (EntryKind::File { .. }, Some(Ok(file))) => {
-            let kind = crate::core::extract::mime(file);
-            let found = crate::core::extract::properties(file, kind.as_deref());
-            for (key, value) in found.props {
-                props.put(&key, value);
-            }
-            if let Some(n) = found.note {
-                note(n);
-            }
-            if let Some(kind) = kind {
-                props.put("type", Value::Text(kind));
-            }
+    match entry.kind {
+        EntryKind::Dir { .. } => {
+            props.put("type", Value::Text("inode/directory".into()));
+            return (props, warning);
         }
-        (EntryKind::File { .. }, Some(Err(why))) => note(format!(
-            "its properties were not read from its contents: {why}"
-        )),
-        _ => {}
+        EntryKind::File { .. } => {}
+        _ => return (props, warning),
+    }
+    let (kind, file) = match contents {
+        Contents::None => return (props, warning),
+        Contents::Opened(f) => (
+            f.as_ref().ok().and_then(crate::core::extract::mime),
+            Some(f),
+        ),
+        Contents::Seen(kind, f) => (kind.map(str::to_string), f),
+    };
+    let file = match file {
+        Some(Ok(f)) => Some(f),
+        Some(Err(why)) => {
+            note(format!(
+                "its properties were not read from its contents: {why}"
+            ));
+            None
+        }
+        None => None,
+    };
+    if let Some(file) = file {
+        let found = crate::core::extract::properties(file, kind.as_deref());
+        for (key, value) in found.props {
+            props.put(&key, value);
+        }
+        if let Some(n) = found.note {
+            note(n);
+        }
+    }
+    if let Some(kind) = kind {
+        props.put("type", Value::Text(kind));
     }
     (props, warning)
 }

@@ -18,12 +18,14 @@
 //! Within a bundle, a file whose bytes equal an earlier one's points at that one's slice.
 
 use super::file::{changed_while_read, FileDone};
+use super::seen::Seen;
 use super::Ctx;
 use crate::core::block::Kind;
 use crate::core::cpustat::{time, Stage};
 use crate::core::entry::Content;
 use crate::core::filecache::Stamp;
 use crate::core::fsys::Dir;
+use protocol::Key;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -68,6 +70,7 @@ struct Read {
     len: usize,
     xattrs: std::io::Result<Vec<crate::core::entry::Xattr>>,
     warning: Option<String>,
+    seen: Option<Seen>,
 }
 
 /// Reads the files of directory `dir` (their names and walk-time stamps) into one bundle and
@@ -86,7 +89,7 @@ pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<File
         }
     };
     let mut buf = Vec::with_capacity(files.iter().map(|(_, s)| s.size as usize).sum());
-    let mut seen: HashMap<blake3::Hash, (usize, usize)> = HashMap::new();
+    let mut seen: HashMap<Key, (usize, usize)> = HashMap::new();
     let mut read: Vec<Result<Read, String>> = Vec::with_capacity(files.len());
     for (name, stamp) in files {
         read.push(read_one(
@@ -141,6 +144,7 @@ fn done(r: Read, content: Content) -> FileDone {
         content,
         xattrs: r.xattrs,
         warning: r.warning,
+        seen: r.seen,
     }
 }
 
@@ -151,7 +155,7 @@ fn read_one(
     opened: std::io::Result<std::fs::File>,
     stamp: Stamp,
     buf: &mut Vec<u8>,
-    seen: &mut HashMap<blake3::Hash, (usize, usize)>,
+    seen: &mut HashMap<Key, (usize, usize)>,
 ) -> Result<Read, String> {
     let file = match opened {
         Ok(f) => f,
@@ -184,7 +188,12 @@ fn read_one(
     ctx.progress.add_bytes(got as u64);
     let xattrs = crate::core::meta::read_xattrs_of(&file);
     let warning = changed_while_read(&file, stamp, got < want);
-    let hash = time(Stage::Hash, || blake3::hash(&buf[start..]));
+    // The file's content id (what a chunk of its bytes alone would be keyed by) tells copies
+    // apart, and is what `ore import --each` lists the file by.
+    let hash = time(Stage::Hash, || {
+        ctx.repo.keys().key_of(Kind::Chunk as u8, &buf[start..])
+    });
+    let whole = (ctx.seen.is_some() && got == want).then(|| Seen::of(hash, &buf[start..]));
     let (start, len) = match seen.get(&hash) {
         Some(&(s, l)) if buf[s..s + l] == buf[start..] => {
             buf.truncate(start);
@@ -200,6 +209,7 @@ fn read_one(
         len,
         xattrs,
         warning,
+        seen: whole,
     })
 }
 

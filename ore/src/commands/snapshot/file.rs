@@ -7,6 +7,7 @@
 //! there are several. Sparse files are read region by region (`SEEK_DATA`/`SEEK_HOLE`); holes
 //! become pieces without data.
 
+use super::seen::{Seeing, Seen};
 use super::Ctx;
 use crate::core::block::{self, Compression, Kind};
 use crate::core::cpustat::{time, Stage};
@@ -34,6 +35,8 @@ pub(crate) enum FileDone {
         content: Content,
         xattrs: std::io::Result<Vec<crate::core::entry::Xattr>>,
         warning: Option<String>,
+        /// Its content id and type, when the run keeps them (`seen.rs`) and it was read whole.
+        seen: Option<Seen>,
     },
     /// Not stored, with the reason (the snapshot goes on without it).
     Failed(String),
@@ -78,6 +81,11 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     } else {
         Vec::new()
     };
+    // Seen only when read in one piece from its start: a file with holes is opened again.
+    let mut seeing = match (&ctx.seen, &regions[..]) {
+        (Some(_), [(0, len)]) if *len == size => Some(Seeing::new(ctx.repo.keys())),
+        _ => None,
+    };
     let mut pieces = Pieces::default();
     let mut pos = 0u64;
     let mut short = false;
@@ -89,7 +97,14 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
             }
         }
         let mut read = |b: &mut [u8], at: u64| file.read_at(b, at);
-        match read_region(ctx, &mut read, off, len, &mut comp, &mut pieces) {
+        match read_region(
+            ctx,
+            &mut read,
+            (off, len),
+            &mut comp,
+            &mut pieces,
+            seeing.as_mut(),
+        ) {
             Ok(n) => {
                 pos = off + n;
                 if n < len {
@@ -110,12 +125,21 @@ pub(crate) fn store(ctx: &Ctx, path: &Path, stamp: Stamp, blocks: u64) -> FileDo
     // Read before the check below, so that a change to them also shows in the ctime.
     let xattrs = crate::core::meta::read_xattrs_of(&file);
     let warning = changed_while_read(&file, stamp, short);
+    let seen = match (size, short) {
+        (0, _) if ctx.seen.is_some() => Some(Seen::of(
+            ctx.repo.keys().key_of(Kind::Chunk as u8, b""),
+            b"",
+        )),
+        (_, false) => seeing.and_then(Seeing::finish),
+        (_, true) => None,
+    };
     match pieces.finish(&mut TreeStore { ctx }) {
         Ok(content) => FileDone::Stored {
             size: pos,
             content,
             xattrs,
             warning,
+            seen,
         },
         Err(e) => FileDone::Fatal(e),
     }
@@ -131,6 +155,7 @@ fn catalogued(ctx: &Ctx, file: &File, stamp: Stamp) -> FileDone {
             content: Content::Catalogued { id: None },
             xattrs: crate::core::meta::read_xattrs_of(file),
             warning: None,
+            seen: None,
         };
     }
     let (id, size) = match time(Stage::Hash, || {
@@ -149,6 +174,7 @@ fn catalogued(ctx: &Ctx, file: &File, stamp: Stamp) -> FileDone {
         },
         xattrs: crate::core::meta::read_xattrs_of(file),
         warning: changed_while_read(file, stamp, size < stamp.size),
+        seen: None,
     }
 }
 
@@ -181,7 +207,14 @@ pub(super) fn store_stream(
     let mut pieces = Pieces::default();
     let mut comp = ctx.repo.compression();
     let mut read_at = |b: &mut [u8], _: u64| read(b);
-    let n = match read_region(ctx, &mut read_at, 0, u64::MAX, &mut comp, &mut pieces) {
+    let n = match read_region(
+        ctx,
+        &mut read_at,
+        (0, u64::MAX),
+        &mut comp,
+        &mut pieces,
+        None,
+    ) {
         Ok(n) => n,
         Err(RegionError::Io(e)) => return Err(StreamError::Read(e)),
         Err(RegionError::Fatal(e)) => return Err(StreamError::Store(e)),
@@ -201,14 +234,15 @@ pub(super) enum StreamError {
 /// Reads (through `read`, which reads at an offset) and stores `len` bytes at `off`; returns
 /// how many there were (fewer if the file shrank). The file's chunks are compressed with
 /// `comp`, which becomes the fastest level when the start of the file shows a format that is
-/// compressed already.
+/// compressed already. What is read is shown to `seeing`, when given (a region that is the
+/// whole file).
 fn read_region(
     ctx: &Ctx,
     read: &mut dyn FnMut(&mut [u8], u64) -> std::io::Result<usize>,
-    off: u64,
-    len: u64,
+    (off, len): (u64, u64),
     comp: &mut Compression,
     pieces: &mut Pieces,
+    mut seeing: Option<&mut Seeing>,
 ) -> Result<u64, RegionError> {
     let c = ctx.repo.format().chunker;
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
@@ -247,8 +281,13 @@ fn read_region(
         if filled == 0 {
             break Ok(stored);
         }
-        if off == 0 && stored == 0 && block::already_compressed(&buf[..filled]) {
-            *comp = comp.for_compressed_data();
+        if off == 0 && stored == 0 {
+            if block::already_compressed(&buf[..filled]) {
+                *comp = comp.for_compressed_data();
+            }
+            if let Some(s) = seeing.as_deref_mut() {
+                s.head(&buf[..filled]);
+            }
         }
         let (cuts, consumed) = time(Stage::Chunk, || {
             let mut cuts = Vec::new();
@@ -274,8 +313,15 @@ fn read_region(
             }
             (cuts, consumed)
         });
-        if let Err(e) = store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
-            break Err(RegionError::Fatal(e));
+        let keys = match store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
+            Ok(keys) => keys,
+            Err(e) => break Err(RegionError::Fatal(e)),
+        };
+        if let Some(s) = seeing.as_deref_mut() {
+            // A file that is one chunk has that chunk's key as its id: not hashed again.
+            let whole =
+                (stored == 0 && at_end && consumed == filled && keys.len() == 1).then(|| keys[0]);
+            time(Stage::Hash, || s.read(&buf[..consumed], whole));
         }
         ctx.progress.add_bytes(consumed as u64);
         stored += consumed as u64;
@@ -301,14 +347,14 @@ fn keep(buf: Vec<u8>) {
 }
 
 /// Hashes the chunks `cuts` of `data`, stores those the archive lacks (compressed with
-/// `comp`), and adds them as pieces.
+/// `comp`), and adds them as pieces: their keys.
 fn store_chunks(
     ctx: &Ctx,
     data: &[u8],
     cuts: &[(usize, usize)],
     comp: Compression,
     pieces: &mut Pieces,
-) -> crate::Result<()> {
+) -> crate::Result<Vec<Key>> {
     // Timed per chunk: the pool's other threads hash some of them.
     let keys_of = |&(o, l): &(usize, usize)| {
         time(Stage::Hash, || {
@@ -346,8 +392,9 @@ fn store_chunks(
                 },
             )?;
         }
-        Ok(())
-    })
+        Ok::<_, Error>(())
+    })?;
+    Ok(keys)
 }
 
 /// Asks the archive which of the chunks `cuts` of `data` (their keys `keys`) it lacks, and

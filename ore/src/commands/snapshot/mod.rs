@@ -25,6 +25,7 @@ mod file;
 mod links;
 pub mod local;
 pub mod rules;
+pub mod seen;
 pub mod stream;
 mod threads;
 mod walk;
@@ -93,6 +94,9 @@ pub struct SnapshotOptions {
     /// events, complete): a directory with no change at or below it, found unchanged in the
     /// file cache, is taken from there without being walked. `None`: walk everything.
     pub changed: Option<Arc<Changed>>,
+    /// Keep each regular file's content id and type as the store reads it, for an object
+    /// made of each file (`ore import --each`; [`Stored::seen`], `seen.rs`).
+    pub see_files: bool,
 }
 
 /// What a snapshot run produced.
@@ -120,6 +124,8 @@ pub(crate) struct Ctx<'r> {
     pub stop: AtomicBool,
     pub fatal: Mutex<Option<Error>>,
     pub progress: Arc<Progress>,
+    /// The files seen whole, when the options ask for them.
+    pub seen: Option<seen::Collector>,
 }
 
 impl Ctx<'_> {
@@ -184,6 +190,8 @@ pub(crate) struct Stored {
     pub parent: Option<Key>,
     pub lease: Option<Lease>,
     pub(crate) done: Done,
+    /// What the store saw of each file it read whole, when the options asked for it.
+    pub seen: seen::SeenFiles,
 }
 
 /// Stores the tree of `opts.paths` (or its streams) under a lease, as a snapshot does before
@@ -241,7 +249,7 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
     };
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
-    let ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
+    let mut ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
     let kept = match opts.stream.is_empty() {
         false => (opts.stream.iter())
@@ -250,10 +258,16 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
         true => paths,
     };
     let snap = snapshot_of(&ctx, root, time, &kept);
+    let seen = ctx
+        .seen
+        .take()
+        .map(seen::Collector::take)
+        .unwrap_or_default();
     Ok(Stored {
         snap,
         parent,
         lease,
+        seen,
         done: Done {
             started,
             reflog_head,
@@ -370,6 +384,7 @@ fn new_ctx<'r>(
         stop: AtomicBool::new(false),
         fatal: Mutex::new(None),
         progress,
+        seen: opts.see_files.then(seen::Collector::default),
     })
 }
 

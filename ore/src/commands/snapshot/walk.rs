@@ -411,7 +411,7 @@ impl Walk<'_, '_> {
             w.put_dir(abs_bytes, &kept)?;
             for (name, gone) in rows {
                 if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
-                    w.forget_tree(&join_abs(abs_bytes, name))?;
+                    w.forget_tree(&crate::core::util::join_path(abs_bytes, name))?;
                 }
             }
         }
@@ -602,15 +602,6 @@ impl Walk<'_, '_> {
             }
         }
     }
-}
-
-fn join_abs(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = dir.to_vec();
-    if v.last() != Some(&b'/') {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
 }
 
 fn cached_tree(c: &Option<Cached>) -> Option<Key> {

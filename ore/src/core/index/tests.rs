@@ -157,6 +157,34 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Keys that share long beginnings, end in zeros or are cut short: the order made from
+    /// their first 16 bytes is the order of the bytes, and of one key the last change stays.
+    #[test]
+    fn changes_sort_as_their_bytes_and_the_last_of_a_key_stays(
+        changes in prop::collection::vec(
+            (prop::collection::vec(prop::sample::select(vec![0u8, 1, 255]), 0..24), any::<u8>()),
+            0..300,
+        )
+    ) {
+        let changes: Vec<Change> = (changes.into_iter())
+            .map(|(mut k, v)| {
+                // Most keys share their first 15 bytes, so the tie-break decides.
+                if v % 2 == 0 {
+                    k.splice(0..0, [7u8; 15]);
+                }
+                (k, Some(vec![v]))
+            })
+            .collect();
+        let mut model = BTreeMap::new();
+        for (k, v) in &changes {
+            model.insert(k.clone(), v.clone());
+        }
+        let want: Vec<Change> = model.into_iter().collect();
+        prop_assert_eq!(last_of_each(changes), want);
+    }
+}
+
 fn item(k: &str) -> Item {
     Item {
         key: k.as_bytes().to_vec(),

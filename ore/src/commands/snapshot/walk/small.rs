@@ -87,7 +87,11 @@ impl Walk<'_, '_> {
                 content,
                 xattrs,
                 warning,
+                seen,
             } => {
+                if let (Some(c), Some(s)) = (&ctx.seen, seen) {
+                    c.add(rel_of(ctx, abs), s);
+                }
                 entry.kind = EntryKind::File { size, content };
                 entry.xattrs = match xattrs {
                     Ok(x) => x,
