@@ -185,6 +185,13 @@ proptest! {
     }
 }
 
+#[test]
+fn a_leaf_encoded_from_borrowed_entries_has_the_bytes_of_one_that_owns_them() {
+    let items: Vec<Item> = ["a", "bb", "ccc"].iter().map(|k| item(k)).collect();
+    let borrowed = encode(&LeafRef { items: &items });
+    assert_eq!(borrowed, encode(&Leaf { items }));
+}
+
 fn item(k: &str) -> Item {
     Item {
         key: k.as_bytes().to_vec(),
