@@ -19,11 +19,17 @@ pub fn import(ore: &Ore, args: &[&str]) -> String {
     ore.run(&all).expect(0, "import").stdout.trim().to_string()
 }
 
+/// Output of `--json` that lists things: one document per line.
+pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    (out.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// The keys `ore search --json TAG QUERY` gives, sorted.
 pub fn found(ore: &Ore, tag: &str, query: &str) -> Vec<String> {
     let r = ore.run(&["--json", "search", tag, query]).expect(0, query);
-    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    let mut keys: Vec<String> = (v.as_array().expect("a list").iter())
+    let mut keys: Vec<String> = (json_lines(&r.stdout).iter())
         .map(|h| h["key"].as_str().expect("key").to_string())
         .collect();
     keys.sort();

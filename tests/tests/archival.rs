@@ -261,10 +261,28 @@ fn a_replaced_object_leaves_the_searches_and_its_successor_names_it() {
         ],
     );
     assert_eq!(found(&ore, "papers", "title~paper"), vec![v2.clone()]);
+    // Without a query, every current object: the new version alone, from the index and
+    // through the search cache alike.
+    let mut other = vec![import(&ore, &["papers", p.join("v1").to_str().unwrap()])];
+    other.push(v2.clone());
+    other.sort();
+    for args in [
+        &["search", "papers"][..],
+        &["search", "papers", "--no-cache"],
+    ] {
+        let r = ore
+            .run(&[&["--json"][..], args].concat())
+            .expect(0, "search");
+        let mut keys: Vec<String> = (ore_tests::archival::json_lines(&r.stdout).iter())
+            .map(|h| h["key"].as_str().expect("key").to_string())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, other, "{args:?}");
+    }
     let tags = ore.run(&["tags"]).expect(0, "tags").stdout;
     assert!(
-        tags.contains("archive tag: 1 object(s)"),
-        "one current object: {tags}"
+        tags.contains("archive tag: 2 object(s)"),
+        "two current objects: {tags}"
     );
     // The old object is still stored: gc keeps it through the new one's parent link.
     ore.run(&["gc"]).expect(0, "gc");
@@ -662,4 +680,64 @@ fn a_photo_and_a_song_are_found_by_what_their_exif_and_tags_say_and_set_wins() {
         v["props"]["camera"].is_null() && v["props"]["size"].as_i64() == Some(30),
         "{v}"
     );
+}
+
+#[test]
+fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
+    let (ore, d) = Ore::local();
+    tree(&d.path().join("a"), &[("x.txt", "x")]);
+    let a = d.path().join("a");
+    let r = ore
+        .run(&[
+            "import",
+            "docs",
+            a.to_str().unwrap(),
+            "--set",
+            "titel=Draft",
+            "--set",
+            "rating=4",
+        ])
+        .expect(0, "import");
+    assert!(
+        r.stderr
+            .contains("`titel` is a new property key on archive tag docs (did you mean `title`?)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("`rating` is a new property key on archive tag docs\n"),
+        "{}",
+        r.stderr
+    );
+    // Known to the tag now: no note for it, and a near miss of it is pointed at it.
+    let r = (ore.run(&[
+        "import",
+        "docs",
+        a.to_str().unwrap(),
+        "--set",
+        "rating=5",
+        "--set",
+        "ratng=1",
+    ]))
+    .expect(0, "import");
+    assert!(!r.stderr.contains("`rating` is"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("(did you mean `rating`?)"),
+        "{}",
+        r.stderr
+    );
+    // `props --set` says so too; the vocabulary's own keys never.
+    let key = r.stdout.trim().to_string();
+    let r = ore
+        .run(&["props", &key, "--set", "title=Final", "--set", "creatr=me"])
+        .expect(0, "props");
+    assert!(
+        r.stderr.contains(
+            "`creatr` is a new property key on archive tag docs (did you mean `creator`?)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("`title`"), "{}", r.stderr);
 }

@@ -74,6 +74,36 @@ fn explore_shows_an_archive_tag_by_key_and_by_property_narrowed_level_by_level()
 }
 
 #[test]
+fn explore_info_inside_an_object_describes_the_object_not_a_snapshot_made_of_it() {
+    let (ore, d, keys) = music();
+    // A new version of the nocturne: its info names the version it replaces.
+    let newer = import(
+        &ore,
+        &[
+            "music",
+            d.path().join("nocturne").to_str().unwrap(),
+            "--replace",
+            &keys[2],
+            "--set",
+            "title=Nocturne in E-flat",
+        ],
+    );
+    let r = ore.explore(
+        &format!("info music/by-key/{newer}\ninfo music/by-key/{newer}/score.txt\n"),
+        None,
+    );
+    assert_eq!(r.stderr, "", "{}", r.stderr);
+    let want = ore.run(&["props", &newer]).expect(0, "props").stdout;
+    // The same description as `ore props`, for the object and for a file inside it.
+    assert_eq!(r.stdout, format!("{want}{want}"));
+    assert!(want.contains(&format!("replaces  {}", keys[2])), "{want}");
+    assert!(want.contains("title     Nocturne in E-flat"), "{want}");
+    // A snapshot's info is as before.
+    let r = ore.explore("info home/current\n", None);
+    assert!(r.stdout.starts_with("snapshot  "), "{}", r.stdout);
+}
+
+#[test]
 fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
     assert!(
         tool(&["fusermount3", "-V"]).code == 0,
@@ -129,6 +159,17 @@ fn a_mounted_archive_tag_lists_objects_by_property_and_find_reads_them() {
         assert!(r.is_err(), "a name bach does not list");
     }
     let by = mnt.join("music/by-creator");
+    // Regression: an archive tag's directories showed 1970 as their time; they show when
+    // its head was made (this test's imports, moments ago).
+    for dir in [mnt.join("music"), by.clone(), mnt.join("music/by-key")] {
+        let t = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let age = std::time::SystemTime::now()
+            .duration_since(t)
+            .expect("not ahead");
+        assert!(age.as_secs() < 3600, "{}: {age:?} old", dir.display());
+    }
     let mut creators: Vec<String> = std::fs::read_dir(&by)
         .expect("by-creator lists")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -12,8 +12,7 @@ fn located(ore: &Ore, args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["--json", "search"];
     all.extend_from_slice(args);
     let r = ore.run(&all).expect(0, &args.join(" "));
-    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    v.as_array().expect("a list").clone()
+    ore_tests::archival::json_lines(&r.stdout)
 }
 
 /// `(tag, where it was, stored?)` of each file found, sorted.
@@ -275,8 +274,11 @@ fn bad_catalogue_and_search_arguments_are_refused_by_name() {
         .run(&["search", "nosuch", "--name", "a.txt"])
         .expect(1, "no such tag");
     assert!(r.stderr.contains("nosuch"), "{}", r.stderr);
-    let r = ore.run(&["search", "disks"]).expect(1, "no query");
-    assert!(r.stderr.contains("QUERY"), "{}", r.stderr);
+    // Without a query, every current object; without a tag either, the usage.
+    let r = ore.run(&["search", "disks"]).expect(0, "no query");
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    let r = ore.run(&["search"]).expect(1, "no tag");
+    assert!(r.stderr.contains("TAG [QUERY]"), "{}", r.stderr);
 }
 
 /// The files `ore --json diff A B` says differ by content.

@@ -1,7 +1,7 @@
 //! `ore import --each`: one object per regular file of a directory, from one stored tree,
 //! filed at once.
 
-use ore_tests::archival::{dir_size, found, import, props_json, tree};
+use ore_tests::archival::{dir_size, found, import, json_lines, props_json, tree};
 use ore_tests::ore::{Ore, Run};
 
 #[test]
@@ -100,8 +100,7 @@ fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
 fn by_contents(ore: &Ore, tag: &str, file: &std::path::Path) -> Vec<(String, String)> {
     let r = (ore.run(&["--json", "search", tag, "--file", file.to_str().unwrap()]))
         .expect(0, "search --file");
-    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    let mut out: Vec<(String, String)> = (v.as_array().expect("a list").iter())
+    let mut out: Vec<(String, String)> = (json_lines(&r.stdout).iter())
         .map(|f| {
             let s = |k: &str| f[k].as_str().expect(k).to_string();
             (s("object"), s("path"))

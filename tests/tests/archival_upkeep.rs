@@ -140,7 +140,7 @@ fn sync_copies_archive_tags_as_stored_between_archives_sharing_keys_and_re_encry
         .run(&["--json", "search", "docs", "title~another"])
         .expect(0, "search")
         .stdout;
-    let v: serde_json::Value = serde_json::from_str(key.trim()).expect("json");
+    let v = ore_tests::archival::json_lines(&key);
     let key = v[0]["key"].as_str().expect("key").to_string();
     ore.run(&["props", &key, "--set", "title=Renamed"])
         .expect(0, "a new version");
@@ -259,7 +259,7 @@ fn long_tag_values_a_file_s_own_mtime_and_a_browsable_archive_beside_an_archive_
 }
 
 #[test]
-fn an_object_prefix_that_names_two_objects_on_any_tags_is_refused() {
+fn an_object_prefix_shorter_than_six_digits_is_refused_whether_it_names_one_object_or_two() {
     let (ore, d) = Ore::local();
     let p = d.path();
     std::fs::create_dir_all(p.join("x")).expect("mkdir");
@@ -273,13 +273,17 @@ fn an_object_prefix_that_names_two_objects_on_any_tags_is_refused() {
         .find(|k| keys.iter().filter(|o| o[..1] == k[..1]).count() > 1)
         .map(|k| k[..1].to_string())
         .expect("pigeonholes");
+    // Regression: `ore props` took two digits, and named whichever object came first.
+    let five = keys[0][..5].to_string();
     for args in [
         vec!["props", &shared],
         vec!["props", &shared, "--set", "comment=x"],
+        vec!["props", &five],
+        vec!["props", &five, "--set", "comment=x"],
     ] {
         let r = ore.run(&args);
         assert!(
-            r.code == 1 && r.stderr.contains("names more than one object"),
+            r.code == 1 && r.stderr.contains("give 6 or more"),
             "{args:?}: {}",
             r.stderr
         );
@@ -289,6 +293,8 @@ fn an_object_prefix_that_names_two_objects_on_any_tags_is_refused() {
         tags.contains("archive tag: 9 object(s)") && tags.contains("archive tag: 8 object(s)"),
         "{tags}"
     );
+    let shown = ore.run(&["props", &keys[0][..6]]).expect(0, "props").stdout;
+    assert!(shown.contains(&keys[0]), "{shown}");
 }
 
 #[test]

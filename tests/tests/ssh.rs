@@ -247,8 +247,10 @@ fn lanes_over_ssh_reach_the_attach_point_through_a_forwarding() {
 /// Regression: a run that ended while its lanes were still being set up left the forwarded
 /// socket (`PID-N.lanes`) behind in the private directory — the lanes thread removed it only
 /// once the lanes had connected, and a process that exited first never got there (seen on a
-/// slow CI machine after a short restore). Here ssh takes two seconds over setting up the
-/// forwarding, so every run ends while it does; none may leave the socket behind.
+/// slow CI machine after a short restore). Here ssh takes six seconds over setting up the
+/// forwarding, so every run ends while it does; none may leave the socket behind. (Two
+/// seconds were too few on a machine busy with the whole suite: a restore took 2.6 s and
+/// its lanes came up before it ended.)
 #[test]
 fn a_run_that_ends_while_its_lanes_open_leaves_no_socket() {
     let d = scratch();
@@ -261,7 +263,7 @@ fn a_run_that_ends_while_its_lanes_open_leaves_no_socket() {
     let ssh = wrappers.join("ssh");
     std::fs::write(
         &ssh,
-        "#!/bin/sh\ncase \" $* \" in\n*\" -O forward \"*) ssh \"$@\"; rc=$?; sleep 2; exit $rc;;\n\
+        "#!/bin/sh\ncase \" $* \" in\n*\" -O forward \"*) ssh \"$@\"; rc=$?; sleep 6; exit $rc;;\n\
          esac\nexec ssh \"$@\"\n",
     )
     .unwrap();

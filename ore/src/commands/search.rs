@@ -126,6 +126,7 @@ type Types = std::collections::HashMap<String, Type>;
 impl Searcher<'_> {
     fn eval(&self, q: &Query) -> Result<BTreeSet<Key>> {
         Ok(match q {
+            Query::All => self.current()?,
             Query::Term(t) => self.term(t)?,
             Query::And(qs) => {
                 // Equalities first (one short scan each), then: while the objects left are
@@ -328,6 +329,7 @@ fn validate(q: &Query, types: &Types) -> Result<()> {
         }
         Query::And(qs) | Query::Or(qs) => qs.iter().try_for_each(|q| validate(q, types)),
         Query::Not(q) => validate(q, types),
+        Query::All => Ok(()),
     }
 }
 
@@ -355,6 +357,7 @@ fn check(o: &Object, q: &Query, types: &Types) -> Result<bool> {
             false
         }
         Query::Not(q) => !check(o, q, types)?,
+        Query::All => true,
     })
 }
 

@@ -50,6 +50,12 @@ fn matching(repo: &Repo, head: Option<&Head>, spec: &str) -> Result<Vec<Key>> {
     if spec.is_empty() || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
+    // As for a snapshot (`core::spec`): two digits would name whichever object came first.
+    if spec.len() < 6 {
+        return Err(Error::Usage(format!(
+            "`{spec}` is too short for an object key: give 6 or more of its hex digits"
+        )));
+    }
     let spec = spec.to_ascii_lowercase();
     let index = head.and_then(|h| h.index.as_ref());
     let even = hex::decode(&spec[..spec.len() & !1]).map_err(|_| bad())?;

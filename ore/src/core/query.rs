@@ -58,6 +58,8 @@ pub struct Term {
 /// long flat query is a wide node, never a deep chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
+    /// Every current object (`ore search TAG` without a query; no text parses to it).
+    All,
     Term(Term),
     And(Vec<Query>),
     Or(Vec<Query>),

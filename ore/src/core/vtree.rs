@@ -312,6 +312,17 @@ impl<'r> VTree<'r> {
         }
     }
 
+    /// The archive tag and object key of a node inside an object's tree (its root included);
+    /// `None` for anything else.
+    pub fn object_of(&self, node: &VNode) -> Option<(String, Key)> {
+        match node {
+            VNode::Entry { tag, snapshot, .. } if self.head(tag).is_some() => {
+                snapshot.parse::<Key>().ok().map(|k| (tag.clone(), k))
+            }
+            _ => None,
+        }
+    }
+
     /// The file entry a hard link names (from the snapshot's root), or the entry itself.
     pub fn resolve_hardlink(&self, node: &VNode) -> Result<Entry> {
         let VNode::Entry {

@@ -93,12 +93,16 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
     if let Some(w) = wanted {
         return locate(env, a.tag.as_deref(), &w);
     }
-    let (Some(tag), Some(text)) = (a.tag, a.query) else {
+    let Some(tag) = a.tag else {
         return Err(anyhow!(
-            "search takes TAG QUERY (or --file PATH / --name NAME): see `ore search --help`"
+            "search takes TAG [QUERY] (or --file PATH / --name NAME): see `ore search --help`"
         ));
     };
-    let query = ore::core::query::parse(&text).map_err(|e| anyhow!("query: {e}"))?;
+    // Without a query, every current object of the tag.
+    let query = match a.query {
+        None => ore::core::query::Query::All,
+        Some(text) => ore::core::query::parse(&text).map_err(|e| anyhow!("query: {e}"))?,
+    };
     let repo = env.open_brief()?;
     let cache = if a.no_cache { None } else { env.cache_dir() };
     let hits = ore::commands::search::search(&repo, &tag, &query, cache.as_deref())?;
@@ -109,19 +113,17 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
         }
     }
     if env.global.json {
-        // One array, written a piece at a time: a search that finds a million objects
-        // would otherwise hold their JSON whole besides the hits.
-        let mut piece = String::from("[");
-        for (i, h) in hits.iter().enumerate() {
-            if i > 0 {
-                piece.push(',');
-            }
+        // One document per line, as every list is (`--json`), written a piece at a time: a
+        // search that finds a million objects would otherwise hold their JSON whole besides
+        // the hits.
+        let mut piece = String::new();
+        for h in &hits {
             piece.push_str(&hit_json(&h.key, &h.summary).to_string());
+            piece.push('\n');
             if piece.len() >= 1 << 16 {
                 out(&std::mem::take(&mut piece))?;
             }
         }
-        piece.push_str("]\n");
         out(&piece)?;
     } else {
         for h in &hits {
@@ -145,9 +147,8 @@ fn locate(env: &Env, tag: Option<&str>, wanted: &ore::commands::locate::Wanted) 
     let repo = env.open_brief()?;
     let found = ore::commands::locate::locate(&repo, tag, wanted)?;
     if env.global.json {
-        env.json(&json!(found
-            .iter()
-            .map(|f| json!({
+        for f in &found {
+            env.json(&json!({
                 "tag": f.tag,
                 "object": f.object.to_hex(),
                 "path": show(&f.path),
@@ -157,8 +158,8 @@ fn locate(env: &Env, tag: Option<&str>, wanted: &ore::commands::locate::Wanted) 
                     "name": v.name, "label": v.label, "uuid": v.uuid, "mount": v.mount,
                     "device": v.device, "fs": v.fs, "model": v.model,
                 })),
-            }))
-            .collect::<Vec<_>>()))?;
+            }))?;
+        }
     } else {
         for f in &found {
             let place = match &f.catalogue {
@@ -211,6 +212,13 @@ pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
         out(&format!("{}\n", key.to_hex()))?;
         return Ok(Done::Clean);
     }
+    out(&object_text(&tag, &key, &o))?;
+    Ok(Done::Clean)
+}
+
+/// What `ore props` (and explore's `info`) says of object `key` on `tag`: where it came
+/// from, what it replaces, and its properties.
+pub fn object_text(tag: &str, key: &protocol::Key, o: &ore::core::archival::Object) -> String {
     let mut text = format!(
         "object    {}\ntag       {tag}\nimported  {} by {}@{} from {}\n",
         key.to_hex(),
@@ -237,8 +245,7 @@ pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
         };
         text.push_str(&format!("{:<9} {v}\n", p.key));
     }
-    out(&text)?;
-    Ok(Done::Clean)
+    text
 }
 
 fn hit_json(key: &protocol::Key, s: &Summary) -> serde_json::Value {

@@ -125,6 +125,9 @@ impl Shell<'_> {
                 return out(&format!("tag {tag}: {snapshots} snapshot(s)\n"));
             }
             Info::Snapshot(s) => s,
+            Info::Object { tag, key, object } => {
+                return out(&crate::archival::object_text(&tag, &key, &object));
+            }
         };
         let snap = &s.snapshot;
         let mut text = format!(

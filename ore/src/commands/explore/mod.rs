@@ -87,6 +87,12 @@ pub enum Info {
     Tag { tag: String, snapshots: usize },
     /// The snapshot the path is in.
     Snapshot(Named),
+    /// The archive object the path is in, on its archive tag.
+    Object {
+        tag: String,
+        key: protocol::Key,
+        object: Box<crate::core::archival::Object>,
+    },
 }
 
 /// What `get PATH [DEST]` restores: the snapshot, the path inside it, and where to.
@@ -295,9 +301,18 @@ impl<'r> Explorer<'r> {
         })
     }
 
-    /// What `info PATH` shows: the snapshot the path is in, or the tag it names.
+    /// What `info PATH` shows: the snapshot or archive object the path is in, or the tag it
+    /// names.
     pub fn info(&self, path: &str) -> Result<Info> {
         let node = top(&self.resolve(path, true)?);
+        if let Some((tag, key)) = self.tree.object_of(&node) {
+            let object = self.tree.repo.get(key, crate::core::block::Kind::Object)?;
+            return Ok(Info::Object {
+                tag,
+                key,
+                object: Box::new(object),
+            });
+        }
         if let Some(s) = self.tree.snapshot_of(&node)? {
             return Ok(Info::Snapshot(s));
         }

@@ -146,13 +146,19 @@ impl OreFs {
                 a.size = target.len() as u64;
                 (a, None)
             }
-            MNode::V(VNode::Root | VNode::Archive { .. }) => (self.dir_attr(ino, UNIX_EPOCH), None),
+            MNode::V(VNode::Root) => (self.dir_attr(ino, UNIX_EPOCH), None),
+            // An archive tag and its places show when its head was made.
+            MNode::V(VNode::Archive { tag, .. }) => {
+                let made = self.tree.archive_made(tag).map_or(UNIX_EPOCH, time);
+                (self.dir_attr(ino, made), None)
+            }
             MNode::V(VNode::Tag(t)) => {
-                let newest = self
-                    .tree
-                    .chain(t)?
-                    .first()
-                    .map_or(UNIX_EPOCH, |s| time(s.snapshot.time));
+                let newest = match self.tree.archive_made(t) {
+                    Some(made) => time(made),
+                    None => {
+                        (self.tree.chain(t)?.first()).map_or(UNIX_EPOCH, |s| time(s.snapshot.time))
+                    }
+                };
                 (self.dir_attr(ino, newest), None)
             }
             MNode::V(v @ VNode::Entry { entry, .. }) => {

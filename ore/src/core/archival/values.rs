@@ -185,6 +185,9 @@ pub fn settle(
 ) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::with_capacity(set.len());
     for s in set {
+        if known_type(&s.key).is_none() && !recorded.contains_key(&s.key) {
+            new_key(&s.key, tag, recorded);
+        }
         let value = match (recorded.get(&s.key), &s.value) {
             (Some(&ty), Value::Text(raw)) if s.by_default && ty != Type::Text => {
                 typed(&s.key, ty, raw).map_err(|why| {
@@ -205,6 +208,24 @@ pub fn settle(
         out.push((s.key.clone(), value));
     }
     Ok(out)
+}
+
+/// Says that `key` is new on archive tag `tag` (neither in the vocabulary nor among the keys
+/// `recorded` there), and which known key it may be a misspelling of: a `--set titel=…`
+/// would otherwise file a property no `title` search finds, silently.
+fn new_key(key: &str, tag: &str, recorded: &std::collections::HashMap<String, Type>) {
+    let known = (VOCABULARY.iter().map(|(k, _)| *k)).chain(recorded.keys().map(String::as_str));
+    let near = known
+        .map(|k| (strsim::damerau_levenshtein(key, k), k))
+        .filter(|&(d, k)| d <= 2 && d < k.len())
+        .min();
+    let hint = match near {
+        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    };
+    protocol::log::info(&format!(
+        "`{key}` is a new property key on archive tag {tag}{hint}"
+    ));
 }
 
 /// The `t` entry that records property `key`'s type on a tag.

@@ -43,6 +43,12 @@ impl VTree<'_> {
         head
     }
 
+    /// When archive tag `tag`'s head was made (`None`: a snapshot tag): the time its
+    /// directories show, as a snapshot tag's show its newest snapshot's.
+    pub fn archive_made(&self, tag: &str) -> Option<i64> {
+        self.head(tag).map(|h| h.made_ns)
+    }
+
     /// Object `key` of archive tag `tag` as a named snapshot of its tree.
     pub(super) fn object(&self, tag: &str, key: Key) -> Result<Named> {
         let node = crate::core::objects::object_node(self.repo, tag, key)?;

@@ -62,7 +62,8 @@ pub struct SearchArgs {
     /// The archive tag to search (with --file or --name: every archive tag when left out).
     pub tag: Option<String>,
     /// The query, e.g. `creator=Bach and date>=2019-01-01`, `tags:holiday`,
-    /// `title~"sonata"`; `and`, `or`, `not` and parentheses combine terms.
+    /// `title~"sonata"`; `and`, `or`, `not` and parentheses combine terms. Without one,
+    /// every current object of the tag.
     pub query: Option<String>,
     /// Where is this file? Every stored or catalogued copy of its bytes.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["query", "name"])]
