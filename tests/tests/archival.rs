@@ -727,6 +727,25 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
         "{}",
         r.stderr
     );
+    // With `titel` recorded, `titl` is as near to it as to `title`: the vocabulary's key is
+    // the guess; and a key given twice is noted once.
+    let r = (ore.run(&[
+        "import",
+        "docs",
+        a.to_str().unwrap(),
+        "--set",
+        "titl=1",
+        "--set",
+        "TITL=2",
+    ]))
+    .expect(0, "import");
+    assert_eq!(
+        r.stderr.matches("`titl` is a new property key").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("(did you mean `title`?)"), "{}", r.stderr);
     // `props --set` says so too; the vocabulary's own keys never.
     let key = r.stdout.trim().to_string();
     let r = ore
@@ -740,4 +759,33 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
         r.stderr
     );
     assert!(!r.stderr.contains("`title`"), "{}", r.stderr);
+}
+
+/// Regression (attack review): a file whose name is not UTF-8, imported alone, was looked up
+/// in its stored tree by the name's lossy text, missed, and given the type and time of the
+/// directory made around it.
+#[test]
+fn a_file_whose_name_is_not_utf8_gets_its_own_type_and_time_when_imported_alone() {
+    use std::os::unix::ffi::OsStrExt;
+    let (ore, d) = Ore::local();
+    let file = d
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"bad\xff\xfename"));
+    std::fs::write(&file, "plain words\n").expect("write");
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(when))
+        .expect("mtime");
+    let r = Run::of(
+        ore.cmd(&["import", "odd"])
+            .arg(&file)
+            .output()
+            .expect("ore"),
+    );
+    let key = r.expect(0, "import").stdout.trim().to_string();
+    let p = props_json(&ore, &key);
+    assert_eq!(p["props"]["type"], "text/plain", "{p}");
+    assert_eq!(p["props"]["mtime"], "2017-07-14 02:40:00", "{p}");
 }

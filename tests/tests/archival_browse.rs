@@ -98,6 +98,10 @@ fn explore_info_inside_an_object_describes_the_object_not_a_snapshot_made_of_it(
     assert_eq!(r.stdout, format!("{want}{want}"));
     assert!(want.contains(&format!("replaces  {}", keys[2])), "{want}");
     assert!(want.contains("title     Nocturne in E-flat"), "{want}");
+    // The tag's own info counts its objects (it said "0 snapshot(s)").
+    let r = ore.explore("info music\ninfo music/by-creator\n", None);
+    let line = "archive tag music: 3 current object(s), 4 with the versions they replaced\n";
+    assert_eq!(r.stdout, line.repeat(2), "{}", r.stderr);
     // A snapshot's info is as before.
     let r = ore.explore("info home/current\n", None);
     assert!(r.stdout.starts_with("snapshot  "), "{}", r.stdout);

@@ -272,3 +272,45 @@ fn explore_fed_a_line_that_never_ends_is_refused_with_bounded_memory() {
     );
     assert!(m.peak_kib < MODEST_KIB, "peak {} KiB", m.peak_kib);
 }
+
+/// Regression (attack review): with chunks of up to 16 MiB, a file of more than 8 MiB with no
+/// cut in its first 8 MiB (zeros) was read again and again for ever — the read window held no
+/// chunk that ended before it — by `ore snapshot` and `ore import` alike, at full CPU.
+#[test]
+fn a_file_with_no_cut_in_a_read_window_smaller_than_the_largest_chunk_is_stored_not_read_for_ever()
+{
+    let d = scratch();
+    let o = Ore::new(d.path().join("archive").to_str().unwrap());
+    (o.run(&[
+        "init",
+        "--chunk-min",
+        "1M",
+        "--chunk-avg",
+        "4M",
+        "--chunk-max",
+        "16M",
+    ]))
+    .expect(0, "init");
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).expect("mkdir");
+    // Zeros past a window, and past the largest chunk; random bytes for the rest.
+    std::fs::write(src.join("zeros"), vec![0u8; (8 << 20) + 1]).expect("write");
+    std::fs::write(src.join("more-zeros"), vec![0u8; (40 << 20) + 3]).expect("write");
+    for args in [
+        &["snapshot", "t", src.to_str().unwrap()][..],
+        &["import", "docs", src.to_str().unwrap(), "--each"],
+    ] {
+        let m = run_measured(o.cmd(args), Duration::from_secs(120));
+        assert_eq!(m.run.code, 0, "{args:?} ({:?}): {}", m.took, m.run.stderr);
+    }
+    let out = d.path().join("out");
+    o.restore("t", &out).expect(0, "restore");
+    for name in ["zeros", "more-zeros"] {
+        let a = std::fs::read(src.join(name)).expect("source");
+        assert!(
+            a == std::fs::read(out.join(name)).expect("restored"),
+            "{name}"
+        );
+    }
+    o.run(&["check", "--read-data"]).expect(0, "check");
+}

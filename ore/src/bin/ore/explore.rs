@@ -124,6 +124,15 @@ impl Shell<'_> {
             Info::Tag { tag, snapshots } => {
                 return out(&format!("tag {tag}: {snapshots} snapshot(s)\n"));
             }
+            Info::ArchiveTag {
+                tag,
+                objects,
+                current,
+            } => {
+                return out(&format!(
+                    "archive tag {tag}: {current} current object(s), {objects} with the versions they replaced\n"
+                ));
+            }
             Info::Snapshot(s) => s,
             Info::Object { tag, key, object } => {
                 return out(&crate::archival::object_text(&tag, &key, &object));

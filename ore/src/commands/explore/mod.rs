@@ -85,6 +85,12 @@ pub enum About {
 pub enum Info {
     /// A tag and how many snapshots its chain holds.
     Tag { tag: String, snapshots: usize },
+    /// An archive tag, with how many objects it lists and how many are current.
+    ArchiveTag {
+        tag: String,
+        objects: u64,
+        current: u64,
+    },
     /// The snapshot the path is in.
     Snapshot(Named),
     /// The archive object the path is in, on its archive tag.
@@ -316,9 +322,17 @@ impl<'r> Explorer<'r> {
         if let Some(s) = self.tree.snapshot_of(&node)? {
             return Ok(Info::Snapshot(s));
         }
-        let VNode::Tag(t) = &node else {
-            return Err(ExploreError::NotInSnapshot);
+        let t = match &node {
+            VNode::Tag(t) | VNode::Archive { tag: t, .. } => t,
+            _ => return Err(ExploreError::NotInSnapshot),
         };
+        if let Some((objects, current)) = self.tree.archive_counts(t) {
+            return Ok(Info::ArchiveTag {
+                tag: t.clone(),
+                objects,
+                current,
+            });
+        }
         let snapshots = self.tree.chain(t)?.len();
         Ok(Info::Tag {
             tag: t.clone(),

@@ -55,7 +55,7 @@ pub(super) fn objects(
             let mut blocks = Vec::with_capacity(2 * made.len());
             for m in made {
                 let m = m?;
-                warnings.extend(m.warning);
+                warnings.extend(m.warnings);
                 opened += usize::from(m.opened);
                 blocks.extend(m.blocks);
                 out.push((m.key, m.object));
@@ -96,7 +96,7 @@ pub(super) struct Shared<'a> {
 struct Made {
     key: Key,
     object: Object,
-    warning: Option<Warning>,
+    warnings: Vec<Warning>,
     blocks: Vec<(Key, Vec<u8>)>,
     /// Whether its file was opened again after the store.
     opened: bool,
@@ -121,7 +121,8 @@ fn object(
         (None, Some(file)) => Contents::Opened(file),
         (None, None) => Contents::None,
     };
-    let (props, mut warning) = properties(f, opts, contents);
+    let (props, warning) = properties(f, opts, contents);
+    let mut warnings: Vec<Warning> = warning.into_iter().collect();
     let size = file_size(&f.entry);
     let id = match seen {
         Some(s) => Ok(s.id),
@@ -130,7 +131,7 @@ fn object(
     let id = match id {
         Ok(id) => Some(id),
         Err(why) => {
-            warning.get_or_insert(unhashed(&f.path, &why));
+            warnings.push(unhashed(&f.path, &why));
             None
         }
     };
@@ -170,7 +171,7 @@ fn object(
     Ok(Made {
         key,
         object,
-        warning,
+        warnings,
         blocks: sealer.blocks,
         opened: file.is_some(),
     })

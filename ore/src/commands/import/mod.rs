@@ -348,14 +348,14 @@ fn properties(
 ) -> Result<Vec<Prop>> {
     let mut found = props::Props::default();
     if opts.extract {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // A file PATH's root is the directory made around it: the file is its entry.
+        let raw = path.file_name().unwrap_or_default();
+        let name = raw.to_string_lossy().into_owned();
+        // A file PATH's root is the directory made around it: the file is its entry, found
+        // by the name's own bytes (a name that is not UTF-8 was looked up by its lossy
+        // text, missed, and the file was given the directory's type and time).
         let entry = match (&stored.root.kind, was_dir) {
             (EntryKind::Dir { tree }, false) => {
-                crate::core::tree::lookup(repo, *tree, name.as_bytes())?
+                crate::core::tree::lookup(repo, *tree, crate::core::util::path_bytes(raw.as_ref()))?
                     .unwrap_or_else(|| stored.root.clone())
             }
             _ => stored.root.clone(),

@@ -1,8 +1,8 @@
 //! Storing one file: read, cut with FastCDC, hash, and store the chunks the archive lacks.
 //!
-//! A file is read in windows of [`WINDOW`] bytes. FastCDC cuts each window; the last cut of a
-//! window that is not the end of the data is carried over to the next one, so the chunks are
-//! exactly those of the whole file. The chunks of a window are hashed, checked with one batched
+//! A file is read in windows of [`WINDOW`] bytes (more with chunks larger than half that).
+//! FastCDC cuts each window; the last cut of a window that is not the end of the data is
+//! carried over to the next one, so the chunks are exactly those of the whole file. The chunks of a window are hashed, checked with one batched
 //! `exists`, and the missing ones compressed, encrypted and stored — spread over the pool when
 //! there are several. Sparse files are read region by region (`SEEK_DATA`/`SEEK_HOLE`); holes
 //! become pieces without data.
@@ -23,8 +23,17 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// How much of a file is read at a time.
+/// How much of a file is read at a time…
 pub const WINDOW: usize = 8 << 20;
+
+/// …or, with chunks of up to `max` bytes, twice that when it is more. A chunk is stored only
+/// once it ends before the window does (where the data ends is not a cut), so a window no
+/// longer than the largest chunk can hold none to store when its data has no cut: an
+/// archive with chunks of up to 16 MiB then read the first 8 MiB of a file of zeros again
+/// and again, for ever (attack review).
+fn window(max: u32) -> usize {
+    WINDOW.max(2 * max as usize)
+}
 
 /// What became of a file.
 pub(crate) enum FileDone {
@@ -246,7 +255,7 @@ fn read_region(
 ) -> Result<u64, RegionError> {
     let c = ctx.repo.format().chunker;
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let want = (len as usize).min(WINDOW);
+    let want = (len as usize).min(window(c.max));
     if buf.len() < want {
         buf.resize(want, 0);
     }
@@ -313,6 +322,15 @@ fn read_region(
             }
             (cuts, consumed)
         });
+        if consumed == 0 && !at_end {
+            // A full window with no chunk to store. Cannot happen with a window of two
+            // largest chunks (see `window`); a read that never moves on would spin for ever.
+            keep(buf);
+            return Err(RegionError::Fatal(Error::Archive(format!(
+                "a read window of {filled} bytes held no whole chunk (the largest is {})",
+                c.max
+            ))));
+        }
         let keys = match store_chunks(ctx, &buf[..filled], &cuts, *comp, pieces) {
             Ok(keys) => keys,
             Err(e) => break Err(RegionError::Fatal(e)),

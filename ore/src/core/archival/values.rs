@@ -184,8 +184,9 @@ pub fn settle(
     recorded: &std::collections::HashMap<String, Type>,
 ) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::with_capacity(set.len());
+    let mut noted = std::collections::HashSet::new();
     for s in set {
-        if known_type(&s.key).is_none() && !recorded.contains_key(&s.key) {
+        if known_type(&s.key).is_none() && !recorded.contains_key(&s.key) && noted.insert(&s.key) {
             new_key(&s.key, tag, recorded);
         }
         let value = match (recorded.get(&s.key), &s.value) {
@@ -214,13 +215,16 @@ pub fn settle(
 /// `recorded` there), and which known key it may be a misspelling of: a `--set titel=…`
 /// would otherwise file a property no `title` search finds, silently.
 fn new_key(key: &str, tag: &str, recorded: &std::collections::HashMap<String, Type>) {
-    let known = (VOCABULARY.iter().map(|(k, _)| *k)).chain(recorded.keys().map(String::as_str));
+    // Of keys as near, the vocabulary's first: a misspelling the tag has recorded already is
+    // no better a guess than the word it misspells.
+    let known =
+        (VOCABULARY.iter().map(|(k, _)| (0, *k))).chain(recorded.keys().map(|k| (1, k.as_str())));
     let near = known
-        .map(|k| (strsim::damerau_levenshtein(key, k), k))
-        .filter(|&(d, k)| d <= 2 && d < k.len())
+        .map(|(rank, k)| (strsim::damerau_levenshtein(key, k), rank, k))
+        .filter(|&(d, _, k)| d <= 2 && d < k.len())
         .min();
     let hint = match near {
-        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        Some((_, _, k)) => format!(" (did you mean `{k}`?)"),
         None => String::new(),
     };
     protocol::log::info(&format!(

@@ -49,6 +49,12 @@ impl VTree<'_> {
         self.head(tag).map(|h| h.made_ns)
     }
 
+    /// How many objects archive tag `tag` lists, and how many of them are current (`None`:
+    /// a snapshot tag).
+    pub fn archive_counts(&self, tag: &str) -> Option<(u64, u64)> {
+        self.head(tag).map(|h| (h.objects, h.current))
+    }
+
     /// Object `key` of archive tag `tag` as a named snapshot of its tree.
     pub(super) fn object(&self, tag: &str, key: Key) -> Result<Named> {
         let node = crate::core::objects::object_node(self.repo, tag, key)?;
