@@ -263,6 +263,11 @@ fn read_region(
     let mut done = 0u64; // bytes of the region read so far
     let mut stored = 0u64;
     let result = loop {
+        // A stop (SIGINT, SIGTERM, another thread's failure) ends even a file of many
+        // gigabytes within a window: one of 6 GiB went on being read for 3 s after SIGTERM.
+        if ctx.stopped() {
+            break Err(RegionError::Fatal(Error::Stopped));
+        }
         // Fill the window.
         let mut eof = false;
         while filled < want && done < len {
