@@ -687,17 +687,15 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
     let (ore, d) = Ore::local();
     tree(&d.path().join("a"), &[("x.txt", "x")]);
     let a = d.path().join("a");
-    let r = ore
-        .run(&[
-            "import",
-            "docs",
-            a.to_str().unwrap(),
-            "--set",
-            "titel=Draft",
-            "--set",
-            "rating=4",
-        ])
-        .expect(0, "import");
+    // `ore import docs a --set S...`, which must succeed.
+    let import_setting = |sets: &[&str]| {
+        let mut args = vec!["import", "docs", a.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        ore.run(&args).expect(0, "import")
+    };
+    let r = import_setting(&["titel=Draft", "rating=4"]);
     assert!(
         r.stderr
             .contains("`titel` is a new property key on archive tag docs (did you mean `title`?)"),
@@ -711,16 +709,7 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
         r.stderr
     );
     // Known to the tag now: no note for it, and a near miss of it is pointed at it.
-    let r = (ore.run(&[
-        "import",
-        "docs",
-        a.to_str().unwrap(),
-        "--set",
-        "rating=5",
-        "--set",
-        "ratng=1",
-    ]))
-    .expect(0, "import");
+    let r = import_setting(&["rating=5", "ratng=1"]);
     assert!(!r.stderr.contains("`rating` is"), "{}", r.stderr);
     assert!(
         r.stderr.contains("(did you mean `rating`?)"),
@@ -729,16 +718,7 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
     );
     // With `titel` recorded, `titl` is as near to it as to `title`: the vocabulary's key is
     // the guess; and a key given twice is noted once.
-    let r = (ore.run(&[
-        "import",
-        "docs",
-        a.to_str().unwrap(),
-        "--set",
-        "titl=1",
-        "--set",
-        "TITL=2",
-    ]))
-    .expect(0, "import");
+    let r = import_setting(&["titl=1", "TITL=2"]);
     assert_eq!(
         r.stderr.matches("`titl` is a new property key").count(),
         1,

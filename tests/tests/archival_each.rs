@@ -3,6 +3,7 @@
 
 use ore_tests::archival::{dir_size, found, import, json_lines, props_json, tree};
 use ore_tests::ore::{Ore, Run};
+use ore_tests::trees::bytes;
 
 #[test]
 fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
@@ -119,21 +120,10 @@ fn each_object_has_the_id_and_type_its_file_read_alone_gives_whether_seen_by_the
     // Bundled small files (two with the same bytes), an empty file, a file of one chunk, one
     // of several in one of the store's read windows and one across windows, compressed and
     // image formats.
-    let noise = |n: usize, seed: u64| -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-    png.extend(noise(300, 9));
+    png.extend(bytes(9, 300));
     let mut gz = vec![0x1f, 0x8b, 8, 0];
-    gz.extend(noise(40_000, 8));
+    gz.extend(bytes(8, 40_000));
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("a.txt", b"the same words\n".to_vec()),
         ("b.txt", b"the same words\n".to_vec()),
@@ -142,9 +132,9 @@ fn each_object_has_the_id_and_type_its_file_read_alone_gives_whether_seen_by_the
             "# Notes\n\nplain text, ünïcode too\n".as_bytes().to_vec(),
         ),
         ("empty", Vec::new()),
-        ("one-chunk.bin", noise(100 << 10, 1)),
-        ("some-chunks.bin", noise(3 << 20, 4)),
-        ("many-chunks.bin", noise(12 << 20, 2)),
+        ("one-chunk.bin", bytes(1, 100 << 10)),
+        ("some-chunks.bin", bytes(4, 3 << 20)),
+        ("many-chunks.bin", bytes(2, 12 << 20)),
         ("picture.png", png),
         ("packed.gz", gz),
     ];
@@ -157,7 +147,7 @@ fn each_object_has_the_id_and_type_its_file_read_alone_gives_whether_seen_by_the
         use std::io::{Seek, Write};
         let mut f = std::fs::File::create(&sparse).expect("create");
         f.seek(std::io::SeekFrom::Start(4 << 20)).expect("seek");
-        f.write_all(&noise(64 << 10, 3)).expect("write");
+        f.write_all(&bytes(3, 64 << 10)).expect("write");
     }
     std::fs::hard_link(src.join("one-chunk.bin"), src.join("one-chunk.again")).expect("link");
     let holes = {

@@ -3,16 +3,17 @@
 //! The directory is stored once, exactly as a snapshot stores it (the same walk, dedup and
 //! file cache), and the objects are made afterwards from the stored entries. Each object's
 //! tree is a directory of one entry, the file, under its parent directory's metadata; a hard
-//! link becomes the file it names. So what `--each` costs beyond a snapshot is, per file, an
-//! object block, a one-entry directory block and a read of its first bytes for its type, and
-//! then one filing of every object in one index change and one tag move (docs/ARCHIVAL.md).
+//! link becomes the file it names. Each file's content id and type come from the store's own
+//! read (`snapshot::seen`); a file is opened again only when the store did not see it whole,
+//! or when its type's properties are read from it (photos, audio). So what `--each` costs
+//! beyond a snapshot is, per file, an object block and a one-entry directory block, and then
+//! one filing of every object in one index change and one tag move (docs/ARCHIVAL.md).
 //!
 //! The objects are made on every core at once (rayon), a window of files at a time: each
-//! file is opened and its first bytes read for its type, and its two blocks sealed; then the
-//! window's blocks are stored together, with one `exists` ([`Repo::put_sealed`]), while the
-//! next window is made. Putting
-//! each block from the workers themselves was slower than one at a time: they queued on
-//! the store's lock (docs/ARCHIVAL.md, "Benchmarks").
+//! object's two blocks are sealed; then the window's blocks are stored together, with one
+//! `exists` ([`Repo::put_sealed`]), while the next window is made. Putting each block from
+//! the workers themselves was slower than one at a time: they queued on the store's lock
+//! (docs/ARCHIVAL.md, "Benchmarks").
 
 use super::contents::{file_size, files, id_of, unhashed, Found};
 use super::props::{of_entry, open, Contents, Props};

@@ -2,10 +2,11 @@
 //!
 //! A file is read in windows of [`WINDOW`] bytes (more with chunks larger than half that).
 //! FastCDC cuts each window; the last cut of a window that is not the end of the data is
-//! carried over to the next one, so the chunks are exactly those of the whole file. The chunks of a window are hashed, checked with one batched
-//! `exists`, and the missing ones compressed, encrypted and stored — spread over the pool when
-//! there are several. Sparse files are read region by region (`SEEK_DATA`/`SEEK_HOLE`); holes
-//! become pieces without data.
+//! carried over to the next one, so the chunks are exactly those of the whole file. The
+//! chunks of a window are hashed, checked with one batched `exists`, and the missing ones
+//! compressed, encrypted and stored — spread over the pool when there are several. Sparse
+//! files are read region by region (`SEEK_DATA`/`SEEK_HOLE`); holes become pieces without
+//! data.
 
 use super::seen::{Seeing, Seen};
 use super::Ctx;
@@ -330,8 +331,7 @@ fn read_region(
         if consumed == 0 && !at_end {
             // A full window with no chunk to store. Cannot happen with a window of two
             // largest chunks (see `window`); a read that never moves on would spin for ever.
-            keep(buf);
-            return Err(RegionError::Fatal(Error::Archive(format!(
+            break Err(RegionError::Fatal(Error::Archive(format!(
                 "a read window of {filled} bytes held no whole chunk (the largest is {})",
                 c.max
             ))));

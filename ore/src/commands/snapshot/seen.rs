@@ -3,7 +3,7 @@
 //!
 //! An object made of each file lists the file by its content id (`core::filelist`) and has its
 //! type as a property (`core::extract`). Both come from bytes the store has in memory anyway:
-//! the type from the first [`HEAD`] bytes, the id from every byte — free for a file stored as
+//! the type from the first `extract::HEAD` bytes, the id from every byte — free for a file stored as
 //! one chunk, whose chunk key is its id; a small file's id is the key its bundle tells copies
 //! apart by (`bundle.rs`); a larger file is hashed window by window as it is read. Taken from
 //! there, they describe exactly the bytes stored, and the import does not open each file again
@@ -16,7 +16,7 @@
 
 use crate::core::block::Kind;
 use crate::core::crypto::Keys;
-use crate::core::extract::{sniff, HEAD};
+use crate::core::extract::sniff;
 use protocol::Key;
 use std::sync::Mutex;
 
@@ -32,7 +32,7 @@ impl Seen {
     pub fn of(id: Key, bytes: &[u8]) -> Seen {
         Seen {
             id,
-            mime: sniff(&bytes[..bytes.len().min(HEAD)]),
+            mime: sniff(bytes),
         }
     }
 }
@@ -73,9 +73,9 @@ impl Seeing {
         }
     }
 
-    /// The first bytes read of the file (all of them, or more than [`HEAD`]).
+    /// The first bytes read of the file (all of them, or more than `extract::HEAD`).
     pub fn head(&mut self, bytes: &[u8]) {
-        self.mime = Some(sniff(&bytes[..bytes.len().min(HEAD)]));
+        self.mime = Some(sniff(bytes));
     }
 
     /// The next `bytes` of the file, from where the last ended. `chunk`: they are the whole
