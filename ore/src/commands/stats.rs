@@ -71,8 +71,18 @@ pub struct Group {
     /// Bytes of regular files a restore of each of its snapshots writes, in all.
     pub restored_bytes: u64,
     pub files: u64,
+    /// For an archive tag, the objects its index lists and how many of them are current (not
+    /// replaced by a newer version).
+    pub objects: Option<ObjectCounts>,
     pub reached: Sizes,
     pub unique: Sizes,
+}
+
+/// How many objects an archive tag lists, and how many of them are current.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct ObjectCounts {
+    pub listed: u64,
+    pub current: u64,
 }
 
 /// The answer.
@@ -83,6 +93,9 @@ pub struct Stats {
     pub snapshots: u64,
     pub files: u64,
     pub restored_bytes: u64,
+    /// Archive tags, and the objects they list, when every tag is a group.
+    pub archive_tags: u64,
+    pub objects: u64,
     /// Every distinct block the groups reach, counted once.
     pub deduplicated: Sizes,
     /// The archive's stored bytes and blocks as its backend counts them (every block, of any
@@ -192,6 +205,10 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
         reached.push(ore_util::sync::into_inner(tally.reached));
     }
     let owners = ore_util::sync::into_inner(owners);
+    let heads: HashMap<String, crate::core::archival::Head> = match named.is_empty() {
+        true => crate::core::objects::archive_heads(repo)?.into_iter().collect(),
+        false => HashMap::new(),
+    };
     let mut out_groups: Vec<Group> = groups
         .iter()
         .map(|(name, roots, chains)| {
@@ -211,6 +228,10 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
                 snapshots: snaps.len() as u64,
                 restored_bytes: snaps.iter().map(|l| l.snapshot.stats.bytes).sum(),
                 files: snaps.iter().map(|l| l.snapshot.stats.files).sum(),
+                objects: heads.get(name).map(|h| ObjectCounts {
+                    listed: h.objects,
+                    current: h.current,
+                }),
                 reached: Sizes::default(),
                 unique: Sizes::default(),
             }
@@ -244,6 +265,8 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
         snapshots,
         files,
         restored_bytes,
+        archive_tags: heads.len() as u64,
+        objects: heads.values().map(|h| h.objects).sum(),
         deduplicated: dedup,
         archive_bytes: backend.bytes,
         archive_blocks: backend.blocks,

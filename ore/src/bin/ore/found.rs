@@ -110,26 +110,39 @@ pub fn stats(env: &Env, a: StatsArgs) -> Result<Done> {
     let hb = ore::core::util::human_bytes;
     let d = &st.deduplicated;
     let mut text = format!(
-        "{} snapshot(s): {} files, {} restored in all\n\
-         deduplicated: {} chunks, {} before compression; {} tree blocks, {} stored\n",
+        "{} snapshot(s): {} files, {} restored in all\n",
         st.snapshots,
         st.files,
         hb(st.restored_bytes),
+    );
+    if st.archive_tags > 0 {
+        text.push_str(&format!(
+            "{} archive tag(s): {} object(s) listed\n",
+            st.archive_tags, st.objects
+        ));
+    }
+    text.push_str(&format!(
+        "deduplicated: {} chunks, {} before compression; {} tree blocks, {} stored\n",
         d.chunks,
         hb(d.chunk_bytes),
         d.trees,
         hb(d.tree_bytes),
-    );
+    ));
     if let Some(bytes) = st.archive_bytes.filter(|&b| b > 0) {
         let data = bytes.saturating_sub(d.tree_bytes).max(1);
+        // Objects record no restored size here: the ratio is a snapshot's, so it is left
+        // out where there is none to compare with.
+        let smaller = match st.restored_bytes {
+            0 => String::new(),
+            r => format!(": {:.2}x smaller than restored", r as f64 / bytes as f64),
+        };
         text.push_str(&format!(
-            "archive: {} stored{} (its backend's count, every block): {:.2}x smaller than \
-             restored; data compressed about {:.2}x\n",
+            "archive: {} stored{} (its backend's count, every block){smaller}; data compressed \
+             about {:.2}x\n",
             hb(bytes),
             st.archive_blocks
                 .map(|b| format!(" in {b} blocks"))
                 .unwrap_or_default(),
-            st.restored_bytes as f64 / bytes as f64,
             d.chunk_bytes as f64 / data as f64,
         ));
     }
@@ -138,12 +151,18 @@ pub fn stats(env: &Env, a: StatsArgs) -> Result<Done> {
         st.by
     ));
     for g in &st.groups {
+        let what = match g.objects {
+            Some(o) => format!("archive tag, {} object(s), {} current", o.listed, o.current),
+            None => format!(
+                "{} snapshot(s), {} restored",
+                g.snapshots,
+                hb(g.restored_bytes)
+            ),
+        };
         text.push_str(&format!(
-            "  {}  {} snapshot(s), {} restored; reaches {} in {} chunks; alone {} in {} chunks \
-             and {} in {} tree blocks\n",
+            "  {}  {what}; reaches {} in {} chunks; alone {} in {} chunks and {} in {} tree \
+             blocks\n",
             g.name,
-            g.snapshots,
-            hb(g.restored_bytes),
             hb(g.reached.chunk_bytes),
             g.reached.chunks,
             hb(g.unique.chunk_bytes),
