@@ -333,8 +333,8 @@ fn a_catalogue_compared_with_a_stored_copy_of_its_disk_differs_only_where_the_by
     );
 }
 
-/// `ore --json import disks DIR --catalogue-only --volume NAME`: the object's key and how
-/// many files were read (hashed).
+/// `ore --json import disks DIR --catalogue-only --volume NAME`: the object's key (the one
+/// the tag holds already when nothing changed) and how many files were read (hashed).
 fn catalogue_read(ore: &Ore, dir: &Path, name: &str) -> (String, u64) {
     let dir = dir.to_str().unwrap();
     let r = ore
@@ -349,7 +349,11 @@ fn catalogue_read(ore: &Ore, dir: &Path, name: &str) -> (String, u64) {
         ])
         .expect(0, "catalogue");
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
-    let key = v["objects"][0]["key"].as_str().expect("key").to_string();
+    let object = match v["objects"][0].is_null() {
+        true => &v["unchanged"][0],
+        false => &v["objects"][0],
+    };
+    let key = object["key"].as_str().expect("key").to_string();
     (key, v["files_read"].as_u64().expect("files_read"))
 }
 

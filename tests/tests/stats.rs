@@ -110,9 +110,17 @@ fn an_archive_tag_is_counted_by_its_objects_and_no_restored_ratio_is_made_up() {
     std::fs::create_dir(&docs).expect("mkdir");
     noise(&docs.join("a"), 30_000, 5);
     noise(&docs.join("b"), 20_000, 6);
-    let r = o.run(&["import", "-q", "docs", &docs.display().to_string(), "--each"]);
+    let r = o.run(&[
+        "import",
+        "-q",
+        "docs",
+        &docs.display().to_string(),
+        "--each",
+    ]);
     r.expect(0, "import --each");
-    let a = o.run(&["search", "docs", "name=a", "--json"]).expect(0, "search");
+    let a = o
+        .run(&["search", "docs", "name=a", "--json"])
+        .expect(0, "search");
     let key = ore_tests::archival::json_lines(&a.stdout)[0]["key"]
         .as_str()
         .expect("key")
@@ -122,16 +130,32 @@ fn an_archive_tag_is_counted_by_its_objects_and_no_restored_ratio_is_made_up() {
 
     let v = json(&o, &[]);
     assert_eq!(v["snapshots"], 0, "{v}");
-    assert_eq!((v["archive_tags"].as_u64(), v["objects"].as_u64()), (Some(1), Some(3)), "{v}");
+    assert_eq!(
+        (v["archive_tags"].as_u64(), v["objects"].as_u64()),
+        (Some(1), Some(3)),
+        "{v}"
+    );
     let g = group(&v, "docs");
     assert_eq!(g["objects"]["listed"], 3, "{g}");
-    assert_eq!(g["objects"]["current"], 2, "a's first version is replaced: {g}");
+    assert_eq!(
+        g["objects"]["current"], 2,
+        "a's first version is replaced: {g}"
+    );
     assert_eq!(g["reached"]["chunk_bytes"], 50_000, "{g}");
 
     let text = o.run(&["stats"]).expect(0, "stats").stdout;
-    assert!(text.contains("1 archive tag(s): 3 object(s) listed"), "{text}");
-    assert!(text.contains("docs  archive tag, 3 object(s), 2 current;"), "{text}");
-    assert!(!text.contains("smaller than restored"), "no snapshot, no ratio: {text}");
+    assert!(
+        text.contains("1 archive tag(s): 3 object(s) listed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("docs  archive tag, 3 object(s), 2 current;"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("smaller than restored"),
+        "no snapshot, no ratio: {text}"
+    );
     assert!(text.contains("data compressed about"), "{text}");
 }
 

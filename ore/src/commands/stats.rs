@@ -206,7 +206,9 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
     }
     let owners = ore_util::sync::into_inner(owners);
     let heads: HashMap<String, crate::core::archival::Head> = match named.is_empty() {
-        true => crate::core::objects::archive_heads(repo)?.into_iter().collect(),
+        true => crate::core::objects::archive_heads(repo)?
+            .into_iter()
+            .collect(),
         false => HashMap::new(),
     };
     let mut out_groups: Vec<Group> = groups

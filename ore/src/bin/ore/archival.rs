@@ -35,6 +35,7 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
             ..SnapshotOptions::default()
         },
     };
+    let tag = opts.tag.clone();
     let r = with_progress(env, |p| {
         let mut opts = opts;
         opts.store.progress = p;
@@ -61,6 +62,15 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
                 "props": o.props.iter().map(|p| (p.key.clone(), value_json(&p.value))).collect::<serde_json::Map<_, _>>(),
             })).collect::<Vec<_>>(),
             "warnings": r.warnings.iter().map(warn).collect::<Vec<_>>(),
+            "unchanged": r.unchanged.iter().map(|(source, k)| json!({
+                "source": show(source),
+                "key": k.to_hex(),
+            })).collect::<Vec<_>>(),
+            "beside": r.beside.iter().map(|b| json!({
+                "source": show(&b.source),
+                "key": b.key.to_hex(),
+                "earlier": b.earlier.to_hex(),
+            })).collect::<Vec<_>>(),
         }))?;
     } else {
         for (k, _) in &r.objects {
@@ -68,6 +78,9 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
         }
         for w in &r.warnings {
             eprintln!("ore: warning: {}", warn(w));
+        }
+        if !env.global.quiet {
+            again_notes(&tag, &r.unchanged, &r.beside);
         }
         if r.raced && !env.global.quiet {
             eprintln!(
@@ -81,6 +94,46 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
     } else {
         Done::Warnings
     })
+}
+
+/// What an import says of paths its tag held already (`import::again`), a few by name and
+/// the rest counted.
+fn again_notes(
+    tag: &str,
+    unchanged: &[(Vec<u8>, protocol::Key)],
+    beside: &[ore::commands::import::Beside],
+) {
+    const NAMED: usize = 5;
+    for (source, key) in unchanged.iter().take(NAMED) {
+        eprintln!(
+            "ore: {} is on {tag} already, unchanged, as object {}: not imported again",
+            show(source),
+            key.to_hex()
+        );
+    }
+    if unchanged.len() > NAMED {
+        eprintln!(
+            "ore: and {} more on {tag} already, unchanged: not imported again",
+            unchanged.len() - NAMED
+        );
+    }
+    for b in beside.iter().take(NAMED) {
+        eprintln!(
+            "ore: note: {} was on {tag} already, as object {}; {} is filed beside it (to make a \
+             new version of it instead, import it alone with --replace {})",
+            show(&b.source),
+            b.earlier.to_hex(),
+            b.key.to_hex(),
+            b.earlier.to_hex()
+        );
+    }
+    if beside.len() > NAMED {
+        eprintln!(
+            "ore: note: and {} more were on {tag} already and are filed beside their earlier \
+             objects",
+            beside.len() - NAMED
+        );
+    }
 }
 
 pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {

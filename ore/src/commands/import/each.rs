@@ -15,51 +15,109 @@
 //! the workers themselves was slower than one at a time: they queued on the store's lock
 //! (docs/ARCHIVAL.md, "Benchmarks").
 
+use super::again;
 use super::contents::{file_size, files, id_of, unhashed, Found};
 use super::props::{of_entry, open, Contents, Props};
-use super::ImportOptions;
+use super::{Beside, ImportOptions};
 use crate::commands::snapshot::seen::SeenFiles;
 use crate::core::archival::{Object, Value};
 use crate::core::block::Kind;
 use crate::core::entry::{encode, Entry, EntryKind, Snapshot, Warning};
 use crate::core::error::Result;
 use crate::core::filelist::{FileRef, Files};
+use crate::core::index::Root;
 use crate::core::repo::Repo;
 use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::volume::Volume;
 use protocol::Key;
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::Path;
 
+/// What [`objects`] made.
+#[derive(Default)]
+pub(super) struct Each {
+    /// The objects to file, stored.
+    pub objects: Vec<(Key, Object)>,
+    /// Files the tag holds already, unchanged (`again`): not made into objects again.
+    pub unchanged: Vec<(Vec<u8>, Key)>,
+    /// Objects of files the tag holds an earlier, different object of.
+    pub beside: Vec<Beside>,
+}
+
 /// The objects, one per regular file of the tree `stored` holds of directory `dir`, in
-/// the tree's order, stored; each file's warnings go to `warnings`.
+/// the tree's order, stored, but for files the index at `index` holds unchanged already
+/// (`again`); each file's warnings go to `warnings`.
 pub(super) fn objects(
     repo: &Repo,
     stored: &Snapshot,
     dir: &Path,
+    index: Option<&Root>,
     opts: &ImportOptions,
     shared: &Shared<'_>,
     warnings: &mut Vec<Warning>,
-) -> Result<Vec<(Key, Object)>> {
+) -> Result<Each> {
     let files = files(repo, &stored.root, dir)?;
-    let mut out = Vec::with_capacity(files.len());
+    let mut each = Each {
+        objects: Vec::with_capacity(files.len()),
+        ..Each::default()
+    };
+    // Earlier objects of the files whose ids the store's read gave, found in one go; those of
+    // the rest a window at a time.
+    let mut looked: HashSet<Key> = match index {
+        Some(_) => shared.seen.values().map(|s| s.id).collect(),
+        None => HashSet::new(),
+    };
+    let mut contents = again::by_contents(repo, index, &looked)?;
     // A window at a time, so that the sealed blocks waiting to be stored stay few; each
     // window's blocks are stored while the next window is made.
     std::thread::scope(|s| -> Result<()> {
         let mut storing: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
         let mut opened = 0usize;
         for window in files.chunks(WINDOW) {
-            let made: Vec<Result<Made>> = window
+            let made: Vec<Made> = window
                 .par_iter()
                 .map(|f| object(repo, stored, f, opts, shared))
-                .collect();
+                .collect::<Result<_>>()?;
+            let earlier = match index {
+                None => vec![None; made.len()],
+                Some(_) => {
+                    let refs: Vec<&Object> = made.iter().map(|m| &m.object).collect();
+                    let mut missing = HashSet::new();
+                    for o in &refs {
+                        missing.extend(
+                            again::ids_of(repo, o)?
+                                .into_iter()
+                                .filter(|id| !looked.contains(id)),
+                        );
+                    }
+                    contents.extend(again::by_contents(repo, index, &missing)?);
+                    looked.extend(missing);
+                    let candidates = (refs.iter())
+                        .map(|o| again::of_contents(repo, o, &contents))
+                        .collect::<Result<Vec<_>>>()?;
+                    let entries: Vec<&Entry> = window.iter().map(|f| &f.entry).collect();
+                    again::judge(repo, &refs, Some(&entries), candidates)?
+                }
+            };
             let mut blocks = Vec::with_capacity(2 * made.len());
-            for m in made {
-                let m = m?;
+            for (m, e) in made.into_iter().zip(earlier) {
                 warnings.extend(m.warnings);
                 opened += usize::from(m.opened);
+                match e {
+                    Some(e) if e.same => {
+                        each.unchanged.push((m.object.source, e.key));
+                        continue;
+                    }
+                    Some(e) => each.beside.push(Beside {
+                        source: m.object.source.clone(),
+                        key: m.key,
+                        earlier: e.key,
+                    }),
+                    None => {}
+                }
                 blocks.extend(m.blocks);
-                out.push((m.key, m.object));
+                each.objects.push((m.key, m.object));
             }
             if let Some(t) = storing.take() {
                 joined(t)?;
@@ -67,12 +125,14 @@ pub(super) fn objects(
             storing = Some(s.spawn(move || repo.put_sealed(blocks)));
         }
         protocol::log::debug(&format!(
-            "import --each: {} file(s), {opened} opened again after the store (`snapshot::seen`)",
-            out.len()
+            "import --each: {} file(s), {opened} opened again after the store (`snapshot::seen`), \
+             {} on the tag already, unchanged",
+            files.len(),
+            each.unchanged.len()
         ));
         storing.map_or(Ok(()), joined)
     })?;
-    Ok(out)
+    Ok(each)
 }
 
 /// What a thread storing blocks ended with (its panic goes on here).

@@ -13,6 +13,7 @@
 //! snapshot's cache rows describe the snapshot's own trees. A catalogue reads and writes a
 //! cache of its own (`core::filecache::catalogue_path`): its entries hold content ids.
 
+mod again;
 mod contents;
 mod each;
 mod filing;
@@ -76,6 +77,20 @@ pub struct ImportOutcome {
     /// Files read (or for a catalogue, hashed); the rest were known to the cache unchanged.
     pub files_read: u64,
     pub warnings: Vec<Warning>,
+    /// Objects not filed because the tag holds them already, unchanged (`again`): each
+    /// one's source and the object it is.
+    pub unchanged: Vec<(Vec<u8>, Key)>,
+    /// Objects filed beside an earlier one from the same place that differs: the new one and
+    /// the earlier one.
+    pub beside: Vec<Beside>,
+}
+
+/// An object filed beside an earlier one imported from the same place.
+#[derive(Debug)]
+pub struct Beside {
+    pub source: Vec<u8>,
+    pub key: Key,
+    pub earlier: Key,
 }
 
 /// Files `objects`, whose blocks (and trees) are stored already, on archive tag `tag`, under
@@ -132,6 +147,7 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
     // and many held at once made each new one slower to take.
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
+    let (mut unchanged, mut beside) = (Vec::new(), Vec::new());
     let (mut head, mut raced, mut index_nodes, mut files_read) = (None, false, 0, 0);
     let mut start = start;
     for path in &opts.paths {
@@ -178,6 +194,8 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         let catalogue_cache = stored.done.writer.take().filter(|_| opts.catalogue);
         files_read += stored.snap.stats.files_read;
         warnings.extend(std::mem::take(&mut stored.snap.warnings));
+        let index = start.as_ref().and_then(|(_, h)| h.index.as_ref());
+        let unchanged_before = unchanged.len();
         let filed = match opts.each && was_dir {
             true => {
                 let seen = std::mem::take(&mut stored.seen);
@@ -187,7 +205,18 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                     seen,
                     source: crate::core::util::path_bytes(&absolute(path)).to_vec(),
                 };
-                each::objects(repo, &stored.snap, path, opts, &shared, &mut warnings)?
+                let made = each::objects(
+                    repo,
+                    &stored.snap,
+                    path,
+                    index,
+                    opts,
+                    &shared,
+                    &mut warnings,
+                )?;
+                unchanged.extend(made.unchanged);
+                beside.extend(made.beside);
+                made.objects
             }
             false => {
                 // A file PATH's root is the directory made around it.
@@ -216,7 +245,27 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
                     files: crate::core::filelist::Files::make(repo, listed)?,
                     catalogue: volume,
                 };
-                vec![(repo.put_block(Kind::Object, &encode(&object))?.0, object)]
+                // What the tag holds already from the same place (`again`): the same is not
+                // filed again, a different one is filed beside it and named. Stored only
+                // once it is to be filed.
+                let key = repo.keys().key_of(Kind::Object as u8, &encode(&object));
+                match again::earlier(repo, index, &[&object])?.pop().flatten() {
+                    Some(e) if e.same && replaced != Some(e.key) => {
+                        unchanged.push((object.source, e.key));
+                        Vec::new()
+                    }
+                    e => {
+                        if let Some(e) = e.filter(|e| replaced != Some(e.key)) {
+                            beside.push(Beside {
+                                source: object.source.clone(),
+                                key,
+                                earlier: e.key,
+                            });
+                        }
+                        repo.put_block(Kind::Object, &encode(&object))?;
+                        vec![(key, object)]
+                    }
+                }
             }
         };
         protocol::log::debug(&format!(
@@ -224,6 +273,10 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
             filed.len(),
             crate::core::cpustat::process_cpu()
         ));
+        if filed.is_empty() && unchanged.len() > unchanged_before {
+            // All on the tag already.
+            continue;
+        }
         if filed.is_empty() {
             // `--each` of a directory without a regular file: no head that changes nothing.
             warnings.push(Warning {
@@ -254,6 +307,13 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         drop(stored.lease);
         start = head_of(repo, &opts.tag)?;
     }
+    // Everything was on the tag already: its head stays.
+    let head = head.or_else(|| {
+        start
+            .as_ref()
+            .filter(|_| !unchanged.is_empty())
+            .map(|(k, _)| *k)
+    });
     let head = head.ok_or_else(|| {
         Error::Usage(match opts.each {
             true => "nothing imported: no PATH holds a regular file (--each makes an object of \
@@ -269,6 +329,8 @@ pub fn import(repo: &Repo, opts: &ImportOptions) -> Result<ImportOutcome> {
         index_nodes,
         files_read,
         warnings,
+        unchanged,
+        beside,
     })
 }
 

@@ -1,0 +1,241 @@
+//! An import of what its tag holds already.
+//!
+//! Running one `ore import` twice filed everything twice: two current objects of each file,
+//! each found twice by every search, and nothing said so. Now an object the tag holds
+//! already from the same place (the same host and source path) is recognised:
+//! - when it is the same object (the same tree, so the same contents and metadata, the same
+//!   properties and the same catalogue disk), it is not filed again, and the import names the
+//!   object it already is;
+//! - when it differs, it is filed beside the earlier one, and the import names that one,
+//!   which `--replace` would have made it a new version of.
+//!
+//! Earlier objects are found through the `f` map, by the contents of the new object's files
+//! (an unchanged object shares them), and for an object of one file also through the `n`
+//! map, by its name (a changed file keeps it). Only current objects have such entries, so a
+//! replaced or forgotten object is never named. A few objects are looked up one by one; many
+//! (`--each`) in one pass over the tag's `f` map, which costs that map's size however many
+//! objects are imported. A changed file of an `--each` import is not matched by name: names
+//! repeat across a tree (a documentation tree holds hundreds of files called `copyright`),
+//! and each candidate is a block to read.
+
+use crate::core::archival::{entry_object, Object};
+use crate::core::block::Kind;
+use crate::core::entry::{Entry, EntryKind};
+use crate::core::error::Result;
+use crate::core::filelist::{content_prefix, name_prefix, Files, CONTENTS};
+use crate::core::index::{Cursor, Root};
+use crate::core::repo::Repo;
+use crate::core::tree::lookup;
+use protocol::Key;
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+/// A current object of the tag imported from the same place as a new one.
+#[derive(Clone, Copy, Debug)]
+pub struct Earlier {
+    pub key: Key,
+    /// It is the same object: the new one need not be filed.
+    pub same: bool,
+}
+
+/// Objects of one file also looked up by name (more are not: names repeat in a tree).
+const ONE_BY_ONE: usize = 256;
+/// Content ids are looked up one by one while they are fewer than the index's entries
+/// divided by this (a look-up reads a leaf); more are matched in one pass over the `f` map.
+const SCAN_RATIO: u64 = 64;
+/// Files of an object whose contents are looked up.
+const FILES_LOOKED_UP: usize = 4;
+/// Entries read of one content id or name.
+const ENTRIES_READ: usize = 64;
+
+/// Current objects of the index at `index` that hold a file of each content id of `ids`.
+pub type ByContents = HashMap<Key, Vec<Key>>;
+
+/// The current objects of the index at `index` holding files of the content ids `ids`: a
+/// few looked up one by one (on every core), many in one pass over the `f` map.
+pub fn by_contents(
+    repo: &Repo,
+    index: Option<&Root>,
+    ids: &std::collections::HashSet<Key>,
+) -> Result<ByContents> {
+    let mut out = ByContents::new();
+    let Some(index) = index.filter(|_| !ids.is_empty()) else {
+        return Ok(out);
+    };
+    if (ids.len() as u64).saturating_mul(SCAN_RATIO) < index.count {
+        let found: Vec<(Key, Vec<Key>)> = (ids.par_iter())
+            .map(|id| Ok((*id, scan(repo, index, &content_prefix(id))?)))
+            .collect::<Result<_>>()?;
+        out.extend(found.into_iter().filter(|(_, f)| !f.is_empty()));
+        return Ok(out);
+    }
+    for item in Cursor::new(repo, Some(index), &[CONTENTS])? {
+        let item = item?;
+        if item.key.first() != Some(&CONTENTS) {
+            break;
+        }
+        let Some(Ok(id)) = item.key.get(1..33).map(<[u8; 32]>::try_from) else {
+            continue;
+        };
+        if let (true, Some(k)) = (ids.contains(&Key(id)), entry_object(&item.key)) {
+            out.entry(Key(id)).or_default().push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// The objects of the first entries under `prefix`.
+fn scan(repo: &Repo, index: &Root, prefix: &[u8]) -> Result<Vec<Key>> {
+    let mut found = Vec::new();
+    for item in Cursor::new(repo, Some(index), prefix)?.take(ENTRIES_READ) {
+        let item = item?;
+        if !item.key.starts_with(prefix) {
+            break;
+        }
+        found.extend(entry_object(&item.key));
+    }
+    Ok(found)
+}
+
+/// For each of `objects`, a current object of the index at `index` imported from the same
+/// host and source path, the same one when there is such. Found by the contents of each
+/// object's first files, and for an object of one file by its name too.
+pub fn earlier(
+    repo: &Repo,
+    index: Option<&Root>,
+    objects: &[&Object],
+) -> Result<Vec<Option<Earlier>>> {
+    let Some(root) = index else {
+        return Ok(vec![None; objects.len()]);
+    };
+    let mut ids = std::collections::HashSet::new();
+    let mut by_name: Vec<Vec<Key>> = Vec::with_capacity(objects.len());
+    for o in objects {
+        let files = o.files.read(repo)?;
+        ids.extend(ids_of(repo, o)?);
+        // An object of one file (its root the nameless directory made around it) is found
+        // by its name too: a changed file keeps it. Not for many: names repeat in a tree.
+        by_name.push(match (files.as_slice(), o.root.name.is_empty()) {
+            ([f], true) if objects.len() <= ONE_BY_ONE => {
+                scan(repo, root, &name_prefix(&f.path, true))?
+            }
+            _ => Vec::new(),
+        });
+    }
+    let contents = by_contents(repo, index, &ids)?;
+    let candidates = (objects.iter().zip(by_name))
+        .map(|(o, mut c)| {
+            c.extend(of_contents(repo, o, &contents)?);
+            Ok(c)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    judge(repo, objects, None, candidates)
+}
+
+/// The content ids of object `o`'s first files: those its earlier versions are found by.
+pub fn ids_of(repo: &Repo, o: &Object) -> Result<Vec<Key>> {
+    let files = o.files.read(repo)?;
+    Ok(files
+        .iter()
+        .filter_map(|f| f.id)
+        .take(FILES_LOOKED_UP)
+        .collect())
+}
+
+/// The objects of `contents` holding object `o`'s first files.
+pub fn of_contents(repo: &Repo, o: &Object, contents: &ByContents) -> Result<Vec<Key>> {
+    let ids = ids_of(repo, o)?;
+    Ok(ids
+        .iter()
+        .flat_map(|id| contents.get(id).into_iter().flatten().copied())
+        .collect())
+}
+
+/// For each of `objects`, which of its `candidates` was imported from the same host and
+/// source path, the same object when one is. `entries`, when given, are the objects' files'
+/// entries, for objects of one file whose tree is not stored yet (`--each`).
+pub fn judge(
+    repo: &Repo,
+    objects: &[&Object],
+    entries: Option<&[&Entry]>,
+    mut candidates: Vec<Vec<Key>>,
+) -> Result<Vec<Option<Earlier>>> {
+    for c in &mut candidates {
+        c.sort_unstable();
+        c.dedup();
+    }
+    // Each candidate read once, on every core.
+    let mut keys: Vec<Key> = candidates.iter().flatten().copied().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let read: HashMap<Key, Object> = (keys.par_iter())
+        .map(|k| Ok((*k, repo.get(*k, Kind::Object)?)))
+        .collect::<Result<_>>()?;
+    (objects.par_iter().zip(&candidates).enumerate())
+        .map(|(i, (o, keys))| {
+            let entry = entries.and_then(|e| e.get(i).copied());
+            let mut found: Option<Earlier> = None;
+            for k in keys {
+                let Some(c) = read.get(k) else { continue };
+                if c.host != o.host || c.source != o.source {
+                    continue;
+                }
+                let same = c.props == o.props
+                    && c.catalogue == o.catalogue
+                    && same_tree(repo, c, o, entry)?;
+                if found.is_none_or(|f| same && !f.same) {
+                    found = Some(Earlier { key: *k, same });
+                }
+            }
+            Ok(found)
+        })
+        .collect()
+}
+
+/// Whether objects `a` and `b` hold the same tree: the same root, or for objects of one
+/// file, the same file, whose bytes may lie in other chunks. A small file's bytes share a
+/// chunk with its neighbours' (a bundle, FORMAT.md), so under `--each` a file beside which
+/// another was added is the same file in a new bundle. `b_entry` is `b`'s file's entry when
+/// its tree is not stored yet.
+fn same_tree(repo: &Repo, a: &Object, b: &Object, b_entry: Option<&Entry>) -> Result<bool> {
+    if a.root.kind == b.root.kind {
+        return Ok(true);
+    }
+    let (Files::Inline(fa), Files::Inline(fb)) = (&a.files, &b.files) else {
+        return Ok(false);
+    };
+    let (EntryKind::Dir { tree: ta }, EntryKind::Dir { tree: tb }) = (&a.root.kind, &b.root.kind)
+    else {
+        return Ok(false);
+    };
+    let ([f], [g], true, true) = (
+        fa.as_slice(),
+        fb.as_slice(),
+        a.root.name.is_empty(),
+        b.root.name.is_empty(),
+    ) else {
+        return Ok(false);
+    };
+    if f != g || f.id.is_none() || a.root.mode != b.root.mode {
+        return Ok(false);
+    }
+    let eb = match b_entry {
+        Some(e) => Some(e.clone()),
+        None => lookup(repo, *tb, &g.path)?,
+    };
+    let (Some(ea), Some(eb)) = (lookup(repo, *ta, &f.path)?, eb) else {
+        return Ok(false);
+    };
+    // The same content id says the bytes are the same; the rest of the entry must be too.
+    let size_only = |e: &Entry| match &e.kind {
+        EntryKind::File { size, .. } => Some(Entry {
+            kind: EntryKind::File {
+                size: *size,
+                content: crate::core::entry::Content::Empty,
+            },
+            ..e.clone()
+        }),
+        _ => None,
+    };
+    Ok(size_only(&ea).is_some() && size_only(&ea) == size_only(&eb))
+}

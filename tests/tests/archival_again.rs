@@ -1,0 +1,169 @@
+//! Importing what an archive tag holds already (`import::again`): the same thing from the
+//! same place is not filed twice, and a changed one is filed beside the earlier object, which
+//! the import names. Before, running one import twice left two current objects of every file,
+//! each found twice by every search, and nothing said so (a newcomer's report).
+
+use ore_tests::archival::{found, import, json_lines, tree};
+use ore_tests::ore::Ore;
+
+fn import_json(ore: &Ore, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "import"];
+    all.extend_from_slice(args);
+    let r = ore.run(&all).expect(0, "import");
+    serde_json::from_str(r.stdout.trim()).expect("JSON")
+}
+
+#[test]
+fn a_path_imported_again_unchanged_is_not_filed_twice_and_its_object_is_named() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("docs");
+    tree(&src, &[("report.txt", "the first report")]);
+    let file = src.join("report.txt").display().to_string();
+    let first = import(&ore, &["docs", &file]);
+
+    let r = ore
+        .run(&["import", "docs", &file])
+        .expect(0, "the same import again");
+    assert_eq!(
+        r.stdout.trim(),
+        "",
+        "nothing filed, so no key: {}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("on docs already, unchanged, as object {first}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(found(&ore, "docs", "name=report.txt"), vec![first.clone()]);
+    let v = import_json(&ore, &["docs", &file]);
+    assert_eq!(v["unchanged"][0]["key"], first.as_str(), "{v}");
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(0), "{v}");
+
+    // A directory PATH, twice.
+    let dir = import(&ore, &["docs", &src.display().to_string()]);
+    let r =
+        (ore.run(&["import", "docs", &src.display().to_string()])).expect(0, "the directory again");
+    assert!(
+        r.stderr.contains(&format!("as object {dir}")),
+        "{}",
+        r.stderr
+    );
+    let all = ore.run(&["--json", "search", "docs"]).expect(0, "search");
+    assert_eq!(
+        json_lines(&all.stdout).len(),
+        2,
+        "the file and the directory, once each"
+    );
+
+    // Other properties make another object; so does another host.
+    let other = import(&ore, &["docs", &file, "--set", "title=Report"]);
+    assert_ne!(other, first);
+    let elsewhere = import(&ore, &["docs", &file, "--host", "laptop"]);
+    assert_ne!(elsewhere, first);
+    assert_eq!(found(&ore, "docs", "name=report.txt").len(), 3);
+    ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn a_changed_path_is_filed_beside_its_earlier_object_which_is_named_with_replace() {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("docs");
+    tree(&src, &[("report.txt", "the first report")]);
+    let file = src.join("report.txt").display().to_string();
+    let first = import(&ore, &["docs", &file]);
+    std::fs::write(src.join("report.txt"), "the second report, longer").expect("write");
+
+    let r = ore
+        .run(&["import", "docs", &file])
+        .expect(0, "a changed file");
+    let second = r.stdout.trim().to_string();
+    assert_eq!(second.len(), 64, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains(&format!("was on docs already, as object {first}"))
+            && r.stderr.contains(&format!("--replace {first}")),
+        "{}",
+        r.stderr
+    );
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(found(&ore, "docs", "name=report.txt"), both);
+
+    // What the note suggests: a new version, which is no duplicate of the one it replaces
+    // even with the same bytes.
+    let third = import(&ore, &["docs", &file, "--replace", &second]);
+    assert!(!third.is_empty() && third != second);
+    let mut now = vec![first, third];
+    now.sort();
+    assert_eq!(found(&ore, "docs", "name=report.txt"), now);
+}
+
+#[test]
+fn each_again_files_only_new_and_changed_files_though_a_new_neighbour_moves_small_ones_to_another_bundle(
+) {
+    let (ore, d) = Ore::local();
+    let src = d.path().join("tree");
+    tree(&src, &[("a.txt", "alpha"), ("b.txt", "beta")]);
+    tree(&src.join("sub"), &[("c.txt", "gamma")]);
+    let path = src.display().to_string();
+    let first = ore
+        .run(&["import", "t", &path, "--each"])
+        .expect(0, "import");
+    assert_eq!(first.stdout.lines().count(), 3);
+
+    // A new file beside a.txt and b.txt: the small files of the directory are stored in a new
+    // bundle, and a.txt and b.txt are still the same files.
+    std::fs::write(src.join("d.txt"), "delta").expect("write");
+    // A file whose mode alone changed is another file.
+    let b = src.join("b.txt");
+    let mut perm = std::fs::metadata(&b).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&b, perm).expect("chmod");
+    let v = import_json(&ore, &["t", &path, "--each"]);
+    let sources = |list: &serde_json::Value| -> Vec<String> {
+        let mut s: Vec<String> = (list.as_array().expect("list").iter())
+            .map(|x| x["source"].as_str().expect("source").to_string())
+            .collect();
+        s.sort();
+        s
+    };
+    let under = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| src.join(n).display().to_string())
+            .collect()
+    };
+    assert_eq!(sources(&v["objects"]), under(&["b.txt", "d.txt"]), "{v}");
+    assert_eq!(
+        sources(&v["unchanged"]),
+        under(&["a.txt", "sub/c.txt"]),
+        "{v}"
+    );
+    assert_eq!(sources(&v["beside"]), under(&["b.txt"]), "{v}");
+
+    // Nothing changed: nothing filed, the tag stays where it was.
+    let before = ore.run(&["tags"]).expect(0, "tags").stdout;
+    let r = ore
+        .run(&["import", "t", &path, "--each"])
+        .expect(0, "again");
+    assert_eq!(r.stdout.trim(), "", "{}", r.stdout);
+    let named = r
+        .stderr
+        .lines()
+        .filter(|l| l.ends_with("not imported again"));
+    assert_eq!(named.count(), 4, "a, b, c and d: {}", r.stderr);
+    assert_eq!(ore.run(&["tags"]).expect(0, "tags").stdout, before);
+    let all = ore.run(&["--json", "search", "t"]).expect(0, "search");
+    assert_eq!(json_lines(&all.stdout).len(), 5, "a, b twice, c, d");
+
+    // Files a snapshot put in the file cache are not read again by an import, so their ids
+    // come from what is stored, and they are still known.
+    ore.snapshot("s", &src);
+    let v = import_json(&ore, &["t", &path, "--each"]);
+    assert_eq!(v["files_read"], 0, "{v}");
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(4), "{v}");
+    ore.run(&["check"]).expect(0, "check");
+}
