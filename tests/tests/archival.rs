@@ -162,6 +162,15 @@ fn bad_input_to_import_and_search_is_refused_naming_it_and_the_tag_stays_as_it_w
     let refused = |args: &[&str], says: &str| {
         let r: Run = ore.run(args);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        // One error, said as every error is, whether the command line's parser or ore found
+        // it (the parser's began `error:`).
+        assert!(
+            r.stderr.starts_with("ore: error: "),
+            "{args:?}: {}",
+            r.stderr
+        );
+        let errors = r.stderr.lines().filter(|l| l.contains("error: ")).count();
+        assert_eq!(errors, 1, "{args:?}: {}", r.stderr);
         assert!(
             r.stderr.contains(says),
             "{args:?} says {says:?}: {}",

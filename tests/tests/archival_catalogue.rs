@@ -252,6 +252,94 @@ fn a_crafted_snapshot_with_a_catalogued_file_restores_the_rest_and_names_that_fi
     );
 }
 
+/// `ore search --file DIR`: each regular file under DIR with its copies, stored or
+/// catalogued, or that it has none (it was refused; a newcomer asked what of a directory was
+/// kept before deleting it). Symlinks are not followed; a file whose id is not computed is
+/// named, and the run ends with warnings.
+#[test]
+fn search_file_of_a_directory_says_which_of_its_files_are_kept_and_which_are_not() {
+    let (ore, d) = Ore::local();
+    let kept = d.path().join("kept");
+    tree(&kept, &[("a.txt", "alpha"), ("b.txt", "beta")]);
+    let usb = d.path().join("usb");
+    tree(&usb, &[("c.txt", "gamma")]);
+    ore.run(&["import", "docs", kept.to_str().unwrap(), "--each"])
+        .expect(0, "import");
+    import(
+        &ore,
+        &[
+            "disks",
+            usb.to_str().unwrap(),
+            "--catalogue-only",
+            "--volume",
+            "USB",
+        ],
+    );
+    let probe = d.path().join("probe");
+    tree(
+        &probe,
+        &[("a-copy.txt", "alpha"), ("new.txt", "kept nowhere")],
+    );
+    tree(&probe.join("deep"), &[("c.txt", "gamma")]);
+    std::os::unix::fs::symlink(&kept, probe.join("link")).expect("symlink");
+    let p = probe.to_str().unwrap();
+
+    let files: Vec<serde_json::Value> = located(&ore, &["--file", p]);
+    let name = |f: &serde_json::Value| f["file"].as_str().expect("file").to_string();
+    let names: Vec<String> = files.iter().map(name).collect();
+    let under = |n: &str| probe.join(n).display().to_string();
+    assert_eq!(
+        names,
+        [under("a-copy.txt"), under("deep/c.txt"), under("new.txt")]
+    );
+    let copies = |i: usize| files[i]["copies"].as_array().expect("copies").clone();
+    assert_eq!(copies(0).len(), 1);
+    assert_eq!(copies(0)[0]["tag"], "docs");
+    assert_eq!(copies(0)[0]["stored"], true);
+    assert_eq!(
+        copies(0)[0]["origin"],
+        kept.join("a.txt").display().to_string()
+    );
+    assert_eq!(copies(1)[0]["tag"], "disks");
+    assert_eq!(copies(1)[0]["volume"]["name"], "USB");
+    assert!(copies(2).is_empty());
+
+    let r = ore.run(&["search", "--file", p]).expect(0, "as text");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == format!("{}  -  no stored or catalogued copy", under("new.txt"))),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("2 of 3 file(s) under"), "{}", r.stderr);
+    // On one tag only.
+    let r = ore
+        .run(&["--json", "search", "docs", "--file", p])
+        .expect(0, "one tag");
+    let files = ore_tests::archival::json_lines(&r.stdout);
+    assert_eq!(
+        files[1]["copies"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.stdout
+    );
+
+    // A file with more holes than are hashed is named, not looked up.
+    let holes = std::fs::File::create(probe.join("holes")).expect("create");
+    holes.set_len(3 << 30).expect("set_len");
+    let r = ore
+        .run(&["search", "--file", p])
+        .expect(3, "a file not looked up");
+    assert!(
+        r.stdout
+            .contains(&format!("{}  -  not looked up:", under("holes")))
+            && r.stdout.contains("holes"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn bad_catalogue_and_search_arguments_are_refused_by_name() {
     let (ore, d) = Ore::local();
@@ -262,10 +350,16 @@ fn bad_catalogue_and_search_arguments_are_refused_by_name() {
         .expect(1, "--volume alone");
     assert!(r.stderr.contains("--catalogue-only"), "{}", r.stderr);
     import(&ore, &["disks", usb.to_str().unwrap(), "--catalogue-only"]);
+    let fifo = d.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let r = ore
-        .run(&["search", "--file", usb.to_str().unwrap()])
-        .expect(1, "--file of a directory");
-    assert!(r.stderr.contains(usb.to_str().unwrap()), "{}", r.stderr);
+        .run(&["search", "--file", fifo.to_str().unwrap()])
+        .expect(1, "--file of a FIFO");
+    assert!(r.stderr.contains(fifo.to_str().unwrap()), "{}", r.stderr);
     for name in ["a/b", "*.txt", "a?c"] {
         let r = ore.run(&["search", "--name", name]).expect(1, name);
         assert!(r.stderr.contains(name), "{}", r.stderr);

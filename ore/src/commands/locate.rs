@@ -9,6 +9,10 @@
 //! forgotten object is never an answer; each answer names its tag, its object, whether that
 //! object holds the data or only catalogued it (and then on which disk), and the path the
 //! file had when it was imported.
+//!
+//! A directory given to `--file` is walked, and each regular file under it looked up so: the
+//! answer says which of its files are kept somewhere and which are not, the question asked
+//! before a directory is deleted.
 
 use crate::core::archival::{entry_object, Object};
 use crate::core::block::Kind;
@@ -20,6 +24,7 @@ use crate::core::repo::Repo;
 use crate::core::volume::Volume;
 use protocol::Key;
 use std::collections::HashMap;
+use std::path::Path;
 
 /// What to look for.
 #[derive(Clone, Debug)]
@@ -55,27 +60,12 @@ pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Loc
             })?;
             if !md.is_file() {
                 return Err(Error::Usage(format!(
-                    "--file {}: not a regular file (give a file whose copies to find)",
+                    "--file {}: not a regular file or a directory (give a file whose copies to \
+                     find, or a directory whose files' copies to find)",
                     path.display()
                 )));
             }
-            let file = crate::core::fsys::open_regular_path(path).map_err(|cause| Error::Io {
-                path: path.clone(),
-                cause,
-            })?;
-            if crate::core::filelist::too_sparse(&file) {
-                return Err(Error::Usage(format!(
-                    "{}: it has more than {} of holes, and such files are listed by name only \
-                     (ore search --name)",
-                    path.display(),
-                    crate::core::filelist::ID_HOLES_SHOWN
-                )));
-            }
-            let (id, _) = content_id(repo.keys(), &file).map_err(|cause| Error::Io {
-                path: path.clone(),
-                cause,
-            })?;
-            content_prefix(&id)
+            content_prefix(&file_id(repo, path)?)
         }
         Wanted::Name(name) => {
             let (name, whole) = match name.strip_suffix('*') {
@@ -93,43 +83,124 @@ pub fn locate(repo: &Repo, tag: Option<&str>, wanted: &Wanted) -> Result<Vec<Loc
             name_prefix(name.as_bytes(), whole)
         }
     };
-    let tags = match tag {
-        Some(t) => match head_of(repo, t)? {
-            Some((_, head)) => vec![(t.to_string(), head)],
-            None => return Err(Error::Usage(format!("there is no archive tag {t}"))),
-        },
-        None => crate::core::objects::archive_heads(repo)?,
-    };
     let mut out = Vec::new();
-    for (tag, head) in tags {
-        let mut objects: HashMap<Key, Object> = HashMap::new();
-        for item in Cursor::new(repo, head.index.as_ref(), &prefix)? {
-            let item = item?;
-            if !item.key.starts_with(&prefix) {
-                break;
-            }
-            let (Some(object), Some(path)) = (entry_object(&item.key), entry_path(&item.key))
-            else {
-                return Err(Error::Archive(format!(
-                    "the index of {tag} holds an entry that is not a file's: run `ore check`"
-                )));
-            };
-            let o = match objects.entry(object) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(repo.get(object, Kind::Object)?)
-                }
-            };
-            out.push(Located {
-                tag: tag.clone(),
-                object,
-                path: path.to_vec(),
-                origin: origin(o, path),
-                catalogue: o.catalogue.clone(),
-            });
-        }
+    for (tag, head) in heads(repo, tag)? {
+        scan(repo, &tag, &head, &prefix, &mut HashMap::new(), &mut out)?;
     }
     Ok(out)
+}
+
+/// One regular file under a directory given to [`locate_under`], and its copies.
+#[derive(Debug)]
+pub struct FileCopies {
+    /// Its path, as the walk of the directory found it.
+    pub path: std::path::PathBuf,
+    /// Its copies, by tag and then in index order; `Err` says why its contents could not be
+    /// known (unreadable, more holes than are hashed).
+    pub copies: std::result::Result<Vec<Located>, String>,
+}
+
+/// `ore search --file DIR`: each regular file under `dir` (symlinks are not followed, other
+/// file systems are entered as any directory is), in name order, with its copies on tag `tag`
+/// or on every archive tag: what of a directory is kept somewhere, and what is not.
+pub fn locate_under(repo: &Repo, tag: Option<&str>, dir: &Path) -> Result<Vec<FileCopies>> {
+    let heads = heads(repo, tag)?;
+    let walk = ignore::WalkBuilder::new(dir)
+        .standard_filters(false)
+        .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    let mut out = Vec::new();
+    // An object is read once, however many files it holds.
+    let mut objects: HashMap<Key, Object> = HashMap::new();
+    for entry in walk {
+        let entry = entry.map_err(|e| Error::Usage(format!("--file {}: {e}", dir.display())))?;
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.into_path();
+        let copies = match file_id(repo, &path) {
+            Ok(id) => {
+                let prefix = content_prefix(&id);
+                let mut found = Vec::new();
+                for (tag, head) in &heads {
+                    scan(repo, tag, head, &prefix, &mut objects, &mut found)?;
+                }
+                Ok(found)
+            }
+            Err(Error::Usage(why)) => Err(why),
+            Err(Error::Io { cause, .. }) => Err(cause.to_string()),
+            Err(e) => return Err(e),
+        };
+        out.push(FileCopies { path, copies });
+    }
+    Ok(out)
+}
+
+/// The archive tags searched: `tag`, or every archive tag.
+fn heads(repo: &Repo, tag: Option<&str>) -> Result<Vec<(String, crate::core::archival::Head)>> {
+    match tag {
+        Some(t) => match head_of(repo, t)? {
+            Some((_, head)) => Ok(vec![(t.to_string(), head)]),
+            None => Err(Error::Usage(format!("there is no archive tag {t}"))),
+        },
+        None => crate::core::objects::archive_heads(repo),
+    }
+}
+
+/// The content id of the regular file at `path`, as an import computes it.
+fn file_id(repo: &Repo, path: &Path) -> Result<Key> {
+    let io = |cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let file = crate::core::fsys::open_regular_path(path).map_err(io)?;
+    if crate::core::filelist::too_sparse(&file) {
+        return Err(Error::Usage(format!(
+            "{}: it has more than {} of holes, and such files are listed by name only \
+             (ore search --name)",
+            path.display(),
+            crate::core::filelist::ID_HOLES_SHOWN
+        )));
+    }
+    Ok(content_id(repo.keys(), &file).map_err(io)?.0)
+}
+
+/// Appends to `out` every file of tag `tag` (whose head is `head`) that an `f` or `n` entry
+/// under `prefix` names; `objects` keeps the objects read.
+fn scan(
+    repo: &Repo,
+    tag: &str,
+    head: &crate::core::archival::Head,
+    prefix: &[u8],
+    objects: &mut HashMap<Key, Object>,
+    out: &mut Vec<Located>,
+) -> Result<()> {
+    for item in Cursor::new(repo, head.index.as_ref(), prefix)? {
+        let item = item?;
+        if !item.key.starts_with(prefix) {
+            break;
+        }
+        let (Some(object), Some(path)) = (entry_object(&item.key), entry_path(&item.key)) else {
+            return Err(Error::Archive(format!(
+                "the index of {tag} holds an entry that is not a file's: run `ore check`"
+            )));
+        };
+        let o = match objects.entry(object) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(repo.get(object, Kind::Object)?)
+            }
+        };
+        out.push(Located {
+            tag: tag.to_string(),
+            object,
+            path: path.to_vec(),
+            origin: origin(o, path),
+            catalogue: o.catalogue.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Where file `path` of object `o` was when imported: below the object's source, or beside

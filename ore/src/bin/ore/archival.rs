@@ -143,6 +143,12 @@ pub fn search(env: &Env, a: SearchArgs) -> Result<Done> {
         (None, Some(n)) => Some(Wanted::Name(n)),
         (None, None) => None,
     };
+    if let Some(Wanted::Contents(dir)) = wanted.as_ref().filter(|w| match w {
+        Wanted::Contents(p) => p.is_dir(),
+        Wanted::Name(_) => false,
+    }) {
+        return locate_under(env, a.tag.as_deref(), dir);
+    }
     if let Some(w) = wanted {
         return locate(env, a.tag.as_deref(), &w);
     }
@@ -201,37 +207,100 @@ fn locate(env: &Env, tag: Option<&str>, wanted: &ore::commands::locate::Wanted) 
     let found = ore::commands::locate::locate(&repo, tag, wanted)?;
     if env.global.json {
         for f in &found {
-            env.json(&json!({
-                "tag": f.tag,
-                "object": f.object.to_hex(),
-                "path": show(&f.path),
-                "origin": show(&f.origin),
-                "stored": f.catalogue.is_none(),
-                "volume": f.catalogue.as_ref().map(|v| json!({
-                    "name": v.name, "label": v.label, "uuid": v.uuid, "mount": v.mount,
-                    "device": v.device, "fs": v.fs, "model": v.model,
-                })),
-            }))?;
+            env.json(&located_json(f))?;
         }
     } else {
         for f in &found {
-            let place = match &f.catalogue {
-                None => "stored    ".to_string(),
-                Some(v) => format!("catalogued on {}:", v.name),
-            };
-            out(&format!(
-                "{}  {}:{}  {place} {}\n",
-                f.tag,
-                &f.object.to_hex()[..16],
-                show(&f.path),
-                show(&f.origin)
-            ))?;
+            out(&format!("{}\n", located_text(f)))?;
         }
         if found.is_empty() && !env.global.quiet {
             eprintln!("no stored or catalogued copy found");
         }
     }
     Ok(Done::Clean)
+}
+
+/// `ore search --file DIR`: each regular file under DIR with its copies, or that it has none.
+fn locate_under(env: &Env, tag: Option<&str>, dir: &std::path::Path) -> Result<Done> {
+    let repo = env.open_brief()?;
+    let files = ore::commands::locate::locate_under(&repo, tag, dir)?;
+    let (mut kept, mut unknown) = (0usize, 0usize);
+    for f in &files {
+        let file = f.path.display().to_string();
+        match &f.copies {
+            Ok(copies) if env.global.json => {
+                env.json(&json!({
+                    "file": file,
+                    "copies": copies.iter().map(located_json).collect::<Vec<_>>(),
+                }))?;
+            }
+            Err(why) if env.global.json => env.json(&json!({ "file": file, "error": why }))?,
+            Ok(copies) if copies.is_empty() => {
+                out(&format!("{file}  -  no stored or catalogued copy\n"))?
+            }
+            Ok(copies) => {
+                for c in copies {
+                    out(&format!("{file}  {}\n", located_text(c)))?;
+                }
+            }
+            Err(why) => {
+                out(&format!("{file}  -  not looked up: {why}\n"))?;
+            }
+        }
+        match &f.copies {
+            Ok(c) if !c.is_empty() => kept += 1,
+            Ok(_) => {}
+            Err(_) => unknown += 1,
+        }
+    }
+    if !env.global.quiet && !env.global.json {
+        let none = files.len() - kept - unknown;
+        eprintln!(
+            "{kept} of {} file(s) under {} have a stored or catalogued copy, {none} none{}",
+            files.len(),
+            dir.display(),
+            match unknown {
+                0 => String::new(),
+                n => format!("; {n} could not be looked up"),
+            }
+        );
+    }
+    Ok(if unknown == 0 {
+        Done::Clean
+    } else {
+        Done::Warnings
+    })
+}
+
+/// One copy `ore search --file/--name` found, as a JSON document.
+fn located_json(f: &ore::commands::locate::Located) -> serde_json::Value {
+    json!({
+        "tag": f.tag,
+        "object": f.object.to_hex(),
+        "path": show(&f.path),
+        "origin": show(&f.origin),
+        "stored": f.catalogue.is_none(),
+        "volume": f.catalogue.as_ref().map(|v| json!({
+            "name": v.name, "label": v.label, "uuid": v.uuid, "mount": v.mount,
+            "device": v.device, "fs": v.fs, "model": v.model,
+        })),
+    })
+}
+
+/// One copy `ore search --file/--name` found, as a line's text: its tag, object and path
+/// there, whether it is stored or catalogued (and where), and where it was imported from.
+fn located_text(f: &ore::commands::locate::Located) -> String {
+    let place = match &f.catalogue {
+        None => "stored    ".to_string(),
+        Some(v) => format!("catalogued on {}:", v.name),
+    };
+    format!(
+        "{}  {}:{}  {place} {}",
+        f.tag,
+        &f.object.to_hex()[..16],
+        show(&f.path),
+        show(&f.origin)
+    )
 }
 
 pub fn props(env: &Env, a: PropsArgs) -> Result<Done> {
