@@ -73,9 +73,13 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
             })).collect::<Vec<_>>(),
         }))?;
     } else {
+        // In one write: a line at a time took 20 ms for 46,000 objects.
+        let mut keys = String::with_capacity(65 * r.objects.len());
         for (k, _) in &r.objects {
-            out(&format!("{}\n", k.to_hex()))?;
+            keys.push_str(&k.to_hex());
+            keys.push('\n');
         }
+        out(&keys)?;
         for w in &r.warnings {
             eprintln!("ore: warning: {}", warn(w));
         }
@@ -89,11 +93,15 @@ pub fn import(env: &Env, a: ImportArgs) -> Result<Done> {
             );
         }
     }
-    Ok(if r.warnings.is_empty() {
+    let done = if r.warnings.is_empty() {
         Done::Clean
     } else {
         Done::Warnings
-    })
+    };
+    // The outcome holds every object made (46,000 for an `--each` of /usr/share): freeing
+    // them took 40 ms, and the process ends next, so the exit reclaims them instead.
+    std::mem::forget(r);
+    Ok(done)
 }
 
 /// What an import says of paths its tag held already (`import::again`), a few by name and
