@@ -22,6 +22,7 @@
 //! walk descends for ever; keys that only ever increase, so a crafted index that names one
 //! node twice ends a scan with an error instead of a loop).
 
+mod batch;
 mod check;
 mod diff;
 mod entries;
@@ -29,6 +30,7 @@ mod scan;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use batch::Batch;
 pub use check::{check, Problem};
 pub use diff::{diff, Delta, DiffStats};
 pub use entries::{Entries, Tree};
@@ -121,7 +123,16 @@ struct Leaf {
 /// A leaf to encode from entries held elsewhere: the same bytes as [`Leaf`].
 #[derive(Serialize)]
 struct LeafRef<'a> {
-    items: &'a [Item],
+    items: &'a [ItemRef<'a>],
+}
+
+/// An entry held elsewhere: the same bytes as [`Item`].
+#[derive(Serialize)]
+struct ItemRef<'a> {
+    #[serde(with = "serde_bytes")]
+    key: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    value: &'a [u8],
 }
 
 /// An inner node: children in increasing order of their first keys, each one level down.
@@ -164,23 +175,47 @@ pub fn apply_seeing(
     changes: Vec<Change>,
     seen: &mut dyn FnMut(&Item),
 ) -> Result<Option<Root>> {
+    let refs = changes
+        .iter()
+        .map(|(k, v)| (&k[..], v.as_deref()))
+        .collect();
+    apply_refs(nodes, root, refs, seen)
+}
+
+/// [`apply_seeing`] of the changes of `batches`, in order (of two for one key the later
+/// wins, in one batch or across two).
+pub fn apply_batches(
+    nodes: &impl Nodes,
+    root: Option<&Root>,
+    batches: &[Batch],
+    seen: &mut dyn FnMut(&Item),
+) -> Result<Option<Root>> {
+    let refs = batches.iter().flat_map(Batch::iter).collect();
+    apply_refs(nodes, root, refs, seen)
+}
+
+fn apply_refs(
+    nodes: &impl Nodes,
+    root: Option<&Root>,
+    changes: Vec<batch::Ref<'_>>,
+    seen: &mut dyn FnMut(&Item),
+) -> Result<Option<Root>> {
     for (k, v) in &changes {
-        if k.len() > MAX_KEY || v.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
+        if k.len() > MAX_KEY || v.is_some_and(|v| v.len() > MAX_VALUE) {
             return Err(Error::Usage(format!(
                 "an index entry of {} and {} bytes: keys are at most {MAX_KEY} bytes and values {MAX_VALUE}",
                 k.len(),
-                v.as_ref().map_or(0, Vec::len)
+                v.map_or(0, <[u8]>::len)
             )));
         }
     }
-    let changes = last_of_each(changes);
+    let changes = batch::sorted(changes);
     let (mut level, mut children) = match root {
-        // A new index: the puts are its entries, moved rather than copied (an import of
-        // 46,000 objects files 590,000 of them at once).
+        // A new index: the puts are its entries, encoded where they lie.
         None => {
-            let items = changes
+            let items: Vec<(&[u8], &[u8])> = changes
                 .into_iter()
-                .filter_map(|(key, value)| value.map(|value| Item { key, value }))
+                .filter_map(|(key, value)| value.map(|value| (key, value)))
                 .collect();
             (0, leaves(nodes, items)?)
         }
@@ -216,56 +251,24 @@ pub fn apply_seeing(
     }
 }
 
-/// `changes` sorted by key, with only the last of those with one key (the one applied).
-fn last_of_each(mut changes: Vec<Change>) -> Vec<Change> {
-    use rayon::prelude::*;
-    // Sorted as each key's first 16 bytes and its place, the keys themselves compared only
-    // where those bytes are equal: an import of 46,000 objects makes 590,000 changes, and
-    // sorting them as the vectors they are, each in its own allocation, took 130–170 ms
-    // against 100–120 ms (docs/BENCHMARKS.md). Of equal keys the later is last (the place
-    // is the tie-break).
-    let mut order: Vec<(u128, usize)> = (changes.par_iter().enumerate())
-        .map(|(i, (key, _))| (prefix(key), i))
-        .collect();
-    order.par_sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| changes[a.1].0.cmp(&changes[b.1].0))
-            .then(a.1.cmp(&b.1))
-    });
-    // Of a run of one key, only the last is kept.
-    let mut out: Vec<Change> = Vec::with_capacity(order.len());
-    for w in 0..order.len() {
-        let (p, i) = order[w];
-        let replaced =
-            (order.get(w + 1)).is_some_and(|&(q, j)| q == p && changes[i].0 == changes[j].0);
-        if !replaced {
-            out.push(std::mem::take(&mut changes[i]));
-        }
-    }
-    out
-}
-
-/// A key's first 16 bytes as a number that orders as they do (zeros after a shorter key,
-/// which then orders by its bytes alone only when the numbers are equal).
-fn prefix(key: &[u8]) -> u128 {
-    let mut b = [0u8; 16];
-    let n = key.len().min(16);
-    b[..n].copy_from_slice(&key[..n]);
-    u128::from_be_bytes(b)
-}
-
 /// The nodes that replace node `node` (at `level`) once `changes`, all of which fall in its
 /// range, are applied: none, itself rewritten, or several when it had to split.
 fn rewrite(
     nodes: &impl Nodes,
     node: Key,
     level: u8,
-    changes: &[Change],
+    changes: &[batch::Ref<'_>],
     seen: &mut dyn FnMut(&Item),
 ) -> Result<Vec<Child>> {
     if level == 0 {
         let leaf = load_leaf(nodes, node)?;
-        return leaves(nodes, merge(leaf.items, changes, seen));
+        let merged = merge(leaf.items, changes, seen);
+        return leaves(
+            nodes,
+            (merged.iter())
+                .map(|i| (&i.key[..], &i.value[..]))
+                .collect(),
+        );
     }
     let inner = load_inner(nodes, node, level)?;
     let n = inner.children.len();
@@ -275,7 +278,7 @@ fn rewrite(
         // Child i takes the keys below child i + 1's first key (the first child also those
         // below its own first key; the last child the rest).
         let upto = match inner.children.get(i + 1) {
-            Some(next) => rest.partition_point(|c| c.0 < next.first),
+            Some(next) => rest.partition_point(|c| c.0 < &next.first[..]),
             None => rest.len(),
         };
         let (mine, after) = rest.split_at(upto);
@@ -292,24 +295,24 @@ fn rewrite(
 
 /// `items` (sorted) with `changes` (sorted, one per key) applied; `seen` is shown each item a
 /// change overwrites or removes.
-fn merge(items: Vec<Item>, changes: &[Change], seen: &mut dyn FnMut(&Item)) -> Vec<Item> {
+fn merge(items: Vec<Item>, changes: &[batch::Ref<'_>], seen: &mut dyn FnMut(&Item)) -> Vec<Item> {
     let mut out = Vec::with_capacity(items.len() + changes.len());
     let mut changes = changes.iter().peekable();
     for item in items {
-        while let Some((k, v)) = changes.next_if(|c| c.0 < item.key) {
+        while let Some((k, v)) = changes.next_if(|c| c.0 < &item.key[..]) {
             if let Some(v) = v {
                 out.push(Item {
-                    key: k.clone(),
-                    value: v.clone(),
+                    key: k.to_vec(),
+                    value: v.to_vec(),
                 });
             }
         }
-        match changes.next_if(|c| c.0 == item.key) {
+        match changes.next_if(|c| c.0 == &item.key[..]) {
             Some((_, Some(v))) => {
                 seen(&item);
                 out.push(Item {
                     key: item.key,
-                    value: v.clone(),
+                    value: v.to_vec(),
                 })
             }
             Some((_, None)) => seen(&item),
@@ -319,8 +322,8 @@ fn merge(items: Vec<Item>, changes: &[Change], seen: &mut dyn FnMut(&Item)) -> V
     for (k, v) in changes {
         if let Some(v) = v {
             out.push(Item {
-                key: k.clone(),
-                value: v.clone(),
+                key: k.to_vec(),
+                value: v.to_vec(),
             });
         }
     }
@@ -337,12 +340,12 @@ fn runs<T>(list: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
         .max(1);
     let (target, per) = (total.div_ceil(pieces), list.len().div_ceil(pieces));
     let mut out = Vec::with_capacity(pieces);
-    let mut run: Vec<T> = Vec::new();
+    let mut run: Vec<T> = Vec::with_capacity(per);
     let mut bytes = 0;
     for x in list {
         let n = size(&x);
         if !run.is_empty() && (bytes + n > target || run.len() >= per) {
-            out.push(std::mem::take(&mut run));
+            out.push(std::mem::replace(&mut run, Vec::with_capacity(per)));
             bytes = 0;
         }
         bytes += n;
@@ -354,28 +357,25 @@ fn runs<T>(list: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
     out
 }
 
-/// Stores `items` as leaves; the children that name them.
-fn leaves(nodes: &impl Nodes, items: Vec<Item>) -> Result<Vec<Child>> {
+/// Stores `items` (key, value) as leaves; the children that name them.
+fn leaves(nodes: &impl Nodes, items: Vec<(&[u8], &[u8])>) -> Result<Vec<Child>> {
     use rayon::prelude::*;
     // Encoded on every core: a first import of 46,000 objects makes 4,700 leaves at once.
-    let runs = runs(items, |i| i.key.len() + i.value.len() + 4);
+    let runs = runs(items, |(k, v)| k.len() + v.len() + 4);
     let made = (runs.par_iter())
         .map(|run| {
-            (
-                run[0].key.clone(),
-                run.len() as u64,
-                encode(&LeafRef { items: run }),
-            )
+            let refs: Vec<ItemRef<'_>> = (run.iter())
+                .map(|&(key, value)| ItemRef { key, value })
+                .collect();
+            // Sized up front: grown as it was encoded, the buffer was copied again and again.
+            let bytes: usize = run.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+            let plain =
+                postcard::to_extend(&LeafRef { items: &refs }, Vec::with_capacity(bytes + 8))
+                    .expect("postcard serialisation into memory");
+            (run[0].0.to_vec(), run.len() as u64, plain)
         })
         .collect();
-    // The entries are freed beside the storing, not before it: half a million allocations,
-    // made on other threads, took as long to free as the leaves took to encode.
-    let freeing = std::thread::spawn(move || drop(runs));
-    let stored = store_nodes(nodes, Kind::IndexLeaf, made);
-    freeing
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p));
-    stored
+    store_nodes(nodes, Kind::IndexLeaf, made)
 }
 
 /// Stores `children` as inner nodes of `level`; the children that name them.

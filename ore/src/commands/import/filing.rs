@@ -13,7 +13,7 @@ use crate::core::archival::{
 use crate::core::block::Kind;
 use crate::core::entry::encode;
 use crate::core::error::{Error, Result};
-use crate::core::index::{self, Change};
+use crate::core::index::{self, Batch};
 use crate::core::objects::head_of;
 use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
@@ -64,22 +64,27 @@ pub(super) fn commit(
         _ => Vec::new(),
     };
     let types = type_entries(objects.iter().map(|(_, o)| o))?;
-    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Batch>> {
         let index = head.and_then(|h| h.index.as_ref());
-        // Every core: `--each` files tens of thousands of objects at once. Made afresh for
-        // each head tried rather than kept: held beside the changes, they doubled the
-        // memory of an import of 48,000 files.
-        let each: Vec<Vec<Change>> = objects
+        // Every core: `--each` files tens of thousands of objects at once, each object's
+        // changes packed into one batch (`index::Batch`). Made afresh for each head tried
+        // rather than kept: held beside the changes, they doubled the memory of an import of
+        // 48,000 files.
+        let mut changes: Vec<Batch> = objects
             .par_iter()
             .map(|(key, o)| {
-                let mut v = vec![(object_entry(key), Some(encode(&Summary::of(o))))];
                 let entries = finding_entries(repo, key, o)?;
-                v.extend(entries.into_iter().map(|e| (e, Some(Vec::new()))));
-                Ok(v)
+                let summary = encode(&Summary::of(o));
+                let bytes = entries.iter().map(Vec::len).sum::<usize>() + 33 + summary.len();
+                let mut b = Batch::with_capacity(entries.len() + 1, bytes);
+                b.put(&object_entry(key), &summary);
+                for e in &entries {
+                    b.put(e, &[]);
+                }
+                Ok(b)
             })
             .collect::<Result<_>>()?;
-        let mut changes: Vec<Change> = each.into_iter().flatten().collect();
-        changes.extend(typing(repo, index, tag, &types)?);
+        changes.push(typing(repo, index, tag, &types)?);
         if let (Some(old), Some(o)) = (replaced, &replaced_object) {
             match crate::core::objects::summary_of(repo, index, &old)? {
                 None => {
@@ -98,8 +103,12 @@ pub(super) fn commit(
             }
             let mut summary = Summary::of(o);
             summary.replaced = true;
-            changes.push((object_entry(&old), Some(encode(&summary))));
-            changes.extend(replaced_finding.iter().map(|e| (e.clone(), None)));
+            let mut b = Batch::default();
+            b.put(&object_entry(&old), &encode(&summary));
+            for e in &replaced_finding {
+                b.remove(e);
+            }
+            changes.push(b);
         }
         Ok(changes)
     };
@@ -114,10 +123,10 @@ fn typing(
     index: Option<&index::Root>,
     tag: &str,
     types: &std::collections::BTreeMap<String, crate::core::archival::Type>,
-) -> Result<Vec<Change>> {
+) -> Result<Batch> {
     let recorded =
         crate::core::objects::recorded_types(&crate::core::index::Tree::new(repo, index))?;
-    let mut out = Vec::new();
+    let mut out = Batch::default();
     for (key, &ty) in types {
         match recorded.get(key) {
             Some(&r) if r != ty => {
@@ -128,7 +137,7 @@ fn typing(
                 )))
             }
             Some(_) => {}
-            None => out.push((type_entry(key), Some(vec![ty.byte()]))),
+            None => out.put(&type_entry(key), &[ty.byte()]),
         }
     }
     Ok(out)
@@ -151,7 +160,7 @@ pub(super) fn file_loaded(
         .map(|(key, o)| finding_entries(repo, key, o))
         .collect::<Result<_>>()?;
     let types = type_entries(objects.iter().map(|(_, o)| o))?;
-    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Batch>> {
         let index = head.and_then(|h| h.index.as_ref());
         let mut changes = typing(repo, index, tag, &types)?;
         // An object the tag holds as replaced already (a newer version was made there since
@@ -166,11 +175,13 @@ pub(super) fn file_loaded(
         for ((key, o), entries) in objects.iter().zip(&finding) {
             let mut summary = Summary::of(o);
             summary.replaced = replaced.contains(key) || superseded.contains(key);
-            changes.push((object_entry(key), Some(encode(&summary))));
-            let value = (!summary.replaced).then(Vec::new);
-            changes.extend(entries.iter().map(|e| (e.clone(), value.clone())));
+            changes.put(&object_entry(key), &encode(&summary));
+            let value: Option<&[u8]> = (!summary.replaced).then_some(&[]);
+            for e in entries {
+                changes.push(e, value);
+            }
         }
-        Ok(changes)
+        Ok(vec![changes])
     };
     let start = head_of(repo, tag)?;
     commit_changes(repo, tag, start, "load", &mut plan)
@@ -206,7 +217,7 @@ fn commit_changes(
     tag: &str,
     mut current: Option<(Key, Head)>,
     action: &str,
-    plan: &mut dyn FnMut(Option<&Head>) -> Result<Vec<Change>>,
+    plan: &mut dyn FnMut(Option<&Head>) -> Result<Vec<Batch>>,
 ) -> Result<(Key, bool, u64)> {
     let reflog_head = reflog::read_head_ahead(repo).decoded(repo);
     let mut raced = false;
@@ -221,20 +232,22 @@ fn commit_changes(
             stored: std::cell::Cell::new(0),
         };
         // Of two changes of one key the later is the one applied (`index::apply`).
-        let mut put: std::collections::HashMap<&[u8], &Option<Vec<u8>>> = Default::default();
-        for (k, v) in changes.iter().filter(|(k, _)| k.first() == Some(&OBJECTS)) {
-            put.insert(k, v);
+        let mut put: std::collections::HashMap<&[u8], Option<&[u8]>> = Default::default();
+        for (k, v) in changes.iter().flat_map(Batch::iter) {
+            if k.first() == Some(&OBJECTS) {
+                put.insert(k, v);
+            }
         }
         let (objects, live) = before.map_or((0, 0), |h| (h.objects, h.current));
         let (o, c) = (put.par_iter())
-            .filter_map(|(_, v)| v.as_deref().map(counts))
+            .filter_map(|(_, v)| v.map(counts))
             .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         let (objects, live) = (objects.saturating_add(o), live.saturating_add(c));
         let mut gone = (0u64, 0u64);
-        let index = index::apply_seeing(
+        let index = index::apply_batches(
             &counting,
             before.and_then(|h| h.index.as_ref()),
-            changes,
+            &changes,
             &mut |item| {
                 if item.key.first() == Some(&OBJECTS) {
                     let (o, c) = counts(&item.value);
@@ -290,10 +303,10 @@ pub fn forget_where(
     // Worked out again from each head tried, so that objects another run filed or forgot
     // meanwhile are counted as they are.
     let mut forgotten = hits;
-    let mut plan = |head: Option<&Head>| -> Result<Vec<Change>> {
+    let mut plan = |head: Option<&Head>| -> Result<Vec<Batch>> {
         let index = head.and_then(|h| h.index.as_ref());
         forgotten = crate::commands::search::search_in(repo, index, query)?;
-        let mut changes: Vec<Change> = Vec::new();
+        let mut changes = Batch::default();
         let mut seen = std::collections::HashSet::new();
         for hit in &forgotten {
             // The object, and the older versions it replaced, while the index lists them.
@@ -306,13 +319,14 @@ pub fn forget_where(
                     break;
                 }
                 let o: Object = repo.get(key, Kind::Object)?;
-                changes.push((object_entry(&key), None));
-                let finding = finding_entries(repo, &key, &o)?;
-                changes.extend(finding.into_iter().map(|e| (e, None)));
+                changes.remove(&object_entry(&key));
+                for e in finding_entries(repo, &key, &o)? {
+                    changes.remove(&e);
+                }
                 at = o.parent;
             }
         }
-        Ok(changes)
+        Ok(vec![changes])
     };
     commit_changes(repo, tag, Some(start), "forget", &mut plan)?;
     Ok(forgotten)
