@@ -589,10 +589,26 @@ fn props_shows_an_object_and_a_new_version_changes_its_properties_without_storin
     let v: serde_json::Value = props_json(&ore, &second);
     assert_eq!(v["parent"].as_str(), Some(first.as_str()));
     assert_eq!(v["props"]["comment"].as_str(), Some("the good one"));
-    // The old version is the parent: a version of it again is refused, naming the newest rule.
+    // The old version is the parent: a version of it again is refused, naming the newest rule
+    // and the newest version, which is the one to replace.
     let r = ore.run(&["props", &first, "--set", "comment=again"]);
     assert!(
-        r.code == 1 && r.stderr.contains("replaced by a newer version"),
+        r.code == 1
+            && r.stderr.contains("replaced by a newer version")
+            && r.stderr.contains(&second),
+        "{}",
+        r.stderr
+    );
+    // Two versions on, the first is still refused with the newest one named.
+    let third = ore
+        .run(&["props", &second, "--set", "comment=the best one"])
+        .expect(0, "props --set")
+        .stdout
+        .trim()
+        .to_string();
+    let r = ore.run(&["props", &first, "--set", "comment=again"]);
+    assert!(
+        r.code == 1 && r.stderr.contains(&third) && !r.stderr.contains(&second),
         "{}",
         r.stderr
     );

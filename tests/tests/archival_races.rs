@@ -194,6 +194,7 @@ fn a_new_version_racing_another_new_version_of_the_same_object_files_nothing_and
     let current = found(&ore, "work", "title=alpha");
     assert_eq!(current.len(), 1, "{current:?}");
     assert_eq!(props_json(&ore, &current[0])["props"]["comment"], "theirs");
+    assert!(err.contains(&current[0]), "names the newest version: {err}");
     assert!(
         counted(&ore, "work").contains("1 object(s) (+1 replaced)"),
         "{}",

@@ -209,15 +209,74 @@ pub fn recorded_types(
     }
 }
 
-/// Refuses an object already replaced: a new version replaces the newest one.
+/// Refuses an object already replaced: a new version replaces the newest one, which the
+/// error names when [`newest_version`] finds it.
 pub fn check_current(repo: &Repo, tag: &str, head: &Head, key: &Key) -> Result<()> {
-    match summary_of(repo, head.index.as_ref(), key)? {
-        Some(s) if s.replaced => Err(Error::Usage(format!(
-            "object {key} on {tag} was replaced by a newer version already: replace the newest one \
-             (`ore search {tag} ...` lists only current objects)"
-        ))),
+    let index = head.index.as_ref();
+    match summary_of(repo, index, key)? {
+        Some(s) if s.replaced => {
+            // Only a help to the message: what keeps it from being found does not hide why
+            // the object is refused.
+            let newest = match newest_version(repo, index, key).ok().flatten() {
+                Some(n) => format!(" ({n})"),
+                None => String::new(),
+            };
+            Err(Error::Usage(format!(
+                "object {key} on {tag} was replaced by a newer version already{newest}: replace \
+                 the newest one (`ore search {tag} ...` lists only current objects)"
+            )))
+        }
         _ => Ok(()),
     }
+}
+
+/// The current version of replaced object `key` on the index at `index`. Only a version names
+/// the one it replaced, so the current objects that hold a copy of one of `key`'s first few
+/// files (`f` entries, which only current objects have) are followed back through their
+/// parents: a new version made by `ore props --set` holds the very same files, and one made
+/// by `--replace` usually some of them. `None` when none of them descends from `key`.
+pub fn newest_version(
+    repo: &Repo,
+    index: Option<&crate::core::index::Root>,
+    key: &Key,
+) -> Result<Option<Key>> {
+    let o: Object = repo.get(*key, Kind::Object)?;
+    let files = o.files.read(repo)?;
+    for id in files.iter().filter_map(|f| f.id).take(4) {
+        let prefix = crate::core::filelist::content_prefix(&id);
+        // A file many objects hold (an empty one) is not followed through all of them.
+        for item in Cursor::new(repo, index, &prefix)?.take(HOLDERS_FOLLOWED) {
+            let item = item?;
+            if !item.key.starts_with(&prefix) {
+                break;
+            }
+            match crate::core::archival::entry_object(&item.key) {
+                Some(k) if k != *key && descends_from(repo, k, key)? => return Ok(Some(k)),
+                _ => {}
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// How many holders of one file [`newest_version`] follows back.
+const HOLDERS_FOLLOWED: usize = 64;
+/// How many versions back it follows each (a crafted chain ends here, not in a loop).
+const VERSIONS_FOLLOWED: usize = 1000;
+
+/// Whether object `from` replaced `ancestor`, directly or through versions between them.
+fn descends_from(repo: &Repo, from: Key, ancestor: &Key) -> Result<bool> {
+    let mut at = from;
+    let mut seen = std::collections::HashSet::from([at]);
+    for _ in 0..VERSIONS_FOLLOWED {
+        let o: Object = repo.get(at, Kind::Object)?;
+        match o.parent {
+            Some(p) if p == *ancestor => return Ok(true),
+            Some(p) if seen.insert(p) => at = p,
+            _ => return Ok(false),
+        }
+    }
+    Ok(false)
 }
 
 /// How many objects the index at `index` holds, and how many of them are current (not

@@ -94,10 +94,15 @@ pub(super) fn commit(
                     )))
                 }
                 Some(s) if s.replaced => {
+                    let newest = match crate::core::objects::newest_version(repo, index, &old).ok()
+                    {
+                        Some(Some(n)) => n.to_string(),
+                        _ => format!("`ore search {tag} ...`"),
+                    };
                     return Err(Error::Usage(format!(
                         "object {old} on {tag} was replaced by another run meanwhile, so nothing \
-                         was filed: replace the newest version (`ore search {tag} ...`)"
-                    )))
+                         was filed: replace the newest version ({newest})"
+                    )));
                 }
                 Some(_) => {}
             }
