@@ -95,14 +95,19 @@ impl Files {
     /// Every file listed, by path. A long list is read from `nodes`, and refused when one of
     /// its entries is not what a list holds.
     pub fn read(&self, nodes: &impl Nodes) -> Result<Vec<FileRef>> {
+        self.read_first(nodes, usize::MAX)
+    }
+
+    /// The first `n` files listed, by path ([`Files::read`] of a list cut short).
+    pub fn read_first(&self, nodes: &impl Nodes, n: usize) -> Result<Vec<FileRef>> {
         let root = match self {
-            Files::Inline(f) => return Ok(f.clone()),
+            Files::Inline(f) => return Ok(f.iter().take(n).cloned().collect()),
             Files::Index(root) => root,
         };
         let mut out = Vec::new();
-        let mut c = Cursor::new(nodes, Some(root), &[])?;
+        let c = Cursor::new(nodes, Some(root), &[])?;
 
-        for item in &mut c {
+        for item in c.take(n) {
             let item = item?;
             let bad = |why: &str| Error::Corrupt {
                 key: root.node,

@@ -231,52 +231,92 @@ pub fn check_current(repo: &Repo, tag: &str, head: &Head, key: &Key) -> Result<(
 }
 
 /// The current version of replaced object `key` on the index at `index`. Only a version names
-/// the one it replaced, so the current objects that hold a copy of one of `key`'s first few
-/// files (`f` entries, which only current objects have) are followed back through their
-/// parents: a new version made by `ore props --set` holds the very same files, and one made
-/// by `--replace` usually some of them. `None` when none of them descends from `key`.
+/// the one it replaced, so it is looked for among the current objects that hold a copy of one
+/// of `key`'s first files (`f` entries, which only current objects have), followed back
+/// through their parents: first those holding it at the same path (a version made by `ore
+/// props --set` holds the very same files there), then at any path (one made by `--replace`
+/// usually holds some of them). A content many objects hold, or a long chain of versions,
+/// costs at most [`VERSIONS_READ`] object reads in all: `None` when none of them found it.
 pub fn newest_version(
     repo: &Repo,
     index: Option<&crate::core::index::Root>,
     key: &Key,
 ) -> Result<Option<Key>> {
     let o: Object = repo.get(*key, Kind::Object)?;
-    let files = o.files.read(repo)?;
-    for id in files.iter().filter_map(|f| f.id).take(4) {
-        let prefix = crate::core::filelist::content_prefix(&id);
-        // A file many objects hold (an empty one) is not followed through all of them.
-        for item in Cursor::new(repo, index, &prefix)?.take(HOLDERS_FOLLOWED) {
+    let mut ids = std::collections::HashSet::new();
+    let files: Vec<_> = (o.files.read_first(repo, 64)?.into_iter())
+        .filter_map(|f| f.id.filter(|id| ids.insert(*id)).map(|id| (id, f.path)))
+        .take(4)
+        .collect();
+    let mut search = Versions {
+        repo,
+        key: *key,
+        reads: VERSIONS_READ,
+        not: std::collections::HashSet::from([*key]),
+    };
+    let same_path = files.iter().map(|(id, path)| {
+        let mut p = crate::core::filelist::content_prefix(id);
+        p.extend_from_slice(path);
+        p.push(0);
+        p
+    });
+    let any_path = (files.iter()).map(|(id, _)| crate::core::filelist::content_prefix(id));
+    for prefix in same_path.collect::<Vec<_>>().into_iter().chain(any_path) {
+        for item in Cursor::new(repo, index, &prefix)?.take(ENTRIES_SCANNED) {
             let item = item?;
-            if !item.key.starts_with(&prefix) {
+            if !item.key.starts_with(&prefix) || search.reads == 0 {
                 break;
             }
-            match crate::core::archival::entry_object(&item.key) {
-                Some(k) if k != *key && descends_from(repo, k, key)? => return Ok(Some(k)),
-                _ => {}
+            if let Some(k) = crate::core::archival::entry_object(&item.key) {
+                if search.descends(k) {
+                    return Ok(Some(k));
+                }
             }
         }
     }
     Ok(None)
 }
 
-/// How many holders of one file [`newest_version`] follows back.
-const HOLDERS_FOLLOWED: usize = 64;
-/// How many versions back it follows each (a crafted chain ends here, not in a loop).
-const VERSIONS_FOLLOWED: usize = 1000;
+/// Object reads [`newest_version`] may make in all.
+const VERSIONS_READ: usize = 256;
+/// `f` entries it looks at for one prefix.
+const ENTRIES_SCANNED: usize = 4096;
 
-/// Whether object `from` replaced `ancestor`, directly or through versions between them.
-fn descends_from(repo: &Repo, from: Key, ancestor: &Key) -> Result<bool> {
-    let mut at = from;
-    let mut seen = std::collections::HashSet::from([at]);
-    for _ in 0..VERSIONS_FOLLOWED {
-        let o: Object = repo.get(at, Kind::Object)?;
-        match o.parent {
-            Some(p) if p == *ancestor => return Ok(true),
-            Some(p) if seen.insert(p) => at = p,
-            _ => return Ok(false),
+/// A search for the versions that descend from one object.
+struct Versions<'r> {
+    repo: &'r Repo,
+    key: Key,
+    /// Object reads left.
+    reads: usize,
+    /// Objects known not to descend from `key` (and `key` itself).
+    not: std::collections::HashSet<Key>,
+}
+
+impl Versions<'_> {
+    /// Whether object `from` replaced the searched one, directly or through versions between
+    /// them. An object that does not read ends its chain, as a chain without `key` does;
+    /// every object on such a chain is then known not to descend.
+    fn descends(&mut self, from: Key) -> bool {
+        let mut chain = Vec::new();
+        let mut at = from;
+        while self.reads > 0 && !self.not.contains(&at) && !chain.contains(&at) {
+            self.reads -= 1;
+            chain.push(at);
+            let parent = match self.repo.get::<Object>(at, Kind::Object) {
+                Ok(o) => o.parent,
+                Err(_) => None,
+            };
+            match parent {
+                Some(p) if p == self.key => return true,
+                Some(p) => at = p,
+                None => break,
+            }
         }
+        if self.reads > 0 {
+            self.not.extend(chain);
+        }
+        false
     }
-    Ok(false)
 }
 
 /// How many objects the index at `index` holds, and how many of them are current (not
