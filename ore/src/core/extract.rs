@@ -33,13 +33,19 @@ pub const AUDIO_BUDGET: Duration = Duration::from_secs(2);
 
 /// Up to `len` bytes of `file` from its start, whatever its offset.
 fn head(file: &File, len: usize) -> Option<Vec<u8>> {
-    // No larger than the file (as it was a moment ago): a window of 1 MiB zeroed for every
-    // icon of a few KiB was a tenth of a second of an `--each` of /usr/share.
-    let size = file.metadata().map_or(len as u64, |m| m.len());
-    let len = len.min(usize::try_from(size).unwrap_or(usize::MAX));
-    let mut buf = vec![0; len];
+    // The buffer starts no larger than the file says it is (a window of 1 MiB zeroed for
+    // every icon of a few KiB was a tenth of a second of an `--each` of /usr/share), and
+    // grows while there is more: a file may hold more than its size says (/proc, some FUSE
+    // file systems) or have grown since.
+    let size = file.metadata().map_or(0, |m| m.len());
+    // One byte more than the size, so that the read that finds the end fits.
+    let start = usize::try_from(size).map_or(len, |s| s.saturating_add(1));
+    let mut buf = vec![0; start.min(len)];
     let mut n = 0;
     while n < len {
+        if n == buf.len() {
+            buf.resize(len.min(2 * n.max(4096)), 0);
+        }
         match file.read_at(&mut buf[n..], n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
@@ -297,7 +303,29 @@ impl<R: Seek> Seek for Budget<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::text;
+    use super::{head, text, File};
+
+    #[test]
+    fn a_head_is_read_whole_whatever_size_the_file_claims() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("f");
+        let bytes: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let f = File::open(&path).expect("open");
+        assert_eq!(head(&f, 1 << 20).as_deref(), Some(&bytes[..]));
+        assert_eq!(head(&f, 100).as_deref(), Some(&bytes[..100]));
+        assert_eq!(head(&f, 0).as_deref(), Some(&[][..]));
+        // A file whose size says 0 but that holds more (as /proc's do, and some FUSE file
+        // systems' files) is read to its end all the same.
+        let proc = File::open("/proc/self/status").expect("open /proc/self/status");
+        assert_eq!(proc.metadata().expect("metadata").len(), 0);
+        let got = head(&proc, 1 << 20).expect("read");
+        assert!(
+            got.starts_with(b"Name:"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
 
     #[test]
     fn text_without_a_magic_number_is_told_from_binary() {
