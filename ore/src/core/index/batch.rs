@@ -12,8 +12,6 @@
 //! [`sorted`] is the one place changes are put in order: by key, and of several changes of one
 //! key only the last, which is the one applied.
 
-use super::Change;
-
 /// A change seen in place: a key, and the value it puts (`None`: the key is removed).
 pub(super) type Ref<'a> = (&'a [u8], Option<&'a [u8]>);
 
@@ -86,20 +84,6 @@ impl Batch {
             });
             (key, value)
         })
-    }
-}
-
-impl From<&[Change]> for Batch {
-    fn from(changes: &[Change]) -> Batch {
-        let bytes = changes
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
-        let mut b = Batch::with_capacity(changes.len(), bytes);
-        for (k, v) in changes {
-            b.push(k, v.as_deref());
-        }
-        b
     }
 }
 
