@@ -223,6 +223,34 @@ impl Stream {
         self.record(6, &[])
     }
 
+    /// An object record, then a root that is one regular file, `name`, holding `data` (as
+    /// `--each` dumps an object).
+    fn file_object(&mut self, name: &[u8], data: &[u8]) -> &mut Stream {
+        let o = DumpObject {
+            props: vec![text("title", "a letter")],
+            imported_ns: 0,
+            host: "crafted".into(),
+            user: "crafted".into(),
+            source: b"/crafted".to_vec(),
+            parent: None,
+            size: data.len() as u64,
+            catalogue: None,
+        };
+        // A data record's part of the hash: its kind, its length, its bytes (FORMAT.md §11).
+        let size = data.len() as u64;
+        let mut h = blake3::Hasher::new();
+        h.update(&[3]);
+        h.update(&size.to_le_bytes());
+        h.update(data);
+        self.record(8, &encode(&o))
+            .record(
+                2,
+                &encode(&ore_tests::dumps::entry(name, DumpKind::File { size })),
+            )
+            .record(3, data)
+            .record(5, h.finalize().as_bytes())
+    }
+
     fn end(&mut self) -> Vec<u8> {
         let sum = *blake3::hash(&self.0).as_bytes();
         self.record(7, &sum);
@@ -463,4 +491,30 @@ fn a_hard_link_that_comes_before_its_file_in_a_stream_is_listed_after_a_load() {
         "{}",
         r.stdout
     );
+}
+
+#[test]
+fn an_object_that_is_one_file_loads_but_not_one_named_out_of_its_directory() {
+    let (ore, _d) = Ore::local();
+    let stream = Stream::new()
+        .record(1, &header())
+        .file_object(b"letter.txt", b"dear reader")
+        .end();
+    load(&ore, "one", &stream).expect(0, "an object that is one file");
+    let key = found(&ore, "one", "title~letter");
+    assert_eq!(key.len(), 1);
+    let cat = ore
+        .cmd(&["cat", &format!("{}:letter.txt", key[0])])
+        .output()
+        .expect("cat runs");
+    assert_eq!(cat.stdout, b"dear reader");
+    for name in [&b"../evil"[..], b"a/b", b"..", b""] {
+        let stream = Stream::new()
+            .record(1, &header())
+            .file_object(name, b"x")
+            .end();
+        let r = load(&ore, "bad", &stream).expect(1, "a root file named out of its directory");
+        assert!(r.stderr.contains("the root file's name"), "{}", r.stderr);
+        assert_eq!(tag_line(&ore, "bad"), None, "nothing was filed");
+    }
 }

@@ -42,7 +42,7 @@ fn each_regular_file_becomes_an_object_of_its_own_found_restored_and_checked() {
             .ends_with("photos/2019/summer/beach.jpg"),
         "{props}"
     );
-    // An object is its file, alone, under its directory's metadata.
+    // An object is its file, alone (shown as a directory holding it).
     let ls = ore.run(&["ls", &beach[0]]).expect(0, "ls").stdout;
     assert_eq!(ls.trim(), "beach.jpg");
     let again = found(&ore, "pics", "name=again.txt");

@@ -199,9 +199,9 @@ fn a_format_1_archive_is_written_as_format_1_until_upgraded_and_keeps_its_keys_a
     );
 
     let r = o.run(&["upgrade"]).expect(0, "upgrade");
-    assert!(r.stderr.contains("now of format 5"), "{r:?}");
+    assert!(r.stderr.contains("now of format 6"), "{r:?}");
     let r = o.run(&["upgrade"]).expect(0, "upgrade again");
-    assert!(r.stderr.contains("format 5 already"), "{r:?}");
+    assert!(r.stderr.contains("format 6 already"), "{r:?}");
     assert_eq!(log(&o, "home"), after, "the upgrade keeps every key");
 
     // New snapshots get links; a forget that drops format-1 snapshots links the kept

@@ -204,10 +204,9 @@ fn scan(
 }
 
 /// Where file `path` of object `o` was when imported: below the object's source, or beside
-/// it when the object is one file (its tree is the directory made around it, whose entry has
-/// no name).
+/// it when the object is one file ([`Object::one_file`]).
 fn origin(o: &Object, path: &[u8]) -> Vec<u8> {
-    let base: &[u8] = match o.root.name.is_empty() {
+    let base: &[u8] = match o.one_file() {
         true => match o.source.iter().rposition(|&b| b == b'/') {
             Some(0) => b"/",
             Some(i) => &o.source[..i],

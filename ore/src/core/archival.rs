@@ -15,7 +15,7 @@
 //! So an equality is a scan of one prefix, a range a scan between two keys, and a word a scan
 //! of words that start with it; each gives object keys in order, ready to be merged.
 
-use crate::core::entry::Entry;
+use crate::core::entry::{Entry, EntryKind};
 use crate::core::index::Root;
 use protocol::Key;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub const ARCHIVAL_FROM: u32 = 4;
 /// what every change to an archive tag writes since. An archive of format 4 is read as it
 /// is (its objects list no files, [`object_de`]) and must be upgraded before it is changed.
 pub const LISTS_FROM: u32 = 5;
+/// The format version whose objects of one file (`--each`) may have the file itself as their
+/// root, read as a nameless directory holding it whose block is implied, never stored
+/// ([`Object::tree`]). An ore that reads only format 5 would take such a file's data for
+/// garbage, so an archive of format 5 gets that directory stored, as before.
+pub const FILE_ROOTS_FROM: u32 = 6;
 
 /// Refuses to change an archive tag of `repo` while its format is older than [`LISTS_FROM`]:
 /// an ore that reads only format 4 would misread what this one writes (an object's file
@@ -56,7 +61,9 @@ pub struct Prop {
 /// `size`, and reads as one without files or catalogue.
 #[derive(Clone, Debug, Serialize)]
 pub struct Object {
-    /// The imported tree's root entry, as a snapshot's.
+    /// The imported tree's root entry, as a snapshot's; for an object of one file made by
+    /// `--each`, the file's own entry (read as a nameless directory holding it:
+    /// [`Object::tree`]).
     pub root: Entry,
     /// Sorted by key, one per key.
     pub props: Vec<Prop>,
@@ -90,6 +97,38 @@ impl Object {
     pub fn prop(&self, key: &str) -> Option<&Value> {
         self.props.iter().find(|p| p.key == key).map(|p| &p.value)
     }
+
+    /// Whether it is an object of one file: its root is the file itself (`--each`), or the
+    /// nameless directory made around a file PATH (or around a file by `--each` before
+    /// objects held the file itself).
+    pub fn one_file(&self) -> bool {
+        self.root.name.is_empty() || !matches!(self.root.kind, EntryKind::Dir { .. })
+    }
+
+    /// Its tree as a directory, as every reader of a tree takes it: its root, or for an
+    /// object whose root is one file, the directory [`around`] it, whose block is implied,
+    /// never stored (`core::implied`).
+    pub fn tree(&self, repo: &crate::core::repo::Repo) -> crate::core::error::Result<Entry> {
+        if matches!(self.root.kind, EntryKind::Dir { .. }) {
+            return Ok(self.root.clone());
+        }
+        let (leaf, made) = around(&self.root);
+        Ok(made(repo.imply(crate::core::block::Kind::Dir, &leaf)?))
+    }
+}
+
+/// The nameless directory made around entry `e`, holding just it, with its owner and times
+/// and mode 0755: the plaintext of the directory's one block, and the directory's entry
+/// given that block's key.
+pub fn around(e: &Entry) -> (Vec<u8>, impl FnOnce(Key) -> Entry + '_) {
+    let leaf = crate::core::entry::encode(&std::slice::from_ref(e));
+    (leaf, move |tree| Entry {
+        name: Vec::new(),
+        kind: EntryKind::Dir { tree },
+        mode: 0o755,
+        xattrs: Vec::new(),
+        ..e.clone()
+    })
 }
 
 /// What the index keeps of each object for listings (the `o` map).

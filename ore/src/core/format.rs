@@ -21,12 +21,13 @@ use serde::{Deserialize, Serialize};
 
 /// The reserved tag naming the format record.
 pub const FORMAT_TAG: &str = protocol::tagrules::FORMAT_TAG;
-/// The format version this build gives new archives (and `ore upgrade` older ones): 5, whose
+/// The format version this build gives new archives (and `ore upgrade` older ones): 6, whose
 /// chains are made of links ([`crate::core::link`], since 2), whose small files are kept in
 /// shared chunks ([`SLICES_FROM`], since 3), which may have archive tags
 /// ([`crate::core::archival::ARCHIVAL_FROM`], since 4), whose objects list their files and
-/// may be catalogues ([`crate::core::archival::LISTS_FROM`], since 5).
-pub const FORMAT_VERSION: u32 = 5;
+/// may be catalogues ([`crate::core::archival::LISTS_FROM`], since 5), and whose objects of
+/// one file may be the file itself ([`crate::core::archival::FILE_ROOTS_FROM`], since 6).
+pub const FORMAT_VERSION: u32 = 6;
 /// The first format version whose small files may be slices of shared chunks
 /// (`Content::Slice`, FORMAT.md §4). Snapshots of older archives store each file apart, so
 /// that the `ore`s that read them still can.

@@ -29,6 +29,7 @@ pub mod filelist;
 pub mod format;
 pub mod formatcopy;
 pub mod fsys;
+pub mod implied;
 pub mod index;
 pub mod keyset;
 pub mod labels;

@@ -92,7 +92,7 @@ pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
     };
     let snapshot = Snapshot {
         previous: Vec::new(),
-        root: o.root,
+        root: o.tree(repo)?,
         time: o.imported_ns,
         host: o.host,
         user: o.user,

@@ -10,7 +10,7 @@
 //! exist, read them, copy them — is what differs between the commands.
 
 use crate::core::block::{self, Kind, Plain};
-use crate::core::entry::{decode, Content, EntryKind, Piece, Snapshot};
+use crate::core::entry::{decode, Content, Entry, EntryKind, Piece, Snapshot};
 use crate::core::error::{Error, Result};
 use crate::core::keyset::KeySet;
 use crate::core::link::Link;
@@ -336,39 +336,8 @@ fn read(
         }
         Node::Dir => match decode_node::<DirTree>(&plain, key)? {
             TreeNode::Leaf(entries) => {
-                // Slices exist from format 3 on (FORMAT.md §4): one in an older archive was
-                // put there by hand, and would be copied as stored to archives that cannot
-                // read it.
-                let sliced = repo.format().format >= crate::core::format::SLICES_FROM;
-                for e in entries {
-                    match e.kind {
-                        EntryKind::Dir { tree } => children.push((tree, Node::Dir, 0)),
-                        EntryKind::File { content, size } => match content {
-                            // A catalogue's file: its bytes were never stored.
-                            Content::Empty | Content::Catalogued { .. } => {}
-                            Content::Chunk(k) => children.push((k, Node::Chunk, size)),
-                            Content::Index(k) => children.push((k, Node::File, 0)),
-                            Content::Slice { .. } if !sliced => {
-                                return Err(Error::Corrupt {
-                                    key,
-                                    kind: Kind::Dir.name(),
-                                    why: format!(
-                                        "it holds a slice of a bundle ({}), which an archive of \
-                                         format {} cannot hold",
-                                        crate::core::util::show(&e.name),
-                                        repo.format().format
-                                    ),
-                                })
-                            }
-                            Content::Slice { key, start, len } => {
-                                children.push((key, Node::Chunk, 0));
-                                if let Some(s) = slices.as_mut() {
-                                    s.push((key, start, len));
-                                }
-                            }
-                        },
-                        _ => {}
-                    }
+                for e in &entries {
+                    entry_children(repo, key, Kind::Dir, e, children, &mut slices)?;
                 }
             }
             TreeNode::Inner(inner) => {
@@ -414,9 +383,25 @@ fn read(
         },
         Node::Object => {
             let o: crate::core::archival::Object = decode(plain.data(), &key, Kind::Object)?;
-            if let EntryKind::Dir { tree } = o.root.kind {
-                children.push((tree, Node::Dir, 0));
+            // An object of one file made by `--each` is the file itself (its directory is
+            // implied, never stored: `core::implied`), checked here as the directory's entry
+            // would be where it is read, so that `ore check` names a crafted one.
+            if !matches!(o.root.kind, EntryKind::Dir { .. }) {
+                let f = repo.format().format;
+                let bad = match f < crate::core::archival::FILE_ROOTS_FROM {
+                    // An ore of that format reaches no data from it: its gc would free it.
+                    true => Err(format!(
+                        "it is one file, which an archive of format {f} cannot hold"
+                    )),
+                    false => crate::core::entry::check_entry(&o.root),
+                };
+                bad.map_err(|why| Error::Corrupt {
+                    key,
+                    kind: Kind::Object.name(),
+                    why: format!("its file: {why}"),
+                })?;
             }
+            entry_children(repo, key, Kind::Object, &o.root, children, &mut slices)?;
             children.extend(o.parent.map(|k| (k, Node::Object, 0)));
             // A long file list is an index of its own (`core::filelist`).
             children.extend(o.files.index().map(|r| (r.node, Node::Index, 0)));
@@ -424,6 +409,49 @@ fn read(
         Node::Chunk | Node::Format => {}
     }
     Ok((stored, plain))
+}
+
+/// The blocks entry `e` of block `key` (a directory, or an object whose root is `e`) leads
+/// to: a directory's tree, a file's data; a slice of a bundle is noted in `slices` too.
+fn entry_children(
+    repo: &Repo,
+    key: Key,
+    kind: Kind,
+    e: &Entry,
+    children: &mut Vec<(Key, Node, u64)>,
+    slices: &mut Option<&mut Slices>,
+) -> Result<()> {
+    match &e.kind {
+        EntryKind::Dir { tree } => children.push((*tree, Node::Dir, 0)),
+        EntryKind::File { content, size } => match *content {
+            // A catalogue's file: its bytes were never stored.
+            Content::Empty | Content::Catalogued { .. } => {}
+            Content::Chunk(k) => children.push((k, Node::Chunk, *size)),
+            Content::Index(k) => children.push((k, Node::File, 0)),
+            // Slices exist from format 3 on (FORMAT.md §4): one in an older archive was put
+            // there by hand, and would be copied as stored to archives that cannot read it.
+            Content::Slice { .. } if repo.format().format < crate::core::format::SLICES_FROM => {
+                return Err(Error::Corrupt {
+                    key,
+                    kind: kind.name(),
+                    why: format!(
+                        "it holds a slice of a bundle ({}), which an archive of format {} cannot \
+                         hold",
+                        crate::core::util::show(&e.name),
+                        repo.format().format
+                    ),
+                })
+            }
+            Content::Slice { key, start, len } => {
+                children.push((key, Node::Chunk, 0));
+                if let Some(s) = slices.as_mut() {
+                    s.push((key, start, len));
+                }
+            }
+        },
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Blocks to walk from, with what each is.

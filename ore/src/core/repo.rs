@@ -63,6 +63,8 @@ pub struct Repo {
     checkpoint_every: u64,
     /// Inner nodes of archive tags' indexes read so far (see [`Repo::inner_node`]).
     inner_nodes: crate::core::plaincache::PlainCache,
+    /// Blocks implied, not stored (`core::implied`).
+    implied: crate::core::implied::Implied,
 }
 
 /// Bytes of inner index nodes a [`Repo`] keeps once read.
@@ -248,7 +250,13 @@ impl Repo {
             since_checkpoint: std::sync::atomic::AtomicU64::new(0),
             checkpoint_every: checkpoint_every(),
             inner_nodes: crate::core::plaincache::PlainCache::new(INNER_NODES_KEPT),
+            implied: Default::default(),
         })
+    }
+
+    /// The blocks it implies but does not store (`core::implied`).
+    pub fn implied(&self) -> &crate::core::implied::Implied {
+        &self.implied
     }
 
     /// The backend the archive lives in.
@@ -409,6 +417,20 @@ impl Repo {
     pub fn put_sealed(&self, blocks: Vec<(Key, Vec<u8>)>) -> Result<()> {
         let keys: Vec<Key> = blocks.iter().map(|(k, _)| *k).collect();
         let present = self.backend.exists(&keys)?;
+        self.put_present(blocks, present)
+    }
+
+    /// Stores sealed blocks that are new but for a rare few, without asking which are stored
+    /// first: a put of a block the backend holds already is a success that changes nothing
+    /// (PROTOCOL.md). `ore import --each` puts its objects so, each named by its own import:
+    /// asking about the 46,000 of /usr/share cost 0.1 s and 0.2 CPU-s (medians of eight).
+    pub fn put_sealed_new(&self, blocks: Vec<(Key, Vec<u8>)>) -> Result<()> {
+        let present = vec![false; blocks.len()];
+        self.put_present(blocks, present)
+    }
+
+    /// Puts `blocks` but those `present` says are stored, and each key once.
+    fn put_present(&self, blocks: Vec<(Key, Vec<u8>)>, present: Vec<bool>) -> Result<()> {
         let mut puts = Vec::new();
         let mut bytes = 0;
         let mut sent = std::collections::HashSet::new();

@@ -66,21 +66,29 @@ pub fn upgrade(env: &Env) -> Result<Done> {
         env.json(&json!({"archive": repo.id(), "was": was, "format": now, "upgraded": upgraded}))?;
     } else if !env.global.quiet {
         if upgraded {
-            let gained = match was {
-                1 => {
-                    "forget keeps the keys of the snapshots it keeps, new snapshots keep small \
-                      files together in shared chunks, and `ore import` makes archive tags"
-                }
-                2 => {
-                    "new snapshots keep small files together in shared chunks, and `ore \
-                      import` makes archive tags"
-                }
-                3 => "`ore import` makes archive tags",
-                _ => {
-                    "archive objects list their files (`ore search --file`, `--name`), and \
-                     `ore import --catalogue-only` makes catalogues"
-                }
-            };
+            // What each format after `was` brought, in order.
+            let gained: Vec<&str> = [
+                (2, "forget keeps the keys of the snapshots it keeps"),
+                (
+                    3,
+                    "new snapshots keep small files together in shared chunks",
+                ),
+                (4, "`ore import` makes archive tags"),
+                (
+                    5,
+                    "archive objects list their files (`ore search --file`, `--name`) and \
+                     `ore import --catalogue-only` makes catalogues",
+                ),
+                (
+                    6,
+                    "`ore import --each` stores no directory block for each object",
+                ),
+            ]
+            .into_iter()
+            .filter(|&(v, _)| v > was && v <= now)
+            .map(|(_, what)| what)
+            .collect();
+            let gained = gained.join("; ");
             eprintln!(
                 "archive {} is now of format {now} (was {was}): {gained}; an ore that reads \
                  only format {was} refuses it from now on",

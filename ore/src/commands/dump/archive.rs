@@ -21,9 +21,11 @@
 
 use super::load::{ended, Rebuild, Records};
 use super::{dump_tree, DumpStats, Hashed, HEADER, MAGIC, OBJECT, TRAILER};
-use crate::core::archival::{property_key, Object, Prop, Value, MAX_VALUE, OBJECTS};
+use crate::core::archival::{
+    around, property_key, Object, Prop, Value, FILE_ROOTS_FROM, MAX_VALUE, OBJECTS,
+};
 use crate::core::block::Kind;
-use crate::core::entry::encode;
+use crate::core::entry::{encode, EntryKind};
 use crate::core::error::{Error, Result};
 use crate::core::index::Cursor;
 use crate::core::objects::head_of;
@@ -195,7 +197,15 @@ pub(super) fn load_archive<R: Read>(
         };
         let mut tree = Rebuild::new(repo, ARCHIVE, Some(same_ids));
         tree.catalogue = d.catalogue.is_some();
-        let root = tree.read_tree(r)?;
+        tree.file_root = true;
+        let mut root = tree.read_tree(r)?;
+        if !matches!(root.kind, EntryKind::Dir { .. }) && repo.format().format < FILE_ROOTS_FROM {
+            // An object that is one file, loaded (or synced) into an archive an ore of format 5
+            // still reads: that ore would take the file's data for garbage, so the directory
+            // around the file is stored, as `--each` stores it there.
+            let (leaf, made) = around(&root);
+            root = made(repo.put_block(Kind::Dir, &leaf)?.0);
+        }
         tree.store.settle()?;
         let files = tree.files.take().unwrap_or_default();
         stats.entries += tree.stats.entries;

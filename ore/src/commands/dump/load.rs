@@ -312,6 +312,9 @@ pub(super) struct Rebuild<'r> {
     pub(super) listed: std::collections::HashMap<Vec<u8>, usize>,
     /// The object being read is a catalogue: its files may be catalogued.
     pub(super) catalogue: bool,
+    /// The tree being read is an archive object's, whose root may be one regular file
+    /// (`--each`: FORMAT.md, "Archive objects").
+    pub(super) file_root: bool,
     /// Hard links met in the tree being read, and the paths they name.
     links: Vec<(Vec<u8>, Vec<u8>)>,
     /// Bytes of holes whose zeros may still be hashed for content ids in this stream: a
@@ -336,6 +339,7 @@ impl<'r> Rebuild<'r> {
             listed: Default::default(),
             links: Vec::new(),
             catalogue: false,
+            file_root: false,
             hole_budget: crate::core::filelist::ID_HOLES,
         }
     }
@@ -398,14 +402,18 @@ impl<'r> Rebuild<'r> {
         let de: DumpEntry =
             postcard::from_bytes(payload).map_err(|e| r.bad(format!("entry: {e}")))?;
         self.stats.entries += 1;
+        // An object's root that is a file is listed by its name, as `--each` lists it.
+        let file_root = self.file_root && matches!(de.kind, DumpKind::File { .. });
         let path = match self.stack.last() {
             Some(f) if f.path.is_empty() => show(&de.name),
             Some(f) => format!("{}/{}", f.path, show(&de.name)),
+            None if file_root => show(&de.name),
             None => String::new(),
         };
         let raw = match self.stack.last() {
             Some(f) if f.raw.is_empty() => de.name.clone(),
             Some(f) => [&f.raw[..], b"/", &de.name].concat(),
+            None if file_root => de.name.clone(),
             None => Vec::new(),
         };
         r.at = if path.is_empty() {
@@ -413,7 +421,8 @@ impl<'r> Rebuild<'r> {
         } else {
             path.clone()
         };
-        check_entry(&de, self.stack.last().map(|f| f.last.as_deref())).map_err(|why| r.bad(why))?;
+        let parent = self.stack.last().map(|f| f.last.as_deref());
+        check_entry(&de, parent, self.file_root).map_err(|why| r.bad(why))?;
         if let Some(f) = self.stack.last_mut() {
             f.last = Some(de.name.clone());
         }
@@ -469,8 +478,10 @@ impl<'r> Rebuild<'r> {
             DumpKind::BlockDevice(rdev) => EntryKind::BlockDevice { rdev: *rdev },
         };
         let e = entry(de, entry_kind);
-        if let Some(f) = self.stack.last_mut() {
-            f.entries.push(e, &mut self.store)?;
+        match self.stack.last_mut() {
+            Some(f) => f.entries.push(e, &mut self.store)?,
+            // A root that is a file (`check_entry` let no other kind through).
+            None => self.root = Some(e),
         }
         Ok(())
     }
@@ -493,12 +504,22 @@ impl<'r> Rebuild<'r> {
 }
 
 /// Checks an entry of the stream as [`crate::core::entry`] checks one read from an archive: the
-/// root (no parent) is a directory named like a snapshot's root; any other entry's name and
+/// root (no parent) is a directory named like a snapshot's root, or where `file_root` allows
+/// it (an archive object's tree), a regular file with a name; any other entry's name and
 /// hard-link target pass [`check_name`](crate::core::entry::check_name), and its name sorts after
 /// the name before it in its directory (`prev`).
-fn check_entry(de: &DumpEntry, parent: Option<Option<&[u8]>>) -> std::result::Result<(), String> {
+fn check_entry(
+    de: &DumpEntry,
+    parent: Option<Option<&[u8]>>,
+    file_root: bool,
+) -> std::result::Result<(), String> {
     use crate::core::entry::{check_name, quoted};
     let Some(prev) = parent else {
+        if file_root && matches!(de.kind, DumpKind::File { .. }) {
+            check_name(&de.name)
+                .map_err(|why| format!("the root file's name {} {why}", quoted(&de.name)))?;
+            return crate::core::entry::check_details(&de.name, &EntryKind::Fifo, &de.xattrs);
+        }
         if !matches!(de.kind, DumpKind::Dir) {
             return Err("the root is not a directory".into());
         }

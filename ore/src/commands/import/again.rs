@@ -113,9 +113,8 @@ pub fn earlier(
     for o in objects {
         let files = o.files.read(repo)?;
         ids.extend(ids_of(repo, o)?);
-        // An object of one file (its root the nameless directory made around it) is found
-        // by its name too: a changed file keeps it. Not for many: names repeat in a tree.
-        by_name.push(match (files.as_slice(), o.root.name.is_empty()) {
+        // An object of one file (`Object::one_file`) is found by its name too: a changed file keeps it. Not for many: names repeat in a tree.
+        by_name.push(match (files.as_slice(), o.one_file()) {
             ([f], true) if objects.len() <= ONE_BY_ONE => {
                 scan(repo, root, &name_prefix(&f.path, true))?
             }
@@ -153,7 +152,8 @@ pub fn of_contents(repo: &Repo, o: &Object, contents: &ByContents) -> Result<Vec
 
 /// For each of `objects`, which of its `candidates` was imported from the same host and
 /// source path, the same object when one is. `entries`, when given, are the objects' files'
-/// entries, for objects of one file whose tree is not stored yet (`--each`).
+/// entries, for objects of one file whose directory is not stored yet (`--each` in an
+/// archive of format 5).
 pub fn judge(
     repo: &Repo,
     objects: &[&Object],
@@ -196,34 +196,34 @@ pub fn judge(
 /// file, the same file, whose bytes may lie in other chunks. A small file's bytes share a
 /// chunk with its neighbours' (a bundle, FORMAT.md), so under `--each` a file beside which
 /// another was added is the same file in a new bundle. `b_entry` is `b`'s file's entry when
-/// its tree is not stored yet.
+/// its directory is not stored yet.
 fn same_tree(repo: &Repo, a: &Object, b: &Object, b_entry: Option<&Entry>) -> Result<bool> {
-    if a.root.kind == b.root.kind {
+    let dirs = |o: &Object| matches!(o.root.kind, EntryKind::Dir { .. });
+    if dirs(a) && a.root.kind == b.root.kind {
         return Ok(true);
     }
     let (Files::Inline(fa), Files::Inline(fb)) = (&a.files, &b.files) else {
         return Ok(false);
     };
-    let (EntryKind::Dir { tree: ta }, EntryKind::Dir { tree: tb }) = (&a.root.kind, &b.root.kind)
-    else {
+    let ([f], [g], true, true) = (fa.as_slice(), fb.as_slice(), a.one_file(), b.one_file()) else {
         return Ok(false);
     };
-    let ([f], [g], true, true) = (
-        fa.as_slice(),
-        fb.as_slice(),
-        a.root.name.is_empty(),
-        b.root.name.is_empty(),
-    ) else {
-        return Ok(false);
-    };
-    if f != g || f.id.is_none() || a.root.mode != b.root.mode {
+    // The directory made around a file is left out: older ores gave it the parent
+    // directory's metadata, this one makes it up (`archival::around`), and the object is the
+    // file either way.
+    if f != g || f.id.is_none() {
         return Ok(false);
     }
+    // The file itself: an object's root, or the one entry of the directory made around it.
+    let file = |o: &Object, path: &[u8]| match &o.root.kind {
+        EntryKind::Dir { tree } => lookup(repo, *tree, path),
+        _ => Ok(Some(o.root.clone())),
+    };
     let eb = match b_entry {
         Some(e) => Some(e.clone()),
-        None => lookup(repo, *tb, &g.path)?,
+        None => file(b, &g.path)?,
     };
-    let (Some(ea), Some(eb)) = (lookup(repo, *ta, &f.path)?, eb) else {
+    let (Some(ea), Some(eb)) = (file(a, &f.path)?, eb) else {
         return Ok(false);
     };
     // The same content id says the bytes are the same; the rest of the entry must be too.

@@ -19,12 +19,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// A regular file of the stored tree: where it is on disk, its path from the object's root,
-/// its entry, its directory's entry.
+/// its entry.
 pub(super) struct Found {
     pub path: PathBuf,
     pub rel: Vec<u8>,
     pub entry: Entry,
-    pub parent: Entry,
 }
 
 /// Every regular file below `root` (the stored tree of `dir`), hard links as the files they
@@ -63,7 +62,6 @@ pub(super) fn files(repo: &Repo, root: &Entry, dir: &Path) -> Result<Vec<Found>>
                 path,
                 rel,
                 entry: file,
-                parent: entry.clone(),
             });
         }
         dirs.extend(below.into_iter().rev());

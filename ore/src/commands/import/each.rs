@@ -2,17 +2,18 @@
 //!
 //! The directory is stored once, exactly as a snapshot stores it (the same walk, dedup and
 //! file cache), and the objects are made afterwards from the stored entries. Each object's
-//! tree is a directory of one entry, the file, under its parent directory's metadata; a hard
-//! link becomes the file it names. Each file's content id and type come from the store's own
-//! read (`snapshot::seen`); a file is opened again only when the store did not see it whole,
-//! or when its type's properties are read from it (photos, audio). So what `--each` costs
-//! beyond a snapshot is, per file, an object block and a one-entry directory block, and then
-//! one filing of every object in one index change and one tag move (docs/ARCHIVAL.md).
+//! root is the file's own entry (a hard link becomes the file it names), read as a nameless
+//! directory holding it whose block is implied, not stored (`core::implied`). Each file's
+//! content id and type come from the store's own read (`snapshot::seen`); a file is opened
+//! again only when the store did not see it whole, or when its type's properties are read
+//! from it (photos, audio). So what `--each` costs beyond a snapshot is, per file, one object
+//! block, and then one filing of every object in one index change and one tag move
+//! (docs/ARCHIVAL.md).
 //!
 //! The objects are made on every core at once (rayon), a window of files at a time: each
-//! object's two blocks are sealed; then the window's blocks are stored together, with one
-//! `exists` ([`Repo::put_sealed`]), while the next window is made. Putting each block from
-//! the workers themselves was slower than one at a time: they queued on the store's lock
+//! object's block is sealed; then the window's blocks are stored together, without asking
+//! which are stored already ([`Repo::put_sealed_new`]), while the next window is made. Putting each block from the
+//! workers themselves was slower than one at a time: they queued on the store's lock
 //! (docs/ARCHIVAL.md, "Benchmarks").
 
 use super::again;
@@ -20,14 +21,13 @@ use super::contents::{file_size, files, id_of, unhashed, Found};
 use super::props::{of_entry, open, Contents, Props};
 use super::{Beside, ImportOptions};
 use crate::commands::snapshot::seen::SeenFiles;
-use crate::core::archival::{Object, Value};
+use crate::core::archival::{around, Object, Value, FILE_ROOTS_FROM};
 use crate::core::block::Kind;
-use crate::core::entry::{encode, Entry, EntryKind, Snapshot, Warning};
+use crate::core::entry::{encode, Entry, Snapshot, Warning};
 use crate::core::error::Result;
 use crate::core::filelist::{FileRef, Files};
 use crate::core::index::Root;
 use crate::core::repo::Repo;
-use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::volume::Volume;
 use protocol::Key;
 use rayon::prelude::*;
@@ -100,7 +100,7 @@ pub(super) fn objects(
                     again::judge(repo, &refs, Some(&entries), candidates)?
                 }
             };
-            let mut blocks = Vec::with_capacity(2 * made.len());
+            let mut blocks = Vec::with_capacity(made.len());
             for (m, e) in made.into_iter().zip(earlier) {
                 warnings.extend(m.warnings);
                 opened += usize::from(m.opened);
@@ -122,7 +122,13 @@ pub(super) fn objects(
             if let Some(t) = storing.take() {
                 joined(t)?;
             }
-            storing = Some(s.spawn(move || repo.put_sealed(blocks)));
+            storing = Some(
+                s.spawn(move || match repo.format().format >= FILE_ROOTS_FROM {
+                    true => repo.put_sealed_new(blocks),
+                    // The directories of an older archive's objects may be stored already.
+                    _ => repo.put_sealed(blocks),
+                }),
+            );
         }
         protocol::log::debug(&format!(
             "import --each: {} file(s), {opened} opened again after the store (`snapshot::seen`), \
@@ -153,7 +159,8 @@ pub(super) struct Shared<'a> {
     pub source: Vec<u8>,
 }
 
-/// One file's object, its key, and its blocks (its tree's and its own), sealed.
+/// One file's object, its key, and its blocks (its own, and in an archive older than
+/// [`FILE_ROOTS_FROM`] its directory's), sealed.
 struct Made {
     key: Key,
     object: Object,
@@ -201,20 +208,17 @@ fn object(
         size,
         id,
     }];
-    let mut sealer = Sealer {
-        repo,
-        blocks: Vec::with_capacity(2),
-    };
-    let mut tree = Builder::<DirTree>::default();
-    tree.push(f.entry.clone(), &mut sealer)?;
-    // Named as the directory made around a file PATH is: with no name (`ore search --file`
-    // tells a one-file object by it).
-    let root = Entry {
-        name: Vec::new(),
-        kind: EntryKind::Dir {
-            tree: tree.finish(&mut sealer)?,
-        },
-        ..f.parent.clone()
+    // The file itself: read as a nameless directory holding it (`Object::tree`), whose block
+    // is implied, not stored (`core::implied`); stored in an archive older than that.
+    let mut blocks = Vec::with_capacity(1);
+    let root = match repo.format().format >= FILE_ROOTS_FROM {
+        true => f.entry.clone(),
+        false => {
+            let (leaf, made) = around(&f.entry);
+            let key = repo.keys().key_of(Kind::Dir as u8, &leaf);
+            blocks.push((key, repo.sealed(Kind::Dir, &key, &leaf)?));
+            made(key)
+        }
     };
     let object = Object {
         props: props.finish(shared.set),
@@ -228,12 +232,14 @@ fn object(
         files: Files::Inline(listed),
         catalogue: shared.catalogue.clone(),
     };
-    let key = sealer.store(Kind::Object, &encode(&object))?;
+    let plain = encode(&object);
+    let key = repo.keys().key_of(Kind::Object as u8, &plain);
+    blocks.push((key, repo.sealed(Kind::Object, &key, &plain)?));
     Ok(Made {
         key,
         object,
         warnings,
-        blocks: sealer.blocks,
+        blocks,
         opened: file.is_some(),
     })
 }
@@ -246,19 +252,4 @@ fn properties(f: &Found, opts: &ImportOptions, contents: Contents<'_>) -> (Props
     let name = f.path.file_name().map(|n| n.to_string_lossy().into_owned());
     let size = file_size(&f.entry);
     of_entry(&name.unwrap_or_default(), size, &f.entry, &f.path, contents)
-}
-
-/// Seals blocks for [`Repo::put_sealed`], keeping them.
-struct Sealer<'r> {
-    repo: &'r Repo,
-    blocks: Vec<(Key, Vec<u8>)>,
-}
-
-impl Store for Sealer<'_> {
-    fn store(&mut self, kind: Kind, plain: &[u8]) -> Result<Key> {
-        let key = self.repo.keys().key_of(kind as u8, plain);
-        self.blocks
-            .push((key, self.repo.sealed(kind, &key, plain)?));
-        Ok(key)
-    }
 }

@@ -26,10 +26,13 @@ pub struct InitArgs {
     /// passphrase), so that `ore sync` between them copies blocks as they are stored.
     #[arg(long, value_name = "SOURCE", conflicts_with_all = ["no_encryption", "chunk_min", "chunk_avg", "chunk_max", "compression"])]
     pub from: Option<String>,
-    /// The archive format version: 4 (the default, with archive tags: `ore import`); 3 for an
-    /// archive that an ore from before format 4 must still read; 2 for one from before format
-    /// 3 (each small file in a chunk of its own); or 1 for one from before format 2, in which
-    /// `forget` gives the snapshots it keeps new keys. `ore upgrade` moves it to 4 later.
+    /// The archive format version: 6 (the default); 5 for an archive that an ore from before
+    /// format 6 must still read (each object of `import --each` keeps a directory block of its
+    /// own); 4 for one from before format 5 (archive objects list no files, and archive tags
+    /// must be upgraded before they change); 3 for one from before archive tags; 2 for one
+    /// from before format 3 (each small file in a chunk of its own); or 1 for one from before
+    /// format 2, in which `forget` gives the snapshots it keeps new keys. `ore upgrade` moves
+    /// it to 6 later.
     #[arg(long, value_name = "N")]
     pub format_version: Option<u32>,
 }
