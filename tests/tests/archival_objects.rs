@@ -307,3 +307,23 @@ fn a_file_whose_name_is_not_utf8_gets_its_own_type_and_time_when_imported_alone(
     assert_eq!(p["props"]["type"], "text/plain", "{p}");
     assert_eq!(p["props"]["mtime"], "2017-07-14 02:40:00", "{p}");
 }
+
+#[test]
+fn check_and_stats_of_an_object_by_its_key_walk_the_object_and_find_no_damage() {
+    // Named by key, an object was walked as a snapshot: `ore check KEY` said its block was
+    // corrupt and the archive damaged, exit 1.
+    let (ore, d) = Ore::local();
+    let src = d.path().join("src");
+    tree(&src, &[("a.txt", "alpha"), ("b.txt", "beta")]);
+    let whole = import(&ore, &["docs", src.to_str().unwrap()]);
+    let each = import(&ore, &["files", src.to_str().unwrap(), "--each"]);
+    let one = each.lines().next().expect("an object").to_string();
+    for key in [&whole, &one] {
+        let r = ore
+            .run(&["check", "--read-data", key])
+            .expect(0, "check KEY");
+        assert!(r.stderr.contains("no problems"), "{r:?}");
+        let r = ore.run(&["stats", key]).expect(0, "stats KEY");
+        assert!(!r.stderr.contains("corrupt"), "{r:?}");
+    }
+}

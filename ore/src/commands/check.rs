@@ -379,7 +379,9 @@ fn roots(repo: &Repo, specs: &[String]) -> Result<Roots> {
         labelled.push((s.clone(), k));
     }
     Ok(Roots {
-        roots: labelled.iter().map(|(_, k)| (*k, Node::Snapshot)).collect(),
+        roots: (labelled.iter())
+            .map(|(_, k)| (*k, reach::named_node(repo, *k)))
+            .collect(),
         labelled,
         bad_tags: Vec::new(),
     })

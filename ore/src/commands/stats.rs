@@ -181,7 +181,8 @@ pub fn stats(repo: &Repo, named: &[(String, Key)]) -> Result<Stats> {
         let mut seen = std::collections::HashSet::new();
         for (name, key) in named {
             if seen.insert(*key) {
-                groups.push((name.clone(), vec![(*key, Node::Snapshot)], false));
+                let node = crate::core::reach::named_node(repo, *key);
+                groups.push((name.clone(), vec![(*key, node)], false));
             }
         }
     }

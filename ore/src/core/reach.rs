@@ -454,6 +454,16 @@ fn entry_children(
     Ok(())
 }
 
+/// What a key the user named (`ore check KEY`, `ore stats KEY`) is walked as: an archive
+/// object as one, anything else as a snapshot. Walked as a snapshot, an object was reported
+/// as a corrupt block.
+pub fn named_node(repo: &Repo, key: Key) -> Node {
+    match repo.get_block_any(key) {
+        Ok(p) if p.kind == Kind::Object => Node::Object,
+        _ => Node::Snapshot,
+    }
+}
+
 /// Blocks to walk from, with what each is.
 pub type Roots = Vec<(Key, Node)>;
 
