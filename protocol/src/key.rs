@@ -28,9 +28,14 @@ impl Key {
         <[u8; KEY_LEN]>::try_from(bytes).ok().map(Key)
     }
 
-    /// The key as 64 lowercase hex digits.
+    /// The key as 64 lowercase hex digits, written into one buffer: `hex::encode` collects
+    /// them a `char` at a time, which was 15% of a mount's CPU while `find` listed a million
+    /// objects by key.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = vec![0u8; 2 * KEY_LEN];
+        // Cannot fail: the buffer holds exactly two digits for each byte.
+        hex::encode_to_slice(self.0, &mut out).expect("two hex digits a byte");
+        String::from_utf8(out).expect("hex digits are ASCII")
     }
 }
 
