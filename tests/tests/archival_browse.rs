@@ -2,7 +2,7 @@
 //! needs fuse3) show `by-key/`, `by-PROP/VALUE/` and narrowing `by-OTHER/` levels, read from
 //! the tag's index, beside the snapshot tags.
 
-use ore_tests::archival::{import, tree};
+use ore_tests::archival::{found, import, tree};
 use ore_tests::fuse::{mount, tool, wait_exit, Unmount};
 use ore_tests::ore::Ore;
 use std::path::Path;
@@ -252,4 +252,96 @@ fn a_text_that_reads_as_a_number_is_quoted_apart_from_a_number_and_long_values_f
         None,
     );
     assert!(r.stdout.contains(&keys[2]), "{}{}", r.stdout, r.stderr);
+}
+
+/// The object keys each value directory under `by` holds, as `find` lists their links.
+fn links_by_value(by: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let r = tool(&["find", by.to_str().unwrap(), "-type", "l"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for line in r.stdout.lines() {
+        let rel = Path::new(line).strip_prefix(by).expect("below");
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into()).collect();
+        let [value, key] = parts.as_slice() else {
+            panic!("{line}: a link right below a value");
+        };
+        out.entry(value.clone()).or_default().push(key.clone());
+    }
+    out.values_mut().for_each(|keys| keys.sort());
+    out
+}
+
+#[test]
+fn values_read_ahead_of_a_find_list_what_a_search_finds_in_any_order_they_are_asked_for() {
+    assert!(
+        tool(&["fusermount3", "-V"]).code == 0,
+        "fusermount3 is missing: install fuse3 (apt-get install fuse3)"
+    );
+    let (ore, d) = Ore::local();
+    // Six creators of eight objects each (one per file, `--each`), three tags among them.
+    for c in 0..6 {
+        let dir = d.path().join(format!("c{c}"));
+        let files: Vec<(String, String)> = (0..8)
+            .map(|i| (format!("f{i}"), format!("creator {c}, file {i}")))
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (&n[..], &t[..])).collect();
+        tree(&dir, &files);
+        let (creator, tags) = (format!("creator=c{c}"), format!("tags=t{},all", c % 3));
+        let src = dir.to_str().unwrap();
+        let args = [
+            "import", "works", src, "--each", "--set", &creator, "--set", &tags,
+        ];
+        ore.run(&args).expect(0, "import --each");
+    }
+    // What a search finds, asked before the mount holds the archive.
+    let creators: Vec<String> = (0..6).map(|c| format!("c{c}")).collect();
+    let by_creator: Vec<Vec<String>> = (creators.iter())
+        .map(|c| found(&ore, "works", &format!("creator={c}")))
+        .collect();
+    let with_t0: Vec<Vec<String>> = ["c0", "c3"]
+        .iter()
+        .map(|c| found(&ore, "works", &format!("tags:t0 and creator={c}")))
+        .collect();
+    let mnt = d.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let _guard = Unmount(&mnt);
+    let fresh_mount = || {
+        let child = mount(&ore, &mnt, &[]);
+        let by = mnt.join("works/by-creator");
+        (child, by)
+    };
+    let unmount = |child| {
+        let r = tool(&["fusermount3", "-u", mnt.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        wait_exit(child, "after fusermount3 -u");
+    };
+    // `find` walks the values in the order they are listed, as they are read ahead.
+    let (child, by) = fresh_mount();
+    let listed = links_by_value(&by);
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        creators.iter().collect::<Vec<_>>()
+    );
+    for (keys, expected) in listed.values().zip(&by_creator) {
+        assert_eq!(keys.len(), 8);
+        assert_eq!(keys, expected);
+    }
+    // Narrowed first by a tag: the values read ahead are those of its objects alone.
+    let narrowed = links_by_value(&mnt.join("works/by-tags/t0/by-creator"));
+    assert_eq!(narrowed.keys().collect::<Vec<_>>(), ["c0", "c3"]);
+    assert_eq!(narrowed.values().cloned().collect::<Vec<_>>(), with_t0);
+    unmount(child);
+    // On a fresh mount, the last value first, then the first, then one between: each lists
+    // what it listed in order.
+    let (child, by) = fresh_mount();
+    assert_eq!(std::fs::read_dir(&by).expect("by-creator").count(), 6);
+    for value in ["c5", "c0", "c2", "c1"] {
+        let mut keys: Vec<String> = std::fs::read_dir(by.join(value))
+            .expect("a value lists")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, listed[value], "{value}");
+    }
+    unmount(child);
 }

@@ -22,7 +22,6 @@ use crate::core::error::Result;
 use crate::core::index::{Cursor, Entries, Root, Tree};
 use crate::core::repo::Repo;
 use protocol::Key;
-use std::collections::BTreeSet;
 
 /// The first entry at or after `from`, if any.
 fn first(repo: &Repo, index: Option<&Root>, from: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -90,10 +89,48 @@ pub fn values(repo: &Repo, index: Option<&Root>, key: &str) -> Result<Vec<Vec<u8
     Ok(out)
 }
 
-/// The current objects whose property `key` has `value` (bytes as the index keeps them).
-pub fn with_value(entries: &dyn Entries, key: &str, value: &[u8]) -> Result<BTreeSet<Key>> {
+/// Every value property `key` has among the current objects, each with the objects that
+/// hold it (in increasing order), from one pass over the property's entries: what
+/// [`values`] and a [`with_value`] for each of them give, without a descent from the root
+/// for each value. `each` is shown a value once its last entry is read, and ends the pass
+/// by returning `false`.
+pub fn holders(
+    repo: &Repo,
+    index: Option<&Root>,
+    key: &str,
+    each: &mut dyn FnMut(&[u8], Vec<Key>) -> bool,
+) -> Result<()> {
+    let prefix = prop_prefix(key, &[]);
+    let mut value: Vec<u8> = Vec::new();
+    let mut keys: Vec<Key> = Vec::new();
+    for item in Cursor::new(repo, index, &prefix)? {
+        let item = item?;
+        let Some(rest) = item.key.strip_prefix(prefix.as_slice()) else {
+            break;
+        };
+        // Entries this format does not make are passed over, as `values` passes them.
+        let Some(n) = value_len(rest).filter(|n| rest.len() == n + 32) else {
+            continue;
+        };
+        if rest[..n] != value[..] {
+            if !keys.is_empty() && !each(&value, std::mem::take(&mut keys)) {
+                return Ok(());
+            }
+            value = rest[..n].to_vec();
+        }
+        keys.extend(entry_object(&item.key));
+    }
+    if !keys.is_empty() {
+        each(&value, keys);
+    }
+    Ok(())
+}
+
+/// The current objects whose property `key` has `value` (bytes as the index keeps them), in
+/// increasing order: the order their entries have in the index, so no set is built.
+pub fn with_value(entries: &dyn Entries, key: &str, value: &[u8]) -> Result<Vec<Key>> {
     let prefix = prop_prefix(key, value);
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     entries.prefixed(&prefix, &mut |k, _| {
         if k.len() == prefix.len() + 32 {
             out.extend(entry_object(k));
@@ -102,18 +139,34 @@ pub fn with_value(entries: &dyn Entries, key: &str, value: &[u8]) -> Result<BTre
     Ok(out)
 }
 
-/// The current objects that have every `(property, value)` of `filters`.
+/// The keys both increasing lists `a` and `b` hold, in increasing order.
+pub fn both(a: &[Key], b: &[Key]) -> Vec<Key> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(*x);
+                (i, j) = (i + 1, j + 1);
+            }
+        }
+    }
+    out
+}
+
+/// The current objects that have every `(property, value)` of `filters`, in increasing order.
 pub fn matching(
     repo: &Repo,
     index: Option<&Root>,
     filters: &[(String, Vec<u8>)],
-) -> Result<BTreeSet<Key>> {
-    let mut acc: Option<BTreeSet<Key>> = None;
+) -> Result<Vec<Key>> {
+    let mut acc: Option<Vec<Key>> = None;
     for (key, value) in filters {
         let found = with_value(&Tree::new(repo, index), key, value)?;
         acc = Some(match acc {
             None => found,
-            Some(a) => a.intersection(&found).copied().collect(),
+            Some(a) => both(&a, &found),
         });
     }
     Ok(acc.unwrap_or_default())

@@ -9,6 +9,7 @@
 //! (32 bytes each) and a range of inode numbers of its own, from [`LINKS_FROM`] on; a link's
 //! name, target and attributes are worked out from its key and place when asked for.
 
+use super::ahead::{Ahead, Job};
 use super::{shown, time, OreFs};
 use crate::core::entry::{Entry, EntryKind};
 use crate::core::error::{Error, Result};
@@ -216,7 +217,11 @@ impl OreFs {
         let MNode::V(v) = inode.node.clone() else {
             return Err(Error::Usage("not a directory".into()));
         };
-        let listing = match self.tree.links(&v)? {
+        let links = match self.links_ahead(&v) {
+            Some(links) => Some(links),
+            None => self.tree.links(&v)?,
+        };
+        let listing = match links {
             Some(links) => {
                 let first = self.next_link;
                 self.next_link += links.keys.len().max(1) as u64;
@@ -226,12 +231,65 @@ impl OreFs {
                     first,
                 }
             }
-            None => Listing::Named(Arc::new(self.named_children(ino, &v)?)),
+            None => {
+                let named = self.named_children(ino, &v)?;
+                self.read_ahead(&v, &named);
+                Listing::Named(Arc::new(named))
+            }
         };
         if let Some(i) = self.inodes.get_mut(ino as usize - 1) {
             i.children = Some(listing.clone());
         }
         Ok(listing)
+    }
+
+    /// For a value's directory (`by-PROP/VALUE`), its listing, if it was read ahead.
+    fn links_ahead(&self, v: &VNode) -> Option<Links> {
+        let VNode::Archive {
+            tag,
+            place: Place::Narrowed { filters },
+        } = v
+        else {
+            return None;
+        };
+        let ((key, value), up) = filters.split_last()?;
+        let ahead = self.aheads.get(&(tag.clone(), up.to_vec(), key.clone()))?;
+        ahead.take(value)
+    }
+
+    /// Once `by-PROP/` (node `v`) is listed as `named`, starts reading its values'
+    /// directories ahead ([`Ahead`]).
+    fn read_ahead(&mut self, v: &VNode, named: &[(Vec<u8>, u64)]) {
+        let VNode::Archive {
+            tag,
+            place: Place::Values { filters, key },
+        } = v
+        else {
+            return;
+        };
+        let values = named
+            .iter()
+            .filter_map(|(_, ino)| match &self.inode(*ino)?.node {
+                MNode::V(VNode::Archive {
+                    place: Place::Narrowed { filters },
+                    ..
+                }) => filters.last().map(|(_, value)| value.clone()),
+                _ => None,
+            })
+            .collect();
+        let Some(head) = self.tree.head(tag) else {
+            return;
+        };
+        let job = Job {
+            repo: self.chunks.repo.clone(),
+            index: head.index,
+            filters: filters.clone(),
+            key: key.clone(),
+            made_ns: head.made_ns,
+        };
+        let ahead = Ahead::start(job, values);
+        self.aheads
+            .insert((tag.clone(), filters.clone(), key.clone()), ahead);
     }
 
     /// The children of directory node `v` (inode `ino`), each given its inode.

@@ -11,6 +11,7 @@
 //! already opened (decrypted, decompressed, verified). Reads are answered from a pool of
 //! threads, so several can be in progress at once.
 
+mod ahead;
 mod inodes;
 mod read;
 
@@ -38,6 +39,8 @@ pub const CACHE_BYTES: u64 = 128 << 20;
 const AHEAD_SEQUENTIAL: usize = 24;
 /// Chunks fetched ahead of other reads.
 const AHEAD_RANDOM: usize = 1;
+/// `(property, value)` pairs an archive tag's objects are narrowed by.
+type Filters = Vec<(String, Vec<u8>)>;
 /// How long the kernel may keep names and attributes.
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -51,6 +54,9 @@ pub struct OreFs {
     link_dirs: Vec<(u64, u64)>,
     /// The next link inode to hand out.
     next_link: u64,
+    /// Values' directories read ahead, by the `by-PROP/` they are in: archive tag, the
+    /// filters above it, and the property.
+    aheads: HashMap<(String, Filters, String), Arc<ahead::Ahead>>,
     open: HashMap<u64, Arc<Open>>,
     next_fh: u64,
     chunks: Arc<Chunks>,
@@ -114,6 +120,7 @@ impl OreFs {
             names: HashMap::new(),
             link_dirs: Vec::new(),
             next_link: LINKS_FROM,
+            aheads: HashMap::new(),
             open: HashMap::new(),
             next_fh: 1,
             chunks: shared,

@@ -31,7 +31,7 @@ const BY_KEY: &str = "by-key";
 
 impl VTree<'_> {
     /// The head of archive tag `tag` (`None`: a snapshot tag), read once, as chains are.
-    pub(super) fn head(&self, tag: &str) -> Option<Head> {
+    pub fn head(&self, tag: &str) -> Option<Head> {
         if let Some(h) = ore_util::sync::lock(&self.heads).get(tag) {
             return h.clone();
         }
@@ -117,7 +117,7 @@ impl VTree<'_> {
                             key,
                             &value,
                         )?;
-                        if holders.is_disjoint(within) {
+                        if browse::both(&holders, within).is_empty() {
                             continue;
                         }
                     }
@@ -152,9 +152,7 @@ impl VTree<'_> {
         let head = self.head(tag);
         let index = head.as_ref().and_then(|h| h.index.as_ref());
         Ok(Links {
-            keys: browse::matching(self.repo, index, filters)?
-                .into_iter()
-                .collect(),
+            keys: browse::matching(self.repo, index, filters)?,
             up: 2 * filters.len(),
             made_ns: head.as_ref().map_or(0, |h| h.made_ns),
         })
