@@ -167,3 +167,71 @@ fn each_again_files_only_new_and_changed_files_though_a_new_neighbour_moves_smal
     assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(4), "{v}");
     ore.run(&["check"]).expect(0, "check");
 }
+
+#[test]
+fn what_no_content_id_finds_a_fifo_an_empty_directory_and_a_file_of_many_holes_is_not_filed_twice()
+{
+    // Each was filed again by every run: found by the contents of its files, it had none
+    // (a FIFO, an empty directory), or none hashed (more than 1 GiB of holes).
+    let (ore, d) = Ore::local();
+    let src = d.path().join("tree");
+    tree(&src, &[("a.txt", "alpha")]);
+    let holes = src.join("disk.img");
+    let f = std::fs::File::create(&holes).expect("create");
+    f.set_len(2 << 30).expect("a file of 2 GiB of holes");
+    std::os::unix::fs::FileExt::write_at(&f, b"boot", 4096).expect("write");
+    drop(f);
+    let fifo = d.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let (path, fifo, empty) = (
+        src.display().to_string(),
+        fifo.display().to_string(),
+        empty.display().to_string(),
+    );
+    // Each run warns that the file of holes is not found by its contents: exit 3.
+    let each = || {
+        let r = ore.run(&["--json", "import", "t", &path, "--each"]);
+        let r = r.expect(3, "import --each, warning of the holes");
+        serde_json::from_str::<serde_json::Value>(r.stdout.trim()).expect("JSON")
+    };
+    assert_eq!(each()["objects"].as_array().map(Vec::len), Some(2));
+    let one = [
+        import(&ore, &["one", &fifo]),
+        import(&ore, &["one", &empty]),
+    ];
+    let before = ore.run(&["tags"]).expect(0, "tags").stdout;
+
+    let v = each();
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(2), "{v}");
+    for (what, earlier) in [&fifo, &empty].into_iter().zip(&one) {
+        let r = ore.run(&["import", "one", what]).expect(0, "again");
+        assert_eq!(r.stdout.trim(), "", "{what}: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains(&format!("unchanged, as object {earlier}")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(ore.run(&["tags"]).expect(0, "tags").stdout, before);
+
+    // Changed, the file of many holes is another file, filed beside the one it was: its
+    // chunks, not a content id, tell.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&holes)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_at(&f, b"BOOT", 4096).expect("write");
+    drop(f);
+    let v = each();
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["beside"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(1), "{v}");
+    ore.run(&["check"]).expect(0, "check");
+}

@@ -71,6 +71,16 @@ fn explore_shows_an_archive_tag_by_key_and_by_property_narrowed_level_by_level()
     // Into an object: its tree.
     let r = ore.explore(&format!("cd music/by-key/{}\nls\n", keys[2]), None);
     assert!(r.stdout.contains("score.txt"), "{}{}", r.stdout, r.stderr);
+    // Listed long, each is an object and counts its files (it said "snapshot", "0 files").
+    let r = ore.explore("ls -l music/by-key\n", None);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}{}", r.stdout, r.stderr);
+    for line in lines {
+        assert!(
+            line.starts_with("object ") && line.contains(" 1 files "),
+            "{line}"
+        );
+    }
 }
 
 #[test]

@@ -309,6 +309,28 @@ fn a_file_whose_name_is_not_utf8_gets_its_own_type_and_time_when_imported_alone(
 }
 
 #[test]
+fn a_symlink_to_a_file_imported_alone_gives_the_object_the_file_s_type_and_time() {
+    // The file was looked up by the symlink's name, missed, and the object was typed
+    // inode/directory with the time of the directory made around the file.
+    let (ore, d) = Ore::local();
+    let file = d.path().join("notes.txt");
+    std::fs::write(&file, "plain words\n").expect("write");
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(when))
+        .expect("mtime");
+    let link = d.path().join("latest");
+    std::os::unix::fs::symlink("notes.txt", &link).expect("symlink");
+    let key = import(&ore, &["odd", link.to_str().unwrap()]);
+    let p = props_json(&ore, &key);
+    assert_eq!(p["props"]["type"], "text/plain", "{p}");
+    assert_eq!(p["props"]["mtime"], "2017-07-14 02:40:00", "{p}");
+    assert_eq!(p["props"]["name"], "latest", "{p}");
+}
+
+#[test]
 fn check_and_stats_of_an_object_by_its_key_walk_the_object_and_find_no_damage() {
     // Named by key, an object was walked as a snapshot: `ore check KEY` said its block was
     // corrupt and the archive damaged, exit 1.
@@ -323,7 +345,18 @@ fn check_and_stats_of_an_object_by_its_key_walk_the_object_and_find_no_damage() 
             .run(&["check", "--read-data", key])
             .expect(0, "check KEY");
         assert!(r.stderr.contains("no problems"), "{r:?}");
+        // It says what it walked (it said "checked 0 snapshot(s)").
+        assert!(r.stderr.contains("checked 1 archive object(s)"), "{r:?}");
         let r = ore.run(&["stats", key]).expect(0, "stats KEY");
         assert!(!r.stderr.contains("corrupt"), "{r:?}");
     }
+    // The whole archive: the objects of both tags (two of `--each`, one whole), and a
+    // snapshot, counted apart.
+    ore.snapshot("home", &src);
+    let r = ore.run(&["--json", "check"]).expect(0, "check");
+    let out: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(
+        (out["snapshots"].as_u64(), out["objects"].as_u64()),
+        (Some(1), Some(3))
+    );
 }

@@ -106,6 +106,8 @@ pub struct Problem {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct CheckOutcome {
     pub snapshots: u64,
+    /// Archive objects walked (an archive tag's, or one named by its key).
+    pub objects: u64,
     pub trees: u64,
     pub chunks: u64,
     pub chunks_read: u64,
@@ -139,6 +141,7 @@ struct Checker<'r> {
     /// how long it is.
     bundles: Mutex<std::collections::HashMap<Key, (u64, Option<u64>)>>,
     snapshots: AtomicU64,
+    objects: AtomicU64,
     chunks_read: AtomicU64,
     bytes_read: AtomicU64,
 }
@@ -247,9 +250,11 @@ impl Visitor for Checker<'_> {
             p.add_file();
             p.add_bytes(stored.len() as u64);
         }
-        if plain.kind == block::Kind::Snapshot {
-            self.snapshots.fetch_add(1, Relaxed);
-        }
+        match plain.kind {
+            block::Kind::Snapshot => self.snapshots.fetch_add(1, Relaxed),
+            block::Kind::Object => self.objects.fetch_add(1, Relaxed),
+            _ => 0,
+        };
         Ok(())
     }
     fn chunk(&self, key: Key) -> Result<()> {
@@ -312,6 +317,7 @@ pub fn check(
         problems: Mutex::new(Vec::new()),
         bundles: Mutex::new(std::collections::HashMap::new()),
         snapshots: AtomicU64::new(0),
+        objects: AtomicU64::new(0),
         chunks_read: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
     };
@@ -333,6 +339,7 @@ pub fn check(
     problems.dedup_by_key(|(k, _, _)| *k);
     let mut out = CheckOutcome {
         snapshots: checker.snapshots.load(Relaxed),
+        objects: checker.objects.load(Relaxed),
         trees: counts.trees.load(Relaxed),
         chunks: counts.chunks.load(Relaxed),
         chunks_read: checker.chunks_read.load(Relaxed),

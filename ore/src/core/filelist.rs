@@ -127,6 +127,14 @@ impl Files {
         Ok(out)
     }
 
+    /// How many files are listed (as the list says: a long list's root counts its entries).
+    pub fn count(&self) -> u64 {
+        match self {
+            Files::Inline(f) => f.len() as u64,
+            Files::Index(root) => root.count,
+        }
+    }
+
     /// The root of a long list's index, for gc and check.
     pub fn index(&self) -> Option<&Root> {
         match self {

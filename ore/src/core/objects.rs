@@ -101,6 +101,7 @@ pub fn object_node(repo: &Repo, tag: &str, key: Key) -> Result<Node> {
         comment: title,
         stats: SnapshotStats {
             bytes: o.size,
+            files: o.files.count(),
             ..SnapshotStats::default()
         },
         warnings: Vec::new(),

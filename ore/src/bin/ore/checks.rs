@@ -116,9 +116,13 @@ fn print_check(env: &Env, o: &CheckOutcome) -> Result<()> {
             }
         );
     }
+    let what = match (o.snapshots, o.objects) {
+        (s, 0) => format!("{s} snapshot(s)"),
+        (0, n) => format!("{n} archive object(s)"),
+        (s, n) => format!("{s} snapshot(s) and {n} archive object(s)"),
+    };
     eprintln!(
-        "checked {} snapshot(s): {} tree blocks, {} data blocks ({} read, {}) in {:.1} s: {}",
-        o.snapshots,
+        "checked {what}: {} tree blocks, {} data blocks ({} read, {}) in {:.1} s: {}",
         o.trees,
         o.chunks,
         o.chunks_read,

@@ -72,7 +72,11 @@ impl Shell<'_> {
                 newest.map_or(String::new(), format_time)
             ),
             About::Snapshot { key, named: s } => format!(
-                "snapshot {}  {}@{}  {} files  {:>9}  {n}{}\n",
+                "{} {}  {}@{}  {} files  {:>9}  {n}{}\n",
+                match self.x.tree().object_of(child) {
+                    Some(_) => "object  ",
+                    None => "snapshot",
+                },
                 &key.to_hex()[..12],
                 s.snapshot.user,
                 s.snapshot.host,

@@ -16,9 +16,12 @@
 //! (`--each`) in one pass over the tag's `f` map, which costs that map's size however many
 //! objects are imported. A changed file of an `--each` import is not matched by name: names
 //! repeat across a tree (a documentation tree holds hundreds of files called `copyright`),
-//! and each candidate is a block to read.
+//! and each candidate is a block to read. What no content id finds is found by name: an
+//! `--each` file with more holes than are hashed (by its name in the `n` map; the same
+//! chunks, not an id, then say it is the same file), and an object of no regular file (a
+//! FIFO, an empty directory) by its `name` property.
 
-use crate::core::archival::{entry_object, Object};
+use crate::core::archival::{entry_object, prop_prefix, value_bytes, Object, Value};
 use crate::core::block::Kind;
 use crate::core::entry::{Entry, EntryKind};
 use crate::core::error::Result;
@@ -39,7 +42,7 @@ pub struct Earlier {
 }
 
 /// Objects of one file also looked up by name (more are not: names repeat in a tree).
-const ONE_BY_ONE: usize = 256;
+pub const ONE_BY_ONE: usize = 256;
 /// Content ids are looked up one by one while they are fewer than the index's entries
 /// divided by this (a look-up reads a leaf); more are matched in one pass over the `f` map.
 const SCAN_RATIO: u64 = 64;
@@ -111,14 +114,11 @@ pub fn earlier(
     let mut ids = std::collections::HashSet::new();
     let mut by_name: Vec<Vec<Key>> = Vec::with_capacity(objects.len());
     for o in objects {
-        let files = o.files.read(repo)?;
         ids.extend(ids_of(repo, o)?);
-        // An object of one file (`Object::one_file`) is found by its name too: a changed file keeps it. Not for many: names repeat in a tree.
-        by_name.push(match (files.as_slice(), o.one_file()) {
-            ([f], true) if objects.len() <= ONE_BY_ONE => {
-                scan(repo, root, &name_prefix(&f.path, true))?
-            }
-            _ => Vec::new(),
+        // Not for many: names repeat in a tree.
+        by_name.push(match objects.len() <= ONE_BY_ONE {
+            true => named(repo, root, o)?,
+            false => Vec::new(),
         });
     }
     let contents = by_contents(repo, index, &ids)?;
@@ -129,6 +129,22 @@ pub fn earlier(
         })
         .collect::<Result<Vec<_>>>()?;
     judge(repo, objects, None, candidates)
+}
+
+/// The objects of the index at `root` that object `o` is found among by its name: for an
+/// object of one file (`Object::one_file`), those holding a file of that name (a changed file
+/// keeps it); for an object of no regular file (a FIFO, an empty directory), those of the
+/// same `name` property, since no file list finds them.
+pub fn named(repo: &Repo, root: &Root, o: &Object) -> Result<Vec<Key>> {
+    let files = o.files.read_first(repo, 2)?;
+    match (files.as_slice(), o.one_file(), o.prop("name")) {
+        ([f], true, _) => scan(repo, root, &name_prefix(&f.path, true)),
+        ([], _, Some(name @ Value::Text(_))) => {
+            let value = value_bytes(name).swap_remove(0);
+            scan(repo, root, &prop_prefix("name", &value))
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// The content ids of object `o`'s first files: those its earlier versions are found by.
@@ -211,7 +227,7 @@ fn same_tree(repo: &Repo, a: &Object, b: &Object, b_entry: Option<&Entry>) -> Re
     // The directory made around a file is left out: older ores gave it the parent
     // directory's metadata, this one makes it up (`archival::around`), and the object is the
     // file either way.
-    if f != g || f.id.is_none() {
+    if f != g {
         return Ok(false);
     }
     // The file itself: an object's root, or the one entry of the directory made around it.
@@ -226,6 +242,11 @@ fn same_tree(repo: &Repo, a: &Object, b: &Object, b_entry: Option<&Entry>) -> Re
     let (Some(ea), Some(eb)) = (file(a, &f.path)?, eb) else {
         return Ok(false);
     };
+    // Without a content id (more holes than are hashed, or changed while read), only the
+    // same chunks say the bytes are the same: the whole entries must be equal.
+    if f.id.is_none() {
+        return Ok(ea == eb);
+    }
     // The same content id says the bytes are the same; the rest of the entry must be too.
     let size_only = |e: &Entry| match &e.kind {
         EntryKind::File { size, .. } => Some(Entry {

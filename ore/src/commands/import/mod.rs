@@ -412,18 +412,24 @@ fn properties(
     if opts.extract {
         let raw = path.file_name().unwrap_or_default();
         let name = raw.to_string_lossy().into_owned();
-        // A file PATH's root is the directory made around it: the file is its entry, found
-        // by the name's own bytes (a name that is not UTF-8 was looked up by its lossy
-        // text, missed, and the file was given the directory's type and time).
+        // A file PATH's root is the directory made around it, and the file its one entry:
+        // taken as the entry, not looked up by PATH's name, which is not the entry's when
+        // PATH is a symlink to the file (the file was given the directory's type and time).
         let entry = match (&stored.root.kind, was_dir) {
             (EntryKind::Dir { tree }, false) => {
-                crate::core::tree::lookup(repo, *tree, crate::core::util::path_bytes(raw.as_ref()))?
-                    .unwrap_or_else(|| stored.root.clone())
+                let mut r =
+                    crate::core::tree::Reader::<crate::core::tree::DirTree>::new(repo, *tree);
+                match (r.next_item()?, r.next_item()?) {
+                    (Some(only), None) => only,
+                    _ => stored.root.clone(),
+                }
             }
             _ => stored.root.clone(),
         };
         let warning;
-        let file = props::open(&entry, path);
+        // Opened where the store read it: PATH with its symlinks resolved, as stored.
+        let stored_from = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let file = props::open(&entry, &stored_from);
         let contents = file
             .as_ref()
             .map_or(props::Contents::None, props::Contents::Opened);
