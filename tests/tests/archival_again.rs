@@ -235,3 +235,36 @@ fn what_no_content_id_finds_a_fifo_an_empty_directory_and_a_file_of_many_holes_i
     assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(1), "{v}");
     ore.run(&["check"]).expect(0, "check");
 }
+
+#[test]
+fn a_file_many_objects_hold_alike_is_not_filed_again_and_a_directory_whose_mode_changed_is() {
+    // Only the first 64 holders of a content id were read: the 65th copy of a licence
+    // file, and each after it, was filed again by every run, with no note.
+    let (ore, d) = Ore::local();
+    let src = d.path().join("tree");
+    for i in 0..70 {
+        tree(
+            &src.join(format!("p{i:02}")),
+            &[("LICENSE", "the same licence text")],
+        );
+    }
+    let path = src.display().to_string();
+    assert_eq!(import(&ore, &["t", &path, "--each"]).lines().count(), 70);
+    let v = import_json(&ore, &["t", &path, "--each"]);
+    assert_eq!(v["objects"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["unchanged"].as_array().map(Vec::len), Some(70), "{v}");
+
+    // A directory's own mode is part of it: the same tree under another mode is another
+    // object (it was called unchanged, and the new mode was never recorded).
+    let dir = d.path().join("box");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let dir_s = dir.display().to_string();
+    let first = import(&ore, &["one", &dir_s]);
+    let mut perm = std::fs::metadata(&dir).expect("stat").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
+    std::fs::set_permissions(&dir, perm).expect("chmod");
+    let r = ore.run(&["import", "one", &dir_s]).expect(0, "chmod 700");
+    assert_eq!(r.stdout.trim().len(), 64, "filed: {r:?}");
+    assert!(r.stderr.contains(&format!("as object {first}")), "{r:?}");
+    assert!(r.stderr.contains("filed beside"), "{r:?}");
+}

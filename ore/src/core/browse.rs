@@ -188,8 +188,9 @@ pub fn every_object(repo: &Repo, index: Option<&Root>) -> Result<Vec<Key>> {
 /// The longest directory name a value is shown as (file systems allow 255 bytes).
 const MAX_NAME: usize = 200;
 
-/// A value as a directory name: text as it is kept (lower case), with `%`, `/` and `'`
-/// written `%25`, `%2F` and `%27` (an empty text `%00`, `.` and `..` `%2E` and `%2E%2E`), and
+/// A value as a directory name: text as it is kept (lower case), with `%`, `/`, `'` and `…`
+/// written `%25`, `%2F`, `%27` and `%E2%80%A6` (an empty text `%00`, `.` and `..` `%2E` and
+/// `%2E%2E`), and
 /// in single quotes when it would read as a number or a date, so that no text has the name of
 /// a number (`'5'` and `5` are two values); integers in decimal; dates as `YYYY-MM-DD
 /// HH:MM:SS`, UTC. A name that would pass [`MAX_NAME`] bytes is cut, and ends with `…` and
@@ -218,10 +219,12 @@ fn plain_name(v: &[u8]) -> String {
                 t if t.parse::<i64>().is_ok() || crate::core::archival::parse_date(t).is_some() => {
                     format!("'{}'", t.replace('%', "%25").replace('/', "%2F"))
                 }
+                // `…` only ends a cut name: a text holding it never has the name of one.
                 t => t
                     .replace('%', "%25")
                     .replace('/', "%2F")
-                    .replace('\'', "%27"),
+                    .replace('\'', "%27")
+                    .replace('…', "%E2%80%A6"),
             }
         }
         Some(&INT_VALUE) | Some(&DATE_VALUE) if v.len() == 9 => {
@@ -264,5 +267,11 @@ mod tests {
         );
         assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME, "{a}");
         assert_ne!(a, b);
+        // A text that is a cut name is not given that name: two values, two names (the
+        // cut one's collided with it, and its objects could not be reached).
+        let cut = Value::Text("x".repeat(300));
+        let lookalike = Value::Text(name(cut.clone()));
+        assert!(name(cut.clone()).contains('…'));
+        assert_ne!(name(lookalike), name(cut));
     }
 }

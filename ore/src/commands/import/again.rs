@@ -42,13 +42,14 @@ pub struct Earlier {
 }
 
 /// Objects of one file also looked up by name (more are not: names repeat in a tree).
-pub const ONE_BY_ONE: usize = 256;
+const ONE_BY_ONE: usize = 256;
 /// Content ids are looked up one by one while they are fewer than the index's entries
 /// divided by this (a look-up reads a leaf); more are matched in one pass over the `f` map.
 const SCAN_RATIO: u64 = 64;
 /// Files of an object whose contents are looked up.
 const FILES_LOOKED_UP: usize = 4;
-/// Entries read of one content id or name.
+/// Objects read of a content id that is not the one an earlier same object is found by, or
+/// of a name that only finds changed objects: they are found for the note that names them.
 const ENTRIES_READ: usize = 64;
 
 /// Current objects of the index at `index` that hold a file of each content id of `ids`.
@@ -67,7 +68,7 @@ pub fn by_contents(
     };
     if (ids.len() as u64).saturating_mul(SCAN_RATIO) < index.count {
         let found: Vec<(Key, Vec<Key>)> = (ids.par_iter())
-            .map(|id| Ok((*id, scan(repo, index, &content_prefix(id))?)))
+            .map(|id| Ok((*id, scan(repo, index, &content_prefix(id), usize::MAX)?)))
             .collect::<Result<_>>()?;
         out.extend(found.into_iter().filter(|(_, f)| !f.is_empty()));
         return Ok(out);
@@ -87,10 +88,10 @@ pub fn by_contents(
     Ok(out)
 }
 
-/// The objects of the first entries under `prefix`.
-fn scan(repo: &Repo, index: &Root, prefix: &[u8]) -> Result<Vec<Key>> {
+/// The objects of the first `most` entries under `prefix`.
+fn scan(repo: &Repo, index: &Root, prefix: &[u8], most: usize) -> Result<Vec<Key>> {
     let mut found = Vec::new();
-    for item in Cursor::new(repo, Some(index), prefix)?.take(ENTRIES_READ) {
+    for item in Cursor::new(repo, Some(index), prefix)?.take(most) {
         let item = item?;
         if !item.key.starts_with(prefix) {
             break;
@@ -135,13 +136,24 @@ pub fn earlier(
 /// object of one file (`Object::one_file`), those holding a file of that name (a changed file
 /// keeps it); for an object of no regular file (a FIFO, an empty directory), those of the
 /// same `name` property, since no file list finds them.
+///
+/// An object that has a content id is found by it when it is the same; by name, only when it
+/// changed, so only the first few of a name are read. One that has none is found by name
+/// alone, so every object of that name is a candidate (each read once, [`judge`]).
 pub fn named(repo: &Repo, root: &Root, o: &Object) -> Result<Vec<Key>> {
     let files = o.files.read_first(repo, 2)?;
     match (files.as_slice(), o.one_file(), o.prop("name")) {
-        ([f], true, _) => scan(repo, root, &name_prefix(&f.path, true)),
+        ([f], true, _) => {
+            let most = if f.id.is_some() {
+                ENTRIES_READ
+            } else {
+                usize::MAX
+            };
+            scan(repo, root, &name_prefix(&f.path, true), most)
+        }
         ([], _, Some(name @ Value::Text(_))) => {
             let value = value_bytes(name).swap_remove(0);
-            scan(repo, root, &prop_prefix("name", &value))
+            scan(repo, root, &prop_prefix("name", &value), usize::MAX)
         }
         _ => Ok(Vec::new()),
     }
@@ -157,13 +169,28 @@ pub fn ids_of(repo: &Repo, o: &Object) -> Result<Vec<Key>> {
         .collect())
 }
 
-/// The objects of `contents` holding object `o`'s first files.
+/// The objects of `contents` that may be object `o` or an earlier version of it: every
+/// object holding all of `o`'s first files (the same object holds them all, however many
+/// other objects share one of them: an empty file, a licence), and those holding one of them
+/// that few objects hold (a changed object, for the note that names it).
 pub fn of_contents(repo: &Repo, o: &Object, contents: &ByContents) -> Result<Vec<Key>> {
     let ids = ids_of(repo, o)?;
-    Ok(ids
-        .iter()
-        .flat_map(|id| contents.get(id).into_iter().flatten().copied())
-        .collect())
+    let holders = |id: &Key| contents.get(id).map_or(&[][..], Vec::as_slice);
+    let mut all: Option<Vec<Key>> = None;
+    let mut out = Vec::new();
+    for id in &ids {
+        let mut h = holders(id).to_vec();
+        if h.len() <= ENTRIES_READ {
+            out.extend_from_slice(&h);
+        }
+        h.sort_unstable();
+        all = Some(match all {
+            None => h,
+            Some(a) => crate::core::browse::both(&a, &h),
+        });
+    }
+    out.extend(all.unwrap_or_default());
+    Ok(out)
 }
 
 /// For each of `objects`, which of its `candidates` was imported from the same host and
@@ -214,9 +241,20 @@ pub fn judge(
 /// another was added is the same file in a new bundle. `b_entry` is `b`'s file's entry when
 /// its directory is not stored yet.
 fn same_tree(repo: &Repo, a: &Object, b: &Object, b_entry: Option<&Entry>) -> Result<bool> {
+    // A directory: the same tree, and the same metadata of its own (mode, owner, times but
+    // its ctime and atime, which reading and listing it change). The nameless directory made
+    // around a path that is no directory has made-up metadata: its tree alone counts.
     let dirs = |o: &Object| matches!(o.root.kind, EntryKind::Dir { .. });
-    if dirs(a) && a.root.kind == b.root.kind {
-        return Ok(true);
+    let meta = |e: &Entry| Entry {
+        atime: None,
+        ctime: None,
+        ..e.clone()
+    };
+    if dirs(a) && dirs(b) && a.root.kind == b.root.kind {
+        let around = a.root.name.is_empty() && b.root.name.is_empty();
+        if around || meta(&a.root) == meta(&b.root) {
+            return Ok(true);
+        }
     }
     let (Files::Inline(fa), Files::Inline(fb)) = (&a.files, &b.files) else {
         return Ok(false);

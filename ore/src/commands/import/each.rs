@@ -94,20 +94,11 @@ pub(super) fn objects(
                     contents.extend(again::by_contents(repo, index, &missing)?);
                     looked.extend(missing);
                     // A file of no content id (more holes than are hashed) is found by its
-                    // name instead: few are, and names repeat across a tree.
-                    let mut by_name = 0;
+                    // name instead.
                     let candidates = (refs.iter())
-                        .map(|o| {
-                            let mut c = again::of_contents(repo, o, &contents)?;
-                            if c.is_empty() && by_name < again::ONE_BY_ONE {
-                                if let (Some(root), true) =
-                                    (index, again::ids_of(repo, o)?.is_empty())
-                                {
-                                    by_name += 1;
-                                    c = again::named(repo, root, o)?;
-                                }
-                            }
-                            Ok(c)
+                        .map(|o| match (index, again::ids_of(repo, o)?.is_empty()) {
+                            (Some(root), true) => again::named(repo, root, o),
+                            _ => again::of_contents(repo, o, &contents),
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let entries: Vec<&Entry> = window.iter().map(|f| &f.entry).collect();

@@ -9,22 +9,28 @@
 //! Read ahead, the index is on the other core, in one pass over the property's entries
 //! ([`browse::holders`]) rather than a descent per value.
 //!
-//! What is read ahead and not yet asked for is bounded ([`HELD_KEYS`]); a thread that finds
-//! no one taking its listings for [`IDLE`] gives up. A value asked for far from where the
-//! thread is, or after it failed, is read where it is asked for, as without this: what is
-//! read ahead only ever saves time, it never answers differently.
+//! What is read ahead and not yet asked for is bounded ([`HELD`], counted as keys, each value
+//! weighing [`VALUE_WEIGHT`] keys more). Once no one has taken a listing for [`IDLE`], the
+//! thread gives up and drops what it holds; so it does after reading everything, and when it
+//! fails or panics. A value asked for far from where the thread is, or after it ended, is read
+//! where it is asked for, as without this: what is read ahead only ever saves time, it never
+//! answers differently.
 
 use crate::core::browse;
 use crate::core::index::Root;
 use crate::core::repo::Repo;
 use crate::core::vtree::Links;
 use protocol::Key;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// Most object keys read ahead and not yet asked for (32 bytes each).
-const HELD_KEYS: usize = 1 << 18;
+/// Most read ahead and not yet asked for: object keys of 32 bytes, each value's listing
+/// weighing [`VALUE_WEIGHT`] more.
+const HELD: usize = 1 << 18;
+/// What a value's listing weighs besides its keys, in keys: its vector and its place in the
+/// map of those held (a `by-date/` of a million values of one object each is mostly this).
+const VALUE_WEIGHT: usize = 4;
 /// How long a thread waits for room before it gives up.
 const IDLE: Duration = Duration::from_secs(10);
 /// How many values past the thread's place a directory asked for may be, and still be
@@ -33,8 +39,8 @@ const NEAR: usize = 4;
 
 /// A `by-PROP/` directory's values, read ahead.
 pub(super) struct Ahead {
-    /// Each value's place in the listing.
-    order: HashMap<Vec<u8>, usize>,
+    /// The values, in the listing's order, which is increasing.
+    order: Vec<Vec<u8>>,
     bounds: Bounds,
     state: Mutex<State>,
     changed: Condvar,
@@ -44,8 +50,10 @@ pub(super) struct Ahead {
 struct State {
     /// Values' listings read and not yet taken, by their place.
     done: BTreeMap<usize, Links>,
-    /// How many keys `done` holds.
+    /// What `done` weighs ([`HELD`]).
     held: usize,
+    /// Listings taken so far.
+    taken: u64,
     /// The place of the first value the thread has not finished.
     next: usize,
     /// The thread has ended: all read, failed or given up.
@@ -76,7 +84,7 @@ pub(super) struct Bounds {
 
 /// What the mount reads ahead with.
 pub(super) const BOUNDS: Bounds = Bounds {
-    held: HELD_KEYS,
+    held: HELD,
     idle: IDLE,
     near: NEAR,
 };
@@ -86,11 +94,7 @@ impl Ahead {
     /// any is read.
     fn new(values: Vec<Vec<u8>>, bounds: Bounds) -> Arc<Ahead> {
         Arc::new(Ahead {
-            order: values
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (v, i))
-                .collect(),
+            order: values,
             bounds,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -104,8 +108,11 @@ impl Ahead {
         let spawned = std::thread::Builder::new()
             .name("ore-values-ahead".into())
             .spawn(move || {
+                // Ended however `run` ends, a panic too: no reader waits for it then.
+                let _ended = Ended(&me);
                 me.run(&job);
                 me.finish();
+                me.linger();
             });
         if spawned.is_err() {
             ahead.finish();
@@ -140,7 +147,7 @@ impl Ahead {
     /// Holds `value`'s listing until it is asked for, once there is room for it; `false`:
     /// no one made room for [`Bounds::idle`], and the thread should give up.
     fn offer(&self, value: &[u8], links: Links) -> bool {
-        let Some(&at) = self.order.get(value) else {
+        let Ok(at) = self.order.binary_search_by(|v| v.as_slice().cmp(value)) else {
             return true;
         };
         let mut s = self.lock();
@@ -154,12 +161,29 @@ impl Ahead {
                 return false;
             }
         }
-        s.held += links.keys.len();
+        s.held += weight(&links);
         s.done.insert(at, links);
         s.next = at + 1;
         drop(s);
         self.changed.notify_all();
         true
+    }
+
+    /// Once all is read (or the thread gave up), keeps what is held for as long as someone
+    /// takes a listing every [`Bounds::idle`], then drops it.
+    fn linger(&self) {
+        let mut s = self.lock();
+        while !s.done.is_empty() {
+            let taken = s.taken;
+            s = match self.changed.wait_timeout(s, self.bounds.idle) {
+                Ok((s, _)) => s,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            if s.taken == taken {
+                s.done.clear();
+                s.held = 0;
+            }
+        }
     }
 
     /// The thread has ended: whatever it did not read is read where it is asked for.
@@ -168,20 +192,30 @@ impl Ahead {
         self.changed.notify_all();
     }
 
+    /// Whether nothing more will come of it: the thread ended, and holds nothing.
+    pub(super) fn spent(&self) -> bool {
+        let s = self.lock();
+        s.over && s.done.is_empty()
+    }
+
     /// The listing of `value`'s directory, when it is read ahead or about to be; `None`:
     /// read it where it is asked for.
     pub(super) fn take(&self, value: &[u8]) -> Option<Links> {
-        let at = *self.order.get(value)?;
+        let at = self
+            .order
+            .binary_search_by(|v| v.as_slice().cmp(value))
+            .ok()?;
         let mut s = self.lock();
         loop {
             if let Some(links) = s.done.remove(&at) {
                 // Those before it were passed over: whoever asks for them reads them.
                 let passed: Vec<usize> = s.done.range(..at).map(|(i, _)| *i).collect();
-                let mut freed = links.keys.len();
+                let mut freed = weight(&links);
                 for i in passed {
-                    freed += s.done.remove(&i).map_or(0, |l| l.keys.len());
+                    freed += s.done.remove(&i).map_or(0, |l| weight(&l));
                 }
                 s.held -= freed;
+                s.taken += 1;
                 drop(s);
                 self.changed.notify_all();
                 return Some(links);
@@ -195,6 +229,20 @@ impl Ahead {
                 Err(poisoned) => poisoned.into_inner(),
             };
         }
+    }
+}
+
+/// What a value's listing weighs against [`HELD`].
+fn weight(links: &Links) -> usize {
+    links.keys.len() + VALUE_WEIGHT
+}
+
+/// Ends the thread's read-ahead when dropped.
+struct Ended<'a>(&'a Ahead);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
@@ -251,7 +299,7 @@ mod tests {
         assert!(ahead.offer(&[b'v', 0], links(3)));
         assert!(ahead.offer(&[b'v', 1], links(4)));
         assert!(ahead.offer(&[b'v', 2], links(5)));
-        assert_eq!(ahead.lock().held, 12);
+        assert_eq!(ahead.lock().held, 12 + 3 * VALUE_WEIGHT);
         // Taking value 2 drops 0 and 1, which were passed over.
         assert_eq!(ahead.take(&[b'v', 2]).map(|l| l.keys.len()), Some(5));
         assert_eq!(ahead.lock().held, 0);
@@ -278,12 +326,43 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ahead.take(&[b'v', 0]).map(|l| l.keys.len()), Some(10));
         assert!(thread.join().expect("joins"), "room was made");
-        assert_eq!(ahead.lock().held, 4);
+        assert_eq!(ahead.lock().held, 4 + VALUE_WEIGHT);
         // No one takes: the thread gives up after `idle`, holding no more.
         assert!(ahead.offer(&[b'v', 2], links(6)));
         let started = Instant::now();
         assert!(!ahead.offer(&[b'v', 3], links(1)));
         assert!(started.elapsed() >= Duration::from_millis(300));
-        assert_eq!(ahead.lock().held, 10);
+        assert_eq!(ahead.lock().held, 10 + 2 * VALUE_WEIGHT);
+    }
+
+    #[test]
+    fn what_is_held_is_dropped_once_no_one_takes_it_and_a_panic_ends_the_read_ahead() {
+        let quick = Bounds {
+            held: 1000,
+            idle: Duration::from_millis(100),
+            near: 2,
+        };
+        let ahead = Ahead::new(values(5), quick);
+        assert!(ahead.offer(&[b'v', 0], links(3)));
+        assert!(ahead.offer(&[b'v', 1], links(3)));
+        ahead.finish();
+        // Taken within the idle time: kept.
+        let me = ahead.clone();
+        let lingering = std::thread::spawn(move || me.linger());
+        assert_eq!(ahead.take(&[b'v', 0]).map(|l| l.keys.len()), Some(3));
+        lingering.join().expect("lingers, then ends");
+        // No one took value 1 for a while: dropped, and read where asked for.
+        assert_eq!(ahead.lock().held, 0);
+        assert!(ahead.take(&[b'v', 1]).is_none());
+
+        // A thread that panics still ends the read-ahead: a reader does not wait for ever.
+        let ahead = Ahead::new(values(5), WIDE);
+        let me = ahead.clone();
+        let dying = std::thread::spawn(move || {
+            let _ended = Ended(&me);
+            panic!("a read-ahead that fails in the middle");
+        });
+        assert!(dying.join().is_err());
+        assert!(ahead.take(&[b'v', 0]).is_none());
     }
 }

@@ -244,7 +244,7 @@ impl OreFs {
     }
 
     /// For a value's directory (`by-PROP/VALUE`), its listing, if it was read ahead.
-    fn links_ahead(&self, v: &VNode) -> Option<Links> {
+    fn links_ahead(&mut self, v: &VNode) -> Option<Links> {
         let VNode::Archive {
             tag,
             place: Place::Narrowed { filters },
@@ -253,8 +253,14 @@ impl OreFs {
             return None;
         };
         let ((key, value), up) = filters.split_last()?;
-        let ahead = self.aheads.get(&(tag.clone(), up.to_vec(), key.clone()))?;
-        ahead.take(value)
+        let at = (tag.clone(), up.to_vec(), key.clone());
+        let ahead = self.aheads.get(&at)?;
+        let links = ahead.take(value);
+        // A read-ahead that is over holds its values' names: let it go.
+        if links.is_none() && ahead.spent() {
+            self.aheads.remove(&at);
+        }
+        links
     }
 
     /// Once `by-PROP/` (node `v`) is listed as `named`, starts reading its values'
@@ -287,6 +293,7 @@ impl OreFs {
             key: key.clone(),
             made_ns: head.made_ns,
         };
+        self.aheads.retain(|_, a| !a.spent());
         let ahead = Ahead::start(job, values);
         self.aheads
             .insert((tag.clone(), filters.clone(), key.clone()), ahead);
