@@ -279,6 +279,18 @@ fn a_new_property_key_is_noted_with_the_known_key_it_may_misspell() {
     assert!(!r.stderr.contains("`title`"), "{}", r.stderr);
 }
 
+/// Writes a short text file at `file`, modified at 2017-07-14 02:40:00 UTC: what the
+/// tests of a file imported alone expect as its type and time.
+fn plain_file_of_2017(file: &Path) {
+    std::fs::write(file, "plain words\n").expect("write");
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .and_then(|f| f.set_modified(when))
+        .expect("mtime");
+}
+
 /// Regression (attack review): a file whose name is not UTF-8, imported alone, was looked up
 /// in its stored tree by the name's lossy text, missed, and given the type and time of the
 /// directory made around it.
@@ -289,13 +301,7 @@ fn a_file_whose_name_is_not_utf8_gets_its_own_type_and_time_when_imported_alone(
     let file = d
         .path()
         .join(std::ffi::OsStr::from_bytes(b"bad\xff\xfename"));
-    std::fs::write(&file, "plain words\n").expect("write");
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(when))
-        .expect("mtime");
+    plain_file_of_2017(&file);
     let r = Run::of(
         ore.cmd(&["import", "odd"])
             .arg(&file)
@@ -314,13 +320,7 @@ fn a_symlink_to_a_file_imported_alone_gives_the_object_the_file_s_type_and_time(
     // inode/directory with the time of the directory made around the file.
     let (ore, d) = Ore::local();
     let file = d.path().join("notes.txt");
-    std::fs::write(&file, "plain words\n").expect("write");
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(when))
-        .expect("mtime");
+    plain_file_of_2017(&file);
     let link = d.path().join("latest");
     std::os::unix::fs::symlink("notes.txt", &link).expect("symlink");
     let key = import(&ore, &["odd", link.to_str().unwrap()]);
