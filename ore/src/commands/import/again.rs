@@ -125,7 +125,7 @@ pub fn earlier(
     let contents = by_contents(repo, index, &ids)?;
     let candidates = (objects.iter().zip(by_name))
         .map(|(o, mut c)| {
-            c.extend(of_contents(repo, o, &contents)?);
+            c.extend(of_contents(&ids_of(repo, o)?, &contents));
             Ok(c)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -169,16 +169,16 @@ pub fn ids_of(repo: &Repo, o: &Object) -> Result<Vec<Key>> {
         .collect())
 }
 
-/// The objects of `contents` that may be object `o` or an earlier version of it: every
-/// object holding all of `o`'s first files (the same object holds them all, however many
-/// other objects share one of them: an empty file, a licence), and those holding one of them
-/// that few objects hold (a changed object, for the note that names it).
-pub fn of_contents(repo: &Repo, o: &Object, contents: &ByContents) -> Result<Vec<Key>> {
-    let ids = ids_of(repo, o)?;
+/// The objects of `contents` that may be an object whose first files have the content ids
+/// `ids` ([`ids_of`]), or an earlier version of it: every object holding all of them (the
+/// same object does, however many other objects share one of them: an empty file, a
+/// licence), and those holding one of them that few objects hold (a changed object, for the
+/// note that names it).
+pub fn of_contents(ids: &[Key], contents: &ByContents) -> Vec<Key> {
     let holders = |id: &Key| contents.get(id).map_or(&[][..], Vec::as_slice);
     let mut all: Option<Vec<Key>> = None;
     let mut out = Vec::new();
-    for id in &ids {
+    for id in ids {
         let mut h = holders(id).to_vec();
         if h.len() <= ENTRIES_READ {
             out.extend_from_slice(&h);
@@ -190,7 +190,7 @@ pub fn of_contents(repo: &Repo, o: &Object, contents: &ByContents) -> Result<Vec
         });
     }
     out.extend(all.unwrap_or_default());
-    Ok(out)
+    out
 }
 
 /// For each of `objects`, which of its `candidates` was imported from the same host and

@@ -81,24 +81,23 @@ pub(super) fn objects(
                 .collect::<Result<_>>()?;
             let earlier = match index {
                 None => vec![None; made.len()],
-                Some(_) => {
+                Some(root) => {
                     let refs: Vec<&Object> = made.iter().map(|m| &m.object).collect();
-                    let mut missing = HashSet::new();
-                    for o in &refs {
-                        missing.extend(
-                            again::ids_of(repo, o)?
-                                .into_iter()
-                                .filter(|id| !looked.contains(id)),
-                        );
-                    }
+                    let ids: Vec<Vec<Key>> = (refs.iter())
+                        .map(|o| again::ids_of(repo, o))
+                        .collect::<Result<_>>()?;
+                    let missing: HashSet<Key> = (ids.iter().flatten())
+                        .filter(|id| !looked.contains(*id))
+                        .copied()
+                        .collect();
                     contents.extend(again::by_contents(repo, index, &missing)?);
                     looked.extend(missing);
                     // A file of no content id (more holes than are hashed) is found by its
                     // name instead.
-                    let candidates = (refs.iter())
-                        .map(|o| match (index, again::ids_of(repo, o)?.is_empty()) {
-                            (Some(root), true) => again::named(repo, root, o),
-                            _ => again::of_contents(repo, o, &contents),
+                    let candidates = (refs.iter().zip(&ids))
+                        .map(|(o, ids)| match ids.is_empty() {
+                            true => again::named(repo, root, o),
+                            false => Ok(again::of_contents(ids, &contents)),
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let entries: Vec<&Entry> = window.iter().map(|f| &f.entry).collect();

@@ -427,9 +427,10 @@ fn properties(
             _ => stored.root.clone(),
         };
         let warning;
-        // Opened where the store read it: PATH with its symlinks resolved, as stored.
-        let stored_from = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let file = props::open(&entry, &stored_from);
+        // Opened where the store read it (PATH with its symlinks resolved, which the stored
+        // tree records), not resolved again: a symlink moved since would name another file.
+        let stored_from = (stored.paths.first()).map_or(path, |p| crate::core::util::bytes_path(p));
+        let file = props::open(&entry, stored_from);
         let contents = file
             .as_ref()
             .map_or(props::Contents::None, props::Contents::Opened);

@@ -134,13 +134,13 @@ impl Ahead {
                 Err(_) => return,
             },
         };
-        let (up, made_ns) = (2 * (job.filters.len() + 1), job.made_ns);
+        let narrowed_by = job.filters.len() + 1;
         let _ = browse::holders(&job.repo, index, &job.key, &mut |value, keys| {
             let keys: Vec<Key> = match &within {
                 Some(w) => browse::both(w, &keys),
                 None => keys,
             };
-            self.offer(value, Links { keys, up, made_ns })
+            self.offer(value, Links::new(keys, narrowed_by, job.made_ns))
         });
     }
 

@@ -151,11 +151,9 @@ impl VTree<'_> {
     pub(super) fn narrowed(&self, tag: &str, filters: &[(String, Vec<u8>)]) -> Result<Links> {
         let head = self.head(tag);
         let index = head.as_ref().and_then(|h| h.index.as_ref());
-        Ok(Links {
-            keys: browse::matching(self.repo, index, filters)?,
-            up: 2 * filters.len(),
-            made_ns: head.as_ref().map_or(0, |h| h.made_ns),
-        })
+        let made_ns = head.as_ref().map_or(0, |h| h.made_ns);
+        let keys = browse::matching(self.repo, index, filters)?;
+        Ok(Links::new(keys, filters.len(), made_ns))
     }
 
     /// The child `name` of place `place` of archive tag `tag`.
@@ -221,6 +219,16 @@ pub struct Links {
 }
 
 impl Links {
+    /// The objects `keys` (in increasing order) of a value's directory narrowed by
+    /// `narrowed_by` properties, its tag's head made at `made_ns`.
+    pub fn new(keys: Vec<Key>, narrowed_by: usize, made_ns: i64) -> Links {
+        Links {
+            keys,
+            up: 2 * narrowed_by,
+            made_ns,
+        }
+    }
+
     /// The name of link `i`: its object's key.
     pub fn name(&self, i: usize) -> String {
         self.keys[i].to_hex()
