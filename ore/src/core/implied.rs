@@ -31,8 +31,7 @@ pub struct Implied(Mutex<HashMap<Key, Vec<u8>>>);
 impl Implied {
     /// The sealed implied block `key`, if one was made.
     pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
-        let held = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        held.get(key).cloned()
+        ore_util::sync::lock(&self.0).get(key).cloned()
     }
 }
 
@@ -40,7 +39,7 @@ impl Repo {
     /// Makes `plain` an implied block of `kind` (sealed, kept, never stored); its key.
     pub fn imply(&self, kind: Kind, plain: &[u8]) -> Result<Key> {
         let key = self.keys().key_of(kind as u8, plain);
-        let mut held = self.implied().0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = ore_util::sync::lock(&self.implied().0);
         if let std::collections::hash_map::Entry::Vacant(v) = held.entry(key) {
             v.insert(self.sealed(kind, &key, plain)?);
         }

@@ -20,6 +20,7 @@ use crate::core::browse;
 use crate::core::index::Root;
 use crate::core::repo::Repo;
 use crate::core::vtree::Links;
+use ore_util::sync::{wait, wait_timeout_while};
 use protocol::Key;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -152,12 +153,12 @@ impl Ahead {
         };
         let mut s = self.lock();
         while s.held >= self.bounds.held {
-            let (again, waited) = match self.changed.wait_timeout(s, self.bounds.idle) {
-                Ok(w) => w,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let taken = s.taken;
+            let (again, waited) = wait_timeout_while(&self.changed, s, self.bounds.idle, |s| {
+                s.held >= self.bounds.held && s.taken == taken
+            });
             s = again;
-            if waited.timed_out() && s.held >= self.bounds.held {
+            if waited.timed_out() {
                 return false;
             }
         }
@@ -175,11 +176,11 @@ impl Ahead {
         let mut s = self.lock();
         while !s.done.is_empty() {
             let taken = s.taken;
-            s = match self.changed.wait_timeout(s, self.bounds.idle) {
-                Ok((s, _)) => s,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-            if s.taken == taken {
+            let (again, waited) = wait_timeout_while(&self.changed, s, self.bounds.idle, |s| {
+                s.taken == taken && !s.done.is_empty()
+            });
+            s = again;
+            if waited.timed_out() {
                 s.done.clear();
                 s.held = 0;
             }
@@ -224,10 +225,7 @@ impl Ahead {
             if s.over || at < s.next || far || s.held >= self.bounds.held {
                 return None;
             }
-            s = match self.changed.wait(s) {
-                Ok(s) => s,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            s = wait(&self.changed, s);
         }
     }
 }
