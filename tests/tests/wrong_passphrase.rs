@@ -1,7 +1,7 @@
 //! A snapshot given a wrong passphrase stores nothing and moves no tag, however much of its
-//! tree is new: the keys every block is named and sealed with are never known. (Pinned for
-//! any change that lets a snapshot start its work while the keys are still being derived:
-//! one such change was tried, docs/BENCHMARKS.md.)
+//! tree is new: the keys every block is named and sealed with are never known. A snapshot
+//! starts its walk while the keys are still being derived (`core/unlock.rs`), so it may have
+//! read much of the tree when it learns the passphrase was wrong.
 
 use ore_tests::ore::{scratch, Ore};
 use std::collections::BTreeMap;

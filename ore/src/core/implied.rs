@@ -38,7 +38,7 @@ impl Implied {
 impl Repo {
     /// Makes `plain` an implied block of `kind` (sealed, kept, never stored); its key.
     pub fn imply(&self, kind: Kind, plain: &[u8]) -> Result<Key> {
-        let key = self.keys().key_of(kind as u8, plain);
+        let key = self.try_keys()?.key_of(kind as u8, plain);
         let mut held = ore_util::sync::lock(&self.implied().0);
         if let std::collections::hash_map::Entry::Vacant(v) = held.entry(key) {
             v.insert(self.sealed(kind, &key, plain)?);

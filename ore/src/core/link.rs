@@ -86,7 +86,7 @@ impl Repo {
 
     /// Opens the stored bytes of chain node `key`: a snapshot or a link.
     pub fn open_node(&self, key: Key, stored: Vec<u8>) -> Result<Stored> {
-        let plain = block::open(self.keys(), &key, None, stored)?;
+        let plain = block::open(self.try_keys()?, &key, None, stored)?;
         match plain.kind {
             Kind::Snapshot => Ok(Stored::Snapshot(Box::new(decode(
                 plain.data(),

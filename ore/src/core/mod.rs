@@ -48,6 +48,7 @@ pub mod repo;
 pub mod searchcache;
 pub mod spec;
 pub mod tree;
+pub mod unlock;
 pub mod util;
 pub mod volume;
 pub mod vtree;

@@ -12,6 +12,7 @@ use crate::core::format::{
     parse_tag_value, ChunkerParams, FormatRecord, FORMAT_TAG, FORMAT_VERSION,
 };
 use crate::core::formatcopy::{read_format, read_format_begun};
+use crate::core::unlock::Unlock;
 use protocol::{Backend, CasOutcome, Key};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -50,14 +51,11 @@ pub struct Repo {
     backend: Arc<dyn Backend>,
     /// The identifier it was opened with (for messages).
     id: String,
-    keys: Keys,
+    /// The keys, known or being derived (see [`crate::core::unlock`]).
+    unlock: Unlock,
     format: FormatRecord,
     format_key: Key,
     compression: Compression,
-    /// The master key, kept for key management.
-    master: [u8; 32],
-    /// Which slot opened it.
-    slot: Option<String>,
     /// Bytes stored since the last checkpoint (see [`Repo::stored`]).
     since_checkpoint: std::sync::atomic::AtomicU64,
     checkpoint_every: u64,
@@ -157,13 +155,18 @@ impl Repo {
             kdf,
             format,
         };
-        Repo::create(backend, id, &opts, source.master, passphrase)
+        Repo::create(backend, id, &opts, source.unlock.get()?.master, passphrase)
     }
 
     /// Whether blocks of `other` can be copied into this archive as they are stored: both
     /// derive their keys from the same master key, the same way.
     pub fn shares_keys(&self, other: &Repo) -> bool {
-        self.master == other.master && self.format.encrypted() == other.format.encrypted()
+        match (self.unlock.get(), other.unlock.get()) {
+            (Ok(a), Ok(b)) => {
+                a.master == b.master && self.format.encrypted() == other.format.encrypted()
+            }
+            _ => false,
+        }
     }
 
     fn create(
@@ -212,11 +215,34 @@ impl Repo {
             record.master_key = Some(hex::encode(master));
         }
         let key = write_format(&*backend, None, &record)?;
-        Repo::assemble(backend, id, key, record, master, slot)
+        let unlock = Unlock::known(master, slot, opts.encrypt);
+        Repo::assemble(backend, id, key, record, unlock)
     }
 
     /// Opens an existing archive, asking for a passphrase when it is encrypted.
     pub fn open(backend: Arc<dyn Backend>, id: &str, passphrase: Passphrase) -> Result<Repo> {
+        Repo::open_by(backend, id, passphrase, Unlock::now)
+    }
+
+    /// Opens an existing archive like [`Repo::open`], asking for the passphrase now but
+    /// deriving its keys in the background: the first use of the keys waits for them, and
+    /// fails with [`Error::WrongPassphrase`] for a wrong passphrase. For a snapshot, which has
+    /// a lease to take and a tree to walk before it needs a key. A caller checks
+    /// [`Repo::unlocked`] before it relies on [`Repo::keys`].
+    pub fn open_unlocking(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        passphrase: Passphrase,
+    ) -> Result<Repo> {
+        Repo::open_by(backend, id, passphrase, Unlock::start)
+    }
+
+    fn open_by(
+        backend: Arc<dyn Backend>,
+        id: &str,
+        passphrase: Passphrase,
+        unlock: fn(&FormatRecord, &str, Passphrase) -> Result<Unlock>,
+    ) -> Result<Repo> {
         let (key, record, check) = read_format_begun(&*backend, id)?
             .ok_or_else(|| crate::core::format::missing_error(&*backend, id))?;
         let unlocked = unlock(&record, id, passphrase);
@@ -226,8 +252,7 @@ impl Repo {
         if let Some(c) = check {
             c.finish(&*backend, id);
         }
-        let (master, slot) = unlocked?;
-        Repo::assemble(backend, id, key, record, master, slot)
+        Repo::assemble(backend, id, key, record, unlocked?)
     }
 
     fn assemble(
@@ -235,18 +260,15 @@ impl Repo {
         id: &str,
         format_key: Key,
         format: FormatRecord,
-        master: [u8; 32],
-        slot: Option<String>,
+        unlock: Unlock,
     ) -> Result<Repo> {
         Ok(Repo {
-            keys: Keys::from_master(&master, format.encrypted()),
+            unlock,
             compression: format.compression()?,
             backend,
             id: id.to_string(),
             format,
             format_key,
-            master,
-            slot,
             since_checkpoint: std::sync::atomic::AtomicU64::new(0),
             checkpoint_every: checkpoint_every(),
             inner_nodes: crate::core::plaincache::PlainCache::new(INNER_NODES_KEPT),
@@ -269,9 +291,31 @@ impl Repo {
         &self.id
     }
 
-    /// The keys derived from the master key.
+    /// The keys derived from the master key, waiting for them if they are being derived.
+    ///
+    /// # Panics
+    ///
+    /// On an archive opened with [`Repo::open_unlocking`] whose passphrase turned out wrong:
+    /// such a caller asks [`Repo::unlocked`] (or a method that returns an error) first.
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        match self.unlock.get() {
+            Ok(u) => &u.keys,
+            Err(e) => panic!(
+                "the keys of archive {} were used after unlocking failed: {e}",
+                self.id
+            ),
+        }
+    }
+
+    /// The keys, or the error that unlocking ended in (a wrong passphrase), waiting for them
+    /// if they are being derived.
+    pub fn try_keys(&self) -> Result<&Keys> {
+        Ok(&self.unlock.get()?.keys)
+    }
+
+    /// Waits until the keys are known: an error for a wrong passphrase.
+    pub fn unlocked(&self) -> Result<()> {
+        self.unlock.get().map(|_| ())
     }
 
     /// The format record as read (or last written by [`Repo::update_format`]).
@@ -291,7 +335,7 @@ impl Repo {
 
     /// The id of the key slot whose passphrase opened it (`None` when unencrypted).
     pub fn slot(&self) -> Option<&str> {
-        self.slot.as_deref()
+        self.unlock.get().ok().and_then(|u| u.slot.as_deref())
     }
 
     /// Counts `bytes` just sent to the archive, and flushes it each time another checkpoint's
@@ -362,18 +406,24 @@ impl Repo {
     }
 
     pub fn new_slot(&self, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
-        KeySlot::wrap(&self.master, passphrase, kdf, creator())
+        KeySlot::wrap(&self.unlock.get()?.master, passphrase, kdf, creator())
     }
 
     /// Slot `id` again, under a new passphrase (`key passwd`: the id a user noted stays).
     pub fn renewed_slot(&self, id: &str, passphrase: &[u8], kdf: KdfParams) -> Result<KeySlot> {
-        KeySlot::wrap_as(&self.master, passphrase, kdf, creator(), id.to_string())
+        KeySlot::wrap_as(
+            &self.unlock.get()?.master,
+            passphrase,
+            kdf,
+            creator(),
+            id.to_string(),
+        )
     }
 
     /// Stores a block unless the archive has it; returns its key and the stored size when it
     /// was new.
     pub fn put_block(&self, kind: Kind, plain: &[u8]) -> Result<(Key, Option<u64>)> {
-        let key = self.keys.key_of(kind as u8, plain);
+        let key = self.try_keys()?.key_of(kind as u8, plain);
         if self.backend.exists(&[key])?.first() == Some(&true) {
             return Ok((key, None));
         }
@@ -398,7 +448,7 @@ impl Repo {
         let mut keys = Vec::with_capacity(blocks.len());
         let mut puts = Vec::with_capacity(blocks.len());
         for &(kind, plain) in blocks {
-            let key = self.keys.key_of(kind as u8, plain);
+            let key = self.try_keys()?.key_of(kind as u8, plain);
             puts.push(self.backend.start_put(key, self.sealed(kind, &key, plain)?));
             keys.push(key);
         }
@@ -458,7 +508,7 @@ impl Repo {
     /// the one place the frontend seals a block.
     pub fn seal(&self, kind: Kind, key: &Key, plain: &[u8], comp: Compression) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plain.len() + plain.len() / 16 + 64);
-        block::seal(&self.keys, kind, key, plain, comp, &mut out)?;
+        block::seal(self.try_keys()?, kind, key, plain, comp, &mut out)?;
         Ok(out)
     }
 
@@ -479,14 +529,14 @@ impl Repo {
     /// Reads and opens a block, which must be of `kind`.
     pub fn get_block(&self, key: Key, kind: Kind) -> Result<Plain> {
         let stored = fetched(self.backend.get(key), key, kind)?;
-        block::open(&self.keys, &key, Some(kind), stored)
+        block::open(self.try_keys()?, &key, Some(kind), stored)
     }
 
     /// Reads and opens a block of whatever kind it is (its kind is in [`Plain::kind`]), for a
     /// tag that may name one of several kinds.
     pub fn get_block_any(&self, key: Key) -> Result<Plain> {
         let stored = fetched(self.backend.get(key), key, Kind::Head)?;
-        block::open(&self.keys, &key, None, stored)
+        block::open(self.try_keys()?, &key, None, stored)
     }
 
     /// Reads a block and decodes it.
@@ -502,7 +552,7 @@ impl Repo {
         kind: Kind,
         stored: Vec<u8>,
     ) -> Result<T> {
-        let plain = block::open(&self.keys, &key, Some(kind), stored)?;
+        let plain = block::open(self.try_keys()?, &key, Some(kind), stored)?;
         decode(plain.data(), &key, kind)
     }
 
@@ -612,38 +662,4 @@ fn write_format(
             "the format record was changed by someone else meanwhile; nothing was changed, try again".into(),
         )),
     }
-}
-
-/// The master key of the archive whose format record is `record`, asking for a passphrase when
-/// it is encrypted; and the key slot that opened it.
-fn unlock(
-    record: &FormatRecord,
-    id: &str,
-    passphrase: Passphrase,
-) -> Result<([u8; 32], Option<String>)> {
-    Ok(if record.encrypted() {
-        let pass = passphrase("Passphrase: ")?;
-        let mut found = None;
-        for s in &record.key_slots {
-            if let Some(m) = s.unwrap_master(&pass)? {
-                found = Some((m, Some(s.id.clone())));
-                break;
-            }
-        }
-        found.ok_or(Error::WrongPassphrase {
-            slots: record.key_slots.len(),
-        })?
-    } else {
-        let m = record
-            .master_key
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
-            .ok_or_else(|| {
-                Error::Archive(format!(
-                    "archive {id}: the format record has no usable master key"
-                ))
-            })?;
-        (m, None)
-    })
 }

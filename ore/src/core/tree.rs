@@ -283,7 +283,7 @@ pub fn read_node_via<S: TreeSpec>(repo: &Repo, fetch: &dyn Fetch, key: Key) -> R
         Some(sealed) => sealed,
         None => crate::core::repo::fetched(fetch.fetch(key), key, S::LEAF)?,
     };
-    let p = crate::core::block::open(repo.keys(), &key, None, plain)?;
+    let p = crate::core::block::open(repo.try_keys()?, &key, None, plain)?;
     decode_node(&p, key)
 }
 

@@ -51,6 +51,9 @@ enum Use {
     Bulk,
     /// Exchanges a few small blocks: one connection.
     Brief,
+    /// Moves many blocks, and has work to do before it needs the keys (a snapshot): they are
+    /// derived meanwhile ([`Repo::open_unlocking`]).
+    Unlocking,
 }
 
 impl Env {
@@ -86,6 +89,13 @@ impl Env {
         Ok(self.open_with(&id, &self.pass, Use::Brief, |_| ())?.0)
     }
 
+    /// Opens the archive like [`Env::open`], with its keys derived in the background (see
+    /// [`Repo::open_unlocking`]); [`Repo::unlocked`] says whether the passphrase was right.
+    pub fn open_unlocking(&self) -> Result<Repo> {
+        let id = self.archive_id()?;
+        Ok(self.open_with(&id, &self.pass, Use::Unlocking, |_| ())?.0)
+    }
+
     /// Opens the archive `id` and unlocks it with a passphrase from `source`.
     pub fn open_other(&self, id: &str, source: &pass::Source) -> Result<Repo> {
         Ok(self.open_with(id, source, Use::Bulk, |_| ())?.0)
@@ -119,7 +129,7 @@ impl Env {
         early: impl FnOnce(&Arc<dyn protocol::Backend>) -> T,
     ) -> Result<(Repo, T)> {
         let backend = match how {
-            Use::Bulk => ore::core::archive::open_existing(id)?,
+            Use::Bulk | Use::Unlocking => ore::core::archive::open_existing(id)?,
             Use::Brief => ore::core::archive::open_existing_single(id)?,
         };
         let started = early(&backend);
@@ -128,7 +138,11 @@ impl Env {
                 .get(p)
                 .map_err(|e| ore::Error::Usage(format!("{e:#}")))
         };
-        Ok((Repo::open(backend, id, &pass)?, started))
+        let repo = match how {
+            Use::Unlocking => Repo::open_unlocking(backend, id, &pass)?,
+            Use::Bulk | Use::Brief => Repo::open(backend, id, &pass)?,
+        };
+        Ok((repo, started))
     }
 
     /// Whether to draw progress: on a terminal, and neither quiet nor JSON.

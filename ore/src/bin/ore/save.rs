@@ -120,7 +120,8 @@ pub fn snapshot(env: &Env, a: SnapshotArgs) -> Result<Done> {
     if a.stats {
         ore::core::cpustat::enable();
     }
-    let repo = env.open()?;
+    // The keys are derived while the snapshot takes its lease and walks (`core::unlock`).
+    let repo = env.open_unlocking()?;
     let id = env.archive_id()?;
     let cache_dir = env.cache_dir();
     let local = local::local(&repo, &id, cache_dir.as_deref(), a.no_cache);

@@ -78,6 +78,11 @@ struct Read {
 /// opened once for them all: a path looked up from the root for every file cost a tenth of a
 /// snapshot of a million small files.
 pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<FileDone> {
+    // Waits for the keys while they are being derived (see `core::unlock`).
+    let keys = match ctx.repo.try_keys() {
+        Ok(k) => k,
+        Err(e) => return fatal(e, files.len()),
+    };
     let dir = match Dir::open(dir) {
         Ok(d) => d,
         Err(e) => {
@@ -94,6 +99,7 @@ pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<File
     for (name, stamp) in files {
         read.push(read_one(
             ctx,
+            keys,
             dir.open_file(name),
             *stamp,
             &mut buf,
@@ -112,12 +118,7 @@ pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<File
     }
     let key = match ctx.writer.store(Kind::Chunk, &buf, None) {
         Ok(k) => k,
-        Err(e) => {
-            // The first file carries the error that stops the snapshot.
-            let mut out = vec![FileDone::Fatal(e)];
-            out.extend((1..files.len()).map(|_| FileDone::Failed("not stored".into())));
-            return out;
-        }
+        Err(e) => return fatal(e, files.len()),
     };
     let whole = buf.len();
     read.into_iter()
@@ -138,6 +139,17 @@ pub(crate) fn store(ctx: &Ctx, dir: &Path, files: &[(&[u8], Stamp)]) -> Vec<File
         .collect()
 }
 
+/// The outcome of `n` files when storing their bundle failed: the first file carries the
+/// error that stops the snapshot.
+fn fatal(e: crate::Error, n: usize) -> Vec<FileDone> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut out = vec![FileDone::Fatal(e)];
+    out.extend((1..n).map(|_| FileDone::Failed("not stored".into())));
+    out
+}
+
 fn done(r: Read, content: Content) -> FileDone {
     FileDone::Stored {
         size: r.len as u64,
@@ -152,6 +164,7 @@ fn done(r: Read, content: Content) -> FileDone {
 /// not): where they lie, or why it was not read.
 fn read_one(
     ctx: &Ctx,
+    keys: &crate::core::crypto::Keys,
     opened: std::io::Result<std::fs::File>,
     stamp: Stamp,
     buf: &mut Vec<u8>,
@@ -191,7 +204,7 @@ fn read_one(
     // The file's content id (what a chunk of its bytes alone would be keyed by) tells copies
     // apart, and is what `ore import --each` lists the file by.
     let hash = time(Stage::Hash, || {
-        ctx.repo.keys().key_of(Kind::Chunk as u8, &buf[start..])
+        keys.key_of(Kind::Chunk as u8, &buf[start..])
     });
     let whole = (ctx.seen.is_some() && got == want).then(|| Seen::of(hash, &buf[start..]));
     let (start, len) = match seen.get(&hash) {

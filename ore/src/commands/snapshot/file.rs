@@ -378,10 +378,12 @@ fn store_chunks(
     comp: Compression,
     pieces: &mut Pieces,
 ) -> crate::Result<Vec<Key>> {
+    // Waits for the keys while they are being derived (see `core::unlock`).
+    let archive_keys = ctx.repo.try_keys()?;
     // Timed per chunk: the pool's other threads hash some of them.
     let keys_of = |&(o, l): &(usize, usize)| {
         time(Stage::Hash, || {
-            ctx.repo.keys().key_of(Kind::Chunk as u8, &data[o..o + l])
+            archive_keys.key_of(Kind::Chunk as u8, &data[o..o + l])
         })
     };
     let keys: Vec<Key> = if cuts.len() > 1 {

@@ -213,6 +213,10 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
         (true, false) => {}
     }
     crate::core::labels::check(&opts.labels)?;
+    if opts.see_files || opts.catalogue || opts.archive_object {
+        // Imports name what they see with the keys from the start (`Repo::keys`).
+        repo.unlocked()?;
+    }
     let started = std::time::Instant::now();
     let time = crate::core::util::now_ns();
     // No gc removes blocks while this is held (see `lease`); a dry run stores nothing.
@@ -251,6 +255,10 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let mut ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
     let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
+    // Every block the walk stored waited for the keys; this is for a walk that stored none
+    // (an empty stream): a wrong passphrase stops the run here at the latest, before its
+    // snapshot is stored or a tag moves.
+    repo.unlocked()?;
     let kept = match opts.stream.is_empty() {
         false => (opts.stream.iter())
             .map(|s| PathBuf::from(crate::core::util::bytes_path(&s.name)))
@@ -578,7 +586,10 @@ fn open_cache(
         }
     };
     if reader.meta("archive")?.as_deref() != Some(id.as_bytes())
-        || reader.meta("schema")?.as_deref() != Some(crate::core::filecache::SCHEMA)
+        || !matches!(
+            reader.meta("schema")?.as_deref(),
+            Some(crate::core::filecache::SCHEMA | crate::core::filecache::SCHEMA_BEFORE_MARKS)
+        )
     {
         return Ok((None, writer));
     }

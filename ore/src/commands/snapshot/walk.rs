@@ -16,7 +16,7 @@ use crate::core::block::Kind;
 use crate::core::cpustat::{time, Stage};
 use crate::core::entry::{Content, Entry, EntryKind, Xattr};
 use crate::core::error::{Error, Result};
-use crate::core::filecache::{CacheReader, CacheWriter, Cached, Stamp};
+use crate::core::filecache::{CacheReader, CacheWriter, Cached, DirRows, Stamp};
 use crate::core::fsys::{stat_path, Dir, Stat};
 use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::util::{bytes_path, path_bytes};
@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 
 mod listed;
 mod reuse;
+mod same;
 mod small;
 
 /// Entries of one directory handled by one task at least (files are cheap one by one).
@@ -168,10 +169,11 @@ impl Store for DirStore<'_, '_> {
 }
 
 impl Walk<'_, '_> {
-    /// The cache rows of directory `dir` (absolute path bytes).
-    fn rows(&self, dir: &[u8]) -> Result<HashMap<Vec<u8>, Cached>> {
+    /// The cache rows of directory `dir` (absolute path bytes), and the mark of its tree
+    /// (`same.rs`; none when the cache is checked).
+    fn rows(&self, dir: &[u8]) -> Result<DirRows> {
         let (Some(pool), Some(path)) = (&self.readers, &self.reader_path) else {
-            return Ok(HashMap::new());
+            return Ok((HashMap::new(), None));
         };
         let reader = lock(pool).pop();
         let reader = match reader {
@@ -180,8 +182,16 @@ impl Walk<'_, '_> {
         };
         let rows = reader.dir(dir);
         lock(pool).push(reader);
-        let mut rows = rows?;
-        if self.verify && !rows.is_empty() {
+        let (rows, mark) = rows?;
+        if self.verify {
+            return Ok((self.checked(rows)?, None));
+        }
+        Ok((rows, mark))
+    }
+
+    /// What is left of a directory's rows once checked against the archive.
+    fn checked(&self, mut rows: HashMap<Vec<u8>, Cached>) -> Result<HashMap<Vec<u8>, Cached>> {
+        if !rows.is_empty() {
             // Directory trees are recomputed (and checked when stored); files are kept only
             // if their content block is still in the archive.
             rows.retain(|_, c| matches!(c.entry.kind, EntryKind::File { .. }));
@@ -214,7 +224,7 @@ impl Walk<'_, '_> {
             let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
             if st.is_dir() {
                 let (dir, name) = split(path_bytes(p));
-                let cached = self.rows(dir)?.remove(name);
+                let cached = self.rows(dir)?.0.remove(name);
                 let mut entry = self.base_entry(name.to_vec(), &st, p, b"");
                 let ignores = Arc::new(vec![self.ctx.rules.root_ignore(p)?]);
                 let known = cached_tree(&cached);
@@ -244,7 +254,7 @@ impl Walk<'_, '_> {
                 )));
             }
             let st = stat_path(p, true).map_err(|e| Error::io(p, e))?;
-            let cached = self.rows(dir)?.remove(name);
+            let cached = self.rows(dir)?.0.remove(name);
             if let Some(item) =
                 self.item(p.clone(), name.to_vec(), name.to_vec(), st, cached, st.dev)
             {
@@ -337,7 +347,7 @@ impl Walk<'_, '_> {
             (dir, names, ignores)
         });
         let abs_bytes = path_bytes(abs).to_vec();
-        let mut rows = time(Stage::Walk, || self.rows(&abs_bytes))?;
+        let (mut rows, had) = time(Stage::Walk, || self.rows(&abs_bytes))?;
         let cached_total = rows.len();
         let mut items = Vec::with_capacity(names.len());
         if let Some(dir) = &dir {
@@ -374,48 +384,11 @@ impl Walk<'_, '_> {
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
+        let (tree, mark) = self.tree(&done, had, known)?;
         time(Stage::Walk, || {
-            self.update_cache(&abs_bytes, &done, &rows, cached_total)
+            self.update_cache(&abs_bytes, &done, &rows, cached_total, (had, mark))
         })?;
-        time(Stage::Index, || {
-            let mut tree = Builder::<DirTree>::default();
-            let mut store = DirStore { ctx, known };
-            for d in done {
-                tree.push(d.entry, &mut store)?;
-            }
-            tree.finish(&mut store)
-        })
-    }
-
-    /// Updates the file cache's rows for the directory `abs_bytes` when its knowledge
-    /// changed: an entry changed, or a row of `cached_total` was not met again (`rows` holds
-    /// what is left of them: gone, and a directory's subtree forgotten with it).
-    fn update_cache(
-        &self,
-        abs_bytes: &[u8],
-        done: &[Done],
-        rows: &HashMap<Vec<u8>, Cached>,
-        cached_total: usize,
-    ) -> Result<()> {
-        let Some(w) = &self.writer else {
-            return Ok(());
-        };
-        let kept: Vec<(&[u8], Stamp, &Entry)> = done
-            .iter()
-            .filter_map(|d| d.stamp.map(|s| (d.entry.name.as_slice(), s, &d.entry)))
-            .collect();
-        let dirty =
-            done.iter().any(|d| d.changed) || !rows.is_empty() || kept.len() != cached_total;
-        if dirty {
-            let w = lock(w);
-            w.put_dir(abs_bytes, &kept)?;
-            for (name, gone) in rows {
-                if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
-                    w.forget_tree(&crate::core::util::join_path(abs_bytes, name))?;
-                }
-            }
-        }
-        Ok(())
+        Ok(tree)
     }
 
     fn excluded(&self, ignores: &[Gitignore], path: &Path, st: &Stat) -> bool {

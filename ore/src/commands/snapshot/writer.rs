@@ -56,7 +56,9 @@ impl<'r> Writer<'r> {
 
     /// Stores `plain` as a block of `kind` unless it is `known` or the archive has it.
     pub fn store(&self, kind: Kind, plain: &[u8], known: Option<Key>) -> Result<Key> {
-        let key = time(Stage::Hash, || self.repo.keys().key_of(kind as u8, plain));
+        // Waits for the keys while they are being derived (see `core::unlock`).
+        let keys = self.repo.try_keys()?;
+        let key = time(Stage::Hash, || keys.key_of(kind as u8, plain));
         if Some(key) == known {
             return Ok(key);
         }

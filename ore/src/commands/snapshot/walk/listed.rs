@@ -86,7 +86,7 @@ impl Walk<'_, '_> {
             let st = stat_path(&child_abs, false).map_err(|e| Error::io(&child_abs, e))?;
             if child.listed {
                 let dir = path_bytes(abs).to_vec();
-                let cached = self.rows(&dir)?.remove(name.as_slice());
+                let cached = self.rows(&dir)?.0.remove(name.as_slice());
                 let ignores = Arc::new(vec![self.ctx.rules.root_ignore(abs)?]);
                 let Some(item) = self.item(
                     child_abs.clone(),
