@@ -14,15 +14,23 @@
 //! snapshot (the archive was rolled back, replaced, or pruned by `gc`), the cache is
 //! distrusted: every key it offers is checked with the backend before use.
 //!
-//! Beside the rows, a directory's *mark* (table `marks`): a plain BLAKE3 digest of the entries
+//! Beside the rows, a directory's *mark* (table `trees`): a plain BLAKE3 digest of the entries
 //! its tree was last built from, and that tree's key. A directory whose entries digest the
 //! same again takes the key from there, without the archive's keys (`snapshot/walk/same.rs`),
-//! so an unchanged re-snapshot walks while the passphrase's key derivation runs beside it. A
-//! mark states a fact (these entries make that tree) that stays true; like a row's tree key it
-//! is trusted only while the archive keeps the cache's last snapshot. Schema 3 added marks;
-//! a schema-2 cache keeps its rows and gets marks afresh, and marks are dropped whenever the
-//! schema is found at 2 again (an older `ore`, which knows no marks, used the cache between).
-//! The digest tells nothing the rows do not.
+//! so an unchanged re-snapshot walks while the passphrase's key derivation runs beside it. The
+//! digest tells nothing the rows do not.
+//!
+//! Each mark also records the cache's *generation* when it was written, and a directory's
+//! rows and mark are trusted only under the generation they were written in. A run that
+//! cannot trust the cache as a whole (blocks were removed since, the archive was rolled back)
+//! starts a new generation: the directories it visits are checked against the archive and
+//! marked anew, and any it does not visit (another tag's tree, a directory that was a file
+//! for a while) stay behind in the old generation, to be checked whenever a run meets them.
+//! Trust is thus per directory; a whole-cache flag would vouch for rows no run checked. A
+//! directory without a mark (a path's parent, which no walk lists) is checked on every run.
+//! Schema 3 added marks; a schema-2 cache keeps its rows, which are checked once, and marks
+//! are dropped whenever the schema is found at 2 again (an older `ore`, which knows no
+//! marks, used the cache between).
 //!
 //! A cache holds every path, size and owner of what was saved, so its directory is kept
 //! `0700` and its files `0600` whatever the umask (set again on every open, which mends caches
@@ -43,7 +51,7 @@ use std::path::{Path, PathBuf};
 
 mod layout;
 use layout::with_rowids;
-pub use layout::Mark;
+pub use layout::{Generation, Mark};
 
 /// The values that must all match for a cached entry to be reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,7 +127,7 @@ fn connect(path: &Path) -> Result<Connection> {
     c.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
          CREATE TABLE IF NOT EXISTS dirs (path BLOB PRIMARY KEY, entries BLOB NOT NULL);
-         CREATE TABLE IF NOT EXISTS marks (path BLOB PRIMARY KEY, mark BLOB NOT NULL) WITHOUT ROWID;",
+         CREATE TABLE IF NOT EXISTS trees (path BLOB PRIMARY KEY, mark BLOB NOT NULL, generation BLOB NOT NULL) WITHOUT ROWID;",
     )
     .map_err(err(path))?;
     Ok(c)
@@ -181,17 +189,20 @@ impl CacheReader {
     /// What the cache knows about the names in directory `dir` (an absolute path's bytes).
     /// A row that does not decode (a damaged cache) counts as empty, which only means those
     /// files are read again.
-    /// With them comes the mark of the directory's tree, if it has one.
-    pub fn dir(&self, dir: &[u8]) -> Result<DirRows> {
+    /// With them comes the mark of the directory's tree, if it has one of generation
+    /// `trusted`: without one, the rows are not vouched for (see the module doc).
+    pub fn dir(&self, dir: &[u8], trusted: Option<&Generation>) -> Result<DirRows> {
         let mut st = self
             .conn
-            .prepare_cached(match self.marks {
-                true => "SELECT (SELECT entries FROM dirs WHERE path = ?1), (SELECT mark FROM marks WHERE path = ?1)",
-                false => "SELECT (SELECT entries FROM dirs WHERE path = ?1), NULL",
-            })
+            .prepare_cached(
+                "SELECT (SELECT entries FROM dirs WHERE path = ?1),
+                        (SELECT mark FROM trees WHERE path = ?1 AND generation = ?2)",
+            )
             .map_err(err(&self.path))?;
+        // No generation (or a cache that has no marks yet) matches no mark.
+        let generation = trusted.filter(|_| self.marks).map(|g| g.0.to_vec());
         let (entries, mark): (Option<Vec<u8>>, Option<Vec<u8>>) = st
-            .query_row([dir], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![dir, generation], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(err(&self.path))?;
         Ok((decode_dir(entries.as_deref()), Mark::from_bytes(mark)))
     }
@@ -208,6 +219,8 @@ fn decode_dir(blob: Option<&[u8]>) -> HashMap<Vec<u8>, Cached> {
 pub struct CacheWriter {
     path: PathBuf,
     conn: Connection,
+    /// What this run marks the directories it checks or writes with.
+    generation: Generation,
 }
 
 impl CacheWriter {
@@ -223,12 +236,12 @@ impl CacheWriter {
         if stored.as_deref() == Some(archive_id.as_bytes())
             && schema.as_deref() == Some(SCHEMA_BEFORE_MARKS)
         {
-            conn.execute_batch("DELETE FROM marks;").map_err(&e)?;
+            conn.execute_batch("DELETE FROM trees;").map_err(&e)?;
             sqlite::set_meta(&conn, "schema", SCHEMA).map_err(&e)?;
         } else if stored.as_deref() != Some(archive_id.as_bytes())
             || schema.as_deref() != Some(SCHEMA)
         {
-            conn.execute_batch("DELETE FROM dirs; DELETE FROM marks; DELETE FROM meta;")
+            conn.execute_batch("DELETE FROM dirs; DELETE FROM trees; DELETE FROM meta;")
                 .map_err(&e)?;
             sqlite::set_meta(&conn, "archive", archive_id.as_bytes()).map_err(&e)?;
             sqlite::set_meta(&conn, "schema", SCHEMA).map_err(&e)?;
@@ -236,6 +249,7 @@ impl CacheWriter {
         Ok(CacheWriter {
             path: path.to_path_buf(),
             conn,
+            generation: Generation::new(),
         })
     }
 
@@ -262,12 +276,20 @@ impl CacheWriter {
         Ok(())
     }
 
-    /// Records the mark of directory `dir`'s tree.
+    /// Makes this run's generation `generation` (a new one unless the cache was trusted as
+    /// it is): the marks it writes have it, and so does the cache once committed.
+    pub fn begin_generation(mut self, generation: Generation) -> Result<CacheWriter> {
+        self.set_meta("generation", &generation.0)?;
+        self.generation = generation;
+        Ok(self)
+    }
+
+    /// Records the mark of directory `dir`'s tree, whose rows this run checked or wrote.
     pub fn put_mark(&self, dir: &[u8], mark: Mark) -> Result<()> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO marks VALUES (?, ?)")
+            .prepare_cached("INSERT OR REPLACE INTO trees VALUES (?, ?, ?)")
             .map_err(err(&self.path))?
-            .execute(params![dir, &mark.to_bytes()[..]])
+            .execute(params![dir, &mark.to_bytes()[..], &self.generation.0[..]])
             .map_err(err(&self.path))?;
         Ok(())
     }
@@ -309,7 +331,7 @@ impl CacheWriter {
         if let Some(last) = hi.last_mut() {
             *last = b'/' + 1;
         }
-        for table in ["dirs", "marks"] {
+        for table in ["dirs", "trees"] {
             self.conn
                 .prepare_cached(&format!(
                     "DELETE FROM {table} WHERE path = ? OR (path >= ? AND path < ?)"

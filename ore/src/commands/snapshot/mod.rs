@@ -35,7 +35,7 @@ use crate::commands::snapshot::rules::{Rule, Rules};
 use crate::core::block::Kind;
 use crate::core::entry::{Entry, Snapshot, SnapshotStats, Warning, MAX_WARNINGS};
 use crate::core::error::{Error, Result};
-use crate::core::filecache::{CacheReader, CacheWriter};
+use crate::core::filecache::{CacheReader, CacheWriter, Generation};
 use crate::core::progress::Progress;
 use crate::core::reflog::{self, RefEntry};
 use crate::core::repo::Repo;
@@ -554,9 +554,10 @@ fn commit(
     }
 }
 
-/// A file cache that may be read, where it lives (for more connections), and whether each
-/// entry must be checked against the archive before it is used.
-type TrustedCache = (CacheReader, PathBuf, bool);
+/// A file cache that may be read, where it lives (for more connections), and the generation
+/// whose rows are trusted as they are (`None`: every entry is checked against the archive
+/// before it is used; see `core::filecache`).
+type TrustedCache = (CacheReader, PathBuf, Option<Generation>);
 
 fn open_cache(
     repo: &Repo,
@@ -578,20 +579,45 @@ fn open_cache(
             }
         }
     };
-    let reader = match CacheReader::open(path) {
-        Ok(r) => r,
+    let (reader, trusted) = match CacheReader::open(path) {
+        Ok(r) => {
+            let trusted = trusted_generation(repo, &r, id, gc_value)?;
+            (Some(r), trusted)
+        }
         Err(e) => {
             protocol::log::warning(&format!("not using the file cache: {e}"));
-            return Ok((None, writer));
+            (None, None)
         }
     };
+    // Directories checked or written in this run are marked with this generation: the one
+    // trusted, or a new one (see `core::filecache`).
+    let writer = match writer {
+        Some(w) => Some(w.begin_generation(trusted.flatten().unwrap_or_else(Generation::new))?),
+        None => None,
+    };
+    match (reader, trusted) {
+        (Some(r), Some(t)) => Ok((Some((r, path.clone(), t)), writer)),
+        _ => Ok((None, writer)),
+    }
+}
+
+/// Whether the cache `reader` may be used for archive `id`, whose `ore:gc` tag reads
+/// `gc_value`: `None` if not at all (every file is read again), `Some(None)` if each entry
+/// must be checked against the archive, `Some(Some(g))` if rows of generation `g` are
+/// trusted as they are.
+fn trusted_generation(
+    repo: &Repo,
+    reader: &CacheReader,
+    id: &str,
+    gc_value: &[u8],
+) -> Result<Option<Option<Generation>>> {
     if reader.meta("archive")?.as_deref() != Some(id.as_bytes())
         || !matches!(
             reader.meta("schema")?.as_deref(),
             Some(crate::core::filecache::SCHEMA | crate::core::filecache::SCHEMA_BEFORE_MARKS)
         )
     {
-        return Ok((None, writer));
+        return Ok(None);
     }
     let stored = reader.meta("gc")?.unwrap_or_default();
     let last_there = match reader.meta("last_snapshot")? {
@@ -602,7 +628,7 @@ fn open_cache(
         None => false,
     };
     if stored == gc_value && last_there {
-        return Ok((Some((reader, path.clone(), false)), writer));
+        return Ok(Some(Generation::from_meta(reader.meta("generation")?)));
     }
     // Blocks were removed since, but only by sweeps that completed: a file's content block
     // that still exists still has everything below it, so each entry is checked (one batched
@@ -618,10 +644,10 @@ fn open_cache(
         protocol::log::info(
             "blocks were removed from the archive since the file cache was written: checking its entries against the archive",
         );
-        return Ok((Some((reader, path.clone(), true)), writer));
+        return Ok(Some(None));
     }
     protocol::log::info(
         "the file cache does not match the archive (it was rolled back or replaced, or a collection stopped part way): reading every file again",
     );
-    Ok((None, writer))
+    Ok(None)
 }

@@ -16,7 +16,7 @@ use crate::core::block::Kind;
 use crate::core::cpustat::{time, Stage};
 use crate::core::entry::{Content, Entry, EntryKind, Xattr};
 use crate::core::error::{Error, Result};
-use crate::core::filecache::{CacheReader, CacheWriter, Cached, DirRows, Stamp};
+use crate::core::filecache::{CacheReader, CacheWriter, Cached, DirRows, Generation, Stamp};
 use crate::core::fsys::{stat_path, Dir, Stat};
 use crate::core::tree::{Builder, DirTree, Store};
 use crate::core::util::{bytes_path, path_bytes};
@@ -43,8 +43,9 @@ struct Walk<'c, 'r> {
     /// Idle read connections to the file cache (sqlite connections are per thread).
     readers: Option<Mutex<Vec<CacheReader>>>,
     reader_path: Option<PathBuf>,
-    /// Check each cached file's content block exists before using the entry.
-    verify: bool,
+    /// The generation of the cache's rows that are trusted as they are; the rows of a
+    /// directory not marked with it are checked against the archive first (`None`: all are).
+    trusted: Option<Generation>,
     writer: Option<Mutex<CacheWriter>>,
     /// The first path seen of each multiply linked inode with names still to come.
     hardlinks: Mutex<Links>,
@@ -110,7 +111,7 @@ const STACK: usize = 256 << 20;
 pub(super) fn run(
     ctx: &Ctx,
     paths: &[PathBuf],
-    cache: Option<(CacheReader, PathBuf, bool)>,
+    cache: Option<(CacheReader, PathBuf, Option<Generation>)>,
     writer: Option<CacheWriter>,
 ) -> Result<(Entry, Option<CacheWriter>)> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -129,15 +130,15 @@ pub(super) fn run(
     let pool = pool(threads)
         .or_else(|e| if threads > cores { pool(cores) } else { Err(e) })
         .map_err(|e| Error::Archive(format!("could not start worker threads: {e}")))?;
-    let (readers, reader_path, verify) = match cache {
-        Some((r, p, v)) => (Some(Mutex::new(vec![r])), Some(p), v),
-        None => (None, None, false),
+    let (readers, reader_path, trusted) = match cache {
+        Some((r, p, t)) => (Some(Mutex::new(vec![r])), Some(p), t),
+        None => (None, None, None),
     };
     let mut w = Walk {
         ctx,
         readers,
         reader_path,
-        verify,
+        trusted,
         writer: writer.map(Mutex::new),
         hardlinks: Mutex::new(Links::default()),
         skip: HashSet::new(),
@@ -170,7 +171,8 @@ impl Store for DirStore<'_, '_> {
 
 impl Walk<'_, '_> {
     /// The cache rows of directory `dir` (absolute path bytes), and the mark of its tree
-    /// (`same.rs`; none when the cache is checked).
+    /// (`same.rs`). Rows without a mark of the trusted generation are checked against the
+    /// archive first, and come without a mark.
     fn rows(&self, dir: &[u8]) -> Result<DirRows> {
         let (Some(pool), Some(path)) = (&self.readers, &self.reader_path) else {
             return Ok((HashMap::new(), None));
@@ -180,13 +182,12 @@ impl Walk<'_, '_> {
             Some(r) => r,
             None => CacheReader::open(path)?,
         };
-        let rows = reader.dir(dir);
+        let rows = reader.dir(dir, self.trusted.as_ref());
         lock(pool).push(reader);
-        let (rows, mark) = rows?;
-        if self.verify {
-            return Ok((self.checked(rows)?, None));
+        match rows? {
+            (rows, Some(mark)) => Ok((rows, Some(mark))),
+            (rows, None) => Ok((self.checked(rows)?, None)),
         }
-        Ok((rows, mark))
     }
 
     /// What is left of a directory's rows once checked against the archive.
@@ -554,7 +555,7 @@ impl Walk<'_, '_> {
                 let untouched = |k: Key| {
                     let same = cached.as_ref().is_some_and(|c| c.stamp == stamp);
                     let quiet = ctx.opts.changed.as_ref().is_some_and(|c| c.untouched(&abs));
-                    (same && quiet && !self.verify).then_some(k)
+                    (same && quiet && self.trusted.is_some()).then_some(k)
                 };
                 let reusable = match known.and_then(untouched).filter(|_| descend) {
                     Some(k) => self.count_tree(k)?.then_some(k),

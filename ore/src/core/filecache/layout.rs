@@ -4,6 +4,24 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+/// Which run of trust a directory's rows were checked in (`meta` value `generation`; the
+/// module above says how it is used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation(pub [u8; 16]);
+
+impl Generation {
+    /// A new generation, which no mark yet has.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Generation {
+        Generation(crate::core::crypto::random())
+    }
+
+    /// The generation a `meta` value holds, if it is one.
+    pub fn from_meta(v: Option<Vec<u8>>) -> Option<Generation> {
+        Some(Generation(v?.try_into().ok()?))
+    }
+}
+
 /// A directory's tree as last stored: the digest of the entries it was built from
 /// (`snapshot/walk/same.rs`) and its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn marks_made_before_an_older_ore_used_the_cache_are_not_trusted_again() {
+    fn a_mark_is_trusted_only_in_its_generation_and_not_after_an_older_ore_used_the_cache() {
         use crate::core::filecache::{CacheReader, CacheWriter};
         let d = tempfile::tempdir().expect("tmp");
         let path = d.path().join("files-x.db");
@@ -111,42 +129,29 @@ mod tests {
             digest: [1; 32],
             tree: protocol::Key([2; 32]),
         };
+        let g = Generation::new();
         let w = CacheWriter::open(&path, "x").expect("writer");
+        let w = w.begin_generation(g).expect("generation");
         w.put_dir(b"/d", &[]).expect("row");
         w.put_mark(b"/d", mark).expect("mark");
         w.commit().expect("commit");
-        assert_eq!(
-            CacheReader::open(&path)
-                .expect("reader")
-                .dir(b"/d")
-                .expect("dir")
-                .1,
-            Some(mark)
-        );
+        let read = |trusted: Option<&Generation>| {
+            let r = CacheReader::open(&path).expect("reader");
+            r.dir(b"/d", trusted).expect("dir").1
+        };
+        assert_eq!(read(Some(&g)), Some(mark));
+        assert_eq!(read(Some(&Generation::new())), None, "another generation");
+        assert_eq!(read(None), None, "no generation trusted");
         // An older `ore` sets the schema it knows (and may change the rows meanwhile).
         let c = Connection::open(&path).expect("sqlite");
         c.execute("UPDATE meta SET value = x'32' WHERE name = 'schema'", [])
             .expect("schema 2");
         drop(c);
-        assert_eq!(
-            CacheReader::open(&path)
-                .expect("reader")
-                .dir(b"/d")
-                .expect("dir")
-                .1,
-            None
-        );
+        assert_eq!(read(Some(&g)), None);
         CacheWriter::open(&path, "x")
             .expect("writer")
             .commit()
             .expect("commit");
-        assert_eq!(
-            CacheReader::open(&path)
-                .expect("reader")
-                .dir(b"/d")
-                .expect("dir")
-                .1,
-            None
-        );
+        assert_eq!(read(Some(&g)), None);
     }
 }
