@@ -8,6 +8,7 @@
 use ore::core::crypto::KdfParams;
 use ore::core::repo::{InitOptions, Repo};
 use ore_tests::ore::{scratch, Ore};
+use ore_tests::{bin, quote, shell_quote};
 use std::path::Path;
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -50,7 +51,9 @@ fn waiters(stderr: &str) -> Vec<String> {
     // `ore: debug: [0.058 s] thread ore-walk-1 waited 47 ms for the key derivation`
     stderr
         .lines()
-        .filter(|l| l.starts_with("ore: debug: ") && l.ends_with(" for the key derivation"))
+        // On a terminal the line may follow the progress line's last drawing.
+        .filter_map(|l| l.find("ore: debug: ").map(|at| &l[at..]))
+        .filter(|l| l.ends_with(" for the key derivation"))
         .filter_map(|l| l.split_once("] thread "))
         .filter_map(|(_, l)| l.split_once(" waited "))
         .map(|(name, _)| name.to_string())
@@ -126,4 +129,41 @@ fn a_symlink_retargeted_where_nothing_else_changed_is_saved_though_trees_come_fr
     snapshot(&ore, "t", &src);
     restores_as(&ore, "t", &src, &d.path().join("out"));
     ore.run(&["check"]).expect(0, "check");
+}
+
+#[test]
+fn on_a_terminal_the_size_of_the_snapshot_before_is_read_beside_the_walk() {
+    let d = scratch();
+    let ore = slow_archive(d.path());
+    let src = d.path().join("src");
+    tree(&src);
+    snapshot(&ore, "t", &src);
+    snapshot(&ore, "t", &src);
+    // The progress line's ETA wants the last snapshot's size, which takes the keys to read:
+    // the run's main thread once waited for them there, before the walk began.
+    let cmd = format!(
+        "{} -a {} snapshot t {}",
+        quote(&bin("ore")),
+        shell_quote(&ore.archive),
+        quote(&src)
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("ORE_PASSPHRASE", PASSPHRASE)
+        .env("XDG_CACHE_HOME", &ore.cache)
+        .env("ORE_DEBUG", "1")
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux `script` runs");
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "{shown}");
+    let waited = waiters(&shown);
+    assert!(
+        waited.iter().any(|t| t == "ore previous size"),
+        "the size was not read on its own thread: {waited:?}\n{shown}"
+    );
+    assert!(
+        waited.iter().all(|t| !t.starts_with("ore-walk")),
+        "the walk waited for the keys: {waited:?}"
+    );
 }

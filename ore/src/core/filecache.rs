@@ -10,9 +10,10 @@
 //!
 //! Rows are written in one transaction that is committed only after the backend flushed the
 //! blocks they name, so the cache never remembers a block that might not be stored. It also
-//! remembers the last snapshot it was written for; when the archive no longer has that
-//! snapshot (the archive was rolled back, replaced, or pruned by `gc`), the cache is
-//! distrusted: every key it offers is checked with the backend before use.
+//! remembers the last snapshot it was written for and the `ore:gc` value it saw; when the
+//! archive no longer has that snapshot (it was rolled back or replaced) the cache is not used,
+//! and after blocks were removed each key it offers is checked with the backend before use,
+//! directory by directory (generations, below).
 //!
 //! Beside the rows, a directory's *mark* (table `trees`): a plain BLAKE3 digest of the entries
 //! its tree was last built from, and that tree's key. A directory whose entries digest the

@@ -239,7 +239,7 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
         refuse_archive_tag(repo, opts, p)?;
     }
     let paths = absolute_paths(&opts.paths, opts.in_place)?;
-    let progress = progress_for(repo, opts, parent, &paths);
+    let progress = progress_for(opts, parent, &paths);
 
     // The file cache: trusted only when it was written for this archive and the archive still
     // has the snapshot it was last written for.
@@ -254,7 +254,7 @@ pub(crate) fn store(repo: &Repo, opts: &SnapshotOptions) -> Result<Stored> {
 
     let (ticket_tx, ticket_rx) = sync_channel::<Ticket<()>>(4096);
     let mut ctx = new_ctx(repo, opts, &paths, progress, (ticket_tx, rtt))?;
-    let (root, writer) = walk_and_store(&ctx, &paths, reader, writer, ticket_rx)?;
+    let (root, writer) = walk_and_store(&ctx, &paths, (reader, writer), parent, ticket_rx)?;
     // Every block the walk stored waited for the keys; this is for a walk that stored none
     // (an empty stream): a wrong passphrase stops the run here at the latest, before its
     // snapshot is stored or a tag moves.
@@ -337,21 +337,11 @@ fn in_place_path(p: &std::path::Path) -> Result<PathBuf> {
 
 /// The run's progress counters, with the total to expect when it can be known: the previous
 /// snapshot's size, or for a first snapshot shown on a terminal, a walk of its own.
-fn progress_for(
-    repo: &Repo,
-    opts: &SnapshotOptions,
-    parent: Option<Key>,
-    paths: &[PathBuf],
-) -> Arc<Progress> {
+fn progress_for(opts: &SnapshotOptions, parent: Option<Key>, paths: &[PathBuf]) -> Arc<Progress> {
     let progress = opts.progress.clone().unwrap_or_default();
-    // The previous snapshot's size is only an ETA estimate: read it only when progress shows.
-    if let (Some(p), Some(_)) = (parent, &opts.progress) {
-        if let Ok(prev) = repo.snapshot(p) {
-            progress.total_bytes.store(prev.stats.bytes, Relaxed);
-        }
-    }
-    // A first snapshot shown on a terminal finds its total by a walk of its own.
-    if opts.progress.is_some() && progress.total_bytes.load(Relaxed) == 0 && !paths.is_empty() {
+    // A first snapshot shown on a terminal finds its total by a walk of its own; a later one
+    // takes its parent's size, read beside the walk (`walk_and_store`).
+    if opts.progress.is_some() && parent.is_none() && !paths.is_empty() {
         if let Ok(rules) = Rules::new(&opts.excludes, &opts.rules) {
             estimate::start(
                 paths.to_vec(),
@@ -402,11 +392,24 @@ fn new_ctx<'r>(
 fn walk_and_store(
     ctx: &Ctx,
     paths: &[PathBuf],
-    reader: Option<TrustedCache>,
-    writer: Option<CacheWriter>,
+    (reader, writer): (Option<TrustedCache>, Option<CacheWriter>),
+    parent: Option<Key>,
     ticket_rx: Receiver<Ticket<()>>,
 ) -> Result<(Entry, Option<CacheWriter>)> {
     let root = std::thread::scope(|s| {
+        // The parent's size is only the progress line's ETA: read it (which needs the keys,
+        // still being derived) on a thread of its own, so the walk does not wait for it.
+        if let (Some(p), Some(_)) = (parent, &ctx.opts.progress) {
+            let read = move || {
+                if let Ok(prev) = ctx.repo.snapshot(p) {
+                    ctx.progress.total_bytes.store(prev.stats.bytes, Relaxed);
+                }
+            };
+            // Not started (no thread to be had): no ETA, as when the read fails.
+            let _ = std::thread::Builder::new()
+                .name("ore previous size".into())
+                .spawn_scoped(s, read);
+        }
         let drain = s.spawn(move || {
             for t in ticket_rx {
                 if let Err(e) = t.wait() {
