@@ -74,18 +74,8 @@ fn snapshot(ore: &Ore, tag: &str, src: &Path) -> String {
 
 /// Restores the latest snapshot of `tag` and compares it with `src`.
 fn restores_as(ore: &Ore, tag: &str, src: &Path, to: &Path) {
-    ore.run(&["restore", tag, to.to_str().expect("utf-8")])
-        .expect(0, "restore");
-    let diff = std::process::Command::new("diff")
-        .args(["-r", "--no-dereference"])
-        .args([src, to])
-        .output()
-        .expect("diff runs");
-    assert!(
-        diff.status.success(),
-        "restored tree differs: {}",
-        String::from_utf8_lossy(&diff.stdout)
-    );
+    ore.restore(tag, to).expect(0, "restore");
+    ore_tests::trees::assert_same(src, to);
 }
 
 #[test]
