@@ -78,6 +78,18 @@ fn restores_as(ore: &Ore, tag: &str, src: &Path, to: &Path) {
     ore_tests::trees::assert_same(src, to);
 }
 
+/// A slow archive with two snapshots of [`tree`] under tag `t`, the second of which made the
+/// marks: its scratch directory, the archive, and the tree.
+fn snapshot_twice() -> (tempfile::TempDir, Ore, std::path::PathBuf) {
+    let d = scratch();
+    let ore = slow_archive(d.path());
+    let src = d.path().join("src");
+    tree(&src);
+    snapshot(&ore, "t", &src);
+    snapshot(&ore, "t", &src);
+    (d, ore, src)
+}
+
 #[test]
 fn an_unchanged_re_snapshot_walks_without_waiting_for_the_key_derivation() {
     let d = scratch();
@@ -105,12 +117,7 @@ fn an_unchanged_re_snapshot_walks_without_waiting_for_the_key_derivation() {
 
 #[test]
 fn a_symlink_retargeted_where_nothing_else_changed_is_saved_though_trees_come_from_the_cache() {
-    let d = scratch();
-    let ore = slow_archive(d.path());
-    let src = d.path().join("src");
-    tree(&src);
-    snapshot(&ore, "t", &src);
-    snapshot(&ore, "t", &src);
+    let (d, ore, src) = snapshot_twice();
     // The file cache keeps no row for a symlink: the directory's entries, digested again,
     // tell that it changed.
     let link = src.join("d3").join("e2").join("link");
@@ -123,12 +130,7 @@ fn a_symlink_retargeted_where_nothing_else_changed_is_saved_though_trees_come_fr
 
 #[test]
 fn on_a_terminal_the_size_of_the_snapshot_before_is_read_beside_the_walk() {
-    let d = scratch();
-    let ore = slow_archive(d.path());
-    let src = d.path().join("src");
-    tree(&src);
-    snapshot(&ore, "t", &src);
-    snapshot(&ore, "t", &src);
+    let (_d, ore, src) = snapshot_twice();
     // The progress line's ETA wants the last snapshot's size, which takes the keys to read:
     // the run's main thread once waited for them there, before the walk began.
     let cmd = format!(
