@@ -385,11 +385,7 @@ impl Walk<'_, '_> {
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
-        let (tree, mark) = self.tree(&done, had, known)?;
-        time(Stage::Walk, || {
-            self.update_cache(&abs_bytes, &done, &rows, cached_total, (had, mark))
-        })?;
-        Ok(tree)
+        self.finish_dir(&abs_bytes, done, (&rows, cached_total), had, known)
     }
 
     fn excluded(&self, ignores: &[Gitignore], path: &Path, st: &Stat) -> bool {

@@ -16,8 +16,8 @@
 //! (`core::filecache`): after blocks were removed from the archive, a directory's rows are
 //! checked, its tree is built and checked as it is stored, and it is marked anew.
 //!
-//! Measured on /usr/share (4,000 directories): one digest costs what one keyed hash of the
-//! same bytes costs, so the walk does the same work as before when nothing changed.
+//! The digest encodes a directory's entries once more than the tree itself does; where the
+//! mark holds, that is all the tree costs, and no keyed hash is made.
 
 use super::{DirStore, Done, Walk};
 use crate::core::cpustat::{time, Stage};
@@ -41,46 +41,54 @@ fn digest(format: u32, entries: &[u8]) -> [u8; 32] {
 }
 
 impl Walk<'_, '_> {
-    /// The key of the tree of `done` (one directory's entries, in name order), taken from
-    /// `mark` when the entries are those it was made from, and otherwise built and stored
-    /// (`known`: the key the cache's parent row names, which needs no storing); and the mark
-    /// of that tree.
-    pub(super) fn tree(
+    /// Finishes directory `abs_bytes` once its entries are `done` (in name order): updates the
+    /// cache's rows of it (`rows`: what is left of the `cached_total` rows read, names not met
+    /// again), and returns its tree's key: taken from `had` when the entries are those that
+    /// mark was made from, and otherwise built and stored (`known`: the key the parent's row
+    /// names, which needs no storing). The mark of that tree is recorded when it is new.
+    pub(super) fn finish_dir(
         &self,
-        done: &[Done],
-        mark: Option<Mark>,
+        abs_bytes: &[u8],
+        done: Vec<Done>,
+        (rows, cached_total): (&HashMap<Vec<u8>, Cached>, usize),
+        had: Option<Mark>,
         known: Option<Key>,
-    ) -> Result<(Key, Mark)> {
+    ) -> Result<Key> {
         let ctx = self.ctx;
-        let entries: Vec<&Entry> = done.iter().map(|d| &d.entry).collect();
         let digest = time(Stage::Index, || {
+            let entries: Vec<&Entry> = done.iter().map(|d| &d.entry).collect();
             digest(ctx.repo.format().format, &encode(&entries))
         });
-        if let Some(m) = mark.filter(|m| m.digest == digest) {
-            return Ok((m.tree, m));
-        }
-        let tree = time(Stage::Index, || {
-            let mut tree = Builder::<DirTree>::default();
-            let mut store = DirStore { ctx, known };
-            for e in entries {
-                tree.push(e.clone(), &mut store)?;
-            }
-            tree.finish(&mut store)
+        time(Stage::Walk, || {
+            self.update_rows(abs_bytes, &done, rows, cached_total)
         })?;
-        Ok((tree, Mark { digest, tree }))
+        let tree = match had.filter(|m| m.digest == digest) {
+            Some(m) => m.tree,
+            None => time(Stage::Index, || {
+                let mut tree = Builder::<DirTree>::default();
+                let mut store = DirStore { ctx, known };
+                for d in done {
+                    tree.push(d.entry, &mut store)?;
+                }
+                tree.finish(&mut store)
+            })?,
+        };
+        let mark = Mark { digest, tree };
+        if let (Some(w), false) = (&self.writer, had == Some(mark)) {
+            lock(w).put_mark(abs_bytes, mark)?;
+        }
+        Ok(tree)
     }
 
     /// Updates the file cache's rows for the directory `abs_bytes` when its knowledge
-    /// changed: an entry changed, a row of `cached_total` was not met again (`rows` holds
-    /// what is left of them: gone, and a directory's subtree forgotten with it), or its tree's
-    /// mark is not the one `had`.
-    pub(super) fn update_cache(
+    /// changed: an entry changed, or a row of `cached_total` was not met again (`rows` holds
+    /// what is left of them: gone, and a directory's subtree forgotten with it).
+    fn update_rows(
         &self,
         abs_bytes: &[u8],
         done: &[Done],
         rows: &HashMap<Vec<u8>, Cached>,
         cached_total: usize,
-        (had, mark): (Option<Mark>, Mark),
     ) -> Result<()> {
         let Some(w) = &self.writer else {
             return Ok(());
@@ -91,20 +99,14 @@ impl Walk<'_, '_> {
             .collect();
         let dirty =
             done.iter().any(|d| d.changed) || !rows.is_empty() || kept.len() != cached_total;
-        if !dirty && had == Some(mark) {
-            return Ok(());
-        }
-        let w = lock(w);
         if dirty {
+            let w = lock(w);
             w.put_dir(abs_bytes, &kept)?;
             for (name, gone) in rows {
                 if matches!(gone.entry.kind, EntryKind::Dir { .. }) {
                     w.forget_tree(&crate::core::util::join_path(abs_bytes, name))?;
                 }
             }
-        }
-        if had != Some(mark) {
-            w.put_mark(abs_bytes, mark)?;
         }
         Ok(())
     }
