@@ -16,7 +16,9 @@ ORE=${ORE_BIN:-$ROOT/target/release/ore}
 TOOLS=${ORE_BENCH_TOOLS:-"ore bupstash"}
 BASE=${ORE_BASELINE:-}
 [ -z "$BASE" ] || TOOLS="ore base ${TOOLS/ore/}"
+FLOOR=$ROOT/target/release/cpu-floor
 [ -x "$ORE" ] || (cd "$ROOT" && cargo build --release -p ore >&2)
+[ -x "$FLOOR" ] || (cd "$ROOT" && cargo build --release -p ore-tests --bin cpu-floor >&2)
 for t in $TOOLS; do
     case $t in ore|base) continue ;; esac
     command -v "$t" >/dev/null || { echo "needs $t (restic: apt-get install restic; bupstash: cargo install --locked bupstash, with libsodium-dev and pkg-config)" >&2; exit 1; }
@@ -42,13 +44,13 @@ for d in range((n + per - 1) // per):
             f.write(body[:size])
 PY
 echo "source: $(du -sb "$WORK/src" | cut -f1) bytes in $(find "$WORK/src" -type f | wc -l) files"
-declare -A T M S
+declare -A T M S C
 run() {
     local name=$1; shift
-    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { echo "$name failed:" >&2; cat "$WORK/err" >&2; exit 1; }
-    read -r secs kib < "$WORK/time"
-    T[$name]=$secs; M[$name]=$kib
-    printf '  %-22s %8.2f s  %6d MiB\n' "$name" "$secs" $((kib / 1024))
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { echo "$name failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+    read -r secs kib user sys < "$WORK/time"
+    T[$name]=$secs; M[$name]=$kib; C[$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
+    printf '  %-22s %8.2f s  %6d MiB  %6.2f CPU-s (%.2f user, %.2f system)\n' "$name" "$secs" $((kib / 1024)) "${C[$name]}" "$user" "$sys"
 }
 for t in $TOOLS; do
     case $t in
@@ -92,4 +94,22 @@ if [[ " $TOOLS " == *" bupstash "* ]]; then
         awk -v a="${M[bupstash snapshot]}" -v b="${M[$t snapshot]}" -v n="$t peak RSS" 'BEGIN { printf "  %-18s %6.2fx\n", n, a / b }'
     done
 fi
+# The floor under a first snapshot of this tree: the system calls per file alone, on one
+# thread (`cpu-floor --files`), against the CPU a snapshot twice as fast as bupstash's could
+# spend on this machine's cores.
+"$FLOOR" --files "$WORK/src" > "$WORK/floor.json"
+python3 - "$WORK/floor.json" "${T[bupstash snapshot]:-}" "${C[ore snapshot]:-}" "$(nproc)" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1]))
+n, least, ore = f["files"], f["passes"]["least"], f["passes"]["ore"]
+print(f"system calls per file, alone on one thread, over {n} files:")
+print(f"  least (openat, fstat, read, close)           {least['us_per_file']:6.2f} us  {least['cpu_s']:6.2f} CPU-s")
+print(f"  ore's (+ fstatat, a 2nd fstat, flistxattr)  {ore['us_per_file']:6.2f} us  {ore['cpu_s']:6.2f} CPU-s")
+if sys.argv[2]:
+    cores = int(sys.argv[4])
+    target = float(sys.argv[2]) / 2
+    print(f"a first snapshot 2x bupstash's takes {target:.2f} s: {target * cores:.2f} CPU-s on {cores} cores, "
+          f"of which ore's calls alone take {ore['cpu_s']:.2f}" +
+          (f" (ore's whole snapshot used {float(sys.argv[3]):.2f})" if sys.argv[3] else ""))
+PY
 rm -rf "$WORK"

@@ -8,6 +8,15 @@
 //! FastCDC (min 128 KiB, average 256 KiB, max 1 MiB, normalization 2), and for each chunk takes
 //! a keyed BLAKE3 hash, compresses it with zstd at level 3, and seals the result with
 //! AES-256-GCM (ring). Prints each stage's CPU seconds and seconds per GB read, as JSON.
+//!
+//!     cpu-floor --files DIR
+//!
+//! The floor under a tree of many small files, where the kernel's work per file outweighs the
+//! bytes: CPU microseconds per file (user and system) of two passes over DIR's regular files,
+//! one thread each. `least` makes the calls any reader needs (`openat`, `fstat`, `read` up to
+//! the size, `close`; the type from the listing). `ore` makes the calls of a snapshot's reader:
+//! a stat by name before the open, a second `fstat` after the read to tell a file that changed
+//! meanwhile, and `flistxattr`. `bench/manyfiles.sh` prints what these leave for the rest.
 
 use ore::core::cpustat::thread_cpu;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
@@ -31,9 +40,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: cpu-floor DIR"))?;
+    let mut args = std::env::args().skip(1);
+    let usage = || anyhow::anyhow!("usage: cpu-floor [--files] DIR");
+    let dir = args.next().ok_or_else(usage)?;
+    if dir == "--files" {
+        return files::floor(&args.next().ok_or_else(usage)?);
+    }
     let mut secs = [0u64; 6];
     let names = ["walk", "read", "chunk", "hash", "compress", "encrypt"];
     let t = thread_cpu();
@@ -102,4 +114,132 @@ fn main() -> anyhow::Result<()> {
         serde_json::json!({"files": files.len(), "bytes": bytes, "chunks": n, "sealed_bytes": sink, "stages": stages})
     );
     Ok(())
+}
+
+/// The system calls per small file, alone (`--files`).
+mod files {
+    use ore::core::cpustat::thread_cpu;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Which calls a pass makes for each regular file.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Calls {
+        Least,
+        Ore,
+    }
+
+    pub fn floor(dir: &str) -> anyhow::Result<()> {
+        let root = CString::new(std::path::Path::new(dir).as_os_str().as_bytes())?;
+        let mut out = serde_json::Map::new();
+        let mut files = 0;
+        // Once untimed, so both timed passes meet the same warm caches.
+        pass(&root, Calls::Ore, &mut 0)?;
+        for (name, calls) in [("least", Calls::Least), ("ore", Calls::Ore)] {
+            let mut n = 0u64;
+            let t = thread_cpu();
+            pass(&root, calls, &mut n)?;
+            let s = (thread_cpu() - t) as f64 / 1e9;
+            files = n;
+            out.insert(
+                name.into(),
+                serde_json::json!({"cpu_s": s, "us_per_file": s * 1e6 / n.max(1) as f64}),
+            );
+        }
+        println!("{}", serde_json::json!({"files": files, "passes": out}));
+        Ok(())
+    }
+
+    /// Lists `dir` (a path, opened without following a final symlink) and makes `calls` for
+    /// each regular file in it and below, counting them in `n`.
+    fn pass(dir: &CString, calls: Calls, n: &mut u64) -> anyhow::Result<()> {
+        // SAFETY: a valid C string; the descriptor is handed to fdopendir, which owns it
+        // from then on and closes it in closedir.
+        let d = unsafe {
+            let fd = libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                return Ok(());
+            }
+            let d = libc::fdopendir(fd);
+            if d.is_null() {
+                libc::close(fd);
+                return Ok(());
+            }
+            d
+        };
+        // SAFETY: `d` is a valid open DIR until closedir below.
+        let fd = unsafe { libc::dirfd(d) };
+        let mut subdirs = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut names = vec![0u8; 1 << 16];
+        loop {
+            // SAFETY: `d` is valid; the entry lives until the next readdir on `d`.
+            let e = unsafe { libc::readdir64(d) };
+            if e.is_null() {
+                break;
+            }
+            // SAFETY: a non-null entry from readdir; d_name is NUL-terminated.
+            let (kind, name) =
+                unsafe { ((*e).d_type, std::ffi::CStr::from_ptr((*e).d_name.as_ptr())) };
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            if kind == libc::DT_DIR {
+                let mut p = dir.as_bytes().to_vec();
+                p.push(b'/');
+                p.extend_from_slice(bytes);
+                subdirs.push(CString::new(p)?);
+                continue;
+            }
+            if kind != libc::DT_REG {
+                continue;
+            }
+            // SAFETY: plain data out-parameters, a valid descriptor and C string, buffers of
+            // the lengths given; every descriptor opened is closed.
+            unsafe {
+                let mut st: libc::stat64 = std::mem::zeroed();
+                if calls == Calls::Ore {
+                    libc::fstatat64(fd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW);
+                }
+                let f = libc::openat(
+                    fd,
+                    name.as_ptr(),
+                    libc::O_RDONLY
+                        | libc::O_NOFOLLOW
+                        | libc::O_NONBLOCK
+                        | libc::O_CLOEXEC
+                        | libc::O_NOATIME,
+                );
+                if f < 0 {
+                    continue;
+                }
+                libc::fstat64(f, &mut st);
+                // Up to the size the stat gave, as a snapshot's reader reads.
+                let mut at = 0i64;
+                while at < st.st_size {
+                    let r = libc::pread64(f, buf.as_mut_ptr().cast(), buf.len(), at);
+                    if r <= 0 {
+                        break;
+                    }
+                    at += r as i64;
+                }
+                if calls == Calls::Ore {
+                    libc::fstat64(f, &mut st);
+                    libc::flistxattr(f, names.as_mut_ptr().cast(), names.len());
+                }
+                libc::close(f);
+            }
+            *n += 1;
+        }
+        // SAFETY: `d` came from fdopendir and is closed once.
+        unsafe { libc::closedir(d) };
+        for s in subdirs {
+            pass(&s, calls, n)?;
+        }
+        Ok(())
+    }
 }
