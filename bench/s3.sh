@@ -126,9 +126,10 @@ t() {
     CPU0=$(store_cpu)
     if [ "$1" = ore ]; then set -- env XDG_CACHE_HOME="$WORK/cache-$2" "$ORE" -q -a "$3" "${@:4}"; fi
     # A failed run is reported and its figures kept (the table must still print).
-    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" ||
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" ||
         echo "  FAILED: ${*: -3}: $(tail -1 "$WORK/stderr")" >&2
-    read -r SECS KIB < <(tail -1 "$WORK/time")
+    read -r SECS KIB USER SYS < <(tail -1 "$WORK/time")
+    OWN=$(awk -v u="$USER" -v s="$SYS" 'BEGIN { printf "%.2f", u + s }')
     STORE=$(awk -v a="$CPU0" -v b="$(store_cpu)" 'BEGIN { printf "%.2f", b - a }')
 }
 # Requests by kind since the last call, from a proxy's log.
@@ -140,22 +141,22 @@ print(" ".join(f"{k}={c[k]}" for k in ("PUT", "GET", "HEAD", "LIST", "DELETE", "
 PY
     : > "$WORK/$1.requests"
 }
-declare -A TIME RSS REQ CPU
+declare -A TIME RSS REQ CPU OWNC
 
 ore s3 "$ORE_ID" init; restic -q -r "$RES_ID" init > /dev/null; kinds ore > /dev/null; kinds restic > /dev/null
 export ORE_S3_REQUESTS=$WORK/ore-own.jsonl
 echo "first snapshot of $SRC ($(du -sh "$SRC" | cut -f1), $(find "$SRC" -type f | wc -l) files)..."
-t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore1]=$SECS CPU[ore1]=$STORE RSS[ore1]=$KIB REQ[ore1]=$(kinds ore)
-t restic -q -r "$RES_ID" backup "$SRC";             TIME[res1]=$SECS CPU[res1]=$STORE RSS[res1]=$KIB REQ[res1]=$(kinds restic)
+t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore1]=$SECS CPU[ore1]=$STORE OWNC[ore1]=$OWN RSS[ore1]=$KIB REQ[ore1]=$(kinds ore)
+t restic -q -r "$RES_ID" backup "$SRC";             TIME[res1]=$SECS CPU[res1]=$STORE OWNC[res1]=$OWN RSS[res1]=$KIB REQ[res1]=$(kinds restic)
 echo "  ore ${TIME[ore1]} s ${RSS[ore1]} KiB [${REQ[ore1]}]; restic ${TIME[res1]} s ${RSS[res1]} KiB [${REQ[res1]}]"
 echo "unchanged re-snapshot..."
-t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore2]=$SECS CPU[ore2]=$STORE REQ[ore2]=$(kinds ore)
-t restic -q -r "$RES_ID" backup "$SRC";             TIME[res2]=$SECS CPU[res2]=$STORE REQ[res2]=$(kinds restic)
+t ore s3 "$ORE_ID" snapshot share "$SRC";           TIME[ore2]=$SECS CPU[ore2]=$STORE OWNC[ore2]=$OWN REQ[ore2]=$(kinds ore)
+t restic -q -r "$RES_ID" backup "$SRC";             TIME[res2]=$SECS CPU[res2]=$STORE OWNC[res2]=$OWN REQ[res2]=$(kinds restic)
 echo "  ore ${TIME[ore2]} s [${REQ[ore2]}]; restic ${TIME[res2]} s [${REQ[res2]}]"
 echo "restore..."
-t ore s3 "$ORE_ID" restore share "$WORK/out-ore";   TIME[ore3]=$SECS CPU[ore3]=$STORE REQ[ore3]=$(kinds ore)
+t ore s3 "$ORE_ID" restore share "$WORK/out-ore";   TIME[ore3]=$SECS CPU[ore3]=$STORE OWNC[ore3]=$OWN REQ[ore3]=$(kinds ore)
 rm -rf "$WORK/out-ore"
-t restic -q -r "$RES_ID" restore latest --target "$WORK/out-restic"; TIME[res3]=$SECS CPU[res3]=$STORE REQ[res3]=$(kinds restic)
+t restic -q -r "$RES_ID" restore latest --target "$WORK/out-restic"; TIME[res3]=$SECS CPU[res3]=$STORE OWNC[res3]=$OWN REQ[res3]=$(kinds restic)
 rm -rf "$WORK/out-restic"
 echo "  ore ${TIME[ore3]} s [${REQ[ore3]}]; restic ${TIME[res3]} s [${REQ[res3]}]"
 unset ORE_S3_REQUESTS
@@ -169,17 +170,19 @@ SIZE_ORE=$(du_store ore || true); SIZE_RES=$(du_store restic || true)
 # narrows every ratio. Interleaved, best of ORE_BENCH_REPS rounds, each on fresh archives.
 REPS=${ORE_BENCH_REPS:-3}
 best() { awk -v a="${1:-}" -v b="$2" 'BEGIN { if (a == "" || b < a) print b; else print a }'; }
-declare -A BEST
+# The least time a run could take on these cores, from the store's and the client's CPU.
+floor() { awk -v a="$1" -v b="$2" -v n="$(nproc)" 'BEGIN { printf "%.2f", (a + b) / n }'; }
+declare -A BEST FLOOR
 for r in $(seq "$REPS"); do
     echo "direct round $r of $REPS..."
     OD="${PROGRAM}s3://bench/ore-d$r --endpoint http://127.0.0.1:$S3"
     RD="s3:http://127.0.0.1:$S3/bench/restic-d$r"
     ore "d$r" "$OD" init; restic -q -r "$RD" init > /dev/null
-    t ore "d$r" "$OD" snapshot share "$SRC";       BEST[ore1]=$(best "${BEST[ore1]:-}" "$SECS")
+    t ore "d$r" "$OD" snapshot share "$SRC";       BEST[ore1]=$(best "${BEST[ore1]:-}" "$SECS"); FLOOR[1]=$(best "${FLOOR[1]:-}" "$(floor "$STORE" "$OWN")")
     t restic -q -r "$RD" backup "$SRC";            BEST[res1]=$(best "${BEST[res1]:-}" "$SECS")
     t ore "d$r" "$OD" snapshot share "$SRC";       BEST[ore2]=$(best "${BEST[ore2]:-}" "$SECS")
     t restic -q -r "$RD" backup "$SRC";            BEST[res2]=$(best "${BEST[res2]:-}" "$SECS")
-    t ore "d$r" "$OD" restore share "$WORK/out-d"; BEST[ore3]=$(best "${BEST[ore3]:-}" "$SECS")
+    t ore "d$r" "$OD" restore share "$WORK/out-d"; BEST[ore3]=$(best "${BEST[ore3]:-}" "$SECS"); FLOOR[3]=$(best "${FLOOR[3]:-}" "$(floor "$STORE" "$OWN")")
     rm -rf "$WORK/out-d"
     t restic -q -r "$RD" restore latest --target "$WORK/out-d"; BEST[res3]=$(best "${BEST[res3]:-}" "$SECS")
     rm -rf "$WORK/out-d"
@@ -217,8 +220,15 @@ printf "%-26s %10s %10s %8s\n" "peak RSS, snapshot (KiB)" "${RSS[ore1]}" "${RSS[
 printf "%-26s %10s %10s\n" "store CPU, first (s)" "${CPU[ore1]}" "${CPU[res1]}"
 printf "%-26s %10s %10s\n" "store CPU, unchanged (s)" "${CPU[ore2]}" "${CPU[res2]}"
 printf "%-26s %10s %10s\n" "store CPU, restore (s)" "${CPU[ore3]}" "${CPU[res3]}"
+printf "%-26s %10s %10s\n" "client CPU, first (s)" "${OWNC[ore1]}" "${OWNC[res1]}"
+printf "%-26s %10s %10s\n" "client CPU, unchanged (s)" "${OWNC[ore2]}" "${OWNC[res2]}"
+printf "%-26s %10s %10s\n" "client CPU, restore (s)" "${OWNC[ore3]}" "${OWNC[res3]}"
 echo "(the store's own CPU time bounds any client on these $(nproc) cores: a run cannot take"
 echo " less than (store CPU + the client's own CPU) / $(nproc) seconds)"
+for p in 1:first 3:restore; do
+    i=${p%%:*}
+    echo "  ${p#*:}: ore's floor in its direct rounds ${FLOOR[$i]} s (best time ${BEST[ore$i]} s) against a target of $(awk -v r="${BEST[res$i]}" 'BEGIN { printf "%.2f", r / 3 }') s (a third of restic's best)"
+done
 echo
 echo "requests (counted by s3-proxy):"
 for p in 1:first 2:re-snapshot 3:restore; do
