@@ -125,7 +125,7 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// Default parameters with a fresh salt: 24 MiB, 3 passes, 1 lane (about 45–60 ms here,
+    /// Default parameters with a fresh salt: 24 MiB, 3 passes, 1 lane (about 35–45 ms here,
     /// paid by every command that opens an encrypted archive).
     pub fn new_default() -> KdfParams {
         KdfParams {
@@ -152,12 +152,34 @@ impl KdfParams {
             .ok_or_else(|| Error::Archive("key slot has a malformed salt".into()))?;
         let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| Error::Archive(format!("key slot has bad argon2 parameters: {e}")))?;
+        let mut memory = kdf_memory(params.block_count());
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
-        a.hash_password_into(passphrase, &salt, &mut out)
+        a.hash_password_into_with_memory(passphrase, &salt, &mut out, &mut memory)
             .map_err(|e| Error::Archive(format!("key derivation failed: {e}")))?;
         Ok(out)
     }
+}
+
+/// Argon2's `n` blocks of memory, asked for in huge pages. Its passes read the blocks in an
+/// order that depends on the data, all over the 24 MiB: in 4 KiB pages that is 6,144 page
+/// faults to zero them, and a TLB miss on most reads. Where the kernel gives huge pages only
+/// on request (`transparent_hugepage` set to `madvise`), this asks for them before the first
+/// touch; where it cannot, the memory is ordinary and the result the same. Measured here:
+/// `ore tags` of an encrypted archive took 45 ms instead of 57 (medians of 21 runs).
+fn kdf_memory(n: usize) -> Vec<argon2::Block> {
+    const HUGE: usize = 2 << 20;
+    let mut v: Vec<argon2::Block> = Vec::with_capacity(n);
+    let start = v.as_mut_ptr() as usize;
+    let end = start + n * std::mem::size_of::<argon2::Block>();
+    let (from, to) = ((start + HUGE - 1) & !(HUGE - 1), end & !(HUGE - 1));
+    if from < to {
+        // SAFETY: [from, to) lies inside the allocation `v` owns, not yet touched; madvise
+        // only advises the kernel how to back it, and changes no byte of it.
+        unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+    }
+    v.resize(n, argon2::Block::default());
+    v
 }
 
 /// One passphrase's copy of the master key.
@@ -281,6 +303,33 @@ mod tests {
         assert_eq!(c.open(nonce, &aad, &mut bad), None);
         let mut good = [cipher, tag].concat();
         assert_eq!(c.open(nonce, b"other data", &mut good), None);
+    }
+
+    /// The key derivation on memory of its own (huge pages asked for) gives the bytes
+    /// argon2id gives on its own allocation, with the default parameters archives use:
+    /// golden bytes (the reference C implementation, through argon2-cffi, gives the same),
+    /// so a slot made by any earlier build still opens.
+    #[test]
+    fn the_key_derivation_on_huge_pages_derives_the_same_key() {
+        let kdf = KdfParams {
+            salt: "000102030405060708090a0b0c0d0e0f".into(),
+            ..KdfParams::new_default()
+        };
+        let ours = kdf.derive(b"correct horse").unwrap();
+        let params = argon2::Params::new(kdf.memory_kib, 3, 1, None).unwrap();
+        let mut theirs = [0u8; 32];
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_into(
+                b"correct horse",
+                &hex::decode(&kdf.salt).unwrap(),
+                &mut theirs,
+            )
+            .unwrap();
+        assert_eq!(ours, theirs);
+        assert_eq!(
+            hex::encode(ours),
+            "fa452c2550bbf8c6624faeedeea6005391729630e5c3783476bff60c316a1bbe"
+        );
     }
 
     #[test]

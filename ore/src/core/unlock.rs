@@ -2,7 +2,7 @@
 //! and the keys derived from it.
 //!
 //! Each key slot costs one key derivation (argon2id with the slot's parameters: 24 MiB and
-//! three passes by default, 45–60 ms here). Most commands need the keys before anything else
+//! three passes by default, 35–45 ms here). Most commands need the keys before anything else
 //! and wait for it ([`Unlock::now`]). A snapshot does not: its lease, its tag, its file cache
 //! and the walk of an unchanged tree need no key, and an unchanged re-snapshot of /usr/share
 //! walks for about 250 ms. So [`Unlock::start`] derives in a thread of its own, and the first

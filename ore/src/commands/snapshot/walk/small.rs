@@ -32,12 +32,34 @@ impl Walk<'_, '_> {
         ignores: &Arc<Vec<Gitignore>>,
     ) -> Result<Vec<Done>> {
         let ctx = self.ctx;
+        // Entries already finished (the cache vouched for them, or they hold no data) are
+        // taken as they are: an unchanged directory needs no pool, and no task per entry.
+        let mut done = Vec::with_capacity(items.len());
+        let mut rest = Vec::new();
+        for item in items {
+            match item {
+                Item::Ready(entry) => done.push(Done {
+                    entry,
+                    stamp: None,
+                    changed: false,
+                }),
+                Item::Cached(entry, stamp) => done.push(Done {
+                    entry,
+                    stamp: Some(stamp),
+                    changed: false,
+                }),
+                other => rest.push(other),
+            }
+        }
+        if rest.is_empty() {
+            return Ok(done);
+        }
         // A catalogue stores no contents, so nothing is bundled.
         let bundles = ctx.repo.format().format >= crate::core::format::SLICES_FROM;
         let tasks = if bundles && !ctx.opts.catalogue {
-            tasks(items)
+            tasks(rest)
         } else {
-            items.into_iter().map(|i| Task::One(Box::new(i))).collect()
+            rest.into_iter().map(|i| Task::One(Box::new(i))).collect()
         };
         let resolved: Vec<Vec<Done>> = tasks
             .into_par_iter()
@@ -48,7 +70,7 @@ impl Walk<'_, '_> {
             })
             .map(|r| r.map_err(|e| ctx.fail(e)))
             .collect::<Result<_>>()?;
-        let mut done: Vec<Done> = resolved.into_iter().flatten().collect();
+        done.extend(resolved.into_iter().flatten());
         done.sort_unstable_by(|a, b| a.entry.name.cmp(&b.entry.name));
         Ok(done)
     }
