@@ -305,3 +305,56 @@ fn a_lost_format_record_is_replaced_from_this_machines_copy_and_stored_again() {
         .expect(0, "restore without the local copy");
     assert!(!r.stderr.contains("format record"), "{r:?}");
 }
+
+/// A large file's chunks are opened on the pool while the chunks before them are written, by
+/// one thread, in order: one damaged chunk in the middle of it leaves a hole of exactly its
+/// length where it belonged, every other byte lands where it was, and the file is named.
+#[test]
+fn a_damaged_chunk_inside_a_large_file_leaves_only_its_own_range_empty() {
+    let d = scratch();
+    let fsdir = d.path().join("fs");
+    let ore = Ore::fs(&fsdir);
+    let src = d.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // About 40 chunks: ten batches of them, opened and written in turn.
+    let data = bytes(9, 10_000_000);
+    std::fs::write(src.join("big"), &data).unwrap();
+    ore.snapshot("t", &src);
+    let index = key_of(&ore, "big", "index");
+    // The chunks are the large blocks other than the index; the one whose name sorts in the
+    // middle is damaged (where it lies in the file is found from the restore below).
+    let mut chunks: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(fsdir.join("blocks"))
+        .unwrap()
+        .flat_map(|a| std::fs::read_dir(a.unwrap().path()).unwrap())
+        .flat_map(|b| std::fs::read_dir(b.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 100_000)
+        .map(|p| (p.file_name().unwrap().to_str().unwrap().to_string(), p))
+        .filter(|(k, _)| *k != index)
+        .collect();
+    chunks.sort();
+    assert!(chunks.len() >= 20, "{} chunks", chunks.len());
+    flip_byte_in(&chunks[chunks.len() / 2].1, 1000);
+
+    let dest = d.path().join("dest");
+    let r = ore.restore("t", &dest);
+    assert_eq!(r.code, 1, "restore: {}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.contains("dest/big") && l.contains("not fully restored")),
+        "{}",
+        r.stderr
+    );
+    let got = std::fs::read(dest.join("big")).unwrap();
+    assert_eq!(got.len(), data.len());
+    let differ: Vec<usize> = (0..data.len()).filter(|&i| got[i] != data[i]).collect();
+    let (first, last) = (differ[0], differ[differ.len() - 1]);
+    // One chunk's range (128 KiB to 1 MiB), all of it zeros; nothing else touched.
+    assert!(
+        differ.len() > 100_000 && last - first < 1 << 20,
+        "{} bytes differ, from {first} to {last}",
+        differ.len()
+    );
+    assert!(got[first..=last].iter().all(|&b| b == 0));
+}

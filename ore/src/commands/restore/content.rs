@@ -84,13 +84,30 @@ fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
     format!("{}: not fully restored: {e}", path.display())
 }
 
-/// A piece, its chunk as stored (none for a hole or a slice), and where it goes in the file.
-type Placed = (Piece, Option<Result<Vec<u8>>>, u64);
-/// A piece, whether its chunk opened and was written, and where it went.
-type Written = (Piece, Option<Result<std::io::Result<()>>>, u64);
+/// A piece, its fetch (for data), and where it goes in the file.
+type Placed = (Piece, Option<Ticket<Option<Vec<u8>>>>, u64);
+/// A piece, its chunk opened (decrypted, decompressed, its key checked; for data), and where
+/// it goes in the file.
+type Opened = (Piece, Option<Result<block::Plain>>, u64);
+
+/// Where a file's writing stands: how far it got, and what went wrong on the way.
+struct Progress<'a> {
+    ctx: &'a Ctx<'a>,
+    f: &'a File,
+    path: &'a Path,
+    pos: u64,
+    hurt: bool,
+    first_problem: Option<String>,
+}
 
 /// Writes the file's pieces into `f`: the bytes written, and whether damage in the archive left
 /// some of them out (each reported).
+///
+/// The pieces go by in batches. While the calling thread writes one batch's plaintext into the
+/// file, in order, the pool opens the next batch's chunks side by side. One thread writes:
+/// two writing into one file take turns on its lock in the kernel, and a profile of a 1 GiB
+/// restore showed 8% of its time spent spinning there, when chunks were written where they
+/// were opened.
 pub(super) fn write_content(
     ctx: &Ctx,
     f: &File,
@@ -103,19 +120,30 @@ pub(super) fn write_content(
         pieces: pieces(ctx.repo, ctx.fetcher(), content, size),
         queue: VecDeque::new(),
     };
-    let mut pos = 0u64;
-    let mut first_problem = None;
-    let mut hurt = false;
+    let mut w = Progress {
+        ctx,
+        f,
+        path,
+        pos: 0,
+        hurt: false,
+        first_problem: None,
+    };
+    let mut at = 0u64;
+    let mut opened: Vec<Opened> = Vec::new();
     let mut end = false;
     while !end {
-        // The next few pieces, in order.
-        let mut batch = Vec::with_capacity(OPEN_TOGETHER);
+        // The next few pieces, in order (their gets are on their way already).
+        let mut batch: Vec<Placed> = Vec::with_capacity(OPEN_TOGETHER);
         while batch.len() < OPEN_TOGETHER {
             match ahead.next() {
-                Ok(Some(x)) => batch.push(x),
+                Ok(Some((piece, ticket))) => {
+                    let here = at;
+                    at = at.saturating_add(piece.len());
+                    batch.push((piece, ticket, here));
+                }
                 Ok(None) => end = true,
                 Err(e) if crate::core::repo::is_damage(&e) => {
-                    first_problem.get_or_insert(damaged(ctx, path, e));
+                    w.first_problem.get_or_insert(damaged(ctx, path, e));
                     end = true;
                 }
                 Err(e) => {
@@ -127,114 +155,99 @@ pub(super) fn write_content(
                 break;
             }
         }
-        // Their chunks as stored (the gets are on their way already)...
-        let mut fetched = Vec::with_capacity(batch.len());
-        for (piece, ticket) in batch {
-            let stored = match (piece, ticket) {
-                (Piece::Data { key, .. }, Some(t)) => {
-                    match crate::core::repo::fetched(t.wait(), key, Kind::Chunk) {
-                        Ok(s) => Some(Ok(s)),
-                        Err(e) if crate::core::repo::is_damage(&e) => Some(Err(e)),
-                        Err(e) => {
-                            ctx.lose_archive(&e);
-                            return Err(format!("{}: {e}", path.display()));
-                        }
-                    }
-                }
-                _ => None,
-            };
-            fetched.push((piece, stored));
-        }
-        // ...opened (decrypted, decompressed, their keys checked) and written side by side on
-        // the pool, each at its place in the file: a large file was otherwise opened and
-        // written one chunk at a time on one thread, at half the speed of copying it.
-        let mut at = pos;
-        let placed: Vec<Placed> = fetched
-            .into_iter()
-            .map(|(piece, stored)| {
-                let here = at;
-                at = at.saturating_add(piece.len());
-                (piece, stored, here)
-            })
-            .collect();
-        let write = |(piece, stored, here): Placed| {
-            let done = match (piece, stored) {
-                (Piece::Data { key, len }, Some(stored)) => Some(
-                    stored
-                        .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
-                        .and_then(|plain| match plain.data().len() as u64 == len {
-                            true => Ok(plain),
-                            false => Err(crate::Error::Corrupt {
-                                key,
-                                kind: Kind::Chunk.name(),
-                                why: format!(
-                                    "it holds {} bytes, where its file's index says {len}",
-                                    plain.data().len()
-                                ),
-                            }),
-                        })
-                        .map(|plain| f.write_all_at(plain.data(), here)),
-                ),
-                _ => None,
-            };
-            (piece, done, here)
-        };
-        let opened: Vec<Written> = if placed.iter().filter(|(_, s, _)| s.is_some()).count() > 1 {
-            placed.into_par_iter().map(write).collect()
+        let done = std::mem::take(&mut opened);
+        let data = batch.iter().filter(|(_, t, _)| t.is_some()).count();
+        let written = if done.is_empty() && data <= 1 {
+            // A file of one chunk (most files) is opened here, with no task to hand over.
+            opened = batch.into_iter().map(|p| open(ctx, p)).collect();
+            Ok(())
         } else {
-            placed.into_iter().map(write).collect()
+            let (written, next) = rayon::join(
+                || w.write(done),
+                || {
+                    if data > 1 {
+                        batch.into_par_iter().map(|p| open(ctx, p)).collect()
+                    } else {
+                        batch.into_iter().map(|p| open(ctx, p)).collect::<Vec<_>>()
+                    }
+                },
+            );
+            opened = next;
+            written
         };
-        for (piece, done, here) in opened {
-            pos = here;
-            match (piece, done) {
-                (Piece::Hole { len }, _) => pos += len,
-                (Piece::Data { len, .. }, Some(Ok(written))) => {
-                    written.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
-                    ctx.progress.add_bytes(len);
-                    pos += len;
+        written?;
+    }
+    w.write(opened)?;
+    match w.first_problem {
+        Some(msg) => {
+            ctx.warn(msg);
+            Ok((w.pos, true))
+        }
+        None => Ok((w.pos, w.hurt)),
+    }
+}
+
+/// Waits for a piece's chunk and opens it (on whichever thread runs this).
+fn open(ctx: &Ctx, (piece, ticket, here): Placed) -> Opened {
+    let plain = match (piece, ticket) {
+        (Piece::Data { key, len }, Some(t)) => Some(
+            crate::core::repo::fetched(t.wait(), key, Kind::Chunk)
+                .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
+                .and_then(|plain| match plain.data().len() as u64 == len {
+                    true => Ok(plain),
+                    false => Err(crate::Error::Corrupt {
+                        key,
+                        kind: Kind::Chunk.name(),
+                        why: format!(
+                            "it holds {} bytes, where its file's index says {len}",
+                            plain.data().len()
+                        ),
+                    }),
+                }),
+        ),
+        _ => None,
+    };
+    (piece, plain, here)
+}
+
+impl Progress<'_> {
+    /// Writes opened pieces into the file, in order: a damaged chunk is reported and left out
+    /// (a hole where it belonged); an archive that cannot be read ends the file.
+    fn write(&mut self, opened: Vec<Opened>) -> std::result::Result<(), String> {
+        let (ctx, path) = (self.ctx, self.path);
+        for (piece, plain, here) in opened {
+            self.pos = here;
+            let len = piece.len();
+            let written = match (piece, plain) {
+                (Piece::Hole { .. }, _) => Ok(None),
+                (Piece::Data { .. }, Some(Ok(plain))) => {
+                    Ok(Some(self.f.write_all_at(plain.data(), here)))
                 }
-                (Piece::Data { len, .. }, Some(Err(e))) if crate::core::repo::is_damage(&e) => {
+                (Piece::Data { .. }, Some(Err(e))) => Err(e),
+                (slice @ Piece::Slice { key, .. }, _) => ctx
+                    .bundle(key)
+                    .and_then(|b| Ok(Some(self.f.write_all_at(slice.bytes_of(&b)?, here)))),
+                (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
+            };
+            match written {
+                Ok(None) => {}
+                Ok(Some(w)) => {
+                    w.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
+                    ctx.progress.add_bytes(len);
+                }
+                Err(e) if crate::core::repo::is_damage(&e) => {
                     let msg = damaged(ctx, path, e);
                     ctx.warn(msg);
-                    hurt = true;
-                    pos += len;
+                    self.hurt = true;
                 }
-                (Piece::Data { .. }, Some(Err(e))) => {
+                Err(e) => {
                     ctx.lose_archive(&e);
                     return Err(format!("{}: {e}", path.display()));
                 }
-                (slice @ Piece::Slice { key, len, .. }, _) => {
-                    let written = ctx
-                        .bundle(key)
-                        .and_then(|b| Ok(f.write_all_at(slice.bytes_of(&b)?, pos)));
-                    match written {
-                        Ok(w) => {
-                            w.map_err(|err| format!("{}: write failed: {err}", path.display()))?;
-                            ctx.progress.add_bytes(len);
-                            pos += len;
-                        }
-                        Err(e) if crate::core::repo::is_damage(&e) => {
-                            let msg = damaged(ctx, path, e);
-                            ctx.warn(msg);
-                            hurt = true;
-                            pos += len;
-                        }
-                        Err(e) => {
-                            ctx.lose_archive(&e);
-                            return Err(format!("{}: {e}", path.display()));
-                        }
-                    }
-                }
-                (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
             }
+            self.pos = here + len;
         }
-    }
-    match first_problem {
-        Some(msg) => {
-            ctx.warn(msg);
-            Ok((pos, true))
-        }
-        None => Ok((pos, hurt)),
+        Ok(())
     }
 }
 
