@@ -174,8 +174,10 @@ fn kdf_memory(n: usize) -> Vec<argon2::Block> {
     let end = start + n * std::mem::size_of::<argon2::Block>();
     let (from, to) = ((start + HUGE - 1) & !(HUGE - 1), end & !(HUGE - 1));
     if from < to {
-        // SAFETY: [from, to) lies inside the allocation `v` owns, not yet touched; madvise
-        // only advises the kernel how to back it, and changes no byte of it.
+        // SAFETY: [from, to) lies inside the allocation `v` owns; madvise only advises the
+        // kernel how to back it, and changes no byte of it. (Memory the allocator hands out
+        // again, already backed by small pages, mostly keeps them: the advice then does
+        // little, and the result is the same.)
         unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
     }
     v.resize(n, argon2::Block::default());

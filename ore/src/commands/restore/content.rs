@@ -1,7 +1,7 @@
 //! A regular file's bytes: its pieces fetched ahead of the one being written (a few within
-//! the file, many over a slow link), its chunks opened and written at their places a few at a
-//! time on the pool's threads, small files' slices taken from their bundle (opened once for
-//! all its files), and `--verify`'s reading back. `file.rs` decides where and under which name
+//! the file, many over a slow link), its chunks opened a few at a time on the pool's threads
+//! while the batch before them is written in order by one thread, small files' slices taken
+//! from their bundle (opened once for all its files), and `--verify`'s reading back. `file.rs` decides where and under which name
 //! the bytes go; this module only writes them into the open file.
 
 use super::Ctx;
@@ -84,8 +84,9 @@ fn damaged(ctx: &Ctx, path: &Path, e: Error) -> String {
     format!("{}: not fully restored: {e}", path.display())
 }
 
-/// A piece, its fetch (for data), and where it goes in the file.
-type Placed = (Piece, Option<Ticket<Option<Vec<u8>>>>, u64);
+/// A piece, its chunk as stored (for data; or why it could not be had), and where it goes in
+/// the file.
+type Placed = (Piece, Option<Result<Vec<u8>>>, u64);
 /// A piece, its chunk opened (decrypted, decompressed, its key checked; for data), and where
 /// it goes in the file.
 type Opened = (Piece, Option<Result<block::Plain>>, u64);
@@ -139,7 +140,16 @@ pub(super) fn write_content(
                 Ok(Some((piece, ticket))) => {
                     let here = at;
                     at = at.saturating_add(piece.len());
-                    batch.push((piece, ticket, here));
+                    // Waited for here, in order, and not in the pool's tasks: a task that
+                    // blocks on the store lets the thread waiting for it take up another
+                    // file, and files then finish late and nested into one another.
+                    let stored = match (&piece, ticket) {
+                        (&Piece::Data { key, .. }, Some(t)) => {
+                            Some(crate::core::repo::fetched(t.wait(), key, Kind::Chunk))
+                        }
+                        _ => None,
+                    };
+                    batch.push((piece, stored, here));
                 }
                 Ok(None) => end = true,
                 Err(e) if crate::core::repo::is_damage(&e) => {
@@ -187,11 +197,11 @@ pub(super) fn write_content(
     }
 }
 
-/// Waits for a piece's chunk and opens it (on whichever thread runs this).
-fn open(ctx: &Ctx, (piece, ticket, here): Placed) -> Opened {
-    let plain = match (piece, ticket) {
-        (Piece::Data { key, len }, Some(t)) => Some(
-            crate::core::repo::fetched(t.wait(), key, Kind::Chunk)
+/// Opens a piece's chunk (on whichever thread runs this).
+fn open(ctx: &Ctx, (piece, stored, here): Placed) -> Opened {
+    let plain = match (piece, stored) {
+        (Piece::Data { key, len }, Some(stored)) => Some(
+            stored
                 .and_then(|s| block::open(ctx.repo.keys(), &key, Some(Kind::Chunk), s))
                 .and_then(|plain| match plain.data().len() as u64 == len {
                     true => Ok(plain),

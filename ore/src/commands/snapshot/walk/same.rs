@@ -1,8 +1,8 @@
 //! A directory's tree, and what the file cache remembers of it.
 //!
 //! A directory's tree is keyed by the archive's keys, and an encrypted archive's keys come
-//! from the passphrase through argon2id: 35–60 ms here, a sixth to a fifth of an unchanged
-//! re-snapshot of /usr/share. The snapshot derives them beside the walk (`core::unlock`), so
+//! from the passphrase through argon2id: 35–45 ms here, a fifth of an unchanged re-snapshot
+//! of /usr/share. The snapshot derives them beside the walk (`core::unlock`), so
 //! the walk must not need them where nothing changed. Its files do not (the cache holds their
 //! entries); its directories would, to key their trees again.
 //!

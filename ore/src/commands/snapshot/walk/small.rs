@@ -61,9 +61,18 @@ impl Walk<'_, '_> {
         } else {
             rest.into_iter().map(|i| Task::One(Box::new(i))).collect()
         };
+        // Tasks go several to a thread, except where they are too few to be split that way
+        // and one of them is a subdirectory, which may hold a whole tree: with the finished
+        // entries gone from the list, three subdirectories alone would otherwise be walked
+        // one after another. (Splitting every list finely cost 5% more CPU on an unchanged
+        // /usr/share.)
+        let few = tasks.len() < 2 * RUN
+            && tasks
+                .iter()
+                .any(|t| matches!(t, Task::One(i) if matches!(**i, Item::Dir { .. })));
         let resolved: Vec<Vec<Done>> = tasks
             .into_par_iter()
-            .with_min_len(RUN)
+            .with_min_len(if few { 1 } else { RUN })
             .map(|task| match task {
                 Task::One(item) => Ok(self.resolve(*item, ignores)?.into_iter().collect()),
                 Task::Bundle(files) => self.bundle(files),
