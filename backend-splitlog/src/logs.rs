@@ -138,21 +138,30 @@ fn read_two_at(f: &File, a: &mut [u8], len: usize, offset: u64) -> std::io::Resu
         // SAFETY: the first iovec points into `a`, exclusively borrowed; the second into the
         // spare capacity of `b` (`len - rest` bytes from `rest`), which only the kernel writes.
         let n = unsafe { libc::preadv(f.as_raw_fd(), iov.as_ptr(), 2, at as libc::off_t) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        done += n as usize;
+        let Some(n) = moved(n, std::io::ErrorKind::UnexpectedEof)? else {
+            continue;
+        };
+        done += n;
     }
     // SAFETY: the loop ends only once the kernel has written all `len` bytes of `b`.
     unsafe { b.set_len(len) };
     Ok(b)
+}
+
+/// The bytes a vectored read or write moved, from what it returned (`n`): `None` when a
+/// signal interrupted it (try again), the error `none` when it moved nothing.
+fn moved(n: isize, none: std::io::ErrorKind) -> std::io::Result<Option<usize>> {
+    match n {
+        n if n < 0 => {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            }
+        }
+        0 => Err(none.into()),
+        n => Ok(Some(n as usize)),
+    }
 }
 
 /// How many bytes of small records are gathered before they are written.
@@ -183,17 +192,9 @@ fn write_all_vectored_at(f: &File, bufs: &[&[u8]], mut offset: u64) -> std::io::
                 offset as libc::off_t,
             )
         };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let mut n = n as usize;
+        let Some(mut n) = moved(n, std::io::ErrorKind::WriteZero)? else {
+            continue;
+        };
         offset += n as u64;
         while n > 0 {
             if n >= bufs[0].len() {
