@@ -1,8 +1,9 @@
 //! A regular file's bytes: its pieces fetched ahead of the one being written (a few within
 //! the file, many over a slow link), its chunks opened a few at a time on the pool's threads
 //! while the batch before them is written in order by one thread, small files' slices taken
-//! from their bundle (opened once for all its files), and `--verify`'s reading back. `file.rs` decides where and under which name
-//! the bytes go; this module only writes them into the open file.
+//! from their bundle (opened once for all its files), and `--verify`'s reading back.
+//! `file.rs` decides where and under which name the bytes go; this module only writes them
+//! into the open file.
 
 use super::Ctx;
 use crate::core::block::{self, Kind};
@@ -166,26 +167,22 @@ pub(super) fn write_content(
             }
         }
         let done = std::mem::take(&mut opened);
-        let data = batch.iter().filter(|(_, t, _)| t.is_some()).count();
-        let written = if done.is_empty() && data <= 1 {
-            // A file of one chunk (most files) is opened here, with no task to hand over.
-            opened = batch.into_iter().map(|p| open(ctx, p)).collect();
-            Ok(())
-        } else {
-            let (written, next) = rayon::join(
-                || w.write(done),
-                || {
-                    if data > 1 {
-                        batch.into_par_iter().map(|p| open(ctx, p)).collect()
-                    } else {
-                        batch.into_iter().map(|p| open(ctx, p)).collect::<Vec<_>>()
-                    }
-                },
-            );
-            opened = next;
-            written
+        // One chunk is opened where it is; several side by side on the pool.
+        let several = batch.iter().filter(|(_, s, _)| s.is_some()).count() > 1;
+        let open_all = || -> Vec<Opened> {
+            match several {
+                true => batch.into_par_iter().map(|p| open(ctx, p)).collect(),
+                false => batch.into_iter().map(|p| open(ctx, p)).collect(),
+            }
         };
-        written?;
+        if done.is_empty() && !several {
+            // A file of one chunk (most files): nothing to write yet, no task to hand over.
+            opened = open_all();
+        } else {
+            let (written, next) = rayon::join(|| w.write(done), open_all);
+            opened = next;
+            written?;
+        }
     }
     w.write(opened)?;
     match w.first_problem {
@@ -237,7 +234,9 @@ impl Progress<'_> {
                 (slice @ Piece::Slice { key, .. }, _) => ctx
                     .bundle(key)
                     .and_then(|b| Ok(Some(self.f.write_all_at(slice.bytes_of(&b)?, here)))),
-                (Piece::Data { .. }, None) => unreachable!("data pieces always have a ticket"),
+                (Piece::Data { .. }, None) => {
+                    unreachable!("data pieces always come with their stored chunk")
+                }
             };
             match written {
                 Ok(None) => {}

@@ -76,6 +76,28 @@ enum Item {
     },
 }
 
+impl Item {
+    /// The entry as it stands when nothing is left to do for it (it holds no data, or the
+    /// cache vouched for it); the item back otherwise. (Both are moved, not boxed: a box per
+    /// entry is what this path exists to save.)
+    #[allow(clippy::result_large_err)]
+    fn finished(self) -> std::result::Result<Done, Item> {
+        match self {
+            Item::Ready(entry) => Ok(Done {
+                entry,
+                stamp: None,
+                changed: false,
+            }),
+            Item::Cached(entry, stamp) => Ok(Done {
+                entry,
+                stamp: Some(stamp),
+                changed: false,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// A finished entry and what the file cache should remember about it.
 struct Done {
     entry: Entry,
@@ -517,16 +539,12 @@ impl Walk<'_, '_> {
         if ctx.stopped() {
             return Err(Error::Stopped);
         }
-        let done = |entry, stamp, changed| {
-            Ok(Some(Done {
-                entry,
-                stamp,
-                changed,
-            }))
+        let item = match item.finished() {
+            Ok(done) => return Ok(Some(done)),
+            Err(item) => item,
         };
         match item {
-            Item::Ready(entry) => done(entry, None, false),
-            Item::Cached(entry, stamp) => done(entry, Some(stamp), false),
+            Item::Ready(_) | Item::Cached(..) => unreachable!("taken by Item::finished"),
             Item::File {
                 entry,
                 abs,
@@ -568,7 +586,11 @@ impl Walk<'_, '_> {
                 };
                 entry.kind = EntryKind::Dir { tree };
                 let unchanged = cached.is_some_and(|c| c.stamp == stamp) && known == Some(tree);
-                done(entry, Some(stamp), !unchanged)
+                Ok(Some(Done {
+                    entry,
+                    stamp: Some(stamp),
+                    changed: !unchanged,
+                }))
             }
         }
     }

@@ -37,18 +37,9 @@ impl Walk<'_, '_> {
         let mut done = Vec::with_capacity(items.len());
         let mut rest = Vec::new();
         for item in items {
-            match item {
-                Item::Ready(entry) => done.push(Done {
-                    entry,
-                    stamp: None,
-                    changed: false,
-                }),
-                Item::Cached(entry, stamp) => done.push(Done {
-                    entry,
-                    stamp: Some(stamp),
-                    changed: false,
-                }),
-                other => rest.push(other),
+            match item.finished() {
+                Ok(d) => done.push(d),
+                Err(other) => rest.push(other),
             }
         }
         if rest.is_empty() {
