@@ -291,3 +291,15 @@ pub fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
     std::fs::write(path, bytes).expect("write");
 }
+
+/// The temporary name a restore writes a file or makes a directory `name` under
+/// (`.ore-partial-` and 16 hex digits of its BLAKE3 hash), as
+/// `ore/src/commands/restore/file.rs` makes it.
+pub fn partial_name(name: &str) -> String {
+    let h = blake3::hash(name.as_bytes());
+    let hex: String = h.as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(".ore-partial-{hex}")
+}

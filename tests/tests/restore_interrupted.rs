@@ -7,18 +7,22 @@
 //! write and is caught half written.
 
 use ore_tests::ore::{Ore, Run};
-use ore_tests::trees::{assert_same, bytes, is_root};
+use ore_tests::trees::{assert_same, bytes, is_root, partial_name};
 use ore_tests::users::{as_nobody, chown_tree, NOBODY};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Whether a file in `dir` (a temporary one, under any name, or one with no name yet that
-/// process `pid` holds open) holds some bytes yet.
+/// Whether a file in `dir` or a directory in it (a temporary one, under any name, or one with
+/// no name yet that process `pid` holds open) holds some bytes yet.
 fn writing(dir: &Path, pid: u32) -> bool {
     let big = |m: std::fs::Metadata| m.is_file() && m.len() > (4 << 20);
-    let named =
-        std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(big)));
+    let in_dir = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(big)))
+    };
+    let named = in_dir(dir)
+        || std::fs::read_dir(dir)
+            .is_ok_and(|rd| rd.flatten().any(|e| e.path().is_dir() && in_dir(&e.path())));
     // An unnamed file (O_TMPFILE) shows in /proc/PID/fd as "DIR/#INODE (deleted)".
     let unnamed = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|rd| {
         rd.flatten().any(|fd| {
@@ -29,13 +33,15 @@ fn writing(dir: &Path, pid: u32) -> bool {
     named || unnamed
 }
 
-fn interrupted_then_rerun(signal: libc::c_int) {
+/// A restore of a tree holding a 48 MiB file at `big` (a path in it) is stopped by `signal`
+/// while it writes that file; then the checks, and the plain re-run.
+fn interrupted_then_rerun(signal: libc::c_int, big: &str) {
     let d = ore_tests::ore::scratch();
     let store = d.path().join("store");
     let ore = Ore::fs(&store);
     let src = d.path().join("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    std::fs::write(src.join("big"), bytes(7, 48 << 20)).unwrap();
+    std::fs::write(src.join(big), bytes(7, 48 << 20)).unwrap();
     std::fs::write(src.join("sub/small"), b"small").unwrap();
     ore.snapshot("t", &src);
     // The same archive through a slow backend.
@@ -72,25 +78,48 @@ fn interrupted_then_rerun(signal: libc::c_int) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     let o = child.wait_with_output().unwrap();
     assert!(!o.status.success(), "the restore was interrupted");
-    // No file cut short under its real name.
-    if let Ok(md) = std::fs::metadata(dest.join("big")) {
+    // No file cut short under its real name; a directory the restore made is not under its
+    // real name until everything in it is done.
+    if let Ok(md) = std::fs::metadata(dest.join(big)) {
         assert_eq!(md.len(), 48 << 20, "a file cut short passes for restored");
-        assert_eq!(std::fs::read(dest.join("big")).unwrap(), bytes(7, 48 << 20));
+        assert_eq!(std::fs::read(dest.join(big)).unwrap(), bytes(7, 48 << 20));
+    }
+    if big.starts_with("sub/") {
+        assert!(
+            !dest.join("sub").exists(),
+            "the directory shows under its real name unfinished"
+        );
+        assert!(
+            dest.join(partial_name("sub")).is_dir(),
+            "the stopped run left its directory under the temporary name"
+        );
     }
     // The plain re-run completes what is missing; what it finds whole it leaves.
     let r: Run = ore.restore("t", &dest);
     assert!([0, 3].contains(&r.code), "re-run: {}\n{}", r.code, r.stderr);
+    if big.starts_with("sub/") {
+        // What the stopped run wrote beneath its temporary name is its own: taken up without
+        // a word about files left alone.
+        assert_eq!(r.code, 0, "re-run: {}", r.stderr);
+    }
     assert_same(&src, &dest);
 }
 
 #[test]
 fn a_restore_interrupted_by_sigint_mid_file_leaves_no_partial_file_and_a_rerun_completes() {
-    interrupted_then_rerun(libc::SIGINT);
+    interrupted_then_rerun(libc::SIGINT, "big");
 }
 
 #[test]
 fn a_restore_killed_mid_file_leaves_no_partial_file_and_a_rerun_completes() {
-    interrupted_then_rerun(libc::SIGKILL);
+    interrupted_then_rerun(libc::SIGKILL, "big");
+}
+
+#[test]
+fn a_restore_killed_mid_file_in_a_new_directory_shows_none_of_it_and_a_rerun_takes_it_up() {
+    // The file is written in place there, the directory being under a temporary name: the
+    // re-run, with the default `--overwrite never`, must not keep the file cut short in it.
+    interrupted_then_rerun(libc::SIGKILL, "sub/big");
 }
 
 fn mode(p: &Path) -> u32 {
@@ -189,17 +218,6 @@ fn a_deep_and_wide_tree_restores_within_a_small_descriptor_limit() {
     }
     Run::of(c.output().unwrap()).expect(0, "restore with few descriptors");
     assert_same(&src, &dest);
-}
-
-/// The temporary name a restore writes `name` under (`.ore-partial-` and 16 hex digits of its
-/// BLAKE3 hash), as `ore/src/commands/restore/file.rs` makes it.
-fn partial_name(name: &str) -> String {
-    let h = blake3::hash(name.as_bytes());
-    let hex: String = h.as_bytes()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(".ore-partial-{hex}")
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `swap-fresh DIR VICTIM`: the attacker of the "directory the restore just made" tests. Run
 //! as an ordinary user who may write in DIR, it waits (inotify) for a directory to appear in
-//! DIR, renames it aside the moment it does and puts a directory of its own, writable by all,
+//! DIR (under its real name or a restore's temporary one), renames it aside the moment it does and puts a directory of its own, writable by all,
 //! in its place — between the restore's `mkdirat` and its `openat`. Should the restore take
 //! that directory for the empty one it made, the attacker then replaces every symlink the
 //! restore makes in it with a hard link to VICTIM (a file outside the destination that the
@@ -60,7 +60,9 @@ fn main() {
                 continue;
             };
             let name = std::ffi::OsStr::from_bytes(name);
-            if name.as_bytes().starts_with(b".") {
+            // Its own names; a restore's temporary ones (`.ore-partial-...`, under which it
+            // makes a directory first) are attacked like real ones.
+            if name.as_bytes().starts_with(b".aside-") || name.as_bytes() == b".h" {
                 continue;
             }
             let p = d.join(name);

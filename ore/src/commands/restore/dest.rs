@@ -62,8 +62,8 @@ pub(super) fn open_top(
         ))),
         (Found::Missing, true) => {
             // Marked unfinished until its metadata is set, like every directory a restore
-            // makes (`walk::UNFINISHED`).
-            let made = match parent.mkdir(last, super::walk::UNFINISHED) {
+            // makes (`place::UNFINISHED`).
+            let made = match parent.mkdir(last, super::place::UNFINISHED) {
                 Ok(()) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
                 Err(e) => return Err(Error::io(dest, e)),

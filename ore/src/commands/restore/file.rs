@@ -17,9 +17,15 @@
 //! took 1.038 s before files were put in place whole, 1.122 s with the rename; then, in another sitting, 0.938 s before
 //! and 0.955 s with the unnamed file (as root).
 //!
+//! In a directory the restore made under a temporary name (`place.rs`), a file is created at
+//! its own name instead (`O_CREAT | O_EXCL`): nothing shows it under its real path until the
+//! whole directory is renamed into place, and a file made this way gets its times last, so a
+//! re-run that finds one cut short knows it by its size or time.
+//!
 //! The bytes themselves are written by `content.rs`.
 
 use super::content::{verify, write_content};
+use super::place::Place;
 use super::{attrs, Ctx, Overwrite};
 use crate::core::entry::{Content, Entry, EntryKind};
 use crate::core::fsys::Dir;
@@ -27,6 +33,17 @@ use crate::core::util::bytes_path;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// How a file being restored is written until it is whole.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// At its own name, in a directory under a temporary name (`place.rs`).
+    InPlace,
+    /// Unnamed, linked in when whole.
+    Unnamed,
+    /// Under its temporary name beside the real one, renamed when whole.
+    Partial,
+}
 
 /// How every temporary name begins.
 pub(super) const PARTIAL: &[u8] = b".ore-partial-";
@@ -44,47 +61,58 @@ pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
 /// Restores the regular file `e` into `dir` (shown as `dir_path`). Ok when the file is there
 /// afterwards — written, or left as it was — with the inode number of the regular file now at
 /// its name (none when what was left there is something else); an error message when it is
-/// not. `fresh`: the directory was made by this restore, so nothing is there to look for.
+/// not. `place`: what the restore knows of the directory (see `place.rs`).
 pub(super) fn restore_file(
     ctx: &Ctx,
     dir: &Dir,
     dir_path: &Path,
-    fresh: bool,
+    place: Place,
     e: &Entry,
 ) -> std::result::Result<Option<u64>, String> {
     let EntryKind::File { size, content } = &e.kind else {
         return Ok(None);
     };
     let path = dir_path.join(bytes_path(&e.name));
-    if !fresh {
-        if let Some(left) = found_there(ctx, dir, e, *size, &path) {
+    let overwrite = place.overwrite(ctx.opts.overwrite);
+    if !place.empty {
+        if let Some(left) = found_there(ctx, overwrite, dir, e, *size, &path) {
             return Ok(left);
         }
     }
     let tmp = partial_name(&e.name);
-    // An unnamed file is reachable by no name until it is whole, so it is made with its
-    // permission bits at once (less the umask; they are checked after): no second call to set
-    // them. A file written under a temporary name is private (0600) until then.
-    let unnamed = ctx
-        .unnamed
-        .then(|| dir.create_unnamed(e.mode & 0o777).ok())
-        .flatten();
-    let named = unnamed.is_none();
-    let f = match unnamed {
-        Some(f) => f,
-        None => create_partial(dir, &tmp, &path)?,
+    // A file made in place (in a directory under a temporary name) or unnamed is reachable by
+    // no name anyone looks for until it is whole, so it is made with its permission bits at
+    // once (less the umask; they are checked after): no second call to set them. A file
+    // written under a temporary name is private (0600) until then.
+    let (f, how) = if place.in_place() {
+        let f = dir
+            .create(&e.name, e.mode & 0o777)
+            .map_err(|err| format!("{}: not created: {err}", path.display()))?;
+        (f, Made::InPlace)
+    } else {
+        match ctx
+            .unnamed
+            .then(|| dir.create_unnamed(e.mode & 0o777).ok())
+            .flatten()
+        {
+            Some(f) => (f, Made::Unnamed),
+            None => (create_partial(dir, &tmp, &path)?, Made::Partial),
+        }
     };
+    let named = how == Made::Partial;
     // What was written of it would pass for the file restored: it goes (an unnamed file goes
     // with its descriptor).
     let discard = |msg: String| {
-        if !named {
-            return format!("{msg}; nothing of it was put in place");
-        }
-        let removed = match dir.unlink(&tmp) {
+        let written_as = match how {
+            Made::Unnamed => return format!("{msg}; nothing of it was put in place"),
+            Made::InPlace => &e.name,
+            Made::Partial => &tmp,
+        };
+        let removed = match dir.unlink(written_as) {
             Ok(()) => "what was written of it was removed".to_string(),
             Err(err) => format!(
                 "what was written of it is left as {} ({err})",
-                dir_path.join(bytes_path(&tmp)).display()
+                dir_path.join(bytes_path(written_as)).display()
             ),
         };
         format!("{msg}; {removed}")
@@ -100,7 +128,7 @@ pub(super) fn restore_file(
     let (written, hurt) = written.map_err(discard)?;
     // A copy the archive could not give whole never replaces a file already there: that one
     // may be the only good copy left.
-    if hurt && !fresh && dir.lstat(&e.name).is_ok() {
+    if hurt && !place.empty && dir.lstat(&e.name).is_ok() {
         if named {
             let _ = dir.unlink(&tmp);
         }
@@ -124,11 +152,13 @@ pub(super) fn restore_file(
         ctx.verified.fetch_add(1, Relaxed);
         ctx.verified_bytes.fetch_add(*size, Relaxed);
     }
-    let replace = ctx.opts.overwrite != Overwrite::Never;
+    let replace = overwrite != Overwrite::Never;
     // An unnamed file that is to replace what is there is linked in under its temporary name
     // first, then renamed over it.
     let mut under_tmp = false;
-    let placed = if named {
+    let placed = if how == Made::InPlace {
+        Ok(())
+    } else if named {
         drop(f);
         dir.rename(&tmp, &e.name, replace)
     } else {
@@ -195,12 +225,19 @@ pub(super) fn unnamed_works(dir: &Dir) -> bool {
     }
 }
 
-/// What is already at `e`'s name, when the overwrite policy keeps it: `Some` with what
+/// What is already at `e`'s name, when the overwrite rule `overwrite` keeps it: `Some` with what
 /// [`restore_file`] answers for a file kept, `None` when the file is to be written.
-fn found_there(ctx: &Ctx, dir: &Dir, e: &Entry, size: u64, path: &Path) -> Option<Option<u64>> {
+fn found_there(
+    ctx: &Ctx,
+    overwrite: Overwrite,
+    dir: &Dir,
+    e: &Entry,
+    size: u64,
+    path: &Path,
+) -> Option<Option<u64>> {
     let st = dir.lstat(&e.name).ok()?;
     let same = st.is_file() && st.size == size && st.mtime == e.mtime;
-    match ctx.opts.overwrite {
+    match overwrite {
         Overwrite::Never => {
             ctx.left_alone(path);
             Some(kept(ctx, e, &st))

@@ -24,6 +24,7 @@
 //! the other links to that target become links to it: the names that were one file inside
 //! the subtree are one file again.
 
+use super::place::Place;
 use super::{attrs, lock, one, Ctx, Link};
 use crate::core::entry::{EntryKind, Snapshot};
 use crate::core::error::Result;
@@ -135,7 +136,7 @@ pub(super) fn make(ctx: &Ctx, top: &Dir, snap: &Snapshot, sub: &[u8]) -> Result<
                 }
             },
         };
-        if !ctx.clear_way(there, &entry.name, &path, false) {
+        if !ctx.clear_way(there, &entry.name, &path, Place::BEFORE) {
             continue;
         }
         let linked = from
@@ -236,7 +237,7 @@ fn stand_in(
     match find(ctx.repo, &snap.root, target) {
         Ok(mut t) if matches!(t.kind, EntryKind::File { .. }) => {
             t.name = entry.name.clone();
-            if let Some(ino) = one(ctx, there, dir, false, t) {
+            if let Some(ino) = one(ctx, there, dir, Place::BEFORE, t) {
                 let made = (dir.to_path_buf(), entry.name.clone(), ino);
                 stand_ins.insert(target.to_vec(), made);
             }

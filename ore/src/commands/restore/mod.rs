@@ -18,9 +18,10 @@
 //!
 //! **What exists is left alone** by default (`--overwrite never`): an existing file, and an
 //! existing directory's mode, owner and times, with one warning that counts the files and
-//! names the option that updates them. A directory this restore makes stays `UNFINISHED`
+//! names the option that updates them. A directory this restore makes is built under a
+//! temporary name and renamed when done, and stays `UNFINISHED`
 //! (sticky, owner only) until its metadata is set, so that a re-run after an interruption
-//! knows it for one of its own and finishes it (`walk.rs`).
+//! knows it for one of its own and finishes it (`place.rs`).
 //!
 //! A block that is missing or corrupt — or that the backend answered it could not read (a log
 //! cut short, a file it cannot open: damage to that block, not a failure of the connection) —
@@ -39,6 +40,7 @@ mod dest;
 mod file;
 mod guard;
 mod links;
+mod place;
 mod plan;
 mod select;
 mod walk;
@@ -254,11 +256,11 @@ impl Ctx<'_> {
 
     /// Makes way for a non-directory entry `name` in `dir` (shown as `path`): what is there
     /// goes, unless `--overwrite never` keeps it (false: leave the name alone).
-    fn clear_way(&self, dir: &Dir, name: &[u8], path: &Path, fresh: bool) -> bool {
-        if fresh || dir.lstat(name).is_err() {
+    fn clear_way(&self, dir: &Dir, name: &[u8], path: &Path, place: place::Place) -> bool {
+        if place.empty || dir.lstat(name).is_err() {
             return true;
         }
-        if self.opts.overwrite == Overwrite::Never {
+        if place.overwrite(self.opts.overwrite) == Overwrite::Never {
             self.left_alone(path);
             return false;
         }
@@ -299,9 +301,9 @@ impl Ctx<'_> {
     /// Whether the metadata of directory `d`, which was there before this run, is set: not
     /// with `--overwrite never` (what exists is left alone: its mode, owner and times),
     /// unless an earlier restore made it and was stopped before finishing it
-    /// ([`walk::UNFINISHED`]).
+    /// ([`place::UNFINISHED`]).
     fn finishes_existing(&self, d: &Dir) -> bool {
-        self.opts.overwrite != Overwrite::Never || walk::unfinished(d)
+        self.opts.overwrite != Overwrite::Never || place::unfinished(d)
     }
 
     /// Puts back the times `found` of an existing directory left alone (shown as `path`),
@@ -442,7 +444,7 @@ pub fn restore(
     pool.install(|| -> Result<()> {
         if let EntryKind::Dir { tree } = &target.kind {
             ctx.dirs.fetch_add(1, Relaxed);
-            let wait = walk(ctx, *tree, &top_dir, &ctx.top, false, 0)?;
+            let wait = walk(ctx, *tree, &top_dir, &ctx.top, place::Place::BEFORE, 0)?;
             if !keep_top {
                 finish_dir(ctx, &top_dir, ctx.top.clone(), target.clone(), wait);
             }
@@ -451,7 +453,7 @@ pub fn restore(
             if let Some(name) = rename {
                 t.name = name;
             }
-            let _ = one(ctx, &top_dir, &ctx.top, false, t);
+            let _ = one(ctx, &top_dir, &ctx.top, place::Place::BEFORE, t);
         }
         links::make(ctx, &top_dir, snap, sub)
     })?;

@@ -1,12 +1,13 @@
 //! The descent: a directory's entries read, then restored in parallel — each subdirectory
-//! made (0700 and sticky until it is done: [`UNFINISHED`]) and opened by name relative to its
-//! parent's descriptor, never through a symlink, and walked in turn; each other entry made
-//! beside it.
+//! made (0700 and sticky until it is done, under a temporary name where it is new:
+//! `place.rs`) and opened by name relative to its parent's descriptor, never through a
+//! symlink, and walked in turn; each other entry made beside it.
 //!
 //! A directory's metadata is set through its descriptor when everything beneath it is done
 //! (`finish_dir`), unless it holds hard links: then after them (`links.rs`). A directory that
 //! was there before keeps its own with `--overwrite never`.
 
+use super::place::{self, Place};
 use super::{attrs, file, lock, Ctx, Link, AHEAD_ENTRIES, RUN};
 use crate::core::entry::{Entry, EntryKind};
 use crate::core::error::Result;
@@ -20,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// Restores the contents of directory tree `tree` into the open directory `dir` (shown as
-/// `path`, `depth` directories below the restore's top). `fresh`: this restore made the
-/// directory, so it is empty. True when the directory's metadata must wait for its hard links.
+/// `path`, `depth` directories below the restore's top), which is at `place`. True when the
+/// directory's metadata must wait for its hard links.
 ///
 /// The descent recurses, a level a directory (on worker threads with large stacks), and holds
 /// a descriptor a level: it stops at the depth any walk of a snapshot goes (`crate::core::depth`),
@@ -31,7 +32,7 @@ pub(super) fn walk(
     tree: Key,
     dir: &Dir,
     path: &Path,
-    fresh: bool,
+    place: Place,
     depth: usize,
 ) -> Result<bool> {
     let mut reader = Reader::<DirTree>::via(ctx.repo, ctx.fetcher(), tree);
@@ -55,12 +56,12 @@ pub(super) fn walk(
     }
     // A listing cut short by damage says nothing of what the snapshot holds past the damage:
     // what is here stays.
-    if ctx.opts.delete && !fresh && !whole {
+    if ctx.opts.delete && !place.empty && !whole {
         ctx.warn(format!(
             "{}: nothing removed in it: its listing in the archive is damaged",
             path.display()
         ));
-    } else if ctx.opts.delete && !fresh {
+    } else if ctx.opts.delete && !place.empty {
         remove_strays(ctx, dir, path, &entries);
     }
     entries.retain(|e| ctx.chosen(path, e));
@@ -74,7 +75,7 @@ pub(super) fn walk(
         .into_iter()
         .partition(|e| e.name.starts_with(file::PARTIAL));
     let made = Mutex::new(Vec::new());
-    let each = |entry: Entry| restore_entry(ctx, (dir, path, depth), fresh, entry, &made);
+    let each = |entry: Entry| restore_entry(ctx, (dir, path, depth), place, entry, &made);
     if ctx.prefetch.is_none() {
         entries
             .into_par_iter()
@@ -212,7 +213,7 @@ fn ahead(ctx: &Ctx, entries: Vec<Entry>, each: impl Fn(Entry) -> Result<()> + Sy
 fn restore_entry(
     ctx: &Ctx,
     (dir, path, depth): (&Dir, &Path, usize),
-    fresh: bool,
+    place: Place,
     entry: Entry,
     made: &Mutex<Vec<(Vec<u8>, u64)>>,
 ) -> Result<()> {
@@ -226,7 +227,7 @@ fn restore_entry(
     }
     let EntryKind::Dir { tree } = entry.kind else {
         let name = entry.name.clone();
-        if let Some(ino) = one(ctx, dir, path, fresh, entry) {
+        if let Some(ino) = one(ctx, dir, path, place, entry) {
             lock(made).push((name, ino));
         }
         return Ok(());
@@ -242,55 +243,24 @@ fn restore_entry(
         ));
         return Ok(());
     }
-    // Made here 0700, so that nobody else can put anything in it until it is done (and
-    // sticky, to be known as unfinished: see `UNFINISHED`); an existing one is used as it is
-    // — unless it is a symlink, which is not followed.
-    let made_here = match dir.mkdir(&entry.name, UNFINISHED) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !fresh => false,
-        Err(e) => {
+    let sub = match place::subdir(dir, place, &entry.name) {
+        Ok(sub) => sub,
+        Err(why) => {
             ctx.not_restored.fetch_add(1, Relaxed);
-            ctx.warn(format!(
-                "{}: directory not created: {e}; nothing below it restored",
-                sub_path.display()
-            ));
+            ctx.warn(format!("{}: {why}", sub_path.display()));
             return Ok(());
         }
     };
-    let sub = match dir.open_dir(&entry.name) {
-        Ok(d) => d,
-        Err(e) => {
-            let why = match e.raw_os_error() {
-                Some(libc::ELOOP | libc::ENOTDIR) => {
-                    "something else than a directory is there (a symlink is never followed)"
-                        .to_string()
-                }
-                _ => e.to_string(),
-            };
-            ctx.not_restored.fetch_add(1, Relaxed);
-            ctx.warn(format!(
-                "{}: directory not restored: {why}; nothing below it restored",
-                sub_path.display()
-            ));
-            return Ok(());
-        }
-    };
-    // What was made and what was opened are two lookups of the name: someone who can write
-    // in `dir` may have put a directory of their own there in between. Only one that is ours
-    // and closed to others is taken for the empty one made here (nobody else can write in
-    // it: symlinks are changed by name there); any other is restored into like a directory
-    // that was there before. (Not an error: on some file systems — vfat, NFS with root
-    // squashed — a directory just made is not ours alone either.)
-    let fresh = made_here && ours_alone(&sub);
     ctx.dirs.fetch_add(1, Relaxed);
-    if made_here || ctx.finishes_existing(&sub) {
-        let wait = walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
-        finish_dir(ctx, &sub, sub_path, entry, wait);
+    if sub.made || ctx.finishes_existing(&sub.dir) {
+        let wait = walk(ctx, tree, &sub.dir, &sub_path, sub.place, depth + 1)?;
+        place::put_in_place(ctx, dir, &sub, &entry.name, &sub_path);
+        finish_dir(ctx, &sub.dir, sub_path, entry, wait);
     } else {
         // There before, and left alone: its mode, owner and times stay as they were.
-        let found = crate::core::fsys::fstat(&sub).ok();
-        walk(ctx, tree, &sub, &sub_path, fresh, depth + 1)?;
-        ctx.keep_times(&sub, &sub_path, found);
+        let found = crate::core::fsys::fstat(&sub.dir).ok();
+        walk(ctx, tree, &sub.dir, &sub_path, sub.place, depth + 1)?;
+        ctx.keep_times(&sub.dir, &sub_path, found);
     }
     Ok(())
 }
@@ -299,29 +269,6 @@ fn restore_entry(
 /// that a directory has, if it cannot be read).
 pub(super) fn id(d: &Dir) -> (u64, u64) {
     crate::core::fsys::fstat(d).map_or((u64::MAX, u64::MAX), |st| (st.dev, st.ino))
-}
-
-/// The mode a restore makes a directory with, until its metadata is set: owner only, so that
-/// nobody else can put anything in it meanwhile, and sticky — a mark no directory a user
-/// makes is likely to carry — so that a re-run after an interruption tells a directory the
-/// stopped run made (and never finished) from one that was there before, which
-/// `--overwrite never` leaves as it is. (Sticky changes nothing for the restore, the owner of
-/// the directory.)
-pub(super) const UNFINISHED: u32 = 0o1700;
-
-/// Whether the open directory `d` was made by a restore that did not finish it: owned by the
-/// user this one runs as, sticky, and closed to others (see [`UNFINISHED`]).
-pub(super) fn unfinished(d: &Dir) -> bool {
-    crate::core::fsys::fstat(d).is_ok_and(|st| {
-        st.is_dir() && st.uid == crate::core::meta::euid() && st.mode & 0o1077 == 0o1000
-    })
-}
-
-/// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
-/// and nobody else may write in it (made 0700, less the umask).
-fn ours_alone(d: &Dir) -> bool {
-    crate::core::fsys::fstat(d)
-        .is_ok_and(|st| st.is_dir() && st.uid == crate::core::meta::euid() && st.mode & 0o077 == 0)
 }
 
 /// Sets a directory's metadata through its descriptor, now that everything beneath it is done
@@ -336,14 +283,20 @@ pub(super) fn finish_dir(ctx: &Ctx, dir: &Dir, path: PathBuf, entry: Entry, wait
 
 /// Restores one non-directory entry in `dir` (shown as `dir_path`). The inode number of the
 /// regular file that is there afterwards (made, or kept as it was), if it is one.
-pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Entry) -> Option<u64> {
+pub(super) fn one(
+    ctx: &Ctx,
+    dir: &Dir,
+    dir_path: &Path,
+    place: Place,
+    entry: Entry,
+) -> Option<u64> {
     let kind = match &entry.kind {
         EntryKind::File { .. } => {
             if ctx.archive_lost() {
                 ctx.not_restored(String::new(), true);
                 return None;
             }
-            return match file::restore_file(ctx, dir, dir_path, fresh, &entry) {
+            return match file::restore_file(ctx, dir, dir_path, place, &entry) {
                 Ok(ino) => ino,
                 Err(msg) => {
                     ctx.not_restored(msg, ctx.archive_lost());
@@ -371,7 +324,7 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         EntryKind::BlockDevice { .. } => libc::S_IFBLK,
     };
     let path = dir_path.join(bytes_path(&entry.name));
-    if !ctx.clear_way(dir, &entry.name, &path, fresh) {
+    if !ctx.clear_way(dir, &entry.name, &path, place) {
         return None;
     }
     let made = match &entry.kind {
@@ -386,24 +339,24 @@ pub(super) fn one(ctx: &Ctx, dir: &Dir, dir_path: &Path, fresh: bool, entry: Ent
         return None;
     }
     ctx.other.fetch_add(1, Relaxed);
-    if let Err(e) = special_meta(ctx, dir, &entry, kind, fresh, &path) {
+    if let Err(e) = special_meta(ctx, dir, &entry, kind, place, &path) {
         ctx.warn(format!("{}: metadata not restored: {e}", path.display()));
     }
     None
 }
 
 /// Metadata of a symlink, fifo or device node just made as `entry.name` in `dir`. A symlink
-/// in a directory this restore made (`fresh`: nobody else can write there yet) is changed by
-/// name; anything else through a node checked to be the one just made.
+/// in a directory this restore made (`place.empty`: nobody else can write there yet) is
+/// changed by name; anything else through a node checked to be the one just made.
 fn special_meta(
     ctx: &Ctx,
     dir: &Dir,
     entry: &Entry,
     kind: u32,
-    fresh: bool,
+    place: Place,
     path: &Path,
 ) -> std::io::Result<()> {
-    if kind == libc::S_IFLNK && fresh {
+    if kind == libc::S_IFLNK && place.empty {
         return attrs::set(ctx, attrs::On::Symlink(dir, &entry.name), entry, path);
     }
     let node = dir.node(&entry.name)?;

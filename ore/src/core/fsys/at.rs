@@ -26,7 +26,9 @@
 //! A file being restored is written unnamed (`O_TMPFILE`) and linked in under its name once
 //! whole (`linkat` with `AT_EMPTY_PATH`, which root may do, and since Linux 6.10 the process
 //! that opened the file): nothing of it is ever visible
-//! under a name before it is complete, and an interrupted run leaves nothing behind.
+//! under a name before it is complete, and an interrupted run leaves nothing behind. (In a
+//! directory the restore is building under a temporary name, files are made at their own
+//! names, `O_CREAT | O_EXCL`: no name anyone looks for leads there; `restore/place.rs`.)
 //!
 //! A hard link is made from such a node as well (`linkat` of `/proc/self/fd/N` with
 //! `AT_SYMLINK_FOLLOW`, which needs no privilege, unlike `AT_EMPTY_PATH`): the inode opened and
@@ -228,6 +230,36 @@ impl Dir {
             Err(e) if !replace && e.raw_os_error() == Some(libc::EINVAL) => {
                 self.hard_link(to, self, from)?;
                 self.unlink(from)
+            }
+            r => r,
+        }
+    }
+
+    /// Renames the directory `from` here to `to`, which must not exist (`AlreadyExists`
+    /// otherwise). Where the file system has no `RENAME_NOREPLACE`, `to` is looked up first
+    /// and a plain rename follows: a directory is never a hard link, so there is no link to
+    /// fall back on, and what the plain rename could replace in the moment between is only
+    /// an empty directory (a file or a non-empty directory makes it fail).
+    pub fn rename_dir(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let f = one_name(from)?;
+        let t = one_name(to)?;
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::renameat2(
+                self.raw(),
+                f.as_ptr(),
+                self.raw(),
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        match check(rc) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                if self.lstat(to).is_ok() {
+                    return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                }
+                // SAFETY: as above.
+                check(unsafe { libc::renameat(self.raw(), f.as_ptr(), self.raw(), t.as_ptr()) })
             }
             r => r,
         }
