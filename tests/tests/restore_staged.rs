@@ -58,21 +58,30 @@ fn a_directory_at_the_temporary_name_that_no_stopped_restore_left_is_left_alone(
     }
 }
 
+/// What a stopped run leaves in `dest`: its directory for `sub` under the temporary name,
+/// unfinished (ours, sticky, owner only), with `a` cut short, `deeper` unfinished holding `b`
+/// cut short, and what the snapshot does not hold there (`old`, cut short, and `gone/x`).
+fn stopped_run_left(dest: &Path) -> std::path::PathBuf {
+    let temp = dest.join(partial_name("sub"));
+    std::fs::create_dir_all(temp.join("deeper")).unwrap();
+    std::fs::create_dir_all(temp.join("gone")).unwrap();
+    for f in ["a", "deeper/b", "old", "gone/x"] {
+        std::fs::write(temp.join(f), b"").unwrap();
+    }
+    for dir in ["deeper", "gone", ""] {
+        std::fs::set_permissions(temp.join(dir), std::fs::Permissions::from_mode(0o1700)).unwrap();
+    }
+    temp
+}
+
 #[test]
 fn a_stopped_restores_directory_is_taken_up_and_a_file_cut_short_in_it_is_rewritten() {
     let d = ore_tests::ore::scratch();
     let (ore, src) = snapshot_with_a_subdirectory(d.path());
-    // What a stopped run leaves: its directory under the temporary name, unfinished (ours,
-    // sticky, owner only), with `a` cut short and `deeper` unfinished holding `b` cut short.
     let dest = d.path().join("dest");
-    let temp = dest.join(partial_name("sub"));
-    std::fs::create_dir_all(temp.join("deeper")).unwrap();
-    std::fs::write(temp.join("a"), b"").unwrap();
-    std::fs::write(temp.join("deeper/b"), b"").unwrap();
-    for dir in [temp.join("deeper"), temp.clone()] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1700)).unwrap();
-    }
-    // The default `--overwrite never`: files a stopped restore left are its own to finish.
+    let temp = stopped_run_left(&dest);
+    // The default `--overwrite never`: files a stopped restore left are its own to finish,
+    // and what the snapshot does not hold there goes with them.
     let r = ore.restore("t", &dest);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -83,18 +92,37 @@ fn a_stopped_restores_directory_is_taken_up_and_a_file_cut_short_in_it_is_rewrit
 }
 
 #[test]
+fn a_file_cut_short_by_a_stopped_restore_is_not_put_in_place_when_the_rerun_skips_its_name() {
+    // The re-run does not write `sub/a` again (excluded): the copy the stopped run cut short
+    // must not be renamed into place with the directory.
+    let d = ore_tests::ore::scratch();
+    let (ore, _) = snapshot_with_a_subdirectory(d.path());
+    let dest = d.path().join("dest");
+    stopped_run_left(&dest);
+    let to = dest.to_str().unwrap();
+    let r = ore.run(&["restore", "t", to, "--exclude", "sub/a"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !dest.join("sub/a").exists(),
+        "a file cut short was put in place"
+    );
+    assert!(!dest.join("sub/old").exists() && !dest.join("sub/gone").exists());
+    assert_eq!(std::fs::read(dest.join("sub/deeper/b")).unwrap(), b"b");
+}
+
+#[test]
 fn a_directory_put_at_its_name_while_it_was_restored_is_not_replaced() {
     let d = ore_tests::ore::scratch();
     let store = d.path().join("store");
     let ore = Ore::fs(&store);
     let src = d.path().join("src");
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    let big = bytes(3, 24 << 20);
+    let big = bytes(3, 48 << 20);
     std::fs::write(src.join("sub/big"), &big).unwrap();
     ore.snapshot("t", &src);
     // The same archive through a backend slow enough to act while `sub` is restored.
     let mut slow = Ore::new(format!(
-        "{} --serial 10 {} {}",
+        "{} --serial 15 {} {}",
         ore_tests::quote(&ore_tests::bin("delay-link")),
         ore_tests::quote(&ore_tests::bin("backend-fs")),
         ore_tests::quote(&store)

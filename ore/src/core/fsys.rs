@@ -209,6 +209,35 @@ impl Dir {
         })
     }
 
+    /// Whether the directory holds nothing but `.` and `..`. Reads its listing from the start
+    /// and rewinds it after, so [`Dir::names`] still lists everything.
+    pub fn is_empty(&self) -> io::Result<bool> {
+        let fd = self.fd.as_raw_fd();
+        let rewind = || {
+            // SAFETY: a descriptor we hold; rewinding a directory restarts its listing.
+            match unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            }
+        };
+        rewind()?;
+        let mut buf = [0u8; 1024];
+        let mut empty = true;
+        loop {
+            // SAFETY: the buffer is valid for its length; the kernel fills in whole records.
+            let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 || !empty {
+                break;
+            }
+            each_name(&buf[..n as usize], |_| empty = false);
+        }
+        rewind()?;
+        Ok(empty)
+    }
+
     /// The names in the directory (without `.` and `..`), in no particular order. Call once.
     pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
@@ -229,20 +258,7 @@ impl Dir {
             if n == 0 {
                 return Ok(out);
             }
-            // Each record: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-ended.
-            let mut at = 0usize;
-            while at + 19 < n as usize {
-                let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-                if reclen == 0 {
-                    break;
-                }
-                let rec = &buf[at + 19..(at + reclen).min(n as usize)];
-                let name = &rec[..rec.iter().position(|&b| b == 0).unwrap_or(rec.len())];
-                if name != b"." && name != b".." {
-                    out.push(name.to_vec());
-                }
-                at += reclen;
-            }
+            each_name(&buf[..n as usize], |name| out.push(name.to_vec()));
         }
     }
 
@@ -278,6 +294,24 @@ impl AsFd for Dir {
     }
 }
 
+/// Calls `f` with each name (but `.` and `..`) in `buf`, what one `getdents64` returned.
+fn each_name(buf: &[u8], mut f: impl FnMut(&[u8])) {
+    // Each record: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name NUL-ended.
+    let mut at = 0usize;
+    while at + 19 < buf.len() {
+        let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+        if reclen == 0 {
+            break;
+        }
+        let rec = &buf[at + 19..(at + reclen).min(buf.len())];
+        let name = &rec[..rec.iter().position(|&b| b == 0).unwrap_or(rec.len())];
+        if name != b"." && name != b".." {
+            f(name);
+        }
+        at += reclen;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +331,14 @@ mod tests {
         assert!(dir.lstat(b"sub").unwrap().is_dir());
         assert!(dir.lstat(b"l").unwrap().is_symlink());
         assert!(dir.lstat(b"missing").is_err());
+        assert!(!dir.is_empty().unwrap());
+        let mut again = dir.names().unwrap();
+        again.sort();
+        assert_eq!(again, names, "listed again after the emptiness check");
+        assert!(Dir::open(&d.path().join("sub"))
+            .unwrap()
+            .is_empty()
+            .unwrap());
         assert_eq!(stat_path(&d.path().join("l"), true).unwrap().ino, a.ino);
     }
 }

@@ -1,7 +1,8 @@
 //! `swap-fresh DIR VICTIM`: the attacker of the "directory the restore just made" tests. Run
 //! as an ordinary user who may write in DIR, it waits (inotify) for a directory to appear in
-//! DIR (under its real name or a restore's temporary one), renames it aside the moment it does and puts a directory of its own, writable by all,
-//! in its place — between the restore's `mkdirat` and its `openat`. Should the restore take
+//! DIR (under its real name or a restore's temporary one), renames it aside the moment it
+//! does and puts a directory of its own, writable by all, in its place — between the
+//! restore's `mkdirat` and its `openat`. Should the restore take
 //! that directory for the empty one it made, the attacker then replaces every symlink the
 //! restore makes in it with a hard link to VICTIM (a file outside the destination that the
 //! attacker may link but does not own), to catch the owner and times the restore then sets by

@@ -48,8 +48,9 @@ enum Made {
 /// How every temporary name begins.
 pub(super) const PARTIAL: &[u8] = b".ore-partial-";
 
-/// The temporary name a file is written under until it is whole: the same for the same name,
-/// so that a re-run replaces what an interrupted one left.
+/// The temporary name a file is written under, or a directory made under, until it is whole:
+/// the same for the same name, so that a re-run replaces (or takes up) what an interrupted
+/// one left.
 pub(super) fn partial_name(name: &[u8]) -> Vec<u8> {
     let h = blake3::hash(name);
     let mut out = Vec::with_capacity(29);
@@ -261,7 +262,15 @@ fn create_partial(dir: &Dir, tmp: &[u8], path: &Path) -> std::result::Result<Fil
         }
         r => r,
     }
-    .map_err(|err| format!("{}: not created: {err}", path.display()))
+    .map_err(|err| match err.kind() {
+        // Not a file: a directory a stopped restore left there, say.
+        std::io::ErrorKind::AlreadyExists => format!(
+            "{}: not created: its temporary name {} is taken by something that is not a file",
+            path.display(),
+            path.with_file_name(bytes_path(tmp)).display()
+        ),
+        _ => format!("{}: not created: {err}", path.display()),
+    })
 }
 
 /// The inode number of a file found at `e`'s name and kept, if a hard link may point at it: a

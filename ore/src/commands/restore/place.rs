@@ -12,13 +12,18 @@
 //! no name anyone looks for leads there; and once its last entry is restored it is renamed to
 //! its real name (`renameat2` with `RENAME_NOREPLACE`). Nothing below it shows under its real
 //! path before everything below it is done — whole directories appear at once, not only whole
-//! files.
+//! files. (Its own metadata is set right after the rename, so that a run stopped in between
+//! leaves it [`UNFINISHED`] for the next to finish; hard links into it are made once every
+//! file of the restore exists, as anywhere.) Messages name what is beneath it by its real
+//! path, where it will be.
 //!
 //! An interrupted run leaves the temporary directory. A re-run that finds one ours, still
 //! unfinished (owned by the user it runs as, sticky, closed to others), takes it up
 //! ([`Place::stopped`]): what is found in a directory of it that is still unfinished may be
-//! cut short, so there `--overwrite never` keeps nothing whose size or time differ from the
-//! snapshot's (a file written in place gets its times last). Something else at the temporary
+//! cut short, so before anything is restored there, whatever the snapshot does not hold as
+//! it is goes ([`tidy`]: a file whose size or time differ from the snapshot's — a file
+//! written in place gets its times last — or a name it does not hold), and
+//! `--overwrite never` keeps nothing there that is not as the snapshot says. Something else at the temporary
 //! name — a directory of someone else's, planted, or a file — is left alone, and the
 //! directory is made under its real name as before, its files written unnamed: a planted
 //! name slows a restore down, never stops or misleads it.
@@ -34,13 +39,15 @@
 //! named: a restore into a new directory shows it at once, filling.
 
 use super::Ctx;
+use crate::core::entry::{Entry, EntryKind};
 use crate::core::fsys::Dir;
 use crate::core::util::bytes_path;
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::Path;
 
 /// What the restore knows of a directory it restores into.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Place {
     /// Made by this restore, and nobody else can write in it: nothing is there to look at.
     pub empty: bool,
@@ -92,11 +99,12 @@ pub(super) fn unfinished(d: &Dir) -> bool {
     })
 }
 
-/// Whether the open directory `d` is as this restore makes one: owned by the user it runs as,
-/// and nobody else may write in it (made 0700, less the umask).
-fn ours_alone(d: &Dir) -> bool {
-    crate::core::fsys::fstat(d)
-        .is_ok_and(|st| st.is_dir() && st.uid == crate::core::meta::euid() && st.mode & 0o077 == 0)
+/// Whether the open directory `d`, just made, is as this restore makes one: [`unfinished`]
+/// (ours, closed to others) and empty. Someone who may write where it was made may have put
+/// another in its place between the two lookups of its name — one of their own, or another
+/// directory this restore is filling (which is ours and unfinished, but not empty).
+fn made_here(d: &Dir) -> bool {
+    unfinished(d) && d.is_empty().unwrap_or(false)
 }
 
 /// A subdirectory to restore into, open.
@@ -142,12 +150,12 @@ pub(super) fn subdir(parent: &Dir, place: Place, name: &[u8]) -> Result<Sub, Str
         format!("directory not restored: {why}; nothing below it restored")
     })?;
     // What was made and what was opened are two lookups of the name: someone who can write
-    // in `parent` may have put a directory of their own there in between. Only one that is
-    // ours and closed to others is taken for the empty one made here (nobody else can write
-    // in it: symlinks are changed by name there); any other is restored into like a
-    // directory that was there before. (Not an error: on some file systems — vfat, NFS with
-    // root squashed — a directory just made is not ours alone either.)
-    let empty = made && ours_alone(&dir);
+    // in `parent` may have put another directory there in between. Only one that is ours,
+    // closed to others and empty is taken for the one made here (nobody else can write in
+    // it: symlinks are changed by name there); any other is restored into like a directory
+    // that was there before. (Not an error: on some file systems — vfat, NFS with root
+    // squashed — a directory just made is not ours alone either.)
+    let empty = made && made_here(&dir);
     let stopped = place.hidden && !made && unfinished(&dir);
     Ok(Sub {
         place: Place {
@@ -170,13 +178,26 @@ fn under_temporary_name(parent: &Dir, name: &[u8]) -> Option<Sub> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
         Err(_) => return None,
     };
-    let dir = parent.open_dir(&temp).ok()?;
-    let place = if made && ours_alone(&dir) {
+    let Ok(dir) = parent.open_dir(&temp) else {
+        if made {
+            // Moved away or replaced since: an empty directory of ours goes, anything else
+            // stays (`rmdir` removes nothing else).
+            let _ = parent.rmdir(&temp);
+        }
+        return None;
+    };
+    let place = if made && made_here(&dir) {
         Place {
             empty: true,
             hidden: true,
             stopped: false,
         }
+    } else if made {
+        // Not what was made (a directory put in its place), or a file system where what a
+        // restore makes is not closed to others (vfat, NFS with root squashed): not used, and
+        // not left behind either.
+        let _ = parent.rmdir(&temp);
+        return None;
     } else if unfinished(&dir) {
         Place {
             empty: false,
@@ -201,17 +222,75 @@ fn under_temporary_name(parent: &Dir, name: &[u8]) -> Option<Sub> {
 /// is left as it is.
 pub(super) fn put_in_place(ctx: &Ctx, parent: &Dir, sub: &Sub, name: &[u8], path: &Path) {
     let Some(temp) = &sub.temp else { return };
-    if let Err(e) = parent.rename_dir(temp, name) {
-        let left = path.with_file_name(bytes_path(temp));
-        ctx.warn(format!(
-            "{}: restored, but not put in place: {}; it is left as {}",
-            path.display(),
-            match e.kind() {
-                ErrorKind::AlreadyExists =>
-                    "something was put at its name while it was restored".to_string(),
-                _ => e.to_string(),
-            },
+    let left = path.with_file_name(bytes_path(temp));
+    // The name is checked to hold the directory restored: one put in its place is not
+    // renamed for it (what the restore filled stays where it was moved, under a name it no
+    // longer knows).
+    let ours = parent
+        .open_dir(temp)
+        .is_ok_and(|d| super::walk::id(&d) == super::walk::id(&sub.dir));
+    let why = if !ours {
+        format!(
+            "something else was put at its temporary name {} while it was restored, and the \
+             directory restored was moved away",
             left.display()
-        ));
+        )
+    } else {
+        match parent.rename_dir(temp, name) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => format!(
+                "something was put at its name while it was restored; it is left as {}",
+                left.display()
+            ),
+            Err(e) => format!("{e}; it is left as {}", left.display()),
+        }
+    };
+    ctx.warn(format!(
+        "{}: restored, but not put in place: {why}",
+        path.display()
+    ));
+}
+
+/// Clears a stopped restore's directory `dir` (shown as `path`; the snapshot holds `entries`
+/// there) before anything is restored into it: whatever is not as the snapshot says goes — a
+/// file whose size or time differ from the snapshot's (cut short: a file made in place gets
+/// its times last), a directory where it holds none, anything else it does not hold, and
+/// symlinks and nodes (made again). All of it is the stopped run's own, beneath a name
+/// nobody looks at, and would otherwise be put in place with the directory wherever this run
+/// does not write the name again: a selection that skips it, a file that cannot be written
+/// (damage, a full disk), a listing cut short, a restore of another snapshot.
+pub(super) fn tidy(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
+    let names = match dir.names() {
+        Ok(n) => n,
+        Err(e) => {
+            ctx.warn(format!(
+                "{}: a stopped restore's directory could not be listed: {e}",
+                path.display()
+            ));
+            return;
+        }
+    };
+    let held: HashMap<&[u8], &Entry> = entries.iter().map(|e| (&e.name[..], e)).collect();
+    for name in names {
+        let Ok(st) = dir.lstat(&name) else { continue };
+        let keep = held.get(&name[..]).is_some_and(|e| match &e.kind {
+            EntryKind::Dir { .. } => st.is_dir(),
+            EntryKind::File { size, .. } => st.is_file() && st.size == *size && st.mtime == e.mtime,
+            _ => false,
+        });
+        if keep {
+            continue;
+        }
+        if let Err(p) = dir.remove_all(&name) {
+            ctx.warn(format!(
+                "{}: left by a stopped restore and not as the snapshot says, but not removed: \
+                 {}: {}",
+                path.join(bytes_path(&name)).display(),
+                path.join(bytes_path(&name))
+                    .join(bytes_path(&p.at))
+                    .display(),
+                p.error
+            ));
+        }
     }
 }

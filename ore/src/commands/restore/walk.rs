@@ -54,6 +54,9 @@ pub(super) fn walk(
             Err(e) => return Err(e),
         }
     }
+    if place.stopped {
+        place::tidy(ctx, dir, path, &entries);
+    }
     // A listing cut short by damage says nothing of what the snapshot holds past the damage:
     // what is here stays.
     if ctx.opts.delete && !place.empty && !whole {

@@ -236,7 +236,8 @@ impl Dir {
     }
 
     /// Renames the directory `from` here to `to`, which must not exist (`AlreadyExists`
-    /// otherwise). Where the file system has no `RENAME_NOREPLACE`, `to` is looked up first
+    /// otherwise). Where the file system (or the kernel: `ENOSYS`) has no `RENAME_NOREPLACE`,
+    /// `to` is looked up first
     /// and a plain rename follows: a directory is never a hard link, so there is no link to
     /// fall back on, and what the plain rename could replace in the moment between is only
     /// an empty directory (a file or a non-empty directory makes it fail).
@@ -254,7 +255,7 @@ impl Dir {
             )
         };
         match check(rc) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
                 if self.lstat(to).is_ok() {
                     return Err(io::Error::from(io::ErrorKind::AlreadyExists));
                 }
