@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// A tmpfs mounted for the value's lifetime.
 pub struct Tmpfs {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     /// Where it is mounted.
     pub at: PathBuf,
 }
@@ -18,6 +18,14 @@ impl Tmpfs {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let at = dir.path().join("mnt");
         std::fs::create_dir(&at).expect("the mount point");
+        let mut t = Tmpfs::mount_at(&at, mib);
+        t._dir = Some(dir);
+        t
+    }
+
+    /// Mounts a tmpfs of `mib` MiB on the directory `at`, which must exist.
+    pub fn mount_at(at: &Path, mib: u32) -> Tmpfs {
+        let at = at.to_path_buf();
         let st = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
             .arg(&at)
@@ -28,7 +36,7 @@ impl Tmpfs {
             "mounting a tmpfs at {} failed (root?)",
             at.display()
         );
-        Tmpfs { _dir: dir, at }
+        Tmpfs { _dir: None, at }
     }
 }
 

@@ -137,14 +137,6 @@ fn another_archive_and_ores_own_cache_inside_the_destination_are_kept() {
 }
 
 /// A tmpfs mounted at `at` until dropped.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_file_system_mounted_inside_the_destination_is_never_entered() {
     let d = scratch();
@@ -155,16 +147,7 @@ fn a_file_system_mounted_inside_the_destination_is_never_entered() {
     let dest = d.path().join("dest");
     let usb = dest.join("media/usb");
     std::fs::create_dir_all(&usb).expect("mkdir");
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&usb)
-        .status()
-        .expect("mount runs");
-    assert!(
-        st.success(),
-        "mounting a tmpfs takes root (CI runs as root)"
-    );
-    let _m = Mounted(usb.clone());
+    let _m = ore_tests::tmpfs::Tmpfs::mount_at(&usb, 4);
     std::fs::write(usb.join("photo"), b"p").expect("write");
     let r = o
         .run(&["restore", "t", dest.to_str().expect("UTF-8"), "--delete"])

@@ -111,6 +111,33 @@ fn a_file_cut_short_by_a_stopped_restore_is_not_put_in_place_when_the_rerun_skip
 }
 
 #[test]
+fn a_file_system_mounted_in_a_stopped_restores_directory_is_not_emptied() {
+    // Mounted (by root) inside what a stopped run left, at a name the snapshot does not hold:
+    // clearing the directory for the re-run must not reach into it.
+    let d = ore_tests::ore::scratch();
+    let (ore, _) = snapshot_with_a_subdirectory(d.path());
+    let dest = d.path().join("dest");
+    let temp = stopped_run_left(&dest);
+    std::fs::create_dir(temp.join("usb")).unwrap();
+    let mut usb = ore_tests::tmpfs::Tmpfs::mount_at(&temp.join("usb"), 4);
+    std::fs::write(usb.at.join("photo"), b"p").unwrap();
+    let r = ore.restore("t", &dest);
+    // The mount went with the directory, renamed into place.
+    usb.at = dest.join("sub/usb");
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("another file system is mounted there; not removed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(usb.at.join("photo")).unwrap(), b"p");
+    // Cut short beside it, and not held by the snapshot: gone all the same.
+    assert_eq!(std::fs::read(dest.join("sub/a")).unwrap(), b"a");
+    assert!(!dest.join("sub/old").exists());
+}
+
+#[test]
 fn a_directory_put_at_its_name_while_it_was_restored_is_not_replaced() {
     let d = ore_tests::ore::scratch();
     let store = d.path().join("store");

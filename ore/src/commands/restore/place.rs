@@ -271,6 +271,9 @@ pub(super) fn tidy(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
         }
     };
     let held: HashMap<&[u8], &Entry> = entries.iter().map(|e| (&e.name[..], e)).collect();
+    let Ok(dev) = crate::core::fsys::fstat(dir).map(|st| st.dev) else {
+        return;
+    };
     for name in names {
         let Ok(st) = dir.lstat(&name) else { continue };
         let keep = held.get(&name[..]).is_some_and(|e| match &e.kind {
@@ -279,6 +282,14 @@ pub(super) fn tidy(ctx: &Ctx, dir: &Dir, path: &Path, entries: &[Entry]) {
             _ => false,
         });
         if keep {
+            continue;
+        }
+        if st.dev != dev {
+            // Something mounted there since: not the stopped run's, and never emptied.
+            ctx.warn(format!(
+                "{}: another file system is mounted there; not removed",
+                path.join(bytes_path(&name)).display()
+            ));
             continue;
         }
         if let Err(p) = dir.remove_all(&name) {

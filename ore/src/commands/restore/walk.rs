@@ -54,12 +54,12 @@ pub(super) fn walk(
             Err(e) => return Err(e),
         }
     }
+    // A stopped run's directory is cleared of all that `--delete` would remove and more; a
+    // listing cut short by damage says nothing of what the snapshot holds past the damage:
+    // elsewhere, what is here stays.
     if place.stopped {
         place::tidy(ctx, dir, path, &entries);
-    }
-    // A listing cut short by damage says nothing of what the snapshot holds past the damage:
-    // what is here stays.
-    if ctx.opts.delete && !place.empty && !whole {
+    } else if ctx.opts.delete && !place.empty && !whole {
         ctx.warn(format!(
             "{}: nothing removed in it: its listing in the archive is damaged",
             path.display()
