@@ -76,6 +76,20 @@ impl Ore {
         o
     }
 
+    /// The archive of [`Ore::fs`] on `dir` reached through `delay-link --serial MS`: one
+    /// request at a time, each answered after `ms` ms, so that a run lasts long enough to be
+    /// caught in the middle.
+    pub fn fs_serially_slowed(&self, dir: &Path, ms: u32) -> Ore {
+        let mut slow = Ore::new(format!(
+            "{} --serial {ms} {} {}",
+            crate::quote(&crate::bin("delay-link")),
+            crate::quote(&crate::bin("backend-fs")),
+            crate::quote(dir)
+        ));
+        slow.passphrase = self.passphrase.clone();
+        slow
+    }
+
     /// The command with the archive, cache and passphrase set.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(crate::bin("ore"));

@@ -45,13 +45,7 @@ fn interrupted_then_rerun(signal: libc::c_int, big: &str) {
     std::fs::write(src.join("sub/small"), b"small").unwrap();
     ore.snapshot("t", &src);
     // The same archive through a slow backend.
-    let mut slow = Ore::new(format!(
-        "{} --serial 15 {} {}",
-        ore_tests::quote(&ore_tests::bin("delay-link")),
-        ore_tests::quote(&ore_tests::bin("backend-fs")),
-        ore_tests::quote(&store)
-    ));
-    slow.passphrase = ore.passphrase.clone();
+    let slow = ore.fs_serially_slowed(&store, 15);
     let dest = d.path().join("dest");
     let mut cmd = slow.cmd(&["restore", "t", dest.to_str().unwrap()]);
     cmd.stderr(std::process::Stdio::piped());

@@ -148,13 +148,7 @@ fn a_directory_put_at_its_name_while_it_was_restored_is_not_replaced() {
     std::fs::write(src.join("sub/big"), &big).unwrap();
     ore.snapshot("t", &src);
     // The same archive through a backend slow enough to act while `sub` is restored.
-    let mut slow = Ore::new(format!(
-        "{} --serial 15 {} {}",
-        ore_tests::quote(&ore_tests::bin("delay-link")),
-        ore_tests::quote(&ore_tests::bin("backend-fs")),
-        ore_tests::quote(&store)
-    ));
-    slow.passphrase = ore.passphrase.clone();
+    let slow = ore.fs_serially_slowed(&store, 15);
     let dest = d.path().join("dest");
     let mut cmd = slow.cmd(&["restore", "t", dest.to_str().unwrap()]);
     cmd.stdout(std::process::Stdio::piped())

@@ -157,13 +157,14 @@ pub(super) fn restore_file(
     // An unnamed file that is to replace what is there is linked in under its temporary name
     // first, then renamed over it.
     let mut under_tmp = false;
-    let placed = if how == Made::InPlace {
-        Ok(())
-    } else if named {
-        drop(f);
-        dir.rename(&tmp, &e.name, replace)
-    } else {
-        match dir.link_unnamed(&f, &e.name) {
+    let placed = match how {
+        // At its name already, in a directory under a temporary name.
+        Made::InPlace => Ok(()),
+        Made::Partial => {
+            drop(f);
+            dir.rename(&tmp, &e.name, replace)
+        }
+        Made::Unnamed => match dir.link_unnamed(&f, &e.name) {
             Err(err) if replace && err.kind() == std::io::ErrorKind::AlreadyExists => {
                 let _ = dir.unlink(&tmp);
                 match dir.link_unnamed(&f, &tmp) {
@@ -180,7 +181,7 @@ pub(super) fn restore_file(
                 }
             }
             r => r,
-        }
+        },
     };
     match placed {
         Ok(()) => {}
